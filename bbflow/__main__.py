@@ -1,0 +1,3 @@
+from bbflow.cli import main
+
+main()

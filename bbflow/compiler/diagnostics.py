@@ -1,0 +1,87 @@
+"""Diagnostics as values: passes collect them, renderers show them.
+
+A pass never raises for a user's mistake; it appends a ``Diagnostic`` to the
+``Diagnostics`` bag it was given and carries on. Codes are stable (see
+``bbflow.compiler.codes`` and docs/diagnostics/).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator
+
+import attrs
+
+from bbflow.compiler.source import Span
+
+
+class Severity(str, enum.Enum):
+    ERROR = "error"
+    WARNING = "warning"
+    NOTE = "note"
+
+
+@attrs.frozen(slots=True)
+class Label:
+    """A secondary span with a short message (``first defined here``)."""
+
+    span: Span
+    message: str
+
+
+@attrs.frozen(slots=True)
+class Diagnostic:
+    code: str  # "BBF201"
+    severity: Severity
+    message: str
+    span: Span
+    labels: tuple[Label, ...] = ()
+    notes: tuple[str, ...] = ()
+    help: str | None = None
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity is Severity.ERROR
+
+
+@attrs.define
+class Diagnostics:
+    """An ordered bag of diagnostics collected by the passes of one compilation."""
+
+    items: list[Diagnostic] = attrs.Factory(list)
+
+    def add(self, diag: Diagnostic) -> Diagnostic:
+        self.items.append(diag)
+        return diag
+
+    def error(self, code: str, message: str, span: Span, *, labels: tuple[Label, ...] = (),
+              notes: tuple[str, ...] = (), help: str | None = None) -> Diagnostic:
+        return self.add(Diagnostic(code, Severity.ERROR, message, span, labels, notes, help))
+
+    def warning(self, code: str, message: str, span: Span, *, labels: tuple[Label, ...] = (),
+                notes: tuple[str, ...] = (), help: str | None = None) -> Diagnostic:
+        return self.add(Diagnostic(code, Severity.WARNING, message, span, labels, notes, help))
+
+    def extend(self, diags: "Diagnostics | list[Diagnostic]") -> None:
+        self.items.extend(diags.items if isinstance(diags, Diagnostics) else diags)
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.items if d.is_error]
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        return [d for d in self.items if d.severity is Severity.WARNING]
+
+    def has_errors(self) -> bool:
+        return any(d.is_error for d in self.items)
+
+    def sorted(self) -> list[Diagnostic]:
+        """In file, then source order (stable for equal positions)."""
+        return sorted(self.items, key=lambda d: (d.span.file, d.span.line, d.span.column))
+
+    def __iter__(self) -> Iterator[Diagnostic]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)

@@ -1,0 +1,86 @@
+"""The seams between runtime parts: the robot port, runtime errors, event observers.
+
+The executor and the agents talk to a robot only through ``RobotPort`` (the
+robot proxy in ``bbflow.runtime.proxy`` implements it; tests may fake it).
+Every runtime event is a ``dict`` given to an ``Observer``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from bbflow.runtime import model
+
+#: Receives every runtime event: {"event", "reactor", "step", "run", "time", ...}.
+Observer = Callable[[dict[str, Any]], None]
+
+SAFETY_STATES = ("disarmed", "armed", "disarming", "fault")
+
+
+class RuntimeFailure(Exception):
+    """A failure of a step, undo or handler, with a stable short ``code``.
+
+    Codes: ``command`` (the driver reported an error), ``timeout``,
+    ``action`` (an action raised), ``expression`` (evaluating an expression
+    failed), ``result`` (a driver or action returned a value of the wrong
+    type), ``not_armed``, ``state`` (command not allowed in the robot's state),
+    ``fail`` (a ``fail`` statement), ``cancelled``, ``halted``, ``input``.
+    """
+
+    def __init__(self, message: str, code: str, *, command: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.command = command
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"message": self.message, "code": self.code}
+        if self.command is not None:
+            out["command"] = self.command
+        return out
+
+
+class RobotPort(Protocol):
+    """What the executor and agents need of one robot instance."""
+
+    spec: model.Robot
+    instance: str  # the instance name from bbflow.toml ("arm")
+
+    @property
+    def safety(self) -> str:
+        """One of SAFETY_STATES."""
+
+    @property
+    def state(self) -> str:
+        """The operational state ("idle", "busy", ...)."""
+
+    async def call(self, command: str, kwargs: dict[str, Any], *, timeout: float | None = None) -> Any:
+        """Run a command (``arm``/``disarm`` included); returns its validated result.
+
+        Raises ``RuntimeFailure`` (codes ``command``, ``timeout``, ``not_armed``,
+        ``state``, ``result``). Cancellation of the awaiting task is passed on
+        to the driver.
+        """
+
+    async def wait_state(self, states: tuple[str, ...]) -> str:
+        """Return at once if in one of ``states``, else when the robot enters one.
+
+        Subscribes before it checks, so a change between the two is never missed.
+        """
+
+    async def wait_event(self, event: str, predicate: Callable[[Any], bool] | None = None) -> Any:
+        """The data of the first ``event`` published after the call (that satisfies ``predicate``)."""
+
+    def on_safety(self, callback: Callable[[str, str], None]) -> Callable[[], None]:
+        """Call ``callback(old, new)`` on every safety change; returns an unsubscribe function."""
+
+    def on_state(self, callback: Callable[[str, str], None]) -> Callable[[], None]:
+        """Call ``callback(old, new)`` on every operational state change."""
+
+    def on_event(self, callback: Callable[[str, Any], None]) -> Callable[[], None]:
+        """Call ``callback(event_name, data)`` for every event the driver publishes."""
+
+
+#: Resolves an action's "module:function" target to a callable (sync or async).
+ActionResolver = Callable[[str], Callable[..., Any | Awaitable[Any]]]
