@@ -1,0 +1,38 @@
+"""Diagnostics as JSON, in exactly the shape the language reference promises:
+
+    {"diagnostics": [{"code", "severity", "message", "file", "line", "column",
+      "end_line", "end_column", "notes": [...], "help": str|null}], "files": N}
+
+Secondary labels have no field of their own in that shape; each becomes a note
+``"<message> (file:line:col)"`` so that no information is lost.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from bbflow.compiler.diagnostics import Diagnostic
+
+
+def diagnostic_dict(diag: Diagnostic) -> dict[str, Any]:
+    span = diag.span
+    labels = [f"{lb.message} ({lb.span.file}:{lb.span.line}:{lb.span.column})" for lb in diag.labels]
+    return {
+        "code": diag.code,
+        "severity": diag.severity.value,
+        "message": diag.message,
+        "file": span.file,
+        "line": span.line,
+        "column": span.column,
+        "end_line": span.end_line,
+        "end_column": span.end_column,
+        "notes": [*diag.notes, *labels],
+        "help": diag.help,
+    }
+
+
+def render_json(diags: Iterable[Diagnostic], files: int) -> str:
+    report = {"diagnostics": [diagnostic_dict(d) for d in diags], "files": files}
+    return json.dumps(report, indent=2, ensure_ascii=False) + "\n"

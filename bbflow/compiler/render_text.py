@@ -1,0 +1,99 @@
+"""Diagnostics as text, in the style of rustc.
+
+    error[BBF001]: expected `=` after the step name
+      --> flows/cell.flow:14:12
+       |
+    14 |     step a beep()
+       |            ^~~~~
+       |
+       = help: write `step NAME = CALL`
+
+The primary span is underlined with a caret and tildes, secondary labels with
+dashes and their message. Colour is applied only when asked (the CLI asks when
+the output is a terminal), so golden files and pipes get plain text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import click
+
+from bbflow.compiler.diagnostics import Diagnostic, Severity
+from bbflow.compiler.source import SourceFile, Span
+
+TAB = "    "
+_COLOURS = {Severity.ERROR: "red", Severity.WARNING: "yellow", Severity.NOTE: "cyan"}
+_GUTTER = "blue"
+
+
+def render_text(diags: Iterable[Diagnostic], sources: Mapping[str, SourceFile], *, color: bool = False) -> str:
+    """All ``diags`` as one text block, each followed by a blank line."""
+    return "".join(render_one(d, sources.get(d.span.file), color=color) + "\n" for d in diags)
+
+
+def render_one(diag: Diagnostic, source: SourceFile | None, *, color: bool = False) -> str:
+    """One diagnostic; without its source file, only the header and the location."""
+
+    def style(text: str, fg: str | None = None, bold: bool = False) -> str:
+        return click.style(text, fg=fg, bold=bold) if color else text
+
+    sev = _COLOURS[diag.severity]
+    span = diag.span
+    marks = _marks(diag, source)
+    width = len(str(max([span.line, *(line for line, _, _ in marks)])))
+    pad = " " * width
+    bar = style(f"{pad} |", _GUTTER, bold=True)
+    out = [
+        style(f"{diag.severity.value}[{diag.code}]", sev, bold=True) + style(f": {diag.message}", bold=True),
+        style(f"{pad}--> ", _GUTTER, bold=True) + f"{span.file}:{span.line}:{span.column}",
+    ]
+    if marks:
+        out.append(bar)
+        previous = None
+        for line, under, primary in marks:
+            if previous is not None and line > previous + 1:
+                out.append(style("...", _GUTTER, bold=True))
+            if line != previous:
+                number = style(f"{line:>{width}} |", _GUTTER, bold=True)
+                out.append(f"{number} {_expand(source.line(line))}".rstrip())  # type: ignore[union-attr]
+            marker = under.lstrip(" ")
+            indent = " " * (len(under) - len(marker))
+            out.append(f"{bar} {indent}" + style(marker, sev if primary else _GUTTER, bold=True))
+            previous = line
+    if diag.notes or diag.help:
+        out.append(bar)
+    for note in diag.notes:
+        out.append(f"{pad} " + style("= note", bold=True) + f": {note}")
+    if diag.help:
+        out.append(f"{pad} " + style("= help", bold=True) + f": {diag.help}")
+    return "\n".join(out) + "\n"
+
+
+def _marks(diag: Diagnostic, source: SourceFile | None) -> list[tuple[int, str, bool]]:
+    """(line, underline text, is primary) for the primary span and the labels in its file."""
+    if source is None or not source.lines:
+        return []
+    marks = [(diag.span.line, _underline(diag.span, source, "^", "~", ""), True)]
+    for label in diag.labels:
+        if label.span.file == diag.span.file:
+            marks.append((label.span.line, _underline(label.span, source, "-", "-", label.message), False))
+    marks.sort(key=lambda m: (m[0], not m[2]))
+    return marks
+
+
+def _underline(span: Span, source: SourceFile, first: str, rest: str, message: str) -> str:
+    """Spaces up to the span's start, then its marker, on the span's first line."""
+    text = source.line(span.line)
+    start = len(_expand(text[: span.column - 1]))
+    if span.end_line == span.line and span.end_column > span.column:
+        end = len(_expand(text[: span.end_column - 1]))
+    else:  # a multi-line span is marked to the end of its first line
+        end = max(len(_expand(text)), start + 1)
+    length = max(end - start, 1)
+    marker = first + rest * (length - 1)
+    return " " * start + marker + (f" {message}" if message else "")
+
+
+def _expand(text: str) -> str:
+    return text.replace("\t", TAB)

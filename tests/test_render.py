@@ -1,0 +1,177 @@
+"""The three renderers of diagnostics: text (golden files), JSON (shape), SARIF (schema)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from bbflow.compiler.codes import CODES
+from bbflow.compiler.diagnostics import Diagnostic, Diagnostics, Label, Severity
+from bbflow.compiler.render_json import render_json
+from bbflow.compiler.render_sarif import file_uri, render_sarif
+from bbflow.compiler.render_text import render_text
+from bbflow.compiler.source import SourceFile, Span
+
+GOLDEN = Path(__file__).parent / "golden"
+SCHEMA = json.loads((Path(__file__).parent / "data" / "sarif-2.1.0-subset.schema.json").read_text())
+UPDATE = os.environ.get("BBFLOW_UPDATE_GOLDEN") == "1"  # regenerate golden files, then review the diff
+
+FILE = "flows/cell.flow"
+TEXT = """\
+robot Arm {
+    command move_to(target: Pose) -> Pose category motion
+}
+
+reactor Beep() on Arm {
+    step a beep()
+    step a = move_to(target: {x: 0.0,
+\t\ty: 1.0, z: 0.2})
+}
+"""
+SOURCES = {FILE: SourceFile(FILE, TEXT)}
+
+
+def sample() -> Diagnostics:
+    diags = Diagnostics()
+    diags.error("BBF001", "expected `=` after the step name", Span(FILE, 6, 12, 6, 16),
+                help="a step is written `step NAME = CALL`")
+    diags.error("BBF102", "step `a` is defined twice", Span(FILE, 7, 10, 7, 11),
+                labels=(Label(Span(FILE, 6, 10, 6, 11), "first defined here"),),
+                notes=("steps of one reactor need distinct names",))
+    diags.error("BBF203", "record has no field `y`", Span(FILE, 8, 3, 8, 4), help="did you mean `x`?")
+    diags.error("BBF201", "expected `Pose`, found a record without `y`", Span(FILE, 7, 30, 8, 17))
+    diags.warning("BBF303", "the value of step `a` is never used", Span.point(FILE, 6, 5))
+    return diags
+
+
+def check_golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if UPDATE:
+        path.write_text(text)
+    assert text == path.read_text()
+
+
+def test_text_golden_plain() -> None:
+    check_golden("render_plain.txt", render_text(sample().sorted(), SOURCES))
+
+
+def test_text_golden_colour() -> None:
+    check_golden("render_colour.txt", render_text(sample().sorted(), SOURCES, color=True))
+
+
+def test_text_has_colour_only_when_asked() -> None:
+    plain = render_text(sample(), SOURCES)
+    coloured = render_text(sample(), SOURCES, color=True)
+    assert "\x1b[" not in plain
+    assert "\x1b[" in coloured
+
+
+def test_text_caret_under_the_span() -> None:
+    out = render_text([sample().items[0]], SOURCES).splitlines()
+    assert out[0] == "error[BBF001]: expected `=` after the step name"
+    assert out[1] == " --> flows/cell.flow:6:12"
+    source_line = next(i for i, line in enumerate(out) if line.startswith("6 |"))
+    assert out[source_line + 1].index("^") == out[source_line].index("beep")
+    assert out[source_line + 1].endswith("^~~~")
+
+
+def test_text_expands_tabs_consistently() -> None:
+    out = render_text([sample().items[2]], SOURCES).splitlines()
+    line = next(i for i, text in enumerate(out) if text.startswith("8 |"))
+    assert "\t" not in out[line]
+    assert out[line + 1].index("^") == out[line].index("y:")
+
+
+def test_text_without_source_shows_the_location() -> None:
+    diag = Diagnostic("BBF103", Severity.ERROR, "module `cell.arms` not found", Span.point("other.flow", 3, 6))
+    assert render_text([diag], {}) == "error[BBF103]: module `cell.arms` not found\n --> other.flow:3:6\n\n"
+
+
+def test_text_wide_gutter_for_big_line_numbers() -> None:
+    text = "\n" * 120 + "step x = y\n"
+    diag = Diagnostic("BBF101", Severity.ERROR, "unknown name `y`", Span("big.flow", 121, 10, 121, 11))
+    out = render_text([diag], {"big.flow": SourceFile("big.flow", text)}).splitlines()
+    assert out[1] == "   --> big.flow:121:10"
+    assert out[3] == "121 | step x = y"
+    assert out[4] == "    |          ^"
+
+
+def test_json_shape_is_exactly_the_contract() -> None:
+    report = json.loads(render_json(sample().items, files=3))
+    assert set(report) == {"diagnostics", "files"}
+    assert report["files"] == 3
+    keys = {"code", "severity", "message", "file", "line", "column", "end_line", "end_column", "notes", "help"}
+    for d in report["diagnostics"]:
+        assert set(d) == keys
+        assert isinstance(d["notes"], list)
+        assert d["help"] is None or isinstance(d["help"], str)
+    first = report["diagnostics"][0]
+    assert first == {
+        "code": "BBF001", "severity": "error", "message": "expected `=` after the step name",
+        "file": FILE, "line": 6, "column": 12, "end_line": 6, "end_column": 16,
+        "notes": [], "help": "a step is written `step NAME = CALL`",
+    }
+
+
+def test_json_labels_become_notes() -> None:
+    report = json.loads(render_json([sample().items[1]], files=1))
+    assert report["diagnostics"][0]["notes"] == [
+        "steps of one reactor need distinct names", "first defined here (flows/cell.flow:6:10)"]
+
+
+def test_json_warning_severity() -> None:
+    report = json.loads(render_json([sample().items[4]], files=1))
+    assert report["diagnostics"][0]["severity"] == "warning"
+
+
+def test_sarif_validates_against_the_schema() -> None:
+    log = json.loads(render_sarif(sample().sorted()))
+    jsonschema.validate(log, SCHEMA)
+
+
+def test_sarif_empty_run_validates() -> None:
+    log = json.loads(render_sarif([]))
+    jsonschema.validate(log, SCHEMA)
+    assert log["runs"][0]["results"] == []
+
+
+def test_schema_rejects_broken_sarif() -> None:
+    """The schema is not vacuous: a misspelt region key or a bad level fails it."""
+    log = json.loads(render_sarif(sample().sorted()))
+    region = log["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["region"]
+    region["startline"] = region.pop("startLine")
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(log, SCHEMA)
+    log = json.loads(render_sarif(sample().sorted()))
+    log["runs"][0]["results"][0]["level"] = "fatal"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(log, SCHEMA)
+
+
+def test_sarif_rules_and_results() -> None:
+    log = json.loads(render_sarif(sample().sorted()))
+    run = log["runs"][0]
+    rules = run["tool"]["driver"]["rules"]
+    assert [r["id"] for r in rules] == list(CODES)
+    assert all(r["help"]["text"].startswith(f"# {r['id']}") for r in rules)
+    assert rules[list(CODES).index("BBF303")]["defaultConfiguration"]["level"] == "warning"
+    results = run["results"]
+    assert [r["ruleId"] for r in results] == ["BBF303", "BBF001", "BBF102", "BBF201", "BBF203"]
+    for r in results:
+        assert rules[r["ruleIndex"]]["id"] == r["ruleId"]
+    dup = results[2]
+    assert dup["level"] == "error"
+    assert dup["message"]["text"] == "step `a` is defined twice\nnote: steps of one reactor need distinct names"
+    loc = dup["locations"][0]["physicalLocation"]
+    assert loc == {"artifactLocation": {"uri": "flows/cell.flow"},
+                   "region": {"startLine": 7, "startColumn": 10, "endLine": 7, "endColumn": 11}}
+    assert dup["relatedLocations"][0]["message"]["text"] == "first defined here"
+
+
+def test_sarif_uris() -> None:
+    assert file_uri("flows/my cell.flow") == "flows/my%20cell.flow"
+    assert file_uri("/abs/cell.flow") == "file:///abs/cell.flow"
