@@ -1,0 +1,260 @@
+"""Signals: the CloudEvents 1.0 envelope, UUIDv7 ids, and the check at the door.
+
+Every signal that moves on the bus is an ``Envelope`` (CloudEvents 1.0,
+structured JSON form). Signals that come from outside (standard input, a
+robot) are parsed with ``parse_signal``: the type must be declared and the
+data must conform to the declared payload type, else the signal is refused
+with a ``SignalRejected`` carrying the reason. A refusal with ``type`` set is
+a *drop* (reported as ``signal.dropped``); one without is not a signal at all
+(not a JSON object, or no string ``type``), which the caller reports as it sees fit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+import attrs
+
+from bbflow.runtime import model
+from bbflow.runtime.types import ANY, SAFETY, STR, Record, RType, TypeMismatch
+
+SPECVERSION = "1.0"
+CONTENT_TYPE = "application/json"
+
+#: The standard robot signals of ``std.prelude``; used when a program does not declare them itself.
+STANDARD_SIGNALS: tuple[model.Signal, ...] = (
+    model.Signal("robot.safety.changed", Record((("from", SAFETY), ("to", SAFETY)))),
+    model.Signal("robot.state.changed", Record((("from", STR), ("to", STR)))),
+    model.Signal("robot.error", Record((("message", STR),))),
+)
+ROBOT_EVENT_PREFIX = "robot.event."
+_ROBOT_BOUND = frozenset(s.type for s in STANDARD_SIGNALS)
+
+
+# --- UUIDv7 -----------------------------------------------------------------------
+
+
+class _Uuid7:
+    """RFC 9562 UUIDv7 with a 12-bit counter in ``rand_a`` (method 1): ids sort by creation.
+
+    Within one millisecond the counter increments from a random start below
+    2048; if it overflows, the timestamp is advanced by one millisecond, so ids
+    from one process are strictly increasing even under a burst.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ms = -1
+        self._counter = 0
+
+    def __call__(self) -> str:
+        with self._lock:
+            ms = time.time_ns() // 1_000_000
+            if ms > self._ms:
+                self._ms = ms
+                self._counter = int.from_bytes(os.urandom(2), "big") & 0x7FF
+            else:
+                self._counter += 1
+                if self._counter > 0xFFF:
+                    self._ms += 1
+                    self._counter = int.from_bytes(os.urandom(2), "big") & 0x7FF
+            ms, counter = self._ms, self._counter
+        rand_b = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
+        value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62 | rand_b
+        return str(uuid.UUID(int=value))
+
+
+#: A new UUIDv7 as its canonical string.
+uuid7 = _Uuid7()
+
+
+def now_rfc3339() -> str:
+    """The current UTC time as RFC 3339 with milliseconds (``2026-01-02T03:04:05.678Z``)."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# --- the envelope -----------------------------------------------------------------
+
+
+@attrs.frozen(slots=True)
+class Envelope:
+    """A CloudEvents 1.0 event. ``data`` has already been checked against the payload type."""
+
+    type: str
+    source: str
+    id: str = attrs.field(factory=uuid7)
+    time: str = attrs.field(factory=now_rfc3339)
+    data: Any = None
+    subject: str | None = None
+    specversion: str = SPECVERSION
+    datacontenttype: str = CONTENT_TYPE
+
+    def binding(self) -> dict[str, Any]:
+        """What a route's ``as NAME`` binds: ``type source id time subject data``."""
+        return {
+            "type": self.type,
+            "source": self.source,
+            "id": self.id,
+            "time": self.time,
+            "subject": self.subject,
+            "data": self.data,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        """The CloudEvents structured form (optional attributes left out when unset)."""
+        out: dict[str, Any] = {
+            "specversion": self.specversion,
+            "id": self.id,
+            "source": self.source,
+            "type": self.type,
+            "time": self.time,
+            "datacontenttype": self.datacontenttype,
+        }
+        if self.subject is not None:
+            out["subject"] = self.subject
+        if self.data is not None:
+            out["data"] = self.data
+        return out
+
+
+def is_robot_bound(signal_type: str) -> bool:
+    """Standard robot signals reach only the agents bound to the robot that raised them."""
+    return signal_type in _ROBOT_BOUND or signal_type.startswith(ROBOT_EVENT_PREFIX)
+
+
+def robot_source(instance: str) -> str:
+    return f"/robot/{instance}"
+
+
+def robot_of_source(source: str) -> str | None:
+    """The robot instance named by a ``/robot/INSTANCE`` source, else ``None``."""
+    if source.startswith("/robot/"):
+        instance = source[len("/robot/") :]
+        if instance and "/" not in instance:
+            return instance
+    return None
+
+
+# --- the door ---------------------------------------------------------------------
+
+
+class SignalRejected(Exception):
+    """A signal refused at the door.
+
+    ``type`` is the signal's type when it had one (a *drop*: undeclared type or
+    bad data), ``None`` when the input was not a signal at all.
+    """
+
+    def __init__(self, reason: str, type: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.type = type
+
+
+class SignalCatalog:
+    """The declared signal types and their payload types.
+
+    Built from a program: its declared signals, the standard robot signals
+    (unless the program declares them itself, as ``std.prelude`` does), and
+    ``robot.event.NAME`` for every event of every robot interface. Two robots
+    that declare one event name with different payloads make that signal's
+    data ``any`` at the door; the robot glue checks events against their own robot.
+    """
+
+    def __init__(self, signals: Mapping[str, RType | None]) -> None:
+        self._payloads = dict(signals)
+
+    @classmethod
+    def from_program(cls, program: model.Program) -> "SignalCatalog":
+        payloads: dict[str, RType | None] = {s.type: s.payload for s in STANDARD_SIGNALS}
+        for robot in program.robots.values():
+            for event in robot.events.values():
+                key = ROBOT_EVENT_PREFIX + event.name
+                if key in payloads and payloads[key] != event.payload:
+                    payloads[key] = ANY
+                else:
+                    payloads[key] = event.payload
+        payloads.update({t: s.payload for t, s in program.signals.items()})
+        return cls(payloads)
+
+    @classmethod
+    def of(cls, *signals: model.Signal) -> "SignalCatalog":
+        return cls({s.type: s.payload for s in signals})
+
+    def __contains__(self, signal_type: str) -> bool:
+        return signal_type in self._payloads
+
+    def types(self) -> list[str]:
+        return sorted(self._payloads)
+
+    def conform(self, signal_type: str, data: Any) -> Any:
+        """``data`` checked (and normalised) against the payload of ``signal_type``.
+
+        Raises ``SignalRejected`` (with the type) when the type is undeclared or
+        the data does not conform. A signal declared without a payload takes no
+        data (``null`` or an empty object are accepted and read as no data).
+        """
+        if signal_type not in self._payloads:
+            raise SignalRejected(f"undeclared signal type {signal_type!r}", signal_type)
+        payload = self._payloads[signal_type]
+        if payload is None:
+            if data is None or data == {}:
+                return None
+            raise SignalRejected(f"{signal_type} carries no data, got {_short(data)}", signal_type)
+        try:
+            return payload.conform(data, "data")
+        except TypeMismatch as exc:
+            raise SignalRejected(f"bad data: {exc}", signal_type) from None
+
+
+def parse_signal(obj: Any, catalog: SignalCatalog, *, source: str = "/stdin") -> Envelope:
+    """An envelope from a CloudEvents structured-form object, checked at the door.
+
+    At least ``type`` (and ``data`` when the payload needs it) must be given;
+    ``id`` (UUIDv7), ``time`` (now) and ``source`` (the ``source`` argument) are
+    filled in when missing. Raises ``SignalRejected``.
+    """
+    if not isinstance(obj, dict):
+        raise SignalRejected(f"not a JSON object: {_short(obj)}")
+    signal_type = obj.get("type")
+    if not isinstance(signal_type, str) or not signal_type:
+        raise SignalRejected("no string 'type'")
+    specversion = obj.get("specversion", SPECVERSION)
+    if specversion != SPECVERSION:
+        raise SignalRejected(f"unsupported specversion {specversion!r} (expected '1.0')", signal_type)
+    content_type = obj.get("datacontenttype", CONTENT_TYPE)
+    if content_type != CONTENT_TYPE:
+        raise SignalRejected(f"unsupported datacontenttype {content_type!r}", signal_type)
+    for attr in ("id", "source", "time", "subject"):
+        if attr in obj and not isinstance(obj[attr], str):
+            raise SignalRejected(f"attribute {attr!r} must be a string", signal_type)
+    data = catalog.conform(signal_type, obj.get("data"))
+    return Envelope(
+        type=signal_type,
+        source=obj.get("source") or source,
+        id=obj.get("id") or uuid7(),
+        time=obj.get("time") or now_rfc3339(),
+        data=data,
+        subject=obj.get("subject"),
+    )
+
+
+def parse_line(line: str, catalog: SignalCatalog, *, source: str = "/stdin") -> Envelope:
+    """``parse_signal`` of one JSON line."""
+    try:
+        obj = json.loads(line)
+    except ValueError as exc:
+        raise SignalRejected(f"not JSON: {exc}") from None
+    return parse_signal(obj, catalog, source=source)
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, default=repr)
+    return text if len(text) <= 60 else text[:57] + "..."
