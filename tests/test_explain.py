@@ -1,0 +1,68 @@
+"""The code registry, the explain pages, `bbflow explain`, and docs/diagnostics."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bbflow.cli import main
+from bbflow.compiler.codes import CODES, explain, normalize
+
+ROOT = Path(__file__).resolve().parent.parent
+CONTRACT = ROOT.parent / "shared" / "LANGUAGE.md"
+
+
+@pytest.mark.parametrize("code", list(CODES))
+def test_every_code_has_a_page(code: str) -> None:
+    page = explain(code)
+    assert page.startswith(f"# {code}: ")
+    assert f"Severity: {CODES[code].severity.value}" in page
+    for section in ("## What it means", "## Example", "## How to fix"):
+        assert section in page
+
+
+def test_pages_are_exactly_the_registry() -> None:
+    pages = {p.stem for p in (ROOT / "bbflow" / "explain").glob("*.md")}
+    assert pages == set(CODES)
+
+
+@pytest.mark.skipif(not CONTRACT.exists(), reason="../shared/LANGUAGE.md not present")
+def test_registry_matches_the_contract_table() -> None:
+    rows = re.findall(r"^\| (BBF\d{3}) \| (error|warning) \|", CONTRACT.read_text(), re.M)
+    assert {code: sev for code, sev in rows} == {c.code: c.severity.value for c in CODES.values()}
+
+
+def test_normalize() -> None:
+    assert normalize("bbf401") == normalize(" BBF401 ") == normalize("401") == "BBF401"
+    assert normalize("1") == "BBF001"
+    assert normalize("BBF999") is None
+    with pytest.raises(KeyError):
+        explain("BBF999")
+
+
+def test_cli_explain_prints_the_page() -> None:
+    result = CliRunner().invoke(main, ["explain", "BBF401"])
+    assert result.exit_code == 0
+    assert result.output == explain("BBF401")
+
+
+def test_cli_explain_unknown_code_is_a_usage_error() -> None:
+    result = CliRunner().invoke(main, ["explain", "BBF999"])
+    assert result.exit_code == 2
+    assert "unknown code 'BBF999'" in result.output
+
+
+def test_docs_diagnostics_is_the_same_text() -> None:
+    link = ROOT / "docs" / "diagnostics"
+    assert link.is_symlink()
+    assert Path(link.readlink()) == Path("../bbflow/explain")
+    assert (link / "BBF401.md").read_text() == explain("BBF401")
+
+
+def test_docs_index_links_every_code() -> None:
+    index = (ROOT / "docs" / "diagnostics.md").read_text()
+    for code in CODES:
+        assert f"[{code}](diagnostics/{code}.md)" in index
