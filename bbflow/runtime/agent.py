@@ -1,0 +1,448 @@
+"""The agent server: one agent's mailbox, state and turns.
+
+An agent handles one item of its mailbox at a time (a *turn*), so its state
+is never raced. An item is a signal or the outcome of a ``run`` it started.
+
+- A signal turn runs the first route, in dispatch order, whose ``when`` holds
+  (single-handler semantics); if none does, the signal is counted and dropped.
+- A turn is a transaction: it works on a copy of the state taken at its start,
+  and collects its emits, schedules and runs. If any statement fails (an
+  expression raises, a ``set`` value has the wrong type, an ``emit`` carries bad
+  data), the copy is thrown away, nothing is sent or started, ``agent.error``
+  is reported, and the agent goes on with the next item.
+- ``run CALL`` never blocks the agent: the call runs as a child task of the
+  agent (cancelled, and so rolled back, if the agent stops) and its outcome
+  comes back as a turn of its own running ``then`` (``result`` in scope) or
+  ``else`` (``error`` = ``{message, code}``), with the binding of the route
+  that started it.
+- The mailbox is bounded (default 10,000 signals); a signal that finds it full
+  is counted and reported as dropped. Run outcomes are never dropped: they are
+  few (one per run in flight) and the agent's state depends on them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import attrs
+
+from bbflow.runtime import model
+from bbflow.runtime.bus import Bus
+from bbflow.runtime.ports import ActionResolver, RobotPort, RuntimeFailure
+from bbflow.runtime.router import Router
+from bbflow.runtime.signals import Envelope, SignalRejected
+from bbflow.runtime.types import TypeMismatch
+
+DEFAULT_MAILBOX = 10_000
+
+#: Runs the CALL of a ``run`` statement with its evaluated arguments and returns
+#: its value; raises ``RuntimeFailure`` when it fails (a halted reactor: code ``halted``).
+RunCall = Callable[[model.Call, dict[str, Any]], Awaitable[Any]]
+
+
+@attrs.frozen(slots=True)
+class Outcome:
+    """How a run started by a route ended; handled as a turn of its own."""
+
+    route: model.Route
+    binding: dict[str, Any] | None  # the envelope binding of the route that started the run
+    run: model.Run
+    ok: bool
+    value: Any  # the result, or {"message", "code"}
+
+
+@attrs.define
+class AgentStats:
+    received: int = 0  # signals taken into the mailbox
+    handled: int = 0  # signal turns that ran a route
+    dropped_overflow: int = 0
+    dropped_unmatched: int = 0  # no pattern matched, or no `when` held
+    errors: int = 0  # failed handlers (agent.error)
+    runs_started: int = 0
+    runs_in_flight: int = 0
+    crashes: int = 0  # the server itself failed (restarted by its supervisor)
+
+
+class Mailbox:
+    """A FIFO of signals and run outcomes; only signals count against the capacity."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._items: deque[Envelope | Outcome] = deque()
+        self._signals = 0
+        self._ready = asyncio.Event()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def offer(self, envelope: Envelope) -> bool:
+        if self._signals >= self.capacity:
+            return False
+        self._signals += 1
+        self._put(envelope)
+        return True
+
+    def put_outcome(self, outcome: Outcome) -> None:
+        self._put(outcome)
+
+    def _put(self, item: Envelope | Outcome) -> None:
+        self._items.append(item)
+        self._ready.set()
+
+    async def get(self) -> Envelope | Outcome:
+        while not self._items:
+            self._ready.clear()
+            await self._ready.wait()
+        item = self._items.popleft()
+        if isinstance(item, Envelope):
+            self._signals -= 1
+        return item
+
+
+class HandlerError(Exception):
+    """A statement of a handler failed; the turn is rolled back."""
+
+    def __init__(self, message: str, code: str = "expression", line: int = 0) -> None:
+        super().__init__(message)
+        self.failure = RuntimeFailure(message, code)
+        self.line = line
+
+
+@attrs.define
+class _Effects:
+    """What a turn sends and starts once it has succeeded."""
+
+    emits: list[Envelope] = attrs.Factory(list)
+    schedules: list[tuple[float, str, Any]] = attrs.Factory(list)
+    runs: list[tuple[model.Run, dict[str, Any]]] = attrs.Factory(list)
+
+
+class AgentServer:
+    """Runs one agent: ``serve()`` processes its mailbox until cancelled.
+
+    The bus delivers signals with ``deliver``. ``serve`` starts from the
+    initial state each time it is called, so a supervisor that restarts a
+    crashed server restarts the agent afresh; signals still queued are kept.
+    """
+
+    def __init__(
+        self,
+        spec: model.Agent,
+        bus: Bus,
+        *,
+        runner: RunCall | None = None,
+        robot_instance: str | None = None,
+        mailbox_size: int = DEFAULT_MAILBOX,
+    ) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.bus = bus
+        self.runner = runner
+        self.robot_instance = robot_instance
+        self.router = Router(spec.routes)
+        self.mailbox = Mailbox(mailbox_size)
+        self.stats = AgentStats()
+        self.last_signal: str | None = None
+        self._fields = {f.name: f for f in spec.state}
+        self._source = f"/agent/{spec.name}"
+        self._group: asyncio.TaskGroup | None = None
+        self.state: dict[str, Any] = self.initial_state()
+        bus.attach(self)
+
+    def initial_state(self) -> dict[str, Any]:
+        return {f.name: f.type.conform(f.default({}), f.name) for f in self.spec.state}
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self.mailbox)
+
+    # --- intake (called by the bus) ------------------------------------------------
+
+    def deliver(self, envelope: Envelope) -> None:
+        if not self.router.matches(envelope.type):
+            self._drop(envelope.type, "no route matches")
+            return
+        if not self.mailbox.offer(envelope):
+            self.stats.dropped_overflow += 1
+            self.bus.report(
+                "signal.dropped", type=envelope.type, agent=self.name, reason=f"mailbox full ({self.mailbox.capacity})"
+            )
+            return
+        self.stats.received += 1
+        self.bus.activity.begin()
+
+    # --- the server loop -----------------------------------------------------------
+
+    async def serve(self) -> None:
+        """Handle the mailbox one item at a time until cancelled.
+
+        Runs and scheduled signals are children of this task: when it stops
+        (cancelled, or crashed by a bug) they are cancelled and awaited.
+        """
+        self.state = self.initial_state()
+        try:
+            async with asyncio.TaskGroup() as group:
+                self._group = group
+                while True:
+                    item = await self.mailbox.get()
+                    try:
+                        self.turn(item)
+                    finally:
+                        self.bus.activity.end()
+        except BaseException as exc:
+            if not isinstance(exc, asyncio.CancelledError):
+                self.stats.crashes += 1
+            raise
+        finally:
+            self._group = None
+
+    def turn(self, item: Envelope | Outcome) -> None:
+        """Handle one mailbox item (synchronously: a turn never awaits)."""
+        if isinstance(item, Envelope):
+            self._signal_turn(item)
+        else:
+            self._outcome_turn(item)
+
+    def _signal_turn(self, envelope: Envelope) -> None:
+        self.last_signal = envelope.type
+        binding = envelope.binding()
+        for route in self.router.lookup(envelope.type):
+            extras = {route.bind: binding} if route.bind else {}
+            if route.when is not None:
+                try:
+                    holds = route.when({**self.state, **extras})
+                except Exception as exc:
+                    self._failed(route, HandlerError(f"when: {_explain(exc)}", line=route.line))
+                    return
+                if not holds:
+                    continue
+            self.stats.handled += 1
+            self.bus.report("signal.routed", type=envelope.type, agent=self.name, route=route.pattern)
+            self._transaction(route, binding, route.body, extras)
+            return
+        self._drop(envelope.type, "no route's `when` holds")
+
+    def _outcome_turn(self, outcome: Outcome) -> None:
+        body = outcome.run.then if outcome.ok else outcome.run.else_
+        if body is None:
+            return
+        route = outcome.route
+        extras: dict[str, Any] = {route.bind: outcome.binding} if route.bind else {}
+        extras["result" if outcome.ok else "error"] = outcome.value
+        self._transaction(route, outcome.binding, body, extras)
+
+    def _transaction(
+        self, route: model.Route, binding: dict[str, Any] | None, body: tuple[model.Stmt, ...], extras: dict[str, Any]
+    ) -> None:
+        # A shallow copy is enough: `set` replaces a field's value, never mutates it,
+        # and values are conformed copies (records and lists are rebuilt by `conform`).
+        working = dict(self.state)
+        scope = {**working, **extras}
+        effects = _Effects()
+        try:
+            self._execute(body, scope, working, extras, effects)
+        except HandlerError as exc:
+            self._failed(route, exc)
+            return
+        self.state = working
+        for envelope in effects.emits:
+            self.bus.emit(envelope, self.name)
+        for delay, signal_type, data in effects.schedules:
+            self._schedule(delay, signal_type, data)
+        for run, args in effects.runs:
+            self._start_run(route, binding, run, args)
+
+    def _execute(
+        self,
+        body: tuple[model.Stmt, ...],
+        scope: dict[str, Any],
+        working: dict[str, Any],
+        extras: Mapping[str, Any],
+        effects: _Effects,
+    ) -> None:
+        for stmt in body:
+            if isinstance(stmt, model.Set):
+                field = self._fields.get(stmt.field)
+                if field is None:
+                    raise HandlerError(f"set {stmt.field}: {self.name} has no state field {stmt.field!r}", line=stmt.line)
+                value = _evaluate(stmt.expr, scope, stmt.line, f"set {stmt.field}")
+                try:
+                    value = field.type.conform(value, stmt.field)
+                except TypeMismatch as exc:
+                    raise HandlerError(f"set {stmt.field}: {exc}", line=stmt.line) from None
+                working[stmt.field] = value
+                if stmt.field not in extras:
+                    scope[stmt.field] = value
+            elif isinstance(stmt, model.Emit):
+                data = self._payload(stmt.type, stmt.data, scope, stmt.line, "emit")
+                effects.emits.append(Envelope(type=stmt.type, source=self._source, data=data))
+            elif isinstance(stmt, model.Schedule):
+                data = self._payload(stmt.type, stmt.data, scope, stmt.line, "schedule")
+                effects.schedules.append((stmt.delay, stmt.type, data))
+            elif isinstance(stmt, model.Run):
+                args = _evaluate(stmt.call.args, scope, stmt.line, "run") if _has_args(stmt.call) else {}
+                if self.runner is None:
+                    raise HandlerError(f"run: agent {self.name} has no runner", line=stmt.line)
+                effects.runs.append((stmt, dict(args)))
+            elif isinstance(stmt, model.If):
+                cond = _evaluate(stmt.cond, scope, stmt.line, "if")
+                self._execute(stmt.then if cond else stmt.else_, scope, working, extras, effects)
+            else:  # pragma: no cover - guarded by the model's types
+                raise HandlerError(f"unknown statement {stmt!r}", line=getattr(stmt, "line", 0))
+
+    def _payload(self, signal_type: str, expr: model.Expr | None, scope: Mapping[str, Any], line: int, what: str) -> Any:
+        data = None if expr is None else _evaluate(expr, scope, line, f"{what} {signal_type}")
+        try:
+            return self.bus.catalog.conform(signal_type, data)
+        except SignalRejected as exc:
+            raise HandlerError(f"{what} {signal_type}: {exc.reason}", line=line) from None
+
+    # --- children: runs and scheduled signals --------------------------------------
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        if self._group is None:
+            raise RuntimeError(f"agent {self.name} is not being served")
+        self._group.create_task(coro)  # type: ignore[arg-type]
+
+    def _schedule(self, delay: float, signal_type: str, data: Any) -> None:
+        self.bus.activity.begin()
+        self._spawn(self._fire_later(delay, signal_type, data))
+
+    async def _fire_later(self, delay: float, signal_type: str, data: Any) -> None:
+        try:
+            await asyncio.sleep(delay)
+            self.bus.emit(Envelope(type=signal_type, source=self._source, data=data), self.name)
+        finally:
+            self.bus.activity.end()
+
+    def _start_run(self, route: model.Route, binding: dict[str, Any] | None, run: model.Run, args: dict[str, Any]) -> None:
+        self.stats.runs_started += 1
+        self.stats.runs_in_flight += 1
+        self.bus.activity.begin()
+        self._spawn(self._run_child(route, binding, run, args))
+
+    async def _run_child(self, route: model.Route, binding: dict[str, Any] | None, run: model.Run, args: dict[str, Any]) -> None:
+        try:
+            assert self.runner is not None  # checked when the turn ran
+            try:
+                value, ok = await self.runner(run.call, args), True
+            except RuntimeFailure as failure:
+                value, ok = {"message": failure.message, "code": failure.code}, False
+            except Exception as exc:  # a bug below the runner must not take the agent down
+                value, ok = {"message": _explain(exc), "code": "internal"}, False
+            if (run.then if ok else run.else_) is not None:
+                self.mailbox.put_outcome(Outcome(route, binding, run, ok, value))
+                self.bus.activity.begin()  # the outcome turn, counted before the run ends
+        finally:
+            self.stats.runs_in_flight -= 1
+            self.bus.activity.end()
+
+    # --- reporting -----------------------------------------------------------------
+
+    def _drop(self, signal_type: str, reason: str) -> None:
+        self.stats.dropped_unmatched += 1
+        self.bus.report("signal.dropped", type=signal_type, agent=self.name, reason=reason)
+
+    def _failed(self, route: model.Route, exc: HandlerError) -> None:
+        self.stats.errors += 1
+        self.bus.report("agent.error", agent=self.name, route=route.pattern, error=exc.failure.to_json(), line=exc.line)
+
+
+def _evaluate(expr: model.Expr, scope: Mapping[str, Any], line: int, what: str) -> Any:
+    try:
+        return expr(scope)
+    except Exception as exc:
+        raise HandlerError(f"{what}: {_explain(exc)}", line=line) from None
+
+
+def _explain(exc: BaseException) -> str:
+    if isinstance(exc, RuntimeFailure):
+        return exc.message
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _has_args(call: model.Call) -> bool:
+    return isinstance(call, (model.CommandCall, model.ActionCall, model.ReactorCall))
+
+
+# --- running the CALL of a `run` ---------------------------------------------------
+
+#: ``run_reactor(program, reactor, inputs, *, robot, observer, actions)`` -> RunResult
+ReactorRunner = Callable[..., Awaitable[Any]]
+
+
+class CallRunner:
+    """Runs the CALL of an agent's ``run``: a reactor, a robot command or an action.
+
+    A reactor runs through ``run_reactor`` (``bbflow.runtime.executor``); its
+    ``RunResult`` becomes the value (status ``ok``) or a ``RuntimeFailure``
+    (``failed``: the run's error; ``halted``: code ``halted``).
+    """
+
+    def __init__(
+        self,
+        program: model.Program,
+        *,
+        run_reactor: ReactorRunner,
+        robot: RobotPort | None = None,
+        actions: ActionResolver | None = None,
+        observer: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.program = program
+        self.run_reactor = run_reactor
+        self.robot = robot
+        self.actions = actions
+        self.observer = observer
+
+    async def __call__(self, call: model.Call, args: dict[str, Any]) -> Any:
+        if isinstance(call, model.ReactorCall):
+            reactor = self.program.find("reactors", call.reactor)
+            result = await self.run_reactor(
+                self.program, reactor, args, robot=self.robot, observer=self.observer, actions=self.actions
+            )
+            if result.status == "ok":
+                return result.value
+            if result.status == "halted":
+                message = result.error.message if result.error is not None else "the robot left armed"
+                raise RuntimeFailure(message, "halted")
+            if result.error is not None:
+                raise result.error
+            raise RuntimeFailure(f"{reactor.name} failed", "fail")
+        if isinstance(call, model.ActionCall):
+            return await self._action(call, args)
+        robot = self._robot(call)
+        if isinstance(call, model.CommandCall):
+            command = robot.spec.commands.get(call.command)
+            return await robot.call(call.command, args, timeout=command.timeout if command else None)
+        if isinstance(call, model.WaitState):
+            return await robot.wait_state(call.states)
+        return await robot.wait_event(call.event)
+
+    def _robot(self, call: model.Call) -> RobotPort:
+        if self.robot is None:
+            raise RuntimeFailure(f"{type(call).__name__} needs a robot and the agent is bound to none", "state")
+        return self.robot
+
+    async def _action(self, call: model.ActionCall, args: dict[str, Any]) -> Any:
+        action: model.Action = self.program.find("actions", call.action)
+        if self.actions is None:
+            raise RuntimeFailure(f"no action resolver to run {action.name}", "action")
+        try:
+            value = self.actions(action.target)(**args)
+            if inspect.isawaitable(value):
+                value = await value
+        except RuntimeFailure:
+            raise
+        except Exception as exc:
+            raise RuntimeFailure(f"{action.name}: {_explain(exc)}", "action") from None
+        if action.result is not None:
+            try:
+                value = action.result.conform(value, "result")
+            except TypeMismatch as exc:
+                raise RuntimeFailure(f"{action.name} returned {exc}", "result") from None
+        return value

@@ -1,0 +1,227 @@
+"""The signal bus: delivers envelopes to agents, turns robot callbacks into signals, knows when all is idle.
+
+Every signal reaches every attached agent (the sender included), except the
+standard robot signals (``robot.safety.changed``, ``robot.state.changed``,
+``robot.error``, ``robot.event.NAME``): those reach only the agents bound to
+the robot instance named by their source ``/robot/INSTANCE``.
+
+``Activity`` counts the work in flight (queued signals, turns, runs,
+scheduled signals) so that ``Bus.wait_idle()`` can tell, for
+``bbflow run --until-idle``, when nothing is left to do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from bbflow.runtime.ports import Observer, RobotPort
+from bbflow.runtime.signals import (
+    ROBOT_EVENT_PREFIX,
+    Envelope,
+    SignalCatalog,
+    SignalRejected,
+    is_robot_bound,
+    parse_signal,
+    robot_of_source,
+    robot_source,
+)
+from bbflow.runtime.types import TypeMismatch
+
+
+class Activity:
+    """A count of work in flight; idle when it is zero.
+
+    Work is counted so that the count never touches zero while a piece of work
+    hands over to the next: a turn's emits are delivered (counted) before the
+    turn ends, a run's outcome is queued (counted) before the run ends, and a
+    scheduled signal is published before its timer ends.
+    """
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @property
+    def count(self) -> int:
+        return self._count
+
+    def begin(self) -> None:
+        self._count += 1
+        self._idle.clear()
+
+    def end(self) -> None:
+        if self._count <= 0:
+            raise RuntimeError("Activity.end() without a matching begin()")
+        self._count -= 1
+        if self._count == 0:
+            self._idle.set()
+
+    async def wait_idle(self, settle: int = 3) -> None:
+        """Return once nothing is in flight and it stays so for ``settle`` loop iterations.
+
+        The settling passes let callbacks already scheduled with ``call_soon``
+        (a robot reporting a state change, say) publish their signals first.
+        """
+        while True:
+            await self._idle.wait()
+            for _ in range(settle):
+                await asyncio.sleep(0)
+            if self._count == 0:
+                return
+
+
+class Subscriber(Protocol):
+    """What the bus needs of an agent (``bbflow.runtime.agent.AgentServer``)."""
+
+    name: str
+    robot_instance: str | None
+
+    def deliver(self, envelope: Envelope) -> None:
+        """Take a signal into the mailbox (or count and report its drop); never blocks."""
+
+
+class Bus:
+    """Delivers signals to the attached agents and reports signal events to the observer."""
+
+    def __init__(self, catalog: SignalCatalog, *, observer: Observer | None = None) -> None:
+        self.catalog = catalog
+        self.observer = observer
+        self.activity = Activity()
+        self.dropped = 0  # refused at the door, or robot signals that reached no agent
+        self._subscribers: list[Subscriber] = []
+
+    # --- subscribers ---------------------------------------------------------------
+
+    def attach(self, subscriber: Subscriber) -> None:
+        self._subscribers.append(subscriber)
+
+    def detach(self, subscriber: Subscriber) -> None:
+        self._subscribers.remove(subscriber)
+
+    @property
+    def subscribers(self) -> tuple[Subscriber, ...]:
+        return tuple(self._subscribers)
+
+    # --- publishing ----------------------------------------------------------------
+
+    def publish(self, envelope: Envelope) -> None:
+        """Deliver ``envelope`` to every agent it reaches (no event is reported here)."""
+        if is_robot_bound(envelope.type):
+            instance = robot_of_source(envelope.source)
+            targets = [s for s in self._subscribers if instance is not None and s.robot_instance == instance]
+            if not targets:
+                self.dropped += 1
+                why = f"no agent is bound to robot {instance!r}" if instance else "robot signal without a /robot/INSTANCE source"
+                self.report("signal.dropped", type=envelope.type, reason=why)
+                return
+        else:
+            targets = self._subscribers
+        for subscriber in targets:
+            subscriber.deliver(envelope)
+
+    def receive(self, envelope: Envelope) -> None:
+        """A signal from outside (standard input, a robot): reported as ``signal.in``, then published."""
+        self.report("signal.in", type=envelope.type, data=envelope.data, source=envelope.source)
+        self.publish(envelope)
+
+    def receive_json(self, obj: Any, *, source: str = "/stdin") -> Envelope | None:
+        """Check a structured-form signal at the door and ``receive`` it.
+
+        A drop (undeclared type, bad data) is counted, reported as
+        ``signal.dropped`` with its reason, and gives ``None``. Input that is not
+        a signal at all raises ``SignalRejected`` (with ``type`` None) for the
+        caller to report.
+        """
+        try:
+            envelope = parse_signal(obj, self.catalog, source=source)
+        except SignalRejected as rejected:
+            if rejected.type is None:
+                raise
+            self.dropped += 1
+            self.report("signal.dropped", type=rejected.type, reason=rejected.reason)
+            return None
+        self.receive(envelope)
+        return envelope
+
+    def emit(self, envelope: Envelope, agent: str) -> None:
+        """A signal emitted by an agent: reported as ``signal.emit``, then published."""
+        self.report("signal.emit", type=envelope.type, data=envelope.data, agent=agent)
+        self.publish(envelope)
+
+    # --- idle and events -----------------------------------------------------------
+
+    async def wait_idle(self) -> None:
+        """Return when no signal is queued, no handler is running, no run is in flight
+        and nothing is scheduled."""
+        await self.activity.wait_idle()
+
+    def report(self, event: str, **fields: Any) -> None:
+        """Give the observer a runtime event (``signal.*`` and ``agent.*``)."""
+        if self.observer is not None:
+            self.observer({"event": event, "reactor": None, "step": None, "run": None, "time": time.time(), **fields})
+
+
+class RobotSignals:
+    """Turns one robot's callbacks into the standard robot signals on a bus.
+
+    ``connect()`` subscribes to the port's ``on_safety``, ``on_state`` and
+    ``on_event`` (and to ``on_error(callback(message))`` when the port offers
+    one; the ``RobotPort`` protocol does not require it) and returns a function
+    that unsubscribes them all. Event data is checked against the robot's own
+    declaration of the event; data that does not conform is dropped with a reason.
+    """
+
+    def __init__(self, bus: Bus, port: RobotPort) -> None:
+        self.bus = bus
+        self.port = port
+        self.source = robot_source(port.instance)
+
+    def connect(self) -> Callable[[], None]:
+        unsubscribers = [
+            self.port.on_safety(self.safety_changed),
+            self.port.on_state(self.state_changed),
+            self.port.on_event(self.event),
+        ]
+        on_error = getattr(self.port, "on_error", None)
+        if callable(on_error):
+            unsubscribers.append(on_error(self.error))
+
+        def disconnect() -> None:
+            for unsubscribe in unsubscribers:
+                unsubscribe()
+
+        return disconnect
+
+    def safety_changed(self, old: str, new: str) -> None:
+        self._send("robot.safety.changed", {"from": old, "to": new})
+
+    def state_changed(self, old: str, new: str) -> None:
+        self._send("robot.state.changed", {"from": old, "to": new})
+
+    def error(self, message: str) -> None:
+        self._send("robot.error", {"message": message})
+
+    def event(self, name: str, data: Any) -> None:
+        signal_type = ROBOT_EVENT_PREFIX + name
+        spec = self.port.spec.events.get(name)
+        if spec is None:
+            self.bus.dropped += 1
+            self.bus.report("signal.dropped", type=signal_type, reason=f"{self.port.spec.name} declares no event {name!r}")
+            return
+        if spec.payload is not None:
+            try:
+                data = spec.payload.conform(data, "data")
+            except TypeMismatch as exc:
+                self.bus.dropped += 1
+                self.bus.report("signal.dropped", type=signal_type, reason=f"bad data: {exc}")
+                return
+        else:
+            data = None
+        self._send(signal_type, data)
+
+    def _send(self, signal_type: str, data: Any) -> None:
+        self.bus.receive(Envelope(type=signal_type, source=self.source, data=data))
