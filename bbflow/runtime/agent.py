@@ -23,7 +23,6 @@ is never raced. An item is a signal or the outcome of a ``run`` it started.
 from __future__ import annotations
 
 import asyncio
-import inspect
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -32,7 +31,8 @@ import attrs
 
 from bbflow.runtime import model
 from bbflow.runtime.bus import Bus
-from bbflow.runtime.ports import ActionResolver, RobotPort, RuntimeFailure
+from bbflow.runtime.actions import invoke, resolve_action
+from bbflow.runtime.ports import ActionResolver, Observer, RobotPort, RuntimeFailure
 from bbflow.runtime.router import Router
 from bbflow.runtime.signals import Envelope, SignalRejected
 from bbflow.runtime.types import TypeMismatch
@@ -390,8 +390,8 @@ class CallRunner:
         *,
         run_reactor: ReactorRunner,
         robot: RobotPort | None = None,
-        actions: ActionResolver | None = None,
-        observer: Callable[[dict[str, Any]], None] | None = None,
+        actions: ActionResolver = resolve_action,
+        observer: Observer | None = None,
     ) -> None:
         self.program = program
         self.run_reactor = run_reactor
@@ -430,12 +430,8 @@ class CallRunner:
 
     async def _action(self, call: model.ActionCall, args: dict[str, Any]) -> Any:
         action: model.Action = self.program.find("actions", call.action)
-        if self.actions is None:
-            raise RuntimeFailure(f"no action resolver to run {action.name}", "action")
         try:
-            value = self.actions(action.target)(**args)
-            if inspect.isawaitable(value):
-                value = await value
+            value = await invoke(self.actions(action.target), args)
         except RuntimeFailure:
             raise
         except Exception as exc:

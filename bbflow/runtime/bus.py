@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from bbflow.runtime.events import notify
 from bbflow.runtime.ports import Observer, RobotPort
 from bbflow.runtime.signals import (
     ROBOT_EVENT_PREFIX,
@@ -162,7 +163,15 @@ class Bus:
     def report(self, event: str, **fields: Any) -> None:
         """Give the observer a runtime event (``signal.*`` and ``agent.*``)."""
         if self.observer is not None:
-            self.observer({"event": event, "reactor": None, "step": None, "run": None, "time": time.time(), **fields})
+            notify(self.observer, {"event": event, "reactor": None, "step": None, "run": None, "time": _now(), **fields})
+
+
+def _now() -> float:
+    """The loop's monotonic clock, like every runtime event (``bbflow.runtime.events``)."""
+    try:
+        return asyncio.get_running_loop().time()
+    except RuntimeError:  # reported outside a running loop (a signal refused before start-up)
+        return time.monotonic()
 
 
 class RobotSignals:
