@@ -1,0 +1,30 @@
+"""Durations written in TOML configuration: ``"20ms"``, ``"1.5s"``, ``"2m"``, ``"1h"``.
+
+The runtime cannot import the compiler's lexer, so configuration files (the
+simulated robot's options, faults files) use this small parser. It accepts the
+same spellings as duration literals in ``.flow`` files.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_DURATION = re.compile(r"(\d[\d_]*(?:\.\d[\d_]*)?)(ms|s|m|h)")
+_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds in a duration string; ``ValueError`` with a readable message otherwise."""
+    if isinstance(value, str):
+        match = _DURATION.fullmatch(value.strip())
+        if match and not match.group(1).endswith("_"):
+            return float(match.group(1).replace("_", "")) * _UNIT[match.group(2)]
+    raise ValueError(f'expected a duration like "20ms", "1.5s", "2m" or "1h", got {value!r}')
+
+
+def format_duration(seconds: float) -> str:
+    """A short human spelling of ``seconds`` for messages (``0.02`` -> ``"20ms"``)."""
+    if seconds < 1:
+        return f"{seconds * 1000:g}ms"
+    return f"{seconds:g}s"

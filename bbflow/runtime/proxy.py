@@ -1,0 +1,445 @@
+"""The robot proxy: the one door between flows and a driver, and the rules it enforces.
+
+``RobotProxy`` implements ``bbflow.runtime.ports.RobotPort`` for one robot
+instance:
+
+- commands run only while the robot is ``armed`` (else code ``not_armed``) and
+  only in one of their ``allowed`` operational states (else code ``state``);
+- a category with limit N has at most N commands at the driver at once; the
+  others wait their turn in order (a per-category semaphore). Commands
+  without a category are not limited;
+- the caller's timeout, else the command's declared one, bounds the whole call,
+  waiting for its category included (code ``timeout``);
+- arguments are checked against the declared parameters before they reach the
+  driver, and results against the declared result type when they come back
+  (code ``result``, naming the command and the field);
+- anything the driver raises becomes a ``RuntimeFailure`` with code
+  ``command`` naming the command;
+- ``arm`` and ``disarm`` are commands of every robot. Disarming (asked for,
+  or reported by the driver: an emergency stop) cancels every command in
+  flight; each of them fails with code ``not_armed``.
+
+Each command runs in a task of its own so that it can be stopped without
+cancelling its caller; that task is always awaited before ``call`` returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from bbflow.runtime import model
+from bbflow.runtime.driver import (
+    CommandFn,
+    DriverError,
+    DriverFactory,
+    DriverHandle,
+    bind_commands,
+    hook,
+)
+from bbflow.runtime.driver_check import check_driver
+from bbflow.runtime.durations import format_duration
+from bbflow.runtime.faults import Faults
+from bbflow.runtime.ports import RuntimeFailure
+from bbflow.runtime.types import TypeMismatch
+
+Unsubscribe = Callable[[], None]
+
+
+class _Listeners:
+    """Callbacks subscribed to one kind of change, called in subscription order."""
+
+    def __init__(self) -> None:
+        self._items: dict[int, Callable[..., None]] = {}
+        self._next = 0
+
+    def add(self, callback: Callable[..., None]) -> Unsubscribe:
+        key = self._next
+        self._next += 1
+        self._items[key] = callback
+
+        def unsubscribe() -> None:
+            self._items.pop(key, None)
+
+        return unsubscribe
+
+    def fire(self, *args: Any) -> None:
+        for callback in list(self._items.values()):
+            try:
+                callback(*args)
+            except Exception as exc:  # one broken listener must not silence the others
+                asyncio.get_running_loop().call_exception_handler(
+                    {"message": "robot listener failed", "exception": exc}
+                )
+
+
+class RobotProxy:
+    """One robot instance, as flows see it. Use ``async with`` or ``start()``/``close()``."""
+
+    def __init__(
+        self,
+        spec: model.Robot,
+        instance: str,
+        driver_factory: DriverFactory,
+        *,
+        options: Mapping[str, Any] | None = None,
+        faults: Faults | None = None,
+    ) -> None:
+        if faults is not None:
+            faults.validate(spec)
+        self.spec = spec
+        self.instance = instance
+        self._factory = driver_factory
+        self._options = dict(options or {})
+        self._faults = faults
+        self._handle = DriverHandle(spec, instance, self)
+        self._driver: Any = None
+        self._commands: dict[str, CommandFn] = {}
+        self._started = False
+        self._closed = False
+        self._safety = "disarmed"
+        self._state = "idle"
+        self._slots: dict[str, asyncio.Semaphore] = {}
+        self._inflight: set[asyncio.Task[Any]] = set()
+        self._stopped: set[asyncio.Task[Any]] = set()  # stopped because the robot left armed
+        self._disarming: asyncio.Task[None] | None = None
+        self._calls: Counter[str] = Counter()
+        self._on_safety = _Listeners()
+        self._on_state = _Listeners()
+        self._on_event = _Listeners()
+        self._on_error = _Listeners()
+
+    # --- lifetime ---------------------------------------------------------------
+
+    @property
+    def driver(self) -> Any:
+        """The driver instance (None before ``start``)."""
+        return self._driver
+
+    async def start(self) -> None:
+        """Create the driver, bind its commands and connect it. Raises ``DriverError``."""
+        if self._started:
+            raise RuntimeError(f"robot {self.instance} is already started")
+        if isinstance(self._factory, type):
+            problems = check_driver(self._factory, self.spec)
+            if problems:
+                raise DriverError(
+                    f"robot {self.instance}: {self._factory.__qualname__} does not implement "
+                    f"{self.spec.name}: " + "; ".join(problems)
+                )
+        self._handle.attach(asyncio.get_running_loop())
+        try:
+            driver = self._factory(self._handle, self._options)
+        except DriverError:
+            raise
+        except Exception as exc:
+            raise DriverError(f"robot {self.instance}: the driver could not be created: {exc}") from exc
+        self._commands = bind_commands(driver, self.spec)
+        self._driver = driver
+        self._started = True
+        connect = hook(driver, self.spec, "connect")
+        if connect is not None:
+            try:
+                await connect()
+            except Exception as exc:
+                raise DriverError(f"robot {self.instance}: the driver could not connect: {exc}") from exc
+
+    async def close(self) -> None:
+        """Disarm (stopping all motion) if needed, then disconnect the driver."""
+        if not self._started or self._closed:
+            return
+        self._closed = True
+        try:
+            if self._safety != "disarmed" or self._inflight or self._disarming is not None:
+                await self._disarm_and_wait()
+        finally:
+            disconnect = hook(self._driver, self.spec, "disconnect")
+            if disconnect is not None:
+                await disconnect()
+
+    async def __aenter__(self) -> "RobotProxy":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.close()
+
+    # --- RobotPort ----------------------------------------------------------------
+
+    @property
+    def safety(self) -> str:
+        return self._safety
+
+    @property
+    def state(self) -> str:
+        return self._state
+
+    async def call(self, command: str, kwargs: dict[str, Any], *, timeout: float | None = None) -> Any:
+        """Run ``command``; see the module docstring for the rules."""
+        if not self._started or self._closed:
+            raise RuntimeError(f"robot {self.instance} is not running (start it first)")
+        if command in ("arm", "disarm"):
+            work = self._arm() if command == "arm" else self._disarm_and_wait()
+            return await self._bounded(command, work, timeout)
+        cmd = self.spec.commands.get(command)
+        if cmd is None:
+            raise RuntimeFailure(f"{self.spec.name} has no command {command!r}", "command", command=command)
+        args = self._conform_args(cmd, kwargs)
+        return await self._bounded(command, self._run(cmd, args), timeout if timeout is not None else cmd.timeout)
+
+    async def wait_state(self, states: tuple[str, ...]) -> str:
+        unknown = [s for s in states if s not in self.spec.states]
+        if unknown:
+            raise ValueError(f"{self.spec.name} has no state {', '.join(unknown)}")
+        entered: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+        def changed(_old: str, new: str) -> None:
+            if new in states and not entered.done():
+                entered.set_result(new)
+
+        unsubscribe = self.on_state(changed)  # subscribe first: no change can slip past the check
+        try:
+            if self._state in states:
+                return self._state
+            return await entered
+        finally:
+            unsubscribe()
+
+    async def wait_event(self, event: str, predicate: Callable[[Any], bool] | None = None) -> Any:
+        if event not in self.spec.events:
+            raise ValueError(f"{self.spec.name} declares no event {event!r}")
+        seen: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+        def published(name: str, data: Any) -> None:
+            if name != event or seen.done():
+                return
+            try:
+                if predicate is None or predicate(data):
+                    seen.set_result(data)
+            except Exception as exc:  # the caller's predicate failed: its error, not ours
+                seen.set_exception(exc)
+
+        unsubscribe = self.on_event(published)
+        try:
+            return await seen
+        finally:
+            unsubscribe()
+
+    def on_safety(self, callback: Callable[[str, str], None]) -> Unsubscribe:
+        return self._on_safety.add(callback)
+
+    def on_state(self, callback: Callable[[str, str], None]) -> Unsubscribe:
+        return self._on_state.add(callback)
+
+    def on_event(self, callback: Callable[[str, Any], None]) -> Unsubscribe:
+        return self._on_event.add(callback)
+
+    def on_error(self, callback: Callable[[str], None]) -> Unsubscribe:
+        """Call ``callback(message)`` for every error the driver reports outside a command."""
+        return self._on_error.add(callback)
+
+    # --- commands -----------------------------------------------------------------
+
+    async def _bounded(self, command: str, work: Any, timeout: float | None) -> Any:
+        if timeout is None:
+            return await work
+        try:
+            async with asyncio.timeout(timeout):
+                return await work
+        except TimeoutError:
+            raise RuntimeFailure(
+                f"{command} timed out after {format_duration(timeout)}", "timeout", command=command
+            ) from None
+
+    async def _run(self, cmd: model.Command, args: dict[str, Any]) -> Any:
+        self._check_armed(cmd.name)
+        slot = self._slot(cmd.category)
+        async with slot if slot is not None else contextlib.nullcontext():
+            self._check_armed(cmd.name)
+            self._check_allowed(cmd)
+            self._calls[cmd.name] += 1
+            fault = self._faults.for_call(cmd.name, self._calls[cmd.name]) if self._faults else None
+            if fault is not None and fault.delay is not None:
+                await asyncio.sleep(fault.delay)
+                self._check_armed(cmd.name)
+            if fault is not None and fault.error is not None:
+                raise RuntimeFailure(f"{cmd.name} failed: {fault.error}", "command", command=cmd.name)
+            task = asyncio.get_running_loop().create_task(
+                self._commands[cmd.name](dict(args)), name=f"{self.instance}.{cmd.name}"
+            )
+            self._inflight.add(task)
+            try:
+                if fault is not None and fault.disarm:
+                    await asyncio.sleep(0)  # let the command start moving, then pull the plug
+                    await self._disarm_and_wait()
+                await _wait_stopping(task)
+            finally:
+                self._inflight.discard(task)
+                stopped = task in self._stopped
+                self._stopped.discard(task)
+        return self._outcome(cmd, task, stopped)
+
+    def _outcome(self, cmd: model.Command, task: asyncio.Task[Any], stopped: bool) -> Any:
+        name = cmd.name
+        if stopped:  # even if the driver swallowed the cancellation: the motion did not finish
+            if not task.cancelled():
+                task.exception()  # retrieved: what it says does not matter any more
+            raise RuntimeFailure(
+                f"{name} was stopped: {self.instance} left armed ({self._safety})", "not_armed", command=name
+            )
+        if task.cancelled():
+            raise RuntimeFailure(f"{name} failed: the driver cancelled it", "command", command=name)
+        exc = task.exception()
+        if isinstance(exc, RuntimeFailure):
+            raise RuntimeFailure(exc.message, exc.code, command=exc.command or name) from exc
+        if exc is not None:
+            raise RuntimeFailure(f"{name} failed: {exc or type(exc).__name__}", "command", command=name) from exc
+        try:
+            return cmd.result.conform(task.result())
+        except TypeMismatch as mismatch:
+            raise RuntimeFailure(f"{name} returned a bad result: {mismatch}", "result", command=name) from None
+
+    def _conform_args(self, cmd: model.Command, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        declared = {p.name for p in cmd.params}
+        unknown = sorted(set(kwargs) - declared)
+        if unknown:
+            raise RuntimeFailure(
+                f"{cmd.name}: unknown argument {', '.join(unknown)}", "command", command=cmd.name
+            )
+        args = {}
+        for param in cmd.params:
+            if param.name in kwargs:
+                try:
+                    args[param.name] = param.type.conform(kwargs[param.name], param.name)
+                except TypeMismatch as mismatch:
+                    raise RuntimeFailure(
+                        f"{cmd.name}: bad argument {mismatch}", "command", command=cmd.name
+                    ) from None
+            elif param.default is not None:
+                args[param.name] = param.default({})
+            else:
+                raise RuntimeFailure(
+                    f"{cmd.name}: missing argument {param.name}", "command", command=cmd.name
+                )
+        return args
+
+    def _slot(self, category: str | None) -> asyncio.Semaphore | None:
+        if category is None:
+            return None
+        if category not in self._slots:
+            self._slots[category] = asyncio.Semaphore(self.spec.limit(category))
+        return self._slots[category]
+
+    def _check_armed(self, name: str) -> None:
+        if self._safety != "armed":
+            raise RuntimeFailure(
+                f"{name} refused: {self.instance} is {self._safety}, not armed", "not_armed", command=name
+            )
+
+    def _check_allowed(self, cmd: model.Command) -> None:
+        if self._state not in cmd.allowed:
+            raise RuntimeFailure(
+                f"{cmd.name} is not allowed while {self.instance} is {self._state} "
+                f"(allowed: {', '.join(cmd.allowed)})",
+                "state",
+                command=cmd.name,
+            )
+
+    # --- safety -------------------------------------------------------------------
+
+    async def _arm(self) -> str:
+        if self._safety == "armed":
+            return "armed"
+        if self._safety == "disarming":
+            raise RuntimeFailure(f"cannot arm {self.instance} while it is disarming", "state", command="arm")
+        arm = hook(self._driver, self.spec, "arm")
+        if arm is not None:
+            try:
+                await arm()
+            except Exception as exc:
+                raise RuntimeFailure(f"arm failed: {exc or type(exc).__name__}", "command", command="arm") from exc
+        self._set_safety("armed")
+        return "armed"
+
+    async def _disarm_and_wait(self) -> str:
+        """Disarm once, however many ask; the work goes on even if a caller gives up."""
+        if self._disarming is None or self._disarming.done():
+            if self._safety == "disarmed" and not self._inflight:
+                return "disarmed"
+            self._disarming = asyncio.get_running_loop().create_task(self._disarm(), name=f"{self.instance}.disarm")
+        await asyncio.shield(self._disarming)
+        return "disarmed"
+
+    async def _disarm(self) -> None:
+        self._set_safety("disarming")
+        self._stop_inflight()
+        failure: BaseException | None = None
+        disarm = hook(self._driver, self.spec, "disarm")
+        try:
+            if disarm is not None:
+                await disarm()
+        except Exception as exc:
+            failure = exc
+        finally:
+            for task in list(self._inflight):
+                await _wait_stopping(task)
+        if failure is not None:
+            self._set_safety("fault")
+            raise RuntimeFailure(
+                f"disarm failed: {failure or type(failure).__name__}", "command", command="disarm"
+            ) from failure
+        self._set_safety("disarmed")
+
+    def _stop_inflight(self) -> None:
+        for task in self._inflight:
+            if not task.done():
+                self._stopped.add(task)
+                task.cancel()
+
+    def _set_safety(self, new: str) -> None:
+        old = self._safety
+        if new != old:
+            self._safety = new
+            self._on_safety.fire(old, new)
+
+    # --- reports from the driver (through the handle) ----------------------------------
+
+    def _driver_safety(self, safety: str, reason: str | None) -> None:
+        self._set_safety(safety)
+        if safety != "armed":
+            self._stop_inflight()
+        if reason and safety == "fault":
+            self._on_error.fire(reason)
+
+    def _driver_state(self, state: str) -> None:
+        old = self._state
+        if state != old:
+            self._state = state
+            self._on_state.fire(old, state)
+
+    def _driver_event(self, event: str, data: Any) -> None:
+        self._on_event.fire(event, data)
+
+    def _driver_error(self, message: str) -> None:
+        self._on_error.fire(message)
+
+
+async def _wait_stopping(task: asyncio.Task[Any]) -> None:
+    """Wait for ``task``; if the waiter is cancelled, cancel the task and still wait for it.
+
+    The driver must see the cancellation and stop its motion before the caller
+    moves on, so a command task never outlives its caller.
+    """
+    try:
+        await asyncio.wait({task})
+    except asyncio.CancelledError:
+        task.cancel()
+        while not task.done():
+            try:
+                await asyncio.wait({task})
+            except asyncio.CancelledError:
+                continue
+        raise

@@ -1,0 +1,618 @@
+"""The robot proxy's rules, against a scripted driver, on the virtual-time loop."""
+
+import asyncio
+
+import pytest
+from arm_spec import ARM, GRIP, POSE, command, const, robot
+
+from bbflow.runtime import model
+from bbflow.runtime.clock import run_virtual
+from bbflow.runtime.driver import Driver, DriverError
+from bbflow.runtime.ports import RuntimeFailure
+from bbflow.runtime.proxy import RobotProxy
+
+HOME = {"x": 0.0, "y": 0.0, "z": 0.5}
+
+
+def now():
+    return asyncio.get_running_loop().time()
+
+
+class ScriptedArm(Driver):
+    """Each command takes ``durations[name]`` (default 1 s) and returns ``results[name]`` or echoes."""
+
+    def __init__(self, handle, options):
+        super().__init__(handle, options)
+        self.durations = dict(options.get("durations", {}))
+        self.results = dict(options.get("results", {}))
+        self.errors = dict(options.get("errors", {}))
+        self.log = []  # (time, what, command)
+        self.hooks = []
+
+    async def _do(self, name, result):
+        self.log.append((now(), "start", name))
+        try:
+            await asyncio.sleep(self.durations.get(name, 1.0))
+        except asyncio.CancelledError:
+            self.log.append((now(), "cancelled", name))
+            raise
+        if name in self.errors:
+            raise self.errors[name]
+        self.log.append((now(), "end", name))
+        return self.results.get(name, result)
+
+    async def move_to(self, target, speed):
+        return await self._do("move_to", target)
+
+    async def close_gripper(self, force):
+        return await self._do("close_gripper", "closed")
+
+    async def open_gripper(self):
+        return await self._do("open_gripper", "open")
+
+    async def home(self):
+        return await self._do("home", HOME)
+
+    async def read_force(self):
+        return await self._do("read_force", 3)
+
+    async def connect(self):
+        self.hooks.append("connect")
+
+    async def arm(self):
+        self.hooks.append("arm")
+
+    async def disarm(self):
+        self.hooks.append("disarm")
+
+    async def disconnect(self):
+        self.hooks.append("disconnect")
+
+
+def run(scenario, spec=ARM, armed=True, **options):
+    """Run ``scenario(proxy, driver)`` with a started (and by default armed) proxy."""
+
+    async def main():
+        async with RobotProxy(spec, "arm", ScriptedArm, options=options) as proxy:
+            if armed:
+                await proxy.call("arm", {})
+            result = await scenario(proxy, proxy.driver)
+        assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []
+        return result
+
+    return run_virtual(main())
+
+
+async def failure(awaitable):
+    with pytest.raises(RuntimeFailure) as info:
+        await awaitable
+    return info.value
+
+
+# --- arming ---------------------------------------------------------------------------
+
+
+def test_commands_are_refused_while_disarmed_and_never_reach_the_driver():
+    async def scenario(proxy, driver):
+        err = await failure(proxy.call("move_to", {"target": HOME}))
+        return err, driver.log, proxy.safety
+
+    err, log, safety = run(scenario, armed=False)
+    assert (err.code, err.command) == ("not_armed", "move_to")
+    assert err.message == "move_to refused: arm is disarmed, not armed"
+    assert log == [] and safety == "disarmed"
+
+
+def test_arm_and_disarm_are_commands_with_hooks_and_observable_safety():
+    async def scenario(proxy, driver):
+        changes = []
+        proxy.on_safety(lambda old, new: changes.append((old, new)))
+        assert await proxy.call("arm", {}) == "armed"
+        assert await proxy.call("arm", {}) == "armed"  # already armed: nothing happens
+        assert await proxy.call("disarm", {}) == "disarmed"
+        assert await proxy.call("disarm", {}) == "disarmed"
+        return changes, list(driver.hooks)
+
+    changes, hooks = run(scenario, armed=False)
+    assert changes == [("disarmed", "armed"), ("armed", "disarming"), ("disarming", "disarmed")]
+    assert hooks == ["connect", "arm", "disarm"]
+
+
+def test_a_failing_arm_hook_leaves_the_robot_disarmed():
+    class Stubborn(ScriptedArm):
+        async def arm(self):
+            raise OSError("brakes engaged")
+
+    async def main():
+        async with RobotProxy(ARM, "arm", Stubborn) as proxy:
+            err = await failure(proxy.call("arm", {}))
+            return err, proxy.safety
+
+    err, safety = run_virtual(main())
+    assert (err.code, err.command, err.message) == ("command", "arm", "arm failed: brakes engaged")
+    assert safety == "disarmed"
+
+
+def test_close_disarms_a_running_robot_and_disconnects():
+    async def main():
+        proxy = RobotProxy(ARM, "arm", ScriptedArm)
+        await proxy.start()
+        await proxy.call("arm", {})
+        await proxy.close()
+        return proxy.safety, proxy.driver.hooks
+
+    assert run_virtual(main()) == ("disarmed", ["connect", "arm", "disarm", "disconnect"])
+
+
+# --- allowed states -------------------------------------------------------------------
+
+
+def test_commands_run_only_in_their_allowed_states():
+    spec = robot(
+        [command("jog", [], FLOAT_RESULT := POSE, allowed=("idle", "busy")), *ARM.commands.values()]
+    )
+
+    class Jogger(ScriptedArm):
+        async def jog(self):
+            return HOME
+
+    async def main():
+        async with RobotProxy(spec, "arm", Jogger) as proxy:
+            await proxy.call("arm", {})
+            proxy.driver.handle.set_state("busy")
+            err = await failure(proxy.call("home", {}))
+            jogged = await proxy.call("jog", {})
+            return err, jogged
+
+    err, jogged = run_virtual(main())
+    assert (err.code, err.command) == ("state", "home")
+    assert err.message == "home is not allowed while arm is busy (allowed: idle)"
+    assert jogged == HOME and FLOAT_RESULT is POSE
+
+
+def test_the_driver_can_only_report_declared_states():
+    async def scenario(proxy, driver):
+        with pytest.raises(ValueError, match="no state 'flying'"):
+            driver.handle.set_state("flying")
+        return proxy.state
+
+    assert run(scenario) == "idle"
+
+
+# --- categories -----------------------------------------------------------------------
+
+
+def test_a_second_motion_waits_for_the_first_and_is_never_sent_concurrently():
+    async def scenario(proxy, driver):
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(proxy.call("move_to", {"target": HOME}))
+            tg.create_task(proxy.call("home", {}))
+        return driver.log
+
+    assert run(scenario) == [
+        (0.0, "start", "move_to"),
+        (1.0, "end", "move_to"),
+        (1.0, "start", "home"),
+        (2.0, "end", "home"),
+    ]
+
+
+def test_a_category_with_limit_two_runs_two_at_once_and_queues_the_third():
+    spec = robot(list(ARM.commands.values()), limits=(("motion", 2),))
+
+    async def scenario(proxy, driver):
+        async with asyncio.TaskGroup() as tg:
+            for _ in range(3):
+                tg.create_task(proxy.call("home", {}))
+        return [(t, what) for t, what, _ in driver.log]
+
+    assert run(scenario, spec=spec) == [
+        (0.0, "start"), (0.0, "start"), (1.0, "end"), (1.0, "end"), (1.0, "start"), (2.0, "end")
+    ]
+
+
+def test_commands_without_a_category_are_not_limited():
+    async def scenario(proxy, driver):
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(proxy.call("close_gripper", {}))
+            tg.create_task(proxy.call("read_force", {}))
+            tg.create_task(proxy.call("move_to", {"target": HOME}))
+        return [t for t, what, _ in driver.log if what == "start"]
+
+    assert run(scenario) == [0.0, 0.0, 0.0]
+
+
+# --- timeouts -------------------------------------------------------------------------
+
+
+def test_the_declared_timeout_applies_when_the_caller_gives_none():
+    async def scenario(proxy, driver):
+        err = await failure(proxy.call("move_to", {"target": HOME}))
+        return err, now(), driver.log
+
+    err, t, log = run(scenario, durations={"move_to": 60.0})
+    assert (err.code, err.command, err.message) == ("timeout", "move_to", "move_to timed out after 10s")
+    assert t == 10.0
+    assert log == [(0.0, "start", "move_to"), (10.0, "cancelled", "move_to")]
+
+
+def test_the_callers_timeout_overrides_the_declared_one():
+    async def scenario(proxy, driver):
+        err = await failure(proxy.call("move_to", {"target": HOME}, timeout=0.25))
+        return err.message, now()
+
+    assert run(scenario) == ("move_to timed out after 250ms", 0.25)
+
+
+def test_a_command_without_a_timeout_may_take_as_long_as_it_takes():
+    async def scenario(proxy, driver):
+        return await proxy.call("home", {}), now()
+
+    assert run(scenario, durations={"home": 3600.0}) == (HOME, 3600.0)
+
+
+def test_the_timeout_includes_waiting_for_the_category():
+    async def scenario(proxy, driver):
+        first = asyncio.create_task(proxy.call("home", {}))
+        await asyncio.sleep(0)  # home takes the motion slot
+        err = await failure(proxy.call("move_to", {"target": HOME}, timeout=0.5))
+        await first
+        return err.code, [entry[2] for entry in driver.log if entry[1] == "start"]
+
+    assert run(scenario) == ("timeout", ["home"])
+
+
+# --- errors and results ---------------------------------------------------------------
+
+
+def test_a_driver_exception_becomes_a_command_failure_naming_the_command():
+    async def scenario(proxy, driver):
+        return await failure(proxy.call("close_gripper", {"force": 5.0}))
+
+    err = run(scenario, errors={"close_gripper": OSError("jammed")})
+    assert (err.code, err.command, err.message) == ("command", "close_gripper", "close_gripper failed: jammed")
+    assert err.to_json() == {"message": "close_gripper failed: jammed", "code": "command", "command": "close_gripper"}
+
+
+def test_a_runtime_failure_from_the_driver_keeps_its_code():
+    async def scenario(proxy, driver):
+        return await failure(proxy.call("home", {}))
+
+    err = run(scenario, errors={"home": RuntimeFailure("no path home", "state")})
+    assert (err.code, err.command, err.message) == ("state", "home", "no path home")
+
+
+def test_a_bad_result_is_a_clear_failure_naming_the_command_and_the_field():
+    async def scenario(proxy, driver):
+        return await failure(proxy.call("move_to", {"target": HOME}))
+
+    err = run(scenario, results={"move_to": {"x": 0.1, "y": 0.2, "z": "high"}})
+    assert (err.code, err.command) == ("result", "move_to")
+    assert err.message == "move_to returned a bad result: z: expected float, got str 'high'"
+
+
+@pytest.mark.parametrize(
+    ("name", "returned", "message"),
+    [
+        ("move_to", None, "move_to returned a bad result: expected {x: float, y: float, z: float}, got none"),
+        ("move_to", {"x": 1.0, "y": 2.0}, "move_to returned a bad result: z: expected a field of type float, got none"),
+        ("close_gripper", "half", "close_gripper returned a bad result: expected Grip (one of open, closed), got str 'half'"),
+        ("read_force", True, "read_force returned a bad result: expected float, got bool true"),
+    ],
+)
+def test_bad_results_of_every_shape(name, returned, message):
+    async def scenario(proxy, driver):
+        return await failure(proxy.call(name, {"target": HOME} if name == "move_to" else {}))
+
+    assert run(scenario, results={name: returned}).message == message
+
+
+def test_results_are_normalised_at_the_boundary():
+    async def scenario(proxy, driver):
+        return await proxy.call("move_to", {"target": {"x": 1, "y": 2, "z": 3, "frame": "base"}})
+
+    result = run(scenario)
+    assert result == {"x": 1.0, "y": 2.0, "z": 3.0, "frame": "base"}
+    assert all(isinstance(result[k], float) for k in "xyz")
+
+
+def test_arguments_are_checked_and_defaults_filled_before_the_driver_sees_them():
+    seen = {}
+
+    class Recorder(ScriptedArm):
+        async def move_to(self, target, speed):
+            seen.update(target=target, speed=speed)
+            return target
+
+    async def main():
+        async with RobotProxy(ARM, "arm", Recorder) as proxy:
+            await proxy.call("arm", {})
+            await proxy.call("move_to", {"target": {"x": 1, "y": 0, "z": 0}})
+            errors = [
+                await failure(proxy.call("move_to", {})),
+                await failure(proxy.call("move_to", {"target": HOME, "sped": 1.0})),
+                await failure(proxy.call("move_to", {"target": {"x": "a", "y": 0, "z": 0}})),
+                await failure(proxy.call("fly", {})),
+            ]
+            return [(e.code, e.message) for e in errors]
+
+    messages = run_virtual(main())
+    assert seen == {"target": {"x": 1.0, "y": 0.0, "z": 0.0}, "speed": 0.5}
+    assert messages == [
+        ("command", "move_to: missing argument target"),
+        ("command", "move_to: unknown argument sped"),
+        ("command", "move_to: bad argument target.x: expected float, got str 'a'"),
+        ("command", "Arm has no command 'fly'"),
+    ]
+
+
+# --- cancellation and disarming -------------------------------------------------------
+
+
+def test_cancelling_the_caller_reaches_the_driver_and_leaves_no_task_behind():
+    async def scenario(proxy, driver):
+        caller = asyncio.create_task(proxy.call("move_to", {"target": HOME}))
+        await asyncio.sleep(0.5)
+        caller.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+        after = await proxy.call("home", {})  # the motion slot was released
+        return driver.log, after
+
+    log, after = run(scenario)
+    assert log[:2] == [(0.0, "start", "move_to"), (0.5, "cancelled", "move_to")]
+    assert after == HOME
+
+
+def test_disarm_stops_the_command_in_flight():
+    async def scenario(proxy, driver):
+        moving = asyncio.create_task(proxy.call("move_to", {"target": HOME}))
+        await asyncio.sleep(0.5)
+        assert await proxy.call("disarm", {}) == "disarmed"
+        err = await failure(moving)
+        return err, driver.log, list(driver.hooks), proxy.safety
+
+    err, log, hooks, safety = run(scenario, durations={"move_to": 5.0})
+    assert (err.code, err.command) == ("not_armed", "move_to")
+    assert err.message == "move_to was stopped: arm left armed (disarming)"
+    assert log == [(0.0, "start", "move_to"), (0.5, "cancelled", "move_to")]
+    assert hooks[-1] == "disarm" and safety == "disarmed"
+
+
+def test_an_emergency_stop_reported_by_the_driver_stops_every_command():
+    async def scenario(proxy, driver):
+        changes = []
+        proxy.on_safety(lambda old, new: changes.append(new))
+        moving = asyncio.create_task(proxy.call("move_to", {"target": HOME}))
+        gripping = asyncio.create_task(proxy.call("close_gripper", {}))
+        await asyncio.sleep(0.25)
+        driver.handle.report_safety("fault", "emergency stop pressed")
+        errors = [await failure(moving), await failure(gripping)]
+        return [e.code for e in errors], list(changes), list(driver.hooks), proxy.safety
+
+    codes, changes, hooks, safety = run(scenario)
+    assert codes == ["not_armed", "not_armed"]
+    assert changes == ["fault"] and safety == "fault"
+    assert "disarm" not in hooks  # the robot stopped itself; close() disarms at the end
+
+
+def test_a_driver_that_swallows_the_stop_still_fails_the_command():
+    class Sloppy(ScriptedArm):
+        async def home(self):
+            try:
+                await asyncio.sleep(5)
+            except asyncio.CancelledError:
+                pass
+            return HOME
+
+    async def main():
+        async with RobotProxy(ARM, "arm", Sloppy) as proxy:
+            await proxy.call("arm", {})
+            homing = asyncio.create_task(proxy.call("home", {}))
+            await asyncio.sleep(1)
+            await proxy.call("disarm", {})
+            return (await failure(homing)).code
+
+    assert run_virtual(main()) == "not_armed"
+
+
+def test_a_failing_disarm_hook_leaves_the_robot_in_fault():
+    class Broken(ScriptedArm):
+        async def disarm(self):
+            raise OSError("controller not answering")
+
+    async def main():
+        proxy = RobotProxy(ARM, "arm", Broken)
+        await proxy.start()
+        await proxy.call("arm", {})
+        err = await failure(proxy.call("disarm", {}))
+        safety = proxy.safety
+        await failure(proxy.close())
+        return err.message, safety
+
+    assert run_virtual(main()) == ("disarm failed: controller not answering", "fault")
+
+
+def test_commands_queued_behind_a_motion_are_refused_once_disarmed():
+    async def scenario(proxy, driver):
+        first = asyncio.create_task(proxy.call("home", {}))
+        second = asyncio.create_task(proxy.call("move_to", {"target": HOME}))
+        await asyncio.sleep(0.1)
+        await proxy.call("disarm", {})
+        return [(await failure(first)).code, (await failure(second)).code], driver.log
+
+    codes, log = run(scenario)
+    assert codes == ["not_armed", "not_armed"]
+    assert [entry[2] for entry in log] == ["home", "home"]  # move_to never reached the driver
+
+
+# --- waiting for states and events ----------------------------------------------------
+
+
+def test_wait_state_returns_at_once_when_already_there():
+    async def scenario(proxy, driver):
+        return await proxy.wait_state(("idle",)), now()
+
+    assert run(scenario) == ("idle", 0.0)
+
+
+def test_wait_state_waits_until_the_robot_enters_a_state():
+    async def scenario(proxy, driver):
+        driver.handle.set_state("busy")
+        asyncio.get_running_loop().call_later(2.0, driver.handle.set_state, "idle")
+        return await proxy.wait_state(("idle",)), now()
+
+    assert run(scenario) == ("idle", 2.0)
+
+
+def test_wait_state_subscribes_before_it_checks_and_never_misses_a_short_visit():
+    # bb_reactor's race: a waiter that checks and then subscribes (with a yield in
+    # between), or re-checks the state when woken, misses a state that is entered
+    # and left at once. Here the waiter gets one turn to look, then idle blips by.
+    async def scenario(proxy, driver):
+        driver.handle.set_state("busy")
+        order = []
+        proxy.on_state(lambda old, new: order.append(new))
+        waiting = asyncio.create_task(asyncio.wait_for(proxy.wait_state(("idle",)), 5.0))
+        await asyncio.sleep(0)  # wait_for starts the waiter
+        await asyncio.sleep(0)  # the waiter has looked (busy) and is listening
+        driver.handle.set_state("idle")
+        driver.handle.set_state("busy")
+        return await waiting, order, now()
+
+    assert run(scenario) == ("idle", ["idle", "busy"], 0.0)
+
+
+def test_wait_state_rejects_undeclared_states():
+    async def scenario(proxy, driver):
+        with pytest.raises(ValueError, match="no state sleeping"):
+            await proxy.wait_state(("sleeping",))
+
+    run(scenario)
+
+
+def test_wait_event_returns_the_first_matching_event_published_after_the_call():
+    async def scenario(proxy, driver):
+        publish = driver.handle.publish
+        publish("force", {"newtons": 99.0})  # before the call: not seen
+        loop = asyncio.get_running_loop()
+        loop.call_later(1.0, publish, "force", {"newtons": 2.0})
+        loop.call_later(2.0, publish, "force", {"newtons": 12})
+        loop.call_later(3.0, publish, "force", {"newtons": 15.0})
+        data = await proxy.wait_event("force", lambda d: d["newtons"] > 5.0)
+        return data, now()
+
+    assert run(scenario) == ({"newtons": 12.0}, 2.0)
+
+
+def test_wait_event_passes_on_a_failing_predicate():
+    async def scenario(proxy, driver):
+        asyncio.get_running_loop().call_later(1.0, driver.handle.publish, "force", {"newtons": 1.0})
+        with pytest.raises(ZeroDivisionError):
+            await proxy.wait_event("force", lambda d: 1 / 0)
+
+    run(scenario)
+
+
+def test_events_are_checked_against_their_declaration():
+    async def scenario(proxy, driver):
+        with pytest.raises(ValueError, match="declares no event 'torque'"):
+            driver.handle.publish("torque", 1.0)
+        with pytest.raises(ValueError, match="newtons: expected float"):
+            driver.handle.publish("force", {"newtons": "lots"})
+
+    run(scenario)
+
+
+def test_state_event_and_error_callbacks_can_unsubscribe():
+    async def scenario(proxy, driver):
+        seen = []
+        stop_state = proxy.on_state(lambda old, new: seen.append(("state", old, new)))
+        stop_event = proxy.on_event(lambda name, data: seen.append(("event", name, data)))
+        stop_error = proxy.on_error(lambda message: seen.append(("error", message)))
+        driver.handle.set_state("busy")
+        driver.handle.set_state("busy")  # no change, no callback
+        driver.handle.publish("force", {"newtons": 1})
+        driver.handle.report_error("gripper camera lost")
+        for stop in (stop_state, stop_event, stop_error):
+            stop()
+        driver.handle.set_state("idle")
+        driver.handle.publish("force", {"newtons": 2})
+        driver.handle.report_error("again")
+        return seen
+
+    assert run(scenario) == [
+        ("state", "idle", "busy"),
+        ("event", "force", {"newtons": 1.0}),
+        ("error", "gripper camera lost"),
+    ]
+
+
+def test_reports_from_a_driver_thread_are_handed_to_the_loop():
+    async def scenario(proxy, driver):
+        waiting = asyncio.create_task(proxy.wait_event("force"))
+        await asyncio.sleep(0)
+        await asyncio.to_thread(driver.handle.publish, "force", {"newtons": 4.0})
+        return await waiting
+
+    assert run(scenario) == {"newtons": 4.0}
+
+
+# --- lifetime -------------------------------------------------------------------------
+
+
+def test_a_driver_that_does_not_implement_the_interface_is_refused_at_start():
+    class Partial(Driver):
+        async def move_to(self, target, speed):
+            return target
+
+    async def main():
+        with pytest.raises(DriverError, match="missing command home"):
+            await RobotProxy(ARM, "arm", Partial).start()
+
+    run_virtual(main())
+
+
+def test_a_driver_that_cannot_be_created_is_a_driver_error():
+    def factory(handle, options):
+        raise OSError("no route to 10.0.0.7")
+
+    async def main():
+        with pytest.raises(DriverError, match="could not be created: no route to 10.0.0.7"):
+            await RobotProxy(ARM, "arm", factory).start()
+
+    run_virtual(main())
+
+
+def test_a_command_named_like_a_hook_is_a_command():
+    spec = robot([command("disconnect", [], model.Param("x", POSE).type)])
+
+    class Plug(Driver):
+        calls = 0
+
+        async def disconnect(self):
+            Plug.calls += 1
+            return HOME
+
+    async def main():
+        async with RobotProxy(spec, "arm", Plug) as proxy:
+            await proxy.call("arm", {})
+            return await proxy.call("disconnect", {})
+
+    assert run_virtual(main()) == HOME
+    assert Plug.calls == 1  # called as the command, not again as the shutdown hook
+
+
+def test_calls_before_start_are_a_programming_error():
+    async def main():
+        with pytest.raises(RuntimeError, match="not running"):
+            await RobotProxy(ARM, "arm", ScriptedArm).call("arm", {})
+
+    run_virtual(main())
+
+
+def test_grip_values_travel_as_member_names():
+    async def scenario(proxy, driver):
+        return await proxy.call("close_gripper", {"force": 10})
+
+    assert run(scenario) == "closed" and "closed" in GRIP.members
