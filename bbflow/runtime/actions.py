@@ -1,0 +1,63 @@
+"""Actions: Python callables bound by ``action name(...) = "module:function"``.
+
+``resolve_action`` imports the target once and caches it (an ``ActionResolver``);
+``invoke`` calls it with keyword arguments: coroutine functions are awaited on
+the loop, plain functions run in a worker thread (``asyncio.to_thread``) so that
+a slow perception or planning call never blocks the robot's event loop. A
+thread cannot be interrupted: when the awaiting step is cancelled, the
+function runs to its end in its thread and its result is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import importlib
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from bbflow.runtime.ports import RuntimeFailure
+
+
+@functools.lru_cache(maxsize=None)
+def resolve_action(target: str) -> Callable[..., Any]:
+    """The callable named by ``"package.module:function"`` (dotted attributes allowed after ``:``).
+
+    Raises ``RuntimeFailure`` with code ``action`` when the target cannot be
+    imported or is not callable; the message says which part is wrong.
+    """
+    module_name, sep, attr_path = target.partition(":")
+    if not sep or not module_name or not attr_path:
+        raise RuntimeFailure(f"action target {target!r} is not of the form 'module:function'", "action")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except Exception as exc:  # an import may fail in any way: report it, never crash the run
+        raise RuntimeFailure(f"action target {target!r}: cannot import {module_name!r}: {exc}", "action") from exc
+    for part in attr_path.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError as exc:
+            raise RuntimeFailure(f"action target {target!r}: {module_name} has no {attr_path!r}", "action") from exc
+    if not callable(obj):
+        raise RuntimeFailure(f"action target {target!r} is not callable", "action")
+    return obj
+
+
+@functools.lru_cache(maxsize=1024)
+def _is_async(fn: Callable[..., Any]) -> bool:
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None))
+
+
+async def invoke(fn: Callable[..., Any], kwargs: Mapping[str, Any]) -> Any:
+    """Call an action: await a coroutine function, run a plain one in a thread."""
+    try:
+        is_async = _is_async(fn)
+    except TypeError:  # unhashable callable: decide without the cache
+        is_async = inspect.iscoroutinefunction(fn)
+    if is_async:
+        return await fn(**kwargs)
+    result = await asyncio.to_thread(fn, **kwargs)
+    if inspect.isawaitable(result):  # a plain function that returned a coroutine (a wrapper)
+        result = await result
+    return result

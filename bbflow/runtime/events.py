@@ -1,0 +1,144 @@
+"""Runtime events: observer fan-out, an in-memory recorder and a JSON-lines writer.
+
+Every event is a ``dict`` with at least ``event``, ``reactor``, ``step``,
+``run`` and ``time`` (the loop's monotonic clock), see docs/runtime.md. An
+observer is any ``Callable[[dict], None]``; it is called synchronously on
+the event loop, so it must be quick. An observer that raises never disturbs
+a run: the error is logged and the event goes on to the other observers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO, Any
+
+from bbflow.runtime.ports import Observer, RuntimeFailure
+
+log = logging.getLogger("bbflow.runtime")
+
+#: Every event name the executor emits.
+RUN_EVENTS = (
+    "run.start",
+    "run.ok",
+    "run.failed",
+    "run.halted",
+    "step.start",
+    "step.ok",
+    "step.error",
+    "step.retry",
+    "step.skip",
+    "undo.start",
+    "undo.ok",
+    "undo.error",
+)
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` as JSON data: records and lists recursively, tuples as lists, failures as
+    ``{"message", "code"}``, anything else as its ``repr`` (events must always serialise)."""
+    if isinstance(value, _SCALARS):
+        return value
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, RuntimeFailure):
+        return value.to_json()
+    return repr(value)
+
+
+def notify(observer: Observer, event: dict[str, Any]) -> None:
+    """Give ``event`` to ``observer``; an exception is logged, never raised."""
+    try:
+        observer(event)
+    except Exception:  # an observer's bug must not stop a robot mid-motion
+        log.exception("event observer %r failed on %s", observer, event.get("event"))
+
+
+class Fanout:
+    """One observer that passes every event to several, in order."""
+
+    __slots__ = ("observers",)
+
+    def __init__(self, observers: Iterable[Observer]) -> None:
+        self.observers = tuple(observers)
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        for observer in self.observers:
+            notify(observer, event)
+
+
+def fanout(*observers: Observer | None) -> Observer | None:
+    """Combine observers (``None`` entries ignored); ``None`` when there are none."""
+    present = [o for o in observers if o is not None]
+    if not present:
+        return None
+    if len(present) == 1:
+        return present[0]
+    return Fanout(present)
+
+
+class Recorder:
+    """Keeps every event in ``events``; handy in tests and for post-mortems."""
+
+    __slots__ = ("events",)
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        self.events.append(event)
+
+    def named(self, *names: str) -> list[dict[str, Any]]:
+        """The events whose ``event`` is one of ``names``, in order."""
+        return [e for e in self.events if e["event"] in names]
+
+
+class JsonLinesWriter:
+    """Writes one compact JSON object per event and line (``bbflow run --events FILE``).
+
+    Give it a path (opened for writing, closed by ``close``) or an open text
+    stream (left open). Each line is flushed, so a crash loses no event.
+    """
+
+    def __init__(self, target: str | Path | IO[str]) -> None:
+        if isinstance(target, (str, Path)):
+            self._stream: IO[str] = open(target, "w", encoding="utf-8")  # noqa: SIM115 - closed by close()
+            self._owned = True
+        else:
+            self._stream = target
+            self._owned = False
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        try:
+            line = json.dumps(event, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        except (TypeError, ValueError):
+            line = json.dumps(_strict(jsonable(event)), separators=(",", ":"), ensure_ascii=False)
+        self._stream.write(line + "\n")
+        self._stream.flush()
+
+    def close(self) -> None:
+        if self._owned and not self._stream.closed:
+            self._stream.close()
+
+    def __enter__(self) -> "JsonLinesWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _strict(value: Any) -> Any:
+    """Replace NaN and infinities (not JSON) by their string spelling."""
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_strict(v) for v in value]
+    return value

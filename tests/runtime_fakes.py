@@ -1,0 +1,304 @@
+"""A scriptable fake robot (the whole ``RobotPort`` protocol) and hand-built models for executor tests.
+
+``FakeRobot`` records every command call (start, end, outcome, virtual time),
+takes ``duration`` per command, and misbehaves on cue: ``robot.cue("move_to",
+call=3, error="collision")``, ``delay=...``, ``disarm=True`` (drops to
+disarmed half-way through the call), ``exception=ValueError(...)`` (a driver
+bug), ``hang=True`` (never answers). It passes cancellation through like the
+real proxy and publishes configured events after successful commands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from bbflow.runtime import model
+from bbflow.runtime.ports import RuntimeFailure
+from bbflow.runtime.types import FLOAT, Enum, Record
+
+POSE = Record((("x", FLOAT), ("y", FLOAT), ("z", FLOAT)))
+GRIP = Enum("Grip", ("open", "closed"))
+
+
+_UNSET = object()  # a cue without a result of its own
+
+
+def const(value: Any) -> model.Expr:
+    return lambda scope: value
+
+
+@attrs.define
+class Cue:
+    command: str
+    call: int | None = None  # 1-based call number of that command; None: every call
+    error: str | None = None
+    delay: float | None = None
+    disarm: bool = False
+    exception: BaseException | None = None
+    hang: bool = False
+    result: Any = _UNSET
+
+
+@attrs.define
+class CallRecord:
+    command: str
+    kwargs: dict[str, Any]
+    number: int  # 1-based among calls of this command
+    start: float
+    end: float | None = None
+    outcome: str = "running"  # ok, error, cancelled
+    timeout: float | None = None
+
+
+class FakeRobot:
+    """Implements ``bbflow.runtime.ports.RobotPort`` in memory, on the running loop's clock."""
+
+    def __init__(
+        self,
+        spec: model.Robot,
+        *,
+        instance: str = "arm",
+        safety: str = "armed",
+        duration: float = 0.02,
+        results: dict[str, Any] | None = None,
+        after: dict[str, tuple[str, Any, float]] | None = None,
+    ) -> None:
+        self.spec = spec
+        self.instance = instance
+        self._safety = safety
+        self._state = "idle"
+        self.duration = duration
+        #: command -> its result, or a callable(kwargs) -> result; default: echo the first argument
+        self.results = dict(results or {})
+        #: command -> (event, data, delay): publish after each successful call
+        self.after = dict(after or {})
+        self.cues: list[Cue] = []
+        self.calls: list[CallRecord] = []
+        self._counts: dict[str, int] = {}
+        self._safety_cbs: list[Callable[[str, str], None]] = []
+        self._state_cbs: list[Callable[[str, str], None]] = []
+        self._event_cbs: list[Callable[[str, Any], None]] = []
+        self._state_waiters: list[tuple[tuple[str, ...], asyncio.Future[str]]] = []
+        self._event_waiters: list[tuple[str, Callable[[Any], bool] | None, asyncio.Future[Any]]] = []
+        self._timers: list[asyncio.TimerHandle] = []
+
+    # --- scripting ------------------------------------------------------------------
+
+    def cue(self, command: str, **how: Any) -> "FakeRobot":
+        self.cues.append(Cue(command, **how))
+        return self
+
+    def commands(self, outcome: str | None = None) -> list[str]:
+        """Names of the commands called (that ended with ``outcome``), in call order."""
+        return [c.command for c in self.calls if outcome is None or c.outcome == outcome]
+
+    def running(self) -> list[CallRecord]:
+        return [c for c in self.calls if c.outcome == "running"]
+
+    # --- RobotPort --------------------------------------------------------------------
+
+    @property
+    def safety(self) -> str:
+        return self._safety
+
+    @property
+    def state(self) -> str:
+        return self._state
+
+    def set_safety(self, new: str) -> None:
+        old, self._safety = self._safety, new
+        if old != new:
+            for cb in list(self._safety_cbs):
+                cb(old, new)
+
+    def set_state(self, new: str) -> None:
+        old, self._state = self._state, new
+        if old == new:
+            return
+        for cb in list(self._state_cbs):
+            cb(old, new)
+        for states, fut in list(self._state_waiters):
+            if new in states and not fut.done():
+                fut.set_result(new)
+
+    def publish(self, event: str, data: Any) -> None:
+        for cb in list(self._event_cbs):
+            cb(event, data)
+        for name, predicate, fut in list(self._event_waiters):
+            if name == event and not fut.done() and (predicate is None or predicate(data)):
+                fut.set_result(data)
+
+    async def call(self, command: str, kwargs: dict[str, Any], *, timeout: float | None = None) -> Any:
+        loop = asyncio.get_running_loop()
+        number = self._counts[command] = self._counts.get(command, 0) + 1
+        record = CallRecord(command, dict(kwargs), number, loop.time(), timeout=timeout)
+        self.calls.append(record)
+        cue = next((c for c in self.cues if c.command == command and c.call in (None, number)), None)
+        try:
+            if self._safety != "armed" and command not in ("arm", "disarm"):
+                raise RuntimeFailure(f"{command}: the robot is {self._safety}", "not_armed", command=command)
+            duration = cue.delay if cue is not None and cue.delay is not None else self.duration
+            if cue is not None and cue.hang:
+                await loop.create_future()
+            if cue is not None and cue.disarm:
+                await asyncio.sleep(duration / 2)
+                self.set_safety("disarmed")
+                await asyncio.sleep(duration / 2)
+                raise RuntimeFailure(f"{command}: stopped, the robot was disarmed", "not_armed", command=command)
+            if duration:
+                await asyncio.sleep(duration)
+            if cue is not None and cue.exception is not None:
+                raise cue.exception
+            if cue is not None and cue.error is not None:
+                raise RuntimeFailure(f"{command}: {cue.error}", "command", command=command)
+            value = self._result(command, kwargs, cue)
+        except asyncio.CancelledError:
+            record.outcome, record.end = "cancelled", loop.time()
+            raise
+        except BaseException:
+            record.outcome, record.end = "error", loop.time()
+            raise
+        record.outcome, record.end = "ok", loop.time()
+        if command in self.after:
+            event, data, delay = self.after[command]
+            self._timers.append(loop.call_later(delay, self.publish, event, data))
+        return value
+
+    def _result(self, command: str, kwargs: dict[str, Any], cue: Cue | None) -> Any:
+        if cue is not None and cue.result is not _UNSET:
+            return cue.result
+        if command in self.results:
+            result = self.results[command]
+            return result(kwargs) if callable(result) else result
+        if kwargs:
+            return next(iter(kwargs.values()))
+        spec = self.spec.commands.get(command)
+        return spec.result.zero() if spec is not None else None
+
+    async def wait_state(self, states: tuple[str, ...]) -> str:
+        if self._state in states:
+            return self._state
+        fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        entry = (states, fut)
+        self._state_waiters.append(entry)
+        try:
+            return await fut
+        finally:
+            self._state_waiters.remove(entry)
+
+    async def wait_event(self, event: str, predicate: Callable[[Any], bool] | None = None) -> Any:
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        entry = (event, predicate, fut)
+        self._event_waiters.append(entry)
+        try:
+            return await fut
+        finally:
+            self._event_waiters.remove(entry)
+
+    def on_safety(self, callback: Callable[[str, str], None]) -> Callable[[], None]:
+        return _subscribe(self._safety_cbs, callback)
+
+    def on_state(self, callback: Callable[[str, str], None]) -> Callable[[], None]:
+        return _subscribe(self._state_cbs, callback)
+
+    def on_event(self, callback: Callable[[str, Any], None]) -> Callable[[], None]:
+        return _subscribe(self._event_cbs, callback)
+
+    def subscribers(self) -> int:
+        """How many safety listeners are registered (a finished run must leave none)."""
+        return len(self._safety_cbs)
+
+
+def _subscribe(listeners: list[Any], callback: Any) -> Callable[[], None]:
+    listeners.append(callback)
+
+    def unsubscribe() -> None:
+        if callback in listeners:
+            listeners.remove(callback)
+
+    return unsubscribe
+
+
+# --- the Arm of LANGUAGE.md section 4 and the PickAndPlace reactor of the conformance cases -----
+
+
+def arm_spec() -> model.Robot:
+    def command(name: str, params: tuple[model.Param, ...], result: Any, **options: Any) -> model.Command:
+        return model.Command(name, params, result, **options)
+
+    open_gripper = model.CommandCall("open_gripper", lambda s: {})
+    commands = [
+        command("move_to", (model.Param("target", POSE), model.Param("speed", FLOAT, const(0.5))), POSE,
+                category="motion", timeout=10.0),
+        command("close_gripper", (model.Param("force", FLOAT, const(20.0)),), GRIP, undo=open_gripper),
+        command("open_gripper", (), GRIP),
+        command("home", (), POSE, category="motion"),
+        command("read_force", (), FLOAT, readonly=True),
+    ]
+    return model.Robot(
+        name="Arm",
+        qualname="cell.Arm",
+        states=("idle", "busy"),
+        limits=(("motion", 1),),
+        commands={c.name: c for c in commands},
+        events={"force": model.Event("force", Record((("newtons", FLOAT),)))},
+    )
+
+
+def move_to(target: model.Expr) -> model.CommandCall:
+    return model.CommandCall("move_to", lambda s: {"target": target(s), "speed": 0.5})
+
+
+def pick_and_place(**options: Any) -> model.Reactor:
+    """``reactor PickAndPlace(pick: Pose, place: Pose) -> Pose on Arm`` of the conformance cases."""
+    S = model.Step
+    body = model.Body(
+        (
+            S("ready", model.WaitState(("idle",)), timeout=5.0),
+            S("approach", move_to(lambda s: s["pick"]), deps=("ready",), timeout=10.0,
+              retry=model.Retry(2, 0.05), undo=model.Undo(model.CommandCall("home", lambda s: {}))),
+            S("grip", model.CommandCall("close_gripper", lambda s: {"force": 15.0}), deps=("approach",)),
+            S("gripped", model.WaitEvent("force", lambda s: s["gripped"]["newtons"] > 5.0), deps=("grip",),
+              timeout=2.0),
+            S("lift", move_to(lambda s: {"x": s["pick"]["x"], "y": s["pick"]["y"], "z": s["pick"]["z"] + 0.1}),
+              deps=("gripped", "pick"), timeout=10.0, undo=model.Undo(move_to(lambda s: s["pick"]))),
+            S("placed", move_to(lambda s: s["place"]), deps=("lift", "place"), timeout=10.0,
+              undo=model.Undo(move_to(lambda s: s["lift"]))),
+            S("release", model.CommandCall("open_gripper", lambda s: {}), deps=("placed",),
+              irreversible="the part is placed"),
+        ),
+        model.Return(lambda s: s["placed"]),
+    )
+    fields: dict[str, Any] = dict(
+        name="PickAndPlace",
+        qualname="cell.PickAndPlace",
+        params=(model.Param("pick", POSE), model.Param("place", POSE)),
+        result=POSE,
+        robot="cell.Arm",
+        body=body,
+    )
+    fields.update(options)
+    return model.Reactor(**fields)
+
+
+def program(*reactors: model.Reactor, robot: model.Robot | None = None,
+            actions: tuple[model.Action, ...] = ()) -> model.Program:
+    prog = model.Program()
+    prog.add(robot or arm_spec())
+    for decl in (*reactors, *actions):
+        prog.add(decl)
+    return prog
+
+
+def arm(**options: Any) -> FakeRobot:
+    """A fake arm that publishes ``force`` 10 ms after each successful ``close_gripper``."""
+    options.setdefault("after", {"close_gripper": ("force", {"newtons": 12.0}, 0.01)})
+    return FakeRobot(arm_spec(), **options)
+
+
+PICK = {"x": 0.2, "y": 0.0, "z": 0.1}
+PLACE = {"x": 0.0, "y": 0.3, "z": 0.1}
