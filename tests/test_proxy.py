@@ -374,7 +374,7 @@ def test_disarm_stops_the_command_in_flight():
 
     err, log, hooks, safety = run(scenario, durations={"move_to": 5.0})
     assert (err.code, err.command) == ("not_armed", "move_to")
-    assert err.message == "move_to was stopped: arm left armed (disarming)"
+    assert err.message == "move_to was stopped: arm was disarmed"
     assert log == [(0.0, "start", "move_to"), (0.5, "cancelled", "move_to")]
     assert hooks[-1] == "disarm" and safety == "disarmed"
 
@@ -388,10 +388,13 @@ def test_an_emergency_stop_reported_by_the_driver_stops_every_command():
         await asyncio.sleep(0.25)
         driver.handle.report_safety("fault", "emergency stop pressed")
         errors = [await failure(moving), await failure(gripping)]
-        return [e.code for e in errors], list(changes), list(driver.hooks), proxy.safety
+        return [(e.code, e.message) for e in errors], list(changes), list(driver.hooks), proxy.safety
 
-    codes, changes, hooks, safety = run(scenario)
-    assert codes == ["not_armed", "not_armed"]
+    errors, changes, hooks, safety = run(scenario)
+    assert errors == [
+        ("not_armed", "move_to was stopped: arm went to fault"),
+        ("not_armed", "close_gripper was stopped: arm went to fault"),
+    ]
     assert changes == ["fault"] and safety == "fault"
     assert "disarm" not in hooks  # the robot stopped itself; close() disarms at the end
 

@@ -104,7 +104,7 @@ class RobotProxy:
         self._state = "idle"
         self._slots: dict[str, asyncio.Semaphore] = {}
         self._inflight: set[asyncio.Task[Any]] = set()
-        self._stopped: set[asyncio.Task[Any]] = set()  # stopped because the robot left armed
+        self._stopped: dict[asyncio.Task[Any], str] = {}  # stopped because the robot left armed: safety then
         self._disarming: asyncio.Task[None] | None = None
         self._calls: Counter[str] = Counter()
         self._on_safety = _Listeners()
@@ -278,18 +278,16 @@ class RobotProxy:
                 await _wait_stopping(task)
             finally:
                 self._inflight.discard(task)
-                stopped = task in self._stopped
-                self._stopped.discard(task)
+                stopped = self._stopped.pop(task, None)
         return self._outcome(cmd, task, stopped)
 
-    def _outcome(self, cmd: model.Command, task: asyncio.Task[Any], stopped: bool) -> Any:
+    def _outcome(self, cmd: model.Command, task: asyncio.Task[Any], stopped: str | None) -> Any:
         name = cmd.name
-        if stopped:  # even if the driver swallowed the cancellation: the motion did not finish
+        if stopped is not None:  # even if the driver swallowed the cancellation: the motion did not finish
             if not task.cancelled():
                 task.exception()  # retrieved: what it says does not matter any more
-            raise RuntimeFailure(
-                f"{name} was stopped: {self.instance} left armed ({self._safety})", "not_armed", command=name
-            )
+            why = "went to fault" if stopped == "fault" else "was disarmed"
+            raise RuntimeFailure(f"{name} was stopped: {self.instance} {why}", "not_armed", command=name)
         if task.cancelled():
             raise RuntimeFailure(f"{name} failed: the driver cancelled it", "command", command=name)
         exc = task.exception()
@@ -396,7 +394,7 @@ class RobotProxy:
     def _stop_inflight(self) -> None:
         for task in self._inflight:
             if not task.done():
-                self._stopped.add(task)
+                self._stopped.setdefault(task, self._safety)
                 task.cancel()
 
     def _set_safety(self, new: str) -> None:
