@@ -93,6 +93,8 @@ def test_lookups_are_memoised_and_the_cache_is_bounded():
     assert len(r._cache) == 2
     assert "a.x" not in r._cache
     assert patterns(r, "a.x") == ["a.*"]
+    unmemoised = Router(routes("a.*"), cache_size=0)
+    assert patterns(unmemoised, "a.x") == ["a.*"] and not unmemoised._cache
 
 
 @pytest.mark.parametrize("bad", ["a.**.**", "pick*", "a..b", "", "a.*x"])

@@ -66,7 +66,7 @@ class _Node:
 
 
 class Router:
-    """Routes of one agent, compiled once; ``lookup`` is memoised per type (bounded)."""
+    """Routes of one agent, compiled once; ``lookup`` is memoised per type (bounded; 0: no memo)."""
 
     def __init__(self, routes: Iterable[model.Route], *, cache_size: int = 4096) -> None:
         self.routes: tuple[model.Route, ...] = tuple(sorted(routes, key=dispatch_key))
@@ -94,6 +94,8 @@ class Router:
         ranks: set[int] = set()
         _collect(self._root, signal_type.split("."), 0, ranks)
         found = tuple(self.routes[r] for r in sorted(ranks))
+        if not self._cache_size:
+            return found
         if len(self._cache) >= self._cache_size:
             # Evict the oldest entry (dicts keep insertion order): bounded memory even
             # when a flood of distinct types arrives.
