@@ -1,0 +1,100 @@
+"""The front end's entry point: ``.flow`` text to an ``ast.Module`` and diagnostics.
+
+The lark parser (LALR, contextual lexer, grammar in ``bbflow/grammar/flow.lark``)
+is built once per process, on first use. Parsing never raises for bad input:
+syntax errors are BBF001, malformed literals BBF002, and any unexpected
+exception inside the front end becomes one BBF900 diagnostic.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable, Iterator
+from importlib.resources import files
+
+from lark import Lark, Token
+
+from bbflow.compiler import ast
+from bbflow.compiler.build_ast import build_module
+from bbflow.compiler.diagnostics import Diagnostics
+from bbflow.compiler.recovery import SyntaxDriver
+from bbflow.compiler.source import SourceFile, Span
+
+__all__ = ["parse_module", "parse_text", "flow_parser"]
+
+
+class _NamesEverywhere:
+    """A post-lexer that only makes NAME known to the lexer of every parser state.
+
+    Then a word is always lexed whole: ``steps`` where only keywords may follow is
+    the NAME ``steps`` (a clear error), never the keyword ``step`` followed by ``s``.
+    """
+
+    always_accept = ("NAME",)
+
+    def process(self, stream: Iterator[Token]) -> Iterator[Token]:
+        return stream
+
+
+@functools.cache
+def flow_parser() -> Lark:
+    """The lark parser of ``.flow`` files (built on first use, then shared)."""
+    grammar = files("bbflow.grammar").joinpath("flow.lark").read_text(encoding="utf-8")
+    return Lark(grammar, parser="lalr", lexer="contextual", propagate_positions=True,
+                maybe_placeholders=True, postlex=_NamesEverywhere(), start="start")
+
+
+def parse_module(source: SourceFile, module_name: str, diags: Diagnostics) -> ast.Module:
+    """Parse one file; append BBF001/BBF002 (or BBF900) to ``diags`` and return the best module possible.
+
+    After a syntax error the parser recovers, so the declarations after it (and
+    the unaffected statements around it) are still in the module.
+    """
+    local = Diagnostics()
+    try:
+        tree = SyntaxDriver(flow_parser(), source, local).run()
+        module = (build_module(tree, source.path, module_name, source.text, local) if tree is not None
+                  else _empty_module(source, module_name))
+        module = _with_comments(module, _comments(source))
+    except Exception as exc:  # noqa: BLE001 - the compiler must never crash; a bug becomes BBF900
+        local.error("BBF900", f"internal compiler error while parsing: {type(exc).__name__}: {exc}",
+                    Span.point(source.path, 1, 1), notes=("this is a bug in bbflow, please report it",))
+        module = _empty_module(source, module_name)
+    diags.extend(sorted(local.items, key=lambda d: (d.span.line, d.span.column)))
+    return module
+
+
+def parse_text(text: str, file: str = "<string>", module_name: str = "main") -> tuple[ast.Module, Diagnostics]:
+    """Parse ``text`` as the module ``module_name``; the diagnostics are returned beside it."""
+    diags = Diagnostics()
+    return parse_module(SourceFile(file, text), module_name, diags), diags
+
+
+def _empty_module(source: SourceFile, module_name: str) -> ast.Module:
+    lines = source.text.split("\n")
+    span = Span(source.path, 1, 1, len(lines), len(lines[-1]) + 1)
+    return ast.Module(module_name, source.path, (), (), (), span)
+
+
+# A comment, or a string (skipped, so that a `#` inside one is not a comment).
+_COMMENT_OR_STRING = re.compile(r'"(?:[^"\\\n]|\\[^\n])*\\?"?|#[^\n]*')
+
+
+def _comments(source: SourceFile) -> Iterable[ast.Comment]:
+    line_starts = [0]
+    for i, ch in enumerate(source.text):
+        if ch == "\n":
+            line_starts.append(i + 1)
+    line = 0
+    for m in _COMMENT_OR_STRING.finditer(source.text):
+        if not m.group().startswith("#"):
+            continue
+        while line + 1 < len(line_starts) and line_starts[line + 1] <= m.start():
+            line += 1
+        column = m.start() - line_starts[line] + 1
+        yield ast.Comment(m.group(), Span(source.path, line + 1, column, line + 1, column + len(m.group())))
+
+
+def _with_comments(module: ast.Module, comments: Iterable[ast.Comment]) -> ast.Module:
+    return ast.Module(module.name, module.file, module.imports, module.decls, tuple(comments), module.span)
