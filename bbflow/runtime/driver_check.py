@@ -20,7 +20,7 @@ _BY_KEYWORD = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWOR
 
 def check_driver(cls: Any, robot: model.Robot) -> list[str]:
     """The problems that keep ``cls`` from driving ``robot``, one sentence each (empty: fine)."""
-    name = getattr(cls, "__qualname__", repr(cls))
+    name = getattr(cls, "__name__", repr(cls))
     if not callable(cls):
         return [f"{name} is not a class"]
     problems = []
@@ -86,8 +86,7 @@ def _check_command(cls: Any, command: model.Command) -> str | None:
         details.append(f"does not accept {', '.join(missing)} by keyword")
     if unexpected:
         details.append(f"requires undeclared {', '.join(unexpected)}")
-    shown = ", ".join(str(p) for p in params.values())
-    return f"{command.name}: parameters differ from {wanted}: the driver's {command.name}({shown}) {' and '.join(details)}"
+    return f"{command.name}: parameters differ from {wanted}: the driver's {command.name}{sig} {' and '.join(details)}"
 
 
 def _method_signature(cls: Any, attr: str) -> inspect.Signature | None:

@@ -127,7 +127,7 @@ class RobotProxy:
             problems = check_driver(self._factory, self.spec)
             if problems:
                 raise DriverError(
-                    f"robot {self.instance}: {self._factory.__qualname__} does not implement "
+                    f"robot {self.instance}: {self._factory.__name__} does not implement "
                     f"{self.spec.name}: " + "; ".join(problems)
                 )
         self._handle.attach(asyncio.get_running_loop())
