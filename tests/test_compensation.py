@@ -1,0 +1,225 @@
+"""Compensation completeness (BBF401-BBF404) and composed reactors' summaries, on hand-built graphs.
+
+Source-level cases, through the parser and the checker, are in tests/test_analyses_properties.py.
+"""
+
+import pytest
+
+from bbflow.compiler.compensation import (
+    check_compensation, check_useless_undo, failure_after, summarise,
+)
+from bbflow.compiler.diagnostics import Diagnostics
+from bbflow.compiler.graph import Body, Effect, Node, NodeKind, ReactorGraph, UndoRef
+from bbflow.compiler.source import Span
+
+
+def span(line: int) -> Span:
+    return Span("t.flow", line, 5, line, 9)
+
+
+def node(name: str, line: int, kind: NodeKind = NodeKind.STEP, **kw) -> Node:
+    return Node(name, kind, span(line), order=line, call=kw.pop("call", name), **kw)
+
+
+def effectful(name: str, line: int, **kw) -> Node:
+    return node(name, line, effect=Effect.LEAF, **kw)
+
+
+def body(nodes: list[Node], *edges: str) -> Body:
+    b = Body(nodes)
+    by_name = {n.name: n for n in nodes}
+    for edge in edges:
+        a, c = edge.split(">")
+        b.edges[(by_name[a], by_name[c])] = f"uses `{a}`"
+    return b
+
+
+def graph(b: Body, name: str = "R") -> ReactorGraph:
+    return ReactorGraph(f"t.{name}", name, span(1), b)
+
+
+def run(g: ReactorGraph, *others: ReactorGraph) -> list[tuple[str, int]]:
+    summaries = summarise({x.qualname: x for x in (g, *others)})
+    diags = Diagnostics()
+    check_useless_undo(g, summaries, diags)
+    check_compensation(g, summaries, diags)
+    return [(d.code, d.span.line) for d in diags]
+
+
+# --- BBF401 ------------------------------------------------------------------------------
+
+
+def test_effect_followed_by_a_failing_step_needs_an_undo():
+    there, back = effectful("there", 2), effectful("back", 3)
+    assert run(graph(body([there, back], "there>back"))) == [("BBF401", 2)]
+
+
+@pytest.mark.parametrize("cover", [{"undo": True}, {"default_undo": True}, {"irreversible": True}])
+def test_undo_inherited_undo_or_irreversible_covers(cover):
+    there, back = effectful("there", 2, **cover), effectful("back", 3)
+    assert run(graph(body([there, back], "there>back"))) == []
+
+
+def test_last_step_needs_no_undo():
+    first, last = effectful("first", 2, undo=True), effectful("last", 3)
+    assert run(graph(body([first, last], "first>last"))) == []
+
+
+def test_concurrent_failing_step_counts_even_if_declared_earlier():
+    slow, move = node("slow", 2), effectful("move", 3)
+    assert run(graph(body([slow, move]))) == [("BBF401", 3)]
+
+
+def test_only_ancestors_are_safe():
+    a, b = node("a", 2), effectful("b", 3)
+    assert run(graph(body([a, b], "a>b"))) == []
+
+
+def test_lets_and_fallback_steps_cannot_fail():
+    move = effectful("move", 2)
+    let = node("l", 3, NodeKind.LET)
+    fb = node("f", 4, fallback=True)
+    assert run(graph(body([move, let, fb], "move>l", "move>f"))) == []
+
+
+def test_a_fail_at_the_end_of_a_body_follows_everything():
+    move = effectful("move", 4)
+    fail = node("fail", 5, NodeKind.FAIL)
+    g = graph(body([node("s", 3, NodeKind.SWITCH, bodies=(body([move, fail], "move>fail"),))]))
+    assert failure_after(move) == "the `fail` that ends its body runs after it"
+    assert run(g) == [("BBF401", 4)]
+
+
+def test_switch_body_step_is_exposed_by_failures_after_the_switch():
+    inner = effectful("inner", 4)
+    sw = node("s", 3, NodeKind.SWITCH, bodies=(body([inner]),))
+    after = node("later", 6)
+    assert run(graph(body([sw, after], "s>later"))) == [("BBF401", 4)]
+    inner2 = effectful("inner", 4)
+    sw2 = node("s", 3, NodeKind.SWITCH, bodies=(body([inner2]),))
+    assert run(graph(body([node("before", 2), sw2], "before>s"))) == []
+
+
+def test_map_body_step_is_exposed_by_a_later_iteration():
+    move = effectful("move", 4)
+    g = graph(body([node("m", 3, NodeKind.MAP, bodies=(body([move]),))]))
+    assert "later iteration of map `m`" in failure_after(move)
+    assert run(g) == [("BBF401", 4)]
+
+
+def test_map_body_that_cannot_fail_is_not_exposed_by_iterations():
+    move = effectful("move", 4, fallback=True)
+    m = node("m", 3, NodeKind.MAP, bodies=(body([move]),))
+    assert run(graph(body([m]))) == []
+
+
+def test_unknown_effect_gives_no_verdict():
+    a, b = node("a", 2, effect=Effect.UNKNOWN, undo=True), node("b", 3)
+    assert run(graph(body([a, b]))) == []
+
+
+# --- BBF402 ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mark", [{"undo": True}, {"irreversible": True}])
+def test_undo_or_irreversible_on_a_step_without_effect_warns(mark):
+    f = node("f", 2, pure_read=True, **mark)
+    assert run(graph(body([f, node("b", 3)], "f>b"))) == [("BBF402", 2)]
+
+
+def test_composed_reactor_without_effect_warns_on_undo():
+    inner = graph(body([node("r", 2, pure_read=True)]), "Inner")
+    c = node("c", 5, effect=Effect.COMPOSED, reactor="t.Inner", undo=True)
+    assert run(graph(body([c])), inner) == [("BBF402", 5)]
+
+
+# --- BBF403 and summaries ----------------------------------------------------------------
+
+
+def composed(name: str, line: int, target: str, **kw) -> Node:
+    return node(name, line, effect=Effect.COMPOSED, reactor=f"t.{target}", call=target, **kw)
+
+
+def test_composed_reactor_not_fully_reversible_needs_own_undo():
+    inner = graph(body([effectful("b", 2, call="beep")]), "Inner")
+    first, there = composed("first", 5, "Inner"), effectful("there", 6)
+    outer = graph(body([first, there], "first>there"))
+    diags = Diagnostics()
+    check_compensation(outer, summarise({g.qualname: g for g in (inner, outer)}), diags)
+    [d] = diags.items
+    assert (d.code, d.span.line) == ("BBF403", 5)
+    assert "`Inner`: its step `b` (beep) has no undo" in d.notes[0]
+
+
+def test_composed_reversible_reactor_is_covered():
+    inner = graph(body([effectful("g", 2, default_undo=True), effectful("m", 3, undo=True)], "g>m"), "Inner")
+    first, there = composed("first", 5, "Inner"), effectful("there", 6)
+    assert run(graph(body([first, there], "first>there")), inner) == []
+
+
+@pytest.mark.parametrize("cover", [{"undo": True}, {"irreversible": True}])
+def test_own_undo_or_irreversible_covers_a_composed_step(cover):
+    inner = graph(body([effectful("b", 2)]), "Inner")
+    first, there = composed("first", 5, "Inner", **cover), effectful("there", 6)
+    assert run(graph(body([first, there], "first>there")), inner) == []
+
+
+def test_summary_is_transitive_and_survives_recursion():
+    leaf = graph(body([effectful("b", 2, irreversible=True)]), "Leaf")
+    mid = graph(body([composed("l", 3, "Leaf"), composed("o", 4, "Outer")]), "Mid")
+    outer = graph(body([composed("m", 5, "Mid")]), "Outer")
+    pure = graph(body([node("r", 6, pure_read=True), composed("p", 7, "Pure")]), "Pure")
+    s = summarise({g.qualname: g for g in (leaf, mid, outer, pure)})
+    assert s["t.Outer"].effectful and not s["t.Outer"].reversible
+    assert s["t.Outer"].why_not == "`Leaf`, through `Mid`: its step `b` (b) is marked irreversible"
+    assert not s["t.Mid"].reversible
+    assert not s["t.Pure"].effectful and s["t.Pure"].reversible
+
+
+def test_summary_categories_include_composed_ones():
+    motion = ("t.Arm", "motion")
+    leaf = graph(body([effectful("b", 2, undo=True, category=motion)]), "Leaf")
+    outer = graph(body([composed("m", 5, "Leaf", undo=True)]), "Outer")
+    s = summarise({g.qualname: g for g in (leaf, outer)})
+    assert s["t.Outer"].categories == frozenset({motion})
+    assert s["t.Outer"].reversible  # its only composed step has its own undo
+
+
+# --- BBF404 ------------------------------------------------------------------------------
+
+
+def undo_using(step: Node, *targets: Node) -> None:
+    step.undo = True
+    step.undo_refs = tuple(UndoRef(t.name, span(step.order), t) for t in targets)
+
+
+def test_undo_may_use_ancestors_and_itself_but_not_others():
+    safe, g, later = node("safe", 2), effectful("g", 3), effectful("later", 4)
+    b = body([safe, g, later], "safe>g", "g>later")
+    undo_using(g, safe, g)
+    assert run(graph(b)) == []
+    other = node("other", 5)
+    b2 = body([node("safe", 2), (g2 := effectful("g", 3)), other], "other>g")
+    undo_using(g2, b2.nodes[0])
+    assert run(graph(b2)) == [("BBF404", 3)]
+
+
+def test_undo_inside_a_body_may_use_outer_ancestors_of_the_switch():
+    before = node("before", 2)
+    stray = node("stray", 3)
+    inner = effectful("inner", 5)
+    undo_using(inner, before)
+    sw = node("s", 4, NodeKind.SWITCH, bodies=(body([inner]),))
+    assert run(graph(body([before, stray, sw], "before>s"))) == []
+    inner2 = effectful("inner", 5)
+    undo_using(inner2, stray)
+    sw2 = node("s", 4, NodeKind.SWITCH, bodies=(body([inner2]),))
+    b = body([node("before", 2), stray2 := node("stray", 3), sw2])
+    inner2.undo_refs = (UndoRef("stray", span(5), stray2),)
+    assert run(graph(b)) == [("BBF404", 5)]
+
+
+def test_each_missing_value_is_reported_once():
+    other, g = node("other", 2), effectful("g", 3)
+    undo_using(g, other, other)
+    assert run(graph(body([other, g]))) == [("BBF404", 3)]
