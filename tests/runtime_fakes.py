@@ -17,8 +17,11 @@ from typing import Any
 import attrs
 
 from bbflow.runtime import model
+from bbflow.runtime.clock import run_virtual
+from bbflow.runtime.events import Recorder
+from bbflow.runtime.executor import run_reactor
 from bbflow.runtime.ports import RuntimeFailure
-from bbflow.runtime.types import FLOAT, Enum, Record
+from bbflow.runtime.types import ANY, FLOAT, Enum, Record
 
 POSE = Record((("x", FLOAT), ("y", FLOAT), ("z", FLOAT)))
 GRIP = Enum("Grip", ("open", "closed"))
@@ -35,6 +38,7 @@ def const(value: Any) -> model.Expr:
 class Cue:
     command: str
     call: int | None = None  # 1-based call number of that command; None: every call
+    match: dict[str, Any] | None = None  # only calls with these keyword arguments
     error: str | None = None
     delay: float | None = None
     disarm: bool = False
@@ -96,6 +100,24 @@ class FakeRobot:
         """Names of the commands called (that ended with ``outcome``), in call order."""
         return [c.command for c in self.calls if outcome is None or c.outcome == outcome]
 
+    def tags(self, command: str, outcome: str | None = None) -> list[Any]:
+        """The ``tag`` argument of each call of ``command`` (that ended with ``outcome``)."""
+        return [c.kwargs.get("tag") for c in self.calls
+                if c.command == command and (outcome is None or c.outcome == outcome)]
+
+    def max_in_flight(self, command: str | None = None) -> int:
+        """The largest number of calls (of ``command``) that were running at the same time."""
+        edges = []
+        for c in self.calls:
+            if command is None or c.command == command:
+                edges.append((c.start, 1))
+                edges.append((c.end if c.end is not None else float("inf"), -1))
+        best = now = 0
+        for _, delta in sorted(edges, key=lambda e: (e[0], e[1])):  # an end before a start at the same time
+            now += delta
+            best = max(best, now)
+        return best
+
     def running(self) -> list[CallRecord]:
         return [c for c in self.calls if c.outcome == "running"]
 
@@ -137,7 +159,8 @@ class FakeRobot:
         number = self._counts[command] = self._counts.get(command, 0) + 1
         record = CallRecord(command, dict(kwargs), number, loop.time(), timeout=timeout)
         self.calls.append(record)
-        cue = next((c for c in self.cues if c.command == command and c.call in (None, number)), None)
+        cue = next((c for c in self.cues if c.command == command and c.call in (None, number)
+                    and (c.match is None or all(kwargs.get(k) == v for k, v in c.match.items()))), None)
         try:
             if self._safety != "armed" and command not in ("arm", "disarm"):
                 raise RuntimeFailure(f"{command}: the robot is {self._safety}", "not_armed", command=command)
@@ -302,3 +325,62 @@ def arm(**options: Any) -> FakeRobot:
 
 PICK = {"x": 0.2, "y": 0.0, "z": 0.1}
 PLACE = {"x": 0.0, "y": 0.3, "z": 0.1}
+
+
+# --- a generic robot for scheduling tests: ``op(tag)`` and ``undo(tag)`` -------------------------
+
+
+def ops_spec(undo_timeout: float | None = None) -> model.Robot:
+    tag = (model.Param("tag", ANY),)
+    commands = {
+        "op": model.Command("op", tag, ANY),
+        "undo": model.Command("undo", tag, ANY, timeout=undo_timeout),
+        "auto": model.Command("auto", tag, ANY, undo=model.CommandCall("undo", lambda s: {"tag": s["args"]["tag"]})),
+    }
+    return model.Robot("Ops", "t.Ops", ("idle",), (), commands, {})
+
+
+def op(name: str, *deps: str, tag: Any = None, undo: bool = True, command: str = "op", **options: Any) -> model.Step:
+    """A step ``NAME = op(tag: NAME) after DEPS undo undo(tag: NAME)``."""
+    the_tag = name if tag is None else tag
+    return model.Step(
+        name,
+        model.CommandCall(command, lambda s: {"tag": the_tag}),
+        deps=deps,
+        undo=model.Undo(model.CommandCall("undo", lambda s: {"tag": name})) if undo else None,
+        **options,
+    )
+
+
+def reactor(*nodes: model.Node, end: model.Return | model.Fail | None = None, name: str = "R",
+            params: tuple[model.Param, ...] = (), **options: Any) -> model.Reactor:
+    return model.Reactor(name, f"t.{name}", params, ANY if isinstance(end, model.Return) else None, "t.Ops",
+                         model.Body(tuple(nodes), end), **options)
+
+
+def ops(**options: Any) -> FakeRobot:
+    options.setdefault("duration", 0.01)
+    return FakeRobot(options.pop("spec", None) or ops_spec(), **options)
+
+
+async def execute(reactor: model.Reactor, robot: FakeRobot | None, inputs: dict[str, Any] | None = None, *,
+                  prog: model.Program | None = None, **kw: Any) -> tuple[Any, Recorder]:
+    """Run to the end with a recorder; checks that the run left no task and no safety listener behind."""
+    recorder = Recorder()
+    if prog is None:
+        prog = program(reactor, robot=robot.spec if robot is not None else ops_spec())
+    result = await run_reactor(prog, reactor, inputs or {}, robot=robot, observer=recorder, **kw)
+    assert asyncio.all_tasks() == {asyncio.current_task()}, "a run left a task behind"
+    if robot is not None:
+        assert robot.subscribers() == 0, "a run left a safety listener behind"
+    return result, recorder
+
+
+def run(reactor: model.Reactor, robot: FakeRobot | None, inputs: dict[str, Any] | None = None,
+        **kw: Any) -> tuple[Any, Recorder]:
+    return run_virtual(execute(reactor, robot, inputs, **kw))
+
+
+def steps_of(recorder: Recorder, event: str) -> list[str | None]:
+    """The ``step`` of each ``event``, in order."""
+    return [e["step"] for e in recorder.events if e["event"] == event]
