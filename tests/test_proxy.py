@@ -381,16 +381,18 @@ def test_disarm_stops_the_command_in_flight():
 
 def test_an_emergency_stop_reported_by_the_driver_stops_every_command():
     async def scenario(proxy, driver):
-        changes = []
+        changes, reported = [], []
         proxy.on_safety(lambda old, new: changes.append(new))
+        proxy.on_error(reported.append)
         moving = asyncio.create_task(proxy.call("move_to", {"target": HOME}))
         gripping = asyncio.create_task(proxy.call("close_gripper", {}))
         await asyncio.sleep(0.25)
         driver.handle.report_safety("fault", "emergency stop pressed")
         errors = [await failure(moving), await failure(gripping)]
-        return [(e.code, e.message) for e in errors], list(changes), list(driver.hooks), proxy.safety
+        return [(e.code, e.message) for e in errors], list(changes), list(driver.hooks), proxy.safety, reported
 
-    errors, changes, hooks, safety = run(scenario)
+    errors, changes, hooks, safety, reported = run(scenario)
+    assert reported == ["emergency stop pressed"]
     assert errors == [
         ("not_armed", "move_to was stopped: arm went to fault"),
         ("not_armed", "close_gripper was stopped: arm went to fault"),
