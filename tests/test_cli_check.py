@@ -1,0 +1,210 @@
+"""`bbflow check`: discovery, module names, formats, exit codes and the summary line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+from click.testing import CliRunner
+
+from bbflow.cli import main
+from bbflow.compiler import pipeline
+from bbflow.compiler.diagnostics import Diagnostics
+from bbflow.compiler.pipeline import CompileResult, InputError, compile_paths, module_name
+from bbflow.compiler.report import report, summary
+from bbflow.compiler.source import SourceFile, Span
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "pick_and_place"
+SCHEMA = json.loads((Path(__file__).parent / "data" / "sarif-2.1.0-subset.schema.json").read_text())
+
+CLEAN = """\
+type Pose = {x: float, y: float, z: float}
+"""
+BROKEN = """\
+type Pose = {x: float, y: float, z: float}
+
+reactor Park() on Arm {
+    step a home()
+}
+"""
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, ["check", *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def write(folder: Path, rel: str, text: str) -> Path:
+    path = folder / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_clean_file(tmp_path: Path) -> None:
+    code, out, err = run(str(write(tmp_path, "ok.flow", CLEAN)))
+    assert (code, out, err) == (0, "", "no problems in 1 file\n")
+
+
+def test_syntax_error_text(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, "bad.flow", BROKEN)
+    code, out, err = run("bad.flow")
+    assert code == 1
+    assert out.startswith("error[BBF001]: ")
+    assert " --> bad.flow:4:12\n" in out
+    assert "4 |     step a home()" in out
+    assert "\x1b[" not in out  # not a terminal: no colour
+    assert err == "1 error in 1 file\n"
+
+
+def test_json_format(tmp_path: Path) -> None:
+    write(tmp_path, "a/bad.flow", BROKEN)
+    write(tmp_path, "a/ok.flow", CLEAN)
+    code, out, err = run("--format", "json", str(tmp_path / "a"))
+    assert code == 1
+    assert err == ""
+    doc = json.loads(out)
+    assert doc["files"] == 2
+    [diag] = doc["diagnostics"]
+    assert (diag["code"], diag["line"], diag["column"]) == ("BBF001", 4, 12)
+    assert diag["file"] == str(tmp_path / "a" / "bad.flow")
+
+
+def test_sarif_format(tmp_path: Path) -> None:
+    code, out, _ = run("--format", "sarif", str(write(tmp_path, "bad.flow", BROKEN)))
+    assert code == 1
+    log = json.loads(out)
+    jsonschema.validate(log, SCHEMA)
+    assert [r["ruleId"] for r in log["runs"][0]["results"]] == ["BBF001"]
+
+
+def test_default_path_is_the_current_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(tmp_path, "one.flow", CLEAN)
+    write(tmp_path, "sub/two.flow", CLEAN)
+    write(tmp_path, ".hidden/three.flow", BROKEN)  # hidden folders (.venv, .git) are skipped
+    monkeypatch.chdir(tmp_path)
+    assert run() == (0, "", "no problems in 2 files\n")
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda tmp: tmp / "missing.flow", "no such file or folder"),
+        (lambda tmp: write(tmp, "notes.txt", "hello"), "not a .flow file"),
+        (lambda tmp: tmp, "no .flow files found"),
+        (lambda tmp: write(tmp, "bbflow.toml", "[project]\nsorce = 'x'\n").parent, "project.sorce: unknown key"),
+    ],
+)
+def test_usage_errors_exit_2(tmp_path: Path, make, message: str) -> None:  # type: ignore[no-untyped-def]
+    code, out, err = run(str(make(tmp_path)))
+    assert code == 2
+    assert out == ""
+    assert message in err
+
+
+def test_drivers_not_available_yet(tmp_path: Path) -> None:
+    code, _, err = run("--drivers", str(write(tmp_path, "ok.flow", CLEAN)))
+    assert code == 2
+    assert "not available yet" in err
+
+
+def test_the_example_project_is_clean() -> None:
+    code, out, err = run(str(EXAMPLE))
+    assert (code, out) == (0, ""), out
+    assert err == "no problems in 1 file\n"
+
+
+# --- the pipeline -------------------------------------------------------------------
+
+
+def test_module_names_under_a_project_source_root(tmp_path: Path) -> None:
+    write(tmp_path, "bbflow.toml", '[project]\nname = "cell"\nsource = "flows"\n')
+    write(tmp_path, "flows/cell/arm.flow", CLEAN)
+    write(tmp_path, "flows/top.flow", CLEAN)
+    write(tmp_path, "other/ignored.flow", BROKEN)  # outside the source folder
+    result = compile_paths([tmp_path])
+    assert [m.name for m in result.modules] == ["cell.arm", "top"]
+    assert result.roots == [(tmp_path / "flows").resolve()]
+    assert [p.name for p in result.projects] == ["cell"]
+    # a folder or a file inside the project keeps the project's module names
+    assert [m.name for m in compile_paths([tmp_path / "flows" / "cell"]).modules] == ["cell.arm"]
+    assert [m.name for m in compile_paths([tmp_path / "flows" / "cell" / "arm.flow"]).modules] == ["cell.arm"]
+
+
+def test_module_names_without_a_project(tmp_path: Path) -> None:
+    write(tmp_path, "lib/cell/arm.flow", CLEAN)
+    assert [m.name for m in compile_paths([tmp_path / "lib"]).modules] == ["cell.arm"]
+    assert [m.name for m in compile_paths([tmp_path / "lib" / "cell" / "arm.flow"]).modules] == ["arm"]
+    assert module_name(Path("/r/a/b/c.flow"), Path("/r")) == "a.b.c"
+
+
+def test_each_file_once(tmp_path: Path) -> None:
+    file = write(tmp_path, "x.flow", CLEAN)
+    assert compile_paths([file, tmp_path, file]).files == 1
+
+
+def test_not_utf8_is_a_diagnostic(tmp_path: Path) -> None:
+    path = tmp_path / "latin.flow"
+    path.write_bytes(b"type A = int\n# caf\xe9\n")
+    result = compile_paths([path])
+    [diag] = result.diagnostics.items
+    assert (diag.code, diag.span.line, diag.span.column) == ("BBF001", 2, 6)
+    assert result.modules == []
+
+
+def test_crlf_is_normalised(tmp_path: Path) -> None:
+    path = tmp_path / "dos.flow"
+    path.write_bytes(BROKEN.replace("\n", "\r\n").encode())
+    result = compile_paths([path])
+    assert "\r" not in next(iter(result.sources.values())).text
+    assert [(d.code, d.span.line) for d in result.diagnostics] == [("BBF001", 4)]
+
+
+def test_a_parser_crash_is_bbf900(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def explode(source: SourceFile, name: str, diags: Diagnostics) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(pipeline, "parse_module", explode)
+    result = compile_paths([write(tmp_path, "ok.flow", CLEAN)])
+    [diag] = result.diagnostics.items
+    assert diag.code == "BBF900"
+    assert "RuntimeError: boom" in diag.message
+    assert diag.notes and "explode" in diag.notes[0]
+
+
+def test_unreadable_file_is_an_input_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, "ok.flow", CLEAN)
+
+    def refuse(self: Path) -> bytes:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    with pytest.raises(InputError, match="ok.flow: cannot read: Permission denied"):
+        compile_paths([path])
+
+
+# --- the report: summary and exit codes ---------------------------------------------
+
+
+def test_summary_line() -> None:
+    assert summary(2, 1, 14) == "2 errors, 1 warning in 14 files"
+    assert summary(1, 0, 1) == "1 error in 1 file"
+    assert summary(0, 3, 2) == "3 warnings in 2 files"
+    assert summary(0, 0, 0) == "no problems in 0 files"
+
+
+def test_exit_codes_and_strict() -> None:
+    result = CompileResult()
+    result.sources["a.flow"] = SourceFile("a.flow", "x\n")
+    result.diagnostics.warning("BBF303", "unused", Span.point("a.flow", 1, 1))
+    out = report(result, "text")
+    assert (out.exit_code(strict=False), out.exit_code(strict=True)) == (0, 1)
+    assert out.summary == "1 warning in 1 file"
+    result.diagnostics.error("BBF101", "unknown", Span.point("a.flow", 1, 1))
+    out = report(result, "json")
+    assert (out.exit_code(strict=False), out.summary) == (1, None)
+    assert [d["code"] for d in json.loads(out.body)["diagnostics"]] == ["BBF303", "BBF101"]
