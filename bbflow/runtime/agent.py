@@ -38,6 +38,8 @@ from bbflow.runtime.signals import Envelope, SignalRejected
 from bbflow.runtime.types import TypeMismatch
 
 DEFAULT_MAILBOX = 10_000
+#: Turns in a row before the server lets other tasks of the loop run.
+YIELD_EVERY = 16
 
 #: Runs the CALL of a ``run`` statement with its evaluated arguments and returns
 #: its value; raises ``RuntimeFailure`` when it fails (a halted reactor: code ``halted``).
@@ -187,12 +189,19 @@ class AgentServer:
         try:
             async with asyncio.TaskGroup() as group:
                 self._group = group
+                turns = 0
                 while True:
                     item = await self.mailbox.get()
                     try:
                         self.turn(item)
                     finally:
                         self.bus.activity.end()
+                    # A turn never awaits, and a full mailbox never makes `get` wait:
+                    # yield every few turns so a flood of signals cannot starve the
+                    # robot drivers and runs that share the loop.
+                    turns += 1
+                    if turns % YIELD_EVERY == 0:
+                        await asyncio.sleep(0)
         except BaseException as exc:
             if not isinstance(exc, asyncio.CancelledError):
                 self.stats.crashes += 1
