@@ -1,0 +1,196 @@
+"""Expressions to small Python functions ``def _eN(s): return ...``.
+
+Every ``.flow`` expression becomes Python source over the scope ``s`` (a
+mapping from the names in scope to JSON-like values). Names are looked up
+through the checker's ``Facts`` (never re-resolved here): values come from
+the scope as ``s["name"]``, enum members, robot states and events are their
+names as string literals. User text only ever appears as ``repr`` literals,
+so no name or string can become code. Operations whose Python meaning
+differs from the language's (indexing, integer division, ``round``,
+``str``, ``min``/``max``) go through ``bbflow.runtime.exprlib``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from bbflow.compiler import ast
+from bbflow.compiler import types as ct
+from bbflow.compiler.codegen_src import literal
+from bbflow.compiler.codegen_types import TypeTable, to_rtype, widens
+from bbflow.compiler.facts import CallKind, CallTarget, Facts, RefKind
+from bbflow.runtime import types as rt
+
+
+class CodegenError(Exception):
+    """The checked program is not what codegen expects: a compiler bug (reported as BBF900)."""
+
+
+#: refs whose value is a constant (the member/state/event name), not a scope lookup
+_CONSTANT_REFS = (RefKind.ENUM_MEMBER, RefKind.ROBOT_STATE, RefKind.EVENT)
+_BUILTINS = {"len": "len", "abs": "abs", "min": "_x.min_", "max": "_x.max_", "round": "_x.round_", "str": "_x.str_"}
+_ARITH = {"+", "-", "*"}
+_COMPARE = {"==", "!=", "<", "<=", ">", ">="}
+
+
+@attrs.define
+class ExprFunctions:
+    """The expression functions of one module: ``(name, body, flow line)`` in order of creation."""
+
+    items: list[tuple[str, str, int]] = attrs.Factory(list)
+
+    def add(self, body: str, line: int) -> str:
+        name = f"_e{len(self.items) + 1}"
+        self.items.append((name, body, line))
+        return name
+
+
+@attrs.define
+class ExprGen:
+    facts: Facts
+    types: TypeTable
+    fns: ExprFunctions
+    _temps: int = 0
+
+    # --- functions ------------------------------------------------------------------
+
+    def fn(self, e: ast.Expr, expected: rt.RType | None = None) -> str:
+        """A function computing ``e`` (widened to ``expected``); returns its name."""
+        return self.fns.add(self.value(e, expected), e.span.line)
+
+    def args_fn(self, call: ast.CallExpr, target: CallTarget) -> str:
+        """A function returning the call's complete keyword arguments (defaults filled in)."""
+        params: tuple[ast.Param, ...] = getattr(target.decl, "params", ())
+        parts = []
+        for p in params:
+            arg = target.args.get(p.name.name)
+            if arg is None:
+                arg = p.default
+            if arg is None:
+                raise CodegenError(f"{call.span.file}:{call.span.line}: no value for parameter {p.name.name!r}")
+            parts.append(f"{literal(p.name.name)}: {self.value(arg, self.declared(p.type))}")
+        return self.fns.add("{" + ", ".join(parts) + "}", call.span.line)
+
+    def declared(self, t: ast.TypeExpr | None) -> rt.RType | None:
+        """The runtime descriptor of a type as written in a declaration (None: no type)."""
+        if t is None:
+            return None
+        found = self.facts.type_of(t)
+        if found is None:
+            raise CodegenError(f"{t.span.file}:{t.span.line}: the checker recorded no type for this type expression")
+        return to_rtype(found)
+
+    # --- values -----------------------------------------------------------------------
+
+    def value(self, e: ast.Expr, expected: rt.RType | None) -> str:
+        """``e``, with ints turned into floats wherever ``expected`` wants a float."""
+        if expected is None or expected == rt.ANY:
+            return self.code(e)
+        target = expected.inner if isinstance(expected, rt.Optional) else expected
+        if isinstance(e, ast.IntLit) and isinstance(target, rt.Prim) and target.name in ("float", "duration"):
+            return literal(float(e.value))
+        if isinstance(e, ast.RecordExpr) and isinstance(target, rt.Record):
+            want = dict(target.fields)
+            return self._record(e, want)
+        if isinstance(e, ast.ListExpr) and isinstance(target, rt.ListOf):
+            return "[" + ", ".join(self.value(i, target.item) for i in e.items) + "]"
+        if widens(self.facts.type_of(e), expected):
+            return f"{self.types.ref(expected)}.conform({self.code(e)})"
+        return self.code(e)
+
+    def code(self, e: ast.Expr) -> str:
+        """Python source for ``e`` over the scope ``s``."""
+        method = getattr(self, "_" + type(e).__name__, None)
+        if method is None:
+            raise CodegenError(f"cannot generate code for {type(e).__name__}")
+        return method(e)
+
+    def constant(self, e: ast.Expr) -> Any:
+        """The value of a constant expression (a case value): a literal or an enum member."""
+        if isinstance(e, (ast.IntLit, ast.FloatLit, ast.StrLit, ast.BoolLit)):
+            return e.value
+        if isinstance(e, ast.NoneLit):
+            return None
+        if isinstance(e, ast.DurationLit):
+            return e.seconds
+        if isinstance(e, ast.Unary) and e.op == "-" and isinstance(e.operand, (ast.IntLit, ast.FloatLit, ast.DurationLit)):
+            return -self.constant(e.operand)
+        if isinstance(e, (ast.Name, ast.Attr)):
+            ref = self.facts.ref(e)
+            if ref is not None and ref.kind in _CONSTANT_REFS:
+                return ref.value
+        raise CodegenError(f"{e.span.file}:{e.span.line}: not a constant")
+
+    # --- node kinds -----------------------------------------------------------------
+
+    def _IntLit(self, e: ast.IntLit) -> str:
+        return literal(e.value)
+
+    def _FloatLit(self, e: ast.FloatLit) -> str:
+        return literal(e.value)
+
+    def _StrLit(self, e: ast.StrLit) -> str:
+        return literal(e.value)
+
+    def _BoolLit(self, e: ast.BoolLit) -> str:
+        return literal(e.value)
+
+    def _NoneLit(self, e: ast.NoneLit) -> str:
+        return "None"
+
+    def _DurationLit(self, e: ast.DurationLit) -> str:
+        return literal(e.seconds)
+
+    def _ListExpr(self, e: ast.ListExpr) -> str:
+        return "[" + ", ".join(self.code(i) for i in e.items) + "]"
+
+    def _RecordExpr(self, e: ast.RecordExpr) -> str:
+        return self._record(e, {})
+
+    def _record(self, e: ast.RecordExpr, want: dict[str, rt.RType]) -> str:
+        fields = (f"{literal(f.name.name)}: {self.value(f.value, want.get(f.name.name))}" for f in e.fields)
+        return "{" + ", ".join(fields) + "}"
+
+    def _Name(self, e: ast.Name) -> str:
+        ref = self.facts.ref(e)
+        if ref is None:
+            raise CodegenError(f"{e.span.file}:{e.span.line}: unresolved name {e.ident.name!r}")
+        if ref.kind in _CONSTANT_REFS:
+            return literal(ref.value)
+        return f"s[{literal(ref.name)}]"
+
+    def _Attr(self, e: ast.Attr) -> str:
+        ref = self.facts.ref(e)
+        if ref is not None and ref.kind in _CONSTANT_REFS:
+            return literal(ref.value)
+        return f"{self.code(e.obj)}[{literal(e.name.name)}]"
+
+    def _Index(self, e: ast.Index) -> str:
+        return f"_x.index({self.code(e.obj)}, {self.code(e.index)})"
+
+    def _Unary(self, e: ast.Unary) -> str:
+        if e.op == "not":
+            return f"(not {self.code(e.operand)})"
+        return f"(-{self.code(e.operand)})"
+
+    def _Binary(self, e: ast.Binary) -> str:
+        left, right = self.code(e.left), self.code(e.right)
+        if e.op in _ARITH or e.op in _COMPARE or e.op in ("and", "or"):
+            return f"({left} {e.op} {right})"
+        if e.op == "/":
+            if self.facts.type_of(e) == ct.INT:
+                return f"_x.idiv({left}, {right})"
+            return f"({left} / {right})"
+        if e.op == "??":
+            self._temps += 1
+            tmp = f"_v{self._temps}"
+            return f"({tmp} if ({tmp} := {left}) is not None else {right})"
+        raise CodegenError(f"{e.span.file}:{e.span.line}: unknown operator {e.op!r}")
+
+    def _CallExpr(self, e: ast.CallExpr) -> str:
+        target = self.facts.call(e)
+        if target is None or target.kind is not CallKind.BUILTIN or target.qualname not in _BUILTINS:
+            raise CodegenError(f"{e.span.file}:{e.span.line}: only pure builtins may be called in an expression")
+        return f"{_BUILTINS[target.qualname]}({', '.join(self.code(a.value) for a in e.args)})"
