@@ -771,3 +771,47 @@ def test_call_runner_actions_and_commands():
     assert homed == {"x": 0.0, "y": 0.0, "z": 0.0}
     assert calls == [("home", {}, 3.0)]
     assert no_robot == "state"
+
+
+def test_an_agent_runs_a_real_reactor_through_the_executor():
+    program = model.Program()
+    program.add(model.Action("double", "cell.double", (model.Param("x", INT),), INT, "cell.math:double", pure=True))
+    program.add(
+        model.Reactor(
+            "Double",
+            "cell.Double",
+            (model.Param("x", INT),),
+            INT,
+            None,
+            model.Body(
+                (model.Step("d", model.ActionCall("cell.double", lambda s: {"x": s["x"]})),),
+                model.Return(lambda s: s["d"]),
+            ),
+        )
+    )
+
+    async def double(x):
+        await asyncio.sleep(1)
+        return x * 2
+
+    async def main():
+        bus, rec = make_bus()
+        a = agent(
+            "A",
+            [field("last", INT, 0)],
+            route(
+                "ping",
+                model.Run(model.ReactorCall("cell.Double", lambda s: {"x": s["p"]["data"]["n"]}), then=(model.Set("last", lambda s: s["result"]),)),
+                bind="p",
+            ),
+        )
+        runner = CallRunner(program, actions={"cell.math:double": double}.__getitem__, observer=rec)
+        server = AgentServer(a, bus, runner=runner)
+        async with serving(server):
+            send(bus, "ping", {"n": 21})
+            await bus.wait_idle()
+        return server, rec
+
+    server, rec = run_virtual(main())
+    assert server.state == {"last": 42}
+    assert [e["event"] for e in rec.events if e["event"].startswith("run.")] == ["run.start", "run.ok"]

@@ -29,7 +29,7 @@ from typing import Any
 
 import attrs
 
-from bbflow.runtime import model
+from bbflow.runtime import executor, model
 from bbflow.runtime.bus import Bus
 from bbflow.runtime.actions import invoke, resolve_action
 from bbflow.runtime.ports import ActionResolver, Observer, RobotPort, RuntimeFailure
@@ -388,7 +388,7 @@ ReactorRunner = Callable[..., Awaitable[Any]]
 class CallRunner:
     """Runs the CALL of an agent's ``run``: a reactor, a robot command or an action.
 
-    A reactor runs through ``run_reactor`` (``bbflow.runtime.executor``); its
+    A reactor runs through ``run_reactor`` (by default ``bbflow.runtime.executor``'s); its
     ``RunResult`` becomes the value (status ``ok``) or a ``RuntimeFailure``
     (``failed``: the run's error; ``halted``: code ``halted``).
     """
@@ -397,7 +397,7 @@ class CallRunner:
         self,
         program: model.Program,
         *,
-        run_reactor: ReactorRunner,
+        run_reactor: ReactorRunner = executor.run_reactor,
         robot: RobotPort | None = None,
         actions: ActionResolver = resolve_action,
         observer: Observer | None = None,
