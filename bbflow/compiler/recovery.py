@@ -64,6 +64,8 @@ class SyntaxDriver:
                               for name in ("NAME", "SIGNAL_TYPE", "PATTERN", "NUMBER", "STRING")}
         self.quiet = QUIET_AFTER_ERROR  # tokens parsed since the last error (reports when >= QUIET_AFTER_ERROR)
         self.last_token: Token | None = None
+        # the parser's stacks before the last token was taken, to reread a keyword taken as a name
+        self.before_last: tuple[list[int], list[object]] | None = None
         self._gen: Iterator[Token] | None = None
 
     # ---- the main loop -------------------------------------------------------------
@@ -116,6 +118,7 @@ class SyntaxDriver:
             else:
                 self.quiet += 1
                 self.last_token = tok
+                self.before_last = saved
                 return
         self._error(tok)
 
@@ -144,11 +147,21 @@ class SyntaxDriver:
     # ---- errors ---------------------------------------------------------------------
 
     def _error(self, tok: Token) -> None:
+        pending: list[Token] = []
+        prev = self.last_token
+        if prev is not None and prev.type == "NAME" and str(prev) in SYNC_WORDS and self.before_last is not None:
+            # `d(` then `let q = 1` on the next line: `let` was taken as a name (keywords are names where
+            # the grammar expects no keyword), but the mistake is before it. Reread it as the keyword.
+            state = self.ip.parser_state
+            state.state_stack[:], state.value_stack[:] = self.before_last
+            self.before_last = None
+            pending = [tok]
+            tok = Token.new_borrow_pos(self.keyword_types[str(prev)], str(prev), prev)
         accepts = self.ip.accepts()
         if self.quiet >= QUIET_AFTER_ERROR:
             self._report(tok, accepts)
         self.quiet = 0
-        self._recover(tok, accepts)
+        self._recover(tok, accepts, pending)
 
     def _report(self, tok: Token, accepts: set[str] | None = None) -> None:
         if accepts is None:
@@ -175,23 +188,30 @@ class SyntaxDriver:
 
     # ---- recovery -------------------------------------------------------------------
 
-    def _recover(self, tok: Token, accepts: set[str]) -> None:
+    def _recover(self, tok: Token, accepts: set[str], pending: list[Token]) -> None:
+        """Repair at ``tok`` (``pending``: tokens already read after it, to take after the repair)."""
         suggestion = self._keyword_suggestion(tok, accepts)
         if suggestion is not None:
             fixed = Token.new_borrow_pos(self.keyword_types[suggestion], suggestion, tok)
-            if self._trial([fixed]):
+            if self._trial([fixed, *pending]):
                 self._force(fixed)
+                self._take_all(pending)
                 return
         for name in INSERTABLE:
             if name in accepts:
                 inserted = Token.new_borrow_pos(name, self.terminals[name].pattern.value, tok)
-                if self._trial([inserted, tok]):
+                if self._trial([inserted, tok, *pending]):
                     self._force(inserted)
-                    self._take(tok)
+                    self._take_all([tok, *pending])
                     return
-        if tok.type != END and self._trial([]):
-            return  # the token is extra: drop it
-        self._panic(tok)
+        if tok.type != END and self._trial(pending):
+            self._take_all(pending)  # the token is extra: drop it
+            return
+        self._panic([tok, *pending])
+
+    def _take_all(self, tokens: list[Token]) -> None:
+        for tok in tokens:
+            self._take(tok)
 
     def _force(self, tok: Token) -> None:
         tok = self._retype(tok, self.ip.parser_state.position) or tok
@@ -241,20 +261,23 @@ class SyntaxDriver:
             return False
         return True
 
-    def _panic(self, tok: Token | None) -> None:
-        """Skip to a statement or declaration keyword (or a balancing `}`) and resume there."""
+    def _panic(self, queue: list[Token]) -> None:
+        """Skip to a statement or declaration keyword (or a balancing `}`) and resume there.
+
+        ``queue`` holds the tokens already read; after them, tokens are read without context.
+        """
         depth = 0
-        while tok is not None:
+        tok: Token | None = queue.pop(0)
+        while tok is not None and tok.type != END:
             value = str(tok)
-            if tok.type == END:
-                break
             if depth == 0 and (value in SYNC_WORDS or value == "}") and self._resync(tok):
+                self._take_all(queue)
                 return
             if value == "{":
                 depth += 1
             elif value == "}" and depth > 0:
                 depth -= 1
-            tok = self._next_raw()
+            tok = queue.pop(0) if queue else self._next_raw()
         # At the end of the text: _finish closes what is open.
 
     def _next_raw(self) -> Token | None:

@@ -28,11 +28,10 @@ _COMMAND_MODIFIERS = frozenset({"_CATEGORY", "TIMEOUT", "_READONLY", "_ALLOWED",
 
 # (family, its name in a message, how many of it must be expected to use the name)
 _FAMILIES: tuple[tuple[frozenset[str], str, int], ...] = (
-    (_DECLARATIONS, "a declaration (`type`, `enum`, `signal`, `robot`, `action`, `reactor`, `agent`) or an import",
-     5),
+    (_DECLARATIONS, "a declaration (`type`, `enum`, `signal`, `robot`, `action`, `reactor`, `agent`, `import`)", 5),
     (_STATEMENTS, "a statement (`step`, `let`, `switch`, `map`, `return`, `fail`)", 3),
     (_AGENT_STATEMENTS, "a statement (`set`, `emit`, `schedule`, `run`, `if`)", 3),
-    (_ROBOT_ITEMS, "`states`, `limit`, `command` or `event`", 4),
+    (_ROBOT_ITEMS, "a robot item (`states`, `limit`, `command`, `event`)", 4),
     (_STEP_MODIFIERS, "a step modifier (`after`, `when`, `timeout`, `retry`, `undo`, ...)", 4),
     (_COMMAND_MODIFIERS, "a command modifier (`category`, `timeout`, `readonly`, `allowed`, `undo`)", 4),
     (_EXPRESSION, "an expression", 6),
@@ -55,6 +54,12 @@ _NAMED_BY = {
     "_SET": "state field", "_SWITCH": "switch", "_MAP": "map",
 }
 
+# Words that start a statement or declaration: found where a bracket could close, one is likely open.
+_BLOCK_STARTERS = frozenset("""
+    type enum signal robot action reactor agent import from states limit command event
+    step let switch map return fail set emit schedule run if on state
+""".split())
+
 _TREE_WORDS = {
     "call": "the call", "named_type": "the type", "params": "the parameters", "record_expr": "the record",
     "record_type": "the record type", "agent_block": "the block", "block": "the block",
@@ -70,6 +75,8 @@ def describe_terminal(name: str, terminals: Mapping[str, Any]) -> str:
 
 def describe_expected(accepts: set[str], terminals: Mapping[str, Any]) -> str:
     remaining = set(accepts)
+    if len(remaining) > 1:
+        remaining.discard("$END")  # "the end of the file" is never the helpful suggestion
     parts: list[str] = []
     for family, words, minimum in _FAMILIES:
         present = remaining & family
@@ -131,12 +138,11 @@ def describe_error(tok: Token, accepts: set[str], stack: Sequence[Any],
     context = _describe_context(stack)
     message = f"expected {expected}" + (f" after {context}" if context else "") + f", found {found}"
     help_: str | None = None
-    if value in ("concurrency", "timeout") and "_STEP" in accepts:
+    closers = [(c, o) for c, o in (("_RPAR", "("), ("_RSQB", "["), ("_RBRACE", "{")) if c in accepts]
+    if value == "concurrency" and "_STEP" in accepts:
         help_ = "the reactor's options (`concurrency`, `timeout`) come before its first statement"
-    elif value in ("concurrency",):
-        help_ = "the reactor's options (`concurrency`, `timeout`) come before its first statement"
-    elif tok.type == "$END" and "_RBRACE" in accepts:
-        help_ = "a `{` is not closed"
+    elif closers and (tok.type == "$END" or value in _BLOCK_STARTERS):
+        help_ = f"is a `{closers[0][1]}` left open?"
     elif value == "=" and "EQEQ" in accepts:
         help_ = "compare with `==`"
     return message, help_
