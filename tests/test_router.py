@@ -69,6 +69,11 @@ def test_at_equal_literals_star_before_globstar():
     assert patterns(r, "a.b") == ["a.*", "a.**"]
 
 
+def test_patterns_with_globstars_tie_on_literals_and_keep_declaration_order():
+    r = Router(routes("a.**", "a.*.**", "a.**.*.**"))
+    assert patterns(r, "a.b.c") == ["a.**", "a.*.**", "a.**.*.**"]
+
+
 def test_declaration_order_breaks_ties():
     r = Router(routes(("x.*", 1), ("*.y", 1), ("x.*", 1)))
     assert [(x.pattern, x.index) for x in r.lookup("x.y")] == [("x.*", 0), ("*.y", 1), ("x.*", 2)]
@@ -129,7 +134,7 @@ def brute_matches(pattern, segments):
 def brute_order(route):
     segs = route.pattern.split(".")
     literal = len([s for s in segs if s not in ("*", "**")])
-    return (-route.priority, -literal, segs.count("**"), -segs.count("*"), route.index)
+    return (-route.priority, -literal, "**" in segs, route.index)
 
 
 def brute_lookup(route_list, signal_type):

@@ -8,9 +8,8 @@ whole (``user`` never matches ``user.created``; ``cell.**`` matches ``cell``).
 dispatch order (LANGUAGE.md section 8):
 
 1. priority, higher first;
-2. specificity: more literal segments first; at an equal count, fewer ``**``
-   first (a ``*`` is more specific than a ``**``), then more ``*`` first
-   (``a.*.**`` before ``a.**``: it constrains one segment more);
+2. specificity: more literal segments first; at an equal count, a pattern
+   without ``**`` before one with ``**`` (``a.*`` before ``a.**``);
 3. declaration order.
 
 The agent then runs the first route whose ``when`` holds. A lookup walks
@@ -46,13 +45,16 @@ def split_pattern(pattern: str) -> tuple[str, ...]:
     return segments
 
 
-def dispatch_key(route: model.Route) -> tuple[int, int, int, int, int]:
-    """Sort key of a route in dispatch order (smaller first)."""
+def dispatch_key(route: model.Route) -> tuple[int, int, int, int]:
+    """Sort key of a route in dispatch order (smaller first).
+
+    The same specificity as the checker's (``bbflow.compiler.patterns``), so that
+    what BBF502 proves about route order holds at run time.
+    """
     segments = split_pattern(route.pattern)
     literals = sum(1 for s in segments if s not in (STAR, GLOBSTAR))
-    stars = segments.count(STAR)
-    globstars = segments.count(GLOBSTAR)
-    return (-route.priority, -literals, globstars, -stars, route.index)
+    has_globstar = 1 if GLOBSTAR in segments else 0
+    return (-route.priority, -literals, has_globstar, route.index)
 
 
 class _Node:
