@@ -3,9 +3,10 @@
 import asyncio
 
 import pytest
-from arm_spec import ARM, GRIP, POSE, command, const, robot
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from arm_spec import ARM, GRIP, POSE, command, robot
 
-from bbflow.runtime import model
 from bbflow.runtime.clock import run_virtual
 from bbflow.runtime.driver import Driver, DriverError
 from bbflow.runtime.ports import RuntimeFailure
@@ -148,9 +149,7 @@ def test_close_disarms_a_running_robot_and_disconnects():
 
 
 def test_commands_run_only_in_their_allowed_states():
-    spec = robot(
-        [command("jog", [], FLOAT_RESULT := POSE, allowed=("idle", "busy")), *ARM.commands.values()]
-    )
+    spec = robot([command("jog", [], POSE, allowed=("idle", "busy")), *ARM.commands.values()])
 
     class Jogger(ScriptedArm):
         async def jog(self):
@@ -167,7 +166,7 @@ def test_commands_run_only_in_their_allowed_states():
     err, jogged = run_virtual(main())
     assert (err.code, err.command) == ("state", "home")
     assert err.message == "home is not allowed while arm is busy (allowed: idle)"
-    assert jogged == HOME and FLOAT_RESULT is POSE
+    assert jogged == HOME
 
 
 def test_the_driver_can_only_report_declared_states():
@@ -590,7 +589,7 @@ def test_a_driver_that_cannot_be_created_is_a_driver_error():
 
 
 def test_a_command_named_like_a_hook_is_a_command():
-    spec = robot([command("disconnect", [], model.Param("x", POSE).type)])
+    spec = robot([command("disconnect", [], POSE)])
 
     class Plug(Driver):
         calls = 0
@@ -621,3 +620,48 @@ def test_grip_values_travel_as_member_names():
         return await proxy.call("close_gripper", {"force": 10})
 
     assert run(scenario) == "closed" and "closed" in GRIP.members
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    limit=st.integers(1, 3),
+    calls=st.lists(
+        st.tuples(st.sampled_from(["home", "move_to", "close_gripper"]), st.integers(1, 50), st.integers(0, 30)),
+        min_size=1,
+        max_size=8,
+    ),
+)
+def test_a_category_never_has_more_commands_at_the_driver_than_its_limit(limit, calls):
+    """Whatever mix, durations and start times: never more than ``limit`` motions at once, none lost."""
+    spec = robot(list(ARM.commands.values()), limits=(("motion", limit),))
+    active = {"motion": 0, "peak": 0}
+
+    class Counting(ScriptedArm):
+        async def _do(self, name, result):
+            motion = self.handle.robot.commands[name].category == "motion"
+            active["motion"] += motion
+            active["peak"] = max(active["peak"], active["motion"])
+            try:
+                return await super()._do(name, result)
+            finally:
+                active["motion"] -= motion
+
+    async def main():
+        async with RobotProxy(spec, "arm", Counting) as proxy:
+            await proxy.call("arm", {})
+            proxy.driver.durations = {}
+
+            async def one(name, ms, start_ms):
+                await asyncio.sleep(start_ms / 1000)
+                proxy.driver.durations[name] = ms / 1000
+                return await proxy.call(name, {"target": HOME} if name == "move_to" else {})
+
+            async with asyncio.TaskGroup() as tg:
+                tasks = [tg.create_task(one(*call)) for call in calls]
+            return [t.result() for t in tasks]
+
+    results = run_virtual(main())
+    motions = sum(1 for name, _, _ in calls if name != "close_gripper")
+    assert active["peak"] <= limit and active["motion"] == 0
+    assert (active["peak"] >= 1) == (motions > 0)
+    assert len(results) == len(calls)

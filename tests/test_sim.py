@@ -3,6 +3,8 @@
 import asyncio
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from arm_spec import ARM, GRIP, POSE, command, robot
 
 from bbflow.runtime import model
@@ -339,3 +341,27 @@ def test_an_event_without_payload_publishes_none():
         return await waiting
 
     assert sim(scenario, spec=spec, events=[{"after": "home", "event": "homed"}]) is None
+
+
+RTYPES = st.recursive(
+    st.sampled_from([BOOL, INT, FLOAT, STR, DURATION, ANY, GRIP]),
+    lambda inner: st.one_of(
+        inner.map(ListOf),
+        inner.map(MapOf),
+        inner.filter(lambda t: not isinstance(t, Optional)).map(Optional),
+        st.lists(st.tuples(st.sampled_from("abcde"), inner), min_size=1, max_size=3, unique_by=lambda f: f[0]).map(
+            lambda fields: Record(tuple(fields))
+        ),
+    ),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(result=RTYPES)
+def test_the_sim_answers_any_interface_with_a_value_of_the_declared_type(result):
+    async def scenario(proxy):
+        return await proxy.call("do", {})
+
+    value = sim(scenario, spec=one_command_robot(result))
+    assert result.conform(value) == value == result.zero()
