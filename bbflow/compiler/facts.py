@@ -99,6 +99,13 @@ class Facts:
     robots_of: dict[int, str] = attrs.Factory(dict)
     #: id(decl) -> its qualified name
     qualnames: dict[int, str] = attrs.Factory(dict)
+    #: id(declaring node) -> its compiler type: Param, StateField, LetStmt, StepStmt,
+    #: SwitchStmt, MapStmt (the value of the name), TypeAlias, EnumDecl, EventDecl and
+    #: SignalDecl (payload), CommandDecl/ActionDecl/ReactorDecl (result), RouteDecl (its
+    #: `as NAME` envelope). Type expressions' types are in ``types`` under id(TypeExpr).
+    decl_types: dict[int, Any] = attrs.Factory(dict)
+    #: every declared signal by its dotted type (std.prelude's included)
+    signals: dict[str, Any] = attrs.Factory(dict)
     #: modules whose errors make them unfit for analyses/codegen
     broken: set[str] = attrs.Factory(set)
 

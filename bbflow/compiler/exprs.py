@@ -1,0 +1,628 @@
+"""Type checking of expressions and calls (LANGUAGE.md §3, §5, §8).
+
+``ExprChecker.expr(e, ctx, expected)`` returns the type of ``e`` and records it
+in ``facts.types``; every value name that resolves gets a ``Ref`` and every call
+that resolves a ``CallTarget``. ``expected`` lets a bare enum member stand for
+``Enum.member`` and gives empty lists and record literals their shape; checks
+against it are made by ``expect``, which reports BBF201 (or BBF204 for an
+optional where a value is required). Anything that failed to check has the
+error type, which fits everywhere, so no mistake is reported twice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from bbflow.compiler import ast
+from bbflow.compiler import types as T
+from bbflow.compiler.diagnostics import Diagnostics
+from bbflow.compiler.env import Env
+from bbflow.compiler.facts import CallKind, CallTarget, Facts, Ref, RefKind
+from bbflow.compiler.resolve import BUILTIN_COMMANDS, Resolver, RobotInfo, Signature, did_you_mean, duplicate
+from bbflow.compiler.symbols import ModuleScope, SymKind, Symbol
+
+BUILTIN_FUNCTIONS = ("len", "min", "max", "abs", "round", "str")
+WAITS = ("wait_state", "wait_event")
+ARITHMETIC = ("+", "-", "*", "/")
+ORDERING = ("<", "<=", ">", ">=")
+EQUALITY = ("==", "!=")
+
+
+@attrs.define
+class Ctx:
+    """Where an expression is: its module, local names and robot (if any)."""
+
+    scope: ModuleScope
+    env: Env
+    robot: RobotInfo | None = None
+
+    def child(self, env: Env | None = None) -> "Ctx":
+        return Ctx(self.scope, env if env is not None else Env(self.env), self.robot)
+
+
+@attrs.frozen(slots=True)
+class Callee:
+    """A resolved call target with what is needed to check its arguments."""
+
+    target: CallTarget
+    sig: Signature | None  # None for waits (their arguments are names, checked on resolution)
+    name: str  # as written, for messages
+    result: T.Type  # the value the call gives
+
+
+def _ident_chain(e: ast.Expr) -> tuple[ast.Ident, ...] | None:
+    """``a.b.c`` as identifiers, or None if ``e`` is not a plain dotted name."""
+    if isinstance(e, ast.Name):
+        return (e.ident,)
+    if isinstance(e, ast.Attr):
+        head = _ident_chain(e.obj)
+        return (*head, e.name) if head is not None else None
+    return None
+
+
+class ExprChecker:
+    def __init__(self, resolver: Resolver, facts: Facts, diags: Diagnostics) -> None:
+        self.resolver = resolver
+        self.facts = facts
+        self.diags = diags
+        self._callees: dict[int, Callee | None] = {}
+
+    # --- reporting -----------------------------------------------------------------
+
+    def expect(self, e: ast.Expr, ctx: Ctx, want: T.Type, what: str) -> T.Type:
+        """Check ``e`` against ``want``: BBF201, or BBF204 for an optional where a value is required."""
+        got = self.expr(e, ctx, want)
+        self.fits(got, want, e.span, what)
+        return got
+
+    def fits(self, got: T.Type, want: T.Type, span: Any, what: str) -> bool:
+        code = T.mismatch_code(got, want)
+        if code is None:
+            return True
+        if code == "BBF204":
+            self.diags.error("BBF204", f"{what}: expected {want}, found {got}, which may be none", span,
+                             help="give a value for none with `??` (`x ?? default`)")
+        else:
+            notes = tuple(T.record_problems(got, want)) if isinstance(got, T.RecordT) and isinstance(
+                want, T.RecordT) else ()
+            self.diags.error("BBF201", f"{what}: expected {want}, found {got}", span, notes=notes)
+        return False
+
+    # --- expressions ---------------------------------------------------------------
+
+    def expr(self, e: ast.Expr, ctx: Ctx, expected: T.Type | None = None) -> T.Type:
+        t = self._expr(e, ctx, expected)
+        self.facts.types[id(e)] = t
+        return t
+
+    def _expr(self, e: ast.Expr, ctx: Ctx, expected: T.Type | None) -> T.Type:
+        if isinstance(e, ast.IntLit):
+            return T.INT
+        if isinstance(e, ast.FloatLit):
+            return T.FLOAT
+        if isinstance(e, ast.StrLit):
+            return T.STR
+        if isinstance(e, ast.BoolLit):
+            return T.BOOL
+        if isinstance(e, ast.NoneLit):
+            return T.NONE
+        if isinstance(e, ast.DurationLit):
+            return T.DURATION
+        if isinstance(e, ast.ListExpr):
+            return self._list(e, ctx, expected)
+        if isinstance(e, ast.RecordExpr):
+            return self._record(e, ctx, expected)
+        if isinstance(e, ast.Name):
+            return self._name(e, ctx, expected)
+        if isinstance(e, ast.Attr):
+            return self._attr(e, ctx)
+        if isinstance(e, ast.Index):
+            return self._index(e, ctx)
+        if isinstance(e, ast.Unary):
+            return self._unary(e, ctx)
+        if isinstance(e, ast.Binary):
+            return self._binary(e, ctx, expected)
+        if isinstance(e, ast.CallExpr):
+            return self._builtin_call(e, ctx)
+        return T.ERROR  # pragma: no cover - every expression node is handled above
+
+    def _list(self, e: ast.ListExpr, ctx: Ctx, expected: T.Type | None) -> T.Type:
+        want = T.strip_optional(expected) if expected is not None else None
+        item_want = want.item if isinstance(want, T.ListT) else None
+        if not e.items:
+            return T.ListT(item_want if item_want is not None else T.ANY)
+        item: T.Type | None = None
+        for it in e.items:
+            if item_want is not None:
+                self.expect(it, ctx, item_want, "list item")
+                item = item_want
+                continue
+            t = self.expr(it, ctx)
+            joined = t if item is None else T.join(item, t)
+            if joined is None:
+                self.diags.error("BBF201", f"list item: expected {item}, found {t}", it.span,
+                                 help="the items of a list all have one type")
+                joined = item
+            item = joined
+        return T.ListT(item if item is not None else T.ANY)
+
+    def _record(self, e: ast.RecordExpr, ctx: Ctx, expected: T.Type | None) -> T.Type:
+        want = T.strip_optional(expected) if expected is not None else None
+        fields: dict[str, T.Type] = {}
+        seen: dict[str, ast.FieldInit] = {}
+        for f in e.fields:
+            if f.name.name in seen:
+                duplicate(self.diags, "field", f.name, seen[f.name.name])
+                self.expr(f.value, ctx)
+                continue
+            seen[f.name.name] = f
+            ft = want.field(f.name.name) if isinstance(want, T.RecordT) else None
+            if ft is not None:
+                got = self.expr(f.value, ctx, ft)
+                # a field that does not fit is reported here, at its value, not again for the record
+                fields[f.name.name] = got if self.fits(got, ft, f.value.span, f"field `{f.name.name}`") else T.ERROR
+            else:
+                fields[f.name.name] = self.expr(f.value, ctx)
+        return T.RecordT(tuple(fields.items()))
+
+    def _name(self, e: ast.Name, ctx: Ctx, expected: T.Type | None) -> T.Type:
+        name = e.ident.name
+        local = ctx.env.lookup(name)
+        if local is not None:
+            self.facts.refs[id(e)] = Ref(local.kind, name, local.decl)
+            return local.resolve_type()
+        enum = T.strip_optional(expected) if expected is not None else None
+        if isinstance(enum, T.EnumT) and name in enum.members:
+            self.facts.refs[id(e)] = Ref(RefKind.ENUM_MEMBER, name, self._enum_decl(enum), name)
+            return enum
+        sym = ctx.scope.lookup(name)
+        if sym is not None:
+            if sym.kind is not SymKind.UNKNOWN:
+                hint = f"write `{name}.member`" if sym.kind is SymKind.ENUM else None
+                self.diags.error("BBF201", f"`{name}` is a {sym.kind.value}, not a value", e.span, help=hint)
+            return T.ERROR
+        if ctx.robot is not None and (name in ctx.robot.commands or name in BUILTIN_COMMANDS):
+            self.diags.error("BBF201", f"`{name}` is a command, not a value", e.span,
+                             help=f"call it in a step: `step x = {name}(...)`")
+            return T.ERROR
+        if not ctx.scope.broken:
+            members = list(enum.members) if isinstance(enum, T.EnumT) else []
+            self.diags.error("BBF101", f"unknown name `{name}`", e.ident.span,
+                             help=did_you_mean(name, [*ctx.env.visible(), *members]))
+        return T.ERROR
+
+    def _enum_decl(self, enum: T.EnumT) -> Any:
+        return self.facts.decls.get(enum.qualname)
+
+    def _static(self, e: ast.Expr, ctx: Ctx) -> Symbol | None:
+        """The module-level ENUM, MODULE or UNKNOWN symbol a name (not shadowed by a local) denotes."""
+        if isinstance(e, ast.Name):
+            if ctx.env.lookup(e.ident.name) is not None:
+                return None
+            sym = ctx.scope.lookup(e.ident.name)
+            return sym if sym is not None and sym.kind in (SymKind.ENUM, SymKind.MODULE, SymKind.UNKNOWN) else None
+        if isinstance(e, ast.Attr):
+            base = self._static(e.obj, ctx)
+            if base is None or base.kind is not SymKind.MODULE:
+                return None
+            parts = _ident_chain(e)
+            assert parts is not None  # a static base is a dotted name
+            sym = self.resolver.lookup(parts, ctx.scope, (SymKind.ENUM,), "enum")
+            return sym if sym is not None else Symbol(SymKind.UNKNOWN, e.name.name, "", None, "")
+        return None
+
+    def _attr(self, e: ast.Attr, ctx: Ctx) -> T.Type:
+        base = self._static(e.obj, ctx)
+        if base is not None:
+            if base.kind is SymKind.UNKNOWN:
+                return T.ERROR
+            if base.kind is SymKind.MODULE:
+                self.diags.error("BBF201", f"`{e.name.name}` of module `{base.decl}` is not a value", e.span)
+                return T.ERROR
+            enum = self.resolver.enum_type(base)
+            if e.name.name not in enum.members:
+                self.diags.error("BBF101", f"enum `{enum.name}` has no member `{e.name.name}`", e.name.span,
+                                 help=did_you_mean(e.name.name, enum.members))
+                return T.ERROR
+            self.facts.refs[id(e)] = Ref(RefKind.ENUM_MEMBER, e.name.name, base.decl, e.name.name)
+            return enum
+        obj = self.expr(e.obj, ctx)
+        return self.field(obj, e.name, e.obj)
+
+    def field(self, obj: T.Type, name: ast.Ident, of: ast.Expr) -> T.Type:
+        if T.is_lenient(obj):
+            return obj
+        if isinstance(obj, T.OptionalT):
+            self.diags.error("BBF204", f"cannot read `.{name.name}` of a value that may be none ({obj})",
+                             of.span, help="give a value for none first: `(x ?? default).field`")
+            return T.ERROR
+        if isinstance(obj, T.RecordT):
+            ft = obj.field(name.name)
+            if ft is None:
+                self.diags.error("BBF203", f"{obj} has no field `{name.name}`", name.span,
+                                 help=did_you_mean(name.name, obj.names),
+                                 notes=(f"its fields: {', '.join(obj.names) or 'none'}",))
+                return T.ERROR
+            return ft
+        self.diags.error("BBF201", f"{obj} has no fields (reading `.{name.name}`)", name.span)
+        return T.ERROR
+
+    def _index(self, e: ast.Index, ctx: Ctx) -> T.Type:
+        obj = self.expr(e.obj, ctx)
+        if isinstance(obj, T.ListT):
+            self.expect(e.index, ctx, T.INT, "list index")
+            return obj.item
+        if isinstance(obj, T.MapT):
+            self.expect(e.index, ctx, T.STR, "map key")
+            return obj.item
+        self.expr(e.index, ctx)
+        if T.is_lenient(obj):
+            return obj
+        if isinstance(obj, T.OptionalT):
+            self.diags.error("BBF204", f"cannot index a value that may be none ({obj})", e.obj.span,
+                             help="give a value for none first with `??`")
+        else:
+            self.diags.error("BBF201", f"cannot index {obj}: only lists and maps have items", e.obj.span)
+        return T.ERROR
+
+    def _unary(self, e: ast.Unary, ctx: Ctx) -> T.Type:
+        if e.op == "not":
+            self.expect(e.operand, ctx, T.BOOL, "operand of `not`")
+            return T.BOOL
+        t = self.expr(e.operand, ctx)
+        if T.is_lenient(t) or t in (T.INT, T.FLOAT, T.DURATION):
+            return t
+        self._operand_error(e.op, t, e.operand.span)
+        return T.ERROR
+
+    def _operand_error(self, op: str, t: T.Type, span: Any) -> None:
+        if isinstance(t, T.OptionalT):
+            self.diags.error("BBF204", f"operand of `{op}` may be none ({t})", span,
+                             help="give a value for none first with `??`")
+        else:
+            self.diags.error("BBF201", f"`{op}` does not apply to {t}", span)
+
+    def _is_bare_member(self, e: ast.Expr, ctx: Ctx) -> bool:
+        """A name that is neither local nor module-level: maybe an enum member known from the other side."""
+        return (isinstance(e, ast.Name) and ctx.env.lookup(e.ident.name) is None
+                and ctx.scope.lookup(e.ident.name) is None)
+
+    def _binary(self, e: ast.Binary, ctx: Ctx, expected: T.Type | None) -> T.Type:
+        op = e.op
+        if op in ("and", "or"):
+            self.expect(e.left, ctx, T.BOOL, f"operand of `{op}`")
+            self.expect(e.right, ctx, T.BOOL, f"operand of `{op}`")
+            return T.BOOL
+        if op == "??":
+            lt = self.expr(e.left, ctx, expected)
+            inner = T.strip_optional(lt)
+            rt = self.expr(e.right, ctx, inner if not T.is_lenient(inner) else expected)
+            if T.is_lenient(lt):
+                return rt if not isinstance(lt, T.ErrorT) else lt
+            joined = T.join(inner, rt)
+            if joined is None:
+                self.diags.error("BBF201", f"the value after `??` must fit {inner}, found {rt}", e.right.span)
+                return T.ERROR
+            return joined
+        if op in EQUALITY or op in ORDERING:
+            if self._is_bare_member(e.left, ctx) and not self._is_bare_member(e.right, ctx):
+                rt = self.expr(e.right, ctx)
+                lt = self.expr(e.left, ctx, rt)
+            else:
+                lt = self.expr(e.left, ctx)
+                rt = self.expr(e.right, ctx, lt)
+            if T.is_lenient(lt) or T.is_lenient(rt):
+                return T.BOOL
+            if op in ORDERING:
+                for t, side in ((lt, e.left), (rt, e.right)):
+                    if not T.ordered(t):
+                        self._operand_error(op, t, side.span)
+                        return T.BOOL
+            if not T.comparable(lt, rt):
+                self.diags.error("BBF201", f"cannot compare {lt} with {rt}", e.span)
+            return T.BOOL
+        lt = self.expr(e.left, ctx)
+        rt = self.expr(e.right, ctx)
+        return self._arithmetic(op, lt, rt, e)
+
+    def _arithmetic(self, op: str, lt: T.Type, rt: T.Type, e: ast.Binary) -> T.Type:
+        if isinstance(lt, T.ErrorT) or isinstance(rt, T.ErrorT):
+            return T.ERROR
+        if lt == T.ANY or rt == T.ANY:
+            return T.ANY
+        for t, side in ((lt, e.left), (rt, e.right)):
+            if isinstance(t, T.OptionalT):
+                self._operand_error(op, t, side.span)
+                return T.ERROR
+        if T.is_numeric(lt) and T.is_numeric(rt):
+            if op == "/" or T.FLOAT in (lt, rt):
+                return T.FLOAT
+            return T.INT
+        if op == "+" and lt == rt == T.STR:
+            return T.STR
+        if lt == rt == T.DURATION and op in ("+", "-"):
+            return T.DURATION
+        if lt == rt == T.DURATION and op == "/":
+            return T.FLOAT
+        if lt == T.DURATION and T.is_numeric(rt) and op in ("*", "/"):
+            return T.DURATION
+        if T.is_numeric(lt) and rt == T.DURATION and op == "*":
+            return T.DURATION
+        self.diags.error("BBF201", f"`{op}` does not apply to {lt} and {rt}", e.span)
+        return T.ERROR
+
+    # --- pure builtins in expressions --------------------------------------------
+
+    def _builtin_call(self, e: ast.CallExpr, ctx: Ctx) -> T.Type:
+        name = e.callee.ident.name if isinstance(e.callee, ast.Name) else None
+        if name not in BUILTIN_FUNCTIONS or (ctx.scope.lookup(name) is not None if name else False):
+            self._not_callable_here(e, ctx)
+            return T.ERROR
+        self.facts.calls[id(e)] = CallTarget(CallKind.BUILTIN, name)
+        named = [a for a in e.args if a.name is not None]
+        args = [self.expr(a.value, ctx) for a in e.args]
+        if named:
+            self.diags.error("BBF202", f"`{name}` takes positional arguments only", named[0].span)
+            return T.ERROR
+        if any(isinstance(t, T.ErrorT) for t in args):
+            return T.ERROR
+        return self._builtin_result(name, args, e)
+
+    def _builtin_result(self, name: str, args: list[T.Type], e: ast.CallExpr) -> T.Type:
+        def count(lo: int, hi: int) -> bool:
+            if lo <= len(args) <= hi:
+                return True
+            want = str(lo) if lo == hi else f"{lo} to {hi}" if hi < 99 else f"at least {lo}"
+            self.diags.error("BBF202", f"`{name}` takes {want} argument{'s' if hi != 1 else ''}, "
+                             f"{len(args)} given", e.span)
+            return False
+
+        def bad(i: int, what: str) -> T.Type:
+            t = args[i]
+            if isinstance(t, T.OptionalT):
+                self.diags.error("BBF204", f"argument of `{name}` may be none ({t})", e.args[i].value.span,
+                                 help="give a value for none first with `??`")
+            else:
+                self.diags.error("BBF201", f"argument of `{name}`: expected {what}, found {t}",
+                                 e.args[i].value.span)
+            return T.ERROR
+
+        if name == "str":
+            return T.STR if count(1, 1) else T.ERROR
+        if name == "len":
+            if not count(1, 1):
+                return T.ERROR
+            if T.is_lenient(args[0]) or isinstance(args[0], (T.ListT, T.MapT)) or args[0] == T.STR:
+                return T.INT
+            return bad(0, "a list, a map or a str")
+        if name == "abs":
+            if not count(1, 1):
+                return T.ERROR
+            if T.is_lenient(args[0]) or args[0] in (T.INT, T.FLOAT, T.DURATION):
+                return args[0]
+            return bad(0, "a number or a duration")
+        if name == "round":
+            if not count(1, 2):
+                return T.ERROR
+            if not (T.is_lenient(args[0]) or T.is_numeric(args[0])):
+                return bad(0, "a number")
+            if len(args) == 2:
+                return T.FLOAT if T.is_lenient(args[1]) or args[1] == T.INT else bad(1, "int")
+            return T.INT
+        # min / max: of two or more values, or of one list
+        if not count(1, 99):
+            return T.ERROR
+        if len(args) == 1:
+            if isinstance(args[0], T.ListT) and (T.ordered(args[0].item)):
+                return args[0].item
+            if T.is_lenient(args[0]):
+                return T.ANY
+            return bad(0, "a list of numbers, durations or strs")
+        result: T.Type | None = None
+        for i, t in enumerate(args):
+            if not T.ordered(t):
+                return bad(i, "a number, a duration or a str")
+            joined = t if result is None else T.join(result, t)
+            if joined is None:
+                return bad(i, str(result))
+            result = joined
+        return result if result is not None else T.ERROR
+
+    def _not_callable_here(self, e: ast.CallExpr, ctx: Ctx) -> None:
+        """A call in an expression that is not a pure builtin: say what it is and what to do."""
+        chain = _ident_chain(e.callee)
+        name = ".".join(p.name for p in chain) if chain else None
+        for a in e.args:
+            self.expr(a.value, ctx)
+        if name is None:
+            self.diags.error("BBF201", "only named functions can be called", e.callee.span)
+            return
+        sym = ctx.scope.lookup(chain[0].name) if chain else None
+        known = sym is not None or name in WAITS or (
+            ctx.robot is not None and (name in ctx.robot.commands or name in BUILTIN_COMMANDS))
+        if sym is not None and sym.kind is SymKind.UNKNOWN:
+            return
+        if known:
+            self.diags.error("BBF201", f"`{name}` cannot be called in an expression: only the pure builtins "
+                             f"({', '.join(BUILTIN_FUNCTIONS)}) can", e.callee.span,
+                             help=f"make it a step: `step x = {name}(...)`")
+        elif not ctx.scope.broken:
+            self.diags.error("BBF101", f"unknown function `{name}`", e.callee.span,
+                             help=did_you_mean(name, BUILTIN_FUNCTIONS))
+
+    # --- calls of commands, actions, reactors and waits --------------------------
+
+    def callee(self, call: ast.CallExpr, ctx: Ctx, *, waits: bool, what: str) -> Callee | None:
+        """Resolve what ``call`` calls (memoised: resolution errors are reported once).
+
+        ``waits``: whether ``wait_state``/``wait_event`` may be called here (steps only).
+        """
+        key = id(call)
+        if key not in self._callees:
+            self._callees[key] = self._resolve_callee(call, ctx, waits, what)
+            if self._callees[key] is not None:
+                self.facts.calls[key] = self._callees[key].target
+        return self._callees[key]
+
+    def _resolve_callee(self, call: ast.CallExpr, ctx: Ctx, waits: bool, what: str) -> Callee | None:
+        chain = _ident_chain(call.callee)
+        if chain is None:
+            self.diags.error("BBF201", f"{what} calls a command, an action or a reactor by name", call.callee.span)
+            return None
+        name = chain[0].name
+        robot = ctx.robot
+        if len(chain) == 1 and robot is not None and (name in robot.commands or name in BUILTIN_COMMANDS):
+            return self._command(robot, name)
+        if len(chain) == 1 and name in WAITS and ctx.scope.lookup(name) is None:
+            if not waits:
+                self.diags.error("BBF201", f"`{name}` can only be the call of a reactor step", chain[0].span)
+                return None
+            return self._wait(call, ctx, name)
+        if len(chain) == 1 and ctx.scope.lookup(name) is None:
+            if name in BUILTIN_FUNCTIONS:
+                self.diags.error("BBF201", f"`{name}` is a pure builtin, not a command, action or reactor",
+                                 chain[0].span, help=f"compute it with `let x = {name}(...)`")
+                return None
+            if ctx.scope.broken:
+                return None
+            owners = self._robots_with_command(ctx, name)
+            notes: tuple[str, ...] = ()
+            if owners:
+                notes = (f"`{name}` is a command of {', '.join(f'`{o}`' for o in owners)}; commands can be "
+                         f"called where the reactor or agent is `on` a robot that has them",)
+            candidates = [*ctx.scope.names(SymKind.ACTION, SymKind.REACTOR),
+                          *(list(robot.commands) + list(BUILTIN_COMMANDS) if robot else []),
+                          *(WAITS if waits else ())]
+            self.diags.error("BBF101", f"unknown command, action or reactor `{name}`", chain[0].span,
+                             help=did_you_mean(name, candidates), notes=notes)
+            return None
+        sym = self.resolver.lookup(chain, ctx.scope, (SymKind.ACTION, SymKind.REACTOR),
+                                   "action or reactor")
+        if sym is None:
+            return None
+        written = ".".join(p.name for p in chain)
+        sig = self.resolver.signature(sym.decl, sym.module)
+        if sym.kind is SymKind.ACTION:
+            target = CallTarget(CallKind.ACTION, sym.qualname, sym.decl, effectful=not sym.decl.pure)
+        else:
+            target = CallTarget(CallKind.REACTOR, sym.qualname, sym.decl)
+        return Callee(target, sig, written, sig.result)
+
+    def _robots_with_command(self, ctx: Ctx, name: str) -> list[str]:
+        out = []
+        for sym_name in ctx.scope.names(SymKind.ROBOT):
+            sym = ctx.scope.lookup(sym_name)
+            if sym is not None and sym.kind is SymKind.ROBOT:
+                if name in BUILTIN_COMMANDS or name in self.resolver.robot(sym).commands:
+                    out.append(sym_name)
+        return out
+
+    def _command(self, robot: RobotInfo, name: str) -> Callee:
+        qualname = f"{robot.qualname}.{name}"
+        if name in BUILTIN_COMMANDS:
+            target = CallTarget(CallKind.COMMAND, qualname, None, effectful=True)
+            return Callee(target, Signature((), T.NONE), name, T.NONE)
+        decl = robot.commands[name]
+        sig = self.resolver.signature(decl, robot.module)
+        category = decl.category.name if decl.category is not None else None
+        target = CallTarget(CallKind.COMMAND, qualname, decl, effectful=not decl.readonly, category=category,
+                            limit=robot.limit(category) if category is not None else None,
+                            default_undo=decl.undo)
+        return Callee(target, sig, name, sig.result)
+
+    def _wait(self, call: ast.CallExpr, ctx: Ctx, name: str) -> Callee | None:
+        robot = ctx.robot
+        if robot is None:
+            self.diags.error("BBF101", f"`{name}` waits for a robot, and this reactor is not `on` one",
+                             call.callee.span, help="declare the robot: `reactor R() on Arm { ... }`")
+            return None
+        names: list[ast.Ident] = []
+        for a in call.args:
+            if a.name is not None or not isinstance(a.value, ast.Name):
+                what = "state" if name == "wait_state" else "event"
+                self.diags.error("BBF202", f"`{name}` takes the names of {what}s of `{robot.decl.name.name}`",
+                                 a.span, help=f"write `{name}(NAME)`")
+                return None
+            names.append(a.value.ident)
+        if name == "wait_state":
+            if not names:
+                self.diags.error("BBF202", "`wait_state` needs at least one state", call.span)
+                return None
+            states = []
+            for arg, ident in zip(call.args, names):
+                if ident.name not in robot.states:
+                    self.diags.error("BBF101", f"`{robot.decl.name.name}` has no state `{ident.name}`",
+                                     ident.span, help=did_you_mean(ident.name, robot.states))
+                    return None
+                self.facts.refs[id(arg.value)] = Ref(RefKind.ROBOT_STATE, ident.name, robot.decl, ident.name)
+                self.facts.types[id(arg.value)] = T.STR
+                states.append(ident.name)
+            target = CallTarget(CallKind.WAIT_STATE, "wait_state", None, args={"states": tuple(states)})
+            return Callee(target, None, name, T.STR)
+        if len(names) != 1:
+            self.diags.error("BBF202", f"`wait_event` takes one event, {len(names)} given", call.span)
+            return None
+        ident = names[0]
+        event = robot.events.get(ident.name)
+        if event is None:
+            self.diags.error("BBF101", f"`{robot.decl.name.name}` has no event `{ident.name}`", ident.span,
+                             help=did_you_mean(ident.name, robot.events))
+            return None
+        payload = self.resolver.event_payload(event, robot.module)
+        self.facts.refs[id(call.args[0].value)] = Ref(RefKind.EVENT, ident.name, event, ident.name)
+        self.facts.types[id(call.args[0].value)] = payload
+        target = CallTarget(CallKind.WAIT_EVENT, "wait_event", event, args={"event": ident.name})
+        return Callee(target, None, name, payload)
+
+    def call(self, call: ast.CallExpr, ctx: Ctx, *, waits: bool, what: str) -> T.Type:
+        """Check a step's, undo's or run's call; its result type (ERROR if it failed to resolve)."""
+        callee = self.callee(call, ctx, waits=waits, what=what)
+        if callee is None:
+            wait = isinstance(call.callee, ast.Name) and call.callee.ident.name in WAITS
+            if not wait:  # a wait's arguments are state or event names, not values
+                for a in call.args:
+                    self.expr(a.value, ctx)
+            t: T.Type = T.ERROR
+        else:
+            if callee.sig is not None:
+                self.bind(call, callee, ctx)
+            t = callee.result
+        self.facts.types[id(call)] = t
+        return t
+
+    def bind(self, call: ast.CallExpr, callee: Callee, ctx: Ctx) -> None:
+        """Match arguments to parameters (positional, then named) and check each against its type."""
+        sig = callee.sig
+        assert sig is not None
+        bound: dict[str, ast.Arg] = {}
+        for i, a in enumerate(call.args):
+            if a.name is None:
+                if i >= len(sig.params):
+                    self.diags.error("BBF202", f"too many arguments to `{callee.name}`: it takes "
+                                     f"{len(sig.params)}", a.span)
+                    self.expr(a.value, ctx)
+                    continue
+                param = sig.params[i]
+            else:
+                found = sig.param(a.name.name)
+                if found is None:
+                    self.diags.error("BBF202", f"`{callee.name}` has no parameter `{a.name.name}`", a.name.span,
+                                     help=did_you_mean(a.name.name, [p.name for p in sig.params]))
+                    self.expr(a.value, ctx)
+                    continue
+                param = found
+            if param.name in bound:
+                self.diags.error("BBF202", f"argument `{param.name}` of `{callee.name}` is given twice",
+                                 a.name.span if a.name is not None else a.span)
+                self.expr(a.value, ctx)
+                continue
+            bound[param.name] = a
+            self.expect(a.value, ctx, param.type, f"argument `{param.name}` of `{callee.name}`")
+        missing = [p for p in sig.params if p.name not in bound and not p.has_default]
+        if missing:
+            listed = ", ".join(f"`{p.name}: {p.type}`" for p in missing)
+            self.diags.error("BBF202", f"missing argument{'s' if len(missing) > 1 else ''} {listed} "
+                             f"to `{callee.name}`", call.span)
+        callee.target.args.update({n: a.value for n, a in bound.items()})

@@ -1,0 +1,146 @@
+"""The module graph: the standard library, imports and import cycles.
+
+``load_stdlib`` parses the ``.flow`` files shipped in ``bbflow/stdlib``
+(``std/prelude.flow`` is the module ``std.prelude``). ``link`` gives every
+module its namespace: own declarations, ``from M import a as b`` and
+``import M as m`` bindings, and the implicit ``std.prelude``. It reports
+BBF103 for a module that does not exist, BBF101 for a member a module does not
+declare, BBF102 for a name bound twice, and BBF104 once per import cycle, at the
+import that closes it in the cycle's first module. A failed import binds its
+names as UNKNOWN symbols, so their uses are not reported again.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import networkx as nx
+
+from bbflow.compiler import ast
+from bbflow.compiler.diagnostics import Diagnostics
+from bbflow.compiler.parser import parse_module
+from bbflow.compiler.resolve import did_you_mean, duplicate
+from bbflow.compiler.source import SourceFile
+from bbflow.compiler.symbols import ModuleScope, SymKind, Symbol
+
+PRELUDE = "std.prelude"
+STDLIB_PACKAGE = "bbflow.stdlib"
+
+
+def load_stdlib(diags: Diagnostics) -> list[ast.Module]:
+    """Parse every ``.flow`` file of the standard library, named by its path (``std.prelude``)."""
+    root = resources.files(STDLIB_PACKAGE)
+    found: list[tuple[str, str, str]] = []
+
+    def walk(folder, prefix: tuple[str, ...]) -> None:  # type: ignore[no-untyped-def]
+        for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+            if entry.is_dir() and not entry.name.startswith((".", "_")):
+                walk(entry, (*prefix, entry.name))
+            elif entry.name.endswith(".flow"):
+                stem = entry.name[: -len(".flow")]
+                path = "/".join((*prefix, entry.name))
+                found.append((".".join((*prefix, stem)), f"<stdlib>/{path}", entry.read_text(encoding="utf-8")))
+
+    walk(root, ())
+    return [parse_module(SourceFile(file, text), name, diags) for name, file, text in found]
+
+
+def _dotted(parts: tuple[ast.Ident, ...]) -> str:
+    return ".".join(p.name for p in parts)
+
+
+def _path_span(parts: tuple[ast.Ident, ...]):  # type: ignore[no-untyped-def]
+    return parts[0].span.to(parts[-1].span)
+
+
+def link(modules: dict[str, ast.Module], own: dict[str, dict[str, Symbol]], broken: set[str],
+         diags: Diagnostics) -> dict[str, ModuleScope]:
+    """Every module's namespace (see the module docstring)."""
+    prelude = own.get(PRELUDE, {})
+    scopes: dict[str, ModuleScope] = {}
+    graph: nx.DiGraph = nx.DiGraph()
+    for name, module in modules.items():
+        graph.add_node(name)
+        scope = ModuleScope(module, own[name], {}, prelude if name != PRELUDE else {}, name in broken)
+        scopes[name] = scope
+        for imp in module.imports:
+            _bind_import(imp, scope, modules, own, broken, diags, graph)
+    _report_cycles(graph, modules, diags)
+    return scopes
+
+
+def _bind_import(imp: ast.Import, scope: ModuleScope, modules: dict[str, ast.Module],
+                 own: dict[str, dict[str, Symbol]], broken: set[str], diags: Diagnostics,
+                 graph: nx.DiGraph) -> None:
+    target = _dotted(imp.module)
+    found = target in modules
+    if found:
+        if not graph.has_edge(scope.name, target):
+            graph.add_edge(scope.name, target, at=imp)
+    else:
+        diags.error("BBF103", f"module `{target}` not found", _path_span(imp.module),
+                    help=did_you_mean(target, [m for m in modules if m != scope.name]),
+                    notes=("a module is named by its path under the source root: "
+                           "`cell/arm.flow` is `cell.arm`",))
+    if isinstance(imp, ast.ModuleImport):
+        ident = imp.alias or imp.module[-1]
+        kind = SymKind.MODULE if found else SymKind.UNKNOWN
+        _bind(scope, ident, Symbol(kind, ident.name, target, target, target), diags)
+        return
+    members = own.get(target, {})
+    for item in imp.names:
+        ident = item.alias or item.name
+        sym = members.get(item.name.name) if found else None
+        if sym is None:
+            if found and target not in broken:
+                diags.error("BBF101", f"module `{target}` has no `{item.name.name}`", item.name.span,
+                            help=did_you_mean(item.name.name, members))
+            sym = Symbol(SymKind.UNKNOWN, ident.name, f"{target}.{item.name.name}", None, target)
+        else:
+            sym = Symbol(sym.kind, ident.name, sym.qualname, sym.decl, sym.module)
+        _bind(scope, ident, sym, diags)
+
+
+def _bind(scope: ModuleScope, ident: ast.Ident, sym: Symbol, diags: Diagnostics) -> None:
+    """Bind an imported name; BBF102 at the later of two bindings of one name."""
+    clash = scope.imported.get(ident.name) or scope.own.get(ident.name)
+    if clash is None:
+        scope.imported[ident.name] = sym
+        return
+    first = _binding_ident(scope, clash)
+    if first is not None and (first.span.line, first.span.column) > (ident.span.line, ident.span.column):
+        duplicate(diags, "name", first, ident)
+    else:
+        duplicate(diags, "name", ident, first.span if first is not None else scope.module.span)
+
+
+def _binding_ident(scope: ModuleScope, sym: Symbol) -> ast.Ident | None:
+    """Where ``sym`` is bound in this module: its declaration's name or its import."""
+    if sym.module == scope.name and sym.decl is not None and hasattr(sym.decl, "name"):
+        return sym.decl.name
+    for imp in scope.module.imports:
+        if isinstance(imp, ast.ModuleImport):
+            ident = imp.alias or imp.module[-1]
+            if ident.name == sym.name:
+                return ident
+        else:
+            for item in imp.names:
+                ident = item.alias or item.name
+                if ident.name == sym.name:
+                    return ident
+    return None
+
+
+def _report_cycles(graph: nx.DiGraph, modules: dict[str, ast.Module], diags: Diagnostics) -> None:
+    """BBF104 once per cycle: at the import in the cycle's first module (by name) that starts it."""
+    for component in nx.strongly_connected_components(graph):
+        start = min(component)
+        if len(component) == 1 and not graph.has_edge(start, start):
+            continue
+        sub = graph.subgraph(component)
+        nxt = min(sub.successors(start))
+        path = [start, *nx.shortest_path(sub, nxt, start)] if nxt != start else [start, start]
+        imp: ast.Import = graph.edges[start, nxt]["at"]
+        diags.error("BBF104", "import cycle: " + " -> ".join(f"`{m}`" for m in path), _path_span(imp.module),
+                    notes=("modules must import each other in one direction; move what both need "
+                           "into a module of its own",))

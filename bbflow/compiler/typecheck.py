@@ -1,0 +1,457 @@
+"""Type checking of declarations: robots, actions, reactor bodies and agents.
+
+One ``TypeChecker`` walks every declaration of a module once. Reactor bodies
+declare all their names first (a step may name one written after it) and
+compute each name's type on first use (see ``bbflow.compiler.env``). Decisions
+where LANGUAGE.md is silent are documented in docs (see the report of issue 3)
+and in comments where they are made.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bbflow.compiler import ast
+from bbflow.compiler import types as T
+from bbflow.compiler.diagnostics import Diagnostics, Label
+from bbflow.compiler.env import Env, Local
+from bbflow.compiler.exprs import Ctx, ExprChecker
+from bbflow.compiler.facts import CallKind, Facts, Ref, RefKind
+from bbflow.compiler.source import Span
+from bbflow.compiler.resolve import Resolver, RobotInfo, did_you_mean, duplicate
+from bbflow.compiler.symbols import ModuleScope, SymKind
+
+try:  # the route patterns module (LANGUAGE.md §8); without it, wildcard routes bind `data: any`
+    from bbflow.compiler.patterns import compile_pattern
+except ImportError:  # pragma: no cover - present in the full tree
+    compile_pattern = None  # type: ignore[assignment]
+
+_NOT_CONSTANT = object()
+
+
+class TypeChecker:
+    def __init__(self, resolver: Resolver, facts: Facts, diags: Diagnostics,
+                 signals: dict[str, T.Type]) -> None:
+        self.resolver = resolver
+        self.facts = facts
+        self.diags = diags
+        self.exprs = ExprChecker(resolver, facts, diags)
+        #: payload type of every declared signal (NONE when it has no payload)
+        self.signals = signals
+
+    # --- modules -------------------------------------------------------------------
+
+    def check_module(self, scope: ModuleScope) -> None:
+        for decl in scope.module.decls:
+            ident = getattr(decl, "name", None)  # signals have a type, not a name
+            sym = scope.own.get(ident.name) if isinstance(ident, ast.Ident) else None
+            if sym is not None and sym.decl is not decl:
+                sym = None  # a duplicate (already reported): checked all the same, under no symbol
+            if isinstance(decl, ast.TypeAlias):
+                if sym is not None:
+                    self.resolver.symbol_type(sym)
+                else:
+                    self.resolver.type_of(decl.type, scope)
+            elif isinstance(decl, ast.EnumDecl):
+                if sym is not None:
+                    self.resolver.enum_type(sym)
+            elif isinstance(decl, ast.RobotDecl):
+                if sym is not None:
+                    self.check_robot(self.resolver.robot(sym), scope)
+            elif isinstance(decl, ast.ActionDecl):
+                self.check_params(decl, scope)
+            elif isinstance(decl, ast.ReactorDecl):
+                self.check_reactor(decl, scope)
+            elif isinstance(decl, ast.AgentDecl):
+                self.check_agent(decl, scope)
+
+    def check_params(self, decl: ast.CommandDecl | ast.ActionDecl | ast.ReactorDecl, scope: ModuleScope) -> None:
+        """Parameter types and defaults (a default is a constant: no names but enum members)."""
+        sig = self.resolver.signature(decl, scope.name)
+        ctx = Ctx(scope, Env())
+        for p in sig.params:
+            if p.node.default is not None:
+                self.exprs.expect(p.node.default, ctx, p.type, f"default of `{p.name}`")
+
+    def _robot_of(self, named: ast.NamedType | None, scope: ModuleScope, owner: Any) -> RobotInfo | None:
+        if named is None:
+            return None
+        sym = self.resolver.lookup(named.parts, scope, (SymKind.ROBOT,), "robot")
+        if sym is None:
+            return None
+        info = self.resolver.robot(sym)
+        self.facts.robots_of[id(owner)] = info.qualname
+        return info
+
+    # --- robots --------------------------------------------------------------------
+
+    def check_robot(self, robot: RobotInfo, scope: ModuleScope) -> None:
+        for name, event in robot.events.items():
+            self.resolver.event_payload(event, scope.name)
+        for cmd in robot.decl.commands:
+            self.check_params(cmd, scope)
+            sig = self.resolver.signature(cmd, scope.name)
+            for s in cmd.allowed:
+                if s.name not in robot.states:
+                    self.diags.error("BBF101", f"`{robot.decl.name.name}` has no state `{s.name}`", s.span,
+                                     help=did_you_mean(s.name, robot.states))
+            if cmd.undo is not None:
+                env = Env()
+                args = T.RecordT(tuple((p.name, p.type) for p in sig.params))
+                env.names["args"] = Local(RefKind.ARGS, "args", cmd, None, args)
+                env.names["result"] = Local(RefKind.RESULT, "result", cmd, None, sig.result)
+                self.exprs.call(cmd.undo, Ctx(scope, env, robot), waits=False, what="an undo")
+
+    # --- reactors ------------------------------------------------------------------
+
+    def check_reactor(self, decl: ast.ReactorDecl, scope: ModuleScope) -> None:
+        self.check_params(decl, scope)
+        sig = self.resolver.signature(decl, scope.name)
+        robot = self._robot_of(decl.robot, scope, decl)
+        env = Env()
+        for p in sig.params:
+            env.names[p.name] = Local(RefKind.PARAM, p.name, p.node, p.node.name, p.type)
+        ctx = Ctx(scope, env, robot)
+        declared = sig.result if decl.result is not None else None
+        returns = self.block(decl.body, ctx, declared, new_scope=False)
+        if declared is not None and not returns and not _ends_in_fail(decl.body):
+            self.diags.error("BBF302", f"reactor `{decl.name.name}` declares a result ({declared}) "
+                             "but has no `return`", _keyword(decl.span, "reactor"),
+                             help="end the body with `return VALUE`, or remove `-> TYPE`")
+
+    def block(self, block: ast.Block, ctx: Ctx, declared: T.Type | None, *,
+              new_scope: bool = True) -> list[tuple[ast.ReturnStmt, T.Type]]:
+        """Check a reactor, case or map body; the types of its returns.
+
+        ``declared``: the reactor's result type for its own body, None in a reactor
+        that declares none (a `return` there is BBF302) and in case/map bodies,
+        whose returns make the value of their switch/map.
+        """
+        if new_scope:
+            ctx = ctx.child()
+        for stmt in block.stmts:
+            self._declare(stmt, ctx)
+        returns: list[tuple[ast.ReturnStmt, T.Type]] = []
+        top = not new_scope
+        for stmt in block.stmts:
+            if isinstance(stmt, ast.StepStmt):
+                self.check_step(stmt, ctx)
+            elif isinstance(stmt, (ast.LetStmt, ast.SwitchStmt, ast.MapStmt)):
+                local = ctx.env.names.get(stmt.name.name)
+                if local is not None and local.decl is stmt:
+                    self.facts.decl_types[id(stmt)] = local.resolve_type()
+                else:  # a duplicate name (reported): check it all the same
+                    self._compute(stmt, ctx)
+            elif isinstance(stmt, ast.ReturnStmt):
+                if returns:
+                    self.diags.error("BBF302", "a body has exactly one `return`", stmt.span,
+                                     labels=(Label(returns[0][0].span, "the first return"),))
+                    self.exprs.expr(stmt.value, ctx)
+                elif top and declared is None:
+                    self.diags.error("BBF302", "`return` in a reactor that declares no result type", stmt.span,
+                                     help="declare the result: `reactor R(...) -> TYPE`, or remove the return")
+                    self.exprs.expr(stmt.value, ctx)
+                elif top:
+                    returns.append((stmt, self.exprs.expect(stmt.value, ctx, declared, "returned value")))
+                else:
+                    returns.append((stmt, self.exprs.expr(stmt.value, ctx)))
+        return returns
+
+    def _declare(self, stmt: ast.ReactorStmt, ctx: Ctx) -> None:
+        kinds = {ast.StepStmt: RefKind.STEP, ast.LetStmt: RefKind.LET,
+                 ast.SwitchStmt: RefKind.SWITCH, ast.MapStmt: RefKind.MAP}
+        kind = kinds.get(type(stmt))
+        if kind is None:
+            return
+        local = Local(kind, stmt.name.name, stmt, stmt.name)
+        if isinstance(stmt, ast.StepStmt):
+            local.compute = lambda: self._step_type(stmt, ctx)
+        else:
+            local.compute = lambda: self._compute(stmt, ctx)
+        ctx.env.declare(local, self.diags)
+
+    # --- steps ---------------------------------------------------------------------
+
+    def _raw_step_type(self, stmt: ast.StepStmt, ctx: Ctx) -> T.Type:
+        callee = self.exprs.callee(stmt.call, ctx, waits=True, what="a step")
+        return callee.result if callee is not None else T.ERROR
+
+    def _step_type(self, stmt: ast.StepStmt, ctx: Ctx) -> T.Type:
+        """A step's value: its call's result, optional when a `when` may skip it."""
+        raw = self._raw_step_type(stmt, ctx)
+        return T.optional(raw) if stmt.modifier(ast.WhenMod) is not None else raw
+
+    def check_step(self, stmt: ast.StepStmt, ctx: Ctx) -> None:
+        raw = self.exprs.call(stmt.call, ctx, waits=True, what="a step")
+        callee = self.facts.calls.get(id(stmt.call))
+        self.facts.decl_types[id(stmt)] = self._step_type(stmt, ctx)
+        # the step's own result, by its name, where it certainly exists: `undo` and `where`
+        own = Env(ctx.env)
+        own.names[stmt.name.name] = Local(RefKind.STEP, stmt.name.name, stmt, None, raw)
+        own_ctx = ctx.child(own)
+        for mod in stmt.modifiers:
+            if isinstance(mod, ast.AfterMod):
+                self._after(mod, ctx)
+            elif isinstance(mod, ast.WhenMod):
+                self.exprs.expect(mod.cond, ctx, T.BOOL, "`when` condition")
+            elif isinstance(mod, ast.UndoMod):
+                self.exprs.call(mod.call, own_ctx, waits=False, what="an undo")
+            elif isinstance(mod, ast.FallbackMod):
+                self.exprs.expect(mod.value, ctx, raw, f"fallback of step `{stmt.name.name}`")
+            elif isinstance(mod, ast.WhereMod):
+                if callee is not None and callee.kind is not CallKind.WAIT_EVENT:
+                    self.diags.error("BBF201", "`where` applies only to `wait_event` steps", mod.span,
+                                     help="use `when` to guard a step")
+                    self.exprs.expr(mod.cond, own_ctx)
+                else:
+                    self.exprs.expect(mod.cond, own_ctx, T.BOOL, "`where` condition")
+
+    def _after(self, mod: ast.AfterMod, ctx: Ctx) -> None:
+        orderable = (RefKind.STEP, RefKind.LET, RefKind.SWITCH, RefKind.MAP)
+        for ident in mod.names:
+            local = ctx.env.lookup(ident.name)
+            if local is None or local.kind not in orderable:
+                if not ctx.scope.broken:
+                    what = "a step" if local is None else f"a {local.kind.value}, not a step"
+                    self.diags.error("BBF101", f"`after {ident.name}`: `{ident.name}` is not {what}"
+                                     if local is not None else f"unknown step `{ident.name}` in `after`",
+                                     ident.span, help=did_you_mean(ident.name, ctx.env.visible(*orderable)))
+                continue
+            # `after` names are identifiers, not expressions: their Ref is keyed by the Ident
+            self.facts.refs[id(ident)] = Ref(local.kind, ident.name, local.decl)
+
+    # --- let, switch, map ----------------------------------------------------------
+
+    def _compute(self, stmt: ast.LetStmt | ast.SwitchStmt | ast.MapStmt, ctx: Ctx) -> T.Type:
+        if isinstance(stmt, ast.LetStmt):
+            t = self.exprs.expr(stmt.value, ctx)
+        elif isinstance(stmt, ast.SwitchStmt):
+            t = self._switch(stmt, ctx)
+        else:
+            t = self._map(stmt, ctx)
+        self.facts.decl_types[id(stmt)] = t
+        return t
+
+    def _switch(self, stmt: ast.SwitchStmt, ctx: Ctx) -> T.Type:
+        subject = self.exprs.expr(stmt.subject, ctx)
+        covered: dict[Any, ast.Expr] = {}
+        returns: list[tuple[ast.ReturnStmt, T.Type]] = []
+        for case in stmt.cases:
+            for v in case.values:
+                self.exprs.expect(v, ctx, subject, "case value")
+                value = self._constant(v)
+                if value is _NOT_CONSTANT:
+                    self.diags.error("BBF201", "a case value is a literal or an enum member", v.span)
+                elif value in covered:
+                    self.diags.error("BBF102", "this case value is already covered", v.span,
+                                     labels=(Label(covered[value].span, "first covered here"),))
+                else:
+                    covered[value] = v
+            returns += self._branch(case.body, ctx, "case", _keyword(case.span, "case"))
+        if stmt.default is not None:
+            returns += self._branch(stmt.default, ctx, "default", stmt.default.span)
+        else:
+            self._exhaustive(stmt, subject, covered)
+        result: T.Type | None = None
+        for ret, t in returns:
+            joined = t if result is None else T.join(result, t)
+            if joined is None:
+                self.diags.error("BBF201", f"this branch returns {t}, the ones before {result}", ret.value.span,
+                                 help="all branches of a switch return values of one type")
+                continue
+            result = joined
+        return result if result is not None else T.NONE
+
+    def _branch(self, body: ast.Block, ctx: Ctx, what: str, span: Any) -> list[tuple[ast.ReturnStmt, T.Type]]:
+        returns = self.block(body, ctx, None)
+        if not returns and not _ends_in_fail(body):
+            self.diags.error("BBF302", f"this {what} body must end in `return` or `fail`", span)
+        return returns
+
+    def _exhaustive(self, stmt: ast.SwitchStmt, subject: T.Type, covered: dict[Any, ast.Expr]) -> None:
+        inner = T.strip_optional(subject)
+        if T.is_lenient(subject):
+            return
+        needed: list[Any]
+        if isinstance(inner, T.EnumT):
+            needed = list(inner.members)
+        elif inner == T.BOOL:
+            needed = [True, False]
+        else:
+            self.diags.error("BBF205", f"a switch over {subject} needs a `default`", _keyword(stmt.span, "switch"),
+                             help="only switches over an enum or bool can list every value")
+            return
+        if isinstance(subject, T.OptionalT):
+            needed.append(None)
+        missing = [v for v in needed if v not in covered]
+        if missing:
+            shown = ", ".join(f"`{_show(v)}`" for v in missing)
+            self.diags.error("BBF205", f"switch over {subject} does not cover {shown}", _keyword(stmt.span, "switch"),
+                             help=f"add `case {_show(missing[0])} {{ ... }}` or a `default {{ ... }}`")
+
+    def _constant(self, e: ast.Expr) -> Any:
+        """The value a case stands for (enum members by name), or _NOT_CONSTANT."""
+        if isinstance(e, (ast.IntLit, ast.FloatLit, ast.StrLit, ast.BoolLit)):
+            return e.value
+        if isinstance(e, ast.NoneLit):
+            return None
+        if isinstance(e, ast.DurationLit):
+            return ("duration", e.seconds)
+        if isinstance(e, ast.Unary) and e.op == "-" and isinstance(e.operand, (ast.IntLit, ast.FloatLit)):
+            return -e.operand.value
+        ref = self.facts.refs.get(id(e)) if isinstance(e, (ast.Name, ast.Attr)) else None
+        if ref is not None and ref.kind is RefKind.ENUM_MEMBER:
+            return ref.value
+        if isinstance(e, (ast.Name, ast.Attr)) and isinstance(self.facts.types.get(id(e)), T.ErrorT):
+            return ("error", id(e))  # already reported
+        return _NOT_CONSTANT
+
+    def _map(self, stmt: ast.MapStmt, ctx: Ctx) -> T.Type:
+        over = self.exprs.expr(stmt.over, ctx)
+        if isinstance(over, T.ListT):
+            item = over.item
+        elif T.is_lenient(over):
+            item = over
+        else:
+            self.exprs.fits(over, T.ListT(T.ANY), stmt.over.span, "`map` goes over a list")
+            item = T.ERROR
+        if stmt.concurrency is not None and stmt.concurrency.value < 1:
+            self.diags.error("BBF201", "a map's concurrency is at least 1", stmt.concurrency.span)
+        body = ctx.child()
+        body.env.declare(Local(RefKind.ITEM, stmt.item.name, stmt, stmt.item, item), self.diags)
+        returns = self.block(stmt.body, body, None)
+        if not returns:
+            return T.ListT(T.NONE)
+        return T.ListT(returns[0][1])
+
+    # --- agents --------------------------------------------------------------------
+
+    def check_agent(self, decl: ast.AgentDecl, scope: ModuleScope) -> None:
+        robot = self._robot_of(decl.robot, scope, decl)
+        state = Env()
+        const = Ctx(scope, Env(), robot)
+        fields: dict[str, Local] = {}
+        for f in decl.state:
+            ft = self.resolver.type_of(f.type, scope)
+            self.facts.decl_types[id(f)] = ft
+            self.exprs.expect(f.default, const, ft, f"default of state field `{f.name.name}`")
+            local = Local(RefKind.STATE, f.name.name, f, f.name, ft)
+            if state.declare(local, self.diags, "state field"):
+                fields[f.name.name] = local
+        signals = dict(self.signals)
+        if robot is not None:
+            for name, event in robot.events.items():
+                signals[f"robot.event.{name}"] = self.resolver.event_payload(event, robot.module)
+        ctx = Ctx(scope, state, robot)
+        for route in decl.routes:
+            rctx = ctx.child()
+            if route.bind is not None:
+                envelope = T.envelope(self._route_data(route.pattern.text, signals))
+                self.facts.decl_types[id(route)] = envelope
+                rctx.env.declare(Local(RefKind.BINDING, route.bind.name, route, route.bind, envelope), self.diags)
+            if route.when is not None:
+                self.exprs.expect(route.when, rctx, T.BOOL, "`when` condition")
+            self.agent_stmts(route.body, rctx, fields, signals)
+
+    def _route_data(self, pattern: str, signals: dict[str, T.Type]) -> T.Type:
+        """The payload type a route binds: the one signal it matches, else `any`."""
+        if "*" not in pattern:
+            return signals.get(pattern, T.ANY)
+        compiled = compile_pattern(pattern) if compile_pattern is not None else None
+        if compiled is None or isinstance(compiled, str):
+            return T.ANY
+        hits = [t for s, t in signals.items() if compiled.matches(s)]
+        return hits[0] if len(hits) == 1 else T.ANY
+
+    def agent_stmts(self, stmts: tuple[ast.AgentStmt, ...], ctx: Ctx, fields: dict[str, Local],
+                    signals: dict[str, T.Type]) -> None:
+        for stmt in stmts:
+            if isinstance(stmt, ast.SetStmt):
+                field = fields.get(stmt.field.name)
+                if field is None:
+                    if not ctx.scope.broken:
+                        self.diags.error("BBF101", f"unknown state field `{stmt.field.name}`", stmt.field.span,
+                                         help=did_you_mean(stmt.field.name, fields))
+                    self.exprs.expr(stmt.value, ctx)
+                    continue
+                self.facts.refs[id(stmt.field)] = Ref(RefKind.STATE, field.name, field.decl)
+                self.exprs.expect(stmt.value, ctx, field.type or T.ERROR, f"`set {field.name}`")
+            elif isinstance(stmt, (ast.EmitStmt, ast.ScheduleStmt)):
+                self._emit(stmt, ctx, signals)
+                if isinstance(stmt, ast.ScheduleStmt):
+                    self.exprs.expect(stmt.delay, ctx, T.DURATION, "`schedule ... in` delay")
+            elif isinstance(stmt, ast.RunStmt):
+                result = self.exprs.call(stmt.call, ctx, waits=False, what="`run`")
+                if stmt.then is not None:
+                    then = ctx.child()
+                    then.env.names["result"] = Local(RefKind.RESULT, "result", stmt, None, result)
+                    self.agent_stmts(stmt.then, then, fields, signals)
+                if stmt.else_ is not None:
+                    other = ctx.child()
+                    other.env.names["error"] = Local(RefKind.ERROR, "error", stmt, None, T.ERROR_RECORD)
+                    self.agent_stmts(stmt.else_, other, fields, signals)
+            elif isinstance(stmt, ast.IfStmt):
+                self.exprs.expect(stmt.cond, ctx, T.BOOL, "`if` condition")
+                self.agent_stmts(stmt.then, ctx, fields, signals)
+                if stmt.else_ is not None:
+                    self.agent_stmts(stmt.else_, ctx, fields, signals)
+
+    def _emit(self, stmt: ast.EmitStmt | ast.ScheduleStmt, ctx: Ctx, signals: dict[str, T.Type]) -> None:
+        """The payload against the signal's declared payload; an undeclared signal is BBF504's business."""
+        name = stmt.type.text
+        payload = signals.get(name)
+        data = stmt.data
+        if payload is None or T.is_lenient(payload):
+            if data is not None:
+                self.exprs.expr(data, ctx)
+            return
+        if data is None:
+            if isinstance(payload, T.RecordT) and any(not isinstance(t, T.OptionalT) for _, t in payload.fields):
+                self.diags.error("BBF202", f"`{name}` carries a payload {payload}", stmt.type.span,
+                                 help=f"give it: `{name} {{...}}`")
+            return
+        if isinstance(payload, T.NoneT):
+            self.diags.error("BBF202", f"`{name}` carries no payload", data.span)
+            self.exprs.expr(data, ctx)
+            return
+        if not isinstance(payload, T.RecordT):
+            self.exprs.expect(data, ctx, payload, f"payload of `{name}`")
+            return
+        fields: dict[str, T.Type] = {}
+        seen: dict[str, ast.FieldInit] = {}
+        for f in data.fields:
+            want = payload.field(f.name.name)
+            if f.name.name in seen:
+                duplicate(self.diags, "field", f.name, seen[f.name.name])
+                self.exprs.expr(f.value, ctx)
+                continue
+            seen[f.name.name] = f
+            if want is None:
+                self.diags.error("BBF203", f"`{name}` has no field `{f.name.name}`", f.name.span,
+                                 help=did_you_mean(f.name.name, payload.names),
+                                 notes=(f"its payload: {payload}",))
+                self.exprs.expr(f.value, ctx)
+                continue
+            fields[f.name.name] = self.exprs.expect(f.value, ctx, want, f"field `{f.name.name}` of `{name}`")
+        self.facts.types[id(data)] = T.RecordT(tuple(fields.items()))
+        missing = [n for n, t in payload.fields if n not in seen and not isinstance(t, T.OptionalT)]
+        if missing:
+            self.diags.error("BBF202", f"`{name}` needs field{'s' if len(missing) > 1 else ''} "
+                             + ", ".join(f"`{n}`" for n in missing), data.span)
+
+
+def _keyword(span: Span, word: str) -> Span:
+    """The span of the keyword a statement starts with (`reactor`, `switch`)."""
+    return Span(span.file, span.line, span.column, span.line, span.column + len(word))
+
+
+def _ends_in_fail(block: ast.Block) -> bool:
+    return any(isinstance(s, ast.FailStmt) for s in block.stmts)
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
