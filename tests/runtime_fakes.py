@@ -18,7 +18,7 @@ import attrs
 
 from bbflow.runtime import model
 from bbflow.runtime.clock import run_virtual
-from bbflow.runtime.events import Recorder
+from bbflow.runtime.events import Recorder, fanout
 from bbflow.runtime.executor import run_reactor
 from bbflow.runtime.ports import RuntimeFailure
 from bbflow.runtime.types import ANY, FLOAT, Enum, Record
@@ -369,7 +369,8 @@ async def execute(reactor: model.Reactor, robot: FakeRobot | None, inputs: dict[
     recorder = Recorder()
     if prog is None:
         prog = program(reactor, robot=robot.spec if robot is not None else ops_spec())
-    result = await run_reactor(prog, reactor, inputs or {}, robot=robot, observer=recorder, **kw)
+    observer = fanout(recorder, kw.pop("observer", None))
+    result = await run_reactor(prog, reactor, inputs or {}, robot=robot, observer=observer, **kw)
     assert asyncio.all_tasks() == {asyncio.current_task()}, "a run left a task behind"
     if robot is not None:
         assert robot.subscribers() == 0, "a run left a safety listener behind"
