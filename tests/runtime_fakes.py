@@ -89,6 +89,8 @@ class FakeRobot:
         self._state_waiters: list[tuple[tuple[str, ...], asyncio.Future[str]]] = []
         self._event_waiters: list[tuple[str, Callable[[Any], bool] | None, asyncio.Future[Any]]] = []
         self._timers: list[asyncio.TimerHandle] = []
+        #: (time, old, new) for every safety change
+        self.safety_changes: list[tuple[float, str, str]] = []
 
     # --- scripting ------------------------------------------------------------------
 
@@ -134,6 +136,7 @@ class FakeRobot:
     def set_safety(self, new: str) -> None:
         old, self._safety = self._safety, new
         if old != new:
+            self.safety_changes.append((asyncio.get_running_loop().time(), old, new))
             for cb in list(self._safety_cbs):
                 cb(old, new)
 
