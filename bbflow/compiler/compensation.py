@@ -188,7 +188,7 @@ def _check_covered(step: Node, summaries: Mapping[str, ReactorSummary], diags: D
                 f"step `{step.name}` ({step.call}) changes the world and can be followed by a failure, "
                 "but has no `undo` or `irreversible`",
                 step.span,
-                notes=(f"{witness}; the run would then be rolled back, and `{step.name}` could not be",),
+                notes=(f"{witness}; the run would then be rolled back, and `{step.name}` could not be undone",),
                 help=f"add `undo CALL` to `{step.name}` (or to the command `{step.call}`), "
                      "or mark it `irreversible \"why\"`")
 
