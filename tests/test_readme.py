@@ -6,6 +6,10 @@ import os
 import re
 from pathlib import Path
 
+import pytest
+
+from bbflow.compiler.pipeline import compile_paths
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -35,3 +39,17 @@ def test_ci_runs_the_second_command_as_written() -> None:
     text = script.read_text()
     assert text.startswith("#!/usr/bin/env bash\n")
     assert quick_start()[1] in text
+
+
+def flow_blocks(path: Path) -> list[str]:
+    return re.findall(r"```flow\n(.*?)```", path.read_text(), re.S)
+
+
+@pytest.mark.parametrize(
+    ("doc", "index"), [("README.md", 0), ("docs/language.md", 0)], ids=["readme", "language-first-program"])
+def test_complete_examples_check_clean(tmp_path: Path, doc: str, index: int) -> None:
+    """The examples a reader may paste as a whole are free of errors and warnings."""
+    file = tmp_path / "example.flow"
+    file.write_text(flow_blocks(ROOT / doc)[index])
+    result = compile_paths([file])
+    assert [(d.code, d.span.line, d.message) for d in result.diagnostics] == []
