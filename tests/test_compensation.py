@@ -5,11 +5,13 @@ Source-level cases, through the parser and the checker, are in tests/test_analys
 
 import pytest
 
+from bbflow.compiler.checker import check
 from bbflow.compiler.compensation import (
     check_compensation, check_useless_undo, failure_after, summarise,
 )
 from bbflow.compiler.diagnostics import Diagnostics
 from bbflow.compiler.graph import Body, Effect, Node, NodeKind, ReactorGraph, UndoRef
+from bbflow.compiler.parser import parse_text
 from bbflow.compiler.source import Span
 
 
@@ -223,3 +225,101 @@ def test_each_missing_value_is_reported_once():
     other, g = node("other", 2), effectful("g", 3)
     undo_using(g, other, other)
     assert run(graph(body([other, g]))) == [("BBF404", 3)]
+
+
+# --- through the parser and the checker ------------------------------------------------------
+
+ARM = """
+robot Arm {
+    limit motion 1
+    command move(p: float) -> float category motion
+    command grip() -> float undo release()
+    command release() -> float
+    command beep() -> float
+    command look() -> float readonly
+}
+"""
+
+
+def found(text: str) -> list[tuple[str, int]]:
+    module, diags = parse_text(ARM + text, "c.flow", "c")
+    check([module], diags)
+    offset = ARM.count("\n")
+    return [(d.code, d.span.line - offset) for d in diags]
+
+
+def test_step_in_a_case_that_ends_in_fail_needs_an_undo():
+    assert found("""
+reactor R() -> float on Arm {
+    step r = look()
+    switch s on r > 1.0 {
+        case true { step b = beep() fail "too far" }
+        default { return 0.0 }
+    }
+    return s
+}
+""") == [("BBF401", 5)]
+
+
+def test_map_iterations_and_later_steps_expose_body_steps():
+    assert found("""
+reactor R(xs: list[float]) on Arm {
+    map ms over xs as x {
+        step b = beep()
+        return b
+    }
+}
+reactor Once(xs: list[float]) on Arm {
+    map ms over xs as x {
+        let y = x
+        return y
+    }
+    step b = beep() after ms
+}
+""") == [("BBF401", 4)]
+
+
+def test_composed_reactor_verdicts():
+    assert found("""
+reactor Loud() on Arm {
+    step b = beep()
+}
+reactor Safe() on Arm {
+    step g = grip()
+    step m = move(p: 1.0) after g undo move(p: 0.0)
+}
+reactor Quiet() -> float on Arm {
+    step l = look()
+    return l
+}
+reactor Outer() on Arm {
+    step a = Loud()
+    step s = Safe() after a
+    step q = Quiet() after s undo beep()
+    step last = beep() after q irreversible "it is heard"
+}
+""") == [("BBF402", 16), ("BBF403", 14)]
+
+
+def test_undo_in_a_body_may_use_what_the_map_waits_for():
+    assert found("""
+reactor R(xs: list[float]) on Arm {
+    step base = look()
+    step stray = look()
+    map ms over xs as x {
+        step m = move(p: base) undo move(p: base)
+        step k = move(p: x) after m undo move(p: stray)
+        return k
+    }
+}
+""") == [("BBF404", 7)]
+
+
+def test_an_error_from_the_checker_silences_the_analyses_of_its_reactor():
+    codes = {c for c, _ in found("""
+reactor R() on Arm {
+    step a = beep(p: nowhere)
+    step b = beep() after a
+}
+""")}
+    assert codes and codes <= {"BBF101", "BBF202"}  # no BBF401 for `a` on top

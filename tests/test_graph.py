@@ -6,11 +6,13 @@ the source-level tests below run them through the parser and the checker.
 
 import pytest
 
+from bbflow.compiler.checker import check
 from bbflow.compiler.diagnostics import Diagnostics
 from bbflow.compiler.graph import (
     Body, Effect, Node, NodeKind, ReactorGraph, check_category_conflicts, check_cycles, check_unused,
     find_category_conflicts, find_cycles,
 )
+from bbflow.compiler.parser import parse_text
 from bbflow.compiler.source import Span
 
 MOTION = ("t.Arm", "motion")
@@ -165,3 +167,112 @@ def test_composed_categories_come_from_the_callback():
     found = find_category_conflicts(graph(body([a, c])),
                                     lambda s: frozenset({MOTION}) if s is c else categories(s))
     assert [(x.first.name, x.later.name) for x in found] == [("a", "c")]
+
+
+# --- through the parser and the checker ------------------------------------------------------
+
+ARM = """
+robot Arm {
+    limit motion 1
+    limit light 2
+    command move(p: float) -> float category motion undo home()
+    command home() -> float category motion
+    command blink() -> float category light undo blink()
+    command look() -> float readonly
+}
+"""
+
+
+def found(text: str) -> list[tuple[str, int]]:
+    module, diags = parse_text(ARM + text, "g.flow", "g")
+    check([module], diags)
+    offset = ARM.count("\n")
+    return [(d.code, d.span.line - offset) for d in diags]
+
+
+def test_where_may_name_its_own_event_and_undo_its_own_result():
+    assert found("""
+reactor R() on Arm {
+    step a = move(p: 1.0) undo move(p: a)
+    step b = look() after a
+    step c = move(p: b) undo home()
+}
+""") == []
+
+
+def test_reference_from_a_switch_body_to_the_switch_is_a_cycle():
+    assert found("""
+reactor R() -> float on Arm {
+    step r = look()
+    switch s on r > 1.0 {
+        case true { return s }
+        default { return 0.0 }
+    }
+    return s
+}
+""") == [("BBF301", 4)]
+
+
+def test_body_references_order_the_switch_after_outer_steps():
+    assert found("""
+reactor R() -> float on Arm {
+    step a = move(p: 1.0)
+    step r = look()
+    switch s on r > 1.0 {
+        case true { step m = move(p: a) undo home() return m }
+        default { return 0.0 }
+    }
+    return s
+}
+""") == []
+
+
+def test_unordered_with_a_step_inside_a_switch():
+    assert found("""
+reactor R() -> float on Arm {
+    step a = move(p: 1.0)
+    step r = look()
+    switch s on r > 1.0 {
+        case true { step m = move(p: r) return m }
+        default { return 0.0 }
+    }
+    return s
+}
+""") == [("BBF304", 6)]
+
+
+def test_concurrent_map_body_and_composed_categories():
+    assert found("""
+reactor Inner() -> float on Arm {
+    step m = move(p: 1.0)
+    return m
+}
+reactor R(xs: list[float]) on Arm {
+    map ms over xs as x concurrency 2 {
+        step l = blink()
+        step v = move(p: x)
+        return v
+    }
+    step i = Inner()
+}
+""") == [("BBF304", 9), ("BBF304", 12)]
+
+
+def test_limit_above_one_is_not_checked_and_unused_look_warns():
+    assert found("""
+reactor R() on Arm {
+    step a = blink()
+    step b = blink()
+    step c = look()
+}
+""") == [("BBF303", 5)]
+
+
+def test_a_step_used_only_by_an_undo_or_after_is_used():
+    assert found("""
+reactor R() on Arm {
+    step f = look()
+    step g = look()
+    step a = move(p: 1.0) after g undo move(p: f)
+}
+""") == [("BBF404", 5)]
