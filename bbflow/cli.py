@@ -63,3 +63,68 @@ def explain(code: str) -> None:
     except KeyError:
         raise UsageFailure(f"unknown code {code!r}; known codes: {', '.join(CODES)}") from None
     click.echo(text, nl=not text.endswith("\n"))
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=str))
+@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False, path_type=str), default="build",
+              show_default=True, help="Folder to write the generated package into.")
+@click.option("--no-cache", is_flag=True, help="Check and generate everything, ignoring .bbflow/cache.")
+def build(paths: tuple[str, ...], out_dir: str, no_cache: bool) -> None:
+    """Generate one Python module per .flow file (default: the current folder).
+
+    Refuses to write anything when the check reports errors. Exit status: 0
+    built, 1 errors, 2 usage or I/O error.
+    """
+    from bbflow.compiler.build import build_program, write_package
+    from bbflow.compiler.pipeline import CompileResult, InputError
+    from bbflow.compiler.report import report
+    from bbflow.compiler.source import SourceFile
+
+    try:
+        built = build_program(paths or (".",), use_cache=not no_cache)
+    except InputError as e:
+        raise UsageFailure(str(e)) from e
+    shown = CompileResult(sources={d: SourceFile(d, t) for d, t in built.sources.items()},
+                          diagnostics=built.diagnostics)
+    color = sys.stderr.isatty() and "NO_COLOR" not in os.environ
+    out = report(shown, "text", color=color)
+    click.echo(out.body, nl=False, err=True)
+    if not built.ok:
+        if out.summary:
+            click.echo(out.summary, err=True)
+        sys.exit(1)
+    try:
+        write_package(built.modules, out_dir)
+    except OSError as e:
+        raise UsageFailure(f"{out_dir}: cannot write: {e.strerror or e}") from e
+    click.echo(f"built {len(built.modules)} modules into {out_dir}", err=True)
+
+
+@main.command()
+@click.argument("reactor")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=str))
+@click.option("--format", "fmt", type=click.Choice(("mermaid", "dot")), default="mermaid", show_default=True,
+              help="Mermaid (for Markdown) or Graphviz dot.")
+def graph(reactor: str, paths: tuple[str, ...], fmt: str) -> None:
+    """Draw REACTOR's steps and dependencies (from PATHS, default: the current folder).
+
+    Data and `after` edges are solid, undo edges dashed; composed reactors are subgraphs.
+    """
+    from bbflow.compiler.build import check_paths
+    from bbflow.compiler.graphviz import GraphError, render_graph
+    from bbflow.compiler.pipeline import InputError
+    from bbflow.compiler.report import report
+
+    try:
+        checked = check_paths(paths or (".",))
+    except InputError as e:
+        raise UsageFailure(str(e)) from e
+    if checked.result.diagnostics.has_errors() or checked.facts is None:
+        out = report(checked.result, "text", color=False)
+        click.echo(out.body, nl=False, err=True)
+        sys.exit(1)
+    try:
+        click.echo(render_graph(checked.facts, reactor, fmt), nl=False)
+    except GraphError as e:
+        raise UsageFailure(str(e)) from e

@@ -6,7 +6,7 @@ through the checker's ``Facts`` (never re-resolved here): values come from
 the scope as ``s["name"]``, enum members, robot states and events are their
 names as string literals. User text only ever appears as ``repr`` literals,
 so no name or string can become code. Operations whose Python meaning
-differs from the language's (indexing, integer division, ``round``,
+differs from the language's (indexing, ``round``,
 ``str``, ``min``/``max``) go through ``bbflow.runtime.exprlib``.
 """
 
@@ -17,7 +17,6 @@ from typing import Any
 import attrs
 
 from bbflow.compiler import ast
-from bbflow.compiler import types as ct
 from bbflow.compiler.codegen_src import literal
 from bbflow.compiler.codegen_types import TypeTable, to_rtype, widens
 from bbflow.compiler.facts import CallKind, CallTarget, Facts, RefKind
@@ -31,7 +30,7 @@ class CodegenError(Exception):
 #: refs whose value is a constant (the member/state/event name), not a scope lookup
 _CONSTANT_REFS = (RefKind.ENUM_MEMBER, RefKind.ROBOT_STATE, RefKind.EVENT)
 _BUILTINS = {"len": "len", "abs": "abs", "min": "_x.min_", "max": "_x.max_", "round": "_x.round_", "str": "_x.str_"}
-_ARITH = {"+", "-", "*"}
+_ARITH = {"+", "-", "*", "/"}  # `/` is true division: the checker types int / int as float
 _COMPARE = {"==", "!=", "<", "<=", ">", ">="}
 
 
@@ -179,10 +178,6 @@ class ExprGen:
         left, right = self.code(e.left), self.code(e.right)
         if e.op in _ARITH or e.op in _COMPARE or e.op in ("and", "or"):
             return f"({left} {e.op} {right})"
-        if e.op == "/":
-            if self.facts.type_of(e) == ct.INT:
-                return f"_x.idiv({left}, {right})"
-            return f"({left} / {right})"
         if e.op == "??":
             self._temps += 1
             tmp = f"_v{self._temps}"

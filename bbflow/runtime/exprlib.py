@@ -27,14 +27,6 @@ def index(obj: Any, key: Any) -> Any:
     raise TypeError(f"cannot index {type(obj).__name__}")
 
 
-def idiv(a: int, b: int) -> int:
-    """Integer division, truncating toward zero as robot code (C, Rust) does; ``x / 0`` raises."""
-    if b == 0:
-        raise ZeroDivisionError("division by zero")
-    q = abs(a) // abs(b)
-    return q if (a < 0) == (b < 0) else -q
-
-
 def min_(*args: Any) -> Any:
     """``min(a, b, ...)`` or ``min(list)``; an empty list raises."""
     items = args[0] if len(args) == 1 and isinstance(args[0], list) else list(args)

@@ -1,0 +1,268 @@
+"""``bbflow graph REACTOR``: a reactor's steps and dependencies as Mermaid or Graphviz dot.
+
+Drawn from the same ``ReactorGraph`` the analyses check (``bbflow.compiler.analyses``):
+
+- a node per step (``name: call``), ``let``, ``switch``/``map`` (a subgraph
+  holding its bodies) and ``fail``;
+- data edges (solid, labelled with nothing) and order edges (``after``:
+  solid, labelled ``after``);
+- undo edges, dashed, from a step to its undo (its own, or its command's,
+  marked ``inherited``); irreversible steps say so;
+- a step that composes another reactor holds that reactor's graph as a
+  subgraph (once per step; a reactor composed inside itself is not expanded again).
+
+Node ids are generated (``n1``, ``n2``, ...); labels are escaped for each
+format, so no name or string can break the output.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from bbflow.compiler import ast
+from bbflow.compiler.analyses import build_graph
+from bbflow.compiler.facts import Facts
+from bbflow.compiler.graph import Body, Node, NodeKind, ReactorGraph
+from bbflow.compiler.source import Span
+
+FORMATS = ("mermaid", "dot")
+
+
+class GraphError(Exception):
+    """No such reactor, or an ambiguous name."""
+
+
+def find_reactor(facts: Facts, name: str) -> tuple[ast.ReactorDecl, ast.Module]:
+    """The reactor called ``name`` (qualified, or a short name that is unambiguous) outside ``std``."""
+    found = []
+    for qualname, decl in facts.decls.items():
+        if isinstance(decl, ast.ReactorDecl) and (qualname == name or qualname.rsplit(".", 1)[-1] == name):
+            found.append(qualname)
+    if not found:
+        known = sorted(q for q, d in facts.decls.items() if isinstance(d, ast.ReactorDecl))
+        raise GraphError(f"no reactor named {name!r} (reactors: {', '.join(known) or 'none'})")
+    if len(found) > 1 and name not in found:
+        raise GraphError(f"{name!r} is ambiguous: {', '.join(sorted(found))}")
+    qualname = name if name in found else found[0]
+    return facts.decls[qualname], facts.modules[qualname.rsplit(".", 1)[0]]
+
+
+def render_graph(facts: Facts, name: str, fmt: str = "mermaid") -> str:
+    """The graph of reactor ``name`` in ``fmt`` (``mermaid`` or ``dot``)."""
+    if fmt not in FORMATS:
+        raise GraphError(f"unknown format {fmt!r} (formats: {', '.join(FORMATS)})")
+    decl, module = find_reactor(facts, name)
+    drawing = _Drawing(facts)
+    drawing.reactor(decl, build_graph(decl, facts, module), (decl.name.name,))
+    return drawing.mermaid() if fmt == "mermaid" else drawing.dot()
+
+
+@attrs.define
+class _Box:
+    id: str
+    label: str
+    children: list["_Box | str"] = attrs.Factory(list)  # boxes and node ids
+
+
+@attrs.define
+class _Drawing:
+    """Format-neutral nodes, edges and nested boxes, then written as Mermaid or dot."""
+
+    facts: Facts
+    nodes: dict[str, tuple[str, str]] = attrs.Factory(dict)  # id -> (label, shape: step|let|control|undo|fail)
+    edges: list[tuple[str, str, str, bool]] = attrs.Factory(list)  # (from, to, label, dashed)
+    boxes: list[_Box] = attrs.Factory(list)
+    _count: int = 0
+
+    def new_id(self, prefix: str = "n") -> str:
+        self._count += 1
+        return f"{prefix}{self._count}"
+
+    undos: dict[Span, str] = attrs.Factory(dict)  # step span -> its undo as written
+
+    def reactor(self, decl: ast.ReactorDecl, graph: ReactorGraph, stack: tuple[str, ...],
+                box: _Box | None = None) -> None:
+        for step in _steps(decl.body):
+            own = step.modifier(ast.UndoMod)
+            target = self.facts.call(step.call)
+            call = own.call if isinstance(own, ast.UndoMod) else target.default_undo if target is not None else None
+            if call is not None:
+                self.undos[step.span] = f"undo {_callee(call.callee)}()"
+        self.body(graph.body, graph, stack, box)
+
+    def body(self, body: Body, graph: ReactorGraph, stack: tuple[str, ...], box: _Box | None) -> dict[int, str]:
+        ids: dict[int, str] = {}
+        for node in body.nodes:
+            ids[id(node)] = self.node(node, graph, stack, box)
+        for (src, dst), why in body.edges.items():
+            label = "after" if why.startswith("after ") else ""
+            if src.kind is NodeKind.FAIL or dst.kind is NodeKind.FAIL:
+                label = ""
+            self.edges.append((ids[id(src)], ids[id(dst)], label, False))
+        return ids
+
+    def node(self, node: Node, graph: ReactorGraph, stack: tuple[str, ...], box: _Box | None) -> str:
+        nid = self.new_id()
+        holder = box.children if box is not None else None
+        if node.kind is NodeKind.STEP:
+            label = f"{node.name}: {node.call}"
+            if node.irreversible:
+                label += " (irreversible)"
+            self.nodes[nid] = (label, "step")
+            if node.reactor is not None:
+                inner = self._composed(node, stack)
+                if inner is not None:
+                    sub = _Box(self.new_id("g"), f"{node.name}: {inner[0].name}")
+                    self._place(sub, box)
+                    self.reactor(inner[2], inner[0], inner[1], sub)
+                    self.edges.append((nid, sub.id, "runs", False))
+            if node.undo or node.default_undo:
+                uid = self.new_id("u")
+                label = self.undos.get(node.span, "undo")
+                self.nodes[uid] = (label if node.undo else f"{label} (inherited)", "undo")
+                self.edges.append((nid, uid, "undo", True))
+                self._place(uid, box)
+        elif node.kind in (NodeKind.SWITCH, NodeKind.MAP):
+            self.nodes[nid] = (f"{node.kind.value} {node.name}", "control")
+            for i, inner_body in enumerate(node.bodies):
+                title = f"{node.name}: case {i + 1}" if node.kind is NodeKind.SWITCH else f"{node.name}: each item"
+                sub = _Box(self.new_id("g"), title)
+                self._place(sub, box)
+                self.body(inner_body, graph, stack, sub)
+                self.edges.append((nid, sub.id, "", False))
+        elif node.kind is NodeKind.LET:
+            self.nodes[nid] = (f"let {node.name}", "let")
+        else:
+            self.nodes[nid] = ("fail", "fail")
+        if holder is not None:
+            holder.append(nid)
+        return nid
+
+    def _composed(self, node: Node, stack: tuple[str, ...]) -> tuple[ReactorGraph, tuple[str, ...],
+                                                                     ast.ReactorDecl] | None:
+        assert node.reactor is not None
+        decl = self.facts.decls.get(node.reactor)
+        module = self.facts.modules.get(node.reactor.rsplit(".", 1)[0])
+        if not isinstance(decl, ast.ReactorDecl) or module is None or node.reactor in stack:
+            return None
+        return build_graph(decl, self.facts, module), (*stack, node.reactor), decl
+
+    def _place(self, item: "_Box | str", box: _Box | None) -> None:
+        if box is not None:
+            box.children.append(item)
+        elif isinstance(item, _Box):
+            self.boxes.append(item)
+
+    # --- writers ----------------------------------------------------------------------
+
+    def mermaid(self) -> str:
+        out = ["flowchart TD"]
+        shapes = {"step": ("[", "]"), "let": ("[/", "/]"), "control": ("{{", "}}"), "undo": ("([", "])"),
+                  "fail": ("((", "))")}
+        inside = {c for b in self._all_boxes() for c in b.children if isinstance(c, str)}
+        for nid, (label, shape) in self.nodes.items():
+            if nid not in inside:
+                left, right = shapes[shape]
+                out.append(f"    {nid}{left}\"{_mermaid_text(label)}\"{right}")
+
+        def box(b: _Box, depth: int) -> None:
+            pad = "    " * depth
+            out.append(f"{pad}subgraph {b.id}[\"{_mermaid_text(b.label)}\"]")
+            for c in b.children:
+                if isinstance(c, _Box):
+                    box(c, depth + 1)
+                else:
+                    label, shape = self.nodes[c]
+                    left, right = shapes[shape]
+                    out.append(f"{pad}    {c}{left}\"{_mermaid_text(label)}\"{right}")
+            out.append(f"{pad}end")
+
+        for b in self.boxes:
+            box(b, 1)
+        for src, dst, label, dashed in self.edges:
+            arrow = "-.->" if dashed else "-->"
+            text = f"|{_mermaid_text(label)}|" if label else ""
+            out.append(f"    {src} {arrow}{text} {dst}")
+        return "\n".join(out) + "\n"
+
+    def dot(self) -> str:
+        out = ["digraph reactor {", "    rankdir=TB;", "    node [shape=box, fontname=\"Helvetica\"];"]
+        shapes = {"step": "box", "let": "parallelogram", "control": "hexagon", "undo": "box", "fail": "doublecircle"}
+        inside = {c for b in self._all_boxes() for c in b.children if isinstance(c, str)}
+
+        def node_line(nid: str, pad: str) -> str:
+            label, shape = self.nodes[nid]
+            style = ", style=\"rounded,dashed\"" if shape == "undo" else ""
+            return f"{pad}{nid} [label={_dot_text(label)}, shape={shapes[shape]}{style}];"
+
+        for nid in self.nodes:
+            if nid not in inside:
+                out.append(node_line(nid, "    "))
+
+        def box(b: _Box, depth: int) -> None:
+            pad = "    " * depth
+            out.append(f"{pad}subgraph cluster_{b.id} {{")
+            out.append(f"{pad}    label={_dot_text(b.label)};")
+            out.append(f"{pad}    {b.id} [label=\"\", shape=point, style=invis];")
+            for c in b.children:
+                if isinstance(c, _Box):
+                    box(c, depth + 1)
+                else:
+                    out.append(node_line(c, pad + "    "))
+            out.append(f"{pad}}}")
+
+        for b in self.boxes:
+            box(b, 1)
+        for src, dst, label, dashed in self.edges:
+            attrs_ = []
+            if label:
+                attrs_.append(f"label={_dot_text(label)}")
+            if dashed:
+                attrs_.append("style=dashed")
+            tail = f" [{', '.join(attrs_)}]" if attrs_ else ""
+            out.append(f"    {src} -> {dst}{tail};")
+        out.append("}")
+        return "\n".join(out) + "\n"
+
+    def _all_boxes(self) -> list[_Box]:
+        out, stack = [], list(self.boxes)
+        while stack:
+            b = stack.pop()
+            out.append(b)
+            stack.extend(c for c in b.children if isinstance(c, _Box))
+        return out
+
+
+def _steps(block: ast.Block) -> list[ast.StepStmt]:
+    """Every step of a body, nested bodies included."""
+    out: list[ast.StepStmt] = []
+    for stmt in block.stmts:
+        if isinstance(stmt, ast.StepStmt):
+            out.append(stmt)
+        elif isinstance(stmt, ast.SwitchStmt):
+            for c in stmt.cases:
+                out += _steps(c.body)
+            if stmt.default is not None:
+                out += _steps(stmt.default)
+        elif isinstance(stmt, ast.MapStmt):
+            out += _steps(stmt.body)
+    return out
+
+
+def _callee(e: ast.Expr) -> str:
+    if isinstance(e, ast.Name):
+        return e.ident.name
+    if isinstance(e, ast.Attr):
+        return f"{_callee(e.obj)}.{e.name.name}"
+    return "?"
+
+
+def _mermaid_text(text: str) -> str:
+    """Text for a quoted Mermaid label: quotes and markup characters as entity codes."""
+    return "".join(f"#{ord(c)};" if c in "\"#<>|[]{}()`\n\r" else c for c in text)
+
+
+def _dot_text(text: str) -> str:
+    """A dot string literal."""
+    escaped = text.replace("\\", "\\\\").replace("\"", "\\\"").replace("\n", "\\n").replace("\r", "")
+    return f"\"{escaped}\""
