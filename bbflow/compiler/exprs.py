@@ -187,6 +187,8 @@ class ExprChecker:
             self.diags.error("BBF201", f"`{name}` is a command, not a value", e.span,
                              help=f"call it in a step: `step x = {name}(...)`")
             return T.ERROR
+        if isinstance(expected, T.ErrorT):
+            return T.ERROR  # maybe a member of an enum that failed to resolve: already reported
         if not ctx.scope.broken:
             members = list(enum.members) if isinstance(enum, T.EnumT) else []
             self.diags.error("BBF101", f"unknown name `{name}`", e.ident.span,

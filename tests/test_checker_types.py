@@ -1,0 +1,314 @@
+"""Types: BBF201-BBF205 and BBF302, assignability rules, and the types recorded in Facts."""
+
+from __future__ import annotations
+
+import pytest
+from checker_helpers import check_text, codes, decl, line_of, only
+
+from bbflow.compiler import ast
+from bbflow.compiler import types as T
+
+# --- the type algebra -------------------------------------------------------------
+
+POSE = T.RecordT((("x", T.FLOAT), ("y", T.FLOAT)))
+POSE3 = T.RecordT((("x", T.FLOAT), ("y", T.FLOAT), ("z", T.FLOAT)))
+
+
+def test_assignability():
+    assert T.assignable(T.INT, T.FLOAT) and not T.assignable(T.FLOAT, T.INT)
+    assert T.assignable(POSE3, POSE) and not T.assignable(POSE, POSE3)  # width subtyping
+    assert T.assignable(T.NONE, T.OptionalT(T.INT)) and not T.assignable(T.NONE, T.INT)
+    assert T.assignable(T.ListT(T.INT), T.ListT(T.FLOAT))
+    assert T.assignable(T.ANY, POSE) and T.assignable(POSE, T.ANY)
+    assert T.assignable(T.ERROR, T.INT) and T.assignable(T.INT, T.ERROR)
+    a, b = T.EnumT("m.A", ("x",)), T.EnumT("m.B", ("x",))
+    assert not T.assignable(a, b)  # nominal
+    assert T.mismatch_code(T.OptionalT(T.INT), T.INT) == "BBF204"
+    assert T.mismatch_code(T.STR, T.INT) == "BBF201"
+    assert T.assignable(T.RecordT((("x", T.INT),)), T.RecordT((("x", T.INT), ("y", T.OptionalT(T.STR)))))
+
+
+def test_join_and_display():
+    assert T.join(T.INT, T.FLOAT) == T.FLOAT
+    assert T.join(T.NONE, T.INT) == T.OptionalT(T.INT)
+    assert T.join(T.STR, T.INT) is None
+    assert str(T.ListT(T.OptionalT(POSE))) == "list[{x: float, y: float}?]"
+    assert str(T.RecordT(POSE.fields, "Pose")) == "Pose" and T.RecordT(POSE.fields, "Pose") == POSE
+
+
+# --- BBF201 -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("body", [
+    "step a = move_to(target: 3.0)",
+    "step a = move_to(target: {x: 1.0, y: 2.0})",
+    "step a = move_to(target: {x: 1.0, y: 2.0, z: \"high\"})",
+    "let n = 1 + \"a\"",
+    "let b = 1 < \"a\"",
+    "let c = 1 == \"a\"",
+    "let d = not 1",
+    "let e = [1, \"a\"]",
+    "let f = 3.0 step w = beep() when f",
+    "step w = beep() timeout 1s fallback 3",
+    "step w = read_force() where w > 1.0",
+    "map m over 3 as i { return i }",
+    "let g = Grip",
+    "let h = len(3)",
+    "let i = (1.0).x",
+    "let j = 1.0[0]",
+    "let k = locate(color: \"red\")",
+])
+def test_type_mismatches_are_bbf201(body):
+    diags, _, _ = check_text(f"reactor R() on Arm {{ {body} }}", arm=True)
+    assert only(diags, "BBF201")
+
+
+def test_mismatch_position_is_the_value():
+    text = "reactor R() -> Pose on Arm {\n    step a = move_to(target: 3.0)\n    return a\n}"
+    diags, _, _ = check_text(text, arm=True)
+    d = only(diags, "BBF201")
+    assert (d.span.line, d.span.column) == (line_of(text, "3.0", arm=True), 30)
+    assert "expected Pose, found float" in d.message
+
+
+def test_defaults_must_match_their_types():
+    for text in ['action a(x: int = "one") = "m:a"', 'robot R { command c(x: float = true) }',
+                 'reactor R(x: str = 1) { }', 'signal s\nagent A { state { n: int = 1.5 } on s { } }']:
+        diags, _, _ = check_text(text)
+        only(diags, "BBF201")
+
+
+def test_widening_and_width_subtyping_pass():
+    text = """
+type P2 = {x: float, y: float}
+reactor R(p: P2) -> float on Arm {
+    step a = move_to(target: {x: 1, y: 2, z: 3, label: "top"}, speed: 1)
+    let q = p.x + 1
+    return a.x + q
+}
+"""
+    diags, _, _ = check_text(text, arm=True)
+    assert codes(diags) == []
+
+
+# --- BBF202 -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("call", [
+    "move_to()",                                       # missing
+    "move_to(target: p, sped: 1.0)",                   # unknown
+    "move_to(target: p, target: p)",                   # duplicated
+    "move_to(p, target: p)",                           # duplicated (positional and named)
+    "move_to(p, 1.0, 3)",                              # too many
+])
+def test_call_argument_errors_are_bbf202(call):
+    diags, _, _ = check_text(f"reactor R(p: Pose) -> Pose on Arm {{ step a = {call} return a }}", arm=True)
+    assert only(diags, "BBF202")
+
+
+def test_unknown_argument_suggests_the_parameter():
+    diags, _, _ = check_text("reactor R(p: Pose) -> Pose on Arm { step a = move_to(target: p, sped: 1.0) "
+                             "return a }", arm=True)
+    assert only(diags, "BBF202").help == "did you mean `speed`?"
+
+
+def test_positional_then_named_arguments_pass():
+    diags, _, _ = check_text("reactor R(p: Pose) -> Pose on Arm { step a = move_to(p, speed: 1.0) return a }",
+                             arm=True)
+    assert codes(diags) == []
+
+
+# --- BBF203 / BBF204 --------------------------------------------------------------
+
+
+def test_unknown_field_is_bbf203_with_did_you_mean():
+    diags, _, _ = check_text("reactor R(p: Pose, q: {height: float}) -> float { return p.w + q.hieght }",
+                             arm=True)
+    assert codes(diags) == ["BBF203", "BBF203"]
+    assert diags.sorted()[1].help == "did you mean `height`?"
+
+
+@pytest.mark.parametrize("body,ok", [
+    ("step s = locate(color: \"red\") step a = move_to(target: s)", False),
+    ("step s = locate(color: \"red\") step a = move_to(target: s ?? p)", True),
+    ("step s = locate(color: \"red\") let x = s.x", False),
+    ("step s = locate(color: \"red\") let x = (s ?? p).x", True),
+    ("step f = read_force() when true let y = f + 1.0", False),
+    ("step f = read_force() when true let y = (f ?? 0.0) + 1.0", True),
+    ("step f = read_force() when true fallback 1.0", True),
+    ("step s = locate(color: \"red\") let missing = s == none", True),
+])
+def test_optional_where_a_value_is_required_is_bbf204(body, ok):
+    diags, _, _ = check_text(f"reactor R(p: Pose) on Arm {{ {body} }}", arm=True)
+    mine = [c for c in codes(diags) if c.startswith("BBF2")]
+    assert mine == ([] if ok else ["BBF204"])
+
+
+def test_when_makes_a_step_optional():
+    text = "reactor R(p: Pose) on Arm { step a = move_to(target: p) when 1 > 0 }"
+    diags, facts, module = check_text(text, arm=True)
+    step = decl(module, "R").body.stmts[0]
+    assert facts.decl_types[id(step)] == T.OptionalT(facts.decl_types[id(step)].inner)
+    assert str(facts.decl_types[id(step)]) == "Pose?"
+
+
+# --- BBF205 -----------------------------------------------------------------------
+
+
+def test_switch_missing_an_enum_member_names_it():
+    text = "enum Size { small, medium, large }\nreactor R(s: Size) -> int {\n" \
+           "    switch n on s { case small { return 1 } }\n    return n\n}"
+    diags, _, _ = check_text(text)
+    d = only(diags, "BBF205")
+    assert "`medium`, `large`" in d.message and d.span.line == 3 and d.span.column == 5
+
+
+def test_switch_over_bool_and_other_types():
+    assert codes(check_text("reactor R(b: bool) -> int { switch n on b { case true { return 1 } "
+                            "case false { return 0 } } return n }")[0]) == []
+    only(check_text("reactor R(b: bool) -> int { switch n on b { case true { return 1 } } return n }")[0], "BBF205")
+    only(check_text("reactor R(i: int) -> int { switch n on i { case 1 { return 1 } } return n }")[0], "BBF205")
+    assert codes(check_text("reactor R(i: int) -> int { switch n on i { case 1, 2 { return 1 } "
+                            "default { fail \"no\" } } return n }")[0]) == []
+
+
+def test_switch_value_is_the_common_type_of_its_returns():
+    text = """
+reactor R(i: int) -> float {
+    switch n on i { case 1 { return 1 } default { return 2.5 } }
+    return n
+}
+"""
+    diags, facts, module = check_text(text)
+    assert codes(diags) == []
+    assert facts.decl_types[id(decl(module, "R").body.stmts[0])] == T.FLOAT
+    bad = text.replace("return 2.5", 'return "x"')
+    only(check_text(bad)[0], "BBF201")
+
+
+def test_map_value_is_a_list_of_its_body_returns():
+    text = """
+reactor R(stops: list[Pose]) -> list[float] on Arm {
+    map xs over stops as stop concurrency 1 {
+        step p = plan(p: stop)
+        return p.x
+    }
+    return xs
+}
+"""
+    diags, facts, module = check_text(text, arm=True)
+    assert codes(diags) == []
+    m = decl(module, "R").body.stmts[0]
+    assert facts.decl_types[id(m)] == T.ListT(T.FLOAT)
+
+
+# --- BBF302 -----------------------------------------------------------------------
+
+
+def test_missing_return_is_at_the_reactor_keyword():
+    text = "\nreactor Go(p: Pose) -> Pose on Arm {\n    step a = move_to(target: p)\n}"
+    d = only(check_text(text, arm=True)[0], "BBF302")
+    assert (d.span.line, d.span.column) == (line_of(text, "reactor Go", arm=True), 1)
+
+
+def test_stray_return_is_at_the_return():
+    text = "reactor Go() {\n    let a = 1\n    return a\n}"
+    d = only(check_text(text)[0], "BBF302")
+    assert d.span.line == 3
+
+
+def test_a_body_that_fails_needs_no_return():
+    assert codes(check_text('reactor Go() -> int { fail "not yet" }')[0]) == []
+
+
+# --- steps, undo, agents ----------------------------------------------------------
+
+
+def test_undo_sees_the_step_result_and_command_undo_sees_args_and_result():
+    text = """
+robot Gantry {
+    command move(to: float, speed: float = 1.0) -> float undo move(to: args.to - result)
+    command bad() -> float undo move(to: args.nothing)
+}
+reactor R() -> float on Gantry {
+    step a = move(to: 1.0) undo move(to: a)
+    step b = move(to: 2.0) after a
+    return b
+}
+"""
+    diags, _, _ = check_text(text)
+    assert only(diags, "BBF203").message.endswith("has no field `nothing`")
+
+
+def test_where_only_on_wait_event_and_typed_by_the_payload():
+    ok = "reactor R() on Arm { step f = wait_event(force) where f.newtons > 1.0 }"
+    assert codes(check_text(ok, arm=True)[0]) == []
+    only(check_text("reactor R() on Arm { step f = wait_event(force) where f.newton > 1.0 }", arm=True)[0],
+         "BBF203")
+    only(check_text("reactor R() on Arm { step f = read_force() where true }", arm=True)[0], "BBF201")
+
+
+def test_agent_set_emit_schedule_and_if_are_typed():
+    base = """
+signal cell.start: {count: int}
+signal cell.report: {count: int, note: str?}
+agent A {
+    state { total: int = 0  ok: bool = true }
+    on cell.start as s { BODY }
+    on cell.report { }
+}
+"""
+    good = ("set total = s.data.count  emit cell.report {count: total}  "
+            "schedule cell.report {count: 1, note: \"x\"} in 2s  if ok and total > 1 { set ok = false } else { }")
+    assert codes(check_text(base.replace("BODY", good))[0]) == []
+    for body, code in [
+        ('set total = "x"', "BBF201"),
+        ('emit cell.report {count: "three"}', "BBF201"),
+        ("emit cell.report {}", "BBF202"),
+        ("emit cell.report", "BBF202"),
+        ("emit cell.report {count: 1, cont: 2}", "BBF203"),
+        ("schedule cell.report {count: 1} in 5", "BBF201"),
+        ("if total { } else { }", "BBF201"),
+        ("run nothing()", "BBF101"),
+    ]:
+        only(check_text(base.replace("BODY", body))[0], code)
+
+
+def test_route_binding_of_a_wildcard_pattern_matching_one_signal_is_typed():
+    text = """
+signal cell.alarm: {level: int}
+agent A {
+    state { worst: int = 0 }
+    on cell.* as a { set worst = a.data.level }
+}
+"""
+    assert codes(check_text(text)[0]) == []
+    only(check_text(text.replace("a.data.level", "a.data.lvl"))[0], "BBF203")
+
+
+def test_standard_signals_and_safety_enum():
+    text = """
+signal cell.alarm
+agent A on Arm {
+    state { n: int = 0 }
+    on robot.safety.changed as s when s.data.to == fault and s.data.from != Safety.armed { emit cell.alarm }
+    on robot.event.force as f when f.data.newtons > 5.0 { set n = n + 1 }
+    on cell.alarm { }
+}
+"""
+    assert codes(check_text(text, arm=True)[0]) == []
+
+
+def test_builtins():
+    text = """
+reactor R(xs: list[float], names: map[str]) -> str {
+    let a = len(xs) + len(names) + len("abc")
+    let b = min(1, 2.5) + max(xs) + abs(-3) + round(2.5) + round(2.25, 1)
+    let c = str(a) + str(b) + names["k"]
+    return c
+}
+"""
+    assert codes(check_text(text)[0]) == []
+    for bad, code in [("len(xs, xs)", "BBF202"), ("abs(\"a\")", "BBF201"), ("min(x: 1)", "BBF202"),
+                      ("lenn(xs)", "BBF101")]:
+        only(check_text(f"reactor R(xs: list[float]) {{ let a = {bad} }}")[0], code)
