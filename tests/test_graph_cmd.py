@@ -1,0 +1,50 @@
+"""`bbflow graph REACTOR`: Mermaid and dot drawings of a reactor."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from bbflow.cli import main
+
+CHECK = Path("/work/shared/conformance/check")
+if not CHECK.is_dir():  # pragma: no cover
+    CHECK = Path(__file__).resolve().parents[2] / "shared" / "conformance" / "check"
+
+
+def _graph(tmp_path: Path, case: str, *args: str) -> tuple[int, str]:
+    shutil.copy(next(CHECK.glob(f"{case}_*.flow")), tmp_path / "cell.flow")
+    result = CliRunner().invoke(main, ["graph", *args, str(tmp_path / "cell.flow")])
+    return result.exit_code, result.output
+
+
+def test_mermaid_shows_steps_order_and_dashed_undo_edges(tmp_path: Path) -> None:
+    code, out = _graph(tmp_path, "001", "PickAndPlace")
+    assert code == 0, out
+    assert out.startswith("flowchart TD\n")
+    assert '["approach: move_to"]' in out and '(["undo home#40;#41;"])' in out
+    assert "undo open_gripper#40;#41; #40;inherited#41;" in out
+    assert "-.->|undo|" in out and "-->|after|" in out
+    assert "#40;irreversible#41;" in out
+
+
+def test_composed_reactors_and_maps_are_subgraphs(tmp_path: Path) -> None:
+    code, out = _graph(tmp_path, "033", "Tour")
+    assert code == 0, out
+    assert 'subgraph g3["visited: each item"]' in out
+    assert '["v: Visit"]' in out and "-->|runs|" in out
+    assert "    end\n" in out
+
+
+def test_dot_output(tmp_path: Path) -> None:
+    code, out = _graph(tmp_path, "001", "PickAndPlace", "--format", "dot")
+    assert code == 0, out
+    assert out.startswith("digraph reactor {") and out.rstrip().endswith("}")
+    assert "style=dashed" in out and 'label="after"' in out
+
+
+def test_unknown_reactor_is_a_usage_error(tmp_path: Path) -> None:
+    code, out = _graph(tmp_path, "001", "Nope")
+    assert code == 2 and "no reactor named 'Nope'" in out and "cell.PickAndPlace" in out
