@@ -243,3 +243,10 @@ def test_failure_object_is_a_runtime_failure():
     robot = ops().cue("op", error="nope")
     result, _ = run(reactor(op("a")), robot)
     assert isinstance(result.error, RuntimeFailure) and not result.ok
+
+
+def test_a_step_spawned_beside_one_that_fails_at_once_never_starts():
+    robot = ops(duration=0).cue("op", match={"tag": "a"}, error="boom")
+    result, rec = run(reactor(op("a"), op("b")), robot)
+    assert result.status == "failed"
+    assert steps_of(rec, "step.start") == ["a"] and robot.tags("op") == ["a"]

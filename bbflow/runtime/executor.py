@@ -30,6 +30,7 @@ import attrs
 from bbflow.runtime import model
 from bbflow.runtime.actions import invoke, resolve_action
 from bbflow.runtime.crew import Crew
+from bbflow.runtime.deadline import within
 from bbflow.runtime.durations import format_duration
 from bbflow.runtime.events import jsonable, notify
 from bbflow.runtime.ports import ActionResolver, Observer, RobotPort, RuntimeFailure
@@ -145,6 +146,10 @@ def _failure(exc: BaseException, code: str, what: str) -> RuntimeFailure:
         return exc
     detail = str(exc) or type(exc).__name__
     return RuntimeFailure(f"{what}: {detail}", code)
+
+
+def _driver_failure(command: str, exc: BaseException) -> RuntimeFailure:
+    return RuntimeFailure(f"{command}: {str(exc) or type(exc).__name__}", "command", command=command)
 
 
 def _backoff(retry: model.Retry, failed_attempt: int) -> float:
@@ -378,7 +383,13 @@ class _Run:
                                 crew.spawn(self.node(kind, nodes[i], plan.subplans[i], scope, index), i)
                                 continue
                             # nothing else of this body can start before this node ends: no task needed
-                            await self.node(kind, nodes[i], plan.subplans[i], scope, index)
+                            if kind == STEP:
+                                try:
+                                    await self.step(nodes[i], scope, index)  # type: ignore[arg-type]
+                                finally:
+                                    self.release()
+                            else:
+                                await self.node(kind, nodes[i], plan.subplans[i], scope, index)
                         remaining -= 1
                         for j in dependents[i]:
                             waiting[j] -= 1
@@ -429,11 +440,14 @@ class _Run:
                 crew.wake()
 
     async def node(self, kind: int, node: Any, subplan: Any, scope: dict[str, Any], index: tuple[int, ...]) -> None:
+        """A node in a task of its own."""
         if kind == STEP:
             try:
                 await self.step(node, scope, index)
             finally:
                 self.release()
+        elif self.stopping:
+            raise self.stop()
         elif kind == SWITCH:
             await self.switch(node, subplan, scope, index)
         else:
@@ -507,6 +521,8 @@ class _Run:
 
     async def step(self, step: model.Step, scope: dict[str, Any], index: tuple[int, ...]) -> None:
         """One step: guard, attempts with deadline and backoff, fallback; records its completion."""
+        if self.stopping:  # spawned before the run began to stop, started after
+            raise self.stop()
         name = step.name
         observing = self.observer is not None
         if step.when is not None:
@@ -522,6 +538,8 @@ class _Run:
         call = step.call
         timeout = step.timeout
         retry = step.retry
+        robot = self.robot
+        loop = self.loop
         last = 1 + retry.attempts if retry is not None else 1
         attempt = 1
         while True:
@@ -535,22 +553,26 @@ class _Run:
                         args = call.args(scope)
                     except Exception as exc:
                         raise _failure(exc, "expression", f"{name}: arguments") from None
-                    if timeout is None:
-                        value = await self.command(call.command, args, None)
-                    else:
-                        async with asyncio.timeout(timeout):
-                            value = await self.command(call.command, args, timeout)
+                    if robot is None:
+                        raise self.no_robot(call.command)
+                    try:
+                        if timeout is None:
+                            value = await robot.call(call.command, args, timeout=None)
+                        else:
+                            value = await within(robot.call(call.command, args, timeout=timeout), timeout, loop)
+                    except (RuntimeFailure, TimeoutError):
+                        raise
+                    except Exception as exc:  # a port or driver bug still fails only this attempt
+                        raise _driver_failure(call.command, exc) from exc
                 elif type(call) is model.ReactorCall:
                     if timeout is None:
                         value, child = await self.compose(call, scope, name)
                     else:
-                        async with asyncio.timeout(timeout):
-                            value, child = await self.compose(call, scope, name)
+                        value, child = await within(self.compose(call, scope, name), timeout, loop)
                 elif timeout is None:
                     value = await self.perform(call, scope, name)
                 else:
-                    async with asyncio.timeout(timeout):
-                        value = await self.perform(call, scope, name)
+                    value = await within(self.perform(call, scope, name), timeout, loop)
             except RuntimeFailure as exc:
                 error = exc
             except TimeoutError:
@@ -601,16 +623,19 @@ class _Run:
             self._commands = spec.commands if spec is not None else {}
         return self._commands.get(command)
 
+    def no_robot(self, command: str) -> RuntimeFailure:
+        return RuntimeFailure(f"{self.reactor.name} has no robot to run {command}", "state", command=command)
+
     async def command(self, command: str, args: dict[str, Any], timeout: float | None) -> Any:
         robot = self.robot
         if robot is None:
-            raise RuntimeFailure(f"{self.reactor.name} has no robot to run {command}", "state", command=command)
+            raise self.no_robot(command)
         try:
             return await robot.call(command, args, timeout=timeout)
         except RuntimeFailure:
             raise
         except Exception as exc:  # a port or driver bug still fails only this attempt
-            raise RuntimeFailure(f"{command}: {str(exc) or type(exc).__name__}", "command", command=command) from exc
+            raise _driver_failure(command, exc) from exc
 
     async def compose(self, call: model.ReactorCall, scope: Mapping[str, Any], name: str) -> tuple[Any, "_Run"]:
         """Run a composed reactor as a child run; its completed steps stay with it for a later undo."""

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from bbflow.runtime import model
+from bbflow.runtime.deadline import within
 from bbflow.runtime.durations import format_duration
 from bbflow.runtime.ports import RuntimeFailure
 
@@ -102,8 +103,7 @@ async def _undo(run: "_Run", name: str, call: model.Call, scope: Any, index: tup
         if observing:
             run.emit("undo.start", name, index, {"attempt": attempt})
         try:
-            async with asyncio.timeout(deadline):
-                await run.perform(call, scope, name, deadline)
+            await within(run.perform(call, scope, name, deadline), deadline, run.loop)
         except RuntimeFailure as exc:
             error = exc
         except TimeoutError:
