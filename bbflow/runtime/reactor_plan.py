@@ -28,7 +28,7 @@ class PlanError(ValueError):
 
 
 class BodyPlan:
-    __slots__ = ("body", "nodes", "kinds", "indegree", "dependents", "roots", "subplans", "chain")
+    __slots__ = ("body", "nodes", "kinds", "indegree", "dependents", "roots", "subplans")
 
     def __init__(self, body: model.Body, where: str) -> None:
         self.body = body
@@ -55,10 +55,6 @@ class BodyPlan:
         self.dependents = tuple(tuple(d) for d in dependents)
         self.roots = tuple(i for i, n in enumerate(indegree) if n == 0)
         _check_acyclic(self, where)
-        #: every node waits for exactly the one before it: the body is a plain sequence
-        self.chain = all(indegree[i] == (1 if i else 0) for i in range(len(nodes))) and all(
-            dependents[i] == ([i + 1] if i + 1 < len(nodes) else []) for i in range(len(nodes))
-        )
         self.subplans: tuple[Union[None, "BodyPlan", tuple["BodyPlan | None", ...]], ...] = tuple(
             _subplan(node, where) for node in nodes
         )
