@@ -323,3 +323,21 @@ reactor R() on Arm {
 }
 """)}
     assert codes and codes <= {"BBF101", "BBF202"}  # no BBF401 for `a` on top
+
+
+def test_a_type_error_in_one_reactor_does_not_hide_a_missing_undo_in_another() -> None:
+    from checker_helpers import check_text, codes
+
+    diags, _, _ = check_text("""
+reactor Bad(p: Pose) -> Pose on Arm {
+    step a = move_to(target: 3.0)
+    return a
+}
+
+reactor Visit(p: Pose, q: Pose) -> Pose on Arm {
+    step there = move_to(target: p)
+    step back = move_to(target: q) after there undo move_to(target: p)
+    return back
+}
+""", arm=True)
+    assert codes(diags) == ["BBF201", "BBF401"]

@@ -526,3 +526,10 @@ def test_closest() -> None:
     assert closest("zzzz", ["step"]) == []
     assert closest("pos", ["pose", "post", "pos2", "posx"], limit=2) == ["pos2", "pose"]
     assert edit_distance("ab", "ba") == 1 and edit_distance("", "abc") == 3
+
+
+def test_if_without_else_in_a_route() -> None:
+    module, diags = parse_text("signal a\nagent A { on a { if true { emit a } } }")
+    assert list(diags) == []
+    stmt = module.decls[1].routes[0].body[0]
+    assert isinstance(stmt, ast.IfStmt) and stmt.else_ is None and len(stmt.then) == 1

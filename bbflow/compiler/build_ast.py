@@ -395,7 +395,8 @@ class AstBuilder(Transformer):
         return ast.RunStmt(call, then, else_, self._span(meta))
 
     def if_stmt(self, meta: Any, children: list[Any]) -> ast.IfStmt:
-        cond, then, else_ = children
+        cond, then, *rest = children  # no placeholder for an absent inlined `else` branch
+        else_ = rest[0] if rest else None
         if isinstance(else_, ast.IfStmt):
             else_ = (else_,)
         return ast.IfStmt(cond, then, else_, self._span(meta))

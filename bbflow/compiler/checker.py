@@ -54,7 +54,10 @@ def check(modules: "list[ast.Module] | Any", diags: Diagnostics | None = None, *
         if not scope.broken:
             checker.check_module(scope)
 
-    facts.broken = _modules_with_errors(program, diags)
+    # Only modules that could not be read whole (syntax errors) are unfit for the
+    # analyses; a type error elsewhere in a file must not hide a missing undo.
+    # The analyses skip each reactor that has an error of its own.
+    facts.broken = broken
     _run_analyses(facts, diags)
     return facts
 
