@@ -5,9 +5,14 @@ from __future__ import annotations
 import os
 import sys
 
+from typing import TYPE_CHECKING
+
 import click
 
 from bbflow import __version__
+
+if TYPE_CHECKING:
+    from bbflow.compiler.diagnostics import Diagnostics
 
 FORMATS = ("text", "json", "sarif")
 
@@ -128,3 +133,69 @@ def graph(reactor: str, paths: tuple[str, ...], fmt: str) -> None:
         click.echo(render_graph(checked.facts, reactor, fmt), nl=False)
     except GraphError as e:
         raise UsageFailure(str(e)) from e
+
+
+@main.command()
+@click.argument("project", required=False, default=".", type=click.Path(path_type=str))
+@click.option("--reactor", help="Run this reactor (qualified or short name) instead of the agents.")
+@click.option("--input", "inputs", multiple=True, metavar="NAME=JSON",
+              help="A reactor input as JSON, e.g. --input 'pick={\"x\": 0.2, \"y\": 0, \"z\": 0.1}'.")
+@click.option("--agent", "agents", multiple=True, metavar="NAME",
+              help="Run this agent (repeatable; default: [run] agents of bbflow.toml).")
+@click.option("--robot", metavar="INSTANCE", help="The robot instance to use when several implement the interface.")
+@click.option("--driver", metavar="NAME", help="Use this driver for every robot (--driver sim: the simulated one).")
+@click.option("--faults", type=click.Path(dir_okay=False, path_type=str), help="A faults file (TOML) for drills.")
+@click.option("--events", type=click.Path(dir_okay=False, path_type=str), help="Write every runtime event as JSON lines.")
+@click.option("--until-idle", is_flag=True, help="Stop when standard input is closed and nothing is left to do.")
+@click.option("--arm/--no-arm", "arm", default=None,
+              help="Arm the robots before work (default: simulated ones only, and those with arm = true).")
+def run(project: str, inputs: tuple[str, ...], agents: tuple[str, ...], **options: object) -> None:
+    """Run a project on its robots (the simulated ones by default).
+
+    Runs the reactor given with --reactor, or serves the agents, which read
+    signals (JSON lines) from standard input. Exit status: 0 success, 1 run
+    failed (rolled back), 2 usage or compile error, 3 halted, 130 interrupted.
+    """
+    from bbflow.compiler.build import compile_project
+    from bbflow.compiler.pipeline import InputError
+    from bbflow.project import ProjectError, find_project, load_project
+    from bbflow.runtime.app import run_app
+    from bbflow.runtime.run_plan import RunOptions
+
+    root = find_project(project)
+    if root is None:
+        raise UsageFailure(f"{project}: no bbflow.toml here or in any folder above")
+    try:
+        loaded = load_project(root)
+        diagnostics, program = compile_project(root)
+    except (ProjectError, InputError) as e:
+        raise UsageFailure(str(e)) from e
+    except KeyboardInterrupt:  # while compiling: nothing has moved
+        sys.exit(130)
+    if program is None:
+        _print_diagnostics(diagnostics)
+        sys.exit(2)
+    status = run_app(program, loaded, RunOptions(inputs=inputs, agents=agents, **options),  # type: ignore[arg-type]
+                     stdout=sys.stdout, stderr=sys.stderr, live=sys.stderr.isatty() and "TERM" in os.environ)
+    sys.exit(status)
+
+
+def _print_diagnostics(diagnostics: Diagnostics) -> None:
+    """Compile errors of ``bbflow run`` on standard error, with their source lines."""
+    from pathlib import Path
+
+    from bbflow.compiler.report import summary
+    from bbflow.compiler.render_text import render_text
+    from bbflow.compiler.source import SourceFile
+
+    items = diagnostics.sorted()
+    sources = {}
+    for d in items:
+        try:
+            sources[d.span.file] = SourceFile(d.span.file, Path(d.span.file).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError):
+            pass
+    click.echo(render_text(items, sources, color=sys.stderr.isatty() and "NO_COLOR" not in os.environ),
+               nl=False, err=True)
+    errors = sum(d.is_error for d in items)
+    click.echo(summary(errors, len(items) - errors, len(sources)), err=True)

@@ -22,15 +22,7 @@ CONFORMANCE = Path(__file__).resolve().parent.parent.parent / "shared" / "confor
 
 # Cases that later work will make pass: case name -> the work that will ("checker" for semantic
 # check cases, "bbflow run" for run cases). Every check case passes with the parser and checker.
-EXPECTED_FAILURES = {
-    name: "bbflow run"
-    for name in (
-        "01_pick_and_place_ok", "02_grip_fails_rolls_back", "03_undo_in_reverse_completion_order",
-        "04_retry_then_succeed", "05_disarm_halts_without_undo", "06_agent_picks_on_request",
-        "07_agent_rejects_while_busy", "08_bad_signals_are_dropped", "09_failed_pick_reported",
-        "10_bad_input_refused",
-    )
-}
+EXPECTED_FAILURES: dict[str, str] = {}
 
 
 def load_runner() -> ModuleType:

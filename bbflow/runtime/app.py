@@ -1,0 +1,379 @@
+"""``bbflow run``: put a compiled program on its robots and see it through.
+
+``run_app`` is the whole command after compilation: plan (``run_plan``:
+everything checked before anything moves), open the events file, then one
+``Session`` on an event loop with SIGINT/SIGTERM handlers, a live view on a
+terminal or plain lines otherwise, and a one-line summary at the end. It
+returns the exit status:
+
+=====  ============================================================
+0      success (the reactor's run succeeded; the agents went idle)
+1      the run failed and was rolled back, or supervision gave up (safe stop)
+2      usage error: bad options, inputs, faults file, driver; nothing moved
+3      the run halted (a robot left ``armed``; nothing was undone)
+130    interrupted (SIGINT or SIGTERM): runs rolled back while armed
+=====  ============================================================
+
+A ``Session`` starts the robots' drivers, arms them as planned, then either
+runs the reactor, or serves the agents under supervision (root -> agents ->
+one child per agent) while signals from an input stream are fed to the bus.
+However it ends, every robot is closed (disarmed) before ``run`` returns.
+A first interrupt cancels the work: runs roll back while the robots are
+armed. A second one is the big red button: every robot is disarmed at once
+(a rollback in progress then halts). When the supervision root gives up, every
+robot is disarmed (safe stop) and the session fails with the reason.
+
+This module runs on ``bbflow.runtime`` only; the compiler has already made the
+program.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import json
+import signal
+from collections.abc import AsyncIterable, Callable
+from typing import IO, Any
+
+import attrs
+from rich.console import Console
+
+from bbflow.project import Project
+from bbflow.runtime import model
+from bbflow.runtime.agent import AgentServer, CallRunner
+from bbflow.runtime.bus import Bus, RobotSignals
+from bbflow.runtime.driver import DriverError
+from bbflow.runtime.drivers import open_robot
+from bbflow.runtime.events import JsonLinesWriter, fanout
+from bbflow.runtime.executor import RunResult, run_reactor
+from bbflow.runtime.faults import FaultsError
+from bbflow.runtime.liveview import Board, LiveView, PlainLog, compact, outcome_text
+from bbflow.runtime.ports import Observer, RuntimeFailure
+from bbflow.runtime.proxy import RobotProxy
+from bbflow.runtime.run_plan import RunOptions, RunPlan, UsageError, plan_run
+from bbflow.runtime.signals import SignalCatalog, SignalRejected, uuid7
+from bbflow.runtime.stdin import FdLines
+from bbflow.runtime.supervisor import Child, GaveUp, Supervisor, disarm_all
+
+__all__ = ["Outcome", "Session", "Status", "run_app"]
+
+
+class Status(enum.IntEnum):
+    OK = 0
+    FAILED = 1
+    USAGE = 2
+    HALTED = 3
+    INTERRUPTED = 130
+
+
+@attrs.frozen
+class Outcome:
+    status: Status
+    summary: str  # one line
+    result: Any = None  # the reactor's result (status OK)
+    has_result: bool = False
+
+
+Note = Callable[[str], None]
+
+
+class Session:
+    """One ``bbflow run``: robots, then the reactor or the agents, then the robots closed again."""
+
+    def __init__(
+        self,
+        plan: RunPlan,
+        *,
+        observer: Observer | None = None,
+        board: Board | None = None,
+        lines: AsyncIterable[str] | None = None,
+        note: Note | None = None,
+        on_safety: Callable[[str, str, str], None] | None = None,
+    ) -> None:
+        self.plan = plan
+        self.board = board if board is not None else Board(plan.program)
+        self.observer = fanout(observer, self.board)
+        self.lines = lines
+        self.note: Note = note or (lambda text: None)
+        self.on_safety = on_safety
+        self.robots: list[RobotProxy] = []
+        self.interrupts = 0
+        self.gave_up: GaveUp | None = None
+        self.disarm_errors: list[str] = []
+        self._work: asyncio.Task[Outcome] | None = None
+        self._emergency: asyncio.Task[list[str]] | None = None
+        self._started: list[RobotProxy] = []
+
+    # --- the whole session -----------------------------------------------------------------
+
+    async def run(self) -> Outcome:
+        """Run to the end; robots are closed (disarmed) before this returns, whatever happens."""
+        self._work = asyncio.get_running_loop().create_task(self._main(), name="bbflow-run")
+        cancelled = False
+        try:
+            while not self._work.done():
+                try:
+                    await asyncio.wait((self._work,))
+                except asyncio.CancelledError:  # our caller gives up: stop the work, still clean up
+                    cancelled = True
+                    self.interrupt()
+        finally:
+            await self._close()
+        if cancelled:
+            raise asyncio.CancelledError
+        if self._work.cancelled():
+            return self._interrupted()
+        return self._work.result()
+
+    def interrupt(self) -> None:
+        """SIGINT/SIGTERM: first cancel the work (runs roll back), then disarm every robot at once."""
+        self.interrupts += 1
+        if self.interrupts == 1:
+            if self._work is not None and not self._work.done():
+                self.note("interrupted: stopping; runs roll back while armed (interrupt again to disarm now)")
+                self._work.cancel()
+        elif self._emergency is None and self._started:
+            self.note("interrupted again: disarming every robot now")
+            self._emergency = asyncio.get_running_loop().create_task(disarm_all(self._started))
+
+    async def _main(self) -> Outcome:
+        try:
+            await self._open()
+        except (DriverError, FaultsError) as exc:
+            return Outcome(Status.USAGE, f"error: {exc}")
+        except RuntimeFailure as failure:
+            return Outcome(Status.FAILED, f"failed before any work: {failure.message}")
+        if self.plan.reactor is not None:
+            return await self._reactor(self.plan.reactor)
+        return await self._agents()
+
+    async def _open(self) -> None:
+        for rp in self.plan.robots:
+            self.robots.append(open_robot(rp.instance, rp.spec, rp.table, driver=rp.driver, faults=rp.faults))
+        for proxy in self.robots:
+            await proxy.start()
+            self._started.append(proxy)
+            if self.on_safety is not None:
+                instance = proxy.instance
+                proxy.on_safety(lambda old, new, i=instance: self.on_safety(i, old, new))  # type: ignore[misc]
+        self.board.robots = tuple(self.robots)
+        for rp, proxy in zip(self.plan.robots, self.robots):
+            if rp.arm:
+                try:
+                    await proxy.call("arm", {})
+                except RuntimeFailure as failure:
+                    raise RuntimeFailure(f"robot {rp.instance}: {failure.message}", failure.code) from None
+            elif not rp.simulated:
+                self.note(f"robot {rp.instance} is not armed (a real robot is armed only with --arm or arm = true)")
+
+    async def _close(self) -> None:
+        """Let an emergency disarm finish, then close every started robot (disarming it)."""
+        if self._emergency is not None:
+            await _wait_through(self._emergency)
+            if not self._emergency.cancelled():
+                self.disarm_errors += self._emergency.result()
+        for proxy in reversed(self._started):
+            try:
+                await _wait_through(asyncio.ensure_future(proxy.close()))
+            except Exception as exc:  # one robot that will not close must not keep the others open
+                self.disarm_errors.append(f"{proxy.instance}: {exc}")
+        self._started.clear()
+
+    def _proxy(self, instance: str | None) -> RobotProxy | None:
+        return next((p for p in self.robots if p.instance == instance), None) if instance else None
+
+    # --- a reactor ---------------------------------------------------------------------------
+
+    async def _reactor(self, reactor: model.Reactor) -> Outcome:
+        result = await run_reactor(self.plan.program, reactor, self.plan.inputs,
+                                   robot=self._proxy(self.plan.reactor_robot), observer=self.observer,
+                                   run_id=uuid7())
+        return reactor_outcome(result, reactor)
+
+    # --- agents ------------------------------------------------------------------------------
+
+    async def _agents(self) -> Outcome:
+        program = self.plan.program
+        bus = Bus(SignalCatalog.from_program(program), observer=self.observer)
+        disconnects = [RobotSignals(bus, proxy).connect() for proxy in self.robots]
+        servers = []
+        for agent in self.plan.agents:
+            robot = self._proxy(agent.robot)
+            runner = CallRunner(program, robot=robot, observer=self.observer)
+            servers.append(AgentServer(agent.spec, bus, runner=runner, robot_instance=agent.robot))
+        self.board.agents = tuple(servers)
+        agents = Supervisor("agents", [Child(s.name, s.serve) for s in servers], observer=self.observer)
+        root = Supervisor("root", [Child("agents", agents.run)], max_restarts=0, on_give_up=self._safe_stop,
+                          observer=self.observer)
+        try:
+            async with asyncio.TaskGroup() as group:
+                supervision = group.create_task(root.run(), name="bbflow-supervision")
+                feeding = group.create_task(self._feed(bus, supervision), name="bbflow-signals")
+                supervision.add_done_callback(lambda _: feeding.cancel())
+        except* GaveUp as gave_up:
+            self.gave_up = gave_up.exceptions[0]  # type: ignore[assignment]
+        finally:
+            for disconnect in disconnects:
+                disconnect()
+        if self.gave_up is not None:
+            errors = f"; disarm errors: {'; '.join(self.disarm_errors)}" if self.disarm_errors else ""
+            return Outcome(Status.FAILED, f"safe stop, robots disarmed: {self.gave_up.reason}{errors}")
+        return Outcome(Status.OK, "idle: " + self._agents_summary())
+
+    async def _feed(self, bus: Bus, supervision: asyncio.Task[None]) -> None:
+        """Signals from the input, one JSON line each; then, with --until-idle, stop when idle."""
+        if self.lines is not None:
+            number = 0
+            async for line in self.lines:
+                number += 1
+                if line.strip():
+                    self._receive(bus, line, number)
+                    # One signal at a time: the agents take this one (and start its runs)
+                    # before the next line is read, as if the lines had come apart.
+                    await asyncio.sleep(0)
+        if self.plan.until_idle:
+            await bus.wait_idle()
+            supervision.cancel()
+        elif self.lines is not None:
+            self.note("input closed; the agents go on until interrupted (--until-idle stops when idle)")
+
+    def _receive(self, bus: Bus, line: str, number: int) -> None:
+        try:
+            obj = json.loads(line)
+        except ValueError as exc:
+            self.note(f"input line {number}: skipped, not JSON: {exc}")
+            return
+        try:
+            bus.receive_json(obj, source="/stdin")
+        except SignalRejected as rejected:
+            self.note(f"input line {number}: skipped, not a signal: {rejected.reason}")
+
+    async def _safe_stop(self, gave_up: GaveUp) -> None:
+        self.note(f"supervision gave up, disarming every robot: {gave_up.reason}")
+        self.disarm_errors += await disarm_all(self._started)
+
+    def _agents_summary(self) -> str:
+        counts = self.board.counts
+        endings = [e["event"] for e in self.board.endings]
+        runs = len(endings)
+        parts = [f"{counts.get('signal.in', 0)} signals in", f"{counts.get('signal.routed', 0)} handled",
+                 f"{counts.get('signal.emit', 0)} emitted", f"{counts.get('signal.dropped', 0)} dropped",
+                 f"{runs} runs ({endings.count('run.ok')} ok, {endings.count('run.failed')} failed, "
+                 f"{endings.count('run.halted')} halted)"]
+        if counts.get("agent.error"):
+            parts.append(f"{counts['agent.error']} handler errors")
+        return ", ".join(parts)
+
+    def _interrupted(self) -> Outcome:
+        if self.plan.reactor is not None:
+            endings = self.board.endings
+            if endings:
+                last = endings[-1]
+                how = "halted" if last["event"] == "run.halted" else "rolled back"
+                return Outcome(Status.INTERRUPTED,
+                               f"interrupted: {last['reactor']} {how}: {outcome_text(last)}")
+            return Outcome(Status.INTERRUPTED, f"interrupted before {self.plan.reactor.name} started")
+        return Outcome(Status.INTERRUPTED, "interrupted: agents stopped; " + self._agents_summary())
+
+
+def reactor_outcome(result: RunResult, reactor: model.Reactor) -> Outcome:
+    """The outcome of a ``bbflow run --reactor``: status and the one-line summary."""
+    undo = "; undo errors: " + "; ".join(f"{u.step}: {u.message}" for u in result.undo_errors) \
+        if result.undo_errors else ""
+    if result.status == "ok":
+        shown = f": {compact(result.value)}" if reactor.result is not None else ""
+        return Outcome(Status.OK, f"{reactor.name} ok{shown}", result.value, reactor.result is not None)
+    message = result.error.message if result.error is not None else "?"
+    if result.status == "halted":
+        done = ", ".join(result.completed) or "nothing"
+        return Outcome(Status.HALTED, f"{reactor.name} halted: {message}; completed: {done}; nothing undone{undo}")
+    return Outcome(Status.FAILED, f"{reactor.name} failed: {message}; rolled back{undo or ', no undo errors'}")
+
+
+async def _wait_through(task: asyncio.Future[Any]) -> None:
+    """Wait for ``task`` even if cancelled meanwhile (cleanup must finish); re-raise the cancellation after."""
+    interrupted = False
+    while not task.done():
+        try:
+            await asyncio.wait((task,))
+        except asyncio.CancelledError:
+            interrupted = True
+    if interrupted:
+        raise asyncio.CancelledError
+
+
+# --- the command ---------------------------------------------------------------------------
+
+
+def run_app(
+    program: model.Program,
+    project: Project,
+    options: RunOptions,
+    *,
+    stdin_fd: int = 0,
+    stdout: IO[str],
+    stderr: IO[str],
+    live: bool = False,
+) -> int:
+    """``bbflow run`` after compilation; returns the exit status (see the module docstring)."""
+    try:
+        plan = plan_run(program, project, options)
+    except UsageError as exc:
+        stderr.write(f"error: {exc}\n")
+        return Status.USAGE
+    writer: JsonLinesWriter | None = None
+    if options.events is not None:
+        try:
+            writer = JsonLinesWriter(options.events)
+        except OSError as exc:
+            stderr.write(f"error: --events {options.events}: cannot write: {exc.strerror or exc}\n")
+            return Status.USAGE
+    try:
+        outcome = asyncio.run(_serve(plan, writer, stdin_fd, stderr, live))
+    finally:
+        if writer is not None:
+            writer.close()
+    if outcome.has_result:
+        stdout.write(json.dumps(outcome.result, ensure_ascii=False) + "\n")
+        stdout.flush()
+    stderr.write(outcome.summary + "\n")
+    stderr.flush()
+    return outcome.status
+
+
+async def _serve(plan: RunPlan, writer: JsonLinesWriter | None, stdin_fd: int, stderr: IO[str], live: bool) -> Outcome:
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    board = Board(plan.program, start=start)
+    console = Console(file=stderr, highlight=False) if live else None
+    log = None if live else PlainLog(stderr, start=start)
+
+    def note(text: str) -> None:
+        if console is not None:
+            console.print(text, markup=False)
+        else:
+            stderr.write(text + "\n")
+            stderr.flush()
+
+    session = Session(
+        plan, observer=fanout(writer, log), board=board, note=note,
+        lines=FdLines(stdin_fd) if plan.agents else None,
+        on_safety=None if log is None else (lambda i, old, new: log.safety(i, old, new, loop.time())),
+    )
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, session.interrupt)
+            installed.append(sig)
+    view = asyncio.create_task(LiveView(board, console).run()) if console is not None else None
+    try:
+        return await session.run()
+    finally:
+        if view is not None:
+            view.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await view
+        for sig in installed:
+            loop.remove_signal_handler(sig)

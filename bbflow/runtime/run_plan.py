@@ -1,0 +1,249 @@
+"""What ``bbflow run`` will do, decided and checked before anything moves.
+
+``plan_run`` turns a loaded ``Program``, the project's ``bbflow.toml`` and the
+command-line options into a ``RunPlan``: which reactor (with its inputs
+conformed to the parameter types) or which agents run, which robot instance
+each is bound to, which driver each robot gets, whether it is armed before
+work starts, and which faults each robot is given. Every mistake is a
+``UsageError`` (exit status 2) whose message says what to change; nothing
+here starts a driver.
+
+Binding rules (LANGUAGE.md section 10): a reactor or agent ``on Arm`` is
+bound to the project's robot instance whose ``interface`` is ``Arm``. With
+several such instances an agent names its own in ``[agent.NAME] robot``;
+otherwise ``--robot NAME`` picks one (for the reactor, and for agents that
+name none).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from bbflow.project import SIM_DRIVER, Project, RobotConfig
+from bbflow.runtime import model
+from bbflow.runtime.executor import conform_inputs
+from bbflow.runtime.faults import Faults, FaultsError, load_faults
+from bbflow.runtime.ports import RuntimeFailure
+
+
+class UsageError(Exception):
+    """A run that cannot start as asked (exit status 2); nothing has moved."""
+
+
+@attrs.frozen
+class RunOptions:
+    """The options of ``bbflow run`` as given (``arm``: None unless --arm or --no-arm)."""
+
+    reactor: str | None = None
+    inputs: tuple[str, ...] = ()  # "name=JSON"
+    agents: tuple[str, ...] = ()
+    robot: str | None = None
+    driver: str | None = None
+    faults: str | None = None
+    events: str | None = None
+    until_idle: bool = False
+    arm: bool | None = None
+
+
+@attrs.frozen
+class RobotPlan:
+    """One robot instance to open: its interface, configuration, driver and faults."""
+
+    instance: str
+    spec: model.Robot
+    table: Mapping[str, Any]  # the [robot.INSTANCE] table, as the driver's options
+    driver: str
+    arm: bool  # arm before work starts
+    faults: Faults | None = None
+
+    @property
+    def simulated(self) -> bool:
+        return self.driver == SIM_DRIVER
+
+
+@attrs.frozen
+class AgentPlan:
+    spec: model.Agent
+    robot: str | None  # the instance it is bound to
+
+
+@attrs.frozen
+class RunPlan:
+    """Either ``reactor`` (with ``inputs`` and ``reactor_robot``) or ``agents`` is set."""
+
+    program: model.Program
+    robots: tuple[RobotPlan, ...]
+    reactor: model.Reactor | None = None
+    inputs: Mapping[str, Any] = attrs.Factory(dict)
+    reactor_robot: str | None = None
+    agents: tuple[AgentPlan, ...] = ()
+    until_idle: bool = False
+
+
+def plan_run(program: model.Program, project: Project, options: RunOptions) -> RunPlan:
+    """Decide and check everything ``bbflow run`` will do; raises ``UsageError``."""
+    _check_interfaces(program, project)
+    if options.reactor is not None:
+        if options.agents:
+            raise UsageError("give --reactor or --agent, not both (with --reactor only that reactor runs)")
+        reactor = _find(program, "reactors", options.reactor, "reactor")
+        inputs = _inputs(reactor, options.inputs)
+        instance = _bind(project, reactor.robot, f"reactor {reactor.name}", options.robot, None)
+        robots = _robots(program, project, options, [instance] if instance else [])
+        return RunPlan(program, robots, reactor=reactor, inputs=inputs, reactor_robot=instance)
+    if options.inputs:
+        raise UsageError("--input needs --reactor NAME (the reactor whose parameters they are)")
+    names = options.agents or project.run_agents
+    if not names:
+        raise UsageError(
+            "nothing to run: give --reactor NAME or --agent NAME, or list agents in [run] agents of "
+            f"{project.file}"
+        )
+    agents = []
+    for name in dict.fromkeys(names):
+        spec = _find(program, "agents", name, "agent")
+        configured = project.agents.get(spec.name)
+        own = configured.robot if configured is not None else None
+        agents.append(AgentPlan(spec, _bind(project, spec.robot, f"agent {spec.name}", options.robot, own)))
+    if len({a.spec.name for a in agents}) != len(agents):
+        raise UsageError(f"two agents share a name: {', '.join(a.spec.qualname for a in agents)}")
+    used = [a.robot for a in agents if a.robot is not None]
+    robots = _robots(program, project, options, list(dict.fromkeys(used)))
+    return RunPlan(program, robots, agents=tuple(agents), until_idle=options.until_idle)
+
+
+def parse_inputs(pairs: Sequence[str]) -> dict[str, Any]:
+    """``["pick={...}", "n=3"]`` as a dict of JSON values; raises ``UsageError``."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise UsageError(f"--input {pair!r}: expected NAME=JSON, e.g. --input 'pick={{\"x\": 0.2}}'")
+        if name in out:
+            raise UsageError(f"--input {name}: given twice")
+        try:
+            out[name] = json.loads(text)
+        except ValueError as exc:
+            hint = f' (a string is written in quotes: {name}=\'"{text}"\')' if text and text[0] not in '{["-0123456789tfn' else ""
+            raise UsageError(f"--input {name}: not JSON: {exc}{hint}") from None
+    return out
+
+
+# --- helpers ------------------------------------------------------------------------
+
+
+def _inputs(reactor: model.Reactor, pairs: Sequence[str]) -> dict[str, Any]:
+    try:
+        return conform_inputs(reactor, parse_inputs(pairs))
+    except RuntimeFailure as failure:
+        declared = ", ".join(f"{p.name}: {p.type}" for p in reactor.params) or "none"
+        raise UsageError(f"--input: {failure.message} (parameters: {declared})") from None
+
+
+def _find(program: model.Program, table: str, name: str, what: str) -> Any:
+    try:
+        return program.find(table, name)
+    except KeyError as exc:
+        known = ", ".join(sorted(v.name for v in getattr(program, table).values())) or "none"
+        raise UsageError(f"{exc.args[0]} ({what}s in the project: {known})") from None
+
+
+def _check_interfaces(program: model.Program, project: Project) -> None:
+    for instance, config in project.robots.items():
+        if config.interface not in program.robots:
+            known = ", ".join(sorted(program.robots)) or "none"
+            raise UsageError(
+                f"{project.file}: robot.{instance}.interface: no robot interface {config.interface!r} "
+                f"in the program (interfaces: {known})"
+            )
+
+
+def _bind(project: Project, interface: str | None, who: str, chosen: str | None, own: str | None) -> str | None:
+    """The robot instance ``who`` (running on ``interface``) is bound to."""
+    if interface is None:
+        return None
+    candidates = sorted(i for i, c in project.robots.items() if c.interface == interface)
+    short = interface.rsplit(".", 1)[-1]
+    for name, how in ((own, f"[agent] robot = {own!r}"), (chosen, f"--robot {chosen}")):
+        if name is None:
+            continue
+        if name not in project.robots:
+            known = ", ".join(sorted(project.robots)) or "none configured"
+            raise UsageError(f"{who}: {how}: no robot instance {name!r} (robots: {known})")
+        if name not in candidates:
+            raise UsageError(
+                f"{who} runs on {short}, but robot {name!r} is a {project.robots[name].interface}"
+                f" ({how}; {short} robots: {', '.join(candidates) or 'none'})"
+            )
+        return name
+    if not candidates:
+        raise UsageError(
+            f"{who} runs on {short}, and no robot in {project.file} implements it: add "
+            f'[robot.NAME] with interface = "{interface}"'
+        )
+    if len(candidates) > 1:
+        raise UsageError(
+            f"{who} runs on {short}, and several robots implement it ({', '.join(candidates)}): "
+            f"choose one with --robot NAME" + (" or [agent.NAME] robot = ..." if who.startswith("agent") else "")
+        )
+    return candidates[0]
+
+
+def _robots(program: model.Program, project: Project, options: RunOptions, instances: list[str]) -> tuple[RobotPlan, ...]:
+    faults = _load_faults(options.faults)
+    plans = []
+    for instance in instances:
+        config = project.robots[instance]
+        spec = program.robots[config.interface]
+        driver = options.driver if options.driver is not None else config.driver
+        plans.append(RobotPlan(instance, spec, _table(config), driver, _arms(driver, config, options.arm),
+                               _faults_for(faults, spec)))
+    if faults is not None:
+        _check_faults_used(faults, plans)
+    return tuple(plans)
+
+
+def _table(config: RobotConfig) -> dict[str, Any]:
+    return {"interface": config.interface, "driver": config.driver, "arm": config.arm, "sim": config.sim}
+
+
+def _arms(driver: str, config: RobotConfig, arm: bool | None) -> bool:
+    """A simulated robot is armed unless --no-arm; a real one only with --arm or ``arm = true``."""
+    if arm is not None:
+        return arm
+    return driver == SIM_DRIVER or config.arm
+
+
+def _load_faults(path: str | None) -> Faults | None:
+    if path is None:
+        return None
+    try:
+        return load_faults(path)
+    except FaultsError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _faults_for(faults: Faults | None, spec: model.Robot) -> Faults | None:
+    """The faults that concern ``spec``'s commands (a faults file names commands, not robots)."""
+    if faults is None:
+        return None
+    mine = tuple(f for f in faults.faults if f.command in spec.commands)
+    return Faults(faults.source, mine) if mine else None
+
+
+def _check_faults_used(faults: Faults, plans: list[RobotPlan]) -> None:
+    """Every fault must name a command of a robot that runs; else say so (a typo, most likely)."""
+    if not plans:
+        raise UsageError(f"{faults.source}: no robot is used by this run, so no fault can apply")
+    for fault in faults.faults:
+        if not any(fault.command in p.spec.commands for p in plans):
+            # validate against the first robot for its message and "did you mean"
+            try:
+                Faults(faults.source, (fault,)).validate(plans[0].spec)
+            except FaultsError as exc:
+                raise UsageError(str(exc)) from None
