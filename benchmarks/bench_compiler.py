@@ -1,0 +1,211 @@
+"""Compiler throughput, memory, phases and cache on generated projects of 1k, 10k and 100k lines.
+
+    python benchmarks/bench_compiler.py [--sizes 1000 10000] [--repeat 3]
+
+For each size (a project written by ``gen_project``), it measures:
+
+- **check, warm process**: ``compile_paths`` (what ``bbflow check`` runs) in
+  this process, the parser already built: seconds and lines per second. The
+  compiler is linear when lines/s stays flat across sizes.
+- **check, cold process**: ``python -m bbflow check PROJECT`` in a fresh
+  interpreter, as a user runs it (imports and the grammar's LALR tables
+  included), with the process's peak resident memory (``wait4``'s
+  ``ru_maxrss``) and the same for a process that only imports the compiler
+  and builds the parser (the fixed cost every check pays).
+- **phases**: one check taken apart: lark (``SyntaxDriver``, which feeds
+  lark's LALR parser token by token for error recovery), building our AST
+  from lark's tree, and our passes (the checker: names, types, graph,
+  compensation, routes). Plain ``Lark.parse`` of the same files is given for
+  reference: what lark costs without our driver.
+- **cache** (``bbflow build``, the only users of ``.bbflow/cache`` with
+  ``run``): a cold cache (empty) against a warm one (every module hits), and a
+  build after one module was edited (the program is checked again, one
+  module generated again).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from bbflow.compiler.build import build_program
+from bbflow.compiler.build_ast import build_module
+from bbflow.compiler.checker import check
+from bbflow.compiler.diagnostics import Diagnostics
+from bbflow.compiler.parser import flow_parser, parse_module
+from bbflow.compiler.pipeline import CompileResult, compile_paths, discover, read_source
+from bbflow.compiler.recovery import SyntaxDriver
+from bbflow.compiler.source import SourceFile
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import MiB, Figure, Stats, compare, measure, ratios, sync_timer  # noqa: E402
+from gen_project import generate  # noqa: E402
+
+SECTION = "compiler"
+BASELINE_CHILD = ("import bbflow.cli, bbflow.compiler.pipeline, bbflow.compiler.checker, bbflow.compiler.report;"
+                  "from bbflow.compiler.parser import flow_parser; flow_parser()")
+
+
+def make_project(root: Path, lines: int) -> tuple[Path, int, int]:
+    """A generated project of about ``lines`` lines under ``root``: (folder, files, lines)."""
+    folder = root / f"project_{lines}"
+    made = generate(folder, lines)
+    return folder, made["files"], made["lines"]
+
+
+def checked(path: Path) -> CompileResult:
+    """``bbflow check`` in process; a generated project must check clean (else the benchmark is wrong)."""
+    result = compile_paths([path])
+    if result.diagnostics.items:
+        first = result.diagnostics.items[0]
+        raise AssertionError(f"generated project does not check clean: {first.code} {first.message} "
+                             f"at {first.span.file}:{first.span.line}")
+    return result
+
+
+def run_child(args: list[str], cwd: Path | None = None) -> tuple[float, int]:
+    """Wall seconds and peak resident memory (bytes) of a child process, which must exit 0."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(args, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    if proc.stderr:
+        proc.stderr.close()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} exited {proc.returncode}: {err[-2000:]}")
+    return elapsed, usage.ru_maxrss * 1024  # Linux reports KiB
+
+
+def phases(path: Path) -> dict[str, float]:
+    """Seconds in each phase of one check of ``path`` (see the module docstring)."""
+    result = CompileResult()
+    totals = {"read": 0.0, "lark": 0.0, "ast": 0.0, "passes": 0.0, "lark_plain": 0.0}
+    parser = flow_parser()
+    for unit in discover([path], result):
+        t0 = time.perf_counter()
+        text = read_source(unit, result.diagnostics)
+        assert text is not None
+        source = SourceFile(unit.display, text)
+        t1 = time.perf_counter()
+        tree = SyntaxDriver(parser, source, Diagnostics()).run()
+        t2 = time.perf_counter()
+        module = parse_module(source, unit.module, result.diagnostics)
+        t3 = time.perf_counter()
+        build_module(tree, source.path, unit.module, text, Diagnostics())
+        t4 = time.perf_counter()
+        parser.parse(text)
+        t5 = time.perf_counter()
+        result.modules.append(module)
+        totals["read"] += t1 - t0
+        totals["lark"] += t2 - t1
+        # parse_module is the driver, the AST and the comments: what is not lark is ours
+        totals["ast"] += max(0.0, (t3 - t2) - (t2 - t1))
+        totals["lark_plain"] += t5 - t4
+    t0 = time.perf_counter()
+    check(result.modules, result.diagnostics)
+    totals["passes"] = time.perf_counter() - t0
+    assert not result.diagnostics.items, "generated project does not check clean"
+    return totals
+
+
+def _touch(path: Path, round_no: int) -> None:
+    """Edit one module: a changed comment at its end is a new source text, so a cache miss."""
+    text = path.read_text(encoding="utf-8").split("\n# edited ")[0]
+    path.write_text(f"{text}\n# edited {round_no}\n", encoding="utf-8")
+
+
+def cache_figures(name: str, project: Path, repeat: int) -> list[Figure]:
+    """``bbflow build``: cold cache vs warm cache vs one edited module (seconds per build)."""
+    cache_dir = project / ".bbflow"
+    edited = sorted((project / "flows" / "cells").glob("*.flow"))[-1]
+    original = edited.read_text(encoding="utf-8")
+    rounds = iter(range(1_000_000))
+
+    def build() -> None:
+        built = build_program([project])
+        assert built.ok and built.modules, "generated project must build"
+
+    try:
+        times = compare({"cold": sync_timer(build, before=lambda: shutil.rmtree(cache_dir, ignore_errors=True)),
+                         "edit": sync_timer(build, before=lambda: _touch(edited, next(rounds))), "warm": sync_timer(build)}, repeat=repeat, warmup=0)
+    finally:
+        edited.write_text(original, encoding="utf-8")
+        shutil.rmtree(cache_dir, ignore_errors=True)
+    return [
+        Figure(SECTION, f"build {name}, cold cache", "s", Stats.of(times["cold"])),
+        Figure(SECTION, f"build {name}, one module edited", "s", Stats.of(times["edit"]),
+               ratios(times, "edit", "warm"), "warm cache"),
+        Figure(SECTION, f"build {name}, warm cache", "s", Stats.of(times["warm"]),
+               ratios(times, "cold", "warm"), "cold/warm"),
+    ]
+
+
+def figures(sizes: Iterable[int], repeat: int, cache_sizes: Iterable[int] = (), *, big_repeat: int = 1,
+            big: int = 50_000, workdir: Path | None = None, log=print) -> list[Figure]:
+    """Every compiler figure for the given sizes (``big_repeat`` runs for sizes >= ``big``)."""
+    out: list[Figure] = []
+    cache_sizes = set(cache_sizes)
+    with tempfile.TemporaryDirectory(prefix="bbflow-bench-", dir=workdir) as tmp:
+        root = Path(tmp)
+        start_s, base_rss = run_child([sys.executable, "-c", BASELINE_CHILD])
+        out.append(Figure(SECTION, "process start: imports + parser tables", "s", Stats.of([start_s]),
+                          note=f"peak RSS {base_rss / MiB:.0f} MiB"))
+        flow_parser()
+        for lines in sizes:
+            project, files, real_lines = make_project(root, lines)
+            name = f"{_k(lines)} ({real_lines:,} lines, {files} files)"
+            r = big_repeat if lines >= big else repeat
+            log(f"  compiler: {name}")
+            warm = measure(sync_timer(lambda: checked(project)), repeat=r, warmup=1 if lines < big else 0)
+            out.append(Figure(SECTION, f"check {name}, warm process", "lines/s", warm.inverse(real_lines)))
+            cold_runs = [run_child([sys.executable, "-m", "bbflow", "check", str(project)]) for _ in range(r)]
+            cold = Stats.of([t for t, _ in cold_runs])
+            peak = max(m for _, m in cold_runs)
+            out.append(Figure(SECTION, f"check {name}, cold process", "lines/s", cold.inverse(real_lines),
+                              cold.scaled(1 / warm.median), "warm process"))
+            out.append(Figure(SECTION, f"check {name}, cold process peak RSS", "MiB", Stats.of([peak / MiB]),
+                              note=f"{(peak - base_rss) / MiB:.0f} MiB above the process start"))
+            split = phases(project)
+            total = split["lark"] + split["ast"] + split["passes"] + split["read"]
+            for key, label in (("lark", "lark parse (via SyntaxDriver)"), ("ast", "AST building (ours)"),
+                               ("passes", "checker passes (ours)")):
+                out.append(Figure(SECTION, f"phase {name}: {label}", "% of check",
+                                  Stats.of([100 * split[key] / total]),
+                                  note=f"{split[key]:.2f} s"))
+            out.append(Figure(SECTION, f"phase {name}: plain Lark.parse, for reference", "% of check",
+                              Stats.of([100 * split["lark_plain"] / total]),
+                              Stats.of([split["lark"] / split["lark_plain"]]), "SyntaxDriver/plain",
+                              note=f"{split['lark_plain']:.2f} s"))
+            if lines in cache_sizes:
+                out.extend(cache_figures(name, project, r))
+            shutil.rmtree(project, ignore_errors=True)
+    return out
+
+
+def _k(lines: int) -> str:
+    return f"{lines // 1000}k" if lines >= 1000 else str(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--cache", type=int, nargs="*", default=[1_000, 10_000], help="sizes to build with the cache")
+    args = parser.parse_args()
+    from common import table
+
+    print(table(figures(args.sizes, args.repeat, args.cache)))
+
+
+if __name__ == "__main__":
+    main()
