@@ -161,6 +161,7 @@ def run(project: str, inputs: tuple[str, ...], agents: tuple[str, ...], **option
     from bbflow.project import ProjectError, find_project, load_project
     from bbflow.runtime.app import run_app
     from bbflow.runtime.run_plan import RunOptions
+    from bbflow.runtime.stdin import stdin_source
 
     root = find_project(project)
     if root is None:
@@ -175,8 +176,9 @@ def run(project: str, inputs: tuple[str, ...], agents: tuple[str, ...], **option
     if program is None:
         _print_diagnostics(diagnostics)
         sys.exit(2)
+    live = sys.stderr.isatty() and os.environ.get("TERM", "dumb") != "dumb"
     status = run_app(program, loaded, RunOptions(inputs=inputs, agents=agents, **options),  # type: ignore[arg-type]
-                     stdout=sys.stdout, stderr=sys.stderr, live=sys.stderr.isatty() and "TERM" in os.environ)
+                     stdin=stdin_source(sys.stdin), stdout=sys.stdout, stderr=sys.stderr, live=live)
     sys.exit(status)
 
 

@@ -54,7 +54,7 @@ from bbflow.runtime.ports import Observer, RuntimeFailure
 from bbflow.runtime.proxy import RobotProxy
 from bbflow.runtime.run_plan import RunOptions, RunPlan, UsageError, plan_run
 from bbflow.runtime.signals import SignalCatalog, SignalRejected, uuid7
-from bbflow.runtime.stdin import FdLines
+from bbflow.runtime.stdin import InputLines
 from bbflow.runtime.supervisor import Child, GaveUp, Supervisor, disarm_all
 
 __all__ = ["Outcome", "Session", "Status", "run_app"]
@@ -312,7 +312,7 @@ def run_app(
     project: Project,
     options: RunOptions,
     *,
-    stdin_fd: int = 0,
+    stdin: int | IO[str] = 0,
     stdout: IO[str],
     stderr: IO[str],
     live: bool = False,
@@ -331,7 +331,7 @@ def run_app(
             stderr.write(f"error: --events {options.events}: cannot write: {exc.strerror or exc}\n")
             return Status.USAGE
     try:
-        outcome = asyncio.run(_serve(plan, writer, stdin_fd, stderr, live))
+        outcome = asyncio.run(_serve(plan, writer, stdin, stderr, live))
     finally:
         if writer is not None:
             writer.close()
@@ -343,7 +343,8 @@ def run_app(
     return outcome.status
 
 
-async def _serve(plan: RunPlan, writer: JsonLinesWriter | None, stdin_fd: int, stderr: IO[str], live: bool) -> Outcome:
+async def _serve(plan: RunPlan, writer: JsonLinesWriter | None, stdin: int | IO[str], stderr: IO[str],
+                 live: bool) -> Outcome:
     loop = asyncio.get_running_loop()
     start = loop.time()
     board = Board(plan.program, start=start)
@@ -359,7 +360,7 @@ async def _serve(plan: RunPlan, writer: JsonLinesWriter | None, stdin_fd: int, s
 
     session = Session(
         plan, observer=fanout(writer, log), board=board, note=note,
-        lines=FdLines(stdin_fd) if plan.agents else None,
+        lines=InputLines(stdin) if plan.agents else None,
         on_safety=None if log is None else (lambda i, old, new: log.safety(i, old, new, loop.time())),
     )
     installed = []

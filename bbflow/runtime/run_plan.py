@@ -103,9 +103,9 @@ def plan_run(program: model.Program, project: Project, options: RunOptions) -> R
             "nothing to run: give --reactor NAME or --agent NAME, or list agents in [run] agents of "
             f"{project.file}"
         )
+    specs = {spec.qualname: spec for spec in (_find(program, "agents", name, "agent") for name in names)}
     agents = []
-    for name in dict.fromkeys(names):
-        spec = _find(program, "agents", name, "agent")
+    for spec in specs.values():
         configured = project.agents.get(spec.name)
         own = configured.robot if configured is not None else None
         agents.append(AgentPlan(spec, _bind(project, spec.robot, f"agent {spec.name}", options.robot, own)))

@@ -1,0 +1,395 @@
+"""bbflow.runtime.app and run_plan in-process, on virtual time: planning, reactors, agents, interrupts, safe stop."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+
+from bbflow.compiler.build import compile_project
+from bbflow.project import AgentConfig, Project, RobotConfig, load_project
+from bbflow.runtime import model
+from bbflow.runtime.agent import AgentServer
+from bbflow.runtime.app import Session, Status
+from bbflow.runtime.clock import run_virtual
+from bbflow.runtime.events import Recorder
+from bbflow.runtime.liveview import Board, PlainLog, describe
+from bbflow.runtime.run_plan import RunOptions, UsageError, parse_inputs, plan_run
+from bbflow.runtime.stdin import InputLines, stdin_source
+from run_helpers import PICK, PICK_INPUTS, PLACE, REQUEST, names, write_project
+
+SIM = {"duration": "100ms", "events": [{"after": "close_gripper", "event": "force", "data": {"newtons": 12.0}}]}
+
+
+@pytest.fixture(scope="module")
+def program(tmp_path_factory: pytest.TempPathFactory) -> model.Program:
+    root = write_project(tmp_path_factory.mktemp("cell"))
+    diagnostics, program = compile_project(root)
+    assert program is not None, diagnostics.items
+    return program
+
+
+def project(tmp_path: Path, robots: dict[str, RobotConfig] | None = None, **kw: Any) -> Project:
+    if robots is None:
+        robots = {"arm": RobotConfig("cell.Arm", sim=SIM)}
+    return Project("cell", tmp_path, tmp_path, robots, kw.pop("agents", {}), kw.pop("run_agents", ("cell.Picker",)))
+
+
+def reactor_options(**kw: Any) -> RunOptions:
+    return RunOptions(reactor="PickAndPlace", inputs=PICK_INPUTS[1::2], **kw)
+
+
+class Lines:
+    """Input lines for a session, as the standard-input reader gives them."""
+
+    def __init__(self, *lines: str) -> None:
+        self.lines = lines
+
+    async def __aiter__(self):  # type: ignore[no-untyped-def]
+        for line in self.lines:
+            yield line
+
+
+def session(plan: Any, *, lines: Lines | None = None) -> tuple[Session, Recorder, list[str]]:
+    recorder, notes = Recorder(), []
+    return Session(plan, observer=recorder, lines=lines, note=notes.append), recorder, notes
+
+
+def play(s: Session, *interrupts: float) -> Any:
+    async def main() -> Any:
+        loop = asyncio.get_running_loop()
+        for at in interrupts:
+            loop.call_later(at, s.interrupt)
+        return await s.run()
+
+    return run_virtual(main())
+
+
+# --- planning: everything refused before anything moves -----------------------------------------
+
+
+def test_inputs_are_conformed_to_the_parameter_types(program: model.Program, tmp_path: Path) -> None:
+    plan = plan_run(program, project(tmp_path), RunOptions(reactor="PickAndPlace",
+                                                           inputs=('pick={"x": 1, "y": 0, "z": 0}', "place=" + str(PLACE).replace("'", '"'))))
+    assert plan.inputs["pick"] == {"x": 1.0, "y": 0.0, "z": 0.0}
+    assert isinstance(plan.inputs["pick"]["x"], float)
+    assert plan.reactor is not None and plan.reactor.name == "PickAndPlace"
+    assert plan.reactor_robot == "arm" and [r.instance for r in plan.robots] == ["arm"]
+
+
+@pytest.mark.parametrize("inputs, words", [
+    (('pick="north"', 'place={"x": 0, "y": 0, "z": 0}'), ["input pick", "expected", "north"]),
+    (('pick={"x": 0, "y": "up", "z": 0}', 'place={"x": 0, "y": 0, "z": 0}'), ["pick.y", "expected float", "up"]),
+    (('place={"x": 0, "y": 0, "z": 0}',), ["missing input 'pick'"]),
+    (('pick={}', 'place={}', 'speed=1'), ["no parameter 'speed'"]),
+    (("pick={x: 1}",), ["--input pick: not JSON"]),
+    (("pick",), ["expected NAME=JSON"]),
+    (('pick={}', 'pick={}'), ["given twice"]),
+])
+def test_bad_inputs_are_refused_naming_the_input(program: model.Program, tmp_path: Path, inputs: tuple[str, ...],
+                                                 words: list[str]) -> None:
+    with pytest.raises(UsageError) as refused:
+        plan_run(program, project(tmp_path), RunOptions(reactor="PickAndPlace", inputs=inputs))
+    for word in words:
+        assert word in str(refused.value)
+
+
+def test_a_bare_word_input_gets_a_hint_about_quotes() -> None:
+    with pytest.raises(UsageError, match="a string is written in quotes"):
+        parse_inputs(["name=hello"])
+    assert parse_inputs(["name=\"hello\"", "n=3", "xs=[1, 2]"]) == {"name": "hello", "n": 3, "xs": [1, 2]}
+
+
+@pytest.mark.parametrize("options, message", [
+    (RunOptions(inputs=("a=1",)), "--input needs --reactor"),
+    (RunOptions(reactor="PickAndPlace", agents=("Picker",)), "not both"),
+    (RunOptions(reactor="Nope"), "no reactor named 'Nope'"),
+    (RunOptions(agents=("Nobody",)), "no agent named 'Nobody'"),
+])
+def test_usage_mistakes_are_refused(program: model.Program, tmp_path: Path, options: RunOptions, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        plan_run(program, project(tmp_path), options)
+
+
+def test_nothing_to_run_is_refused(program: model.Program, tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="nothing to run"):
+        plan_run(program, project(tmp_path, run_agents=()), RunOptions())
+
+
+def test_agents_come_from_the_options_or_the_run_table(program: model.Program, tmp_path: Path) -> None:
+    default = plan_run(program, project(tmp_path), RunOptions())
+    assert [a.spec.name for a in default.agents] == ["Picker"] and default.agents[0].robot == "arm"
+    given = plan_run(program, project(tmp_path, run_agents=()), RunOptions(agents=("Picker", "cell.Picker")))
+    assert [a.spec.qualname for a in given.agents] == ["cell.Picker"]  # one agent, named twice
+
+
+def test_robot_binding_with_several_candidates(program: model.Program, tmp_path: Path) -> None:
+    robots = {"left": RobotConfig("cell.Arm"), "right": RobotConfig("cell.Arm"), "belt": RobotConfig("cell.Conveyor")}
+    with pytest.raises(UsageError, match=r"several robots implement it \(left, right\).*--robot"):
+        plan_run(program, project(tmp_path, robots), reactor_options())
+    assert plan_run(program, project(tmp_path, robots), reactor_options(robot="right")).reactor_robot == "right"
+    with pytest.raises(UsageError, match="'belt' is a cell.Conveyor"):
+        plan_run(program, project(tmp_path, robots), reactor_options(robot="belt"))
+    with pytest.raises(UsageError, match="no robot instance 'nope'"):
+        plan_run(program, project(tmp_path, robots), reactor_options(robot="nope"))
+    with pytest.raises(UsageError, match=r"\[agent.NAME\] robot"):
+        plan_run(program, project(tmp_path, robots), RunOptions())
+    bound = plan_run(program, project(tmp_path, robots, agents={"Picker": AgentConfig("left")}), RunOptions())
+    assert bound.agents[0].robot == "left" and [r.instance for r in bound.robots] == ["left"]
+
+
+def test_a_reactor_on_a_robot_nobody_configured_is_refused(program: model.Program, tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match='no robot in .* implements it: add \\[robot.NAME\\] with interface = "cell.Conveyor"'):
+        plan_run(program, project(tmp_path), RunOptions(reactor="Feed"))
+
+
+def test_an_unknown_interface_in_the_project_is_refused(program: model.Program, tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="robot.arm.interface: no robot interface 'cell.Armm'"):
+        plan_run(program, project(tmp_path, {"arm": RobotConfig("cell.Armm")}), reactor_options())
+
+
+def test_arming_rules(program: model.Program, tmp_path: Path) -> None:
+    def arms(config: RobotConfig, **kw: Any) -> tuple[bool, str]:
+        plan = plan_run(program, project(tmp_path, {"arm": config}), reactor_options(**kw))
+        return plan.robots[0].arm, plan.robots[0].driver
+
+    real = RobotConfig("cell.Arm", driver="toy_arm:ToyArm")
+    assert arms(RobotConfig("cell.Arm")) == (True, "sim")  # a simulated robot is armed
+    assert arms(RobotConfig("cell.Arm"), arm=False) == (False, "sim")  # unless --no-arm
+    assert arms(real) == (False, "toy_arm:ToyArm")  # a real one only when told
+    assert arms(real, arm=True) == (True, "toy_arm:ToyArm")
+    assert arms(RobotConfig("cell.Arm", driver="toy_arm:ToyArm", arm=True)) == (True, "toy_arm:ToyArm")
+    assert arms(real, driver="sim") == (True, "sim")  # --driver sim: simulated, so armed
+
+
+def test_faults_files_are_checked_and_shared_out_by_command(program: model.Program, tmp_path: Path) -> None:
+    faults = tmp_path / "faults.toml"
+    faults.write_text('[[fault]]\ncommand = "close_gripper"\nerror = "jammed"\n')
+    plan = plan_run(program, project(tmp_path), reactor_options(faults=str(faults)))
+    assert plan.robots[0].faults is not None and plan.robots[0].faults.faults[0].error == "jammed"
+    faults.write_text('[[fault]]\ncommand = "close_griper"\nerror = "jammed"\n')
+    with pytest.raises(UsageError, match="did you mean 'close_gripper'"):
+        plan_run(program, project(tmp_path), reactor_options(faults=str(faults)))
+    faults.write_text('[[fault]]\ncommand = "close_gripper"\nerror = "jammed"\ndisarm = true\n')
+    with pytest.raises(UsageError, match="a fault has one effect"):
+        plan_run(program, project(tmp_path), reactor_options(faults=str(faults)))
+    with pytest.raises(UsageError, match="cannot read"):
+        plan_run(program, project(tmp_path), reactor_options(faults=str(tmp_path / "missing.toml")))
+
+
+# --- a reactor ------------------------------------------------------------------------------------
+
+
+def test_a_reactor_runs_to_its_result_and_the_robot_is_disarmed_after(program: model.Program, tmp_path: Path) -> None:
+    s, recorder, _ = session(plan_run(program, project(tmp_path), reactor_options()))
+    outcome = play(s)
+    assert outcome.status is Status.OK and outcome.result == PLACE and outcome.has_result
+    assert outcome.summary == 'PickAndPlace ok: {"x": 0.0, "y": 0.3, "z": 0.1}'
+    assert names(recorder.events)[0] == "run.start" and names(recorder.events)[-1] == "run.ok"
+    assert s.robots[0].safety == "disarmed"
+
+
+def test_a_failed_run_is_rolled_back_and_exits_1(program: model.Program, tmp_path: Path) -> None:
+    faults = tmp_path / "faults.toml"
+    faults.write_text('[[fault]]\ncommand = "move_to"\ncall = 3\nerror = "collision"\n')
+    s, recorder, _ = session(plan_run(program, project(tmp_path), reactor_options(faults=str(faults))))
+    outcome = play(s)
+    assert outcome.status is Status.FAILED == 1
+    assert outcome.summary == "PickAndPlace failed: move_to failed: collision; rolled back, no undo errors"
+    undone = [e["step"] for e in recorder.named("undo.ok")]
+    assert undone == ["lift", "grip", "approach"]
+
+
+def test_a_disarm_halts_the_run_and_exits_3(program: model.Program, tmp_path: Path) -> None:
+    faults = tmp_path / "faults.toml"
+    faults.write_text('[[fault]]\ncommand = "move_to"\ncall = 2\ndisarm = true\n')
+    s, recorder, _ = session(plan_run(program, project(tmp_path), reactor_options(faults=str(faults))))
+    outcome = play(s)
+    assert outcome.status is Status.HALTED == 3
+    assert "completed: ready, approach, grip, gripped; nothing undone" in outcome.summary
+    assert not recorder.named("undo.start")
+
+
+def test_no_arm_leaves_the_robot_disarmed_so_the_first_command_fails(program: model.Program, tmp_path: Path) -> None:
+    s, recorder, _ = session(plan_run(program, project(tmp_path), reactor_options(arm=False)))
+    outcome = play(s)
+    assert outcome.status is Status.FAILED
+    assert "move_to refused: arm is disarmed, not armed" in outcome.summary
+
+
+def test_a_driver_that_cannot_be_loaded_is_a_usage_error(program: model.Program, tmp_path: Path) -> None:
+    robots = {"arm": RobotConfig("cell.Arm", driver="no_such_module_here:Driver")}
+    s, recorder, _ = session(plan_run(program, project(tmp_path, robots), reactor_options()))
+    outcome = play(s)
+    assert outcome.status is Status.USAGE and "cannot import no_such_module_here" in outcome.summary
+    assert not recorder.events
+
+
+# --- interrupts -----------------------------------------------------------------------------------
+
+
+def test_an_interrupt_cancels_the_run_rolls_back_while_armed_then_disarms(program: model.Program, tmp_path: Path) -> None:
+    s, recorder, notes = session(plan_run(program, project(tmp_path), reactor_options()))
+    outcome = play(s, 0.15)  # approach done at 0.1 s, grip in flight
+    assert outcome.status is Status.INTERRUPTED == 130
+    assert names(recorder.events, step=True)[-4:] == [
+        ("step.error", "grip"), ("undo.start", "approach"), ("undo.ok", "approach"), ("run.failed", None)]
+    assert recorder.named("run.failed")[0]["error"]["code"] == "cancelled"
+    assert outcome.summary.startswith("interrupted: PickAndPlace rolled back: PickAndPlace was cancelled")
+    assert "interrupt again to disarm now" in notes[0]
+    assert s.robots[0].safety == "disarmed"
+
+
+def test_a_second_interrupt_disarms_at_once_and_the_rollback_halts(program: model.Program, tmp_path: Path) -> None:
+    s, recorder, notes = session(plan_run(program, project(tmp_path), reactor_options()))
+    outcome = play(s, 0.15, 0.2)  # the second while home (the undo of approach) moves
+    assert outcome.status is Status.INTERRUPTED
+    assert names(recorder.events)[-1] == "run.halted" and not recorder.named("undo.ok")
+    assert outcome.summary.startswith("interrupted: PickAndPlace halted")
+    assert notes[-1] == "interrupted again: disarming every robot now"
+
+
+def test_an_interrupt_before_work_starts(program: model.Program, tmp_path: Path) -> None:
+    s, recorder, _ = session(plan_run(program, project(tmp_path), reactor_options()))
+    outcome = play(s, 0.0)
+    assert outcome.status is Status.INTERRUPTED
+    assert all(e["event"] != "undo.start" for e in recorder.events)
+
+
+# --- agents ---------------------------------------------------------------------------------------
+
+
+def test_agents_until_idle_handle_the_input_then_stop(program: model.Program, tmp_path: Path) -> None:
+    plan = plan_run(program, project(tmp_path), RunOptions(until_idle=True))
+    s, recorder, notes = session(plan, lines=Lines(REQUEST, "", "not json", '{"data": 1}', REQUEST))
+    outcome = play(s)
+    assert outcome.status is Status.OK
+    assert notes == ["input line 3: skipped, not JSON: Expecting value: line 1 column 1 (char 0)",
+                     "input line 4: skipped, not a signal: no string 'type'"]
+    emitted = [e["type"] for e in recorder.named("signal.emit")]
+    assert emitted == ["pick.rejected", "pick.completed"]
+    assert len(recorder.named("run.ok")) == 1
+    assert outcome.summary.startswith("idle: ") and "1 runs (1 ok, 0 failed, 0 halted)" in outcome.summary
+    assert s.robots[0].safety == "disarmed"
+
+
+def test_ill_typed_signals_are_dropped_at_the_door(program: model.Program, tmp_path: Path) -> None:
+    plan = plan_run(program, project(tmp_path), RunOptions(until_idle=True))
+    s, recorder, notes = session(plan, lines=Lines('{"type": "pick.requested", "data": {"pick": "there"}}',
+                                                   '{"type": "nobody.knows"}'))
+    assert play(s).status is Status.OK
+    dropped = recorder.named("signal.dropped")
+    assert [d["type"] for d in dropped] == ["pick.requested", "nobody.knows"]
+    assert "bad data" in dropped[0]["reason"] and not notes
+
+
+def test_agents_run_until_interrupted_and_runs_in_flight_roll_back(program: model.Program, tmp_path: Path) -> None:
+    plan = plan_run(program, project(tmp_path), RunOptions())
+    s, recorder, notes = session(plan, lines=Lines(REQUEST))
+    outcome = play(s, 0.15)
+    assert outcome.status is Status.INTERRUPTED
+    assert notes[0].startswith("input closed; the agents go on until interrupted")
+    assert [e["step"] for e in recorder.named("undo.ok")] == ["approach"]
+    assert recorder.named("run.failed")[0]["error"]["code"] == "cancelled"
+    assert outcome.summary.startswith("interrupted: agents stopped; 1 signals in")
+
+
+def test_when_supervision_gives_up_the_robots_are_disarmed(program: model.Program, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    def crash(self: AgentServer, envelope: Any) -> None:
+        raise RuntimeError("a bug in the agent server")
+
+    monkeypatch.setattr(AgentServer, "_signal_turn", crash)
+    plan = plan_run(program, project(tmp_path), RunOptions())
+    s, recorder, notes = session(plan, lines=Lines(*[REQUEST] * 6))
+    outcome = play(s)
+    assert outcome.status is Status.FAILED
+    assert outcome.summary.startswith("safe stop, robots disarmed: supervisor 'root' gave up: child 'agents' "
+                                      "failed: supervisor 'agents' gave up: child 'Picker' failed: RuntimeError")
+    gave_up = next(i for i, e in enumerate(recorder.events)
+                   if e["event"] == "supervisor.gave_up" and e["supervisor"] == "root")
+    disarmed = [e for e in recorder.events[gave_up:]
+                if e["event"] == "signal.in" and e["type"] == "robot.safety.changed" and e["data"]["to"] == "disarmed"]
+    assert disarmed, "the safe stop disarms the robot while it is still connected to the bus"
+    assert any(n.startswith("supervision gave up, disarming every robot") for n in notes)
+
+
+# --- the view ---------------------------------------------------------------------------------------
+
+
+def test_plain_log_has_one_line_per_notable_event(program: model.Program, tmp_path: Path) -> None:
+    out = io.StringIO()
+    log = PlainLog(out, start=0.0)
+    s = Session(plan_run(program, project(tmp_path), reactor_options()), observer=log,
+                on_safety=lambda i, old, new: log.safety(i, old, new, 0.0))
+    play(s)
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "   0.000s robot.safety   arm  disarmed -> armed"
+    assert lines[1] == "   0.000s run.start      PickAndPlace"
+    assert '   0.100s step.ok        PickAndPlace.approach  {"x": 0.2, "y": 0.0, "z": 0.1}' in lines
+    assert not any("step.start" in line for line in lines)
+    assert any(line.endswith('run.ok         PickAndPlace  result {"x": 0.0, "y": 0.3, "z": 0.1}') for line in lines)
+
+
+def test_describe_events() -> None:
+    assert describe({"event": "step.start", "reactor": "R", "step": "a"}) is None
+    assert describe({"event": "step.retry", "reactor": "R", "step": "a", "attempt": 1, "delay": 0.05}) == \
+        "step.retry     R.a  after attempt 1, again in 0.05s"
+    assert describe({"event": "signal.dropped", "type": "x.y", "agent": "P", "reason": "no route matches"}) == \
+        "signal.dropped P  x.y: no route matches"
+    assert describe({"event": "run.failed", "reactor": "R", "error": {"message": "boom"},
+                     "undo_errors": [{"step": "a", "message": "stuck"}]}) == \
+        "run.failed     R  boom; undo errors: a: stuck"
+
+
+def test_the_live_view_shows_steps_agents_and_robots(program: model.Program, tmp_path: Path) -> None:
+    board = Board(program)
+    s = Session(plan_run(program, project(tmp_path), RunOptions(until_idle=True)), board=board,
+                lines=Lines(REQUEST))
+    frames: list[str] = []
+
+    async def main() -> None:
+        async def snapshot() -> None:
+            await asyncio.sleep(0.25)  # the run is in its lift
+            console = Console(file=io.StringIO(), width=160, color_system=None)
+            console.print(board.render(asyncio.get_running_loop().time()))
+            frames.append(console.file.getvalue())  # type: ignore[attr-defined]
+
+        async with asyncio.TaskGroup() as group:
+            group.create_task(snapshot())
+            await s.run()
+
+    run_virtual(main())
+    frame = frames[0]
+    assert "PickAndPlace" in frame and "running" in frame
+    assert "✓ approach" in frame and "✓ grip" in frame and "· release" in frame
+    assert "Picker" in frame and "robot.event.force" in frame  # the agent's last signal
+    assert "arm" in frame and "armed" in frame
+
+
+# --- standard input ----------------------------------------------------------------------------------
+
+
+def test_input_lines_from_a_pipe_and_from_a_stream() -> None:
+    read, write = os.pipe()
+    os.write(write, "one\r\ntwo\n\nthré".encode())
+    os.close(write)
+
+    async def collect(source: Any) -> list[str]:
+        return [line async for line in InputLines(source)]
+
+    assert asyncio.run(collect(read)) == ["one", "two", "", "thré"]
+    os.close(read)
+    assert asyncio.run(collect(io.StringIO("a\nb\n"))) == ["a", "b"]
+    assert stdin_source(io.StringIO()) is not None and isinstance(stdin_source(open(os.devnull)), int)
+
+
+def test_the_project_file_round_trip(tmp_path: Path) -> None:
+    """The helper's project is what the CLI tests run: it loads, with the arm bound to the sim."""
+    loaded = load_project(write_project(tmp_path))
+    assert loaded.robots["arm"].interface == "cell.Arm" and loaded.run_agents == ("cell.Picker",)
