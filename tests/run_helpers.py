@@ -42,6 +42,12 @@ reactor PickAndPlace(pick: Pose, place: Pose) -> Pose on Arm {
     return placed
 }
 
+reactor Shift(to: Pose) -> Pose on Arm {
+    step moved = move_to(target: to) undo home()
+    step held  = close_gripper(force: 12.0) after moved
+    return moved
+}
+
 reactor Feed(mm: float = 10.0) -> float on Conveyor {
     step moved = advance(mm: mm) irreversible "the belt moves on"
     return moved
