@@ -1,0 +1,110 @@
+"""SIGINT/SIGTERM during ``bbflow run`` (a real process): the run is cancelled, rolled back while armed,
+the robot disarmed, and the process exits 130 even with standard input still open."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from run_helpers import PICK_INPUTS, REQUEST, arm_table, read_events, write_project
+
+#: a guard against a hung process, not a measurement: the scenario itself takes about a second
+PATIENCE = 60.0
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+
+
+@pytest.fixture(scope="module")
+def slow_cell(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Each command takes 300 ms, so that there is time to interrupt between two steps."""
+    return write_project(tmp_path_factory.mktemp("slow"), arm_table(duration="300ms"))
+
+
+def start(project: Path, events: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "bbflow", "run", str(project), "--events", str(events), *args],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def wait_for(proc: subprocess.Popen[str], events: Path, event: str, step: str) -> None:
+    deadline = time.monotonic() + PATIENCE
+    while time.monotonic() < deadline:
+        if events.exists() and any(e["event"] == event and e.get("step") == step for e in _complete(events)):
+            return
+        if proc.poll() is not None:
+            pytest.fail(f"bbflow run ended early ({proc.returncode}): {proc.stderr.read() if proc.stderr else ''}")
+        time.sleep(0.02)
+    proc.kill()
+    pytest.fail(f"no {event} {step} within {PATIENCE}s")
+
+
+def _complete(events: Path) -> list[dict[str, Any]]:
+    lines = events.read_text().split("\n")[:-1]  # the last piece may be a line being written
+    return [json.loads(line) for line in lines if line]
+
+
+def finish(proc: subprocess.Popen[str]) -> tuple[int, str]:
+    try:
+        _, err = proc.communicate(timeout=PATIENCE)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("bbflow run did not exit after the signal")
+    return proc.returncode, err
+
+
+def steps(events: list[dict[str, Any]], name: str) -> list[str]:
+    return [e["step"] for e in events if e["event"] == name]
+
+
+def test_sigint_during_a_reactor_rolls_back_and_exits_130(slow_cell: Path, tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    proc = start(slow_cell, events, "--reactor", "PickAndPlace", *PICK_INPUTS)
+    wait_for(proc, events, "step.ok", "approach")  # grip is in flight now
+    proc.send_signal(signal.SIGINT)
+    code, err = finish(proc)
+    assert code == 130, err
+    got = read_events(events)
+    assert steps(got, "undo.start") == ["approach"] and steps(got, "undo.ok") == ["approach"]
+    assert "lift" not in steps(got, "step.start")
+    failed = [e for e in got if e["event"] == "run.failed"]
+    assert len(failed) == 1 and failed[0]["error"]["code"] == "cancelled" and failed[0]["undo_errors"] == []
+    assert got[-1]["event"] == "run.failed"
+    lines = err.splitlines()
+    assert "arm  disarming -> disarmed" in lines[-2]  # the robot is disarmed before the process ends
+    assert lines[-1].startswith("interrupted: PickAndPlace rolled back: PickAndPlace was cancelled")
+
+
+def test_sigterm_stops_the_agents_with_input_still_open(slow_cell: Path, tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    proc = start(slow_cell, events)  # the agents of [run] agents, no --until-idle
+    assert proc.stdin is not None
+    proc.stdin.write(REQUEST + "\n")
+    proc.stdin.flush()  # and left open: the reader thread is blocked on it when the signal comes
+    wait_for(proc, events, "step.ok", "approach")
+    proc.send_signal(signal.SIGTERM)
+    code, err = finish(proc)
+    assert code == 130, err
+    got = read_events(events)
+    assert steps(got, "undo.ok") == ["approach"]
+    assert [e["error"]["code"] for e in got if e["event"] == "run.failed"] == ["cancelled"]
+    assert err.splitlines()[-1].startswith("interrupted: agents stopped; 1 signals in")
+
+
+def test_sigint_during_the_first_motion_has_nothing_to_undo(slow_cell: Path, tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    proc = start(slow_cell, events, "--reactor", "PickAndPlace", *PICK_INPUTS)
+    wait_for(proc, events, "step.start", "approach")
+    proc.send_signal(signal.SIGINT)
+    code, err = finish(proc)
+    assert code == 130, err
+    got = read_events(events)
+    assert not steps(got, "undo.start") and not steps(got, "step.ok")[1:]  # only `ready` completed
+    assert [e["event"] for e in got][-2:] == ["step.error", "run.failed"]
