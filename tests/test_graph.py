@@ -276,3 +276,25 @@ reactor R() on Arm {
     step a = move(p: 1.0) after g undo move(p: f)
 }
 """) == [("BBF404", 5)]
+
+
+def test_after_names_are_found_through_the_checker_refs_not_a_search(monkeypatch):
+    # Regression: `after` was resolved by scanning the body for each name, quadratic in a long
+    # reactor (10,000 steps took seconds). The checker's Ref gives the node at once.
+    import bbflow.compiler.analyses as analyses
+
+    def no_search(name, path):
+        raise AssertionError(f"`after {name}` was searched for")
+
+    monkeypatch.setattr(analyses, "_lookup", no_search)
+    chain = "\n".join(f"    step s{i} = move(p: 1.0) after s{i - 1} irreversible \"x\"" for i in range(1, 50))
+    assert found(f"""
+reactor R() on Arm {{
+    step s0 = look()
+{chain}
+    map ms over [1.0, 2.0] as x {{
+        step v = move(p: x) after s49 irreversible "x"
+        return v
+    }}
+}}
+""") == []

@@ -202,11 +202,20 @@ class _Builder:
         if after is None:
             return
         for ident in after.names:
-            target = _lookup(ident.name, path)
+            target = self._after_target(ident, path)
             if target is not None:
                 if target is not path[-1]:
                     self.used.add(id(target))
                 self._edge(target, path, f"after {ident.name}")
+
+    def _after_target(self, ident: ast.Ident, path: list[Node]) -> Node | None:
+        """The node an `after` name orders on: the checker's Ref (constant time), else a search by name."""
+        ref = self.facts.refs.get(id(ident))
+        if ref is not None and ref.kind in _NODE_REFS and ref.decl is not None:
+            node = self.nodes.get(id(ref.decl))
+            if node is not None:
+                return node
+        return _lookup(ident.name, path)
 
     @staticmethod
     def _edge(target: Node, path: list[Node], why: str) -> None:
