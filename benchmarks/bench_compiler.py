@@ -32,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from bbflow.compiler.build import build_program
@@ -46,7 +46,7 @@ from bbflow.compiler.source import SourceFile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import MiB, Figure, Stats, compare, measure, ratios, sync_timer  # noqa: E402
+from common import MiB, Figure, Stats, compare, ratios, sync_timer  # noqa: E402
 from gen_project import generate  # noqa: E402
 
 SECTION = "compiler"
@@ -142,17 +142,17 @@ def cache_figures(name: str, project: Path, repeat: int) -> list[Figure]:
         edited.write_text(original, encoding="utf-8")
         shutil.rmtree(cache_dir, ignore_errors=True)
     return [
-        Figure(SECTION, f"build {name}, cold cache", "s", Stats.of(times["cold"])),
+        Figure(SECTION, f"build {name}, cold cache", "s", Stats.of(times["cold"]),
+               (("warm cache", ratios(times, "cold", "warm")),)),
         Figure(SECTION, f"build {name}, one module edited", "s", Stats.of(times["edit"]),
-               ratios(times, "edit", "warm"), "warm cache"),
-        Figure(SECTION, f"build {name}, warm cache", "s", Stats.of(times["warm"]),
-               ratios(times, "cold", "warm"), "cold/warm"),
+               (("warm cache", ratios(times, "edit", "warm")),)),
+        Figure(SECTION, f"build {name}, warm cache", "s", Stats.of(times["warm"])),
     ]
 
 
-def figures(sizes: Iterable[int], repeat: int, cache_sizes: Iterable[int] = (), *, big_repeat: int = 1,
-            big: int = 50_000, workdir: Path | None = None, log=print) -> list[Figure]:
-    """Every compiler figure for the given sizes (``big_repeat`` runs for sizes >= ``big``)."""
+def figures(runs: Mapping[int, int], cache_sizes: Iterable[int] = (), *, workdir: Path | None = None,
+            log: Callable[[str], None] = print) -> list[Figure]:
+    """Every compiler figure: ``runs`` maps each project size (lines) to its number of rounds."""
     out: list[Figure] = []
     cache_sizes = set(cache_sizes)
     with tempfile.TemporaryDirectory(prefix="bbflow-bench-", dir=workdir) as tmp:
@@ -160,19 +160,29 @@ def figures(sizes: Iterable[int], repeat: int, cache_sizes: Iterable[int] = (), 
         start_s, base_rss = run_child([sys.executable, "-c", BASELINE_CHILD])
         out.append(Figure(SECTION, "process start: imports + parser tables", "s", Stats.of([start_s]),
                           note=f"peak RSS {base_rss / MiB:.0f} MiB"))
-        flow_parser()
-        for lines in sizes:
+        warmed = False
+        for lines, r in runs.items():
             project, files, real_lines = make_project(root, lines)
             name = f"{_k(lines)} ({real_lines:,} lines, {files} files)"
-            r = big_repeat if lines >= big else repeat
-            log(f"  compiler: {name}")
-            warm = measure(sync_timer(lambda: checked(project)), repeat=r, warmup=1 if lines < big else 0)
-            out.append(Figure(SECTION, f"check {name}, warm process", "lines/s", warm.inverse(real_lines)))
-            cold_runs = [run_child([sys.executable, "-m", "bbflow", "check", str(project)]) for _ in range(r)]
-            cold = Stats.of([t for t, _ in cold_runs])
-            peak = max(m for _, m in cold_runs)
-            out.append(Figure(SECTION, f"check {name}, cold process", "lines/s", cold.inverse(real_lines),
-                              cold.scaled(1 / warm.median), "warm process"))
+            log(f"  compiler: {name}, {r} round(s)")
+            if not warmed:  # the parser built, every compiler module imported and used once
+                checked(project)
+                warmed = True
+            peaks: list[int] = []
+
+            def cold_check() -> float:
+                elapsed, rss = run_child([sys.executable, "-m", "bbflow", "check", str(project)])
+                peaks.append(rss)
+                return elapsed
+
+            times = compare({"warm": sync_timer(lambda: checked(project)), "cold": cold_check},
+                            repeat=r, warmup=0)
+            out.append(Figure(SECTION, f"check {name}, warm process", "lines/s",
+                              Stats.of(times["warm"]).inverse(real_lines)))
+            out.append(Figure(SECTION, f"check {name}, cold process", "lines/s",
+                              Stats.of(times["cold"]).inverse(real_lines),
+                              (("warm process, in time", ratios(times, "cold", "warm")),)))
+            peak = max(peaks)
             out.append(Figure(SECTION, f"check {name}, cold process peak RSS", "MiB", Stats.of([peak / MiB]),
                               note=f"{(peak - base_rss) / MiB:.0f} MiB above the process start"))
             split = phases(project)
@@ -184,7 +194,7 @@ def figures(sizes: Iterable[int], repeat: int, cache_sizes: Iterable[int] = (), 
                                   note=f"{split[key]:.2f} s"))
             out.append(Figure(SECTION, f"phase {name}: plain Lark.parse, for reference", "% of check",
                               Stats.of([100 * split["lark_plain"] / total]),
-                              Stats.of([split["lark"] / split["lark_plain"]]), "SyntaxDriver/plain",
+                              ((("SyntaxDriver, in time", Stats.of([split["lark_plain"] / split["lark"]])),)),
                               note=f"{split['lark_plain']:.2f} s"))
             if lines in cache_sizes:
                 out.extend(cache_figures(name, project, r))
@@ -204,7 +214,7 @@ def main() -> None:
     args = parser.parse_args()
     from common import table
 
-    print(table(figures(args.sizes, args.repeat, args.cache)))
+    print(table(figures({n: args.repeat for n in args.sizes}, args.cache)))
 
 
 if __name__ == "__main__":

@@ -81,6 +81,18 @@ def rate(lookup, types: list[str], seconds: float) -> float:
             return done / (now - start)
 
 
+def workload(n: int, rng: random.Random) -> tuple[Router, Router, LinearScan, list[str]]:
+    """``n`` random routes as a cold trie, a memoised trie and a linear scan (checked to agree), and 500 types."""
+    routes = [Route(pattern=random_pattern(rng), body=(), priority=rng.choice((0, 0, 0, 1, -1)), index=i) for i in range(n)]
+    # Half the types are taken from literal patterns (so they match), half are random.
+    literal = [r.pattern for r in routes if "*" not in r.pattern]
+    types = [rng.choice(literal) if literal and i % 2 else random_type(rng) for i in range(500)]
+    cold, memo, linear = Router(routes, cache_size=0), Router(routes), LinearScan(routes)
+    for t in types:
+        assert cold.lookup(t) == linear.lookup(t) == memo.lookup(t), t
+    return cold, memo, linear, types
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=0.5, help="time per measurement")
@@ -88,13 +100,7 @@ def main() -> None:
     rng = random.Random(7)
     print(f"{'routes':>7} {'trie cold/s':>14} {'trie memo/s':>14} {'linear/s':>12} {'cold vs linear':>15}")
     for n in (10, 1_000, 10_000):
-        routes = [Route(pattern=random_pattern(rng), body=(), priority=rng.choice((0, 0, 0, 1, -1)), index=i) for i in range(n)]
-        # Half the types are taken from literal patterns (so they match), half are random.
-        literal = [r.pattern for r in routes if "*" not in r.pattern]
-        types = [rng.choice(literal) if literal and i % 2 else random_type(rng) for i in range(500)]
-        cold, memo, linear = Router(routes, cache_size=0), Router(routes), LinearScan(routes)
-        for t in types:
-            assert cold.lookup(t) == linear.lookup(t) == memo.lookup(t), t
+        cold, memo, linear, types = workload(n, rng)
         linear_types = types if n <= 1_000 else types[:100]
         r_cold = rate(cold.lookup, types, args.seconds)
         r_memo = rate(memo.lookup, types, args.seconds)

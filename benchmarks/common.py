@@ -50,18 +50,18 @@ class Stats:
 
 @attrs.frozen
 class Figure:
-    """One row of the results: a measured value (or why there is none) and, maybe, a ratio.
+    """One row of the results: a measured value (or why there is none) and its ratios.
 
-    ``ratio`` is this subject's cost divided by the cost of ``ratio_vs`` (both
-    measured in the same rounds): above 1, bbflow (or the subject) is slower.
+    Each ratio ``(vs, stats)`` is this row's cost (time, or memory) divided by
+    the cost of ``vs``, both measured in the same rounds: above 1, this row's
+    subject is the slower (or bigger) one.
     """
 
     section: str
     name: str
     unit: str
     value: Stats | None = None
-    ratio: Stats | None = None
-    ratio_vs: str | None = None
+    ratios: tuple[tuple[str, Stats], ...] = ()
     note: str = ""
 
     def as_dict(self) -> dict[str, Any]:
@@ -70,8 +70,7 @@ class Figure:
             "name": self.name,
             "unit": self.unit,
             "value": self.value.as_dict() if self.value else None,
-            "ratio": self.ratio.as_dict() if self.ratio else None,
-            "ratio_vs": self.ratio_vs,
+            "ratios": [{"vs": vs, **stats.as_dict()} for vs, stats in self.ratios],
             "note": self.note,
         }
 
@@ -180,11 +179,11 @@ def _num(x: float) -> str:
 
 def table(figures: Sequence[Figure]) -> str:
     """The figures as a Markdown table, one section after another."""
-    lines = ["| section | figure | median [min - max] | unit | ratio [min - max] | vs |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| section | figure | median [min - max] | unit | ratio: this / other, median [min - max] |",
+             "|---|---|---|---|---|"]
     for f in figures:
         value = format_stats(f.value) if f.value else (f.note or "-")
-        ratio = f"{format_stats(f.ratio)}x" if f.ratio else ""
+        ratio = "; ".join(f"{format_stats(stats)}x vs {vs}" for vs, stats in f.ratios)
         note = f" ({f.note})" if f.note and f.value else ""
-        lines.append(f"| {f.section} | {f.name}{note} | {value} | {f.unit} | {ratio} | {f.ratio_vs or ''} |")
+        lines.append(f"| {f.section} | {f.name}{note} | {value} | {f.unit} | {ratio} |")
     return "\n".join(lines)

@@ -1,0 +1,344 @@
+"""Every bbflow benchmark in one run: prints a table and writes benchmarks/results.json.
+
+    python benchmarks/run.py [--quick] [--only SECTION ...] [--out FILE]
+
+Sections (each figure a median of several runs with min and max; each ratio
+computed from measurements taken in the same rounds, see ``common``):
+
+- compiler: ``bbflow check`` throughput and peak memory on generated projects
+  (1k and 10k lines; 100k in the full run), cold and warm process, the share of
+  lark's parse against our passes, and ``bbflow build`` with a cold and a warm
+  cache (``bench_compiler``);
+- executor: per-step cost of ``run_reactor`` against a hand-written asyncio
+  saga and a bare await chain (``bench_executor``'s reactors and baselines),
+  chain and fan-out of 1,000, success and failure with rollback;
+- memory: bytes per run with 1,000 runs of a 10-step reactor in flight;
+- router: lookups/s with 10, 1,000 and 10,000 routes against a linear scan
+  (``bench_router``'s workload);
+- agent: signals/s and p50/p99 latency through one agent (``bench_agent``);
+- peers: py_trees and LangGraph doing the same work (``bench_peers``).
+
+``--quick`` (under two minutes) runs fewer rounds and leaves out the 100k-line
+project; the full run takes about ten to fifteen minutes on two cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import gc
+import json
+import os
+import platform
+import random
+import sys
+import time
+import tracemalloc
+from collections.abc import Awaitable, Callable, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import bench_agent  # noqa: E402
+import bench_compiler  # noqa: E402
+import bench_executor  # noqa: E402
+import bench_peers  # noqa: E402
+import bench_router  # noqa: E402
+from common import Figure, Stats, async_timer, compare, ratios, table  # noqa: E402
+
+from bbflow.runtime import model  # noqa: E402
+from bbflow.runtime.events import Recorder  # noqa: E402
+from bbflow.runtime.executor import run_reactor  # noqa: E402
+from bbflow.runtime.ports import RuntimeFailure  # noqa: E402
+
+SECTIONS = ("compiler", "executor", "memory", "router", "agent", "peers")
+
+
+# --- settings ---------------------------------------------------------------------------
+
+
+def settings(quick: bool) -> dict[str, Any]:
+    """How much of everything to run."""
+    if quick:
+        return {
+            "compiler": {"sizes": (1_000, 10_000), "repeat": 3, "big": 10_000, "big_repeat": 1, "cache": (1_000,)},
+            "executor": {"steps": 1_000, "repeat": 7},
+            "memory": {"runs": 1_000, "steps": 10, "repeat": 2},
+            "router": {"routes": (10, 1_000, 10_000), "seconds": 0.05, "repeat": 3},
+            "agent": {"signals": 5_000, "burst": 500, "repeat": 3},
+            "peers": {"steps": 1_000, "repeat": 5},
+        }
+    return {
+        "compiler": {"sizes": (1_000, 10_000, 100_000), "repeat": 3, "big": 50_000, "big_repeat": 1,
+                     "cache": (1_000, 10_000)},
+        "executor": {"steps": 1_000, "repeat": 21},
+        "memory": {"runs": 1_000, "steps": 10, "repeat": 5},
+        "router": {"routes": (10, 1_000, 10_000), "seconds": 0.2, "repeat": 7},
+        "agent": {"signals": 20_000, "burst": 500, "repeat": 5},
+        "peers": {"steps": 1_000, "repeat": 11},
+    }
+
+
+# --- executor: per-step cost against hand-written asyncio ------------------------------
+
+
+class FailingPort(bench_executor.NoopPort):
+    """The no-op driver, except that ``op`` fails for one tag (the last step): the run rolls back."""
+
+    def __init__(self, fail_tag: int) -> None:
+        self.fail_tag = fail_tag
+
+    async def call(self, command: str, kwargs: dict[str, Any], *, timeout: float | None = None) -> Any:
+        if command == "op" and kwargs["tag"] == self.fail_tag:
+            raise RuntimeFailure("op: injected failure", "command", command=command)
+        return kwargs["tag"]
+
+
+async def _expect_failure(coro: Awaitable[Any]) -> None:
+    """Await a hand-written saga that must fail (after its rollback)."""
+    failed = False
+    try:
+        await coro
+    except* RuntimeFailure:
+        failed = True
+    assert failed, "the saga did not fail"
+
+
+def _bbflow(program: model.Program, reactor: model.Reactor, port: Any, status: str, undone: int,
+            observe: bool = False) -> Callable[[], Awaitable[None]]:
+    async def go() -> None:
+        recorder = Recorder() if observe else None
+        result = await run_reactor(program, reactor, {}, robot=port, observer=recorder)
+        assert result.status == status, result
+        assert not result.undo_errors
+        if recorder is not None:
+            assert len(recorder.named("undo.ok")) == undone
+
+    return go
+
+
+def executor_figures(steps: int, repeat: int) -> list[Figure]:
+    """µs per step for chain and fan-out, success and rollback; ratios against the saga and bare awaits."""
+    out: list[Figure] = []
+    ok_port, fail_port = bench_executor.NoopPort(), FailingPort(steps - 1)
+    for shape, chain in (("chain", True), ("fan-out", False)):
+        program, reactor = bench_executor.reactor(steps, chain=chain)
+        saga = bench_executor.saga_chain if chain else bench_executor.saga_fanout
+        bare = bench_executor.bare_chain if chain else bench_executor.bare_fanout
+        bare_label = "bare await chain" if chain else "bare TaskGroup"
+        for outcome in ("success", "rollback"):
+            if outcome == "success":
+                timers = {
+                    bare_label: async_timer(lambda bare=bare: bare(ok_port, steps)),
+                    "hand-written saga": async_timer(lambda saga=saga: saga(ok_port, steps)),
+                    "bbflow run_reactor": async_timer(_bbflow(program, reactor, ok_port, "ok", 0)),
+                    "bbflow run_reactor + events": async_timer(_bbflow(program, reactor, ok_port, "ok", 0, True)),
+                }
+            else:
+                timers = {
+                    "hand-written saga": async_timer(lambda saga=saga: _expect_failure(saga(fail_port, steps))),
+                    "bbflow run_reactor": async_timer(_bbflow(program, reactor, fail_port, "failed", steps - 1)),
+                    "bbflow run_reactor + events": async_timer(
+                        _bbflow(program, reactor, fail_port, "failed", steps - 1, True)),
+                }
+            times = compare(timers, repeat=repeat)
+            scale = 1e6 / steps
+            for label in timers:
+                against = [(other, ratios(times, label, other)) for other in ("hand-written saga", bare_label)
+                           if other in timers and other != label and not (label == "hand-written saga"
+                                                                          and other != bare_label)]
+                if label == bare_label:
+                    against = []
+                out.append(Figure("executor", f"{shape} of {steps:,}, {outcome}: {label}", "µs/step",
+                                  Stats.of(times[label]).scaled(scale), tuple(against)))
+    return out
+
+
+# --- memory: runs in flight ------------------------------------------------------------------
+
+
+class GatePort(bench_executor.NoopPort):
+    """The no-op driver, except that ``op`` with tag ``hold`` waits at a gate: runs pile up in flight."""
+
+    def __init__(self, hold: int, expected: int) -> None:
+        self.hold = hold
+        self.expected = expected
+        self.waiting = 0
+        self.gate = asyncio.Event()
+        self.all_waiting = asyncio.Event()
+
+    async def call(self, command: str, kwargs: dict[str, Any], *, timeout: float | None = None) -> Any:
+        if command == "op" and kwargs["tag"] == self.hold:
+            self.waiting += 1
+            if self.waiting == self.expected:
+                self.all_waiting.set()
+            await self.gate.wait()
+        return kwargs["tag"]
+
+
+async def bytes_in_flight(start: Callable[[GatePort], Awaitable[Any]], runs: int, steps: int) -> float:
+    """Bytes Python holds per run while ``runs`` runs wait half-way through their ``steps``."""
+    port = GatePort(steps // 2, runs)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        async with asyncio.TaskGroup() as tg:
+            for _ in range(runs):
+                tg.create_task(start(port))
+            await port.all_waiting.wait()
+            gc.collect()
+            held = tracemalloc.get_traced_memory()[0] - base
+            port.gate.set()
+    finally:
+        tracemalloc.stop()
+    return held / runs
+
+
+def memory_figures(runs: int, steps: int, repeat: int) -> list[Figure]:
+    """KiB per run in flight: bbflow against the hand-written saga and bare awaits, same reactor shape."""
+    program, reactor = bench_executor.reactor(steps, chain=True)
+
+    async def bbflow(port: GatePort) -> None:
+        result = await run_reactor(program, reactor, {}, robot=port)
+        assert result.ok, result
+
+    subjects: dict[str, Callable[[GatePort], Awaitable[Any]]] = {
+        "bare await chain": lambda port: bench_executor.bare_chain(port, steps),
+        "hand-written saga": lambda port: bench_executor.saga_chain(port, steps),
+        "bbflow run_reactor": bbflow,
+    }
+    sizes: dict[str, list[float]] = {name: [] for name in subjects}
+    for _ in range(repeat):
+        for name, start in subjects.items():
+            sizes[name].append(asyncio.run(bytes_in_flight(start, runs, steps)))
+    out = []
+    for name in subjects:
+        against = () if name != "bbflow run_reactor" else tuple(
+            (other, ratios(sizes, name, other)) for other in ("hand-written saga", "bare await chain"))
+        out.append(Figure("memory", f"{runs:,} runs of a {steps}-step chain in flight: {name}", "KiB/run",
+                          Stats.of(sizes[name]).scaled(1 / 1024), against))
+    return out
+
+
+# --- router and agent ------------------------------------------------------------------------
+
+
+def router_figures(route_counts: Sequence[int], seconds: float, repeat: int) -> list[Figure]:
+    """Lookups/s of the trie (cold, memoised) and a linear scan, rounds interleaved."""
+    out = []
+    rng = random.Random(7)
+    for n in route_counts:
+        cold, memo, linear, types = bench_router.workload(n, rng)
+        linear_types = types if n <= 1_000 else types[:100]
+        rates: dict[str, list[float]] = {"trie, cold": [], "trie, memoised": [], "linear scan": []}
+        for _ in range(repeat):
+            rates["trie, cold"].append(bench_router.rate(cold.lookup, types, seconds))
+            rates["trie, memoised"].append(bench_router.rate(memo.lookup, types, seconds))
+            rates["linear scan"].append(bench_router.rate(linear.lookup, linear_types, seconds))
+        costs = {name: [1 / r for r in values] for name, values in rates.items()}  # seconds per lookup
+        for name, values in rates.items():
+            against = (("trie, cold", ratios(costs, name, "trie, cold")),) if name == "linear scan" else ()
+            out.append(Figure("router", f"{n:,} routes: {name}", "lookups/s", Stats.of(values), against))
+    return out
+
+
+def agent_figures(signals: int, burst: int, repeat: int) -> list[Figure]:
+    """Signals/s and p50/p99 latency through one agent, one at a time and in bursts."""
+    out = []
+    for name, make in (("one at a time", lambda: bench_agent.one_at_a_time(signals // 5)),
+                       (f"bursts of {burst}", lambda: bench_agent.bursts(signals, burst))):
+        per_second, p50, p99 = [], [], []
+        for _ in range(repeat):
+            gc.collect()
+            rate, latencies = asyncio.run(make())
+            per_second.append(rate)
+            p50.append(bench_agent.percentile(latencies, 50) * 1e6)
+            p99.append(bench_agent.percentile(latencies, 99) * 1e6)
+        out.append(Figure("agent", f"{name}: throughput", "signals/s", Stats.of(per_second)))
+        out.append(Figure("agent", f"{name}: latency p50", "µs", Stats.of(p50)))
+        out.append(Figure("agent", f"{name}: latency p99", "µs", Stats.of(p99)))
+    return out
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions = {}
+    for dist in ("bbflow", "lark", "py_trees", "langgraph"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = None
+    return {"nproc": os.cpu_count(), "cpu": cpu, "python": platform.python_version(),
+            "implementation": platform.python_implementation(), "platform": platform.platform(),
+            "versions": versions}
+
+
+def run(quick: bool, only: Sequence[str] = SECTIONS, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run the sections named in ``only``; the results as written to results.json."""
+    conf = settings(quick)
+    started = time.perf_counter()
+    figures: list[Figure] = []
+    timings: dict[str, float] = {}
+    for section in only:
+        log(f"{section} ...")
+        t0 = time.perf_counter()
+        c = conf[section]
+        if section == "compiler":
+            figures += bench_compiler.figures({n: (c["big_repeat"] if n >= c["big"] else c["repeat"])
+                                               for n in c["sizes"]}, c["cache"], log=log)
+        elif section == "executor":
+            figures += executor_figures(c["steps"], c["repeat"])
+        elif section == "memory":
+            figures += memory_figures(c["runs"], c["steps"], c["repeat"])
+        elif section == "router":
+            figures += router_figures(c["routes"], c["seconds"], c["repeat"])
+        elif section == "agent":
+            figures += agent_figures(c["signals"], c["burst"], c["repeat"])
+        elif section == "peers":
+            figures += bench_peers.figures(c["steps"], c["repeat"])
+        timings[section] = time.perf_counter() - t0
+        log(f"{section}: {timings[section]:.1f} s")
+    return {
+        "generated": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "mode": "quick" if quick else "full",
+        "machine": machine(),
+        "settings": {k: v for k, v in conf.items() if k in only},
+        "seconds": {"total": time.perf_counter() - started, **timings},
+        "figures": [f.as_dict() for f in figures],
+        "table": table(figures),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer rounds, no 100k-line project (< 2 min)")
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="sections to run")
+    parser.add_argument("--out", type=Path, default=HERE / "results.json", help="where to write the results")
+    args = parser.parse_args(argv)
+    results = run(args.quick, args.only, log=lambda line: print(line, file=sys.stderr, flush=True))
+    print(results["table"])
+    m = results["machine"]
+    print(f"\n{results['mode']} run, {results['seconds']['total']:.0f} s; {m['nproc']} x {m['cpu']}, "
+          f"Python {m['python']}")
+    args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
