@@ -289,9 +289,13 @@ def machine() -> dict[str, Any]:
             "versions": versions}
 
 
-def run(quick: bool, only: Sequence[str] = SECTIONS, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run the sections named in ``only``; the results as written to results.json."""
-    conf = settings(quick)
+def run(quick: bool, only: Sequence[str] = SECTIONS, log: Callable[[str], None] = print,
+        conf: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run the sections named in ``only``; the results as written to results.json.
+
+    ``conf`` replaces ``settings(quick)`` (the smoke test runs everything on tiny sizes).
+    """
+    conf = conf or settings(quick)
     started = time.perf_counter()
     figures: list[Figure] = []
     timings: dict[str, float] = {}

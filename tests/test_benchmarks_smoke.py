@@ -1,0 +1,94 @@
+"""The benchmark code runs, on tiny sizes, so that it does not rot. No timing is asserted."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+import bench_peers  # noqa: E402
+import gen_project  # noqa: E402
+import run as bench_run  # noqa: E402
+from common import Figure, Stats, compare, ratios, sync_timer, table  # noqa: E402
+
+from bbflow.compiler.pipeline import compile_paths  # noqa: E402
+
+TINY = {
+    "compiler": {"sizes": (300,), "repeat": 1, "big": 10_000, "big_repeat": 1, "cache": (300,)},
+    "executor": {"steps": 12, "repeat": 2},
+    "memory": {"runs": 6, "steps": 4, "repeat": 1},
+    "router": {"routes": (10, 50), "seconds": 0.001, "repeat": 2},
+    "agent": {"signals": 50, "burst": 10, "repeat": 1},
+    "peers": {"steps": 5, "repeat": 2},
+}
+
+
+def test_generated_projects_check_clean_and_grow_with_the_size(tmp_path):
+    small = gen_project.generate(tmp_path / "small", 300)
+    large = gen_project.generate(tmp_path / "large", 1_200)
+    assert small["lines"] >= 300 and large["lines"] >= 1_200 and large["files"] > small["files"]
+    result = compile_paths([tmp_path / "large"])
+    assert [(d.code, d.message) for d in result.diagnostics.items] == []
+    assert result.files == large["files"]
+    text = "\n".join(s.text for s in result.sources.values())
+    for construct in ("robot ", "reactor ", "agent ", "undo ", "after ", "import cells.", "map ", "switch "):
+        assert construct in text, construct
+
+
+@pytest.mark.slow
+def test_every_section_runs_and_the_results_serialise(tmp_path):
+    results = bench_run.run(False, bench_run.SECTIONS, log=lambda line: None, conf=TINY)
+    out = json.loads(json.dumps(results))
+    assert set(out["seconds"]) == {"total", *bench_run.SECTIONS}
+    assert out["machine"]["nproc"] >= 1 and out["machine"]["python"]
+    sections = {f["section"] for f in out["figures"]}
+    assert sections == set(bench_run.SECTIONS)
+    for f in out["figures"]:
+        assert f["value"] is not None or f["note"], f
+        if f["value"]:
+            assert f["value"]["min"] <= f["value"]["median"] <= f["value"]["max"], f
+        for r in f["ratios"]:
+            assert r["vs"] and r["min"] <= r["median"] <= r["max"], f
+    names = [f["name"] for f in out["figures"]]
+    assert any("rollback: bbflow run_reactor" in n for n in names)
+    assert any("phase" in n and "checker passes" in n for n in names)
+    assert any("warm cache" in n for n in names)
+    assert "| executor |" in out["table"]
+
+
+def test_missing_peers_say_not_installed_and_bbflow_still_runs(monkeypatch):
+    for name in ("py_trees", "langgraph", "langgraph.graph"):
+        monkeypatch.setitem(sys.modules, name, None)  # importing it raises ImportError
+    figures = bench_peers.figures(4, 1)
+    by_name = {f.name: f for f in figures}
+    assert by_name["sequence of 4: bbflow reactor"].value is not None
+    assert by_name["fan-out of 4: bbflow reactor"].value is not None
+    for peer in ("sequence of 4: py_trees Sequence", "sequence of 4: LangGraph chain", "fan-out of 4: LangGraph fan-out"):
+        assert by_name[peer].value is None and by_name[peer].note == bench_peers.NOT_INSTALLED
+    assert "not installed" in table(figures)
+
+
+def test_ratios_pair_the_measurements_of_the_same_round():
+    times = {"a": [2.0, 4.0, 9.0], "b": [1.0, 4.0, 3.0]}
+    assert ratios(times, "a", "b") == Stats(2.0, 1.0, 3.0, 3)
+    calls = []
+    out = compare({"x": lambda: calls.append("x") or 1.0, "y": lambda: calls.append("y") or 2.0}, repeat=2, warmup=1)
+    assert calls == ["x", "y"] * 3 and out == {"x": [1.0, 1.0], "y": [2.0, 2.0]}
+
+
+def test_stats_and_timers():
+    stats = Stats.of([4.0, 1.0, 2.0])
+    assert (stats.median, stats.min, stats.max, stats.n) == (2.0, 1.0, 4.0, 3)
+    assert stats.inverse(8.0) == Stats(4.0, 2.0, 8.0, 3)
+    seen = []
+    assert sync_timer(lambda: seen.append("run"), before=lambda: seen.append("before"))() >= 0
+    assert seen == ["before", "run"]
+    with pytest.raises(ValueError):
+        Stats.of([])
+    row = Figure("s", "n", "u", note="not installed")
+    assert "not installed" in table([row])
