@@ -215,6 +215,23 @@ def test_a_python_driver_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 # --- the example -----------------------------------------------------------------------------------------
 
 
+def test_the_example_readme_starts_with_this_run(tmp_path: Path) -> None:
+    readme = (EXAMPLE / "README.md").read_text()
+    commands = [line.strip() for line in readme.splitlines() if line.startswith("    bbflow ")]
+    assert commands[0] == "bbflow run examples/pick_and_place --until-idle < examples/pick_and_place/signals.jsonl"
+    usage = CliRunner().invoke(main, ["run", "--help"]).stdout  # the options the README uses exist
+    for option in ("--until-idle", "--reactor", "--input", "--faults", "--events", "--robot", "--no-arm"):
+        assert option in usage
+
+
+def test_the_example_drill_rolls_back(tmp_path: Path) -> None:
+    project = tmp_path / "pick_and_place"
+    shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns(".bbflow"))
+    result = bbflow_run(project, "--reactor", "PickAndPlace", *PICK_INPUTS, "--faults", str(project / "jammed.toml"))
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[-1] == "PickAndPlace failed: close_gripper failed: jammed; rolled back, no undo errors"
+
+
 def test_the_example_project_runs_its_sample_signals(tmp_path: Path) -> None:
     project = tmp_path / "pick_and_place"
     shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns(".bbflow"))

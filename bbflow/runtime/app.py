@@ -286,6 +286,7 @@ def reactor_outcome(result: RunResult, reactor: model.Reactor) -> Outcome:
         shown = f": {compact(result.value)}" if reactor.result is not None else ""
         return Outcome(Status.OK, f"{reactor.name} ok{shown}", result.value, reactor.result is not None)
     message = result.error.message if result.error is not None else "?"
+    message = message.removeprefix(f"{reactor.name} halted: ")  # the summary names the reactor already
     if result.status == "halted":
         done = ", ".join(result.completed) or "nothing"
         return Outcome(Status.HALTED, f"{reactor.name} halted: {message}; completed: {done}; nothing undone{undo}")

@@ -135,20 +135,22 @@ class Board:
         parts: list[Any] = []
         runs = [*self.runs.values(), *reversed(self.finished)]
         if runs:
-            table = Table(title="runs", title_justify="left", expand=True, show_edge=False)
+            table = Table(title="runs", title_justify="left", show_edge=False)
             table.add_column("reactor", no_wrap=True)
             table.add_column("status", no_wrap=True)
             table.add_column("time", justify="right", no_wrap=True)
-            table.add_column("steps")
+            table.add_column("steps", no_wrap=True)
+            table.add_column("outcome", no_wrap=True, overflow="ellipsis")
             for view in runs:
                 status_style = {"ok": "green", "failed": "red", "halted": "bold red"}.get(view.status, "yellow")
                 took = (view.ended if view.ended is not None else now) - view.started
                 name = ("  ↳ " if view.parent else "") + view.reactor
-                table.add_row(name, Text(view.status, status_style), f"{took:.2f}s", _steps_text(view))
+                table.add_row(name, Text(view.status, status_style), f"{took:.2f}s", _steps_text(view),
+                              Text(view.detail, "dim"))
             parts.append(table)
         if self.agents:
-            table = Table(title="agents", title_justify="left", expand=True, show_edge=False)
-            for column in ("agent", "queue", "last signal", "handled", "runs", "dropped", "errors"):
+            table = Table(title="agents", title_justify="left", show_edge=False)
+            for column in ("agent", "queue", "last signal", "handled", "running", "dropped", "errors"):
                 table.add_column(column, no_wrap=True)
             for agent in self.agents:
                 stats = getattr(agent, "stats", None)
@@ -160,7 +162,7 @@ class Board:
                 )
             parts.append(table)
         if self.robots:
-            table = Table(title="robots", title_justify="left", expand=True, show_edge=False)
+            table = Table(title="robots", title_justify="left", show_edge=False)
             for column in ("robot", "interface", "safety", "state"):
                 table.add_column(column, no_wrap=True)
             for robot in self.robots:
@@ -177,8 +179,6 @@ def _steps_text(view: RunView) -> Text:
         if i:
             text.append("  ")
         text.append(f"{mark} {step}", style=style)
-    if view.detail and view.status != "running":
-        text.append(f"   {view.detail}", style="dim")
     return text
 
 
