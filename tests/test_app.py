@@ -21,7 +21,7 @@ from bbflow.runtime.events import Recorder
 from bbflow.runtime.liveview import Board, PlainLog, describe
 from bbflow.runtime.run_plan import RunOptions, UsageError, parse_inputs, plan_run
 from bbflow.runtime.stdin import InputLines, stdin_source
-from run_helpers import PICK, PICK_INPUTS, PLACE, REQUEST, names, write_project
+from run_helpers import PICK_INPUTS, PLACE, REQUEST, names, write_project
 
 SIM = {"duration": "100ms", "events": [{"after": "close_gripper", "event": "force", "data": {"newtons": 12.0}}]}
 
