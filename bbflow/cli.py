@@ -35,20 +35,25 @@ def main() -> None:
               help="How to print the diagnostics.")
 @click.option("--strict", is_flag=True, help="Fail (exit 1) on warnings too.")
 @click.option("--drivers", is_flag=True, help="Also import the configured drivers and check them (BBF601).")
-def check(paths: tuple[str, ...], fmt: str, strict: bool, drivers: bool) -> None:
+@click.option("--no-cache", is_flag=True, help="Check everything again, ignoring .bbflow/cache.")
+def check(paths: tuple[str, ...], fmt: str, strict: bool, drivers: bool, no_cache: bool) -> None:
     """Check .flow files, folders and projects (default: the current folder).
 
-    Exit status: 0 no errors, 1 errors (or warnings with --strict), 2 usage or I/O error.
+    Unchanged programs are not checked again: their diagnostics come from
+    .bbflow/cache. Exit status: 0 no errors, 1 errors (or warnings with
+    --strict), 2 usage or I/O error.
     """
-    from bbflow.compiler.report import report
     from bbflow.compiler.pipeline import InputError, compile_paths
+    from bbflow.compiler.report import report
 
-    if drivers:
-        raise UsageFailure("--drivers is not available yet: driver checking (BBF601) is not implemented")
     try:
-        result = compile_paths(paths or (".",))
+        result = compile_paths(paths or (".",), use_cache=not no_cache, generate=drivers)
     except InputError as e:
         raise UsageFailure(str(e)) from e
+    if drivers:
+        from bbflow.compiler.build import check_drivers
+
+        check_drivers(result)
     color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
     out = report(result, fmt, color=color)
     click.echo(out.body, nl=False)

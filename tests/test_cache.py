@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bbflow.compiler import build as build_mod
+from bbflow.compiler import pipeline
 from bbflow.compiler.build import build_program
 from bbflow.compiler.cache import Cache, module_keys
 from codegen_helpers import write_flows
@@ -34,7 +34,7 @@ def test_an_unchanged_program_is_not_checked_again(tmp_path: Path, monkeypatch: 
     def no_check(*args: object, **kwargs: object) -> None:
         raise AssertionError("checked again")
 
-    monkeypatch.setattr(build_mod, "check_paths", no_check)
+    monkeypatch.setattr(pipeline, "check", no_check)
     second = build_program([tmp_path])
     assert [(m.module, m.code) for m in second.modules] == [(m.module, m.code) for m in first.modules]
     assert (tmp_path / ".bbflow" / "cache" / "modules").is_dir()
@@ -44,8 +44,8 @@ def test_a_changed_import_regenerates_its_importers_only(tmp_path: Path, monkeyp
     write_flows(tmp_path, {"cell/arm.flow": ARM, "cell/task.flow": TASK, "other.flow": OTHER})
     build_program([tmp_path])
     generated: list[str] = []
-    real = build_mod.generate_module
-    monkeypatch.setattr(build_mod, "generate_module",
+    real = pipeline.generate_module
+    monkeypatch.setattr(pipeline, "generate_module",
                         lambda module, facts, text: generated.append(module.name) or real(module, facts, text))
     write_flows(tmp_path, {"cell/arm.flow": ARM.replace("beep() -> bool", "beep(loud: bool = true) -> bool")})
     again = build_program([tmp_path])
@@ -58,7 +58,7 @@ def test_a_changed_import_regenerates_its_importers_only(tmp_path: Path, monkeyp
 def test_diagnostics_come_back_from_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write_flows(tmp_path, {"cell.flow": "reactor R() -> int {\n    return nope\n}\n"})
     first = build_program([tmp_path])
-    monkeypatch.setattr(build_mod, "check_paths", lambda *a, **k: (_ for _ in ()).throw(AssertionError("checked")))
+    monkeypatch.setattr(pipeline, "check", lambda *a, **k: (_ for _ in ()).throw(AssertionError("checked")))
     second = build_program([tmp_path])
     assert [(d.code, d.span.line, d.span.file) for d in second.diagnostics] == \
         [(d.code, d.span.line, d.span.file) for d in first.diagnostics]

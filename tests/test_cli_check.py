@@ -106,12 +106,6 @@ def test_usage_errors_exit_2(tmp_path: Path, make, message: str) -> None:  # typ
     assert message in err
 
 
-def test_drivers_not_available_yet(tmp_path: Path) -> None:
-    code, _, err = run("--drivers", str(write(tmp_path, "ok.flow", CLEAN)))
-    assert code == 2
-    assert "not available yet" in err
-
-
 def test_the_example_project_is_clean() -> None:
     code, out, err = run(str(EXAMPLE))
     assert (code, out) == (0, ""), out

@@ -1,17 +1,13 @@
-"""Build orchestration: check -> generate -> write, through the on-disk cache.
+"""Build orchestration over the one pipeline: generate -> write -> load, and the driver check.
 
-``build_paths`` is ``bbflow build``: it refuses to write anything when the
-check reports errors, and otherwise writes one Python module per ``.flow``
-module (the standard library's included, under ``std/``) into packages that
-mirror the module names, with a manifest for ``bbflow.runtime.loader``.
-``compile_project`` is what ``bbflow run`` uses: the same, into
-``PROJECT/.bbflow/cache/build``, then loaded into a ``model.Program``.
-
-The cache (``bbflow.compiler.cache``): when every module's key (its source
-and, transitively, its imports') is cached, nothing is parsed, checked or
-generated: diagnostics and code come from the cache. When some module
-changed, the program is checked as a whole (names and types cross module
-boundaries), and only the modules whose keys missed are generated again.
+``build_program`` is ``bbflow build``: ``bbflow.compiler.pipeline`` checks
+and generates (through the on-disk cache), and nothing is written when the
+check reports errors; ``write_package`` then writes one Python module per
+``.flow`` module (the standard library's included, under ``std/``) into
+packages that mirror the module names, with a manifest for
+``bbflow.runtime.loader``. ``compile_project`` is what ``bbflow run`` uses: the
+same, into ``PROJECT/.bbflow/cache/build``, then loaded into a
+``model.Program``. ``check_drivers`` is ``bbflow check --drivers``.
 """
 
 from __future__ import annotations
@@ -20,167 +16,198 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
-from importlib import resources
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TypeVar
 
 import attrs
 
 from bbflow import __version__
 from bbflow.compiler import ast
-from bbflow.compiler.cache import Cache, Entry, module_keys, sha256
-from bbflow.compiler.codegen import GeneratedModule, flow_path, generate_module, module_path
+from bbflow.compiler.cache import Cache
+from bbflow.compiler.codegen import GeneratedModule, flow_path, module_path
 from bbflow.compiler.diagnostics import Diagnostics
 from bbflow.compiler.facts import Facts
-from bbflow.compiler.checker import check
 from bbflow.compiler.parser import parse_module
-from bbflow.compiler.pipeline import CompileResult, SourceUnit, discover, read_source
-from bbflow.compiler.source import SourceFile, Span
+from bbflow.compiler.pipeline import STDLIB_FILE, CompileResult, compile_paths
+from bbflow.compiler.source import Span
+from bbflow.project import Project, RobotConfig
 from bbflow.runtime import model
+from bbflow.runtime.driver import DriverError
+from bbflow.runtime.driver_check import check_driver
+from bbflow.runtime.drivers import load_driver
 from bbflow.runtime.loader import MANIFEST, load_program
 
-STDLIB_PACKAGE = "bbflow.stdlib"
-PRELUDE = "std.prelude"
 BUILD_DIR = "build"  # under the cache folder, for `bbflow run`
-T = TypeVar("T")
+DRIVER_HELP = ("a driver needs one async method per command, named after it, taking the declared "
+               "parameters by keyword (see `bbflow explain BBF601`)")
 
 
 @attrs.define
 class BuildResult:
     """What a build produced: all diagnostics, the generated modules (none if there were errors)."""
 
-    diagnostics: Diagnostics
-    modules: list[GeneratedModule] = attrs.Factory(list)
-    sources: dict[str, str] = attrs.Factory(dict)  # display path -> text, for rendering diagnostics
-    files: int = 0
-    cache: Cache | None = None
+    result: CompileResult
+
+    @property
+    def diagnostics(self) -> Diagnostics:
+        return self.result.diagnostics
+
+    @property
+    def modules(self) -> list[GeneratedModule]:
+        return self.result.generated
+
+    @property
+    def sources(self) -> dict[str, str]:
+        """Display path -> text, for rendering diagnostics."""
+        return {d: s.text for d, s in self.result.sources.items()}
+
+    @property
+    def files(self) -> int:
+        return self.result.files
+
+    @property
+    def cache(self) -> Cache | None:
+        return self.result.cache
 
     @property
     def ok(self) -> bool:
         return not self.diagnostics.has_errors()
 
 
-# --- the standard library -----------------------------------------------------------
-
-
-def stdlib_sources() -> dict[str, str]:
-    """Module name -> text of every ``.flow`` file shipped in ``bbflow/stdlib``."""
-    found: dict[str, str] = {}
-
-    def walk(folder, prefix: tuple[str, ...]) -> None:  # type: ignore[no-untyped-def]
-        for entry in sorted(folder.iterdir(), key=lambda e: e.name):
-            if entry.is_dir() and not entry.name.startswith((".", "_")):
-                walk(entry, (*prefix, entry.name))
-            elif entry.name.endswith(".flow"):
-                found[".".join((*prefix, entry.name[: -len(".flow")]))] = entry.read_text(encoding="utf-8")
-
-    walk(resources.files(STDLIB_PACKAGE), ())
-    return found
-
-
-# --- checking and generating ------------------------------------------------------------
-
-
 @attrs.define
 class Checked:
-    """A compiled program and what the checker established about it (None if a pass crashed)."""
+    """A checked program and what the checker established (None if a pass crashed), for ``bbflow graph``."""
 
     result: CompileResult
     facts: Facts | None
 
 
 def check_paths(paths: Iterable[str | Path]) -> Checked:
-    """The pipeline's discover -> read -> parse, then the checker, keeping its ``Facts`` for codegen.
-
-    Raises ``InputError`` for unusable paths; a crash of the parser or checker
-    is a BBF900 diagnostic.
-    """
-    result = CompileResult()
-    for unit in discover(paths, result):
-        text = read_source(unit, result.diagnostics)
-        if text is None:
-            continue
-        source = SourceFile(unit.display, text)
-        result.sources[unit.display] = source
-        module = _guarded(result, "parser", lambda: parse_module(source, unit.module, result.diagnostics))
-        if module is not None:
-            result.modules.append(module)
-    facts = _guarded(result, "checker", lambda: check(result.modules, result.diagnostics))
-    return Checked(result, facts)
-
-
-def _guarded(result: CompileResult, stage: str, work: Callable[[], T]) -> T | None:
-    try:
-        return work()
-    except Exception as e:  # noqa: BLE001 - the compiler must never crash
-        _internal_error(result.diagnostics, result, stage, e)
-        return None
-
-
-def _internal_error(diags: Diagnostics, result: CompileResult, stage: str, e: Exception) -> None:
-    first = result.modules[0].file if result.modules else next(iter(result.sources), "<input>")
-    diags.error("BBF900", f"internal compiler error in the {stage}: {type(e).__name__}: {e}",
-                Span.point(first, 1, 1),
-                help="this is a bug in bbflow, not in your program; please report it with this file")
-
-
-def imports_of(module: ast.Module) -> tuple[str, ...]:
-    """The modules ``module`` imports, as written (``std.prelude`` is implied for all but itself)."""
-    names = {".".join(i.name for i in imp.module) for imp in module.imports}
-    if module.name != PRELUDE:
-        names.add(PRELUDE)
-    return tuple(sorted(names))
-
-
-def generate_all(result: CompileResult, facts: Facts, *, cache: Cache | None = None,
-                 keys: dict[str, str] | None = None) -> list[GeneratedModule]:
-    """Code for every module of a program that checked without errors (cached modules reused)."""
-    texts = _texts(result, facts)
-    out = []
-    for name in sorted(facts.modules):
-        key = keys.get(name) if keys else None
-        entry = cache.get(key) if cache is not None and key else None
-        if entry is not None:
-            out.append(GeneratedModule(name, flow_path(name), sha256(texts[name]), entry.code, entry.linemap))
-            continue
-        gen = generate_module(facts.modules[name], facts, texts[name])
-        out.append(gen)
-        if cache is not None and key:
-            cache.put(key, Entry(gen.code, gen.linemap))
-    return out
+    """The pipeline without the cache (the facts are wanted); raises ``InputError`` for unusable paths."""
+    result = compile_paths(paths)
+    return Checked(result, result.facts)
 
 
 def build_program(paths: Iterable[str | Path], *, use_cache: bool = True) -> BuildResult:
     """Check the program at ``paths`` and generate its modules (raises ``InputError`` for unusable paths)."""
-    paths = list(paths)
-    scratch = CompileResult()
-    units = discover(paths, scratch)
-    cache = Cache.for_project(_cache_root(units, scratch)) if use_cache and units else None
-    if cache is not None:
-        cached = _from_cache(units, cache)
-        if cached is not None:
-            return cached
-    checked = check_paths(paths)
-    result, facts = checked.result, checked.facts
-    sources = {d: s.text for d, s in result.sources.items()}
-    out = BuildResult(result.diagnostics, sources=sources, files=result.files, cache=cache)
-    if facts is None or len(result.modules) != len(units):
-        return out  # a file that did not parse, or no checker: nothing to generate or cache
-    texts = _texts(result, facts)
-    keys = module_keys(texts, {name: imports_of(m) for name, m in facts.modules.items()})
-    if cache is not None:
-        for name, m in facts.modules.items():
-            cache.store_imports(sha256(texts[name]), imports_of(m))
-        cache.put_diagnostics(keys, _files(facts), list(result.diagnostics))
+    return BuildResult(compile_paths(paths, use_cache=use_cache, generate=True))
+
+
+def compile_project(target: str | Path | Sequence[str | Path]) -> tuple[Diagnostics, model.Program | None]:
+    """For ``bbflow run``: check and build (through the cache), then load the generated package.
+
+    ``target``: a project folder (or its bbflow.toml), or the paths to
+    compile. The package is written to ``PROJECT/.bbflow/cache/build`` (a
+    temporary folder when there is no project root to write under) and
+    loaded by ``bbflow.runtime.loader``; the Program is None when there were
+    errors. Raises ``InputError`` for unusable paths.
+    """
+    paths = [target] if isinstance(target, (str, Path)) else list(target)
+    result = compile_paths(paths, use_cache=True, generate=True)
     if result.diagnostics.has_errors():
-        return out
+        return result.diagnostics, None
+    out_dir = result.cache_root / ".bbflow" / "cache" / BUILD_DIR
     try:
-        out.modules = generate_all(result, facts, cache=cache, keys=keys)
-    except Exception as e:  # noqa: BLE001 - a codegen bug is a BBF900, never a crash
-        _internal_error(out.diagnostics, result, "code generator", e)
-        out.modules = []
-    return out
+        _replace_tree(result.generated, out_dir)
+    except OSError:
+        out_dir = Path(tempfile.mkdtemp(prefix="bbflow-build-"))
+        write_package(result.generated, out_dir)
+    return result.diagnostics, load_program(out_dir)
+
+
+# --- bbflow check --drivers ---------------------------------------------------------------
+
+
+def check_drivers(result: CompileResult) -> None:
+    """BBF601 for every configured driver that cannot drive its robot interface.
+
+    ``result``: the pipeline's, with ``generate=True``. The interfaces are
+    the runtime's own ``model.Robot`` values, loaded from the generated code
+    (the same the robot would run), so nothing is described twice. Robots on
+    the simulated driver are skipped: it implements any interface. Nothing is
+    checked when the program has errors (there is no model to compare with).
+    """
+    robots = [(project, instance, config) for project in result.projects
+              for instance, config in project.robots.items() if not config.is_sim]
+    if not robots or result.diagnostics.has_errors() or not result.generated:
+        return
+    with tempfile.TemporaryDirectory(prefix="bbflow-drivers-") as scratch:
+        write_package(result.generated, scratch)
+        try:
+            program = load_program(scratch)
+        except Exception as e:  # noqa: BLE001 - code the compiler just generated: a compiler bug
+            result.diagnostics.error("BBF900", f"internal compiler error loading the generated code: "
+                                     f"{type(e).__name__}: {e}",
+                                     Span.point(next(iter(result.sources), "<input>"), 1, 1),
+                                     help="this is a bug in bbflow, not in your program; please report it")
+            return
+    for project, instance, config in robots:
+        spec = program.robots.get(config.interface)
+        if spec is None:
+            known = ", ".join(sorted(program.robots)) or "none"
+            result.diagnostics.error(
+                "BBF601", f"robot `{instance}` implements `{config.interface}`, which the checked program does "
+                f"not declare (interfaces: {known})", _toml_span(project, instance),
+                help="check the whole project (`bbflow check --drivers` in its folder) or fix `interface`")
+            continue
+        for problem, advice in _driver_problems(instance, config, spec):
+            result.diagnostics.error("BBF601", problem, _robot_span(result, spec),
+                                     notes=(f"robot `{instance}` in {_shown(project.file)} uses this interface",),
+                                     help=advice)
+
+
+def _driver_problems(instance: str, config: RobotConfig, spec: model.Robot) -> list[tuple[str, str]]:
+    """(message, help) for each problem of the driver that ``config`` names for ``instance``."""
+    try:
+        cls = load_driver(config.driver)
+    except Exception as e:  # noqa: BLE001 - a driver's module may raise anything while it is imported
+        reason = str(e) if isinstance(e, DriverError) else f"driver {config.driver!r}: {type(e).__name__}: {e}"
+        module = config.driver.partition(":")[0]
+        return [(f"the driver of robot `{instance}` cannot be imported: {reason}",
+                 f"make `{module}` importable where bbflow runs (install its package, or run from the folder "
+                 "that holds it) and check the class name after the colon")]
+    return [(f"driver `{config.driver}` of robot `{instance}`: {problem}", DRIVER_HELP)
+            for problem in check_driver(cls, spec)]
+
+
+def _robot_span(result: CompileResult, spec: model.Robot) -> Span:
+    """The name in the ``robot NAME`` declaration of ``spec`` (parsed again when replayed from the cache)."""
+    module = spec.qualname.rsplit(".", 1)[0]
+    unit = next((u for u in result.units if u.module == module), None)
+    if unit is None or unit.display not in result.sources:
+        return Span.point(STDLIB_FILE + flow_path(module), max(spec.line, 1), 1)
+    parsed = next((m for m in result.modules if m.name == module), None)
+    if parsed is None:
+        parsed = parse_module(result.sources[unit.display], module, Diagnostics())
+    for decl in parsed.decls:
+        if isinstance(decl, ast.RobotDecl) and decl.name.name == spec.name:
+            return decl.name.span
+    return Span.point(unit.display, max(spec.line, 1), 1)
+
+
+def _toml_span(project: Project, instance: str) -> Span:
+    """The ``[robot.INSTANCE]`` header in bbflow.toml (its first line if it cannot be found)."""
+    headers = (f"[robot.{instance}]", f'[robot."{instance}"]')
+    try:
+        lines = project.file.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        lines = []
+    for number, line in enumerate(lines, 1):
+        if line.strip().replace(" ", "").startswith(headers):
+            return Span(_shown(project.file), number, 1, number, len(line.rstrip()) + 1)
+    return Span.point(_shown(project.file), 1, 1)
+
+
+def _shown(path: Path) -> str:
+    """A path as diagnostics show it: relative to the current folder when below it."""
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:  # another drive on Windows
+        return str(path)
+    return str(path) if rel.startswith("..") else rel
+
+
+# --- writing ---------------------------------------------------------------------------------
 
 
 def write_package(modules: Sequence[GeneratedModule], out_dir: Path | str) -> list[Path]:
@@ -210,104 +237,6 @@ def write_package(modules: Sequence[GeneratedModule], out_dir: Path | str) -> li
     _write(out_dir / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     written.append(out_dir / MANIFEST)
     return written
-
-
-def compile_project(target: str | Path | Sequence[str | Path]) -> tuple[Diagnostics, model.Program | None]:
-    """For ``bbflow run``: check and build (through the cache), then load the generated package.
-
-    ``target``: a project folder (or its bbflow.toml), or the paths to
-    compile. The package is written to ``PROJECT/.bbflow/cache/build`` (a
-    temporary folder when there is no project root to write under) and
-    loaded by ``bbflow.runtime.loader``; the Program is None when there were
-    errors. Raises ``InputError`` for unusable paths.
-    """
-    paths = [target] if isinstance(target, (str, Path)) else list(target)
-    built = build_program(paths)
-    if not built.ok:
-        return built.diagnostics, None
-    scratch = CompileResult()
-    units = discover(paths, scratch)
-    root = _cache_root(units, scratch)
-    out_dir = root / ".bbflow" / "cache" / BUILD_DIR
-    try:
-        _replace_tree(built.modules, out_dir)
-    except OSError:
-        out_dir = Path(tempfile.mkdtemp(prefix="bbflow-build-"))
-        write_package(built.modules, out_dir)
-    return built.diagnostics, load_program(out_dir)
-
-
-# --- helpers -----------------------------------------------------------------------------
-
-
-def _cache_root(units: list[SourceUnit], result: CompileResult) -> Path:
-    """The project root if there is one, else the first source root."""
-    if result.projects:
-        return result.projects[0].root
-    return units[0].root if units else Path.cwd()
-
-
-def _texts(result: CompileResult, facts: Facts) -> dict[str, str]:
-    """The source text of every module of the program (the standard library's from the package)."""
-    std = stdlib_sources()
-    own = {m.name: result.sources[m.file].text for m in result.modules if m.file in result.sources}
-    return {name: own[name] if name in own else std.get(name, "") for name in facts.modules}
-
-
-def _files(facts: Facts) -> dict[str, str]:
-    """Module name -> the file its spans name."""
-    return {name: m.file for name, m in facts.modules.items()}
-
-
-def _from_cache(units: list[SourceUnit], cache: Cache) -> BuildResult | None:
-    """The whole build from the cache when nothing changed; None on any miss."""
-    texts: dict[str, str] = {}
-    for unit in units:
-        text = read_source(unit, Diagnostics())
-        if text is None:
-            return None
-        texts[unit.module] = text
-    std = stdlib_sources()
-    imports: dict[str, tuple[str, ...]] = {}
-    for name, text in {**std, **texts}.items():
-        found = cache.imports(sha256(text))
-        if found is None:
-            if name in std:
-                continue  # a std module the last build did not load
-            return None
-        imports[name] = found
-    used = _imported_closure(texts, imports)
-    sources = {name: text for name, text in {**std, **texts}.items() if name in used}
-    if set(sources) != used:
-        return None  # imports of modules that do not exist: let the checker say so
-    keys = module_keys(sources, imports)
-    files = {name: next((u.display for u in units if u.module == name), f"<stdlib>/{flow_path(name)}")
-             for name in sources}
-    diags = cache.get_diagnostics(keys, files)
-    if diags is None:
-        return None
-    out = BuildResult(Diagnostics(diags), sources={u.display: texts[u.module] for u in units},
-                      files=len(units), cache=cache)
-    if out.diagnostics.has_errors():
-        return out
-    for name in sorted(sources):
-        entry = cache.get(keys[name])
-        if entry is None:
-            return None
-        out.modules.append(GeneratedModule(name, flow_path(name), sha256(sources[name]), entry.code, entry.linemap))
-    return out
-
-
-def _imported_closure(texts: dict[str, str], imports: dict[str, tuple[str, ...]]) -> set[str]:
-    """The modules the program uses: its own and, transitively, what they import."""
-    seen: set[str] = set()
-    stack = list(texts)
-    while stack:
-        name = stack.pop()
-        if name not in seen:
-            seen.add(name)
-            stack.extend(imports.get(name, ()))
-    return seen
 
 
 def _write(path: Path, text: str) -> None:

@@ -1,35 +1,47 @@
-"""From the paths a user names to parsed modules and their diagnostics.
+"""The one compiler pipeline: discover -> read -> parse -> check [-> generate], through the cache.
 
-``compile_paths`` discovers ``.flow`` files (a project folder: its source
+``bbflow check``, ``bbflow build`` and ``bbflow run`` all call
+``compile_paths``; it discovers ``.flow`` files (a project folder: its source
 folder; any other folder: every ``.flow`` file below it, hidden folders
 skipped; a file: itself), names each module by its path under its source root
-(``cell/arm.flow`` -> ``cell.arm``), reads and parses every file, and then
-hands the whole result to the checker.
+(``cell/arm.flow`` -> ``cell.arm``), reads every file, parses it, runs the
+checker (``bbflow.compiler.checker.check``) over the whole program, keeping
+what it established in ``result.facts``, and, with ``generate=True`` and no
+errors, generates one Python module per ``.flow`` module (the standard
+library's included) into ``result.generated``.
 
-The checker seam: if the module ``bbflow.compiler.checker`` exists, its
-``check(result: CompileResult) -> Facts`` runs over the parsed modules, adds
-its diagnostics to ``result.diagnostics``, and what it established is kept in
-``result.facts`` for code generation; without it, only syntax is checked. Any exception escaping the parser or the checker is a compiler bug and
-becomes a BBF900 diagnostic, never a crash.
+With ``use_cache=True`` the on-disk cache (``bbflow.compiler.cache``, in
+``.bbflow/cache`` under the project root) is consulted after reading: when
+the program's diagnostics (and, for ``generate``, every module's code) are
+cached under its content keys, nothing is parsed, checked or generated; the
+diagnostics are replayed and ``result.cached`` is true (``modules`` and
+``facts`` are then empty: ask without the cache when you need them). On a
+miss the program is checked as a whole (names and types cross module
+boundaries), the outcome is stored, and only modules whose keys missed are
+generated again; a change to a module changes the keys of its importers.
 
-Problems with the paths themselves (missing, unreadable, not a ``.flow`` file,
-a broken bbflow.toml) are not diagnostics about the user's program: they raise
+Any exception escaping the parser, the checker or the code generator is a
+compiler bug and becomes a BBF900 diagnostic, never a crash. Problems with the
+paths themselves (missing, unreadable, not a ``.flow`` file, a broken
+bbflow.toml) are not diagnostics about the user's program: they raise
 ``InputError``, which the command line reports as a usage error (exit 2).
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import os
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from importlib import resources
 from pathlib import Path
 from typing import TypeVar
 
 import attrs
 
 from bbflow.compiler import ast
+from bbflow.compiler.cache import Cache, Entry, module_keys, sha256
+from bbflow.compiler.checker import check
+from bbflow.compiler.codegen import GeneratedModule, flow_path, generate_module
 from bbflow.compiler.diagnostics import Diagnostics
 from bbflow.compiler.facts import Facts
 from bbflow.compiler.parser import parse_module
@@ -37,7 +49,9 @@ from bbflow.compiler.source import SourceFile, Span
 from bbflow.project import PROJECT_FILE, Project, ProjectError, find_project, load_project
 
 SUFFIX = ".flow"
-CHECKER = "bbflow.compiler.checker"
+STDLIB_PACKAGE = "bbflow.stdlib"
+STDLIB_FILE = "<stdlib>/"  # how the checker names the standard library's files
+PRELUDE = "std.prelude"
 T = TypeVar("T")
 
 
@@ -57,46 +71,188 @@ class SourceUnit:
 
 @attrs.define
 class CompileResult:
-    modules: list[ast.Module] = attrs.Factory(list)  # in discovery order
+    modules: list[ast.Module] = attrs.Factory(list)  # in discovery order (empty when replayed from the cache)
     sources: dict[str, SourceFile] = attrs.Factory(dict)  # by display path (the spans' ``file``)
     diagnostics: Diagnostics = attrs.Factory(Diagnostics)
     roots: list[Path] = attrs.Factory(list)  # source roots, for resolving imports of unnamed modules
     projects: list[Project] = attrs.Factory(list)
     facts: Facts | None = None  # what the checker established (None if it did not run or crashed)
+    units: list[SourceUnit] = attrs.Factory(list)  # the files discovered, in order
+    generated: list[GeneratedModule] = attrs.Factory(list)  # with generate=True and no errors
+    cache: Cache | None = None  # the cache consulted (None without use_cache)
+    cached: bool = False  # replayed from the cache: nothing was parsed, checked or generated
 
     @property
     def files(self) -> int:
         return len(self.sources)
 
+    @property
+    def cache_root(self) -> Path:
+        """Where ``.bbflow`` goes: the project root if there is one, else the first source root."""
+        if self.projects:
+            return self.projects[0].root
+        return self.units[0].root if self.units else Path.cwd()
 
-def compile_paths(paths: Iterable[str | Path]) -> CompileResult:
-    """Discover, read, parse and check; raises InputError only for unusable paths."""
+
+def compile_paths(paths: Iterable[str | Path], *, use_cache: bool = False, generate: bool = False) -> CompileResult:
+    """Discover, read, parse and check (and generate); raises InputError only for unusable paths."""
     result = CompileResult()
-    units = discover(paths, result)
-    for unit in units:
+    result.units = discover(paths, result)
+    texts: dict[str, str] = {}
+    for unit in result.units:
         text = read_source(unit, result.diagnostics)
-        if text is None:
+        if text is not None:
+            texts[unit.module] = text
+            result.sources[unit.display] = SourceFile(unit.display, text)
+    if use_cache and result.units:
+        result.cache = Cache.for_project(result.cache_root)
+        if len(texts) == len(result.units) and replay(result, texts, generate=generate):
+            return result
+    for unit in result.units:
+        source = result.sources.get(unit.display)
+        if source is None:
             continue
-        source = SourceFile(unit.display, text)
-        result.sources[unit.display] = source
         module = _guarded(result.diagnostics, unit.display, "parser",
                           lambda: parse_module(source, unit.module, result.diagnostics))
         if module is not None:
             result.modules.append(module)
     run_checker(result)
+    complete = result.facts is not None and len(result.modules) == len(result.units)
+    if not complete:
+        return result  # a file that did not read or parse, or a checker crash: nothing to cache or generate
+    keys = program_keys(result)
+    if result.cache is not None:
+        store(result, keys)
+    if generate and not result.diagnostics.has_errors():
+        generated = _guarded(result.diagnostics, _first_file(result), "code generator",
+                             lambda: generate_all(result, keys))
+        result.generated = generated or []
     return result
 
 
 def run_checker(result: CompileResult) -> None:
-    """The seam where the semantic checks run (see the module docstring)."""
-    if importlib.util.find_spec(CHECKER) is None:
-        return
-    first = result.modules[0].file if result.modules else next(iter(result.sources), "<input>")
+    """The semantic checks over the whole program; a crash is a BBF900."""
+    result.facts = _guarded(result.diagnostics, _first_file(result), "checker", lambda: check(result))
 
-    def check() -> Facts:
-        return importlib.import_module(CHECKER).check(result)
 
-    result.facts = _guarded(result.diagnostics, first, "checker", check)
+# --- the cache ------------------------------------------------------------------------
+
+
+def replay(result: CompileResult, texts: Mapping[str, str], *, generate: bool) -> bool:
+    """Fill ``result`` from the cache if the whole program is there (and its code, for ``generate``).
+
+    ``texts``: module name -> source of every discovered file. Needs no
+    parsing: a text's imports are cached under its hash. False on any miss,
+    leaving ``result`` untouched.
+    """
+    assert result.cache is not None
+    cache = result.cache
+    sources = {**stdlib_sources(), **texts}
+    imports: dict[str, tuple[str, ...]] = {}
+    for name, text in sources.items():
+        written = cache.imports(sha256(text))
+        if written is None:
+            return False
+        imports[name] = with_prelude(name, written)
+    keys = module_keys(sources, imports)
+    files = {name: _file_of(name, result) for name in sources}
+    diags = cache.get_diagnostics(keys, files)
+    if diags is None:
+        return False
+    generated = []
+    if generate and not any(d.is_error for d in diags):
+        for name in sorted(sources):
+            entry = cache.get(keys[name])
+            if entry is None:
+                return False
+            generated.append(GeneratedModule(name, flow_path(name), sha256(sources[name]), entry.code, entry.linemap))
+    result.diagnostics.extend(diags)
+    result.generated = generated
+    result.cached = True
+    return True
+
+
+def store(result: CompileResult, keys: Mapping[str, str]) -> None:
+    """Record a checked program: every module's imports and the program's diagnostics."""
+    assert result.cache is not None and result.facts is not None
+    texts = program_texts(result)
+    for name, module in result.facts.modules.items():
+        result.cache.store_imports(sha256(texts[name]), written_imports(module))
+    files = {name: m.file for name, m in result.facts.modules.items()}
+    result.cache.put_diagnostics(keys, files, list(result.diagnostics))
+
+
+def program_keys(result: CompileResult) -> dict[str, str]:
+    """The cache key of every module of a checked program (the standard library's included)."""
+    assert result.facts is not None
+    texts = program_texts(result)
+    imports = {name: with_prelude(name, written_imports(m)) for name, m in result.facts.modules.items()}
+    return module_keys(texts, imports)
+
+
+def written_imports(module: ast.Module) -> tuple[str, ...]:
+    """The modules ``module`` imports, as written."""
+    return tuple(sorted({".".join(i.name for i in imp.module) for imp in module.imports}))
+
+
+def with_prelude(name: str, imports: Iterable[str]) -> tuple[str, ...]:
+    """``std.prelude`` is implied for every module but itself."""
+    return tuple(sorted({*imports, *((PRELUDE,) if name != PRELUDE else ())}))
+
+
+def stdlib_sources() -> dict[str, str]:
+    """Module name -> text of every ``.flow`` file shipped in ``bbflow/stdlib``."""
+    found: dict[str, str] = {}
+
+    def walk(folder, prefix: tuple[str, ...]) -> None:  # type: ignore[no-untyped-def]
+        for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+            if entry.is_dir() and not entry.name.startswith((".", "_")):
+                walk(entry, (*prefix, entry.name))
+            elif entry.name.endswith(SUFFIX):
+                found[".".join((*prefix, entry.name[: -len(SUFFIX)]))] = entry.read_text(encoding="utf-8")
+
+    walk(resources.files(STDLIB_PACKAGE), ())
+    return found
+
+
+def program_texts(result: CompileResult) -> dict[str, str]:
+    """The source text of every module the checker saw (the standard library's from the package)."""
+    assert result.facts is not None
+    std = stdlib_sources()
+    own = {m.name: result.sources[m.file].text for m in result.modules if m.file in result.sources}
+    return {name: own[name] if name in own else std.get(name, "") for name in result.facts.modules}
+
+
+def _file_of(module: str, result: CompileResult) -> str:
+    """The file a module's spans name: its display path, or the checker's name for a std module."""
+    for unit in result.units:
+        if unit.module == module:
+            return unit.display
+    return STDLIB_FILE + flow_path(module)
+
+
+# --- generating -------------------------------------------------------------------------
+
+
+def generate_all(result: CompileResult, keys: Mapping[str, str]) -> list[GeneratedModule]:
+    """Code for every module of a program that checked without errors (cached modules reused)."""
+    assert result.facts is not None
+    facts = result.facts
+    texts = program_texts(result)
+    out = []
+    for name in sorted(facts.modules):
+        entry = result.cache.get(keys[name]) if result.cache is not None else None
+        if entry is not None:
+            out.append(GeneratedModule(name, flow_path(name), sha256(texts[name]), entry.code, entry.linemap))
+            continue
+        gen = generate_module(facts.modules[name], facts, texts[name])
+        out.append(gen)
+        if result.cache is not None:
+            result.cache.put(keys[name], Entry(gen.code, gen.linemap))
+    return out
+
+
+# --- discovering and reading ---------------------------------------------------------------
 
 
 def discover(paths: Iterable[str | Path], result: CompileResult) -> list[SourceUnit]:
@@ -196,3 +352,8 @@ def _guarded(diags: Diagnostics, file: str, stage: str, work: Callable[[], T]) -
             help="this is a bug in bbflow, not in your program; please report it with this file",
         )
         return None
+
+
+def _first_file(result: CompileResult) -> str:
+    """Where a BBF900 about the whole program points: its first file."""
+    return result.modules[0].file if result.modules else next(iter(result.sources), "<input>")

@@ -1,0 +1,177 @@
+"""One pipeline, one cache: `bbflow check`, `bbflow build` and `bbflow run` replay what is unchanged.
+
+Hits and misses are observed by counting the parser's and the checker's calls,
+never by timing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bbflow.cli import main
+from bbflow.compiler import pipeline
+from bbflow.compiler.build import build_program, compile_project
+from bbflow.compiler.pipeline import compile_paths
+from codegen_helpers import write_flows
+
+ARM = "robot Arm {\n    command beep() -> bool\n}\n"
+TASK = "from cell.arm import Arm\nreactor Beep() -> bool on Arm {\n    step b = beep()\n    return b\n}\n"
+OTHER = "reactor Two() -> int {\n    return 2\n}\n"
+NAMES = "reactor R() -> int {\n    return nope\n}\n"
+SYNTAX = "reactor S() -> int {\n    return 1 +\n}\n"
+WARNS = "robot Eye {\n    command look() -> float readonly\n}\nreactor W() -> int on Eye {\n    step b = look()\n    return 2\n}\n"
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """How often the pipeline parsed a file, checked a program and generated a module."""
+    seen: Counter[str] = Counter()
+    for stage in ("parse_module", "check", "generate_module"):
+        real = getattr(pipeline, stage)
+
+        def counted(*args: object, _real=real, _stage=stage, **kwargs: object) -> object:  # type: ignore[no-untyped-def]
+            seen[_stage] += 1
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(pipeline, stage, counted)
+    return seen
+
+
+def project(root: Path, files: dict[str, str] | None = None) -> Path:
+    (root / "bbflow.toml").write_text('[project]\nname = "cell"\nsource = "flows"\n')
+    write_flows(root / "flows", files or {"cell/arm.flow": ARM, "cell/task.flow": TASK, "other.flow": OTHER})
+    return root
+
+
+def check(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, ["check", *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_a_warm_check_neither_parses_nor_checks(tmp_path: Path, calls: Counter[str]) -> None:
+    project(tmp_path)
+    assert check(str(tmp_path)) == (0, "", "no problems in 3 files\n")
+    assert calls["parse_module"] == 3 and calls["check"] == 1
+    calls.clear()
+    assert check(str(tmp_path)) == (0, "", "no problems in 3 files\n")
+    assert calls == Counter()
+    assert (tmp_path / ".bbflow" / "cache" / "programs").is_dir()
+
+
+def test_a_changed_import_checks_again(tmp_path: Path, calls: Counter[str]) -> None:
+    project(tmp_path)
+    check(str(tmp_path))
+    write_flows(tmp_path / "flows", {"cell/arm.flow": ARM.replace("beep()", "beep(loud: bool)")})
+    calls.clear()
+    code, out, _ = check(str(tmp_path))
+    assert calls["check"] == 1
+    assert code == 1 and "BBF" in out and "cell/task.flow" in out  # the importer's call lacks `loud` now
+    calls.clear()
+    assert check(str(tmp_path))[:2] == (code, out)
+    assert calls == Counter()
+
+
+def test_a_created_module_invalidates_its_missing_import(tmp_path: Path, calls: Counter[str]) -> None:
+    project(tmp_path, {"cell/task.flow": TASK})
+    assert check(str(tmp_path))[0] == 1  # cell.arm does not exist yet
+    write_flows(tmp_path / "flows", {"cell/arm.flow": ARM})
+    calls.clear()
+    assert check(str(tmp_path)) == (0, "", "no problems in 2 files\n")
+    assert calls["check"] == 1
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "sarif"])
+def test_diagnostics_are_replayed_byte_identically(tmp_path: Path, calls: Counter[str], fmt: str,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    project(tmp_path, {"cell/names.flow": NAMES, "cell/syntax.flow": SYNTAX, "cell/warns.flow": WARNS,
+                       "cell/task.flow": TASK.replace("cell.arm", "cell.hand")})
+    monkeypatch.chdir(tmp_path)  # relative display paths, as a user types them
+    cold = check("--format", fmt, "--strict", ".")
+    calls.clear()
+    warm = check("--format", fmt, "--strict", ".")
+    assert calls == Counter()
+    assert warm == cold and cold[0] == 1
+    if fmt == "json":
+        codes = {d["code"] for d in json.loads(cold[1])["diagnostics"]}
+        assert codes == {"BBF001", "BBF101", "BBF103", "BBF303"}
+
+
+def test_the_cache_follows_the_folder_the_check_runs_from(tmp_path: Path, calls: Counter[str],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    project(tmp_path, {"cell/bad.flow": NAMES})
+    monkeypatch.chdir(tmp_path)
+    _, relative, _ = check(".")
+    calls.clear()
+    _, absolute, _ = check(str(tmp_path))
+    assert calls == Counter()  # same program, same keys: a hit whatever the paths look like
+    assert " --> flows/cell/bad.flow:2:12" in relative
+    assert f" --> {tmp_path}/flows/cell/bad.flow:2:12" in absolute
+
+
+def test_no_cache_checks_again(tmp_path: Path, calls: Counter[str]) -> None:
+    project(tmp_path)
+    check(str(tmp_path))
+    calls.clear()
+    assert check("--no-cache", str(tmp_path))[0] == 0
+    assert calls["check"] == 1
+
+
+def test_check_build_and_run_share_the_cache(tmp_path: Path, calls: Counter[str]) -> None:
+    project(tmp_path)
+    built = build_program([tmp_path])
+    assert built.ok and calls["check"] == 1 and calls["generate_module"] == 4  # 3 modules + std.prelude
+    calls.clear()
+    assert check(str(tmp_path))[0] == 0  # the build's diagnostics serve the check
+    diags, program = compile_project(tmp_path)  # and its code serves the run
+    assert program is not None and "cell.task.Beep" in program.reactors
+    assert calls == Counter()
+
+
+def test_a_build_after_a_check_generates_without_asking_the_check_twice(tmp_path: Path, calls: Counter[str]) -> None:
+    project(tmp_path)
+    check(str(tmp_path))
+    calls.clear()
+    first = build_program([tmp_path])  # no code cached yet: the program is checked to generate it
+    assert first.ok and calls["check"] == 1
+    calls.clear()
+    again = build_program([tmp_path])
+    assert calls == Counter() and again.result.cached
+    assert [(m.module, m.code, m.linemap) for m in again.modules] == [(m.module, m.code, m.linemap) for m in first.modules]
+
+
+def test_an_unreadable_file_is_never_replayed(tmp_path: Path, calls: Counter[str]) -> None:
+    project(tmp_path, {"other.flow": OTHER})
+    (tmp_path / "flows" / "latin.flow").write_bytes(b"# caf\xe9\n")
+    for _ in range(2):
+        result = compile_paths([tmp_path], use_cache=True)
+        assert [d.code for d in result.diagnostics] == ["BBF001"] and not result.cached
+    assert not (tmp_path / ".bbflow" / "cache" / "programs").exists()
+
+
+def test_a_checker_crash_is_not_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project(tmp_path)
+
+    def explode(*args: object) -> None:
+        raise RuntimeError("boom")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(pipeline, "check", explode)
+        crashed = compile_paths([tmp_path], use_cache=True)
+    assert [d.code for d in crashed.diagnostics] == ["BBF900"]
+    again = compile_paths([tmp_path], use_cache=True)
+    assert not again.cached and not again.diagnostics.items
+
+
+def test_without_the_cache_the_pipeline_keeps_the_ast_and_facts(tmp_path: Path) -> None:
+    project(tmp_path)
+    compile_paths([tmp_path], use_cache=True)
+    warm = compile_paths([tmp_path], use_cache=True)
+    assert warm.cached and warm.modules == [] and warm.facts is None and warm.files == 3
+    cold = compile_paths([tmp_path])
+    assert not cold.cached and cold.facts is not None and [m.name for m in cold.modules] == \
+        ["cell.arm", "cell.task", "other"]
