@@ -277,6 +277,9 @@ class RobotProxy:
                     await self._disarm_and_wait()
                 await _wait_stopping(task)
             finally:
+                if not task.done():  # the caller was cancelled before it awaited the command
+                    task.cancel()
+                    await _wait_stopping(task)
                 self._inflight.discard(task)
                 stopped = self._stopped.pop(task, None)
         return self._outcome(cmd, task, stopped)
