@@ -815,3 +815,27 @@ def test_an_agent_runs_a_real_reactor_through_the_executor():
     server, rec = run_virtual(main())
     assert server.state == {"last": 42}
     assert [e["event"] for e in rec.events if e["event"].startswith("run.")] == ["run.start", "run.ok"]
+
+
+def test_a_run_begins_before_the_next_turn_even_in_a_burst():
+    """Signals queued together behave as if they had come apart: the run a turn
+    starts is under way (its runner called) before the agent takes the next signal."""
+
+    async def main():
+        bus, rec = make_bus()
+        order = []
+
+        async def runner(call, args):
+            order.append("run begins")
+            await asyncio.sleep(1.0)
+            return args["pick"]
+
+        server = AgentServer(picker(), bus, runner=runner)
+        bus.observer = lambda e: (order.append(e["type"]) if e["event"] == "signal.emit" else None, rec(e))
+        send(bus, "pick.requested", {"pick": POSE_A})
+        send(bus, "pick.requested", {"pick": POSE_A})
+        async with serving(server):
+            await bus.wait_idle()
+        return order
+
+    assert run_virtual(main()) == ["run begins", "pick.rejected", "pick.completed"]

@@ -192,15 +192,18 @@ class AgentServer:
                 turns = 0
                 while True:
                     item = await self.mailbox.get()
+                    started = self.stats.runs_started
                     try:
                         self.turn(item)
                     finally:
                         self.bus.activity.end()
-                    # A turn never awaits, and a full mailbox never makes `get` wait:
-                    # yield every few turns so a flood of signals cannot starve the
-                    # robot drivers and runs that share the loop.
+                    # A turn never awaits, and a full mailbox never makes `get` wait.
+                    # Yield after a turn that started runs, so that they begin (and
+                    # report run.start) before the next turn, as they would had the
+                    # signals come apart; and every few turns, so that a flood of
+                    # signals cannot starve the drivers and runs sharing the loop.
                     turns += 1
-                    if turns % YIELD_EVERY == 0:
+                    if self.stats.runs_started != started or turns % YIELD_EVERY == 0:
                         await asyncio.sleep(0)
         except BaseException as exc:
             if not isinstance(exc, asyncio.CancelledError):
