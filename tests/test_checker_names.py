@@ -139,7 +139,7 @@ def test_duplicates_in_every_scope():
         "robot R { command go()  command go() }",
         "robot R { event e  event e }",
         "robot R { states armed }",
-        "signal s.a\nsignal s.a",
+        "signal s.a\nsignal s.a\nagent A { on s.a { } }",
         "signal s.a\nagent A { state { n: int = 0  n: int = 1 } on s.a { } }",
         "reactor R(x: int) -> int { let x = 1 return x }",
         "reactor R(xs: list[int]) -> list[int] { map m over xs as xs { return 1 } return m }",
@@ -201,9 +201,32 @@ reactor R(s: Size = small) -> int on Arm {
     assert facts.ref(ready.call.args[0].value).kind is RefKind.ROBOT_STATE
 
 
-def test_a_bare_member_where_no_type_is_expected_is_unknown():
-    diags, _, _ = check_text("enum Size { small, large }\nreactor R() -> int { let s = small return 1 }")
-    only(diags, "BBF101")
+def test_a_bare_member_of_exactly_one_enum_needs_no_expected_type():
+    diags, facts, module = check_text("enum Size { small, large }\nreactor R() -> Size { let s = small return s }")
+    assert not diags.items
+    assert str(facts.decl_types[id(decl(module, "R").body.stmts[0])]) == "Size"
+
+
+def test_a_bare_member_of_two_enums_is_ambiguous_where_no_type_is_expected():
+    diags, _, _ = check_text("enum Grip { open, closed }\nenum Door { open, shut }\n"
+                             "reactor R() -> int { let s = open return 1 }")
+    d = only(diags, "BBF201")
+    assert "ambiguous" in d.message and "`Grip.open` or `Door.open`" in (d.help or "")
+    assert (d.span.line, d.span.column) == (3, 30)
+
+
+def test_a_bare_member_shadowed_by_a_local_or_declaration_is_that_name():
+    diags, _, _ = check_text("enum Size { small, large }\nreactor R(small: int) -> int { let s = small return s }")
+    assert not diags.items
+    diags, _, _ = check_text("enum Size { small, large }\ntype large = int\n"
+                             "reactor R() -> int { let s = large return 1 }")
+    assert "is a type, not a value" in only(diags, "BBF201").message
+
+
+def test_a_bare_word_that_is_no_member_is_unknown_with_members_suggested():
+    diags, _, _ = check_text("enum Size { small, large }\nreactor R() -> Size { let s = smal return s }")
+    d = only(diags, "BBF101")
+    assert "`small`" in (d.help or "")
 
 
 def test_agent_names_state_binding_result_and_error():

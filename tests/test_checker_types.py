@@ -312,3 +312,51 @@ reactor R(xs: list[float], names: map[str]) -> str {
     for bad, code in [("len(xs, xs)", "BBF202"), ("abs(\"a\")", "BBF201"), ("min(x: 1)", "BBF202"),
                       ("lenn(xs)", "BBF101")]:
         only(check_text(f"reactor R(xs: list[float]) {{ let a = {bad} }}")[0], code)
+
+
+# --- bare enum members where the reactor's result gives the type ---------------------------
+
+TWO_ENUMS = "enum Grip { open, closed }\nenum Door { open, shut }\n"
+
+
+def test_a_bare_member_in_a_case_of_the_returned_switch_takes_the_reactor_result_type():
+    # `open` is in two enums; the switch is what the reactor returns, so its cases return Grips
+    diags, facts, module = check_text(TWO_ENUMS + """
+reactor R(x: int) -> Grip {
+    switch s on x {
+        case 1 { return open }
+        default { return closed }
+    }
+    return s
+}""")
+    assert not diags.items
+    assert str(facts.decl_types[id(decl(module, "R").body.stmts[0])]) == "Grip"
+
+
+def test_a_bare_member_returned_by_the_body_of_a_returned_map_takes_the_item_type():
+    diags, _, _ = check_text(TWO_ENUMS + """
+reactor R(xs: list[int]) -> list[Door] {
+    map m over xs as x {
+        switch d on x {
+            case 1 { return open }
+            default { return shut }
+        }
+        return d
+    }
+    return m
+}""")
+    assert not diags.items
+
+
+def test_a_case_that_returns_a_member_of_another_enum_is_one_error_at_that_return():
+    text = TWO_ENUMS + """
+reactor R(x: int) -> Grip {
+    switch s on x {
+        case 1 { return open }
+        default { return shut }
+    }
+    return s
+}"""
+    diags, _, _ = check_text(text)
+    d = only(diags, "BBF201")
+    assert d.span.line == line_of(text, "return shut")

@@ -189,11 +189,43 @@ class ExprChecker:
             return T.ERROR
         if isinstance(expected, T.ErrorT):
             return T.ERROR  # maybe a member of an enum that failed to resolve: already reported
+        owners = self._enums_with_member(ctx, name)
+        if len(owners) == 1:
+            # No type is expected here (or a different one, reported by the caller): a bare name
+            # that is a member of exactly one enum in scope, and no other name, is that member.
+            self.facts.refs[id(e)] = Ref(RefKind.ENUM_MEMBER, name, self._enum_decl(owners[0]), name)
+            return owners[0]
+        if owners:
+            listed = ", ".join(f"`{o.name}`" for o in owners[:-1]) + f" and `{owners[-1].name}`"
+            self.diags.error("BBF201", f"`{name}` is ambiguous here: it is a member of {listed}", e.span,
+                             help="say which: " + " or ".join(f"`{o.name}.{name}`" for o in owners))
+            return T.ERROR
         if not ctx.scope.broken:
-            members = list(enum.members) if isinstance(enum, T.EnumT) else []
+            members = list(enum.members) if isinstance(enum, T.EnumT) else self._visible_members(ctx)
             self.diags.error("BBF101", f"unknown name `{name}`", e.ident.span,
                              help=did_you_mean(name, [*ctx.env.visible(), *members]))
         return T.ERROR
+
+    def _enums_with_member(self, ctx: Ctx, name: str) -> list[T.EnumT]:
+        """The enums visible by name in the module (imported and prelude ones too) that have ``name``."""
+        owners: dict[str, T.EnumT] = {}
+        for enum_name in ctx.scope.names(SymKind.ENUM):
+            sym = ctx.scope.lookup(enum_name)
+            if sym is None or sym.kind is not SymKind.ENUM:
+                continue  # the name is taken by something else first
+            enum = self.resolver.enum_type(sym)
+            if name in enum.members:
+                owners.setdefault(enum.qualname, enum)
+        return list(owners.values())
+
+    def _visible_members(self, ctx: Ctx) -> list[str]:
+        """Every member of the enums visible by name (what a bare member could be), for "did you mean"."""
+        out: dict[str, None] = {}
+        for enum_name in ctx.scope.names(SymKind.ENUM):
+            sym = ctx.scope.lookup(enum_name)
+            if sym is not None and sym.kind is SymKind.ENUM:
+                out.update(dict.fromkeys(self.resolver.enum_type(sym).members))
+        return list(out)
 
     def _enum_decl(self, enum: T.EnumT) -> Any:
         return self.facts.decls.get(enum.qualname)

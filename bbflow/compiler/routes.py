@@ -44,8 +44,9 @@ def check_routes(facts: Facts, diags: Diagnostics) -> None:
                 emitted |= check_emits(decl, declared, diags)
     if any(not _is_std(m) for m in facts.broken):
         return  # an agent we could not read may handle or emit any signal: no BBF505 guesses
+    # a signal declared twice is BBF102's mistake: it is judged once here, at its first declaration
     signals = [d for m in facts.modules.values() if not _is_std(m.name)
-               for d in m.decls if isinstance(d, ast.SignalDecl)]
+               for d in m.decls if isinstance(d, ast.SignalDecl) and facts.signals.get(d.type.text) is d]
     check_unused_signals(signals, handled, emitted, diags)
 
 

@@ -38,6 +38,9 @@ class TypeChecker:
         self.exprs = ExprChecker(resolver, facts, diags)
         #: payload type of every declared signal (NONE when it has no payload)
         self.signals = signals
+        #: id(SwitchStmt or MapStmt) -> the type its body's returns should have, when the
+        #: reactor returns its value (so `return closed` in a case knows it means Grip.closed)
+        self.result_hints: dict[int, T.Type] = {}
 
     # --- modules -------------------------------------------------------------------
 
@@ -113,19 +116,40 @@ class TypeChecker:
             env.names[p.name] = Local(RefKind.PARAM, p.name, p.node, p.node.name, p.type)
         ctx = Ctx(scope, env, robot)
         declared = sig.result if decl.result is not None else None
+        if declared is not None:
+            self._hint_returned(decl.body, declared)
         returns = self.block(decl.body, ctx, declared, new_scope=False)
         if declared is not None and not returns and not _ends_in_fail(decl.body):
             self.diags.error("BBF302", f"reactor `{decl.name.name}` declares a result ({declared}) "
                              "but has no `return`", _keyword(decl.span, "reactor"),
                              help="end the body with `return VALUE`, or remove `-> TYPE`")
 
+    def _hint_returned(self, body: ast.Block, declared: T.Type) -> None:
+        """When the body returns a switch's or map's value, that value's type is known: record it."""
+        ret = next((s for s in body.stmts if isinstance(s, ast.ReturnStmt)), None)
+        if ret is None or not isinstance(ret.value, ast.Name):
+            return
+        for stmt in body.stmts:
+            if isinstance(stmt, (ast.SwitchStmt, ast.MapStmt)) and stmt.name.name == ret.value.ident.name:
+                want = T.strip_optional(declared) if isinstance(stmt, ast.SwitchStmt) else declared
+                if isinstance(stmt, ast.MapStmt):
+                    want = want.item if isinstance(want, T.ListT) else None
+                if want is not None and not T.is_lenient(want):
+                    self.result_hints[id(stmt)] = want
+                    for inner in ([c.body for c in stmt.cases] + ([stmt.default] if stmt.default else [])
+                                  if isinstance(stmt, ast.SwitchStmt) else [stmt.body]):
+                        self._hint_returned(inner, want)
+                return
+
     def block(self, block: ast.Block, ctx: Ctx, declared: T.Type | None, *,
-              new_scope: bool = True) -> list[tuple[ast.ReturnStmt, T.Type]]:
+              new_scope: bool = True, hint: T.Type | None = None) -> list[tuple[ast.ReturnStmt, T.Type]]:
         """Check a reactor, case or map body; the types of its returns.
 
         ``declared``: the reactor's result type for its own body, None in a reactor
         that declares none (a `return` there is BBF302) and in case/map bodies,
-        whose returns make the value of their switch/map.
+        whose returns make the value of their switch/map. ``hint``: the type those
+        returns should have, when it is known (see ``result_hints``); a return that
+        does not fit it is reported where the value is returned, not here.
         """
         if new_scope:
             ctx = ctx.child()
@@ -154,7 +178,7 @@ class TypeChecker:
                 elif top:
                     returns.append((stmt, self.exprs.expect(stmt.value, ctx, declared, "returned value")))
                 else:
-                    returns.append((stmt, self.exprs.expr(stmt.value, ctx)))
+                    returns.append((stmt, self.exprs.expr(stmt.value, ctx, hint)))
         return returns
 
     def _declare(self, stmt: ast.ReactorStmt, ctx: Ctx) -> None:
@@ -234,6 +258,7 @@ class TypeChecker:
 
     def _switch(self, stmt: ast.SwitchStmt, ctx: Ctx) -> T.Type:
         subject = self.exprs.expr(stmt.subject, ctx)
+        hint = self.result_hints.get(id(stmt))
         covered: dict[Any, ast.Expr] = {}
         returns: list[tuple[ast.ReturnStmt, T.Type]] = []
         for case in stmt.cases:
@@ -247,9 +272,9 @@ class TypeChecker:
                                      labels=(Label(covered[value].span, "first covered here"),))
                 else:
                     covered[value] = v
-            returns += self._branch(case.body, ctx, "case", _keyword(case.span, "case"))
+            returns += self._branch(case.body, ctx, "case", _keyword(case.span, "case"), hint)
         if stmt.default is not None:
-            returns += self._branch(stmt.default, ctx, "default", stmt.default.span)
+            returns += self._branch(stmt.default, ctx, "default", stmt.default.span, hint)
         else:
             self._exhaustive(stmt, subject, covered)
         result: T.Type | None = None
@@ -262,8 +287,9 @@ class TypeChecker:
             result = joined
         return result if result is not None else T.NONE
 
-    def _branch(self, body: ast.Block, ctx: Ctx, what: str, span: Any) -> list[tuple[ast.ReturnStmt, T.Type]]:
-        returns = self.block(body, ctx, None)
+    def _branch(self, body: ast.Block, ctx: Ctx, what: str, span: Any,
+                hint: T.Type | None) -> list[tuple[ast.ReturnStmt, T.Type]]:
+        returns = self.block(body, ctx, None, hint=hint)
         if not returns and not _ends_in_fail(body):
             self.diags.error("BBF302", f"this {what} body must end in `return` or `fail`", span)
         return returns
@@ -319,7 +345,7 @@ class TypeChecker:
             self.diags.error("BBF201", "a map's concurrency is at least 1", stmt.concurrency.span)
         body = ctx.child()
         body.env.declare(Local(RefKind.ITEM, stmt.item.name, stmt, stmt.item, item), self.diags)
-        returns = self.block(stmt.body, body, None)
+        returns = self.block(stmt.body, body, None, hint=self.result_hints.get(id(stmt)))
         if not returns:
             return T.ListT(T.NONE)
         return T.ListT(returns[0][1])
