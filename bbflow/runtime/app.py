@@ -230,9 +230,6 @@ class Session:
                 number += 1
                 if line.strip():
                     self._receive(bus, line, number)
-                    # One signal at a time: the agents take this one (and start its runs)
-                    # before the next line is read, as if the lines had come apart.
-                    await asyncio.sleep(0)
         if self.plan.until_idle:
             await bus.wait_idle()
             supervision.cancel()
