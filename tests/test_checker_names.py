@@ -260,3 +260,45 @@ agent Mover on Arm {
     assert facts.ref(route.body[0].value.left).kind is RefKind.STATE
     assert facts.refs[id(route.body[0].field)].kind is RefKind.STATE
     assert facts.decl_types[id(route)].field("data") == T.RecordT((("dest", facts.decl_types[id(route)].field("data").field("dest")),))
+
+
+def test_a_statement_dropped_by_syntax_recovery_gives_no_unknown_name_later():
+    # `step a = ` with garbage: the parser skips the statement; uses of `a` below it, here and in a
+    # module that imports from this one (even a reactor whose header broke), stay silent.
+    from bbflow.compiler.checker import check
+    from bbflow.compiler.diagnostics import Diagnostics
+    from bbflow.compiler.parser import parse_text
+
+    broken = """type Pose = {x: float, y: float, z: float}
+robot Arm {
+    command home() -> Pose
+    command move_to(target: Pose) -> Pose
+}
+reactor Go(p: Pose) -> Pose on Arm {
+    step a = home( ==
+    step b = move_to(target: a) after a
+    return a
+}
+reactor Broken(p: Pose -> Pose on Arm {
+    step a = home()
+    return a
+}
+"""
+    user = """from a import Arm, Pose, Go, Broken
+import a as m
+reactor Use(p: Pose) -> Pose on Arm {
+    step g = Go(p: p)
+    step h = Broken(p: g) after g
+    step i = m.Broken(p: h)
+    return i
+}
+"""
+    diags = Diagnostics()
+    modules = []
+    for name, text in (("a", broken), ("b", user)):
+        module, parsed = parse_text(text, f"{name}.flow", name)
+        diags.extend(parsed.items)
+        modules.append(module)
+    check(modules, diags)
+    assert [(d.code, d.span.file, d.span.line) for d in diags.sorted()] == [
+        ("BBF001", "a.flow", 7), ("BBF001", "a.flow", 11)]
