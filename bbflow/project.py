@@ -1,7 +1,9 @@
 """A bbflow project: the model of ``bbflow.toml``.
 
     [project]            name, source (default ".")
-    [robot.NAME]         interface, driver (default "sim"), arm (default false), [robot.NAME.sim]
+    [robot.NAME]         interface, driver (default "sim"), arm (default false),
+                         [robot.NAME.sim] (the simulated driver's settings),
+                         [robot.NAME.options] (free-form settings of a Python driver)
     [agent.SHORTNAME]    robot (the instance an agent is bound to, when there are several)
     [run]                agents (what ``bbflow run`` starts by default)
 
@@ -33,6 +35,7 @@ class RobotConfig:
     driver: str = SIM_DRIVER  # "sim" or "package.module:Class"
     arm: bool = False  # arm a real robot before work starts
     sim: dict[str, Any] = attrs.Factory(dict)  # options of the simulated driver, as written
+    options: dict[str, Any] = attrs.Factory(dict)  # a Python driver's own settings, as written
 
     @property
     def is_sim(self) -> bool:
@@ -134,7 +137,7 @@ class _Reader:
         return Project(name, root, source_dir, robots, agents, tuple(run_agents))
 
     def robot(self, value: Any, key: str) -> RobotConfig:
-        cfg = self.table(value, key, {"interface", "driver", "arm", "sim"})
+        cfg = self.table(value, key, {"interface", "driver", "arm", "sim", "options"})
         arm = cfg.get("arm", False)
         if not isinstance(arm, bool):
             raise self.fail(f"{key}.arm", f"expected true or false, found {_kind(arm)}")
@@ -142,7 +145,8 @@ class _Reader:
         if driver != SIM_DRIVER and (driver.count(":") != 1 or not all(driver.split(":"))):
             raise self.fail(f"{key}.driver", f'expected "sim" or "package.module:Class", found {driver!r}')
         sim = self.table(cfg.get("sim", {}), f"{key}.sim")
-        return RobotConfig(self.string(cfg, "interface", key), driver, arm, sim)
+        options = self.table(cfg.get("options", {}), f"{key}.options")
+        return RobotConfig(self.string(cfg, "interface", key), driver, arm, sim, options)
 
     def agent(self, value: Any, key: str, robots: dict[str, RobotConfig]) -> AgentConfig:
         cfg = self.table(value, key, {"robot"})

@@ -43,6 +43,12 @@ agents = ["cell.picker.Picker"]
 """
 
 
+def test_a_python_driver_s_own_settings_come_from_its_options_table(tmp_path: Path) -> None:
+    toml = '[robot.arm]\ninterface = "Arm"\ndriver = "toy_arm:ToyArm"\n[robot.arm.options]\nmax_speed = 0.8\n'
+    robot = load_project(make(tmp_path, toml, source=None)).robots["arm"]
+    assert robot.options == {"max_speed": 0.8} and robot.sim == {}
+
+
 def make(tmp_path: Path, toml: str, source: str | None = "flows") -> Path:
     (tmp_path / "bbflow.toml").write_text(toml)
     if source:
@@ -94,6 +100,8 @@ def test_load_from_the_toml_file_itself(tmp_path: Path) -> None:
         ('[robot.arm]\ninterface = "Arm"\narm = "yes"', "robot.arm.arm", "expected true or false"),
         ('[robot.arm]\ninterface = "Arm"\ndriver = "mydriver"', "robot.arm.driver", "package.module:Class"),
         ('[robot.arm]\ninterface = "Arm"\nsim = 3', "robot.arm.sim", "expected a table"),
+        ('[robot.arm]\ninterface = "Arm"\noptions = 3', "robot.arm.options", "expected a table"),
+        ('[robot.arm]\ninterface = "Arm"\n[robot.arm.toy]\nspeed = 1', "robot.arm.toy", "unknown key"),
         ('robot = 3', "robot", "expected a table"),
         ('[agent.Picker]\nrobot = "right"', "agent.Picker.robot", "no robot instance 'right'"),
         ('[run]\nagents = "cell.Picker"', "run.agents", "expected a list"),

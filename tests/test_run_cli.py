@@ -212,6 +212,20 @@ def test_a_python_driver_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert held["result"] == "closed"  # the toy arm's own answer (the simulator would say "open", the zero value)
 
 
+def test_pick_and_place_on_the_toy_arm_waits_for_its_force_sensor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The toy arm's wrist sensor reports the grip periodically, so `wait_event(force)` after the grip sees it;
+    and its own settings come from [robot.arm.options]."""
+    monkeypatch.syspath_prepend(str(DRIVERS))
+    fast = "[robot.arm.options]\nmax_speed = 20.0\n"
+    project = write_project(tmp_path, arm_table(driver="toy_arm:ToyArm").replace("[robot.arm.sim]", fast + "[robot.arm.sim]"))
+    events = tmp_path / "events.jsonl"
+    result = bbflow_run(project, "--reactor", "PickAndPlace", *PICK_INPUTS, "--arm", events=events)
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout) == PLACE
+    gripped = next(e for e in read_events(events) if e["event"] == "step.ok" and e["step"] == "gripped")
+    assert gripped["result"] == {"newtons": 15.0}  # the force the reactor closed the gripper with
+
+
 # --- the example -----------------------------------------------------------------------------------------
 
 

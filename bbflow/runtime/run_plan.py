@@ -209,7 +209,8 @@ def _robots(program: model.Program, project: Project, options: RunOptions, insta
 
 
 def _table(config: RobotConfig) -> dict[str, Any]:
-    return {"interface": config.interface, "driver": config.driver, "arm": config.arm, "sim": config.sim}
+    return {"interface": config.interface, "driver": config.driver, "arm": config.arm, "sim": config.sim,
+            "options": config.options}
 
 
 def _arms(driver: str, config: RobotConfig, arm: bool | None) -> bool:

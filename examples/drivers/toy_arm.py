@@ -21,7 +21,7 @@ controller. Configure it in bbflow.toml::
     interface = "cell.Arm"
     driver = "toy_arm:ToyArm"
 
-    [robot.arm.toy]
+    [robot.arm.options]
     max_speed = 0.8            # metres per second at speed 1.0
 """
 
@@ -37,24 +37,33 @@ from bbflow.runtime.driver import Driver, DriverHandle
 HOME = {"x": 0.0, "y": 0.0, "z": 0.5}
 CONTROL_PERIOD = 0.01  # seconds between two control-loop ticks
 GRIPPER_TIME = 0.2  # seconds to open or close the gripper
+FORCE_PERIOD = 0.05  # the wrist's force sensor reports at 20 Hz while the gripper holds
 
 
 class ToyArm(Driver):
     def __init__(self, handle: DriverHandle, options: Mapping[str, Any]) -> None:
         super().__init__(handle, options)
-        self.max_speed = float(options.get("toy", {}).get("max_speed", 1.0))
+        self.max_speed = float(options.get("options", {}).get("max_speed", 1.0))
         self.position = dict(HOME)
         self.gripper = "open"
         self.grip_force = 0.0
         self.powered = False
         self.connected = False
+        self._sensor: asyncio.Task[None] | None = None
 
     # --- lifecycle -----------------------------------------------------------------
 
     async def connect(self) -> None:
         self.connected = True  # a real driver opens its connection here
+        self._sensor = asyncio.create_task(self._force_sensor())
 
     async def disconnect(self) -> None:
+        if self._sensor is not None:  # the driver owns this task: stop it and wait for it
+            self._sensor.cancel()
+            try:
+                await self._sensor
+            except asyncio.CancelledError:
+                pass
         self.connected = False
 
     async def arm(self) -> None:
@@ -79,8 +88,7 @@ class ToyArm(Driver):
     async def close_gripper(self, force: float) -> str:
         await asyncio.sleep(GRIPPER_TIME)
         self.gripper, self.grip_force = "closed", force
-        self.handle.publish("force", {"newtons": force})
-        return "closed"
+        return "closed"  # the force sensor reports the grip from its next reading on
 
     async def open_gripper(self) -> str:
         await asyncio.sleep(GRIPPER_TIME)
@@ -90,7 +98,18 @@ class ToyArm(Driver):
     async def read_force(self) -> float:
         return self.grip_force
 
-    # --- the control loop ------------------------------------------------------------
+    # --- the control loop and the sensor -----------------------------------------------
+
+    async def _force_sensor(self) -> None:
+        """Publish the grip force periodically while the gripper holds, like a wrist sensor.
+
+        A flow waits for a reading with ``wait_event(force) where ...`` after it
+        closes the gripper: readings keep coming, so it never misses the grip.
+        """
+        while True:
+            await asyncio.sleep(FORCE_PERIOD)
+            if self.gripper == "closed":
+                self.handle.publish("force", {"newtons": self.grip_force})
 
     async def _travel(self, target: Mapping[str, float], speed: float) -> None:
         """Move in a straight line; a cancellation stops the arm at the current tick."""
