@@ -533,3 +533,10 @@ def test_if_without_else_in_a_route() -> None:
     assert list(diags) == []
     stmt = module.decls[1].routes[0].body[0]
     assert isinstance(stmt, ast.IfStmt) and stmt.else_ is None and len(stmt.then) == 1
+
+
+def test_a_chained_comparison_says_comparisons_do_not_chain() -> None:
+    _, diags = parse_text("reactor R(a: int, b: int, c: int) -> bool { let x = a < b < c return x }")
+    [d] = diags.items
+    assert (d.code, d.span.line, d.span.column) == ("BBF001", 1, 59)
+    assert d.help == "comparisons do not chain: write `a < b and b < c`"

@@ -23,6 +23,7 @@ _STATEMENTS = frozenset({"_STEP", "_LET", "_SWITCH", "_MAP", "_RETURN", "_FAIL"}
 _STEP_MODIFIERS = frozenset({"_AFTER", "_WHEN", "TIMEOUT", "_RETRY", "_UNDO", "_IRREVERSIBLE", "_FALLBACK",
                              "_WHERE"})
 _AGENT_STATEMENTS = frozenset({"_SET", "_EMIT", "_SCHEDULE", "_RUN", "_IF"})
+_COMPARISONS = frozenset({"EQEQ", "NE", "LT", "LE", "GT", "GE"})
 _ROBOT_ITEMS = frozenset({"_STATES", "_LIMIT", "_COMMAND", "_EVENT"})
 _COMMAND_MODIFIERS = frozenset({"_CATEGORY", "TIMEOUT", "_READONLY", "_ALLOWED", "_UNDO"})
 
@@ -145,4 +146,6 @@ def describe_error(tok: Token, accepts: set[str], stack: Sequence[Any],
         help_ = f"is a `{closers[0][1]}` left open?"
     elif value == "=" and "EQEQ" in accepts:
         help_ = "compare with `==`"
+    elif tok.type in _COMPARISONS and any(isinstance(v, Tree) and v.data == "_comp_op" for v in stack[-3:]):
+        help_ = "comparisons do not chain: write `a < b and b < c`"
     return message, help_
