@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,10 +30,15 @@ def test_exactly_two_commands() -> None:
     assert "'.[test]'" in second and second.endswith("python -m pytest")
 
 
-def test_first_command_targets_a_shipped_example() -> None:
+def test_first_command_runs_the_shipped_example_on_the_simulated_robot() -> None:
+    """The demo part of the first command (after the install), run as written from the repository root."""
     first = quick_start()[0]
-    target = first.rsplit(" ", 1)[1]
-    assert (ROOT / target / "bbflow.toml").is_file()
+    demo = first.split(".venv/bin/bbflow ", 1)[1]
+    assert demo.startswith("run examples/")
+    shell = f"{shlex.quote(sys.executable)} -m bbflow {demo}"
+    done = subprocess.run(shell, shell=True, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "pick.completed" in done.stderr
 
 
 def test_ci_runs_the_second_command_as_written() -> None:
