@@ -32,6 +32,7 @@ import attrs
 from bbflow.runtime import executor, model
 from bbflow.runtime.bus import Bus
 from bbflow.runtime.actions import invoke, resolve_action
+from bbflow.runtime.linemap import add_flow_note
 from bbflow.runtime.ports import ActionResolver, Observer, RobotPort, RuntimeFailure
 from bbflow.runtime.router import Router
 from bbflow.runtime.signals import Envelope, SignalRejected
@@ -228,7 +229,7 @@ class AgentServer:
                 try:
                     holds = route.when({**self.state, **extras})
                 except Exception as exc:
-                    self._failed(route, HandlerError(f"when: {_explain(exc)}", line=route.line))
+                    self._failed(route, HandlerError(f"when: {_explain(exc)}{_located(exc)}", line=route.line))
                     return
                 if not holds:
                     continue
@@ -368,7 +369,13 @@ def _evaluate(expr: model.Expr, scope: Mapping[str, Any], line: int, what: str) 
     try:
         return expr(scope)
     except Exception as exc:
-        raise HandlerError(f"{what}: {_explain(exc)}", line=line) from None
+        raise HandlerError(f"{what}: {_explain(exc)}{_located(exc)}", line=line) from None
+
+
+def _located(exc: BaseException) -> str:
+    """`` (at file.flow:LINE)`` for an exception raised in generated code (which also gets the note), else ``""``."""
+    where = add_flow_note(exc)
+    return f" (at {where})" if where is not None else ""
 
 
 def _explain(exc: BaseException) -> str:

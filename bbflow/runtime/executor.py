@@ -33,6 +33,7 @@ from bbflow.runtime.crew import Crew
 from bbflow.runtime.deadline import within
 from bbflow.runtime.durations import format_duration
 from bbflow.runtime.events import jsonable, notify
+from bbflow.runtime.linemap import NOTE_PREFIX, add_flow_note
 from bbflow.runtime.ports import ActionResolver, Observer, RobotPort, RuntimeFailure
 from bbflow.runtime.reactor_plan import LET, STEP, SWITCH, BodyPlan, plan_for
 from bbflow.runtime.rollback import Completion, UndoFailure, rollback
@@ -142,10 +143,16 @@ class _With(Mapping[str, Any]):
 
 
 def _failure(exc: BaseException, code: str, what: str) -> RuntimeFailure:
+    """``exc`` as a failure; raised in generated code, it names the ``.flow`` line (and gets the note)."""
     if isinstance(exc, RuntimeFailure):
         return exc
     detail = str(exc) or type(exc).__name__
-    return RuntimeFailure(f"{what}: {detail}", code)
+    where = add_flow_note(exc)
+    if where is None:
+        return RuntimeFailure(f"{what}: {detail}", code)
+    failure = RuntimeFailure(f"{what}: {detail} (at {where})", code)
+    failure.add_note(NOTE_PREFIX + where)
+    return failure
 
 
 def _driver_failure(command: str, exc: BaseException) -> RuntimeFailure:
