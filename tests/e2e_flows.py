@@ -26,6 +26,8 @@ from hypothesis import strategies as st
 
 from bbflow.compiler.build import build_program, write_package
 from bbflow.runtime import model
+from bbflow.runtime.agent import AgentServer, CallRunner
+from bbflow.runtime.bus import Bus, RobotSignals
 from bbflow.runtime.clock import run_virtual
 from bbflow.runtime.events import Recorder
 from bbflow.runtime.executor import RunResult, run_reactor
@@ -33,6 +35,7 @@ from bbflow.runtime.faults import Fault, Faults
 from bbflow.runtime.loader import load_program
 from bbflow.runtime.ports import RuntimeFailure
 from bbflow.runtime.proxy import RobotProxy
+from bbflow.runtime.signals import SignalCatalog
 from bbflow.runtime.sim import SimDriver
 
 ROBOT = """\
@@ -418,3 +421,59 @@ def run_on_sim(program: model.Program, gen: Generated) -> Outcome:
 
 def failure_of(outcome: Outcome) -> RuntimeFailure | None:
     return outcome.result.error
+
+
+# --- agents -----------------------------------------------------------------------------------
+
+
+@attrs.define
+class AgentRun:
+    servers: dict[str, AgentServer]
+    robots: dict[str, RobotProxy]
+    events: list[dict[str, Any]]
+    tasks_left: int
+
+    def named(self, *names: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e["event"] in names]
+
+
+async def _serve_agents(program: model.Program, robots: dict[str, tuple[str, dict[str, Any], Faults | None]],
+                        agents: dict[str, str | None], signals: list[Any], *, gap: float) -> AgentRun:
+    rec = Recorder()
+    bus = Bus(SignalCatalog.from_program(program), observer=rec)
+    proxies = {name: RobotProxy(program.find("robots", interface), name, SimDriver, options=options, faults=faults)
+               for name, (interface, options, faults) in robots.items()}
+    servers: dict[str, AgentServer] = {}
+    for agent, instance in agents.items():
+        robot = proxies[instance] if instance is not None else None
+        runner = CallRunner(program, robot=robot, observer=rec)
+        servers[agent] = AgentServer(program.find("agents", agent), bus, runner=runner, robot_instance=instance)
+    for proxy in proxies.values():
+        await proxy.start()
+    disconnects = [RobotSignals(bus, proxy).connect() for proxy in proxies.values()]
+    try:
+        async with asyncio.TaskGroup() as group:
+            serving = [group.create_task(server.serve()) for server in servers.values()]
+            for proxy in proxies.values():
+                await proxy.call("arm", {})
+            for signal in signals:
+                bus.receive_json(signal)
+                await asyncio.sleep(gap)
+            await bus.wait_idle()
+            for task in serving:
+                task.cancel()
+    finally:
+        for disconnect in disconnects:
+            disconnect()
+        for proxy in proxies.values():
+            await proxy.close()
+    await asyncio.sleep(0)
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
+    return AgentRun(servers, proxies, rec.events, len(tasks))
+
+
+def serve_agents(program: model.Program, robots: dict[str, tuple[str, dict[str, Any], Faults | None]],
+                 agents: dict[str, str | None], signals: list[Any], *, gap: float = 0.0) -> AgentRun:
+    """Serve ``agents`` (name -> robot instance) on the real bus with sim ``robots`` (instance -> (interface,
+    driver options, faults)); feed ``signals`` (structured JSON), ``gap`` seconds apart; stop when idle."""
+    return run_virtual(_serve_agents(program, robots, agents, signals, gap=gap))
