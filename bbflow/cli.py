@@ -121,17 +121,16 @@ def graph(reactor: str, paths: tuple[str, ...], fmt: str) -> None:
 
     Data and `after` edges are solid, undo edges dashed; composed reactors are subgraphs.
     """
-    from bbflow.compiler.build import check_paths
     from bbflow.compiler.graphviz import GraphError, render_graph
-    from bbflow.compiler.pipeline import InputError
+    from bbflow.compiler.pipeline import InputError, compile_paths
     from bbflow.compiler.report import report
 
     try:
-        checked = check_paths(paths or (".",))
+        checked = compile_paths(paths or (".",))  # without the cache: drawing needs the facts
     except InputError as e:
         raise UsageFailure(str(e)) from e
-    if checked.result.diagnostics.has_errors() or checked.facts is None:
-        out = report(checked.result, "text", color=False)
+    if checked.diagnostics.has_errors() or checked.facts is None:
+        out = report(checked, "text", color=False)
         click.echo(out.body, nl=False, err=True)
         sys.exit(1)
     try:

@@ -26,7 +26,6 @@ from bbflow.compiler import ast
 from bbflow.compiler.cache import Cache
 from bbflow.compiler.codegen import GeneratedModule, flow_path, module_path
 from bbflow.compiler.diagnostics import Diagnostics
-from bbflow.compiler.facts import Facts
 from bbflow.compiler.parser import parse_module
 from bbflow.compiler.pipeline import STDLIB_FILE, CompileResult, compile_paths
 from bbflow.compiler.source import Span
@@ -72,20 +71,6 @@ class BuildResult:
     @property
     def ok(self) -> bool:
         return not self.diagnostics.has_errors()
-
-
-@attrs.define
-class Checked:
-    """A checked program and what the checker established (None if a pass crashed), for ``bbflow graph``."""
-
-    result: CompileResult
-    facts: Facts | None
-
-
-def check_paths(paths: Iterable[str | Path]) -> Checked:
-    """The pipeline without the cache (the facts are wanted); raises ``InputError`` for unusable paths."""
-    result = compile_paths(paths)
-    return Checked(result, result.facts)
 
 
 def build_program(paths: Iterable[str | Path], *, use_cache: bool = True) -> BuildResult:
