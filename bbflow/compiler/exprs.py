@@ -21,6 +21,7 @@ from bbflow.compiler.diagnostics import Diagnostics
 from bbflow.compiler.env import Env
 from bbflow.compiler.facts import CallKind, CallTarget, Facts, Ref, RefKind
 from bbflow.compiler.resolve import BUILTIN_COMMANDS, Resolver, RobotInfo, Signature, did_you_mean, duplicate
+from bbflow.compiler.suggest import closest
 from bbflow.compiler.symbols import ModuleScope, SymKind, Symbol
 
 BUILTIN_FUNCTIONS = ("len", "min", "max", "abs", "round", "str")
@@ -87,7 +88,9 @@ class ExprChecker:
         else:
             notes = tuple(T.record_problems(got, want)) if isinstance(got, T.RecordT) and isinstance(
                 want, T.RecordT) else ()
-            self.diags.error("BBF201", f"{what}: expected {want}, found {got}", span, notes=notes)
+            help_ = ("a duration has a unit: `5s`, `250ms`, `1.5s`, `2m`"
+                     if want == T.DURATION and got in (T.INT, T.FLOAT) else None)
+            self.diags.error("BBF201", f"{what}: expected {want}, found {got}", span, notes=notes, help=help_)
         return False
 
     # --- expressions ---------------------------------------------------------------
@@ -384,7 +387,8 @@ class ExprChecker:
             return T.DURATION
         if T.is_numeric(lt) and rt == T.DURATION and op == "*":
             return T.DURATION
-        self.diags.error("BBF201", f"`{op}` does not apply to {lt} and {rt}", e.span)
+        help_ = ("turn the other side into text with `str(...)`" if op == "+" and T.STR in (lt, rt) else None)
+        self.diags.error("BBF201", f"`{op}` does not apply to {lt} and {rt}", e.span, help=help_)
         return T.ERROR
 
     # --- pure builtins in expressions --------------------------------------------
@@ -631,6 +635,8 @@ class ExprChecker:
         sig = callee.sig
         assert sig is not None
         bound: dict[str, ast.Arg] = {}
+        # parameters that a misspelt argument name was probably meant for: not reported missing too
+        meant: set[str] = set()
         for i, a in enumerate(call.args):
             if a.name is None:
                 if i >= len(sig.params):
@@ -642,8 +648,11 @@ class ExprChecker:
             else:
                 found = sig.param(a.name.name)
                 if found is None:
+                    names = [p.name for p in sig.params]
                     self.diags.error("BBF202", f"`{callee.name}` has no parameter `{a.name.name}`", a.name.span,
-                                     help=did_you_mean(a.name.name, [p.name for p in sig.params]))
+                                     help=did_you_mean(a.name.name, names),
+                                     notes=(f"its parameters: {', '.join(names) or 'none'}",))
+                    meant.update(closest(a.name.name, names, limit=1))
                     self.expr(a.value, ctx)
                     continue
                 param = found
@@ -654,7 +663,7 @@ class ExprChecker:
                 continue
             bound[param.name] = a
             self.expect(a.value, ctx, param.type, f"argument `{param.name}` of `{callee.name}`")
-        missing = [p for p in sig.params if p.name not in bound and not p.has_default]
+        missing = [p for p in sig.params if p.name not in bound and p.name not in meant and not p.has_default]
         if missing:
             listed = ", ".join(f"`{p.name}: {p.type}`" for p in missing)
             self.diags.error("BBF202", f"missing argument{'s' if len(missing) > 1 else ''} {listed} "

@@ -80,7 +80,7 @@ def check_agent_routes(agent: ast.AgentDecl, declared: set[str], diags: Diagnost
         if any(pattern.matches(s) for s in declared):
             live.add(id(route))
             continue
-        near = closest(pattern.text, declared)
+        near = closest(pattern.text, _respellings(pattern.text, declared))
         diags.warning("BBF503", f"route pattern `{pattern.text}` matches no declared signal", route.span,
                       notes=("no `signal` declaration (nor an event of the agent's robot) has a type this "
                              "pattern matches, so this route never runs",),
@@ -104,6 +104,21 @@ def check_agent_routes(agent: ast.AgentDecl, declared: set[str], diags: Diagnost
     return [p for _, p in valid]
 
 
+def _respellings(pattern: str, declared: set[str]) -> set[str]:
+    """Patterns of the same shape that match a declared signal: the declared types themselves, and
+    ``pattern`` with its literal segments taken from a declared type (``cel.**`` -> ``cell.**``)."""
+    segments = pattern.split(".")
+    out = set(declared)
+    for signal in declared:
+        parts = signal.split(".")
+        spelled = [parts[i] if "*" not in seg and i < len(parts) else seg for i, seg in enumerate(segments)]
+        candidate = ".".join(spelled)
+        compiled = compile_pattern(candidate)
+        if candidate != pattern and not isinstance(compiled, str) and compiled.matches(signal):
+            out.add(candidate)
+    return out
+
+
 def _signal_stmts(stmts: Iterable[ast.AgentStmt]) -> Iterator[ast.EmitStmt | ast.ScheduleStmt]:
     for stmt in stmts:
         if isinstance(stmt, (ast.EmitStmt, ast.ScheduleStmt)):
@@ -124,6 +139,7 @@ def check_emits(agent: ast.AgentDecl, declared: set[str], diags: Diagnostics) ->
                 continue
             verb = "emit" if isinstance(stmt, ast.EmitStmt) else "schedule"
             near = closest(name, declared)
+            emitted.update(near[:1])  # the signal it was meant to be is not also "never emitted" (BBF505)
             diags.error("BBF504", f"`{verb} {name}`: no signal `{name}` is declared", stmt.type.span,
                         help=("did you mean " + " or ".join(f"`{n}`" for n in near) + "?") if near
                         else f"declare it: `signal {name}` (with a payload type if it carries data)")

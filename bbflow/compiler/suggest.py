@@ -47,7 +47,8 @@ def closest(name: str, candidates: Iterable[str], limit: int = 3) -> list[str]:
             scored.append((0.5, cand))
             continue
         d = edit_distance(name.lower(), cand.lower())
-        if d <= bound and d < len(cand):
+        # a one-letter candidate is only plausible for a longer name (`aa` for `a`, not `b` for `a`)
+        if d <= bound and d < max(len(cand), len(name)):
             scored.append((float(d), cand))
     scored.sort()
     return [cand for _, cand in scored[:limit]]

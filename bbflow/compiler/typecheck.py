@@ -339,7 +339,12 @@ class TypeChecker:
         elif T.is_lenient(over):
             item = over
         else:
-            self.exprs.fits(over, T.ListT(T.ANY), stmt.over.span, "`map` goes over a list")
+            if isinstance(over, T.OptionalT):
+                self.diags.error("BBF204", f"`map` goes over a list, and this {over} may be none", stmt.over.span,
+                                 help="give a list for none with `??` (`xs ?? []`)")
+            else:
+                self.diags.error("BBF201", f"`map` goes over a list, found {over}", stmt.over.span,
+                                 help="to do one thing, use a step; to repeat it, give a list (`[x]`)")
             item = T.ERROR
         if stmt.concurrency is not None and stmt.concurrency.value < 1:
             self.diags.error("BBF201", "a map's concurrency is at least 1", stmt.concurrency.span)
