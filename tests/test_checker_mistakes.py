@@ -167,3 +167,61 @@ def test_routes_with_every_pattern_shape():
         "}\n")})
     assert found == [("BBF501", "m.flow", 8, 8), ("BBF503", "m.flow", 9, 5), ("BBF502", "m.flow", 11, 5)]
     assert diags.sorted()[1].help == "did you mean `cell.**`?"
+
+
+# --- fuzzing: mutated real programs never crash the compiler ---------------------------------
+
+import os  # noqa: E402
+import re  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from bbflow.compiler.checker import check  # noqa: E402
+from bbflow.compiler.diagnostics import Diagnostics  # noqa: E402
+from bbflow.compiler.parser import parse_text  # noqa: E402
+
+_ROOT = Path(__file__).resolve().parents[1]
+SEEDS = sorted(p.read_text(encoding="utf-8") for p in [
+    *(_ROOT.parent / "shared" / "conformance" / "check").glob("*.flow"),
+    *(_ROOT / "examples").rglob("*.flow")]) or [ARM]
+TOKENS = re.compile(r'"[^"\n]*"|[A-Za-z_][A-Za-z0-9_]*|\d+(?:\.\d+)?(?:ms|s|m|h)?|\*\*|->|\?\?|[=!<>]=|\S')
+WORDS = ["step", "let", "map", "switch", "case", "default", "return", "fail", "after", "undo", "when", "=",
+         "(", ")", "{", "}", "[", "]", ",", ":", ".", "?", "??", "none", "1", "1.5", "5s", '"x"', "a", "Grip",
+         "open", "idle", "wait_event", "wait_state", "reactor", "agent", "on", "emit", "set", "**", "*"]
+#: the committed test runs a few; BBFLOW_FUZZ_EXAMPLES=3000 for a real campaign
+EXAMPLES = int(os.environ.get("BBFLOW_FUZZ_EXAMPLES", "25"))
+
+
+def _compiles_without_crash(text: str) -> None:
+    module, diags = parse_text(text, "fuzz.flow", "fuzz")
+    check([module], diags)
+    assert not [d for d in diags.items if d.code == "BBF900"], [d.message for d in diags.items]
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(SEEDS), st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 2),
+                                                  st.sampled_from(WORDS)), min_size=1, max_size=4))
+def test_token_mutations_never_crash(seed, edits):
+    tokens = TOKENS.findall(seed)
+    for at, kind, word in edits:
+        i = at % (len(tokens) + 1)
+        if kind == 0 and i < len(tokens):
+            del tokens[i]
+        elif kind == 1:
+            tokens.insert(i, word)
+        elif i < len(tokens):
+            tokens[i] = word
+    _compiles_without_crash(" ".join(tokens))
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(SEEDS), st.lists(st.tuples(st.integers(0, 10**6), st.sampled_from(
+    ["", " ", "\n", "{", "}", "(", ")", '"', "\\", ".", "#", "é", "0", "a", "*", "?"])), min_size=1, max_size=4))
+def test_character_mutations_never_crash(seed, edits):
+    text = seed
+    for at, piece in edits:
+        i = at % (len(text) + 1)
+        text = text[:i] + piece + text[i + 1:]
+    _compiles_without_crash(text)
