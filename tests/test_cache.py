@@ -26,6 +26,24 @@ def test_keys_follow_imports() -> None:
     assert module_keys({"x": "X"}, {"x": ("y",)}) != module_keys({"x": "X", "y": "Y"}, {"x": ("y",)})
 
 
+def test_a_changed_compiler_changes_every_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A compiler being developed (same version number) must not replay what its older self found."""
+    from bbflow.compiler import cache
+
+    sources, imports = {"a": "A", "b": "B"}, {"b": ("a",)}
+    before = module_keys(sources, imports)
+    monkeypatch.setattr(cache, "compiler_fingerprint", lambda: "a compiler with one line changed")
+    after = module_keys(sources, imports)
+    assert all(before[m] != after[m] for m in sources)
+
+
+def test_the_compiler_fingerprint_covers_the_compiler_s_code() -> None:
+    from bbflow.compiler import cache
+
+    assert cache.compiler_fingerprint() == cache.compiler_fingerprint.__wrapped__()  # stable within a process
+    assert len(cache.compiler_fingerprint()) == 64
+
+
 def test_an_unchanged_program_is_not_checked_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write_flows(tmp_path, {"cell/arm.flow": ARM, "cell/task.flow": TASK, "other.flow": OTHER})
     first = build_program([tmp_path])

@@ -10,7 +10,9 @@ Entries are keyed by content, never by time or path:
   module keys of all its modules (some checks, such as a signal that no
   module handles, look at the whole program).
 
-A module's key hashes the compiler version, the runtime ABI, the module's
+A module's key hashes the compiler itself (a fingerprint of the code of the
+installed ``bbflow`` package, so that a changed compiler never replays what
+an older one found, even between two releases), the runtime ABI, the module's
 name and source, and the keys of the modules it imports (the standard
 library's sources included). So an unchanged module whose imports are
 unchanged hits; a change to an imported module changes the keys of all its
@@ -23,6 +25,7 @@ malformed entry is a miss, never an error.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -47,6 +50,16 @@ MODULE_MARK = "module:"
 
 def sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@functools.cache
+def compiler_fingerprint() -> str:
+    """A hash of every Python and grammar file of the installed ``bbflow`` package (read once per process)."""
+    package = Path(__file__).resolve().parent.parent
+    h = hashlib.sha256(f"bbflow {__version__}".encode("utf-8"))
+    for path in sorted(p for p in package.rglob("*") if p.suffix in (".py", ".lark") and p.is_file()):
+        h.update(path.relative_to(package).as_posix().encode("utf-8") + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
 
 
 @attrs.frozen(slots=True)
@@ -76,7 +89,7 @@ def module_keys(sources: Mapping[str, str], imports: Mapping[str, tuple[str, ...
         if name in visiting:
             return "cycle:" + name
         h = hashlib.sha256()
-        for part in (f"bbflow {__version__}", f"abi {model.ABI}", f"format {FORMAT}", name, sha256(sources[name])):
+        for part in (compiler_fingerprint(), f"abi {model.ABI}", f"format {FORMAT}", name, sha256(sources[name])):
             h.update(part.encode("utf-8") + b"\0")
         for dep in sorted(set(imports.get(name, ()))):
             h.update(f"{dep}={key(dep, (*visiting, name))}".encode("utf-8") + b"\0")
