@@ -205,3 +205,19 @@ def _print_diagnostics(diagnostics: Diagnostics) -> None:
                nl=False, err=True)
     errors = sum(d.is_error for d in items)
     click.echo(summary(errors, len(items) - errors, len(sources)), err=True)
+
+
+@main.command()
+@click.option("--stdio", is_flag=True, help="Talk over standard input and output (the default and only transport).")
+def lsp(stdio: bool) -> None:
+    """Serve the Language Server Protocol for editors, on standard input and output.
+
+    Needs the optional extra: pip install 'bbflow[lsp]'. See docs/editors.md.
+    """
+    try:
+        from bbflow.lsp.server import serve
+    except ModuleNotFoundError as e:
+        if (e.name or "").split(".")[0] not in ("pygls", "lsprotocol"):
+            raise
+        raise UsageFailure("bbflow lsp needs the optional `lsp` extra (pygls): pip install 'bbflow[lsp]'") from None
+    serve()

@@ -1,0 +1,235 @@
+"""Completion: keywords the grammar takes here, names in scope, commands, fields and signals.
+
+Which keywords fit is asked of the parser itself: the text from the start of
+the declaration around the cursor up to the word being typed is fed to lark's
+LALR parser, whose ``accepts()`` is the exact set of tokens that may come next
+(so after ``step x = move_to(...)`` it offers ``after``, ``undo``, ``retry``...,
+and in a reactor header ``on`` and ``->``). When that text does not parse (an
+earlier mistake in the same declaration), every keyword is offered.
+
+Names come from the last compiled program (which may be a little older than
+the text being typed): the enclosing reactor's inputs and named statements or
+the agent's state and route binding, the robot's commands in a reactor `on`
+it, the module's declarations and imports, the prelude and the builtins.
+After ``NAME.`` the fields of NAME's record type (or an enum's members, or an
+imported module's declarations) are offered; after ``emit``, ``schedule`` and
+a route's ``on``, the declared signals.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+from typing import Any
+
+import attrs
+from lark.exceptions import LarkError
+from lark.lexer import PatternStr
+
+from bbflow.compiler import ast
+from bbflow.compiler import types as T
+from bbflow.compiler.exprs import BUILTIN_FUNCTIONS, WAITS
+from bbflow.compiler.facts import Facts
+from bbflow.compiler.parser import flow_parser
+from bbflow.compiler.resolve import BUILTIN_COMMANDS
+from bbflow.lsp.analysis import declaration_signature
+from bbflow.lsp.locate import PRELUDE, Pos, contains, global_decl, path_at
+from bbflow.lsp.program import Program
+
+TOP_LEVEL = re.compile(r"^(from|import|type|enum|signal|robot|action|reactor|agent)\b", re.MULTILINE)
+MEMBER = re.compile(r"([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\.(\w*)$")
+SIGNAL_CONTEXT = re.compile(r"(?:\bemit|\bschedule|^\s*on)\s+((?:[\w*]+\.)*)[\w*]*$")
+WORD = re.compile(r"\w*$")
+
+
+@attrs.frozen(slots=True)
+class Completion:
+    label: str
+    kind: str  # "keyword" "variable" "function" "field" "type" "enum member" "module" "signal" ...
+    detail: str = ""
+
+
+@functools.cache
+def keyword_terminals() -> dict[str, str]:
+    """Terminal name -> keyword, for every keyword of the grammar."""
+    return {t.name: t.pattern.value for t in flow_parser().terminals
+            if isinstance(t.pattern, PatternStr) and t.pattern.value.isalpha()}
+
+
+def complete(program: Program | None, path: Path, text: str, pos: Pos) -> list[Completion]:
+    """What may be typed at ``pos`` of ``text`` (the file's current buffer)."""
+    lines = text.split("\n")
+    line = lines[pos.line] if 0 <= pos.line < len(lines) else ""
+    before = line[: pos.character]
+    signal = SIGNAL_CONTEXT.search(before)
+    if signal is not None:
+        return _signals(program, signal.group(1))
+    member = MEMBER.search(before)
+    if member is not None and not re.search(r"\d$", member.group(1)):
+        return _members(program, path, pos, member.group(1).split("."))
+    offset = sum(len(ln) + 1 for ln in lines[: pos.line]) + pos.character - len(WORD.search(before).group())
+    accepts = accepted(text[:offset])
+    keywords = keyword_terminals()
+    words = [Completion(kw, "keyword") for name, kw in sorted(keywords.items(), key=lambda kv: kv[1])
+             if accepts is None or name in accepts]
+    if accepts is not None and "NAME" not in accepts:
+        return words
+    return _names(program, path, pos) + words
+
+
+def accepted(prefix: str) -> set[str] | None:
+    """The terminals the parser takes after ``prefix``, read from the start of its last declaration."""
+    starts = [m.start() for m in TOP_LEVEL.finditer(prefix)]
+    try:
+        ip = flow_parser().parse_interactive(prefix[starts[-1]:] if starts else prefix)
+        ip.exhaust_lexer()
+        return set(ip.accepts())
+    except LarkError:
+        return None
+
+
+def _signals(program: Program | None, typed: str) -> list[Completion]:
+    """Declared signals that continue ``typed`` (``pick.``), as the rest of their dotted name."""
+    facts = program.result.facts if program is not None else None
+    if facts is None:
+        return []
+    out = []
+    for name, decl in sorted(facts.signals.items()):
+        if name.startswith(typed):
+            payload = facts.decl_types.get(id(decl))
+            out.append(Completion(name[len(typed):], "signal", str(payload) if payload not in (None, T.NONE) else ""))
+    return out
+
+
+def _context(program: Program | None, path: Path, pos: Pos) -> tuple[Facts, ast.Module, list[Any]] | None:
+    module = program.module(path) if program is not None else None
+    if module is None or program is None or program.result.facts is None:
+        return None
+    return program.result.facts, module, path_at(module, pos)
+
+
+def _members(program: Program | None, path: Path, pos: Pos, chain: list[str]) -> list[Completion]:
+    ctx = _context(program, path, pos)
+    if ctx is None:
+        return []
+    facts, module, node_path = ctx
+    local = _locals(facts, node_path, pos).get(chain[0])
+    if local is not None:
+        t = local[1]
+    else:
+        decl = global_decl(facts, module, tuple(chain))
+        if isinstance(decl, ast.EnumDecl):
+            return [Completion(m.name, "enum member", decl.name.name) for m in decl.members]
+        imported = _module_alias(module, chain)
+        if imported is not None:
+            return [Completion(n, _kind(d), declaration_signature(facts, d))
+                    for n, d in _module_decls(facts, imported).items()]
+        return []
+    for name in chain[1:]:
+        t = T.strip_optional(t) if t is not None else None
+        t = t.field(name) if isinstance(t, T.RecordT) else None
+    t = T.strip_optional(t) if t is not None else None
+    if isinstance(t, T.RecordT):
+        return [Completion(n, "field", str(ft)) for n, ft in t.fields]
+    return []
+
+
+def _module_alias(module: ast.Module, chain: list[str]) -> str | None:
+    for imp in module.imports:
+        if isinstance(imp, ast.ModuleImport):
+            if (imp.alias or imp.module[-1]).name == ".".join(chain):
+                return ".".join(i.name for i in imp.module)
+    return None
+
+
+def _module_decls(facts: Facts, dotted: str) -> dict[str, Any]:
+    module = facts.modules.get(dotted)
+    if module is None:
+        return {}
+    return {_decl_name(d): d for d in module.decls if _decl_name(d)}
+
+
+def _decl_name(decl: Any) -> str:
+    if isinstance(decl, ast.SignalDecl):
+        return ""
+    return decl.name.name
+
+
+_KINDS = {ast.TypeAlias: "type", ast.EnumDecl: "enum", ast.RobotDecl: "robot", ast.ActionDecl: "function",
+          ast.ReactorDecl: "reactor", ast.AgentDecl: "agent", ast.CommandDecl: "function"}
+
+
+def _kind(decl: Any) -> str:
+    return _KINDS.get(type(decl), "variable")
+
+
+def _locals(facts: Facts, node_path: list[Any], pos: Pos) -> dict[str, tuple[str, Any]]:
+    """Value names visible at the cursor: name -> (what it is, its type)."""
+    out: dict[str, tuple[str, Any]] = {}
+    for node in node_path:
+        if isinstance(node, ast.ReactorDecl):
+            for p in node.params:
+                out[p.name.name] = ("param", facts.decl_types.get(id(p)))
+            for stmt in _named_statements(node.body, pos):
+                out[stmt.name.name] = (type(stmt).__name__.removesuffix("Stmt").lower(),
+                                       facts.decl_types.get(id(stmt)))
+        elif isinstance(node, ast.MapStmt):
+            over = facts.types.get(id(node.over))
+            out[node.item.name] = ("item", over.item if isinstance(over, (T.ListT, T.MapT)) else None)
+        elif isinstance(node, ast.AgentDecl):
+            for f in node.state:
+                out[f.name.name] = ("state", facts.decl_types.get(id(f)))
+        elif isinstance(node, ast.RouteDecl) and node.bind is not None:
+            out[node.bind.name] = ("binding", facts.decl_types.get(id(node)))
+    return out
+
+
+def _named_statements(block: ast.Block, pos: Pos) -> list[Any]:
+    """The steps, lets, switches and maps of a reactor body, and of the case or map body the cursor is in."""
+    out = []
+    for stmt in block.stmts:
+        if isinstance(stmt, (ast.StepStmt, ast.LetStmt, ast.SwitchStmt, ast.MapStmt)):
+            out.append(stmt)
+        inner = [c.body for c in stmt.cases] + ([stmt.default] if stmt.default else []) \
+            if isinstance(stmt, ast.SwitchStmt) else [stmt.body] if isinstance(stmt, ast.MapStmt) else []
+        for body in inner:
+            if contains(body.span, pos):
+                out += _named_statements(body, pos)
+    return out
+
+
+def _names(program: Program | None, path: Path, pos: Pos) -> list[Completion]:
+    ctx = _context(program, path, pos)
+    if ctx is None:
+        return [Completion(f, "function", "builtin") for f in BUILTIN_FUNCTIONS]
+    facts, module, node_path = ctx
+    out: dict[str, Completion] = {}
+    for name, (what, t) in _locals(facts, node_path, pos).items():
+        out[name] = Completion(name, "variable", f"({what}) {t if t is not None else '?'}")
+    owner = next((n for n in reversed(node_path) if isinstance(n, (ast.ReactorDecl, ast.AgentDecl))), None)
+    robot = facts.decls.get(facts.robots_of.get(id(owner), "")) if owner is not None else None
+    if isinstance(owner, ast.ReactorDecl) and isinstance(robot, ast.RobotDecl):
+        for cmd in robot.commands:
+            out.setdefault(cmd.name.name, Completion(cmd.name.name, "function", declaration_signature(facts, cmd)))
+        for name in (*BUILTIN_COMMANDS, *WAITS):
+            out.setdefault(name, Completion(name, "function", "builtin command" if name in BUILTIN_COMMANDS
+                                            else "wait"))
+    for name, decl in _module_decls(facts, module.name).items():
+        out.setdefault(name, Completion(name, _kind(decl), declaration_signature(facts, decl)))
+    for imp in module.imports:
+        if isinstance(imp, ast.ModuleImport):
+            bound = (imp.alias or imp.module[-1]).name
+            out.setdefault(bound, Completion(bound, "module", ".".join(i.name for i in imp.module)))
+            continue
+        for item in imp.names:
+            bound = (item.alias or item.name).name
+            decl = global_decl(facts, module, (bound,))
+            detail = declaration_signature(facts, decl) if decl is not None else ""
+            out.setdefault(bound, Completion(bound, _kind(decl), detail))
+    if module.name != PRELUDE:
+        for name, decl in _module_decls(facts, PRELUDE).items():
+            out.setdefault(name, Completion(name, _kind(decl), declaration_signature(facts, decl)))
+    for name in BUILTIN_FUNCTIONS:
+        out.setdefault(name, Completion(name, "function", "builtin"))
+    return list(out.values())

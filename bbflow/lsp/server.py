@@ -1,0 +1,251 @@
+"""The pygls wiring of ``bbflow lsp``: protocol messages in, ``bbflow.lsp.analysis`` answers out.
+
+Everything the server knows comes from ``compile_program`` (the file's whole
+project, open buffers in place of the files on disk); this module only keeps
+the last program of each project, converts positions between the client's
+encoding (UTF-16 unless the client offers another) and the compiler's
+characters, and publishes diagnostics for every file of the project (an
+empty list for a file whose problems are gone). Checks after an edit wait
+until typing pauses for ``DEBOUNCE`` seconds; opening and saving check at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from lsprotocol import types as lsp
+from pygls.lsp.server import LanguageServer
+from pygls.uris import from_fs_path, to_fs_path
+
+from bbflow import __version__
+from bbflow.lsp.analysis import (
+    DocSymbol,
+    EditorDiagnostic,
+    definition,
+    diagnostics_by_file,
+    document_symbols,
+    hover,
+)
+from bbflow.lsp.complete import complete
+from bbflow.lsp.locate import Pos, Range
+from bbflow.lsp.program import Program, compile_program, scope_of
+
+DEBOUNCE = 0.3  # seconds of quiet after an edit before the project is checked again
+SUFFIX = ".flow"
+
+SEVERITIES = {"error": lsp.DiagnosticSeverity.Error, "warning": lsp.DiagnosticSeverity.Warning,
+              "note": lsp.DiagnosticSeverity.Information}
+SYMBOL_KINDS = {
+    "reactor": lsp.SymbolKind.Function, "action": lsp.SymbolKind.Function, "step": lsp.SymbolKind.Variable,
+    "let": lsp.SymbolKind.Variable, "switch": lsp.SymbolKind.Variable, "map": lsp.SymbolKind.Array,
+    "agent": lsp.SymbolKind.Class, "route": lsp.SymbolKind.Method, "robot": lsp.SymbolKind.Interface,
+    "command": lsp.SymbolKind.Method, "event": lsp.SymbolKind.Event, "signal": lsp.SymbolKind.Event,
+    "state": lsp.SymbolKind.Field, "type": lsp.SymbolKind.Struct, "enum": lsp.SymbolKind.Enum,
+    "enum member": lsp.SymbolKind.EnumMember,
+}
+COMPLETION_KINDS = {
+    "keyword": lsp.CompletionItemKind.Keyword, "variable": lsp.CompletionItemKind.Variable,
+    "function": lsp.CompletionItemKind.Function, "reactor": lsp.CompletionItemKind.Function,
+    "field": lsp.CompletionItemKind.Field, "type": lsp.CompletionItemKind.Struct,
+    "enum": lsp.CompletionItemKind.Enum, "enum member": lsp.CompletionItemKind.EnumMember,
+    "module": lsp.CompletionItemKind.Module, "signal": lsp.CompletionItemKind.Event,
+    "robot": lsp.CompletionItemKind.Interface, "agent": lsp.CompletionItemKind.Class,
+}
+
+
+class FlowServer(LanguageServer):
+    """The language server, with the last compiled program of each project."""
+
+    def __init__(self) -> None:
+        super().__init__("bbflow", __version__, text_document_sync_kind=lsp.TextDocumentSyncKind.Incremental)
+        self.programs: dict[Path, Program] = {}  # by scope (project root, or a loose file's folder)
+        self.published: dict[Path, set[Path]] = {}  # by scope: files last given diagnostics
+        self.edits: dict[Path, int] = {}  # by file: edits seen, so that only the last one's wait checks
+        self.problems: dict[Path, str] = {}  # by scope: the project problem last shown
+
+    # --- documents and programs -------------------------------------------------------
+
+    def buffers(self) -> dict[Path, str]:
+        """The text of every open .flow document, by resolved path."""
+        out = {}
+        for uri, doc in self.workspace.text_documents.items():
+            path = path_of(uri)
+            if path is not None and path.suffix == SUFFIX:
+                out[path] = doc.source
+        return out
+
+    def check(self, path: Path) -> Program:
+        """Compile ``path``'s program now and publish its diagnostics."""
+        program = compile_program(path, self.buffers())
+        self.programs[program.scope] = program
+        self.publish(program)
+        return program
+
+    def current(self, uri: str) -> tuple[Path, Program, str] | None:
+        """The program of the document at ``uri``, compiled from its current text (checked again if stale)."""
+        path = path_of(uri)
+        if path is None:
+            return None
+        text = self.workspace.get_text_document(uri).source
+        program = self.programs.get(scope_of(path))
+        if program is None or not program.is_current(path, text.replace("\r\n", "\n")):
+            program = self.check(path)
+        return path, program, text
+
+    def publish(self, program: Program) -> None:
+        by_file = diagnostics_by_file(program)
+        for gone in self.published.get(program.scope, set()) - set(by_file):
+            self.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(self.uri_of(gone), []))
+        self.published[program.scope] = set(by_file)
+        for path, diags in by_file.items():
+            lines = program.texts.get(path, "").split("\n")
+            self.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(
+                self.uri_of(path), [self.to_lsp_diagnostic(d, lines, program) for d in diags]))
+        if program.problem and self.problems.get(program.scope) != program.problem:
+            self.window_show_message(lsp.ShowMessageParams(lsp.MessageType.Warning, program.problem))
+        self.problems[program.scope] = program.problem or ""
+
+    def uri_of(self, path: Path) -> str:
+        """The URI the client opened ``path`` under (else the file URI of the path)."""
+        for uri in self.workspace.text_documents:
+            if path_of(uri) == path:
+                return uri
+        return from_fs_path(str(path)) or path.as_uri()
+
+    # --- conversions ------------------------------------------------------------------
+
+    def to_lsp_range(self, r: Range, lines: list[str]) -> lsp.Range:
+        server = lsp.Range(lsp.Position(r.start.line, r.start.character), lsp.Position(r.end.line, r.end.character))
+        return self.workspace.position_codec.range_to_client_units(lines, server)
+
+    def to_pos(self, position: lsp.Position, text: str) -> Pos:
+        p = self.workspace.position_codec.position_from_client_units(text.split("\n"), position)
+        return Pos(p.line, p.character)
+
+    def lines_of(self, path: Path, program: Program) -> list[str]:
+        text = program.texts.get(path)
+        if text is None:
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                text = ""
+        return text.split("\n")
+
+    def to_lsp_diagnostic(self, d: EditorDiagnostic, lines: list[str], program: Program) -> lsp.Diagnostic:
+        related = [lsp.DiagnosticRelatedInformation(
+            lsp.Location(self.uri_of(r.location.path),
+                         self.to_lsp_range(r.location.range, self.lines_of(r.location.path, program))),
+            r.message) for r in d.related]
+        return lsp.Diagnostic(
+            range=self.to_lsp_range(d.range, lines), message=d.message, severity=SEVERITIES[d.severity],
+            code=d.code, source="bbflow", related_information=related or None,
+            code_description=lsp.CodeDescription(d.explain.as_uri()) if d.explain is not None else None)
+
+    def to_lsp_symbol(self, s: DocSymbol, lines: list[str]) -> lsp.DocumentSymbol:
+        return lsp.DocumentSymbol(
+            name=s.name, kind=SYMBOL_KINDS.get(s.kind, lsp.SymbolKind.Variable), detail=s.detail or None,
+            range=self.to_lsp_range(s.range, lines), selection_range=self.to_lsp_range(s.selection, lines),
+            children=[self.to_lsp_symbol(c, lines) for c in s.children] or None)
+
+
+server = FlowServer()
+
+
+def path_of(uri: str) -> Path | None:
+    """The resolved file path of a ``file:`` URI (None for other schemes: unsaved, remote)."""
+    if not uri.startswith("file:"):
+        return None
+    fs = to_fs_path(uri)
+    return Path(fs).resolve() if fs else None
+
+
+@server.feature(lsp.TEXT_DOCUMENT_DID_OPEN)
+def did_open(ls: FlowServer, params: lsp.DidOpenTextDocumentParams) -> None:
+    path = path_of(params.text_document.uri)
+    if path is not None:
+        ls.check(path)
+
+
+@server.feature(lsp.TEXT_DOCUMENT_DID_SAVE)
+def did_save(ls: FlowServer, params: lsp.DidSaveTextDocumentParams) -> None:
+    path = path_of(params.text_document.uri)
+    if path is not None:
+        ls.check(path)
+
+
+@server.feature(lsp.TEXT_DOCUMENT_DID_CHANGE)
+async def did_change(ls: FlowServer, params: lsp.DidChangeTextDocumentParams) -> None:
+    path = path_of(params.text_document.uri)
+    if path is None:
+        return
+    seen = ls.edits[path] = ls.edits.get(path, 0) + 1
+    await asyncio.sleep(DEBOUNCE)
+    if ls.edits.get(path) == seen:  # no edit since: typing has paused
+        ls.check(path)
+
+
+@server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)
+def did_close(ls: FlowServer, params: lsp.DidCloseTextDocumentParams) -> None:
+    """The file is read from disk again; if it is not there (never saved), its diagnostics go."""
+    path = path_of(params.text_document.uri)
+    if path is None:
+        return
+    ls.edits.pop(path, None)
+    if path.is_file():
+        ls.check(path)
+    else:
+        ls.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(params.text_document.uri, []))
+
+
+@server.feature(lsp.TEXT_DOCUMENT_HOVER)
+def on_hover(ls: FlowServer, params: lsp.HoverParams) -> lsp.Hover | None:
+    found = ls.current(params.text_document.uri)
+    if found is None:
+        return None
+    path, program, text = found
+    answer = hover(program, path, ls.to_pos(params.position, text), text)
+    if answer is None:
+        return None
+    return lsp.Hover(lsp.MarkupContent(lsp.MarkupKind.Markdown, answer.markdown),
+                     ls.to_lsp_range(answer.range, text.split("\n")))
+
+
+@server.feature(lsp.TEXT_DOCUMENT_DEFINITION)
+def on_definition(ls: FlowServer, params: lsp.DefinitionParams) -> list[lsp.Location] | None:
+    found = ls.current(params.text_document.uri)
+    if found is None:
+        return None
+    path, program, text = found
+    targets = definition(program, path, ls.to_pos(params.position, text))
+    return [lsp.Location(ls.uri_of(t.path), ls.to_lsp_range(t.range, ls.lines_of(t.path, program)))
+            for t in targets] or None
+
+
+@server.feature(lsp.TEXT_DOCUMENT_COMPLETION, lsp.CompletionOptions(trigger_characters=["."]))
+def on_completion(ls: FlowServer, params: lsp.CompletionParams) -> lsp.CompletionList | None:
+    path = path_of(params.text_document.uri)
+    if path is None:
+        return None
+    text = ls.workspace.get_text_document(params.text_document.uri).source
+    # the last program, even if a little stale: the text being typed rarely compiles cleanly
+    program = ls.programs.get(scope_of(path)) or ls.check(path)
+    items = complete(program, path, text, ls.to_pos(params.position, text))
+    return lsp.CompletionList(is_incomplete=False, items=[
+        lsp.CompletionItem(c.label, kind=COMPLETION_KINDS.get(c.kind, lsp.CompletionItemKind.Text),
+                           detail=c.detail or None) for c in items])
+
+
+@server.feature(lsp.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
+def on_document_symbol(ls: FlowServer, params: lsp.DocumentSymbolParams) -> list[lsp.DocumentSymbol] | None:
+    found = ls.current(params.text_document.uri)
+    if found is None:
+        return None
+    path, program, text = found
+    lines = text.split("\n")
+    return [ls.to_lsp_symbol(s, lines) for s in document_symbols(program, path)]
+
+
+def serve() -> None:
+    """Speak LSP on standard input and output until the client says exit."""
+    server.start_io()

@@ -1,0 +1,185 @@
+"""`bbflow lsp` as an editor sees it: a subprocess speaking JSON-RPC over its standard input and output."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+pytest.importorskip("pygls", reason="bbflow lsp needs the optional `lsp` extra")
+
+WAIT = 30.0  # seconds: only a guard against a hung server, never a measurement
+
+FLOW = """\
+type Pose = {x: float, y: float, z: float}
+
+robot Arm {
+    command move_to(target: Pose) -> Pose category motion
+    command home() -> Pose category motion
+}
+
+reactor Go(pick: Pose) -> Pose on Arm {
+    step ready = home() irreversible "parking"
+    step there = mvoe_to(target: pick) after ready undo home()
+    return there
+}
+"""
+
+
+class Client:
+    """A minimal LSP client: framed JSON-RPC messages, responses matched by id."""
+
+    def __init__(self, cwd: Path) -> None:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen([sys.executable, "-m", "bbflow", "lsp"], cwd=cwd, env=env,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.inbox: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self.seen: list[dict[str, Any]] = []
+        self.next_id = 0
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        out = self.proc.stdout
+        assert out is not None
+        while True:
+            headers = {}
+            while (line := out.readline()) not in (b"\r\n", b""):
+                name, _, value = line.decode("ascii").partition(":")
+                headers[name.strip().lower()] = value.strip()
+            if not line:
+                self.inbox.put(None)
+                return
+            self.inbox.put(json.loads(out.read(int(headers["content-length"]))))
+
+    def send(self, message: dict[str, Any]) -> None:
+        body = json.dumps({"jsonrpc": "2.0", **message}).encode("utf-8")
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        self.proc.stdin.flush()
+
+    def notify(self, method: str, params: dict[str, Any] | None = None) -> None:
+        self.send({"method": method, **({"params": params} if params is not None else {})})
+
+    def request(self, method: str, params: dict[str, Any] | None = None) -> Any:
+        self.next_id += 1
+        ident = self.next_id
+        self.send({"id": ident, "method": method, **({"params": params} if params is not None else {})})
+        reply = self.wait_for(lambda m: m.get("id") == ident and "method" not in m)
+        assert "error" not in reply, reply
+        return reply["result"]
+
+    def wait_for(self, match: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+        for message in self.seen:
+            if match(message):
+                self.seen.remove(message)
+                return message
+        while True:
+            message = self.inbox.get(timeout=WAIT)
+            assert message is not None, f"the server closed its output: {self.stderr()}"
+            if match(message):
+                return message
+            self.seen.append(message)
+
+    def diagnostics(self, uri: str, match: Callable[[list[dict[str, Any]]], bool] = lambda d: True) -> list[dict]:
+        return self.wait_for(lambda m: m.get("method") == "textDocument/publishDiagnostics"
+                             and m["params"]["uri"] == uri and match(m["params"]["diagnostics"]))["params"]["diagnostics"]
+
+    def stderr(self) -> str:
+        self.proc.kill()
+        return self.proc.communicate()[1].decode("utf-8", "replace")
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "bbflow.toml").write_text('[project]\nname = "cell"\nsource = "flows"\n', encoding="utf-8")
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "cell.flow").write_text(FLOW, encoding="utf-8")
+    return tmp_path
+
+
+@pytest.fixture
+def client(project: Path):
+    c = Client(project)
+    yield c
+    if c.proc.poll() is None:
+        c.proc.kill()
+        c.proc.communicate()
+
+
+def position(text: str, word: str, nth: int = 0) -> dict[str, int]:
+    """The LSP position of the ``nth`` occurrence of ``word``."""
+    at = -1
+    for _ in range(nth + 1):
+        at = text.index(word, at + 1)
+    line = text.count("\n", 0, at)
+    return {"line": line, "character": at - (text.rfind("\n", 0, at) + 1)}
+
+
+def test_a_session_diagnostics_hover_definition_completion_symbols_shutdown(client: Client, project: Path) -> None:
+    root = project.as_uri()
+    init = client.request("initialize", {"processId": os.getpid(), "rootUri": root, "capabilities": {}})
+    caps = init["capabilities"]
+    assert caps["hoverProvider"] and caps["definitionProvider"] and caps["documentSymbolProvider"]
+    assert "." in caps["completionProvider"]["triggerCharacters"]
+    client.notify("initialized", {})
+
+    uri = (project / "flows" / "cell.flow").as_uri()
+    client.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "flow", "version": 1,
+                                                            "text": FLOW}})
+    diags = client.diagnostics(uri)
+    assert [d["code"] for d in diags] == ["BBF101"]
+    start = position(FLOW, "mvoe_to(")
+    assert diags[0]["range"] == {"start": start, "end": {**start, "character": start["character"] + 7}}
+    assert diags[0]["severity"] == 1 and diags[0]["source"] == "bbflow"
+    assert "move_to" in diags[0]["message"]  # the help ("did you mean") is part of the message
+    assert diags[0]["codeDescription"]["href"].endswith("BBF101.md")
+
+    shown = client.request("textDocument/hover", {"textDocument": {"uri": uri}, "position": position(FLOW, "pick)")})
+    assert "(param) pick: Pose" in shown["contents"]["value"]
+    explained = client.request("textDocument/hover", {"textDocument": {"uri": uri},
+                                                      "position": position(FLOW, "mvoe_to(")})
+    assert "BBF101" in explained["contents"]["value"]
+
+    found = client.request("textDocument/definition", {"textDocument": {"uri": uri},
+                                                       "position": position(FLOW, "ready", 1)})
+    assert found == [{"uri": uri, "range": {"start": position(FLOW, "ready"),
+                                            "end": {**position(FLOW, "ready"),
+                                                    "character": position(FLOW, "ready")["character"] + 5}}}]
+
+    typing = FLOW.replace("mvoe_to(", "move_to(").replace("return there", "let p = pick.")
+    client.notify("textDocument/didChange", {"textDocument": {"uri": uri, "version": 2},
+                                             "contentChanges": [{"text": typing}]})
+    after_dot = position(typing, "pick.")
+    after_dot["character"] += len("pick.")
+    items = client.request("textDocument/completion", {"textDocument": {"uri": uri}, "position": after_dot})
+    assert {i["label"] for i in items["items"]} == {"x", "y", "z"}
+
+    client.notify("textDocument/didChange", {"textDocument": {"uri": uri, "version": 3},
+                                             "contentChanges": [{"text": FLOW.replace("mvoe_to(", "move_to(")}]})
+    client.diagnostics(uri, lambda d: d == [])  # the debounced check after the last edit clears them
+
+    symbols = client.request("textDocument/documentSymbol", {"textDocument": {"uri": uri}})
+    assert [s["name"] for s in symbols] == ["Pose", "Arm", "Go"]
+    assert [c["name"] for c in symbols[2]["children"]] == ["ready", "there"]
+
+    assert client.request("shutdown") is None
+    client.notify("exit")
+    assert client.proc.wait(timeout=WAIT) == 0
+
+
+def test_without_pygls_the_command_names_the_extra(tmp_path: Path) -> None:
+    (tmp_path / "sitecustomize.py").write_text("import sys\nsys.modules['pygls'] = None  # not installed\n",
+                                               encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "bbflow", "lsp"], env=env, capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, timeout=WAIT)
+    assert done.returncode == 2
+    assert "pip install 'bbflow[lsp]'" in done.stderr
