@@ -27,7 +27,6 @@ import pytest
 from bbflow.compiler.pipeline import compile_paths
 
 ROOT = Path(__file__).resolve().parent.parent
-# docs/editors.md is owned by the editor-support work and has no flow examples to check here.
 PAGES = sorted(
     [ROOT / "README.md", *(ROOT / "docs").glob("*.md"), *(ROOT / "bbflow" / "explain").glob("BBF*.md"),
      *(ROOT / "examples").glob("*/README.md")])
