@@ -1,0 +1,333 @@
+"""The language server's answers, from (text, position, compiled program), without pygls or a client."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bbflow.lsp import program as program_module
+from bbflow.lsp.analysis import definition, diagnostics_by_file, document_symbols, explain_summary, hover
+from bbflow.lsp.complete import complete
+from bbflow.lsp.locate import Pos
+from bbflow.lsp.program import compile_program
+
+SHAPES = """\
+type Pose = {x: float, y: float, z: float}
+enum Grip { open, closed }
+"""
+
+CELL = """\
+from shapes import Pose, Grip
+
+signal pick.requested: {pick: Pose}
+signal pick.done: {at: Pose}
+
+robot Arm {
+    states idle, busy
+    command move_to(target: Pose, speed: float = 0.5) -> Pose category motion
+    command grip() -> Grip undo release()
+    command release() -> Grip
+    event force: {newtons: float}
+}
+
+# BBF401 is what an effectful step without undo gets
+reactor Pick(pick: Pose) -> Pose on Arm {
+    step ready = wait_state(idle)
+    step there = move_to(target: pick) after ready undo move_to(target: pick)
+    step held = grip() after there
+    step felt = wait_event(force) where felt.newtons > 1.0 after held
+    let high = there.z + 0.1
+    return there
+}
+
+agent Picker on Arm {
+    state { busy: bool = false }
+    on pick.requested as req when not busy {
+        set busy = true
+        run Pick(pick: req.data.pick) then { emit pick.done {at: result} }
+    }
+}
+"""
+
+
+def at(text: str, word: str, nth: int = 0, offset: int = 0) -> Pos:
+    """The position of the ``nth`` occurrence of ``word`` (plus ``offset`` characters)."""
+    index = -1
+    for _ in range(nth + 1):
+        index = text.index(word, index + 1)
+    index += offset
+    line = text.count("\n", 0, index)
+    return Pos(line, index - (text.rfind("\n", 0, index) + 1))
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "bbflow.toml").write_text('[project]\nname = "cell"\nsource = "flows"\n', encoding="utf-8")
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "shapes.flow").write_text(SHAPES, encoding="utf-8")
+    (flows / "cell.flow").write_text(CELL, encoding="utf-8")
+    return tmp_path.resolve()
+
+
+@pytest.fixture
+def cell(project: Path) -> Path:
+    return project / "flows" / "cell.flow"
+
+
+def diagnosed(path: Path, text: str, buffers: dict[Path, str] | None = None):  # type: ignore[no-untyped-def]
+    program = compile_program(path, {path: text, **(buffers or {})})
+    return program, diagnostics_by_file(program)
+
+
+# --- the program and its diagnostics --------------------------------------------------
+
+
+def test_a_clean_project_has_every_file_with_no_diagnostics(cell: Path, project: Path) -> None:
+    program, by_file = diagnosed(cell, CELL)
+    assert by_file == {cell: [], project / "flows" / "shapes.flow": []}
+    assert program.module(cell).name == "cell"  # named from the project's source folder
+    assert program.scope == project
+
+
+def test_a_diagnostic_has_code_range_help_and_its_explanation(cell: Path) -> None:
+    text = CELL.replace("move_to(target: pick) after", "mvoe_to(target: pick) after")
+    _, by_file = diagnosed(cell, text)
+    [diag] = by_file[cell]
+    assert (diag.code, diag.severity) == ("BBF101", "error")
+    assert (diag.range.start, diag.range.end) == (at(text, "mvoe_to"), at(text, "mvoe_to", offset=7))
+    assert "help: did you mean `move_to`?" in diag.message.splitlines()
+    assert diag.explain is not None and diag.explain.name == "BBF101.md" and diag.explain.is_file()
+
+
+def test_labels_become_related_locations_and_notes_join_the_message(cell: Path) -> None:
+    text = CELL.replace("    let high", "    let ready = 1\n    let high")
+    _, by_file = diagnosed(cell, text)
+    [diag] = by_file[cell]
+    assert diag.code == "BBF102"
+    assert diag.range.start == at(text, "let ready", offset=4)
+    [related] = diag.related
+    assert related.location.path == cell and related.location.range.start == at(text, "ready")
+    assert related.message == "first defined here" or related.message.startswith("first")
+    text = "import nowhere\n" + CELL
+    [missing] = diagnosed(cell, text)[1][cell]
+    assert missing.code == "BBF103"
+    assert any(line.startswith("note: a module is named by its path") for line in missing.message.splitlines())
+
+
+def test_imports_are_resolved_from_open_buffers_before_the_disk(cell: Path, project: Path) -> None:
+    shapes = project / "flows" / "shapes.flow"
+    text = CELL.replace("from shapes import Pose, Grip", "from shapes import Pose, Grip, Speed")
+    _, on_disk = diagnosed(cell, text)
+    assert [d.code for d in on_disk[cell]] == ["BBF101"]
+    _, edited = diagnosed(cell, text, {shapes: SHAPES + "type Speed = float\n"})
+    assert edited[cell] == []
+
+
+def test_an_unsaved_file_is_named_from_the_source_root_and_imports_its_project(project: Path) -> None:
+    new = project / "flows" / "lines" / "extra.flow"
+    program, by_file = diagnosed(new, "from cell import Pick\nfrom shapes import Pose\ntype Home = Pose\n")
+    assert program.module(new).name == "lines.extra"
+    assert by_file[new] == []
+
+
+def test_a_file_outside_any_project_is_compiled_with_its_folder(tmp_path: Path) -> None:
+    (tmp_path / "shapes.flow").write_text(SHAPES, encoding="utf-8")
+    loose = tmp_path.resolve() / "use.flow"
+    program, by_file = diagnosed(loose, "from shapes import Pose\ntype P = Pose\n")
+    assert by_file[loose] == [] and program.scope == tmp_path.resolve()
+
+
+def test_a_broken_project_file_is_a_problem_and_the_file_is_still_checked(cell: Path, project: Path) -> None:
+    (project / "bbflow.toml").write_text('[project]\nname = "cell"\nsourc = "flows"\n', encoding="utf-8")
+    program, by_file = diagnosed(cell, "type P = flaot\n")
+    assert program.problem is not None and "sourc" in program.problem
+    assert [d.code for d in by_file[cell]] == ["BBF101"]
+
+
+def test_a_compiler_exception_is_one_bbf900_and_never_escapes(cell: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(program_module, "discover", broken)
+    _, by_file = diagnosed(cell, CELL)
+    [diag] = by_file[cell]
+    assert diag.code == "BBF900" and "boom" in diag.message
+
+
+# --- hover ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("word", "nth", "shown"), [
+    ("pick)", 0, "(param) pick: Pose"),
+    ("there.z", 0, "(step) there: Pose"),
+    ("ready", 1, "(step) ready: str"),
+    ("move_to", 1, "(command) move_to(target: Pose, speed: float = …) -> Pose"),
+    ("newtons >", 0, "(field) newtons: float"),
+    ("felt", 0, "(step) felt: {newtons: float}"),
+    ("high", 0, "(let) high: float"),
+    ("idle)", 0, "(robot state) idle"),
+    ("force)", 0, "(event) force: {newtons: float}"),
+    ("busy = true", 0, "(state) busy: bool"),
+    ("req.data", 0, "(binding) req:"),
+    ("Pick(pick: req", 0, "(reactor) Pick(pick: Pose) -> Pose on Arm"),
+    ("0.1", 0, "float"),
+    ("pick.done {", 0, "(signal) pick.done: {at: Pose}"),
+])
+def test_hover_shows_the_type_or_declaration(cell: Path, word: str, nth: int, shown: str) -> None:
+    program = compile_program(cell, {cell: CELL})
+    answer = hover(program, cell, at(CELL, word, nth))
+    assert answer is not None and shown in answer.markdown
+
+
+def test_hover_on_a_named_type_shows_what_it_stands_for(cell: Path) -> None:
+    program = compile_program(cell, {cell: CELL})
+    answer = hover(program, cell, at(CELL, "there", 0))
+    assert answer is not None
+    assert "type Pose = {x: float, y: float, z: float}" in answer.markdown
+    assert answer.range.start == at(CELL, "there")
+
+
+def test_hover_on_a_code_explains_it(cell: Path) -> None:
+    program = compile_program(cell, {cell: CELL})
+    answer = hover(program, cell, at(CELL, "BBF401", offset=3))
+    assert answer is not None
+    assert answer.markdown.startswith("**BBF401**: effectful step can be followed by a failure")
+    assert answer.markdown == explain_summary("BBF401")
+    assert "\n\n" in answer.markdown  # the title, then the explanation's first paragraph
+
+
+def test_hover_inside_a_diagnostic_explains_its_code(cell: Path) -> None:
+    text = CELL.replace("after ready undo move_to(target: pick)", "after ready")
+    program = compile_program(cell, {cell: text})
+    codes = [d.code for d in diagnostics_by_file(program)[cell]]
+    assert codes == ["BBF401"]
+    answer = hover(program, cell, at(text, "there", 0))
+    assert answer is not None and "(step) there: Pose" in answer.markdown and "**BBF401**" in answer.markdown
+
+
+def test_no_hover_on_blank_space(cell: Path) -> None:
+    program = compile_program(cell, {cell: CELL})
+    assert hover(program, cell, Pos(CELL.count("\n", 0, CELL.index("\n\nrobot")) + 1, 0)) is None
+
+
+# --- go to definition -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("use", "nth", "declared", "dnth"), [
+    ("ready", 1, "ready", 0),  # `after ready`
+    ("pick)", 0, "pick:", 1),  # a reactor input
+    ("move_to(target: pick) after", 0, "move_to(target: Pose", 0),  # a command
+    ("there.z", 0, "there", 0),
+    ("felt.newtons", 0, "felt", 0),
+    ("idle)", 0, "idle", 0),  # a robot state
+    ("force)", 0, "force", 0),  # an event
+    ("Arm {\n    step", 0, "Arm {", 0),  # the robot a reactor is on
+    ("busy = true", 0, "busy:", 0),  # an agent's state
+    ("Pick(pick: req", 0, "Pick(pick: Pose", 0),  # a run
+    ("pick.done {", 0, "pick.done", 0),  # an emitted signal
+    ("req.data", 0, "req when", 0),
+    ("result}", 0, "Pick(pick: req", 0),  # `result` is the run's
+])
+def test_definition_of_names_in_the_same_file(cell: Path, use: str, nth: int, declared: str, dnth: int) -> None:
+    program = compile_program(cell, {cell: CELL})
+    [found] = definition(program, cell, at(CELL, use, nth))
+    assert found.path == cell
+    assert found.range.start == at(CELL, declared, dnth)
+
+
+def test_definition_crosses_files_to_imports_and_the_standard_library(cell: Path, project: Path) -> None:
+    shapes = project / "flows" / "shapes.flow"
+    program = compile_program(cell, {cell: CELL})
+    [pose] = definition(program, cell, at(CELL, "Pose) -> Pose"))
+    assert (pose.path, pose.range.start) == (shapes, at(SHAPES, "Pose"))
+    [imported] = definition(program, cell, at(CELL, "Grip\n"))
+    assert (imported.path, imported.range.start) == (shapes, at(SHAPES, "Grip"))
+    [module] = definition(program, cell, at(CELL, "shapes"))
+    assert (module.path, module.range.start) == (shapes, Pos(0, 0))
+    [safety] = definition(program, cell, at(CELL, "Arm {\n    states"))
+    assert safety.path == cell
+    text = CELL.replace("when not busy", "when not busy and req.source != \"x\" and fault == fault")
+    program = compile_program(cell, {cell: text})
+    [member] = definition(program, cell, at(text, "fault"))
+    assert member.path.name == "prelude.flow" and member.path.is_file()
+
+
+def test_no_definition_for_literals_and_unknown_names(cell: Path) -> None:
+    text = CELL.replace("there.z + 0.1", "nowhere + 0.1")
+    program = compile_program(cell, {cell: text})
+    assert definition(program, cell, at(text, "0.1")) == []
+    assert definition(program, cell, at(text, "nowhere")) == []
+
+
+# --- completion -------------------------------------------------------------------------
+
+
+def labels(program, cell: Path, text: str, pos: Pos) -> set[str]:  # type: ignore[no-untyped-def]
+    return {c.label for c in complete(program, cell, text, pos)}
+
+
+def test_completion_offers_the_statement_keywords_and_names_of_a_reactor_body(cell: Path) -> None:
+    program = compile_program(cell, {cell: CELL})
+    pos = at(CELL, "    return there", offset=4)
+    got = labels(program, cell, CELL, pos)
+    assert {"step", "let", "switch", "map", "return", "fail"} <= got
+    assert not {"agent", "emit", "after", "robot"} & got
+
+
+def test_completion_after_a_step_call_offers_its_modifiers_only(cell: Path) -> None:
+    text = CELL.replace("step held = grip() after there", "step held = grip() ")
+    program = compile_program(cell, {cell: CELL})
+    got = labels(program, cell, text, at(text, "= grip() ", offset=9))
+    assert {"after", "undo", "retry", "timeout", "when", "where", "irreversible", "fallback"} <= got
+    assert "pick" not in got and "move_to" not in got  # no value can follow a complete step here
+
+
+def test_completion_of_a_call_offers_commands_waits_and_names_in_scope(cell: Path) -> None:
+    text = CELL.replace("step held = grip() after there", "step held = gr")
+    program = compile_program(cell, {cell: CELL})
+    got = {c.label: c for c in complete(program, cell, text, at(text, "= gr", offset=4))}
+    assert {"grip", "release", "move_to", "wait_state", "wait_event", "arm", "pick", "there", "Pick"} <= set(got)
+    assert got["move_to"].kind == "function" and "(command) move_to(" in got["move_to"].detail
+    assert got["pick"].detail == "(param) Pose"
+
+
+def test_completion_after_a_dot_offers_record_fields_and_enum_members(cell: Path) -> None:
+    program = compile_program(cell, {cell: CELL})
+    for typed, expected in [("pick.", {"x", "y", "z"}), ("felt.", {"newtons"}), ("Grip.", {"open", "closed"})]:
+        text = CELL.replace("let high = there.z + 0.1", f"let high = {typed}")
+        assert labels(program, cell, text, at(text, f"= {typed}", offset=2 + len(typed))) == expected, typed
+    text = CELL.replace("set busy = true", "set busy = req.data.")
+    assert labels(program, cell, text, at(text, "req.data.", offset=9)) == {"pick"}
+
+
+def test_completion_after_emit_offers_declared_signals(cell: Path) -> None:
+    program = compile_program(cell, {cell: CELL})
+    text = CELL.replace("emit pick.done {at: result}", "emit pick.")
+    got = labels(program, cell, text, at(text, "emit pick.", offset=10))
+    assert {"done", "requested"} <= got and not any("." in g for g in got if g in ("done", "requested"))
+
+
+def test_completion_in_a_broken_declaration_falls_back_to_every_keyword(cell: Path) -> None:
+    text = CELL.replace("    let high", "    step = = (\n    ")
+    program = compile_program(cell, {cell: CELL})
+    got = labels(program, cell, text, at(text, "step = = (\n    ", offset=len("step = = (\n    ")))
+    assert {"agent", "step", "emit"} <= got
+
+
+# --- document symbols ---------------------------------------------------------------------
+
+
+def test_document_symbols_outline_the_file(cell: Path) -> None:
+    program = compile_program(cell, {cell: CELL})
+    symbols = document_symbols(program, cell)
+    assert [(s.name, s.kind) for s in symbols] == [
+        ("pick.requested", "signal"), ("pick.done", "signal"), ("Arm", "robot"), ("Pick", "reactor"),
+        ("Picker", "agent")]
+    arm, pick, picker = symbols[2:]
+    assert [c.name for c in arm.children] == ["idle", "busy", "move_to", "grip", "release", "force"]
+    assert [c.name for c in pick.children] == ["ready", "there", "held", "felt", "high"]
+    assert pick.children[1].detail == "Pose" and pick.detail == "(pick: Pose) -> Pose on Arm"
+    assert [c.name for c in picker.children] == ["busy", "on pick.requested"]
+    assert pick.selection.start == at(CELL, "Pick(")
