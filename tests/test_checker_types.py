@@ -360,3 +360,27 @@ reactor R(x: int) -> Grip {
     diags, _, _ = check_text(text)
     d = only(diags, "BBF201")
     assert d.span.line == line_of(text, "return shut")
+
+
+def test_signal_and_event_payloads_are_records_reported_once() -> None:
+    from checker_helpers import check_text, codes
+
+    diags, _, _ = check_text("""
+type Pose = {x: float, y: float, z: float}
+signal n.count: int
+signal n.pose: Pose
+signal n.go
+robot R {
+    command beep()
+    event level: float
+}
+agent A on R {
+    on n.go { emit n.count {value: 1} }
+    on n.count { }
+    on n.pose { emit n.pose {x: 1.0, y: 2.0, z: 3.0} }
+    on robot.event.level as e { }
+}
+""")
+    assert codes(diags) == ["BBF201", "BBF201"]  # the two declarations; the emit is not reported again
+    assert [d.span.line for d in diags.sorted()] == [3, 8]
+    assert "name the value: `signal n.count: {value: int}`" in diags.sorted()[0].help

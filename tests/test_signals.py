@@ -15,8 +15,8 @@ from bbflow.runtime.signals import (
     parse_line,
     parse_signal,
     robot_of_source,
-    uuid7,
 )
+from bbflow.runtime.ids import uuid7
 from bbflow.runtime.types import FLOAT, STR, Record
 
 POSE = Record((("x", FLOAT), ("y", FLOAT), ("z", FLOAT)))

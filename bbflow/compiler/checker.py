@@ -87,6 +87,10 @@ def _collect_signals(scopes: dict[str, ModuleScope], resolver: Resolver, facts: 
                 continue
             text = decl.type.text
             payload = resolver.type_of(decl.payload, scope) if decl.payload is not None else T.NONE
+            if decl.payload is not None and not isinstance(payload, T.RecordT) and not T.is_lenient(payload):
+                diags.error("BBF201", f"the payload of signal `{text}` must be a record, found {payload}",
+                            decl.payload.span, help=f"name the value: `signal {text}: {{value: {payload}}}`")
+                payload = T.ERROR  # reported once here, not again at every emit
             facts.decl_types[id(decl)] = payload
             if text in facts.signals:
                 diags.error("BBF102", f"signal `{text}` is already declared", decl.type.span,

@@ -301,5 +301,9 @@ class Resolver:
         if key not in self.facts.decl_types:
             t = (self.type_of(event.payload, self.scopes[module]) if event.payload is not None
                  else T.RecordT(()))
+            if not isinstance(t, T.RecordT) and not T.is_lenient(t):
+                self.diags.error("BBF201", f"the payload of event `{event.name.name}` must be a record, found {t}",
+                                 event.payload.span, help=f"name the value: `event {event.name.name}: {{value: {t}}}`")
+                t = T.ERROR
             self.facts.decl_types[key] = t
         return self.facts.decl_types[key]

@@ -53,7 +53,7 @@ from bbflow.runtime.liveview import Board, LiveView, PlainLog, compact, outcome_
 from bbflow.runtime.ports import Observer, RuntimeFailure
 from bbflow.runtime.proxy import RobotProxy
 from bbflow.runtime.run_plan import RunOptions, RunPlan, UsageError, plan_run
-from bbflow.runtime.signals import SignalCatalog, SignalRejected, uuid7
+from bbflow.runtime.signals import SignalCatalog, SignalRejected
 from bbflow.runtime.stdin import InputLines
 from bbflow.runtime.supervisor import Child, GaveUp, Supervisor, disarm_all
 
@@ -188,8 +188,7 @@ class Session:
 
     async def _reactor(self, reactor: model.Reactor) -> Outcome:
         result = await run_reactor(self.plan.program, reactor, self.plan.inputs,
-                                   robot=self._proxy(self.plan.reactor_robot), observer=self.observer,
-                                   run_id=uuid7())
+                                   robot=self._proxy(self.plan.reactor_robot), observer=self.observer)
         return reactor_outcome(result, reactor)
 
     # --- agents ------------------------------------------------------------------------------

@@ -20,7 +20,6 @@ The user-facing description of all of this is docs/runtime.md.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
@@ -33,6 +32,7 @@ from bbflow.runtime.crew import Crew
 from bbflow.runtime.deadline import within
 from bbflow.runtime.durations import format_duration
 from bbflow.runtime.events import jsonable, notify
+from bbflow.runtime.ids import uuid7
 from bbflow.runtime.linemap import NOTE_PREFIX, add_flow_note
 from bbflow.runtime.ports import ActionResolver, Observer, RobotPort, RuntimeFailure
 from bbflow.runtime.reactor_plan import LET, STEP, SWITCH, BodyPlan, plan_for
@@ -90,7 +90,7 @@ async def run_reactor(
     decl = reactor if isinstance(reactor, model.Reactor) else program.find("reactors", reactor)
     if decl.robot is not None and robot is None:
         raise ValueError(f"reactor {decl.name} runs on {decl.robot}: pass robot=")
-    run = _Run(program, decl, robot, observer, actions or resolve_action, run_id or uuid.uuid4().hex, None)
+    run = _Run(program, decl, robot, observer, actions or resolve_action, run_id or uuid7(), None)
     return await run.execute(inputs)
 
 
@@ -651,7 +651,7 @@ class _Run:
         except Exception as exc:
             raise _failure(exc, "expression", f"{name}: arguments") from None
         reactor = self.program.reactors.get(call.reactor) or self.program.find("reactors", call.reactor)
-        child = _Run(self.program, reactor, self.robot, self.observer, self.resolver, uuid.uuid4().hex, self.run_id)
+        child = _Run(self.program, reactor, self.robot, self.observer, self.resolver, uuid7(), self.run_id)
         result = await child.execute(args)
         # undo errors of the child's own rollback belong to this run's story too
         self.undo_errors.extend(result.undo_errors)

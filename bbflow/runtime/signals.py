@@ -12,10 +12,6 @@ a *drop* (reported as ``signal.dropped``); one without is not a signal at all
 from __future__ import annotations
 
 import json
-import os
-import threading
-import time
-import uuid
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -23,6 +19,7 @@ from typing import Any
 import attrs
 
 from bbflow.runtime import model
+from bbflow.runtime.ids import uuid7
 from bbflow.runtime.types import ANY, SAFETY, STR, Record, RType, TypeMismatch
 
 SPECVERSION = "1.0"
@@ -36,43 +33,6 @@ STANDARD_SIGNALS: tuple[model.Signal, ...] = (
 )
 ROBOT_EVENT_PREFIX = "robot.event."
 _ROBOT_BOUND = frozenset(s.type for s in STANDARD_SIGNALS)
-
-
-# --- UUIDv7 -----------------------------------------------------------------------
-
-
-class _Uuid7:
-    """RFC 9562 UUIDv7 with a 12-bit counter in ``rand_a`` (method 1): ids sort by creation.
-
-    Within one millisecond the counter increments from a random start below
-    2048; if it overflows, the timestamp is advanced by one millisecond, so ids
-    from one process are strictly increasing even under a burst.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._ms = -1
-        self._counter = 0
-
-    def __call__(self) -> str:
-        with self._lock:
-            ms = time.time_ns() // 1_000_000
-            if ms > self._ms:
-                self._ms = ms
-                self._counter = int.from_bytes(os.urandom(2), "big") & 0x7FF
-            else:
-                self._counter += 1
-                if self._counter > 0xFFF:
-                    self._ms += 1
-                    self._counter = int.from_bytes(os.urandom(2), "big") & 0x7FF
-            ms, counter = self._ms, self._counter
-        rand_b = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
-        value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62 | rand_b
-        return str(uuid.UUID(int=value))
-
-
-#: A new UUIDv7 as its canonical string.
-uuid7 = _Uuid7()
 
 
 def now_rfc3339() -> str:
