@@ -228,10 +228,10 @@ def test_a_run_id_may_be_given():
     assert result.run_id == "r-1" and {e["run"] for e in rec.events} == {"r-1"}
 
 
-def test_generated_run_ids_are_uuid_hex():
+def test_generated_run_ids_are_uuid7_in_start_order():
     first, _ = run(reactor(op("a")), ops())
     second, _ = run(reactor(op("a")), ops())
-    assert len(first.run_id) == 32 and int(first.run_id, 16) >= 0 and first.run_id != second.run_id
+    assert uuid.UUID(first.run_id).version == 7 and first.run_id < second.run_id
 
 
 def test_a_command_on_a_disarmed_robot_fails_the_run():
