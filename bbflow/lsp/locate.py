@@ -100,13 +100,6 @@ def _descend(module: ast.Module, pos: Pos) -> list[Any]:
         path.append(inner)
 
 
-def walk(node: Any) -> Iterator[Any]:
-    """``node`` and every node below it, depth first."""
-    yield node
-    for child in children(node):
-        yield from walk(child)
-
-
 # --- declarations by name -----------------------------------------------------------
 
 
@@ -164,7 +157,3 @@ def module_file(facts: Facts, dotted: str) -> Span | None:
     module = facts.modules.get(dotted)
     return Span.point(module.file, 1, 1) if module is not None else None
 
-
-def enclosing(path: list[Any], kind: type | tuple[type, ...]) -> Any:
-    """The innermost node of ``path`` of ``kind`` (None if there is none)."""
-    return next((n for n in reversed(path) if isinstance(n, kind)), None)
