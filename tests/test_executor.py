@@ -1,5 +1,7 @@
 """The reactor executor at the API level: the conformance run cases 01-05 and the scheduling rules."""
 
+import uuid
+
 import pytest
 
 from bbflow.runtime import model
