@@ -87,6 +87,7 @@ class StepInfo:
     deps: set[str]  # names of nodes of its own body
     undo: bool  # has an undo (own or inherited)
     compose_tag: int | None = None  # a step calling Sub(tag: ...)
+    mode: str = "none"  # own, inherit, irreversible or none (what its modifiers say about undo)
 
 
 @attrs.define
@@ -155,6 +156,7 @@ def _modifiers(w: _Writer, name: str, candidates: list[str], *, effectful: bool,
     if may_fallback and d(st.integers(0, 5)) == 0:
         mods.append(f"fallback {d(st.integers(0, 9))}")
     has_undo = False
+    choice = "none"
     if effectful:
         choice = d(st.sampled_from(["own", "own", "own", "inherit", "inherit", "irreversible", "irreversible", "none"]))
         if choice == "inherit" and not inherited:
@@ -167,8 +169,11 @@ def _modifiers(w: _Writer, name: str, candidates: list[str], *, effectful: bool,
             has_undo = True
         elif choice == "irreversible":
             mods.append('irreversible "it is done"')
+        else:
+            has_undo = inherited  # a command's default undo applies unless the step says otherwise
     if guarded:
         w.optional.add(name)
+    w.steps[name].mode = choice
     return " ".join(mods), has_undo
 
 
@@ -315,7 +320,7 @@ def reactor_sources(draw: Any) -> Generated:
 def _faults(draw: Any, commands: list[str]) -> Fault:
     command = draw(st.sampled_from(commands))
     call = draw(st.sampled_from([None, 1, 1, 2, 3]))
-    effect = draw(st.sampled_from(["error", "error", "error", "delay", "disarm"]))
+    effect = draw(st.sampled_from(["error", "error", "error", "delay", "disarm", "disarm"]))
     if effect == "error":
         return Fault(0, command, call, error="jammed")
     if effect == "delay":

@@ -169,7 +169,7 @@ def _expected_undos(gen: Generated, events: list[dict[str, Any]], runs: dict[str
             undoable = True  # both steps of Sub have an undo (a default one, then its own)
         else:
             info = gen.steps[e["step"]]
-            if info.compose_tag is not None:
+            if info.compose_tag is not None and info.mode == "none":  # undone as a unit
                 child = next(r for r, run in runs.items() if run["parent"] == run_id
                              and run["start"]["inputs"]["tag"] == info.compose_tag
                              and run["ends"][0]["event"] == "run.ok")
