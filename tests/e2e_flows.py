@@ -302,7 +302,7 @@ def reactor_sources(draw: Any) -> Generated:
         if name not in w.strings:
             values.append(name)
     conc = draw(st.integers(1, 4))
-    header = [f"reactor Main(n: int) -> int on R {{", f"    concurrency {conc}"]
+    header = ["reactor Main(n: int) -> int on R {", f"    concurrency {conc}"]
     if draw(st.integers(0, 5)) == 0:
         header.append("    timeout 300ms")
     source = ROBOT + (SUB if with_sub else "") + "\n" + "\n".join(header + w.lines + ["    return n", "}"]) + "\n"

@@ -26,7 +26,6 @@ from bbflow.compiler.symbols import ModuleScope, SymKind, Symbol
 
 BUILTIN_FUNCTIONS = ("len", "min", "max", "abs", "round", "str")
 WAITS = ("wait_state", "wait_event")
-ARITHMETIC = ("+", "-", "*", "/")
 ORDERING = ("<", "<=", ">", ">=")
 EQUALITY = ("==", "!=")
 

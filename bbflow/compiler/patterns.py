@@ -39,10 +39,6 @@ class Pattern:
     def has_globstar(self) -> bool:
         return GLOBSTAR in self.segments
 
-    @property
-    def is_literal(self) -> bool:
-        return self.literal_count == len(self.segments)
-
     def matches(self, signal_type: str) -> bool:
         """Does this pattern match the whole dotted ``signal_type``?"""
         return _match(self.segments, tuple(signal_type.split(".")))
