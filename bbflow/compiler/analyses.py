@@ -25,14 +25,11 @@ from bbflow.compiler.graph import (
     Body, Category, Effect, Node, NodeKind, ReactorGraph, UndoRef, check_category_conflicts, check_cycles,
     check_unused,
 )
+from bbflow.compiler.modules import is_std
 from bbflow.compiler.routes import check_routes
 
 #: references that are data dependencies (on a node of some body)
 _NODE_REFS = (RefKind.STEP, RefKind.LET, RefKind.SWITCH, RefKind.MAP)
-
-
-def is_std(module: str) -> bool:
-    return module == "std" or module.startswith("std.")
 
 
 def analyse(facts: Facts, diags: Diagnostics) -> None:

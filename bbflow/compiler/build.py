@@ -26,8 +26,9 @@ from bbflow.compiler import ast
 from bbflow.compiler.cache import Cache
 from bbflow.compiler.codegen import GeneratedModule, flow_path, module_path
 from bbflow.compiler.diagnostics import Diagnostics
+from bbflow.compiler.modules import STDLIB_FILE
 from bbflow.compiler.parser import parse_module
-from bbflow.compiler.pipeline import STDLIB_FILE, CompileResult, compile_paths
+from bbflow.compiler.pipeline import CompileResult, compile_paths
 from bbflow.compiler.source import Span
 from bbflow.project import Project, RobotConfig
 from bbflow.runtime import model

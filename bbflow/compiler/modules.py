@@ -25,11 +25,16 @@ from bbflow.compiler.symbols import ModuleScope, SymKind, Symbol
 
 PRELUDE = "std.prelude"
 STDLIB_PACKAGE = "bbflow.stdlib"
+STDLIB_FILE = "<stdlib>/"  # how spans name the standard library's files: <stdlib>/std/prelude.flow
 
 
-def load_stdlib(diags: Diagnostics) -> list[ast.Module]:
-    """Parse every ``.flow`` file of the standard library, named by its path (``std.prelude``)."""
-    root = resources.files(STDLIB_PACKAGE)
+def is_std(module: str) -> bool:
+    """Is ``module`` part of the standard library (``std`` or a module below it)?"""
+    return module == "std" or module.startswith("std.")
+
+
+def _stdlib_files() -> list[tuple[str, str, str]]:
+    """(module name, path in the package, text) of every ``.flow`` file in ``bbflow/stdlib``, in path order."""
     found: list[tuple[str, str, str]] = []
 
     def walk(folder, prefix: tuple[str, ...]) -> None:  # type: ignore[no-untyped-def]
@@ -39,10 +44,20 @@ def load_stdlib(diags: Diagnostics) -> list[ast.Module]:
             elif entry.name.endswith(".flow"):
                 stem = entry.name[: -len(".flow")]
                 path = "/".join((*prefix, entry.name))
-                found.append((".".join((*prefix, stem)), f"<stdlib>/{path}", entry.read_text(encoding="utf-8")))
+                found.append((".".join((*prefix, stem)), path, entry.read_text(encoding="utf-8")))
 
-    walk(root, ())
-    return [parse_module(SourceFile(file, text), name, diags) for name, file, text in found]
+    walk(resources.files(STDLIB_PACKAGE), ())
+    return found
+
+
+def stdlib_sources() -> dict[str, str]:
+    """Module name -> text of every ``.flow`` file shipped in ``bbflow/stdlib`` (``std.prelude``)."""
+    return {name: text for name, _, text in _stdlib_files()}
+
+
+def load_stdlib(diags: Diagnostics) -> list[ast.Module]:
+    """Parse every ``.flow`` file of the standard library, named by its path (``std.prelude``)."""
+    return [parse_module(SourceFile(STDLIB_FILE + path, text), name, diags) for name, path, text in _stdlib_files()]
 
 
 def _dotted(parts: tuple[ast.Ident, ...]) -> str:

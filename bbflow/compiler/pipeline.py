@@ -32,7 +32,6 @@ from __future__ import annotations
 import os
 import traceback
 from collections.abc import Callable, Iterable, Mapping
-from importlib import resources
 from pathlib import Path
 from typing import TypeVar
 
@@ -44,14 +43,12 @@ from bbflow.compiler.checker import check
 from bbflow.compiler.codegen import GeneratedModule, flow_path, generate_module
 from bbflow.compiler.diagnostics import Diagnostics
 from bbflow.compiler.facts import Facts
+from bbflow.compiler.modules import PRELUDE, STDLIB_FILE, stdlib_sources
 from bbflow.compiler.parser import parse_module
 from bbflow.compiler.source import SourceFile, Span
 from bbflow.project import PROJECT_FILE, Project, ProjectError, find_project, load_project
 
 SUFFIX = ".flow"
-STDLIB_PACKAGE = "bbflow.stdlib"
-STDLIB_FILE = "<stdlib>/"  # how the checker names the standard library's files
-PRELUDE = "std.prelude"
 T = TypeVar("T")
 
 
@@ -198,21 +195,6 @@ def written_imports(module: ast.Module) -> tuple[str, ...]:
 def with_prelude(name: str, imports: Iterable[str]) -> tuple[str, ...]:
     """``std.prelude`` is implied for every module but itself."""
     return tuple(sorted({*imports, *((PRELUDE,) if name != PRELUDE else ())}))
-
-
-def stdlib_sources() -> dict[str, str]:
-    """Module name -> text of every ``.flow`` file shipped in ``bbflow/stdlib``."""
-    found: dict[str, str] = {}
-
-    def walk(folder, prefix: tuple[str, ...]) -> None:  # type: ignore[no-untyped-def]
-        for entry in sorted(folder.iterdir(), key=lambda e: e.name):
-            if entry.is_dir() and not entry.name.startswith((".", "_")):
-                walk(entry, (*prefix, entry.name))
-            elif entry.name.endswith(SUFFIX):
-                found[".".join((*prefix, entry.name[: -len(SUFFIX)]))] = entry.read_text(encoding="utf-8")
-
-    walk(resources.files(STDLIB_PACKAGE), ())
-    return found
 
 
 def program_texts(result: CompileResult) -> dict[str, str]:

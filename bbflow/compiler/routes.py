@@ -19,14 +19,11 @@ from collections.abc import Iterable, Iterator
 from bbflow.compiler import ast
 from bbflow.compiler.diagnostics import Diagnostics, Label
 from bbflow.compiler.facts import Facts
+from bbflow.compiler.modules import is_std
 from bbflow.compiler.patterns import Pattern, compile_pattern
 from bbflow.compiler.suggest import closest
 
 ROBOT_EVENT_PREFIX = "robot.event."
-
-
-def _is_std(module: str) -> bool:
-    return module == "std" or module.startswith("std.")
 
 
 def check_routes(facts: Facts, diags: Diagnostics) -> None:
@@ -42,10 +39,10 @@ def check_routes(facts: Facts, diags: Diagnostics) -> None:
                 events = robot_events(facts, decl)
                 handled.extend(check_agent_routes(decl, declared | events, diags))
                 emitted |= check_emits(decl, declared, diags)
-    if any(not _is_std(m) for m in facts.broken):
+    if any(not is_std(m) for m in facts.broken):
         return  # an agent we could not read may handle or emit any signal: no BBF505 guesses
     # a signal declared twice is BBF102's mistake: it is judged once here, at its first declaration
-    signals = [d for m in facts.modules.values() if not _is_std(m.name)
+    signals = [d for m in facts.modules.values() if not is_std(m.name)
                for d in m.decls if isinstance(d, ast.SignalDecl) and facts.signals.get(d.type.text) is d]
     check_unused_signals(signals, handled, emitted, diags)
 

@@ -17,10 +17,9 @@ import attrs
 
 from bbflow.compiler import ast
 from bbflow.compiler.facts import Facts
+from bbflow.compiler.modules import PRELUDE, STDLIB_FILE, STDLIB_PACKAGE
 from bbflow.compiler.source import Span
 
-STDLIB_FILE = "<stdlib>/"  # how the checker names the standard library's files
-PRELUDE = "std.prelude"
 
 
 @attrs.frozen(slots=True, order=True)
@@ -48,7 +47,7 @@ class Location:
 def file_path(span_file: str) -> Path | None:
     """The file a span names, on disk: a program file, or a standard library file shipped in the package."""
     if span_file.startswith(STDLIB_FILE):
-        shipped = resources.files("bbflow.stdlib").joinpath(span_file[len(STDLIB_FILE):])
+        shipped = resources.files(STDLIB_PACKAGE).joinpath(span_file[len(STDLIB_FILE):])
         return Path(str(shipped)) if isinstance(shipped, Path) else None
     return Path(span_file) if span_file and not span_file.startswith("<") else None
 
