@@ -136,8 +136,9 @@ class _Builder:
 
     def _step(self, stmt: ast.StepStmt, order: int) -> Node:
         target = self.facts.call(stmt.call)
+        own = stmt.modifier(ast.UndoMod)
         node = Node(stmt.name.name, NodeKind.STEP, stmt.span, order, call=_callee_text(stmt.call.callee),
-                    undo=stmt.modifier(ast.UndoMod) is not None,
+                    undo=own is not None,
                     irreversible=stmt.modifier(ast.IrreversibleMod) is not None,
                     fallback=stmt.modifier(ast.FallbackMod) is not None)
         if target is None:
@@ -150,6 +151,10 @@ class _Builder:
             node.default_undo = target.default_undo is not None
             if target.kind is CallKind.COMMAND and target.category and (target.limit or 1) == 1:
                 node.category = (target.qualname.rpartition(".")[0], target.category)
+        if isinstance(own, ast.UndoMod):
+            node.undo_call = _callee_text(own.call.callee)
+        elif target is not None and target.default_undo is not None:
+            node.undo_call = _callee_text(target.default_undo.callee)
         return node
 
     # second pass: edges, uses and undo values

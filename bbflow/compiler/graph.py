@@ -75,6 +75,8 @@ class Node:
     used: bool = True
     undo: bool = False  # its own `undo`
     default_undo: bool = False  # its command's `undo`
+    #: what the undo that applies calls, as written (its own, else its command's): ``home``, for drawings
+    undo_call: str = ""
     irreversible: bool = False
     fallback: bool = False
     #: the limited (limit 1) category of the command it calls

@@ -23,7 +23,6 @@ from bbflow.compiler import ast
 from bbflow.compiler.analyses import build_graph
 from bbflow.compiler.facts import Facts
 from bbflow.compiler.graph import Body, Node, NodeKind, ReactorGraph
-from bbflow.compiler.source import Span
 
 FORMATS = ("mermaid", "dot")
 
@@ -53,7 +52,7 @@ def render_graph(facts: Facts, name: str, fmt: str = "mermaid") -> str:
         raise GraphError(f"unknown format {fmt!r} (formats: {', '.join(FORMATS)})")
     decl, module = find_reactor(facts, name)
     drawing = _Drawing(facts)
-    drawing.reactor(decl, build_graph(decl, facts, module), (decl.name.name,))
+    drawing.reactor(build_graph(decl, facts, module), (decl.name.name,))
     return drawing.mermaid() if fmt == "mermaid" else drawing.dot()
 
 
@@ -78,16 +77,7 @@ class _Drawing:
         self._count += 1
         return f"{prefix}{self._count}"
 
-    undos: dict[Span, str] = attrs.Factory(dict)  # step span -> its undo as written
-
-    def reactor(self, decl: ast.ReactorDecl, graph: ReactorGraph, stack: tuple[str, ...],
-                box: _Box | None = None) -> None:
-        for step in _steps(decl.body):
-            own = step.modifier(ast.UndoMod)
-            target = self.facts.call(step.call)
-            call = own.call if isinstance(own, ast.UndoMod) else target.default_undo if target is not None else None
-            if call is not None:
-                self.undos[step.span] = f"undo {_callee(call.callee)}()"
+    def reactor(self, graph: ReactorGraph, stack: tuple[str, ...], box: _Box | None = None) -> None:
         self.body(graph.body, graph, stack, box)
 
     def body(self, body: Body, graph: ReactorGraph, stack: tuple[str, ...], box: _Box | None) -> dict[int, str]:
@@ -114,11 +104,11 @@ class _Drawing:
                 if inner is not None:
                     sub = _Box(self.new_id("g"), f"{node.name}: {inner[0].name}")
                     self._place(sub, box)
-                    self.reactor(inner[2], inner[0], inner[1], sub)
+                    self.reactor(inner[0], inner[1], sub)
                     self.edges.append((nid, sub.id, "runs", False))
             if node.undo or node.default_undo:
                 uid = self.new_id("u")
-                label = self.undos.get(node.span, "undo")
+                label = f"undo {node.undo_call}()"
                 self.nodes[uid] = (label if node.undo else f"{label} (inherited)", "undo")
                 self.edges.append((nid, uid, "undo", True))
                 self._place(uid, box)
@@ -138,14 +128,13 @@ class _Drawing:
             holder.append(nid)
         return nid
 
-    def _composed(self, node: Node, stack: tuple[str, ...]) -> tuple[ReactorGraph, tuple[str, ...],
-                                                                     ast.ReactorDecl] | None:
+    def _composed(self, node: Node, stack: tuple[str, ...]) -> tuple[ReactorGraph, tuple[str, ...]] | None:
         assert node.reactor is not None
         decl = self.facts.decls.get(node.reactor)
         module = self.facts.modules.get(node.reactor.rsplit(".", 1)[0])
         if not isinstance(decl, ast.ReactorDecl) or module is None or node.reactor in stack:
             return None
-        return build_graph(decl, self.facts, module), (*stack, node.reactor), decl
+        return build_graph(decl, self.facts, module), (*stack, node.reactor)
 
     def _place(self, item: "_Box | str", box: _Box | None) -> None:
         if box is not None:
@@ -231,30 +220,6 @@ class _Drawing:
             out.append(b)
             stack.extend(c for c in b.children if isinstance(c, _Box))
         return out
-
-
-def _steps(block: ast.Block) -> list[ast.StepStmt]:
-    """Every step of a body, nested bodies included."""
-    out: list[ast.StepStmt] = []
-    for stmt in block.stmts:
-        if isinstance(stmt, ast.StepStmt):
-            out.append(stmt)
-        elif isinstance(stmt, ast.SwitchStmt):
-            for c in stmt.cases:
-                out += _steps(c.body)
-            if stmt.default is not None:
-                out += _steps(stmt.default)
-        elif isinstance(stmt, ast.MapStmt):
-            out += _steps(stmt.body)
-    return out
-
-
-def _callee(e: ast.Expr) -> str:
-    if isinstance(e, ast.Name):
-        return e.ident.name
-    if isinstance(e, ast.Attr):
-        return f"{_callee(e.obj)}.{e.name.name}"
-    return "?"
 
 
 def _mermaid_text(text: str) -> str:
