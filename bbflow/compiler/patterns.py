@@ -13,8 +13,7 @@ import re
 
 import attrs
 
-STAR = "*"
-GLOBSTAR = "**"
+from bbflow.runtime.router import GLOBSTAR, STAR, specificity
 
 _LITERAL = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 #: stands for "some segment no pattern names"; not a valid literal, so a literal never matches it
@@ -30,14 +29,6 @@ class Pattern:
     @property
     def text(self) -> str:
         return ".".join(self.segments)
-
-    @property
-    def literal_count(self) -> int:
-        return sum(1 for s in self.segments if s not in (STAR, GLOBSTAR))
-
-    @property
-    def has_globstar(self) -> bool:
-        return GLOBSTAR in self.segments
 
     def matches(self, signal_type: str) -> bool:
         """Does this pattern match the whole dotted ``signal_type``?"""
@@ -68,8 +59,8 @@ class Pattern:
         return True
 
     def dispatch_key(self) -> tuple[int, int]:
-        """Specificity for dispatch (smaller first): more literals, then ``*`` before ``**``."""
-        return (-self.literal_count, 1 if self.has_globstar else 0)
+        """Specificity for dispatch (smaller first): the runtime router's, more literals, then ``*`` before ``**``."""
+        return specificity(self.segments)
 
 
 def compile_pattern(text: str) -> Pattern | str:

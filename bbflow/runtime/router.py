@@ -45,16 +45,19 @@ def split_pattern(pattern: str) -> tuple[str, ...]:
     return segments
 
 
-def dispatch_key(route: model.Route) -> tuple[int, int, int, int]:
-    """Sort key of a route in dispatch order (smaller first).
+def specificity(segments: tuple[str, ...]) -> tuple[int, int]:
+    """How specific a pattern is, as a sort key (smaller first): more literal segments, then ``*`` before ``**``.
 
-    The same specificity as the checker's (``bbflow.compiler.patterns``), so that
+    The checker orders routes by this too (``bbflow.compiler.patterns``), so that
     what BBF502 proves about route order holds at run time.
     """
-    segments = split_pattern(route.pattern)
     literals = sum(1 for s in segments if s not in (STAR, GLOBSTAR))
-    has_globstar = 1 if GLOBSTAR in segments else 0
-    return (-route.priority, -literals, has_globstar, route.index)
+    return (-literals, 1 if GLOBSTAR in segments else 0)
+
+
+def dispatch_key(route: model.Route) -> tuple[int, int, int, int]:
+    """Sort key of a route in dispatch order (smaller first): priority, specificity, declaration."""
+    return (-route.priority, *specificity(split_pattern(route.pattern)), route.index)
 
 
 class _Node:
