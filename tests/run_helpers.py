@@ -6,26 +6,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-CELL_FLOW = """\
-type Pose = {x: float, y: float, z: float}
-enum Grip { open, closed }
+from arm_spec import GRIP_ENUM, POSE_TYPE, arm_robot
 
+PICK_SIGNALS = """\
 signal pick.requested: {pick: Pose, place: Pose}
 signal pick.completed: {at: Pose}
 signal pick.failed: {reason: str}
 signal pick.rejected: {reason: str}
+"""
 
-robot Arm {
-    states idle, busy
-    limit motion 1
-    command move_to(target: Pose, speed: float = 0.5) -> Pose category motion timeout 10s
-    command close_gripper(force: float = 20.0) -> Grip undo open_gripper()
-    command open_gripper() -> Grip
-    command home() -> Pose category motion
-    command read_force() -> float readonly
-    event force: {newtons: float}
-}
-
+CELL_FLOW = f"{POSE_TYPE}\n{GRIP_ENUM}\n\n{PICK_SIGNALS}\n{arm_robot()}\n" + """
 robot Conveyor {
     command advance(mm: float) -> float
 }

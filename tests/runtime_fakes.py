@@ -15,23 +15,16 @@ from collections.abc import Callable
 from typing import Any
 
 import attrs
+from arm_spec import ARM, POSE
 
 from bbflow.runtime import model
 from bbflow.runtime.clock import run_virtual
 from bbflow.runtime.events import Recorder, fanout
 from bbflow.runtime.executor import run_reactor
 from bbflow.runtime.ports import RuntimeFailure
-from bbflow.runtime.types import ANY, FLOAT, Enum, Record
-
-POSE = Record((("x", FLOAT), ("y", FLOAT), ("z", FLOAT)))
-GRIP = Enum("Grip", ("open", "closed"))
-
+from bbflow.runtime.types import ANY
 
 _UNSET = object()  # a cue without a result of its own
-
-
-def const(value: Any) -> model.Expr:
-    return lambda scope: value
 
 
 @attrs.define
@@ -249,30 +242,7 @@ def _subscribe(listeners: list[Any], callback: Any) -> Callable[[], None]:
     return unsubscribe
 
 
-# --- the Arm of LANGUAGE.md section 4 and the PickAndPlace reactor of the conformance cases -----
-
-
-def arm_spec() -> model.Robot:
-    def command(name: str, params: tuple[model.Param, ...], result: Any, **options: Any) -> model.Command:
-        return model.Command(name, params, result, **options)
-
-    open_gripper = model.CommandCall("open_gripper", lambda s: {})
-    commands = [
-        command("move_to", (model.Param("target", POSE), model.Param("speed", FLOAT, const(0.5))), POSE,
-                category="motion", timeout=10.0),
-        command("close_gripper", (model.Param("force", FLOAT, const(20.0)),), GRIP, undo=open_gripper),
-        command("open_gripper", (), GRIP),
-        command("home", (), POSE, category="motion"),
-        command("read_force", (), FLOAT, readonly=True),
-    ]
-    return model.Robot(
-        name="Arm",
-        qualname="cell.Arm",
-        states=("idle", "busy"),
-        limits=(("motion", 1),),
-        commands={c.name: c for c in commands},
-        events={"force": model.Event("force", Record((("newtons", FLOAT),)))},
-    )
+# --- the PickAndPlace reactor of the conformance cases, on the Arm of tests/arm_spec.py --------
 
 
 def move_to(target: model.Expr) -> model.CommandCall:
@@ -314,7 +284,7 @@ def pick_and_place(**options: Any) -> model.Reactor:
 def program(*reactors: model.Reactor, robot: model.Robot | None = None,
             actions: tuple[model.Action, ...] = ()) -> model.Program:
     prog = model.Program()
-    prog.add(robot or arm_spec())
+    prog.add(robot or ARM)
     for decl in (*reactors, *actions):
         prog.add(decl)
     return prog
@@ -323,7 +293,7 @@ def program(*reactors: model.Reactor, robot: model.Robot | None = None,
 def arm(**options: Any) -> FakeRobot:
     """A fake arm that publishes ``force`` 10 ms after each successful ``close_gripper``."""
     options.setdefault("after", {"close_gripper": ("force", {"newtons": 12.0}, 0.01)})
-    return FakeRobot(arm_spec(), **options)
+    return FakeRobot(ARM, **options)
 
 
 PICK = {"x": 0.2, "y": 0.0, "z": 0.1}

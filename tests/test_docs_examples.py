@@ -23,6 +23,7 @@ import re
 from pathlib import Path
 
 import pytest
+from arm_spec import GRIP_ENUM, POSE_TYPE, arm_robot
 
 from bbflow.compiler.pipeline import compile_paths
 
@@ -31,27 +32,17 @@ PAGES = sorted(
     [ROOT / "README.md", *(ROOT / "docs").glob("*.md"), *(ROOT / "bbflow" / "explain").glob("BBF*.md"),
      *(ROOT / "examples").glob("*/README.md")])
 
-# name -> declaration; kept in step with the reference interface in docs/language.md (section 4).
+# name -> declaration: the reference interface of docs/language.md (section 4), Arm from tests/arm_spec.py.
 CONTEXT = {
-    "Pose": "type Pose = {x: float, y: float, z: float}",
-    "Grip": "enum Grip { open, closed }",
+    "Pose": POSE_TYPE,
+    "Grip": GRIP_ENUM,
     "locate": 'action locate(color: str) -> Pose? pure = "cell.vision:locate"',
     "pick.requested": "signal pick.requested: {pick: Pose, place: Pose}",
     "pick.completed": "signal pick.completed: {at: Pose}",
     "pick.failed": "signal pick.failed: {reason: str}",
     "pick.rejected": "signal pick.rejected: {reason: str}",
     "cell.alarm": "signal cell.alarm",
-    "Arm": """robot Arm {
-    states idle, busy
-    limit motion 1
-    command move_to(target: Pose, speed: float = 0.5) -> Pose category motion timeout 10s
-    command close_gripper(force: float = 20.0) -> Grip undo open_gripper()
-    command open_gripper() -> Grip
-    command home() -> Pose category motion
-    command read_force() -> float readonly
-    command wave() -> bool allowed idle, busy
-    event force: {newtons: float}
-}""",
+    "Arm": arm_robot("command wave() -> bool allowed idle, busy"),
     "PickAndPlace": """reactor PickAndPlace(pick: Pose, place: Pose) -> Pose on Arm {
     step approach = move_to(target: pick) undo home()
     step placed = move_to(target: place) after approach

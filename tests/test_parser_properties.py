@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from arm_spec import GRIP_ENUM, POSE_TYPE, arm_robot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.lark import from_lark
@@ -13,21 +14,13 @@ from bbflow.compiler import ast
 from bbflow.compiler.parser import flow_parser, parse_text
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "conformance"
-SAMPLE = """# a sample program, used when the shared conformance cases are absent
-type Pose = {x: float, y: float, z: float}
-enum Grip { open, closed }
-signal pick.requested: {pick: Pose, place: Pose}
+SAMPLE = f"""# a sample program, used when the shared conformance cases are absent
+{POSE_TYPE}
+{GRIP_ENUM}
+signal pick.requested: {{pick: Pose, place: Pose}}
 signal cell.alarm
-robot Arm {
-    states idle, busy
-    limit motion 1
-    command move_to(target: Pose, speed: float = 0.5) -> Pose category motion timeout 10s
-    command close_gripper(force: float = 20.0) -> Grip undo open_gripper()
-    command open_gripper() -> Grip
-    command read_force() -> float readonly allowed idle
-    event force: {newtons: float}
-}
-action locate(color: str) -> Pose? pure = "cell.vision:locate"
+{arm_robot("command wave() -> bool allowed idle")}
+""" + """action locate(color: str) -> Pose? pure = "cell.vision:locate"
 reactor Pick(pick: Pose, place: Pose) -> Pose on Arm {
     concurrency 2
     step approach = move_to(target: pick) retry 2 backoff 200ms max 1s undo move_to(target: place)
