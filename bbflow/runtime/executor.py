@@ -352,6 +352,10 @@ class _Run:
     def completed(self) -> tuple[str, ...]:
         return tuple(c.step.name for c in self.done)
 
+    def cancel_reason(self, what: str) -> RuntimeFailure:
+        """Why ``what`` (a step or an undo) was cancelled, for its error event: the halt, else a cancellation."""
+        return self.halt if self.halt is not None else RuntimeFailure(f"{what} was cancelled", "cancelled")
+
     # --- bodies ---------------------------------------------------------------------
 
     def stop(self) -> Exception:
@@ -586,7 +590,7 @@ class _Run:
                 error = RuntimeFailure(f"{name} timed out after {format_duration(timeout or 0.0)}", "timeout")
             except asyncio.CancelledError:
                 if observing:
-                    reason = self.halt if self.halt is not None else RuntimeFailure(f"{name} was cancelled", "cancelled")
+                    reason = self.cancel_reason(name)
                     self.emit("step.error", name, index, {"error": reason.to_json(), "attempt": attempt})
                 raise
             else:

@@ -110,7 +110,7 @@ async def _undo(run: "_Run", name: str, call: model.Call, scope: Any, index: tup
             error = RuntimeFailure(f"undo of {name} timed out after {format_duration(deadline)}", "timeout")
         except asyncio.CancelledError:
             if observing:
-                reason = run.halt if run.halt is not None else RuntimeFailure(f"undo of {name} was cancelled", "cancelled")
+                reason = run.cancel_reason(f"undo of {name}")
                 run.emit("undo.error", name, index, {"error": reason.to_json(), "attempt": attempt})
             raise
         except Exception as exc:  # an expression of the undo call, or a bug below: still only this undo fails
