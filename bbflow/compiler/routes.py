@@ -22,8 +22,7 @@ from bbflow.compiler.facts import Facts
 from bbflow.compiler.modules import is_std
 from bbflow.compiler.patterns import Pattern, compile_pattern
 from bbflow.compiler.suggest import closest
-
-ROBOT_EVENT_PREFIX = "robot.event."
+from bbflow.runtime.signals import ROBOT_EVENT_PREFIX
 
 
 def check_routes(facts: Facts, diags: Diagnostics) -> None:
