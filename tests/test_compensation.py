@@ -1,43 +1,21 @@
 """Compensation completeness (BBF401-BBF404) and composed reactors' summaries, on hand-built graphs.
 
-Source-level cases, through the parser and the checker, are in tests/test_analyses_properties.py.
+Source-level cases, through the parser and the checker, are at the end of this file and in
+tests/test_analyses_properties.py.
 """
 
 import pytest
+from graph_helpers import body, found_after, graph, node, span
 
-from bbflow.compiler.checker import check
 from bbflow.compiler.compensation import (
     check_compensation, check_useless_undo, failure_after, summarise,
 )
 from bbflow.compiler.diagnostics import Diagnostics
-from bbflow.compiler.graph import Body, Effect, Node, NodeKind, ReactorGraph, UndoRef
-from bbflow.compiler.parser import parse_text
-from bbflow.compiler.source import Span
-
-
-def span(line: int) -> Span:
-    return Span("t.flow", line, 5, line, 9)
-
-
-def node(name: str, line: int, kind: NodeKind = NodeKind.STEP, **kw) -> Node:
-    return Node(name, kind, span(line), order=line, call=kw.pop("call", name), **kw)
+from bbflow.compiler.graph import Effect, Node, NodeKind, ReactorGraph, UndoRef
 
 
 def effectful(name: str, line: int, **kw) -> Node:
     return node(name, line, effect=Effect.LEAF, **kw)
-
-
-def body(nodes: list[Node], *edges: str) -> Body:
-    b = Body(nodes)
-    by_name = {n.name: n for n in nodes}
-    for edge in edges:
-        a, c = edge.split(">")
-        b.edges[(by_name[a], by_name[c])] = f"uses `{a}`"
-    return b
-
-
-def graph(b: Body, name: str = "R") -> ReactorGraph:
-    return ReactorGraph(f"t.{name}", name, span(1), b)
 
 
 def run(g: ReactorGraph, *others: ReactorGraph) -> list[tuple[str, int]]:
@@ -242,10 +220,7 @@ robot Arm {
 
 
 def found(text: str) -> list[tuple[str, int]]:
-    module, diags = parse_text(ARM + text, "c.flow", "c")
-    check([module], diags)
-    offset = ARM.count("\n")
-    return [(d.code, d.span.line - offset) for d in diags]
+    return found_after(ARM, text)
 
 
 def test_step_in_a_case_that_ends_in_fail_needs_an_undo():

@@ -5,39 +5,15 @@ the source-level tests below run them through the parser and the checker.
 """
 
 import pytest
+from graph_helpers import body, found_after, graph, node
 
-from bbflow.compiler.checker import check
 from bbflow.compiler.diagnostics import Diagnostics
 from bbflow.compiler.graph import (
-    Body, Effect, Node, NodeKind, ReactorGraph, check_category_conflicts, check_cycles, check_unused,
-    find_category_conflicts, find_cycles,
+    Effect, Node, NodeKind, check_category_conflicts, check_cycles, check_unused, find_category_conflicts,
+    find_cycles,
 )
-from bbflow.compiler.parser import parse_text
-from bbflow.compiler.source import Span
 
 MOTION = ("t.Arm", "motion")
-
-
-def span(line: int) -> Span:
-    return Span("t.flow", line, 5, line, 9)
-
-
-def node(name: str, line: int, kind: NodeKind = NodeKind.STEP, **kw) -> Node:
-    return Node(name, kind, span(line), order=line, call=kw.pop("call", name), **kw)
-
-
-def body(nodes: list[Node], *edges: str) -> Body:
-    """``edges``: "a>b" means b depends on a."""
-    b = Body(nodes)
-    by_name = {n.name: n for n in nodes}
-    for edge in edges:
-        a, c = edge.split(">")
-        b.edges[(by_name[a], by_name[c])] = f"uses `{a}`"
-    return b
-
-
-def graph(b: Body) -> ReactorGraph:
-    return ReactorGraph("t.R", "R", span(1), b)
 
 
 def categories(step: Node) -> frozenset:
@@ -184,10 +160,7 @@ robot Arm {
 
 
 def found(text: str) -> list[tuple[str, int]]:
-    module, diags = parse_text(ARM + text, "g.flow", "g")
-    check([module], diags)
-    offset = ARM.count("\n")
-    return [(d.code, d.span.line - offset) for d in diags]
+    return found_after(ARM, text)
 
 
 def test_where_may_name_its_own_event_and_undo_its_own_result():
