@@ -14,7 +14,6 @@ import asyncio
 import gc
 import statistics
 import time
-import tracemalloc
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
@@ -137,20 +136,6 @@ def compare(timers: Mapping[str, Timer], repeat: int, warmup: int = 1) -> dict[s
 def ratios(times: Mapping[str, Sequence[float]], subject: str, baseline: str) -> Stats:
     """Per-round ratios ``subject / baseline`` of ``compare``'s times."""
     return Stats.of([a / b for a, b in zip(times[subject], times[baseline], strict=True)])
-
-
-def peak_memory(fn: Callable[[], Any]) -> tuple[Any, int]:
-    """``fn()``'s result and the peak of memory Python allocated while it ran (tracemalloc, bytes)."""
-    gc.collect()
-    tracemalloc.start()
-    try:
-        tracemalloc.reset_peak()
-        base = tracemalloc.get_traced_memory()[0]
-        result = fn()
-        peak = tracemalloc.get_traced_memory()[1] - base
-    finally:
-        tracemalloc.stop()
-    return result, peak
 
 
 MiB = 1024 * 1024

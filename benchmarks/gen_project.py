@@ -80,13 +80,13 @@ def cell_module(i: int, rng: random.Random) -> str:
     compose = ""
     compose_route = ""
     if prev:
-        compose = f"""
-# Hand the part on: this cell's pick-and-place, then the previous cell's, undone as a unit.
-reactor Relay(part: Part, handover: Pose, place: Pose) -> Pose on Arm {{
+        compose = """
+# Hand the part on: this cell's pick-and-place, then the previous cell's.
+reactor Relay(part: Part, handover: Pose, place: Pose) -> Pose on Arm {
     step here  = PickAndPlace(part: part, place: handover) undo move_to(target: part.at)
-    step there = prev.PickAndPlace(part: {{id: part.id, weight: part.weight, at: here}}, place: place)
+    step there = prev.PickAndPlace(part: {id: part.id, weight: part.weight, at: here}, place: place)
     return there
-}}
+}
 """
         compose_route = f"""
     on {c}.relay.requested as req when not busy {{
@@ -96,7 +96,7 @@ reactor Relay(part: Part, handover: Pose, place: Pose) -> Pose on Arm {{
             else {{ set busy = false  emit {c}.pick.failed {{reason: error.message}} }}
     }}"""
     relay_signal = (f"signal {c}.relay.requested: {{part: Part, handover: Pose, place: Pose}}\n" if prev else "")
-    imports = f"from common.types import Pose, Part, Grip, Outcome, Arm\n" + (f"import {prev} as prev\n" if prev else "")
+    imports = "from common.types import Pose, Part, Grip, Outcome, Arm\n" + (f"import {prev} as prev\n" if prev else "")
     return f"""\
 # Cell {i}: a station with a conveyor and a clamp, served by the shared arm.
 {imports}
