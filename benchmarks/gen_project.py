@@ -7,7 +7,7 @@ holds the shared types and the shared ``Arm`` interface; every ``cells/cell_NNNN
 module declares its own station robot (states, limits, commands with default
 undos, events), its signals, four reactors (a pick-and-place with retries,
 waits, guards and explicit undos; a station cycle; a ``map`` over poses with a
-``switch``; a composition of the previous cell's pick-and-place) and an agent
+``switch``; a composition of the previous cell's pick-and-place, from the second cell on) and an agent
 that routes its signals, runs reactors and reports. Imports are local (the
 shared module and the previous cell), as in a real project, so the work per
 module does not depend on the size of the project: a linear compiler checks
