@@ -7,9 +7,9 @@ one segment) or ``**`` (zero or more segments). ``cell.**`` matches ``cell``,
 
 from __future__ import annotations
 
-import functools
 import itertools
 import re
+from collections.abc import Iterable
 
 import attrs
 
@@ -32,6 +32,8 @@ class Pattern:
 
     def matches(self, signal_type: str) -> bool:
         """Does this pattern match the whole dotted ``signal_type``?"""
+        if STAR not in self.text:
+            return signal_type == self.text
         return _match(self.segments, tuple(signal_type.split(".")))
 
     def covers(self, other: "Pattern") -> bool:
@@ -82,15 +84,87 @@ def compile_pattern(text: str) -> Pattern | str:
 
 
 def _match(pattern: tuple[str, ...], parts: tuple[str, ...]) -> bool:
-    @functools.cache
-    def go(i: int, j: int) -> bool:
-        if i == len(pattern):
-            return j == len(parts)
-        seg = pattern[i]
-        if seg == GLOBSTAR:
-            return any(go(i + 1, k) for k in range(j, len(parts) + 1))
-        if j == len(parts):
+    """Whole-type matching without backtracking: the set of pattern positions reached so far, advanced
+    one segment of the type at a time (``len(pattern) * len(parts)`` steps at most)."""
+    end = len(pattern)
+    reached = _skip_globstars(pattern, [True] + [False] * end)
+    for part in parts:
+        after = [False] * (end + 1)
+        for i in range(end):
+            if reached[i]:
+                seg = pattern[i]
+                if seg == GLOBSTAR:
+                    after[i] = True  # `**` takes this segment, and may take more
+                elif seg == STAR or seg == part:
+                    after[i + 1] = True
+        reached = _skip_globstars(pattern, after)
+        if not any(reached):
             return False
-        return (seg == STAR or seg == parts[j]) and go(i + 1, j + 1)
+    return reached[end]
 
-    return go(0, 0)
+
+def _skip_globstars(pattern: tuple[str, ...], reached: list[bool]) -> list[bool]:
+    """``reached`` with the position after each reached ``**`` added: a ``**`` may take no segment."""
+    for i, seg in enumerate(pattern):
+        if reached[i] and seg == GLOBSTAR:
+            reached[i + 1] = True
+    return reached
+
+
+class _TypeNode:
+    __slots__ = ("children", "type")
+
+    def __init__(self) -> None:
+        self.children: dict[str, _TypeNode] = {}
+        self.type: str | None = None  # the declared type ending here
+
+
+class SignalIndex:
+    """Signal types in a trie of their segments, so that finding the types a pattern matches walks only
+    the branches its literal segments allow instead of trying the pattern on every type.
+
+    ``bbflow.runtime.router.PatternTrie`` answers the other question (which patterns match one type).
+    """
+
+    def __init__(self, types: Iterable[str]) -> None:
+        self._root = _TypeNode()
+        for signal_type in types:
+            node = self._root
+            for seg in signal_type.split("."):
+                node = node.children.setdefault(seg, _TypeNode())
+            node.type = signal_type
+
+    def matching(self, pattern: Pattern, limit: int) -> list[str]:
+        """Up to ``limit`` distinct types that ``pattern`` matches (which ones, when there are more, is unspecified)."""
+        found: list[str] = []
+        _find(self._root, pattern.segments, 0, set(), found, limit)
+        return found
+
+
+def _find(node: _TypeNode, pattern: tuple[str, ...], i: int, seen: set[tuple[int, int]], found: list[str],
+          limit: int) -> None:
+    """Add to ``found`` (up to ``limit``) the types below ``node`` that ``pattern[i:]`` matches.
+
+    ``seen`` holds the (node, position) pairs already walked: a ``**`` reaches the same pair by
+    several splits, and walking it again finds nothing new.
+    """
+    key = (id(node), i)
+    if key in seen or len(found) >= limit:
+        return
+    seen.add(key)
+    if i == len(pattern):
+        if node.type is not None:
+            found.append(node.type)
+        return
+    seg = pattern[i]
+    if seg == GLOBSTAR:
+        _find(node, pattern, i + 1, seen, found, limit)  # it takes no (more) segments
+        for child in node.children.values():
+            _find(child, pattern, i, seen, found, limit)
+    elif seg == STAR:
+        for child in node.children.values():
+            _find(child, pattern, i + 1, seen, found, limit)
+    else:
+        child = node.children.get(seg)
+        if child is not None:
+            _find(child, pattern, i + 1, seen, found, limit)

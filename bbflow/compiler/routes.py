@@ -20,30 +20,51 @@ from bbflow.compiler import ast
 from bbflow.compiler.diagnostics import Diagnostics, Label
 from bbflow.compiler.facts import Facts
 from bbflow.compiler.modules import is_std
-from bbflow.compiler.patterns import Pattern, compile_pattern
+from bbflow.compiler.patterns import Pattern, SignalIndex, compile_pattern
 from bbflow.compiler.suggest import closest
+from bbflow.runtime.router import STAR, PatternTrie
 from bbflow.runtime.signals import ROBOT_EVENT_PREFIX
 
 
 def check_routes(facts: Facts, diags: Diagnostics) -> None:
     """Every route and signal check over the program's agents."""
     declared = set(facts.signals)
-    handled: list[Pattern] = []
+    agents = [decl for module in facts.modules.values() if module.name not in facts.broken
+              for decl in module.decls if isinstance(decl, ast.AgentDecl)]
+    compiled = [[(route, compile_pattern(route.pattern.text)) for route in agent.routes] for agent in agents]
+    reached, handled = match_signals(declared, [p for routes in compiled for _, p in routes if isinstance(p, Pattern)])
     emitted: set[str] = set()
-    for module in facts.modules.values():
-        if module.name in facts.broken:
-            continue
-        for decl in module.decls:
-            if isinstance(decl, ast.AgentDecl):
-                events = robot_events(facts, decl)
-                handled.extend(check_agent_routes(decl, declared | events, diags))
-                emitted |= check_emits(decl, declared, diags)
+    for agent, routes in zip(agents, compiled):
+        check_agent_routes(routes, declared, reached, robot_events(facts, agent), diags)
+        emitted |= check_emits(agent, declared, diags)
     if any(not is_std(m) for m in facts.broken):
         return  # an agent we could not read may handle or emit any signal: no BBF505 guesses
     # a signal declared twice is BBF102's mistake: it is judged once here, at its first declaration
     signals = [d for m in facts.modules.values() if not is_std(m.name)
                for d in m.decls if isinstance(d, ast.SignalDecl) and facts.signals.get(d.type.text) is d]
     check_unused_signals(signals, handled, emitted, diags)
+
+
+def match_signals(declared: Iterable[str], patterns: Iterable[Pattern]) -> tuple[set[str], set[str]]:
+    """(the texts of the patterns some declared signal matches, the declared signals some pattern matches).
+
+    The distinct patterns go into one trie (the runtime router's), and each signal walks it once: the
+    work grows with the number of signals and patterns, not with their product.
+    """
+    trie: PatternTrie[str] = PatternTrie()
+    added: set[str] = set()
+    for pattern in patterns:
+        if pattern.text not in added:  # once each: a pattern in many agents is one value to collect
+            added.add(pattern.text)
+            trie.add(pattern.segments, pattern.text)
+    reached: set[str] = set()
+    handled: set[str] = set()
+    for signal in declared:
+        found = trie.collect(signal)
+        if found:
+            handled.add(signal)
+            reached |= found
+    return reached, handled
 
 
 def robot_events(facts: Facts, agent: ast.AgentDecl) -> set[str]:
@@ -61,43 +82,72 @@ def dispatch_order(routes: Iterable[tuple[ast.RouteDecl, Pattern]]) -> list[tupl
     return [route for _, route in indexed]
 
 
-def check_agent_routes(agent: ast.AgentDecl, declared: set[str], diags: Diagnostics) -> list[Pattern]:
-    """BBF501, BBF503 and BBF502 for one agent; returns its valid patterns."""
+def check_agent_routes(routes: list[tuple[ast.RouteDecl, Pattern | str]], declared: set[str], reached: set[str],
+                       events: set[str], diags: Diagnostics) -> None:
+    """BBF501, BBF503 and BBF502 for the routes of one agent, each with its compiled pattern.
+
+    A route is live when its pattern matches a declared signal (its text is in ``reached``, from
+    ``match_signals``) or an event of the agent's robot (``events``).
+    """
     valid: list[tuple[ast.RouteDecl, Pattern]] = []
     live: set[int] = set()  # routes whose pattern matches some declared signal
-    for route in agent.routes:
-        pattern = compile_pattern(route.pattern.text)
+    event_index: SignalIndex | None = None
+    for route, pattern in routes:
         if isinstance(pattern, str):
             diags.error("BBF501", f"invalid signal pattern `{route.pattern.text}`: {pattern}", route.pattern.span,
                         help="a pattern is dotted segments: names, `*` for exactly one segment, "
                              "`**` for any number of segments")
             continue
         valid.append((route, pattern))
-        if any(pattern.matches(s) for s in declared):
+        if pattern.text not in reached and events:
+            event_index = event_index or SignalIndex(events)
+        if pattern.text in reached or (event_index is not None and event_index.matching(pattern, 1)):
             live.add(id(route))
             continue
-        near = closest(pattern.text, _respellings(pattern.text, declared))
+        near = closest(pattern.text, _respellings(pattern.text, declared | events))
         diags.warning("BBF503", f"route pattern `{pattern.text}` matches no declared signal", route.span,
                       notes=("no `signal` declaration (nor an event of the agent's robot) has a type this "
                              "pattern matches, so this route never runs",),
                       help=("did you mean " + " or ".join(f"`{n}`" for n in near) + "?") if near
                       else "declare the signal with `signal TYPE`, or fix the pattern")
-    earlier: list[tuple[ast.RouteDecl, Pattern]] = []
-    for route, pattern in dispatch_order(valid):
-        shadow = next((r for r, p in earlier if r.when is None and p.covers(pattern)), None)
-        if shadow is not None and id(route) in live:
-            diags.error("BBF502",
-                        f"route `on {pattern.text}` can never fire: route `on {shadow.pattern.text}` comes "
-                        "before it in dispatch order, has no `when`, and handles every signal it matches",
-                        route.span,
-                        labels=(Label(shadow.span, f"`on {shadow.pattern.text}` handles these signals first"),),
-                        notes=("a signal is handled by one route: by priority (higher first), then by "
-                               "specificity (more literal segments; `*` before `**`), then in declaration "
-                               "order; the first whose `when` holds runs",),
-                        help=f"give `on {pattern.text}` a higher priority, add a `when` to "
-                             f"`on {shadow.pattern.text}`, or remove one of them")
-        earlier.append((route, pattern))
-    return [p for _, p in valid]
+    check_shadowed(valid, live, diags)
+
+
+def check_shadowed(valid: list[tuple[ast.RouteDecl, Pattern]], live: set[int], diags: Diagnostics) -> None:
+    """BBF502 for each live route that a route before it in dispatch order, without a ``when``, covers.
+
+    A literal pattern covers only the same literal (a wildcard matches types no literal does), so the
+    earlier literals are looked up by text and only the earlier wildcards are tried one by one.
+    """
+    first_literal: dict[str, tuple[int, ast.RouteDecl]] = {}  # text -> (position, route) of its first unguarded
+    wildcards: list[tuple[int, ast.RouteDecl, Pattern]] = []  # unguarded wildcard routes so far, in order
+    for position, (route, pattern) in enumerate(dispatch_order(valid)):
+        literal = STAR not in pattern.text
+        if id(route) in live:
+            candidates = [first_literal[pattern.text]] if literal and pattern.text in first_literal else []
+            covering = next(((i, r) for i, r, p in wildcards if p.covers(pattern)), None)
+            candidates += [covering] if covering is not None else []
+            if candidates:
+                _, shadow = min(candidates, key=lambda c: c[0])
+                _shadowed(route, pattern, shadow, diags)
+        if route.when is None:
+            if literal:
+                first_literal.setdefault(pattern.text, (position, route))
+            else:
+                wildcards.append((position, route, pattern))
+
+
+def _shadowed(route: ast.RouteDecl, pattern: Pattern, shadow: ast.RouteDecl, diags: Diagnostics) -> None:
+    diags.error("BBF502",
+                f"route `on {pattern.text}` can never fire: route `on {shadow.pattern.text}` comes "
+                "before it in dispatch order, has no `when`, and handles every signal it matches",
+                route.span,
+                labels=(Label(shadow.span, f"`on {shadow.pattern.text}` handles these signals first"),),
+                notes=("a signal is handled by one route: by priority (higher first), then by "
+                       "specificity (more literal segments; `*` before `**`), then in declaration "
+                       "order; the first whose `when` holds runs",),
+                help=f"give `on {pattern.text}` a higher priority, add a `when` to "
+                     f"`on {shadow.pattern.text}`, or remove one of them")
 
 
 def _respellings(pattern: str, declared: set[str]) -> set[str]:
@@ -142,12 +192,13 @@ def check_emits(agent: ast.AgentDecl, declared: set[str], diags: Diagnostics) ->
     return emitted
 
 
-def check_unused_signals(signals: Iterable[ast.SignalDecl], handled: list[Pattern], emitted: set[str],
+def check_unused_signals(signals: Iterable[ast.SignalDecl], handled: set[str], emitted: set[str],
                          diags: Diagnostics) -> None:
-    """BBF505 for every signal no route handles and nothing emits or schedules."""
+    """BBF505 for every signal no route handles (not in ``handled``, from ``match_signals``) and nothing
+    emits or schedules."""
     for signal in signals:
         name = signal.type.text
-        if name in emitted or any(p.matches(name) for p in handled):
+        if name in emitted or name in handled:
             continue
         diags.warning("BBF505", f"signal `{name}` is declared but neither handled nor emitted anywhere",
                       signal.span,

@@ -20,12 +20,14 @@ and is memoised per type in a bounded cache.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from bbflow.runtime import model
 
 STAR = "*"
 GLOBSTAR = "**"
+
+V = TypeVar("V")
 
 
 class PatternError(ValueError):
@@ -61,13 +63,45 @@ def dispatch_key(route: model.Route) -> tuple[int, int, int, int]:
 
 
 class _Node:
-    __slots__ = ("literal", "star", "globstar", "routes")
+    __slots__ = ("literal", "star", "globstar", "values")
 
     def __init__(self) -> None:
         self.literal: dict[str, _Node] = {}
         self.star: _Node | None = None
         self.globstar: _Node | None = None
-        self.routes: list[int] = []  # ranks (positions in dispatch order) of routes ending here
+        self.values: list[Any] = []  # what was added under the pattern ending here
+
+
+class PatternTrie(Generic[V]):
+    """Patterns compiled into one trie, each with a value; ``collect`` finds the values of every pattern
+    that matches a type, at a cost that grows with the type's length, not with the number of patterns.
+
+    The router keeps route ranks in it; the checker (``bbflow.compiler.routes``) the patterns of every
+    agent, to find in one walk per declared signal which routes some signal reaches.
+    """
+
+    def __init__(self) -> None:
+        self._root = _Node()
+
+    def add(self, segments: Iterable[str], value: V) -> None:
+        """Add ``value`` under the pattern of (valid) ``segments``."""
+        node = self._root
+        for seg in segments:
+            if seg == STAR:
+                node.star = node.star or _Node()
+                node = node.star
+            elif seg == GLOBSTAR:
+                node.globstar = node.globstar or _Node()
+                node = node.globstar
+            else:
+                node = node.literal.setdefault(seg, _Node())
+        node.values.append(value)
+
+    def collect(self, signal_type: str) -> set[V]:
+        """The values of every pattern that matches the whole of ``signal_type``."""
+        found: set[V] = set()
+        _collect(self._root, signal_type.split("."), 0, found)
+        return found
 
 
 class Router:
@@ -75,19 +109,9 @@ class Router:
 
     def __init__(self, routes: Iterable[model.Route], *, cache_size: int = 4096) -> None:
         self.routes: tuple[model.Route, ...] = tuple(sorted(routes, key=dispatch_key))
-        self._root = _Node()
+        self._trie: PatternTrie[int] = PatternTrie()  # ranks: positions in dispatch order
         for rank, route in enumerate(self.routes):
-            node = self._root
-            for seg in split_pattern(route.pattern):
-                if seg == STAR:
-                    node.star = node.star or _Node()
-                    node = node.star
-                elif seg == GLOBSTAR:
-                    node.globstar = node.globstar or _Node()
-                    node = node.globstar
-                else:
-                    node = node.literal.setdefault(seg, _Node())
-            node.routes.append(rank)
+            self._trie.add(split_pattern(route.pattern), rank)
         self._cache: dict[str, tuple[model.Route, ...]] = {}
         self._cache_size = cache_size
 
@@ -96,9 +120,7 @@ class Router:
         hit = self._cache.get(signal_type)
         if hit is not None:
             return hit
-        ranks: set[int] = set()
-        _collect(self._root, signal_type.split("."), 0, ranks)
-        found = tuple(self.routes[r] for r in sorted(ranks))
+        found = tuple(self.routes[r] for r in sorted(self._trie.collect(signal_type)))
         if not self._cache_size:
             return found
         if len(self._cache) >= self._cache_size:
@@ -116,15 +138,15 @@ class Router:
         return [{"pattern": r.pattern, "priority": r.priority, "index": r.index} for r in self.routes]
 
 
-def _collect(node: _Node, segments: list[str], i: int, out: set[int]) -> None:
-    """Add to ``out`` the routes reachable from ``node`` by matching ``segments[i:]``."""
+def _collect(node: _Node, segments: list[str], i: int, out: set[Any]) -> None:
+    """Add to ``out`` the values reachable from ``node`` by matching ``segments[i:]``."""
     if node.globstar is not None:
         # `**` takes zero or more segments: try every split point. A pattern that
         # can match one type in several ways is found several times; ``out`` is a set.
         for j in range(i, len(segments) + 1):
             _collect(node.globstar, segments, j, out)
     if i == len(segments):
-        out.update(node.routes)
+        out.update(node.values)
         return
     child = node.literal.get(segments[i])
     if child is not None:
