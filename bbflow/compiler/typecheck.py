@@ -9,6 +9,8 @@ and in comments where they are made.
 
 from __future__ import annotations
 
+from collections import ChainMap
+from collections.abc import Mapping
 from typing import Any
 
 from bbflow.compiler import ast
@@ -22,7 +24,7 @@ from bbflow.compiler.resolve import Resolver, RobotInfo, did_you_mean, duplicate
 from bbflow.compiler.symbols import ModuleScope, SymKind
 
 try:  # the route patterns module (LANGUAGE.md §8); without it, wildcard routes bind `data: any`
-    from bbflow.compiler.patterns import compile_pattern
+    from bbflow.compiler.patterns import Pattern, SignalIndex, compile_pattern
 except ImportError:  # pragma: no cover - present in the full tree
     compile_pattern = None  # type: ignore[assignment]
 
@@ -38,6 +40,8 @@ class TypeChecker:
         self.exprs = ExprChecker(resolver, facts, diags)
         #: payload type of every declared signal (NONE when it has no payload)
         self.signals = signals
+        self._signal_index: SignalIndex | None = None  # of ``signals``, for wildcard routes (built on first use)
+        self._declared_hits: dict[str, tuple[str, ...]] = {}  # pattern -> up to two signals it matches
         #: id(SwitchStmt or MapStmt) -> the type its body's returns should have, when the
         #: reactor returns its value (so `return closed` in a case knows it means Grip.closed)
         self.result_hints: dict[int, T.Type] = {}
@@ -369,33 +373,43 @@ class TypeChecker:
             local = Local(RefKind.STATE, f.name.name, f, f.name, ft)
             if state.declare(local, self.diags, "state field"):
                 fields[f.name.name] = local
-        signals = dict(self.signals)
-        if robot is not None:
-            for name, event in robot.events.items():
-                signals[f"robot.event.{name}"] = self.resolver.event_payload(event, robot.module)
+        events = {} if robot is None else {f"robot.event.{name}": self.resolver.event_payload(event, robot.module)
+                                           for name, event in robot.events.items()}
+        signals = ChainMap(events, self.signals)  # not a copy of every signal per agent
         ctx = Ctx(scope, state, robot)
         for route in decl.routes:
             rctx = ctx.child()
             if route.bind is not None:
-                envelope = T.envelope(self._route_data(route.pattern.text, signals))
+                envelope = T.envelope(self._route_data(route.pattern.text, events))
                 self.facts.decl_types[id(route)] = envelope
                 rctx.env.declare(Local(RefKind.BINDING, route.bind.name, route, route.bind, envelope), self.diags)
             if route.when is not None:
                 self.exprs.expect(route.when, rctx, T.BOOL, "`when` condition")
             self.agent_stmts(route.body, rctx, fields, signals)
 
-    def _route_data(self, pattern: str, signals: dict[str, T.Type]) -> T.Type:
-        """The payload type a route binds: the one signal it matches, else `any`."""
+    def _route_data(self, pattern: str, events: dict[str, T.Type]) -> T.Type:
+        """The payload type a route binds: the one signal (or event of the agent's robot) it matches, else `any`."""
+        signals = ChainMap(events, self.signals)
         if "*" not in pattern:
             return signals.get(pattern, T.ANY)
         compiled = compile_pattern(pattern) if compile_pattern is not None else None
         if compiled is None or isinstance(compiled, str):
             return T.ANY
-        hits = [t for s, t in signals.items() if compiled.matches(s)]
-        return hits[0] if len(hits) == 1 else T.ANY
+        hits = {name for name in events if compiled.matches(name)}
+        hits.update(self._declared_matching(compiled))
+        return signals[hits.pop()] if len(hits) == 1 else T.ANY
+
+    def _declared_matching(self, pattern: Pattern) -> tuple[str, ...]:
+        """Up to two declared signals ``pattern`` matches, found in the index of all of them (built once)."""
+        if self._signal_index is None:
+            self._signal_index = SignalIndex(self.signals)
+        found = self._declared_hits.get(pattern.text)
+        if found is None:  # the same pattern in many agents is looked up once
+            found = self._declared_hits[pattern.text] = tuple(self._signal_index.matching(pattern, 2))
+        return found
 
     def agent_stmts(self, stmts: tuple[ast.AgentStmt, ...], ctx: Ctx, fields: dict[str, Local],
-                    signals: dict[str, T.Type]) -> None:
+                    signals: Mapping[str, T.Type]) -> None:
         for stmt in stmts:
             if isinstance(stmt, ast.SetStmt):
                 field = fields.get(stmt.field.name)
@@ -427,7 +441,7 @@ class TypeChecker:
                 if stmt.else_ is not None:
                     self.agent_stmts(stmt.else_, ctx, fields, signals)
 
-    def _emit(self, stmt: ast.EmitStmt | ast.ScheduleStmt, ctx: Ctx, signals: dict[str, T.Type]) -> None:
+    def _emit(self, stmt: ast.EmitStmt | ast.ScheduleStmt, ctx: Ctx, signals: Mapping[str, T.Type]) -> None:
         """The payload against the signal's declared payload; an undeclared signal is BBF504's business."""
         name = stmt.type.text
         payload = signals.get(name)
