@@ -1,11 +1,17 @@
-"""``within``: await something with a deadline, for the hot path of every step attempt.
+"""Deadlines for the hot path: every step attempt and every undo attempt has one.
 
-It behaves like ``async with asyncio.timeout(t): return await aw`` (the task
-is cancelled at the deadline, the cancellation becomes ``TimeoutError``, and a
-cancellation that comes from elsewhere at the same moment is passed on, told
-apart by the task's cancel count) but costs one timer and no context manager
-object, which is a third of the executor's per-step overhead on a chain of
-no-op steps (see benchmarks/bench_executor.py).
+``Deadline`` behaves like ``async with asyncio.timeout(t)`` around one await
+(the task is cancelled at the deadline, the cancellation becomes a timeout,
+and a cancellation that comes from elsewhere at the same moment is passed on,
+told apart by the task's cancel count) but it is re-armed for the next await
+of the same task instead of being rebuilt: its timer is left in place while
+it is disarmed, and when it fires early (a later await moved the deadline
+on) it just schedules itself again for the current deadline. A chain of
+steps, or a rollback of a thousand undos, with the same timeout each costs
+one timer instead of one per attempt, no context manager and no extra
+coroutine frame (see benchmarks/bench_executor.py).
+
+``within`` is the one-shot form: ``await aw`` under a fresh ``Deadline``.
 """
 
 from __future__ import annotations
@@ -17,27 +23,99 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
-def _expire(task: asyncio.Task[Any], fired: list[bool]) -> None:
-    fired.append(True)
-    task.cancel()
+class Deadline:
+    """A deadline for one await at a time of one task; ``close`` it when the task is done with it.
+
+    Use::
+
+        deadline.arm(seconds)
+        try:
+            value = await something
+        except asyncio.CancelledError:
+            if deadline.expired():   # our cancellation, not somebody else's
+                ...timeout...
+            raise
+        finally:
+            deadline.disarm()
+    """
+
+    __slots__ = ("_loop", "_task", "_when", "_baseline", "_armed", "_fired", "_handle", "_at")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._task: asyncio.Task[Any] | None = None
+        self._when = 0.0  # the current deadline (loop time)
+        self._baseline = 0  # the task's cancel count when armed
+        self._armed = False
+        self._fired = False  # we cancelled the task and the await has not accounted for it yet
+        self._handle: asyncio.TimerHandle | None = None
+        self._at = 0.0  # when ``_handle`` fires
+
+    def arm(self, seconds: float) -> None:
+        """Start the deadline of the current task's next await: ``seconds`` from now."""
+        loop = self._loop
+        task = asyncio.current_task(loop)
+        assert task is not None, "a deadline needs a task"
+        self._task = task
+        self._baseline = task.cancelling()
+        self._when = when = loop.time() + seconds
+        self._armed = True
+        handle = self._handle
+        if handle is not None:
+            if self._at <= when:  # fires in time; ``_fire`` moves it on if it comes early
+                return
+            handle.cancel()
+        self._at = when
+        self._handle = loop.call_at(when, self._fire)
+
+    def _fire(self) -> None:
+        self._handle = None
+        if not self._armed:
+            return
+        if self._when > self._at:  # re-armed since this timer was set: not yet
+            self._at = self._when
+            self._handle = self._loop.call_at(self._when, self._fire)
+            return
+        self._fired = True
+        self._task.cancel()  # type: ignore[union-attr]
+
+    def expired(self) -> bool:
+        """In ``except CancelledError`` of the armed await: whether the cancellation was the deadline's.
+
+        False when it was not ours, or ours but another cancellation came at the
+        same moment (that one must go on).
+        """
+        if not self._fired:
+            return False
+        self._fired = False  # our cancellation is accounted for here
+        return self._task.uncancel() <= self._baseline  # type: ignore[union-attr]
+
+    def disarm(self) -> None:
+        """The await ended (any way): the deadline no longer applies; the timer stays for the next ``arm``."""
+        self._armed = False
+        if self._fired:  # expired, but the awaited code swallowed the cancellation: balance the count
+            self._fired = False
+            self._task.uncancel()  # type: ignore[union-attr]
+
+    def close(self) -> None:
+        """Drop the timer (the task will not arm this deadline again)."""
+        self._armed = False
+        handle = self._handle
+        if handle is not None:
+            self._handle = None
+            handle.cancel()
 
 
 async def within(aw: Awaitable[T], seconds: float, loop: asyncio.AbstractEventLoop) -> T:
     """``await aw``, or ``TimeoutError`` once ``seconds`` have passed on ``loop``'s clock."""
-    task = asyncio.current_task(loop)
-    assert task is not None
-    fired: list[bool] = []
-    baseline = task.cancelling()
-    handle = loop.call_at(loop.time() + seconds, _expire, task, fired)
+    deadline = Deadline(loop)
+    deadline.arm(seconds)
     try:
         return await aw
     except asyncio.CancelledError:
-        if fired:
-            fired.clear()  # our cancellation is accounted for here
-            if task.uncancel() <= baseline:
-                raise TimeoutError from None
+        if deadline.expired():
+            raise TimeoutError from None
         raise
     finally:
-        handle.cancel()
-        if fired:  # expired, but the awaited code swallowed the cancellation: balance the count
-            task.uncancel()
+        deadline.disarm()
+        deadline.close()

@@ -20,7 +20,6 @@ The user-facing description of all of this is docs/runtime.md.
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
@@ -29,14 +28,14 @@ import attrs
 from bbflow.runtime import model
 from bbflow.runtime.actions import invoke, resolve_action
 from bbflow.runtime.crew import Crew
-from bbflow.runtime.deadline import within
+from bbflow.runtime.deadline import Deadline
 from bbflow.runtime.durations import format_duration
 from bbflow.runtime.events import jsonable, notify
 from bbflow.runtime.ids import uuid7
 from bbflow.runtime.linemap import NOTE_PREFIX, add_flow_note
 from bbflow.runtime.ports import ActionResolver, Observer, RobotPort, RuntimeFailure
 from bbflow.runtime.reactor_plan import LET, STEP, SWITCH, BodyPlan, plan_for
-from bbflow.runtime.rollback import Completion, UndoFailure, rollback
+from bbflow.runtime.rollback import Completion, UndoFailure, driver_failure, rollback
 from bbflow.runtime.types import Optional as OptionalType
 from bbflow.runtime.types import TypeMismatch
 
@@ -155,8 +154,8 @@ def _failure(exc: BaseException, code: str, what: str) -> RuntimeFailure:
     return failure
 
 
-def _driver_failure(command: str, exc: BaseException) -> RuntimeFailure:
-    return RuntimeFailure(f"{command}: {str(exc) or type(exc).__name__}", "command", command=command)
+def _timed_out(name: str, timeout: float | None) -> RuntimeFailure:
+    return RuntimeFailure(f"{name} timed out after {format_duration(timeout or 0.0)}", "timeout")
 
 
 def _backoff(retry: model.Retry, failed_attempt: int) -> float:
@@ -169,6 +168,10 @@ def _backoff(retry: model.Retry, failed_attempt: int) -> float:
 
 class _Run:
     """The state of one run of one reactor (a composed reactor gets a ``_Run`` of its own)."""
+
+    __slots__ = ("program", "reactor", "robot", "observer", "resolver", "run_id", "parent", "loop", "free",
+                 "slot_waiters", "done", "undo_errors", "failure", "halt", "stopping", "task", "rollback_task",
+                 "cancelled_root", "_commands")
 
     def __init__(
         self,
@@ -205,8 +208,8 @@ class _Run:
 
     # --- events -------------------------------------------------------------------
 
-    def emit(self, event: str, step: str | None, index: tuple[int, ...], extra: dict[str, Any] | None) -> None:
-        """Send an event to the observer (callers check that there is one)."""
+    def event(self, event: str, step: str | None, index: tuple[int, ...]) -> dict[str, Any]:
+        """An event's common fields; the caller adds its own and ``notify``s the observer (one dict per event)."""
         out: dict[str, Any] = {
             "event": event,
             "reactor": self.reactor.name,
@@ -218,6 +221,11 @@ class _Run:
             out["parent"] = self.parent
         if index:
             out["index"] = list(index)
+        return out
+
+    def emit(self, event: str, step: str | None, index: tuple[int, ...], extra: dict[str, Any] | None) -> None:
+        """``event`` with ``extra`` fields, sent (for the rare events; steps and undos build theirs in place)."""
+        out = self.event(event, step, index)
         if extra:
             out.update(extra)
         notify(self.observer, out)  # type: ignore[arg-type]
@@ -254,9 +262,22 @@ class _Run:
         robot = self.robot
         unsubscribe: Callable[[], None] | None = robot.on_safety(self.on_safety) if robot is not None else None
         cancelled = False
+        deadline = Deadline(self.loop)  # for the steps that run in this task
         try:
             try:
-                value = await self.main(plan, inputs)
+                # ``inputs`` is a fresh dict (conformed): it becomes the body's scope
+                limit = self.reactor.timeout
+                if limit is None:
+                    value = await self.body(plan, inputs, (), deadline)
+                else:
+                    try:
+                        async with asyncio.timeout(limit):
+                            value = await self.body(plan, inputs, (), deadline)
+                    except TimeoutError:
+                        raise self.fail(RuntimeFailure(
+                            f"{self.reactor.name} did not finish within its timeout of {format_duration(limit)}",
+                            "timeout",
+                        )) from None
             except asyncio.CancelledError:
                 if self.halt is not None:
                     return await self.halted(baseline, delivered=True)
@@ -291,21 +312,9 @@ class _Run:
             return RunResult(self.run_id, self.reactor.name, "failed", None, error, tuple(self.undo_errors),
                              self.completed())
         finally:
+            deadline.close()
             if unsubscribe is not None:
                 unsubscribe()
-
-    async def main(self, plan: BodyPlan, inputs: dict[str, Any]) -> Any:
-        scope = dict(inputs)
-        deadline = self.reactor.timeout
-        if deadline is None:
-            return await self.body(plan, scope, ())
-        try:
-            async with asyncio.timeout(deadline):
-                return await self.body(plan, scope, ())
-        except TimeoutError:
-            raise self.fail(RuntimeFailure(
-                f"{self.reactor.name} did not finish within its timeout of {format_duration(deadline)}", "timeout"
-            )) from None
 
     async def shielded_rollback(self) -> bool:
         """Roll back in a task of its own that cancelling the run cannot cut short.
@@ -362,23 +371,30 @@ class _Run:
         """What to raise where a node would start while the run is stopping."""
         return self.failure if self.failure is not None else _Stop()
 
-    async def body(self, plan: BodyPlan, scope: dict[str, Any], index: tuple[int, ...]) -> Any:
-        """Run every node of a body (each when its dependencies are done), then its end."""
+    async def body(self, plan: BodyPlan, scope: dict[str, Any], index: tuple[int, ...], deadline: Deadline) -> Any:
+        """Run every node of a body (each when its dependencies are done), then its end.
+
+        ``deadline`` serves the steps that run in this task (not in a child task).
+        """
         nodes = plan.nodes
         if nodes:
             kinds = plan.kinds
             dependents = plan.dependents
             waiting = list(plan.indegree)
-            ready = deque(plan.roots)
+            # nodes ready to start, first come first started: ``ready[head:]`` (a list, not a deque:
+            # a chain never holds more than one)
+            ready = list(plan.roots)
+            head = 0
             remaining = len(nodes)
             crew: Crew | None = None
             try:
                 while True:
                     blocked: list[int] = []  # steps that found no free slot
-                    while ready:
+                    while head < len(ready):
                         if self.stopping:
                             raise self.stop()
-                        i = ready.popleft()
+                        i = ready[head]
+                        head += 1
                         kind = kinds[i]
                         if kind == LET:
                             self.let(nodes[i], scope)  # type: ignore[arg-type]
@@ -388,7 +404,7 @@ class _Run:
                                     blocked.append(i)
                                     continue
                                 self.free -= 1
-                            if ready or blocked or (crew is not None and crew.running):
+                            if head < len(ready) or blocked or (crew is not None and crew.running):
                                 if crew is None:
                                     crew = Crew(self.loop)
                                 crew.spawn(self.node(kind, nodes[i], plan.subplans[i], scope, index), i)
@@ -396,11 +412,13 @@ class _Run:
                             # nothing else of this body can start before this node ends: no task needed
                             if kind == STEP:
                                 try:
-                                    await self.step(nodes[i], scope, index)  # type: ignore[arg-type]
+                                    await self.step(nodes[i], scope, index, deadline)  # type: ignore[arg-type]
                                 finally:
                                     self.release()
+                            elif kind == SWITCH:
+                                await self.switch(nodes[i], plan.subplans[i], scope, index, deadline)  # type: ignore[arg-type]
                             else:
-                                await self.node(kind, nodes[i], plan.subplans[i], scope, index)
+                                await self.map(nodes[i], plan.subplans[i], scope, index, deadline)  # type: ignore[arg-type]
                         remaining -= 1
                         for j in dependents[i]:
                             waiting[j] -= 1
@@ -410,6 +428,8 @@ class _Run:
                         break
                     if crew is None:
                         crew = Crew(self.loop)
+                    ready.clear()
+                    head = 0
                     if blocked:
                         ready.extend(blocked)
                         self.slot_waiters.append(crew)
@@ -452,17 +472,29 @@ class _Run:
 
     async def node(self, kind: int, node: Any, subplan: Any, scope: dict[str, Any], index: tuple[int, ...]) -> None:
         """A node in a task of its own."""
-        if kind == STEP:
-            try:
-                await self.step(node, scope, index)
-            finally:
-                self.release()
-        elif self.stopping:
-            raise self.stop()
-        elif kind == SWITCH:
-            await self.switch(node, subplan, scope, index)
-        else:
-            await self.map(node, subplan, scope, index)
+        deadline = Deadline(self.loop)
+        try:
+            if kind == STEP:
+                try:
+                    await self.step(node, scope, index, deadline)
+                finally:
+                    self.release()
+            elif self.stopping:
+                raise self.stop()
+            elif kind == SWITCH:
+                await self.switch(node, subplan, scope, index, deadline)
+            else:
+                await self.map(node, subplan, scope, index, deadline)
+        finally:
+            deadline.close()
+
+    async def detached_body(self, plan: BodyPlan, scope: dict[str, Any], index: tuple[int, ...]) -> Any:
+        """A body in a task of its own (an iteration of a concurrent ``map``)."""
+        deadline = Deadline(self.loop)
+        try:
+            return await self.body(plan, scope, index, deadline)
+        finally:
+            deadline.close()
 
     def let(self, node: model.Let, scope: dict[str, Any]) -> None:
         try:
@@ -471,7 +503,7 @@ class _Run:
             raise self.fail(_failure(exc, "expression", node.name)) from None
 
     async def switch(self, node: model.Switch, plans: tuple[BodyPlan | None, ...], scope: dict[str, Any],
-                     index: tuple[int, ...]) -> None:
+                     index: tuple[int, ...], deadline: Deadline) -> None:
         try:
             subject = node.subject(scope)
         except Exception as exc:
@@ -484,9 +516,10 @@ class _Run:
         if chosen is None:
             raise self.fail(RuntimeFailure(
                 f"switch {node.name}: no case matches {subject!r} and there is no default", "expression"))
-        scope[node.name] = await self.body(chosen, dict(scope), index)
+        scope[node.name] = await self.body(chosen, dict(scope), index, deadline)
 
-    async def map(self, node: model.Map, plan: BodyPlan, scope: dict[str, Any], index: tuple[int, ...]) -> None:
+    async def map(self, node: model.Map, plan: BodyPlan, scope: dict[str, Any], index: tuple[int, ...],
+                  deadline: Deadline) -> None:
         try:
             items = list(node.over(scope))
         except Exception as exc:
@@ -503,7 +536,7 @@ class _Run:
             for k, element in enumerate(items):
                 if self.stopping:
                     raise self.stop()
-                results[k] = await self.body(plan, iteration_scope(element), index + (k,))
+                results[k] = await self.body(plan, iteration_scope(element), index + (k,), deadline)
         else:
             crew = Crew(self.loop)
             upcoming = 0
@@ -512,7 +545,8 @@ class _Run:
                     while upcoming < len(items) and len(crew.running) < node.concurrency:
                         if self.stopping:
                             raise self.stop()
-                        crew.spawn(self.body(plan, iteration_scope(items[upcoming]), index + (upcoming,)), upcoming)
+                        crew.spawn(self.detached_body(plan, iteration_scope(items[upcoming]), index + (upcoming,)),
+                                   upcoming)
                         upcoming += 1
                     await crew.wait()
                     for task in crew.finished:
@@ -530,12 +564,15 @@ class _Run:
 
     # --- steps ----------------------------------------------------------------------
 
-    async def step(self, step: model.Step, scope: dict[str, Any], index: tuple[int, ...]) -> None:
-        """One step: guard, attempts with deadline and backoff, fallback; records its completion."""
+    async def step(self, step: model.Step, scope: dict[str, Any], index: tuple[int, ...], deadline: Deadline) -> None:
+        """One step: guard, attempts with deadline and backoff, fallback; records its completion.
+
+        ``deadline`` is the one of the task the step runs in (each attempt arms it).
+        """
         if self.stopping:  # spawned before the run began to stop, started after
             raise self.stop()
         name = step.name
-        observing = self.observer is not None
+        observer = self.observer
         if step.when is not None:
             try:
                 go = step.when(scope)
@@ -543,69 +580,78 @@ class _Run:
                 raise self.fail(_failure(exc, "expression", f"{name}: when")) from None
             if not go:
                 scope[name] = None
-                if observing:
-                    self.emit("step.skip", name, index, None)
+                if observer is not None:
+                    notify(observer, self.event("step.skip", name, index))
                 return
         call = step.call
         timeout = step.timeout
         retry = step.retry
         robot = self.robot
-        loop = self.loop
         last = 1 + retry.attempts if retry is not None else 1
         attempt = 1
         while True:
-            if observing:
-                self.emit("step.start", name, index, {"attempt": attempt})
+            if observer is not None:
+                out = self.event("step.start", name, index)
+                out["attempt"] = attempt
+                notify(observer, out)
             args: dict[str, Any] | None = None
             child: _Run | None = None
+            if timeout is not None:
+                deadline.arm(timeout)
             try:
                 if type(call) is model.CommandCall:
-                    try:
-                        args = call.args(scope)
-                    except Exception as exc:
-                        raise _failure(exc, "expression", f"{name}: arguments") from None
+                    args = self.arguments(call, scope, name)
                     if robot is None:
                         raise self.no_robot(call.command)
                     try:
-                        if timeout is None:
-                            value = await robot.call(call.command, args, timeout=None)
-                        else:
-                            value = await within(robot.call(call.command, args, timeout=timeout), timeout, loop)
+                        value = await robot.call(call.command, args, timeout=timeout)
                     except (RuntimeFailure, TimeoutError):
                         raise
                     except Exception as exc:  # a port or driver bug still fails only this attempt
-                        raise _driver_failure(call.command, exc) from exc
+                        raise driver_failure(call.command, exc) from exc
                 elif type(call) is model.ReactorCall:
-                    if timeout is None:
-                        value, child = await self.compose(call, scope, name)
-                    else:
-                        value, child = await within(self.compose(call, scope, name), timeout, loop)
-                elif timeout is None:
-                    value = await self.perform(call, scope, name)
+                    value, child = await self.compose(call, scope, name)
                 else:
-                    value = await within(self.perform(call, scope, name), timeout, loop)
+                    value = await self.perform(call, scope, name)
             except RuntimeFailure as exc:
                 error = exc
             except TimeoutError:
-                error = RuntimeFailure(f"{name} timed out after {format_duration(timeout or 0.0)}", "timeout")
+                error = _timed_out(name, timeout)
             except asyncio.CancelledError:
-                if observing:
-                    reason = self.cancel_reason(name)
-                    self.emit("step.error", name, index, {"error": reason.to_json(), "attempt": attempt})
-                raise
+                if timeout is None or not deadline.expired():
+                    if observer is not None:
+                        out = self.event("step.error", name, index)
+                        out["error"] = self.cancel_reason(name).to_json()
+                        out["attempt"] = attempt
+                        notify(observer, out)
+                    raise
+                error = _timed_out(name, timeout)
             else:
                 scope[name] = value
+                if args is not None and not self.undo_uses_args(step):
+                    args = None  # only a command's default undo reads them: do not keep them for nothing
                 self.done.append(Completion(step, scope, args, value, child, index, True))
-                if observing:
-                    self.emit("step.ok", name, index, {"result": jsonable(value)})
+                if observer is not None:
+                    out = self.event("step.ok", name, index)
+                    out["result"] = jsonable(value)
+                    notify(observer, out)
                 return
-            if observing:
-                self.emit("step.error", name, index, {"error": error.to_json(), "attempt": attempt})
+            finally:
+                if timeout is not None:
+                    deadline.disarm()
+            if observer is not None:
+                out = self.event("step.error", name, index)
+                out["error"] = error.to_json()
+                out["attempt"] = attempt
+                notify(observer, out)
             if attempt < last and not self.stopping:
                 delay = _backoff(retry, attempt)  # type: ignore[arg-type]
                 attempt += 1
-                if observing:
-                    self.emit("step.retry", name, index, {"attempt": attempt, "delay": delay})
+                if observer is not None:
+                    out = self.event("step.retry", name, index)
+                    out["attempt"] = attempt
+                    out["delay"] = delay
+                    notify(observer, out)
                 if delay > 0:
                     await asyncio.sleep(delay)
                 if self.stopping:
@@ -618,10 +664,27 @@ class _Run:
                     raise self.fail(_failure(exc, "expression", f"{name}: fallback")) from None
                 scope[name] = value
                 self.done.append(Completion(step, scope, None, value, None, index, False))
-                if observing:
-                    self.emit("step.ok", name, index, {"result": jsonable(value), "fallback": True})
+                if observer is not None:
+                    out = self.event("step.ok", name, index)
+                    out["result"] = jsonable(value)
+                    out["fallback"] = True
+                    notify(observer, out)
                 return
             raise self.fail(error)
+
+    def undo_uses_args(self, step: model.Step) -> bool:
+        """Whether the undo of a completed command step reads the call's arguments (``args``).
+
+        Only an inherited undo does: the command's default undo, or one marked
+        ``inherited`` in the model; an own undo sees the step's scope instead.
+        """
+        if step.irreversible is not None:
+            return False
+        undo = step.undo
+        if undo is not None:
+            return undo.inherited
+        spec = self.command_spec(step.call.command)  # type: ignore[union-attr]
+        return spec is not None and spec.undo is not None
 
     # --- calls (shared by steps and undos) ---------------------------------------------
 
@@ -633,6 +696,14 @@ class _Run:
                 spec = self.robot.spec
             self._commands = spec.commands if spec is not None else {}
         return self._commands.get(command)
+
+    def arguments(self, call: model.CommandCall | model.ActionCall | model.ReactorCall, scope: Mapping[str, Any],
+                  name: str) -> dict[str, Any]:
+        """A call's keyword arguments; an error in them fails the attempt (code ``expression``)."""
+        try:
+            return call.args(scope)
+        except Exception as exc:
+            raise _failure(exc, "expression", f"{name}: arguments") from None
 
     def no_robot(self, command: str) -> RuntimeFailure:
         return RuntimeFailure(f"{self.reactor.name} has no robot to run {command}", "state", command=command)
@@ -646,14 +717,11 @@ class _Run:
         except RuntimeFailure:
             raise
         except Exception as exc:  # a port or driver bug still fails only this attempt
-            raise _driver_failure(command, exc) from exc
+            raise driver_failure(command, exc) from exc
 
     async def compose(self, call: model.ReactorCall, scope: Mapping[str, Any], name: str) -> tuple[Any, "_Run"]:
         """Run a composed reactor as a child run; its completed steps stay with it for a later undo."""
-        try:
-            args = call.args(scope)
-        except Exception as exc:
-            raise _failure(exc, "expression", f"{name}: arguments") from None
+        args = self.arguments(call, scope, name)
         reactor = self.program.reactors.get(call.reactor) or self.program.find("reactors", call.reactor)
         child = _Run(self.program, reactor, self.robot, self.observer, self.resolver, uuid7(), self.run_id)
         result = await child.execute(args)
@@ -669,10 +737,7 @@ class _Run:
         if isinstance(call, model.ActionCall):
             return await self.action(call, scope, name)
         if isinstance(call, model.CommandCall):
-            try:
-                args = call.args(scope)
-            except Exception as exc:
-                raise _failure(exc, "expression", f"{name}: arguments") from None
+            args = self.arguments(call, scope, name)
             return await self.command(call.command, args, timeout)
         if isinstance(call, model.ReactorCall):
             value, _ = await self.compose(call, scope, name)
@@ -709,10 +774,7 @@ class _Run:
 
     async def action(self, call: model.ActionCall, scope: Mapping[str, Any], name: str) -> Any:
         decl = self.program.actions.get(call.action) or self.program.find("actions", call.action)
-        try:
-            args = call.args(scope)
-        except Exception as exc:
-            raise _failure(exc, "expression", f"{name}: arguments") from None
+        args = self.arguments(call, scope, name)
         try:
             fn = self.resolver(decl.target)
             value = await invoke(fn, args)

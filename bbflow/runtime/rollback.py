@@ -24,8 +24,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from bbflow.runtime import model
-from bbflow.runtime.deadline import within
+from bbflow.runtime.deadline import Deadline
 from bbflow.runtime.durations import format_duration
+from bbflow.runtime.events import notify
 from bbflow.runtime.ports import RuntimeFailure
 
 if TYPE_CHECKING:  # the executor imports this module
@@ -63,31 +64,52 @@ class UndoFailure(RuntimeFailure):
         return out
 
 
+def driver_failure(command: str, exc: BaseException) -> RuntimeFailure:
+    """A port or driver that raised something other than ``RuntimeFailure``: the attempt fails (code ``command``)."""
+    return RuntimeFailure(f"{command}: {str(exc) or type(exc).__name__}", "command", command=command)
+
+
 async def rollback(run: "_Run", done: Sequence[Completion]) -> None:
-    """Undo ``done`` (in completion order) newest first; failures are recorded on ``run``."""
+    """Undo ``done`` (in completion order) newest first; failures are recorded on ``run``.
+
+    Runs in a task of its own; one ``Deadline`` serves every undo attempt of it.
+    """
+    deadline = Deadline(run.loop)
+    try:
+        await _undo_all(run, done, deadline)
+    finally:
+        deadline.close()
+
+
+async def _undo_all(run: "_Run", done: Sequence[Completion], deadline: Deadline) -> None:
     for completion in reversed(done):
-        if not completion.undoable or completion.step.irreversible is not None:
-            continue
         step = completion.step
+        if not completion.undoable or step.irreversible is not None:
+            continue
         undo = step.undo
-        if undo is None:
-            if completion.child is not None:
-                child = completion.child
-                before = len(child.undo_errors)
-                await rollback(child, child.done)
-                run.undo_errors.extend(child.undo_errors[before:])
-                continue
-            if type(step.call) is not model.CommandCall:
-                continue
+        if undo is not None:
+            call = undo.call
+            inherited = undo.inherited
+        elif completion.child is not None:
+            child = completion.child
+            before = len(child.undo_errors)
+            await _undo_all(child, child.done, deadline)
+            run.undo_errors.extend(child.undo_errors[before:])
+            continue
+        elif type(step.call) is model.CommandCall:
             spec = run.command_spec(step.call.command)
             if spec is None or spec.undo is None:
                 continue
-            undo = model.Undo(spec.undo, inherited=True)
-        scope = {"args": completion.args, "result": completion.value} if undo.inherited else completion.scope
-        await _undo(run, step.name, undo.call, scope, completion.index)
+            call = spec.undo
+            inherited = True
+        else:
+            continue
+        scope = {"args": completion.args, "result": completion.value} if inherited else completion.scope
+        await _undo(run, step.name, call, scope, completion.index, deadline)
 
 
-def _deadline(run: "_Run", call: model.Call) -> float:
+def _seconds(run: "_Run", call: model.Call) -> float:
+    """The deadline of each attempt of an undo: its command's declared timeout, else ``UNDO_TIMEOUT``."""
     if type(call) is model.CommandCall:
         spec = run.command_spec(call.command)
         if spec is not None and spec.timeout is not None:
@@ -95,32 +117,60 @@ def _deadline(run: "_Run", call: model.Call) -> float:
     return UNDO_TIMEOUT
 
 
-async def _undo(run: "_Run", name: str, call: model.Call, scope: Any, index: tuple[int, ...]) -> None:
-    deadline = _deadline(run, call)
-    observing = run.observer is not None
-    error = RuntimeFailure("undo was not attempted", "internal")
+async def _undo(run: "_Run", name: str, call: model.Call, scope: Any, index: tuple[int, ...],
+                deadline: Deadline) -> None:
+    seconds = _seconds(run, call)
+    observer = run.observer
+    robot = run.robot
+    error: RuntimeFailure | None = None
     for attempt in range(1, UNDO_ATTEMPTS + 1):
-        if observing:
-            run.emit("undo.start", name, index, {"attempt": attempt})
+        if observer is not None:
+            out = run.event("undo.start", name, index)
+            out["attempt"] = attempt
+            notify(observer, out)
+        deadline.arm(seconds)
         try:
-            await within(run.perform(call, scope, name, deadline), deadline, run.loop)
+            if type(call) is model.CommandCall and robot is not None:  # the common case, without a detour
+                args = run.arguments(call, scope, name)
+                try:
+                    await robot.call(call.command, args, timeout=seconds)
+                except (RuntimeFailure, TimeoutError):
+                    raise
+                except Exception as exc:  # a port or driver bug
+                    raise driver_failure(call.command, exc) from exc
+            else:
+                await run.perform(call, scope, name, seconds)
         except RuntimeFailure as exc:
             error = exc
         except TimeoutError:
-            error = RuntimeFailure(f"undo of {name} timed out after {format_duration(deadline)}", "timeout")
+            error = _timed_out(name, seconds)
         except asyncio.CancelledError:
-            if observing:
-                reason = run.cancel_reason(f"undo of {name}")
-                run.emit("undo.error", name, index, {"error": reason.to_json(), "attempt": attempt})
-            raise
+            if not deadline.expired():
+                if observer is not None:
+                    out = run.event("undo.error", name, index)
+                    out["error"] = run.cancel_reason(f"undo of {name}").to_json()
+                    out["attempt"] = attempt
+                    notify(observer, out)
+                raise
+            error = _timed_out(name, seconds)
         except Exception as exc:  # an expression of the undo call, or a bug below: still only this undo fails
             error = RuntimeFailure(f"undo of {name}: {str(exc) or type(exc).__name__}", "expression")
         else:
-            if observing:
-                run.emit("undo.ok", name, index, None)
+            if observer is not None:
+                notify(observer, run.event("undo.ok", name, index))
             return
-        if observing:
-            run.emit("undo.error", name, index, {"error": error.to_json(), "attempt": attempt})
+        finally:
+            deadline.disarm()
+        if observer is not None:
+            out = run.event("undo.error", name, index)
+            out["error"] = error.to_json()
+            out["attempt"] = attempt
+            notify(observer, out)
+    assert error is not None
     run.undo_errors.append(
         UndoFailure(error, step=name, reactor=run.reactor.name, run=run.run_id, attempts=UNDO_ATTEMPTS)
     )
+
+
+def _timed_out(name: str, seconds: float) -> RuntimeFailure:
+    return RuntimeFailure(f"undo of {name} timed out after {format_duration(seconds)}", "timeout")
