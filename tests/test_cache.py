@@ -1,4 +1,4 @@
-"""The content-hash cache: unchanged programs are neither checked nor generated; imports invalidate importers."""
+"""The content-hash cache: module keys cover what a module's check reads; entries round-trip; code is per module."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import pytest
 
 from bbflow.compiler import pipeline
 from bbflow.compiler.build import build_program
-from bbflow.compiler.cache import Cache, module_keys
+from bbflow.compiler.cache import Cache, ModuleCheck, Scan, SignalSite, module_keys
+from bbflow.compiler.diagnostics import Diagnostic, Label, Severity
+from bbflow.compiler.source import Span
 from codegen_helpers import write_flows
 
 ARM = "robot Arm {\n    command beep() -> bool\n}\n"
@@ -16,25 +18,89 @@ TASK = "from cell.arm import Arm\nreactor Beep() -> bool on Arm {\n    step b = 
 OTHER = "reactor Two() -> int {\n    return 2\n}\n"
 
 
-def test_keys_follow_imports() -> None:
+def scan(*imports: str, signals: tuple[str, ...] = (), agents: bool = False, broken: bool = False) -> Scan:
+    at = Span("", 1, 1, 1, 2)
+    return Scan(tuple(sorted(imports)), tuple(SignalSite(s, at, at) for s in signals), agents, broken)
+
+
+def changed(before: dict[str, str], after: dict[str, str]) -> set[str]:
+    return {m for m in before if before[m] != after.get(m)}
+
+
+def test_keys_follow_imports_transitively() -> None:
+    sources = {"a": "A", "b": "B", "c": "C", "d": "D"}
+    scans = {"a": scan(), "b": scan("a"), "c": scan("b"), "d": scan()}
+    before = module_keys(sources, scans)
+    assert changed(before, module_keys({**sources, "a": "A2"}, scans)) == {"a", "b", "c"}
+    assert changed(before, module_keys({**sources, "c": "C2"}, scans)) == {"c"}
+
+
+def test_every_module_of_an_import_cycle_depends_on_every_other() -> None:
     sources = {"a": "A", "b": "B", "c": "C"}
-    imports = {"b": ("a",), "c": ()}
-    before = module_keys(sources, imports)
-    after = module_keys({**sources, "a": "A2"}, imports)
-    assert before["a"] != after["a"] and before["b"] != after["b"] and before["c"] == after["c"]
-    # a missing import enters the key, so creating that module later changes it
-    assert module_keys({"x": "X"}, {"x": ("y",)}) != module_keys({"x": "X", "y": "Y"}, {"x": ("y",)})
+    scans = {"a": scan("b"), "b": scan("a"), "c": scan("a")}
+    before = module_keys(sources, scans)
+    assert changed(before, module_keys({**sources, "a": "A2"}, scans)) == {"a", "b", "c"}
+    assert changed(before, module_keys({**sources, "b": "B2"}, scans)) == {"a", "b", "c"}
+
+
+def test_a_missing_import_enters_the_key_with_every_module_name() -> None:
+    """Creating the missing module changes the key; so does any new module (BBF103's "did you mean")."""
+    scans = {"x": scan("y"), "z": scan()}
+    before = module_keys({"x": "X", "z": "Z"}, scans)
+    created = module_keys({"x": "X", "y": "Y", "z": "Z"}, {**scans, "y": scan()})
+    assert changed(before, created) == {"x"}
+    other = module_keys({"x": "X", "w": "W", "z": "Z"}, {**scans, "w": scan()})
+    assert changed(before, other) == {"x"}
+
+
+def test_a_module_with_agents_depends_on_every_signal_declaration() -> None:
+    sources = {"sig": "S", "dep": "D", "agent": "A", "plain": "P"}
+    scans = {"sig": scan("dep", signals=("done",)), "dep": scan(), "agent": scan(agents=True), "plain": scan()}
+    before = module_keys(sources, scans)
+    # the signal's payload type may come from what the declaring module imports
+    assert changed(before, module_keys({**sources, "dep": "D2"}, scans)) == {"dep", "sig", "agent"}
+    # the first declaration of a type wins: the order of the declaring modules matters
+    both = {**scans, "plain": scan(signals=("done",))}
+    order = module_keys(sources, both)
+    swapped = module_keys({"plain": "P", "dep": "D", "agent": "A", "sig": "S"}, both)
+    assert order["agent"] != swapped["agent"] and order["plain"] == swapped["plain"]
+
+
+def test_a_module_with_syntax_errors_depends_on_the_whole_program() -> None:
+    """Its declarations are resolved by whichever module uses them, so its importers matter too."""
+    sources = {"broken": "B", "user": "U", "other": "O"}
+    scans = {"broken": scan(broken=True), "user": scan("broken"), "other": scan()}
+    before = module_keys(sources, scans)
+    assert changed(before, module_keys({**sources, "other": "O2"}, scans)) == {"broken", "other"}
 
 
 def test_a_changed_compiler_changes_every_key(monkeypatch: pytest.MonkeyPatch) -> None:
     """A compiler being developed (same version number) must not replay what its older self found."""
     from bbflow.compiler import cache
 
-    sources, imports = {"a": "A", "b": "B"}, {"b": ("a",)}
-    before = module_keys(sources, imports)
+    sources, scans = {"a": "A", "b": "B"}, {"a": scan(), "b": scan("a")}
+    before = module_keys(sources, scans)
     monkeypatch.setattr(cache, "compiler_fingerprint", lambda: "a compiler with one line changed")
-    after = module_keys(sources, imports)
-    assert all(before[m] != after[m] for m in sources)
+    after = module_keys(sources, scans)
+    assert changed(before, after) == {"a", "b"}
+    assert cache.scan_key("text") != before["a"]
+
+
+def test_scans_and_checks_round_trip_with_the_paths_of_this_run(tmp_path: Path) -> None:
+    cache = Cache.for_project(tmp_path)
+    at = Span("", 3, 1, 3, 20)
+    stored = Scan(("cell.arm", "std.prelude"), (SignalSite("cell.done", at, Span("", 3, 8, 3, 17)),), True, False)
+    cache.put_scan("text", stored)
+    assert cache.scan("text") == stored and cache.scan("other text") is None
+    diag = Diagnostic("BBF101", Severity.ERROR, "unknown name `x`", Span("old/cell/task.flow", 2, 5, 2, 6),
+                      (Label(Span("old/cell/arm.flow", 1, 1, 1, 4), "here"),), ("a note",), None)
+    check = ModuleCheck((diag,), frozenset({"cell.done"}), frozenset())
+    cache.put_check("k", {"cell.task": "old/cell/task.flow", "cell.arm": "old/cell/arm.flow"}, check)
+    back = cache.check("k", {"cell.task": "new/task.flow", "cell.arm": "new/arm.flow"})
+    assert back is not None and back.handled == check.handled and back.emitted == frozenset()
+    assert back.diagnostics[0].span.file == "new/task.flow"
+    assert back.diagnostics[0].labels[0].span.file == "new/arm.flow"
+    assert cache.check("missing", {}) is None and (cache.hits, cache.misses) == (1, 1)
 
 
 def test_the_compiler_fingerprint_covers_the_compiler_s_code() -> None:

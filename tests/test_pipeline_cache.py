@@ -10,6 +10,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import attrs
 import pytest
 from click.testing import CliRunner
 
@@ -60,7 +61,7 @@ def test_a_warm_check_neither_parses_nor_checks(tmp_path: Path, calls: Counter[s
     calls.clear()
     assert check(str(tmp_path)) == (0, "", "no problems in 3 files\n")
     assert calls == Counter()
-    assert (tmp_path / ".bbflow" / "cache" / "programs").is_dir()
+    assert (tmp_path / ".bbflow" / "cache" / "checks").is_dir()
 
 
 def test_a_changed_import_checks_again(tmp_path: Path, calls: Counter[str]) -> None:
@@ -150,13 +151,13 @@ def test_an_unreadable_file_is_never_replayed(tmp_path: Path, calls: Counter[str
     for _ in range(2):
         result = compile_paths([tmp_path], use_cache=True)
         assert [d.code for d in result.diagnostics] == ["BBF001"] and not result.cached
-    assert not (tmp_path / ".bbflow" / "cache" / "programs").exists()
+    assert not (tmp_path / ".bbflow" / "cache" / "checks").exists()
 
 
 def test_a_checker_crash_is_not_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     project(tmp_path)
 
-    def explode(*args: object) -> None:
+    def explode(*args: object, **kwargs: object) -> None:
         raise RuntimeError("boom")
 
     with monkeypatch.context() as patch:
@@ -175,3 +176,148 @@ def test_without_the_cache_the_pipeline_keeps_the_ast_and_facts(tmp_path: Path) 
     cold = compile_paths([tmp_path])
     assert not cold.cached and cold.facts is not None and [m.name for m in cold.modules] == \
         ["cell.arm", "cell.task", "other"]
+
+
+# --- per module: a changed module re-checks itself and what it needs, nothing else ---------------
+
+BASE = "robot Arm {\n    command beep() -> bool\n}\n"
+MID = "from cell.base import Arm\nreactor Beep() -> bool on Arm {\n    step b = beep()\n    return b\n}\n"
+LEAF = "from cell.mid import Beep\nreactor Three() -> int {\n    return 3\n}\n"
+SIG = "signal cell.done\n"
+AGENT = "agent Watcher {\n    on cell.done { }\n}\n"
+CELL = {"cell/base.flow": BASE, "cell/mid.flow": MID, "cell/leaf.flow": LEAF, "other.flow": OTHER,
+        "sig.flow": SIG, "watch.flow": AGENT}
+
+
+@attrs.define
+class Work:
+    """The modules the pipeline parsed, and the (own) modules of each checker run."""
+
+    parsed: list[str] = attrs.Factory(list)
+    checked: list[list[str]] = attrs.Factory(list)
+
+    def clear(self) -> None:
+        self.parsed.clear()
+        self.checked.clear()
+
+
+@pytest.fixture
+def work(monkeypatch: pytest.MonkeyPatch) -> Work:
+    seen = Work()
+    parse, run = pipeline.parse_module, pipeline.check
+
+    def parsing(source, name, diags):  # type: ignore[no-untyped-def]
+        seen.parsed.append(name)
+        return parse(source, name, diags)
+
+    def checking(modules, *args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.checked.append(sorted(m.name for m in modules))
+        return run(modules, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "parse_module", parsing)
+    monkeypatch.setattr(pipeline, "check", checking)
+    return seen
+
+
+def edit(root: Path, rel: str, text: str) -> None:
+    write_flows(root / "flows", {rel: text})
+
+
+def test_editing_a_leaf_checks_it_and_its_imports_only(tmp_path: Path, work: Work) -> None:
+    project(tmp_path, CELL)
+    assert check(str(tmp_path)) == (0, "", "no problems in 6 files\n")
+    assert work.checked == [["cell.base", "cell.leaf", "cell.mid", "other", "sig", "watch"]]
+    work.clear()
+    edit(tmp_path, "cell/leaf.flow", LEAF.replace("return 3", "return nope"))
+    code, out, _ = check(str(tmp_path))
+    assert code == 1 and "unknown name `nope`" in out
+    assert sorted(work.parsed) == ["cell.base", "cell.leaf", "cell.mid"]
+    assert work.checked == [["cell.base", "cell.leaf", "cell.mid"]]
+
+
+def test_editing_an_imported_module_checks_its_importers(tmp_path: Path, work: Work) -> None:
+    project(tmp_path, CELL)
+    check(str(tmp_path))
+    work.clear()
+    edit(tmp_path, "cell/base.flow", BASE.replace("beep()", "beep(loud: bool)"))
+    code, out, _ = check(str(tmp_path))
+    assert code == 1 and "cell/mid.flow" in out  # the importer's call lacks `loud` now
+    assert work.checked == [["cell.base", "cell.leaf", "cell.mid"]]
+    work.clear()
+    assert check(str(tmp_path))[:2] == (code, out) and work.checked == [] and work.parsed == []
+
+
+def test_editing_a_module_everything_imports_checks_everything(tmp_path: Path, work: Work) -> None:
+    files = {"cell/base.flow": BASE, **{f"cell/m{i}.flow": MID.replace("Beep", f"Beep{i}") for i in range(4)}}
+    project(tmp_path, files)
+    check(str(tmp_path))
+    work.clear()
+    edit(tmp_path, "cell/base.flow", BASE + "\n")
+    assert check(str(tmp_path))[0] == 0
+    assert work.checked == [["cell.base", "cell.m0", "cell.m1", "cell.m2", "cell.m3"]]
+
+
+def test_a_signal_declaration_is_read_by_every_agent(tmp_path: Path, work: Work) -> None:
+    """Signals are global: an agent's routes are judged against declarations it does not import."""
+    project(tmp_path, CELL)
+    check(str(tmp_path))
+    work.clear()
+    edit(tmp_path, "sig.flow", "signal cell.finished\n")
+    code, out, _ = check(str(tmp_path))
+    assert "BBF503" in out and "BBF505" in out  # the route matches nothing; the new signal is unused
+    assert work.checked == [["sig", "watch"]]
+    work.clear()
+    edit(tmp_path, "sig.flow", SIG)
+    assert check(str(tmp_path)) == (0, "", "no problems in 6 files\n")
+    assert work.checked == []  # both keys are back to what the cache holds
+
+
+def test_whole_program_checks_see_modules_that_were_not_checked(tmp_path: Path, work: Work) -> None:
+    project(tmp_path, {rel: text for rel, text in CELL.items() if rel != "watch.flow"})
+    check(str(tmp_path))
+    work.clear()
+    edit(tmp_path, "other.flow", OTHER + "signal cell.done\n")  # a second declaration, elsewhere
+    code, out, _ = check(str(tmp_path))
+    assert code == 1 and "signal `cell.done` is already declared" in out  # at sig.flow: other.flow comes first
+    assert work.checked == [["other"]]  # BBF102 comes from the scans: `sig` is not checked again
+    edit(tmp_path, "other.flow", OTHER)
+    assert "BBF505" in check(str(tmp_path))[1]  # no agent handles `cell.done`
+    work.clear()
+    edit(tmp_path, "watch.flow", AGENT)
+    assert check(str(tmp_path)) == (0, "", "no problems in 6 files\n")
+    assert work.checked == [["sig", "watch"]]  # the agent reads every signal declaration
+
+
+def test_an_import_cycle_is_reported_after_an_edit_elsewhere_in_it(tmp_path: Path) -> None:
+    project(tmp_path, {"a.flow": "import b\n", "b.flow": "import c\n", "c.flow": "reactor R() -> int {\n    return 1\n}\n"})
+    assert check(str(tmp_path))[0] == 0
+    edit(tmp_path, "c.flow", "import a\n")
+    _, warm, _ = check(str(tmp_path))
+    assert "import cycle: `a` -> `b` -> `c` -> `a`" in warm
+    assert warm == check("--no-cache", str(tmp_path))[1]
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "sarif"])
+def test_an_edit_replays_the_rest_byte_identically(tmp_path: Path, fmt: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Five modules, errors in two and warnings in a third: warm after an edit == a check without the cache."""
+    project(tmp_path, {"cell/arm.flow": ARM, "cell/task.flow": TASK, "cell/names.flow": NAMES,
+                       "cell/syntax.flow": SYNTAX, "cell/warns.flow": WARNS})
+    monkeypatch.chdir(tmp_path)
+    check("--format", fmt, ".")
+    for rel, text in (("cell/arm.flow", ARM.replace("beep()", "beep(loud: bool)")),
+                      ("cell/warns.flow", WARNS + "signal cell.lonely\n"),
+                      ("cell/names.flow", NAMES.replace("nope", "nah")),
+                      ("cell/syntax.flow", OTHER)):
+        edit(tmp_path, rel, text)
+        warm = check("--format", fmt, ".")
+        assert warm == check("--format", fmt, "--no-cache", ".")
+        assert warm == check("--format", fmt, ".")  # and replayed again, unchanged
+
+
+def test_a_build_after_an_edit_generates_what_a_build_without_the_cache_does(tmp_path: Path) -> None:
+    project(tmp_path, CELL)
+    build_program([tmp_path])
+    edit(tmp_path, "cell/base.flow", BASE.replace("beep() -> bool", "beep(loud: bool = true) -> bool"))
+    warm, cold = build_program([tmp_path]), build_program([tmp_path], use_cache=False)
+    assert warm.ok and [(m.module, m.code, m.linemap) for m in warm.modules] == \
+        [(m.module, m.code, m.linemap) for m in cold.modules]

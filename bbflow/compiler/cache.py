@@ -1,26 +1,49 @@
-"""The on-disk compilation cache (``.bbflow/cache`` under the project root).
+"""The on-disk compilation cache (``.bbflow/cache`` under the project root): per module, for checking too.
 
 Entries are keyed by content, never by time or path:
 
-- ``imports/<sha>.json``: the modules a source text imports (keyed by the
-  text's SHA-256), so that keys can be computed without parsing;
+- ``scans/<sha>.json``: what a source text says about itself without being
+  checked (a ``Scan``: the modules it imports, the signals it declares, whether
+  it has agents, whether it has syntax errors), keyed by the compiler and the
+  text, so that module keys can be computed without parsing;
+- ``checks/<key>.json``: what checking one module found (a ``ModuleCheck``:
+  the diagnostics in its file, and the signals its agents handle and emit),
+  keyed by the module key below;
 - ``modules/<key>.json``: the generated Python code of one module (and its
-  line map), keyed by the module key below;
-- ``programs/<key>.json``: the diagnostics of a whole program, keyed by the
-  module keys of all its modules (some checks, such as a signal that no
-  module handles, look at the whole program).
+  line map), keyed by the same module key.
 
-A module's key hashes the compiler itself (a fingerprint of the code of the
+**Module keys.** A module's key must change whenever its diagnostics (or its
+code) could. It hashes the compiler itself (a fingerprint of the code of the
 installed ``bbflow`` package, so that a changed compiler never replays what
-an older one found, even between two releases), the runtime ABI, the module's
-name and source, and the keys of the modules it imports (the standard
-library's sources included). So an unchanged module whose imports are
-unchanged hits; a change to an imported module changes the keys of all its
-importers, directly or not, and they miss.
+an older one found), the runtime ABI, the module's name, and the names and
+texts of every module in its import closure (itself included, imports
+followed transitively, the standard library's too, cycles included as a set;
+an import of a module that does not exist enters as missing, so creating it
+later changes the key). Three program-wide facts enter some keys as well:
+
+- signals are global: a module with agents is typed by, and judged against
+  (BBF503, BBF504), the signals declared anywhere, whose payload types are
+  resolved in their declaring modules. Its key adds, in program order, every
+  signal-declaring module with the hash of that module's import closure;
+- a module importing a module that does not exist gets a BBF103 whose "did
+  you mean" looks at every module name: its key adds all module names;
+- a module with syntax errors is not checked itself, but its declarations are
+  resolved on demand by whichever module uses them, so its diagnostics depend
+  on its importers: its key adds every module's name and text (the program).
+
+**Whole-program checks** are computed on every run, from the scans and the
+module checks (cached or fresh), never stored as a result: BBF102 for a signal
+declared in two modules (from the scans' declarations, in program order) and
+BBF505 for a signal neither handled nor emitted (from the scans' declarations
+and every module's handled and emitted signals; off when a module of the
+project has syntax errors, as in the checker). BBF104 (import cycles) needs no
+summary: every module of a cycle has the whole cycle in its import closure, so
+they miss together and the cycle is checked whole.
 
 Entries are written atomically (a temporary file, then ``os.replace``) so
 that two builds sharing a cache never read half an entry; an unreadable or
-malformed entry is a miss, never an error.
+malformed entry is a miss, never an error. Spans are stored with module names
+instead of paths, so a replay shows the paths the user typed this time.
 """
 
 from __future__ import annotations
@@ -30,22 +53,25 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 
 from bbflow import __version__
+from bbflow.compiler import ast
 from bbflow.compiler.diagnostics import Diagnostic, Label, Severity
 from bbflow.compiler.source import Span
 from bbflow.runtime import model
 
 CACHE_DIR = ".bbflow/cache"
 #: bump when the layout of an entry changes
-FORMAT = 1
+FORMAT = 2
 #: stored spans name modules, not paths, so entries do not depend on the folder a build ran from
 MODULE_MARK = "module:"
+#: the file of the spans in a ``Scan`` (which does not know where its text was read from)
+TEXT_FILE = ""
 
 
 def sha256(text: str) -> str:
@@ -62,6 +88,11 @@ def compiler_fingerprint() -> str:
     return h.hexdigest()
 
 
+def scan_key(text: str) -> str:
+    """The key of a text's ``Scan``: the text and the compiler that parsed it."""
+    return _hash((compiler_fingerprint(), f"format {FORMAT}", sha256(text)))
+
+
 @attrs.frozen(slots=True)
 class Entry:
     """The generated code of one module."""
@@ -70,40 +101,110 @@ class Entry:
     linemap: dict[int, int]
 
 
-def module_keys(sources: Mapping[str, str], imports: Mapping[str, tuple[str, ...]]) -> dict[str, str]:
-    """The cache key of every module: its source and, transitively, everything it imports.
+@attrs.frozen(slots=True)
+class SignalSite:
+    """One ``signal`` declaration: its type, the declaration's span and its type's span."""
 
-    ``sources``: module name -> text (standard library included); ``imports``:
-    module name -> the modules it imports. An import of a module not in
-    ``sources`` (a mistake the checker reports) enters the key as missing, so
-    creating that module later changes the importer's key. Import cycles (an
-    error too) are cut where they close.
+    text: str
+    span: Span
+    type_span: Span
+
+    @classmethod
+    def of(cls, decl: ast.SignalDecl) -> "SignalSite":
+        return cls(decl.type.text, decl.span, decl.type.span)
+
+
+@attrs.frozen(slots=True)
+class Scan:
+    """What a module's text says about itself, known from parsing alone (spans name ``TEXT_FILE``)."""
+
+    imports: tuple[str, ...]  # the modules it imports, as written (sorted)
+    signals: tuple[SignalSite, ...]  # in declaration order
+    agents: bool  # it declares an agent (whose routes and emits read the program's signals)
+    broken: bool  # the parser reported an error
+
+    @classmethod
+    def of(cls, module: ast.Module, broken: bool, implied: Iterable[str] = ()) -> "Scan":
+        """The scan of a parsed module; ``implied``: modules it imports without saying so (the prelude)."""
+        imports = {".".join(i.name for i in imp.module) for imp in module.imports} | set(implied)
+        signals = tuple(_anonymous(SignalSite.of(d)) for d in module.decls if isinstance(d, ast.SignalDecl))
+        agents = any(isinstance(d, ast.AgentDecl) for d in module.decls)
+        return cls(tuple(sorted(imports)), signals, agents, broken)
+
+    def in_file(self, file: str) -> tuple[SignalSite, ...]:
+        """The signal declarations with their spans in ``file``."""
+        return tuple(SignalSite(s.text, _moved(s.span, file), _moved(s.type_span, file)) for s in self.signals)
+
+
+@attrs.frozen(slots=True)
+class ModuleCheck:
+    """What checking one module found: what its importers and the whole-program checks need from it."""
+
+    diagnostics: tuple[Diagnostic, ...]  # the diagnostics in its file, whole-program checks left out
+    handled: frozenset[str] = frozenset()  # declared signals a route of its agents matches
+    emitted: frozenset[str] = frozenset()  # declared signals its agents emit or schedule
+
+
+def module_keys(sources: Mapping[str, str], scans: Mapping[str, Scan]) -> dict[str, str]:
+    """The cache key of every module (see the module docstring).
+
+    ``sources``: module name -> text, in program order (the standard library
+    first, then the files as discovered); ``scans``: module name -> its scan.
     """
-    keys: dict[str, str] = {}
-
-    def key(name: str, visiting: tuple[str, ...]) -> str:
-        if name in keys:
-            return keys[name]
-        if name not in sources:
-            return "missing:" + name
-        if name in visiting:
-            return "cycle:" + name
-        h = hashlib.sha256()
-        for part in (compiler_fingerprint(), f"abi {model.ABI}", f"format {FORMAT}", name, sha256(sources[name])):
-            h.update(part.encode("utf-8") + b"\0")
-        for dep in sorted(set(imports.get(name, ()))):
-            h.update(f"{dep}={key(dep, (*visiting, name))}".encode("utf-8") + b"\0")
-        keys[name] = h.hexdigest()
-        return keys[name]
-
-    for name in sorted(sources):
-        key(name, ())
+    shas = {name: sha256(text) for name, text in sources.items()}
+    hashes = {name: _closure_hash(_closure(name, scans), shas) for name in sources}
+    declarers = [f"{name}={hashes[name]}" for name in sources if scans[name].signals]
+    names = sorted(sources)
+    program = _hash(f"{name}={sha}" for name, sha in shas.items())
+    keys = {}
+    for name in sources:
+        scan = scans[name]
+        parts = [compiler_fingerprint(), f"abi {model.ABI}", f"format {FORMAT}", name, hashes[name]]
+        if scan.agents:
+            parts += ["signals", *declarers]
+        if any(m not in sources for m in scan.imports):
+            parts += ["names", *names]
+        if scan.broken:
+            parts += ["program", program]
+        keys[name] = _hash(parts)
     return keys
+
+
+def import_closure(names: Iterable[str], scans: Mapping[str, Scan]) -> set[str]:
+    """``names`` and every module they import, directly or not (modules that do not exist left out)."""
+    seen: set[str] = set()
+    stack = [n for n in names if n in scans]
+    while stack:
+        name = stack.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        stack.extend(m for m in scans[name].imports if m in scans and m not in seen)
+    return seen
+
+
+def _closure(name: str, scans: Mapping[str, Scan]) -> tuple[set[str], set[str]]:
+    """(the modules of ``name``'s import closure, itself included; the imports in it that do not exist)."""
+    found = import_closure((name,), scans)
+    missing = {m for n in found for m in scans[n].imports if m not in scans}
+    return found, missing
+
+
+def _closure_hash(closure: tuple[set[str], set[str]], shas: Mapping[str, str]) -> str:
+    found, missing = closure
+    return _hash([*(f"{n}={shas[n]}" for n in sorted(found)), *(f"missing {m}" for m in sorted(missing))])
+
+
+def _hash(parts: Iterable[str]) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part.encode("utf-8") + b"\0")
+    return h.hexdigest()
 
 
 @attrs.define
 class Cache:
-    """One project's cache folder."""
+    """One project's cache folder; ``hits`` and ``misses`` count lookups of checks and code."""
 
     root: Path  # the cache folder itself (``PROJECT/.bbflow/cache``)
     hits: int = 0
@@ -113,49 +214,58 @@ class Cache:
     def for_project(cls, project_root: Path | str) -> "Cache":
         return cls(Path(project_root) / CACHE_DIR)
 
-    # --- imports -------------------------------------------------------------------
+    # --- scans -----------------------------------------------------------------------
 
-    def imports(self, source_sha: str) -> tuple[str, ...] | None:
-        data = self._read(self.root / "imports" / f"{source_sha}.json")
-        if not isinstance(data, list) or not all(isinstance(m, str) for m in data):
+    def scan(self, text: str) -> Scan | None:
+        """The cached scan of ``text``; None on a miss."""
+        data = self._read(self.root / "scans" / f"{scan_key(text)}.json")
+        try:
+            return _scan_from_json(data) if isinstance(data, dict) else None
+        except (KeyError, TypeError, ValueError):
             return None
-        return tuple(data)
 
-    def store_imports(self, source_sha: str, modules: tuple[str, ...]) -> None:
-        self._write(self.root / "imports" / f"{source_sha}.json", sorted(set(modules)))
+    def put_scan(self, text: str, scan: Scan) -> None:
+        self._write(self.root / "scans" / f"{scan_key(text)}.json", _scan_to_json(scan))
 
-    # --- modules and programs --------------------------------------------------------
+    # --- module checks and code ------------------------------------------------------
+
+    def check(self, key: str, files: Mapping[str, str]) -> ModuleCheck | None:
+        """What checking the module of ``key`` found; ``files``: module -> the path its spans show now."""
+        data = self._read(self.root / "checks" / f"{key}.json")
+        found = None
+        if isinstance(data, dict) and data.get("format") == FORMAT:
+            try:
+                found = ModuleCheck(tuple(_diag_from_json(d, files) for d in data["diagnostics"]),
+                                    frozenset(map(str, data["handled"])), frozenset(map(str, data["emitted"])))
+            except (KeyError, TypeError, ValueError):
+                found = None
+        self._count(found)
+        return found
+
+    def put_check(self, key: str, files: Mapping[str, str], check: ModuleCheck) -> None:
+        modules = {path: name for name, path in files.items()}
+        data = {"format": FORMAT, "diagnostics": [_diag_to_json(d, modules) for d in check.diagnostics],
+                "handled": sorted(check.handled), "emitted": sorted(check.emitted)}
+        self._write(self.root / "checks" / f"{key}.json", data)
 
     def get(self, key: str) -> Entry | None:
         """The generated code cached under a module key; None on a miss."""
         data = self._read(self.root / "modules" / f"{key}.json")
         entry = _entry_from_json(data) if isinstance(data, dict) else None
-        if entry is None:
-            self.misses += 1
-        else:
-            self.hits += 1
+        self._count(entry)
         return entry
 
     def put(self, key: str, entry: Entry) -> None:
         data = {"format": FORMAT, "code": entry.code, "linemap": {str(k): v for k, v in entry.linemap.items()}}
         self._write(self.root / "modules" / f"{key}.json", data)
 
-    def get_diagnostics(self, keys: Mapping[str, str], files: Mapping[str, str]) -> list[Diagnostic] | None:
-        """The diagnostics of the program made of the modules ``keys``; ``files``: module -> path shown now."""
-        data = self._read(self.root / "programs" / f"{program_key(keys)}.json")
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
-            return None
-        try:
-            return [_diag_from_json(d, files) for d in data["diagnostics"]]
-        except (KeyError, TypeError, ValueError):
-            return None
-
-    def put_diagnostics(self, keys: Mapping[str, str], files: Mapping[str, str], diags: list[Diagnostic]) -> None:
-        modules = {path: name for name, path in files.items()}
-        data = {"format": FORMAT, "diagnostics": [_diag_to_json(d, modules) for d in diags]}
-        self._write(self.root / "programs" / f"{program_key(keys)}.json", data)
-
     # --- files ---------------------------------------------------------------------
+
+    def _count(self, found: object) -> None:
+        if found is None:
+            self.misses += 1
+        else:
+            self.hits += 1
 
     @staticmethod
     def _read(path: Path) -> Any:
@@ -182,8 +292,36 @@ class Cache:
 # --- (de)serialising entries --------------------------------------------------------
 
 
-def program_key(keys: Mapping[str, str]) -> str:
-    return sha256("\n".join(f"{name}={key}" for name, key in sorted(keys.items())))
+def _anonymous(site: SignalSite) -> SignalSite:
+    return SignalSite(site.text, _moved(site.span, TEXT_FILE), _moved(site.type_span, TEXT_FILE))
+
+
+def _moved(span: Span, file: str) -> Span:
+    return Span(file, span.line, span.column, span.end_line, span.end_column)
+
+
+def _position(span: Span) -> list[int]:
+    return [span.line, span.column, span.end_line, span.end_column]
+
+
+def _at(data: Sequence[Any]) -> Span:
+    line, column, end_line, end_column = data
+    return Span(TEXT_FILE, int(line), int(column), int(end_line), int(end_column))
+
+
+def _scan_to_json(scan: Scan) -> dict[str, Any]:
+    return {"format": FORMAT, "imports": list(scan.imports), "agents": scan.agents, "broken": scan.broken,
+            "signals": [[s.text, _position(s.span), _position(s.type_span)] for s in scan.signals]}
+
+
+def _scan_from_json(data: dict[str, Any]) -> Scan | None:
+    if data.get("format") != FORMAT:
+        return None
+    imports, agents, broken = data["imports"], data["agents"], data["broken"]
+    if not all(isinstance(m, str) for m in imports) or not isinstance(agents, bool) or not isinstance(broken, bool):
+        return None
+    signals = tuple(SignalSite(str(text), _at(span), _at(type_span)) for text, span, type_span in data["signals"])
+    return Scan(tuple(imports), signals, agents, broken)
 
 
 def _span_to_json(span: Span, modules: Mapping[str, str]) -> list[Any]:

@@ -5,45 +5,56 @@
 folder; any other folder: every ``.flow`` file below it, hidden folders
 skipped; a file: itself), names each module by its path under its source root
 (``cell/arm.flow`` -> ``cell.arm``), reads every file, parses it, runs the
-checker (``bbflow.compiler.checker.check``) over the whole program, keeping
-what it established in ``result.facts``, and, with ``generate=True`` and no
-errors, generates one Python module per ``.flow`` module (the standard
-library's included) into ``result.generated``.
+checker (``bbflow.compiler.checker.check``), keeping what it established in
+``result.facts``, and, with ``generate=True`` and no errors, generates one
+Python module per ``.flow`` module (the standard library's included) into
+``result.generated``.
 
 With ``use_cache=True`` the on-disk cache (``bbflow.compiler.cache``, in
-``.bbflow/cache`` under the project root) is consulted after reading: when
-the program's diagnostics (and, for ``generate``, every module's code) are
-cached under its content keys, nothing is parsed, checked or generated; the
-diagnostics are replayed and ``result.cached`` is true (``modules`` and
-``facts`` are then empty: ask without the cache when you need them). On a
-miss the program is checked as a whole (names and types cross module
-boundaries), the outcome is stored, and only modules whose keys missed are
-generated again; a change to a module changes the keys of its importers.
+``.bbflow/cache`` under the project root) works per module. The files are
+read and every module's key is computed from cached scans of its text (a text
+never seen is parsed to scan it). A module whose check is cached under its key
+is neither parsed nor checked: its diagnostics are replayed. The modules that
+miss are checked together with what their checks read (their import closure;
+for a module with agents, every module declaring signals and their closures;
+the whole program for a module with syntax errors or an import that does not
+resolve), and only their own diagnostics are taken from that check: the
+others' come from the cache. The whole-program checks (a signal declared
+twice, a signal never used) are then computed for the whole program from
+per-module summaries, every run. Code is generated only for modules whose code
+is not cached under their key. ``result.cached`` is true when nothing was
+parsed, checked or generated; ``modules`` and ``facts`` hold only what this
+run parsed and checked (ask without the cache when you need all of them).
+
+Without the cache the same steps run with every module missing, so a replay
+is byte for byte a cold check: the diagnostics come out in one canonical order
+(by file and position, then by content), whichever run found them.
 
 Any exception escaping the parser, the checker or the code generator is a
-compiler bug and becomes a BBF900 diagnostic, never a crash. Problems with the
-paths themselves (missing, unreadable, not a ``.flow`` file, a broken
-bbflow.toml) are not diagnostics about the user's program: they raise
-``InputError``, which the command line reports as a usage error (exit 2).
+compiler bug and becomes a BBF900 diagnostic, never a crash (and nothing of
+that run is cached). Problems with the paths themselves (missing, unreadable,
+not a ``.flow`` file, a broken bbflow.toml) are not diagnostics about the
+user's program: they raise ``InputError``, which the command line reports as
+a usage error (exit 2).
 """
 
 from __future__ import annotations
 
 import os
 import traceback
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TypeVar
 
 import attrs
 
 from bbflow.compiler import ast
-from bbflow.compiler.cache import Cache, Entry, module_keys, sha256
-from bbflow.compiler.checker import check
+from bbflow.compiler.cache import Cache, Entry, ModuleCheck, Scan, import_closure, module_keys, sha256
+from bbflow.compiler.checker import check, duplicate_signals, signal_use, unused_signals
 from bbflow.compiler.codegen import GeneratedModule, flow_path, generate_module
-from bbflow.compiler.diagnostics import Diagnostics
+from bbflow.compiler.diagnostics import Diagnostic, Diagnostics
 from bbflow.compiler.facts import Facts
-from bbflow.compiler.modules import PRELUDE, STDLIB_FILE, stdlib_sources
+from bbflow.compiler.modules import PRELUDE, STDLIB_FILE, load_stdlib, stdlib_sources
 from bbflow.compiler.parser import parse_module
 from bbflow.compiler.source import SourceFile, Span
 from bbflow.project import PROJECT_FILE, Project, ProjectError, find_project, load_project
@@ -68,12 +79,12 @@ class SourceUnit:
 
 @attrs.define
 class CompileResult:
-    modules: list[ast.Module] = attrs.Factory(list)  # in discovery order (empty when replayed from the cache)
+    modules: list[ast.Module] = attrs.Factory(list)  # parsed this run, in discovery order (see the docstring)
     sources: dict[str, SourceFile] = attrs.Factory(dict)  # by display path (the spans' ``file``)
     diagnostics: Diagnostics = attrs.Factory(Diagnostics)
     roots: list[Path] = attrs.Factory(list)  # source roots, for resolving imports of unnamed modules
     projects: list[Project] = attrs.Factory(list)
-    facts: Facts | None = None  # what the checker established (None if it did not run or crashed)
+    facts: Facts | None = None  # what the checker established this run (None if it did not run or crashed)
     units: list[SourceUnit] = attrs.Factory(list)  # the files discovered, in order
     generated: list[GeneratedModule] = attrs.Factory(list)  # with generate=True and no errors
     cache: Cache | None = None  # the cache consulted (None without use_cache)
@@ -95,143 +106,249 @@ def compile_paths(paths: Iterable[str | Path], *, use_cache: bool = False, gener
     """Discover, read, parse and check (and generate); raises InputError only for unusable paths."""
     result = CompileResult()
     result.units = discover(paths, result)
-    texts: dict[str, str] = {}
     for unit in result.units:
         text = read_source(unit, result.diagnostics)
         if text is not None:
-            texts[unit.module] = text
             result.sources[unit.display] = SourceFile(unit.display, text)
     if use_cache and result.units:
         result.cache = Cache.for_project(result.cache_root)
-        if len(texts) == len(result.units) and replay(result, texts, generate=generate):
-            return result
-    for unit in result.units:
-        source = result.sources.get(unit.display)
-        if source is None:
-            continue
-        module = _guarded(result.diagnostics, unit.display, "parser",
-                          lambda: parse_module(source, unit.module, result.diagnostics))
-        if module is not None:
-            result.modules.append(module)
-    run_checker(result)
-    complete = result.facts is not None and len(result.modules) == len(result.units)
-    if not complete:
-        return result  # a file that did not read or parse, or a checker crash: nothing to cache or generate
-    keys = program_keys(result)
-    if result.cache is not None:
-        store(result, keys)
-    if generate and not result.diagnostics.has_errors():
-        generated = _guarded(result.diagnostics, _first_file(result), "code generator",
-                             lambda: generate_all(result, keys))
-        result.generated = generated or []
+    _Run(result, generate).run()
     return result
 
 
 def run_checker(result: CompileResult) -> None:
-    """The semantic checks over the whole program; a crash is a BBF900."""
+    """The semantic checks over the whole program, as one run (the language server's); a crash is a BBF900."""
     result.facts = _guarded(result.diagnostics, _first_file(result), "checker", lambda: check(result))
 
 
-# --- the cache ------------------------------------------------------------------------
+@attrs.define
+class _Run:
+    """One run of the pipeline over the program of ``result`` (the steps of the module docstring)."""
+
+    result: CompileResult
+    generate: bool
+    #: the program: module -> text, the standard library first, then the files as discovered
+    texts: dict[str, str] = attrs.Factory(dict)
+    files: dict[str, str] = attrs.Factory(dict)  # module -> the file its spans name
+    own: dict[str, SourceUnit] = attrs.Factory(dict)  # the program's modules read from files
+    shadowed: list[SourceUnit] = attrs.Factory(list)  # files whose module name another file (or std) has
+    cache: Cache | None = None  # None when this run cannot be cached (an unreadable file, a shadowed name)
+    exact: bool = True  # what this run found may be stored (no crash, nothing outside the program's files)
+    parsed: dict[str, ast.Module | None] = attrs.Factory(dict)  # own modules parsed (None: the parser crashed)
+    parse_diags: dict[str, list[Diagnostic]] = attrs.Factory(dict)
+    scans: dict[str, Scan] = attrs.Factory(dict)
+    checks: dict[str, ModuleCheck] = attrs.Factory(dict)
+    code: dict[str, Entry] = attrs.Factory(dict)
+
+    def run(self) -> None:
+        result = self.result
+        self._program()
+        keys = self._lookup() if self.cache is not None else {}
+        missed = self._missed()
+        facts = self._check(missed) if missed else None
+        for unit in result.units:
+            if self.own.get(unit.module) is unit and self.parsed.get(unit.module) is not None:
+                result.modules.append(self.parsed[unit.module])  # type: ignore[arg-type]
+            elif unit in self.shadowed:
+                module = self._parse(unit)
+                if module is not None:
+                    result.modules.append(module)
+        if missed and facts is None:
+            return  # a checker crash: what it found is reported as is, nothing is stored or generated
+        result.facts = facts
+        if self.cache is not None and self.exact:
+            for name in missed:
+                self.cache.put_check(keys[name], self.files, self.checks[name])
+        self._report()
+        if self.generate and not result.diagnostics.has_errors():
+            generated = _guarded(result.diagnostics, _first_file(result), "code generator",
+                                 lambda: self._generate(keys, facts))
+            result.generated = generated or []
+        result.cached = self.cache is not None and not missed
+
+    # --- the program and its keys --------------------------------------------------------
+
+    def _program(self) -> None:
+        """The modules of the program, their texts and files; whether this run may use the cache."""
+        result = self.result
+        std = stdlib_sources()
+        self.texts.update(std)
+        self.files.update({name: STDLIB_FILE + flow_path(name) for name in std})
+        for unit in result.units:
+            source = result.sources.get(unit.display)
+            if source is None:
+                continue
+            if unit.module in self.texts:
+                self.shadowed.append(unit)  # the checker sees the first module of a name only
+                continue
+            self.own[unit.module] = unit
+            self.texts[unit.module] = source.text
+            self.files[unit.module] = unit.display
+        if result.cache is not None and not self.shadowed and len(result.sources) == len(result.units):
+            self.cache = result.cache
+
+    def _lookup(self) -> dict[str, str]:
+        """Every module's key, from scans (cached, or made now), and the checks and code cached under them."""
+        assert self.cache is not None
+        cache = self.cache
+        for name, text in self.texts.items():
+            scan = cache.scan(text)
+            if scan is None and name in self.own:
+                module = self._parse(self.own[name])
+                if module is None:
+                    continue
+                scan = self._scan(module, any(d.is_error for d in self.parse_diags[name]))
+                cache.put_scan(text, scan)
+            if scan is not None:
+                self.scans[name] = scan
+        if any(name not in self.scans for name in self.texts):
+            self._scan_stdlib()
+        if any(name not in self.scans for name in self.texts):
+            self.cache = None  # a file the parser crashed on: this run is checked whole and not cached
+            return {}
+        keys = module_keys(self.texts, self.scans)
+        for name in self.texts:
+            found = cache.check(keys[name], self.files)
+            if found is not None:
+                self.checks[name] = found
+        if self.generate and not self._replayed_errors():
+            for name in self.texts:
+                entry = cache.get(keys[name])
+                if entry is not None:
+                    self.code[name] = entry
+        return keys
+
+    def _scan_stdlib(self) -> None:
+        """Scan the standard library's modules (once per compiler: the scans are cached)."""
+        assert self.cache is not None
+        diags = Diagnostics()
+        for module in load_stdlib(diags):
+            scan = self._scan(module, any(d.is_error and d.span.file == module.file for d in diags))
+            self.cache.put_scan(self.texts[module.name], scan)
+            self.scans[module.name] = scan
+
+    @staticmethod
+    def _scan(module: ast.Module, broken: bool) -> Scan:
+        return Scan.of(module, broken, () if module.name == PRELUDE else (PRELUDE,))
+
+    def _missed(self) -> list[str]:
+        """The modules to check: those whose check is not cached, and for code, those whose code is not."""
+        code_too = self.generate and self.cache is not None and not self._replayed_errors()
+        return [name for name in self.texts if name not in self.checks or (code_too and name not in self.code)]
+
+    def _replayed_errors(self) -> bool:
+        """Has a cached check an error (so that no code will be generated this run)?"""
+        return any(d.is_error for c in self.checks.values() for d in c.diagnostics)
+
+    # --- checking ------------------------------------------------------------------------
+
+    def _needed(self, missed: list[str]) -> set[str]:
+        """The modules the checks of ``missed`` read (see the module docstring)."""
+        if self.cache is None:
+            return set(self.texts)
+        scans = self.scans
+        if any(scans[n].broken or any(m not in self.texts for m in scans[n].imports) for n in missed):
+            return set(self.texts)
+        wanted = set(missed)
+        if any(scans[n].agents for n in missed):
+            wanted |= {n for n in self.texts if scans[n].signals}
+        return import_closure(wanted, scans)
+
+    def _check(self, missed: list[str]) -> Facts | None:
+        """Check the modules ``missed`` with what they need; their checks go to ``self.checks``."""
+        needed = self._needed(missed)
+        modules = []
+        diags = Diagnostics()
+        for name, unit in self.own.items():
+            if name in needed:
+                module = self._parse(unit)
+                diags.extend(self.parse_diags[name])
+                if module is not None:
+                    modules.append(module)
+                else:
+                    self.exact = False
+        facts = _guarded(diags, _first_file(self.result, modules), "checker",
+                         lambda: check(modules, diags, program_wide=False))
+        if facts is None:
+            self.exact = False
+            self.result.diagnostics.extend(_canonical([*self._replayed(), *diags]))
+            return None
+        if self.cache is None:
+            for name, module in facts.modules.items():
+                self.scans[name] = self._scan(module, name in facts.broken)
+        owner = {file: name for name, file in self.files.items()}
+        found: dict[str, list[Diagnostic]] = {name: [] for name in missed}
+        for d in diags:
+            name = owner.get(d.span.file)
+            if name is None:
+                self.exact = False  # about no module of the program: reported, never stored
+                self.result.diagnostics.add(d)
+            elif name in found:
+                found[name].append(d)
+        for name in missed:
+            module = facts.modules.get(name)
+            handled, emitted = signal_use(module, facts) if module is not None else (frozenset(), frozenset())
+            self.checks[name] = ModuleCheck(tuple(_canonical(found[name])), handled, emitted)
+        return facts
+
+    def _parse(self, unit: SourceUnit) -> ast.Module | None:
+        """The module of ``unit``, parsed once per run (its diagnostics in ``parse_diags``)."""
+        if unit.module in self.parsed and self.own.get(unit.module) is unit:
+            return self.parsed[unit.module]
+        diags = Diagnostics()
+        source = self.result.sources[unit.display]
+        module = _guarded(diags, unit.display, "parser", lambda: parse_module(source, unit.module, diags))
+        if self.own.get(unit.module) is unit:
+            self.parsed[unit.module] = module
+            self.parse_diags[unit.module] = diags.items
+        else:
+            self.result.diagnostics.extend(diags)  # a shadowed file: only its syntax is checked
+        return module
+
+    def _replayed(self) -> list[Diagnostic]:
+        return [d for c in self.checks.values() for d in c.diagnostics]
+
+    def _report(self) -> None:
+        """Every module's diagnostics and the whole-program checks', in the canonical order."""
+        program = Diagnostics()
+        sites = {name: self.scans[name].in_file(self.files[name]) for name in self.texts if name in self.scans}
+        duplicate_signals([site for declared in sites.values() for site in declared], program)
+        used = {s for c in self.checks.values() for s in (*c.handled, *c.emitted)}
+        broken = [name for name, scan in self.scans.items() if scan.broken]
+        unused_signals(sites, used, broken, program)
+        diags = self.result.diagnostics
+        diags.items = _canonical([*diags.items, *self._replayed(), *program])
+
+    # --- generating ----------------------------------------------------------------------
+
+    def _generate(self, keys: dict[str, str], facts: Facts | None) -> list[GeneratedModule]:
+        """Code for every module of a program that checked without errors (cached code reused)."""
+        out = []
+        for name in sorted(self.texts):
+            text = self.texts[name]
+            entry = self.code.get(name)
+            if entry is not None:
+                out.append(GeneratedModule(name, flow_path(name), sha256(text), entry.code, entry.linemap))
+                continue
+            assert facts is not None, f"{name}: neither cached nor checked"
+            gen = generate_module(facts.modules[name], facts, text)
+            out.append(gen)
+            if self.cache is not None:
+                self.cache.put(keys[name], Entry(gen.code, gen.linemap))
+        return out
 
 
-def replay(result: CompileResult, texts: Mapping[str, str], *, generate: bool) -> bool:
-    """Fill ``result`` from the cache if the whole program is there (and its code, for ``generate``).
+def _canonical(diags: Iterable[Diagnostic]) -> list[Diagnostic]:
+    """By file and position, then by content: the same list whichever run found each diagnostic."""
+    def order(d: Diagnostic) -> tuple[object, ...]:
+        return (_at(d.span), d.severity.value, d.code, d.message,
+                tuple((_at(lb.span), lb.message) for lb in d.labels), d.notes, d.help or "")
 
-    ``texts``: module name -> source of every discovered file. Needs no
-    parsing: a text's imports are cached under its hash. False on any miss,
-    leaving ``result`` untouched.
-    """
-    assert result.cache is not None
-    cache = result.cache
-    sources = {**stdlib_sources(), **texts}
-    imports: dict[str, tuple[str, ...]] = {}
-    for name, text in sources.items():
-        written = cache.imports(sha256(text))
-        if written is None:
-            return False
-        imports[name] = with_prelude(name, written)
-    keys = module_keys(sources, imports)
-    files = {name: _file_of(name, result) for name in sources}
-    diags = cache.get_diagnostics(keys, files)
-    if diags is None:
-        return False
-    generated = []
-    if generate and not any(d.is_error for d in diags):
-        for name in sorted(sources):
-            entry = cache.get(keys[name])
-            if entry is None:
-                return False
-            generated.append(GeneratedModule(name, flow_path(name), sha256(sources[name]), entry.code, entry.linemap))
-    result.diagnostics.extend(diags)
-    result.generated = generated
-    result.cached = True
-    return True
+    return sorted(diags, key=order)
 
 
-def store(result: CompileResult, keys: Mapping[str, str]) -> None:
-    """Record a checked program: every module's imports and the program's diagnostics."""
-    assert result.cache is not None and result.facts is not None
-    texts = program_texts(result)
-    for name, module in result.facts.modules.items():
-        result.cache.store_imports(sha256(texts[name]), written_imports(module))
-    files = {name: m.file for name, m in result.facts.modules.items()}
-    result.cache.put_diagnostics(keys, files, list(result.diagnostics))
-
-
-def program_keys(result: CompileResult) -> dict[str, str]:
-    """The cache key of every module of a checked program (the standard library's included)."""
-    assert result.facts is not None
-    texts = program_texts(result)
-    imports = {name: with_prelude(name, written_imports(m)) for name, m in result.facts.modules.items()}
-    return module_keys(texts, imports)
-
-
-def written_imports(module: ast.Module) -> tuple[str, ...]:
-    """The modules ``module`` imports, as written."""
-    return tuple(sorted({".".join(i.name for i in imp.module) for imp in module.imports}))
-
-
-def with_prelude(name: str, imports: Iterable[str]) -> tuple[str, ...]:
-    """``std.prelude`` is implied for every module but itself."""
-    return tuple(sorted({*imports, *((PRELUDE,) if name != PRELUDE else ())}))
-
-
-def program_texts(result: CompileResult) -> dict[str, str]:
-    """The source text of every module the checker saw (the standard library's from the package)."""
-    assert result.facts is not None
-    std = stdlib_sources()
-    own = {m.name: result.sources[m.file].text for m in result.modules if m.file in result.sources}
-    return {name: own[name] if name in own else std.get(name, "") for name in result.facts.modules}
-
-
-def _file_of(module: str, result: CompileResult) -> str:
-    """The file a module's spans name: its display path, or the checker's name for a std module."""
-    for unit in result.units:
-        if unit.module == module:
-            return unit.display
-    return STDLIB_FILE + flow_path(module)
-
-
-# --- generating -------------------------------------------------------------------------
-
-
-def generate_all(result: CompileResult, keys: Mapping[str, str]) -> list[GeneratedModule]:
-    """Code for every module of a program that checked without errors (cached modules reused)."""
-    assert result.facts is not None
-    facts = result.facts
-    texts = program_texts(result)
-    out = []
-    for name in sorted(facts.modules):
-        entry = result.cache.get(keys[name]) if result.cache is not None else None
-        if entry is not None:
-            out.append(GeneratedModule(name, flow_path(name), sha256(texts[name]), entry.code, entry.linemap))
-            continue
-        gen = generate_module(facts.modules[name], facts, texts[name])
-        out.append(gen)
-        if result.cache is not None:
-            result.cache.put(keys[name], Entry(gen.code, gen.linemap))
-    return out
+def _at(span: Span) -> tuple[str, int, int, int, int]:
+    return (span.file, span.line, span.column, span.end_line, span.end_column)
 
 
 # --- discovering and reading ---------------------------------------------------------------
@@ -336,6 +453,7 @@ def _guarded(diags: Diagnostics, file: str, stage: str, work: Callable[[], T]) -
         return None
 
 
-def _first_file(result: CompileResult) -> str:
+def _first_file(result: CompileResult, modules: list[ast.Module] | None = None) -> str:
     """Where a BBF900 about the whole program points: its first file."""
-    return result.modules[0].file if result.modules else next(iter(result.sources), "<input>")
+    modules = result.modules if modules is None else modules
+    return modules[0].file if modules else next(iter(result.sources), "<input>")
