@@ -24,7 +24,7 @@ T = TypeVar("T")
 
 
 class Deadline:
-    """A deadline for one await at a time of one task; ``close`` it when the task is done with it.
+    """A deadline for one await at a time of the task that creates it; ``close`` it when that task is done with it.
 
     Use::
 
@@ -42,8 +42,10 @@ class Deadline:
     __slots__ = ("_loop", "_task", "_when", "_baseline", "_armed", "_fired", "_handle", "_at")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        task = asyncio.current_task(loop)
+        assert task is not None, "a deadline needs a task"
         self._loop = loop
-        self._task: asyncio.Task[Any] | None = None
+        self._task = task
         self._when = 0.0  # the current deadline (loop time)
         self._baseline = 0  # the task's cancel count when armed
         self._armed = False
@@ -54,10 +56,7 @@ class Deadline:
     def arm(self, seconds: float) -> None:
         """Start the deadline of the current task's next await: ``seconds`` from now."""
         loop = self._loop
-        task = asyncio.current_task(loop)
-        assert task is not None, "a deadline needs a task"
-        self._task = task
-        self._baseline = task.cancelling()
+        self._baseline = self._task.cancelling()
         self._when = when = loop.time() + seconds
         self._armed = True
         handle = self._handle
@@ -77,7 +76,7 @@ class Deadline:
             self._handle = self._loop.call_at(self._when, self._fire)
             return
         self._fired = True
-        self._task.cancel()  # type: ignore[union-attr]
+        self._task.cancel()
 
     def expired(self) -> bool:
         """In ``except CancelledError`` of the armed await: whether the cancellation was the deadline's.
@@ -88,14 +87,14 @@ class Deadline:
         if not self._fired:
             return False
         self._fired = False  # our cancellation is accounted for here
-        return self._task.uncancel() <= self._baseline  # type: ignore[union-attr]
+        return self._task.uncancel() <= self._baseline
 
     def disarm(self) -> None:
         """The await ended (any way): the deadline no longer applies; the timer stays for the next ``arm``."""
         self._armed = False
         if self._fired:  # expired, but the awaited code swallowed the cancellation: balance the count
             self._fired = False
-            self._task.uncancel()  # type: ignore[union-attr]
+            self._task.uncancel()
 
     def close(self) -> None:
         """Drop the timer (the task will not arm this deadline again)."""

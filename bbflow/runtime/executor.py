@@ -20,7 +20,7 @@ The user-facing description of all of this is docs/runtime.md.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, Literal
 
 import attrs
@@ -68,7 +68,7 @@ class RunResult:
         return self.status == "ok"
 
 
-async def run_reactor(
+def run_reactor(
     program: model.Program,
     reactor: str | model.Reactor,
     inputs: Mapping[str, Any],
@@ -77,20 +77,20 @@ async def run_reactor(
     observer: Observer | None = None,
     actions: ActionResolver | None = None,
     run_id: str | None = None,
-) -> RunResult:
+) -> Coroutine[Any, Any, RunResult]:
     """Run ``reactor`` (a declaration or its qualified or unambiguous short name) to its end.
 
-    Raises ``RuntimeFailure`` with code ``input`` (before ``run.start``) when
+    Await it like a coroutine function: it returns the run's coroutine (one
+    frame less per run in flight) and, as with a coroutine function, nothing
+    is looked up, checked or raised until that is awaited. Then it raises
+    ``RuntimeFailure`` with code ``input`` (before ``run.start``) when
     ``inputs`` do not conform to the parameters, ``ValueError`` when the
     reactor needs a robot and none is given or its model cannot run, and
     ``asyncio.CancelledError`` when the awaiting task is cancelled (after the
     rollback). Every other outcome is a ``RunResult``.
     """
-    decl = reactor if isinstance(reactor, model.Reactor) else program.find("reactors", reactor)
-    if decl.robot is not None and robot is None:
-        raise ValueError(f"reactor {decl.name} runs on {decl.robot}: pass robot=")
-    run = _Run(program, decl, robot, observer, actions or resolve_action, run_id or uuid7(), None)
-    return await run.execute(inputs)
+    run = _Run(program, reactor, robot, observer, actions or resolve_action, run_id or uuid7(), None)
+    return run.execute(inputs)
 
 
 def conform_inputs(reactor: model.Reactor, inputs: Mapping[str, Any]) -> dict[str, Any]:
@@ -176,7 +176,7 @@ class _Run:
     def __init__(
         self,
         program: model.Program,
-        reactor: model.Reactor,
+        reactor: str | model.Reactor,
         robot: RobotPort | None,
         observer: Observer | None,
         resolver: ActionResolver,
@@ -184,15 +184,16 @@ class _Run:
         parent: str | None,
     ) -> None:
         self.program = program
-        self.reactor = reactor
+        #: a name until ``execute`` looks it up
+        self.reactor: model.Reactor = reactor  # type: ignore[assignment]
         self.robot = robot
         self.observer = observer
         self.resolver = resolver
         self.run_id = run_id
         self.parent = parent
-        self.loop = asyncio.get_running_loop()
-        #: free step slots (the reactor's ``concurrency``) and the bodies waiting for one
-        self.free = max(1, reactor.concurrency)
+        self.loop: asyncio.AbstractEventLoop  # set by ``execute``
+        #: free step slots (the reactor's ``concurrency``, set by ``execute``) and the bodies waiting for one
+        self.free = 0
         self.slot_waiters: list[Crew] = []
         #: completed steps, in completion order
         self.done: list[Completion] = []
@@ -251,7 +252,14 @@ class _Run:
             self.task.cancel()
 
     async def execute(self, raw_inputs: Mapping[str, Any]) -> RunResult:
-        inputs = conform_inputs(self.reactor, raw_inputs)
+        reactor = self.reactor
+        if not isinstance(reactor, model.Reactor):
+            self.reactor = reactor = self.program.find("reactors", reactor)
+        if reactor.robot is not None and self.robot is None and self.parent is None:
+            raise ValueError(f"reactor {reactor.name} runs on {reactor.robot}: pass robot=")
+        self.loop = asyncio.get_running_loop()
+        self.free = max(1, reactor.concurrency)
+        inputs = conform_inputs(reactor, raw_inputs)
         plan = plan_for(self.reactor)
         task = asyncio.current_task()
         assert task is not None, "run_reactor must be awaited in a task"
@@ -416,9 +424,11 @@ class _Run:
                                 finally:
                                     self.release()
                             elif kind == SWITCH:
-                                await self.switch(nodes[i], plan.subplans[i], scope, index, deadline)  # type: ignore[arg-type]
+                                await self.switch(nodes[i], plan.subplans[i], scope, index,  # type: ignore[arg-type]
+                                                  deadline)
                             else:
-                                await self.map(nodes[i], plan.subplans[i], scope, index, deadline)  # type: ignore[arg-type]
+                                await self.map(nodes[i], plan.subplans[i], scope, index,  # type: ignore[arg-type]
+                                               deadline)
                         remaining -= 1
                         for j in dependents[i]:
                             waiting[j] -= 1
