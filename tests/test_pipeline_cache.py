@@ -7,17 +7,22 @@ never by timing.
 from __future__ import annotations
 
 import json
+import tempfile
 from collections import Counter
 from pathlib import Path
 
 import attrs
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bbflow.cli import main
 from bbflow.compiler import pipeline
 from bbflow.compiler.build import build_program, compile_project
-from bbflow.compiler.pipeline import compile_paths
+from bbflow.compiler.parser import parse_module
+from bbflow.compiler.pipeline import compile_paths, run_checker
+from bbflow.compiler.report import report
 from codegen_helpers import write_flows
 
 ARM = "robot Arm {\n    command beep() -> bool\n}\n"
@@ -297,6 +302,29 @@ def test_an_import_cycle_is_reported_after_an_edit_elsewhere_in_it(tmp_path: Pat
     assert warm == check("--no-cache", str(tmp_path))[1]
 
 
+def test_a_new_module_changes_the_suggestion_for_a_missing_import(tmp_path: Path, work: Work) -> None:
+    """BBF103's "did you mean" looks at every module name: creating one re-checks the importer."""
+    project(tmp_path, {"cell/task.flow": TASK.replace("cell.arm", "cell.hand"), "other.flow": OTHER})
+    assert "`cell.hands`" not in check(str(tmp_path))[1]
+    work.clear()
+    edit(tmp_path, "cell/hands.flow", ARM)
+    _, warm, _ = check(str(tmp_path))
+    assert "did you mean `cell.hands`?" in warm and warm == check("--no-cache", str(tmp_path))[1]
+    assert work.checked[0] == ["cell.hands", "cell.task", "other"]  # the whole program: every name counts
+
+
+def test_a_file_with_syntax_errors_is_checked_again_when_its_importers_change(tmp_path: Path) -> None:
+    """Its declarations are resolved only when a module uses them, so what it is told depends on its importers."""
+    broken = "robot R0 {\n    command c0() -> bool\n    command arm() -> bool\n}\nreactor S() -> int {\n    return 1 +\n}\n"
+    user = "from m0 import R0\nreactor Q() -> bool on R0 {\n    step s = c0()\n    return s\n}\n"
+    project(tmp_path, {"m0.flow": broken, "m1.flow": OTHER})
+    for text, told in ((OTHER, False), (user, True), (OTHER, False)):
+        edit(tmp_path, "m1.flow", text)
+        _, warm, _ = check(str(tmp_path))
+        assert ("`arm` is a built-in command of every robot" in warm) is told
+        assert warm == check("--no-cache", str(tmp_path))[1]
+
+
 @pytest.mark.parametrize("fmt", ["text", "json", "sarif"])
 def test_an_edit_replays_the_rest_byte_identically(tmp_path: Path, fmt: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Five modules, errors in two and warnings in a third: warm after an edit == a check without the cache."""
@@ -321,3 +349,67 @@ def test_a_build_after_an_edit_generates_what_a_build_without_the_cache_does(tmp
     warm, cold = build_program([tmp_path]), build_program([tmp_path], use_cache=False)
     assert warm.ok and [(m.module, m.code, m.linemap) for m in warm.modules] == \
         [(m.module, m.code, m.linemap) for m in cold.modules]
+
+
+# --- the property: after any edit, the cache changes nothing but the work done -------------------
+
+N = 3  # modules m0..m2 of a generated project: few, so that they often meet
+
+
+def _imports(j: int) -> list[str]:
+    return [f"from m{j} import R{j}\n", f"from m{j} import R{j}, P{j}\n", f"import m{j}\n", f"import gone{j}\n"]
+
+
+def _decls(i: int, j: int, k: int) -> list[str]:
+    return [
+        f"robot R{i} {{\n    command c{i}() -> bool\n    event e{i}\n}}\n",
+        # a mistake found only when the robot is used: in a file with syntax errors, by its importers
+        f"robot R{i} {{\n    command c{i}() -> bool\n    command arm() -> bool\n}}\n",
+        f"reactor P{i}() -> bool on R{j} {{\n    step s = c{j}()\n    return s\n}}\n",
+        f"reactor C{i}() -> bool on R{j} {{\n    step x = P{j}()\n    return x\n}}\n",
+        f"signal sig.s{k}\n",
+        f"signal sig.s{k}: {{n: int}}\n",
+        f"agent A{i} {{\n    on sig.s{k} {{ emit sig.s{j} }}\n}}\n",
+        f"agent W{i} on R{j} {{\n    on sig.* {{ }}\n    on robot.event.e{k} {{ }}\n}}\n",
+        f"reactor Bad{i}() -> int {{\n    return nope{k}\n}}\n",
+        f"reactor Syn{i}() -> int {{\n    return 1 +\n}}\n",
+        f"robot Eye{i} {{\n    command look() -> float readonly\n}}\nreactor U{i}() -> int on Eye{i} {{\n"
+        "    step b = look()\n    return 2\n}\n",
+    ]
+
+
+def module_text(i: int) -> st.SearchStrategy[str]:
+    index = st.integers(0, N - 1)
+    imports = st.lists(st.builds(lambda j, n: _imports(j)[n], index, st.integers(0, 3)), max_size=2)
+    decls = st.lists(st.builds(lambda j, k, n: _decls(i, j, k)[n], index, st.integers(0, 2), st.integers(0, 10)),
+                     max_size=3)
+    return st.builds(lambda a, b: "".join(dict.fromkeys(a)) + "".join(b), imports, decls)
+
+
+def cold_checker_diagnostics(root: Path) -> Counter[object]:
+    """What the checker finds when it sees the whole program at once (program-wide checks inline)."""
+    result = compile_paths([root])
+    parsed = pipeline.CompileResult(sources=result.sources)
+    for unit in result.units:
+        parsed.modules.append(parse_module(result.sources[unit.display], unit.module, parsed.diagnostics))
+    run_checker(parsed)
+    return Counter(parsed.diagnostics)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(first=st.tuples(*(module_text(i) for i in range(N))),
+       edits=st.lists(st.integers(0, N - 1).flatmap(lambda i: st.tuples(st.just(i), module_text(i))),
+                      min_size=1, max_size=4))
+def test_after_random_edits_the_cache_changes_nothing_but_the_work(first: tuple[str, ...],
+                                                                   edits: list[tuple[int, str]]) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        project(root, {f"m{i}.flow": text for i, text in enumerate(first)})
+        for i, text in [(-1, ""), *edits]:
+            if i >= 0:
+                edit(root, f"m{i}.flow", text)
+            warm = compile_paths([root], use_cache=True)
+            cold = compile_paths([root])
+            assert warm.diagnostics.items == cold.diagnostics.items
+            assert all(report(warm, fmt) == report(cold, fmt) for fmt in ("text", "json", "sarif"))
+            assert Counter(cold.diagnostics) == cold_checker_diagnostics(root)
