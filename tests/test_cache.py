@@ -157,3 +157,19 @@ def test_a_corrupt_entry_is_a_miss(tmp_path: Path) -> None:
     assert build_program([tmp_path]).ok
     cache = Cache.for_project(tmp_path)
     assert cache.get("0" * 64) is None and cache.misses == 1
+
+
+def test_bbflow_cache_keeps_the_cache_out_of_the_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project, elsewhere = tmp_path / "project", tmp_path / "caches"
+    write_flows(project, {"cell/arm.flow": ARM, "cell/task.flow": TASK})
+    monkeypatch.setenv("BBFLOW_CACHE", str(elsewhere))
+    first = build_program([project])
+    assert first.ok and not (project / ".bbflow").exists()
+    (folder,) = [p for p in elsewhere.iterdir() if not p.name.startswith(".")]  # one folder for this project
+
+    def no_check(*args: object, **kwargs: object) -> None:
+        raise AssertionError("checked again")
+
+    monkeypatch.setattr(pipeline, "check", no_check)
+    assert build_program([project]).ok  # the second build hits the cache kept in ``folder``
+    assert folder == Cache.for_project(project).root

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 from pathlib import Path
+from collections.abc import Iterator
 from types import ModuleType
 
 import pytest
@@ -58,8 +59,11 @@ pytestmark = pytest.mark.skipif(not CONFORMANCE.is_dir(), reason="../shared/conf
 
 
 @pytest.fixture(scope="module")
-def runner() -> ModuleType:
-    return load_runner()
+def runner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
+    # The cases live in ../shared: keep their compilation caches out of it.
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("BBFLOW_CACHE", str(tmp_path_factory.mktemp("bbflow-cache")))
+        yield load_runner()
 
 
 @pytest.mark.parametrize("case", params("check"))

@@ -83,7 +83,7 @@ def compile_project(target: str | Path | Sequence[str | Path]) -> tuple[Diagnost
     """For ``bbflow run``: check and build (through the cache), then load the generated package.
 
     ``target``: a project folder (or its bbflow.toml), or the paths to
-    compile. The package is written to ``PROJECT/.bbflow/cache/build`` (a
+    compile. The package is written to the cache's ``build`` folder (a
     temporary folder when there is no project root to write under) and
     loaded by ``bbflow.runtime.loader``; the Program is None when there were
     errors. Raises ``InputError`` for unusable paths.
@@ -92,7 +92,7 @@ def compile_project(target: str | Path | Sequence[str | Path]) -> tuple[Diagnost
     result = compile_paths(paths, use_cache=True, generate=True)
     if result.diagnostics.has_errors():
         return result.diagnostics, None
-    out_dir = result.cache_root / ".bbflow" / "cache" / BUILD_DIR
+    out_dir = Cache.for_project(result.cache_root).root / BUILD_DIR
     try:
         _replace_tree(result.generated, out_dir)
     except OSError:

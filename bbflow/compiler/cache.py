@@ -66,6 +66,8 @@ from bbflow.compiler.source import Span
 from bbflow.runtime import model
 
 CACHE_DIR = ".bbflow/cache"
+#: names a folder to keep every project's cache in, instead of the projects' own folders
+CACHE_ENV = "BBFLOW_CACHE"
 #: bump when the layout of an entry changes
 FORMAT = 2
 #: stored spans name modules, not paths, so entries do not depend on the folder a build ran from
@@ -212,6 +214,12 @@ class Cache:
 
     @classmethod
     def for_project(cls, project_root: Path | str) -> "Cache":
+        """``PROJECT/.bbflow/cache``; or, when ``$BBFLOW_CACHE`` names a folder, a
+        folder of its own in there (for read-only checkouts, CI and tests)."""
+        shared = os.environ.get(CACHE_ENV)
+        if shared:
+            root = str(Path(project_root).resolve())
+            return cls(Path(shared) / hashlib.sha256(root.encode("utf-8")).hexdigest()[:16])
         return cls(Path(project_root) / CACHE_DIR)
 
     # --- scans -----------------------------------------------------------------------
