@@ -413,3 +413,40 @@ def test_after_random_edits_the_cache_changes_nothing_but_the_work(first: tuple[
             assert warm.diagnostics.items == cold.diagnostics.items
             assert all(report(warm, fmt) == report(cold, fmt) for fmt in ("text", "json", "sarif"))
             assert Counter(cold.diagnostics) == cold_checker_diagnostics(root)
+
+
+def test_parsed_trees_are_kept_from_the_collector_during_a_run_and_handed_back_after(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import gc
+
+    from bbflow.compiler import pipeline as pl
+
+    (tmp_path / "a.flow").write_text("reactor A() -> int {\n    return 1\n}\n")
+    (tmp_path / "b.flow").write_text("reactor B() -> int {\n    return 2\n}\n")
+    frozen_after_parse = []
+    real = pl.parse_module
+
+    def parse(*args, **kwargs):
+        frozen_after_parse.append(gc.get_freeze_count())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pl, "parse_module", parse)
+    result = pl.compile_paths([tmp_path])
+    assert not result.diagnostics.has_errors()
+    assert frozen_after_parse[0] == 0 and frozen_after_parse[-1] > 0  # earlier trees frozen before later parses
+    assert gc.get_freeze_count() == 0  # all handed back
+
+
+def test_a_process_that_froze_objects_itself_is_left_alone(tmp_path: Path) -> None:
+    import gc
+
+    from bbflow.compiler import pipeline as pl
+
+    (tmp_path / "a.flow").write_text("reactor A() -> int {\n    return 1\n}\n")
+    gc.freeze()
+    try:
+        before = gc.get_freeze_count()
+        pl.compile_paths([tmp_path])
+        assert gc.get_freeze_count() == before
+    finally:
+        gc.unfreeze()

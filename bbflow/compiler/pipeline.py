@@ -40,9 +40,11 @@ a usage error (exit 2).
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -112,8 +114,29 @@ def compile_paths(paths: Iterable[str | Path], *, use_cache: bool = False, gener
             result.sources[unit.display] = SourceFile(unit.display, text)
     if use_cache and result.units:
         result.cache = Cache.for_project(result.cache_root)
-    _Run(result, generate).run()
+    with _parsed_trees_out_of_gc() as settle:
+        _Run(result, generate, settle).run()
     return result
+
+
+@contextlib.contextmanager
+def _parsed_trees_out_of_gc() -> Iterator[Callable[[], None]]:
+    """Keep the cyclic collector off the trees already parsed during one run.
+
+    A compilation builds millions of long-lived objects (syntax trees) that
+    the collector would otherwise scan again and again as the heap grows:
+    about a fifth of the time of a 100k-line check. After each parsed module,
+    ``settle()`` freezes what exists (``gc.freeze``); at the end everything is
+    handed back to the collector. A process that froze objects itself (before
+    forking, say) is left alone.
+    """
+    if gc.get_freeze_count():
+        yield lambda: None
+        return
+    try:
+        yield gc.freeze
+    finally:
+        gc.unfreeze()
 
 
 def run_checker(result: CompileResult) -> None:
@@ -127,6 +150,7 @@ class _Run:
 
     result: CompileResult
     generate: bool
+    settle: Callable[[], None] = lambda: None  # called after each parsed module (see _parsed_trees_out_of_gc)
     #: the program: module -> text, the standard library first, then the files as discovered
     texts: dict[str, str] = attrs.Factory(dict)
     files: dict[str, str] = attrs.Factory(dict)  # module -> the file its spans name
@@ -298,6 +322,7 @@ class _Run:
         diags = Diagnostics()
         source = self.result.sources[unit.display]
         module = _guarded(diags, unit.display, "parser", lambda: parse_module(source, unit.module, diags))
+        self.settle()
         if self.own.get(unit.module) is unit:
             self.parsed[unit.module] = module
             self.parse_diags[unit.module] = diags.items
