@@ -338,8 +338,9 @@ def test_plain_log_has_one_line_per_notable_event(program: model.Program, tmp_pa
 
 def test_describe_events() -> None:
     assert describe({"event": "step.start", "reactor": "R", "step": "a"}) is None
-    assert describe({"event": "step.retry", "reactor": "R", "step": "a", "attempt": 1, "delay": 0.05}) == \
-        "step.retry     R.a  after attempt 1, again in 0.05s"
+    # `attempt` of step.retry is the attempt about to start (2 after the first failure)
+    assert describe({"event": "step.retry", "reactor": "R", "step": "a", "attempt": 2, "delay": 0.05}) == \
+        "step.retry     R.a  attempt 2 in 0.05s"
     assert describe({"event": "signal.dropped", "type": "x.y", "agent": "P", "reason": "no route matches"}) == \
         "signal.dropped P  x.y: no route matches"
     assert describe({"event": "run.failed", "reactor": "R", "error": {"message": "boom"},

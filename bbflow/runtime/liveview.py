@@ -223,7 +223,7 @@ def describe(event: dict[str, Any]) -> str | None:
     elif name in ("run.ok", "run.failed", "run.halted"):
         detail = outcome_text(event)
     elif name == "step.retry":
-        detail = f"after attempt {event.get('attempt', '?')}, again in {event.get('delay', 0):g}s"
+        detail = f"attempt {event.get('attempt', '?')} in {event.get('delay', 0):g}s"  # attempt: the next one
     elif name in ("step.error", "undo.error", "agent.error"):
         error = event.get("error") or {}
         detail = error.get("message", "") if isinstance(error, dict) else str(error)
