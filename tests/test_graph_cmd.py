@@ -48,3 +48,12 @@ def test_dot_output(tmp_path: Path) -> None:
 def test_unknown_reactor_is_a_usage_error(tmp_path: Path) -> None:
     code, out = _graph(tmp_path, "001", "Nope")
     assert code == 2 and "no reactor named 'Nope'" in out and "cell.PickAndPlace" in out
+
+
+def test_the_graph_in_docs_build_md_is_the_examples_current_drawing() -> None:
+    root = Path(__file__).resolve().parents[1]
+    doc = (root / "docs" / "build.md").read_text(encoding="utf-8")
+    drawn = doc.split("```mermaid\n", 1)[1].split("```", 1)[0]
+    result = CliRunner().invoke(main, ["graph", "PickAndPlace", str(root / "examples" / "pick_and_place")])
+    assert result.exit_code == 0, result.output
+    assert result.output == drawn, "docs/build.md: redraw with `bbflow graph PickAndPlace examples/pick_and_place`"
