@@ -162,7 +162,7 @@ def run(project: str, inputs: tuple[str, ...], agents: tuple[str, ...], **option
     """
     from bbflow.compiler.build import compile_project
     from bbflow.compiler.pipeline import InputError
-    from bbflow.project import ProjectError, find_project, load_project
+    from bbflow.project import ProjectError, find_project, importable, load_project
     from bbflow.runtime.app import run_app
     from bbflow.runtime.run_plan import RunOptions
     from bbflow.runtime.stdin import stdin_source
@@ -181,8 +181,9 @@ def run(project: str, inputs: tuple[str, ...], agents: tuple[str, ...], **option
         _print_diagnostics(diagnostics)
         sys.exit(2)
     live = sys.stderr.isatty() and os.environ.get("TERM", "dumb") != "dumb"
-    status = run_app(program, loaded, RunOptions(inputs=inputs, agents=agents, **options),  # type: ignore[arg-type]
-                     stdin=stdin_source(sys.stdin), stdout=sys.stdout, stderr=sys.stderr, live=live)
+    with importable(loaded.root):  # the project's drivers and actions, wherever bbflow is run from
+        status = run_app(program, loaded, RunOptions(inputs=inputs, agents=agents, **options),  # type: ignore[arg-type]
+                         stdin=stdin_source(sys.stdin), stdout=sys.stdout, stderr=sys.stderr, live=live)
     sys.exit(status)
 
 

@@ -15,7 +15,10 @@ names the file and the key; unknown keys are errors too, so that a typo such as
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -163,3 +166,23 @@ def _kind(value: Any) -> str:
     names = {bool: "a boolean", int: "an integer", float: "a float", str: "a string",
              list: "an array", dict: "a table"}
     return names.get(type(value), type(value).__name__)
+
+
+@contextlib.contextmanager
+def importable(root: Path) -> Iterator[None]:
+    """Make the project's own Python code (drivers, actions) importable while inside.
+
+    A project keeps ``driver = "mydriver:Arm"`` and ``action ... = "cell.vision:locate"``
+    beside its ``bbflow.toml``. ``python -m bbflow`` would find them through the
+    current folder, the ``bbflow`` command would not: the project's folder goes
+    first on ``sys.path`` for the duration, whatever folder bbflow runs from.
+    """
+    folder = str(Path(root).resolve())
+    added = folder not in sys.path
+    if added:
+        sys.path.insert(0, folder)
+    try:
+        yield
+    finally:
+        if added and folder in sys.path:
+            sys.path.remove(folder)

@@ -171,3 +171,36 @@ def test_a_program_with_errors_is_not_driver_checked(tmp_path: Path) -> None:
     assert code == 1
     assert [d["code"] for d in json.loads(out)["diagnostics"]] == ["BBF101"]
     assert MODULE not in sys.modules
+
+
+CONSOLE = "import sys\nfrom bbflow.cli import main\nsys.argv[0] = 'bbflow'\nmain()\n"
+
+
+def test_a_driver_beside_bbflow_toml_is_found_by_the_bbflow_command_from_anywhere(tmp_path: Path) -> None:
+    """The installed `bbflow` script does not put the current folder on sys.path (python -m would):
+    the project's own folder is what makes its driver and actions importable, for check and run."""
+    import subprocess
+
+    project = tmp_path / "cell"
+    write_flows(project, {"flows/arm.flow": "robot Arm {\n    command beep() -> bool\n}\n"
+                          "reactor Beep() -> bool on Arm {\n    step b = beep()\n    return b\n}\n"})
+    (project / "bbflow.toml").write_text('[project]\nname = "cell"\nsource = "flows"\n'
+                                         '[robot.arm]\ninterface = "arm.Arm"\ndriver = "celldriver:Beeper"\n')
+    (project / "celldriver.py").write_text(
+        "class Beeper:\n    def __init__(self, handle, options):\n        pass\n"
+        "    async def beep(self):\n        return True\n")
+    script = tmp_path / "bbflow_script.py"
+    script.write_text(CONSOLE)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+
+    def bbflow(*args: str) -> subprocess.CompletedProcess[str]:
+        env = {"PATH": "/usr/bin:/bin", "BBFLOW_CACHE": str(tmp_path / "cache")}
+        return subprocess.run([sys.executable, "-I", str(script), *args], cwd=elsewhere, env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    checked = bbflow("check", "--drivers", str(project))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    ran = bbflow("run", str(project), "--reactor", "Beep", "--arm")
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip() == "true"

@@ -30,7 +30,7 @@ from bbflow.compiler.modules import STDLIB_FILE
 from bbflow.compiler.parser import parse_module
 from bbflow.compiler.pipeline import CompileResult, compile_paths
 from bbflow.compiler.source import Span
-from bbflow.project import Project, RobotConfig
+from bbflow.project import Project, RobotConfig, importable
 from bbflow.runtime import model
 from bbflow.runtime.driver import DriverError
 from bbflow.runtime.driver_check import check_driver
@@ -136,7 +136,9 @@ def check_drivers(result: CompileResult) -> None:
                 f"not declare (interfaces: {known})", _toml_span(project, instance),
                 help="check the whole project (`bbflow check --drivers` in its folder) or fix `interface`")
             continue
-        for problem, advice in _driver_problems(instance, config, spec):
+        with importable(project.root):  # as `bbflow run` imports it
+            problems = _driver_problems(instance, config, spec)
+        for problem, advice in problems:
             result.diagnostics.error("BBF601", problem, _robot_span(result, spec),
                                      notes=(f"robot `{instance}` in {_shown(project.file)} uses this interface",),
                                      help=advice)
@@ -150,8 +152,8 @@ def _driver_problems(instance: str, config: RobotConfig, spec: model.Robot) -> l
         reason = str(e) if isinstance(e, DriverError) else f"driver {config.driver!r}: {type(e).__name__}: {e}"
         module = config.driver.partition(":")[0]
         return [(f"the driver of robot `{instance}` cannot be imported: {reason}",
-                 f"make `{module}` importable where bbflow runs (install its package, or run from the folder "
-                 "that holds it) and check the class name after the colon")]
+                 f"put `{module}` in the project's folder (beside bbflow.toml) or install its package, "
+                 "and check the class name after the colon")]
     return [(f"driver `{config.driver}` of robot `{instance}`: {problem}", DRIVER_HELP)
             for problem in check_driver(cls, spec)]
 
