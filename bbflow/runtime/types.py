@@ -6,8 +6,10 @@ member name as ``str``, durations are ``float`` seconds, ``none`` is ``None``.
 
 A descriptor validates (and lightly normalises: ``int`` widens to ``float``)
 values that cross a trust boundary: signal payloads at the door, ``--input``
-values, and driver results. ``conform`` returns the normalised value or raises
-``TypeMismatch`` with a path to the offending part (``data.pick.x``).
+values, and driver results. A duration may come as seconds or as a string
+spelled like a ``.flow`` literal (``"250ms"``). ``conform`` returns the
+normalised value or raises ``TypeMismatch`` with a path to the offending part
+(``data.pick.x``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
+
+from bbflow.runtime.durations import parse_duration
 
 
 class TypeMismatch(Exception):
@@ -87,6 +91,11 @@ class Prim(RType):
         elif n in ("float", "duration"):
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 return float(value)
+            if n == "duration" and isinstance(value, str):  # "250ms", "1.5s": as written in .flow and TOML
+                try:
+                    return parse_duration(value)
+                except ValueError:
+                    raise TypeMismatch(path, 'duration (seconds, or a string like "250ms" or "2s")', value) from None
         elif n == "str":
             if isinstance(value, str):
                 return value
