@@ -383,3 +383,31 @@ agent A on R {
     assert codes(diags) == ["BBF201", "BBF201"]  # the two declarations; the emit is not reported again
     assert [d.span.line for d in diags.sorted()] == [3, 8]
     assert "name the value: `signal n.count: {value: int}`" in diags.sorted()[0].help
+
+
+def test_a_record_literal_is_a_map_where_a_map_is_expected() -> None:
+    from checker_helpers import check_text
+
+    diags, _, _ = check_text("""
+action tally(counts: map[int]) -> int pure = "m:tally"
+reactor Counts(n: int) -> map[float] {
+    step t = tally(counts: {})
+    step u = tally(counts: {a: n, b: "two", c: 3})
+    return {a: 1, b: 2.5, c: n, d: t + u}
+}
+""")
+    assert [(d.code, d.span.line, d.message) for d in diags.sorted()] == [
+        ("BBF201", 5, "value `b` of the map: expected int, found str")]
+
+
+def test_a_record_value_is_not_a_map() -> None:
+    """Width subtyping lets a record value carry more fields than its type says: only literals are maps."""
+    from checker_helpers import check_text, codes
+
+    diags, _, _ = check_text("""
+type Pose = {x: float, y: float}
+reactor Keys(p: Pose) -> map[float] {
+    return p
+}
+""")
+    assert codes(diags) == ["BBF201"]

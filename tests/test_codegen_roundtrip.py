@@ -117,3 +117,15 @@ def test_run_cases_have_the_expected_outcome(case: str, tmp_path: Path) -> None:
     for count in spec.get("count", []):
         want = {k: v for k, v in count.items() if k != "n"}
         assert sum(_matches(e, want) for e in events) == count["n"], count
+
+
+def test_a_map_literal_runs(tmp_path) -> None:
+    from codegen_helpers import build_and_load
+
+    from bbflow.runtime.clock import run_virtual
+    from bbflow.runtime.executor import run_reactor
+
+    program = build_and_load(tmp_path, {"m.flow": "reactor Counts(n: int) -> map[int] {\n"
+                                                                                                    "    return {a: 1, b: n, c: len([n, n])}\n}\n"})
+    result = run_virtual(run_reactor(program, "Counts", {"n": 5}))
+    assert result.value == {"a": 1, "b": 5, "c": 2}

@@ -160,6 +160,10 @@ class ExprChecker:
                 self.expr(f.value, ctx)
                 continue
             seen[f.name.name] = f
+            if isinstance(want, T.MapT):  # a map written literally: its keys are the field names
+                got = self.expr(f.value, ctx, want.item)
+                self.fits(got, want.item, f.value.span, f"value `{f.name.name}` of the map")
+                continue
             ft = want.field(f.name.name) if isinstance(want, T.RecordT) else None
             if ft is not None:
                 got = self.expr(f.value, ctx, ft)
@@ -167,6 +171,8 @@ class ExprChecker:
                 fields[f.name.name] = got if self.fits(got, ft, f.value.span, f"field `{f.name.name}`") else T.ERROR
             else:
                 fields[f.name.name] = self.expr(f.value, ctx)
+        if isinstance(want, T.MapT):
+            return want
         return T.RecordT(tuple(fields.items()))
 
     def _name(self, e: ast.Name, ctx: Ctx, expected: T.Type | None) -> T.Type:
