@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from bbflow.compiler import pipeline
+from bbflow.compiler import types as T
 from bbflow.compiler.build import build_program
-from bbflow.compiler.cache import Cache, ModuleCheck, Scan, SignalSite, module_keys
+from bbflow.compiler.cache import (
+    FORMAT, Cache, ModuleCheck, Scan, SignalEntry, SignalSite, base_keys, canonical_type, module_keys, table_digest,
+    type_from_json, type_to_json,
+)
 from bbflow.compiler.diagnostics import Diagnostic, Label, Severity
 from bbflow.compiler.source import Span
 from codegen_helpers import write_flows
@@ -23,6 +28,11 @@ def scan(*imports: str, signals: tuple[str, ...] = (), agents: bool = False, bro
     return Scan(tuple(sorted(imports)), tuple(SignalSite(s, at, at) for s in signals), agents, broken)
 
 
+def keys(sources: dict[str, str], scans: dict[str, Scan],
+         table: tuple[tuple[str, str, T.Type], ...] = ()) -> dict[str, str]:
+    return module_keys(base_keys(sources, scans), scans, table_digest(table))
+
+
 def changed(before: dict[str, str], after: dict[str, str]) -> set[str]:
     return {m for m in before if before[m] != after.get(m)}
 
@@ -30,48 +40,58 @@ def changed(before: dict[str, str], after: dict[str, str]) -> set[str]:
 def test_keys_follow_imports_transitively() -> None:
     sources = {"a": "A", "b": "B", "c": "C", "d": "D"}
     scans = {"a": scan(), "b": scan("a"), "c": scan("b"), "d": scan()}
-    before = module_keys(sources, scans)
-    assert changed(before, module_keys({**sources, "a": "A2"}, scans)) == {"a", "b", "c"}
-    assert changed(before, module_keys({**sources, "c": "C2"}, scans)) == {"c"}
+    before = keys(sources, scans)
+    assert changed(before, keys({**sources, "a": "A2"}, scans)) == {"a", "b", "c"}
+    assert changed(before, keys({**sources, "c": "C2"}, scans)) == {"c"}
 
 
 def test_every_module_of_an_import_cycle_depends_on_every_other() -> None:
     sources = {"a": "A", "b": "B", "c": "C"}
     scans = {"a": scan("b"), "b": scan("a"), "c": scan("a")}
-    before = module_keys(sources, scans)
-    assert changed(before, module_keys({**sources, "a": "A2"}, scans)) == {"a", "b", "c"}
-    assert changed(before, module_keys({**sources, "b": "B2"}, scans)) == {"a", "b", "c"}
+    before = keys(sources, scans)
+    assert changed(before, keys({**sources, "a": "A2"}, scans)) == {"a", "b", "c"}
+    assert changed(before, keys({**sources, "b": "B2"}, scans)) == {"a", "b", "c"}
 
 
 def test_a_missing_import_enters_the_key_with_every_module_name() -> None:
     """Creating the missing module changes the key; so does any new module (BBF103's "did you mean")."""
     scans = {"x": scan("y"), "z": scan()}
-    before = module_keys({"x": "X", "z": "Z"}, scans)
-    created = module_keys({"x": "X", "y": "Y", "z": "Z"}, {**scans, "y": scan()})
+    before = keys({"x": "X", "z": "Z"}, scans)
+    created = keys({"x": "X", "y": "Y", "z": "Z"}, {**scans, "y": scan()})
     assert changed(before, created) == {"x"}
-    other = module_keys({"x": "X", "w": "W", "z": "Z"}, {**scans, "w": scan()})
+    other = keys({"x": "X", "w": "W", "z": "Z"}, {**scans, "w": scan()})
     assert changed(before, other) == {"x"}
 
 
-def test_a_module_with_agents_depends_on_every_signal_declaration() -> None:
+POSE = T.RecordT((("x", T.FLOAT), ("y", T.FLOAT)), "Pose")
+GRIP = T.EnumT("cell.Grip", ("open", "closed"))
+
+
+def test_a_module_with_agents_depends_on_the_signal_table_not_on_the_declaring_texts() -> None:
     sources = {"sig": "S", "dep": "D", "agent": "A", "plain": "P"}
     scans = {"sig": scan("dep", signals=("done",)), "dep": scan(), "agent": scan(agents=True), "plain": scan()}
-    before = module_keys(sources, scans)
-    # the signal's payload type may come from what the declaring module imports
-    assert changed(before, module_keys({**sources, "dep": "D2"}, scans)) == {"dep", "sig", "agent"}
-    # the first declaration of a type wins: the order of the declaring modules matters
-    both = {**scans, "plain": scan(signals=("done",))}
-    order = module_keys(sources, both)
-    swapped = module_keys({"plain": "P", "dep": "D", "agent": "A", "sig": "S"}, both)
-    assert order["agent"] != swapped["agent"] and order["plain"] == swapped["plain"]
+    table = (("done", "sig", T.RecordT((("at", POSE), ("grip", GRIP)))),)
+    before = keys(sources, scans, table)
+    # what the declaring module imports changes its own key, not the agent's while the table stays
+    assert changed(before, keys({**sources, "dep": "D2"}, scans, table)) == {"dep", "sig"}
+    assert changed(before, keys({**sources, "sig": "S2"}, scans, table)) == {"sig"}
+    # anything of the table changes it: a payload's field type, an alias name (messages show it), an enum's
+    # members (a bare member is looked up in them), the declaring module, the order, a new signal
+    for other in ((("done", "sig", T.RecordT((("at", POSE), ("grip", T.STR)))),),
+                  (("done", "sig", T.RecordT((("at", T.RecordT(POSE.fields, "Place")), ("grip", GRIP)))),),
+                  (("done", "sig", T.RecordT((("at", POSE), ("grip", T.EnumT("cell.Grip", ("open",)))))),),
+                  (("done", "plain", table[0][2]),),
+                  (*table, ("go", "sig", T.NONE)),
+                  (("go", "sig", T.NONE), *table)):
+        assert changed(before, keys(sources, scans, other)) == {"agent"}
 
 
 def test_a_module_with_syntax_errors_depends_on_the_whole_program() -> None:
     """Its declarations are resolved by whichever module uses them, so its importers matter too."""
     sources = {"broken": "B", "user": "U", "other": "O"}
     scans = {"broken": scan(broken=True), "user": scan("broken"), "other": scan()}
-    before = module_keys(sources, scans)
-    assert changed(before, module_keys({**sources, "other": "O2"}, scans)) == {"broken", "other"}
+    before = keys(sources, scans)
+    assert changed(before, keys({**sources, "other": "O2"}, scans)) == {"broken", "other"}
 
 
 def test_a_changed_compiler_changes_every_key(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -79,9 +99,9 @@ def test_a_changed_compiler_changes_every_key(monkeypatch: pytest.MonkeyPatch) -
     from bbflow.compiler import cache
 
     sources, scans = {"a": "A", "b": "B"}, {"a": scan(), "b": scan("a")}
-    before = module_keys(sources, scans)
+    before = keys(sources, scans)
     monkeypatch.setattr(cache, "compiler_fingerprint", lambda: "a compiler with one line changed")
-    after = module_keys(sources, scans)
+    after = keys(sources, scans)
     assert changed(before, after) == {"a", "b"}
     assert cache.scan_key("text") != before["a"]
 
@@ -101,6 +121,28 @@ def test_scans_and_checks_round_trip_with_the_paths_of_this_run(tmp_path: Path) 
     assert back.diagnostics[0].span.file == "new/task.flow"
     assert back.diagnostics[0].labels[0].span.file == "new/arm.flow"
     assert cache.check("missing", {}) is None and (cache.hits, cache.misses) == (1, 1)
+
+
+def test_resolved_types_round_trip_with_what_equality_leaves_out() -> None:
+    """Alias names and enum members are not part of a type's identity, but messages and checks read them."""
+    payload = T.RecordT((("at", T.OptionalT(POSE)), ("grips", T.ListT(GRIP)), ("by", T.MapT(T.INT)),
+                         ("broken", T.ERROR), ("nothing", T.NONE), ("any", T.ANY), ("d", T.DURATION)))
+    back = type_from_json(type_to_json(payload))
+    assert back == payload and str(back) == str(payload)
+    assert back.field("at").inner.name == "Pose" and back.field("grips").item.members == ("open", "closed")
+    assert canonical_type(POSE) != canonical_type(T.RecordT(POSE.fields))  # equal types, different messages
+    for bad in (["record", None], ["enum"], "flaot", ["list", "int", "int"], 3):
+        with pytest.raises((KeyError, TypeError, ValueError)):
+            type_from_json(bad)
+
+
+def test_resolved_signals_round_trip_and_a_damaged_entry_is_a_miss(tmp_path: Path) -> None:
+    cache = Cache.for_project(tmp_path)
+    entries = (SignalEntry("cell.done", T.RecordT((("at", POSE),))), SignalEntry("cell.go", T.NONE))
+    cache.put_signals("k", entries)
+    assert cache.signals("k") == entries and cache.signals("other") is None
+    (cache.root / "signals" / "k.json").write_text(json.dumps({"format": FORMAT, "signals": [["cell.done", ["enum"]]]}))
+    assert cache.signals("k") is None
 
 
 def test_the_compiler_fingerprint_covers_the_compiler_s_code() -> None:

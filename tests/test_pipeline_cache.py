@@ -10,6 +10,7 @@ import json
 import tempfile
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
@@ -270,7 +271,8 @@ def test_a_signal_declaration_is_read_by_every_agent(tmp_path: Path, work: Work)
     edit(tmp_path, "sig.flow", "signal cell.finished\n")
     code, out, _ = check(str(tmp_path))
     assert "BBF503" in out and "BBF505" in out  # the route matches nothing; the new signal is unused
-    assert work.checked == [["sig", "watch"]]
+    # the declaring module first (its signals are new), then the agent, whose key the new table changed
+    assert work.checked == [["sig"], ["watch"]]
     work.clear()
     edit(tmp_path, "sig.flow", SIG)
     assert check(str(tmp_path)) == (0, "", "no problems in 6 files\n")
@@ -290,7 +292,105 @@ def test_whole_program_checks_see_modules_that_were_not_checked(tmp_path: Path, 
     work.clear()
     edit(tmp_path, "watch.flow", AGENT)
     assert check(str(tmp_path)) == (0, "", "no problems in 6 files\n")
-    assert work.checked == [["sig", "watch"]]  # the agent reads every signal declaration
+    assert work.checked == [["watch"]]  # the signals it reads come resolved from the cache
+
+
+TYPES = "type Place = {x: float, y: float}\n"
+SIGNALS = "from types import Place\nsignal cell.moved: {at: Place}\n"
+USER = "import sig\nreactor U() -> int {\n    return 1\n}\n"
+MOVER = "agent Mover {\n    on cell.moved as m {\n        emit cell.moved {at: {x: m.data.at.x, y: 1}}\n    }\n}\n"
+MOVING = {"types.flow": TYPES, "sig.flow": SIGNALS, "user.flow": USER, "mover.flow": MOVER}
+
+
+def test_a_comment_in_a_declaring_module_checks_it_and_its_importers_only(tmp_path: Path, work: Work) -> None:
+    """The agent reads the signals as resolved, not the declaring text: it is neither parsed nor checked."""
+    project(tmp_path, MOVING)
+    assert check(str(tmp_path)) == (0, "", "no problems in 4 files\n")
+    work.clear()
+    edit(tmp_path, "sig.flow", SIGNALS + "# where the arm ends up\n")
+    assert check(str(tmp_path)) == (0, "", "no problems in 4 files\n")
+    assert work.checked == [["sig", "types", "user"]] and sorted(work.parsed) == ["sig", "types", "user"]
+    work.clear()
+    edit(tmp_path, "types.flow", TYPES + "type Unused = {n: int}\n")  # an alias no payload uses
+    assert check(str(tmp_path)) == (0, "", "no problems in 4 files\n")
+    assert work.checked == [["sig", "types", "user"]]
+
+
+def test_a_payload_change_checks_the_agents_again(tmp_path: Path, work: Work) -> None:
+    project(tmp_path, MOVING)
+    check(str(tmp_path))
+    work.clear()
+    edit(tmp_path, "sig.flow", SIGNALS.replace("{at: Place}", "{at: Place, speed: float}"))
+    code, out, _ = check(str(tmp_path))
+    assert code == 1 and "`cell.moved` needs field `speed`" in out and "mover.flow" in out
+    assert work.checked == [["sig", "types", "user"], ["mover"]]  # the agent with its imports (none)
+    assert (code, out) == check("--no-cache", str(tmp_path))[:2]
+
+
+def test_a_type_alias_a_payload_uses_checks_the_agents_again(tmp_path: Path, work: Work) -> None:
+    project(tmp_path, MOVING)
+    check(str(tmp_path))
+    work.clear()
+    edit(tmp_path, "types.flow", TYPES.replace("y: float", "y: float, z: float"))
+    code, out, _ = check(str(tmp_path))
+    assert code == 1 and "field `at` of `cell.moved`" in out  # {x, y} no longer fits Place
+    assert work.checked == [["sig", "types", "user"], ["mover"]]
+    assert (code, out) == check("--no-cache", str(tmp_path))[:2]
+    work.clear()
+    edit(tmp_path, "types.flow", TYPES.replace("Place", "Spot"))  # same shape, renamed: messages name it
+    edit(tmp_path, "sig.flow", SIGNALS.replace("Place", "Spot"))
+    assert check(str(tmp_path))[0] == 0
+    assert work.checked == [["sig", "types", "user"], ["mover"]]
+
+
+def test_an_unchanged_program_reads_one_table_entry_and_a_lost_signals_entry_is_found_again(
+        tmp_path: Path, work: Work) -> None:
+    project(tmp_path, MOVING)
+    check(str(tmp_path))
+    cache = tmp_path / ".bbflow" / "cache"
+    assert len(list((cache / "tables").iterdir())) == 1
+    for entry in (cache / "signals").iterdir():
+        entry.unlink()  # the table is still cached: a warm run does not miss them
+    work.clear()
+    assert check(str(tmp_path)) == (0, "", "no problems in 4 files\n") and work.parsed == []
+    edit(tmp_path, "mover.flow", MOVER.replace("y: 1", "y: \"far\""))
+    code, out, _ = check(str(tmp_path))
+    assert work.checked == [["mover", "sig", "types"]]  # the agent, and the declaration it cannot read resolved
+    assert code == 1 and out == check("--no-cache", str(tmp_path))[1]
+
+
+def test_modules_that_each_declare_signals_and_have_an_agent_check_only_the_edited_one(
+        tmp_path: Path, work: Work) -> None:
+    """The benchmark's worst case before signal tables: every module declares signals and routes them."""
+    def cell(i: int) -> str:
+        return (f"signal c{i}.done: {{n: int}}\nagent A{i} {{\n    on c{i}.done as d {{ emit c{(i + 1) % 3}.done "
+                "{n: d.data.n} }\n}\n")
+
+    project(tmp_path, {f"c{i}.flow": cell(i) for i in range(3)})
+    assert check(str(tmp_path)) == (0, "", "no problems in 3 files\n")
+    work.clear()
+    edit(tmp_path, "c1.flow", cell(1) + "# a comment\n")
+    assert check(str(tmp_path)) == (0, "", "no problems in 3 files\n")
+    assert work.checked == [["c1"]] and work.parsed == ["c1"]
+    work.clear()
+    edit(tmp_path, "c1.flow", cell(1).replace("{n: int}", "{n: str}"))
+    code, out, _ = check(str(tmp_path))
+    assert work.checked == [["c1"], ["c0", "c2"]]  # c1's agent too, in step one: its text changed
+    assert code == 1 and out == check("--no-cache", str(tmp_path))[1]
+
+
+def test_a_check_that_read_part_of_the_program_does_not_serve_a_module_that_reads_all_of_it(
+        tmp_path: Path, work: Work) -> None:
+    """The declaring module's check reads its imports; an importee whose BBF103 suggests from every module
+    name is checked again with the whole program, not taken from that check."""
+    lost = "import gone\nagent A {\n    on sig.s0 { }\n}\n"
+    project(tmp_path, {"lost.flow": lost, "sig.flow": "import lost\nsignal sig.s0: {n: int}\n", "gone2.flow": OTHER})
+    check(str(tmp_path))
+    work.clear()
+    edit(tmp_path, "sig.flow", "import lost\nsignal sig.s0: {n: str}\n")
+    _, out, _ = check(str(tmp_path))
+    assert "did you mean `gone2`?" in out and out == check("--no-cache", str(tmp_path))[1]
+    assert work.checked[:2] == [["lost", "sig"], ["gone2", "lost", "sig"]]
 
 
 def test_an_import_cycle_is_reported_after_an_edit_elsewhere_in_it(tmp_path: Path) -> None:
@@ -357,7 +457,8 @@ N = 3  # modules m0..m2 of a generated project: few, so that they often meet
 
 
 def _imports(j: int) -> list[str]:
-    return [f"from m{j} import R{j}\n", f"from m{j} import R{j}, P{j}\n", f"import m{j}\n", f"import gone{j}\n"]
+    return [f"from m{j} import R{j}\n", f"from m{j} import R{j}, P{j}\n", f"import m{j}\n", f"import gone{j}\n",
+            f"from m{j} import T{j}, G{j}\n"]
 
 
 def _decls(i: int, j: int, k: int) -> list[str]:
@@ -375,15 +476,41 @@ def _decls(i: int, j: int, k: int) -> list[str]:
         f"reactor Syn{i}() -> int {{\n    return 1 +\n}}\n",
         f"robot Eye{i} {{\n    command look() -> float readonly\n}}\nreactor U{i}() -> int on Eye{i} {{\n"
         "    step b = look()\n    return 2\n}\n",
+        # payloads through type aliases and enums, possibly of other modules, and agents that read them
+        f"enum G{i} {{ a, b }}\ntype T{i} = {{n: int, g: G{i}}}\n",
+        f"signal sig.s{k}: {{at: T{j}}}\n",
+        f"signal sig.s{k}: {{g: G{j}, n: int}}\n",
+        f"agent B{i} {{\n    on sig.s{k} as e {{ emit sig.s{j} {{n: e.data.n}} }}\n}}\n",
+        f"agent D{i} {{\n    on sig.* as e {{ emit sig.s{k} {{g: a, n: 1}} }}\n}}\n",
     ]
 
 
 def module_text(i: int) -> st.SearchStrategy[str]:
     index = st.integers(0, N - 1)
     imports = st.lists(st.builds(lambda j, n: _imports(j)[n], index, st.integers(0, 3)), max_size=2)
-    decls = st.lists(st.builds(lambda j, k, n: _decls(i, j, k)[n], index, st.integers(0, 2), st.integers(0, 10)),
-                     max_size=3)
+    kinds = st.one_of(st.integers(0, 15), st.sampled_from([4, 5, 6, 11, 12, 13, 14, 15]))  # signals, agents often
+    decls = st.lists(st.builds(lambda j, k, n: _decls(i, j, k)[n], index, st.integers(0, 2), kinds), max_size=3)
     return st.builds(lambda a, b: "".join(dict.fromkeys(a)) + "".join(b), imports, decls)
+
+
+#: edits that keep most of a text: a payload's field type (`n: 1` no longer fits), a field more, an enum's
+#: members (a bare `a` no longer one), an alias renamed (payloads using it no longer resolve), a signal renamed
+SWAPS = [("n: int", "n: str"), ("n: int", "n: float"), ("{n: int", "{n: int, m: int"), ("{ a, b }", "{ b, c }"),
+         ("{ a, b }", "{ b, a }"), ("type T", "type V"), ("sig.s0", "sig.s1")]
+
+
+def edit_of(i: int) -> st.SearchStrategy[tuple[int, object]]:
+    """An edit of module ``m{i}``: a new text, a comment added, or one of ``SWAPS``."""
+    return st.tuples(st.just(i), st.one_of(module_text(i), st.integers(0, 9), st.sampled_from(SWAPS)))
+
+
+def edited(text: str, change: object) -> str:
+    if isinstance(change, str):
+        return change
+    if isinstance(change, int):
+        return f"{text}# note {change}\n"
+    old, new = change  # type: ignore[misc]
+    return text.replace(old, new, 1)
 
 
 def cold_checker_diagnostics(root: Path) -> Counter[object]:
@@ -398,21 +525,69 @@ def cold_checker_diagnostics(root: Path) -> Counter[object]:
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(first=st.tuples(*(module_text(i) for i in range(N))),
-       edits=st.lists(st.integers(0, N - 1).flatmap(lambda i: st.tuples(st.just(i), module_text(i))),
-                      min_size=1, max_size=4))
+       edits=st.lists(st.integers(0, N - 1).flatmap(edit_of), min_size=1, max_size=4))
 def test_after_random_edits_the_cache_changes_nothing_but_the_work(first: tuple[str, ...],
-                                                                   edits: list[tuple[int, str]]) -> None:
+                                                                   edits: list[tuple[int, object]]) -> None:
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
-        project(root, {f"m{i}.flow": text for i, text in enumerate(first)})
-        for i, text in [(-1, ""), *edits]:
+        texts = dict(enumerate(first))
+        project(root, {f"m{i}.flow": text for i, text in texts.items()})
+        for i, change in [(-1, None), *edits]:
             if i >= 0:
-                edit(root, f"m{i}.flow", text)
+                texts[i] = edited(texts[i], change)
+                edit(root, f"m{i}.flow", texts[i])
             warm = compile_paths([root], use_cache=True)
             cold = compile_paths([root])
             assert warm.diagnostics.items == cold.diagnostics.items
             assert all(report(warm, fmt) == report(cold, fmt) for fmt in ("text", "json", "sarif"))
             assert Counter(cold.diagnostics) == cold_checker_diagnostics(root)
+
+
+#: a program whose agents read signals declared in a module they do not import, with payloads through an
+#: alias and an enum of a third module; the knobs are what the edits turn (an agent module's text aside)
+KNOBS = {
+    "members": st.sampled_from(["a, b", "b, c", "a"]),
+    "field": st.sampled_from(["int", "str", "G?"]),
+    "alias": st.sampled_from(["T", "U"]),  # renamed where it is declared and used: messages name it
+    "p0": st.sampled_from([": {n: int}", ": {at: T}", ": {g: G, n: int}", ": T", ": {n: int, m: int}"]),
+    "p1": st.sampled_from(["", ": {n: int}", ": {at: T}", ": {n: float}", ": {n: int}?"]),
+    "note": st.integers(0, 3),  # a comment in the declaring module
+    "wildcard": st.booleans(),  # an agent module more
+}
+#: an emitted field read from a bound payload, a bare enum member, a nested record literal
+AGENTS = ("agent A {\n    on sig.s0 as e { emit sig.s1 {n: e.data.n} }\n    on sig.s1 { emit sig.s0 {g: a, n: 1} }\n}\n"
+          "agent C {\n    on sig.s0 { emit sig.s0 {at: {n: 1, g: b}} }\n}\n")
+WILDCARD = "agent B {\n    on sig.* as w { emit sig.s0 }\n    on sig.s1 as e { emit sig.s0 {at: e.data.at} }\n}\n"
+
+
+def signal_program(knobs: dict[str, Any]) -> dict[str, str]:
+    signals = f"from types import T, G\nsignal sig.s0{knobs['p0']}\nsignal sig.s1{knobs['p1']}\n"
+    return {
+        "types.flow": f"enum G {{ {knobs['members']} }}\ntype {knobs['alias']} = {{n: {knobs['field']}, g: G}}\n",
+        "sig.flow": signals.replace("T", knobs["alias"]) + "# a note\n" * knobs["note"],
+        "agents.flow": AGENTS,
+        **({"wild.flow": WILDCARD} if knobs["wildcard"] else {}),
+    }
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(first=st.fixed_dictionaries(KNOBS),
+       edits=st.lists(st.sampled_from(sorted(KNOBS)).flatmap(lambda k: st.tuples(st.just(k), KNOBS[k])),
+                      min_size=1, max_size=5))
+def test_after_edits_to_what_agents_read_the_cache_changes_nothing_but_the_work(
+        first: dict[str, Any], edits: list[tuple[str, Any]]) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        knobs = dict(first)
+        project(root, signal_program(knobs))
+        for name, value in [("note", knobs["note"]), *edits]:
+            knobs[name] = value
+            (root / "flows" / "wild.flow").unlink(missing_ok=True)
+            write_flows(root / "flows", signal_program(knobs))
+            warm = compile_paths([root], use_cache=True)
+            cold = compile_paths([root])
+            assert warm.diagnostics.items == cold.diagnostics.items
+            assert report(warm, "json") == report(cold, "json")
 
 
 def test_parsed_trees_are_kept_from_the_collector_during_a_run_and_handed_back_after(

@@ -6,30 +6,57 @@ Entries are keyed by content, never by time or path:
   checked (a ``Scan``: the modules it imports, the signals it declares, whether
   it has agents, whether it has syntax errors), keyed by the compiler and the
   text, so that module keys can be computed without parsing;
+- ``signals/<base key>.json``: the signals a module declares, each with its
+  payload type as the checker resolved it in that module (``SignalEntry``),
+  keyed by the module's base key below;
+- ``tables/<id>.json``: the digest of the program's signal table, keyed by
+  the declaring modules' names and base keys (``table_id``), so that an
+  unchanged program reads one entry, not one per declaring module;
 - ``checks/<key>.json``: what checking one module found (a ``ModuleCheck``:
   the diagnostics in its file, and the signals its agents handle and emit),
   keyed by the module key below;
 - ``modules/<key>.json``: the generated Python code of one module (and its
   line map), keyed by the same module key.
 
-**Module keys.** A module's key must change whenever its diagnostics (or its
-code) could. It hashes the compiler itself (a fingerprint of the code of the
-installed ``bbflow`` package, so that a changed compiler never replays what
-an older one found), the runtime ABI, the module's name, and the names and
-texts of every module in its import closure (itself included, imports
-followed transitively, the standard library's too, cycles included as a set;
-an import of a module that does not exist enters as missing, so creating it
-later changes the key). Three program-wide facts enter some keys as well:
+**Base keys.** A module's base key hashes the compiler itself (a fingerprint
+of the code of the installed ``bbflow`` package, so that a changed compiler
+never replays what an older one found), the runtime ABI, the module's name,
+and the names and texts of every module in its import closure (itself
+included, imports followed transitively, the standard library's too, cycles
+included as a set; an import of a module that does not exist enters as
+missing, so creating it later changes the key). Two program-wide facts enter
+some base keys as well:
 
-- signals are global: a module with agents is typed by, and judged against
-  (BBF503, BBF504), the signals declared anywhere, whose payload types are
-  resolved in their declaring modules. Its key adds, in program order, every
-  signal-declaring module with the hash of that module's import closure;
 - a module importing a module that does not exist gets a BBF103 whose "did
   you mean" looks at every module name: its key adds all module names;
 - a module with syntax errors is not checked itself, but its declarations are
   resolved on demand by whichever module uses them, so its diagnostics depend
   on its importers: its key adds every module's name and text (the program).
+
+The payload types of a module's signals are resolved in the module's own
+scope, from its import closure: they are a function of its base key, and are
+cached under it.
+
+**Module keys.** A module without agents is keyed by its base key. Signals
+are global: a module with agents is typed by, and judged against (BBF503,
+BBF504), the signals declared anywhere. What its check and its code read of
+them is the program's signal table (``signal_table``): every signal type, in
+program order, with the module that declares it first and that declaration's
+resolved payload type, written out structurally (``type_to_json``: records
+with their fields and alias names, enums by qualified name and members,
+lists, maps, optionals, primitives, ``none``, and the error type of a payload
+that failed to resolve). Its key is its base key and that table. Nothing else
+of the declaring modules reaches an agent: route patterns are matched against
+the table's types, emitted payloads are checked against its payloads (the
+messages show them by their alias and enum names, which the table holds), a
+bound route's envelope is built from them, an enum member written bare in a
+payload is found among the table's members, generated code converts values
+by the types the checker inferred from them; robot events come from the
+agent's robot, which is in its import closure. (The declaring module is in
+the table although nothing reads it today: moving a declaration is rare.)
+So a change to a declaring module that leaves its resolved signals as they
+were (a comment, a reactor, a type alias no payload uses) re-checks that
+module and its importers only.
 
 **Whole-program checks** are computed on every run, from the scans and the
 module checks (cached or fresh), never stored as a result: BBF102 for a signal
@@ -61,6 +88,7 @@ import attrs
 
 from bbflow import __version__
 from bbflow.compiler import ast
+from bbflow.compiler import types as T
 from bbflow.compiler.diagnostics import Diagnostic, Label, Severity
 from bbflow.compiler.source import Span
 from bbflow.runtime import model
@@ -69,7 +97,7 @@ CACHE_DIR = ".bbflow/cache"
 #: names a folder to keep every project's cache in, instead of the projects' own folders
 CACHE_ENV = "BBFLOW_CACHE"
 #: bump when the layout of an entry changes
-FORMAT = 2
+FORMAT = 3
 #: stored spans name modules, not paths, so entries do not depend on the folder a build ran from
 MODULE_MARK = "module:"
 #: the file of the spans in a ``Scan`` (which does not know where its text was read from)
@@ -139,6 +167,14 @@ class Scan:
 
 
 @attrs.frozen(slots=True)
+class SignalEntry:
+    """One ``signal`` declaration of a module, as checked: its type and its payload type, resolved."""
+
+    text: str
+    payload: T.Type  # NONE without a payload; ERROR when it failed to resolve or is not a record
+
+
+@attrs.frozen(slots=True)
 class ModuleCheck:
     """What checking one module found: what its importers and the whole-program checks need from it."""
 
@@ -147,29 +183,99 @@ class ModuleCheck:
     emitted: frozenset[str] = frozenset()  # declared signals its agents emit or schedule
 
 
-def module_keys(sources: Mapping[str, str], scans: Mapping[str, Scan]) -> dict[str, str]:
-    """The cache key of every module (see the module docstring).
+def base_keys(sources: Mapping[str, str], scans: Mapping[str, Scan]) -> dict[str, str]:
+    """The base key of every module (see the module docstring): what keys everything but agents.
 
     ``sources``: module name -> text, in program order (the standard library
     first, then the files as discovered); ``scans``: module name -> its scan.
     """
     shas = {name: sha256(text) for name, text in sources.items()}
-    hashes = {name: _closure_hash(_closure(name, scans), shas) for name in sources}
-    declarers = [f"{name}={hashes[name]}" for name in sources if scans[name].signals]
     names = sorted(sources)
     program = _hash(f"{name}={sha}" for name, sha in shas.items())
     keys = {}
     for name in sources:
         scan = scans[name]
-        parts = [compiler_fingerprint(), f"abi {model.ABI}", f"format {FORMAT}", name, hashes[name]]
-        if scan.agents:
-            parts += ["signals", *declarers]
+        parts = [compiler_fingerprint(), f"abi {model.ABI}", f"format {FORMAT}", name,
+                 _closure_hash(_closure(name, scans), shas)]
         if any(m not in sources for m in scan.imports):
             parts += ["names", *names]
         if scan.broken:
             parts += ["program", program]
         keys[name] = _hash(parts)
     return keys
+
+
+def signal_table(declared: Mapping[str, Sequence[SignalEntry]]) -> list[tuple[str, str, T.Type]]:
+    """The program's signals as the checker resolves them: (type, the module declaring it first, its payload).
+
+    ``declared``: every module declaring signals -> its entries (in declaration
+    order), the modules in program order; the first declaration of a type wins.
+    """
+    table: dict[str, tuple[str, str, T.Type]] = {}
+    for module, entries in declared.items():
+        for entry in entries:
+            table.setdefault(entry.text, (entry.text, module, entry.payload))
+    return list(table.values())
+
+
+def table_digest(table: Iterable[tuple[str, str, T.Type]]) -> str:
+    """What of ``signal_table`` enters the keys of modules with agents: all of it, types written out."""
+    return _hash(f"{text}@{module}={canonical_type(payload)}" for text, module, payload in table)
+
+
+def table_id(base: Mapping[str, str], scans: Mapping[str, Scan]) -> str:
+    """The declaring modules, in program order, with their base keys: what the signal table is a function of."""
+    return _hash(f"{name}={key}" for name, key in base.items() if scans[name].signals)
+
+
+def module_keys(base: Mapping[str, str], scans: Mapping[str, Scan], digest: str) -> dict[str, str]:
+    """The cache key of every module: its base key, and for a module with agents the ``table_digest`` too."""
+    return {name: _hash([key, "signals", digest]) if scans[name].agents else key for name, key in base.items()}
+
+
+def canonical_type(t: T.Type) -> str:
+    """A resolved type as one line of text that tells apart any two types the checker does."""
+    return json.dumps(type_to_json(t), ensure_ascii=False, separators=(",", ":"))
+
+
+def type_to_json(t: T.Type) -> Any:
+    """A compiler type as JSON, complete: ``type_from_json`` gives back an equal type, names and members too."""
+    if isinstance(t, T.Prim):
+        return t.name
+    if isinstance(t, T.ListT):
+        return ["list", type_to_json(t.item)]
+    if isinstance(t, T.MapT):
+        return ["map", type_to_json(t.item)]
+    if isinstance(t, T.OptionalT):
+        return ["optional", type_to_json(t.inner)]
+    if isinstance(t, T.RecordT):
+        return ["record", t.name, [[name, type_to_json(ft)] for name, ft in t.fields]]
+    if isinstance(t, T.EnumT):
+        return ["enum", t.qualname, list(t.members)]
+    if isinstance(t, T.NoneT):
+        return ["none"]
+    if isinstance(t, T.ErrorT):
+        return ["error"]
+    raise TypeError(f"not a compiler type: {t!r}")
+
+
+def type_from_json(data: Any) -> T.Type:
+    """The inverse of ``type_to_json``; ValueError (or TypeError, KeyError) for anything else."""
+    if isinstance(data, str):
+        return T.PRIMITIVES[data]
+    kind, *rest = data
+    if kind in ("list", "map", "optional") and len(rest) == 1:
+        inner = type_from_json(rest[0])
+        return T.ListT(inner) if kind == "list" else T.MapT(inner) if kind == "map" else T.OptionalT(inner)
+    if kind == "record" and len(rest) == 2 and (rest[0] is None or isinstance(rest[0], str)):
+        return T.RecordT(tuple((str(name), type_from_json(ft)) for name, ft in rest[1]), rest[0])
+    if kind == "enum" and len(rest) == 2:
+        return T.EnumT(str(rest[0]), tuple(str(m) for m in rest[1]))
+    if kind == "none" and not rest:
+        return T.NONE
+    if kind == "error" and not rest:
+        return T.ERROR
+    raise ValueError(f"not a stored type: {data!r}")
 
 
 def import_closure(names: Iterable[str], scans: Mapping[str, Scan]) -> set[str]:
@@ -234,6 +340,31 @@ class Cache:
 
     def put_scan(self, text: str, scan: Scan) -> None:
         self._write(self.root / "scans" / f"{scan_key(text)}.json", _scan_to_json(scan))
+
+    # --- resolved signals ------------------------------------------------------------
+
+    def signals(self, base_key: str) -> tuple[SignalEntry, ...] | None:
+        """The resolved signals of the module of ``base_key``; None on a miss."""
+        data = self._read(self.root / "signals" / f"{base_key}.json")
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            return None
+        try:
+            return tuple(SignalEntry(str(text), type_from_json(payload)) for text, payload in data["signals"])
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def put_signals(self, base_key: str, entries: Sequence[SignalEntry]) -> None:
+        data = {"format": FORMAT, "signals": [[e.text, type_to_json(e.payload)] for e in entries]}
+        self._write(self.root / "signals" / f"{base_key}.json", data)
+
+    def table(self, table_id: str) -> str | None:
+        """The ``table_digest`` of the signal table of ``table_id``; None on a miss."""
+        data = self._read(self.root / "tables" / f"{table_id}.json")
+        digest = data.get("digest") if isinstance(data, dict) and data.get("format") == FORMAT else None
+        return digest if isinstance(digest, str) else None
+
+    def put_table(self, table_id: str, digest: str) -> None:
+        self._write(self.root / "tables" / f"{table_id}.json", {"format": FORMAT, "digest": digest})
 
     # --- module checks and code ------------------------------------------------------
 

@@ -16,6 +16,12 @@ declared twice (BBF102) and a signal neither handled nor emitted (BBF505).
 check a part of a program and compute them for the whole from per-module
 summaries (``duplicate_signals``, ``unused_signals``, ``signal_use``; see
 ``bbflow.compiler.cache``).
+
+Signals are global, so an agent is checked against every module's signal
+declarations. ``check(..., declared=...)`` takes those of modules outside the
+run already resolved (``SignalEntry``, as ``signal_entries`` gives them from
+an earlier check), so that the pipeline can check an agent with its import
+closure only.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from typing import Any
 from bbflow.compiler import ast
 from bbflow.compiler import types as T
 from bbflow.compiler.diagnostics import Diagnostics, Label
-from bbflow.compiler.cache import SignalSite
+from bbflow.compiler.cache import SignalEntry, SignalSite
 from bbflow.compiler.facts import Facts
 from bbflow.compiler.modules import is_std, link, load_stdlib
 from bbflow.compiler.patterns import Pattern, compile_pattern
@@ -39,13 +45,20 @@ from bbflow.compiler.typecheck import TypeChecker
 UNUSED_SIGNAL = "BBF505"
 
 
+#: a signal-declaring module of the program, in program order -> its declarations' sites and
+#: resolved entries when it is outside the run (``None``: it is checked in the run)
+Declared = Mapping[str, "Sequence[tuple[SignalSite, SignalEntry]] | None"]
+
+
 def check(modules: "list[ast.Module] | Any", diags: Diagnostics | None = None, *, stdlib: bool = True,
-          program_wide: bool = True) -> Facts:
+          program_wide: bool = True, declared: Declared | None = None) -> Facts:
     """Check parsed ``modules``, adding diagnostics to ``diags``; the facts established.
 
     Also accepts a ``CompileResult`` (its ``modules`` and ``diagnostics``),
     which is how the language server calls it. With ``program_wide=False``
     the whole-program checks are left out (see the module docstring).
+    ``declared``: the signals of the whole program, for a check of a part of
+    it (modules of the run that declare signals and are not listed come last).
     """
     if diags is None:
         diags = modules.diagnostics
@@ -64,7 +77,7 @@ def check(modules: "list[ast.Module] | Any", diags: Diagnostics | None = None, *
     scopes = link(program, own, broken, diags)
     _record_decls(scopes, facts)
     resolver = Resolver(scopes, facts, diags)
-    signals = _collect_signals(scopes, resolver, facts, diags)
+    signals = _collect_signals(scopes, resolver, facts, diags, declared or {})
     if program_wide:
         duplicate_signals([SignalSite.of(d) for m in program.values() for d in m.decls
                            if isinstance(d, ast.SignalDecl)], diags)
@@ -100,24 +113,44 @@ def _record_decls(scopes: dict[str, ModuleScope], facts: Facts) -> None:
 
 
 def _collect_signals(scopes: dict[str, ModuleScope], resolver: Resolver, facts: Facts,
-                     diags: Diagnostics) -> dict[str, T.Type]:
-    """Every declared signal's payload type (NONE without payload); the first declaration of a type wins."""
+                     diags: Diagnostics, declared: Declared) -> dict[str, T.Type]:
+    """Every declared signal's payload type (NONE without payload); the first declaration of a type wins.
+
+    A module outside the run (listed in ``declared`` with its entries) stands
+    in with a declaration made from its sites, typed by its entries.
+    """
     payloads: dict[str, T.Type] = {}
-    for scope in scopes.values():
-        for decl in scope.module.decls:
-            if not isinstance(decl, ast.SignalDecl):
-                continue
-            text = decl.type.text
-            payload = resolver.type_of(decl.payload, scope) if decl.payload is not None else T.NONE
-            if decl.payload is not None and not isinstance(payload, T.RecordT) and not T.is_lenient(payload):
-                diags.error("BBF201", f"the payload of signal `{text}` must be a record, found {payload}",
-                            decl.payload.span, help=f"name the value: `signal {text}: {{value: {payload}}}`")
-                payload = T.ERROR  # reported once here, not again at every emit
+    order = [*declared, *(name for name in scopes if name not in declared)]
+    for name in order:
+        scope, outside = scopes.get(name), declared.get(name)
+        if scope is not None:
+            found = [(decl, _payload(decl, scope, resolver, diags)) for decl in scope.module.decls
+                     if isinstance(decl, ast.SignalDecl)]
+        else:
+            found = [(ast.SignalDecl(ast.SignalType(site.text, site.type_span), None, site.span), entry.payload)
+                     for site, entry in outside or ()]
+        for decl, payload in found:
             facts.decl_types[id(decl)] = payload
-            if text not in facts.signals:
-                facts.signals[text] = decl
-                payloads[text] = payload
+            if decl.type.text not in facts.signals:
+                facts.signals[decl.type.text] = decl
+                payloads[decl.type.text] = payload
     return payloads
+
+
+def _payload(decl: ast.SignalDecl, scope: ModuleScope, resolver: Resolver, diags: Diagnostics) -> T.Type:
+    text = decl.type.text
+    payload = resolver.type_of(decl.payload, scope) if decl.payload is not None else T.NONE
+    if decl.payload is not None and not isinstance(payload, T.RecordT) and not T.is_lenient(payload):
+        diags.error("BBF201", f"the payload of signal `{text}` must be a record, found {payload}",
+                    decl.payload.span, help=f"name the value: `signal {text}: {{value: {payload}}}`")
+        return T.ERROR  # reported once here, not again at every emit
+    return payload
+
+
+def signal_entries(module: ast.Module, facts: Facts) -> tuple[SignalEntry, ...]:
+    """The signals ``module`` declares, with their payload types as the check of ``facts`` resolved them."""
+    return tuple(SignalEntry(d.type.text, facts.decl_types[id(d)]) for d in module.decls
+                 if isinstance(d, ast.SignalDecl))
 
 
 # --- the whole-program checks ----------------------------------------------------------

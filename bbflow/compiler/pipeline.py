@@ -12,19 +12,26 @@ Python module per ``.flow`` module (the standard library's included) into
 
 With ``use_cache=True`` the on-disk cache (``bbflow.compiler.cache``, in
 ``.bbflow/cache`` under the project root) works per module. The files are
-read and every module's key is computed from cached scans of its text (a text
-never seen is parsed to scan it). A module whose check is cached under its key
-is neither parsed nor checked: its diagnostics are replayed. The modules that
-miss are checked together with what their checks read (their import closure;
-for a module with agents, every module declaring signals and their closures;
-the whole program for a module with syntax errors or an import that does not
-resolve), and only their own diagnostics are taken from that check: the
-others' come from the cache. The whole-program checks (a signal declared
-twice, a signal never used) are then computed for the whole program from
-per-module summaries, every run. Code is generated only for modules whose code
-is not cached under their key. ``result.cached`` is true when nothing was
-parsed, checked or generated; ``modules`` and ``facts`` hold only what this
-run parsed and checked (ask without the cache when you need all of them).
+read and every module's base key is computed from cached scans of its text (a
+text never seen is parsed to scan it). The keys of modules with agents add the
+program's signal table: its digest is cached under the declaring modules' base
+keys; when it is not, each declaring module's resolved signals are looked up
+under its base key, and the modules whose signals are missing are checked
+first (step one, with the modules without agents whose checks miss) to give
+them. A module whose check is cached under its key is neither parsed nor
+checked: its diagnostics are replayed. The modules that still miss are checked
+(step two). Each check runs over the modules asked for and what their checks
+read: their import closure (the whole program for a module with syntax errors
+or an import that does not resolve); the signals of declaring modules outside
+it are given to the checker as resolved (``check(..., declared=...)``), so an
+agent is checked with its import closure only. A module's diagnostics are
+taken from a check that read all it reads, the others' come from the cache.
+The whole-program checks (a signal declared twice, a signal never used) are
+then computed for the whole program from per-module summaries, every run.
+Code is generated only for modules whose code is not cached under their key.
+``result.cached`` is true when nothing was parsed, checked or generated;
+``modules`` and ``facts`` hold only what this run parsed and checked (ask
+without the cache when you need all of them).
 
 Without the cache the same steps run with every module missing, so a replay
 is byte for byte a cold check: the diagnostics come out in one canonical order
@@ -51,8 +58,11 @@ from typing import TypeVar
 import attrs
 
 from bbflow.compiler import ast
-from bbflow.compiler.cache import Cache, Entry, ModuleCheck, Scan, import_closure, module_keys, sha256
-from bbflow.compiler.checker import check, duplicate_signals, signal_use, unused_signals
+from bbflow.compiler.cache import (
+    Cache, Entry, ModuleCheck, Scan, SignalEntry, base_keys, import_closure, module_keys, sha256, signal_table,
+    table_digest, table_id,
+)
+from bbflow.compiler.checker import Declared, check, duplicate_signals, signal_entries, signal_use, unused_signals
 from bbflow.compiler.codegen import GeneratedModule, flow_path, generate_module
 from bbflow.compiler.diagnostics import Diagnostic, Diagnostics
 from bbflow.compiler.facts import Facts
@@ -158,18 +168,29 @@ class _Run:
     shadowed: list[SourceUnit] = attrs.Factory(list)  # files whose module name another file (or std) has
     cache: Cache | None = None  # None when this run cannot be cached (an unreadable file, a shadowed name)
     exact: bool = True  # what this run found may be stored (no crash, nothing outside the program's files)
+    crashed: bool = False  # the checker crashed: what it found is reported as is
     parsed: dict[str, ast.Module | None] = attrs.Factory(dict)  # own modules parsed (None: the parser crashed)
     parse_diags: dict[str, list[Diagnostic]] = attrs.Factory(dict)
     scans: dict[str, Scan] = attrs.Factory(dict)
-    checks: dict[str, ModuleCheck] = attrs.Factory(dict)
+    base: dict[str, str] = attrs.Factory(dict)  # module -> its base key (see bbflow.compiler.cache)
+    #: a signal-declaring module -> its resolved signals (cached, or found by this run's step one),
+    #: read only when the table is not cached or a check runs
+    entries: dict[str, tuple[SignalEntry, ...] | None] = attrs.Factory(dict)
+    fresh: list[str] = attrs.Factory(list)  # declaring modules whose signals step one found
+    table: tuple[str, str] | None = None  # (table_id, table_digest) made this run, to store
+    checks: dict[str, ModuleCheck] = attrs.Factory(dict)  # cached checks, then this run's too
+    #: module -> its diagnostics and the facts of a check this run that read all its check reads
+    found: dict[str, list[Diagnostic]] = attrs.Factory(dict)
+    facts_of: dict[str, Facts] = attrs.Factory(dict)
     code: dict[str, Entry] = attrs.Factory(dict)
 
     def run(self) -> None:
         result = self.result
         self._program()
         keys = self._lookup() if self.cache is not None else {}
-        missed = self._missed()
-        facts = self._check(missed) if missed else None
+        missed = self._missed() if not self.crashed else []
+        later = [name for name in missed if name not in self.found]
+        facts = self._check(later) if later else None
         for unit in result.units:
             if self.own.get(unit.module) is unit and self.parsed.get(unit.module) is not None:
                 result.modules.append(self.parsed[unit.module])  # type: ignore[arg-type]
@@ -177,18 +198,24 @@ class _Run:
                 module = self._parse(unit)
                 if module is not None:
                     result.modules.append(module)
-        if missed and facts is None:
-            return  # a checker crash: what it found is reported as is, nothing is stored or generated
-        result.facts = facts
+        if self.crashed:
+            return  # what the checker found is reported as is, nothing is stored or generated
+        result.facts = facts or next(reversed(self.facts_of.values()), None)
+        for name in missed:
+            self.checks[name] = self._module_check(name)
         if self.cache is not None and self.exact:
+            for name in self.fresh:
+                self.cache.put_signals(self.base[name], self.entries[name] or ())
+            if self.table is not None:
+                self.cache.put_table(*self.table)
             for name in missed:
                 self.cache.put_check(keys[name], self.files, self.checks[name])
         self._report()
         if self.generate and not result.diagnostics.has_errors():
             generated = _guarded(result.diagnostics, _first_file(result), "code generator",
-                                 lambda: self._generate(keys, facts))
+                                 lambda: self._generate(keys))
             result.generated = generated or []
-        result.cached = self.cache is not None and not missed
+        result.cached = self.cache is not None and not missed and not self.facts_of
 
     # --- the program and its keys --------------------------------------------------------
 
@@ -212,35 +239,75 @@ class _Run:
             self.cache = result.cache
 
     def _lookup(self) -> dict[str, str]:
-        """Every module's key, from scans (cached, or made now), and the checks and code cached under them."""
+        """Every module's key and the checks and code cached under them (step one on the way, if needed)."""
         assert self.cache is not None
         cache = self.cache
-        for name, text in self.texts.items():
-            scan = cache.scan(text)
-            if scan is None and name in self.own:
-                module = self._parse(self.own[name])
-                if module is None:
-                    continue
-                scan = self._scan(module, any(d.is_error for d in self.parse_diags[name]))
-                cache.put_scan(text, scan)
-            if scan is not None:
-                self.scans[name] = scan
-        if any(name not in self.scans for name in self.texts):
-            self._scan_stdlib()
-        if any(name not in self.scans for name in self.texts):
+        if not self._scan_all():
             self.cache = None  # a file the parser crashed on: this run is checked whole and not cached
             return {}
-        keys = module_keys(self.texts, self.scans)
+        self.base = base = base_keys(self.texts, self.scans)
         for name in self.texts:
-            found = cache.check(keys[name], self.files)
-            if found is not None:
-                self.checks[name] = found
+            if not self.scans[name].agents:  # its key is its base key
+                self._cached_check(name, base[name])
+        tid = table_id(base, self.scans)
+        digest = cache.table(tid)
+        if digest is None:
+            self._read_entries()
+            self.fresh = [name for name, entries in self.entries.items() if entries is None]
+            if self.fresh:  # step one
+                # with no declaration's signals cached (a cold cache, a new compiler), no agent's check is either
+                agents = len(self.fresh) == len(self.entries)
+                facts = self._check([name for name in self.texts if name in self.fresh or (
+                    name not in self.checks and (agents or not self.scans[name].agents))])
+                if facts is None:
+                    return {}
+                for name in self.fresh:
+                    self.entries[name] = signal_entries(facts.modules[name], facts)
+            digest = table_digest(signal_table({name: entries or () for name, entries in self.entries.items()}))
+            self.table = (tid, digest)
+        keys = module_keys(base, self.scans, digest)
+        for name in self.texts:
+            if self.scans[name].agents:
+                self._cached_check(name, keys[name])
         if self.generate and not self._replayed_errors():
             for name in self.texts:
                 entry = cache.get(keys[name])
                 if entry is not None:
                     self.code[name] = entry
         return keys
+
+    def _scan_all(self) -> bool:
+        """Every module's scan, cached or made now; False if the parser crashed on a file."""
+        assert self.cache is not None
+        for name, text in self.texts.items():
+            scan = self.cache.scan(text)
+            if scan is None and name in self.own:
+                module = self._parse(self.own[name])
+                if module is None:
+                    continue
+                scan = self._scan(module, any(d.is_error for d in self.parse_diags[name]))
+                self.cache.put_scan(text, scan)
+            if scan is not None:
+                self.scans[name] = scan
+        if any(name not in self.scans for name in self.texts):
+            self._scan_stdlib()
+        return all(name in self.scans for name in self.texts)
+
+    def _read_entries(self) -> None:
+        """The resolved signals of every declaring module not read yet, from the cache (None on a miss)."""
+        assert self.cache is not None
+        for name in self.texts:
+            if self.scans[name].signals and name not in self.entries:
+                entries = self.cache.signals(self.base[name])
+                texts = tuple(site.text for site in self.scans[name].signals)
+                ok = entries is not None and tuple(e.text for e in entries) == texts
+                self.entries[name] = entries if ok else None
+
+    def _cached_check(self, name: str, key: str) -> None:
+        assert self.cache is not None
+        found = self.cache.check(key, self.files)
+        if found is not None:
+            self.checks[name] = found
 
     def _scan_stdlib(self) -> None:
         """Scan the standard library's modules (once per compiler: the scans are cached)."""
@@ -266,21 +333,27 @@ class _Run:
 
     # --- checking ------------------------------------------------------------------------
 
-    def _needed(self, missed: list[str]) -> set[str]:
-        """The modules the checks of ``missed`` read (see the module docstring)."""
-        if self.cache is None:
+    def _needed(self, names: list[str]) -> set[str]:
+        """The modules the checks of ``names`` read, signals aside (see the module docstring)."""
+        if self.cache is None or any(self._reads_everything(n) for n in names):
             return set(self.texts)
-        scans = self.scans
-        if any(scans[n].broken or any(m not in self.texts for m in scans[n].imports) for n in missed):
-            return set(self.texts)
-        wanted = set(missed)
-        if any(scans[n].agents for n in missed):
-            wanted |= {n for n in self.texts if scans[n].signals}
-        return import_closure(wanted, scans)
+        return import_closure(names, self.scans)
 
-    def _check(self, missed: list[str]) -> Facts | None:
-        """Check the modules ``missed`` with what they need; their checks go to ``self.checks``."""
-        needed = self._needed(missed)
+    def _reads_everything(self, name: str) -> bool:
+        """Does the check of ``name`` read the whole program (syntax errors, an import that does not resolve)?"""
+        scan = self.scans[name]
+        return scan.broken or any(m not in self.texts for m in scan.imports)
+
+    def _check(self, names: list[str]) -> Facts | None:
+        """Check ``names`` with what they read: the diagnostics and facts of every module of the check
+        that read all it reads go to ``found`` and ``facts_of``. None if the checker crashed (reported).
+
+        A declaring module whose resolved signals are not cached (a damaged entry) joins the check."""
+        if self.cache is not None:
+            self._read_entries()
+            names = [*names, *(n for n, entries in self.entries.items() if entries is None and n not in names)]
+        needed = self._needed(names)
+        whole = len(needed) == len(self.texts)
         modules = []
         diags = Diagnostics()
         for name, unit in self.own.items():
@@ -291,29 +364,44 @@ class _Run:
                     modules.append(module)
                 else:
                     self.exact = False
+        declared = None if whole else self._declared(needed)
         facts = _guarded(diags, _first_file(self.result, modules), "checker",
-                         lambda: check(modules, diags, program_wide=False))
+                         lambda: check(modules, diags, program_wide=False, declared=declared))
         if facts is None:
             self.exact = False
+            self.crashed = True
             self.result.diagnostics.extend(_canonical([*self._replayed(), *diags]))
             return None
         if self.cache is None:
             for name, module in facts.modules.items():
                 self.scans[name] = self._scan(module, name in facts.broken)
+        taken = {name for name in [*facts.modules, *names]  # (a module the parser crashed on is not in facts)
+                 if name not in self.found and (whole or not self._reads_everything(name))}
         owner = {file: name for name, file in self.files.items()}
-        found: dict[str, list[Diagnostic]] = {name: [] for name in missed}
+        for name in taken:
+            self.found[name] = []
+            self.facts_of[name] = facts
         for d in diags:
             name = owner.get(d.span.file)
             if name is None:
                 self.exact = False  # about no module of the program: reported, never stored
                 self.result.diagnostics.add(d)
-            elif name in found:
-                found[name].append(d)
-        for name in missed:
-            module = facts.modules.get(name)
-            handled, emitted = signal_use(module, facts) if module is not None else (frozenset(), frozenset())
-            self.checks[name] = ModuleCheck(tuple(_canonical(found[name])), handled, emitted)
+            elif name in taken:
+                self.found[name].append(d)
         return facts
+
+    def _declared(self, needed: set[str]) -> Declared:
+        """The program's signal-declaring modules, with the resolved signals of those outside ``needed``."""
+        return {name: None if name in needed or name not in self.own else
+                tuple(zip(self.scans[name].in_file(self.files[name]), self.entries[name] or ()))
+                for name in self.texts if self.scans[name].signals}
+
+    def _module_check(self, name: str) -> ModuleCheck:
+        """What this run's check found about ``name`` (one that read all its check reads)."""
+        facts = self.facts_of[name]
+        module = facts.modules.get(name)
+        handled, emitted = signal_use(module, facts) if module is not None else (frozenset(), frozenset())
+        return ModuleCheck(tuple(_canonical(self.found[name])), handled, emitted)
 
     def _parse(self, unit: SourceUnit) -> ast.Module | None:
         """The module of ``unit``, parsed once per run (its diagnostics in ``parse_diags``)."""
@@ -346,7 +434,7 @@ class _Run:
 
     # --- generating ----------------------------------------------------------------------
 
-    def _generate(self, keys: dict[str, str], facts: Facts | None) -> list[GeneratedModule]:
+    def _generate(self, keys: dict[str, str]) -> list[GeneratedModule]:
         """Code for every module of a program that checked without errors (cached code reused)."""
         out = []
         for name in sorted(self.texts):
@@ -355,6 +443,7 @@ class _Run:
             if entry is not None:
                 out.append(GeneratedModule(name, flow_path(name), sha256(text), entry.code, entry.linemap))
                 continue
+            facts = self.facts_of.get(name)
             assert facts is not None, f"{name}: neither cached nor checked"
             gen = generate_module(facts.modules[name], facts, text)
             out.append(gen)
