@@ -188,8 +188,8 @@ def flow_string(text: str) -> str:
 def test_no_name_or_string_can_inject_code(tmp_path_factory, name: str, step: str, param: str, message: str,
                                            reason: str, payload: str, target: str) -> None:
     names = {name, step, param}
-    if names & FLOW_KEYWORDS or len(names) < 3 or "Arm" in names or "Done" in names:
-        return
+    if names & FLOW_KEYWORDS or len(names) < 3 or names & {"Arm", "Done", "k", "other"}:
+        return  # keywords, or the names of the template's own declarations
     flow = f"""
 signal done.it: {{text: str}}
 robot Arm {{
