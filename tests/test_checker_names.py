@@ -302,3 +302,22 @@ reactor Use(p: Pose) -> Pose on Arm {
     check(modules, diags)
     assert [(d.code, d.span.file, d.span.line) for d in diags.sorted()] == [
         ("BBF001", "a.flow", 7), ("BBF001", "a.flow", 11)]
+
+
+def test_a_signal_declared_twice_is_one_diagnostic_not_a_cascade_in_its_handlers() -> None:
+    from checker_helpers import check_modules, codes
+
+    one_file = {"main": """
+signal cell.start
+signal cell.start: {count: int}
+agent A {
+    state { total: int = 0 }
+    on cell.start as s { set total = s.data.count }
+}
+"""}
+    two_files = {"a": "signal cell.start\n",
+                 "b": "signal cell.start: {count: int}\nagent A {\n    state { total: int = 0 }\n"
+                      "    on cell.start as s { set total = s.data.count }\n}\n"}
+    for sources in (one_file, two_files):
+        diags, _, _ = check_modules(sources)
+        assert codes(diags) == ["BBF102"], [d.message for d in diags]

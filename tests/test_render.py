@@ -175,3 +175,27 @@ def test_sarif_rules_and_results() -> None:
 def test_sarif_uris() -> None:
     assert file_uri("flows/my cell.flow") == "flows/my%20cell.flow"
     assert file_uri("/abs/cell.flow") == "file:///abs/cell.flow"
+
+
+def test_a_label_in_another_file_gets_its_own_block() -> None:
+    from bbflow.compiler.diagnostics import Diagnostic, Label, Severity
+    from bbflow.compiler.render_text import render_text
+    from bbflow.compiler.source import SourceFile, Span
+
+    a = SourceFile("a.flow", "signal cell.start\n")
+    b = SourceFile("b.flow", "signal cell.start: {count: int}\n")
+    diag = Diagnostic("BBF102", Severity.ERROR, "signal `cell.start` is already declared", Span("b.flow", 1, 8, 1, 18),
+                      labels=(Label(Span("a.flow", 1, 8, 1, 18), "first declared here"),))
+    assert render_text([diag], {"a.flow": a, "b.flow": b}) == (
+        "error[BBF102]: signal `cell.start` is already declared\n"
+        " --> b.flow:1:8\n"
+        "  |\n"
+        "1 | signal cell.start: {count: int}\n"
+        "  |        ^~~~~~~~~~\n"
+        " ::: a.flow:1:8\n"
+        "  |\n"
+        "1 | signal cell.start\n"
+        "  |        ---------- first declared here\n"
+        "\n")
+    # without the other file at hand, the label becomes a note naming its place
+    assert "= note: first declared here (a.flow:1:8)" in render_text([diag], {"b.flow": b})

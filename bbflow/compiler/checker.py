@@ -114,7 +114,7 @@ def _record_decls(scopes: dict[str, ModuleScope], facts: Facts) -> None:
 
 def _collect_signals(scopes: dict[str, ModuleScope], resolver: Resolver, facts: Facts,
                      diags: Diagnostics, declared: Declared) -> dict[str, T.Type]:
-    """Every declared signal's payload type (NONE without payload); the first declaration of a type wins.
+    """Every declared signal's payload type (NONE without payload), the error type for one declared twice.
 
     A module outside the run (listed in ``declared`` with its entries) stands
     in with a declaration made from its sites, typed by its entries.
@@ -134,6 +134,8 @@ def _collect_signals(scopes: dict[str, ModuleScope], resolver: Resolver, facts: 
             if decl.type.text not in facts.signals:
                 facts.signals[decl.type.text] = decl
                 payloads[decl.type.text] = payload
+            else:  # declared twice (BBF102): which payload is meant is unknown, so its uses are not judged
+                payloads[decl.type.text] = T.ERROR
     return payloads
 
 

@@ -29,11 +29,17 @@ _GUTTER = "blue"
 
 def render_text(diags: Iterable[Diagnostic], sources: Mapping[str, SourceFile], *, color: bool = False) -> str:
     """All ``diags`` as one text block, each followed by a blank line."""
-    return "".join(render_one(d, sources.get(d.span.file), color=color) + "\n" for d in diags)
+    return "".join(render_one(d, sources.get(d.span.file), color=color, others=sources) + "\n" for d in diags)
 
 
-def render_one(diag: Diagnostic, source: SourceFile | None, *, color: bool = False) -> str:
-    """One diagnostic; without its source file, only the header and the location."""
+def render_one(diag: Diagnostic, source: SourceFile | None, *, color: bool = False,
+               others: Mapping[str, SourceFile] | None = None) -> str:
+    """One diagnostic; without its source file, only the header and the location.
+
+    Labels in other files (``others`` gives their text) get a block of their
+    own after the primary one, headed ``::: file:line:col`` as rustc does; a
+    label whose file is not at hand becomes a note naming its place.
+    """
 
     def style(text: str, fg: str | None = None, bold: bool = False) -> str:
         return click.style(text, fg=fg, bold=bold) if color else text
@@ -61,9 +67,27 @@ def render_one(diag: Diagnostic, source: SourceFile | None, *, color: bool = Fal
             indent = " " * (len(under) - len(marker))
             out.append(f"{bar} {indent}" + style(marker, sev if primary else _GUTTER, bold=True))
             previous = line
-    if diag.notes or diag.help:
+    elsewhere = [label for label in diag.labels if label.span.file != span.file]
+    unseen = []
+    for label in elsewhere:
+        other = (others or {}).get(label.span.file)
+        if other is None or not other.lines:
+            unseen.append(f"{label.message} ({label.span.file}:{label.span.line}:{label.span.column})")
+            continue
+        where = f"{label.span.file}:{label.span.line}:{label.span.column}"
+        width_here = max(width, len(str(label.span.line)))
+        gutter = style(f"{' ' * width_here} |", _GUTTER, bold=True)
+        under = _underline(label.span, other, "-", "-", label.message)
+        marker = under.lstrip(" ")
+        out.append(style(f"{' ' * width_here}::: ", _GUTTER, bold=True) + where)
+        out.append(gutter)
+        out.append(style(f"{label.span.line:>{width_here}} |", _GUTTER, bold=True)
+                   + f" {_expand(other.line(label.span.line))}".rstrip())
+        out.append(f"{gutter} {' ' * (len(under) - len(marker))}" + style(marker, _GUTTER, bold=True))
+    notes = [*diag.notes, *(n for n in unseen if n not in diag.notes)]
+    if notes or diag.help:
         out.append(bar)
-    for note in diag.notes:
+    for note in notes:
         out.append(f"{pad} " + style("= note", bold=True) + f": {note}")
     if diag.help:
         out.append(f"{pad} " + style("= help", bold=True) + f": {diag.help}")
