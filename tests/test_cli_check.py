@@ -148,6 +148,7 @@ def test_not_utf8_is_a_diagnostic(tmp_path: Path) -> None:
     [diag] = result.diagnostics.items
     assert (diag.code, diag.span.line, diag.span.column) == ("BBF001", 2, 6)
     assert result.modules == []
+    assert result.files == 1  # an unreadable file still counts in "1 error in 1 file"
 
 
 def test_crlf_is_normalised(tmp_path: Path) -> None:

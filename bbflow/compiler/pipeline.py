@@ -104,7 +104,8 @@ class CompileResult:
 
     @property
     def files(self) -> int:
-        return len(self.sources)
+        """The .flow files given or found, read or not (an unreadable one is still a file checked)."""
+        return len(self.units)
 
     @property
     def cache_root(self) -> Path:
