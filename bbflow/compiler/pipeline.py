@@ -105,7 +105,7 @@ class CompileResult:
     @property
     def files(self) -> int:
         """The .flow files given or found, read or not (an unreadable one is still a file checked)."""
-        return len(self.units)
+        return len({unit.display for unit in self.units} | set(self.sources))
 
     @property
     def cache_root(self) -> Path:
