@@ -25,7 +25,8 @@ class RuntimeFailure(Exception):
     ``action`` (an action raised), ``expression`` (evaluating an expression
     failed), ``result`` (a driver or action returned a value of the wrong
     type), ``not_armed``, ``state`` (command not allowed in the robot's state),
-    ``fail`` (a ``fail`` statement), ``cancelled``, ``halted``, ``input``.
+    ``fail`` (a ``fail`` statement), ``cancelled``, ``halted``, ``input``,
+    ``internal`` (a bug in bbflow itself, reported rather than raised).
     """
 
     def __init__(self, message: str, code: str, *, command: str | None = None) -> None:
