@@ -180,10 +180,11 @@ from hypothesis import strategies as st  # noqa: E402
 
 from bbflow.compiler.checker import check  # noqa: E402
 from bbflow.compiler.parser import parse_text  # noqa: E402
+from shared_cases import cases  # noqa: E402
 
 _ROOT = Path(__file__).resolve().parents[1]
 SEEDS = sorted(p.read_text(encoding="utf-8") for p in [
-    *(_ROOT.parent / "shared" / "conformance" / "check").glob("*.flow"),
+    *cases("check", "*.flow"),
     *(_ROOT / "examples").rglob("*.flow")]) or [ARM]
 TOKENS = re.compile(r'"[^"\n]*"|[A-Za-z_][A-Za-z0-9_]*|\d+(?:\.\d+)?(?:ms|s|m|h)?|\*\*|->|\?\?|[=!<>]=|\S')
 WORDS = ["step", "let", "map", "switch", "case", "default", "return", "fail", "after", "undo", "when", "=",

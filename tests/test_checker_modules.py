@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from checker_helpers import check_modules, codes, only
+from shared_cases import ABSENT, cases
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -102,9 +103,8 @@ def test_type_alias_loop_is_reported_once():
 
 # --- never crash ------------------------------------------------------------------
 
-CONFORMANCE = Path("/work/shared/conformance/check")
-PROGRAMS = sorted(p.read_text() for p in CONFORMANCE.glob("*.flow")) if CONFORMANCE.is_dir() else []
-needs_programs = pytest.mark.skipif(not PROGRAMS, reason="the conformance cases are not on this machine")
+PROGRAMS = sorted(p.read_text() for p in cases("check", "*.flow"))
+needs_programs = pytest.mark.skipif(not PROGRAMS, reason=ABSENT)
 TOKENS = ["step", "let", "return", "}", "{", "(", ")", ",", ":", "x", "idle", "Pose", "none", "1", "2.5",
           "\"s\"", "after", "undo", "when", "?", "??", ".", "==", "on", "Arm", "switch", "case", "map", "emit",
           "set", "run", "then", "else", "import", "from", "wait_state(", "wait_event(", "[", "]", "-> int", "\n"]

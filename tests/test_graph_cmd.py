@@ -5,17 +5,18 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from bbflow.cli import main
+from shared_cases import ABSENT, cases, present
 
-CHECK = Path("/work/shared/conformance/check")
-if not CHECK.is_dir():  # pragma: no cover
-    CHECK = Path(__file__).resolve().parents[2] / "shared" / "conformance" / "check"
 
 
 def _graph(tmp_path: Path, case: str, *args: str) -> tuple[int, str]:
-    shutil.copy(next(CHECK.glob(f"{case}_*.flow")), tmp_path / "cell.flow")
+    if not present():
+        pytest.skip(ABSENT)
+    shutil.copy(next(iter(cases("check", f"{case}_*.flow"))), tmp_path / "cell.flow")
     result = CliRunner().invoke(main, ["graph", *args, str(tmp_path / "cell.flow")])
     return result.exit_code, result.output
 

@@ -11,9 +11,8 @@ from bbflow.compiler.diagnostics import Diagnostics
 from bbflow.compiler.parser import flow_parser, parse_module, parse_text
 from bbflow.compiler.source import SourceFile, Span
 from bbflow.compiler.suggest import closest, edit_distance
+from shared_cases import case_params, cases
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-CHECK_CASES = sorted((SHARED / "conformance" / "check").glob("*.flow")) if SHARED.is_dir() else []
 
 
 def ok(text: str) -> ast.Module:
@@ -69,8 +68,8 @@ def sexpr(e: object) -> str:
 # ---- the conformance files ---------------------------------------------------------------
 
 
-@pytest.mark.skipif(not CHECK_CASES, reason="the shared conformance cases are not beside the repository")
-@pytest.mark.parametrize("path", CHECK_CASES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", case_params(
+    cases("check", "*.flow"), {"039_ok_agent_queue_collections.flow": "checker v0.2: collection syntax"}))
 def test_conformance_files_parse(path: Path) -> None:
     _, diags = parse_text(path.read_text(encoding="utf-8"), str(path))
     found = [(d.code, d.span.line) for d in diags]
