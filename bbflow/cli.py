@@ -63,16 +63,52 @@ def check(paths: tuple[str, ...], fmt: str, strict: bool, drivers: bool, no_cach
 
 
 @main.command()
-@click.argument("code")
-def explain(code: str) -> None:
-    """Print the long explanation of a diagnostic code (e.g. BBF401)."""
+@click.argument("code", required=False)
+def explain(code: str | None) -> None:
+    """Print the long explanation of a diagnostic code (e.g. BBF401); without one, list the codes.
+
+    On a terminal the page is rendered (Markdown); piped, it stays plain text.
+    """
     from bbflow.compiler.codes import CODES, explain as page
 
+    if code is None:
+        width = max(len(c.severity.value) for c in CODES.values())
+        for c in CODES.values():
+            click.echo(f"{c.code}  {c.severity.value:<{width}}  {c.title}")
+        return
     try:
         text = page(code)
     except KeyError:
-        raise UsageFailure(f"unknown code {code!r}; known codes: {', '.join(CODES)}") from None
+        raise UsageFailure(f"unknown code {code!r}; known codes: {', '.join(CODES)} (bbflow explain lists them)") from None
+    if sys.stdout.isatty() and os.environ.get("TERM", "dumb") != "dumb":
+        from rich.console import Console
+        from rich.markdown import Markdown
+
+        Console(highlight=False).print(Markdown(text))
+        return
     click.echo(text, nl=not text.endswith("\n"))
+
+
+@main.command()
+@click.argument("folder", required=False, default=".", type=click.Path(file_okay=False, path_type=str))
+def init(folder: str) -> None:
+    """Create a new project in FOLDER (default: the current folder).
+
+    A simulated arm, a reactor with undo, an agent, sample signals, a faults
+    file for a drill, a README and a .gitignore. It checks clean and runs on
+    the simulated robot. Refuses to overwrite any file (exit 2).
+    """
+    from bbflow.scaffold import InitError, init_project
+
+    try:
+        written = init_project(folder)
+    except InitError as e:
+        raise UsageFailure(str(e)) from e
+    click.echo(f"created {len(written)} files in {folder}", err=True)
+    for path in written:
+        click.echo(f"  {path}", err=True)
+    go = "" if folder == "." else f"cd {folder} && "
+    click.echo(f"next: {go}bbflow check && bbflow run --until-idle < signals.jsonl", err=True)
 
 
 @main.command()
@@ -149,8 +185,11 @@ def graph(reactor: str, paths: tuple[str, ...], fmt: str) -> None:
 @click.option("--robot", metavar="INSTANCE", help="The robot instance to use when several implement the interface.")
 @click.option("--driver", metavar="NAME", help="Use this driver for every robot (--driver sim: the simulated one).")
 @click.option("--faults", type=click.Path(dir_okay=False, path_type=str), help="A faults file (TOML) for drills.")
-@click.option("--events", type=click.Path(dir_okay=False, path_type=str), help="Write every runtime event as JSON lines.")
+@click.option("--events", type=click.Path(dir_okay=False, allow_dash=True, path_type=str),
+              help="Write every runtime event as JSON lines to this file (- for standard output).")
 @click.option("--until-idle", is_flag=True, help="Stop when standard input is closed and nothing is left to do.")
+@click.option("--virtual-time", is_flag=True,
+              help="Simulated robots only: run on a virtual clock (delays and timeouts take no real time).")
 @click.option("--arm/--no-arm", "arm", default=None,
               help="Arm the robots before work (default: simulated ones only, and those with arm = true).")
 def run(project: str, inputs: tuple[str, ...], agents: tuple[str, ...], **options: object) -> None:

@@ -44,6 +44,7 @@ from bbflow.project import Project
 from bbflow.runtime import model
 from bbflow.runtime.agent import AgentServer, CallRunner
 from bbflow.runtime.bus import Bus, RobotSignals
+from bbflow.runtime.clock import run_virtual
 from bbflow.runtime.driver import DriverError
 from bbflow.runtime.drivers import open_robot
 from bbflow.runtime.events import JsonLinesWriter, fanout
@@ -321,14 +322,19 @@ def run_app(
         stderr.write(f"error: {exc}\n")
         return Status.USAGE
     writer: JsonLinesWriter | None = None
-    if options.events is not None:
+    if options.events == "-":
+        writer = JsonLinesWriter(stdout)
+    elif options.events is not None:
         try:
             writer = JsonLinesWriter(options.events)
         except OSError as exc:
             stderr.write(f"error: --events {options.events}: cannot write: {exc.strerror or exc}\n")
             return Status.USAGE
     try:
-        outcome = asyncio.run(_serve(plan, writer, stdin, stderr, live))
+        if options.virtual_time:  # no live view: its refresh timer would spin the virtual clock
+            outcome = run_virtual(_serve(plan, writer, stdin, stderr, live=False))
+        else:
+            outcome = asyncio.run(_serve(plan, writer, stdin, stderr, live))
     finally:
         if writer is not None:
             writer.close()

@@ -47,6 +47,7 @@ class RunOptions:
     events: str | None = None
     until_idle: bool = False
     arm: bool | None = None
+    virtual_time: bool = False  # simulated robots only
 
 
 @attrs.frozen
@@ -205,6 +206,13 @@ def _robots(program: model.Program, project: Project, options: RunOptions, insta
                                _faults_for(faults, spec)))
     if faults is not None:
         _check_faults_used(faults, plans)
+    if options.virtual_time:
+        for plan in plans:
+            if not plan.simulated:
+                raise UsageError(
+                    f"--virtual-time runs simulated robots only, and robot {plan.instance} has driver "
+                    f"{plan.driver!r} (add --driver sim to simulate it)"
+                )
     return tuple(plans)
 
 
