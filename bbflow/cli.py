@@ -12,7 +12,7 @@ import click
 from bbflow import __version__
 
 if TYPE_CHECKING:
-    from bbflow.compiler.diagnostics import Diagnostics
+    from bbflow.compiler import Diagnostics
 
 FORMATS = ("text", "json", "sarif")
 
@@ -43,15 +43,14 @@ def check(paths: tuple[str, ...], fmt: str, strict: bool, drivers: bool, no_cach
     .bbflow/cache. Exit status: 0 no errors, 1 errors (or warnings with
     --strict), 2 usage or I/O error.
     """
-    from bbflow.compiler.pipeline import InputError, compile_paths
-    from bbflow.compiler.report import report
+    from bbflow.compiler import compile_paths, InputError, report
 
     try:
         result = compile_paths(paths or (".",), use_cache=not no_cache, generate=drivers)
     except InputError as e:
         raise UsageFailure(str(e)) from e
     if drivers:
-        from bbflow.compiler.build import check_drivers
+        from bbflow.build import check_drivers
 
         check_drivers(result)
     color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
@@ -69,7 +68,7 @@ def explain(code: str | None) -> None:
 
     On a terminal the page is rendered (Markdown); piped, it stays plain text.
     """
-    from bbflow.compiler.codes import CODES, explain as page
+    from bbflow.compiler import CODES, explain as page
 
     if code is None:
         width = max(len(c.severity.value) for c in CODES.values())
@@ -122,10 +121,8 @@ def build(paths: tuple[str, ...], out_dir: str, no_cache: bool) -> None:
     Refuses to write anything when the check reports errors. Exit status: 0
     built, 1 errors, 2 usage or I/O error.
     """
-    from bbflow.compiler.build import build_program, write_package
-    from bbflow.compiler.pipeline import CompileResult, InputError
-    from bbflow.compiler.report import report
-    from bbflow.compiler.source import SourceFile
+    from bbflow.build import build_program, write_package
+    from bbflow.compiler import CompileResult, InputError, report, SourceFile
 
     try:
         built = build_program(paths or (".",), use_cache=not no_cache)
@@ -157,9 +154,7 @@ def graph(reactor: str, paths: tuple[str, ...], fmt: str) -> None:
 
     Data and `after` edges are solid, undo edges dashed; composed reactors are subgraphs.
     """
-    from bbflow.compiler.graphviz import GraphError, render_graph
-    from bbflow.compiler.pipeline import InputError, compile_paths
-    from bbflow.compiler.report import report
+    from bbflow.compiler import compile_paths, GraphError, InputError, render_graph, report
 
     try:
         checked = compile_paths(paths or (".",))  # without the cache: drawing needs the facts
@@ -199,8 +194,8 @@ def run(project: str, inputs: tuple[str, ...], agents: tuple[str, ...], **option
     signals (JSON lines) from standard input. Exit status: 0 success, 1 run
     failed (rolled back), 2 usage or compile error, 3 halted, 130 interrupted.
     """
-    from bbflow.compiler.build import compile_project
-    from bbflow.compiler.pipeline import InputError
+    from bbflow.build import compile_project
+    from bbflow.compiler import InputError
     from bbflow.project import ProjectError, find_project, importable, load_project
     from bbflow.runtime.app import run_app
     from bbflow.runtime.run_plan import RunOptions
@@ -230,9 +225,7 @@ def _print_diagnostics(diagnostics: Diagnostics) -> None:
     """Compile errors of ``bbflow run`` on standard error, with their source lines."""
     from pathlib import Path
 
-    from bbflow.compiler.report import summary
-    from bbflow.compiler.render_text import render_text
-    from bbflow.compiler.source import SourceFile
+    from bbflow.compiler import render_text, SourceFile, summary
 
     items = diagnostics.sorted()
     sources = {}

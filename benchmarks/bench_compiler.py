@@ -36,12 +36,12 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
-from bbflow.compiler.build_ast import build_module
+from bbflow.compiler.syntax.build_ast import build_module
 from bbflow.compiler.checker import check
-from bbflow.compiler.diagnostics import Diagnostics
-from bbflow.compiler.parser import flow_parser, parse_module
+from bbflow.compiler.diagnostics.core import Diagnostics
+from bbflow.compiler.syntax.parser import flow_parser, parse_module
 from bbflow.compiler.pipeline import CompileResult, compile_paths, discover, read_source
-from bbflow.compiler.recovery import SyntaxDriver
+from bbflow.compiler.syntax.recovery import SyntaxDriver
 from bbflow.compiler.source import SourceFile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -51,7 +51,7 @@ from gen_project import generate  # noqa: E402
 
 SECTION = "compiler"
 BASELINE_CHILD = ("import bbflow.cli, bbflow.compiler.pipeline, bbflow.compiler.checker, bbflow.compiler.report;"
-                  "from bbflow.compiler.parser import flow_parser; flow_parser()")
+                  "from bbflow.compiler.syntax.parser import flow_parser; flow_parser()")
 
 
 def make_project(root: Path, lines: int) -> tuple[Path, int, int]:

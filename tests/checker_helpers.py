@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from bbflow.compiler import ast
 from bbflow.compiler.checker import check
-from bbflow.compiler.diagnostics import Diagnostic, Diagnostics
-from bbflow.compiler.facts import Facts
-from bbflow.compiler.parser import parse_text
+from bbflow.compiler.diagnostics.core import Diagnostic, Diagnostics
+from bbflow.compiler.semantic.facts import Facts
+from bbflow.compiler.syntax.parser import parse_text
 
 #: a robot interface most tests use (as in the conformance cases)
 ARM = """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bbflow.compiler.build import build_program, write_package
+from bbflow.build import build_program, write_package
 from bbflow.runtime import model
 from bbflow.runtime.loader import load_program
 

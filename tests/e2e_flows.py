@@ -24,7 +24,7 @@ from typing import Any
 import attrs
 from hypothesis import strategies as st
 
-from bbflow.compiler.build import build_program, write_package
+from bbflow.build import build_program, write_package
 from bbflow.runtime import model
 from bbflow.runtime.agent import AgentServer, CallRunner
 from bbflow.runtime.bus import Bus, RobotSignals

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from bbflow.compiler.checker import check
-from bbflow.compiler.graph import Body, Node, NodeKind, ReactorGraph
-from bbflow.compiler.parser import parse_text
+from bbflow.compiler.analysis.graph import Body, Node, NodeKind, ReactorGraph
+from bbflow.compiler.syntax.parser import parse_text
 from bbflow.compiler.source import Span
 
 

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bbflow.compiler.checker import check
-from bbflow.compiler.parser import parse_text
+from bbflow.compiler.syntax.parser import parse_text
 
 ROBOT = """\
 robot Arm {

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from bbflow.compiler.build import compile_project
+from bbflow.build import compile_project
 from bbflow.project import AgentConfig, Project, RobotConfig, load_project
 from bbflow.runtime import model
 from bbflow.runtime.agent import AgentServer

@@ -8,7 +8,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from bbflow.cli import main
-from bbflow.compiler.build import compile_project
+from bbflow.build import compile_project
 from codegen_helpers import write_flows
 
 ARM = "robot Arm {\n    command beep() -> bool\n}\n"

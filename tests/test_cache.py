@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from bbflow.compiler import pipeline
-from bbflow.compiler import types as T
-from bbflow.compiler.build import build_program
+from bbflow.compiler.semantic import types as T
+from bbflow.build import build_program
 from bbflow.compiler.cache import (
     FORMAT, Cache, ModuleCheck, Scan, SignalEntry, SignalSite, base_keys, canonical_type, module_keys, table_digest,
     type_from_json, type_to_json,
 )
-from bbflow.compiler.diagnostics import Diagnostic, Label, Severity
+from bbflow.compiler.diagnostics.core import Diagnostic, Label, Severity
 from bbflow.compiler.source import Span
 from codegen_helpers import write_flows
 

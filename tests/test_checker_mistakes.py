@@ -179,7 +179,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from bbflow.compiler.checker import check  # noqa: E402
-from bbflow.compiler.parser import parse_text  # noqa: E402
+from bbflow.compiler.syntax.parser import parse_text  # noqa: E402
 from shared_cases import cases  # noqa: E402
 
 _ROOT = Path(__file__).resolve().parents[1]

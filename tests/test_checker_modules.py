@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bbflow.compiler.checker import check
-from bbflow.compiler.diagnostics import Diagnostics
-from bbflow.compiler.parser import parse_text
+from bbflow.compiler.diagnostics.core import Diagnostics
+from bbflow.compiler.syntax.parser import parse_text
 
 ARM_MODULE = """
 type Pose = {x: float, y: float, z: float}

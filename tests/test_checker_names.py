@@ -5,8 +5,8 @@ from __future__ import annotations
 from checker_helpers import check_text, codes, decl, line_of, only
 
 from bbflow.compiler import ast
-from bbflow.compiler import types as T
-from bbflow.compiler.facts import CallKind, RefKind
+from bbflow.compiler.semantic import types as T
+from bbflow.compiler.semantic.facts import CallKind, RefKind
 
 
 def test_a_correct_reactor_has_no_diagnostics_and_every_call_and_name_resolves():
@@ -266,8 +266,8 @@ def test_a_statement_dropped_by_syntax_recovery_gives_no_unknown_name_later():
     # `step a = ` with garbage: the parser skips the statement; uses of `a` below it, here and in a
     # module that imports from this one (even a reactor whose header broke), stay silent.
     from bbflow.compiler.checker import check
-    from bbflow.compiler.diagnostics import Diagnostics
-    from bbflow.compiler.parser import parse_text
+    from bbflow.compiler.diagnostics.core import Diagnostics
+    from bbflow.compiler.syntax.parser import parse_text
 
     broken = """type Pose = {x: float, y: float, z: float}
 robot Arm {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from checker_helpers import check_text, codes, decl, line_of, only
 
-from bbflow.compiler import types as T
+from bbflow.compiler.semantic import types as T
 
 # --- the type algebra -------------------------------------------------------------
 

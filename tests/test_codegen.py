@@ -10,7 +10,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bbflow.compiler.build import build_program
+from bbflow.build import build_program
 from bbflow.runtime import model
 from bbflow.runtime import types as rt
 from bbflow.runtime.linemap import add_flow_note
@@ -95,7 +95,7 @@ def test_packages_mirror_module_names(tmp_path: Path) -> None:
 
 
 def _build_in_subprocess(src: Path, out: Path, seed: str) -> None:
-    code = ("import sys; from bbflow.compiler.build import build_program, write_package;"
+    code = ("import sys; from bbflow.build import build_program, write_package;"
             "b = build_program([sys.argv[1]], use_cache=False); assert b.ok;"
             "write_package(b.modules, sys.argv[2])")
     env = {**os.environ, "PYTHONHASHSEED": seed}

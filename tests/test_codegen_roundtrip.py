@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bbflow.compiler.build import compile_project
+from bbflow.build import compile_project
 from bbflow.runtime.clock import run_virtual
 from bbflow.runtime.executor import run_reactor
 from bbflow.runtime.faults import load_faults

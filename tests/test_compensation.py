@@ -7,11 +7,11 @@ tests/test_analyses_properties.py.
 import pytest
 from graph_helpers import body, found_after, graph, node, span
 
-from bbflow.compiler.compensation import (
+from bbflow.compiler.analysis.compensation import (
     check_compensation, check_useless_undo, failure_after, summarise,
 )
-from bbflow.compiler.diagnostics import Diagnostics
-from bbflow.compiler.graph import Effect, Node, NodeKind, ReactorGraph, UndoRef
+from bbflow.compiler.diagnostics.core import Diagnostics
+from bbflow.compiler.analysis.graph import Effect, Node, NodeKind, ReactorGraph, UndoRef
 
 
 def effectful(name: str, line: int, **kw) -> Node:

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from bbflow.cli import main
-from bbflow.compiler.codes import CODES, explain, normalize
+from bbflow.compiler.diagnostics.codes import CODES, explain, normalize
 from shared_cases import CONTRACT
 
 ROOT = Path(__file__).resolve().parent.parent

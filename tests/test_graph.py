@@ -7,8 +7,8 @@ the source-level tests below run them through the parser and the checker.
 import pytest
 from graph_helpers import body, found_after, graph, node
 
-from bbflow.compiler.diagnostics import Diagnostics
-from bbflow.compiler.graph import (
+from bbflow.compiler.diagnostics.core import Diagnostics
+from bbflow.compiler.analysis.graph import (
     Effect, Node, NodeKind, check_category_conflicts, check_cycles, check_unused, find_category_conflicts,
     find_cycles,
 )
@@ -254,7 +254,7 @@ reactor R() on Arm {
 def test_after_names_are_found_through_the_checker_refs_not_a_search(monkeypatch):
     # Regression: `after` was resolved by scanning the body for each name, quadratic in a long
     # reactor (10,000 steps took seconds). The checker's Ref gives the node at once.
-    import bbflow.compiler.analyses as analyses
+    import bbflow.compiler.analysis.analyses as analyses
 
     def no_search(name, path):
         raise AssertionError(f"`after {name}` was searched for")

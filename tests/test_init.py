@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from bbflow.cli import main
-from bbflow.compiler.codes import CODES
+from bbflow.compiler.diagnostics.codes import CODES
 from bbflow.scaffold import project_files
 
 

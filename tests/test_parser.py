@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from bbflow.compiler import ast
-from bbflow.compiler.diagnostics import Diagnostics
-from bbflow.compiler.parser import flow_parser, parse_module, parse_text
+from bbflow.compiler.diagnostics.core import Diagnostics
+from bbflow.compiler.syntax.parser import flow_parser, parse_module, parse_text
 from bbflow.compiler.source import SourceFile, Span
-from bbflow.compiler.suggest import closest, edit_distance
+from bbflow.compiler.diagnostics.suggest import closest, edit_distance
 from shared_cases import case_params, cases
 
 
@@ -507,7 +507,7 @@ def test_no_anonymous_terminals() -> None:
 
 
 def test_internal_errors_become_bbf900(monkeypatch: pytest.MonkeyPatch) -> None:
-    import bbflow.compiler.parser as parser
+    import bbflow.compiler.syntax.parser as parser
 
     def broken(*_args: object) -> None:
         raise RuntimeError("boom")

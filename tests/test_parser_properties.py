@@ -11,7 +11,7 @@ from hypothesis.extra.lark import from_lark
 from lark.lexer import PatternStr
 
 from bbflow.compiler import ast
-from bbflow.compiler.parser import flow_parser, parse_text
+from bbflow.compiler.syntax.parser import flow_parser, parse_text
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "conformance"
 SAMPLE = f"""# a sample program, used when the shared conformance cases are absent

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bbflow.compiler import ast
-from bbflow.compiler.parser import parse_text
+from bbflow.compiler.syntax.parser import parse_text
 
 ROBOT = """robot Arm {
     limit motion 1

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bbflow.compiler.patterns import Pattern, compile_pattern
+from bbflow.compiler.semantic.patterns import Pattern, compile_pattern
 
 
 def pat(text: str) -> Pattern:

@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 
 from bbflow.cli import main
 from bbflow.compiler import pipeline
-from bbflow.compiler.build import build_program, compile_project
-from bbflow.compiler.parser import parse_module
+from bbflow.build import build_program, compile_project
+from bbflow.compiler.syntax.parser import parse_module
 from bbflow.compiler.pipeline import compile_paths, run_checker
 from bbflow.compiler.report import report
 from codegen_helpers import write_flows

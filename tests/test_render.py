@@ -9,11 +9,11 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from bbflow.compiler.codes import CODES
-from bbflow.compiler.diagnostics import Diagnostic, Diagnostics, Label, Severity
-from bbflow.compiler.render_json import render_json
-from bbflow.compiler.render_sarif import file_uri, render_sarif
-from bbflow.compiler.render_text import render_text
+from bbflow.compiler.diagnostics.codes import CODES
+from bbflow.compiler.diagnostics.core import Diagnostic, Diagnostics, Label, Severity
+from bbflow.compiler.diagnostics.render_json import render_json
+from bbflow.compiler.diagnostics.render_sarif import file_uri, render_sarif
+from bbflow.compiler.diagnostics.render_text import render_text
 from bbflow.compiler.source import SourceFile, Span
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -178,8 +178,8 @@ def test_sarif_uris() -> None:
 
 
 def test_a_label_in_another_file_gets_its_own_block() -> None:
-    from bbflow.compiler.diagnostics import Diagnostic, Label, Severity
-    from bbflow.compiler.render_text import render_text
+    from bbflow.compiler.diagnostics.core import Diagnostic, Label, Severity
+    from bbflow.compiler.diagnostics.render_text import render_text
     from bbflow.compiler.source import SourceFile, Span
 
     a = SourceFile("a.flow", "signal cell.start\n")

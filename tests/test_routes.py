@@ -3,9 +3,9 @@
 import pytest
 
 from bbflow.compiler.checker import check
-from bbflow.compiler.parser import parse_text
-from bbflow.compiler.patterns import compile_pattern
-from bbflow.compiler.routes import dispatch_order
+from bbflow.compiler.syntax.parser import parse_text
+from bbflow.compiler.semantic.patterns import compile_pattern
+from bbflow.compiler.analysis.routes import dispatch_order
 
 
 def diagnose(text: str):

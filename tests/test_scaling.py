@@ -3,7 +3,7 @@
 A program of ``n`` cells and one of ``4 * n`` cells are checked while counting
 the work: route-pattern matches (``Pattern.matches`` and ``covers``), steps of
 the pattern trie (``bbflow.runtime.router._collect``) and of the signal index
-(``bbflow.compiler.patterns._find``), and every Python function call the check
+(``bbflow.compiler.semantic.patterns._find``), and every Python function call the check
 makes. A linear checker does about 4x the work for 4x the program; the bound
 of 6x leaves room for the fixed part (the standard library) and still fails a
 pass that tries every route against every signal (16x).
@@ -25,10 +25,11 @@ from typing import Any
 
 import pytest
 
-from bbflow.compiler import patterns, routes
+from bbflow.compiler.semantic import patterns
+from bbflow.compiler.analysis import routes
 from bbflow.compiler.checker import check
-from bbflow.compiler.diagnostics import Diagnostics
-from bbflow.compiler.parser import parse_text
+from bbflow.compiler.diagnostics.core import Diagnostics
+from bbflow.compiler.syntax.parser import parse_text
 from bbflow.runtime import router
 
 SMALL = 12

@@ -7,8 +7,8 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bbflow.compiler.patterns import Pattern, SignalIndex, compile_pattern
-from bbflow.compiler.routes import match_signals
+from bbflow.compiler.semantic.patterns import Pattern, SignalIndex, compile_pattern
+from bbflow.compiler.analysis.routes import match_signals
 from bbflow.runtime.router import PatternTrie
 
 segment = st.sampled_from(["a", "b", "*", "**"])

@@ -88,8 +88,8 @@ import attrs
 
 from bbflow import __version__
 from bbflow.compiler import ast
-from bbflow.compiler import types as T
-from bbflow.compiler.diagnostics import Diagnostic, Label, Severity
+from bbflow.compiler.semantic import types as T
+from bbflow.compiler.diagnostics.core import Diagnostic, Label, Severity
 from bbflow.compiler.source import Span
 from bbflow.runtime import model
 

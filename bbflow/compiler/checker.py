@@ -30,16 +30,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from bbflow.compiler import ast
-from bbflow.compiler import types as T
-from bbflow.compiler.diagnostics import Diagnostics, Label
+from bbflow.compiler.semantic import types as T
+from bbflow.compiler.diagnostics.core import Diagnostics, Label
 from bbflow.compiler.cache import SignalEntry, SignalSite
-from bbflow.compiler.facts import Facts
-from bbflow.compiler.modules import is_std, link, load_stdlib
-from bbflow.compiler.patterns import Pattern, compile_pattern
-from bbflow.compiler.resolve import Resolver, declare
-from bbflow.compiler.routes import check_emits, check_unused_signals
-from bbflow.compiler.symbols import ModuleScope, SymKind
-from bbflow.compiler.typecheck import TypeChecker
+from bbflow.compiler.semantic.facts import Facts
+from bbflow.compiler.semantic.modules import is_std, link, load_stdlib
+from bbflow.compiler.semantic.patterns import Pattern, compile_pattern
+from bbflow.compiler.semantic.resolve import Resolver, declare
+from bbflow.compiler.analysis.routes import check_emits, check_unused_signals
+from bbflow.compiler.semantic.symbols import ModuleScope, SymKind
+from bbflow.compiler.semantic.typecheck import TypeChecker
 
 #: the code of the one diagnostic the route analysis makes about the whole program
 UNUSED_SIGNAL = "BBF505"
@@ -217,7 +217,7 @@ def signal_use(module: ast.Module, facts: Facts) -> tuple[frozenset[str], frozen
 def _run_analyses(facts: Facts, diags: Diagnostics) -> None:
     """The graph, compensation and route analyses, once they are part of the tree."""
     try:
-        from bbflow.compiler.analyses import analyse
+        from bbflow.compiler.analysis.analyses import analyse
     except ImportError:  # pragma: no cover - the analyses ship with the checker
         return
     analyse(facts, diags)

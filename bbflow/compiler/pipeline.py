@@ -63,11 +63,11 @@ from bbflow.compiler.cache import (
     table_digest, table_id,
 )
 from bbflow.compiler.checker import Declared, check, duplicate_signals, signal_entries, signal_use, unused_signals
-from bbflow.compiler.codegen import GeneratedModule, flow_path, generate_module
-from bbflow.compiler.diagnostics import Diagnostic, Diagnostics
-from bbflow.compiler.facts import Facts
-from bbflow.compiler.modules import PRELUDE, STDLIB_FILE, load_stdlib, stdlib_sources
-from bbflow.compiler.parser import parse_module
+from bbflow.compiler.codegen.generate import GeneratedModule, flow_path, generate_module
+from bbflow.compiler.diagnostics.core import Diagnostic, Diagnostics
+from bbflow.compiler.semantic.facts import Facts
+from bbflow.compiler.semantic.modules import PRELUDE, STDLIB_FILE, load_stdlib, stdlib_sources
+from bbflow.compiler.syntax.parser import parse_module
 from bbflow.compiler.source import SourceFile, Span
 from bbflow.project import PROJECT_FILE, Project, ProjectError, find_project, load_project
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import attrs
 
 from bbflow.compiler.pipeline import CompileResult
-from bbflow.compiler.render_json import render_json
-from bbflow.compiler.render_sarif import render_sarif
-from bbflow.compiler.render_text import render_text
+from bbflow.compiler.diagnostics.render_json import render_json
+from bbflow.compiler.diagnostics.render_sarif import render_sarif
+from bbflow.compiler.diagnostics.render_text import render_text
 
 
 @attrs.frozen(slots=True)

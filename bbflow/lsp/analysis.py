@@ -18,10 +18,10 @@ from typing import Any
 import attrs
 
 from bbflow.compiler import ast
-from bbflow.compiler import types as T
-from bbflow.compiler.codes import CODES, explain
-from bbflow.compiler.diagnostics import Diagnostic
-from bbflow.compiler.facts import CallKind, Facts, Ref, RefKind
+from bbflow.compiler.semantic import types as T
+from bbflow.compiler.diagnostics.codes import CODES, explain
+from bbflow.compiler.diagnostics.core import Diagnostic
+from bbflow.compiler.semantic.facts import CallKind, Facts, Ref, RefKind
 from bbflow.lsp.locate import (
     Location,
     Pos,

@@ -16,8 +16,8 @@ from typing import Any
 import attrs
 
 from bbflow.compiler import ast
-from bbflow.compiler.facts import Facts
-from bbflow.compiler.modules import PRELUDE, STDLIB_FILE, STDLIB_PACKAGE
+from bbflow.compiler.semantic.facts import Facts
+from bbflow.compiler.semantic.modules import PRELUDE, STDLIB_FILE, STDLIB_PACKAGE
 from bbflow.compiler.source import Span
 
 

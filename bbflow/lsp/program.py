@@ -20,7 +20,7 @@ from pathlib import Path
 import attrs
 
 from bbflow.compiler import ast
-from bbflow.compiler.parser import parse_module
+from bbflow.compiler.syntax.parser import parse_module
 from bbflow.compiler.pipeline import (
     CompileResult,
     InputError,

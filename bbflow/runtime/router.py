@@ -50,7 +50,7 @@ def split_pattern(pattern: str) -> tuple[str, ...]:
 def specificity(segments: tuple[str, ...]) -> tuple[int, int]:
     """How specific a pattern is, as a sort key (smaller first): more literal segments, then ``*`` before ``**``.
 
-    The checker orders routes by this too (``bbflow.compiler.patterns``), so that
+    The checker orders routes by this too (``bbflow.compiler.semantic.patterns``), so that
     what BBF502 proves about route order holds at run time.
     """
     literals = sum(1 for s in segments if s not in (STAR, GLOBSTAR))
@@ -76,7 +76,7 @@ class PatternTrie(Generic[V]):
     """Patterns compiled into one trie, each with a value; ``collect`` finds the values of every pattern
     that matches a type, at a cost that grows with the type's length, not with the number of patterns.
 
-    The router keeps route ranks in it; the checker (``bbflow.compiler.routes``) the patterns of every
+    The router keeps route ranks in it; the checker (``bbflow.compiler.analysis.routes``) the patterns of every
     agent, to find in one walk per declared signal which routes some signal reaches.
     """
 

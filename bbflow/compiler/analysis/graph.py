@@ -9,8 +9,8 @@ A body's ``fail`` runs when everything else in the body is done, so it gets
 an edge from every other node.
 
 These structures are built from the AST and the checker's facts by
-``bbflow.compiler.analyses``; the algorithms here and in
-``bbflow.compiler.compensation`` only look at them, so they are tested on
+``bbflow.compiler.analysis.analyses``; the algorithms here and in
+``bbflow.compiler.analysis.compensation`` only look at them, so they are tested on
 hand-built graphs as well as on compiled source.
 """
 
@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 import attrs
 import networkx as nx
 
-from bbflow.compiler.diagnostics import Diagnostics, Label
+from bbflow.compiler.diagnostics.core import Diagnostics, Label
 from bbflow.compiler.source import Span
 
 #: a limited command category: (qualname of the robot interface, category name)

@@ -16,13 +16,13 @@ from typing import Any
 import attrs
 
 from bbflow.compiler import ast
-from bbflow.compiler import types as T
-from bbflow.compiler.diagnostics import Diagnostics
-from bbflow.compiler.env import Env
-from bbflow.compiler.facts import CallKind, CallTarget, Facts, Ref, RefKind
-from bbflow.compiler.resolve import BUILTIN_COMMANDS, Resolver, RobotInfo, Signature, did_you_mean, duplicate
-from bbflow.compiler.suggest import closest
-from bbflow.compiler.symbols import ModuleScope, SymKind, Symbol
+from bbflow.compiler.semantic import types as T
+from bbflow.compiler.diagnostics.core import Diagnostics
+from bbflow.compiler.semantic.env import Env
+from bbflow.compiler.semantic.facts import CallKind, CallTarget, Facts, Ref, RefKind
+from bbflow.compiler.semantic.resolve import BUILTIN_COMMANDS, Resolver, RobotInfo, Signature, did_you_mean, duplicate
+from bbflow.compiler.diagnostics.suggest import closest
+from bbflow.compiler.semantic.symbols import ModuleScope, SymKind, Symbol
 
 BUILTIN_FUNCTIONS = ("len", "min", "max", "abs", "round", "str")
 WAITS = ("wait_state", "wait_event")

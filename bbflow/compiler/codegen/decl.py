@@ -21,9 +21,9 @@ from typing import Any
 import attrs
 
 from bbflow.compiler import ast
-from bbflow.compiler.codegen_expr import CodegenError, ExprGen
-from bbflow.compiler.codegen_src import Call, Raw, Seq, Pair, Src, literal
-from bbflow.compiler.facts import CallKind, Facts
+from bbflow.compiler.codegen.expr import CodegenError, ExprGen
+from bbflow.compiler.codegen.src import Call, Raw, Seq, Pair, Src, literal
+from bbflow.compiler.semantic.facts import CallKind, Facts
 from bbflow.runtime import types as rt
 
 _BINDERS = (ast.StepStmt, ast.LetStmt, ast.SwitchStmt, ast.MapStmt)

@@ -15,10 +15,10 @@ from typing import Any
 import attrs
 
 from bbflow.compiler import ast
-from bbflow.compiler import types as T
-from bbflow.compiler.diagnostics import Diagnostics
-from bbflow.compiler.facts import RefKind
-from bbflow.compiler.resolve import duplicate
+from bbflow.compiler.semantic import types as T
+from bbflow.compiler.diagnostics.core import Diagnostics
+from bbflow.compiler.semantic.facts import RefKind
+from bbflow.compiler.semantic.resolve import duplicate
 
 
 @attrs.define(eq=False)

@@ -16,9 +16,9 @@ from importlib.resources import files
 from lark import Lark, Token
 
 from bbflow.compiler import ast
-from bbflow.compiler.build_ast import build_module
-from bbflow.compiler.diagnostics import Diagnostics
-from bbflow.compiler.recovery import SyntaxDriver
+from bbflow.compiler.syntax.build_ast import build_module
+from bbflow.compiler.diagnostics.core import Diagnostics
+from bbflow.compiler.syntax.recovery import SyntaxDriver
 from bbflow.compiler.source import SourceFile, Span
 
 __all__ = ["parse_module", "parse_text", "flow_parser"]

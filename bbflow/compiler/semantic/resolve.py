@@ -16,11 +16,11 @@ from typing import Any
 import attrs
 
 from bbflow.compiler import ast
-from bbflow.compiler import types as T
-from bbflow.compiler.diagnostics import Diagnostics, Label
-from bbflow.compiler.facts import Facts
-from bbflow.compiler.suggest import closest
-from bbflow.compiler.symbols import DECL_KINDS, ModuleScope, SymKind, Symbol
+from bbflow.compiler.semantic import types as T
+from bbflow.compiler.diagnostics.core import Diagnostics, Label
+from bbflow.compiler.semantic.facts import Facts
+from bbflow.compiler.diagnostics.suggest import closest
+from bbflow.compiler.semantic.symbols import DECL_KINDS, ModuleScope, SymKind, Symbol
 
 #: the safety states every robot has (LANGUAGE.md §4)
 SAFETY_STATES = ("disarmed", "armed", "disarming", "fault")

@@ -16,8 +16,8 @@ from typing import Any
 from urllib.parse import quote
 
 from bbflow import __version__
-from bbflow.compiler.codes import CODES, explain
-from bbflow.compiler.diagnostics import Diagnostic
+from bbflow.compiler.diagnostics.codes import CODES, explain
+from bbflow.compiler.diagnostics.core import Diagnostic
 from bbflow.compiler.source import Span
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"

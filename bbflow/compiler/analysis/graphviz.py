@@ -1,6 +1,6 @@
 """``bbflow graph REACTOR``: a reactor's steps and dependencies as Mermaid or Graphviz dot.
 
-Drawn from the same ``ReactorGraph`` the analyses check (``bbflow.compiler.analyses``):
+Drawn from the same ``ReactorGraph`` the analyses check (``bbflow.compiler.analysis.analyses``):
 
 - a node per step (``name: call``), ``let``, ``switch``/``map`` (a subgraph
   holding its bodies) and ``fail``;
@@ -20,9 +20,9 @@ from __future__ import annotations
 import attrs
 
 from bbflow.compiler import ast
-from bbflow.compiler.analyses import build_graph
-from bbflow.compiler.facts import Facts
-from bbflow.compiler.graph import Body, Node, NodeKind, ReactorGraph
+from bbflow.compiler.analysis.analyses import build_graph
+from bbflow.compiler.semantic.facts import Facts
+from bbflow.compiler.analysis.graph import Body, Node, NodeKind, ReactorGraph
 
 FORMATS = ("mermaid", "dot")
 

@@ -1,6 +1,6 @@
 """Agent routes and signals: BBF501-BBF505.
 
-- BBF501: a route pattern that is not valid (``bbflow.compiler.patterns``).
+- BBF501: a route pattern that is not valid (``bbflow.compiler.semantic.patterns``).
 - BBF502: a route that can never fire, because a route before it in dispatch
   order (priority, then specificity, then declaration) has no ``when`` and
   matches every signal type it matches.
@@ -17,11 +17,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from bbflow.compiler import ast
-from bbflow.compiler.diagnostics import Diagnostics, Label
-from bbflow.compiler.facts import Facts
-from bbflow.compiler.modules import is_std
-from bbflow.compiler.patterns import Pattern, SignalIndex, compile_pattern
-from bbflow.compiler.suggest import closest
+from bbflow.compiler.diagnostics.core import Diagnostics, Label
+from bbflow.compiler.semantic.facts import Facts
+from bbflow.compiler.semantic.modules import is_std
+from bbflow.compiler.semantic.patterns import Pattern, SignalIndex, compile_pattern
+from bbflow.compiler.diagnostics.suggest import closest
 from bbflow.runtime.router import STAR, PatternTrie
 from bbflow.runtime.signals import ROBOT_EVENT_PREFIX
 

@@ -2,7 +2,7 @@
 
 One ``TypeChecker`` walks every declaration of a module once. Reactor bodies
 declare all their names first (a step may name one written after it) and
-compute each name's type on first use (see ``bbflow.compiler.env``). Decisions
+compute each name's type on first use (see ``bbflow.compiler.semantic.env``). Decisions
 where LANGUAGE.md is silent are documented in docs (see the report of issue 3)
 and in comments where they are made.
 """
@@ -14,17 +14,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from bbflow.compiler import ast
-from bbflow.compiler import types as T
-from bbflow.compiler.diagnostics import Diagnostics, Label
-from bbflow.compiler.env import Env, Local
-from bbflow.compiler.exprs import Ctx, ExprChecker
-from bbflow.compiler.facts import CallKind, Facts, Ref, RefKind
+from bbflow.compiler.semantic import types as T
+from bbflow.compiler.diagnostics.core import Diagnostics, Label
+from bbflow.compiler.semantic.env import Env, Local
+from bbflow.compiler.semantic.exprs import Ctx, ExprChecker
+from bbflow.compiler.semantic.facts import CallKind, Facts, Ref, RefKind
 from bbflow.compiler.source import Span
-from bbflow.compiler.resolve import Resolver, RobotInfo, did_you_mean, duplicate
-from bbflow.compiler.symbols import ModuleScope, SymKind
+from bbflow.compiler.semantic.resolve import Resolver, RobotInfo, did_you_mean, duplicate
+from bbflow.compiler.semantic.symbols import ModuleScope, SymKind
 
 try:  # the route patterns module (LANGUAGE.md §8); without it, wildcard routes bind `data: any`
-    from bbflow.compiler.patterns import Pattern, SignalIndex, compile_pattern
+    from bbflow.compiler.semantic.patterns import Pattern, SignalIndex, compile_pattern
 except ImportError:  # pragma: no cover - present in the full tree
     compile_pattern = None  # type: ignore[assignment]
 

@@ -18,15 +18,15 @@ from collections.abc import Iterator
 import attrs
 
 from bbflow.compiler import ast
-from bbflow.compiler.compensation import ReactorSummary, check_compensation, check_useless_undo, summarise
-from bbflow.compiler.diagnostics import Diagnostics
-from bbflow.compiler.facts import CallKind, Facts, RefKind
-from bbflow.compiler.graph import (
+from bbflow.compiler.analysis.compensation import ReactorSummary, check_compensation, check_useless_undo, summarise
+from bbflow.compiler.diagnostics.core import Diagnostics
+from bbflow.compiler.semantic.facts import CallKind, Facts, RefKind
+from bbflow.compiler.analysis.graph import (
     Body, Category, Effect, Node, NodeKind, ReactorGraph, UndoRef, check_category_conflicts, check_cycles,
     check_unused,
 )
-from bbflow.compiler.modules import is_std
-from bbflow.compiler.routes import check_routes
+from bbflow.compiler.semantic.modules import is_std
+from bbflow.compiler.analysis.routes import check_routes
 
 #: references that are data dependencies (on a node of some body)
 _NODE_REFS = (RefKind.STEP, RefKind.LET, RefKind.SWITCH, RefKind.MAP)

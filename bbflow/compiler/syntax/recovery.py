@@ -25,10 +25,10 @@ from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 from lark.lexer import PatternStr
 
-from bbflow.compiler.diagnostics import Diagnostics
+from bbflow.compiler.diagnostics.core import Diagnostics
 from bbflow.compiler.source import SourceFile, Span
-from bbflow.compiler.suggest import closest
-from bbflow.compiler.syntax_messages import describe_error
+from bbflow.compiler.diagnostics.suggest import closest
+from bbflow.compiler.syntax.messages import describe_error
 
 LOOKAHEAD = 3  # tokens that must parse after a repair for it to be taken
 QUIET_AFTER_ERROR = 3  # tokens that must parse after an error before another is reported

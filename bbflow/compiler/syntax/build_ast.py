@@ -14,10 +14,10 @@ from typing import Any
 from lark import Token, Transformer, Tree, v_args
 
 from bbflow.compiler import ast
-from bbflow.compiler.diagnostics import Diagnostics, Label
-from bbflow.compiler.literals import DecodedNumber, decode_number, decode_string
+from bbflow.compiler.diagnostics.core import Diagnostics, Label
+from bbflow.compiler.syntax.literals import DecodedNumber, decode_number, decode_string
 from bbflow.compiler.source import Span
-from bbflow.compiler.suggest import closest
+from bbflow.compiler.diagnostics.suggest import closest
 
 KEYWORDS = frozenset("""
     from import as type enum signal robot states limit category command event readonly allowed timeout undo

@@ -1,6 +1,6 @@
 """Compiler types to runtime type descriptors, and descriptors to Python source.
 
-The checker's types (``bbflow.compiler.types``) describe values for the
+The checker's types (``bbflow.compiler.semantic.types``) describe values for the
 proof; the runtime's descriptors (``bbflow.runtime.types``) validate them at
 trust boundaries. A generated module defines each distinct descriptor once,
 as a module constant (``_T1 = _t.Record(...)``), in order of first use.
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import attrs
 
-from bbflow.compiler import types as ct
-from bbflow.compiler.codegen_src import Call, Raw, Seq, Src, literal
+from bbflow.compiler.semantic import types as ct
+from bbflow.compiler.codegen.src import Call, Raw, Seq, Src, literal
 from bbflow.runtime import types as rt
 
 _PRIMS = {"bool": "BOOL", "int": "INT", "float": "FLOAT", "str": "STR", "duration": "DURATION", "any": "ANY"}

@@ -93,7 +93,7 @@ class Facts:
     calls: dict[int, CallTarget] = attrs.Factory(dict)
     #: id(Name or Attr) -> Ref, for every value name that resolved
     refs: dict[int, Ref] = attrs.Factory(dict)
-    #: id(Expr) -> the compiler type of the expression (bbflow.compiler.types)
+    #: id(Expr) -> the compiler type of the expression (bbflow.compiler.semantic.types)
     types: dict[int, Any] = attrs.Factory(dict)
     #: id(ReactorDecl or AgentDecl) -> qualname of the robot interface it is `on`
     robots_of: dict[int, str] = attrs.Factory(dict)

@@ -2,7 +2,7 @@
 
 A pass never raises for a user's mistake; it appends a ``Diagnostic`` to the
 ``Diagnostics`` bag it was given and carries on. Codes are stable (see
-``bbflow.compiler.codes`` and docs/diagnostics/).
+``bbflow.compiler.diagnostics.codes`` and docs/diagnostics/).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 
 import click
 
-from bbflow.compiler.diagnostics import Diagnostic, Severity
+from bbflow.compiler.diagnostics.core import Diagnostic, Severity
 from bbflow.compiler.source import SourceFile, Span
 
 TAB = "    "

@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from bbflow.compiler.diagnostics import Diagnostic
+from bbflow.compiler.diagnostics.core import Diagnostic
 
 
 def diagnostic_dict(diag: Diagnostic) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from importlib import resources
 
 import attrs
 
-from bbflow.compiler.diagnostics import Severity
+from bbflow.compiler.diagnostics.core import Severity
 
 
 @attrs.frozen(slots=True)

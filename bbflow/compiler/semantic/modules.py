@@ -17,11 +17,11 @@ from importlib import resources
 import networkx as nx
 
 from bbflow.compiler import ast
-from bbflow.compiler.diagnostics import Diagnostics
-from bbflow.compiler.parser import parse_module
-from bbflow.compiler.resolve import did_you_mean, duplicate
+from bbflow.compiler.diagnostics.core import Diagnostics
+from bbflow.compiler.syntax.parser import parse_module
+from bbflow.compiler.semantic.resolve import did_you_mean, duplicate
 from bbflow.compiler.source import SourceFile
-from bbflow.compiler.symbols import ModuleScope, SymKind, Symbol
+from bbflow.compiler.semantic.symbols import ModuleScope, SymKind, Symbol
 
 PRELUDE = "std.prelude"
 STDLIB_PACKAGE = "bbflow.stdlib"

@@ -24,10 +24,10 @@ import attrs
 from bbflow import __version__
 from bbflow.compiler import ast
 from bbflow.compiler.cache import Cache
-from bbflow.compiler.codegen import GeneratedModule, flow_path, module_path
-from bbflow.compiler.diagnostics import Diagnostics
-from bbflow.compiler.modules import STDLIB_FILE
-from bbflow.compiler.parser import parse_module
+from bbflow.compiler.codegen.generate import GeneratedModule, flow_path, module_path
+from bbflow.compiler.diagnostics.core import Diagnostics
+from bbflow.compiler.semantic.modules import STDLIB_FILE
+from bbflow.compiler.syntax.parser import parse_module
 from bbflow.compiler.pipeline import CompileResult, compile_paths
 from bbflow.compiler.source import Span
 from bbflow.project import Project, RobotConfig, importable

@@ -17,9 +17,9 @@ from typing import Any
 import attrs
 
 from bbflow.compiler import ast
-from bbflow.compiler.codegen_src import literal
-from bbflow.compiler.codegen_types import TypeTable, to_rtype, widens
-from bbflow.compiler.facts import CallKind, CallTarget, Facts, RefKind
+from bbflow.compiler.codegen.src import literal
+from bbflow.compiler.codegen.types import TypeTable, to_rtype, widens
+from bbflow.compiler.semantic.facts import CallKind, CallTarget, Facts, RefKind
 from bbflow.runtime import types as rt
 
 

@@ -57,7 +57,7 @@ def _malformed(text: str) -> DecodedNumber:
         return DecodedNumber("float", 0.0, f"malformed number `{text}`: the exponent has no digits",
                              "write an exponent like `1e-3`")
     if rest.isalpha():
-        from bbflow.compiler.suggest import closest
+        from bbflow.compiler.diagnostics.suggest import closest
 
         near = closest(rest, _UNIT_SECONDS)
         hint = f"did you mean `{digits}{near[0]}`?" if near else "the units are `ms`, `s`, `m` and `h`"

@@ -22,8 +22,8 @@ from collections.abc import Mapping
 import attrs
 import networkx as nx
 
-from bbflow.compiler.diagnostics import Diagnostics, Label
-from bbflow.compiler.graph import Category, Effect, Node, NodeKind, ReactorGraph
+from bbflow.compiler.diagnostics.core import Diagnostics, Label
+from bbflow.compiler.analysis.graph import Category, Effect, Node, NodeKind, ReactorGraph
 
 
 @attrs.frozen(slots=True)

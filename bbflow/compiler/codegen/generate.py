@@ -23,11 +23,11 @@ import attrs
 
 from bbflow import __version__
 from bbflow.compiler import ast
-from bbflow.compiler.codegen_decl import DeclGen
-from bbflow.compiler.codegen_expr import CodegenError, ExprFunctions, ExprGen
-from bbflow.compiler.codegen_src import Line, Src, comment, ident, literal, render
-from bbflow.compiler.codegen_types import TypeTable
-from bbflow.compiler.facts import Facts
+from bbflow.compiler.codegen.decl import DeclGen
+from bbflow.compiler.codegen.expr import CodegenError, ExprFunctions, ExprGen
+from bbflow.compiler.codegen.src import Line, Src, comment, ident, literal, render
+from bbflow.compiler.codegen.types import TypeTable
+from bbflow.compiler.semantic.facts import Facts
 from bbflow.runtime import model
 
 __all__ = ["CodegenError", "GeneratedModule", "flow_path", "generate_module", "module_path"]
