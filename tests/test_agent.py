@@ -640,11 +640,13 @@ def test_robot_signals_reach_only_agents_bound_to_that_robot():
     assert [e["type"] for e in rec.of("signal.in")][:1] == ["robot.safety.changed"]
 
 
-def test_robot_signal_without_a_robot_source_reaches_nobody():
+def test_robot_signal_from_outside_is_refused_at_the_door():
     bus, rec = make_bus()
     bus.receive_json({"type": "robot.error", "source": "/test", "data": {"message": "x"}})
-    assert bus.dropped == 1
-    assert "source" in rec.of("signal.dropped")[0]["reason"]
+    bus.receive_json({"type": "robot.error", "source": "/robot/arm", "data": {"message": "x"}})
+    assert bus.dropped == 2
+    assert all("only the robot's own driver" in e["reason"] for e in rec.of("signal.dropped"))
+    assert not rec.of("signal.in")
 
 
 def test_receive_json_drops_bad_data_and_raises_on_non_signals():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -269,8 +270,8 @@ def test_agents_until_idle_handle_the_input_then_stop(program: model.Program, tm
     s, recorder, notes = session(plan, lines=Lines(REQUEST, "", "not json", '{"data": 1}', REQUEST))
     outcome = play(s)
     assert outcome.status is Status.OK
-    assert notes == ["input line 3: skipped, not JSON: Expecting value: line 1 column 1 (char 0)",
-                     "input line 4: skipped, not a signal: no string 'type'"]
+    assert notes == ["input line 3: skipped: not JSON: Expecting value: line 1 column 1 (char 0)",
+                     "input line 4: skipped: no string 'type'"]
     emitted = [e["type"] for e in recorder.named("signal.emit")]
     assert emitted == ["pick.rejected", "pick.completed"]
     assert len(recorder.named("run.ok")) == 1
@@ -384,7 +385,7 @@ def test_input_lines_from_a_pipe_and_from_a_stream() -> None:
     async def collect(source: Any) -> list[str]:
         return [line async for line in InputLines(source)]
 
-    assert asyncio.run(collect(read)) == ["one", "two", "", "thré"]
+    assert asyncio.run(collect(read)) == [b"one", b"two", b"", "thré".encode()]
     os.close(read)
     assert asyncio.run(collect(io.StringIO("a\nb\n"))) == ["a", "b"]
     assert stdin_source(io.StringIO()) is not None and isinstance(stdin_source(open(os.devnull)), int)
@@ -394,3 +395,37 @@ def test_the_project_file_round_trip(tmp_path: Path) -> None:
     """The helper's project is what the CLI tests run: it loads, with the arm bound to the sim."""
     loaded = load_project(write_project(tmp_path))
     assert loaded.robots["arm"].interface == "cell.Arm" and loaded.run_agents == ("cell.Picker",)
+
+
+# --- hostile input at the door ---------------------------------------------------------------------
+
+
+def test_hostile_lines_are_skipped_with_a_reason_and_the_run_goes_on(program: model.Program, tmp_path: Path) -> None:
+    deep = '{"type": "pick.requested", "data": ' + "[" * 1000 + "]" * 1000 + "}"
+    nan = REQUEST.replace('"x": 0.2', '"x": NaN')
+    fake_safety = '{"type": "robot.safety.changed", "source": "/robot/arm", "data": {"from": "armed", "to": "fault"}}'
+    fake_force = '{"type": "robot.event.force", "source": "/robot/arm", "data": {"newtons": 50.0}}'
+    bad_utf8 = REQUEST.encode().replace(b"/test", b"/t\xffst")
+    plan = plan_run(program, project(tmp_path), RunOptions(until_idle=True))
+    s, recorder, notes = session(plan, lines=Lines(deep, nan, fake_safety, fake_force, bad_utf8, REQUEST))  # type: ignore[arg-type]
+    outcome = play(s)
+    assert outcome.status is Status.OK, outcome.summary
+    assert notes[0].startswith("input line 1: skipped: nested too deeply")
+    assert notes[1].startswith("input line 2: skipped: NaN is not a JSON number")
+    assert notes[2].startswith("input line 5: skipped: not UTF-8: byte 0xff")
+    dropped = recorder.named("signal.dropped")
+    assert [d["type"] for d in dropped] == ["robot.safety.changed", "robot.event.force"]
+    assert all("only the robot's own driver" in d["reason"] for d in dropped)
+    assert [e["type"] for e in recorder.named("signal.in")][0] == "pick.requested"  # the fakes never got in
+    assert len(recorder.named("run.ok")) == 1  # the good line after them all still ran
+
+
+def test_more_lines_than_a_mailbox_holds_lose_nothing(program: model.Program, tmp_path: Path) -> None:
+    count = 10_050  # over the 10,000 of a mailbox: the input waits for the agent instead of overflowing it
+    line = json.dumps({"type": "pick.rejected", "data": {"reason": "r"}})
+    plan = plan_run(program, project(tmp_path), RunOptions(until_idle=True))
+    s, recorder, notes = session(plan, lines=Lines(*[line] * count))
+    outcome = play(s)
+    assert outcome.status is Status.OK and not notes
+    assert not recorder.named("signal.dropped")
+    assert f"{count} signals in, {count} handled" in outcome.summary

@@ -130,8 +130,8 @@ def test_bad_lines_are_reported_on_stderr_and_skipped(cell: Path, tmp_path: Path
         "\n[1, 2]\n" + REQUEST + "\n"
     result = bbflow_run(cell, "--until-idle", stdin=stdin, events=tmp_path / "events.jsonl")
     assert result.exit_code == 0, result.stderr
-    assert "input line 1: skipped, not JSON" in result.stderr
-    assert "input line 3: skipped, not a signal: not a JSON object: [1, 2]" in result.stderr
+    assert "input line 1: skipped: not JSON" in result.stderr
+    assert "input line 3: skipped: not a JSON object: [1, 2]" in result.stderr
     events = read_events(tmp_path / "events.jsonl")
     dropped = [e for e in events if e["event"] == "signal.dropped"]
     assert dropped[0]["type"] == "pick.requested" and dropped[0]["reason"].startswith("bad data: data.pick")

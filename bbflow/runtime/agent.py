@@ -17,7 +17,9 @@ is never raced. An item is a signal or the outcome of a ``run`` it started.
   that started it.
 - The mailbox is bounded (default 10,000 signals); a signal that finds it full
   is counted and reported as dropped. Run outcomes are never dropped: they are
-  few (one per run in flight) and the agent's state depends on them.
+  few (one per run in flight) and the agent's state depends on them. Input
+  from outside waits for ``room()`` (the mailbox at most half full) before it
+  is delivered, so input never overflows a mailbox: it is read as agents take it.
 """
 
 from __future__ import annotations
@@ -75,9 +77,12 @@ class Mailbox:
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
+        self.feed_limit = max(1, capacity // 2)  # input from outside waits while this many signals are queued
         self._items: deque[Envelope | Outcome] = deque()
         self._signals = 0
         self._ready = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
 
     def __len__(self) -> int:
         return len(self._items)
@@ -86,8 +91,16 @@ class Mailbox:
         if self._signals >= self.capacity:
             return False
         self._signals += 1
+        if self._signals >= self.feed_limit:
+            self._room.clear()
         self._put(envelope)
         return True
+
+    async def room(self) -> None:
+        """Return once fewer than ``feed_limit`` signals are queued."""
+        while self._signals >= self.feed_limit:
+            self._room.clear()
+            await self._room.wait()
 
     def put_outcome(self, outcome: Outcome) -> None:
         self._put(outcome)
@@ -103,6 +116,8 @@ class Mailbox:
         item = self._items.popleft()
         if isinstance(item, Envelope):
             self._signals -= 1
+            if self._signals < self.feed_limit:
+                self._room.set()
         return item
 
 
@@ -162,6 +177,10 @@ class AgentServer:
     @property
     def queue_depth(self) -> int:
         return len(self.mailbox)
+
+    async def room(self) -> None:
+        """Return when the mailbox can take input from outside (backpressure for ``Bus.room``)."""
+        await self.mailbox.room()
 
     # --- intake (called by the bus) ------------------------------------------------
 

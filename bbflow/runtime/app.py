@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-import json
 import signal
 from collections.abc import AsyncIterable, Callable
 from typing import IO, Any
@@ -41,7 +40,7 @@ import attrs
 from rich.console import Console
 
 from bbflow.project import Project
-from bbflow.runtime import model
+from bbflow.runtime import jsonout, model
 from bbflow.runtime.agent import AgentServer, CallRunner
 from bbflow.runtime.bus import Bus, RobotSignals
 from bbflow.runtime.clock import run_virtual
@@ -54,8 +53,9 @@ from bbflow.runtime.liveview import Board, LiveView, PlainLog, compact, outcome_
 from bbflow.runtime.ports import Observer, RuntimeFailure
 from bbflow.runtime.proxy import RobotProxy
 from bbflow.runtime.run_plan import RunOptions, RunPlan, UsageError, plan_run
-from bbflow.runtime.signals import SignalCatalog, SignalRejected
-from bbflow.runtime.stdin import InputLines
+from bbflow.runtime.door import LineTooLong, Refusal
+from bbflow.runtime.signals import SignalCatalog
+from bbflow.runtime.stdin import InputLines, Line
 from bbflow.runtime.supervisor import Child, GaveUp, Supervisor, disarm_all
 
 __all__ = ["Outcome", "Session", "Status", "run_app"]
@@ -78,6 +78,8 @@ class Outcome:
 
 
 Note = Callable[[str], None]
+#: Input lines fed in a row before the feeder lets the other tasks of the loop run.
+FAIRNESS = 64
 
 
 class Session:
@@ -89,7 +91,7 @@ class Session:
         *,
         observer: Observer | None = None,
         board: Board | None = None,
-        lines: AsyncIterable[str] | None = None,
+        lines: AsyncIterable[Line] | None = None,
         note: Note | None = None,
         on_safety: Callable[[str, str, str], None] | None = None,
     ) -> None:
@@ -223,29 +225,27 @@ class Session:
         return Outcome(Status.OK, "idle: " + self._agents_summary())
 
     async def _feed(self, bus: Bus, supervision: asyncio.Task[None]) -> None:
-        """Signals from the input, one JSON line each; then, with --until-idle, stop when idle."""
+        """Signals from the input, one JSON line each, each when the agents have room for it;
+        then, with --until-idle, stop when idle."""
         if self.lines is not None:
             number = 0
             async for line in self.lines:
                 number += 1
-                if line.strip():
+                if isinstance(line, LineTooLong) or line.strip():
+                    await bus.room()
                     self._receive(bus, line, number)
+                if number % FAIRNESS == 0:
+                    await asyncio.sleep(0)  # lines already read must not starve the other tasks
         if self.plan.until_idle:
             await bus.wait_idle()
             supervision.cancel()
         elif self.lines is not None:
             self.note("input closed; the agents go on until interrupted (--until-idle stops when idle)")
 
-    def _receive(self, bus: Bus, line: str, number: int) -> None:
-        try:
-            obj = json.loads(line)
-        except ValueError as exc:
-            self.note(f"input line {number}: skipped, not JSON: {exc}")
-            return
-        try:
-            bus.receive_json(obj, source="/stdin")
-        except SignalRejected as rejected:
-            self.note(f"input line {number}: skipped, not a signal: {rejected.reason}")
+    def _receive(self, bus: Bus, line: Line, number: int) -> None:
+        admitted = bus.admit(line)
+        if isinstance(admitted, Refusal) and not admitted.is_drop:
+            self.note(f"input line {number}: skipped: {admitted.reason}")
 
     async def _safe_stop(self, gave_up: GaveUp) -> None:
         self.note(f"supervision gave up, disarming every robot: {gave_up.reason}")
@@ -339,7 +339,7 @@ def run_app(
         if writer is not None:
             writer.close()
     if outcome.has_result:
-        stdout.write(json.dumps(outcome.result, ensure_ascii=False) + "\n")
+        stdout.write(jsonout.dumps(outcome.result, ensure_ascii=False) + "\n")
         stdout.flush()
     stderr.write(outcome.summary + "\n")
     stderr.flush()

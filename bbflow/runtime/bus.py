@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from bbflow.runtime.door import Door, Refusal
 from bbflow.runtime.events import notify
 from bbflow.runtime.ports import Observer, RobotPort
 from bbflow.runtime.signals import (
@@ -25,7 +26,6 @@ from bbflow.runtime.signals import (
     SignalCatalog,
     SignalRejected,
     is_robot_bound,
-    parse_signal,
     robot_of_source,
     robot_source,
 )
@@ -84,6 +84,9 @@ class Subscriber(Protocol):
     def deliver(self, envelope: Envelope) -> None:
         """Take a signal into the mailbox (or count and report its drop); never blocks."""
 
+    async def room(self) -> None:
+        """Return when the mailbox has room for input from outside."""
+
 
 class Bus:
     """Delivers signals to the attached agents and reports signal events to the observer."""
@@ -93,6 +96,7 @@ class Bus:
         self.observer = observer
         self.activity = Activity()
         self.dropped = 0  # refused at the door, or robot signals that reached no agent
+        self.door = Door(catalog)  # the door of standard input
         self._subscribers: list[Subscriber] = []
 
     # --- subscribers ---------------------------------------------------------------
@@ -129,24 +133,36 @@ class Bus:
         self.report("signal.in", type=envelope.type, data=envelope.data, source=envelope.source)
         self.publish(envelope)
 
-    def receive_json(self, obj: Any, *, source: str = "/stdin") -> Envelope | None:
-        """Check a structured-form signal at the door and ``receive`` it.
+    async def room(self) -> None:
+        """Return when every agent has room for a signal from outside: input waits for this (backpressure)."""
+        for subscriber in self._subscribers:
+            await subscriber.room()
 
-        A drop (undeclared type, bad data) is counted, reported as
-        ``signal.dropped`` with its reason, and gives ``None``. Input that is not
-        a signal at all raises ``SignalRejected`` (with ``type`` None) for the
-        caller to report.
+    def admit(self, raw: Any, door: Door | None = None) -> Envelope | Refusal:
+        """Pass a raw signal through ``door`` (default: the door of standard input) and ``receive`` it.
+
+        A drop (a signal refused: undeclared type, bad data, a robot signal not
+        from its robot, ...) is counted and reported as ``signal.dropped`` with
+        its reason. Input that was not a signal at all is returned as a
+        ``Refusal`` without a type, for the caller to report as it sees fit.
         """
-        try:
-            envelope = parse_signal(obj, self.catalog, source=source)
-        except SignalRejected as rejected:
-            if rejected.type is None:
-                raise
-            self.dropped += 1
-            self.report("signal.dropped", type=rejected.type, reason=rejected.reason)
+        admitted = (door or self.door).admit(raw)
+        if isinstance(admitted, Refusal):
+            if admitted.is_drop:
+                self.dropped += 1
+                self.report("signal.dropped", type=admitted.type, reason=admitted.reason)
+            return admitted
+        self.receive(admitted)
+        return admitted
+
+    def receive_json(self, obj: Any, *, source: str = "/stdin") -> Envelope | None:
+        """``admit`` a parsed structured-form signal; a drop gives ``None``, a non-signal raises ``SignalRejected``."""
+        admitted = self.admit(obj, Door(self.catalog, source=source))
+        if isinstance(admitted, Refusal):
+            if not admitted.is_drop:
+                raise SignalRejected(admitted.reason)
             return None
-        self.receive(envelope)
-        return envelope
+        return admitted
 
     def emit(self, envelope: Envelope, agent: str) -> None:
         """A signal emitted by an agent: reported as ``signal.emit``, then published."""

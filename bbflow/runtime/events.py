@@ -9,12 +9,12 @@ a run: the error is logged and the event goes on to the other observers.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
+from bbflow.runtime import jsonout
 from bbflow.runtime.ports import Observer, RuntimeFailure
 
 log = logging.getLogger("bbflow.runtime")
@@ -115,10 +115,7 @@ class JsonLinesWriter:
             self._owned = False
 
     def __call__(self, event: dict[str, Any]) -> None:
-        try:
-            line = json.dumps(event, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-        except (TypeError, ValueError):
-            line = json.dumps(_strict(jsonable(event)), separators=(",", ":"), ensure_ascii=False)
+        line = jsonout.dumps(event, separators=(",", ":"), ensure_ascii=False)
         self._stream.write(line + "\n")
         self._stream.flush()
 
@@ -132,13 +129,3 @@ class JsonLinesWriter:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-
-def _strict(value: Any) -> Any:
-    """Replace NaN and infinities (not JSON) by their string spelling."""
-    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: _strict(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_strict(v) for v in value]
-    return value

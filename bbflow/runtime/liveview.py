@@ -13,7 +13,6 @@ read on the event loop, so the picture is always consistent).
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import deque
 from typing import IO, Any, Protocol
 
@@ -23,7 +22,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from bbflow.runtime import model
+from bbflow.runtime import jsonout, model
 
 REFRESH = 0.25  # seconds between two redraws of the live view
 KEEP_FINISHED = 4  # finished runs still shown
@@ -204,7 +203,7 @@ def outcome_text(event: dict[str, Any]) -> str:
 
 
 def compact(value: Any, limit: int = 120) -> str:
-    text = json.dumps(value, ensure_ascii=False, default=repr)
+    text = jsonout.dumps(value, ensure_ascii=False, default=repr)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

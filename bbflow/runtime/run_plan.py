@@ -17,7 +17,6 @@ name none).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -25,6 +24,7 @@ import attrs
 
 from bbflow.project import SIM_DRIVER, Project, RobotConfig
 from bbflow.runtime import model
+from bbflow.runtime.door import loads_strict
 from bbflow.runtime.executor import conform_inputs
 from bbflow.runtime.faults import Faults, FaultsError, load_faults
 from bbflow.runtime.ports import RuntimeFailure
@@ -128,10 +128,10 @@ def parse_inputs(pairs: Sequence[str]) -> dict[str, Any]:
         if name in out:
             raise UsageError(f"--input {name}: given twice")
         try:
-            out[name] = json.loads(text)
+            out[name] = loads_strict(text)
         except ValueError as exc:
             hint = f' (a string is written in quotes: {name}=\'"{text}"\')' if text and text[0] not in '{["-0123456789tfn' else ""
-            raise UsageError(f"--input {name}: not JSON: {exc}{hint}") from None
+            raise UsageError(f"--input {name}: {exc}{hint}") from None
     return out
 
 

@@ -1,0 +1,69 @@
+"""Writing JSON that every reader accepts: standard JSON only, whatever the values.
+
+Python's ``json.dumps`` writes ``NaN`` and ``Infinity`` (not JSON) unless told
+not to, and fails on an integer of more than 4,300 digits. ``dumps`` never
+does either: it tries the plain encoder first (fast) and, only when that
+fails, writes a converted copy in which
+
+- a non-finite float becomes the string ``"NaN"``, ``"Infinity"`` or ``"-Infinity"``,
+- an integer too long for decimal conversion becomes its exact hexadecimal
+  spelling as a string (``"0x1f..."``; linear to produce, exact to read back),
+- anything else that is not JSON data becomes its ``repr`` (when ``default`` allows).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from typing import Any
+
+__all__ = ["dumps", "standard"]
+
+
+def dumps(value: Any, **options: Any) -> str:
+    """``json.dumps(value, **options)`` that always gives standard JSON (see the module docstring)."""
+    options["allow_nan"] = False
+    try:
+        return json.dumps(value, **options)
+    except (TypeError, ValueError, RecursionError):
+        return json.dumps(standard(value), **options)
+
+
+def standard(value: Any) -> Any:
+    """A copy of ``value`` made of standard JSON data only (iterative: any depth)."""
+    root: list[Any] = [None]
+    stack: list[tuple[Any, Any, Any]] = [(value, root, 0)]
+    while stack:
+        item, parent, key = stack.pop()
+        if isinstance(item, dict):
+            out: Any = {}
+            stack.extend((v, out, str(k)) for k, v in item.items())
+        elif isinstance(item, (list, tuple)):
+            out = [None] * len(item)
+            stack.extend((v, out, i) for i, v in enumerate(item))
+        else:
+            out = _scalar(item)
+        parent[key] = out
+    return root[0]
+
+
+def _scalar(value: Any) -> Any:
+    if value is None or isinstance(value, (str, bool)):
+        return value
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NaN"
+        if math.isinf(value):
+            return "Infinity" if value > 0 else "-Infinity"
+        return value
+    if isinstance(value, int):
+        limit = sys.get_int_max_str_digits()
+        # bit_length * log10(2) bounds the digit count without converting
+        if limit and value.bit_length() * 0.30103 >= limit - 1:
+            return hex(value)
+        return value
+    to_json = getattr(value, "to_json", None)
+    if callable(to_json):
+        return standard(to_json())
+    return repr(value)
