@@ -89,7 +89,7 @@ def test_json_lines_writer_to_a_stream_and_to_a_file(tmp_path):
     writer({"event": "step.ok", "result": math.inf, "odd": object()})
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert lines[0] == {"event": "step.ok", "result": {"x": 1.0}, "time": 0.5}
-    assert lines[1]["result"] == "inf" and lines[1]["odd"].startswith("<object")
+    assert lines[1]["result"] == "Infinity" and lines[1]["odd"].startswith("<object")
 
     path = tmp_path / "events.jsonl"
     with JsonLinesWriter(path) as to_file:
