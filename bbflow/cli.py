@@ -112,6 +112,58 @@ def init(folder: str) -> None:
 
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=str))
+@click.option("--check", "check_only", is_flag=True, help="Change nothing; exit 1 if a file would be reformatted.")
+@click.option("--diff", "show_diff", is_flag=True, help="Change nothing; print what would change as a unified diff.")
+def fmt(paths: tuple[str, ...], check_only: bool, show_diff: bool) -> None:
+    """Rewrite .flow files (default: below the current folder) in the canonical layout.
+
+    `bbflow fmt -` formats standard input to standard output. Files with
+    syntax errors are left alone and reported. Exit status: 0 done (or, with
+    --check/--diff, nothing to change), 1 a file would change, 2 a file could
+    not be formatted or usage error.
+    """
+    from bbflow.compiler import FormatError, flow_files, format_diff, format_text
+
+    if paths == ("-",):
+        text = sys.stdin.read()
+        try:
+            out = format_text(text, "<stdin>")
+        except FormatError as e:
+            raise UsageFailure(str(e)) from e
+        click.echo(format_diff(text, out, "<stdin>") if show_diff else out, nl=False)
+        sys.exit(1 if (check_only or show_diff) and out != text else 0)
+    try:
+        files = flow_files(paths or (".",))
+    except FormatError as e:
+        raise UsageFailure(str(e)) from e
+    changed = failed = 0
+    for path in files:
+        try:
+            text = path.read_text(encoding="utf-8")
+            out = format_text(text, str(path))
+        except (OSError, UnicodeDecodeError, FormatError) as e:
+            click.echo(f"error: {path}: cannot format: {e}" if not isinstance(e, FormatError) else f"error: {e}",
+                       err=True)
+            failed += 1
+            continue
+        if out == text.replace("\r\n", "\n"):
+            continue
+        changed += 1
+        if show_diff:
+            click.echo(format_diff(text, out, str(path)), nl=False)
+        elif check_only:
+            click.echo(f"would reformat {path}", err=True)
+        else:
+            path.write_text(out, encoding="utf-8")
+            click.echo(f"reformatted {path}", err=True)
+    verb = "would be reformatted" if check_only or show_diff else "reformatted"
+    click.echo(f"{changed} file{'s' * (changed != 1)} {verb}, {len(files) - changed - failed} unchanged"
+               + (f", {failed} not formatted" if failed else ""), err=True)
+    sys.exit(2 if failed else 1 if changed and (check_only or show_diff) else 0)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=str))
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False, path_type=str), default="build",
               show_default=True, help="Folder to write the generated package into.")
 @click.option("--no-cache", is_flag=True, help="Check and generate everything, ignoring .bbflow/cache.")

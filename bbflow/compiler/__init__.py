@@ -18,9 +18,10 @@ from bbflow.compiler.diagnostics.render_text import render_text
 from bbflow.compiler.pipeline import CompileResult, InputError, compile_paths
 from bbflow.compiler.report import Report, report, summary
 from bbflow.compiler.source import SourceFile, Span
+from bbflow.compiler.syntax.fmt import FormatError, flow_files, format_diff, format_text
 
 __all__ = [
     "CODES", "Code", "CompileResult", "Diagnostic", "Diagnostics", "GeneratedModule",
-    "GraphError", "InputError", "Label", "Report", "Severity", "SourceFile", "Span",
-    "ast", "compile_paths", "explain", "normalize", "render_graph", "render_text", "report", "summary",
+    "FormatError", "GraphError", "InputError", "Label", "Report", "Severity", "SourceFile", "Span",
+    "ast", "compile_paths", "explain", "flow_files", "format_diff", "format_text", "normalize", "render_graph", "render_text", "report", "summary",
 ]

@@ -3,6 +3,7 @@
 Text in, ``ast.Module`` out; every syntax mistake becomes a diagnostic (BBF001/BBF002).
 """
 
+from bbflow.compiler.syntax.fmt import FormatError, flow_files, format_diff, format_text
 from bbflow.compiler.syntax.parser import flow_parser, parse_module, parse_text
 
-__all__ = ["flow_parser", "parse_module", "parse_text"]
+__all__ = ["FormatError", "flow_files", "flow_parser", "format_diff", "format_text", "parse_module", "parse_text"]

@@ -1,0 +1,228 @@
+"""``bbflow fmt``: the canonical layout, comments kept, idempotent, the same program; the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from flow_strategies import GENERATED, PROGRAMS, SAMPLE
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from bbflow.cli import main
+from bbflow.compiler import FormatError, ast, format_text
+from bbflow.compiler.syntax.parser import flow_parser, parse_text
+
+ROOT = Path(__file__).resolve().parent.parent
+
+MESSY = """\
+type Pose={x:float,y:float,z:float}
+enum Grip{open,closed}
+signal pick.requested : {pick:Pose,place:Pose}
+signal done
+robot Arm{
+states idle,busy
+  limit motion 1
+command move_to(target:Pose,speed:float=0.5)->Pose
+category motion timeout 10s
+      command close_gripper(force:float=20.0)->Grip undo open_gripper()   # the default undo
+command open_gripper()->Grip
+command home()->Pose category motion
+
+
+}
+reactor P(pick:Pose,place:Pose)->Pose on Arm{
+concurrency 2
+
+
+step x = wait_state( idle ) timeout 5s
+  # approach, then lift
+step a=move_to(target:pick)   after x retry 2 backoff 200ms undo home()  # approach
+step lift=move_to(target:{x:pick.x,y:-pick.y,z:pick.z+0.1*2})
+   after a undo move_to(target:pick)
+
+step grip = close_gripper( )  after lift
+let n = [1,2,3][0] - -1
+switch s on n { case 1 , 2 { return lift } default { fail "no" } }
+}
+agent A on Arm{
+state{busy:bool=false n:int=0}
+on pick.requested as req when not busy priority -1 {set busy=true run P(pick:req.data.pick,place:req.data.place)
+then {set busy=false emit done} else {set busy = false}
+}
+on robot.**{}
+}
+"""
+
+CANONICAL = """\
+type Pose = {x: float, y: float, z: float}
+enum Grip { open, closed }
+signal pick.requested: {pick: Pose, place: Pose}
+signal done
+robot Arm {
+    states idle, busy
+    limit motion 1
+    command move_to(target: Pose, speed: float = 0.5) -> Pose
+        category motion timeout 10s
+    command close_gripper(force: float = 20.0) -> Grip undo open_gripper()  # the default undo
+    command open_gripper() -> Grip
+    command home() -> Pose category motion
+}
+reactor P(pick: Pose, place: Pose) -> Pose on Arm {
+    concurrency 2
+
+    step x    = wait_state(idle) timeout 5s
+    # approach, then lift
+    step a    = move_to(target: pick) after x retry 2 backoff 200ms undo home()  # approach
+    step lift = move_to(target: {x: pick.x, y: -pick.y, z: pick.z + 0.1 * 2})
+                    after a undo move_to(target: pick)
+
+    step grip = close_gripper() after lift
+    let n = [1, 2, 3][0] - -1
+    switch s on n { case 1, 2 { return lift }  default { fail "no" } }
+}
+agent A on Arm {
+    state { busy: bool = false  n: int = 0 }
+    on pick.requested as req when not busy priority -1 { set busy = true  run P(pick: req.data.pick, place: req.data.place)
+        then { set busy = false  emit done } else { set busy = false }
+    }
+    on robot.** { }
+}
+"""
+
+
+def fmt(*argv: str, stdin: str | None = None):  # type: ignore[no-untyped-def]
+    return CliRunner().invoke(main, ["fmt", *argv], input=stdin)
+
+
+def test_the_canonical_layout() -> None:
+    assert format_text(MESSY) == CANONICAL
+    assert format_text(CANONICAL) == CANONICAL
+
+
+def test_the_shipped_flows_are_in_the_canonical_layout() -> None:
+    result = fmt("--check", str(ROOT / "examples"), str(ROOT / "bbflow" / "stdlib"), str(ROOT / "bbflow" / "scaffold"))
+    assert result.exit_code == 0, result.output
+    assert "0 files would be reformatted" in result.stderr
+
+
+def test_comments_keep_their_lines_and_aligned_comments_stay_aligned() -> None:
+    text = "signal a   # first\nsignal bb  # second\n\n\n\n# alone\nsignal c#tight\n"
+    assert format_text(text) == "signal a   # first\nsignal bb  # second\n\n# alone\nsignal c  #tight\n"
+
+
+def test_a_comment_before_a_closing_brace_is_indented_as_the_block() -> None:
+    text = "agent A {\non x {\nemit y\n# last\n}\n}\nsignal x\nsignal y\n"
+    assert format_text(text) == "agent A {\n    on x {\n        emit y\n        # last\n    }\n}\nsignal x\nsignal y\n"
+
+
+def test_syntax_errors_are_refused() -> None:
+    with pytest.raises(FormatError) as e:
+        format_text("reactor {\n", "bad.flow")
+    assert str(e.value).startswith("bad.flow:1:9: BBF001 expected a name after `reactor`")
+    assert e.value.diagnostics[0].code == "BBF001"
+    with pytest.raises(FormatError, match="BBF002"):
+        format_text('signal a\naction f() = "x\\q"\n')
+
+
+def test_crlf_and_trailing_space() -> None:
+    assert format_text("signal a   \r\nsignal b\r\n\r\n\r\n") == "signal a\nsignal b\n"
+    assert format_text("") == ""
+
+
+# --- the command ------------------------------------------------------------------------
+
+
+def test_check_diff_and_rewrite(tmp_path: Path) -> None:
+    (tmp_path / "ok.flow").write_text(CANONICAL)
+    messy = tmp_path / "sub" / "messy.flow"
+    messy.parent.mkdir()
+    messy.write_text(MESSY)
+    (tmp_path / ".hidden").mkdir()
+    (tmp_path / ".hidden" / "skip.flow").write_text(MESSY)
+    result = fmt("--check", str(tmp_path))
+    assert result.exit_code == 1 and f"would reformat {messy}" in result.stderr
+    assert "1 file would be reformatted, 1 unchanged" in result.stderr
+    result = fmt("--diff", str(tmp_path))
+    assert result.exit_code == 1 and "-type Pose={x:float,y:float,z:float}" in result.stdout
+    assert "+type Pose = {x: float, y: float, z: float}" in result.stdout and messy.read_text() == MESSY
+    result = fmt(str(tmp_path))
+    assert result.exit_code == 0 and messy.read_text() == CANONICAL
+    assert (tmp_path / ".hidden" / "skip.flow").read_text() == MESSY
+    assert fmt("--check", str(messy)).exit_code == 0
+
+
+def test_a_file_with_errors_is_left_alone_and_the_others_are_formatted(tmp_path: Path) -> None:
+    (tmp_path / "bad.flow").write_text("reactor {\n")
+    (tmp_path / "messy.flow").write_text(MESSY)
+    result = fmt(str(tmp_path))
+    assert result.exit_code == 2
+    assert "bad.flow:1:9: BBF001" in result.stderr and (tmp_path / "bad.flow").read_text() == "reactor {\n"
+    assert (tmp_path / "messy.flow").read_text() == CANONICAL
+
+
+def test_standard_input_and_usage_errors(tmp_path: Path) -> None:
+    result = fmt("-", stdin=MESSY)
+    assert result.exit_code == 0 and result.stdout == CANONICAL
+    assert fmt("--check", "-", stdin=MESSY).exit_code == 1
+    assert fmt(str(tmp_path / "nope.flow")).exit_code == 2
+    (tmp_path / "a.txt").write_text("x")
+    assert "not a .flow file" in fmt(str(tmp_path / "a.txt")).stderr
+
+
+def test_formatted_output_checks_the_same(tmp_path: Path) -> None:
+    copy = tmp_path / "cell.flow"
+    copy.write_text(MESSY)
+
+    def found() -> list[tuple[str, str]]:
+        out = CliRunner().invoke(main, ["check", "--format", "json", "--no-cache", str(copy)]).stdout
+        return [(d["code"], d["message"]) for d in json.loads(out)["diagnostics"]]
+
+    before = found()
+    assert before  # MESSY has mistakes a check finds (a step named twice ...), so there is something to compare
+    assert fmt(str(copy)).exit_code == 0
+    assert found() == before
+
+
+# --- properties -------------------------------------------------------------------------
+
+
+def _valid(text: str) -> bool:
+    return not parse_text(text)[1].has_errors()
+
+
+def _assert_formats(text: str) -> None:
+    out = format_text(text)
+    assert format_text(out) == out
+    before, after = parse_text(text)[0], parse_text(out)[0]
+    assert ast.dump(before.decls) == ast.dump(after.decls) and ast.dump(before.imports) == ast.dump(after.imports)
+    assert [c.text.rstrip() for c in before.comments] == [c.text for c in after.comments]
+    assert all(line == line.rstrip() for line in out.splitlines())
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
+@given(GENERATED)
+def test_programs_from_the_grammar_format_idempotently_to_the_same_tree(text: str) -> None:
+    assume(_valid(text))
+    _assert_formats(text)
+
+
+VALID = [p for p in [*PROGRAMS, SAMPLE, MESSY] if _valid(p)]
+
+
+@st.composite
+def respaced(draw: st.DrawFn) -> str:
+    """A valid program whose tokens are joined again by random whitespace, with comments added."""
+    text = draw(st.sampled_from(VALID))
+    interactive = flow_parser().parse_interactive(text)
+    tokens = [str(t) for t in interactive.iter_parse()]
+    separators = st.sampled_from([" ", "  ", "\n", "\n\n\n", "\t", " \n    ", "  # note\n"])
+    return "".join(tok + draw(separators) for tok in tokens)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
+@given(respaced())
+def test_respaced_real_programs_format_idempotently_to_the_same_tree(text: str) -> None:
+    _assert_formats(text)
