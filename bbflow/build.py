@@ -30,7 +30,7 @@ from bbflow.compiler.semantic.modules import STDLIB_FILE
 from bbflow.compiler.syntax.parser import parse_module
 from bbflow.compiler.pipeline import CompileResult, compile_paths
 from bbflow.compiler.source import Span
-from bbflow.project import Project, RobotConfig, importable
+from bbflow.project import RobotConfig, importable
 from bbflow.runtime import model
 from bbflow.runtime.driver import DriverError
 from bbflow.runtime.driver_check import check_driver
@@ -130,12 +130,7 @@ def check_drivers(result: CompileResult) -> None:
     for project, instance, config in robots:
         spec = program.robots.get(config.interface)
         if spec is None:
-            known = ", ".join(sorted(program.robots)) or "none"
-            result.diagnostics.error(
-                "BBF601", f"robot `{instance}` implements `{config.interface}`, which the checked program does "
-                f"not declare (interfaces: {known})", _toml_span(project, instance),
-                help="check the whole project (`bbflow check --drivers` in its folder) or fix `interface`")
-            continue
+            continue  # an interface the program does not declare is a BBF701 of the project file
         with importable(project.root):  # as `bbflow run` imports it
             problems = _driver_problems(instance, config, spec)
         for problem, advice in problems:
@@ -171,19 +166,6 @@ def _robot_span(result: CompileResult, spec: model.Robot) -> Span:
         if isinstance(decl, ast.RobotDecl) and decl.name.name == spec.name:
             return decl.name.span
     return Span.point(unit.display, max(spec.line, 1), 1)
-
-
-def _toml_span(project: Project, instance: str) -> Span:
-    """The ``[robot.INSTANCE]`` header in bbflow.toml (its first line if it cannot be found)."""
-    headers = (f"[robot.{instance}]", f'[robot."{instance}"]')
-    try:
-        lines = project.file.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
-        lines = []
-    for number, line in enumerate(lines, 1):
-        if line.strip().replace(" ", "").startswith(headers):
-            return Span(_shown(project.file), number, 1, number, len(line.rstrip()) + 1)
-    return Span.point(_shown(project.file), 1, 1)
 
 
 def _shown(path: Path) -> str:

@@ -257,15 +257,17 @@ def run(project: str, inputs: tuple[str, ...], agents: tuple[str, ...], **option
     if root is None:
         raise UsageFailure(f"{project}: no bbflow.toml here or in any folder above")
     try:
+        diagnostics, program = compile_project(root)  # bbflow.toml too: its problems are BBF701
+        if program is None:
+            _print_diagnostics(diagnostics)
+            sys.exit(2)
         loaded = load_project(root)
-        diagnostics, program = compile_project(root)
     except (ProjectError, InputError) as e:
         raise UsageFailure(str(e)) from e
     except KeyboardInterrupt:  # while compiling: nothing has moved
         sys.exit(130)
-    if program is None:
+    if diagnostics.warnings:  # the check's warnings, before anything moves
         _print_diagnostics(diagnostics)
-        sys.exit(2)
     live = sys.stderr.isatty() and os.environ.get("TERM", "dumb") != "dumb"
     with importable(loaded.root):  # the project's drivers and actions, wherever bbflow is run from
         status = run_app(program, loaded, RunOptions(inputs=inputs, agents=agents, **options),  # type: ignore[arg-type]

@@ -1,21 +1,24 @@
 """A bbflow project: the model of ``bbflow.toml``.
 
     [project]            name, source (default ".")
-    [robot.NAME]         interface, driver (default "sim"), arm (default false),
+    [robot.NAME]         interface, driver (default "sim"), arm (default false), queue,
                          [robot.NAME.sim] (the simulated driver's settings),
                          [robot.NAME.options] (free-form settings of a Python driver)
-    [agent.SHORTNAME]    robot (the instance an agent is bound to, when there are several)
+    [agent.SHORTNAME]    robot or robots (the instances an agent is bound to, when there are several)
     [run]                agents (what ``bbflow run`` starts by default)
+    [journal] [bus] [serve] [supervision]
 
-Used by both the compiler and the runtime, so this module imports neither
-(nor lark nor networkx). A bad file raises ``ProjectError`` whose message
-names the file and the key; unknown keys are errors too, so that a typo such as
-``interfce`` is caught rather than silently ignored.
+Every key and its type is in ``bbflow.project_schema.SCHEMA``. ``read_project``
+reads the file and keeps every problem with where it is (``bbflow check``
+reports them as BBF701); ``load_project`` refuses a file with any problem
+(``ProjectError``, naming file and key). Used by both the compiler and the
+runtime, so this module imports neither (nor lark nor networkx).
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 import sys
 import tomllib
 from collections.abc import Iterator
@@ -24,8 +27,9 @@ from typing import Any
 
 import attrs
 
+from bbflow.project_schema import SIM_DRIVER, KeyPath, Problem, key_lines, locate, suggest, validate
+
 PROJECT_FILE = "bbflow.toml"
-SIM_DRIVER = "sim"
 
 
 class ProjectError(Exception):
@@ -35,7 +39,7 @@ class ProjectError(Exception):
 @attrs.frozen(slots=True)
 class RobotConfig:
     interface: str  # dotted: "cell.arm.Arm"
-    driver: str = SIM_DRIVER  # "sim" or "package.module:Class"
+    driver: str = SIM_DRIVER  # "sim", "package.module:Class" or an installed driver's name
     arm: bool = False  # arm a real robot before work starts
     sim: dict[str, Any] = attrs.Factory(dict)  # options of the simulated driver, as written
     options: dict[str, Any] = attrs.Factory(dict)  # a Python driver's own settings, as written
@@ -58,10 +62,30 @@ class Project:
     robots: dict[str, RobotConfig] = attrs.Factory(dict)  # by instance name
     agents: dict[str, AgentConfig] = attrs.Factory(dict)  # by agent short name ("Picker")
     run_agents: tuple[str, ...] = ()  # dotted agent names ("cell.picker.Picker")
+    #: the file as parsed (validated against the schema): tables the model above does not hold yet
+    data: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
 
     @property
     def file(self) -> Path:
         return self.root / PROJECT_FILE
+
+
+@attrs.frozen(slots=True)
+class ProjectFile:
+    """``bbflow.toml`` as read: the project (what of it could be read) and every problem, with where it is."""
+
+    file: Path
+    text: str
+    project: Project
+    problems: tuple[Problem, ...]
+    lines: dict[KeyPath, tuple[int, int]] = attrs.field(eq=False, repr=False)
+
+    def where(self, path: KeyPath) -> tuple[int, int]:
+        """The line and column of a key (or of the nearest enclosing key written)."""
+        return locate(path, self.lines)
+
+    def message(self, problem: Problem) -> str:
+        return f"{self.file}: {problem.key + ': ' if problem.path else ''}{problem.message}"
 
 
 def find_project(path: Path | str) -> Path | None:
@@ -76,96 +100,77 @@ def find_project(path: Path | str) -> Path | None:
 
 
 def load_project(path: Path | str) -> Project:
-    """Read the project at ``path``: a project folder or its bbflow.toml."""
+    """Read the project at ``path`` (a project folder or its bbflow.toml); ``ProjectError`` on any problem."""
+    read = read_project(path)
+    if read.problems:
+        raise ProjectError(read.message(read.problems[0]))
+    return read.project
+
+
+def read_project(path: Path | str) -> ProjectFile:
+    """Read the project at ``path``, keeping every problem; ``ProjectError`` only if it cannot be read."""
     path = Path(path)
     file = path if path.name == PROJECT_FILE and not path.is_dir() else path / PROJECT_FILE
     try:
-        data = tomllib.loads(file.read_text(encoding="utf-8"))
+        text = file.read_text(encoding="utf-8")
     except OSError as e:
         raise ProjectError(f"{file}: cannot read: {e.strerror or e}") from e
     except UnicodeDecodeError as e:
         raise ProjectError(f"{file}: not UTF-8 text: {e.reason}") from e
+    root = file.parent.resolve()
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise ProjectError(f"{file}: invalid TOML: {e}") from e
-    return _Reader(file).project(data)
+        at = re.search(r"line (\d+), column (\d+)", str(e))
+        lines = {(): (int(at[1]), int(at[2]))} if at else {}
+        problem = Problem((), f"invalid TOML: {e}")
+        return ProjectFile(file, text, Project(root.name, root, root), (problem,), lines)
+    problems = validate(data)
+    project = _build(root, data, problems)
+    lines = key_lines(text)
+    ordered = sorted(problems, key=lambda p: locate(p.path, lines))
+    return ProjectFile(file, text, project, tuple(ordered), lines)
 
 
-@attrs.define
-class _Reader:
-    """Validates the parsed TOML table by table; every error names file and key."""
+def _build(root: Path, data: dict[str, Any], problems: list[Problem]) -> Project:
+    """The model of a validated file: what is valid of it (``problems`` says what was not), plus the
+    problems only a reading of several keys together finds (a folder or robot that does not exist)."""
+    bad = {p.path for p in problems}
 
-    file: Path
+    def good(value: Any, path: KeyPath, kind: type, default: Any) -> Any:
+        return value if isinstance(value, kind) and path not in bad else default
 
-    def fail(self, key: str, problem: str) -> ProjectError:
-        return ProjectError(f"{self.file}: {key}: {problem}")
-
-    def table(self, value: Any, key: str, allowed: set[str] | None = None) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise self.fail(key, f"expected a table, found {_kind(value)}")
-        if allowed is not None:
-            for k in value:
-                if k not in allowed:
-                    raise self.fail(f"{key}.{k}", f"unknown key (expected one of: {', '.join(sorted(allowed))})")
-        return value
-
-    def string(self, table: dict[str, Any], key: str, where: str, default: str | None = None) -> str:
-        value = table.get(key, default)
-        if value is None:
-            raise self.fail(f"{where}.{key}", "missing (required)")
-        if not isinstance(value, str) or not value:
-            raise self.fail(f"{where}.{key}", f"expected a non-empty string, found {_kind(value)}")
-        return value
-
-    def project(self, data: dict[str, Any]) -> Project:
-        self.table(data, "bbflow.toml", {"project", "robot", "agent", "run"})
-        root = self.file.parent.resolve()
-        proj = self.table(data.get("project", {}), "project", {"name", "source"})
-        name = self.string(proj, "name", "project", default=root.name)
-        source = self.string(proj, "source", "project", default=".")
-        source_dir = (root / source).resolve()
-        if not source_dir.is_dir():
-            raise self.fail("project.source", f"folder {source!r} does not exist")
-        robots = {
-            inst: self.robot(cfg, f"robot.{inst}")
-            for inst, cfg in self.table(data.get("robot", {}), "robot").items()
-        }
-        agents = {
-            short: self.agent(cfg, f"agent.{short}", robots)
-            for short, cfg in self.table(data.get("agent", {}), "agent").items()
-        }
-        run = self.table(data.get("run", {}), "run", {"agents"})
-        run_agents = run.get("agents", [])
-        if not isinstance(run_agents, list) or not all(isinstance(a, str) and a for a in run_agents):
-            raise self.fail("run.agents", "expected a list of agent names (strings)")
-        return Project(name, root, source_dir, robots, agents, tuple(run_agents))
-
-    def robot(self, value: Any, key: str) -> RobotConfig:
-        cfg = self.table(value, key, {"interface", "driver", "arm", "sim", "options"})
-        arm = cfg.get("arm", False)
-        if not isinstance(arm, bool):
-            raise self.fail(f"{key}.arm", f"expected true or false, found {_kind(arm)}")
-        driver = self.string(cfg, "driver", key, default=SIM_DRIVER)
-        if driver != SIM_DRIVER and (driver.count(":") != 1 or not all(driver.split(":"))):
-            raise self.fail(f"{key}.driver", f'expected "sim" or "package.module:Class", found {driver!r}')
-        sim = self.table(cfg.get("sim", {}), f"{key}.sim")
-        options = self.table(cfg.get("options", {}), f"{key}.options")
-        return RobotConfig(self.string(cfg, "interface", key), driver, arm, sim, options)
-
-    def agent(self, value: Any, key: str, robots: dict[str, RobotConfig]) -> AgentConfig:
-        cfg = self.table(value, key, {"robot"})
-        if "robot" not in cfg:
-            return AgentConfig()
-        robot = self.string(cfg, "robot", key)
-        if robot not in robots:
-            known = ", ".join(sorted(robots)) or "none configured"
-            raise self.fail(f"{key}.robot", f"no robot instance {robot!r} (robots: {known})")
-        return AgentConfig(robot)
-
-
-def _kind(value: Any) -> str:
-    names = {bool: "a boolean", int: "an integer", float: "a float", str: "a string",
-             list: "an array", dict: "a table"}
-    return names.get(type(value), type(value).__name__)
+    proj = good(data.get("project"), ("project",), dict, {})
+    name = good(proj.get("name"), ("project", "name"), str, root.name)
+    source = good(proj.get("source"), ("project", "source"), str, ".")
+    source_dir = (root / source).resolve()
+    if not source_dir.is_dir():
+        problems.append(Problem(("project", "source"), f"folder {source!r} does not exist"))
+    robots = {}
+    for inst, cfg in good(data.get("robot"), ("robot",), dict, {}).items():
+        if not isinstance(cfg, dict):
+            continue
+        where = ("robot", inst)
+        robots[inst] = RobotConfig(
+            good(cfg.get("interface"), (*where, "interface"), str, ""), good(cfg.get("driver"), (*where, "driver"), str, SIM_DRIVER),
+            good(cfg.get("arm"), (*where, "arm"), bool, False), good(cfg.get("sim"), (*where, "sim"), dict, {}),
+            good(cfg.get("options"), (*where, "options"), dict, {}))
+    agents = {}
+    for short, cfg in good(data.get("agent"), ("agent",), dict, {}).items():
+        if not isinstance(cfg, dict):
+            continue
+        robot = good(cfg.get("robot"), ("agent", short, "robot"), str, None)
+        named: list[tuple[KeyPath, Any]] = [(("robot",), robot)] if robot is not None else []
+        named += [(("robots", i), r) for i, r in enumerate(good(cfg.get("robots"), ("agent", short, "robots"), list, []))]
+        for key, instance in named:
+            if instance not in robots and isinstance(instance, str):
+                known = ", ".join(sorted(robots)) or "none configured"
+                problems.append(Problem(("agent", short, *key), f"no robot instance {instance!r} (robots: {known})",
+                                        suggest(instance, robots)))
+        agents[short] = AgentConfig(robot if robot in robots else None)
+    run = good(data.get("run"), ("run",), dict, {})
+    run_agents = tuple(good(run.get("agents"), ("run", "agents"), list, []))
+    return Project(name, root, source_dir, robots, agents, run_agents, data)
 
 
 @contextlib.contextmanager

@@ -11,8 +11,8 @@ from bbflow.compiler import pipeline
 from bbflow.compiler.semantic import types as T
 from bbflow.build import build_program
 from bbflow.compiler.cache import (
-    FORMAT, Cache, ModuleCheck, Scan, SignalEntry, SignalSite, base_keys, canonical_type, module_keys, table_digest,
-    type_from_json, type_to_json,
+    FORMAT, Cache, ModuleCheck, RobotSite, Scan, SignalEntry, SignalSite, base_keys, canonical_type, module_keys,
+    table_digest, type_from_json, type_to_json,
 )
 from bbflow.compiler.diagnostics.core import Diagnostic, Label, Severity
 from bbflow.compiler.source import Span
@@ -25,7 +25,7 @@ OTHER = "reactor Two() -> int {\n    return 2\n}\n"
 
 def scan(*imports: str, signals: tuple[str, ...] = (), agents: bool = False, broken: bool = False) -> Scan:
     at = Span("", 1, 1, 1, 2)
-    return Scan(tuple(sorted(imports)), tuple(SignalSite(s, at, at) for s in signals), agents, broken)
+    return Scan(tuple(sorted(imports)), tuple(SignalSite(s, at, at) for s in signals), ("A",) if agents else (), broken)
 
 
 def keys(sources: dict[str, str], scans: dict[str, Scan],
@@ -109,7 +109,8 @@ def test_a_changed_compiler_changes_every_key(monkeypatch: pytest.MonkeyPatch) -
 def test_scans_and_checks_round_trip_with_the_paths_of_this_run(tmp_path: Path) -> None:
     cache = Cache.for_project(tmp_path)
     at = Span("", 3, 1, 3, 20)
-    stored = Scan(("cell.arm", "std.prelude"), (SignalSite("cell.done", at, Span("", 3, 8, 3, 17)),), True, False)
+    stored = Scan(("cell.arm", "std.prelude"), (SignalSite("cell.done", at, Span("", 3, 8, 3, 17)),), ("Picker",), False,
+                  (RobotSite("Arm", ("home",), ("force",), ("idle", "busy")),))
     cache.put_scan("text", stored)
     assert cache.scan("text") == stored and cache.scan("other text") is None
     diag = Diagnostic("BBF101", Severity.ERROR, "unknown name `x`", Span("old/cell/task.flow", 2, 5, 2, 6),

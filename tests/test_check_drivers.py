@@ -158,9 +158,9 @@ def test_a_driver_module_that_fails_while_importing(tmp_path: Path, drivers_modu
 def test_an_interface_the_program_does_not_declare(tmp_path: Path) -> None:
     project(tmp_path, {"leg": ROBOTS["good"]}, interface="cell.arm.Leg")
     code, out, _ = check("--drivers", "--format", "json", str(tmp_path))
-    [diag] = bbf601(out)
-    assert code == 1
-    assert (diag["file"], diag["line"]) == (str(tmp_path / "bbflow.toml"), 5)
+    [diag] = json.loads(out)["diagnostics"]  # one mistake, one diagnostic: BBF701 of the project file
+    assert code == 1 and diag["code"] == "BBF701"
+    assert (diag["file"], diag["line"]) == (str(tmp_path / "bbflow.toml"), 6)
     assert "`cell.arm.Leg`" in str(diag["message"]) and "cell.arm.Arm" in str(diag["message"])
 
 

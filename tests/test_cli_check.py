@@ -96,7 +96,6 @@ def test_default_path_is_the_current_folder(tmp_path: Path, monkeypatch: pytest.
         (lambda tmp: tmp / "missing.flow", "no such file or folder"),
         (lambda tmp: write(tmp, "notes.txt", "hello"), "not a .flow file"),
         (lambda tmp: tmp, "no .flow files found"),
-        (lambda tmp: write(tmp, "bbflow.toml", "[project]\nsorce = 'x'\n").parent, "project.sorce: unknown key"),
     ],
 )
 def test_usage_errors_exit_2(tmp_path: Path, make, message: str) -> None:  # type: ignore[no-untyped-def]
@@ -124,9 +123,13 @@ def test_module_names_under_a_project_source_root(tmp_path: Path) -> None:
     assert [m.name for m in result.modules] == ["cell.arm", "top"]
     assert result.roots == [(tmp_path / "flows").resolve()]
     assert [p.name for p in result.projects] == ["cell"]
-    # a folder or a file inside the project keeps the project's module names
-    assert [m.name for m in compile_paths([tmp_path / "flows" / "cell"]).modules] == ["cell.arm"]
-    assert [m.name for m in compile_paths([tmp_path / "flows" / "cell" / "arm.flow"]).modules] == ["cell.arm"]
+    # a folder or a file inside the project keeps the project's module names, and is checked as part of the
+    # project (the project's other files are read, their diagnostics not shown)
+    for inside in (tmp_path / "flows" / "cell", tmp_path / "flows" / "cell" / "arm.flow"):
+        result = compile_paths([inside])
+        assert [m.name for m in result.modules] == ["cell.arm", "top"] and result.files == 1
+        assert [unit.display for unit in result.units if unit.display not in result.context] == [
+            str(tmp_path / "flows" / "cell" / "arm.flow")]
 
 
 def test_module_names_without_a_project(tmp_path: Path) -> None:
@@ -203,3 +206,11 @@ def test_exit_codes_and_strict() -> None:
     out = report(result, "json")
     assert (out.exit_code(strict=False), out.summary) == (1, None)
     assert [d["code"] for d in json.loads(out.body)["diagnostics"]] == ["BBF303", "BBF101"]
+
+
+def test_a_broken_project_file_is_a_diagnostic_not_a_usage_error(tmp_path: Path) -> None:
+    write(tmp_path, "bbflow.toml", "[project]\nsorce = 'x'\n")
+    write(tmp_path, "a.flow", "")
+    code, out, _ = run(str(tmp_path))
+    assert code == 1
+    assert "error[BBF701]: project.sorce: unknown key" in out and "did you mean `source`?" in out

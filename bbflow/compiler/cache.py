@@ -97,7 +97,7 @@ CACHE_DIR = ".bbflow/cache"
 #: names a folder to keep every project's cache in, instead of the projects' own folders
 CACHE_ENV = "BBFLOW_CACHE"
 #: bump when the layout of an entry changes
-FORMAT = 3
+FORMAT = 4
 #: stored spans name modules, not paths, so entries do not depend on the folder a build ran from
 MODULE_MARK = "module:"
 #: the file of the spans in a ``Scan`` (which does not know where its text was read from)
@@ -145,21 +145,38 @@ class SignalSite:
 
 
 @attrs.frozen(slots=True)
+class RobotSite:
+    """The names a ``robot`` declaration gives (what the project file may name: commands, events, states)."""
+
+    name: str
+    commands: tuple[str, ...]
+    events: tuple[str, ...]
+    states: tuple[str, ...]
+
+    @classmethod
+    def of(cls, decl: ast.RobotDecl) -> "RobotSite":
+        return cls(decl.name.name, tuple(c.name.name for c in decl.commands), tuple(e.name.name for e in decl.events),
+                   tuple(n.name for s in decl.states for n in s.names))
+
+
+@attrs.frozen(slots=True)
 class Scan:
     """What a module's text says about itself, known from parsing alone (spans name ``TEXT_FILE``)."""
 
     imports: tuple[str, ...]  # the modules it imports, as written (sorted)
     signals: tuple[SignalSite, ...]  # in declaration order
-    agents: bool  # it declares an agent (whose routes and emits read the program's signals)
+    agents: tuple[str, ...]  # the agents it declares (whose routes and emits read the program's signals)
     broken: bool  # the parser reported an error
+    robots: tuple[RobotSite, ...] = ()  # the robot interfaces it declares
 
     @classmethod
     def of(cls, module: ast.Module, broken: bool, implied: Iterable[str] = ()) -> "Scan":
         """The scan of a parsed module; ``implied``: modules it imports without saying so (the prelude)."""
         imports = {".".join(i.name for i in imp.module) for imp in module.imports} | set(implied)
         signals = tuple(_anonymous(SignalSite.of(d)) for d in module.decls if isinstance(d, ast.SignalDecl))
-        agents = any(isinstance(d, ast.AgentDecl) for d in module.decls)
-        return cls(tuple(sorted(imports)), signals, agents, broken)
+        agents = tuple(d.name.name for d in module.decls if isinstance(d, ast.AgentDecl))
+        robots = tuple(RobotSite.of(d) for d in module.decls if isinstance(d, ast.RobotDecl))
+        return cls(tuple(sorted(imports)), signals, agents, broken, robots)
 
     def in_file(self, file: str) -> tuple[SignalSite, ...]:
         """The signal declarations with their spans in ``file``."""
@@ -449,18 +466,21 @@ def _at(data: Sequence[Any]) -> Span:
 
 
 def _scan_to_json(scan: Scan) -> dict[str, Any]:
-    return {"format": FORMAT, "imports": list(scan.imports), "agents": scan.agents, "broken": scan.broken,
-            "signals": [[s.text, _position(s.span), _position(s.type_span)] for s in scan.signals]}
+    return {"format": FORMAT, "imports": list(scan.imports), "agents": list(scan.agents), "broken": scan.broken,
+            "signals": [[s.text, _position(s.span), _position(s.type_span)] for s in scan.signals],
+            "robots": [[r.name, list(r.commands), list(r.events), list(r.states)] for r in scan.robots]}
 
 
 def _scan_from_json(data: dict[str, Any]) -> Scan | None:
     if data.get("format") != FORMAT:
         return None
     imports, agents, broken = data["imports"], data["agents"], data["broken"]
-    if not all(isinstance(m, str) for m in imports) or not isinstance(agents, bool) or not isinstance(broken, bool):
+    if not all(isinstance(m, str) for m in [*imports, *agents]) or not isinstance(broken, bool):
         return None
     signals = tuple(SignalSite(str(text), _at(span), _at(type_span)) for text, span, type_span in data["signals"])
-    return Scan(tuple(imports), signals, agents, broken)
+    robots = tuple(RobotSite(str(name), tuple(map(str, commands)), tuple(map(str, events)), tuple(map(str, states)))
+                   for name, commands, events, states in data["robots"])
+    return Scan(tuple(imports), signals, tuple(agents), broken, robots)
 
 
 def _span_to_json(span: Span, modules: Mapping[str, str]) -> list[Any]:

@@ -37,10 +37,16 @@ Without the cache the same steps run with every module missing, so a replay
 is byte for byte a cold check: the diagnostics come out in one canonical order
 (by file and position, then by content), whichever run found them.
 
+A file or folder inside a project is checked as part of the project: the
+project's other files are read too (``result.context``), so that imports
+resolve as they do in the project, and only the diagnostics of what was named
+are shown. The project file, ``bbflow.toml``, is checked with the program
+(``bbflow.compiler.project_check``, BBF701), on every run.
+
 Any exception escaping the parser, the checker or the code generator is a
 compiler bug and becomes a BBF900 diagnostic, never a crash (and nothing of
 that run is cached). Problems with the paths themselves (missing, unreadable,
-not a ``.flow`` file, a broken bbflow.toml) are not diagnostics about the
+not a ``.flow`` file, an unreadable bbflow.toml) are not diagnostics about the
 user's program: they raise ``InputError``, which the command line reports as
 a usage error (exit 2).
 """
@@ -69,7 +75,8 @@ from bbflow.compiler.semantic.facts import Facts
 from bbflow.compiler.semantic.modules import PRELUDE, STDLIB_FILE, load_stdlib, stdlib_sources
 from bbflow.compiler.syntax.parser import parse_module
 from bbflow.compiler.source import SourceFile, Span
-from bbflow.project import PROJECT_FILE, Project, ProjectError, find_project, load_project
+from bbflow.compiler.project_check import project_diagnostics
+from bbflow.project import PROJECT_FILE, Project, ProjectError, ProjectFile, find_project, read_project
 
 SUFFIX = ".flow"
 T = TypeVar("T")
@@ -101,11 +108,19 @@ class CompileResult:
     generated: list[GeneratedModule] = attrs.Factory(list)  # with generate=True and no errors
     cache: Cache | None = None  # the cache consulted (None without use_cache)
     cached: bool = False  # replayed from the cache: nothing was parsed, checked or generated
+    project_files: dict[str, ProjectFile] = attrs.Factory(dict)  # the projects' bbflow.toml, by display path
+    #: files read only as part of a project that a file named inside it belongs to: their diagnostics are not shown
+    context: set[str] = attrs.Factory(set)
 
     @property
     def files(self) -> int:
         """The .flow files given or found, read or not (an unreadable one is still a file checked)."""
-        return len({unit.display for unit in self.units} | set(self.sources))
+        return len(({unit.display for unit in self.units} | set(self.sources)) - self.context)
+
+    @property
+    def shown_sources(self) -> dict[str, SourceFile]:
+        """The texts diagnostics may point into: the .flow files and the projects' bbflow.toml."""
+        return {**self.sources, **{d: SourceFile(d, p.text) for d, p in self.project_files.items()}}
 
     @property
     def cache_root(self) -> Path:
@@ -430,8 +445,12 @@ class _Run:
         used = {s for c in self.checks.values() for s in (*c.handled, *c.emitted)}
         broken = [name for name, scan in self.scans.items() if scan.broken]
         unused_signals(sites, used, broken, program)
+        complete = all(name in self.scans and not self.scans[name].broken for name in self.texts)
+        for display, read in self.result.project_files.items():
+            program.extend(project_diagnostics(read, display, self.scans if complete else None))
         diags = self.result.diagnostics
-        diags.items = _canonical([*diags.items, *self._replayed(), *program])
+        context = self.result.context
+        diags.items = _canonical(d for d in [*diags.items, *self._replayed(), *program] if d.span.file not in context)
 
     # --- generating ----------------------------------------------------------------------
 
@@ -470,15 +489,23 @@ def _at(span: Span) -> tuple[str, int, int, int, int]:
 
 
 def discover(paths: Iterable[str | Path], result: CompileResult) -> list[SourceUnit]:
-    """The files to compile, each once, in the order given (folders sorted)."""
+    """The files to compile, each once, in the order given (folders sorted).
+
+    A file inside a project is checked as part of it: the project's other
+    files are read too (as ``result.context``, their diagnostics not shown)."""
     units: dict[Path, SourceUnit] = {}
+    named: set[Path] = set()
     for given in paths:
-        for unit in _units_of(Path(given), result):
+        for unit, shown in _units_of(Path(given), result):
             units.setdefault(unit.path, unit)
+            if shown:
+                named.add(unit.path)
+    result.context = {unit.display for path, unit in units.items() if path not in named}
     return list(units.values())
 
 
-def _units_of(given: Path, result: CompileResult) -> list[SourceUnit]:
+def _units_of(given: Path, result: CompileResult) -> list[tuple[SourceUnit, bool]]:
+    """The files ``given`` names, each with whether it was named (not only read as part of its project)."""
     if not given.exists():
         raise InputError(f"{given}: no such file or folder")
     if given.is_file() and given.name == PROJECT_FILE:
@@ -486,19 +513,28 @@ def _units_of(given: Path, result: CompileResult) -> list[SourceUnit]:
     project = _project_of(given, result)
     if given.is_dir():
         top = project.source_dir if project and (given / PROJECT_FILE).is_file() else given.resolve()
-        root = project.source_dir if project and _is_under(top, project.source_dir) else top
-        files = [f for f in sorted(top.rglob("*" + SUFFIX))
-                 if f.is_file() and not any(p.startswith(".") for p in f.relative_to(top).parts)]
-        if not files:
+        files = _flow_files(top)
+        if not files and not any(read.problems for read in result.project_files.values() if read.project is project):
             raise InputError(f"{given}: no {SUFFIX} files found")
     else:
         if given.suffix != SUFFIX:
             raise InputError(f"{given}: not a {SUFFIX} file")
-        files = [given.resolve()]
-        root = project.source_dir if project and _is_under(files[0], project.source_dir) else files[0].parent
+        top = given.resolve()
+        files = [top]
+    inside = project is not None and _is_under(top, project.source_dir)
+    root = project.source_dir if project and inside else top if given.is_dir() else top.parent
+    # a file or folder inside a project is checked as part of it (its imports resolve there)
+    context = [f for f in _flow_files(project.source_dir) if f not in files] if project and inside else []
     if root not in result.roots:
         result.roots.append(root)
-    return [SourceUnit(f, _display(f, given), module_name(f, root), root) for f in files]
+    return [(SourceUnit(f, _display(f, given), module_name(f, root), root), f not in context)
+            for f in [*files, *context]]
+
+
+def _flow_files(top: Path) -> list[Path]:
+    """The .flow files below ``top``, sorted, hidden folders skipped."""
+    return [f for f in sorted(top.rglob("*" + SUFFIX))
+            if f.is_file() and not any(p.startswith(".") for p in f.relative_to(top).parts)]
 
 
 def _project_of(given: Path, result: CompileResult) -> Project | None:
@@ -509,11 +545,12 @@ def _project_of(given: Path, result: CompileResult) -> Project | None:
         if known.root == folder:
             return known
     try:
-        project = load_project(folder)
+        read = read_project(folder)
     except ProjectError as e:
         raise InputError(str(e)) from e
-    result.projects.append(project)
-    return project
+    result.projects.append(read.project)
+    result.project_files[_display(read.file, given)] = read
+    return read.project
 
 
 def module_name(file: Path, root: Path) -> str:

@@ -30,7 +30,7 @@ def report(result: CompileResult, fmt: str, *, color: bool = False) -> Report:
         return Report(render_json(diags, result.files), None, errors, warnings)
     if fmt == "sarif":
         return Report(render_sarif(diags), None, errors, warnings)
-    return Report(render_text(diags, result.sources, color=color), summary(errors, warnings, result.files),
+    return Report(render_text(diags, result.shown_sources, color=color), summary(errors, warnings, result.files),
                   errors, warnings)
 
 

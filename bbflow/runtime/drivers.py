@@ -15,14 +15,15 @@ import importlib.metadata
 from collections.abc import Mapping
 from typing import Any
 
+from bbflow.project_schema import DRIVER_ENTRY_POINTS, SIM_DRIVER
 from bbflow.runtime import model
 from bbflow.runtime.driver import DriverError, DriverFactory
 from bbflow.runtime.faults import Faults
 from bbflow.runtime.proxy import RobotProxy
 from bbflow.runtime.sim import SimDriver
 
-ENTRY_POINT_GROUP = "bbflow.drivers"
-SIM = "sim"
+ENTRY_POINT_GROUP = DRIVER_ENTRY_POINTS
+SIM = SIM_DRIVER
 
 
 def load_driver(name: str) -> DriverFactory:

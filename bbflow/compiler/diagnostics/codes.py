@@ -52,6 +52,7 @@ CODES: dict[str, Code] = {
         Code("BBF504", _E, "emit or schedule of an undeclared signal"),
         Code("BBF505", _W, "declared signal is neither handled nor emitted anywhere"),
         Code("BBF601", _E, "a configured driver does not implement its robot interface"),
+        Code("BBF701", _E, "bbflow.toml: unknown key, wrong type, or a name that matches nothing"),
         Code("BBF900", _E, "internal compiler error"),
     )
 }

@@ -1,0 +1,404 @@
+"""The schema of ``bbflow.toml``: every table and key a project file may hold, in one table (``SCHEMA``).
+
+A feature that reads a new key adds it here, with its type and a line of
+documentation; ``validate`` then checks it wherever it is written (unknown
+keys and tables with a "did you mean", missing required keys, values of the
+wrong type), for ``bbflow check`` (BBF701, at the key's line, found by
+``key_lines``) and ``bbflow run`` alike. What needs the program (an
+``interface`` naming no robot, an agent that does not exist) is checked by the
+compiler against it; this module imports neither the compiler nor the runtime's
+drivers.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import importlib.metadata
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from bbflow.runtime.durations import parse_duration
+
+#: the entry-point group through which installed packages offer drivers by name
+DRIVER_ENTRY_POINTS = "bbflow.drivers"
+SIM_DRIVER = "sim"
+
+KeyPath = tuple[str | int, ...]
+
+
+@attrs.frozen(slots=True)
+class Problem:
+    """One thing wrong with the project file: where (the key's path), what, and how to fix it."""
+
+    path: KeyPath
+    message: str
+    help: str | None = None
+
+    @property
+    def key(self) -> str:
+        """The path as written in messages: ``robot.arm.sim.events[2].delay``."""
+        return dotted(self.path)
+
+
+def dotted(path: KeyPath) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part + 1}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out or "bbflow.toml"
+
+
+# --- kinds of values ----------------------------------------------------------------------
+
+
+class Kind:
+    """What a key's value must be. ``check`` appends a ``Problem`` per thing wrong with ``value``."""
+
+    expected = "a value"
+
+    def check(self, value: Any, path: KeyPath, out: list[Problem]) -> None:
+        if not self.accepts(value):
+            out.append(Problem(path, f"expected {self.expected}, found {kind_of(value)}"))
+
+    def accepts(self, value: Any) -> bool:
+        return True
+
+
+class Anything(Kind):
+    """Any value (a configured result, an event's payload: checked against the program's types at run)."""
+
+
+@attrs.frozen
+class Text(Kind):
+    expected = "a non-empty string"
+
+    def accepts(self, value: Any) -> bool:
+        return isinstance(value, str) and bool(value)
+
+
+class Flag(Kind):
+    expected = "true or false"
+
+    def accepts(self, value: Any) -> bool:
+        return isinstance(value, bool)
+
+
+@attrs.frozen
+class Integer(Kind):
+    minimum: int = 0
+
+    @property
+    def expected(self) -> str:  # type: ignore[override]
+        return f"an integer of at least {self.minimum}"
+
+    def accepts(self, value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= self.minimum
+
+
+class Duration(Kind):
+    expected = 'a duration like "20ms", "1.5s", "2m" or "1h"'
+
+    def accepts(self, value: Any) -> bool:
+        try:
+            parse_duration(value)
+        except ValueError:
+            return False
+        return True
+
+
+@attrs.frozen
+class Choice(Kind):
+    values: tuple[str, ...]
+
+    def check(self, value: Any, path: KeyPath, out: list[Problem]) -> None:
+        if value not in self.values:
+            shown = " or ".join(f'"{v}"' for v in self.values)
+            out.append(Problem(path, f"expected {shown}, found {_shown(value)}", suggest(value, self.values)))
+
+
+class Texts(Kind):
+    expected = "a list of non-empty strings"
+
+    def accepts(self, value: Any) -> bool:
+        return isinstance(value, list) and all(isinstance(v, str) and v for v in value)
+
+
+class Driver(Kind):
+    """``"sim"``, ``"package.module:Class"``, or the name of an installed ``bbflow.drivers`` entry point."""
+
+    def check(self, value: Any, path: KeyPath, out: list[Problem]) -> None:
+        if not isinstance(value, str) or not value:
+            out.append(Problem(path, f"expected a driver name (a string), found {kind_of(value)}"))
+            return
+        if value == SIM_DRIVER or value in installed_drivers():
+            return
+        module, colon, cls = value.partition(":")
+        if colon and module and cls and ":" not in cls:
+            return
+        known = sorted({SIM_DRIVER, *installed_drivers()})
+        out.append(Problem(
+            path, f'driver "{value}" is neither "sim", "package.module:Class" nor an installed driver '
+                  f"(installed: {', '.join(known)})",
+            suggest(value, known) or 'write "package.module:Class" for a driver in your own code'))
+
+
+@functools.cache
+def installed_drivers() -> frozenset[str]:
+    """The names of the installed ``bbflow.drivers`` entry points (read once per process)."""
+    return frozenset(p.name for p in importlib.metadata.entry_points(group=DRIVER_ENTRY_POINTS))
+
+
+@attrs.frozen
+class Table(Kind):
+    """A table with known keys; ``open``: any other key is allowed too (a driver's own options)."""
+
+    keys: Mapping[str, Kind] = attrs.Factory(dict)
+    required: tuple[str, ...] = ()
+    open: bool = False
+
+    def check(self, value: Any, path: KeyPath, out: list[Problem]) -> None:
+        if not isinstance(value, dict):
+            out.append(Problem(path, f"expected a table, found {kind_of(value)}"))
+            return
+        misspelt = {suggest(key, self.keys) for key in value if key not in self.keys}
+        for key in self.required:
+            if key not in value and f"did you mean `{key}`?" not in misspelt:  # one mistake, one problem
+                out.append(Problem((*path, key), f"missing (required in [{dotted(path)}])", f"add {key} = ..."))
+        for key, item in value.items():
+            kind = self.keys.get(key)
+            if kind is not None:
+                kind.check(item, (*path, key), out)
+            elif not self.open:
+                where = f"[{dotted(path)}]" if path else "bbflow.toml"
+                known = ", ".join(self.keys) or "none"
+                out.append(Problem((*path, key), f"unknown key (the keys of {where}: {known})",
+                                   suggest(key, list(self.keys))))
+
+
+@attrs.frozen
+class Each(Kind):
+    """A table of tables named by the user: ``[robot.NAME]``, ``[agent.NAME]``."""
+
+    item: Kind
+
+    def check(self, value: Any, path: KeyPath, out: list[Problem]) -> None:
+        if not isinstance(value, dict):
+            out.append(Problem(path, f"expected a table, found {kind_of(value)}"))
+            return
+        for name, item in value.items():
+            self.item.check(item, (*path, name), out)
+
+
+@attrs.frozen
+class Tables(Kind):
+    """An array of tables: ``[[robot.NAME.sim.events]]``."""
+
+    item: Kind
+
+    def check(self, value: Any, path: KeyPath, out: list[Problem]) -> None:
+        if not isinstance(value, list):
+            out.append(Problem(path, f"expected an array of tables, found {kind_of(value)}",
+                               f"write each entry as a [[{dotted(path)}]] table"))
+            return
+        for i, item in enumerate(value):
+            self.item.check(item, (*path, i), out)
+
+
+# --- the schema -----------------------------------------------------------------------------
+
+SIM = Table({
+    "duration": Duration(),  # how long each command takes (default 20ms)
+    "busy_state": Text(),  # the state reported while an effectful command runs
+    "record": Text(),  # append what the simulated world saw, one JSON line per command
+    "commands": Each(Table({"duration": Duration(), "result": Anything()})),
+    "events": Tables(Table({"after": Text(), "event": Text(), "data": Anything(), "delay": Duration()},
+                           required=("after", "event"))),
+})
+
+SCHEMA = Table({
+    "project": Table({
+        "name": Text(),  # default: the folder's name
+        "source": Text(),  # where the .flow files are (default ".")
+    }),
+    "robot": Each(Table({
+        "interface": Text(),  # the robot interface, dotted: "cell.arm.Arm"
+        "driver": Driver(),  # "sim" (default), "package.module:Class" or an installed driver's name
+        "arm": Flag(),  # arm a real robot before work starts
+        "queue": Integer(1),  # how many runs may wait for this robot (default 16)
+        "sim": SIM,  # the simulated driver's options
+        "options": Table(open=True),  # a Python driver's own settings, as written
+    }, required=("interface",))),
+    "agent": Each(Table({
+        "robot": Text(),  # the robot instance the agent is bound to (with several)
+        "robots": Texts(),  # one agent instance per robot instance
+    })),
+    "run": Table({
+        "agents": Texts(),  # what `bbflow run` starts when no --agent/--reactor is given
+    }),
+    "journal": Table({
+        "path": Text(),  # default .bbflow/journal.db
+        "recovery": Choice(("rollback", "hold")),  # what a restart does with unfinished runs
+    }),
+    "bus": Table({
+        "kind": Choice(("local", "zenoh")),
+        "prefix": Text(),  # default "bbflow/<project name>"
+        "connect": Texts(),  # peers and routers to reach
+        "listen": Texts(),
+        "mode": Choice(("peer", "client")),
+        "config": Text(),  # a Zenoh configuration file
+    }),
+    "serve": Table({
+        "listen": Text(),  # "[HOST:]PORT"
+        "token_env": Text(),  # the environment variable holding the bearer token
+    }),
+    "supervision": Table({
+        "max_restarts": Integer(0),
+        "within": Duration(),
+        "strategy": Choice(("one_for_one", "one_for_all")),
+    }),
+})
+
+
+def validate(data: Mapping[str, Any]) -> list[Problem]:
+    """Every problem of the parsed project file against ``SCHEMA``, in file order of the tables."""
+    out: list[Problem] = []
+    SCHEMA.check(dict(data), (), out)
+    return out
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def kind_of(value: Any) -> str:
+    names = {bool: "a boolean", int: "an integer", float: "a float", str: "a string",
+             list: "an array", dict: "a table"}
+    name = names.get(type(value), type(value).__name__)
+    return f"{name} ({_shown(value)})" if isinstance(value, (str, int, float)) and not isinstance(value, bool) else name
+
+
+def _shown(value: Any) -> str:
+    return f'"{value}"' if isinstance(value, str) else repr(value)
+
+
+def suggest(word: Any, choices: Any) -> str | None:
+    """``did you mean `x`?`` for the closest of ``choices``, or None."""
+    if not isinstance(word, str):
+        return None
+    close = difflib.get_close_matches(word, [str(c) for c in choices], n=1, cutoff=0.6)
+    return f"did you mean `{close[0]}`?" if close else None
+
+
+# --- where keys are written ----------------------------------------------------------------
+
+_BARE = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def key_lines(text: str) -> dict[KeyPath, tuple[int, int]]:
+    """Where each key and table of a TOML text is written: path -> (line, column), 1-based.
+
+    Headers (``[a.b]``, ``[[a.b]]``, entries numbered from 0) and ``key = value``
+    lines are found; keys inside inline tables and multi-line arrays are not
+    (``locate`` falls back to the enclosing key). Enough for pointing at the
+    line of a problem; tomllib has already read the text.
+    """
+    found: dict[KeyPath, tuple[int, int]] = {}
+    counts: dict[KeyPath, int] = {}
+    table: KeyPath = ()
+    depth = 0
+    closing: str | None = None  # the delimiter of the multi-line string we are in
+    for number, line in enumerate(text.splitlines(), 1):
+        at = 0
+        if closing is not None:
+            end = line.find(closing)
+            if end < 0:
+                continue
+            at, closing = end + 3, None
+        elif depth == 0:
+            stripped = line.lstrip()
+            column = len(line) - len(stripped) + 1
+            if stripped.startswith("["):
+                array = stripped.startswith("[[")
+                parts, _ = _key(stripped, 2 if array else 1)
+                if array:
+                    index = counts.get(tuple(parts), 0)
+                    counts[tuple(parts)] = index + 1
+                    found.setdefault(tuple(parts), (number, column))
+                    table = (*parts, index)
+                else:
+                    table = tuple(parts)
+                found.setdefault(table, (number, column))
+                continue
+            if stripped and not stripped.startswith("#"):
+                parts, after = _key(stripped, 0)
+                if parts:
+                    path = (*table, *parts)
+                    for n in range(len(table) + 1, len(path) + 1):
+                        found.setdefault(path[:n], (number, column))
+                    at = len(line) - len(stripped) + after
+        depth, closing = _scan_value(line, at, depth)
+    return found
+
+
+def _key(text: str, at: int) -> tuple[list[str], int]:
+    """The dotted key starting at ``text[at]``, and where it ends."""
+    parts: list[str] = []
+    while at < len(text):
+        while at < len(text) and text[at] in " \t":
+            at += 1
+        if at < len(text) and text[at] in "\"'":
+            quote = text[at]
+            end = text.find(quote, at + 1)
+            if end < 0:
+                return parts, len(text)
+            parts.append(text[at + 1:end])
+            at = end + 1
+        else:
+            m = _BARE.match(text, at)
+            if not m:
+                break
+            parts.append(m.group())
+            at = m.end()
+        while at < len(text) and text[at] in " \t":
+            at += 1
+        if at < len(text) and text[at] == ".":
+            at += 1
+            continue
+        break
+    return parts, at
+
+
+def _scan_value(line: str, at: int, depth: int) -> tuple[int, str | None]:
+    """Bracket depth after the rest of ``line``, and the delimiter of a multi-line string left open."""
+    i = at
+    while i < len(line):
+        c = line[i]
+        if c == "#":
+            break
+        if c in "\"'":
+            triple = line[i:i + 3]
+            if triple in ('"""', "'''"):
+                end = line.find(triple, i + 3)
+                if end < 0:
+                    return depth, triple
+                i = end + 3
+                continue
+            i += 1
+            while i < len(line) and line[i] != c:
+                i += 2 if c == '"' and line[i] == "\\" else 1
+        elif c in "[{":
+            depth += 1
+        elif c in "]}":
+            depth = max(0, depth - 1)
+        i += 1
+    return depth, None
+
+
+def locate(path: KeyPath, lines: Mapping[KeyPath, tuple[int, int]]) -> tuple[int, int]:
+    """The line and column of ``path``, or of the nearest enclosing key written; (1, 1) if none."""
+    for n in range(len(path), -1, -1):
+        if path[:n] in lines:
+            return lines[path[:n]]
+    return 1, 1

@@ -1,0 +1,204 @@
+"""BBF701: bbflow.toml checked with the program by `bbflow check` (every format) and refused by `bbflow run`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bbflow import project_schema
+from bbflow.cli import main
+from bbflow.compiler.pipeline import compile_paths
+from bbflow.project_schema import SCHEMA, Table, key_lines, locate
+
+CELL = """\
+signal go
+robot Arm {
+    states idle, busy
+    command home() -> bool
+    event force: {newtons: float}
+}
+agent Picker on Arm {
+    on go { run home() }
+}
+"""
+
+GOOD = """\
+[project]
+name = "cell"
+source = "flows"
+
+[robot.arm]
+interface = "cell.Arm"
+driver = "sim"
+queue = 4
+
+[robot.arm.sim]
+duration = "5ms"
+busy_state = "busy"
+
+[robot.arm.sim.commands.home]
+result = true
+
+[[robot.arm.sim.events]]
+after = "home"
+event = "force"
+data = {newtons = 1.0}
+
+[agent.Picker]
+robot = "arm"
+
+[run]
+agents = ["cell.Picker"]
+
+[journal]
+recovery = "hold"
+
+[bus]
+kind = "local"
+
+[serve]
+listen = "127.0.0.1:8350"
+
+[supervision]
+max_restarts = 3
+within = "5s"
+strategy = "one_for_one"
+"""
+
+
+def project(tmp_path: Path, toml: str, flow: str = CELL) -> Path:
+    (tmp_path / "flows").mkdir(exist_ok=True)
+    (tmp_path / "flows" / "cell.flow").write_text(flow)
+    (tmp_path / "bbflow.toml").write_text(toml)
+    return tmp_path
+
+
+def bbf701(tmp_path: Path) -> list[tuple[int, str, str | None]]:
+    """(line, message, help) of every BBF701 of a check of the project, with and without the cache."""
+    found = []
+    for use_cache in (False, True, True):
+        result = compile_paths([tmp_path], use_cache=use_cache)
+        found.append([(d.span.line, d.message, d.help) for d in result.diagnostics.items if d.code == "BBF701"])
+    assert found[0] == found[1] == found[2]
+    return found[0]
+
+
+def edit(toml: str, old: str, new: str) -> str:
+    assert old in toml
+    return toml.replace(old, new, 1)
+
+
+def test_a_good_project_file_has_no_problem(tmp_path: Path) -> None:
+    assert bbf701(project(tmp_path, GOOD)) == []
+
+
+@pytest.mark.parametrize(("old", "new", "line", "message", "help"), [
+    ('duration = "5ms"', 'duraton = "5ms"', 11, "robot.arm.sim.duraton: unknown key", "did you mean `duration`?"),
+    ('driver = "sim"', 'driver = "sim"\narm = "yes"', 8, "robot.arm.arm: expected true or false, found a string",
+     None),
+    ("queue = 4", "queue = 0", 8, "robot.arm.queue: expected an integer of at least 1", None),
+    ('interface = "cell.Arm"', 'interface = "cell.Arn"', 6, "no robot interface `cell.Arn`", "did you mean `cell.Arm`?"),
+    ('interface = "cell.Arm"', 'interface = "Arm"', 6, "no robot interface `Arm`", "did you mean `cell.Arm`?"),
+    ("[agent.Picker]", "[agent.Pickr]", 22, "[agent.Pickr] names no agent", "did you mean `Picker`?"),
+    ('robot = "arm"', 'robot = "amr"', 23, "agent.Picker.robot: no robot instance 'amr'", "did you mean `arm`?"),
+    ('agents = ["cell.Picker"]', 'agents = ["cell.Pickr"]', 26, "no agent `cell.Pickr`", "did you mean `cell.Picker`?"),
+    ('driver = "sim"', 'driver = "simm"', 7, 'driver "simm" is neither', "did you mean `sim`?"),
+    ('busy_state = "busy"', 'busy_state = "bsy"', 12, "`bsy` is not one of Arm's states", "did you mean `busy`?"),
+    ("commands.home]", "commands.hom]", 14, "Arm has no command `hom`", "did you mean `home`?"),
+    ('event = "force"', 'event = "forse"', 19, "Arm declares no event `forse`", "did you mean `force`?"),
+    ('after = "home"', 'after = "hme"', 18, "Arm has no command `hme`", "did you mean `home`?"),
+    ('after = "home"\n', "", 17, "robot.arm.sim.events[1].after: missing", "add after = ..."),
+])
+def test_each_problem_is_one_bbf701_at_its_key(tmp_path: Path, old: str, new: str, line: int, message: str,
+                                               help: str | None) -> None:
+    [(at, text, advice)] = bbf701(project(tmp_path, edit(GOOD, old, new)))
+    assert (at, advice) == (line, help) and message in text
+
+
+@pytest.mark.parametrize(("old", "new", "message", "help"), [
+    ('kind = "local"', 'kind = "zenho"', 'bus.kind: expected "local" or "zenoh"', "did you mean `zenoh`?"),
+    ('within = "5s"', "within = 5", "supervision.within: expected a duration", None),
+    ('recovery = "hold"', 'recovery = "hodl"', "journal.recovery", "did you mean `hold`?"),
+    ('listen = "127.0.0.1:8350"', 'listen = 8350', "serve.listen: expected a non-empty string", None),
+    ('[supervision]', '[supervison]', "supervison: unknown key", "did you mean `supervision`?"),
+])
+def test_the_v0_2_tables_are_typed_too(tmp_path: Path, old: str, new: str, message: str, help: str | None) -> None:
+    [(_, text, advice)] = bbf701(project(tmp_path, edit(GOOD, old, new)))
+    assert message in text and advice == help
+
+
+def test_an_installed_driver_name_is_accepted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(project_schema, "installed_drivers", lambda: frozenset({"toy"}))
+    assert bbf701(project(tmp_path, edit(GOOD, 'driver = "sim"', 'driver = "toy"'))) == []
+    [(_, text, _)] = bbf701(project(tmp_path, edit(GOOD, 'driver = "sim"', 'driver = "tooy"')))
+    assert "installed: sim, toy" in text
+
+
+def test_invalid_toml_is_one_bbf701_at_its_line(tmp_path: Path) -> None:
+    [(line, text, _)] = bbf701(project(tmp_path, "[project]\nname = \n"))
+    assert line == 2 and text.startswith("invalid TOML")
+
+
+def test_json_and_sarif_carry_the_project_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(project(tmp_path, edit(GOOD, 'duration = "5ms"', 'duraton = "5ms"')))
+    runner = CliRunner()
+    out = runner.invoke(main, ["check", "--format", "json", "--no-cache"])
+    assert out.exit_code == 1
+    [d] = json.loads(out.stdout)["diagnostics"]
+    assert (d["code"], d["file"], d["line"], d["column"], d["end_column"]) == ("BBF701", "bbflow.toml", 11, 1, 8)
+    sarif = json.loads(runner.invoke(main, ["check", "--format", "sarif", "--no-cache"]).stdout)
+    [r] = sarif["runs"][0]["results"]
+    place = r["locations"][0]["physicalLocation"]
+    assert r["ruleId"] == "BBF701" and place["artifactLocation"]["uri"].endswith("bbflow.toml")
+    assert place["region"]["startLine"] == 11
+    text = runner.invoke(main, ["check", "--no-cache"])
+    assert "--> bbflow.toml:11:1" in text.stdout and "11 | duraton" in text.stdout
+
+
+def test_run_refuses_with_the_same_diagnostic(tmp_path: Path) -> None:
+    cell = project(tmp_path, edit(GOOD, 'duration = "5ms"', 'duraton = "5ms"'))
+    out = CliRunner().invoke(main, ["run", str(cell), "--until-idle"], input="")
+    assert out.exit_code == 2
+    assert "error[BBF701]: robot.arm.sim.duraton: unknown key" in out.stderr
+    assert "help: did you mean `duration`?" in out.stderr
+
+
+def test_key_lines_finds_headers_keys_and_array_entries() -> None:
+    text = ('a = """\n[not.a.table]\n"""\n[robot.arm]   # c\n"quoted key" = [\n  1,\n]\n'
+            "[[robot.arm.sim.events]]\nafter = 'x'\n[[robot.arm.sim.events]]\nevent.sub = {k = 1}\n")
+    lines = key_lines(text)
+    assert lines[("a",)] == (1, 1) and ("not", "a", "table") not in lines
+    assert lines[("robot", "arm", "quoted key")] == (5, 1)
+    assert lines[("robot", "arm", "sim", "events", 0, "after")] == (9, 1)
+    assert lines[("robot", "arm", "sim", "events", 1, "event", "sub")] == (11, 1)
+    assert locate(("robot", "arm", "sim", "events", 1, "event", "sub", "k"), lines) == (11, 1)
+    assert locate(("nowhere",), lines) == (1, 1)
+
+
+def test_every_table_of_the_schema_is_documented() -> None:
+    """docs/language.md lists every table of the schema (the users' reference of bbflow.toml)."""
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "language.md").read_text()
+    assert isinstance(SCHEMA, Table)
+    for table in SCHEMA.keys:
+        assert f"[{table}" in doc, table
+
+
+def test_one_file_of_a_project_is_checked_as_part_of_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a pre-commit hook does: its imports resolve in the project; only its diagnostics (and the
+    project file's) are shown."""
+    project(tmp_path, edit(GOOD, 'duration = "5ms"', 'duraton = "5ms"'))
+    cell = tmp_path / "flows" / "cell"
+    cell.mkdir()
+    (cell / "arm.flow").write_text("robot Arm2 {\n    command beep() -> bool\n}\n")
+    (cell / "task.flow").write_text("from cell.arm import Arm2\nreactor Beep() -> bool on Arm2 {\n"
+                                    "    step b = beep()\n    return nope\n}\n")
+    (cell / "broken.flow").write_text("reactor Other() -> int {\n    return missing\n}\n")
+    monkeypatch.chdir(tmp_path)
+    for use_cache in (False, True, True):
+        result = compile_paths(["flows/cell/task.flow"], use_cache=use_cache)
+        shown = sorted((d.code, d.span.file, d.span.line) for d in result.diagnostics.items)
+        assert shown == [("BBF101", "flows/cell/task.flow", 4), ("BBF701", "bbflow.toml", 11)]
+        assert result.files == 1
