@@ -295,6 +295,52 @@ def _print_diagnostics(diagnostics: Diagnostics) -> None:
 
 
 @main.command()
+@click.argument("reactor")
+@click.option("--project", "project", default=".", type=click.Path(path_type=str), show_default=True,
+              help="The project (a folder at or below the one holding bbflow.toml).")
+@click.option("--input", "inputs", multiple=True, metavar="NAME=JSON",
+              help="A reactor input as JSON (default: the zero value of its type).")
+@click.option("--robot", metavar="INSTANCE", help="The robot instance to use when several implement the interface.")
+@click.option("--faults", type=click.Path(dir_okay=False, path_type=str),
+              help="A faults file applied in every case, e.g. an undo command that always fails.")
+def drill(reactor: str, project: str, inputs: tuple[str, ...], robot: str | None, faults: str | None) -> None:
+    """Prove REACTOR's rollback on the simulated robot, on a virtual clock.
+
+    Fails each step that sends a robot command in turn, then each undo once
+    (its retries must absorb it), and checks that every completed step with
+    an undo was undone exactly once, in reverse order of completion, with the
+    robot still armed. Exit status: 0 every case passed, 1 a case failed, 2
+    usage or compile error.
+    """
+    from bbflow.build import compile_project
+    from bbflow.compiler import InputError
+    from bbflow.project import ProjectError, find_project, importable, load_project
+    from bbflow.runtime.drill import drill as run_drill, plan_drill, render_report
+    from bbflow.runtime.faults import FaultsError, load_faults
+    from bbflow.runtime.run_plan import UsageError
+
+    root = find_project(project)
+    if root is None:
+        raise UsageFailure(f"{project}: no bbflow.toml here or in any folder above")
+    try:
+        loaded = load_project(root)
+        diagnostics, program = compile_project(root)
+        base = load_faults(faults) if faults is not None else None
+    except (ProjectError, InputError, FaultsError) as e:
+        raise UsageFailure(str(e)) from e
+    if program is None:
+        _print_diagnostics(diagnostics)
+        sys.exit(2)
+    with importable(loaded.root):
+        try:
+            report = run_drill(plan_drill(program, loaded, reactor, inputs, robot), base)
+        except (UsageError, FaultsError) as e:
+            raise UsageFailure(str(e)) from e
+    render_report(report, sys.stdout)
+    sys.exit(0 if report.passed else 1)
+
+
+@main.command()
 @click.option("--stdio", is_flag=True, help="Talk over standard input and output (the default and only transport).")
 def lsp(stdio: bool) -> None:
     """Serve the Language Server Protocol for editors, on standard input and output.
