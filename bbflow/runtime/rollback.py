@@ -21,55 +21,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any
 
-from bbflow.runtime import model
+from bbflow.runtime import model, run_events
+from bbflow.runtime.calls import arguments, driver_failure, perform, timed_out
 from bbflow.runtime.deadline import Deadline
-from bbflow.runtime.durations import format_duration
-from bbflow.runtime.events import notify
 from bbflow.runtime.ports import RuntimeFailure
-
-if TYPE_CHECKING:  # the executor imports this module
-    from bbflow.runtime.executor import _Run
+from bbflow.runtime.run_state import Completion, RunState, UndoFailure
 
 UNDO_ATTEMPTS = 3
 UNDO_TIMEOUT = 30.0
 
 
-class Completion(NamedTuple):
-    """A step that completed: what its undo needs."""
-
-    step: model.Step
-    scope: dict[str, Any]
-    args: dict[str, Any] | None  # a command's keyword arguments (for its default undo)
-    value: Any
-    child: "_Run | None"  # a composed reactor's run
-    index: tuple[int, ...]  # map iterations around the step
-    undoable: bool  # False when the value came from ``fallback``
-
-
-class UndoFailure(RuntimeFailure):
-    """An undo that failed all its attempts: the last error, and which step it was meant to undo."""
-
-    def __init__(self, error: RuntimeFailure, *, step: str, reactor: str, run: str, attempts: int) -> None:
-        super().__init__(error.message, error.code, command=error.command)
-        self.step = step
-        self.reactor = reactor
-        self.run = run
-        self.attempts = attempts
-
-    def to_json(self) -> dict[str, Any]:
-        out = super().to_json()
-        out.update(step=self.step, reactor=self.reactor, run=self.run, attempts=self.attempts)
-        return out
-
-
-def driver_failure(command: str, exc: BaseException) -> RuntimeFailure:
-    """A port or driver that raised something other than ``RuntimeFailure``: the attempt fails (code ``command``)."""
-    return RuntimeFailure(f"{command}: {str(exc) or type(exc).__name__}", "command", command=command)
-
-
-async def rollback(run: "_Run", done: Sequence[Completion]) -> None:
+async def rollback(run: RunState, done: Sequence[Completion]) -> None:
     """Undo ``done`` (in completion order) newest first; failures are recorded on ``run``.
 
     Runs in a task of its own; one ``Deadline`` serves every undo attempt of it.
@@ -81,7 +45,7 @@ async def rollback(run: "_Run", done: Sequence[Completion]) -> None:
         deadline.close()
 
 
-async def _undo_all(run: "_Run", done: Sequence[Completion], deadline: Deadline) -> None:
+async def _undo_all(run: RunState, done: Sequence[Completion], deadline: Deadline) -> None:
     for completion in reversed(done):
         step = completion.step
         if not completion.undoable or step.irreversible is not None:
@@ -108,7 +72,7 @@ async def _undo_all(run: "_Run", done: Sequence[Completion], deadline: Deadline)
         await _undo(run, step.name, call, scope, completion.index, deadline)
 
 
-def _seconds(run: "_Run", call: model.Call) -> float:
+def _seconds(run: RunState, call: model.Call) -> float:
     """The deadline of each attempt of an undo: its command's declared timeout, else ``UNDO_TIMEOUT``."""
     if type(call) is model.CommandCall:
         spec = run.command_spec(call.command)
@@ -117,60 +81,50 @@ def _seconds(run: "_Run", call: model.Call) -> float:
     return UNDO_TIMEOUT
 
 
-async def _undo(run: "_Run", name: str, call: model.Call, scope: Any, index: tuple[int, ...],
+async def _undo(run: RunState, name: str, call: model.Call, scope: Any, index: tuple[int, ...],
                 deadline: Deadline) -> None:
     seconds = _seconds(run, call)
-    observer = run.observer
-    robot = run.robot
     error: RuntimeFailure | None = None
     for attempt in range(1, UNDO_ATTEMPTS + 1):
-        if observer is not None:
-            out = run.event("undo.start", name, index)
-            out["attempt"] = attempt
-            notify(observer, out)
-        deadline.arm(seconds)
-        try:
-            if type(call) is model.CommandCall and robot is not None:  # the common case, without a detour
-                args = run.arguments(call, scope, name)
-                try:
-                    await robot.call(call.command, args, timeout=seconds)
-                except (RuntimeFailure, TimeoutError):
-                    raise
-                except Exception as exc:  # a port or driver bug
-                    raise driver_failure(call.command, exc) from exc
-            else:
-                await run.perform(call, scope, name, seconds)
-        except RuntimeFailure as exc:
-            error = exc
-        except TimeoutError:
-            error = _timed_out(name, seconds)
-        except asyncio.CancelledError:
-            if not deadline.expired():
-                if observer is not None:
-                    out = run.event("undo.error", name, index)
-                    out["error"] = run.cancel_reason(f"undo of {name}").to_json()
-                    out["attempt"] = attempt
-                    notify(observer, out)
-                raise
-            error = _timed_out(name, seconds)
-        except Exception as exc:  # an expression of the undo call, or a bug below: still only this undo fails
-            error = RuntimeFailure(f"undo of {name}: {str(exc) or type(exc).__name__}", "expression")
-        else:
-            if observer is not None:
-                notify(observer, run.event("undo.ok", name, index))
+        run_events.undo_start(run, name, index, attempt)
+        error = await _attempt(run, name, call, scope, index, deadline, seconds, attempt)
+        if error is None:
+            run_events.undo_ok(run, name, index)
             return
-        finally:
-            deadline.disarm()
-        if observer is not None:
-            out = run.event("undo.error", name, index)
-            out["error"] = error.to_json()
-            out["attempt"] = attempt
-            notify(observer, out)
+        run_events.undo_error(run, name, index, error, attempt)
     assert error is not None
     run.undo_errors.append(
         UndoFailure(error, step=name, reactor=run.reactor.name, run=run.run_id, attempts=UNDO_ATTEMPTS)
     )
 
 
-def _timed_out(name: str, seconds: float) -> RuntimeFailure:
-    return RuntimeFailure(f"undo of {name} timed out after {format_duration(seconds)}", "timeout")
+async def _attempt(run: RunState, name: str, call: model.Call, scope: Any, index: tuple[int, ...],
+                   deadline: Deadline, seconds: float, attempt: int) -> RuntimeFailure | None:
+    """One attempt of an undo: None when it succeeded, else its failure."""
+    robot = run.robot
+    deadline.arm(seconds)
+    try:
+        if type(call) is model.CommandCall and robot is not None:  # the common case, without a detour
+            args = arguments(call, scope, name)
+            try:
+                await robot.call(call.command, args, timeout=seconds)
+            except (RuntimeFailure, TimeoutError):
+                raise
+            except Exception as exc:  # a port or driver bug
+                raise driver_failure(call.command, exc) from exc
+        else:
+            await perform(run, call, scope, name, seconds)
+    except RuntimeFailure as exc:
+        return exc
+    except TimeoutError:
+        return timed_out(f"undo of {name}", seconds)
+    except asyncio.CancelledError:
+        if not deadline.expired():
+            run_events.undo_error(run, name, index, run.cancel_reason(f"undo of {name}"), attempt)
+            raise
+        return timed_out(f"undo of {name}", seconds)
+    except Exception as exc:  # an expression of the undo call, or a bug below: still only this undo fails
+        return RuntimeFailure(f"undo of {name}: {str(exc) or type(exc).__name__}", "expression")
+    finally:
+        deadline.disarm()
+    return None

@@ -1,0 +1,160 @@
+"""Calls shared by steps and undos: arguments, commands, actions, waits, composed reactors; failures.
+
+A call that goes wrong raises a ``RuntimeFailure`` for the attempt that made
+it: a driver's or action's exception becomes one (code ``command`` or
+``action``), an error in generated code names its ``.flow`` line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from bbflow.runtime import model
+from bbflow.runtime.actions import invoke
+from bbflow.runtime.durations import format_duration
+from bbflow.runtime.ids import uuid7
+from bbflow.runtime.linemap import NOTE_PREFIX, add_flow_note
+from bbflow.runtime.ports import RobotPort, RuntimeFailure
+from bbflow.runtime.run_state import RunState
+from bbflow.runtime.types import TypeMismatch
+
+
+def failure(exc: BaseException, code: str, what: str) -> RuntimeFailure:
+    """``exc`` as a failure; raised in generated code, it names the ``.flow`` line (and gets the note)."""
+    if isinstance(exc, RuntimeFailure):
+        return exc
+    detail = str(exc) or type(exc).__name__
+    where = add_flow_note(exc)
+    if where is None:
+        return RuntimeFailure(f"{what}: {detail}", code)
+    out = RuntimeFailure(f"{what}: {detail} (at {where})", code)
+    out.add_note(NOTE_PREFIX + where)
+    return out
+
+
+def driver_failure(command: str, exc: BaseException) -> RuntimeFailure:
+    """A port or driver that raised something other than ``RuntimeFailure``: the attempt fails (code ``command``)."""
+    return RuntimeFailure(f"{command}: {str(exc) or type(exc).__name__}", "command", command=command)
+
+
+def timed_out(what: str, seconds: float | None) -> RuntimeFailure:
+    """An attempt (of a step, or ``undo of <step>``) that ran out of time."""
+    return RuntimeFailure(f"{what} timed out after {format_duration(seconds or 0.0)}", "timeout")
+
+
+class _With(Mapping[str, Any]):
+    """A scope plus one more name (the event a ``wait_event`` step is looking at)."""
+
+    __slots__ = ("_base", "_name", "_value")
+
+    def __init__(self, base: Mapping[str, Any], name: str, value: Any) -> None:
+        self._base, self._name, self._value = base, name, value
+
+    def __getitem__(self, key: str) -> Any:
+        return self._value if key == self._name else self._base[key]
+
+    def __iter__(self) -> Any:
+        yield from self._base
+        if self._name not in self._base:
+            yield self._name
+
+    def __len__(self) -> int:
+        return len(self._base) + (self._name not in self._base)
+
+
+def arguments(call: model.CommandCall | model.ActionCall | model.ReactorCall, scope: Mapping[str, Any],
+              name: str) -> dict[str, Any]:
+    """A call's keyword arguments; an error in them fails the attempt (code ``expression``)."""
+    try:
+        return call.args(scope)
+    except Exception as exc:
+        raise failure(exc, "expression", f"{name}: arguments") from None
+
+
+async def command(run: RunState, command: str, args: dict[str, Any], timeout: float | None) -> Any:
+    robot = run.robot
+    if robot is None:
+        raise run.no_robot(command)
+    try:
+        return await robot.call(command, args, timeout=timeout)
+    except RuntimeFailure:
+        raise
+    except Exception as exc:  # a port or driver bug still fails only this attempt
+        raise driver_failure(command, exc) from exc
+
+
+async def compose(run: RunState, call: model.ReactorCall, scope: Mapping[str, Any],
+                  name: str) -> tuple[Any, RunState]:
+    """Run a composed reactor as a child run; its completed steps stay with it for a later undo."""
+    args = arguments(call, scope, name)
+    reactor = run.program.reactors.get(call.reactor) or run.program.find("reactors", call.reactor)
+    child = run.child(reactor, uuid7())
+    result = await run.runner(child, args)
+    # undo errors of the child's own rollback belong to this run's story too
+    run.undo_errors.extend(result.undo_errors)
+    if result.status == "ok":
+        return result.value, child
+    assert result.error is not None
+    raise result.error
+
+
+async def perform(run: RunState, call: model.Call, scope: Mapping[str, Any], name: str,
+                  timeout: float | None = None) -> Any:
+    """Any call: the way undos run (steps take faster paths for commands and composition)."""
+    if isinstance(call, model.ActionCall):
+        return await action(run, call, scope, name)
+    if isinstance(call, model.CommandCall):
+        args = arguments(call, scope, name)
+        return await command(run, call.command, args, timeout)
+    if isinstance(call, model.ReactorCall):
+        value, _ = await compose(run, call, scope, name)
+        return value
+    robot = run.robot
+    if robot is None:
+        raise RuntimeFailure(f"{run.reactor.name} has no robot to wait on", "state")
+    try:
+        if isinstance(call, model.WaitState):
+            return await robot.wait_state(call.states)
+        return await wait_event(robot, call, scope, name)
+    except RuntimeFailure:
+        raise
+    except Exception as exc:
+        raise failure(exc, "command", name) from exc
+
+
+async def wait_event(robot: RobotPort, call: model.WaitEvent, scope: Mapping[str, Any], name: str) -> Any:
+    where = call.where
+    if where is None:
+        return await robot.wait_event(call.event, None)
+    problems: list[Exception] = []
+
+    def matches(data: Any) -> bool:
+        try:
+            return bool(where(_With(scope, name, data)))
+        except Exception as exc:  # reported as this attempt's failure, not inside the port
+            problems.append(exc)
+            return True
+
+    data = await robot.wait_event(call.event, matches)
+    if problems:
+        raise failure(problems[0], "expression", f"{name}: where")
+    return data
+
+
+async def action(run: RunState, call: model.ActionCall, scope: Mapping[str, Any], name: str) -> Any:
+    decl = run.program.actions.get(call.action) or run.program.find("actions", call.action)
+    args = arguments(call, scope, name)
+    try:
+        fn = run.resolver(decl.target)
+        value = await invoke(fn, args)
+    except RuntimeFailure:
+        raise
+    except Exception as exc:
+        raise failure(exc, "action", f"action {decl.name}") from exc
+    if decl.result is not None:
+        try:
+            value = decl.result.conform(value)
+        except TypeMismatch as exc:
+            raise RuntimeFailure(f"action {decl.name} returned a bad value: {exc}", "result") from None
+    return value

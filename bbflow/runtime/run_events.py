@@ -1,0 +1,126 @@
+"""The events of a reactor run: one function builds and sends each kind (names in ``events.RUN_EVENTS``).
+
+Every event has ``event``, ``reactor``, ``step`` (None for the run's own
+events), ``run`` and ``time``; ``parent`` for a composed reactor's run and
+``index`` inside ``map`` iterations; then the fields of its kind (see
+docs/runtime.md). Nothing is built when the run has no observer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bbflow.runtime.events import jsonable, notify
+from bbflow.runtime.ports import RuntimeFailure
+from bbflow.runtime.run_state import RunState
+
+
+def _event(run: RunState, event: str, step: str | None, index: tuple[int, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "event": event,
+        "reactor": run.reactor.name,
+        "step": step,
+        "run": run.run_id,
+        "time": run.loop.time(),
+    }
+    if run.parent is not None:
+        out["parent"] = run.parent
+    if index:
+        out["index"] = list(index)
+    return out
+
+
+# --- the run ------------------------------------------------------------------------------
+
+
+def run_start(run: RunState, inputs: dict[str, Any]) -> None:
+    if (observer := run.observer) is not None:
+        out = _event(run, "run.start", None, ())
+        out["inputs"] = jsonable(inputs)
+        notify(observer, out)
+
+
+def run_ok(run: RunState, value: Any) -> None:
+    if (observer := run.observer) is not None:
+        out = _event(run, "run.ok", None, ())
+        out["result"] = jsonable(value)
+        notify(observer, out)
+
+
+def run_failed(run: RunState, error: RuntimeFailure) -> None:
+    if (observer := run.observer) is not None:
+        out = _event(run, "run.failed", None, ())
+        out["error"] = error.to_json()
+        out["undo_errors"] = [u.to_json() for u in run.undo_errors]
+        notify(observer, out)
+
+
+def run_halted(run: RunState, halt: RuntimeFailure) -> None:
+    if (observer := run.observer) is not None:
+        out = _event(run, "run.halted", None, ())
+        out["completed"] = list(run.completed())
+        out["error"] = halt.to_json()
+        notify(observer, out)
+
+
+# --- steps --------------------------------------------------------------------------------
+
+
+def step_skip(run: RunState, step: str, index: tuple[int, ...]) -> None:
+    if (observer := run.observer) is not None:
+        notify(observer, _event(run, "step.skip", step, index))
+
+
+def step_start(run: RunState, step: str, index: tuple[int, ...], attempt: int) -> None:
+    if (observer := run.observer) is not None:
+        out = _event(run, "step.start", step, index)
+        out["attempt"] = attempt
+        notify(observer, out)
+
+
+def step_ok(run: RunState, step: str, index: tuple[int, ...], value: Any, *, fallback: bool = False) -> None:
+    if (observer := run.observer) is not None:
+        out = _event(run, "step.ok", step, index)
+        out["result"] = jsonable(value)
+        if fallback:
+            out["fallback"] = True
+        notify(observer, out)
+
+
+def step_error(run: RunState, step: str, index: tuple[int, ...], error: RuntimeFailure, attempt: int) -> None:
+    if (observer := run.observer) is not None:
+        out = _event(run, "step.error", step, index)
+        out["error"] = error.to_json()
+        out["attempt"] = attempt
+        notify(observer, out)
+
+
+def step_retry(run: RunState, step: str, index: tuple[int, ...], attempt: int, delay: float) -> None:
+    if (observer := run.observer) is not None:
+        out = _event(run, "step.retry", step, index)
+        out["attempt"] = attempt
+        out["delay"] = delay
+        notify(observer, out)
+
+
+# --- undos --------------------------------------------------------------------------------
+
+
+def undo_start(run: RunState, step: str, index: tuple[int, ...], attempt: int) -> None:
+    if (observer := run.observer) is not None:
+        out = _event(run, "undo.start", step, index)
+        out["attempt"] = attempt
+        notify(observer, out)
+
+
+def undo_ok(run: RunState, step: str, index: tuple[int, ...]) -> None:
+    if (observer := run.observer) is not None:
+        notify(observer, _event(run, "undo.ok", step, index))
+
+
+def undo_error(run: RunState, step: str, index: tuple[int, ...], error: RuntimeFailure, attempt: int) -> None:
+    if (observer := run.observer) is not None:
+        out = _event(run, "undo.error", step, index)
+        out["error"] = error.to_json()
+        out["attempt"] = attempt
+        notify(observer, out)

@@ -1,0 +1,176 @@
+"""The state of one reactor run, what a completed step leaves for its undo, and how a run ended.
+
+``RunState`` is plain state with the few rules every part of the executor
+shares (the first failure wins, a stopping run starts nothing, step slots);
+the parts that act on it are functions in their own modules: body scheduling
+(``bbflow.runtime.scheduler``), steps (``bbflow.runtime.steps``), calls shared
+by steps and undos (``bbflow.runtime.calls``), rollback
+(``bbflow.runtime.rollback``), events (``bbflow.runtime.run_events``) and the
+run as a whole (``bbflow.runtime.executor``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any, Literal, NamedTuple
+
+import attrs
+
+from bbflow.runtime import model
+from bbflow.runtime.crew import Crew
+from bbflow.runtime.ports import ActionResolver, Observer, RobotPort, RuntimeFailure
+
+Status = Literal["ok", "failed", "halted"]
+
+
+@attrs.frozen
+class RunResult:
+    """How a run ended.
+
+    ``value`` is the reactor's result (``ok`` only); ``error`` the original
+    failure (``failed``) or why the run halted (``halted``, code ``halted``);
+    ``undo_errors`` every undo that failed after its last attempt, composed
+    reactors' included; ``completed`` the names of the steps that completed,
+    in completion order (a step of a ``map`` body once per iteration).
+    """
+
+    run_id: str
+    reactor: str
+    status: Status
+    value: Any = None
+    error: RuntimeFailure | None = None
+    undo_errors: tuple[UndoFailure, ...] = ()
+    completed: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+class UndoFailure(RuntimeFailure):
+    """An undo that failed all its attempts: the last error, and which step it was meant to undo."""
+
+    def __init__(self, error: RuntimeFailure, *, step: str, reactor: str, run: str, attempts: int) -> None:
+        super().__init__(error.message, error.code, command=error.command)
+        self.step = step
+        self.reactor = reactor
+        self.run = run
+        self.attempts = attempts
+
+    def to_json(self) -> dict[str, Any]:
+        out = super().to_json()
+        out.update(step=self.step, reactor=self.reactor, run=self.run, attempts=self.attempts)
+        return out
+
+
+class Completion(NamedTuple):
+    """A step that completed: what its undo needs."""
+
+    step: model.Step
+    scope: dict[str, Any]
+    args: dict[str, Any] | None  # a command's keyword arguments (for its default undo)
+    value: Any
+    child: RunState | None  # a composed reactor's run
+    index: tuple[int, ...]  # map iterations around the step
+    undoable: bool  # False when the value came from ``fallback``
+
+
+class Stop(Exception):
+    """Raised where a node would start after the run began to stop (failure or halt)."""
+
+
+#: runs a run to its end with the given (raw) inputs: the executor's, given to every run so
+#: that composition can start child runs without the parts importing the executor
+Runner = Callable[["RunState", Mapping[str, Any]], Coroutine[Any, Any, RunResult]]
+
+
+class RunState:
+    """The state of one run of one reactor (a composed reactor gets a ``RunState`` of its own)."""
+
+    __slots__ = ("program", "reactor", "robot", "observer", "resolver", "run_id", "parent", "runner", "loop",
+                 "free", "slot_waiters", "done", "undo_errors", "failure", "halt", "stopping", "task",
+                 "rollback_task", "cancelled_root", "_commands")
+
+    def __init__(
+        self,
+        program: model.Program,
+        reactor: str | model.Reactor,
+        robot: RobotPort | None,
+        observer: Observer | None,
+        resolver: ActionResolver,
+        run_id: str,
+        parent: str | None,
+        runner: Runner,
+    ) -> None:
+        self.program = program
+        #: a name until ``execute`` looks it up
+        self.reactor: model.Reactor = reactor  # type: ignore[assignment]
+        self.robot = robot
+        self.observer = observer
+        self.resolver = resolver
+        self.run_id = run_id
+        self.parent = parent
+        self.runner = runner
+        self.loop: asyncio.AbstractEventLoop  # set by ``execute``
+        #: free step slots (the reactor's ``concurrency``, set by ``execute``) and the bodies waiting for one
+        self.free = 0
+        self.slot_waiters: list[Crew] = []
+        #: completed steps, in completion order
+        self.done: list[Completion] = []
+        self.undo_errors: list[UndoFailure] = []
+        self.failure: RuntimeFailure | None = None
+        self.halt: RuntimeFailure | None = None
+        #: set with ``failure`` or ``halt``: no node may start any more
+        self.stopping = False
+        self.task: asyncio.Task[Any] | None = None
+        self.rollback_task: asyncio.Task[Any] | None = None
+        self.cancelled_root = False
+        self._commands: Mapping[str, model.Command] | None = None
+
+    def child(self, reactor: model.Reactor, run_id: str) -> RunState:
+        """The state of a composed reactor's run, on this run's robot, observer and actions."""
+        return RunState(self.program, reactor, self.robot, self.observer, self.resolver, run_id, self.run_id,
+                        self.runner)
+
+    def fail(self, failure: RuntimeFailure) -> RuntimeFailure:
+        """Record the run's failure (the first one wins) and return the one recorded."""
+        if self.failure is None:
+            self.failure = failure
+            self.stopping = True
+        return self.failure
+
+    def stop(self) -> Exception:
+        """What to raise where a node would start while the run is stopping."""
+        return self.failure if self.failure is not None else Stop()
+
+    def release(self) -> None:
+        """A step left its slot: wake the bodies that wait for one."""
+        self.free += 1
+        if self.slot_waiters:
+            waiters, self.slot_waiters = self.slot_waiters, []
+            for crew in waiters:
+                crew.wake()
+
+    def completed(self) -> tuple[str, ...]:
+        return tuple(c.step.name for c in self.done)
+
+    def cancel_reason(self, what: str) -> RuntimeFailure:
+        """Why ``what`` (a step or an undo) was cancelled, for its error event: the halt, else a cancellation."""
+        return self.halt if self.halt is not None else RuntimeFailure(f"{what} was cancelled", "cancelled")
+
+    def command_spec(self, command: str) -> model.Command | None:
+        """The declaration of one of the robot's commands (for its default undo and timeout)."""
+        if self._commands is None:
+            spec = self.program.robots.get(self.reactor.robot) if self.reactor.robot else None
+            if spec is None and self.robot is not None:
+                spec = self.robot.spec
+            self._commands = spec.commands if spec is not None else {}
+        return self._commands.get(command)
+
+    def no_robot(self, command: str) -> RuntimeFailure:
+        return RuntimeFailure(f"{self.reactor.name} has no robot to run {command}", "state", command=command)
+
+    def result(self, status: Status, value: Any = None, error: RuntimeFailure | None = None) -> RunResult:
+        return RunResult(self.run_id, self.reactor.name, status, value, error, tuple(self.undo_errors),
+                         self.completed())

@@ -1,0 +1,136 @@
+"""The step runner: one step's guard, attempts (each with its deadline), retries with backoff, fallback.
+
+A step that completes is recorded on the run (``RunState.done``) with what its
+undo will need; one that fails after its last attempt and has no fallback
+fails the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from bbflow.runtime import model, run_events
+from bbflow.runtime.calls import arguments, compose, driver_failure, failure, perform, timed_out
+from bbflow.runtime.deadline import Deadline
+from bbflow.runtime.ports import RuntimeFailure
+from bbflow.runtime.run_state import Completion, RunState
+
+
+def backoff(retry: model.Retry, failed_attempt: int) -> float:
+    """Delay before the attempt after ``failed_attempt`` (1-based): D, 2D, 4D, ... capped."""
+    if retry.backoff <= 0:
+        return 0.0
+    cap = retry.max_backoff if retry.max_backoff is not None else 10 * retry.backoff
+    return min(retry.backoff * 2 ** (failed_attempt - 1), cap)
+
+
+async def run_step(run: RunState, step: model.Step, scope: dict[str, Any], index: tuple[int, ...],
+                   deadline: Deadline) -> None:
+    """One step: guard, attempts with deadline and backoff, fallback; records its completion.
+
+    ``deadline`` is the one of the task the step runs in (each attempt arms it).
+    """
+    if run.stopping:  # spawned before the run began to stop, started after
+        raise run.stop()
+    name = step.name
+    if step.when is not None:
+        try:
+            go = step.when(scope)
+        except Exception as exc:
+            raise run.fail(failure(exc, "expression", f"{name}: when")) from None
+        if not go:
+            scope[name] = None
+            run_events.step_skip(run, name, index)
+            return
+    retry = step.retry
+    last = 1 + retry.attempts if retry is not None else 1
+    attempt = 1
+    while True:
+        run_events.step_start(run, name, index, attempt)
+        outcome = await _attempt(run, step, scope, index, deadline, attempt)
+        if outcome is None:
+            return
+        error = outcome
+        run_events.step_error(run, name, index, error, attempt)
+        if attempt < last and not run.stopping:
+            delay = backoff(retry, attempt)  # type: ignore[arg-type]
+            attempt += 1
+            run_events.step_retry(run, name, index, attempt, delay)
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if run.stopping:
+                raise run.stop()
+            continue
+        if step.fallback is not None and not run.stopping:
+            try:
+                value = step.fallback(scope)
+            except Exception as exc:
+                raise run.fail(failure(exc, "expression", f"{name}: fallback")) from None
+            scope[name] = value
+            run.done.append(Completion(step, scope, None, value, None, index, False))
+            run_events.step_ok(run, name, index, value, fallback=True)
+            return
+        raise run.fail(error)
+
+
+async def _attempt(run: RunState, step: model.Step, scope: dict[str, Any], index: tuple[int, ...],
+                   deadline: Deadline, attempt: int) -> RuntimeFailure | None:
+    """One attempt of a step: None when it completed (and was recorded), else its failure."""
+    name = step.name
+    call = step.call
+    timeout = step.timeout
+    args: dict[str, Any] | None = None
+    child: RunState | None = None
+    if timeout is not None:
+        deadline.arm(timeout)
+    try:
+        if type(call) is model.CommandCall:
+            args = arguments(call, scope, name)
+            robot = run.robot
+            if robot is None:
+                raise run.no_robot(call.command)
+            try:
+                value = await robot.call(call.command, args, timeout=timeout)
+            except (RuntimeFailure, TimeoutError):
+                raise
+            except Exception as exc:  # a port or driver bug still fails only this attempt
+                raise driver_failure(call.command, exc) from exc
+        elif type(call) is model.ReactorCall:
+            value, child = await compose(run, call, scope, name)
+        else:
+            value = await perform(run, call, scope, name)
+    except RuntimeFailure as exc:
+        return exc
+    except TimeoutError:
+        return timed_out(name, timeout)
+    except asyncio.CancelledError:
+        if timeout is None or not deadline.expired():
+            run_events.step_error(run, name, index, run.cancel_reason(name), attempt)
+            raise
+        return timed_out(name, timeout)
+    else:
+        scope[name] = value
+        if args is not None and not _undo_uses_args(run, step):
+            args = None  # only a command's default undo reads them: do not keep them for nothing
+        run.done.append(Completion(step, scope, args, value, child, index, True))
+        run_events.step_ok(run, name, index, value)
+        return None
+    finally:
+        if timeout is not None:
+            deadline.disarm()
+
+
+def _undo_uses_args(run: RunState, step: model.Step) -> bool:
+    """Whether the undo of a completed command step reads the call's arguments (``args``).
+
+    Only an inherited undo does: the command's default undo, or one marked
+    ``inherited`` in the model; an own undo sees the step's scope instead.
+    """
+    if step.irreversible is not None:
+        return False
+    undo = step.undo
+    if undo is not None:
+        return undo.inherited
+    spec = run.command_spec(step.call.command)  # type: ignore[union-attr]
+    return spec is not None and spec.undo is not None
