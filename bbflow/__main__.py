@@ -1,3 +1,3 @@
-from bbflow.cli import main
+from bbflow.cli import entry
 
-main()
+entry()

@@ -23,6 +23,35 @@ class UsageFailure(click.ClickException):
     exit_code = 2
 
 
+#: set by a command that starts no thread, process or server, so its process may end at once
+_teardown_free = False
+
+
+def _needs_no_teardown() -> None:
+    global _teardown_free
+    _teardown_free = True
+
+
+def entry() -> None:
+    """The ``bbflow`` console script: :func:`main`; then, after a command that needs no teardown, ``os._exit``
+    once the output is flushed, skipping the interpreter's teardown of every module and object (as mypy
+    does). Only here: ``main`` itself, as tests and other programs call it, never ends the process this way."""
+    try:
+        main()
+    except SystemExit as e:
+        if not _teardown_free:
+            raise
+        code = e.code if isinstance(e.code, int) else int(e.code is not None)
+        if isinstance(e.code, str):
+            print(e.code, file=sys.stderr)
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except OSError:  # a closed pipe: nothing more can be said
+            code = code or 1
+        os._exit(code)
+
+
 @click.group()
 @click.version_option(__version__, prog_name="bbflow")
 def main() -> None:
@@ -43,6 +72,7 @@ def check(paths: tuple[str, ...], fmt: str, strict: bool, drivers: bool, no_cach
     .bbflow/cache. Exit status: 0 no errors, 1 errors (or warnings with
     --strict), 2 usage or I/O error.
     """
+    _needs_no_teardown()
     from bbflow.compiler import compile_paths, InputError, report
 
     try:
@@ -68,6 +98,7 @@ def explain(code: str | None) -> None:
 
     On a terminal the page is rendered (Markdown); piped, it stays plain text.
     """
+    _needs_no_teardown()
     from bbflow.compiler import CODES, explain as page
 
     if code is None:
@@ -173,6 +204,7 @@ def build(paths: tuple[str, ...], out_dir: str, no_cache: bool) -> None:
     Refuses to write anything when the check reports errors. Exit status: 0
     built, 1 errors, 2 usage or I/O error.
     """
+    _needs_no_teardown()
     from bbflow.build import build_program, write_package
     from bbflow.compiler import CompileResult, InputError, report, SourceFile
 
@@ -206,6 +238,7 @@ def graph(reactor: str, paths: tuple[str, ...], fmt: str) -> None:
 
     Data and `after` edges are solid, undo edges dashed; composed reactors are subgraphs.
     """
+    _needs_no_teardown()
     from bbflow.compiler import compile_paths, GraphError, InputError, render_graph, report
 
     try:

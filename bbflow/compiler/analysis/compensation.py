@@ -18,12 +18,15 @@ the composition graph, which also copes with reactors that compose each other.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import attrs
-import networkx as nx
 
 from bbflow.compiler.diagnostics.core import Diagnostics, Label
 from bbflow.compiler.analysis.graph import Category, Effect, Node, NodeKind, ReactorGraph
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 
 @attrs.frozen(slots=True)
@@ -50,6 +53,10 @@ def summarise(graphs: Mapping[str, ReactorGraph]) -> dict[str, ReactorSummary]:
     A composed reactor missing from ``graphs`` (it did not check) counts as
     having no effect, which keeps its callers free of follow-on errors.
     """
+    if not graphs:
+        return {}
+    import networkx as nx  # late: a program without reactors never needs it
+
     uses = nx.DiGraph()  # R -> T: R composes T
     uncovered = nx.DiGraph()  # R -> T through a step without its own undo/irreversible
     uses.add_nodes_from(graphs)

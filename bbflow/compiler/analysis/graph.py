@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import attrs
-import networkx as nx
 
 from bbflow.compiler.diagnostics.core import Diagnostics, Label
 from bbflow.compiler.source import Span
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 #: a limited command category: (qualname of the robot interface, category name)
 Category = tuple[str, str]
@@ -143,6 +146,7 @@ class Body:
                 child.parent = node
 
     def digraph(self) -> nx.DiGraph:
+        import networkx as nx  # late: a program without reactors never needs it
         g = nx.DiGraph()
         g.add_nodes_from(self.nodes)
         g.add_edges_from(self.edges)
@@ -157,6 +161,7 @@ class Body:
     def reachability(self) -> Reachability:
         """Ancestor/descendant sets; the body must be acyclic (see ``find_cycles``)."""
         if self._reach is None:
+            import networkx as nx  # late: a program without reactors never needs it
             g = self.digraph()
             order = list(nx.topological_sort(g))
             anc = [0] * len(self.nodes)
@@ -205,6 +210,7 @@ def find_cycles(body: Body) -> list[list[Node]]:
 
     Each node of a cycle waits for the next one (and the last for the first).
     """
+    import networkx as nx  # late: a program without reactors never needs it
     g = body.digraph().reverse(copy=False)
     cycles = []
     for group in nx.strongly_connected_components(g):

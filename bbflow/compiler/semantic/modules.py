@@ -12,9 +12,8 @@ names as UNKNOWN symbols, so their uses are not reported again.
 
 from __future__ import annotations
 
+import graphlib
 from importlib import resources
-
-import networkx as nx
 
 from bbflow.compiler import ast
 from bbflow.compiler.diagnostics.core import Diagnostics
@@ -73,9 +72,9 @@ def link(modules: dict[str, ast.Module], own: dict[str, dict[str, Symbol]], brok
     """Every module's namespace (see the module docstring)."""
     prelude = own.get(PRELUDE, {})
     scopes: dict[str, ModuleScope] = {}
-    graph: nx.DiGraph = nx.DiGraph()
+    graph: dict[str, dict[str, ast.Import]] = {}  # module -> module it imports -> the (first) import
     for name, module in modules.items():
-        graph.add_node(name)
+        graph[name] = {}
         scope = ModuleScope(module, own[name], {}, prelude if name != PRELUDE else {}, name in broken)
         scopes[name] = scope
         for imp in module.imports:
@@ -86,12 +85,11 @@ def link(modules: dict[str, ast.Module], own: dict[str, dict[str, Symbol]], brok
 
 def _bind_import(imp: ast.Import, scope: ModuleScope, modules: dict[str, ast.Module],
                  own: dict[str, dict[str, Symbol]], broken: set[str], diags: Diagnostics,
-                 graph: nx.DiGraph) -> None:
+                 graph: dict[str, dict[str, ast.Import]]) -> None:
     target = _dotted(imp.module)
     found = target in modules
     if found:
-        if not graph.has_edge(scope.name, target):
-            graph.add_edge(scope.name, target, at=imp)
+        graph[scope.name].setdefault(target, imp)
     else:
         diags.error("BBF103", f"module `{target}` not found", _path_span(imp.module),
                     help=did_you_mean(target, [m for m in modules if m != scope.name]),
@@ -146,8 +144,19 @@ def _binding_ident(scope: ModuleScope, sym: Symbol) -> ast.Ident | None:
     return None
 
 
-def _report_cycles(graph: nx.DiGraph, modules: dict[str, ast.Module], diags: Diagnostics) -> None:
+def _report_cycles(imports: dict[str, dict[str, ast.Import]], modules: dict[str, ast.Module],
+                   diags: Diagnostics) -> None:
     """BBF104 once per cycle: at the import in the cycle's first module (by name) that starts it."""
+    try:
+        graphlib.TopologicalSorter(imports).prepare()
+        return  # no cycle: the common case never needs networkx
+    except graphlib.CycleError:
+        pass
+    import networkx as nx  # imported late: it costs a quarter of a short check's start
+
+    graph = nx.DiGraph()
+    graph.add_nodes_from(imports)
+    graph.add_edges_from((a, b, {"at": imp}) for a, targets in imports.items() for b, imp in targets.items())
     for component in nx.strongly_connected_components(graph):
         start = min(component)
         if len(component) == 1 and not graph.has_edge(start, start):

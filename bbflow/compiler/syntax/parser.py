@@ -1,7 +1,8 @@
 """The front end's entry point: ``.flow`` text to an ``ast.Module`` and diagnostics.
 
 The lark parser (LALR, contextual lexer, grammar in ``bbflow/grammar/flow.lark``)
-is built once per process, on first use. Parsing never raises for bad input:
+is made once per process, on first use, from tables built once per grammar version
+(``tables``). Parsing never raises for bad input:
 syntax errors are BBF001, malformed literals BBF002, and any unexpected
 exception inside the front end becomes one BBF900 diagnostic.
 """
@@ -19,6 +20,7 @@ from bbflow.compiler import ast
 from bbflow.compiler.syntax.build_ast import build_module
 from bbflow.compiler.diagnostics.core import Diagnostics
 from bbflow.compiler.syntax.recovery import SyntaxDriver
+from bbflow.compiler.syntax.tables import load_or_build
 from bbflow.compiler.source import SourceFile, Span
 
 __all__ = ["parse_module", "parse_text", "flow_parser"]
@@ -39,10 +41,11 @@ class _NamesEverywhere:
 
 @functools.cache
 def flow_parser() -> Lark:
-    """The lark parser of ``.flow`` files (built on first use, then shared)."""
+    """The lark parser of ``.flow`` files (loaded from the tables cache, or built, on first use; then shared)."""
     grammar = files("bbflow.grammar").joinpath("flow.lark").read_text(encoding="utf-8")
-    return Lark(grammar, parser="lalr", lexer="contextual", propagate_positions=True,
-                maybe_placeholders=True, postlex=_NamesEverywhere(), start="start")
+    return load_or_build(grammar, lambda: Lark(
+        grammar, parser="lalr", lexer="contextual", propagate_positions=True,
+        maybe_placeholders=True, postlex=_NamesEverywhere(), start="start"))
 
 
 def parse_module(source: SourceFile, module_name: str, diags: Diagnostics) -> ast.Module:
