@@ -50,7 +50,7 @@ from common import MiB, Figure, Stats, compare, ratios, sync_timer  # noqa: E402
 from gen_project import generate  # noqa: E402
 
 SECTION = "compiler"
-BASELINE_CHILD = ("import bbflow.cli, bbflow.compiler.pipeline, bbflow.compiler.checker, bbflow.compiler.report;"
+BASELINE_CHILD = ("import bbflow.cli, bbflow.compiler.pipeline, bbflow.compiler.checker, bbflow.compiler.reports;"
                   "from bbflow.compiler.syntax.parser import flow_parser; flow_parser()")
 
 

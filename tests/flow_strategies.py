@@ -8,7 +8,7 @@ from hypothesis.extra.lark import from_lark
 from lark.lexer import PatternStr
 from shared_cases import CONFORMANCE
 
-from bbflow.compiler.syntax.parser import flow_parser
+from bbflow.compiler.syntax.parser import build_parser
 
 SHARED = CONFORMANCE
 SAMPLE = f"""# a sample program, used when the shared conformance cases are absent
@@ -47,6 +47,10 @@ def _programs() -> list[str]:
 PROGRAMS = _programs()
 
 
+#: built, not loaded from the tables cache: hypothesis reads the grammar from it
+PARSER = build_parser()
+
+
 def _terminal_strategies() -> dict[str, st.SearchStrategy[str]]:
     """Every terminal spelled with spaces around it, so that generated programs are mostly lexable."""
     words = {
@@ -59,10 +63,10 @@ def _terminal_strategies() -> dict[str, st.SearchStrategy[str]]:
         "COMMENT": st.just("# c\n"),
     }
     out = {name: strat.map(lambda s: f" {s} ") for name, strat in words.items()}
-    for term in flow_parser().terminals:
+    for term in PARSER.terminals:
         if isinstance(term.pattern, PatternStr):
             out[term.name] = st.just(f" {term.pattern.value} ")
     return out
 
 
-GENERATED = from_lark(flow_parser(), explicit=_terminal_strategies())
+GENERATED = from_lark(PARSER, explicit=_terminal_strategies())

@@ -13,7 +13,7 @@ from bbflow.cli import main
 from bbflow.compiler import pipeline
 from bbflow.compiler.diagnostics.core import Diagnostics
 from bbflow.compiler.pipeline import CompileResult, InputError, compile_paths, module_name
-from bbflow.compiler.report import report, summary
+from bbflow.compiler.reports import report, summary
 from bbflow.compiler.source import SourceFile, Span
 
 ROOT = Path(__file__).resolve().parent.parent

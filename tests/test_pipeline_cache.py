@@ -23,7 +23,7 @@ from bbflow.compiler import pipeline
 from bbflow.build import build_program, compile_project
 from bbflow.compiler.syntax.parser import parse_module
 from bbflow.compiler.pipeline import compile_paths, run_checker
-from bbflow.compiler.report import report
+from bbflow.compiler.reports import report
 from codegen_helpers import write_flows
 
 ARM = "robot Arm {\n    command beep() -> bool\n}\n"

@@ -42,10 +42,17 @@ class _NamesEverywhere:
 @functools.cache
 def flow_parser() -> Lark:
     """The lark parser of ``.flow`` files (loaded from the tables cache, or built, on first use; then shared)."""
-    grammar = files("bbflow.grammar").joinpath("flow.lark").read_text(encoding="utf-8")
-    return load_or_build(grammar, lambda: Lark(
-        grammar, parser="lalr", lexer="contextual", propagate_positions=True,
-        maybe_placeholders=True, postlex=_NamesEverywhere(), start="start"))
+    return load_or_build(_grammar(), build_parser)
+
+
+def build_parser() -> Lark:
+    """A new parser built from the grammar (slow; it keeps ``.grammar``, which a loaded one lacks)."""
+    return Lark(_grammar(), parser="lalr", lexer="contextual", propagate_positions=True,
+                maybe_placeholders=True, postlex=_NamesEverywhere(), start="start")
+
+
+def _grammar() -> str:
+    return files("bbflow.grammar").joinpath("flow.lark").read_text(encoding="utf-8")
 
 
 def parse_module(source: SourceFile, module_name: str, diags: Diagnostics) -> ast.Module:
