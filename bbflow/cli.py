@@ -13,6 +13,9 @@ from bbflow import __version__
 
 if TYPE_CHECKING:
     from bbflow.compiler import Diagnostics
+    from bbflow.project import Project
+    from bbflow.runtime.model import Program
+    from bbflow.serve.plane import ControlPlane
 
 FORMATS = ("text", "json", "sarif")
 
@@ -272,7 +275,9 @@ def graph(reactor: str, paths: tuple[str, ...], fmt: str) -> None:
               help="Simulated robots only: run on a virtual clock (delays and timeouts take no real time).")
 @click.option("--arm/--no-arm", "arm", default=None,
               help="Arm the robots before work (default: simulated ones only, and those with arm = true).")
-def run(project: str, inputs: tuple[str, ...], agents: tuple[str, ...], **options: object) -> None:
+@click.option("--serve", "serve", metavar="[HOST:]PORT",
+              help="Serve the control plane (HTTP signals, live events, dashboard); needs bbflow[serve].")
+def run(project: str, inputs: tuple[str, ...], agents: tuple[str, ...], serve: str | None, **options: object) -> None:
     """Run a project on its robots (the simulated ones by default).
 
     Runs the reactor given with --reactor, or serves the agents, which read
@@ -301,11 +306,33 @@ def run(project: str, inputs: tuple[str, ...], agents: tuple[str, ...], **option
         sys.exit(130)
     if diagnostics.warnings:  # the check's warnings, before anything moves
         _print_diagnostics(diagnostics)
+    plane = _control_plane(loaded, program, serve)
+    if plane is not None and options.get("virtual_time"):
+        raise UsageFailure("--serve needs real time: it cannot be combined with --virtual-time")
     live = sys.stderr.isatty() and os.environ.get("TERM", "dumb") != "dumb"
     with importable(loaded.root):  # the project's drivers and actions, wherever bbflow is run from
         status = run_app(program, loaded, RunOptions(inputs=inputs, agents=agents, **options),  # type: ignore[arg-type]
-                         stdin=stdin_source(sys.stdin), stdout=sys.stdout, stderr=sys.stderr, live=live)
+                         stdin=stdin_source(sys.stdin), stdout=sys.stdout, stderr=sys.stderr, live=live,
+                         attachment=plane)
     sys.exit(status)
+
+
+def _control_plane(project: Project, program: Program, listen: str | None) -> ControlPlane | None:
+    """The control plane asked for by --serve or [serve] listen, checked before anything moves."""
+    from bbflow.serve import EXTRA_HINT, EXTRA_MODULES, ServeError, control_plane, serve_settings
+
+    try:
+        settings = serve_settings(project.serve, listen)
+    except ServeError as e:
+        raise UsageFailure(str(e)) from e
+    if settings is None:
+        return None
+    try:
+        return control_plane(settings, program, title=project.name)
+    except ModuleNotFoundError as e:
+        if (e.name or "").split(".")[0] not in EXTRA_MODULES:
+            raise
+        raise UsageFailure(EXTRA_HINT) from None
 
 
 def _print_diagnostics(diagnostics: Diagnostics) -> None:

@@ -28,6 +28,7 @@ from typing import Any
 import attrs
 
 from bbflow.project_schema import SIM_DRIVER, KeyPath, Problem, key_lines, locate, suggest, validate
+from bbflow.runtime.durations import parse_duration
 
 PROJECT_FILE = "bbflow.toml"
 
@@ -55,6 +56,23 @@ class AgentConfig:
 
 
 @attrs.frozen(slots=True)
+class ServeConfig:
+    """``[serve]``: where the control plane listens (``bbflow run --serve`` overrides it)."""
+
+    listen: str | None = None  # "[HOST:]PORT"
+    token_env: str | None = None  # the environment variable holding the bearer token
+
+
+@attrs.frozen(slots=True)
+class SupervisionConfig:
+    """``[supervision]``: how often a child (an agent, a robot connection) may be restarted."""
+
+    strategy: str = "one_for_one"  # one of project_schema.STRATEGIES
+    max_restarts: int = 3
+    within: float = 5.0  # seconds
+
+
+@attrs.frozen(slots=True)
 class Project:
     name: str
     root: Path  # the folder holding bbflow.toml
@@ -64,6 +82,8 @@ class Project:
     run_agents: tuple[str, ...] = ()  # dotted agent names ("cell.picker.Picker")
     #: the file as parsed (validated against the schema): tables the model above does not hold yet
     data: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
+    serve: ServeConfig = ServeConfig()
+    supervision: SupervisionConfig = SupervisionConfig()
 
     @property
     def file(self) -> Path:
@@ -170,7 +190,18 @@ def _build(root: Path, data: dict[str, Any], problems: list[Problem]) -> Project
         agents[short] = AgentConfig(robot if robot in robots else None)
     run = good(data.get("run"), ("run",), dict, {})
     run_agents = tuple(good(run.get("agents"), ("run", "agents"), list, []))
-    return Project(name, root, source_dir, robots, agents, run_agents, data)
+    serve = good(data.get("serve"), ("serve",), dict, {})
+    supervising = good(data.get("supervision"), ("supervision",), dict, {})
+    within = parse_duration(good(supervising.get("within"), ("supervision", "within"), str, "5s"))
+    if within <= 0:
+        problems.append(Problem(("supervision", "within"), "expected a duration longer than 0s"))
+        within = 5.0
+    return Project(name, root, source_dir, robots, agents, run_agents, data,
+                   ServeConfig(good(serve.get("listen"), ("serve", "listen"), str, None),
+                               good(serve.get("token_env"), ("serve", "token_env"), str, None)),
+                   SupervisionConfig(good(supervising.get("strategy"), ("supervision", "strategy"), str, "one_for_one"),
+                                     good(supervising.get("max_restarts"), ("supervision", "max_restarts"), int, 3),
+                                     within))
 
 
 @contextlib.contextmanager

@@ -218,6 +218,9 @@ SIM = Table({
                            required=("after", "event"))),
 })
 
+#: The supervision strategies (bbflow.runtime.supervisor.Strategy).
+STRATEGIES = ("one_for_one", "one_for_all", "rest_for_one")
+
 SCHEMA = Table({
     "project": Table({
         "name": Text(),  # default: the folder's name
@@ -257,7 +260,7 @@ SCHEMA = Table({
     "supervision": Table({
         "max_restarts": Integer(0),
         "within": Duration(),
-        "strategy": Choice(("one_for_one", "one_for_all")),
+        "strategy": Choice(STRATEGIES),
     }),
 })
 

@@ -168,6 +168,8 @@ class AgentServer:
         self._fields = {f.name: f for f in spec.state}
         self._source = f"/agent/{spec.name}"
         self._group: asyncio.TaskGroup | None = None
+        self._runs: set[asyncio.Task[None]] = set()  # runs in flight
+        self._cancelled: set[asyncio.Task[None]] = set()  # runs an operator cancelled
         self.state: dict[str, Any] = self.initial_state()
         bus.attach(self)
 
@@ -335,10 +337,19 @@ class AgentServer:
 
     # --- children: runs and scheduled signals --------------------------------------
 
-    def _spawn(self, coro: Awaitable[None]) -> None:
+    def _spawn(self, coro: Awaitable[None]) -> asyncio.Task[None]:
         if self._group is None:
             raise RuntimeError(f"agent {self.name} is not being served")
-        self._group.create_task(coro)  # type: ignore[arg-type]
+        return self._group.create_task(coro)  # type: ignore[arg-type]
+
+    def cancel_run(self, task: asyncio.Task[Any]) -> bool:
+        """Cancel a run of this agent (``task`` is the one running it): it rolls back and
+        comes back as an ``else`` turn with code ``cancelled``. False if it is not one of ours."""
+        if task not in self._runs or task.done():
+            return False
+        self._cancelled.add(task)
+        task.cancel()
+        return True
 
     def _schedule(self, delay: float, signal_type: str, data: Any) -> None:
         self.bus.activity.begin()
@@ -355,7 +366,9 @@ class AgentServer:
         self.stats.runs_started += 1
         self.stats.runs_in_flight += 1
         self.bus.activity.begin()
-        self._spawn(self._run_child(route, binding, run, args))
+        task = self._spawn(self._run_child(route, binding, run, args))
+        self._runs.add(task)
+        task.add_done_callback(self._runs.discard)
 
     async def _run_child(self, route: model.Route, binding: dict[str, Any] | None, run: model.Run, args: dict[str, Any]) -> None:
         try:
@@ -364,6 +377,13 @@ class AgentServer:
                 value, ok = await self.runner(run.call, args), True
             except RuntimeFailure as failure:
                 value, ok = {"message": failure.message, "code": failure.code}, False
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task not in self._cancelled:
+                    raise  # the agent is stopping
+                self._cancelled.discard(task)
+                task.uncancel()  # type: ignore[union-attr]
+                value, ok = {"message": "cancelled by the operator", "code": "cancelled"}, False
             except Exception as exc:  # a bug below the runner must not take the agent down
                 value, ok = {"message": _explain(exc), "code": "internal"}, False
             if (run.then if ok else run.else_) is not None:

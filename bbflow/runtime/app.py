@@ -34,7 +34,7 @@ import contextlib
 import enum
 import signal
 from collections.abc import AsyncIterable, Callable
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import attrs
 from rich.console import Console
@@ -56,9 +56,9 @@ from bbflow.runtime.run_plan import RunOptions, RunPlan, UsageError, plan_run
 from bbflow.runtime.door import LineTooLong, Refusal
 from bbflow.runtime.signals import SignalCatalog
 from bbflow.runtime.stdin import InputLines, Line
-from bbflow.runtime.supervisor import Child, GaveUp, Supervisor, disarm_all
+from bbflow.runtime.supervisor import Child, GaveUp, Strategy, Supervisor, disarm_all
 
-__all__ = ["Outcome", "Session", "Status", "run_app"]
+__all__ = ["Attachment", "Outcome", "RunTasks", "Session", "Status", "run_app"]
 
 
 class Status(enum.IntEnum):
@@ -82,6 +82,17 @@ Note = Callable[[str], None]
 FAIRNESS = 64
 
 
+class Attachment(Protocol):
+    """Something served beside a session (the control plane): an observer of every event,
+    started before the session's work and stopped after it."""
+
+    def __call__(self, event: dict[str, Any]) -> None: ...
+
+    async def start(self, session: "Session") -> None: ...
+
+    async def stop(self) -> None: ...
+
+
 class Session:
     """One ``bbflow run``: robots, then the reactor or the agents, then the robots closed again."""
 
@@ -102,6 +113,11 @@ class Session:
         self.note: Note = note or (lambda text: None)
         self.on_safety = on_safety
         self.robots: list[RobotProxy] = []
+        self.bus: Bus | None = None  # while agents are served
+        self.servers: tuple[AgentServer, ...] = ()
+        self.root: Supervisor | None = None  # the supervision tree's root, while it runs
+        self.run_tasks = RunTasks()
+        self.observer = fanout(self.observer, self.run_tasks)
         self.interrupts = 0
         self.gave_up: GaveUp | None = None
         self.disarm_errors: list[str] = []
@@ -184,6 +200,31 @@ class Session:
                 self.disarm_errors.append(f"{proxy.instance}: {exc}")
         self._started.clear()
 
+    # --- operator controls (the control plane) ------------------------------------------------
+
+    def robot(self, instance: str) -> RobotProxy:
+        """The started robot ``instance``; ``KeyError`` if there is none."""
+        proxy = self._proxy(instance)
+        if proxy is None or proxy not in self._started:
+            raise KeyError(instance)
+        return proxy
+
+    def cancel_run(self, run_id: str) -> None:
+        """Cancel the top-level run ``run_id``: it rolls back while the robot is armed.
+
+        An agent's run comes back to its agent as an ``else`` turn (code
+        ``cancelled``); the reactor of ``bbflow run --reactor`` is cancelled like
+        a first interrupt. ``KeyError`` if no such run is in flight.
+        """
+        task = self.run_tasks.tasks.get(run_id)
+        if task is None or task.done():
+            raise KeyError(run_id)
+        if task is self._work:
+            self.interrupt()
+            return
+        if not any(server.cancel_run(task) for server in self.servers):
+            raise KeyError(run_id)
+
     def _proxy(self, instance: str | None) -> RobotProxy | None:
         return next((p for p in self.robots if p.instance == instance), None) if instance else None
 
@@ -198,17 +239,20 @@ class Session:
 
     async def _agents(self) -> Outcome:
         program = self.plan.program
-        bus = Bus(SignalCatalog.from_program(program), observer=self.observer)
+        bus = self.bus = Bus(SignalCatalog.from_program(program), observer=self.observer)
         disconnects = [RobotSignals(bus, proxy).connect() for proxy in self.robots]
         servers = []
         for agent in self.plan.agents:
             robot = self._proxy(agent.robot)
             runner = CallRunner(program, robot=robot, observer=self.observer)
             servers.append(AgentServer(agent.spec, bus, runner=runner, robot_instance=agent.robot))
-        self.board.agents = tuple(servers)
-        agents = Supervisor("agents", [Child(s.name, s.serve) for s in servers], observer=self.observer)
-        root = Supervisor("root", [Child("agents", agents.run)], max_restarts=0, on_give_up=self._safe_stop,
-                          observer=self.observer)
+        self.board.agents = self.servers = tuple(servers)
+        limits = self.plan.supervision
+        agents = Supervisor("agents", [Child(s.name, s.serve) for s in servers], observer=self.observer,
+                            strategy=Strategy(limits.strategy), max_restarts=limits.max_restarts,
+                            period=limits.within)
+        root = self.root = Supervisor("root", [Child("agents", agents.run)], max_restarts=0,
+                                      on_give_up=self._safe_stop, observer=self.observer)
         try:
             async with asyncio.TaskGroup() as group:
                 supervision = group.create_task(root.run(), name="bbflow-supervision")
@@ -217,6 +261,7 @@ class Session:
         except* GaveUp as gave_up:
             self.gave_up = gave_up.exceptions[0]  # type: ignore[assignment]
         finally:
+            self.root = None
             for disconnect in disconnects:
                 disconnect()
         if self.gave_up is not None:
@@ -275,6 +320,28 @@ class Session:
         return Outcome(Status.INTERRUPTED, "interrupted: agents stopped; " + self._agents_summary())
 
 
+class RunTasks:
+    """An observer that knows which task runs each top-level run in flight (to cancel it).
+
+    Observers are called synchronously by the run itself, so the task current at
+    ``run.start`` is the one running it.
+    """
+
+    def __init__(self) -> None:
+        self.tasks: dict[str, asyncio.Task[Any]] = {}
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        name, run = event.get("event"), event.get("run")
+        if run is None or event.get("parent") is not None:
+            return
+        if name == "run.start":
+            task = asyncio.current_task()
+            if task is not None:
+                self.tasks[run] = task
+        elif name in ("run.ok", "run.failed", "run.halted"):
+            self.tasks.pop(run, None)
+
+
 def reactor_outcome(result: RunResult, reactor: model.Reactor) -> Outcome:
     """The outcome of a ``bbflow run --reactor``: status and the one-line summary."""
     undo = "; undo errors: " + "; ".join(f"{u.step}: {u.message}" for u in result.undo_errors) \
@@ -314,6 +381,7 @@ def run_app(
     stdout: IO[str],
     stderr: IO[str],
     live: bool = False,
+    attachment: Attachment | None = None,
 ) -> int:
     """``bbflow run`` after compilation; returns the exit status (see the module docstring)."""
     try:
@@ -334,7 +402,7 @@ def run_app(
         if options.virtual_time:  # no live view: its refresh timer would spin the virtual clock
             outcome = run_virtual(_serve(plan, writer, stdin, stderr, live=False))
         else:
-            outcome = asyncio.run(_serve(plan, writer, stdin, stderr, live))
+            outcome = asyncio.run(_serve(plan, writer, stdin, stderr, live, attachment))
     finally:
         if writer is not None:
             writer.close()
@@ -347,7 +415,7 @@ def run_app(
 
 
 async def _serve(plan: RunPlan, writer: JsonLinesWriter | None, stdin: int | IO[str], stderr: IO[str],
-                 live: bool) -> Outcome:
+                 live: bool, attachment: Attachment | None = None) -> Outcome:
     loop = asyncio.get_running_loop()
     start = loop.time()
     board = Board(plan.program, start=start)
@@ -362,7 +430,7 @@ async def _serve(plan: RunPlan, writer: JsonLinesWriter | None, stdin: int | IO[
             stderr.flush()
 
     session = Session(
-        plan, observer=fanout(writer, log), board=board, note=note,
+        plan, observer=fanout(writer, log, attachment), board=board, note=note,
         lines=InputLines(stdin) if plan.agents else None,
         on_safety=None if log is None else (lambda i, old, new: log.safety(i, old, new, loop.time())),
     )
@@ -371,10 +439,17 @@ async def _serve(plan: RunPlan, writer: JsonLinesWriter | None, stdin: int | IO[
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, session.interrupt)
             installed.append(sig)
+    if attachment is not None:
+        try:
+            await attachment.start(session)
+        except OSError as exc:
+            return Outcome(Status.USAGE, f"error: {exc}")
     view = asyncio.create_task(LiveView(board, console).run()) if console is not None else None
     try:
         return await session.run()
     finally:
+        if attachment is not None:
+            await attachment.stop()
         if view is not None:
             view.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -22,7 +22,7 @@ from typing import Any
 
 import attrs
 
-from bbflow.project import SIM_DRIVER, Project, RobotConfig
+from bbflow.project import SIM_DRIVER, Project, RobotConfig, SupervisionConfig
 from bbflow.runtime import model
 from bbflow.runtime.door import loads_strict
 from bbflow.runtime.executor import conform_inputs
@@ -83,6 +83,7 @@ class RunPlan:
     reactor_robot: str | None = None
     agents: tuple[AgentPlan, ...] = ()
     until_idle: bool = False
+    supervision: SupervisionConfig = SupervisionConfig()
 
 
 def plan_run(program: model.Program, project: Project, options: RunOptions) -> RunPlan:
@@ -114,7 +115,8 @@ def plan_run(program: model.Program, project: Project, options: RunOptions) -> R
         raise UsageError(f"two agents share a name: {', '.join(a.spec.qualname for a in agents)}")
     used = [a.robot for a in agents if a.robot is not None]
     robots = _robots(program, project, options, list(dict.fromkeys(used)))
-    return RunPlan(program, robots, agents=tuple(agents), until_idle=options.until_idle)
+    return RunPlan(program, robots, agents=tuple(agents), until_idle=options.until_idle,
+                   supervision=project.supervision)
 
 
 def parse_inputs(pairs: Sequence[str]) -> dict[str, Any]:

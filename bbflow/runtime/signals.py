@@ -154,6 +154,10 @@ class SignalCatalog:
     def types(self) -> list[str]:
         return sorted(self._payloads)
 
+    def payload(self, signal_type: str) -> RType | None:
+        """The payload type of a declared signal (``None``: it carries no data); ``KeyError`` if undeclared."""
+        return self._payloads[signal_type]
+
     def conform(self, signal_type: str, data: Any) -> Any:
         """``data`` checked (and normalised) against the payload of ``signal_type``.
 

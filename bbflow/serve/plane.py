@@ -1,0 +1,225 @@
+"""The control plane of one ``bbflow run``: uvicorn serving Starlette inside the runtime's event loop.
+
+``ControlPlane`` is an ``Attachment`` of the run's ``Session``: it observes
+every event (the SSE ring, the run log, the metrics, the traces) and is
+started before the session's work and stopped after it. uvicorn's
+``Server.serve`` runs as one task of the runtime's own loop, on a socket bound
+here first (so a busy port is a usage error before anything moves), and never
+installs signal handlers: SIGINT and SIGTERM stay the runtime's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import attrs
+import uvicorn
+
+from bbflow.runtime import model
+from bbflow.runtime.app import Session
+from bbflow.runtime.events import Fanout, jsonable
+from bbflow.runtime.door import Door, Refusal
+from bbflow.runtime.signals import Envelope, SignalCatalog
+from bbflow.serve.config import ServeSettings
+from bbflow.serve.http import Refused, create_app
+from bbflow.serve.hub import EventHub
+from bbflow.serve.metrics import Metrics
+from bbflow.serve.runs import RunLog
+from bbflow.serve.schema import asyncapi, signal_schemas
+from bbflow.serve.tracing import tracer_from_env
+
+STOP_TIMEOUT = 3.0  # seconds uvicorn gets to close its connections
+ROOM_WAIT = 5.0  # seconds a POST waits for the agents to have room for its signal (then 503)
+SOURCE = "/http"  # the source of a signal posted without one
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server without its signal handlers (the runtime owns SIGINT and SIGTERM)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class ControlPlane:
+    """HTTP ingress, event stream, state, operator controls, metrics and schema of a running cell."""
+
+    def __init__(self, settings: ServeSettings, program: model.Program, *, title: str = "bbflow cell",
+                 hub: EventHub | None = None) -> None:
+        self.settings = settings
+        self.program = program
+        self.title = title
+        self.catalog = SignalCatalog.from_program(program)
+        self.door = Door(self.catalog, source=SOURCE)
+        self.hub = hub if hub is not None else EventHub()
+        self.runs = RunLog()
+        self.metrics_ = Metrics(self._gauges())
+        self.tracer = tracer_from_env()
+        self._observe = Fanout(o for o in (self.hub, self.runs, self.metrics_, self.tracer) if o is not None)
+        self.session: Session | None = None
+        self.port = settings.port
+        self.started_at = time.time()
+        self._server: _Server | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._schema: dict[str, Any] | None = None
+
+    # --- the attachment ---------------------------------------------------------------------
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        self._observe(event)
+
+    async def start(self, session: Session) -> None:
+        """Bind the socket (``OSError`` if it cannot be) and serve in the background."""
+        self.session = session
+        sock = _bind(self.settings.host, self.settings.port)
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(create_app(self), lifespan="off", log_config=None, log_level="warning",
+                                access_log=False, timeout_graceful_shutdown=STOP_TIMEOUT, ws="none")
+        self._server = _Server(config)
+        self._task = asyncio.get_running_loop().create_task(self._server.serve(sockets=[sock]),
+                                                             name="bbflow-control-plane")
+        session.note(f"control plane: {self.url}/")
+
+    async def stop(self) -> None:
+        self.hub.close()
+        if self._server is None or self._task is None:
+            return
+        self._server.should_exit = True
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), STOP_TIMEOUT + 2)
+        except TimeoutError:
+            self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self._task
+        if self.tracer is not None:
+            self.tracer.close()
+
+    @property
+    def url(self) -> str:
+        return attrs.evolve(self.settings, port=self.port).url
+
+    # --- what the HTTP surface asks ------------------------------------------------------------
+
+    async def admit(self, raw: bytes | dict[str, Any]) -> Envelope | Refusal:
+        """Through the door (the same checks as standard input), once the agents have room for it."""
+        bus = self.session.bus if self.session is not None else None
+        if bus is None:
+            raise Refused(503, "no agents are running in this process: signals are not taken")
+        try:
+            await asyncio.wait_for(bus.room(), ROOM_WAIT)
+        except TimeoutError:
+            raise Refused(503, f"the agents have had no room for a signal for {ROOM_WAIT:g}s: try again later",
+                          {"Retry-After": "1"}) from None
+        return bus.admit(raw, self.door)
+
+    def events(self, last_id: str | None) -> AsyncIterator[str]:
+        return self.hub.stream(self.hub.resume_point(last_id))
+
+    def healthy(self) -> tuple[bool, str]:
+        session = self.session
+        if session is None:
+            return False, "starting"
+        if session.root is not None or (session.plan.reactor is not None and session.robots):
+            return True, "ok"
+        return False, "supervisor down" if session.gave_up is not None else "not serving"
+
+    async def set_armed(self, robot: str, armed: bool) -> str:
+        if self.session is None:
+            raise KeyError(robot)
+        proxy = self.session.robot(robot)
+        await proxy.call("arm" if armed else "disarm", {})
+        return proxy.safety
+
+    def cancel_run(self, run: str) -> None:
+        if self.session is None:
+            raise KeyError(run)
+        self.session.cancel_run(run)
+
+    def metrics(self) -> bytes:
+        return self.metrics_.exposition()
+
+    def schema(self) -> dict[str, Any]:
+        if self._schema is None:
+            host = self.url.removeprefix("http://")
+            self._schema = {"signals": signal_schemas(self.catalog),
+                            "asyncapi": asyncapi(self.catalog, title=self.title, address=host)}
+        return self._schema
+
+    def state(self) -> dict[str, Any]:
+        session = self.session
+        robots, agents = [], []
+        if session is not None:
+            for server in session.servers:
+                stats = attrs.asdict(server.stats)
+                agents.append({"name": server.name, "robot": server.robot_instance, "state": jsonable(server.state),
+                               "queue": server.queue_depth, "last_signal": server.last_signal, "stats": stats})
+            for proxy in session.robots:
+                running = sum(s.stats.runs_in_flight for s in session.servers if s.robot_instance == proxy.instance)
+                robots.append({"name": proxy.instance, "interface": proxy.spec.name, "safety": proxy.safety,
+                               "state": proxy.state, "runs": running})
+        up, health = self.healthy()
+        return {
+            "title": self.title,
+            "health": health,
+            "uptime": round(time.time() - self.started_at, 3),
+            "last_event": self.hub.last,
+            "robots": robots,
+            "agents": agents,
+            "runs": self.runs.to_json(),
+            "reactors": {r.name: _steps(r) for r in self.program.reactors.values()},
+            "counters": dict(session.board.counts) if session is not None else {},
+        }
+
+    # --- gauges read at scrape time ------------------------------------------------------------
+
+    def _gauges(self) -> dict[str, Any]:
+        def queues() -> list[tuple[tuple[str, ...], float]]:
+            return [((s.name,), float(s.queue_depth)) for s in self._servers()]
+
+        def in_flight() -> list[tuple[tuple[str, ...], float]]:
+            return [((), float(len(self.runs.running)))]
+
+        def armed() -> list[tuple[tuple[str, ...], float]]:
+            robots = self.session.robots if self.session is not None else []
+            return [((p.instance,), 1.0 if p.safety == "armed" else 0.0) for p in robots]
+
+        def clients() -> list[tuple[tuple[str, ...], float]]:
+            return [((), float(self.hub.clients))]
+
+        return {
+            "bbflow_agent_queue_depth": ("Signals and run outcomes waiting in an agent's mailbox", ("agent",), queues),
+            "bbflow_runs_in_flight": ("Top-level runs started and not yet ended", (), in_flight),
+            "bbflow_robot_armed": ("1 while a robot is armed", ("robot",), armed),
+            "bbflow_event_stream_clients": ("Clients reading GET /events", (), clients),
+        }
+
+    def _servers(self) -> tuple[Any, ...]:
+        return self.session.servers if self.session is not None else ()
+
+
+def _steps(reactor: model.Reactor) -> list[str]:
+    return [node.name for node in reactor.body.nodes if not isinstance(node, model.Let)]
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port``; ``OSError`` with a readable message if it cannot be."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise OSError(f"--serve {host}:{port}: unknown host: {exc.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(511)
+    except OSError as exc:
+        sock.close()
+        raise OSError(f"--serve {host}:{port}: cannot listen: {exc.strerror or exc}") from None
+    sock.setblocking(False)
+    return sock
