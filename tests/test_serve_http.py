@@ -1,0 +1,379 @@
+"""The control plane over real HTTP: every endpoint, status code and the token rule.
+
+Each test runs a live cell (``serve_helpers.live_cell``: the session and its
+control plane on their own loop, on 127.0.0.1 and a free port) and talks to it
+with httpx, as an operator's tools would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jsonschema
+import pytest
+
+from run_helpers import PICK, PLACE, arm_table, write_project
+from serve_helpers import LiveCell, live_cell
+
+CE = {"content-type": "application/cloudevents+json"}
+REQUEST = {"type": "pick.requested", "source": "/test", "data": {"pick": PICK, "place": PLACE}}
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError("timed out waiting")
+
+
+@pytest.fixture(scope="module")
+def cell(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveCell]:
+    root = write_project(tmp_path_factory.mktemp("cell"))
+    with live_cell(root) as live:
+        yield live
+
+
+@pytest.fixture()
+def client(cell: LiveCell) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=cell.url, timeout=10) as c:
+        yield c
+
+
+def state(client: httpx.Client) -> dict[str, Any]:
+    response = client.get("/api/state")
+    assert response.status_code == 200
+    return response.json()
+
+
+def finished(client: httpx.Client, count: int) -> list[dict[str, Any]]:
+    return wait_for(lambda: (lambda r: r if len(r) >= count else None)(state(client)["runs"]["recent"]))
+
+
+# --- POST /signals --------------------------------------------------------------------------
+
+
+def test_a_structured_signal_is_taken_and_its_run_finishes(client: httpx.Client) -> None:
+    before = len(state(client)["runs"]["recent"])
+    response = client.post("/signals", content=json.dumps(REQUEST), headers=CE)
+    assert response.status_code == 202
+    signal_id = response.json()["id"]
+    assert len(signal_id) == 36
+    run = finished(client, before + 1)[0]
+    assert run["reactor"] == "PickAndPlace" and run["status"] == "ok"
+    assert [e["event"] for e in run["events"]][0] == "run.start"
+
+
+def test_a_binary_mode_signal_is_taken_with_its_ce_headers(client: httpx.Client) -> None:
+    headers = {"content-type": "application/json", "ce-specversion": "1.0", "ce-type": "pick.rejected",
+               "ce-id": "binary-1", "ce-source": "/test%2Fbinary"}
+    response = client.post("/signals", content=json.dumps({"reason": "busy"}), headers=headers)
+    assert response.status_code == 202
+    assert response.json() == {"id": "binary-1"}
+
+
+@pytest.mark.parametrize(("body", "headers", "status", "says"), [
+    (json.dumps({"type": "pick.requested", "data": {"pick": PICK}}), CE, 400, "data.place"),
+    (json.dumps({"type": "no.such", "data": {}}), CE, 400, "undeclared signal type 'no.such'"),
+    (json.dumps({"data": {}}), CE, 400, "no string 'type'"),
+    (json.dumps([1, 2]), CE, 400, "JSON object"),
+    ('{"type": "pick.requested", ', CE, 400, "not JSON"),
+    (b"\xff\xfe{}", CE, 400, "UTF-8"),
+    ("[" * 100_000 + "]" * 100_000, CE, 400, ""),
+    (json.dumps({"type": "pick.rejected", "specversion": "0.3", "data": {"reason": "x"}}), CE, 400, "specversion"),
+    (json.dumps(REQUEST), {"content-type": "text/plain"}, 415, "text/plain"),
+    (json.dumps(REQUEST), {}, 415, "application/cloudevents+json"),
+    (json.dumps([REQUEST]), {"content-type": "application/cloudevents-batch+json"}, 415, "batched"),
+    ("x", {"content-type": "application/xml", "ce-type": "pick.rejected", "ce-specversion": "1.0"}, 415, "JSON"),
+    ("{}", {"content-type": "application/json", "ce-specversion": "1.0"}, 400, "type"),
+    ("{", {"content-type": "application/json", "ce-type": "pick.rejected", "ce-specversion": "1.0"}, 400, "not JSON"),
+])
+def test_a_bad_signal_gets_a_4xx_with_the_reason(client: httpx.Client, body: Any, headers: dict[str, str],
+                                                 status: int, says: str) -> None:
+    response = client.post("/signals", content=body, headers=headers)
+    assert response.status_code == status, response.text
+    assert says in response.json()["error"]
+
+
+def test_a_refused_signal_with_a_type_is_reported_as_dropped(cell: LiveCell, client: httpx.Client) -> None:
+    before = state(client)["counters"].get("signal.dropped", 0)
+    assert client.post("/signals", content=json.dumps({"type": "pick.failed", "data": {}}), headers=CE).status_code == 400
+    assert wait_for(lambda: state(client)["counters"].get("signal.dropped", 0) == before + 1)
+
+
+def test_a_robot_signal_from_outside_is_refused(client: httpx.Client) -> None:
+    forged = {"type": "robot.safety.changed", "source": "/robot/arm", "data": {"from": "armed", "to": "fault"}}
+    response = client.post("/signals", content=json.dumps(forged), headers=CE)
+    assert response.status_code == 400
+    assert "robot" in response.json()["error"]
+
+
+def test_a_body_over_one_mebibyte_is_refused_with_413(client: httpx.Client) -> None:
+    big = json.dumps({"type": "pick.failed", "data": {"reason": "x" * (1 << 20)}})
+    assert client.post("/signals", content=big, headers=CE).status_code == 413
+
+
+def test_an_oversized_chunked_body_is_refused_while_it_is_read(cell: LiveCell) -> None:
+    """No Content-Length: the limit is enforced on the bytes as they come, not after reading them all."""
+    sent = 0
+
+    def chunks() -> Iterator[bytes]:
+        nonlocal sent
+        yield b'{"type": "pick.failed", "data": {"reason": "'
+        for _ in range(64):  # 4 MiB offered; the server stops reading after 1 MiB
+            sent += 1
+            yield b"x" * 65536
+        yield b'"}}'
+
+    with httpx.Client(base_url=cell.url, timeout=10) as c:
+        try:
+            response = c.post("/signals", content=chunks(), headers=CE)
+        except httpx.HTTPError:  # the server may close the connection before all is sent
+            return
+    assert response.status_code == 413
+
+
+def test_a_bad_content_length_is_a_400(cell: LiveCell) -> None:
+    host, port = cell.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(b"POST /signals HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/cloudevents+json\r\n"
+                     b"Content-Length: banana\r\n\r\n{}")
+        reply = sock.recv(4096)
+    assert reply.split(b" ")[1].startswith(b"4")
+
+
+# --- methods, state, schema, health, metrics --------------------------------------------------
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("GET", "/signals"), ("POST", "/api/state"), ("GET", "/api/robots/arm/arm"), ("GET", "/api/runs/x/cancel"),
+    ("PUT", "/signals"), ("DELETE", "/api/robots/arm/disarm"),
+])
+def test_mutating_endpoints_take_post_only(client: httpx.Client, method: str, path: str) -> None:
+    response = client.request(method, path)
+    assert response.status_code == 405
+    assert "error" in response.json()
+
+
+def test_an_unknown_path_is_a_json_404(client: httpx.Client) -> None:
+    response = client.get("/nope")
+    assert response.status_code == 404 and "error" in response.json()
+
+
+def test_the_state_shows_robots_agents_runs_and_counters(client: httpx.Client) -> None:
+    body = state(client)
+    assert body["robots"] == [{"name": "arm", "interface": "Arm", "safety": "armed", "state": "idle",
+                               "runs": body["robots"][0]["runs"]}]
+    picker = body["agents"][0]
+    assert picker["name"] == "Picker" and picker["robot"] == "arm" and set(picker["state"]) == {"busy", "done"}
+    assert set(body["runs"]) == {"running", "recent"}
+    assert "PickAndPlace" in body["reactors"] and body["reactors"]["PickAndPlace"][0] == "ready"
+    assert body["health"] == "ok" and body["last_event"] >= 1
+
+
+def test_healthz_is_200_while_the_supervisor_is_up(client: httpx.Client) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_the_schema_describes_every_signal_an_outsider_may_send(client: httpx.Client) -> None:
+    body = client.get("/api/schema").json()
+    schemas = body["signals"]
+    assert "pick.requested" in schemas and not any(t.startswith("robot.") for t in schemas)
+    jsonschema.validate({"pick": PICK, "place": PLACE}, schemas["pick.requested"])
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"pick": PICK}, schemas["pick.requested"])
+    doc = body["asyncapi"]
+    assert doc["asyncapi"] == "3.0.0"
+    channel = doc["channels"]["pick-requested"]
+    assert channel["address"] == "pick.requested"
+    message = doc["components"]["messages"]["pick-requested"]
+    assert message["contentType"] == "application/cloudevents+json"
+    jsonschema.validate(REQUEST, message["payload"])
+    assert doc["operations"]["receive_pick-requested"]["action"] == "receive"
+
+
+def test_metrics_count_signals_and_runs(client: httpx.Client) -> None:
+    client.post("/signals", content=json.dumps(REQUEST), headers=CE)
+    wait_for(lambda: 'bbflow_runs_total{outcome="ok"}' in client.get("/metrics").text
+             and _metric(client.get("/metrics").text, 'bbflow_runs_total{outcome="ok"}') >= 1)
+    text = client.get("/metrics").text
+    assert _metric(text, 'bbflow_signals_total{kind="in"}') >= 1
+    assert _metric(text, 'bbflow_step_duration_seconds_count{outcome="ok"}') >= 1
+    assert 'bbflow_agent_queue_depth{agent="Picker"}' in text
+    assert _metric(text, 'bbflow_robot_armed{robot="arm"}') == 1.0
+
+
+def _metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return -1.0
+
+
+# --- operator controls ----------------------------------------------------------------------
+
+
+def test_disarm_and_arm_a_robot(client: httpx.Client) -> None:
+    assert client.post("/api/robots/arm/disarm").json() == {"robot": "arm", "safety": "disarmed"}
+    assert state(client)["robots"][0]["safety"] == "disarmed"
+    assert client.post("/api/robots/arm/arm").json() == {"robot": "arm", "safety": "armed"}
+
+
+def test_an_unknown_robot_or_run_is_a_404(client: httpx.Client) -> None:
+    assert client.post("/api/robots/nope/arm").status_code == 404
+    assert client.post("/api/runs/nope/cancel").status_code == 404
+
+
+def test_a_cancelled_run_rolls_back_and_its_agent_hears_of_it(tmp_path: Path) -> None:
+    root = write_project(tmp_path, arm_table(duration="300ms"))
+    with live_cell(root) as cell, httpx.Client(base_url=cell.url, timeout=10) as c:
+        assert c.post("/signals", content=json.dumps(REQUEST), headers=CE).status_code == 202
+        run = wait_for(lambda: next((r for r in state(c)["runs"]["running"]
+                                     if any(e["event"] == "step.ok" and e["step"] == "approach" for e in r["events"])),
+                                    None))
+        assert c.post(f"/api/runs/{run['id']}/cancel").status_code == 202
+        done = finished(c, 1)[0]
+        assert done["id"] == run["id"] and done["status"] == "failed"
+        events = [(e["event"], e["step"]) for e in done["events"]]
+        assert ("undo.ok", "approach") in events
+        ending = done["events"][-1]
+        assert ending["event"] == "run.failed" and ending["error"]["code"] == "cancelled"
+        picker = wait_for(lambda: (lambda a: a if not a["state"]["busy"] else None)(state(c)["agents"][0]))
+        assert picker["state"] == {"busy": False, "done": 0}  # its else turn ran
+        assert c.post(f"/api/runs/{run['id']}/cancel").status_code == 404  # over already
+
+
+# --- the token rule and the browser guards --------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveCell]:
+    root = write_project(tmp_path_factory.mktemp("guarded"))
+    with live_cell(root, token="s3cret-token") as live:
+        yield live
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("GET", "/api/state"), ("GET", "/healthz"), ("GET", "/metrics"), ("GET", "/api/schema"), ("GET", "/events"),
+    ("POST", "/signals"), ("POST", "/api/robots/arm/disarm"), ("POST", "/api/runs/x/cancel"),
+])
+def test_with_a_token_every_request_needs_it(guarded: LiveCell, method: str, path: str) -> None:
+    with httpx.Client(base_url=guarded.url, timeout=10) as c:
+        assert c.request(method, path).status_code == 401
+        assert c.request(method, path, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert guarded.call(lambda: guarded.session.robot("arm").safety) == "armed"  # nothing was disarmed
+
+
+def test_the_right_bearer_token_opens_every_endpoint(guarded: LiveCell) -> None:
+    headers = {"Authorization": "Bearer s3cret-token"}
+    with httpx.Client(base_url=guarded.url, timeout=10, headers=headers) as c:
+        assert c.get("/api/state").status_code == 200
+        assert c.post("/signals", content=json.dumps(REQUEST), headers=CE).status_code == 202
+
+
+def test_the_dashboard_gets_the_token_once_and_keeps_it_in_a_strict_cookie(guarded: LiveCell) -> None:
+    with httpx.Client(base_url=guarded.url, timeout=10) as c:
+        page = c.get("/")
+        assert page.status_code == 401 and 'name="token"' in page.text
+        assert c.post("/login", data={"token": "wrong"}).status_code == 401
+        signed_in = c.post("/login", data={"token": "s3cret-token"})
+        assert signed_in.status_code == 303
+        cookie = signed_in.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=strict" in cookie
+        assert c.get("/").status_code == 200  # the cookie, from now on
+        assert c.get("/api/state").status_code == 200
+
+
+def test_a_post_from_another_origin_is_refused(client: httpx.Client) -> None:
+    response = client.post("/api/robots/arm/disarm", headers={"Origin": "http://evil.example"})
+    assert response.status_code == 403
+    assert state(client)["robots"][0]["safety"] == "armed"
+
+
+def test_another_host_name_on_loopback_is_refused(client: httpx.Client) -> None:
+    assert client.get("/api/state", headers={"Host": "evil.example"}).status_code == 403
+
+
+# --- the event stream ------------------------------------------------------------------------
+
+
+def sse_events(lines: Iterator[str], count: int) -> list[tuple[int | None, dict[str, Any]]]:
+    out: list[tuple[int | None, dict[str, Any]]] = []
+    current: int | None = None
+    for line in lines:
+        if line.startswith("id: "):
+            current = int(line[4:])
+        elif line.startswith("data: "):
+            out.append((current, json.loads(line[6:])))
+            current = None
+            if len(out) >= count:
+                break
+    return out
+
+
+def test_events_stream_and_resume_from_last_event_id(cell: LiveCell, client: httpx.Client) -> None:
+    client.post("/signals", content=json.dumps({"type": "pick.rejected", "data": {"reason": "a"}}), headers=CE)
+    last = wait_for(lambda: state(client)["last_event"])
+    with client.stream("GET", "/events", params={"after": 0}) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        first = sse_events(response.iter_lines(), 3)
+    assert [i for i, _ in first] == [1, 2, 3]
+    with client.stream("GET", "/events", headers={"Last-Event-ID": str(last - 1)}) as response:
+        resumed = sse_events(response.iter_lines(), 1)
+    assert resumed[0][0] == last
+
+
+def test_a_slow_reader_neither_slows_the_runtime_nor_grows_memory(tmp_path: Path) -> None:
+    root = write_project(tmp_path)
+    with live_cell(root, capacity=64) as cell:
+        host, port = cell.url.removeprefix("http://").split(":")
+        reader = socket.socket()
+        reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        reader.connect((host, int(port)))
+        reader.sendall(b"GET /events?after=0 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")  # and read nothing for now
+        with httpx.Client(base_url=cell.url, timeout=10) as c:
+            reason = "x" * 50_000  # 200 signals of 50 kB: more than the sockets between them hold
+            started = time.monotonic()
+            for _ in range(200):
+                posted = c.post("/signals", content=json.dumps({"type": "pick.rejected", "data": {"reason": reason}}),
+                                headers=CE)
+                assert posted.status_code == 202
+            took = time.monotonic() - started
+            assert cell.call(lambda: len(cell.plane.hub._ring)) <= 64
+        assert took < 30  # generous: the point is that it finished at all with a reader stuck
+        reader.settimeout(5)
+        seen, total = b"", 0
+        while b"stream.skipped" not in seen and total < 50_000_000:
+            chunk = reader.recv(65536)
+            if not chunk:
+                break
+            total += len(chunk)
+            seen = seen[-100:] + chunk
+        reader.close()
+        assert b"stream.skipped" in seen
+
+
+def test_a_hundred_concurrent_posters(cell: LiveCell, client: httpx.Client) -> None:
+    before = state(client)["counters"].get("signal.in", 0)
+
+    async def post_all() -> list[int]:
+        async with httpx.AsyncClient(base_url=cell.url, timeout=30,
+                                     limits=httpx.Limits(max_connections=100)) as ac:
+            async def one(i: int) -> int:
+                body = json.dumps({"type": "pick.rejected", "data": {"reason": f"poster {i}"}})
+                return (await ac.post("/signals", content=body, headers=CE)).status_code
+
+            return await asyncio.gather(*(one(i) for i in range(100)))
+
+    statuses = asyncio.run(post_all())
+    assert statuses == [202] * 100
+    assert wait_for(lambda: state(client)["counters"].get("signal.in", 0) >= before + 100)
