@@ -18,7 +18,7 @@ from typing import Any
 
 import attrs
 
-from bbflow.compiler.build import compile_project
+from bbflow.build import compile_project
 from bbflow.project import load_project
 from bbflow.runtime.app import Outcome, Session
 from bbflow.runtime.run_plan import RunOptions, plan_run

@@ -110,7 +110,6 @@ def test_a_refused_signal_with_a_type_is_reported_as_dropped(cell: LiveCell, cli
     assert wait_for(lambda: state(client)["counters"].get("signal.dropped", 0) == before + 1)
 
 
-@pytest.mark.xfail(strict=True, reason="the door's refusal of robot signals from outside is being built beside this")
 def test_a_robot_signal_from_outside_is_refused(client: httpx.Client) -> None:
     forged = {"type": "robot.safety.changed", "source": "/robot/arm", "data": {"from": "armed", "to": "fault"}}
     response = client.post("/signals", content=json.dumps(forged), headers=CE)
