@@ -309,7 +309,7 @@ def test_when_supervision_gives_up_the_robots_are_disarmed(program: model.Progra
     plan = plan_run(program, project(tmp_path), RunOptions())
     s, recorder, notes = session(plan, lines=Lines(*[REQUEST] * 6))
     outcome = play(s)
-    assert outcome.status is Status.FAILED
+    assert outcome.status is Status.HALTED
     assert outcome.summary.startswith("safe stop, robots disarmed: supervisor 'root' gave up: child 'agents' "
                                       "failed: supervisor 'agents' gave up: child 'Picker' failed: RuntimeError")
     gave_up = next(i for i, e in enumerate(recorder.events)

@@ -8,9 +8,10 @@ returns the exit status:
 
 =====  ============================================================
 0      success (the reactor's run succeeded; the agents went idle)
-1      the run failed and was rolled back, or supervision gave up (safe stop)
+1      the run failed and was rolled back
 2      usage error: bad options, inputs, faults file, driver; nothing moved
-3      the run halted (a robot left ``armed``; nothing was undone)
+3      the run halted (a robot left ``armed``; nothing was undone), or supervision
+       gave up (safe stop: every robot disarmed)
 130    interrupted (SIGINT or SIGTERM): runs rolled back while armed
 =====  ============================================================
 
@@ -21,7 +22,12 @@ However it ends, every robot is closed (disarmed) before ``run`` returns.
 A first interrupt cancels the work: runs roll back while the robots are
 armed. A second one is the big red button: every robot is disarmed at once
 (a rollback in progress then halts). When the supervision root gives up, every
-robot is disarmed (safe stop) and the session fails with the reason.
+robot is disarmed (safe stop) and the session halts (exit status 3) with the reason.
+
+The supervision tree of the agents: ``root`` (no restarts: its give-up is the
+safe stop) over ``robots`` (one child per robot's driver connection: a lost
+connection is reconnected) and ``agents`` (one child per agent), both with the
+``[supervision]`` strategy and limits of bbflow.toml.
 
 This module runs on ``bbflow.runtime`` only; the compiler has already made the
 program.
@@ -52,7 +58,7 @@ from bbflow.runtime.faults import FaultsError
 from bbflow.runtime.liveview import Board, LiveView, PlainLog, compact, outcome_text
 from bbflow.runtime.ports import Observer, RuntimeFailure
 from bbflow.runtime.proxy import RobotProxy
-from bbflow.runtime.run_plan import RunOptions, RunPlan, UsageError, plan_run
+from bbflow.runtime.run_plan import RobotPlan, RunOptions, RunPlan, UsageError, plan_run
 from bbflow.runtime.door import LineTooLong, Refusal
 from bbflow.runtime.signals import SignalCatalog
 from bbflow.runtime.stdin import InputLines, Line
@@ -248,11 +254,15 @@ class Session:
             servers.append(AgentServer(agent.spec, bus, runner=runner, robot_instance=agent.robot))
         self.board.agents = self.servers = tuple(servers)
         limits = self.plan.supervision
-        agents = Supervisor("agents", [Child(s.name, s.serve) for s in servers], observer=self.observer,
-                            strategy=Strategy(limits.strategy), max_restarts=limits.max_restarts,
-                            period=limits.within)
-        root = self.root = Supervisor("root", [Child("agents", agents.run)], max_restarts=0,
-                                      on_give_up=self._safe_stop, observer=self.observer)
+
+        def supervisor(name: str, children: list[Child]) -> Supervisor:
+            return Supervisor(name, children, observer=self.observer, strategy=Strategy(limits.strategy),
+                              max_restarts=limits.max_restarts, period=limits.within)
+
+        robots = supervisor("robots", [self._connection(rp, proxy) for rp, proxy in zip(self.plan.robots, self.robots)])
+        agents = supervisor("agents", [Child(s.name, s.serve) for s in servers])
+        root = self.root = Supervisor("root", [Child("robots", robots.run), Child("agents", agents.run)],
+                                      max_restarts=0, on_give_up=self._safe_stop, observer=self.observer)
         try:
             async with asyncio.TaskGroup() as group:
                 supervision = group.create_task(root.run(), name="bbflow-supervision")
@@ -266,8 +276,24 @@ class Session:
                 disconnect()
         if self.gave_up is not None:
             errors = f"; disarm errors: {'; '.join(self.disarm_errors)}" if self.disarm_errors else ""
-            return Outcome(Status.FAILED, f"safe stop, robots disarmed: {self.gave_up.reason}{errors}")
+            return Outcome(Status.HALTED, f"safe stop, robots disarmed: {self.gave_up.reason}{errors}")
         return Outcome(Status.OK, "idle: " + self._agents_summary())
+
+    def _connection(self, rp: RobotPlan, proxy: RobotProxy) -> Child:
+        """A robot's driver connection as a supervised child: it fails when the driver reports the
+        connection lost, and its restart reconnects the driver (and arms the robot again if the
+        run armed it at the start)."""
+
+        async def watch() -> None:
+            if proxy.connection_lost is not None:
+                await proxy.reconnect()
+                self.note(f"robot {proxy.instance}: reconnected" + ("; arming" if rp.arm else "; left disarmed"))
+                if rp.arm:
+                    await proxy.call("arm", {})
+            reason = await proxy.wait_lost()
+            raise ConnectionLost(f"robot {proxy.instance}: connection lost: {reason}")
+
+        return Child(f"robot {proxy.instance}", watch)
 
     async def _feed(self, bus: Bus, supervision: asyncio.Task[None]) -> None:
         """Signals from the input, one JSON line each, each when the agents have room for it;
@@ -318,6 +344,13 @@ class Session:
                                f"interrupted: {last['reactor']} {how}: {outcome_text(last)}")
             return Outcome(Status.INTERRUPTED, f"interrupted before {self.plan.reactor.name} started")
         return Outcome(Status.INTERRUPTED, "interrupted: agents stopped; " + self._agents_summary())
+
+
+class ConnectionLost(RuntimeFailure):
+    """A robot driver's connection is gone (its supervisor reconnects it)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "connection")
 
 
 class RunTasks:

@@ -75,6 +75,8 @@ class HandleSink(Protocol):
 
     def _driver_error(self, message: str) -> None: ...
 
+    def _driver_lost(self, reason: str) -> None: ...
+
 
 class DriverHandle:
     """How a driver talks back: publish events, report operational state, safety and errors.
@@ -138,6 +140,15 @@ class DriverHandle:
     def report_error(self, message: str) -> None:
         """Report a robot error that is not the failure of a command (``robot.error``)."""
         self._deliver(self._sink._driver_error, str(message))
+
+    def connection_lost(self, reason: str) -> None:
+        """Report that the link to the robot is gone (a dropped socket, a crashed controller process).
+
+        The robot goes to ``fault`` (its commands stop, runs on it halt); the
+        runtime's supervisor then reconnects it (``disconnect``, then ``connect``
+        again) within the ``[supervision]`` limits, or stops everything safely.
+        """
+        self._deliver(self._sink._driver_lost, str(reason))
 
     def _deliver(self, fn: Callable[..., None], *args: Any) -> None:
         loop = self._loop

@@ -111,6 +111,8 @@ class RobotProxy:
         self._on_state = _Listeners()
         self._on_event = _Listeners()
         self._on_error = _Listeners()
+        self._lost: str | None = None  # why the driver's connection is gone, until reconnected
+        self._lost_waiters: list[asyncio.Future[str]] = []
 
     # --- lifetime ---------------------------------------------------------------
 
@@ -426,6 +428,53 @@ class RobotProxy:
 
     def _driver_error(self, message: str) -> None:
         self._on_error.fire(message)
+
+    def _driver_lost(self, reason: str) -> None:
+        if self._lost is not None:
+            return
+        self._lost = reason
+        self._driver_safety("fault", f"connection lost: {reason}")
+        for waiter in self._lost_waiters:
+            if not waiter.done():
+                waiter.set_result(reason)
+        self._lost_waiters.clear()
+
+    # --- the connection (supervised by the application) ---------------------------------
+
+    @property
+    def connection_lost(self) -> str | None:
+        """Why the driver reported its connection lost, until ``reconnect``; else ``None``."""
+        return self._lost
+
+    async def wait_lost(self) -> str:
+        """Return (the reason) once the driver reports its connection lost."""
+        if self._lost is not None:
+            return self._lost
+        waiter: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._lost_waiters.append(waiter)
+        try:
+            return await waiter
+        finally:
+            if waiter in self._lost_waiters:
+                self._lost_waiters.remove(waiter)
+
+    async def reconnect(self) -> None:
+        """After a lost connection: ``disconnect`` (errors ignored: the link is gone anyway), then
+        ``connect`` again. The robot is left ``disarmed``. Raises ``DriverError`` if it cannot connect."""
+        for task in list(self._inflight):
+            await _wait_stopping(task)
+        disconnect = hook(self._driver, self.spec, "disconnect")
+        if disconnect is not None:
+            with contextlib.suppress(Exception):
+                await disconnect()
+        connect = hook(self._driver, self.spec, "connect")
+        if connect is not None:
+            try:
+                await connect()
+            except Exception as exc:
+                raise DriverError(f"robot {self.instance}: the driver could not reconnect: {exc}") from exc
+        self._lost = None
+        self._set_safety("disarmed")
 
 
 async def _wait_stopping(task: asyncio.Task[Any]) -> None:

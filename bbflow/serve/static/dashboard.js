@@ -1,0 +1,365 @@
+// The live dashboard of a bbflow cell: plain JavaScript, no build step.
+// Runs are drawn from events alone (GET /api/state gives the events of the runs so far, then
+// GET /events streams the rest); robots and agents are re-read from /api/state when events
+// say they changed. Every POST goes to the same endpoints an operator's tools use.
+"use strict";
+
+const MAX_RUNS = 30;
+const MAX_LOG = 200;
+const STEP_STATES = {
+  "step.start": "running", "step.ok": "ok", "step.error": "error", "step.retry": "retrying",
+  "step.skip": "skipped", "undo.start": "undoing", "undo.ok": "undone", "undo.error": "undo-failed",
+};
+const ENDINGS = ["run.ok", "run.failed", "run.halted"];
+const MARKS = { pending: "·", running: "▶", retrying: "↻", ok: "✓", skipped: "–", error: "✗", undoing: "↶",
+                undone: "↺", "undo-failed": "!" };
+
+const view = { reactors: {}, runs: new Map(), top: new Map(), schemas: {} };
+let refreshTimer = null;
+
+const $ = (id) => document.getElementById(id);
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key === "class") node.className = value;
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else if (value !== undefined && value !== null && value !== false) node.setAttribute(key, value === true ? "" : value);
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+async function api(method, path, body) {
+  const init = { method, headers: {} };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/cloudevents+json";
+    init.body = JSON.stringify(body);
+  }
+  const response = await fetch(path, init);
+  let payload = null;
+  try { payload = await response.json(); } catch (e) { payload = null; }
+  return { status: response.status, ok: response.ok, body: payload };
+}
+
+// --- runs, from events -------------------------------------------------------------------------
+
+function applyRunEvent(event) {
+  const name = event.event;
+  let top = view.top.get(event.run);
+  if (name === "run.start") {
+    if (event.parent) {
+      top = view.top.get(event.parent);
+      if (top) view.top.set(event.run, top);
+    } else {
+      top = event.run;
+      view.top.set(top, top);
+      const steps = new Map((view.reactors[event.reactor] || []).map((s) => [s, { state: "pending", attempts: 0 }]));
+      view.runs.set(top, { id: top, reactor: event.reactor, status: "running", started: event.time, ended: null,
+                           steps, undos: [], detail: "", errors: [] });
+      trimRuns();
+    }
+  }
+  const run = top ? view.runs.get(top) : null;
+  if (!run) return false;
+  const own = event.run === run.id;
+  if (STEP_STATES[name] && event.step) {
+    const key = own ? event.step : `${event.reactor}.${event.step}`;
+    const step = run.steps.get(key) || { state: "pending", attempts: 0 };
+    step.state = STEP_STATES[name];
+    if (name === "step.start") step.attempts = event.attempt || step.attempts + 1;
+    if (name === "step.error" && event.error) run.errors.push(`${key}: ${event.error.message}`);
+    if (name === "undo.start") run.undos.push(key);
+    run.steps.set(key, step);
+  }
+  if (ENDINGS.includes(name) && own) {
+    run.status = name.slice(4);
+    run.ended = event.time;
+    run.detail = outcomeText(event);
+  }
+  return true;
+}
+
+function outcomeText(event) {
+  if (event.event === "run.ok") return "result " + JSON.stringify(event.result);
+  let text = (event.error && event.error.message) || "";
+  for (const u of event.undo_errors || []) text += `; undo ${u.step}: ${u.message}`;
+  return text;
+}
+
+function trimRuns() {
+  const finished = [...view.runs.values()].filter((r) => r.status !== "running");
+  for (const run of finished.slice(0, Math.max(0, view.runs.size - MAX_RUNS))) view.runs.delete(run.id);
+}
+
+function drawRuns() {
+  const box = $("runs");
+  const runs = [...view.runs.values()].reverse();
+  runs.sort((a, b) => (a.status === "running") === (b.status === "running") ? 0 : a.status === "running" ? -1 : 1);
+  if (!runs.length) { box.replaceChildren(el("p", { class: "empty" }, "No run yet. Send a signal.")); return; }
+  box.replaceChildren(...runs.map(drawRun));
+}
+
+function drawRun(run) {
+  const steps = [...run.steps.entries()].map(([name, s]) =>
+    el("span", { class: `step ${s.state}`, title: `${name}: ${s.state}${s.attempts > 1 ? `, attempt ${s.attempts}` : ""}` },
+       `${MARKS[s.state] || "?"} ${name}${s.attempts > 1 ? ` ×${s.attempts}` : ""}`));
+  const took = run.ended !== null ? `${(run.ended - run.started).toFixed(2)}s` : "";
+  const cancel = run.status === "running"
+    ? el("button", { class: "danger", "data-run": run.id, onclick: () => cancelRun(run.id) }, "Cancel") : null;
+  return el("article", { class: `card run ${run.status}`, "data-run": run.id, "data-status": run.status },
+    el("h3", {}, run.reactor, el("small", { class: "mono" }, run.id.slice(-8)),
+       el("span", { class: `status ${run.status}` }, run.status), el("small", {}, took)),
+    el("div", { class: "steps" }, steps),
+    run.undos.length ? el("div", { class: "rollback" }, "rollback: " + run.undos.map((s, i) => `${i + 1}. ${s}`).join("  →  ")) : null,
+    run.detail ? el("div", { class: `detail ${run.status === "ok" ? "" : "bad"}` }, run.detail) : null,
+    cancel ? el("div", { class: "actions" }, cancel) : null);
+}
+
+async function cancelRun(id) {
+  const result = await api("POST", `/api/runs/${encodeURIComponent(id)}/cancel`);
+  if (!result.ok) logLine({ event: "cancel refused", reason: result.body && result.body.error }, "bad");
+}
+
+// --- robots and agents, from the state --------------------------------------------------------
+
+function drawRobots(robots) {
+  const box = $("robots");
+  if (!robots.length) { box.replaceChildren(el("p", { class: "empty" }, "No robot in this process.")); return; }
+  box.replaceChildren(...robots.map((r) => el("article", { class: "card robot", "data-robot": r.name },
+    el("h3", {}, r.name, el("small", {}, r.interface), el("span", { class: `safety ${r.safety}` }, r.safety)),
+    el("div", { class: "row" }, "state ", el("b", {}, r.state), " · runs ", el("b", {}, r.runs),
+       r.queue !== undefined ? [" · queue ", el("b", {}, r.queue)] : null),
+    el("div", { class: "actions" },
+       el("button", { onclick: () => arm(r.name, "arm"), disabled: r.safety === "armed" }, "Arm"),
+       el("button", { class: "danger", onclick: () => arm(r.name, "disarm"), disabled: r.safety === "disarmed" }, "Disarm")))));
+}
+
+async function arm(robot, what) {
+  const result = await api("POST", `/api/robots/${encodeURIComponent(robot)}/${what}`);
+  if (!result.ok) logLine({ event: `${what} refused`, reason: result.body && result.body.error }, "bad");
+  scheduleRefresh(0);
+}
+
+function drawAgents(agents) {
+  const box = $("agents");
+  if (!agents.length) { box.replaceChildren(el("p", { class: "empty" }, "No agent in this process.")); return; }
+  box.replaceChildren(...agents.map((a) => el("article", { class: "card agent", "data-agent": a.name },
+    el("h3", {}, a.name, a.robot ? el("small", {}, `on ${a.robot}`) : null),
+    el("div", { class: "row" }, "queue ", el("b", {}, a.queue), " · handled ", el("b", {}, a.stats.handled),
+       " · running ", el("b", {}, a.stats.runs_in_flight), " · errors ", el("b", {}, a.stats.errors)),
+    el("table", { class: "fields" }, Object.entries(a.state).map(([k, v]) =>
+       el("tr", {}, el("td", {}, k), el("td", { class: "mono" }, JSON.stringify(v))))))));
+}
+
+function drawCounters(counters) {
+  const shown = [["signals in", "signal.in"], ["routed", "signal.routed"], ["dropped", "signal.dropped"],
+                 ["runs ok", "run.ok"], ["failed", "run.failed"]];
+  $("counters").replaceChildren(...shown.map(([label, key]) => el("div", {}, el("dt", {}, label), el("dd", {}, counters[key] || 0))));
+}
+
+function drawHealth(health) {
+  const pill = $("health");
+  pill.textContent = health === "ok" ? "supervisor up" : health;
+  pill.className = `pill ${health === "ok" ? "ok" : "bad"}`;
+}
+
+async function refresh() {
+  refreshTimer = null;
+  const result = await api("GET", "/api/state");
+  if (!result.ok) return;
+  drawRobots(result.body.robots);
+  drawAgents(result.body.agents);
+  drawCounters(result.body.counters);
+  drawHealth(result.body.health);
+}
+
+function scheduleRefresh(delay = 250) {
+  if (refreshTimer === null) refreshTimer = setTimeout(refresh, delay);
+}
+
+// --- the event log ----------------------------------------------------------------------------
+
+function logLine(event, kind = "") {
+  const what = event.type || event.step || event.agent || event.reason || "";
+  const extra = event.reason && event.type ? `: ${event.reason}` : event.error ? `: ${event.error.message || event.error}` : "";
+  const item = el("li", { class: kind }, el("b", {}, event.event), " ", event.reactor || "", " ", what, extra);
+  const log = $("log");
+  log.prepend(item);
+  while (log.childElementCount > MAX_LOG) log.lastElementChild.remove();
+}
+
+function onEvent(event) {
+  if (event.event === "stream.skipped") {
+    logLine({ event: `skipped ${event.missed} events (this page fell behind)` }, "marker");
+    scheduleRefresh(0);
+    return;
+  }
+  if (event.event === "stream.closed") { $("live").textContent = "events: the cell stopped"; return; }
+  if (event.event !== "step.start" && event.event !== "undo.start") {
+    const bad = /error|failed|dropped|halted/.test(event.event);
+    logLine(event, bad ? "bad" : "");
+  }
+  if (event.run && applyRunEvent(event)) drawRuns();
+  if (!event.run || ENDINGS.includes(event.event)) scheduleRefresh();
+}
+
+function connect(after) {
+  const source = new EventSource(`/events?after=${after}`);
+  source.onopen = () => { $("live").textContent = "events: live"; $("live").className = "pill ok"; };
+  source.onerror = () => { $("live").textContent = "events: reconnecting…"; $("live").className = "pill bad"; };
+  source.onmessage = (message) => onEvent(JSON.parse(message.data));
+}
+
+// --- a form per declared signal, from its JSON Schema ------------------------------------------
+
+function isOptional(schema) {
+  return Array.isArray(schema.anyOf) && schema.anyOf.length === 2 && schema.anyOf.some((s) => s.type === "null")
+    && !schema.anyOf.some((s) => s.type === "object" && s.maxProperties === 0);
+}
+
+// Each builder returns {node, get()}: the input(s), and how to read the value back.
+function build(schema, label) {
+  if (isOptional(schema)) {
+    const inner = build(schema.anyOf.find((s) => s.type !== "null"), label);
+    const toggle = el("input", { type: "checkbox", "aria-label": `${label} is set` });
+    const holder = el("div", { hidden: true }, inner.node);
+    toggle.addEventListener("change", () => { holder.hidden = !toggle.checked; });
+    return { node: el("div", {}, el("label", {}, toggle, `${label} (optional)`), holder),
+             get: () => (toggle.checked ? inner.get() : null) };
+  }
+  if (schema.enum) {
+    const select = el("select", { name: label }, schema.enum.map((m) => el("option", { value: m }, m)));
+    return { node: el("label", {}, `${label} (${schema.title || "enum"})`, select), get: () => select.value };
+  }
+  if (schema.anyOf && schema.description && schema.description.startsWith("seconds")) {  // a duration
+    const input = el("input", { name: label, placeholder: "250ms, 2s or seconds", value: "1s" });
+    return { node: el("label", {}, `${label} (duration)`, input),
+             get: () => (input.value.trim() !== "" && !isNaN(Number(input.value)) ? Number(input.value) : input.value.trim()) };
+  }
+  switch (schema.type) {
+    case "object": {
+      if (schema.properties) {
+        const parts = Object.entries(schema.properties).map(([k, s]) => [k, build(s, k)]);
+        return { node: el("fieldset", {}, el("legend", {}, label), parts.map(([, p]) => p.node)),
+                 get: () => Object.fromEntries(parts.map(([k, p]) => [k, p.get()])) };
+      }
+      if (schema.additionalProperties) return mapBuilder(schema.additionalProperties, label);
+      return jsonBuilder(label);
+    }
+    case "array": return listBuilder(schema.items || {}, label);
+    case "boolean": {
+      const box = el("input", { type: "checkbox", name: label });
+      return { node: el("label", {}, box, label), get: () => box.checked };
+    }
+    case "integer": case "number": {
+      const input = el("input", { type: "number", step: schema.type === "integer" ? "1" : "any", name: label, value: "0" });
+      return { node: el("label", {}, `${label} (${schema.type === "integer" ? "int" : "float"})`, input),
+               get: () => (input.value === "" ? null : Number(input.value)) };
+    }
+    case "string": {
+      const input = el("input", { name: label });
+      return { node: el("label", {}, `${label} (str)`, input), get: () => input.value };
+    }
+    default: return jsonBuilder(label);
+  }
+}
+
+function listBuilder(itemSchema, label) {
+  const items = [];
+  const list = el("div", { class: "list" });
+  const add = el("button", { type: "button" }, `+ ${label} item`);
+  add.addEventListener("click", () => {
+    const part = build(itemSchema, `${label}[${items.length}]`);
+    const remove = el("button", { type: "button", "aria-label": "remove" }, "×");
+    const row = el("div", { class: "item" }, part.node, remove);
+    items.push(part);
+    remove.addEventListener("click", () => { items.splice(items.indexOf(part), 1); row.remove(); });
+    list.append(row);
+  });
+  return { node: el("fieldset", {}, el("legend", {}, `${label} (list)`), list, add), get: () => items.map((p) => p.get()) };
+}
+
+function mapBuilder(valueSchema, label) {
+  const entries = [];
+  const list = el("div", { class: "list" });
+  const add = el("button", { type: "button" }, `+ ${label} entry`);
+  add.addEventListener("click", () => {
+    const key = el("input", { placeholder: "key", "aria-label": "key" });
+    const part = build(valueSchema, "value");
+    const row = el("div", { class: "item" }, key, part.node);
+    entries.push([key, part]);
+    list.append(row);
+  });
+  return { node: el("fieldset", {}, el("legend", {}, `${label} (map)`), list, add),
+           get: () => Object.fromEntries(entries.map(([k, p]) => [k.value, p.get()])) };
+}
+
+function jsonBuilder(label) {
+  const area = el("textarea", { name: label, rows: 2, placeholder: "JSON" });
+  return { node: el("label", {}, `${label} (JSON)`, area),
+           get: () => { if (area.value.trim() === "") return null; try { return JSON.parse(area.value); } catch (e) { return area.value; } } };
+}
+
+let currentForm = null;
+
+function drawForm() {
+  const type = $("signal-type").value;
+  const schema = view.schemas[type];
+  const fields = $("signal-fields");
+  $("send-result").textContent = "";
+  if (!schema || (schema.anyOf && schema.anyOf.some((s) => s.type === "null") && !isOptional(schema))) {
+    currentForm = { get: () => null };
+    fields.replaceChildren(el("p", { class: "empty" }, "This signal carries no data."));
+    return;
+  }
+  currentForm = build(schema, "data");
+  fields.replaceChildren(currentForm.node);
+}
+
+async function send(event) {
+  event.preventDefault();
+  const type = $("signal-type").value;
+  const signal = { specversion: "1.0", type, source: "/dashboard" };
+  const data = currentForm ? currentForm.get() : null;
+  if (data !== null) signal.data = data;
+  const result = await api("POST", "/signals", signal);
+  const out = $("send-result");
+  if (result.status === 202) {
+    out.className = "ok";
+    out.textContent = `accepted: ${result.body.id}`;
+  } else {
+    out.className = "bad";
+    out.textContent = `refused (${result.status}): ${(result.body && result.body.error) || "no reason given"}`;
+  }
+}
+
+// --- start ------------------------------------------------------------------------------------
+
+async function start() {
+  const [state, schema] = await Promise.all([api("GET", "/api/state"), api("GET", "/api/schema")]);
+  if (!state.ok) { $("health").textContent = `cannot read the cell (${state.status})`; return; }
+  const s = state.body;
+  document.title = `${s.title} · bbflow`;
+  $("title").textContent = s.title;
+  view.reactors = s.reactors;
+  for (const run of [...s.runs.recent].reverse().concat(s.runs.running)) for (const e of run.events) applyRunEvent(e);
+  drawRuns();
+  drawRobots(s.robots);
+  drawAgents(s.agents);
+  drawCounters(s.counters);
+  drawHealth(s.health);
+  view.schemas = schema.ok ? schema.body.signals : {};
+  const types = Object.keys(view.schemas).sort();
+  $("signal-type").replaceChildren(...types.map((t) => el("option", { value: t }, t)));
+  $("signal-type").addEventListener("change", drawForm);
+  $("send").addEventListener("submit", send);
+  drawForm();
+  connect(s.last_event);
+  setInterval(() => scheduleRefresh(0), 5000);
+}
+
+start();

@@ -1,0 +1,90 @@
+"""The dashboard in a real browser: headless Chromium (Debian's ``chromium``) driven by Playwright.
+
+It opens the dashboard of a live cell, sends ``pick.requested`` through the
+form generated from the signal's payload type, sees the run appear and finish
+live, sees the door's refusal of bad data inline, cancels a second run with its
+button and sees the rollback. The screenshot it takes is the one in
+docs/control-plane.md (``BBFLOW_SCREENSHOT=docs/images/dashboard.png`` writes it there).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from run_helpers import arm_table, write_project
+from serve_helpers import live_cell
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run installs it)")
+    pytest.importorskip("playwright.sync_api")
+    return CHROMIUM
+
+
+def fill_pose(page: object, legend: str, x: str, y: str, z: str) -> None:
+    for name, value in (("x", x), ("y", y), ("z", z)):
+        page.locator(f'fieldset:has(> legend:text-is("{legend}")) input[name="{name}"]').fill(value)  # type: ignore[attr-defined]
+
+
+def test_the_dashboard_sends_a_signal_shows_runs_live_and_cancels_one(chromium: str, tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    root = write_project(tmp_path / "cell", arm_table(duration="250ms"))
+    with live_cell(root) as cell, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 900})
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(cell.url + "/")
+            expect(page.locator("#live")).to_have_text("events: live", timeout=10_000)
+            expect(page.locator('[data-robot="arm"] .safety')).to_have_text("armed")
+            page.select_option("#signal-type", "pick.requested")
+
+            # The door's refusal shows inline: an empty coordinate is none, not a float.
+            fill_pose(page, "place", "0", "0.3", "0.1")
+            page.locator('fieldset:has(> legend:text-is("pick")) input[name="x"]').fill("")
+            page.click("#send-button")
+            expect(page.locator("#send-result")).to_contain_text("refused (400)")
+            expect(page.locator("#send-result")).to_contain_text("data.pick.x")
+
+            # A good request: its run appears and finishes, live.
+            fill_pose(page, "pick", "0.2", "0", "0.1")
+            page.click("#send-button")
+            expect(page.locator("#send-result")).to_contain_text("accepted")
+            expect(page.locator('article.run[data-status="running"]')).to_have_count(1, timeout=10_000)
+            expect(page.locator('article.run[data-status="ok"]')).to_have_count(1, timeout=20_000)
+            expect(page.locator('[data-agent="Picker"] tr', has_text="done")).to_contain_text("1", timeout=10_000)
+
+            # A second one, cancelled with its button once it has moved: it rolls back.
+            page.click("#send-button")
+            running = page.locator('article.run[data-status="running"]')
+            expect(running.locator(".step.ok", has_text="approach")).to_have_count(1, timeout=20_000)
+            running.get_by_role("button", name="Cancel").click()
+            failed = page.locator('article.run[data-status="failed"]')
+            expect(failed).to_have_count(1, timeout=20_000)
+            expect(failed.locator(".rollback")).to_contain_text("approach")
+            expect(failed.locator(".step.undone", has_text="approach")).to_have_count(1)
+            expect(failed).to_contain_text("cancelled")
+            expect(page.locator('[data-agent="Picker"] td', has_text="false")).to_have_count(1, timeout=10_000)
+
+            shot = tmp_path / "dashboard.png"
+            page.screenshot(path=str(shot), full_page=True)
+            assert shot.stat().st_size > 10_000
+            if os.environ.get("BBFLOW_SCREENSHOT"):
+                shutil.copy(shot, os.environ["BBFLOW_SCREENSHOT"])
+            assert errors == []
+        finally:
+            browser.close()
