@@ -377,3 +377,36 @@ def test_a_hundred_concurrent_posters(cell: LiveCell, client: httpx.Client) -> N
     statuses = asyncio.run(post_all())
     assert statuses == [202] * 100
     assert wait_for(lambda: state(client)["counters"].get("signal.in", 0) >= before + 100)
+
+
+# --- the real command ------------------------------------------------------------------------------
+
+
+def test_bbflow_run_serve_in_a_real_process_and_sigint_stays_the_runtimes(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    root = write_project(tmp_path / "cell", arm_table(duration="300ms"))
+    log = tmp_path / "stderr.txt"
+    with log.open("w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "bbflow", "run", str(root), "--serve", "127.0.0.1:0"],
+                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err, text=True)
+    try:
+        url = wait_for(lambda: next((line.removeprefix("control plane: ").rstrip("/")
+                                     for line in log.read_text().splitlines()
+                                     if line.startswith("control plane: ")), None), timeout=60)
+        with httpx.Client(base_url=url, timeout=10) as c:
+            assert c.post("/signals", content=json.dumps(REQUEST), headers=CE).status_code == 202
+            wait_for(lambda: any(e["event"] == "step.ok" and e["step"] == "approach"
+                                 for r in state(c)["runs"]["running"] for e in r["events"]), timeout=30)
+        proc.send_signal(signal.SIGINT)  # uvicorn must not have taken SIGINT: the runtime rolls back and exits 130
+        assert proc.wait(timeout=60) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = log.read_text()
+    assert "interrupted: agents stopped" in text and "1 runs (0 ok, 1 failed" in text
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(url + "/healthz", timeout=2)

@@ -166,3 +166,55 @@ def test_step_and_undo_latencies_are_measured_from_their_events() -> None:
     assert 'bbflow_step_duration_seconds_sum{outcome="ok"} 0.25' in text
     assert 'bbflow_undo_duration_seconds_sum{outcome="ok"} 0.5' in text
     assert 'bbflow_runs_total{outcome="failed"} 1.0' in text
+
+
+# --- traces --------------------------------------------------------------------------------------
+
+
+def test_runs_steps_and_undos_become_spans_parented_on_the_traceparent() -> None:
+    pytest.importorskip("opentelemetry.sdk")
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from bbflow.serve.tracing import Tracing
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing = Tracing(provider)
+    trace_id, parent_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    run = {"reactor": "PickAndPlace", "run": "r1"}
+    for event in (
+        {"event": "run.start", "step": None, "traceparent": f"00-{trace_id}-{parent_id}-01"},
+        {"event": "step.start", "step": "approach", "attempt": 1}, {"event": "step.ok", "step": "approach"},
+        {"event": "step.start", "step": "lift", "attempt": 1},
+        {"event": "run.start", "reactor": "Child", "run": "r2", "parent": "r1", "step": None},
+        {"event": "run.ok", "reactor": "Child", "run": "r2", "parent": "r1", "step": None},
+        {"event": "step.error", "step": "lift", "error": {"message": "jammed", "code": "command"}},
+        {"event": "undo.start", "step": "approach"}, {"event": "undo.ok", "step": "approach"},
+        {"event": "run.failed", "step": None, "error": {"message": "jammed", "code": "command"}},
+    ):
+        tracing({**run, **event})
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    assert set(spans) == {"run PickAndPlace", "step approach", "step lift", "run Child", "rollback", "undo approach"}
+    root = spans["run PickAndPlace"]
+    assert format(root.context.trace_id, "032x") == trace_id
+    assert format(root.parent.span_id, "016x") == parent_id
+    assert root.status.status_code.name == "ERROR" and root.attributes["bbflow.outcome"] == "failed"
+    assert spans["step lift"].parent.span_id == root.context.span_id
+    assert spans["step lift"].status.description == "jammed"
+    assert spans["run Child"].parent.span_id == root.context.span_id
+    assert spans["rollback"].parent.span_id == root.context.span_id
+    assert spans["undo approach"].parent.span_id == spans["rollback"].context.span_id
+    tracing.close()
+
+
+def test_tracing_is_off_unless_opentelemetry_is_configured() -> None:
+    from bbflow.serve.tracing import tracer_from_env
+
+    assert tracer_from_env({}) is None
+    assert tracer_from_env({"OTEL_SDK_DISABLED": "true", "OTEL_SERVICE_NAME": "x"}) is None
+    tracing = tracer_from_env({"OTEL_TRACES_EXPORTER": "console"})
+    assert tracing is not None
+    tracing.close()
