@@ -16,7 +16,10 @@ computed from measurements taken in the same rounds, see ``common``):
 - router: lookups/s with 10, 1,000 and 10,000 routes against a linear scan
   (``bench_router``'s workload);
 - agent: signals/s and p50/p99 latency through one agent (``bench_agent``);
-- peers: py_trees and LangGraph doing the same work (``bench_peers``).
+- peers: py_trees and LangGraph doing the same work (``bench_peers``);
+- serve: the control plane under a steady load of signals over HTTP with SSE
+  clients attached, against the same load on standard input (``bench_serve``;
+  quick: 10 s at 1,000 signals/s, full: 60 s).
 
 ``--quick`` (under two minutes) runs fewer rounds and leaves out the 100k-line
 project; the full run takes about ten to fifteen minutes on two cores.
@@ -48,6 +51,7 @@ import bench_compiler  # noqa: E402
 import bench_executor  # noqa: E402
 import bench_peers  # noqa: E402
 import bench_router  # noqa: E402
+import bench_serve  # noqa: E402
 from common import Figure, Stats, async_timer, compare, ratios, table  # noqa: E402
 
 from bbflow.runtime import model  # noqa: E402
@@ -55,7 +59,7 @@ from bbflow.runtime.events import Recorder  # noqa: E402
 from bbflow.runtime.executor import run_reactor  # noqa: E402
 from bbflow.runtime.ports import RuntimeFailure  # noqa: E402
 
-SECTIONS = ("compiler", "executor", "memory", "router", "agent", "peers")
+SECTIONS = ("compiler", "executor", "memory", "router", "agent", "peers", "serve")
 
 
 # --- settings ---------------------------------------------------------------------------
@@ -71,6 +75,7 @@ def settings(quick: bool) -> dict[str, Any]:
             "router": {"routes": (10, 1_000, 10_000), "seconds": 0.05, "repeat": 3},
             "agent": {"signals": 5_000, "burst": 500, "repeat": 3},
             "peers": {"steps": 1_000, "repeat": 5},
+            "serve": {"seconds": 10.0, "rate": 1_000, "clients": 10},
         }
     return {
         "compiler": {"sizes": (1_000, 10_000, 100_000), "repeat": 3, "big": 50_000, "big_repeat": 1,
@@ -80,6 +85,7 @@ def settings(quick: bool) -> dict[str, Any]:
         "router": {"routes": (10, 1_000, 10_000), "seconds": 0.2, "repeat": 7},
         "agent": {"signals": 20_000, "burst": 500, "repeat": 5},
         "peers": {"steps": 1_000, "repeat": 11},
+        "serve": {"seconds": 60.0, "rate": 1_000, "clients": 10},
     }
 
 
@@ -225,6 +231,36 @@ def memory_figures(runs: int, steps: int, repeat: int) -> list[Figure]:
     return out
 
 
+# --- the control plane --------------------------------------------------------------------
+
+
+def serve_figures(seconds: float, rate: int, clients: int) -> list[Figure]:
+    """One load of ``seconds`` at ``rate`` signals/s over HTTP (with ``clients`` SSE readers), then on stdin."""
+    s = bench_serve.summary(seconds, rate, clients)
+
+    def one(value: float) -> Stats:
+        return Stats.of([value])
+
+    turn = (f"turn latency p99 over HTTP ({clients} SSE clients)", s["turn_http_p99_ms"])
+    return [
+        Figure("serve", f"signals/s achieved (asked {rate}/s for {seconds:g} s)", "signals/s", one(s["rate"])),
+        Figure("serve", "accepted (202)", "share", one(s["accepted"])),
+        Figure("serve", "accept latency p50 (POST to 202)", "ms", one(s["accept_p50_ms"])),
+        Figure("serve", "accept latency p99 (POST to 202)", "ms", one(s["accept_p99_ms"])),
+        Figure("serve", "turn latency p50 over HTTP (signal.in to signal.routed)", "ms", one(s["turn_http_p50_ms"])),
+        Figure("serve", turn[0], "ms", one(turn[1]),
+               ((f"stdin at {rate}/s", one(turn[1] / s["turn_stdin_p99_ms"] if s["turn_stdin_p99_ms"] else 0.0)),)),
+        Figure("serve", "turn latency p50 on stdin (same load)", "ms", one(s["turn_stdin_p50_ms"])),
+        Figure("serve", "turn latency p99 on stdin (same load)", "ms", one(s["turn_stdin_p99_ms"])),
+        Figure("serve", "events each SSE client received (fewest)", "events", one(s["sse_events_min"])),
+        Figure("serve", "stream.skipped markers (all clients)", "markers", one(s["sse_skipped_total"])),
+        Figure("serve", "server RSS after warm-up", "MiB", one(s["rss_warm_mib"])),
+        Figure("serve", "server RSS peak", "MiB", one(s["rss_peak_mib"]),
+               (("RSS after warm-up", one(s["rss_peak_mib"] / s["rss_warm_mib"])),)),
+        Figure("serve", "server RSS at the end", "MiB", one(s["rss_end_mib"])),
+    ]
+
+
 # --- router and agent ------------------------------------------------------------------------
 
 
@@ -316,6 +352,8 @@ def run(quick: bool, only: Sequence[str] = SECTIONS, log: Callable[[str], None] 
             figures += agent_figures(c["signals"], c["burst"], c["repeat"])
         elif section == "peers":
             figures += bench_peers.figures(c["steps"], c["repeat"])
+        elif section == "serve":
+            figures += serve_figures(c["seconds"], c["rate"], c["clients"])
         timings[section] = time.perf_counter() - t0
         log(f"{section}: {timings[section]:.1f} s")
     return {
