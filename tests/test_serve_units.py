@@ -69,7 +69,9 @@ def test_the_serve_and_supervision_tables_are_read_and_checked(tmp_path: Path) -
     assert (project.supervision.strategy, project.supervision.max_restarts, project.supervision.within) == \
         ("one_for_all", 5, 10.0)
     for bad, key in (('strategy = "all_for_none"', "supervision.strategy"), ("max_restarts = -1", "supervision.max_restarts"),
-                     ('within = "soon"', "supervision.within"), ('[serve]\nport = 1', "serve.port")):
+                     ('within = "soon"', "supervision.within"), ('within = "0s"', "supervision.within"),
+                     ('strategy = "rest_for_one"\nmax_restarts = "3"', "supervision.max_restarts"),
+                     ('[serve]\nport = 1', "serve.port")):
         table = "" if bad.startswith("[") else "[supervision]\n"
         write_project(tmp_path, tail=table + bad + "\n")
         with pytest.raises(ProjectError, match=key.replace(".", r"\.")):
