@@ -265,7 +265,9 @@ def graph(reactor: str, paths: tuple[str, ...], fmt: str) -> None:
               help="A reactor input as JSON, e.g. --input 'pick={\"x\": 0.2, \"y\": 0, \"z\": 0.1}'.")
 @click.option("--agent", "agents", multiple=True, metavar="NAME",
               help="Run this agent (repeatable; default: [run] agents of bbflow.toml).")
-@click.option("--robot", metavar="INSTANCE", help="The robot instance to use when several implement the interface.")
+@click.option("--robot", "robots", multiple=True, metavar="INSTANCE",
+              help="Run only this robot instance and its agents (repeatable); also picks the instance "
+                   "when several implement an interface.")
 @click.option("--driver", metavar="NAME", help="Use this driver for every robot (--driver sim: the simulated one).")
 @click.option("--faults", type=click.Path(dir_okay=False, path_type=str), help="A faults file (TOML) for drills.")
 @click.option("--events", type=click.Path(dir_okay=False, allow_dash=True, path_type=str),
@@ -275,6 +277,10 @@ def graph(reactor: str, paths: tuple[str, ...], fmt: str) -> None:
               help="Simulated robots only: run on a virtual clock (delays and timeouts take no real time).")
 @click.option("--arm/--no-arm", "arm", default=None,
               help="Arm the robots before work (default: simulated ones only, and those with arm = true).")
+@click.option("--bus-listen", "bus_listen", multiple=True, metavar="ENDPOINT",
+              help="Listen on this Zenoh endpoint (repeatable; replaces [bus] listen), e.g. tcp/127.0.0.1:7447.")
+@click.option("--bus-connect", "bus_connect", multiple=True, metavar="ENDPOINT",
+              help="Connect to this Zenoh endpoint (repeatable; replaces [bus] connect).")
 @click.option("--serve", "serve", metavar="[HOST:]PORT",
               help="Serve the control plane (HTTP signals, live events, dashboard); needs bbflow[serve].")
 def run(project: str, inputs: tuple[str, ...], agents: tuple[str, ...], serve: str | None, **options: object) -> None:

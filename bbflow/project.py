@@ -73,6 +73,19 @@ class SupervisionConfig:
 
 
 @attrs.frozen(slots=True)
+class BusConfig:
+    """The ``[bus]`` table: which bus joins this project's processes (docs/fleet.md)."""
+
+    kind: str = "local"  # "local" (in-process only) or "zenoh"
+    prefix: str | None = None  # key prefix; None: "bbflow/<project name>"
+    connect: tuple[str, ...] | None = None  # Zenoh endpoints to reach; None: as the Zenoh config says
+    listen: tuple[str, ...] | None = None  # Zenoh endpoints to listen on; None: as the Zenoh config says
+    mode: str | None = None  # "peer" or "client"; None: as the Zenoh config says (peer by default)
+    config: Path | None = None  # a Zenoh JSON5 configuration file (TLS, access control, routers)
+    catch_up: str = "0s"  # how far back a starting process asks for what it missed
+
+
+@attrs.frozen(slots=True)
 class Project:
     name: str
     root: Path  # the folder holding bbflow.toml
@@ -84,6 +97,7 @@ class Project:
     data: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
     serve: ServeConfig = ServeConfig()
     supervision: SupervisionConfig = SupervisionConfig()
+    bus: BusConfig = BusConfig()
 
     @property
     def file(self) -> Path:
@@ -201,7 +215,24 @@ def _build(root: Path, data: dict[str, Any], problems: list[Problem]) -> Project
                                good(serve.get("token_env"), ("serve", "token_env"), str, None)),
                    SupervisionConfig(good(supervising.get("strategy"), ("supervision", "strategy"), str, "one_for_one"),
                                      good(supervising.get("max_restarts"), ("supervision", "max_restarts"), int, 3),
-                                     within))
+                                     within),
+                   _bus(root, good, data, problems))
+
+
+def _bus(root: Path, good: Any, data: dict[str, Any], problems: list[Problem]) -> BusConfig:
+    bus = good(data.get("bus"), ("bus",), dict, {})
+
+    def endpoints(key: str) -> tuple[str, ...] | None:
+        value = good(bus.get(key), ("bus", key), list, None)
+        return tuple(value) if value is not None else None
+
+    config = good(bus.get("config"), ("bus", "config"), str, None)
+    if config is not None and not (root / config).is_file():
+        problems.append(Problem(("bus", "config"), f"no file {config!r} beside bbflow.toml"))
+    return BusConfig(good(bus.get("kind"), ("bus", "kind"), str, "local"), good(bus.get("prefix"), ("bus", "prefix"), str, None),
+                     endpoints("connect"), endpoints("listen"), good(bus.get("mode"), ("bus", "mode"), str, None),
+                     root / config if config is not None else None,
+                     good(bus.get("catch_up"), ("bus", "catch_up"), str, "0s"))
 
 
 @contextlib.contextmanager

@@ -252,6 +252,7 @@ SCHEMA = Table({
         "listen": Texts(),
         "mode": Choice(("peer", "client")),
         "config": Text(),  # a Zenoh configuration file
+        "catch_up": Duration(),  # how far back a starting process asks for what it missed (default "0s")
     }),
     "serve": Table({
         "listen": Text(),  # "[HOST:]PORT"

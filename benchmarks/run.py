@@ -16,6 +16,9 @@ computed from measurements taken in the same rounds, see ``common``):
 - router: lookups/s with 10, 1,000 and 10,000 routes against a linear scan
   (``bench_router``'s workload);
 - agent: signals/s and p50/p99 latency through one agent (``bench_agent``);
+- bus: 1 KB signals/s and p50/p99 latency between two processes over Zenoh on
+  loopback, next to the local bus in the same rounds, and bytes on the wire
+  per signal (``bench_bus``; skipped without the ``bus`` extra);
 - peers: py_trees and LangGraph doing the same work (``bench_peers``);
 - serve: the control plane under a steady load of signals over HTTP with SSE
   clients attached, against the same load on standard input (``bench_serve``;
@@ -47,6 +50,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import bench_agent  # noqa: E402
+import bench_bus  # noqa: E402
 import bench_compiler  # noqa: E402
 import bench_executor  # noqa: E402
 import bench_peers  # noqa: E402
@@ -59,7 +63,7 @@ from bbflow.runtime.events import Recorder  # noqa: E402
 from bbflow.runtime.executor import run_reactor  # noqa: E402
 from bbflow.runtime.ports import RuntimeFailure  # noqa: E402
 
-SECTIONS = ("compiler", "executor", "memory", "router", "agent", "peers", "serve")
+SECTIONS = ("compiler", "executor", "memory", "router", "agent", "bus", "peers", "serve")
 
 
 # --- settings ---------------------------------------------------------------------------
@@ -74,6 +78,7 @@ def settings(quick: bool) -> dict[str, Any]:
             "memory": {"runs": 1_000, "steps": 10, "repeat": 2},
             "router": {"routes": (10, 1_000, 10_000), "seconds": 0.05, "repeat": 3},
             "agent": {"signals": 5_000, "burst": 500, "repeat": 3},
+            "bus": {"signals": 5_000, "burst": 500, "repeat": 2},
             "peers": {"steps": 1_000, "repeat": 5},
             "serve": {"seconds": 10.0, "rate": 1_000, "clients": 10},
         }
@@ -84,6 +89,7 @@ def settings(quick: bool) -> dict[str, Any]:
         "memory": {"runs": 1_000, "steps": 10, "repeat": 5},
         "router": {"routes": (10, 1_000, 10_000), "seconds": 0.2, "repeat": 7},
         "agent": {"signals": 20_000, "burst": 500, "repeat": 5},
+        "bus": {"signals": 20_000, "burst": 500, "repeat": 5},
         "peers": {"steps": 1_000, "repeat": 11},
         "serve": {"seconds": 60.0, "rate": 1_000, "clients": 10},
     }
@@ -301,6 +307,34 @@ def agent_figures(signals: int, burst: int, repeat: int) -> list[Figure]:
     return out
 
 
+def bus_figures(signals: int, burst: int, repeat: int) -> list[Figure]:
+    """The local bus and Zenoh between two processes, round after round: throughput, latency, bytes."""
+    try:
+        import zenoh  # noqa: F401
+    except ImportError:
+        return [Figure("bus", "zenoh", "", note="not measured: pip install 'bbflow[bus]'")]
+    import tempfile
+
+    out = []
+    loads = (("paced", signals // 10, None), (f"bursts of {burst}", signals, burst))
+    with tempfile.TemporaryDirectory() as folder:
+        for name, count, size in loads:
+            local: list[dict[str, float]] = []
+            for _ in range(repeat):
+                gc.collect()
+                local.append(asyncio.run(bench_bus.local(count, size)))
+            remote = asyncio.run(bench_bus.zenoh([(count, size)] * repeat, Path(folder)))
+            for key, unit, what in (("rate", "signals/s", "throughput"), ("p50", "µs", "latency p50"),
+                                    ("p99", "µs", "latency p99")):
+                out.append(Figure("bus", f"{name}, local: {what}", unit, Stats.of([r[key] for r in local])))
+                cost = [(lr[key] / rr[key]) if key == "rate" else (rr[key] / lr[key]) for lr, rr in zip(local, remote)]
+                out.append(Figure("bus", f"{name}, zenoh: {what}", unit, Stats.of([r[key] for r in remote]),
+                                  (("local", Stats.of(cost)),)))
+            out.append(Figure("bus", f"{name}, zenoh: bytes on the wire", "B/signal",
+                              Stats.of([r["bytes"] for r in remote])))
+    return out
+
+
 # --- the run ---------------------------------------------------------------------------------
 
 
@@ -350,6 +384,8 @@ def run(quick: bool, only: Sequence[str] = SECTIONS, log: Callable[[str], None] 
             figures += router_figures(c["routes"], c["seconds"], c["repeat"])
         elif section == "agent":
             figures += agent_figures(c["signals"], c["burst"], c["repeat"])
+        elif section == "bus":
+            figures += bus_figures(c["signals"], c["burst"], c["repeat"])
         elif section == "peers":
             figures += bench_peers.figures(c["steps"], c["repeat"])
         elif section == "serve":

@@ -133,11 +133,11 @@ def test_robot_binding_with_several_candidates(program: model.Program, tmp_path:
     robots = {"left": RobotConfig("cell.Arm"), "right": RobotConfig("cell.Arm"), "belt": RobotConfig("cell.Conveyor")}
     with pytest.raises(UsageError, match=r"several robots implement it \(left, right\).*--robot"):
         plan_run(program, project(tmp_path, robots), reactor_options())
-    assert plan_run(program, project(tmp_path, robots), reactor_options(robot="right")).reactor_robot == "right"
+    assert plan_run(program, project(tmp_path, robots), reactor_options(robots=("right",))).reactor_robot == "right"
     with pytest.raises(UsageError, match="'belt' is a cell.Conveyor"):
-        plan_run(program, project(tmp_path, robots), reactor_options(robot="belt"))
+        plan_run(program, project(tmp_path, robots), reactor_options(robots=("belt",)))
     with pytest.raises(UsageError, match="no robot instance 'nope'"):
-        plan_run(program, project(tmp_path, robots), reactor_options(robot="nope"))
+        plan_run(program, project(tmp_path, robots), reactor_options(robots=("nope",)))
     with pytest.raises(UsageError, match=r"\[agent.NAME\] robot"):
         plan_run(program, project(tmp_path, robots), RunOptions())
     bound = plan_run(program, project(tmp_path, robots, agents={"Picker": AgentConfig("left")}), RunOptions())

@@ -24,6 +24,7 @@ TINY = {
     "memory": {"runs": 6, "steps": 4, "repeat": 1},
     "router": {"routes": (10, 50), "seconds": 0.001, "repeat": 2},
     "agent": {"signals": 50, "burst": 10, "repeat": 1},
+    "bus": {"signals": 50, "burst": 10, "repeat": 1},
     "peers": {"steps": 5, "repeat": 2},
     "serve": {"seconds": 0.5, "rate": 40, "clients": 2},
 }

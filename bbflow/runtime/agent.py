@@ -186,6 +186,9 @@ class AgentServer:
 
     # --- intake (called by the bus) ------------------------------------------------
 
+    def routes(self, signal_type: str) -> bool:
+        return self.router.matches(signal_type)
+
     def deliver(self, envelope: Envelope) -> None:
         if not self.router.matches(envelope.type):
             self._drop(envelope.type, "no route matches")

@@ -55,6 +55,7 @@ from bbflow.runtime.drivers import open_robot
 from bbflow.runtime.events import JsonLinesWriter, fanout
 from bbflow.runtime.executor import RunResult, run_reactor
 from bbflow.runtime.faults import FaultsError
+from bbflow.runtime.fleet import BusOpenError, MissingExtra, make_link, process_name
 from bbflow.runtime.liveview import Board, LiveView, PlainLog, compact, outcome_text
 from bbflow.runtime.ports import Observer, RuntimeFailure
 from bbflow.runtime.proxy import RobotProxy
@@ -130,6 +131,7 @@ class Session:
         self._work: asyncio.Task[Outcome] | None = None
         self._emergency: asyncio.Task[list[str]] | None = None
         self._started: list[RobotProxy] = []
+        self._link: Any = None  # the fleet bus link (bbflow.runtime.fleet), when the bus is networked
 
     # --- the whole session -----------------------------------------------------------------
 
@@ -164,6 +166,13 @@ class Session:
             self._emergency = asyncio.get_running_loop().create_task(disarm_all(self._started))
 
     async def _main(self) -> Outcome:
+        if self.plan.agents and self.plan.bus.networked:
+            try:  # before anything moves: a missing extra is a usage error
+                self._link = make_link(self.plan.bus, process=process_name(),
+                                       robots=[r.instance for r in self.plan.robots],
+                                       agents=list(dict.fromkeys(a.spec.name for a in self.plan.agents)))
+            except MissingExtra as exc:
+                return Outcome(Status.USAGE, f"error: {exc}")
         try:
             await self._open()
         except (DriverError, FaultsError) as exc:
@@ -246,13 +255,19 @@ class Session:
     async def _agents(self) -> Outcome:
         program = self.plan.program
         bus = self.bus = Bus(SignalCatalog.from_program(program), observer=self.observer)
-        disconnects = [RobotSignals(bus, proxy).connect() for proxy in self.robots]
         servers = []
         for agent in self.plan.agents:
             robot = self._proxy(agent.robot)
             runner = CallRunner(program, robot=robot, observer=self.observer)
             servers.append(AgentServer(agent.spec, bus, runner=runner, robot_instance=agent.robot))
         self.board.agents = self.servers = tuple(servers)
+        if self._link is not None:
+            try:
+                await self._link.open(bus, [r.pattern for a in self.plan.agents for r in a.spec.routes])
+            except BusOpenError as exc:
+                await _wait_through(asyncio.ensure_future(self._link.close()))
+                return Outcome(Status.USAGE, f"error: bus: {exc}")
+        disconnects = [RobotSignals(bus, proxy).connect() for proxy in self.robots]
         limits = self.plan.supervision
 
         def supervisor(name: str, children: list[Child]) -> Supervisor:
@@ -274,6 +289,8 @@ class Session:
             self.root = None
             for disconnect in disconnects:
                 disconnect()
+            if self._link is not None:
+                await _wait_through(asyncio.ensure_future(self._link.close()))
         if self.gave_up is not None:
             errors = f"; disarm errors: {'; '.join(self.disarm_errors)}" if self.disarm_errors else ""
             return Outcome(Status.HALTED, f"safe stop, robots disarmed: {self.gave_up.reason}{errors}")

@@ -5,6 +5,12 @@ standard robot signals (``robot.safety.changed``, ``robot.state.changed``,
 ``robot.error``, ``robot.event.NAME``): those reach only the agents bound to
 the robot instance named by their source ``/robot/INSTANCE``.
 
+With a network bus (``bbflow.runtime.fleet``) a ``Link`` is attached: the
+signals this process takes in (standard input) or emits also go out to the
+other processes (``Link.send`` leaves out those that stay local), and events
+from the other processes come in through ``receive(..., remote=True)``, which
+delivers them here only.
+
 ``Activity`` counts the work in flight (queued signals, turns, runs,
 scheduled signals) so that ``Bus.wait_idle()`` can tell, for
 ``bbflow run --until-idle``, when nothing is left to do.
@@ -87,13 +93,24 @@ class Subscriber(Protocol):
     async def room(self) -> None:
         """Return when the mailbox has room for input from outside."""
 
+    def routes(self, signal_type: str) -> bool:
+        """Whether one of its routes matches ``signal_type``."""
+
+
+class Link(Protocol):
+    """The way out to other processes (``bbflow.runtime.fleet``)."""
+
+    def send(self, envelope: Envelope) -> bool:
+        """Publish ``envelope`` to the other processes; ``False`` when it stays in this one."""
+
 
 class Bus:
     """Delivers signals to the attached agents and reports signal events to the observer."""
 
-    def __init__(self, catalog: SignalCatalog, *, observer: Observer | None = None) -> None:
+    def __init__(self, catalog: SignalCatalog, *, observer: Observer | None = None, link: Link | None = None) -> None:
         self.catalog = catalog
         self.observer = observer
+        self.link = link
         self.activity = Activity()
         self.dropped = 0  # refused at the door, or robot signals that reached no agent
         self.door = Door(catalog)  # the door of standard input
@@ -113,8 +130,15 @@ class Bus:
 
     # --- publishing ----------------------------------------------------------------
 
-    def publish(self, envelope: Envelope) -> None:
-        """Deliver ``envelope`` to every agent it reaches (no event is reported here)."""
+    def publish(self, envelope: Envelope, *, remote: bool = False) -> None:
+        """Deliver ``envelope`` to every agent it reaches (no event is reported here).
+
+        A signal of this process also goes out on the link; one that went out is
+        no drop here when no agent of this process routes it (another may).
+        """
+        if not remote and self.link is not None and self.link.send(envelope):
+            self._offer(envelope)
+            return
         if is_robot_bound(envelope.type):
             instance = robot_of_source(envelope.source)
             targets = [s for s in self._subscribers if instance is not None and s.robot_instance == instance]
@@ -128,10 +152,22 @@ class Bus:
         for subscriber in targets:
             subscriber.deliver(envelope)
 
-    def receive(self, envelope: Envelope) -> None:
-        """A signal from outside (standard input, a robot): reported as ``signal.in``, then published."""
+    def receive(self, envelope: Envelope, *, remote: bool = False) -> None:
+        """A signal from outside (standard input, a robot, another process when ``remote``):
+        reported as ``signal.in``, then published."""
         self.report("signal.in", type=envelope.type, data=envelope.data, source=envelope.source)
-        self.publish(envelope)
+        self.publish(envelope, remote=remote)
+
+    def notice(self, envelope: Envelope) -> None:
+        """A signal about this process's surroundings (fleet membership): reported as ``signal.in`` and
+        delivered to the agents that route it; no agent routing it is no drop."""
+        self.report("signal.in", type=envelope.type, data=envelope.data, source=envelope.source)
+        self._offer(envelope)
+
+    def _offer(self, envelope: Envelope) -> None:
+        for subscriber in self._subscribers:
+            if subscriber.routes(envelope.type):
+                subscriber.deliver(envelope)
 
     async def room(self) -> None:
         """Return when every agent has room for a signal from outside: input waits for this (backpressure)."""

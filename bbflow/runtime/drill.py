@@ -225,7 +225,7 @@ def plan_drill(program: model.Program, project: Project, reactor: str, inputs: t
                robot: str | None = None) -> RunPlan:
     """The plan of a drill: ``reactor`` on simulated robots; a parameter without ``--input`` or default
     gets its type's zero value. Raises ``UsageError``."""
-    return plan_run(program, project, RunOptions(reactor=reactor, driver="sim", robot=robot,
+    return plan_run(program, project, RunOptions(reactor=reactor, driver="sim", robots=(robot,) if robot else (),
                                                  inputs=_filled(program, reactor, inputs)))
 
 

@@ -13,6 +13,13 @@ bound to the project's robot instance whose ``interface`` is ``Arm``. With
 several such instances an agent names its own in ``[agent.NAME] robot``;
 otherwise ``--robot NAME`` picks one (for the reactor, and for agents that
 name none).
+
+Process topology (docs/fleet.md): ``--robot NAME`` (repeatable) limits the
+process to those robot instances and the agents bound to them; the agents of
+other robots are left to other processes and their robots are not opened,
+and agents bound to no robot (coordinators) run only when named with
+``--agent``. ``bus`` is the bus this process joins (``[bus]`` with
+``--bus-listen``/``--bus-connect`` over it).
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from bbflow.runtime import model
 from bbflow.runtime.door import loads_strict
 from bbflow.runtime.executor import conform_inputs
 from bbflow.runtime.faults import Faults, FaultsError, load_faults
+from bbflow.runtime.fleet.settings import BusSettings, BusSettingsError, bus_settings
 from bbflow.runtime.ports import RuntimeFailure
 
 
@@ -41,13 +49,15 @@ class RunOptions:
     reactor: str | None = None
     inputs: tuple[str, ...] = ()  # "name=JSON"
     agents: tuple[str, ...] = ()
-    robot: str | None = None
+    robots: tuple[str, ...] = ()  # --robot, repeatable
     driver: str | None = None
     faults: str | None = None
     events: str | None = None
     until_idle: bool = False
     arm: bool | None = None
     virtual_time: bool = False  # simulated robots only
+    bus_listen: tuple[str, ...] = ()
+    bus_connect: tuple[str, ...] = ()
 
 
 @attrs.frozen
@@ -84,17 +94,24 @@ class RunPlan:
     agents: tuple[AgentPlan, ...] = ()
     until_idle: bool = False
     supervision: SupervisionConfig = SupervisionConfig()
+    bus: BusSettings = BusSettings()
 
 
 def plan_run(program: model.Program, project: Project, options: RunOptions) -> RunPlan:
     """Decide and check everything ``bbflow run`` will do; raises ``UsageError``."""
     _check_interfaces(program, project)
+    for name in options.robots:
+        if name not in project.robots:
+            known = ", ".join(sorted(project.robots)) or "none configured"
+            raise UsageError(f"--robot {name}: no robot instance {name!r} (robots: {known})")
     if options.reactor is not None:
         if options.agents:
             raise UsageError("give --reactor or --agent, not both (with --reactor only that reactor runs)")
+        if options.bus_listen or options.bus_connect:
+            raise UsageError("--bus-listen and --bus-connect are for agents; a reactor run uses no bus")
         reactor = _find(program, "reactors", options.reactor, "reactor")
         inputs = _inputs(reactor, options.inputs)
-        instance = _bind(project, reactor.robot, f"reactor {reactor.name}", options.robot, None)
+        instance = _bind(project, reactor.robot, f"reactor {reactor.name}", options.robots, None)
         robots = _robots(program, project, options, [instance] if instance else [])
         return RunPlan(program, robots, reactor=reactor, inputs=inputs, reactor_robot=instance)
     if options.inputs:
@@ -110,13 +127,25 @@ def plan_run(program: model.Program, project: Project, options: RunOptions) -> R
     for spec in specs.values():
         configured = project.agents.get(spec.name)
         own = configured.robot if configured is not None else None
-        agents.append(AgentPlan(spec, _bind(project, spec.robot, f"agent {spec.name}", options.robot, own)))
+        if options.robots and not _for_robots(project, spec, own, options):
+            continue
+        agents.append(AgentPlan(spec, _bind(project, spec.robot, f"agent {spec.name}", options.robots, own)))
+    if not agents:
+        raise UsageError(f"no agent of {', '.join(names)} runs on robot {', '.join(options.robots)}: "
+                         "name the agents of this process with --agent")
     if len({a.spec.name for a in agents}) != len(agents):
         raise UsageError(f"two agents share a name: {', '.join(a.spec.qualname for a in agents)}")
     used = [a.robot for a in agents if a.robot is not None]
     robots = _robots(program, project, options, list(dict.fromkeys(used)))
+    try:
+        bus = bus_settings(project, listen=options.bus_listen, connect=options.bus_connect)
+    except BusSettingsError as exc:
+        raise UsageError(str(exc)) from None
+    if bus.networked and options.virtual_time:
+        raise UsageError("--virtual-time runs on a clock of its own, which other processes on the bus do not share: "
+                         'use it with kind = "local"')
     return RunPlan(program, robots, agents=tuple(agents), until_idle=options.until_idle,
-                   supervision=project.supervision)
+                   supervision=project.supervision, bus=bus)
 
 
 def parse_inputs(pairs: Sequence[str]) -> dict[str, Any]:
@@ -166,12 +195,26 @@ def _check_interfaces(program: model.Program, project: Project) -> None:
             )
 
 
-def _bind(project: Project, interface: str | None, who: str, chosen: str | None, own: str | None) -> str | None:
+def _for_robots(project: Project, spec: model.Agent, own: str | None, options: RunOptions) -> bool:
+    """Whether an agent belongs in a process limited to ``--robot`` instances."""
+    if spec.robot is None:  # a coordinator: only where it is asked for
+        return bool(options.agents)
+    if own is not None:
+        return own in options.robots
+    return any(project.robots[r].interface == spec.robot for r in options.robots)
+
+
+def _bind(project: Project, interface: str | None, who: str, robots: Sequence[str], own: str | None) -> str | None:
     """The robot instance ``who`` (running on ``interface``) is bound to."""
     if interface is None:
         return None
     candidates = sorted(i for i, c in project.robots.items() if c.interface == interface)
     short = interface.rsplit(".", 1)[-1]
+    picked = [r for r in robots if r in candidates]
+    chosen = picked[0] if len(picked) == 1 else (robots[0] if len(robots) == 1 else None)
+    if len(picked) > 1 and own is None:
+        raise UsageError(f"{who} runs on {short}, and --robot names several of them ({', '.join(picked)}): "
+                         "one instance of an agent per process")
     for name, how in ((own, f"[agent] robot = {own!r}"), (chosen, f"--robot {chosen}")):
         if name is None:
             continue

@@ -1,0 +1,76 @@
+"""The door on the bus: every event that arrives from other processes passes here.
+
+The runtime's one door (``bbflow.runtime.door.Door``, source ``/bus``) checks
+it as it checks a line of standard input: size, UTF-8, JSON, depth, finite
+numbers, the declared type and payload, and no standard robot signal (only a
+robot speaks for itself). On top of that, the bus refuses an event published
+on a key that is not its type's, a membership signal (each process makes its
+own), and an ``id`` already seen: Zenoh's catch-up may deliver one twice. A
+refusal is reported as ``signal.dropped`` with a reason, never a crash; what
+passes is delivered to this process's agents only: it is not published again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+
+from bbflow.runtime.bus import Bus
+from bbflow.runtime.door import Door, Refusal
+from bbflow.runtime.fleet.keys import FLEET_SIGNALS, key_signal
+
+#: How many event ids the door remembers to drop duplicates (oldest forgotten first).
+SEEN_IDS = 100_000
+BUS_SOURCE = "/bus"
+
+
+class SeenIds:
+    """A bounded set of recently seen ids: ``add`` says whether an id is new."""
+
+    def __init__(self, capacity: int = SEEN_IDS) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be at least 1")
+        self.capacity = capacity
+        self._ids: dict[Hashable, None] = {}  # insertion order: the oldest first
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self._ids
+
+    def add(self, key: Hashable) -> bool:
+        if key in self._ids:
+            return False
+        if len(self._ids) >= self.capacity:
+            del self._ids[next(iter(self._ids))]
+        self._ids[key] = None
+        return True
+
+
+class BusDoor:
+    """Checks events from the bus and hands the good ones to ``bus`` (see the module docstring)."""
+
+    def __init__(self, bus: Bus, prefix: str, *, memory: int = SEEN_IDS) -> None:
+        self.bus = bus
+        self.prefix = prefix
+        self.door = Door(bus.catalog, source=BUS_SOURCE)
+        self.seen = SeenIds(memory)
+
+    def arrive(self, key: str, payload: bytes) -> None:
+        """One event published on ``key`` by another process."""
+        keyed = key_signal(self.prefix, key)
+        admitted = self.door.admit(payload)
+        if isinstance(admitted, Refusal):
+            self._drop(admitted.type or keyed, admitted.reason)
+        elif admitted.type != keyed:
+            self._drop(admitted.type, f"published on key {key!r}, which is not the key of its type")
+        elif admitted.type in FLEET_SIGNALS:
+            self._drop(admitted.type, "membership signals are made by each process itself, not taken from the bus")
+        elif not self.seen.add(admitted.id):
+            self._drop(admitted.type, f"duplicate id {admitted.id}")
+        else:
+            self.bus.receive(admitted, remote=True)
+
+    def _drop(self, signal_type: str | None, reason: str) -> None:
+        self.bus.dropped += 1
+        self.bus.report("signal.dropped", type=signal_type, reason=reason, source=BUS_SOURCE)

@@ -1,0 +1,121 @@
+"""Signals on Zenoh key expressions, and which signals stay in their process.
+
+A signal of type ``a.b.c`` travels on key ``PREFIX/a/b/c``; a route pattern
+becomes a key expression the same way (``*`` and ``**`` mean in Zenoh what
+they mean in a route: one chunk, zero or more chunks). Membership tokens live
+under ``PREFIX/@fleet/PROCESS/ROBOTS/AGENTS``: a chunk starting with ``@`` is
+verbatim in Zenoh, so no signal subscription (not even ``PREFIX/**``) sees them.
+
+This module does not import zenoh: it is plain string work, tested without the extra.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from bbflow.runtime.router import GLOBSTAR, split_pattern
+from bbflow.runtime.signals import is_robot_bound
+
+#: The membership signals: made by each process from Zenoh liveliness, never taken from the bus.
+FLEET_PEER_UP = "fleet.peer.up"
+FLEET_PEER_DOWN = "fleet.peer.down"
+FLEET_SIGNALS = frozenset({FLEET_PEER_UP, FLEET_PEER_DOWN})
+FLEET_SOURCE = "/fleet"
+
+_CHUNK_FORBIDDEN = re.compile(r"[*$?#/,\s]")
+_NONE = "-"  # an empty list in a membership key (a key chunk cannot be empty)
+
+
+class BusKeyError(ValueError):
+    """A prefix or name that cannot be part of a Zenoh key."""
+
+
+def check_prefix(prefix: str) -> str:
+    """``prefix`` if it is a valid key prefix (chunks without wildcards, no leading or trailing ``/``)."""
+    chunks = prefix.split("/")
+    if not prefix or any(not c or _CHUNK_FORBIDDEN.search(c) or c.startswith("@") for c in chunks):
+        raise BusKeyError(
+            f"bus prefix {prefix!r}: expected chunks separated by '/', each non-empty, "
+            "without '*', '$', '?', '#', ',', spaces or a leading '@'"
+        )
+    return prefix
+
+
+def stays_local(signal_type: str) -> bool:
+    """The standard robot signals stay in the process owning the robot; membership signals are per process."""
+    return is_robot_bound(signal_type) or signal_type in FLEET_SIGNALS
+
+
+def signal_key(prefix: str, signal_type: str) -> str:
+    """``a.b.c`` -> ``PREFIX/a/b/c``."""
+    return f"{prefix}/{signal_type.replace('.', '/')}"
+
+
+def key_signal(prefix: str, key: str) -> str | None:
+    """The signal type a key carries (``PREFIX/a/b/c`` -> ``a.b.c``), or ``None`` if it is not under ``prefix``."""
+    head = prefix + "/"
+    if not key.startswith(head) or len(key) == len(head):
+        return None
+    return key[len(head):].replace("/", ".")
+
+
+def pattern_key(prefix: str, pattern: str) -> str:
+    """A route pattern as a key expression, in Zenoh's canonical form (``a.**.*`` -> ``PREFIX/a/*/**``)."""
+    segments = split_pattern(pattern)
+    # Zenoh's canonical form puts `*` before an adjacent `**` (the two match the same keys either way).
+    out: list[str] = []
+    for seg in segments:
+        if out and seg == "*" and out[-1] == GLOBSTAR:
+            out.insert(len(out) - 1, seg)
+        else:
+            out.append(seg)
+    return f"{prefix}/{'/'.join(out)}"
+
+
+def subscriptions(prefix: str, patterns: Iterable[str]) -> list[str]:
+    """The key expressions a process subscribes to for its agents' route (and ``wait_signal``) patterns.
+
+    Patterns that can only match signals that stay local are left out; duplicates once.
+    """
+    keys: dict[str, None] = {}
+    for pattern in patterns:
+        if "*" not in pattern and stays_local(pattern):
+            continue
+        if pattern.startswith("robot.event.") or pattern.startswith("fleet.peer."):
+            continue  # robot.event.** and the like: robot-bound only
+        keys[pattern_key(prefix, pattern)] = None
+    return list(keys)
+
+
+# --- membership ------------------------------------------------------------------------
+
+
+def member_key(prefix: str, process: str, robots: Iterable[str], agents: Iterable[str]) -> str:
+    """The liveliness key announcing one process, its robots and its agents."""
+    robots, agents = list(robots), list(agents)
+    for name in (process, *robots, *agents):
+        if not name or name == _NONE or name.startswith("@") or _CHUNK_FORBIDDEN.search(name):
+            raise BusKeyError(f"{name!r} cannot be part of a membership key")
+    parts = [process, ",".join(robots) or _NONE, ",".join(agents) or _NONE]
+    return f"{prefix}/@fleet/{'/'.join(parts)}"
+
+
+def members_key(prefix: str) -> str:
+    """The key expression matching every membership token under ``prefix``."""
+    return f"{prefix}/@fleet/*/*/*"
+
+
+def member_of_key(prefix: str, key: str) -> dict[str, object] | None:
+    """``{process, robots, agents}`` from a membership key, or ``None`` if it is not one."""
+    head = f"{prefix}/@fleet/"
+    if not key.startswith(head):
+        return None
+    parts = key[len(head):].split("/")
+    if len(parts) != 3 or not all(parts):
+        return None
+
+    def names(chunk: str) -> list[str]:
+        return [] if chunk == _NONE else [n for n in chunk.split(",") if n]
+
+    return {"process": parts[0], "robots": names(parts[1]), "agents": names(parts[2])}

@@ -1,0 +1,78 @@
+"""The bus one process uses: ``[bus]`` of bbflow.toml with ``--bus-listen``/``--bus-connect`` over it."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from collections.abc import Sequence
+from pathlib import Path
+
+import attrs
+
+from bbflow.project import BusConfig, Project
+from bbflow.runtime.durations import parse_duration
+from bbflow.runtime.fleet.keys import BusKeyError, check_prefix
+
+LOCAL = "local"
+ZENOH = "zenoh"
+
+
+class BusSettingsError(ValueError):
+    """A ``[bus]`` value or bus option that cannot be used (the message names which)."""
+
+
+class BusOpenError(Exception):
+    """The bus cannot be joined (a bad Zenoh configuration file, an endpoint that cannot be bound)."""
+
+
+@attrs.frozen
+class BusSettings:
+    kind: str = LOCAL
+    prefix: str = "bbflow"
+    connect: tuple[str, ...] | None = None
+    listen: tuple[str, ...] | None = None
+    mode: str | None = None
+    config: Path | None = None
+    catch_up: float = 0.0  # seconds
+
+    @property
+    def networked(self) -> bool:
+        return self.kind != LOCAL
+
+
+def bus_settings(project: Project, *, listen: Sequence[str] = (), connect: Sequence[str] = ()) -> BusSettings:
+    """The settings for one process of ``project``; raises ``BusSettingsError``."""
+    bus: BusConfig = project.bus
+    where = f"{project.file}: bus"
+    if bus.kind == LOCAL:
+        if listen or connect:
+            raise BusSettingsError(f"--bus-listen and --bus-connect need a network bus: set kind = \"zenoh\" in [bus] of {project.file}")
+        return BusSettings()
+    try:
+        prefix = check_prefix(bus.prefix if bus.prefix is not None else f"bbflow/{_chunk(project.name)}")
+    except BusKeyError as exc:
+        raise BusSettingsError(f"{where}.prefix: {exc}") from None
+    try:
+        catch_up = parse_duration(bus.catch_up)
+    except ValueError as exc:
+        raise BusSettingsError(f"{where}.catch_up: {exc}") from None
+    return BusSettings(
+        kind=bus.kind,
+        prefix=prefix,
+        connect=tuple(connect) if connect else bus.connect,
+        listen=tuple(listen) if listen else bus.listen,
+        mode=bus.mode,
+        config=bus.config,
+        catch_up=catch_up,
+    )
+
+
+def process_name() -> str:
+    """This process's name in the fleet: ``HOST-PID`` (``fleet.peer.up``'s ``process``)."""
+    return f"{_chunk(socket.gethostname()) or 'host'}-{os.getpid()}"
+
+
+def _chunk(text: str) -> str:
+    """``text`` usable as one key chunk: no ``/``, wildcards, commas or spaces."""
+    return re.sub(r"[^A-Za-z0-9_.\-]", "_", text)

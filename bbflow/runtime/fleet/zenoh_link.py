@@ -1,0 +1,220 @@
+"""The Zenoh link: this process's signals out to the fleet, the fleet's in through the door.
+
+Imported only when ``[bus] kind = "zenoh"`` (it needs the ``bus`` extra).
+
+- Out: each signal type that leaves the process gets a Zenoh *advanced
+  publisher* on its key (``PREFIX/a/b/c``), declared on first use. It keeps the
+  last ``CACHE_SAMPLES`` events per key for subscribers that missed them,
+  announces sequence numbers (sample-miss detection, sporadic heartbeats) and
+  publishes reliably, blocking rather than dropping when the network is slow.
+- In: one *advanced subscriber* per key expression of the process's routes.
+  Gaps it cannot fill from the publishers' caches are reported as
+  ``signal.lost`` with a ``count``; with ``catch_up`` > 0, a process that
+  starts asks the publishers for what they published within that window.
+  Events arrive on Zenoh's threads and are handed to the event loop in
+  batches; the door checks each one there.
+- Membership: one liveliness token ``PREFIX/@fleet/PROCESS/ROBOTS/AGENTS``;
+  every other process's token appearing or going (its session closed, its
+  process killed, its network gone) becomes ``fleet.peer.up`` or
+  ``fleet.peer.down`` here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import attrs
+import zenoh
+from zenoh import ext
+
+from bbflow.runtime.bus import Bus
+from bbflow.runtime.fleet.door import BusDoor
+from bbflow.runtime.fleet.keys import (
+    FLEET_PEER_DOWN,
+    FLEET_PEER_UP,
+    FLEET_SOURCE,
+    member_key,
+    member_of_key,
+    members_key,
+    signal_key,
+    stays_local,
+    subscriptions,
+)
+from bbflow.runtime.fleet.settings import BusOpenError, BusSettings
+from bbflow.runtime.signals import Envelope
+
+#: Events kept per key by each publisher for subscribers that missed them.
+CACHE_SAMPLES = 256
+#: Seconds between the sequence-number heartbeats a publisher sends when it has published since the last.
+HEARTBEAT = 0.5
+ENCODING = "application/cloudevents+json"
+
+
+def zenoh_config(settings: BusSettings) -> zenoh.Config:
+    """The Zenoh configuration: the ``config`` file if any, then ``mode``, ``listen`` and ``connect`` over it."""
+    try:
+        config = zenoh.Config.from_file(str(settings.config)) if settings.config is not None else zenoh.Config()
+        if settings.mode is not None:
+            config.insert_json5("mode", json.dumps(settings.mode))
+        if settings.listen is not None:
+            config.insert_json5("listen/endpoints", json.dumps(list(settings.listen)))
+        if settings.connect is not None:
+            config.insert_json5("connect/endpoints", json.dumps(list(settings.connect)))
+    except (zenoh.ZError, OSError, ValueError) as exc:
+        where = f"{settings.config}: " if settings.config is not None else ""
+        raise BusOpenError(f"{where}bad Zenoh configuration: {exc}") from None
+    return config
+
+
+@attrs.define
+class _Inbox:
+    """Samples from Zenoh's threads, drained on the event loop in batches (one wake-up per batch)."""
+
+    loop: asyncio.AbstractEventLoop
+    drain: Callable[[list[tuple[str, Any]]], None]
+    _items: deque[tuple[str, Any]] = attrs.Factory(deque)
+    _lock: threading.Lock = attrs.Factory(threading.Lock)
+    _scheduled: bool = False
+    closed: bool = False
+
+    def put(self, kind: str, item: Any) -> None:
+        with self._lock:
+            self._items.append((kind, item))
+            if self._scheduled or self.closed:
+                return
+            self._scheduled = True
+        try:
+            self.loop.call_soon_threadsafe(self._run)
+        except RuntimeError:  # the loop has closed: the process is stopping
+            pass
+
+    def _run(self) -> None:
+        with self._lock:
+            batch = list(self._items)
+            self._items.clear()
+            self._scheduled = False
+        if not self.closed:
+            self.drain(batch)
+
+
+class ZenohLink:
+    """``Bus.link`` over a Zenoh session; ``open`` it on the running loop, ``close`` it at the end."""
+
+    def __init__(self, settings: BusSettings, *, process: str, robots: Iterable[str], agents: Iterable[str]) -> None:
+        self.settings = settings
+        self.process = process
+        self.robots = tuple(robots)
+        self.agents = tuple(agents)
+        self.prefix = settings.prefix
+        self.sent = 0
+        self._session: zenoh.Session | None = None
+        self._publishers: dict[str, Any] = {}
+        self._declared: list[Any] = []  # subscribers, listeners, the token: undeclared in reverse at close
+        self._bus: Bus | None = None
+        self._inbox: _Inbox | None = None
+        self._door: BusDoor | None = None
+        self._peers: dict[str, dict[str, Any]] = {}  # membership key -> {process, robots, agents}
+
+    @property
+    def keys(self) -> list[str]:
+        return [str(s.key_expr) for s in self._declared if hasattr(s, "key_expr")]
+
+    async def open(self, bus: Bus, patterns: Iterable[str]) -> None:
+        """Open the session, subscribe to ``patterns`` (route patterns), and announce this process."""
+        loop = asyncio.get_running_loop()
+        config = zenoh_config(self.settings)
+        try:
+            self._session = await loop.run_in_executor(None, zenoh.open, config)
+        except zenoh.ZError as exc:
+            raise BusOpenError(f"cannot open the Zenoh session: {exc}") from None
+        self._bus = bus
+        self._door = BusDoor(bus, self.prefix)
+        self._inbox = inbox = _Inbox(loop, self._drain)
+        session = self._session
+        history = ext.HistoryConfig(detect_late_publishers=True, max_samples=CACHE_SAMPLES,
+                                    max_age=self.settings.catch_up) if self.settings.catch_up > 0 else None
+        for key in subscriptions(self.prefix, patterns):
+            sub = ext.declare_advanced_subscriber(
+                session, key, lambda sample: inbox.put("sample", (str(sample.key_expr), sample.payload.to_bytes())),
+                history=history, recovery=ext.RecoveryConfig(heartbeat=True, periodic_queries=None),
+                allowed_origin=zenoh.Locality.REMOTE,
+            )
+            self._declared.append(sub)
+            self._declared.append(sub.sample_miss_listener(lambda miss: inbox.put("miss", (str(miss.source), miss.nb))))
+        self._declared.append(session.liveliness().declare_subscriber(
+            members_key(self.prefix), lambda sample: inbox.put("member", (str(sample.key_expr), sample.kind)),
+            history=True))
+        self._declared.append(session.liveliness().declare_token(
+            member_key(self.prefix, self.process, self.robots, self.agents)))
+        bus.link = self
+
+    def send(self, envelope: Envelope) -> bool:
+        if stays_local(envelope.type) or self._session is None:
+            return False
+        publisher = self._publishers.get(envelope.type)
+        if publisher is None:
+            publisher = self._publishers[envelope.type] = ext.declare_advanced_publisher(
+                self._session, signal_key(self.prefix, envelope.type), encoding=ENCODING,
+                congestion_control=zenoh.CongestionControl.BLOCK,
+                cache=ext.CacheConfig(max_samples=CACHE_SAMPLES),
+                sample_miss_detection=ext.MissDetectionConfig(heartbeat=None, sporadic_heartbeat=HEARTBEAT),
+                publisher_detection=True,
+            )
+        publisher.put(json.dumps(envelope.to_json(), ensure_ascii=False, separators=(",", ":")).encode())
+        self.sent += 1
+        return True
+
+    async def close(self) -> None:
+        """Withdraw the token (the others see ``fleet.peer.down`` at once) and close the session."""
+        if self._inbox is not None:
+            self._inbox.closed = True
+        if self._bus is not None and self._bus.link is self:
+            self._bus.link = None
+        session, self._session = self._session, None
+        if session is None:
+            return
+        for entity in [*reversed(self._declared), *self._publishers.values()]:
+            try:
+                entity.undeclare()
+            except zenoh.ZError:
+                pass  # already gone with the session
+        self._declared.clear()
+        self._publishers.clear()
+        await asyncio.get_running_loop().run_in_executor(None, session.close)
+
+    # --- on the loop -------------------------------------------------------------------
+
+    def _drain(self, batch: list[tuple[str, Any]]) -> None:
+        assert self._door is not None and self._bus is not None
+        for kind, item in batch:
+            if kind == "sample":
+                self._door.arrive(*item)
+            elif kind == "miss":
+                source, count = item
+                self._bus.report("signal.lost", count=count, source=source,
+                                 reason="missed on the bus and no longer in its publisher's cache")
+            else:
+                self._member(*item)
+
+    def _member(self, key: str, kind: zenoh.SampleKind) -> None:
+        assert self._bus is not None
+        member = member_of_key(self.prefix, key)
+        if member is None or member["process"] == self.process:
+            return
+        if kind == zenoh.SampleKind.PUT:
+            if key in self._peers:
+                return
+            self._peers[key] = member
+            signal_type = FLEET_PEER_UP
+        else:
+            if self._peers.pop(key, None) is None:
+                return
+            signal_type = FLEET_PEER_DOWN
+        if signal_type in self._bus.catalog:
+            data = self._bus.catalog.conform(signal_type, member)
+            self._bus.notice(Envelope(type=signal_type, source=FLEET_SOURCE, data=data))

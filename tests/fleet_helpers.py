@@ -1,0 +1,104 @@
+"""Processes of a fleet on 127.0.0.1 for the fleet bus tests: free ports, event logs, and every process stopped."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+#: a guard against a hung process, not a measurement
+PATIENCE = 60.0
+
+#: multicast scouting off and a listener on a free loopback port: nothing leaves 127.0.0.1
+ZENOH_CONFIG = '{ mode: "peer", scouting: { multicast: { enabled: false } }, listen: { endpoints: ["tcp/127.0.0.1:0"] } }\n'
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Process:
+    """One ``bbflow run`` of the fleet, with its event log."""
+
+    def __init__(self, name: str, project: Path, folder: Path, args: list[str], *, stdin: bool) -> None:
+        self.name = name
+        self.events_file = folder / f"{name}.events.jsonl"
+        self.stderr_file = folder / f"{name}.stderr"
+        with open(self.stderr_file, "w") as err:
+            self.popen = subprocess.Popen(
+                [sys.executable, "-m", "bbflow", "run", str(project), "--events", str(self.events_file), *args],
+                stdin=subprocess.PIPE if stdin else subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                text=True, env={**os.environ, "NO_COLOR": "1"},
+            )
+
+    def events(self) -> list[dict[str, Any]]:
+        if not self.events_file.exists():
+            return []
+        lines = self.events_file.read_text().split("\n")[:-1]  # the last piece may be a line being written
+        return [json.loads(line) for line in lines if line]
+
+    def stderr(self) -> str:
+        return self.stderr_file.read_text()
+
+    def send(self, *signals: dict[str, Any]) -> None:
+        assert self.popen.stdin is not None
+        for sig in signals:
+            self.popen.stdin.write(json.dumps(sig) + "\n")
+        self.popen.stdin.flush()
+
+    def wait_for(self, what: str, test: Callable[[list[dict[str, Any]]], bool], patience: float = PATIENCE) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + patience
+        while time.monotonic() < deadline:
+            events = self.events()
+            if test(events):
+                return events
+            if self.popen.poll() is not None:
+                pytest.fail(f"{self.name} ended early ({self.popen.returncode}) waiting for {what}:\n{self.stderr()}")
+            time.sleep(0.05)
+        pytest.fail(f"{self.name}: no {what} within {patience}s:\n{self.stderr()}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        self.popen.send_signal(sig)
+        try:
+            return self.popen.wait(timeout=PATIENCE)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait()
+            pytest.fail(f"{self.name} did not stop after signal {sig}:\n{self.stderr()}")
+
+
+@contextmanager
+def fleet(project: Path, folder: Path) -> Iterator[Callable[..., Process]]:
+    """``start(name, *args, stdin=False)`` starts a process of ``project``; all are killed on the way out."""
+    started: list[Process] = []
+
+    def start(name: str, *args: str, stdin: bool = False) -> Process:
+        proc = Process(name, project, folder, list(args), stdin=stdin)
+        started.append(proc)
+        return proc
+
+    try:
+        yield start
+    finally:
+        for proc in started:
+            if proc.popen.poll() is None:
+                proc.popen.kill()
+            proc.popen.wait()
+            if proc.popen.stdin is not None:
+                proc.popen.stdin.close()
+
+
+def of(events: list[dict[str, Any]], event: str, **fields: Any) -> list[dict[str, Any]]:
+    return [e for e in events if e["event"] == event and all(e.get(k) == v for k, v in fields.items())]

@@ -1,0 +1,200 @@
+"""The fleet bus without a network: keys, the door on the bus, the bus settings, the missing extra."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bbflow.project import BusConfig, Project
+from bbflow.runtime import model
+from bbflow.runtime.bus import Bus
+from bbflow.runtime.fleet import BusDoor, BusSettingsError, MissingExtra, SeenIds, bus_settings, make_link
+from bbflow.runtime.fleet.keys import (
+    BusKeyError,
+    check_prefix,
+    key_signal,
+    member_key,
+    member_of_key,
+    pattern_key,
+    signal_key,
+    subscriptions,
+)
+from bbflow.runtime.signals import Envelope, SignalCatalog
+from bbflow.runtime.types import INT, STR, Record
+
+CATALOG = SignalCatalog.of(
+    model.Signal("task.assigned", Record((("job", INT),))),
+    model.Signal("robot.error", Record((("message", STR),))),
+    model.Signal("fleet.peer.down", Record((("process", STR),))),
+)
+
+
+def test_signal_types_and_route_patterns_map_onto_keys() -> None:
+    assert signal_key("bbflow/cell", "robot.task.assigned") == "bbflow/cell/robot/task/assigned"
+    assert key_signal("bbflow/cell", "bbflow/cell/robot/task/assigned") == "robot.task.assigned"
+    assert key_signal("bbflow/cell", "bbflow/other/x") is None
+    assert key_signal("bbflow/cell", "bbflow/cell/") is None
+    assert pattern_key("p", "a.*.c") == "p/a/*/c"
+    assert pattern_key("p", "a.**") == "p/a/**"
+    assert pattern_key("p", "a.**.*") == "p/a/*/**"  # Zenoh's canonical order, same keys matched
+
+
+def test_subscriptions_leave_out_what_stays_local() -> None:
+    keys = subscriptions("p", ["task.assigned", "robot.error", "robot.safety.changed", "robot.event.**",
+                               "fleet.peer.up", "task.assigned", "robot.task.*", "**"])
+    assert keys == ["p/task/assigned", "p/robot/task/*", "p/**"]
+
+
+def test_prefixes_and_membership_keys() -> None:
+    assert check_prefix("bbflow/cell") == "bbflow/cell"
+    for bad in ("", "a//b", "a/*", "/a", "a/", "@a", "a b"):
+        with pytest.raises(BusKeyError):
+            check_prefix(bad)
+    key = member_key("p", "host-12", ["left", "right"], ["Picker"])
+    assert key == "p/@fleet/host-12/left,right/Picker"
+    assert member_of_key("p", key) == {"process": "host-12", "robots": ["left", "right"], "agents": ["Picker"]}
+    assert member_of_key("p", member_key("p", "c-1", [], ["Boss"])) == {"process": "c-1", "robots": [],
+                                                                         "agents": ["Boss"]}
+    assert member_of_key("p", "p/@fleet/only-two/x") is None
+    with pytest.raises(BusKeyError):
+        member_key("p", "a/b", [], [])
+
+
+def test_seen_ids_are_bounded() -> None:
+    seen = SeenIds(3)
+    assert [seen.add(i) for i in ("a", "b", "a", "c", "d")] == [True, True, False, True, True]
+    assert len(seen) == 3 and "a" not in seen and "d" in seen  # the oldest was forgotten
+
+
+class Agent:
+    """A subscriber that keeps what it is given."""
+
+    name = "A"
+    robot_instance = None
+
+    def __init__(self) -> None:
+        self.got: list[Envelope] = []
+
+    def routes(self, signal_type: str) -> bool:
+        return True
+
+    def deliver(self, envelope: Envelope) -> None:
+        self.got.append(envelope)
+
+
+class Link:
+    def __init__(self) -> None:
+        self.sent: list[Envelope] = []
+
+    def send(self, envelope: Envelope) -> bool:
+        self.sent.append(envelope)
+        return True
+
+
+def door() -> tuple[BusDoor, Agent, list[dict[str, Any]], Link]:
+    events: list[dict[str, Any]] = []
+    link = Link()
+    bus = Bus(CATALOG, observer=events.append, link=link)
+    agent = Agent()
+    bus.attach(agent)
+    return BusDoor(bus, "p", memory=100), agent, events, link
+
+
+def event(**fields: Any) -> bytes:
+    return json.dumps({"specversion": "1.0", "id": "1", "source": "/agent/Boss", "type": "task.assigned",
+                       "data": {"job": 7}, **fields}).encode()
+
+
+def test_the_door_delivers_a_good_event_here_only_and_drops_its_duplicate() -> None:
+    d, agent, events, link = door()
+    d.arrive("p/task/assigned", event(subject="left", traceparent="00-" + "a" * 32 + "-" + "b" * 16 + "-01"))
+    d.arrive("p/task/assigned", event())
+    assert [(e.type, e.data, e.subject, e.source) for e in agent.got] == [
+        ("task.assigned", {"job": 7}, "left", "/agent/Boss")]
+    assert link.sent == []  # not published again
+    dropped = [e for e in events if e["event"] == "signal.dropped"]
+    assert [e["reason"] for e in dropped] == ["duplicate id 1"]
+
+
+@pytest.mark.parametrize(("key", "payload", "reason"), [
+    ("p/task/assigned", b"\xff\xfe", "not UTF-8"),
+    ("p/task/assigned", b"{1, 2}", "not JSON"),
+    ("p/task/assigned", b"[1, 2]", "not a JSON object"),
+    ("p/task/assigned", b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+    ("p/task/assigned", b" " * (1 << 20) + b"{}", "too large"),
+    ("p/task/done", event(), "not the key of its type"),
+    ("p/robot/error", event(type="robot.error", data={"message": "x"}), "only the robot's own driver"),
+    ("p/fleet/peer/down", event(type="fleet.peer.down", data={"process": "x"}), "not taken from the bus"),
+    ("p/task/assigned", event(id=3), "must be a string"),
+    ("p/task/assigned", event(data={"job": "seven"}), "bad data"),
+    ("p/task/assigned", b'{"type": "task.assigned", "id": "9", "data": {"job": NaN}}', "NaN"),
+    ("p/task/assigned", event(specversion="0.3"), "unsupported specversion"),
+])
+def test_the_door_refuses_with_a_reason(key: str, payload: bytes, reason: str) -> None:
+    d, agent, events, _ = door()
+    d.arrive(key, payload)
+    assert agent.got == []
+    assert [e["event"] for e in events] == ["signal.dropped"]
+    assert reason in events[0]["reason"]
+    d.arrive("p/task/assigned", event(id="2"))  # and the next good one still passes
+    assert len(agent.got) == 1
+
+
+def test_a_refused_event_does_not_burn_its_id() -> None:
+    d, agent, _, _ = door()
+    d.arrive("p/task/assigned", event(data={"job": "x"}))
+    d.arrive("p/task/assigned", event())
+    assert len(agent.got) == 1
+
+
+def test_signals_of_this_process_go_out_on_the_link_and_are_no_drop_here() -> None:
+    events: list[dict[str, Any]] = []
+    link = Link()
+    bus = Bus(CATALOG, observer=events.append, link=link)
+    bus.emit(Envelope(type="task.assigned", source="/agent/Boss", data={"job": 1}), agent="Boss")
+    assert [e.type for e in link.sent] == ["task.assigned"]
+    assert [e["event"] for e in events] == ["signal.emit"]
+
+
+def project(tmp_path: Path, **bus: Any) -> Project:
+    return Project("my cell", tmp_path, tmp_path, bus=BusConfig(**bus))
+
+
+def test_bus_settings(tmp_path: Path) -> None:
+    assert not bus_settings(project(tmp_path)).networked
+    with pytest.raises(BusSettingsError, match="need a network bus"):
+        bus_settings(project(tmp_path), listen=["tcp/127.0.0.1:7447"])
+    zenoh = bus_settings(project(tmp_path, kind="zenoh", listen=("tcp/127.0.0.1:1",), catch_up="2s"),
+                         connect=["tcp/127.0.0.1:2"])
+    assert (zenoh.prefix, zenoh.listen, zenoh.connect, zenoh.catch_up) == (
+        "bbflow/my_cell", ("tcp/127.0.0.1:1",), ("tcp/127.0.0.1:2",), 2.0)
+    assert bus_settings(project(tmp_path, kind="zenoh", listen=("tcp/127.0.0.1:1",)),
+                        listen=["tcp/127.0.0.1:3"]).listen == ("tcp/127.0.0.1:3",)
+    for bad, message in (({"prefix": "a/*"}, "bus.prefix"), ({"catch_up": "soon"}, "bus.catch_up")):
+        with pytest.raises(BusSettingsError, match=message):
+            bus_settings(project(tmp_path, kind="zenoh", **bad))
+
+
+def test_a_missing_extra_is_one_line_saying_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "zenoh", None)  # import zenoh -> ModuleNotFoundError
+    monkeypatch.delitem(sys.modules, "bbflow.runtime.fleet.zenoh_link", raising=False)
+    with pytest.raises(MissingExtra, match=r"^the zenoh bus needs the optional `bus` extra: pip install 'bbflow\[bus\]'$"):
+        make_link(bus_settings(project(Path("."), kind="zenoh")), process="p", robots=[], agents=[])
+
+
+def test_the_bus_table_in_bbflow_toml(tmp_path: Path) -> None:
+    from bbflow.project import ProjectError, load_project
+
+    (tmp_path / "zenoh.json5").write_text("{}")
+    (tmp_path / "bbflow.toml").write_text('[bus]\nkind = "zenoh"\nprefix = "a/b"\nlisten = ["tcp/127.0.0.1:0"]\n'
+                                          'config = "zenoh.json5"\ncatch_up = "2s"\n')
+    bus = load_project(tmp_path).bus
+    assert bus == BusConfig("zenoh", "a/b", None, ("tcp/127.0.0.1:0",), None, tmp_path.resolve() / "zenoh.json5", "2s")
+    for table, message in (('kind = "mqtt"', "bus.kind"), ('catch_up = "soon"', "bus.catch_up"),
+                           ('config = "nope.json5"', "bus.config: no file 'nope.json5'"), ('mood = "peer"', "bus.mood")):
+        (tmp_path / "bbflow.toml").write_text(f"[bus]\n{table}\n")
+        with pytest.raises(ProjectError, match=message):
+            load_project(tmp_path)
