@@ -274,10 +274,13 @@ class Session:
             return Supervisor(name, children, observer=self.observer, strategy=Strategy(limits.strategy),
                               max_restarts=limits.max_restarts, period=limits.within)
 
-        robots = supervisor("robots", [self._connection(rp, proxy) for rp, proxy in zip(self.plan.robots, self.robots)])
         agents = supervisor("agents", [Child(s.name, s.serve) for s in servers])
-        root = self.root = Supervisor("root", [Child("robots", robots.run), Child("agents", agents.run)],
-                                      max_restarts=0, on_give_up=self._safe_stop, observer=self.observer)
+        children = [Child("agents", agents.run)]
+        if self.robots:  # a process of coordinators only has no robot connection to watch
+            robots = supervisor("robots", [self._connection(rp, proxy) for rp, proxy in zip(self.plan.robots, self.robots)])
+            children.insert(0, Child("robots", robots.run))
+        root = self.root = Supervisor("root", children, max_restarts=0, on_give_up=self._safe_stop,
+                                      observer=self.observer)
         try:
             async with asyncio.TaskGroup() as group:
                 supervision = group.create_task(root.run(), name="bbflow-supervision")
