@@ -118,7 +118,7 @@ def test_scans_and_checks_round_trip_with_the_paths_of_this_run(tmp_path: Path) 
     check = ModuleCheck((diag,), frozenset({"cell.done"}), frozenset())
     cache.put_check("k", {"cell.task": "old/cell/task.flow", "cell.arm": "old/cell/arm.flow"}, check)
     back = cache.check("k", {"cell.task": "new/task.flow", "cell.arm": "new/arm.flow"})
-    assert back is not None and back.handled == check.handled and back.emitted == frozenset()
+    assert back is not None and back.routes == check.routes and back.emitted == frozenset()
     assert back.diagnostics[0].span.file == "new/task.flow"
     assert back.diagnostics[0].labels[0].span.file == "new/arm.flow"
     assert cache.check("missing", {}) is None and (cache.hits, cache.misses) == (1, 1)

@@ -171,3 +171,31 @@ def test_the_count_tells_a_quadratic_pass_apart(monkeypatch):
     small = route_work(monkeypatch, SMALL)
     large = route_work(monkeypatch, GROWTH * SMALL)
     assert large["matches"] > BOUND * small["matches"]
+
+
+# --- the whole pipeline: per-module summaries and whole-program checks included ----------
+
+
+def pipeline_work(monkeypatch: pytest.MonkeyPatch, tmp_path: Any, cells: int) -> Counter:
+    """The route-matching operations of ``compile_paths`` (no cache) on a project of ``cells`` cell files."""
+    from bbflow.compiler import compile_paths
+
+    folder = tmp_path / f"p{cells}"
+    folder.mkdir()
+    (folder / "common.flow").write_text(COMMON)
+    for i in range(cells):
+        (folder / f"cell{i}.flow").write_text(cell(i))
+    counts: Counter = Counter()
+    with counting(monkeypatch, counts, patterns.Pattern, "matches"), \
+            counting(monkeypatch, counts, router, "_collect"), \
+            counting(monkeypatch, counts, patterns, "_find"):
+        result = compile_paths([str(folder)], use_cache=False)
+    assert [d.message for d in result.diagnostics] == []
+    return counts
+
+
+def test_the_pipeline_grows_linearly(monkeypatch, tmp_path):
+    """The per-module route summaries (for BBF505) use one signal index per check, not every signal per route."""
+    small = pipeline_work(monkeypatch, tmp_path, SMALL)
+    large = pipeline_work(monkeypatch, tmp_path, GROWTH * SMALL)
+    assert sum(large.values()) < BOUND * sum(small.values()), (small, large)

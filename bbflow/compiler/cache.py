@@ -61,8 +61,9 @@ module and its importers only.
 **Whole-program checks** are computed on every run, from the scans and the
 module checks (cached or fresh), never stored as a result: BBF102 for a signal
 declared in two modules (from the scans' declarations, in program order) and
-BBF505 for a signal neither handled nor emitted (from the scans' declarations
-and every module's handled and emitted signals; off when a module of the
+BBF505 for a signal neither handled nor emitted (from the scans' declarations,
+every module's route patterns, each distinct one matched once against an index
+of the declared signals, and its emitted signals; off when a module of the
 project has syntax errors, as in the checker). BBF104 (import cycles) needs no
 summary: every module of a cycle has the whole cycle in its import closure, so
 they miss together and the cycle is checked whole.
@@ -97,7 +98,7 @@ CACHE_DIR = ".bbflow/cache"
 #: names a folder to keep every project's cache in, instead of the projects' own folders
 CACHE_ENV = "BBFLOW_CACHE"
 #: bump when the layout of an entry changes
-FORMAT = 4
+FORMAT = 5
 #: stored spans name modules, not paths, so entries do not depend on the folder a build ran from
 MODULE_MARK = "module:"
 #: the file of the spans in a ``Scan`` (which does not know where its text was read from)
@@ -196,7 +197,7 @@ class ModuleCheck:
     """What checking one module found: what its importers and the whole-program checks need from it."""
 
     diagnostics: tuple[Diagnostic, ...]  # the diagnostics in its file, whole-program checks left out
-    handled: frozenset[str] = frozenset()  # declared signals a route of its agents matches
+    routes: frozenset[str] = frozenset()  # the valid patterns of its agents' routes
     emitted: frozenset[str] = frozenset()  # declared signals its agents emit or schedule
 
 
@@ -392,7 +393,7 @@ class Cache:
         if isinstance(data, dict) and data.get("format") == FORMAT:
             try:
                 found = ModuleCheck(tuple(_diag_from_json(d, files) for d in data["diagnostics"]),
-                                    frozenset(map(str, data["handled"])), frozenset(map(str, data["emitted"])))
+                                    frozenset(map(str, data["routes"])), frozenset(map(str, data["emitted"])))
             except (KeyError, TypeError, ValueError):
                 found = None
         self._count(found)
@@ -401,7 +402,7 @@ class Cache:
     def put_check(self, key: str, files: Mapping[str, str], check: ModuleCheck) -> None:
         modules = {path: name for name, path in files.items()}
         data = {"format": FORMAT, "diagnostics": [_diag_to_json(d, modules) for d in check.diagnostics],
-                "handled": sorted(check.handled), "emitted": sorted(check.emitted)}
+                "routes": sorted(check.routes), "emitted": sorted(check.emitted)}
         self._write(self.root / "checks" / f"{key}.json", data)
 
     def get(self, key: str) -> Entry | None:

@@ -14,7 +14,7 @@ Two checks judge the program as a whole rather than one module: a signal
 declared twice (BBF102) and a signal neither handled nor emitted (BBF505).
 ``check(..., program_wide=False)`` leaves them out, so that the pipeline can
 check a part of a program and compute them for the whole from per-module
-summaries (``duplicate_signals``, ``unused_signals``, ``signal_use``; see
+summaries (``duplicate_signals``, ``unused_signals``, ``signal_use``, ``handled_signals``; see
 ``bbflow.compiler.cache``).
 
 Signals are global, so an agent is checked against every module's signal
@@ -26,6 +26,7 @@ closure only.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -35,7 +36,7 @@ from bbflow.compiler.diagnostics.core import Diagnostics, Label
 from bbflow.compiler.cache import SignalEntry, SignalSite
 from bbflow.compiler.semantic.facts import Facts
 from bbflow.compiler.semantic.modules import is_std, link, load_stdlib
-from bbflow.compiler.semantic.patterns import Pattern, compile_pattern
+from bbflow.compiler.semantic.patterns import Pattern, SignalIndex, compile_pattern
 from bbflow.compiler.semantic.resolve import Resolver, declare
 from bbflow.compiler.analysis.routes import check_emits, check_unused_signals
 from bbflow.compiler.semantic.symbols import ModuleScope, SymKind
@@ -192,26 +193,36 @@ def unused_signals(sites: Mapping[str, Sequence[SignalSite]], used: Iterable[str
 
 
 def signal_use(module: ast.Module, facts: Facts) -> tuple[frozenset[str], frozenset[str]]:
-    """(the declared signals the routes of ``module``'s agents match, those they emit or schedule).
+    """(the valid patterns of the routes of ``module``'s agents, the declared signals they emit or schedule).
 
     What ``unused_signals`` needs of a module; ``facts``: of a check that saw
     every signal declaration. Nothing for a module with syntax errors (its
-    agents are not analysed).
+    agents are not analysed). Patterns, not the signals they match: a pattern
+    that many modules share (``**.failed``) is matched once for the program
+    (``handled_signals``), which keeps the check of n modules linear.
     """
     if module.name in facts.broken:
         return frozenset(), frozenset()
-    declared = set(facts.signals)
-    handled: set[str] = set()
+    declared = facts.signals.keys()  # not a copy per module
+    patterns: set[str] = set()
     emitted: set[str] = set()
     for decl in module.decls:
         if not isinstance(decl, ast.AgentDecl):
             continue
-        for route in decl.routes:
-            pattern = compile_pattern(route.pattern.text)
-            if isinstance(pattern, Pattern):
-                handled.update(s for s in declared if pattern.matches(s))
+        patterns.update(r.pattern.text for r in decl.routes if isinstance(compile_pattern(r.pattern.text), Pattern))
         emitted |= check_emits(decl, declared, Diagnostics())  # its diagnostics were reported by the check
-    return frozenset(handled), frozenset(emitted)
+    return frozenset(patterns), frozenset(emitted)
+
+
+def handled_signals(declared: Iterable[str], patterns: Iterable[str]) -> set[str]:
+    """The signals of ``declared`` that one of ``patterns`` (valid, distinct route patterns) matches."""
+    index = SignalIndex(declared)
+    handled: set[str] = set()
+    for text in patterns:
+        pattern = compile_pattern(text)
+        if isinstance(pattern, Pattern):
+            handled.update(index.matching(pattern, sys.maxsize))  # walks only the branches it can match
+    return handled
 
 
 def _run_analyses(facts: Facts, diags: Diagnostics) -> None:

@@ -68,7 +68,9 @@ from bbflow.compiler.cache import (
     Cache, Entry, ModuleCheck, Scan, SignalEntry, base_keys, import_closure, module_keys, sha256, signal_table,
     table_digest, table_id,
 )
-from bbflow.compiler.checker import Declared, check, duplicate_signals, signal_entries, signal_use, unused_signals
+from bbflow.compiler.checker import (
+    Declared, check, duplicate_signals, handled_signals, signal_entries, signal_use, unused_signals,
+)
 from bbflow.compiler.codegen.generate import GeneratedModule, flow_path, generate_module
 from bbflow.compiler.diagnostics.core import Diagnostic, Diagnostics
 from bbflow.compiler.semantic.facts import Facts
@@ -416,8 +418,8 @@ class _Run:
         """What this run's check found about ``name`` (one that read all its check reads)."""
         facts = self.facts_of[name]
         module = facts.modules.get(name)
-        handled, emitted = signal_use(module, facts) if module is not None else (frozenset(), frozenset())
-        return ModuleCheck(tuple(_canonical(self.found[name])), handled, emitted)
+        routes, emitted = signal_use(module, facts) if module is not None else (frozenset(), frozenset())
+        return ModuleCheck(tuple(_canonical(self.found[name])), routes, emitted)
 
     def _parse(self, unit: SourceUnit) -> ast.Module | None:
         """The module of ``unit``, parsed once per run (its diagnostics in ``parse_diags``)."""
@@ -442,7 +444,9 @@ class _Run:
         program = Diagnostics()
         sites = {name: self.scans[name].in_file(self.files[name]) for name in self.texts if name in self.scans}
         duplicate_signals([site for declared in sites.values() for site in declared], program)
-        used = {s for c in self.checks.values() for s in (*c.handled, *c.emitted)}
+        declared = {site.text for found in sites.values() for site in found}
+        used = handled_signals(declared, {p for c in self.checks.values() for p in c.routes})
+        used.update(s for c in self.checks.values() for s in c.emitted)
         broken = [name for name, scan in self.scans.items() if scan.broken]
         unused_signals(sites, used, broken, program)
         complete = all(name in self.scans and not self.scans[name].broken for name in self.texts)

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from collections.abc import Set as AbstractSet
 
 from bbflow.compiler import ast
 from bbflow.compiler.diagnostics.core import Diagnostics, Label
@@ -174,7 +175,7 @@ def _signal_stmts(stmts: Iterable[ast.AgentStmt]) -> Iterator[ast.EmitStmt | ast
             yield from _signal_stmts(stmt.else_ or ())
 
 
-def check_emits(agent: ast.AgentDecl, declared: set[str], diags: Diagnostics) -> set[str]:
+def check_emits(agent: ast.AgentDecl, declared: AbstractSet[str], diags: Diagnostics) -> set[str]:
     """BBF504 for each emit/schedule of an undeclared signal; returns the declared types emitted."""
     emitted = set()
     for route in agent.routes:
