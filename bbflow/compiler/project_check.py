@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from bbflow.compiler.cache import RobotSite, Scan
-from bbflow.compiler.diagnostics import Diagnostic, Severity
+from bbflow.compiler.diagnostics.core import Diagnostic, Severity
 from bbflow.compiler.source import Span
 from bbflow.project import ProjectFile
 from bbflow.project_schema import KeyPath, Problem, suggest

@@ -1,9 +1,32 @@
 """The bbflow runtime: executes generated modules against robot drivers.
 
 It never imports the compiler, lark or networkx: a robot needs only this
-package and the generated modules.
+package and the generated modules. The names below are its API for embedding:
+running reactors (``run_reactor``), robots and drivers, agents and the bus, events.
 """
 
+from bbflow.runtime import model
+from bbflow.runtime.agent import AgentServer
+from bbflow.runtime.bus import Bus
+from bbflow.runtime.clock import run_virtual
+from bbflow.runtime.crew import Crew, wait_through
 from bbflow.runtime.door import MAX_DEPTH, MAX_LINE_BYTES, Door, LineTooLong, Refusal, loads_strict
+from bbflow.runtime.driver import Driver, DriverError
+from bbflow.runtime.drivers import load_driver, open_robot
+from bbflow.runtime.events import RUN_EVENTS, JsonLinesWriter, Recorder, fanout
+from bbflow.runtime.executor import conform_inputs, run_reactor
+from bbflow.runtime.loader import load_program
+from bbflow.runtime.ports import ActionResolver, Observer, RobotPort, RuntimeFailure
+from bbflow.runtime.proxy import RobotProxy
+from bbflow.runtime.run_state import RunResult, UndoFailure
+from bbflow.runtime.sim import SimDriver
+from bbflow.runtime.supervisor import Supervisor
 
-__all__ = ["MAX_DEPTH", "MAX_LINE_BYTES", "Door", "LineTooLong", "Refusal", "loads_strict"]
+__all__ = [
+    "MAX_DEPTH", "MAX_LINE_BYTES", "RUN_EVENTS",
+    "ActionResolver", "AgentServer", "Bus", "Crew", "Door", "Driver", "DriverError", "JsonLinesWriter",
+    "LineTooLong", "Observer", "Recorder", "Refusal", "RobotPort", "RobotProxy", "RunResult", "RuntimeFailure",
+    "SimDriver", "Supervisor", "UndoFailure",
+    "conform_inputs", "fanout", "load_driver", "load_program", "loads_strict", "model", "open_robot",
+    "run_reactor", "run_virtual", "wait_through",
+]

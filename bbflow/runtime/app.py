@@ -50,6 +50,7 @@ from bbflow.runtime import jsonout, model
 from bbflow.runtime.agent import AgentServer, CallRunner
 from bbflow.runtime.bus import Bus, RobotSignals
 from bbflow.runtime.clock import run_virtual
+from bbflow.runtime.crew import wait_through
 from bbflow.runtime.driver import DriverError
 from bbflow.runtime.drivers import open_robot
 from bbflow.runtime.events import JsonLinesWriter, fanout
@@ -140,12 +141,8 @@ class Session:
         self._work = asyncio.get_running_loop().create_task(self._main(), name="bbflow-run")
         cancelled = False
         try:
-            while not self._work.done():
-                try:
-                    await asyncio.wait((self._work,))
-                except asyncio.CancelledError:  # our caller gives up: stop the work, still clean up
-                    cancelled = True
-                    self.interrupt()
+            # our caller giving up stops the work, and the robots are still cleaned up
+            cancelled = await wait_through(self._work, on_cancel=self.interrupt)
         finally:
             await self._close()
         if cancelled:
@@ -412,13 +409,7 @@ def reactor_outcome(result: RunResult, reactor: model.Reactor) -> Outcome:
 
 async def _wait_through(task: asyncio.Future[Any]) -> None:
     """Wait for ``task`` even if cancelled meanwhile (cleanup must finish); re-raise the cancellation after."""
-    interrupted = False
-    while not task.done():
-        try:
-            await asyncio.wait((task,))
-        except asyncio.CancelledError:
-            interrupted = True
-    if interrupted:
+    if await wait_through(task):
         raise asyncio.CancelledError
 
 

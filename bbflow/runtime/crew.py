@@ -6,13 +6,33 @@ finished child as it ends (to start the nodes that waited for it) and to
 decide itself when to stop. ``Crew`` gives exactly that, with the same
 guarantee: ``close`` cancels every child still running and waits until all
 have ended, even if the waiting task is cancelled again meanwhile.
+``wait_through`` is that guarantee on its own, for any task.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
+
+
+async def wait_through(*tasks: asyncio.Future[Any], on_cancel: Callable[[], None] | None = None) -> bool:
+    """Wait until every one of ``tasks`` is done, even if the waiting task is cancelled meanwhile.
+
+    Returns whether it was (the caller re-raises ``CancelledError`` once its own cleanup
+    is done); ``on_cancel`` is called at each such cancellation (to stop the work sooner).
+    """
+    interrupted = False
+    while True:
+        pending = [t for t in tasks if not t.done()]
+        if not pending:
+            return interrupted
+        try:
+            await asyncio.wait(pending)
+        except asyncio.CancelledError:
+            interrupted = True
+            if on_cancel is not None:
+                on_cancel()
 
 
 class Crew:
@@ -63,15 +83,7 @@ class Crew:
             return
         for task in self.running:
             task.cancel()
-        interrupted = False
-        while True:
-            pending = [t for t in self.running if not t.done()]
-            if not pending:
-                break
-            try:
-                await asyncio.wait(pending)
-            except asyncio.CancelledError:
-                interrupted = True
+        interrupted = await wait_through(*self.running)
         for task in self.running:
             if not task.cancelled():
                 task.exception()  # retrieved: asyncio must not warn about it

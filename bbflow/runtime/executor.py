@@ -33,6 +33,7 @@ from typing import Any
 from bbflow.runtime import model, run_events
 from bbflow.runtime.actions import resolve_action
 from bbflow.runtime.calls import failure
+from bbflow.runtime.crew import wait_through
 from bbflow.runtime.deadline import Deadline
 from bbflow.runtime.durations import format_duration
 from bbflow.runtime.ids import uuid7
@@ -191,14 +192,9 @@ async def _shielded_rollback(run: RunState) -> bool:
         return False
     task = run.loop.create_task(rollback(run, run.done))
     run.rollback_task = task
-    interrupted = False
     if run.halt is not None:  # halted between the failure and here
         task.cancel()
-    while not task.done():
-        try:
-            await asyncio.wait((task,))
-        except asyncio.CancelledError:
-            interrupted = True
+    interrupted = await wait_through(task)
     run.rollback_task = None
     if not task.cancelled():
         task.result()  # an executor bug in the rollback must not go unnoticed

@@ -32,6 +32,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from bbflow.runtime import model
+from bbflow.runtime.crew import wait_through
 from bbflow.runtime.driver import (
     CommandFn,
     DriverError,
@@ -487,9 +488,5 @@ async def _wait_stopping(task: asyncio.Task[Any]) -> None:
         await asyncio.wait({task})
     except asyncio.CancelledError:
         task.cancel()
-        while not task.done():
-            try:
-                await asyncio.wait({task})
-            except asyncio.CancelledError:
-                continue
+        await wait_through(task)
         raise

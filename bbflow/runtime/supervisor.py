@@ -33,6 +33,7 @@ from typing import Any, Protocol
 
 import attrs
 
+from bbflow.runtime.crew import wait_through
 from bbflow.runtime.events import notify
 from bbflow.runtime.ports import Observer, RobotPort, RuntimeFailure
 
@@ -215,11 +216,8 @@ class Supervisor:
             task.cancel()
             # Wait for the child to finish its cleanup (a run rolling back) even if we
             # are cancelled meanwhile: a child must never outlive its supervisor.
-            while not task.done():
-                try:
-                    await asyncio.wait([task])
-                except asyncio.CancelledError:
-                    interrupted = True
+            if await wait_through(task):
+                interrupted = True
             error = None if task.cancelled() else task.exception()
             if error is not None:
                 self._report("supervisor.child_failed", child=name, error=describe(error))
