@@ -3,6 +3,9 @@
 It never imports the compiler, lark or networkx: a robot needs only this
 package and the generated modules. The names below are its API for embedding:
 running reactors (``run_reactor``), robots and drivers, agents and the bus, events.
+They come from modules that import nothing of bbflow outside the runtime (the
+project file imports the runtime; ``bbflow.runtime.drivers``, which reads it, is
+not re-exported here).
 """
 
 from bbflow.runtime import model
@@ -12,7 +15,6 @@ from bbflow.runtime.clock import run_virtual
 from bbflow.runtime.crew import Crew, wait_through
 from bbflow.runtime.door import MAX_DEPTH, MAX_LINE_BYTES, Door, LineTooLong, Refusal, loads_strict
 from bbflow.runtime.driver import Driver, DriverError
-from bbflow.runtime.drivers import load_driver, open_robot
 from bbflow.runtime.events import RUN_EVENTS, JsonLinesWriter, Recorder, fanout
 from bbflow.runtime.executor import conform_inputs, run_reactor
 from bbflow.runtime.loader import load_program
@@ -27,6 +29,6 @@ __all__ = [
     "ActionResolver", "AgentServer", "Bus", "Crew", "Door", "Driver", "DriverError", "JsonLinesWriter",
     "LineTooLong", "Observer", "Recorder", "Refusal", "RobotPort", "RobotProxy", "RunResult", "RuntimeFailure",
     "SimDriver", "Supervisor", "UndoFailure",
-    "conform_inputs", "fanout", "load_driver", "load_program", "loads_strict", "model", "open_robot",
+    "conform_inputs", "fanout", "load_program", "loads_strict", "model", "open_robot",
     "run_reactor", "run_virtual", "wait_through",
 ]
