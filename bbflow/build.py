@@ -26,10 +26,10 @@ from bbflow.compiler import ast
 from bbflow.compiler.cache import Cache
 from bbflow.compiler.codegen.generate import GeneratedModule, flow_path, module_path
 from bbflow.compiler.diagnostics.core import Diagnostics
-from bbflow.compiler.semantic.modules import STDLIB_FILE
-from bbflow.compiler.syntax.parser import parse_module
 from bbflow.compiler.pipeline import CompileResult, compile_paths
+from bbflow.compiler.semantic.modules import STDLIB_FILE
 from bbflow.compiler.source import Span
+from bbflow.compiler.syntax.parser import parse_module
 from bbflow.project import RobotConfig, importable
 from bbflow.runtime import model
 from bbflow.runtime.driver import DriverError
@@ -121,7 +121,7 @@ def check_drivers(result: CompileResult) -> None:
         write_package(result.generated, scratch)
         try:
             program = load_program(scratch)
-        except Exception as e:  # noqa: BLE001 - code the compiler just generated: a compiler bug
+        except Exception as e:
             result.diagnostics.error("BBF900", f"internal compiler error loading the generated code: "
                                      f"{type(e).__name__}: {e}",
                                      Span.point(next(iter(result.sources), "<input>"), 1, 1),
@@ -143,7 +143,7 @@ def _driver_problems(instance: str, config: RobotConfig, spec: model.Robot) -> l
     """(message, help) for each problem of the driver that ``config`` names for ``instance``."""
     try:
         cls = load_driver(config.driver)
-    except Exception as e:  # noqa: BLE001 - a driver's module may raise anything while it is imported
+    except Exception as e:
         reason = str(e) if isinstance(e, DriverError) else f"driver {config.driver!r}: {type(e).__name__}: {e}"
         module = config.driver.partition(":")[0]
         return [(f"the driver of robot `{instance}` cannot be imported: {reason}",

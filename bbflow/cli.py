@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-
 from typing import TYPE_CHECKING
 
 import click
@@ -76,7 +76,7 @@ def check(paths: tuple[str, ...], fmt: str, strict: bool, drivers: bool, no_cach
     --strict), 2 usage or I/O error.
     """
     _needs_no_teardown()
-    from bbflow.compiler import compile_paths, InputError, report
+    from bbflow.compiler import InputError, compile_paths, report
 
     try:
         result = compile_paths(paths or (".",), use_cache=not no_cache, generate=drivers)
@@ -102,7 +102,8 @@ def explain(code: str | None) -> None:
     On a terminal the page is rendered (Markdown); piped, it stays plain text.
     """
     _needs_no_teardown()
-    from bbflow.compiler import CODES, explain as page
+    from bbflow.compiler import CODES
+    from bbflow.compiler import explain as page
 
     if code is None:
         width = max(len(c.severity.value) for c in CODES.values())
@@ -209,7 +210,7 @@ def build(paths: tuple[str, ...], out_dir: str, no_cache: bool) -> None:
     """
     _needs_no_teardown()
     from bbflow.build import build_program, write_package
-    from bbflow.compiler import CompileResult, InputError, report, SourceFile
+    from bbflow.compiler import CompileResult, InputError, SourceFile, report
 
     try:
         built = build_program(paths or (".",), use_cache=not no_cache)
@@ -242,7 +243,7 @@ def graph(reactor: str, paths: tuple[str, ...], fmt: str) -> None:
     Data and `after` edges are solid, undo edges dashed; composed reactors are subgraphs.
     """
     _needs_no_teardown()
-    from bbflow.compiler import compile_paths, GraphError, InputError, render_graph, report
+    from bbflow.compiler import GraphError, InputError, compile_paths, render_graph, report
 
     try:
         checked = compile_paths(paths or (".",))  # without the cache: drawing needs the facts
@@ -345,15 +346,13 @@ def _print_diagnostics(diagnostics: Diagnostics) -> None:
     """Compile errors of ``bbflow run`` on standard error, with their source lines."""
     from pathlib import Path
 
-    from bbflow.compiler import render_text, SourceFile, summary
+    from bbflow.compiler import SourceFile, render_text, summary
 
     items = diagnostics.sorted()
     sources = {}
     for d in items:
-        try:
+        with contextlib.suppress(OSError, UnicodeDecodeError):
             sources[d.span.file] = SourceFile(d.span.file, Path(d.span.file).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError):
-            pass
     click.echo(render_text(items, sources, color=sys.stderr.isatty() and "NO_COLOR" not in os.environ),
                nl=False, err=True)
     errors = sum(d.is_error for d in items)
@@ -381,7 +380,8 @@ def drill(reactor: str, project: str, inputs: tuple[str, ...], robot: str | None
     from bbflow.build import compile_project
     from bbflow.compiler import InputError
     from bbflow.project import ProjectError, find_project, importable, load_project
-    from bbflow.runtime.drill import drill as run_drill, plan_drill, render_report
+    from bbflow.runtime.drill import drill as run_drill
+    from bbflow.runtime.drill import plan_drill, render_report
     from bbflow.runtime.faults import FaultsError, load_faults
     from bbflow.runtime.run_plan import UsageError
 

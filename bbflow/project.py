@@ -156,7 +156,7 @@ def read_project(path: Path | str) -> ProjectFile:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         at = re.search(r"line (\d+), column (\d+)", str(e))
-        lines = {(): (int(at[1]), int(at[2]))} if at else {}
+        lines: dict[KeyPath, tuple[int, int]] = {(): (int(at[1]), int(at[2]))} if at else {}
         problem = Problem((), f"invalid TOML: {e}")
         return ProjectFile(file, text, Project(root.name, root, root), (problem,), lines)
     problems = validate(data)

@@ -43,7 +43,7 @@ reactor Outer(p: P, g: arm.Grip = arm.Grip.closed) -> arm.Pose on Arm {
     })
     assert codes(diags) == []
     assert "cell.arm.Inner" in facts.decls and "std.prelude.Safety" in facts.decls
-    assert facts.robots_of[id(facts.decls["cell.main.Outer"])] == "cell.arm.Arm"
+    assert facts.robots_of[facts.decls["cell.main.Outer"]] == "cell.arm.Arm"
 
 
 def test_missing_module_is_bbf103_with_did_you_mean_and_its_names_do_not_cascade():

@@ -24,8 +24,8 @@ reactor Go(pick: Pose) -> Pose on Arm {
     diags, facts, module = check_text(text, arm=True)
     assert codes(diags) == []
     go = decl(module, "Go")
-    assert facts.robots_of[id(go)] == "main.Arm"
-    assert facts.qualnames[id(go)] == "main.Go" and facts.decls["main.Go"] is go
+    assert facts.robots_of[go] == "main.Arm"
+    assert facts.qualnames[go] == "main.Go" and facts.decls["main.Go"] is go
     steps = {s.name.name: s for s in go.body.stmts if isinstance(s, ast.StepStmt)}
     move = facts.call(steps["a"].call)
     assert move.kind is CallKind.COMMAND and move.qualname == "main.Arm.move_to"
@@ -35,14 +35,14 @@ reactor Go(pick: Pose) -> Pose on Arm {
     assert grip.default_undo is not None and grip.default_undo.callee.ident.name == "release"
     assert facts.call(steps["ready"].call).args == {"states": ("idle", "busy")}
     assert facts.call(steps["f"].call).args == {"event": "force"}
-    assert facts.decl_types[id(steps["f"])] == T.RecordT((("newtons", T.FLOAT),))
-    assert facts.decl_types[id(steps["ready"])] == T.STR
+    assert facts.decl_types[steps["f"]] == T.RecordT((("newtons", T.FLOAT),))
+    assert facts.decl_types[steps["ready"]] == T.STR
     # the name in `move_to(target: pick)` is the reactor's input
     target = steps["a"].call.args[0].value
     assert facts.ref(target).kind is RefKind.PARAM and facts.type_of(target).name == "Pose"
     # `after ready` resolves to the step (keyed by the identifier)
     after = steps["a"].modifier(ast.AfterMod)
-    assert facts.refs[id(after.names[0])].decl is steps["ready"]
+    assert facts.refs[after.names[0]].decl is steps["ready"]
 
 
 def test_unknown_input_is_bbf101_with_did_you_mean_at_the_name():
@@ -204,7 +204,7 @@ reactor R(s: Size = small) -> int on Arm {
 def test_a_bare_member_of_exactly_one_enum_needs_no_expected_type():
     diags, facts, module = check_text("enum Size { small, large }\nreactor R() -> Size { let s = small return s }")
     assert not diags.items
-    assert str(facts.decl_types[id(decl(module, "R").body.stmts[0])]) == "Size"
+    assert str(facts.decl_types[decl(module, "R").body.stmts[0]]) == "Size"
 
 
 def test_a_bare_member_of_two_enums_is_ambiguous_where_no_type_is_expected():
@@ -258,8 +258,8 @@ agent Mover on Arm {
     emitted = run.then[0].data.fields[0].value
     assert facts.ref(emitted).kind is RefKind.RESULT
     assert facts.ref(route.body[0].value.left).kind is RefKind.STATE
-    assert facts.refs[id(route.body[0].field)].kind is RefKind.STATE
-    assert facts.decl_types[id(route)].field("data") == T.RecordT((("dest", facts.decl_types[id(route)].field("data").field("dest")),))
+    assert facts.refs[route.body[0].field].kind is RefKind.STATE
+    assert facts.decl_types[route].field("data") == T.RecordT((("dest", facts.decl_types[route].field("data").field("dest")),))
 
 
 def test_a_statement_dropped_by_syntax_recovery_gives_no_unknown_name_later():

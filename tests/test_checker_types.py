@@ -147,8 +147,8 @@ def test_when_makes_a_step_optional():
     text = "reactor R(p: Pose) on Arm { step a = move_to(target: p) when 1 > 0 }"
     diags, facts, module = check_text(text, arm=True)
     step = decl(module, "R").body.stmts[0]
-    assert facts.decl_types[id(step)] == T.OptionalT(facts.decl_types[id(step)].inner)
-    assert str(facts.decl_types[id(step)]) == "Pose?"
+    assert facts.decl_types[step] == T.OptionalT(facts.decl_types[step].inner)
+    assert str(facts.decl_types[step]) == "Pose?"
 
 
 # --- BBF205 -----------------------------------------------------------------------
@@ -180,7 +180,7 @@ reactor R(i: int) -> float {
 """
     diags, facts, module = check_text(text)
     assert codes(diags) == []
-    assert facts.decl_types[id(decl(module, "R").body.stmts[0])] == T.FLOAT
+    assert facts.decl_types[decl(module, "R").body.stmts[0]] == T.FLOAT
     bad = text.replace("return 2.5", 'return "x"')
     only(check_text(bad)[0], "BBF201")
 
@@ -198,7 +198,7 @@ reactor R(stops: list[Pose]) -> list[float] on Arm {
     diags, facts, module = check_text(text, arm=True)
     assert codes(diags) == []
     m = decl(module, "R").body.stmts[0]
-    assert facts.decl_types[id(m)] == T.ListT(T.FLOAT)
+    assert facts.decl_types[m] == T.ListT(T.FLOAT)
 
 
 # --- BBF302 -----------------------------------------------------------------------
@@ -329,7 +329,7 @@ reactor R(x: int) -> Grip {
     return s
 }""")
     assert not diags.items
-    assert str(facts.decl_types[id(decl(module, "R").body.stmts[0])]) == "Grip"
+    assert str(facts.decl_types[decl(module, "R").body.stmts[0]]) == "Grip"
 
 
 def test_a_bare_member_returned_by_the_body_of_a_returned_map_takes_the_item_type():

@@ -9,16 +9,24 @@ description of the text.
 
 from __future__ import annotations
 
-from typing import Union
+from typing import TypeVar, dataclass_transform
 
 import attrs
 
 from bbflow.compiler.source import Span
 
-node = attrs.frozen(slots=True, eq=False)
-"""Decorator of every node: frozen and slotted; equality and hash by identity,
-so that side tables can key on nodes (two equal-looking expressions are
-still two places in the source). ``bbflow.compiler.ast.dump`` compares trees."""
+_C = TypeVar("_C", bound=type)
+
+
+@dataclass_transform(eq_default=False, frozen_default=True, field_specifiers=(attrs.field,))
+def node(cls: _C) -> _C:
+    """Decorator of every node: frozen and slotted; equality and hash by identity,
+    so that side tables can key on nodes (two equal-looking expressions are
+    still two places in the source). ``bbflow.compiler.ast.dump`` compares trees.
+
+    (``dataclass_transform`` tells type checkers what ``attrs.frozen`` makes of the class.)
+    """
+    return attrs.frozen(slots=True, eq=False)(cls)
 
 
 @node
@@ -50,26 +58,26 @@ class NamedType:
 
 @node
 class ListType:
-    item: "TypeExpr"
+    item: TypeExpr
     span: Span
 
 
 @node
 class MapType:
-    item: "TypeExpr"
+    item: TypeExpr
     span: Span
 
 
 @node
 class OptionalType:
-    inner: "TypeExpr"
+    inner: TypeExpr
     span: Span
 
 
 @node
 class FieldType:
     name: Ident
-    type: "TypeExpr"
+    type: TypeExpr
     span: Span
 
 
@@ -79,7 +87,7 @@ class RecordType:
     span: Span
 
 
-TypeExpr = Union[NamedType, ListType, MapType, OptionalType, RecordType]
+TypeExpr = NamedType | ListType | MapType | OptionalType | RecordType
 
 
 # --- expressions ------------------------------------------------------------------
@@ -123,14 +131,14 @@ class DurationLit:
 
 @node
 class ListExpr:
-    items: tuple["Expr", ...]
+    items: tuple[Expr, ...]
     span: Span
 
 
 @node
 class FieldInit:
     name: Ident
-    value: "Expr"
+    value: Expr
     span: Span
 
 
@@ -150,30 +158,30 @@ class Name:
 class Attr:
     """``obj.name``: a field, an enum member (``Grip.open``) or a module member."""
 
-    obj: "Expr"
+    obj: Expr
     name: Ident
     span: Span
 
 
 @node
 class Index:
-    obj: "Expr"
-    index: "Expr"
+    obj: Expr
+    index: Expr
     span: Span
 
 
 @node
 class Unary:
     op: str  # "-" or "not"
-    operand: "Expr"
+    operand: Expr
     span: Span
 
 
 @node
 class Binary:
     op: str  # + - * / == != < <= > >= and or ??
-    left: "Expr"
-    right: "Expr"
+    left: Expr
+    right: Expr
     span: Span
 
 
@@ -182,7 +190,7 @@ class Arg:
     """A call argument: ``name: value``, or positional when ``name`` is None."""
 
     name: Ident | None
-    value: "Expr"
+    value: Expr
     span: Span
 
 
@@ -190,15 +198,15 @@ class Arg:
 class CallExpr:
     """``callee(args)``; ``callee`` is a ``Name`` or an ``Attr`` (``arm.Inner``)."""
 
-    callee: "Expr"
+    callee: Expr
     args: tuple[Arg, ...]
     span: Span
 
 
-Expr = Union[
-    IntLit, FloatLit, StrLit, BoolLit, NoneLit, DurationLit, ListExpr, RecordExpr,
-    Name, Attr, Index, Unary, Binary, CallExpr,
-]
+Expr = (
+    IntLit | FloatLit | StrLit | BoolLit | NoneLit | DurationLit | ListExpr | RecordExpr | Name | Attr | Index |
+    Unary | Binary | CallExpr
+)
 
 
 # --- declarations -----------------------------------------------------------------
@@ -372,7 +380,8 @@ class WhereMod:
     span: Span
 
 
-Modifier = Union[AfterMod, WhenMod, TimeoutMod, RetryMod, UndoMod, IrreversibleMod, FallbackMod, WhereMod]
+Modifier = AfterMod | WhenMod | TimeoutMod | RetryMod | UndoMod | IrreversibleMod | FallbackMod | WhereMod
+_M = TypeVar("_M", AfterMod, WhenMod, TimeoutMod, RetryMod, UndoMod, IrreversibleMod, FallbackMod, WhereMod)
 
 
 @node
@@ -382,7 +391,7 @@ class StepStmt:
     modifiers: tuple[Modifier, ...]  # as written; the parser reports duplicates
     span: Span  # starts at the `step` keyword
 
-    def modifier(self, kind: type) -> Modifier | None:
+    def modifier(self, kind: type[_M]) -> _M | None:
         for m in self.modifiers:
             if isinstance(m, kind):
                 return m
@@ -411,7 +420,7 @@ class FailStmt:
 @node
 class CaseClause:
     values: tuple[Expr, ...]
-    body: "Block"
+    body: Block
     span: Span
 
 
@@ -420,7 +429,7 @@ class SwitchStmt:
     name: Ident
     subject: Expr
     cases: tuple[CaseClause, ...]
-    default: "Block | None"
+    default: Block | None
     span: Span
 
 
@@ -430,11 +439,11 @@ class MapStmt:
     over: Expr
     item: Ident
     concurrency: IntLit | None
-    body: "Block"
+    body: Block
     span: Span
 
 
-ReactorStmt = Union[StepStmt, LetStmt, SwitchStmt, MapStmt, ReturnStmt, FailStmt]
+ReactorStmt = StepStmt | LetStmt | SwitchStmt | MapStmt | ReturnStmt | FailStmt
 
 
 @node
@@ -501,20 +510,20 @@ class ScheduleStmt:
 @node
 class RunStmt:
     call: CallExpr
-    then: "tuple[AgentStmt, ...] | None"
-    else_: "tuple[AgentStmt, ...] | None"
+    then: tuple[AgentStmt, ...] | None
+    else_: tuple[AgentStmt, ...] | None
     span: Span
 
 
 @node
 class IfStmt:
     cond: Expr
-    then: "tuple[AgentStmt, ...]"
-    else_: "tuple[AgentStmt, ...] | None"
+    then: tuple[AgentStmt, ...]
+    else_: tuple[AgentStmt, ...] | None
     span: Span
 
 
-AgentStmt = Union[SetStmt, EmitStmt, ScheduleStmt, RunStmt, IfStmt]
+AgentStmt = SetStmt | EmitStmt | ScheduleStmt | RunStmt | IfStmt
 
 
 @node
@@ -536,8 +545,8 @@ class AgentDecl:
     span: Span
 
 
-Decl = Union[TypeAlias, EnumDecl, SignalDecl, RobotDecl, ActionDecl, ReactorDecl, AgentDecl]
-Import = Union[FromImport, ModuleImport]
+Decl = TypeAlias | EnumDecl | SignalDecl | RobotDecl | ActionDecl | ReactorDecl | AgentDecl
+Import = FromImport | ModuleImport
 
 
 @node
@@ -558,7 +567,7 @@ def dump(n: object) -> object:
         return [dump(x) for x in n]
     if attrs.has(type(n)):
         out: dict[str, object] = {"_": type(n).__name__}
-        for f in attrs.fields(type(n)):
+        for f in attrs.fields(type(n)):  # type: ignore[arg-type]  # attrs.has() said it is one
             if f.name != "span":
                 out[f.name] = dump(getattr(n, f.name))
         return out

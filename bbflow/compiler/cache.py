@@ -89,8 +89,8 @@ import attrs
 
 from bbflow import __version__
 from bbflow.compiler import ast
-from bbflow.compiler.semantic import types as T
 from bbflow.compiler.diagnostics.core import Diagnostic, Label, Severity
+from bbflow.compiler.semantic import types as T
 from bbflow.compiler.source import Span
 from bbflow.runtime import model
 
@@ -113,7 +113,7 @@ def sha256(text: str) -> str:
 def compiler_fingerprint() -> str:
     """A hash of every Python and grammar file of the installed ``bbflow`` package (read once per process)."""
     package = Path(__file__).resolve().parent.parent
-    h = hashlib.sha256(f"bbflow {__version__}".encode("utf-8"))
+    h = hashlib.sha256(f"bbflow {__version__}".encode())
     for path in sorted(p for p in package.rglob("*") if p.suffix in (".py", ".lark") and p.is_file()):
         h.update(path.relative_to(package).as_posix().encode("utf-8") + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()
@@ -141,7 +141,7 @@ class SignalSite:
     type_span: Span
 
     @classmethod
-    def of(cls, decl: ast.SignalDecl) -> "SignalSite":
+    def of(cls, decl: ast.SignalDecl) -> SignalSite:
         return cls(decl.type.text, decl.span, decl.type.span)
 
 
@@ -155,7 +155,7 @@ class RobotSite:
     states: tuple[str, ...]
 
     @classmethod
-    def of(cls, decl: ast.RobotDecl) -> "RobotSite":
+    def of(cls, decl: ast.RobotDecl) -> RobotSite:
         return cls(decl.name.name, tuple(c.name.name for c in decl.commands), tuple(e.name.name for e in decl.events),
                    tuple(n.name for s in decl.states for n in s.names))
 
@@ -171,7 +171,7 @@ class Scan:
     robots: tuple[RobotSite, ...] = ()  # the robot interfaces it declares
 
     @classmethod
-    def of(cls, module: ast.Module, broken: bool, implied: Iterable[str] = ()) -> "Scan":
+    def of(cls, module: ast.Module, broken: bool, implied: Iterable[str] = ()) -> Scan:
         """The scan of a parsed module; ``implied``: modules it imports without saying so (the prelude)."""
         imports = {".".join(i.name for i in imp.module) for imp in module.imports} | set(implied)
         signals = tuple(_anonymous(SignalSite.of(d)) for d in module.decls if isinstance(d, ast.SignalDecl))
@@ -337,7 +337,7 @@ class Cache:
     misses: int = 0
 
     @classmethod
-    def for_project(cls, project_root: Path | str) -> "Cache":
+    def for_project(cls, project_root: Path | str) -> Cache:
         """``PROJECT/.bbflow/cache``; or, when ``$BBFLOW_CACHE`` names a folder, a
         folder of its own in there (for read-only checkouts, CI and tests)."""
         shared = os.environ.get(CACHE_ENV)

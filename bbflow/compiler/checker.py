@@ -28,17 +28,16 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
 
 from bbflow.compiler import ast
-from bbflow.compiler.semantic import types as T
-from bbflow.compiler.diagnostics.core import Diagnostics, Label
+from bbflow.compiler.analysis.routes import check_emits, check_unused_signals
 from bbflow.compiler.cache import SignalEntry, SignalSite
+from bbflow.compiler.diagnostics.core import Diagnostics, Label
+from bbflow.compiler.semantic import types as T
 from bbflow.compiler.semantic.facts import Facts
 from bbflow.compiler.semantic.modules import is_std, link, load_stdlib
 from bbflow.compiler.semantic.patterns import Pattern, SignalIndex, compile_pattern
 from bbflow.compiler.semantic.resolve import Resolver, declare
-from bbflow.compiler.analysis.routes import check_emits, check_unused_signals
 from bbflow.compiler.semantic.symbols import ModuleScope, SymKind
 from bbflow.compiler.semantic.typecheck import TypeChecker
 
@@ -51,19 +50,15 @@ UNUSED_SIGNAL = "BBF505"
 Declared = Mapping[str, "Sequence[tuple[SignalSite, SignalEntry]] | None"]
 
 
-def check(modules: "list[ast.Module] | Any", diags: Diagnostics | None = None, *, stdlib: bool = True,
+def check(modules: Sequence[ast.Module], diags: Diagnostics, *, stdlib: bool = True,
           program_wide: bool = True, declared: Declared | None = None) -> Facts:
     """Check parsed ``modules``, adding diagnostics to ``diags``; the facts established.
 
-    Also accepts a ``CompileResult`` (its ``modules`` and ``diagnostics``),
-    which is how the language server calls it. With ``program_wide=False``
-    the whole-program checks are left out (see the module docstring).
-    ``declared``: the signals of the whole program, for a check of a part of
-    it (modules of the run that declare signals and are not listed come last).
+    With ``program_wide=False`` the whole-program checks are left out (see the
+    module docstring). ``declared``: the signals of the whole program, for a
+    check of a part of it (modules of the run that declare signals and are not
+    listed come last).
     """
-    if diags is None:
-        diags = modules.diagnostics
-        modules = modules.modules
     facts = Facts()
     program: dict[str, ast.Module] = {}
     if stdlib:
@@ -105,12 +100,12 @@ def _modules_with_errors(program: dict[str, ast.Module], diags: Diagnostics) -> 
 
 def _record_decls(scopes: dict[str, ModuleScope], facts: Facts) -> None:
     for scope in scopes.values():
-        for name, sym in scope.own.items():
+        for _name, sym in scope.own.items():
             facts.decls[sym.qualname] = sym.decl
-            facts.qualnames[id(sym.decl)] = sym.qualname
+            facts.qualnames[sym.decl] = sym.qualname
             if sym.kind is SymKind.ROBOT:
                 for cmd in sym.decl.commands:
-                    facts.qualnames.setdefault(id(cmd), f"{sym.qualname}.{cmd.name.name}")
+                    facts.qualnames.setdefault(cmd, f"{sym.qualname}.{cmd.name.name}")
 
 
 def _collect_signals(scopes: dict[str, ModuleScope], resolver: Resolver, facts: Facts,
@@ -131,7 +126,7 @@ def _collect_signals(scopes: dict[str, ModuleScope], resolver: Resolver, facts: 
             found = [(ast.SignalDecl(ast.SignalType(site.text, site.type_span), None, site.span), entry.payload)
                      for site, entry in outside or ()]
         for decl, payload in found:
-            facts.decl_types[id(decl)] = payload
+            facts.decl_types[decl] = payload
             if decl.type.text not in facts.signals:
                 facts.signals[decl.type.text] = decl
                 payloads[decl.type.text] = payload
@@ -152,7 +147,7 @@ def _payload(decl: ast.SignalDecl, scope: ModuleScope, resolver: Resolver, diags
 
 def signal_entries(module: ast.Module, facts: Facts) -> tuple[SignalEntry, ...]:
     """The signals ``module`` declares, with their payload types as the check of ``facts`` resolved them."""
-    return tuple(SignalEntry(d.type.text, facts.decl_types[id(d)]) for d in module.decls
+    return tuple(SignalEntry(d.type.text, facts.decl_types[d]) for d in module.decls
                  if isinstance(d, ast.SignalDecl))
 
 

@@ -65,19 +65,35 @@ import attrs
 
 from bbflow.compiler import ast
 from bbflow.compiler.cache import (
-    Cache, Entry, ModuleCheck, Scan, SignalEntry, base_keys, import_closure, module_keys, sha256, signal_table,
-    table_digest, table_id,
+    Cache,
+    Entry,
+    ModuleCheck,
+    Scan,
+    SignalEntry,
+    base_keys,
+    import_closure,
+    module_keys,
+    sha256,
+    signal_table,
+    table_digest,
+    table_id,
 )
 from bbflow.compiler.checker import (
-    Declared, check, duplicate_signals, handled_signals, signal_entries, signal_use, unused_signals,
+    Declared,
+    check,
+    duplicate_signals,
+    handled_signals,
+    signal_entries,
+    signal_use,
+    unused_signals,
 )
 from bbflow.compiler.codegen.generate import GeneratedModule, flow_path, generate_module
 from bbflow.compiler.diagnostics.core import Diagnostic, Diagnostics
+from bbflow.compiler.project_check import project_diagnostics
 from bbflow.compiler.semantic.facts import Facts
 from bbflow.compiler.semantic.modules import PRELUDE, STDLIB_FILE, load_stdlib, stdlib_sources
-from bbflow.compiler.syntax.parser import parse_module
 from bbflow.compiler.source import SourceFile, Span
-from bbflow.compiler.project_check import project_diagnostics
+from bbflow.compiler.syntax.parser import parse_module
 from bbflow.project import PROJECT_FILE, Project, ProjectError, ProjectFile, find_project, read_project
 
 SUFFIX = ".flow"
@@ -169,7 +185,7 @@ def _parsed_trees_out_of_gc() -> Iterator[Callable[[], None]]:
 
 def run_checker(result: CompileResult) -> None:
     """The semantic checks over the whole program, as one run (the language server's); a crash is a BBF900."""
-    result.facts = _guarded(result.diagnostics, _first_file(result), "checker", lambda: check(result))
+    result.facts = _guarded(result.diagnostics, _first_file(result), "checker", lambda: check(result.modules, result.diagnostics))
 
 
 @attrs.define
@@ -400,12 +416,12 @@ class _Run:
             self.found[name] = []
             self.facts_of[name] = facts
         for d in diags:
-            name = owner.get(d.span.file)
-            if name is None:
+            of = owner.get(d.span.file)
+            if of is None:
                 self.exact = False  # about no module of the program: reported, never stored
                 self.result.diagnostics.add(d)
-            elif name in taken:
-                self.found[name].append(d)
+            elif of in taken:
+                self.found[of].append(d)
         return facts
 
     def _declared(self, needed: set[str]) -> Declared:
@@ -598,7 +614,7 @@ def _guarded(diags: Diagnostics, file: str, stage: str, work: Callable[[], T]) -
     """Run ``work``; an exception is a compiler bug, reported as BBF900."""
     try:
         return work()
-    except Exception as e:  # noqa: BLE001 - the compiler must never crash
+    except Exception as e:
         frame = traceback.extract_tb(e.__traceback__)[-1]
         diags.error(
             "BBF900", f"internal compiler error in the {stage}: {type(e).__name__}: {e}",

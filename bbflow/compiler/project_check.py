@@ -13,7 +13,6 @@ one BBF701 at the offending key's line, with a "did you mean" where one is close
 from __future__ import annotations
 
 import re
-
 from collections.abc import Iterator, Mapping
 from typing import Any
 

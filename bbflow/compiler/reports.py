@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import attrs
 
-from bbflow.compiler.pipeline import CompileResult
 from bbflow.compiler.diagnostics.render_json import render_json
 from bbflow.compiler.diagnostics.render_sarif import render_sarif
 from bbflow.compiler.diagnostics.render_text import render_text
+from bbflow.compiler.pipeline import CompileResult
 
 
 @attrs.frozen(slots=True)

@@ -16,10 +16,10 @@ class Span:
     end_column: int
 
     @classmethod
-    def point(cls, file: str, line: int, column: int) -> "Span":
+    def point(cls, file: str, line: int, column: int) -> Span:
         return cls(file, line, column, line, column + 1)
 
-    def to(self, other: "Span") -> "Span":
+    def to(self, other: Span) -> Span:
         """The span from the start of this one to the end of ``other``."""
         return Span(self.file, self.line, self.column, other.end_line, other.end_column)
 

@@ -18,9 +18,9 @@ from typing import Any
 import attrs
 
 from bbflow.compiler import ast
-from bbflow.compiler.semantic import types as T
 from bbflow.compiler.diagnostics.codes import CODES, explain
 from bbflow.compiler.diagnostics.core import Diagnostic
+from bbflow.compiler.semantic import types as T
 from bbflow.compiler.semantic.facts import CallKind, Facts, Ref, RefKind
 from bbflow.lsp.locate import (
     Location,
@@ -184,10 +184,10 @@ def describe(facts: Facts, module: ast.Module, node_path: list[Any]) -> tuple[Ra
         return _describe_signal(facts, node, parent)
     if isinstance(node, ast.NamedType) or (isinstance(parent, ast.NamedType) and isinstance(node, ast.Ident)):
         return None
-    expr = next((n for n in reversed(node_path) if id(n) in facts.types), None)
+    expr = next((n for n in reversed(node_path) if n in facts.types), None)
     if expr is None:
         return None
-    t = facts.types[id(expr)]
+    t = facts.types[expr]
     if isinstance(expr, (ast.Name, ast.Attr)) and (ref := facts.ref(expr)) is not None:
         return Range.of(expr.span), _ref_signature(ref, t), type_detail(t)
     if isinstance(expr, ast.Attr):
@@ -201,14 +201,14 @@ def _describe_ident(facts: Facts, module: ast.Module, ident: ast.Ident,
                     parent: Any) -> tuple[Range, str, str | None] | None:
     where = Range.of(ident.span)
     if isinstance(parent, ast.AfterMod):
-        ref = facts.refs.get(id(ident))
+        ref = facts.refs.get(ident)
         if ref is None:
             return None
-        t = facts.decl_types.get(id(ref.decl))
+        t = facts.decl_types.get(ref.decl)
         return where, _ref_signature(ref, t), type_detail(t)
     if isinstance(parent, ast.SetStmt):
-        ref = facts.refs.get(id(ident))
-        t = facts.decl_types.get(id(ref.decl)) if ref is not None else None
+        ref = facts.refs.get(ident)
+        t = facts.decl_types.get(ref.decl) if ref is not None else None
         return where, f"(state) {ident.name}: {_show(t)}", type_detail(t)
     if isinstance(parent, ast.NamedType):
         decl = global_decl(facts, module, tuple(p.name for p in parent.parts[: parent.parts.index(ident) + 1]))
@@ -216,14 +216,14 @@ def _describe_ident(facts: Facts, module: ast.Module, ident: ast.Ident,
     if isinstance(parent, ast.EnumDecl) and ident is not parent.name:
         return where, f"(enum member) {parent.name.name}.{ident.name}", None
     if isinstance(parent, ast.MapStmt) and ident is parent.item:
-        over = facts.types.get(id(parent.over))
+        over = facts.types.get(parent.over)
         t = over.item if isinstance(over, (T.ListT, T.MapT)) else None
         return where, f"(item) {ident.name}: {_show(t)}", type_detail(t)
     if isinstance(parent, ast.RouteDecl) and ident is parent.bind:
-        t = facts.decl_types.get(id(parent))
+        t = facts.decl_types.get(parent)
         return where, f"(binding) {ident.name}: {_show(t)}", None
     if getattr(parent, "name", None) is ident:
-        t = facts.decl_types.get(id(parent))
+        t = facts.decl_types.get(parent)
         return where, declaration_signature(facts, parent), type_detail(t) if _is_value(parent) else None
     return None
 
@@ -231,15 +231,15 @@ def _describe_ident(facts: Facts, module: ast.Module, ident: ast.Ident,
 def _describe_signal(facts: Facts, sig: ast.SignalType, parent: Any) -> tuple[Range, str, str | None] | None:
     where = Range.of(sig.span)
     if isinstance(parent, ast.RouteDecl):
-        t = facts.decl_types.get(id(parent))
+        t = facts.decl_types.get(parent)
         declared = facts.signals.get(sig.text)
-        payload = facts.decl_types.get(id(declared)) if declared is not None else None
+        payload = facts.decl_types.get(declared) if declared is not None else None
         shown = f"(route) on {sig.text}" + (f": {payload}" if payload not in (None, T.NONE) else "")
         return where, shown, f"as: {t}" if t is not None else None
     declared = facts.signals.get(sig.text)
     if declared is None:
         return None
-    payload = facts.decl_types.get(id(declared))
+    payload = facts.decl_types.get(declared)
     return where, f"(signal) {sig.text}" + (f": {payload}" if payload not in (None, T.NONE) else ""), None
 
 
@@ -325,9 +325,9 @@ def declaration_signature(facts: Facts, decl: Any) -> str:
         return f"signal {decl.type.text}" + (f": {type_text(decl.payload)}" if decl.payload is not None else "")
     kinds = {ast.Param: "param", ast.LetStmt: "let", ast.StepStmt: "step", ast.SwitchStmt: "switch",
              ast.MapStmt: "map", ast.StateField: "state"}
-    kind = kinds.get(type(decl))
-    if kind is not None:
-        return f"({kind}) {decl.name.name}: {_show(facts.decl_types.get(id(decl)))}"
+    local = kinds.get(type(decl))
+    if local is not None:
+        return f"({local}) {decl.name.name}: {_show(facts.decl_types.get(decl))}"
     name = getattr(getattr(decl, "name", None), "name", "?")
     return name
 
@@ -359,11 +359,10 @@ def definition(program: Program, path: Path, pos: Pos) -> list[Location]:
 
 
 def _definition_span(facts: Facts, module: ast.Module, node_path: list[Any]) -> Any:
-    node, parent = node_path[-1], node_path[-2] if len(node_path) > 1 else None
-    grand = node_path[-3] if len(node_path) > 2 else None
-    if isinstance(node, ast.Ident) and isinstance(parent, ast.Name):
-        node, parent, grand = parent, grand, node_path[-4] if len(node_path) > 3 else None
-    elif isinstance(node, ast.Ident) and isinstance(parent, ast.Attr) and parent.name is node:
+    node: Any = node_path[-1]
+    parent: Any = node_path[-2] if len(node_path) > 1 else None
+    grand: Any = node_path[-3] if len(node_path) > 2 else None
+    if (isinstance(node, ast.Ident) and isinstance(parent, ast.Name)) or (isinstance(node, ast.Ident) and isinstance(parent, ast.Attr) and parent.name is node):
         node, parent, grand = parent, grand, node_path[-4] if len(node_path) > 3 else None
     if isinstance(node, (ast.Name, ast.Attr)):
         if isinstance(parent, ast.CallExpr) and parent.callee is node:
@@ -378,22 +377,22 @@ def _definition_span(facts: Facts, module: ast.Module, node_path: list[Any]) -> 
         return None
     if isinstance(node, ast.Ident):
         if isinstance(parent, (ast.AfterMod, ast.SetStmt)):
-            ref = facts.refs.get(id(node))
+            ref = facts.refs.get(node)
             return _ref_span(ref) if ref is not None else None
         if isinstance(parent, ast.NamedType):
             upto = parent.parts[: parent.parts.index(node) + 1]
             decl = global_decl(facts, module, tuple(p.name for p in upto))
             if decl is None and isinstance(grand, (ast.ReactorDecl, ast.AgentDecl)):
-                decl = facts.decls.get(facts.robots_of.get(id(grand), ""))
+                decl = facts.decls.get(facts.robots_of.get(grand, ""))
             return decl_span(decl) if decl is not None else None
         if isinstance(parent, ast.ImportName) and isinstance(grand, ast.FromImport):
-            target = ".".join(i.name for i in grand.module)
-            decl = facts.decls.get(f"{target}.{parent.name.name}")
+            source = ".".join(i.name for i in grand.module)
+            decl = facts.decls.get(f"{source}.{parent.name.name}")
             return decl_span(decl) if decl is not None else None
         if isinstance(parent, (ast.FromImport, ast.ModuleImport)) and node in parent.module:
             upto = parent.module[: parent.module.index(node) + 1]
             return module_file(facts, ".".join(i.name for i in upto))
-        if getattr(parent, "name", None) is node or getattr(parent, "bind", None) is node:
+        if node in (getattr(parent, "name", None), getattr(parent, "bind", None)):  # nodes compare by identity
             return node.span
         return None
     if isinstance(node, ast.SignalType):
@@ -423,7 +422,7 @@ class DocSymbol:
     range: Range
     selection: Range  # the name
     detail: str = ""
-    children: tuple["DocSymbol", ...] = ()
+    children: tuple[DocSymbol, ...] = ()
 
 
 def document_symbols(program: Program, path: Path) -> list[DocSymbol]:
@@ -475,7 +474,7 @@ def _decl_symbol(facts: Facts, decl: Any) -> DocSymbol | None:
 def _block_symbols(facts: Facts, block: ast.Block) -> list[DocSymbol]:
     out = []
     for stmt in block.stmts:
-        t = facts.decl_types.get(id(stmt))
+        t = facts.decl_types.get(stmt) if not isinstance(stmt, (ast.ReturnStmt, ast.FailStmt)) else None
         detail = str(t) if t is not None else ""
         if isinstance(stmt, (ast.StepStmt, ast.LetStmt)):
             out.append(_sym(stmt.name, "step" if isinstance(stmt, ast.StepStmt) else "let", stmt, detail))

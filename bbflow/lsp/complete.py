@@ -31,8 +31,8 @@ from bbflow.compiler import ast
 from bbflow.compiler.semantic import types as T
 from bbflow.compiler.semantic.exprs import BUILTIN_FUNCTIONS, WAITS
 from bbflow.compiler.semantic.facts import Facts
-from bbflow.compiler.syntax.parser import flow_parser
 from bbflow.compiler.semantic.resolve import BUILTIN_COMMANDS
+from bbflow.compiler.syntax.parser import flow_parser
 from bbflow.lsp.analysis import declaration_signature
 from bbflow.lsp.locate import PRELUDE, Pos, contains, global_decl, path_at
 from bbflow.lsp.program import Program
@@ -68,7 +68,8 @@ def complete(program: Program | None, path: Path, text: str, pos: Pos) -> list[C
     member = MEMBER.search(before)
     if member is not None and not re.search(r"\d$", member.group(1)):
         return _members(program, path, pos, member.group(1).split("."))
-    offset = sum(len(ln) + 1 for ln in lines[: pos.line]) + pos.character - len(WORD.search(before).group())
+    word = WORD.search(before)  # matches the empty word too
+    offset = sum(len(ln) + 1 for ln in lines[: pos.line]) + pos.character - (len(word.group()) if word else 0)
     accepts = accepted(text[:offset])
     keywords = keyword_terminals()
     words = [Completion(kw, "keyword") for name, kw in sorted(keywords.items(), key=lambda kv: kv[1])
@@ -97,7 +98,7 @@ def _signals(program: Program | None, typed: str) -> list[Completion]:
     out = []
     for name, decl in sorted(facts.signals.items()):
         if name.startswith(typed):
-            payload = facts.decl_types.get(id(decl))
+            payload = facts.decl_types.get(decl)
             out.append(Completion(name[len(typed):], "signal", str(payload) if payload not in (None, T.NONE) else ""))
     return out
 
@@ -137,9 +138,8 @@ def _members(program: Program | None, path: Path, pos: Pos, chain: list[str]) ->
 
 def _module_alias(module: ast.Module, chain: list[str]) -> str | None:
     for imp in module.imports:
-        if isinstance(imp, ast.ModuleImport):
-            if (imp.alias or imp.module[-1]).name == ".".join(chain):
-                return ".".join(i.name for i in imp.module)
+        if isinstance(imp, ast.ModuleImport) and (imp.alias or imp.module[-1]).name == ".".join(chain):
+            return ".".join(i.name for i in imp.module)
     return None
 
 
@@ -170,18 +170,18 @@ def _locals(facts: Facts, node_path: list[Any], pos: Pos) -> dict[str, tuple[str
     for node in node_path:
         if isinstance(node, ast.ReactorDecl):
             for p in node.params:
-                out[p.name.name] = ("param", facts.decl_types.get(id(p)))
+                out[p.name.name] = ("param", facts.decl_types.get(p))
             for stmt in _named_statements(node.body, pos):
                 out[stmt.name.name] = (type(stmt).__name__.removesuffix("Stmt").lower(),
-                                       facts.decl_types.get(id(stmt)))
+                                       facts.decl_types.get(stmt))
         elif isinstance(node, ast.MapStmt):
-            over = facts.types.get(id(node.over))
+            over = facts.types.get(node.over)
             out[node.item.name] = ("item", over.item if isinstance(over, (T.ListT, T.MapT)) else None)
         elif isinstance(node, ast.AgentDecl):
             for f in node.state:
-                out[f.name.name] = ("state", facts.decl_types.get(id(f)))
+                out[f.name.name] = ("state", facts.decl_types.get(f))
         elif isinstance(node, ast.RouteDecl) and node.bind is not None:
-            out[node.bind.name] = ("binding", facts.decl_types.get(id(node)))
+            out[node.bind.name] = ("binding", facts.decl_types.get(node))
     return out
 
 
@@ -208,7 +208,7 @@ def _names(program: Program | None, path: Path, pos: Pos) -> list[Completion]:
     for name, (what, t) in _locals(facts, node_path, pos).items():
         out[name] = Completion(name, "variable", f"({what}) {t if t is not None else '?'}")
     owner = next((n for n in reversed(node_path) if isinstance(n, (ast.ReactorDecl, ast.AgentDecl))), None)
-    robot = facts.decls.get(facts.robots_of.get(id(owner), "")) if owner is not None else None
+    robot = facts.decls.get(facts.robots_of.get(owner, "")) if owner is not None else None
     if isinstance(owner, ast.ReactorDecl) and isinstance(robot, ast.RobotDecl):
         for cmd in robot.commands:
             out.setdefault(cmd.name.name, Completion(cmd.name.name, "function", declaration_signature(facts, cmd)))

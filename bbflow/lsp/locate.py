@@ -21,7 +21,6 @@ from bbflow.compiler.semantic.modules import PRELUDE, STDLIB_FILE, STDLIB_PACKAG
 from bbflow.compiler.source import Span
 
 
-
 @attrs.frozen(slots=True, order=True)
 class Pos:
     line: int  # 0-based
@@ -34,7 +33,7 @@ class Range:
     end: Pos
 
     @classmethod
-    def of(cls, span: Span) -> "Range":
+    def of(cls, span: Span) -> Range:
         return cls(Pos(span.line - 1, span.column - 1), Pos(span.end_line - 1, span.end_column - 1))
 
 

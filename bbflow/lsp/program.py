@@ -20,7 +20,6 @@ from pathlib import Path
 import attrs
 
 from bbflow.compiler import ast
-from bbflow.compiler.syntax.parser import parse_module
 from bbflow.compiler.pipeline import (
     CompileResult,
     InputError,
@@ -31,6 +30,7 @@ from bbflow.compiler.pipeline import (
     run_checker,
 )
 from bbflow.compiler.source import SourceFile, Span
+from bbflow.compiler.syntax.parser import parse_module
 from bbflow.project import PROJECT_FILE, ProjectError, find_project, load_project
 
 
@@ -73,7 +73,7 @@ def compile_program(path: Path, buffers: Mapping[Path, str]) -> Program:
     """
     try:
         return _compile(path, buffers)
-    except Exception as e:  # noqa: BLE001 - the language server must never crash
+    except Exception as e:
         result = CompileResult()
         result.diagnostics.error(
             "BBF900", f"internal compiler error: {type(e).__name__}: {e}", Span.point(str(path), 1, 1),

@@ -20,7 +20,7 @@ from typing import Any
 from bbflow.runtime.ports import RuntimeFailure
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def resolve_action(target: str) -> Callable[..., Any]:
     """The callable named by ``"package.module:function"`` (dotted attributes allowed after ``:``).
 
@@ -46,7 +46,8 @@ def resolve_action(target: str) -> Callable[..., Any]:
 
 @functools.lru_cache(maxsize=1024)
 def _is_async(fn: Callable[..., Any]) -> bool:
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None))
+    # an object whose __call__ is async (not a test of callability)
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None))  # noqa: B004
 
 
 async def invoke(fn: Callable[..., Any], kwargs: Mapping[str, Any]) -> Any:

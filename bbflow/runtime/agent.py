@@ -27,13 +27,13 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 import attrs
 
 from bbflow.runtime import executor, model
-from bbflow.runtime.bus import Bus
 from bbflow.runtime.actions import invoke, resolve_action
+from bbflow.runtime.bus import Bus
 from bbflow.runtime.linemap import add_flow_note
 from bbflow.runtime.ports import ActionResolver, Observer, RobotPort, RuntimeFailure
 from bbflow.runtime.router import Router
@@ -385,7 +385,7 @@ class AgentServer:
                 if task not in self._cancelled:
                     raise  # the agent is stopping
                 self._cancelled.discard(task)
-                task.uncancel()  # type: ignore[union-attr]
+                task.uncancel()
                 value, ok = {"message": "cancelled by the operator", "code": "cancelled"}, False
             except Exception as exc:  # a bug below the runner must not take the agent down
                 value, ok = {"message": _explain(exc), "code": "internal"}, False
@@ -427,7 +427,7 @@ def _explain(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _has_args(call: model.Call) -> bool:
+def _has_args(call: model.Call) -> TypeGuard[model.CommandCall | model.ActionCall | model.ReactorCall]:
     return isinstance(call, (model.CommandCall, model.ActionCall, model.ReactorCall))
 
 

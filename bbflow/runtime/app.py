@@ -51,6 +51,7 @@ from bbflow.runtime.agent import AgentServer, CallRunner
 from bbflow.runtime.bus import Bus, RobotSignals
 from bbflow.runtime.clock import run_virtual
 from bbflow.runtime.crew import wait_through
+from bbflow.runtime.door import LineTooLong, Refusal
 from bbflow.runtime.driver import DriverError
 from bbflow.runtime.drivers import open_robot
 from bbflow.runtime.events import JsonLinesWriter, fanout
@@ -61,7 +62,6 @@ from bbflow.runtime.liveview import Board, LiveView, PlainLog, compact, outcome_
 from bbflow.runtime.ports import Observer, RuntimeFailure
 from bbflow.runtime.proxy import RobotProxy
 from bbflow.runtime.run_plan import RobotPlan, RunOptions, RunPlan, UsageError, plan_run
-from bbflow.runtime.door import LineTooLong, Refusal
 from bbflow.runtime.signals import SignalCatalog
 from bbflow.runtime.stdin import InputLines, Line
 from bbflow.runtime.supervisor import Child, GaveUp, Strategy, Supervisor, disarm_all
@@ -96,7 +96,7 @@ class Attachment(Protocol):
 
     def __call__(self, event: dict[str, Any]) -> None: ...
 
-    async def start(self, session: "Session") -> None: ...
+    async def start(self, session: Session) -> None: ...
 
     async def stop(self) -> None: ...
 

@@ -121,9 +121,6 @@ class Bus:
     def attach(self, subscriber: Subscriber) -> None:
         self._subscribers.append(subscriber)
 
-    def detach(self, subscriber: Subscriber) -> None:
-        self._subscribers.remove(subscriber)
-
     @property
     def subscribers(self) -> tuple[Subscriber, ...]:
         return tuple(self._subscribers)

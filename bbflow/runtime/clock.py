@@ -24,7 +24,7 @@ T = TypeVar("T")
 class _VirtualSelector(selectors.DefaultSelector):
     """A selector that, instead of sleeping until a timer, tells the loop to jump to it."""
 
-    def __init__(self, loop: "VirtualTimeLoop") -> None:
+    def __init__(self, loop: VirtualTimeLoop) -> None:
         super().__init__()
         self._loop = loop
 
@@ -55,7 +55,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         if seconds > 0:
             self._now += seconds
 
-    def run_in_executor(self, executor: Any, func: Any, *args: Any) -> asyncio.Future[Any]:
+    def run_in_executor(self, executor: Any, func: Any, *args: Any) -> asyncio.Future[Any]:  # type: ignore[override]
         self._pending_threads += 1
         fut = super().run_in_executor(executor, func, *args)
 

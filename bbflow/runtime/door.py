@@ -77,7 +77,7 @@ class StrictJsonError(ValueError):
     """Raised by ``loads_strict``: the text is not standard JSON within the limits."""
 
 
-def loads_strict(text: str | bytes, *, max_depth: int = MAX_DEPTH) -> Any:
+def loads_strict(text: str | bytes | bytearray, *, max_depth: int = MAX_DEPTH) -> Any:
     """``json.loads`` that refuses what is not standard, finite JSON within ``max_depth``.
 
     Raises ``StrictJsonError`` (a ``ValueError``) with a readable reason: not

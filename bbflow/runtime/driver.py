@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, Protocol
 
 from bbflow.runtime import model
@@ -42,7 +42,7 @@ GENERIC_METHOD = "run_command"
 #: Optional lifecycle hooks, in the order the proxy may call them.
 HOOKS = ("connect", "arm", "disarm", "disconnect")
 
-CommandFn = Callable[[dict[str, Any]], Awaitable[Any]]
+CommandFn = Callable[[dict[str, Any]], Coroutine[Any, Any, Any]]
 DriverFactory = Callable[["DriverHandle", dict[str, Any]], Any]
 
 
@@ -53,7 +53,7 @@ class DriverError(Exception):
 class Driver:
     """Optional base class: keeps ``handle`` and ``options``. Drivers may equally be plain classes."""
 
-    def __init__(self, handle: "DriverHandle", options: Mapping[str, Any]) -> None:
+    def __init__(self, handle: DriverHandle, options: Mapping[str, Any]) -> None:
         self.handle = handle
         self.options = options
 
@@ -195,9 +195,9 @@ def bind_commands(driver: Any, robot: model.Robot) -> dict[str, CommandFn]:
     return bound
 
 
-def _generic(run: Callable[[str, dict[str, Any]], Awaitable[Any]], name: str) -> CommandFn:
+def _generic(run: Callable[[str, dict[str, Any]], Coroutine[Any, Any, Any]], name: str) -> CommandFn:
     return lambda kwargs: run(name, kwargs)
 
 
-def _named(method: Callable[..., Awaitable[Any]]) -> CommandFn:
+def _named(method: Callable[..., Coroutine[Any, Any, Any]]) -> CommandFn:
     return lambda kwargs: method(**kwargs)

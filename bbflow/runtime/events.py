@@ -123,7 +123,7 @@ class JsonLinesWriter:
         if self._owned and not self._stream.closed:
             self._stream.close()
 
-    def __enter__(self) -> "JsonLinesWriter":
+    def __enter__(self) -> JsonLinesWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -27,6 +27,7 @@ The user-facing description of all of this is docs/runtime.md.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
@@ -208,10 +209,8 @@ async def _halted(run: RunState, baseline: int, *, delivered: bool) -> RunResult
     assert task is not None and halt is not None
     if run.cancelled_root:
         if not delivered:  # our cancellation may still be on its way: take it here
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.sleep(0)
-            except asyncio.CancelledError:
-                pass
         task.uncancel()
     external = task.cancelling() > baseline
     run_events.run_halted(run, halt)

@@ -51,7 +51,7 @@ def round_(x: float, digits: int | None = None) -> int | float:
     if math.isnan(x) or math.isinf(x):
         raise ValueError(f"cannot round {x}")
     if digits is None:
-        return int(math.floor(abs(x) + 0.5)) * (1 if x >= 0 else -1)
+        return math.floor(abs(x) + 0.5) * (1 if x >= 0 else -1)
     scale = 10.0 ** digits
     return math.copysign(math.floor(abs(x) * scale + 0.5) / scale, x)
 

@@ -108,7 +108,7 @@ class Board:
                                         event.get("time", self.start), self._steps_of(event.get("reactor")))
             return
         view = self.runs.get(run_id) if run_id is not None else None
-        if view is None:
+        if view is None or run_id is None:
             return
         if name in _STEP_EVENTS and event.get("step"):
             view.steps[event["step"]] = _STEP_EVENTS[name]

@@ -71,7 +71,7 @@ def load_module(path: Path | str, name: str) -> ModuleType:
     for attr in ("MODULE", "ABI", "COMPILER_VERSION", "SOURCE_SHA256", "DECLS", "register"):
         if not hasattr(mod, attr):
             raise LoadError(f"{path}: not a bbflow generated module (no {attr})")
-    if mod.MODULE != name:
+    if name != mod.MODULE:
         raise LoadError(f"{path}: holds module {mod.MODULE}, but the manifest says {name}")
     require_abi(name, mod.ABI, mod.COMPILER_VERSION)
     return mod

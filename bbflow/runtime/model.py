@@ -14,7 +14,7 @@ the generated modules.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Union
+from typing import Any
 
 import attrs
 
@@ -50,7 +50,7 @@ class Command:
     readonly: bool = False
     allowed: tuple[str, ...] = ("idle",)
     #: the command's default undo, run with scope {"args": kwargs, "result": value}
-    undo: "Call | None" = None
+    undo: Call | None = None
 
 
 @attrs.frozen(slots=True)
@@ -140,7 +140,7 @@ class WaitEvent:
     where: Expr | None = None
 
 
-Call = Union[CommandCall, ActionCall, ReactorCall, WaitState, WaitEvent]
+Call = CommandCall | ActionCall | ReactorCall | WaitState | WaitEvent
 
 
 # --- reactors ---------------------------------------------------------------------
@@ -201,7 +201,7 @@ class Fail:
 class Body:
     """Nodes of one scope and how it ends (``None``: a reactor with no result)."""
 
-    nodes: tuple["Node", ...]
+    nodes: tuple[Node, ...]
     end: Return | Fail | None = None
 
 
@@ -236,7 +236,7 @@ class Map:
     line: int = 0
 
 
-Node = Union[Step, Let, Switch, Map]
+Node = Step | Let | Switch | Map
 
 
 @attrs.frozen(slots=True)
@@ -294,20 +294,20 @@ class Run:
     """
 
     call: Call
-    then: tuple["Stmt", ...] | None = None
-    else_: tuple["Stmt", ...] | None = None
+    then: tuple[Stmt, ...] | None = None
+    else_: tuple[Stmt, ...] | None = None
     line: int = 0
 
 
 @attrs.frozen(slots=True)
 class If:
     cond: Expr
-    then: tuple["Stmt", ...]
-    else_: tuple["Stmt", ...] = ()
+    then: tuple[Stmt, ...]
+    else_: tuple[Stmt, ...] = ()
     line: int = 0
 
 
-Stmt = Union[Set, Emit, Schedule, Run, If]
+Stmt = Set | Emit | Schedule | Run | If
 
 
 @attrs.frozen(slots=True)
@@ -334,7 +334,7 @@ class Agent:
 
 # --- a whole program --------------------------------------------------------------
 
-Decl = Union[Robot, Action, Signal, Reactor, Agent]
+Decl = Robot | Action | Signal | Reactor | Agent
 
 
 @attrs.define

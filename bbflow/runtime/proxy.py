@@ -163,7 +163,7 @@ class RobotProxy:
             if disconnect is not None:
                 await disconnect()
 
-    async def __aenter__(self) -> "RobotProxy":
+    async def __aenter__(self) -> RobotProxy:
         await self.start()
         return self
 

@@ -10,8 +10,8 @@ their own (``subplans``).
 
 from __future__ import annotations
 
+import functools
 import weakref
-from typing import Union
 
 from bbflow.runtime import model
 
@@ -55,12 +55,12 @@ class BodyPlan:
         self.dependents = tuple(tuple(d) for d in dependents)
         self.roots = tuple(i for i, n in enumerate(indegree) if n == 0)
         _check_acyclic(self, where)
-        self.subplans: tuple[Union[None, "BodyPlan", tuple["BodyPlan | None", ...]], ...] = tuple(
+        self.subplans: tuple[BodyPlan | tuple[BodyPlan | None, ...] | None, ...] = tuple(
             _subplan(node, where) for node in nodes
         )
 
 
-def _subplan(node: model.Node, where: str) -> Union[None, BodyPlan, tuple[BodyPlan | None, ...]]:
+def _subplan(node: model.Node, where: str) -> BodyPlan | tuple[BodyPlan | None, ...] | None:
     if isinstance(node, model.Switch):
         cases = tuple(BodyPlan(case.body, f"{where}.{node.name}") for case in node.cases)
         default = BodyPlan(node.default, f"{where}.{node.name}") if node.default is not None else None
@@ -86,7 +86,7 @@ def _check_acyclic(plan: BodyPlan, where: str) -> None:
         raise PlanError(f"{where}: dependency cycle among {stuck}")
 
 
-_cache: dict[int, tuple["weakref.ref[model.Reactor]", BodyPlan]] = {}
+_cache: dict[int, tuple[weakref.ref[model.Reactor], BodyPlan]] = {}
 
 
 def plan_for(reactor: model.Reactor) -> BodyPlan:
@@ -96,11 +96,11 @@ def plan_for(reactor: model.Reactor) -> BodyPlan:
     if hit is not None and hit[0]() is reactor:
         return hit[1]
     plan = BodyPlan(reactor.body, reactor.name)
-    _cache[key] = (weakref.ref(reactor, lambda _ref, key=key: _forget(key, _ref)), plan)
+    _cache[key] = (weakref.ref(reactor, functools.partial(_forget, key)), plan)
     return plan
 
 
-def _forget(key: int, ref: "weakref.ref[model.Reactor]") -> None:
+def _forget(key: int, ref: weakref.ref[model.Reactor]) -> None:
     hit = _cache.get(key)
     if hit is not None and hit[0] is ref:
         del _cache[key]

@@ -69,7 +69,7 @@ async def _undo_all(run: RunState, done: Sequence[Completion], deadline: Deadlin
         else:
             continue
         scope = {"args": completion.args, "result": completion.value} if inherited else completion.scope
-        await _undo(run, step.name, call, scope, completion.index, deadline)
+        await _undo(run, step.name, call, scope, completion.iterations, deadline)
 
 
 def _seconds(run: RunState, call: model.Call) -> float:

@@ -93,8 +93,8 @@ class RunPlan:
     reactor_robot: str | None = None
     agents: tuple[AgentPlan, ...] = ()
     until_idle: bool = False
-    supervision: SupervisionConfig = SupervisionConfig()
-    bus: BusSettings = BusSettings()
+    supervision: SupervisionConfig = attrs.Factory(SupervisionConfig)
+    bus: BusSettings = attrs.Factory(BusSettings)
 
 
 def plan_run(program: model.Program, project: Project, options: RunOptions) -> RunPlan:

@@ -72,7 +72,7 @@ class Completion(NamedTuple):
     args: dict[str, Any] | None  # a command's keyword arguments (for its default undo)
     value: Any
     child: RunState | None  # a composed reactor's run
-    index: tuple[int, ...]  # map iterations around the step
+    iterations: tuple[int, ...]  # the indices of the map iterations around the step
     undoable: bool  # False when the value came from ``fallback``
 
 

@@ -21,7 +21,7 @@ from bbflow.runtime.run_state import RunState
 from bbflow.runtime.steps import run_step
 
 
-async def run_body(run: RunState, plan: BodyPlan, scope: dict[str, Any], index: tuple[int, ...],
+async def run_body(run: RunState, plan: BodyPlan, scope: dict[str, Any], index: tuple[int, ...],  # noqa: C901
                    deadline: Deadline) -> Any:
     """Run every node of a body (each when its dependencies are done), then its end.
 
@@ -204,9 +204,9 @@ async def _map(run: RunState, node: model.Map, plan: BodyPlan, scope: dict[str, 
                     k = crew.running.pop(task)
                     if task.cancelled():
                         raise run.fail(RuntimeFailure(f"{node.name}[{k}] was cancelled", "cancelled"))
-                    exc = task.exception()
-                    if exc is not None:
-                        raise exc
+                    error = task.exception()
+                    if error is not None:
+                        raise error
                     results[k] = task.result()
                 crew.finished.clear()
         finally:

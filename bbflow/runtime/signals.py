@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import attrs
@@ -37,7 +37,7 @@ _ROBOT_BOUND = frozenset(s.type for s in STANDARD_SIGNALS)
 
 def now_rfc3339() -> str:
     """The current UTC time as RFC 3339 with milliseconds (``2026-01-02T03:04:05.678Z``)."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 # --- the envelope -----------------------------------------------------------------
@@ -132,7 +132,7 @@ class SignalCatalog:
         self._payloads = dict(signals)
 
     @classmethod
-    def from_program(cls, program: model.Program) -> "SignalCatalog":
+    def from_program(cls, program: model.Program) -> SignalCatalog:
         payloads: dict[str, RType | None] = {s.type: s.payload for s in STANDARD_SIGNALS}
         for robot in program.robots.values():
             for event in robot.events.values():
@@ -145,7 +145,7 @@ class SignalCatalog:
         return cls(payloads)
 
     @classmethod
-    def of(cls, *signals: model.Signal) -> "SignalCatalog":
+    def of(cls, *signals: model.Signal) -> SignalCatalog:
         return cls({s.type: s.payload for s in signals})
 
     def __contains__(self, signal_type: str) -> bool:

@@ -84,10 +84,11 @@ class SimDriver(Driver):
         command = self.handle.robot.commands[name]
         configured = self.config.commands.get(name, SimCommand())
         duration = configured.duration if configured.duration is not None else self.config.duration
-        busy = self.config.busy_state is not None and not command.readonly
-        if busy:
+        busy_state = None if command.readonly else self.config.busy_state
+        busy = busy_state is not None
+        if busy_state is not None:
             self._moving += 1
-            self.handle.set_state(self.config.busy_state)
+            self.handle.set_state(busy_state)
         try:
             await asyncio.sleep(duration)
         finally:

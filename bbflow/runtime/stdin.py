@@ -21,6 +21,7 @@ the reader skips to its end and hands over a ``LineTooLong`` with its size
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -76,10 +77,8 @@ class InputLines:
             pass  # a closed or unreadable descriptor ends the input like end of file
         except RuntimeError:
             return  # the loop is closed: nobody is listening any more
-        try:
+        with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(queue.put_nowait, None)
-        except RuntimeError:
-            pass
 
     def _batches(self) -> Iterator[list[Line]]:
         if not isinstance(self.source, int):

@@ -96,9 +96,8 @@ class Prim(RType):
                     return parse_duration(value)
                 except ValueError:
                     raise TypeMismatch(path, 'duration (seconds, or a string like "250ms" or "2s")', value) from None
-        elif n == "str":
-            if isinstance(value, str):
-                return value
+        elif n == "str" and isinstance(value, str):
+            return value
         raise TypeMismatch(path, n, value)
 
     def zero(self) -> Any:

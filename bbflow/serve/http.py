@@ -14,7 +14,6 @@ server is refused (403), and on the loopback address a request naming another
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from importlib import resources

@@ -22,8 +22,8 @@ import uvicorn
 
 from bbflow.runtime import model
 from bbflow.runtime.app import Session
-from bbflow.runtime.events import Fanout, jsonable
 from bbflow.runtime.door import Door, Refusal
+from bbflow.runtime.events import Fanout, jsonable
 from bbflow.runtime.signals import Envelope, SignalCatalog
 from bbflow.serve.config import ServeSettings
 from bbflow.serve.http import Refused, create_app
@@ -79,7 +79,8 @@ class ControlPlane:
         sock = _bind(self.settings.host, self.settings.port)
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(create_app(self), lifespan="off", log_config=None, log_level="warning",
-                                access_log=False, timeout_graceful_shutdown=STOP_TIMEOUT, ws="none")
+                                access_log=False, timeout_graceful_shutdown=STOP_TIMEOUT,  # type: ignore[arg-type]
+                                ws="none")  # (uvicorn annotates an int; a float works)
         self._server = _Server(config)
         self._task = asyncio.get_running_loop().create_task(self._server.serve(sockets=[sock]),
                                                              name="bbflow-control-plane")
@@ -162,7 +163,7 @@ class ControlPlane:
                 running = sum(s.stats.runs_in_flight for s in session.servers if s.robot_instance == proxy.instance)
                 robots.append({"name": proxy.instance, "interface": proxy.spec.name, "safety": proxy.safety,
                                "state": proxy.state, "runs": running})
-        up, health = self.healthy()
+        _, health = self.healthy()
         return {
             "title": self.title,
             "health": health,

@@ -22,7 +22,7 @@ log = logging.getLogger("bbflow.serve")
 EXTRA_HINT = "OpenTelemetry is configured (OTEL_*) but not installed: pip install 'bbflow[otel]'"
 
 
-def tracer_from_env(environ: Mapping[str, str] = os.environ) -> "Tracing | None":
+def tracer_from_env(environ: Mapping[str, str] = os.environ) -> Tracing | None:
     """A ``Tracing`` exporting as the environment says, or ``None`` when OpenTelemetry is not configured."""
     if not any(key.startswith("OTEL_") for key in environ) or environ.get("OTEL_SDK_DISABLED") == "true":
         return None

@@ -19,14 +19,22 @@ import attrs
 
 from bbflow.compiler import ast
 from bbflow.compiler.analysis.compensation import ReactorSummary, check_compensation, check_useless_undo, summarise
-from bbflow.compiler.diagnostics.core import Diagnostics
-from bbflow.compiler.semantic.facts import CallKind, Facts, RefKind
 from bbflow.compiler.analysis.graph import (
-    Body, Category, Effect, Node, NodeKind, ReactorGraph, UndoRef, check_category_conflicts, check_cycles,
+    Body,
+    Category,
+    Effect,
+    Node,
+    NodeKind,
+    ReactorGraph,
+    UndoRef,
+    check_category_conflicts,
+    check_cycles,
     check_unused,
 )
-from bbflow.compiler.semantic.modules import is_std
 from bbflow.compiler.analysis.routes import check_routes
+from bbflow.compiler.diagnostics.core import Diagnostics
+from bbflow.compiler.semantic.facts import CallKind, Facts, RefKind
+from bbflow.compiler.semantic.modules import is_std
 
 #: references that are data dependencies (on a node of some body)
 _NODE_REFS = (RefKind.STEP, RefKind.LET, RefKind.SWITCH, RefKind.MAP)
@@ -95,8 +103,8 @@ class _Builder:
         self._link(decl.body, [])
         for node in self.nodes.values():
             node.used = id(node) in self.used
-        qualname = self.facts.qualnames.get(id(decl), f"{module.name}.{decl.name.name}")
-        return ReactorGraph(qualname, decl.name.name, decl.span, body, self.facts.robots_of.get(id(decl)))
+        qualname = self.facts.qualnames.get(decl, f"{module.name}.{decl.name.name}")
+        return ReactorGraph(qualname, decl.name.name, decl.span, body, self.facts.robots_of.get(decl))
 
     # first pass: the nodes, in source order
 
@@ -212,7 +220,7 @@ class _Builder:
 
     def _after_target(self, ident: ast.Ident, path: list[Node]) -> Node | None:
         """The node an `after` name orders on: the checker's Ref (constant time), else a search by name."""
-        ref = self.facts.refs.get(id(ident))
+        ref = self.facts.refs.get(ident)
         if ref is not None and ref.kind in _NODE_REFS and ref.decl is not None:
             node = self.nodes.get(id(ref.decl))
             if node is not None:

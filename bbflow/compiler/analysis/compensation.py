@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from bbflow.compiler.diagnostics.core import Diagnostics, Label
 from bbflow.compiler.analysis.graph import Category, Effect, Node, NodeKind, ReactorGraph
+from bbflow.compiler.diagnostics.core import Diagnostics, Label
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -88,7 +88,7 @@ def summarise(graphs: Mapping[str, ReactorGraph]) -> dict[str, ReactorSummary]:
                 break
 
     summaries = {}
-    for name, graph in graphs.items():
+    for name in graphs:
         bad = None
         for target in reach(uncovered, name):
             if target in defects:
@@ -131,7 +131,7 @@ def _is_effectful(step: Node, summaries: Mapping[str, ReactorSummary]) -> bool |
         return True
     if step.effect is Effect.NONE:
         return False
-    if step.effect is Effect.COMPOSED and step.reactor in summaries:
+    if step.effect is Effect.COMPOSED and step.reactor is not None and step.reactor in summaries:
         return summaries[step.reactor].effectful
     return None  # unknown: no verdict
 

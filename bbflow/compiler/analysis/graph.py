@@ -17,6 +17,7 @@ hand-built graphs as well as on compiled source.
 from __future__ import annotations
 
 import enum
+import itertools
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
@@ -55,7 +56,7 @@ class UndoRef:
 
     name: str
     span: Span
-    target: "Node"
+    target: Node
 
 
 @attrs.define(eq=False)
@@ -86,10 +87,10 @@ class Node:
     category: Category | None = None
     undo_refs: tuple[UndoRef, ...] = ()
     #: switch: one body per case and the default; map: the iteration's body
-    bodies: tuple["Body", ...] = ()
+    bodies: tuple[Body, ...] = ()
     concurrency: int = 1  # map only
     #: set by the Body that holds the node
-    body: "Body | None" = attrs.field(default=None, repr=False)
+    body: Body | None = attrs.field(default=None, repr=False)
     index: int = attrs.field(default=-1, repr=False)
 
     @property
@@ -103,7 +104,7 @@ class Node:
     def label(self) -> str:
         return f"`{self.name}`" if self.kind is NodeKind.STEP else f"{self.kind.value} `{self.name}`"
 
-    def steps(self) -> Iterator["Node"]:
+    def steps(self) -> Iterator[Node]:
         """The steps this node is or contains, in source order."""
         if self.kind is NodeKind.STEP:
             yield self
@@ -233,7 +234,7 @@ def check_cycles(graph: ReactorGraph, diags: Diagnostics) -> bool:
             acyclic = False
             ring = cycle + [cycle[0]]
             names = " -> ".join(n.name for n in ring)
-            notes = tuple(f"{a.label} waits for {b.label} ({body.edges[(b, a)]})" for a, b in zip(ring, ring[1:]))
+            notes = tuple(f"{a.label} waits for {b.label} ({body.edges[(b, a)]})" for a, b in itertools.pairwise(ring))
             diags.error("BBF301", f"dependency cycle between steps: {names} (each waits for the next)",
                         cycle[0].span,
                         labels=tuple(Label(n.span, f"{n.label} is part of the cycle") for n in cycle[1:]),
@@ -328,7 +329,7 @@ def check_category_conflicts(graph: ReactorGraph, categories: Callable[[Node], f
                              diags: Diagnostics) -> None:
     """BBF304 at the later step of each unordered pair."""
     for c in find_category_conflicts(graph, categories):
-        robot, cat = c.category
+        _robot, cat = c.category
         if c.map_node is not None:
             m = c.map_node
             who = (f"step `{c.later.name}` uses" if c.first is c.later

@@ -21,8 +21,8 @@ import attrs
 
 from bbflow.compiler import ast
 from bbflow.compiler.analysis.analyses import build_graph
-from bbflow.compiler.semantic.facts import Facts
 from bbflow.compiler.analysis.graph import Body, Node, NodeKind, ReactorGraph
+from bbflow.compiler.semantic.facts import Facts
 
 FORMATS = ("mermaid", "dot")
 
@@ -60,7 +60,7 @@ def render_graph(facts: Facts, name: str, fmt: str = "mermaid") -> str:
 class _Box:
     id: str
     label: str
-    children: list["_Box | str"] = attrs.Factory(list)  # boxes and node ids
+    children: list[_Box | str] = attrs.Factory(list)  # boxes and node ids
 
 
 @attrs.define
@@ -136,7 +136,7 @@ class _Drawing:
             return None
         return build_graph(decl, self.facts, module), (*stack, node.reactor)
 
-    def _place(self, item: "_Box | str", box: _Box | None) -> None:
+    def _place(self, item: _Box | str, box: _Box | None) -> None:
         if box is not None:
             box.children.append(item)
         elif isinstance(item, _Box):

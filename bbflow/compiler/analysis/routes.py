@@ -19,10 +19,10 @@ from collections.abc import Set as AbstractSet
 
 from bbflow.compiler import ast
 from bbflow.compiler.diagnostics.core import Diagnostics, Label
+from bbflow.compiler.diagnostics.suggest import closest
 from bbflow.compiler.semantic.facts import Facts
 from bbflow.compiler.semantic.modules import is_std
 from bbflow.compiler.semantic.patterns import Pattern, SignalIndex, compile_pattern
-from bbflow.compiler.diagnostics.suggest import closest
 from bbflow.runtime.router import STAR, PatternTrie
 from bbflow.runtime.signals import ROBOT_EVENT_PREFIX
 
@@ -70,7 +70,7 @@ def match_signals(declared: Iterable[str], patterns: Iterable[Pattern]) -> tuple
 
 def robot_events(facts: Facts, agent: ast.AgentDecl) -> set[str]:
     """``robot.event.NAME`` for every event of the agent's robot."""
-    robot = facts.decls.get(facts.robots_of.get(id(agent), ""))
+    robot = facts.decls.get(facts.robots_of.get(agent, ""))
     if not isinstance(robot, ast.RobotDecl):
         return set()
     return {ROBOT_EVENT_PREFIX + e.name.name for e in robot.events}

@@ -15,14 +15,14 @@ their bodies use).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import attrs
 
 from bbflow.compiler import ast
 from bbflow.compiler.codegen.expr import CodegenError, ExprGen
-from bbflow.compiler.codegen.src import Call, Raw, Seq, Pair, Src, literal
+from bbflow.compiler.codegen.src import Call, Pair, Raw, Seq, Src, literal
 from bbflow.compiler.semantic.facts import CallKind, Facts
 from bbflow.runtime import types as rt
 
@@ -134,7 +134,7 @@ class DeclGen:
             ("qualname", Raw(literal(self.qualname(d)))),
             ("params", self.params(d.params)),
             ("result", Raw(self.exprs.types.ref(result)) if result is not None else Raw("None")),
-            ("robot", Raw(literal(self.facts.robots_of.get(id(d))))),
+            ("robot", Raw(literal(self.facts.robots_of.get(d)))),
             ("body", self.body(d.body, result)),
         ]
         for opt in d.options:
@@ -182,7 +182,7 @@ class DeclGen:
             ]
             if stmt.default is not None:
                 kwargs.append(("default", self.body(stmt.default)))
-            inner = (stmt.subject, stmt.cases, stmt.default)
+            inner: tuple[Any, ...] = (stmt.subject, stmt.cases, stmt.default)
             kwargs += [*self._deps(self.deps(inner, inner, local, stmt)), ("line", Raw(literal(stmt.span.line)))]
             return Call("_m.Switch", kwargs=tuple(kwargs), line=stmt.span.line)
         if isinstance(stmt, ast.MapStmt):
@@ -289,14 +289,14 @@ class DeclGen:
         return Call("_m.Agent", kwargs=(
             ("name", Raw(literal(d.name.name))),
             ("qualname", Raw(literal(self.qualname(d)))),
-            ("robot", Raw(literal(self.facts.robots_of.get(id(d))))),
+            ("robot", Raw(literal(self.facts.robots_of.get(d)))),
             ("state", Seq(state)),
             ("routes", Seq(routes)),
             ("file", Raw(literal(self.file))),
             ("line", Raw(literal(d.span.line))),
         ), line=d.span.line)
 
-    def route(self, r: ast.RouteDecl, index: int, fields: dict[str, rt.RType | None]) -> Src:
+    def route(self, r: ast.RouteDecl, index: int, fields: Mapping[str, rt.RType | None]) -> Src:
         kwargs: list[tuple[str, Src]] = [
             ("pattern", Raw(literal(r.pattern.text))),
             ("body", self.stmts(r.body, fields)),
@@ -310,10 +310,10 @@ class DeclGen:
         kwargs += [("index", Raw(literal(index))), ("line", Raw(literal(r.span.line)))]
         return Call("_m.Route", kwargs=tuple(kwargs), line=r.span.line)
 
-    def stmts(self, stmts: tuple[ast.AgentStmt, ...], fields: dict[str, rt.RType | None]) -> Src:
+    def stmts(self, stmts: tuple[ast.AgentStmt, ...], fields: Mapping[str, rt.RType | None]) -> Src:
         return Seq(tuple(self.stmt(s, fields) for s in stmts))
 
-    def stmt(self, s: ast.AgentStmt, fields: dict[str, rt.RType | None]) -> Src:
+    def stmt(self, s: ast.AgentStmt, fields: Mapping[str, rt.RType | None]) -> Src:
         line = ("line", Raw(literal(s.span.line)))
         if isinstance(s, ast.SetStmt):
             value = self.exprs.fn(s.value, fields.get(s.field.name))
@@ -344,7 +344,7 @@ class DeclGen:
     # --- helpers ----------------------------------------------------------------------------
 
     def qualname(self, d: Any) -> str:
-        name = self.facts.qualnames.get(id(d))
+        name = self.facts.qualnames.get(d)
         if name is None:
             raise CodegenError(f"{d.span.file}:{d.span.line}: the checker recorded no qualified name")
         return name

@@ -12,7 +12,7 @@ differs from the language's (indexing, ``round``,
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, overload
 
 import attrs
 
@@ -72,6 +72,10 @@ class ExprGen:
             parts.append(f"{literal(p.name.name)}: {self.value(arg, self.declared(p.type))}")
         return self.fns.add("{" + ", ".join(parts) + "}", call.span.line)
 
+    @overload
+    def declared(self, t: ast.TypeExpr) -> rt.RType: ...
+    @overload
+    def declared(self, t: None) -> None: ...
     def declared(self, t: ast.TypeExpr | None) -> rt.RType | None:
         """The runtime descriptor of a type as written in a declaration (None: no type)."""
         if t is None:

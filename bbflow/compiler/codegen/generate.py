@@ -96,7 +96,7 @@ def generate_module(module: ast.Module, facts: Facts, source_text: str) -> Gener
     if types.defs:
         out.blank()
         out.add("# --- types", 0)
-        for name, src, spelled in types.defs:
+        for name, src, _spelled in types.defs:
             out.extend(render(src, file=file, prefix=f"{name} = "))
     emitted_fns = 0
     for var, title, line, end, src in sections:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import keyword
 import re
-from typing import Union
 
 import attrs
 
@@ -40,8 +39,8 @@ class Call:
     """``func(arg, ..., name=value, ...)``; ``line`` is the ``.flow`` line it comes from (0: none)."""
 
     func: str
-    args: tuple["Src", ...] = ()
-    kwargs: tuple[tuple[str, "Src"], ...] = ()
+    args: tuple[Src, ...] = ()
+    kwargs: tuple[tuple[str, Src], ...] = ()
     line: int = 0
 
 
@@ -49,17 +48,17 @@ class Call:
 class Seq:
     """A tuple ``(a, b,)``, a list or a dict (``items`` of ``Pair``s) literal."""
 
-    items: tuple["Src", ...]
+    items: tuple[Src, ...]
     kind: str = "tuple"  # "tuple" | "list" | "dict"
 
 
 @attrs.frozen(slots=True)
 class Pair:
-    key: "Src"
-    value: "Src"
+    key: Src
+    value: Src
 
 
-Src = Union[Raw, Call, Seq, Pair]
+Src = Raw | Call | Seq | Pair
 
 #: one output line and the ``.flow`` line it comes from (0: none)
 Line = tuple[str, int]

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import attrs
 
-from bbflow.compiler.semantic import types as ct
 from bbflow.compiler.codegen.src import Call, Raw, Seq, Src, literal
+from bbflow.compiler.semantic import types as ct
 from bbflow.runtime import types as rt
 
 _PRIMS = {"bool": "BOOL", "int": "INT", "float": "FLOAT", "str": "STR", "duration": "DURATION", "any": "ANY"}

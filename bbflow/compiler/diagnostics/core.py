@@ -62,7 +62,7 @@ class Diagnostics:
                 notes: tuple[str, ...] = (), help: str | None = None) -> Diagnostic:
         return self.add(Diagnostic(code, Severity.WARNING, message, span, labels, notes, help))
 
-    def extend(self, diags: "Diagnostics | list[Diagnostic]") -> None:
+    def extend(self, diags: Diagnostics | list[Diagnostic]) -> None:
         self.items.extend(diags.items if isinstance(diags, Diagnostics) else diags)
 
     @property

@@ -15,8 +15,8 @@ from typing import Any
 import attrs
 
 from bbflow.compiler import ast
-from bbflow.compiler.semantic import types as T
 from bbflow.compiler.diagnostics.core import Diagnostics
+from bbflow.compiler.semantic import types as T
 from bbflow.compiler.semantic.facts import RefKind
 from bbflow.compiler.semantic.resolve import duplicate
 
@@ -46,7 +46,7 @@ class Local:
 class Env:
     """One scope; lookups go outwards through ``parent``."""
 
-    def __init__(self, parent: "Env | None" = None) -> None:
+    def __init__(self, parent: Env | None = None) -> None:
         self.parent = parent
         self.names: dict[str, Local] = {}
 
@@ -71,9 +71,8 @@ class Env:
     def declare(self, local: Local, diags: Diagnostics, what: str = "name") -> bool:
         """Add ``local``; BBF102 if a written name is already visible (no shadowing in bodies)."""
         first = self.lookup(local.name)
-        if first is not None and local.ident is not None:
-            if first.ident is not None:
-                duplicate(diags, what, local.ident, first.ident)
-                return False
+        if first is not None and local.ident is not None and first.ident is not None:
+            duplicate(diags, what, local.ident, first.ident)
+            return False
         self.names[local.name] = local
         return True

@@ -16,13 +16,13 @@ from typing import Any
 import attrs
 
 from bbflow.compiler import ast
-from bbflow.compiler.semantic import types as T
 from bbflow.compiler.diagnostics.core import Diagnostics
+from bbflow.compiler.diagnostics.suggest import closest
+from bbflow.compiler.semantic import types as T
 from bbflow.compiler.semantic.env import Env
 from bbflow.compiler.semantic.facts import CallKind, CallTarget, Facts, Ref, RefKind
 from bbflow.compiler.semantic.resolve import BUILTIN_COMMANDS, Resolver, RobotInfo, Signature, did_you_mean, duplicate
-from bbflow.compiler.diagnostics.suggest import closest
-from bbflow.compiler.semantic.symbols import ModuleScope, SymKind, Symbol
+from bbflow.compiler.semantic.symbols import ModuleScope, Symbol, SymKind
 
 BUILTIN_FUNCTIONS = ("len", "min", "max", "abs", "round", "str")
 WAITS = ("wait_state", "wait_event")
@@ -38,7 +38,7 @@ class Ctx:
     env: Env
     robot: RobotInfo | None = None
 
-    def child(self, env: Env | None = None) -> "Ctx":
+    def child(self, env: Env | None = None) -> Ctx:
         return Ctx(self.scope, env if env is not None else Env(self.env), self.robot)
 
 
@@ -67,7 +67,7 @@ class ExprChecker:
         self.resolver = resolver
         self.facts = facts
         self.diags = diags
-        self._callees: dict[int, Callee | None] = {}
+        self._callees: dict[ast.CallExpr, Callee | None] = {}
 
     # --- reporting -----------------------------------------------------------------
 
@@ -96,7 +96,7 @@ class ExprChecker:
 
     def expr(self, e: ast.Expr, ctx: Ctx, expected: T.Type | None = None) -> T.Type:
         t = self._expr(e, ctx, expected)
-        self.facts.types[id(e)] = t
+        self.facts.types[e] = t
         return t
 
     def _expr(self, e: ast.Expr, ctx: Ctx, expected: T.Type | None) -> T.Type:
@@ -179,11 +179,11 @@ class ExprChecker:
         name = e.ident.name
         local = ctx.env.lookup(name)
         if local is not None:
-            self.facts.refs[id(e)] = Ref(local.kind, name, local.decl)
+            self.facts.refs[e] = Ref(local.kind, name, local.decl)
             return local.resolve_type()
         enum = T.strip_optional(expected) if expected is not None else None
         if isinstance(enum, T.EnumT) and name in enum.members:
-            self.facts.refs[id(e)] = Ref(RefKind.ENUM_MEMBER, name, self._enum_decl(enum), name)
+            self.facts.refs[e] = Ref(RefKind.ENUM_MEMBER, name, self._enum_decl(enum), name)
             return enum
         sym = ctx.scope.lookup(name)
         if sym is not None:
@@ -201,7 +201,7 @@ class ExprChecker:
         if len(owners) == 1:
             # No type is expected here (or a different one, reported by the caller): a bare name
             # that is a member of exactly one enum in scope, and no other name, is that member.
-            self.facts.refs[id(e)] = Ref(RefKind.ENUM_MEMBER, name, self._enum_decl(owners[0]), name)
+            self.facts.refs[e] = Ref(RefKind.ENUM_MEMBER, name, self._enum_decl(owners[0]), name)
             return owners[0]
         if owners:
             listed = ", ".join(f"`{o.name}`" for o in owners[:-1]) + f" and `{owners[-1].name}`"
@@ -268,7 +268,7 @@ class ExprChecker:
                 self.diags.error("BBF101", f"enum `{enum.name}` has no member `{e.name.name}`", e.name.span,
                                  help=did_you_mean(e.name.name, enum.members))
                 return T.ERROR
-            self.facts.refs[id(e)] = Ref(RefKind.ENUM_MEMBER, e.name.name, base.decl, e.name.name)
+            self.facts.refs[e] = Ref(RefKind.ENUM_MEMBER, e.name.name, base.decl, e.name.name)
             return enum
         obj = self.expr(e.obj, ctx)
         return self.field(obj, e.name, e.obj)
@@ -403,7 +403,7 @@ class ExprChecker:
         if name not in BUILTIN_FUNCTIONS or (ctx.scope.lookup(name) is not None if name else False):
             self._not_callable_here(e, ctx)
             return T.ERROR
-        self.facts.calls[id(e)] = CallTarget(CallKind.BUILTIN, name)
+        self.facts.calls[e] = CallTarget(CallKind.BUILTIN, name)
         named = [a for a in e.args if a.name is not None]
         args = [self.expr(a.value, ctx) for a in e.args]
         if named:
@@ -502,12 +502,11 @@ class ExprChecker:
 
         ``waits``: whether ``wait_state``/``wait_event`` may be called here (steps only).
         """
-        key = id(call)
-        if key not in self._callees:
-            self._callees[key] = self._resolve_callee(call, ctx, waits, what)
-            if self._callees[key] is not None:
-                self.facts.calls[key] = self._callees[key].target
-        return self._callees[key]
+        if call not in self._callees:
+            callee = self._callees[call] = self._resolve_callee(call, ctx, waits, what)
+            if callee is not None:
+                self.facts.calls[call] = callee.target
+        return self._callees[call]
 
     def _resolve_callee(self, call: ast.CallExpr, ctx: Ctx, waits: bool, what: str) -> Callee | None:
         chain = _ident_chain(call.callee)
@@ -557,9 +556,9 @@ class ExprChecker:
         out = []
         for sym_name in ctx.scope.names(SymKind.ROBOT):
             sym = ctx.scope.lookup(sym_name)
-            if sym is not None and sym.kind is SymKind.ROBOT:
-                if name in BUILTIN_COMMANDS or name in self.resolver.robot(sym).commands:
-                    out.append(sym_name)
+            if sym is not None and sym.kind is SymKind.ROBOT and (
+                    name in BUILTIN_COMMANDS or name in self.resolver.robot(sym).commands):
+                out.append(sym_name)
         return out
 
     def _command(self, robot: RobotInfo, name: str) -> Callee:
@@ -599,8 +598,8 @@ class ExprChecker:
                     self.diags.error("BBF101", f"`{robot.decl.name.name}` has no state `{ident.name}`",
                                      ident.span, help=did_you_mean(ident.name, robot.states))
                     return None
-                self.facts.refs[id(arg.value)] = Ref(RefKind.ROBOT_STATE, ident.name, robot.decl, ident.name)
-                self.facts.types[id(arg.value)] = T.STR
+                self.facts.refs[arg.value] = Ref(RefKind.ROBOT_STATE, ident.name, robot.decl, ident.name)
+                self.facts.types[arg.value] = T.STR
                 states.append(ident.name)
             target = CallTarget(CallKind.WAIT_STATE, "wait_state", None, args={"states": tuple(states)})
             return Callee(target, None, name, T.STR)
@@ -614,8 +613,8 @@ class ExprChecker:
                              help=did_you_mean(ident.name, robot.events))
             return None
         payload = self.resolver.event_payload(event, robot.module)
-        self.facts.refs[id(call.args[0].value)] = Ref(RefKind.EVENT, ident.name, event, ident.name)
-        self.facts.types[id(call.args[0].value)] = payload
+        self.facts.refs[call.args[0].value] = Ref(RefKind.EVENT, ident.name, event, ident.name)
+        self.facts.types[call.args[0].value] = payload
         target = CallTarget(CallKind.WAIT_EVENT, "wait_event", event, args={"event": ident.name})
         return Callee(target, None, name, payload)
 
@@ -632,7 +631,7 @@ class ExprChecker:
             if callee.sig is not None:
                 self.bind(call, callee, ctx)
             t = callee.result
-        self.facts.types[id(call)] = t
+        self.facts.types[call] = t
         return t
 
     def bind(self, call: ast.CallExpr, callee: Callee, ctx: Ctx) -> None:

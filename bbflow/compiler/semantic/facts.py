@@ -2,8 +2,8 @@
 
 The resolve/type passes fill a ``Facts`` table; the graph, compensation and
 route analyses and the code generator read it and never re-resolve a name.
-Tables are keyed by node identity (``id(node)``); the nodes themselves are
-kept alive by the modules that ``Facts`` holds.
+Tables are keyed by the nodes themselves: AST nodes compare and hash by
+identity, so two equal-looking expressions are still two entries.
 """
 
 from __future__ import annotations
@@ -14,6 +14,14 @@ from typing import Any
 import attrs
 
 from bbflow.compiler import ast
+from bbflow.compiler.semantic import types as T
+
+#: a node that declares a name with a type (the keys of ``Facts.decl_types``)
+Declaring = (
+    ast.Param | ast.StateField | ast.LetStmt | ast.StepStmt | ast.SwitchStmt | ast.MapStmt | ast.TypeAlias |
+    ast.EnumDecl | ast.EventDecl | ast.SignalDecl | ast.CommandDecl | ast.ActionDecl | ast.ReactorDecl |
+    ast.RouteDecl
+)
 
 
 class CallKind(str, enum.Enum):
@@ -89,31 +97,31 @@ class Facts:
     modules: dict[str, ast.Module] = attrs.Factory(dict)
     #: top-level declarations by qualified name ("cell.PickAndPlace", "cell.Pose")
     decls: dict[str, Any] = attrs.Factory(dict)
-    #: id(CallExpr) -> CallTarget, for every call that resolved
-    calls: dict[int, CallTarget] = attrs.Factory(dict)
-    #: id(Name or Attr) -> Ref, for every value name that resolved
-    refs: dict[int, Ref] = attrs.Factory(dict)
-    #: id(Expr) -> the compiler type of the expression (bbflow.compiler.semantic.types)
-    types: dict[int, Any] = attrs.Factory(dict)
-    #: id(ReactorDecl or AgentDecl) -> qualname of the robot interface it is `on`
-    robots_of: dict[int, str] = attrs.Factory(dict)
-    #: id(decl) -> its qualified name
-    qualnames: dict[int, str] = attrs.Factory(dict)
-    #: id(declaring node) -> its compiler type: Param, StateField, LetStmt, StepStmt,
+    #: CallExpr -> CallTarget, for every call that resolved
+    calls: dict[ast.CallExpr, CallTarget] = attrs.Factory(dict)
+    #: Name or Attr (or the Ident a ``set`` assigns) -> Ref, for every value name that resolved
+    refs: dict[ast.Expr | ast.Ident, Ref] = attrs.Factory(dict)
+    #: expression or type expression -> its compiler type
+    types: dict[ast.Expr | ast.TypeExpr, T.Type] = attrs.Factory(dict)
+    #: ReactorDecl or AgentDecl -> qualname of the robot interface it is `on`
+    robots_of: dict[ast.ReactorDecl | ast.AgentDecl, str] = attrs.Factory(dict)
+    #: declaration (a command too) -> its qualified name
+    qualnames: dict[ast.Decl | ast.CommandDecl, str] = attrs.Factory(dict)
+    #: declaring node -> its compiler type: Param, StateField, LetStmt, StepStmt,
     #: SwitchStmt, MapStmt (the value of the name), TypeAlias, EnumDecl, EventDecl and
     #: SignalDecl (payload), CommandDecl/ActionDecl/ReactorDecl (result), RouteDecl (its
-    #: `as NAME` envelope). Type expressions' types are in ``types`` under id(TypeExpr).
-    decl_types: dict[int, Any] = attrs.Factory(dict)
+    #: `as NAME` envelope). Type expressions' types are in ``types``.
+    decl_types: dict[Declaring, T.Type] = attrs.Factory(dict)
     #: every declared signal by its dotted type (std.prelude's included)
     signals: dict[str, Any] = attrs.Factory(dict)
     #: modules whose errors make them unfit for analyses/codegen
     broken: set[str] = attrs.Factory(set)
 
     def call(self, call: ast.CallExpr) -> CallTarget | None:
-        return self.calls.get(id(call))
+        return self.calls.get(call)
 
     def ref(self, node: ast.Name | ast.Attr) -> Ref | None:
-        return self.refs.get(id(node))
+        return self.refs.get(node)
 
-    def type_of(self, expr: Any) -> Any:
-        return self.types.get(id(expr))
+    def type_of(self, expr: ast.Expr | ast.TypeExpr) -> T.Type | None:
+        return self.types.get(expr)

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import graphlib
 from importlib import resources
+from importlib.resources.abc import Traversable
 
 from bbflow.compiler import ast
 from bbflow.compiler.diagnostics.core import Diagnostics
-from bbflow.compiler.syntax.parser import parse_module
 from bbflow.compiler.semantic.resolve import did_you_mean, duplicate
-from bbflow.compiler.source import SourceFile
-from bbflow.compiler.semantic.symbols import ModuleScope, SymKind, Symbol
+from bbflow.compiler.semantic.symbols import ModuleScope, Symbol, SymKind
+from bbflow.compiler.source import SourceFile, Span
+from bbflow.compiler.syntax.parser import parse_module
 
 PRELUDE = "std.prelude"
 STDLIB_PACKAGE = "bbflow.stdlib"
@@ -36,7 +37,7 @@ def _stdlib_files() -> list[tuple[str, str, str]]:
     """(module name, path in the package, text) of every ``.flow`` file in ``bbflow/stdlib``, in path order."""
     found: list[tuple[str, str, str]] = []
 
-    def walk(folder, prefix: tuple[str, ...]) -> None:  # type: ignore[no-untyped-def]
+    def walk(folder: Traversable, prefix: tuple[str, ...]) -> None:
         for entry in sorted(folder.iterdir(), key=lambda e: e.name):
             if entry.is_dir() and not entry.name.startswith((".", "_")):
                 walk(entry, (*prefix, entry.name))
@@ -63,7 +64,7 @@ def _dotted(parts: tuple[ast.Ident, ...]) -> str:
     return ".".join(p.name for p in parts)
 
 
-def _path_span(parts: tuple[ast.Ident, ...]):  # type: ignore[no-untyped-def]
+def _path_span(parts: tuple[ast.Ident, ...]) -> Span:
     return parts[0].span.to(parts[-1].span)
 
 

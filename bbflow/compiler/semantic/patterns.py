@@ -36,7 +36,7 @@ class Pattern:
             return signal_type == self.text
         return _match(self.segments, tuple(signal_type.split(".")))
 
-    def covers(self, other: "Pattern") -> bool:
+    def covers(self, other: Pattern) -> bool:
         """Does every signal type that ``other`` matches also match this pattern?
 
         Decided by trying representative types of ``other``: each ``*`` becomes
@@ -95,7 +95,7 @@ def _match(pattern: tuple[str, ...], parts: tuple[str, ...]) -> bool:
                 seg = pattern[i]
                 if seg == GLOBSTAR:
                     after[i] = True  # `**` takes this segment, and may take more
-                elif seg == STAR or seg == part:
+                elif seg in (STAR, part):
                     after[i + 1] = True
         reached = _skip_globstars(pattern, after)
         if not any(reached):
@@ -165,6 +165,6 @@ def _find(node: _TypeNode, pattern: tuple[str, ...], i: int, seen: set[tuple[int
         for child in node.children.values():
             _find(child, pattern, i + 1, seen, found, limit)
     else:
-        child = node.children.get(seg)
-        if child is not None:
-            _find(child, pattern, i + 1, seen, found, limit)
+        named = node.children.get(seg)
+        if named is not None:
+            _find(named, pattern, i + 1, seen, found, limit)

@@ -16,11 +16,11 @@ from typing import Any
 import attrs
 
 from bbflow.compiler import ast
-from bbflow.compiler.semantic import types as T
 from bbflow.compiler.diagnostics.core import Diagnostics, Label
-from bbflow.compiler.semantic.facts import Facts
 from bbflow.compiler.diagnostics.suggest import closest
-from bbflow.compiler.semantic.symbols import DECL_KINDS, ModuleScope, SymKind, Symbol
+from bbflow.compiler.semantic import types as T
+from bbflow.compiler.semantic.facts import Facts
+from bbflow.compiler.semantic.symbols import DECL_KINDS, ModuleScope, Symbol, SymKind
 
 #: the safety states every robot has (LANGUAGE.md §4)
 SAFETY_STATES = ("disarmed", "armed", "disarming", "fault")
@@ -48,7 +48,7 @@ def declare(module: ast.Module, diags: Diagnostics) -> dict[str, Symbol]:
     table: dict[str, Symbol] = {}
     for decl in module.decls:
         kind = DECL_KINDS.get(type(decl))
-        if kind is None:  # signals are keyed by type, not by name
+        if kind is None or isinstance(decl, ast.SignalDecl):  # signals are keyed by type, not by name
             continue
         name = decl.name.name
         if name in table:
@@ -107,11 +107,11 @@ class Resolver:
         self.scopes = scopes
         self.facts = facts
         self.diags = diags
-        self._aliases: dict[int, T.Type] = {}
-        self._resolving: set[int] = set()
-        self._enums: dict[int, T.EnumT] = {}
-        self._sigs: dict[int, Signature] = {}
-        self._robots: dict[int, RobotInfo] = {}
+        self._aliases: dict[ast.TypeAlias, T.Type] = {}
+        self._resolving: set[ast.TypeAlias] = set()
+        self._enums: dict[ast.EnumDecl, T.EnumT] = {}
+        self._sigs: dict[ast.CommandDecl | ast.ActionDecl | ast.ReactorDecl, Signature] = {}
+        self._robots: dict[ast.RobotDecl, RobotInfo] = {}
 
     # --- names ---------------------------------------------------------------------
 
@@ -160,7 +160,7 @@ class Resolver:
     def type_of(self, texpr: ast.TypeExpr, scope: ModuleScope) -> T.Type:
         """The compiler type of a type expression (ERROR when it names something unknown)."""
         t = self._type_of(texpr, scope)
-        self.facts.types[id(texpr)] = t
+        self.facts.types[texpr] = t
         return t
 
     def _type_of(self, texpr: ast.TypeExpr, scope: ModuleScope) -> T.Type:
@@ -198,7 +198,7 @@ class Resolver:
         if sym.kind is SymKind.ENUM:
             return self.enum_type(sym)
         decl: ast.TypeAlias = sym.decl
-        key = id(decl)
+        key = decl
         if key in self._aliases:
             return self._aliases[key]
         if key in self._resolving:
@@ -219,7 +219,7 @@ class Resolver:
 
     def enum_type(self, sym: Symbol) -> T.EnumT:
         decl: ast.EnumDecl = sym.decl
-        key = id(decl)
+        key = decl
         if key not in self._enums:
             members: dict[str, ast.Ident] = {}
             for m in decl.members:
@@ -235,14 +235,14 @@ class Resolver:
 
     def signature(self, decl: ast.CommandDecl | ast.ActionDecl | ast.ReactorDecl, module: str) -> Signature:
         """Parameters and result of a callable declared in ``module`` (BBF102 for a repeated parameter)."""
-        key = id(decl)
+        key = decl
         if key not in self._sigs:
             scope = self.scopes[module]
             params: list[ParamSig] = []
             seen: dict[str, ast.Param] = {}
             for p in decl.params:
                 pt = self.type_of(p.type, scope)
-                self.facts.decl_types[id(p)] = pt
+                self.facts.decl_types[p] = pt
                 if p.name.name in seen:
                     duplicate(self.diags, "parameter", p.name, seen[p.name.name])
                     continue
@@ -256,10 +256,10 @@ class Resolver:
     def robot(self, sym: Symbol) -> RobotInfo:
         """The robot interface behind a ROBOT symbol, its duplicates reported once."""
         decl: ast.RobotDecl = sym.decl
-        key = id(decl)
+        key = decl
         if key in self._robots:
             return self._robots[key]
-        states: dict[str, ast.Ident | None] = {"idle": None, **{s: None for s in SAFETY_STATES}}
+        states: dict[str, ast.Ident | None] = {"idle": None, **dict.fromkeys(SAFETY_STATES)}
         for sd in decl.states:
             for s in sd.names:
                 if s.name in SAFETY_STATES:
@@ -297,13 +297,13 @@ class Resolver:
 
     def event_payload(self, event: ast.EventDecl, module: str) -> T.Type:
         """The payload record of a robot event (``{}`` when it declares none)."""
-        key = id(event)
+        key = event
         if key not in self.facts.decl_types:
             t = (self.type_of(event.payload, self.scopes[module]) if event.payload is not None
                  else T.RecordT(()))
             if not isinstance(t, T.RecordT) and not T.is_lenient(t):
                 self.diags.error("BBF201", f"the payload of event `{event.name.name}` must be a record, found {t}",
-                                 event.payload.span, help=f"name the value: `event {event.name.name}: {{value: {t}}}`")
+                                 event.payload.span if event.payload is not None else event.span, help=f"name the value: `event {event.name.name}: {{value: {t}}}`")
                 t = T.ERROR
             self.facts.decl_types[key] = t
         return self.facts.decl_types[key]

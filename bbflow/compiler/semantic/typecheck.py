@@ -14,14 +14,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from bbflow.compiler import ast
-from bbflow.compiler.semantic import types as T
 from bbflow.compiler.diagnostics.core import Diagnostics, Label
+from bbflow.compiler.semantic import types as T
 from bbflow.compiler.semantic.env import Env, Local
 from bbflow.compiler.semantic.exprs import Ctx, ExprChecker
 from bbflow.compiler.semantic.facts import CallKind, Facts, Ref, RefKind
-from bbflow.compiler.source import Span
 from bbflow.compiler.semantic.resolve import Resolver, RobotInfo, did_you_mean, duplicate
 from bbflow.compiler.semantic.symbols import ModuleScope, SymKind
+from bbflow.compiler.source import Span
 
 try:  # the route patterns module (LANGUAGE.md §8); without it, wildcard routes bind `data: any`
     from bbflow.compiler.semantic.patterns import Pattern, SignalIndex, compile_pattern
@@ -87,13 +87,13 @@ class TypeChecker:
         if sym is None:
             return None
         info = self.resolver.robot(sym)
-        self.facts.robots_of[id(owner)] = info.qualname
+        self.facts.robots_of[owner] = info.qualname
         return info
 
     # --- robots --------------------------------------------------------------------
 
     def check_robot(self, robot: RobotInfo, scope: ModuleScope) -> None:
-        for name, event in robot.events.items():
+        for _name, event in robot.events.items():
             self.resolver.event_payload(event, scope.name)
         for cmd in robot.decl.commands:
             self.check_params(cmd, scope)
@@ -135,7 +135,7 @@ class TypeChecker:
             return
         for stmt in body.stmts:
             if isinstance(stmt, (ast.SwitchStmt, ast.MapStmt)) and stmt.name.name == ret.value.ident.name:
-                want = T.strip_optional(declared) if isinstance(stmt, ast.SwitchStmt) else declared
+                want: T.Type | None = T.strip_optional(declared) if isinstance(stmt, ast.SwitchStmt) else declared
                 if isinstance(stmt, ast.MapStmt):
                     want = want.item if isinstance(want, T.ListT) else None
                 if want is not None and not T.is_lenient(want):
@@ -167,7 +167,7 @@ class TypeChecker:
             elif isinstance(stmt, (ast.LetStmt, ast.SwitchStmt, ast.MapStmt)):
                 local = ctx.env.names.get(stmt.name.name)
                 if local is not None and local.decl is stmt:
-                    self.facts.decl_types[id(stmt)] = local.resolve_type()
+                    self.facts.decl_types[stmt] = local.resolve_type()
                 else:  # a duplicate name (reported): check it all the same
                     self._compute(stmt, ctx)
             elif isinstance(stmt, ast.ReturnStmt):
@@ -179,19 +179,18 @@ class TypeChecker:
                     self.diags.error("BBF302", "`return` in a reactor that declares no result type", stmt.span,
                                      help="declare the result: `reactor R(...) -> TYPE`, or remove the return")
                     self.exprs.expr(stmt.value, ctx)
-                elif top:
+                elif top and declared is not None:
                     returns.append((stmt, self.exprs.expect(stmt.value, ctx, declared, "returned value")))
                 else:
                     returns.append((stmt, self.exprs.expr(stmt.value, ctx, hint)))
         return returns
 
     def _declare(self, stmt: ast.ReactorStmt, ctx: Ctx) -> None:
+        if isinstance(stmt, (ast.ReturnStmt, ast.FailStmt)):
+            return
         kinds = {ast.StepStmt: RefKind.STEP, ast.LetStmt: RefKind.LET,
                  ast.SwitchStmt: RefKind.SWITCH, ast.MapStmt: RefKind.MAP}
-        kind = kinds.get(type(stmt))
-        if kind is None:
-            return
-        local = Local(kind, stmt.name.name, stmt, stmt.name)
+        local = Local(kinds[type(stmt)], stmt.name.name, stmt, stmt.name)
         if isinstance(stmt, ast.StepStmt):
             local.compute = lambda: self._step_type(stmt, ctx)
         else:
@@ -211,8 +210,8 @@ class TypeChecker:
 
     def check_step(self, stmt: ast.StepStmt, ctx: Ctx) -> None:
         raw = self.exprs.call(stmt.call, ctx, waits=True, what="a step")
-        callee = self.facts.calls.get(id(stmt.call))
-        self.facts.decl_types[id(stmt)] = self._step_type(stmt, ctx)
+        callee = self.facts.calls.get(stmt.call)
+        self.facts.decl_types[stmt] = self._step_type(stmt, ctx)
         # the step's own result, by its name, where it certainly exists: `undo` and `where`
         own = Env(ctx.env)
         own.names[stmt.name.name] = Local(RefKind.STEP, stmt.name.name, stmt, None, raw)
@@ -246,7 +245,7 @@ class TypeChecker:
                                      ident.span, help=did_you_mean(ident.name, ctx.env.visible(*orderable)))
                 continue
             # `after` names are identifiers, not expressions: their Ref is keyed by the Ident
-            self.facts.refs[id(ident)] = Ref(local.kind, ident.name, local.decl)
+            self.facts.refs[ident] = Ref(local.kind, ident.name, local.decl)
 
     # --- let, switch, map ----------------------------------------------------------
 
@@ -257,7 +256,7 @@ class TypeChecker:
             t = self._switch(stmt, ctx)
         else:
             t = self._map(stmt, ctx)
-        self.facts.decl_types[id(stmt)] = t
+        self.facts.decl_types[stmt] = t
         return t
 
     def _switch(self, stmt: ast.SwitchStmt, ctx: Ctx) -> T.Type:
@@ -329,10 +328,10 @@ class TypeChecker:
             return ("duration", e.seconds)
         if isinstance(e, ast.Unary) and e.op == "-" and isinstance(e.operand, (ast.IntLit, ast.FloatLit)):
             return -e.operand.value
-        ref = self.facts.refs.get(id(e)) if isinstance(e, (ast.Name, ast.Attr)) else None
+        ref = self.facts.refs.get(e) if isinstance(e, (ast.Name, ast.Attr)) else None
         if ref is not None and ref.kind is RefKind.ENUM_MEMBER:
             return ref.value
-        if isinstance(e, (ast.Name, ast.Attr)) and isinstance(self.facts.types.get(id(e)), T.ErrorT):
+        if isinstance(e, (ast.Name, ast.Attr)) and isinstance(self.facts.types.get(e), T.ErrorT):
             return ("error", id(e))  # already reported
         return _NOT_CONSTANT
 
@@ -368,7 +367,7 @@ class TypeChecker:
         fields: dict[str, Local] = {}
         for f in decl.state:
             ft = self.resolver.type_of(f.type, scope)
-            self.facts.decl_types[id(f)] = ft
+            self.facts.decl_types[f] = ft
             self.exprs.expect(f.default, const, ft, f"default of state field `{f.name.name}`")
             local = Local(RefKind.STATE, f.name.name, f, f.name, ft)
             if state.declare(local, self.diags, "state field"):
@@ -381,7 +380,7 @@ class TypeChecker:
             rctx = ctx.child()
             if route.bind is not None:
                 envelope = T.envelope(self._route_data(route.pattern.text, events))
-                self.facts.decl_types[id(route)] = envelope
+                self.facts.decl_types[route] = envelope
                 rctx.env.declare(Local(RefKind.BINDING, route.bind.name, route, route.bind, envelope), self.diags)
             if route.when is not None:
                 self.exprs.expect(route.when, rctx, T.BOOL, "`when` condition")
@@ -419,7 +418,7 @@ class TypeChecker:
                                          help=did_you_mean(stmt.field.name, fields))
                     self.exprs.expr(stmt.value, ctx)
                     continue
-                self.facts.refs[id(stmt.field)] = Ref(RefKind.STATE, field.name, field.decl)
+                self.facts.refs[stmt.field] = Ref(RefKind.STATE, field.name, field.decl)
                 self.exprs.expect(stmt.value, ctx, field.type or T.ERROR, f"`set {field.name}`")
             elif isinstance(stmt, (ast.EmitStmt, ast.ScheduleStmt)):
                 self._emit(stmt, ctx, signals)
@@ -478,7 +477,7 @@ class TypeChecker:
                 self.exprs.expr(f.value, ctx)
                 continue
             fields[f.name.name] = self.exprs.expect(f.value, ctx, want, f"field `{f.name.name}` of `{name}`")
-        self.facts.types[id(data)] = T.RecordT(tuple(fields.items()))
+        self.facts.types[data] = T.RecordT(tuple(fields.items()))
         missing = [n for n, t in payload.fields if n not in seen and not isinstance(t, T.OptionalT)]
         if missing:
             self.diags.error("BBF202", f"`{name}` needs field{'s' if len(missing) > 1 else ''} "

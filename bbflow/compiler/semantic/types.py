@@ -9,8 +9,6 @@ fits both ways too, so one mistake yields one diagnostic and no follow-ons.
 
 from __future__ import annotations
 
-from typing import Union
-
 import attrs
 
 
@@ -26,7 +24,7 @@ class Prim:
 
 @attrs.frozen(slots=True)
 class ListT:
-    item: "Type"
+    item: Type
 
     def __str__(self) -> str:
         return f"list[{self.item}]"
@@ -34,7 +32,7 @@ class ListT:
 
 @attrs.frozen(slots=True)
 class MapT:
-    item: "Type"
+    item: Type
 
     def __str__(self) -> str:
         return f"map[{self.item}]"
@@ -42,7 +40,7 @@ class MapT:
 
 @attrs.frozen(slots=True)
 class OptionalT:
-    inner: "Type"
+    inner: Type
 
     def __str__(self) -> str:
         return f"{self.inner}?"
@@ -52,10 +50,10 @@ class OptionalT:
 class RecordT:
     """A structural record; ``name`` (a ``type`` alias, for messages only) is not part of its identity."""
 
-    fields: tuple[tuple[str, "Type"], ...]
+    fields: tuple[tuple[str, Type], ...]
     name: str | None = attrs.field(default=None, eq=False)
 
-    def field(self, name: str) -> "Type | None":
+    def field(self, name: str) -> Type | None:
         for n, t in self.fields:
             if n == name:
                 return t
@@ -102,7 +100,7 @@ class ErrorT:
         return "<error>"
 
 
-Type = Union[Prim, ListT, MapT, OptionalT, RecordT, EnumT, NoneT, ErrorT]
+Type = Prim | ListT | MapT | OptionalT | RecordT | EnumT | NoneT | ErrorT
 
 BOOL = Prim("bool")
 INT = Prim("int")
@@ -137,7 +135,7 @@ def strip_optional(t: Type) -> Type:
 
 
 def is_numeric(t: Type) -> bool:
-    return t == INT or t == FLOAT
+    return t in (INT, FLOAT)
 
 
 def is_lenient(t: Type) -> bool:

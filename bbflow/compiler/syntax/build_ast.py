@@ -15,9 +15,9 @@ from lark import Token, Transformer, Tree, v_args
 
 from bbflow.compiler import ast
 from bbflow.compiler.diagnostics.core import Diagnostics, Label
-from bbflow.compiler.syntax.literals import DecodedNumber, decode_number, decode_string
-from bbflow.compiler.source import Span
 from bbflow.compiler.diagnostics.suggest import closest
+from bbflow.compiler.source import Span
+from bbflow.compiler.syntax.literals import DecodedNumber, decode_number, decode_string
 
 KEYWORDS = frozenset("""
     from import as type enum signal robot states limit category command event readonly allowed timeout undo
@@ -62,7 +62,8 @@ class AstBuilder(Transformer):
         return Span(self.file, meta.line, meta.column, meta.end_line, meta.end_column)
 
     def _tspan(self, tok: Token) -> Span:
-        return Span(self.file, tok.line, tok.column, tok.end_line, tok.end_column)
+        # lark types a token's position as optional; every token of a parse has one
+        return Span(self.file, tok.line, tok.column, tok.end_line, tok.end_column)  # type: ignore[arg-type]
 
     def _ident(self, tok: Token) -> ast.Ident:
         return ast.Ident(str(tok), self._tspan(tok))
@@ -112,7 +113,8 @@ class AstBuilder(Transformer):
         span = self._tspan(tok)
         dec = decode_string(str(tok))
         if dec.error is not None:
-            bad = Span(self.file, tok.line, tok.column + dec.offset, tok.line, tok.column + dec.offset + dec.length)
+            column = span.column + dec.offset
+            bad = Span(self.file, span.line, column, span.line, column + dec.length)
             labels = (Label(bad, "here"),) if dec.offset else ()
             self.diags.error("BBF002", dec.error, span, labels=labels, help=dec.help)
         return ast.StrLit(dec.value, span)
@@ -231,7 +233,7 @@ class AstBuilder(Transformer):
             else:
                 words.append(m)
         self._check_once(words, lambda m: m.word, f"command `{ident.name}`")
-        given = {m.word: m.value for m in reversed(words)}  # the first one wins
+        given: dict[str, Any] = {m.word: m.value for m in reversed(words)}  # the first one wins
         return ast.CommandDecl(
             ident, params, result, given.get("category"), given.get("timeout"), bool(given.get("readonly", False)),
             given.get("allowed", ()), given.get("undo"), self._span(meta))
@@ -374,6 +376,7 @@ class AstBuilder(Transformer):
     def priority(self, meta: Any, children: list[Token]) -> int:
         minus, number = children
         value = self._number(number, "int", "`priority`")
+        assert isinstance(value, ast.IntLit)  # "int" gives one, even after an error
         return -int(value.value) if minus is not None else int(value.value)
 
     def agent_block(self, meta: Any, children: list[Any]) -> tuple[Any, ...]:

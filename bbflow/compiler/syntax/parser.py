@@ -17,13 +17,13 @@ from importlib.resources import files
 from lark import Lark, Token
 
 from bbflow.compiler import ast
-from bbflow.compiler.syntax.build_ast import build_module
 from bbflow.compiler.diagnostics.core import Diagnostics
+from bbflow.compiler.source import SourceFile, Span
+from bbflow.compiler.syntax.build_ast import build_module
 from bbflow.compiler.syntax.recovery import SyntaxDriver
 from bbflow.compiler.syntax.tables import load_or_build
-from bbflow.compiler.source import SourceFile, Span
 
-__all__ = ["parse_module", "parse_text", "flow_parser"]
+__all__ = ["flow_parser", "parse_module", "parse_text"]
 
 
 class _NamesEverywhere:
@@ -67,7 +67,7 @@ def parse_module(source: SourceFile, module_name: str, diags: Diagnostics) -> as
         module = (build_module(tree, source.path, module_name, source.text, local) if tree is not None
                   else _empty_module(source, module_name))
         module = _with_comments(module, _comments(source))
-    except Exception as exc:  # noqa: BLE001 - the compiler must never crash; a bug becomes BBF900
+    except Exception as exc:
         local.error("BBF900", f"internal compiler error while parsing: {type(exc).__name__}: {exc}",
                     Span.point(source.path, 1, 1), notes=("this is a bug in bbflow, please report it",))
         module = _empty_module(source, module_name)

@@ -17,8 +17,8 @@ so one mistake never cascades into several messages.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 import re
+from collections.abc import Iterator
 from copy import copy
 
 from lark import Lark, Token, Tree
@@ -26,8 +26,8 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedTok
 from lark.lexer import PatternStr
 
 from bbflow.compiler.diagnostics.core import Diagnostics
-from bbflow.compiler.source import SourceFile, Span
 from bbflow.compiler.diagnostics.suggest import closest
+from bbflow.compiler.source import SourceFile, Span
 from bbflow.compiler.syntax.messages import describe_error
 
 LOOKAHEAD = 3  # tokens that must parse after a repair for it to be taken
@@ -96,14 +96,14 @@ class SyntaxDriver:
 
     def _bad_character(self, e: UnexpectedCharacters) -> None:
         text = self.source.text
-        ch = text[e.pos_in_stream]
+        ch = text[e.pos_in_stream]  # type: ignore[index]  # lark types it optional; set for this error
         if self.quiet >= QUIET_AFTER_ERROR:
             span = Span.point(self.source.path, e.line, e.column)
             shown = ch if ch.isprintable() else repr(ch)
             self.diags.error("BBF001", f"unexpected character `{shown}`", span,
                              help="strings are written in double quotes" if ch == "'" else None)
         self.quiet = 0
-        self.ip.lexer_thread.state.line_ctr.feed(ch)
+        self.ip.lexer_thread.state.line_ctr.feed(ch)  # type: ignore[union-attr]  # lexing has a state
 
     def _take(self, tok: Token) -> None:
         """Feed one token; on an error, report and recover."""
@@ -172,7 +172,7 @@ class SyntaxDriver:
             line = max(1, len(lines))
             span = Span.point(self.source.path, line, len(lines[-1]) + 1 if lines else 1)
         else:
-            span = Span(self.source.path, tok.line, tok.column, tok.end_line, tok.end_column)
+            span = Span(self.source.path, tok.line, tok.column, tok.end_line, tok.end_column)  # type: ignore[arg-type]
         suggestion = self._keyword_suggestion(tok, accepts)
         if suggestion is not None:
             help_ = f"did you mean `{suggestion}`?"
@@ -283,7 +283,7 @@ class SyntaxDriver:
     def _next_raw(self) -> Token | None:
         """The next token, lexed without context (by the root lexer); None at the end."""
         lexer = self.ip.lexer_thread.lexer
-        root = getattr(lexer, "root_lexer", None) or getattr(getattr(lexer, "lexer", None), "root_lexer")
+        root = getattr(lexer, "root_lexer", None) or getattr(lexer, "lexer", None).root_lexer  # type: ignore[union-attr]
         state = self.ip.lexer_thread.state
         self._gen = None
         while True:
@@ -292,7 +292,7 @@ class SyntaxDriver:
             except EOFError:
                 return None
             except UnexpectedCharacters as e:
-                state.line_ctr.feed(self.source.text[e.pos_in_stream])
+                state.line_ctr.feed(self.source.text[e.pos_in_stream])  # type: ignore[union-attr,index]
 
     def _resync(self, tok: Token) -> bool:
         stack = self.ip.parser_state.state_stack

@@ -28,7 +28,7 @@ class MissingExtra(RuntimeError):
     """The configured bus needs a package that is not installed; the message is one line saying what to install."""
 
 
-def make_link(settings: BusSettings, *, process: str, robots: Iterable[str], agents: Iterable[str]) -> "ZenohLink":
+def make_link(settings: BusSettings, *, process: str, robots: Iterable[str], agents: Iterable[str]) -> ZenohLink:
     """The link for a networked ``settings`` (``kind = "zenoh"``); raises ``MissingExtra``."""
     try:
         from bbflow.runtime.fleet.zenoh_link import ZenohLink

@@ -82,7 +82,7 @@ def subscriptions(prefix: str, patterns: Iterable[str]) -> list[str]:
     for pattern in patterns:
         if "*" not in pattern and stays_local(pattern):
             continue
-        if pattern.startswith("robot.event.") or pattern.startswith("fleet.peer."):
+        if pattern.startswith(("robot.event.", "fleet.peer.")):
             continue  # robot.event.** and the like: robot-bound only
         keys[pattern_key(prefix, pattern)] = None
     return list(keys)
