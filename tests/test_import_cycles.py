@@ -74,3 +74,12 @@ def test_the_runtime_parts_of_the_executor_do_not_import_it():
     graph = import_graph()
     for part in ("run_state", "scheduler", "steps", "calls", "rollback", "run_events"):
         assert not nx.has_path(graph, f"bbflow.runtime.{part}", "bbflow.runtime.executor"), part
+
+
+def test_the_command_line_and_the_language_server_use_the_compilers_public_api():
+    graph = import_graph()
+    public = {"bbflow.compiler", "bbflow.compiler.ast"}  # `from bbflow.compiler import ast` names the module
+    users = ["bbflow.cli", *(m for m in graph if m.startswith("bbflow.lsp"))]
+    private = sorted((user, used) for user in users for used in graph.successors(user)
+                     if used.startswith("bbflow.compiler") and used not in public)
+    assert private == []

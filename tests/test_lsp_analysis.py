@@ -147,10 +147,10 @@ def test_a_broken_project_file_is_a_problem_and_the_file_is_still_checked(cell: 
 
 
 def test_a_compiler_exception_is_one_bbf900_and_never_escapes(cell: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(*args: object) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(program_module, "discover", broken)
+    monkeypatch.setattr(program_module, "compile_paths", broken)
     _, by_file = diagnosed(cell, CELL)
     [diag] = by_file[cell]
     assert diag.code == "BBF900" and "boom" in diag.message

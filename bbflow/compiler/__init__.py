@@ -23,14 +23,21 @@ if TYPE_CHECKING:
     from bbflow.compiler.diagnostics.render_text import render_text
     from bbflow.compiler.pipeline import CompileResult, InputError, compile_paths
     from bbflow.compiler.reports import Report, report, summary
+    from bbflow.compiler.semantic import types
+    from bbflow.compiler.semantic.exprs import BUILTIN_FUNCTIONS, WAITS
+    from bbflow.compiler.semantic.facts import CallKind, CallTarget, Facts, Ref, RefKind
+    from bbflow.compiler.semantic.modules import PRELUDE, STDLIB_FILE, STDLIB_PACKAGE
+    from bbflow.compiler.semantic.resolve import BUILTIN_COMMANDS
     from bbflow.compiler.source import SourceFile, Span
     from bbflow.compiler.syntax.fmt import FormatError, flow_files, format_diff, format_text
+    from bbflow.compiler.syntax.parser import flow_parser
 
 # Where each public name lives (the same as the imports above, which are for type checkers).
 # They are imported on first use, so that `bbflow explain` or a program that only needs the
-# codes does not pay for the parser and the analyses.
+# codes does not pay for the parser and the analyses. The modules among them:
+_MODULES = {"ast": "ast", "types": "semantic.types"}
 _PUBLIC = {
-    "": ("ast",),
+    "": tuple(_MODULES),
     "analysis.graphviz": ("GraphError", "render_graph"),
     "codegen.generate": ("GeneratedModule",),
     "diagnostics.codes": ("CODES", "Code", "explain", "normalize"),
@@ -38,7 +45,12 @@ _PUBLIC = {
     "diagnostics.render_text": ("render_text",),
     "pipeline": ("CompileResult", "InputError", "compile_paths"),
     "reports": ("Report", "report", "summary"),
+    "semantic.exprs": ("BUILTIN_FUNCTIONS", "WAITS"),
+    "semantic.facts": ("CallKind", "CallTarget", "Facts", "Ref", "RefKind"),
+    "semantic.modules": ("PRELUDE", "STDLIB_FILE", "STDLIB_PACKAGE"),
+    "semantic.resolve": ("BUILTIN_COMMANDS",),
     "source": ("SourceFile", "Span"),
+    "syntax.parser": ("flow_parser",),
     "syntax.fmt": ("FormatError", "flow_files", "format_diff", "format_text"),
 }
 _HOME = {name: home for home, names in _PUBLIC.items() for name in names}
@@ -48,7 +60,7 @@ def __getattr__(name: str) -> Any:
     if name not in _HOME:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     home = _HOME[name]
-    value = importlib.import_module(f"{__name__}.{name}" if not home else f"{__name__}.{home}")
+    value = importlib.import_module(f"{__name__}.{_MODULES[name]}" if not home else f"{__name__}.{home}")
     if home:
         value = getattr(value, name)
     globals()[name] = value
@@ -56,16 +68,27 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "BUILTIN_COMMANDS",
+    "BUILTIN_FUNCTIONS",
     "CODES",
+    "PRELUDE",
+    "STDLIB_FILE",
+    "STDLIB_PACKAGE",
+    "WAITS",
+    "CallKind",
+    "CallTarget",
     "Code",
     "CompileResult",
     "Diagnostic",
     "Diagnostics",
+    "Facts",
     "FormatError",
     "GeneratedModule",
     "GraphError",
     "InputError",
     "Label",
+    "Ref",
+    "RefKind",
     "Report",
     "Severity",
     "SourceFile",
@@ -74,6 +97,7 @@ __all__ = [
     "compile_paths",
     "explain",
     "flow_files",
+    "flow_parser",
     "format_diff",
     "format_text",
     "normalize",
@@ -81,4 +105,5 @@ __all__ = [
     "render_text",
     "report",
     "summary",
+    "types",
 ]

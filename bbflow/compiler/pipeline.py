@@ -57,7 +57,7 @@ import contextlib
 import gc
 import os
 import traceback
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TypeVar
 
@@ -148,12 +148,25 @@ class CompileResult:
         return self.units[0].root if self.units else Path.cwd()
 
 
-def compile_paths(paths: Iterable[str | Path], *, use_cache: bool = False, generate: bool = False) -> CompileResult:
-    """Discover, read, parse and check (and generate); raises InputError only for unusable paths."""
+def compile_paths(paths: Iterable[str | Path], *, use_cache: bool = False, generate: bool = False,
+                  buffers: Mapping[Path, str] | None = None, projects: bool = True) -> CompileResult:
+    """Discover, read, parse and check (and generate); raises InputError only for unusable paths.
+
+    ``buffers``: the texts of files open in an editor, by resolved path; each is
+    compiled instead of what is on disk. A buffer named in ``paths`` that is not
+    on disk (never saved) is compiled too, named from the source root it is under.
+    ``projects=False`` compiles the paths as loose files, whatever ``bbflow.toml``
+    is above them (the language server's way to check a file of a broken project).
+    """
+    buffers = buffers or {}
+    given = [Path(p) for p in paths]
+    unsaved = [p.resolve() for p in given if not p.exists() and p.resolve() in buffers]
     result = CompileResult()
-    result.units = discover(paths, result)
+    result.units = discover([p for p in given if p.resolve() not in unsaved], result, projects=projects)
+    result.units += [buffer_unit(p, result) for p in unsaved]
     for unit in result.units:
-        text = read_source(unit, result.diagnostics)
+        buffer = buffers.get(unit.path)
+        text = read_source(unit, result.diagnostics) if buffer is None else _normalised(buffer)
         if text is not None:
             result.sources[unit.display] = SourceFile(unit.display, text)
     if use_cache and result.units:
@@ -508,7 +521,7 @@ def _at(span: Span) -> tuple[str, int, int, int, int]:
 # --- discovering and reading ---------------------------------------------------------------
 
 
-def discover(paths: Iterable[str | Path], result: CompileResult) -> list[SourceUnit]:
+def discover(paths: Iterable[str | Path], result: CompileResult, *, projects: bool = True) -> list[SourceUnit]:
     """The files to compile, each once, in the order given (folders sorted).
 
     A file inside a project is checked as part of it: the project's other
@@ -516,7 +529,7 @@ def discover(paths: Iterable[str | Path], result: CompileResult) -> list[SourceU
     units: dict[Path, SourceUnit] = {}
     named: set[Path] = set()
     for given in paths:
-        for unit, shown in _units_of(Path(given), result):
+        for unit, shown in _units_of(Path(given), result, projects):
             units.setdefault(unit.path, unit)
             if shown:
                 named.add(unit.path)
@@ -524,13 +537,13 @@ def discover(paths: Iterable[str | Path], result: CompileResult) -> list[SourceU
     return list(units.values())
 
 
-def _units_of(given: Path, result: CompileResult) -> list[tuple[SourceUnit, bool]]:
+def _units_of(given: Path, result: CompileResult, projects: bool = True) -> list[tuple[SourceUnit, bool]]:
     """The files ``given`` names, each with whether it was named (not only read as part of its project)."""
     if not given.exists():
         raise InputError(f"{given}: no such file or folder")
     if given.is_file() and given.name == PROJECT_FILE:
         given = given.parent
-    project = _project_of(given, result)
+    project = _project_of(given, result) if projects else None
     if given.is_dir():
         top = project.source_dir if project and (given / PROJECT_FILE).is_file() else given.resolve()
         files = _flow_files(top)
@@ -578,6 +591,18 @@ def module_name(file: Path, root: Path) -> str:
     return ".".join(file.relative_to(root).with_suffix("").parts)
 
 
+def buffer_unit(path: Path, result: CompileResult) -> SourceUnit:
+    """A file discovery did not find (an unsaved buffer): named from the source root it is under, else by its stem."""
+    for root in result.roots:
+        if root in path.parents:
+            return SourceUnit(path, str(path), module_name(path, root), root)
+    return SourceUnit(path, str(path), path.stem, path.parent)
+
+
+def _normalised(text: str) -> str:
+    return text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+
+
 def read_source(unit: SourceUnit, diags: Diagnostics) -> str | None:
     """The file's text with newlines normalised; None (and a BBF001) if it is not UTF-8."""
     try:
@@ -593,7 +618,7 @@ def read_source(unit: SourceUnit, diags: Diagnostics) -> str | None:
         diags.error("BBF001", f"the file is not valid UTF-8 (byte 0x{data[e.start]:02x})",
                     Span.point(unit.display, line, column), help="save the file as UTF-8")
         return None
-    return text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    return _normalised(text)
 
 
 def _display(file: Path, given: Path) -> str:

@@ -17,11 +17,8 @@ from typing import Any
 
 import attrs
 
-from bbflow.compiler import ast
-from bbflow.compiler.diagnostics.codes import CODES, explain
-from bbflow.compiler.diagnostics.core import Diagnostic
-from bbflow.compiler.semantic import types as T
-from bbflow.compiler.semantic.facts import CallKind, Facts, Ref, RefKind
+from bbflow.compiler import CODES, CallKind, Diagnostic, Facts, Ref, RefKind, ast, explain
+from bbflow.compiler import types as T
 from bbflow.lsp.locate import (
     Location,
     Pos,

@@ -27,12 +27,8 @@ import attrs
 from lark.exceptions import LarkError
 from lark.lexer import PatternStr
 
-from bbflow.compiler import ast
-from bbflow.compiler.semantic import types as T
-from bbflow.compiler.semantic.exprs import BUILTIN_FUNCTIONS, WAITS
-from bbflow.compiler.semantic.facts import Facts
-from bbflow.compiler.semantic.resolve import BUILTIN_COMMANDS
-from bbflow.compiler.syntax.parser import flow_parser
+from bbflow.compiler import BUILTIN_COMMANDS, BUILTIN_FUNCTIONS, WAITS, Facts, ast, flow_parser
+from bbflow.compiler import types as T
 from bbflow.lsp.analysis import declaration_signature
 from bbflow.lsp.locate import PRELUDE, Pos, contains, global_decl, path_at
 from bbflow.lsp.program import Program

@@ -15,10 +15,7 @@ from typing import Any
 
 import attrs
 
-from bbflow.compiler import ast
-from bbflow.compiler.semantic.facts import Facts
-from bbflow.compiler.semantic.modules import PRELUDE, STDLIB_FILE, STDLIB_PACKAGE
-from bbflow.compiler.source import Span
+from bbflow.compiler import PRELUDE, STDLIB_FILE, STDLIB_PACKAGE, Facts, Span, ast
 
 
 @attrs.frozen(slots=True, order=True)

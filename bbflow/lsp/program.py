@@ -4,7 +4,8 @@ A file in a project (a ``bbflow.toml`` at or above it) is compiled with the
 whole project, its modules named from the project's source folder, exactly as
 ``bbflow check PROJECT`` names them. A file outside any project is compiled
 with every ``.flow`` file below its own folder (as ``bbflow check FOLDER``
-would), so that its siblings can be imported. Every file is read from the
+would), so that its siblings can be imported. The compiler's pipeline does
+the work (``compile_paths(..., buffers=...)``): every file is read from the
 editor's buffer when it is open there, from disk otherwise; a buffer that was
 never saved is compiled too.
 
@@ -19,18 +20,7 @@ from pathlib import Path
 
 import attrs
 
-from bbflow.compiler import ast
-from bbflow.compiler.pipeline import (
-    CompileResult,
-    InputError,
-    SourceUnit,
-    discover,
-    module_name,
-    read_source,
-    run_checker,
-)
-from bbflow.compiler.source import SourceFile, Span
-from bbflow.compiler.syntax.parser import parse_module
+from bbflow.compiler import CompileResult, InputError, SourceFile, Span, ast, compile_paths
 from bbflow.project import PROJECT_FILE, ProjectError, find_project, load_project
 
 
@@ -85,34 +75,13 @@ def compile_program(path: Path, buffers: Mapping[Path, str]) -> Program:
 
 def _compile(path: Path, buffers: Mapping[Path, str]) -> Program:
     scope = scope_of(path)
-    result = CompileResult()
     problem = _project_problem(scope)
-    units: list[SourceUnit] = []
-    if problem is None:
-        try:
-            units = discover([scope], result)
-        except InputError:  # no saved .flow file there yet: the buffer alone is the program
-            result = CompileResult()
-    if not any(u.path == path for u in units):
-        units.append(_lone_unit(path, result))
-    result.units = units
-    program = Program(scope, result, problem=problem)
-    for unit in units:
-        text = buffers.get(unit.path)
-        if text is None:
-            try:
-                text = read_source(unit, result.diagnostics)
-            except InputError:  # deleted or unreadable since discovery: not part of the program now
-                continue
-        if text is None:
-            continue
-        text = text.replace("\r\n", "\n").replace("\r", "\n")  # as read_source does for files
-        program.texts[unit.path] = text
-        source = SourceFile(unit.display, text)
-        result.sources[unit.display] = source
-        result.modules.append(parse_module(source, unit.module, result.diagnostics))
-    run_checker(result)
-    return program
+    try:
+        result = compile_paths([scope, path], buffers=buffers)
+    except InputError:  # nothing saved there yet, or an unreadable project file: the file alone
+        result = compile_paths([path], buffers=buffers, projects=False)
+    texts = {unit.path: result.sources[unit.display].text for unit in result.units if unit.display in result.sources}
+    return Program(scope, result, texts, problem)
 
 
 def _project_problem(scope: Path) -> str | None:
@@ -124,12 +93,3 @@ def _project_problem(scope: Path) -> str | None:
     except ProjectError as e:
         return str(e)
     return None
-
-
-def _lone_unit(path: Path, result: CompileResult) -> SourceUnit:
-    """A file the discovery did not find (unsaved, outside the source folder): named from its root if under it."""
-    for root in result.roots:
-        if root in path.parents:
-            return SourceUnit(path, str(path), module_name(path, root), root)
-    return SourceUnit(path, str(path), path.stem, path.parent)
-
