@@ -1,6 +1,5 @@
 """Signals: UUIDv7 ids, the CloudEvents envelope, and validation at the door."""
 
-import json
 import time
 import uuid
 
@@ -12,7 +11,6 @@ from bbflow.runtime.signals import (
     SignalCatalog,
     SignalRejected,
     is_robot_bound,
-    parse_line,
     parse_signal,
     robot_of_source,
 )
@@ -115,12 +113,6 @@ def test_bad_attributes_are_drops(extra):
     assert info.value.type == "pick.failed"
 
 
-def test_parse_line():
-    env = parse_line(json.dumps({"type": "pick.failed", "data": {"reason": "x"}}), CATALOG, source="/in")
-    assert env.source == "/in" and env.data == {"reason": "x"}
-    with pytest.raises(SignalRejected) as info:
-        parse_line("this is not json", CATALOG)
-    assert info.value.type is None and "not JSON" in info.value.reason
 
 
 def test_catalog_from_program_has_standard_and_robot_event_signals():

@@ -210,14 +210,6 @@ def parse_signal(obj: Any, catalog: SignalCatalog, *, source: str = "/stdin") ->
     )
 
 
-def parse_line(line: str, catalog: SignalCatalog, *, source: str = "/stdin") -> Envelope:
-    """``parse_signal`` of one JSON line."""
-    try:
-        obj = json.loads(line)
-    except ValueError as exc:
-        raise SignalRejected(f"not JSON: {exc}") from None
-    return parse_signal(obj, catalog, source=source)
-
 
 def _short(value: Any) -> str:
     text = json.dumps(value, default=repr)
