@@ -407,16 +407,20 @@ def drill(reactor: str, project: str, inputs: tuple[str, ...], robot: str | None
 
 
 @main.command()
-@click.option("--stdio", is_flag=True, help="Talk over standard input and output (the default and only transport).")
-def lsp(stdio: bool) -> None:
-    """Serve the Language Server Protocol for editors, on standard input and output.
+@click.option("--stdio", is_flag=True, help="Talk over standard input and output (the default).")
+@click.option("--tcp", "port", type=click.IntRange(1, 65535), default=None,
+              help="Listen on 127.0.0.1:PORT instead, for one client at a time (debugging the server).")
+def lsp(stdio: bool, port: int | None) -> None:
+    """Serve the Language Server Protocol for editors, on standard input and output (or --tcp PORT).
 
     Needs the optional extra: pip install 'bbflow[lsp]'. See docs/editors.md.
     """
+    if stdio and port is not None:
+        raise click.UsageError("--stdio and --tcp are two transports: give one")
     try:
         from bbflow.lsp.server import serve
     except ModuleNotFoundError as e:
         if (e.name or "").split(".")[0] not in ("pygls", "lsprotocol"):
             raise
         raise UsageFailure("bbflow lsp needs the optional `lsp` extra (pygls): pip install 'bbflow[lsp]'") from None
-    serve()
+    serve(port)

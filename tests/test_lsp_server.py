@@ -183,3 +183,56 @@ def test_without_pygls_the_command_names_the_extra(tmp_path: Path) -> None:
                           stdin=subprocess.DEVNULL, timeout=WAIT)
     assert done.returncode == 2
     assert "pip install 'bbflow[lsp]'" in done.stderr
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _framed(message: dict[str, Any]) -> bytes:
+    body = json.dumps({"jsonrpc": "2.0", **message}).encode("utf-8")
+    return b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+
+def test_tcp_transport_serves_one_client_on_loopback(project: Path) -> None:
+    import socket
+    import time
+
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "bbflow", "lsp", "--tcp", str(port)], cwd=project,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + WAIT
+        while True:
+            try:
+                conn = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1]
+                time.sleep(0.1)
+        with conn:
+            conn.sendall(_framed({"id": 1, "method": "initialize",
+                                  "params": {"processId": None, "rootUri": project.as_uri(), "capabilities": {}}}))
+            data = b""
+            while b"\r\n\r\n" not in data or len(data.split(b"\r\n\r\n", 1)[1]) < int(
+                    data.split(b"Content-Length: ", 1)[1].split(b"\r\n", 1)[0]):
+                chunk = conn.recv(65536)
+                assert chunk, "the server closed the connection"
+                data += chunk
+            reply = json.loads(data.split(b"\r\n\r\n", 1)[1])
+            assert reply["id"] == 1 and reply["result"]["serverInfo"]["name"] == "bbflow"
+            conn.sendall(_framed({"id": 2, "method": "shutdown"}) + _framed({"method": "exit"}))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+
+
+def test_stdio_and_tcp_together_are_a_usage_error(tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, "-m", "bbflow", "lsp", "--stdio", "--tcp", "4000"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=WAIT)
+    assert out.returncode == 2 and "give one" in out.stderr

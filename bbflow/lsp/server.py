@@ -246,6 +246,9 @@ def on_document_symbol(ls: FlowServer, params: lsp.DocumentSymbolParams) -> list
     return [ls.to_lsp_symbol(s, lines) for s in document_symbols(program, path)]
 
 
-def serve() -> None:
-    """Speak LSP on standard input and output until the client says exit."""
-    server.start_io()
+def serve(port: int | None = None) -> None:
+    """Speak LSP on standard input and output (or on 127.0.0.1:``port``) until the client says exit."""
+    if port is None:
+        server.start_io()
+    else:
+        server.start_tcp("127.0.0.1", port)
