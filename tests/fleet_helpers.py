@@ -23,6 +23,65 @@ PATIENCE = 60.0
 ZENOH_CONFIG = '{ mode: "peer", scouting: { multicast: { enabled: false } }, listen: { endpoints: ["tcp/127.0.0.1:0"] } }\n'
 
 
+TOML = """\
+[project]
+name = "fleet"
+source = "flows"
+
+[robot.left]
+interface = "cell.Arm"
+[robot.left.sim]
+duration = "20ms"
+
+[bus]
+kind = "zenoh"
+prefix = "test/fleet"
+config = "zenoh.json5"
+"""
+
+FLOW = """\
+type Pose = {x: float, y: float, z: float}
+signal job.requested: {job: int, to: Pose}
+signal job.assigned: {job: int, to: Pose}
+signal job.done: {job: int}
+
+robot Arm {
+    states idle, busy
+    command move_to(target: Pose) -> Pose category motion timeout 10s
+    command home() -> Pose category motion
+}
+
+reactor Go(to: Pose) -> Pose on Arm {
+    step moved = move_to(target: to) undo home()
+    return moved
+}
+
+agent Picker on Arm {
+    on job.assigned as j {
+        run Go(to: j.data.to) then { emit job.done {job: j.data.job} }
+    }
+    on robot.** { }
+}
+
+agent Boss {
+    state { done: int = 0 }
+    on job.requested as r { emit job.assigned {job: r.data.job, to: r.data.to} }
+    on job.done { set done = done + 1 }
+    on fleet.peer.** { }
+}
+"""
+
+
+def write_fleet_project(root: Path, *, bus: bool = True) -> Path:
+    """A robot ``left`` with a ``Picker``, and a ``Boss`` that assigns jobs; ``bus``: over Zenoh."""
+    (root / "flows").mkdir(parents=True)
+    toml = TOML if bus else TOML[:TOML.index("[bus]")]
+    (root / "bbflow.toml").write_text(toml)
+    (root / "zenoh.json5").write_text(ZENOH_CONFIG)
+    (root / "flows" / "cell.flow").write_text(FLOW)
+    return root
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

@@ -53,9 +53,8 @@ def test_prefixes_and_membership_keys() -> None:
             check_prefix(bad)
     key = member_key("p", "host-12", ["left", "right"], ["Picker"])
     assert key == "p/@fleet/host-12/left,right/Picker"
-    assert member_of_key("p", key) == {"process": "host-12", "robots": ["left", "right"], "agents": ["Picker"]}
-    assert member_of_key("p", member_key("p", "c-1", [], ["Boss"])) == {"process": "c-1", "robots": [],
-                                                                         "agents": ["Boss"]}
+    assert member_of_key("p", key) == ("host-12", ("left", "right"), ("Picker",))
+    assert member_of_key("p", member_key("p", "c-1", [], ["Boss"])) == ("c-1", (), ("Boss",))
     assert member_of_key("p", "p/@fleet/only-two/x") is None
     with pytest.raises(BusKeyError):
         member_key("p", "a/b", [], [])
@@ -198,3 +197,22 @@ def test_the_bus_table_in_bbflow_toml(tmp_path: Path) -> None:
         (tmp_path / "bbflow.toml").write_text(f"[bus]\n{table}\n")
         with pytest.raises(ProjectError, match=message):
             load_project(tmp_path)
+
+
+def test_a_process_announces_itself_to_its_own_agents_on_the_local_bus(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+    from fleet_helpers import write_fleet_project
+
+    from bbflow.cli import main
+
+    project = write_fleet_project(tmp_path / "cell", bus=False)
+    events = tmp_path / "events.jsonl"
+    job = {"type": "job.requested", "data": {"job": 1, "to": {"x": 0.1, "y": 0.0, "z": 0.2}}}
+    result = CliRunner().invoke(main, ["run", str(project), "--agent", "Boss", "--agent", "Picker", "--until-idle",
+                                       "--events", str(events)], input=json.dumps(job) + "\n")
+    assert result.exit_code == 0, result.output
+    got = [json.loads(line) for line in events.read_text().splitlines()]
+    ups = [e for e in got if e["event"] == "signal.in" and e["type"] == "fleet.peer.up"]
+    assert len(ups) == 1 and ups[0]["data"]["robots"] == ["left"] and ups[0]["data"]["agents"] == ["Boss", "Picker"]
+    assert any(e["event"] == "signal.routed" and e["type"] == "fleet.peer.up" for e in got)
+    assert [e["data"] for e in got if e["event"] == "signal.emit" and e["type"] == "job.done"] == [{"job": 1}]

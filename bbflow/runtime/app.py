@@ -57,7 +57,7 @@ from bbflow.runtime.drivers import open_robot
 from bbflow.runtime.events import JsonLinesWriter, fanout
 from bbflow.runtime.executor import RunResult, run_reactor
 from bbflow.runtime.faults import FaultsError
-from bbflow.runtime.fleet import BusOpenError, MissingExtra, make_link, process_name
+from bbflow.runtime.fleet import BusOpenError, MissingExtra, make_link, process_name, self_announcement
 from bbflow.runtime.liveview import Board, LiveView, PlainLog, compact, outcome_text
 from bbflow.runtime.ports import Observer, RuntimeFailure
 from bbflow.runtime.proxy import RobotProxy
@@ -133,6 +133,7 @@ class Session:
         self._emergency: asyncio.Task[list[str]] | None = None
         self._started: list[RobotProxy] = []
         self._link: Any = None  # the fleet bus link (bbflow.runtime.fleet), when the bus is networked
+        self.process = process_name()  # this process in the fleet (fleet.peer.up's process)
 
     # --- the whole session -----------------------------------------------------------------
 
@@ -165,7 +166,7 @@ class Session:
     async def _main(self) -> Outcome:
         if self.plan.agents and self.plan.bus.networked:
             try:  # before anything moves: a missing extra is a usage error
-                self._link = make_link(self.plan.bus, process=process_name(),
+                self._link = make_link(self.plan.bus, process=self.process,
                                        robots=[r.instance for r in self.plan.robots],
                                        agents=list(dict.fromkeys(a.spec.name for a in self.plan.agents)))
             except MissingExtra as exc:
@@ -265,6 +266,10 @@ class Session:
                 await _wait_through(asyncio.ensure_future(self._link.close()))
                 return Outcome(Status.USAGE, f"error: bus: {exc}")
         disconnects = [RobotSignals(bus, proxy).connect() for proxy in self.robots]
+        announcement = self_announcement(bus.catalog, self.process, [p.instance for p in self.robots],
+                                         list(dict.fromkeys(a.spec.name for a in self.plan.agents)))
+        if announcement is not None and any(s.routes(announcement.type) for s in servers):
+            bus.notice(announcement)  # only when an agent listens: nothing changes for the others
         limits = self.plan.supervision
 
         def supervisor(name: str, children: list[Child]) -> Supervisor:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import NamedTuple
 
 from bbflow.runtime.router import GLOBSTAR, split_pattern
 from bbflow.runtime.signals import is_robot_bound
@@ -91,6 +92,14 @@ def subscriptions(prefix: str, patterns: Iterable[str]) -> list[str]:
 # --- membership ------------------------------------------------------------------------
 
 
+class Member(NamedTuple):
+    """One process of the fleet: its name, the robot instances it opened and the agents it runs."""
+
+    process: str
+    robots: tuple[str, ...]
+    agents: tuple[str, ...]
+
+
 def member_key(prefix: str, process: str, robots: Iterable[str], agents: Iterable[str]) -> str:
     """The liveliness key announcing one process, its robots and its agents."""
     robots, agents = list(robots), list(agents)
@@ -106,8 +115,8 @@ def members_key(prefix: str) -> str:
     return f"{prefix}/@fleet/*/*/*"
 
 
-def member_of_key(prefix: str, key: str) -> dict[str, object] | None:
-    """``{process, robots, agents}`` from a membership key, or ``None`` if it is not one."""
+def member_of_key(prefix: str, key: str) -> Member | None:
+    """The member a membership key announces, or ``None`` if it is not one."""
     head = f"{prefix}/@fleet/"
     if not key.startswith(head):
         return None
@@ -115,7 +124,7 @@ def member_of_key(prefix: str, key: str) -> dict[str, object] | None:
     if len(parts) != 3 or not all(parts):
         return None
 
-    def names(chunk: str) -> list[str]:
-        return [] if chunk == _NONE else [n for n in chunk.split(",") if n]
+    def names(chunk: str) -> tuple[str, ...]:
+        return () if chunk == _NONE else tuple(n for n in chunk.split(",") if n)
 
-    return {"process": parts[0], "robots": names(parts[1]), "agents": names(parts[2])}
+    return Member(parts[0], names(parts[1]), names(parts[2]))

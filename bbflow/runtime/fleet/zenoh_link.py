@@ -37,7 +37,7 @@ from bbflow.runtime.fleet.door import BusDoor
 from bbflow.runtime.fleet.keys import (
     FLEET_PEER_DOWN,
     FLEET_PEER_UP,
-    FLEET_SOURCE,
+    Member,
     member_key,
     member_of_key,
     members_key,
@@ -45,6 +45,7 @@ from bbflow.runtime.fleet.keys import (
     stays_local,
     subscriptions,
 )
+from bbflow.runtime.fleet.membership import peer_envelope
 from bbflow.runtime.fleet.settings import BusOpenError, BusSettings
 from bbflow.runtime.signals import Envelope
 
@@ -118,7 +119,7 @@ class ZenohLink:
         self._bus: Bus | None = None
         self._inbox: _Inbox | None = None
         self._door: BusDoor | None = None
-        self._peers: dict[str, dict[str, Any]] = {}  # membership key -> {process, robots, agents}
+        self._peers: dict[str, Member] = {}  # by membership key
 
     @property
     def keys(self) -> list[str]:
@@ -204,7 +205,7 @@ class ZenohLink:
     def _member(self, key: str, kind: zenoh.SampleKind) -> None:
         assert self._bus is not None
         member = member_of_key(self.prefix, key)
-        if member is None or member["process"] == self.process:
+        if member is None or member.process == self.process:
             return
         if kind == zenoh.SampleKind.PUT:
             if key in self._peers:
@@ -215,6 +216,6 @@ class ZenohLink:
             if self._peers.pop(key, None) is None:
                 return
             signal_type = FLEET_PEER_DOWN
-        if signal_type in self._bus.catalog:
-            data = self._bus.catalog.conform(signal_type, member)
-            self._bus.notice(Envelope(type=signal_type, source=FLEET_SOURCE, data=data))
+        envelope = peer_envelope(self._bus.catalog, signal_type, member)
+        if envelope is not None:
+            self._bus.notice(envelope)
