@@ -1,0 +1,86 @@
+"""Catch-up on the Zenoh bus, in one test process with two sessions on 127.0.0.1 (no multicast)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("zenoh", reason="the bus extra (eclipse-zenoh) is not installed")
+
+from fleet_helpers import ZENOH_CONFIG, free_port  # noqa: E402
+
+from bbflow.project import BusConfig, Project  # noqa: E402
+from bbflow.runtime import model  # noqa: E402
+from bbflow.runtime.bus import Bus  # noqa: E402
+from bbflow.runtime.fleet import bus_settings, make_link  # noqa: E402
+from bbflow.runtime.signals import Envelope, SignalCatalog  # noqa: E402
+from bbflow.runtime.types import INT, Record  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+CATALOG = SignalCatalog.of(model.Signal("task.assigned", Record((("job", INT),))))
+
+
+class Agent:
+    name = "B"
+    robot_instance = None
+
+    def __init__(self) -> None:
+        self.got: list[Envelope] = []
+
+    def routes(self, signal_type: str) -> bool:
+        return True
+
+    def deliver(self, envelope: Envelope) -> None:
+        self.got.append(envelope)
+
+    async def room(self) -> None:
+        return None
+
+
+def settings(folder: Path, catch_up: str, **endpoints: list[str]) -> Any:
+    (folder / "zenoh.json5").write_text(ZENOH_CONFIG)
+    project = Project("t", folder, folder, bus=BusConfig(kind="zenoh", prefix="test/catchup",
+                                                          config=folder / "zenoh.json5", catch_up=catch_up))
+    return bus_settings(project, **endpoints)
+
+
+@pytest.mark.parametrize(("catch_up", "expected"), [("5s", [1, 2]), ("0s", [])])
+def test_a_late_process_catches_up_within_its_window_and_only_then(tmp_path: Path, catch_up: str,
+                                                                    expected: list[int]) -> None:
+    endpoint = f"tcp/127.0.0.1:{free_port()}"
+
+    async def scenario() -> list[int]:
+        sender = make_link(settings(tmp_path, "0s", listen=[endpoint]), process="a", robots=[], agents=["A"])
+        bus_a = Bus(CATALOG)
+        await sender.open(bus_a, [])
+        try:
+            for job in (1, 2):
+                bus_a.emit(Envelope(type="task.assigned", source="/agent/A", data={"job": job}), agent="A")
+            events: list[dict[str, Any]] = []
+            bus_b = Bus(CATALOG, observer=events.append)
+            agent = Agent()
+            bus_b.attach(agent)
+            late = make_link(settings(tmp_path, catch_up, connect=[endpoint]), process="b", robots=[], agents=["B"])
+            await late.open(bus_b, ["task.assigned"])
+            try:
+                for _ in range(100):  # bounded: up to 5 s
+                    if len(agent.got) >= len(expected) and (expected or _ > 20):
+                        break
+                    await asyncio.sleep(0.05)
+                bus_a.emit(Envelope(type="task.assigned", source="/agent/A", data={"job": 3}), agent="A")
+                for _ in range(100):
+                    if any(e.data == {"job": 3} for e in agent.got):
+                        break
+                    await asyncio.sleep(0.05)
+            finally:
+                await late.close()
+            assert not [e for e in events if e["event"] == "signal.dropped"], events
+            return [e.data["job"] for e in agent.got]
+        finally:
+            await sender.close()
+
+    assert asyncio.run(scenario()) == [*expected, 3]
