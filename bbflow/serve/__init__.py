@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from bbflow.runtime.model import Program
     from bbflow.serve.plane import ControlPlane
 
-__all__ = ["EXTRA_HINT", "ServeError", "ServeSettings", "control_plane", "serve_settings"]
+__all__ = ["EXTRA_HINT", "EXTRA_MODULES", "ServeError", "ServeSettings", "control_plane", "serve_settings"]
 
 EXTRA_HINT = "bbflow run --serve needs the optional `serve` extra: pip install 'bbflow[serve]'"
 EXTRA_MODULES = ("starlette", "uvicorn", "prometheus_client", "anyio", "h11")

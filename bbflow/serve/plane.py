@@ -112,11 +112,14 @@ class ControlPlane:
         if bus is None:
             raise Refused(503, "no agents are running in this process: signals are not taken")
         try:
-            await asyncio.wait_for(bus.room(), ROOM_WAIT)
+            async with asyncio.timeout(ROOM_WAIT):
+                await bus.room()
         except TimeoutError:
             raise Refused(503, f"the agents have had no room for a signal for {ROOM_WAIT:g}s: try again later",
                           {"Retry-After": "1"}) from None
-        return bus.admit(raw, self.door)
+        admitted = bus.admit(raw, self.door)
+        await asyncio.sleep(0)  # the agents take their turn before the answer is written, as with standard input
+        return admitted
 
     def events(self, last_id: str | None) -> AsyncIterator[str]:
         return self.hub.stream(self.hub.resume_point(last_id))
