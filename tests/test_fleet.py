@@ -17,7 +17,7 @@ import pytest
 
 pytest.importorskip("zenoh", reason="the bus extra (eclipse-zenoh) is not installed")
 
-from fleet_helpers import fleet, free_port, of, write_fleet_project  # noqa: E402
+from fleet_helpers import fleet, free_port, of, write_fleet_project
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")]
 

@@ -10,14 +10,14 @@ import pytest
 
 pytest.importorskip("zenoh", reason="the bus extra (eclipse-zenoh) is not installed")
 
-from fleet_helpers import ZENOH_CONFIG, free_port  # noqa: E402
+from fleet_helpers import ZENOH_CONFIG, free_port
 
-from bbflow.project import BusConfig, Project  # noqa: E402
-from bbflow.runtime import model  # noqa: E402
-from bbflow.runtime.bus import Bus  # noqa: E402
-from bbflow.runtime.fleet import bus_settings, make_link  # noqa: E402
-from bbflow.runtime.signals import Envelope, SignalCatalog  # noqa: E402
-from bbflow.runtime.types import INT, Record  # noqa: E402
+from bbflow.project import BusConfig, Project
+from bbflow.runtime import model
+from bbflow.runtime.bus import Bus
+from bbflow.runtime.fleet import bus_settings, make_link
+from bbflow.runtime.signals import Envelope, SignalCatalog
+from bbflow.runtime.types import INT, Record
 
 pytestmark = pytest.mark.slow
 

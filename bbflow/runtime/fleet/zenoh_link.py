@@ -8,9 +8,9 @@ Imported only when ``[bus] kind = "zenoh"`` (it needs the ``bus`` extra).
   announces sequence numbers (sample-miss detection, sporadic heartbeats) and
   publishes reliably, blocking rather than dropping when the network is slow.
 - In: one *advanced subscriber* per key expression of the process's routes.
-  Gaps it cannot fill from the publishers' caches are reported as
-  ``signal.lost`` with a ``count``; with ``catch_up`` > 0, a process that
-  starts asks the publishers for what they published within that window.
+  Gaps are reported as ``signal.lost`` with a ``count``; with ``catch_up``
+  > 0, a process that starts asks the publishers for what they published
+  within that window, and gaps are first filled from the publishers' caches.
   Events arrive on Zenoh's threads and are handed to the event loop in
   batches; the door checks each one there.
 - Membership: one liveliness token ``PREFIX/@fleet/PROCESS/ROBOTS/AGENTS``;
@@ -139,10 +139,13 @@ class ZenohLink:
         session = self._session
         history = ext.HistoryConfig(detect_late_publishers=True, max_samples=CACHE_SAMPLES,
                                     max_age=self.settings.catch_up) if self.settings.catch_up > 0 else None
+        # Recovery asks a publisher's cache for what a heartbeat says was missed, which a process that
+        # starts would take as missed too: only with a catch-up window.
+        recovery = ext.RecoveryConfig(heartbeat=True, periodic_queries=None) if history is not None else None
         for key in subscriptions(self.prefix, patterns):
             sub = ext.declare_advanced_subscriber(
                 session, key, lambda sample: inbox.put("sample", (str(sample.key_expr), sample.payload.to_bytes())),
-                history=history, recovery=ext.RecoveryConfig(heartbeat=True, periodic_queries=None),
+                history=history, recovery=recovery,
                 allowed_origin=zenoh.Locality.REMOTE,
             )
             self._declared.append(sub)
