@@ -497,6 +497,7 @@ class EmitStmt:
     type: SignalType
     data: RecordExpr | None
     span: Span
+    to: "Expr | None" = None  # `to EXPR`: the robot instance it is addressed to (CloudEvents subject)
 
 
 @node
@@ -505,6 +506,7 @@ class ScheduleStmt:
     data: RecordExpr | None
     delay: Expr
     span: Span
+    to: "Expr | None" = None
 
 
 @node
@@ -512,6 +514,15 @@ class RunStmt:
     call: CallExpr
     then: tuple[AgentStmt, ...] | None
     else_: tuple[AgentStmt, ...] | None
+    span: Span
+    preempt: bool = False  # `run CALL preempt`
+
+
+@node
+class CancelStmt:
+    """``cancel REACTOR``: ``reactor`` is the dotted name as written."""
+
+    reactor: tuple[Ident, ...]
     span: Span
 
 
@@ -523,7 +534,7 @@ class IfStmt:
     span: Span
 
 
-AgentStmt = SetStmt | EmitStmt | ScheduleStmt | RunStmt | IfStmt
+AgentStmt = SetStmt | EmitStmt | ScheduleStmt | RunStmt | CancelStmt | IfStmt
 
 
 @node

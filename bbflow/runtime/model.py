@@ -25,7 +25,7 @@ Expr = Callable[[Scope], Any]
 
 #: Bumped whenever the shape of this model changes; generated modules record
 #: the ABI they target and refuse to load against another one.
-ABI = 1
+ABI = 2
 
 
 @attrs.frozen(slots=True)
@@ -140,7 +140,19 @@ class WaitEvent:
     where: Expr | None = None
 
 
-Call = CommandCall | ActionCall | ReactorCall | WaitState | WaitEvent
+@attrs.frozen(slots=True)
+class WaitSignal:
+    """The first signal of type ``signal`` that enters the runtime after the step starts.
+
+    Its value is the envelope as a route binds it; ``where`` sees the scope
+    plus that envelope under the step's own name.
+    """
+
+    signal: str
+    where: Expr | None = None
+
+
+Call = CommandCall | ActionCall | ReactorCall | WaitState | WaitEvent | WaitSignal
 
 
 # --- reactors ---------------------------------------------------------------------
@@ -275,6 +287,7 @@ class Emit:
     type: str
     data: Expr | None = None
     line: int = 0
+    to: Expr | None = None  # the robot instance addressed (the envelope's ``subject``)
 
 
 @attrs.frozen(slots=True)
@@ -283,6 +296,7 @@ class Schedule:
     delay: float
     data: Expr | None = None
     line: int = 0
+    to: Expr | None = None
 
 
 @attrs.frozen(slots=True)
@@ -297,6 +311,16 @@ class Run:
     then: tuple[Stmt, ...] | None = None
     else_: tuple[Stmt, ...] | None = None
     line: int = 0
+    #: ``run ... preempt``: cancel the run holding the robot (code ``preempted``) and go first
+    preempt: bool = False
+
+
+@attrs.frozen(slots=True)
+class Cancel:
+    """``cancel REACTOR``: every run of ``reactor`` (qualname) this agent instance started, queued or running."""
+
+    reactor: str
+    line: int = 0
 
 
 @attrs.frozen(slots=True)
@@ -307,7 +331,7 @@ class If:
     line: int = 0
 
 
-Stmt = Set | Emit | Schedule | Run | If
+Stmt = Set | Emit | Schedule | Run | Cancel | If
 
 
 @attrs.frozen(slots=True)

@@ -270,11 +270,12 @@ class DeclGen:
             return Call("_m.ReactorCall", (Raw(literal(t.qualname)), Raw(self.exprs.args_fn(call, t))))
         if t.kind is CallKind.WAIT_STATE:
             return Call("_m.WaitState", (_strings(list(t.args["states"])),))
-        if t.kind is CallKind.WAIT_EVENT:
-            args: tuple[Src, ...] = (Raw(literal(t.args["event"])),)
+        if t.kind in (CallKind.WAIT_EVENT, CallKind.WAIT_SIGNAL):
+            wait = "event" if t.kind is CallKind.WAIT_EVENT else "signal"
+            args: tuple[Src, ...] = (Raw(literal(t.args[wait])),)
             if where is not None:
                 args += (Raw(self.exprs.fn(where)),)
-            return Call("_m.WaitEvent", args)
+            return Call("_m.WaitEvent" if wait == "event" else "_m.WaitSignal", args)
         raise CodegenError(f"{call.span.file}:{call.span.line}: {t.kind.value} cannot be a step")
 
     # --- agents -----------------------------------------------------------------------------
@@ -325,6 +326,8 @@ class DeclGen:
             if s.data is not None:
                 # the agent runtime conforms the data to the signal's payload type (int -> float included)
                 kwargs.append(("data", Raw(self.exprs.fn(s.data))))
+            if s.to is not None:
+                kwargs.append(("to", Raw(self.exprs.fn(s.to))))
             kind = "_m.Emit" if isinstance(s, ast.EmitStmt) else "_m.Schedule"
             return Call(kind, kwargs=(*kwargs, line), line=s.span.line)
         if isinstance(s, ast.RunStmt):
@@ -333,7 +336,11 @@ class DeclGen:
                 kwargs.append(("then", self.stmts(s.then, fields)))
             if s.else_ is not None:
                 kwargs.append(("else_", self.stmts(s.else_, fields)))
+            if s.preempt:
+                kwargs.append(("preempt", Raw("True")))
             return Call("_m.Run", kwargs=(*kwargs, line), line=s.span.line)
+        if isinstance(s, ast.CancelStmt):
+            return Call("_m.Cancel", (Raw(literal(self.qualname(s))),), (line,), line=s.span.line)
         if isinstance(s, ast.IfStmt):
             kwargs = [("cond", Raw(self.exprs.fn(s.cond))), ("then", self.stmts(s.then, fields))]
             if s.else_:

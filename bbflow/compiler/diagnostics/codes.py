@@ -38,6 +38,7 @@ CODES: dict[str, Code] = {
         Code("BBF203", _E, "unknown field of a record or signal payload"),
         Code("BBF204", _E, "optional value used where a value is required"),
         Code("BBF205", _E, "switch not exhaustive and no default"),
+        Code("BBF207", _E, "wait_signal without timeout"),
         Code("BBF301", _E, "dependency cycle between steps"),
         Code("BBF302", _E, "reactor result type and return do not agree"),
         Code("BBF303", _W, "the value of a readonly or pure step is never used"),

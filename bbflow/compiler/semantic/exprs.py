@@ -11,6 +11,7 @@ error type, which fits everywhere, so no mistake is reported twice.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -25,7 +26,7 @@ from bbflow.compiler.semantic.resolve import BUILTIN_COMMANDS, Resolver, RobotIn
 from bbflow.compiler.semantic.symbols import ModuleScope, Symbol, SymKind
 
 BUILTIN_FUNCTIONS = ("len", "min", "max", "abs", "round", "str")
-WAITS = ("wait_state", "wait_event")
+WAITS = ("wait_state", "wait_event", "wait_signal")
 ORDERING = ("<", "<=", ">", ">=")
 EQUALITY = ("==", "!=")
 
@@ -68,6 +69,8 @@ class ExprChecker:
         self.facts = facts
         self.diags = diags
         self._callees: dict[ast.CallExpr, Callee | None] = {}
+        #: payload type of every declared signal (what a ``wait_signal`` binds); set by the type checker
+        self.signals: Mapping[str, T.Type] = {}
 
     # --- reporting -----------------------------------------------------------------
 
@@ -575,6 +578,8 @@ class ExprChecker:
         return Callee(target, sig, name, sig.result)
 
     def _wait(self, call: ast.CallExpr, ctx: Ctx, name: str) -> Callee | None:
+        if name == "wait_signal":
+            return self._wait_signal(call)
         robot = ctx.robot
         if robot is None:
             self.diags.error("BBF101", f"`{name}` waits for a robot, and this reactor is not `on` one",
@@ -617,6 +622,24 @@ class ExprChecker:
         self.facts.types[call.args[0].value] = payload
         target = CallTarget(CallKind.WAIT_EVENT, "wait_event", event, args={"event": ident.name})
         return Callee(target, None, name, payload)
+
+    def _wait_signal(self, call: ast.CallExpr) -> Callee | None:
+        """``wait_signal(TYPE)``: any reactor may wait for a declared signal; its value is the envelope."""
+        chain = _ident_chain(call.args[0].value) if len(call.args) == 1 and call.args[0].name is None else None
+        if chain is None:
+            self.diags.error("BBF202", "`wait_signal` takes the type of one declared signal", call.span,
+                             help="write `wait_signal(pick.approved) timeout 5m`")
+            return None
+        signal = ".".join(p.name for p in chain)
+        payload = self.signals.get(signal)
+        if payload is None:
+            self.diags.error("BBF101", f"unknown signal `{signal}`", call.args[0].span,
+                             help=did_you_mean(signal, self.signals))
+            return None
+        self.facts.types[call.args[0].value] = T.STR
+        target = CallTarget(CallKind.WAIT_SIGNAL, "wait_signal", self.facts.signals.get(signal),
+                            args={"signal": signal})
+        return Callee(target, None, "wait_signal", T.envelope(payload))
 
     def call(self, call: ast.CallExpr, ctx: Ctx, *, waits: bool, what: str) -> T.Type:
         """Check a step's, undo's or run's call; its result type (ERROR if it failed to resolve)."""

@@ -30,6 +30,7 @@ class CallKind(str, enum.Enum):
     REACTOR = "reactor"  # composition (in a step) or a run (in an agent)
     WAIT_STATE = "wait_state"
     WAIT_EVENT = "wait_event"
+    WAIT_SIGNAL = "wait_signal"  # args["signal"]: the signal type waited for
     BUILTIN = "builtin"  # pure builtins: len min max abs round str
 
 
@@ -72,6 +73,7 @@ class RefKind(str, enum.Enum):
     ENUM_MEMBER = "enum_member"  # `Grip.open` or a bare `open`
     ROBOT_STATE = "robot_state"  # `idle` in wait_state(idle), or a safety state (`fault`)
     EVENT = "event"  # `force` in wait_event(force)
+    INSTANCE = "instance"  # `instance` in an agent: its robot instance's name
 
 
 @attrs.frozen(slots=True)

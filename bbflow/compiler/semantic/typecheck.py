@@ -40,6 +40,7 @@ class TypeChecker:
         self.exprs = ExprChecker(resolver, facts, diags)
         #: payload type of every declared signal (NONE when it has no payload)
         self.signals = signals
+        self.exprs.signals = signals
         self._signal_index: SignalIndex | None = None  # of ``signals``, for wildcard routes (built on first use)
         self._declared_hits: dict[str, tuple[str, ...]] = {}  # pattern -> up to two signals it matches
         #: id(SwitchStmt or MapStmt) -> the type its body's returns should have, when the
@@ -211,6 +212,10 @@ class TypeChecker:
     def check_step(self, stmt: ast.StepStmt, ctx: Ctx) -> None:
         raw = self.exprs.call(stmt.call, ctx, waits=True, what="a step")
         callee = self.facts.calls.get(stmt.call)
+        if callee is not None and callee.kind is CallKind.WAIT_SIGNAL and stmt.modifier(ast.TimeoutMod) is None:
+            self.diags.error("BBF207", "`wait_signal` needs a `timeout`: a robot must never wait forever",
+                             stmt.call.callee.span, help=f"say how long to wait: `step {stmt.name.name} = "
+                             f"wait_signal({callee.args['signal']}) ... timeout 5m`")
         self.facts.decl_types[stmt] = self._step_type(stmt, ctx)
         # the step's own result, by its name, where it certainly exists: `undo` and `where`
         own = Env(ctx.env)
@@ -226,9 +231,9 @@ class TypeChecker:
             elif isinstance(mod, ast.FallbackMod):
                 self.exprs.expect(mod.value, ctx, raw, f"fallback of step `{stmt.name.name}`")
             elif isinstance(mod, ast.WhereMod):
-                if callee is not None and callee.kind is not CallKind.WAIT_EVENT:
-                    self.diags.error("BBF201", "`where` applies only to `wait_event` steps", mod.span,
-                                     help="use `when` to guard a step")
+                if callee is not None and callee.kind not in (CallKind.WAIT_EVENT, CallKind.WAIT_SIGNAL):
+                    self.diags.error("BBF201", "`where` applies only to `wait_event` and `wait_signal` steps",
+                                     mod.span, help="use `when` to guard a step")
                     self.exprs.expr(mod.cond, own_ctx)
                 else:
                     self.exprs.expect(mod.cond, own_ctx, T.BOOL, "`where` condition")
@@ -362,7 +367,11 @@ class TypeChecker:
 
     def check_agent(self, decl: ast.AgentDecl, scope: ModuleScope) -> None:
         robot = self._robot_of(decl.robot, scope, decl)
-        state = Env()
+        # `instance`: the robot instance the agent instance is bound to ("" for a coordinator);
+        # implicit, so a state field or binding of that name shadows it
+        implicit = Env()
+        implicit.names["instance"] = Local(RefKind.INSTANCE, "instance", None, None, T.STR)
+        state = Env(implicit)
         const = Ctx(scope, Env(), robot)
         fields: dict[str, Local] = {}
         for f in decl.state:
@@ -424,6 +433,10 @@ class TypeChecker:
                 self._emit(stmt, ctx, signals)
                 if isinstance(stmt, ast.ScheduleStmt):
                     self.exprs.expect(stmt.delay, ctx, T.DURATION, "`schedule ... in` delay")
+                if stmt.to is not None:
+                    self.exprs.expect(stmt.to, ctx, T.STR, "`to` (the robot instance a signal is addressed to)")
+            elif isinstance(stmt, ast.CancelStmt):
+                self._cancel(stmt, ctx)
             elif isinstance(stmt, ast.RunStmt):
                 result = self.exprs.call(stmt.call, ctx, waits=False, what="`run`")
                 if stmt.then is not None:
@@ -439,6 +452,12 @@ class TypeChecker:
                 self.agent_stmts(stmt.then, ctx, fields, signals)
                 if stmt.else_ is not None:
                     self.agent_stmts(stmt.else_, ctx, fields, signals)
+
+    def _cancel(self, stmt: ast.CancelStmt, ctx: Ctx) -> None:
+        """``cancel REACTOR``: REACTOR names a reactor (BBF101 otherwise); recorded under the statement."""
+        sym = self.resolver.lookup(stmt.reactor, ctx.scope, (SymKind.REACTOR,), "reactor")
+        if sym is not None and sym.kind is SymKind.REACTOR:
+            self.facts.qualnames[stmt] = sym.qualname
 
     def _emit(self, stmt: ast.EmitStmt | ast.ScheduleStmt, ctx: Ctx, signals: Mapping[str, T.Type]) -> None:
         """The payload against the signal's declared payload; an undeclared signal is BBF504's business."""

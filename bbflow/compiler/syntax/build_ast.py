@@ -386,16 +386,19 @@ class AstBuilder(Transformer):
         return ast.SetStmt(self._ident(children[0]), children[1], self._span(meta))
 
     def emit_stmt(self, meta: Any, children: list[Any]) -> ast.EmitStmt:
-        sig, data = children
-        return ast.EmitStmt(ast.SignalType(str(sig), self._tspan(sig)), data, self._span(meta))
+        sig, data, to = children
+        return ast.EmitStmt(ast.SignalType(str(sig), self._tspan(sig)), data, self._span(meta), to)
 
     def schedule_stmt(self, meta: Any, children: list[Any]) -> ast.ScheduleStmt:
-        sig, data, delay = children
-        return ast.ScheduleStmt(ast.SignalType(str(sig), self._tspan(sig)), data, delay, self._span(meta))
+        sig, data, delay, to = children
+        return ast.ScheduleStmt(ast.SignalType(str(sig), self._tspan(sig)), data, delay, self._span(meta), to)
 
     def run_stmt(self, meta: Any, children: list[Any]) -> ast.RunStmt:
-        call, then, else_ = children
-        return ast.RunStmt(call, then, else_, self._span(meta))
+        call, preempt, then, else_ = children
+        return ast.RunStmt(call, then, else_, self._span(meta), preempt is not None)
+
+    def cancel_stmt(self, meta: Any, children: list[Any]) -> ast.CancelStmt:
+        return ast.CancelStmt(children[0], self._span(meta))
 
     def if_stmt(self, meta: Any, children: list[Any]) -> ast.IfStmt:
         cond, then, *rest = children  # no placeholder for an absent inlined `else` branch
