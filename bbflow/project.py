@@ -31,6 +31,7 @@ from bbflow.project_schema import SIM_DRIVER, KeyPath, Problem, key_lines, locat
 from bbflow.runtime.durations import parse_duration
 
 PROJECT_FILE = "bbflow.toml"
+DEFAULT_QUEUE = 16  # runs that may wait for a robot that is busy with another
 
 
 class ProjectError(Exception):
@@ -44,6 +45,7 @@ class RobotConfig:
     arm: bool = False  # arm a real robot before work starts
     sim: dict[str, Any] = attrs.Factory(dict)  # options of the simulated driver, as written
     options: dict[str, Any] = attrs.Factory(dict)  # a Python driver's own settings, as written
+    queue: int = DEFAULT_QUEUE  # runs that may wait while another holds the robot
 
     @property
     def is_sim(self) -> bool:
@@ -53,6 +55,7 @@ class RobotConfig:
 @attrs.frozen(slots=True)
 class AgentConfig:
     robot: str | None = None  # the robot instance this agent commands
+    robots: tuple[str, ...] = ()  # or: one agent instance per robot instance listed
 
 
 @attrs.frozen(slots=True)
@@ -188,7 +191,8 @@ def _build(root: Path, data: dict[str, Any], problems: list[Problem]) -> Project
         robots[inst] = RobotConfig(
             good(cfg.get("interface"), (*where, "interface"), str, ""), good(cfg.get("driver"), (*where, "driver"), str, SIM_DRIVER),
             good(cfg.get("arm"), (*where, "arm"), bool, False), good(cfg.get("sim"), (*where, "sim"), dict, {}),
-            good(cfg.get("options"), (*where, "options"), dict, {}))
+            good(cfg.get("options"), (*where, "options"), dict, {}),
+            good(cfg.get("queue"), (*where, "queue"), int, DEFAULT_QUEUE))
     agents = {}
     for short, cfg in good(data.get("agent"), ("agent",), dict, {}).items():
         if not isinstance(cfg, dict):
@@ -201,7 +205,8 @@ def _build(root: Path, data: dict[str, Any], problems: list[Problem]) -> Project
                 known = ", ".join(sorted(robots)) or "none configured"
                 problems.append(Problem(("agent", short, *key), f"no robot instance {instance!r} (robots: {known})",
                                         suggest(instance, robots)))
-        agents[short] = AgentConfig(robot if robot in robots else None)
+        listed = tuple(r for key, r in named if key[0] == "robots" and r in robots)
+        agents[short] = AgentConfig(robot if robot in robots else None, listed)
     run = good(data.get("run"), ("run",), dict, {})
     run_agents = tuple(good(run.get("agents"), ("run", "agents"), list, []))
     serve = good(data.get("serve"), ("serve",), dict, {})

@@ -95,7 +95,7 @@ class FakeRunner:
         self.calls = []
         self.pending = []
 
-    async def __call__(self, call, args):
+    async def __call__(self, call, args, **_):
         fut = asyncio.get_running_loop().create_future()
         self.calls.append((call, args))
         self.pending.append(fut)
@@ -110,7 +110,7 @@ class TimedRunner:
         self.fail = fail
         self.calls = 0
 
-    async def __call__(self, call, args):
+    async def __call__(self, call, args, **_):
         self.calls += 1
         await asyncio.sleep(self.duration)
         if self.fail is not None:
@@ -416,7 +416,7 @@ def test_stopping_the_agent_cancels_runs_in_flight():
         bus, _ = make_bus()
         cancelled = []
 
-        async def runner(call, args):
+        async def runner(call, args, **_):
             try:
                 await asyncio.sleep(100)
             except asyncio.CancelledError:
@@ -827,7 +827,7 @@ def test_a_run_begins_before_the_next_turn_even_in_a_burst():
         bus, rec = make_bus()
         order = []
 
-        async def runner(call, args):
+        async def runner(call, args, **_):
             order.append("run begins")
             await asyncio.sleep(1.0)
             return args["pick"]

@@ -240,8 +240,8 @@ def test_an_interrupt_cancels_the_run_rolls_back_while_armed_then_disarms(progra
     assert outcome.status is Status.INTERRUPTED == 130
     assert names(recorder.events, step=True)[-4:] == [
         ("step.error", "grip"), ("undo.start", "approach"), ("undo.ok", "approach"), ("run.failed", None)]
-    assert recorder.named("run.failed")[0]["error"]["code"] == "cancelled"
-    assert outcome.summary.startswith("interrupted: PickAndPlace rolled back: PickAndPlace was cancelled")
+    assert recorder.named("run.failed")[0]["error"]["code"] == "interrupted"
+    assert outcome.summary.startswith("interrupted: PickAndPlace rolled back: PickAndPlace was interrupted")
     assert "interrupt again to disarm now" in notes[0]
     assert s.robots[0].safety == "disarmed"
 
@@ -296,7 +296,7 @@ def test_agents_run_until_interrupted_and_runs_in_flight_roll_back(program: mode
     assert outcome.status is Status.INTERRUPTED
     assert notes[0].startswith("input closed; the agents go on until interrupted")
     assert [e["step"] for e in recorder.named("undo.ok")] == ["approach"]
-    assert recorder.named("run.failed")[0]["error"]["code"] == "cancelled"
+    assert recorder.named("run.failed")[0]["error"]["code"] == "interrupted"
     assert outcome.summary.startswith("interrupted: agents stopped; 1 signals in")
 
 

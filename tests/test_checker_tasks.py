@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from checker_helpers import ARM, check_text, only
 
-from bbflow.compiler.diagnostics import Diagnostics
+from bbflow.compiler.diagnostics.core import Diagnostics
 
 from bbflow.compiler import ast
-from bbflow.compiler import types as T
-from bbflow.compiler.facts import CallKind
+from bbflow.compiler.semantic import types as T
+from bbflow.compiler.semantic.facts import CallKind
 
 def codes(diags: Diagnostics) -> list[str]:
     """The codes given, but the unused-signal warning (the shared signals are not all used by every test)."""

@@ -25,8 +25,6 @@ from shared_cases import case_params, cases
 EXPECTED_FAILURES: dict[str, str] = {
     "036_reactor_on_other_robot.flow": "checker v0.2: BBF206",
     "039_ok_agent_queue_collections.flow": "checker v0.2: collections",
-    "11_one_task_per_robot": "robot tasks: one task per robot",
-    "12_addressed_task": "robot tasks: addressed signals and agent instances",
 }
 
 

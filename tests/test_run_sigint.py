@@ -75,11 +75,11 @@ def test_sigint_during_a_reactor_rolls_back_and_exits_130(slow_cell: Path, tmp_p
     assert steps(got, "undo.start") == ["approach"] and steps(got, "undo.ok") == ["approach"]
     assert "lift" not in steps(got, "step.start")
     failed = [e for e in got if e["event"] == "run.failed"]
-    assert len(failed) == 1 and failed[0]["error"]["code"] == "cancelled" and failed[0]["undo_errors"] == []
+    assert len(failed) == 1 and failed[0]["error"]["code"] == "interrupted" and failed[0]["undo_errors"] == []
     assert got[-1]["event"] == "run.failed"
     lines = err.splitlines()
     assert "arm  disarming -> disarmed" in lines[-2]  # the robot is disarmed before the process ends
-    assert lines[-1].startswith("interrupted: PickAndPlace rolled back: PickAndPlace was cancelled")
+    assert lines[-1].startswith("interrupted: PickAndPlace rolled back: PickAndPlace was interrupted")
 
 
 def test_sigterm_stops_the_agents_with_input_still_open(slow_cell: Path, tmp_path: Path) -> None:
@@ -94,7 +94,7 @@ def test_sigterm_stops_the_agents_with_input_still_open(slow_cell: Path, tmp_pat
     assert code == 130, err
     got = read_events(events)
     assert steps(got, "undo.ok") == ["approach"]
-    assert [e["error"]["code"] for e in got if e["event"] == "run.failed"] == ["cancelled"]
+    assert [e["error"]["code"] for e in got if e["event"] == "run.failed"] == ["interrupted"]
     assert err.splitlines()[-1].startswith("interrupted: agents stopped; 1 signals in")
 
 

@@ -15,6 +15,17 @@ is never raced. An item is a signal or the outcome of a ``run`` it started.
   comes back as a turn of its own running ``then`` (``result`` in scope) or
   ``else`` (``error`` = ``{message, code}``), with the binding of the route
   that started it.
+- One agent definition runs as one ``AgentServer`` per robot instance it is
+  bound to (``[agent.NAME] robots = [...]``): each has its own state and
+  mailbox, ``instance`` in its expressions, source ``/agent/NAME/INSTANCE``,
+  and ``"robot": INSTANCE`` in its events.
+- Every signal a turn emits or schedules gets a fresh id and time, the
+  agent's source, the ``subject`` given by ``to``, and a ``traceparent`` in
+  the trace of the signal the turn handles (a new trace when it had none).
+- ``run`` goes through the runtime's task registry (``bbflow.runtime.tasks``)
+  with a run id the agent chooses, so that ``cancel REACTOR`` can cancel every
+  run of REACTOR this instance started, queued or running, even one whose
+  task has not begun yet.
 - The mailbox is bounded (default 10,000 signals); a signal that finds it full
   is counted and reported as dropped. Run outcomes are never dropped: they are
   few (one per run in flight) and the agent's state depends on them. Input
@@ -37,7 +48,10 @@ from bbflow.runtime.bus import Bus
 from bbflow.runtime.linemap import add_flow_note
 from bbflow.runtime.ports import ActionResolver, Observer, RobotPort, RuntimeFailure
 from bbflow.runtime.router import Router
-from bbflow.runtime.signals import Envelope, SignalRejected
+from bbflow.runtime.signal_waits import SignalWaits
+from bbflow.runtime.ids import uuid7
+from bbflow.runtime.signals import Envelope, SignalRejected, child_traceparent, now_rfc3339
+from bbflow.runtime.tasks import Tasks
 from bbflow.runtime.types import TypeMismatch
 
 DEFAULT_MAILBOX = 10_000
@@ -46,7 +60,8 @@ YIELD_EVERY = 16
 
 #: Runs the CALL of a ``run`` statement with its evaluated arguments and returns
 #: its value; raises ``RuntimeFailure`` when it fails (a halted reactor: code ``halted``).
-RunCall = Callable[[model.Call, dict[str, Any]], Awaitable[Any]]
+#: Called with keywords ``owner`` (the agent instance), ``run_id`` and ``preempt``.
+RunCall = Callable[..., Awaitable[Any]]
 
 
 @attrs.frozen(slots=True)
@@ -58,6 +73,7 @@ class Outcome:
     run: model.Run
     ok: bool
     value: Any  # the result, or {"message", "code"}
+    traceparent: str | None = None  # of the signal whose turn started the run
 
 
 @attrs.define
@@ -135,8 +151,9 @@ class _Effects:
     """What a turn sends and starts once it has succeeded."""
 
     emits: list[Envelope] = attrs.Factory(list)
-    schedules: list[tuple[float, str, Any]] = attrs.Factory(list)
-    runs: list[tuple[model.Run, dict[str, Any]]] = attrs.Factory(list)
+    schedules: list[tuple[float, Envelope]] = attrs.Factory(list)
+    #: runs to start (with their arguments) and reactors to cancel (``None``), in statement order
+    tasks: list[tuple[model.Run | model.Cancel, dict[str, Any] | None]] = attrs.Factory(list)
 
 
 class AgentServer:
@@ -155,21 +172,29 @@ class AgentServer:
         runner: RunCall | None = None,
         robot_instance: str | None = None,
         mailbox_size: int = DEFAULT_MAILBOX,
+        tasks: Tasks | None = None,
     ) -> None:
         self.spec = spec
         self.name = spec.name
         self.bus = bus
         self.runner = runner
         self.robot_instance = robot_instance
+        self.tasks = tasks
         self.router = Router(spec.routes)
         self.mailbox = Mailbox(mailbox_size)
         self.stats = AgentStats()
         self.last_signal: str | None = None
         self._fields = {f.name: f for f in spec.state}
-        self._source = f"/agent/{spec.name}"
+        self._source = f"/agent/{spec.name}" + (f"/{robot_instance}" if robot_instance else "")
+        #: what every event of this instance says about it
+        self._who: dict[str, Any] = {"agent": spec.name}
+        if robot_instance:
+            self._who["robot"] = robot_instance
+        self._implicit = {"instance": robot_instance or ""}
+        #: runs in flight by run id -> the reactor's qualname (commands and actions: None)
+        self._runs: dict[str, str | None] = {}
+        self._precancelled: set[str] = set()
         self._group: asyncio.TaskGroup | None = None
-        self._runs: set[asyncio.Task[None]] = set()  # runs in flight
-        self._cancelled: set[asyncio.Task[None]] = set()  # runs an operator cancelled
         self.state: dict[str, Any] = self.initial_state()
         bus.attach(self)
 
@@ -196,7 +221,7 @@ class AgentServer:
         if not self.mailbox.offer(envelope):
             self.stats.dropped_overflow += 1
             self.bus.report(
-                "signal.dropped", type=envelope.type, agent=self.name, reason=f"mailbox full ({self.mailbox.capacity})"
+                "signal.dropped", type=envelope.type, **self._who, reason=f"mailbox full ({self.mailbox.capacity})"
             )
             return
         self.stats.received += 1
@@ -227,8 +252,13 @@ class AgentServer:
                     # report run.start) before the next turn, as they would had the
                     # signals come apart; and every few turns, so that a flood of
                     # signals cannot starve the drivers and runs sharing the loop.
+                    # A run begins two loop iterations after its turn: its child task
+                    # enters the task registry, whose work task then starts the run.
                     turns += 1
-                    if self.stats.runs_started != started or turns % YIELD_EVERY == 0:
+                    if self.stats.runs_started != started:
+                        await asyncio.sleep(0)
+                        await asyncio.sleep(0)
+                    elif turns % YIELD_EVERY == 0:
                         await asyncio.sleep(0)
         except BaseException as exc:
             if not isinstance(exc, asyncio.CancelledError):
@@ -251,15 +281,15 @@ class AgentServer:
             extras = {route.bind: binding} if route.bind else {}
             if route.when is not None:
                 try:
-                    holds = route.when({**self.state, **extras})
+                    holds = route.when({**self._implicit, **self.state, **extras})
                 except Exception as exc:
                     self._failed(route, HandlerError(f"when: {_explain(exc)}{_located(exc)}", line=route.line))
                     return
                 if not holds:
                     continue
             self.stats.handled += 1
-            self.bus.report("signal.routed", type=envelope.type, agent=self.name, route=route.pattern)
-            self._transaction(route, binding, route.body, extras)
+            self.bus.report("signal.routed", type=envelope.type, **self._who, route=route.pattern)
+            self._transaction(route, binding, route.body, extras, envelope.traceparent)
             return
         self._drop(envelope.type, "no route's `when` holds")
 
@@ -270,15 +300,16 @@ class AgentServer:
         route = outcome.route
         extras: dict[str, Any] = {route.bind: outcome.binding} if route.bind else {}
         extras["result" if outcome.ok else "error"] = outcome.value
-        self._transaction(route, outcome.binding, body, extras)
+        self._transaction(route, outcome.binding, body, extras, outcome.traceparent)
 
     def _transaction(
-        self, route: model.Route, binding: dict[str, Any] | None, body: tuple[model.Stmt, ...], extras: dict[str, Any]
+        self, route: model.Route, binding: dict[str, Any] | None, body: tuple[model.Stmt, ...], extras: dict[str, Any],
+        traceparent: str | None = None,
     ) -> None:
         # A shallow copy is enough: `set` replaces a field's value, never mutates it,
         # and values are conformed copies (records and lists are rebuilt by `conform`).
         working = dict(self.state)
-        scope = {**working, **extras}
+        scope = {**self._implicit, **working, **extras}
         effects = _Effects()
         try:
             self._execute(body, scope, working, extras, effects)
@@ -286,12 +317,19 @@ class AgentServer:
             self._failed(route, exc)
             return
         self.state = working
+        if traceparent is None and (effects.emits or effects.schedules):
+            traceparent = child_traceparent(None)  # the turn starts a trace: its signals share it
         for envelope in effects.emits:
-            self.bus.emit(envelope, self.name)
-        for delay, signal_type, data in effects.schedules:
-            self._schedule(delay, signal_type, data)
-        for run, args in effects.runs:
-            self._start_run(route, binding, run, args)
+            self.bus.emit(attrs.evolve(envelope, traceparent=child_traceparent(traceparent)), self.name,
+                          self.robot_instance)
+        for delay, envelope in effects.schedules:
+            self._schedule(delay, attrs.evolve(envelope, traceparent=child_traceparent(traceparent)))
+        for task, args in effects.tasks:
+            if isinstance(task, model.Cancel):
+                self._cancel(task.reactor)
+            else:
+                assert args is not None
+                self._start_run(route, binding, task, args, traceparent)
 
     def _execute(
         self,
@@ -315,21 +353,32 @@ class AgentServer:
                 if stmt.field not in extras:
                     scope[stmt.field] = value
             elif isinstance(stmt, model.Emit):
-                data = self._payload(stmt.type, stmt.data, scope, stmt.line, "emit")
-                effects.emits.append(Envelope(type=stmt.type, source=self._source, data=data))
+                effects.emits.append(self._envelope(stmt, scope, "emit"))
             elif isinstance(stmt, model.Schedule):
-                data = self._payload(stmt.type, stmt.data, scope, stmt.line, "schedule")
-                effects.schedules.append((stmt.delay, stmt.type, data))
+                effects.schedules.append((stmt.delay, self._envelope(stmt, scope, "schedule")))
             elif isinstance(stmt, model.Run):
                 args = _evaluate(stmt.call.args, scope, stmt.line, "run") if _has_args(stmt.call) else {}
                 if self.runner is None:
                     raise HandlerError(f"run: agent {self.name} has no runner", line=stmt.line)
-                effects.runs.append((stmt, dict(args)))
+                effects.tasks.append((stmt, dict(args)))
+            elif isinstance(stmt, model.Cancel):
+                effects.tasks.append((stmt, None))
             elif isinstance(stmt, model.If):
                 cond = _evaluate(stmt.cond, scope, stmt.line, "if")
                 self._execute(stmt.then if cond else stmt.else_, scope, working, extras, effects)
             else:  # pragma: no cover - guarded by the model's types
                 raise HandlerError(f"unknown statement {stmt!r}", line=getattr(stmt, "line", 0))
+
+    def _envelope(self, stmt: model.Emit | model.Schedule, scope: Mapping[str, Any], what: str) -> Envelope:
+        """The signal an ``emit`` or ``schedule`` sends (its time and trace are set when it is sent)."""
+        data = self._payload(stmt.type, stmt.data, scope, stmt.line, what)
+        subject = None
+        if stmt.to is not None:
+            subject = _evaluate(stmt.to, scope, stmt.line, f"{what} {stmt.type} to")
+            if not isinstance(subject, str) or not subject:
+                raise HandlerError(f"{what} {stmt.type} to: expected a robot instance name, found {subject!r}",
+                                   line=stmt.line)
+        return Envelope(type=stmt.type, source=self._source, data=data, subject=subject)
 
     def _payload(self, signal_type: str, expr: model.Expr | None, scope: Mapping[str, Any], line: int, what: str) -> Any:
         data = None if expr is None else _evaluate(expr, scope, line, f"{what} {signal_type}")
@@ -340,71 +389,79 @@ class AgentServer:
 
     # --- children: runs and scheduled signals --------------------------------------
 
-    def _spawn(self, coro: Awaitable[None]) -> asyncio.Task[None]:
+    def _spawn(self, coro: Awaitable[None]) -> None:
         if self._group is None:
             raise RuntimeError(f"agent {self.name} is not being served")
-        return self._group.create_task(coro)  # type: ignore[arg-type]
+        self._group.create_task(coro)  # type: ignore[arg-type]
 
-    def cancel_run(self, task: asyncio.Task[Any]) -> bool:
-        """Cancel a run of this agent (``task`` is the one running it): it rolls back and
-        comes back as an ``else`` turn with code ``cancelled``. False if it is not one of ours."""
-        if task not in self._runs or task.done():
-            return False
-        self._cancelled.add(task)
-        task.cancel()
-        return True
-
-    def _schedule(self, delay: float, signal_type: str, data: Any) -> None:
+    def _schedule(self, delay: float, envelope: Envelope) -> None:
         self.bus.activity.begin()
-        self._spawn(self._fire_later(delay, signal_type, data))
+        self._spawn(self._fire_later(delay, envelope))
 
-    async def _fire_later(self, delay: float, signal_type: str, data: Any) -> None:
+    async def _fire_later(self, delay: float, envelope: Envelope) -> None:
         try:
             await asyncio.sleep(delay)
-            self.bus.emit(Envelope(type=signal_type, source=self._source, data=data), self.name)
+            # a fresh id and the time it is sent
+            self.bus.emit(attrs.evolve(envelope, id=uuid7(), time=now_rfc3339()), self.name, self.robot_instance)
         finally:
             self.bus.activity.end()
 
-    def _start_run(self, route: model.Route, binding: dict[str, Any] | None, run: model.Run, args: dict[str, Any]) -> None:
+    def _start_run(self, route: model.Route, binding: dict[str, Any] | None, run: model.Run, args: dict[str, Any],
+                   traceparent: str | None = None) -> None:
         self.stats.runs_started += 1
         self.stats.runs_in_flight += 1
         self.bus.activity.begin()
-        task = self._spawn(self._run_child(route, binding, run, args))
-        self._runs.add(task)
-        task.add_done_callback(self._runs.discard)
+        run_id = uuid7()
+        self._runs[run_id] = run.call.reactor if isinstance(run.call, model.ReactorCall) else None
+        self._spawn(self._run_child(route, binding, run, args, run_id, traceparent))
 
-    async def _run_child(self, route: model.Route, binding: dict[str, Any] | None, run: model.Run, args: dict[str, Any]) -> None:
+    def _cancel(self, reactor: str) -> None:
+        """``cancel REACTOR``: every run of it this instance started, queued or running."""
+        for run_id, name in list(self._runs.items()):
+            if name != reactor:
+                continue
+            if self.tasks is None or not self.tasks.cancel(run_id):
+                self._precancelled.add(run_id)  # its task has not reached the registry yet
+
+    async def _run_child(self, route: model.Route, binding: dict[str, Any] | None, run: model.Run,
+                         args: dict[str, Any], run_id: str, traceparent: str | None) -> None:
         try:
             assert self.runner is not None  # checked when the turn ran
             try:
-                value, ok = await self.runner(run.call, args), True
+                if run_id in self._precancelled:
+                    raise self._never_started(run.call, run_id)
+                value, ok = await self.runner(run.call, args, owner=self, run_id=run_id, preempt=run.preempt), True
             except RuntimeFailure as failure:
                 value, ok = {"message": failure.message, "code": failure.code}, False
-            except asyncio.CancelledError:
-                task = asyncio.current_task()
-                if task not in self._cancelled:
-                    raise  # the agent is stopping
-                self._cancelled.discard(task)
-                task.uncancel()
-                value, ok = {"message": "cancelled by the operator", "code": "cancelled"}, False
             except Exception as exc:  # a bug below the runner must not take the agent down
                 value, ok = {"message": _explain(exc), "code": "internal"}, False
             if (run.then if ok else run.else_) is not None:
-                self.mailbox.put_outcome(Outcome(route, binding, run, ok, value))
+                self.mailbox.put_outcome(Outcome(route, binding, run, ok, value, traceparent))
                 self.bus.activity.begin()  # the outcome turn, counted before the run ends
         finally:
+            self._runs.pop(run_id, None)
+            self._precancelled.discard(run_id)
             self.stats.runs_in_flight -= 1
             self.bus.activity.end()
+
+    def _never_started(self, call: model.Call, run_id: str) -> RuntimeFailure:
+        """A run cancelled before its task reached the registry: reported as the registry would."""
+        name = _call_name(call)
+        failure = RuntimeFailure(f"{name} was cancelled before it started", "cancelled")
+        named = {"reactor": name} if isinstance(call, model.ReactorCall) else {"command": name}
+        robot = {"robot": self.robot_instance} if self.robot_instance else {}
+        self.bus.report("run.failed", **named, run=run_id, **robot, error=failure.to_json(), undo_errors=[])
+        return failure
 
     # --- reporting -----------------------------------------------------------------
 
     def _drop(self, signal_type: str, reason: str) -> None:
         self.stats.dropped_unmatched += 1
-        self.bus.report("signal.dropped", type=signal_type, agent=self.name, reason=reason)
+        self.bus.report("signal.dropped", type=signal_type, **self._who, reason=reason)
 
     def _failed(self, route: model.Route, exc: HandlerError) -> None:
         self.stats.errors += 1
-        self.bus.report("agent.error", agent=self.name, route=route.pattern, error=exc.failure.to_json(), line=exc.line)
+        self.bus.report("agent.error", **self._who, route=route.pattern, error=exc.failure.to_json(), line=exc.line)
 
 
 def _evaluate(expr: model.Expr, scope: Mapping[str, Any], line: int, what: str) -> Any:
@@ -427,6 +484,14 @@ def _explain(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def _call_name(call: model.Call) -> str:
+    for attr in ("reactor", "command", "action"):
+        name = getattr(call, attr, None)
+        if isinstance(name, str):
+            return name.rsplit(".", 1)[-1]
+    return type(call).__name__
+
+
 def _has_args(call: model.Call) -> TypeGuard[model.CommandCall | model.ActionCall | model.ReactorCall]:
     return isinstance(call, (model.CommandCall, model.ActionCall, model.ReactorCall))
 
@@ -443,6 +508,11 @@ class CallRunner:
     A reactor runs through ``run_reactor`` (by default ``bbflow.runtime.executor``'s); its
     ``RunResult`` becomes the value (status ``ok``) or a ``RuntimeFailure``
     (``failed``: the run's error; ``halted``: code ``halted``).
+
+    With ``tasks`` (the runtime's task registry), a reactor run and a command
+    are tasks of the agent's robot (one at a time, queued, preemptible,
+    cancellable); a reactor that moves no robot is registered (so it can be
+    cancelled) and holds nothing. ``signals`` serves ``wait_signal`` steps.
     """
 
     def __init__(
@@ -453,19 +523,32 @@ class CallRunner:
         robot: RobotPort | None = None,
         actions: ActionResolver = resolve_action,
         observer: Observer | None = None,
+        tasks: Tasks | None = None,
+        signals: SignalWaits | None = None,
     ) -> None:
         self.program = program
         self.run_reactor = run_reactor
         self.robot = robot
         self.actions = actions
         self.observer = observer
+        self.tasks = tasks
+        self.signals = signals
 
-    async def __call__(self, call: model.Call, args: dict[str, Any]) -> Any:
+    async def __call__(self, call: model.Call, args: dict[str, Any], *, owner: object = None,
+                       run_id: str | None = None, preempt: bool = False) -> Any:
         if isinstance(call, model.ReactorCall):
             reactor = self.program.find("reactors", call.reactor)
-            result = await self.run_reactor(
-                self.program, reactor, args, robot=self.robot, observer=self.observer, actions=self.actions
-            )
+            if self.tasks is None:
+                result = await self.run_reactor(
+                    self.program, reactor, args, robot=self.robot, observer=self.observer, actions=self.actions
+                )
+            else:
+                held = self.robot.instance if reactor.robot is not None and self.robot is not None else None
+                result = await self.tasks.run(
+                    lambda ticket: self.run_reactor(
+                        self.program, reactor, args, robot=self.robot, observer=self.observer, actions=self.actions,
+                        run_id=ticket.run_id, cancel_code=ticket.cancel_code, signals=self.signals),
+                    name=reactor.name, robot=held, run_id=run_id, owner=owner, preempt=preempt)
             if result.status == "ok":
                 return result.value
             if result.status == "halted":
@@ -479,7 +562,12 @@ class CallRunner:
         robot = self._robot(call)
         if isinstance(call, model.CommandCall):
             command = robot.spec.commands.get(call.command)
-            return await robot.call(call.command, args, timeout=command.timeout if command else None)
+            timeout = command.timeout if command else None
+            if self.tasks is None:
+                return await robot.call(call.command, args, timeout=timeout)
+            return await self.tasks.run(lambda _: robot.call(call.command, args, timeout=timeout), name=call.command,
+                                        robot=robot.instance, run_id=run_id, owner=owner, preempt=preempt,
+                                        kind="command")
         if isinstance(call, model.WaitState):
             return await robot.wait_state(call.states)
         return await robot.wait_event(call.event)

@@ -65,8 +65,9 @@ from bbflow.runtime.run_plan import RobotPlan, RunOptions, RunPlan, UsageError, 
 from bbflow.runtime.signals import SignalCatalog
 from bbflow.runtime.stdin import InputLines, Line
 from bbflow.runtime.supervisor import Child, GaveUp, Strategy, Supervisor, disarm_all
+from bbflow.runtime.tasks import Tasks
 
-__all__ = ["Attachment", "Outcome", "RunTasks", "Session", "Status", "run_app"]
+__all__ = ["Attachment", "Outcome", "Session", "Status", "run_app"]
 
 
 class Status(enum.IntEnum):
@@ -124,8 +125,8 @@ class Session:
         self.bus: Bus | None = None  # while agents are served
         self.servers: tuple[AgentServer, ...] = ()
         self.root: Supervisor | None = None  # the supervision tree's root, while it runs
-        self.run_tasks = RunTasks()
-        self.observer = fanout(self.observer, self.run_tasks)
+        #: every run that may move a robot goes through here: one task per robot, the queues, cancel
+        self.tasks = Tasks(capacities={rp.instance: rp.queue for rp in plan.robots}, observer=self.observer)
         self.interrupts = 0
         self.gave_up: GaveUp | None = None
         self.disarm_errors: list[str] = []
@@ -158,6 +159,8 @@ class Session:
         if self.interrupts == 1:
             if self._work is not None and not self._work.done():
                 self.note("interrupted: stopping; runs roll back while armed (interrupt again to disarm now)")
+                for ticket in self.tasks.runs():  # their error code says why: interrupted
+                    self.tasks.cancel(ticket.run_id, "interrupted")
                 self._work.cancel()
         elif self._emergency is None and self._started:
             self.note("interrupted again: disarming every robot now")
@@ -223,19 +226,11 @@ class Session:
         return proxy
 
     def cancel_run(self, run_id: str) -> None:
-        """Cancel the top-level run ``run_id``: it rolls back while the robot is armed.
-
-        An agent's run comes back to its agent as an ``else`` turn (code
-        ``cancelled``); the reactor of ``bbflow run --reactor`` is cancelled like
-        a first interrupt. ``KeyError`` if no such run is in flight.
+        """Cancel the top-level run ``run_id`` (``bbflow.runtime.tasks``): a queued run never starts, a
+        running one rolls back while the robot is armed; it fails with code ``cancelled``, and an agent's
+        run comes back to its agent as an ``else`` turn. ``KeyError`` if no such run is queued or running.
         """
-        task = self.run_tasks.tasks.get(run_id)
-        if task is None or task.done():
-            raise KeyError(run_id)
-        if task is self._work:
-            self.interrupt()
-            return
-        if not any(server.cancel_run(task) for server in self.servers):
+        if not self.tasks.cancel(run_id):
             raise KeyError(run_id)
 
     def _proxy(self, instance: str | None) -> RobotProxy | None:
@@ -244,8 +239,24 @@ class Session:
     # --- a reactor ---------------------------------------------------------------------------
 
     async def _reactor(self, reactor: model.Reactor) -> Outcome:
-        result = await run_reactor(self.plan.program, reactor, self.plan.inputs,
-                                   robot=self._proxy(self.plan.reactor_robot), observer=self.observer)
+        program = self.plan.program
+        robot = self._proxy(self.plan.reactor_robot)
+        # a reactor with `wait_signal` steps reads signals from the input meanwhile
+        bus = Bus(SignalCatalog.from_program(program), observer=self.observer) if self.lines is not None else None
+        feeding = asyncio.get_running_loop().create_task(self._read(bus)) if bus is not None else None
+        try:
+            result = await self.tasks.run(
+                lambda ticket: run_reactor(program, reactor, self.plan.inputs, robot=robot, observer=self.observer,
+                                           run_id=ticket.run_id, cancel_code=ticket.cancel_code,
+                                           signals=bus.waits if bus is not None else None),
+                name=reactor.name, robot=robot.instance if robot is not None and reactor.robot else None)
+        except RuntimeFailure as failure:  # cancelled before it started (by the control plane)
+            return Outcome(Status.FAILED, f"{reactor.name} failed: {failure.message}; nothing moved")
+        finally:
+            if feeding is not None:
+                feeding.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await feeding
         return reactor_outcome(result, reactor)
 
     # --- agents ------------------------------------------------------------------------------
@@ -256,8 +267,8 @@ class Session:
         servers = []
         for agent in self.plan.agents:
             robot = self._proxy(agent.robot)
-            runner = CallRunner(program, robot=robot, observer=self.observer)
-            servers.append(AgentServer(agent.spec, bus, runner=runner, robot_instance=agent.robot))
+            runner = CallRunner(program, robot=robot, observer=self.observer, tasks=self.tasks, signals=bus.waits)
+            servers.append(AgentServer(agent.spec, bus, runner=runner, robot_instance=agent.robot, tasks=self.tasks))
         self.board.agents = self.servers = tuple(servers)
         if self._link is not None:
             try:
@@ -276,7 +287,9 @@ class Session:
             return Supervisor(name, children, observer=self.observer, strategy=Strategy(limits.strategy),
                               max_restarts=limits.max_restarts, period=limits.within)
 
-        agents = supervisor("agents", [Child(s.name, s.serve) for s in servers])
+        several = {s.name for s in servers if sum(o.name == s.name for o in servers) > 1}
+        agents = supervisor("agents", [Child(f"{s.name}/{s.robot_instance}" if s.name in several else s.name, s.serve)
+                                       for s in servers])
         children = [Child("agents", agents.run)]
         if self.robots:  # a process of coordinators only has no robot connection to watch
             robots = supervisor("robots", [self._connection(rp, proxy) for rp, proxy in zip(self.plan.robots, self.robots)])
@@ -318,22 +331,26 @@ class Session:
         return Child(f"robot {proxy.instance}", watch)
 
     async def _feed(self, bus: Bus, supervision: asyncio.Task[None]) -> None:
-        """Signals from the input, one JSON line each, each when the agents have room for it;
-        then, with --until-idle, stop when idle."""
-        if self.lines is not None:
-            number = 0
-            async for line in self.lines:
-                number += 1
-                if isinstance(line, LineTooLong) or line.strip():
-                    await bus.room()
-                    self._receive(bus, line, number)
-                if number % FAIRNESS == 0:
-                    await asyncio.sleep(0)  # lines already read must not starve the other tasks
+        """Signals from the input (see ``_read``); then, with --until-idle, stop when idle."""
+        await self._read(bus)
         if self.plan.until_idle:
             await bus.wait_idle()
             supervision.cancel()
         elif self.lines is not None:
             self.note("input closed; the agents go on until interrupted (--until-idle stops when idle)")
+
+    async def _read(self, bus: Bus) -> None:
+        """Signals from the input, one JSON line each, each when the agents have room for it, until it closes."""
+        if self.lines is None:
+            return
+        number = 0
+        async for line in self.lines:
+            number += 1
+            if isinstance(line, LineTooLong) or line.strip():
+                await bus.room()
+                self._receive(bus, line, number)
+            if number % FAIRNESS == 0:
+                await asyncio.sleep(0)  # lines already read must not starve the other tasks
 
     def _receive(self, bus: Bus, line: Line, number: int) -> None:
         admitted = bus.admit(line)
@@ -373,28 +390,6 @@ class ConnectionLost(RuntimeFailure):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, "connection")
-
-
-class RunTasks:
-    """An observer that knows which task runs each top-level run in flight (to cancel it).
-
-    Observers are called synchronously by the run itself, so the task current at
-    ``run.start`` is the one running it.
-    """
-
-    def __init__(self) -> None:
-        self.tasks: dict[str, asyncio.Task[Any]] = {}
-
-    def __call__(self, event: dict[str, Any]) -> None:
-        name, run = event.get("event"), event.get("run")
-        if run is None or event.get("parent") is not None:
-            return
-        if name == "run.start":
-            task = asyncio.current_task()
-            if task is not None:
-                self.tasks[run] = task
-        elif name in ("run.ok", "run.failed", "run.halted"):
-            self.tasks.pop(run, None)
 
 
 def reactor_outcome(result: RunResult, reactor: model.Reactor) -> Outcome:
@@ -480,7 +475,7 @@ async def _serve(plan: RunPlan, writer: JsonLinesWriter | None, stdin: int | IO[
 
     session = Session(
         plan, observer=fanout(writer, log, attachment), board=board, note=note,
-        lines=InputLines(stdin) if plan.agents else None,
+        lines=InputLines(stdin) if plan.reads_signals else None,
         on_safety=None if log is None else (lambda i, old, new: log.safety(i, old, new, loop.time())),
     )
     installed = []

@@ -1,9 +1,16 @@
 """The signal bus: delivers envelopes to agents, turns robot callbacks into signals, knows when all is idle.
 
-Every signal reaches every attached agent (the sender included), except the
-standard robot signals (``robot.safety.changed``, ``robot.state.changed``,
-``robot.error``, ``robot.event.NAME``): those reach only the agents bound to
-the robot instance named by their source ``/robot/INSTANCE``.
+Every signal reaches every attached agent (the sender included), except:
+
+- the standard robot signals (``robot.safety.changed``, ``robot.state.changed``,
+  ``robot.error``, ``robot.event.NAME``): those reach only the agents bound to
+  the robot instance named by their source ``/robot/INSTANCE``;
+- a signal with a ``subject`` (addressed with ``to``): it reaches only the
+  agents bound to that robot instance and the agents bound to no robot
+  (coordinators).
+
+Before its delivery every published signal is offered to the ``wait_signal``
+steps waiting for one (``waits``).
 
 With a network bus (``bbflow.runtime.fleet``) a ``Link`` is attached: the
 signals this process takes in (standard input) or emits also go out to the
@@ -26,6 +33,7 @@ from typing import Any, Protocol
 from bbflow.runtime.door import Door, Refusal
 from bbflow.runtime.events import notify
 from bbflow.runtime.ports import Observer, RobotPort
+from bbflow.runtime.signal_waits import SignalWaits
 from bbflow.runtime.signals import (
     ROBOT_EVENT_PREFIX,
     Envelope,
@@ -114,6 +122,7 @@ class Bus:
         self.activity = Activity()
         self.dropped = 0  # refused at the door, or robot signals that reached no agent
         self.door = Door(catalog)  # the door of standard input
+        self.waits = SignalWaits()
         self._subscribers: list[Subscriber] = []
 
     # --- subscribers ---------------------------------------------------------------
@@ -133,6 +142,7 @@ class Bus:
         A signal of this process also goes out on the link; one that went out is
         no drop here when no agent of this process routes it (another may).
         """
+        self.waits.offer(envelope)
         if not remote and self.link is not None and self.link.send(envelope):
             self._offer(envelope)
             return
@@ -145,9 +155,17 @@ class Bus:
                 self.report("signal.dropped", type=envelope.type, reason=why)
                 return
         else:
-            targets = self._subscribers
+            targets = self._addressed(envelope)
         for subscriber in targets:
             subscriber.deliver(envelope)
+
+    def _addressed(self, envelope: Envelope) -> list[Subscriber]:
+        """The agents a signal reaches: all, or for one with a ``subject`` those bound to that robot
+        instance and those bound to no robot."""
+        subject = envelope.subject
+        if subject is None:
+            return self._subscribers
+        return [s for s in self._subscribers if s.robot_instance is None or s.robot_instance == subject]
 
     def receive(self, envelope: Envelope, *, remote: bool = False) -> None:
         """A signal from outside (standard input, a robot, another process when ``remote``):
@@ -159,10 +177,11 @@ class Bus:
         """A signal about this process's surroundings (fleet membership): reported as ``signal.in`` and
         delivered to the agents that route it; no agent routing it is no drop."""
         self.report("signal.in", type=envelope.type, data=envelope.data, source=envelope.source)
+        self.waits.offer(envelope)
         self._offer(envelope)
 
     def _offer(self, envelope: Envelope) -> None:
-        for subscriber in self._subscribers:
+        for subscriber in self._addressed(envelope):
             if subscriber.routes(envelope.type):
                 subscriber.deliver(envelope)
 
@@ -197,9 +216,16 @@ class Bus:
             return None
         return admitted
 
-    def emit(self, envelope: Envelope, agent: str) -> None:
-        """A signal emitted by an agent: reported as ``signal.emit``, then published."""
-        self.report("signal.emit", type=envelope.type, data=envelope.data, agent=agent)
+    def emit(self, envelope: Envelope, agent: str, robot: str | None = None) -> None:
+        """A signal emitted by an agent (instance): reported as ``signal.emit`` with its envelope, then published."""
+        fields: dict[str, Any] = {"type": envelope.type, "data": envelope.data, "agent": agent}
+        if robot is not None:
+            fields["robot"] = robot
+        fields.update(id=envelope.id, source=envelope.source, signal_time=envelope.time,
+                      traceparent=envelope.traceparent)
+        if envelope.subject is not None:
+            fields["subject"] = envelope.subject
+        self.report("signal.emit", **fields)
         self.publish(envelope)
 
     # --- idle and events -----------------------------------------------------------

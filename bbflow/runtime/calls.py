@@ -110,6 +110,8 @@ async def perform(run: RunState, call: model.Call, scope: Mapping[str, Any], nam
     if isinstance(call, model.ReactorCall):
         value, _ = await compose(run, call, scope, name)
         return value
+    if isinstance(call, model.WaitSignal):
+        return await wait_signal(run, call, scope, name)
     robot = run.robot
     if robot is None:
         raise RuntimeFailure(f"{run.reactor.name} has no robot to wait on", "state")
@@ -140,6 +142,21 @@ async def wait_event(robot: RobotPort, call: model.WaitEvent, scope: Mapping[str
     if problems:
         raise failure(problems[0], "expression", f"{name}: where")
     return data
+
+
+async def wait_signal(run: RunState, call: model.WaitSignal, scope: Mapping[str, Any], name: str) -> Any:
+    """The envelope of the first signal of the type that enters the runtime from now on and passes ``where``."""
+    if run.signals is None:
+        raise RuntimeFailure(f"{name}: no signals reach this run (wait_signal({call.signal}))", "state")
+    where = call.where
+    predicate = None if where is None else (lambda binding: bool(where(_With(scope, name, binding))))
+    try:
+        return await run.signals.wait(call.signal, predicate,
+                                      robot=run.robot.instance if run.robot is not None else None)
+    except RuntimeFailure:
+        raise
+    except Exception as exc:  # the `where` failed
+        raise failure(exc, "expression", f"{name}: where") from None
 
 
 async def action(run: RunState, call: model.ActionCall, scope: Mapping[str, Any], name: str) -> Any:

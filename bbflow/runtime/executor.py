@@ -43,6 +43,7 @@ from bbflow.runtime.reactor_plan import plan_for
 from bbflow.runtime.rollback import rollback
 from bbflow.runtime.run_state import RunResult, RunState, UndoFailure
 from bbflow.runtime.scheduler import run_body
+from bbflow.runtime.signal_waits import SignalWaits
 from bbflow.runtime.types import Optional as OptionalType
 from bbflow.runtime.types import TypeMismatch
 
@@ -58,6 +59,8 @@ def run_reactor(
     observer: Observer | None = None,
     actions: ActionResolver | None = None,
     run_id: str | None = None,
+    cancel_code: Callable[[], str | None] | None = None,
+    signals: SignalWaits | None = None,
 ) -> Coroutine[Any, Any, RunResult]:
     """Run ``reactor`` (a declaration or its qualified or unambiguous short name) to its end.
 
@@ -69,8 +72,15 @@ def run_reactor(
     reactor needs a robot and none is given or its model cannot run, and
     ``asyncio.CancelledError`` when the awaiting task is cancelled (after the
     rollback). Every other outcome is a ``RunResult``.
+
+    ``cancel_code`` tells, once the run's task is cancelled, whether the
+    cancellation was a ``cancel`` or a preemption (``bbflow.runtime.tasks``):
+    then the run fails with that code and returns its ``RunResult`` after the
+    rollback instead of raising. ``signals`` serves ``wait_signal`` steps.
     """
     run = RunState(program, reactor, robot, observer, actions or resolve_action, run_id or uuid7(), None, execute)
+    run.cancel_code = cancel_code
+    run.signals = signals
     return execute(run, inputs)
 
 
@@ -137,8 +147,9 @@ async def execute(run: RunState, raw_inputs: Mapping[str, Any]) -> RunResult:
         except asyncio.CancelledError:
             if run.halt is not None:
                 return await _halted(run, baseline, delivered=True)
-            cancelled = True
-            error = run.fail(RuntimeFailure(f"{reactor.name} was cancelled", "cancelled"))
+            run.take_cancel(task)
+            error = run.fail(run.cancel_reason(reactor.name))
+            cancelled = task.cancelling() > baseline
         except Exception as exc:
             if run.halt is not None:
                 return await _halted(run, baseline, delivered=False)
@@ -150,7 +161,8 @@ async def execute(run: RunState, raw_inputs: Mapping[str, Any]) -> RunResult:
             run_events.run_ok(run, value)
             return run.result("ok", value)
         if await _shielded_rollback(run):
-            cancelled = True
+            run.take_cancel(task)
+            cancelled = task.cancelling() > baseline
         if run.halt is not None:
             return await _halted(run, baseline, delivered=False)
         if unsubscribe is not None:
@@ -207,6 +219,7 @@ async def _halted(run: RunState, baseline: int, *, delivered: bool) -> RunResult
     task = run.task
     halt = run.halt
     assert task is not None and halt is not None
+    run.take_cancel(task)
     if run.cancelled_root:
         if not delivered:  # our cancellation may still be on its way: take it here
             with contextlib.suppress(asyncio.CancelledError):

@@ -109,6 +109,8 @@ class Board:
             return
         view = self.runs.get(run_id) if run_id is not None else None
         if view is None or run_id is None:
+            if name == "run.failed" and event.get("parent") is None:
+                self.endings.append(event)  # a run that never started (busy, or cancelled while queued)
             return
         if name in _STEP_EVENTS and event.get("step"):
             view.steps[event["step"]] = _STEP_EVENTS[name]
@@ -153,8 +155,9 @@ class Board:
                 table.add_column(column, no_wrap=True)
             for agent in self.agents:
                 stats = getattr(agent, "stats", None)
+                instance = getattr(agent, "robot_instance", None)
                 table.add_row(
-                    agent.name, str(agent.queue_depth), agent.last_signal or "-",
+                    agent.name + (f"/{instance}" if instance else ""), str(agent.queue_depth), agent.last_signal or "-",
                     *(str(getattr(stats, f, "-")) for f in ("handled", "runs_in_flight")),
                     str(getattr(stats, "dropped_unmatched", 0) + getattr(stats, "dropped_overflow", 0)),
                     str(getattr(stats, "errors", "-")),

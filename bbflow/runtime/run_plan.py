@@ -8,11 +8,11 @@ work starts, and which faults each robot is given. Every mistake is a
 ``UsageError`` (exit status 2) whose message says what to change; nothing
 here starts a driver.
 
-Binding rules (LANGUAGE.md section 10): a reactor or agent ``on Arm`` is
-bound to the project's robot instance whose ``interface`` is ``Arm``. With
-several such instances an agent names its own in ``[agent.NAME] robot``;
-otherwise ``--robot NAME`` picks one (for the reactor, and for agents that
-name none).
+Binding rules: a reactor or agent ``on Arm`` is bound to the project's robot
+instance whose ``interface`` is ``Arm``. With several such instances an agent
+names its own in ``[agent.NAME] robot``, or runs once per robot instance listed
+in ``[agent.NAME] robots``; otherwise ``--robot NAME`` picks one (for the
+reactor, and for agents that name none).
 
 Process topology (docs/fleet.md): ``--robot NAME`` (repeatable) limits the
 process to those robot instances and the agents bound to them; the agents of
@@ -70,6 +70,7 @@ class RobotPlan:
     driver: str
     arm: bool  # arm before work starts
     faults: Faults | None = None
+    queue: int = 16  # runs that may wait for the robot ([robot.NAME] queue)
 
     @property
     def simulated(self) -> bool:
@@ -95,6 +96,11 @@ class RunPlan:
     until_idle: bool = False
     supervision: SupervisionConfig = attrs.Factory(SupervisionConfig)
     bus: BusSettings = attrs.Factory(BusSettings)
+
+    @property
+    def reads_signals(self) -> bool:
+        """Whether signals are read from the input: agents run, or the reactor waits for one."""
+        return bool(self.agents) or (self.reactor is not None and waits_for_signals(self.program, self.reactor))
 
 
 def plan_run(program: model.Program, project: Project, options: RunOptions) -> RunPlan:
@@ -126,6 +132,14 @@ def plan_run(program: model.Program, project: Project, options: RunOptions) -> R
     agents = []
     for spec in specs.values():
         configured = project.agents.get(spec.name)
+        if configured is not None and configured.robots:
+            if spec.robot is None:
+                raise UsageError(f"agent {spec.name} commands no robot: [agent.{spec.name}] robots does not apply "
+                                 f"(a coordinator runs once)")
+            for own in configured.robots:  # one instance per robot instance listed (of this process's robots)
+                if not options.robots or own in options.robots:
+                    agents.append(AgentPlan(spec, _bind(project, spec.robot, f"agent {spec.name}", (), own)))
+            continue
         own = configured.robot if configured is not None else None
         if options.robots and not _for_robots(project, spec, own, options):
             continue
@@ -133,7 +147,7 @@ def plan_run(program: model.Program, project: Project, options: RunOptions) -> R
     if not agents:
         raise UsageError(f"no agent of {', '.join(names)} runs on robot {', '.join(options.robots)}: "
                          "name the agents of this process with --agent")
-    if len({a.spec.name for a in agents}) != len(agents):
+    if len({(a.spec.name, a.robot) for a in agents}) != len(agents):
         raise UsageError(f"two agents share a name: {', '.join(a.spec.qualname for a in agents)}")
     used = [a.robot for a in agents if a.robot is not None]
     robots = _robots(program, project, options, list(dict.fromkeys(used)))
@@ -146,6 +160,29 @@ def plan_run(program: model.Program, project: Project, options: RunOptions) -> R
                          'use it with kind = "local"')
     return RunPlan(program, robots, agents=tuple(agents), until_idle=options.until_idle,
                    supervision=project.supervision, bus=bus)
+
+
+def waits_for_signals(program: model.Program, reactor: model.Reactor) -> bool:
+    """Whether ``reactor`` (or a reactor it composes) has a ``wait_signal`` step."""
+    seen: set[str] = set()
+
+    def body(b: model.Body) -> bool:
+        for node in b.nodes:
+            if isinstance(node, model.Step):
+                if isinstance(node.call, model.WaitSignal):
+                    return True
+                if isinstance(node.call, model.ReactorCall) and node.call.reactor not in seen:
+                    seen.add(node.call.reactor)
+                    if body(program.find("reactors", node.call.reactor).body):
+                        return True
+            elif isinstance(node, model.Switch):
+                if any(body(c.body) for c in node.cases) or (node.default is not None and body(node.default)):
+                    return True
+            elif isinstance(node, model.Map) and body(node.body):
+                return True
+        return False
+
+    return body(reactor.body)
 
 
 def parse_inputs(pairs: Sequence[str]) -> dict[str, Any]:
@@ -248,7 +285,7 @@ def _robots(program: model.Program, project: Project, options: RunOptions, insta
         spec = program.robots[config.interface]
         driver = options.driver if options.driver is not None else config.driver
         plans.append(RobotPlan(instance, spec, _table(config), driver, _arms(driver, config, options.arm),
-                               _faults_for(faults, spec)))
+                               _faults_for(faults, spec), config.queue))
     if faults is not None:
         _check_faults_used(faults, plans)
     if options.virtual_time:

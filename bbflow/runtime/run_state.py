@@ -20,6 +20,7 @@ import attrs
 from bbflow.runtime import model
 from bbflow.runtime.crew import Crew
 from bbflow.runtime.ports import ActionResolver, Observer, RobotPort, RuntimeFailure
+from bbflow.runtime.signal_waits import SignalWaits
 
 Status = Literal["ok", "failed", "halted"]
 
@@ -90,7 +91,7 @@ class RunState:
 
     __slots__ = ("program", "reactor", "robot", "observer", "resolver", "run_id", "parent", "runner", "loop",
                  "free", "slot_waiters", "done", "undo_errors", "failure", "halt", "stopping", "task",
-                 "rollback_task", "cancelled_root", "_commands")
+                 "rollback_task", "cancelled_root", "_commands", "cancel_code", "signals", "took_cancel")
 
     def __init__(
         self,
@@ -127,11 +128,18 @@ class RunState:
         self.rollback_task: asyncio.Task[Any] | None = None
         self.cancelled_root = False
         self._commands: Mapping[str, model.Command] | None = None
+        #: the code of a cancel or preemption made through the task registry (``bbflow.runtime.tasks``)
+        self.cancel_code: Callable[[], str | None] | None = None
+        #: where ``wait_signal`` steps wait (``bbflow.runtime.signal_waits``); composed runs share it
+        self.signals: SignalWaits | None = None
+        self.took_cancel = False  # the registry's cancellation has been taken back
 
     def child(self, reactor: model.Reactor, run_id: str) -> RunState:
         """The state of a composed reactor's run, on this run's robot, observer and actions."""
-        return RunState(self.program, reactor, self.robot, self.observer, self.resolver, run_id, self.run_id,
-                        self.runner)
+        child = RunState(self.program, reactor, self.robot, self.observer, self.resolver, run_id, self.run_id,
+                         self.runner)
+        child.signals = self.signals
+        return child
 
     def fail(self, failure: RuntimeFailure) -> RuntimeFailure:
         """Record the run's failure (the first one wins) and return the one recorded."""
@@ -156,8 +164,23 @@ class RunState:
         return tuple(c.step.name for c in self.done)
 
     def cancel_reason(self, what: str) -> RuntimeFailure:
-        """Why ``what`` (a step or an undo) was cancelled, for its error event: the halt, else a cancellation."""
-        return self.halt if self.halt is not None else RuntimeFailure(f"{what} was cancelled", "cancelled")
+        """Why ``what`` (the run, a step or an undo) was cancelled: the halt, else the cancel's code."""
+        if self.halt is not None:
+            return self.halt
+        code = self.cancel_code() if self.cancel_code is not None else None
+        if code == "preempted":
+            return RuntimeFailure(f"{what} was cancelled: another run preempted it", code)
+        if code == "interrupted":
+            return RuntimeFailure(f"{what} was interrupted", code)
+        return RuntimeFailure(f"{what} was cancelled", code or "cancelled")
+
+    def take_cancel(self, task: asyncio.Task[Any]) -> None:
+        """Take back the one cancellation a cancel or preemption of this run made (``cancel_code``):
+        the run fails with that code and returns; any other cancellation goes on after the rollback."""
+        if not self.took_cancel and self.cancel_code is not None and self.cancel_code() is not None \
+                and task.cancelling():
+            task.uncancel()
+            self.took_cancel = True
 
     def command_spec(self, command: str) -> model.Command | None:
         """The declaration of one of the robot's commands (for its default undo and timeout)."""

@@ -12,6 +12,8 @@ a *drop* (reported as ``signal.dropped``); one without is not a signal at all
 from __future__ import annotations
 
 import json
+import os
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -40,6 +42,30 @@ def now_rfc3339() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+# --- tracing (W3C Trace Context, as the CloudEvents distributed tracing extension) ------
+
+_TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+
+
+def valid_traceparent(value: Any) -> str | None:
+    """``value`` if it is a version-00 ``traceparent`` with non-zero ids, else None (ignored, as W3C says)."""
+    if not isinstance(value, str):
+        return None
+    m = _TRACEPARENT.match(value)
+    if m is None or m.group(1) == "0" * 32 or m.group(2) == "0" * 16:
+        return None
+    return value
+
+
+def child_traceparent(parent: str | None) -> str:
+    """The ``traceparent`` of a signal caused by one carrying ``parent``: the same trace (id and flags)
+    with a span id of its own; a new sampled trace when ``parent`` is None."""
+    span = os.urandom(8).hex()
+    if parent is None:
+        return f"00-{os.urandom(16).hex()}-{span}-01"
+    return f"{parent[:36]}{span}{parent[52:]}"
+
+
 # --- the envelope -----------------------------------------------------------------
 
 
@@ -55,6 +81,7 @@ class Envelope:
     subject: str | None = None
     specversion: str = SPECVERSION
     datacontenttype: str = CONTENT_TYPE
+    traceparent: str | None = None  # W3C Trace Context (CloudEvents distributed tracing extension)
 
     def binding(self) -> dict[str, Any]:
         """What a route's ``as NAME`` binds: ``type source id time subject data``."""
@@ -79,6 +106,8 @@ class Envelope:
         }
         if self.subject is not None:
             out["subject"] = self.subject
+        if self.traceparent is not None:
+            out["traceparent"] = self.traceparent
         if self.data is not None:
             out["data"] = self.data
         return out
@@ -196,7 +225,7 @@ def parse_signal(obj: Any, catalog: SignalCatalog, *, source: str = "/stdin") ->
     content_type = obj.get("datacontenttype", CONTENT_TYPE)
     if content_type != CONTENT_TYPE:
         raise SignalRejected(f"unsupported datacontenttype {content_type!r}", signal_type)
-    for attr in ("id", "source", "time", "subject"):
+    for attr in ("id", "source", "time", "subject", "traceparent"):
         if attr in obj and not isinstance(obj[attr], str):
             raise SignalRejected(f"attribute {attr!r} must be a string", signal_type)
     data = catalog.conform(signal_type, obj.get("data"))
@@ -207,6 +236,7 @@ def parse_signal(obj: Any, catalog: SignalCatalog, *, source: str = "/stdin") ->
         time=obj.get("time") or now_rfc3339(),
         data=data,
         subject=obj.get("subject"),
+        traceparent=valid_traceparent(obj.get("traceparent")),
     )
 
 
