@@ -19,6 +19,8 @@ computed from measurements taken in the same rounds, see ``common``):
 - bus: 1 KB signals/s and p50/p99 latency between two processes over Zenoh on
   loopback, next to the local bus in the same rounds, and bytes on the wire
   per signal (``bench_bus``; skipped without the ``bus`` extra);
+- tasks: the cost of the robot's hold and queue per run against the same run
+  without them, and 10,000 runs queued at once on one robot (``bench_tasks``);
 - peers: py_trees and LangGraph doing the same work (``bench_peers``);
 - serve: the control plane under a steady load of signals over HTTP with SSE
   clients attached, against the same load on standard input (``bench_serve``;
@@ -56,6 +58,7 @@ import bench_executor  # noqa: E402
 import bench_peers  # noqa: E402
 import bench_router  # noqa: E402
 import bench_serve  # noqa: E402
+import bench_tasks  # noqa: E402
 from common import Figure, Stats, async_timer, compare, ratios, table  # noqa: E402
 
 from bbflow.runtime import model  # noqa: E402
@@ -63,7 +66,7 @@ from bbflow.runtime.events import Recorder  # noqa: E402
 from bbflow.runtime.executor import run_reactor  # noqa: E402
 from bbflow.runtime.ports import RuntimeFailure  # noqa: E402
 
-SECTIONS = ("compiler", "executor", "memory", "router", "agent", "bus", "peers", "serve")
+SECTIONS = ("compiler", "executor", "memory", "router", "agent", "bus", "tasks", "peers", "serve")
 
 
 # --- settings ---------------------------------------------------------------------------
@@ -79,6 +82,7 @@ def settings(quick: bool) -> dict[str, Any]:
             "router": {"routes": (10, 1_000, 10_000), "seconds": 0.05, "repeat": 3},
             "agent": {"signals": 5_000, "burst": 500, "repeat": 3},
             "bus": {"signals": 5_000, "burst": 500, "repeat": 2},
+            "tasks": {"runs": 500, "queued": (1_000, 10_000), "repeat": 3},
             "peers": {"steps": 1_000, "repeat": 5},
             "serve": {"seconds": 10.0, "rate": 1_000, "clients": 10},
         }
@@ -90,6 +94,7 @@ def settings(quick: bool) -> dict[str, Any]:
         "router": {"routes": (10, 1_000, 10_000), "seconds": 0.2, "repeat": 7},
         "agent": {"signals": 20_000, "burst": 500, "repeat": 5},
         "bus": {"signals": 20_000, "burst": 500, "repeat": 5},
+        "tasks": {"runs": 1_000, "queued": (1_000, 10_000), "repeat": 7},
         "peers": {"steps": 1_000, "repeat": 11},
         "serve": {"seconds": 60.0, "rate": 1_000, "clients": 10},
     }
@@ -386,6 +391,8 @@ def run(quick: bool, only: Sequence[str] = SECTIONS, log: Callable[[str], None] 
             figures += agent_figures(c["signals"], c["burst"], c["repeat"])
         elif section == "bus":
             figures += bus_figures(c["signals"], c["burst"], c["repeat"])
+        elif section == "tasks":
+            figures += bench_tasks.figures(c["runs"], tuple(c["queued"]), c["repeat"])
         elif section == "peers":
             figures += bench_peers.figures(c["steps"], c["repeat"])
         elif section == "serve":

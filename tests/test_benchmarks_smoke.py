@@ -25,6 +25,7 @@ TINY = {
     "router": {"routes": (10, 50), "seconds": 0.001, "repeat": 2},
     "agent": {"signals": 50, "burst": 10, "repeat": 1},
     "bus": {"signals": 50, "burst": 10, "repeat": 1},
+    "tasks": {"runs": 5, "queued": (3, 9), "repeat": 2},
     "peers": {"steps": 5, "repeat": 2},
     "serve": {"seconds": 0.5, "rate": 40, "clients": 2},
 }

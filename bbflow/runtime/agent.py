@@ -252,13 +252,8 @@ class AgentServer:
                     # report run.start) before the next turn, as they would had the
                     # signals come apart; and every few turns, so that a flood of
                     # signals cannot starve the drivers and runs sharing the loop.
-                    # A run begins two loop iterations after its turn: its child task
-                    # enters the task registry, whose work task then starts the run.
                     turns += 1
-                    if self.stats.runs_started != started:
-                        await asyncio.sleep(0)
-                        await asyncio.sleep(0)
-                    elif turns % YIELD_EVERY == 0:
+                    if self.stats.runs_started != started or turns % YIELD_EVERY == 0:
                         await asyncio.sleep(0)
         except BaseException as exc:
             if not isinstance(exc, asyncio.CancelledError):

@@ -14,8 +14,9 @@ runtime: an agent's ``run`` (a reactor, or a command: a task of one step),
     ``run.queued`` with its 1-based ``position``); it starts when the robot is
     free. The hold lasts until ``work`` returns, rollback included, so two runs
     on one robot never interleave; a composed reactor runs inside its parent's
-    work and needs no hold of its own. ``work`` runs in a task of its own,
-    which is what ``cancel`` cancels. Returns what ``work`` returns.
+    work and needs no hold of its own. ``work`` runs in the caller's task,
+    which is what ``cancel`` cancels (see ``cancel``). Returns what ``work``
+    returns.
     Raises ``RuntimeFailure``: code ``busy`` when the robot's queue is full
     (nothing moved), or the cancel code when the run was cancelled before it
     started (it never starts); in both cases a ``run.failed`` event is
@@ -31,10 +32,12 @@ runtime: an agent's ``run`` (a reactor, or a command: a task of one step),
 
 ``tasks.cancel(run_id, code="cancelled") -> bool``
     Cancels one run, queued (it never starts) or running (its task is
-    cancelled; the executor rolls it back, or halts it if the robot leaves
-    ``armed``, and reports the run failed with ``code``). The first cancel of
-    a run decides its code; later ones change nothing. False when no such run
-    is queued or running.
+    cancelled once; the executor, given ``cancel_code=ticket.cancel_code``,
+    takes that cancellation back, rolls the run back, or halts it if the robot
+    leaves ``armed``, and returns the run failed with ``code``; for a command,
+    ``run`` raises ``RuntimeFailure`` with ``code``). The first cancel of a run
+    decides its code; later ones change nothing. False when no such run is
+    queued or running.
 
 ``tasks.cancel_owned(owner, name, code="cancelled") -> int``
     Cancels every run of ``name`` that ``owner`` (an agent instance) started;
@@ -81,7 +84,7 @@ class TicketState(str, enum.Enum):
 class Ticket:
     """One run as the task registry sees it."""
 
-    __slots__ = ("run_id", "name", "robot", "owner", "preempt", "kind", "state", "code", "task", "waiter", "began")
+    __slots__ = ("run_id", "name", "robot", "owner", "preempt", "kind", "state", "code", "task", "waiter")
 
     def __init__(self, run_id: str, name: str, robot: str | None, owner: object, preempt: bool, kind: str) -> None:
         self.run_id = run_id
@@ -95,7 +98,6 @@ class Ticket:
         self.code: str | None = None
         self.task: asyncio.Task[Any] | None = None
         self.waiter: asyncio.Future[None] | None = None
-        self.began = False  # its work has begun (a cancel may come before the task ran at all)
 
     def cancel_code(self) -> str | None:
         """For the executor: the code of a cancel made through ``Tasks`` (None: not ours)."""
@@ -239,29 +241,27 @@ class Tasks:
             raise
 
     async def _work(self, work: Callable[[Ticket], Awaitable[T]], ticket: Ticket) -> T:
-        """``work`` in a task of its own; the caller's cancellation is passed on and waited through."""
+        """``work`` in the caller's task; a cancel through ``cancel`` is a failure, any other goes on.
+
+        ``cancel`` cancels the task only while the ticket is running, that is while the task is
+        suspended inside ``work`` (it is marked done, synchronously, the moment ``work`` returns),
+        so the cancellation is always delivered inside ``work``. A reactor's executor takes it back
+        itself (``cancel_code``); for other work it is taken back here.
+        """
+        task = asyncio.current_task()
+        assert task is not None, "Tasks.run must be awaited in a task"
+        baseline = task.cancelling()
         ticket.state = TicketState.RUNNING
-        inner = asyncio.get_running_loop().create_task(_begin(work, ticket))
-        ticket.task = inner
-        interrupted = False
-        while not inner.done():
-            try:
-                await asyncio.wait((inner,))
-            except asyncio.CancelledError:
-                interrupted = True
-                inner.cancel()  # not through ``cancel``: no code, the executor re-raises after its rollback
-        if interrupted:
-            if not inner.cancelled():
-                inner.exception()  # retrieved: the caller's cancellation is what goes on
-            raise asyncio.CancelledError
-        if inner.cancelled():
-            # a reactor that began has reported its end (the executor turns a cancel into a failure);
-            # one cancelled before its task ran at all never started
-            failure = ticket.failure(started=ticket.began)
-            if ticket.kind == "reactor" and not ticket.began:
-                self._report("run.failed", ticket, error=failure.to_json(), undo_errors=[])
-            raise failure
-        return inner.result()
+        ticket.task = task
+        try:
+            return await work(ticket)
+        except asyncio.CancelledError:
+            if ticket.code is None or ticket.kind == "reactor":
+                raise
+            task.uncancel()
+            if task.cancelling() > baseline:
+                raise  # cancelled from outside too
+            raise ticket.failure(True) from None
 
     # --- cancelling -------------------------------------------------------------------
 
@@ -308,7 +308,3 @@ class Tasks:
         out.update(fields)
         notify(self.observer, out)
 
-
-async def _begin(work: Callable[[Ticket], Awaitable[T]], ticket: Ticket) -> T:
-    ticket.began = True
-    return await work(ticket)
