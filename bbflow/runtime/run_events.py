@@ -37,6 +37,8 @@ def run_start(run: RunState, inputs: dict[str, Any]) -> None:
     if (observer := run.observer) is not None:
         out = _event(run, "run.start", None, ())
         out["inputs"] = jsonable(inputs)
+        if run.robot is not None:
+            out["robot"] = run.robot.instance  # the robot instance the run holds (its parent's, when composed)
         notify(observer, out)
 
 

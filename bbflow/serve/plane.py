@@ -165,7 +165,8 @@ class ControlPlane:
             for proxy in session.robots:
                 running = sum(s.stats.runs_in_flight for s in session.servers if s.robot_instance == proxy.instance)
                 robots.append({"name": proxy.instance, "interface": proxy.spec.name, "safety": proxy.safety,
-                               "state": proxy.state, "runs": running})
+                               "state": proxy.state, "runs": running,
+                               "queue": session.tasks.queue_depth(proxy.instance)})  # runs waiting for it
         _, health = self.healthy()
         return {
             "title": self.title,
