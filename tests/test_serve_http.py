@@ -172,7 +172,7 @@ def test_an_unknown_path_is_a_json_404(client: httpx.Client) -> None:
 def test_the_state_shows_robots_agents_runs_and_counters(client: httpx.Client) -> None:
     body = state(client)
     assert body["robots"] == [{"name": "arm", "interface": "Arm", "safety": "armed", "state": "idle",
-                               "runs": body["robots"][0]["runs"]}]
+                               "runs": body["robots"][0]["runs"], "queue": 0}]
     picker = body["agents"][0]
     assert picker["name"] == "Picker" and picker["robot"] == "arm" and set(picker["state"]) == {"busy", "done"}
     assert set(body["runs"]) == {"running", "recent"}
