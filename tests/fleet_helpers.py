@@ -30,6 +30,7 @@ source = "flows"
 
 [robot.left]
 interface = "cell.Arm"
+queue = 32                 # 20 jobs arrive at once: room for all in the arm's queue (default 16)
 [robot.left.sim]
 duration = "20ms"
 
