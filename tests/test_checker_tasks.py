@@ -133,7 +133,7 @@ agent A on Arm {
     run = agent.routes[0].body[0]
     assert isinstance(run, ast.RunStmt) and run.preempt
     cancel = agent.routes[1].body[0]
-    assert isinstance(cancel, ast.CancelStmt) and facts.qualnames[cancel] == "main.Home"
+    assert isinstance(cancel, ast.CancelStmt) and facts.cancels[cancel] == "main.Home"
 
 
 def test_to_preempt_and_cancel_are_not_reserved() -> None:

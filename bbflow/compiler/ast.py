@@ -497,7 +497,7 @@ class EmitStmt:
     type: SignalType
     data: RecordExpr | None
     span: Span
-    to: "Expr | None" = None  # `to EXPR`: the robot instance it is addressed to (CloudEvents subject)
+    to: Expr | None = None  # `to EXPR`: the robot instance it is addressed to (CloudEvents subject)
 
 
 @node
@@ -506,7 +506,7 @@ class ScheduleStmt:
     data: RecordExpr | None
     delay: Expr
     span: Span
-    to: "Expr | None" = None
+    to: Expr | None = None
 
 
 @node

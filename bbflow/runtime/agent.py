@@ -45,11 +45,11 @@ import attrs
 from bbflow.runtime import executor, model
 from bbflow.runtime.actions import invoke, resolve_action
 from bbflow.runtime.bus import Bus
+from bbflow.runtime.ids import uuid7
 from bbflow.runtime.linemap import add_flow_note
 from bbflow.runtime.ports import ActionResolver, Observer, RobotPort, RuntimeFailure
 from bbflow.runtime.router import Router
 from bbflow.runtime.signal_waits import SignalWaits
-from bbflow.runtime.ids import uuid7
 from bbflow.runtime.signals import Envelope, SignalRejected, child_traceparent, now_rfc3339
 from bbflow.runtime.tasks import Tasks
 from bbflow.runtime.types import TypeMismatch
@@ -565,7 +565,9 @@ class CallRunner:
                                         kind="command")
         if isinstance(call, model.WaitState):
             return await robot.wait_state(call.states)
-        return await robot.wait_event(call.event)
+        if isinstance(call, model.WaitEvent):
+            return await robot.wait_event(call.event)
+        raise RuntimeFailure("wait_signal is a step of a reactor, not something an agent runs", "state")
 
     def _robot(self, call: model.Call) -> RobotPort:
         if self.robot is None:

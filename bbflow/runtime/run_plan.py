@@ -136,9 +136,9 @@ def plan_run(program: model.Program, project: Project, options: RunOptions) -> R
             if spec.robot is None:
                 raise UsageError(f"agent {spec.name} commands no robot: [agent.{spec.name}] robots does not apply "
                                  f"(a coordinator runs once)")
-            for own in configured.robots:  # one instance per robot instance listed (of this process's robots)
-                if not options.robots or own in options.robots:
-                    agents.append(AgentPlan(spec, _bind(project, spec.robot, f"agent {spec.name}", (), own)))
+            for instance in configured.robots:  # one agent instance per robot instance (of this process's)
+                if not options.robots or instance in options.robots:
+                    agents.append(AgentPlan(spec, _bind(project, spec.robot, f"agent {spec.name}", (), instance)))
             continue
         own = configured.robot if configured is not None else None
         if options.robots and not _for_robots(project, spec, own, options):

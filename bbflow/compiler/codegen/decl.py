@@ -340,7 +340,10 @@ class DeclGen:
                 kwargs.append(("preempt", Raw("True")))
             return Call("_m.Run", kwargs=(*kwargs, line), line=s.span.line)
         if isinstance(s, ast.CancelStmt):
-            return Call("_m.Cancel", (Raw(literal(self.qualname(s))),), (line,), line=s.span.line)
+            reactor = self.facts.cancels.get(s)
+            if reactor is None:
+                raise CodegenError(f"{s.span.file}:{s.span.line}: the checker resolved no reactor for `cancel`")
+            return Call("_m.Cancel", (Raw(literal(reactor)),), (line,), line=s.span.line)
         if isinstance(s, ast.IfStmt):
             kwargs = [("cond", Raw(self.exprs.fn(s.cond))), ("then", self.stmts(s.then, fields))]
             if s.else_:

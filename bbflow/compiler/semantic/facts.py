@@ -109,6 +109,8 @@ class Facts:
     robots_of: dict[ast.ReactorDecl | ast.AgentDecl, str] = attrs.Factory(dict)
     #: declaration (a command too) -> its qualified name
     qualnames: dict[ast.Decl | ast.CommandDecl, str] = attrs.Factory(dict)
+    #: ``cancel REACTOR`` -> the qualified name of the reactor it cancels
+    cancels: dict[ast.CancelStmt, str] = attrs.Factory(dict)
     #: declaring node -> its compiler type: Param, StateField, LetStmt, StepStmt,
     #: SwitchStmt, MapStmt (the value of the name), TypeAlias, EnumDecl, EventDecl and
     #: SignalDecl (payload), CommandDecl/ActionDecl/ReactorDecl (result), RouteDecl (its

@@ -457,7 +457,7 @@ class TypeChecker:
         """``cancel REACTOR``: REACTOR names a reactor (BBF101 otherwise); recorded under the statement."""
         sym = self.resolver.lookup(stmt.reactor, ctx.scope, (SymKind.REACTOR,), "reactor")
         if sym is not None and sym.kind is SymKind.REACTOR:
-            self.facts.qualnames[stmt] = sym.qualname
+            self.facts.cancels[stmt] = sym.qualname
 
     def _emit(self, stmt: ast.EmitStmt | ast.ScheduleStmt, ctx: Ctx, signals: Mapping[str, T.Type]) -> None:
         """The payload against the signal's declared payload; an undeclared signal is BBF504's business."""
