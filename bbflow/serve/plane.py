@@ -221,6 +221,9 @@ def _bind(host: str, port: int) -> socket.socket:
     sock = socket.socket(family, kind, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Inherited by every accepted connection. Without it a response written in two parts (head,
+        # then body) waits for the client's delayed ACK: ~40 ms per request, some 25 requests/s.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind(address)
         sock.listen(511)
     except OSError as exc:
