@@ -14,7 +14,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from run_helpers import arm_table, write_project
 from serve_helpers import live_cell
 

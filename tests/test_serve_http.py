@@ -18,7 +18,6 @@ from typing import Any
 import httpx
 import jsonschema
 import pytest
-
 from run_helpers import PICK, PLACE, arm_table, write_project
 from serve_helpers import LiveCell, live_cell
 
@@ -70,7 +69,7 @@ def test_a_structured_signal_is_taken_and_its_run_finishes(client: httpx.Client)
     assert len(signal_id) == 36
     run = finished(client, before + 1)[0]
     assert run["reactor"] == "PickAndPlace" and run["status"] == "ok"
-    assert [e["event"] for e in run["events"]][0] == "run.start"
+    assert run["events"][0]["event"] == "run.start"
 
 
 def test_a_binary_mode_signal_is_taken_with_its_ce_headers(client: httpx.Client) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from run_helpers import write_project
 
 from bbflow.build import compile_project
 from bbflow.project import Project, RobotConfig, SupervisionConfig
@@ -20,7 +21,6 @@ from bbflow.runtime.app import Session, Status
 from bbflow.runtime.clock import run_virtual
 from bbflow.runtime.events import Recorder
 from bbflow.runtime.run_plan import RunOptions, plan_run
-from run_helpers import write_project
 
 
 @pytest.fixture(scope="module")
