@@ -183,8 +183,13 @@ class ControlPlane:
     # --- gauges read at scrape time ------------------------------------------------------------
 
     def _gauges(self) -> dict[str, Any]:
-        def queues() -> list[tuple[tuple[str, ...], float]]:
-            return [((s.name,), float(s.queue_depth)) for s in self._servers()]
+        def queues() -> list[tuple[tuple[str, ...], float]]:  # an agent has an instance per robot
+            return [((s.name, s.robot_instance or ""), float(s.queue_depth)) for s in self._servers()]
+
+        def robot_queues() -> list[tuple[tuple[str, ...], float]]:
+            session = self.session
+            robots = session.robots if session is not None else []
+            return [((p.instance,), float(session.tasks.queue_depth(p.instance))) for p in robots]  # type: ignore[union-attr]
 
         def in_flight() -> list[tuple[tuple[str, ...], float]]:
             return [((), float(len(self.runs.running)))]
@@ -197,7 +202,9 @@ class ControlPlane:
             return [((), float(self.hub.clients))]
 
         return {
-            "bbflow_agent_queue_depth": ("Signals and run outcomes waiting in an agent's mailbox", ("agent",), queues),
+            "bbflow_agent_queue_depth": ("Signals and run outcomes waiting in an agent instance's mailbox",
+                                         ("agent", "robot"), queues),
+            "bbflow_robot_queue_depth": ("Runs waiting for a robot (its task queue)", ("robot",), robot_queues),
             "bbflow_runs_in_flight": ("Top-level runs started and not yet ended", (), in_flight),
             "bbflow_robot_armed": ("1 while a robot is armed", ("robot",), armed),
             "bbflow_event_stream_clients": ("Clients reading GET /events", (), clients),
