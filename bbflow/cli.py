@@ -284,6 +284,8 @@ def graph(reactor: str, paths: tuple[str, ...], fmt: str) -> None:
               help="Connect to this Zenoh endpoint (repeatable; replaces [bus] connect).")
 @click.option("--serve", "serve", metavar="[HOST:]PORT",
               help="Serve the control plane (HTTP signals, live events, dashboard); needs bbflow[serve].")
+@click.option("--no-journal", "journal", flag_value=False, default=True,
+              help="Keep no journal (no crash recovery): for experiments only.")
 def run(project: str, inputs: tuple[str, ...], agents: tuple[str, ...], serve: str | None, **options: object) -> None:
     """Run a project on its robots (the simulated ones by default).
 
@@ -340,6 +342,61 @@ def _control_plane(project: Project, program: Program, listen: str | None) -> Co
         if (e.name or "").split(".")[0] not in EXTRA_MODULES:
             raise
         raise UsageFailure(EXTRA_HINT) from None
+
+
+@main.command()
+@click.argument("words", nargs=-1, metavar="[PROJECT] | show ID [PROJECT] | recover ID [PROJECT]")
+@click.option("--format", "fmt", type=click.Choice(("text", "json")), default="text", show_default=True)
+@click.option("--arm", is_flag=True, help="recover: arm a real robot before undoing (a simulated one always is).")
+@click.option("--driver", metavar="NAME", help="recover: use this driver (--driver sim: the simulated one).")
+@click.option("--events", type=click.Path(dir_okay=False, path_type=str), help="recover: write the events here.")
+@click.option("--resolved", is_flag=True,
+              help="recover: the world was put right by hand; close the run without moving anything.")
+def runs(words: tuple[str, ...], fmt: str, arm: bool, driver: str | None, events: str | None,
+         resolved: bool) -> None:
+    """The runs in the project's journal (newest first); `show ID`: one run's timeline, in-doubt steps
+    marked; `recover ID`: roll back a held run now, on its robot (see docs/durability.md).
+
+    ID may be the start of a run's id. Exit status: 0, 1 a recovered run had undo errors or stays held,
+    2 usage error or no usable journal.
+    """
+    from bbflow.project import ProjectError, find_project, importable, load_project
+    from bbflow.runtime.journal import JournalError
+    from bbflow.runtime.journal.operator import print_run, print_runs, recover_run
+
+    action = words[0] if words and words[0] in ("show", "recover") else "list"
+    rest = words[1:] if action != "list" else words
+    if action != "list" and not rest:
+        raise UsageFailure(f"bbflow runs {action} needs a run ID")
+    where = rest[1] if action != "list" and len(rest) > 1 else rest[0] if action == "list" and rest else "."
+    if len(rest) > (2 if action != "list" else 1):
+        raise UsageFailure("too many arguments: bbflow runs [PROJECT] | show ID [PROJECT] | recover ID [PROJECT]")
+    root = find_project(where)
+    if root is None:
+        raise UsageFailure(f"{where}: no bbflow.toml here or in any folder above")
+    color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    try:
+        project = load_project(root)
+        if action == "list":
+            print_runs(project, sys.stdout, fmt=fmt, color=color)
+        elif action == "show":
+            print_run(project, rest[0], sys.stdout, fmt=fmt, color=color)
+        else:
+            program = None
+            if not resolved:
+                from bbflow.build import compile_project
+
+                diagnostics, program = compile_project(root)
+                if program is None:
+                    _print_diagnostics(diagnostics)
+                    sys.exit(2)
+            with importable(project.root):
+                done = recover_run(program, project, rest[0], sys.stdout,  # type: ignore[arg-type]
+                                   arm=arm, driver=driver, events=events, resolved=resolved)
+            if any(r.action == "held" or r.undo_errors for r in done):
+                sys.exit(1)
+    except (ProjectError, JournalError, ValueError) as e:
+        raise UsageFailure(str(e)) from e
 
 
 def _print_diagnostics(diagnostics: Diagnostics) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 
 import attrs
 
-from bbflow.runtime.durations import parse_duration
+from bbflow.runtime.durations import parse_duration, parse_retention
 
 #: the entry-point group through which installed packages offer drivers by name
 DRIVER_ENTRY_POINTS = "bbflow.drivers"
@@ -104,6 +104,17 @@ class Duration(Kind):
     def accepts(self, value: Any) -> bool:
         try:
             parse_duration(value)
+        except ValueError:
+            return False
+        return True
+
+
+class Retention(Kind):
+    expected = 'a duration like "7d", "12h" or "30m"'
+
+    def accepts(self, value: Any) -> bool:
+        try:
+            parse_retention(value)
         except ValueError:
             return False
         return True
@@ -243,7 +254,9 @@ SCHEMA = Table({
     }),
     "journal": Table({
         "path": Text(),  # default .bbflow/journal.db
+        "sync": Choice(("full", "normal")),  # full: every commit survives a power cut (default)
         "recovery": Choice(("rollback", "hold")),  # what a restart does with unfinished runs
+        "keep": Retention(),  # how long finished runs stay (default 7d)
     }),
     "bus": Table({
         "kind": Choice(("local", "zenoh")),

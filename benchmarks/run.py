@@ -24,7 +24,11 @@ computed from measurements taken in the same rounds, see ``common``):
 - peers: py_trees and LangGraph doing the same work (``bench_peers``);
 - serve: the control plane under a steady load of signals over HTTP with SSE
   clients attached, against the same load on standard input (``bench_serve``;
-  quick: 10 s at 1,000 signals/s, full: 60 s).
+  quick: 10 s at 1,000 signals/s, full: 60 s);
+- journal: what durability costs per step (chain and fan-out, ``sync`` full
+  and normal, against no journal and against a bare SQLite commit), the
+  journal's size after many runs with retention, and recovery time
+  (``bench_journal``).
 
 ``--quick`` (under two minutes) runs fewer rounds and leaves out the 100k-line
 project; the full run takes about ten to fifteen minutes on two cores.
@@ -55,6 +59,7 @@ import bench_agent  # noqa: E402
 import bench_bus  # noqa: E402
 import bench_compiler  # noqa: E402
 import bench_executor  # noqa: E402
+import bench_journal  # noqa: E402
 import bench_peers  # noqa: E402
 import bench_router  # noqa: E402
 import bench_serve  # noqa: E402
@@ -66,7 +71,7 @@ from bbflow.runtime.events import Recorder  # noqa: E402
 from bbflow.runtime.executor import run_reactor  # noqa: E402
 from bbflow.runtime.ports import RuntimeFailure  # noqa: E402
 
-SECTIONS = ("compiler", "executor", "memory", "router", "agent", "bus", "tasks", "peers", "serve")
+SECTIONS = ("compiler", "executor", "memory", "router", "agent", "bus", "tasks", "peers", "serve", "journal")
 
 
 # --- settings ---------------------------------------------------------------------------
@@ -85,6 +90,7 @@ def settings(quick: bool) -> dict[str, Any]:
             "tasks": {"runs": 500, "queued": (1_000, 10_000), "repeat": 3},
             "peers": {"steps": 1_000, "repeat": 5},
             "serve": {"seconds": 10.0, "rate": 1_000, "clients": 10},
+            "journal": {"steps": 1_000, "repeat": 5, "size_runs": 10_000, "recover_runs": 1_000},
         }
     return {
         "compiler": {"sizes": (1_000, 10_000, 100_000), "repeat": 3, "big": 50_000, "big_repeat": 1,
@@ -97,6 +103,7 @@ def settings(quick: bool) -> dict[str, Any]:
         "tasks": {"runs": 1_000, "queued": (1_000, 10_000), "repeat": 7},
         "peers": {"steps": 1_000, "repeat": 11},
         "serve": {"seconds": 60.0, "rate": 1_000, "clients": 10},
+        "journal": {"steps": 1_000, "repeat": 11, "size_runs": 100_000, "recover_runs": 1_000},
     }
 
 
@@ -397,6 +404,8 @@ def run(quick: bool, only: Sequence[str] = SECTIONS, log: Callable[[str], None] 
             figures += bench_peers.figures(c["steps"], c["repeat"])
         elif section == "serve":
             figures += serve_figures(c["seconds"], c["rate"], c["clients"])
+        elif section == "journal":
+            figures += bench_journal.figures(c["steps"], c["repeat"], c["size_runs"], c["recover_runs"])
         timings[section] = time.perf_counter() - t0
         log(f"{section}: {timings[section]:.1f} s")
     return {
@@ -412,7 +421,7 @@ def run(quick: bool, only: Sequence[str] = SECTIONS, log: Callable[[str], None] 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer rounds, no 100k-line project (< 2 min)")
+    parser.add_argument("--quick", action="store_true", help="fewer rounds, no 100k-line project (a few minutes)")
     parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="sections to run")
     parser.add_argument("--out", type=Path, default=HERE / "results.json", help="where to write the results")
     args = parser.parse_args(argv)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -19,6 +22,11 @@ settings.register_profile("ci", derandomize=True, print_blob=True, deadline=None
 settings.register_profile("dev", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("soak", max_examples=2000, deadline=None, suppress_health_check=list(HealthCheck))
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+# `bbflow run` keeps a journal per project: in tests, never inside the checkout or ../shared.
+if "BBFLOW_JOURNAL_DIR" not in os.environ:
+    os.environ["BBFLOW_JOURNAL_DIR"] = tempfile.mkdtemp(prefix="bbflow-journals-")
+    atexit.register(shutil.rmtree, os.environ["BBFLOW_JOURNAL_DIR"], True)
 
 
 @pytest.fixture(scope="session")

@@ -28,6 +28,7 @@ TINY = {
     "tasks": {"runs": 5, "queued": (3, 9), "repeat": 2},
     "peers": {"steps": 5, "repeat": 2},
     "serve": {"seconds": 0.5, "rate": 40, "clients": 2},
+    "journal": {"steps": 8, "repeat": 2, "size_runs": 20, "recover_runs": 3},
 }
 
 

@@ -45,7 +45,10 @@ import attrs
 from bbflow.runtime import executor, model
 from bbflow.runtime.actions import invoke, resolve_action
 from bbflow.runtime.bus import Bus
+from bbflow.runtime.events import jsonable
 from bbflow.runtime.ids import uuid7
+from bbflow.runtime.journal import JOURNALED, ORIGIN, Journal, Journaled, Origin, planner
+from bbflow.runtime.journal.agents import AgentJournal
 from bbflow.runtime.linemap import add_flow_note
 from bbflow.runtime.ports import ActionResolver, Observer, RobotPort, RuntimeFailure
 from bbflow.runtime.router import Router
@@ -74,6 +77,7 @@ class Outcome:
     ok: bool
     value: Any  # the result, or {"message", "code"}
     traceparent: str | None = None  # of the signal whose turn started the run
+    run_id: str | None = None  # with a journal: the run's id (its outcome turn is journaled as taken)
 
 
 @attrs.define
@@ -173,6 +177,7 @@ class AgentServer:
         robot_instance: str | None = None,
         mailbox_size: int = DEFAULT_MAILBOX,
         tasks: Tasks | None = None,
+        journal: Journal | None = None,
     ) -> None:
         self.spec = spec
         self.name = spec.name
@@ -196,8 +201,15 @@ class AgentServer:
         self._precancelled: set[str] = set()
         self._group: asyncio.TaskGroup | None = None
         self.state: dict[str, Any] = self.initial_state()
+        #: the journal's side of this agent instance, and what it restores when ``serve`` first starts
+        self.journal = AgentJournal(journal, self.key) if journal is not None else None
+        self._resume: list[tuple[str, Envelope, float]] | None = None
         bus.attach(self)
 
+    @property
+    def key(self) -> str:
+        """The agent instance as journaled and in run origins: ``Picker``, or ``Picker/left``."""
+        return f"{self.name}/{self.robot_instance}" if self.robot_instance else self.name
     def initial_state(self) -> dict[str, Any]:
         return {f.name: f.type.conform(f.default({}), f.name) for f in self.spec.state}
 
@@ -226,6 +238,49 @@ class AgentServer:
             return
         self.stats.received += 1
         self.bus.activity.begin()
+        if self.journal is not None:
+            self.journal.accepted(envelope)
+
+    # --- after a crash (with a journal) -------------------------------------------------
+
+    def recover(self, outcomes: list[tuple[dict[str, Any], bool, Any]]) -> None:
+        """Take up where the journal left off, before any new signal: state, the outcome turns of its runs
+        that ended (or that recovery rolled back or held: ``else`` with code ``recovered``) while their
+        turn was never journaled, pending signals, schedules.
+
+        ``outcomes``: (origin, ok, result or error) of those runs.
+        """
+        assert self.journal is not None
+        state = self.journal.restore()
+        if state is not None:
+            self.state = self._restored(state)
+        for origin, ok, value in outcomes:
+            route = next((r for r in self.spec.routes if r.pattern == origin.get("route")), None)
+            run = _find_run(route.body, origin.get("line", 0)) if route is not None else None
+            if route is None or run is None or (run.then if ok else run.else_) is None:
+                continue
+            self.mailbox.put_outcome(Outcome(route, origin.get("binding"), run, ok, value, None, origin.get("run")))
+            self.bus.activity.begin()
+        for envelope in self.journal.pending():
+            try:
+                data = self.bus.catalog.conform(envelope.type, envelope.data)
+            except SignalRejected as exc:  # the program changed since: the signal no longer fits
+                self.bus.report("signal.dropped", type=envelope.type, agent=self.name, reason=exc.reason)
+                self.journal.turned(self.state, envelope)
+                continue
+            self.deliver(attrs.evolve(envelope, data=data))
+        self._resume = self.journal.schedules()
+
+    def _restored(self, journaled: dict[str, Any]) -> dict[str, Any]:
+        """The journaled state, field by field; a field that no longer fits its type starts afresh."""
+        state = self.initial_state()
+        for name, field in self._fields.items():
+            if name in journaled:
+                try:
+                    state[name] = field.type.conform(journaled[name], name)
+                except TypeMismatch:
+                    pass
+        return state
 
     # --- the server loop -----------------------------------------------------------
 
@@ -235,10 +290,15 @@ class AgentServer:
         Runs and scheduled signals are children of this task: when it stops
         (cancelled, or crashed by a bug) they are cancelled and awaited.
         """
-        self.state = self.initial_state()
+        if self._resume is None:
+            self.state = self.initial_state()
         try:
             async with asyncio.TaskGroup() as group:
                 self._group = group
+                if self._resume is not None:  # the first start after a recovery: keep the restored state
+                    for key, envelope, delay in self._resume:
+                        self._schedule(delay, envelope, key)
+                    self._resume = None
                 turns = 0
                 while True:
                     item = await self.mailbox.get()
@@ -264,10 +324,23 @@ class AgentServer:
 
     def turn(self, item: Envelope | Outcome) -> None:
         """Handle one mailbox item (synchronously: a turn never awaits)."""
-        if isinstance(item, Envelope):
-            self._signal_turn(item)
-        else:
-            self._outcome_turn(item)
+        if self.journal is None:
+            if isinstance(item, Envelope):
+                self._signal_turn(item)
+            else:
+                self._outcome_turn(item)
+            return
+        self.journal.begin_turn()
+        try:
+            if isinstance(item, Envelope):
+                self._signal_turn(item)
+            else:
+                self._outcome_turn(item)
+        finally:  # committed as one: what the turn sent, scheduled and started, its state, what it took
+            if isinstance(item, Envelope):
+                self.journal.turned(self.state, item)
+            else:
+                self.journal.turned(self.state, None, item.run_id)
 
     def _signal_turn(self, envelope: Envelope) -> None:
         self.last_signal = envelope.type
@@ -389,15 +462,26 @@ class AgentServer:
             raise RuntimeError(f"agent {self.name} is not being served")
         self._group.create_task(coro)  # type: ignore[arg-type]
 
-    def _schedule(self, delay: float, envelope: Envelope) -> None:
+    def _schedule(self, delay: float, envelope: Envelope, key: str | None = None) -> None:
+        if self.journal is not None and key is None:
+            key = self.journal.scheduled(envelope, delay)
         self.bus.activity.begin()
-        self._spawn(self._fire_later(delay, envelope))
+        self._spawn(self._fire_later(delay, envelope, key))
 
-    async def _fire_later(self, delay: float, envelope: Envelope) -> None:
+    async def _fire_later(self, delay: float, envelope: Envelope, key: str | None = None) -> None:
         try:
             await asyncio.sleep(delay)
             # a fresh id and the time it is sent
-            self.bus.emit(attrs.evolve(envelope, id=uuid7(), time=now_rfc3339()), self.name, self.robot_instance)
+            sent = attrs.evolve(envelope, id=uuid7(), time=now_rfc3339())
+            if self.journal is None or key is None:
+                self.bus.emit(sent, self.name, self.robot_instance)
+            else:  # the deliveries and the end of the schedule are journaled as one
+                self.journal.begin_turn()
+                try:
+                    self.bus.emit(sent, self.name, self.robot_instance)
+                    self.journal.fired(key)
+                finally:
+                    self.journal.end_atomic()
         finally:
             self.bus.activity.end()
 
@@ -408,7 +492,14 @@ class AgentServer:
         self.bus.activity.begin()
         run_id = uuid7()
         self._runs[run_id] = run.call.reactor if isinstance(run.call, model.ReactorCall) else None
+        if self.journal is not None and isinstance(run.call, (model.ReactorCall, model.CommandCall)):
+            # recorded with the turn that starts it: after a crash, the run is either known or never started
+            called = run.call.reactor if isinstance(run.call, model.ReactorCall) else run.call.command
+            self.journal.run_allotted(called.rsplit(".", 1)[-1], args, self._origin(route, binding, run, run_id))
         self._spawn(self._run_child(route, binding, run, args, run_id, traceparent))
+
+    def _origin(self, route: model.Route, binding: dict[str, Any] | None, run: model.Run, run_id: str) -> Origin:
+        return Origin(self.robot_instance, self.key, route.pattern, run.line, binding, run_id)
 
     def _cancel(self, reactor: str) -> None:
         """``cancel REACTOR``: every run of it this instance started, queued or running."""
@@ -420,6 +511,7 @@ class AgentServer:
 
     async def _run_child(self, route: model.Route, binding: dict[str, Any] | None, run: model.Run,
                          args: dict[str, Any], run_id: str, traceparent: str | None) -> None:
+        ORIGIN.set(self._origin(route, binding, run, run_id))
         try:
             assert self.runner is not None  # checked when the turn ran
             try:
@@ -431,7 +523,7 @@ class AgentServer:
             except Exception as exc:  # a bug below the runner must not take the agent down
                 value, ok = {"message": _explain(exc), "code": "internal"}, False
             if (run.then if ok else run.else_) is not None:
-                self.mailbox.put_outcome(Outcome(route, binding, run, ok, value, traceparent))
+                self.mailbox.put_outcome(Outcome(route, binding, run, ok, value, traceparent, run_id))
                 self.bus.activity.begin()  # the outcome turn, counted before the run ends
         finally:
             self._runs.pop(run_id, None)
@@ -457,6 +549,24 @@ class AgentServer:
     def _failed(self, route: model.Route, exc: HandlerError) -> None:
         self.stats.errors += 1
         self.bus.report("agent.error", **self._who, route=route.pattern, error=exc.failure.to_json(), line=exc.line)
+
+
+def _find_run(body: tuple[model.Stmt, ...], line: int) -> model.Run | None:
+    """The ``run`` statement at ``line`` in a handler body (nested in ``if``, ``then`` and ``else`` too)."""
+    for stmt in body:
+        if isinstance(stmt, model.Run):
+            if stmt.line == line:
+                return stmt
+            inner = [stmt.then or (), stmt.else_ or ()]
+        elif isinstance(stmt, model.If):
+            inner = [stmt.then, stmt.else_]
+        else:
+            continue
+        for nested in inner:
+            found = _find_run(nested, line)
+            if found is not None:
+                return found
+    return None
 
 
 def _evaluate(expr: model.Expr, scope: Mapping[str, Any], line: int, what: str) -> Any:
@@ -520,6 +630,7 @@ class CallRunner:
         observer: Observer | None = None,
         tasks: Tasks | None = None,
         signals: SignalWaits | None = None,
+        journal: Journal | None = None,
     ) -> None:
         self.program = program
         self.run_reactor = run_reactor
@@ -528,21 +639,23 @@ class CallRunner:
         self.observer = observer
         self.tasks = tasks
         self.signals = signals
+        self.journal = journal
 
     async def __call__(self, call: model.Call, args: dict[str, Any], *, owner: object = None,
                        run_id: str | None = None, preempt: bool = False) -> Any:
         if isinstance(call, model.ReactorCall):
             reactor = self.program.find("reactors", call.reactor)
+            journaled: dict[str, Any] = {} if self.journal is None else {"journal": self.journal}
             if self.tasks is None:
                 result = await self.run_reactor(
-                    self.program, reactor, args, robot=self.robot, observer=self.observer, actions=self.actions
-                )
+                    self.program, reactor, args, robot=self.robot, observer=self.observer, actions=self.actions,
+                    **journaled, **({"run_id": run_id} if self.journal is not None else {}))
             else:
                 held = self.robot.instance if reactor.robot is not None and self.robot is not None else None
                 result = await self.tasks.run(
                     lambda ticket: self.run_reactor(
                         self.program, reactor, args, robot=self.robot, observer=self.observer, actions=self.actions,
-                        run_id=ticket.run_id, cancel_code=ticket.cancel_code, signals=self.signals),
+                        run_id=ticket.run_id, cancel_code=ticket.cancel_code, signals=self.signals, **journaled),
                     name=reactor.name, robot=held, run_id=run_id, owner=owner, preempt=preempt)
             if result.status == "ok":
                 return result.value
@@ -559,15 +672,35 @@ class CallRunner:
             command = robot.spec.commands.get(call.command)
             timeout = command.timeout if command else None
             if self.tasks is None:
-                return await robot.call(call.command, args, timeout=timeout)
-            return await self.tasks.run(lambda _: robot.call(call.command, args, timeout=timeout), name=call.command,
-                                        robot=robot.instance, run_id=run_id, owner=owner, preempt=preempt,
-                                        kind="command")
+                return await self._command(robot, call.command, args, timeout, command, run_id)
+            return await self.tasks.run(lambda _: self._command(robot, call.command, args, timeout, command, run_id),
+                                        name=call.command, robot=robot.instance, run_id=run_id, owner=owner,
+                                        preempt=preempt, kind="command")
         if isinstance(call, model.WaitState):
             return await robot.wait_state(call.states)
         if isinstance(call, model.WaitEvent):
             return await robot.wait_event(call.event)
         raise RuntimeFailure("wait_signal is a step of a reactor, not something an agent runs", "state")
+
+    async def _command(self, robot: RobotPort, name: str, args: dict[str, Any], timeout: float | None,
+                       command: model.Command | None, run_id: str | None) -> Any:
+        """A command run by an agent; with a journal, a journaled run of one step (named after the command)."""
+        if self.journal is None:
+            return await robot.call(name, args, timeout=timeout)
+        origin = ORIGIN.get()
+        run = run_id or uuid7()
+        self.journal.run_started(run, name, args, origin)
+        chosen = (command.undo, True) if command is not None and command.undo is not None else None
+        token = JOURNALED.set(Journaled(self.journal, run, "step", name, (), 1, planner(chosen, name, {})))
+        try:
+            value = await robot.call(name, args, timeout=timeout)
+        except RuntimeFailure as failure:
+            self.journal.run_ended(run, "failed", error=failure.to_json())
+            raise
+        finally:
+            JOURNALED.reset(token)
+        self.journal.run_ended(run, "ok", result=jsonable(value))
+        return value
 
     def _robot(self, call: model.Call) -> RobotPort:
         if self.robot is None:

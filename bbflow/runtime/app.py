@@ -58,6 +58,8 @@ from bbflow.runtime.events import JsonLinesWriter, fanout
 from bbflow.runtime.executor import RunResult, run_reactor
 from bbflow.runtime.faults import FaultsError
 from bbflow.runtime.fleet import BusOpenError, MissingExtra, make_link, process_name, self_announcement
+from bbflow.runtime.journal import ORIGIN, Journal, JournalError, Origin, journal_config
+from bbflow.runtime.journal.recovery import Recovered, Recovery
 from bbflow.runtime.liveview import Board, LiveView, PlainLog, compact, outcome_text
 from bbflow.runtime.ports import Observer, RuntimeFailure
 from bbflow.runtime.proxy import RobotProxy
@@ -114,10 +116,12 @@ class Session:
         lines: AsyncIterable[Line] | None = None,
         note: Note | None = None,
         on_safety: Callable[[str, str, str], None] | None = None,
+        journal: Journal | None = None,
     ) -> None:
         self.plan = plan
         self.board = board if board is not None else Board(plan.program)
-        self.observer = fanout(observer, self.board)
+        self.journal = journal
+        self.observer = fanout(journal.observe if journal is not None else None, observer, self.board)
         self.lines = lines
         self.note: Note = note or (lambda text: None)
         self.on_safety = on_safety
@@ -135,6 +139,10 @@ class Session:
         self._started: list[RobotProxy] = []
         self._link: Any = None  # the fleet bus link (bbflow.runtime.fleet), when the bus is networked
         self.process = process_name()  # this process in the fleet (fleet.peer.up's process)
+        #: what recovery did at start (an agent's recovered runs get their `else`)
+        self.recovered: list[Recovered] = []
+        self.journal_failure: Exception | None = None
+        self.outcomes: list[tuple[str, str, bool, Any, dict[str, Any]]] = []
 
     # --- the whole session -----------------------------------------------------------------
 
@@ -149,6 +157,8 @@ class Session:
             await self._close()
         if cancelled:
             raise asyncio.CancelledError
+        if self.journal_failure is not None:
+            return Outcome(Status.FAILED, f"stopped: {self.journal_failure}")
         if self._work.cancelled():
             return self._interrupted()
         return self._work.result()
@@ -180,6 +190,16 @@ class Session:
             return Outcome(Status.USAGE, f"error: {exc}")
         except RuntimeFailure as failure:
             return Outcome(Status.FAILED, f"failed before any work: {failure.message}")
+        if self.journal is not None:
+            self.journal.start(asyncio.get_running_loop(), on_failure=self._journal_failed)
+            self.outcomes = self.journal.unhandled_outcomes()  # before recovery ends more runs
+            self.recovered = await Recovery(
+                self.journal, self.plan.program, {p.instance: p for p in self.robots}, observer=self.observer,
+                note=self.note, agents={a.spec.name + (f"/{a.robot}" if a.robot else "") for a in self.plan.agents},
+            ).run(hold=self.journal.config.recovery == "hold")
+            held = [r for r in self.recovered if r.action == "held"]
+            if held:
+                self.note(f"{len(held)} unfinished run(s) held for an operator: see `bbflow runs`")
         if self.plan.reactor is not None:
             return await self._reactor(self.plan.reactor)
         return await self._agents()
@@ -233,6 +253,13 @@ class Session:
         if not self.tasks.cancel(run_id):
             raise KeyError(run_id)
 
+    def _journal_failed(self, failure: Exception) -> None:
+        """A journal write failed: nothing more may move; stop the work (runs fail, robots are closed)."""
+        self.note(f"stopping: {failure}")
+        self.journal_failure = failure
+        if self._work is not None and not self._work.done():
+            self._work.cancel()
+
     def _proxy(self, instance: str | None) -> RobotProxy | None:
         return next((p for p in self.robots if p.instance == instance), None) if instance else None
 
@@ -241,6 +268,7 @@ class Session:
     async def _reactor(self, reactor: model.Reactor) -> Outcome:
         program = self.plan.program
         robot = self._proxy(self.plan.reactor_robot)
+        ORIGIN.set(Origin(robot=self.plan.reactor_robot))
         # a reactor with `wait_signal` steps reads signals from the input meanwhile
         bus = Bus(SignalCatalog.from_program(program), observer=self.observer) if self.lines is not None else None
         feeding = asyncio.get_running_loop().create_task(self._read(bus)) if bus is not None else None
@@ -248,7 +276,7 @@ class Session:
             result = await self.tasks.run(
                 lambda ticket: run_reactor(program, reactor, self.plan.inputs, robot=robot, observer=self.observer,
                                            run_id=ticket.run_id, cancel_code=ticket.cancel_code,
-                                           signals=bus.waits if bus is not None else None),
+                                           signals=bus.waits if bus is not None else None, journal=self.journal),
                 name=reactor.name, robot=robot.instance if robot is not None and reactor.robot else None)
         except RuntimeFailure as failure:  # cancelled before it started (by the control plane)
             return Outcome(Status.FAILED, f"{reactor.name} failed: {failure.message}; nothing moved")
@@ -267,8 +295,17 @@ class Session:
         servers = []
         for agent in self.plan.agents:
             robot = self._proxy(agent.robot)
-            runner = CallRunner(program, robot=robot, observer=self.observer, tasks=self.tasks, signals=bus.waits)
-            servers.append(AgentServer(agent.spec, bus, runner=runner, robot_instance=agent.robot, tasks=self.tasks))
+            runner = CallRunner(program, robot=robot, observer=self.observer, tasks=self.tasks, signals=bus.waits,
+                                journal=self.journal)
+            servers.append(AgentServer(agent.spec, bus, runner=runner, robot_instance=agent.robot, tasks=self.tasks,
+                                       journal=self.journal))
+        if self.journal is not None:  # before any new signal: where the journal left off
+            for server in servers:
+                server.recover([(origin, ok, value) for _, agent, ok, value, origin in self.outcomes
+                                if agent == server.key]
+                               + [(r.origin, r.action == "finished", r.value if r.action == "finished" else r.error)
+                                  for r in self.recovered
+                                  if r.origin is not None and r.origin.get("agent") == server.key])
         self.board.agents = self.servers = tuple(servers)
         if self._link is not None:
             try:
@@ -433,6 +470,13 @@ def run_app(
     except UsageError as exc:
         stderr.write(f"error: {exc}\n")
         return Status.USAGE
+    journal: Journal | None = None
+    if options.journal:
+        try:
+            journal = Journal.open(journal_config(project.root, project.data.get("journal", {})), project.name)
+        except (ValueError, JournalError) as exc:
+            stderr.write(f"error: {exc}\n")
+            return Status.USAGE
     writer: JsonLinesWriter | None = None
     if options.events == "-":
         writer = JsonLinesWriter(stdout)
@@ -441,15 +485,19 @@ def run_app(
             writer = JsonLinesWriter(options.events)
         except OSError as exc:
             stderr.write(f"error: --events {options.events}: cannot write: {exc.strerror or exc}\n")
+            if journal is not None:
+                journal.close()
             return Status.USAGE
     try:
         if options.virtual_time:  # no live view: its refresh timer would spin the virtual clock
-            outcome = run_virtual(_serve(plan, writer, stdin, stderr, live=False))
+            outcome = run_virtual(_serve(plan, writer, stdin, stderr, False, journal=journal))
         else:
-            outcome = asyncio.run(_serve(plan, writer, stdin, stderr, live, attachment))
+            outcome = asyncio.run(_serve(plan, writer, stdin, stderr, live, attachment, journal))
     finally:
         if writer is not None:
             writer.close()
+        if journal is not None:
+            journal.close()
     if outcome.has_result:
         stdout.write(jsonout.dumps(outcome.result, ensure_ascii=False) + "\n")
         stdout.flush()
@@ -459,7 +507,7 @@ def run_app(
 
 
 async def _serve(plan: RunPlan, writer: JsonLinesWriter | None, stdin: int | IO[str], stderr: IO[str],
-                 live: bool, attachment: Attachment | None = None) -> Outcome:
+                 live: bool, attachment: Attachment | None = None, journal: Journal | None = None) -> Outcome:
     loop = asyncio.get_running_loop()
     start = loop.time()
     board = Board(plan.program, start=start)
@@ -477,6 +525,7 @@ async def _serve(plan: RunPlan, writer: JsonLinesWriter | None, stdin: int | IO[
         plan, observer=fanout(writer, log, attachment), board=board, note=note,
         lines=InputLines(stdin) if plan.reads_signals else None,
         on_safety=None if log is None else (lambda i, old, new: log.safety(i, old, new, loop.time())),
+        journal=journal,
     )
     installed = []
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -14,8 +14,9 @@ virtual time cannot speed up another thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import selectors
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -54,6 +55,15 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     def _advance(self, seconds: float) -> None:
         if seconds > 0:
             self._now += seconds
+
+    @contextlib.contextmanager
+    def waiting_on_thread(self) -> Iterator[None]:
+        """While inside, another thread is working for the loop: time waits for it (a journal commit)."""
+        self._pending_threads += 1
+        try:
+            yield
+        finally:
+            self._pending_threads -= 1
 
     def run_in_executor(self, executor: Any, func: Any, *args: Any) -> asyncio.Future[Any]:  # type: ignore[override]
         self._pending_threads += 1

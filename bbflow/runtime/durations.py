@@ -23,6 +23,16 @@ def parse_duration(value: Any) -> float:
     raise ValueError(f'expected a duration like "20ms", "1.5s", "2m" or "1h", got {value!r}')
 
 
+def parse_retention(value: Any) -> float:
+    """Seconds in a retention period: a duration, or whole days (``"7d"``); ``ValueError`` otherwise."""
+    if isinstance(value, str) and value.strip().endswith("d") and value.strip()[:-1].isdigit():
+        return int(value.strip()[:-1]) * 86400.0
+    try:
+        return parse_duration(value)
+    except ValueError:
+        raise ValueError(f'expected a duration like "7d", "12h" or "30m", got {value!r}') from None
+
+
 def format_duration(seconds: float) -> str:
     """A short human spelling of ``seconds`` for messages (``0.02`` -> ``"20ms"``)."""
     if seconds < 1:

@@ -38,6 +38,7 @@ from bbflow.runtime.crew import wait_through
 from bbflow.runtime.deadline import Deadline
 from bbflow.runtime.durations import format_duration
 from bbflow.runtime.ids import uuid7
+from bbflow.runtime.journal import ORIGIN, Journal, Origin
 from bbflow.runtime.ports import ActionResolver, Observer, RobotPort, RuntimeFailure
 from bbflow.runtime.reactor_plan import plan_for
 from bbflow.runtime.rollback import rollback
@@ -61,6 +62,7 @@ def run_reactor(
     run_id: str | None = None,
     cancel_code: Callable[[], str | None] | None = None,
     signals: SignalWaits | None = None,
+    journal: Journal | None = None,
 ) -> Coroutine[Any, Any, RunResult]:
     """Run ``reactor`` (a declaration or its qualified or unambiguous short name) to its end.
 
@@ -77,8 +79,12 @@ def run_reactor(
     cancellation was a ``cancel`` or a preemption (``bbflow.runtime.tasks``):
     then the run fails with that code and returns its ``RunResult`` after the
     rollback instead of raising. ``signals`` serves ``wait_signal`` steps.
+    With ``journal``, every command is journaled (intent before it reaches the
+    driver, result after) and the run's start and end are recorded through
+    ``observer``'s events (``journal.observe`` must be among the observers).
     """
-    run = RunState(program, reactor, robot, observer, actions or resolve_action, run_id or uuid7(), None, execute)
+    run = RunState(program, reactor, robot, observer, actions or resolve_action, run_id or uuid7(), None, execute,
+                   journal)
     run.cancel_code = cancel_code
     run.signals = signals
     return execute(run, inputs)
@@ -123,6 +129,8 @@ async def execute(run: RunState, raw_inputs: Mapping[str, Any]) -> RunResult:
     assert task is not None, "run_reactor must be awaited in a task"
     run.task = task
     baseline = task.cancelling()
+    if run.journal is not None and run.robot is not None and ORIGIN.get() is None:
+        ORIGIN.set(Origin(robot=run.robot.instance))  # for the journal's record of the run
     run_events.run_start(run, inputs)
     robot = run.robot
     on_safety = _safety_watch(run)

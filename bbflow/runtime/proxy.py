@@ -44,6 +44,7 @@ from bbflow.runtime.driver import (
 from bbflow.runtime.driver_check import check_driver
 from bbflow.runtime.durations import format_duration
 from bbflow.runtime.faults import Faults
+from bbflow.runtime.journal.calls import JOURNALED, Journaled
 from bbflow.runtime.ports import RuntimeFailure
 from bbflow.runtime.types import TypeMismatch
 
@@ -268,8 +269,19 @@ class RobotProxy:
             if fault is not None and fault.delay is not None:
                 await asyncio.sleep(fault.delay)
                 self._check_armed(cmd.name)
+            journaled = JOURNALED.get()
+            if journaled is not None:  # the intent is committed before the command reaches the driver
+                await journaled.before(cmd.name, args)
+                try:
+                    self._check_armed(cmd.name)  # the robot may have left armed meanwhile
+                except RuntimeFailure as refused:
+                    journaled.failed(refused)
+                    raise
             if fault is not None and fault.error is not None:
-                raise RuntimeFailure(f"{cmd.name} failed: {fault.error}", "command", command=cmd.name)
+                failure = RuntimeFailure(f"{cmd.name} failed: {fault.error}", "command", command=cmd.name)
+                if journaled is not None:
+                    journaled.failed(failure)
+                raise failure
             task = asyncio.get_running_loop().create_task(
                 self._commands[cmd.name](dict(args)), name=f"{self.instance}.{cmd.name}"
             )
@@ -285,7 +297,11 @@ class RobotProxy:
                     await _wait_stopping(task)
                 self._inflight.discard(task)
                 stopped = self._stopped.pop(task, None)
-        return self._outcome(cmd, task, stopped)
+                if journaled is not None and task.cancelled() and stopped is None:
+                    journaled.failed(RuntimeFailure(f"{cmd.name} was cancelled", "cancelled", command=cmd.name))
+        if journaled is None:
+            return self._outcome(cmd, task, stopped)
+        return _settled(journaled, lambda: self._outcome(cmd, task, stopped))
 
     def _outcome(self, cmd: model.Command, task: asyncio.Task[Any], stopped: str | None) -> Any:
         name = cmd.name
@@ -476,6 +492,17 @@ class RobotProxy:
                 raise DriverError(f"robot {self.instance}: the driver could not reconnect: {exc}") from exc
         self._lost = None
         self._set_safety("disarmed")
+
+
+def _settled(journaled: Journaled, outcome: Callable[[], Any]) -> Any:
+    """The command's outcome, recorded in the journal as its result."""
+    try:
+        value = outcome()
+    except RuntimeFailure as failure:
+        journaled.failed(failure)
+        raise
+    journaled.succeeded(value)
+    return value
 
 
 async def _wait_stopping(task: asyncio.Task[Any]) -> None:

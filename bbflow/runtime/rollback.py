@@ -26,6 +26,7 @@ from typing import Any
 from bbflow.runtime import model, run_events
 from bbflow.runtime.calls import arguments, driver_failure, perform, timed_out
 from bbflow.runtime.deadline import Deadline
+from bbflow.runtime.journal import JOURNALED, Journaled
 from bbflow.runtime.ports import RuntimeFailure
 from bbflow.runtime.run_state import Completion, RunState, UndoFailure
 
@@ -50,24 +51,16 @@ async def _undo_all(run: RunState, done: Sequence[Completion], deadline: Deadlin
         step = completion.step
         if not completion.undoable or step.irreversible is not None:
             continue
-        undo = step.undo
-        if undo is not None:
-            call = undo.call
-            inherited = undo.inherited
-        elif completion.child is not None:
+        if step.undo is None and completion.child is not None:
             child = completion.child
             before = len(child.undo_errors)
             await _undo_all(child, child.done, deadline)
             run.undo_errors.extend(child.undo_errors[before:])
             continue
-        elif type(step.call) is model.CommandCall:
-            spec = run.command_spec(step.call.command)
-            if spec is None or spec.undo is None:
-                continue
-            call = spec.undo
-            inherited = True
-        else:
+        chosen = run.undo_call(step)
+        if chosen is None:
             continue
+        call, inherited = chosen
         scope = {"args": completion.args, "result": completion.value} if inherited else completion.scope
         await _undo(run, step.name, call, scope, completion.iterations, deadline)
 
@@ -106,12 +99,17 @@ async def _attempt(run: RunState, name: str, call: model.Call, scope: Any, index
     try:
         if type(call) is model.CommandCall and robot is not None:  # the common case, without a detour
             args = arguments(call, scope, name)
+            token = None if run.journal is None else \
+                JOURNALED.set(Journaled(run.journal, run.run_id, "undo", name, index, attempt))
             try:
                 await robot.call(call.command, args, timeout=seconds)
             except (RuntimeFailure, TimeoutError):
                 raise
             except Exception as exc:  # a port or driver bug
                 raise driver_failure(call.command, exc) from exc
+            finally:
+                if token is not None:
+                    JOURNALED.reset(token)
         else:
             await perform(run, call, scope, name, seconds)
     except RuntimeFailure as exc:

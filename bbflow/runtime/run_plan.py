@@ -58,6 +58,7 @@ class RunOptions:
     virtual_time: bool = False  # simulated robots only
     bus_listen: tuple[str, ...] = ()
     bus_connect: tuple[str, ...] = ()
+    journal: bool = True  # --no-journal: False
 
 
 @attrs.frozen
@@ -284,7 +285,7 @@ def _robots(program: model.Program, project: Project, options: RunOptions, insta
         config = project.robots[instance]
         spec = program.robots[config.interface]
         driver = options.driver if options.driver is not None else config.driver
-        plans.append(RobotPlan(instance, spec, _table(config), driver, _arms(driver, config, options.arm),
+        plans.append(RobotPlan(instance, spec, robot_table(config, project), driver, _arms(driver, config, options.arm),
                                _faults_for(faults, spec), config.queue))
     if faults is not None:
         _check_faults_used(faults, plans)
@@ -298,9 +299,10 @@ def _robots(program: model.Program, project: Project, options: RunOptions, insta
     return tuple(plans)
 
 
-def _table(config: RobotConfig) -> dict[str, Any]:
+def robot_table(config: RobotConfig, project: Project) -> dict[str, Any]:
+    """What a robot's driver is given as its options: its ``[robot.NAME]`` table, and the project's folder."""
     return {"interface": config.interface, "driver": config.driver, "arm": config.arm, "sim": config.sim,
-            "options": config.options}
+            "options": config.options, "project_root": str(project.root)}
 
 
 def _arms(driver: str, config: RobotConfig, arm: bool | None) -> bool:

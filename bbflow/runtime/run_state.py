@@ -19,6 +19,7 @@ import attrs
 
 from bbflow.runtime import model
 from bbflow.runtime.crew import Crew
+from bbflow.runtime.journal import Journal
 from bbflow.runtime.ports import ActionResolver, Observer, RobotPort, RuntimeFailure
 from bbflow.runtime.signal_waits import SignalWaits
 
@@ -91,7 +92,7 @@ class RunState:
 
     __slots__ = ("program", "reactor", "robot", "observer", "resolver", "run_id", "parent", "runner", "loop",
                  "free", "slot_waiters", "done", "undo_errors", "failure", "halt", "stopping", "task",
-                 "rollback_task", "cancelled_root", "_commands", "cancel_code", "signals", "took_cancel")
+                 "rollback_task", "cancelled_root", "_commands", "cancel_code", "signals", "took_cancel", "journal")
 
     def __init__(
         self,
@@ -103,8 +104,11 @@ class RunState:
         run_id: str,
         parent: str | None,
         runner: Runner,
+        journal: Journal | None = None,
     ) -> None:
         self.program = program
+        #: with a journal, every command of the run is journaled (``bbflow.runtime.journal``)
+        self.journal = journal
         #: a name until ``execute`` looks it up
         self.reactor: model.Reactor = reactor  # type: ignore[assignment]
         self.robot = robot
@@ -137,7 +141,7 @@ class RunState:
     def child(self, reactor: model.Reactor, run_id: str) -> RunState:
         """The state of a composed reactor's run, on this run's robot, observer and actions."""
         child = RunState(self.program, reactor, self.robot, self.observer, self.resolver, run_id, self.run_id,
-                         self.runner)
+                         self.runner, self.journal)
         child.signals = self.signals
         return child
 
@@ -190,6 +194,18 @@ class RunState:
                 spec = self.robot.spec
             self._commands = spec.commands if spec is not None else {}
         return self._commands.get(command)
+
+    def undo_call(self, step: model.Step) -> tuple[model.Call, bool] | None:
+        """A step's own undo, else its command's default undo, and whether it is inherited (its scope is then
+        ``args``/``result``); None for none (a composed reactor's steps are undone by its own run)."""
+        undo = step.undo
+        if undo is not None:
+            return undo.call, undo.inherited
+        if type(step.call) is model.CommandCall:
+            spec = self.command_spec(step.call.command)
+            if spec is not None and spec.undo is not None:
+                return spec.undo, True
+        return None
 
     def no_robot(self, command: str) -> RuntimeFailure:
         return RuntimeFailure(f"{self.reactor.name} has no robot to run {command}", "state", command=command)

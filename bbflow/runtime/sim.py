@@ -10,6 +10,8 @@ Options come from the robot's ``sim`` table in ``bbflow.toml``::
     result = 7.5                   # what this command returns
     duration = "5ms"               # and how long it takes
 
+    record = "world.jsonl"         # optional: one JSON line per completed command (see below)
+
     [[robot.arm.sim.events]]
     after = "close_gripper"        # after each successful close_gripper,
     event = "force"                # publish force
@@ -21,6 +23,11 @@ that, the first argument whose type is the result type; failing that, the
 zero value of the result type. Arming, allowed states, category limits and
 faults are the robot proxy's, as for every driver, and the robot starts
 disarmed. The simulated robot stays ``idle`` unless ``busy_state`` is given.
+
+With ``record``, every command that completes appends ``{"command", "args",
+"result"}`` to the file (relative to the project's folder), flushed and
+fsynced before the command returns: what the simulated world saw, even across
+a ``kill -9``.
 """
 
 from __future__ import annotations
@@ -28,7 +35,10 @@ from __future__ import annotations
 import asyncio
 import copy
 import difflib
+import json
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -68,6 +78,7 @@ class SimOptions:
     busy_state: str | None = None
     commands: Mapping[str, SimCommand] = attrs.Factory(dict)
     events: tuple[SimEvent, ...] = ()
+    record: str | None = None
 
 
 class SimDriver(Driver):
@@ -79,6 +90,9 @@ class SimDriver(Driver):
         self._timers: dict[int, asyncio.TimerHandle] = {}  # pending event publications
         self._next_timer = 0
         self._moving = 0
+        self._record: Path | None = None
+        if self.config.record is not None:
+            self._record = Path(options.get("project_root", ".")) / self.config.record
 
     async def run_command(self, name: str, kwargs: dict[str, Any]) -> Any:
         command = self.handle.robot.commands[name]
@@ -97,8 +111,19 @@ class SimDriver(Driver):
                 if self._moving == 0:
                     self.handle.set_state("idle")
         result = configured.result if configured.result is not _UNSET else _echo_or_zero(command, kwargs)
+        if self._record is not None:
+            self._write_record(name, kwargs, result)
         self._schedule_events(name)
         return copy.deepcopy(result)
+
+    def _write_record(self, name: str, kwargs: dict[str, Any], result: Any) -> None:
+        """Append what the world saw, durably, before the command returns (blocking: a test tool)."""
+        line = json.dumps({"command": name, "args": kwargs, "result": result}, default=repr) + "\n"
+        assert self._record is not None
+        with open(self._record, "a", encoding="utf-8") as out:
+            out.write(line)
+            out.flush()
+            os.fsync(out.fileno())
 
     async def disconnect(self) -> None:
         for timer in self._timers.values():
@@ -130,7 +155,7 @@ def _echo_or_zero(command: model.Command, kwargs: Mapping[str, Any]) -> Any:
 def parse_sim_options(robot: model.Robot, table: Any, where: str = "sim") -> SimOptions:
     """Check a ``sim`` table against the interface; ``SimConfigError`` names the bad key."""
     table = _table(table, where)
-    _known_keys(table, ("duration", "busy_state", "commands", "events"), where)
+    _known_keys(table, ("duration", "busy_state", "commands", "events", "record"), where)
     duration = _duration(table["duration"], f"{where}.duration") if "duration" in table else DEFAULT_DURATION
     busy_state = table.get("busy_state")
     if busy_state is not None and (busy_state not in robot.states or busy_state == "idle"):
@@ -145,7 +170,10 @@ def parse_sim_options(robot: model.Robot, table: Any, where: str = "sim") -> Sim
     if not isinstance(events_list, list):
         raise SimConfigError(f"{where}.events: write each event as a [[{where}.events]] table")
     events = tuple(_sim_event(robot, entry, f"{where}.events[{i}]") for i, entry in enumerate(events_list, 1))
-    return SimOptions(duration, busy_state, commands, events)
+    record = table.get("record")
+    if record is not None and (not isinstance(record, str) or not record):
+        raise SimConfigError(f"{where}.record: expected a file name, got {record!r}")
+    return SimOptions(duration, busy_state, commands, events, record)
 
 
 def _sim_command(robot: model.Robot, name: str, entry: Any, where: str) -> SimCommand:

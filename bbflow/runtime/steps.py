@@ -8,11 +8,13 @@ fails the run.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Any
 
 from bbflow.runtime import model, run_events
 from bbflow.runtime.calls import arguments, compose, driver_failure, failure, perform, timed_out
 from bbflow.runtime.deadline import Deadline
+from bbflow.runtime.journal import JOURNALED, Journaled, planner
 from bbflow.runtime.ports import RuntimeFailure
 from bbflow.runtime.run_state import Completion, RunState
 
@@ -90,12 +92,16 @@ async def _attempt(run: RunState, step: model.Step, scope: dict[str, Any], index
             robot = run.robot
             if robot is None:
                 raise run.no_robot(call.command)
+            token = None if run.journal is None else JOURNALED.set(_journaled(run, step, scope, index, attempt))
             try:
                 value = await robot.call(call.command, args, timeout=timeout)
             except (RuntimeFailure, TimeoutError):
                 raise
             except Exception as exc:  # a port or driver bug still fails only this attempt
                 raise driver_failure(call.command, exc) from exc
+            finally:
+                if token is not None:
+                    JOURNALED.reset(token)
         elif type(call) is model.ReactorCall:
             value, child = await compose(run, call, scope, name)
         else:
@@ -119,6 +125,14 @@ async def _attempt(run: RunState, step: model.Step, scope: dict[str, Any], index
     finally:
         if timeout is not None:
             deadline.disarm()
+
+
+def _journaled(run: RunState, step: model.Step, scope: Mapping[str, Any], index: tuple[int, ...],
+               attempt: int) -> Journaled:
+    """The journal's record of one attempt of a command step, with the undo recovery would run."""
+    assert run.journal is not None
+    chosen = None if step.irreversible is not None else run.undo_call(step)
+    return Journaled(run.journal, run.run_id, "step", step.name, index, attempt, planner(chosen, step.name, scope))
 
 
 def _undo_uses_args(run: RunState, step: model.Step) -> bool:

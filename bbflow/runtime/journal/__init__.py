@@ -1,0 +1,34 @@
+"""Durable runs: the journal (SQLite, WAL) and recovery after a crash. See docs/durability.md.
+
+``store`` holds the file and its schema, ``writer`` the thread every write
+goes through, ``journal`` what is recorded, ``calls`` the records around one
+command, ``agents`` an agent's side. ``recovery`` (what a restart does with
+unfinished runs: it runs reactors, so it is imported on its own, not from here),
+``query`` and ``operator`` (``bbflow runs``) build on them.
+"""
+
+from bbflow.runtime.journal.calls import JOURNALED, Journaled, planner
+from bbflow.runtime.journal.journal import (
+    ORIGIN,
+    Journal,
+    JournalConfig,
+    Origin,
+    journal_config,
+)
+from bbflow.runtime.journal.store import SCHEMA_VERSION, JournalError, open_store
+from bbflow.runtime.journal.writer import JournalFailed
+
+__all__ = [
+    "JOURNALED",
+    "ORIGIN",
+    "SCHEMA_VERSION",
+    "Journal",
+    "JournalConfig",
+    "JournalError",
+    "JournalFailed",
+    "Journaled",
+    "Origin",
+    "journal_config",
+    "open_store",
+    "planner",
+]

@@ -1,0 +1,304 @@
+"""The journal as the runtime sees it: what gets recorded, when, and with what.
+
+``Journal.open`` checks the file (``store``) and ``start`` starts its writer
+thread (``writer``). Then:
+
+- ``intent`` (awaited: committed before the command reaches the driver) and
+  ``returned`` record each command or undo sent for a step (``calls``);
+- ``observe`` is an event observer that records runs' starts and ends from the
+  executor's ``run.*`` events (the robot and the agent that started a run come
+  from ``ORIGIN``, set by whoever starts the run);
+- ``agent_turn``, ``accepted``, ``scheduled`` and ``fired`` record the agents'
+  side: state after each turn, signals accepted and still to be handled,
+  scheduled signals with their due time.
+
+Nothing here blocks the event loop: writes are queued to the writer thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from bbflow.runtime.durations import parse_retention
+from bbflow.runtime.events import jsonable
+from bbflow.runtime.journal.store import connect, dumps, loads, open_store, prune, shrink
+from bbflow.runtime.journal.writer import InlineWriter, ThreadWriter, Writer
+
+DEFAULT_PATH = ".bbflow/journal.db"
+JOURNAL_DIR_ENV = "BBFLOW_JOURNAL_DIR"
+SYNC_MODES = ("full", "normal")
+RECOVERY_MODES = ("rollback", "hold")
+DEFAULT_KEEP = 7 * 86400.0
+#: Finished runs are pruned at start and after every so many run ends (a robot may run for months).
+RETAIN_EVERY = 1000
+
+
+@attrs.frozen
+class JournalConfig:
+    """``[journal]`` of bbflow.toml: where, how durable, what recovery does, how long finished runs stay."""
+
+    path: Path
+    sync: str = "full"
+    recovery: str = "rollback"
+    keep: float | None = DEFAULT_KEEP  # seconds; None keeps everything
+
+
+@attrs.frozen
+class Origin:
+    """Who started a run: its robot instance and, for an agent's run, what its outcome turn needs."""
+
+    robot: str | None = None
+    agent: str | None = None  # "Picker" or "Picker/left"
+    route: str | None = None  # the route's pattern
+    line: int = 0  # the line of the `run` statement
+    binding: Any = None  # the route's envelope binding
+    run: str | None = None  # the id the agent allotted to the run (recorded with the turn that started it)
+
+
+#: Set by whoever starts a run (the session, an agent) in the task that awaits it.
+ORIGIN: ContextVar[Origin | None] = ContextVar("bbflow_run_origin", default=None)
+
+
+class Journal:
+    """One open journal of one ``bbflow run``."""
+
+    def __init__(self, conn: sqlite3.Connection, config: JournalConfig) -> None:
+        self.conn = conn
+        self.config = config
+        #: ``conn`` belongs to the writer (and, with ``sync = "full"``, to its thread) from ``start`` on
+        self.writer: Writer = ThreadWriter(conn, config.path) if config.sync == "full" else InlineWriter(conn, config.path)
+        #: for reading on the event loop's thread (recovery, queries): sees what is committed
+        self.read = connect(config.path, sync=config.sync)
+        row = conn.execute("SELECT max(seq) FROM calls").fetchone()
+        self._seq = row[0] or 0
+        self._ended = 0
+        #: the writes of the agent turn in progress: committed together, as one, with its state
+        self._turn: list[tuple[str, Any]] | None = None
+
+    @classmethod
+    def open(cls, config: JournalConfig, project: str) -> Journal:
+        """Open and check the file (raises ``JournalError``); the writer starts with ``start``."""
+        return cls(open_store(config.path, project, sync=config.sync), config)
+
+    def start(self, loop: asyncio.AbstractEventLoop,
+                on_failure: Callable[[Exception], None] | None = None) -> None:
+        """Prune, VACUUM if it pays, then start the writer; ``on_failure`` is called on the loop when a write fails."""
+        if self.config.keep is not None:
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+                prune(self.conn, time.time() - self.config.keep)
+                self.conn.execute("COMMIT")
+                shrink(self.conn)
+            except sqlite3.Error:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+        self.writer.start(loop, on_failure)
+
+    def retain(self) -> None:
+        """Prune finished runs older than ``keep`` and give the space back when it pays (queued)."""
+        if self.config.keep is not None:
+            self.writer.write(_retain, (time.time() - self.config.keep,))
+
+    def close(self) -> None:
+        """Commit what is queued and close the file (blocking: at shutdown)."""
+        self.writer.close()
+        for conn in (self.read, self.conn):
+            try:
+                conn.close()
+            except sqlite3.Error:
+                pass
+
+    @property
+    def failure(self) -> Exception | None:
+        return self.writer.failure
+
+    # --- calls ----------------------------------------------------------------------
+
+    async def intent(self, run: str, kind: str, step: str, index: tuple[int, ...], attempt: int, target: str,
+                     args: Any, undo: Any = None, hold: str | None = None) -> int:
+        """Commit the intent of a call; returns its sequence number (the order of intents)."""
+        self._seq += 1
+        seq = self._seq
+        await self.writer.commit(
+            "INSERT INTO calls (seq, run, kind, step, idx, attempt, target, args, undo, hold, sent) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (seq, run, kind, step, dumps(list(index)) if index else "[]", attempt, target, dumps(args),
+             None if undo is None else dumps(undo), hold, time.time()),
+        )
+        return seq
+
+    def returned(self, seq: int, ok: bool, value: Any, error: Mapping[str, Any] | None, undo: Any = None) -> None:
+        """Record how a call ended (``undo``: the step's undo, now that its result is known)."""
+        self.writer.write(
+            "UPDATE calls SET outcome = ?, result = ?, error = ?, undo = coalesce(?, undo), returned = ? "
+            "WHERE seq = ?",
+            ("ok" if ok else "error", dumps(value) if ok else None,
+             None if error is None else dumps(error), None if undo is None else dumps(undo), time.time(), seq),
+        )
+
+    # --- runs (an observer of the executor's events) -----------------------------------
+
+    def observe(self, event: dict[str, Any]) -> None:
+        name = event["event"]
+        if name == "run.start":
+            origin = ORIGIN.get()
+            robot = origin.robot if origin is not None else None
+            agent = origin.agent if origin is not None else None
+            parent = event.get("parent")
+            self.writer.write(
+                "INSERT OR IGNORE INTO runs (id, parent, reactor, robot, agent, origin, inputs, status, started) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?)",
+                (event["run"], parent, event["reactor"], robot, None if parent else agent,
+                 None if parent or origin is None or origin.agent is None else dumps(_origin_json(origin)),
+                 dumps(event.get("inputs")), time.time()),
+            )
+        elif name in ("run.ok", "run.failed", "run.halted"):
+            self.run_ended(event["run"], name[4:], event.get("result"), event.get("error"),
+                           event.get("undo_errors"))
+
+    def run_started(self, run: str, reactor: str, inputs: Any, origin: Origin | None) -> None:
+        """A run that does not go through the executor (an agent's one-command run)."""
+        self.writer.write(
+            "INSERT OR IGNORE INTO runs (id, reactor, robot, agent, origin, inputs, status, started) "
+            "VALUES (?, ?, ?, ?, ?, ?, 'running', ?)",
+            (run, reactor, origin.robot if origin else None, origin.agent if origin else None,
+             dumps(_origin_json(origin)) if origin is not None and origin.agent else None,
+             dumps(jsonable(inputs)), time.time()),
+        )
+
+    def run_ended(self, run: str, status: str, result: Any = None, error: Any = None, undo_errors: Any = None,
+                  note: str | None = None) -> None:
+        self.writer.write(
+            "UPDATE runs SET status = ?, ended = ?, result = ?, error = ?, undo_errors = ?, "
+            "note = coalesce(?, note) WHERE id = ?",
+            (status, time.time(), dumps(result), None if error is None else dumps(error),
+             dumps(undo_errors or []), note, run),
+        )
+        self._ended += 1
+        if self._ended % RETAIN_EVERY == 0:
+            self.retain()
+
+    def outcome_handled(self, run: str) -> None:
+        self.writer.write("UPDATE runs SET outcome_handled = 1 WHERE id = ?", (run,))
+
+    # --- agents -----------------------------------------------------------------------
+    #
+    # A turn is one transaction in the journal as it is in memory: what it accepts
+    # (signals it emits to other agents), schedules and starts (runs), its new state
+    # and the signal it handled are committed together or not at all. So after a
+    # crash a signal is either handled, with all its consequences, or still pending.
+
+    def begin_turn(self) -> None:
+        """Collect the writes from here to ``agent_turn`` (or ``end_atomic``) into one."""
+        self._turn = []
+
+    def end_atomic(self) -> None:
+        """Queue the writes collected since ``begin_turn`` as one (a scheduled signal firing, say)."""
+        writes, self._turn = self._turn or [], None
+        if writes:
+            self.writer.write(_all, (writes,))
+
+    def _put(self, sql: str, params: Any) -> None:
+        if self._turn is not None:
+            self._turn.append((sql, params))
+        else:
+            self.writer.write(sql, params)
+
+    def accepted(self, envelope: Mapping[str, Any], agents: list[str]) -> None:
+        """A signal taken in for ``agents`` (each still has to handle it)."""
+        self._put("INSERT OR IGNORE INTO signals VALUES (?, ?, ?)", (envelope["id"], dumps(envelope), time.time()))
+        for agent in agents:
+            self._put("INSERT OR IGNORE INTO pending VALUES (?, ?)", (envelope["id"], agent))
+
+    def run_allotted(self, reactor: str, inputs: Any, origin: Origin) -> None:
+        """A run an agent's turn starts (its ``run.start`` comes later, when it really starts)."""
+        self._put("INSERT OR IGNORE INTO runs (id, reactor, robot, agent, origin, inputs, status, started) "
+                  "VALUES (?, ?, ?, ?, ?, ?, 'running', ?)",
+                  (origin.run, reactor, origin.robot, origin.agent, dumps(_origin_json(origin)),
+                   dumps(jsonable(inputs)), time.time()))
+
+    def agent_turn(self, agent: str, state: Mapping[str, Any], handled: str | None, outcome_of: str | None) -> None:
+        """End a turn: the agent instance's new state, the signal it handled or the run whose outcome it took."""
+        writes = self._turn or []
+        self._turn = None
+        writes.append(("INSERT OR REPLACE INTO agents VALUES (?, '', ?)", (agent, dumps(jsonable(state)))))
+        if handled is not None:
+            writes.append(("DELETE FROM pending WHERE signal = ? AND agent = ?", (handled, agent)))
+        if outcome_of is not None:
+            writes.append(("UPDATE runs SET outcome_handled = 1 WHERE id = ?", (outcome_of,)))
+        self.writer.write(_all, (writes,))
+
+    def scheduled(self, key: str, agent: str, envelope: Mapping[str, Any], due: float) -> None:
+        self._put("INSERT OR REPLACE INTO schedules VALUES (?, ?, ?, ?)", (key, agent, dumps(envelope), due))
+
+    def fired(self, key: str) -> None:
+        self._put("DELETE FROM schedules WHERE id = ?", (key,))
+
+    def unhandled_outcomes(self) -> list[tuple[str, str, bool, Any, dict[str, Any]]]:
+        """Agents' runs that ended while their outcome turn was never journaled: (run, agent, ok, value, origin)."""
+        out = []
+        for run, agent, status, result, error, origin in self.read.execute(
+                "SELECT id, agent, status, result, error, origin FROM runs WHERE parent IS NULL AND agent IS NOT NULL "
+                "AND origin IS NOT NULL AND outcome_handled = 0 AND status IN ('ok', 'failed', 'halted')"):
+            ok = status == "ok"
+            out.append((run, agent, ok, loads(result) if ok else loads(error), loads(origin)))
+        return out
+
+
+def journal_config(root: Path, table: Mapping[str, Any]) -> JournalConfig:
+    """``[journal]`` read into a ``JournalConfig``; ``ValueError`` names the bad key.
+
+    Without ``path``, the journal is ``PROJECT/.bbflow/journal.db``; or, when
+    ``$BBFLOW_JOURNAL_DIR`` names a folder, a file of the project's own in there
+    (for read-only checkouts, CI and tests).
+    """
+    path = table.get("path")
+    if path is None:
+        shared = os.environ.get(JOURNAL_DIR_ENV)
+        if shared:
+            key = hashlib.sha256(str(root.resolve()).encode("utf-8")).hexdigest()[:16]
+            path = str(Path(shared) / f"{key}.db")
+        else:
+            path = DEFAULT_PATH
+    if not isinstance(path, str) or not path:
+        raise ValueError(f"journal.path: expected a file name, got {path!r}")
+    sync = table.get("sync", "full")
+    if sync not in SYNC_MODES:
+        raise ValueError(f"journal.sync: expected \"full\" or \"normal\", got {sync!r}")
+    recovery = table.get("recovery", "rollback")
+    if recovery not in RECOVERY_MODES:
+        raise ValueError(f"journal.recovery: expected \"rollback\" or \"hold\", got {recovery!r}")
+    keep = parse_keep(table["keep"]) if "keep" in table else DEFAULT_KEEP
+    return JournalConfig((root / path).resolve(), sync, recovery, keep)
+
+
+def parse_keep(value: Any) -> float:
+    """``keep``: how long finished runs stay, ``"7d"`` or any duration (``"12h"``); ``ValueError`` if not."""
+    try:
+        return parse_retention(value)
+    except ValueError as exc:
+        raise ValueError(f"journal.keep: {exc}") from None
+
+
+def _all(conn: sqlite3.Connection, writes: list[tuple[str, Any]]) -> None:
+    for sql, params in writes:
+        conn.execute(sql, params)
+
+
+def _retain(conn: sqlite3.Connection, cutoff: float) -> None:
+    prune(conn, cutoff)
+
+
+def _origin_json(origin: Origin) -> dict[str, Any]:
+    return {"agent": origin.agent, "route": origin.route, "line": origin.line, "binding": jsonable(origin.binding),
+            "run": origin.run}

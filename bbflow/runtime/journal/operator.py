@@ -1,0 +1,154 @@
+"""``bbflow runs``: the journal's runs for an operator, one run's timeline, and recovering a held run."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import IO, Any
+
+from rich.console import Console
+from rich.table import Table
+
+from bbflow.project import Project
+from bbflow.runtime import model
+from bbflow.runtime.drivers import open_robot
+from bbflow.runtime.events import JsonLinesWriter
+from bbflow.runtime.journal.journal import Journal, journal_config
+from bbflow.runtime.journal.query import find_run, list_runs, show_run
+from bbflow.runtime.journal.recovery import Recovered, Recovery
+from bbflow.runtime.journal.store import JournalError, open_store
+from bbflow.runtime.run_plan import robot_table
+
+
+def open_for_reading(project: Project) -> Any:
+    """The project's journal, checked, for queries (``JournalError`` if it is missing or unusable)."""
+    config = journal_config(project.root, project.data.get("journal", {}))
+    conn = open_store(config.path, project.name, create=False)
+    return conn
+
+
+def print_runs(project: Project, out: IO[str], *, fmt: str, color: bool) -> None:
+    conn = open_for_reading(project)
+    try:
+        runs = list_runs(conn)
+    finally:
+        conn.close()
+    if fmt == "json":
+        out.write(json.dumps(runs, indent=2) + "\n")
+        return
+    table = Table(title=f"runs of {project.name} (newest first)", title_justify="left")
+    for column in ("id", "reactor", "robot", "status", "started", "duration", "steps", "undo errors"):
+        table.add_column(column, justify="right" if column in ("duration", "steps", "undo errors") else "left")
+    for run in runs:
+        status = run["status"]
+        if run["in_doubt"] and status in ("running", "held"):
+            status += f" ({run['in_doubt']} in doubt)"
+        duration = "" if run["duration"] is None else f"{run['duration']:.3f}s"
+        table.add_row(run["id"], run["reactor"], run["robot"] or "", _styled(status, color), run["started"] or "",
+                      duration, str(run["steps"]), str(run["undo_errors"]))
+    Console(file=out, force_terminal=color, no_color=not color, width=200 if not color else None).print(table)
+
+
+def print_run(project: Project, prefix: str, out: IO[str], *, fmt: str, color: bool) -> None:
+    conn = open_for_reading(project)
+    try:
+        run = find_run(conn, prefix)
+        if run is None:
+            raise JournalError(f"no single run with an id starting with {prefix!r} in the journal")
+        info = show_run(conn, run)
+    finally:
+        conn.close()
+    if fmt == "json":
+        out.write(json.dumps(info, indent=2) + "\n")
+        return
+    console = Console(file=out, force_terminal=color, no_color=not color, width=200 if not color else None)
+    console.print(f"run {info['id']}: {info['reactor']} on {info['robot'] or '-'}, {info['status']}"
+                  + (f" ({info['note']})" if info["note"] else ""), markup=False)
+    console.print(f"started {info['started']}, ended {info['ended'] or '-'}; inputs {json.dumps(info['inputs'])}",
+                  markup=False)
+    if info["error"]:
+        console.print(f"error: {info['error'].get('message')} (code {info['error'].get('code')})", markup=False)
+    table = Table(title_justify="left")
+    for column in ("seq", "kind", "step", "attempt", "command", "args", "outcome", "result / error"):
+        table.add_column(column)
+    for call in info["timeline"]:
+        outcome = call["outcome"]
+        shown = json.dumps(call["result"]) if outcome == "ok" else json.dumps((call["error"] or {}).get("message"))
+        if outcome == "in doubt":
+            shown = call["hold"] or "may have moved: recovery undoes it"
+        step = call["step"] + (f"[{','.join(map(str, call['index']))}]" if call["index"] else "")
+        if call["run"] != info["id"]:
+            step = f"{step} (composed {call['run'][-8:]})"
+        table.add_row(str(call["seq"]), call["kind"], step, str(call["attempt"]), call["target"],
+                      json.dumps(call["args"]), _styled(outcome, color), shown)
+    console.print(table)
+
+
+def recover_run(program: model.Program, project: Project, prefix: str, out: IO[str], *, arm: bool,
+                driver: str | None, events: str | None, resolved: bool = False) -> list[Recovered]:
+    """``bbflow runs recover ID``: roll back one held (or unfinished) run on its robot, now.
+
+    With ``resolved``, the operator has put the world right by hand: the run is
+    closed as failed without anything moving.
+    """
+    config = journal_config(project.root, project.data.get("journal", {}))
+    journal = Journal.open(config, project.name)
+    try:
+        run = find_run(journal.read, prefix)
+        if run is None:
+            raise JournalError(f"no single run with an id starting with {prefix!r} in the journal")
+        row = journal.read.execute("SELECT robot, status FROM runs WHERE id = ?", (run,)).fetchone()
+        if row[1] not in ("held", "running"):
+            raise JournalError(f"run {run} is {row[1]}: nothing to recover")
+        if resolved:
+            journal.conn.execute("UPDATE runs SET status = 'failed', ended = ?, note = 'resolved by an operator' "
+                                 "WHERE id = ? OR parent = ?", (time.time(), run, run))  # the writer is not started
+            out.write(f"run {run}: closed, resolved by an operator (nothing moved)\n")
+            return []
+        writer = JsonLinesWriter(events) if events is not None else None
+        try:
+            return asyncio.run(_recover(program, project, journal, run, row[0], out, arm, driver, writer))
+        finally:
+            if writer is not None:
+                writer.close()
+    finally:
+        journal.close()
+
+
+async def _recover(program: model.Program, project: Project, journal: Journal, run: str, instance: str | None,
+                   out: IO[str], arm: bool, driver: str | None, writer: JsonLinesWriter | None) -> list[Recovered]:
+    journal.start(asyncio.get_running_loop())
+    robots = {}
+    if instance is not None:
+        config = project.robots.get(instance)
+        if config is None:
+            raise JournalError(f"run {run} ran on robot {instance!r}, which {project.file} no longer has")
+        robots[instance] = open_robot(instance, program.robots[config.interface], robot_table(config, project),
+                                      driver=driver)
+    try:
+        for name, proxy in robots.items():
+            await proxy.start()
+            if arm or (driver or project.robots[name].driver) == "sim" or project.robots[name].arm:
+                await proxy.call("arm", {})
+            else:
+                out.write(f"waiting for robot {name} to be armed (or give --arm)\n")
+        def note(text: str) -> None:
+            out.write(text + "\n")
+
+        done = await Recovery(journal, program, robots, observer=writer, note=note).run(only=run)
+    finally:
+        for proxy in robots.values():
+            await proxy.close()
+    for item in done:
+        errors = f", {len(item.undo_errors)} undo errors" if item.undo_errors else ""
+        out.write(f"run {item.run}: {item.action}{errors}" + (f": {item.reason}" if item.reason else "") + "\n")
+    return done
+
+
+def _styled(status: str, color: bool) -> str:
+    if not color:
+        return status
+    style = {"ok": "green", "failed": "red", "held": "yellow", "running": "yellow", "in doubt": "yellow",
+             "halted": "red"}.get(status.split(" ")[0])
+    return f"[{style}]{status}[/]" if style else status

@@ -1,0 +1,81 @@
+"""Reading the journal for people: ``bbflow runs`` (the list) and ``bbflow runs show ID`` (one timeline)."""
+
+from __future__ import annotations
+
+import datetime
+import sqlite3
+from typing import Any
+
+from bbflow.runtime.journal.store import loads
+
+
+def list_runs(conn: sqlite3.Connection, limit: int = 200) -> list[dict[str, Any]]:
+    """The newest root runs first: id, reactor, robot, agent, status, started, duration, steps, undo errors."""
+    rows = conn.execute(
+        """SELECT r.id, r.reactor, r.robot, r.agent, r.status, r.started, r.ended, r.undo_errors, r.note
+           FROM runs r WHERE r.parent IS NULL ORDER BY r.started DESC LIMIT ?""", (limit,)).fetchall()
+    counts: dict[str, tuple[int, int]] = {}
+    if rows:  # one scan of the calls for all the runs listed (the calls have no index by run)
+        marks = ",".join("?" * len(rows))
+        for run, done, doubt in conn.execute(
+                f"SELECT run, sum(outcome = 'ok'), sum(outcome IS NULL) FROM calls WHERE kind = 'step' "
+                f"AND run IN ({marks}) GROUP BY run", [r[0] for r in rows]):
+            counts[run] = (done, doubt)
+    out = []
+    for rid, reactor, robot, agent, status, started, ended, undo_errors, note in rows:
+        steps, doubt = counts.get(rid, (0, 0))
+        out.append({
+            "id": rid, "reactor": reactor, "robot": robot, "agent": agent, "status": status,
+            "started": _iso(started), "duration": None if ended is None else round(ended - started, 6),
+            "steps": steps, "in_doubt": doubt, "undo_errors": len(loads(undo_errors) or []), "note": note,
+        })
+    return out
+
+
+def find_run(conn: sqlite3.Connection, prefix: str) -> str | None:
+    """The id of the run ``prefix`` names (a whole id or an unambiguous start of one)."""
+    rows = conn.execute("SELECT id FROM runs WHERE id LIKE ? || '%' ESCAPE '\\' LIMIT 2",
+                        (prefix.replace("%", "\\%").replace("_", "\\_"),)).fetchall()
+    return rows[0][0] if len(rows) == 1 else None
+
+
+def show_run(conn: sqlite3.Connection, run: str) -> dict[str, Any]:
+    """One run with its composed runs and its timeline: every intent and result, in-doubt ones marked."""
+    cols = ("id", "parent", "reactor", "robot", "agent", "status", "started", "ended", "inputs", "result", "error",
+            "undo_errors", "note")
+    row = conn.execute(f"SELECT {', '.join(cols)} FROM runs WHERE id = ?", (run,)).fetchone()
+    if row is None:
+        raise KeyError(run)
+    info = dict(zip(cols, row))
+    for key in ("inputs", "result", "error", "undo_errors"):
+        info[key] = loads(info[key])
+    info["started"], info["ended"] = _iso(info["started"]), _iso(info["ended"])
+    tree = [run]
+    frontier = [run]
+    while frontier:
+        marks = ",".join("?" * len(frontier))
+        frontier = [r[0] for r in conn.execute(f"SELECT id FROM runs WHERE parent IN ({marks}) ORDER BY started",
+                                               frontier)]
+        tree += frontier
+    marks = ",".join("?" * len(tree))
+    timeline = []
+    for seq, rid, kind, step, idx, attempt, target, args, undo, hold, sent, outcome, result, error, returned in \
+            conn.execute(f"SELECT seq, run, kind, step, idx, attempt, target, args, undo, hold, sent, outcome, "
+                         f"result, error, returned FROM calls WHERE run IN ({marks}) ORDER BY seq", tree):
+        timeline.append({
+            "seq": seq, "run": rid, "kind": kind, "step": step, "index": loads(idx), "attempt": attempt,
+            "target": target, "args": loads(args), "sent": _iso(sent),
+            "outcome": outcome if outcome is not None else "in doubt",
+            "result": loads(result), "error": loads(error), "returned": _iso(returned),
+            "undo": loads(undo), "hold": hold,
+        })
+    info["runs"] = tree
+    info["timeline"] = timeline
+    return info
+
+
+def _iso(seconds: float | None) -> str | None:
+    if seconds is None:
+        return None
+    return datetime.datetime.fromtimestamp(seconds, datetime.UTC).isoformat(timespec="milliseconds") \
+        .replace("+00:00", "Z")

@@ -1,0 +1,213 @@
+"""The journal's file: an SQLite database in WAL mode, its schema, and the checks made when it opens.
+
+``open_store`` opens (or creates) the file, refuses one that is corrupt, from
+another project, or written by a newer bbflow (``JournalError``: never a
+silent fresh start), and brings an older schema up to date with the
+migrations in ``MIGRATIONS``. Every table is described in docs/durability.md.
+
+Values are stored as JSON text; times are wall-clock seconds (UNIX epoch), so
+that retention and ``bbflow runs`` mean the same across restarts.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+#: ``PRAGMA application_id`` of a bbflow journal ("bbfj"): another SQLite file is not one.
+APPLICATION_ID = 0x62626A6A
+#: The schema this bbflow writes; a journal with a higher one was written by a newer bbflow.
+SCHEMA_VERSION = 1
+
+#: ``MIGRATIONS[n]`` takes a journal from schema ``n - 1`` to ``n`` (schema 0: an empty file).
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        # one row per run: a reactor's, a composed reactor's (parent set), or an agent's one-command run
+        """CREATE TABLE runs (
+            id TEXT PRIMARY KEY,
+            parent TEXT,
+            reactor TEXT NOT NULL,
+            robot TEXT,
+            agent TEXT,
+            origin TEXT,
+            inputs TEXT,
+            status TEXT NOT NULL,
+            started REAL NOT NULL,
+            ended REAL,
+            result TEXT,
+            error TEXT,
+            undo_errors TEXT,
+            note TEXT,
+            outcome_handled INTEGER NOT NULL DEFAULT 0
+        )""",
+        "CREATE INDEX runs_parent ON runs (parent)",
+        "CREATE INDEX runs_status ON runs (status)",
+        "CREATE INDEX runs_ended ON runs (ended)",
+        # every command (or action) sent for a step or an undo: the intent, then its outcome
+        """CREATE TABLE calls (
+            seq INTEGER PRIMARY KEY,
+            run TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            step TEXT NOT NULL,
+            idx TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            target TEXT NOT NULL,
+            args TEXT,
+            undo TEXT,
+            hold TEXT,
+            sent REAL NOT NULL,
+            outcome TEXT,
+            result TEXT,
+            error TEXT,
+            returned REAL
+        )""",
+        # no index on run: each one costs every intent's commit dearly; readers scan once instead
+        # the state of each agent instance after its last turn
+        "CREATE TABLE agents (agent TEXT NOT NULL, instance TEXT NOT NULL, state TEXT NOT NULL, "
+        "PRIMARY KEY (agent, instance))",
+        # signals accepted (at the door, or emitted by an agent) and the agents that have still to handle them
+        "CREATE TABLE signals (id TEXT PRIMARY KEY, envelope TEXT NOT NULL, accepted REAL NOT NULL)",
+        "CREATE TABLE pending (signal TEXT NOT NULL, agent TEXT NOT NULL, PRIMARY KEY (signal, agent))",
+        # signals an agent scheduled and that have not fired yet
+        "CREATE TABLE schedules (id TEXT PRIMARY KEY, agent TEXT NOT NULL, envelope TEXT NOT NULL, "
+        "due REAL NOT NULL)",
+    ),
+}
+
+
+class JournalError(Exception):
+    """A journal that cannot be used: unreadable, corrupt, foreign or newer (``bbflow run`` exits 2)."""
+
+
+def connect(path: Path, *, sync: str = "full") -> sqlite3.Connection:
+    """A connection in WAL mode with ``synchronous`` set; autocommit (callers use BEGIN/COMMIT)."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5.0)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={'FULL' if sync == 'full' else 'NORMAL'}")
+    conn.execute("PRAGMA foreign_keys=OFF")
+    return conn
+
+
+def open_store(path: Path | str, project: str, *, sync: str = "full", create: bool = True) -> sqlite3.Connection:
+    """Open the journal at ``path`` for ``project``; checked and migrated. Raises ``JournalError``."""
+    path = Path(path)
+    if not path.exists():
+        if not create:
+            raise JournalError(f"{path}: no journal here (nothing has run with a journal in this project)")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise JournalError(f"{path}: cannot create the journal's folder: {exc.strerror or exc}") from exc
+    try:
+        conn = connect(path, sync=sync)
+    except sqlite3.Error as exc:
+        raise JournalError(f"{path}: cannot open the journal: {exc}") from exc
+    try:
+        _check(conn, path, project)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _check(conn: sqlite3.Connection, path: Path, project: str) -> None:
+    try:
+        app = conn.execute("PRAGMA application_id").fetchone()[0]
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as exc:
+        raise JournalError(f"{path}: not a journal, or corrupt: {exc}; move it aside to start a new one") from exc
+    if app != APPLICATION_ID:
+        if app != 0 or tables:
+            raise JournalError(f"{path}: not a bbflow journal (another application's SQLite file); "
+                               "set [journal] path to another file")
+        _migrate(conn, path, 0, project)
+        return
+    try:
+        problems = [r[0] for r in conn.execute("PRAGMA quick_check")]
+    except sqlite3.DatabaseError as exc:
+        raise JournalError(f"{path}: the journal is corrupt: {exc}; move it aside to start a new one") from exc
+    if problems != ["ok"]:
+        raise JournalError(f"{path}: the journal is corrupt ({'; '.join(problems[:3])}); "
+                           "move it aside to start a new one (its unfinished runs need an operator)")
+    meta = dict(conn.execute("SELECT key, value FROM meta").fetchall()) if "meta" in tables else {}
+    version = int(meta.get("schema", "0"))
+    if version > SCHEMA_VERSION:
+        raise JournalError(f"{path}: the journal has schema {version}, written by a newer bbflow "
+                           f"(this one reads up to {SCHEMA_VERSION}); upgrade bbflow")
+    owner = meta.get("project")
+    if owner is not None and owner != project:
+        raise JournalError(f"{path}: the journal belongs to project {owner!r}, not {project!r}; "
+                           "set [journal] path to a file of this project's own")
+    if version < SCHEMA_VERSION:
+        _migrate(conn, path, version, project)
+
+
+def _migrate(conn: sqlite3.Connection, path: Path, version: int, project: str) -> None:
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        # another process of the project (a fleet) may have migrated it meanwhile: look again, locked
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone():
+            version = int((conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() or ("0",))[0])
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in MIGRATIONS[target]:
+                conn.execute(statement)
+        conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        conn.execute("INSERT OR IGNORE INTO meta VALUES ('project', ?)", (project,))
+        conn.execute("INSERT OR IGNORE INTO meta VALUES ('created', ?)", (str(time.time()),))
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        conn.execute("COMMIT")
+    except sqlite3.Error as exc:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise JournalError(f"{path}: cannot write the journal: {exc}") from exc
+
+
+#: Finished runs (and everything they hold) older than the cut-off; a root with its composed runs.
+_OLD_RUNS = """WITH RECURSIVE old(id) AS (
+    SELECT id FROM runs WHERE parent IS NULL AND ended IS NOT NULL AND ended < ? AND status NOT IN ('running', 'held')
+    UNION ALL SELECT runs.id FROM runs JOIN old ON runs.parent = old.id)"""
+#: VACUUM at start once this many pages are free (and they are a quarter of the file).
+VACUUM_PAGES = 256
+
+
+def prune(conn: sqlite3.Connection, cutoff: float) -> int:
+    """Delete what finished before ``cutoff`` (inside the caller's transaction); returns runs deleted.
+
+    Unfinished and held runs stay, whatever their age, and so do signals some
+    agent has still to handle and pending schedules.
+    """
+    conn.execute(f"{_OLD_RUNS} DELETE FROM calls WHERE run IN old", (cutoff,))
+    deleted = conn.execute(f"{_OLD_RUNS} DELETE FROM runs WHERE id IN old", (cutoff,)).rowcount
+    conn.execute("DELETE FROM signals WHERE accepted < ? AND id NOT IN (SELECT signal FROM pending)", (cutoff,))
+    return deleted
+
+
+def shrink(conn: sqlite3.Connection) -> bool:
+    """VACUUM when it pays: many free pages, a quarter of the file (outside a transaction, nothing running).
+
+    Pruning frees pages that new records reuse, so a journal with retention
+    stays bounded without it; VACUUM gives the space back when the kept
+    history shrank (a shorter ``keep``, a burst of runs long gone).
+    """
+    free = conn.execute("PRAGMA freelist_count").fetchone()[0]
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    if free < VACUUM_PAGES or free * 4 < pages:
+        return False
+    conn.execute("VACUUM")
+    return True
+
+
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=repr).encode
+
+
+def dumps(value: Any) -> str:
+    """JSON text of a journaled value (compact; tuples as lists, anything else odd as its repr)."""
+    return _ENCODE(value)
+
+
+def loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)

@@ -1,0 +1,460 @@
+"""The journal: its file and checks, the writer (group commit, failure), what a run records, recovery, retention."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bbflow.build import compile_project
+from bbflow.project import load_project
+from bbflow.runtime import model
+from bbflow.runtime.drivers import open_robot
+from bbflow.runtime.events import Recorder, fanout
+from bbflow.runtime.executor import run_reactor
+from bbflow.runtime.journal import (
+    SCHEMA_VERSION,
+    Journal,
+    JournalConfig,
+    JournalError,
+    JournalFailed,
+    journal_config,
+)
+from bbflow.runtime.journal.journal import parse_keep
+from bbflow.runtime.journal.query import list_runs, show_run
+from bbflow.runtime.journal.recovery import Recovery, effects
+from bbflow.runtime.proxy import RobotProxy
+
+DATA = Path(__file__).resolve().parent / "data" / "crash_cell"
+
+
+@pytest.fixture(scope="module")
+def cell(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, model.Program]:
+    root = tmp_path_factory.mktemp("cell") / "crash_cell"
+    shutil.copytree(DATA, root, ignore=shutil.ignore_patterns(".bbflow", "world.jsonl"))
+    diagnostics, program = compile_project(root)
+    assert program is not None, diagnostics
+    return root, program
+
+
+def journal_at(path: Path, project: str = "crash_cell", **kw: Any) -> Journal:
+    return Journal.open(JournalConfig(path, **kw), project)
+
+
+def world(root: Path) -> list[dict[str, Any]]:
+    file = root / "world.jsonl"
+    return [json.loads(line) for line in file.read_text().splitlines()] if file.exists() else []
+
+
+def arm(root: Path, program: model.Program) -> RobotProxy:
+    project = load_project(root)
+    config = project.robots["arm"]
+    table = {"interface": config.interface, "sim": {**config.sim, "duration": "1ms"},
+             "project_root": str(root)}
+    return open_robot("arm", program.robots[config.interface], table)
+
+
+# --- the file -------------------------------------------------------------------------------
+
+
+def test_a_new_journal_is_created_with_its_schema(tmp_path: Path) -> None:
+    journal = journal_at(tmp_path / "sub" / "journal.db")
+    try:
+        meta = dict(journal.read.execute("SELECT key, value FROM meta"))
+        assert meta["schema"] == str(SCHEMA_VERSION) and meta["project"] == "crash_cell"
+        assert journal.read.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        journal.close()
+
+
+def test_another_projects_journal_is_refused(tmp_path: Path) -> None:
+    journal_at(tmp_path / "j.db", "one").close()
+    with pytest.raises(JournalError, match="belongs to project 'one', not 'two'"):
+        journal_at(tmp_path / "j.db", "two")
+
+
+def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    journal_at(tmp_path / "j.db").close()
+    with sqlite3.connect(tmp_path / "j.db") as conn:
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION + 1),))
+    with pytest.raises(JournalError, match=f"schema {SCHEMA_VERSION + 1}, written by a newer bbflow"):
+        journal_at(tmp_path / "j.db")
+
+
+def test_a_foreign_sqlite_file_is_refused(tmp_path: Path) -> None:
+    with sqlite3.connect(tmp_path / "j.db") as conn:
+        conn.execute("CREATE TABLE t (x)")
+    with pytest.raises(JournalError, match="not a bbflow journal"):
+        journal_at(tmp_path / "j.db")
+
+
+def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "j.db").write_bytes(b"not sqlite at all " * 500)
+    with pytest.raises(JournalError, match="not a database|corrupt"):
+        journal_at(tmp_path / "j.db")
+
+
+def test_a_corrupt_journal_is_refused(tmp_path: Path) -> None:
+    journal = journal_at(tmp_path / "j.db")
+    journal.close()
+    with sqlite3.connect(tmp_path / "j.db") as conn:
+        conn.execute("PRAGMA journal_mode=DELETE")
+        for i in range(300):
+            conn.execute("INSERT INTO signals VALUES (?, ?, 0)", (f"s{i}", "x" * 200))
+    data = bytearray((tmp_path / "j.db").read_bytes())
+    page = 4096
+    data[3 * page: 3 * page + 200] = b"\xff" * 200  # scribble over a b-tree page
+    (tmp_path / "j.db").write_bytes(bytes(data))
+    with pytest.raises(JournalError):
+        journal_at(tmp_path / "j.db")
+
+
+def test_journal_settings_are_read_and_checked(tmp_path: Path) -> None:
+    config = journal_config(tmp_path, {"path": "j/x.db", "sync": "normal", "recovery": "hold", "keep": "2d"})
+    assert config.path == (tmp_path / "j/x.db").resolve() and config.sync == "normal"
+    assert config.recovery == "hold" and config.keep == 2 * 86400
+    assert parse_keep("12h") == 12 * 3600
+    for table, message in (({"sync": "off"}, "journal.sync"), ({"recovery": "later"}, "journal.recovery"),
+                           ({"keep": "soon"}, "journal.keep"), ({"path": ""}, "journal.path")):
+        with pytest.raises(ValueError, match=message):
+            journal_config(tmp_path, table)
+
+
+# --- the writer --------------------------------------------------------------------------------
+
+
+def test_concurrent_intents_share_commits(tmp_path: Path) -> None:
+    async def main() -> tuple[int, int]:
+        journal = journal_at(tmp_path / "j.db")
+        journal.start(asyncio.get_running_loop())
+        await journal.writer.flush()
+        before = journal.writer.commits
+        await asyncio.gather(*(journal.intent("r", "step", f"s{i}", (), 1, "move_to", {}) for i in range(100)))
+        commits = journal.writer.commits - before
+        count = journal.read.execute("SELECT count(*) FROM calls").fetchone()[0]
+        journal.close()
+        return commits, count
+
+    commits, count = asyncio.run(main())
+    assert count == 100
+    assert commits < 10  # group commit: far fewer commits (fsyncs) than intents
+
+
+def test_a_failed_write_fails_every_later_intent(tmp_path: Path) -> None:
+    failures: list[Exception] = []
+
+    async def main() -> None:
+        journal = journal_at(tmp_path / "j.db")
+        journal.start(asyncio.get_running_loop(), on_failure=failures.append)
+        await journal.intent("r", "step", "a", (), 1, "move_to", {})
+        journal.conn.set_authorizer(lambda action, *rest: sqlite3.SQLITE_DENY
+                                    if action == sqlite3.SQLITE_INSERT else sqlite3.SQLITE_OK)
+        with pytest.raises(JournalFailed, match="write failed"):
+            await journal.intent("r", "step", "b", (), 1, "move_to", {})
+        with pytest.raises(JournalFailed):
+            await journal.intent("r", "step", "c", (), 1, "move_to", {})
+        await asyncio.sleep(0)
+        journal.close()
+
+    asyncio.run(main())
+    assert len(failures) == 1 and failures[0].code == "journal"  # type: ignore[attr-defined]
+
+
+# --- what a run records ------------------------------------------------------------------------
+
+
+async def journaled_run(root: Path, program: model.Program, journal: Journal, job: int,
+                        *, observer: Any = None) -> Any:
+    journal.start(asyncio.get_running_loop())
+    async with arm(root, program) as robot:
+        await robot.call("arm", {})
+        return await run_reactor(program, "Job", {"job": job}, robot=robot, journal=journal,
+                                 observer=fanout(journal.observe, observer))
+
+
+def test_a_run_records_every_intent_result_and_undo(cell: tuple[Path, model.Program], tmp_path: Path) -> None:
+    root, program = cell
+    journal = journal_at(tmp_path / "j.db")
+    result = asyncio.run(journaled_run(root, program, journal, 7))
+    journal.close()
+    assert result.ok
+    journal = journal_at(tmp_path / "j.db")
+    try:
+        (run,) = list_runs(journal.read)
+        assert run["status"] == "ok" and run["reactor"] == "Job" and run["robot"] == "arm" and run["steps"] == 5
+        timeline = show_run(journal.read, run["id"])["timeline"]
+        assert [c["step"] for c in timeline] == ["approach", "grip", "carry", "release", "back"]
+        assert all(c["outcome"] == "ok" and c["kind"] == "step" for c in timeline)
+        assert timeline[2]["undo"] == {"command": "move_to",
+                                       "args": {"target": {"x": 1.0, "y": 0.0, "z": 0.0}, "job": 7, "back": True}}
+        assert timeline[1]["args"] == {"job": 7, "back": False}
+    finally:
+        journal.close()
+
+
+def test_a_failed_journal_write_stops_motion(cell: tuple[Path, model.Program], tmp_path: Path) -> None:
+    root, program = cell
+    (root / "world.jsonl").unlink(missing_ok=True)
+    journal = journal_at(tmp_path / "j.db")
+    seen = Recorder()
+
+    def deny_after_two(event: dict[str, Any]) -> None:
+        if event["event"] == "step.ok" and event["step"] == "grip":
+            journal.conn.set_authorizer(lambda action, *rest: sqlite3.SQLITE_DENY
+                                        if action == sqlite3.SQLITE_INSERT else sqlite3.SQLITE_OK)
+
+    result = asyncio.run(journaled_run(root, program, journal, 1, observer=fanout(seen, deny_after_two)))
+    journal.close()
+    assert result.status == "failed" and result.error is not None and result.error.code == "journal"
+    # nothing moved on an unrecorded intent: not the next step, and not the undos either
+    assert [w["command"] for w in world(root)] == ["move_to", "close_gripper"]
+    assert {u.step for u in result.undo_errors} == {"approach", "grip"}
+
+
+# --- recovery -----------------------------------------------------------------------------------
+
+
+def crashed(tmp_path: Path, calls: list[tuple[str, str, str, Any, Any, str | None]]) -> Journal:
+    """A journal as a crash leaves it: run r1 of Job started, then ``calls`` (step, kind, outcome, undo, hold)."""
+    journal = journal_at(tmp_path / "j.db")
+    conn = journal.conn
+    conn.execute("INSERT INTO runs (id, reactor, robot, agent, status, started) VALUES "
+                 "('r1', 'Job', 'arm', NULL, 'running', ?)", (time.time(),))
+    for seq, (step, kind, outcome, target, undo, hold) in enumerate(calls, 1):
+        conn.execute("INSERT INTO calls (seq, run, kind, step, idx, attempt, target, args, undo, hold, sent, outcome)"
+                     " VALUES (?, 'r1', ?, ?, '[]', 1, ?, '{}', ?, ?, ?, ?)",
+                     (seq, kind, step, target, json.dumps(undo) if undo else None, hold, time.time(), outcome))
+    journal.close()
+    return journal_at(tmp_path / "j.db")
+
+
+def home(job: int, x: float = 0.0) -> dict[str, Any]:
+    return {"command": "move_to", "args": {"target": {"x": x, "y": 0.0, "z": 0.0}, "job": job, "back": True}}
+
+
+async def recover(root: Path, program: model.Program, journal: Journal, *, hold: bool = False,
+                  armed: bool = True) -> tuple[list[Any], Recorder]:
+    journal.start(asyncio.get_running_loop())
+    seen = Recorder()
+    async with arm(root, program) as robot:
+        if armed:
+            await robot.call("arm", {})
+        else:
+            asyncio.get_running_loop().call_later(0.05, lambda: asyncio.ensure_future(robot.call("arm", {})))
+        done = await Recovery(journal, program, {"arm": robot}, observer=seen).run(hold=hold)
+    return done, seen
+
+
+def test_recovery_undoes_completed_and_in_doubt_steps_newest_intent_first(
+        cell: tuple[Path, model.Program], tmp_path: Path) -> None:
+    root, program = cell
+    (root / "world.jsonl").unlink(missing_ok=True)
+    journal = crashed(tmp_path, [
+        ("approach", "step", "ok", "move_to", home(1), None),
+        ("grip", "step", "ok", "close_gripper", {"command": "open_gripper", "args": {"job": 1, "back": True}}, None),
+        ("grip", "undo", "ok", "open_gripper", None, None),  # undone before the crash: not again
+        ("carry", "step", None, "move_to", home(1, 1.0), None),  # in doubt
+    ])
+    done, seen = asyncio.run(recover(root, program, journal, armed=False))
+    assert [(d.action, d.in_doubt) for d in done] == [("rolled back", ("carry",))]
+    assert [(w["command"], w["args"]["target"]["x"] if "target" in w["args"] else None) for w in world(root)] == [
+        ("move_to", 1.0), ("move_to", 0.0)]
+    assert [e["event"] for e in seen.events][:2] == ["recover.start", "undo.start"]
+    assert seen.named("recover.run")[0]["in_doubt"] == ["carry"]
+    (run,) = list_runs(journal.read)
+    assert run["status"] == "failed"
+    assert show_run(journal.read, "r1")["error"]["code"] == "recovered"
+    assert effects(journal, "r1") == []  # a second recovery would have nothing left to undo
+    journal.close()
+
+
+def test_an_in_doubt_step_whose_undo_needs_its_result_is_held(
+        cell: tuple[Path, model.Program], tmp_path: Path) -> None:
+    root, program = cell
+    (root / "world.jsonl").unlink(missing_ok=True)
+    journal = crashed(tmp_path, [
+        ("approach", "step", "ok", "move_to", home(1), None),
+        ("carry", "step", None, "move_to", None, "the undo of carry needs its result"),
+    ])
+    done, seen = asyncio.run(recover(root, program, journal))
+    assert [(d.action, d.reason) for d in done] == [("held", "the undo of carry needs its result")]
+    assert world(root) == []  # nothing moved
+    assert list_runs(journal.read)[0]["status"] == "held"
+    journal.close()
+
+
+def test_recovery_hold_leaves_runs_for_the_operator(cell: tuple[Path, model.Program], tmp_path: Path) -> None:
+    root, program = cell
+    (root / "world.jsonl").unlink(missing_ok=True)
+    journal = crashed(tmp_path, [("approach", "step", "ok", "move_to", home(1), None)])
+    done, _ = asyncio.run(recover(root, program, journal, hold=True))
+    assert [d.action for d in done] == ["held"] and world(root) == []
+    journal.close()
+    journal = journal_at(tmp_path / "j.db")
+
+    async def operator() -> list[Any]:
+        journal.start(asyncio.get_running_loop())
+        async with arm(root, program) as robot:
+            await robot.call("arm", {})
+            return await Recovery(journal, program, {"arm": robot}).run(only="r1")
+
+    assert [d.action for d in asyncio.run(operator())] == ["rolled back"]
+    assert [w["args"]["back"] for w in world(root)] == [True]
+    journal.close()
+
+
+# --- retention ----------------------------------------------------------------------------------
+
+
+def test_retention_prunes_finished_runs_and_keeps_unfinished_ones(tmp_path: Path) -> None:
+    journal = journal_at(tmp_path / "j.db", keep=60.0)
+    old = time.time() - 3600
+    for i in range(50):
+        journal.conn.execute("INSERT INTO runs (id, reactor, status, started, ended) VALUES (?, 'Job', 'ok', ?, ?)",
+                             (f"old{i}", old, old))
+        journal.conn.execute("INSERT INTO calls (seq, run, kind, step, idx, attempt, target, sent, outcome) "
+                             "VALUES (?, ?, 'step', 's', '[]', 1, 'move_to', ?, 'ok')", (i + 1, f"old{i}", old))
+    journal.conn.execute("INSERT INTO runs (id, reactor, status, started) VALUES ('open', 'Job', 'running', ?)",
+                         (old,))
+    journal.conn.execute("INSERT INTO runs (id, reactor, status, started, ended) VALUES "
+                         "('held', 'Job', 'held', ?, ?)", (old, old))
+    journal.conn.execute("INSERT INTO runs (id, reactor, status, started, ended) VALUES "
+                         "('new', 'Job', 'ok', ?, ?)", (time.time(), time.time()))
+
+    async def main() -> None:
+        journal.start(asyncio.get_running_loop())  # prunes at start
+        await journal.writer.flush()
+
+    asyncio.run(main())
+    left = {r[0] for r in journal.read.execute("SELECT id FROM runs")}
+    assert left == {"open", "held", "new"}
+    assert journal.read.execute("SELECT count(*) FROM calls").fetchone()[0] == 0
+    journal.close()
+
+
+# --- a whole session: writes that start failing mid-run, then a restart -------------------------
+
+
+def agents_session(root: Path, program: model.Program, journal: Journal, *lines: str) -> Any:
+    from bbflow.runtime.app import Session
+    from bbflow.runtime.run_plan import RunOptions, plan_run
+
+    project = load_project(root)
+    plan = plan_run(program, project, RunOptions(until_idle=True))
+    recorder, notes = Recorder(), []
+
+    async def feed() -> Any:
+        for line in lines:
+            yield line
+
+    session = Session(plan, observer=recorder, lines=feed(), note=notes.append, journal=journal)
+    return session, recorder, notes
+
+
+def test_writes_failing_mid_run_stop_the_work_and_a_restart_recovers(
+        cell: tuple[Path, model.Program], tmp_path: Path) -> None:
+    """The journal's folder going read-only (or the disk full) mid-run, as SQLite then sees it: writes refused."""
+    root, program = cell
+    (root / "world.jsonl").unlink(missing_ok=True)
+    request = json.dumps({"type": "job.requested", "data": {"job": 1}})
+    journal = journal_at(tmp_path / "j.db")
+    session, recorder, notes = agents_session(root, program, journal, request)
+
+    def refuse_after_grip(event: dict[str, Any]) -> None:
+        if event["event"] == "step.ok" and event["step"] == "grip":
+            journal.conn.set_authorizer(lambda action, *rest: sqlite3.SQLITE_DENY
+                                        if action in (sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE)
+                                        else sqlite3.SQLITE_OK)
+
+    session.observer = fanout(session.observer, refuse_after_grip)
+    outcome = asyncio.run(session.run())
+    journal.close()
+    assert outcome.status == 1 and "journal" in outcome.summary and "write failed" in outcome.summary
+    assert [w["command"] for w in world(root)] == ["move_to", "close_gripper"]  # nothing moved after
+    assert any("stopping" in n for n in notes)
+
+    journal = journal_at(tmp_path / "j.db")  # writable again: the restart rolls the run back
+    session, recorder, notes = agents_session(root, program, journal)
+    outcome = asyncio.run(session.run())
+    journal.close()
+    assert outcome.status == 0
+    assert [e["event"] for e in recorder.named("recover.start", "recover.run", "recover.done")] == [
+        "recover.start", "recover.run", "recover.done"]
+    assert [(w["command"], w["args"]["back"]) for w in world(root)][2:] == [("open_gripper", True),
+                                                                          ("move_to", True)]
+    emitted = [e for e in recorder.named("signal.emit") if e["type"] == "job.failed"]
+    assert [e["data"] for e in emitted] == [{"job": 1, "code": "recovered"}]
+
+
+def test_a_run_whose_steps_all_completed_is_finished_without_motion(
+        cell: tuple[Path, model.Program], tmp_path: Path) -> None:
+    root, program = cell
+    (root / "world.jsonl").unlink(missing_ok=True)
+    steps = [("approach", "move_to"), ("grip", "close_gripper"), ("carry", "move_to"), ("release", "open_gripper"),
+             ("back", "move_to")]
+    journal = crashed(tmp_path, [(step, "step", "ok", target, home(4), None) for step, target in steps])
+    journal.conn.execute("UPDATE runs SET inputs = '{\"job\": 4}'")
+    for seq, (step, target) in enumerate(steps, 1):
+        result = '"closed"' if target == "close_gripper" else '"open"' if target == "open_gripper" else \
+            '{"x": 0.0, "y": 0.0, "z": 0.0}'
+        journal.conn.execute("UPDATE calls SET result = ? WHERE seq = ?", (result, seq))
+    done, seen = asyncio.run(recover(root, program, journal))
+    assert [(d.action, d.value) for d in done] == [("finished", 4)]
+    assert world(root) == []  # nothing moved
+    assert seen.named("recover.run")[0]["action"] == "finished"
+    assert show_run(journal.read, "r1")["result"] == 4 and list_runs(journal.read)[0]["status"] == "ok"
+    journal.close()
+
+
+TIMER = """
+signal tick.start
+signal tick.fire: {n: int}
+
+agent Timer {
+    state {
+        fired: int = 0
+    }
+    on tick.start { schedule tick.fire {n: 1} in 10s }
+    on tick.fire as t { set fired = fired + t.data.n }
+}
+"""
+
+
+def test_state_and_scheduled_signals_survive_a_restart(tmp_path: Path) -> None:
+    from bbflow.runtime.app import Session
+    from bbflow.runtime.clock import run_virtual
+    from bbflow.runtime.run_plan import RunOptions, plan_run
+
+    root = tmp_path / "timer"
+    root.mkdir()
+    (root / "bbflow.toml").write_text('[project]\nname = "timer"\n\n[run]\nagents = ["timer.Timer"]\n')
+    (root / "timer.flow").write_text(TIMER)
+    diagnostics, program = compile_project(root)
+    assert program is not None, diagnostics
+    plan = plan_run(program, load_project(root), RunOptions(until_idle=True))
+    config = JournalConfig(tmp_path / "j.db", sync="normal")
+
+    async def first() -> None:  # takes tick.start, then stops before the tick fires (as a crash would)
+        async def lines() -> Any:
+            yield json.dumps({"type": "tick.start"})
+        session = Session(plan, lines=lines(), journal=journal)
+        asyncio.get_running_loop().call_later(1.0, session.interrupt)
+        await session.run()
+
+    journal = Journal.open(config, "timer")
+    run_virtual(first())
+    journal.close()
+    journal = Journal.open(config, "timer")
+    assert journal.read.execute("SELECT count(*) FROM schedules").fetchone()[0] == 1
+    run_virtual(Session(plan, journal=journal).run())  # the restart fires it (10 s after it was scheduled)
+    journal.close()
+    journal = Journal.open(config, "timer")
+    assert journal.read.execute("SELECT count(*) FROM schedules").fetchone()[0] == 0
+    assert json.loads(journal.read.execute("SELECT state FROM agents").fetchone()[0]) == {"fired": 1}
+    journal.close()
