@@ -109,8 +109,8 @@ def test_the_door_delivers_a_good_event_here_only_and_drops_its_duplicate() -> N
     d, agent, events, link = door()
     d.arrive("p/task/assigned", event(subject="left", traceparent="00-" + "a" * 32 + "-" + "b" * 16 + "-01"))
     d.arrive("p/task/assigned", event())
-    assert [(e.type, e.data, e.subject, e.source) for e in agent.got] == [
-        ("task.assigned", {"job": 7}, "left", "/agent/Boss")]
+    assert [(e.type, e.data, e.subject, e.source, e.traceparent) for e in agent.got] == [
+        ("task.assigned", {"job": 7}, "left", "/agent/Boss", "00-" + "a" * 32 + "-" + "b" * 16 + "-01")]
     assert link.sent == []  # not published again
     dropped = [e for e in events if e["event"] == "signal.dropped"]
     assert [e["reason"] for e in dropped] == ["duplicate id 1"]
@@ -216,3 +216,16 @@ def test_a_process_announces_itself_to_its_own_agents_on_the_local_bus(tmp_path:
     assert len(ups) == 1 and ups[0]["data"]["robots"] == ["left"] and ups[0]["data"]["agents"] == ["Boss", "Picker"]
     assert any(e["event"] == "signal.routed" and e["type"] == "fleet.peer.up" for e in got)
     assert [e["data"] for e in got if e["event"] == "signal.emit" and e["type"] == "job.done"] == [{"job": 1}]
+
+
+def test_a_process_subscribes_to_what_its_reactors_wait_for(tmp_path: Path) -> None:
+    from bbflow.build import compile_project  # the compiler, for the test only
+    from bbflow.runtime.fleet import waited_signals
+
+    (tmp_path / "cell.flow").write_text(
+        "signal gate.open\nsignal gate.closed\nrobot Arm { command home() -> bool }\n"
+        "reactor Go() on Arm {\n    step open = wait_signal(gate.open) timeout 5s\n"
+        "    step shut = wait_signal(gate.closed) timeout 5s after open\n}\n")
+    diagnostics, program = compile_project([tmp_path])
+    assert program is not None, diagnostics
+    assert waited_signals(program) == ["gate.open", "gate.closed"]

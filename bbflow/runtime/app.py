@@ -57,7 +57,7 @@ from bbflow.runtime.drivers import open_robot
 from bbflow.runtime.events import JsonLinesWriter, fanout
 from bbflow.runtime.executor import RunResult, run_reactor
 from bbflow.runtime.faults import FaultsError
-from bbflow.runtime.fleet import BusOpenError, MissingExtra, make_link, process_name, self_announcement
+from bbflow.runtime.fleet import BusOpenError, MissingExtra, make_link, process_name, self_announcement, waited_signals
 from bbflow.runtime.journal import ORIGIN, Journal, JournalError, Origin, journal_config
 from bbflow.runtime.journal.recovery import Recovered, Recovery
 from bbflow.runtime.liveview import Board, LiveView, PlainLog, compact, outcome_text
@@ -309,7 +309,8 @@ class Session:
         self.board.agents = self.servers = tuple(servers)
         if self._link is not None:
             try:
-                await self._link.open(bus, [r.pattern for a in self.plan.agents for r in a.spec.routes])
+                await self._link.open(bus, [*(r.pattern for a in self.plan.agents for r in a.spec.routes),
+                                            *waited_signals(program)])
             except BusOpenError as exc:
                 await _wait_through(asyncio.ensure_future(self._link.close()))
                 return Outcome(Status.USAGE, f"error: bus: {exc}")

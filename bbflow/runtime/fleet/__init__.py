@@ -10,7 +10,14 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from bbflow.runtime.fleet.door import BusDoor, SeenIds
-from bbflow.runtime.fleet.keys import FLEET_PEER_DOWN, FLEET_PEER_UP, FLEET_SIGNALS, signal_key, stays_local
+from bbflow.runtime.fleet.keys import (
+    FLEET_PEER_DOWN,
+    FLEET_PEER_UP,
+    FLEET_SIGNALS,
+    signal_key,
+    stays_local,
+    waited_signals,
+)
 from bbflow.runtime.fleet.membership import peer_envelope, self_announcement
 from bbflow.runtime.fleet.settings import BusOpenError, BusSettings, BusSettingsError, bus_settings, process_name
 
@@ -19,7 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FLEET_PEER_DOWN", "FLEET_PEER_UP", "FLEET_SIGNALS", "BusDoor", "BusOpenError", "BusSettings", "BusSettingsError",
-    "MissingExtra", "SeenIds", "bus_settings", "make_link", "peer_envelope", "process_name", "self_announcement", "signal_key", "stays_local",
+    "MissingExtra", "SeenIds", "bus_settings", "make_link", "peer_envelope", "process_name", "self_announcement", "signal_key", "stays_local", "waited_signals",
 ]
 
 INSTALL_HINT = "the zenoh bus needs the optional `bus` extra: pip install 'bbflow[bus]'"

@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable
 from typing import NamedTuple
 
+from bbflow.runtime import model
 from bbflow.runtime.router import GLOBSTAR, split_pattern
 from bbflow.runtime.signals import is_robot_bound
 
@@ -87,6 +88,28 @@ def subscriptions(prefix: str, patterns: Iterable[str]) -> list[str]:
             continue  # robot.event.** and the like: robot-bound only
         keys[pattern_key(prefix, pattern)] = None
     return list(keys)
+
+
+def waited_signals(program: model.Program) -> list[str]:
+    """The signal types the ``wait_signal`` steps of the program's reactors wait for: a process subscribes
+    to them too, since any reactor may run in it."""
+    found: dict[str, None] = {}
+
+    def body(b: model.Body) -> None:
+        for node in b.nodes:
+            if isinstance(node, model.Step) and isinstance(node.call, model.WaitSignal):
+                found[node.call.signal] = None
+            elif isinstance(node, model.Switch):
+                for case in node.cases:
+                    body(case.body)
+                if node.default is not None:
+                    body(node.default)
+            elif isinstance(node, model.Map):
+                body(node.body)
+
+    for reactor in program.reactors.values():
+        body(reactor.body)
+    return list(found)
 
 
 # --- membership ------------------------------------------------------------------------
