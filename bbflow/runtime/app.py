@@ -58,7 +58,7 @@ from bbflow.runtime.events import JsonLinesWriter, fanout
 from bbflow.runtime.executor import RunResult, run_reactor
 from bbflow.runtime.faults import FaultsError
 from bbflow.runtime.fleet import BusOpenError, MissingExtra, make_link, process_name, self_announcement, waited_signals
-from bbflow.runtime.journal import ORIGIN, Journal, JournalError, Origin, journal_config
+from bbflow.runtime.journal import ORIGIN, Journal, JournalConfig, JournalError, Origin, journal_config
 from bbflow.runtime.journal.recovery import Recovered, Recovery
 from bbflow.runtime.liveview import Board, LiveView, PlainLog, compact, outcome_text
 from bbflow.runtime.ports import Observer, RuntimeFailure
@@ -445,6 +445,15 @@ def reactor_outcome(result: RunResult, reactor: model.Reactor) -> Outcome:
     return Outcome(Status.FAILED, f"{reactor.name} failed: {message}; rolled back{undo or ', no undo errors'}")
 
 
+def _process_journal(config: JournalConfig, robots: tuple[str, ...]) -> JournalConfig:
+    """A process limited to some robots (``--robot``, one process per robot of a fleet) keeps a journal of
+    its own beside the project's (``journal.left.db``): processes of one project never share one."""
+    if not robots:
+        return config
+    path = config.path
+    return attrs.evolve(config, path=path.with_name(f"{path.stem}.{'+'.join(sorted(robots))}{path.suffix}"))
+
+
 async def _wait_through(task: asyncio.Future[Any]) -> None:
     """Wait for ``task`` even if cancelled meanwhile (cleanup must finish); re-raise the cancellation after."""
     if await wait_through(task):
@@ -474,7 +483,8 @@ def run_app(
     journal: Journal | None = None
     if options.journal:
         try:
-            journal = Journal.open(journal_config(project.root, project.data.get("journal", {})), project.name)
+            journal = Journal.open(_process_journal(journal_config(project.root, project.data.get("journal", {})),
+                                                    options.robots), project.name)
         except (ValueError, JournalError) as exc:
             stderr.write(f"error: {exc}\n")
             return Status.USAGE
