@@ -66,7 +66,7 @@ MISTAKES = [
     ('wait_event_typo', "reactor R() -> float on Arm {\n    step w = wait_event(forse)\n    return w.newtons\n}",
      'BBF101', 2, 25, '`force`'),
     ('no_robot_cmd', "reactor R(p: Pose) -> Pose {\n    step a = move_to(target: p)\n    return a\n}",
-     'BBF101', 2, 14, None),
+     'BBF101', 2, 14, 'add `on Arm`'),
     ('str_plus_int', "reactor R(n: int) -> str {\n    let s = \"n=\" + n\n    return s\n}",
      'BBF201', 2, 13, 'str(...)'),
     ('enum_member_typo', "reactor R() -> Grip {\n    let g = Grip.clsed\n    return g\n}",
@@ -86,7 +86,20 @@ MISTAKES = [
     ('schedule_delay', "signal go\nagent A on Arm {\n    on go { schedule go in 5 }\n}",
      'BBF201', 3, 28, '`5s`'),
     ('agent_cmd_missing', "robot Cam {\n    command snap() -> str\n}\nsignal go\nagent A on Cam {\n    on go { run move_to(target: {x: 1.0, y: 1.0, z: 1.0}) }\n}",
-     'BBF101', 6, 17, None),
+     'BBF206', 6, 13, 'agent `on Arm`'),
+    ('coordinator_runs_a_command', "signal go\nagent A {\n    on go { run beep() }\n}",
+     'BBF206', 3, 13, 'agent `on Arm`'),
+    ('compose_other_robot', "robot Cam {\n    command snap() -> str\n}\nreactor Snap() -> str on Cam {\n    step s = snap()\n    return s\n}\n"
+     "reactor R() -> str on Arm {\n    step s = Snap()\n    return s\n}",
+     'BBF206', 9, 5, 'reactor `on Cam`'),
+    ('compose_from_unbound', "robot Cam {\n    command snap() -> str\n}\nreactor Snap() -> str on Cam {\n    step s = snap()\n    return s\n}\n"
+     "reactor R() -> str {\n    step s = Snap()\n    return s\n}",
+     'BBF206', 9, 5, 'add `on Cam`'),
+    ('no_robot_many_cmds', "reactor R(p: Pose) -> Pose {\n    step a = move_to(target: p)\n    step b = grip() after a\n"
+     "    step c = release() after b\n    step d = beep() after c\n    return a\n}",
+     'BBF101', 2, 14, 'add `on Arm`'),
+    ('limit_zero', "robot Cam {\n    limit motion 0\n    command snap() -> str category motion\n}",
+     'BBF201', 2, 5, '`limit motion 1`'),
     ('run_then_result', "signal go\nsignal done: {f: float}\nagent A on Arm {\n    on go { run read_force() then { emit done {f: result.x} } }\n}",
      'BBF201', 4, 58, None),
     ('route_binding_typo', "signal go: {n: int}\nagent A on Arm {\n    state { n: int = 0 }\n    on go as g { set n = g.data.m }\n}",
@@ -151,7 +164,7 @@ def test_an_agent_on_a_robot_without_the_command_says_which_robot_has_it():
             "    on go { run move_to(target: {x: 1.0, y: 1.0, z: 1.0}) }\n}")
     diags, _, _ = check_text(text, arm=True)
     [d] = diags.items
-    assert d.code == "BBF101" and "`Arm`" in d.notes[0]
+    assert d.code == "BBF206" and "`move_to` is a command of `Arm`" in d.message
 
 
 def test_routes_with_every_pattern_shape():

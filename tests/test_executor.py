@@ -7,7 +7,7 @@ import pytest
 from bbflow.runtime import model
 from bbflow.runtime.ports import RuntimeFailure
 from bbflow.runtime.reactor_plan import PlanError
-from runtime_fakes import PICK, PLACE, arm, op, ops, pick_and_place, reactor, run, steps_of
+from runtime_fakes import PICK, PLACE, arm, op, ops, pick_and_place, program, reactor, run, steps_of
 
 INPUTS = {"pick": PICK, "place": PLACE}
 
@@ -220,11 +220,6 @@ def test_duplicate_node_names_are_refused():
         run(reactor(op("a"), op("a")), ops())
 
 
-def test_a_reactor_on_a_robot_needs_a_robot():
-    with pytest.raises(ValueError, match="robot="):
-        run(reactor(op("a")), None)
-
-
 def test_a_run_id_may_be_given():
     result, rec = run(reactor(op("a")), ops(), run_id="r-1")
     assert result.run_id == "r-1" and {e["run"] for e in rec.events} == {"r-1"}
@@ -252,3 +247,15 @@ def test_a_step_spawned_beside_one_that_fails_at_once_never_starts():
     result, rec = run(reactor(op("a"), op("b")), robot)
     assert result.status == "failed"
     assert steps_of(rec, "step.start") == ["a"] and robot.tags("op") == ["a"]
+
+
+def test_a_reactor_never_moves_another_robot_nor_runs_without_its_robot():
+    """The runtime side of BBF206: a reactor given a robot of another interface (or none) fails before
+    anything moves, with code `robot`, whatever program reaches the runtime."""
+    other = arm()
+    parked = reactor(op("a"), op("b", "a"))  # on t.Ops
+    for robot in (other, None):
+        result, rec = run(parked, robot, prog=program(parked))
+        assert result.status == "failed" and result.error.code == "robot", result.error
+        assert [e["event"] for e in rec.events] == ["run.start", "run.failed"]
+    assert other.commands() == []

@@ -71,7 +71,7 @@ def run_reactor(
     is looked up, checked or raised until that is awaited. Then it raises
     ``RuntimeFailure`` with code ``input`` (before ``run.start``) when
     ``inputs`` do not conform to the parameters, ``ValueError`` when the
-    reactor needs a robot and none is given or its model cannot run, and
+    reactor's model cannot run, and
     ``asyncio.CancelledError`` when the awaiting task is cancelled (after the
     rollback). Every other outcome is a ``RunResult``.
 
@@ -119,8 +119,7 @@ async def execute(run: RunState, raw_inputs: Mapping[str, Any]) -> RunResult:
     reactor = run.reactor
     if not isinstance(reactor, model.Reactor):
         run.reactor = reactor = run.program.find("reactors", reactor)
-    if reactor.robot is not None and run.robot is None and run.parent is None:
-        raise ValueError(f"reactor {reactor.name} runs on {reactor.robot}: pass robot=")
+    wrong = _wrong_robot(reactor, run.robot)
     run.loop = asyncio.get_running_loop()
     run.free = max(1, reactor.concurrency)
     inputs = conform_inputs(reactor, raw_inputs)
@@ -139,6 +138,8 @@ async def execute(run: RunState, raw_inputs: Mapping[str, Any]) -> RunResult:
     deadline = Deadline(run.loop)  # for the steps that run in this task
     try:
         try:
+            if wrong is not None:  # never move a robot through another robot's task (the checker's BBF206)
+                raise run.fail(wrong)
             # ``inputs`` is a fresh dict (conformed): it becomes the body's scope
             limit = reactor.timeout
             if limit is None:
@@ -184,6 +185,21 @@ async def execute(run: RunState, raw_inputs: Mapping[str, Any]) -> RunResult:
         deadline.close()
         if unsubscribe is not None:
             unsubscribe()
+
+
+def _wrong_robot(reactor: model.Reactor, robot: RobotPort | None) -> RuntimeFailure | None:
+    """A failure when ``reactor`` is bound to another robot interface than the robot it was given (or to
+    one, and was given none): run, it would move the wrong robot. Nothing has moved yet."""
+    if reactor.robot is None:
+        return None
+    if robot is None:
+        return RuntimeFailure(f"{reactor.name} runs on {reactor.robot.rsplit('.', 1)[-1]}, and no robot is "
+                              "bound here", "robot")
+    if robot.spec.qualname == reactor.robot:
+        return None
+    return RuntimeFailure(
+        f"{reactor.name} runs on {reactor.robot.rsplit('.', 1)[-1]}, not on robot {robot.instance!r} "
+        f"(a {robot.spec.name}): refused before anything moved", "robot")
 
 
 def _safety_watch(run: RunState) -> Callable[[str, str], None]:

@@ -38,6 +38,8 @@ CODES: dict[str, Code] = {
         Code("BBF203", _E, "unknown field of a record or signal payload"),
         Code("BBF204", _E, "optional value used where a value is required"),
         Code("BBF205", _E, "switch not exhaustive and no default"),
+        Code("BBF206", _E, "a reactor or command of one robot interface run or composed where another, or none, "
+                           "is bound"),
         Code("BBF207", _E, "wait_signal without timeout"),
         Code("BBF301", _E, "dependency cycle between steps"),
         Code("BBF302", _E, "reactor result type and return do not agree"),

@@ -24,6 +24,7 @@ from bbflow.compiler.semantic.env import Env
 from bbflow.compiler.semantic.facts import CallKind, CallTarget, Facts, Ref, RefKind
 from bbflow.compiler.semantic.resolve import BUILTIN_COMMANDS, Resolver, RobotInfo, Signature, did_you_mean, duplicate
 from bbflow.compiler.semantic.symbols import ModuleScope, Symbol, SymKind
+from bbflow.compiler.source import Span
 
 BUILTIN_FUNCTIONS = ("len", "min", "max", "abs", "round", "str")
 WAITS = ("wait_state", "wait_event", "wait_signal")
@@ -38,9 +39,10 @@ class Ctx:
     scope: ModuleScope
     env: Env
     robot: RobotInfo | None = None
+    owner: ast.ReactorDecl | ast.AgentDecl | None = None  # the reactor or agent the expression is in
 
     def child(self, env: Env | None = None) -> Ctx:
-        return Ctx(self.scope, env if env is not None else Env(self.env), self.robot)
+        return Ctx(self.scope, env if env is not None else Env(self.env), self.robot, self.owner)
 
 
 @attrs.frozen(slots=True)
@@ -71,6 +73,7 @@ class ExprChecker:
         self._callees: dict[ast.CallExpr, Callee | None] = {}
         #: payload type of every declared signal (what a ``wait_signal`` binds); set by the type checker
         self.signals: Mapping[str, T.Type] = {}
+        self._unbound: set[ast.ReactorDecl | ast.AgentDecl] = set()  # reactors whose missing `on` was reported
 
     # --- reporting -----------------------------------------------------------------
 
@@ -500,18 +503,21 @@ class ExprChecker:
 
     # --- calls of commands, actions, reactors and waits --------------------------
 
-    def callee(self, call: ast.CallExpr, ctx: Ctx, *, waits: bool, what: str) -> Callee | None:
+    def callee(self, call: ast.CallExpr, ctx: Ctx, *, waits: bool, what: str,
+               keyword: Span | None = None) -> Callee | None:
         """Resolve what ``call`` calls (memoised: resolution errors are reported once).
 
         ``waits``: whether ``wait_state``/``wait_event`` may be called here (steps only).
+        ``keyword``: an agent's `run` keyword, where a command of another robot is reported (BBF206).
         """
         if call not in self._callees:
-            callee = self._callees[call] = self._resolve_callee(call, ctx, waits, what)
+            callee = self._callees[call] = self._resolve_callee(call, ctx, waits, what, keyword)
             if callee is not None:
                 self.facts.calls[call] = callee.target
         return self._callees[call]
 
-    def _resolve_callee(self, call: ast.CallExpr, ctx: Ctx, waits: bool, what: str) -> Callee | None:
+    def _resolve_callee(self, call: ast.CallExpr, ctx: Ctx, waits: bool, what: str,
+                        keyword: Span | None) -> Callee | None:
         chain = _ident_chain(call.callee)
         if chain is None:
             self.diags.error("BBF201", f"{what} calls a command, an action or a reactor by name", call.callee.span)
@@ -533,6 +539,9 @@ class ExprChecker:
             if ctx.scope.broken:
                 return None
             owners = self._robots_with_command(ctx, name)
+            if owners and (keyword is not None or (robot is None and ctx.owner is not None)):
+                self._foreign_command(name, owners, ctx, keyword or chain[0].span)
+                return None
             notes: tuple[str, ...] = ()
             if owners:
                 notes = (f"`{name}` is a command of {', '.join(f'`{o}`' for o in owners)}; commands can be "
@@ -554,6 +563,25 @@ class ExprChecker:
         else:
             target = CallTarget(CallKind.REACTOR, sym.qualname, sym.decl)
         return Callee(target, sig, written, sig.result)
+
+    def _foreign_command(self, name: str, owners: list[str], ctx: Ctx, at: Span) -> None:
+        """A command of another robot: run by an agent (BBF206, at `run`), or called in a reactor bound to
+        no robot (one BBF101 per reactor, whatever the number of its commands: the `on` is missing)."""
+        robots = " or ".join(f"`{o}`" for o in owners)
+        owner = ctx.owner
+        who = f"{'agent' if isinstance(owner, ast.AgentDecl) else 'reactor'} `{owner.name.name}`" if owner else "this"
+        if isinstance(owner, ast.AgentDecl):
+            bound = f"bound to `{ctx.robot.decl.name.name}`" if ctx.robot else "bound to no robot (a coordinator)"
+            self.diags.error("BBF206", f"`{name}` is a command of {robots}, and {who} is {bound}", at,
+                             help=(f"the run would use this agent's robot, a `{ctx.robot.decl.name.name}`: "
+                                   if ctx.robot else "a coordinator commands no robot: ")
+                             + f"emit a task signal that an agent `on {owners[0]}` handles with `run {name}(...)`")
+            return
+        if owner in self._unbound:
+            return  # the missing `on` is reported once, at the reactor's first command
+        self._unbound.add(owner)
+        self.diags.error("BBF101", f"`{name}` is a command of {robots}, and {who} is bound to no robot", at,
+                         help=f"add `on {owners[0]}`: `reactor {owner.name.name if owner else 'R'}(...) on {owners[0]}`")
 
     def _robots_with_command(self, ctx: Ctx, name: str) -> list[str]:
         out = []
@@ -641,9 +669,9 @@ class ExprChecker:
                             args={"signal": signal})
         return Callee(target, None, "wait_signal", T.envelope(payload))
 
-    def call(self, call: ast.CallExpr, ctx: Ctx, *, waits: bool, what: str) -> T.Type:
+    def call(self, call: ast.CallExpr, ctx: Ctx, *, waits: bool, what: str, keyword: Span | None = None) -> T.Type:
         """Check a step's, undo's or run's call; its result type (ERROR if it failed to resolve)."""
-        callee = self.callee(call, ctx, waits=waits, what=what)
+        callee = self.callee(call, ctx, waits=waits, what=what, keyword=keyword)
         if callee is None:
             wait = isinstance(call.callee, ast.Name) and call.callee.ident.name in WAITS
             if not wait:  # a wait's arguments are state or event names, not values

@@ -253,6 +253,21 @@ class Resolver:
             self.facts.decl_types[key] = result
         return self._sigs[key]
 
+    def bound_robot(self, decl: ast.ReactorDecl | ast.AgentDecl, module: str) -> tuple[bool, str | None]:
+        """(resolved, the qualified name of the robot interface ``decl`` is `on`, None without `on`),
+        without reporting anything: a name that does not resolve is reported where it is declared."""
+        if decl.robot is None:
+            return True, None
+        scope = self.scopes.get(module)
+        if scope is None:
+            return False, None
+        saved, self.diags = self.diags, Diagnostics()
+        try:
+            sym = self.lookup(decl.robot.parts, scope, (SymKind.ROBOT,), "robot")
+        finally:
+            self.diags = saved
+        return (True, sym.qualname) if sym is not None else (False, None)
+
     def robot(self, sym: Symbol) -> RobotInfo:
         """The robot interface behind a ROBOT symbol, its duplicates reported once."""
         decl: ast.RobotDecl = sym.decl
@@ -277,6 +292,9 @@ class Resolver:
                 continue
             limit_decls[ld.category.name] = ld
             limits[ld.category.name] = ld.limit
+            if ld.limit < 1:  # no command of the category could ever start: a run would wait forever
+                self.diags.error("BBF201", f"the limit of category `{ld.category.name}` is at least 1, found "
+                                 f"{ld.limit}", ld.span, help=f"write `limit {ld.category.name} 1` (the default)")
         commands: dict[str, ast.CommandDecl] = {}
         for c in decl.commands:
             if c.name.name in BUILTIN_COMMANDS:

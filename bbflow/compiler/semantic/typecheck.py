@@ -119,7 +119,7 @@ class TypeChecker:
         env = Env()
         for p in sig.params:
             env.names[p.name] = Local(RefKind.PARAM, p.name, p.node, p.node.name, p.type)
-        ctx = Ctx(scope, env, robot)
+        ctx = Ctx(scope, env, robot, decl)
         declared = sig.result if decl.result is not None else None
         if declared is not None:
             self._hint_returned(decl.body, declared)
@@ -211,6 +211,7 @@ class TypeChecker:
 
     def check_step(self, stmt: ast.StepStmt, ctx: Ctx) -> None:
         raw = self.exprs.call(stmt.call, ctx, waits=True, what="a step")
+        self._check_binding(stmt.call, ctx, _keyword(stmt.span, "step"))
         callee = self.facts.calls.get(stmt.call)
         if callee is not None and callee.kind is CallKind.WAIT_SIGNAL and stmt.modifier(ast.TimeoutMod) is None:
             self.diags.error("BBF207", "`wait_signal` needs a `timeout`: a robot must never wait forever",
@@ -384,7 +385,7 @@ class TypeChecker:
         events = {} if robot is None else {f"robot.event.{name}": self.resolver.event_payload(event, robot.module)
                                            for name, event in robot.events.items()}
         signals = ChainMap(events, self.signals)  # not a copy of every signal per agent
-        ctx = Ctx(scope, state, robot)
+        ctx = Ctx(scope, state, robot, decl)
         for route in decl.routes:
             rctx = ctx.child()
             if route.bind is not None:
@@ -438,7 +439,9 @@ class TypeChecker:
             elif isinstance(stmt, ast.CancelStmt):
                 self._cancel(stmt, ctx)
             elif isinstance(stmt, ast.RunStmt):
-                result = self.exprs.call(stmt.call, ctx, waits=False, what="`run`")
+                keyword = _keyword(stmt.span, "run")
+                result = self.exprs.call(stmt.call, ctx, waits=False, what="`run`", keyword=keyword)
+                self._check_binding(stmt.call, ctx, keyword)
                 if stmt.then is not None:
                     then = ctx.child()
                     then.env.names["result"] = Local(RefKind.RESULT, "result", stmt, None, result)
@@ -458,6 +461,36 @@ class TypeChecker:
         sym = self.resolver.lookup(stmt.reactor, ctx.scope, (SymKind.REACTOR,), "reactor")
         if sym is not None and sym.kind is SymKind.REACTOR:
             self.facts.cancels[stmt] = sym.qualname
+
+    def _check_binding(self, call: ast.CallExpr, ctx: Ctx, keyword: Span) -> None:
+        """BBF206: a reactor bound to one robot interface, run or composed where another one, or none, is
+        bound (it would move the robot of the agent or reactor running it, through another robot's task)."""
+        target = self.facts.calls.get(call)
+        owner = ctx.owner
+        if target is None or target.kind is not CallKind.REACTOR or owner is None:
+            return
+        if owner.robot is not None and ctx.robot is None:
+            return  # the owner's own `on` did not resolve (reported there)
+        resolved, needs = self.resolver.bound_robot(target.decl, target.qualname.rsplit(".", 1)[0])
+        have = ctx.robot.qualname if ctx.robot is not None else None
+        if not resolved or needs is None or needs == have:
+            return
+        name, short = target.decl.name.name, needs.rsplit(".", 1)[-1]
+        agent = isinstance(owner, ast.AgentDecl)
+        who = f"{'agent' if agent else 'reactor'} `{owner.name.name}`"
+        if ctx.robot is None:
+            self.diags.error(
+                "BBF206", f"`{name}` moves a `{short}`, and {who} is bound to no robot"
+                + (" (a coordinator)" if agent else ""), keyword,
+                help=f"a coordinator runs no robot's reactor: emit a task signal that an agent `on {short}` "
+                     f"handles with `run {name}(...)`" if agent else f"add `on {short}` to {who}")
+            return
+        mine = ctx.robot.decl.name.name
+        self.diags.error(
+            "BBF206", f"`{name}` is bound to `{short}`, and {who} is bound to `{mine}`", keyword,
+            help=f"this would move the `{mine}` robot through `{name}`'s task: "
+                 + (f"send a task signal to an agent `on {short}` that runs it" if agent
+                    else f"compose it in a reactor `on {short}`"))
 
     def _emit(self, stmt: ast.EmitStmt | ast.ScheduleStmt, ctx: Ctx, signals: Mapping[str, T.Type]) -> None:
         """The payload against the signal's declared payload; an undeclared signal is BBF504's business."""
