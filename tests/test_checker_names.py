@@ -66,7 +66,7 @@ def test_unknown_command_suggests_the_closest_command():
 def test_a_command_is_unknown_where_the_reactor_is_not_on_its_robot_and_a_note_says_why():
     diags, _, _ = check_text("reactor Go(p: Pose) { step a = move_to(target: p) }", arm=True)
     d = only(diags, "BBF101")
-    assert "`move_to` is a command of `Arm`" in d.notes[0]
+    assert "`move_to` is a command of `Arm`" in d.message and d.help is not None and "add `on Arm`" in d.help
 
 
 def test_arm_and_disarm_are_built_in_commands():
