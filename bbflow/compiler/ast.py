@@ -178,8 +178,16 @@ class Unary:
 
 
 @node
+class Slice:
+    obj: "Expr"
+    start: "Expr | None"  # `xs[:j]`: none
+    end: "Expr | None"  # `xs[i:]`: none
+    span: Span
+
+
+@node
 class Binary:
-    op: str  # + - * / == != < <= > >= and or ??
+    op: str  # + - * / == != < <= > >= in, not in, and or ??
     left: Expr
     right: Expr
     span: Span
@@ -204,7 +212,7 @@ class CallExpr:
 
 
 Expr = (
-    IntLit | FloatLit | StrLit | BoolLit | NoneLit | DurationLit | ListExpr | RecordExpr | Name | Attr | Index |
+    IntLit | FloatLit | StrLit | BoolLit | NoneLit | DurationLit | ListExpr | RecordExpr | Name | Attr | Index | Slice |
     Unary | Binary | CallExpr
 )
 
@@ -490,6 +498,7 @@ class SetStmt:
     field: Ident
     value: Expr
     span: Span
+    key: "Expr | None" = None  # `set field[key] = value`: an element of a list or map field
 
 
 @node

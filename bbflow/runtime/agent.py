@@ -413,6 +413,9 @@ class AgentServer:
                 if field is None:
                     raise HandlerError(f"set {stmt.field}: {self.name} has no state field {stmt.field!r}", line=stmt.line)
                 value = _evaluate(stmt.expr, scope, stmt.line, f"set {stmt.field}")
+                if stmt.key is not None:
+                    key = _evaluate(stmt.key, scope, stmt.line, f"set {stmt.field}[...]")
+                    value = _replaced(working[stmt.field], key, value, stmt)
                 try:
                     value = field.type.conform(value, stmt.field)
                 except TypeMismatch as exc:
@@ -567,6 +570,19 @@ def _find_run(body: tuple[model.Stmt, ...], line: int) -> model.Run | None:
             if found is not None:
                 return found
     return None
+
+
+def _replaced(current: Any, key: Any, value: Any, stmt: model.Set) -> Any:
+    """A copy of a list field with element ``key`` replaced (an index in range), or of a map field with ``key``
+    set: the state is never mutated in place, so a failed handler leaves it as it was."""
+    if isinstance(current, list):
+        if not isinstance(key, int) or isinstance(key, bool) or not 0 <= key < len(current):
+            raise HandlerError(f"set {stmt.field}[{key!r}]: index out of range for a list of {len(current)}",
+                               line=stmt.line)
+        return [*current[:key], value, *current[key + 1:]]
+    if isinstance(current, dict):
+        return {**current, key: value}
+    raise HandlerError(f"set {stmt.field}[...]: {stmt.field} is neither a list nor a map", line=stmt.line)
 
 
 def _evaluate(expr: model.Expr, scope: Mapping[str, Any], line: int, what: str) -> Any:

@@ -27,6 +27,34 @@ def index(obj: Any, key: Any) -> Any:
     raise TypeError(f"cannot index {type(obj).__name__}")
 
 
+def slice_(obj: Any, start: int | None, end: int | None) -> Any:
+    """``xs[i:j]`` of a list or str: bounds clamp to ``0..len`` (no negative bounds counting from the end, as
+    with indexes), either may be left out; a slice never fails."""
+    n = len(obj)
+    i = 0 if start is None else min(max(start, 0), n)
+    j = n if end is None else min(max(end, 0), n)
+    return obj[i:j]
+
+
+def get(obj: Any, key: Any) -> Any:
+    """``get(m, k)``: ``m[k]``, or none when the map has no such key (or the list no such index)."""
+    if isinstance(obj, list):
+        return obj[key] if 0 <= key < len(obj) else None
+    if isinstance(obj, dict):
+        return obj.get(key)
+    raise TypeError(f"cannot look into {type(obj).__name__}")
+
+
+def keys(obj: dict[str, Any]) -> list[str]:
+    """The keys of a map, sorted (the same order on every run)."""
+    return sorted(obj)
+
+
+def remove(obj: dict[str, Any], key: str) -> dict[str, Any]:
+    """A copy of the map without ``key`` (the map itself if it has no such key)."""
+    return {k: v for k, v in obj.items() if k != key}
+
+
 def min_(*args: Any) -> Any:
     """``min(a, b, ...)`` or ``min(list)``; an empty list raises."""
     items = args[0] if len(args) == 1 and isinstance(args[0], list) else list(args)

@@ -280,6 +280,7 @@ class Set:
     field: str
     expr: Expr
     line: int = 0
+    key: Expr | None = None  # `set FIELD[KEY] = EXPR`: replace an element of a list or a key of a map
 
 
 @attrs.frozen(slots=True)

@@ -296,6 +296,8 @@ def _value_names(expr: ast.Expr, facts: Facts) -> Iterator[ast.Name]:
             stack.extend(a.value for a in e.args)
         elif isinstance(e, ast.Index):
             stack.extend((e.obj, e.index))
+        elif isinstance(e, ast.Slice):
+            stack.extend(b for b in (e.obj, e.start, e.end) if b is not None)
         elif isinstance(e, ast.Unary):
             stack.append(e.operand)
         elif isinstance(e, ast.Binary):

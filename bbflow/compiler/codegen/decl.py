@@ -317,8 +317,14 @@ class DeclGen:
     def stmt(self, s: ast.AgentStmt, fields: Mapping[str, rt.RType | None]) -> Src:
         line = ("line", Raw(literal(s.span.line)))
         if isinstance(s, ast.SetStmt):
-            value = self.exprs.fn(s.value, fields.get(s.field.name))
-            return Call("_m.Set", (Raw(literal(s.field.name)), Raw(value)), (line,), line=s.span.line)
+            declared = fields.get(s.field.name)
+            if s.key is None:
+                value = self.exprs.fn(s.value, declared)
+                return Call("_m.Set", (Raw(literal(s.field.name)), Raw(value)), (line,), line=s.span.line)
+            item = declared.item if isinstance(declared, (rt.ListOf, rt.MapOf)) else None
+            key = ("key", Raw(self.exprs.fn(s.key)))
+            return Call("_m.Set", (Raw(literal(s.field.name)), Raw(self.exprs.fn(s.value, item))), (key, line),
+                        line=s.span.line)
         if isinstance(s, (ast.EmitStmt, ast.ScheduleStmt)):
             kwargs: list[tuple[str, Src]] = [("type", Raw(literal(s.type.text)))]
             if isinstance(s, ast.ScheduleStmt):

@@ -19,6 +19,7 @@ import attrs
 from bbflow.compiler import ast
 from bbflow.compiler.codegen.src import literal
 from bbflow.compiler.codegen.types import TypeTable, to_rtype, widens
+from bbflow.compiler.semantic import types as T
 from bbflow.compiler.semantic.facts import CallKind, CallTarget, Facts, RefKind
 from bbflow.runtime import types as rt
 
@@ -29,9 +30,10 @@ class CodegenError(Exception):
 
 #: refs whose value is a constant (the member/state/event name), not a scope lookup
 _CONSTANT_REFS = (RefKind.ENUM_MEMBER, RefKind.ROBOT_STATE, RefKind.EVENT)
-_BUILTINS = {"len": "len", "abs": "abs", "min": "_x.min_", "max": "_x.max_", "round": "_x.round_", "str": "_x.str_"}
+_BUILTINS = {"len": "len", "abs": "abs", "min": "_x.min_", "max": "_x.max_", "round": "_x.round_", "str": "_x.str_",
+             "get": "_x.get", "keys": "_x.keys", "remove": "_x.remove"}
 _ARITH = {"+", "-", "*", "/"}  # `/` is true division: the checker types int / int as float
-_COMPARE = {"==", "!=", "<", "<=", ">", ">="}
+_COMPARE = {"==", "!=", "<", "<=", ">", ">=", "in", "not in"}  # `in`: an item, a map's key, a part of a str
 
 
 @attrs.define
@@ -173,6 +175,10 @@ class ExprGen:
     def _Index(self, e: ast.Index) -> str:
         return f"_x.index({self.code(e.obj)}, {self.code(e.index)})"
 
+    def _Slice(self, e: ast.Slice) -> str:
+        bounds = (self.code(b) if b is not None else "None" for b in (e.start, e.end))
+        return f"_x.slice_({self.code(e.obj)}, {', '.join(bounds)})"
+
     def _Unary(self, e: ast.Unary) -> str:
         if e.op == "not":
             return f"(not {self.code(e.operand)})"
@@ -180,6 +186,9 @@ class ExprGen:
 
     def _Binary(self, e: ast.Binary) -> str:
         left, right = self.code(e.left), self.code(e.right)
+        joined = self.facts.type_of(e) if e.op == "+" else None
+        if isinstance(joined, T.ListT):  # lists joined: the items of the right side as the result's (int -> float)
+            right = self.value(e.right, to_rtype(joined))
         if e.op in _ARITH or e.op in _COMPARE or e.op in ("and", "or"):
             return f"({left} {e.op} {right})"
         if e.op == "??":

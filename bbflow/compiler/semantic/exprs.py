@@ -26,7 +26,7 @@ from bbflow.compiler.semantic.resolve import BUILTIN_COMMANDS, Resolver, RobotIn
 from bbflow.compiler.semantic.symbols import ModuleScope, Symbol, SymKind
 from bbflow.compiler.source import Span
 
-BUILTIN_FUNCTIONS = ("len", "min", "max", "abs", "round", "str")
+BUILTIN_FUNCTIONS = ("len", "min", "max", "abs", "round", "str", "get", "keys", "remove")
 WAITS = ("wait_state", "wait_event", "wait_signal")
 ORDERING = ("<", "<=", ">", ">=")
 EQUALITY = ("==", "!=")
@@ -128,6 +128,8 @@ class ExprChecker:
             return self._attr(e, ctx)
         if isinstance(e, ast.Index):
             return self._index(e, ctx)
+        if isinstance(e, ast.Slice):
+            return self._slice(e, ctx)
         if isinstance(e, ast.Unary):
             return self._unary(e, ctx)
         if isinstance(e, ast.Binary):
@@ -315,6 +317,40 @@ class ExprChecker:
             self.diags.error("BBF201", f"cannot index {obj}: only lists and maps have items", e.obj.span)
         return T.ERROR
 
+    def _slice(self, e: ast.Slice, ctx: Ctx) -> T.Type:
+        """``xs[i:j]`` of a list or a str: the same type (bounds clamp, so a slice never fails)."""
+        obj = self.expr(e.obj, ctx)
+        for bound in (e.start, e.end):
+            if bound is not None:
+                self.expect(bound, ctx, T.INT, "slice bound")
+        if T.is_lenient(obj) or isinstance(obj, T.ListT) or obj == T.STR:
+            return obj
+        if isinstance(obj, T.OptionalT):
+            self.diags.error("BBF204", f"cannot slice a value that may be none ({obj})", e.obj.span,
+                             help="give a value for none first with `??`")
+        else:
+            self.diags.error("BBF201", f"cannot slice {obj}: only lists and strs can be sliced", e.obj.span)
+        return T.ERROR
+
+    def _membership(self, e: ast.Binary, ctx: Ctx) -> T.Type:
+        """``x in xs`` (an item of a list), ``k in m`` (a key of a map), ``s in text`` (a part of a str)."""
+        where = self.expr(e.right, ctx)
+        want = where.item if isinstance(where, T.ListT) else T.STR if isinstance(where, T.MapT) or where == T.STR \
+            else None
+        what = self.expr(e.left, ctx, want)
+        if want is None and not T.is_lenient(where):
+            if isinstance(where, T.OptionalT):
+                self.diags.error("BBF204", f"`{e.op}` looks in a value that may be none ({where})", e.right.span,
+                                 help="give a value for none first with `??`")
+            else:
+                self.diags.error("BBF201", f"`{e.op}` looks in a list, a map's keys or a str, found {where}",
+                                 e.right.span)
+        elif want is not None and not T.is_lenient(what) and not T.comparable(what, want):
+            self.diags.error("BBF201", f"`{e.op}` looks for {what} in {where}, whose "
+                             f"{'keys are strs' if isinstance(where, T.MapT) else 'items are ' + str(want)}",
+                             e.left.span)
+        return T.BOOL
+
     def _unary(self, e: ast.Unary, ctx: Ctx) -> T.Type:
         if e.op == "not":
             self.expect(e.operand, ctx, T.BOOL, "operand of `not`")
@@ -354,6 +390,8 @@ class ExprChecker:
                 self.diags.error("BBF201", f"the value after `??` must fit {inner}, found {rt}", e.right.span)
                 return T.ERROR
             return joined
+        if op in ("in", "not in"):
+            return self._membership(e, ctx)
         if op in EQUALITY or op in ORDERING:
             if self._is_bare_member(e.left, ctx) and not self._is_bare_member(e.right, ctx):
                 rt = self.expr(e.right, ctx)
@@ -372,7 +410,8 @@ class ExprChecker:
                 self.diags.error("BBF201", f"cannot compare {lt} with {rt}", e.span)
             return T.BOOL
         lt = self.expr(e.left, ctx)
-        rt = self.expr(e.right, ctx)
+        # `queue + [{...}]`: the items of a list literal are checked as the items of the list it extends
+        rt = self.expr(e.right, ctx, lt if op == "+" and isinstance(lt, T.ListT) else None)
         return self._arithmetic(op, lt, rt, e)
 
     def _arithmetic(self, op: str, lt: T.Type, rt: T.Type, e: ast.Binary) -> T.Type:
@@ -390,6 +429,14 @@ class ExprChecker:
             return T.INT
         if op == "+" and lt == rt == T.STR:
             return T.STR
+        if op == "+" and isinstance(lt, T.ListT) and isinstance(rt, T.ListT):
+            if rt.item == T.ANY or lt.item == T.ANY:  # `[]` on either side
+                return lt if rt.item == T.ANY else rt
+            joined = T.join(lt.item, rt.item)
+            if joined is not None:
+                return T.ListT(joined)
+            self.diags.error("BBF201", f"`+` joins lists of one item type: {lt} and {rt}", e.span)
+            return T.ERROR
         if lt == rt == T.DURATION and op in ("+", "-"):
             return T.DURATION
         if lt == rt == T.DURATION and op == "/":
@@ -440,6 +487,8 @@ class ExprChecker:
 
         if name == "str":
             return T.STR if count(1, 1) else T.ERROR
+        if name in ("get", "keys", "remove"):
+            return self._map_builtin(name, args, e, count, bad)
         if name == "len":
             if not count(1, 1):
                 return T.ERROR
@@ -478,6 +527,24 @@ class ExprChecker:
                 return bad(i, str(result))
             result = joined
         return result if result is not None else T.ERROR
+
+    def _map_builtin(self, name: str, args: list[T.Type], e: ast.CallExpr, count: Any, bad: Any) -> T.Type:
+        """``get(m, k)``: ``m[k]`` or none (a list's item too); ``keys(m)``: its sorted keys; ``remove(m, k)``:
+        ``m`` without ``k``."""
+        if not count(1, 1) if name == "keys" else not count(2, 2):
+            return T.ERROR
+        coll = args[0]
+        if T.is_lenient(coll):
+            return T.ListT(T.STR) if name == "keys" else T.ANY
+        if name == "get" and isinstance(coll, T.ListT):
+            return T.optional(coll.item) if T.is_lenient(args[1]) or args[1] == T.INT else bad(1, "an int index")
+        if not isinstance(coll, T.MapT):
+            return bad(0, "a map" + (" or a list" if name == "get" else ""))
+        if name == "keys":
+            return T.ListT(T.STR)
+        if not (T.is_lenient(args[1]) or args[1] == T.STR):
+            return bad(1, "a str key")
+        return T.optional(coll.item) if name == "get" else coll
 
     def _not_callable_here(self, e: ast.CallExpr, ctx: Ctx) -> None:
         """A call in an expression that is not a pure builtin: say what it is and what to do."""

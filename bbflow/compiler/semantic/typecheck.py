@@ -429,7 +429,10 @@ class TypeChecker:
                     self.exprs.expr(stmt.value, ctx)
                     continue
                 self.facts.refs[stmt.field] = Ref(RefKind.STATE, field.name, field.decl)
-                self.exprs.expect(stmt.value, ctx, field.type or T.ERROR, f"`set {field.name}`")
+                if stmt.key is not None:
+                    self._set_element(stmt, field, ctx)
+                else:
+                    self.exprs.expect(stmt.value, ctx, field.type or T.ERROR, f"`set {field.name}`")
             elif isinstance(stmt, (ast.EmitStmt, ast.ScheduleStmt)):
                 self._emit(stmt, ctx, signals)
                 if isinstance(stmt, ast.ScheduleStmt):
@@ -461,6 +464,22 @@ class TypeChecker:
         sym = self.resolver.lookup(stmt.reactor, ctx.scope, (SymKind.REACTOR,), "reactor")
         if sym is not None and sym.kind is SymKind.REACTOR:
             self.facts.cancels[stmt] = sym.qualname
+
+    def _set_element(self, stmt: ast.SetStmt, field: Local, ctx: Ctx) -> None:
+        """``set FIELD[KEY] = EXPR``: an element of a list field (an index in range) or a key of a map field."""
+        assert stmt.key is not None
+        ft = field.type or T.ERROR
+        what = f"`set {field.name}[...]`"
+        if isinstance(ft, (T.ListT, T.MapT)):
+            self.exprs.expect(stmt.key, ctx, T.INT if isinstance(ft, T.ListT) else T.STR,
+                              "list index" if isinstance(ft, T.ListT) else "map key")
+            self.exprs.expect(stmt.value, ctx, ft.item, what)
+            return
+        self.exprs.expr(stmt.key, ctx)
+        self.exprs.expr(stmt.value, ctx)
+        if not T.is_lenient(ft):
+            self.diags.error("BBF201", f"{what} replaces an element of a list or a map, and `{field.name}` is "
+                             f"a {ft}", stmt.field.span, help=f"replace the whole value: `set {field.name} = ...`")
 
     def _check_binding(self, call: ast.CallExpr, ctx: Ctx, keyword: Span) -> None:
         """BBF206: a reactor bound to one robot interface, run or composed where another one, or none, is

@@ -383,14 +383,15 @@ class AstBuilder(Transformer):
         return tuple(children)
 
     def set_stmt(self, meta: Any, children: list[Any]) -> ast.SetStmt:
-        return ast.SetStmt(self._ident(children[0]), children[1], self._span(meta))
+        name, key, value = children
+        return ast.SetStmt(self._ident(name), value, self._span(meta), key)
 
     def emit_stmt(self, meta: Any, children: list[Any]) -> ast.EmitStmt:
         sig, data, to = children
         return ast.EmitStmt(ast.SignalType(str(sig), self._tspan(sig)), data, self._span(meta), to)
 
     def schedule_stmt(self, meta: Any, children: list[Any]) -> ast.ScheduleStmt:
-        sig, data, delay, to = children
+        sig, data, _, delay, to = children  # (the `in` keyword is a token: comparisons keep it too)
         return ast.ScheduleStmt(ast.SignalType(str(sig), self._tspan(sig)), data, delay, self._span(meta), to)
 
     def run_stmt(self, meta: Any, children: list[Any]) -> ast.RunStmt:
@@ -422,6 +423,9 @@ class AstBuilder(Transformer):
     and_expr = sum = product = or_expr
 
     def comparison(self, meta: Any, children: list[Any]) -> ast.Expr:
+        if len(children) == 4:  # a `not in` b
+            left, right = children[0], children[3]
+            return ast.Binary("not in", left, right, left.span.to(right.span))
         return self._fold_left(children)
 
     def coalesce(self, meta: Any, children: list[Any]) -> ast.Expr:
@@ -442,6 +446,10 @@ class AstBuilder(Transformer):
 
     def index(self, meta: Any, children: list[Any]) -> ast.Index:
         return ast.Index(children[0], children[1], self._span(meta))
+
+    def slice(self, meta: Any, children: list[Any]) -> ast.Slice:
+        obj, start, end = children
+        return ast.Slice(obj, start, end, self._span(meta))
 
     def call_expr(self, meta: Any, children: list[Any]) -> ast.Expr:
         callee, args = children
