@@ -1,4 +1,4 @@
-"""The Arm interface of LANGUAGE.md section 4, the one copy the tests share: as ``.flow`` text and built by hand.
+"""The Arm interface of docs/language.md (robots), the one copy the tests share: as ``.flow`` text and built by hand.
 
 ``ARM_FLOW`` is the interface as a program declares it (``Pose``, ``Grip``
 and ``robot Arm``); ``arm_robot(*extra)`` is its ``robot Arm`` block with

@@ -45,7 +45,7 @@ def agent(name, state, *routes, robot=None):
 
 
 def picker():
-    """The agent of LANGUAGE.md section 8."""
+    """The agent of docs/language.md (agents)."""
     return agent(
         "Picker",
         [field("busy", BOOL, False), field("done", INT, 0)],

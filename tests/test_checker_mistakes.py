@@ -78,7 +78,15 @@ MISTAKES = [
     ('emit_extra', "signal go\nsignal done: {n: int}\nagent A on Arm {\n    on go { emit done {n: 1, m: 2} }\n}",
      'BBF203', 4, 30, None),
     ('emit_missing', "signal go\nsignal done: {n: int, why: str}\nagent A on Arm {\n    on go { emit done {n: 1} }\n}",
-     'BBF202', 4, 23, None),
+     'BBF201', 4, 23, None),
+    ('wrong_arg_name', "reactor R(p: Pose) -> Grip on Arm {\n    step a = grip(strength: 1.0)\n    return a\n}",
+     'BBF202', 2, 19, None),
+    ('arg_name_for_the_missing_one', "action pick(at: Pose) -> bool = \"cell.p:pick\"\n"
+     "reactor R(part: Pose) -> bool {\n    step a = pick(pose: part)\n    return a\n}",
+     'BBF202', 3, 19, 'did you mean `at`?'),
+    ('drive_for_drive_to', "robot Base {\n    command drive_to(x: float) -> bool\n}\n"
+     "reactor R() -> bool on Base {\n    step a = drive(x: 1.0)\n    return a\n}",
+     'BBF101', 5, 14, '`drive_to`'),
     ('emit_wrong', "signal go\nsignal done: {n: int}\nagent A on Arm {\n    on go { emit done {n: \"one\"} }\n}",
      'BBF201', 4, 27, None),
     ('emit_undeclared', "signal go\nsignal done: {n: int}\nagent A on Arm {\n    on go { emit don {n: 1} }\n}",

@@ -1,6 +1,6 @@
 """End to end: random reactors written as .flow source, built by the real compiler, run on the real
 RobotProxy + simulated driver with random faults, on the virtual-time loop; the saga invariants
-are checked from the event log alone (LANGUAGE.md section 7)."""
+are checked from the event log alone (docs/runtime.md)."""
 
 from __future__ import annotations
 

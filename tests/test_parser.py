@@ -1,4 +1,4 @@
-"""The parser: every construct of LANGUAGE.md sections 1-8 to the AST, positions, literals and keywords."""
+"""The parser: every construct of the language (docs/language.md) to the AST, positions, literals and keywords."""
 
 from __future__ import annotations
 

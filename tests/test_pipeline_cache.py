@@ -7,6 +7,7 @@ never by timing.
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -453,6 +454,19 @@ def test_a_build_after_an_edit_generates_what_a_build_without_the_cache_does(tmp
 
 # --- the property: after any edit, the cache changes nothing but the work done -------------------
 
+def test_a_signal_no_longer_declared_twice_judges_its_uses_again(tmp_path: Path) -> None:
+    """Found by the property below: whether a signal is declared twice is a fact of other modules that an
+    agent's verdict depends on (the uses of a signal declared twice are not judged), so it keys the agent."""
+    project(tmp_path, {"m0.flow": "signal sig.s0: {n: int}\n",
+                       "m1.flow": "agent A1 {\n    on sig.s0 { emit sig.s0 }\n}\n",
+                       "m2.flow": "signal sig.s0\n"})
+    assert [d.code for d in compile_paths([tmp_path], use_cache=True).diagnostics.items] == ["BBF102"]
+    edit(tmp_path, "m2.flow", "")
+    warm = compile_paths([tmp_path], use_cache=True)
+    assert [(d.code, Path(d.span.file).name) for d in warm.diagnostics.items] == [("BBF201", "m1.flow")]
+    assert warm.diagnostics.items == compile_paths([tmp_path]).diagnostics.items
+
+
 N = 3  # modules m0..m2 of a generated project: few, so that they often meet
 
 
@@ -500,8 +514,16 @@ SWAPS = [("n: int", "n: str"), ("n: int", "n: float"), ("{n: int", "{n: int, m: 
 
 
 def edit_of(i: int) -> st.SearchStrategy[tuple[int, object]]:
-    """An edit of module ``m{i}``: a new text, a comment added, or one of ``SWAPS``."""
-    return st.tuples(st.just(i), st.one_of(module_text(i), st.integers(0, 9), st.sampled_from(SWAPS)))
+    """An edit of module ``m{i}``: a new text, a comment added, one of ``SWAPS``, or a declaration deleted."""
+    return st.tuples(st.just(i), st.one_of(module_text(i), st.integers(0, 9), st.sampled_from(SWAPS),
+                                           st.builds(Delete, st.integers(0, 5))))
+
+
+@attrs.frozen
+class Delete:
+    """Delete the declaration (or import) at this index, modulo their number."""
+
+    index: int
 
 
 def edited(text: str, change: object) -> str:
@@ -509,6 +531,9 @@ def edited(text: str, change: object) -> str:
         return change
     if isinstance(change, int):
         return f"{text}# note {change}\n"
+    if isinstance(change, Delete):
+        items = [m.group() for m in re.finditer(r"(?m)^\S.*\n(?:[ }].*\n)*", text)]
+        return "".join(item for n, item in enumerate(items) if n != change.index % max(len(items), 1))
     old, new = change  # type: ignore[misc]
     return text.replace(old, new, 1)
 
@@ -541,6 +566,11 @@ def test_after_random_edits_the_cache_changes_nothing_but_the_work(first: tuple[
             assert warm.diagnostics.items == cold.diagnostics.items
             assert all(report(warm, fmt) == report(cold, fmt) for fmt in ("text", "json", "sarif"))
             assert Counter(cold.diagnostics) == cold_checker_diagnostics(root)
+            if i >= 0:  # the edited file alone, as a pre-commit hook checks it: as part of the project
+                one = root / "flows" / f"m{i}.flow"
+                alone = compile_paths([one], use_cache=True).diagnostics.items
+                assert alone == compile_paths([one]).diagnostics.items
+                assert alone == [d for d in cold.diagnostics.items if d.span.file == str(one)]
 
 
 #: a program whose agents read signals declared in a module they do not import, with payloads through an

@@ -227,12 +227,16 @@ def signal_table(declared: Mapping[str, Sequence[SignalEntry]]) -> list[tuple[st
     """The program's signals as the checker resolves them: (type, the module declaring it first, its payload).
 
     ``declared``: every module declaring signals -> its entries (in declaration
-    order), the modules in program order; the first declaration of a type wins.
+    order), the modules in program order. A type declared twice has the error
+    payload, as in the checker, which judges none of its uses (BBF102 is
+    reported at the declarations): whether a signal is declared once is a fact
+    of other modules that an agent's verdict depends on, so it is in the table.
     """
     table: dict[str, tuple[str, str, T.Type]] = {}
     for module, entries in declared.items():
         for entry in entries:
-            table.setdefault(entry.text, (entry.text, module, entry.payload))
+            first = table.get(entry.text)
+            table[entry.text] = (entry.text, module, entry.payload) if first is None else (*first[:2], T.ERROR)
     return list(table.values())
 
 

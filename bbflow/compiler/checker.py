@@ -1,4 +1,4 @@
-"""The checker: every semantic check of LANGUAGE.md §2-§8, in order, over a whole program.
+"""The checker: every semantic check of docs/checks.md, in order, over a whole program.
 
 Passes, each over all modules: the standard library is added (``std.prelude``
 and friends), every module's declarations become symbols (BBF102), imports

@@ -556,12 +556,15 @@ def _units_of(given: Path, result: CompileResult, projects: bool = True) -> list
         files = [top]
     inside = project is not None and _is_under(top, project.source_dir)
     root = project.source_dir if project and inside else top if given.is_dir() else top.parent
-    # a file or folder inside a project is checked as part of it (its imports resolve there)
-    context = [f for f in _flow_files(project.source_dir) if f not in files] if project and inside else []
+    # a file or folder inside a project is checked as part of it (its imports resolve there), with the
+    # project's files in the project's order, so that "first declared" means what it means for the project
+    named = set(files)
+    if project and inside:
+        everything = _flow_files(project.source_dir)
+        files = [*everything, *(f for f in files if f not in set(everything))]  # (a named file in a hidden folder)
     if root not in result.roots:
         result.roots.append(root)
-    return [(SourceUnit(f, _display(f, given), module_name(f, root), root), f not in context)
-            for f in [*files, *context]]
+    return [(SourceUnit(f, _display(f, given), module_name(f, root), root), f in named) for f in files]
 
 
 def _flow_files(top: Path) -> list[Path]:

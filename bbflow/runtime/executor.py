@@ -1,4 +1,4 @@
-"""The reactor executor: runs a ``model.Reactor`` as a saga (LANGUAGE.md section 7).
+"""The reactor executor: runs a ``model.Reactor`` as a saga (docs/runtime.md).
 
 ``run_reactor`` conforms the inputs, then runs the reactor's body: a node
 starts when every node of its body it depends on has completed or been

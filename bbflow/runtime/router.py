@@ -5,7 +5,7 @@ A pattern is dot-separated segments: a literal, ``*`` (exactly one segment) or
 whole (``user`` never matches ``user.created``; ``cell.**`` matches ``cell``).
 
 ``Router.lookup(type)`` returns every route whose pattern matches, in
-dispatch order (LANGUAGE.md section 8):
+dispatch order (docs/agents.md):
 
 1. priority, higher first;
 2. specificity: more literal segments first; at an equal count, a pattern

@@ -1,6 +1,6 @@
 """A driver for a toy arm: the worked example of docs/drivers.md.
 
-It implements the ``Arm`` interface of LANGUAGE.md section 4::
+It implements the ``Arm`` interface of docs/language.md (robots)::
 
     robot Arm {
         states idle, busy

@@ -1,6 +1,6 @@
 """Compensation completeness (BBF401-BBF404) and what composed reactors amount to.
 
-The rule (LANGUAGE.md section 6): a step that changes the world and can be
+The rule (docs/checks.md, compensation completeness): a step that changes the world and can be
 followed by a failure must say how it is taken back (``undo``, its own or its
 command's) or admit that it cannot (``irreversible``). "Can be followed by a
 failure" means: some node that can fail is not an ancestor of it, so it may

@@ -23,6 +23,7 @@ from bbflow.compiler.diagnostics.suggest import closest
 from bbflow.compiler.semantic.facts import Facts
 from bbflow.compiler.semantic.modules import is_std
 from bbflow.compiler.semantic.patterns import Pattern, SignalIndex, compile_pattern
+from bbflow.compiler.source import Span
 from bbflow.runtime.router import STAR, PatternTrie
 from bbflow.runtime.signals import ROBOT_EVENT_PREFIX
 
@@ -106,7 +107,7 @@ def check_agent_routes(routes: list[tuple[ast.RouteDecl, Pattern | str]], declar
             live.add(id(route))
             continue
         near = closest(pattern.text, _respellings(pattern.text, declared | events))
-        diags.warning("BBF503", f"route pattern `{pattern.text}` matches no declared signal", route.span,
+        diags.warning("BBF503", f"route pattern `{pattern.text}` matches no declared signal", route_head(route),
                       notes=("no `signal` declaration (nor an event of the agent's robot) has a type this "
                              "pattern matches, so this route never runs",),
                       help=("did you mean " + " or ".join(f"`{n}`" for n in near) + "?") if near
@@ -142,8 +143,8 @@ def _shadowed(route: ast.RouteDecl, pattern: Pattern, shadow: ast.RouteDecl, dia
     diags.error("BBF502",
                 f"route `on {pattern.text}` can never fire: route `on {shadow.pattern.text}` comes "
                 "before it in dispatch order, has no `when`, and handles every signal it matches",
-                route.span,
-                labels=(Label(shadow.span, f"`on {shadow.pattern.text}` handles these signals first"),),
+                route_head(route),
+                labels=(Label(route_head(shadow), f"`on {shadow.pattern.text}` handles these signals first"),),
                 notes=("a signal is handled by one route: by priority (higher first), then by "
                        "specificity (more literal segments; `*` before `**`), then in declaration "
                        "order; the first whose `when` holds runs",),
@@ -205,3 +206,9 @@ def check_unused_signals(signals: Iterable[ast.SignalDecl], handled: set[str], e
                       signal.span,
                       notes=("no agent has a route that matches it, and no `emit` or `schedule` sends it",),
                       help=f"handle it with `on {name} {{ ... }}`, emit it, or remove the declaration")
+
+
+def route_head(route: ast.RouteDecl) -> Span:
+    """`on PATTERN`: where a diagnostic about a route's pattern points (not the whole route and its body)."""
+    end = route.pattern.span
+    return Span(route.span.file, route.span.line, route.span.column, end.end_line, end.end_column)

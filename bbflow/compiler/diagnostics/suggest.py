@@ -46,6 +46,9 @@ def closest(name: str, candidates: Iterable[str], limit: int = 3) -> list[str]:
         if cand.lower() == name.lower():
             scored.append((0.5, cand))
             continue
+        if len(name) > 2 and cand.lower().startswith(name.lower() + "_"):
+            scored.append((bound + 0.5, cand))  # the first word of a longer name: `drive` for `drive_to`
+            continue
         d = edit_distance(name.lower(), cand.lower())
         # a one-letter candidate is only plausible for a longer name (`aa` for `a`, not `b` for `a`)
         if d <= bound and d < max(len(cand), len(name)):

@@ -1,4 +1,4 @@
-"""Type checking of expressions and calls (LANGUAGE.md §3, §5, §8).
+"""Type checking of expressions and calls (docs/language.md: types, reactors, agents).
 
 ``ExprChecker.expr(e, ctx, expected)`` returns the type of ``e`` and records it
 in ``facts.types``; every value name that resolves gets a ``Ref`` and every call
@@ -759,6 +759,7 @@ class ExprChecker:
         bound: dict[str, ast.Arg] = {}
         # parameters that a misspelt argument name was probably meant for: not reported missing too
         meant: set[str] = set()
+        unknown: list[ast.Arg] = []  # named arguments no parameter has, reported once the missing ones are known
         for i, a in enumerate(call.args):
             if a.name is None:
                 if i >= len(sig.params):
@@ -770,11 +771,8 @@ class ExprChecker:
             else:
                 found = sig.param(a.name.name)
                 if found is None:
-                    names = [p.name for p in sig.params]
-                    self.diags.error("BBF202", f"`{callee.name}` has no parameter `{a.name.name}`", a.name.span,
-                                     help=did_you_mean(a.name.name, names),
-                                     notes=(f"its parameters: {', '.join(names) or 'none'}",))
-                    meant.update(closest(a.name.name, names, limit=1))
+                    unknown.append(a)
+                    meant.update(closest(a.name.name, [p.name for p in sig.params], limit=1))
                     self.expr(a.value, ctx)
                     continue
                 param = found
@@ -786,6 +784,15 @@ class ExprChecker:
             bound[param.name] = a
             self.expect(a.value, ctx, param.type, f"argument `{param.name}` of `{callee.name}`")
         missing = [p for p in sig.params if p.name not in bound and p.name not in meant and not p.has_default]
+        names = [p.name for p in sig.params]
+        for a in unknown:
+            assert a.name is not None
+            help_ = did_you_mean(a.name.name, names)
+            if help_ is None and len(unknown) == 1 and len(missing) == 1:
+                # one name wrong, one parameter missing: the same mistake (`pick(pose: p)` for `pick(at: Pose)`)
+                help_, missing = f"did you mean `{missing[0].name}`?", []
+            self.diags.error("BBF202", f"`{callee.name}` has no parameter `{a.name.name}`", a.name.span,
+                             help=help_, notes=(f"its parameters: {', '.join(names) or 'none'}",))
         if missing:
             listed = ", ".join(f"`{p.name}: {p.type}`" for p in missing)
             self.diags.error("BBF202", f"missing argument{'s' if len(missing) > 1 else ''} {listed} "

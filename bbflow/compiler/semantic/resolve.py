@@ -22,7 +22,7 @@ from bbflow.compiler.semantic import types as T
 from bbflow.compiler.semantic.facts import Facts
 from bbflow.compiler.semantic.symbols import DECL_KINDS, ModuleScope, Symbol, SymKind
 
-#: the safety states every robot has (LANGUAGE.md §4)
+#: the safety states every robot has
 SAFETY_STATES = ("disarmed", "armed", "disarming", "fault")
 #: commands every robot has
 BUILTIN_COMMANDS = ("arm", "disarm")

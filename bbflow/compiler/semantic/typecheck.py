@@ -3,7 +3,7 @@
 One ``TypeChecker`` walks every declaration of a module once. Reactor bodies
 declare all their names first (a step may name one written after it) and
 compute each name's type on first use (see ``bbflow.compiler.semantic.env``). Decisions
-where LANGUAGE.md is silent are documented in docs (see the report of issue 3)
+the language leaves open are documented in docs/language.md ("Decisions at a glance")
 and in comments where they are made.
 """
 
@@ -23,7 +23,7 @@ from bbflow.compiler.semantic.resolve import Resolver, RobotInfo, did_you_mean, 
 from bbflow.compiler.semantic.symbols import ModuleScope, SymKind
 from bbflow.compiler.source import Span
 
-try:  # the route patterns module (LANGUAGE.md §8); without it, wildcard routes bind `data: any`
+try:  # the route patterns module; without it, wildcard routes bind `data: any`
     from bbflow.compiler.semantic.patterns import Pattern, SignalIndex, compile_pattern
 except ImportError:  # pragma: no cover - present in the full tree
     compile_pattern = None  # type: ignore[assignment]
@@ -520,13 +520,15 @@ class TypeChecker:
             if data is not None:
                 self.exprs.expr(data, ctx)
             return
+        # a payload is a record value: one that lacks a field, or has one of the wrong type, is BBF201 (BBF202 is
+        # for the argument lists of calls); a field the signal does not declare, BBF203
         if data is None:
             if isinstance(payload, T.RecordT) and any(not isinstance(t, T.OptionalT) for _, t in payload.fields):
-                self.diags.error("BBF202", f"`{name}` carries a payload {payload}", stmt.type.span,
+                self.diags.error("BBF201", f"`{name}` carries a payload {payload}", stmt.type.span,
                                  help=f"give it: `{name} {{...}}`")
             return
         if isinstance(payload, T.NoneT):
-            self.diags.error("BBF202", f"`{name}` carries no payload", data.span)
+            self.diags.error("BBF201", f"`{name}` carries no payload", data.span, help=f"emit it alone: `{name}`")
             self.exprs.expr(data, ctx)
             return
         if not isinstance(payload, T.RecordT):
@@ -551,7 +553,7 @@ class TypeChecker:
         self.facts.types[data] = T.RecordT(tuple(fields.items()))
         missing = [n for n, t in payload.fields if n not in seen and not isinstance(t, T.OptionalT)]
         if missing:
-            self.diags.error("BBF202", f"`{name}` needs field{'s' if len(missing) > 1 else ''} "
+            self.diags.error("BBF201", f"`{name}` needs field{'s' if len(missing) > 1 else ''} "
                              + ", ".join(f"`{n}`" for n in missing), data.span)
 
 
