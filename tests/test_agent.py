@@ -195,13 +195,35 @@ def test_unmatched_signal_and_no_guard_holding_are_counted_drops():
             send(bus, "ping", {"n": 1})
             send(bus, "ping", {"n": 9})
             await bus.wait_idle()
-        return server, rec
+        return server, rec, bus
 
-    server, rec = run_virtual(main())
-    assert server.stats.dropped_unmatched == 2
-    assert server.stats.handled == 1
-    reasons = [(e["type"], e["reason"]) for e in rec.of("signal.dropped", agent="A")]
-    assert reasons == [("tick", "no route matches"), ("ping", "no route's `when` holds")]
+    server, rec, bus = run_virtual(main())
+    assert server.stats.dropped_unmatched == 1 and server.stats.handled == 1
+    reasons = [(e["type"], e["reason"], e["unrouted"]) for e in rec.of("signal.dropped")]
+    assert reasons == [("tick", "no agent routes it", True), ("ping", "no route's `when` holds", True)]
+    assert bus.dropped == bus.unrouted == 2
+
+
+def test_a_drop_is_reported_once_per_signal_and_only_when_no_agent_handles_it():
+    """An agent without a route for a signal another agent handles ignores it: no drop. A signal that every
+    agent that routes it lets pass (no `when` holds) is one drop, whatever the number of agents."""
+    async def main():
+        bus, rec = make_bus()
+        servers = [AgentServer(agent("A", [], route("ping", when=lambda s: s["p"]["data"]["n"] > 5, bind="p")), bus),
+                   AgentServer(agent("B", [], route("ping", when=lambda s: s["p"]["data"]["n"] > 7, bind="p")), bus),
+                   AgentServer(agent("C", [], route("tick")), bus)]
+        async with serving(*servers):
+            for n in (9, 6, 1):
+                send(bus, "ping", {"n": n})
+            send(bus, "tick")
+            await bus.wait_idle()
+        return rec, bus
+
+    rec, bus = run_virtual(main())
+    assert sorted((e["agent"], e["type"]) for e in rec.of("signal.routed")) == [
+        ("A", "ping"), ("A", "ping"), ("B", "ping"), ("C", "tick")]
+    assert [(e["type"], e["reason"]) for e in rec.of("signal.dropped")] == [("ping", "no route's `when` holds")]
+    assert bus.dropped == 1
 
 
 def test_if_statement_takes_the_right_branch():
@@ -483,7 +505,7 @@ def test_mailbox_overflow_is_counted_and_reported():
     server, rec, depth = run_virtual(main())
     assert depth == 3
     assert server.stats.dropped_overflow == 2
-    assert [e["reason"] for e in rec.of("signal.dropped")] == ["mailbox full (3)"] * 2
+    assert [e["reason"] for e in rec.of("signal.dropped")] == ["the mailbox of A is full (3)"] * 2
     assert server.state == {"n": 3}
 
 

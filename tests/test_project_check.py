@@ -202,3 +202,24 @@ def test_one_file_of_a_project_is_checked_as_part_of_it(tmp_path: Path, monkeypa
         shown = sorted((d.code, d.span.file, d.span.line) for d in result.diagnostics.items)
         assert shown == [("BBF101", "flows/cell/task.flow", 4), ("BBF701", "bbflow.toml", 11)]
         assert result.files == 1
+
+
+def test_run_prints_the_check_s_warnings_and_says_which_signals_were_dropped(tmp_path: Path) -> None:
+    """A typo'd route is a BBF503 warning that `run` shows before anything moves; a signal refused at the
+    door and one no agent routes are one drop each, and the summary says which (an agent that has no
+    route for a signal another agent handles is no drop)."""
+    flow = ("signal go\nsignal robot.task.completed\nsignal other\n"
+            "agent Picker {\n    on go { }\n    on robot.task.complete { }\n}\n"
+            "agent Other {\n    on other { }\n}\n")
+    cell = project(tmp_path, '[project]\nsource = "flows"\n[run]\nagents = ["cell.Picker", "cell.Other"]\n', flow)
+    stdin = "\n".join(['{"type": "go"}', '{"type": "goo"}', '{"type": "robot.task.completed"}', ""])
+    out = CliRunner().invoke(main, ["run", str(cell), "--until-idle", "--events", str(tmp_path / "ev.jsonl")],
+                             input=stdin)
+    assert out.exit_code == 0, out.stderr
+    assert "warning[BBF503]: route pattern `robot.task.complete` matches no declared signal" in out.stderr
+    assert "did you mean `robot.task.completed`?" in out.stderr
+    assert "2 signals in, 1 handled, 0 emitted, 2 dropped (1 refused at the door, 1 handled by no agent)" in out.stderr
+    events = [json.loads(line) for line in (tmp_path / "ev.jsonl").read_text().splitlines()]
+    dropped = [(e["type"], e["reason"]) for e in events if e["event"] == "signal.dropped"]
+    assert dropped == [("goo", "undeclared signal type 'goo' (did you mean 'go'?)"),
+                       ("robot.task.completed", "no agent routes it")]

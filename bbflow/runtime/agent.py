@@ -4,7 +4,8 @@ An agent handles one item of its mailbox at a time (a *turn*), so its state
 is never raced. An item is a signal or the outcome of a ``run`` it started.
 
 - A signal turn runs the first route, in dispatch order, whose ``when`` holds
-  (single-handler semantics); if none does, the signal is counted and dropped.
+  (single-handler semantics); if none does, the agent tells the bus, which
+  reports the signal dropped once if no other agent handled it either.
 - A turn is a transaction: it works on a copy of the state taken at its start,
   and collects its emits, schedules and runs. If any statement fails (an
   expression raises, a ``set`` value has the wrong type, an ``emit`` carries bad
@@ -27,7 +28,7 @@ is never raced. An item is a signal or the outcome of a ``run`` it started.
   run of REACTOR this instance started, queued or running, even one whose
   task has not begun yet.
 - The mailbox is bounded (default 10,000 signals); a signal that finds it full
-  is counted and reported as dropped. Run outcomes are never dropped: they are
+  is counted (and a drop if no other agent handles it). Run outcomes are never dropped: they are
   few (one per run in flight) and the agent's state depends on them. Input
   from outside waits for ``room()`` (the mailbox at most half full) before it
   is delivered, so input never overflows a mailbox: it is read as agents take it.
@@ -228,13 +229,10 @@ class AgentServer:
 
     def deliver(self, envelope: Envelope) -> None:
         if not self.router.matches(envelope.type):
-            self._drop(envelope.type, "no route matches")
-            return
+            return  # not for this agent: ignored, not a drop (the bus drops what no agent routes)
         if not self.mailbox.offer(envelope):
             self.stats.dropped_overflow += 1
-            self.bus.report(
-                "signal.dropped", type=envelope.type, **self._who, reason=f"mailbox full ({self.mailbox.capacity})"
-            )
+            self.bus.settle(envelope, False, f"the mailbox of {self.name} is full ({self.mailbox.capacity})")
             return
         self.stats.received += 1
         self.bus.activity.begin()
@@ -352,14 +350,17 @@ class AgentServer:
                     holds = route.when({**self._implicit, **self.state, **extras})
                 except Exception as exc:
                     self._failed(route, HandlerError(f"when: {_explain(exc)}{_located(exc)}", line=route.line))
+                    self.bus.settle(envelope, True)  # taken, and failed: an agent.error, not a drop
                     return
                 if not holds:
                     continue
             self.stats.handled += 1
             self.bus.report("signal.routed", type=envelope.type, **self._who, route=route.pattern)
+            self.bus.settle(envelope, True)
             self._transaction(route, binding, route.body, extras, envelope.traceparent)
             return
-        self._drop(envelope.type, "no route's `when` holds")
+        self.stats.dropped_unmatched += 1
+        self.bus.settle(envelope, False, "no route's `when` holds")
 
     def _outcome_turn(self, outcome: Outcome) -> None:
         body = outcome.run.then if outcome.ok else outcome.run.else_
@@ -544,10 +545,6 @@ class AgentServer:
         return failure
 
     # --- reporting -----------------------------------------------------------------
-
-    def _drop(self, signal_type: str, reason: str) -> None:
-        self.stats.dropped_unmatched += 1
-        self.bus.report("signal.dropped", type=signal_type, **self._who, reason=reason)
 
     def _failed(self, route: model.Route, exc: HandlerError) -> None:
         self.stats.errors += 1

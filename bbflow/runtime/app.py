@@ -404,7 +404,7 @@ class Session:
         endings = [e["event"] for e in self.board.endings]
         runs = len(endings)
         parts = [f"{counts.get('signal.in', 0)} signals in", f"{counts.get('signal.routed', 0)} handled",
-                 f"{counts.get('signal.emit', 0)} emitted", f"{counts.get('signal.dropped', 0)} dropped",
+                 f"{counts.get('signal.emit', 0)} emitted", _dropped(counts),
                  f"{runs} runs ({endings.count('run.ok')} ok, {endings.count('run.failed')} failed, "
                  f"{endings.count('run.halted')} halted)"]
         if counts.get("agent.error"):
@@ -560,3 +560,13 @@ async def _serve(plan: RunPlan, writer: JsonLinesWriter | None, stdin: int | IO[
                 await view
         for sig in installed:
             loop.remove_signal_handler(sig)
+
+
+def _dropped(counts: dict[str, int]) -> str:
+    """``3 dropped (2 refused at the door, 1 handled by no agent)``: which kind of drop, when there were any."""
+    total, unrouted = counts.get("signal.dropped", 0), counts.get("signal.dropped.unrouted", 0)
+    if not total:
+        return "0 dropped"
+    kinds = [f"{n} {what}" for n, what in ((total - unrouted, "refused at the door"), (unrouted, "handled by no agent"))
+             if n]
+    return f"{total} dropped ({', '.join(kinds)})"

@@ -30,6 +30,8 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+import attrs
+
 from bbflow.runtime.door import Door, Refusal
 from bbflow.runtime.events import notify
 from bbflow.runtime.ports import Observer, RobotPort
@@ -96,7 +98,7 @@ class Subscriber(Protocol):
     robot_instance: str | None
 
     def deliver(self, envelope: Envelope) -> None:
-        """Take a signal into the mailbox (or count and report its drop); never blocks."""
+        """Take a signal one of its routes matches into the mailbox, and tell the bus when done (``settle``); never blocks."""
 
     async def room(self) -> None:
         """Return when the mailbox has room for input from outside."""
@@ -112,6 +114,15 @@ class Link(Protocol):
         """Publish ``envelope`` to the other processes; ``False`` when it stays in this one."""
 
 
+@attrs.define
+class _Unsettled:
+    """A published signal some agents have not finished with yet."""
+
+    left: int
+    handled: bool = False
+    reason: str = ""
+
+
 class Bus:
     """Delivers signals to the attached agents and reports signal events to the observer."""
 
@@ -120,7 +131,9 @@ class Bus:
         self.observer = observer
         self.link = link
         self.activity = Activity()
-        self.dropped = 0  # refused at the door, or robot signals that reached no agent
+        self.dropped = 0  # refused at the door, or handled by no agent
+        self.unrouted = 0  # of which handled by no agent
+        self._unsettled: dict[int, _Unsettled] = {}  # signals delivered to agents, until each agent is done
         self.door = Door(catalog)  # the door of standard input
         self.waits = SignalWaits()
         self._subscribers: list[Subscriber] = []
@@ -150,14 +163,41 @@ class Bus:
             instance = robot_of_source(envelope.source)
             targets = [s for s in self._subscribers if instance is not None and s.robot_instance == instance]
             if not targets:
-                self.dropped += 1
                 why = f"no agent is bound to robot {instance!r}" if instance else "robot signal without a /robot/INSTANCE source"
-                self.report("signal.dropped", type=envelope.type, reason=why)
+                self._dropped(envelope.type, why)
                 return
         else:
             targets = self._addressed(envelope)
-        for subscriber in targets:
+        # an agent without a route for the signal simply ignores it; a signal no agent routes is one drop
+        routed = [s for s in targets if s.routes(envelope.type)]
+        if not routed:
+            self._dropped(envelope.type, "no agent routes it")
+            return
+        self._unsettled[id(envelope)] = _Unsettled(len(routed))
+        for subscriber in routed:
             subscriber.deliver(envelope)
+
+    def settle(self, envelope: Envelope, handled: bool, reason: str = "") -> None:
+        """An agent the signal was delivered to is done with it: ``handled`` (a route took it), or not
+        (``reason``: no `when` held, its mailbox was full). When every such agent is done and none handled
+        it, the signal is one drop, reported once with the last reason."""
+        waiting = self._unsettled.get(id(envelope))
+        if waiting is None:
+            return  # not published here (a fleet notice, a signal that went out on the link)
+        waiting.left -= 1
+        waiting.handled = waiting.handled or handled
+        waiting.reason = reason or waiting.reason
+        if waiting.left <= 0:
+            del self._unsettled[id(envelope)]
+            if not waiting.handled:
+                self._dropped(envelope.type, waiting.reason)
+
+    def _dropped(self, signal_type: str, reason: str) -> None:
+        """A signal no agent of this process handles: counted and reported once (``unrouted``, as against
+        a signal refused at the door)."""
+        self.dropped += 1
+        self.unrouted += 1
+        self.report("signal.dropped", type=signal_type, reason=reason, unrouted=True)
 
     def _addressed(self, envelope: Envelope) -> list[Subscriber]:
         """The agents a signal reaches: all, or for one with a ``subject`` those bound to that robot

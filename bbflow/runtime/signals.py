@@ -11,6 +11,7 @@ a *drop* (reported as ``signal.dropped``); one without is not a signal at all
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
@@ -195,7 +196,9 @@ class SignalCatalog:
         data (``null`` or an empty object are accepted and read as no data).
         """
         if signal_type not in self._payloads:
-            raise SignalRejected(f"undeclared signal type {signal_type!r}", signal_type)
+            close = difflib.get_close_matches(signal_type, list(self._payloads), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise SignalRejected(f"undeclared signal type {signal_type!r}{hint}", signal_type)
         payload = self._payloads[signal_type]
         if payload is None:
             if data is None or data == {}:
