@@ -179,9 +179,9 @@ class Unary:
 
 @node
 class Slice:
-    obj: "Expr"
-    start: "Expr | None"  # `xs[:j]`: none
-    end: "Expr | None"  # `xs[i:]`: none
+    obj: Expr
+    start: Expr | None  # `xs[:j]`: none
+    end: Expr | None  # `xs[i:]`: none
     span: Span
 
 
@@ -498,7 +498,7 @@ class SetStmt:
     field: Ident
     value: Expr
     span: Span
-    key: "Expr | None" = None  # `set field[key] = value`: an element of a list or map field
+    key: Expr | None = None  # `set field[key] = value`: an element of a list or map field
 
 
 @node

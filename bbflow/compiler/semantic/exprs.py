@@ -644,9 +644,10 @@ class ExprChecker:
                                    if ctx.robot else "a coordinator commands no robot: ")
                              + f"emit a task signal that an agent `on {owners[0]}` handles with `run {name}(...)`")
             return
-        if owner in self._unbound:
-            return  # the missing `on` is reported once, at the reactor's first command
-        self._unbound.add(owner)
+        if owner is not None:
+            if owner in self._unbound:
+                return  # the missing `on` is reported once, at the reactor's first command
+            self._unbound.add(owner)
         self.diags.error("BBF101", f"`{name}` is a command of {robots}, and {who} is bound to no robot", at,
                          help=f"add `on {owners[0]}`: `reactor {owner.name.name if owner else 'R'}(...) on {owners[0]}`")
 
