@@ -23,7 +23,6 @@ from shared_cases import case_params, cases
 # Cases that later work will make pass: case name -> the issue that will. Strict: a case that
 # starts passing fails the suite until it is taken off.
 EXPECTED_FAILURES: dict[str, str] = {
-    "039_ok_agent_queue_collections.flow": "checker v0.2: collections",
 }
 
 

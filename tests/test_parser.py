@@ -69,7 +69,7 @@ def sexpr(e: object) -> str:
 
 
 @pytest.mark.parametrize("path", case_params(
-    cases("check", "*.flow"), {"039_ok_agent_queue_collections.flow": "checker v0.2: collection syntax"}))
+    cases("check", "*.flow"), {"039_ok_agent_queue_collections.flow": "robot tasks: `emit ... to` (collection syntax is in)"}))
 def test_conformance_files_parse(path: Path) -> None:
     _, diags = parse_text(path.read_text(encoding="utf-8"), str(path))
     found = [(d.code, d.span.line) for d in diags]
