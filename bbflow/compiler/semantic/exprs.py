@@ -310,12 +310,7 @@ class ExprChecker:
         self.expr(e.index, ctx)
         if T.is_lenient(obj):
             return obj
-        if isinstance(obj, T.OptionalT):
-            self.diags.error("BBF204", f"cannot index a value that may be none ({obj})", e.obj.span,
-                             help="give a value for none first with `??`")
-        else:
-            self.diags.error("BBF201", f"cannot index {obj}: only lists and maps have items", e.obj.span)
-        return T.ERROR
+        return self._not_a_collection(obj, e.obj.span, "cannot index", "only lists and maps have items")
 
     def _slice(self, e: ast.Slice, ctx: Ctx) -> T.Type:
         """``xs[i:j]`` of a list or a str: the same type (bounds clamp, so a slice never fails)."""
@@ -325,11 +320,15 @@ class ExprChecker:
                 self.expect(bound, ctx, T.INT, "slice bound")
         if T.is_lenient(obj) or isinstance(obj, T.ListT) or obj == T.STR:
             return obj
-        if isinstance(obj, T.OptionalT):
-            self.diags.error("BBF204", f"cannot slice a value that may be none ({obj})", e.obj.span,
+        return self._not_a_collection(obj, e.obj.span, "cannot slice", "only lists and strs can be sliced")
+
+    def _not_a_collection(self, t: T.Type, span: Span, doing: str, only: str) -> T.Type:
+        """BBF204 for a value that may be none, else BBF201: ``t`` is no collection ``doing`` applies to."""
+        if isinstance(t, T.OptionalT):
+            self.diags.error("BBF204", f"{doing} a value that may be none ({t})", span,
                              help="give a value for none first with `??`")
         else:
-            self.diags.error("BBF201", f"cannot slice {obj}: only lists and strs can be sliced", e.obj.span)
+            self.diags.error("BBF201", f"{doing} {t}: {only}", span)
         return T.ERROR
 
     def _membership(self, e: ast.Binary, ctx: Ctx) -> T.Type:
@@ -339,12 +338,8 @@ class ExprChecker:
             else None
         what = self.expr(e.left, ctx, want)
         if want is None and not T.is_lenient(where):
-            if isinstance(where, T.OptionalT):
-                self.diags.error("BBF204", f"`{e.op}` looks in a value that may be none ({where})", e.right.span,
-                                 help="give a value for none first with `??`")
-            else:
-                self.diags.error("BBF201", f"`{e.op}` looks in a list, a map's keys or a str, found {where}",
-                                 e.right.span)
+            self._not_a_collection(where, e.right.span, f"`{e.op}` cannot look in",
+                                   "it looks in a list, a map's keys or a str")
         elif want is not None and not T.is_lenient(what) and not T.comparable(what, want):
             self.diags.error("BBF201", f"`{e.op}` looks for {what} in {where}, whose "
                              f"{'keys are strs' if isinstance(where, T.MapT) else 'items are ' + str(want)}",
