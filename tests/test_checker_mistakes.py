@@ -246,3 +246,19 @@ def test_character_mutations_never_crash(seed, edits):
         i = at % (len(text) + 1)
         text = text[:i] + piece + text[i + 1:]
     _compiles_without_crash(text)
+
+
+def test_runs_and_compositions_on_the_right_robot_are_no_bbf206():
+    """The passing side of BBF206: an agent runs its own robot's reactors and commands and reactors bound to no
+    robot; a coordinator runs reactors bound to no robot; a reactor composes its own robot's reactors."""
+    text = ("robot Base {\n    command home() -> bool category motion\n}\n"
+            "signal go\n"
+            "reactor Home() -> bool on Base {\n    step h = home()\n    return h\n}\n"
+            "reactor Twice() -> bool on Base {\n    step a = Home() undo Home()\n    step b = Home() after a\n"
+            "    return b\n}\n"
+            "reactor Think() -> int {\n    return 1\n}\n"
+            "reactor Both() -> int on Base {\n    step t = Think()\n    return t\n}\n"
+            "agent BaseAgent on Base {\n    on go { run Twice()  run home()  run Think()  run Both() }\n}\n"
+            "agent Coordinator {\n    on go { run Think() }\n}\n")
+    diags, _, _ = check_text(text, arm=True)
+    assert [d.code for d in diags.sorted()] == [], [d.message for d in diags.items]
