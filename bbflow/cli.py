@@ -464,6 +464,19 @@ def drill(reactor: str, project: str, inputs: tuple[str, ...], robot: str | None
 
 
 @main.command()
+@click.argument("name", type=click.Choice(("events", "diagnostics")))
+def schema(name: str) -> None:
+    """Print the JSON Schema (draft 2020-12) of the event log or of `check --format json`.
+
+    events: one line of `bbflow run --events FILE`; diagnostics: the output of
+    `bbflow check --format json`. Both outputs carry the "version" the schema describes.
+    """
+    from bbflow.schemas import schema_text
+
+    click.echo(schema_text(name), nl=False)
+
+
+@main.command()
 @click.option("--stdio", is_flag=True, help="Talk over standard input and output (the default).")
 @click.option("--tcp", "port", type=click.IntRange(1, 65535), default=None,
               help="Listen on 127.0.0.1:PORT instead, for one client at a time (debugging the server).")

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+<<<<<<< HEAD
 import atexit
+=======
+import functools
+import json
+>>>>>>> 0409f83 (bbflow schema events|diagnostics (draft 2020-12, version 1 in both outputs); the event log reports robot.safety/robot.state (robot, from, to) and attempt on every undo.*; every event the suite records or logs is validated against the schema)
 import os
 import shutil
 import sys
+<<<<<<< HEAD
 import tempfile
+=======
+from collections.abc import Callable, Iterator
+>>>>>>> 0409f83 (bbflow schema events|diagnostics (draft 2020-12, version 1 in both outputs); the event log reports robot.safety/robot.state (robot, from, to) and attempt on every undo.*; every event the suite records or logs is validated against the schema)
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -35,3 +45,45 @@ def conformance() -> Path:
     if not present():
         pytest.skip(ABSENT)
     return CONFORMANCE
+
+
+@pytest.fixture(autouse=True)
+def _events_follow_their_schema(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every runtime event the suite records or writes to an event log is checked against
+    ``bbflow schema events`` (a test that feeds hand-made events opts out with ``free_events``)."""
+    from bbflow.runtime import events
+
+    if request.node.get_closest_marker("free_events"):
+        yield
+        return
+    problems: list[str] = []
+    check = _event_validator()
+    writer_call, recorder_call = events.JsonLinesWriter.__call__, events.Recorder.__call__
+
+    def write(self: events.JsonLinesWriter, event: dict[str, Any]) -> None:
+        problems.extend(check(json.loads(json.dumps({**events.jsonable(event), "version": 1}, default=repr))))
+        writer_call(self, event)
+
+    def record(self: events.Recorder, event: dict[str, Any]) -> None:
+        problems.extend(check({**events.jsonable(event), "version": 1}))
+        recorder_call(self, event)
+
+    monkeypatch.setattr(events.JsonLinesWriter, "__call__", write)
+    monkeypatch.setattr(events.Recorder, "__call__", record)
+    yield
+    assert not problems, "events that do not follow the schema:\n" + "\n".join(problems[:5])
+
+
+@functools.cache
+def _event_validator() -> Callable[[dict[str, Any]], list[str]]:
+    from jsonschema import Draft202012Validator
+
+    from bbflow.schemas import schema
+
+    validator = Draft202012Validator(schema("events"))
+
+    def check(event: dict[str, Any]) -> list[str]:
+        return [f"{event.get('event')}: {e.message} at {list(e.absolute_path)}: {event}"
+                for e in validator.iter_errors(event)]
+
+    return check

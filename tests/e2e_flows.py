@@ -409,7 +409,9 @@ async def _scenario(program: model.Program, reactor: str, inputs: dict[str, Any]
     proxy = RobotProxy(spec, "r", WatchedSim, options={"sim": {"duration": "20ms"}}, faults=faults)
     async with proxy:
         await proxy.call("arm", {})
-        unsubscribe = proxy.on_safety(lambda old, new: rec({"event": "safety", "from": old, "to": new}))
+        unsubscribe = proxy.on_safety(lambda old, new: rec({  # as bbflow run's event log reports it
+            "event": "robot.safety", "reactor": None, "step": None, "run": None,
+            "time": asyncio.get_running_loop().time(), "robot": "r", "from": old, "to": new}))
         result = await run_reactor(program, reactor, inputs, robot=proxy, observer=rec, actions=resolver,
                                    run_id="root")
         unsubscribe()

@@ -191,7 +191,11 @@ def test_a_reactor_runs_to_its_result_and_the_robot_is_disarmed_after(program: m
     outcome = play(s)
     assert outcome.status is Status.OK and outcome.result == PLACE and outcome.has_result
     assert outcome.summary == 'PickAndPlace ok: {"x": 0.0, "y": 0.3, "z": 0.1}'
-    assert names(recorder.events)[0] == "run.start" and names(recorder.events)[-1] == "run.ok"
+    work = [e for e in recorder.events if not e["event"].startswith("robot.")]
+    assert names(work)[0] == "run.start" and names(work)[-1] == "run.ok"
+    assert [(e["from"], e["to"]) for e in recorder.named("robot.safety")] == [
+        ("disarmed", "armed"), ("armed", "disarming"), ("disarming", "disarmed")]
+    assert {e["robot"] for e in recorder.named("robot.safety")} == {"arm"}
     assert s.robots[0].safety == "disarmed"
 
 
@@ -238,7 +242,8 @@ def test_an_interrupt_cancels_the_run_rolls_back_while_armed_then_disarms(progra
     s, recorder, notes = session(plan_run(program, project(tmp_path), reactor_options()))
     outcome = play(s, 0.15)  # approach done at 0.1 s, grip in flight
     assert outcome.status is Status.INTERRUPTED == 130
-    assert names(recorder.events, step=True)[-4:] == [
+    work = [e for e in recorder.events if not e["event"].startswith("robot.")]
+    assert names(work, step=True)[-4:] == [
         ("step.error", "grip"), ("undo.start", "approach"), ("undo.ok", "approach"), ("run.failed", None)]
     assert recorder.named("run.failed")[0]["error"]["code"] == "interrupted"
     assert outcome.summary.startswith("interrupted: PickAndPlace rolled back: PickAndPlace was interrupted")
@@ -326,8 +331,7 @@ def test_when_supervision_gives_up_the_robots_are_disarmed(program: model.Progra
 def test_plain_log_has_one_line_per_notable_event(program: model.Program, tmp_path: Path) -> None:
     out = io.StringIO()
     log = PlainLog(out, start=0.0)
-    s = Session(plan_run(program, project(tmp_path), reactor_options()), observer=log,
-                on_safety=lambda i, old, new: log.safety(i, old, new, 0.0))
+    s = Session(plan_run(program, project(tmp_path), reactor_options()), observer=log)
     play(s)
     lines = out.getvalue().splitlines()
     assert lines[0] == "   0.000s robot.safety   arm  disarmed -> armed"

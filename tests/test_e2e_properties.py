@@ -33,10 +33,10 @@ def check_invariants(gen: Generated, out: Outcome) -> None:
     for run_id, run in runs.items():
         assert len(run["ends"]) == 1, (run_id, run["ends"])
     root_end = [e for e in events if e["event"] in ENDS and e["run"] == "root"]
-    assert events.index(root_end[0]) == max(i for i, e in enumerate(events) if e["event"] != "safety")
+    assert events.index(root_end[0]) == max(i for i, e in enumerate(events) if e["event"] != "robot.safety")
     assert root_end[0]["event"] == "run." + out.result.status
 
-    halt_at = next((i for i, e in enumerate(events) if e["event"] == "safety" and e["to"] != "armed"), None)
+    halt_at = next((i for i, e in enumerate(events) if e["event"] == "robot.safety" and e["to"] != "armed"), None)
     if halt_at is not None:
         # the robot left armed: the run halts, nothing starts and nothing is undone afterwards
         assert out.result.status == "halted", out.result
@@ -70,7 +70,7 @@ def check_invariants(gen: Generated, out: Outcome) -> None:
 def _runs(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     runs: dict[str, dict[str, Any]] = defaultdict(lambda: {"ends": [], "parent": None, "start": None})
     for e in events:
-        if e["event"] == "safety":
+        if e["event"] == "robot.safety":
             continue
         run = runs[e["run"]]
         if e["event"] == "run.start":

@@ -4,6 +4,8 @@ import io
 import json
 import math
 
+import pytest
+
 from bbflow.runtime import model
 from bbflow.runtime.events import RUN_EVENTS, Fanout, JsonLinesWriter, Recorder, fanout, jsonable
 from bbflow.runtime.ports import RuntimeFailure
@@ -74,6 +76,7 @@ def test_an_observer_that_raises_does_not_disturb_the_run(caplog):
     assert "observer bug" in caplog.text
 
 
+@pytest.mark.free_events  # hand-made events
 def test_fanout_combines_and_skips_none():
     a, b = Recorder(), Recorder()
     assert fanout() is None and fanout(None, a) is a
@@ -82,13 +85,14 @@ def test_fanout_combines_and_skips_none():
     assert a.events == b.events == [{"event": "x"}]
 
 
+@pytest.mark.free_events  # hand-made events
 def test_json_lines_writer_to_a_stream_and_to_a_file(tmp_path):
     stream = io.StringIO()
     writer = JsonLinesWriter(stream)
     writer({"event": "step.ok", "result": {"x": 1.0}, "time": 0.5})
     writer({"event": "step.ok", "result": math.inf, "odd": object()})
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
-    assert lines[0] == {"event": "step.ok", "result": {"x": 1.0}, "time": 0.5}
+    assert lines[0] == {"event": "step.ok", "result": {"x": 1.0}, "time": 0.5, "version": 1}
     assert lines[1]["result"] == "Infinity" and lines[1]["odd"].startswith("<object")
 
     path = tmp_path / "events.jsonl"

@@ -102,7 +102,7 @@ def test_text_wide_gutter_for_big_line_numbers() -> None:
 
 def test_json_shape_is_exactly_the_contract() -> None:
     report = json.loads(render_json(sample().items, files=3))
-    assert set(report) == {"diagnostics", "files"}
+    assert set(report) == {"version", "diagnostics", "files"} and report["version"] == 1
     assert report["files"] == 3
     keys = {"code", "severity", "message", "file", "line", "column", "end_line", "end_column", "notes", "help"}
     for d in report["diagnostics"]:

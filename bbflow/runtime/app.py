@@ -54,7 +54,7 @@ from bbflow.runtime.crew import wait_through
 from bbflow.runtime.door import LineTooLong, Refusal
 from bbflow.runtime.driver import DriverError
 from bbflow.runtime.drivers import open_robot
-from bbflow.runtime.events import JsonLinesWriter, fanout
+from bbflow.runtime.events import JsonLinesWriter, fanout, notify
 from bbflow.runtime.executor import RunResult, run_reactor
 from bbflow.runtime.faults import FaultsError
 from bbflow.runtime.fleet import BusOpenError, MissingExtra, make_link, process_name, self_announcement, waited_signals
@@ -115,7 +115,6 @@ class Session:
         board: Board | None = None,
         lines: AsyncIterable[Line] | None = None,
         note: Note | None = None,
-        on_safety: Callable[[str, str, str], None] | None = None,
         journal: Journal | None = None,
     ) -> None:
         self.plan = plan
@@ -124,7 +123,6 @@ class Session:
         self.observer = fanout(journal.observe if journal is not None else None, observer, self.board)
         self.lines = lines
         self.note: Note = note or (lambda text: None)
-        self.on_safety = on_safety
         self.robots: list[RobotProxy] = []
         self.bus: Bus | None = None  # while agents are served
         self.servers: tuple[AgentServer, ...] = ()
@@ -210,9 +208,7 @@ class Session:
         for proxy in self.robots:
             await proxy.start()
             self._started.append(proxy)
-            if self.on_safety is not None:
-                instance = proxy.instance
-                proxy.on_safety(lambda old, new, i=instance: self.on_safety(i, old, new))  # type: ignore[misc]
+            self._report_changes(proxy)
         self.board.robots = tuple(self.robots)
         for rp, proxy in zip(self.plan.robots, self.robots):
             if rp.arm:
@@ -222,6 +218,20 @@ class Session:
                     raise RuntimeFailure(f"robot {rp.instance}: {failure.message}", failure.code) from None
             elif not rp.simulated:
                 self.note(f"robot {rp.instance} is not armed (a real robot is armed only with --arm or arm = true)")
+
+    def _report_changes(self, proxy: RobotProxy) -> None:
+        """``robot.safety`` and ``robot.state`` events (``robot``, ``from``, ``to``) for the event log."""
+        observer = self.observer
+        if observer is None:
+            return
+        loop = asyncio.get_running_loop()
+
+        def report(event: str, old: str, new: str) -> None:
+            notify(observer, {"event": event, "reactor": None, "step": None, "run": None, "time": loop.time(),
+                              "robot": proxy.instance, "from": old, "to": new})
+
+        proxy.on_safety(lambda old, new: report("robot.safety", old, new))
+        proxy.on_state(lambda old, new: report("robot.state", old, new))
 
     async def _close(self) -> None:
         """Let an emergency disarm finish, then close every started robot (disarming it)."""
@@ -535,7 +545,6 @@ async def _serve(plan: RunPlan, writer: JsonLinesWriter | None, stdin: int | IO[
     session = Session(
         plan, observer=fanout(writer, log, attachment), board=board, note=note,
         lines=InputLines(stdin) if plan.reads_signals else None,
-        on_safety=None if log is None else (lambda i, old, new: log.safety(i, old, new, loop.time())),
         journal=journal,
     )
     installed = []

@@ -19,6 +19,9 @@ from bbflow.runtime.ports import Observer, RuntimeFailure
 
 log = logging.getLogger("bbflow.runtime")
 
+#: The ``version`` of every event log line (the schema of ``bbflow schema events``).
+EVENT_LOG_VERSION = 1
+
 #: Every event name the executor emits.
 RUN_EVENTS = (
     "run.start",
@@ -115,7 +118,7 @@ class JsonLinesWriter:
             self._owned = False
 
     def __call__(self, event: dict[str, Any]) -> None:
-        line = jsonout.dumps(event, separators=(",", ":"), ensure_ascii=False)
+        line = jsonout.dumps({**event, "version": EVENT_LOG_VERSION}, separators=(",", ":"), ensure_ascii=False)
         self._stream.write(line + "\n")
         self._stream.flush()
 

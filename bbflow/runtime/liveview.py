@@ -237,6 +237,9 @@ def describe(event: dict[str, Any]) -> str | None:
             detail += " " + compact(event.get("data"), 80)
         if name == "signal.dropped":
             detail += f": {event.get('reason', '')}"
+    elif name in ("robot.safety", "robot.state"):
+        where = str(event.get("robot", ""))
+        detail = f"{event.get('from')} -> {event.get('to')}"
     elif name.startswith("supervisor."):
         detail = " ".join(f"{k}={event[k]}" for k in ("child", "error", "reason") if event.get(k))
     else:
@@ -245,7 +248,7 @@ def describe(event: dict[str, Any]) -> str | None:
 
 
 class PlainLog:
-    """Writes ``describe``d events (and robot safety changes) as lines: ``  1.234s run.ok PickAndPlace ...``."""
+    """Writes ``describe``d events as lines: ``  1.234s run.ok PickAndPlace ...``."""
 
     def __init__(self, stream: IO[str], *, start: float = 0.0) -> None:
         self.stream = stream
@@ -255,9 +258,6 @@ class PlainLog:
         line = describe(event)
         if line is not None:
             self.line(event.get("time", self.start), line)
-
-    def safety(self, instance: str, old: str, new: str, now: float) -> None:
-        self.line(now, f"{'robot.safety':<14} {instance}  {old} -> {new}")
 
     def line(self, at: float, text: str) -> None:
         self.stream.write(f"{at - self.start:8.3f}s {text}\n")

@@ -82,7 +82,7 @@ async def _undo(run: RunState, name: str, call: model.Call, scope: Any, index: t
         run_events.undo_start(run, name, index, attempt)
         error = await _attempt(run, name, call, scope, index, deadline, seconds, attempt)
         if error is None:
-            run_events.undo_ok(run, name, index)
+            run_events.undo_ok(run, name, index, attempt)
             return
         run_events.undo_error(run, name, index, error, attempt)
     assert error is not None

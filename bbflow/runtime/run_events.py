@@ -115,9 +115,11 @@ def undo_start(run: RunState, step: str, index: tuple[int, ...], attempt: int) -
         notify(observer, out)
 
 
-def undo_ok(run: RunState, step: str, index: tuple[int, ...]) -> None:
+def undo_ok(run: RunState, step: str, index: tuple[int, ...], attempt: int) -> None:
     if (observer := run.observer) is not None:
-        notify(observer, _event(run, "undo.ok", step, index))
+        out = _event(run, "undo.ok", step, index)
+        out["attempt"] = attempt
+        notify(observer, out)
 
 
 def undo_error(run: RunState, step: str, index: tuple[int, ...], error: RuntimeFailure, attempt: int) -> None:

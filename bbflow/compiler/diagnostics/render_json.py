@@ -1,6 +1,6 @@
 """Diagnostics as JSON, in exactly the shape the language reference promises:
 
-    {"diagnostics": [{"code", "severity", "message", "file", "line", "column",
+    {"version": 1, "diagnostics": [{"code", "severity", "message", "file", "line", "column",
       "end_line", "end_column", "notes": [...], "help": str|null}], "files": N}
 
 Secondary labels have no field of their own in that shape; each becomes a note
@@ -14,6 +14,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from bbflow.compiler.diagnostics.core import Diagnostic
+
+#: The ``version`` of the output (the schema of ``bbflow schema diagnostics``).
+DIAGNOSTICS_VERSION = 1
 
 
 def diagnostic_dict(diag: Diagnostic) -> dict[str, Any]:
@@ -34,5 +37,5 @@ def diagnostic_dict(diag: Diagnostic) -> dict[str, Any]:
 
 
 def render_json(diags: Iterable[Diagnostic], files: int) -> str:
-    report = {"diagnostics": [diagnostic_dict(d) for d in diags], "files": files}
+    report = {"version": DIAGNOSTICS_VERSION, "diagnostics": [diagnostic_dict(d) for d in diags], "files": files}
     return json.dumps(report, indent=2, ensure_ascii=False) + "\n"
