@@ -81,6 +81,10 @@ def check(paths: tuple[str, ...], fmt: str, strict: bool, drivers: bool, no_cach
     try:
         result = compile_paths(paths or (".",), use_cache=not no_cache, generate=drivers)
     except InputError as e:
+        if fmt == "sarif":  # code scanning still gets a log, saying why the check could not run
+            from bbflow.compiler import render_sarif_failure
+
+            click.echo(render_sarif_failure(str(e)), nl=False)
         raise UsageFailure(str(e)) from e
     if drivers:
         from bbflow.build import check_drivers

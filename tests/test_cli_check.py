@@ -18,7 +18,7 @@ from bbflow.compiler.source import SourceFile, Span
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "pick_and_place"
-SCHEMA = json.loads((Path(__file__).parent / "data" / "sarif-2.1.0-subset.schema.json").read_text())
+SCHEMA = json.loads((Path(__file__).parent / "data" / "sarif-schema-2.1.0.json").read_text())
 
 CLEAN = """\
 type Pose = {x: float, y: float, z: float}
@@ -214,3 +214,23 @@ def test_a_broken_project_file_is_a_diagnostic_not_a_usage_error(tmp_path: Path)
     code, out, _ = run(str(tmp_path))
     assert code == 1
     assert "error[BBF701]: project.sorce: unknown key" in out and "did you mean `source`?" in out
+
+
+def test_sarif_for_a_broken_project_file_and_a_missing_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, "bbflow.toml", "[project\nname = 'x'\n")
+    write(tmp_path, "cell.flow", CLEAN)
+    code, out, _ = run("--format", "sarif", "--no-cache")
+    assert code == 1
+    log = json.loads(out)
+    jsonschema.validate(log, SCHEMA)
+    [invocation] = log["runs"][0]["invocations"]
+    assert invocation["executionSuccessful"] is True
+    [note] = invocation["toolExecutionNotifications"]
+    assert note["message"]["text"].startswith("bbflow.toml: invalid TOML")
+    assert [r["ruleId"] for r in log["runs"][0]["results"]] == ["BBF701"]
+    code, out, err = run("--format", "sarif", str(tmp_path / "missing.flow"))
+    assert code == 2 and "no such file" in err
+    log = json.loads(out)
+    jsonschema.validate(log, SCHEMA)
+    assert log["runs"][0]["invocations"][0]["executionSuccessful"] is False

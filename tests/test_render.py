@@ -17,7 +17,7 @@ from bbflow.compiler.diagnostics.render_text import render_text
 from bbflow.compiler.source import SourceFile, Span
 
 GOLDEN = Path(__file__).parent / "golden"
-SCHEMA = json.loads((Path(__file__).parent / "data" / "sarif-2.1.0-subset.schema.json").read_text())
+SCHEMA = json.loads((Path(__file__).parent / "data" / "sarif-schema-2.1.0.json").read_text())
 UPDATE = os.environ.get("BBFLOW_UPDATE_GOLDEN") == "1"  # regenerate golden files, then review the diff
 
 FILE = "flows/cell.flow"
@@ -167,7 +167,7 @@ def test_sarif_rules_and_results() -> None:
     assert dup["level"] == "error"
     assert dup["message"]["text"] == "step `a` is defined twice\nnote: steps of one reactor need distinct names"
     loc = dup["locations"][0]["physicalLocation"]
-    assert loc == {"artifactLocation": {"uri": "flows/cell.flow"},
+    assert loc == {"artifactLocation": {"uri": "flows/cell.flow", "uriBaseId": "%SRCROOT%"},
                    "region": {"startLine": 7, "startColumn": 10, "endLine": 7, "endColumn": 11}}
     assert dup["relatedLocations"][0]["message"]["text"] == "first defined here"
 
@@ -199,3 +199,42 @@ def test_a_label_in_another_file_gets_its_own_block() -> None:
         "\n")
     # without the other file at hand, the label becomes a note naming its place
     assert "= note: first declared here (a.flow:1:8)" in render_text([diag], {"b.flow": b})
+
+
+def test_sarif_for_code_scanning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fingerprints that survive moved lines, relative URIs against %SRCROOT%, the invocation, no fake URIs."""
+    from bbflow.compiler.diagnostics.core import Diagnostic, Severity
+
+    monkeypatch.chdir(tmp_path)
+    source = SourceFile(FILE, TEXT)
+    log = json.loads(render_sarif(sample().sorted(), {FILE: source}))
+    jsonschema.validate(log, SCHEMA)
+    run = log["runs"][0]
+    assert run["invocations"] == [{"executionSuccessful": True}]
+    assert run["originalUriBaseIds"] == {"%SRCROOT%": {"uri": tmp_path.as_uri() + "/"}}
+    assert "informationUri" not in run["tool"]["driver"]
+    prints = [r["partialFingerprints"]["bbflow/v1"] for r in run["results"]]
+    assert len(set(prints)) == len(prints)
+    moved = SourceFile(FILE, "\n\n" + TEXT)  # two lines added above: the same findings
+    shifted = [Diagnostic(d.code, d.severity, d.message, Span(d.span.file, d.span.line + 2, d.span.column,
+                                                              d.span.end_line + 2, d.span.end_column))
+               for d in sample().sorted()]
+    again = json.loads(render_sarif(shifted, {FILE: moved}))["runs"][0]["results"]
+    assert [r["partialFingerprints"]["bbflow/v1"] for r in again] == prints
+    inside = Diagnostic("BBF101", Severity.ERROR, "m", Span(str(tmp_path / "a.flow"), 1, 1, 1, 2))
+    outside = Diagnostic("BBF101", Severity.ERROR, "m", Span("/elsewhere/b.flow", 1, 1, 1, 2))
+    stdlib = Diagnostic("BBF101", Severity.ERROR, "m", Span("<stdlib>/std/prelude.flow", 1, 1, 1, 2))
+    places = [r["locations"][0]["physicalLocation"]["artifactLocation"]
+              for r in json.loads(render_sarif([inside, outside, stdlib]))["runs"][0]["results"]]
+    assert places == [{"uri": "a.flow", "uriBaseId": "%SRCROOT%"}, {"uri": "file:///elsewhere/b.flow"},
+                      {"uri": "stdlib/std/prelude.flow"}]
+
+
+def test_sarif_when_the_check_cannot_run() -> None:
+    from bbflow.compiler.diagnostics.render_sarif import render_sarif_failure
+
+    log = json.loads(render_sarif_failure("nope.flow: no such file or folder"))
+    jsonschema.validate(log, SCHEMA)
+    [invocation] = log["runs"][0]["invocations"]
+    assert invocation["executionSuccessful"] is False
+    assert invocation["toolExecutionNotifications"][0]["message"]["text"] == "nope.flow: no such file or folder"

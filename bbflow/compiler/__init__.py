@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from bbflow.compiler.codegen.generate import GeneratedModule
     from bbflow.compiler.diagnostics.codes import CODES, Code, explain, normalize
     from bbflow.compiler.diagnostics.core import Diagnostic, Diagnostics, Label, Severity
+    from bbflow.compiler.diagnostics.render_sarif import render_sarif_failure
     from bbflow.compiler.diagnostics.render_text import render_text
     from bbflow.compiler.pipeline import CompileResult, InputError, compile_paths
     from bbflow.compiler.reports import Report, report, summary
@@ -42,6 +43,7 @@ _PUBLIC = {
     "codegen.generate": ("GeneratedModule",),
     "diagnostics.codes": ("CODES", "Code", "explain", "normalize"),
     "diagnostics.core": ("Diagnostic", "Diagnostics", "Label", "Severity"),
+    "diagnostics.render_sarif": ("render_sarif_failure",),
     "diagnostics.render_text": ("render_text",),
     "pipeline": ("CompileResult", "InputError", "compile_paths"),
     "reports": ("Report", "report", "summary"),
@@ -102,6 +104,7 @@ __all__ = [
     "format_text",
     "normalize",
     "render_graph",
+    "render_sarif_failure",
     "render_text",
     "report",
     "summary",

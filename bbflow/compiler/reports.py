@@ -29,7 +29,7 @@ def report(result: CompileResult, fmt: str, *, color: bool = False) -> Report:
     if fmt == "json":
         return Report(render_json(diags, result.files), None, errors, warnings)
     if fmt == "sarif":
-        return Report(render_sarif(diags), None, errors, warnings)
+        return Report(render_sarif(diags, result.shown_sources), None, errors, warnings)
     return Report(render_text(diags, result.shown_sources, color=color), summary(errors, warnings, result.files),
                   errors, warnings)
 
