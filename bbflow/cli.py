@@ -237,18 +237,34 @@ def build(paths: tuple[str, ...], out_dir: str, no_cache: bool) -> None:
 
 
 @main.command()
-@click.argument("reactor")
+@click.argument("name", required=False)
 @click.argument("paths", nargs=-1, type=click.Path(path_type=str))
 @click.option("--format", "fmt", type=click.Choice(("mermaid", "dot")), default="mermaid", show_default=True,
               help="Mermaid (for Markdown) or Graphviz dot.")
-def graph(reactor: str, paths: tuple[str, ...], fmt: str) -> None:
-    """Draw REACTOR's steps and dependencies (from PATHS, default: the current folder).
+@click.option("--project", "whole", is_flag=True,
+              help="The signal flow between all agents and robots (then no NAME: bbflow graph --project [PATHS]).")
+def graph(name: str | None, paths: tuple[str, ...], fmt: str, whole: bool) -> None:
+    """Draw a reactor's steps, an agent's routes, or (--project) the signal flow of the program.
 
-    Data and `after` edges are solid, undo edges dashed; composed reactors are subgraphs.
+    NAME is a reactor (its steps and dependencies: data and `after` edges
+    solid, undo edges dashed, composed reactors as subgraphs) or an agent (its
+    routes, what each runs and emits). PATHS default to the current folder.
     """
     _needs_no_teardown()
-    from bbflow.compiler import GraphError, InputError, compile_paths, render_graph, report
+    from bbflow.compiler import (
+        GraphError,
+        InputError,
+        compile_paths,
+        render_agent_graph,
+        render_graph,
+        render_project_graph,
+        report,
+    )
 
+    if whole and name is not None:
+        paths = (name, *paths)
+    elif not whole and name is None:
+        raise UsageFailure("give a reactor or agent NAME, or --project")
     try:
         checked = compile_paths(paths or (".",))  # without the cache: drawing needs the facts
     except InputError as e:
@@ -258,7 +274,22 @@ def graph(reactor: str, paths: tuple[str, ...], fmt: str) -> None:
         click.echo(out.body, nl=False, err=True)
         sys.exit(1)
     try:
-        click.echo(render_graph(checked.facts, reactor, fmt), nl=False)
+        if whole:
+            drawing = render_project_graph(checked.facts, fmt)
+        else:
+            assert name is not None
+            try:
+                drawing = render_graph(checked.facts, name, fmt)
+            except GraphError as missing:
+                if not str(missing).startswith("no reactor named"):
+                    raise
+                try:
+                    drawing = render_agent_graph(checked.facts, name, fmt)
+                except GraphError as no_agent:
+                    if not str(no_agent).startswith("no agent named"):
+                        raise
+                    raise GraphError(f"no reactor or agent named {name!r} ({str(missing).partition('(')[2]}")
+        click.echo(drawing, nl=False)
     except GraphError as e:
         raise UsageFailure(str(e)) from e
 

@@ -48,7 +48,7 @@ def test_dot_output(tmp_path: Path) -> None:
 
 def test_unknown_reactor_is_a_usage_error(tmp_path: Path) -> None:
     code, out = _graph(tmp_path, "001", "Nope")
-    assert code == 2 and "no reactor named 'Nope'" in out and "cell.PickAndPlace" in out
+    assert code == 2 and "no reactor or agent named 'Nope'" in out and "cell.PickAndPlace" in out
 
 
 def test_the_graph_in_docs_build_md_is_the_examples_current_drawing() -> None:

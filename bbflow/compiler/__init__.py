@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from bbflow.compiler import ast
     from bbflow.compiler.analysis.graphviz import GraphError, render_graph
+    from bbflow.compiler.analysis.signal_graph import render_agent_graph, render_project_graph
     from bbflow.compiler.codegen.generate import GeneratedModule
     from bbflow.compiler.diagnostics.codes import CODES, Code, explain, normalize
     from bbflow.compiler.diagnostics.core import Diagnostic, Diagnostics, Label, Severity
@@ -40,6 +41,7 @@ _MODULES = {"ast": "ast", "types": "semantic.types"}
 _PUBLIC = {
     "": tuple(_MODULES),
     "analysis.graphviz": ("GraphError", "render_graph"),
+    "analysis.signal_graph": ("render_agent_graph", "render_project_graph"),
     "codegen.generate": ("GeneratedModule",),
     "diagnostics.codes": ("CODES", "Code", "explain", "normalize"),
     "diagnostics.core": ("Diagnostic", "Diagnostics", "Label", "Severity"),
@@ -103,7 +105,9 @@ __all__ = [
     "format_diff",
     "format_text",
     "normalize",
+    "render_agent_graph",
     "render_graph",
+    "render_project_graph",
     "render_sarif_failure",
     "render_text",
     "report",

@@ -13,6 +13,7 @@ composed reactor that was not analysed counts as having no effect.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import attrs
@@ -132,8 +133,10 @@ class _Builder:
             node = Node(stmt.name.name, NodeKind.LET, stmt.span, order)
         elif isinstance(stmt, ast.SwitchStmt):
             blocks = [c.body for c in stmt.cases] + ([stmt.default] if stmt.default else [])
+            cases = [", ".join(_value_text(v) for v in c.values) for c in stmt.cases]
             node = Node(stmt.name.name, NodeKind.SWITCH, stmt.span, order,
-                        bodies=tuple(self._body(b) for b in blocks))
+                        bodies=tuple(self._body(b) for b in blocks),
+                        cases=(*cases, *(["default"] if stmt.default else [])))
         elif isinstance(stmt, ast.MapStmt):
             node = Node(stmt.name.name, NodeKind.MAP, stmt.span, order, bodies=(self._body(stmt.body),),
                         concurrency=stmt.concurrency.value if stmt.concurrency else 1)
@@ -314,3 +317,22 @@ def _callee_text(callee: ast.Expr) -> str:
     if isinstance(callee, ast.Attr):
         return f"{_callee_text(callee.obj)}.{callee.name.name}"
     return "?"
+
+
+def _value_text(expr: ast.Expr) -> str:
+    """A case value as written: a literal, a name or an enum member (``Grip.open``)."""
+    if isinstance(expr, ast.StrLit):
+        return json.dumps(expr.value, ensure_ascii=False)
+    if isinstance(expr, ast.BoolLit):
+        return "true" if expr.value else "false"
+    if isinstance(expr, (ast.IntLit, ast.FloatLit)):
+        return str(expr.value)
+    if isinstance(expr, ast.NoneLit):
+        return "none"
+    if isinstance(expr, ast.Name):
+        return expr.ident.name
+    if isinstance(expr, ast.Attr):
+        return f"{_value_text(expr.obj)}.{expr.name.name}"
+    if isinstance(expr, ast.Unary) and expr.op == "-" and isinstance(expr.operand, (ast.IntLit, ast.FloatLit)):
+        return f"-{expr.operand.value}"
+    return "..."

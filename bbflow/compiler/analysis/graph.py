@@ -88,6 +88,8 @@ class Node:
     undo_refs: tuple[UndoRef, ...] = ()
     #: switch: one body per case and the default; map: the iteration's body
     bodies: tuple[Body, ...] = ()
+    #: switch: each body's case values as written ("1, 2"), "default" for the default, for drawings
+    cases: tuple[str, ...] = ()
     concurrency: int = 1  # map only
     #: set by the Body that holds the node
     body: Body | None = attrs.field(default=None, repr=False)

@@ -115,7 +115,11 @@ class _Drawing:
         elif node.kind in (NodeKind.SWITCH, NodeKind.MAP):
             self.nodes[nid] = (f"{node.kind.value} {node.name}", "control")
             for i, inner_body in enumerate(node.bodies):
-                title = f"{node.name}: case {i + 1}" if node.kind is NodeKind.SWITCH else f"{node.name}: each item"
+                if node.kind is NodeKind.SWITCH:
+                    case = node.cases[i] if i < len(node.cases) else str(i + 1)
+                    title = f"{node.name}: default" if case == "default" else f"{node.name}: case {case}"
+                else:
+                    title = f"{node.name}: each item"
                 sub = _Box(self.new_id("g"), title)
                 self._place(sub, box)
                 self.body(inner_body, graph, stack, sub)
@@ -152,37 +156,40 @@ class _Drawing:
         for nid, (label, shape) in self.nodes.items():
             if nid not in inside:
                 left, right = shapes[shape]
-                out.append(f"    {nid}{left}\"{_mermaid_text(label)}\"{right}")
+                out.append(f"    {nid}{left}\"{mermaid_text(label)}\"{right}")
 
         def box(b: _Box, depth: int) -> None:
             pad = "    " * depth
-            out.append(f"{pad}subgraph {b.id}[\"{_mermaid_text(b.label)}\"]")
+            out.append(f"{pad}subgraph {b.id}[\"{mermaid_text(b.label)}\"]")
             for c in b.children:
                 if isinstance(c, _Box):
                     box(c, depth + 1)
                 else:
                     label, shape = self.nodes[c]
                     left, right = shapes[shape]
-                    out.append(f"{pad}    {c}{left}\"{_mermaid_text(label)}\"{right}")
+                    out.append(f"{pad}    {c}{left}\"{mermaid_text(label)}\"{right}")
             out.append(f"{pad}end")
 
         for b in self.boxes:
             box(b, 1)
         for src, dst, label, dashed in self.edges:
             arrow = "-.->" if dashed else "-->"
-            text = f"|{_mermaid_text(label)}|" if label else ""
+            text = f"|{mermaid_text(label)}|" if label else ""
             out.append(f"    {src} {arrow}{text} {dst}")
         return "\n".join(out) + "\n"
 
     def dot(self) -> str:
-        out = ["digraph reactor {", "    rankdir=TB;", "    node [shape=box, fontname=\"Helvetica\"];"]
+        font = 'fontname="Helvetica"'
+        out = ["digraph reactor {", "    compound=true;", "    rankdir=TB;", f"    graph [{font}];",
+               f"    node [shape=box, {font}];", f"    edge [{font}];"]
         shapes = {"step": "box", "let": "parallelogram", "control": "hexagon", "undo": "box", "fail": "doublecircle"}
-        inside = {c for b in self._all_boxes() for c in b.children if isinstance(c, str)}
+        boxes = {b.id: b for b in self._all_boxes()}
+        inside = {c for b in boxes.values() for c in b.children if isinstance(c, str)}
 
         def node_line(nid: str, pad: str) -> str:
             label, shape = self.nodes[nid]
             style = ", style=\"rounded,dashed\"" if shape == "undo" else ""
-            return f"{pad}{nid} [label={_dot_text(label)}, shape={shapes[shape]}{style}];"
+            return f"{pad}{nid} [label={dot_text(label)}, shape={shapes[shape]}{style}];"
 
         for nid in self.nodes:
             if nid not in inside:
@@ -191,8 +198,9 @@ class _Drawing:
         def box(b: _Box, depth: int) -> None:
             pad = "    " * depth
             out.append(f"{pad}subgraph cluster_{b.id} {{")
-            out.append(f"{pad}    label={_dot_text(b.label)};")
-            out.append(f"{pad}    {b.id} [label=\"\", shape=point, style=invis];")
+            out.append(f"{pad}    label={dot_text(b.label)};")
+            if _first_node(b) == b.id:
+                out.append(f"{pad}    {b.id} [label=\"\", shape=point, style=invis];")
             for c in b.children:
                 if isinstance(c, _Box):
                     box(c, depth + 1)
@@ -204,8 +212,11 @@ class _Drawing:
             box(b, 1)
         for src, dst, label, dashed in self.edges:
             attrs_ = []
+            if dst in boxes:  # into a cluster: to a node inside it, clipped at the cluster's border
+                attrs_.append(f"lhead=cluster_{dst}")
+                dst = _first_node(boxes[dst])
             if label:
-                attrs_.append(f"label={_dot_text(label)}")
+                attrs_.append(f"label={dot_text(label)}")
             if dashed:
                 attrs_.append("style=dashed")
             tail = f" [{', '.join(attrs_)}]" if attrs_ else ""
@@ -222,12 +233,21 @@ class _Drawing:
         return out
 
 
-def _mermaid_text(text: str) -> str:
+def _first_node(box: _Box) -> str:
+    """A node inside ``box``; a box without one holds an invisible point named as the box."""
+    for c in box.children:
+        found = c if isinstance(c, str) else _first_node(c)
+        if found != (c.id if isinstance(c, _Box) else None):
+            return found
+    return box.id
+
+
+def mermaid_text(text: str) -> str:
     """Text for a quoted Mermaid label: quotes and markup characters as entity codes."""
     return "".join(f"#{ord(c)};" if c in "\"#<>|[]{}()`\n\r" else c for c in text)
 
 
-def _dot_text(text: str) -> str:
+def dot_text(text: str) -> str:
     """A dot string literal."""
     escaped = text.replace("\\", "\\\\").replace("\"", "\\\"").replace("\n", "\\n").replace("\r", "")
     return f"\"{escaped}\""
