@@ -288,7 +288,8 @@ def graph(name: str | None, paths: tuple[str, ...], fmt: str, whole: bool) -> No
                 except GraphError as no_agent:
                     if not str(no_agent).startswith("no agent named"):
                         raise
-                    raise GraphError(f"no reactor or agent named {name!r} ({str(missing).partition('(')[2]}")
+                    raise GraphError(
+                        f"no reactor or agent named {name!r} ({str(missing).partition('(')[2]}") from None
         click.echo(drawing, nl=False)
     except GraphError as e:
         raise UsageFailure(str(e)) from e

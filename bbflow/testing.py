@@ -25,7 +25,7 @@ file, given as dicts. See docs/testing.md.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -132,7 +132,7 @@ class FlowProject:
             raise FlowError(str(exc)) from None
         recorder = Recorder()
         notes: list[str] = []
-        session = Session(plan, observer=recorder, lines=_Lines(lines) if lines is not None else None,
+        session = Session(plan, observer=recorder, lines=_feed(lines) if lines is not None else None,
                           note=notes.append)
         outcome: Outcome = run_virtual(session.run())
         return FlowRun(outcome.status, outcome.summary, outcome.result, Events(recorder.events))
@@ -162,10 +162,11 @@ class Flow:
         (root / "flows").mkdir(parents=True, exist_ok=True)
         (root / "flows" / f"{module}.flow").write_text(text, encoding="utf-8")
         if toml is None:
+            from bbflow.compiler import ast
             from bbflow.compiler.syntax import parse_text
 
             parsed, _ = parse_text(text)
-            robots = [d.name.name for d in parsed.decls if type(d).__name__ == "RobotDecl"]
+            robots = [d.name.name for d in parsed.decls if isinstance(d, ast.RobotDecl)]
             toml = f'[project]\nname = "{module}"\nsource = "flows"\n' + "".join(
                 f'\n[robot.{r.lower()}]\ninterface = "{module}.{r}"\n' for r in robots)
         (root / "bbflow.toml").write_text(toml, encoding="utf-8")
@@ -178,13 +179,9 @@ def flow(tmp_path: Path) -> Flow:
     return Flow(tmp_path)
 
 
-class _Lines:
-    def __init__(self, lines: list[str]) -> None:
-        self.lines = lines
-
-    async def __aiter__(self) -> Iterator[str]:  # type: ignore[misc]
-        for line in self.lines:
-            yield line
+async def _feed(lines: list[str]) -> AsyncIterator[str]:
+    for line in lines:
+        yield line
 
 
 def _with_faults(plan: RunPlan, entries: Iterable[Mapping[str, Any]]) -> RunPlan:

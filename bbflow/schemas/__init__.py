@@ -12,7 +12,7 @@ import json
 from importlib import resources
 from typing import Any
 
-__all__ = ["SCHEMAS", "schema_text", "schema"]
+__all__ = ["SCHEMAS", "schema", "schema_text"]
 
 SCHEMAS = ("events", "diagnostics")
 

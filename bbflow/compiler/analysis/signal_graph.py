@@ -59,7 +59,7 @@ def render_agent_graph(facts: Facts, name: str, fmt: str = "mermaid") -> str:
     box = drawing.box(f"agent {agent.name.name}" + _on(facts, agent))
     for route in agent.routes:
         rid = drawing.node(_route_label(route), "route", box)
-        for signal in _matched(facts, route.pattern.text, facts.robots_of.get(id(agent))):
+        for signal in _matched(facts, route.pattern.text, facts.robots_of.get(agent)):
             drawing.edge(drawing.node(signal, "signal"), rid)
         for action in _actions(facts, route.body, ""):
             shape = "signal" if action.kind != "run" else "call"
@@ -71,9 +71,9 @@ def render_agent_graph(facts: Facts, name: str, fmt: str = "mermaid") -> str:
 def render_project_graph(facts: Facts, fmt: str = "mermaid") -> str:
     drawing = _Drawing(fmt)
     own = agents(facts)
-    for qualname, agent in own.items():
+    for agent in own.values():
         aid = drawing.node(f"{agent.name.name}{_on(facts, agent)}", "agent")
-        robot = facts.robots_of.get(id(agent))
+        robot = facts.robots_of.get(agent)
         rid = drawing.node(f"robot {robot.rsplit('.', 1)[-1]}", "robot") if robot else None
         handled: dict[str, None] = {}
         for route in agent.routes:
@@ -95,7 +95,7 @@ def render_project_graph(facts: Facts, fmt: str = "mermaid") -> str:
 
 
 def _on(facts: Facts, agent: ast.AgentDecl) -> str:
-    robot = facts.robots_of.get(id(agent))
+    robot = facts.robots_of.get(agent)
     return f" on {robot.rsplit('.', 1)[-1]}" if robot else ""
 
 
