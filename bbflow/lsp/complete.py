@@ -32,6 +32,7 @@ from bbflow.compiler import types as T
 from bbflow.lsp.analysis import declaration_signature
 from bbflow.lsp.locate import PRELUDE, Pos, contains, global_decl, path_at
 from bbflow.lsp.program import Program
+from bbflow.lsp.robot_events import robot_event_signals
 
 TOP_LEVEL = re.compile(r"^(from|import|type|enum|signal|robot|action|reactor|agent)\b", re.MULTILINE)
 MEMBER = re.compile(r"([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\.(\w*)$")
@@ -60,7 +61,8 @@ def complete(program: Program | None, path: Path, text: str, pos: Pos) -> list[C
     before = line[: pos.character]
     signal = SIGNAL_CONTEXT.search(before)
     if signal is not None:
-        return _signals(program, signal.group(1))
+        offset = sum(len(ln) + 1 for ln in lines[: pos.line]) + pos.character
+        return _signals(program, signal.group(1), robot_event_signals(program, text[:offset]))
     member = MEMBER.search(before)
     if member is not None and not re.search(r"\d$", member.group(1)):
         return _members(program, path, pos, member.group(1).split("."))
@@ -86,12 +88,14 @@ def accepted(prefix: str) -> set[str] | None:
         return None
 
 
-def _signals(program: Program | None, typed: str) -> list[Completion]:
-    """Declared signals that continue ``typed`` (``pick.``), as the rest of their dotted name."""
+def _signals(program: Program | None, typed: str, events: list[str]) -> list[Completion]:
+    """Declared signals, and the agent's robot's ``robot.event.NAME``, that continue ``typed`` (``pick.``),
+    as the rest of their dotted name."""
     facts = program.result.facts if program is not None else None
     if facts is None:
         return []
-    out = []
+    out = [Completion(e[len(typed):], "signal", "an event of the agent's robot") for e in events
+           if e.startswith(typed) and e not in facts.signals]
     for name, decl in sorted(facts.signals.items()):
         if name.startswith(typed):
             payload = facts.decl_types.get(decl)

@@ -28,6 +28,7 @@ from bbflow.lsp.analysis import (
     hover,
 )
 from bbflow.lsp.complete import complete
+from bbflow.lsp.formatting import format_document
 from bbflow.lsp.locate import Pos, Range
 from bbflow.lsp.program import Program, compile_program, scope_of
 
@@ -244,6 +245,19 @@ def on_document_symbol(ls: FlowServer, params: lsp.DocumentSymbolParams) -> list
     path, program, text = found
     lines = text.split("\n")
     return [ls.to_lsp_symbol(s, lines) for s in document_symbols(program, path)]
+
+
+@server.feature(lsp.TEXT_DOCUMENT_FORMATTING)
+def on_formatting(ls: FlowServer, params: lsp.DocumentFormattingParams) -> list[lsp.TextEdit] | None:
+    path = path_of(params.text_document.uri)
+    if path is None:
+        return None
+    text = ls.workspace.get_text_document(params.text_document.uri).source
+    edit = format_document(text, str(path))
+    if edit is None:
+        return []
+    whole, new_text = edit
+    return [lsp.TextEdit(ls.to_lsp_range(whole, text.split("\n")), new_text)]
 
 
 def serve(port: int | None = None) -> None:
