@@ -39,7 +39,9 @@ def test_formatting_over_the_protocol(tmp_path: Path) -> None:
     try:
         init = client.request("initialize", {"processId": os.getpid(), "rootUri": tmp_path.as_uri(),
                                              "capabilities": {}})
-        assert init["capabilities"]["documentFormattingProvider"]
+        caps = init["capabilities"]
+        assert caps["documentFormattingProvider"] and caps["referencesProvider"] and caps["renameProvider"]
+        assert caps["codeActionProvider"]
         client.notify("initialized", {})
         uri = (tmp_path / "cell.flow").as_uri()
         client.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "flow", "version": 1,
@@ -48,6 +50,19 @@ def test_formatting_over_the_protocol(tmp_path: Path) -> None:
                                                            "options": {"tabSize": 4, "insertSpaces": True}})
         assert edits == [{"range": {"start": {"line": 0, "character": 0}, "end": {"line": 4, "character": 0}},
                           "newText": CANONICAL}]
+        at = {"line": 2, "character": 3}  # the `a` of `on a`
+        found = client.request("textDocument/references", {"textDocument": {"uri": uri}, "position": at,
+                                                           "context": {"includeDeclaration": True}})
+        assert sorted((r["range"]["start"]["line"], r["range"]["start"]["character"]) for r in found) == [
+            (0, 8), (2, 3), (2, 11)]
+        renamed = client.request("textDocument/rename", {"textDocument": {"uri": uri}, "position": at,
+                                                         "newName": "cell.go"})
+        assert {e["newText"] for e in renamed["changes"][uri]} == {"cell.go"} and len(renamed["changes"][uri]) == 3
+        client.next_id += 1
+        client.send({"id": client.next_id, "method": "textDocument/rename",
+                     "params": {"textDocument": {"uri": uri}, "position": at, "newName": "on"}})
+        refused = client.wait_for(lambda m: m.get("id") == client.next_id and "method" not in m)
+        assert refused["error"]["code"] == -32602 and "'on' is not valid here" in refused["error"]["message"]
         client.request("shutdown")
         client.notify("exit")
     finally:
@@ -109,3 +124,98 @@ def test_routes_complete_the_agents_robot_events(tmp_path: Path) -> None:
     coordinator = text.replace("agent Picker on Arm", "agent Picker")
     got = {c.label for c in complete(program, path, coordinator, Pos(line, len("    on robot.event.")))}
     assert not {"force", "bumped"} & got  # an agent on no robot hears no robot's events
+
+
+REFACTOR = """\
+type Pose = {x: float, y: float, z: float}
+signal pick.requested: {at: Pose}
+signal pick.done: {at: Pose}
+
+robot Arm {
+    command move_to(target: Pose) -> Pose
+    command home() -> Pose
+}
+
+reactor Go(at: Pose) -> Pose on Arm {
+    step there = move_to(target: at)
+    step back  = home() after there
+    return there
+}
+
+agent Picker on Arm {
+    state { done: int = 0 }
+    on pick.requested as req { set done = done + 1  run Go(at: req.data.at) then { emit pick.done {at: result} } }
+    on pick.done { }
+    on robot.** { }
+}
+"""
+
+
+def _program(tmp_path: Path, text: str):  # type: ignore[no-untyped-def]
+    from bbflow.lsp.program import compile_program
+
+    path = tmp_path / "cell.flow"
+    path.write_text(text)
+    return path, compile_program(path, {path: text})
+
+
+def _at(text: str, word: str, nth: int = 0):  # type: ignore[no-untyped-def]
+    from bbflow.lsp.locate import Pos
+
+    index = -1
+    for _ in range(nth + 1):
+        index = text.index(word, index + 1)
+    return Pos(text.count("\n", 0, index), index - (text.rfind("\n", 0, index) + 1))
+
+
+def _words(text: str, places) -> list[str]:  # type: ignore[no-untyped-def]
+    lines = text.split("\n")
+    return [lines[p.range.start.line][p.range.start.character:p.range.end.character] for p in places]
+
+
+@pytest.mark.parametrize(("word", "nth", "count", "name"), [
+    ("there", 0, 3, "there"),  # a step: declared, after, return
+    ("Go", 0, 2, "Go"),  # a reactor: declared, run
+    ("Pose", 0, 8, "Pose"),  # a type: declared, and in 2 payloads, 3 commands and the reactor
+    ("done", 1, 3, "done"),  # a state field: declared, set, read
+    ("pick.done", 0, 3, "pick.done"),  # a signal: declared, emitted, routed
+])
+def test_find_references(tmp_path: Path, word: str, nth: int, count: int, name: str) -> None:
+    from bbflow.lsp.refactor import references
+
+    path, program = _program(tmp_path, REFACTOR)
+    places = references(program, path, _at(REFACTOR, word, nth))
+    assert _words(REFACTOR, places) == [name] * count
+
+
+def test_rename_checks_the_new_name(tmp_path: Path) -> None:
+    from bbflow.lsp.refactor import RenameError, rename
+
+    path, program = _program(tmp_path, REFACTOR)
+    assert len(rename(program, path, _at(REFACTOR, "pick.done"), "pick.finished")) == 3
+    with pytest.raises(RenameError, match="not valid"):
+        rename(program, path, _at(REFACTOR, "there"), "step")
+    with pytest.raises(RenameError, match="not valid"):
+        rename(program, path, _at(REFACTOR, "there"), "a.b")
+    with pytest.raises(RenameError, match="nothing to rename"):
+        rename(program, path, _at(REFACTOR, "{ }"), "x")
+
+
+def test_quick_fixes_for_did_you_mean_and_missing_undo(tmp_path: Path) -> None:
+    from bbflow.lsp.analysis import diagnostics_by_file
+    from bbflow.lsp.refactor import quick_fixes
+
+    text = REFACTOR.replace("step back  = home() after there", "step back  = hom() after there")
+    path, program = _program(tmp_path, text)
+    fixes = quick_fixes(program, path, diagnostics_by_file(program)[path])
+    assert [(f.title, f.new_text) for f in fixes] == [("Replace with `home`", "home")]
+    text = REFACTOR.replace("step back  = home() after there\n    return there",
+                            "step back  = home() after there\n    step last = move_to(target: back)\n    return there")
+    path, program = _program(tmp_path, text)
+    fixes = quick_fixes(program, path, [d for d in diagnostics_by_file(program)[path] if d.code == "BBF401"])
+    assert [f.title for f in fixes] == ["Add `irreversible`", "Add `undo`"] * 2
+    fixed = text.split("\n")
+    first = fixes[0]
+    line = fixed[first.range.start.line]
+    fixed[first.range.start.line] = line[:first.range.start.character] + first.new_text + line[first.range.start.character:]
+    assert 'step there = move_to(target: at) irreversible "why it cannot be undone"' in "\n".join(fixed)

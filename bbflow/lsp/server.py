@@ -15,6 +15,7 @@ import asyncio
 from pathlib import Path
 
 from lsprotocol import types as lsp
+from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 from pygls.uris import from_fs_path, to_fs_path
 
@@ -31,6 +32,7 @@ from bbflow.lsp.complete import complete
 from bbflow.lsp.formatting import format_document
 from bbflow.lsp.locate import Pos, Range
 from bbflow.lsp.program import Program, compile_program, scope_of
+from bbflow.lsp.refactor import RenameError, quick_fixes, references, rename
 
 DEBOUNCE = 0.3  # seconds of quiet after an edit before the project is checked again
 SUFFIX = ".flow"
@@ -258,6 +260,57 @@ def on_formatting(ls: FlowServer, params: lsp.DocumentFormattingParams) -> list[
         return []
     whole, new_text = edit
     return [lsp.TextEdit(ls.to_lsp_range(whole, text.split("\n")), new_text)]
+
+
+@server.feature(lsp.TEXT_DOCUMENT_REFERENCES)
+def on_references(ls: FlowServer, params: lsp.ReferenceParams) -> list[lsp.Location] | None:
+    found = ls.current(params.text_document.uri)
+    if found is None:
+        return None
+    path, program, text = found
+    places = references(program, path, ls.to_pos(params.position, text))
+    if not params.context.include_declaration:
+        declared = {(t.path, t.range) for t in definition(program, path, ls.to_pos(params.position, text))}
+        places = [p for p in places if (p.path, p.range) not in declared]
+    return [lsp.Location(ls.uri_of(p.path), ls.to_lsp_range(p.range, ls.lines_of(p.path, program)))
+            for p in places] or None
+
+
+@server.feature(lsp.TEXT_DOCUMENT_RENAME)
+def on_rename(ls: FlowServer, params: lsp.RenameParams) -> lsp.WorkspaceEdit | None:
+    found = ls.current(params.text_document.uri)
+    if found is None:
+        return None
+    path, program, text = found
+    try:
+        places = rename(program, path, ls.to_pos(params.position, text), params.new_name)
+    except RenameError as e:
+        raise JsonRpcInvalidParams(message=str(e)) from None  # the editor shows the message
+    changes: dict[str, list[lsp.TextEdit]] = {}
+    for p in places:
+        changes.setdefault(ls.uri_of(p.path), []).append(
+            lsp.TextEdit(ls.to_lsp_range(p.range, ls.lines_of(p.path, program)), params.new_name))
+    return lsp.WorkspaceEdit(changes=changes)
+
+
+@server.feature(lsp.TEXT_DOCUMENT_CODE_ACTION,
+                lsp.CodeActionOptions(code_action_kinds=[lsp.CodeActionKind.QuickFix]))
+def on_code_action(ls: FlowServer, params: lsp.CodeActionParams) -> list[lsp.CodeAction] | None:
+    found = ls.current(params.text_document.uri)
+    if found is None:
+        return None
+    path, program, text = found
+    lines = text.split("\n")
+    wanted = ls.to_pos(params.range.start, text), ls.to_pos(params.range.end, text)
+    mine = [d for d in diagnostics_by_file(program).get(path, [])
+            if (d.range.start.line, d.range.start.character) <= (wanted[1].line, wanted[1].character)
+            and (wanted[0].line, wanted[0].character) <= (d.range.end.line, d.range.end.character)]
+    actions = []
+    for fix in quick_fixes(program, path, mine):
+        edit = lsp.TextEdit(ls.to_lsp_range(fix.range, lines), fix.new_text)
+        actions.append(lsp.CodeAction(fix.title, kind=lsp.CodeActionKind.QuickFix, is_preferred=fix.preferred or None,
+                                      edit=lsp.WorkspaceEdit(changes={params.text_document.uri: [edit]})))
+    return actions
 
 
 def serve(port: int | None = None) -> None:

@@ -1,0 +1,126 @@
+"""Find references, rename, and quick fixes (code actions) for ``bbflow lsp``.
+
+References are found through go-to-definition: every name in the program's
+files whose definition is the one under the cursor is a reference (its
+declaration included), so whatever ``definition`` resolves (steps, lets,
+inputs, state fields, route bindings, types, enum members, commands,
+actions, reactors, agents, robots, signals) can be found and renamed. A
+signal type is one dotted token: renaming a signal replaces it whole.
+
+Quick fixes: every "did you mean `X`?" of a diagnostic becomes "Replace with
+`X`"; a BBF401 (an effectful step without undo) offers "Add `irreversible`"
+(with a reason to fill in) and "Add `undo`" (a call to fill in).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import attrs
+
+from bbflow.compiler import ast
+from bbflow.lsp.analysis import EditorDiagnostic, definition
+from bbflow.lsp.complete import keyword_terminals
+from bbflow.lsp.locate import Location, Pos, Range, path_at
+from bbflow.lsp.program import Program
+
+__all__ = ["Fix", "RenameError", "quick_fixes", "references", "rename"]
+
+_WORD = re.compile(r"[A-Za-z_]\w*")
+_NAME = re.compile(r"[A-Za-z_]\w*\Z")
+_SIGNAL = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*\Z")
+_DID_YOU_MEAN = re.compile(r"did you mean `([^`]+)`")
+
+
+class RenameError(Exception):
+    """A rename that cannot be done: nothing under the cursor, or a new name that is not valid."""
+
+
+@attrs.frozen(slots=True)
+class Fix:
+    title: str
+    path: Path
+    range: Range
+    new_text: str
+    diagnostic: EditorDiagnostic
+    preferred: bool = False
+
+
+def references(program: Program, path: Path, pos: Pos) -> list[Location]:
+    """Every place (declaration included) that names what is under the cursor, file by file in order."""
+    targets = definition(program, path, pos)
+    if not targets:
+        return []
+    found: dict[tuple[Path, Range], Location] = {}
+    for file, text in program.texts.items():
+        module = program.module(file)
+        if module is None:
+            continue
+        starts = _line_starts(text)
+        for m in _WORD.finditer(text):
+            at = _pos(starts, m.start())
+            if definition(program, file, at) != targets:
+                continue
+            node = path_at(module, at)[-1]
+            span = getattr(node, "span", None)
+            if span is not None:
+                where = Range.of(span)
+                found.setdefault((file, where), Location(file, where))
+    return sorted(found.values(), key=lambda loc: (str(loc.path), loc.range.start.line, loc.range.start.character))
+
+
+def rename(program: Program, path: Path, pos: Pos, new_name: str) -> list[Location]:
+    """The places to replace with ``new_name``; raises ``RenameError`` when the rename is not possible."""
+    places = references(program, path, pos)
+    if not places:
+        raise RenameError("nothing to rename here (put the cursor on a name)")
+    target = definition(program, path, pos)[0]
+    module = program.module(target.path)
+    signal = module is not None and isinstance(path_at(module, target.range.start)[-1], ast.SignalType)
+    valid = _SIGNAL if signal else _NAME
+    if not valid.match(new_name) or set(new_name.split(".")) & set(keyword_terminals().values()):
+        what = "a signal type such as pick.requested" if signal else "a name that is not a keyword"
+        raise RenameError(f"{new_name!r} is not valid here: expected {what}")
+    return places
+
+
+def quick_fixes(program: Program, path: Path, diagnostics: list[EditorDiagnostic]) -> list[Fix]:
+    """Code actions for ``diagnostics`` of the file at ``path``."""
+    fixes: list[Fix] = []
+    module = program.module(path)
+    for diag in diagnostics:
+        for suggestion in dict.fromkeys(_DID_YOU_MEAN.findall(diag.message)):
+            fixes.append(Fix(f"Replace with `{suggestion}`", path, diag.range, suggestion, diag, preferred=True))
+        if diag.code == "BBF401" and module is not None:
+            step = _step_at(module, diag.range.start)
+            if step is not None:
+                end = Range.of(step.span).end
+                at = Range(end, end)
+                fixes.append(Fix("Add `irreversible`", path, at, ' irreversible "why it cannot be undone"', diag))
+                fixes.append(Fix("Add `undo`", path, at, " undo CALL_THAT_UNDOES_IT()", diag))
+    return fixes
+
+
+def _step_at(module: ast.Module, pos: Pos) -> ast.StepStmt | None:
+    for node in path_at(module, pos):
+        if isinstance(node, ast.StepStmt):
+            return node
+    return None
+
+
+def _line_starts(text: str) -> list[int]:
+    starts = [0]
+    starts.extend(i + 1 for i, ch in enumerate(text) if ch == "\n")
+    return starts
+
+
+def _pos(starts: list[int], offset: int) -> Pos:
+    lo, hi = 0, len(starts) - 1
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if starts[mid] <= offset:
+            lo = mid
+        else:
+            hi = mid - 1
+    return Pos(lo, offset - starts[lo])
