@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-<<<<<<< HEAD
 import atexit
-=======
 import functools
 import json
->>>>>>> 0409f83 (bbflow schema events|diagnostics (draft 2020-12, version 1 in both outputs); the event log reports robot.safety/robot.state (robot, from, to) and attempt on every undo.*; every event the suite records or logs is validated against the schema)
 import os
 import shutil
 import sys
-<<<<<<< HEAD
 import tempfile
-=======
 from collections.abc import Callable, Iterator
->>>>>>> 0409f83 (bbflow schema events|diagnostics (draft 2020-12, version 1 in both outputs); the event log reports robot.safety/robot.state (robot, from, to) and attempt on every undo.*; every event the suite records or logs is validated against the schema)
 from pathlib import Path
 from typing import Any
 
