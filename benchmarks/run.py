@@ -28,7 +28,10 @@ computed from measurements taken in the same rounds, see ``common``):
 - journal: what durability costs per step (chain and fan-out, ``sync`` full
   and normal, against no journal and against a bare SQLite commit), the
   journal's size after many runs with retention, and recovery time
-  (``bench_journal``).
+  (``bench_journal``);
+- stdin: a soak of a real ``bbflow run``: signals through one agent from
+  standard input, two input sizes (1,000,000 signals in the full run), with the
+  child's peak memory and the signals lost (must be 0) (``bench_stdin``).
 
 ``--quick`` (under two minutes) runs fewer rounds and leaves out the 100k-line
 project; the full run takes about ten to fifteen minutes on two cores.
@@ -45,6 +48,7 @@ import os
 import platform
 import random
 import sys
+import tempfile
 import time
 import tracemalloc
 from collections.abc import Awaitable, Callable, Sequence
@@ -63,6 +67,7 @@ import bench_journal  # noqa: E402
 import bench_peers  # noqa: E402
 import bench_router  # noqa: E402
 import bench_serve  # noqa: E402
+import bench_stdin  # noqa: E402
 import bench_tasks  # noqa: E402
 from common import Figure, Stats, async_timer, compare, ratios, table  # noqa: E402
 
@@ -71,7 +76,7 @@ from bbflow.runtime.events import Recorder  # noqa: E402
 from bbflow.runtime.executor import run_reactor  # noqa: E402
 from bbflow.runtime.ports import RuntimeFailure  # noqa: E402
 
-SECTIONS = ("compiler", "executor", "memory", "router", "agent", "bus", "tasks", "peers", "serve", "journal")
+SECTIONS = ("compiler", "executor", "memory", "router", "agent", "bus", "tasks", "peers", "serve", "journal", "stdin")
 
 
 # --- settings ---------------------------------------------------------------------------
@@ -91,6 +96,7 @@ def settings(quick: bool) -> dict[str, Any]:
             "peers": {"steps": 1_000, "repeat": 5},
             "serve": {"seconds": 10.0, "rate": 1_000, "clients": 10},
             "journal": {"steps": 1_000, "repeat": 5, "size_runs": 10_000, "recover_runs": 1_000},
+            "stdin": {"signals": (10_000, 50_000)},
         }
     return {
         "compiler": {"sizes": (1_000, 10_000, 100_000), "repeat": 3, "big": 50_000, "big_repeat": 1,
@@ -104,6 +110,7 @@ def settings(quick: bool) -> dict[str, Any]:
         "peers": {"steps": 1_000, "repeat": 11},
         "serve": {"seconds": 60.0, "rate": 1_000, "clients": 10},
         "journal": {"steps": 1_000, "repeat": 11, "size_runs": 100_000, "recover_runs": 1_000},
+        "stdin": {"signals": (100_000, 1_000_000)},
     }
 
 
@@ -344,6 +351,24 @@ def bus_figures(signals: int, burst: int, repeat: int) -> list[Figure]:
                                   (("local", Stats.of(cost)),)))
             out.append(Figure("bus", f"{name}, zenoh: bytes on the wire", "B/signal",
                               Stats.of([r["bytes"] for r in remote])))
+
+
+def stdin_figures(sizes: Sequence[int]) -> list[Figure]:
+    """The standard-input soak at each size: throughput, peak memory of the child, signals lost."""
+    out = []
+    peaks = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = bench_stdin.project(Path(tmp) / "soak")
+        for n in sizes:
+            r = bench_stdin.soak(root, n)
+            peaks[n] = r["peak_mb"]
+            note = f"{r['handled']:,} handled, {r['dropped']} dropped, {r['lost']} lost"
+            out.append(Figure("stdin", f"{n:,} signals: throughput", "signals/s", Stats.of([r["rate"]]), note=note))
+            out.append(Figure("stdin", f"{n:,} signals: peak memory", "MB", Stats.of([r["peak_mb"]]), note=note))
+    small, large = min(sizes), max(sizes)
+    out.append(Figure("stdin", f"peak memory, {large:,} / {small:,} signals", "ratio",
+                      Stats.of([peaks[large] / peaks[small]]),
+                      note="flat memory is a ratio near 1 although the input is larger"))
     return out
 
 
@@ -406,6 +431,8 @@ def run(quick: bool, only: Sequence[str] = SECTIONS, log: Callable[[str], None] 
             figures += serve_figures(c["seconds"], c["rate"], c["clients"])
         elif section == "journal":
             figures += bench_journal.figures(c["steps"], c["repeat"], c["size_runs"], c["recover_runs"])
+        elif section == "stdin":
+            figures += stdin_figures(c["signals"])
         timings[section] = time.perf_counter() - t0
         log(f"{section}: {timings[section]:.1f} s")
     return {

@@ -29,6 +29,7 @@ TINY = {
     "peers": {"steps": 5, "repeat": 2},
     "serve": {"seconds": 0.5, "rate": 40, "clients": 2},
     "journal": {"steps": 8, "repeat": 2, "size_runs": 20, "recover_runs": 3},
+    "stdin": {"signals": (20, 200)},
 }
 
 
@@ -96,3 +97,11 @@ def test_stats_and_timers():
         Stats.of([])
     row = Figure("s", "n", "u", note="not installed")
     assert "not installed" in table([row])
+
+
+def test_the_stdin_soak_loses_nothing(tmp_path):
+    import bench_stdin
+
+    result = bench_stdin.soak(bench_stdin.project(tmp_path / "soak"), 300)
+    assert (result["in"], result["handled"], result["dropped"], result["lost"]) == (300, 300, 0, 0)
+    assert result["peak_mb"] > 0

@@ -190,12 +190,13 @@ class Door:
                 obj = loads_strict(raw, max_depth=self.max_depth)
             except StrictJsonError as exc:
                 return Refusal(str(exc))
+            parsed = True
         else:
-            obj = raw
+            obj, parsed = raw, False
             if _depth(obj, self.max_depth) > self.max_depth:
                 return Refusal(f"nested too deeply (the limit is {self.max_depth})")
         signal_type = obj.get("type") if isinstance(obj, Mapping) else None
-        where = _non_finite(obj)
+        where = None if parsed else _non_finite(obj)  # loads_strict refused them already in text
         if where is not None:
             return Refusal(f"{where}: NaN and infinite numbers are refused", _typed(signal_type))
         if isinstance(signal_type, str) and signal_type and is_robot_bound(signal_type):
