@@ -58,3 +58,19 @@ def test_the_graph_in_docs_build_md_is_the_examples_current_drawing() -> None:
     result = CliRunner().invoke(main, ["graph", "PickAndPlace", str(root / "examples" / "pick_and_place")])
     assert result.exit_code == 0, result.output
     assert result.output == drawn, "docs/build.md: redraw with `bbflow graph PickAndPlace examples/pick_and_place`"
+
+
+def test_an_irreversible_step_has_no_inherited_undo_edge(tmp_path: Path) -> None:
+    (tmp_path / "cell.flow").write_text(
+        "robot Gripper {\n"
+        "    command open() -> bool undo close()\n"
+        "    command close() -> bool\n"
+        "}\n"
+        "reactor Drop() on Gripper {\n"
+        '    step o = open() irreversible "the part falls"\n'
+        "    step c = close() after o\n"
+        "}\n")
+    result = CliRunner().invoke(main, ["graph", "Drop", str(tmp_path / "cell.flow")])
+    assert result.exit_code == 0, result.output
+    assert "o: open #40;irreversible#41;" in result.output
+    assert "undo" not in result.output

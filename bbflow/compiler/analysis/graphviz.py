@@ -7,7 +7,8 @@ Drawn from the same ``ReactorGraph`` the analyses check (``bbflow.compiler.analy
 - data edges (solid, labelled with nothing) and order edges (``after``:
   solid, labelled ``after``);
 - undo edges, dashed, from a step to its undo (its own, or its command's,
-  marked ``inherited``); irreversible steps say so;
+  marked ``inherited``, except on an ``irreversible`` step, which is never
+  undone); irreversible steps say so;
 - a step that composes another reactor holds that reactor's graph as a
   subgraph (once per step; a reactor composed inside itself is not expanded again).
 
@@ -106,7 +107,7 @@ class _Drawing:
                     self._place(sub, box)
                     self.reactor(inner[0], inner[1], sub)
                     self.edges.append((nid, sub.id, "runs", False))
-            if node.undo or node.default_undo:
+            if node.undo or (node.default_undo and not node.irreversible):  # an irreversible step is never undone
                 uid = self.new_id("u")
                 label = f"undo {node.undo_call}()"
                 self.nodes[uid] = (label if node.undo else f"{label} (inherited)", "undo")
