@@ -238,3 +238,13 @@ def test_sarif_when_the_check_cannot_run() -> None:
     [invocation] = log["runs"][0]["invocations"]
     assert invocation["executionSuccessful"] is False
     assert invocation["toolExecutionNotifications"][0]["message"]["text"] == "nope.flow: no such file or folder"
+
+
+def test_control_characters_from_the_file_are_shown_escaped(tmp_path: Path) -> None:
+    from bbflow.compiler.pipeline import compile_paths
+
+    (tmp_path / "evil.flow").write_text('reactor R() {\n    step a = nothing("\x1b]52;c;ZWNobyBoaQ==\x07\u202e")\n}\n')
+    result = compile_paths([tmp_path])
+    out = render_text(result.diagnostics.items, {str(k): v for k, v in result.sources.items()})
+    assert result.diagnostics.items and "\x1b" not in out and "\x07" not in out and "\u202e" not in out
+    assert "\\x1b]52;c;ZWNobyBoaQ==\\x07\\u202e" in out

@@ -68,6 +68,7 @@ from bbflow.runtime.signals import SignalCatalog
 from bbflow.runtime.stdin import InputLines, Line
 from bbflow.runtime.supervisor import Child, GaveUp, Strategy, Supervisor, disarm_all
 from bbflow.runtime.tasks import Tasks
+from bbflow.terminal import printable
 
 __all__ = ["Attachment", "Outcome", "Session", "Status", "run_app"]
 
@@ -522,7 +523,7 @@ def run_app(
     if outcome.has_result:
         stdout.write(jsonout.dumps(outcome.result, ensure_ascii=False) + "\n")
         stdout.flush()
-    stderr.write(outcome.summary + "\n")
+    stderr.write(printable(outcome.summary, newline=False) + "\n")
     stderr.flush()
     return outcome.status
 
@@ -536,6 +537,7 @@ async def _serve(plan: RunPlan, writer: JsonLinesWriter | None, stdin: int | IO[
     log = None if live else PlainLog(stderr, start=start)
 
     def note(text: str) -> None:
+        text = printable(text)
         if console is not None:
             console.print(text, markup=False)
         else:

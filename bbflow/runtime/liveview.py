@@ -23,6 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bbflow.runtime import jsonout, model
+from bbflow.terminal import printable
 
 REFRESH = 0.25  # seconds between two redraws of the live view
 KEEP_FINISHED = 4  # finished runs still shown
@@ -260,7 +261,7 @@ class PlainLog:
             self.line(event.get("time", self.start), line)
 
     def line(self, at: float, text: str) -> None:
-        self.stream.write(f"{at - self.start:8.3f}s {text}\n")
+        self.stream.write(f"{at - self.start:8.3f}s {printable(text, newline=False)}\n")
         self.stream.flush()
 
 

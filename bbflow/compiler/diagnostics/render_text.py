@@ -21,6 +21,7 @@ import click
 
 from bbflow.compiler.diagnostics.core import Diagnostic, Severity
 from bbflow.compiler.source import SourceFile, Span
+from bbflow.terminal import printable
 
 TAB = "    "
 _COLOURS = {Severity.ERROR: "red", Severity.WARNING: "yellow", Severity.NOTE: "cyan"}
@@ -51,8 +52,8 @@ def render_one(diag: Diagnostic, source: SourceFile | None, *, color: bool = Fal
     pad = " " * width
     bar = style(f"{pad} |", _GUTTER, bold=True)
     out = [
-        style(f"{diag.severity.value}[{diag.code}]", sev, bold=True) + style(f": {diag.message}", bold=True),
-        style(f"{pad}--> ", _GUTTER, bold=True) + f"{span.file}:{span.line}:{span.column}",
+        style(f"{diag.severity.value}[{diag.code}]", sev, bold=True) + style(f": {printable(diag.message)}", bold=True),
+        style(f"{pad}--> ", _GUTTER, bold=True) + printable(f"{span.file}:{span.line}:{span.column}"),
     ]
     if marks:
         out.append(bar)
@@ -72,14 +73,14 @@ def render_one(diag: Diagnostic, source: SourceFile | None, *, color: bool = Fal
     for label in elsewhere:
         other = (others or {}).get(label.span.file)
         if other is None or not other.lines:
-            unseen.append(f"{label.message} ({label.span.file}:{label.span.line}:{label.span.column})")
+            unseen.append(printable(f"{label.message} ({label.span.file}:{label.span.line}:{label.span.column})"))
             continue
         where = f"{label.span.file}:{label.span.line}:{label.span.column}"
         width_here = max(width, len(str(label.span.line)))
         gutter = style(f"{' ' * width_here} |", _GUTTER, bold=True)
         under = _underline(label.span, other, "-", "-", label.message)
         marker = under.lstrip(" ")
-        out.append(style(f"{' ' * width_here}::: ", _GUTTER, bold=True) + where)
+        out.append(style(f"{' ' * width_here}::: ", _GUTTER, bold=True) + printable(where))
         out.append(gutter)
         out.append(style(f"{label.span.line:>{width_here}} |", _GUTTER, bold=True)
                    + f" {_expand(other.line(label.span.line))}".rstrip())
@@ -88,9 +89,9 @@ def render_one(diag: Diagnostic, source: SourceFile | None, *, color: bool = Fal
     if notes or diag.help:
         out.append(bar)
     for note in notes:
-        out.append(f"{pad} " + style("= note", bold=True) + f": {note}")
+        out.append(f"{pad} " + style("= note", bold=True) + f": {printable(note)}")
     if diag.help:
-        out.append(f"{pad} " + style("= help", bold=True) + f": {diag.help}")
+        out.append(f"{pad} " + style("= help", bold=True) + f": {printable(diag.help)}")
     return "\n".join(out) + "\n"
 
 
@@ -116,8 +117,9 @@ def _underline(span: Span, source: SourceFile, first: str, rest: str, message: s
         end = max(len(_expand(text)), start + 1)
     length = max(end - start, 1)
     marker = first + rest * (length - 1)
-    return " " * start + marker + (f" {message}" if message else "")
+    return " " * start + marker + (f" {printable(message, newline=False)}" if message else "")
 
 
 def _expand(text: str) -> str:
-    return text.replace("\t", TAB)
+    """A source line as shown: tabs expanded, control characters escaped (never sent to the terminal)."""
+    return printable(text.replace("\t", TAB), newline=False)
