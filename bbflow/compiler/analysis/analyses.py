@@ -13,6 +13,7 @@ composed reactor that was not analysed counts as having no effect.
 
 from __future__ import annotations
 
+import bisect
 import json
 from collections.abc import Iterator
 
@@ -45,11 +46,12 @@ def analyse(facts: Facts, diags: Diagnostics) -> None:
     """Run every analysis over the checked program, adding diagnostics to ``diags``."""
     graphs: dict[str, ReactorGraph] = {}
     reported: list[ReactorGraph] = []
+    errors = _error_lines(diags)
     for module in facts.modules.values():
         if module.name in facts.broken:
             continue
         for decl in module.decls:
-            if isinstance(decl, ast.ReactorDecl) and not _has_errors(decl, module, diags):
+            if isinstance(decl, ast.ReactorDecl) and not _has_errors(decl, errors.get(module.file, [])):
                 graph = build_graph(decl, facts, module)
                 graphs[graph.qualname] = graph
                 if not is_std(module.name):
@@ -76,10 +78,18 @@ def check_reactor(graph: ReactorGraph, summaries: dict[str, ReactorSummary], dia
     check_compensation(graph, summaries, diags)
 
 
-def _has_errors(decl: ast.ReactorDecl, module: ast.Module, diags: Diagnostics) -> bool:
-    span = decl.span
-    return any(d.is_error and d.span.file == module.file and span.line <= d.span.line <= span.end_line
-               for d in diags)
+def _error_lines(diags: Diagnostics) -> dict[str, list[int]]:
+    """The lines with an error, sorted, per file (so that each reactor is looked up in log time)."""
+    lines: dict[str, list[int]] = {}
+    for d in diags:
+        if d.is_error:
+            lines.setdefault(d.span.file, []).append(d.span.line)
+    return {file: sorted(found) for file, found in lines.items()}
+
+
+def _has_errors(decl: ast.ReactorDecl, error_lines: list[int]) -> bool:
+    at = bisect.bisect_left(error_lines, decl.span.line)
+    return at < len(error_lines) and error_lines[at] <= decl.span.end_line
 
 
 # --- the adapter: AST + facts -> ReactorGraph ----------------------------------------

@@ -30,7 +30,7 @@ BUILTIN_COMMANDS = ("arm", "disarm")
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
     """The help text naming the closest candidates, or None when nothing is close."""
-    hits = closest(name, sorted(set(candidates) - {name}))
+    hits = closest(name, candidates)
     if not hits:
         return None
     return "did you mean " + " or ".join(f"`{h}`" for h in hits) + "?"

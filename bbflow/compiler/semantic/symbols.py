@@ -58,6 +58,7 @@ class ModuleScope:
     #: the module had syntax errors: what failed to parse may be missing, so
     #: names that do not resolve are not reported again
     broken: bool = False
+    _names: dict[tuple[Any, ...], list[str]] = attrs.field(factory=dict, init=False, repr=False, eq=False)
 
     @property
     def name(self) -> str:
@@ -67,7 +68,14 @@ class ModuleScope:
         return self.own.get(name) or self.imported.get(name) or self.prelude.get(name)
 
     def names(self, *kinds: SymKind) -> list[str]:
-        """Every name visible here (of the given kinds), for "did you mean"."""
+        """Every name visible here (of the given kinds), for "did you mean" (remembered while the tables
+        keep their sizes: an unknown name in each of thousands of places must not cost a scan each)."""
+        key = (kinds, len(self.own), len(self.imported), len(self.prelude))
+        if key not in self._names:
+            self._names[key] = self._collect(kinds)
+        return self._names[key]
+
+    def _collect(self, kinds: tuple[SymKind, ...]) -> list[str]:
         seen: dict[str, None] = {}
         for table in (self.own, self.imported, self.prelude):
             for n, sym in table.items():
