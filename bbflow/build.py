@@ -92,8 +92,12 @@ def compile_project(target: str | Path | Sequence[str | Path]) -> tuple[Diagnost
     result = compile_paths(paths, use_cache=True, generate=True)
     if result.diagnostics.has_errors():
         return result.diagnostics, None
-    out_dir = Cache.for_project(result.cache_root).root / BUILD_DIR
+    cache = Cache.for_project(result.cache_root)
+    out_dir = cache.root / BUILD_DIR
     try:
+        if cache.refused is not None:  # another user could change the code between writing and loading it
+            raise PermissionError(cache.refused)
+        cache.folder(BUILD_DIR)
         _replace_tree(result.generated, out_dir)
     except OSError:
         out_dir = Path(tempfile.mkdtemp(prefix="bbflow-build-"))

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import pytest
 
-from bbflow.compiler import pipeline
+from bbflow.compiler import compile_paths, pipeline
 from bbflow.compiler.semantic import types as T
 from bbflow.build import build_program
 from bbflow.compiler.cache import (
@@ -216,3 +218,54 @@ def test_bbflow_cache_keeps_the_cache_out_of_the_project(tmp_path: Path, monkeyp
     monkeypatch.setattr(pipeline, "check", no_check)
     assert build_program([project]).ok  # the second build hits the cache kept in ``folder``
     assert folder == Cache.for_project(project).root
+
+
+# --- trust: entries verified, folders others can write refused ------------------------------------------
+
+
+def test_an_edited_code_entry_is_never_executed(tmp_path: Path) -> None:
+    """Editing modules/<key>.json (code injected) makes it a miss: the code is generated again."""
+    write_flows(tmp_path, {"other.flow": OTHER})
+    first = build_program([tmp_path])
+    assert first.ok
+    for entry in (tmp_path / ".bbflow" / "cache" / "modules").glob("*.json"):
+        header, body = entry.read_bytes().split(b"\n", 1)
+        data = json.loads(body)
+        data["code"] = "import os\nos.system('touch PWNED')\n" + data["code"]
+        entry.write_bytes(header + b"\n" + json.dumps(data, sort_keys=True).encode())
+    again = build_program([tmp_path])
+    assert again.ok and again.modules and all("PWNED" not in m.code for m in again.modules)
+
+
+def test_a_check_entry_with_its_diagnostics_cleared_is_a_miss(tmp_path: Path) -> None:
+    write_flows(tmp_path, {"bad.flow": "reactor R() {\n    step a = nowhere()\n}\n"})
+    assert not compile_paths([tmp_path], use_cache=True).diagnostics.items == []
+    for entry in (tmp_path / ".bbflow" / "cache" / "checks").glob("*.json"):
+        header, body = entry.read_bytes().split(b"\n", 1)
+        data = json.loads(body)
+        data["diagnostics"] = []
+        entry.write_bytes(header + b"\n" + json.dumps(data, sort_keys=True).encode())
+    assert [d.code for d in compile_paths([tmp_path], use_cache=True).diagnostics.items] == ["BBF101"]
+
+
+def test_an_entry_copied_under_another_key_is_a_miss(tmp_path: Path) -> None:
+    cache = Cache(tmp_path / ".bbflow" / "cache")
+    cache.put_table("a" * 16, "digest-of-a")
+    assert cache.table("a" * 16) == "digest-of-a"
+    folder = tmp_path / ".bbflow" / "cache" / "tables"
+    (folder / f"{'b' * 16}.json").write_bytes((folder / f"{'a' * 16}.json").read_bytes())
+    assert cache.table("b" * 16) is None
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX permissions")
+def test_a_cache_folder_others_can_write_is_not_used(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_flows(tmp_path, {"other.flow": OTHER})
+    assert build_program([tmp_path]).ok
+    folder = tmp_path / ".bbflow" / "cache"
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700  # the cache makes its folders private
+    folder.chmod(0o777)
+    cache = Cache.for_project(tmp_path)
+    assert cache.refused is not None and "writable by other users" in cache.refused
+    assert "warning: cache folder" in capsys.readouterr().err
+    build = build_program([tmp_path])
+    assert build.ok and build.cache is not None and build.cache.hits == 0

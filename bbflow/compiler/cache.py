@@ -70,7 +70,21 @@ they miss together and the cycle is checked whole.
 
 Entries are written atomically (a temporary file, then ``os.replace``) so
 that two builds sharing a cache never read half an entry; an unreadable or
-malformed entry is a miss, never an error. Spans are stored with module names
+malformed entry is a miss, never an error.
+
+**Trust.** A cached entry is replayed instead of checking, and generated code
+from the cache is executed by ``bbflow run``: the cache is trusted as much as
+the project's own files, and no more. So every entry is verified on read: its
+first line is a SHA-256 over the entry's kind and key and its body
+(``ENTRY_MAGIC``), and an entry whose digest does not match (edited, damaged,
+or copied under another key) is a miss, checked again from the sources and
+rewritten. And a cache folder that another user could write to (the cache
+folder or ``.bbflow`` above it group- or world-writable, or owned by another
+user, as pip and ccache refuse) is not used at all: nothing is read from it
+or written to it, and ``Cache.refused`` says why (the commands print it as a
+warning). Folders the cache creates are private to the user (mode 0700). The
+digest is not a signature: someone who can write the project's files as the
+user can also recompute it, and could edit the sources themselves. Spans are stored with module names
 instead of paths, so a replay shows the paths the user typed this time.
 """
 
@@ -80,6 +94,8 @@ import functools
 import hashlib
 import json
 import os
+import stat
+import sys
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -98,7 +114,10 @@ CACHE_DIR = ".bbflow/cache"
 #: names a folder to keep every project's cache in, instead of the projects' own folders
 CACHE_ENV = "BBFLOW_CACHE"
 #: bump when the layout of an entry changes
-FORMAT = 5
+FORMAT = 6
+#: the first line of every entry: this, then the hex SHA-256 of the entry's kind, key and body
+ENTRY_MAGIC = b"bbflow-cache sha256:"
+_WARNED: set[str] = set()
 #: stored spans name modules, not paths, so entries do not depend on the folder a build ran from
 MODULE_MARK = "module:"
 #: the file of the spans in a ``Scan`` (which does not know where its text was read from)
@@ -339,6 +358,8 @@ class Cache:
     root: Path  # the cache folder itself (``PROJECT/.bbflow/cache``)
     hits: int = 0
     misses: int = 0
+    #: why this folder is not used (another user could write to it), else None
+    refused: str | None = attrs.field(default=attrs.Factory(lambda self: untrusted(self.root), takes_self=True))
 
     @classmethod
     def for_project(cls, project_root: Path | str) -> Cache:
@@ -347,8 +368,13 @@ class Cache:
         shared = os.environ.get(CACHE_ENV)
         if shared:
             root = str(Path(project_root).resolve())
-            return cls(Path(shared) / hashlib.sha256(root.encode("utf-8")).hexdigest()[:16])
-        return cls(Path(project_root) / CACHE_DIR)
+            cache = cls(Path(shared) / hashlib.sha256(root.encode("utf-8")).hexdigest()[:16])
+        else:
+            cache = cls(Path(project_root) / CACHE_DIR)
+        if cache.refused is not None and cache.refused not in _WARNED:  # once per process and folder
+            _WARNED.add(cache.refused)
+            sys.stderr.write(f"warning: {cache.refused}\n")
+        return cache
 
     # --- scans -----------------------------------------------------------------------
 
@@ -428,26 +454,77 @@ class Cache:
         else:
             self.hits += 1
 
-    @staticmethod
-    def _read(path: Path) -> Any:
+    def folder(self, name: str) -> Path:
+        """The sub-folder ``name`` of the cache, created (with the cache) private to the user; raises OSError."""
+        self.root.parent.parent.mkdir(parents=True, exist_ok=True)
+        for folder in (self.root.parent, self.root, self.root / name):  # private: see "Trust" above
+            folder.mkdir(exist_ok=True, mode=0o700)
+        return self.root / name
+
+    def _read(self, path: Path) -> Any:
+        """The entry at ``path`` if its digest verifies (and the folder is trusted), else None."""
+        if self.refused is not None:
+            return None
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
+            with open(path, "rb") as f:
+                if _writable_by_others(os.fstat(f.fileno())):
+                    return None
+                header = f.readline()
+                body = f.read()
+            if header.rstrip(b"\n") != ENTRY_MAGIC + _digest(path, body).encode("ascii"):
+                return None
+            return json.loads(body)
         except (OSError, ValueError):
             return None
 
     def _write(self, path: Path, data: Any) -> None:
         """Write atomically; a cache that cannot be written only makes the next build slower."""
+        if self.refused is not None:
+            return
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            self.folder(path.parent.name)
             gitignore = self.root.parent / ".gitignore"
             if not gitignore.exists():
                 gitignore.write_text("*\n", encoding="utf-8")
+            body = json.dumps(data, ensure_ascii=False, sort_keys=True, allow_nan=False).encode("utf-8")
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(data, f, ensure_ascii=False, sort_keys=True)
+            with os.fdopen(fd, "wb") as f:
+                f.write(ENTRY_MAGIC + _digest(path, body).encode("ascii") + b"\n" + body)
             os.replace(tmp, path)
-        except OSError:
+        except (OSError, ValueError):
             return
+
+
+def _digest(path: Path, body: bytes) -> str:
+    """The digest binding an entry's body to its kind (its folder) and key (its file name)."""
+    h = hashlib.sha256(f"{FORMAT}\0{path.parent.name}\0{path.stem}\0".encode("utf-8"))
+    h.update(body)
+    return h.hexdigest()
+
+
+def _writable_by_others(st: os.stat_result) -> bool:
+    return bool(st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)) or (hasattr(os, "getuid") and st.st_uid != os.getuid())
+
+
+def untrusted(root: Path) -> str | None:
+    """Why the cache folder ``root`` must not be used (another user could write to it), else None.
+
+    Looks at ``root``, its sub-folders and the folder above it (``.bbflow``), those that exist.
+    """
+    folders = [root.parent, root]
+    try:
+        folders += [p for p in root.iterdir() if p.is_dir() and not p.is_symlink()]
+    except OSError:
+        pass
+    for folder in folders:
+        try:
+            st = folder.lstat()
+        except OSError:
+            continue
+        if _writable_by_others(st):
+            who = "writable by other users" if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) else "owned by another user"
+            return f"cache folder {folder} is {who}; not using the cache (fix with: chmod go-w, or delete it)"
+    return None
 
 
 # --- (de)serialising entries --------------------------------------------------------
