@@ -180,9 +180,7 @@ def _build(root: Path, data: dict[str, Any], problems: list[Problem]) -> Project
     proj = good(data.get("project"), ("project",), dict, {})
     name = good(proj.get("name"), ("project", "name"), str, root.name)
     source = good(proj.get("source"), ("project", "source"), str, ".")
-    source_dir = (root / source).resolve()
-    if not source_dir.is_dir():
-        problems.append(Problem(("project", "source"), f"folder {source!r} does not exist"))
+    source_dir = _source_dir(root, source, problems)
     robots = {}
     for inst, cfg in good(data.get("robot"), ("robot",), dict, {}).items():
         if not isinstance(cfg, dict):
@@ -238,6 +236,22 @@ def _bus(root: Path, good: Any, data: dict[str, Any], problems: list[Problem]) -
                      endpoints("connect"), endpoints("listen"), good(bus.get("mode"), ("bus", "mode"), str, None),
                      root / config if config is not None else None,
                      good(bus.get("catch_up"), ("bus", "catch_up"), str, "0s"))
+
+
+def _source_dir(root: Path, source: str, problems: list[Problem]) -> Path:
+    """The project's source folder; a problem (and the project folder instead) unless it is a folder
+    inside the project: a source root elsewhere (``source = "/"``) would have every check walk it."""
+    where = ("project", "source")
+    if "\0" in source:
+        problems.append(Problem(where, f"{source!r} is not a folder name (it holds a NUL character)"))
+        return root
+    folder = (root / source).resolve()
+    if folder != root and root not in folder.parents:
+        problems.append(Problem(where, f"folder {source!r} is outside the project ({folder} is not inside {root})"))
+        return root
+    if not folder.is_dir():
+        problems.append(Problem(where, f"folder {source!r} does not exist"))
+    return folder
 
 
 @contextlib.contextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import jsonschema
@@ -177,10 +178,14 @@ def test_a_parser_crash_is_bbf900(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 def test_unreadable_file_is_an_input_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write(tmp_path, "ok.flow", CLEAN)
 
-    def refuse(self: Path) -> bytes:
-        raise PermissionError(13, "Permission denied")
+    real_open = os.open
 
-    monkeypatch.setattr(Path, "read_bytes", refuse)
+    def refuse(file: object, *args: object, **kwargs: object) -> int:
+        if Path(str(file)).name == "ok.flow":
+            raise PermissionError(13, "Permission denied")
+        return real_open(file, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", refuse)
     with pytest.raises(InputError, match="ok.flow: cannot read: Permission denied"):
         compile_paths([path])
 

@@ -56,6 +56,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import stat
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -88,7 +89,7 @@ from bbflow.compiler.checker import (
     unused_signals,
 )
 from bbflow.compiler.codegen.generate import GeneratedModule, flow_path, generate_module
-from bbflow.compiler.diagnostics.core import Diagnostic, Diagnostics
+from bbflow.compiler.diagnostics.core import Diagnostic, Diagnostics, Label
 from bbflow.compiler.project_check import project_diagnostics
 from bbflow.compiler.semantic.facts import Facts
 from bbflow.compiler.semantic.modules import PRELUDE, STDLIB_FILE, load_stdlib, stdlib_sources
@@ -97,6 +98,8 @@ from bbflow.compiler.syntax.parser import parse_module
 from bbflow.project import PROJECT_FILE, Project, ProjectError, ProjectFile, find_project, read_project
 
 SUFFIX = ".flow"
+#: The largest .flow file read (a bigger one is refused: nothing that large is written by hand).
+MAX_SOURCE_BYTES = 8 << 20
 T = TypeVar("T")
 
 
@@ -272,13 +275,17 @@ class _Run:
         std = stdlib_sources()
         self.texts.update(std)
         self.files.update({name: STDLIB_FILE + flow_path(name) for name in std})
+        first = {module_identity(name): file for name, file in self.files.items()}
         for unit in result.units:
             source = result.sources.get(unit.display)
             if source is None:
                 continue
-            if unit.module in self.texts:
+            identity = module_identity(unit.module)
+            if identity in first:
                 self.shadowed.append(unit)  # the checker sees the first module of a name only
+                _twin(unit, identity, first[identity], result.diagnostics)
                 continue
+            first[identity] = unit.display
             self.own[unit.module] = unit
             self.texts[unit.module] = source.text
             self.files[unit.module] = unit.display
@@ -568,7 +575,8 @@ def _units_of(given: Path, result: CompileResult, projects: bool = True) -> list
 
 
 def _flow_files(top: Path) -> list[Path]:
-    """The .flow files below ``top``, sorted, hidden folders skipped."""
+    """The regular .flow files below ``top``, sorted, hidden folders skipped (a FIFO, a device or a
+    link to one is not a source file)."""
     return [f for f in sorted(top.rglob("*" + SUFFIX))
             if f.is_file() and not any(p.startswith(".") for p in f.relative_to(top).parts)]
 
@@ -587,6 +595,23 @@ def _project_of(given: Path, result: CompileResult) -> Project | None:
     result.projects.append(read.project)
     result.project_files[_display(read.file, given)] = read
     return read.project
+
+
+def module_identity(name: str) -> str:
+    """What a module name is, once generated: ``cell.__init__`` is the package ``cell`` (as ``cell.flow``
+    is), and ``a.b`` from ``a.b.flow`` is ``a.b`` from ``a/b.flow``."""
+    return name.removesuffix(".__init__") if name != "__init__" else name
+
+
+def _twin(unit: SourceUnit, identity: str, other: str, diags: Diagnostics) -> None:
+    """BBF105: ``unit`` is a module that another file (or the standard library) already is."""
+    std = other.startswith(STDLIB_FILE)
+    diags.error("BBF105", f"`{unit.display}` and `{other}` are both module `{identity}`",
+                Span.point(unit.display, 1, 1),
+                labels=(Label(Span.point(other, 1, 1), f"module `{identity}` is this file"),),
+                notes=(("the standard library's modules cannot be replaced by a project's" if std else
+                        "only the first file would be checked and built; the other would be silently ignored"),),
+                help="rename or move one of the two files")
 
 
 def module_name(file: Path, root: Path) -> str:
@@ -608,10 +633,7 @@ def _normalised(text: str) -> str:
 
 def read_source(unit: SourceUnit, diags: Diagnostics) -> str | None:
     """The file's text with newlines normalised; None (and a BBF001) if it is not UTF-8."""
-    try:
-        data = unit.path.read_bytes()
-    except OSError as e:
-        raise InputError(f"{unit.display}: cannot read: {e.strerror or e}") from e
+    data = _read_regular(unit.path, unit.display)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -622,6 +644,33 @@ def read_source(unit: SourceUnit, diags: Diagnostics) -> str | None:
                     Span.point(unit.display, line, column), help="save the file as UTF-8")
         return None
     return _normalised(text)
+
+
+def _read_regular(path: Path, display: str) -> bytes:
+    """The bytes of a regular file of at most ``MAX_SOURCE_BYTES``; raises InputError otherwise.
+
+    Opened without blocking and checked before reading: a FIFO would block
+    forever, and a link to ``/dev/zero`` never ends."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except (OSError, ValueError) as e:  # ValueError: a NUL in the name
+        raise InputError(f"{display}: cannot read: {getattr(e, 'strerror', None) or e}") from e
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise InputError(f"{display}: not a regular file")
+        if st.st_size > MAX_SOURCE_BYTES:
+            raise InputError(f"{display}: too large ({st.st_size} bytes; a .flow file is at most "
+                             f"{MAX_SOURCE_BYTES // (1 << 20)} MiB)")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(MAX_SOURCE_BYTES + 1)
+        if len(data) > MAX_SOURCE_BYTES:  # it grew while we read it
+            raise InputError(f"{display}: too large (a .flow file is at most {MAX_SOURCE_BYTES // (1 << 20)} MiB)")
+        return data
+    except OSError as e:
+        raise InputError(f"{display}: cannot read: {e.strerror or e}") from e
+    finally:
+        os.close(fd)
 
 
 def _display(file: Path, given: Path) -> str:

@@ -33,6 +33,7 @@ CODES: dict[str, Code] = {
         Code("BBF102", _E, "duplicate definition in one scope"),
         Code("BBF103", _E, "import: module not found"),
         Code("BBF104", _E, "import cycle"),
+        Code("BBF105", _E, "two files are one module"),
         Code("BBF201", _E, "type mismatch"),
         Code("BBF202", _E, "call arguments: missing, unknown, duplicated or too many"),
         Code("BBF203", _E, "unknown field of a record or signal payload"),

@@ -1,0 +1,77 @@
+"""What the pipeline reads: one file per module (BBF105), the project's own source folder only, regular
+files of a bounded size only."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bbflow.cli import main
+from bbflow.compiler import compile_paths
+from bbflow.compiler.pipeline import MAX_SOURCE_BYTES, InputError
+
+R = "reactor {name}() -> int {{\n    return {value}\n}}\n"
+
+
+def write(root: Path, files: dict[str, str]) -> Path:
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    return root
+
+
+@pytest.mark.parametrize("first,second,module", [
+    ("cell.flow", "cell/__init__.flow", "cell"),
+    ("a/b.flow", "a.b.flow", "a.b"),
+])
+def test_two_files_that_are_one_module_are_an_error_naming_both(tmp_path: Path, first: str, second: str,
+                                                                  module: str) -> None:
+    write(tmp_path, {first: R.format(name="A", value=1), second: R.format(name="B", value='"x"')})
+    diags = compile_paths([tmp_path]).diagnostics.items
+    (twin,) = [d for d in diags if d.code == "BBF105"]
+    assert f"are both module `{module}`" in twin.message
+    assert {Path(twin.span.file).name, Path(twin.labels[0].span.file).name} == {Path(first).name, Path(second).name}
+
+
+def test_a_project_module_cannot_replace_the_standard_library(tmp_path: Path) -> None:
+    write(tmp_path, {"std/prelude.flow": R.format(name="E", value='"z"'), "ok.flow": R.format(name="A", value=1)})
+    (twin,) = [d for d in compile_paths([tmp_path]).diagnostics.items if d.code == "BBF105"]
+    assert "module `std.prelude`" in twin.message and "<stdlib>" in twin.message
+
+
+def project(tmp_path: Path, source: str) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "bbflow.toml").write_text(f'[project]\nname = "p"\nsource = {source}\n')
+    write(tmp_path, {"ok.flow": R.format(name="A", value=1)})
+    return tmp_path
+
+
+@pytest.mark.parametrize("source", ['"/"', '"../.."', '"a\\u0000b"'])
+def test_a_source_root_outside_the_project_or_not_a_name_is_refused(tmp_path: Path, source: str) -> None:
+    result = CliRunner().invoke(main, ["check", str(project(tmp_path / "p", source))])
+    assert result.exit_code == 1, result.output
+    assert "BBF701" in result.output and "Traceback" not in result.output
+    assert ("outside the project" in result.output) or ("NUL" in result.output)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX FIFOs")
+def test_a_fifo_or_a_device_named_flow_is_not_read(tmp_path: Path) -> None:
+    write(tmp_path, {"ok.flow": R.format(name="A", value=1)})
+    os.mkfifo(tmp_path / "pipe.flow")
+    (tmp_path / "zero.flow").symlink_to("/dev/zero")
+    result = compile_paths([tmp_path])  # a folder: they are skipped
+    assert not result.diagnostics.has_errors() and result.files == 1
+    for name in ("pipe.flow", "zero.flow"):  # named: refused at once, never read
+        with pytest.raises(InputError, match="not a regular file"):
+            compile_paths([tmp_path / name])
+
+
+def test_a_file_over_the_size_bound_is_refused(tmp_path: Path) -> None:
+    big = tmp_path / "big.flow"
+    with open(big, "wb") as f:
+        f.truncate(MAX_SOURCE_BYTES + 1)
+    with pytest.raises(InputError, match="too large"):
+        compile_paths([big])
