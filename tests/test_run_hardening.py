@@ -3,13 +3,26 @@ during rollback, undo errors. Each test reproduces a failure found by an adversa
 
 from __future__ import annotations
 
+import asyncio
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 
 from bbflow.cli import main
+from bbflow.runtime import model
+from bbflow.runtime.clock import run_virtual
+from bbflow.runtime.ports import RuntimeFailure
+from bbflow.runtime.proxy import RobotProxy
+from bbflow.runtime.types import FLOAT
+
+#: a guard against a hung process, not a measurement
+PATIENCE = 60.0
 
 ACTIONS = '''\
 def big():
@@ -17,6 +30,27 @@ def big():
 
 def nan():
     return float("nan")
+
+def nap(s):
+    import time
+    time.sleep(s)
+    return s
+'''
+
+STUBBORN = '''
+import asyncio
+from bbflow.runtime.driver import Driver
+
+class Stubborn(Driver):
+    async def move(self, p):
+        while True:  # a driver that swallows its cancellation: it cannot be stopped
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                pass
+
+    async def back(self):
+        return 0.0
 '''
 
 FLOW = '''\
@@ -32,15 +66,34 @@ reactor Nan() -> float {
     step b = nan()
     return b
 }
+
+action nap(s: float) -> float = "acts:nap"
+
+reactor Sleepy() -> float {
+    step n = nap(s: 3600.0) timeout 1s
+    return n
+}
+
+robot Jog {
+    command move(p: float) -> float undo back()
+    command back() -> float
+}
+
+reactor Go() -> float on Jog {
+    step m = move(p: 1.0)
+    return m
+}
 '''
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("hardening")
-    (root / "bbflow.toml").write_text('[project]\nname = "hard"\n')
+    (root / "bbflow.toml").write_text('[project]\nname = "hard"\n\n'
+                                      '[robot.jog]\ninterface = "hard.Jog"\ndriver = "stubborn:Stubborn"\narm = true\n')
     (root / "hard.flow").write_text(FLOW)
     (root / "acts.py").write_text(ACTIONS)
+    (root / "stubborn.py").write_text(STUBBORN)
     return root
 
 
@@ -66,3 +119,98 @@ def test_a_nan_result_is_never_written_as_non_standard_json(project: Path, tmp_p
     assert json.loads(result.stdout, **strict) == "NaN"
     for line in events.read_text().splitlines():
         json.loads(line, **strict)
+
+
+# --- code that will not stop ------------------------------------------------------------------------------
+
+
+def start(project: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "bbflow", "run", str(project), *args],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(proc: subprocess.Popen[str]) -> tuple[int, str]:
+    try:
+        _, err = proc.communicate(timeout=PATIENCE)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        pytest.fail("bbflow run did not exit")
+    return proc.returncode, err
+
+
+def wait_for_line(path: Path, text: str, proc: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + PATIENCE
+    while time.monotonic() < deadline:
+        if path.exists() and text in path.read_text():
+            return
+        if proc.poll() is not None:
+            pytest.fail(f"bbflow run ended early ({proc.returncode}): {proc.communicate()[1]}")
+        time.sleep(0.05)
+    proc.kill()
+    pytest.fail(f"{text!r} never appeared")
+
+
+def test_a_command_the_driver_will_not_stop_is_given_up_on() -> None:
+    """In-process, on virtual time: the caller is cancelled, the driver swallows it; after the grace
+    period the command is reported stuck, the robot goes to fault and is disarmed, and the call returns."""
+    jog = model.Robot("Jog", "hard.Jog", ("idle",), (), {"move": model.Command("move", (model.Param("p", FLOAT),), FLOAT)}, {})
+
+    class Stubborn:
+        def __init__(self, handle: object, options: object) -> None:
+            self.disarmed = False
+
+        async def move(self, p: float) -> float:
+            while True:
+                try:
+                    await asyncio.sleep(3600)
+                except asyncio.CancelledError:
+                    pass
+
+        async def disarm(self) -> None:
+            self.disarmed = True
+
+    async def main() -> tuple[RobotProxy, float, BaseException | None]:
+        proxy = RobotProxy(jog, "jog", Stubborn, stop_grace=2.0)
+        await proxy.start()
+        await proxy.call("arm", {})
+        call = asyncio.ensure_future(proxy.call("move", {"p": 1.0}))
+        await asyncio.sleep(1)
+        call.cancel()
+        loop = asyncio.get_running_loop()
+        cancelled_at = loop.time()
+        try:
+            await call
+            error = None
+        except BaseException as exc:  # noqa: BLE001 - what it ended with is the point
+            error = exc
+        took = loop.time() - cancelled_at
+        await asyncio.sleep(0.1)  # the disarm it started
+        await proxy.close()
+        return proxy, took, error
+
+    proxy, took, error = run_virtual(main(), grace=1.0)
+    assert took == pytest.approx(2.0)
+    assert isinstance(error, (asyncio.CancelledError, RuntimeFailure))
+    assert proxy.stuck == ["move"] and proxy.safety == "disarmed" and proxy.driver.disarmed
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_sigterm_with_a_stuck_driver_halts_and_exits_3(project: Path, tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    proc = start(project, "--reactor", "Go", "--events", str(events))
+    wait_for_line(events, '"step.start"', proc)
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)  # and insisting does not make it hang either
+    code, err = finish(proc)
+    assert code == 3, err
+    assert "halted: jog.move stuck" in err.splitlines()[-1]
+
+
+def test_a_blocking_plain_function_action_never_keeps_the_process_alive(project: Path) -> None:
+    started = time.monotonic()
+    code, err = finish(start(project, "--reactor", "Sleepy"))
+    assert code == 1, err
+    assert "nap(s: 3600.0) timed out" in err or "timed out after 1s" in err
+    assert time.monotonic() - started < PATIENCE

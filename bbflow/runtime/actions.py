@@ -2,22 +2,51 @@
 
 ``resolve_action`` imports the target once and caches it (an ``ActionResolver``);
 ``invoke`` calls it with keyword arguments: coroutine functions are awaited on
-the loop, plain functions run in a worker thread (``asyncio.to_thread``) so that
-a slow perception or planning call never blocks the robot's event loop. A
-thread cannot be interrupted: when the awaiting step is cancelled, the
-function runs to its end in its thread and its result is dropped.
+the loop, plain functions run in a thread of their own so that a slow
+perception or planning call never blocks the robot's event loop. A thread
+cannot be interrupted: when the awaiting step is cancelled (or times out), the
+function runs to its end in its thread and its result is dropped. The thread
+is a daemon: shutting down never waits for it, so a plain function that blocks
+(``time.sleep(3600)``) cannot keep ``bbflow run`` from exiting.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextvars
 import functools
 import importlib
 import inspect
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from bbflow.runtime.ports import RuntimeFailure
+
+
+class _DaemonThreads(concurrent.futures.Executor):
+    """Runs each call in a new daemon thread: neither the loop's shutdown nor the interpreter's exit
+    waits for it (``asyncio.to_thread``'s pool threads are joined at exit)."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+        def work() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting step
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+
+        threading.Thread(target=work, name="bbflow-action", daemon=True).start()
+        return future
+
+
+_DAEMONS = _DaemonThreads()
 
 
 @functools.cache
@@ -58,7 +87,8 @@ async def invoke(fn: Callable[..., Any], kwargs: Mapping[str, Any]) -> Any:
         is_async = inspect.iscoroutinefunction(fn)
     if is_async:
         return await fn(**kwargs)
-    result = await asyncio.to_thread(fn, **kwargs)
+    call = functools.partial(contextvars.copy_context().run, functools.partial(fn, **kwargs))
+    result = await asyncio.get_running_loop().run_in_executor(_DAEMONS, call)
     if inspect.isawaitable(result):  # a plain function that returned a coroutine (a wrapper)
         result = await result
     return result

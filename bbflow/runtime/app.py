@@ -49,7 +49,7 @@ from bbflow.project import Project
 from bbflow.runtime import jsonout, model
 from bbflow.runtime.agent import AgentServer, CallRunner
 from bbflow.runtime.bus import Bus, RobotSignals
-from bbflow.runtime.clock import run_virtual
+from bbflow.runtime.clock import run_real, run_virtual
 from bbflow.runtime.crew import wait_through
 from bbflow.runtime.door import LineTooLong, Refusal
 from bbflow.runtime.driver import DriverError
@@ -62,7 +62,8 @@ from bbflow.runtime.journal import ORIGIN, Journal, JournalConfig, JournalError,
 from bbflow.runtime.journal.recovery import Recovered, Recovery
 from bbflow.runtime.liveview import Board, LiveView, PlainLog, compact, outcome_text
 from bbflow.runtime.ports import Observer, RuntimeFailure
-from bbflow.runtime.proxy import RobotProxy
+from bbflow.runtime.durations import format_duration
+from bbflow.runtime.proxy import STOP_GRACE, RobotProxy
 from bbflow.runtime.run_plan import RobotPlan, RunOptions, RunPlan, UsageError, plan_run
 from bbflow.runtime.signals import SignalCatalog
 from bbflow.runtime.stdin import InputLines, Line
@@ -142,6 +143,7 @@ class Session:
         self.recovered: list[Recovered] = []
         self.journal_failure: Exception | None = None
         self.outcomes: list[tuple[str, str, bool, Any, dict[str, Any]]] = []
+        self._started_ever: list[RobotProxy] = []  # _started is emptied by _close
 
     # --- the whole session -----------------------------------------------------------------
 
@@ -158,9 +160,18 @@ class Session:
             raise asyncio.CancelledError
         if self.journal_failure is not None:
             return Outcome(Status.FAILED, f"stopped: {self.journal_failure}")
-        if self._work.cancelled():
-            return self._interrupted()
-        return self._work.result()
+        outcome = self._interrupted() if self._work.cancelled() else self._work.result()
+        return self._stuck(outcome)
+
+    def _stuck(self, outcome: Outcome) -> Outcome:
+        """A command the driver would not stop halts the session (exit 3), whatever else happened."""
+        stuck = [f"{proxy.instance}.{name}" for proxy in self._started_ever for name in proxy.stuck]
+        if not stuck:
+            return outcome
+        grace = format_duration(self._started_ever[0].stop_grace)
+        return Outcome(Status.HALTED, f"halted: {', '.join(stuck)} stuck (the driver did not stop within {grace} "
+                                      f"of being told to; the robot was put in fault and disarmed); "
+                                      + outcome.summary)
 
     def interrupt(self) -> None:
         """SIGINT/SIGTERM: first cancel the work (runs roll back), then disarm every robot at once."""
@@ -209,6 +220,7 @@ class Session:
         for proxy in self.robots:
             await proxy.start()
             self._started.append(proxy)
+            self._started_ever.append(proxy)
             self._report_changes(proxy)
         self.board.robots = tuple(self.robots)
         for rp, proxy in zip(self.plan.robots, self.robots):
@@ -512,9 +524,9 @@ def run_app(
             return Status.USAGE
     try:
         if options.virtual_time:  # no live view: its refresh timer would spin the virtual clock
-            outcome = run_virtual(_serve(plan, writer, stdin, stderr, False, journal=journal))
-        else:
-            outcome = asyncio.run(_serve(plan, writer, stdin, stderr, live, attachment, journal))
+            outcome = run_virtual(_serve(plan, writer, stdin, stderr, False, journal=journal), grace=STOP_GRACE)
+        else:  # never hangs on the way out, whatever a driver or an action does (run_real)
+            outcome = run_real(_serve(plan, writer, stdin, stderr, live, attachment, journal), grace=STOP_GRACE)
     finally:
         if writer is not None:
             writer.close()

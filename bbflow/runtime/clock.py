@@ -76,29 +76,59 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         return fut
 
 
-def run_virtual(coro: Coroutine[Any, Any, T], *, start: float = 0.0) -> T:
+def run_virtual(coro: Coroutine[Any, Any, T], *, start: float = 0.0, grace: float | None = None) -> T:
     """Run ``coro`` to completion on a fresh ``VirtualTimeLoop`` and close the loop.
 
     Like ``asyncio.run``: remaining tasks are cancelled and async generators
-    shut down before the loop closes.
+    shut down before the loop closes (see ``run_real`` for ``grace``).
     """
-    loop = VirtualTimeLoop(start)
+    return _run(VirtualTimeLoop(start), coro, grace)
+
+
+def run_real(coro: Coroutine[Any, Any, T], *, grace: float | None = None) -> T:
+    """``asyncio.run(coro)`` that never hangs on the way out: the tasks still running at the end are
+    cancelled and waited for at most ``grace`` seconds (``None``: for as long as they take); one that
+    will not end (code that swallows its cancellation) is abandoned, and the loop closed anyway."""
+    return _run(asyncio.new_event_loop(), coro, grace)
+
+
+def _run(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T], grace: float | None) -> T:
     try:
         asyncio.set_event_loop(loop)
         return loop.run_until_complete(coro)
     finally:
         try:
-            _cancel_all(loop)
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.run_until_complete(loop.shutdown_default_executor())
+            _cancel_all(loop, grace)
+            _bounded(loop, loop.shutdown_asyncgens(), grace)
+            _bounded(loop, loop.shutdown_default_executor(), grace)
         finally:
             asyncio.set_event_loop(None)
             loop.close()
 
 
-def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:
+def _bounded(loop: asyncio.AbstractEventLoop, work: Coroutine[Any, Any, Any], grace: float | None) -> None:
+    task = loop.create_task(work)
+    loop.run_until_complete(asyncio.wait({task}, timeout=grace))
+    if not task.done():
+        abandon(task)
+
+
+def _cancel_all(loop: asyncio.AbstractEventLoop, grace: float | None) -> None:
     tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
     for t in tasks:
         t.cancel()
-    if tasks:
-        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+    if not tasks:
+        return
+    loop.run_until_complete(asyncio.wait(tasks, timeout=grace))
+    for t in tasks:
+        if not t.done():
+            abandon(t)
+        elif not t.cancelled():
+            t.exception()  # retrieved, as gather(return_exceptions=True) would
+
+
+def abandon(task: asyncio.Future[Any]) -> None:
+    """Leave ``task`` pending for good (it will not end), without asyncio's "Task was destroyed but it
+    is pending" complaint when the loop is closed."""
+    if hasattr(task, "_log_destroy_pending"):
+        task._log_destroy_pending = False  # type: ignore[attr-defined]

@@ -20,7 +20,13 @@ instance:
   flight; each of them fails with code ``not_armed``.
 
 Each command runs in a task of its own so that it can be stopped without
-cancelling its caller; that task is always awaited before ``call`` returns.
+cancelling its caller; that task is awaited before ``call`` returns, but not
+forever: a command that is told to stop (cancelled) and has not ended
+``stop_grace`` seconds later (a driver that swallows ``CancelledError``) is
+given up on. It is reported as *stuck* (``stuck`` lists it, ``on_error``
+hears of it), the robot goes to ``fault`` (so the run on it halts and nothing
+more is commanded) and the driver is asked to disarm. The driver's own
+``disarm`` and ``disconnect`` hooks are bounded by the same grace period.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from bbflow.runtime import model
-from bbflow.runtime.crew import wait_through
+from bbflow.runtime.clock import abandon
 from bbflow.runtime.driver import (
     CommandFn,
     DriverError,
@@ -49,6 +55,8 @@ from bbflow.runtime.ports import RuntimeFailure
 from bbflow.runtime.types import TypeMismatch
 
 Unsubscribe = Callable[[], None]
+#: Seconds a command (or a driver hook) has to stop once told to, before it is given up on as stuck.
+STOP_GRACE = 2.0
 
 
 class _Listeners:
@@ -89,6 +97,7 @@ class RobotProxy:
         *,
         options: Mapping[str, Any] | None = None,
         faults: Faults | None = None,
+        stop_grace: float = STOP_GRACE,
     ) -> None:
         if faults is not None:
             faults.validate(spec)
@@ -106,6 +115,11 @@ class RobotProxy:
         self._state = "idle"
         self._slots: dict[str, asyncio.Semaphore] = {}
         self._inflight: set[asyncio.Task[Any]] = set()
+        self.stop_grace = stop_grace
+        #: each command task's end, or the moment it was given up on (stuck)
+        self._settled: dict[asyncio.Task[Any], asyncio.Future[None]] = {}
+        #: the commands given up on: they did not stop within ``stop_grace`` (the driver swallowed the cancel)
+        self.stuck: list[str] = []
         self._stopped: dict[asyncio.Task[Any], str] = {}  # stopped because the robot left armed: safety then
         self._disarming: asyncio.Task[None] | None = None
         self._calls: Counter[str] = Counter()
@@ -161,8 +175,9 @@ class RobotProxy:
                 await self._disarm_and_wait()
         finally:
             disconnect = hook(self._driver, self.spec, "disconnect")
-            if disconnect is not None:
-                await disconnect()
+            if disconnect is not None and not await _within(disconnect(), self.stop_grace):
+                raise DriverError(f"robot {self.instance}: disconnect did not end within "
+                                  f"{format_duration(self.stop_grace)}; given up")
 
     async def __aenter__(self) -> RobotProxy:
         await self.start()
@@ -282,20 +297,18 @@ class RobotProxy:
                 if journaled is not None:
                     journaled.failed(failure)
                 raise failure
-            task = asyncio.get_running_loop().create_task(
-                self._commands[cmd.name](dict(args)), name=f"{self.instance}.{cmd.name}"
-            )
-            self._inflight.add(task)
+            task = self._start(cmd.name, self._commands[cmd.name](dict(args)))
             try:
                 if fault is not None and fault.disarm:
                     await asyncio.sleep(0)  # let the command start moving, then pull the plug
                     await self._disarm_and_wait()
-                await _wait_stopping(task)
+                await self._wait_stopping(task)
             finally:
-                if not task.done():  # the caller was cancelled before it awaited the command
-                    task.cancel()
-                    await _wait_stopping(task)
+                if not self._settled[task].done():  # the caller was cancelled before it awaited the command
+                    self._stop(task)
+                    await self._wait_stopping(task)
                 self._inflight.discard(task)
+                self._settled.pop(task, None)
                 stopped = self._stopped.pop(task, None)
                 if journaled is not None and task.cancelled() and stopped is None:
                     journaled.failed(RuntimeFailure(f"{cmd.name} was cancelled", "cancelled", command=cmd.name))
@@ -303,8 +316,59 @@ class RobotProxy:
             return self._outcome(cmd, task, stopped)
         return _settled(journaled, lambda: self._outcome(cmd, task, stopped))
 
+    def _start(self, name: str, work: Any) -> asyncio.Task[Any]:
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(work, name=f"{self.instance}.{name}")
+        settled: asyncio.Future[None] = loop.create_future()
+        task.add_done_callback(lambda _: settled.done() or settled.set_result(None))
+        self._inflight.add(task)
+        self._settled[task] = settled
+        return task
+
+    def _stop(self, task: asyncio.Task[Any]) -> None:
+        """Cancel a command task; give up on it if it has not ended ``stop_grace`` seconds later."""
+        if task.done():
+            return
+        first = not task.cancelling()
+        task.cancel()
+        if first:
+            asyncio.get_running_loop().call_later(self.stop_grace, self._give_up, task)
+
+    def _give_up(self, task: asyncio.Task[Any]) -> None:
+        settled = self._settled.get(task)
+        if task.done() or settled is None or settled.done():
+            return
+        name = task.get_name().removeprefix(f"{self.instance}.")
+        self.stuck.append(name)
+        abandon(task)
+        settled.set_result(None)
+        self._driver_safety("fault", f"{name} is stuck: the driver did not stop it within "
+                                     f"{format_duration(self.stop_grace)} of being told to")
+        if not self._closed:  # and disarm it now (close() would, later): nothing more moves
+            disarming = asyncio.get_running_loop().create_task(self._disarm_and_wait())
+            disarming.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    async def _wait_stopping(self, task: asyncio.Task[Any]) -> None:
+        """Wait for ``task`` to end or be given up on; if the waiter is cancelled, stop the task and
+        still wait (at most ``stop_grace``), then re-raise: a command never outlives its caller unnoticed."""
+        settled = self._settled[task]
+        try:
+            await asyncio.wait({settled})
+        except asyncio.CancelledError:
+            self._stop(task)
+            while not settled.done():
+                try:
+                    await asyncio.wait({settled})
+                except asyncio.CancelledError:
+                    continue
+            raise
+
     def _outcome(self, cmd: model.Command, task: asyncio.Task[Any], stopped: str | None) -> Any:
         name = cmd.name
+        if not task.done():  # given up on: the driver would not stop it
+            raise RuntimeFailure(f"{name} is stuck: the driver did not stop it within "
+                                 f"{format_duration(self.stop_grace)}; {self.instance} went to fault",
+                                 "not_armed", command=name)
         if stopped is not None:  # even if the driver swallowed the cancellation: the motion did not finish
             if not task.cancelled():
                 task.exception()  # retrieved: what it says does not matter any more
@@ -399,13 +463,13 @@ class RobotProxy:
         failure: BaseException | None = None
         disarm = hook(self._driver, self.spec, "disarm")
         try:
-            if disarm is not None:
-                await disarm()
+            if disarm is not None and not await _within(disarm(), self.stop_grace):
+                raise DriverError(f"the driver's disarm did not end within {format_duration(self.stop_grace)}")
         except Exception as exc:
             failure = exc
         finally:
             for task in list(self._inflight):
-                await _wait_stopping(task)
+                await self._wait_stopping(task)
         if failure is not None:
             self._set_safety("fault")
             raise RuntimeFailure(
@@ -414,10 +478,10 @@ class RobotProxy:
         self._set_safety("disarmed")
 
     def _stop_inflight(self) -> None:
-        for task in self._inflight:
+        for task in list(self._inflight):
             if not task.done():
                 self._stopped.setdefault(task, self._safety)
-                task.cancel()
+                self._stop(task)
 
     def _set_safety(self, new: str) -> None:
         old = self._safety
@@ -479,7 +543,7 @@ class RobotProxy:
         """After a lost connection: ``disconnect`` (errors ignored: the link is gone anyway), then
         ``connect`` again. The robot is left ``disarmed``. Raises ``DriverError`` if it cannot connect."""
         for task in list(self._inflight):
-            await _wait_stopping(task)
+            await self._wait_stopping(task)
         disconnect = hook(self._driver, self.spec, "disconnect")
         if disconnect is not None:
             with contextlib.suppress(Exception):
@@ -505,15 +569,20 @@ def _settled(journaled: Journaled, outcome: Callable[[], Any]) -> Any:
     return value
 
 
-async def _wait_stopping(task: asyncio.Task[Any]) -> None:
-    """Wait for ``task``; if the waiter is cancelled, cancel the task and still wait for it.
-
-    The driver must see the cancellation and stop its motion before the caller
-    moves on, so a command task never outlives its caller.
-    """
-    try:
-        await asyncio.wait({task})
-    except asyncio.CancelledError:
+async def _within(work: Any, grace: float) -> bool:
+    """Run ``work`` (a coroutine) in a task; if it has not ended within ``grace`` seconds, cancel it and
+    wait ``grace`` more. False if it still runs then (it is abandoned: a driver hook that will not end).
+    Its exception, if it ended with one, is raised."""
+    task = asyncio.ensure_future(work)
+    done, _ = await asyncio.wait({task}, timeout=grace)
+    if not done:
         task.cancel()
-        await wait_through(task)
-        raise
+        done, _ = await asyncio.wait({task}, timeout=grace)
+        if not done:
+            abandon(task)
+            return False
+        if task.cancelled():
+            return False
+    task.result()
+    return True
+
