@@ -433,3 +433,15 @@ def test_more_lines_than_a_mailbox_holds_lose_nothing(program: model.Program, tm
     assert outcome.status is Status.OK and not notes
     assert not recorder.named("signal.dropped")
     assert f"{count} signals in, {count} handled" in outcome.summary
+
+
+def test_a_second_interrupt_during_the_rollback_says_exactly_what_was_undone(program: model.Program,
+                                                                            tmp_path: Path) -> None:
+    s, recorder, _ = session(plan_run(program, project(tmp_path), reactor_options()))
+    outcome = play(s, 0.35, 0.5)  # the first while `placed` moves, the second while undoing `grip`
+    undone = [e["step"] for e in recorder.named("undo.ok")]
+    assert undone and "nothing undone" not in outcome.summary
+    assert f"undone: {', '.join(undone)}" in outcome.summary
+    assert outcome.summary.count("halted") == 1, outcome.summary
+    (halted,) = recorder.named("run.halted")
+    assert halted["undone"] == undone

@@ -8,10 +8,13 @@ returns the exit status:
 
 =====  ============================================================
 0      success (the reactor's run succeeded; the agents went idle)
-1      the run failed and was rolled back
+1      the run failed and was rolled back (every undo succeeded)
 2      usage error: bad options, inputs, faults file, driver; nothing moved
-3      the run halted (a robot left ``armed``; nothing was undone), or supervision
-       gave up (safe stop: every robot disarmed)
+3      the run halted (a robot left ``armed``; the rollback stopped there), a
+       command the driver would not stop (stuck), or supervision gave up (safe
+       stop: every robot disarmed)
+4      the run failed and was rolled back, but an undo failed: the robot may not
+       be in a safe state (also after an interrupt)
 130    interrupted (SIGINT or SIGTERM): runs rolled back while armed
 =====  ============================================================
 
@@ -54,15 +57,15 @@ from bbflow.runtime.crew import wait_through
 from bbflow.runtime.door import LineTooLong, Refusal
 from bbflow.runtime.driver import DriverError
 from bbflow.runtime.drivers import open_robot
+from bbflow.runtime.durations import format_duration
 from bbflow.runtime.events import JsonLinesWriter, fanout, notify
 from bbflow.runtime.executor import RunResult, run_reactor
 from bbflow.runtime.faults import FaultsError
 from bbflow.runtime.fleet import BusOpenError, MissingExtra, make_link, process_name, self_announcement, waited_signals
 from bbflow.runtime.journal import ORIGIN, Journal, JournalConfig, JournalError, Origin, journal_config
 from bbflow.runtime.journal.recovery import Recovered, Recovery
-from bbflow.runtime.liveview import Board, LiveView, PlainLog, compact, outcome_text
+from bbflow.runtime.liveview import Board, LiveView, PlainLog, compact, outcome_text, undone_text
 from bbflow.runtime.ports import Observer, RuntimeFailure
-from bbflow.runtime.durations import format_duration
 from bbflow.runtime.proxy import STOP_GRACE, RobotProxy
 from bbflow.runtime.run_plan import RobotPlan, RunOptions, RunPlan, UsageError, plan_run
 from bbflow.runtime.signals import SignalCatalog
@@ -79,6 +82,7 @@ class Status(enum.IntEnum):
     FAILED = 1
     USAGE = 2
     HALTED = 3
+    UNDO_ERRORS = 4
     INTERRUPTED = 130
 
 
@@ -440,8 +444,10 @@ class Session:
             if endings:
                 last = endings[-1]
                 how = "halted" if last["event"] == "run.halted" else "rolled back"
-                return Outcome(Status.INTERRUPTED,
-                               f"interrupted: {last['reactor']} {how}: {outcome_text(last)}")
+                text = outcome_text(last).removeprefix(f"{last['reactor']} halted: ")  # said once is enough
+                status = Status.UNDO_ERRORS if last["event"] == "run.failed" and last.get("undo_errors") \
+                    else Status.INTERRUPTED
+                return Outcome(status, f"interrupted: {last['reactor']} {how}: {text}")
             return Outcome(Status.INTERRUPTED, f"interrupted before {self.plan.reactor.name} started")
         return Outcome(Status.INTERRUPTED, "interrupted: agents stopped; " + self._agents_summary())
 
@@ -464,8 +470,11 @@ def reactor_outcome(result: RunResult, reactor: model.Reactor) -> Outcome:
     message = message.removeprefix(f"{reactor.name} halted: ")  # the summary names the reactor already
     if result.status == "halted":
         done = ", ".join(result.completed) or "nothing"
-        return Outcome(Status.HALTED, f"{reactor.name} halted: {message}; completed: {done}; nothing undone{undo}")
-    return Outcome(Status.FAILED, f"{reactor.name} failed: {message}; rolled back{undo or ', no undo errors'}")
+        return Outcome(Status.HALTED,
+                       f"{reactor.name} halted: {message}; completed: {done}; {undone_text(result.undone)}{undo}")
+    if result.undo_errors:
+        return Outcome(Status.UNDO_ERRORS, f"{reactor.name} failed: {message}; rolled back{undo}")
+    return Outcome(Status.FAILED, f"{reactor.name} failed: {message}; rolled back, no undo errors")
 
 
 def _process_journal(config: JournalConfig, robots: tuple[str, ...]) -> JournalConfig:

@@ -204,8 +204,13 @@ def outcome_text(event: dict[str, Any]) -> str:
         )
     if name == "run.halted":
         done = event.get("completed") or []
-        text += f"; completed: {', '.join(done) if done else 'nothing'}; nothing undone"
+        text += f"; completed: {', '.join(done) if done else 'nothing'}; {undone_text(event.get('undone') or [])}"
     return text
+
+
+def undone_text(undone: list[str] | tuple[str, ...]) -> str:
+    """What a halted run's rollback undid before it halted: ``undone: g, a`` or ``nothing undone``."""
+    return f"undone: {', '.join(undone)}" if undone else "nothing undone"
 
 
 def compact(value: Any, limit: int = 120) -> str:

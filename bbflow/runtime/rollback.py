@@ -53,9 +53,12 @@ async def _undo_all(run: RunState, done: Sequence[Completion], deadline: Deadlin
             continue
         if step.undo is None and completion.child is not None:
             child = completion.child
-            before = len(child.undo_errors)
-            await _undo_all(child, child.done, deadline)
-            run.undo_errors.extend(child.undo_errors[before:])
+            before, undone = len(child.undo_errors), len(child.undone)
+            try:
+                await _undo_all(child, child.done, deadline)
+            finally:
+                run.undo_errors.extend(child.undo_errors[before:])
+                run.undone.extend(child.undone[undone:])
             continue
         chosen = run.undo_call(step)
         if chosen is None:
@@ -82,6 +85,7 @@ async def _undo(run: RunState, name: str, call: model.Call, scope: Any, index: t
         run_events.undo_start(run, name, index, attempt)
         error = await _attempt(run, name, call, scope, index, deadline, seconds, attempt)
         if error is None:
+            run.undone.append(name)
             run_events.undo_ok(run, name, index, attempt)
             return
         run_events.undo_error(run, name, index, error, attempt)

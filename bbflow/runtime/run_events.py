@@ -61,6 +61,8 @@ def run_halted(run: RunState, halt: RuntimeFailure) -> None:
     if (observer := run.observer) is not None:
         out = _event(run, "run.halted", None, ())
         out["completed"] = list(run.completed())
+        out["undone"] = list(run.undone)
+        out["undo_errors"] = [u.to_json() for u in run.undo_errors]
         out["error"] = halt.to_json()
         notify(observer, out)
 

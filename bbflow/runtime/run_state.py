@@ -34,7 +34,9 @@ class RunResult:
     failure (``failed``) or why the run halted (``halted``, code ``halted``);
     ``undo_errors`` every undo that failed after its last attempt, composed
     reactors' included; ``completed`` the names of the steps that completed,
-    in completion order (a step of a ``map`` body once per iteration).
+    in completion order (a step of a ``map`` body once per iteration);
+    ``undone`` the steps undone by the rollback, in the order they were undone
+    (a halted run may have undone some before it halted).
     """
 
     run_id: str
@@ -44,6 +46,7 @@ class RunResult:
     error: RuntimeFailure | None = None
     undo_errors: tuple[UndoFailure, ...] = ()
     completed: tuple[str, ...] = ()
+    undone: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -91,7 +94,7 @@ class RunState:
     """The state of one run of one reactor (a composed reactor gets a ``RunState`` of its own)."""
 
     __slots__ = ("program", "reactor", "robot", "observer", "resolver", "run_id", "parent", "runner", "loop",
-                 "free", "slot_waiters", "done", "undo_errors", "failure", "halt", "stopping", "task",
+                 "free", "slot_waiters", "done", "undo_errors", "undone", "failure", "halt", "stopping", "task",
                  "rollback_task", "cancelled_root", "_commands", "cancel_code", "signals", "took_cancel", "journal")
 
     def __init__(
@@ -124,6 +127,8 @@ class RunState:
         #: completed steps, in completion order
         self.done: list[Completion] = []
         self.undo_errors: list[UndoFailure] = []
+        #: steps undone by the rollback, in the order they were undone
+        self.undone: list[str] = []
         self.failure: RuntimeFailure | None = None
         self.halt: RuntimeFailure | None = None
         #: set with ``failure`` or ``halt``: no node may start any more
@@ -212,4 +217,4 @@ class RunState:
 
     def result(self, status: Status, value: Any = None, error: RuntimeFailure | None = None) -> RunResult:
         return RunResult(self.run_id, self.reactor.name, status, value, error, tuple(self.undo_errors),
-                         self.completed())
+                         self.completed(), tuple(self.undone))
