@@ -351,6 +351,7 @@ def bus_figures(signals: int, burst: int, repeat: int) -> list[Figure]:
                                   (("local", Stats.of(cost)),)))
             out.append(Figure("bus", f"{name}, zenoh: bytes on the wire", "B/signal",
                               Stats.of([r["bytes"] for r in remote])))
+    return out
 
 
 def stdin_figures(sizes: Sequence[int]) -> list[Figure]:
