@@ -236,3 +236,73 @@ def test_stdio_and_tcp_together_are_a_usage_error(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "bbflow", "lsp", "--stdio", "--tcp", "4000"], cwd=tmp_path,
                          capture_output=True, text=True, timeout=WAIT)
     assert out.returncode == 2 and "give one" in out.stderr
+
+
+# --- robustness: hostile or careless clients ---------------------------------------------------------------
+
+
+def started(client: Client, project: Path) -> str:
+    client.request("initialize", {"processId": os.getpid(), "rootUri": project.as_uri(), "capabilities": {}})
+    client.notify("initialized", {})
+    return (project / "flows" / "cell.flow").as_uri()
+
+
+def error_of(client: Client, method: str, params: Any = None, *, omit: bool = False) -> dict[str, Any]:
+    client.next_id += 1
+    ident = client.next_id
+    client.send({"id": ident, "method": method, **({} if omit else {"params": params})})
+    reply = client.wait_for(lambda m: m.get("id") == ident and "method" not in m)
+    assert "error" in reply, reply
+    return reply["error"]
+
+
+def test_a_nul_in_a_uri_does_not_break_later_requests(client: Client, project: Path) -> None:
+    uri = started(client, project)
+    client.notify("textDocument/didOpen", {"textDocument": {"uri": "file:///%00.flow", "languageId": "flow",
+                                                            "version": 1, "text": "reactor"}})
+    client.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "flow", "version": 1,
+                                                            "text": FLOW}})
+    assert [d["code"] for d in client.diagnostics(uri)] == ["BBF101"]
+    symbols = client.request("textDocument/documentSymbol", {"textDocument": {"uri": uri}})
+    assert [s["name"] for s in symbols] == ["Pose", "Arm", "Go"]
+
+
+def test_a_request_on_a_file_never_opened_is_answered_from_disk(client: Client, project: Path) -> None:
+    uri = started(client, project)
+    symbols = client.request("textDocument/documentSymbol", {"textDocument": {"uri": uri}})
+    assert [s["name"] for s in symbols] == ["Pose", "Arm", "Go"]
+    missing = (project / "flows" / "nowhere.flow").as_uri()
+    assert client.request("textDocument/documentSymbol", {"textDocument": {"uri": missing}}) is None
+
+
+def test_bad_params_get_invalid_params_and_the_server_goes_on(client: Client, project: Path) -> None:
+    uri = started(client, project)
+    doc = {"textDocument": {"uri": uri}}
+    assert error_of(client, "textDocument/hover", {**doc, "position": {"line": -1, "character": -5}})["code"] == -32602
+    assert error_of(client, "textDocument/hover", omit=True)["code"] == -32602
+    assert error_of(client, "textDocument/hover", {"textDocument": 3, "position": "here"})["code"] == -32602
+    assert error_of(client, "textDocument/documentSymbol", {"textDocument": {"uri": 42}})["code"] == -32602
+    far = client.request("textDocument/hover", {**doc, "position": {"line": 999, "character": 999}})
+    assert far is None  # beyond the end is not an error: nothing is there
+    assert [s["name"] for s in client.request("textDocument/documentSymbol", doc)] == ["Pose", "Arm", "Go"]
+
+
+def test_after_shutdown_requests_are_refused_and_exit_ends_with_0(client: Client, project: Path) -> None:
+    uri = started(client, project)
+    assert client.request("shutdown") is None
+    assert error_of(client, "textDocument/documentSymbol", {"textDocument": {"uri": uri}})["code"] == -32600
+    client.notify("exit")
+    assert client.proc.wait(timeout=WAIT) == 0
+
+
+def test_exit_without_shutdown_ends_with_1(client: Client, project: Path) -> None:
+    started(client, project)
+    client.notify("exit")
+    assert client.proc.wait(timeout=WAIT) == 1
+
+
+def test_the_server_exits_when_the_client_closes_its_input(client: Client, project: Path) -> None:
+    started(client, project)
+    assert client.proc.stdin is not None
+    client.proc.stdin.close()
+    assert client.proc.wait(timeout=WAIT) != 0  # the client went away without shutdown

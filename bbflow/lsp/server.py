@@ -7,16 +7,29 @@ encoding (UTF-16 unless the client offers another) and the compiler's
 characters, and publishes diagnostics for every file of the project (an
 empty list for a file whose problems are gone). Checks after an edit wait
 until typing pauses for ``DEBOUNCE`` seconds; opening and saving check at once.
+
+A careless or hostile client never breaks the server (``FlowProtocol``): a
+request whose params cannot be read (missing, of the wrong type, a negative
+position) is answered with JSON-RPC's -32602 (invalid params), a request
+after ``shutdown`` with -32600 (invalid request); a URI that names no file
+(a NUL byte in it) is ignored; a request on a file that is not open is
+answered from the file on disk (or with nothing); a position past the end of
+the text finds nothing. ``exit`` ends the process with 0 after ``shutdown``
+and 1 without; a client that closes the server's input without ``exit`` ends
+it too (with 1).
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
+from typing import Any
 
 from lsprotocol import types as lsp
-from pygls.exceptions import JsonRpcInvalidParams
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams, JsonRpcInvalidRequest
 from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol, default_converter
 from pygls.uris import from_fs_path, to_fs_path
 
 from bbflow import __version__
@@ -57,15 +70,62 @@ COMPLETION_KINDS = {
 }
 
 
+class _Unreadable:
+    """A request whose message could not be read into its params type: answered with -32602."""
+
+    def __init__(self, msg_id: Any, method: str) -> None:
+        self.id = msg_id
+        self.method = method
+
+
+class FlowProtocol(LanguageServerProtocol):
+    """pygls' protocol, answering every request, even one it cannot read or one after shutdown."""
+
+    def structure_message(self, data: dict[str, Any]) -> Any:
+        try:
+            return super().structure_message(data)
+        except JsonRpcException:
+            if isinstance(data, dict) and "id" in data and isinstance(data.get("method"), str):
+                return _Unreadable(data["id"], data["method"])
+            raise
+
+    def handle_message(self, message: Any) -> None:
+        if isinstance(message, _Unreadable):
+            error = JsonRpcInvalidParams(f"invalid params for {message.method}")
+            self._send_response(message.id, None, error.to_response_error())
+            return
+        method = getattr(message, "method", None)
+        if self._shutdown and method is not None and method != lsp.EXIT and hasattr(message, "id"):
+            error = JsonRpcInvalidRequest(f"{method} after shutdown: the server only accepts exit now")
+            self._send_response(message.id, None, error.to_response_error())
+            return
+        super().handle_message(message)
+
+
+def _strict_str(value: Any, _: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def _converter() -> Any:
+    """pygls' converter, except that a string must be a string (``"uri": 42`` is invalid params, not "42")."""
+    converter = default_converter()
+    converter.register_structure_hook(str, _strict_str)
+    return converter
+
+
 class FlowServer(LanguageServer):
     """The language server, with the last compiled program of each project."""
 
     def __init__(self) -> None:
-        super().__init__("bbflow", __version__, text_document_sync_kind=lsp.TextDocumentSyncKind.Incremental)
+        super().__init__("bbflow", __version__, text_document_sync_kind=lsp.TextDocumentSyncKind.Incremental,
+                         protocol_cls=FlowProtocol, converter_factory=_converter)
         self.programs: dict[Path, Program] = {}  # by scope (project root, or a loose file's folder)
         self.published: dict[Path, set[Path]] = {}  # by scope: files last given diagnostics
         self.edits: dict[Path, int] = {}  # by file: edits seen, so that only the last one's wait checks
         self.problems: dict[Path, str] = {}  # by scope: the project problem last shown
+        self.exit_status = 1  # what the process ends with: 0 once the client said shutdown, then exit
 
     # --- documents and programs -------------------------------------------------------
 
@@ -85,12 +145,24 @@ class FlowServer(LanguageServer):
         self.publish(program)
         return program
 
+    def text_of(self, uri: str, path: Path) -> str | None:
+        """The text of an open document, else of the file on disk; None when there is neither."""
+        doc = self.workspace.text_documents.get(uri)
+        if doc is not None:
+            return doc.source
+        try:
+            return path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError, ValueError):
+            return None
+
     def current(self, uri: str) -> tuple[Path, Program, str] | None:
         """The program of the document at ``uri``, compiled from its current text (checked again if stale)."""
         path = path_of(uri)
         if path is None:
             return None
-        text = self.workspace.get_text_document(uri).source
+        text = self.text_of(uri, path)
+        if text is None:
+            return None
         program = self.programs.get(scope_of(path))
         if program is None or not program.is_current(path, text.replace("\r\n", "\n")):
             program = self.check(path)
@@ -122,8 +194,15 @@ class FlowServer(LanguageServer):
         server = lsp.Range(lsp.Position(r.start.line, r.start.character), lsp.Position(r.end.line, r.end.character))
         return self.workspace.position_codec.range_to_client_units(lines, server)
 
-    def to_pos(self, position: lsp.Position, text: str) -> Pos:
-        p = self.workspace.position_codec.position_from_client_units(text.split("\n"), position)
+    def to_pos(self, position: lsp.Position, text: str) -> Pos | None:
+        """The position in compiler characters; None past the end of the text (nothing is there)."""
+        lines = text.split("\n")
+        if position.line >= len(lines):
+            return None
+        try:
+            p = self.workspace.position_codec.position_from_client_units(lines, position)
+        except (IndexError, ValueError):
+            return None
         return Pos(p.line, p.character)
 
     def lines_of(self, path: Path, program: Program) -> list[str]:
@@ -156,11 +235,15 @@ server = FlowServer()
 
 
 def path_of(uri: str) -> Path | None:
-    """The resolved file path of a ``file:`` URI (None for other schemes: unsaved, remote)."""
-    if not uri.startswith("file:"):
+    """The resolved file path of a ``file:`` URI (None for other schemes, unsaved or remote, and for a
+    URI that names no file: a NUL byte in it)."""
+    if not isinstance(uri, str) or not uri.startswith("file:"):
         return None
-    fs = to_fs_path(uri)
-    return Path(fs).resolve() if fs else None
+    try:
+        fs = to_fs_path(uri)
+        return Path(fs).resolve() if fs and "\0" not in fs else None
+    except (OSError, ValueError):
+        return None
 
 
 @server.feature(lsp.TEXT_DOCUMENT_DID_OPEN)
@@ -207,7 +290,8 @@ def on_hover(ls: FlowServer, params: lsp.HoverParams) -> lsp.Hover | None:
     if found is None:
         return None
     path, program, text = found
-    answer = hover(program, path, ls.to_pos(params.position, text), text)
+    pos = ls.to_pos(params.position, text)
+    answer = hover(program, path, pos, text) if pos is not None else None
     if answer is None:
         return None
     return lsp.Hover(lsp.MarkupContent(lsp.MarkupKind.Markdown, answer.markdown),
@@ -220,7 +304,10 @@ def on_definition(ls: FlowServer, params: lsp.DefinitionParams) -> list[lsp.Loca
     if found is None:
         return None
     path, program, text = found
-    targets = definition(program, path, ls.to_pos(params.position, text))
+    pos = ls.to_pos(params.position, text)
+    if pos is None:
+        return None
+    targets = definition(program, path, pos)
     return [lsp.Location(ls.uri_of(t.path), ls.to_lsp_range(t.range, ls.lines_of(t.path, program)))
             for t in targets] or None
 
@@ -230,10 +317,13 @@ def on_completion(ls: FlowServer, params: lsp.CompletionParams) -> lsp.Completio
     path = path_of(params.text_document.uri)
     if path is None:
         return None
-    text = ls.workspace.get_text_document(params.text_document.uri).source
+    text = ls.text_of(params.text_document.uri, path)
+    pos = ls.to_pos(params.position, text) if text is not None else None
+    if text is None or pos is None:
+        return None
     # the last program, even if a little stale: the text being typed rarely compiles cleanly
     program = ls.programs.get(scope_of(path)) or ls.check(path)
-    items = complete(program, path, text, ls.to_pos(params.position, text))
+    items = complete(program, path, text, pos)
     return lsp.CompletionList(is_incomplete=False, items=[
         lsp.CompletionItem(c.label, kind=COMPLETION_KINDS.get(c.kind, lsp.CompletionItemKind.Text),
                            detail=c.detail or None) for c in items])
@@ -254,7 +344,9 @@ def on_formatting(ls: FlowServer, params: lsp.DocumentFormattingParams) -> list[
     path = path_of(params.text_document.uri)
     if path is None:
         return None
-    text = ls.workspace.get_text_document(params.text_document.uri).source
+    text = ls.text_of(params.text_document.uri, path)
+    if text is None:
+        return None
     edit = format_document(text, str(path))
     if edit is None:
         return []
@@ -268,9 +360,12 @@ def on_references(ls: FlowServer, params: lsp.ReferenceParams) -> list[lsp.Locat
     if found is None:
         return None
     path, program, text = found
-    places = references(program, path, ls.to_pos(params.position, text))
+    pos = ls.to_pos(params.position, text)
+    if pos is None:
+        return None
+    places = references(program, path, pos)
     if not params.context.include_declaration:
-        declared = {(t.path, t.range) for t in definition(program, path, ls.to_pos(params.position, text))}
+        declared = {(t.path, t.range) for t in definition(program, path, pos)}
         places = [p for p in places if (p.path, p.range) not in declared]
     return [lsp.Location(ls.uri_of(p.path), ls.to_lsp_range(p.range, ls.lines_of(p.path, program)))
             for p in places] or None
@@ -282,8 +377,11 @@ def on_rename(ls: FlowServer, params: lsp.RenameParams) -> lsp.WorkspaceEdit | N
     if found is None:
         return None
     path, program, text = found
+    pos = ls.to_pos(params.position, text)
+    if pos is None:
+        return None
     try:
-        places = rename(program, path, ls.to_pos(params.position, text), params.new_name)
+        places = rename(program, path, pos, params.new_name)
     except RenameError as e:
         raise JsonRpcInvalidParams(message=str(e)) from None  # the editor shows the message
     changes: dict[str, list[lsp.TextEdit]] = {}
@@ -301,10 +399,12 @@ def on_code_action(ls: FlowServer, params: lsp.CodeActionParams) -> list[lsp.Cod
         return None
     path, program, text = found
     lines = text.split("\n")
-    wanted = ls.to_pos(params.range.start, text), ls.to_pos(params.range.end, text)
+    start, end = ls.to_pos(params.range.start, text), ls.to_pos(params.range.end, text)
+    if start is None or end is None:
+        return None
     mine = [d for d in diagnostics_by_file(program).get(path, [])
-            if (d.range.start.line, d.range.start.character) <= (wanted[1].line, wanted[1].character)
-            and (wanted[0].line, wanted[0].character) <= (d.range.end.line, d.range.end.character)]
+            if (d.range.start.line, d.range.start.character) <= (end.line, end.character)
+            and (start.line, start.character) <= (d.range.end.line, d.range.end.character)]
     actions = []
     for fix in quick_fixes(program, path, mine):
         edit = lsp.TextEdit(ls.to_lsp_range(fix.range, lines), fix.new_text)
@@ -313,9 +413,21 @@ def on_code_action(ls: FlowServer, params: lsp.CodeActionParams) -> list[lsp.Cod
     return actions
 
 
+@server.feature(lsp.EXIT)
+def on_exit(ls: FlowServer, params: Any) -> None:
+    """Remember the status: pygls ends its loop on exit, but swallows the ``SystemExit`` it raises."""
+    ls.exit_status = 0 if ls.protocol._shutdown else 1
+
+
 def serve(port: int | None = None) -> None:
-    """Speak LSP on standard input and output (or on 127.0.0.1:``port``) until the client says exit."""
-    if port is None:
-        server.start_io()
-    else:
+    """Speak LSP on standard input and output (or on 127.0.0.1:``port``) until the client says exit.
+
+    On standard input and output, exits 0 after ``shutdown`` then ``exit``, else 1 (``exit`` alone, or
+    the input closed without it)."""
+    if port is not None:
         server.start_tcp("127.0.0.1", port)
+        return
+    server.exit_status = 1
+    server.start_io()
+    server.shutdown()
+    sys.exit(server.exit_status)
