@@ -214,3 +214,40 @@ def test_a_blocking_plain_function_action_never_keeps_the_process_alive(project:
     assert code == 1, err
     assert "nap(s: 3600.0) timed out" in err or "timed out after 1s" in err
     assert time.monotonic() - started < PATIENCE
+
+
+# --- memory held for a session's life ----------------------------------------------------------------------
+
+
+def test_the_board_keeps_counts_of_run_endings_not_the_events() -> None:
+    from bbflow.runtime.liveview import KEEP_FINISHED, Board
+
+    program = model.Program.__new__(model.Program)
+    board = Board(program)
+    board._steps_of = lambda reactor: {}  # type: ignore[method-assign]
+    for i in range(5_000):
+        board({"event": "run.start", "run": str(i), "reactor": "R", "parent": None, "time": 0.0})
+        board({"event": "run.ok" if i % 2 else "run.failed", "run": str(i), "reactor": "R", "time": 1.0,
+               "result": "x" * 100, "error": {"message": "m", "code": "c"}})
+    assert board.endings == {"run.ok": 2_500, "run.failed": 2_500}
+    assert board.last_ending is not None and board.last_ending["run"] == "4999"
+    assert not board.runs and len(board.finished) <= KEEP_FINISHED
+
+
+def test_a_long_string_literal_is_lexed_without_a_frame_per_character() -> None:
+    import tracemalloc
+
+    from bbflow.compiler.diagnostics.core import Diagnostics
+    from bbflow.compiler.source import SourceFile
+    from bbflow.compiler.syntax.parser import parse_module
+
+    size = 1_000_000
+    text = 'reactor R() -> str {\n    return "' + "x" * size + '"\n}\n'
+    parse_module(SourceFile("warm.flow", "reactor W() -> int {\n    return 1\n}\n"), "warm", Diagnostics())
+    tracemalloc.start()
+    try:
+        parse_module(SourceFile("big.flow", text), "big", Diagnostics())
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 * size  # it was over 300 bytes per character (a regex frame for each)

@@ -428,21 +428,20 @@ class Session:
 
     def _agents_summary(self) -> str:
         counts = self.board.counts
-        endings = [e["event"] for e in self.board.endings]
-        runs = len(endings)
+        endings = self.board.endings
+        runs = sum(endings.values())
         parts = [f"{counts.get('signal.in', 0)} signals in", f"{counts.get('signal.routed', 0)} handled",
                  f"{counts.get('signal.emit', 0)} emitted", _dropped(counts),
-                 f"{runs} runs ({endings.count('run.ok')} ok, {endings.count('run.failed')} failed, "
-                 f"{endings.count('run.halted')} halted)"]
+                 f"{runs} runs ({endings.get('run.ok', 0)} ok, {endings.get('run.failed', 0)} failed, "
+                 f"{endings.get('run.halted', 0)} halted)"]
         if counts.get("agent.error"):
             parts.append(f"{counts['agent.error']} handler errors")
         return ", ".join(parts)
 
     def _interrupted(self) -> Outcome:
         if self.plan.reactor is not None:
-            endings = self.board.endings
-            if endings:
-                last = endings[-1]
+            last = self.board.last_ending
+            if last is not None:
                 how = "halted" if last["event"] == "run.halted" else "rolled back"
                 text = outcome_text(last).removeprefix(f"{last['reactor']} halted: ")  # said once is enough
                 status = Status.UNDO_ERRORS if last["event"] == "run.failed" and last.get("undo_errors") \

@@ -95,7 +95,10 @@ class Board:
         self.start = start
         self.runs: dict[str, RunView] = {}
         self.finished: deque[RunView] = deque(maxlen=KEEP_FINISHED)
-        self.endings: list[dict[str, Any]] = []  # run.ok/failed/halted of top-level runs
+        #: how many top-level runs ended as run.ok / run.failed / run.halted, and the last such event: counts,
+        #: not the events (a session may serve runs for weeks: its memory must not grow with them)
+        self.endings: dict[str, int] = {}
+        self.last_ending: dict[str, Any] | None = None
         self.agents: tuple[AgentLike, ...] = ()
         self.robots: tuple[RobotLike, ...] = ()
         self.counts: dict[str, int] = {}
@@ -124,7 +127,8 @@ class Board:
             del self.runs[run_id]
             self.finished.append(view)
             if view.parent is None:
-                self.endings.append(event)
+                self.endings[name] = self.endings.get(name, 0) + 1
+                self.last_ending = event
 
     def _steps_of(self, reactor: str | None) -> dict[str, str]:
         try:

@@ -88,7 +88,7 @@ def _empty_module(source: SourceFile, module_name: str) -> ast.Module:
 
 
 # A comment, or a string (skipped, so that a `#` inside one is not a comment).
-_COMMENT_OR_STRING = re.compile(r'"(?:[^"\\\n]|\\[^\n])*\\?"?|#[^\n]*')
+_COMMENT_OR_STRING = re.compile(r'"(?:[^"\\\n]+|\\[^\n])*\\?"?|#[^\n]*')
 
 
 def _comments(source: SourceFile) -> Iterable[ast.Comment]:
