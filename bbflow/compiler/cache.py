@@ -497,7 +497,7 @@ class Cache:
 
 def _digest(path: Path, body: bytes) -> str:
     """The digest binding an entry's body to its kind (its folder) and key (its file name)."""
-    h = hashlib.sha256(f"{FORMAT}\0{path.parent.name}\0{path.stem}\0".encode("utf-8"))
+    h = hashlib.sha256(f"{FORMAT}\0{path.parent.name}\0{path.stem}\0".encode())
     h.update(body)
     return h.hexdigest()
 

@@ -91,13 +91,13 @@ class FlowProtocol(LanguageServerProtocol):
 
     def handle_message(self, message: Any) -> None:
         if isinstance(message, _Unreadable):
-            error = JsonRpcInvalidParams(f"invalid params for {message.method}")
-            self._send_response(message.id, None, error.to_response_error())
+            invalid = JsonRpcInvalidParams(f"invalid params for {message.method}")
+            self._send_response(message.id, None, invalid.to_response_error())
             return
         method = getattr(message, "method", None)
         if self._shutdown and method is not None and method != lsp.EXIT and hasattr(message, "id"):
-            error = JsonRpcInvalidRequest(f"{method} after shutdown: the server only accepts exit now")
-            self._send_response(message.id, None, error.to_response_error())
+            late = JsonRpcInvalidRequest(f"{method} after shutdown: the server only accepts exit now")
+            self._send_response(message.id, None, late.to_response_error())
             return
         super().handle_message(message)
 

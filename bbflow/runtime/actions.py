@@ -37,7 +37,7 @@ class _DaemonThreads(concurrent.futures.Executor):
                 return
             try:
                 result = fn(*args, **kwargs)
-            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting step
+            except BaseException as exc:  # handed to the awaiting step
                 future.set_exception(exc)
             else:
                 future.set_result(result)

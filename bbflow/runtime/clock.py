@@ -131,4 +131,4 @@ def abandon(task: asyncio.Future[Any]) -> None:
     """Leave ``task`` pending for good (it will not end), without asyncio's "Task was destroyed but it
     is pending" complaint when the loop is closed."""
     if hasattr(task, "_log_destroy_pending"):
-        task._log_destroy_pending = False  # type: ignore[attr-defined]
+        task._log_destroy_pending = False

@@ -320,7 +320,7 @@ class RobotProxy:
         loop = asyncio.get_running_loop()
         task = loop.create_task(work, name=f"{self.instance}.{name}")
         settled: asyncio.Future[None] = loop.create_future()
-        task.add_done_callback(lambda _: settled.done() or settled.set_result(None))
+        task.add_done_callback(lambda _: _settle(settled))
         self._inflight.add(task)
         self._settled[task] = settled
         return task
@@ -567,6 +567,11 @@ def _settled(journaled: Journaled, outcome: Callable[[], Any]) -> Any:
         raise
     journaled.succeeded(value)
     return value
+
+
+def _settle(settled: asyncio.Future[None]) -> None:
+    if not settled.done():
+        settled.set_result(None)
 
 
 async def _within(work: Any, grace: float) -> bool:
