@@ -29,6 +29,7 @@ CODES: dict[str, Code] = {
     for c in (
         Code("BBF001", _E, "syntax error: unexpected token or character"),
         Code("BBF002", _E, "malformed literal: unterminated string, bad escape, bad number or duration"),
+        Code("BBF003", _E, "expression nested too deeply"),
         Code("BBF101", _E, "unknown name"),
         Code("BBF102", _E, "duplicate definition in one scope"),
         Code("BBF103", _E, "import: module not found"),

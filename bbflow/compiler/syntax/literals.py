@@ -33,10 +33,18 @@ class DecodedNumber:
     help: str | None = None
 
 
+#: The longest integer literal (Python refuses to convert longer ones without a special setting).
+MAX_INT_DIGITS = 4300
+
+
 def decode_number(text: str) -> DecodedNumber:
     """Decode ``42``, ``1_000``, ``0.5``, ``1e-3``, ``250ms``, ``1.5s``, ``2m``, ``1h``."""
     if _INT.fullmatch(text):
-        return DecodedNumber("int", int(text.replace("_", "")))
+        digits = text.replace("_", "")
+        if len(digits) > MAX_INT_DIGITS:
+            return DecodedNumber("int", 0, f"integer literal too long ({len(digits)} digits; at most "
+                                 f"{MAX_INT_DIGITS})", "an int this large cannot be a robot's quantity")
+        return DecodedNumber("int", int(digits))
     if _FLOAT.fullmatch(text):
         return DecodedNumber("float", float(text.replace("_", "")))
     m = _DURATION.fullmatch(text)

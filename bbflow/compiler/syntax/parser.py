@@ -20,6 +20,7 @@ from bbflow.compiler import ast
 from bbflow.compiler.diagnostics.core import Diagnostics
 from bbflow.compiler.source import SourceFile, Span
 from bbflow.compiler.syntax.build_ast import build_module
+from bbflow.compiler.syntax.nesting import check_nesting, too_deep_to_read
 from bbflow.compiler.syntax.recovery import SyntaxDriver
 from bbflow.compiler.syntax.tables import load_or_build
 
@@ -67,6 +68,11 @@ def parse_module(source: SourceFile, module_name: str, diags: Diagnostics) -> as
         module = (build_module(tree, source.path, module_name, source.text, local) if tree is not None
                   else _empty_module(source, module_name))
         module = _with_comments(module, _comments(source))
+        check_nesting(module, local)
+    except RecursionError:  # nested deeper than the parser's stack: a limit of the language, not a bug
+        local.items = [d for d in local.items if d.code != "BBF003"]
+        too_deep_to_read(source, local)
+        module = _empty_module(source, module_name)
     except Exception as exc:
         local.error("BBF900", f"internal compiler error while parsing: {type(exc).__name__}: {exc}",
                     Span.point(source.path, 1, 1), notes=("this is a bug in bbflow, please report it",))

@@ -1,0 +1,96 @@
+"""BBF003: expressions nested deeper than the toolchain can carry.
+
+A program the checker accepts must build and run. Generated Python nests an
+expression as the source does (Python's own parser refuses more than about 200
+nested parentheses), and the passes that read expressions recurse on them. So
+nesting is bounded where it is written: an expression with more than
+``MAX_NESTING`` levels (brackets, operands of operators, a chain of ``-`` or
+``not``, a sum of many terms) is a BBF003 at the expression. A text nested so
+deeply that even reading it fails is a BBF003 too (``too_deep_to_read``),
+pointing at where the nesting starts.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import attrs
+
+from bbflow.compiler import ast
+from bbflow.compiler.diagnostics.core import Diagnostics
+from bbflow.compiler.source import SourceFile, Span
+
+__all__ = ["MAX_NESTING", "check_nesting", "too_deep_to_read"]
+
+MAX_NESTING = 64
+_EXPRS = tuple(ast.Expr.__args__)
+_HELP = "name the inner parts with `let` (or split a long sum into several), so that each expression stays shallow"
+
+
+def check_nesting(module: ast.Module, diags: Diagnostics) -> None:
+    """BBF003 for each outermost expression of ``module`` nested deeper than ``MAX_NESTING``."""
+    for expr in _outermost_exprs(module):
+        depth = _depth(expr)
+        if depth > MAX_NESTING:
+            diags.error("BBF003", f"expression nested too deeply ({depth} levels; at most {MAX_NESTING})",
+                        expr.span, help=_HELP)
+
+
+def _children(node: Any) -> Iterator[Any]:
+    for field in attrs.fields(type(node)):
+        value = getattr(node, field.name)
+        if isinstance(value, tuple):
+            yield from (v for v in value if attrs.has(type(v)))
+        elif attrs.has(type(value)):
+            yield value
+
+
+def _outermost_exprs(module: ast.Module) -> Iterator[Any]:
+    stack: list[Any] = list(module.decls)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, _EXPRS):
+            yield node
+        elif not isinstance(node, Span):
+            stack.extend(_children(node))
+
+
+def _depth(expr: Any) -> int:
+    """Levels of expressions in ``expr`` (a literal is 1), counted without recursion."""
+    deepest = 0
+    stack = [(expr, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, _EXPRS):
+            deepest = max(deepest, depth)
+            depth += 1
+        stack.extend((child, depth) for child in _children(node) if not isinstance(child, Span))
+    return deepest
+
+
+_OPENERS = re.compile(r'"(?:[^"\\\n]+|\\[^\n])*\\?"?|#[^\n]*|[(\[{]|[)\]}]|-|\bnot\b')
+
+
+def too_deep_to_read(source: SourceFile, diags: Diagnostics) -> None:
+    """BBF003 for a text too deeply nested to be read: at the point where the nesting is deepest."""
+    depth = run = deepest = at = 0
+    for m in _OPENERS.finditer(source.text):
+        token = m.group()
+        if token[0] in "\"#":
+            continue
+        if token in "([{":
+            depth += 1
+        elif token in ")]}":
+            depth = max(0, depth - 1)
+        if token in ("-", "not"):
+            run += 1
+        elif token not in "([{":
+            run = 0
+        if depth + run > deepest:
+            deepest, at = depth + run, m.start()
+    line = source.text.count("\n", 0, at) + 1
+    column = at - (source.text.rfind("\n", 0, at) + 1) + 1
+    diags.error("BBF003", f"expression nested too deeply to be read (at most {MAX_NESTING} levels)",
+                Span.point(source.path, line, column), help=_HELP)

@@ -1,0 +1,48 @@
+"""What check accepts, build and run accept: deep nesting is a coded diagnostic (BBF003), an over-long
+integer a BBF002, never BBF900; at the limit, a program builds and runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bbflow.cli import main
+from bbflow.compiler import compile_paths
+from bbflow.compiler.syntax.nesting import MAX_NESTING
+
+
+def codes(tmp_path: Path, body: str) -> list[str]:
+    (tmp_path / "m.flow").write_text("reactor R() -> int {\n" + body + "\n    return 1\n}\n")
+    return [d.code for d in compile_paths([tmp_path]).diagnostics.items]
+
+
+@pytest.mark.parametrize("body", [
+    "    let x = " + " + ".join(["1"] * 202),  # Python refused the generated code: too many nested parentheses
+    "    let x = " + "[" * 300 + "1" + "]" * 300,  # was BBF900 in the code generator
+    "    let x = " + "-" * 5_000 + "1",  # was BBF900 while parsing (RecursionError)
+    "    let x = " + "not " * 5_000 + "true",
+    "    let x = " + "[" * 5_000 + "1" + "]" * 5_000,
+])
+def test_too_deep_is_bbf003(tmp_path: Path, body: str) -> None:
+    assert codes(tmp_path, body) == ["BBF003"]
+
+
+def test_a_100000_digit_integer_is_a_malformed_literal(tmp_path: Path) -> None:
+    assert codes(tmp_path, "    let x = " + "9" * 100_000) == ["BBF002"]
+
+
+def test_at_the_limit_it_checks_builds_and_runs(tmp_path: Path) -> None:
+    n = MAX_NESTING
+    (tmp_path / "bbflow.toml").write_text('[project]\nname = "k"\n')
+    (tmp_path / "k.flow").write_text(
+        "reactor K() -> int {\n"
+        f"    let x = {'[' * (n - 1)}1{']' * (n - 1)}\n"
+        f"    let y = {' + '.join(['1'] * n)}\n"
+        f"    let z = {'-' * (n - 1)}1\n"
+        f"    let w = {'not ' * (n - 1)}true\n"
+        "    return y\n}\n")
+    result = CliRunner().invoke(main, ["run", str(tmp_path), "--reactor", "K"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == str(n)
