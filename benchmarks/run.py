@@ -31,7 +31,10 @@ computed from measurements taken in the same rounds, see ``common``):
   (``bench_journal``);
 - stdin: a soak of a real ``bbflow run``: signals through one agent from
   standard input, two input sizes (1,000,000 signals in the full run), with the
-  child's peak memory and the signals lost (must be 0) (``bench_stdin``).
+  child's peak memory and the signals lost (must be 0) (``bench_stdin``);
+- hardening: did-you-mean with thousands of unknown names (near-linear), the
+  peak memory of parsing a long string literal, and the memory a run board
+  holds after thousands of runs (bounded) (``bench_hardening``).
 
 ``--quick`` (under two minutes) runs fewer rounds and leaves out the 100k-line
 project; the full run takes about ten to fifteen minutes on two cores.
@@ -63,6 +66,7 @@ import bench_agent  # noqa: E402
 import bench_bus  # noqa: E402
 import bench_compiler  # noqa: E402
 import bench_executor  # noqa: E402
+import bench_hardening  # noqa: E402
 import bench_journal  # noqa: E402
 import bench_peers  # noqa: E402
 import bench_router  # noqa: E402
@@ -76,7 +80,7 @@ from bbflow.runtime.events import Recorder  # noqa: E402
 from bbflow.runtime.executor import run_reactor  # noqa: E402
 from bbflow.runtime.ports import RuntimeFailure  # noqa: E402
 
-SECTIONS = ("compiler", "executor", "memory", "router", "agent", "bus", "tasks", "peers", "serve", "journal", "stdin")
+SECTIONS = ("compiler", "executor", "memory", "router", "agent", "bus", "tasks", "peers", "serve", "journal", "stdin", "hardening")
 
 
 # --- settings ---------------------------------------------------------------------------
@@ -97,6 +101,7 @@ def settings(quick: bool) -> dict[str, Any]:
             "serve": {"seconds": 10.0, "rate": 1_000, "clients": 10},
             "journal": {"steps": 1_000, "repeat": 5, "size_runs": 10_000, "recover_runs": 1_000},
             "stdin": {"signals": (10_000, 50_000)},
+            "hardening": {"names": (250, 500, 1_000), "literals": (1_000_000,), "runs": (1_000, 9_000)},
         }
     return {
         "compiler": {"sizes": (1_000, 10_000, 100_000), "repeat": 3, "big": 50_000, "big_repeat": 1,
@@ -111,6 +116,7 @@ def settings(quick: bool) -> dict[str, Any]:
         "serve": {"seconds": 60.0, "rate": 1_000, "clients": 10},
         "journal": {"steps": 1_000, "repeat": 11, "size_runs": 100_000, "recover_runs": 1_000},
         "stdin": {"signals": (100_000, 1_000_000)},
+        "hardening": {"names": (1_000, 2_000, 4_000), "literals": (1_000_000, 5_000_000), "runs": (1_000, 9_000)},
     }
 
 
@@ -373,6 +379,24 @@ def stdin_figures(sizes: Sequence[int]) -> list[Figure]:
     return out
 
 
+def hardening_figures(names: Sequence[int], literals: Sequence[int], runs: Sequence[int]) -> list[Figure]:
+    """Did-you-mean at growing sizes (with the ratio per step), literal parse peaks, run board memory."""
+    out = []
+    seconds = {n: bench_hardening.unknown_names(n) for n in names}
+    for previous, n in zip(names, names[1:]):
+        ratio = Stats.of([seconds[n] / seconds[previous]])
+        out.append(Figure("hardening", f"did-you-mean: {n:,} unknown names", "s", Stats.of([seconds[n]]),
+                          ((f"{previous:,} names", ratio),), note="near-linear: about the size ratio"))
+    out.insert(0, Figure("hardening", f"did-you-mean: {names[0]:,} unknown names", "s", Stats.of([seconds[names[0]]])))
+    for size in literals:
+        out.append(Figure("hardening", f"parse a {size:,}-byte string literal: peak", "MB",
+                          Stats.of([bench_hardening.literal_peak(size)])))
+    for n in runs:
+        out.append(Figure("hardening", f"run board after {n:,} runs (10 KB results)", "MB held",
+                          Stats.of([bench_hardening.board_memory(n)])))
+    return out
+
+
 # --- the run ---------------------------------------------------------------------------------
 
 
@@ -434,6 +458,8 @@ def run(quick: bool, only: Sequence[str] = SECTIONS, log: Callable[[str], None] 
             figures += bench_journal.figures(c["steps"], c["repeat"], c["size_runs"], c["recover_runs"])
         elif section == "stdin":
             figures += stdin_figures(c["signals"])
+        elif section == "hardening":
+            figures += hardening_figures(c["names"], c["literals"], c["runs"])
         timings[section] = time.perf_counter() - t0
         log(f"{section}: {timings[section]:.1f} s")
     return {

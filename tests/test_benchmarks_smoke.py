@@ -30,6 +30,7 @@ TINY = {
     "serve": {"seconds": 0.5, "rate": 40, "clients": 2},
     "journal": {"steps": 8, "repeat": 2, "size_runs": 20, "recover_runs": 3},
     "stdin": {"signals": (20, 200)},
+    "hardening": {"names": (20, 40), "literals": (10_000,), "runs": (10, 20)},
 }
 
 
