@@ -115,8 +115,9 @@ class Board:
             return
         view = self.runs.get(run_id) if run_id is not None else None
         if view is None or run_id is None:
-            if name == "run.failed" and event.get("parent") is None:
-                self.endings.append(event)  # a run that never started (busy, or cancelled while queued)
+            if name == "run.failed" and event.get("parent") is None:  # a run that never started (busy, or
+                self.endings[name] = self.endings.get(name, 0) + 1  # cancelled while queued)
+                self.last_ending = event
             return
         if name in _STEP_EVENTS and event.get("step"):
             view.steps[event["step"]] = _STEP_EVENTS[name]
