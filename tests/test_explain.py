@@ -29,9 +29,13 @@ def test_pages_are_exactly_the_registry() -> None:
     assert pages == set(CODES)
 
 
+#: codes beyond the contract's table, for limits it is silent on (hardening: deep nesting, one module per file)
+BEYOND_THE_CONTRACT = {"BBF003": "error", "BBF105": "error"}
+
+
 def test_registry_matches_the_contract_table(conformance: Path) -> None:
     rows = re.findall(r"^\| (BBF\d{3}) \| (error|warning) \|", CONTRACT.read_text(), re.M)
-    assert {code: sev for code, sev in rows} == {c.code: c.severity.value for c in CODES.values()}
+    assert {code: sev for code, sev in rows} | BEYOND_THE_CONTRACT == {c.code: c.severity.value for c in CODES.values()}
 
 
 def test_normalize() -> None:
