@@ -45,7 +45,7 @@ def conformance() -> Path:
 def _events_follow_their_schema(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Every runtime event the suite records or writes to an event log is checked against
     ``bbflow schema events`` (a test that feeds hand-made events opts out with ``free_events``)."""
-    from bbflow.runtime import events
+    from bbflow.runtime import events, jsonout
 
     if request.node.get_closest_marker("free_events"):
         yield
@@ -55,7 +55,7 @@ def _events_follow_their_schema(request: pytest.FixtureRequest, monkeypatch: pyt
     writer_call, recorder_call = events.JsonLinesWriter.__call__, events.Recorder.__call__
 
     def write(self: events.JsonLinesWriter, event: dict[str, Any]) -> None:
-        problems.extend(check(json.loads(json.dumps({**events.jsonable(event), "version": 1}, default=repr))))
+        problems.extend(check(json.loads(jsonout.dumps({**events.jsonable(event), "version": 1}, default=repr))))
         writer_call(self, event)
 
     def record(self: events.Recorder, event: dict[str, Any]) -> None:

@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bbflow.runtime import jsonout
+
 #: ``PRAGMA application_id`` of a bbflow journal ("bbfj"): another SQLite file is not one.
 APPLICATION_ID = 0x62626A6A
 #: The schema this bbflow writes; a journal with a higher one was written by a newer bbflow.
@@ -205,8 +207,12 @@ _ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=re
 
 
 def dumps(value: Any) -> str:
-    """JSON text of a journaled value (compact; tuples as lists, anything else odd as its repr)."""
-    return _ENCODE(value)
+    """JSON text of a journaled value (compact; tuples as lists, anything else odd as its repr; an integer
+    too long for decimal conversion as its exact hex spelling, see ``bbflow.runtime.jsonout``)."""
+    try:
+        return _ENCODE(value)
+    except ValueError:
+        return jsonout.dumps(value, separators=(",", ":"), ensure_ascii=False, default=repr)
 
 
 def loads(text: str | None) -> Any:
