@@ -17,80 +17,10 @@ from bbflow.compiler.syntax.parser import flow_parser, parse_text
 
 ROOT = Path(__file__).resolve().parent.parent
 
-MESSY = """\
-type Pose={x:float,y:float,z:float}
-enum Grip{open,closed}
-signal pick.requested : {pick:Pose,place:Pose}
-signal done
-robot Arm{
-states idle,busy
-  limit motion 1
-command move_to(target:Pose,speed:float=0.5)->Pose
-category motion timeout 10s
-      command close_gripper(force:float=20.0)->Grip undo open_gripper()   # the default undo
-command open_gripper()->Grip
-command home()->Pose category motion
-
-
-}
-reactor P(pick:Pose,place:Pose)->Pose on Arm{
-concurrency 2
-
-
-step x = wait_state( idle ) timeout 5s
-  # approach, then lift
-step a=move_to(target:pick)   after x retry 2 backoff 200ms undo home()  # approach
-step lift=move_to(target:{x:pick.x,y:-pick.y,z:pick.z+0.1*2})
-   after a undo move_to(target:pick)
-
-step grip = close_gripper( )  after lift
-let n = [1,2,3][0] - -1
-switch s on n { case 1 , 2 { return lift } default { fail "no" } }
-}
-agent A on Arm{
-state{busy:bool=false n:int=0}
-on pick.requested as req when not busy priority -1 {set busy=true run P(pick:req.data.pick,place:req.data.place)
-then {set busy=false emit done} else {set busy = false}
-}
-on robot.**{}
-}
-"""
-
-CANONICAL = """\
-type Pose = {x: float, y: float, z: float}
-enum Grip { open, closed }
-signal pick.requested: {pick: Pose, place: Pose}
-signal done
-robot Arm {
-    states idle, busy
-    limit motion 1
-    command move_to(target: Pose, speed: float = 0.5) -> Pose
-        category motion timeout 10s
-    command close_gripper(force: float = 20.0) -> Grip undo open_gripper()  # the default undo
-    command open_gripper() -> Grip
-    command home() -> Pose category motion
-}
-reactor P(pick: Pose, place: Pose) -> Pose on Arm {
-    concurrency 2
-
-    step x    = wait_state(idle) timeout 5s
-    # approach, then lift
-    step a    = move_to(target: pick) after x retry 2 backoff 200ms undo home()  # approach
-    step lift = move_to(target: {x: pick.x, y: -pick.y, z: pick.z + 0.1 * 2})
-                    after a undo move_to(target: pick)
-
-    step grip = close_gripper() after lift
-    let n = [1, 2, 3][0] - -1
-    switch s on n { case 1, 2 { return lift }  default { fail "no" } }
-}
-agent A on Arm {
-    state { busy: bool = false  n: int = 0 }
-    on pick.requested as req when not busy priority -1 { set busy = true  run P(pick: req.data.pick, place: req.data.place)
-        then { set busy = false  emit done } else { set busy = false }
-    }
-    on robot.** { }
-}
-"""
+# The same program twice: as someone might type it, and in the canonical layout.
+GOLDEN = Path(__file__).resolve().parent / "golden"
+MESSY = (GOLDEN / "fmt_messy.flow").read_text(encoding="utf-8")
+CANONICAL = (GOLDEN / "fmt_canonical.flow").read_text(encoding="utf-8")
 
 
 def fmt(*argv: str, stdin: str | None = None):  # type: ignore[no-untyped-def]
