@@ -9,7 +9,9 @@ signal type is one dotted token: renaming a signal replaces it whole.
 
 Quick fixes: every "did you mean `X`?" of a diagnostic becomes "Replace with
 `X`"; a BBF401 (an effectful step without undo) offers "Add `irreversible`"
-(with a reason to fill in) and "Add `undo`" (a call to fill in).
+(with a reason to fill in) and "Add `undo`" (``bbflow.lsp.undo_fix``: the
+command the robot declares as the inverse of the step's, else a snippet to
+choose one of the robot's commands).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from bbflow.lsp.analysis import EditorDiagnostic, definition
 from bbflow.lsp.complete import keyword_terminals
 from bbflow.lsp.locate import Location, Pos, Range, path_at
 from bbflow.lsp.program import Program
+from bbflow.lsp.undo_fix import undo_insert
 
 __all__ = ["Fix", "RenameError", "quick_fixes", "references", "rename"]
 
@@ -45,6 +48,7 @@ class Fix:
     new_text: str
     diagnostic: EditorDiagnostic
     preferred: bool = False
+    snippet: str | None = None  # ``new_text`` as an LSP snippet (tab stops), for clients that take snippet edits
 
 
 def references(program: Program, path: Path, pos: Pos) -> list[Location]:
@@ -93,20 +97,17 @@ def quick_fixes(program: Program, path: Path, diagnostics: list[EditorDiagnostic
         for suggestion in dict.fromkeys(_DID_YOU_MEAN.findall(diag.message)):
             fixes.append(Fix(f"Replace with `{suggestion}`", path, diag.range, suggestion, diag, preferred=True))
         if diag.code == "BBF401" and module is not None:
-            step = _step_at(module, diag.range.start)
+            nodes = path_at(module, diag.range.start)
+            step = next((n for n in nodes if isinstance(n, ast.StepStmt)), None)
             if step is not None:
                 end = Range.of(step.span).end
                 at = Range(end, end)
                 fixes.append(Fix("Add `irreversible`", path, at, ' irreversible "why it cannot be undone"', diag))
-                fixes.append(Fix("Add `undo`", path, at, " undo CALL_THAT_UNDOES_IT()", diag))
+                reactor = next((n for n in nodes if isinstance(n, ast.ReactorDecl)), None)
+                undo = undo_insert(program, reactor, step)
+                if undo is not None:
+                    fixes.append(Fix(undo.title, path, at, undo.text, diag, snippet=undo.snippet))
     return fixes
-
-
-def _step_at(module: ast.Module, pos: Pos) -> ast.StepStmt | None:
-    for node in path_at(module, pos):
-        if isinstance(node, ast.StepStmt):
-            return node
-    return None
 
 
 def _line_starts(text: str) -> list[int]:
