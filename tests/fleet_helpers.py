@@ -16,6 +16,9 @@ from typing import Any
 
 import pytest
 
+from bbflow.project import BusConfig, Project
+from bbflow.runtime.signals import Envelope
+
 #: a guard against a hung process, not a measurement
 PATIENCE = 60.0
 
@@ -83,6 +86,30 @@ def write_fleet_project(root: Path, *, bus: bool = True) -> Path:
     return root
 
 
+class Collector:
+    """An agent (what the bus needs of one) that routes every signal and keeps what it is given."""
+
+    name = "A"
+    robot_instance = None
+
+    def __init__(self) -> None:
+        self.got: list[Envelope] = []
+
+    def routes(self, signal_type: str) -> bool:
+        return True
+
+    def deliver(self, envelope: Envelope) -> None:
+        self.got.append(envelope)
+
+    async def room(self) -> None:
+        return None
+
+
+def bus_project(folder: Path, name: str = "t", **bus: Any) -> Project:
+    """A project of ``folder`` with the ``[bus]`` table ``bus``."""
+    return Project(name, folder, folder, bus=BusConfig(**bus))
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -118,7 +145,8 @@ class Process:
             self.popen.stdin.write(json.dumps(sig) + "\n")
         self.popen.stdin.flush()
 
-    def wait_for(self, what: str, test: Callable[[list[dict[str, Any]]], bool], patience: float = PATIENCE) -> list[dict[str, Any]]:
+    def wait_for(self, what: str, test: Callable[[list[dict[str, Any]]], bool], patience: float = PATIENCE,
+                 poll: float = 0.05) -> list[dict[str, Any]]:
         deadline = time.monotonic() + patience
         while time.monotonic() < deadline:
             events = self.events()
@@ -126,7 +154,7 @@ class Process:
                 return events
             if self.popen.poll() is not None:
                 pytest.fail(f"{self.name} ended early ({self.popen.returncode}) waiting for {what}:\n{self.stderr()}")
-            time.sleep(0.05)
+            time.sleep(poll)
         pytest.fail(f"{self.name}: no {what} within {patience}s:\n{self.stderr()}")
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
