@@ -3,11 +3,11 @@
     python benchmarks/bench_agent.py [--signals 50000] [--burst 500]
 
 Each signal goes the whole way a signal from standard input goes: a JSON
-object checked at the door (``Bus.receive_json``: parse, validate the
+object checked at the door (``Bus.admit``: parse, validate the
 payload, ``signal.in``), delivered to the agent's mailbox, routed through
 the trie (the agent has 50 routes, so the right one must be found), its
 ``when`` evaluated, and its handler run as a transaction (a ``set`` and an
-``if``). Latency is from ``receive_json`` to the end of the handler's turn.
+``if``). Latency is from ``admit`` to the end of the handler's turn.
 
 Two loads, on a real asyncio loop (not the virtual clock):
 - one at a time: the next signal is sent when the previous one was handled
@@ -85,7 +85,7 @@ async def one_at_a_time(count: int) -> tuple[float, list[float]]:
     task = asyncio.create_task(server.serve())
     start = time.perf_counter()
     for n in range(count):
-        bus.receive_json(signal(n))
+        bus.admit(signal(n))
         await bus.wait_idle()
     elapsed = time.perf_counter() - start
     task.cancel()
@@ -101,7 +101,7 @@ async def bursts(count: int, burst: int) -> tuple[float, list[float]]:
     start = time.perf_counter()
     for first in range(0, count, burst):
         for n in range(first, min(first + burst, count)):
-            bus.receive_json(signal(n))
+            bus.admit(signal(n))
         await bus.wait_idle()
     elapsed = time.perf_counter() - start
     task.cancel()

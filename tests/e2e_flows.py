@@ -23,6 +23,7 @@ from typing import Any
 
 import attrs
 from hypothesis import strategies as st
+from runtime_fakes import receive_json
 
 from bbflow.build import build_program, write_package
 from bbflow.runtime import model
@@ -464,7 +465,7 @@ async def _serve_agents(program: model.Program, robots: dict[str, tuple[str, dic
             for proxy in proxies.values():
                 await proxy.call("arm", {})
             for signal in signals:
-                bus.receive_json(signal)
+                receive_json(bus, signal)
                 await asyncio.sleep(gap)
             await bus.wait_idle()
             for task in serving:

@@ -18,10 +18,13 @@ import attrs
 from arm_spec import ARM, POSE
 
 from bbflow.runtime import model
+from bbflow.runtime.bus import Bus
 from bbflow.runtime.clock import run_virtual
+from bbflow.runtime.door import Door, Refusal
 from bbflow.runtime.events import Recorder, fanout
 from bbflow.runtime.executor import run_reactor
 from bbflow.runtime.ports import RuntimeFailure
+from bbflow.runtime.signals import Envelope, SignalRejected
 from bbflow.runtime.types import ANY
 
 _UNSET = object()  # a cue without a result of its own
@@ -87,7 +90,7 @@ class FakeRobot:
 
     # --- scripting ------------------------------------------------------------------
 
-    def cue(self, command: str, **how: Any) -> "FakeRobot":
+    def cue(self, command: str, **how: Any) -> FakeRobot:
         self.cues.append(Cue(command, **how))
         return self
 
@@ -358,3 +361,14 @@ def run(reactor: model.Reactor, robot: FakeRobot | None, inputs: dict[str, Any] 
 def steps_of(recorder: Recorder, event: str) -> list[str | None]:
     """The ``step`` of each ``event``, in order."""
     return [e["step"] for e in recorder.events if e["event"] == event]
+
+
+def receive_json(bus: Bus, obj: Any, *, source: str = "/stdin") -> Envelope | None:
+    """``bus.admit`` a parsed structured-form signal through a door of ``source``: a drop gives ``None``, a
+    non-signal raises ``SignalRejected``."""
+    admitted = bus.admit(obj, Door(bus.catalog, source=source))
+    if isinstance(admitted, Refusal):
+        if not admitted.is_drop:
+            raise SignalRejected(admitted.reason)
+        return None
+    return admitted

@@ -4,13 +4,14 @@ import asyncio
 import contextlib
 
 import pytest
+from runtime_fakes import receive_json
 
 from bbflow.runtime import model
 from bbflow.runtime.agent import AgentServer, CallRunner
 from bbflow.runtime.bus import Bus, RobotSignals
 from bbflow.runtime.clock import run_virtual
 from bbflow.runtime.ports import RuntimeFailure
-from bbflow.runtime.signals import Envelope, SignalCatalog, SignalRejected, STANDARD_SIGNALS
+from bbflow.runtime.signals import STANDARD_SIGNALS, Envelope, SignalCatalog, SignalRejected
 from bbflow.runtime.types import ANY, BOOL, FLOAT, INT, STR, Record
 
 POSE = Record((("x", FLOAT), ("y", FLOAT), ("z", FLOAT)))
@@ -664,8 +665,8 @@ def test_robot_signals_reach_only_agents_bound_to_that_robot():
 
 def test_robot_signal_from_outside_is_refused_at_the_door():
     bus, rec = make_bus()
-    bus.receive_json({"type": "robot.error", "source": "/test", "data": {"message": "x"}})
-    bus.receive_json({"type": "robot.error", "source": "/robot/arm", "data": {"message": "x"}})
+    receive_json(bus, {"type": "robot.error", "source": "/test", "data": {"message": "x"}})
+    receive_json(bus, {"type": "robot.error", "source": "/robot/arm", "data": {"message": "x"}})
     assert bus.dropped == 2
     assert all("only the robot's own driver" in e["reason"] for e in rec.of("signal.dropped"))
     assert not rec.of("signal.in")
@@ -676,10 +677,10 @@ def test_receive_json_drops_bad_data_and_raises_on_non_signals():
         bus, rec = make_bus()
         server = AgentServer(picker(), bus, runner=TimedRunner())
         async with serving(server):
-            assert bus.receive_json({"type": "pick.requested", "data": {"pick": "over there"}}) is None
+            assert receive_json(bus, {"type": "pick.requested", "data": {"pick": "over there"}}) is None
             with pytest.raises(SignalRejected):
-                bus.receive_json(["not", "a", "signal"])
-            env = bus.receive_json({"type": "pick.requested", "data": {"pick": POSE_A}})
+                receive_json(bus, ["not", "a", "signal"])
+            env = receive_json(bus, {"type": "pick.requested", "data": {"pick": POSE_A}})
             await bus.wait_idle()
         return rec, env
 

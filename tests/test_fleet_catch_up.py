@@ -10,9 +10,8 @@ import pytest
 
 pytest.importorskip("zenoh", reason="the bus extra (eclipse-zenoh) is not installed")
 
-from fleet_helpers import ZENOH_CONFIG, free_port
+from fleet_helpers import ZENOH_CONFIG, Collector, bus_project, free_port
 
-from bbflow.project import BusConfig, Project
 from bbflow.runtime import model
 from bbflow.runtime.bus import Bus
 from bbflow.runtime.fleet import bus_settings, make_link
@@ -24,27 +23,9 @@ pytestmark = pytest.mark.slow
 CATALOG = SignalCatalog.of(model.Signal("task.assigned", Record((("job", INT),))))
 
 
-class Agent:
-    name = "B"
-    robot_instance = None
-
-    def __init__(self) -> None:
-        self.got: list[Envelope] = []
-
-    def routes(self, signal_type: str) -> bool:
-        return True
-
-    def deliver(self, envelope: Envelope) -> None:
-        self.got.append(envelope)
-
-    async def room(self) -> None:
-        return None
-
-
 def settings(folder: Path, catch_up: str, **endpoints: list[str]) -> Any:
     (folder / "zenoh.json5").write_text(ZENOH_CONFIG)
-    project = Project("t", folder, folder, bus=BusConfig(kind="zenoh", prefix="test/catchup",
-                                                          config=folder / "zenoh.json5", catch_up=catch_up))
+    project = bus_project(folder, kind="zenoh", prefix="test/catchup", config=folder / "zenoh.json5", catch_up=catch_up)
     return bus_settings(project, **endpoints)
 
 
@@ -62,7 +43,7 @@ def test_a_late_process_catches_up_within_its_window_and_only_then(tmp_path: Pat
                 bus_a.emit(Envelope(type="task.assigned", source="/agent/A", data={"job": job}), agent="A")
             events: list[dict[str, Any]] = []
             bus_b = Bus(CATALOG, observer=events.append)
-            agent = Agent()
+            agent = Collector()
             bus_b.attach(agent)
             late = make_link(settings(tmp_path, catch_up, connect=[endpoint]), process="b", robots=[], agents=["B"])
             await late.open(bus_b, ["task.assigned"])

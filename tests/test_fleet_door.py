@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fleet_helpers import Collector, bus_project
 
 from bbflow.project import BusConfig, Project
 from bbflow.runtime import model
@@ -66,22 +67,6 @@ def test_seen_ids_are_bounded() -> None:
     assert len(seen) == 3 and "a" not in seen and "d" in seen  # the oldest was forgotten
 
 
-class Agent:
-    """A subscriber that keeps what it is given."""
-
-    name = "A"
-    robot_instance = None
-
-    def __init__(self) -> None:
-        self.got: list[Envelope] = []
-
-    def routes(self, signal_type: str) -> bool:
-        return True
-
-    def deliver(self, envelope: Envelope) -> None:
-        self.got.append(envelope)
-
-
 class Link:
     def __init__(self) -> None:
         self.sent: list[Envelope] = []
@@ -91,11 +76,11 @@ class Link:
         return True
 
 
-def door() -> tuple[BusDoor, Agent, list[dict[str, Any]], Link]:
+def door() -> tuple[BusDoor, Collector, list[dict[str, Any]], Link]:
     events: list[dict[str, Any]] = []
     link = Link()
     bus = Bus(CATALOG, observer=events.append, link=link)
-    agent = Agent()
+    agent = Collector()
     bus.attach(agent)
     return BusDoor(bus, "p", memory=100), agent, events, link
 
@@ -157,7 +142,7 @@ def test_signals_of_this_process_go_out_on_the_link_and_are_no_drop_here() -> No
 
 
 def project(tmp_path: Path, **bus: Any) -> Project:
-    return Project("my cell", tmp_path, tmp_path, bus=BusConfig(**bus))
+    return bus_project(tmp_path, "my cell", **bus)
 
 
 def test_bus_settings(tmp_path: Path) -> None:

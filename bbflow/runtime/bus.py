@@ -40,7 +40,6 @@ from bbflow.runtime.signals import (
     ROBOT_EVENT_PREFIX,
     Envelope,
     SignalCatalog,
-    SignalRejected,
     is_robot_bound,
     robot_of_source,
     robot_source,
@@ -245,15 +244,6 @@ class Bus:
                 self.report("signal.dropped", type=admitted.type, reason=admitted.reason)
             return admitted
         self.receive(admitted)
-        return admitted
-
-    def receive_json(self, obj: Any, *, source: str = "/stdin") -> Envelope | None:
-        """``admit`` a parsed structured-form signal; a drop gives ``None``, a non-signal raises ``SignalRejected``."""
-        admitted = self.admit(obj, Door(self.catalog, source=source))
-        if isinstance(admitted, Refusal):
-            if not admitted.is_drop:
-                raise SignalRejected(admitted.reason)
-            return None
         return admitted
 
     def emit(self, envelope: Envelope, agent: str, robot: str | None = None) -> None:
