@@ -20,18 +20,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import shutil
-import sqlite3
+import statistics
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from common import Figure, Stats, async_timer, compare, ratios, table
+from common import Figure, Stats, ratios, table
 
 from bbflow.runtime import model
-from bbflow.runtime.events import fanout
 from bbflow.runtime.executor import run_reactor
 from bbflow.runtime.journal import Journal, JournalConfig
 from bbflow.runtime.journal.recovery import Recovery
@@ -78,84 +77,112 @@ def _fresh(folder: Path, name: str) -> Path:
 
 
 class Subject:
-    """One timed subject: a run of the reactor through a proxy, with a journal of ``sync`` or none."""
+    """One timed subject: ``runs`` runs of the reactor through a proxy, with a journal of ``sync`` or none.
 
-    def __init__(self, folder: Path, program: model.Program, r: model.Reactor, sync: str | None) -> None:
-        self.folder, self.program, self.reactor, self.sync = folder, program, r, sync
+    The journal is opened (and its file created) before the clock starts and closed after it stops: what
+    is timed is the runs and the commit of everything they wrote, what a long-running ``bbflow run`` pays
+    per step.
+    """
+
+    def __init__(self, folder: Path, program: model.Program, r: model.Reactor, runs: int, sync: str | None) -> None:
+        self.folder, self.program, self.reactor, self.runs, self.sync = folder, program, r, runs, sync
         self.commits: list[int] = []
+        self.checkpoints: list[int] = []
 
-    async def once(self) -> None:
+    async def once(self) -> tuple[float, float]:
+        """(wall seconds, CPU seconds of the process) of the runs."""
         journal = None
         if self.sync is not None:
             journal = Journal.open(JournalConfig(_fresh(self.folder, f"{self.sync}.db"), sync=self.sync, keep=None),
                                    "bench")
             journal.start(asyncio.get_running_loop())
             await journal.writer.flush()
-            before = journal.writer.commits
+            commits, checkpoints = journal.writer.commits, journal.writer.checkpoints
         try:
             async with RobotProxy(SPEC, "bench", Instant) as robot:
                 await robot.call("arm", {})
-                result = await run_reactor(self.program, self.reactor, {}, robot=robot, journal=journal,
-                                           observer=journal.observe if journal is not None else None)
-                assert result.ok, result
+                gc.collect()
+                wall, cpu = time.perf_counter(), time.process_time()
+                for _ in range(self.runs):
+                    result = await run_reactor(self.program, self.reactor, {}, robot=robot, journal=journal,
+                                               observer=journal.observe if journal is not None else None)
+                    assert result.ok, result
+                if journal is not None:
+                    await journal.writer.flush()
+                wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
             if journal is not None:
-                await journal.writer.flush()
-                self.commits.append(journal.writer.commits - before - 1)  # the flush's own commit aside
+                self.commits.append(journal.writer.commits - commits - 1)  # the flush's own commit aside
+                self.checkpoints.append(journal.writer.checkpoints - checkpoints)
         finally:
             if journal is not None:
                 journal.close()
+        return wall, cpu
 
 
-def floor_timer(folder: Path, sync: str, n: int) -> Callable[[], float]:
-    """N bare single-intent commits (INSERT + COMMIT) on one thread: the floor per commit."""
-    def timer() -> float:
-        conn = connect(_fresh(folder, f"floor-{sync}.db"), sync=sync)
-        conn.execute("CREATE TABLE calls (seq INTEGER PRIMARY KEY, run TEXT, kind TEXT, step TEXT, idx TEXT, "
-                     "attempt INTEGER, target TEXT, args TEXT, undo TEXT, hold TEXT, sent REAL)")
-        start = time.perf_counter()
-        for i in range(n):
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute("INSERT INTO calls VALUES (?, 'r', 'step', ?, '[]', 1, 'op', ?, ?, NULL, ?)",
-                         (i, f"s{i}", '{"tag":%d}' % i, '{"command":"undo","args":{"tag":%d}}' % i, time.time()))
-            conn.execute("COMMIT")
-        took = time.perf_counter() - start
-        conn.close()
-        return took
-    return timer
+def floor_once(folder: Path, sync: str, n: int) -> tuple[float, float]:
+    """N bare single-intent commits (INSERT + COMMIT) on one thread: (wall, CPU) seconds."""
+    conn = connect(_fresh(folder, f"floor-{sync}.db"), sync=sync)
+    conn.execute("CREATE TABLE calls (seq INTEGER PRIMARY KEY, run TEXT, kind TEXT, step TEXT, idx TEXT, "
+                 "attempt INTEGER, target TEXT, args TEXT, undo TEXT, hold TEXT, sent REAL)")
+    gc.collect()
+    wall, cpu = time.perf_counter(), time.process_time()
+    for i in range(n):
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("INSERT INTO calls VALUES (?, 'r', 'step', ?, '[]', 1, 'op', ?, ?, NULL, ?)",
+                     (i, f"s{i}", '{"tag":%d}' % i, '{"command":"undo","args":{"tag":%d}}' % i, time.time()))
+        conn.execute("COMMIT")
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    conn.close()
+    return wall, cpu
+
+
+#: The fan-out's width: steps started together (and so intents committed together).
+FAN_OUT = 100
 
 
 def overhead_figures(steps: int, repeat: int, folder: Path) -> list[Figure]:
+    """Chain of ``steps`` and fan-outs of ``FAN_OUT`` (``steps`` in all), each round interleaving: no journal,
+    ``normal``, ``full``, and the floors; per round, (journal - no journal) / floor, wall-clock and CPU."""
     out = []
-    for shape, chain in (("chain", True), ("fan-out", False)):
-        program, r = reactor(steps, chain=chain)
-        subjects = {sync: Subject(folder, program, r, sync) for sync in (None, "normal", "full")}
-        timers = {f"{shape}: no journal": async_timer(subjects[None].once),
-                  f"{shape}: journal, sync normal": async_timer(subjects["normal"].once),
-                  f"{shape}: journal, sync full": async_timer(subjects["full"].once),
-                  "floor: bare WAL commit, normal": floor_timer(folder, "normal", steps),
-                  "floor: bare WAL commit, full": floor_timer(folder, "full", steps)}
-        times = compare(timers, repeat=repeat)
-        scale = 1e6 / steps
-        base = times[f"{shape}: no journal"]
-        out.append(Figure("journal", f"{shape} of {steps:,}: no journal", "µs/step", Stats.of(base).scaled(scale)))
+    width = min(FAN_OUT, steps)
+    for shape, chain, n, runs in (("chain", True, steps, 1), ("fan-out", False, width, max(1, steps // width))):
+        label = f"chain of {n:,}" if chain else f"fan-out of {n:,} (x{runs})"
+        total = n * runs
+        program, r = reactor(n, chain=chain)
+        subjects = {sync: Subject(folder, program, r, runs, sync) for sync in (None, "normal", "full")}
+        wall: dict[str | None, list[float]] = {k: [] for k in (*subjects, "floor normal", "floor full")}
+        cpu: dict[str | None, list[float]] = {k: [] for k in wall}
+        for round_ in range(repeat + 1):  # the first round warms up
+            for sync, subject in subjects.items():
+                w, c = asyncio.run(subject.once())
+                if round_:
+                    wall[sync].append(w)
+                    cpu[sync].append(c)
+            for sync in ("normal", "full"):
+                w, c = floor_once(folder, sync, total)
+                if round_:
+                    wall[f"floor {sync}"].append(w)
+                    cpu[f"floor {sync}"].append(c)
+        scale = 1e6 / total
+        out.append(Figure("journal", f"{label}: no journal", "µs/step", Stats.of(wall[None]).scaled(scale)))
         for sync in ("normal", "full"):
-            label = f"{shape}: journal, sync {sync}"
-            floor = times[f"floor: bare WAL commit, {sync}"]
-            added = [(t - b) for t, b in zip(times[label], base)]
-            per_floor = Stats.of([a / f for a, f in zip(added, floor)])
-            commits = subjects[sync].commits
-            note = f"{statistics_median(commits) / steps:.3f} commits (fsyncs with full) per step"
-            out.append(Figure("journal", f"{shape} of {steps:,}: journal, sync {sync}", "µs/step",
-                              Stats.of(times[label]).scaled(scale), (("no journal", ratios(times, label,
-                                                                                           f"{shape}: no journal")),),
-                              note))
-            out.append(Figure("journal", f"{shape} of {steps:,}: added by the journal ({sync}) / floor", "×",
-                              per_floor, note=f"floor {Stats.of(floor).scaled(scale).median:.1f} µs per commit"))
+            subject = subjects[sync]
+            commits = statistics.median(subject.commits[1:] or subject.commits) / runs
+            checkpoints = statistics.median(subject.checkpoints[1:] or subject.checkpoints) / runs
+            fsyncs = (commits if sync == "full" else 0) + 2 * checkpoints
+            note = (f"{commits:.2f} commits per run of {n}; fsyncs per run: {fsyncs:.2f}"
+                    + (" (one per commit, two per WAL checkpoint)" if sync == "full" else " (WAL checkpoints only)"))
+            out.append(Figure("journal", f"{label}: journal, sync {sync}", "µs/step",
+                              Stats.of(wall[sync]).scaled(scale),
+                              (("no journal", ratios(wall, sync, None)),), note))
+            floor = f"floor {sync}"
+            per_floor = Stats.of([(j - b) / f for j, b, f in zip(wall[sync], wall[None], wall[floor])])
+            per_floor_cpu = Stats.of([(j - b) / f for j, b, f in zip(cpu[sync], cpu[None], cpu[floor])])
+            out.append(Figure("journal", f"{label}: added by the journal ({sync}) / floor", "×", per_floor,
+                              note=f"floor (bare WAL commit of one intent) {Stats.of(wall[floor]).scaled(scale).median:.1f} "
+                                   f"µs; in CPU time: {per_floor_cpu.median:.2f} [{per_floor_cpu.min:.2f} - "
+                                   f"{per_floor_cpu.max:.2f}]x"))
     return out
-
-
-def statistics_median(values: list[int]) -> float:
-    return sorted(values)[len(values) // 2] if values else 0.0
 
 
 # --- size with retention ----------------------------------------------------------------------

@@ -16,7 +16,7 @@ from bbflow.runtime.journal.journal import (
     journal_config,
 )
 from bbflow.runtime.journal.store import SCHEMA_VERSION, JournalError, open_store
-from bbflow.runtime.journal.writer import JournalFailed
+from bbflow.runtime.journal.writer import JournalFailed, Lag
 
 __all__ = [
     "JOURNALED",
@@ -27,6 +27,7 @@ __all__ = [
     "JournalError",
     "JournalFailed",
     "Journaled",
+    "Lag",
     "Origin",
     "journal_config",
     "open_store",

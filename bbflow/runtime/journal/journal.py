@@ -32,7 +32,7 @@ import attrs
 from bbflow.runtime.durations import parse_retention
 from bbflow.runtime.events import jsonable
 from bbflow.runtime.journal.store import connect, dumps, loads, open_store, prune, shrink
-from bbflow.runtime.journal.writer import InlineWriter, ThreadWriter, Writer
+from bbflow.runtime.journal.writer import Lag, Writer
 
 DEFAULT_PATH = ".bbflow/journal.db"
 JOURNAL_DIR_ENV = "BBFLOW_JOURNAL_DIR"
@@ -75,8 +75,8 @@ class Journal:
     def __init__(self, conn: sqlite3.Connection, config: JournalConfig) -> None:
         self.conn = conn
         self.config = config
-        #: ``conn`` belongs to the writer (and, with ``sync = "full"``, to its thread) from ``start`` on
-        self.writer: Writer = ThreadWriter(conn, config.path) if config.sync == "full" else InlineWriter(conn, config.path)
+        #: ``conn`` belongs to the writer's thread from ``start`` on
+        self.writer = Writer(conn, config.path, inline=config.sync == "normal")
         #: for reading on the event loop's thread (recovery, queries): sees what is committed
         self.read = connect(config.path, sync=config.sync)
         row = conn.execute("SELECT max(seq) FROM calls").fetchone()
@@ -121,6 +121,10 @@ class Journal:
     @property
     def failure(self) -> Exception | None:
         return self.writer.failure
+
+    def lag(self) -> Lag:
+        """How far the file is behind: records written and not yet committed, and the oldest one's age."""
+        return self.writer.lag()
 
     # --- calls ----------------------------------------------------------------------
 

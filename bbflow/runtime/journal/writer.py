@@ -1,17 +1,29 @@
-"""The journal writers: how records reach the file without stalling the event loop.
+"""The journal writer: how records reach the file, in order, without stalling the event loop.
 
-Both keep writes in order: ``commit`` returns once its write, and everything
-written before it, is committed (an intent: the command must not reach the
-driver before); ``write`` does not wait (results, run ends, agent state), and
-is committed with the next commit, whichever comes first.
+``commit`` returns once its write, and everything written before it, is
+committed (an intent: the command must not reach the driver before);
+``write`` does not wait (results, run ends, agent state): it is buffered on
+the loop and committed with the next ``commit``, or at the latest
+``FLUSH_AFTER`` seconds later.
 
-- ``ThreadWriter`` (``sync = "full"``): a thread takes everything queued at
-  once and commits it as one transaction, so concurrent steps' intents share
-  one commit and one fsync (group commit), and the loop never waits on disk.
-- ``InlineWriter`` (``sync = "normal"``): a commit without fsync is a write
-  into the page cache, cheaper than handing it to a thread and back; it runs on
-  the loop's thread, batching what one loop iteration writes. The WAL is
-  checkpointed (the part that syncs) by a thread of its own.
+Group commit: the commits asked for during one turn of the event loop are
+made as one transaction once that turn's work is done, and while one
+transaction is being committed whatever comes meanwhile gathers into the
+next. So concurrent steps' intents share one commit, and with ``sync =
+"full"`` one fsync of the WAL.
+
+Where the commit runs:
+
+- a commit that may wait on the disk runs on the writer thread: every
+  commit with ``sync = "full"`` (it fsyncs), the WAL checkpoints (they sync
+  the WAL and the database; counted in ``checkpoints``), and a commit that
+  finds the file locked by another process (it waits for the lock);
+- with ``sync = "normal"``, a commit that has nothing to wait for is made
+  on the loop's thread: SQLite appends the pages to the WAL, a write into the
+  OS page cache that does not wait for the disk, and never waits for a lock
+  (``busy_timeout`` 0: a locked file sends the batch to the thread). Handing
+  it to the thread would cost two thread wake-ups per commit, several times
+  the commit itself (BENCHMARKS.md, journal section).
 
 A write that fails makes the journal *failed* for good: every waiting and
 later ``commit`` raises ``JournalFailed``, so no new work starts on an
@@ -24,14 +36,26 @@ import asyncio
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from bbflow.runtime.ports import RuntimeFailure
 
 Params = Sequence[Any]
-_STOP: Any = object()
+#: One write: SQL and its parameters, or ``fn(conn, *params)``.
+Op = tuple[Any, Params]
+
+#: A write that does not wait is committed at the latest this long after it is made (seconds).
+FLUSH_AFTER = 0.002
+#: The writer thread checkpoints the WAL after this many commits (or records, whichever comes first).
+CHECKPOINT_EVERY = 1000
+CHECKPOINT_RECORDS = 20_000
+#: How long the thread waits for a lock held by another connection (``bbflow runs recover``, a VACUUM).
+BUSY_TIMEOUT_MS = 5000
 
 
 class JournalFailed(RuntimeFailure):
@@ -41,37 +65,218 @@ class JournalFailed(RuntimeFailure):
         super().__init__(message, "journal")
 
 
-class _Writer:
-    """What both writers share: applying a batch of writes as one transaction, and failing for good."""
+@attrs.frozen
+class Lag:
+    """How far the journal's file is behind what was written: records not yet committed, and how long the
+    oldest of them has waited (seconds; 0 when none)."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+    pending: int
+    oldest: float
+
+
+class _Batch:
+    """Writes committed together, and the commits waiting on them."""
+
+    __slots__ = ("ops", "waiters", "since")
+
+    def __init__(self, ops: list[Op], since: float) -> None:
+        self.ops = ops
+        self.waiters: list[asyncio.Future[None]] = []
+        self.since = since  # when its oldest write was made (time.monotonic)
+
+
+class Writer:
+    """The writer of one journal connection (see the module's docstring)."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path, *, inline: bool = False) -> None:
         self.conn = conn
         self.path = path
+        #: ``sync = "normal"``: commits that cannot wait are made on the loop's thread
+        self.inline = inline
         self.failure: JournalFailed | None = None
-        #: transactions committed (with ``sync = "full"``, one fsync of the WAL each) and records written
+        #: transactions committed (with ``sync = "full"``, one fsync of the WAL each), records written,
+        #: WAL checkpoints (two syncs each: the WAL, then the database)
         self.commits = 0
         self.records = 0
+        self.checkpoints = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._on_failure: Callable[[Exception], None] | None = None
+        self._buffer: list[Op] = []  # written on the loop, not handed over yet
+        self._buffer_since = 0.0
+        self._waiters: list[asyncio.Future[None]] = []  # commits waiting on the buffer
+        self._handoff_soon = False
+        self._turn_committed = False  # a commit was made at once in this turn of the loop
+        self._timer: asyncio.TimerHandle | None = None
+        self._lock = threading.Lock()
+        self._inflight: _Batch | None = None  # what the thread is committing (under _lock)
+        self._next: _Batch | None = None  # what gathers meanwhile (under _lock)
+        self._wake: queue.SimpleQueue[_Batch | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._since_checkpoint = (0, 0)
+        conn.execute("PRAGMA wal_autocheckpoint = 0")  # checkpoints are the thread's, counted
+        if inline:
+            conn.execute("PRAGMA busy_timeout = 0")  # on the loop, never wait for a lock: the thread does
 
     def start(self, loop: asyncio.AbstractEventLoop, on_failure: Callable[[Exception], None] | None = None) -> None:
+        """Start the thread; ``on_failure(exc)`` is called on the loop when a write fails."""
         self._loop = loop
         self._on_failure = on_failure
+        self._thread = threading.Thread(target=self._serve, name="bbflow-journal", daemon=True)
+        self._thread.start()
+
+    # --- on the loop's thread -------------------------------------------------------------
+
+    def write(self, sql: str | Callable[..., Any], params: Params = ()) -> None:
+        """Buffer a write; committed with the next commit, or ``FLUSH_AFTER`` seconds later (no waiting)."""
+        if self.failure is not None:
+            return
+        if not self._buffer:
+            self._buffer_since = time.monotonic()
+            if self._timer is None and self._loop is not None:
+                self._timer = self._loop.call_later(FLUSH_AFTER, self._flush_buffer)
+        self._buffer.append((sql, params))
+
+    async def commit(self, sql: str, params: Params = ()) -> None:
+        """Write and wait until it (and everything written before it) is committed."""
+        if self.failure is not None:
+            raise self.failure
+        loop = self._loop
+        assert loop is not None, "the journal writer is not started"
+        if not self._buffer:
+            self._buffer_since = time.monotonic()
+        self._buffer.append((sql, params))
+        if self.inline and not self._turn_committed and not self._waiters and self._commit_now():
+            # the first commit of this turn of the loop is made at once; the others of the turn wait for
+            # the turn to end and go together (a fan-out's intents: two commits, not one each)
+            self._turn_committed = True
+            loop.call_soon(self._turn_over)
+            if self.failure is not None:
+                raise self.failure
+            return
+        done = loop.create_future()
+        self._waiters.append(done)
+        if not self._handoff_soon:  # once this turn of the loop is done: the commits asked for in it go as one
+            self._handoff_soon = True
+            loop.call_soon(self._handoff)
+        waiting = getattr(loop, "waiting_on_thread", None)  # a virtual clock must not run ahead meanwhile
+        if waiting is None:
+            await done
+        else:
+            with waiting():
+                await done
 
     async def flush(self) -> None:
         """Wait until everything written so far is committed."""
         await self.commit("SELECT 1")
 
-    async def commit(self, sql: str, params: Params = ()) -> None:
-        raise NotImplementedError
+    def lag(self) -> Lag:
+        """Records written and not yet committed, and the age of the oldest (seconds)."""
+        with self._lock:
+            batches = [b for b in (self._inflight, self._next) if b is not None]
+        pending = len(self._buffer) + sum(len(b.ops) for b in batches)
+        if not pending:
+            return Lag(0, 0.0)
+        oldest = min([b.since for b in batches] + ([self._buffer_since] if self._buffer else []))
+        return Lag(pending, max(0.0, time.monotonic() - oldest))
 
-    def _apply(self, ops: list[tuple[Any, Params]]) -> bool:
-        """Execute ``ops`` in one transaction; on an error, fail for good (returns False)."""
-        if not ops or self.failure is not None:
-            return self.failure is None
+    def close(self) -> None:
+        """Commit what is written, stop the thread (blocking: at shutdown, off the hot path)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._thread is None:
+            return
+        self._handoff()
+        self._wake.put(None)
+        self._thread.join()
+        self._thread = None
+
+    def _turn_over(self) -> None:
+        self._turn_committed = False
+
+    def _commit_now(self) -> bool:
+        """Commit the buffer on the loop (``inline``), unless the thread is busy or the file locked: False."""
+        with self._lock:
+            if self._inflight is not None:
+                return False
+            ops = self._buffer
+            if not self._apply(ops, inline=True):
+                return False
+            self._buffer = []
+            if self.failure is not None:
+                if self._on_failure is not None:
+                    self._on_failure(self.failure)
+            elif self._checkpoint_due():
+                self._inflight = _Batch([], time.monotonic())
+                self._wake.put(self._inflight)
+        return True
+
+    def _flush_buffer(self) -> None:
+        self._timer = None
+        self._handoff()
+
+    def _handoff(self) -> None:
+        """Commit the buffer: on the loop (``inline``, the thread idle, nothing to wait for), else through
+        the thread, as a batch of its own if it is idle or gathered into the next one."""
+        self._handoff_soon = False
+        if not self._buffer or self.failure is not None:
+            return
+        ops, self._buffer = self._buffer, []
+        waiters, self._waiters = self._waiters, []
+        if self.inline:
+            self._buffer = ops
+            if self._commit_now():
+                _settle(waiters, self.failure)
+                return
+            ops, self._buffer = self._buffer, []
+        with self._lock:
+            if self._inflight is not None:  # the thread is busy: gather; it takes the next batch when done
+                if self._next is None:
+                    self._next = _Batch(ops, self._buffer_since)
+                else:
+                    self._next.ops.extend(ops)
+                self._next.waiters.extend(waiters)
+                return
+            batch = self._inflight = _Batch(ops, self._buffer_since)
+            batch.waiters.extend(waiters)
+        self._wake.put(batch)
+
+    # --- on the writer's thread -----------------------------------------------------------
+
+    def _serve(self) -> None:
+        while True:
+            batch = self._wake.get()
+            if batch is None:  # ``close``: whatever was handed over before is committed by now
+                return
+            while batch is not None:
+                if batch.ops:
+                    self._apply(batch.ops, inline=False)
+                    if self.failure is not None:
+                        self._tell(self._on_failure, self.failure)
+                if self._checkpoint_due():
+                    self._checkpoint()
+                if batch.waiters:
+                    self._tell(_settle, batch.waiters, self.failure)
+                with self._lock:
+                    batch = self._inflight = self._next
+                    self._next = None
+
+    # --- either ---------------------------------------------------------------------------
+
+    def _apply(self, ops: list[Op], *, inline: bool) -> bool:
+        """Execute ``ops`` in one transaction; on an error, fail for good. False: ``inline`` and the file is
+        locked by another connection (nothing done: the thread will wait for the lock)."""
+        if self.failure is not None:
+            return True
         conn = self.conn
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            if not inline and self.inline:
+                conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            finally:
+                if not inline and self.inline:
+                    conn.execute("PRAGMA busy_timeout = 0")
             for sql, params in ops:
                 if callable(sql):
                     sql(conn, *params)
@@ -79,6 +284,8 @@ class _Writer:
                     conn.execute(sql, params)
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
+            if inline and not conn.in_transaction and _locked(exc):
+                return False
             self.failure = JournalFailed(f"journal {self.path}: write failed: {exc}; "
                                          "nothing more moves on an unrecorded intent")
             try:
@@ -86,73 +293,24 @@ class _Writer:
                     conn.execute("ROLLBACK")
             except sqlite3.Error:
                 pass
-            self._failed()
-            return False
+            return True
         self.commits += 1
         self.records += len(ops)
+        commits, records = self._since_checkpoint
+        self._since_checkpoint = (commits + 1, records + len(ops))
         return True
 
-    def _failed(self) -> None:
-        raise NotImplementedError
+    def _checkpoint_due(self) -> bool:
+        commits, records = self._since_checkpoint
+        return self.failure is None and (commits >= CHECKPOINT_EVERY or records >= CHECKPOINT_RECORDS)
 
-
-class ThreadWriter(_Writer):
-    """``sync = "full"``: one thread commits whatever is queued as one transaction (one fsync)."""
-
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
-        super().__init__(conn, path)
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-
-    def start(self, loop: asyncio.AbstractEventLoop, on_failure: Callable[[Exception], None] | None = None) -> None:
-        super().start(loop, on_failure)
-        self._thread = threading.Thread(target=self._serve, name="bbflow-journal", daemon=True)
-        self._thread.start()
-
-    def write(self, sql: str | Callable[..., Any], params: Params = ()) -> None:
-        """Queue a write (SQL, or ``fn(conn, *params)``); committed with the next batch (no waiting)."""
-        if self.failure is None:
-            self._queue.put((sql, params, None))
-
-    async def commit(self, sql: str, params: Params = ()) -> None:
-        """Queue a write and wait until it (and everything queued before it) is committed."""
-        if self.failure is not None:
-            raise self.failure
-        assert self._loop is not None, "the journal writer is not started"
-        done = self._loop.create_future()
-        self._queue.put((sql, params, done))
-        waiting = getattr(self._loop, "waiting_on_thread", None)  # a virtual clock must not run ahead meanwhile
-        if waiting is None:
-            await done
-        else:
-            with waiting():
-                await done
-
-    def close(self) -> None:
-        """Commit what is queued, stop the thread (blocking: at shutdown, off the hot path)."""
-        if self._thread is not None:
-            self._queue.put(_STOP)
-            self._thread.join()
-            self._thread = None
-
-    def _serve(self) -> None:
-        while True:
-            batch = [self._queue.get()]
-            while True:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            ops = [item for item in batch if item is not _STOP]
-            self._apply([(sql, params) for sql, params, _ in ops])
-            waiters = [item[2] for item in ops if item[2] is not None]
-            if waiters:
-                self._tell(_settle, waiters, self.failure)
-            if len(ops) != len(batch):
-                return
-
-    def _failed(self) -> None:
-        self._tell(self._on_failure, self.failure)
+    def _checkpoint(self) -> None:
+        self._since_checkpoint = (0, 0)
+        try:
+            self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            self.checkpoints += 1
+        except sqlite3.Error:
+            pass  # the next one will try again; a failed checkpoint loses nothing
 
     def _tell(self, fn: Callable[..., None] | None, *args: Any) -> None:
         """Call ``fn(*args)`` on the event loop's thread."""
@@ -164,76 +322,8 @@ class ThreadWriter(_Writer):
             pass
 
 
-#: With ``InlineWriter``, checkpoint the WAL (in a thread) after this many commits.
-CHECKPOINT_EVERY = 1000
-
-
-class InlineWriter(_Writer):
-    """``sync = "normal"``: commits on the loop's thread (no fsync), one per loop iteration at most for
-    the writes that do not wait; the WAL checkpoints (which do sync) run in a thread."""
-
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
-        super().__init__(conn, path)
-        conn.execute("PRAGMA wal_autocheckpoint = 0")  # checkpoints are the thread's
-        self._pending: list[tuple[Any, Params]] = []
-        self._scheduled = False
-        self._checkpointing: threading.Thread | None = None
-        self._since_checkpoint = 0
-
-    def write(self, sql: str | Callable[..., Any], params: Params = ()) -> None:
-        if self.failure is not None:
-            return
-        self._pending.append((sql, params))
-        if not self._scheduled and self._loop is not None:
-            self._scheduled = True
-            self._loop.call_soon(self._flush_now)
-
-    async def commit(self, sql: str, params: Params = ()) -> None:
-        if self.failure is not None:
-            raise self.failure
-        self._pending.append((sql, params))
-        self._flush_now()
-        if self.failure is not None:
-            raise self.failure
-
-    def close(self) -> None:
-        self._flush_now()
-        if self._checkpointing is not None:
-            self._checkpointing.join()
-        try:
-            self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        except sqlite3.Error:
-            pass
-
-    def _flush_now(self) -> None:
-        self._scheduled = False
-        ops, self._pending = self._pending, []
-        if self._apply(ops):
-            self._since_checkpoint += 1
-            if self._since_checkpoint >= CHECKPOINT_EVERY and self._checkpointing is None:
-                self._since_checkpoint = 0
-                self._checkpointing = threading.Thread(target=self._checkpoint, name="bbflow-journal-checkpoint",
-                                                       daemon=True)
-                self._checkpointing.start()
-
-    def _checkpoint(self) -> None:
-        try:
-            conn = sqlite3.connect(self.path, timeout=5.0)
-            try:
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            finally:
-                conn.close()
-        except sqlite3.Error:
-            pass  # the next one will try again; a failed checkpoint loses nothing
-        finally:
-            self._checkpointing = None
-
-    def _failed(self) -> None:
-        if self._on_failure is not None and self.failure is not None:
-            self._on_failure(self.failure)
-
-
-Writer = ThreadWriter | InlineWriter
+def _locked(exc: sqlite3.Error) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc))
 
 
 def _settle(waiters: list[asyncio.Future[None]], failure: BaseException | None) -> None:
