@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import sqlite3
 import time
@@ -511,3 +512,88 @@ def test_state_and_scheduled_signals_survive_a_restart(tmp_path: Path) -> None:
     assert journal.read.execute("SELECT count(*) FROM schedules").fetchone()[0] == 0
     assert json.loads(journal.read.execute("SELECT state FROM agents").fetchone()[0]) == {"fired": 1}
     journal.close()
+
+
+# --- action steps with an undo ------------------------------------------------------------------
+
+
+def test_an_action_step_is_journaled_and_a_clean_run_records_it(tmp_path: Path) -> None:
+    import journal_actions as ja
+
+    async def main() -> None:
+        journal = journal_at(tmp_path / "j.db", project="actions", sync="normal")
+        journal.start(asyncio.get_running_loop())
+        program, reactor = ja.program()
+        async with RobotProxy(ja.SPEC, "cell", ja.Gripper) as robot:
+            await robot.call("arm", {})
+            result = await run_reactor(program, reactor, {"job": 3}, robot=robot, journal=journal,
+                                       observer=journal.observe, actions=ja.resolve)
+        assert result.ok
+        await journal.writer.flush()
+        rows = journal.read.execute("SELECT kind, step, target, args, undo, outcome, result FROM calls "
+                                    "ORDER BY seq").fetchall()
+        assert [(r[0], r[1], r[2], r[5]) for r in rows] == [
+            ("step", "grip", "grip", "ok"), ("step", "mark", "action:mark", "ok"), ("step", "place", "place", "ok")]
+        mark = rows[1]
+        assert json.loads(mark[3]) == {"tag": "job-3"} and json.loads(mark[6]) == "job-3"
+        assert json.loads(mark[4]) == {"action": "unmark", "args": {"tag": "job-3"}}
+        # a run that fails rolls back: the action's undo is journaled too (so a crash then would not redo it)
+        async with RobotProxy(ja.SPEC, "cell", ja.Gripper) as robot:
+            await robot.call("arm", {})
+            result = await run_reactor(program, reactor, {"job": 0}, robot=robot, journal=journal,
+                                       observer=journal.observe, actions=ja.resolve)
+        assert not result.ok
+        await journal.writer.flush()
+        undos = journal.read.execute("SELECT step, target, outcome FROM calls WHERE kind = 'undo' ORDER BY seq")
+        assert undos.fetchall() == [("mark", "action:unmark", "ok"), ("grip", "release", "ok")]
+        journal.close()
+
+    monkey = pytest.MonkeyPatch()
+    monkey.setenv(ja.WORLD, str(tmp_path / "world.jsonl"))
+    try:
+        asyncio.run(main())
+    finally:
+        monkey.undo()
+
+
+def test_an_action_cut_off_by_a_crash_is_undone_at_recovery_and_never_run_again(tmp_path: Path) -> None:
+    """``mark`` moves the world, then its process is killed (SIGKILL) before its result is recorded: in doubt.
+    Recovery undoes it (and the command before it), newest intent first, once; nothing runs again."""
+    import subprocess
+    import sys
+
+    import journal_actions as ja
+
+    path, world = tmp_path / "j.db", tmp_path / "world.jsonl"
+    child = subprocess.run([sys.executable, str(Path(__file__).with_name("journal_actions.py")), str(path),
+                            str(world)], env={**os.environ, "BBFLOW_TEST_CRASH": "mark"}, capture_output=True,
+                           text=True, timeout=120)
+    assert child.returncode == -9, child.stderr  # killed, mid-run
+    assert [w["do"] for w in ja.world(world)] == ["grip", "mark"]
+    journal = journal_at(path, project="actions")
+    doubt = journal.read.execute("SELECT target, outcome FROM calls WHERE step = 'mark'").fetchall()
+    assert doubt == [("action:mark", None)]
+
+    async def main() -> list[Any]:
+        journal.start(asyncio.get_running_loop())
+        program, _ = ja.program()
+        async with RobotProxy(ja.SPEC, "cell", ja.Gripper) as robot:
+            await robot.call("arm", {})
+            done = await Recovery(journal, program, {"cell": robot}, actions=ja.resolve).run()
+        return done
+
+    monkey = pytest.MonkeyPatch()
+    monkey.setenv(ja.WORLD, str(world))
+    try:
+        done = asyncio.run(main())
+    finally:
+        monkey.undo()
+    assert [(d.action, d.in_doubt) for d in done] == [("rolled back", ("mark",))]
+    assert [w["do"] for w in ja.world(world)] == ["grip", "mark", "unmark", "release"]
+    undos = journal.read.execute("SELECT step, target, outcome FROM calls WHERE kind = 'undo' ORDER BY seq").fetchall()
+    assert undos == [("mark", "action:unmark", "ok"), ("grip", "release", "ok")]
+    journal.close()
+    # a second start finds nothing to do: the action's undo is journaled as done, the run as ended
+    again = journal_at(path, project="actions")
+    assert again.read.execute("SELECT status FROM runs").fetchall() == [("failed",)]
+    again.close()

@@ -14,6 +14,7 @@ from bbflow.runtime import model
 from bbflow.runtime.actions import invoke
 from bbflow.runtime.durations import format_duration
 from bbflow.runtime.ids import uuid7
+from bbflow.runtime.journal.calls import Journaled
 from bbflow.runtime.linemap import NOTE_PREFIX, add_flow_note
 from bbflow.runtime.ports import RobotPort, RuntimeFailure
 from bbflow.runtime.run_state import RunState
@@ -159,9 +160,26 @@ async def wait_signal(run: RunState, call: model.WaitSignal, scope: Mapping[str,
         raise failure(exc, "expression", f"{name}: where") from None
 
 
-async def action(run: RunState, call: model.ActionCall, scope: Mapping[str, Any], name: str) -> Any:
+async def action(run: RunState, call: model.ActionCall, scope: Mapping[str, Any], name: str,
+                 journaled: Journaled | None = None) -> Any:
+    """An action call; with ``journaled`` (a step or an undo that has effects to record), its intent is
+    committed before the action is called and its outcome recorded after, as for a command."""
     decl = run.program.actions.get(call.action) or run.program.find("actions", call.action)
     args = arguments(call, scope, name)
+    if journaled is not None:
+        await journaled.before(f"action:{decl.name}", args)
+    try:
+        value = await _called(run, decl, args)
+    except RuntimeFailure as exc:
+        if journaled is not None:
+            journaled.failed(exc)
+        raise
+    if journaled is not None:
+        journaled.succeeded(value)
+    return value
+
+
+async def _called(run: RunState, decl: model.Action, args: dict[str, Any]) -> Any:
     try:
         fn = run.resolver(decl.target)
         value = await invoke(fn, args)

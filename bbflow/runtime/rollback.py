@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bbflow.runtime import model, run_events
-from bbflow.runtime.calls import arguments, driver_failure, perform, timed_out
+from bbflow.runtime.calls import action, arguments, driver_failure, perform, timed_out
 from bbflow.runtime.deadline import Deadline
 from bbflow.runtime.journal import JOURNALED, Journaled
 from bbflow.runtime.ports import RuntimeFailure
@@ -114,6 +114,8 @@ async def _attempt(run: RunState, name: str, call: model.Call, scope: Any, index
             finally:
                 if token is not None:
                     JOURNALED.reset(token)
+        elif type(call) is model.ActionCall and run.journal is not None:  # done, it is not redone at recovery
+            await action(run, call, scope, name, Journaled(run.journal, run.run_id, "undo", name, index, attempt))
         else:
             await perform(run, call, scope, name, seconds)
     except RuntimeFailure as exc:

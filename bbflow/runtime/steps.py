@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bbflow.runtime import model, run_events
-from bbflow.runtime.calls import arguments, compose, driver_failure, failure, perform, timed_out
+from bbflow.runtime.calls import action, arguments, compose, driver_failure, failure, perform, timed_out
 from bbflow.runtime.deadline import Deadline
 from bbflow.runtime.journal import JOURNALED, Journaled, planner
 from bbflow.runtime.ports import RuntimeFailure
@@ -104,6 +104,9 @@ async def _attempt(run: RunState, step: model.Step, scope: dict[str, Any], index
                     JOURNALED.reset(token)
         elif type(call) is model.ReactorCall:
             value, child = await compose(run, call, scope, name)
+        elif type(call) is model.ActionCall and run.journal is not None and step.irreversible is None \
+                and run.undo_call(step) is not None:  # an action with an undo is an effect: journaled
+            value = await action(run, call, scope, name, _journaled(run, step, scope, index, attempt))
         else:
             value = await perform(run, call, scope, name)
     except RuntimeFailure as exc:
@@ -129,7 +132,7 @@ async def _attempt(run: RunState, step: model.Step, scope: dict[str, Any], index
 
 def _journaled(run: RunState, step: model.Step, scope: Mapping[str, Any], index: tuple[int, ...],
                attempt: int) -> Journaled:
-    """The journal's record of one attempt of a command step, with the undo recovery would run."""
+    """The journal's record of one attempt of a command (or action) step, with the undo recovery would run."""
     assert run.journal is not None
     chosen = None if step.irreversible is not None else run.undo_call(step)
     return Journaled(run.journal, run.run_id, "step", step.name, index, attempt, planner(chosen, step.name, scope))
