@@ -15,6 +15,7 @@ from fleet_helpers import ZENOH_CONFIG, Collector, bus_project, free_port
 from bbflow.runtime import model
 from bbflow.runtime.bus import Bus
 from bbflow.runtime.fleet import bus_settings, make_link
+from bbflow.runtime.fleet.zenoh_link import CACHE_SAMPLES
 from bbflow.runtime.signals import Envelope, SignalCatalog
 from bbflow.runtime.types import INT, Record
 
@@ -65,3 +66,75 @@ def test_a_late_process_catches_up_within_its_window_and_only_then(tmp_path: Pat
             await sender.close()
 
     assert asyncio.run(scenario()) == [*expected, 3]
+
+
+def test_what_the_window_held_beyond_the_publishers_cache_is_reported_lost_with_a_count(tmp_path: Path) -> None:
+    endpoint = f"tcp/127.0.0.1:{free_port()}"
+    published = CACHE_SAMPLES + 44
+
+    async def scenario() -> tuple[list[int], list[dict[str, Any]]]:
+        sender = make_link(settings(tmp_path, "60s", listen=[endpoint]), process="a", robots=[], agents=["A"])
+        bus_a = Bus(CATALOG)
+        await sender.open(bus_a, [])
+        try:
+            for job in range(published):  # before the other process (re)starts: more than the cache holds
+                bus_a.emit(Envelope(type="task.assigned", source="/agent/A", data={"job": job}), agent="A")
+            events: list[dict[str, Any]] = []
+            bus_b = Bus(CATALOG, observer=events.append)
+            agent = Collector()
+            bus_b.attach(agent)
+            late = make_link(settings(tmp_path, "60s", connect=[endpoint]), process="b", robots=[], agents=["B"])
+            await late.open(bus_b, ["task.assigned"])
+            try:
+                for _ in range(200):  # bounded: up to 10 s
+                    if len(agent.got) >= CACHE_SAMPLES:
+                        break
+                    await asyncio.sleep(0.05)
+            finally:
+                await late.close()
+            return [e.data["job"] for e in agent.got], events
+        finally:
+            await sender.close()
+
+    got, events = asyncio.run(scenario())
+    assert got == list(range(published - CACHE_SAMPLES, published))  # what the cache held, in order
+    lost = [e for e in events if e["event"] == "signal.lost"]
+    assert [e["count"] for e in lost] == [published - CACHE_SAMPLES], lost
+    assert "catch-up window" in lost[0]["reason"]
+    assert len(got) + lost[0]["count"] == published  # nothing went silently
+
+
+def test_nothing_is_reported_lost_before_a_window_that_held_no_more_than_the_cache(tmp_path: Path) -> None:
+    endpoint = f"tcp/127.0.0.1:{free_port()}"
+
+    async def scenario() -> list[dict[str, Any]]:
+        sender = make_link(settings(tmp_path, "60s", listen=[endpoint]), process="a", robots=[], agents=["A"])
+        bus_a = Bus(CATALOG)
+        await sender.open(bus_a, [])
+        try:
+            for job in range(3):
+                bus_a.emit(Envelope(type="task.assigned", source="/agent/A", data={"job": job}), agent="A")
+            events: list[dict[str, Any]] = []
+            bus_b = Bus(CATALOG, observer=events.append)
+            agent = Collector()
+            bus_b.attach(agent)
+            late = make_link(settings(tmp_path, "60s", connect=[endpoint]), process="b", robots=[], agents=["B"])
+            await late.open(bus_b, ["task.assigned"])
+            try:
+                for _ in range(200):
+                    if len(agent.got) >= 3:
+                        break
+                    await asyncio.sleep(0.05)
+                bus_a.emit(Envelope(type="task.assigned", source="/agent/A", data={"job": 3}), agent="A")
+                for _ in range(200):
+                    if len(agent.got) >= 4:
+                        break
+                    await asyncio.sleep(0.05)
+            finally:
+                await late.close()
+            assert [e.data["job"] for e in agent.got] == [0, 1, 2, 3]
+            return events
+        finally:
+            await sender.close()
+
+    assert not [e for e in asyncio.run(scenario()) if e["event"] == "signal.lost"]

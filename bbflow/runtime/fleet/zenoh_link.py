@@ -13,6 +13,14 @@ Imported only when ``[bus] kind = "zenoh"`` (it needs the ``bus`` extra).
   within that window, and gaps are first filled from the publishers' caches.
   Events arrive on Zenoh's threads and are handed to the event loop in
   batches; the door checks each one there.
+- Catch-up gaps: with ``catch_up`` > 0, each event is published with a Zenoh
+  timestamp (the window is a ``max_age`` on them) and, as its attachment, the
+  time its publisher published the one before it. The first event a process
+  gets from a publisher tells it how many that publisher published before
+  (the sequence number) and whether the last of those was within the window:
+  if so, the window held events the cache no longer did, and they are
+  reported as ``signal.lost`` (Zenoh's own miss detection only sees gaps
+  between events a subscriber has had).
 - Membership: one liveliness token ``PREFIX/@fleet/PROCESS/ROBOTS/AGENTS``;
   every other process's token appearing or going (its session closed, its
   process killed, its network gone) becomes ``fleet.peer.up`` or
@@ -23,7 +31,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import struct
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -33,7 +43,7 @@ import zenoh
 from zenoh import ext
 
 from bbflow.runtime.bus import Bus
-from bbflow.runtime.fleet.door import BusDoor
+from bbflow.runtime.fleet.door import BusDoor, SeenIds
 from bbflow.runtime.fleet.keys import (
     FLEET_PEER_DOWN,
     FLEET_PEER_UP,
@@ -54,6 +64,10 @@ CACHE_SAMPLES = 256
 #: Seconds between the sequence-number heartbeats a publisher sends when it has published since the last.
 HEARTBEAT = 0.5
 ENCODING = "application/cloudevents+json"
+#: the attachment of an event published with a catch-up window: when the one before it was published (Unix time)
+_PREVIOUS = struct.Struct("<d")
+#: publishers remembered to see which ones are new (oldest forgotten first)
+SOURCES = 10_000
 
 
 def zenoh_config(settings: BusSettings) -> zenoh.Config:
@@ -120,6 +134,8 @@ class ZenohLink:
         self._inbox: _Inbox | None = None
         self._door: BusDoor | None = None
         self._peers: dict[str, Member] = {}  # by membership key
+        self._previous: dict[str, float] = {}  # per signal type: when its last event was published (catch-up)
+        self._sources = SeenIds(SOURCES)  # the publishers events came from (catch-up)
 
     @property
     def keys(self) -> list[str]:
@@ -142,9 +158,18 @@ class ZenohLink:
         # Recovery asks a publisher's cache for what a heartbeat says was missed, which a process that
         # starts would take as missed too: only with a catch-up window.
         recovery = ext.RecoveryConfig(heartbeat=True, periodic_queries=None) if history is not None else None
+        if history is None:
+            def on_sample(sample: zenoh.Sample) -> None:
+                inbox.put("sample", (str(sample.key_expr), sample.payload.to_bytes()))
+        else:
+            def on_sample(sample: zenoh.Sample) -> None:
+                info, attachment = sample.source_info, sample.attachment
+                if info is not None and attachment is not None:  # a gap before it is reported first
+                    inbox.put("first", (str(info.source_id), int(info.source_sn), attachment.to_bytes()))
+                inbox.put("sample", (str(sample.key_expr), sample.payload.to_bytes()))
         for key in subscriptions(self.prefix, patterns):
             sub = ext.declare_advanced_subscriber(
-                session, key, lambda sample: inbox.put("sample", (str(sample.key_expr), sample.payload.to_bytes())),
+                session, key, on_sample,
                 history=history, recovery=recovery,
                 allowed_origin=zenoh.Locality.REMOTE,
             )
@@ -169,7 +194,14 @@ class ZenohLink:
                 sample_miss_detection=ext.MissDetectionConfig(heartbeat=None, sporadic_heartbeat=HEARTBEAT),
                 publisher_detection=True,
             )
-        publisher.put(json.dumps(envelope.to_json(), ensure_ascii=False, separators=(",", ":")).encode())
+        payload = json.dumps(envelope.to_json(), ensure_ascii=False, separators=(",", ":")).encode()
+        if self.settings.catch_up > 0:
+            now = time.time()
+            previous = self._previous.get(envelope.type, 0.0)
+            self._previous[envelope.type] = now
+            publisher.put(payload, timestamp=self._session.new_timestamp(), attachment=_PREVIOUS.pack(previous))
+        else:
+            publisher.put(payload)
         self.sent += 1
         return True
 
@@ -202,8 +234,22 @@ class ZenohLink:
                 source, count = item
                 self._bus.report("signal.lost", count=count, source=source,
                                  reason="missed on the bus and no longer in its publisher's cache")
+            elif kind == "first":
+                self._first(*item)
             else:
                 self._member(*item)
+
+    def _first(self, source: str, sn: int, attachment: bytes) -> None:
+        """An event from publisher ``source`` (catch-up on): if it is the first from there and the event
+        before it was published within the catch-up window, what the window held before it is lost."""
+        assert self._bus is not None
+        if not self._sources.add(source) or sn == 0 or len(attachment) != _PREVIOUS.size:
+            return
+        (previous,) = _PREVIOUS.unpack(attachment)
+        if previous > time.time() - self.settings.catch_up:
+            self._bus.report("signal.lost", count=sn, source=source,
+                             reason=f"published within the catch-up window ({self.settings.catch_up:g}s) before the "
+                                    "oldest event its publisher still holds; some may be older than the window")
 
     def _member(self, key: str, kind: zenoh.SampleKind) -> None:
         assert self._bus is not None
