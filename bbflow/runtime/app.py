@@ -29,8 +29,9 @@ robot is disarmed (safe stop) and the session halts (exit status 3) with the rea
 
 The supervision tree of the agents: ``root`` (no restarts: its give-up is the
 safe stop) over ``robots`` (one child per robot's driver connection: a lost
-connection is reconnected) and ``agents`` (one child per agent), both with the
-``[supervision]`` strategy and limits of bbflow.toml.
+connection is reconnected), ``bus`` (with a network bus: its Zenoh session; a
+lost session is opened again) and ``agents`` (one child per agent), all with
+the ``[supervision]`` strategy and limits of bbflow.toml.
 
 This module runs on ``bbflow.runtime`` only; the compiler has already made the
 program.
@@ -356,6 +357,8 @@ class Session:
         agents = supervisor("agents", [Child(f"{s.name}/{s.robot_instance}" if s.name in several else s.name, s.serve)
                                        for s in servers])
         children = [Child("agents", agents.run)]
+        if self._link is not None:  # the fleet bus: a lost Zenoh session is reopened
+            children.insert(0, Child("bus", supervisor("bus", [self._bus_session(self._link)]).run))
         if self.robots:  # a process of coordinators only has no robot connection to watch
             robots = supervisor("robots", [self._connection(rp, proxy) for rp, proxy in zip(self.plan.robots, self.robots)])
             children.insert(0, Child("robots", robots.run))
@@ -394,6 +397,22 @@ class Session:
             raise ConnectionLost(f"robot {proxy.instance}: connection lost: {reason}")
 
         return Child(f"robot {proxy.instance}", watch)
+
+    def _bus_session(self, link: Any) -> Child:
+        """The fleet bus's Zenoh session as a supervised child (opened before the tree starts): it fails
+        when the session is lost, and its restart opens a new one."""
+
+        async def watch() -> None:
+            if link.lost:
+                try:
+                    await link.reopen()
+                except BusOpenError as exc:
+                    raise BusLost(f"bus: {exc}") from None
+                self.note("bus: the Zenoh session was lost; a new one is open")
+            reason = await link.wait_lost()
+            raise BusLost(f"bus: {reason}")
+
+        return Child("zenoh session", watch)
 
     async def _feed(self, bus: Bus, supervision: asyncio.Task[None]) -> None:
         """Signals from the input (see ``_read``); then, with --until-idle, stop when idle."""
@@ -456,6 +475,13 @@ class ConnectionLost(RuntimeFailure):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, "connection")
+
+
+class BusLost(RuntimeFailure):
+    """The fleet bus's session is gone (its supervisor opens a new one)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "bus")
 
 
 def reactor_outcome(result: RunResult, reactor: model.Reactor) -> Outcome:

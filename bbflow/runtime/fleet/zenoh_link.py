@@ -64,6 +64,8 @@ CACHE_SAMPLES = 256
 #: Seconds between the sequence-number heartbeats a publisher sends when it has published since the last.
 HEARTBEAT = 0.5
 ENCODING = "application/cloudevents+json"
+#: Seconds between two looks at whether the session is still open.
+WATCH = 0.2
 #: the attachment of an event published with a catch-up window: when the one before it was published (Unix time)
 _PREVIOUS = struct.Struct("<d")
 #: publishers remembered to see which ones are new (oldest forgotten first)
@@ -118,7 +120,14 @@ class _Inbox:
 
 
 class ZenohLink:
-    """``Bus.link`` over a Zenoh session; ``open`` it on the running loop, ``close`` it at the end."""
+    """``Bus.link`` over a Zenoh session; ``open`` it on the running loop, ``close`` it at the end.
+
+    A session that closes under the process (Zenoh failed, or it was closed) is a lost bus:
+    ``wait_lost`` returns, and ``reopen`` opens a new session with the same subscriptions and
+    token (the process's supervision tree does both: see ``bbflow.runtime.app``). Until then, what
+    the process sends is reported dropped; the peers it knew are reported down (it cannot see
+    them), and those still there are up again when the new session starts.
+    """
 
     def __init__(self, settings: BusSettings, *, process: str, robots: Iterable[str], agents: Iterable[str]) -> None:
         self.settings = settings
@@ -131,28 +140,56 @@ class ZenohLink:
         self._publishers: dict[str, Any] = {}
         self._declared: list[Any] = []  # subscribers, listeners, the token: undeclared in reverse at close
         self._bus: Bus | None = None
+        self._patterns: tuple[str, ...] = ()
         self._inbox: _Inbox | None = None
         self._door: BusDoor | None = None
         self._peers: dict[str, Member] = {}  # by membership key
         self._previous: dict[str, float] = {}  # per signal type: when its last event was published (catch-up)
         self._sources = SeenIds(SOURCES)  # the publishers events came from (catch-up)
+        self._lost: str | None = None  # why the session is gone, until it is reopened
 
     @property
     def keys(self) -> list[str]:
         return [str(s.key_expr) for s in self._declared if hasattr(s, "key_expr")]
 
+    @property
+    def lost(self) -> bool:
+        """The session was found gone (``wait_lost`` returned) and no new one is open yet."""
+        return self._lost is not None
+
     async def open(self, bus: Bus, patterns: Iterable[str]) -> None:
         """Open the session, subscribe to ``patterns`` (route patterns), and announce this process."""
-        loop = asyncio.get_running_loop()
+        self._bus = bus
+        self._patterns = tuple(patterns)
+        self._door = BusDoor(bus, self.prefix)
+        self._inbox = _Inbox(asyncio.get_running_loop(), self._drain)
+        await self._connect()
+        bus.link = self
+
+    async def reopen(self) -> None:
+        """A new session in place of a lost one: the same subscriptions, publishers and token."""
+        await self._disconnect()
+        await self._connect()
+        self._lost = None
+
+    async def wait_lost(self) -> str:
+        """Return, with the reason, once the session is gone (checked every ``WATCH`` seconds)."""
+        while self._lost is None:
+            if self._session is None or self._session.is_closed():
+                self._lose("the Zenoh session closed")
+                break
+            await asyncio.sleep(WATCH)
+        assert self._lost is not None
+        return self._lost
+
+    async def _connect(self) -> None:
         config = zenoh_config(self.settings)
         try:
-            self._session = await loop.run_in_executor(None, zenoh.open, config)
+            self._session = await asyncio.get_running_loop().run_in_executor(None, zenoh.open, config)
         except zenoh.ZError as exc:
             raise BusOpenError(f"cannot open the Zenoh session: {exc}") from None
-        self._bus = bus
-        self._door = BusDoor(bus, self.prefix)
-        self._inbox = inbox = _Inbox(loop, self._drain)
-        session = self._session
+        session, inbox = self._session, self._inbox
+        assert inbox is not None
         history = ext.HistoryConfig(detect_late_publishers=True, max_samples=CACHE_SAMPLES,
                                     max_age=self.settings.catch_up) if self.settings.catch_up > 0 else None
         # Recovery asks a publisher's cache for what a heartbeat says was missed, which a process that
@@ -167,7 +204,7 @@ class ZenohLink:
                 if info is not None and attachment is not None:  # a gap before it is reported first
                     inbox.put("first", (str(info.source_id), int(info.source_sn), attachment.to_bytes()))
                 inbox.put("sample", (str(sample.key_expr), sample.payload.to_bytes()))
-        for key in subscriptions(self.prefix, patterns):
+        for key in subscriptions(self.prefix, self._patterns):
             sub = ext.declare_advanced_subscriber(
                 session, key, on_sample,
                 history=history, recovery=recovery,
@@ -180,11 +217,42 @@ class ZenohLink:
             history=True))
         self._declared.append(session.liveliness().declare_token(
             member_key(self.prefix, self.process, self.robots, self.agents)))
-        bus.link = self
+
+    async def _disconnect(self) -> None:
+        session, self._session = self._session, None
+        for entity in [*reversed(self._declared), *self._publishers.values()]:
+            try:
+                entity.undeclare()
+            except zenoh.ZError:
+                pass  # already gone with the session
+        self._declared.clear()
+        self._publishers.clear()
+        if session is not None and not session.is_closed():
+            await asyncio.get_running_loop().run_in_executor(None, session.close)
+
+    def _lose(self, reason: str) -> None:
+        """The session is gone: say why once, and report the peers it knew down (it cannot see them now)."""
+        if self._lost is not None:
+            return
+        self._lost = reason
+        for key in list(self._peers):
+            self._member(key, zenoh.SampleKind.DELETE)
 
     def send(self, envelope: Envelope) -> bool:
-        if stays_local(envelope.type) or self._session is None:
+        if stays_local(envelope.type) or (self._session is None and self._lost is None):
             return False
+        if self._lost is not None:  # also while a new session opens
+            self._not_sent(envelope)
+            return True
+        try:
+            self._put(envelope)
+        except zenoh.ZError as exc:  # the session closed under us: the supervisor reopens it
+            self._lose(f"the Zenoh session failed: {exc}")
+            self._not_sent(envelope)
+        return True
+
+    def _put(self, envelope: Envelope) -> None:
+        assert self._session is not None
         publisher = self._publishers.get(envelope.type)
         if publisher is None:
             publisher = self._publishers[envelope.type] = ext.declare_advanced_publisher(
@@ -203,7 +271,12 @@ class ZenohLink:
         else:
             publisher.put(payload)
         self.sent += 1
-        return True
+
+    def _not_sent(self, envelope: Envelope) -> None:
+        """A signal for the other processes while the bus is down: this process's agents have it, they do not."""
+        assert self._bus is not None
+        self._bus.dropped += 1
+        self._bus.report("signal.dropped", type=envelope.type, reason=f"not sent to the other processes: {self._lost}")
 
     async def close(self) -> None:
         """Withdraw the token (the others see ``fleet.peer.down`` at once) and close the session."""
@@ -211,17 +284,7 @@ class ZenohLink:
             self._inbox.closed = True
         if self._bus is not None and self._bus.link is self:
             self._bus.link = None
-        session, self._session = self._session, None
-        if session is None:
-            return
-        for entity in [*reversed(self._declared), *self._publishers.values()]:
-            try:
-                entity.undeclare()
-            except zenoh.ZError:
-                pass  # already gone with the session
-        self._declared.clear()
-        self._publishers.clear()
-        await asyncio.get_running_loop().run_in_executor(None, session.close)
+        await self._disconnect()
 
     # --- on the loop -------------------------------------------------------------------
 

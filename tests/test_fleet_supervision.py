@@ -1,0 +1,159 @@
+"""The fleet bus is a supervised child of ``bbflow run``: a lost Zenoh session is opened again within the
+``[supervision]`` limits; past them the process stops safely (runs rolled back, robots disarmed, exit 3).
+
+root
+ ├── robots
+ ├── bus: the Zenoh session (here)
+ └── agents
+
+In one test process, on 127.0.0.1 without multicast; the session is lost by closing it under the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+pytest.importorskip("zenoh", reason="the bus extra (eclipse-zenoh) is not installed")
+
+from fleet_helpers import ZENOH_CONFIG, free_port, write_fleet_project
+
+from bbflow.build import compile_project
+from bbflow.project import SupervisionConfig, load_project
+from bbflow.runtime.app import Outcome, Session, Status
+from bbflow.runtime.events import Recorder
+from bbflow.runtime.run_plan import RunOptions, plan_run
+
+pytestmark = pytest.mark.slow
+
+#: a guard against a hung test, not a measurement
+PATIENCE = 30.0
+
+
+class Job:
+    """Standard input with one job on it."""
+
+    async def __aiter__(self) -> AsyncIterator[str]:
+        yield json.dumps({"type": "job.requested", "data": {"job": 1, "to": {"x": 0.1, "y": 0.0, "z": 0.2}}})
+
+
+def session(tmp_path: Path, limits: SupervisionConfig, listen: str | None = None,
+            duration: str | None = None) -> tuple[Session, Recorder, list[str]]:
+    """A process of the fleet project running the Boss and the left arm's Picker; with ``duration``, the arm
+    that slow and a job on the input."""
+    root = write_fleet_project(tmp_path / "fleet")
+    if duration is not None:
+        toml = root / "bbflow.toml"
+        toml.write_text(toml.read_text().replace('duration = "20ms"', f'duration = "{duration}"'))
+    diagnostics, program = compile_project(root)
+    assert program is not None, diagnostics
+    project = attrs.evolve(load_project(root), supervision=limits)
+    plan = plan_run(program, project, RunOptions(agents=("Boss", "Picker"), journal=False,
+                                                  bus_listen=(listen,) if listen else ()))
+    recorder, notes = Recorder(), []
+    return Session(plan, observer=recorder, note=notes.append, lines=Job() if duration else None), recorder, notes
+
+
+async def until(test: Any, what: str) -> None:
+    for _ in range(int(PATIENCE / 0.02)):
+        if test():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"no {what} within {PATIENCE}s")
+
+
+async def lose_the_session(cell: Session, recorder: Recorder, times: int,
+                           before: asyncio.Task[None] | None = None) -> tuple[Outcome, str]:
+    """Run ``cell``; once it serves (and ``before`` is done), close its Zenoh session under it ``times``
+    times, each time once a new one is open; then interrupt it unless it stopped. The outcome and the
+    robot's safety then."""
+    task = asyncio.create_task(cell.run())
+    await until(lambda: cell.root is not None, "supervision tree")
+    if before is not None:
+        await before
+    link = cell._link
+    for n in range(times):
+        await until(lambda: task.done() or not link.lost, "open session")
+        if task.done():
+            break
+        link._session.close()  # the session is lost: Zenoh failed under the process
+        await until(lambda n=n: task.done() or len(recorder.named("supervisor.restart")) + len(
+            recorder.named("supervisor.gave_up")) > n, "restart")
+    safety = cell.robot("left").safety if not task.done() else "closed"
+    if not task.done():
+        await until(lambda: not link.lost, "reopened session")
+        safety = cell.robot("left").safety
+        cell.interrupt()
+    return await asyncio.wait_for(task, PATIENCE), safety
+
+
+def test_a_lost_session_is_opened_again_and_the_bus_works_through_it(tmp_path: Path) -> None:
+    cell, recorder, notes = session(tmp_path, SupervisionConfig(max_restarts=3, within=60.0))
+
+    outcome, safety = asyncio.run(lose_the_session(cell, recorder, times=2))
+    restarts = recorder.named("supervisor.restart")
+    assert [(e["supervisor"], e["child"]) for e in restarts] == [("bus", "zenoh session")] * 2
+    assert "bus: the Zenoh session closed" in restarts[0]["error"]
+    assert notes.count("bus: the Zenoh session was lost; a new one is open") == 2
+    assert safety == "armed"  # the robot went on, armed
+    assert outcome.status is Status.INTERRUPTED, outcome
+
+
+def test_a_reopened_session_takes_signals_from_the_other_processes(tmp_path: Path) -> None:
+    import zenoh
+
+    endpoint = f"tcp/127.0.0.1:{free_port()}"
+    cell, recorder, notes = session(tmp_path, SupervisionConfig(max_restarts=3, within=60.0), listen=endpoint)
+    job = {"type": "job.requested", "id": "j1", "source": "/operator",
+           "data": {"job": 1, "to": {"x": 0.1, "y": 0.0, "z": 0.2}}}
+
+    async def main() -> Outcome:
+        task = asyncio.create_task(cell.run())
+        await until(lambda: cell.root is not None, "supervision tree")
+        cell._link._session.close()
+        await until(lambda: bool(recorder.named("supervisor.restart")) and not cell._link.lost, "reopened session")
+        # another process, connected to this one's endpoint, publishes a job (again until it is done)
+        config = zenoh.Config.from_json5(ZENOH_CONFIG)
+        config.insert_json5("listen/endpoints", "[]")
+        config.insert_json5("connect/endpoints", json.dumps([endpoint]))
+        with zenoh.open(config) as other:
+            for _ in range(int(PATIENCE / 0.1)):
+                other.put("test/fleet/job/requested", json.dumps(job))
+                if recorder.named("run.ok"):
+                    break
+                await asyncio.sleep(0.1)
+        cell.interrupt()
+        return await asyncio.wait_for(task, PATIENCE)
+
+    outcome = asyncio.run(main())
+    assert notes.count("bus: the Zenoh session was lost; a new one is open") == 1
+    assert [e["data"]["job"] for e in recorder.named("signal.in") if e["type"] == "job.requested"] == [1]  # once
+    assert len(recorder.named("run.ok")) == 1, "the job did not run after the session was opened again"
+    assert outcome.status is Status.INTERRUPTED
+
+
+def test_past_the_limits_the_process_stops_safely_with_exit_status_3(tmp_path: Path) -> None:
+    cell, recorder, _ = session(tmp_path, SupervisionConfig(max_restarts=1, within=60.0), duration="60s")
+
+    async def main() -> tuple[Outcome, str]:
+        started = asyncio.create_task(until(lambda: bool(recorder.named("run.start")), "run in flight"))
+        losing = asyncio.create_task(lose_the_session(cell, recorder, times=3, before=started))
+        return await losing
+
+    outcome, _ = asyncio.run(main())
+    assert outcome.status is Status.HALTED == 3
+    assert outcome.summary.startswith("safe stop, robots disarmed: supervisor 'root' gave up: child 'bus' failed: "
+                                      "supervisor 'bus' gave up: child 'zenoh session' failed: bus: "
+                                      "the Zenoh session closed"), outcome.summary
+    assert [e["supervisor"] for e in recorder.named("supervisor.gave_up")] == ["bus", "root"]
+    [failed] = recorder.named("run.failed")  # the run in flight was stopped and rolled back, then disarmed
+    assert failed["reactor"] == "Go", failed
+    assert [(e["from"], e["to"]) for e in recorder.named("robot.safety")][-2:] == [("armed", "disarming"),
+                                                                                  ("disarming", "disarmed")]
+    assert recorder.events.index(failed) < recorder.events.index(recorder.named("robot.safety")[-2])
