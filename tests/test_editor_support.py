@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
@@ -27,48 +26,6 @@ def test_the_formatting_edit_replaces_the_document() -> None:
     assert (whole.start.line, whole.start.character, whole.end.line, whole.end.character) == (0, 0, 4, 0)
     assert format_document(CANONICAL, "a.flow") is None  # nothing to change
     assert format_document("reactor {\n", "a.flow") is None  # a syntax error: left alone
-
-
-def test_formatting_over_the_protocol(tmp_path: Path) -> None:
-    pytest.importorskip("pygls", reason="bbflow lsp needs the optional `lsp` extra")
-    from test_lsp_server import Client
-
-    (tmp_path / "bbflow.toml").write_text('[project]\nname = "cell"\n')
-    (tmp_path / "cell.flow").write_text(MESSY)
-    client = Client(tmp_path)
-    try:
-        init = client.request("initialize", {"processId": os.getpid(), "rootUri": tmp_path.as_uri(),
-                                             "capabilities": {}})
-        caps = init["capabilities"]
-        assert caps["documentFormattingProvider"] and caps["referencesProvider"] and caps["renameProvider"]
-        assert caps["codeActionProvider"]
-        client.notify("initialized", {})
-        uri = (tmp_path / "cell.flow").as_uri()
-        client.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "flow", "version": 1,
-                                                                "text": MESSY}})
-        edits = client.request("textDocument/formatting", {"textDocument": {"uri": uri},
-                                                           "options": {"tabSize": 4, "insertSpaces": True}})
-        assert edits == [{"range": {"start": {"line": 0, "character": 0}, "end": {"line": 4, "character": 0}},
-                          "newText": CANONICAL}]
-        at = {"line": 2, "character": 3}  # the `a` of `on a`
-        found = client.request("textDocument/references", {"textDocument": {"uri": uri}, "position": at,
-                                                           "context": {"includeDeclaration": True}})
-        assert sorted((r["range"]["start"]["line"], r["range"]["start"]["character"]) for r in found) == [
-            (0, 8), (2, 3), (2, 11)]
-        renamed = client.request("textDocument/rename", {"textDocument": {"uri": uri}, "position": at,
-                                                         "newName": "cell.go"})
-        assert {e["newText"] for e in renamed["changes"][uri]} == {"cell.go"} and len(renamed["changes"][uri]) == 3
-        client.next_id += 1
-        client.send({"id": client.next_id, "method": "textDocument/rename",
-                     "params": {"textDocument": {"uri": uri}, "position": at, "newName": "on"}})
-        refused = client.wait_for(lambda m: m.get("id") == client.next_id and "method" not in m)
-        assert refused["error"]["code"] == -32602 and "'on' is not valid here" in refused["error"]["message"]
-        client.request("shutdown")
-        client.notify("exit")
-    finally:
-        if client.proc.poll() is None:
-            client.proc.kill()
-        client.proc.communicate()
 
 
 def test_the_textmate_grammar_knows_every_keyword() -> None:

@@ -86,7 +86,7 @@ def diagnosed(path: Path, text: str, buffers: dict[Path, str] | None = None):  #
 
 def test_a_clean_project_has_every_file_with_no_diagnostics(cell: Path, project: Path) -> None:
     program, by_file = diagnosed(cell, CELL)
-    assert by_file == {cell: [], project / "flows" / "shapes.flow": []}
+    assert by_file == {cell: [], project / "flows" / "shapes.flow": [], project / "bbflow.toml": []}
     assert program.module(cell).name == "cell"  # named from the project's source folder
     assert program.scope == project
 
@@ -132,18 +132,36 @@ def test_an_unsaved_file_is_named_from_the_source_root_and_imports_its_project(p
     assert by_file[new] == []
 
 
-def test_a_file_outside_any_project_is_compiled_with_its_folder(tmp_path: Path) -> None:
+def test_a_file_outside_any_project_is_checked_alone_never_its_folder_tree(tmp_path: Path) -> None:
+    (tmp_path / "deep" / "er").mkdir(parents=True)
+    (tmp_path / "deep" / "er" / "broken.flow").write_text("reactor {\n", encoding="utf-8")
     (tmp_path / "shapes.flow").write_text(SHAPES, encoding="utf-8")
     loose = tmp_path.resolve() / "use.flow"
-    program, by_file = diagnosed(loose, "from shapes import Pose\ntype P = Pose\n")
-    assert by_file[loose] == [] and program.scope == tmp_path.resolve()
+    program, by_file = diagnosed(loose, "type P = {x: float}\n")
+    assert program.scope == loose and program.files == [loose] and by_file == {loose: []}
 
 
-def test_a_broken_project_file_is_a_problem_and_the_file_is_still_checked(cell: Path, project: Path) -> None:
+def test_a_broken_project_file_is_a_bbf701_at_its_key_and_the_file_is_still_checked(cell: Path, project: Path) -> None:
     (project / "bbflow.toml").write_text('[project]\nname = "cell"\nsourc = "flows"\n', encoding="utf-8")
-    program, by_file = diagnosed(cell, "type P = flaot\n")
-    assert program.problem is not None and "sourc" in program.problem
+    _, by_file = diagnosed(cell, "type P = flaot\n")
+    [toml] = by_file[project / "bbflow.toml"]
+    assert toml.code == "BBF701" and "sourc" in toml.message and toml.range.start.line == 2
     assert [d.code for d in by_file[cell]] == ["BBF101"]
+
+
+def test_a_view_is_kept_while_what_its_check_read_is_unchanged(cell: Path, project: Path) -> None:
+    from bbflow.compiler import ParsedTrees
+
+    trees = ParsedTrees()
+    first = compile_program(cell, {cell: CELL}, None, trees)
+    shapes = project / "flows" / "shapes.flow"
+    assert first.module(shapes) is not None and first.module(cell) is not None
+    edited = CELL + "\n# a comment\n"
+    second = compile_program(cell, {cell: edited}, first, trees)
+    assert second.module(shapes) is first.module(shapes)  # not parsed or checked again
+    assert second.module(cell) is not first.module(cell) and second.texts[cell] == edited
+    back = compile_program(cell, {cell: CELL}, second, trees)  # replayed from the cache: checked again for facts
+    assert back.module(cell) is not second.module(cell) and back.facts(cell) is not None
 
 
 def test_a_compiler_exception_is_one_bbf900_and_never_escapes(cell: Path, monkeypatch: pytest.MonkeyPatch) -> None:

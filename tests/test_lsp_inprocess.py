@@ -7,6 +7,7 @@ publishes is captured instead of written to a client.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +15,10 @@ import pytest
 
 pytest.importorskip("pygls", reason="bbflow lsp needs the optional `lsp` extra")
 
-from lsprotocol import types as lsp  # noqa: E402
-from pygls.workspace import Workspace  # noqa: E402
+from lsprotocol import types as lsp
+from pygls.workspace import Workspace
 
-from bbflow.lsp import server as lsp_server  # noqa: E402
+from bbflow.lsp import server as lsp_server
 
 SHAPES = "type Pose = {x: float, y: float}\n"
 CELL = """\
@@ -35,28 +36,30 @@ reactor Go(p: Pose) -> Pose on Arm {
 
 
 class Server(lsp_server.FlowServer):
-    """A FlowServer that keeps what it would send."""
+    """A FlowServer that keeps what it would send; each test runs it in an event loop of its own."""
 
     def __init__(self, root: Path) -> None:
         super().__init__()
-        self.sent: list[lsp.PublishDiagnosticsParams] = []
-        self.shown: list[str] = []
+        self.sent_params: list[lsp.PublishDiagnosticsParams] = []
         self.protocol._workspace = Workspace(root.as_uri())
 
     def text_document_publish_diagnostics(self, params: lsp.PublishDiagnosticsParams) -> None:  # type: ignore[override]
-        self.sent.append(params)
+        self.sent_params.append(params)
 
-    def window_show_message(self, params: lsp.ShowMessageParams) -> None:  # type: ignore[override]
-        self.shown.append(params.message)
-
-    def open(self, path: Path, text: str) -> str:
+    async def open(self, path: Path, text: str) -> str:
+        """Open ``path`` with ``text`` and wait for its program."""
         uri = path.as_uri()
         self.workspace.put_text_document(lsp.TextDocumentItem(uri, "bbflow", 1, text))
         lsp_server.did_open(self, lsp.DidOpenTextDocumentParams(lsp.TextDocumentItem(uri, "bbflow", 1, text)))
+        await self.worker.settled(path, text)
         return uri
 
     def last(self, uri: str) -> list[lsp.Diagnostic]:
-        return [p for p in self.sent if p.uri == uri][-1].diagnostics
+        return [p for p in self.sent_params if p.uri == uri][-1].diagnostics
+
+
+def run(scenario: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(scenario())
 
 
 @pytest.fixture
@@ -74,42 +77,68 @@ def at(text: str, word: str) -> lsp.Position:
 
 
 def test_open_publishes_the_programs_diagnostics_with_a_link_to_the_explanation(project: Path) -> None:
-    ls = Server(project)
-    uri = ls.open(project / "flows" / "cell.flow", CELL.replace("move_to(target: p)", "mvoe_to(target: p)"))
-    [diag] = ls.last(uri)
-    assert diag.code == "BBF101" and "mvoe_to" in diag.message
-    assert diag.range.start == at(CELL, "move_to(target: p)")
-    assert diag.code_description is not None and diag.code_description.href.endswith("BBF101.md")
+    async def scenario() -> None:
+        ls = Server(project)
+        uri = await ls.open(project / "flows" / "cell.flow", CELL.replace("move_to(target: p)", "mvoe_to(target: p)"))
+        [diag] = ls.last(uri)
+        assert diag.code == "BBF101" and "mvoe_to" in diag.message
+        assert diag.range.start == at(CELL, "move_to(target: p)")
+        assert diag.code_description is not None and diag.code_description.href.endswith("BBF101.md")
+
+    run(scenario)
 
 
 def test_an_unsaved_buffer_is_compiled_with_its_project(project: Path) -> None:
-    ls = Server(project)
-    cell = project / "flows" / "cell.flow"  # never written to disk
-    uri = ls.open(cell, CELL)
-    assert ls.last(uri) == []
-    assert ls.programs[project].module(cell) is not None
+    async def scenario() -> None:
+        ls = Server(project)
+        cell = project / "flows" / "cell.flow"  # never written to disk
+        uri = await ls.open(cell, CELL)
+        assert ls.last(uri) == []
+        program = ls.worker.last(cell)
+        assert program is not None and program.module(cell) is not None
+
+    run(scenario)
 
 
 def test_hover_definition_symbols_and_completion(project: Path) -> None:
-    ls = Server(project)
-    cell = project / "flows" / "cell.flow"
-    cell.write_text(CELL, encoding="utf-8")
-    uri = ls.open(cell, CELL)
-    doc = lsp.TextDocumentIdentifier(uri)
+    async def scenario() -> None:
+        ls = Server(project)
+        cell = project / "flows" / "cell.flow"
+        cell.write_text(CELL, encoding="utf-8")
+        uri = await ls.open(cell, CELL)
+        doc = lsp.TextDocumentIdentifier(uri)
 
-    hover = lsp_server.on_hover(ls, lsp.HoverParams(doc, at(CELL, "move_to(target: p)")))
-    assert hover is not None and "move_to" in hover.contents.value  # type: ignore[union-attr]
+        hover = await lsp_server.on_hover(ls, lsp.HoverParams(doc, at(CELL, "move_to(target: p)")))
+        assert hover is not None and "move_to" in hover.contents.value  # type: ignore[union-attr]
 
-    [target] = lsp_server.on_definition(ls, lsp.DefinitionParams(doc, at(CELL, "Pose\n\nrobot"))) or []
-    assert target.uri == (project / "flows" / "shapes.flow").as_uri() and target.range.start.line == 0
+        [target] = await lsp_server.on_definition(ls, lsp.DefinitionParams(doc, at(CELL, "Pose\n\nrobot"))) or []
+        assert target.uri == (project / "flows" / "shapes.flow").as_uri() and target.range.start.line == 0
 
-    symbols = lsp_server.on_document_symbol(ls, lsp.DocumentSymbolParams(doc)) or []
-    assert {s.name for s in symbols} >= {"Arm", "Go"}
+        symbols = await lsp_server.on_document_symbol(ls, lsp.DocumentSymbolParams(doc)) or []
+        assert {s.name for s in symbols} >= {"Arm", "Go"}
 
-    edited = CELL.replace("return there", "return th")
-    ls.workspace.put_text_document(lsp.TextDocumentItem(uri, "bbflow", 2, edited))
-    found = lsp_server.on_completion(ls, lsp.CompletionParams(doc, _after(edited, "return th")))
-    assert found is not None and "there" in {item.label for item in found.items}
+        edited = CELL.replace("return there", "return th")
+        ls.workspace.put_text_document(lsp.TextDocumentItem(uri, "bbflow", 2, edited))
+        found = await lsp_server.on_completion(ls, lsp.CompletionParams(doc, _after(edited, "return th")))
+        assert found is not None and "there" in {item.label for item in found.items}
+
+    run(scenario)
+
+
+def test_hover_answers_from_the_last_program_on_a_line_the_edit_left_alone(project: Path) -> None:
+    async def scenario() -> None:
+        ls = Server(project)
+        cell = project / "flows" / "cell.flow"
+        uri = await ls.open(cell, CELL)
+        edited = "# a new first line\n" + CELL.replace("return there", "return th")
+        ls.workspace.put_text_document(lsp.TextDocumentItem(uri, "bbflow", 2, edited))  # not checked yet
+        doc = lsp.TextDocumentIdentifier(uri)
+        hover = await lsp_server.on_hover(ls, lsp.HoverParams(doc, at(edited, "move_to(target: p)")))
+        assert hover is not None and "move_to" in hover.contents.value  # type: ignore[union-attr]
+        assert hover.range is not None and hover.range.start == at(edited, "move_to(target: p)")
+        assert await lsp_server.on_hover(ls, lsp.HoverParams(doc, at(edited, "th\n"))) is None  # an edited line
+
+    run(scenario)
 
 
 def _after(text: str, words: str) -> lsp.Position:
@@ -120,29 +149,40 @@ def _after(text: str, words: str) -> lsp.Position:
 
 def test_an_edit_is_checked_once_typing_pauses(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(lsp_server, "DEBOUNCE", 0.0)
-    ls = Server(project)
-    cell = project / "flows" / "cell.flow"
-    uri = ls.open(cell, CELL)
-    broken = CELL.replace("-> Pose on Arm", "-> Pos on Arm")
-    ls.workspace.put_text_document(lsp.TextDocumentItem(uri, "bbflow", 2, broken))
-    change: Any = lsp.DidChangeTextDocumentParams(lsp.VersionedTextDocumentIdentifier(2, uri), [])
-    asyncio.run(lsp_server.did_change(ls, change))
-    assert [d.code for d in ls.last(uri)] == ["BBF101"]
+
+    async def scenario() -> None:
+        ls = Server(project)
+        cell = project / "flows" / "cell.flow"
+        uri = await ls.open(cell, CELL)
+        broken = CELL.replace("-> Pose on Arm", "-> Pos on Arm")
+        ls.workspace.put_text_document(lsp.TextDocumentItem(uri, "bbflow", 2, broken))
+        change: Any = lsp.DidChangeTextDocumentParams(lsp.VersionedTextDocumentIdentifier(2, uri), [])
+        await lsp_server.did_change(ls, change)
+        await ls.worker.settled(cell, broken)
+        assert [d.code for d in ls.last(uri)] == ["BBF101"]
+
+    run(scenario)
 
 
 def test_closing_an_unsaved_file_clears_its_diagnostics(project: Path) -> None:
-    ls = Server(project)
-    cell = project / "flows" / "cell.flow"
-    uri = ls.open(cell, CELL.replace("move_to(target: p)", "mvoe_to(target: p)"))
-    assert ls.last(uri) != []
-    lsp_server.did_close(ls, lsp.DidCloseTextDocumentParams(lsp.TextDocumentIdentifier(uri)))
-    assert ls.last(uri) == []
+    async def scenario() -> None:
+        ls = Server(project)
+        cell = project / "flows" / "cell.flow"
+        uri = await ls.open(cell, CELL.replace("move_to(target: p)", "mvoe_to(target: p)"))
+        assert ls.last(uri) != []
+        lsp_server.did_close(ls, lsp.DidCloseTextDocumentParams(lsp.TextDocumentIdentifier(uri)))
+        assert ls.last(uri) == []
+
+    run(scenario)
 
 
-def test_a_broken_project_file_is_shown_once_as_a_message(project: Path) -> None:
+def test_a_broken_project_file_is_a_diagnostic_of_bbflow_toml_at_the_key(project: Path) -> None:
     (project / "bbflow.toml").write_text('[project]\nname = "cell"\nsourc = "flows"\n', encoding="utf-8")
-    ls = Server(project)
-    cell = project / "flows" / "cell.flow"
-    ls.open(cell, CELL)
-    ls.check(cell)
-    assert len(ls.shown) == 1 and "sourc" in ls.shown[0]
+
+    async def scenario() -> None:
+        ls = Server(project)
+        await ls.open(project / "flows" / "cell.flow", CELL)
+        [diag] = ls.last((project / "bbflow.toml").as_uri())
+        assert diag.code == "BBF701" and "sourc" in diag.message and diag.range.start == lsp.Position(2, 0)
+
+    run(scenario)

@@ -1,4 +1,10 @@
-"""`bbflow lsp` as an editor sees it: a subprocess speaking JSON-RPC over its standard input and output."""
+"""`bbflow lsp` facing a careless or hostile client: raw JSON-RPC over the standard input and output of a subprocess.
+
+These tests need messages no well-behaved client sends (params of the wrong
+type, a NUL in a URI, requests after shutdown, input closed without exit),
+so they frame JSON-RPC by hand; a session as an editor drives it is in
+tests/test_lsp_client.py (pytest-lsp).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +14,9 @@ import queue
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -121,58 +128,6 @@ def position(text: str, word: str, nth: int = 0) -> dict[str, int]:
         at = text.index(word, at + 1)
     line = text.count("\n", 0, at)
     return {"line": line, "character": at - (text.rfind("\n", 0, at) + 1)}
-
-
-def test_a_session_diagnostics_hover_definition_completion_symbols_shutdown(client: Client, project: Path) -> None:
-    root = project.as_uri()
-    init = client.request("initialize", {"processId": os.getpid(), "rootUri": root, "capabilities": {}})
-    caps = init["capabilities"]
-    assert caps["hoverProvider"] and caps["definitionProvider"] and caps["documentSymbolProvider"]
-    assert "." in caps["completionProvider"]["triggerCharacters"]
-    client.notify("initialized", {})
-
-    uri = (project / "flows" / "cell.flow").as_uri()
-    client.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "flow", "version": 1,
-                                                            "text": FLOW}})
-    diags = client.diagnostics(uri)
-    assert [d["code"] for d in diags] == ["BBF101"]
-    start = position(FLOW, "mvoe_to(")
-    assert diags[0]["range"] == {"start": start, "end": {**start, "character": start["character"] + 7}}
-    assert diags[0]["severity"] == 1 and diags[0]["source"] == "bbflow"
-    assert "move_to" in diags[0]["message"]  # the help ("did you mean") is part of the message
-    assert diags[0]["codeDescription"]["href"].endswith("BBF101.md")
-
-    shown = client.request("textDocument/hover", {"textDocument": {"uri": uri}, "position": position(FLOW, "pick)")})
-    assert "(param) pick: Pose" in shown["contents"]["value"]
-    explained = client.request("textDocument/hover", {"textDocument": {"uri": uri},
-                                                      "position": position(FLOW, "mvoe_to(")})
-    assert "BBF101" in explained["contents"]["value"]
-
-    found = client.request("textDocument/definition", {"textDocument": {"uri": uri},
-                                                       "position": position(FLOW, "ready", 1)})
-    assert found == [{"uri": uri, "range": {"start": position(FLOW, "ready"),
-                                            "end": {**position(FLOW, "ready"),
-                                                    "character": position(FLOW, "ready")["character"] + 5}}}]
-
-    typing = FLOW.replace("mvoe_to(", "move_to(").replace("return there", "let p = pick.")
-    client.notify("textDocument/didChange", {"textDocument": {"uri": uri, "version": 2},
-                                             "contentChanges": [{"text": typing}]})
-    after_dot = position(typing, "pick.")
-    after_dot["character"] += len("pick.")
-    items = client.request("textDocument/completion", {"textDocument": {"uri": uri}, "position": after_dot})
-    assert {i["label"] for i in items["items"]} == {"x", "y", "z"}
-
-    client.notify("textDocument/didChange", {"textDocument": {"uri": uri, "version": 3},
-                                             "contentChanges": [{"text": FLOW.replace("mvoe_to(", "move_to(")}]})
-    client.diagnostics(uri, lambda d: d == [])  # the debounced check after the last edit clears them
-
-    symbols = client.request("textDocument/documentSymbol", {"textDocument": {"uri": uri}})
-    assert [s["name"] for s in symbols] == ["Pose", "Arm", "Go"]
-    assert [c["name"] for c in symbols[2]["children"]] == ["ready", "there"]
-
-    assert client.request("shutdown") is None
-    client.notify("exit")
-    assert client.proc.wait(timeout=WAIT) == 0
 
 
 def test_without_pygls_the_command_names_the_extra(tmp_path: Path) -> None:

@@ -655,3 +655,35 @@ def test_a_process_that_froze_objects_itself_is_left_alone(tmp_path: Path) -> No
         assert gc.get_freeze_count() == before
     finally:
         gc.unfreeze()
+
+
+# --- an editor's runs: syntax trees kept between runs, facts asked for ----------------------------------------
+
+
+def test_kept_trees_are_not_parsed_again_and_a_changed_file_is(tmp_path: Path, calls: Counter[str]) -> None:
+    from bbflow.compiler import ParsedTrees
+
+    root = project(tmp_path)
+    trees = ParsedTrees()
+    first = compile_paths([root], trees=trees)
+    assert calls["parse_module"] == 3 and not first.diagnostics.items
+    again = compile_paths([root], trees=trees)
+    assert calls["parse_module"] == 3 and [m.name for m in again.modules] == [m.name for m in first.modules]
+    assert all(a is b for a, b in zip(again.modules, first.modules))  # the very trees
+    other = (root / "flows" / "other.flow").resolve()
+    edited = compile_paths([root], trees=trees, buffers={other: OTHER + "# a comment\n"})
+    assert calls["parse_module"] == 4 and not edited.diagnostics.items
+    assert len(trees.trees) == 3  # the tree of the text no longer in the program is dropped
+
+
+def test_facts_for_checks_a_cached_module_again_for_its_facts(tmp_path: Path, calls: Counter[str]) -> None:
+    root = project(tmp_path)
+    compile_paths([root], use_cache=True)
+    replayed = compile_paths([root], use_cache=True)
+    assert replayed.cached and replayed.module_facts == {}
+    task = (root / "flows" / "cell" / "task.flow").resolve()
+    asked = compile_paths([root], use_cache=True, facts_for=[task])
+    assert "cell.task" in asked.module_facts and "other" not in asked.module_facts
+    facts = asked.module_facts["cell.task"]
+    assert facts.modules["cell.task"].file == str(task) and facts.modules["cell.arm"] is not None
+    assert asked.diagnostics.items == replayed.diagnostics.items

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from bbflow.compiler.diagnostics.core import Diagnostic, Diagnostics, Label, Severity
     from bbflow.compiler.diagnostics.render_sarif import render_sarif_failure
     from bbflow.compiler.diagnostics.render_text import render_text
-    from bbflow.compiler.pipeline import CompileResult, InputError, compile_paths
+    from bbflow.compiler.pipeline import CompileResult, InputError, ParsedTrees, compile_paths
     from bbflow.compiler.reports import Report, report, summary
     from bbflow.compiler.semantic import types
     from bbflow.compiler.semantic.exprs import BUILTIN_FUNCTIONS, WAITS
@@ -47,7 +47,7 @@ _PUBLIC = {
     "diagnostics.core": ("Diagnostic", "Diagnostics", "Label", "Severity"),
     "diagnostics.render_sarif": ("render_sarif_failure",),
     "diagnostics.render_text": ("render_text",),
-    "pipeline": ("CompileResult", "InputError", "compile_paths"),
+    "pipeline": ("CompileResult", "InputError", "ParsedTrees", "compile_paths"),
     "reports": ("Report", "report", "summary"),
     "semantic.exprs": ("BUILTIN_FUNCTIONS", "WAITS"),
     "semantic.facts": ("CallKind", "CallTarget", "Facts", "Ref", "RefKind"),
@@ -91,6 +91,7 @@ __all__ = [
     "GraphError",
     "InputError",
     "Label",
+    "ParsedTrees",
     "Ref",
     "RefKind",
     "Report",

@@ -43,6 +43,13 @@ resolve as they do in the project, and only the diagnostics of what was named
 are shown. The project file, ``bbflow.toml``, is checked with the program
 (``bbflow.compiler.project_check``, BBF701), on every run.
 
+An editor compiles the same program again and again: ``trees`` (a
+``ParsedTrees``, kept between runs) hands back the syntax tree of a file
+whose name and text were parsed before instead of parsing it again, and
+``facts_for`` names files to check even when their check is cached, for
+their facts; ``result.module_facts`` gives, for every module checked this
+run, the ``Facts`` of the check that established it.
+
 Any exception escaping the parser, the checker or the code generator is a
 compiler bug and becomes a BBF900 diagnostic, never a crash (and nothing of
 that run is cached). Problems with the paths themselves (missing, unreadable,
@@ -58,7 +65,7 @@ import gc
 import os
 import stat
 import traceback
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TypeVar
 
@@ -118,6 +125,35 @@ class SourceUnit:
 
 
 @attrs.define
+class ParsedTrees:
+    """Syntax trees kept between runs (an editor's), by file, module name and text.
+
+    A tree is immutable and what the checker learns goes to side tables, so
+    one parse serves every later run that reads the same text under the same
+    name. Only the trees of the last run are kept (``compile_paths`` drops the
+    others at its end): memory follows the program, not the edits.
+    """
+
+    trees: dict[tuple[str, str, str], tuple[ast.Module | None, list[Diagnostic]]] = attrs.Factory(dict)
+    used: set[tuple[str, str, str]] = attrs.Factory(set)
+
+    def get(self, key: tuple[str, str, str]) -> tuple[ast.Module | None, list[Diagnostic]] | None:
+        found = self.trees.get(key)
+        if found is not None:
+            self.used.add(key)
+        return found
+
+    def put(self, key: tuple[str, str, str], module: ast.Module | None, diags: list[Diagnostic]) -> None:
+        self.trees[key] = (module, diags)
+        self.used.add(key)
+
+    def settle(self, texts: Mapping[str, str]) -> None:
+        """Forget the trees of texts no longer in the program (``texts``: display -> text)."""
+        self.trees = {k: v for k, v in self.trees.items() if k in self.used or texts.get(k[0]) == k[2]}
+        self.used = set()
+
+
+@attrs.define
 class CompileResult:
     modules: list[ast.Module] = attrs.Factory(list)  # parsed this run, in discovery order (see the docstring)
     sources: dict[str, SourceFile] = attrs.Factory(dict)  # by display path (the spans' ``file``)
@@ -132,6 +168,8 @@ class CompileResult:
     project_files: dict[str, ProjectFile] = attrs.Factory(dict)  # the projects' bbflow.toml, by display path
     #: files read only as part of a project that a file named inside it belongs to: their diagnostics are not shown
     context: set[str] = attrs.Factory(set)
+    #: module name -> the facts of the check this run that established it (every module checked this run)
+    module_facts: dict[str, Facts] = attrs.Factory(dict)
 
     @property
     def files(self) -> int:
@@ -152,7 +190,8 @@ class CompileResult:
 
 
 def compile_paths(paths: Iterable[str | Path], *, use_cache: bool = False, generate: bool = False,
-                  buffers: Mapping[Path, str] | None = None, projects: bool = True) -> CompileResult:
+                  buffers: Mapping[Path, str] | None = None, projects: bool = True,
+                  trees: ParsedTrees | None = None, facts_for: Collection[Path] = ()) -> CompileResult:
     """Discover, read, parse and check (and generate); raises InputError only for unusable paths.
 
     ``buffers``: the texts of files open in an editor, by resolved path; each is
@@ -160,6 +199,8 @@ def compile_paths(paths: Iterable[str | Path], *, use_cache: bool = False, gener
     on disk (never saved) is compiled too, named from the source root it is under.
     ``projects=False`` compiles the paths as loose files, whatever ``bbflow.toml``
     is above them (the language server's way to check a file of a broken project).
+    ``trees``: syntax trees kept from earlier runs (see the module docstring);
+    ``facts_for``: files (resolved paths) to check even if their check is cached.
     """
     buffers = buffers or {}
     given = [Path(p) for p in paths]
@@ -175,7 +216,9 @@ def compile_paths(paths: Iterable[str | Path], *, use_cache: bool = False, gener
     if use_cache and result.units:
         result.cache = Cache.for_project(result.cache_root)
     with _parsed_trees_out_of_gc() as settle:
-        _Run(result, generate, settle).run()
+        _Run(result, generate, settle, trees=trees, facts_for={p.resolve() for p in facts_for}).run()
+    if trees is not None:
+        trees.settle({d: s.text for d, s in result.sources.items()})
     return result
 
 
@@ -211,6 +254,8 @@ class _Run:
     result: CompileResult
     generate: bool
     settle: Callable[[], None] = lambda: None  # called after each parsed module (see _parsed_trees_out_of_gc)
+    trees: ParsedTrees | None = None  # syntax trees of earlier runs, to reuse
+    facts_for: set[Path] = attrs.Factory(set)  # files checked even when their check is cached
     #: the program: module -> text, the standard library first, then the files as discovered
     texts: dict[str, str] = attrs.Factory(dict)
     files: dict[str, str] = attrs.Factory(dict)  # module -> the file its spans name
@@ -251,6 +296,7 @@ class _Run:
         if self.crashed:
             return  # what the checker found is reported as is, nothing is stored or generated
         result.facts = facts or next(reversed(self.facts_of.values()), None)
+        result.module_facts = dict(self.facts_of)
         for name in missed:
             self.checks[name] = self._module_check(name)
         if self.cache is not None and self.exact:
@@ -379,7 +425,9 @@ class _Run:
     def _missed(self) -> list[str]:
         """The modules to check: those whose check is not cached, and for code, those whose code is not."""
         code_too = self.generate and self.cache is not None and not self._replayed_errors()
-        return [name for name in self.texts if name not in self.checks or (code_too and name not in self.code)]
+        wanted = {name for name, unit in self.own.items() if unit.path in self.facts_for}
+        return [name for name in self.texts
+                if name not in self.checks or (code_too and name not in self.code) or name in wanted]
 
     def _replayed_errors(self) -> bool:
         """Has a cached check an error (so that no code will be generated this run)?"""
@@ -461,15 +509,23 @@ class _Run:
         """The module of ``unit``, parsed once per run (its diagnostics in ``parse_diags``)."""
         if unit.module in self.parsed and self.own.get(unit.module) is unit:
             return self.parsed[unit.module]
-        diags = Diagnostics()
         source = self.result.sources[unit.display]
-        module = _guarded(diags, unit.display, "parser", lambda: parse_module(source, unit.module, diags))
-        self.settle()
+        key = (unit.display, unit.module, source.text)
+        kept = self.trees.get(key) if self.trees is not None else None
+        if kept is not None:
+            module, items = kept
+        else:
+            diags = Diagnostics()
+            module = _guarded(diags, unit.display, "parser", lambda: parse_module(source, unit.module, diags))
+            items = diags.items
+            self.settle()
+            if self.trees is not None and not any(d.code == "BBF900" for d in items):
+                self.trees.put(key, module, items)
         if self.own.get(unit.module) is unit:
             self.parsed[unit.module] = module
-            self.parse_diags[unit.module] = diags.items
+            self.parse_diags[unit.module] = items
         else:
-            self.result.diagnostics.extend(diags)  # a shadowed file: only its syntax is checked
+            self.result.diagnostics.extend(items)  # a shadowed file: only its syntax is checked
         return module
 
     def _replayed(self) -> list[Diagnostic]:

@@ -59,10 +59,10 @@ def diagnostics_by_file(program: Program) -> dict[Path, list[EditorDiagnostic]]:
     """The program's diagnostics for each of its files (every file present, with [] when it is clean).
 
     A diagnostic about a file outside the program (the standard library) is
-    left out. A broken ``bbflow.toml`` is not a diagnostic of any file: it is
-    ``Program.problem``, which the server shows as a message.
+    left out. The problems of the project's ``bbflow.toml`` (BBF701) are
+    diagnostics of that file, at the key's line.
     """
-    out: dict[Path, list[EditorDiagnostic]] = {path: [] for path in program.files}
+    out: dict[Path, list[EditorDiagnostic]] = {path: [] for path in [*program.files, *program.project_files]}
     for diag in program.result.diagnostics.sorted():
         path = file_path(diag.span.file)
         if path is not None and path in out:
@@ -127,7 +127,7 @@ def hover(program: Program, path: Path, pos: Pos, text: str | None = None) -> Ho
         summary = explain_summary(code[0])
         return HoverInfo(code[1], summary) if summary else None
     module = program.module(path)
-    facts = program.result.facts
+    facts = program.facts(path)
     parts: list[str] = []
     where: Range | None = None
     if module is not None and facts is not None:
@@ -347,7 +347,7 @@ def call_signature(facts: Facts, kind: CallKind, qualname: str, decl: Any) -> st
 def definition(program: Program, path: Path, pos: Pos) -> list[Location]:
     """Where the name under the cursor is declared (empty when it is not a name or did not resolve)."""
     module = program.module(path)
-    facts = program.result.facts
+    facts = program.facts(path)
     if module is None or facts is None:
         return []
     span = _definition_span(facts, module, path_at(module, pos))
@@ -427,7 +427,7 @@ def document_symbols(program: Program, path: Path) -> list[DocSymbol]:
     module = program.module(path)
     if module is None:
         return []
-    facts = program.result.facts or Facts()
+    facts = program.facts(path) or Facts()
     return [s for d in module.decls if (s := _decl_symbol(facts, d)) is not None]
 
 

@@ -62,7 +62,10 @@ def complete(program: Program | None, path: Path, text: str, pos: Pos) -> list[C
     signal = SIGNAL_CONTEXT.search(before)
     if signal is not None:
         offset = sum(len(ln) + 1 for ln in lines[: pos.line]) + pos.character
-        return _signals(program, signal.group(1), robot_event_signals(program, text[:offset]))
+        facts = program.facts(path) if program is not None else None
+        module = program.module(path) if program is not None else None
+        events = robot_event_signals(facts, module.name if module is not None else None, text[:offset])
+        return _signals(facts, signal.group(1), events)
     member = MEMBER.search(before)
     if member is not None and not re.search(r"\d$", member.group(1)):
         return _members(program, path, pos, member.group(1).split("."))
@@ -88,10 +91,9 @@ def accepted(prefix: str) -> set[str] | None:
         return None
 
 
-def _signals(program: Program | None, typed: str, events: list[str]) -> list[Completion]:
+def _signals(facts: Facts | None, typed: str, events: list[str]) -> list[Completion]:
     """Declared signals, and the agent's robot's ``robot.event.NAME``, that continue ``typed`` (``pick.``),
     as the rest of their dotted name."""
-    facts = program.result.facts if program is not None else None
     if facts is None:
         return []
     out = [Completion(e[len(typed):], "signal", "an event of the agent's robot") for e in events
@@ -105,9 +107,10 @@ def _signals(program: Program | None, typed: str, events: list[str]) -> list[Com
 
 def _context(program: Program | None, path: Path, pos: Pos) -> tuple[Facts, ast.Module, list[Any]] | None:
     module = program.module(path) if program is not None else None
-    if module is None or program is None or program.result.facts is None:
+    facts = program.facts(path) if program is not None else None
+    if module is None or facts is None:
         return None
-    return program.result.facts, module, path_at(module, pos)
+    return facts, module, path_at(module, pos)
 
 
 def _members(program: Program | None, path: Path, pos: Pos, chain: list[str]) -> list[Completion]:

@@ -1,37 +1,60 @@
-"""The program an open file belongs to, compiled with the editor's buffers.
+"""The program an open file belongs to, compiled with the editor's buffers through the compiler's pipeline.
 
 A file in a project (a ``bbflow.toml`` at or above it) is compiled with the
-whole project, its modules named from the project's source folder, exactly as
-``bbflow check PROJECT`` names them. A file outside any project is compiled
-with every ``.flow`` file below its own folder (as ``bbflow check FOLDER``
-would), so that its siblings can be imported. The compiler's pipeline does
-the work (``compile_paths(..., buffers=...)``): every file is read from the
-editor's buffer when it is open there, from disk otherwise; a buffer that was
-never saved is compiled too.
+whole project, exactly as ``bbflow check PROJECT`` would, through the
+project's per-module cache (``compile_paths(use_cache=True)``): after an edit,
+only the modules whose check depends on the edited file are checked again;
+the others' diagnostics are replayed. A file outside any project is compiled
+alone (never the folder tree around it). Every file is read from the editor's
+buffer when it is open there, from disk otherwise; a buffer that was never
+saved is compiled too.
 
-No cache: the editor wants facts (types, references) that a replay does not
-have, and a checker run over a project takes milliseconds.
+The editor needs more than diagnostics: the syntax tree and the checker's
+facts of every file (types, references). A run hands back those of the
+modules it checked (``CompileResult.module_facts``); a ``Program`` keeps, for
+every file, the ``View`` of the run that last checked it, which stays true as
+long as the texts that check read are unchanged (``compile_program`` checks
+that and asks the pipeline to check again any file whose view went stale or
+is missing). Syntax trees of unchanged files are reused between runs
+(``ParsedTrees``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import attrs
 
-from bbflow.compiler import CompileResult, InputError, SourceFile, Span, ast, compile_paths
-from bbflow.project import PROJECT_FILE, ProjectError, find_project, load_project
+from bbflow.compiler import CompileResult, Facts, InputError, ParsedTrees, SourceFile, Span, ast, compile_paths
+from bbflow.project import find_project
+
+SUFFIX = ".flow"
+
+
+@attrs.frozen(slots=True)
+class View:
+    """One file as a check saw it: its syntax tree, the facts of that check, and the texts the check read."""
+
+    module: ast.Module
+    facts: Facts
+    read: Mapping[str, str]  # display path -> text, of every file of the run that made this view
+
+    def holds(self, texts: Mapping[str, str]) -> bool:
+        """Is this view still true for a program of ``texts`` (display -> text)?"""
+        return all(self.read.get(m.file) == texts.get(m.file) for m in self.facts.modules.values()
+                   if m.file in self.read or m.file in texts)
 
 
 @attrs.define
 class Program:
-    """A compiled program: the compiler's result and which text each file had."""
+    """A compiled program: the last run's result, each file's text, and each file's last true view."""
 
-    scope: Path  # the folder compiled: a project root, or a loose file's folder
+    scope: Path  # a project root, or a loose file
     result: CompileResult
-    texts: dict[Path, str] = attrs.Factory(dict)  # every compiled file's text, by resolved path
-    problem: str | None = None  # why the project could not be used (a broken bbflow.toml)
+    texts: dict[Path, str] = attrs.Factory(dict)  # every compiled .flow file's text, by resolved path
+    views: dict[Path, View] = attrs.Factory(dict)  # by resolved path
+    project_files: dict[Path, str] = attrs.Factory(dict)  # the bbflow.toml read, its text by resolved path
 
     @property
     def files(self) -> list[Path]:
@@ -39,11 +62,13 @@ class Program:
 
     def module(self, path: Path) -> ast.Module | None:
         """The parsed module of ``path`` (None if it is not part of the program)."""
-        file = str(path)
-        for module in self.result.modules:
-            if module.file == file:
-                return module
-        return None
+        view = self.views.get(path)
+        return view.module if view is not None else None
+
+    def facts(self, path: Path) -> Facts | None:
+        """The checker's facts about ``path`` (and what its check read)."""
+        view = self.views.get(path)
+        return view.facts if view is not None else None
 
     def is_current(self, path: Path, text: str) -> bool:
         """True when ``path`` was compiled with exactly ``text``."""
@@ -51,18 +76,26 @@ class Program:
 
 
 def scope_of(path: Path) -> Path:
-    """The folder whose program ``path`` belongs to."""
-    return find_project(path) or path.parent
+    """What ``path`` is compiled with: its project's root, or the file alone."""
+    return find_project(path) or path
 
 
-def compile_program(path: Path, buffers: Mapping[Path, str]) -> Program:
+def compile_program(path: Path, buffers: Mapping[Path, str], previous: Program | None = None,
+                    trees: ParsedTrees | None = None) -> Program:
     """Compile the program of ``path`` (resolved), reading open files from ``buffers`` (resolved paths).
 
-    Never raises: an exception anywhere in here is a compiler bug, reported as
-    one BBF900 at the start of ``path`` (the server must stay up).
+    ``previous``: the last program of the same scope, whose views are kept
+    where they still hold; ``trees``: syntax trees kept between runs. Never
+    raises: an exception anywhere in here is a compiler bug, reported as one
+    BBF900 at the start of ``path`` (the server must stay up).
     """
+    scope = scope_of(path)
     try:
-        return _compile(path, buffers)
+        program = _compile(scope, path, buffers, previous, trees, ())
+        stale = [f for f in program.texts if f not in program.views]
+        if stale:  # replayed from the cache with no true view in hand (a first run, an edit undone)
+            program = _compile(scope, path, buffers, program, trees, stale)
+        return program
     except Exception as e:
         result = CompileResult()
         result.diagnostics.error(
@@ -70,26 +103,30 @@ def compile_program(path: Path, buffers: Mapping[Path, str]) -> Program:
             help="this is a bug in bbflow, not in your program; please report it with this file")
         text = buffers.get(path, "")
         result.sources[str(path)] = SourceFile(str(path), text)
-        return Program(scope_of(path), result, {path: text})
+        return Program(scope, result, {path: text})
 
 
-def _compile(path: Path, buffers: Mapping[Path, str]) -> Program:
-    scope = scope_of(path)
-    problem = _project_problem(scope)
-    try:
-        result = compile_paths([scope, path], buffers=buffers)
-    except InputError:  # nothing saved there yet, or an unreadable project file: the file alone
-        result = compile_paths([path], buffers=buffers, projects=False)
-    texts = {unit.path: result.sources[unit.display].text for unit in result.units if unit.display in result.sources}
-    return Program(scope, result, texts, problem)
-
-
-def _project_problem(scope: Path) -> str | None:
-    """Why the project at ``scope`` cannot be used (its file is broken), or None."""
-    if not (scope / PROJECT_FILE).is_file():
-        return None
-    try:
-        load_project(scope)
-    except ProjectError as e:
-        return str(e)
-    return None
+def _compile(scope: Path, path: Path, buffers: Mapping[Path, str], previous: Program | None,
+             trees: ParsedTrees | None, facts_for: Sequence[Path]) -> Program:
+    if scope.is_dir():
+        unsaved = [p for p in buffers if p.suffix == SUFFIX and scope in p.parents and not p.exists()]
+        try:
+            result = compile_paths([scope, *unsaved], use_cache=True, buffers=buffers, trees=trees,
+                                   facts_for=facts_for)
+        except InputError:  # nothing saved there yet, or an unreadable project file: the file alone
+            result = compile_paths([path], buffers=buffers, projects=False, trees=trees)
+    else:
+        result = compile_paths([path], buffers=buffers, trees=trees)
+    by_display = {unit.display: unit.path for unit in result.units}
+    read = {display: source.text for display, source in result.sources.items()}
+    texts = {by_display[d]: text for d, text in read.items() if d in by_display}
+    views: dict[Path, View] = {}
+    if previous is not None and set(previous.texts) == set(texts):  # a file added or gone: all checked anew
+        views = {p: v for p, v in previous.views.items() if p in texts and v.holds(read)}
+    for unit in result.units:
+        facts = result.module_facts.get(unit.module)
+        module = facts.modules.get(unit.module) if facts is not None else None
+        if facts is not None and module is not None and module.file == unit.display:
+            views[unit.path] = View(module, facts, read)
+    projects = {f.file.resolve(): f.text for f in result.project_files.values()}
+    return Program(scope, result, texts, views, projects)

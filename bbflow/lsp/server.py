@@ -1,12 +1,22 @@
 """The pygls wiring of ``bbflow lsp``: protocol messages in, ``bbflow.lsp.analysis`` answers out.
 
 Everything the server knows comes from ``compile_program`` (the file's whole
-project, open buffers in place of the files on disk); this module only keeps
-the last program of each project, converts positions between the client's
-encoding (UTF-16 unless the client offers another) and the compiler's
-characters, and publishes diagnostics for every file of the project (an
-empty list for a file whose problems are gone). Checks after an edit wait
-until typing pauses for ``DEBOUNCE`` seconds; opening and saving check at once.
+project, open buffers in place of the files on disk), run by the ``Worker``
+in a thread of its own: the loop never waits for the compiler. Hover,
+go-to-definition and completion answer at once from the last program (the
+cursor found on the same line in the text it analysed: ``Shift``); rename,
+references, code actions and the outline wait for the program checked with
+the current text (``FlowServer.here``). Every request can be cancelled
+(``$/cancelRequest``): one still waiting is answered with the LSP's
+RequestCancelled error (-32800). This module converts positions between the
+client's encoding (UTF-16 unless the client offers another) and the
+compiler's characters, and publishes diagnostics for every file of the
+program and its bbflow.toml (an empty list for a file whose problems are
+gone), sending only what changed. A check after an edit starts once typing
+pauses for ``DEBOUNCE`` seconds; opening and saving check at once. Files
+changed on disk (``workspace/didChangeWatchedFiles``, registered for
+``**/*.flow`` and ``**/bbflow.toml`` when the client can) are checked again
+in every program that reads them.
 
 A careless or hostile client never breaks the server (``FlowProtocol``): a
 request whose params cannot be read (missing, of the wrong type, a negative
@@ -26,6 +36,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import attrs
 from lsprotocol import types as lsp
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams, JsonRpcInvalidRequest
 from pygls.lsp.server import LanguageServer
@@ -43,11 +54,14 @@ from bbflow.lsp.analysis import (
 )
 from bbflow.lsp.complete import complete
 from bbflow.lsp.formatting import format_document
-from bbflow.lsp.locate import Pos, Range
-from bbflow.lsp.program import Program, compile_program, scope_of
+from bbflow.lsp.locate import Location, Pos, Range
+from bbflow.lsp.program import Program, scope_of
 from bbflow.lsp.refactor import RenameError, quick_fixes, references, rename
+from bbflow.lsp.shift import Shift
+from bbflow.lsp.worker import Worker
+from bbflow.project import PROJECT_FILE
 
-DEBOUNCE = 0.3  # seconds of quiet after an edit before the project is checked again
+DEBOUNCE = 0.05  # seconds of quiet after an edit before the project is checked again (a burst is one check)
 SUFFIX = ".flow"
 
 SEVERITIES = {"error": lsp.DiagnosticSeverity.Error, "warning": lsp.DiagnosticSeverity.Warning,
@@ -115,16 +129,28 @@ def _converter() -> Any:
     return converter
 
 
+@attrs.frozen(slots=True)
+class Here:
+    """Where a request points: the file, the program answering, and the cursor in the text it analysed."""
+
+    uri: str
+    path: Path
+    program: Program
+    text: str  # the document's text now
+    pos: Pos  # the cursor, in the text ``program`` analysed
+
+
 class FlowServer(LanguageServer):
-    """The language server, with the last compiled program of each project."""
+    """The language server: the worker that checks programs, and what was last published."""
 
     def __init__(self) -> None:
         super().__init__("bbflow", __version__, text_document_sync_kind=lsp.TextDocumentSyncKind.Incremental,
                          protocol_cls=FlowProtocol, converter_factory=_converter)
-        self.programs: dict[Path, Program] = {}  # by scope (project root, or a loose file's folder)
+        self.worker = Worker(self.buffers, self.publish)
         self.published: dict[Path, set[Path]] = {}  # by scope: files last given diagnostics
+        self.sent: dict[Path, list[EditorDiagnostic]] = {}  # by file: the diagnostics last published
         self.edits: dict[Path, int] = {}  # by file: edits seen, so that only the last one's wait checks
-        self.problems: dict[Path, str] = {}  # by scope: the project problem last shown
+        self.shifts: dict[Path, tuple[str, str, Shift]] = {}  # by file: (analysed, current, their shift)
         self.exit_status = 1  # what the process ends with: 0 once the client said shutdown, then exit
 
     # --- documents and programs -------------------------------------------------------
@@ -138,13 +164,6 @@ class FlowServer(LanguageServer):
                 out[path] = doc.source
         return out
 
-    def check(self, path: Path) -> Program:
-        """Compile ``path``'s program now and publish its diagnostics."""
-        program = compile_program(path, self.buffers())
-        self.programs[program.scope] = program
-        self.publish(program)
-        return program
-
     def text_of(self, uri: str, path: Path) -> str | None:
         """The text of an open document, else of the file on disk; None when there is neither."""
         doc = self.workspace.text_documents.get(uri)
@@ -155,31 +174,62 @@ class FlowServer(LanguageServer):
         except (OSError, UnicodeDecodeError, ValueError):
             return None
 
-    def current(self, uri: str) -> tuple[Path, Program, str] | None:
-        """The program of the document at ``uri``, compiled from its current text (checked again if stale)."""
+    async def here(self, uri: str, position: lsp.Position, *, fresh: bool) -> Here | None:
+        """The file, program and cursor of a request (None when there is nothing there).
+
+        ``fresh``: wait for the program checked with the document's text now;
+        otherwise answer at once from the last program, the cursor found on the
+        same line in the text it analysed (None on a line edited since).
+        """
         path = path_of(uri)
-        if path is None:
+        text = self.text_of(uri, path) if path is not None else None
+        if path is None or text is None:
             return None
-        text = self.text_of(uri, path)
-        if text is None:
-            return None
-        program = self.programs.get(scope_of(path))
-        if program is None or not program.is_current(path, text.replace("\r\n", "\n")):
-            program = self.check(path)
-        return path, program, text
+        text = text.replace("\r\n", "\n")
+        program = None if fresh else self.worker.last(path)
+        if program is None or path not in program.texts:
+            program = await self.worker.settled(path, text)
+        now = self.to_pos(position, text)
+        pos = self.shift(path, program, text).to_old(now) if now is not None else None
+        return Here(uri, path, program, text, pos) if pos is not None else None
+
+    def shift(self, path: Path, program: Program, text: str | None = None) -> Shift:
+        """The lines of ``path`` as ``program`` analysed it matched to the editor's."""
+        old = program.texts.get(path) or program.project_files.get(path, "")
+        new = text if text is not None else self.current_text(path, old)
+        kept = self.shifts.get(path)
+        if kept is not None and kept[0] is old and kept[1] == new:
+            return kept[2]
+        found = Shift(old, new)
+        self.shifts[path] = (old, new, found)
+        return found
+
+    def current_text(self, path: Path, analysed: str) -> str:
+        doc = self.workspace.text_documents.get(self.uri_of(path))
+        return doc.source.replace("\r\n", "\n") if doc is not None else analysed
 
     def publish(self, program: Program) -> None:
+        """Send the diagnostics of every file of ``program`` that changed since last sent."""
         by_file = diagnostics_by_file(program)
         for gone in self.published.get(program.scope, set()) - set(by_file):
-            self.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(self.uri_of(gone), []))
+            self.send_diagnostics(gone, program, [])
         self.published[program.scope] = set(by_file)
         for path, diags in by_file.items():
-            lines = program.texts.get(path, "").split("\n")
-            self.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(
-                self.uri_of(path), [self.to_lsp_diagnostic(d, lines, program) for d in diags]))
-        if program.problem and self.problems.get(program.scope) != program.problem:
-            self.window_show_message(lsp.ShowMessageParams(lsp.MessageType.Warning, program.problem))
-        self.problems[program.scope] = program.problem or ""
+            self.send_diagnostics(path, program, diags)
+
+    def send_diagnostics(self, path: Path, program: Program, diags: list[EditorDiagnostic]) -> None:
+        if self.sent.get(path) == diags:
+            return
+        self.sent[path] = diags
+        out = [d for diag in diags if (d := self.to_lsp_diagnostic(diag, path, program)) is not None]
+        self.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(self.uri_of(path), out))
+
+    def forget(self, scope: Path) -> None:
+        """No open file belongs to ``scope`` any more: its program goes, and the diagnostics it published."""
+        program = self.worker.forget(scope)
+        for path in self.published.pop(scope, set()):
+            if program is not None:
+                self.send_diagnostics(path, program, [])
 
     def uri_of(self, path: Path) -> str:
         """The URI the client opened ``path`` under (else the file URI of the path)."""
@@ -194,6 +244,23 @@ class FlowServer(LanguageServer):
         server = lsp.Range(lsp.Position(r.start.line, r.start.character), lsp.Position(r.end.line, r.end.character))
         return self.workspace.position_codec.range_to_client_units(lines, server)
 
+    def client_range(self, path: Path, r: Range, program: Program) -> lsp.Range | None:
+        """``r`` of ``path`` as ``program`` analysed it, where it is in the editor now (None if edited)."""
+        analysed = program.texts.get(path) or program.project_files.get(path)
+        if analysed is None:
+            try:
+                analysed = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                analysed = ""
+            return self.to_lsp_range(r, analysed.split("\n"))
+        now = self.current_text(path, analysed)
+        moved = self.shift(path, program, now).to_new(r)
+        return self.to_lsp_range(moved, now.split("\n")) if moved is not None else None
+
+    def to_lsp_location(self, loc: Location, program: Program) -> lsp.Location | None:
+        r = self.client_range(loc.path, loc.range, program)
+        return lsp.Location(self.uri_of(loc.path), r) if r is not None else None
+
     def to_pos(self, position: lsp.Position, text: str) -> Pos | None:
         """The position in compiler characters; None past the end of the text (nothing is there)."""
         lines = text.split("\n")
@@ -205,22 +272,14 @@ class FlowServer(LanguageServer):
             return None
         return Pos(p.line, p.character)
 
-    def lines_of(self, path: Path, program: Program) -> list[str]:
-        text = program.texts.get(path)
-        if text is None:
-            try:
-                text = path.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError):
-                text = ""
-        return text.split("\n")
-
-    def to_lsp_diagnostic(self, d: EditorDiagnostic, lines: list[str], program: Program) -> lsp.Diagnostic:
-        related = [lsp.DiagnosticRelatedInformation(
-            lsp.Location(self.uri_of(r.location.path),
-                         self.to_lsp_range(r.location.range, self.lines_of(r.location.path, program))),
-            r.message) for r in d.related]
+    def to_lsp_diagnostic(self, d: EditorDiagnostic, path: Path, program: Program) -> lsp.Diagnostic | None:
+        where = self.client_range(path, d.range, program)
+        if where is None:
+            return None
+        related = [lsp.DiagnosticRelatedInformation(loc, r.message) for r in d.related
+                   if (loc := self.to_lsp_location(r.location, program)) is not None]
         return lsp.Diagnostic(
-            range=self.to_lsp_range(d.range, lines), message=d.message, severity=SEVERITIES[d.severity],
+            range=where, message=d.message, severity=SEVERITIES[d.severity],
             code=d.code, source="bbflow", related_information=related or None,
             code_description=lsp.CodeDescription(d.explain.as_uri()) if d.explain is not None else None)
 
@@ -246,18 +305,32 @@ def path_of(uri: str) -> Path | None:
         return None
 
 
+WATCHED = ("**/*" + SUFFIX, "**/" + PROJECT_FILE)
+
+
+@server.feature(lsp.INITIALIZED)
+def on_initialized(ls: FlowServer, params: lsp.InitializedParams) -> None:
+    """Ask the client to tell of .flow files and bbflow.toml changed on disk (a `git checkout`, a build)."""
+    workspace = ls.client_capabilities.workspace
+    watch = workspace.did_change_watched_files if workspace is not None else None
+    if watch is not None and watch.dynamic_registration:
+        ls.client_register_capability(lsp.RegistrationParams([lsp.Registration(
+            "bbflow-watched-files", lsp.WORKSPACE_DID_CHANGE_WATCHED_FILES,
+            lsp.DidChangeWatchedFilesRegistrationOptions([lsp.FileSystemWatcher(g) for g in WATCHED]))]))
+
+
 @server.feature(lsp.TEXT_DOCUMENT_DID_OPEN)
 def did_open(ls: FlowServer, params: lsp.DidOpenTextDocumentParams) -> None:
     path = path_of(params.text_document.uri)
     if path is not None:
-        ls.check(path)
+        ls.worker.want(path)
 
 
 @server.feature(lsp.TEXT_DOCUMENT_DID_SAVE)
 def did_save(ls: FlowServer, params: lsp.DidSaveTextDocumentParams) -> None:
     path = path_of(params.text_document.uri)
     if path is not None:
-        ls.check(path)
+        ls.worker.want(path)
 
 
 @server.feature(lsp.TEXT_DOCUMENT_DID_CHANGE)
@@ -268,7 +341,7 @@ async def did_change(ls: FlowServer, params: lsp.DidChangeTextDocumentParams) ->
     seen = ls.edits[path] = ls.edits.get(path, 0) + 1
     await asyncio.sleep(DEBOUNCE)
     if ls.edits.get(path) == seen:  # no edit since: typing has paused
-        ls.check(path)
+        ls.worker.want(path)
 
 
 @server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)
@@ -278,42 +351,61 @@ def did_close(ls: FlowServer, params: lsp.DidCloseTextDocumentParams) -> None:
     if path is None:
         return
     ls.edits.pop(path, None)
+    ls.shifts.pop(path, None)
     if path.is_file():
-        ls.check(path)
+        ls.worker.want(path)
     else:
+        ls.sent.pop(path, None)
         ls.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(params.text_document.uri, []))
+        if scope_of(path) == path:
+            ls.forget(path)
+
+
+@server.feature(lsp.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+def did_change_watched_files(ls: FlowServer, params: lsp.DidChangeWatchedFilesParams) -> None:
+    """Files changed on disk: check again every program that reads one (an open file's buffer wins).
+
+    A bbflow.toml created or deleted moves files in or out of a project: every
+    open file is then checked in the program it now belongs to, and programs
+    no open file belongs to any more are dropped with their diagnostics."""
+    buffers = ls.buffers()
+    changes = [(p, change.type) for change in params.changes
+               if (p := path_of(change.uri)) is not None and p not in buffers]
+    changed = [p for p, _ in changes]
+    if any(p.name == PROJECT_FILE and kind != lsp.FileChangeType.Changed for p, kind in changes):
+        scopes = {scope_of(p) for p in buffers}
+        for scope in [s for s in ls.worker.programs if s not in scopes]:
+            ls.forget(scope)
+        for path in buffers:
+            ls.worker.want(path)
+    for scope, program in list(ls.worker.programs.items()):
+        if any(p in program.texts or p in program.project_files or (scope.is_dir() and scope in p.parents)
+               for p in changed):
+            ls.worker.want(next(iter(program.texts), scope))
 
 
 @server.feature(lsp.TEXT_DOCUMENT_HOVER)
-def on_hover(ls: FlowServer, params: lsp.HoverParams) -> lsp.Hover | None:
-    found = ls.current(params.text_document.uri)
-    if found is None:
+async def on_hover(ls: FlowServer, params: lsp.HoverParams) -> lsp.Hover | None:
+    here = await ls.here(params.text_document.uri, params.position, fresh=False)
+    answer = hover(here.program, here.path, here.pos) if here is not None else None
+    if here is None or answer is None:
         return None
-    path, program, text = found
-    pos = ls.to_pos(params.position, text)
-    answer = hover(program, path, pos, text) if pos is not None else None
-    if answer is None:
-        return None
-    return lsp.Hover(lsp.MarkupContent(lsp.MarkupKind.Markdown, answer.markdown),
-                     ls.to_lsp_range(answer.range, text.split("\n")))
+    where = ls.client_range(here.path, answer.range, here.program)
+    return lsp.Hover(lsp.MarkupContent(lsp.MarkupKind.Markdown, answer.markdown), where)
 
 
 @server.feature(lsp.TEXT_DOCUMENT_DEFINITION)
-def on_definition(ls: FlowServer, params: lsp.DefinitionParams) -> list[lsp.Location] | None:
-    found = ls.current(params.text_document.uri)
-    if found is None:
+async def on_definition(ls: FlowServer, params: lsp.DefinitionParams) -> list[lsp.Location] | None:
+    here = await ls.here(params.text_document.uri, params.position, fresh=False)
+    if here is None:
         return None
-    path, program, text = found
-    pos = ls.to_pos(params.position, text)
-    if pos is None:
-        return None
-    targets = definition(program, path, pos)
-    return [lsp.Location(ls.uri_of(t.path), ls.to_lsp_range(t.range, ls.lines_of(t.path, program)))
-            for t in targets] or None
+    found = [loc for t in definition(here.program, here.path, here.pos)
+             if (loc := ls.to_lsp_location(t, here.program)) is not None]
+    return found or None
 
 
 @server.feature(lsp.TEXT_DOCUMENT_COMPLETION, lsp.CompletionOptions(trigger_characters=["."]))
-def on_completion(ls: FlowServer, params: lsp.CompletionParams) -> lsp.CompletionList | None:
+async def on_completion(ls: FlowServer, params: lsp.CompletionParams) -> lsp.CompletionList | None:
     path = path_of(params.text_document.uri)
     if path is None:
         return None
@@ -322,7 +414,7 @@ def on_completion(ls: FlowServer, params: lsp.CompletionParams) -> lsp.Completio
     if text is None or pos is None:
         return None
     # the last program, even if a little stale: the text being typed rarely compiles cleanly
-    program = ls.programs.get(scope_of(path)) or ls.check(path)
+    program = ls.worker.last(path) or await ls.worker.settled(path, None)
     items = complete(program, path, text, pos)
     return lsp.CompletionList(is_incomplete=False, items=[
         lsp.CompletionItem(c.label, kind=COMPLETION_KINDS.get(c.kind, lsp.CompletionItemKind.Text),
@@ -330,13 +422,12 @@ def on_completion(ls: FlowServer, params: lsp.CompletionParams) -> lsp.Completio
 
 
 @server.feature(lsp.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
-def on_document_symbol(ls: FlowServer, params: lsp.DocumentSymbolParams) -> list[lsp.DocumentSymbol] | None:
-    found = ls.current(params.text_document.uri)
-    if found is None:
+async def on_document_symbol(ls: FlowServer, params: lsp.DocumentSymbolParams) -> list[lsp.DocumentSymbol] | None:
+    here = await ls.here(params.text_document.uri, lsp.Position(0, 0), fresh=True)
+    if here is None:
         return None
-    path, program, text = found
-    lines = text.split("\n")
-    return [ls.to_lsp_symbol(s, lines) for s in document_symbols(program, path)]
+    lines = here.text.split("\n")
+    return [ls.to_lsp_symbol(s, lines) for s in document_symbols(here.program, here.path)]
 
 
 @server.feature(lsp.TEXT_DOCUMENT_FORMATTING)
@@ -355,58 +446,48 @@ def on_formatting(ls: FlowServer, params: lsp.DocumentFormattingParams) -> list[
 
 
 @server.feature(lsp.TEXT_DOCUMENT_REFERENCES)
-def on_references(ls: FlowServer, params: lsp.ReferenceParams) -> list[lsp.Location] | None:
-    found = ls.current(params.text_document.uri)
-    if found is None:
+async def on_references(ls: FlowServer, params: lsp.ReferenceParams) -> list[lsp.Location] | None:
+    here = await ls.here(params.text_document.uri, params.position, fresh=True)
+    if here is None:
         return None
-    path, program, text = found
-    pos = ls.to_pos(params.position, text)
-    if pos is None:
-        return None
-    places = references(program, path, pos)
+    places = await asyncio.to_thread(references, here.program, here.path, here.pos)
     if not params.context.include_declaration:
-        declared = {(t.path, t.range) for t in definition(program, path, pos)}
-        places = [p for p in places if (p.path, p.range) not in declared]
-    return [lsp.Location(ls.uri_of(p.path), ls.to_lsp_range(p.range, ls.lines_of(p.path, program)))
-            for p in places] or None
+        declared = set(definition(here.program, here.path, here.pos))
+        places = [p for p in places if p not in declared]
+    return [loc for p in places if (loc := ls.to_lsp_location(p, here.program)) is not None] or None
 
 
 @server.feature(lsp.TEXT_DOCUMENT_RENAME)
-def on_rename(ls: FlowServer, params: lsp.RenameParams) -> lsp.WorkspaceEdit | None:
-    found = ls.current(params.text_document.uri)
-    if found is None:
-        return None
-    path, program, text = found
-    pos = ls.to_pos(params.position, text)
-    if pos is None:
+async def on_rename(ls: FlowServer, params: lsp.RenameParams) -> lsp.WorkspaceEdit | None:
+    here = await ls.here(params.text_document.uri, params.position, fresh=True)
+    if here is None:
         return None
     try:
-        places = rename(program, path, pos, params.new_name)
+        places = await asyncio.to_thread(rename, here.program, here.path, here.pos, params.new_name)
     except RenameError as e:
         raise JsonRpcInvalidParams(message=str(e)) from None  # the editor shows the message
     changes: dict[str, list[lsp.TextEdit]] = {}
     for p in places:
-        changes.setdefault(ls.uri_of(p.path), []).append(
-            lsp.TextEdit(ls.to_lsp_range(p.range, ls.lines_of(p.path, program)), params.new_name))
+        loc = ls.to_lsp_location(p, here.program)
+        if loc is not None:
+            changes.setdefault(loc.uri, []).append(lsp.TextEdit(loc.range, params.new_name))
     return lsp.WorkspaceEdit(changes=changes)
 
 
 @server.feature(lsp.TEXT_DOCUMENT_CODE_ACTION,
                 lsp.CodeActionOptions(code_action_kinds=[lsp.CodeActionKind.QuickFix]))
-def on_code_action(ls: FlowServer, params: lsp.CodeActionParams) -> list[lsp.CodeAction] | None:
-    found = ls.current(params.text_document.uri)
-    if found is None:
+async def on_code_action(ls: FlowServer, params: lsp.CodeActionParams) -> list[lsp.CodeAction] | None:
+    here = await ls.here(params.text_document.uri, params.range.start, fresh=True)
+    end = ls.to_pos(params.range.end, here.text) if here is not None else None
+    if here is None or end is None:
         return None
-    path, program, text = found
-    lines = text.split("\n")
-    start, end = ls.to_pos(params.range.start, text), ls.to_pos(params.range.end, text)
-    if start is None or end is None:
-        return None
-    mine = [d for d in diagnostics_by_file(program).get(path, [])
+    start = here.pos
+    mine = [d for d in diagnostics_by_file(here.program).get(here.path, [])
             if (d.range.start.line, d.range.start.character) <= (end.line, end.character)
             and (start.line, start.character) <= (d.range.end.line, d.range.end.character)]
     actions = []
-    for fix in quick_fixes(program, path, mine):
+    lines = here.text.split("\n")
+    for fix in quick_fixes(here.program, here.path, mine):
         edit = lsp.TextEdit(ls.to_lsp_range(fix.range, lines), fix.new_text)
         actions.append(lsp.CodeAction(fix.title, kind=lsp.CodeActionKind.QuickFix, is_preferred=fix.preferred or None,
                                       edit=lsp.WorkspaceEdit(changes={params.text_document.uri: [edit]})))
@@ -429,5 +510,6 @@ def serve(port: int | None = None) -> None:
         return
     server.exit_status = 1
     server.start_io()
+    server.worker.close()
     server.shutdown()
     sys.exit(server.exit_status)
