@@ -34,7 +34,10 @@ computed from measurements taken in the same rounds, see ``common``):
   child's peak memory and the signals lost (must be 0) (``bench_stdin``);
 - hardening: did-you-mean with thousands of unknown names (near-linear), the
   peak memory of parsing a long string literal, and the memory a run board
-  holds after thousands of runs (bounded) (``bench_hardening``).
+  holds after thousands of runs (bounded) (``bench_hardening``);
+- lsp: the language server driven by an LSP client on the 10k-line project:
+  diagnostics after a one-line edit, hover while a check runs (against hover
+  on an idle server), a request cancelled while it waits (``bench_lsp``).
 
 ``--quick`` (under two minutes) runs fewer rounds and leaves out the 100k-line
 project; the full run takes about ten to fifteen minutes on two cores.
@@ -68,6 +71,7 @@ import bench_compiler  # noqa: E402
 import bench_executor  # noqa: E402
 import bench_hardening  # noqa: E402
 import bench_journal  # noqa: E402
+import bench_lsp  # noqa: E402
 import bench_peers  # noqa: E402
 import bench_router  # noqa: E402
 import bench_serve  # noqa: E402
@@ -80,7 +84,7 @@ from bbflow.runtime.events import Recorder  # noqa: E402
 from bbflow.runtime.executor import run_reactor  # noqa: E402
 from bbflow.runtime.ports import RuntimeFailure  # noqa: E402
 
-SECTIONS = ("compiler", "executor", "memory", "router", "agent", "bus", "tasks", "peers", "serve", "journal", "stdin", "hardening")
+SECTIONS = ("compiler", "executor", "memory", "router", "agent", "bus", "tasks", "peers", "serve", "journal", "stdin", "hardening", "lsp")
 
 
 # --- settings ---------------------------------------------------------------------------
@@ -102,6 +106,7 @@ def settings(quick: bool) -> dict[str, Any]:
             "journal": {"steps": 1_000, "repeat": 5, "size_runs": 10_000, "recover_runs": 1_000},
             "stdin": {"signals": (10_000, 50_000)},
             "hardening": {"names": (250, 500, 1_000), "literals": (1_000_000,), "runs": (1_000, 9_000)},
+            "lsp": {"lines": 10_000, "edits": 9},
         }
     return {
         "compiler": {"sizes": (1_000, 10_000, 100_000), "repeat": 3, "big": 50_000, "big_repeat": 1,
@@ -117,6 +122,7 @@ def settings(quick: bool) -> dict[str, Any]:
         "journal": {"steps": 1_000, "repeat": 11, "size_runs": 100_000, "recover_runs": 1_000},
         "stdin": {"signals": (100_000, 1_000_000)},
         "hardening": {"names": (1_000, 2_000, 4_000), "literals": (1_000_000, 5_000_000), "runs": (1_000, 9_000)},
+        "lsp": {"lines": 10_000, "edits": 21},
     }
 
 
@@ -460,6 +466,8 @@ def run(quick: bool, only: Sequence[str] = SECTIONS, log: Callable[[str], None] 
             figures += stdin_figures(c["signals"])
         elif section == "hardening":
             figures += hardening_figures(c["names"], c["literals"], c["runs"])
+        elif section == "lsp":
+            figures += bench_lsp.figures(c["lines"], c["edits"])
         timings[section] = time.perf_counter() - t0
         log(f"{section}: {timings[section]:.1f} s")
     return {

@@ -31,6 +31,7 @@ TINY = {
     "journal": {"steps": 8, "repeat": 2, "size_runs": 20, "recover_runs": 3},
     "stdin": {"signals": (20, 200)},
     "hardening": {"names": (20, 40), "literals": (10_000,), "runs": (10, 20)},
+    "lsp": {"lines": 300, "edits": 2},
 }
 
 
@@ -106,3 +107,14 @@ def test_the_stdin_soak_loses_nothing(tmp_path):
     result = bench_stdin.soak(bench_stdin.project(tmp_path / "soak"), 300)
     assert (result["in"], result["handled"], result["dropped"], result["lost"]) == (300, 300, 0, 0)
     assert result["peak_mb"] > 0
+
+
+def test_the_lsp_client_script_measures_edits_hovers_and_a_cancellation() -> None:
+    pytest.importorskip("pygls", reason="bbflow lsp needs the optional `lsp` extra")
+    import bench_lsp
+
+    by_name = {f.name.split(": ", 1)[1]: f for f in bench_lsp.figures(300, 2)}
+    assert by_name["diagnostics after a one-line edit, module nothing imports"].value.n == 2  # type: ignore[union-attr]
+    assert by_name["hover on an idle server"].value is not None
+    cancelled = by_name["a request cancelled while it waits for a check"]
+    assert "RequestCancelled (-32800)" in cancelled.note

@@ -63,6 +63,7 @@ from bbflow.project import PROJECT_FILE
 
 DEBOUNCE = 0.05  # seconds of quiet after an edit before the project is checked again (a burst is one check)
 SUFFIX = ".flow"
+SWITCH_INTERVAL = 0.001  # seconds a thread may hold the GIL while another waits for it
 
 SEVERITIES = {"error": lsp.DiagnosticSeverity.Error, "warning": lsp.DiagnosticSeverity.Warning,
               "note": lsp.DiagnosticSeverity.Information}
@@ -323,6 +324,7 @@ def on_initialized(ls: FlowServer, params: lsp.InitializedParams) -> None:
 def did_open(ls: FlowServer, params: lsp.DidOpenTextDocumentParams) -> None:
     path = path_of(params.text_document.uri)
     if path is not None:
+        ls.sent.pop(path, None)  # an opened file is always sent its diagnostics
         ls.worker.want(path)
 
 
@@ -504,7 +506,9 @@ def serve(port: int | None = None) -> None:
     """Speak LSP on standard input and output (or on 127.0.0.1:``port``) until the client says exit.
 
     On standard input and output, exits 0 after ``shutdown`` then ``exit``, else 1 (``exit`` alone, or
-    the input closed without it)."""
+    the input closed without it). The interpreter hands the GIL between threads every millisecond
+    (not every 5): the loop answering requests waits less behind the worker's check."""
+    sys.setswitchinterval(SWITCH_INTERVAL)
     if port is not None:
         server.start_tcp("127.0.0.1", port)
         return
