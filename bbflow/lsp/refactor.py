@@ -104,7 +104,7 @@ def quick_fixes(program: Program, path: Path, diagnostics: list[EditorDiagnostic
                 at = Range(end, end)
                 fixes.append(Fix("Add `irreversible`", path, at, ' irreversible "why it cannot be undone"', diag))
                 reactor = next((n for n in nodes if isinstance(n, ast.ReactorDecl)), None)
-                undo = undo_insert(program, reactor, step)
+                undo = undo_insert(program, path, reactor, step)
                 if undo is not None:
                     fixes.append(Fix(undo.title, path, at, undo.text, diag, snippet=undo.snippet))
     return fixes

@@ -21,6 +21,7 @@ snippet edits gets ``text``, the snippet with its first choice.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import attrs
 
@@ -37,9 +38,11 @@ class UndoInsert:
     snippet: str | None = None  # the same as an LSP snippet, for clients that take snippet edits
 
 
-def undo_insert(program: Program, reactor: ast.ReactorDecl | None, step: ast.StepStmt) -> UndoInsert | None:
-    """The undo to insert after ``step`` (of ``reactor``), or None when its robot has no command that could undo it."""
-    facts = program.result.facts
+def undo_insert(program: Program, path: Path, reactor: ast.ReactorDecl | None,
+                step: ast.StepStmt) -> UndoInsert | None:
+    """The undo to insert after ``step`` (of ``reactor``, in the file ``path``), or None when its robot has no
+    command that could undo it."""
+    facts = program.facts(path)
     if facts is None:
         return None
     robot = _robot(facts, reactor)
