@@ -234,3 +234,45 @@ def test_the_listening_socket_sends_without_delay() -> None:
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
     finally:
         sock.close()
+
+
+def test_the_journals_lag_is_a_gauge(tmp_path: Path) -> None:
+    """``bbflow_journal_lag_seconds``: a commit held up (the file locked by another process) shows as lag, and
+    the gauge drops back to 0 once it is committed; without a journal there is no series."""
+    import sqlite3
+    from types import SimpleNamespace
+
+    from bbflow.runtime import model
+    from bbflow.runtime.journal import Journal, JournalConfig
+    from bbflow.serve.config import ServeSettings
+    from bbflow.serve.plane import ControlPlane
+
+    def gauge(plane: ControlPlane, name: str) -> float | None:
+        for line in plane.metrics().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[-1])
+        return None
+
+    async def main() -> None:
+        plane = ControlPlane(ServeSettings("127.0.0.1", 0, None), model.Program())
+        plane.session = SimpleNamespace(journal=None, robots=[], servers=())  # type: ignore[assignment]
+        assert gauge(plane, "bbflow_journal_lag_seconds") is None
+        journal = Journal.open(JournalConfig(tmp_path / "j.db", sync="normal"), "p")
+        journal.start(asyncio.get_running_loop())
+        plane.session = SimpleNamespace(journal=journal, robots=[], servers=())  # type: ignore[assignment]
+        await journal.writer.flush()
+        assert gauge(plane, "bbflow_journal_lag_seconds") == 0.0
+        other = sqlite3.connect(tmp_path / "j.db", isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        intent = asyncio.ensure_future(journal.intent("r", "step", "a", (), 1, "move_to", {}))
+        for _ in range(20):
+            await asyncio.sleep(0.001)
+        assert (gauge(plane, "bbflow_journal_lag_seconds") or 0.0) > 0
+        assert gauge(plane, "bbflow_journal_pending_records") == 1.0
+        other.execute("COMMIT")
+        other.close()
+        await intent
+        assert gauge(plane, "bbflow_journal_lag_seconds") == 0.0
+        journal.close()
+
+    asyncio.run(main())

@@ -201,6 +201,14 @@ class ControlPlane:
         def clients() -> list[tuple[tuple[str, ...], float]]:
             return [((), float(self.hub.clients))]
 
+        def journal_lag() -> list[tuple[tuple[str, ...], float]]:  # no series without a journal
+            journal = self.session.journal if self.session is not None else None
+            return [] if journal is None else [((), journal.lag().oldest)]
+
+        def journal_pending() -> list[tuple[tuple[str, ...], float]]:
+            journal = self.session.journal if self.session is not None else None
+            return [] if journal is None else [((), float(journal.lag().pending))]
+
         return {
             "bbflow_agent_queue_depth": ("Signals and run outcomes waiting in an agent instance's mailbox",
                                          ("agent", "robot"), queues),
@@ -208,6 +216,10 @@ class ControlPlane:
             "bbflow_runs_in_flight": ("Top-level runs started and not yet ended", (), in_flight),
             "bbflow_robot_armed": ("1 while a robot is armed", ("robot",), armed),
             "bbflow_event_stream_clients": ("Clients reading GET /events", (), clients),
+            "bbflow_journal_lag_seconds": ("How long the oldest journal record written and not yet committed "
+                                           "has waited (0: the file is up to date)", (), journal_lag),
+            "bbflow_journal_pending_records": ("Journal records written and not yet committed", (),
+                                               journal_pending),
         }
 
     def _servers(self) -> tuple[Any, ...]:

@@ -106,8 +106,11 @@ def open_store(path: Path | str, project: str, *, sync: str = "full", create: bo
             raise JournalError(f"{path}: cannot create the journal's folder: {exc.strerror or exc}") from exc
     try:
         conn = connect(path, sync=sync)
-    except sqlite3.Error as exc:
+    except sqlite3.OperationalError as exc:
         raise JournalError(f"{path}: cannot open the journal: {exc}") from exc
+    except sqlite3.DatabaseError as exc:  # corrupt, or not an SQLite file at all
+        raise JournalError(f"{path}: not a journal, or corrupt: {exc}; move it aside to start a new one "
+                           "(its unfinished runs need an operator)") from exc
     try:
         _check(conn, path, project)
     except BaseException:
