@@ -48,7 +48,7 @@ from bbflow.runtime.actions import invoke, resolve_action
 from bbflow.runtime.bus import Bus
 from bbflow.runtime.events import jsonable
 from bbflow.runtime.ids import uuid7
-from bbflow.runtime.journal import JOURNALED, ORIGIN, Journal, Journaled, Origin, planner
+from bbflow.runtime.journal import ORIGIN, Journal, Journaled, Origin, journaled_call, planner
 from bbflow.runtime.journal.agents import AgentJournal
 from bbflow.runtime.linemap import add_flow_note
 from bbflow.runtime.ports import ActionResolver, Observer, RobotPort, RuntimeFailure
@@ -704,14 +704,12 @@ class CallRunner:
         run = run_id or uuid7()
         self.journal.run_started(run, name, args, origin)
         chosen = (command.undo, True) if command is not None and command.undo is not None else None
-        token = JOURNALED.set(Journaled(self.journal, run, "step", name, (), 1, planner(chosen, name, {})))
         try:
-            value = await robot.call(name, args, timeout=timeout)
+            value = await journaled_call(robot, name, args, timeout,
+                                         Journaled(self.journal, run, "step", name, (), 1, planner(chosen, name, {})))
         except RuntimeFailure as failure:
             self.journal.run_ended(run, "failed", error=failure.to_json())
             raise
-        finally:
-            JOURNALED.reset(token)
         self.journal.run_ended(run, "ok", result=jsonable(value))
         return value
 

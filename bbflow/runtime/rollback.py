@@ -26,7 +26,7 @@ from typing import Any
 from bbflow.runtime import model, run_events
 from bbflow.runtime.calls import action, arguments, driver_failure, perform, timed_out
 from bbflow.runtime.deadline import Deadline
-from bbflow.runtime.journal import JOURNALED, Journaled
+from bbflow.runtime.journal import Journaled, journaled_call
 from bbflow.runtime.ports import RuntimeFailure
 from bbflow.runtime.run_state import Completion, RunState, UndoFailure
 
@@ -103,17 +103,14 @@ async def _attempt(run: RunState, name: str, call: model.Call, scope: Any, index
     try:
         if type(call) is model.CommandCall and robot is not None:  # the common case, without a detour
             args = arguments(call, scope, name)
-            token = None if run.journal is None else \
-                JOURNALED.set(Journaled(run.journal, run.run_id, "undo", name, index, attempt))
+            journaled = None if run.journal is None else Journaled(run.journal, run.run_id, "undo", name, index,
+                                                                   attempt)
             try:
-                await robot.call(call.command, args, timeout=seconds)
+                await journaled_call(robot, call.command, args, seconds, journaled)
             except (RuntimeFailure, TimeoutError):
                 raise
             except Exception as exc:  # a port or driver bug
                 raise driver_failure(call.command, exc) from exc
-            finally:
-                if token is not None:
-                    JOURNALED.reset(token)
         elif type(call) is model.ActionCall and run.journal is not None:  # done, it is not redone at recovery
             await action(run, call, scope, name, Journaled(run.journal, run.run_id, "undo", name, index, attempt))
         else:

@@ -14,7 +14,7 @@ from typing import Any
 from bbflow.runtime import model, run_events
 from bbflow.runtime.calls import action, arguments, compose, driver_failure, failure, perform, timed_out
 from bbflow.runtime.deadline import Deadline
-from bbflow.runtime.journal import JOURNALED, Journaled, planner
+from bbflow.runtime.journal import Journaled, journaled_call, planner
 from bbflow.runtime.ports import RuntimeFailure
 from bbflow.runtime.run_state import Completion, RunState
 
@@ -92,16 +92,14 @@ async def _attempt(run: RunState, step: model.Step, scope: dict[str, Any], index
             robot = run.robot
             if robot is None:
                 raise run.no_robot(call.command)
-            token = None if run.journal is None else JOURNALED.set(_journaled(run, step, scope, index, attempt))
             try:
-                value = await robot.call(call.command, args, timeout=timeout)
+                value = await (robot.call(call.command, args, timeout=timeout) if run.journal is None else
+                               journaled_call(robot, call.command, args, timeout,
+                                              _journaled(run, step, scope, index, attempt)))
             except (RuntimeFailure, TimeoutError):
                 raise
             except Exception as exc:  # a port or driver bug still fails only this attempt
                 raise driver_failure(call.command, exc) from exc
-            finally:
-                if token is not None:
-                    JOURNALED.reset(token)
         elif type(call) is model.ReactorCall:
             value, child = await compose(run, call, scope, name)
         elif type(call) is model.ActionCall and run.journal is not None and step.irreversible is None \

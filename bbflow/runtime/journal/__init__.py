@@ -7,7 +7,7 @@ unfinished runs: it runs reactors, so it is imported on its own, not from here),
 ``query`` and ``operator`` (``bbflow runs``) build on them.
 """
 
-from bbflow.runtime.journal.calls import JOURNALED, Journaled, planner
+from bbflow.runtime.journal.calls import JOURNALED, Journaled, journaled_call, planner
 from bbflow.runtime.journal.journal import (
     ORIGIN,
     Journal,
@@ -30,6 +30,7 @@ __all__ = [
     "Lag",
     "Origin",
     "journal_config",
+    "journaled_call",
     "open_store",
     "planner",
 ]

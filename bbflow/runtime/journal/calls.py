@@ -21,7 +21,7 @@ from typing import Any
 
 from bbflow.runtime import model
 from bbflow.runtime.journal.journal import Journal
-from bbflow.runtime.ports import RuntimeFailure
+from bbflow.runtime.ports import RobotPort, RuntimeFailure
 
 #: ``plan(args, value, has_value)`` -> (undo plan or None, why it cannot be computed or None)
 Planner = Callable[[Any, Any, bool], "tuple[dict[str, Any] | None, str | None]"]
@@ -65,6 +65,19 @@ class Journaled:
 
 
 JOURNALED: ContextVar[Journaled | None] = ContextVar("bbflow_journaled_call", default=None)
+
+
+async def journaled_call(robot: RobotPort, command: str, args: dict[str, Any], timeout: float | None,
+                         journaled: Journaled | None) -> Any:
+    """``robot.call`` with ``journaled`` (None: no journal) as the journal's side of it: the proxy commits
+    its intent before the command reaches the driver, and records how it ended."""
+    if journaled is None:
+        return await robot.call(command, args, timeout=timeout)
+    token = JOURNALED.set(journaled)
+    try:
+        return await robot.call(command, args, timeout=timeout)
+    finally:
+        JOURNALED.reset(token)
 
 
 _MISSING: Any = object()

@@ -31,7 +31,7 @@ import attrs
 from bbflow.runtime import model
 from bbflow.runtime.actions import invoke, resolve_action
 from bbflow.runtime.events import jsonable, notify
-from bbflow.runtime.journal.calls import JOURNALED, Journaled
+from bbflow.runtime.journal.calls import Journaled, journaled_call
 from bbflow.runtime.journal.journal import Journal
 from bbflow.runtime.journal.store import loads
 from bbflow.runtime.ports import ActionResolver, Observer, RobotPort, RuntimeFailure
@@ -253,11 +253,7 @@ class Recovery:
                 raise RuntimeFailure(f"undo of {effect.step}: no robot to run {plan['command']}", "state")
             command = robot.spec.commands.get(plan["command"])
             timeout = command.timeout if command is not None and command.timeout is not None else UNDO_TIMEOUT
-            token = JOURNALED.set(journaled)
-            try:
-                await robot.call(plan["command"], dict(args), timeout=timeout)
-            finally:
-                JOURNALED.reset(token)
+            await journaled_call(robot, plan["command"], dict(args), timeout, journaled)
             return
         target = str(plan.get("action") or plan.get("reactor"))
         await journaled.before(f"{'action' if 'action' in plan else 'reactor'}:{target}", args)
