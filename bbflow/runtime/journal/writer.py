@@ -277,11 +277,21 @@ class Writer:
             finally:
                 if not inline and self.inline:
                     conn.execute("PRAGMA busy_timeout = 0")
-            for sql, params in ops:
+            i, count = 0, len(ops)
+            while i < count:
+                sql, params = ops[i]
                 if callable(sql):
                     sql(conn, *params)
-                else:
+                    i += 1
+                    continue
+                j = i + 1
+                while j < count and ops[j][0] == sql:  # a fan-out's intents (or results): one executemany
+                    j += 1
+                if j == i + 1:
                     conn.execute(sql, params)
+                else:
+                    conn.executemany(sql, [op[1] for op in ops[i:j]])
+                i = j
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             if inline and not conn.in_transaction and _locked(exc):
