@@ -171,6 +171,30 @@ def test_results_ride_with_the_next_intent(tmp_path: Path, sync: str) -> None:
     assert asyncio.run(main()) == 21  # twenty intents, and the flush that took the last result
 
 
+def test_a_result_alone_is_committed_at_the_latest_after_a_while(tmp_path: Path) -> None:
+    """A step's result waits for the next intent (one commit per step), but not for ever: ``LAZY_AFTER``
+    seconds at the latest; any other write (a run's end, an agent's turn) goes within ``FLUSH_AFTER``."""
+    from bbflow.runtime.clock import run_virtual
+    from bbflow.runtime.journal.writer import FLUSH_AFTER, LAZY_AFTER
+
+    async def main() -> None:
+        journal = journal_at(tmp_path / "j.db", sync="normal")
+        journal.start(asyncio.get_running_loop())
+        seq = await journal.intent("r", "step", "a", (), 1, "move_to", {})
+        journal.returned(seq, True, 1, None)
+        await asyncio.sleep(LAZY_AFTER * 0.9)
+        assert journal.lag().pending == 1  # still waiting for a commit to ride with
+        await asyncio.sleep(LAZY_AFTER * 0.2)
+        assert journal.lag().pending == 0
+        journal.outcome_handled("r")  # not lazy
+        await asyncio.sleep(FLUSH_AFTER * 1.5)
+        assert journal.lag().pending == 0
+        assert journal.read.execute("SELECT outcome FROM calls").fetchall() == [("ok",)]
+        journal.close()
+
+    run_virtual(main())
+
+
 def test_a_locked_file_never_stalls_the_loop(tmp_path: Path) -> None:
     """With sync = normal commits are made on the loop, but one that would wait for a lock (another process
     writing) goes to the writer thread: the loop keeps running, the intent waits, the lag shows it."""

@@ -148,6 +148,7 @@ class Journal:
             "WHERE seq = ?",
             ("ok" if ok else "error", dumps(value) if ok else None,
              None if error is None else dumps(error), None if undo is None else dumps(undo), time.time(), seq),
+            lazy=True,  # with the next intent (or the run's end), not in a commit (an fsync) of its own
         )
 
     # --- runs (an observer of the executor's events) -----------------------------------

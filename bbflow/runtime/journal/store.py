@@ -207,13 +207,22 @@ def shrink(conn: sqlite3.Connection) -> bool:
 
 
 _ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=repr).encode
+#: The C encoder that ``json`` builds anew on every call, built once (every step encodes three values);
+#: None where the C accelerator is missing. It keeps no markers: a value that holds itself raises
+#: RecursionError, and takes the slow path to its ValueError.
+_MAKE_ENCODER = getattr(json.encoder, "c_make_encoder", None)
+_C_ENCODE = None if _MAKE_ENCODER is None else _MAKE_ENCODER(
+    None, repr, json.encoder.encode_basestring, None, ":", ",", False, False, True)
 
 
 def dumps(value: Any) -> str:
     """JSON text of a journaled value (compact; tuples as lists, anything else odd as its repr; an integer
     too long for decimal conversion as its exact hex spelling, see ``bbflow.runtime.jsonout``)."""
     try:
-        return _ENCODE(value)
+        try:
+            return "".join(_C_ENCODE(value, 0)) if _C_ENCODE is not None else _ENCODE(value)
+        except RecursionError:
+            return _ENCODE(value)
     except ValueError:
         return jsonout.dumps(value, separators=(",", ":"), ensure_ascii=False, default=repr)
 

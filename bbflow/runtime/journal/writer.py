@@ -49,8 +49,10 @@ Params = Sequence[Any]
 #: One write: SQL and its parameters, or ``fn(conn, *params)``.
 Op = tuple[Any, Params]
 
-#: A write that does not wait is committed at the latest this long after it is made (seconds).
+#: A write that does not wait is committed at the latest this long after it is made (seconds); a call's
+#: result (``lazy``) at the latest ``LAZY_AFTER`` after it.
 FLUSH_AFTER = 0.002
+LAZY_AFTER = 0.5
 #: The writer thread checkpoints the WAL after this many commits (or records, whichever comes first).
 CHECKPOINT_EVERY = 1000
 CHECKPOINT_RECORDS = 20_000
@@ -126,15 +128,25 @@ class Writer:
 
     # --- on the loop's thread -------------------------------------------------------------
 
-    def write(self, sql: str | Callable[..., Any], params: Params = ()) -> None:
-        """Buffer a write; committed with the next commit, or ``FLUSH_AFTER`` seconds later (no waiting)."""
+    def write(self, sql: str | Callable[..., Any], params: Params = (), *, lazy: bool = False) -> None:
+        """Buffer a write; committed with the next commit, or ``FLUSH_AFTER`` seconds later (no waiting).
+
+        ``lazy`` (a call's result): ``LAZY_AFTER`` seconds later at the latest, so that a step's result rides
+        with the next step's intent (one commit, one fsync, per step) even when its command took a while.
+        """
         if self.failure is not None:
             return
         if not self._buffer:
             self._buffer_since = time.monotonic()
-            if self._timer is None and self._loop is not None:
-                self._timer = self._loop.call_later(FLUSH_AFTER, self._flush_buffer)
         self._buffer.append((sql, params))
+        loop = self._loop
+        if loop is None:
+            return
+        due = loop.time() + (LAZY_AFTER if lazy else FLUSH_AFTER)
+        if self._timer is None or due < self._timer.when():
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = loop.call_at(due, self._flush_buffer)
 
     async def commit(self, sql: str, params: Params = ()) -> None:
         """Write and wait until it (and everything written before it) is committed."""
