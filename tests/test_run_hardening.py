@@ -39,10 +39,12 @@ def nap(s):
 
 STUBBORN = '''
 import asyncio
+from pathlib import Path
 from bbflow.runtime.driver import Driver
 
 class Stubborn(Driver):
     async def move(self, p):
+        Path(__file__).with_name("moving").touch()  # the command has reached the driver
         while True:  # a driver that swallows its cancellation: it cannot be stopped
             try:
                 await asyncio.sleep(3600)
@@ -198,8 +200,13 @@ def test_a_command_the_driver_will_not_stop_is_given_up_on() -> None:
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_sigterm_with_a_stuck_driver_halts_and_exits_3(project: Path, tmp_path: Path) -> None:
     events = tmp_path / "events.jsonl"
+    moving = project / "moving"
+    moving.unlink(missing_ok=True)
     proc = start(project, "--reactor", "Go", "--events", str(events))
     wait_for_line(events, '"step.start"', proc)
+    deadline = time.monotonic() + PATIENCE  # the step starts, its intent is journaled, then the driver moves
+    while not moving.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
     proc.send_signal(signal.SIGTERM)
     time.sleep(0.5)
     proc.send_signal(signal.SIGINT)  # and insisting does not make it hang either
