@@ -687,3 +687,28 @@ def test_facts_for_checks_a_cached_module_again_for_its_facts(tmp_path: Path, ca
     facts = asked.module_facts["cell.task"]
     assert facts.modules["cell.task"].file == str(task) and facts.modules["cell.arm"] is not None
     assert asked.diagnostics.items == replayed.diagnostics.items
+
+
+def test_an_edit_checks_the_bodies_of_the_edited_module_and_its_importers_only(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not those of the modules they import (read for their declarations), except the reactors they compose."""
+    bodies: list[object] = []
+    real = pipeline.check
+
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        bodies.append(kwargs.get("bodies"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "check", recorded)
+    root = project(tmp_path, {"cell/arm.flow": ARM, "cell/task.flow": TASK, "other.flow": OTHER,
+                              "cell/twice.flow": "from cell.arm import Arm\nimport cell.task as t\n"
+                              "reactor Twice() -> bool on Arm {\n    step a = t.Beep()\n    return a\n}\n"})
+    compile_paths([root], use_cache=True)
+    assert len(bodies) == 1 and {"cell.arm", "cell.task", "cell.twice", "other"} <= set(bodies[0] or ())  # cold
+    task = (root / "flows" / "cell" / "task.flow").resolve()
+    edited = TASK.replace("step b = beep()", "step b = beep()\n    step c = beep() after b")
+    warm = compile_paths([root], use_cache=True, buffers={task: edited})
+    assert bodies[1:] == [{"cell.task", "cell.twice"}]
+    cold = compile_paths([root], buffers={task: edited})
+    assert [str(d) for d in warm.diagnostics.items] == [str(d) for d in cold.diagnostics.items]
+    assert {d.code for d in warm.diagnostics.items} == {"BBF401"}  # `b` can be followed by the failure of `c`

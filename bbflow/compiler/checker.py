@@ -17,6 +17,13 @@ check a part of a program and compute them for the whole from per-module
 summaries (``duplicate_signals``, ``unused_signals``, ``signal_use``, ``handled_signals``; see
 ``bbflow.compiler.cache``).
 
+``check(..., bodies=NAMES)`` checks the declarations and bodies of those
+modules only: the others are declared and linked, their declarations
+resolved when used, and the bodies of the reactors the checked ones compose
+(directly or not) are checked too, for the compensation analysis; the
+analyses report on ``NAMES`` only. So the pipeline checks a changed module
+and its importers without checking again the modules they import.
+
 Signals are global, so an agent is checked against every module's signal
 declarations. ``check(..., declared=...)`` takes those of modules outside the
 run already resolved (``SignalEntry``, as ``signal_entries`` gives them from
@@ -27,7 +34,7 @@ closure only.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 
 from bbflow.compiler import ast
 from bbflow.compiler.analysis.routes import check_emits, check_unused_signals
@@ -51,7 +58,8 @@ Declared = Mapping[str, "Sequence[tuple[SignalSite, SignalEntry]] | None"]
 
 
 def check(modules: Sequence[ast.Module], diags: Diagnostics, *, stdlib: bool = True,
-          program_wide: bool = True, declared: Declared | None = None) -> Facts:
+          program_wide: bool = True, declared: Declared | None = None,
+          bodies: Collection[str] | None = None) -> Facts:
     """Check parsed ``modules``, adding diagnostics to ``diags``; the facts established.
 
     With ``program_wide=False`` the whole-program checks are left out (see the
@@ -79,18 +87,38 @@ def check(modules: Sequence[ast.Module], diags: Diagnostics, *, stdlib: bool = T
                            if isinstance(d, ast.SignalDecl)], diags)
     checker = TypeChecker(resolver, facts, diags, signals)
     for scope in scopes.values():
-        if not scope.broken:
+        if not scope.broken and (bodies is None or scope.name in bodies):
             checker.check_module(scope)
+    composed = _check_composed(checker, scopes, facts, bodies) if bodies is not None else set()
 
     # Only modules that could not be read whole (syntax errors) are unfit for the
     # analyses; a type error elsewhere in a file must not hide a missing undo.
     # The analyses skip each reactor that has an error of its own.
     facts.broken = broken
     before = len(diags.items)
-    _run_analyses(facts, diags)
+    _run_analyses(facts, diags, None if bodies is None else (set(bodies), composed))
     if not program_wide:
         diags.items[before:] = [d for d in diags.items[before:] if d.code != UNUSED_SIGNAL]
     return facts
+
+
+def _check_composed(checker: TypeChecker, scopes: Mapping[str, ModuleScope], facts: Facts,
+                    bodies: Collection[str]) -> set[ast.ReactorDecl]:
+    """Check the bodies of the reactors that the checked reactors compose, from modules not checked."""
+    checked: set[ast.ReactorDecl] = set()
+    seen = 0
+    while seen != len(facts.calls):
+        seen = len(facts.calls)
+        for target in list(facts.calls.values()):
+            decl = target.decl
+            if target.kind is not CallKind.REACTOR or not isinstance(decl, ast.ReactorDecl) or decl in checked:
+                continue
+            scope = scopes.get(facts.qualnames.get(decl, "").rpartition(".")[0])
+            if scope is None or scope.broken or scope.name in bodies:
+                continue
+            checked.add(decl)
+            checker.check_reactor(decl, scope)
+    return checked
 
 
 def _modules_with_errors(program: dict[str, ast.Module], diags: Diagnostics) -> set[str]:
@@ -236,10 +264,11 @@ def _waited_signals(block: ast.Block, facts: Facts) -> Iterator[CallTarget]:
             yield from _waited_signals(stmt.body, facts)
 
 
-def _run_analyses(facts: Facts, diags: Diagnostics) -> None:
+def _run_analyses(facts: Facts, diags: Diagnostics,
+                  only: tuple[set[str], set[ast.ReactorDecl]] | None) -> None:
     """The graph, compensation and route analyses, once they are part of the tree."""
     try:
         from bbflow.compiler.analysis.analyses import analyse
     except ImportError:  # pragma: no cover - the analyses ship with the checker
         return
-    analyse(facts, diags)
+    analyse(facts, diags, only)

@@ -24,8 +24,11 @@ checked: its diagnostics are replayed. The modules that still miss are checked
 read: their import closure (the whole program for a module with syntax errors
 or an import that does not resolve); the signals of declaring modules outside
 it are given to the checker as resolved (``check(..., declared=...)``), so an
-agent is checked with its import closure only. A module's diagnostics are
-taken from a check that read all it reads, the others' come from the cache.
+agent is checked with its import closure only. Only the bodies of the modules
+asked for are checked (``check(..., bodies=...)``), with those of the
+reactors they compose; the rest of the closure is read for its declarations.
+A module's diagnostics are taken from a check that judged it and read all it
+reads, the others' come from the cache.
 The whole-program checks (a signal declared twice, a signal never used) are
 then computed for the whole program from per-module summaries, every run.
 Code is generated only for modules whose code is not cached under their key.
@@ -467,8 +470,11 @@ class _Run:
                 else:
                     self.exact = False
         declared = None if whole else self._declared(needed)
+        # the bodies checked: those asked for (with the reactors they compose), unless the check is of everything
+        partial = self.cache is not None and not any(self._reads_everything(n) for n in names)
+        bodies = set(names) if partial else None
         facts = _guarded(diags, _first_file(self.result, modules), "checker",
-                         lambda: check(modules, diags, program_wide=False, declared=declared))
+                         lambda: check(modules, diags, program_wide=False, declared=declared, bodies=bodies))
         if facts is None:
             self.exact = False
             self.crashed = True
@@ -477,7 +483,9 @@ class _Run:
         if self.cache is None:
             for name, module in facts.modules.items():
                 self.scans[name] = self._scan(module, name in facts.broken)
-        taken = {name for name in [*facts.modules, *names]  # (a module the parser crashed on is not in facts)
+        # the modules this check judged: those asked for, or all of them (a module the parser crashed on
+        # is not in facts)
+        taken = {name for name in (names if partial else [*facts.modules, *names])
                  if name not in self.found and (whole or not self._reads_everything(name))}
         owner = {file: name for name, file in self.files.items()}
         for name in taken:

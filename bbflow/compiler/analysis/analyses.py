@@ -42,24 +42,30 @@ from bbflow.compiler.semantic.modules import is_std
 _NODE_REFS = (RefKind.STEP, RefKind.LET, RefKind.SWITCH, RefKind.MAP)
 
 
-def analyse(facts: Facts, diags: Diagnostics) -> None:
-    """Run every analysis over the checked program, adding diagnostics to ``diags``."""
+def analyse(facts: Facts, diags: Diagnostics, only: tuple[set[str], set[ast.ReactorDecl]] | None = None) -> None:
+    """Run every analysis over the checked program, adding diagnostics to ``diags``.
+
+    ``only``: (the modules whose bodies were checked, the other reactors checked because they
+    compose): the analyses run on those, and report on the modules only."""
     graphs: dict[str, ReactorGraph] = {}
     reported: list[ReactorGraph] = []
     errors = _error_lines(diags)
     for module in facts.modules.values():
         if module.name in facts.broken:
             continue
+        whole = only is None or module.name in only[0]
         for decl in module.decls:
-            if isinstance(decl, ast.ReactorDecl) and not _has_errors(decl, errors.get(module.file, [])):
+            if not isinstance(decl, ast.ReactorDecl) or not (whole or decl in only[1]):  # type: ignore[index]
+                continue
+            if not _has_errors(decl, errors.get(module.file, [])):
                 graph = build_graph(decl, facts, module)
                 graphs[graph.qualname] = graph
-                if not is_std(module.name):
+                if whole and not is_std(module.name):
                     reported.append(graph)
     summaries = summarise(graphs)
     for graph in reported:
         check_reactor(graph, summaries, diags)
-    check_routes(facts, diags)
+    check_routes(facts, diags, None if only is None else only[0])
 
 
 def check_reactor(graph: ReactorGraph, summaries: dict[str, ReactorSummary], diags: Diagnostics) -> None:

@@ -14,7 +14,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from collections.abc import Set as AbstractSet
 
 from bbflow.compiler import ast
@@ -28,10 +28,12 @@ from bbflow.runtime.router import STAR, PatternTrie
 from bbflow.runtime.signals import ROBOT_EVENT_PREFIX
 
 
-def check_routes(facts: Facts, diags: Diagnostics) -> None:
-    """Every route and signal check over the program's agents."""
+def check_routes(facts: Facts, diags: Diagnostics, only: Collection[str] | None = None) -> None:
+    """Every route and signal check over the program's agents (those of the modules ``only``, if given:
+    then a signal no agent uses is not reported, as the other agents were not looked at)."""
     declared = set(facts.signals)
     agents = [decl for module in facts.modules.values() if module.name not in facts.broken
+              and (only is None or module.name in only)
               for decl in module.decls if isinstance(decl, ast.AgentDecl)]
     compiled = [[(route, compile_pattern(route.pattern.text)) for route in agent.routes] for agent in agents]
     reached, handled = match_signals(declared, [p for routes in compiled for _, p in routes if isinstance(p, Pattern)])
@@ -39,7 +41,7 @@ def check_routes(facts: Facts, diags: Diagnostics) -> None:
     for agent, routes in zip(agents, compiled):
         check_agent_routes(routes, declared, reached, robot_events(facts, agent), diags)
         emitted |= check_emits(agent, declared, diags)
-    if any(not is_std(m) for m in facts.broken):
+    if only is not None or any(not is_std(m) for m in facts.broken):
         return  # an agent we could not read may handle or emit any signal: no BBF505 guesses
     # a signal declared twice is BBF102's mistake: it is judged once here, at its first declaration
     signals = [d for m in facts.modules.values() if not is_std(m.name)
