@@ -39,9 +39,13 @@ def bbflow() -> list[str]:
     return [sys.executable, "-m", "bbflow"]
 
 
-def make_project(folder: Path) -> Path:
+def make_project(folder: Path, sync: str | None = None) -> Path:
+    """A copy of the crash cell; ``sync``: its journal's ``[journal] sync`` (default: full)."""
     root = folder / "crash_cell"
     shutil.copytree(DATA, root, ignore=shutil.ignore_patterns(".bbflow", "world.jsonl"))
+    if sync is not None:
+        with open(root / "bbflow.toml", "a", encoding="utf-8") as toml:
+            toml.write(f'\n[journal]\nsync = "{sync}"\n')
     return root
 
 
@@ -135,9 +139,10 @@ def check(root: Path, sent: list[int]) -> dict[str, int]:
             "rolled back": sum(s == "failed" for _, s in runs), "commands": len(world(root))}
 
 
-def drill(folder: Path, trials: int, seed: int, *, every: int = 10, window: float = 0.8) -> dict[str, int]:
+def drill(folder: Path, trials: int, seed: int, *, every: int = 10, window: float = 0.8,
+          sync: str | None = None) -> dict[str, int]:
     """Run the drill in ``folder``; raises AssertionError on a broken promise."""
-    root = make_project(folder)
+    root = make_project(folder, sync)
     rng = random.Random(seed)
     sent: list[int] = []
     for number in range(1, trials + 1):
@@ -156,12 +161,13 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=300)
     parser.add_argument("--seed", type=int, default=int(time.time()))
     parser.add_argument("--folder", type=Path, default=None)
+    parser.add_argument("--sync", choices=("full", "normal"), default=None, help="[journal] sync of the cell")
     args = parser.parse_args()
     folder = args.folder or Path(os.environ.get("TMPDIR", "/tmp")) / f"bbflow-crash-drill-{args.seed}"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     print(f"seed {args.seed}, {args.trials} trials in {folder}")
-    print(drill(folder, args.trials, args.seed))
+    print(drill(folder, args.trials, args.seed, sync=args.sync))
 
 
 if __name__ == "__main__":

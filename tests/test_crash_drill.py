@@ -21,6 +21,14 @@ def test_killed_at_random_moments_the_world_comes_back_and_nothing_runs_twice(tm
 
 
 @pytest.mark.slow
+def test_the_same_with_sync_normal(tmp_path: Path) -> None:
+    """With ``sync = "normal"`` commits are made on the loop's thread: a kill at any moment still leaves a
+    journal that keeps every promise (a process's death loses nothing SQLite has committed, synced or not)."""
+    counts = drill(tmp_path, trials=12, seed=16, every=6, sync="normal")
+    assert counts["accepted"] > 0 and counts["rolled back"] > 0
+
+
+@pytest.mark.slow
 def test_journal_writes_failing_mid_run_stop_all_motion_and_a_restart_recovers(tmp_path: Path) -> None:
     """The journal's file stops taking writes mid-run (as on a full disk or a file system gone read-only).
 
