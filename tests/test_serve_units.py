@@ -16,12 +16,14 @@ from run_helpers import write_project
 
 from bbflow.cli import main
 from bbflow.project import ProjectError, ServeConfig, load_project
+from bbflow.runtime.clock import run_virtual
 from bbflow.runtime.signals import SignalCatalog, SignalRejected
 from bbflow.runtime.types import BOOL, DURATION, FLOAT, INT, STR, Enum, ListOf, MapOf, Optional, Record, RType
 from bbflow.serve.config import ServeError, is_loopback, parse_listen, serve_settings
 from bbflow.serve.hub import EventHub
 from bbflow.serve.metrics import Metrics
 from bbflow.serve.schema import payload_schema
+from bbflow.serve.wire import OneWrite
 
 # --- where the control plane may listen ------------------------------------------------------
 
@@ -98,6 +100,64 @@ def test_a_reader_behind_the_ring_skips_ahead_after_a_marker() -> None:
     assert datas[0]["event"] == "stream.skipped" and datas[0]["missed"] == 12 and datas[0]["resume"] == 13
     assert [d["n"] for d in datas[1:9]] == list(range(12, 20))
     assert datas[-1]["event"] == "stream.closed"
+
+
+def test_a_busy_moment_leaves_in_one_write_per_client() -> None:
+    """After a write a stream waits ``flush`` seconds: what comes meanwhile goes in the next one write."""
+    async def main() -> list[str]:
+        hub = EventHub(capacity=64, flush=0.05)
+        stream = hub.stream(0)
+        chunks = [await anext(stream)]  # retry: 1000
+        hub({"event": "signal.in", "n": 0})
+        chunks.append(await anext(stream))  # a lone event leaves at once
+        pending = asyncio.ensure_future(anext(stream))
+        for i in range(1, 30):
+            hub({"event": "signal.in", "n": i})
+            await asyncio.sleep(0)
+        chunks.append(await pending)
+        hub.close()
+        chunks += [chunk async for chunk in stream]
+        return chunks
+
+    chunks = run_virtual(main())
+    assert chunks[1].count("data: ") == 1
+    assert [json.loads(line[6:])["n"] for line in chunks[2].splitlines() if line.startswith("data: ")] == \
+        list(range(1, 30))
+
+
+def test_one_write_gathers_the_writes_of_one_loop_turn() -> None:
+    class Transport:
+        def __init__(self) -> None:
+            self.sent: list[bytes] = []
+            self.closed = False
+
+        def write(self, data: bytes) -> None:
+            self.sent.append(data)
+
+        def is_closing(self) -> bool:
+            return self.closed
+
+        def close(self) -> None:
+            self.closed = True
+
+        def get_extra_info(self, name: str) -> Any:
+            return ("127.0.0.1", 1) if name == "peername" else None
+
+    async def main() -> Transport:
+        transport = Transport()
+        one = OneWrite(transport, asyncio.get_running_loop())  # type: ignore[arg-type]
+        one.write(b"HTTP/1.1 202 Accepted\r\n\r\n")
+        one.write(b'{"id":"x"}')
+        assert transport.sent == []
+        await asyncio.sleep(0)
+        assert transport.sent == [b'HTTP/1.1 202 Accepted\r\n\r\n{"id":"x"}']
+        one.write(b"last")
+        one.close()  # what is written goes out before the close
+        assert one.get_extra_info("peername") == ("127.0.0.1", 1)
+        return transport
+
+    transport = asyncio.run(main())
+    assert transport.sent[-1] == b"last" and transport.closed
 
 
 def test_resume_points() -> None:

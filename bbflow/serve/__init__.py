@@ -1,6 +1,6 @@
 """The control plane of a running cell: HTTP ingress, live events, dashboard, metrics, schema.
 
-Needs the optional extra ``pip install 'bbflow[serve]'`` (Starlette, uvicorn,
+Needs the optional extra ``pip install 'bbflow[serve]'`` (Starlette, uvicorn with httptools,
 prometheus-client); ``bbflow.serve.config`` alone does not, so the rules about
 where a cell may listen are checked before anything is imported or moves.
 See docs/control-plane.md.
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 __all__ = ["EXTRA_HINT", "EXTRA_MODULES", "ServeError", "ServeSettings", "control_plane", "serve_settings"]
 
 EXTRA_HINT = "bbflow run --serve needs the optional `serve` extra: pip install 'bbflow[serve]'"
-EXTRA_MODULES = ("starlette", "uvicorn", "prometheus_client", "anyio", "h11")
+EXTRA_MODULES = ("starlette", "uvicorn", "httptools", "prometheus_client", "anyio", "h11")
 
 
 def control_plane(settings: ServeSettings, program: Program, *, title: str = "bbflow cell") -> ControlPlane:

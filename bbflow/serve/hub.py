@@ -12,6 +12,11 @@ oldest event still held, after a ``stream.skipped`` marker saying how many
 events it missed; so does a client that asks to resume from an id the ring no
 longer holds. A client slower than the network lets it be is held back only
 by its own socket (uvicorn's flow control), never by the runtime.
+
+A stream writes at most once per ``flush`` interval: after a write it waits
+that long, so the events of a busy moment leave in one write per client
+rather than one each (at 1,000 signals/s, ten clients were 20,000 writes a
+second; now they are at most 200). A lone event still leaves at once.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from bbflow.runtime import jsonout
 DEFAULT_CAPACITY = 4096
 KEEPALIVE = 15.0  # seconds between two comments on an idle stream
 BATCH_BYTES = 65536  # at most this much text per write to one client
+FLUSH = 0.05  # seconds a stream waits after a write, so that what comes meanwhile goes in the next one
 
 
 class _Entry:
@@ -53,9 +59,10 @@ def sse(seq: int | None, event: dict[str, Any]) -> str:
 class EventHub:
     """A bounded ring of the latest events, and the streams that read it."""
 
-    def __init__(self, capacity: int = DEFAULT_CAPACITY, *, keepalive: float = KEEPALIVE) -> None:
+    def __init__(self, capacity: int = DEFAULT_CAPACITY, *, keepalive: float = KEEPALIVE, flush: float = FLUSH) -> None:
         self.capacity = capacity
         self.keepalive = keepalive
+        self.flush = flush
         self.last = 0  # the sequence number of the latest event (0: none yet)
         self.clients = 0
         self.skipped = 0  # events clients missed by falling behind, in total
@@ -101,6 +108,8 @@ class EventHub:
                 if cursor < self.last:
                     chunk, cursor = self._after(cursor)
                     yield chunk
+                    if not self._closed:
+                        await asyncio.sleep(self.flush)
                     continue
                 if self._closed:
                     return

@@ -32,6 +32,7 @@ from bbflow.serve.metrics import Metrics
 from bbflow.serve.runs import RunLog
 from bbflow.serve.schema import asyncapi, signal_schemas
 from bbflow.serve.tracing import tracer_from_env
+from bbflow.serve.wire import HttpProtocol
 
 STOP_TIMEOUT = 3.0  # seconds uvicorn gets to close its connections
 ROOM_WAIT = 5.0  # seconds a POST waits for the agents to have room for its signal (then 503)
@@ -80,7 +81,7 @@ class ControlPlane:
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(create_app(self), lifespan="off", log_config=None, log_level="warning",
                                 access_log=False, timeout_graceful_shutdown=STOP_TIMEOUT,  # type: ignore[arg-type]
-                                ws="none")  # (uvicorn annotates an int; a float works)
+                                ws="none", http=HttpProtocol)  # (uvicorn annotates an int; a float works)
         self._server = _Server(config)
         self._task = asyncio.get_running_loop().create_task(self._server.serve(sockets=[sock]),
                                                              name="bbflow-control-plane")
