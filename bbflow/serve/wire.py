@@ -45,5 +45,5 @@ class OneWrite:
 class HttpProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol writing through ``OneWrite``."""
 
-    def connection_made(self, transport: asyncio.Transport) -> None:
-        super().connection_made(cast(asyncio.Transport, OneWrite(transport, self.loop)))
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(cast(asyncio.Transport, OneWrite(cast(asyncio.Transport, transport), self.loop)))
