@@ -48,7 +48,7 @@ class LiveCell:
 
 @contextlib.contextmanager
 def live_cell(root: Path, *, token: str | None = None, host: str = "127.0.0.1", options: RunOptions | None = None,
-              capacity: int | None = None) -> Iterator[LiveCell]:
+              capacity: int | None = None, tracer: Any = None) -> Iterator[LiveCell]:
     project = load_project(root)
     diagnostics, program = compile_project(root)
     assert program is not None, diagnostics
@@ -61,7 +61,7 @@ def live_cell(root: Path, *, token: str | None = None, host: str = "127.0.0.1", 
         from bbflow.serve.hub import EventHub
 
         plane = ControlPlane(settings, program, title=project.name,
-                             hub=EventHub(capacity) if capacity is not None else None)
+                             hub=EventHub(capacity) if capacity is not None else None, tracer=tracer)
         notes: list[str] = []
         session = Session(plan, observer=plane, note=notes.append)
         await plane.start(session)

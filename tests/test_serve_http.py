@@ -252,6 +252,43 @@ def test_a_cancelled_run_rolls_back_and_its_agent_hears_of_it(tmp_path: Path) ->
         assert c.post(f"/api/runs/{run['id']}/cancel").status_code == 404  # over already
 
 
+def test_a_run_started_by_a_signal_is_traced_under_the_signals_traceparent(tmp_path: Path) -> None:
+    """POST with a W3C ``traceparent``: ``run.start`` carries it, the run's span is its child, steps are
+    under the run, and the rollback of the cancelled run (with its undos) too."""
+    pytest.importorskip("opentelemetry.sdk")
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from bbflow.serve.tracing import Tracing
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace_id, signal_span = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    traceparent = f"00-{trace_id}-{signal_span}-01"
+    root = write_project(tmp_path, arm_table(duration="300ms"))
+    with live_cell(root, tracer=Tracing(provider)) as cell, httpx.Client(base_url=cell.url, timeout=10) as c:
+        posted = c.post("/signals", content=json.dumps(REQUEST), headers={**CE, "traceparent": traceparent})
+        assert posted.status_code == 202
+        run = wait_for(lambda: next((r for r in state(c)["runs"]["running"]
+                                     if any(e["event"] == "step.ok" and e["step"] == "approach" for e in r["events"])),
+                                    None))
+        assert run["events"][0]["event"] == "run.start" and run["events"][0]["traceparent"] == traceparent
+        assert c.post(f"/api/runs/{run['id']}/cancel").status_code == 202
+        assert finished(c, 1)[0]["status"] == "failed"
+        spans = wait_for(lambda: (lambda s: s if "run PickAndPlace" in s else None)(
+            {span.name: span for span in exporter.get_finished_spans()}))
+    top = spans["run PickAndPlace"]
+    assert format(top.context.trace_id, "032x") == trace_id
+    assert top.parent is not None and format(top.parent.span_id, "016x") == signal_span
+    assert top.attributes is not None and top.attributes["bbflow.run"] == run["id"]
+    assert all(span.context.trace_id == top.context.trace_id for span in spans.values())
+    assert spans["step approach"].parent.span_id == top.context.span_id
+    assert spans["rollback"].parent.span_id == top.context.span_id
+    assert spans["undo approach"].parent.span_id == spans["rollback"].context.span_id
+
+
 # --- the token rule and the browser guards --------------------------------------------------
 
 

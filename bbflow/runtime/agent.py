@@ -53,6 +53,7 @@ from bbflow.runtime.journal.agents import AgentJournal
 from bbflow.runtime.linemap import add_flow_note
 from bbflow.runtime.ports import ActionResolver, Observer, RobotPort, RuntimeFailure
 from bbflow.runtime.router import Router
+from bbflow.runtime.run_events import TRACEPARENT
 from bbflow.runtime.signal_waits import SignalWaits
 from bbflow.runtime.signals import Envelope, SignalRejected, child_traceparent, now_rfc3339
 from bbflow.runtime.tasks import Tasks
@@ -516,6 +517,7 @@ class AgentServer:
     async def _run_child(self, route: model.Route, binding: dict[str, Any] | None, run: model.Run,
                          args: dict[str, Any], run_id: str, traceparent: str | None) -> None:
         ORIGIN.set(self._origin(route, binding, run, run_id))
+        TRACEPARENT.set(traceparent)
         try:
             assert self.runner is not None  # checked when the turn ran
             try:

@@ -8,11 +8,17 @@ docs/runtime.md). Nothing is built when the run has no observer.
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Any
 
 from bbflow.runtime.events import jsonable, notify
 from bbflow.runtime.ports import RuntimeFailure
 from bbflow.runtime.run_state import RunState
+
+
+#: The W3C ``traceparent`` of the signal whose turn started the runs of this context (an agent's run
+#: task sets it): a top-level run's ``run.start`` carries it, so that the run's trace hangs off the signal.
+TRACEPARENT: ContextVar[str | None] = ContextVar("bbflow_traceparent", default=None)
 
 
 def _event(run: RunState, event: str, step: str | None, index: tuple[int, ...]) -> dict[str, Any]:
@@ -39,6 +45,8 @@ def run_start(run: RunState, inputs: dict[str, Any]) -> None:
         out["inputs"] = jsonable(inputs)
         if run.robot is not None:
             out["robot"] = run.robot.instance  # the robot instance the run holds (its parent's, when composed)
+        if run.parent is None and (traceparent := TRACEPARENT.get()) is not None:
+            out["traceparent"] = traceparent
         notify(observer, out)
 
 

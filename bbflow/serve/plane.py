@@ -31,7 +31,7 @@ from bbflow.serve.hub import EventHub
 from bbflow.serve.metrics import Metrics
 from bbflow.serve.runs import RunLog
 from bbflow.serve.schema import asyncapi, signal_schemas
-from bbflow.serve.tracing import tracer_from_env
+from bbflow.serve.tracing import Tracing, tracer_from_env
 from bbflow.serve.wire import HttpProtocol
 
 STOP_TIMEOUT = 3.0  # seconds uvicorn gets to close its connections
@@ -51,7 +51,7 @@ class ControlPlane:
     """HTTP ingress, event stream, state, operator controls, metrics and schema of a running cell."""
 
     def __init__(self, settings: ServeSettings, program: model.Program, *, title: str = "bbflow cell",
-                 hub: EventHub | None = None) -> None:
+                 hub: EventHub | None = None, tracer: Tracing | None = None) -> None:
         self.settings = settings
         self.program = program
         self.title = title
@@ -60,7 +60,7 @@ class ControlPlane:
         self.hub = hub if hub is not None else EventHub()
         self.runs = RunLog()
         self.metrics_ = Metrics(self._gauges())
-        self.tracer = tracer_from_env()
+        self.tracer = tracer if tracer is not None else tracer_from_env()
         self._observe = Fanout(o for o in (self.hub, self.runs, self.metrics_, self.tracer) if o is not None)
         self.session: Session | None = None
         self.port = settings.port
