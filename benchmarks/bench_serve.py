@@ -37,6 +37,7 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -197,9 +198,12 @@ class _Reader(asyncio.Protocol):
             self.started.set_result(None)
 
 
-async def _read(url: str, clients: int, seconds: float) -> dict[str, Any]:
+async def _read(url: str, clients: int) -> dict[str, Any]:
+    """Read until SIGTERM, then report."""
     host, port = _address(url)
     loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
     request = f"GET /events HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: text/event-stream\r\n\r\n".encode()
     readers = []
     for _ in range(clients):
@@ -208,7 +212,7 @@ async def _read(url: str, clients: int, seconds: float) -> dict[str, Any]:
         readers.append((transport, reader))
     await asyncio.gather(*(r.started for _, r in readers))
     print("ready", flush=True)
-    await asyncio.sleep(seconds)
+    await stop.wait()
     for transport, _ in readers:
         transport.close()
     return {"received": [r.events for _, r in readers], "skipped": [r.skipped for _, r in readers]}
@@ -260,7 +264,7 @@ def _result(process: subprocess.Popen[str], out: Path, timeout: float) -> dict[s
 
 def http_load(folder: Path, url: str, pid: int, seconds: float, rate: int, clients: int) -> dict[str, Any]:
     read_out, post_out = folder / "read.json", folder / "post.json"
-    readers = _helper(read_out, "read", url, clients, seconds + 3.0)
+    readers = _helper(read_out, "read", url, clients)
     assert readers.stdout is not None
     if readers.stdout.readline().strip() != "ready":
         raise RuntimeError("the SSE readers did not connect")
@@ -273,7 +277,9 @@ def http_load(folder: Path, url: str, pid: int, seconds: float, rate: int, clien
         memory.append(rss_mib(pid))
     posted = _result(poster, post_out, 60)
     cpu = cpu_seconds(pid) - cpu
-    read = _result(readers, read_out, seconds + 60)
+    time.sleep(1.0)  # the last events reach the readers
+    readers.terminate()
+    read = _result(readers, read_out, 60)
     return {**posted, **read, "memory": memory, "cpu": cpu, "load": (load, os.getloadavg()[0])}
 
 
@@ -355,8 +361,8 @@ def main() -> None:
             url, seconds, rate, connections, out = sys.argv[2:7]
             result = asyncio.run(_post(url, float(seconds), int(rate), int(connections)))
         else:
-            url, clients, seconds, out = sys.argv[2:6]
-            result = asyncio.run(_read(url, int(clients), float(seconds)))
+            url, clients, out = sys.argv[2:5]
+            result = asyncio.run(_read(url, int(clients)))
         Path(out).write_text(json.dumps(result), encoding="utf-8")
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

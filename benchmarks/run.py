@@ -278,23 +278,34 @@ def serve_figures(seconds: float, rate: int, clients: int) -> list[Figure]:
     def one(value: float) -> Stats:
         return Stats.of([value])
 
-    turn = (f"turn latency p99 over HTTP ({clients} SSE clients)", s["turn_http_p99_ms"])
+    def against(value: float, base: float, label: str) -> tuple[tuple[str, Stats], ...]:
+        return ((label, one(value / base if base else 0.0)),)
+
+    series = s["rss_series_mib"]
+    settled = series[min(len(series) - 1, int(10 / bench_serve.SAMPLE))]  # 10 s in: the event ring is full
     return [
-        Figure("serve", f"signals/s achieved (asked {rate}/s for {seconds:g} s)", "signals/s", one(s["rate"])),
+        Figure("serve", f"signals/s achieved (asked {rate}/s for {seconds:g} s, {clients} SSE clients)", "signals/s",
+               one(s["rate"])),
+        Figure("serve", "poster behind its schedule, at most", "ms", one(s["behind_ms"])),
         Figure("serve", "accepted (202)", "share", one(s["accepted"])),
         Figure("serve", "accept latency p50 (POST to 202)", "ms", one(s["accept_p50_ms"])),
         Figure("serve", "accept latency p99 (POST to 202)", "ms", one(s["accept_p99_ms"])),
-        Figure("serve", "turn latency p50 over HTTP (signal.in to signal.routed)", "ms", one(s["turn_http_p50_ms"])),
-        Figure("serve", turn[0], "ms", one(turn[1]),
-               ((f"stdin at {rate}/s", one(turn[1] / s["turn_stdin_p99_ms"] if s["turn_stdin_p99_ms"] else 0.0)),)),
-        Figure("serve", "turn latency p50 on stdin (same load)", "ms", one(s["turn_stdin_p50_ms"])),
-        Figure("serve", "turn latency p99 on stdin (same load)", "ms", one(s["turn_stdin_p99_ms"])),
+        Figure("serve", "turn latency p50 over HTTP (signal.in to signal.routed)", "ms", one(s["turn_http_p50_ms"]),
+               against(s["turn_http_p50_ms"], s["turn_stdin_p50_ms"], f"stdin at {rate}/s")),
+        Figure("serve", "turn latency p99 over HTTP", "ms", one(s["turn_http_p99_ms"]),
+               against(s["turn_http_p99_ms"], s["turn_stdin_p99_ms"], f"stdin at {rate}/s")),
+        Figure("serve", "turn latency p50 on stdin (same schedule)", "ms", one(s["turn_stdin_p50_ms"])),
+        Figure("serve", "turn latency p99 on stdin (same schedule)", "ms", one(s["turn_stdin_p99_ms"])),
+        Figure("serve", "cell CPU per signal over HTTP", "ms", one(s["cpu_http_ms"]),
+               against(s["cpu_http_ms"], s["cpu_stdin_ms"], "stdin")),
+        Figure("serve", "cell CPU per signal on stdin", "ms", one(s["cpu_stdin_ms"])),
         Figure("serve", "events each SSE client received (fewest)", "events", one(s["sse_events_min"])),
         Figure("serve", "stream.skipped markers (all clients)", "markers", one(s["sse_skipped_total"])),
-        Figure("serve", "server RSS after warm-up", "MiB", one(s["rss_warm_mib"])),
-        Figure("serve", "server RSS peak", "MiB", one(s["rss_peak_mib"]),
-               (("RSS after warm-up", one(s["rss_peak_mib"] / s["rss_warm_mib"])),)),
+        Figure("serve", "server RSS before the load", "MiB", one(s["rss_warm_mib"])),
+        Figure("serve", "server RSS 10 s into the load", "MiB", one(settled)),
+        Figure("serve", "server RSS peak", "MiB", one(s["rss_peak_mib"]), against(s["rss_peak_mib"], settled, "10 s in")),
         Figure("serve", "server RSS at the end", "MiB", one(s["rss_end_mib"])),
+        Figure("serve", "machine load average (1 min) at the start of the load", "load", one(s["load_start"])),
     ]
 
 

@@ -173,6 +173,7 @@ class ControlPlane:
             "title": self.title,
             "health": health,
             "uptime": round(time.time() - self.started_at, 3),
+            "clock": asyncio.get_running_loop().time(),  # the clock of the events' "time"
             "last_event": self.hub.last,
             "robots": robots,
             "agents": agents,

@@ -14,8 +14,14 @@ const ENDINGS = ["run.ok", "run.failed", "run.halted"];
 const MARKS = { pending: "·", running: "▶", retrying: "↻", ok: "✓", skipped: "–", error: "✗", undoing: "↶",
                 undone: "↺", "undo-failed": "!" };
 
-const view = { reactors: {}, runs: new Map(), top: new Map(), schemas: {} };
+const LEGEND = [["ok", "done"], ["running", "running"], ["retrying", "retrying (×N: attempts)"], ["error", "failed"],
+                ["undoing", "undoing"], ["undone", "undone"], ["skipped", "skipped"], ["pending", "not started"]];
+
+// clock: the cell's clock (event "time") minus the page's, in seconds, from the last /api/state.
+const view = { reactors: {}, runs: new Map(), top: new Map(), schemas: {}, clock: null, started: null, lastEvent: null };
 let refreshTimer = null;
+let drawTimer = null;
+const pendingLog = [];
 
 const $ = (id) => document.getElementById(id);
 
@@ -43,6 +49,41 @@ async function api(method, path, body) {
   let payload = null;
   try { payload = await response.json(); } catch (e) { payload = null; }
   return { status: response.status, ok: response.ok, body: payload };
+}
+
+// --- time -------------------------------------------------------------------------------------
+
+function setClock(cellTime, uptime) {
+  const now = Date.now() / 1000;
+  view.clock = cellTime - now;
+  view.started = now - uptime;
+}
+
+// The wall-clock time of an event's "time" (the cell's clock), as HH:MM:SS (with milliseconds if asked).
+function wallTime(time, millis = false) {
+  if (view.clock === null || typeof time !== "number") return "";
+  const when = new Date((time - view.clock) * 1000);
+  const text = when.toLocaleTimeString([], { hour12: false });
+  return millis ? `${text}.${String(when.getMilliseconds()).padStart(3, "0")}` : text;
+}
+
+function span(seconds) {
+  seconds = Math.max(0, Math.floor(seconds));
+  const d = Math.floor(seconds / 86400), h = Math.floor(seconds / 3600) % 24, m = Math.floor(seconds / 60) % 60;
+  if (d) return `${d}d ${h}h`;
+  if (h) return `${h}h ${String(m).padStart(2, "0")}m`;
+  if (m) return `${m}m ${String(seconds % 60).padStart(2, "0")}s`;
+  return `${seconds}s`;
+}
+
+function drawClock() {
+  if (view.started === null) return;
+  const now = Date.now() / 1000;
+  const last = view.lastEvent === null ? "no event yet" : `last event ${span(now - view.lastEvent)} ago`;
+  $("clock").textContent = `${new Date().toLocaleTimeString([], { hour12: false })} · up ${span(now - view.started)} · ${last}`;
+  for (const node of document.querySelectorAll("[data-since]")) {
+    node.textContent = `${(now + view.clock - Number(node.dataset.since)).toFixed(1)}s`;
+  }
 }
 
 // --- runs, from events -------------------------------------------------------------------------
@@ -95,8 +136,22 @@ function trimRuns() {
   for (const run of finished.slice(0, Math.max(0, view.runs.size - MAX_RUNS))) view.runs.delete(run.id);
 }
 
+function scheduleDraw() {
+  if (drawTimer === null) drawTimer = setTimeout(draw, 100);  // a busy cell: one redraw per 100 ms, not per event
+}
+
+function draw() {
+  drawTimer = null;
+  drawRuns();
+  const log = $("log");
+  log.prepend(...pendingLog.splice(0).reverse());
+  while (log.childElementCount > MAX_LOG) log.lastElementChild.remove();
+}
+
 function drawRuns() {
   const box = $("runs");
+  const running = [...view.runs.values()].filter((r) => r.status === "running").length;
+  $("runs-summary").textContent = view.runs.size ? `${running} running · last ${view.runs.size} shown` : "";
   const runs = [...view.runs.values()].reverse();
   runs.sort((a, b) => (a.status === "running") === (b.status === "running") ? 0 : a.status === "running" ? -1 : 1);
   if (!runs.length) { box.replaceChildren(el("p", { class: "empty" }, "No run yet. Send a signal.")); return; }
@@ -107,12 +162,14 @@ function drawRun(run) {
   const steps = [...run.steps.entries()].map(([name, s]) =>
     el("span", { class: `step ${s.state}`, title: `${name}: ${s.state}${s.attempts > 1 ? `, attempt ${s.attempts}` : ""}` },
        `${MARKS[s.state] || "?"} ${name}${s.attempts > 1 ? ` ×${s.attempts}` : ""}`));
-  const took = run.ended !== null ? `${(run.ended - run.started).toFixed(2)}s` : "";
+  const took = run.ended !== null ? el("small", {}, `${(run.ended - run.started).toFixed(2)}s`)
+    : el("small", { "data-since": run.started }, view.clock === null ? "" : `${(Date.now() / 1000 + view.clock - run.started).toFixed(1)}s`);
   const cancel = run.status === "running"
     ? el("button", { class: "danger", "data-run": run.id, onclick: () => cancelRun(run.id) }, "Cancel") : null;
   return el("article", { class: `card run ${run.status}`, "data-run": run.id, "data-status": run.status },
-    el("h3", {}, run.reactor, el("small", { class: "mono" }, run.id.slice(-8)),
-       el("span", { class: `status ${run.status}` }, run.status), el("small", {}, took)),
+    el("h3", {}, run.reactor, el("small", { class: "mono", title: run.id }, run.id.slice(-8)),
+       el("span", { class: `status ${run.status}` }, run.status), took,
+       el("small", { class: "when", title: "started" }, wallTime(run.started))),
     el("div", { class: "steps" }, steps),
     run.undos.length ? el("div", { class: "rollback" }, "rollback: " + run.undos.map((s, i) => `${i + 1}. ${s}`).join("  →  ")) : null,
     run.detail ? el("div", { class: `detail ${run.status === "ok" ? "" : "bad"}` }, run.detail) : null,
@@ -171,6 +228,7 @@ async function refresh() {
   refreshTimer = null;
   const result = await api("GET", "/api/state");
   if (!result.ok) return;
+  setClock(result.body.clock, result.body.uptime);
   drawRobots(result.body.robots);
   drawAgents(result.body.agents);
   drawCounters(result.body.counters);
@@ -186,10 +244,11 @@ function scheduleRefresh(delay = 250) {
 function logLine(event, kind = "") {
   const what = event.type || event.step || event.agent || event.reason || "";
   const extra = event.reason && event.type ? `: ${event.reason}` : event.error ? `: ${event.error.message || event.error}` : "";
-  const item = el("li", { class: kind }, el("b", {}, event.event), " ", event.reactor || "", " ", what, extra);
-  const log = $("log");
-  log.prepend(item);
-  while (log.childElementCount > MAX_LOG) log.lastElementChild.remove();
+  const time = typeof event.time === "number" ? wallTime(event.time, true) : new Date().toLocaleTimeString([], { hour12: false });
+  pendingLog.push(el("li", { class: kind }, el("time", {}, time), el("b", {}, event.event), " ", event.reactor || "", " ",
+                     what, extra));
+  if (pendingLog.length > MAX_LOG) pendingLog.splice(0, pendingLog.length - MAX_LOG);
+  scheduleDraw();
 }
 
 function onEvent(event) {
@@ -199,11 +258,12 @@ function onEvent(event) {
     return;
   }
   if (event.event === "stream.closed") { $("live").textContent = "events: the cell stopped"; return; }
+  view.lastEvent = Date.now() / 1000;
   if (event.event !== "step.start" && event.event !== "undo.start") {
     const bad = /error|failed|dropped|halted/.test(event.event);
     logLine(event, bad ? "bad" : "");
   }
-  if (event.run && applyRunEvent(event)) drawRuns();
+  if (event.run && applyRunEvent(event)) scheduleDraw();
   if (!event.run || ENDINGS.includes(event.event)) scheduleRefresh();
 }
 
@@ -345,6 +405,9 @@ async function start() {
   const s = state.body;
   document.title = `${s.title} · bbflow`;
   $("title").textContent = s.title;
+  setClock(s.clock, s.uptime);
+  $("legend").replaceChildren(el("span", { class: "dim" }, "steps:"), ...LEGEND.map(([state, label]) =>
+    el("span", { class: `step ${state}` }, `${MARKS[state]} ${label}`)));
   view.reactors = s.reactors;
   for (const run of [...s.runs.recent].reverse().concat(s.runs.running)) for (const e of run.events) applyRunEvent(e);
   drawRuns();
@@ -360,6 +423,8 @@ async function start() {
   drawForm();
   connect(s.last_event);
   setInterval(() => scheduleRefresh(0), 5000);
+  drawClock();
+  setInterval(drawClock, 1000);
 }
 
 start();
