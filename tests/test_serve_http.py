@@ -416,6 +416,106 @@ def test_a_hundred_concurrent_posters(cell: LiveCell, client: httpx.Client) -> N
     assert wait_for(lambda: state(client)["counters"].get("signal.in", 0) >= before + 100)
 
 
+# --- answers a healthy live cell does not give: a fake cell behind the same application -----------------
+
+
+class FakeCell:
+    """A ``Cell`` whose answers a test chooses (``bbflow.serve.http.Cell``)."""
+
+    def __init__(self) -> None:
+        from bbflow.serve.config import ServeSettings
+
+        self.settings = ServeSettings("127.0.0.1", 0)
+        self.health = (True, "ok")
+        self.refusal: Exception | None = None
+
+    async def admit(self, raw: Any) -> Any:
+        assert self.refusal is not None
+        raise self.refusal
+
+    def state(self) -> dict[str, Any]:
+        raise ZeroDivisionError("a bug")
+
+    def schema(self) -> dict[str, Any]:
+        return {}
+
+    def metrics(self) -> bytes:
+        return b""
+
+    def healthy(self) -> tuple[bool, str]:
+        return self.health
+
+    def events(self, last_id: str | None) -> Any:
+        raise NotImplementedError
+
+    async def set_armed(self, robot: str, armed: bool) -> str:
+        from bbflow.runtime.ports import RuntimeFailure
+
+        raise RuntimeFailure("the driver refused: e-stop pressed", "command")
+
+    def cancel_run(self, run: str) -> None:
+        raise KeyError(run)
+
+
+def test_refusals_a_healthy_cell_does_not_give_are_json_with_their_status() -> None:
+    from bbflow.serve.http import Refused, create_app
+
+    fake = FakeCell()
+
+    async def talk() -> None:
+        transport = httpx.ASGITransport(app=create_app(fake), raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8350") as c:
+            refused = await c.post("/api/robots/arm/arm")
+            assert refused.status_code == 409
+            assert refused.json() == {"error": "robot arm: the driver refused: e-stop pressed"}
+            fake.refusal = Refused(503, "the agents have had no room", {"Retry-After": "1"})
+            busy = await c.post("/signals", content=json.dumps(REQUEST), headers=CE)
+            assert busy.status_code == 503 and busy.headers["retry-after"] == "1" and "no room" in busy.json()["error"]
+            fake.health = (False, "supervisor down")
+            down = await c.get("/healthz")
+            assert down.status_code == 503 and down.json() == {"status": "supervisor down"}
+            crashed = await c.get("/api/state")
+            assert crashed.status_code == 500
+            assert crashed.json() == {"error": "internal error: ZeroDivisionError (a bbflow bug; see the log)"}
+
+    asyncio.run(talk())
+
+
+def test_a_signal_waits_for_room_then_gets_503_and_without_agents_503_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bbflow.runtime import model
+    from bbflow.serve import plane as plane_module
+    from bbflow.serve.config import ServeSettings
+    from bbflow.serve.http import Refused
+
+    class FullBus:
+        async def room(self) -> None:
+            await asyncio.Event().wait()  # never
+
+    class Session:
+        bus: Any = None
+
+    monkeypatch.setattr(plane_module, "ROOM_WAIT", 0.05)
+    plane = plane_module.ControlPlane(ServeSettings("127.0.0.1", 0), model.Program(), tracer=None)
+    session = Session()
+    plane.session = session  # type: ignore[assignment]
+    with pytest.raises(Refused) as no_agents:
+        asyncio.run(plane.admit(b"{}"))
+    assert no_agents.value.status == 503 and "no agents are running" in no_agents.value.reason
+    session.bus = FullBus()
+    with pytest.raises(Refused) as full:
+        asyncio.run(plane.admit(b"{}"))
+    assert full.value.status == 503 and full.value.headers == {"Retry-After": "1"}
+
+
+def test_an_unknown_asset_is_a_404_and_the_dashboards_are_served(client: httpx.Client) -> None:
+    assert client.get("/assets/secrets.txt").status_code == 404
+    assert client.get("/assets/../bbflow.toml").status_code == 404
+    for name, media in (("dashboard.js", "text/javascript"), ("dashboard.css", "text/css")):
+        response = client.get(f"/assets/{name}")
+        assert response.status_code == 200 and response.headers["content-type"].startswith(media)
+    assert client.get("/").headers["content-type"].startswith("text/html")
+
+
 # --- the real command ------------------------------------------------------------------------------
 
 

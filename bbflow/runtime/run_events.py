@@ -15,7 +15,6 @@ from bbflow.runtime.events import jsonable, notify
 from bbflow.runtime.ports import RuntimeFailure
 from bbflow.runtime.run_state import RunState
 
-
 #: The W3C ``traceparent`` of the signal whose turn started the runs of this context (an agent's run
 #: task sets it): a top-level run's ``run.start`` carries it, so that the run's trace hangs off the signal.
 TRACEPARENT: ContextVar[str | None] = ContextVar("bbflow_traceparent", default=None)
