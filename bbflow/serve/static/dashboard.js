@@ -126,7 +126,7 @@ function applyRunEvent(event) {
 
 function outcomeText(event) {
   if (event.event === "run.ok") return "result " + JSON.stringify(event.result);
-  let text = (event.error && event.error.message) || "";
+  let text = event.error ? `${event.error.code ? `[${event.error.code}] ` : ""}${event.error.message || ""}` : "";
   for (const u of event.undo_errors || []) text += `; undo ${u.step}: ${u.message}`;
   return text;
 }
@@ -245,8 +245,8 @@ function logLine(event, kind = "") {
   const what = event.type || event.step || event.agent || event.reason || "";
   const extra = event.reason && event.type ? `: ${event.reason}` : event.error ? `: ${event.error.message || event.error}` : "";
   const time = typeof event.time === "number" ? wallTime(event.time, true) : new Date().toLocaleTimeString([], { hour12: false });
-  pendingLog.push(el("li", { class: kind }, el("time", {}, time), el("b", {}, event.event), " ", event.reactor || "", " ",
-                     what, extra));
+  const text = [event.reactor, what].filter(Boolean).join(" ") + extra;
+  pendingLog.push(el("li", { class: kind, title: text }, el("time", {}, time), el("b", {}, event.event), " ", text));
   if (pendingLog.length > MAX_LOG) pendingLog.splice(0, pendingLog.length - MAX_LOG);
   scheduleDraw();
 }
