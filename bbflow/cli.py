@@ -242,7 +242,8 @@ def build(paths: tuple[str, ...], out_dir: str, no_cache: bool) -> None:
 @click.option("--format", "fmt", type=click.Choice(("mermaid", "dot")), default="mermaid", show_default=True,
               help="Mermaid (for Markdown) or Graphviz dot.")
 @click.option("--project", "whole", is_flag=True,
-              help="The signal flow between all agents and robots (then no NAME: bbflow graph --project [PATHS]).")
+              help="The signal flow between the project's robot and agent instances (then no NAME: "
+                   "bbflow graph --project [PATHS]).")
 def graph(name: str | None, paths: tuple[str, ...], fmt: str, whole: bool) -> None:
     """Draw a reactor's steps, an agent's routes, or (--project) the signal flow of the program.
 
@@ -275,7 +276,9 @@ def graph(name: str | None, paths: tuple[str, ...], fmt: str, whole: bool) -> No
         sys.exit(1)
     try:
         if whole:
-            drawing = render_project_graph(checked.facts, fmt)
+            # the instances of the project's bbflow.toml; without one (or with several), the interfaces
+            project = checked.projects[0] if len(checked.projects) == 1 else None
+            drawing = render_project_graph(checked.facts, fmt, project)
         else:
             assert name is not None
             try:
@@ -465,11 +468,12 @@ def _print_diagnostics(diagnostics: Diagnostics) -> None:
 def drill(reactor: str, project: str, inputs: tuple[str, ...], robot: str | None, faults: str | None) -> None:
     """Prove REACTOR's rollback on the simulated robot, on a virtual clock.
 
-    Fails each step that sends a robot command in turn, then each undo once
-    (its retries must absorb it), and checks that every completed step with
-    an undo was undone exactly once, in reverse order of completion, with the
-    robot still armed. Exit status: 0 every case passed, 1 a case failed, 2
-    usage or compile error.
+    Fails each effectful step in turn (robot commands, actions, composed
+    reactors as a unit, each map iteration), then each undo once (its retries
+    must absorb it), and checks that every completed step with an undo was
+    undone exactly once, in reverse order of completion, with the robot still
+    armed. Exit status: 0 every case passed, 1 a case failed, 2 usage or
+    compile error.
     """
     from bbflow.build import compile_project
     from bbflow.compiler import InputError

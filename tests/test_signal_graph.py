@@ -14,6 +14,7 @@ from bbflow.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "pick_and_place"
+TWO_ARMS = ROOT / "examples" / "two_arm_cell"
 
 FLEET = """
 type Pose = {x: float, y: float, z: float}
@@ -87,6 +88,52 @@ def test_the_project_signal_flow_includes_coordinators_and_robots(fleet: Path) -
     assert f'{by["task.done"]} -> {by["Dispatcher"]};' in out
 
 
+def _dot_nodes(out: str) -> dict[str, str]:
+    """Node ids by label, from dot output."""
+    nodes = dict(line.strip().split(" [label=", 1) for line in out.splitlines() if " [label=" in line
+                 and "->" not in line)
+    return {label.split(",")[0].strip('"'): nid for nid, label in nodes.items()}
+
+
+def test_the_project_graph_draws_the_instances_of_bbflow_toml() -> None:
+    code, out = graph("--project", str(TWO_ARMS), "--format", "dot")
+    assert code == 0, out
+    by = _dot_nodes(out)
+    # two robot instances of one interface, one Picker per arm, the coordinators once
+    agents = {label for label in by if label.startswith(("Picker", "Coordinator", "Operator"))}
+    assert agents == {"Picker on left", "Picker on right", "Coordinator", "Operator"}
+    assert {"robot left: Arm", "robot right: Arm"} <= set(by)
+    edges = {line.strip() for line in out.splitlines() if "->" in line}
+    for arm in ("left", "right"):
+        assert f'{by[f"Picker on {arm}"]} -> {by[f"robot {arm}: Arm"]} [label="run Transfer"];' in edges
+        # a task addressed to one arm reaches that arm's Picker only
+        assigned = by[f"robot.task.assigned to {arm}"]
+        assert f'{by["Coordinator"]} -> {assigned} [label="emit"];' in edges
+        assert [e for e in edges if e.startswith(f"{assigned} ->")] == [f"{assigned} -> {by[f'Picker on {arm}']};"]
+        # every Picker reports back to the one coordinator; the stop reaches both arms
+        assert f'{by[f"Picker on {arm}"]} -> {by["robot.task.completed"]} [label="emit"];' in edges
+        assert f'{by["cell.stop"]} -> {by[f"Picker on {arm}"]};' in edges
+    assert f'{by["robot.task.completed"]} -> {by["Coordinator"]};' in edges
+    # robot.task.* are the program's own signals, not the robot's: no edge from a robot to an agent
+    assert not any(e.startswith((f'{by["robot left: Arm"]} ->', f'{by["robot right: Arm"]} ->')) for e in edges)
+    code, mermaid = graph("--project", str(TWO_ARMS))
+    assert code == 0 and '{{"robot left: Arm"}}' in mermaid and '["Picker on right"]' in mermaid
+
+
+def test_an_instance_gets_its_own_robots_signals(tmp_path: Path) -> None:
+    (tmp_path / "cell.flow").write_text(FLEET)
+    (tmp_path / "bbflow.toml").write_text('[project]\nname = "f"\n\n[robot.a]\ninterface = "cell.Arm"\n\n'
+                                          '[robot.b]\ninterface = "cell.Arm"\n')
+    code, out = graph("--project", str(tmp_path), "--format", "dot")
+    assert code == 0, out
+    by = _dot_nodes(out)
+    edges = {line.strip() for line in out.splitlines() if "->" in line}
+    for arm in ("a", "b"):
+        assert f'{by[f"robot {arm}: Arm"]} -> {by[f"Worker on {arm}"]} [label="robot.event.bumped"];' in edges
+        assert f'{by["task.assigned"]} -> {by[f"Worker on {arm}"]};' in edges
+    assert f'{by["robot a: Arm"]} -> {by["Worker on b"]} [label="robot.event.bumped"];' not in edges
+
+
 def test_dot_clusters_are_entered_with_lhead_in_one_font_and_cases_show_their_values(fleet: Path) -> None:
     code, out = graph("Go", str(fleet), "--format", "dot")
     assert code == 0, out
@@ -105,13 +152,13 @@ def test_unknown_names_and_usage(fleet: Path) -> None:
     assert graph()[0] == 2
 
 
-@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz (dot) is not installed")
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz (dot) is not installed: apt-get install graphviz (.ci/run installs it)")
 @pytest.mark.parametrize("args", [("Go",), ("Worker",), ("--project",)])
 def test_graphviz_renders_every_dot_output(fleet: Path, args: tuple[str, ...]) -> None:
-    for where in (fleet, EXAMPLE):
+    for where in (fleet, EXAMPLE, TWO_ARMS):
         code, out = graph(*args, str(where), "--format", "dot")
         if code != 0:
-            assert where == EXAMPLE  # the example has no Go nor Worker
+            assert where != fleet  # the examples have no Go nor Worker
             continue
         done = subprocess.run(["dot", "-Tsvg"], input=out, capture_output=True, text=True, timeout=60)
         assert done.returncode == 0 and "<svg" in done.stdout, done.stderr

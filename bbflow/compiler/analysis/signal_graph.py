@@ -5,16 +5,20 @@ agent's box; the declared signals its pattern matches flow into it; from it
 go what it runs (reactors, commands, actions) and what it emits or schedules,
 labelled ``then``/``else`` when that happens in the run's outcome.
 
-The project's graph: every agent (coordinators included) and every robot
-interface that an agent is bound to; a signal flows from the agent that emits
-it to the agents with a route for it, a robot's standard signals
-(``robot.safety.changed``, ``robot.event.NAME`` ...) flow from the robot to
-its agents, and an agent's runs go to its robot.
+The project's graph draws instances, as ``bbflow run`` starts them: every
+robot instance of ``bbflow.toml``, one instance of an agent per robot
+instance it is bound to, and each coordinator once (without a project, the
+robot interfaces agents are on, one instance each). A signal flows from the
+agent instance that emits it to the agent instances with a route for it; one
+emitted ``to`` a literal robot instance is a node of its own, reaching only
+that robot's agents and the coordinators. A robot's standard signals
+(``robot.safety.changed``, ``robot.event.NAME`` ...) flow from each robot to
+its own agents, and an agent's runs go to its robot.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import attrs
 
@@ -23,6 +27,7 @@ from bbflow.compiler.analysis.graphviz import FORMATS, GraphError, dot_text, mer
 from bbflow.compiler.semantic.facts import CallKind, Facts
 from bbflow.compiler.semantic.modules import is_std
 from bbflow.compiler.semantic.patterns import Pattern, compile_pattern
+from bbflow.project import Project
 
 __all__ = ["render_agent_graph", "render_project_graph"]
 
@@ -34,6 +39,7 @@ class _Action:
     kind: str  # "run", "emit", "schedule"
     target: str  # a reactor's, command's or action's name, or a signal type
     branch: str  # "", "then", "else"
+    subject: str | None = None  # an emit's or schedule's `to`, when it is a literal robot instance
 
 
 def agents(facts: Facts) -> dict[str, ast.AgentDecl]:
@@ -68,35 +74,103 @@ def render_agent_graph(facts: Facts, name: str, fmt: str = "mermaid") -> str:
     return drawing.render()
 
 
-def render_project_graph(facts: Facts, fmt: str = "mermaid") -> str:
+def render_project_graph(facts: Facts, fmt: str = "mermaid", project: Project | None = None) -> str:
     drawing = _Drawing(fmt)
     own = agents(facts)
-    for agent in own.values():
-        aid = drawing.node(f"{agent.name.name}{_on(facts, agent)}", "agent")
-        robot = facts.robots_of.get(agent)
-        rid = drawing.node(f"robot {robot.rsplit('.', 1)[-1]}", "robot") if robot else None
-        handled: dict[str, None] = {}
-        for route in agent.routes:
-            for signal in _matched(facts, route.pattern.text, robot):
-                handled.setdefault(signal)
-            for action in _actions(facts, route.body, ""):
-                if action.kind == "run" and rid is not None:
-                    drawing.edge(aid, rid, f"run {action.target}", dedupe=True)
-                elif action.kind != "run":
-                    drawing.edge(aid, drawing.node(action.target, "signal"), action.kind, dedupe=True)
-        for signal in handled:
-            if signal.startswith(_ROBOT_SIGNALS) and rid is not None:
-                drawing.edge(rid, aid, signal, dedupe=True)
-            elif not signal.startswith(_ROBOT_SIGNALS):
-                drawing.edge(drawing.node(signal, "signal"), aid, dedupe=True)
     if not own:
         raise GraphError("the program has no agents")
+    placed = _placed(facts, own.values(), project)
+    from_robot = _robot_signals(facts)
+    robot_ids = {robot: drawing.node(label, "robot") for robot, label in _robot_labels(placed, project).items()}
+    ids = [drawing.node(p.label, "agent") for p in placed]
+    sent: dict[tuple[str, str | None], dict[int, str]] = {}  # (signal, literal subject) -> emitter -> how
+    handled: dict[int, list[str]] = {}
+    for i, p in enumerate(placed):
+        for route in p.agent.routes:
+            handled.setdefault(i, []).extend(_matched(facts, route.pattern.text, p.interface))
+            for action in _actions(facts, route.body, ""):
+                if action.kind == "run":
+                    if p.robot is not None:
+                        drawing.edge(ids[i], robot_ids[p.robot], f"run {action.target}", dedupe=True)
+                else:
+                    sent.setdefault((action.target, action.subject), {}).setdefault(i, action.kind)
+    # a signal's node: one per literal `to` it is emitted with, and a plain one when it is also emitted without
+    # one (or with a computed one), or comes only from outside
+    for i, p in enumerate(placed):
+        for signal in dict.fromkeys(handled.get(i, ())):
+            if signal in from_robot or signal.startswith("robot.event."):
+                if p.robot is not None:
+                    drawing.edge(robot_ids[p.robot], ids[i], signal, dedupe=True)
+                continue
+            keys = [k for k in sent if k[0] == signal] or [(signal, None)]
+            for key in keys:
+                subject = key[1]
+                if subject is None or p.instance is None or p.instance == subject:
+                    label = signal if subject is None else f"{signal} to {subject}"
+                    drawing.edge(drawing.node(label, "signal"), ids[i], dedupe=True)
+    for (signal, subject), emitters in sent.items():
+        label = signal if subject is None else f"{signal} to {subject}"
+        for i, how in emitters.items():
+            drawing.edge(ids[i], drawing.node(label, "signal"), how, dedupe=True)
     return drawing.render()
+
+
+@attrs.frozen
+class _Placed:
+    """One agent instance: on a robot instance (from bbflow.toml), on an interface (no project), or a coordinator."""
+
+    agent: ast.AgentDecl
+    label: str
+    interface: str | None  # the robot interface's qualified name
+    instance: str | None  # the robot instance (with a project)
+    robot: str | None  # the key of its robot's node: the instance, else the interface
+
+
+def _placed(facts: Facts, own: Iterable[ast.AgentDecl], project: Project | None) -> list[_Placed]:
+    """Every agent instance: one per robot instance the agent is bound to, a coordinator once.
+
+    With a project, an agent on interface I runs on the instances its
+    ``[agent.NAME]`` table lists (``robots``, or ``robot``), else on every
+    instance of I; without one, once, on the interface itself.
+    """
+    out = []
+    for agent in own:
+        name = agent.name.name
+        interface = facts.robots_of.get(agent)
+        if interface is None:
+            out.append(_Placed(agent, name, None, None, None))
+        elif project is None:
+            out.append(_Placed(agent, f"{name} on {_short(interface)}", interface, None, interface))
+        else:
+            config = project.agents.get(name)
+            listed: tuple[str, ...] = ()
+            if config is not None:
+                listed = config.robots or ((config.robot,) if config.robot is not None else ())
+            instances = listed or tuple(sorted(i for i, c in project.robots.items() if c.interface == interface))
+            out.extend(_Placed(agent, f"{name} on {i}", interface, i, i) for i in instances)
+    return out
+
+
+def _robot_labels(placed: list[_Placed], project: Project | None) -> dict[str, str]:
+    """The robots' nodes: every instance of the project (agents or not), else the interfaces agents are on."""
+    if project is not None:
+        return {i: f"robot {i}: {_short(c.interface)}" for i, c in project.robots.items()}
+    return {p.interface: f"robot {_short(p.interface)}" for p in placed if p.interface is not None}
+
+
+def _robot_signals(facts: Facts) -> set[str]:
+    """The signals that come from a robot: the standard library's ``robot.*`` (``robot.event.NAME`` aside)."""
+    return {d.type.text for name, module in facts.modules.items() if is_std(name)
+            for d in module.decls if isinstance(d, ast.SignalDecl) and d.type.text.startswith(_ROBOT_SIGNALS)}
 
 
 def _on(facts: Facts, agent: ast.AgentDecl) -> str:
     robot = facts.robots_of.get(agent)
-    return f" on {robot.rsplit('.', 1)[-1]}" if robot else ""
+    return f" on {_short(robot)}" if robot else ""
+
+
+def _short(qualname: str) -> str:
+    return qualname.rsplit(".", 1)[-1]
 
 
 def _route_label(route: ast.RouteDecl) -> str:
@@ -131,10 +205,9 @@ def _actions(facts: Facts, body: tuple[ast.AgentStmt, ...], branch: str) -> Iter
             yield _Action("run", name if kind == "run" else f"{name} ({kind})", branch)
             yield from _actions(facts, stmt.then or (), "then")
             yield from _actions(facts, stmt.else_ or (), "else")
-        elif isinstance(stmt, ast.EmitStmt):
-            yield _Action("emit", stmt.type.text, branch)
-        elif isinstance(stmt, ast.ScheduleStmt):
-            yield _Action("schedule", stmt.type.text, branch)
+        elif isinstance(stmt, ast.EmitStmt | ast.ScheduleStmt):
+            subject = stmt.to.value if isinstance(stmt.to, ast.StrLit) else None
+            yield _Action("emit" if isinstance(stmt, ast.EmitStmt) else "schedule", stmt.type.text, branch, subject)
         elif isinstance(stmt, ast.IfStmt):
             yield from _actions(facts, stmt.then, branch)
             yield from _actions(facts, stmt.else_ or (), branch)
