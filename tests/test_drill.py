@@ -33,6 +33,11 @@ robot Arm {
 action reserve(slot: int) -> int = "store:reserve"
 action unreserve(slot: int) -> int = "store:unreserve"
 
+reactor Unbook(slot: int) -> int {
+    step freed = unreserve(slot: slot)
+    return freed
+}
+
 reactor Grab(at: Pose) -> bool on Arm {
     step there = move_to(target: at) undo home()
     step held  = close_gripper() after there
@@ -41,7 +46,7 @@ reactor Grab(at: Pose) -> bool on Arm {
 
 reactor Job(at: Pose, slots: list[int]) -> int on Arm {
     concurrency 1
-    step booked  = reserve(slot: 1) undo unreserve(slot: 1)
+    step booked  = reserve(slot: 1) undo Unbook(slot: booked)  # an action, undone by a reactor
     step grabbed = Grab(at: at) after booked
     map marked over slots as slot {
         step m = mark(slot: slot)
@@ -141,10 +146,11 @@ def test_a_broken_undo_inside_a_composed_reactor_is_named_by_its_path(job: Path)
 
 
 def test_a_broken_action_undo_fails_the_drill(job: Path) -> None:
-    (job / "flows" / "cell.flow").write_text(JOB.replace("undo unreserve(slot: 1)", "undo unreserve(slot: -1)"))
+    (job / "flows" / "cell.flow").write_text(JOB.replace("undo Unbook(slot: booked)", "undo Unbook(slot: -1)"))
     result = drill("Job", "--project", str(job))
     assert result.exit_code == 1, result.output
     assert "the undo of step booked failed: action unreserve: no such slot" in " ".join(result.stdout.split())
+    assert result.stdout.rstrip().endswith("left un-undone or undone wrongly: booked")
 
 
 def test_a_robot_that_stops_during_the_rollback_leaves_steps_un_undone(tmp_path: Path) -> None:

@@ -90,6 +90,8 @@ class StepFaults:
     calls: list[Call] = attrs.Factory(list)
     paths: dict[str, Key] = attrs.Factory(dict)
     _callers: dict[asyncio.Task[Any], tuple[str, str, Key, int]] = attrs.Factory(dict)
+    #: runs of a reactor called as an undo (and runs they compose): the undone step's key, the undo's attempt
+    _undo_runs: dict[str, tuple[Key, int]] = attrs.Factory(dict)
 
     @property
     def faults(self) -> tuple[Fault, ...]:
@@ -104,8 +106,13 @@ class StepFaults:
             caller = self._callers.get(task) if "parent" in event else None
             if caller is None:
                 self.paths[run] = ()
+            elif caller[0] == "step":
+                self.paths[run] = caller[2]
+                if caller[1] in self._undo_runs:
+                    self._undo_runs[run] = self._undo_runs[caller[1]]
             else:
-                self.paths[run] = caller[2] if caller[0] == "step" else (*caller[2], _UNDO_MARK)
+                self.paths[run] = (*caller[2], _UNDO_MARK)
+                self._undo_runs[run] = (caller[2], caller[3])
         kind = {"step.start": "step", "undo.start": "undo"}.get(name)
         if kind is not None:
             key = (*self.paths.get(run, ()), (event["step"], tuple(event.get("index", ()))))
@@ -123,6 +130,8 @@ class StepFaults:
             return False
         kind, run, key, attempt = caller
         self.calls.append((kind, run, key, attempt, what))
+        if kind == "step" and run in self._undo_runs:  # inside a reactor called as an undo
+            kind, (key, attempt) = "undo", self._undo_runs[run]
         return (kind == "step" and key == self.fail_step) or (kind == "undo" and key == self.fail_undo
                                                                and attempt == 1)
 
