@@ -70,12 +70,22 @@ def _ruff() -> list[str] | None:
 
 @pytest.mark.skipif(_ruff() is None, reason="ruff is not installed")
 def test_generated_code_passes_ruff_with_its_default_rules(tmp_path: Path) -> None:
-    for i, project in enumerate((ROOT / "examples" / "pick_and_place", ROOT / "bbflow" / "scaffold" / "project")):
+    odd = tmp_path / "odd"  # file names that are not Python module names
+    odd.mkdir()
+    for i, name in enumerate(("001_cell", "pick-and-place", "class", "_001_cell")):
+        (odd / f"{name}.flow").write_text(f"signal s{i}\n")
+    projects = (ROOT / "examples" / "pick_and_place", ROOT / "examples" / "two_arm_cell",
+                ROOT / "bbflow" / "scaffold" / "project", odd)
+    for i, project in enumerate(projects):
         result = CliRunner().invoke(main, ["build", "--no-cache", str(project), "-o", str(tmp_path / f"out{i}")])
         assert result.exit_code == 0, result.output
     ruff = _ruff()
     assert ruff is not None
-    done = subprocess.run([*ruff, "check", "--isolated", "--no-cache", "--extend-select", "RUF100", str(tmp_path)],
+    built = sorted(p.name for p in (tmp_path / "out3").glob("*.py"))
+    assert built == ["_001_cell.py", "_001_cell_.py", "__init__.py", "_class.py", "_pick_and_place.py"]
+    done = subprocess.run([*ruff, "check", "--isolated", "--no-cache", "--extend-select", "RUF100",
+                           str(tmp_path / "out0"), str(tmp_path / "out1"), str(tmp_path / "out2"),
+                           str(tmp_path / "out3")],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
 

@@ -18,6 +18,8 @@ objects, no absolute paths, no time. The same sources give the same bytes.
 from __future__ import annotations
 
 import hashlib
+import keyword
+import re
 
 import attrs
 
@@ -55,12 +57,24 @@ def module_path(module: str, all_modules: set[str] | frozenset[str]) -> str:
     """Where a module's code goes in the output package (``cell/arm.py``).
 
     A module that other modules live under (``cell`` beside ``cell.arm``) is
-    its package's ``__init__.py``.
+    its package's ``__init__.py``. A part of the name that is not a Python
+    identifier (``001_cell``, ``pick-and-place``, ``class``) is written with a
+    leading underscore and ``_`` for each character an identifier cannot hold
+    (``_001_cell.py``), so that every generated file is a valid module name
+    (ruff's N999); the build manifest maps each module to its file.
     """
-    parts = module.split(".")
+    parts = [_python_name(p) for p in module.split(".")]
+    while parts != module.split(".") and ".".join(parts) in all_modules:  # a module by that very name
+        parts[-1] += "_"
     if any(m.startswith(module + ".") for m in all_modules):
         return "/".join(parts) + "/__init__.py"
     return "/".join(parts) + ".py"
+
+
+def _python_name(part: str) -> str:
+    if part.isidentifier() and not keyword.iskeyword(part):
+        return part
+    return "_" + re.sub(r"\W", "_", part)
 
 
 def generate_module(module: ast.Module, facts: Facts, source_text: str) -> GeneratedModule:
