@@ -127,37 +127,38 @@ def test_actions_composed_reactors_and_map_iterations_are_failed_too(job: Path) 
     assert "12 of 12 cases passed" in result.stdout
 
 
+def _drill_with(faults: str, folder: Path, project: Path, reactor: str):  # type: ignore[no-untyped-def]
+    file = folder / "faults.toml"
+    file.write_text(faults)
+    return drill(reactor, "--project", str(project), "--faults", str(file))
+
+
+def _fails_naming(result, message: str, step: str) -> None:  # type: ignore[no-untyped-def]
+    assert result.exit_code == 1, result.output
+    assert message in " ".join(result.stdout.split())
+    assert result.stdout.rstrip().endswith(f"left un-undone or undone wrongly: {step}")
+
+
 def test_an_undo_that_always_fails_fails_the_drill_naming_the_step(tmp_path: Path) -> None:
-    faults = tmp_path / "faults.toml"
-    faults.write_text('[[fault]]\ncommand = "home"\nerror = "stuck"\n')
-    result = drill("PickAndPlace", "--project", str(EXAMPLE), "--faults", str(faults))
-    assert result.exit_code == 1
-    assert "FAILED fail grip: the undo of step approach failed: home failed: stuck" in " ".join(result.stdout.split())
-    assert result.stdout.rstrip().endswith("left un-undone or undone wrongly: approach")
+    result = _drill_with('[[fault]]\ncommand = "home"\nerror = "stuck"\n', tmp_path, EXAMPLE, "PickAndPlace")
+    _fails_naming(result, "FAILED fail grip: the undo of step approach failed: home failed: stuck", "approach")
 
 
 def test_a_broken_undo_inside_a_composed_reactor_is_named_by_its_path(job: Path) -> None:
-    faults = job / "faults.toml"
-    faults.write_text('[[fault]]\ncommand = "open_gripper"\nerror = "stuck"\n')
-    result = drill("Job", "--project", str(job), "--faults", str(faults))
-    assert result.exit_code == 1, result.output
-    assert "the undo of step grabbed/held failed: open_gripper failed: stuck" in " ".join(result.stdout.split())
-    assert result.stdout.rstrip().endswith("left un-undone or undone wrongly: grabbed/held")
+    result = _drill_with('[[fault]]\ncommand = "open_gripper"\nerror = "stuck"\n', job, job, "Job")
+    _fails_naming(result, "the undo of step grabbed/held failed: open_gripper failed: stuck", "grabbed/held")
 
 
 def test_a_broken_action_undo_fails_the_drill(job: Path) -> None:
     (job / "flows" / "cell.flow").write_text(JOB.replace("undo Unbook(slot: booked)", "undo Unbook(slot: -1)"))
-    result = drill("Job", "--project", str(job))
-    assert result.exit_code == 1, result.output
-    assert "the undo of step booked failed: action unreserve: no such slot" in " ".join(result.stdout.split())
-    assert result.stdout.rstrip().endswith("left un-undone or undone wrongly: booked")
+    _fails_naming(drill("Job", "--project", str(job)),
+                  "the undo of step booked failed: action unreserve: no such slot", "booked")
 
 
 def test_a_robot_that_stops_during_the_rollback_leaves_steps_un_undone(tmp_path: Path) -> None:
     # the fourth move_to of a case is the first undo of a move (the baseline moves three times): it disarms
-    faults = tmp_path / "faults.toml"
-    faults.write_text('[[fault]]\ncommand = "move_to"\ncall = 4\ndisarm = true\n')
-    result = drill("PickAndPlace", "--project", str(EXAMPLE), "--faults", str(faults))
+    result = _drill_with('[[fault]]\ncommand = "move_to"\ncall = 4\ndisarm = true\n', tmp_path, EXAMPLE,
+                         "PickAndPlace")
     assert result.exit_code == 1, result.output
     out = " ".join(result.stdout.split())
     assert "fail lift failed grip, approach - ok" in out  # no undo moves: nothing stops
