@@ -358,14 +358,13 @@ def bus_figures(signals: int, burst: int, repeat: int) -> list[Figure]:
     import tempfile
 
     out = []
-    loads = (("paced", signals // 10, None), (f"bursts of {burst}", signals, burst))
     with tempfile.TemporaryDirectory() as folder:
-        for name, count, size in loads:
+        for name, load in bench_bus.loads(signals, burst, 20_000):
             local: list[dict[str, float]] = []
             for _ in range(repeat):
                 gc.collect()
-                local.append(asyncio.run(bench_bus.local(count, size)))
-            remote = asyncio.run(bench_bus.zenoh([(count, size)] * repeat, Path(folder)))
+                local.append(asyncio.run(bench_bus.local(load)))
+            remote = asyncio.run(bench_bus.zenoh([load] * repeat, Path(folder)))
             for key, unit, what in (("rate", "signals/s", "throughput"), ("p50", "µs", "latency p50"),
                                     ("p99", "µs", "latency p99")):
                 out.append(Figure("bus", f"{name}, local: {what}", unit, Stats.of([r[key] for r in local])))
@@ -374,6 +373,10 @@ def bus_figures(signals: int, burst: int, repeat: int) -> list[Figure]:
                                   (("local", Stats.of(cost)),)))
             out.append(Figure("bus", f"{name}, zenoh: bytes on the wire", "B/signal",
                               Stats.of([r["bytes"] for r in remote])))
+            out.append(Figure("bus", f"{name}, local: CPU", "µs/signal", Stats.of([r["cpu"] for r in local])))
+            for key, who in (("cpu", "sender"), ("receiver_cpu", "receiver")):
+                out.append(Figure("bus", f"{name}, zenoh: CPU of the {who}", "µs/signal",
+                                  Stats.of([r[key] for r in remote])))
     return out
 
 

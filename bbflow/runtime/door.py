@@ -90,17 +90,22 @@ def loads_strict(text: str | bytes | bytearray, *, max_depth: int = MAX_DEPTH) -
         except UnicodeDecodeError as exc:
             raise StrictJsonError(f"not UTF-8: byte 0x{text[exc.start]:02x} at offset {exc.start} ({exc.reason})") from None
     try:
-        value = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
+        value = _DECODE(text)
     except RecursionError:
         raise StrictJsonError(f"nested too deeply (the limit is {max_depth})") from None
     except StrictJsonError:
         raise
     except ValueError as exc:
         raise StrictJsonError(f"not JSON: {exc}") from None
-    depth = _depth(value, max_depth)
-    if depth > max_depth:
+    # a value is nested no deeper than the text has `[` and `{` (a count in C): walk it only when it may be
+    if _openers(text) > max_depth and _depth(value, max_depth) > max_depth:
         raise StrictJsonError(f"nested too deeply (the limit is {max_depth})")
     return value
+
+
+def _openers(text: str) -> int:
+    """How many ``[`` and ``{`` the text has (an upper bound on how deep its value is nested)."""
+    return text.count("[") + text.count("{")
 
 
 def _no_constant(name: str) -> Any:
@@ -112,6 +117,10 @@ def _finite_float(text: str) -> float:
     if not math.isfinite(value):
         raise StrictJsonError(f"number {_clip(text)} is too large for a float (non-finite numbers are refused)")
     return value
+
+
+#: one decoder for all (``json.loads`` with hooks makes one per call)
+_DECODE = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite_float).decode
 
 
 def _depth(value: Any, limit: int) -> int:

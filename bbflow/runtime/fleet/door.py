@@ -55,10 +55,15 @@ class BusDoor:
         self.prefix = prefix
         self.door = Door(bus.catalog, source=BUS_SOURCE)
         self.seen = SeenIds(memory)
+        self._keyed: dict[str, str] = {}  # key -> the signal type it carries
 
     def arrive(self, key: str, payload: bytes) -> None:
         """One event published on ``key`` by another process."""
-        keyed = key_signal(self.prefix, key)
+        keyed = self._keyed.get(key)
+        if keyed is None:
+            keyed = key_signal(self.prefix, key)
+            if keyed is not None and keyed in self.bus.catalog:  # remembered for declared types only: bounded
+                self._keyed[key] = keyed
         admitted = self.door.admit(payload)
         if isinstance(admitted, Refusal):
             self._drop(admitted.type or keyed, admitted.reason)

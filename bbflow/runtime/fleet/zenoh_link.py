@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import json
 import struct
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -64,6 +63,8 @@ CACHE_SAMPLES = 256
 #: Seconds between the sequence-number heartbeats a publisher sends when it has published since the last.
 HEARTBEAT = 0.5
 ENCODING = "application/cloudevents+json"
+#: compact JSON, one encoder for all (``json.dumps`` with options makes one per call)
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 #: Seconds between two looks at whether the session is still open.
 WATCH = 0.2
 #: the attachment of an event published with a catch-up window: when the one before it was published (Unix time)
@@ -90,33 +91,51 @@ def zenoh_config(settings: BusSettings) -> zenoh.Config:
 
 @attrs.define
 class _Inbox:
-    """Samples from Zenoh's threads, drained on the event loop in batches (one wake-up per batch)."""
+    """Samples from Zenoh's threads, drained on the event loop in batches (one wake-up per batch).
+
+    Without a lock: ``deque.append`` and ``popleft`` are atomic, and a batch is scheduled by whoever
+    finds none scheduled; ``_run`` marks none scheduled *before* it takes the items, so an item put
+    after it took them schedules the next batch.
+    """
 
     loop: asyncio.AbstractEventLoop
     drain: Callable[[list[tuple[str, Any]]], None]
     _items: deque[tuple[str, Any]] = attrs.Factory(deque)
-    _lock: threading.Lock = attrs.Factory(threading.Lock)
     _scheduled: bool = False
     closed: bool = False
 
     def put(self, kind: str, item: Any) -> None:
-        with self._lock:
-            self._items.append((kind, item))
-            if self._scheduled or self.closed:
-                return
-            self._scheduled = True
+        self._items.append((kind, item))
+        if self._scheduled or self.closed:
+            return
+        self._scheduled = True
         try:
             self.loop.call_soon_threadsafe(self._run)
         except RuntimeError:  # the loop has closed: the process is stopping
             pass
 
     def _run(self) -> None:
-        with self._lock:
-            batch = list(self._items)
-            self._items.clear()
-            self._scheduled = False
-        if not self.closed:
+        self._scheduled = False
+        items = self._items
+        batch = [items.popleft() for _ in range(len(items))]
+        if not self.closed and batch:
             self.drain(batch)
+
+
+def _on_sample(inbox: _Inbox, key: str, *, catch_up: bool) -> Callable[[zenoh.Sample], None]:
+    """The callback of a subscription to ``key`` (on Zenoh's threads: as little as can be). A key without
+    wildcards is the key of every sample it gets; with ``catch_up``, what tells a gap comes along."""
+    if catch_up:
+        def with_source(sample: zenoh.Sample) -> None:
+            info, attachment = sample.source_info, sample.attachment
+            if info is not None and attachment is not None:  # a gap before it is reported first
+                inbox.put("first", (str(info.source_id), int(info.source_sn), attachment.to_bytes()))
+            inbox.put("sample", (str(sample.key_expr), sample.payload.to_bytes()))
+
+        return with_source
+    if "*" in key:
+        return lambda sample: inbox.put("sample", (str(sample.key_expr), sample.payload.to_bytes()))
+    return lambda sample: inbox.put("sample", (key, sample.payload.to_bytes()))
 
 
 class ZenohLink:
@@ -195,18 +214,9 @@ class ZenohLink:
         # Recovery asks a publisher's cache for what a heartbeat says was missed, which a process that
         # starts would take as missed too: only with a catch-up window.
         recovery = ext.RecoveryConfig(heartbeat=True, periodic_queries=None) if history is not None else None
-        if history is None:
-            def on_sample(sample: zenoh.Sample) -> None:
-                inbox.put("sample", (str(sample.key_expr), sample.payload.to_bytes()))
-        else:
-            def on_sample(sample: zenoh.Sample) -> None:
-                info, attachment = sample.source_info, sample.attachment
-                if info is not None and attachment is not None:  # a gap before it is reported first
-                    inbox.put("first", (str(info.source_id), int(info.source_sn), attachment.to_bytes()))
-                inbox.put("sample", (str(sample.key_expr), sample.payload.to_bytes()))
         for key in subscriptions(self.prefix, self._patterns):
             sub = ext.declare_advanced_subscriber(
-                session, key, on_sample,
+                session, key, _on_sample(inbox, key, catch_up=history is not None),
                 history=history, recovery=recovery,
                 allowed_origin=zenoh.Locality.REMOTE,
             )
@@ -262,7 +272,7 @@ class ZenohLink:
                 sample_miss_detection=ext.MissDetectionConfig(heartbeat=None, sporadic_heartbeat=HEARTBEAT),
                 publisher_detection=True,
             )
-        payload = json.dumps(envelope.to_json(), ensure_ascii=False, separators=(",", ":")).encode()
+        payload = _ENCODE(envelope.to_json()).encode()
         if self.settings.catch_up > 0:
             now = time.time()
             previous = self._previous.get(envelope.type, 0.0)
