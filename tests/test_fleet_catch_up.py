@@ -138,3 +138,38 @@ def test_nothing_is_reported_lost_before_a_window_that_held_no_more_than_the_cac
             await sender.close()
 
     assert not [e for e in asyncio.run(scenario()) if e["event"] == "signal.lost"]
+
+
+def test_events_older_than_the_window_are_not_asked_for_nor_reported_lost(tmp_path: Path) -> None:
+    endpoint = f"tcp/127.0.0.1:{free_port()}"
+
+    async def scenario() -> tuple[list[int], list[dict[str, Any]]]:
+        sender = make_link(settings(tmp_path, "1s", listen=[endpoint]), process="a", robots=[], agents=["A"])
+        bus_a = Bus(CATALOG)
+        await sender.open(bus_a, [])
+        try:
+            for job in range(CACHE_SAMPLES + 44):  # more than the cache holds, but before the window
+                bus_a.emit(Envelope(type="task.assigned", source="/agent/A", data={"job": job}), agent="A")
+            await asyncio.sleep(1.5)  # the window is 1 s
+            bus_a.emit(Envelope(type="task.assigned", source="/agent/A", data={"job": -1}), agent="A")
+            events: list[dict[str, Any]] = []
+            bus_b = Bus(CATALOG, observer=events.append)
+            agent = Collector()
+            bus_b.attach(agent)
+            late = make_link(settings(tmp_path, "1s", connect=[endpoint]), process="b", robots=[], agents=["B"])
+            await late.open(bus_b, ["task.assigned"])
+            try:
+                for _ in range(200):
+                    if agent.got:
+                        break
+                    await asyncio.sleep(0.05)
+                await asyncio.sleep(0.3)  # and nothing more comes
+            finally:
+                await late.close()
+            return [e.data["job"] for e in agent.got], events
+        finally:
+            await sender.close()
+
+    got, events = asyncio.run(scenario())
+    assert got == [-1]
+    assert not [e for e in events if e["event"] == "signal.lost"]
