@@ -157,3 +157,35 @@ def test_past_the_limits_the_process_stops_safely_with_exit_status_3(tmp_path: P
     assert [(e["from"], e["to"]) for e in recorder.named("robot.safety")][-2:] == [("armed", "disarming"),
                                                                                   ("disarming", "disarmed")]
     assert recorder.events.index(failed) < recorder.events.index(recorder.named("robot.safety")[-2])
+
+
+def test_what_is_sent_while_the_session_is_lost_is_reported_dropped_never_silently(tmp_path: Path) -> None:
+    from bbflow.runtime.bus import Bus
+    from bbflow.runtime.fleet import bus_settings, make_link
+    from bbflow.runtime.signals import Envelope, SignalCatalog
+
+    root = write_fleet_project(tmp_path / "fleet")
+    diagnostics, program = compile_project(root)
+    assert program is not None, diagnostics
+    events: list[dict[str, Any]] = []
+    bus = Bus(SignalCatalog.from_program(program), observer=events.append)
+    done = Envelope(type="job.done", source="/agent/Picker", data={"job": 1})
+
+    async def main() -> tuple[bool, bool, str]:
+        link = make_link(bus_settings(load_project(root)), process="p", robots=[], agents=["Boss"])
+        await link.open(bus, ["job.done"])
+        try:
+            assert link.send(done) and link.sent == 1
+            link._session.close()
+            reason = await asyncio.wait_for(link.wait_lost(), PATIENCE)
+            sent_while_lost = link.send(done)
+            await link.reopen()
+            return sent_while_lost, link.lost, reason
+        finally:
+            await link.close()
+
+    sent_while_lost, lost_after, reason = asyncio.run(main())
+    assert reason == "the Zenoh session closed" and sent_while_lost and not lost_after
+    [dropped] = [e for e in events if e["event"] == "signal.dropped"]
+    assert dropped["type"] == "job.done"
+    assert dropped["reason"] == "not sent to the other processes: the Zenoh session closed"
