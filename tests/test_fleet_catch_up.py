@@ -68,7 +68,7 @@ def test_a_late_process_catches_up_within_its_window_and_only_then(tmp_path: Pat
     assert asyncio.run(scenario()) == [*expected, 3]
 
 
-def test_what_the_window_held_beyond_the_publishers_cache_is_reported_lost_with_a_count(tmp_path: Path) -> None:
+def test_a_restarted_process_reports_what_the_window_held_beyond_the_cache_lost_with_a_count(tmp_path: Path) -> None:
     endpoint = f"tcp/127.0.0.1:{free_port()}"
     published = CACHE_SAMPLES + 44
 
@@ -77,14 +77,17 @@ def test_what_the_window_held_beyond_the_publishers_cache_is_reported_lost_with_
         bus_a = Bus(CATALOG)
         await sender.open(bus_a, [])
         try:
-            for job in range(published):  # before the other process (re)starts: more than the cache holds
+            first = make_link(settings(tmp_path, "60s", connect=[endpoint]), process="b", robots=[], agents=["B"])
+            await first.open(Bus(CATALOG), ["task.assigned"])
+            await first.close()  # the other process goes down; meanwhile more than the cache holds is published
+            for job in range(published):
                 bus_a.emit(Envelope(type="task.assigned", source="/agent/A", data={"job": job}), agent="A")
             events: list[dict[str, Any]] = []
             bus_b = Bus(CATALOG, observer=events.append)
             agent = Collector()
             bus_b.attach(agent)
             late = make_link(settings(tmp_path, "60s", connect=[endpoint]), process="b", robots=[], agents=["B"])
-            await late.open(bus_b, ["task.assigned"])
+            await late.open(bus_b, ["task.assigned"])  # and it restarts
             try:
                 for _ in range(200):  # bounded: up to 10 s
                     if len(agent.got) >= CACHE_SAMPLES:

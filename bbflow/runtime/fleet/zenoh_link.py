@@ -322,7 +322,8 @@ class ZenohLink:
         if previous > time.time() - self.settings.catch_up:
             self._bus.report("signal.lost", count=sn, source=source,
                              reason=f"published within the catch-up window ({self.settings.catch_up:g}s) before the "
-                                    "oldest event its publisher still holds; some may be older than the window")
+                                    "oldest event its publisher still holds; some may be older than the window, or taken "
+                                    "before a restart")
 
     def _member(self, key: str, kind: zenoh.SampleKind) -> None:
         assert self._bus is not None
