@@ -186,3 +186,23 @@ def test_a_broken_project_file_is_a_diagnostic_of_bbflow_toml_at_the_key(project
         assert diag.code == "BBF701" and "sourc" in diag.message and diag.range.start == lsp.Position(2, 0)
 
     run(scenario)
+
+
+def test_while_a_file_has_a_syntax_error_hover_answers_from_its_last_check_without_one(project: Path) -> None:
+    from bbflow.lsp.analysis import hover
+    from bbflow.lsp.locate import Pos
+
+    async def scenario() -> None:
+        ls = Server(project)
+        cell = project / "flows" / "cell.flow"
+        uri = await ls.open(cell, CELL)
+        typing = CELL + "reactor Half(\n"  # a syntax error: the file's bodies are not checked
+        ls.workspace.put_text_document(lsp.TextDocumentItem(uri, "bbflow", 2, typing))
+        latest = await ls.worker.settled(cell, typing)
+        assert [d.code for d in ls.last(uri)] == ["BBF001"]
+        where = at(typing, "p) irreversible")
+        assert hover(latest, cell, Pos(where.line, where.character)) is None  # the broken check knows no types
+        shown = await lsp_server.on_hover(ls, lsp.HoverParams(lsp.TextDocumentIdentifier(uri), where))
+        assert shown is not None and "(param) p: Pose" in shown.contents.value  # type: ignore[union-attr]
+
+    run(scenario)

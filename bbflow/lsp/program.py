@@ -16,7 +16,9 @@ every file, the ``View`` of the run that last checked it, which stays true as
 long as the texts that check read are unchanged (``compile_program`` checks
 that and asks the pipeline to check again any file whose view went stale or
 is missing). Syntax trees of unchanged files are reused between runs
-(``ParsedTrees``).
+(``ParsedTrees``). While a file has a syntax error its bodies are not
+checked, so ``Program.last_good`` answers about it from its last check
+without one.
 """
 
 from __future__ import annotations
@@ -26,7 +28,17 @@ from pathlib import Path
 
 import attrs
 
-from bbflow.compiler import CompileResult, Facts, InputError, ParsedTrees, SourceFile, Span, ast, compile_paths
+from bbflow.compiler import (
+    CompileResult,
+    Diagnostics,
+    Facts,
+    InputError,
+    ParsedTrees,
+    SourceFile,
+    Span,
+    ast,
+    compile_paths,
+)
 from bbflow.project import find_project
 
 SUFFIX = ".flow"
@@ -39,6 +51,16 @@ class View:
     module: ast.Module
     facts: Facts
     read: Mapping[str, str]  # display path -> text, of every file of the run that made this view
+
+    @property
+    def text(self) -> str:
+        """The text of the file this view is of, as its check read it."""
+        return self.read[self.module.file]
+
+    @property
+    def parsed(self) -> bool:
+        """Did the file parse (no syntax error stopped the check of its bodies)?"""
+        return self.module.name not in self.facts.broken
 
     def holds(self, texts: Mapping[str, str]) -> bool:
         """Is this view still true for a program of ``texts`` (display -> text)?"""
@@ -55,6 +77,7 @@ class Program:
     texts: dict[Path, str] = attrs.Factory(dict)  # every compiled .flow file's text, by resolved path
     views: dict[Path, View] = attrs.Factory(dict)  # by resolved path
     project_files: dict[Path, str] = attrs.Factory(dict)  # the bbflow.toml read, its text by resolved path
+    good: dict[Path, View] = attrs.Factory(dict)  # by resolved path: the last view of the file that parsed
 
     @property
     def files(self) -> list[Path]:
@@ -73,6 +96,19 @@ class Program:
     def is_current(self, path: Path, text: str) -> bool:
         """True when ``path`` was compiled with exactly ``text``."""
         return self.texts.get(path) == text
+
+    def last_good(self) -> Program:
+        """This program as the last good check of each file saw it: a file whose latest check met a
+        syntax error (so that its bodies were not checked) is taken, with its text, from the last
+        check where it parsed. What hover, definition and completion answer from while you type."""
+        older = {p: v for p, v in self.good.items() if p in self.texts and self.views.get(p) is not v}
+        if not older:
+            return self
+        shown = {v.module.file for v in older.values()}
+        result = attrs.evolve(self.result, diagnostics=Diagnostics(
+            [d for d in self.result.diagnostics.items if d.span.file not in shown]))
+        return attrs.evolve(self, result=result, texts={**self.texts, **{p: v.text for p, v in older.items()}},
+                            views={**self.views, **older})
 
 
 def scope_of(path: Path) -> Path:
@@ -129,4 +165,6 @@ def _compile(scope: Path, path: Path, buffers: Mapping[Path, str], previous: Pro
         if facts is not None and module is not None and module.file == unit.display:
             views[unit.path] = View(module, facts, read)
     projects = {f.file.resolve(): f.text for f in result.project_files.values()}
-    return Program(scope, result, texts, views, projects)
+    good = {p: v for p, v in previous.good.items() if p in texts} if previous is not None else {}
+    good.update((p, v) for p, v in views.items() if v.parsed)
+    return Program(scope, result, texts, views, projects, good)

@@ -179,8 +179,9 @@ class FlowServer(LanguageServer):
         """The file, program and cursor of a request (None when there is nothing there).
 
         ``fresh``: wait for the program checked with the document's text now;
-        otherwise answer at once from the last program, the cursor found on the
-        same line in the text it analysed (None on a line edited since).
+        otherwise answer at once from the last program (each file as its last
+        check without a syntax error saw it), the cursor found on the same line
+        in the text it analysed (None on a line edited since).
         """
         path = path_of(uri)
         text = self.text_of(uri, path) if path is not None else None
@@ -190,6 +191,8 @@ class FlowServer(LanguageServer):
         program = None if fresh else self.worker.last(path)
         if program is None or path not in program.texts:
             program = await self.worker.settled(path, text)
+        if not fresh:
+            program = program.last_good()
         now = self.to_pos(position, text)
         pos = self.shift(path, program, text).to_old(now) if now is not None else None
         return Here(uri, path, program, text, pos) if pos is not None else None
@@ -417,7 +420,7 @@ async def on_completion(ls: FlowServer, params: lsp.CompletionParams) -> lsp.Com
         return None
     # the last program, even if a little stale: the text being typed rarely compiles cleanly
     program = ls.worker.last(path) or await ls.worker.settled(path, None)
-    items = complete(program, path, text, pos)
+    items = complete(program.last_good(), path, text, pos)
     return lsp.CompletionList(is_incomplete=False, items=[
         lsp.CompletionItem(c.label, kind=COMPLETION_KINDS.get(c.kind, lsp.CompletionItemKind.Text),
                            detail=c.detail or None) for c in items])
