@@ -25,23 +25,10 @@ pytest_asyncio = pytest.importorskip("pytest_asyncio")
 from lsprotocol import types as lsp  # noqa: E402
 from pygls.exceptions import JsonRpcException  # noqa: E402
 from pytest_lsp import ClientServerConfig, LanguageClient  # noqa: E402
+from test_lsp_server import FLOW  # noqa: E402
 
 WAIT = 60.0  # seconds: only a guard against a hung server, never a measurement
 
-FLOW = """\
-type Pose = {x: float, y: float, z: float}
-
-robot Arm {
-    command move_to(target: Pose) -> Pose category motion
-    command home() -> Pose category motion
-}
-
-reactor Go(pick: Pose) -> Pose on Arm {
-    step ready = home() irreversible "parking"
-    step there = mvoe_to(target: pick) after ready undo home()
-    return there
-}
-"""
 
 #: makes every check of the server wait while the file named by $BBFLOW_TEST_HOLD exists (at most 60 s)
 HOLD = """\
@@ -261,15 +248,21 @@ async def test_routes_complete_the_robots_events(client: LanguageClient, project
 # --- the worker: never waiting for a check, cancellation ---------------------------------------------------
 
 
+async def edit_held(client: LanguageClient, hold: Path, project: Path, edited: str) -> str:
+    """Open cell.flow, let its first check finish, then edit it to ``edited`` with the check of that held."""
+    uri = open_file(client, project / "flows" / "cell.flow", FLOW)
+    await diagnostics(client, uri, ["BBF101"])
+    hold.touch()  # the next check waits
+    change(client, uri, edited, 2)
+    return uri
+
+
 @pytest.mark.asyncio
 async def test_hover_and_definition_answer_while_a_check_is_running(held: tuple[LanguageClient, Path],
                                                                     project: Path) -> None:
     client, hold = held
-    uri = open_file(client, project / "flows" / "cell.flow", FLOW)
-    await diagnostics(client, uri, ["BBF101"])
-    hold.touch()  # the next check waits
     edited = "# a new first line\n" + FLOW.replace("mvoe_to(", "move_to(")
-    change(client, uri, edited, 2)
+    uri = await edit_held(client, hold, project, edited)
     # on lines the edit left alone, answered from the last program, at the places they are now
     shown = await client.text_document_hover_async(lsp.HoverParams(doc(uri), position(edited, "home()")))
     assert shown is not None and "(command) home()" in shown.contents.value  # type: ignore[union-attr]
@@ -285,10 +278,7 @@ async def test_hover_and_definition_answer_while_a_check_is_running(held: tuple[
 async def test_a_cancelled_request_is_answered_with_request_cancelled(held: tuple[LanguageClient, Path],
                                                                       project: Path) -> None:
     client, hold = held
-    uri = open_file(client, project / "flows" / "cell.flow", FLOW)
-    await diagnostics(client, uri, ["BBF101"])
-    hold.touch()
-    change(client, uri, FLOW.replace("mvoe_to(", "move_to("), 2)
+    uri = await edit_held(client, hold, project, FLOW.replace("mvoe_to(", "move_to("))
     # the outline waits for the check of the current text, which is held: cancel it meanwhile
     waiting = asyncio.wrap_future(client.protocol.send_request(  # sent now (the _async form sends when awaited)
         lsp.TEXT_DOCUMENT_DOCUMENT_SYMBOL, lsp.DocumentSymbolParams(doc(uri)), msg_id="outline-1"))
