@@ -59,7 +59,8 @@ def position(text: str, word: str, nth: int = 0, after: bool = False) -> lsp.Pos
     return lsp.Position(text.count("\n", 0, at), at - (text.rfind("\n", 0, at) + 1))
 
 
-async def start(tmp_path: Path, *, env: dict[str, str] | None = None, watch: bool = True) -> LanguageClient:
+async def start(tmp_path: Path, *, env: dict[str, str] | None = None, watch: bool = True,
+                edits: lsp.WorkspaceEditClientCapabilities | None = None) -> LanguageClient:
     config = ClientServerConfig([sys.executable, "-m", "bbflow", "lsp"], server_env={**os.environ, **(env or {})})
     client = await config.start()
     assert isinstance(client, LanguageClient)
@@ -74,7 +75,7 @@ async def start(tmp_path: Path, *, env: dict[str, str] | None = None, watch: boo
     watched = lsp.DidChangeWatchedFilesClientCapabilities(dynamic_registration=True) if watch else None
     await client.initialize_session(lsp.InitializeParams(
         capabilities=lsp.ClientCapabilities(workspace=lsp.WorkspaceClientCapabilities(
-            did_change_watched_files=watched)),
+            did_change_watched_files=watched, workspace_edit=edits)),
         root_uri=tmp_path.as_uri()))
     return client
 
@@ -221,6 +222,43 @@ async def test_code_actions_for_did_you_mean_and_a_step_without_undo(client: Lan
         doc(uri), missing.range, lsp.CodeActionContext([missing])))
     titles = [a.title for a in actions or [] if isinstance(a, lsp.CodeAction)]
     assert "Add `undo`" in titles and "Add `irreversible`" in titles
+    # this client does not take snippet edits: it gets the plain text, the snippet's first choice
+    [undo] = [a for a in actions or [] if isinstance(a, lsp.CodeAction) and a.title == "Add `undo`"]
+    assert undo.edit is not None and undo.edit.document_changes is None and undo.edit.changes is not None
+    [edit] = undo.edit.changes[uri]
+    assert edit.new_text == " undo home()"
+
+
+@pytest_asyncio.fixture
+async def snippet_client(project: Path) -> AsyncIterator[LanguageClient]:
+    """A client that applies LSP 3.18 snippet edits in workspace edits."""
+    c = await start(project, edits=lsp.WorkspaceEditClientCapabilities(document_changes=True,
+                                                                       snippet_edit_support=True))
+    yield c
+    await c.shutdown_session()
+    await c.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_client_taking_snippet_edits_gets_add_undo_as_a_snippet(snippet_client: LanguageClient,
+                                                                        project: Path) -> None:
+    text = NO_UNDO.replace("hme()", "home()")
+    uri = open_file(snippet_client, project / "flows" / "cell.flow", text, version=7)
+    [missing] = await diagnostics(snippet_client, uri, ["BBF401"])
+    actions = await snippet_client.text_document_code_action_async(lsp.CodeActionParams(
+        doc(uri), missing.range, lsp.CodeActionContext([missing])))
+    by_title = {a.title: a for a in actions or [] if isinstance(a, lsp.CodeAction)}
+    undo = by_title["Add `undo`"].edit
+    assert undo is not None and undo.changes is None and undo.document_changes is not None
+    [change_] = undo.document_changes
+    assert isinstance(change_, lsp.TextDocumentEdit)
+    assert (change_.text_document.uri, change_.text_document.version) == (uri, 7)
+    [edit] = change_.edits
+    assert isinstance(edit, lsp.SnippetTextEdit)
+    assert edit.snippet == lsp.StringValue(" undo ${1|home,move_to|}($2)")
+    assert edit.range.start == edit.range.end == position(text, "step there = move_to(target: pick)", after=True)
+    irreversible = by_title["Add `irreversible`"].edit  # a fix without a snippet stays a plain edit
+    assert irreversible is not None and irreversible.changes is not None and irreversible.document_changes is None
 
 
 ROBOT_EVENTS = """\

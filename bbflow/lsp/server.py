@@ -482,6 +482,8 @@ async def on_rename(ls: FlowServer, params: lsp.RenameParams) -> lsp.WorkspaceEd
 @server.feature(lsp.TEXT_DOCUMENT_CODE_ACTION,
                 lsp.CodeActionOptions(code_action_kinds=[lsp.CodeActionKind.QuickFix]))
 async def on_code_action(ls: FlowServer, params: lsp.CodeActionParams) -> list[lsp.CodeAction] | None:
+    opened = ls.workspace.text_documents.get(params.text_document.uri)
+    version = opened.version if opened is not None else None  # of the text ``here`` reads (no await between)
     here = await ls.here(params.text_document.uri, params.range.start, fresh=True)
     end = ls.to_pos(params.range.end, here.text) if here is not None else None
     if here is None or end is None:
@@ -492,11 +494,26 @@ async def on_code_action(ls: FlowServer, params: lsp.CodeActionParams) -> list[l
             and (start.line, start.character) <= (d.range.end.line, d.range.end.character)]
     actions = []
     lines = here.text.split("\n")
+    snippets = takes_snippet_edits(ls.client_capabilities)
     for fix in quick_fixes(here.program, here.path, mine):
-        edit = lsp.TextEdit(ls.to_lsp_range(fix.range, lines), fix.new_text)
+        where = ls.to_lsp_range(fix.range, lines)
+        if fix.snippet is not None and snippets:
+            edit = lsp.WorkspaceEdit(document_changes=[lsp.TextDocumentEdit(
+                lsp.OptionalVersionedTextDocumentIdentifier(here.uri, version),
+                [lsp.SnippetTextEdit(where, lsp.StringValue(fix.snippet))])])
+        else:
+            edit = lsp.WorkspaceEdit(changes={here.uri: [lsp.TextEdit(where, fix.new_text)]})
         actions.append(lsp.CodeAction(fix.title, kind=lsp.CodeActionKind.QuickFix, is_preferred=fix.preferred or None,
-                                      edit=lsp.WorkspaceEdit(changes={params.text_document.uri: [edit]})))
+                                      edit=edit))
     return actions
+
+
+def takes_snippet_edits(capabilities: lsp.ClientCapabilities) -> bool:
+    """Whether the client applies a ``SnippetTextEdit`` (LSP 3.18) in a code action's workspace edit: it
+    must say so, and take ``documentChanges``, the only place a snippet edit can be."""
+    workspace = capabilities.workspace
+    edits = workspace.workspace_edit if workspace is not None else None
+    return edits is not None and bool(edits.snippet_edit_support) and bool(edits.document_changes)
 
 
 @server.feature(lsp.EXIT)
