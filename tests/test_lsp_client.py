@@ -215,6 +215,8 @@ async def test_code_actions_for_did_you_mean_and_a_step_without_undo(client: Lan
     actions = await client.text_document_code_action_async(lsp.CodeActionParams(
         doc(uri), typo.range, lsp.CodeActionContext([typo])))
     assert [a.title for a in actions or [] if isinstance(a, lsp.CodeAction)] == ["Replace with `home`"]
+    [replace] = [a for a in actions or [] if isinstance(a, lsp.CodeAction)]
+    assert list(replace.diagnostics or []) == [typo]  # the diagnostic it fixes, as the client shows it
 
     change(client, uri, NO_UNDO.replace("hme()", "home()"), 2)
     [missing] = await diagnostics(client, uri, ["BBF401"])

@@ -503,8 +503,9 @@ async def on_code_action(ls: FlowServer, params: lsp.CodeActionParams) -> list[l
                 [lsp.SnippetTextEdit(where, lsp.StringValue(fix.snippet))])])
         else:
             edit = lsp.WorkspaceEdit(changes={here.uri: [lsp.TextEdit(where, fix.new_text)]})
+        fixed = ls.to_lsp_diagnostic(fix.diagnostic, here.path, here.program)
         actions.append(lsp.CodeAction(fix.title, kind=lsp.CodeActionKind.QuickFix, is_preferred=fix.preferred or None,
-                                      edit=edit))
+                                      diagnostics=[fixed] if fixed is not None else None, edit=edit))
     return actions
 
 
