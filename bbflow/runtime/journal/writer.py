@@ -116,11 +116,11 @@ class Writer:
         self._thread: threading.Thread | None = None
         self._since_checkpoint = (0, 0)
         conn.execute("PRAGMA wal_autocheckpoint = 0")  # checkpoints are the thread's, counted
-        if inline:
-            conn.execute("PRAGMA busy_timeout = 0")  # on the loop, never wait for a lock: the thread does
 
     def start(self, loop: asyncio.AbstractEventLoop, on_failure: Callable[[Exception], None] | None = None) -> None:
         """Start the thread; ``on_failure(exc)`` is called on the loop when a write fails."""
+        if self.inline:  # from now on the loop commits: it never waits for a lock, the thread does
+            self.conn.execute("PRAGMA busy_timeout = 0")
         self._loop = loop
         self._on_failure = on_failure
         self._thread = threading.Thread(target=self._serve, name="bbflow-journal", daemon=True)
