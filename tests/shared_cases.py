@@ -14,7 +14,6 @@ import pytest
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 CONFORMANCE = SHARED / "conformance"
-CONTRACT = SHARED / "LANGUAGE.md"
 ABSENT = f"the shared conformance cases are absent (looked for {CONFORMANCE}): the contract's floor was NOT run"
 
 
