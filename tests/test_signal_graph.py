@@ -74,25 +74,23 @@ def test_an_agents_routes_runs_and_emits(fleet: Path) -> None:
     assert "-->|run|" in out and "-->|then: emit|" in out
 
 
+def _dot_nodes(out: str) -> dict[str, str]:
+    """Node ids by label, from dot output."""
+    nodes = dict(line.strip().split(" [label=", 1) for line in out.splitlines() if " [label=" in line
+                 and "->" not in line)
+    return {label.split(",")[0].strip('"'): nid for nid, label in nodes.items()}
+
+
 def test_the_project_signal_flow_includes_coordinators_and_robots(fleet: Path) -> None:
     code, out = graph("--project", str(fleet), "--format", "dot")
     assert code == 0, out
-    nodes = dict(line.strip().split(" [label=", 1) for line in out.splitlines() if " [label=" in line
-                 and "->" not in line)
-    by = {label.split(",")[0].strip('"'): nid for nid, label in nodes.items()}
+    by = _dot_nodes(out)
     assert {"Worker on Arm", "Dispatcher", "robot Arm", "task.assigned", "task.done", "order.done"} <= set(by)
     assert f'{by["Dispatcher"]} -> {by["task.assigned"]} [label="emit"];' in out
     assert f'{by["task.assigned"]} -> {by["Worker on Arm"]};' in out
     assert f'{by["Worker on Arm"]} -> {by["robot Arm"]} [label="run Go"];' in out
     assert f'{by["robot Arm"]} -> {by["Worker on Arm"]} [label="robot.event.bumped"];' in out
     assert f'{by["task.done"]} -> {by["Dispatcher"]};' in out
-
-
-def _dot_nodes(out: str) -> dict[str, str]:
-    """Node ids by label, from dot output."""
-    nodes = dict(line.strip().split(" [label=", 1) for line in out.splitlines() if " [label=" in line
-                 and "->" not in line)
-    return {label.split(",")[0].strip('"'): nid for nid, label in nodes.items()}
 
 
 def test_the_project_graph_draws_the_instances_of_bbflow_toml() -> None:
