@@ -511,7 +511,11 @@ def test_internal_errors_become_bbf900(monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(*_args: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(parser, "build_module", broken)
+    monkeypatch.setattr(parser, "build_module", broken)  # after a syntax error: the driver's tree
+    module, diags = parse_text("type T = int\ntype = 1")
+    assert [d.code for d in diags] == ["BBF900", "BBF001"] and module.decls == ()
+    assert [d.code for d in parse_text("type T = int")[1]] == []  # a clean file does not build from a tree
+    monkeypatch.setattr(parser, "parse_clean", broken)  # a clean file: the fast path
     module, diags = parse_text("type T = int")
     assert [d.code for d in diags] == ["BBF900"] and module.decls == ()
 

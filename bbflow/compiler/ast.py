@@ -581,14 +581,16 @@ class Module:
     span: Span
 
 
-def dump(n: object) -> object:
-    """A plain, span-free rendering of a tree, for tests and debugging."""
+def dump(n: object, spans: bool = False) -> object:
+    """A plain rendering of a tree, for tests and debugging: span-free, unless ``spans``."""
     if isinstance(n, tuple):
-        return [dump(x) for x in n]
+        return [dump(x, spans) for x in n]
+    if isinstance(n, Span):
+        return attrs.astuple(n)
     if attrs.has(type(n)):
         out: dict[str, object] = {"_": type(n).__name__}
         for f in attrs.fields(type(n)):  # type: ignore[arg-type]  # attrs.has() said it is one
-            if f.name != "span":
-                out[f.name] = dump(getattr(n, f.name))
+            if spans or f.name != "span":
+                out[f.name] = dump(getattr(n, f.name), spans)
         return out
     return n

@@ -22,6 +22,7 @@ from bbflow.compiler.source import SourceFile, Span
 from bbflow.compiler.syntax.build_ast import build_module
 from bbflow.compiler.syntax.nesting import check_nesting, too_deep_to_read
 from bbflow.compiler.syntax.recovery import SyntaxDriver
+from bbflow.compiler.syntax.reductions import parse_clean
 from bbflow.compiler.syntax.tables import load_or_build
 
 __all__ = ["flow_parser", "parse_module", "parse_text"]
@@ -59,14 +60,22 @@ def _grammar() -> str:
 def parse_module(source: SourceFile, module_name: str, diags: Diagnostics) -> ast.Module:
     """Parse one file; append BBF001/BBF002 (or BBF900) to ``diags`` and return the best module possible.
 
-    After a syntax error the parser recovers, so the declarations after it (and
-    the unaffected statements around it) are still in the module.
+    A clean file is parsed once, its AST built in the parser's reductions
+    (``reductions``). After a syntax error it is parsed again by the driver,
+    which recovers, so the declarations after the error (and the unaffected
+    statements around it) are still in the module.
     """
     local = Diagnostics()
     try:
-        tree = SyntaxDriver(flow_parser(), source, local).run()
-        module = (build_module(tree, source.path, module_name, source.text, local) if tree is not None
-                  else _empty_module(source, module_name))
+        parser = flow_parser()
+        clean = parse_clean(parser, source, module_name, local)
+        if clean is not None:
+            module = clean
+        else:  # a syntax error: again, with the driver that reports and recovers, from its tree
+            local = Diagnostics()
+            tree = SyntaxDriver(parser, source, local).run()
+            module = (build_module(tree, source.path, module_name, source.text, local) if tree is not None
+                      else _empty_module(source, module_name))
         module = _with_comments(module, _comments(source))
         check_nesting(module, local)
     except RecursionError:  # nested deeper than the parser's stack: a limit of the language, not a bug
