@@ -24,7 +24,7 @@ import attrs
 from bbflow import __version__
 from bbflow.compiler import ast
 from bbflow.compiler.cache import Cache
-from bbflow.compiler.codegen.generate import GeneratedModule, flow_path, module_path
+from bbflow.compiler.codegen.generated import GeneratedModule, flow_path, module_path
 from bbflow.compiler.diagnostics.core import Diagnostics
 from bbflow.compiler.pipeline import CompileResult, compile_paths
 from bbflow.compiler.semantic.modules import STDLIB_FILE

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import sys
 from typing import TYPE_CHECKING
@@ -28,17 +29,26 @@ class UsageFailure(click.ClickException):
 
 #: set by a command that starts no thread, process or server, so its process may end at once
 _teardown_free = False
+#: set by the console script (``entry``), whose process ends with the command
+_own_process = False
 
 
 def _needs_no_teardown() -> None:
+    """Called first by a short command (check, build, explain, graph). In the console script's own process,
+    the cyclic garbage collector is switched off too: the process ends with the command (``os._exit``),
+    so collecting would only rescan the syntax trees the command keeps to its end."""
     global _teardown_free
     _teardown_free = True
+    if _own_process:
+        gc.disable()
 
 
 def entry() -> None:
     """The ``bbflow`` console script: :func:`main`; then, after a command that needs no teardown, ``os._exit``
     once the output is flushed, skipping the interpreter's teardown of every module and object (as mypy
     does). Only here: ``main`` itself, as tests and other programs call it, never ends the process this way."""
+    global _own_process
+    _own_process = True
     try:
         main()
     except SystemExit as e:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import difflib
 import functools
-import importlib.metadata
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -159,6 +158,8 @@ class Driver(Kind):
 @functools.cache
 def installed_drivers() -> frozenset[str]:
     """The names of the installed ``bbflow.drivers`` entry points (read once per process)."""
+    import importlib.metadata  # only when a driver name is not a module path: it is slow to import
+
     return frozenset(p.name for p in importlib.metadata.entry_points(group=DRIVER_ENTRY_POINTS))
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from bbflow.compiler import compile_paths, pipeline
+from bbflow.compiler.codegen import generate
 from bbflow.compiler.semantic import types as T
 from bbflow.build import build_program
 from bbflow.compiler.cache import (
@@ -173,8 +174,8 @@ def test_a_changed_import_regenerates_its_importers_only(tmp_path: Path, monkeyp
     write_flows(tmp_path, {"cell/arm.flow": ARM, "cell/task.flow": TASK, "other.flow": OTHER})
     build_program([tmp_path])
     generated: list[str] = []
-    real = pipeline.generate_module
-    monkeypatch.setattr(pipeline, "generate_module",
+    real = generate.generate_module
+    monkeypatch.setattr(generate, "generate_module",
                         lambda module, facts, text: generated.append(module.name) or real(module, facts, text))
     write_flows(tmp_path, {"cell/arm.flow": ARM.replace("beep() -> bool", "beep(loud: bool = true) -> bool")})
     again = build_program([tmp_path])

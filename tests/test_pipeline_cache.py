@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from bbflow.cli import main
 from bbflow.compiler import pipeline
+from bbflow.compiler.codegen import generate
 from bbflow.build import build_program, compile_project
 from bbflow.compiler.syntax.parser import parse_module
 from bbflow.compiler.pipeline import compile_paths, run_checker
@@ -39,14 +40,14 @@ WARNS = "robot Eye {\n    command look() -> float readonly\n}\nreactor W() -> in
 def calls(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     """How often the pipeline parsed a file, checked a program and generated a module."""
     seen: Counter[str] = Counter()
-    for stage in ("parse_module", "check", "generate_module"):
-        real = getattr(pipeline, stage)
+    for module, stage in ((pipeline, "parse_module"), (pipeline, "check"), (generate, "generate_module")):
+        real = getattr(module, stage)
 
         def counted(*args: object, _real=real, _stage=stage, **kwargs: object) -> object:  # type: ignore[no-untyped-def]
             seen[_stage] += 1
             return _real(*args, **kwargs)
 
-        monkeypatch.setattr(pipeline, stage, counted)
+        monkeypatch.setattr(module, stage, counted)
     return seen
 
 

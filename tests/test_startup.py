@@ -113,9 +113,18 @@ def test_the_flow_parser_loaded_from_tables_parses_like_a_fresh_one(tmp_path: Pa
     assert repr(module) in runs[0].stdout
 
 
-def test_every_public_compiler_name_is_found_where_the_table_says() -> None:
-    import bbflow.compiler as compiler
+@pytest.mark.parametrize("package", ["bbflow.compiler", "bbflow.compiler.codegen", "bbflow.compiler.syntax",
+                                     "bbflow.runtime"])
+def test_every_public_name_is_found_where_the_table_says(package: str) -> None:
+    import importlib
 
-    assert set(compiler.__all__) == set(compiler._HOME)
-    for name in compiler.__all__:
-        assert getattr(compiler, name) is not None
+    module = importlib.import_module(package)
+    assert set(module.__all__) == set(module.__getattr__.home)
+    for name in module.__all__:
+        assert getattr(module, name) is not None
+
+
+def test_the_compiler_reads_the_runtime_abi_without_the_executor() -> None:
+    code = "import sys, bbflow.compiler.cache\nprint('bbflow.runtime.executor' in sys.modules, 'asyncio' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["False", "False"], done.stderr

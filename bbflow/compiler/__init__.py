@@ -11,14 +11,15 @@ only the names below.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from bbflow.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
     from bbflow.compiler import ast
     from bbflow.compiler.analysis.graphviz import GraphError, render_graph
     from bbflow.compiler.analysis.signal_graph import render_agent_graph, render_project_graph
-    from bbflow.compiler.codegen.generate import GeneratedModule
+    from bbflow.compiler.codegen.generated import GeneratedModule
     from bbflow.compiler.diagnostics.codes import CODES, Code, explain, normalize
     from bbflow.compiler.diagnostics.core import Diagnostic, Diagnostics, Label, Severity
     from bbflow.compiler.diagnostics.render_sarif import render_sarif_failure
@@ -36,13 +37,13 @@ if TYPE_CHECKING:
 
 # Where each public name lives (the same as the imports above, which are for type checkers).
 # They are imported on first use, so that `bbflow explain` or a program that only needs the
-# codes does not pay for the parser and the analyses. The modules among them:
-_MODULES = {"ast": "ast", "types": "semantic.types"}
-_PUBLIC = {
-    "": tuple(_MODULES),
+# codes does not pay for the parser and the analyses.
+__getattr__ = lazy_exports(__name__, {
+    "": ("ast",),
+    "semantic": ("types",),
     "analysis.graphviz": ("GraphError", "render_graph"),
     "analysis.signal_graph": ("render_agent_graph", "render_project_graph"),
-    "codegen.generate": ("GeneratedModule",),
+    "codegen.generated": ("GeneratedModule",),
     "diagnostics.codes": ("CODES", "Code", "explain", "normalize"),
     "diagnostics.core": ("Diagnostic", "Diagnostics", "Label", "Severity"),
     "diagnostics.render_sarif": ("render_sarif_failure",),
@@ -56,19 +57,7 @@ _PUBLIC = {
     "source": ("SourceFile", "Span"),
     "syntax.parser": ("flow_parser",),
     "syntax.fmt": ("FormatError", "flow_files", "format_diff", "format_text"),
-}
-_HOME = {name: home for home, names in _PUBLIC.items() for name in names}
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _HOME:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    home = _HOME[name]
-    value = importlib.import_module(f"{__name__}.{_MODULES[name]}" if not home else f"{__name__}.{home}")
-    if home:
-        value = getattr(value, name)
-    globals()[name] = value
-    return value
+})
 
 
 __all__ = [

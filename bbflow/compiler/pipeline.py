@@ -98,7 +98,7 @@ from bbflow.compiler.checker import (
     signal_use,
     unused_signals,
 )
-from bbflow.compiler.codegen.generate import GeneratedModule, flow_path, generate_module
+from bbflow.compiler.codegen.generated import GeneratedModule, flow_path
 from bbflow.compiler.diagnostics.core import Diagnostic, Diagnostics, Label
 from bbflow.compiler.project_check import project_diagnostics
 from bbflow.compiler.semantic.facts import Facts
@@ -560,6 +560,8 @@ class _Run:
 
     def _generate(self, keys: dict[str, str]) -> list[GeneratedModule]:
         """Code for every module of a program that checked without errors (cached code reused)."""
+        from bbflow.compiler.codegen.generate import generate_module  # only here: a check generates nothing
+
         out = []
         for name in sorted(self.texts):
             text = self.texts[name]

@@ -18,8 +18,6 @@ objects, no absolute paths, no time. The same sources give the same bytes.
 from __future__ import annotations
 
 import hashlib
-import keyword
-import re
 
 import attrs
 
@@ -27,6 +25,7 @@ from bbflow import __version__
 from bbflow.compiler import ast
 from bbflow.compiler.codegen.decl import DeclGen
 from bbflow.compiler.codegen.expr import CodegenError, ExprFunctions, ExprGen
+from bbflow.compiler.codegen.generated import GeneratedModule, flow_path, module_path
 from bbflow.compiler.codegen.src import Line, Src, comment, ident, literal, render
 from bbflow.compiler.codegen.types import TypeTable
 from bbflow.compiler.semantic.facts import Facts
@@ -35,46 +34,6 @@ from bbflow.runtime import model
 __all__ = ["CodegenError", "GeneratedModule", "flow_path", "generate_module", "module_path"]
 
 _PREFIX = {ast.RobotDecl: "robot_", ast.ActionDecl: "action_", ast.ReactorDecl: "reactor_", ast.AgentDecl: "agent_"}
-
-
-@attrs.frozen(slots=True)
-class GeneratedModule:
-    """The Python source of one module and where its lines come from."""
-
-    module: str  # dotted .flow module name ("cell.arm")
-    flow_file: str  # "cell/arm.flow"
-    source_sha256: str
-    code: str
-    linemap: dict[int, int]  # generated line -> .flow line
-
-
-def flow_path(module: str) -> str:
-    """The ``.flow`` path of a module relative to its source root: ``cell.arm`` -> ``cell/arm.flow``."""
-    return module.replace(".", "/") + ".flow"
-
-
-def module_path(module: str, all_modules: set[str] | frozenset[str]) -> str:
-    """Where a module's code goes in the output package (``cell/arm.py``).
-
-    A module that other modules live under (``cell`` beside ``cell.arm``) is
-    its package's ``__init__.py``. A part of the name that is not a Python
-    identifier (``001_cell``, ``pick-and-place``, ``class``) is written with a
-    leading underscore and ``_`` for each character an identifier cannot hold
-    (``_001_cell.py``), so that every generated file is a valid module name
-    (ruff's N999); the build manifest maps each module to its file.
-    """
-    parts = [_python_name(p) for p in module.split(".")]
-    while parts != module.split(".") and ".".join(parts) in all_modules:  # a module by that very name
-        parts[-1] += "_"
-    if any(m.startswith(module + ".") for m in all_modules):
-        return "/".join(parts) + "/__init__.py"
-    return "/".join(parts) + ".py"
-
-
-def _python_name(part: str) -> str:
-    if part.isidentifier() and not keyword.iskeyword(part):
-        return part
-    return "_" + re.sub(r"\W", "_", part)
 
 
 def generate_module(module: ast.Module, facts: Facts, source_text: str) -> GeneratedModule:

@@ -12,6 +12,7 @@ pointing at where the nesting starts.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -32,19 +33,34 @@ _HELP = "name the inner parts with `let` (or split a long sum into several), so 
 def check_nesting(module: ast.Module, diags: Diagnostics) -> None:
     """BBF003 for each outermost expression of ``module`` nested deeper than ``MAX_NESTING``."""
     for expr in _outermost_exprs(module):
+        span = expr.span
+        if span.line == span.end_line and span.end_column - span.column <= MAX_NESTING:
+            continue  # every level of an expression has a token of its own: so few characters nest no deeper
         depth = _depth(expr)
         if depth > MAX_NESTING:
             diags.error("BBF003", f"expression nested too deeply ({depth} levels; at most {MAX_NESTING})",
                         expr.span, help=_HELP)
 
 
-def _children(node: Any) -> Iterator[Any]:
-    for field in attrs.fields(type(node)):
-        value = getattr(node, field.name)
-        if isinstance(value, tuple):
-            yield from (v for v in value if attrs.has(type(v)))
-        elif attrs.has(type(value)):
-            yield value
+#: the syntax tree's node classes (spans are not nodes)
+_NODES = frozenset(cls for cls in vars(ast).values() if isinstance(cls, type) and attrs.has(cls) and cls is not Span)
+
+
+@functools.cache
+def _fields(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in attrs.fields(cls) if f.name != "span")
+
+
+def _children(node: Any) -> list[Any]:
+    out: list[Any] = []
+    cls: type = type(node)
+    for name in _fields(cls):
+        value = getattr(node, name)
+        if type(value) is tuple:
+            out.extend(v for v in value if type(v) in _NODES)
+        elif type(value) in _NODES:
+            out.append(value)
+    return out
 
 
 def _outermost_exprs(module: ast.Module) -> Iterator[Any]:
@@ -53,7 +69,7 @@ def _outermost_exprs(module: ast.Module) -> Iterator[Any]:
         node = stack.pop()
         if isinstance(node, _EXPRS):
             yield node
-        elif not isinstance(node, Span):
+        else:
             stack.extend(_children(node))
 
 
@@ -66,7 +82,7 @@ def _depth(expr: Any) -> int:
         if isinstance(node, _EXPRS):
             deepest = max(deepest, depth)
             depth += 1
-        stack.extend((child, depth) for child in _children(node) if not isinstance(child, Span))
+        stack.extend((child, depth) for child in _children(node))
     return deepest
 
 

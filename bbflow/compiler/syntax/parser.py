@@ -107,18 +107,19 @@ _COMMENT_OR_STRING = re.compile(r'"(?:[^"\\\n]+|\\[^\n])*\\?"?|#[^\n]*')
 
 
 def _comments(source: SourceFile) -> Iterable[ast.Comment]:
-    line_starts = [0]
-    for i, ch in enumerate(source.text):
-        if ch == "\n":
-            line_starts.append(i + 1)
-    line = 0
-    for m in _COMMENT_OR_STRING.finditer(source.text):
+    text = source.text
+    line, line_start, counted = 1, 0, 0  # the line of ``counted``, and where that line starts
+    for m in _COMMENT_OR_STRING.finditer(text):
         if not m.group().startswith("#"):
             continue
-        while line + 1 < len(line_starts) and line_starts[line + 1] <= m.start():
-            line += 1
-        column = m.start() - line_starts[line] + 1
-        yield ast.Comment(m.group(), Span(source.path, line + 1, column, line + 1, column + len(m.group())))
+        start = m.start()
+        newlines = text.count("\n", counted, start)
+        if newlines:
+            line += newlines
+            line_start = text.rfind("\n", counted, start) + 1
+        counted = start
+        column = start - line_start + 1
+        yield ast.Comment(m.group(), Span(source.path, line, column, line, column + len(m.group())))
 
 
 def _with_comments(module: ast.Module, comments: Iterable[ast.Comment]) -> ast.Module:
