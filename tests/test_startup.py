@@ -36,6 +36,12 @@ def test_checking_a_file_without_reactors_never_imports_networkx_or_rich(tmp_pat
     assert "lark" in imported and not imported & {"networkx", "rich"}
 
 
+def test_checking_reactors_without_cycles_never_imports_networkx(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[1] / "examples" / "pick_and_place"
+    imported = _modules_after(["check", "--no-cache", str(example)], {"BBFLOW_PARSER_CACHE": str(tmp_path / "t")})
+    assert "lark" in imported and "networkx" not in imported
+
+
 def test_console_script_exits_with_the_commands_status(tmp_path: Path) -> None:
     (tmp_path / "bad.flow").write_text("type T = intt\n")
     bad = subprocess.run([sys.executable, "-m", "bbflow", "check", str(tmp_path / "bad.flow")],

@@ -17,16 +17,13 @@ the composition graph, which also copes with reactors that compose each other.
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 import attrs
 
 from bbflow.compiler.analysis.graph import Category, Effect, Node, NodeKind, ReactorGraph
 from bbflow.compiler.diagnostics.core import Diagnostics, Label
-
-if TYPE_CHECKING:
-    import networkx as nx
 
 
 @attrs.frozen(slots=True)
@@ -55,21 +52,25 @@ def summarise(graphs: Mapping[str, ReactorGraph]) -> dict[str, ReactorSummary]:
     """
     if not graphs:
         return {}
-    import networkx as nx  # late: a program without reactors never needs it
-
-    uses = nx.DiGraph()  # R -> T: R composes T
-    uncovered = nx.DiGraph()  # R -> T through a step without its own undo/irreversible
-    uses.add_nodes_from(graphs)
-    uncovered.add_nodes_from(graphs)
+    uses: dict[str, dict[str, None]] = {name: {} for name in graphs}  # R -> T: R composes T
+    uncovered: dict[str, dict[str, None]] = {name: {} for name in graphs}  # ... through a step without its own undo
     for name, graph in graphs.items():
         for step in _composed(graph):
-            if step.reactor in graphs:
-                uses.add_edge(name, step.reactor)
+            composed = step.reactor
+            if composed is not None and composed in graphs:
+                uses[name][composed] = None
                 if not (step.undo or step.irreversible):
-                    uncovered.add_edge(name, step.reactor)
+                    uncovered[name][composed] = None
 
-    def reach(g: nx.DiGraph, name: str) -> set[str]:
-        return nx.descendants(g, name) | {name}
+    def reach(g: Mapping[str, Mapping[str, None]], name: str) -> set[str]:
+        seen = {name}
+        stack = [name]
+        while stack:
+            for nxt in g[stack.pop()]:
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append(nxt)
+        return seen
 
     leaf_effect = {n for n, g in graphs.items() if any(s.effect is Effect.LEAF for s in g.steps())}
     effectful = {n for n in graphs if reach(uses, n) & leaf_effect}
@@ -87,14 +88,27 @@ def summarise(graphs: Mapping[str, ReactorGraph]) -> dict[str, ReactorSummary]:
                 defects[name] = f"its step `{step.name}` ({step.call}) has no undo"
                 break
 
+    def nearest_defect(name: str) -> list[str] | None:
+        """The shortest path through uncovered steps from ``name`` to a reactor with a defect (the first
+        found breadth-first, in the order the steps are written); None if there is none."""
+        parent: dict[str, str | None] = {name: None}
+        queue = collections.deque([name])
+        while queue:
+            node = queue.popleft()
+            if node in defects:
+                path = [node]
+                while (up := parent[path[-1]]) is not None:
+                    path.append(up)
+                return path[::-1]
+            for nxt in uncovered[node]:
+                if nxt not in parent:
+                    parent[nxt] = node
+                    queue.append(nxt)
+        return None
+
     summaries = {}
     for name in graphs:
-        bad = None
-        for target in reach(uncovered, name):
-            if target in defects:
-                path = nx.shortest_path(uncovered, name, target)
-                if bad is None or len(path) < len(bad):
-                    bad = path
+        bad = nearest_defect(name)
         why = ""
         if bad is not None:
             via = "".join(f", through `{graphs[p].name}`" for p in bad[1:-1])

@@ -17,6 +17,7 @@ hand-built graphs as well as on compiled source.
 from __future__ import annotations
 
 import enum
+import graphlib
 import itertools
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
@@ -149,7 +150,7 @@ class Body:
                 child.parent = node
 
     def digraph(self) -> nx.DiGraph:
-        import networkx as nx  # late: a program without reactors never needs it
+        import networkx as nx  # late: only a body with a cycle needs it
         g = nx.DiGraph()
         g.add_nodes_from(self.nodes)
         g.add_edges_from(self.edges)
@@ -161,19 +162,33 @@ class Body:
             self._failing = sum(1 << n.index for n in self.nodes if n.can_fail)
         return self._failing
 
+    def order(self) -> list[Node] | None:
+        """The nodes, each after every node it waits for; None if some wait in a cycle."""
+        sorter: graphlib.TopologicalSorter[Node] = graphlib.TopologicalSorter(dict.fromkeys(self.nodes, ()))
+        for dependency, dependent in self.edges:
+            sorter.add(dependent, dependency)
+        try:
+            return list(sorter.static_order())
+        except graphlib.CycleError:
+            return None
+
     def reachability(self) -> Reachability:
         """Ancestor/descendant sets; the body must be acyclic (see ``find_cycles``)."""
         if self._reach is None:
-            import networkx as nx  # late: a program without reactors never needs it
-            g = self.digraph()
-            order = list(nx.topological_sort(g))
+            order = self.order()
+            assert order is not None, "reachability of a body with a cycle"
+            preds: dict[Node, list[Node]] = {n: [] for n in self.nodes}
+            succs: dict[Node, list[Node]] = {n: [] for n in self.nodes}
+            for a, b in self.edges:
+                succs[a].append(b)
+                preds[b].append(a)
             anc = [0] * len(self.nodes)
             desc = [0] * len(self.nodes)
             for node in order:
-                for pred in g.predecessors(node):
+                for pred in preds[node]:
                     anc[node.index] |= anc[pred.index] | 1 << pred.index
             for node in reversed(order):
-                for succ in g.successors(node):
+                for succ in succs[node]:
                     desc[node.index] |= desc[succ.index] | 1 << succ.index
             self._reach = Reachability(anc, desc)
         return self._reach
@@ -213,7 +228,9 @@ def find_cycles(body: Body) -> list[list[Node]]:
 
     Each node of a cycle waits for the next one (and the last for the first).
     """
-    import networkx as nx  # late: a program without reactors never needs it
+    if body.order() is not None:
+        return []  # the common case, without networkx
+    import networkx as nx  # late: only a body with a cycle needs it
     g = body.digraph().reverse(copy=False)
     cycles = []
     for group in nx.strongly_connected_components(g):
