@@ -96,7 +96,6 @@ import json
 import os
 import stat
 import sys
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -487,6 +486,8 @@ class Cache:
             if not gitignore.exists():
                 gitignore.write_text("*\n", encoding="utf-8")
             body = json.dumps(data, ensure_ascii=False, sort_keys=True, allow_nan=False).encode("utf-8")
+            import tempfile  # only when writing: it imports shutil, lzma, bz2 and random
+
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
             with os.fdopen(fd, "wb") as f:
                 f.write(ENTRY_MAGIC + _digest(path, body).encode("ascii") + b"\n" + body)

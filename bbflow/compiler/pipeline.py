@@ -67,7 +67,6 @@ import contextlib
 import gc
 import os
 import stat
-import traceback
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TypeVar
@@ -758,6 +757,8 @@ def _guarded(diags: Diagnostics, file: str, stage: str, work: Callable[[], T]) -
     try:
         return work()
     except Exception as e:
+        import traceback  # only for a crash
+
         frame = traceback.extract_tb(e.__traceback__)[-1]
         diags.error(
             "BBF900", f"internal compiler error in the {stage}: {type(e).__name__}: {e}",

@@ -21,7 +21,6 @@ from bbflow.compiler.diagnostics.core import Diagnostics
 from bbflow.compiler.source import SourceFile, Span
 from bbflow.compiler.syntax.build_ast import build_module
 from bbflow.compiler.syntax.nesting import check_nesting, too_deep_to_read
-from bbflow.compiler.syntax.recovery import SyntaxDriver
 from bbflow.compiler.syntax.reductions import parse_clean
 from bbflow.compiler.syntax.tables import load_or_build
 
@@ -72,6 +71,8 @@ def parse_module(source: SourceFile, module_name: str, diags: Diagnostics) -> as
         if clean is not None:
             module = clean
         else:  # a syntax error: again, with the driver that reports and recovers, from its tree
+            from bbflow.compiler.syntax.recovery import SyntaxDriver  # only then
+
             local = Diagnostics()
             tree = SyntaxDriver(parser, source, local).run()
             module = (build_module(tree, source.path, module_name, source.text, local) if tree is not None

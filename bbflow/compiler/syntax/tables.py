@@ -20,7 +20,6 @@ import contextlib
 import hashlib
 import os
 import stat
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -73,6 +72,8 @@ def _save(parser: Lark, folder: Path, path: Path) -> None:
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     if not private(folder):
         return
+    import tempfile  # only when saving: it imports shutil, lzma, bz2 and random
+
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".parser-", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
