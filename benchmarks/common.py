@@ -74,6 +74,17 @@ class Figure:
         }
 
 
+def target(section: str, claim: str, ratio: Stats, limit: float) -> Figure:
+    """A row stating one of the project's speed targets: ``ratio`` (a cost ratio) against its ``limit``."""
+    verdict = "met" if ratio.median <= limit else "NOT met"
+    return Figure(section, f"target: {claim}", "x", ratio, note=f"target <= {limit:g}: {verdict}")
+
+
+def targets(figures: Sequence[Figure]) -> list[Figure]:
+    """The rows of ``figures`` that state a target (see ``target``)."""
+    return [f for f in figures if f.name.startswith("target: ")]
+
+
 #: One timed run of a subject: does the work once and returns the seconds it took.
 Timer = Callable[[], float]
 

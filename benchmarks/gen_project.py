@@ -228,6 +228,51 @@ def generate(out: Path, lines: int, seed: int = 1) -> dict[str, int]:
     return {"files": files, "lines": total}
 
 
+# --- the route-checking workloads (BBF5xx): routes x signals, modules x routes ----------------
+
+ROUTED_ROBOT = """\
+robot Station {
+    states idle, busy
+    command home() -> float
+    event jam
+}
+"""
+
+
+def _routed(prefix: str, signals: int, routes: int) -> str:
+    """``signals`` signals under ``prefix`` and one agent with ``routes`` routes on them: literal routes,
+    wildcards (some binding the signal, some guarded) and emits, as route checking meets them."""
+    lines = [f"signal {prefix}.s{k}.done: {{n: int}}" for k in range(signals)]
+    lines.append(f"agent Router_{prefix} on Station {{\n    state {{ seen: int = 0 }}")
+    for k in range(routes):
+        target = k % signals
+        shape = k % 4
+        guard = f" when seen != {k}"  # (a wildcard without one would shadow the routes after it: BBF502)
+        if shape == 0:
+            lines.append(f"    on {prefix}.s{target}.done as e{guard if k >= signals else ''} {{ set seen = e.data.n }}")
+        elif shape == 1:
+            lines.append(f"    on {prefix}.s{target}.*{guard} {{ emit {prefix}.s{(target + 1) % signals}.done {{n: {k}}} }}")
+        elif shape == 2:
+            lines.append(f"    on {prefix}.*.done as e{guard} priority -{k % 7 + 1} {{ set seen = e.data.n + {k} }}")
+        else:
+            lines.append(f"    on {prefix}.**{guard} priority -{k % 5 + 9} {{ set seen = {k} }}")
+    lines.append("    on robot.event.jam { set seen = 0 }\n}")
+    return "\n".join(lines) + "\n"
+
+
+def routes_by_signals(routes: int, signals: int) -> dict[str, str]:
+    """One module: ``signals`` signals and one agent of ``routes`` routes over them (file -> text)."""
+    return {"routed.flow": ROUTED_ROBOT + _routed("r", signals, routes)}
+
+
+def modules_by_routes(modules: int, routes: int) -> dict[str, str]:
+    """``modules`` modules, each with its own signals (as many as routes) and an agent of ``routes`` routes."""
+    files = {"station.flow": ROUTED_ROBOT}
+    for m in range(modules):
+        files[f"m{m:04d}.flow"] = "from station import Station\n" + _routed(f"m{m}", routes, routes)
+    return files
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path)

@@ -6,9 +6,11 @@ Sections (each figure a median of several runs with min and max; each ratio
 computed from measurements taken in the same rounds, see ``common``):
 
 - compiler: ``bbflow check`` throughput and peak memory on generated projects
-  (1k and 10k lines; 100k in the full run), cold and warm process, the share of
-  lark's parse against our passes, and ``bbflow build`` with a cold and a warm
-  cache (``bench_compiler``);
+  (1k and 10k lines; 100k in the full run), cold and warm process, against
+  lark alone parsing the same files in a fresh process, the share of the parse
+  against our passes, the cache, start-up against importing lark, attrs and
+  click, and the scaling of the route checks (routes x signals, modules x
+  routes) (``bench_compiler``);
 - executor: per-step cost of ``run_reactor`` against a hand-written asyncio
   saga and a bare await chain (``bench_executor``'s reactors and baselines),
   chain and fan-out of 1,000, success and failure with rollback;
@@ -40,7 +42,10 @@ computed from measurements taken in the same rounds, see ``common``):
   on an idle server), a request cancelled while it waits (``bench_lsp``).
 
 ``--quick`` (under two minutes) runs fewer rounds and leaves out the 100k-line
-project; the full run takes about ten to fifteen minutes on two cores.
+project; the full run takes about ten to fifteen minutes on two cores. After
+the table it prints the speed targets (rows named ``target: ...``: the
+measured ratio, its limit, met or not); ``--render results.json`` prints the
+Markdown of a past run (targets, then every figure) for BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -77,7 +82,7 @@ import bench_router  # noqa: E402
 import bench_serve  # noqa: E402
 import bench_stdin  # noqa: E402
 import bench_tasks  # noqa: E402
-from common import Figure, Stats, async_timer, compare, ratios, table  # noqa: E402
+from common import Figure, Stats, async_timer, compare, format_stats, ratios, table  # noqa: E402
 
 from bbflow.runtime import model  # noqa: E402
 from bbflow.runtime.events import Recorder  # noqa: E402
@@ -94,7 +99,8 @@ def settings(quick: bool) -> dict[str, Any]:
     """How much of everything to run."""
     if quick:
         return {
-            "compiler": {"sizes": (1_000, 10_000), "repeat": 3, "big": 10_000, "big_repeat": 1, "cache": (1_000,)},
+            "compiler": {"sizes": (1_000, 10_000), "repeat": 3, "big": 50_000, "big_repeat": 1, "cache": (1_000,),
+                         "startup": 5, "routes": (500, 1_000, 2_000), "modules": (25, 50, 100), "module_routes": 20},
             "executor": {"steps": 1_000, "repeat": 7},
             "memory": {"runs": 1_000, "steps": 10, "repeat": 2},
             "router": {"routes": (10, 1_000, 10_000), "seconds": 0.05, "repeat": 3},
@@ -109,8 +115,9 @@ def settings(quick: bool) -> dict[str, Any]:
             "lsp": {"lines": 10_000, "edits": 9},
         }
     return {
-        "compiler": {"sizes": (1_000, 10_000, 100_000), "repeat": 3, "big": 50_000, "big_repeat": 1,
-                     "cache": (1_000, 10_000)},
+        "compiler": {"sizes": (1_000, 10_000, 100_000), "repeat": 5, "big": 50_000, "big_repeat": 1,
+                     "cache": (1_000, 10_000), "startup": 11, "routes": (1_000, 2_000, 4_000),
+                     "modules": (25, 50, 100), "module_routes": 40},
         "executor": {"steps": 1_000, "repeat": 21},
         "memory": {"runs": 1_000, "steps": 10, "repeat": 5},
         "router": {"routes": (10, 1_000, 10_000), "seconds": 0.2, "repeat": 7},
@@ -449,6 +456,7 @@ def run(quick: bool, only: Sequence[str] = SECTIONS, log: Callable[[str], None] 
     """
     conf = conf or settings(quick)
     started = time.perf_counter()
+    load_before = os.getloadavg()
     figures: list[Figure] = []
     timings: dict[str, float] = {}
     for section in only:
@@ -457,7 +465,9 @@ def run(quick: bool, only: Sequence[str] = SECTIONS, log: Callable[[str], None] 
         c = conf[section]
         if section == "compiler":
             figures += bench_compiler.figures({n: (c["big_repeat"] if n >= c["big"] else c["repeat"])
-                                               for n in c["sizes"]}, c["cache"], log=log)
+                                               for n in c["sizes"]}, c["cache"], log=log, startup_rounds=c["startup"],
+                                              routes=c["routes"], modules=c["modules"],
+                                              module_routes=c["module_routes"])
         elif section == "executor":
             figures += executor_figures(c["steps"], c["repeat"])
         elif section == "memory":
@@ -488,6 +498,7 @@ def run(quick: bool, only: Sequence[str] = SECTIONS, log: Callable[[str], None] 
         "generated": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "mode": "quick" if quick else "full",
         "machine": machine(),
+        "load": {"before": load_before, "after": os.getloadavg()},  # 1, 5 and 15 minute load averages
         "settings": {k: v for k, v in conf.items() if k in only},
         "seconds": {"total": time.perf_counter() - started, **timings},
         "figures": [f.as_dict() for f in figures],
@@ -495,17 +506,49 @@ def run(quick: bool, only: Sequence[str] = SECTIONS, log: Callable[[str], None] 
     }
 
 
+def targets_table(figures: Sequence[dict[str, Any]]) -> str:
+    """The speed targets of a run (rows named ``target: ...``) as a Markdown table."""
+    lines = ["| target | measured: median [min - max] | limit | verdict |", "|---|---|---|---|"]
+    for f in figures:
+        if f["name"].startswith("target: ") and f["value"]:
+            value = Stats(**f["value"])
+            limit, verdict = f["note"].removeprefix("target <= ").split(": ", 1)
+            extra = f" ({verdict.split('; ', 1)[1]})" if "; " in verdict else ""
+            lines.append(f"| {f['name'].removeprefix('target: ')}{extra} | {format_stats(value)}x | {limit}x "
+                         f"| {verdict.split('; ', 1)[0]} |")
+    return "\n".join(lines)
+
+
+def render(results: dict[str, Any]) -> str:
+    """The Markdown of a run for BENCHMARKS.md: when and where, the targets, then every figure."""
+    m, load = results["machine"], results.get("load", {})
+    loads = ", ".join(f"{when} {' / '.join(f'{x:.1f}' for x in values)}" for when, values in load.items())
+    return "\n".join([
+        f"{results['mode']} run of {results['generated']}, {results['seconds']['total']:.0f} s; "
+        f"{m['nproc']} x {m['cpu']}, {m['implementation']} {m['python']}; "
+        f"load average (1 / 5 / 15 min) {loads or 'not recorded'}",
+        "", "### Targets", "", targets_table(results["figures"]),
+        "", "### Every figure", "", results["table"], ""])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds, no 100k-line project (a few minutes)")
     parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="sections to run")
     parser.add_argument("--out", type=Path, default=HERE / "results.json", help="where to write the results")
+    parser.add_argument("--render", type=Path, metavar="RESULTS",
+                        help="run nothing: print the Markdown of a results.json for BENCHMARKS.md")
     args = parser.parse_args(argv)
+    if args.render:
+        print(render(json.loads(args.render.read_text(encoding="utf-8"))))
+        return 0
     results = run(args.quick, args.only, log=lambda line: print(line, file=sys.stderr, flush=True))
     print(results["table"])
+    print("\n" + targets_table(results["figures"]))
     m = results["machine"]
     print(f"\n{results['mode']} run, {results['seconds']['total']:.0f} s; {m['nproc']} x {m['cpu']}, "
-          f"Python {m['python']}")
+          f"Python {m['python']}; load average before / after: {results['load']['before'][0]:.1f} / "
+          f"{results['load']['after'][0]:.1f}")
     args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return 0
 

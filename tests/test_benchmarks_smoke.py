@@ -19,7 +19,8 @@ from common import Figure, Stats, compare, ratios, sync_timer, table  # noqa: E4
 from bbflow.compiler.pipeline import compile_paths  # noqa: E402
 
 TINY = {
-    "compiler": {"sizes": (300,), "repeat": 1, "big": 10_000, "big_repeat": 1, "cache": (300,)},
+    "compiler": {"sizes": (300,), "repeat": 1, "big": 10_000, "big_repeat": 1, "cache": (300,), "startup": 1,
+                 "routes": (10, 20), "modules": (2, 4), "module_routes": 5},
     "executor": {"steps": 12, "repeat": 2},
     "memory": {"runs": 6, "steps": 4, "repeat": 1},
     "router": {"routes": (10, 50), "seconds": 0.001, "repeat": 2},
@@ -65,7 +66,22 @@ def test_every_section_runs_and_the_results_serialise(tmp_path):
     assert any("rollback: bbflow run_reactor" in n for n in names)
     assert any("phase" in n and "checker passes" in n for n in names)
     assert any("warm cache" in n for n in names)
+    assert any(n.startswith("target: bbflow check of a one-line file") for n in names)
+    assert any(n.startswith("routes x signals: ") for n in names) and any(n.startswith("modules x routes: ") for n in names)
     assert "| executor |" in out["table"]
+    assert "### Targets" in bench_run.render(out)
+
+
+def test_targets_say_their_limit_and_whether_they_were_met():
+    from common import target
+
+    rows = [target("compiler", "a / b", Stats.of([1.1, 1.3, 1.15]), 1.2).as_dict(),
+            target("compiler", "c / d", Stats.of([11.0]), 10).as_dict(),
+            Figure("compiler", "not a target", "s", Stats.of([1.0])).as_dict()]
+    text = bench_run.targets_table(rows)
+    assert "| a / b | 1.15 [1.10 - 1.30]x | 1.2x | met |" in text
+    assert "| c / d | 11.0 [11.0 - 11.0]x | 10x | NOT met |" in text
+    assert "not a target" not in text
 
 
 def test_missing_peers_say_not_installed_and_bbflow_still_runs(monkeypatch):
