@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable
-from copy import copy
+import itertools
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from lark import Lark, Token
 from lark.exceptions import UnexpectedInput
 from lark.grammar import Rule
+from lark.parsers.lalr_analysis import Shift
 
 from bbflow.compiler import ast
 from bbflow.compiler.diagnostics.core import Diagnostics
@@ -38,6 +39,8 @@ from bbflow.compiler.source import SourceFile
 from bbflow.compiler.syntax.build_ast import AstBuilder
 
 __all__ = ["parse_clean"]
+
+END = "$END"
 
 
 class _Node:
@@ -128,6 +131,8 @@ def _first(children: list[Any]) -> Any:
 
 def _reduction(shape: _Shape, method: _Method | None, builder: AstBuilder) -> Callable[[list[Any]], Any]:
     include, trailing, expand1 = shape
+    plain = not trailing and not any(splice or nones for _, splice, nones in include)
+    picks = tuple(i for i, _, _ in include) if plain else None
 
     def reduce(children: list[Any]) -> Any:
         node = _Node()
@@ -152,16 +157,19 @@ def _reduction(shape: _Shape, method: _Method | None, builder: AstBuilder) -> Ca
                     node.end_line = node.cend_line = c.cend_line
                     node.end_column = node.cend_column = c.cend_column
                     break
-        kept: list[Any] = []
-        for i, splice, nones in include:
-            if nones:
-                kept += [None] * nones
-            if splice:
-                kept += children[i].value
-            else:
-                kept.append(children[i])
-        if trailing:
-            kept += [None] * trailing
+        if picks is None:
+            kept: list[Any] = []
+            for i, splice, nones in include:
+                if nones:
+                    kept += [None] * nones
+                if splice:
+                    kept += children[i].value
+                else:
+                    kept.append(children[i])
+            if trailing:
+                kept += [None] * trailing
+        else:  # the common shape: some children kept as they are
+            kept = [children[i] for i in picks]
         if expand1 and len(kept) == 1:  # `?rule` with one child: the child, in a wider container
             only = kept[0]
             if type(only) is _Node and not node.empty:
@@ -177,21 +185,81 @@ def _reduction(shape: _Shape, method: _Method | None, builder: AstBuilder) -> Ca
     return reduce
 
 
+#: lark's LALR table for the loop below: state -> terminal or rule name -> (shift?, next state) for a shift
+#: or a goto, (False, (rule index, rule size, rule name)) for a reduction
+_Table = dict[int, dict[str, tuple[bool, Any]]]
+
+
+@functools.cache
+def _table(parser: Lark) -> tuple[_Table, int, int]:
+    """``parser``'s LALR table with each rule as its index in ``_shapes``; the start and end states."""
+    conf = parser.parse_interactive("", start="start").parser_state.parse_conf
+    index = {rule: i for i, (rule, *_) in enumerate(_shapes(parser))}
+    table = {state: {name: (True, arg) if action is Shift else (False, (index[arg], len(arg.expansion), arg.origin.name))
+                     for name, (action, arg) in row.items()}
+             for state, row in conf.parse_table.states.items()}
+    return table, conf.start_state, conf.end_state
+
+
+class _Position:
+    """What lark's contextual lexer reads of the parser: the state it is in (which terminals may come)."""
+
+    __slots__ = ("stack",)
+
+    def __init__(self, stack: list[int]) -> None:
+        self.stack = stack
+
+    @property
+    def position(self) -> int:
+        return self.stack[-1]
+
+
+def _lalr(table: _Table, end_state: int, stack: list[int], tokens: Iterator[Token],
+          callbacks: list[Callable[[list[Any]], Any]]) -> Any:
+    """lark's LALR loop (``ParserState.feed_token``) over ``tokens``, calling ``callbacks`` by rule index: the
+    root's value; None at a token no state takes. (Written here so that a reduction costs one list index, not
+    a ``Rule`` hashed and compared in Python.)"""
+    values: list[Any] = []
+    for tok in itertools.chain(tokens, (None,)):  # None: the end of the text
+        kind = END if tok is None else tok.type
+        while True:
+            action = table[stack[-1]].get(kind)
+            if action is None:
+                return None
+            shift, arg = action
+            if shift:
+                stack.append(arg)
+                values.append(tok)
+                break
+            rule, size, name = arg
+            if size:
+                children = values[-size:]
+                del stack[-size:]
+                del values[-size:]
+            else:
+                children = []
+            values.append(callbacks[rule](children))
+            stack.append(table[stack[-1]][name][1])
+            if tok is None and stack[-1] == end_state:
+                return values[-1]
+    return None  # (never reached: the end is taken or refused above)
+
+
 def parse_clean(parser: Lark, source: SourceFile, module_name: str, diags: Diagnostics) -> ast.Module | None:
     """The module of a file without syntax errors (its BBF002s and the like in ``diags``); None at a syntax error.
 
     After a None, ``diags`` may hold diagnostics of the part read before the error: drop them.
     """
     builder = AstBuilder(source.path, module_name, source.text, diags)
-    callbacks = {rule: _first if unit else _reduction(shape, method, builder)
-                 for rule, method, shape, unit in _shapes(parser)}
-    ip = parser.parse_interactive(source.text, start="start")
-    conf = copy(ip.parser_state.parse_conf)
-    conf.callbacks = callbacks  # type: ignore[assignment]  # lark calls them by rule (typed by name)
-    ip.parser_state.parse_conf = conf
+    callbacks = [_first if unit else _reduction(shape, method, builder) for _, method, shape, unit in _shapes(parser)]
+    table, start_state, end_state = _table(parser)
+    stack = [start_state]
+    tokens = parser.parse_interactive(source.text, start="start").lexer_thread.lex(_Position(stack))
     try:
-        root = ip.resume_parse()
-    except UnexpectedInput:
+        root = _lalr(table, end_state, stack, tokens, callbacks)
+    except UnexpectedInput:  # a character or a word no terminal of this place reads
+        return None
+    if root is None:
         return None
     module: ast.Module = root.value
     return module
