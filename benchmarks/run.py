@@ -45,7 +45,8 @@ computed from measurements taken in the same rounds, see ``common``):
 project; the full run takes about ten to fifteen minutes on two cores. After
 the table it prints the speed targets (rows named ``target: ...``: the
 measured ratio, its limit, met or not); ``--render results.json`` prints the
-Markdown of a past run (targets, then every figure) for BENCHMARKS.md.
+Markdown of a past run (targets, then every figure), and with ``--update
+BENCHMARKS.md`` writes it into that file's results block.
 """
 
 from __future__ import annotations
@@ -531,6 +532,20 @@ def render(results: dict[str, Any]) -> str:
         "", "### Every figure", "", results["table"], ""])
 
 
+BEGIN = "<!-- results: written by `python benchmarks/run.py --render benchmarks/results.json --update BENCHMARKS.md` -->"
+END = "<!-- end of results -->"
+
+
+def update(document: Path, markdown: str) -> None:
+    """Replace what lies between ``BEGIN`` and ``END`` in ``document`` by ``markdown``."""
+    text = document.read_text(encoding="utf-8")
+    head, found, rest = text.partition(BEGIN)
+    _, closed, tail = rest.partition(END)
+    if not (found and closed):
+        raise SystemExit(f"{document}: no results block ({BEGIN} ... {END}) to replace")
+    document.write_text(f"{head}{BEGIN}\n\n{markdown.strip()}\n\n{END}{tail}", encoding="utf-8")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds, no 100k-line project (a few minutes)")
@@ -538,9 +553,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=HERE / "results.json", help="where to write the results")
     parser.add_argument("--render", type=Path, metavar="RESULTS",
                         help="run nothing: print the Markdown of a results.json for BENCHMARKS.md")
+    parser.add_argument("--update", type=Path, metavar="DOC",
+                        help="with --render: write it into DOC's results block instead of printing it")
     args = parser.parse_args(argv)
     if args.render:
-        print(render(json.loads(args.render.read_text(encoding="utf-8"))))
+        markdown = render(json.loads(args.render.read_text(encoding="utf-8")))
+        if args.update:
+            update(args.update, markdown)
+        else:
+            print(markdown)
         return 0
     results = run(args.quick, args.only, log=lambda line: print(line, file=sys.stderr, flush=True))
     print(results["table"])

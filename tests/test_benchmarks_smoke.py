@@ -84,6 +84,15 @@ def test_targets_say_their_limit_and_whether_they_were_met():
     assert "not a target" not in text
 
 
+def test_the_results_block_of_a_document_is_replaced(tmp_path):
+    doc = tmp_path / "B.md"
+    doc.write_text(f"# B\n\nbefore\n{bench_run.BEGIN}\nold table\n{bench_run.END}\nafter\n")
+    bench_run.update(doc, "| new | table |")
+    assert doc.read_text() == f"# B\n\nbefore\n{bench_run.BEGIN}\n\n| new | table |\n\n{bench_run.END}\nafter\n"
+    with pytest.raises(SystemExit):
+        bench_run.update(tmp_path / "none.md" if (tmp_path / "none.md").write_text("no block") else doc, "x")
+
+
 def test_missing_peers_say_not_installed_and_bbflow_still_runs(monkeypatch):
     for name in ("py_trees", "langgraph", "langgraph.graph"):
         monkeypatch.setitem(sys.modules, name, None)  # importing it raises ImportError
