@@ -46,3 +46,10 @@ def test_at_the_limit_it_checks_builds_and_runs(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["run", str(tmp_path), "--reactor", "K"])
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == str(n)
+
+
+def test_a_short_line_is_never_too_deep_and_one_level_more_is(tmp_path: Path) -> None:
+    """At the limit a level costs one character (`-`): the check that skips short lines must not skip these."""
+    assert codes(tmp_path, "    let x = " + "-" * (MAX_NESTING - 1) + "1") == []
+    assert codes(tmp_path, "    let x = " + "-" * MAX_NESTING + "1") == ["BBF003"]
+    assert codes(tmp_path, "    let x = " + "[" * MAX_NESTING + "1" + "]" * MAX_NESTING) == ["BBF003"]

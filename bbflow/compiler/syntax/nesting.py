@@ -33,9 +33,6 @@ _HELP = "name the inner parts with `let` (or split a long sum into several), so 
 def check_nesting(module: ast.Module, diags: Diagnostics) -> None:
     """BBF003 for each outermost expression of ``module`` nested deeper than ``MAX_NESTING``."""
     for expr in _outermost_exprs(module):
-        span = expr.span
-        if span.line == span.end_line and span.end_column - span.column <= MAX_NESTING:
-            continue  # every level of an expression has a token of its own: so few characters nest no deeper
         depth = _depth(expr)
         if depth > MAX_NESTING:
             diags.error("BBF003", f"expression nested too deeply ({depth} levels; at most {MAX_NESTING})",
@@ -64,9 +61,14 @@ def _children(node: Any) -> list[Any]:
 
 
 def _outermost_exprs(module: ast.Module) -> Iterator[Any]:
+    """The outermost expressions that may nest too deeply: not those inside a node written on one line in at
+    most ``MAX_NESTING`` characters (each level of an expression has a token of its own, so they nest no deeper)."""
     stack: list[Any] = list(module.decls)
     while stack:
         node = stack.pop()
+        span = getattr(node, "span", None)
+        if span is not None and span.line == span.end_line and span.end_column - span.column <= MAX_NESTING:
+            continue
         if isinstance(node, _EXPRS):
             yield node
         else:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import inspect
 import itertools
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -129,7 +130,13 @@ def _first(children: list[Any]) -> Any:
     return children[0]
 
 
-def _reduction(shape: _Shape, method: _Method | None, builder: AstBuilder) -> Callable[[list[Any]], Any]:
+class _Binding:
+    """The builder of the file being parsed, which the reductions call (set per parse, see ``_callbacks``)."""
+
+    builder: AstBuilder
+
+
+def _reduction(shape: _Shape, method: _Method | None, binding: _Binding) -> Callable[[list[Any]], Any]:
     include, trailing, expand1 = shape
     plain = not trailing and not any(splice or nones for _, splice, nones in include)
     picks = tuple(i for i, _, _ in include) if plain else None
@@ -179,7 +186,7 @@ def _reduction(shape: _Shape, method: _Method | None, builder: AstBuilder) -> Ca
         if method is None:  # an inlined `_rule`: its children, spliced into the parent's
             node.value = kept
         else:
-            node.value = method(builder, node, [c.value if type(c) is _Node else c for c in kept])
+            node.value = method(binding.builder, node, [c.value if type(c) is _Node else c for c in kept])
         return node
 
     return reduce
@@ -245,13 +252,27 @@ def _lalr(table: _Table, end_state: int, stack: list[int], tokens: Iterator[Toke
     return None  # (never reached: the end is taken or refused above)
 
 
+_per_thread = threading.local()
+
+
+def _callbacks(parser: Lark) -> tuple[_Binding, list[Callable[[list[Any]], Any]]]:
+    """The reductions of ``parser``, made once per thread (a parse sets the binding's builder, then runs them)."""
+    made: dict[int, tuple[Lark, _Binding, list[Callable[[list[Any]], Any]]]] = _per_thread.__dict__.setdefault("made", {})
+    if id(parser) not in made:
+        binding = _Binding()
+        made[id(parser)] = (parser, binding, [_first if unit else _reduction(shape, method, binding)
+                                              for _, method, shape, unit in _shapes(parser)])
+    _, binding, callbacks = made[id(parser)]
+    return binding, callbacks
+
+
 def parse_clean(parser: Lark, source: SourceFile, module_name: str, diags: Diagnostics) -> ast.Module | None:
     """The module of a file without syntax errors (its BBF002s and the like in ``diags``); None at a syntax error.
 
     After a None, ``diags`` may hold diagnostics of the part read before the error: drop them.
     """
-    builder = AstBuilder(source.path, module_name, source.text, diags)
-    callbacks = [_first if unit else _reduction(shape, method, builder) for _, method, shape, unit in _shapes(parser)]
+    binding, callbacks = _callbacks(parser)
+    binding.builder = AstBuilder(source.path, module_name, source.text, diags)
     table, start_state, end_state = _table(parser)
     stack = [start_state]
     tokens = parser.parse_interactive(source.text, start="start").lexer_thread.lex(_Position(stack))
