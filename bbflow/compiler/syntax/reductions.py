@@ -280,6 +280,8 @@ def parse_clean(parser: Lark, source: SourceFile, module_name: str, diags: Diagn
         root = _lalr(table, end_state, stack, tokens, callbacks)
     except UnexpectedInput:  # a character or a word no terminal of this place reads
         return None
+    finally:
+        del binding.builder  # (the file's text and diagnostics are not kept past its parse)
     if root is None:
         return None
     module: ast.Module = root.value
