@@ -525,7 +525,8 @@ def render(results: dict[str, Any]) -> str:
     m, load = results["machine"], results.get("load", {})
     loads = ", ".join(f"{when} {' / '.join(f'{x:.1f}' for x in values)}" for when, values in load.items())
     return "\n".join([
-        f"{results['mode']} run of {results['generated']}, {results['seconds']['total']:.0f} s; "
+        f"{results['mode']} run ({', '.join(results['settings'])}) of {results['generated']}, "
+        f"{results['seconds']['total']:.0f} s; "
         f"{m['nproc']} x {m['cpu']}, {m['implementation']} {m['python']}; "
         f"load average (1 / 5 / 15 min) {loads or 'not recorded'}",
         "", "### Targets", "", targets_table(results["figures"]),
