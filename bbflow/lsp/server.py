@@ -55,14 +55,13 @@ from bbflow.lsp.analysis import (
 from bbflow.lsp.complete import complete
 from bbflow.lsp.formatting import format_document
 from bbflow.lsp.locate import Location, Pos, Range
-from bbflow.lsp.program import Program, scope_of
+from bbflow.lsp.program import SUFFIX, Program, scope_of
 from bbflow.lsp.refactor import RenameError, quick_fixes, references, rename
 from bbflow.lsp.shift import Shift
 from bbflow.lsp.worker import Worker
 from bbflow.project import PROJECT_FILE
 
 DEBOUNCE = 0.05  # seconds of quiet after an edit before the project is checked again (a burst is one check)
-SUFFIX = ".flow"
 SWITCH_INTERVAL = 0.001  # seconds a thread may hold the GIL while another waits for it
 
 SEVERITIES = {"error": lsp.DiagnosticSeverity.Error, "warning": lsp.DiagnosticSeverity.Warning,
