@@ -119,16 +119,25 @@ class Subject:
         return wall, cpu
 
 
-def floor_once(folder: Path, sync: str, n: int) -> tuple[float, float]:
-    """N bare single-intent commits (INSERT + COMMIT) on one thread: (wall, CPU) seconds."""
+def floor_once(folder: Path, sync: str, n: int, *, with_result: bool = False) -> tuple[float, float]:
+    """N bare single-intent commits (INSERT + COMMIT) on one thread: (wall, CPU) seconds.
+
+    ``with_result``: each commit also records the previous record's result (the journal's ``UPDATE``), as a
+    chain step's commit does: SQLite's share of a chain step, without the runtime around it.
+    """
     conn = connect(_fresh(folder, f"floor-{sync}.db"), sync=sync)
     conn.execute("CREATE TABLE calls (seq INTEGER PRIMARY KEY, run TEXT, kind TEXT, step TEXT, idx TEXT, "
-                 "attempt INTEGER, target TEXT, args TEXT, undo TEXT, hold TEXT, sent REAL)")
+                 "attempt INTEGER, target TEXT, args TEXT, undo TEXT, hold TEXT, sent REAL"
+                 + (", outcome TEXT, result TEXT, error TEXT, returned REAL)" if with_result else ")"))
     gc.collect()
     wall, cpu = time.perf_counter(), time.process_time()
     for i in range(n):
         conn.execute("BEGIN IMMEDIATE")
-        conn.execute("INSERT INTO calls VALUES (?, 'r', 'step', ?, '[]', 1, 'op', ?, ?, NULL, ?)",
+        if with_result and i:
+            conn.execute("UPDATE calls SET outcome = ?, result = ?, error = ?, undo = coalesce(?, undo), "
+                         "returned = ? WHERE seq = ?", ("ok", str(i - 1), None, None, time.time(), i - 1))
+        conn.execute("INSERT INTO calls (seq, run, kind, step, idx, attempt, target, args, undo, hold, sent) "
+                     "VALUES (?, 'r', 'step', ?, '[]', 1, 'op', ?, ?, NULL, ?)",
                      (i, f"s{i}", '{"tag":%d}' % i, '{"command":"undo","args":{"tag":%d}}' % i, time.time()))
         conn.execute("COMMIT")
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
@@ -150,7 +159,8 @@ def overhead_figures(steps: int, repeat: int, folder: Path) -> list[Figure]:
         total = n * runs
         program, r = reactor(n, chain=chain)
         subjects = {sync: Subject(folder, program, r, runs, sync) for sync in (None, "normal", "full")}
-        wall: dict[str | None, list[float]] = {k: [] for k in (*subjects, "floor normal", "floor full")}
+        floors = ("floor normal", "floor full", *(("floor normal with result",) if chain else ()))
+        wall: dict[str | None, list[float]] = {k: [] for k in (*subjects, *floors)}
         cpu: dict[str | None, list[float]] = {k: [] for k in wall}
         for round_ in range(repeat + 1):  # the first round warms up
             for sync, subject in subjects.items():
@@ -158,11 +168,11 @@ def overhead_figures(steps: int, repeat: int, folder: Path) -> list[Figure]:
                 if round_:
                     wall[sync].append(w)
                     cpu[sync].append(c)
-            for sync in ("normal", "full"):
-                w, c = floor_once(folder, sync, total)
+            for floor in floors:
+                w, c = floor_once(folder, floor.split()[1], total, with_result=floor.endswith("result"))
                 if round_:
-                    wall[f"floor {sync}"].append(w)
-                    cpu[f"floor {sync}"].append(c)
+                    wall[floor].append(w)
+                    cpu[floor].append(c)
         scale = 1e6 / total
         out.append(Figure("journal", f"{label}: no journal", "µs/step", Stats.of(wall[None]).scaled(scale)))
         for sync in ("normal", "full"):
@@ -182,6 +192,12 @@ def overhead_figures(steps: int, repeat: int, folder: Path) -> list[Figure]:
                               note=f"floor (bare WAL commit of one intent) {Stats.of(wall[floor]).scaled(scale).median:.1f} "
                                    f"µs; in CPU time: {per_floor_cpu.median:.2f} [{per_floor_cpu.min:.2f} - "
                                    f"{per_floor_cpu.max:.2f}]x"))
+        if chain:  # SQLite's share: a bare commit that also records the previous step's result, per floor
+            with_result = Stats.of([w / f for w, f in zip(wall["floor normal with result"], wall["floor normal"])])
+            with_result_cpu = Stats.of([w / f for w, f in zip(cpu["floor normal with result"], cpu["floor normal"])])
+            out.append(Figure("journal", f"{label}: bare commit of intent and previous result (normal) / floor", "×",
+                              with_result, note=f"in CPU time: {with_result_cpu.median:.2f} "
+                                                f"[{with_result_cpu.min:.2f} - {with_result_cpu.max:.2f}]x"))
     return out
 
 
