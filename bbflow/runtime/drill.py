@@ -72,6 +72,16 @@ def show(key: Key) -> str:
     return "/".join(step + (f"[{','.join(map(str, index))}]" if index else "") for step, index in key)
 
 
+
+def _at(event: dict[str, Any]) -> tuple[str, tuple[int, ...]]:
+    """The step an event is about, within its run: (step, map iteration)."""
+    return event["step"], tuple(event.get("index", ()))
+
+
+def _key(event: dict[str, Any], paths: dict[str, Key]) -> Key:
+    """The key of the step an event is about: its run's key prefix (``paths``), then the step."""
+    return (*paths.get(event["run"], ()), _at(event))
+
 @attrs.define
 class StepFaults:
     """Faults aimed at step attempts and undo attempts (a stand-in for ``Faults`` in the robot proxy).
@@ -115,7 +125,7 @@ class StepFaults:
                 self._undo_runs[run] = (caller[2], caller[3])
         kind = {"step.start": "step", "undo.start": "undo"}.get(name)
         if kind is not None:
-            key = (*self.paths.get(run, ()), (event["step"], tuple(event.get("index", ()))))
+            key = _key(event, self.paths)
             self._callers[task] = (kind, run, key, event.get("attempt", 1))
 
     def validate(self, robot: model.Robot) -> None:
@@ -264,7 +274,7 @@ def _completed_steps(outcome: _Outcome, reactors: dict[str, model.Reactor]) -> I
             reactor = reactors.get(e["reactor"])
             step = _steps(reactor).get(e["step"]) if reactor is not None else None
             if step is not None:
-                yield (*outcome.paths.get(e["run"], ()), (e["step"], tuple(e.get("index", ())))), step
+                yield _key(e, outcome.paths), step
 
 
 def _aim(key: Key, completed: list[tuple[Key, model.Step]]) -> Key | None:
@@ -314,7 +324,7 @@ def check_case(program: model.Program, reactor: model.Reactor, name: str, result
     runs = _runs(events, paths)
     if result.run_id in runs:
         runs[result.run_id].status = result.status
-    undone_all = [show((*paths[e["run"]], (e["step"], tuple(e.get("index", ())))))
+    undone_all = [show(_key(e, paths))
                   for e in events if e["event"] == "undo.ok" and e.get("run") in paths]
     acknowledged: list[str] = []
     for run in runs.values():
@@ -350,7 +360,7 @@ def check_case(program: model.Program, reactor: model.Reactor, name: str, result
             if callee is not None and c in run.undone and (key, callee) not in sent:
                 fault(show(key), f"step {show(key)}: its undo {callee} never reached the robot")
     if undo_fails is not None:
-        keyed = [((*paths[e["run"]], (e["step"], tuple(e.get("index", ())))), e["event"], e.get("attempt"))
+        keyed = [(_key(e, paths), e["event"], e.get("attempt"))
                  for e in events if e["event"] in ("undo.ok", "undo.error") and e.get("run") in paths]
         if any(k == undo_fails and ev == "undo.ok" for k, ev, _ in keyed) \
                 and (undo_fails, "undo.error", 1) not in keyed:
@@ -383,7 +393,7 @@ def _runs(events: list[dict[str, Any]], paths: dict[str, Key]) -> dict[str, _Run
         run = runs.get(rid)
         if run is None:
             run = runs[rid] = _Run(rid, e["reactor"], paths[rid], e.get("parent"))
-        at = (e["step"], tuple(e.get("index", ())))
+        at = _at(e)
         if e["event"] == "step.ok":
             run.completed.append(at)
         elif e["event"] == "undo.ok":
