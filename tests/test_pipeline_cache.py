@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bbflow.cli import main
+from bbflow.compiler import cache as cache_module
 from bbflow.compiler import pipeline
 from bbflow.compiler.codegen import generate
 from bbflow.build import build_program, compile_project
@@ -468,6 +469,41 @@ def test_a_signal_no_longer_declared_twice_judges_its_uses_again(tmp_path: Path)
     assert warm.diagnostics.items == compile_paths([tmp_path]).diagnostics.items
 
 
+def test_a_reactor_waiting_for_a_signal_is_judged_again_when_its_payload_changes(tmp_path: Path) -> None:
+    """A `wait_signal` step reads the payload of a signal its module does not import: the reactor's verdict
+    depends on other modules' declarations, as an agent's does, so the signal table keys it too."""
+    waiting = "reactor W() -> int {\n    step w = wait_signal(sig.s0) timeout 1s\n    return w.data.n\n}\n"
+    project(tmp_path, {"m0.flow": "signal sig.s0: {n: int}\n", "m1.flow": waiting})
+    assert not compile_paths([tmp_path], use_cache=True).diagnostics.items
+    for payload, codes in (("{m: int}", ["BBF203"]), ("{n: int}", []), ("", ["BBF201"])):
+        edit(tmp_path, "m0.flow", f"signal sig.s0{': ' + payload if payload else ''}\n")
+        warm = compile_paths([tmp_path], use_cache=True).diagnostics.items
+        assert [d.code for d in warm] == codes and warm == compile_paths([tmp_path]).diagnostics.items
+
+
+def test_a_signal_only_waited_for_is_used_for_the_whole_program_check_of_the_checker_too(tmp_path: Path) -> None:
+    """Found by the property below: the pipeline counted a `wait_signal` step as handling its signal (no
+    BBF505), the checker's own whole-program check (the language server's) did not."""
+    waiting = "reactor W() -> int {\n    step w = wait_signal(sig.s0) timeout 1s\n    return 1\n}\n"
+    project(tmp_path, {"m0.flow": "signal sig.s0\n", "m1.flow": waiting})
+    assert not compile_paths([tmp_path]).diagnostics.items
+    assert cold_checker_diagnostics(tmp_path) == Counter()
+
+
+def test_a_check_that_read_signals_its_key_does_not_cover_is_not_stored(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The checker records which modules read the program's signals; a module whose scan missed it (here:
+    made to) is checked again every time rather than replayed under a key that would lie."""
+    monkeypatch.setattr(cache_module.Scan, "reads_signals", property(lambda scan: False))
+    project(tmp_path, {"m0.flow": "signal sig.s0: {n: int}\n",
+                       "m1.flow": "agent A {\n    on sig.s0 { emit sig.s0 {n: 1} }\n}\n"})
+    assert not compile_paths([tmp_path], use_cache=True).diagnostics.items
+    assert not (tmp_path / ".bbflow" / "cache" / "checks").exists()
+    edit(tmp_path, "m0.flow", "signal sig.s0: {n: str}\n")
+    warm = compile_paths([tmp_path], use_cache=True)
+    assert [d.code for d in warm.diagnostics.items] == ["BBF201"] and not warm.cached
+
+
 N = 3  # modules m0..m2 of a generated project: few, so that they often meet
 
 
@@ -497,13 +533,15 @@ def _decls(i: int, j: int, k: int) -> list[str]:
         f"signal sig.s{k}: {{g: G{j}, n: int}}\n",
         f"agent B{i} {{\n    on sig.s{k} as e {{ emit sig.s{j} {{n: e.data.n}} }}\n}}\n",
         f"agent D{i} {{\n    on sig.* as e {{ emit sig.s{k} {{g: a, n: 1}} }}\n}}\n",
+        # a reactor (no agent) that reads a signal's payload: it depends on declarations it does not import
+        f"reactor Wt{i}() -> int {{\n    step w = wait_signal(sig.s{k}) timeout 1s\n    return w.data.n\n}}\n",
     ]
 
 
 def module_text(i: int) -> st.SearchStrategy[str]:
     index = st.integers(0, N - 1)
     imports = st.lists(st.builds(lambda j, n: _imports(j)[n], index, st.integers(0, 3)), max_size=2)
-    kinds = st.one_of(st.integers(0, 15), st.sampled_from([4, 5, 6, 11, 12, 13, 14, 15]))  # signals, agents often
+    kinds = st.one_of(st.integers(0, 16), st.sampled_from([4, 5, 6, 11, 12, 13, 14, 15, 16]))  # signals, agents often
     decls = st.lists(st.builds(lambda j, k, n: _decls(i, j, k)[n], index, st.integers(0, 2), kinds), max_size=3)
     return st.builds(lambda a, b: "".join(dict.fromkeys(a)) + "".join(b), imports, decls)
 

@@ -9,6 +9,7 @@ description of the text.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TypeVar, dataclass_transform
 
 import attrs
@@ -579,6 +580,18 @@ class Module:
     decls: tuple[Decl, ...]
     comments: tuple[Comment, ...]
     span: Span
+
+
+def walk(n: object) -> Iterator[object]:
+    """``n`` and every node below it, depth first."""
+    stack = [n]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, tuple):
+            stack.extend(reversed(item))
+        elif attrs.has(type(item)):
+            yield item
+            stack.extend(getattr(item, f.name) for f in reversed(attrs.fields(type(item))))  # type: ignore[arg-type]
 
 
 def dump(n: object, spans: bool = False) -> object:

@@ -4,7 +4,7 @@ Entries are keyed by content, never by time or path:
 
 - ``scans/<sha>.json``: what a source text says about itself without being
   checked (a ``Scan``: the modules it imports, the signals it declares, whether
-  it has agents, whether it has syntax errors), keyed by the compiler and the
+  it has agents or a ``wait_signal`` call, whether it has syntax errors), keyed by the compiler and the
   text, so that module keys can be computed without parsing;
 - ``signals/<base key>.json``: the signals a module declares, each with its
   payload type as the checker resolved it in that module (``SignalEntry``),
@@ -37,10 +37,16 @@ The payload types of a module's signals are resolved in the module's own
 scope, from its import closure: they are a function of its base key, and are
 cached under it.
 
-**Module keys.** A module without agents is keyed by its base key. Signals
-are global: a module with agents is typed by, and judged against (BBF503,
-BBF504), the signals declared anywhere. What its check and its code read of
-them is the program's signal table (``signal_table``): every signal type, in
+**Module keys.** What a module's check reads beyond its import closure is
+the program's signals, when it reads them at all: signals are global, so a
+module with agents is typed by, and judged against (BBF503, BBF504), the
+signals declared anywhere, and a reactor's ``wait_signal`` step binds the
+payload of a signal its module need not import. Such a module
+(``Scan.reads_signals``) is keyed by its base key and the signal table; any
+other by its base key alone. The checker records which modules' checks did
+read the signals (``Facts.signal_readers``), and the pipeline stores no check
+whose key does not cover what it read. What a reader's check and code read of
+the signals is the program's signal table (``signal_table``): every signal type, in
 program order, with the module that declares it first and that declaration's
 resolved payload type, written out structurally (``type_to_json``: records
 with their fields and alias names, enums by qualified name and members,
@@ -52,7 +58,8 @@ messages show them by their alias and enum names, which the table holds), a
 bound route's envelope is built from them, an enum member written bare in a
 payload is found among the table's members, generated code converts values
 by the types the checker inferred from them; robot events come from the
-agent's robot, which is in its import closure. (The declaring module is in
+agent's robot, which is in its import closure; a ``wait_signal`` step's envelope and
+its "unknown signal" did-you-mean come from the table too. (The declaring module is in
 the table although nothing reads it today: moving a declaration is rare.)
 So a change to a declaring module that leaves its resolved signals as they
 were (a comment, a reactor, a type alias no payload uses) re-checks that
@@ -113,12 +120,14 @@ CACHE_DIR = ".bbflow/cache"
 #: names a folder to keep every project's cache in, instead of the projects' own folders
 CACHE_ENV = "BBFLOW_CACHE"
 #: bump when the layout of an entry changes
-FORMAT = 6
+FORMAT = 7
 #: the first line of every entry: this, then the hex SHA-256 of the entry's kind, key and body
 ENTRY_MAGIC = b"bbflow-cache sha256:"
 _WARNED: set[str] = set()
 #: stored spans name modules, not paths, so entries do not depend on the folder a build ran from
 MODULE_MARK = "module:"
+#: the one call outside agents whose check reads the program's signals
+WAIT_SIGNAL = "wait_signal"
 #: the file of the spans in a ``Scan`` (which does not know where its text was read from)
 TEXT_FILE = ""
 
@@ -187,6 +196,12 @@ class Scan:
     agents: tuple[str, ...]  # the agents it declares (whose routes and emits read the program's signals)
     broken: bool  # the parser reported an error
     robots: tuple[RobotSite, ...] = ()  # the robot interfaces it declares
+    waits: bool = False  # a call of `wait_signal` (which reads the program's signals) is written in it
+
+    @property
+    def reads_signals(self) -> bool:
+        """Does checking it read the program's signal table (an agent's routes and emits, a ``wait_signal``)?"""
+        return bool(self.agents) or self.waits
 
     @classmethod
     def of(cls, module: ast.Module, broken: bool, implied: Iterable[str] = ()) -> Scan:
@@ -195,7 +210,9 @@ class Scan:
         signals = tuple(_anonymous(SignalSite.of(d)) for d in module.decls if isinstance(d, ast.SignalDecl))
         agents = tuple(d.name.name for d in module.decls if isinstance(d, ast.AgentDecl))
         robots = tuple(RobotSite.of(d) for d in module.decls if isinstance(d, ast.RobotDecl))
-        return cls(tuple(sorted(imports)), signals, agents, broken, robots)
+        waits = any(isinstance(n, ast.CallExpr) and isinstance(n.callee, ast.Name) and n.callee.ident.name == WAIT_SIGNAL
+                    for d in module.decls if not isinstance(d, ast.AgentDecl) for n in ast.walk(d))
+        return cls(tuple(sorted(imports)), signals, agents, broken, robots, waits)
 
     def in_file(self, file: str) -> tuple[SignalSite, ...]:
         """The signal declarations with their spans in ``file``."""
@@ -220,7 +237,7 @@ class ModuleCheck:
 
 
 def base_keys(sources: Mapping[str, str], scans: Mapping[str, Scan]) -> dict[str, str]:
-    """The base key of every module (see the module docstring): what keys everything but agents.
+    """The base key of every module (see the module docstring): what keys every module but signal readers.
 
     ``sources``: module name -> text, in program order (the standard library
     first, then the files as discovered); ``scans``: module name -> its scan.
@@ -259,7 +276,7 @@ def signal_table(declared: Mapping[str, Sequence[SignalEntry]]) -> list[tuple[st
 
 
 def table_digest(table: Iterable[tuple[str, str, T.Type]]) -> str:
-    """What of ``signal_table`` enters the keys of modules with agents: all of it, types written out."""
+    """What of ``signal_table`` enters the keys of modules that read signals: all of it, types written out."""
     return _hash(f"{text}@{module}={canonical_type(payload)}" for text, module, payload in table)
 
 
@@ -269,8 +286,8 @@ def table_id(base: Mapping[str, str], scans: Mapping[str, Scan]) -> str:
 
 
 def module_keys(base: Mapping[str, str], scans: Mapping[str, Scan], digest: str) -> dict[str, str]:
-    """The cache key of every module: its base key, and for a module with agents the ``table_digest`` too."""
-    return {name: _hash([key, "signals", digest]) if scans[name].agents else key for name, key in base.items()}
+    """The cache key of every module: its base key, and for a module that reads signals the ``table_digest`` too."""
+    return {name: _hash([key, "signals", digest]) if scans[name].reads_signals else key for name, key in base.items()}
 
 
 def canonical_type(t: T.Type) -> str:
@@ -550,6 +567,7 @@ def _at(data: Sequence[Any]) -> Span:
 
 def _scan_to_json(scan: Scan) -> dict[str, Any]:
     return {"format": FORMAT, "imports": list(scan.imports), "agents": list(scan.agents), "broken": scan.broken,
+            "waits": scan.waits,
             "signals": [[s.text, _position(s.span), _position(s.type_span)] for s in scan.signals],
             "robots": [[r.name, list(r.commands), list(r.events), list(r.states)] for r in scan.robots]}
 
@@ -557,13 +575,14 @@ def _scan_to_json(scan: Scan) -> dict[str, Any]:
 def _scan_from_json(data: dict[str, Any]) -> Scan | None:
     if data.get("format") != FORMAT:
         return None
-    imports, agents, broken = data["imports"], data["agents"], data["broken"]
-    if not all(isinstance(m, str) for m in [*imports, *agents]) or not isinstance(broken, bool):
+    imports, agents, broken, waits = data["imports"], data["agents"], data["broken"], data["waits"]
+    if not all(isinstance(m, str) for m in [*imports, *agents]) or not isinstance(broken, bool) \
+            or not isinstance(waits, bool):
         return None
     signals = tuple(SignalSite(str(text), _at(span), _at(type_span)) for text, span, type_span in data["signals"])
     robots = tuple(RobotSite(str(name), tuple(map(str, commands)), tuple(map(str, events)), tuple(map(str, states)))
                    for name, commands, events, states in data["robots"])
-    return Scan(tuple(imports), signals, tuple(agents), broken, robots)
+    return Scan(tuple(imports), signals, tuple(agents), broken, robots, waits)
 
 
 def _span_to_json(span: Span, modules: Mapping[str, str]) -> list[Any]:

@@ -34,14 +34,14 @@ closure only.
 from __future__ import annotations
 
 import sys
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
 from bbflow.compiler import ast
-from bbflow.compiler.analysis.routes import check_emits, check_unused_signals
+from bbflow.compiler.analysis.routes import check_emits, check_unused_signals, waited_signals
 from bbflow.compiler.cache import SignalEntry, SignalSite
 from bbflow.compiler.diagnostics.core import Diagnostics, Label
 from bbflow.compiler.semantic import types as T
-from bbflow.compiler.semantic.facts import CallKind, CallTarget, Facts
+from bbflow.compiler.semantic.facts import Facts
 from bbflow.compiler.semantic.modules import is_std, link, load_stdlib
 from bbflow.compiler.semantic.patterns import Pattern, SignalIndex, compile_pattern
 from bbflow.compiler.semantic.resolve import Resolver, declare
@@ -231,7 +231,7 @@ def signal_use(module: ast.Module, facts: Facts) -> tuple[frozenset[str], frozen
     emitted: set[str] = set()
     for decl in module.decls:
         if isinstance(decl, ast.ReactorDecl):  # a `wait_signal` step handles its signal: a literal pattern
-            patterns.update(t.args["signal"] for t in _waited_signals(decl.body, facts))
+            patterns.update(waited_signals(decl, facts))
         if not isinstance(decl, ast.AgentDecl):
             continue
         patterns.update(r.pattern.text for r in decl.routes if isinstance(compile_pattern(r.pattern.text), Pattern))
@@ -248,20 +248,6 @@ def handled_signals(declared: Iterable[str], patterns: Iterable[str]) -> set[str
         if isinstance(pattern, Pattern):
             handled.update(index.matching(pattern, sys.maxsize))  # walks only the branches it can match
     return handled
-
-
-def _waited_signals(block: ast.Block, facts: Facts) -> Iterator[CallTarget]:
-    """The ``wait_signal`` calls of a reactor body, nested bodies included."""
-    for stmt in block.stmts:
-        if isinstance(stmt, ast.StepStmt):
-            target = facts.call(stmt.call)
-            if target is not None and target.kind is CallKind.WAIT_SIGNAL:
-                yield target
-        elif isinstance(stmt, ast.SwitchStmt):
-            for body in [c.body for c in stmt.cases] + ([stmt.default] if stmt.default else []):
-                yield from _waited_signals(body, facts)
-        elif isinstance(stmt, ast.MapStmt):
-            yield from _waited_signals(stmt.body, facts)
 
 
 def _run_analyses(facts: Facts, diags: Diagnostics,

@@ -13,11 +13,12 @@ Python module per ``.flow`` module (the standard library's included) into
 With ``use_cache=True`` the on-disk cache (``bbflow.compiler.cache``, in
 ``.bbflow/cache`` under the project root) works per module. The files are
 read and every module's base key is computed from cached scans of its text (a
-text never seen is parsed to scan it). The keys of modules with agents add the
-program's signal table: its digest is cached under the declaring modules' base
-keys; when it is not, each declaring module's resolved signals are looked up
-under its base key, and the modules whose signals are missing are checked
-first (step one, with the modules without agents whose checks miss) to give
+text never seen is parsed to scan it). The keys of modules that read signals
+(agents, ``wait_signal`` steps) add the program's signal table: its digest is
+cached under the declaring modules' base keys; when it is not, each declaring
+module's resolved signals are looked up under its base key, and the modules
+whose signals are missing are checked first (step one, with the other modules
+whose checks miss) to give
 them. A module whose check is cached under its key is neither parsed nor
 checked: its diagnostics are replayed. The modules that still miss are checked
 (step two). Each check runs over the modules asked for and what their checks
@@ -28,7 +29,9 @@ agent is checked with its import closure only. Only the bodies of the modules
 asked for are checked (``check(..., bodies=...)``), with those of the
 reactors they compose; the rest of the closure is read for its declarations.
 A module's diagnostics are taken from a check that judged it and read all it
-reads, the others' come from the cache.
+reads, the others' come from the cache. A check that read the signals for a
+module whose key does not add the table (a scan that missed it) is reported
+but never stored.
 The whole-program checks (a signal declared twice, a signal never used) are
 then computed for the whole program from per-module summaries, every run.
 Code is generated only for modules whose code is not cached under their key.
@@ -349,7 +352,7 @@ class _Run:
             return {}
         self.base = base = base_keys(self.texts, self.scans)
         for name in self.texts:
-            if not self.scans[name].agents:  # its key is its base key
+            if not self.scans[name].reads_signals:  # its key is its base key
                 self._cached_check(name, base[name])
         tid = table_id(base, self.scans)
         digest = cache.table(tid)
@@ -360,7 +363,7 @@ class _Run:
                 # with no declaration's signals cached (a cold cache, a new compiler), no agent's check is either
                 agents = len(self.fresh) == len(self.entries)
                 facts = self._check([name for name in self.texts if name in self.fresh or (
-                    name not in self.checks and (agents or not self.scans[name].agents))])
+                    name not in self.checks and (agents or not self.scans[name].reads_signals))])
                 if facts is None:
                     return {}
                 for name in self.fresh:
@@ -369,7 +372,7 @@ class _Run:
             self.table = (tid, digest)
         keys = module_keys(base, self.scans, digest)
         for name in self.texts:
-            if self.scans[name].agents:
+            if self.scans[name].reads_signals:
                 self._cached_check(name, keys[name])
         if self.generate and not self._replayed_errors():
             for name in self.texts:
@@ -486,6 +489,8 @@ class _Run:
         # is not in facts)
         taken = {name for name in (names if partial else [*facts.modules, *names])
                  if name not in self.found and (whole or not self._reads_everything(name))}
+        if any(not self.scans[name].reads_signals for name in taken & facts.signal_readers):
+            self.exact = False  # a check read signals that its module's key does not cover: never stored
         owner = {file: name for name, file in self.files.items()}
         for name in taken:
             self.found[name] = []

@@ -20,7 +20,7 @@ from collections.abc import Set as AbstractSet
 from bbflow.compiler import ast
 from bbflow.compiler.diagnostics.core import Diagnostics, Label
 from bbflow.compiler.diagnostics.suggest import closest
-from bbflow.compiler.semantic.facts import Facts
+from bbflow.compiler.semantic.facts import CallKind, Facts
 from bbflow.compiler.semantic.modules import is_std
 from bbflow.compiler.semantic.patterns import Pattern, SignalIndex, compile_pattern
 from bbflow.compiler.source import Span
@@ -32,9 +32,13 @@ def check_routes(facts: Facts, diags: Diagnostics, only: Collection[str] | None 
     """Every route and signal check over the program's agents (those of the modules ``only``, if given:
     then a signal no agent uses is not reported, as the other agents were not looked at)."""
     declared = set(facts.signals)
-    agents = [decl for module in facts.modules.values() if module.name not in facts.broken
-              and (only is None or module.name in only)
-              for decl in module.decls if isinstance(decl, ast.AgentDecl)]
+    agents: list[ast.AgentDecl] = []
+    for module in facts.modules.values():
+        if module.name not in facts.broken and (only is None or module.name in only):
+            found = [decl for decl in module.decls if isinstance(decl, ast.AgentDecl)]
+            if found:
+                facts.signal_readers.add(module.name)  # what follows reads the signals for its agents
+                agents += found
     compiled = [[(route, compile_pattern(route.pattern.text)) for route in agent.routes] for agent in agents]
     reached, handled = match_signals(declared, [p for routes in compiled for _, p in routes if isinstance(p, Pattern)])
     emitted: set[str] = set()
@@ -43,10 +47,28 @@ def check_routes(facts: Facts, diags: Diagnostics, only: Collection[str] | None 
         emitted |= check_emits(agent, declared, diags)
     if only is not None or any(not is_std(m) for m in facts.broken):
         return  # an agent we could not read may handle or emit any signal: no BBF505 guesses
+    handled.update(signal for module in facts.modules.values() for decl in module.decls
+                   if isinstance(decl, ast.ReactorDecl) for signal in waited_signals(decl, facts))
     # a signal declared twice is BBF102's mistake: it is judged once here, at its first declaration
     signals = [d for m in facts.modules.values() if not is_std(m.name)
                for d in m.decls if isinstance(d, ast.SignalDecl) and facts.signals.get(d.type.text) is d]
     check_unused_signals(signals, handled, emitted, diags)
+
+
+def waited_signals(reactor: ast.ReactorDecl, facts: Facts) -> Iterator[str]:
+    """The signals the ``wait_signal`` steps of ``reactor`` wait for (nested bodies included): each
+    handles its signal as a route does."""
+    blocks = [reactor.body]
+    while blocks:
+        for stmt in blocks.pop().stmts:
+            if isinstance(stmt, ast.StepStmt):
+                target = facts.call(stmt.call)
+                if target is not None and target.kind is CallKind.WAIT_SIGNAL:
+                    yield target.args["signal"]
+            elif isinstance(stmt, ast.SwitchStmt):
+                blocks += [c.body for c in stmt.cases] + ([stmt.default] if stmt.default else [])
+            elif isinstance(stmt, ast.MapStmt):
+                blocks.append(stmt.body)
 
 
 def match_signals(declared: Iterable[str], patterns: Iterable[Pattern]) -> tuple[set[str], set[str]]:

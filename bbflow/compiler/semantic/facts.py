@@ -120,6 +120,8 @@ class Facts:
     signals: dict[str, Any] = attrs.Factory(dict)
     #: modules whose errors make them unfit for analyses/codegen
     broken: set[str] = attrs.Factory(set)
+    #: modules whose check read the program's signals (beyond their imports: the cache must key them by it)
+    signal_readers: set[str] = attrs.Factory(set)
 
     def call(self, call: ast.CallExpr) -> CallTarget | None:
         return self.calls.get(call)

@@ -10,7 +10,7 @@ and in comments where they are made.
 from __future__ import annotations
 
 from collections import ChainMap
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from bbflow.compiler import ast
@@ -31,16 +31,47 @@ except ImportError:  # pragma: no cover - present in the full tree
 _NOT_CONSTANT = object()
 
 
+class SignalPayloads(Mapping[str, T.Type]):
+    """The payload type of every declared signal, noting each module whose check reads any of it.
+
+    Signals are global: a module that reads them depends on modules it does
+    not import, so the cache must key it by the program's signal table. The
+    readers (``Facts.signal_readers``) are recorded here, where every read
+    goes, so that the pipeline can verify its keys against what a check read.
+    """
+
+    def __init__(self, payloads: Mapping[str, T.Type], readers: set[str]) -> None:
+        self._payloads = payloads
+        self._readers = readers
+        self.reader: str | None = None  # the module being checked
+
+    def _read(self) -> None:
+        if self.reader is not None:
+            self._readers.add(self.reader)
+
+    def __getitem__(self, key: str) -> T.Type:
+        self._read()
+        return self._payloads[key]
+
+    def __iter__(self) -> Iterator[str]:
+        self._read()
+        return iter(self._payloads)
+
+    def __len__(self) -> int:
+        self._read()
+        return len(self._payloads)
+
+
 class TypeChecker:
     def __init__(self, resolver: Resolver, facts: Facts, diags: Diagnostics,
-                 signals: dict[str, T.Type]) -> None:
+                 signals: Mapping[str, T.Type]) -> None:
         self.resolver = resolver
         self.facts = facts
         self.diags = diags
         self.exprs = ExprChecker(resolver, facts, diags)
         #: payload type of every declared signal (NONE when it has no payload)
-        self.signals = signals
-        self.exprs.signals = signals
+        self.signals = SignalPayloads(signals, facts.signal_readers)
+        self.exprs.signals = self.signals
         self._signal_index: SignalIndex | None = None  # of ``signals``, for wildcard routes (built on first use)
         self._declared_hits: dict[str, tuple[str, ...]] = {}  # pattern -> up to two signals it matches
         #: id(SwitchStmt or MapStmt) -> the type its body's returns should have, when the
@@ -50,6 +81,7 @@ class TypeChecker:
     # --- modules -------------------------------------------------------------------
 
     def check_module(self, scope: ModuleScope) -> None:
+        self.signals.reader = scope.name
         for decl in scope.module.decls:
             ident = getattr(decl, "name", None)  # signals have a type, not a name
             sym = scope.own.get(ident.name) if isinstance(ident, ast.Ident) else None
