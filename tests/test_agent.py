@@ -227,6 +227,30 @@ def test_a_drop_is_reported_once_per_signal_and_only_when_no_agent_handles_it():
     assert bus.dropped == 1
 
 
+def test_a_signal_taken_only_by_a_waiting_step_is_no_drop():
+    """A `wait_signal` step handles its signal as a route does: taken by a wait and routed by no agent, it is
+    not a drop (nor when the agents that route it let it pass); one the wait's `where` refuses still is."""
+    async def main():
+        bus, rec = make_bus()
+        a = AgentServer(agent("A", [], route("ping", when=lambda s: s["p"]["data"]["n"] > 5, bind="p")), bus)
+        async with serving(a):
+            for signal_type, data, where in (("tick", None, None), ("ping", {"n": 1}, None),
+                                             ("tick", None, lambda b: False)):
+                wait = asyncio.ensure_future(bus.waits.wait(signal_type, where))
+                await asyncio.sleep(0)  # the step is waiting
+                send(bus, signal_type, data)
+                await bus.wait_idle()
+                if where is None:
+                    assert (await wait)["type"] == signal_type
+                else:
+                    wait.cancel()
+        return rec, bus
+
+    rec, bus = run_virtual(main())
+    assert [(e["type"], e["reason"]) for e in rec.of("signal.dropped")] == [("tick", "no agent routes it")]
+    assert bus.dropped == bus.unrouted == 1
+
+
 def test_if_statement_takes_the_right_branch():
     async def main():
         bus, _ = make_bus()

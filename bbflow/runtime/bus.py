@@ -154,7 +154,7 @@ class Bus:
         A signal of this process also goes out on the link; one that went out is
         no drop here when no agent of this process routes it (another may).
         """
-        self.waits.offer(envelope)
+        waited = self.waits.offer(envelope)  # a signal a `wait_signal` step took is no drop
         if not remote and self.link is not None and self.link.send(envelope):
             self._offer(envelope)
             return
@@ -162,17 +162,19 @@ class Bus:
             instance = robot_of_source(envelope.source)
             targets = [s for s in self._subscribers if instance is not None and s.robot_instance == instance]
             if not targets:
-                why = f"no agent is bound to robot {instance!r}" if instance else "robot signal without a /robot/INSTANCE source"
-                self._dropped(envelope.type, why)
+                if not waited:
+                    why = f"no agent is bound to robot {instance!r}" if instance else "robot signal without a /robot/INSTANCE source"
+                    self._dropped(envelope.type, why)
                 return
         else:
             targets = self._addressed(envelope)
         # an agent without a route for the signal simply ignores it; a signal no agent routes is one drop
         routed = [s for s in targets if s.routes(envelope.type)]
         if not routed:
-            self._dropped(envelope.type, "no agent routes it")
+            if not waited:
+                self._dropped(envelope.type, "no agent routes it")
             return
-        self._unsettled[id(envelope)] = _Unsettled(len(routed))
+        self._unsettled[id(envelope)] = _Unsettled(len(routed), handled=waited)
         for subscriber in routed:
             subscriber.deliver(envelope)
 

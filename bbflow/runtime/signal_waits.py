@@ -61,11 +61,13 @@ class SignalWaits:
                 if not waiters:
                     del self._waiting[signal_type]
 
-    def offer(self, envelope: Envelope) -> None:
-        """A signal entered the runtime: it completes every wait it satisfies."""
+    def offer(self, envelope: Envelope) -> bool:
+        """A signal entered the runtime: it completes every wait it satisfies; whether it satisfied one
+        (a signal a waiting step took is no drop, whether or not an agent routes it)."""
         waiters = self._waiting.get(envelope.type)
         if not waiters:
-            return
+            return False
+        taken = False
         binding = envelope.binding()
         for waiter in list(waiters):
             if waiter.future.done():
@@ -80,3 +82,5 @@ class SignalWaits:
                     waiter.future.set_exception(exc)
                     continue
             waiter.future.set_result(binding)
+            taken = True
+        return taken
