@@ -111,11 +111,40 @@ def test_a_good_project_file_has_no_problem(tmp_path: Path) -> None:
     ('event = "force"', 'event = "forse"', 19, "Arm declares no event `forse`", "did you mean `force`?"),
     ('after = "home"', 'after = "hme"', 18, "Arm has no command `hme`", "did you mean `home`?"),
     ('after = "home"\n', "", 17, "robot.arm.sim.events[1].after: missing", "add after = ..."),
+    # the values too, against the interface's types, as `bbflow run` converts them
+    ("result = true", 'result = "yes"', 15,
+     "robot.arm.sim.commands.home.result: not a bool (the result of Arm.home): expected bool, got str 'yes'", None),
+    ("data = {newtons = 1.0}", 'data = {newtons = "hard"}', 20,
+     "robot.arm.sim.events[1].data: not a payload of event `force` ({newtons: float}): newtons: expected float", None),
+    ("data = {newtons = 1.0}", "data = {force = 1.0}", 20, "not a payload of event `force`", None),
 ])
 def test_each_problem_is_one_bbf701_at_its_key(tmp_path: Path, old: str, new: str, line: int, message: str,
                                                help: str | None) -> None:
     [(at, text, advice)] = bbf701(project(tmp_path, edit(GOOD, old, new)))
     assert (at, advice) == (line, help) and message in text
+
+
+def test_sim_values_that_fit_the_interface_pass(tmp_path: Path) -> None:
+    """An int where a float is wanted, an optional field left out, a record result: what `run` accepts."""
+    flow = CELL.replace("command home() -> bool", "command home() -> {at: float, note: str?}").replace(
+        "event force: {newtons: float}", "event force: {newtons: float}\n    event bump")
+    toml = edit(edit(GOOD, "result = true", "result = {at = 2}"), "data = {newtons = 1.0}", "data = {newtons = 1}")
+    assert bbf701(project(tmp_path, toml, flow)) == []
+    toml += '\n[[robot.arm.sim.events]]\nafter = "home"\nevent = "bump"\ndata = {n = 1}\n'
+    assert bbf701(project(tmp_path, toml, flow)) == [(45, "robot.arm.sim.events[2].data: event `bump` of Arm has no "
+                                                         "payload", "remove `data`")]
+
+
+def test_sim_values_follow_the_types_of_other_modules_through_the_cache(tmp_path: Path) -> None:
+    """The result type is an alias of another module: editing it changes the verdict on a warm check too."""
+    flow = "from shapes import Pose\n" + CELL.replace("command home() -> bool", "command home() -> Pose")
+    toml = edit(GOOD, "result = true", "result = {x = 1.0}")
+    project(tmp_path, toml, flow)
+    (tmp_path / "flows" / "shapes.flow").write_text("type Pose = {x: float}\n")
+    assert bbf701(tmp_path) == []
+    (tmp_path / "flows" / "shapes.flow").write_text("type Pose = {x: str}\n")
+    [(line, message, _)] = bbf701(tmp_path)
+    assert line == 15 and "not a {x: str} (the result of Arm.home): x: expected str, got float 1.0" in message
 
 
 @pytest.mark.parametrize(("old", "new", "message", "help"), [

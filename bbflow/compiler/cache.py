@@ -228,12 +228,23 @@ class SignalEntry:
 
 
 @attrs.frozen(slots=True)
+class RobotTypes:
+    """A robot interface's types as the checker resolved them: what the project file's ``sim`` values
+    (a command's ``result``, an event's ``data``) are checked against."""
+
+    name: str
+    results: tuple[tuple[str, T.Type], ...]  # command -> its result type (``any`` when it declares none)
+    payloads: tuple[tuple[str, T.Type], ...]  # event -> its payload type (``none`` when it has none)
+
+
+@attrs.frozen(slots=True)
 class ModuleCheck:
     """What checking one module found: what its importers and the whole-program checks need from it."""
 
     diagnostics: tuple[Diagnostic, ...]  # the diagnostics in its file, whole-program checks left out
     routes: frozenset[str] = frozenset()  # the valid patterns of its agents' routes
     emitted: frozenset[str] = frozenset()  # declared signals its agents emit or schedule
+    robots: tuple[RobotTypes, ...] = ()  # the types of the robot interfaces it declares
 
 
 def base_keys(sources: Mapping[str, str], scans: Mapping[str, Scan]) -> dict[str, str]:
@@ -439,7 +450,8 @@ class Cache:
         if isinstance(data, dict) and data.get("format") == FORMAT:
             try:
                 found = ModuleCheck(tuple(_diag_from_json(d, files) for d in data["diagnostics"]),
-                                    frozenset(map(str, data["routes"])), frozenset(map(str, data["emitted"])))
+                                    frozenset(map(str, data["routes"])), frozenset(map(str, data["emitted"])),
+                                    tuple(_robot_from_json(r) for r in data["robots"]))
             except (KeyError, TypeError, ValueError):
                 found = None
         self._count(found)
@@ -448,7 +460,8 @@ class Cache:
     def put_check(self, key: str, files: Mapping[str, str], check: ModuleCheck) -> None:
         modules = {path: name for name, path in files.items()}
         data = {"format": FORMAT, "diagnostics": [_diag_to_json(d, modules) for d in check.diagnostics],
-                "routes": sorted(check.routes), "emitted": sorted(check.emitted)}
+                "routes": sorted(check.routes), "emitted": sorted(check.emitted),
+                "robots": [_robot_to_json(r) for r in check.robots]}
         self._write(self.root / "checks" / f"{key}.json", data)
 
     def get(self, key: str) -> Entry | None:
@@ -613,6 +626,17 @@ def _diag_from_json(d: dict[str, Any], files: Mapping[str, str]) -> Diagnostic:
         tuple(Label(_span_from_json(s, files), str(m)) for s, m in d["labels"]),
         tuple(str(n) for n in d["notes"]), None if d["help"] is None else str(d["help"]),
     )
+
+
+def _robot_to_json(robot: RobotTypes) -> list[Any]:
+    return [robot.name, [[n, type_to_json(t)] for n, t in robot.results],
+            [[n, type_to_json(t)] for n, t in robot.payloads]]
+
+
+def _robot_from_json(data: Sequence[Any]) -> RobotTypes:
+    name, results, payloads = data
+    return RobotTypes(str(name), tuple((str(n), type_from_json(t)) for n, t in results),
+                      tuple((str(n), type_from_json(t)) for n, t in payloads))
 
 
 def _entry_from_json(data: dict[str, Any]) -> Entry | None:

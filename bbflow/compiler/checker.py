@@ -38,7 +38,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 
 from bbflow.compiler import ast
 from bbflow.compiler.analysis.routes import check_emits, check_unused_signals, waited_signals
-from bbflow.compiler.cache import SignalEntry, SignalSite
+from bbflow.compiler.cache import RobotTypes, SignalEntry, SignalSite
 from bbflow.compiler.diagnostics.core import Diagnostics, Label
 from bbflow.compiler.semantic import types as T
 from bbflow.compiler.semantic.facts import Facts
@@ -171,6 +171,17 @@ def _payload(decl: ast.SignalDecl, scope: ModuleScope, resolver: Resolver, diags
                     decl.payload.span, help=f"name the value: `signal {text}: {{value: {payload}}}`")
         return T.ERROR  # reported once here, not again at every emit
     return payload
+
+
+def robot_types(module: ast.Module, facts: Facts) -> tuple[RobotTypes, ...]:
+    """The types of the robot interfaces ``module`` declares, as the check of ``facts`` resolved them (the
+    error type for one that did not resolve)."""
+    def of(t: ast.TypeExpr | None, absent: T.Type) -> T.Type:
+        return absent if t is None else facts.type_of(t) or T.ERROR
+
+    return tuple(RobotTypes(d.name.name, tuple((c.name.name, of(c.result, T.ANY)) for c in d.commands),
+                            tuple((e.name.name, of(e.payload, T.NONE)) for e in d.events))
+                 for d in module.decls if isinstance(d, ast.RobotDecl))
 
 
 def signal_entries(module: ast.Module, facts: Facts) -> tuple[SignalEntry, ...]:

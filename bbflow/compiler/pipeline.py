@@ -96,6 +96,7 @@ from bbflow.compiler.checker import (
     check,
     duplicate_signals,
     handled_signals,
+    robot_types,
     signal_entries,
     signal_use,
     unused_signals,
@@ -514,8 +515,10 @@ class _Run:
         """What this run's check found about ``name`` (one that read all its check reads)."""
         facts = self.facts_of[name]
         module = facts.modules.get(name)
-        routes, emitted = signal_use(module, facts) if module is not None else (frozenset(), frozenset())
-        return ModuleCheck(tuple(_canonical(self.found[name])), routes, emitted)
+        if module is None:
+            return ModuleCheck(tuple(_canonical(self.found[name])))
+        routes, emitted = signal_use(module, facts)
+        return ModuleCheck(tuple(_canonical(self.found[name])), routes, emitted, robot_types(module, facts))
 
     def _parse(self, unit: SourceUnit) -> ast.Module | None:
         """The module of ``unit``, parsed once per run (its diagnostics in ``parse_diags``)."""
@@ -554,8 +557,9 @@ class _Run:
         broken = [name for name, scan in self.scans.items() if scan.broken]
         unused_signals(sites, used, broken, program)
         complete = all(name in self.scans and not self.scans[name].broken for name in self.texts)
+        types = {f"{name}.{robot.name}": robot for name, check in self.checks.items() for robot in check.robots}
         for display, read in self.result.project_files.items():
-            program.extend(project_diagnostics(read, display, self.scans if complete else None))
+            program.extend(project_diagnostics(read, display, self.scans if complete else None, types))
         diags = self.result.diagnostics
         context = self.result.context
         diags.items = _canonical(d for d in [*diags.items, *self._replayed(), *program] if d.span.file not in context)

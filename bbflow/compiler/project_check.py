@@ -6,7 +6,11 @@ installed driver) come from reading the file; what the file names in the
 program is checked here, against the declarations of every module (from the
 modules' scans, so a cached check sees them too): a robot's ``interface``, an
 ``[agent.NAME]`` table, a ``[run] agents`` entry, and in a ``sim`` table the
-commands, events and ``busy_state`` of the robot's interface. Each problem is
+commands, events and ``busy_state`` of the robot's interface. The values of a
+``sim`` table are checked against the interface's types as the checker
+resolved them (kept with each module's check, cached or not): a command's
+``result`` against its result type, an event's ``data`` against its payload,
+by the same conversion ``bbflow run`` applies to them. Each problem is
 one BBF701 at the offending key's line, with a "did you mean" where one is close.
 """
 
@@ -16,21 +20,26 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from bbflow.compiler.cache import RobotSite, Scan
+from bbflow.compiler.cache import RobotSite, RobotTypes, Scan
+from bbflow.compiler.codegen.types import to_rtype
 from bbflow.compiler.diagnostics.core import Diagnostic, Severity
+from bbflow.compiler.semantic import types as T
 from bbflow.compiler.source import Span
 from bbflow.project import ProjectFile
 from bbflow.project_schema import KeyPath, Problem, suggest
+from bbflow.runtime.types import TypeMismatch
 
 CODE = "BBF701"
 
 
-def project_diagnostics(read: ProjectFile, display: str, scans: Mapping[str, Scan] | None) -> list[Diagnostic]:
+def project_diagnostics(read: ProjectFile, display: str, scans: Mapping[str, Scan] | None,
+                        types: Mapping[str, RobotTypes] | None = None) -> list[Diagnostic]:
     """Every BBF701 of ``read`` (shown as ``display``); names are checked when ``scans`` (the whole
-    program's, without syntax errors) are given."""
+    program's, without syntax errors) are given, and ``sim`` values when ``types`` (robot interface
+    qualname -> its types) are too."""
     problems = list(read.problems)
     if scans is not None and not any(p.path == () for p in problems):
-        problems += _names(read, scans)
+        problems += _names(read, scans, types or {})
     out = []
     lines = read.text.splitlines()
     for problem in problems:
@@ -52,7 +61,7 @@ def _key_end(text: str, column: int) -> int:
     return column + max(len(token.group()) if token else 0, 1)
 
 
-def _names(read: ProjectFile, scans: Mapping[str, Scan]) -> Iterator[Problem]:
+def _names(read: ProjectFile, scans: Mapping[str, Scan], types: Mapping[str, RobotTypes]) -> Iterator[Problem]:
     """What the file names that the program does not declare."""
     data = read.project.data
     robots = {f"{module}.{r.name}": r for module, scan in scans.items() for r in scan.robots}
@@ -68,6 +77,8 @@ def _names(read: ProjectFile, scans: Mapping[str, Scan]) -> Iterator[Problem]:
                                  f"(interfaces: {', '.join(sorted(robots)) or 'none'})", _closest(interface, robots))
         elif isinstance(table.get("sim"), dict):
             yield from _sim(robot, table["sim"], ("robot", instance, "sim"))
+            if interface in types:
+                yield from _sim_values(types[interface], table["sim"], ("robot", instance, "sim"))
     shorts = {a.rsplit(".", 1)[-1] for a in agents}
     for short, _ in _tables(data.get("agent")):
         if short not in shorts:
@@ -104,6 +115,45 @@ def _sim(robot: RobotSite, sim: dict[str, Any], where: KeyPath) -> Iterator[Prob
         if isinstance(event, str) and event not in robot.events:
             yield Problem((*where, "events", i, "event"), f"{robot.name} declares no event `{event}`",
                           suggest(event, robot.events))
+
+
+def _sim_values(robot: RobotTypes, sim: dict[str, Any], where: KeyPath) -> Iterator[Problem]:
+    """A ``sim`` table's command results and event data against the types of ``robot``."""
+    results = dict(robot.results)
+    for command, entry in _tables(sim.get("commands")):
+        if "result" in entry and command in results:
+            problem = _misfit(entry["result"], results[command])
+            if problem is not None:
+                yield Problem((*where, "commands", command, "result"),
+                              f"not a {problem[0]} (the result of {robot.name}.{command}): {problem[1]}")
+    payloads = dict(robot.payloads)
+    events = sim.get("events")
+    for i, entry in enumerate(events if isinstance(events, list) else []):
+        name = entry.get("event") if isinstance(entry, dict) else None
+        if not isinstance(name, str) or name not in payloads or "data" not in entry:
+            continue
+        payload = payloads[name]
+        if isinstance(payload, T.NoneT):
+            yield Problem((*where, "events", i, "data"), f"event `{name}` of {robot.name} has no payload",
+                          "remove `data`")
+            continue
+        problem = _misfit(entry["data"], payload)
+        if problem is not None:
+            yield Problem((*where, "events", i, "data"),
+                          f"not a payload of event `{name}` ({problem[0]}): {problem[1]}")
+
+
+def _misfit(value: Any, want: T.Type) -> tuple[str, str] | None:
+    """(the runtime type, why ``value`` is not one) when ``bbflow run`` would refuse it; None when it fits
+    (or the type did not resolve: that error is the program's)."""
+    if T.is_lenient(want):
+        return None
+    rtype = to_rtype(want)
+    try:
+        rtype.conform(value)
+    except TypeMismatch as e:
+        return str(rtype), str(e)
+    return None
 
 
 def _tables(value: Any) -> list[tuple[str, dict[str, Any]]]:
