@@ -61,6 +61,10 @@ class SignalPayloads(Mapping[str, T.Type]):
         self._read()
         return len(self._payloads)
 
+    def with_events(self, events: dict[str, T.Type]) -> Mapping[str, T.Type]:
+        """These and an agent's robot events (``robot.event.NAME``): not a copy of every signal per agent."""
+        return ChainMap(events, self)  # type: ignore[arg-type]  # only read: a Mapping is enough
+
 
 class TypeChecker:
     def __init__(self, resolver: Resolver, facts: Facts, diags: Diagnostics,
@@ -416,7 +420,7 @@ class TypeChecker:
                 fields[f.name.name] = local
         events = {} if robot is None else {f"robot.event.{name}": self.resolver.event_payload(event, robot.module)
                                            for name, event in robot.events.items()}
-        signals = ChainMap(events, self.signals)  # not a copy of every signal per agent
+        signals = self.signals.with_events(events)
         ctx = Ctx(scope, state, robot, decl)
         for route in decl.routes:
             rctx = ctx.child()
@@ -430,7 +434,7 @@ class TypeChecker:
 
     def _route_data(self, pattern: str, events: dict[str, T.Type]) -> T.Type:
         """The payload type a route binds: the one signal (or event of the agent's robot) it matches, else `any`."""
-        signals = ChainMap(events, self.signals)
+        signals = self.signals.with_events(events)
         if "*" not in pattern:
             return signals.get(pattern, T.ANY)
         compiled = compile_pattern(pattern) if compile_pattern is not None else None
