@@ -88,9 +88,14 @@ def test_jobs_go_to_the_free_arm_and_the_risky_one_waits_for_the_operator(cell: 
     routed = sorted((e["agent"], e.get("robot")) for e in events
                     if e["event"] == "signal.routed" and e["type"] == "robot.task.assigned")
     assert routed == [("Picker", "left"), ("Picker", "left"), ("Picker", "right")]  # each only by its own arm
-    # the left arm's queue keeps job 3 until job 1 has ended: never interleaved
-    queued = [e for e in events if e["event"] == "run.queued"]
-    assert [(e["reactor"], e["robot"], e["position"]) for e in queued] == [("Transfer", "left", 1)]
+    # the coordinator's queue keeps job 3 until an arm is free (the left one, done with job 1 first): no
+    # robot's own queue is used, and the left arm is given job 3 only once job 1 is done
+    assert not [e for e in events if e["event"] == "run.queued"]
+    order = [(e["type"], (e["data"].get("job") or e["data"])["id"]) for e in events if e["event"] == "signal.emit"
+             and e["type"] in ("robot.task.assigned", "job.done")]
+    assert order.index(("job.done", 1)) < order.index(("robot.task.assigned", 3))
+    routed = [e["type"] for e in events if e["event"] == "signal.routed" and e["agent"] == "Coordinator"]
+    assert routed.count("arm.free") == 3 and not [e for e in events if e["event"] == "signal.dropped"]
     done = sorted((e["data"]["id"], e["data"]["robot"]) for e in emitted(events, "job.done"))
     assert done == [(1, "left"), (2, "right"), (3, "left")]
     # the gate of the risky job took the operator's approval
@@ -121,3 +126,16 @@ def test_the_stop_preempts_rolls_back_and_parks_both_arms(cell: Path, tmp_path: 
         assert mine[-1]["event"] == "run.failed" and mine[-1]["error"]["code"] == "cancelled"
         if job == 2:
             assert done == ["approach", "gripped", "lifted"]
+
+
+def test_after_the_stop_the_jobs_still_queued_end_without_moving_an_arm(cell: Path, tmp_path: Path) -> None:
+    """A fourth job waits in the coordinator's queue when the stop comes: it ends as failed (`stopped`) once
+    an arm reports back, and no arm is given a job after the stop."""
+    jobs = (cell / "stop.jsonl").read_text().splitlines()
+    fourth = jobs[0].replace('"id": 1', '"id": 4')
+    (cell / "four.jsonl").write_text("\n".join([*jobs[:3], fourth, jobs[3]]) + "\n")
+    events = run(cell, "four.jsonl", tmp_path)
+    failed = sorted((e["data"]["id"], e["data"]["reason"]) for e in emitted(events, "job.failed"))
+    assert failed == [(2, "cancelled"), (3, "cancelled"), (4, "stopped")]
+    stop = next(i for i, e in enumerate(events) if e["event"] == "signal.routed" and e["type"] == "cell.stop")
+    assert not [e for e in events[stop:] if e["event"] == "signal.emit" and e["type"] == "robot.task.assigned"]
