@@ -25,6 +25,7 @@ from bbflow import __version__
 from bbflow.compiler import ast
 from bbflow.compiler.cache import Cache
 from bbflow.compiler.codegen.generated import GeneratedModule, flow_path, module_path
+from bbflow.compiler.diagnostics import codes
 from bbflow.compiler.diagnostics.core import Diagnostics
 from bbflow.compiler.pipeline import CompileResult, compile_paths
 from bbflow.compiler.semantic.modules import STDLIB_FILE
@@ -126,7 +127,7 @@ def check_drivers(result: CompileResult) -> None:
         try:
             program = load_program(scratch)
         except Exception as e:
-            result.diagnostics.error("BBF900", f"internal compiler error loading the generated code: "
+            result.diagnostics.error(codes.BBF900, f"internal compiler error loading the generated code: "
                                      f"{type(e).__name__}: {e}",
                                      Span.point(next(iter(result.sources), "<input>"), 1, 1),
                                      help="this is a bug in bbflow, not in your program; please report it")
@@ -138,7 +139,7 @@ def check_drivers(result: CompileResult) -> None:
         with importable(project.root):  # as `bbflow run` imports it
             problems = _driver_problems(instance, config, spec)
         for problem, advice in problems:
-            result.diagnostics.error("BBF601", problem, _robot_span(result, spec),
+            result.diagnostics.error(codes.BBF601, problem, _robot_span(result, spec),
                                      notes=(f"robot `{instance}` in {_shown(project.file)} uses this interface",),
                                      help=advice)
 

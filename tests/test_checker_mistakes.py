@@ -7,8 +7,18 @@ Lines and columns are counted from the first line after the shared ARM declarati
 
 from __future__ import annotations
 
+import os
+import re
+from pathlib import Path
+
 import pytest
 from checker_helpers import ARM, check_modules, check_text
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from shared_cases import cases
+
+from bbflow.compiler.checker import check
+from bbflow.compiler.syntax.parser import parse_text
 
 MISTAKES = [
     ('typo_step_ref', "reactor R(p: Pose) -> Pose on Arm {\n    step a = move_to(target: p)\n    return aa\n}",
@@ -191,17 +201,6 @@ def test_routes_with_every_pattern_shape():
 
 
 # --- fuzzing: mutated real programs never crash the compiler ---------------------------------
-
-import os  # noqa: E402
-import re  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from bbflow.compiler.checker import check  # noqa: E402
-from bbflow.compiler.syntax.parser import parse_text  # noqa: E402
-from shared_cases import cases  # noqa: E402
 
 _ROOT = Path(__file__).resolve().parents[1]
 SEEDS = sorted(p.read_text(encoding="utf-8") for p in [

@@ -39,6 +39,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from bbflow.compiler import ast
 from bbflow.compiler.analysis.routes import check_emits, check_unused_signals, waited_signals
 from bbflow.compiler.cache import RobotTypes, SignalEntry, SignalSite
+from bbflow.compiler.diagnostics import codes
 from bbflow.compiler.diagnostics.core import Diagnostics, Label
 from bbflow.compiler.semantic import types as T
 from bbflow.compiler.semantic.facts import Facts
@@ -47,10 +48,6 @@ from bbflow.compiler.semantic.patterns import Pattern, SignalIndex, compile_patt
 from bbflow.compiler.semantic.resolve import Resolver, declare
 from bbflow.compiler.semantic.symbols import ModuleScope, SymKind
 from bbflow.compiler.semantic.typecheck import TypeChecker
-
-#: the code of the one diagnostic the route analysis makes about the whole program
-UNUSED_SIGNAL = "BBF505"
-
 
 #: a signal-declaring module of the program, in program order -> its declarations' sites and
 #: resolved entries when it is outside the run (``None``: it is checked in the run)
@@ -98,7 +95,7 @@ def check(modules: Sequence[ast.Module], diags: Diagnostics, *, stdlib: bool = T
     before = len(diags.items)
     _run_analyses(facts, diags, None if bodies is None else (set(bodies), composed))
     if not program_wide:
-        diags.items[before:] = [d for d in diags.items[before:] if d.code != UNUSED_SIGNAL]
+        diags.items[before:] = [d for d in diags.items[before:] if d.code != codes.BBF505.code]  # about the whole program
     return facts
 
 
@@ -167,7 +164,7 @@ def _payload(decl: ast.SignalDecl, scope: ModuleScope, resolver: Resolver, diags
     text = decl.type.text
     payload = resolver.type_of(decl.payload, scope) if decl.payload is not None else T.NONE
     if decl.payload is not None and not isinstance(payload, T.RecordT) and not T.is_lenient(payload):
-        diags.error("BBF201", f"the payload of signal `{text}` must be a record, found {payload}",
+        diags.error(codes.BBF201, f"the payload of signal `{text}` must be a record, found {payload}",
                     decl.payload.span, help=f"name the value: `signal {text}: {{value: {payload}}}`")
         return T.ERROR  # reported once here, not again at every emit
     return payload
@@ -198,7 +195,7 @@ def duplicate_signals(sites: Iterable[SignalSite], diags: Diagnostics) -> None:
     first: dict[str, SignalSite] = {}
     for site in sites:
         if site.text in first:
-            diags.error("BBF102", f"signal `{site.text}` is already declared", site.type_span,
+            diags.error(codes.BBF102, f"signal `{site.text}` is already declared", site.type_span,
                         labels=(Label(first[site.text].type_span, "first declared here"),))
         else:
             first[site.text] = site

@@ -102,6 +102,7 @@ from bbflow.compiler.checker import (
     unused_signals,
 )
 from bbflow.compiler.codegen.generated import GeneratedModule, flow_path
+from bbflow.compiler.diagnostics import codes
 from bbflow.compiler.diagnostics.core import Diagnostic, Diagnostics, Label
 from bbflow.compiler.project_check import project_diagnostics
 from bbflow.compiler.semantic.facts import Facts
@@ -680,7 +681,7 @@ def module_identity(name: str) -> str:
 def _twin(unit: SourceUnit, identity: str, other: str, diags: Diagnostics) -> None:
     """BBF105: ``unit`` is a module that another file (or the standard library) already is."""
     std = other.startswith(STDLIB_FILE)
-    diags.error("BBF105", f"`{unit.display}` and `{other}` are both module `{identity}`",
+    diags.error(codes.BBF105, f"`{unit.display}` and `{other}` are both module `{identity}`",
                 Span.point(unit.display, 1, 1),
                 labels=(Label(Span.point(other, 1, 1), f"module `{identity}` is this file"),),
                 notes=(("the standard library's modules cannot be replaced by a project's" if std else
@@ -714,7 +715,7 @@ def read_source(unit: SourceUnit, diags: Diagnostics) -> str | None:
         before = data[: e.start].decode("utf-8", errors="replace")
         line = before.count("\n") + 1
         column = len(before) - (before.rfind("\n") + 1) + 1
-        diags.error("BBF001", f"the file is not valid UTF-8 (byte 0x{data[e.start]:02x})",
+        diags.error(codes.BBF001, f"the file is not valid UTF-8 (byte 0x{data[e.start]:02x})",
                     Span.point(unit.display, line, column), help="save the file as UTF-8")
         return None
     return _normalised(text)
@@ -770,7 +771,7 @@ def _guarded(diags: Diagnostics, file: str, stage: str, work: Callable[[], T]) -
 
         frame = traceback.extract_tb(e.__traceback__)[-1]
         diags.error(
-            "BBF900", f"internal compiler error in the {stage}: {type(e).__name__}: {e}",
+            codes.BBF900, f"internal compiler error in the {stage}: {type(e).__name__}: {e}",
             Span.point(file, 1, 1),
             notes=(f"raised at {Path(frame.filename).name}:{frame.lineno} in {frame.name}",),
             help="this is a bug in bbflow, not in your program; please report it with this file",

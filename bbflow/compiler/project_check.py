@@ -22,14 +22,13 @@ from typing import Any
 
 from bbflow.compiler.cache import RobotSite, RobotTypes, Scan
 from bbflow.compiler.codegen.types import to_rtype
+from bbflow.compiler.diagnostics import codes
 from bbflow.compiler.diagnostics.core import Diagnostic, Severity
 from bbflow.compiler.semantic import types as T
 from bbflow.compiler.source import Span
 from bbflow.project import ProjectFile
 from bbflow.project_schema import KeyPath, Problem, suggest
 from bbflow.runtime.types import TypeMismatch
-
-CODE = "BBF701"
 
 
 def project_diagnostics(read: ProjectFile, display: str, scans: Mapping[str, Scan] | None,
@@ -46,7 +45,7 @@ def project_diagnostics(read: ProjectFile, display: str, scans: Mapping[str, Sca
         line, column = read.where(problem.path)
         text = lines[line - 1] if 0 < line <= len(lines) else ""
         where = f"{problem.key}: " if problem.path else ""
-        out.append(Diagnostic(CODE, Severity.ERROR, f"{where}{problem.message}",
+        out.append(Diagnostic(codes.BBF701.code, Severity.ERROR, f"{where}{problem.message}",
                               Span(display, line, column, line, _key_end(text, column)), help=problem.help))
     return out
 

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 import attrs
 
 from bbflow.compiler.analysis.graph import Category, Effect, Node, NodeKind, ReactorGraph
+from bbflow.compiler.diagnostics import codes
 from bbflow.compiler.diagnostics.core import Diagnostics, Label
 
 
@@ -179,7 +180,7 @@ def check_useless_undo(graph: ReactorGraph, summaries: Mapping[str, ReactorSumma
             what = "`undo`" if step.undo else "`irreversible`"
             reason = (f"`{step.call}` composes a reactor with no effect" if step.effect is Effect.COMPOSED
                       else f"`{step.call}` has no effect on the world")
-            diags.warning("BBF402", f"{what} on step `{step.name}`, which has no effect to take back", step.span,
+            diags.warning(codes.BBF402, f"{what} on step `{step.name}`, which has no effect to take back", step.span,
                           notes=(reason + ", so there is nothing to undo",),
                           help=f"remove the {what}")
 
@@ -196,7 +197,7 @@ def _check_covered(step: Node, summaries: Mapping[str, ReactorSummary], diags: D
         return
     if step.effect is Effect.COMPOSED:
         summary = summaries[step.reactor]  # type: ignore[index]
-        diags.error("BBF403",
+        diags.error(codes.BBF403,
                     f"step `{step.name}` composes `{step.call}`, which is not fully reversible, "
                     "and has no `undo` or `irreversible` of its own",
                     step.span,
@@ -205,7 +206,7 @@ def _check_covered(step: Node, summaries: Mapping[str, ReactorSummary], diags: D
                     help=f"give `{step.name}` its own `undo` (it replaces the reactor's rollback), mark it "
                          f"`irreversible \"why\"`, or make `{step.call}` fully reversible")
         return
-    diags.error("BBF401",
+    diags.error(codes.BBF401,
                 f"step `{step.name}` ({step.call}) changes the world and can be followed by a failure, "
                 "but has no `undo` or `irreversible`",
                 step.span,
@@ -220,7 +221,7 @@ def _check_undo_values(step: Node, diags: Diagnostics) -> None:
         if ref.name in seen or _exists_when_undone(ref.target, step):
             continue
         seen.add(ref.name)
-        diags.error("BBF404",
+        diags.error(codes.BBF404,
                     f"the undo of step `{step.name}` uses `{ref.name}`, which may not exist when the undo runs",
                     ref.span,
                     labels=(Label(step.span, f"`{step.name}` does not wait for `{ref.name}`"),),

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from bbflow.compiler.diagnostics import codes
 from bbflow.compiler.diagnostics.core import Diagnostics, Label
 from bbflow.compiler.source import Span
 
@@ -254,7 +255,7 @@ def check_cycles(graph: ReactorGraph, diags: Diagnostics) -> bool:
             ring = cycle + [cycle[0]]
             names = " -> ".join(n.name for n in ring)
             notes = tuple(f"{a.label} waits for {b.label} ({body.edges[(b, a)]})" for a, b in itertools.pairwise(ring))
-            diags.error("BBF301", f"dependency cycle between steps: {names} (each waits for the next)",
+            diags.error(codes.BBF301, f"dependency cycle between steps: {names} (each waits for the next)",
                         cycle[0].span,
                         labels=tuple(Label(n.span, f"{n.label} is part of the cycle") for n in cycle[1:]),
                         notes=notes,
@@ -269,7 +270,7 @@ def check_unused(graph: ReactorGraph, diags: Diagnostics) -> None:
     """BBF303: a readonly command or pure action whose value nothing uses has no reason to run."""
     for step in graph.steps():
         if step.pure_read and not step.used:
-            diags.warning("BBF303", f"the value of step `{step.name}` ({step.call}) is never used",
+            diags.warning(codes.BBF303, f"the value of step `{step.name}` ({step.call}) is never used",
                           step.span,
                           notes=(f"`{step.call}` has no effect on the world, so running it only makes sense "
                                  "for its value",),
@@ -353,14 +354,14 @@ def check_category_conflicts(graph: ReactorGraph, categories: Callable[[Node], f
             m = c.map_node
             who = (f"step `{c.later.name}` uses" if c.first is c.later
                    else f"steps `{c.first.name}` and `{c.later.name}` use")
-            diags.error("BBF304",
+            diags.error(codes.BBF304,
                         f"{who} category `{cat}` (limit 1) in map `{m.name}`, whose iterations run "
                         f"{m.concurrency} at a time: two iterations could use `{cat}` at once",
                         c.later.span,
                         labels=(Label(m.span, f"map `{m.name}` runs up to {m.concurrency} iterations at once"),),
                         help=f"give map `{m.name}` concurrency 1, or raise the limit of `{cat}` on the robot")
             continue
-        diags.error("BBF304",
+        diags.error(codes.BBF304,
                     f"steps `{c.first.name}` and `{c.later.name}` both use category `{cat}` (limit 1) "
                     "but are not ordered: the robot could be asked to do both at once",
                     c.later.span,

@@ -18,6 +18,7 @@ from collections.abc import Collection, Iterable, Iterator
 from collections.abc import Set as AbstractSet
 
 from bbflow.compiler import ast
+from bbflow.compiler.diagnostics import codes
 from bbflow.compiler.diagnostics.core import Diagnostics, Label
 from bbflow.compiler.diagnostics.suggest import closest
 from bbflow.compiler.semantic.facts import CallKind, Facts
@@ -120,7 +121,7 @@ def check_agent_routes(routes: list[tuple[ast.RouteDecl, Pattern | str]], declar
     event_index: SignalIndex | None = None
     for route, pattern in routes:
         if isinstance(pattern, str):
-            diags.error("BBF501", f"invalid signal pattern `{route.pattern.text}`: {pattern}", route.pattern.span,
+            diags.error(codes.BBF501, f"invalid signal pattern `{route.pattern.text}`: {pattern}", route.pattern.span,
                         help="a pattern is dotted segments: names, `*` for exactly one segment, "
                              "`**` for any number of segments")
             continue
@@ -131,7 +132,7 @@ def check_agent_routes(routes: list[tuple[ast.RouteDecl, Pattern | str]], declar
             live.add(id(route))
             continue
         near = closest(pattern.text, _respellings(pattern.text, declared | events))
-        diags.warning("BBF503", f"route pattern `{pattern.text}` matches no declared signal", route_head(route),
+        diags.warning(codes.BBF503, f"route pattern `{pattern.text}` matches no declared signal", route_head(route),
                       notes=("no `signal` declaration (nor an event of the agent's robot) has a type this "
                              "pattern matches, so this route never runs",),
                       help=("did you mean " + " or ".join(f"`{n}`" for n in near) + "?") if near
@@ -164,7 +165,7 @@ def check_shadowed(valid: list[tuple[ast.RouteDecl, Pattern]], live: set[int], d
 
 
 def _shadowed(route: ast.RouteDecl, pattern: Pattern, shadow: ast.RouteDecl, diags: Diagnostics) -> None:
-    diags.error("BBF502",
+    diags.error(codes.BBF502,
                 f"route `on {pattern.text}` can never fire: route `on {shadow.pattern.text}` comes "
                 "before it in dispatch order, has no `when`, and handles every signal it matches",
                 route_head(route),
@@ -212,7 +213,7 @@ def check_emits(agent: ast.AgentDecl, declared: AbstractSet[str], diags: Diagnos
             verb = "emit" if isinstance(stmt, ast.EmitStmt) else "schedule"
             near = closest(name, declared)
             emitted.update(near[:1])  # the signal it was meant to be is not also "never emitted" (BBF505)
-            diags.error("BBF504", f"`{verb} {name}`: no signal `{name}` is declared", stmt.type.span,
+            diags.error(codes.BBF504, f"`{verb} {name}`: no signal `{name}` is declared", stmt.type.span,
                         help=("did you mean " + " or ".join(f"`{n}`" for n in near) + "?") if near
                         else f"declare it: `signal {name}` (with a payload type if it carries data)")
     return emitted
@@ -226,7 +227,7 @@ def check_unused_signals(signals: Iterable[ast.SignalDecl], handled: set[str], e
         name = signal.type.text
         if name in emitted or name in handled:
             continue
-        diags.warning("BBF505", f"signal `{name}` is declared but neither handled nor emitted anywhere",
+        diags.warning(codes.BBF505, f"signal `{name}` is declared but neither handled nor emitted anywhere",
                       signal.span,
                       notes=("no agent has a route that matches it, and no `emit` or `schedule` sends it",),
                       help=f"handle it with `on {name} {{ ... }}`, emit it, or remove the declaration")

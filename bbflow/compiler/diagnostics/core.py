@@ -22,6 +22,19 @@ class Severity(str, enum.Enum):
 
 
 @attrs.frozen(slots=True)
+class Code:
+    """A diagnostic code: its name (``BBF201``), default severity and one-line title. Every code is a
+    constant of ``bbflow.compiler.diagnostics.codes`` (``codes.BBF201``), which passes report with."""
+
+    code: str
+    severity: Severity
+    title: str
+
+    def __str__(self) -> str:
+        return self.code
+
+
+@attrs.frozen(slots=True)
 class Label:
     """A secondary span with a short message (``first defined here``)."""
 
@@ -54,13 +67,14 @@ class Diagnostics:
         self.items.append(diag)
         return diag
 
-    def error(self, code: str, message: str, span: Span, *, labels: tuple[Label, ...] = (),
+    def error(self, code: Code | str, message: str, span: Span, *, labels: tuple[Label, ...] = (),
               notes: tuple[str, ...] = (), help: str | None = None) -> Diagnostic:
-        return self.add(Diagnostic(code, Severity.ERROR, message, span, labels, notes, help))
+        """Report an error; ``code``: a constant of ``codes`` (a name, ``"BBF900"``, is taken as one)."""
+        return self.add(Diagnostic(str(code), Severity.ERROR, message, span, labels, notes, help))
 
-    def warning(self, code: str, message: str, span: Span, *, labels: tuple[Label, ...] = (),
+    def warning(self, code: Code | str, message: str, span: Span, *, labels: tuple[Label, ...] = (),
                 notes: tuple[str, ...] = (), help: str | None = None) -> Diagnostic:
-        return self.add(Diagnostic(code, Severity.WARNING, message, span, labels, notes, help))
+        return self.add(Diagnostic(str(code), Severity.WARNING, message, span, labels, notes, help))
 
     def extend(self, diags: Diagnostics | list[Diagnostic]) -> None:
         self.items.extend(diags.items if isinstance(diags, Diagnostics) else diags)

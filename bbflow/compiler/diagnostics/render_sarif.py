@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import quote
 
 from bbflow import __version__
+from bbflow.compiler.diagnostics import codes
 from bbflow.compiler.diagnostics.codes import CODES, explain
 from bbflow.compiler.diagnostics.core import Diagnostic
 from bbflow.compiler.source import SourceFile, Span
@@ -62,7 +63,7 @@ def sarif_log(diags: Iterable[Diagnostic], sources: Mapping[str, SourceFile] | N
               successful: bool = True) -> dict[str, Any]:
     seen: dict[str, int] = {}
     diags = list(diags)
-    broken = [d for d in diags if d.code == "BBF701" and d.message.startswith(_UNREADABLE)]
+    broken = [d for d in diags if d.code == codes.BBF701.code and d.message.startswith(_UNREADABLE)]
     log: dict[str, Any] = {
         "$schema": SCHEMA_URI,
         "version": "2.1.0",

@@ -17,6 +17,7 @@ from typing import Any
 import attrs
 
 from bbflow.compiler import ast
+from bbflow.compiler.diagnostics import codes
 from bbflow.compiler.diagnostics.core import Diagnostics
 from bbflow.compiler.diagnostics.suggest import closest
 from bbflow.compiler.semantic import types as T
@@ -87,15 +88,15 @@ class ExprChecker:
         code = T.mismatch_code(got, want)
         if code is None:
             return True
-        if code == "BBF204":
-            self.diags.error("BBF204", f"{what}: expected {want}, found {got}, which may be none", span,
+        if code is codes.BBF204:
+            self.diags.error(codes.BBF204, f"{what}: expected {want}, found {got}, which may be none", span,
                              help="give a value for none with `??` (`x ?? default`)")
         else:
             notes = tuple(T.record_problems(got, want)) if isinstance(got, T.RecordT) and isinstance(
                 want, T.RecordT) else ()
             help_ = ("a duration has a unit: `5s`, `250ms`, `1.5s`, `2m`"
                      if want == T.DURATION and got in (T.INT, T.FLOAT) else None)
-            self.diags.error("BBF201", f"{what}: expected {want}, found {got}", span, notes=notes, help=help_)
+            self.diags.error(codes.BBF201, f"{what}: expected {want}, found {got}", span, notes=notes, help=help_)
         return False
 
     # --- expressions ---------------------------------------------------------------
@@ -152,7 +153,7 @@ class ExprChecker:
             t = self.expr(it, ctx)
             joined = t if item is None else T.join(item, t)
             if joined is None:
-                self.diags.error("BBF201", f"list item: expected {item}, found {t}", it.span,
+                self.diags.error(codes.BBF201, f"list item: expected {item}, found {t}", it.span,
                                  help="the items of a list all have one type")
                 joined = item
             item = joined
@@ -197,10 +198,10 @@ class ExprChecker:
         if sym is not None:
             if sym.kind is not SymKind.UNKNOWN:
                 hint = f"write `{name}.member`" if sym.kind is SymKind.ENUM else None
-                self.diags.error("BBF201", f"`{name}` is a {sym.kind.value}, not a value", e.span, help=hint)
+                self.diags.error(codes.BBF201, f"`{name}` is a {sym.kind.value}, not a value", e.span, help=hint)
             return T.ERROR
         if ctx.robot is not None and (name in ctx.robot.commands or name in BUILTIN_COMMANDS):
-            self.diags.error("BBF201", f"`{name}` is a command, not a value", e.span,
+            self.diags.error(codes.BBF201, f"`{name}` is a command, not a value", e.span,
                              help=f"call it in a step: `step x = {name}(...)`")
             return T.ERROR
         if isinstance(expected, T.ErrorT):
@@ -213,12 +214,12 @@ class ExprChecker:
             return owners[0]
         if owners:
             listed = ", ".join(f"`{o.name}`" for o in owners[:-1]) + f" and `{owners[-1].name}`"
-            self.diags.error("BBF201", f"`{name}` is ambiguous here: it is a member of {listed}", e.span,
+            self.diags.error(codes.BBF201, f"`{name}` is ambiguous here: it is a member of {listed}", e.span,
                              help="say which: " + " or ".join(f"`{o.name}.{name}`" for o in owners))
             return T.ERROR
         if not ctx.scope.broken:
             members = list(enum.members) if isinstance(enum, T.EnumT) else self._visible_members(ctx)
-            self.diags.error("BBF101", f"unknown name `{name}`", e.ident.span,
+            self.diags.error(codes.BBF101, f"unknown name `{name}`", e.ident.span,
                              help=did_you_mean(name, [*ctx.env.visible(), *members]))
         return T.ERROR
 
@@ -269,11 +270,11 @@ class ExprChecker:
             if base.kind is SymKind.UNKNOWN:
                 return T.ERROR
             if base.kind is SymKind.MODULE:
-                self.diags.error("BBF201", f"`{e.name.name}` of module `{base.decl}` is not a value", e.span)
+                self.diags.error(codes.BBF201, f"`{e.name.name}` of module `{base.decl}` is not a value", e.span)
                 return T.ERROR
             enum = self.resolver.enum_type(base)
             if e.name.name not in enum.members:
-                self.diags.error("BBF101", f"enum `{enum.name}` has no member `{e.name.name}`", e.name.span,
+                self.diags.error(codes.BBF101, f"enum `{enum.name}` has no member `{e.name.name}`", e.name.span,
                                  help=did_you_mean(e.name.name, enum.members))
                 return T.ERROR
             self.facts.refs[e] = Ref(RefKind.ENUM_MEMBER, e.name.name, base.decl, e.name.name)
@@ -285,18 +286,18 @@ class ExprChecker:
         if T.is_lenient(obj):
             return obj
         if isinstance(obj, T.OptionalT):
-            self.diags.error("BBF204", f"cannot read `.{name.name}` of a value that may be none ({obj})",
+            self.diags.error(codes.BBF204, f"cannot read `.{name.name}` of a value that may be none ({obj})",
                              of.span, help="give a value for none first: `(x ?? default).field`")
             return T.ERROR
         if isinstance(obj, T.RecordT):
             ft = obj.field(name.name)
             if ft is None:
-                self.diags.error("BBF203", f"{obj} has no field `{name.name}`", name.span,
+                self.diags.error(codes.BBF203, f"{obj} has no field `{name.name}`", name.span,
                                  help=did_you_mean(name.name, obj.names),
                                  notes=(f"its fields: {', '.join(obj.names) or 'none'}",))
                 return T.ERROR
             return ft
-        self.diags.error("BBF201", f"{obj} has no fields (reading `.{name.name}`)", name.span)
+        self.diags.error(codes.BBF201, f"{obj} has no fields (reading `.{name.name}`)", name.span)
         return T.ERROR
 
     def _index(self, e: ast.Index, ctx: Ctx) -> T.Type:
@@ -325,10 +326,10 @@ class ExprChecker:
     def _not_a_collection(self, t: T.Type, span: Span, doing: str, only: str) -> T.Type:
         """BBF204 for a value that may be none, else BBF201: ``t`` is no collection ``doing`` applies to."""
         if isinstance(t, T.OptionalT):
-            self.diags.error("BBF204", f"{doing} a value that may be none ({t})", span,
+            self.diags.error(codes.BBF204, f"{doing} a value that may be none ({t})", span,
                              help="give a value for none first with `??`")
         else:
-            self.diags.error("BBF201", f"{doing} {t}: {only}", span)
+            self.diags.error(codes.BBF201, f"{doing} {t}: {only}", span)
         return T.ERROR
 
     def _membership(self, e: ast.Binary, ctx: Ctx) -> T.Type:
@@ -341,7 +342,7 @@ class ExprChecker:
             self._not_a_collection(where, e.right.span, f"`{e.op}` cannot look in",
                                    "it looks in a list, a map's keys or a str")
         elif want is not None and not T.is_lenient(what) and not T.comparable(what, want):
-            self.diags.error("BBF201", f"`{e.op}` looks for {what} in {where}, whose "
+            self.diags.error(codes.BBF201, f"`{e.op}` looks for {what} in {where}, whose "
                              f"{'keys are strs' if isinstance(where, T.MapT) else 'items are ' + str(want)}",
                              e.left.span)
         return T.BOOL
@@ -358,10 +359,10 @@ class ExprChecker:
 
     def _operand_error(self, op: str, t: T.Type, span: Any) -> None:
         if isinstance(t, T.OptionalT):
-            self.diags.error("BBF204", f"operand of `{op}` may be none ({t})", span,
+            self.diags.error(codes.BBF204, f"operand of `{op}` may be none ({t})", span,
                              help="give a value for none first with `??`")
         else:
-            self.diags.error("BBF201", f"`{op}` does not apply to {t}", span)
+            self.diags.error(codes.BBF201, f"`{op}` does not apply to {t}", span)
 
     def _is_bare_member(self, e: ast.Expr, ctx: Ctx) -> bool:
         """A name that is neither local nor module-level: maybe an enum member known from the other side."""
@@ -382,7 +383,7 @@ class ExprChecker:
                 return rt if not isinstance(lt, T.ErrorT) else lt
             joined = T.join(inner, rt)
             if joined is None:
-                self.diags.error("BBF201", f"the value after `??` must fit {inner}, found {rt}", e.right.span)
+                self.diags.error(codes.BBF201, f"the value after `??` must fit {inner}, found {rt}", e.right.span)
                 return T.ERROR
             return joined
         if op in ("in", "not in"):
@@ -402,7 +403,7 @@ class ExprChecker:
                         self._operand_error(op, t, side.span)
                         return T.BOOL
             if not T.comparable(lt, rt):
-                self.diags.error("BBF201", f"cannot compare {lt} with {rt}", e.span)
+                self.diags.error(codes.BBF201, f"cannot compare {lt} with {rt}", e.span)
             return T.BOOL
         lt = self.expr(e.left, ctx)
         # `queue + [{...}]`: the items of a list literal are checked as the items of the list it extends
@@ -430,7 +431,7 @@ class ExprChecker:
             joined = T.join(lt.item, rt.item)
             if joined is not None:
                 return T.ListT(joined)
-            self.diags.error("BBF201", f"`+` joins lists of one item type: {lt} and {rt}", e.span)
+            self.diags.error(codes.BBF201, f"`+` joins lists of one item type: {lt} and {rt}", e.span)
             return T.ERROR
         if lt == rt == T.DURATION and op in ("+", "-"):
             return T.DURATION
@@ -441,7 +442,7 @@ class ExprChecker:
         if T.is_numeric(lt) and rt == T.DURATION and op == "*":
             return T.DURATION
         help_ = ("turn the other side into text with `str(...)`" if op == "+" and T.STR in (lt, rt) else None)
-        self.diags.error("BBF201", f"`{op}` does not apply to {lt} and {rt}", e.span, help=help_)
+        self.diags.error(codes.BBF201, f"`{op}` does not apply to {lt} and {rt}", e.span, help=help_)
         return T.ERROR
 
     # --- pure builtins in expressions --------------------------------------------
@@ -455,7 +456,7 @@ class ExprChecker:
         named = [a for a in e.args if a.name is not None]
         args = [self.expr(a.value, ctx) for a in e.args]
         if named:
-            self.diags.error("BBF202", f"`{name}` takes positional arguments only", named[0].span)
+            self.diags.error(codes.BBF202, f"`{name}` takes positional arguments only", named[0].span)
             return T.ERROR
         if any(isinstance(t, T.ErrorT) for t in args):
             return T.ERROR
@@ -466,17 +467,17 @@ class ExprChecker:
             if lo <= len(args) <= hi:
                 return True
             want = str(lo) if lo == hi else f"{lo} to {hi}" if hi < 99 else f"at least {lo}"
-            self.diags.error("BBF202", f"`{name}` takes {want} argument{'s' if hi != 1 else ''}, "
+            self.diags.error(codes.BBF202, f"`{name}` takes {want} argument{'s' if hi != 1 else ''}, "
                              f"{len(args)} given", e.span)
             return False
 
         def bad(i: int, what: str) -> T.Type:
             t = args[i]
             if isinstance(t, T.OptionalT):
-                self.diags.error("BBF204", f"argument of `{name}` may be none ({t})", e.args[i].value.span,
+                self.diags.error(codes.BBF204, f"argument of `{name}` may be none ({t})", e.args[i].value.span,
                                  help="give a value for none first with `??`")
             else:
-                self.diags.error("BBF201", f"argument of `{name}`: expected {what}, found {t}",
+                self.diags.error(codes.BBF201, f"argument of `{name}`: expected {what}, found {t}",
                                  e.args[i].value.span)
             return T.ERROR
 
@@ -548,7 +549,7 @@ class ExprChecker:
         for a in e.args:
             self.expr(a.value, ctx)
         if name is None:
-            self.diags.error("BBF201", "only named functions can be called", e.callee.span)
+            self.diags.error(codes.BBF201, "only named functions can be called", e.callee.span)
             return
         sym = ctx.scope.lookup(chain[0].name) if chain else None
         known = sym is not None or name in WAITS or (
@@ -556,11 +557,11 @@ class ExprChecker:
         if sym is not None and sym.kind is SymKind.UNKNOWN:
             return
         if known:
-            self.diags.error("BBF201", f"`{name}` cannot be called in an expression: only the pure builtins "
+            self.diags.error(codes.BBF201, f"`{name}` cannot be called in an expression: only the pure builtins "
                              f"({', '.join(BUILTIN_FUNCTIONS)}) can", e.callee.span,
                              help=f"make it a step: `step x = {name}(...)`")
         elif not ctx.scope.broken:
-            self.diags.error("BBF101", f"unknown function `{name}`", e.callee.span,
+            self.diags.error(codes.BBF101, f"unknown function `{name}`", e.callee.span,
                              help=did_you_mean(name, BUILTIN_FUNCTIONS))
 
     # --- calls of commands, actions, reactors and waits --------------------------
@@ -582,7 +583,7 @@ class ExprChecker:
                         keyword: Span | None) -> Callee | None:
         chain = _ident_chain(call.callee)
         if chain is None:
-            self.diags.error("BBF201", f"{what} calls a command, an action or a reactor by name", call.callee.span)
+            self.diags.error(codes.BBF201, f"{what} calls a command, an action or a reactor by name", call.callee.span)
             return None
         name = chain[0].name
         robot = ctx.robot
@@ -590,12 +591,12 @@ class ExprChecker:
             return self._command(robot, name)
         if len(chain) == 1 and name in WAITS and ctx.scope.lookup(name) is None:
             if not waits:
-                self.diags.error("BBF201", f"`{name}` can only be the call of a reactor step", chain[0].span)
+                self.diags.error(codes.BBF201, f"`{name}` can only be the call of a reactor step", chain[0].span)
                 return None
             return self._wait(call, ctx, name)
         if len(chain) == 1 and ctx.scope.lookup(name) is None:
             if name in BUILTIN_FUNCTIONS:
-                self.diags.error("BBF201", f"`{name}` is a pure builtin, not a command, action or reactor",
+                self.diags.error(codes.BBF201, f"`{name}` is a pure builtin, not a command, action or reactor",
                                  chain[0].span, help=f"compute it with `let x = {name}(...)`")
                 return None
             if ctx.scope.broken:
@@ -611,7 +612,7 @@ class ExprChecker:
             candidates = [*ctx.scope.names(SymKind.ACTION, SymKind.REACTOR),
                           *(list(robot.commands) + list(BUILTIN_COMMANDS) if robot else []),
                           *(WAITS if waits else ())]
-            self.diags.error("BBF101", f"unknown command, action or reactor `{name}`", chain[0].span,
+            self.diags.error(codes.BBF101, f"unknown command, action or reactor `{name}`", chain[0].span,
                              help=did_you_mean(name, candidates), notes=notes)
             return None
         sym = self.resolver.lookup(chain, ctx.scope, (SymKind.ACTION, SymKind.REACTOR),
@@ -634,7 +635,7 @@ class ExprChecker:
         who = f"{'agent' if isinstance(owner, ast.AgentDecl) else 'reactor'} `{owner.name.name}`" if owner else "this"
         if isinstance(owner, ast.AgentDecl):
             bound = f"bound to `{ctx.robot.decl.name.name}`" if ctx.robot else "bound to no robot (a coordinator)"
-            self.diags.error("BBF206", f"`{name}` is a command of {robots}, and {who} is {bound}", at,
+            self.diags.error(codes.BBF206, f"`{name}` is a command of {robots}, and {who} is {bound}", at,
                              help=(f"the run would use this agent's robot, a `{ctx.robot.decl.name.name}`: "
                                    if ctx.robot else "a coordinator commands no robot: ")
                              + f"emit a task signal that an agent `on {owners[0]}` handles with `run {name}(...)`")
@@ -643,7 +644,7 @@ class ExprChecker:
             if owner in self._unbound:
                 return  # the missing `on` is reported once, at the reactor's first command
             self._unbound.add(owner)
-        self.diags.error("BBF101", f"`{name}` is a command of {robots}, and {who} is bound to no robot", at,
+        self.diags.error(codes.BBF101, f"`{name}` is a command of {robots}, and {who} is bound to no robot", at,
                          help=f"add `on {owners[0]}`: `reactor {owner.name.name if owner else 'R'}(...) on {owners[0]}`")
 
     def _robots_with_command(self, ctx: Ctx, name: str) -> list[str]:
@@ -673,25 +674,25 @@ class ExprChecker:
             return self._wait_signal(call)
         robot = ctx.robot
         if robot is None:
-            self.diags.error("BBF101", f"`{name}` waits for a robot, and this reactor is not `on` one",
+            self.diags.error(codes.BBF101, f"`{name}` waits for a robot, and this reactor is not `on` one",
                              call.callee.span, help="declare the robot: `reactor R() on Arm { ... }`")
             return None
         names: list[ast.Ident] = []
         for a in call.args:
             if a.name is not None or not isinstance(a.value, ast.Name):
                 what = "state" if name == "wait_state" else "event"
-                self.diags.error("BBF202", f"`{name}` takes the names of {what}s of `{robot.decl.name.name}`",
+                self.diags.error(codes.BBF202, f"`{name}` takes the names of {what}s of `{robot.decl.name.name}`",
                                  a.span, help=f"write `{name}(NAME)`")
                 return None
             names.append(a.value.ident)
         if name == "wait_state":
             if not names:
-                self.diags.error("BBF202", "`wait_state` needs at least one state", call.span)
+                self.diags.error(codes.BBF202, "`wait_state` needs at least one state", call.span)
                 return None
             states = []
             for arg, ident in zip(call.args, names):
                 if ident.name not in robot.states:
-                    self.diags.error("BBF101", f"`{robot.decl.name.name}` has no state `{ident.name}`",
+                    self.diags.error(codes.BBF101, f"`{robot.decl.name.name}` has no state `{ident.name}`",
                                      ident.span, help=did_you_mean(ident.name, robot.states))
                     return None
                 self.facts.refs[arg.value] = Ref(RefKind.ROBOT_STATE, ident.name, robot.decl, ident.name)
@@ -700,12 +701,12 @@ class ExprChecker:
             target = CallTarget(CallKind.WAIT_STATE, "wait_state", None, args={"states": tuple(states)})
             return Callee(target, None, name, T.STR)
         if len(names) != 1:
-            self.diags.error("BBF202", f"`wait_event` takes one event, {len(names)} given", call.span)
+            self.diags.error(codes.BBF202, f"`wait_event` takes one event, {len(names)} given", call.span)
             return None
         ident = names[0]
         event = robot.events.get(ident.name)
         if event is None:
-            self.diags.error("BBF101", f"`{robot.decl.name.name}` has no event `{ident.name}`", ident.span,
+            self.diags.error(codes.BBF101, f"`{robot.decl.name.name}` has no event `{ident.name}`", ident.span,
                              help=did_you_mean(ident.name, robot.events))
             return None
         payload = self.resolver.event_payload(event, robot.module)
@@ -718,13 +719,13 @@ class ExprChecker:
         """``wait_signal(TYPE)``: any reactor may wait for a declared signal; its value is the envelope."""
         chain = _ident_chain(call.args[0].value) if len(call.args) == 1 and call.args[0].name is None else None
         if chain is None:
-            self.diags.error("BBF202", "`wait_signal` takes the type of one declared signal", call.span,
+            self.diags.error(codes.BBF202, "`wait_signal` takes the type of one declared signal", call.span,
                              help="write `wait_signal(pick.approved) timeout 5m`")
             return None
         signal = ".".join(p.name for p in chain)
         payload = self.signals.get(signal)
         if payload is None:
-            self.diags.error("BBF101", f"unknown signal `{signal}`", call.args[0].span,
+            self.diags.error(codes.BBF101, f"unknown signal `{signal}`", call.args[0].span,
                              help=did_you_mean(signal, self.signals))
             return None
         self.facts.types[call.args[0].value] = T.STR
@@ -759,7 +760,7 @@ class ExprChecker:
         for i, a in enumerate(call.args):
             if a.name is None:
                 if i >= len(sig.params):
-                    self.diags.error("BBF202", f"too many arguments to `{callee.name}`: it takes "
+                    self.diags.error(codes.BBF202, f"too many arguments to `{callee.name}`: it takes "
                                      f"{len(sig.params)}", a.span)
                     self.expr(a.value, ctx)
                     continue
@@ -773,7 +774,7 @@ class ExprChecker:
                     continue
                 param = found
             if param.name in bound:
-                self.diags.error("BBF202", f"argument `{param.name}` of `{callee.name}` is given twice",
+                self.diags.error(codes.BBF202, f"argument `{param.name}` of `{callee.name}` is given twice",
                                  a.name.span if a.name is not None else a.span)
                 self.expr(a.value, ctx)
                 continue
@@ -787,10 +788,10 @@ class ExprChecker:
             if help_ is None and len(unknown) == 1 and len(missing) == 1:
                 # one name wrong, one parameter missing: the same mistake (`pick(pose: p)` for `pick(at: Pose)`)
                 help_, missing = f"did you mean `{missing[0].name}`?", []
-            self.diags.error("BBF202", f"`{callee.name}` has no parameter `{a.name.name}`", a.name.span,
+            self.diags.error(codes.BBF202, f"`{callee.name}` has no parameter `{a.name.name}`", a.name.span,
                              help=help_, notes=(f"its parameters: {', '.join(names) or 'none'}",))
         if missing:
             listed = ", ".join(f"`{p.name}: {p.type}`" for p in missing)
-            self.diags.error("BBF202", f"missing argument{'s' if len(missing) > 1 else ''} {listed} "
+            self.diags.error(codes.BBF202, f"missing argument{'s' if len(missing) > 1 else ''} {listed} "
                              f"to `{callee.name}`", call.span)
         callee.target.args.update({n: a.value for n, a in bound.items()})

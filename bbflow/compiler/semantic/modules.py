@@ -17,6 +17,7 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 
 from bbflow.compiler import ast
+from bbflow.compiler.diagnostics import codes
 from bbflow.compiler.diagnostics.core import Diagnostics
 from bbflow.compiler.semantic.resolve import did_you_mean, duplicate
 from bbflow.compiler.semantic.symbols import ModuleScope, Symbol, SymKind
@@ -92,7 +93,7 @@ def _bind_import(imp: ast.Import, scope: ModuleScope, modules: dict[str, ast.Mod
     if found:
         graph[scope.name].setdefault(target, imp)
     else:
-        diags.error("BBF103", f"module `{target}` not found", _path_span(imp.module),
+        diags.error(codes.BBF103, f"module `{target}` not found", _path_span(imp.module),
                     help=did_you_mean(target, [m for m in modules if m != scope.name]),
                     notes=("a module is named by its path under the source root: "
                            "`cell/arm.flow` is `cell.arm`",))
@@ -107,7 +108,7 @@ def _bind_import(imp: ast.Import, scope: ModuleScope, modules: dict[str, ast.Mod
         sym = members.get(item.name.name) if found else None
         if sym is None:
             if found and target not in broken:
-                diags.error("BBF101", f"module `{target}` has no `{item.name.name}`", item.name.span,
+                diags.error(codes.BBF101, f"module `{target}` has no `{item.name.name}`", item.name.span,
                             help=did_you_mean(item.name.name, members))
             sym = Symbol(SymKind.UNKNOWN, ident.name, f"{target}.{item.name.name}", None, target)
         else:
@@ -166,6 +167,6 @@ def _report_cycles(imports: dict[str, dict[str, ast.Import]], modules: dict[str,
         nxt = min(sub.successors(start))
         path = [start, *nx.shortest_path(sub, nxt, start)] if nxt != start else [start, start]
         imp: ast.Import = graph.edges[start, nxt]["at"]
-        diags.error("BBF104", "import cycle: " + " -> ".join(f"`{m}`" for m in path), _path_span(imp.module),
+        diags.error(codes.BBF104, "import cycle: " + " -> ".join(f"`{m}`" for m in path), _path_span(imp.module),
                     notes=("modules must import each other in one direction; move what both need "
                            "into a module of its own",))

@@ -16,6 +16,7 @@ from typing import Any
 import attrs
 
 from bbflow.compiler import ast
+from bbflow.compiler.diagnostics import codes
 from bbflow.compiler.diagnostics.core import Diagnostics, Label
 from bbflow.compiler.diagnostics.suggest import closest
 from bbflow.compiler.semantic import types as T
@@ -39,7 +40,7 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
 def duplicate(diags: Diagnostics, what: str, name: ast.Ident, first: Any) -> None:
     """BBF102 at ``name`` with a label at the first definition (a node or a span)."""
     first_span = getattr(first, "span", first)
-    diags.error("BBF102", f"{what} `{name.name}` is already defined", name.span,
+    diags.error(codes.BBF102, f"{what} `{name.name}` is already defined", name.span,
                 labels=(Label(first_span, "first defined here"),))
 
 
@@ -128,21 +129,21 @@ class Resolver:
         sym = scope.lookup(first.name)
         if sym is None:
             if first.name not in extra and not scope.broken:
-                self.diags.error("BBF101", f"unknown {what} `{first.name}`", first.span,
+                self.diags.error(codes.BBF101, f"unknown {what} `{first.name}`", first.span,
                                  help=did_you_mean(first.name, [*scope.names(*kinds), *extra]))
             return UNRESOLVED
         for part in parts[1:]:
             if sym.kind is SymKind.UNKNOWN:
                 return UNRESOLVED
             if sym.kind is not SymKind.MODULE:
-                self.diags.error("BBF101", f"`{sym.name}` is a {sym.kind.value}, not a module: "
+                self.diags.error(codes.BBF101, f"`{sym.name}` is a {sym.kind.value}, not a module: "
                                  f"it has no member `{part.name}`", part.span)
                 return UNRESOLVED
             target = self.scopes.get(sym.decl)
             member = target.own.get(part.name) if target else None
             if member is None:
                 if target is not None and not target.broken:
-                    self.diags.error("BBF101", f"module `{sym.decl}` has no {what} `{part.name}`", part.span,
+                    self.diags.error(codes.BBF101, f"module `{sym.decl}` has no {what} `{part.name}`", part.span,
                                      help=did_you_mean(part.name, [n for n, s in target.own.items()
                                                                    if s.kind in kinds]))
                 return UNRESOLVED
@@ -150,7 +151,7 @@ class Resolver:
         if sym.kind is SymKind.UNKNOWN:
             return UNRESOLVED
         if sym.kind not in kinds:
-            self.diags.error("BBF201", f"`{'.'.join(p.name for p in parts)}` is a {sym.kind.value}, "
+            self.diags.error(codes.BBF201, f"`{'.'.join(p.name for p in parts)}` is a {sym.kind.value}, "
                              f"not a {what}", parts[-1].span)
             return UNRESOLVED
         return sym
@@ -202,7 +203,7 @@ class Resolver:
         if key in self._aliases:
             return self._aliases[key]
         if key in self._resolving:
-            self.diags.error("BBF201", f"type `{decl.name.name}` is defined in terms of itself", decl.name.span,
+            self.diags.error(codes.BBF201, f"type `{decl.name.name}` is defined in terms of itself", decl.name.span,
                              help="a type cannot contain itself; use a list or `any` to break the loop")
             self._aliases[key] = T.ERROR
             return T.ERROR
@@ -278,7 +279,7 @@ class Resolver:
         for sd in decl.states:
             for s in sd.names:
                 if s.name in SAFETY_STATES:
-                    self.diags.error("BBF102", f"`{s.name}` is a built-in safety state of every robot",
+                    self.diags.error(codes.BBF102, f"`{s.name}` is a built-in safety state of every robot",
                                      s.span, help="declare only operational states; safety states are built in")
                 elif states.get(s.name) is not None:
                     duplicate(self.diags, "state", s, states[s.name])
@@ -293,12 +294,12 @@ class Resolver:
             limit_decls[ld.category.name] = ld
             limits[ld.category.name] = ld.limit
             if ld.limit < 1:  # no command of the category could ever start: a run would wait forever
-                self.diags.error("BBF201", f"the limit of category `{ld.category.name}` is at least 1, found "
+                self.diags.error(codes.BBF201, f"the limit of category `{ld.category.name}` is at least 1, found "
                                  f"{ld.limit}", ld.span, help=f"write `limit {ld.category.name} 1` (the default)")
         commands: dict[str, ast.CommandDecl] = {}
         for c in decl.commands:
             if c.name.name in BUILTIN_COMMANDS:
-                self.diags.error("BBF102", f"`{c.name.name}` is a built-in command of every robot", c.name.span)
+                self.diags.error(codes.BBF102, f"`{c.name.name}` is a built-in command of every robot", c.name.span)
             elif c.name.name in commands:
                 duplicate(self.diags, "command", c.name, commands[c.name.name])
             else:
@@ -320,7 +321,7 @@ class Resolver:
             t = (self.type_of(event.payload, self.scopes[module]) if event.payload is not None
                  else T.RecordT(()))
             if not isinstance(t, T.RecordT) and not T.is_lenient(t):
-                self.diags.error("BBF201", f"the payload of event `{event.name.name}` must be a record, found {t}",
+                self.diags.error(codes.BBF201, f"the payload of event `{event.name.name}` must be a record, found {t}",
                                  event.payload.span if event.payload is not None else event.span, help=f"name the value: `event {event.name.name}: {{value: {t}}}`")
                 t = T.ERROR
             self.facts.decl_types[key] = t

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from bbflow.compiler import ast
+from bbflow.compiler.diagnostics import codes
 from bbflow.compiler.diagnostics.core import Diagnostics, Label
 from bbflow.compiler.semantic import types as T
 from bbflow.compiler.semantic.env import Env, Local
@@ -137,7 +138,7 @@ class TypeChecker:
             sig = self.resolver.signature(cmd, scope.name)
             for s in cmd.allowed:
                 if s.name not in robot.states:
-                    self.diags.error("BBF101", f"`{robot.decl.name.name}` has no state `{s.name}`", s.span,
+                    self.diags.error(codes.BBF101, f"`{robot.decl.name.name}` has no state `{s.name}`", s.span,
                                      help=did_you_mean(s.name, robot.states))
             if cmd.undo is not None:
                 env = Env()
@@ -161,7 +162,7 @@ class TypeChecker:
             self._hint_returned(decl.body, declared)
         returns = self.block(decl.body, ctx, declared, new_scope=False)
         if declared is not None and not returns and not _ends_in_fail(decl.body):
-            self.diags.error("BBF302", f"reactor `{decl.name.name}` declares a result ({declared}) "
+            self.diags.error(codes.BBF302, f"reactor `{decl.name.name}` declares a result ({declared}) "
                              "but has no `return`", _keyword(decl.span, "reactor"),
                              help="end the body with `return VALUE`, or remove `-> TYPE`")
 
@@ -209,11 +210,11 @@ class TypeChecker:
                     self._compute(stmt, ctx)
             elif isinstance(stmt, ast.ReturnStmt):
                 if returns:
-                    self.diags.error("BBF302", "a body has exactly one `return`", stmt.span,
+                    self.diags.error(codes.BBF302, "a body has exactly one `return`", stmt.span,
                                      labels=(Label(returns[0][0].span, "the first return"),))
                     self.exprs.expr(stmt.value, ctx)
                 elif top and declared is None:
-                    self.diags.error("BBF302", "`return` in a reactor that declares no result type", stmt.span,
+                    self.diags.error(codes.BBF302, "`return` in a reactor that declares no result type", stmt.span,
                                      help="declare the result: `reactor R(...) -> TYPE`, or remove the return")
                     self.exprs.expr(stmt.value, ctx)
                 elif top and declared is not None:
@@ -250,7 +251,7 @@ class TypeChecker:
         self._check_binding(stmt.call, ctx, _keyword(stmt.span, "step"))
         callee = self.facts.calls.get(stmt.call)
         if callee is not None and callee.kind is CallKind.WAIT_SIGNAL and stmt.modifier(ast.TimeoutMod) is None:
-            self.diags.error("BBF207", "`wait_signal` needs a `timeout`: a robot must never wait forever",
+            self.diags.error(codes.BBF207, "`wait_signal` needs a `timeout`: a robot must never wait forever",
                              stmt.call.callee.span, help=f"say how long to wait: `step {stmt.name.name} = "
                              f"wait_signal({callee.args['signal']}) ... timeout 5m`")
         self.facts.decl_types[stmt] = self._step_type(stmt, ctx)
@@ -269,7 +270,7 @@ class TypeChecker:
                 self.exprs.expect(mod.value, ctx, raw, f"fallback of step `{stmt.name.name}`")
             elif isinstance(mod, ast.WhereMod):
                 if callee is not None and callee.kind not in (CallKind.WAIT_EVENT, CallKind.WAIT_SIGNAL):
-                    self.diags.error("BBF201", "`where` applies only to `wait_event` and `wait_signal` steps",
+                    self.diags.error(codes.BBF201, "`where` applies only to `wait_event` and `wait_signal` steps",
                                      mod.span, help="use `when` to guard a step")
                     self.exprs.expr(mod.cond, own_ctx)
                 else:
@@ -282,7 +283,7 @@ class TypeChecker:
             if local is None or local.kind not in orderable:
                 if not ctx.scope.broken:
                     what = "a step" if local is None else f"a {local.kind.value}, not a step"
-                    self.diags.error("BBF101", f"`after {ident.name}`: `{ident.name}` is not {what}"
+                    self.diags.error(codes.BBF101, f"`after {ident.name}`: `{ident.name}` is not {what}"
                                      if local is not None else f"unknown step `{ident.name}` in `after`",
                                      ident.span, help=did_you_mean(ident.name, ctx.env.visible(*orderable)))
                 continue
@@ -311,9 +312,9 @@ class TypeChecker:
                 self.exprs.expect(v, ctx, subject, "case value")
                 value = self._constant(v)
                 if value is _NOT_CONSTANT:
-                    self.diags.error("BBF201", "a case value is a literal or an enum member", v.span)
+                    self.diags.error(codes.BBF201, "a case value is a literal or an enum member", v.span)
                 elif value in covered:
-                    self.diags.error("BBF102", "this case value is already covered", v.span,
+                    self.diags.error(codes.BBF102, "this case value is already covered", v.span,
                                      labels=(Label(covered[value].span, "first covered here"),))
                 else:
                     covered[value] = v
@@ -326,7 +327,7 @@ class TypeChecker:
         for ret, t in returns:
             joined = t if result is None else T.join(result, t)
             if joined is None:
-                self.diags.error("BBF201", f"this branch returns {t}, the ones before {result}", ret.value.span,
+                self.diags.error(codes.BBF201, f"this branch returns {t}, the ones before {result}", ret.value.span,
                                  help="all branches of a switch return values of one type")
                 continue
             result = joined
@@ -336,7 +337,7 @@ class TypeChecker:
                 hint: T.Type | None) -> list[tuple[ast.ReturnStmt, T.Type]]:
         returns = self.block(body, ctx, None, hint=hint)
         if not returns and not _ends_in_fail(body):
-            self.diags.error("BBF302", f"this {what} body must end in `return` or `fail`", span)
+            self.diags.error(codes.BBF302, f"this {what} body must end in `return` or `fail`", span)
         return returns
 
     def _exhaustive(self, stmt: ast.SwitchStmt, subject: T.Type, covered: dict[Any, ast.Expr]) -> None:
@@ -349,7 +350,7 @@ class TypeChecker:
         elif inner == T.BOOL:
             needed = [True, False]
         else:
-            self.diags.error("BBF205", f"a switch over {subject} needs a `default`", _keyword(stmt.span, "switch"),
+            self.diags.error(codes.BBF205, f"a switch over {subject} needs a `default`", _keyword(stmt.span, "switch"),
                              help="only switches over an enum or bool can list every value")
             return
         if isinstance(subject, T.OptionalT):
@@ -357,7 +358,7 @@ class TypeChecker:
         missing = [v for v in needed if v not in covered]
         if missing:
             shown = ", ".join(f"`{_show(v)}`" for v in missing)
-            self.diags.error("BBF205", f"switch over {subject} does not cover {shown}", _keyword(stmt.span, "switch"),
+            self.diags.error(codes.BBF205, f"switch over {subject} does not cover {shown}", _keyword(stmt.span, "switch"),
                              help=f"add `case {_show(missing[0])} {{ ... }}` or a `default {{ ... }}`")
 
     def _constant(self, e: ast.Expr) -> Any:
@@ -385,14 +386,14 @@ class TypeChecker:
             item = over
         else:
             if isinstance(over, T.OptionalT):
-                self.diags.error("BBF204", f"`map` goes over a list, and this {over} may be none", stmt.over.span,
+                self.diags.error(codes.BBF204, f"`map` goes over a list, and this {over} may be none", stmt.over.span,
                                  help="give a list for none with `??` (`xs ?? []`)")
             else:
-                self.diags.error("BBF201", f"`map` goes over a list, found {over}", stmt.over.span,
+                self.diags.error(codes.BBF201, f"`map` goes over a list, found {over}", stmt.over.span,
                                  help="to do one thing, use a step; to repeat it, give a list (`[x]`)")
             item = T.ERROR
         if stmt.concurrency is not None and stmt.concurrency.value < 1:
-            self.diags.error("BBF201", "a map's concurrency is at least 1", stmt.concurrency.span)
+            self.diags.error(codes.BBF201, "a map's concurrency is at least 1", stmt.concurrency.span)
         body = ctx.child()
         body.env.declare(Local(RefKind.ITEM, stmt.item.name, stmt, stmt.item, item), self.diags)
         returns = self.block(stmt.body, body, None, hint=self.result_hints.get(id(stmt)))
@@ -460,7 +461,7 @@ class TypeChecker:
                 field = fields.get(stmt.field.name)
                 if field is None:
                     if not ctx.scope.broken:
-                        self.diags.error("BBF101", f"unknown state field `{stmt.field.name}`", stmt.field.span,
+                        self.diags.error(codes.BBF101, f"unknown state field `{stmt.field.name}`", stmt.field.span,
                                          help=did_you_mean(stmt.field.name, fields))
                     self.exprs.expr(stmt.value, ctx)
                     continue
@@ -514,7 +515,7 @@ class TypeChecker:
         self.exprs.expr(stmt.key, ctx)
         self.exprs.expr(stmt.value, ctx)
         if not T.is_lenient(ft):
-            self.diags.error("BBF201", f"{what} replaces an element of a list or a map, and `{field.name}` is "
+            self.diags.error(codes.BBF201, f"{what} replaces an element of a list or a map, and `{field.name}` is "
                              f"a {ft}", stmt.field.span, help=f"replace the whole value: `set {field.name} = ...`")
 
     def _check_binding(self, call: ast.CallExpr, ctx: Ctx, keyword: Span) -> None:
@@ -535,14 +536,14 @@ class TypeChecker:
         who = f"{'agent' if agent else 'reactor'} `{owner.name.name}`"
         if ctx.robot is None:
             self.diags.error(
-                "BBF206", f"`{name}` moves a `{short}`, and {who} is bound to no robot"
+                codes.BBF206, f"`{name}` moves a `{short}`, and {who} is bound to no robot"
                 + (" (a coordinator)" if agent else ""), keyword,
                 help=f"a coordinator runs no robot's reactor: emit a task signal that an agent `on {short}` "
                      f"handles with `run {name}(...)`" if agent else f"add `on {short}` to {who}")
             return
         mine = ctx.robot.decl.name.name
         self.diags.error(
-            "BBF206", f"`{name}` is bound to `{short}`, and {who} is bound to `{mine}`", keyword,
+            codes.BBF206, f"`{name}` is bound to `{short}`, and {who} is bound to `{mine}`", keyword,
             help=f"this would move the `{mine}` robot through `{name}`'s task: "
                  + (f"send a task signal to an agent `on {short}` that runs it" if agent
                     else f"compose it in a reactor `on {short}`"))
@@ -560,11 +561,11 @@ class TypeChecker:
         # for the argument lists of calls); a field the signal does not declare, BBF203
         if data is None:
             if isinstance(payload, T.RecordT) and any(not isinstance(t, T.OptionalT) for _, t in payload.fields):
-                self.diags.error("BBF201", f"`{name}` carries a payload {payload}", stmt.type.span,
+                self.diags.error(codes.BBF201, f"`{name}` carries a payload {payload}", stmt.type.span,
                                  help=f"give it: `{name} {{...}}`")
             return
         if isinstance(payload, T.NoneT):
-            self.diags.error("BBF201", f"`{name}` carries no payload", data.span, help=f"emit it alone: `{name}`")
+            self.diags.error(codes.BBF201, f"`{name}` carries no payload", data.span, help=f"emit it alone: `{name}`")
             self.exprs.expr(data, ctx)
             return
         if not isinstance(payload, T.RecordT):
@@ -580,7 +581,7 @@ class TypeChecker:
                 continue
             seen[f.name.name] = f
             if want is None:
-                self.diags.error("BBF203", f"`{name}` has no field `{f.name.name}`", f.name.span,
+                self.diags.error(codes.BBF203, f"`{name}` has no field `{f.name.name}`", f.name.span,
                                  help=did_you_mean(f.name.name, payload.names),
                                  notes=(f"its payload: {payload}",))
                 self.exprs.expr(f.value, ctx)
@@ -589,7 +590,7 @@ class TypeChecker:
         self.facts.types[data] = T.RecordT(tuple(fields.items()))
         missing = [n for n, t in payload.fields if n not in seen and not isinstance(t, T.OptionalT)]
         if missing:
-            self.diags.error("BBF201", f"`{name}` needs field{'s' if len(missing) > 1 else ''} "
+            self.diags.error(codes.BBF201, f"`{name}` needs field{'s' if len(missing) > 1 else ''} "
                              + ", ".join(f"`{n}`" for n in missing), data.span)
 
 

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import attrs
 
+from bbflow.compiler.diagnostics import codes
+from bbflow.compiler.diagnostics.core import Code
+
 
 @attrs.frozen(slots=True)
 class Prim:
@@ -175,13 +178,13 @@ def record_problems(src: RecordT, dst: RecordT) -> list[str]:
     return problems
 
 
-def mismatch_code(src: Type, dst: Type) -> str | None:
+def mismatch_code(src: Type, dst: Type) -> Code | None:
     """None if ``src`` fits ``dst``; BBF204 for an optional that would fit once unwrapped; else BBF201."""
     if assignable(src, dst):
         return None
     if isinstance(src, OptionalT) and assignable(src.inner, dst):
-        return "BBF204"
-    return "BBF201"
+        return codes.BBF204
+    return codes.BBF201
 
 
 def join(a: Type, b: Type) -> Type | None:

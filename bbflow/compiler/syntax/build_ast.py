@@ -14,6 +14,7 @@ from typing import Any
 from lark import Token, Transformer, Tree, v_args
 
 from bbflow.compiler import ast
+from bbflow.compiler.diagnostics import codes
 from bbflow.compiler.diagnostics.core import Diagnostics, Label
 from bbflow.compiler.diagnostics.suggest import closest
 from bbflow.compiler.source import Span
@@ -73,7 +74,7 @@ class AstBuilder(Transformer):
         ident = self._ident(tok)
         if ident.name in KEYWORDS:
             self.diags.error(
-                "BBF001", f"`{ident.name}` is a keyword and cannot name a {what}", ident.span,
+                codes.BBF001, f"`{ident.name}` is a keyword and cannot name a {what}", ident.span,
                 help=f"choose another name, like `{ident.name}_`")
         return ident
 
@@ -82,13 +83,13 @@ class AstBuilder(Transformer):
         span = self._tspan(tok)
         dec = decode_number(str(tok))
         if dec.error is not None:
-            self.diags.error("BBF002", dec.error, span, help=dec.help)
+            self.diags.error(codes.BBF002, dec.error, span, help=dec.help)
             return self._placeholder(dec.kind if want == "any" else want, tok, span)
         if want == "int" and dec.kind != "int":
-            self.diags.error("BBF001", f"expected a whole number after {after}, found `{tok}`", span)
+            self.diags.error(codes.BBF001, f"expected a whole number after {after}, found `{tok}`", span)
             return ast.IntLit(int(dec.value) if dec.kind == "float" else 0, span)
         if want == "duration" and dec.kind != "duration":
-            self.diags.error("BBF001", f"expected a duration after {after}, found `{tok}`", span,
+            self.diags.error(codes.BBF001, f"expected a duration after {after}, found `{tok}`", span,
                              help=f"give the unit: `{tok}s`, `{tok}ms`, `{tok}m` or `{tok}h`")
             return ast.DurationLit(float(dec.value), f"{tok}s", span)
         return self._literal(dec, tok, span)
@@ -116,7 +117,7 @@ class AstBuilder(Transformer):
             column = span.column + dec.offset
             bad = Span(self.file, span.line, column, span.line, column + dec.length)
             labels = (Label(bad, "here"),) if dec.offset else ()
-            self.diags.error("BBF002", dec.error, span, labels=labels, help=dec.help)
+            self.diags.error(codes.BBF002, dec.error, span, labels=labels, help=dec.help)
         return ast.StrLit(dec.value, span)
 
     def _check_once(self, items: Sequence[Any], word_of: Callable[[Any], str], owner: str) -> None:
@@ -125,7 +126,7 @@ class AstBuilder(Transformer):
         for item in items:
             word = word_of(item)
             if word in seen:
-                self.diags.error("BBF001", f"`{word}` is given twice for {owner}", item.span,
+                self.diags.error(codes.BBF001, f"`{word}` is given twice for {owner}", item.span,
                                  labels=(Label(seen[word], "first given here"),),
                                  help=f"remove one of the two `{word}` modifiers")
             else:
@@ -164,7 +165,7 @@ class AstBuilder(Transformer):
         span = self._span(meta)
         if str(name) != "list":
             near = closest(str(name), ["list", "map"])
-            self.diags.error("BBF001", f"`{name}` takes no type argument: only `list[T]` and `map[T]` do",
+            self.diags.error(codes.BBF001, f"`{name}` takes no type argument: only `list[T]` and `map[T]` do",
                              self._tspan(name), help=f"did you mean `{near[0]}`?" if near else None)
         return ast.ListType(item, span)
 
@@ -454,7 +455,7 @@ class AstBuilder(Transformer):
     def call_expr(self, meta: Any, children: list[Any]) -> ast.Expr:
         callee, args = children
         if not isinstance(callee, (ast.Name, ast.Attr)):
-            self.diags.error("BBF001", "only a function, command, action or reactor can be called",
+            self.diags.error(codes.BBF001, "only a function, command, action or reactor can be called",
                              callee.span, help="call it by its name, like `max(a, b)`")
         return ast.CallExpr(callee, args, self._span(meta))
 

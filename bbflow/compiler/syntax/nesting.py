@@ -20,6 +20,7 @@ from typing import Any
 import attrs
 
 from bbflow.compiler import ast
+from bbflow.compiler.diagnostics import codes
 from bbflow.compiler.diagnostics.core import Diagnostics
 from bbflow.compiler.source import SourceFile, Span
 
@@ -35,7 +36,7 @@ def check_nesting(module: ast.Module, diags: Diagnostics) -> None:
     for expr in _outermost_exprs(module):
         depth = _depth(expr)
         if depth > MAX_NESTING:
-            diags.error("BBF003", f"expression nested too deeply ({depth} levels; at most {MAX_NESTING})",
+            diags.error(codes.BBF003, f"expression nested too deeply ({depth} levels; at most {MAX_NESTING})",
                         expr.span, help=_HELP)
 
 
@@ -110,5 +111,5 @@ def too_deep_to_read(source: SourceFile, diags: Diagnostics) -> None:
             deepest, at = depth + run, m.start()
     line = source.text.count("\n", 0, at) + 1
     column = at - (source.text.rfind("\n", 0, at) + 1) + 1
-    diags.error("BBF003", f"expression nested too deeply to be read (at most {MAX_NESTING} levels)",
+    diags.error(codes.BBF003, f"expression nested too deeply to be read (at most {MAX_NESTING} levels)",
                 Span.point(source.path, line, column), help=_HELP)

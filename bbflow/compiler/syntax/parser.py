@@ -17,6 +17,7 @@ from importlib.resources import files
 from lark import Lark, Token
 
 from bbflow.compiler import ast
+from bbflow.compiler.diagnostics import codes
 from bbflow.compiler.diagnostics.core import Diagnostics
 from bbflow.compiler.source import SourceFile, Span
 from bbflow.compiler.syntax.build_ast import build_module
@@ -80,11 +81,11 @@ def parse_module(source: SourceFile, module_name: str, diags: Diagnostics) -> as
         module = _with_comments(module, _comments(source))
         check_nesting(module, local)
     except RecursionError:  # nested deeper than the parser's stack: a limit of the language, not a bug
-        local.items = [d for d in local.items if d.code != "BBF003"]
+        local.items = [d for d in local.items if d.code != codes.BBF003.code]
         too_deep_to_read(source, local)
         module = _empty_module(source, module_name)
     except Exception as exc:
-        local.error("BBF900", f"internal compiler error while parsing: {type(exc).__name__}: {exc}",
+        local.error(codes.BBF900, f"internal compiler error while parsing: {type(exc).__name__}: {exc}",
                     Span.point(source.path, 1, 1), notes=("this is a bug in bbflow, please report it",))
         module = _empty_module(source, module_name)
     diags.extend(sorted(local.items, key=lambda d: (d.span.line, d.span.column)))

@@ -25,6 +25,7 @@ from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 from lark.lexer import PatternStr
 
+from bbflow.compiler.diagnostics import codes
 from bbflow.compiler.diagnostics.core import Diagnostics
 from bbflow.compiler.diagnostics.suggest import closest
 from bbflow.compiler.source import SourceFile, Span
@@ -100,7 +101,7 @@ class SyntaxDriver:
         if self.quiet >= QUIET_AFTER_ERROR:
             span = Span.point(self.source.path, e.line, e.column)
             shown = ch if ch.isprintable() else repr(ch)
-            self.diags.error("BBF001", f"unexpected character `{shown}`", span,
+            self.diags.error(codes.BBF001, f"unexpected character `{shown}`", span,
                              help="strings are written in double quotes" if ch == "'" else None)
         self.quiet = 0
         self.ip.lexer_thread.state.line_ctr.feed(ch)  # type: ignore[union-attr]  # lexing has a state
@@ -176,7 +177,7 @@ class SyntaxDriver:
         suggestion = self._keyword_suggestion(tok, accepts)
         if suggestion is not None:
             help_ = f"did you mean `{suggestion}`?"
-        self.diags.error("BBF001", message, span, help=help_)
+        self.diags.error(codes.BBF001, message, span, help=help_)
 
     def _keyword_suggestion(self, tok: Token, accepts: set[str]) -> str | None:
         if tok.type == END or not str(tok).isidentifier():
