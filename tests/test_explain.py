@@ -67,3 +67,14 @@ def test_docs_index_links_every_code() -> None:
     index = (ROOT / "docs" / "diagnostics.md").read_text()
     for code in CODES:
         assert f"[{code}](diagnostics/{code}.md)" in index
+
+
+def test_the_compiler_reports_with_the_registry_constants() -> None:
+    """Every code is a constant of the registry (``codes.BBF201``), and the compiler reports with it, never with
+    the code's text: a misspelt code is a name error, not a new code no page explains."""
+    from bbflow.compiler.diagnostics import codes
+
+    assert all(getattr(codes, name) is code for name, code in CODES.items())
+    written = re.compile(r"""\.(?:error|warning)\(\s*["']BBF|Diagnostic\(\s*["']BBF""")
+    files = [ROOT / "bbflow" / "build.py", *(ROOT / "bbflow" / "compiler").rglob("*.py")]
+    assert [f.name for f in files if written.search(f.read_text(encoding="utf-8"))] == []
