@@ -261,3 +261,20 @@ def test_runs_and_compositions_on_the_right_robot_are_no_bbf206():
             "agent Coordinator {\n    on go { run Think() }\n}\n")
     diags, _, _ = check_text(text, arm=True)
     assert [d.code for d in diags.sorted()] == [], [d.message for d in diags.items]
+
+
+def test_the_two_robot_cell_of_the_issue_is_refused_at_each_wrong_run_naming_the_robot_that_would_move():
+    """`agent ArmAgent on Arm` running `reactor ParkBase() on Base` (both robots have `home()`) would move the arm
+    through the base's task; a coordinator running it would fail at run time; a reactor on Arm composing one on
+    Base too: one BBF206 each, at the `run` (or `step`) keyword, with a help line naming the robot."""
+    text = ("robot Base {\n    command home() -> bool category motion\n}\nsignal go\n"
+            "reactor ParkBase() -> bool on Base {\n    step h = home()\n    return h\n}\n"
+            "agent ArmAgent on Arm {\n    on go { run ParkBase() }\n}\n"
+            "agent Coordinator {\n    on go { run ParkBase() }\n}\n"
+            "reactor Both() -> bool on Arm {\n    step p = ParkBase()\n    return p\n}\n")
+    diags, _, _ = check_text(text, arm=True)
+    top = ARM.count("\n")
+    found = [(d.code, d.span.line - top, d.span.column, d.help) for d in diags.sorted()]
+    assert [f[:3] for f in found] == [("BBF206", 10, 13), ("BBF206", 13, 13), ("BBF206", 16, 5)]
+    assert "would move the `Arm` robot through `ParkBase`'s task" in found[0][3]
+    assert all("`on Base`" in f[3] for f in found)
