@@ -582,16 +582,17 @@ class Module:
     span: Span
 
 
-def walk(n: object) -> Iterator[object]:
-    """``n`` and every node below it, depth first."""
-    stack = [n]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, tuple):
-            stack.extend(reversed(item))
-        elif attrs.has(type(item)):
-            yield item
-            stack.extend(getattr(item, f.name) for f in reversed(attrs.fields(type(item))))  # type: ignore[arg-type]
+def steps(block: Block) -> Iterator[StepStmt]:
+    """The steps of a reactor body, those of its nested bodies (cases, default, map) included."""
+    blocks = [block]
+    while blocks:
+        for stmt in blocks.pop().stmts:
+            if isinstance(stmt, StepStmt):
+                yield stmt
+            elif isinstance(stmt, SwitchStmt):
+                blocks += [c.body for c in stmt.cases] + ([stmt.default] if stmt.default else [])
+            elif isinstance(stmt, MapStmt):
+                blocks.append(stmt.body)
 
 
 def dump(n: object, spans: bool = False) -> object:

@@ -210,8 +210,9 @@ class Scan:
         signals = tuple(_anonymous(SignalSite.of(d)) for d in module.decls if isinstance(d, ast.SignalDecl))
         agents = tuple(d.name.name for d in module.decls if isinstance(d, ast.AgentDecl))
         robots = tuple(RobotSite.of(d) for d in module.decls if isinstance(d, ast.RobotDecl))
-        waits = any(isinstance(n, ast.CallExpr) and isinstance(n.callee, ast.Name) and n.callee.ident.name == WAIT_SIGNAL
-                    for d in module.decls if not isinstance(d, ast.AgentDecl) for n in ast.walk(d))
+        # the only call whose check reads the program's signals, and only a step may make it
+        waits = any(isinstance(step.call.callee, ast.Name) and step.call.callee.ident.name == WAIT_SIGNAL
+                    for d in module.decls if isinstance(d, ast.ReactorDecl) for step in ast.steps(d.body))
         return cls(tuple(sorted(imports)), signals, agents, broken, robots, waits)
 
     def in_file(self, file: str) -> tuple[SignalSite, ...]:

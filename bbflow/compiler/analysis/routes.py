@@ -57,19 +57,11 @@ def check_routes(facts: Facts, diags: Diagnostics, only: Collection[str] | None 
 
 
 def waited_signals(reactor: ast.ReactorDecl, facts: Facts) -> Iterator[str]:
-    """The signals the ``wait_signal`` steps of ``reactor`` wait for (nested bodies included): each
-    handles its signal as a route does."""
-    blocks = [reactor.body]
-    while blocks:
-        for stmt in blocks.pop().stmts:
-            if isinstance(stmt, ast.StepStmt):
-                target = facts.call(stmt.call)
-                if target is not None and target.kind is CallKind.WAIT_SIGNAL:
-                    yield target.args["signal"]
-            elif isinstance(stmt, ast.SwitchStmt):
-                blocks += [c.body for c in stmt.cases] + ([stmt.default] if stmt.default else [])
-            elif isinstance(stmt, ast.MapStmt):
-                blocks.append(stmt.body)
+    """The signals the ``wait_signal`` steps of ``reactor`` wait for: each handles its signal as a route does."""
+    for step in ast.steps(reactor.body):
+        target = facts.call(step.call)
+        if target is not None and target.kind is CallKind.WAIT_SIGNAL:
+            yield target.args["signal"]
 
 
 def match_signals(declared: Iterable[str], patterns: Iterable[Pattern]) -> tuple[set[str], set[str]]:
