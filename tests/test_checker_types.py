@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from checker_helpers import check_text, codes, decl, line_of, only
 
+from bbflow.compiler.diagnostics.codes import BBF201, BBF204
 from bbflow.compiler.semantic import types as T
 
 # --- the type algebra -------------------------------------------------------------
@@ -22,8 +23,8 @@ def test_assignability():
     assert T.assignable(T.ERROR, T.INT) and T.assignable(T.INT, T.ERROR)
     a, b = T.EnumT("m.A", ("x",)), T.EnumT("m.B", ("x",))
     assert not T.assignable(a, b)  # nominal
-    assert T.mismatch_code(T.OptionalT(T.INT), T.INT) == "BBF204"
-    assert T.mismatch_code(T.STR, T.INT) == "BBF201"
+    assert T.mismatch_code(T.OptionalT(T.INT), T.INT) is BBF204
+    assert T.mismatch_code(T.STR, T.INT) is BBF201
     assert T.assignable(T.RecordT((("x", T.INT),)), T.RecordT((("x", T.INT), ("y", T.OptionalT(T.STR)))))
 
 
