@@ -42,7 +42,7 @@ from bbflow.compiler.cache import RobotTypes, SignalEntry, SignalSite
 from bbflow.compiler.diagnostics import codes
 from bbflow.compiler.diagnostics.core import Diagnostics, Label
 from bbflow.compiler.semantic import types as T
-from bbflow.compiler.semantic.facts import Facts
+from bbflow.compiler.semantic.facts import CallKind, Facts
 from bbflow.compiler.semantic.modules import is_std, link, load_stdlib
 from bbflow.compiler.semantic.patterns import Pattern, SignalIndex, compile_pattern
 from bbflow.compiler.semantic.resolve import Resolver, declare
