@@ -104,10 +104,8 @@ def test_the_project_graph_draws_the_instances_of_bbflow_toml() -> None:
     edges = {line.strip() for line in out.splitlines() if "->" in line}
     for arm in ("left", "right"):
         assert f'{by[f"Picker on {arm}"]} -> {by[f"robot {arm}: Arm"]} [label="run Transfer"];' in edges
-        # a task addressed to one arm reaches that arm's Picker only
-        assigned = by[f"robot.task.assigned to {arm}"]
-        assert f'{by["Coordinator"]} -> {assigned} [label="emit"];' in edges
-        assert [e for e in edges if e.startswith(f"{assigned} ->")] == [f"{assigned} -> {by[f'Picker on {arm}']};"]
+        # the coordinator addresses each task to an arm chosen at run time (`to free[0]`): it may reach either
+        assert f'{by["robot.task.assigned"]} -> {by[f"Picker on {arm}"]};' in edges
         # every Picker reports back to the one coordinator; the stop reaches both arms
         assert f'{by[f"Picker on {arm}"]} -> {by["robot.task.completed"]} [label="emit"];' in edges
         assert f'{by["cell.stop"]} -> {by[f"Picker on {arm}"]};' in edges
@@ -116,6 +114,20 @@ def test_the_project_graph_draws_the_instances_of_bbflow_toml() -> None:
     assert not any(e.startswith((f'{by["robot left: Arm"]} ->', f'{by["robot right: Arm"]} ->')) for e in edges)
     code, mermaid = graph("--project", str(TWO_ARMS))
     assert code == 0 and '{{"robot left: Arm"}}' in mermaid and '["Picker on right"]' in mermaid
+
+
+def test_a_signal_addressed_to_a_named_instance_reaches_that_instances_agents_only(tmp_path: Path) -> None:
+    (tmp_path / "cell.flow").write_text(FLEET.replace("emit task.assigned {at: o.data.at}",
+                                                      'emit task.assigned {at: o.data.at} to "a"'))
+    (tmp_path / "bbflow.toml").write_text('[project]\nname = "f"\n\n[robot.a]\ninterface = "cell.Arm"\n\n'
+                                          '[robot.b]\ninterface = "cell.Arm"\n')
+    code, out = graph("--project", str(tmp_path), "--format", "dot")
+    assert code == 0, out
+    by = _dot_nodes(out)
+    edges = {line.strip() for line in out.splitlines() if "->" in line}
+    assigned = by["task.assigned to a"]
+    assert f'{by["Dispatcher"]} -> {assigned} [label="emit"];' in edges
+    assert [e for e in edges if e.startswith(f"{assigned} ->")] == [f"{assigned} -> {by['Worker on a']};"]
 
 
 def test_an_instance_gets_its_own_robots_signals(tmp_path: Path) -> None:
