@@ -535,7 +535,7 @@ class _Run:
             module = _guarded(diags, unit.display, "parser", lambda: parse_module(source, unit.module, diags))
             items = diags.items
             self.settle()
-            if self.trees is not None and not any(d.code == "BBF900" for d in items):
+            if self.trees is not None and not any(d.code == codes.BBF900.code for d in items):
                 self.trees.put(key, module, items)
         if self.own.get(unit.module) is unit:
             self.parsed[unit.module] = module
