@@ -12,7 +12,7 @@ For each size (a project written by ``gen_project``), it measures:
   one of the phases run below (the same work: read, parse, check).
 - **check, cold process**: ``python -m bbflow check --no-cache PROJECT`` in a
   fresh interpreter, as a user runs it (imports, parser tables and exit
-  included), with its peak resident memory (``wait4``'s ``ru_maxrss``); in the
+  included), with its peak resident memory (its own: see ``children``); in the
   same rounds, **lark alone** (``lark_alone.py``): a fresh interpreter that
   imports only lark and parses the same files with bbflow's grammar and
   options into lark's trees. The ratio of the two, in time and in CPU time
@@ -56,6 +56,7 @@ from bbflow.compiler.syntax.parser import flow_parser, parse_module
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from children import Measured  # noqa: E402
 from common import Figure, MiB, Stats, compare, ratios, sync_timer, target  # noqa: E402
 from gen_project import generate, modules_by_routes, routes_by_signals  # noqa: E402
 
@@ -86,17 +87,14 @@ def checked(path: Path) -> CompileResult:
 
 def run_child(args: list[str], cwd: Path | None = None) -> tuple[float, float, int]:
     """Wall seconds, CPU seconds (user + system) and peak resident memory (bytes) of a child, which must exit 0."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(args, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    err = proc.stderr.read().decode() if proc.stderr else ""
-    if proc.stderr:
-        proc.stderr.close()
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)} exited {proc.returncode}: {err[-2000:]}")
-    return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024  # Linux reports KiB
+    child = Measured(args, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    usage = child.wait()
+    err = child.stderr.read().decode() if child.stderr else ""
+    if child.stderr:
+        child.stderr.close()
+    if usage.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} exited {usage.returncode}: {err[-2000:]}")
+    return usage.seconds, usage.cpu, usage.peak
 
 
 class Child:

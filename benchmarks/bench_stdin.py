@@ -5,7 +5,7 @@
 A project with one coordinator agent that counts what it gets is run with
 ``bbflow run --until-idle`` in a child process; a thread writes the signals
 into its standard input as fast as the pipe takes them. Reported: signals/s,
-the child's peak resident memory (``ru_maxrss``), and the summary's counts
+the child's own peak resident memory (see ``children``), and the summary's counts
 (every signal in must be handled, none dropped). Running two input sizes
 shows whether memory grows with the input (it must not: the door reads with
 backpressure).
@@ -23,6 +23,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from children import Measured
 
 FLOW = """\
 signal tick: {n: int, at: float}
@@ -52,35 +54,33 @@ def soak(root: Path, signals: int) -> dict[str, Any]:
     command = [str(bbflow)] if bbflow.exists() else [sys.executable, "-m", "bbflow.cli"]
     log = root / "stderr.txt"
     with open(log, "wb") as err:
-        proc = subprocess.Popen([*command, "run", str(root), "--until-idle"], stdin=subprocess.PIPE,
-                                stdout=subprocess.DEVNULL, stderr=err)
-    assert proc.stdin is not None
+        child = Measured([*command, "run", str(root), "--until-idle"], stdin=subprocess.PIPE,
+                         stdout=subprocess.DEVNULL, stderr=err)
+    stdin = child.stdin
+    assert stdin is not None
 
     def feed() -> None:
         batch = 2_000
         try:
             for start in range(0, signals, batch):
-                proc.stdin.write("".join(LINE % n for n in range(start, min(signals, start + batch))).encode())
-            proc.stdin.close()
+                stdin.write("".join(LINE % n for n in range(start, min(signals, start + batch))).encode())
+            stdin.close()
         except BrokenPipeError:
             pass
 
-    started = time.perf_counter()
     writer = threading.Thread(target=feed, daemon=True)
     writer.start()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    seconds = time.perf_counter() - started
+    usage = child.wait()
     writer.join()
     with open(log, "rb") as err:  # the summary is the last line; the log of every signal comes before it
         err.seek(max(0, log.stat().st_size - 4096))
         stderr = err.read().decode(errors="replace")
     match = SUMMARY.search(stderr)
-    if proc.returncode != 0 or match is None:
-        raise RuntimeError(f"bbflow run failed ({proc.returncode}): {stderr[-2000:]}")
+    if usage.returncode != 0 or match is None:
+        raise RuntimeError(f"bbflow run failed ({usage.returncode}): {stderr[-2000:]}")
     received, handled, _, dropped = (int(g) for g in match.groups())
-    return {"signals": signals, "seconds": seconds, "rate": signals / seconds,
-            "peak_mb": usage.ru_maxrss / 1024, "in": received, "handled": handled, "dropped": dropped,
+    return {"signals": signals, "seconds": usage.seconds, "rate": signals / usage.seconds,
+            "peak_mb": usage.peak / 2**20, "in": received, "handled": handled, "dropped": dropped,
             "lost": signals - handled}
 
 
