@@ -73,11 +73,27 @@ async def start(tmp_path: Path, *, env: dict[str, str] | None = None, watch: boo
         client.registered.set()  # type: ignore[attr-defined]
 
     watched = lsp.DidChangeWatchedFilesClientCapabilities(dynamic_registration=True) if watch else None
-    await client.initialize_session(lsp.InitializeParams(
-        capabilities=lsp.ClientCapabilities(workspace=lsp.WorkspaceClientCapabilities(
-            did_change_watched_files=watched, workspace_edit=edits)),
-        root_uri=tmp_path.as_uri()))
+    try:
+        await client.initialize_session(lsp.InitializeParams(
+            capabilities=lsp.ClientCapabilities(workspace=lsp.WorkspaceClientCapabilities(
+                did_change_watched_files=watched, workspace_edit=edits)),
+            root_uri=tmp_path.as_uri()))
+    except BaseException:
+        await stop(client)
+        raise
     return client
+
+
+async def stop(client: LanguageClient) -> None:
+    """Shut the server down as an editor does; a server that has not exited by then (a failed or hung
+    shutdown) is killed, so no test leaves its process behind."""
+    try:
+        await asyncio.wait_for(client.shutdown_session(), WAIT)
+    finally:
+        server = client._server
+        if server is not None and server.returncode is None:
+            server.kill()
+        await client.stop()
 
 
 @pytest_asyncio.fixture
@@ -93,8 +109,7 @@ async def project(tmp_path: Path) -> Path:
 async def client(project: Path) -> AsyncIterator[LanguageClient]:
     c = await start(project)
     yield c
-    await c.shutdown_session()
-    await c.stop()
+    await stop(c)
 
 
 @pytest_asyncio.fixture
@@ -106,8 +121,7 @@ async def held(project: Path, tmp_path_factory: pytest.TempPathFactory) -> Async
     c = await start(project, env={"PYTHONPATH": str(site), "BBFLOW_TEST_HOLD": str(hold)})
     yield c, hold
     hold.unlink(missing_ok=True)
-    await c.shutdown_session()
-    await c.stop()
+    await stop(c)
 
 
 def open_file(client: LanguageClient, path: Path, text: str, version: int = 1) -> str:
@@ -237,8 +251,7 @@ async def snippet_client(project: Path) -> AsyncIterator[LanguageClient]:
     c = await start(project, edits=lsp.WorkspaceEditClientCapabilities(document_changes=True,
                                                                        snippet_edit_support=True))
     yield c
-    await c.shutdown_session()
-    await c.stop()
+    await stop(c)
 
 
 @pytest.mark.asyncio
