@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
 import sqlite3
+import threading
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -27,6 +30,7 @@ from bbflow.runtime.journal import (
     JournalFailed,
     journal_config,
 )
+from bbflow.runtime.journal import writer as writer_module
 from bbflow.runtime.journal.journal import parse_keep
 from bbflow.runtime.journal.query import list_runs, show_run
 from bbflow.runtime.journal.recovery import Recovery, effects
@@ -242,6 +246,115 @@ def test_a_failed_write_fails_every_later_intent(tmp_path: Path, sync: str) -> N
 
     asyncio.run(main())
     assert len(failures) == 1 and failures[0].code == "journal"  # type: ignore[attr-defined]
+
+
+def _held_writer(journal: Journal, monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
+    """Hold the writer thread inside a commit (a disk slower than anything); returns what lets it go on.
+
+    With ``sync = "full"`` a write that waits on an event; with ``"normal"`` (commits on the loop) another
+    connection holding the file's lock: the commit goes to the thread, which waits for the lock."""
+    if not journal.writer.inline:
+        release = threading.Event()
+
+        def hold(conn: sqlite3.Connection) -> None:
+            assert release.wait(30), "the test never released the writer"
+
+        journal.writer.write(hold)
+        return release.set
+    monkeypatch.setattr(writer_module, "BUSY_TIMEOUT_MS", 30_000)
+    other = sqlite3.connect(journal.config.path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    journal.writer.write("UPDATE runs SET note = 'held' WHERE id = ''")
+
+    def release_lock() -> None:
+        other.execute("COMMIT")
+        other.close()
+
+    return release_lock
+
+
+@pytest.mark.parametrize("sync", ["full", "normal"])
+def test_input_waits_while_the_journal_is_behind(tmp_path: Path, sync: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A disk slower than the input: the records pending never pile up past the bound (plus what the signals
+    already in the mailbox write when handled), intake waits for room instead of taking the next signal, and
+    once the writer goes on every signal is taken, handled and committed."""
+    from bbflow.runtime.agent import AgentServer
+    from bbflow.runtime.bus import Bus
+    from bbflow.runtime.signals import Envelope, SignalCatalog
+    from bbflow.runtime.types import INT
+
+    bound, total = 60, 2_000
+    counter = model.Agent(name="Counter", qualname="cell.Counter", robot=None,
+                          state=(model.StateField("count", INT, lambda _s: 0),),
+                          routes=(model.Route("tick", (model.Set("count", lambda s: s["count"] + 1),), None, None, 0, 0),))
+
+    async def main() -> None:
+        journal = journal_at(tmp_path / "j.db", sync=sync)
+        journal.writer.max_pending = bound
+        journal.start(asyncio.get_running_loop())
+        bus = Bus(SignalCatalog.of(model.Signal("tick")))
+        server = AgentServer(counter, bus, journal=journal, mailbox_size=8)
+        serving = asyncio.ensure_future(server.serve())
+        taken = 0
+        peak = 0
+
+        async def intake() -> None:  # what `bbflow run` does with each line of standard input
+            nonlocal taken, peak
+            for _ in range(total):
+                await bus.room()
+                bus.receive(Envelope(type="tick", source="/stdin"))
+                taken += 1
+                peak = max(peak, journal.lag().pending)
+
+        await journal.writer.flush()
+        release = _held_writer(journal, monkeypatch)
+        feeding = asyncio.ensure_future(intake())
+        for _ in range(2_000):  # bounded: the loop runs freely while the writer is held
+            await asyncio.sleep(0)
+        held_at = taken
+        assert held_at < bound  # intake stopped: each signal is at least two records (accepted, pending)
+        assert journal.lag().pending <= bound + server.mailbox.feed_limit * 3
+        assert not feeding.done()
+        release()
+        await asyncio.wait_for(feeding, 30)
+        await bus.wait_idle()
+        await journal.writer.flush()
+        assert taken == total and server.state["count"] == total
+        assert peak <= bound + server.mailbox.feed_limit * 3
+        assert journal.lag().pending == 0
+        assert journal.read.execute("SELECT count(*) FROM pending").fetchone()[0] == 0
+        serving.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await serving
+        journal.close()
+
+    asyncio.run(main())
+
+
+def test_a_failed_journal_never_keeps_input_waiting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Intake waiting for room goes on when the journal fails (nothing is written any more; the failure
+    stops the run), and ``close`` lets any waiter go."""
+    failures: list[Exception] = []
+
+    async def main() -> None:
+        journal = journal_at(tmp_path / "j.db")
+        journal.writer.max_pending = 3
+        journal.start(asyncio.get_running_loop(), on_failure=failures.append)
+        release = _held_writer(journal, monkeypatch)
+        for i in range(3):
+            journal.outcome_handled(f"r{i}")
+        room = asyncio.ensure_future(journal.room())
+        for _ in range(50):
+            await asyncio.sleep(0)
+        assert not room.done()
+        journal.conn.set_authorizer(lambda action, *rest: sqlite3.SQLITE_DENY
+                                    if action == sqlite3.SQLITE_UPDATE else sqlite3.SQLITE_OK)
+        release()
+        await asyncio.wait_for(room, 30)
+        assert isinstance(journal.failure, JournalFailed) and failures
+        journal.close()
+
+    asyncio.run(main())
 
 
 # --- what a run records ------------------------------------------------------------------------

@@ -32,6 +32,9 @@ is never raced. An item is a signal or the outcome of a ``run`` it started.
   few (one per run in flight) and the agent's state depends on them. Input
   from outside waits for ``room()`` (the mailbox at most half full) before it
   is delivered, so input never overflows a mailbox: it is read as agents take it.
+  With a journal, it also waits while the journal's writer has too many
+  records not yet committed (a disk slower than the input), so neither the
+  mailbox nor the journal's queue grows with the input.
 """
 
 from __future__ import annotations
@@ -220,8 +223,11 @@ class AgentServer:
         return len(self.mailbox)
 
     async def room(self) -> None:
-        """Return when the mailbox can take input from outside (backpressure for ``Bus.room``)."""
+        """Return when the mailbox can take input from outside, and the journal (if any) has room for what
+        it writes (backpressure for ``Bus.room``)."""
         await self.mailbox.room()
+        if self.journal is not None:
+            await self.journal.room()
 
     # --- intake (called by the bus) ------------------------------------------------
 

@@ -40,6 +40,10 @@ class AgentJournal:
         self.journal = journal
         self.key = key
 
+    async def room(self) -> None:
+        """Return when the journal has room for more input (its writer's backpressure)."""
+        await self.journal.room()
+
     def accepted(self, envelope: Envelope) -> None:
         """A signal taken into the mailbox (a robot's own signals are not: they are about the moment)."""
         if not is_robot_bound(envelope.type):

@@ -12,7 +12,8 @@ thread (``writer``). Then:
   side: state after each turn, signals accepted and still to be handled,
   scheduled signals with their due time.
 
-Nothing here blocks the event loop: writes are queued to the writer thread.
+Nothing here blocks the event loop: writes are queued to the writer thread,
+and ``room`` is how input waits while too many of them are not yet committed.
 """
 
 from __future__ import annotations
@@ -121,6 +122,11 @@ class Journal:
     @property
     def failure(self) -> Exception | None:
         return self.writer.failure
+
+    async def room(self) -> None:
+        """Return when fewer than the writer's ``max_pending`` records wait to be committed: input from
+        outside awaits this before it is taken (see ``writer``)."""
+        await self.writer.room()
 
     def lag(self) -> Lag:
         """How far the file is behind: records written and not yet committed, and the oldest one's age."""

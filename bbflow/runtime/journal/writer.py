@@ -25,6 +25,16 @@ Where the commit runs:
   it to the thread would cost two thread wake-ups per commit, several times
   the commit itself (BENCHMARKS.md, journal section).
 
+Backpressure: records written and not yet committed are held in memory, so
+when the disk is slower than the input they must not pile up without end.
+``room()`` returns at once while fewer than ``MAX_PENDING`` records are
+pending; past that it waits (asynchronously: the loop goes on) until a
+commit of the thread brings them below the bound. Whoever takes input from
+outside (the agents' ``room``, and so standard input, the HTTP ingress)
+awaits it before taking the next signal; a write that cannot wait (inside an
+agent's turn, an intent) is never refused, so the records pending stay
+within the bound plus what the signals already taken write when handled.
+
 A write that fails makes the journal *failed* for good: every waiting and
 later ``commit`` raises ``JournalFailed``, so no new work starts on an
 unrecorded intent.
@@ -56,6 +66,8 @@ LAZY_AFTER = 0.5
 #: The writer thread checkpoints the WAL after this many commits (or records, whichever comes first).
 CHECKPOINT_EVERY = 1000
 CHECKPOINT_RECORDS = 20_000
+#: Records pending (written, not yet committed) at which intake waits (``room``).
+MAX_PENDING = 10_000
 #: How long the thread waits for a lock held by another connection (``bbflow runs recover``, a VACUUM).
 BUSY_TIMEOUT_MS = 5000
 
@@ -95,6 +107,8 @@ class Writer:
         self.path = path
         #: ``sync = "normal"``: commits that cannot wait are made on the loop's thread
         self.inline = inline
+        #: records pending at which input waits (``room``)
+        self.max_pending = MAX_PENDING
         self.failure: JournalFailed | None = None
         #: transactions committed (with ``sync = "full"``, one fsync of the WAL each), records written,
         #: WAL checkpoints (two syncs each: the WAL, then the database)
@@ -115,6 +129,8 @@ class Writer:
         self._wake: queue.SimpleQueue[_Batch | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._since_checkpoint = (0, 0)
+        self._room: asyncio.Event | None = None  # set: intake may go on (made by ``start``)
+        self._room_wanted = False  # someone waits in ``room``: the thread tells the loop after each batch
         conn.execute("PRAGMA wal_autocheckpoint = 0")  # checkpoints are the thread's, counted
 
     def start(self, loop: asyncio.AbstractEventLoop, on_failure: Callable[[Exception], None] | None = None) -> None:
@@ -123,6 +139,8 @@ class Writer:
             self.conn.execute("PRAGMA busy_timeout = 0")
         self._loop = loop
         self._on_failure = on_failure
+        self._room = asyncio.Event()
+        self._room.set()
         self._thread = threading.Thread(target=self._serve, name="bbflow-journal", daemon=True)
         self._thread.start()
 
@@ -181,10 +199,38 @@ class Writer:
         """Wait until everything written so far is committed."""
         await self.commit("SELECT 1")
 
+    async def room(self) -> None:
+        """Return once fewer than ``max_pending`` records wait to be committed (at once when they do), else
+        when a commit of the thread brings them below it, or the journal failed (then nothing is written
+        any more). Never blocks the loop."""
+        loop = self._loop
+        room = self._room
+        if loop is None or room is None or self.pending() < self.max_pending:
+            return
+        while self.failure is None:
+            room.clear()
+            self._room_wanted = True  # before counting: a batch the thread ends after the count tells the loop
+            if self.pending() < self.max_pending:
+                self._room_wanted = False
+                room.set()
+                return
+            if self._buffer and not self._handoff_soon:  # what waits on the loop goes to the thread now
+                self._handoff_soon = True
+                loop.call_soon(self._handoff)
+            waiting = getattr(loop, "waiting_on_thread", None)  # a virtual clock must not run ahead meanwhile
+            if waiting is None:
+                await room.wait()
+            else:
+                with waiting():
+                    await room.wait()
+
+    def pending(self) -> int:
+        """Records written and not yet committed."""
+        return len(self._buffer) + sum(len(b.ops) for b in self._handed())
+
     def lag(self) -> Lag:
         """Records written and not yet committed, and the age of the oldest (seconds)."""
-        with self._lock:
-            batches = [b for b in (self._inflight, self._next) if b is not None]
+        batches = self._handed()
         pending = len(self._buffer) + sum(len(b.ops) for b in batches)
         if not pending:
             return Lag(0, 0.0)
@@ -202,9 +248,25 @@ class Writer:
         self._wake.put(None)
         self._thread.join()
         self._thread = None
+        if self._room is not None:  # nothing is pending any more
+            self._room_wanted = False
+            self._room.set()
+
+    def _handed(self) -> list[_Batch]:
+        """The batches handed to the thread and not yet committed."""
+        with self._lock:
+            return [b for b in (self._inflight, self._next) if b is not None]
 
     def _turn_over(self) -> None:
         self._turn_committed = False
+
+    def _check_room(self) -> None:
+        """After a commit: let intake go on once below the bound, or the journal failed."""
+        if not self._room_wanted or self._room is None:
+            return
+        if self.failure is not None or self.pending() < self.max_pending:
+            self._room_wanted = False
+            self._room.set()
 
     def _commit_now(self) -> bool:
         """Commit the buffer on the loop (``inline``), unless the thread is busy or the file locked: False."""
@@ -221,6 +283,7 @@ class Writer:
             elif self._checkpoint_due():
                 self._inflight = _Batch([], time.monotonic())
                 self._wake.put(self._inflight)
+        self._check_room()
         return True
 
     def _flush_buffer(self) -> None:
@@ -267,11 +330,14 @@ class Writer:
                         self._tell(self._on_failure, self.failure)
                 if self._checkpoint_due():
                     self._checkpoint()
-                if batch.waiters:
-                    self._tell(_settle, batch.waiters, self.failure)
-                with self._lock:
-                    batch = self._inflight = self._next
+                with self._lock:  # no longer pending before its waiters hear of it (``lag``, ``room``)
+                    done, batch = batch, self._next
+                    self._inflight = batch
                     self._next = None
+                if done.waiters:
+                    self._tell(_settle, done.waiters, self.failure)
+                if self._room_wanted:
+                    self._tell(self._check_room)
 
     # --- either ---------------------------------------------------------------------------
 
