@@ -34,6 +34,7 @@ from bbflow.runtime.journal import writer as writer_module
 from bbflow.runtime.journal.journal import parse_keep
 from bbflow.runtime.journal.query import list_runs, show_run
 from bbflow.runtime.journal.recovery import Recovery, effects
+from bbflow.runtime.journal.store import APPLICATION_ID, MIGRATIONS
 from bbflow.runtime.proxy import RobotProxy
 
 DATA = Path(__file__).resolve().parent / "data" / "crash_cell"
@@ -527,6 +528,35 @@ def test_retention_prunes_finished_runs_and_keeps_unfinished_ones(tmp_path: Path
     assert left == {"open", "held", "new"}
     assert journal.read.execute("SELECT count(*) FROM calls").fetchone()[0] == 0
     journal.close()
+
+
+def test_a_schema_1_journal_is_migrated_keeping_what_it_holds(tmp_path: Path) -> None:
+    """Schema 2 indexes ``signals (accepted)``: retention no longer reads the whole table."""
+    path = tmp_path / "j.db"
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        for statement in MIGRATIONS[1]:  # the schema-1 DDL, as a bbflow of that schema wrote it
+            conn.execute(statement)
+        conn.executemany("INSERT INTO meta VALUES (?, ?)",
+                         [("schema", "1"), ("project", "crash_cell"), ("created", "0")])
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        conn.execute("INSERT INTO signals VALUES ('s1', '{}', 1.0)")
+        conn.execute("INSERT INTO pending VALUES ('s1', 'Picker')")
+        conn.execute("INSERT INTO runs (id, reactor, status, started) VALUES ('r1', 'Job', 'running', 1.0)")
+    journal = journal_at(path)
+    try:
+        assert SCHEMA_VERSION == 2
+        read = journal.read
+        assert read.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0] == "2"
+        assert read.execute("SELECT * FROM signals").fetchall() == [("s1", "{}", 1.0)]
+        assert read.execute("SELECT * FROM pending").fetchall() == [("s1", "Picker")]
+        assert read.execute("SELECT id, status FROM runs").fetchall() == [("r1", "running")]
+        plan = " ".join(r[-1] for r in read.execute(
+            "EXPLAIN QUERY PLAN DELETE FROM signals WHERE accepted < ? AND id NOT IN (SELECT signal FROM pending)",
+            (0.0,)))
+        assert "USING INDEX signals_accepted" in plan, plan
+    finally:
+        journal.close()
+    journal_at(path).close()  # and opens again as it is, migrated once
 
 
 # --- a whole session: writes that start failing mid-run, then a restart -------------------------
