@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -30,8 +31,9 @@ from bbflow.runtime.journal import (
     JournalFailed,
     journal_config,
 )
+from bbflow.runtime.journal import journal as journal_module
 from bbflow.runtime.journal import writer as writer_module
-from bbflow.runtime.journal.journal import parse_keep
+from bbflow.runtime.journal.journal import RETAIN_SIGNALS_EVERY, parse_keep
 from bbflow.runtime.journal.query import list_runs, show_run
 from bbflow.runtime.journal.recovery import Recovery, effects
 from bbflow.runtime.journal.store import APPLICATION_ID, MIGRATIONS
@@ -527,6 +529,35 @@ def test_retention_prunes_finished_runs_and_keeps_unfinished_ones(tmp_path: Path
     left = {r[0] for r in journal.read.execute("SELECT id FROM runs")}
     assert left == {"open", "held", "new"}
     assert journal.read.execute("SELECT count(*) FROM calls").fetchone()[0] == 0
+    journal.close()
+
+
+def test_a_journal_taking_in_signals_and_starting_no_runs_stays_bounded(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A monitor's journal: signal after signal, each handled, no run; those older than ``keep`` go as more come."""
+    now = [1_000_000.0]
+    monkeypatch.setattr(journal_module, "time", SimpleNamespace(time=lambda: now[0]))
+    journal = journal_at(tmp_path / "j.db", keep=60.0, sync="normal")
+    counts = []
+    handled = 5 * RETAIN_SIGNALS_EVERY - 1  # with the unhandled one, the last one accepted prunes
+
+    async def main() -> None:
+        journal.start(asyncio.get_running_loop())
+        journal.accepted({"id": "unhandled"}, ["Other"])  # some agent has still to handle it: stays
+        for i in range(handled):
+            now[0] += 1.0  # one signal a second
+            journal.accepted({"id": f"s{i}", "type": "temperature", "data": {"c": 21}}, ["Monitor"])
+            journal.agent_turn("Monitor", {"seen": i}, f"s{i}", None)
+            if i % 100 == 99:
+                await journal.writer.flush()
+                counts.append(journal.read.execute("SELECT count(*) FROM signals").fetchone()[0])
+        await journal.writer.flush()
+
+    asyncio.run(main())
+    assert max(counts) <= RETAIN_SIGNALS_EVERY + 62  # what `keep` holds (61 s) + the unhandled one + one round
+    ids = {r[0] for r in journal.read.execute("SELECT id FROM signals")}
+    # the last prune came with the last signal: the last 61 seconds' signals stay, and the unhandled one
+    assert ids == {"unhandled"} | {f"s{i}" for i in range(handled - 61, handled)}
     journal.close()
 
 

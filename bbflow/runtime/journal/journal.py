@@ -42,6 +42,9 @@ RECOVERY_MODES = ("rollback", "hold")
 DEFAULT_KEEP = 7 * 86400.0
 #: Finished runs are pruned at start and after every so many run ends (a robot may run for months).
 RETAIN_EVERY = 1000
+#: ... and after every so many accepted signals: a process whose agents take in many signals and start few
+#: runs (a coordinator, a monitor) would otherwise keep every signal it took in while it runs.
+RETAIN_SIGNALS_EVERY = 1000
 
 
 @attrs.frozen
@@ -83,6 +86,7 @@ class Journal:
         row = conn.execute("SELECT max(seq) FROM calls").fetchone()
         self._seq = row[0] or 0
         self._ended = 0
+        self._accepted = 0
         #: the writes of the agent turn in progress: committed together, as one, with its state
         self._turn: list[tuple[str, Any]] | None = None
 
@@ -106,7 +110,7 @@ class Journal:
         self.writer.start(loop, on_failure)
 
     def retain(self) -> None:
-        """Prune finished runs older than ``keep`` and give the space back when it pays (queued)."""
+        """Prune finished runs and handled signals older than ``keep`` (queued)."""
         if self.config.keep is not None:
             self.writer.write(_retain, (time.time() - self.config.keep,))
 
@@ -230,6 +234,9 @@ class Journal:
         self._put("INSERT OR IGNORE INTO signals VALUES (?, ?, ?)", (envelope["id"], dumps(envelope), time.time()))
         for agent in agents:
             self._put("INSERT OR IGNORE INTO pending VALUES (?, ?)", (envelope["id"], agent))
+        self._accepted += 1
+        if self._accepted % RETAIN_SIGNALS_EVERY == 0:
+            self.retain()
 
     def run_allotted(self, reactor: str, inputs: Any, origin: Origin) -> None:
         """A run an agent's turn starts (its ``run.start`` comes later, when it really starts)."""
