@@ -22,10 +22,11 @@ from hypothesis import strategies as st
 from bbflow.cli import main
 from bbflow.compiler import cache as cache_module
 from bbflow.compiler import pipeline
+from bbflow.compiler.checker import check as check_program
 from bbflow.compiler.codegen import generate
 from bbflow.build import build_program, compile_project
 from bbflow.compiler.syntax.parser import parse_module
-from bbflow.compiler.pipeline import compile_paths, run_checker
+from bbflow.compiler.pipeline import compile_paths
 from bbflow.compiler.reports import report
 from codegen_helpers import write_flows
 
@@ -583,7 +584,7 @@ def cold_checker_diagnostics(root: Path) -> Counter[object]:
     parsed = pipeline.CompileResult(sources=result.sources)
     for unit in result.units:
         parsed.modules.append(parse_module(result.sources[unit.display], unit.module, parsed.diagnostics))
-    run_checker(parsed)
+    check_program(parsed.modules, parsed.diagnostics)
     return Counter(parsed.diagnostics)
 
 

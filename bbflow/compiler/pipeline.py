@@ -249,11 +249,6 @@ def _parsed_trees_out_of_gc() -> Iterator[Callable[[], None]]:
         gc.unfreeze()
 
 
-def run_checker(result: CompileResult) -> None:
-    """The semantic checks over the whole program, as one run (the language server's); a crash is a BBF900."""
-    result.facts = _guarded(result.diagnostics, _first_file(result), "checker", lambda: check(result.modules, result.diagnostics))
-
-
 @attrs.define
 class _Run:
     """One run of the pipeline over the program of ``result`` (the steps of the module docstring)."""
