@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from bbflow.compiler.semantic.facts import CallKind, CallTarget, Facts, Ref, RefKind
     from bbflow.compiler.semantic.modules import PRELUDE, STDLIB_FILE, STDLIB_PACKAGE
     from bbflow.compiler.semantic.resolve import BUILTIN_COMMANDS
-    from bbflow.compiler.source import SourceFile, Span
+    from bbflow.compiler.source import SUFFIX, SourceFile, Span
     from bbflow.compiler.syntax.fmt import FormatError, flow_files, format_diff, format_text
     from bbflow.compiler.syntax.parser import flow_parser
 
@@ -54,7 +54,7 @@ __getattr__ = lazy_exports(__name__, {
     "semantic.facts": ("CallKind", "CallTarget", "Facts", "Ref", "RefKind"),
     "semantic.modules": ("PRELUDE", "STDLIB_FILE", "STDLIB_PACKAGE"),
     "semantic.resolve": ("BUILTIN_COMMANDS",),
-    "source": ("SourceFile", "Span"),
+    "source": ("SUFFIX", "SourceFile", "Span"),
     "syntax.parser": ("flow_parser",),
     "syntax.fmt": ("FormatError", "flow_files", "format_diff", "format_text"),
 })
@@ -67,6 +67,7 @@ __all__ = [
     "PRELUDE",
     "STDLIB_FILE",
     "STDLIB_PACKAGE",
+    "SUFFIX",
     "WAITS",
     "CallKind",
     "CallTarget",

@@ -107,11 +107,10 @@ from bbflow.compiler.diagnostics.core import Diagnostic, Diagnostics, Label
 from bbflow.compiler.project_check import project_diagnostics
 from bbflow.compiler.semantic.facts import Facts
 from bbflow.compiler.semantic.modules import PRELUDE, STDLIB_FILE, load_stdlib, stdlib_sources
-from bbflow.compiler.source import SourceFile, Span
+from bbflow.compiler.source import SUFFIX, SourceFile, Span
 from bbflow.compiler.syntax.parser import parse_module
 from bbflow.project import PROJECT_FILE, Project, ProjectError, ProjectFile, find_project, read_project
 
-SUFFIX = ".flow"
 #: The largest .flow file read (a bigger one is refused: nothing that large is written by hand).
 MAX_SOURCE_BYTES = 8 << 20
 T = TypeVar("T")

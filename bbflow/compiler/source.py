@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import attrs
 
+#: The suffix of a bbflow source file.
+SUFFIX = ".flow"
+
 
 @attrs.frozen(slots=True)
 class Span:

@@ -29,6 +29,7 @@ from pathlib import Path
 import attrs
 
 from bbflow.compiler import (
+    SUFFIX,
     CompileResult,
     Diagnostics,
     Facts,
@@ -40,8 +41,6 @@ from bbflow.compiler import (
     compile_paths,
 )
 from bbflow.project import find_project
-
-SUFFIX = ".flow"
 
 
 @attrs.frozen(slots=True)

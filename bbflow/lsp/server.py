@@ -44,6 +44,7 @@ from pygls.protocol import LanguageServerProtocol, default_converter
 from pygls.uris import from_fs_path, to_fs_path
 
 from bbflow import __version__
+from bbflow.compiler import SUFFIX
 from bbflow.lsp.analysis import (
     DocSymbol,
     EditorDiagnostic,
@@ -55,7 +56,7 @@ from bbflow.lsp.analysis import (
 from bbflow.lsp.complete import complete
 from bbflow.lsp.formatting import format_document
 from bbflow.lsp.locate import Location, Pos, Range
-from bbflow.lsp.program import SUFFIX, Program, scope_of
+from bbflow.lsp.program import Program, scope_of
 from bbflow.lsp.refactor import RenameError, quick_fixes, references, rename
 from bbflow.lsp.shift import Shift
 from bbflow.lsp.worker import Worker

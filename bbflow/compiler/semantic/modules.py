@@ -21,7 +21,7 @@ from bbflow.compiler.diagnostics import codes
 from bbflow.compiler.diagnostics.core import Diagnostics
 from bbflow.compiler.semantic.resolve import did_you_mean, duplicate
 from bbflow.compiler.semantic.symbols import ModuleScope, Symbol, SymKind
-from bbflow.compiler.source import SourceFile, Span
+from bbflow.compiler.source import SUFFIX, SourceFile, Span
 from bbflow.compiler.syntax.parser import parse_module
 
 PRELUDE = "std.prelude"
@@ -42,8 +42,8 @@ def _stdlib_files() -> list[tuple[str, str, str]]:
         for entry in sorted(folder.iterdir(), key=lambda e: e.name):
             if entry.is_dir() and not entry.name.startswith((".", "_")):
                 walk(entry, (*prefix, entry.name))
-            elif entry.name.endswith(".flow"):
-                stem = entry.name[: -len(".flow")]
+            elif entry.name.endswith(SUFFIX):
+                stem = entry.name[: -len(SUFFIX)]
                 path = "/".join((*prefix, entry.name))
                 found.append((".".join((*prefix, stem)), path, entry.read_text(encoding="utf-8")))
 

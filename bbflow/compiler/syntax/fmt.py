@@ -43,6 +43,7 @@ from lark.exceptions import LarkError
 
 from bbflow.compiler import ast
 from bbflow.compiler.diagnostics.core import Diagnostic
+from bbflow.compiler.source import SUFFIX
 from bbflow.compiler.syntax.parser import flow_parser, parse_text
 
 __all__ = ["FormatError", "flow_files", "format_diff", "format_text"]
@@ -303,12 +304,12 @@ def flow_files(paths: tuple[str, ...]) -> list[Path]:
     found: dict[Path, None] = {}
     for given in map(Path, paths):
         if given.is_dir():
-            for f in sorted(given.rglob("*.flow")):
+            for f in sorted(given.rglob("*" + SUFFIX)):
                 if f.is_file() and not any(p.startswith(".") for p in f.relative_to(given).parts):
                     found.setdefault(f)
-        elif given.is_file() or given.suffix == ".flow":
-            if given.suffix != ".flow":
-                raise FormatError(f"{given}: not a .flow file")
+        elif given.is_file() or given.suffix == SUFFIX:
+            if given.suffix != SUFFIX:
+                raise FormatError(f"{given}: not a {SUFFIX} file")
             found.setdefault(given)
         else:
             raise FormatError(f"{given}: no such file or folder")
