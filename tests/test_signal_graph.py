@@ -81,6 +81,21 @@ def _dot_nodes(out: str) -> dict[str, str]:
     return {label.split(",")[0].strip('"'): nid for nid, label in nodes.items()}
 
 
+def _dot_edges(out: str) -> set[str]:
+    """The edge lines of dot output."""
+    return {line.strip() for line in out.splitlines() if "->" in line}
+
+
+def _two_arms_graph(folder: Path, flow: str) -> tuple[dict[str, str], set[str]]:
+    """The project graph (dot) of ``flow`` with two robots ``a`` and ``b`` of ``cell.Arm``: its nodes and edges."""
+    (folder / "cell.flow").write_text(flow)
+    (folder / "bbflow.toml").write_text('[project]\nname = "f"\n\n[robot.a]\ninterface = "cell.Arm"\n\n'
+                                        '[robot.b]\ninterface = "cell.Arm"\n')
+    code, out = graph("--project", str(folder), "--format", "dot")
+    assert code == 0, out
+    return _dot_nodes(out), _dot_edges(out)
+
+
 def test_the_project_signal_flow_includes_coordinators_and_robots(fleet: Path) -> None:
     code, out = graph("--project", str(fleet), "--format", "dot")
     assert code == 0, out
@@ -101,7 +116,7 @@ def test_the_project_graph_draws_the_instances_of_bbflow_toml() -> None:
     agents = {label for label in by if label.startswith(("Picker", "Coordinator", "Operator"))}
     assert agents == {"Picker on left", "Picker on right", "Coordinator", "Operator"}
     assert {"robot left: Arm", "robot right: Arm"} <= set(by)
-    edges = {line.strip() for line in out.splitlines() if "->" in line}
+    edges = _dot_edges(out)
     for arm in ("left", "right"):
         assert f'{by[f"Picker on {arm}"]} -> {by[f"robot {arm}: Arm"]} [label="run Transfer"];' in edges
         # the coordinator addresses each task to an arm chosen at run time (`to free[0]`): it may reach either
@@ -117,27 +132,15 @@ def test_the_project_graph_draws_the_instances_of_bbflow_toml() -> None:
 
 
 def test_a_signal_addressed_to_a_named_instance_reaches_that_instances_agents_only(tmp_path: Path) -> None:
-    (tmp_path / "cell.flow").write_text(FLEET.replace("emit task.assigned {at: o.data.at}",
-                                                      'emit task.assigned {at: o.data.at} to "a"'))
-    (tmp_path / "bbflow.toml").write_text('[project]\nname = "f"\n\n[robot.a]\ninterface = "cell.Arm"\n\n'
-                                          '[robot.b]\ninterface = "cell.Arm"\n')
-    code, out = graph("--project", str(tmp_path), "--format", "dot")
-    assert code == 0, out
-    by = _dot_nodes(out)
-    edges = {line.strip() for line in out.splitlines() if "->" in line}
+    by, edges = _two_arms_graph(tmp_path, FLEET.replace("emit task.assigned {at: o.data.at}",
+                                                        'emit task.assigned {at: o.data.at} to "a"'))
     assigned = by["task.assigned to a"]
     assert f'{by["Dispatcher"]} -> {assigned} [label="emit"];' in edges
     assert [e for e in edges if e.startswith(f"{assigned} ->")] == [f"{assigned} -> {by['Worker on a']};"]
 
 
 def test_an_instance_gets_its_own_robots_signals(tmp_path: Path) -> None:
-    (tmp_path / "cell.flow").write_text(FLEET)
-    (tmp_path / "bbflow.toml").write_text('[project]\nname = "f"\n\n[robot.a]\ninterface = "cell.Arm"\n\n'
-                                          '[robot.b]\ninterface = "cell.Arm"\n')
-    code, out = graph("--project", str(tmp_path), "--format", "dot")
-    assert code == 0, out
-    by = _dot_nodes(out)
-    edges = {line.strip() for line in out.splitlines() if "->" in line}
+    by, edges = _two_arms_graph(tmp_path, FLEET)
     for arm in ("a", "b"):
         assert f'{by[f"robot {arm}: Arm"]} -> {by[f"Worker on {arm}"]} [label="robot.event.bumped"];' in edges
         assert f'{by["task.assigned"]} -> {by[f"Worker on {arm}"]};' in edges
