@@ -304,28 +304,46 @@ def check_case(program: model.Program, reactor: model.Reactor, name: str, result
     once (when that undo ran, its first attempt must have failed, or the case proved nothing).
     """
     paths = paths if paths is not None else {result.run_id: ()}
-    reactors = _reactors(program, reactor)
-    problems: list[str] = []
-    at_fault: list[str] = []
-
-    def fault(step: str, problem: str) -> None:
-        problems.append(problem)
-        if step not in at_fault:
-            at_fault.append(step)
-
+    verdict = _Verdict()
     if name == "baseline":
         if result.status != "ok":
-            problems.append(f"the run does not succeed without faults: {_error(result)}")
-        return Case(name, result.status, problems=tuple(problems))
+            verdict.problems.append(f"the run does not succeed without faults: {_error(result)}")
+        return Case(name, result.status, problems=tuple(verdict.problems))
     expected_status = "ok" if absorbed else "failed"
     if result.status != expected_status:
-        problems.append(f"expected the run to {'succeed' if absorbed else 'fail and roll back'}, it {result.status}"
-                        + (f": {_error(result)}" if result.error else ""))
+        verdict.problems.append(f"expected the run to {'succeed' if absorbed else 'fail and roll back'}, it "
+                                f"{result.status}" + (f": {_error(result)}" if result.error else ""))
     runs = _runs(events, paths)
     if result.run_id in runs:
         runs[result.run_id].status = result.status
     undone_all = [show(_key(e, paths))
                   for e in events if e["event"] == "undo.ok" and e.get("run") in paths]
+    acknowledged = _check_runs(verdict, program, _reactors(program, reactor), runs, calls)
+    if undo_fails is not None:
+        _check_injected_undo(verdict, events, paths, undo_fails)
+    _check_undo_errors(verdict, result, paths)
+    _check_safety(verdict, result, safety)
+    return Case(name, result.status, tuple(undone_all), tuple(acknowledged), tuple(verdict.problems),
+                tuple(verdict.at_fault))
+
+
+@attrs.define
+class _Verdict:
+    """What a case found wrong, and the steps at fault (each once, in the order found)."""
+
+    problems: list[str] = attrs.Factory(list)
+    at_fault: list[str] = attrs.Factory(list)
+
+    def fault(self, step: str, problem: str) -> None:
+        self.problems.append(problem)
+        if step not in self.at_fault:
+            self.at_fault.append(step)
+
+
+def _check_runs(verdict: _Verdict, program: model.Program, reactors: dict[str, model.Reactor],
+                runs: dict[str, _Run], calls: list[Call]) -> list[str]:
+    """Each run's undos: none when it was not rolled back; else every completed step with an effect undone
+    exactly once, in reverse completion order, its undo sent to the robot. The irreversible steps acknowledged."""
     acknowledged: list[str] = []
     for run in runs.values():
         prefix = run.prefix
@@ -333,7 +351,7 @@ def check_case(program: model.Program, reactor: model.Reactor, name: str, result
         completed = [(s, i) for s, i in run.completed if s in steps]
         if not _rolled_back(run, runs, reactors):
             for u in dict.fromkeys(run.undone):
-                fault(show((*prefix, u)), f"step {show((*prefix, u))} was undone, but its run was not rolled back")
+                verdict.fault(show((*prefix, u)), f"step {show((*prefix, u))} was undone, but its run was not rolled back")
             continue
         acknowledged += [show((*prefix, c)) for c in completed if steps[c[0]].irreversible is not None]
         expected = [c for c in reversed(completed) if _undo_of(program, steps[c[0]]) is not None]
@@ -342,35 +360,46 @@ def check_case(program: model.Program, reactor: model.Reactor, name: str, result
             if c not in expected and step.irreversible is None and not isinstance(step.call, model.ReactorCall) \
                     and _effectful(program, step):
                 what = show((*prefix, c))
-                fault(what, f"step {what} completed, has an effect and no undo, and was left un-undone")
+                verdict.fault(what, f"step {what} completed, has an effect and no undo, and was left un-undone")
         for c in expected:
             count = run.undone.count(c)
             if count != 1:
-                fault(show((*prefix, c)), f"step {show((*prefix, c))} was undone {count} times, expected once")
+                verdict.fault(show((*prefix, c)), f"step {show((*prefix, c))} was undone {count} times, expected once")
         order = [u for u in run.undone if u in expected]
         if order != [c for c in expected if c in run.undone]:
-            fault(show((*prefix, order[0])),
-                  f"undone in the order {', '.join(show((*prefix, u)) for u in order)}, expected "
-                  f"{', '.join(show((*prefix, c)) for c in expected)} (reverse order of completion)")
+            verdict.fault(show((*prefix, order[0])),
+                          f"undone in the order {', '.join(show((*prefix, u)) for u in order)}, expected "
+                          f"{', '.join(show((*prefix, c)) for c in expected)} (reverse order of completion)")
         sent = {(key, what) for kind, r, key, _, what in calls if kind == "undo" and r == run.id}
         for c in expected:
             undo = _undo_of(program, steps[c[0]])
             callee = _callee(program, undo)
             key = (*prefix, c)
             if callee is not None and c in run.undone and (key, callee) not in sent:
-                fault(show(key), f"step {show(key)}: its undo {callee} never reached the robot")
-    if undo_fails is not None:
-        keyed = [(_key(e, paths), e["event"], e.get("attempt"))
-                 for e in events if e["event"] in ("undo.ok", "undo.error") and e.get("run") in paths]
-        if any(k == undo_fails and ev == "undo.ok" for k, ev, _ in keyed) \
-                and (undo_fails, "undo.error", 1) not in keyed:
-            problems.append(f"the undo of step {show(undo_fails)} ran without the failure the case injects")
+                verdict.fault(show(key), f"step {show(key)}: its undo {callee} never reached the robot")
+    return acknowledged
+
+
+def _check_injected_undo(verdict: _Verdict, events: list[dict[str, Any]], paths: dict[str, Key],
+                         undo_fails: Key) -> None:
+    """The undo the case fails once: if it ran, its first attempt failed (or the case proved nothing)."""
+    keyed = [(_key(e, paths), e["event"], e.get("attempt"))
+             for e in events if e["event"] in ("undo.ok", "undo.error") and e.get("run") in paths]
+    if any(k == undo_fails and ev == "undo.ok" for k, ev, _ in keyed) and (undo_fails, "undo.error", 1) not in keyed:
+        verdict.problems.append(f"the undo of step {show(undo_fails)} ran without the failure the case injects")
+
+
+def _check_undo_errors(verdict: _Verdict, result: RunResult, paths: dict[str, Key]) -> None:
+    """Every undo that failed for good is a fault of its step."""
     for failure in result.undo_errors:
         what = show((*paths.get(failure.run, ()), (failure.step, ())))
-        fault(what, f"the undo of step {what} failed: {failure.message}")
+        verdict.fault(what, f"the undo of step {what} failed: {failure.message}")
+
+
+def _check_safety(verdict: _Verdict, result: RunResult, safety: str | None) -> None:
+    """After a rollback (not a halt) the robot is armed again."""
     if safety is not None and safety != "armed" and result.status != "halted":
-        problems.append(f"the robot is {safety} after the rollback, expected armed")
-    return Case(name, result.status, tuple(undone_all), tuple(acknowledged), tuple(problems), tuple(at_fault))
+        verdict.problems.append(f"the robot is {safety} after the rollback, expected armed")
 
 
 @attrs.define
