@@ -75,44 +75,62 @@ def render_agent_graph(facts: Facts, name: str, fmt: str = "mermaid") -> str:
 
 
 def render_project_graph(facts: Facts, fmt: str = "mermaid", project: Project | None = None) -> str:
-    drawing = _Drawing(fmt)
     own = agents(facts)
     if not own:
         raise GraphError("the program has no agents")
     placed = _placed(facts, own.values(), project)
+    flow = _flow(facts, placed)
     from_robot = _robot_signals(facts)
+    drawing = _Drawing(fmt)
     robot_ids = {robot: drawing.node(label, "robot") for robot, label in _robot_labels(placed, project).items()}
     ids = [drawing.node(p.label, "agent") for p in placed]
-    sent: dict[tuple[str, str | None], dict[int, str]] = {}  # (signal, literal subject) -> emitter -> how
-    handled: dict[int, list[str]] = {}
-    for i, p in enumerate(placed):
-        for route in p.agent.routes:
-            handled.setdefault(i, []).extend(_matched(facts, route.pattern.text, p.interface))
-            for action in _actions(facts, route.body, ""):
-                if action.kind == "run":
-                    if p.robot is not None:
-                        drawing.edge(ids[i], robot_ids[p.robot], f"run {action.target}", dedupe=True)
-                else:
-                    sent.setdefault((action.target, action.subject), {}).setdefault(i, action.kind)
+    for i, reactor in flow.runs:
+        robot = placed[i].robot
+        if robot is not None:
+            drawing.edge(ids[i], robot_ids[robot], f"run {reactor}", dedupe=True)
     # a signal's node: one per literal `to` it is emitted with, and a plain one when it is also emitted without
     # one (or with a computed one), or comes only from outside
     for i, p in enumerate(placed):
-        for signal in dict.fromkeys(handled.get(i, ())):
+        for signal in dict.fromkeys(flow.handled.get(i, ())):
             if signal in from_robot or signal.startswith("robot.event."):
                 if p.robot is not None:
                     drawing.edge(robot_ids[p.robot], ids[i], signal, dedupe=True)
                 continue
-            keys = [k for k in sent if k[0] == signal] or [(signal, None)]
-            for key in keys:
+            for key in [k for k in flow.sent if k[0] == signal] or [(signal, None)]:
                 subject = key[1]
                 if subject is None or p.instance is None or p.instance == subject:
-                    label = signal if subject is None else f"{signal} to {subject}"
-                    drawing.edge(drawing.node(label, "signal"), ids[i], dedupe=True)
-    for (signal, subject), emitters in sent.items():
-        label = signal if subject is None else f"{signal} to {subject}"
+                    drawing.edge(drawing.node(_signal_label(*key), "signal"), ids[i], dedupe=True)
+    for key, emitters in flow.sent.items():
         for i, how in emitters.items():
-            drawing.edge(ids[i], drawing.node(label, "signal"), how, dedupe=True)
+            drawing.edge(ids[i], drawing.node(_signal_label(*key), "signal"), how, dedupe=True)
     return drawing.render()
+
+
+@attrs.frozen
+class _Flow:
+    """Who runs, sends and handles what among the placed agents (each by its index in the list placed)."""
+
+    runs: list[tuple[int, str]]  # (agent, reactor it runs), in program order
+    sent: dict[tuple[str, str | None], dict[int, str]]  # (signal, literal subject) -> emitter -> how
+    handled: dict[int, list[str]]  # agent -> the signals its routes match
+
+
+def _flow(facts: Facts, placed: list[_Placed]) -> _Flow:
+    flow = _Flow([], {}, {})
+    for i, p in enumerate(placed):
+        for route in p.agent.routes:
+            flow.handled.setdefault(i, []).extend(_matched(facts, route.pattern.text, p.interface))
+            for action in _actions(facts, route.body, ""):
+                if action.kind == "run":
+                    flow.runs.append((i, action.target))
+                else:
+                    flow.sent.setdefault((action.target, action.subject), {}).setdefault(i, action.kind)
+    return flow
+
+
+def _signal_label(signal: str, subject: str | None) -> str:
+    """A signal's node: its type, and the robot instance it is addressed to when that is a literal."""
+    return signal if subject is None else f"{signal} to {subject}"
 
 
 @attrs.frozen
