@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import socket
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import attrs
@@ -24,6 +24,7 @@ from bbflow.runtime import model
 from bbflow.runtime.app import Session
 from bbflow.runtime.door import Door, Refusal
 from bbflow.runtime.events import Fanout, jsonable
+from bbflow.runtime.journal import Lag
 from bbflow.runtime.signals import Envelope, SignalCatalog
 from bbflow.serve.config import ServeSettings
 from bbflow.serve.http import Refused, create_app
@@ -190,8 +191,9 @@ class ControlPlane:
 
         def robot_queues() -> list[tuple[tuple[str, ...], float]]:
             session = self.session
-            robots = session.robots if session is not None else []
-            return [((p.instance,), float(session.tasks.queue_depth(p.instance))) for p in robots]  # type: ignore[union-attr]
+            if session is None:
+                return []
+            return [((p.instance,), float(session.tasks.queue_depth(p.instance))) for p in session.robots]
 
         def in_flight() -> list[tuple[tuple[str, ...], float]]:
             return [((), float(len(self.runs.running)))]
@@ -203,13 +205,12 @@ class ControlPlane:
         def clients() -> list[tuple[tuple[str, ...], float]]:
             return [((), float(self.hub.clients))]
 
-        def journal_lag() -> list[tuple[tuple[str, ...], float]]:  # no series without a journal
-            journal = self.session.journal if self.session is not None else None
-            return [] if journal is None else [((), journal.lag().oldest)]
+        def journal(read: Callable[[Lag], float]) -> Callable[[], list[tuple[tuple[str, ...], float]]]:
+            def series() -> list[tuple[tuple[str, ...], float]]:  # none without a journal
+                journal = self.session.journal if self.session is not None else None
+                return [] if journal is None else [((), read(journal.lag()))]
 
-        def journal_pending() -> list[tuple[tuple[str, ...], float]]:
-            journal = self.session.journal if self.session is not None else None
-            return [] if journal is None else [((), float(journal.lag().pending))]
+            return series
 
         return {
             "bbflow_agent_queue_depth": ("Signals and run outcomes waiting in an agent instance's mailbox",
@@ -219,9 +220,9 @@ class ControlPlane:
             "bbflow_robot_armed": ("1 while a robot is armed", ("robot",), armed),
             "bbflow_event_stream_clients": ("Clients reading GET /events", (), clients),
             "bbflow_journal_lag_seconds": ("How long the oldest journal record written and not yet committed "
-                                           "has waited (0: the file is up to date)", (), journal_lag),
+                                           "has waited (0: the file is up to date)", (), journal(lambda lag: lag.oldest)),
             "bbflow_journal_pending_records": ("Journal records written and not yet committed", (),
-                                               journal_pending),
+                                               journal(lambda lag: float(lag.pending))),
         }
 
     def _servers(self) -> tuple[Any, ...]:
