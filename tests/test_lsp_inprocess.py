@@ -49,10 +49,14 @@ class Server(lsp_server.FlowServer):
     async def open(self, path: Path, text: str) -> str:
         """Open ``path`` with ``text`` and wait for its program."""
         uri = path.as_uri()
-        self.workspace.put_text_document(lsp.TextDocumentItem(uri, "bbflow", 1, text))
+        self.edit(uri, text, 1)
         lsp_server.did_open(self, lsp.DidOpenTextDocumentParams(lsp.TextDocumentItem(uri, "bbflow", 1, text)))
         await self.worker.settled(path, text)
         return uri
+
+    def edit(self, uri: str, text: str, version: int = 2) -> None:
+        """The editor's buffer of ``uri`` is now ``text`` (no check is asked for)."""
+        self.workspace.put_text_document(lsp.TextDocumentItem(uri, "bbflow", version, text))
 
     def last(self, uri: str) -> list[lsp.Diagnostic]:
         return [p for p in self.sent_params if p.uri == uri][-1].diagnostics
@@ -72,7 +76,11 @@ def project(tmp_path: Path) -> Path:
 
 
 def at(text: str, word: str) -> lsp.Position:
-    before = text[: text.index(word)]
+    return _position(text, text.index(word))
+
+
+def _position(text: str, offset: int) -> lsp.Position:
+    before = text[:offset]
     return lsp.Position(before.count("\n"), len(before) - (before.rfind("\n") + 1))
 
 
@@ -118,7 +126,7 @@ def test_hover_definition_symbols_and_completion(project: Path) -> None:
         assert {s.name for s in symbols} >= {"Arm", "Go"}
 
         edited = CELL.replace("return there", "return th")
-        ls.workspace.put_text_document(lsp.TextDocumentItem(uri, "bbflow", 2, edited))
+        ls.edit(uri, edited)
         found = await lsp_server.on_completion(ls, lsp.CompletionParams(doc, _after(edited, "return th")))
         assert found is not None and "there" in {item.label for item in found.items}
 
@@ -131,7 +139,7 @@ def test_hover_answers_from_the_last_program_on_a_line_the_edit_left_alone(proje
         cell = project / "flows" / "cell.flow"
         uri = await ls.open(cell, CELL)
         edited = "# a new first line\n" + CELL.replace("return there", "return th")
-        ls.workspace.put_text_document(lsp.TextDocumentItem(uri, "bbflow", 2, edited))  # not checked yet
+        ls.edit(uri, edited)  # not checked yet
         doc = lsp.TextDocumentIdentifier(uri)
         hover = await lsp_server.on_hover(ls, lsp.HoverParams(doc, at(edited, "move_to(target: p)")))
         assert hover is not None and "move_to" in hover.contents.value  # type: ignore[union-attr]
@@ -142,9 +150,7 @@ def test_hover_answers_from_the_last_program_on_a_line_the_edit_left_alone(proje
 
 
 def _after(text: str, words: str) -> lsp.Position:
-    end = text.index(words) + len(words)
-    before = text[:end]
-    return lsp.Position(before.count("\n"), len(before) - (before.rfind("\n") + 1))
+    return _position(text, text.index(words) + len(words))
 
 
 def test_an_edit_is_checked_once_typing_pauses(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -155,7 +161,7 @@ def test_an_edit_is_checked_once_typing_pauses(project: Path, monkeypatch: pytes
         cell = project / "flows" / "cell.flow"
         uri = await ls.open(cell, CELL)
         broken = CELL.replace("-> Pose on Arm", "-> Pos on Arm")
-        ls.workspace.put_text_document(lsp.TextDocumentItem(uri, "bbflow", 2, broken))
+        ls.edit(uri, broken)
         change: Any = lsp.DidChangeTextDocumentParams(lsp.VersionedTextDocumentIdentifier(2, uri), [])
         await lsp_server.did_change(ls, change)
         await ls.worker.settled(cell, broken)
@@ -197,7 +203,7 @@ def test_while_a_file_has_a_syntax_error_hover_answers_from_its_last_check_witho
         cell = project / "flows" / "cell.flow"
         uri = await ls.open(cell, CELL)
         typing = CELL + "reactor Half(\n"  # a syntax error: the file's bodies are not checked
-        ls.workspace.put_text_document(lsp.TextDocumentItem(uri, "bbflow", 2, typing))
+        ls.edit(uri, typing)
         latest = await ls.worker.settled(cell, typing)
         assert [d.code for d in ls.last(uri)] == ["BBF001"]
         where = at(typing, "p) irreversible")
