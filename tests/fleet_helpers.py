@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -103,6 +104,15 @@ class Collector:
 
     async def room(self) -> None:
         return None
+
+
+async def until(test: Callable[[], bool], what: str, patience: float = PATIENCE, poll: float = 0.05) -> None:
+    """Wait on the running loop until ``test()`` holds; fail the test if it does not within ``patience`` s."""
+    deadline = time.monotonic() + patience
+    while not test():
+        if time.monotonic() > deadline:
+            pytest.fail(f"no {what} within {patience}s")
+        await asyncio.sleep(poll)
 
 
 def bus_project(folder: Path, name: str = "t", **bus: Any) -> Project:

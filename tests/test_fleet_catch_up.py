@@ -3,25 +3,47 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 pytest.importorskip("zenoh", reason="the bus extra (eclipse-zenoh) is not installed")
 
-from fleet_helpers import ZENOH_CONFIG, Collector, bus_project, free_port
+from fleet_helpers import ZENOH_CONFIG, Collector, bus_project, free_port, until
 
 from bbflow.runtime import model
 from bbflow.runtime.bus import Bus
 from bbflow.runtime.fleet import bus_settings, make_link
 from bbflow.runtime.fleet.zenoh_link import CACHE_SAMPLES
 from bbflow.runtime.signals import Envelope, SignalCatalog
-from bbflow.runtime.types import INT, Record
+from bbflow.runtime.types import INT, STR, ListOf, Record
 
 pytestmark = pytest.mark.slow
 
-CATALOG = SignalCatalog.of(model.Signal("task.assigned", Record((("job", INT),))))
+#: a job published after the ones that must not arrive, to know when they would have
+SENTINEL = 10_000
+TASK = model.Signal("task.assigned", Record((("job", INT),)))
+CATALOG = SignalCatalog.of(TASK)
+PEER = Record((("process", STR), ("robots", ListOf(STR)), ("agents", ListOf(STR))))
+#: the publisher's: it also hears of the others coming and going, to know when a subscriber has reached it
+PUBLISHER = SignalCatalog.of(TASK, model.Signal("fleet.peer.up", PEER), model.Signal("fleet.peer.down", PEER))
+
+
+@attrs.define
+class Publisher:
+    """Process ``a``: the bus its agent ``A`` publishes on, and that bus's events."""
+
+    endpoint: str
+    bus: Bus
+    events: list[dict[str, Any]]
+
+    def seen(self, signal_type: str) -> int:
+        """How many ``fleet.peer.up`` (or ``.down``) the publisher has had."""
+        return sum(e["event"] == "signal.in" and e["type"] == signal_type for e in self.events)
 
 
 def settings(folder: Path, catch_up: str, **endpoints: list[str]) -> Any:
@@ -30,149 +52,123 @@ def settings(folder: Path, catch_up: str, **endpoints: list[str]) -> Any:
     return bus_settings(project, **endpoints)
 
 
+@asynccontextmanager
+async def publisher(folder: Path, catch_up: str) -> AsyncIterator[Publisher]:
+    """Process ``a``, listening on a free port of 127.0.0.1."""
+    endpoint = f"tcp/127.0.0.1:{free_port()}"
+    link = make_link(settings(folder, catch_up, listen=[endpoint]), process="a", robots=[], agents=["A"])
+    events: list[dict[str, Any]] = []
+    bus = Bus(PUBLISHER, observer=events.append)
+    await link.open(bus, [])
+    try:
+        yield Publisher(endpoint, bus, events)
+    finally:
+        await link.close()
+
+
+@asynccontextmanager
+async def subscriber(folder: Path, catch_up: str,
+                     a: Publisher) -> AsyncIterator[tuple[Collector, list[dict[str, Any]]]]:
+    """Process ``b``, connected to ``a`` and subscribed to ``task.assigned``: what its agent gets, and the
+    events of its bus. Given once ``a`` has seen ``b`` come up: a process declares its subscriptions
+    before it announces itself, so from then on what ``a`` publishes reaches ``b``."""
+    events: list[dict[str, Any]] = []
+    bus = Bus(CATALOG, observer=events.append)
+    agent = Collector()
+    bus.attach(agent)
+    link = make_link(settings(folder, catch_up, connect=[a.endpoint]), process="b", robots=[], agents=["B"])
+    ups = a.seen("fleet.peer.up")
+    await link.open(bus, ["task.assigned"])
+    try:
+        await until(lambda: a.seen("fleet.peer.up") > ups, "fleet.peer.up of b at a")
+        yield agent, events
+    finally:
+        await link.close()
+
+
+def assign(bus: Bus, job: int) -> None:
+    bus.emit(Envelope(type="task.assigned", source="/agent/A", data={"job": job}), agent="A")
+
+
+def jobs(agent: Collector) -> list[int]:
+    return [e.data["job"] for e in agent.got]
+
+
+def lost(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e for e in events if e["event"] == "signal.lost"]
+
+
 @pytest.mark.parametrize(("catch_up", "expected"), [("5s", [1, 2]), ("0s", [])])
 def test_a_late_process_catches_up_within_its_window_and_only_then(tmp_path: Path, catch_up: str,
                                                                     expected: list[int]) -> None:
-    endpoint = f"tcp/127.0.0.1:{free_port()}"
-
     async def scenario() -> list[int]:
-        sender = make_link(settings(tmp_path, "0s", listen=[endpoint]), process="a", robots=[], agents=["A"])
-        bus_a = Bus(CATALOG)
-        await sender.open(bus_a, [])
-        try:
+        async with publisher(tmp_path, "0s") as a:
             for job in (1, 2):
-                bus_a.emit(Envelope(type="task.assigned", source="/agent/A", data={"job": job}), agent="A")
-            events: list[dict[str, Any]] = []
-            bus_b = Bus(CATALOG, observer=events.append)
-            agent = Collector()
-            bus_b.attach(agent)
-            late = make_link(settings(tmp_path, catch_up, connect=[endpoint]), process="b", robots=[], agents=["B"])
-            await late.open(bus_b, ["task.assigned"])
-            try:
-                for _ in range(100):  # bounded: up to 5 s
-                    if len(agent.got) >= len(expected) and (expected or _ > 20):
-                        break
-                    await asyncio.sleep(0.05)
-                bus_a.emit(Envelope(type="task.assigned", source="/agent/A", data={"job": 3}), agent="A")
-                for _ in range(100):
-                    if any(e.data == {"job": 3} for e in agent.got):
-                        break
-                    await asyncio.sleep(0.05)
-            finally:
-                await late.close()
+                assign(a.bus, job)
+            async with subscriber(tmp_path, catch_up, a) as (agent, events):
+                await until(lambda: len(agent.got) >= len(expected), f"catch-up of {expected}")
+                # 3 comes after whatever a catch-up gives (a subscriber gets a publisher's events in order)
+                assign(a.bus, 3)
+                await until(lambda: 3 in jobs(agent), "job 3")
             assert not [e for e in events if e["event"] == "signal.dropped"], events
-            return [e.data["job"] for e in agent.got]
-        finally:
-            await sender.close()
+            return jobs(agent)
 
     assert asyncio.run(scenario()) == [*expected, 3]
 
 
 def test_a_restarted_process_reports_what_the_window_held_beyond_the_cache_lost_with_a_count(tmp_path: Path) -> None:
-    endpoint = f"tcp/127.0.0.1:{free_port()}"
     published = CACHE_SAMPLES + 44
 
     async def scenario() -> tuple[list[int], list[dict[str, Any]]]:
-        sender = make_link(settings(tmp_path, "60s", listen=[endpoint]), process="a", robots=[], agents=["A"])
-        bus_a = Bus(CATALOG)
-        await sender.open(bus_a, [])
-        try:
-            first = make_link(settings(tmp_path, "60s", connect=[endpoint]), process="b", robots=[], agents=["B"])
-            await first.open(Bus(CATALOG), ["task.assigned"])
-            await first.close()  # the other process goes down; meanwhile more than the cache holds is published
+        async with publisher(tmp_path, "60s") as a:
+            async with subscriber(tmp_path, "60s", a):
+                pass
+            # the other process goes down; meanwhile more than the cache holds is published
+            await until(lambda: a.seen("fleet.peer.down") == 1, "fleet.peer.down of b at a")
             for job in range(published):
-                bus_a.emit(Envelope(type="task.assigned", source="/agent/A", data={"job": job}), agent="A")
-            events: list[dict[str, Any]] = []
-            bus_b = Bus(CATALOG, observer=events.append)
-            agent = Collector()
-            bus_b.attach(agent)
-            late = make_link(settings(tmp_path, "60s", connect=[endpoint]), process="b", robots=[], agents=["B"])
-            await late.open(bus_b, ["task.assigned"])  # and it restarts
-            try:
-                for _ in range(200):  # bounded: up to 10 s
-                    if len(agent.got) >= CACHE_SAMPLES:
-                        break
-                    await asyncio.sleep(0.05)
-            finally:
-                await late.close()
-            return [e.data["job"] for e in agent.got], events
-        finally:
-            await sender.close()
+                assign(a.bus, job)
+            async with subscriber(tmp_path, "60s", a) as (agent, events):  # and it restarts
+                await until(lambda: len(agent.got) >= CACHE_SAMPLES, "catch-up of the cache")
+            return jobs(agent), events
 
     got, events = asyncio.run(scenario())
     assert got == list(range(published - CACHE_SAMPLES, published))  # what the cache held, in order
-    lost = [e for e in events if e["event"] == "signal.lost"]
-    assert [e["count"] for e in lost] == [published - CACHE_SAMPLES], lost
-    assert "catch-up window" in lost[0]["reason"]
-    assert len(got) + lost[0]["count"] == published  # nothing went silently
+    reported = lost(events)
+    assert [e["count"] for e in reported] == [published - CACHE_SAMPLES], reported
+    assert "catch-up window" in reported[0]["reason"]
+    assert len(got) + reported[0]["count"] == published  # nothing went silently
 
 
 def test_nothing_is_reported_lost_before_a_window_that_held_no_more_than_the_cache(tmp_path: Path) -> None:
-    endpoint = f"tcp/127.0.0.1:{free_port()}"
-
     async def scenario() -> list[dict[str, Any]]:
-        sender = make_link(settings(tmp_path, "60s", listen=[endpoint]), process="a", robots=[], agents=["A"])
-        bus_a = Bus(CATALOG)
-        await sender.open(bus_a, [])
-        try:
+        async with publisher(tmp_path, "60s") as a:
             for job in range(3):
-                bus_a.emit(Envelope(type="task.assigned", source="/agent/A", data={"job": job}), agent="A")
-            events: list[dict[str, Any]] = []
-            bus_b = Bus(CATALOG, observer=events.append)
-            agent = Collector()
-            bus_b.attach(agent)
-            late = make_link(settings(tmp_path, "60s", connect=[endpoint]), process="b", robots=[], agents=["B"])
-            await late.open(bus_b, ["task.assigned"])
-            try:
-                for _ in range(200):
-                    if len(agent.got) >= 3:
-                        break
-                    await asyncio.sleep(0.05)
-                bus_a.emit(Envelope(type="task.assigned", source="/agent/A", data={"job": 3}), agent="A")
-                for _ in range(200):
-                    if len(agent.got) >= 4:
-                        break
-                    await asyncio.sleep(0.05)
-            finally:
-                await late.close()
-            assert [e.data["job"] for e in agent.got] == [0, 1, 2, 3]
+                assign(a.bus, job)
+            async with subscriber(tmp_path, "60s", a) as (agent, events):
+                await until(lambda: len(agent.got) >= 3, "catch-up of jobs 0-2")
+                assign(a.bus, 3)
+                await until(lambda: len(agent.got) >= 4, "job 3")
+            assert jobs(agent) == [0, 1, 2, 3]
             return events
-        finally:
-            await sender.close()
 
-    assert not [e for e in asyncio.run(scenario()) if e["event"] == "signal.lost"]
+    assert not lost(asyncio.run(scenario()))
 
 
 def test_events_older_than_the_window_are_not_asked_for_nor_reported_lost(tmp_path: Path) -> None:
-    endpoint = f"tcp/127.0.0.1:{free_port()}"
-
     async def scenario() -> tuple[list[int], list[dict[str, Any]]]:
-        sender = make_link(settings(tmp_path, "1s", listen=[endpoint]), process="a", robots=[], agents=["A"])
-        bus_a = Bus(CATALOG)
-        await sender.open(bus_a, [])
-        try:
+        async with publisher(tmp_path, "1s") as a:
             for job in range(CACHE_SAMPLES + 44):  # more than the cache holds, but before the window
-                bus_a.emit(Envelope(type="task.assigned", source="/agent/A", data={"job": job}), agent="A")
+                assign(a.bus, job)
             await asyncio.sleep(1.5)  # the window is 1 s
-            bus_a.emit(Envelope(type="task.assigned", source="/agent/A", data={"job": -1}), agent="A")
-            events: list[dict[str, Any]] = []
-            bus_b = Bus(CATALOG, observer=events.append)
-            agent = Collector()
-            bus_b.attach(agent)
-            late = make_link(settings(tmp_path, "1s", connect=[endpoint]), process="b", robots=[], agents=["B"])
-            await late.open(bus_b, ["task.assigned"])
-            try:
-                for _ in range(200):
-                    if agent.got:
-                        break
-                    await asyncio.sleep(0.05)
-                await asyncio.sleep(0.3)  # and nothing more comes
-            finally:
-                await late.close()
-            return [e.data["job"] for e in agent.got], events
-        finally:
-            await sender.close()
+            assign(a.bus, -1)
+            async with subscriber(tmp_path, "1s", a) as (agent, events):
+                await until(lambda: bool(agent.got), "catch-up of job -1")
+                # a subscriber gets a publisher's events in order: once a job published now has come,
+                # everything the catch-up was going to give has come before it
+                assign(a.bus, SENTINEL)
+                await until(lambda: SENTINEL in jobs(agent), "the sentinel job")
+            return jobs(agent), events
 
     got, events = asyncio.run(scenario())
-    assert got == [-1]
-    assert not [e for e in events if e["event"] == "signal.lost"]
+    assert got == [-1, SENTINEL]
+    assert not lost(events)
