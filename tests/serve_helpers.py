@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import pytest
 
 from bbflow.build import compile_project
 from bbflow.project import load_project
@@ -24,6 +25,7 @@ from bbflow.runtime.app import Outcome, Session
 from bbflow.runtime.run_plan import RunOptions, plan_run
 from bbflow.serve.config import ServeSettings
 from bbflow.serve.plane import ControlPlane
+from bbflow.serve.tracing import Tracing
 
 
 @attrs.define
@@ -87,3 +89,17 @@ def live_cell(root: Path, *, token: str | None = None, host: str = "127.0.0.1", 
                 cell.loop.call_soon_threadsafe(cell.session.interrupt)
         thread.join(20)
         assert not thread.is_alive(), "the cell did not stop"
+
+
+def memory_tracing() -> tuple[Tracing, Any]:
+    """Tracing whose finished spans are kept in memory: it, and the exporter that holds them (the test is
+    skipped without the otel extra)."""
+    pytest.importorskip("opentelemetry.sdk")
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return Tracing(provider), exporter

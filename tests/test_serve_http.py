@@ -19,7 +19,7 @@ import httpx
 import jsonschema
 import pytest
 from run_helpers import PICK, PLACE, arm_table, write_project
-from serve_helpers import LiveCell, live_cell
+from serve_helpers import LiveCell, live_cell, memory_tracing
 
 CE = {"content-type": "application/cloudevents+json"}
 REQUEST = {"type": "pick.requested", "source": "/test", "data": {"pick": PICK, "place": PLACE}}
@@ -255,20 +255,11 @@ def test_a_cancelled_run_rolls_back_and_its_agent_hears_of_it(tmp_path: Path) ->
 def test_a_run_started_by_a_signal_is_traced_under_the_signals_traceparent(tmp_path: Path) -> None:
     """POST with a W3C ``traceparent``: ``run.start`` carries it, the run's span is its child, steps are
     under the run, and the rollback of the cancelled run (with its undos) too."""
-    pytest.importorskip("opentelemetry.sdk")
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-    from bbflow.serve.tracing import Tracing
-
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing, exporter = memory_tracing()
     trace_id, signal_span = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
     traceparent = f"00-{trace_id}-{signal_span}-01"
     root = write_project(tmp_path, arm_table(duration="300ms"))
-    with live_cell(root, tracer=Tracing(provider)) as cell, httpx.Client(base_url=cell.url, timeout=10) as c:
+    with live_cell(root, tracer=tracing) as cell, httpx.Client(base_url=cell.url, timeout=10) as c:
         posted = c.post("/signals", content=json.dumps(REQUEST), headers={**CE, "traceparent": traceparent})
         assert posted.status_code == 202
         run = wait_for(lambda: next((r for r in state(c)["runs"]["running"]

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 from run_helpers import write_project
+from serve_helpers import memory_tracing
 
 from bbflow.cli import main
 from bbflow.project import ProjectError, ServeConfig, load_project
@@ -234,17 +235,7 @@ def test_step_and_undo_latencies_are_measured_from_their_events() -> None:
 
 
 def test_runs_steps_and_undos_become_spans_parented_on_the_traceparent() -> None:
-    pytest.importorskip("opentelemetry.sdk")
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-    from bbflow.serve.tracing import Tracing
-
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracing = Tracing(provider)
+    tracing, exporter = memory_tracing()
     trace_id, parent_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
     run = {"reactor": "PickAndPlace", "run": "r1"}
     for event in (
