@@ -16,6 +16,14 @@ def write_flows(root: Path, files: dict[str, str]) -> None:
         path.write_text(text, encoding="utf-8")
 
 
+def flows_project(root: Path, files: dict[str, str], name: str = "cell") -> Path:
+    """A project ``name`` at ``root`` (resolved) whose sources, ``files``, are under ``flows/``."""
+    root = root.resolve()
+    write_flows(root, {"bbflow.toml": f'[project]\nname = "{name}"\nsource = "flows"\n',
+                       **{f"flows/{rel}": text for rel, text in files.items()}})
+    return root
+
+
 def build_and_load(root: Path, files: dict[str, str] | None = None, *, out: str = "out") -> model.Program:
     """Build the .flow files under ``root`` (after writing ``files``) and load the generated package."""
     if files:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from codegen_helpers import flows_project
 
 from bbflow.lsp import program as program_module
 from bbflow.lsp.analysis import definition, diagnostics_by_file, document_symbols, explain_summary, hover
@@ -63,12 +64,7 @@ def at(text: str, word: str, nth: int = 0, offset: int = 0) -> Pos:
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    (tmp_path / "bbflow.toml").write_text('[project]\nname = "cell"\nsource = "flows"\n', encoding="utf-8")
-    flows = tmp_path / "flows"
-    flows.mkdir()
-    (flows / "shapes.flow").write_text(SHAPES, encoding="utf-8")
-    (flows / "cell.flow").write_text(CELL, encoding="utf-8")
-    return tmp_path.resolve()
+    return flows_project(tmp_path, {"shapes.flow": SHAPES, "cell.flow": CELL})
 
 
 @pytest.fixture

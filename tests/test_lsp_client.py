@@ -22,6 +22,7 @@ pytest.importorskip("pygls", reason="bbflow lsp needs the optional `lsp` extra")
 pytest_lsp = pytest.importorskip("pytest_lsp")
 pytest_asyncio = pytest.importorskip("pytest_asyncio")
 
+from codegen_helpers import flows_project  # noqa: E402
 from lsprotocol import types as lsp  # noqa: E402
 from pygls.exceptions import JsonRpcException  # noqa: E402
 from pytest_lsp import ClientServerConfig, LanguageClient  # noqa: E402
@@ -98,11 +99,7 @@ async def stop(client: LanguageClient) -> None:
 
 @pytest_asyncio.fixture
 async def project(tmp_path: Path) -> Path:
-    root = tmp_path.resolve()
-    (root / "bbflow.toml").write_text('[project]\nname = "cell"\nsource = "flows"\n', encoding="utf-8")
-    (root / "flows").mkdir()
-    (root / "flows" / "cell.flow").write_text(FLOW, encoding="utf-8")
-    return root
+    return flows_project(tmp_path, {"cell.flow": FLOW})
 
 
 @pytest_asyncio.fixture

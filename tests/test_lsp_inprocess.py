@@ -15,6 +15,7 @@ import pytest
 
 pytest.importorskip("pygls", reason="bbflow lsp needs the optional `lsp` extra")
 
+from codegen_helpers import flows_project
 from lsprotocol import types as lsp
 from pygls.workspace import Workspace
 
@@ -68,11 +69,7 @@ def run(scenario: Callable[[], Awaitable[None]]) -> None:
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    root = tmp_path.resolve()
-    (root / "bbflow.toml").write_text('[project]\nname = "cell"\nsource = "flows"\n', encoding="utf-8")
-    (root / "flows").mkdir()
-    (root / "flows" / "shapes.flow").write_text(SHAPES, encoding="utf-8")
-    return root
+    return flows_project(tmp_path, {"shapes.flow": SHAPES})
 
 
 def at(text: str, word: str) -> lsp.Position:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from codegen_helpers import flows_project
 
 pytest.importorskip("pygls", reason="bbflow lsp needs the optional `lsp` extra")
 
@@ -106,10 +107,7 @@ class Client:
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    (tmp_path / "bbflow.toml").write_text('[project]\nname = "cell"\nsource = "flows"\n', encoding="utf-8")
-    (tmp_path / "flows").mkdir()
-    (tmp_path / "flows" / "cell.flow").write_text(FLOW, encoding="utf-8")
-    return tmp_path
+    return flows_project(tmp_path, {"cell.flow": FLOW})
 
 
 @pytest.fixture
