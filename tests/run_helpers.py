@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from arm_spec import GRIP_ENUM, POSE_TYPE, arm_robot
 
@@ -93,6 +98,23 @@ def write_project(folder: Path, robots: str | None = None, *, tail: str = "", fl
         f'[project]\nname = "cell"\nsource = "flows"\n{robots}\n[run]\nagents = ["cell.Picker"]\n{tail}'
     )
     return folder
+
+
+#: how long a test waits for a ``bbflow run`` child to reach a point, at most
+PATIENCE = 60.0
+
+
+def wait_while_running(proc: subprocess.Popen[str], test: Callable[[], bool], what: str, poll: float = 0.05) -> None:
+    """Poll ``test()`` until it holds; fail (killing ``proc``) if ``proc`` ends first or after ``PATIENCE`` s."""
+    deadline = time.monotonic() + PATIENCE
+    while time.monotonic() < deadline:
+        if test():
+            return
+        if proc.poll() is not None:
+            pytest.fail(f"bbflow run ended early ({proc.returncode}): {proc.stderr.read() if proc.stderr else ''}")
+        time.sleep(poll)
+    proc.kill()
+    pytest.fail(f"no {what} within {PATIENCE}s")
 
 
 def read_events(path: Path) -> list[dict[str, Any]]:

@@ -20,9 +20,8 @@ from bbflow.runtime.clock import run_virtual
 from bbflow.runtime.ports import RuntimeFailure
 from bbflow.runtime.proxy import RobotProxy
 from bbflow.runtime.types import FLOAT
+from run_helpers import PATIENCE, wait_while_running
 
-#: a guard against a hung process, not a measurement
-PATIENCE = 60.0
 
 ACTIONS = '''\
 def big():
@@ -142,15 +141,7 @@ def finish(proc: subprocess.Popen[str]) -> tuple[int, str]:
 
 
 def wait_for_line(path: Path, text: str, proc: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + PATIENCE
-    while time.monotonic() < deadline:
-        if path.exists() and text in path.read_text():
-            return
-        if proc.poll() is not None:
-            pytest.fail(f"bbflow run ended early ({proc.returncode}): {proc.communicate()[1]}")
-        time.sleep(0.05)
-    proc.kill()
-    pytest.fail(f"{text!r} never appeared")
+    wait_while_running(proc, lambda: path.exists() and text in path.read_text(), repr(text))
 
 
 def test_a_command_the_driver_will_not_stop_is_given_up_on() -> None:
@@ -204,9 +195,8 @@ def test_sigterm_with_a_stuck_driver_halts_and_exits_3(project: Path, tmp_path: 
     moving.unlink(missing_ok=True)
     proc = start(project, "--reactor", "Go", "--events", str(events))
     wait_for_line(events, '"step.start"', proc)
-    deadline = time.monotonic() + PATIENCE  # the step starts, its intent is journaled, then the driver moves
-    while not moving.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
+    # the step starts, its intent is journaled, then the driver moves
+    wait_while_running(proc, moving.exists, "move reaching the driver", poll=0.01)
     proc.send_signal(signal.SIGTERM)
     time.sleep(0.5)
     proc.send_signal(signal.SIGINT)  # and insisting does not make it hang either

@@ -13,10 +13,8 @@ from typing import Any
 
 import pytest
 
-from run_helpers import PICK_INPUTS, REQUEST, arm_table, read_events, write_project
+from run_helpers import PATIENCE, PICK_INPUTS, REQUEST, arm_table, read_events, wait_while_running, write_project
 
-#: a guard against a hung process, not a measurement: the scenario itself takes about a second
-PATIENCE = 60.0
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
@@ -35,15 +33,8 @@ def start(project: Path, events: Path, *args: str) -> subprocess.Popen[str]:
 
 
 def wait_for(proc: subprocess.Popen[str], events: Path, event: str, step: str) -> None:
-    deadline = time.monotonic() + PATIENCE
-    while time.monotonic() < deadline:
-        if events.exists() and any(e["event"] == event and e.get("step") == step for e in _complete(events)):
-            return
-        if proc.poll() is not None:
-            pytest.fail(f"bbflow run ended early ({proc.returncode}): {proc.stderr.read() if proc.stderr else ''}")
-        time.sleep(0.02)
-    proc.kill()
-    pytest.fail(f"no {event} {step} within {PATIENCE}s")
+    wait_while_running(proc, lambda: events.exists() and any(
+        e["event"] == event and e.get("step") == step for e in _complete(events)), f"{event} {step}", poll=0.02)
 
 
 def _complete(events: Path) -> list[dict[str, Any]]:
