@@ -178,6 +178,33 @@ def test_results_ride_with_the_next_intent(tmp_path: Path, sync: str) -> None:
     assert asyncio.run(main()) == 21  # twenty intents, and the flush that took the last result
 
 
+@pytest.mark.parametrize("sync", ["full", "normal"])
+def test_processes_sharing_a_journal_never_take_each_others_sequence_numbers(tmp_path: Path, sync: str) -> None:
+    """The processes of a fleet share the project's journal: each one's intents get numbers of their own, and
+    each result lands on its own call (two counters started from the same file once collided and failed the
+    second process's journal: nothing more moved there)."""
+    async def main() -> list[tuple[Any, ...]]:
+        left, right = journal_at(tmp_path / "j.db", sync=sync), journal_at(tmp_path / "j.db", sync=sync)
+        for journal in (left, right):
+            journal.start(asyncio.get_running_loop())
+        for i in range(5):
+            for name, journal in (("left", left), ("right", right)):
+                seq = await journal.intent(name, "step", f"s{i}", (), 1, "move_to", {"x": i})
+                journal.returned(seq, True, f"{name}{i}", None)
+        for journal in (left, right):
+            await journal.writer.flush()
+        assert left.failure is None and right.failure is None
+        rows = left.read.execute("SELECT seq, run, step, result FROM calls ORDER BY seq").fetchall()
+        left.close()
+        right.close()
+        return rows
+
+    rows = asyncio.run(main())
+    assert len({seq for seq, *_ in rows}) == len(rows) == 10
+    assert [(run, step, json.loads(result)) for _, run, step, result in rows] == [
+        (name, f"s{i}", f"{name}{i}") for i in range(5) for name in ("left", "right")]
+
+
 def test_a_result_alone_is_committed_at_the_latest_after_a_while(tmp_path: Path) -> None:
     """A step's result waits for the next intent (one commit per step), but not for ever: ``LAZY_AFTER``
     seconds at the latest; any other write (a run's end, an agent's turn) goes within ``FLUSH_AFTER``."""

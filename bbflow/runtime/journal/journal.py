@@ -83,8 +83,6 @@ class Journal:
         self.writer = Writer(conn, config.path, inline=config.sync == "normal")
         #: for reading on the event loop's thread (recovery, queries): sees what is committed
         self.read = connect(config.path, sync=config.sync)
-        row = conn.execute("SELECT max(seq) FROM calls").fetchone()
-        self._seq = row[0] or 0
         self._ended = 0
         self._accepted = 0
         #: the writes of the agent turn in progress: committed together, as one, with its state
@@ -140,16 +138,15 @@ class Journal:
 
     async def intent(self, run: str, kind: str, step: str, index: tuple[int, ...], attempt: int, target: str,
                      args: Any, undo: Any = None, hold: str | None = None) -> int:
-        """Commit the intent of a call; returns its sequence number (the order of intents)."""
-        self._seq += 1
-        seq = self._seq
-        await self.writer.commit(
-            "INSERT INTO calls (seq, run, kind, step, idx, attempt, target, args, undo, hold, sent) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (seq, run, kind, step, dumps(list(index)) if index else "[]", attempt, target, dumps(args),
-             None if undo is None else dumps(undo), hold, time.time()),
-        )
-        return seq
+        """Commit the intent of a call; returns its sequence number (the order of intents).
+
+        SQLite numbers the row as it inserts it, under the write lock: the processes of a fleet share the
+        project's journal, so a number counted in one process could be another's already.
+        """
+        row = _Intent((run, kind, step, dumps(list(index)) if index else "[]", attempt, target, dumps(args),
+                       None if undo is None else dumps(undo), hold, time.time()))
+        await self.writer.commit(_insert_intent, (row,))
+        return row.seq
 
     def returned(self, seq: int, ok: bool, value: Any, error: Mapping[str, Any] | None, undo: Any = None) -> None:
         """Record how a call ended (``undo``: the step's undo, now that its result is known)."""
@@ -306,6 +303,21 @@ def parse_keep(value: Any) -> float:
         return parse_retention(value)
     except ValueError as exc:
         raise ValueError(f"journal.keep: {exc}") from None
+
+
+class _Intent:
+    """An intent's row, and its sequence number once inserted."""
+
+    __slots__ = ("params", "seq")
+
+    def __init__(self, params: tuple[Any, ...]) -> None:
+        self.params = params
+        self.seq = 0
+
+
+def _insert_intent(conn: sqlite3.Connection, row: _Intent) -> None:
+    row.seq = conn.execute("INSERT INTO calls (run, kind, step, idx, attempt, target, args, undo, hold, sent) "
+                           "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row.params).lastrowid or 0
 
 
 def _all(conn: sqlite3.Connection, writes: list[tuple[str, Any]]) -> None:

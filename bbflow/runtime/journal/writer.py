@@ -166,7 +166,7 @@ class Writer:
                 self._timer.cancel()
             self._timer = loop.call_at(due, self._flush_buffer)
 
-    async def commit(self, sql: str, params: Params = ()) -> None:
+    async def commit(self, sql: str | Callable[..., Any], params: Params = ()) -> None:
         """Write and wait until it (and everything written before it) is committed."""
         if self.failure is not None:
             raise self.failure
