@@ -6,7 +6,10 @@
   SQLite WAL commit of one intent record (one INSERT, one COMMIT, on the same
   thread), measured in the same rounds: the journal's added cost per step is
   compared with it. With ``full`` the commits (one fsync each) are counted per
-  run: a fan-out's intents share them (group commit).
+  run: a fan-out's intents share them (group commit). The same floor commit is
+  also made *in the run*, by the driver as each command arrives, without a
+  journal: the least any journal that commits each intent pays in that place,
+  and what the journal's added cost is compared with too.
 - size: the file (database and WAL) after N runs of 5 steps each, with
   retention (``keep`` = 0: every finished run is pruned at the next retention
   pass) and without.
@@ -21,14 +24,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import itertools
 import shutil
+import sqlite3
 import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from common import Figure, Stats, ratios, table
+from common import Figure, Stats, ratios, table, target
 
 from bbflow.runtime import model
 from bbflow.runtime.executor import run_reactor
@@ -76,30 +81,72 @@ def _fresh(folder: Path, name: str) -> Path:
     return path
 
 
+#: The floor's record: a table of the journal's ``calls`` columns (``with_result``: and the result's) and one
+#: intent's row.
+FLOOR_TABLE = ("CREATE TABLE calls (seq INTEGER PRIMARY KEY, run TEXT, kind TEXT, step TEXT, idx TEXT, "
+               "attempt INTEGER, target TEXT, args TEXT, undo TEXT, hold TEXT, sent REAL")
+FLOOR_INSERT = ("INSERT INTO calls (seq, run, kind, step, idx, attempt, target, args, undo, hold, sent) "
+                "VALUES (?, 'r', 'step', ?, '[]', 1, 'op', ?, ?, NULL, ?)")
+
+
+def floor_table(path: Path, sync: str, *, with_result: bool = False) -> sqlite3.Connection:
+    conn = connect(path, sync=sync)
+    conn.execute(FLOOR_TABLE + (", outcome TEXT, result TEXT, error TEXT, returned REAL)" if with_result else ")"))
+    return conn
+
+
+def floor_commit(conn: sqlite3.Connection, i: int) -> None:
+    """The floor: one intent record, committed on its own."""
+    conn.execute("BEGIN IMMEDIATE")
+    conn.execute(FLOOR_INSERT, (i, f"s{i}", '{"tag":%d}' % i, '{"command":"undo","args":{"tag":%d}}' % i, time.time()))
+    conn.execute("COMMIT")
+
+
+def committing(conn: sqlite3.Connection) -> type[Instant]:
+    """A driver that makes the floor's commit as each command arrives: the floor, in the run."""
+    count = itertools.count(1)
+
+    class Committing(Instant):
+        async def op(self, tag: int) -> int:
+            floor_commit(conn, next(count))
+            return tag
+
+    return Committing
+
+
 class Subject:
-    """One timed subject: ``runs`` runs of the reactor through a proxy, with a journal of ``sync`` or none.
+    """One timed subject: ``runs`` runs of the reactor through a proxy, with a journal of ``sync`` or none;
+    or (``in_run``) without a journal, the driver making the floor's commit (``sync``) for each command.
 
     The journal is opened (and its file created) before the clock starts and closed after it stops: what
     is timed is the runs and the commit of everything they wrote, what a long-running ``bbflow run`` pays
     per step.
     """
 
-    def __init__(self, folder: Path, program: model.Program, r: model.Reactor, runs: int, sync: str | None) -> None:
+    def __init__(self, folder: Path, program: model.Program, r: model.Reactor, runs: int, sync: str | None,
+                 *, in_run: bool = False) -> None:
         self.folder, self.program, self.reactor, self.runs, self.sync = folder, program, r, runs, sync
+        self.in_run = in_run
         self.commits: list[int] = []
         self.checkpoints: list[int] = []
 
     async def once(self) -> tuple[float, float]:
         """(wall seconds, CPU seconds of the process) of the runs."""
         journal = None
-        if self.sync is not None:
+        driver: type[Instant] = Instant
+        floor = None
+        if self.in_run:
+            assert self.sync is not None
+            floor = floor_table(_fresh(self.folder, f"in-run-{self.sync}.db"), self.sync)
+            driver = committing(floor)
+        elif self.sync is not None:
             journal = Journal.open(JournalConfig(_fresh(self.folder, f"{self.sync}.db"), sync=self.sync, keep=None),
                                    "bench")
             journal.start(asyncio.get_running_loop())
             await journal.writer.flush()
             commits, checkpoints = journal.writer.commits, journal.writer.checkpoints
         try:
-            async with RobotProxy(SPEC, "bench", Instant) as robot:
+            async with RobotProxy(SPEC, "bench", driver) as robot:
                 await robot.call("arm", {})
                 gc.collect()
                 wall, cpu = time.perf_counter(), time.process_time()
@@ -116,6 +163,8 @@ class Subject:
         finally:
             if journal is not None:
                 journal.close()
+            if floor is not None:
+                floor.close()
         return wall, cpu
 
 
@@ -125,26 +174,28 @@ def floor_once(folder: Path, sync: str, n: int, *, with_result: bool = False) ->
     ``with_result``: each commit also records the previous record's result (the journal's ``UPDATE``), as a
     chain step's commit does: SQLite's share of a chain step, without the runtime around it.
     """
-    conn = connect(_fresh(folder, f"floor-{sync}.db"), sync=sync)
-    conn.execute("CREATE TABLE calls (seq INTEGER PRIMARY KEY, run TEXT, kind TEXT, step TEXT, idx TEXT, "
-                 "attempt INTEGER, target TEXT, args TEXT, undo TEXT, hold TEXT, sent REAL"
-                 + (", outcome TEXT, result TEXT, error TEXT, returned REAL)" if with_result else ")"))
+    conn = floor_table(_fresh(folder, f"floor-{sync}.db"), sync, with_result=with_result)
     gc.collect()
     wall, cpu = time.perf_counter(), time.process_time()
-    for i in range(n):
-        conn.execute("BEGIN IMMEDIATE")
-        if with_result and i:
-            conn.execute("UPDATE calls SET outcome = ?, result = ?, error = ?, undo = coalesce(?, undo), "
-                         "returned = ? WHERE seq = ?", ("ok", str(i - 1), None, None, time.time(), i - 1))
-        conn.execute("INSERT INTO calls (seq, run, kind, step, idx, attempt, target, args, undo, hold, sent) "
-                     "VALUES (?, 'r', 'step', ?, '[]', 1, 'op', ?, ?, NULL, ?)",
-                     (i, f"s{i}", '{"tag":%d}' % i, '{"command":"undo","args":{"tag":%d}}' % i, time.time()))
-        conn.execute("COMMIT")
+    if not with_result:
+        for i in range(n):
+            floor_commit(conn, i)
+    else:
+        for i in range(n):
+            conn.execute("BEGIN IMMEDIATE")
+            if i:
+                conn.execute("UPDATE calls SET outcome = ?, result = ?, error = ?, undo = coalesce(?, undo), "
+                             "returned = ? WHERE seq = ?", ("ok", str(i - 1), None, None, time.time(), i - 1))
+            conn.execute(FLOOR_INSERT, (i, f"s{i}", '{"tag":%d}' % i, '{"command":"undo","args":{"tag":%d}}' % i,
+                                        time.time()))
+            conn.execute("COMMIT")
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     conn.close()
     return wall, cpu
 
 
+#: The goal: with ``sync = "normal"``, the journal adds at most this many bare commits' time per step.
+ADDED_VS_FLOOR = 1.5
 #: The fan-out's width: steps started together (and so intents committed together).
 FAN_OUT = 100
 
@@ -158,16 +209,18 @@ def overhead_figures(steps: int, repeat: int, folder: Path) -> list[Figure]:
         label = f"chain of {n:,}" if chain else f"fan-out of {n:,} (x{runs})"
         total = n * runs
         program, r = reactor(n, chain=chain)
-        subjects = {sync: Subject(folder, program, r, runs, sync) for sync in (None, "normal", "full")}
+        subjects: dict[str | None, Subject] = {
+            sync: Subject(folder, program, r, runs, sync) for sync in (None, "normal", "full")}
+        subjects["in run"] = Subject(folder, program, r, runs, "normal", in_run=True)
         floors = ("floor normal", "floor full", *(("floor normal with result",) if chain else ()))
         wall: dict[str | None, list[float]] = {k: [] for k in (*subjects, *floors)}
         cpu: dict[str | None, list[float]] = {k: [] for k in wall}
         for round_ in range(repeat + 1):  # the first round warms up
-            for sync, subject in subjects.items():
+            for key, subject in subjects.items():
                 w, c = asyncio.run(subject.once())
                 if round_:
-                    wall[sync].append(w)
-                    cpu[sync].append(c)
+                    wall[key].append(w)
+                    cpu[key].append(c)
             for floor in floors:
                 w, c = floor_once(folder, floor.split()[1], total, with_result=floor.endswith("result"))
                 if round_:
@@ -192,6 +245,21 @@ def overhead_figures(steps: int, repeat: int, folder: Path) -> list[Figure]:
                               note=f"floor (bare WAL commit of one intent) {Stats.of(wall[floor]).scaled(scale).median:.1f} "
                                    f"µs; in CPU time: {per_floor_cpu.median:.2f} [{per_floor_cpu.min:.2f} - "
                                    f"{per_floor_cpu.max:.2f}]x"))
+            if sync == "normal":
+                out.append(target("journal", f"{label}: added by the journal per step (sync normal) / a bare commit",
+                                  per_floor, ADDED_VS_FLOOR))
+        # the floor's commit made in the run, where the journal commits: the least a journal pays there
+        in_run = Stats.of([(f - b) / fl for f, b, fl in zip(wall["in run"], wall[None], wall["floor normal"])])
+        in_run_cpu = Stats.of([(f - b) / fl for f, b, fl in zip(cpu["in run"], cpu[None], cpu["floor normal"])])
+        out.append(Figure("journal", f"{label}: the floor's commit made in the run, per step (normal) / floor", "×",
+                          in_run, note=f"in CPU time: {in_run_cpu.median:.2f} [{in_run_cpu.min:.2f} - "
+                                       f"{in_run_cpu.max:.2f}]x"))
+        vs_in_run = Stats.of([(j - b) / (f - b) for j, f, b in zip(wall["normal"], wall["in run"], wall[None])])
+        vs_in_run_cpu = Stats.of([(j - b) / (f - b) for j, f, b in zip(cpu["normal"], cpu["in run"], cpu[None])])
+        out.append(Figure("journal", f"{label}: added by the journal (normal) / added by the floor's commit made "
+                                     "in the run", "×", vs_in_run,
+                          note=f"in CPU time: {vs_in_run_cpu.median:.2f} [{vs_in_run_cpu.min:.2f} - "
+                               f"{vs_in_run_cpu.max:.2f}]x"))
         if chain:  # SQLite's share: a bare commit that also records the previous step's result, per floor
             with_result = Stats.of([w / f for w, f in zip(wall["floor normal with result"], wall["floor normal"])])
             with_result_cpu = Stats.of([w / f for w, f in zip(cpu["floor normal with result"], cpu["floor normal"])])
