@@ -14,14 +14,16 @@ from bbflow.compiler.syntax import tables
 from bbflow.compiler.syntax.parser import parse_text
 
 
-def _modules_after(args: list[str], env: dict[str, str] | None = None) -> set[str]:
-    """The top-level packages imported by ``bbflow ARGS`` in a fresh process (with ``main``, never ``entry``)."""
+def _modules_after(args: list[str], env: dict[str, str] | None = None, *, top: bool = True) -> set[str]:
+    """The modules imported by ``bbflow ARGS`` in a fresh process (with ``main``, never ``entry``): their
+    top-level packages, or with ``top=False`` every module by its full name."""
     code = ("import sys\nimport bbflow.cli\nsys.argv = ['bbflow', *sys.argv[1:]]\n"
             "try:\n    bbflow.cli.main()\nexcept SystemExit:\n    pass\n"
-            "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})), file=sys.stderr)")
+            "print(' '.join(sorted(sys.modules)), file=sys.stderr)")
     done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120,
                           env={**os.environ, **(env or {})})
-    return set(done.stderr.strip().splitlines()[-1].split())
+    names = set(done.stderr.strip().splitlines()[-1].split())
+    return {name.split(".")[0] for name in names} if top else names
 
 
 def test_version_and_explain_import_no_compiler_stack() -> None:
@@ -40,6 +42,21 @@ def test_checking_reactors_without_cycles_never_imports_networkx(tmp_path: Path)
     example = Path(__file__).resolve().parents[1] / "examples" / "pick_and_place"
     imported = _modules_after(["check", "--no-cache", str(example)], {"BBFLOW_PARSER_CACHE": str(tmp_path / "t")})
     assert "lark" in imported and "networkx" not in imported
+
+
+def test_a_check_builds_no_runtime_model_and_no_code_generator(tmp_path: Path) -> None:
+    """A project's agents, routes and reactors are checked without the classes of the executable model, the
+    signal machinery, the code generator or the graph drawing: building them would only slow the start."""
+    example = Path(__file__).resolve().parents[1] / "examples" / "pick_and_place"
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "cell.flow").write_text((example / "flows" / "cell.flow").read_text())
+    (tmp_path / "bbflow.toml").write_text('[project]\nname = "cell"\nsource = "flows"\n\n'
+                                          '[robot.arm]\ninterface = "cell.Arm"\ndriver = "sim"\n')
+    imported = _modules_after(["check", "--no-cache", str(tmp_path)], {"BBFLOW_PARSER_CACHE": str(tmp_path / "t")},
+                              top=False)
+    assert {"bbflow.compiler.analysis.analyses", "bbflow.compiler.project_check"} <= imported
+    assert not imported & {"bbflow.runtime.model", "bbflow.runtime.signals", "bbflow.compiler.codegen.src",
+                           "bbflow.compiler.analysis.graphviz"}
 
 
 def test_console_script_exits_with_the_commands_status(tmp_path: Path) -> None:
@@ -119,8 +136,8 @@ def test_the_flow_parser_loaded_from_tables_parses_like_a_fresh_one(tmp_path: Pa
     assert repr(module) in runs[0].stdout
 
 
-@pytest.mark.parametrize("package", ["bbflow.compiler", "bbflow.compiler.codegen", "bbflow.compiler.syntax",
-                                     "bbflow.runtime"])
+@pytest.mark.parametrize("package", ["bbflow.compiler", "bbflow.compiler.analysis", "bbflow.compiler.codegen",
+                                     "bbflow.compiler.syntax", "bbflow.runtime"])
 def test_every_public_name_is_found_where_the_table_says(package: str) -> None:
     import importlib
 

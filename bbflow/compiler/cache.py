@@ -114,7 +114,7 @@ from bbflow.compiler import ast
 from bbflow.compiler.diagnostics.core import Diagnostic, Label, Severity
 from bbflow.compiler.semantic import types as T
 from bbflow.compiler.source import Span
-from bbflow.runtime import model
+from bbflow.runtime.contract import ABI
 
 CACHE_DIR = ".bbflow/cache"
 #: names a folder to keep every project's cache in, instead of the projects' own folders
@@ -260,7 +260,7 @@ def base_keys(sources: Mapping[str, str], scans: Mapping[str, Scan]) -> dict[str
     keys = {}
     for name in sources:
         scan = scans[name]
-        parts = [compiler_fingerprint(), f"abi {model.ABI}", f"format {FORMAT}", name,
+        parts = [compiler_fingerprint(), f"abi {ABI}", f"format {FORMAT}", name,
                  _closure_hash(_closure(name, scans), shas)]
         if any(m not in sources for m in scan.imports):
             parts += ["names", *names]

@@ -21,14 +21,12 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from bbflow.compiler.cache import RobotSite, RobotTypes, Scan
-from bbflow.compiler.codegen.types import to_rtype
 from bbflow.compiler.diagnostics import codes
 from bbflow.compiler.diagnostics.core import Diagnostic, Severity
 from bbflow.compiler.semantic import types as T
 from bbflow.compiler.source import Span
 from bbflow.project import ProjectFile
 from bbflow.project_schema import KeyPath, Problem, suggest
-from bbflow.runtime.types import TypeMismatch
 
 
 def project_diagnostics(read: ProjectFile, display: str, scans: Mapping[str, Scan] | None,
@@ -147,6 +145,9 @@ def _misfit(value: Any, want: T.Type) -> tuple[str, str] | None:
     (or the type did not resolve: that error is the program's)."""
     if T.is_lenient(want):
         return None
+    from bbflow.compiler.codegen.types import to_rtype  # only here: a project with sim values to check
+    from bbflow.runtime.types import TypeMismatch
+
     rtype = to_rtype(want)
     try:
         rtype.conform(value)

@@ -18,14 +18,11 @@ from typing import Any
 
 import attrs
 
+from bbflow.runtime.contract import ABI as ABI  # the model's ABI: ``model.ABI``, as generated modules read it
 from bbflow.runtime.types import RType
 
 Scope = Mapping[str, Any]
 Expr = Callable[[Scope], Any]
-
-#: Bumped whenever the shape of this model changes; generated modules record
-#: the ABI they target and refuse to load against another one.
-ABI = 2
 
 
 @attrs.frozen(slots=True)

@@ -20,9 +20,10 @@ and is memoised per type in a bounded cache.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from bbflow.runtime import model
+if TYPE_CHECKING:  # (the compiler uses the patterns below; it never needs the model's classes)
+    from bbflow.runtime import model
 
 STAR = "*"
 GLOBSTAR = "**"

@@ -22,6 +22,7 @@ from typing import Any
 import attrs
 
 from bbflow.runtime import model
+from bbflow.runtime.contract import ROBOT_EVENT_PREFIX
 from bbflow.runtime.ids import uuid7
 from bbflow.runtime.types import ANY, SAFETY, STR, Record, RType, TypeMismatch
 
@@ -34,7 +35,6 @@ STANDARD_SIGNALS: tuple[model.Signal, ...] = (
     model.Signal("robot.state.changed", Record((("from", STR), ("to", STR)))),
     model.Signal("robot.error", Record((("message", STR),))),
 )
-ROBOT_EVENT_PREFIX = "robot.event."
 _ROBOT_BOUND = frozenset(s.type for s in STANDARD_SIGNALS)
 
 

@@ -25,8 +25,8 @@ from bbflow.compiler.semantic.facts import CallKind, Facts
 from bbflow.compiler.semantic.modules import is_std
 from bbflow.compiler.semantic.patterns import Pattern, SignalIndex, compile_pattern
 from bbflow.compiler.source import Span
+from bbflow.runtime.contract import ROBOT_EVENT_PREFIX
 from bbflow.runtime.router import STAR, PatternTrie
-from bbflow.runtime.signals import ROBOT_EVENT_PREFIX
 
 
 def check_routes(facts: Facts, diags: Diagnostics, only: Collection[str] | None = None) -> None:
