@@ -32,6 +32,7 @@ from bbflow.runtime.journal import (
     journal_config,
 )
 from bbflow.runtime.journal import journal as journal_module
+from bbflow.runtime.journal import owners
 from bbflow.runtime.journal import writer as writer_module
 from bbflow.runtime.journal.journal import RETAIN_SIGNALS_EVERY, parse_keep
 from bbflow.runtime.journal.query import list_runs, show_run
@@ -510,6 +511,55 @@ def test_an_in_doubt_step_whose_undo_needs_its_result_is_held(
     journal.close()
 
 
+def test_a_run_whose_process_lives_is_left_to_it_and_recovered_once_that_process_is_gone(
+        cell: tuple[Path, model.Program], tmp_path: Path) -> None:
+    """The processes of a project share its journal: one starting (the same robot by mistake, or an operator's
+    ``bbflow runs recover``) never rolls back a run another live process is running."""
+    root, program = cell
+    (root / "world.jsonl").unlink(missing_ok=True)
+    path = tmp_path / "j.db"
+    other = journal_at(path)  # another process, in the middle of a run on the arm
+    other.conn.execute("INSERT INTO runs (id, reactor, robot, status, started, owner) VALUES "
+                       "('r1', 'Job', 'arm', 'running', ?, ?)", (time.time(), other.owner.token))
+    other.conn.execute("INSERT INTO calls (seq, run, kind, step, idx, attempt, target, args, undo, sent, outcome) "
+                       "VALUES (1, 'r1', 'step', 'approach', '[]', 1, 'move_to', '{}', ?, ?, 'ok')",
+                       (json.dumps(home(1)), time.time()))
+    journal = journal_at(path)
+    done, seen = asyncio.run(recover(root, program, journal))
+    assert done == [] and world(root) == [] and not seen.named("recover.start")
+    assert list_runs(journal.read)[0]["status"] == "running"
+    journal.close()
+
+    other.close()  # that process is gone (a kill -9 drops its lock the same way)
+    journal = journal_at(path)
+    done, _ = asyncio.run(recover(root, program, journal))
+    assert [d.action for d in done] == ["rolled back"] and [w["command"] for w in world(root)] == ["move_to"]
+    assert list(owners.folder_of(path).iterdir()) == [owners.folder_of(path) / journal.owner.token]
+    journal.close()
+    assert list(owners.folder_of(path).iterdir()) == []
+
+
+def test_of_two_processes_recovering_together_one_takes_the_run(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    gone = journal_at(path)
+    gone.conn.execute("INSERT INTO runs (id, reactor, robot, status, started, owner) VALUES "
+                      "('r1', 'Job', 'arm', 'running', ?, ?)", (time.time(), gone.owner.token))
+    token = gone.owner.token
+    gone.close()
+
+    async def main() -> list[bool]:
+        first, second = journal_at(path), journal_at(path)
+        for journal in (first, second):
+            journal.start(asyncio.get_running_loop())
+        taken = [await first.claim("r1", token), await second.claim("r1", token)]
+        assert first.read.execute("SELECT owner FROM runs").fetchone()[0] == first.owner.token
+        first.close()
+        second.close()
+        return taken
+
+    assert asyncio.run(main()) == [True, False]
+
+
 def test_recovery_hold_leaves_runs_for_the_operator(cell: tuple[Path, model.Program], tmp_path: Path) -> None:
     root, program = cell
     (root / "world.jsonl").unlink(missing_ok=True)
@@ -589,7 +639,8 @@ def test_a_journal_taking_in_signals_and_starting_no_runs_stays_bounded(
 
 
 def test_a_schema_1_journal_is_migrated_keeping_what_it_holds(tmp_path: Path) -> None:
-    """Schema 2 indexes ``signals (accepted)``: retention no longer reads the whole table."""
+    """Schema 2 indexes ``signals (accepted)``: retention no longer reads the whole table; schema 3 records
+    each run's owner (a run from before has none: recovered as before, by whichever process it is for)."""
     path = tmp_path / "j.db"
     with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
         for statement in MIGRATIONS[1]:  # the schema-1 DDL, as a bbflow of that schema wrote it
@@ -602,12 +653,12 @@ def test_a_schema_1_journal_is_migrated_keeping_what_it_holds(tmp_path: Path) ->
         conn.execute("INSERT INTO runs (id, reactor, status, started) VALUES ('r1', 'Job', 'running', 1.0)")
     journal = journal_at(path)
     try:
-        assert SCHEMA_VERSION == 2
+        assert SCHEMA_VERSION == 3
         read = journal.read
-        assert read.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0] == "2"
+        assert read.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0] == "3"
         assert read.execute("SELECT * FROM signals").fetchall() == [("s1", "{}", 1.0)]
         assert read.execute("SELECT * FROM pending").fetchall() == [("s1", "Picker")]
-        assert read.execute("SELECT id, status FROM runs").fetchall() == [("r1", "running")]
+        assert read.execute("SELECT id, status, owner FROM runs").fetchall() == [("r1", "running", None)]
         plan = " ".join(r[-1] for r in read.execute(
             "EXPLAIN QUERY PLAN DELETE FROM signals WHERE accepted < ? AND id NOT IN (SELECT signal FROM pending)",
             (0.0,)))

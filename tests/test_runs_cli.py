@@ -4,6 +4,7 @@ run, text and JSON; and the errors (unknown id, no journal, a corrupt one) with 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -139,3 +140,21 @@ def test_another_files_journal_is_refused(project: Path) -> None:
     db.write_bytes(b"this is not a database at all" * 200)
     out = runs(str(project))
     assert out.exit_code == 2 and "not a journal, or corrupt" in out.stderr
+
+
+def test_a_run_a_live_process_is_running_is_not_cut_off_and_cannot_be_recovered(project: Path) -> None:
+    """``bbflow runs`` marks a running run whose process is gone as cut off; one whose process lives is
+    neither marked nor recovered (nor closed as resolved) by an operator."""
+    assert "running (1 in doubt), cut off" in runs(str(project)).stdout
+    live = Journal.open(JournalConfig(project / ".bbflow" / "journal.db", keep=None), "crash_cell")
+    try:
+        live.conn.execute("UPDATE runs SET owner = ? WHERE id = '0002-cut'", (live.owner.token,))
+        listed = {r["id"]: r for r in json.loads(runs(str(project), "--format", "json").stdout)}
+        assert (listed["0002-cut"]["status"], listed["0002-cut"]["cut_off"]) == ("running", False)
+        for extra in ((), ("--resolved",)):
+            out = runs("recover", "0002", str(project), *extra)
+            assert out.exit_code == 2 and f"is running in process {os.getpid()}" in out.stderr, out.output
+    finally:
+        live.close()
+    listed = {r["id"]: r for r in json.loads(runs(str(project), "--format", "json").stdout)}
+    assert listed["0002-cut"]["cut_off"] is True

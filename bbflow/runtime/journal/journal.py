@@ -32,7 +32,8 @@ import attrs
 
 from bbflow.runtime.durations import parse_retention
 from bbflow.runtime.events import jsonable
-from bbflow.runtime.journal.store import connect, dumps, loads, open_store, prune, shrink
+from bbflow.runtime.journal.owners import Owner
+from bbflow.runtime.journal.store import JournalError, connect, dumps, loads, open_store, prune, shrink
 from bbflow.runtime.journal.writer import Lag, Writer
 
 DEFAULT_PATH = ".bbflow/journal.db"
@@ -76,11 +77,13 @@ ORIGIN: ContextVar[Origin | None] = ContextVar("bbflow_run_origin", default=None
 class Journal:
     """One open journal of one ``bbflow run``."""
 
-    def __init__(self, conn: sqlite3.Connection, config: JournalConfig) -> None:
+    def __init__(self, conn: sqlite3.Connection, config: JournalConfig, owner: Owner) -> None:
         self.conn = conn
         self.config = config
         #: ``conn`` belongs to the writer's thread from ``start`` on
         self.writer = Writer(conn, config.path, inline=config.sync == "normal")
+        #: this process, for the runs it starts: alive while the journal is open (``owners``)
+        self.owner = owner
         #: for reading on the event loop's thread (recovery, queries): sees what is committed
         self.read = connect(config.path, sync=config.sync)
         self._ended = 0
@@ -91,7 +94,14 @@ class Journal:
     @classmethod
     def open(cls, config: JournalConfig, project: str) -> Journal:
         """Open and check the file (raises ``JournalError``); the writer starts with ``start``."""
-        return cls(open_store(config.path, project, sync=config.sync), config)
+        conn = open_store(config.path, project, sync=config.sync)
+        try:
+            owner = Owner.claim(config.path)
+        except OSError as exc:
+            conn.close()
+            raise JournalError(f"{config.path}: cannot make this process's lock file next to the journal: "
+                               f"{exc.strerror or exc}") from exc
+        return cls(conn, config, owner)
 
     def start(self, loop: asyncio.AbstractEventLoop,
                 on_failure: Callable[[Exception], None] | None = None) -> None:
@@ -120,6 +130,14 @@ class Journal:
                 conn.close()
             except sqlite3.Error:
                 pass
+        self.owner.release()
+
+    async def claim(self, run: str, owner: str | None) -> bool:
+        """Make run ``run`` this process's if its owner is still ``owner`` (and it is unfinished): one
+        statement, so of two processes recovering together only one takes it."""
+        taken = [False]
+        await self.writer.commit(_claim, (run, owner, self.owner.token, taken))
+        return taken[0]
 
     @property
     def failure(self) -> Exception | None:
@@ -168,11 +186,11 @@ class Journal:
             agent = origin.agent if origin is not None else None
             parent = event.get("parent")
             self.writer.write(
-                "INSERT OR IGNORE INTO runs (id, parent, reactor, robot, agent, origin, inputs, status, started) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?)",
+                "INSERT OR IGNORE INTO runs (id, parent, reactor, robot, agent, origin, inputs, status, started, "
+                "owner) VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)",
                 (event["run"], parent, event["reactor"], robot, None if parent else agent,
                  None if parent or origin is None or origin.agent is None else dumps(_origin_json(origin)),
-                 dumps(event.get("inputs")), time.time()),
+                 dumps(event.get("inputs")), time.time(), self.owner.token),
             )
         elif name in ("run.ok", "run.failed", "run.halted"):
             self.run_ended(event["run"], name[4:], event.get("result"), event.get("error"),
@@ -181,11 +199,11 @@ class Journal:
     def run_started(self, run: str, reactor: str, inputs: Any, origin: Origin | None) -> None:
         """A run that does not go through the executor (an agent's one-command run)."""
         self.writer.write(
-            "INSERT OR IGNORE INTO runs (id, reactor, robot, agent, origin, inputs, status, started) "
-            "VALUES (?, ?, ?, ?, ?, ?, 'running', ?)",
+            "INSERT OR IGNORE INTO runs (id, reactor, robot, agent, origin, inputs, status, started, owner) "
+            "VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?)",
             (run, reactor, origin.robot if origin else None, origin.agent if origin else None,
              dumps(_origin_json(origin)) if origin is not None and origin.agent else None,
-             dumps(jsonable(inputs)), time.time()),
+             dumps(jsonable(inputs)), time.time(), self.owner.token),
         )
 
     def run_ended(self, run: str, status: str, result: Any = None, error: Any = None, undo_errors: Any = None,
@@ -237,10 +255,10 @@ class Journal:
 
     def run_allotted(self, reactor: str, inputs: Any, origin: Origin) -> None:
         """A run an agent's turn starts (its ``run.start`` comes later, when it really starts)."""
-        self._put("INSERT OR IGNORE INTO runs (id, reactor, robot, agent, origin, inputs, status, started) "
-                  "VALUES (?, ?, ?, ?, ?, ?, 'running', ?)",
+        self._put("INSERT OR IGNORE INTO runs (id, reactor, robot, agent, origin, inputs, status, started, owner) "
+                  "VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?)",
                   (origin.run, reactor, origin.robot, origin.agent, dumps(_origin_json(origin)),
-                   dumps(jsonable(inputs)), time.time()))
+                   dumps(jsonable(inputs)), time.time(), self.owner.token))
 
     def agent_turn(self, agent: str, state: Mapping[str, Any], handled: str | None, outcome_of: str | None) -> None:
         """End a turn: the agent instance's new state, the signal it handled or the run whose outcome it took."""
@@ -318,6 +336,11 @@ class _Intent:
 def _insert_intent(conn: sqlite3.Connection, row: _Intent) -> None:
     row.seq = conn.execute("INSERT INTO calls (run, kind, step, idx, attempt, target, args, undo, hold, sent) "
                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row.params).lastrowid or 0
+
+
+def _claim(conn: sqlite3.Connection, run: str, old: str | None, new: str, taken: list[bool]) -> None:
+    taken[0] = conn.execute("UPDATE runs SET owner = ? WHERE id = ? AND owner IS ? AND status IN ('running', 'held')",
+                            (new, run, old)).rowcount == 1
 
 
 def _all(conn: sqlite3.Connection, writes: list[tuple[str, Any]]) -> None:

@@ -14,6 +14,7 @@ from bbflow.project import Project
 from bbflow.runtime import model
 from bbflow.runtime.drivers import open_robot
 from bbflow.runtime.events import JsonLinesWriter
+from bbflow.runtime.journal import owners
 from bbflow.runtime.journal.journal import Journal, journal_config
 from bbflow.runtime.journal.query import find_run, list_runs, show_run
 from bbflow.runtime.journal.recovery import Recovered, Recovery
@@ -29,11 +30,15 @@ def open_for_reading(project: Project) -> Any:
 
 
 def print_runs(project: Project, out: IO[str], *, fmt: str, color: bool) -> None:
+    path = journal_config(project.root, project.data.get("journal", {})).path
     conn = open_for_reading(project)
     try:
         runs = list_runs(conn)
     finally:
         conn.close()
+    for run in runs:  # a running run whose process is gone was cut off: the next start recovers it
+        owner = run.pop("owner")
+        run["cut_off"] = run["status"] == "running" and (owner is None or not owners.alive(path, owner))
     if fmt == "json":
         out.write(json.dumps(runs, indent=2) + "\n")
         return
@@ -44,6 +49,8 @@ def print_runs(project: Project, out: IO[str], *, fmt: str, color: bool) -> None
         status = run["status"]
         if run["in_doubt"] and status in ("running", "held"):
             status += f" ({run['in_doubt']} in doubt)"
+        if run["cut_off"]:
+            status += ", cut off"
         duration = "" if run["duration"] is None else f"{run['duration']:.3f}s"
         table.add_row(run["id"], run["reactor"], run["robot"] or "", _styled(status, color), run["started"] or "",
                       duration, str(run["steps"]), str(run["undo_errors"]))
@@ -98,9 +105,12 @@ def recover_run(program: model.Program, project: Project, prefix: str, out: IO[s
         run = find_run(journal.read, prefix)
         if run is None:
             raise JournalError(f"no single run with an id starting with {prefix!r} in the journal")
-        row = journal.read.execute("SELECT robot, status FROM runs WHERE id = ?", (run,)).fetchone()
+        row = journal.read.execute("SELECT robot, status, owner FROM runs WHERE id = ?", (run,)).fetchone()
         if row[1] not in ("held", "running"):
             raise JournalError(f"run {run} is {row[1]}: nothing to recover")
+        if row[1] == "running" and row[2] is not None and owners.alive(config.path, row[2]):
+            raise JournalError(f"run {run} is running in process {owners.pid_of(config.path, row[2]) or '?'}, "
+                               "not cut off: nothing to recover (stopped, that process rolls it back itself)")
         if resolved:
             journal.conn.execute("UPDATE runs SET status = 'failed', ended = ?, note = 'resolved by an operator' "
                                  "WHERE id = ? OR parent = ?", (time.time(), run, run))  # the writer is not started

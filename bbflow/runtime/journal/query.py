@@ -10,9 +10,10 @@ from bbflow.runtime.journal.store import loads
 
 
 def list_runs(conn: sqlite3.Connection, limit: int = 200) -> list[dict[str, Any]]:
-    """The newest root runs first: id, reactor, robot, agent, status, started, duration, steps, undo errors."""
+    """The newest root runs first: id, reactor, robot, agent, status, started, duration, steps, undo errors,
+    and the owner token of the process that runs it (``owners``)."""
     rows = conn.execute(
-        """SELECT r.id, r.reactor, r.robot, r.agent, r.status, r.started, r.ended, r.undo_errors, r.note
+        """SELECT r.id, r.reactor, r.robot, r.agent, r.status, r.started, r.ended, r.undo_errors, r.note, r.owner
            FROM runs r WHERE r.parent IS NULL ORDER BY r.started DESC LIMIT ?""", (limit,)).fetchall()
     counts: dict[str, tuple[int, int]] = {}
     if rows:  # one scan of the calls for all the runs listed (the calls have no index by run)
@@ -22,12 +23,13 @@ def list_runs(conn: sqlite3.Connection, limit: int = 200) -> list[dict[str, Any]
                 f"AND run IN ({marks}) GROUP BY run", [r[0] for r in rows]):
             counts[run] = (done, doubt)
     out = []
-    for rid, reactor, robot, agent, status, started, ended, undo_errors, note in rows:
+    for rid, reactor, robot, agent, status, started, ended, undo_errors, note, owner in rows:
         steps, doubt = counts.get(rid, (0, 0))
         out.append({
             "id": rid, "reactor": reactor, "robot": robot, "agent": agent, "status": status,
             "started": _iso(started), "duration": None if ended is None else round(ended - started, 6),
             "steps": steps, "in_doubt": doubt, "undo_errors": len(loads(undo_errors) or []), "note": note,
+            "owner": owner,
         })
     return out
 

@@ -31,6 +31,7 @@ import attrs
 from bbflow.runtime import model
 from bbflow.runtime.actions import invoke, resolve_action
 from bbflow.runtime.events import jsonable, notify
+from bbflow.runtime.journal import owners
 from bbflow.runtime.journal.calls import Journaled, journaled_call
 from bbflow.runtime.journal.journal import Journal
 from bbflow.runtime.journal.store import loads
@@ -154,7 +155,21 @@ class Recovery:
 
     async def run(self, *, hold: bool = False, only: str | None = None) -> list[Recovered]:
         """Recover every unfinished run (or the held run ``only``); ``hold`` leaves them for an operator."""
-        runs = [row for row in unfinished(self.journal, only) if only is not None or self.mine(row)]
+        path = self.journal.config.path
+        runs, gone = [], set()
+        for row in unfinished(self.journal, only):
+            if only is None and not self.mine(row):
+                continue
+            owner = row["owner"]
+            if row["status"] == "running" and owner is not None:
+                if owners.alive(path, owner):  # another process is running it now
+                    self.note(f"run {row['id']} ({row['reactor']}) is running in process "
+                              f"{owners.pid_of(path, owner) or '?'}: not recovered here")
+                    continue
+                gone.add(owner)
+            if await self.journal.claim(row["id"], owner):  # else another process recovers it
+                runs.append(row)
+        owners.forget_gone(path, gone)
         if not runs:
             return []
         self.emit("recover.start", None, None, runs=len(runs))
@@ -168,11 +183,11 @@ class Recovery:
         return done
 
     def mine(self, row: Mapping[str, Any]) -> bool:
-        """Whether an unfinished run is this process's to recover.
+        """Whether an unfinished run is this process's to recover (if its own process is gone, ``owners``).
 
         Several processes of one project (a fleet, each with its own robots)
         share its journal: a run on a robot this process does not open, or of
-        an agent it does not run, is another process's, perhaps running now.
+        an agent it does not run, is another process's to recover.
         """
         if row["robot"] is not None:
             return row["robot"] in self.robots

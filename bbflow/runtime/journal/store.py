@@ -22,7 +22,7 @@ from bbflow.runtime import jsonout
 #: ``PRAGMA application_id`` of a bbflow journal ("bbfj"): another SQLite file is not one.
 APPLICATION_ID = 0x62626A6A
 #: The schema this bbflow writes; a journal with a higher one was written by a newer bbflow.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: ``MIGRATIONS[n]`` takes a journal from schema ``n - 1`` to ``n`` (schema 0: an empty file).
 MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -80,6 +80,8 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     ),
     # retention finds old signals without reading the whole table
     2: ("CREATE INDEX signals_accepted ON signals (accepted)",),
+    # the process running each run (``owners``): recovery leaves a live process's runs alone
+    3: ("ALTER TABLE runs ADD COLUMN owner TEXT",),
 }
 
 
