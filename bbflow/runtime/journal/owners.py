@@ -71,9 +71,7 @@ def alive(journal: Path, token: str) -> bool:
         return True  # cannot tell: take it as alive, so that nothing moves on a guess
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    except OSError:
+    except OSError:  # held (or cannot tell): alive
         return True
     finally:
         os.close(fd)
