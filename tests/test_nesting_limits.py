@@ -53,3 +53,17 @@ def test_a_short_line_is_never_too_deep_and_one_level_more_is(tmp_path: Path) ->
     assert codes(tmp_path, "    let x = " + "-" * (MAX_NESTING - 1) + "1") == []
     assert codes(tmp_path, "    let x = " + "-" * MAX_NESTING + "1") == ["BBF003"]
     assert codes(tmp_path, "    let x = " + "[" * MAX_NESTING + "1" + "]" * MAX_NESTING) == ["BBF003"]
+
+
+@pytest.mark.parametrize(("brackets", "levels"), [(MAX_NESTING - 2, None), (MAX_NESTING - 1, MAX_NESTING + 1),
+                                                  (MAX_NESTING + 5, MAX_NESTING + 7)])
+def test_the_depth_inside_an_expression_on_several_lines_is_counted_exactly(tmp_path: Path, brackets: int,
+                                                                           levels: int | None) -> None:
+    """A record over three lines (a level) holding a deep list: parts of it written on one short line are
+    not walked, and what is counted is still every level (the record, the lists, the literal)."""
+    deep = "[" * brackets + "1" + "]" * brackets
+    (tmp_path / "m.flow").write_text("reactor R() -> int {\n    let x = {\n        a: [1, 2],\n"
+                                     f"        b: {deep}\n    }}\n    return 1\n}}\n")
+    found = [(d.code, d.message) for d in compile_paths([tmp_path]).diagnostics.items]
+    assert found == ([] if levels is None else
+                     [("BBF003", f"expression nested too deeply ({levels} levels; at most {MAX_NESTING})")])

@@ -34,7 +34,7 @@ _HELP = "name the inner parts with `let` (or split a long sum into several), so 
 def check_nesting(module: ast.Module, diags: Diagnostics) -> None:
     """BBF003 for each outermost expression of ``module`` nested deeper than ``MAX_NESTING``."""
     for expr in _outermost_exprs(module):
-        depth = _depth(expr)
+        depth = _depth(expr, MAX_NESTING)
         if depth > MAX_NESTING:
             diags.error(codes.BBF003, f"expression nested too deeply ({depth} levels; at most {MAX_NESTING})",
                         expr.span, help=_HELP)
@@ -61,14 +61,19 @@ def _children(node: Any) -> list[Any]:
     return out
 
 
+def _shallow(node: Any, levels: int) -> bool:
+    """Whether ``node`` holds at most ``levels`` levels of expressions, as its text shows: it is written on one
+    line in at most ``levels`` characters (each level of an expression has a token of its own)."""
+    span = getattr(node, "span", None)
+    return span is not None and span.line == span.end_line and span.end_column - span.column <= levels
+
+
 def _outermost_exprs(module: ast.Module) -> Iterator[Any]:
-    """The outermost expressions that may nest too deeply: not those inside a node written on one line in at
-    most ``MAX_NESTING`` characters (each level of an expression has a token of its own, so they nest no deeper)."""
+    """The outermost expressions that may nest too deeply (not those inside a ``_shallow`` node)."""
     stack: list[Any] = list(module.decls)
     while stack:
         node = stack.pop()
-        span = getattr(node, "span", None)
-        if span is not None and span.line == span.end_line and span.end_column - span.column <= MAX_NESTING:
+        if _shallow(node, MAX_NESTING):
             continue
         if isinstance(node, _EXPRS):
             yield node
@@ -76,12 +81,15 @@ def _outermost_exprs(module: ast.Module) -> Iterator[Any]:
             stack.extend(_children(node))
 
 
-def _depth(expr: Any) -> int:
-    """Levels of expressions in ``expr`` (a literal is 1), counted without recursion."""
+def _depth(expr: Any, limit: int) -> int:
+    """Levels of expressions in ``expr`` (a literal is 1), counted without recursion: exact when more than
+    ``limit``; else only at most ``limit`` (a part that cannot reach past it, being ``_shallow``, is not walked)."""
     deepest = 0
     stack = [(expr, 1)]
     while stack:
         node, depth = stack.pop()
+        if _shallow(node, limit - depth + 1):  # its levels end at depth - 1 + its width at the deepest
+            continue
         if isinstance(node, _EXPRS):
             deepest = max(deepest, depth)
             depth += 1
