@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import resource
+import signal
 import sqlite3
 import subprocess
 import time
@@ -73,3 +74,31 @@ def test_journal_writes_failing_mid_run_stop_all_motion_and_a_restart_recovers(t
     assert any(e["event"] == "recover.run" and e["action"] == "rolled back" for e in recovered)
     check_world(root)  # home, the gripper open
     check_journal(root)
+
+
+def test_a_second_bbflow_run_of_the_same_robots_is_refused_while_the_first_runs(tmp_path: Path) -> None:
+    """Two processes on one journal with the same robot would both drive the arm (and the second would take
+    the first's runs for a crash's): the second stops before anything moves, exit 2, saying which process."""
+    root = make_project(tmp_path)
+    events = root / "events-first.jsonl"
+    first = subprocess.Popen([*bbflow(), "run", str(root), "--events", str(events)], stdin=subprocess.PIPE,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env())
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and first.poll() is None and not (
+                events.exists() and events.stat().st_size > 0):  # started: its journal is open
+            time.sleep(0.01)
+        assert first.poll() is None
+        second = subprocess.run([*bbflow(), "run", str(root), "--until-idle"], stdin=subprocess.DEVNULL,
+                                capture_output=True, text=True, timeout=60, env=env())
+        assert second.returncode == 2, second.stderr
+        assert f"robot arm already run by another bbflow run on this journal (process {first.pid}" in second.stderr
+        assert first.poll() is None  # the first goes on
+        first.send_signal(signal.SIGTERM)
+        _, err = first.communicate(timeout=60)
+        assert first.returncode == 130, err  # stopped as asked
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.communicate()
+    restart(root, 1)  # and once it is gone, the project runs again

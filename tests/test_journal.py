@@ -52,8 +52,9 @@ def cell(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, model.Program]
     return root, program
 
 
-def journal_at(path: Path, project: str = "crash_cell", **kw: Any) -> Journal:
-    return Journal.open(JournalConfig(path, **kw), project)
+def journal_at(path: Path, project: str = "crash_cell", *, robots: list[str] | None = None,
+               agents: list[str] | None = None, **kw: Any) -> Journal:
+    return Journal.open(JournalConfig(path, **kw), project, robots=robots or (), agents=agents or ())
 
 
 def world(root: Path) -> list[dict[str, Any]]:
@@ -534,9 +535,24 @@ def test_a_run_whose_process_lives_is_left_to_it_and_recovered_once_that_process
     journal = journal_at(path)
     done, _ = asyncio.run(recover(root, program, journal))
     assert [d.action for d in done] == ["rolled back"] and [w["command"] for w in world(root)] == ["move_to"]
-    assert list(owners.folder_of(path).iterdir()) == [owners.folder_of(path) / journal.owner.token]
+    assert [p.name for p in owners.folder_of(path).iterdir() if p.name != ".lock"] == [journal.owner.token]
     journal.close()
-    assert list(owners.folder_of(path).iterdir()) == []
+    assert [p.name for p in owners.folder_of(path).iterdir() if p.name != ".lock"] == []
+
+
+def test_a_second_process_on_the_same_robots_or_agents_is_refused_while_the_first_lives(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    first = journal_at(path, robots=["arm"], agents=["Picker/arm"])
+    try:
+        with pytest.raises(JournalError, match=rf"robot arm already run by another bbflow run on this journal "
+                                               rf"\(process {os.getpid()}, "):
+            journal_at(path, robots=["arm", "conveyor"])
+        with pytest.raises(JournalError, match="agent Picker/arm already run by another bbflow run"):
+            journal_at(path, agents=["Picker/arm"])
+        journal_at(path, robots=["conveyor"], agents=["Monitor"]).close()  # nothing in common: welcome
+    finally:
+        first.close()
+    journal_at(path, robots=["arm"], agents=["Picker/arm"]).close()  # the first is gone
 
 
 def test_of_two_processes_recovering_together_one_takes_the_run(tmp_path: Path) -> None:

@@ -210,7 +210,7 @@ class Session:
             self.outcomes = self.journal.unhandled_outcomes()  # before recovery ends more runs
             self.recovered = await Recovery(
                 self.journal, self.plan.program, {p.instance: p for p in self.robots}, observer=self.observer,
-                note=self.note, agents={a.spec.name + (f"/{a.robot}" if a.robot else "") for a in self.plan.agents},
+                note=self.note, agents=_agent_instances(self.plan),
             ).run(hold=self.journal.config.recovery == "hold")
             held = [r for r in self.recovered if r.action == "held"]
             if held:
@@ -502,6 +502,11 @@ def reactor_outcome(result: RunResult, reactor: model.Reactor) -> Outcome:
     return Outcome(Status.FAILED, f"{reactor.name} failed: {message}; rolled back, no undo errors")
 
 
+def _agent_instances(plan: RunPlan) -> set[str]:
+    """The agent instances a run plan runs, as the journal names them (``Picker`` or ``Picker/left``)."""
+    return {a.spec.name + (f"/{a.robot}" if a.robot else "") for a in plan.agents}
+
+
 def _process_journal(config: JournalConfig, robots: tuple[str, ...]) -> JournalConfig:
     """A process limited to some robots (``--robot``, one process per robot of a fleet) keeps a journal of
     its own beside the project's (``journal.left.db``): processes of one project never share one."""
@@ -541,7 +546,8 @@ def run_app(
     if options.journal:
         try:
             journal = Journal.open(_process_journal(journal_config(project.root, project.data.get("journal", {})),
-                                                    options.robots), project.name)
+                                                    options.robots), project.name,
+                                   robots=[r.instance for r in plan.robots], agents=_agent_instances(plan))
         except (ValueError, JournalError) as exc:
             stderr.write(f"error: {exc}\n")
             return Status.USAGE

@@ -23,7 +23,7 @@ import hashlib
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ import attrs
 
 from bbflow.runtime.durations import parse_retention
 from bbflow.runtime.events import jsonable
-from bbflow.runtime.journal.owners import Owner
+from bbflow.runtime.journal.owners import InUse, Owner
 from bbflow.runtime.journal.store import JournalError, connect, dumps, loads, open_store, prune, shrink
 from bbflow.runtime.journal.writer import Lag, Writer
 
@@ -92,11 +92,17 @@ class Journal:
         self._turn: list[tuple[str, Any]] | None = None
 
     @classmethod
-    def open(cls, config: JournalConfig, project: str) -> Journal:
-        """Open and check the file (raises ``JournalError``); the writer starts with ``start``."""
+    def open(cls, config: JournalConfig, project: str, *, robots: Collection[str] = (),
+             agents: Collection[str] = ()) -> Journal:
+        """Open and check the file for a process that runs ``robots`` and ``agents`` (instances); raises
+        ``JournalError``, also when another live process on it runs some of them. The writer starts with
+        ``start``."""
         conn = open_store(config.path, project, sync=config.sync)
         try:
-            owner = Owner.claim(config.path)
+            owner = Owner.claim(config.path, robots, agents)
+        except InUse as exc:
+            conn.close()
+            raise JournalError(f"{config.path}: {exc}") from exc
         except OSError as exc:
             conn.close()
             raise JournalError(f"{config.path}: cannot make this process's lock file next to the journal: "
