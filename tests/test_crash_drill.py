@@ -92,7 +92,7 @@ def test_a_second_bbflow_run_of_the_same_robots_is_refused_while_the_first_runs(
         second = subprocess.run([*bbflow(), "run", str(root), "--until-idle"], stdin=subprocess.DEVNULL,
                                 capture_output=True, text=True, timeout=60, env=env())
         assert second.returncode == 2, second.stderr
-        assert f"robot arm already run by another bbflow run on this journal (process {first.pid}" in second.stderr
+        assert f"robot arm already run by another bbflow run of this project (process {first.pid}" in second.stderr
         assert first.poll() is None  # the first goes on
         first.send_signal(signal.SIGTERM)
         _, err = first.communicate(timeout=60)

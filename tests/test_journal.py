@@ -7,7 +7,10 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -544,15 +547,44 @@ def test_a_second_process_on_the_same_robots_or_agents_is_refused_while_the_firs
     path = tmp_path / "j.db"
     first = journal_at(path, robots=["arm"], agents=["Picker/arm"])
     try:
-        with pytest.raises(JournalError, match=rf"robot arm already run by another bbflow run on this journal "
+        with pytest.raises(JournalError, match=rf"robot arm already run by another bbflow run of this project "
                                                rf"\(process {os.getpid()}, "):
             journal_at(path, robots=["arm", "conveyor"])
-        with pytest.raises(JournalError, match="agent Picker/arm already run by another bbflow run"):
+        with pytest.raises(JournalError, match="agent Picker/arm already run by another bbflow run of this project"):
             journal_at(path, agents=["Picker/arm"])
         journal_at(path, robots=["conveyor"], agents=["Monitor"]).close()  # nothing in common: welcome
     finally:
         first.close()
     journal_at(path, robots=["arm"], agents=["Picker/arm"]).close()  # the first is gone
+
+
+def test_a_process_that_died_leaves_no_lock_even_with_a_forked_child_alive(tmp_path: Path) -> None:
+    """A child forked by the process (an action using multiprocessing, say) must not keep its owner's lock:
+    the process dies, the child lives on, and its robot and runs are free at once; its file is swept."""
+    path = tmp_path / "j.db"
+    script = (
+        "import os, sys, time\n"
+        "from pathlib import Path\n"
+        "from bbflow.runtime.journal import Journal, JournalConfig\n"
+        f"journal = Journal.open(JournalConfig(Path({str(path)!r})), 'crash_cell', robots=['arm'])\n"
+        "child = os.fork()\n"
+        "if child == 0:  # lives on, its output closed (the test reads the parent's to the end)\n"
+        "    devnull = os.open(os.devnull, os.O_WRONLY)\n"
+        "    os.dup2(devnull, 1)\n"
+        "    os.dup2(devnull, 2)\n"
+        "    time.sleep(60)\n"
+        "    os._exit(0)\n"
+        "print(child, flush=True)\n"
+        "os._exit(0)  # dies without closing anything, as a kill would leave it\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    child = int(done.stdout)
+    try:
+        journal = journal_at(path, robots=["arm"])  # not refused: the process that held arm is gone
+        assert [p.name for p in owners.folder_of(path).iterdir() if p.name != ".lock"] == [journal.owner.token]
+        journal.close()
+    finally:
+        os.kill(child, signal.SIGKILL)
 
 
 def test_of_two_processes_recovering_together_one_takes_the_run(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from bbflow.cli import main
-from bbflow.runtime.journal import Journal, JournalConfig
+from bbflow.runtime.journal import Journal, JournalConfig, process_journal
 
 DATA = Path(__file__).resolve().parent / "data" / "crash_cell"
 HOME = {"x": 0.0, "y": 0.0, "z": 0.0}
@@ -158,3 +158,16 @@ def test_a_run_a_live_process_is_running_is_not_cut_off_and_cannot_be_recovered(
         live.close()
     listed = {r["id"]: r for r in json.loads(runs(str(project), "--format", "json").stdout)}
     assert listed["0002-cut"]["cut_off"] is True
+
+
+def test_recovering_a_run_on_a_robot_a_bbflow_run_drives_is_refused(project: Path) -> None:
+    """Rolling back a held run moves its robot: not while another process drives it (and no process starts
+    on it while the operator's recovery runs: both see each other in the project's owners folder)."""
+    config = process_journal(JournalConfig(project / ".bbflow" / "journal.db", keep=None), ["arm"])
+    driving = Journal.open(config, "crash_cell", robots=["arm"])  # as `bbflow run --robot arm` keeps it
+    try:
+        out = runs("recover", "0002", str(project))
+        assert out.exit_code == 2 and "robot arm already run by another bbflow run of this project" in out.stderr
+    finally:
+        driving.close()
+    assert not (project / "world.jsonl").exists()  # nothing moved

@@ -63,7 +63,7 @@ from bbflow.runtime.events import JsonLinesWriter, fanout, notify
 from bbflow.runtime.executor import RunResult, run_reactor
 from bbflow.runtime.faults import FaultsError
 from bbflow.runtime.fleet import BusOpenError, MissingExtra, make_link, process_name, self_announcement, waited_signals
-from bbflow.runtime.journal import ORIGIN, Journal, JournalConfig, JournalError, Origin, journal_config
+from bbflow.runtime.journal import ORIGIN, Journal, JournalError, Origin, journal_config, process_journal
 from bbflow.runtime.journal.recovery import Recovered, Recovery
 from bbflow.runtime.liveview import Board, LiveView, PlainLog, compact, outcome_text, undone_text
 from bbflow.runtime.ports import Observer, RuntimeFailure
@@ -507,15 +507,6 @@ def _agent_instances(plan: RunPlan) -> set[str]:
     return {a.spec.name + (f"/{a.robot}" if a.robot else "") for a in plan.agents}
 
 
-def _process_journal(config: JournalConfig, robots: tuple[str, ...]) -> JournalConfig:
-    """A process limited to some robots (``--robot``, one process per robot of a fleet) keeps a journal of
-    its own beside the project's (``journal.left.db``): processes of one project never share one."""
-    if not robots:
-        return config
-    path = config.path
-    return attrs.evolve(config, path=path.with_name(f"{path.stem}.{'+'.join(sorted(robots))}{path.suffix}"))
-
-
 async def _wait_through(task: asyncio.Future[Any]) -> None:
     """Wait for ``task`` even if cancelled meanwhile (cleanup must finish); re-raise the cancellation after."""
     if await wait_through(task):
@@ -545,7 +536,7 @@ def run_app(
     journal: Journal | None = None
     if options.journal:
         try:
-            journal = Journal.open(_process_journal(journal_config(project.root, project.data.get("journal", {})),
+            journal = Journal.open(process_journal(journal_config(project.root, project.data.get("journal", {})),
                                                     options.robots), project.name,
                                    robots=[r.instance for r in plan.robots], agents=_agent_instances(plan))
         except (ValueError, JournalError) as exc:

@@ -14,6 +14,7 @@ from bbflow.runtime.journal.journal import (
     JournalConfig,
     Origin,
     journal_config,
+    process_journal,
 )
 from bbflow.runtime.journal.store import SCHEMA_VERSION, JournalError, open_store
 from bbflow.runtime.journal.writer import JournalFailed, Lag
@@ -33,4 +34,5 @@ __all__ = [
     "journaled_call",
     "open_store",
     "planner",
+    "process_journal",
 ]

@@ -32,7 +32,7 @@ import attrs
 
 from bbflow.runtime.durations import parse_retention
 from bbflow.runtime.events import jsonable
-from bbflow.runtime.journal.owners import InUse, Owner
+from bbflow.runtime.journal.owners import InUse, Owner, folder_of
 from bbflow.runtime.journal.store import JournalError, connect, dumps, loads, open_store, prune, shrink
 from bbflow.runtime.journal.writer import Lag, Writer
 
@@ -56,6 +56,14 @@ class JournalConfig:
     sync: str = "full"
     recovery: str = "rollback"
     keep: float | None = DEFAULT_KEEP  # seconds; None keeps everything
+    #: the project's owners folder (``owners``), when ``path`` is not the project's journal (a ``--robot``
+    #: process's own): every process of a project is seen by every other
+    owners_in: Path | None = None
+
+    @property
+    def owners(self) -> Path:
+        """The owners folder of the project (``owners``)."""
+        return self.owners_in if self.owners_in is not None else folder_of(self.path)
 
 
 @attrs.frozen
@@ -95,18 +103,18 @@ class Journal:
     def open(cls, config: JournalConfig, project: str, *, robots: Collection[str] = (),
              agents: Collection[str] = ()) -> Journal:
         """Open and check the file for a process that runs ``robots`` and ``agents`` (instances); raises
-        ``JournalError``, also when another live process on it runs some of them. The writer starts with
-        ``start``."""
+        ``JournalError``, also when another live process of the project runs some of them. The writer
+        starts with ``start``."""
         conn = open_store(config.path, project, sync=config.sync)
         try:
-            owner = Owner.claim(config.path, robots, agents)
+            owner = Owner.claim(config.owners, robots, agents)
         except InUse as exc:
             conn.close()
-            raise JournalError(f"{config.path}: {exc}") from exc
+            raise JournalError(str(exc)) from exc
         except OSError as exc:
             conn.close()
-            raise JournalError(f"{config.path}: cannot make this process's lock file next to the journal: "
-                               f"{exc.strerror or exc}") from exc
+            raise JournalError(f"{exc.filename or config.owners}: cannot make this process's lock file beside the "
+                               f"journal: {exc.strerror or exc}") from exc
         return cls(conn, config, owner)
 
     def start(self, loop: asyncio.AbstractEventLoop,
@@ -319,6 +327,16 @@ def journal_config(root: Path, table: Mapping[str, Any]) -> JournalConfig:
         raise ValueError(f"journal.recovery: expected \"rollback\" or \"hold\", got {recovery!r}")
     keep = parse_keep(table["keep"]) if "keep" in table else DEFAULT_KEEP
     return JournalConfig((root / path).resolve(), sync, recovery, keep)
+
+
+def process_journal(config: JournalConfig, robots: Collection[str]) -> JournalConfig:
+    """The journal of a process limited to some robots (``--robot``, one process per robot of a fleet): a
+    file of its own beside the project's (``journal.left.db``), with the project's owners folder."""
+    if not robots:
+        return config
+    path = config.path
+    return attrs.evolve(config, path=path.with_name(f"{path.stem}.{'+'.join(sorted(robots))}{path.suffix}"),
+                        owners_in=config.owners)
 
 
 def parse_keep(value: Any) -> float:

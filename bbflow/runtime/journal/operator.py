@@ -30,7 +30,7 @@ def open_for_reading(project: Project) -> Any:
 
 
 def print_runs(project: Project, out: IO[str], *, fmt: str, color: bool) -> None:
-    path = journal_config(project.root, project.data.get("journal", {})).path
+    folder = journal_config(project.root, project.data.get("journal", {})).owners
     conn = open_for_reading(project)
     try:
         runs = list_runs(conn)
@@ -38,7 +38,7 @@ def print_runs(project: Project, out: IO[str], *, fmt: str, color: bool) -> None
         conn.close()
     for run in runs:  # a running run whose process is gone was cut off: the next start recovers it
         owner = run.pop("owner")
-        run["cut_off"] = run["status"] == "running" and (owner is None or not owners.alive(path, owner))
+        run["cut_off"] = run["status"] == "running" and (owner is None or not owners.alive(folder, owner))
     if fmt == "json":
         out.write(json.dumps(runs, indent=2) + "\n")
         return
@@ -100,30 +100,53 @@ def recover_run(program: model.Program, project: Project, prefix: str, out: IO[s
     closed as failed without anything moving.
     """
     config = journal_config(project.root, project.data.get("journal", {}))
-    journal = Journal.open(config, project.name)
+    conn = open_for_reading(project)
     try:
-        run = find_run(journal.read, prefix)
+        run = find_run(conn, prefix)
         if run is None:
             raise JournalError(f"no single run with an id starting with {prefix!r} in the journal")
-        row = journal.read.execute("SELECT robot, status, owner FROM runs WHERE id = ?", (run,)).fetchone()
-        if row[1] not in ("held", "running"):
-            raise JournalError(f"run {run} is {row[1]}: nothing to recover")
-        if row[1] == "running" and row[2] is not None and owners.alive(config.path, row[2]):
-            raise JournalError(f"run {run} is running in process {owners.pid_of(config.path, row[2]) or '?'}, "
-                               "not cut off: nothing to recover (stopped, that process rolls it back itself)")
+        instance, status, owner = conn.execute("SELECT robot, status, owner FROM runs WHERE id = ?", (run,)).fetchone()
+    finally:
+        conn.close()
+    if status not in ("held", "running"):
+        raise JournalError(f"run {run} is {status}: nothing to recover")
+    if status == "running" and owner is not None and owners.alive(config.owners, owner):
+        raise JournalError(f"run {run} is running in process {owners.pid_of(config.owners, owner) or '?'}, "
+                           "not cut off: nothing to recover (stopped, that process rolls it back itself)")
+    # its robot is this process's while it recovers: refused if a bbflow run drives it, and none starts on it
+    journal = Journal.open(config, project.name, robots=[instance] if instance is not None and not resolved else ())
+    try:
         if resolved:
-            journal.conn.execute("UPDATE runs SET status = 'failed', ended = ?, note = 'resolved by an operator' "
-                                 "WHERE id = ? OR parent = ?", (time.time(), run, run))  # the writer is not started
+            if not _close_resolved(journal, run, owner):
+                raise JournalError(f"run {run} was taken over meanwhile (a bbflow run recovering it): see bbflow runs")
             out.write(f"run {run}: closed, resolved by an operator (nothing moved)\n")
             return []
         writer = JsonLinesWriter(events) if events is not None else None
         try:
-            return asyncio.run(_recover(program, project, journal, run, row[0], out, arm, driver, writer))
+            return asyncio.run(_recover(program, project, journal, run, instance, out, arm, driver, writer))
         finally:
             if writer is not None:
                 writer.close()
     finally:
         journal.close()
+
+
+def _close_resolved(journal: Journal, run: str, owner: str | None) -> bool:
+    """Close ``run`` (and its composed runs) as failed, unless a process took it over since it was read
+    (its owner is no longer ``owner``): False then. The writer is not started: one transaction here."""
+    conn = journal.conn
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        now = time.time()
+        if not conn.execute("UPDATE runs SET status = 'failed', ended = ?, note = 'resolved by an operator' "
+                            "WHERE id = ? AND status IN ('running', 'held') AND owner IS ?",
+                            (now, run, owner)).rowcount:
+            return False
+        conn.execute("UPDATE runs SET status = 'failed', ended = ?, note = 'resolved by an operator' "
+                     "WHERE parent = ? AND status IN ('running', 'held')", (now, run))
+        return True
+    finally:
+        conn.execute("COMMIT")
 
 
 async def _recover(program: model.Program, project: Project, journal: Journal, run: str, instance: str | None,

@@ -1,12 +1,14 @@
 """Which process is running what: a run belongs to the process that started it while that process lives.
 
-The processes of a project share its journal. Each one that opens it takes an
-*owner* token and holds an exclusive ``flock`` on a file of that name in the
-journal's ``.owners`` folder for as long as it has the journal open; each run
-it starts is recorded with the token. The kernel drops the lock when the
-process dies, however it dies (``kill -9`` included), so "is the owner of this
-run alive?" is answered by trying a shared lock on its file: refused, it
-lives; granted, or no file, it is gone.
+Each ``bbflow run`` of a project takes an *owner* token when it opens its
+journal and holds an exclusive ``flock`` on a file of that name in the
+project's owners folder (``journal.db.owners/`` beside the project's journal,
+for every journal of the project: a ``--robot`` process's own journal too)
+for as long as it has the journal open; each run it starts is recorded with
+the token. The kernel drops the lock when the process dies, however it dies
+(``kill -9`` included), so "is the owner of this run alive?" is answered by
+trying a shared lock on its file: refused, it lives; granted, or no file, it
+is gone. A child the process forks does not keep the lock alive after it.
 
 Recovery takes only the unfinished runs whose owner is gone, and takes each by
 setting the run's owner to its own token in one statement that checks the old
@@ -14,10 +16,11 @@ one (``Journal.claim``): two processes starting together never both roll back
 the same run, and no process rolls back a run that another one is running.
 
 A process also writes in its file the robots and agent instances it runs, and
-``claim`` refuses (``InUse``) to start a second process on the same journal
+``Owner.claim`` refuses (``InUse``) to start a second process of the project
 with any of the same: two processes would drive one arm, or handle one
-agent's signals twice. The check and the writing are made under a lock on the
-folder, so of two processes starting together the second sees the first.
+agent's signals twice. The check, the removal of gone owners' files and the
+writing of the new one are made under a lock on the folder, so of two
+processes starting together the second sees the first.
 """
 
 from __future__ import annotations
@@ -33,14 +36,26 @@ from bbflow.runtime.ids import uuid7
 
 #: The folder's own lock (not an owner): taken while a process looks for conflicts and writes its file.
 _FOLDER_LOCK = ".lock"
+#: The owner files this process holds open: closed in a forked child, so that only this process keeps them.
+_HELD: set[int] = set()
+
+
+def _close_held_in_child() -> None:
+    for fd in _HELD:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD.clear()
+
+
+os.register_at_fork(after_in_child=_close_held_in_child)
 
 
 class InUse(Exception):
-    """Another live process on this journal runs some of the same robots or agents."""
+    """Another live process of the project runs some of the same robots or agents."""
 
 
 def folder_of(journal: Path) -> Path:
-    """The folder of the owners' lock files of ``journal``."""
+    """The owners folder of a project whose journal is ``journal``."""
     return journal.with_name(journal.name + ".owners")
 
 
@@ -53,21 +68,27 @@ class Owner:
         self._fd: int | None = fd
 
     @classmethod
-    def claim(cls, journal: Path, robots: Collection[str] = (), agents: Collection[str] = ()) -> Owner:
-        """A new token for this process, which runs ``robots`` and ``agents``, its file locked.
+    def claim(cls, folder: Path, robots: Collection[str] = (), agents: Collection[str] = ()) -> Owner:
+        """A new token in the owners ``folder`` for this process, which runs ``robots`` and ``agents``.
 
-        Raises ``InUse`` when a live process on this journal runs any of them, ``OSError`` when the file
+        Raises ``InUse`` when a live process of the project runs any of them, ``OSError`` when the file
         cannot be made.
         """
-        folder = folder_of(journal)
         folder.mkdir(exist_ok=True)
         with _locked(folder):
-            for token, pid, theirs_robots, theirs_agents in _live(folder):
-                both = sorted(set(robots) & set(theirs_robots)) or sorted(set(agents) & set(theirs_agents))
+            for path in folder.iterdir():
+                if path.name == _FOLDER_LOCK:
+                    continue
+                if not _holds(path):  # gone: its runs, if any, are anyone's to recover
+                    path.unlink(missing_ok=True)
+                    continue
+                pid, theirs_robots, theirs_agents = _declared(path)
+                robot = sorted(set(robots) & set(theirs_robots))
+                both = [f"robot {', '.join(robot)}"] if robot else [
+                    f"agent {name}" for name in sorted(set(agents) & set(theirs_agents))]
                 if both:
-                    what = "robot" if set(both) & set(robots) else "agent"
-                    raise InUse(f"{what} {', '.join(both)} already run by another bbflow run on this journal "
-                                f"(process {pid if pid is not None else '?'}, {folder / token}); stop it first")
+                    raise InUse(f"{', '.join(both)} already run by another bbflow run of this project "
+                                f"(process {pid if pid is not None else '?'}, {path}); stop it first")
             token = uuid7()
             path = folder / token
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -79,6 +100,7 @@ class Owner:
                 os.close(fd)
                 path.unlink(missing_ok=True)
                 raise
+            _HELD.add(fd)
         return cls(token, path, fd)
 
     def release(self) -> None:
@@ -86,13 +108,19 @@ class Owner:
         if self._fd is None:
             return
         self.path.unlink(missing_ok=True)
+        _HELD.discard(self._fd)
         os.close(self._fd)
         self._fd = None
 
 
-def alive(journal: Path, token: str) -> bool:
-    """Whether the process that took ``token`` still has ``journal`` open."""
-    return _holds(folder_of(journal) / token)
+def alive(folder: Path, token: str) -> bool:
+    """Whether the process that took ``token`` in the owners ``folder`` still runs."""
+    return _holds(folder / token)
+
+
+def pid_of(folder: Path, token: str) -> int | None:
+    """The process id written in an owner's file (for messages), or None."""
+    return _declared(folder / token)[0]
 
 
 def _holds(path: Path) -> bool:
@@ -112,11 +140,6 @@ def _holds(path: Path) -> bool:
     return False
 
 
-def pid_of(journal: Path, token: str) -> int | None:
-    """The process id written in an owner's file (for messages), or None."""
-    return _declared(folder_of(journal) / token)[0]
-
-
 def _declared(path: Path) -> tuple[int | None, list[str], list[str]]:
     """What an owner's file says: its process id, robots and agents (None and nothing when unreadable)."""
     try:
@@ -124,13 +147,6 @@ def _declared(path: Path) -> tuple[int | None, list[str], list[str]]:
         return int(data["pid"]), list(data["robots"]), list(data["agents"])
     except (OSError, ValueError, KeyError, TypeError):
         return None, [], []
-
-
-def _live(folder: Path) -> Iterator[tuple[str, int | None, list[str], list[str]]]:
-    """The live owners in ``folder``: token, process id, robots, agents."""
-    for path in folder.iterdir():
-        if path.name != _FOLDER_LOCK and _holds(path):
-            yield (path.name, *_declared(path))
 
 
 @contextlib.contextmanager
@@ -141,12 +157,3 @@ def _locked(folder: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
-
-
-def forget_gone(journal: Path, tokens: set[str]) -> None:
-    """Remove the files of owners found gone (their runs are recovered or held)."""
-    folder = folder_of(journal)
-    with _locked(folder):
-        for token in tokens:
-            if not _holds(folder / token):
-                (folder / token).unlink(missing_ok=True)

@@ -155,21 +155,18 @@ class Recovery:
 
     async def run(self, *, hold: bool = False, only: str | None = None) -> list[Recovered]:
         """Recover every unfinished run (or the held run ``only``); ``hold`` leaves them for an operator."""
-        path = self.journal.config.path
-        runs, gone = [], set()
+        folder = self.journal.config.owners
+        runs = []
         for row in unfinished(self.journal, only):
             if only is None and not self.mine(row):
                 continue
             owner = row["owner"]
-            if row["status"] == "running" and owner is not None:
-                if owners.alive(path, owner):  # another process is running it now
-                    self.note(f"run {row['id']} ({row['reactor']}) is running in process "
-                              f"{owners.pid_of(path, owner) or '?'}: not recovered here")
-                    continue
-                gone.add(owner)
+            if row["status"] == "running" and owner is not None and owners.alive(folder, owner):
+                self.note(f"run {row['id']} ({row['reactor']}) is running in process "
+                          f"{owners.pid_of(folder, owner) or '?'}: not recovered here")
+                continue
             if await self.journal.claim(row["id"], owner):  # else another process recovers it
                 runs.append(row)
-        owners.forget_gone(path, gone)
         if not runs:
             return []
         self.emit("recover.start", None, None, runs=len(runs))
