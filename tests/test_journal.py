@@ -657,6 +657,39 @@ def test_retention_prunes_finished_runs_and_keeps_unfinished_ones(tmp_path: Path
     journal.close()
 
 
+def test_the_file_is_vacuumed_at_start_only_when_no_other_process_has_it_open(tmp_path: Path) -> None:
+    """A VACUUM holds the file locked for as long as it takes: never while another process writes to it."""
+    path = tmp_path / "j.db"
+    old = time.time() - 3600
+
+    def fill() -> None:  # old finished runs enough to free many pages once pruned
+        with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
+            conn.execute("BEGIN")
+            conn.executemany("INSERT INTO runs (id, reactor, status, started, ended, inputs) VALUES "
+                             "(?, 'Job', 'ok', ?, ?, ?)", [(f"old{i}", old, old, "x" * 500) for i in range(4000)])
+            conn.execute("COMMIT")
+
+    def start_and_free_pages(journal: Journal) -> int:
+        async def main() -> None:
+            journal.start(asyncio.get_running_loop())
+            await journal.writer.flush()
+
+        asyncio.run(main())
+        free = journal.read.execute("PRAGMA freelist_count").fetchone()[0]
+        journal.close()
+        return free
+
+    journal_at(path).close()
+    fill()
+    other = journal_at(path, agents=["Monitor"])  # another process on the same journal
+    try:
+        assert start_and_free_pages(journal_at(path, keep=60.0, agents=["Picker"])) >= 256  # pruned, not vacuumed
+    finally:
+        other.close()
+    fill()
+    assert start_and_free_pages(journal_at(path, keep=60.0)) == 0  # alone: vacuumed
+
+
 def test_a_journal_taking_in_signals_and_starting_no_runs_stays_bounded(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A monitor's journal: signal after signal, each handled, no run; those older than ``keep`` go as more come."""

@@ -32,6 +32,7 @@ import attrs
 
 from bbflow.runtime.durations import parse_retention
 from bbflow.runtime.events import jsonable
+from bbflow.runtime.journal import owners
 from bbflow.runtime.journal.owners import InUse, Owner, folder_of
 from bbflow.runtime.journal.store import JournalError, connect, dumps, loads, open_store, prune, shrink
 from bbflow.runtime.journal.writer import Lag, Writer
@@ -107,7 +108,7 @@ class Journal:
         starts with ``start``."""
         conn = open_store(config.path, project, sync=config.sync)
         try:
-            owner = Owner.claim(config.owners, robots, agents)
+            owner = Owner.claim(config.owners, config.path, robots, agents)
         except InUse as exc:
             conn.close()
             raise JournalError(str(exc)) from exc
@@ -119,13 +120,15 @@ class Journal:
 
     def start(self, loop: asyncio.AbstractEventLoop,
                 on_failure: Callable[[Exception], None] | None = None) -> None:
-        """Prune, VACUUM if it pays, then start the writer; ``on_failure`` is called on the loop when a write fails."""
+        """Prune, VACUUM if it pays and no other process has the file open (a VACUUM holds it locked for as
+        long as it takes), then start the writer; ``on_failure`` is called on the loop when a write fails."""
         if self.config.keep is not None:
             try:
                 self.conn.execute("BEGIN IMMEDIATE")
                 prune(self.conn, time.time() - self.config.keep)
                 self.conn.execute("COMMIT")
-                shrink(self.conn)
+                if not owners.others_on(self.config.owners, self.config.path, self.owner):
+                    shrink(self.conn)
             except sqlite3.Error:
                 if self.conn.in_transaction:
                     self.conn.execute("ROLLBACK")

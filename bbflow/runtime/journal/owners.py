@@ -68,8 +68,9 @@ class Owner:
         self._fd: int | None = fd
 
     @classmethod
-    def claim(cls, folder: Path, robots: Collection[str] = (), agents: Collection[str] = ()) -> Owner:
-        """A new token in the owners ``folder`` for this process, which runs ``robots`` and ``agents``.
+    def claim(cls, folder: Path, journal: Path, robots: Collection[str] = (), agents: Collection[str] = ()) -> Owner:
+        """A new token in the owners ``folder`` for this process, which keeps ``journal`` and runs ``robots``
+        and ``agents``.
 
         Raises ``InUse`` when a live process of the project runs any of them, ``OSError`` when the file
         cannot be made.
@@ -82,7 +83,7 @@ class Owner:
                 if not _holds(path):  # gone: its runs, if any, are anyone's to recover
                     path.unlink(missing_ok=True)
                     continue
-                pid, theirs_robots, theirs_agents = _declared(path)
+                pid, _, theirs_robots, theirs_agents = _declared(path)
                 robot = sorted(set(robots) & set(theirs_robots))
                 both = [f"robot {', '.join(robot)}"] if robot else [
                     f"agent {name}" for name in sorted(set(agents) & set(theirs_agents))]
@@ -94,7 +95,7 @@ class Owner:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                os.write(fd, json.dumps({"pid": os.getpid(), "robots": sorted(robots),
+                os.write(fd, json.dumps({"pid": os.getpid(), "journal": str(journal), "robots": sorted(robots),
                                          "agents": sorted(agents)}).encode())
             except OSError:
                 os.close(fd)
@@ -123,6 +124,17 @@ def pid_of(folder: Path, token: str) -> int | None:
     return _declared(folder / token)[0]
 
 
+def others_on(folder: Path, journal: Path, me: Owner) -> bool:
+    """Whether another live process keeps ``journal`` open (one whose file cannot be read counts)."""
+    for path in folder.iterdir():
+        if path.name in (_FOLDER_LOCK, me.token) or not _holds(path):
+            continue
+        theirs = _declared(path)[1]
+        if theirs is None or theirs == str(journal):
+            return True
+    return False
+
+
 def _holds(path: Path) -> bool:
     """Whether a live process holds the lock of the owner's file ``path``."""
     try:
@@ -140,13 +152,14 @@ def _holds(path: Path) -> bool:
     return False
 
 
-def _declared(path: Path) -> tuple[int | None, list[str], list[str]]:
-    """What an owner's file says: its process id, robots and agents (None and nothing when unreadable)."""
+def _declared(path: Path) -> tuple[int | None, str | None, list[str], list[str]]:
+    """What an owner's file says: its process id, journal, robots and agents (None and nothing when
+    unreadable)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return int(data["pid"]), list(data["robots"]), list(data["agents"])
+        return int(data["pid"]), str(data["journal"]), list(data["robots"]), list(data["agents"])
     except (OSError, ValueError, KeyError, TypeError):
-        return None, [], []
+        return None, None, [], []
 
 
 @contextlib.contextmanager
