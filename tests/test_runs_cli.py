@@ -171,3 +171,18 @@ def test_recovering_a_run_on_a_robot_a_bbflow_run_drives_is_refused(project: Pat
     finally:
         driving.close()
     assert not (project / "world.jsonl").exists()  # nothing moved
+
+
+def test_a_bbflow_run_without_a_journal_is_refused_a_robot_another_process_runs(project: Path) -> None:
+    """``--no-journal`` keeps no record, but its robots are held all the same: two processes never drive one
+    arm, journal or not."""
+    driving = Journal.open(JournalConfig(project / ".bbflow" / "journal.db", keep=None), "crash_cell",
+                           robots=["arm"])
+    try:
+        out = CliRunner().invoke(main, ["run", str(project), "--no-journal", "--until-idle"], input="")
+        assert out.exit_code == 2 and "robot arm already run by another bbflow run of this project" in out.stderr
+    finally:
+        driving.close()
+    out = CliRunner().invoke(main, ["run", str(project), "--no-journal", "--until-idle"], input="")
+    assert out.exit_code == 0, out.output
+    assert [p.name for p in (project / ".bbflow" / "journal.db.owners").iterdir() if p.name != ".lock"] == []

@@ -63,7 +63,15 @@ from bbflow.runtime.events import JsonLinesWriter, fanout, notify
 from bbflow.runtime.executor import RunResult, run_reactor
 from bbflow.runtime.faults import FaultsError
 from bbflow.runtime.fleet import BusOpenError, MissingExtra, make_link, process_name, self_announcement, waited_signals
-from bbflow.runtime.journal import ORIGIN, Journal, JournalError, Origin, journal_config, process_journal
+from bbflow.runtime.journal import (
+    ORIGIN,
+    Journal,
+    JournalError,
+    Origin,
+    hold_without_journal,
+    journal_config,
+    process_journal,
+)
 from bbflow.runtime.journal.recovery import Recovered, Recovery
 from bbflow.runtime.liveview import Board, LiveView, PlainLog, compact, outcome_text, undone_text
 from bbflow.runtime.ports import Observer, RuntimeFailure
@@ -534,14 +542,17 @@ def run_app(
         stderr.write(f"error: {exc}\n")
         return Status.USAGE
     journal: Journal | None = None
-    if options.journal:
-        try:
-            journal = Journal.open(process_journal(journal_config(project.root, project.data.get("journal", {})),
-                                                    options.robots), project.name,
-                                   robots=[r.instance for r in plan.robots], agents=_agent_instances(plan))
-        except (ValueError, JournalError) as exc:
-            stderr.write(f"error: {exc}\n")
-            return Status.USAGE
+    held = None  # without a journal, its robots and agents are held all the same: no other process runs them
+    try:
+        config = process_journal(journal_config(project.root, project.data.get("journal", {})), options.robots)
+        robots, agents = [r.instance for r in plan.robots], _agent_instances(plan)
+        if options.journal:
+            journal = Journal.open(config, project.name, robots=robots, agents=agents)
+        else:
+            held = hold_without_journal(config, robots, agents)
+    except (ValueError, JournalError) as exc:
+        stderr.write(f"error: {exc}\n")
+        return Status.USAGE
     writer: JsonLinesWriter | None = None
     if options.events == "-":
         writer = JsonLinesWriter(stdout)
@@ -552,6 +563,8 @@ def run_app(
             stderr.write(f"error: --events {options.events}: cannot write: {exc.strerror or exc}\n")
             if journal is not None:
                 journal.close()
+            if held is not None:
+                held.release()
             return Status.USAGE
     try:
         if options.virtual_time:  # no live view: its refresh timer would spin the virtual clock
@@ -563,6 +576,8 @@ def run_app(
             writer.close()
         if journal is not None:
             journal.close()
+        if held is not None:
+            held.release()
     if outcome.has_result:
         stdout.write(jsonout.dumps(outcome.result, ensure_ascii=False) + "\n")
         stdout.flush()

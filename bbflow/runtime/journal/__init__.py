@@ -13,6 +13,7 @@ from bbflow.runtime.journal.journal import (
     Journal,
     JournalConfig,
     Origin,
+    hold_without_journal,
     journal_config,
     process_journal,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "Journaled",
     "Lag",
     "Origin",
+    "hold_without_journal",
     "journal_config",
     "journaled_call",
     "open_store",

@@ -108,14 +108,10 @@ class Journal:
         starts with ``start``."""
         conn = open_store(config.path, project, sync=config.sync)
         try:
-            owner = Owner.claim(config.owners, config.path, robots, agents)
-        except InUse as exc:
+            owner = _own(config, config.path, robots, agents)
+        except JournalError:
             conn.close()
-            raise JournalError(str(exc)) from exc
-        except OSError as exc:
-            conn.close()
-            raise JournalError(f"{exc.filename or config.owners}: cannot make this process's lock file beside the "
-                               f"journal: {exc.strerror or exc}") from exc
+            raise
         return cls(conn, config, owner)
 
     def start(self, loop: asyncio.AbstractEventLoop,
@@ -330,6 +326,23 @@ def journal_config(root: Path, table: Mapping[str, Any]) -> JournalConfig:
         raise ValueError(f"journal.recovery: expected \"rollback\" or \"hold\", got {recovery!r}")
     keep = parse_keep(table["keep"]) if "keep" in table else DEFAULT_KEEP
     return JournalConfig((root / path).resolve(), sync, recovery, keep)
+
+
+def hold_without_journal(config: JournalConfig, robots: Collection[str], agents: Collection[str]) -> Owner:
+    """For a process that keeps no journal (``--no-journal``): its robots and agents, held in the project's
+    owners folder all the same, so that no other process of the project runs them meanwhile (``JournalError``
+    if one does). ``release`` it at the end."""
+    return _own(config, None, robots, agents)
+
+
+def _own(config: JournalConfig, journal: Path | None, robots: Collection[str], agents: Collection[str]) -> Owner:
+    try:
+        return Owner.claim(config.owners, journal, robots, agents)
+    except InUse as exc:
+        raise JournalError(str(exc)) from exc
+    except OSError as exc:
+        raise JournalError(f"{exc.filename or config.owners}: cannot make this process's lock file beside the "
+                           f"journal: {exc.strerror or exc}") from exc
 
 
 def process_journal(config: JournalConfig, robots: Collection[str]) -> JournalConfig:

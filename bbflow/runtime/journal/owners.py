@@ -31,6 +31,7 @@ import json
 import os
 from collections.abc import Collection, Iterator
 from pathlib import Path
+from typing import Any
 
 from bbflow.runtime.ids import uuid7
 
@@ -68,9 +69,10 @@ class Owner:
         self._fd: int | None = fd
 
     @classmethod
-    def claim(cls, folder: Path, journal: Path, robots: Collection[str] = (), agents: Collection[str] = ()) -> Owner:
-        """A new token in the owners ``folder`` for this process, which keeps ``journal`` and runs ``robots``
-        and ``agents``.
+    def claim(cls, folder: Path, journal: Path | None, robots: Collection[str] = (),
+              agents: Collection[str] = ()) -> Owner:
+        """A new token in the owners ``folder`` for this process, which keeps ``journal`` (None: it keeps
+        none, ``--no-journal``) and runs ``robots`` and ``agents``.
 
         Raises ``InUse`` when a live process of the project runs any of them, ``OSError`` when the file
         cannot be made.
@@ -83,10 +85,11 @@ class Owner:
                 if not _holds(path):  # gone: its runs, if any, are anyone's to recover
                     path.unlink(missing_ok=True)
                     continue
-                pid, _, theirs_robots, theirs_agents = _declared(path)
-                robot = sorted(set(robots) & set(theirs_robots))
+                theirs = _declared(path) or {}
+                robot = sorted(set(robots) & set(theirs.get("robots", ())))
                 both = [f"robot {', '.join(robot)}"] if robot else [
-                    f"agent {name}" for name in sorted(set(agents) & set(theirs_agents))]
+                    f"agent {name}" for name in sorted(set(agents) & set(theirs.get("agents", ())))]
+                pid = theirs.get("pid")
                 if both:
                     raise InUse(f"{', '.join(both)} already run by another bbflow run of this project "
                                 f"(process {pid if pid is not None else '?'}, {path}); stop it first")
@@ -95,8 +98,8 @@ class Owner:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                os.write(fd, json.dumps({"pid": os.getpid(), "journal": str(journal), "robots": sorted(robots),
-                                         "agents": sorted(agents)}).encode())
+                os.write(fd, json.dumps({"pid": os.getpid(), "journal": None if journal is None else str(journal),
+                                         "robots": sorted(robots), "agents": sorted(agents)}).encode())
             except OSError:
                 os.close(fd)
                 path.unlink(missing_ok=True)
@@ -121,7 +124,8 @@ def alive(folder: Path, token: str) -> bool:
 
 def pid_of(folder: Path, token: str) -> int | None:
     """The process id written in an owner's file (for messages), or None."""
-    return _declared(folder / token)[0]
+    pid = (_declared(folder / token) or {}).get("pid")
+    return pid if isinstance(pid, int) else None
 
 
 def others_on(folder: Path, journal: Path, me: Owner) -> bool:
@@ -129,8 +133,8 @@ def others_on(folder: Path, journal: Path, me: Owner) -> bool:
     for path in folder.iterdir():
         if path.name in (_FOLDER_LOCK, me.token) or not _holds(path):
             continue
-        theirs = _declared(path)[1]
-        if theirs is None or theirs == str(journal):
+        theirs = _declared(path)
+        if theirs is None or theirs.get("journal") == str(journal):
             return True
     return False
 
@@ -152,14 +156,13 @@ def _holds(path: Path) -> bool:
     return False
 
 
-def _declared(path: Path) -> tuple[int | None, str | None, list[str], list[str]]:
-    """What an owner's file says: its process id, journal, robots and agents (None and nothing when
-    unreadable)."""
+def _declared(path: Path) -> dict[str, Any] | None:
+    """What an owner's file says (``pid``, ``journal``, ``robots``, ``agents``); None when it cannot be read."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return int(data["pid"]), str(data["journal"]), list(data["robots"]), list(data["agents"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None, None, [], []
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 @contextlib.contextmanager
