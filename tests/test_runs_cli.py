@@ -184,5 +184,28 @@ def test_a_bbflow_run_without_a_journal_is_refused_a_robot_another_process_runs(
     finally:
         driving.close()
     out = CliRunner().invoke(main, ["run", str(project), "--no-journal", "--until-idle"], input="")
+    assert out.exit_code == 2 and out.stderr.startswith(  # nor from where a crash left it
+        "error: robot arm has a run cut off by a crash in ") and "(Job 0002-cut), which this bbflow run does not " \
+        "recover: start `bbflow run` (without `--robot`) once to roll it back first" in out.stderr, out.output
+    assert runs("recover", "0002", str(project)).exit_code == 0
+    out = CliRunner().invoke(main, ["run", str(project), "--no-journal", "--until-idle"], input="")
     assert out.exit_code == 0, out.output
     assert [p.name for p in (project / ".bbflow" / "journal.db.owners").iterdir() if p.name != ".lock"] == []
+
+
+def test_a_run_cut_off_in_a_robot_process_journal_stops_a_bbflow_run_of_that_robot(project: Path) -> None:
+    """A ``--robot arm`` process keeps a journal of its own, which only it recovers: a ``bbflow run`` of all
+    the robots would otherwise drive the arm from where that process's crash left it."""
+    assert runs("recover", "0002", str(project), "--resolved").exit_code == 0  # the project's journal is clean
+    arm = process_journal(JournalConfig(project / ".bbflow" / "journal.db", keep=None), ["arm"])
+    journal = Journal.open(arm, "crash_cell", robots=["arm"])
+    journal.conn.execute("INSERT INTO runs (id, reactor, robot, status, started, owner) VALUES "
+                         "('0003-cut', 'Job', 'arm', 'running', ?, ?)", (time.time(), journal.owner.token))
+    journal.close()  # its process is gone
+    out = CliRunner().invoke(main, ["run", str(project), "--until-idle"], input="")
+    assert out.exit_code == 2 and "journal.arm.db (Job 0003-cut)" in out.stderr and \
+        "start `bbflow run --robot arm` once to roll it back first" in out.stderr, out.output
+    out = CliRunner().invoke(main, ["run", str(project), "--robot", "arm", "--until-idle"], input="")
+    assert out.exit_code == 0, out.output  # its own process recovers it
+    out = CliRunner().invoke(main, ["run", str(project), "--until-idle"], input="")
+    assert out.exit_code == 0, out.output

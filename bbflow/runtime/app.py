@@ -68,6 +68,7 @@ from bbflow.runtime.journal import (
     Journal,
     JournalError,
     Origin,
+    cut_off_elsewhere,
     hold_without_journal,
     journal_config,
     process_journal,
@@ -550,8 +551,22 @@ def run_app(
             journal = Journal.open(config, project.name, robots=robots, agents=agents)
         else:
             held = hold_without_journal(config, robots, agents)
+            if held is None:
+                stderr.write(f"warning: {config.owners} cannot be written: another bbflow run of the project "
+                             "is not kept off these robots\n")
+        cut_off = cut_off_elsewhere(config.project, config.path if journal is not None else None, robots)
+        if cut_off:
+            first = cut_off[0]
+            raise JournalError(f"robot {first.robot} has a run cut off by a crash in {first.journal} "
+                               f"({first.reactor} {first.run}), which this bbflow run does not recover: "
+                               f"start {first.hint(config.project)} once to roll it back first, or see "
+                               "`bbflow runs`")
     except (ValueError, JournalError) as exc:
         stderr.write(f"error: {exc}\n")
+        if journal is not None:
+            journal.close()
+        if held is not None:
+            held.release()
         return Status.USAGE
     writer: JsonLinesWriter | None = None
     if options.events == "-":

@@ -8,6 +8,7 @@ unfinished runs: it runs reactors, so it is imported on its own, not from here),
 """
 
 from bbflow.runtime.journal.calls import JOURNALED, Journaled, journaled_call, planner
+from bbflow.runtime.journal.elsewhere import CutOff, cut_off_elsewhere
 from bbflow.runtime.journal.journal import (
     ORIGIN,
     Journal,
@@ -24,6 +25,7 @@ __all__ = [
     "JOURNALED",
     "ORIGIN",
     "SCHEMA_VERSION",
+    "CutOff",
     "Journal",
     "JournalConfig",
     "JournalError",
@@ -31,6 +33,7 @@ __all__ = [
     "Journaled",
     "Lag",
     "Origin",
+    "cut_off_elsewhere",
     "hold_without_journal",
     "journal_config",
     "journaled_call",

@@ -57,14 +57,18 @@ class JournalConfig:
     sync: str = "full"
     recovery: str = "rollback"
     keep: float | None = DEFAULT_KEEP  # seconds; None keeps everything
-    #: the project's owners folder (``owners``), when ``path`` is not the project's journal (a ``--robot``
-    #: process's own): every process of a project is seen by every other
-    owners_in: Path | None = None
+    #: the project's journal, when ``path`` is not it (a ``--robot`` process's own journal)
+    project_path: Path | None = None
+
+    @property
+    def project(self) -> Path:
+        """The project's journal: beside it, every process's journal and the owners folder."""
+        return self.project_path if self.project_path is not None else self.path
 
     @property
     def owners(self) -> Path:
-        """The owners folder of the project (``owners``)."""
-        return self.owners_in if self.owners_in is not None else folder_of(self.path)
+        """The owners folder of the project (``owners``): every process of a project sees every other."""
+        return folder_of(self.project)
 
 
 @attrs.frozen
@@ -328,14 +332,20 @@ def journal_config(root: Path, table: Mapping[str, Any]) -> JournalConfig:
     return JournalConfig((root / path).resolve(), sync, recovery, keep)
 
 
-def hold_without_journal(config: JournalConfig, robots: Collection[str], agents: Collection[str]) -> Owner:
+def hold_without_journal(config: JournalConfig, robots: Collection[str], agents: Collection[str]) -> Owner | None:
     """For a process that keeps no journal (``--no-journal``): its robots and agents, held in the project's
     owners folder all the same, so that no other process of the project runs them meanwhile (``JournalError``
-    if one does). ``release`` it at the end."""
-    return _own(config, None, robots, agents)
+    if one does); None when the folder cannot be written (a read-only checkout: the process runs unguarded).
+    ``release`` it at the end."""
+    try:
+        return Owner.claim(config.owners, None, robots, agents)
+    except InUse as exc:
+        raise JournalError(str(exc)) from exc
+    except OSError:
+        return None
 
 
-def _own(config: JournalConfig, journal: Path | None, robots: Collection[str], agents: Collection[str]) -> Owner:
+def _own(config: JournalConfig, journal: Path, robots: Collection[str], agents: Collection[str]) -> Owner:
     try:
         return Owner.claim(config.owners, journal, robots, agents)
     except InUse as exc:
@@ -352,7 +362,7 @@ def process_journal(config: JournalConfig, robots: Collection[str]) -> JournalCo
         return config
     path = config.path
     return attrs.evolve(config, path=path.with_name(f"{path.stem}.{'+'.join(sorted(robots))}{path.suffix}"),
-                        owners_in=config.owners)
+                        project_path=config.project)
 
 
 def parse_keep(value: Any) -> float:

@@ -67,6 +67,7 @@ class Owner:
         self.token = token
         self.path = path
         self._fd: int | None = fd
+        self._pid = os.getpid()  # a forked child's copy releases nothing of its parent's
 
     @classmethod
     def claim(cls, folder: Path, journal: Path | None, robots: Collection[str] = (),
@@ -77,7 +78,7 @@ class Owner:
         Raises ``InUse`` when a live process of the project runs any of them, ``OSError`` when the file
         cannot be made.
         """
-        folder.mkdir(exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
         with _locked(folder):
             for path in folder.iterdir():
                 if path.name == _FOLDER_LOCK:
@@ -97,7 +98,7 @@ class Owner:
             path = folder / token
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_EX)  # waits only for another process's probe (``_holds``) of it
                 os.write(fd, json.dumps({"pid": os.getpid(), "journal": None if journal is None else str(journal),
                                          "robots": sorted(robots), "agents": sorted(agents)}).encode())
             except OSError:
@@ -109,7 +110,7 @@ class Owner:
 
     def release(self) -> None:
         """Remove the file and drop the lock (the runs recorded with the token are now anyone's)."""
-        if self._fd is None:
+        if self._fd is None or os.getpid() != self._pid:
             return
         self.path.unlink(missing_ok=True)
         _HELD.discard(self._fd)
