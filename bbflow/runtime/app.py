@@ -511,6 +511,34 @@ def reactor_outcome(result: RunResult, reactor: model.Reactor) -> Outcome:
     return Outcome(Status.FAILED, f"{reactor.name} failed: {message}; rolled back, no undo errors")
 
 
+def _hold(project: Project, options: RunOptions, plan: RunPlan, held: contextlib.ExitStack,
+          stderr: IO[str]) -> Journal | None:
+    """Before anything moves: open the journal, or without one (``--no-journal``) hold the plan's robots and
+    agents all the same (released by ``held``), so that no other process of the project runs them; and refuse
+    a robot with a run cut off in another journal of the project, which this process would not recover.
+    Raises ``JournalError`` (or ``ValueError`` for a bad ``[journal]``)."""
+    config = process_journal(journal_config(project.root, project.data.get("journal", {})), options.robots)
+    robots, agents = [r.instance for r in plan.robots], _agent_instances(plan)
+    journal = None
+    if options.journal:
+        journal = Journal.open(config, project.name, robots=robots, agents=agents)
+        held.callback(journal.close)
+    else:
+        owner = hold_without_journal(config, robots, agents)
+        if owner is None:
+            stderr.write(f"warning: {config.owners} cannot be written: another bbflow run of the project is not "
+                         "kept off these robots\n")
+        else:
+            held.callback(owner.release)
+    cut_off = cut_off_elsewhere(config.project, config.path if journal is not None else None, robots)
+    if cut_off:
+        first = cut_off[0]
+        raise JournalError(f"robot {first.robot} has a run cut off by a crash in {first.journal} "
+                           f"({first.reactor} {first.run}), which this bbflow run does not recover: "
+                           f"start {first.hint(config.project)} once to roll it back first, or see `bbflow runs`")
+    return journal
+
+
 def _agent_instances(plan: RunPlan) -> set[str]:
     """The agent instances a run plan runs, as the journal names them (``Picker`` or ``Picker/left``)."""
     return {a.spec.name + (f"/{a.robot}" if a.robot else "") for a in plan.agents}
@@ -542,57 +570,27 @@ def run_app(
     except UsageError as exc:
         stderr.write(f"error: {exc}\n")
         return Status.USAGE
-    journal: Journal | None = None
-    held = None  # without a journal, its robots and agents are held all the same: no other process runs them
-    try:
-        config = process_journal(journal_config(project.root, project.data.get("journal", {})), options.robots)
-        robots, agents = [r.instance for r in plan.robots], _agent_instances(plan)
-        if options.journal:
-            journal = Journal.open(config, project.name, robots=robots, agents=agents)
-        else:
-            held = hold_without_journal(config, robots, agents)
-            if held is None:
-                stderr.write(f"warning: {config.owners} cannot be written: another bbflow run of the project "
-                             "is not kept off these robots\n")
-        cut_off = cut_off_elsewhere(config.project, config.path if journal is not None else None, robots)
-        if cut_off:
-            first = cut_off[0]
-            raise JournalError(f"robot {first.robot} has a run cut off by a crash in {first.journal} "
-                               f"({first.reactor} {first.run}), which this bbflow run does not recover: "
-                               f"start {first.hint(config.project)} once to roll it back first, or see "
-                               "`bbflow runs`")
-    except (ValueError, JournalError) as exc:
-        stderr.write(f"error: {exc}\n")
-        if journal is not None:
-            journal.close()
-        if held is not None:
-            held.release()
-        return Status.USAGE
-    writer: JsonLinesWriter | None = None
-    if options.events == "-":
-        writer = JsonLinesWriter(stdout)
-    elif options.events is not None:
+    with contextlib.ExitStack() as held:  # closed in reverse: the event log, then the journal or the hold
         try:
-            writer = JsonLinesWriter(options.events)
-        except OSError as exc:
-            stderr.write(f"error: --events {options.events}: cannot write: {exc.strerror or exc}\n")
-            if journal is not None:
-                journal.close()
-            if held is not None:
-                held.release()
+            journal = _hold(project, options, plan, held, stderr)
+        except (ValueError, JournalError) as exc:
+            stderr.write(f"error: {exc}\n")
             return Status.USAGE
-    try:
+        writer: JsonLinesWriter | None = None
+        if options.events == "-":
+            writer = JsonLinesWriter(stdout)
+        elif options.events is not None:
+            try:
+                writer = JsonLinesWriter(options.events)
+            except OSError as exc:
+                stderr.write(f"error: --events {options.events}: cannot write: {exc.strerror or exc}\n")
+                return Status.USAGE
+        if writer is not None:
+            held.callback(writer.close)
         if options.virtual_time:  # no live view: its refresh timer would spin the virtual clock
             outcome = run_virtual(_serve(plan, writer, stdin, stderr, False, journal=journal), grace=STOP_GRACE)
         else:  # never hangs on the way out, whatever a driver or an action does (run_real)
             outcome = run_real(_serve(plan, writer, stdin, stderr, live, attachment, journal), grace=STOP_GRACE)
-    finally:
-        if writer is not None:
-            writer.close()
-        if journal is not None:
-            journal.close()
-        if held is not None:
-            held.release()
     if outcome.has_result:
         stdout.write(jsonout.dumps(outcome.result, ensure_ascii=False) + "\n")
         stdout.flush()
