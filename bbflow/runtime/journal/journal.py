@@ -23,7 +23,7 @@ import hashlib
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
@@ -149,12 +149,14 @@ class Journal:
                 pass
         self.owner.release()
 
-    async def claim(self, run: str, owner: str | None) -> bool:
-        """Make run ``run`` this process's if its owner is still ``owner`` (and it is unfinished): one
-        statement, so of two processes recovering together only one takes it."""
-        taken = [False]
-        await self.writer.commit(_claim, (run, owner, self.owner.token, taken))
-        return taken[0]
+    async def claim(self, runs: Sequence[tuple[str, str | None]]) -> set[str]:
+        """Make each ``(run, owner)`` of ``runs`` this process's if its owner is still ``owner`` (and it is
+        unfinished), all in one commit; returns the runs taken. One statement a run, so of two processes
+        recovering together only one takes it."""
+        taken: set[str] = set()
+        if runs:
+            await self.writer.commit(_claim, (runs, self.owner.token, taken))
+        return taken
 
     @property
     def failure(self) -> Exception | None:
@@ -388,9 +390,11 @@ def _insert_intent(conn: sqlite3.Connection, row: _Intent) -> None:
                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row.params).lastrowid or 0
 
 
-def _claim(conn: sqlite3.Connection, run: str, old: str | None, new: str, taken: list[bool]) -> None:
-    taken[0] = conn.execute("UPDATE runs SET owner = ? WHERE id = ? AND owner IS ? AND status IN ('running', 'held')",
-                            (new, run, old)).rowcount == 1
+def _claim(conn: sqlite3.Connection, runs: Sequence[tuple[str, str | None]], new: str, taken: set[str]) -> None:
+    for run, old in runs:
+        if conn.execute("UPDATE runs SET owner = ? WHERE id = ? AND owner IS ? AND status IN ('running', 'held')",
+                        (new, run, old)).rowcount == 1:
+            taken.add(run)
 
 
 def _all(conn: sqlite3.Connection, writes: list[tuple[str, Any]]) -> None:

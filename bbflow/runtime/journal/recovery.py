@@ -156,7 +156,7 @@ class Recovery:
     async def run(self, *, hold: bool = False, only: str | None = None) -> list[Recovered]:
         """Recover every unfinished run (or the held run ``only``); ``hold`` leaves them for an operator."""
         folder = self.journal.config.owners
-        runs = []
+        candidates = []
         for row in unfinished(self.journal, only):
             if only is None and not self.mine(row):
                 continue
@@ -165,8 +165,9 @@ class Recovery:
                 self.note(f"run {row['id']} ({row['reactor']}) is running in process "
                           f"{owners.pid_of(folder, owner) or '?'}: not recovered here")
                 continue
-            if await self.journal.claim(row["id"], owner):  # else another process recovers it
-                runs.append(row)
+            candidates.append(row)
+        taken = await self.journal.claim([(row["id"], row["owner"]) for row in candidates])
+        runs = [row for row in candidates if row["id"] in taken]  # the others, another process recovers
         if not runs:
             return []
         self.emit("recover.start", None, None, runs=len(runs))
