@@ -37,7 +37,7 @@ from bbflow.runtime.journal import (
 from bbflow.runtime.journal import journal as journal_module
 from bbflow.runtime.journal import owners
 from bbflow.runtime.journal import writer as writer_module
-from bbflow.runtime.journal.journal import RETAIN_SIGNALS_EVERY, parse_keep
+from bbflow.runtime.journal.journal import RETAIN_SIGNALS_EVERY, journal_files, parse_keep, process_robots
 from bbflow.runtime.journal.query import list_runs, show_run
 from bbflow.runtime.journal.recovery import Recovery, effects
 from bbflow.runtime.journal.store import APPLICATION_ID, MIGRATIONS
@@ -954,3 +954,22 @@ def test_an_action_cut_off_by_a_crash_is_undone_at_recovery_and_never_run_again(
     again = journal_at(path, project="actions")
     assert again.read.execute("SELECT status FROM runs").fetchall() == [("failed",)]
     again.close()
+
+
+def test_the_journals_of_a_project_are_found_by_their_names(tmp_path: Path) -> None:
+    """The project's journal and each ``--robot`` process's (``process_journal``'s names), in a folder shared
+    with other projects (``$BBFLOW_JOURNAL_DIR``), SQLite's files and the owners folder: only the project's."""
+    for name in ("a.db", "a.left.db", "a.left+right.db", "a.right+left.db", "a.left+left.db", "a..db", "a.db-wal",
+                 "a.left.db-wal", "a.left.db-shm", "a.db.bak", "b.db", "b.left.db", "ab.left.db", "j", "j.left",
+                 "j-wal", "j.left-wal"):
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "a.db.owners").mkdir()
+    (tmp_path / "a.arm.db").mkdir()
+    assert journal_files(tmp_path / "a.db") == [tmp_path / n for n in ("a.db", "a.left+right.db", "a.left.db")]
+    assert journal_files(tmp_path / "j") == [tmp_path / "j", tmp_path / "j.left"]
+    assert journal_files(tmp_path / "none" / "journal.db") == []  # nothing has run yet
+    assert process_robots(tmp_path / "a.left+right.db", tmp_path / "a.db") == ["left", "right"]
+    assert process_robots(tmp_path / "a.db", tmp_path / "a.db") == []
+    assert process_robots(tmp_path / "x" / "a.left.db", tmp_path / "a.db") == []  # not beside it
+    made = journal_module.process_journal(JournalConfig(tmp_path / "a.db"), ["right", "left"]).path
+    assert process_robots(made, tmp_path / "a.db") == ["left", "right"]

@@ -18,6 +18,7 @@ from pathlib import Path
 import attrs
 
 from bbflow.runtime.journal import owners
+from bbflow.runtime.journal.journal import journal_files, process_robots
 
 
 @attrs.frozen
@@ -33,8 +34,7 @@ class CutOff:
         """The process that recovers it, to start once."""
         if self.journal == project:
             return "`bbflow run` (without `--robot`)"
-        robots = self.journal.name.removeprefix(f"{project.stem}.").removesuffix(project.suffix).split("+")
-        return "`bbflow run " + " ".join(f"--robot {name}" for name in robots) + "`"
+        return "`bbflow run " + " ".join(f"--robot {name}" for name in process_robots(self.journal, project)) + "`"
 
 
 def cut_off_elsewhere(project: Path, mine: Path | None, robots: Collection[str]) -> list[CutOff]:
@@ -43,11 +43,10 @@ def cut_off_elsewhere(project: Path, mine: Path | None, robots: Collection[str])
     is left out."""
     if not robots:
         return []
-    files = [project, *sorted(project.parent.glob(f"{project.stem}.*{project.suffix}"))]
     folder = owners.folder_of(project)
     out: list[CutOff] = []
-    for path in files:
-        if path == mine or not path.is_file():
+    for path in journal_files(project):
+        if path == mine:
             continue
         try:
             rows = _unfinished(path, robots)

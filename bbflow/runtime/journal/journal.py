@@ -367,6 +367,33 @@ def process_journal(config: JournalConfig, robots: Collection[str]) -> JournalCo
                         project_path=config.project)
 
 
+def journal_files(project: Path) -> list[Path]:
+    """Every journal of the project whose journal is ``project`` that exists: it first, then each ``--robot``
+    process's beside it (``process_journal``'s names), sorted. Not SQLite's ``-wal`` and ``-shm`` files, the
+    owners folder, nor any file named otherwise."""
+    try:
+        names = sorted(os.listdir(project.parent))
+    except OSError:  # no folder yet (nothing has run), or it cannot be read: as if empty
+        names = []
+    found = [project] if project.is_file() else []
+    found += [project.parent / name for name in names if process_robots(project.parent / name, project)
+              and (project.parent / name).is_file()]
+    return found
+
+
+def process_robots(journal: Path, project: Path) -> list[str]:
+    """The robots of the ``--robot`` process whose journal is ``journal`` (``journal.left+right.db`` beside the
+    project's ``journal.db``: left and right); [] when ``journal`` is not named as ``process_journal`` names
+    one (the robots sorted, none twice)."""
+    name = journal.name
+    head, tail = f"{project.stem}.", project.suffix
+    if journal.parent != project.parent or not (name.startswith(head) and name.endswith(tail)) or \
+            len(name) <= len(head) + len(tail) or name.endswith(("-wal", "-shm", "-journal")):
+        return []  # (SQLite's files end so: only in question for a journal whose name has no suffix)
+    robots = name[len(head):len(name) - len(tail)].split("+")
+    return robots if all(robots) and robots == sorted(set(robots)) else []
+
+
 def parse_keep(value: Any) -> float:
     """``keep``: how long finished runs stay, ``"7d"`` or any duration (``"12h"``); ``ValueError`` if not."""
     try:
