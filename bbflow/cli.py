@@ -404,11 +404,13 @@ def _control_plane(project: Project, program: Program, listen: str | None) -> Co
               help="recover: the world was put right by hand; close the run without moving anything.")
 def runs(words: tuple[str, ...], fmt: str, arm: bool, driver: str | None, events: str | None,
          resolved: bool) -> None:
-    """The runs in the project's journal (newest first); `show ID`: one run's timeline, in-doubt steps
-    marked; `recover ID`: roll back a held run now, on its robot (see docs/durability.md).
+    """The runs in the project's journals (newest first): its own and each `--robot` process's beside it
+    (`journal.left.db`), each run's file in the `journal` column; `show ID`: one run's timeline, in-doubt
+    steps marked; `recover ID`: roll back a held run now, on its robot, in the journal that holds it (see
+    docs/durability.md).
 
-    ID may be the start of a run's id. Exit status: 0, 1 a recovered run had undo errors or stays held,
-    2 usage error or no usable journal.
+    ID may be the start of a run's id (of one run only, in all the journals). Exit status: 0, 1 a
+    recovered run had undo errors or stays held, 2 usage error or a journal missing or unusable.
     """
     from bbflow.project import ProjectError, find_project, importable, load_project
     from bbflow.runtime.journal import JournalError

@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from crash_drill import bbflow, check_world, env, make_project, world
 
 from bbflow.cli import main
 from bbflow.runtime.journal import Journal, JournalConfig, process_journal
@@ -208,4 +211,147 @@ def test_a_run_cut_off_in_a_robot_process_journal_stops_a_bbflow_run_of_that_rob
     out = CliRunner().invoke(main, ["run", str(project), "--robot", "arm", "--until-idle"], input="")
     assert out.exit_code == 0, out.output  # its own process recovers it
     out = CliRunner().invoke(main, ["run", str(project), "--until-idle"], input="")
+    assert out.exit_code == 0, out.output
+
+
+def arm_journal(project: Path, *runs: str) -> None:
+    """``journal.arm.db`` beside the project's, as ``bbflow run --robot arm`` keeps it, with ``runs`` (ids) cut
+    off after ``approach`` completed (their process gone)."""
+    journal = Journal.open(process_journal(JournalConfig(project / ".bbflow" / "journal.db", keep=None), ["arm"]),
+                           "crash_cell", robots=["arm"])
+    for run in runs:
+        journal.conn.execute("INSERT INTO runs (id, reactor, robot, status, started, inputs) "
+                             "VALUES (?, 'Job', 'arm', 'running', ?, '{\"job\":3}')", (run, time.time()))
+        journal.conn.execute(
+            "INSERT INTO calls (run, kind, step, idx, attempt, target, args, undo, sent, outcome, result) "
+            "VALUES (?, 'step', 'approach', '[]', 1, 'move_to', ?, ?, ?, 'ok', ?)",
+            (run, json.dumps({"target": AWAY, "job": 3}),
+             json.dumps({"command": "move_to", "args": {"target": HOME, "job": 3, "back": True}}), time.time(),
+             json.dumps(AWAY)))
+    journal.close()
+
+
+def test_the_list_has_the_runs_of_every_journal_of_the_project_newest_first(project: Path) -> None:
+    out = runs(str(project))
+    assert out.exit_code == 0 and "journal" not in out.stdout.splitlines()[1]  # the project's only: no column
+    arm_journal(project, "0003-arm")
+    out = runs(str(project))
+    assert out.exit_code == 0, out.output
+    assert out.stdout.index("0003-arm") < out.stdout.index("0002-cut") < out.stdout.index("0001-done")
+    assert "journal.arm.db" in next(line for line in out.stdout.splitlines() if "0003-arm" in line)
+    assert "journal.db" in next(line for line in out.stdout.splitlines() if "0002-cut" in line)
+    listed = json.loads(runs(str(project), "--format", "json").stdout)
+    assert [(r["id"], Path(r["journal"]).name, r["cut_off"]) for r in listed] == [
+        ("0003-arm", "journal.arm.db", True), ("0002-cut", "journal.db", True), ("0001-done", "journal.db", False)]
+    shutil.move(project / ".bbflow" / "journal.db", project / "elsewhere.db")  # only a --robot process's journal
+    listed = json.loads(runs(str(project), "--format", "json").stdout)
+    assert [r["id"] for r in listed] == ["0003-arm"]
+
+
+def test_only_the_journals_of_the_project_are_read(project: Path) -> None:
+    """Beside the journals: SQLite's files, the owners folder, a backup, notes. None of them is a journal of a
+    ``--robot`` process (named ``journal.ROBOT[+ROBOT...].db``, the robots sorted), none is read."""
+    arm_journal(project, "0003-arm")
+    folder = project / ".bbflow"
+    for name in ("journal.arm.db-wal", "journal.arm.db-shm", "journal.db.bak", "journal..db", "journal.b+a.db",
+                 "journal.a+a.db", "notes.txt", "journal.arm.db.old"):
+        (folder / name).write_bytes(b"not a journal" * 100)
+    (folder / "journal.db.owners" / "x").mkdir(parents=True)
+    (folder / "journal.left.db").mkdir()  # a folder, not a file
+    out = runs(str(project), "--format", "json")
+    assert out.exit_code == 0, out.output
+    assert {r["id"] for r in json.loads(out.stdout)} == {"0001-done", "0002-cut", "0003-arm"}
+
+
+def test_show_and_recover_find_the_run_in_the_journal_that_holds_it(project: Path) -> None:
+    arm_journal(project, "0003-arm")
+    out = runs("show", "0003", str(project))
+    assert out.exit_code == 0, out.output
+    assert "run 0003-arm: Job on arm, running" in out.stdout and "journal.arm.db" in out.stdout
+    assert Path(json.loads(runs("show", "0003", str(project), "--format", "json").stdout)["journal"]).name == \
+        "journal.arm.db"
+    out = runs("recover", "0003", str(project))
+    assert out.exit_code == 0, out.output
+    assert "run 0003-arm: rolled back" in out.stdout
+    assert [(w["command"], w["args"]) for w in world(project)] == [("move_to", {"target": HOME, "job": 3, "back": True})]
+    listed = {r["id"]: r for r in json.loads(runs(str(project), "--format", "json").stdout)}
+    assert listed["0003-arm"]["status"] == "failed" and listed["0002-cut"]["status"] == "running"  # that one only
+
+
+def test_a_prefix_that_starts_runs_in_two_journals_is_ambiguous(project: Path) -> None:
+    arm_journal(project, "0002-arm")
+    for action in ("show", "recover"):
+        out = runs(action, "0002", str(project))
+        assert out.exit_code == 2, out.output
+        assert "no single run with an id starting with '0002' (it starts 0002-cut in journal.db, 0002-arm in " \
+            "journal.arm.db): give more of the id" in out.stderr
+    assert not (project / "world.jsonl").exists()  # nothing moved
+    assert runs("show", "0002-a", str(project)).exit_code == 0
+
+
+@pytest.mark.parametrize("bad", ["corrupt", "foreign"])
+def test_a_bad_process_journal_is_refused_naming_it(project: Path, bad: str) -> None:
+    """A ``--robot`` process's journal that is corrupt or another project's is refused as the project's own is
+    (exit 2, the file named): a run it may hold is neither listed nor taken for another's with a like id."""
+    arm = project / ".bbflow" / "journal.arm.db"
+    if bad == "corrupt":
+        arm.write_bytes(b"this is not a database at all" * 200)
+        expected = f"{arm}: not a journal, or corrupt"
+    else:
+        Journal.open(JournalConfig(arm), "another_cell").close()
+        expected = f"{arm}: the journal belongs to project 'another_cell', not 'crash_cell'"
+    for argv in ([str(project)], ["show", "0002", str(project)], ["recover", "0002", str(project)]):
+        out = runs(*argv)
+        assert out.exit_code == 2, out.output
+        assert expected in out.stderr and "Traceback" not in out.output
+    assert not (project / "world.jsonl").exists()
+
+
+
+@pytest.mark.slow
+def test_a_robot_process_killed_mid_run_its_run_held_then_listed_shown_and_recovered(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fleet's way: ``bbflow run --robot arm`` (a real process, journal.arm.db), killed with SIGKILL while a
+    job moves the arm; restarted with ``recovery = "hold"``, it leaves the run held. ``bbflow runs`` lists it
+    from the process's journal, shows it, and rolls it back on the arm; after that a ``bbflow run`` of all
+    the robots finds nothing cut off."""
+    monkeypatch.delenv("BBFLOW_JOURNAL_DIR", raising=False)  # the journal in the project, as the process keeps it
+    root = make_project(tmp_path)
+    toml = root / "bbflow.toml"  # commands slow enough that the kill comes mid-job, however loaded the machine
+    toml.write_text(toml.read_text().replace('duration = "30ms"', 'duration = "300ms"')
+                    + '\n[journal]\nrecovery = "hold"\n')
+    proc = subprocess.Popen([*bbflow(), "run", str(root), "--robot", "arm"], stdin=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True, env=env())
+    try:
+        assert proc.stdin is not None
+        proc.stdin.write(json.dumps({"type": "job.requested", "data": {"job": 7}}) + "\n")
+        proc.stdin.flush()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None and not world(root):  # approach is done
+            time.sleep(0.005)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert [w["command"] for w in world(root)] in (["move_to"], ["move_to", "close_gripper"])
+    (cut,) = json.loads(runs(str(root), "--format", "json").stdout)
+    assert (Path(cut["journal"]).name, cut["status"], cut["cut_off"]) == ("journal.arm.db", "running", True)
+
+    restarted = subprocess.run([*bbflow(), "run", str(root), "--robot", "arm", "--until-idle"],
+                               stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120, env=env())
+    assert restarted.returncode == 0 and "1 unfinished run(s) held for an operator" in restarted.stderr, \
+        restarted.stderr
+    out = runs(str(root))
+    assert out.exit_code == 0, out.output
+    line = next(line for line in out.stdout.splitlines() if cut["id"] in line)
+    assert "held" in line and "journal.arm.db" in line
+    out = runs("show", cut["id"][:-4], str(root))
+    assert out.exit_code == 0 and f"run {cut['id']}: Job on arm, held" in out.stdout, out.output
+    moved = len(world(root))
+    out = runs("recover", cut["id"], str(root))
+    assert out.exit_code == 0 and f"run {cut['id']}: rolled back" in out.stdout, out.output
+    assert all(w["args"]["back"] for w in world(root)[moved:]) and len(world(root)) > moved
+    check_world(root)  # home, the gripper open
+    (done,) = json.loads(runs(str(root), "--format", "json").stdout)
+    assert done["status"] == "failed"
+    out = CliRunner().invoke(main, ["run", str(root), "--until-idle"], input="")  # nothing cut off anywhere
     assert out.exit_code == 0, out.output

@@ -1,11 +1,14 @@
-"""``bbflow runs``: the journal's runs for an operator, one run's timeline, and recovering a held run."""
+"""``bbflow runs``: the runs of the project's journals for an operator, one run's timeline, and recovering a held run."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import sqlite3
 import time
-from typing import IO, Any
+from pathlib import Path
+from typing import IO
 
 from rich.console import Console
 from rich.table import Table
@@ -15,35 +18,54 @@ from bbflow.runtime import model
 from bbflow.runtime.drivers import open_robot
 from bbflow.runtime.events import JsonLinesWriter
 from bbflow.runtime.journal import owners
-from bbflow.runtime.journal.journal import Journal, journal_config
-from bbflow.runtime.journal.query import find_run, list_runs, show_run
+from bbflow.runtime.journal.journal import (
+    Journal,
+    JournalConfig,
+    journal_config,
+    journal_files,
+    process_journal,
+    process_robots,
+)
+from bbflow.runtime.journal.query import find_runs, list_runs, show_run
 from bbflow.runtime.journal.recovery import Recovered, Recovery
 from bbflow.runtime.journal.store import JournalError, open_store
 from bbflow.runtime.run_plan import robot_table
 
 
-def open_for_reading(project: Project) -> Any:
-    """The project's journal, checked, for queries (``JournalError`` if it is missing or unusable)."""
+def journals(project: Project) -> list[JournalConfig]:
+    """Every journal of the project (``journal_files``: its own and each ``--robot`` process's), each as the
+    process that keeps it opens it; the project's alone when there is none, for the error reading it gives."""
     config = journal_config(project.root, project.data.get("journal", {}))
-    conn = open_store(config.path, project.name, create=False)
-    return conn
+    return [process_journal(config, process_robots(path, config.path))
+            for path in journal_files(config.path) or [config.path]]
 
 
-def print_runs(project: Project, out: IO[str], *, fmt: str, color: bool) -> None:
-    folder = journal_config(project.root, project.data.get("journal", {})).owners
-    conn = open_for_reading(project)
-    try:
-        runs = list_runs(conn)
-    finally:
-        conn.close()
-    for run in runs:  # a running run whose process is gone was cut off: the next start recovers it
-        owner = run.pop("owner")
-        run["cut_off"] = run["status"] == "running" and (owner is None or not owners.alive(folder, owner))
+def open_for_reading(project: Project, config: JournalConfig) -> sqlite3.Connection:
+    """One of the project's journals, checked, for queries (``JournalError`` if it is missing or unusable)."""
+    return open_store(config.path, project.name, create=False)
+
+
+def print_runs(project: Project, out: IO[str], *, fmt: str, color: bool, limit: int = 200) -> None:
+    """The runs of every journal of the project, merged, newest first (``journal``: the file of each)."""
+    found = journals(project)
+    runs = []
+    for config in found:
+        with contextlib.closing(open_for_reading(project, config)) as conn:
+            listed = list_runs(conn, limit)
+        for run in listed:  # a running run whose process is gone was cut off: the next start recovers it
+            owner = run.pop("owner")
+            run["cut_off"] = run["status"] == "running" and (owner is None or not owners.alive(config.owners, owner))
+            run["journal"] = str(config.path)
+        runs += listed
+    runs.sort(key=lambda run: run["started"], reverse=True)  # ISO 8601 in UTC: in the order of time
+    del runs[limit:]
     if fmt == "json":
         out.write(json.dumps(runs, indent=2) + "\n")
         return
     table = Table(title=f"runs of {project.name} (newest first)", title_justify="left")
-    for column in ("id", "reactor", "robot", "status", "started", "duration", "steps", "undo errors"):
+    which = any(config.project_path is not None for config in found)  # not only the project's: say which
+    for column in ("id", "reactor", "robot", "status", "started", "duration", "steps", "undo errors",
+                   *(("journal",) if which else ())):
         table.add_column(column, justify="right" if column in ("duration", "steps", "undo errors") else "left")
     for run in runs:
         status = run["status"]
@@ -53,19 +75,16 @@ def print_runs(project: Project, out: IO[str], *, fmt: str, color: bool) -> None
             status += ", cut off"
         duration = "" if run["duration"] is None else f"{run['duration']:.3f}s"
         table.add_row(run["id"], run["reactor"], run["robot"] or "", _styled(status, color), run["started"] or "",
-                      duration, str(run["steps"]), str(run["undo_errors"]))
+                      duration, str(run["steps"]), str(run["undo_errors"]),
+                      *((Path(run["journal"]).name,) if which else ()))
     Console(file=out, force_terminal=color, no_color=not color, width=200 if not color else None).print(table)
 
 
 def print_run(project: Project, prefix: str, out: IO[str], *, fmt: str, color: bool) -> None:
-    conn = open_for_reading(project)
-    try:
-        run = find_run(conn, prefix)
-        if run is None:
-            raise JournalError(f"no single run with an id starting with {prefix!r} in the journal")
+    config, run = find(project, prefix)
+    with contextlib.closing(open_for_reading(project, config)) as conn:
         info = show_run(conn, run)
-    finally:
-        conn.close()
+    info["journal"] = str(config.path)
     if fmt == "json":
         out.write(json.dumps(info, indent=2) + "\n")
         return
@@ -74,6 +93,7 @@ def print_run(project: Project, prefix: str, out: IO[str], *, fmt: str, color: b
                   + (f" ({info['note']})" if info["note"] else ""), markup=False)
     console.print(f"started {info['started']}, ended {info['ended'] or '-'}; inputs {json.dumps(info['inputs'])}",
                   markup=False)
+    console.print(f"journal {info['journal']}", markup=False)
     if info["error"]:
         console.print(f"error: {info['error'].get('message')} (code {info['error'].get('code')})", markup=False)
     table = Table(title_justify="left")
@@ -99,15 +119,9 @@ def recover_run(program: model.Program, project: Project, prefix: str, out: IO[s
     With ``resolved``, the operator has put the world right by hand: the run is
     closed as failed without anything moving.
     """
-    config = journal_config(project.root, project.data.get("journal", {}))
-    conn = open_for_reading(project)
-    try:
-        run = find_run(conn, prefix)
-        if run is None:
-            raise JournalError(f"no single run with an id starting with {prefix!r} in the journal")
+    config, run = find(project, prefix)  # recovered against the journal that holds it
+    with contextlib.closing(open_for_reading(project, config)) as conn:
         instance, status, owner = conn.execute("SELECT robot, status, owner FROM runs WHERE id = ?", (run,)).fetchone()
-    finally:
-        conn.close()
     if status not in ("held", "running"):
         raise JournalError(f"run {run} is {status}: nothing to recover")
     if status == "running" and owner is not None and owners.alive(config.owners, owner):
@@ -129,6 +143,22 @@ def recover_run(program: model.Program, project: Project, prefix: str, out: IO[s
                 writer.close()
     finally:
         journal.close()
+
+
+def find(project: Project, prefix: str) -> tuple[JournalConfig, str]:
+    """The run ``prefix`` names (its id, or the start of it) in whichever journal of the project holds it, and
+    that journal; ``JournalError`` if none does, or if it starts several runs' ids (in one journal or two)."""
+    found: list[tuple[JournalConfig, str]] = []
+    for config in journals(project):
+        with contextlib.closing(open_for_reading(project, config)) as conn:
+            found += [(config, run) for run in find_runs(conn, prefix)]
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise JournalError(f"no single run with an id starting with {prefix!r} in the journals of {project.name}")
+    several = ", ".join(f"{run} in {config.path.name}" for config, run in found)
+    raise JournalError(f"no single run with an id starting with {prefix!r} (it starts {several}): give more "
+                       "of the id")
 
 
 def _close_resolved(journal: Journal, run: str, owner: str | None) -> bool:

@@ -34,11 +34,11 @@ def list_runs(conn: sqlite3.Connection, limit: int = 200) -> list[dict[str, Any]
     return out
 
 
-def find_run(conn: sqlite3.Connection, prefix: str) -> str | None:
-    """The id of the run ``prefix`` names (a whole id or an unambiguous start of one)."""
-    rows = conn.execute("SELECT id FROM runs WHERE id LIKE ? || '%' ESCAPE '\\' LIMIT 2",
-                        (prefix.replace("%", "\\%").replace("_", "\\_"),)).fetchall()
-    return rows[0][0] if len(rows) == 1 else None
+def find_runs(conn: sqlite3.Connection, prefix: str, limit: int = 2) -> list[str]:
+    """The ids of (at most ``limit``) runs ``prefix`` may name: a whole id, or the start of one."""
+    rows = conn.execute("SELECT id FROM runs WHERE id LIKE ? || '%' ESCAPE '\\' ORDER BY id LIMIT ?",
+                        (prefix.replace("%", "\\%").replace("_", "\\_"), limit)).fetchall()
+    return [row[0] for row in rows]
 
 
 def show_run(conn: sqlite3.Connection, run: str) -> dict[str, Any]:
