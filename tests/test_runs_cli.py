@@ -355,3 +355,24 @@ def test_a_robot_process_killed_mid_run_its_run_held_then_listed_shown_and_recov
     assert done["status"] == "failed"
     out = CliRunner().invoke(main, ["run", str(root), "--until-idle"], input="")  # nothing cut off anywhere
     assert out.exit_code == 0, out.output
+
+
+def test_a_robot_process_journal_run_is_not_recovered_while_that_process_runs(project: Path) -> None:
+    """The checks of ``recover`` hold in a ``--robot`` process's journal as in the project's: not a run its live
+    process is running (nor ``--resolved``), nor any run on a robot a live process drives."""
+    arm_journal(project, "0003-arm")
+    config = process_journal(JournalConfig(project / ".bbflow" / "journal.db", keep=None), ["arm"])
+    live = Journal.open(config, "crash_cell", robots=["arm"])  # `bbflow run --robot arm`, running
+    try:
+        out = runs("recover", "0003", str(project))
+        assert out.exit_code == 2 and "robot arm already run by another bbflow run of this project" in out.stderr
+        live.conn.execute("UPDATE runs SET owner = ? WHERE id = '0003-arm'", (live.owner.token,))
+        assert json.loads(runs(str(project), "--format", "json").stdout)[0]["cut_off"] is False
+        for extra in ((), ("--resolved",)):
+            out = runs("recover", "0003", str(project), *extra)
+            assert out.exit_code == 2 and f"is running in process {os.getpid()}" in out.stderr, out.output
+    finally:
+        live.close()
+    assert not (project / "world.jsonl").exists()  # nothing moved
+    out = runs("recover", "0003", str(project), "--resolved")  # its process gone: the operator closes it
+    assert out.exit_code == 0 and "run 0003-arm: closed, resolved by an operator" in out.stdout, out.output
