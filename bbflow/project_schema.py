@@ -190,17 +190,28 @@ class Table(Kind):
                                    suggest(key, list(self.keys))))
 
 
+#: A robot instance's name: it names files (``journal.left+right.db``), bus keys and HTTP paths.
+INSTANCE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+
+
 @attrs.frozen
 class Each(Kind):
-    """A table of tables named by the user: ``[robot.NAME]``, ``[agent.NAME]``."""
+    """A table of tables named by the user: ``[robot.NAME]``, ``[agent.NAME]``; ``names``: what a NAME may
+    be (a pattern it must match in full, and that pattern in words), or anything."""
 
     item: Kind
+    names: tuple[re.Pattern[str], str] | None = None
 
     def check(self, value: Any, path: KeyPath, out: list[Problem]) -> None:
         if not isinstance(value, dict):
             out.append(Problem(path, f"expected a table, found {kind_of(value)}"))
             return
         for name, item in value.items():
+            if self.names is not None and not self.names[0].fullmatch(name):
+                tidy = re.sub(r"[^A-Za-z0-9_-]", "_", name)
+                tidy = tidy if tidy[:1].isalpha() or tidy[:1] == "_" else f"_{tidy}"
+                out.append(Problem((*path, name), f"{name!r} is {self.names[1]}",
+                                   f"rename it, for example [{dotted(path)}.{tidy}]"))
             self.item.check(item, (*path, name), out)
 
 
@@ -245,7 +256,9 @@ SCHEMA = Table({
         "queue": Integer(1),  # how many runs may wait for this robot (default 16)
         "sim": SIM,  # the simulated driver's options
         "options": Table(open=True),  # a Python driver's own settings, as written
-    }, required=("interface",))),
+    }, required=("interface",)), (INSTANCE_NAME, "not a robot instance's name: letters, digits, `_` and `-`, not starting "
+                                                 "with a digit or `-` (it names the robot's journal, bus keys and "
+                                                 "URLs)")),
     "agent": Each(Table({
         "robot": Text(),  # the robot instance the agent is bound to (with several)
         "robots": Texts(),  # one agent instance per robot instance

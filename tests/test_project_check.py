@@ -252,3 +252,17 @@ def test_run_prints_the_check_s_warnings_and_says_which_signals_were_dropped(tmp
     dropped = [(e["type"], e["reason"]) for e in events if e["event"] == "signal.dropped"]
     assert dropped == [("goo", "undeclared signal type 'goo' (did you mean 'go'?)"),
                        ("robot.task.completed", "no agent routes it")]
+
+
+def test_a_robot_instance_is_named_so_it_can_name_files_bus_keys_and_urls(tmp_path: Path) -> None:
+    """`+` separates the robots in a `--robot` process's journal name (`journal.left+right.db`): a robot named
+    `b+a` would hide that process's journal from recovery and `bbflow runs`."""
+    good = GOOD + '\n[robot.left-2]\ninterface = "cell.Arm"\n\n[robot._spare]\ninterface = "cell.Arm"\n'
+    assert bbf701(project(tmp_path, good)) == []
+    lines = len(good.splitlines())
+    for name, tidy in (('"b+a"', "b_a"), ('"9x"', "_9x"), ('"arm/1"', "arm_1"), ('"-x"', "_-x")):
+        found = bbf701(project(tmp_path, good + f'\n[robot.{name}]\ninterface = "cell.Arm"\n'))
+        assert found == [(lines + 2, f"robot.{name.strip(chr(34))}: '{name.strip(chr(34))}' is not a robot "
+                                     "instance's name: letters, digits, `_` and `-`, not starting with a digit or `-` "
+                                     "(it names the robot's journal, bus keys and URLs)",
+                          f"rename it, for example [robot.{tidy}]")], name
