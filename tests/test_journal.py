@@ -614,6 +614,8 @@ def test_recovery_hold_leaves_runs_for_the_operator(cell: tuple[Path, model.Prog
     journal = crashed(tmp_path, [("approach", "step", "ok", "move_to", home(1), None)])
     done, _ = asyncio.run(recover(root, program, journal, hold=True))
     assert [d.action for d in done] == ["held"] and world(root) == []
+    # held, it is no process's: an owner alive would mean someone is rolling it back (``bbflow runs recover``)
+    assert journal.read.execute("SELECT status, owner FROM runs WHERE id = 'r1'").fetchone() == ("held", None)
     journal.close()
     journal = journal_at(tmp_path / "j.db")
 

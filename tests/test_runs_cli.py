@@ -3,6 +3,7 @@ run, text and JSON; and the errors (unknown id, no journal, a corrupt one) with 
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -17,7 +18,9 @@ from click.testing import CliRunner, Result
 from crash_drill import bbflow, check_world, env, make_project, world
 
 from bbflow.cli import main
+from bbflow.project import load_project
 from bbflow.runtime.journal import Journal, JournalConfig, process_journal
+from bbflow.runtime.journal.operator import print_runs
 
 DATA = Path(__file__).resolve().parent / "data" / "crash_cell"
 HOME = {"x": 0.0, "y": 0.0, "z": 0.0}
@@ -163,6 +166,22 @@ def test_a_run_a_live_process_is_running_is_not_cut_off_and_cannot_be_recovered(
     assert listed["0002-cut"]["cut_off"] is True
 
 
+def test_a_held_run_a_live_process_is_recovering_is_neither_recovered_again_nor_closed_as_resolved(
+        project: Path) -> None:
+    """A held run is no process's (recovery clears its owner when it holds it): one with a live owner is being
+    rolled back by a ``bbflow runs recover`` right now, and closing it as resolved meanwhile would say nothing
+    moved while its arm moves."""
+    live = Journal.open(JournalConfig(project / ".bbflow" / "journal.db", keep=None), "crash_cell")
+    try:
+        live.conn.execute("UPDATE runs SET status = 'held', owner = ? WHERE id = '0002-cut'", (live.owner.token,))
+        for extra in ((), ("--resolved",)):
+            out = runs("recover", "0002", str(project), *extra)
+            assert out.exit_code == 2 and f"is being recovered by process {os.getpid()}" in out.stderr, out.output
+    finally:
+        live.close()
+    assert runs("recover", "0002", str(project), "--resolved").exit_code == 0  # its process gone: the operator's
+
+
 def test_recovering_a_run_on_a_robot_a_bbflow_run_drives_is_refused(project: Path) -> None:
     """Rolling back a held run moves its robot: not while another process drives it (and no process starts
     on it while the operator's recovery runs: both see each other in the project's owners folder)."""
@@ -243,6 +262,10 @@ def test_the_list_has_the_runs_of_every_journal_of_the_project_newest_first(proj
     listed = json.loads(runs(str(project), "--format", "json").stdout)
     assert [(r["id"], Path(r["journal"]).name, r["cut_off"]) for r in listed] == [
         ("0003-arm", "journal.arm.db", True), ("0002-cut", "journal.db", True), ("0001-done", "journal.db", False)]
+    for limit, ids in ((1, ["0003-arm"]), (2, ["0003-arm", "0002-cut"])):
+        text = io.StringIO()
+        print_runs(load_project(project), text, fmt="json", color=False, limit=limit)  # newest of all journals
+        assert [r["id"] for r in json.loads(text.getvalue())] == ids
     shutil.move(project / ".bbflow" / "journal.db", project / "elsewhere.db")  # only a --robot process's journal
     listed = json.loads(runs(str(project), "--format", "json").stdout)
     assert [r["id"] for r in listed] == ["0003-arm"]

@@ -227,11 +227,13 @@ class Journal:
 
     def run_ended(self, run: str, status: str, result: Any = None, error: Any = None, undo_errors: Any = None,
                   note: str | None = None) -> None:
+        """Record how a run ended; a run ``held`` for an operator is no process's any more (no owner), so that
+        an owner alive means a process at work on it (``bbflow runs recover`` rolling it back)."""
         self.writer.write(
             "UPDATE runs SET status = ?, ended = ?, result = ?, error = ?, undo_errors = ?, "
-            "note = coalesce(?, note) WHERE id = ?",
+            "note = coalesce(?, note), owner = CASE WHEN ? = 'held' THEN NULL ELSE owner END WHERE id = ?",
             (status, time.time(), dumps(result), None if error is None else dumps(error),
-             dumps(undo_errors or []), note, run),
+             dumps(undo_errors or []), note, status, run),
         )
         self._ended += 1
         if self._ended % RETAIN_EVERY == 0:

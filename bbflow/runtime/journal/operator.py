@@ -124,9 +124,13 @@ def recover_run(program: model.Program, project: Project, prefix: str, out: IO[s
         instance, status, owner = conn.execute("SELECT robot, status, owner FROM runs WHERE id = ?", (run,)).fetchone()
     if status not in ("held", "running"):
         raise JournalError(f"run {run} is {status}: nothing to recover")
-    if status == "running" and owner is not None and owners.alive(config.owners, owner):
-        raise JournalError(f"run {run} is running in process {owners.pid_of(config.owners, owner) or '?'}, "
-                           "not cut off: nothing to recover (stopped, that process rolls it back itself)")
+    if owner is not None and owners.alive(config.owners, owner):
+        pid = owners.pid_of(config.owners, owner) or "?"
+        if status == "running":
+            raise JournalError(f"run {run} is running in process {pid}, not cut off: nothing to recover (stopped, "
+                               "that process rolls it back itself)")
+        raise JournalError(f"run {run} is being recovered by process {pid} (a bbflow runs recover): once it ends, "
+                           "see bbflow runs")
     # its robot is this process's while it recovers: refused if a bbflow run drives it, and none starts on it
     journal = Journal.open(config, project.name, robots=[instance] if instance is not None and not resolved else ())
     try:
