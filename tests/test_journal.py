@@ -40,7 +40,7 @@ from bbflow.runtime.journal import writer as writer_module
 from bbflow.runtime.journal.journal import RETAIN_SIGNALS_EVERY, journal_files, parse_keep, process_robots
 from bbflow.runtime.journal.query import list_runs, show_run
 from bbflow.runtime.journal.recovery import Recovery, effects
-from bbflow.runtime.journal.store import APPLICATION_ID, MIGRATIONS
+from bbflow.runtime.journal.store import APPLICATION_ID, MIGRATIONS, PAGE_SIZE
 from bbflow.runtime.proxy import RobotProxy
 
 DATA = Path(__file__).resolve().parent / "data" / "crash_cell"
@@ -82,6 +82,7 @@ def test_a_new_journal_is_created_with_its_schema(tmp_path: Path) -> None:
         meta = dict(journal.read.execute("SELECT key, value FROM meta"))
         assert meta["schema"] == str(SCHEMA_VERSION) and meta["project"] == "crash_cell"
         assert journal.read.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert journal.read.execute("PRAGMA page_size").fetchone()[0] == PAGE_SIZE == 1024
     finally:
         journal.close()
 
@@ -746,6 +747,7 @@ def test_a_schema_1_journal_is_migrated_keeping_what_it_holds(tmp_path: Path) ->
             "EXPLAIN QUERY PLAN DELETE FROM signals WHERE accepted < ? AND id NOT IN (SELECT signal FROM pending)",
             (0.0,)))
         assert "USING INDEX signals_accepted" in plan, plan
+        assert read.execute("PRAGMA page_size").fetchone()[0] == 4096  # a file keeps the page size it has
     finally:
         journal.close()
     journal_at(path).close()  # and opens again as it is, migrated once

@@ -414,25 +414,25 @@ class _Intent:
         self.seq = 0
 
 
-def _insert_intent(conn: sqlite3.Connection, row: _Intent) -> None:
-    row.seq = conn.execute("INSERT INTO calls (run, kind, step, idx, attempt, target, args, undo, hold, sent) "
+def _insert_intent(cursor: sqlite3.Cursor, row: _Intent) -> None:
+    row.seq = cursor.execute("INSERT INTO calls (run, kind, step, idx, attempt, target, args, undo, hold, sent) "
                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row.params).lastrowid or 0
 
 
-def _claim(conn: sqlite3.Connection, runs: Sequence[tuple[str, str | None]], new: str, taken: set[str]) -> None:
+def _claim(cursor: sqlite3.Cursor, runs: Sequence[tuple[str, str | None]], new: str, taken: set[str]) -> None:
     for run, old in runs:
-        if conn.execute("UPDATE runs SET owner = ? WHERE id = ? AND owner IS ? AND status IN ('running', 'held')",
+        if cursor.execute("UPDATE runs SET owner = ? WHERE id = ? AND owner IS ? AND status IN ('running', 'held')",
                         (new, run, old)).rowcount == 1:
             taken.add(run)
 
 
-def _all(conn: sqlite3.Connection, writes: list[tuple[str, Any]]) -> None:
+def _all(cursor: sqlite3.Cursor, writes: list[tuple[str, Any]]) -> None:
     for sql, params in writes:
-        conn.execute(sql, params)
+        cursor.execute(sql, params)
 
 
-def _retain(conn: sqlite3.Connection, cutoff: float) -> None:
-    prune(conn, cutoff)
+def _retain(cursor: sqlite3.Cursor, cutoff: float) -> None:
+    prune(cursor.connection, cutoff)
 
 
 def _origin_json(origin: Origin) -> dict[str, Any]:

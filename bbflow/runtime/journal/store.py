@@ -85,13 +85,23 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
 }
 
 
+#: The page size of a new journal (see ``connect``).
+PAGE_SIZE = 1024
+
+
 class JournalError(Exception):
     """A journal that cannot be used: unreadable, corrupt, foreign or newer (``bbflow run`` exits 2)."""
 
 
 def connect(path: Path, *, sync: str = "full") -> sqlite3.Connection:
-    """A connection in WAL mode with ``synchronous`` set; autocommit (callers use BEGIN/COMMIT)."""
+    """A connection in WAL mode with ``synchronous`` set; autocommit (callers use BEGIN/COMMIT).
+
+    A new file gets 1 KiB pages (an existing one keeps its own): a step's commit appends each page it
+    changed, whole, to the WAL, and a step changes a few hundred bytes; 1 KiB pages make that commit
+    about a quarter cheaper than SQLite's default 4 KiB (BENCHMARKS.md, journal section).
+    """
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5.0)
+    conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={'FULL' if sync == 'full' else 'NORMAL'}")
     conn.execute("PRAGMA foreign_keys=OFF")

@@ -56,7 +56,7 @@ import attrs
 from bbflow.runtime.ports import RuntimeFailure
 
 Params = Sequence[Any]
-#: One write: SQL and its parameters, or ``fn(conn, *params)``.
+#: One write: SQL and its parameters, or ``fn(cursor, *params)``.
 Op = tuple[Any, Params]
 
 #: A write that does not wait is committed at the latest this long after it is made (seconds); a call's
@@ -132,6 +132,9 @@ class Writer:
         self._room: asyncio.Event | None = None  # set: intake may go on (made by ``start``)
         self._room_wanted = False  # someone waits in ``room``: the thread tells the loop after each batch
         conn.execute("PRAGMA wal_autocheckpoint = 0")  # checkpoints are the thread's, counted
+        #: every write goes through this one cursor: ``conn.execute`` would make a cursor per statement, four
+        #: a step (the loop's thread and the writer's never write at once: ``_inflight``)
+        self._cursor = conn.cursor()
 
     def start(self, loop: asyncio.AbstractEventLoop, on_failure: Callable[[Exception], None] | None = None) -> None:
         """Start the thread; ``on_failure(exc)`` is called on the loop when a write fails."""
@@ -346,12 +349,12 @@ class Writer:
         locked by another connection (nothing done: the thread will wait for the lock)."""
         if self.failure is not None:
             return True
-        conn = self.conn
+        conn, cursor = self.conn, self._cursor
         try:
             if not inline and self.inline:
                 conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             try:
-                conn.execute("BEGIN IMMEDIATE")
+                cursor.execute("BEGIN IMMEDIATE")
             finally:
                 if not inline and self.inline:
                     conn.execute("PRAGMA busy_timeout = 0")
@@ -359,18 +362,18 @@ class Writer:
             while i < count:
                 sql, params = ops[i]
                 if callable(sql):
-                    sql(conn, *params)
+                    sql(cursor, *params)
                     i += 1
                     continue
                 j = i + 1
                 while j < count and ops[j][0] == sql:  # a fan-out's intents (or results): one executemany
                     j += 1
                 if j == i + 1:
-                    conn.execute(sql, params)
+                    cursor.execute(sql, params)
                 else:
-                    conn.executemany(sql, [op[1] for op in ops[i:j]])
+                    cursor.executemany(sql, [op[1] for op in ops[i:j]])
                 i = j
-            conn.execute("COMMIT")
+            cursor.execute("COMMIT")
         except sqlite3.Error as exc:
             if inline and not conn.in_transaction and _locked(exc):
                 return False
