@@ -4,9 +4,11 @@
   (a driver that returns at once), with the journal (``sync = full`` and
   ``normal``) and without, interleaved in the same rounds. The floor is a bare
   SQLite WAL commit of one intent record (one INSERT, one COMMIT, on the same
-  thread), measured in the same rounds: the journal's added cost per step is
-  compared with it. With ``full`` the commits (one fsync each) are counted per
-  run: a fan-out's intents share them (group commit). The same floor commit is
+  thread), in a file with the journal's settings (and, for comparison, in one
+  of SQLite's default page size), measured in the same rounds: the journal's
+  added cost per step is compared with it. With ``full`` the commits (one
+  fsync each) are counted per run: a fan-out's intents share them (group
+  commit). The same floor commit is
   also made *in the run*, by the driver as each command arrives, without a
   journal: the least any journal that commits each intent pays in that place,
   and what the journal's added cost is compared with too.
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import itertools
 import shutil
@@ -39,7 +42,7 @@ from bbflow.runtime import model
 from bbflow.runtime.executor import run_reactor
 from bbflow.runtime.journal import Journal, JournalConfig
 from bbflow.runtime.journal.recovery import Recovery
-from bbflow.runtime.journal.store import connect
+from bbflow.runtime.journal.store import PAGE_SIZE, connect
 from bbflow.runtime.proxy import RobotProxy
 from bbflow.runtime.types import INT
 
@@ -89,7 +92,13 @@ FLOOR_INSERT = ("INSERT INTO calls (seq, run, kind, step, idx, attempt, target, 
                 "VALUES (?, 'r', 'step', ?, '[]', 1, 'op', ?, ?, NULL, ?)")
 
 
-def floor_table(path: Path, sync: str, *, with_result: bool = False) -> sqlite3.Connection:
+def floor_table(path: Path, sync: str, *, with_result: bool = False, page_size: int | None = None) -> sqlite3.Connection:
+    """The floor's table, in a file with the journal's settings; ``page_size``: made first with that page size
+    instead of the journal's (a file keeps its own)."""
+    if page_size is not None:
+        with contextlib.closing(sqlite3.connect(path)) as made:
+            made.execute(f"PRAGMA page_size = {page_size}")
+            made.execute("PRAGMA journal_mode = WAL")
     conn = connect(path, sync=sync)
     conn.execute(FLOOR_TABLE + (", outcome TEXT, result TEXT, error TEXT, returned REAL)" if with_result else ")"))
     return conn
@@ -168,13 +177,15 @@ class Subject:
         return wall, cpu
 
 
-def floor_once(folder: Path, sync: str, n: int, *, with_result: bool = False) -> tuple[float, float]:
+def floor_once(folder: Path, sync: str, n: int, *, with_result: bool = False,
+               page_size: int | None = None) -> tuple[float, float]:
     """N bare single-intent commits (INSERT + COMMIT) on one thread: (wall, CPU) seconds.
 
     ``with_result``: each commit also records the previous record's result (the journal's ``UPDATE``), as a
-    chain step's commit does: SQLite's share of a chain step, without the runtime around it.
+    chain step's commit does: SQLite's share of a chain step, without the runtime around it. ``page_size``:
+    in a file of that page size, not the journal's.
     """
-    conn = floor_table(_fresh(folder, f"floor-{sync}.db"), sync, with_result=with_result)
+    conn = floor_table(_fresh(folder, f"floor-{sync}.db"), sync, with_result=with_result, page_size=page_size)
     gc.collect()
     wall, cpu = time.perf_counter(), time.process_time()
     if not with_result:
@@ -194,6 +205,8 @@ def floor_once(folder: Path, sync: str, n: int, *, with_result: bool = False) ->
     return wall, cpu
 
 
+#: SQLite's default page size: the floor is also measured in a file of it (the journal's pages are smaller).
+DEFAULT_PAGE_SIZE = 4096
 #: The goal: with ``sync = "normal"``, the journal adds at most this many bare commits' time per step.
 ADDED_VS_FLOOR = 1.5
 #: The fan-out's width: steps started together (and so intents committed together).
@@ -212,7 +225,7 @@ def overhead_figures(steps: int, repeat: int, folder: Path) -> list[Figure]:
         subjects: dict[str | None, Subject] = {
             sync: Subject(folder, program, r, runs, sync) for sync in (None, "normal", "full")}
         subjects["in run"] = Subject(folder, program, r, runs, "normal", in_run=True)
-        floors = ("floor normal", "floor full", *(("floor normal with result",) if chain else ()))
+        floors = ("floor normal", "floor full", "floor normal 4k", *(("floor normal with result",) if chain else ()))
         wall: dict[str | None, list[float]] = {k: [] for k in (*subjects, *floors)}
         cpu: dict[str | None, list[float]] = {k: [] for k in wall}
         for round_ in range(repeat + 1):  # the first round warms up
@@ -222,7 +235,8 @@ def overhead_figures(steps: int, repeat: int, folder: Path) -> list[Figure]:
                     wall[key].append(w)
                     cpu[key].append(c)
             for floor in floors:
-                w, c = floor_once(folder, floor.split()[1], total, with_result=floor.endswith("result"))
+                w, c = floor_once(folder, floor.split()[1], total, with_result=floor.endswith("result"),
+                                  page_size=DEFAULT_PAGE_SIZE if floor.endswith("4k") else None)
                 if round_:
                     wall[floor].append(w)
                     cpu[floor].append(c)
@@ -246,6 +260,11 @@ def overhead_figures(steps: int, repeat: int, folder: Path) -> list[Figure]:
                                    f"µs; in CPU time: {per_floor_cpu.median:.2f} [{per_floor_cpu.min:.2f} - "
                                    f"{per_floor_cpu.max:.2f}]x"))
             if sync == "normal":
+                default = Stats.of([(j - b) / f for j, b, f in zip(wall[sync], wall[None], wall["floor normal 4k"])])
+                out.append(Figure("journal", f"{label}: added by the journal (normal) / floor in a file of SQLite's "
+                                             "default page size", "×", default,
+                                  note=f"floor with {DEFAULT_PAGE_SIZE} B pages (the journal's: {PAGE_SIZE} B) "
+                                       f"{Stats.of(wall['floor normal 4k']).scaled(scale).median:.1f} µs"))
                 out.append(target("journal", f"{label}: added by the journal per step (sync normal) / a bare commit",
                                   per_floor, ADDED_VS_FLOOR))
         # the floor's commit made in the run, where the journal commits: the least a journal pays there
