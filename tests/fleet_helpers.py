@@ -127,10 +127,14 @@ def free_port() -> int:
 
 
 class Process:
-    """One ``bbflow run`` of the fleet, with its event log."""
+    """One ``bbflow run`` of the fleet, with its event log; ``fleet``: every process the test started (this one
+    among them), each of which must not end unless stopped."""
 
-    def __init__(self, name: str, project: Path, folder: Path, args: list[str], *, stdin: bool) -> None:
+    def __init__(self, name: str, project: Path, folder: Path, args: list[str], *, stdin: bool,
+                 fleet: list[Process]) -> None:
         self.name = name
+        self.fleet = fleet
+        self.stopped = False  # by the test (``stop``): its end is expected
         self.events_file = folder / f"{name}.events.jsonl"
         self.stderr_file = folder / f"{name}.stderr"
         with open(self.stderr_file, "w") as err:
@@ -157,17 +161,27 @@ class Process:
 
     def wait_for(self, what: str, test: Callable[[list[dict[str, Any]]], bool], patience: float = PATIENCE,
                  poll: float = 0.05) -> list[dict[str, Any]]:
+        """The events once ``test`` holds of them; fails at once when any process of the fleet ended that the test
+        did not stop (waiting on another's events would only time out, saying nothing of why)."""
         deadline = time.monotonic() + patience
         while time.monotonic() < deadline:
             events = self.events()
             if test(events):
                 return events
-            if self.popen.poll() is not None:
-                pytest.fail(f"{self.name} ended early ({self.popen.returncode}) waiting for {what}:\n{self.stderr()}")
+            for proc in self.fleet:
+                if not proc.stopped and proc.popen.poll() is not None:
+                    pytest.fail(f"{proc.name} ended early ({proc.popen.returncode}) while {self.name} waited for "
+                                f"{what}:\n{self.report()}")
             time.sleep(poll)
-        pytest.fail(f"{self.name}: no {what} within {patience}s:\n{self.stderr()}")
+        pytest.fail(f"{self.name}: no {what} within {patience}s:\n{self.report()}")
+
+    def report(self) -> str:
+        """Every process's state and standard error."""
+        return "\n".join(f"--- {p.name} ({'running' if p.popen.poll() is None else f'ended {p.popen.returncode}'}"
+                         f"{', stopped' if p.stopped else ''}):\n{p.stderr()}" for p in self.fleet)
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
+        self.stopped = True
         self.popen.send_signal(sig)
         try:
             return self.popen.wait(timeout=PATIENCE)
@@ -183,7 +197,7 @@ def fleet(project: Path, folder: Path) -> Iterator[Callable[..., Process]]:
     started: list[Process] = []
 
     def start(name: str, *args: str, stdin: bool = False) -> Process:
-        proc = Process(name, project, folder, list(args), stdin=stdin)
+        proc = Process(name, project, folder, list(args), stdin=stdin, fleet=started)
         started.append(proc)
         return proc
 

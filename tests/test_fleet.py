@@ -96,9 +96,9 @@ def test_a_killed_robot_process_is_seen_down_and_a_restarted_one_up(project: Pat
         assert down["robots"] == ["left"] and down["agents"] == ["Picker"]
 
         again = start("left-again", "--agent", "Picker", "--robot", "left", "--bus-connect", endpoint)
-        boss.wait_for("fleet.peer.up of the restarted left",
-                      lambda events: len([e for e in of(events, "signal.in", type="fleet.peer.up")
-                                          if e["data"]["robots"] == ["left"]]) == 2)
+        boss.wait_for("fleet.peer.up of the restarted left", lambda events: any(
+            e["data"]["process"].endswith(f"-{again.popen.pid}") and e["data"]["robots"] == ["left"]
+            for e in of(events, "signal.in", type="fleet.peer.up")))
         boss.send(job(2))
         boss.wait_for("job 2 done", lambda events: any(
             e["data"] == {"job": 2} for e in of(events, "signal.in", type="job.done")))

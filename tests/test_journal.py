@@ -588,6 +588,34 @@ def test_a_process_that_died_leaves_no_lock_even_with_a_forked_child_alive(tmp_p
         os.kill(child, signal.SIGKILL)
 
 
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="finds an open file's path in /proc")
+def test_a_new_owner_waits_for_another_process_probing_its_file(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another process asking whether an owner lives (``alive``, ``others_on``) holds a shared lock on its file
+    for a moment, without the folder's lock: a new owner's file probed just as it is made must not make the
+    new process fail to start (its exclusive lock waits for the probe's end)."""
+    import fcntl
+
+    flock, probes = fcntl.flock, []
+
+    def probed(fd: int, operation: int) -> None:
+        path = os.readlink(f"/proc/self/fd/{fd}")
+        if operation & fcntl.LOCK_EX and not path.endswith(".lock") and not probes:  # the new owner's file
+            probe = os.open(path, os.O_RDONLY)
+            flock(probe, fcntl.LOCK_SH)  # the probe, between the file's making and its lock
+            probes.append(probe)
+            threading.Timer(0.2, os.close, (probe,)).start()  # the probe ends: its lock goes
+        flock(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", probed)
+    owner = owners.Owner.claim(tmp_path / "j.db.owners", None, ["arm"])
+    monkeypatch.undo()
+    try:
+        assert len(probes) == 1 and owners.alive(tmp_path / "j.db.owners", owner.token)
+    finally:
+        owner.release()
+
+
 def test_of_two_processes_recovering_together_one_takes_the_run(tmp_path: Path) -> None:
     path = tmp_path / "j.db"
     gone = journal_at(path)
