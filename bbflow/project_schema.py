@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import itertools
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -209,7 +210,11 @@ class Each(Kind):
         for name, item in value.items():
             if self.names is not None and not self.names[0].fullmatch(name):
                 tidy = re.sub(r"[^A-Za-z0-9_-]", "_", name)
-                tidy = tidy if tidy[:1].isalpha() or tidy[:1] == "_" else f"_{tidy}"
+                tidy = base = tidy if self.names[0].fullmatch(tidy) else f"_{tidy}"
+                for n in itertools.count(2):  # not a name the file has already
+                    if tidy not in value:
+                        break
+                    tidy = f"{base}_{n}"
                 out.append(Problem((*path, name), f"{name!r} is {self.names[1]}",
                                    f"rename it, for example [{dotted(path)}.{tidy}]"))
             self.item.check(item, (*path, name), out)

@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from types import SimpleNamespace
 from typing import Any
 
@@ -635,6 +635,32 @@ def test_of_two_processes_recovering_together_one_takes_the_run(tmp_path: Path) 
         return taken
 
     assert asyncio.run(main()) == [True, False]
+
+
+def test_a_run_cut_off_on_a_robot_the_project_no_longer_has_is_held_not_left_running(
+        cell: tuple[Path, model.Program], tmp_path: Path) -> None:
+    """A robot renamed (or removed) in bbflow.toml after a crash: no process opens the old name, so its run
+    would stay "running, cut off" for ever while the new name drives the same arm. Recovery holds it for an
+    operator, saying why; a process that does not know the project's robots leaves it alone."""
+    root, program = cell
+    (root / "world.jsonl").unlink(missing_ok=True)
+    journal = crashed(tmp_path, [("approach", "step", "ok", "move_to", home(1), None)])
+    journal.conn.execute("UPDATE runs SET robot = 'old_arm' WHERE id = 'r1'")
+
+    async def start(known: Collection[str] | None) -> list[Any]:
+        journal.start(asyncio.get_running_loop())
+        async with arm(root, program) as robot:
+            await robot.call("arm", {})
+            return await Recovery(journal, program, {"arm": robot}, known=known).run()
+
+    assert asyncio.run(start(None)) == []
+    journal.close()
+    journal = journal_at(tmp_path / "j.db")
+    [done] = asyncio.run(start({"arm"}))
+    assert done.action == "held" and "its robot old_arm is no longer in bbflow.toml" in (done.reason or "")
+    assert world(root) == []  # nothing moved: the old name may or may not be this arm
+    assert journal.read.execute("SELECT status, owner FROM runs WHERE id = 'r1'").fetchone() == ("held", None)
+    journal.close()
 
 
 def test_recovery_hold_leaves_runs_for_the_operator(cell: tuple[Path, model.Program], tmp_path: Path) -> None:

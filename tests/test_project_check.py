@@ -266,3 +266,6 @@ def test_a_robot_instance_is_named_so_it_can_name_files_bus_keys_and_urls(tmp_pa
                                      "instance's name: letters, digits, `_` and `-`, not starting with a digit or `-` "
                                      "(it names the robot's journal, bus keys and URLs)",
                           f"rename it, for example [robot.{tidy}]")], name
+    taken = good + '\n[robot.b_a]\ninterface = "cell.Arm"\n\n[robot."b+a"]\ninterface = "cell.Arm"\n'
+    [(_, _, advice)] = bbf701(project(tmp_path, taken))
+    assert advice == "rename it, for example [robot.b_a_2]"  # not a name the file has already

@@ -3,11 +3,13 @@ run, text and JSON; and the errors (unknown id, no journal, a corrupt one) with 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -180,6 +182,47 @@ def test_a_held_run_a_live_process_is_recovering_is_neither_recovered_again_nor_
     finally:
         live.close()
     assert runs("recover", "0002", str(project), "--resolved").exit_code == 0  # its process gone: the operator's
+
+
+def test_a_run_cut_off_on_a_robot_since_renamed_is_held_by_the_next_bbflow_run(project: Path) -> None:
+    with contextlib.closing(sqlite3.connect(project / ".bbflow" / "journal.db")) as conn:
+        conn.execute("UPDATE runs SET robot = 'old_arm' WHERE id = '0002-cut'")
+        conn.commit()
+    out = CliRunner().invoke(main, ["run", str(project), "--until-idle"], input="")
+    assert out.exit_code == 0 and "1 unfinished run(s) held for an operator" in out.stderr, out.output
+    assert not (project / "world.jsonl").exists()  # nothing moved
+    shown = runs("show", "0002", str(project))
+    assert "held" in shown.stdout and "old_arm is no longer in bbflow.toml" in shown.stdout, shown.output
+    assert runs("recover", "0002", str(project), "--resolved").exit_code == 0
+
+
+def test_a_composed_run_is_recovered_through_the_run_that_composed_it(project: Path) -> None:
+    with contextlib.closing(sqlite3.connect(project / ".bbflow" / "journal.db")) as conn:
+        conn.execute("INSERT INTO runs (id, parent, reactor, robot, status, started) VALUES "
+                     "('0003-child', '0002-cut', 'Grip', 'arm', 'running', 0)")
+        conn.commit()
+    for extra in ((), ("--resolved",)):
+        out = runs("recover", "0003", str(project), *extra)
+        assert out.exit_code == 2 and "run 0003-child is composed by run 0002-cut: recover that one" in out.stderr
+    assert runs("recover", "0002", str(project)).exit_code == 0
+
+
+def test_a_run_taken_over_between_the_look_and_the_claim_is_said_so(project: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--resolved`` (or another recover) may close the run after ``recover`` looked at it and before it
+    claims it: then nothing moves, and the operator is told, not left with an exit 0 and no word."""
+    claim = Journal.claim
+
+    async def closed_first(self: Journal, todo: Any) -> set[str]:
+        with contextlib.closing(sqlite3.connect(project / ".bbflow" / "journal.db")) as conn:
+            conn.execute("UPDATE runs SET status = 'failed', note = 'resolved by an operator' WHERE id = '0002-cut'")
+            conn.commit()
+        return await claim(self, todo)
+
+    monkeypatch.setattr(Journal, "claim", closed_first)
+    out = runs("recover", "0002", str(project))
+    assert out.exit_code == 2 and "run 0002-cut was taken over meanwhile" in out.stderr, out.output
+    assert not (project / "world.jsonl").exists()
 
 
 def test_recovering_a_run_on_a_robot_a_bbflow_run_drives_is_refused(project: Path) -> None:

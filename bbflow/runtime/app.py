@@ -219,7 +219,7 @@ class Session:
             self.outcomes = self.journal.unhandled_outcomes()  # before recovery ends more runs
             self.recovered = await Recovery(
                 self.journal, self.plan.program, {p.instance: p for p in self.robots}, observer=self.observer,
-                note=self.note, agents=_agent_instances(self.plan),
+                note=self.note, agents=_agent_instances(self.plan), known=self.plan.project_robots,
             ).run(hold=self.journal.config.recovery == "hold")
             held = [r for r in self.recovered if r.action == "held"]
             if held:

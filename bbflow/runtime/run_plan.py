@@ -97,6 +97,8 @@ class RunPlan:
     until_idle: bool = False
     supervision: SupervisionConfig = attrs.Factory(SupervisionConfig)
     bus: BusSettings = attrs.Factory(BusSettings)
+    #: every robot instance of the project (None: not known): a run cut off on another one is held at start
+    project_robots: frozenset[str] | None = None
 
     @property
     def reads_signals(self) -> bool:
@@ -120,7 +122,8 @@ def plan_run(program: model.Program, project: Project, options: RunOptions) -> R
         inputs = _inputs(reactor, options.inputs)
         instance = _bind(project, reactor.robot, f"reactor {reactor.name}", options.robots, None)
         robots = _robots(program, project, options, [instance] if instance else [])
-        return RunPlan(program, robots, reactor=reactor, inputs=inputs, reactor_robot=instance)
+        return RunPlan(program, robots, reactor=reactor, inputs=inputs, reactor_robot=instance,
+                       project_robots=frozenset(project.robots))
     if options.inputs:
         raise UsageError("--input needs --reactor NAME (the reactor whose parameters they are)")
     names = options.agents or project.run_agents
@@ -160,7 +163,7 @@ def plan_run(program: model.Program, project: Project, options: RunOptions) -> R
         raise UsageError("--virtual-time runs on a clock of its own, which other processes on the bus do not share: "
                          'use it with kind = "local"')
     return RunPlan(program, robots, agents=tuple(agents), until_idle=options.until_idle,
-                   supervision=project.supervision, bus=bus)
+                   supervision=project.supervision, bus=bus, project_robots=frozenset(project.robots))
 
 
 def waits_for_signals(program: model.Program, reactor: model.Reactor) -> bool:

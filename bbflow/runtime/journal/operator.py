@@ -121,7 +121,16 @@ def recover_run(program: model.Program, project: Project, prefix: str, out: IO[s
     """
     config, run = find(project, prefix)  # recovered against the journal that holds it
     with contextlib.closing(open_for_reading(project, config)) as conn:
-        instance, status, owner = conn.execute("SELECT robot, status, owner FROM runs WHERE id = ?", (run,)).fetchone()
+        instance, status, owner, parent = conn.execute("SELECT robot, status, owner, parent FROM runs WHERE id = ?",
+                                                       (run,)).fetchone()
+        root, seen = parent, set()
+        while parent is not None and parent not in seen:  # a composed run is recovered with its root run
+            root = parent
+            seen.add(parent)
+            parent = (conn.execute("SELECT parent FROM runs WHERE id = ?", (parent,)).fetchone() or (None,))[0]
+    if root is not None:
+        raise JournalError(f"run {run} is composed by run {root}: recover that one (its rollback undoes this "
+                           "run's steps too)")
     if status not in ("held", "running"):
         raise JournalError(f"run {run} is {status}: nothing to recover")
     if owner is not None and owners.alive(config.owners, owner):
@@ -141,12 +150,15 @@ def recover_run(program: model.Program, project: Project, prefix: str, out: IO[s
             return []
         writer = JsonLinesWriter(events) if events is not None else None
         try:
-            return asyncio.run(_recover(program, project, journal, run, instance, out, arm, driver, writer))
+            done = asyncio.run(_recover(program, project, journal, run, instance, out, arm, driver, writer))
         finally:
             if writer is not None:
                 writer.close()
     finally:
         journal.close()
+    if not done:  # another process took it between the look above and this one's claim
+        raise JournalError(f"run {run} was taken over meanwhile (closed as resolved, or recovered): see bbflow runs")
+    return done
 
 
 def find(project: Project, prefix: str) -> tuple[JournalConfig, str]:

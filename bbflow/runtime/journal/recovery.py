@@ -143,12 +143,15 @@ class Recovery:
 
     def __init__(self, journal: Journal, program: model.Program, robots: Mapping[str, RobotPort], *,
                  observer: Observer | None = None, actions: ActionResolver = resolve_action,
-                 note: Callable[[str], None] | None = None, agents: Collection[str] | None = None) -> None:
+                 note: Callable[[str], None] | None = None, agents: Collection[str] | None = None,
+                 known: Collection[str] | None = None) -> None:
         self.journal = journal
         self.program = program
         self.robots = robots
         #: the agent instances of this process (None: any); with ``robots``, which runs are this process's
         self.agents = agents
+        #: every robot instance of the project (None: not known); a run on another one is no process's
+        self.known = known
         self.observer = observer
         self.actions = actions
         self.note = note or (lambda text: None)
@@ -187,8 +190,8 @@ class Recovery:
         share its journal: a run on a robot this process does not open, or of
         an agent it does not run, is another process's to recover.
         """
-        if row["robot"] is not None:
-            return row["robot"] in self.robots
+        if row["robot"] is not None:  # a robot the project no longer has: any process holds it (``claim``)
+            return row["robot"] in self.robots or (self.known is not None and row["robot"] not in self.known)
         return row["agent"] is None or self.agents is None or row["agent"] in self.agents
 
     async def recover(self, row: Mapping[str, Any], hold: bool, calls: list[tuple[Any, ...]]) -> Recovered:
@@ -205,6 +208,9 @@ class Recovery:
         robot = self.robots.get(instance) if instance else None
         if reason is None and instance is not None and robot is None and any(_moves(e) for e in todo):
             reason = f"its robot {instance} is not open in this run"
+            if self.known is not None and instance not in self.known:
+                reason = (f"its robot {instance} is no longer in bbflow.toml (renamed or removed): put the cell "
+                          "right by hand, then close it with `bbflow runs recover ID --resolved`")
         if reason is None and hold:
             reason = "[journal] recovery = \"hold\""
         if reason is not None:

@@ -97,8 +97,9 @@ def connect(path: Path, *, sync: str = "full") -> sqlite3.Connection:
     """A connection in WAL mode with ``synchronous`` set; autocommit (callers use BEGIN/COMMIT).
 
     A new file gets 1 KiB pages (an existing one keeps its own): a step's commit appends each page it
-    changed, whole, to the WAL, and a step changes a few hundred bytes; 1 KiB pages make that commit
-    about a quarter cheaper than SQLite's default 4 KiB (BENCHMARKS.md, journal section).
+    changed, whole, to the WAL, and a step changes a few hundred bytes; with 1 KiB pages instead of
+    SQLite's default 4 KiB a bare commit costs a quarter less, a chain step's journal a sixth less
+    (BENCHMARKS.md, journal section).
     """
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5.0)
     conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
@@ -189,8 +190,8 @@ def _migrate(conn: sqlite3.Connection, path: Path, version: int, project: str) -
 _OLD_RUNS = """WITH RECURSIVE old(id) AS (
     SELECT id FROM runs WHERE parent IS NULL AND ended IS NOT NULL AND ended < ? AND status NOT IN ('running', 'held')
     UNION ALL SELECT runs.id FROM runs JOIN old ON runs.parent = old.id)"""
-#: VACUUM at start once this many pages are free (and they are a quarter of the file).
-VACUUM_PAGES = 256
+#: VACUUM at start once this many bytes are free (and they are a quarter of the file).
+VACUUM_BYTES = 1 << 20
 
 
 def prune(conn: sqlite3.Connection, cutoff: float) -> int:
@@ -214,7 +215,7 @@ def shrink(conn: sqlite3.Connection) -> bool:
     """
     free = conn.execute("PRAGMA freelist_count").fetchone()[0]
     pages = conn.execute("PRAGMA page_count").fetchone()[0]
-    if free < VACUUM_PAGES or free * 4 < pages:
+    if free * conn.execute("PRAGMA page_size").fetchone()[0] < VACUUM_BYTES or free * 4 < pages:
         return False
     conn.execute("VACUUM")
     return True
