@@ -410,7 +410,8 @@ def runs(words: tuple[str, ...], fmt: str, arm: bool, driver: str | None, events
     docs/durability.md).
 
     ID may be the start of a run's id (of one run only, in all the journals). Exit status: 0, 1 a
-    recovered run had undo errors or stays held, 2 usage error or a journal missing or unusable.
+    recovered run had undo errors or stays held, 2 usage error or a journal missing or unusable, 130 a
+    recover interrupted (Ctrl-C).
     """
     from bbflow.project import ProjectError, find_project, importable, load_project
     from bbflow.runtime.journal import JournalError
@@ -442,9 +443,14 @@ def runs(words: tuple[str, ...], fmt: str, arm: bool, driver: str | None, events
                 if program is None:
                     _print_diagnostics(diagnostics)
                     sys.exit(2)
-            with importable(project.root):
-                done = recover_run(program, project, rest[0], sys.stdout,  # type: ignore[arg-type]
-                                   arm=arm, driver=driver, events=events, resolved=resolved)
+            try:
+                with importable(project.root):
+                    done = recover_run(program, project, rest[0], sys.stdout,  # type: ignore[arg-type]
+                                       arm=arm, driver=driver, events=events, resolved=resolved)
+            except KeyboardInterrupt:  # the undos made so far are journaled: the next recover skips them
+                click.echo(f"interrupted: run {rest[0]} is left unfinished, what was undone journaled: `bbflow runs "
+                           f"recover {rest[0]}` again goes on from there", err=True)
+                sys.exit(130)
             if any(r.action == "held" or r.undo_errors for r in done):
                 sys.exit(1)
     except (ProjectError, JournalError, ValueError) as e:

@@ -105,6 +105,41 @@ def test_recover_rolls_a_run_back_on_the_simulated_robot(project: Path) -> None:
     assert again.exit_code == 2 and "nothing to recover" in again.stderr
 
 
+def test_a_recover_interrupted_says_so_and_the_next_one_goes_on_from_there(project: Path) -> None:
+    """Ctrl-C while an undo moves: exit 130 and a word of what is left, not click's bare "Aborted!"; meanwhile
+    `bbflow runs` shows the held run being recovered, and a second recover says what holds the robot."""
+    toml = project / "bbflow.toml"
+    quick = toml.read_text()
+    toml.write_text(quick.replace('duration = "30ms"', 'duration = "20s"'))
+    with contextlib.closing(sqlite3.connect(project / ".bbflow" / "journal.db")) as conn:
+        conn.execute("UPDATE runs SET status = 'held' WHERE id = '0002-cut'")
+        conn.commit()
+    events = project / "recover.jsonl"
+    proc = subprocess.Popen([*bbflow(), "runs", "recover", "0002", str(project), "--events", str(events)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env())
+    try:
+        deadline = time.monotonic() + 30
+        while "undo.start" not in (events.read_text() if events.exists() else ""):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.05)
+        listed = {r["id"]: r for r in json.loads(runs(str(project), "--format", "json").stdout)}
+        assert (listed["0002-cut"]["status"], listed["0002-cut"]["recovering"]) == ("held", True)
+        assert "held (1 in doubt), being recovered" in runs(str(project)).stdout
+        again = runs("recover", "0002", str(project))
+        assert again.exit_code == 2 and "is being recovered by process" in again.stderr, again.output
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130 and "interrupted: run 0002 is left unfinished" in err, (out, err)
+    toml.write_text(quick)
+    done = runs("recover", "0002", str(project))
+    assert done.exit_code == 0 and "rolled back" in done.stdout, done.output
+    check_world(project)
+
+
 def test_recover_resolved_closes_the_run_without_moving(project: Path) -> None:
     out = runs("recover", "0002-cut", str(project), "--resolved")
     assert out.exit_code == 0, out.output

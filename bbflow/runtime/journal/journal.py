@@ -106,13 +106,13 @@ class Journal:
 
     @classmethod
     def open(cls, config: JournalConfig, project: str, *, robots: Collection[str] = (),
-             agents: Collection[str] = ()) -> Journal:
-        """Open and check the file for a process that runs ``robots`` and ``agents`` (instances); raises
-        ``JournalError``, also when another live process of the project runs some of them. The writer
-        starts with ``start``."""
+             agents: Collection[str] = (), command: str = owners.RUN) -> Journal:
+        """Open and check the file for a process (``command``, for the others' messages) that runs ``robots``
+        and ``agents`` (instances); raises ``JournalError``, also when another live process of the project runs
+        some of them. The writer starts with ``start``."""
         conn = open_store(config.path, project, sync=config.sync)
         try:
-            owner = _own(config, config.path, robots, agents)
+            owner = _own(config, config.path, robots, agents, command)
         except JournalError:
             conn.close()
             raise
@@ -349,9 +349,10 @@ def hold_without_journal(config: JournalConfig, robots: Collection[str], agents:
         return None
 
 
-def _own(config: JournalConfig, journal: Path, robots: Collection[str], agents: Collection[str]) -> Owner:
+def _own(config: JournalConfig, journal: Path, robots: Collection[str], agents: Collection[str],
+         command: str) -> Owner:
     try:
-        return Owner.claim(config.owners, journal, robots, agents)
+        return Owner.claim(config.owners, journal, robots, agents, command)
     except InUse as exc:
         raise JournalError(str(exc)) from exc
     except OSError as exc:

@@ -54,7 +54,9 @@ def print_runs(project: Project, out: IO[str], *, fmt: str, color: bool, limit: 
             listed = list_runs(conn, limit)
         for run in listed:  # a running run whose process is gone was cut off: the next start recovers it
             owner = run.pop("owner")
-            run["cut_off"] = run["status"] == "running" and (owner is None or not owners.alive(config.owners, owner))
+            alive = owner is not None and owners.alive(config.owners, owner)
+            run["cut_off"] = run["status"] == "running" and not alive
+            run["recovering"] = run["status"] == "held" and alive  # a held run's owner: an operator's recover
             run["journal"] = str(config.path)
         runs += listed
     runs.sort(key=lambda run: run["started"], reverse=True)  # ISO 8601 in UTC: in the order of time
@@ -73,6 +75,8 @@ def print_runs(project: Project, out: IO[str], *, fmt: str, color: bool, limit: 
             status += f" ({run['in_doubt']} in doubt)"
         if run["cut_off"]:
             status += ", cut off"
+        if run["recovering"]:
+            status += ", being recovered"
         duration = "" if run["duration"] is None else f"{run['duration']:.3f}s"
         table.add_row(run["id"], run["reactor"], run["robot"] or "", _styled(status, color), run["started"] or "",
                       duration, str(run["steps"]), str(run["undo_errors"]),
@@ -141,7 +145,8 @@ def recover_run(program: model.Program, project: Project, prefix: str, out: IO[s
         raise JournalError(f"run {run} is being recovered by process {pid} (a bbflow runs recover): once it ends, "
                            "see bbflow runs")
     # its robot is this process's while it recovers: refused if a bbflow run drives it, and none starts on it
-    journal = Journal.open(config, project.name, robots=[instance] if instance is not None and not resolved else ())
+    journal = Journal.open(config, project.name, robots=[instance] if instance is not None and not resolved else (),
+                           command=owners.RECOVER)
     try:
         if resolved:
             if not _close_resolved(journal, run, owner):

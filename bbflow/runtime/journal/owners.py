@@ -15,7 +15,8 @@ setting the run's owner to its own token in one statement that checks the old
 one (``Journal.claim``): two processes starting together never both roll back
 the same run, and no process rolls back a run that another one is running.
 
-A process also writes in its file the robots and agent instances it runs, and
+A process also writes in its file the robots and agent instances it runs (and
+what it is: a ``bbflow run`` or a ``bbflow runs recover``, for messages), and
 ``Owner.claim`` refuses (``InUse``) to start a second process of the project
 with any of the same: two processes would drive one arm, or handle one
 agent's signals twice. The check, the removal of gone owners' files and the
@@ -35,6 +36,10 @@ from typing import Any
 
 from bbflow.runtime.ids import uuid7
 
+#: What a process is, as its owner file says for the others' messages: a ``bbflow run``, or an operator's
+#: ``bbflow runs recover`` (``RECOVER``) rolling a held run back.
+RUN = "bbflow run"
+RECOVER = "bbflow runs recover"
 #: The folder's own lock (not an owner): taken while a process looks for conflicts and writes its file.
 _FOLDER_LOCK = ".lock"
 #: The owner files this process holds open: closed in a forked child, so that only this process keeps them.
@@ -71,9 +76,9 @@ class Owner:
 
     @classmethod
     def claim(cls, folder: Path, journal: Path | None, robots: Collection[str] = (),
-              agents: Collection[str] = ()) -> Owner:
-        """A new token in the owners ``folder`` for this process, which keeps ``journal`` (None: it keeps
-        none, ``--no-journal``) and runs ``robots`` and ``agents``.
+              agents: Collection[str] = (), command: str = RUN) -> Owner:
+        """A new token in the owners ``folder`` for this process (a ``command``: ``RUN`` or ``RECOVER``), which
+        keeps ``journal`` (None: it keeps none, ``--no-journal``) and runs ``robots`` and ``agents``.
 
         Raises ``InUse`` when a live process of the project runs any of them, ``OSError`` when the file
         cannot be made.
@@ -92,15 +97,18 @@ class Owner:
                     f"agent {name}" for name in sorted(set(agents) & set(theirs.get("agents", ())))]
                 pid = theirs.get("pid")
                 if both:
-                    raise InUse(f"{', '.join(both)} already run by another bbflow run of this project "
-                                f"(process {pid if pid is not None else '?'}, {path}); stop it first")
+                    what = theirs.get("command", RUN)
+                    raise InUse(f"{', '.join(both)} already run by another {what} of this project "
+                                f"(process {pid if pid is not None else '?'}, {path}); "
+                                + ("stop it first" if what == RUN else "wait for it to end"))
             token = uuid7()
             path = folder / token
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)  # waits only for another process's probe (``_holds``) of it
                 os.write(fd, json.dumps({"pid": os.getpid(), "journal": None if journal is None else str(journal),
-                                         "robots": sorted(robots), "agents": sorted(agents)}).encode())
+                                         "robots": sorted(robots), "agents": sorted(agents),
+                                         "command": command}).encode())
             except OSError:
                 os.close(fd)
                 path.unlink(missing_ok=True)
