@@ -107,7 +107,8 @@ def test_recover_rolls_a_run_back_on_the_simulated_robot(project: Path) -> None:
 
 def test_a_recover_interrupted_says_so_and_the_next_one_goes_on_from_there(project: Path) -> None:
     """Ctrl-C while an undo moves: exit 130 and a word of what is left, not click's bare "Aborted!"; meanwhile
-    `bbflow runs` shows the held run being recovered, and a second recover says what holds the robot."""
+    `bbflow runs` shows the held run being recovered, and a second recover or a `bbflow run` is told what holds
+    the robot."""
     toml = project / "bbflow.toml"
     quick = toml.read_text()
     toml.write_text(quick.replace('duration = "30ms"', 'duration = "20s"'))
@@ -127,6 +128,9 @@ def test_a_recover_interrupted_says_so_and_the_next_one_goes_on_from_there(proje
         assert "held (1 in doubt), being recovered" in runs(str(project)).stdout
         again = runs("recover", "0002", str(project))
         assert again.exit_code == 2 and "is being recovered by process" in again.stderr, again.output
+        start = CliRunner().invoke(main, ["run", str(project), "--until-idle"], input="")
+        assert start.exit_code == 2 and "robot arm already run by another bbflow runs recover of this project" \
+            in start.stderr and "wait for it to end" in start.stderr, start.output
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
     finally:
