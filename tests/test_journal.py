@@ -292,7 +292,7 @@ def _held_writer(journal: Journal, monkeypatch: pytest.MonkeyPatch) -> Callable[
     if not journal.writer.inline:
         release = threading.Event()
 
-        def hold(conn: sqlite3.Connection) -> None:
+        def hold(cursor: sqlite3.Cursor) -> None:
             assert release.wait(30), "the test never released the writer"
 
         journal.writer.write(hold)
