@@ -238,11 +238,14 @@ def test_a_run_cut_off_on_a_robot_since_renamed_is_held_by_the_next_bbflow_run(p
 def test_a_composed_run_is_recovered_through_the_run_that_composed_it(project: Path) -> None:
     with contextlib.closing(sqlite3.connect(project / ".bbflow" / "journal.db")) as conn:
         conn.execute("INSERT INTO runs (id, parent, reactor, robot, status, started) VALUES "
-                     "('0003-child', '0002-cut', 'Grip', 'arm', 'running', 0)")
+                     "('0003-child', '0002-cut', 'Grip', 'arm', 'running', 0), "
+                     "('0004-grandchild', '0003-child', 'Close', 'arm', 'running', 0)")
         conn.commit()
     for extra in ((), ("--resolved",)):
         out = runs("recover", "0003", str(project), *extra)
         assert out.exit_code == 2 and "run 0003-child is composed by run 0002-cut: recover that one" in out.stderr
+    out = runs("recover", "0004", str(project))  # the run that composed it all
+    assert out.exit_code == 2 and "run 0004-grandchild is composed by run 0002-cut" in out.stderr, out.output
     assert runs("recover", "0002", str(project)).exit_code == 0
 
 

@@ -53,7 +53,7 @@ def cut_off_elsewhere(project: Path, mine: Path | None, robots: Collection[str])
         except sqlite3.Error:
             continue
         out.extend(CutOff(path, run, reactor, robot) for run, reactor, robot, owner in rows
-                   if owner is None or not owners.alive(folder, owner))
+                   if not owners.alive(folder, owner))
     return out
 
 

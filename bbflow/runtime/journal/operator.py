@@ -26,7 +26,7 @@ from bbflow.runtime.journal.journal import (
     process_journal,
     process_robots,
 )
-from bbflow.runtime.journal.query import find_runs, list_runs, show_run
+from bbflow.runtime.journal.query import find_runs, list_runs, root_of, show_run
 from bbflow.runtime.journal.recovery import Recovered, Recovery
 from bbflow.runtime.journal.store import JournalError, open_store
 from bbflow.runtime.run_plan import robot_table
@@ -54,7 +54,7 @@ def print_runs(project: Project, out: IO[str], *, fmt: str, color: bool, limit: 
             listed = list_runs(conn, limit)
         for run in listed:  # a running run whose process is gone was cut off: the next start recovers it
             owner = run.pop("owner")
-            alive = owner is not None and owners.alive(config.owners, owner)
+            alive = owners.alive(config.owners, owner)
             run["cut_off"] = run["status"] == "running" and not alive
             run["recovering"] = run["status"] == "held" and alive  # a held run's owner: an operator's recover
             run["journal"] = str(config.path)
@@ -125,19 +125,14 @@ def recover_run(program: model.Program, project: Project, prefix: str, out: IO[s
     """
     config, run = find(project, prefix)  # recovered against the journal that holds it
     with contextlib.closing(open_for_reading(project, config)) as conn:
-        instance, status, owner, parent = conn.execute("SELECT robot, status, owner, parent FROM runs WHERE id = ?",
-                                                       (run,)).fetchone()
-        root, seen = parent, set()
-        while parent is not None and parent not in seen:  # a composed run is recovered with its root run
-            root = parent
-            seen.add(parent)
-            parent = (conn.execute("SELECT parent FROM runs WHERE id = ?", (parent,)).fetchone() or (None,))[0]
+        instance, status, owner = conn.execute("SELECT robot, status, owner FROM runs WHERE id = ?", (run,)).fetchone()
+        root = root_of(conn, run)  # a composed run is recovered with the run that composed it
     if root is not None:
         raise JournalError(f"run {run} is composed by run {root}: recover that one (its rollback undoes this "
                            "run's steps too)")
     if status not in ("held", "running"):
         raise JournalError(f"run {run} is {status}: nothing to recover")
-    if owner is not None and owners.alive(config.owners, owner):
+    if owners.alive(config.owners, owner):
         pid = owners.pid_of(config.owners, owner) or "?"
         if status == "running":
             raise JournalError(f"run {run} is running in process {pid}, not cut off: nothing to recover (stopped, "

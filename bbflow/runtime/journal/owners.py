@@ -126,9 +126,10 @@ class Owner:
         self._fd = None
 
 
-def alive(folder: Path, token: str) -> bool:
-    """Whether the process that took ``token`` in the owners ``folder`` still runs."""
-    return _holds(folder / token)
+def alive(folder: Path, token: str | None) -> bool:
+    """Whether the process that took ``token`` in the owners ``folder`` still runs (None, a run no process
+    owns: held for an operator, or from before owners were recorded: no)."""
+    return token is not None and _holds(folder / token)
 
 
 def pid_of(folder: Path, token: str) -> int | None:

@@ -41,6 +41,15 @@ def find_runs(conn: sqlite3.Connection, prefix: str, limit: int = 2) -> list[str
     return [row[0] for row in rows]
 
 
+def root_of(conn: sqlite3.Connection, run: str) -> str | None:
+    """The run that composed ``run``, up to one no other run composed; None when ``run`` is such a run."""
+    row = conn.execute("""WITH RECURSIVE up(id, parent) AS (
+                              SELECT id, parent FROM runs WHERE id = ?
+                              UNION SELECT runs.id, runs.parent FROM runs JOIN up ON runs.id = up.parent)
+                          SELECT id FROM up WHERE parent IS NULL""", (run,)).fetchone()
+    return None if row is None or row[0] == run else row[0]
+
+
 def show_run(conn: sqlite3.Connection, run: str) -> dict[str, Any]:
     """One run with its composed runs and its timeline: every intent and result, in-doubt ones marked."""
     cols = ("id", "parent", "reactor", "robot", "agent", "status", "started", "ended", "inputs", "result", "error",

@@ -164,7 +164,7 @@ class Recovery:
             if only is None and not self.mine(row):
                 continue
             owner = row["owner"]
-            if row["status"] == "running" and owner is not None and owners.alive(folder, owner):
+            if row["status"] == "running" and owners.alive(folder, owner):
                 self.note(f"run {row['id']} ({row['reactor']}) is running in process "
                           f"{owners.pid_of(folder, owner) or '?'}: not recovered here")
                 continue
