@@ -22,6 +22,7 @@ from run_helpers import PICK, PLACE, arm_table, write_project
 from serve_helpers import LiveCell, live_cell, memory_tracing
 
 CE = {"content-type": "application/cloudevents+json"}
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 REQUEST = {"type": "pick.requested", "source": "/test", "data": {"pick": PICK, "place": PLACE}}
 
 
@@ -85,6 +86,7 @@ def test_a_binary_mode_signal_is_taken_with_its_ce_headers(client: httpx.Client)
     (json.dumps({"type": "no.such", "data": {}}), CE, 400, "undeclared signal type 'no.such'"),
     (json.dumps({"data": {}}), CE, 400, "no string 'type'"),
     (json.dumps([1, 2]), CE, 400, "JSON object"),
+    ('"x"', {**CE, "traceparent": TRACEPARENT}, 400, 'not a JSON object: "x"'),
     ('{"type": "pick.requested", ', CE, 400, "not JSON"),
     (b"\xff\xfe{}", CE, 400, "UTF-8"),
     ("[" * 100_000 + "]" * 100_000, CE, 400, ""),
@@ -484,6 +486,7 @@ def test_a_signal_waits_for_room_then_gets_503_and_without_agents_503_at_once(mo
 
     class Session:
         bus: Any = None
+        stopping = False
 
     monkeypatch.setattr(plane_module, "ROOM_WAIT", 0.05)
     plane = plane_module.ControlPlane(ServeSettings("127.0.0.1", 0), model.Program(), tracer=None)
@@ -496,6 +499,26 @@ def test_a_signal_waits_for_room_then_gets_503_and_without_agents_503_at_once(mo
     with pytest.raises(Refused) as full:
         asyncio.run(plane.admit(b"{}"))
     assert full.value.status == 503 and full.value.headers == {"Retry-After": "1"}
+
+
+def test_once_the_cell_is_stopping_a_signal_gets_503_not_a_202_no_agent_would_see(tmp_path: Path) -> None:
+    from bbflow.serve.http import Refused
+
+    with live_cell(write_project(tmp_path / "cell")) as cell:
+        async def interrupt_then_post() -> tuple[int, str, tuple[bool, str]]:
+            cell.session.interrupt()  # SIGINT: the agents stop; the server is up until the robots are safe
+            try:
+                await cell.plane.admit(json.dumps(REQUEST).encode())
+            except Refused as refused:
+                return refused.status, refused.reason, cell.plane.healthy()
+            raise AssertionError("a signal was taken in by a stopping cell")
+
+        status, reason, health = asyncio.run_coroutine_threadsafe(interrupt_then_post(), cell.loop).result(10)
+    assert status == 503 and reason == "the cell is stopping: signals are no longer taken"
+    assert health == (False, "stopping")
+    assert cell.session.bus is None  # and once the agents are gone, none is taken either
+    taken = [e.event for e in cell.plane.hub._ring if e.event["event"] == "signal.in"]
+    assert not any(e["type"] == "pick.requested" for e in taken), taken
 
 
 def test_an_unknown_asset_is_a_404_and_the_dashboards_are_served(client: httpx.Client) -> None:

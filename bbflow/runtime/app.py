@@ -187,6 +187,11 @@ class Session:
                                       f"of being told to; the robot was put in fault and disarmed); "
                                       + outcome.summary)
 
+    @property
+    def stopping(self) -> bool:
+        """Interrupted, or stopped by a failed journal write: the work is ending and takes no new signal."""
+        return self.interrupts > 0 or self.journal_failure is not None
+
     def interrupt(self) -> None:
         """SIGINT/SIGTERM: first cancel the work (runs roll back), then disarm every robot at once."""
         self.interrupts += 1
@@ -382,6 +387,7 @@ class Session:
             self.gave_up = gave_up.exceptions[0]  # type: ignore[assignment]
         finally:
             self.root = None
+            self.bus = None  # a signal taken in now would reach no agent
             for disconnect in disconnects:
                 disconnect()
             if self._link is not None:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -96,6 +97,9 @@ def loads_strict(text: str | bytes | bytearray, *, max_depth: int = MAX_DEPTH) -
     except StrictJsonError:
         raise
     except ValueError as exc:
+        if "integer string conversion" in str(exc):  # Python's own limit on reading a long integer
+            raise StrictJsonError(f"an integer of more than {sys.get_int_max_str_digits()} digits is too long "
+                                  "to read") from None
         raise StrictJsonError(f"not JSON: {exc}") from None
     # a value is nested no deeper than the text has `[` and `{` (a count in C): walk it only when it may be
     if _openers(text) > max_depth and _depth(value, max_depth) > max_depth:

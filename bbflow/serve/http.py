@@ -260,8 +260,9 @@ def _cloudevent(headers: Any, body: bytes) -> bytes | dict[str, Any]:
         if "traceparent" not in headers:
             return body
         obj = _json(body)  # the W3C traceparent header travels as the event's attribute
-        if isinstance(obj, dict) and "traceparent" not in obj:
-            obj["traceparent"] = headers["traceparent"]
+        if not isinstance(obj, dict):
+            return body  # the door says what it is instead of an event
+        obj.setdefault("traceparent", headers["traceparent"])
         return obj
     if media == BATCH:
         raise Refused(415, "batched CloudEvents are not taken: send one event per request")

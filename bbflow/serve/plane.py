@@ -22,6 +22,7 @@ import uvicorn
 
 from bbflow.runtime import model
 from bbflow.runtime.app import Session
+from bbflow.runtime.bus import Bus
 from bbflow.runtime.door import Door, Refusal
 from bbflow.runtime.events import Fanout, jsonable
 from bbflow.runtime.journal import Lag
@@ -110,18 +111,26 @@ class ControlPlane:
 
     async def admit(self, raw: bytes | dict[str, Any]) -> Envelope | Refusal:
         """Through the door (the same checks as standard input), once the agents have room for it."""
-        bus = self.session.bus if self.session is not None else None
-        if bus is None:
-            raise Refused(503, "no agents are running in this process: signals are not taken")
+        bus = self._bus()
         try:
             async with asyncio.timeout(ROOM_WAIT):
                 await bus.room()
         except TimeoutError:
             raise Refused(503, f"the agents have had no room for a signal for {ROOM_WAIT:g}s: try again later",
                           {"Retry-After": "1"}) from None
-        admitted = bus.admit(raw, self.door)
+        admitted = self._bus().admit(raw, self.door)  # (the cell may have begun to stop while this waited)
         await asyncio.sleep(0)  # the agents take their turn before the answer is written, as with standard input
         return admitted
+
+    def _bus(self) -> Bus:
+        """The bus of the agents, while they take signals; else ``Refused`` (503): a signal taken then
+        would reach no agent."""
+        session = self.session
+        if session is not None and session.stopping:
+            raise Refused(503, "the cell is stopping: signals are no longer taken")
+        if session is None or session.bus is None:
+            raise Refused(503, "no agents are running in this process: signals are not taken")
+        return session.bus
 
     def events(self, last_id: str | None) -> AsyncIterator[str]:
         return self.hub.stream(self.hub.resume_point(last_id))
@@ -130,6 +139,8 @@ class ControlPlane:
         session = self.session
         if session is None:
             return False, "starting"
+        if session.stopping:
+            return False, "stopping"
         if session.root is not None or (session.plan.reactor is not None and session.robots):
             return True, "ok"
         return False, "supervisor down" if session.gave_up is not None else "not serving"
