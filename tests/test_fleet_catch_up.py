@@ -1,4 +1,4 @@
-"""Catch-up on the Zenoh bus, in one test process with two sessions on 127.0.0.1 (no multicast)."""
+"""Catch-up and subscriptions on the Zenoh bus, in one test process with two sessions on 127.0.0.1 (no multicast)."""
 
 from __future__ import annotations
 
@@ -67,9 +67,9 @@ async def publisher(folder: Path, catch_up: str) -> AsyncIterator[Publisher]:
 
 
 @asynccontextmanager
-async def subscriber(folder: Path, catch_up: str,
-                     a: Publisher) -> AsyncIterator[tuple[Collector, list[dict[str, Any]]]]:
-    """Process ``b``, connected to ``a`` and subscribed to ``task.assigned``: what its agent gets, and the
+async def subscriber(folder: Path, catch_up: str, a: Publisher, patterns: tuple[str, ...] = ("task.assigned",),
+                     ) -> AsyncIterator[tuple[Collector, list[dict[str, Any]]]]:
+    """Process ``b``, connected to ``a`` and subscribed to ``patterns``: what its agent gets, and the
     events of its bus. Given once ``a`` has seen ``b`` come up: a process declares its subscriptions
     before it announces itself, so from then on what ``a`` publishes reaches ``b``."""
     events: list[dict[str, Any]] = []
@@ -78,7 +78,7 @@ async def subscriber(folder: Path, catch_up: str,
     bus.attach(agent)
     link = make_link(settings(folder, catch_up, connect=[a.endpoint]), process="b", robots=[], agents=["B"])
     ups = a.seen("fleet.peer.up")
-    await link.open(bus, ["task.assigned"])
+    await link.open(bus, patterns)
     try:
         await until(lambda: a.seen("fleet.peer.up") > ups, "fleet.peer.up of b at a")
         yield agent, events
@@ -172,3 +172,21 @@ def test_events_older_than_the_window_are_not_asked_for_nor_reported_lost(tmp_pa
     got, events = asyncio.run(scenario())
     assert got == [-1, SENTINEL]
     assert not lost(events)
+
+
+@pytest.mark.parametrize("catch_up", ["0s", "10s"])
+def test_routes_that_overlap_take_each_event_once_without_a_duplicate_dropped(tmp_path: Path, catch_up: str) -> None:
+    """``task.assigned`` beside ``task.**`` (one includes the other), and ``*.assigned`` beside ``task.*`` (they
+    overlap): Zenoh gives a sample to every subscription it matches, and each copy was a duplicate
+    ``signal.dropped`` at the door, one per event."""
+    patterns = ("task.assigned", "task.**", "*.assigned", "task.*")
+
+    async def main() -> None:
+        async with publisher(tmp_path, catch_up) as a, subscriber(tmp_path, catch_up, a, patterns) as (agent, events):
+            for job in (1, 2, 3, SENTINEL):
+                assign(a.bus, job)
+            await until(lambda: SENTINEL in jobs(agent), "the sentinel")  # the copies of those before it came first
+            assert jobs(agent) == [1, 2, 3, SENTINEL]
+            assert [e for e in events if e["event"] == "signal.dropped"] == []
+
+    asyncio.run(main())

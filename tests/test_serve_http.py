@@ -323,9 +323,11 @@ def test_the_dashboard_gets_the_token_once_and_keeps_it_in_a_strict_cookie(guard
         assert c.get("/api/state").status_code == 200
 
 
-def test_a_post_from_another_origin_is_refused(client: httpx.Client) -> None:
-    response = client.post("/api/robots/arm/disarm", headers={"Origin": "http://evil.example"})
+@pytest.mark.parametrize("origin", ["http://evil.example", "null", "http://[zz"])  # the last: no URL (it was a 500)
+def test_a_post_from_another_origin_is_refused(client: httpx.Client, origin: str) -> None:
+    response = client.post("/api/robots/arm/disarm", headers={"Origin": origin})
     assert response.status_code == 403
+    assert response.json() == {"error": f"a POST from another origin ({origin}) is refused"}
     assert state(client)["robots"][0]["safety"] == "armed"
 
 

@@ -210,7 +210,7 @@ class Guard:
                 and not is_loopback(_hostname(host)):
             return error(403, f"Host {host!r} is not this cell's loopback address")
         origin = headers.get("origin")
-        if method == "POST" and origin is not None and urlsplit(origin).netloc.lower() != host.lower():
+        if method == "POST" and origin is not None and _netloc(origin) != host.lower():
             return error(403, f"a POST from another origin ({origin}) is refused")
         if self.token is None or self.authorised(headers):
             return None
@@ -293,6 +293,14 @@ def _hostname(host: str) -> str:
     if host.startswith("["):
         return host[1:].split("]", 1)[0]
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def _netloc(url: str) -> str | None:
+    """The ``host[:port]`` of ``url`` in lower case; ``None`` when it cannot be read (``http://[zz``)."""
+    try:
+        return urlsplit(url).netloc.lower()
+    except ValueError:
+        return None
 
 
 def _cookie(header: str, name: str) -> str | None:

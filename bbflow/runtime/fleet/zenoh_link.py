@@ -122,9 +122,28 @@ class _Inbox:
             self.drain(batch)
 
 
-def _on_sample(inbox: _Inbox, key: str, *, catch_up: bool) -> Callable[[zenoh.Sample], None]:
+def _broadest(keys: list[str]) -> list[zenoh.KeyExpr]:
+    """``keys`` without those another one includes (``a/b`` beside ``a/**``): Zenoh gives a sample to every
+    subscription it matches, and each copy would be a duplicate at the door."""
+    exprs = [zenoh.KeyExpr(k) for k in keys]
+    return [e for i, e in enumerate(exprs)
+            if not any(o.includes(e) and (j < i or not e.includes(o)) for j, o in enumerate(exprs) if j != i)]
+
+
+def _on_sample(inbox: _Inbox, key: zenoh.KeyExpr, *, catch_up: bool,
+               before: list[zenoh.KeyExpr]) -> Callable[[zenoh.Sample], None]:
     """The callback of a subscription to ``key`` (on Zenoh's threads: as little as can be). A key without
-    wildcards is the key of every sample it gets; with ``catch_up``, what tells a gap comes along."""
+    wildcards is the key of every sample it gets; with ``catch_up``, what tells a gap comes along.
+    ``before``: the subscriptions declared before this one that overlap it (``a/*/c`` and ``a/b/*``); a
+    sample one of them matches is theirs, so that each sample is taken once."""
+    if before:
+        take = _on_sample(inbox, key, catch_up=catch_up, before=[])
+
+        def unless_taken(sample: zenoh.Sample) -> None:
+            if not any(k.includes(sample.key_expr) for k in before):
+                take(sample)
+
+        return unless_taken
     if catch_up:
         def with_source(sample: zenoh.Sample) -> None:
             info, attachment = sample.source_info, sample.attachment
@@ -133,9 +152,10 @@ def _on_sample(inbox: _Inbox, key: str, *, catch_up: bool) -> Callable[[zenoh.Sa
             inbox.put("sample", (str(sample.key_expr), sample.payload.to_bytes()))
 
         return with_source
-    if "*" in key:
+    if "*" in str(key):
         return lambda sample: inbox.put("sample", (str(sample.key_expr), sample.payload.to_bytes()))
-    return lambda sample: inbox.put("sample", (key, sample.payload.to_bytes()))
+    text = str(key)
+    return lambda sample: inbox.put("sample", (text, sample.payload.to_bytes()))
 
 
 class ZenohLink:
@@ -214,9 +234,11 @@ class ZenohLink:
         # Recovery asks a publisher's cache for what a heartbeat says was missed, which a process that
         # starts would take as missed too: only with a catch-up window.
         recovery = ext.RecoveryConfig(heartbeat=True, periodic_queries=None) if history is not None else None
-        for key in subscriptions(self.prefix, self._patterns):
+        keys = _broadest(subscriptions(self.prefix, self._patterns))
+        for i, key in enumerate(keys):
             sub = ext.declare_advanced_subscriber(
-                session, key, _on_sample(inbox, key, catch_up=history is not None),
+                session, key, _on_sample(inbox, key, catch_up=history is not None,
+                                         before=[k for k in keys[:i] if k.intersects(key)]),
                 history=history, recovery=recovery,
                 allowed_origin=zenoh.Locality.REMOTE,
             )
