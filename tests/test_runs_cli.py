@@ -181,6 +181,46 @@ def test_a_corrupt_journal_is_refused_with_a_clear_message(project: Path) -> Non
         assert "Traceback" not in out.output
 
 
+def test_reading_writes_nothing_and_an_empty_journal_has_no_runs(project: Path) -> None:
+    """An empty file where a journal is expected (a ``--robot`` process's, the project's own): the list, show
+    and a JSON list read it as a journal without runs, and leave it as it was (they used to make a journal of
+    it: a read-only look wrote the schema into the file)."""
+    folder = project / ".bbflow"
+    (folder / "journal.x.db").write_bytes(b"")
+    before = (folder / "journal.db").read_bytes()
+    for argv in ([str(project)], [str(project), "--format", "json"], ["show", "0002", str(project)]):
+        out = runs(*argv)
+        assert out.exit_code == 0, out.output
+    assert {r["id"] for r in json.loads(runs(str(project), "--format", "json").stdout)} == {"0001-done", "0002-cut"}
+    assert (folder / "journal.x.db").read_bytes() == b"" and (folder / "journal.db").read_bytes() == before
+    (folder / "journal.db").write_bytes(b"")
+    out = runs(str(project), "--format", "json")
+    assert out.exit_code == 0 and json.loads(out.stdout) == [], out.output
+    out = runs("show", "0002", str(project))
+    assert out.exit_code == 2 and "no single run with an id starting with '0002'" in out.stderr, out.output
+    assert (folder / "journal.db").read_bytes() == b"" and (folder / "journal.x.db").read_bytes() == b""
+
+
+def test_an_older_schema_is_read_as_it_is_and_migrated_only_by_a_recover(project: Path) -> None:
+    """A journal written by an older bbflow (schema 2: no process recorded with each run) is listed and shown
+    without being migrated (the file is left byte for byte); ``recover`` writes, so it migrates it first."""
+    db = project / ".bbflow" / "journal.db"
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        conn.execute("ALTER TABLE runs DROP COLUMN owner")
+        conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema'")
+        conn.commit()
+    before = db.read_bytes()
+    listed = {r["id"]: r for r in json.loads(runs(str(project), "--format", "json").stdout)}
+    assert listed["0002-cut"]["status"] == "running" and listed["0002-cut"]["cut_off"]
+    out = runs("show", "0002", str(project))
+    assert out.exit_code == 0 and "in doubt" in out.stdout, out.output
+    assert db.read_bytes() == before
+    out = runs("recover", "0002", str(project))
+    assert out.exit_code == 0 and "run 0002-cut: rolled back" in out.stdout, out.output
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("3",)
+
+
 def test_another_files_journal_is_refused(project: Path) -> None:
     db = project / ".bbflow" / "journal.db"
     db.unlink()

@@ -28,7 +28,7 @@ from bbflow.runtime.journal.journal import (
 )
 from bbflow.runtime.journal.query import find_runs, list_runs, root_of, show_run
 from bbflow.runtime.journal.recovery import Recovered, Recovery
-from bbflow.runtime.journal.store import JournalError, open_store
+from bbflow.runtime.journal.store import JournalError, open_reader
 from bbflow.runtime.run_plan import robot_table
 
 
@@ -41,8 +41,9 @@ def journals(project: Project) -> list[JournalConfig]:
 
 
 def open_for_reading(project: Project, config: JournalConfig) -> sqlite3.Connection:
-    """One of the project's journals, checked, for queries (``JournalError`` if it is missing or unusable)."""
-    return open_store(config.path, project.name, create=False)
+    """One of the project's journals, checked, for queries only: nothing is written to it (``JournalError`` if
+    it is missing or unusable)."""
+    return open_reader(config.path, project.name)
 
 
 def print_runs(project: Project, out: IO[str], *, fmt: str, color: bool, limit: int = 200) -> None:

@@ -3,7 +3,8 @@
 ``open_store`` opens (or creates) the file, refuses one that is corrupt, from
 another project, or written by a newer bbflow (``JournalError``: never a
 silent fresh start), and brings an older schema up to date with the
-migrations in ``MIGRATIONS``. Every table is described in docs/durability.md.
+migrations in ``MIGRATIONS``. ``open_reader`` makes the same checks for a
+reader (``bbflow runs``), and writes nothing. Every table is described in docs/durability.md.
 
 Values are stored as JSON text; times are wall-clock seconds (UNIX epoch), so
 that retention and ``bbflow runs`` mean the same across restarts.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +85,11 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     # the process running each run (``owners``): recovery leaves a live process's runs alone
     3: ("ALTER TABLE runs ADD COLUMN owner TEXT",),
 }
+#: ``_READ_AS[n]``: how a reader (``open_reader``) sees a journal of schema ``n - 1`` as one of schema ``n``
+#: without writing to it (temporary views over its tables); nothing for a migration that adds only an index.
+_READ_AS: dict[int, tuple[str, ...]] = {
+    3: ("CREATE TEMP VIEW runs AS SELECT *, NULL AS owner FROM main.runs",),
+}
 
 
 #: The page size of a new journal (see ``connect``).
@@ -109,32 +116,63 @@ def connect(path: Path, *, sync: str = "full") -> sqlite3.Connection:
     return conn
 
 
-def open_store(path: Path | str, project: str, *, sync: str = "full", create: bool = True) -> sqlite3.Connection:
-    """Open the journal at ``path`` for ``project``; checked and migrated. Raises ``JournalError``."""
+def open_store(path: Path | str, project: str, *, sync: str = "full") -> sqlite3.Connection:
+    """Open (or create) the journal at ``path`` for ``project``; checked and migrated. Raises ``JournalError``."""
     path = Path(path)
     if not path.exists():
-        if not create:
-            raise JournalError(f"{path}: no journal here (nothing has run with a journal in this project)")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise JournalError(f"{path}: cannot create the journal's folder: {exc.strerror or exc}") from exc
+    conn = _opened(path, lambda: connect(path, sync=sync))
     try:
-        conn = connect(path, sync=sync)
-    except sqlite3.OperationalError as exc:
-        raise JournalError(f"{path}: cannot open the journal: {exc}") from exc
-    except sqlite3.DatabaseError as exc:  # corrupt, or not an SQLite file at all
-        raise JournalError(f"{path}: not a journal, or corrupt: {exc}; move it aside to start a new one "
-                           "(its unfinished runs need an operator)") from exc
-    try:
-        _check(conn, path, project)
+        version = _check(conn, path, project)
+        if version < SCHEMA_VERSION:
+            _migrate(conn, path, version, project)
     except BaseException:
         conn.close()
         raise
     return conn
 
 
-def _check(conn: sqlite3.Connection, path: Path, project: str) -> None:
+def open_reader(path: Path | str, project: str) -> sqlite3.Connection:
+    """The journal at ``path``, checked as ``open_store`` checks it, for reading only (``bbflow runs``): nothing
+    is written to it, not even a migration (an older schema reads as the current one, ``_READ_AS``), and an
+    empty file (nothing written yet) reads as a journal without runs. Raises ``JournalError``."""
+    path = Path(path)
+    if not path.is_file():
+        raise JournalError(f"{path}: no journal here (nothing has run with a journal in this project)")
+    conn = _opened(path, lambda: sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True))
+    try:
+        version = _check(conn, path, project)
+    except BaseException:
+        conn.close()
+        raise
+    if version == 0:  # read as what ``open_store`` would make of it, in memory
+        conn.close()
+        conn = sqlite3.connect(":memory:")
+        for target in range(1, SCHEMA_VERSION + 1):
+            for statement in MIGRATIONS[target]:
+                conn.execute(statement)
+        return conn
+    for target in range(version + 1, SCHEMA_VERSION + 1):
+        for statement in _READ_AS.get(target, ()):
+            conn.execute(statement)
+    return conn
+
+
+def _opened(path: Path, opener: Callable[[], sqlite3.Connection]) -> sqlite3.Connection:
+    try:
+        return opener()
+    except sqlite3.OperationalError as exc:
+        raise JournalError(f"{path}: cannot open the journal: {exc}") from exc
+    except sqlite3.DatabaseError as exc:  # corrupt, or not an SQLite file at all
+        raise JournalError(f"{path}: not a journal, or corrupt: {exc}; move it aside to start a new one "
+                           "(its unfinished runs need an operator)") from exc
+
+
+def _check(conn: sqlite3.Connection, path: Path, project: str) -> int:
+    """The schema of the journal, checked; 0 for a file nothing was written to yet."""
     try:
         app = conn.execute("PRAGMA application_id").fetchone()[0]
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -144,8 +182,7 @@ def _check(conn: sqlite3.Connection, path: Path, project: str) -> None:
         if app != 0 or tables:
             raise JournalError(f"{path}: not a bbflow journal (another application's SQLite file); "
                                "set [journal] path to another file")
-        _migrate(conn, path, 0, project)
-        return
+        return 0
     try:
         problems = [r[0] for r in conn.execute("PRAGMA quick_check")]
     except sqlite3.DatabaseError as exc:
@@ -162,8 +199,7 @@ def _check(conn: sqlite3.Connection, path: Path, project: str) -> None:
     if owner is not None and owner != project:
         raise JournalError(f"{path}: the journal belongs to project {owner!r}, not {project!r}; "
                            "set [journal] path to a file of this project's own")
-    if version < SCHEMA_VERSION:
-        _migrate(conn, path, version, project)
+    return version
 
 
 def _migrate(conn: sqlite3.Connection, path: Path, version: int, project: str) -> None:
