@@ -101,6 +101,25 @@ def test_the_door_delivers_a_good_event_here_only_and_drops_its_duplicate() -> N
     assert [e["reason"] for e in dropped] == ["duplicate id 1"]
 
 
+def test_an_event_sent_to_a_robot_another_process_runs_is_no_drop_here() -> None:
+    """In a fleet every arm's process hears each task sent `to` any arm: the others' are not dropped here
+    (every arm counted every other arm's tasks as drops); one for a robot of this process that no agent
+    takes still is, and so is one sent from here."""
+    d, agent, events, link = door()
+    agent.robot_instance = "left"
+    d.arrive("p/task/assigned", event(id="for-right", subject="right"))
+    d.arrive("p/task/assigned", event(id="for-left", subject="left"))
+    assert [e.id for e in agent.got] == ["for-left"]
+    assert [e for e in events if e["event"] == "signal.dropped"] == []
+
+    agent.routes = lambda signal_type: False  # type: ignore[method-assign]
+    d.arrive("p/task/assigned", event(id="for-left-again", subject="left"))
+    assert [e["reason"] for e in events if e["event"] == "signal.dropped"] == ["no agent routes it"]
+    d.bus.link = None
+    d.bus.publish(Envelope(type="task.assigned", source="/stdin", data={"job": 1}, subject="right"))
+    assert [e["reason"] for e in events if e["event"] == "signal.dropped"] == ["no agent routes it"] * 2
+
+
 @pytest.mark.parametrize(("key", "payload", "reason"), [
     ("p/task/assigned", b"\xff\xfe", "not UTF-8"),
     ("p/task/assigned", b"{1, 2}", "not JSON"),

@@ -7,7 +7,8 @@ Every signal reaches every attached agent (the sender included), except:
   the robot instance named by their source ``/robot/INSTANCE``;
 - a signal with a ``subject`` (addressed with ``to``): it reaches only the
   agents bound to that robot instance and the agents bound to no robot
-  (coordinators).
+  (coordinators). One from another process, sent to a robot instance no agent
+  here is bound to, is for the process that runs that robot: no drop here.
 
 Before its delivery every published signal is offered to the ``wait_signal``
 steps waiting for one (``waits``).
@@ -171,7 +172,7 @@ class Bus:
         # an agent without a route for the signal simply ignores it; a signal no agent routes is one drop
         routed = [s for s in targets if s.routes(envelope.type)]
         if not routed:
-            if not waited:
+            if not waited and not (remote and self._elsewhere(envelope)):
                 self._dropped(envelope.type, "no agent routes it")
             return
         self._unsettled[id(envelope)] = _Unsettled(len(routed), handled=waited)
@@ -207,6 +208,12 @@ class Bus:
         if subject is None:
             return self._subscribers
         return [s for s in self._subscribers if s.robot_instance is None or s.robot_instance == subject]
+
+    def _elsewhere(self, envelope: Envelope) -> bool:
+        """Whether ``envelope`` is sent ``to`` a robot instance no agent of this process is bound to: one
+        from another process then is for the process that runs it, no drop here."""
+        subject = envelope.subject
+        return subject is not None and all(s.robot_instance != subject for s in self._subscribers)
 
     def receive(self, envelope: Envelope, *, remote: bool = False) -> None:
         """A signal from outside (standard input, a robot, another process when ``remote``):
