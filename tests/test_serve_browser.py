@@ -9,11 +9,18 @@ docs/control-plane.md (``BBFLOW_SCREENSHOT=docs/images/dashboard.png`` writes it
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
+from fleet_helpers import free_port
 from run_helpers import arm_table, write_project
 from serve_helpers import live_cell
 
@@ -87,3 +94,72 @@ def test_the_dashboard_sends_a_signal_shows_runs_live_and_cancels_one(chromium: 
             assert errors == []
         finally:
             browser.close()
+
+
+def test_the_dashboard_of_a_killed_cell_says_so_and_draws_the_restarted_one_anew(chromium: str, tmp_path: Path) -> None:
+    """kill -9 the cell under an open page: the page said "supervisor up" and showed the robot armed
+    and the run running, for good; and once the cell was started again that run stayed "running"
+    (with its Cancel button) beside the new process's state. Now it says the cell is unreachable, greys
+    out what it shows, and when the cell answers again draws the new process's state."""
+    from playwright.sync_api import expect, sync_playwright
+
+    root = write_project(tmp_path / "cell", arm_table(duration="300ms"))
+    url = f"http://127.0.0.1:{free_port()}"
+    cells: list[subprocess.Popen[bytes]] = []
+
+    def start() -> None:
+        with (tmp_path / f"cell{len(cells)}.stderr").open("w") as err:
+            cells.append(subprocess.Popen([sys.executable, "-m", "bbflow", "run", str(root), "--serve",
+                                           url.removeprefix("http://")],
+                                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err))
+        deadline = time.monotonic() + 60  # a guard against a hung start, not a measurement
+        while not _answers(url + "/healthz"):
+            assert cells[-1].poll() is None and time.monotonic() < deadline, (tmp_path / f"cell{len(cells) - 1}.stderr").read_text()
+            time.sleep(0.05)
+
+    try:
+        start()
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=FLAGS)
+            try:
+                page = browser.new_page(viewport={"width": 1440, "height": 900})
+                errors: list[str] = []
+                page.on("pageerror", lambda exc: errors.append(str(exc)))
+                page.goto(url + "/")
+                expect(page.locator("#live")).to_have_text("events: live", timeout=10_000)
+                request = {"type": "pick.requested", "data": {"pick": {"x": 0.2, "y": 0, "z": 0.1},
+                                                             "place": {"x": 0, "y": 0.3, "z": 0.1}}}
+                httpx.post(url + "/signals", content=json.dumps(request),
+                           headers={"content-type": "application/cloudevents+json"}, timeout=10)
+                running = page.locator('article.run[data-status="running"]')
+                expect(running.locator(".step.ok", has_text="approach")).to_have_count(1, timeout=20_000)
+
+                cells[0].send_signal(signal.SIGKILL)
+                cells[0].wait(timeout=30)
+                expect(page.locator("#health")).to_have_text("cell unreachable", timeout=10_000)
+                expect(page.locator("body.stale")).to_have_count(1)
+
+                start()  # the same project on the same address: it recovers the run the first one left
+                expect(page.locator("#live")).to_have_text("events: live", timeout=20_000)
+                expect(page.locator("#health")).to_have_text("supervisor up")
+                expect(page.locator("body.stale")).to_have_count(0)
+                expect(running).to_have_count(0, timeout=10_000)
+                assert errors == []
+            finally:
+                browser.close()
+    finally:
+        for cell in cells:
+            if cell.poll() is None:
+                cell.send_signal(signal.SIGINT)
+                try:
+                    cell.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    cell.kill()
+                    cell.wait()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -2,6 +2,9 @@
 // Runs are drawn from events alone (GET /api/state gives the events of the runs so far, then
 // GET /events streams the rest); robots and agents are re-read from /api/state when events
 // say they changed. Every POST goes to the same endpoints an operator's tools use.
+// When the stream breaks (the cell stopped or was killed) the page says so and greys out what it
+// shows until the cell answers again; then it draws the state anew: a cell started again is a new
+// process, whose runs and event ids are not those of the one the page was watching.
 "use strict";
 
 const MAX_RUNS = 30;
@@ -21,6 +24,8 @@ const LEGEND = [["ok", "done"], ["running", "running"], ["retrying", "retrying (
 const view = { reactors: {}, runs: new Map(), top: new Map(), schemas: {}, clock: null, started: null, lastEvent: null };
 let refreshTimer = null;
 let drawTimer = null;
+let source = null;  // the EventSource of GET /events, while connected
+let resyncTimer = null;
 const pendingLog = [];
 
 const $ = (id) => document.getElementById(id);
@@ -45,7 +50,8 @@ async function api(method, path, body) {
     init.headers["Content-Type"] = "application/cloudevents+json";
     init.body = JSON.stringify(body);
   }
-  const response = await fetch(path, init);
+  let response;
+  try { response = await fetch(path, init); } catch (e) { return { status: 0, ok: false, body: null }; }  // no answer
   let payload = null;
   try { payload = await response.json(); } catch (e) { payload = null; }
   return { status: response.status, ok: response.ok, body: payload };
@@ -224,10 +230,17 @@ function drawHealth(health) {
   pill.className = `pill ${health === "ok" ? "ok" : "bad"}`;
 }
 
+// The cell did not answer (status 0) or refused: what the page shows may no longer be so.
+function drawUnreachable(status) {
+  drawHealth(status ? `cannot read the cell (${status})` : "cell unreachable");
+  document.body.classList.add("stale");
+}
+
 async function refresh() {
   refreshTimer = null;
   const result = await api("GET", "/api/state");
-  if (!result.ok) return;
+  if (!result.ok) { drawUnreachable(result.status); return; }
+  if (source !== null) document.body.classList.remove("stale");  // (else the runs wait for the resync)
   setClock(result.body.clock, result.body.uptime);
   drawRobots(result.body.robots);
   drawAgents(result.body.agents);
@@ -257,7 +270,7 @@ function onEvent(event) {
     scheduleRefresh(0);
     return;
   }
-  if (event.event === "stream.closed") { $("live").textContent = "events: the cell stopped"; return; }
+  if (event.event === "stream.closed") { lost("events: the cell stopped"); return; }
   view.lastEvent = Date.now() / 1000;
   if (event.event !== "step.start" && event.event !== "undo.start") {
     const bad = /error|failed|dropped|halted/.test(event.event);
@@ -268,10 +281,43 @@ function onEvent(event) {
 }
 
 function connect(after) {
-  const source = new EventSource(`/events?after=${after}`);
+  source = new EventSource(`/events?after=${after}`);
   source.onopen = () => { $("live").textContent = "events: live"; $("live").className = "pill ok"; };
-  source.onerror = () => { $("live").textContent = "events: reconnecting…"; $("live").className = "pill bad"; };
+  source.onerror = () => lost("events: reconnecting…");
   source.onmessage = (message) => onEvent(JSON.parse(message.data));
+}
+
+// The stream broke: instead of the browser's own reconnect (which would resume a new process's
+// events on top of the old one's runs), read the state until the cell answers, then start over.
+function lost(text) {
+  if (source !== null) { source.close(); source = null; }
+  $("live").textContent = text;
+  $("live").className = "pill bad";
+  scheduleRefresh(0);
+  if (resyncTimer === null) resyncTimer = setTimeout(resync, 1000);
+}
+
+async function resync() {
+  resyncTimer = null;
+  const state = await api("GET", "/api/state");
+  if (!state.ok) { drawUnreachable(state.status); resyncTimer = setTimeout(resync, 1000); return; }
+  load(state.body);
+  connect(state.body.last_event);
+}
+
+// Everything the page shows, from GET /api/state (its runs replace those shown).
+function load(s) {
+  document.body.classList.remove("stale");
+  setClock(s.clock, s.uptime);
+  view.reactors = s.reactors;
+  view.runs.clear();
+  view.top.clear();
+  for (const run of [...s.runs.recent].reverse().concat(s.runs.running)) for (const e of run.events) applyRunEvent(e);
+  drawRuns();
+  drawRobots(s.robots);
+  drawAgents(s.agents);
+  drawCounters(s.counters);
+  drawHealth(s.health);
 }
 
 // --- a form per declared signal, from its JSON Schema ------------------------------------------
@@ -405,16 +451,9 @@ async function start() {
   const s = state.body;
   document.title = `${s.title} · bbflow`;
   $("title").textContent = s.title;
-  setClock(s.clock, s.uptime);
   $("legend").replaceChildren(el("span", { class: "dim" }, "steps:"), ...LEGEND.map(([state, label]) =>
     el("span", { class: `step ${state}` }, `${MARKS[state]} ${label}`)));
-  view.reactors = s.reactors;
-  for (const run of [...s.runs.recent].reverse().concat(s.runs.running)) for (const e of run.events) applyRunEvent(e);
-  drawRuns();
-  drawRobots(s.robots);
-  drawAgents(s.agents);
-  drawCounters(s.counters);
-  drawHealth(s.health);
+  load(s);
   view.schemas = schema.ok ? schema.body.signals : {};
   const types = Object.keys(view.schemas).sort();
   $("signal-type").replaceChildren(...types.map((t) => el("option", { value: t }, t)));
