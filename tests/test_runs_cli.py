@@ -21,7 +21,7 @@ from crash_drill import bbflow, check_world, env, make_project, world
 
 from bbflow.cli import main
 from bbflow.project import load_project
-from bbflow.runtime.journal import Journal, JournalConfig, process_journal
+from bbflow.runtime.journal import Journal, JournalConfig, owners, process_journal
 from bbflow.runtime.journal.operator import print_runs
 
 DATA = Path(__file__).resolve().parent / "data" / "crash_cell"
@@ -36,7 +36,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("BBFLOW_JOURNAL_DIR", raising=False)
     root = tmp_path / "crash_cell"
     shutil.copytree(DATA, root, ignore=shutil.ignore_patterns(".bbflow", "world.jsonl"))
-    journal = Journal.open(JournalConfig(root / ".bbflow" / "journal.db", keep=None), "crash_cell")
+    journal = Journal.open(cell_journal(root), "crash_cell")
     conn, now = journal.conn, time.time()
     conn.execute("INSERT INTO runs (id, reactor, robot, status, started, ended, inputs, result, undo_errors) "
                  "VALUES ('0001-done', 'Job', 'arm', 'ok', ?, ?, '{\"job\":1}', '1', '[]')", (now - 60, now - 59))
@@ -56,6 +56,12 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
                       json.dumps(result) if result is not None else None))
     journal.close()
     return root
+
+
+def cell_journal(root: Path) -> JournalConfig:
+    """The crash cell's journal in the project, as ``bbflow run`` keeps it (and sees the others in the project's
+    owners folder), kept whatever its age."""
+    return JournalConfig(root / ".bbflow" / "journal.db", keep=None, root=root)
 
 
 def runs(*argv: str) -> Result:
@@ -233,7 +239,7 @@ def test_a_run_a_live_process_is_running_is_not_cut_off_and_cannot_be_recovered(
     """``bbflow runs`` marks a running run whose process is gone as cut off; one whose process lives is
     neither marked nor recovered (nor closed as resolved) by an operator."""
     assert "running (1 in doubt), cut off" in runs(str(project)).stdout
-    live = Journal.open(JournalConfig(project / ".bbflow" / "journal.db", keep=None), "crash_cell")
+    live = Journal.open(cell_journal(project), "crash_cell")
     try:
         live.conn.execute("UPDATE runs SET owner = ? WHERE id = '0002-cut'", (live.owner.token,))
         listed = {r["id"]: r for r in json.loads(runs(str(project), "--format", "json").stdout)}
@@ -252,7 +258,7 @@ def test_a_held_run_a_live_process_is_recovering_is_neither_recovered_again_nor_
     """A held run is no process's (recovery clears its owner when it holds it): one with a live owner is being
     rolled back by a ``bbflow runs recover`` right now, and closing it as resolved meanwhile would say nothing
     moved while its arm moves."""
-    live = Journal.open(JournalConfig(project / ".bbflow" / "journal.db", keep=None), "crash_cell")
+    live = Journal.open(cell_journal(project), "crash_cell")
     try:
         live.conn.execute("UPDATE runs SET status = 'held', owner = ? WHERE id = '0002-cut'", (live.owner.token,))
         for extra in ((), ("--resolved",)):
@@ -310,7 +316,7 @@ def test_a_run_taken_over_between_the_look_and_the_claim_is_said_so(project: Pat
 def test_recovering_a_run_on_a_robot_a_bbflow_run_drives_is_refused(project: Path) -> None:
     """Rolling back a held run moves its robot: not while another process drives it (and no process starts
     on it while the operator's recovery runs: both see each other in the project's owners folder)."""
-    config = process_journal(JournalConfig(project / ".bbflow" / "journal.db", keep=None), ["arm"])
+    config = process_journal(cell_journal(project), ["arm"])
     driving = Journal.open(config, "crash_cell", robots=["arm"])  # as `bbflow run --robot arm` keeps it
     try:
         out = runs("recover", "0002", str(project))
@@ -323,8 +329,7 @@ def test_recovering_a_run_on_a_robot_a_bbflow_run_drives_is_refused(project: Pat
 def test_a_bbflow_run_without_a_journal_is_refused_a_robot_another_process_runs(project: Path) -> None:
     """``--no-journal`` keeps no record, but its robots are held all the same: two processes never drive one
     arm, journal or not."""
-    driving = Journal.open(JournalConfig(project / ".bbflow" / "journal.db", keep=None), "crash_cell",
-                           robots=["arm"])
+    driving = Journal.open(cell_journal(project), "crash_cell", robots=["arm"])
     try:
         out = CliRunner().invoke(main, ["run", str(project), "--no-journal", "--until-idle"], input="")
         assert out.exit_code == 2 and "robot arm already run by another bbflow run of this project" in out.stderr
@@ -337,14 +342,48 @@ def test_a_bbflow_run_without_a_journal_is_refused_a_robot_another_process_runs(
     assert runs("recover", "0002", str(project)).exit_code == 0
     out = CliRunner().invoke(main, ["run", str(project), "--no-journal", "--until-idle"], input="")
     assert out.exit_code == 0, out.output
-    assert [p.name for p in (project / ".bbflow" / "journal.db.owners").iterdir() if p.name != ".lock"] == []
+    assert not owners.folder_of(project).exists()  # the last process of the project removed it
+
+
+@pytest.mark.slow
+def test_processes_of_a_project_see_each_other_wherever_their_journals_are(tmp_path: Path) -> None:
+    """A real ``bbflow run`` keeping its journal in ``$BBFLOW_JOURNAL_DIR`` drives the arm; a second one of the
+    same project, keeping its journal in the project, none (``--no-journal``), or in another folder, is refused
+    the arm before anything moves. (Each used to hold its robots in an owners folder beside its own journal:
+    neither saw the other, and both drove the arm.)"""
+    root = make_project(tmp_path)
+    events = tmp_path / "first.jsonl"
+    first = subprocess.Popen([*bbflow(), "run", str(root), "--events", str(events)], stdin=subprocess.PIPE,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
+                             env=env() | {"BBFLOW_JOURNAL_DIR": str(tmp_path / "journals")})
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and first.poll() is None and not (events.exists() and events.stat().st_size):
+            time.sleep(0.01)  # until it has started (its first event): its robots are held before that
+        assert first.poll() is None
+        for extra, where in (((), {}), (("--no-journal",), {}), ((), {"BBFLOW_JOURNAL_DIR": str(tmp_path / "x")})):
+            second = subprocess.run([*bbflow(), "run", str(root), "--until-idle", *extra], stdin=subprocess.DEVNULL,
+                                    capture_output=True, text=True, timeout=120, env=env() | where)
+            assert second.returncode == 2 and "robot arm already run by another bbflow run of this project " \
+                f"(process {first.pid}, " in second.stderr, (extra, where, second.stderr)
+    finally:
+        first.send_signal(signal.SIGINT)
+        try:
+            first.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            first.kill()
+            first.wait()
+    after = subprocess.run([*bbflow(), "run", str(root), "--until-idle"], stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True, timeout=120, env=env())
+    assert after.returncode == 0, after.stderr  # the first is gone: the arm is free
+    assert not owners.folder_of(root).exists()  # the last process of the project removed its owners folder
 
 
 def test_a_run_cut_off_in_a_robot_process_journal_stops_a_bbflow_run_of_that_robot(project: Path) -> None:
     """A ``--robot arm`` process keeps a journal of its own, which only it recovers: a ``bbflow run`` of all
     the robots would otherwise drive the arm from where that process's crash left it."""
     assert runs("recover", "0002", str(project), "--resolved").exit_code == 0  # the project's journal is clean
-    arm = process_journal(JournalConfig(project / ".bbflow" / "journal.db", keep=None), ["arm"])
+    arm = process_journal(cell_journal(project), ["arm"])
     journal = Journal.open(arm, "crash_cell", robots=["arm"])
     journal.conn.execute("INSERT INTO runs (id, reactor, robot, status, started, owner) VALUES "
                          "('0003-cut', 'Job', 'arm', 'running', ?, ?)", (time.time(), journal.owner.token))
@@ -361,7 +400,7 @@ def test_a_run_cut_off_in_a_robot_process_journal_stops_a_bbflow_run_of_that_rob
 def arm_journal(project: Path, *runs: str) -> None:
     """``journal.arm.db`` beside the project's, as ``bbflow run --robot arm`` keeps it, with ``runs`` (ids) cut
     off after ``approach`` completed (their process gone)."""
-    journal = Journal.open(process_journal(JournalConfig(project / ".bbflow" / "journal.db", keep=None), ["arm"]),
+    journal = Journal.open(process_journal(cell_journal(project), ["arm"]),
                            "crash_cell", robots=["arm"])
     for run in runs:
         journal.conn.execute("INSERT INTO runs (id, reactor, robot, status, started, inputs) "
@@ -509,7 +548,7 @@ def test_a_robot_process_journal_run_is_not_recovered_while_that_process_runs(pr
     """The checks of ``recover`` hold in a ``--robot`` process's journal as in the project's: not a run its live
     process is running (nor ``--resolved``), nor any run on a robot a live process drives."""
     arm_journal(project, "0003-arm")
-    config = process_journal(JournalConfig(project / ".bbflow" / "journal.db", keep=None), ["arm"])
+    config = process_journal(cell_journal(project), ["arm"])
     live = Journal.open(config, "crash_cell", robots=["arm"])  # `bbflow run --robot arm`, running
     try:
         out = runs("recover", "0003", str(project))

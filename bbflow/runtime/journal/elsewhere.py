@@ -18,7 +18,7 @@ from pathlib import Path
 import attrs
 
 from bbflow.runtime.journal import owners
-from bbflow.runtime.journal.journal import journal_files, process_robots
+from bbflow.runtime.journal.journal import JournalConfig, journal_files, process_robots
 
 
 @attrs.frozen
@@ -37,15 +37,14 @@ class CutOff:
         return "`bbflow run " + " ".join(f"--robot {name}" for name in process_robots(self.journal, project)) + "`"
 
 
-def cut_off_elsewhere(project: Path, mine: Path | None, robots: Collection[str]) -> list[CutOff]:
-    """The runs on ``robots`` cut off in the journals of the project (``project``: its journal; ``mine``: the
-    one this process keeps and recovers, left out; None with ``--no-journal``). A journal that cannot be read
-    is left out."""
+def cut_off_elsewhere(config: JournalConfig, mine: Path | None, robots: Collection[str]) -> list[CutOff]:
+    """The runs on ``robots`` cut off in the journals of the project (``config``: this process's journal;
+    ``mine``: the one it keeps and recovers, left out; None with ``--no-journal``). A journal that cannot be
+    read is left out."""
     if not robots:
         return []
-    folder = owners.folder_of(project)
     out: list[CutOff] = []
-    for path in journal_files(project):
+    for path in journal_files(config.project):
         if path == mine:
             continue
         try:
@@ -53,7 +52,7 @@ def cut_off_elsewhere(project: Path, mine: Path | None, robots: Collection[str])
         except sqlite3.Error:
             continue
         out.extend(CutOff(path, run, reactor, robot) for run, reactor, robot, owner in rows
-                   if not owners.alive(folder, owner))
+                   if not owners.alive(config.owners, owner))
     return out
 
 

@@ -59,6 +59,8 @@ class JournalConfig:
     keep: float | None = DEFAULT_KEEP  # seconds; None keeps everything
     #: the project's journal, when ``path`` is not it (a ``--robot`` process's own journal)
     project_path: Path | None = None
+    #: the project's folder (None: a journal opened without a project, its owners keyed by its file)
+    root: Path | None = None
 
     @property
     def project(self) -> Path:
@@ -67,8 +69,9 @@ class JournalConfig:
 
     @property
     def owners(self) -> Path:
-        """The owners folder of the project (``owners``): every process of a project sees every other."""
-        return folder_of(self.project)
+        """The owners folder of the project (``owners``): every process of a project sees every other, wherever
+        each keeps its journal."""
+        return folder_of(self.root if self.root is not None else self.project)
 
 
 @attrs.frozen
@@ -333,7 +336,7 @@ def journal_config(root: Path, table: Mapping[str, Any]) -> JournalConfig:
     if recovery not in RECOVERY_MODES:
         raise ValueError(f"journal.recovery: expected \"rollback\" or \"hold\", got {recovery!r}")
     keep = parse_keep(table["keep"]) if "keep" in table else DEFAULT_KEEP
-    return JournalConfig((root / path).resolve(), sync, recovery, keep)
+    return JournalConfig((root / path).resolve(), sync, recovery, keep, root=root.resolve())
 
 
 def hold_without_journal(config: JournalConfig, robots: Collection[str], agents: Collection[str]) -> Owner | None:
@@ -356,8 +359,8 @@ def _own(config: JournalConfig, journal: Path, robots: Collection[str], agents: 
     except InUse as exc:
         raise JournalError(str(exc)) from exc
     except OSError as exc:
-        raise JournalError(f"{exc.filename or config.owners}: cannot make this process's lock file beside the "
-                           f"journal: {exc.strerror or exc}") from exc
+        raise JournalError(f"{exc.filename or config.owners}: cannot make this process's lock file in the project's "
+                           f"owners folder: {exc.strerror or exc}") from exc
 
 
 def process_journal(config: JournalConfig, robots: Collection[str]) -> JournalConfig:

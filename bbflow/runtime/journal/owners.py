@@ -2,13 +2,18 @@
 
 Each ``bbflow run`` of a project takes an *owner* token when it opens its
 journal and holds an exclusive ``flock`` on a file of that name in the
-project's owners folder (``journal.db.owners/`` beside the project's journal,
-for every journal of the project: a ``--robot`` process's own journal too)
-for as long as it has the journal open; each run it starts is recorded with
-the token. The kernel drops the lock when the process dies, however it dies
-(``kill -9`` included), so "is the owner of this run alive?" is answered by
-trying a shared lock on its file: refused, it lives; granted, or no file, it
-is gone. A child the process forks does not keep the lock alive after it.
+project's owners folder for as long as it has the journal open; each run it
+starts is recorded with the token. The kernel drops the lock when the process
+dies, however it dies (``kill -9`` included), so "is the owner of this run
+alive?" is answered by trying a shared lock on its file: refused, it lives;
+granted, or no file, it is gone. A child the process forks does not keep the
+lock alive after it.
+
+The owners folder of a project is one for the machine (``folder_of``: under
+``OWNERS_ROOT``, named for the project's folder), not beside a journal: the
+processes of one project may keep journals in different places (one started
+with ``$BBFLOW_JOURNAL_DIR``, one without, one with ``--no-journal``) and must
+all see each other. The last process to leave removes it.
 
 Recovery takes only the unfinished runs whose owner is gone, and takes each by
 setting the run's owner to its own token in one statement that checks the old
@@ -28,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 from collections.abc import Collection, Iterator
@@ -40,8 +46,14 @@ from bbflow.runtime.ids import uuid7
 #: ``bbflow runs recover`` (``RECOVER``) rolling a held run back.
 RUN = "bbflow run"
 RECOVER = "bbflow runs recover"
+#: Where the owners folder of every project on the machine is. A fixed path, not ``$TMPDIR`` (two processes may
+#: be given different ones); writable by every user, sticky, as ``/tmp`` is, so that the processes of one
+#: project see each other whoever runs them.
+OWNERS_ROOT = Path("/tmp/bbflow-owners")
 #: The folder's own lock (not an owner): taken while a process looks for conflicts and writes its file.
 _FOLDER_LOCK = ".lock"
+#: How many times a process tries again to lock a folder that the last process of the project removed meanwhile.
+_LOCK_TRIES = 100
 #: The owner files this process holds open: closed in a forked child, so that only this process keeps them.
 _HELD: set[int] = set()
 
@@ -60,9 +72,11 @@ class InUse(Exception):
     """Another live process of the project runs some of the same robots or agents."""
 
 
-def folder_of(journal: Path) -> Path:
-    """The owners folder of a project whose journal is ``journal``."""
-    return journal.with_name(journal.name + ".owners")
+def folder_of(key: Path) -> Path:
+    """The owners folder of the project in the folder ``key`` (for a journal opened without a project: its file),
+    wherever its journals are: ``OWNERS_ROOT/NAME-HASH`` (the hash of the whole path)."""
+    key = key.resolve()
+    return OWNERS_ROOT / f"{key.name}-{hashlib.sha256(str(key).encode('utf-8')).hexdigest()[:16]}"
 
 
 class Owner:
@@ -83,14 +97,8 @@ class Owner:
         Raises ``InUse`` when a live process of the project runs any of them, ``OSError`` when the file
         cannot be made.
         """
-        folder.mkdir(parents=True, exist_ok=True)
         with _locked(folder):
-            for path in folder.iterdir():
-                if path.name == _FOLDER_LOCK:
-                    continue
-                if not _holds(path):  # gone: its runs, if any, are anyone's to recover
-                    path.unlink(missing_ok=True)
-                    continue
+            for path in _live(folder):
                 theirs = _declared(path) or {}
                 robot = sorted(set(robots) & set(theirs.get("robots", ())))
                 both = [f"robot {', '.join(robot)}"] if robot else [
@@ -117,13 +125,19 @@ class Owner:
         return cls(token, path, fd)
 
     def release(self) -> None:
-        """Remove the file and drop the lock (the runs recorded with the token are now anyone's)."""
+        """Remove the file and drop the lock (the runs recorded with the token are now anyone's); the last
+        process of the project removes the folder."""
         if self._fd is None or os.getpid() != self._pid:
             return
         self.path.unlink(missing_ok=True)
         _HELD.discard(self._fd)
         os.close(self._fd)
         self._fd = None
+        folder = self.path.parent
+        with contextlib.suppress(OSError), _locked(folder):
+            if not _live(folder):  # (one another user made stays: EPERM)
+                (folder / _FOLDER_LOCK).unlink()
+                folder.rmdir()
 
 
 def alive(folder: Path, token: str | None) -> bool:
@@ -175,11 +189,51 @@ def _declared(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def _live(folder: Path) -> list[Path]:
+    """The files of the live owners in ``folder``, the gone ones' removed (their runs, if any, are anyone's to
+    recover); under the folder's lock."""
+    out = []
+    for path in folder.iterdir():
+        if path.name == _FOLDER_LOCK:
+            continue
+        if _holds(path):
+            out.append(path)
+        else:
+            path.unlink(missing_ok=True)
+    return out
+
+
 @contextlib.contextmanager
 def _locked(folder: Path) -> Iterator[None]:
-    fd = os.open(folder / _FOLDER_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    """The folder's lock, the folder made first if need be (``OSError`` if it cannot be)."""
+    fd = _lock(folder)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)
+
+
+def _lock(folder: Path) -> int:
+    for _ in range(_LOCK_TRIES):
+        for path, mode in ((folder.parent, 0o1777), (folder, 0o777)):
+            try:
+                path.mkdir()
+            except FileExistsError:
+                continue
+            path.chmod(mode)  # whatever the umask: every user's processes of the project use it
+        try:
+            fd = os.open(folder / _FOLDER_LOCK, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except FileNotFoundError:  # the folder was removed meanwhile (``release``): make it again
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            # the lock file may have been removed (``release``) while this process waited for it: it locks nothing
+            if os.stat(folder / _FOLDER_LOCK).st_ino == os.fstat(fd).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+    raise OSError(f"{folder}: cannot lock the owners folder (it is removed and made again without end)")
