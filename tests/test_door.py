@@ -82,6 +82,17 @@ def test_a_line_over_the_limit_is_refused_with_its_size() -> None:
     assert "line too large" in refused(line.decode())  .reason
 
 
+@pytest.mark.parametrize("text", ['"\\ud800"', '"a\\uDFFF"', '{"\\udbff": 1}', '["\\ude00\\ud83d"]'])
+def test_half_a_surrogate_pair_is_refused(text: str) -> None:
+    """It is valid JSON but no character: the journal's writer thread died on it, and every event stream."""
+    out = refused('{"type": "blob", "data": %s}' % text)
+    assert "half of a UTF-16 surrogate pair" in out.reason and not out.is_drop
+
+
+def test_a_whole_surrogate_pair_and_an_escaped_backslash_are_fine() -> None:
+    assert loads_strict('["\\ud83d\\ude00", "\\\\ud800"]') == ["\U0001f600", "\\ud800"]
+
+
 def test_a_huge_integer_is_refused_in_plain_words() -> None:  # not Python's advice to raise its limit
     out = refused('{"type": "blob", "data": %s}' % ("9" * 100_000))
     assert out.reason == "an integer of more than 4300 digits is too long to read" and not out.is_drop

@@ -89,6 +89,7 @@ def test_a_binary_mode_signal_is_taken_with_its_ce_headers(client: httpx.Client)
     ('"x"', {**CE, "traceparent": TRACEPARENT}, 400, 'not a JSON object: "x"'),
     ('{"type": "pick.requested", ', CE, 400, "not JSON"),
     (b"\xff\xfe{}", CE, 400, "UTF-8"),
+    ('{"type": "pick.rejected", "data": {"reason": "\\ud800"}}', CE, 400, "surrogate"),  # it broke /events
     ("[" * 100_000 + "]" * 100_000, CE, 400, ""),
     (json.dumps({"type": "pick.rejected", "specversion": "0.3", "data": {"reason": "x"}}), CE, 400, "specversion"),
     (json.dumps(REQUEST), {"content-type": "text/plain"}, 415, "text/plain"),

@@ -13,7 +13,10 @@ What the door refuses, and why:
 - a line over ``MAX_LINE_BYTES`` (1 MiB): nothing that large is a signal, and
   reading it whole would let one line exhaust memory (a reader that meets such
   a line hands over a ``LineTooLong`` instead of the line);
-- bytes that are not UTF-8: they would otherwise be silently replaced;
+- bytes that are not UTF-8: they would otherwise be silently replaced; and
+  ``\\u`` escapes that leave half of a UTF-16 surrogate pair (``"\\ud800"``):
+  no character, so no UTF-8 either, and the journal, the event log and every
+  event stream would fail to write it;
 - text that is not JSON, or JSON nested deeper than ``MAX_DEPTH``: a hostile
   nesting must not exhaust the stack of whatever handles the data later;
 - ``NaN``, ``Infinity`` and numbers too large for a float (read as infinite):
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from collections.abc import Mapping
 from typing import Any
@@ -83,7 +87,7 @@ def loads_strict(text: str | bytes | bytearray, *, max_depth: int = MAX_DEPTH) -
 
     Raises ``StrictJsonError`` (a ``ValueError``) with a readable reason: not
     UTF-8, not JSON, nested too deeply, ``NaN``/``Infinity``, a number that is
-    infinite as a float, an integer too long to read.
+    infinite as a float, an integer too long to read, a lone surrogate.
     """
     if isinstance(text, (bytes, bytearray)):
         try:
@@ -104,7 +108,33 @@ def loads_strict(text: str | bytes | bytearray, *, max_depth: int = MAX_DEPTH) -
     # a value is nested no deeper than the text has `[` and `{` (a count in C): walk it only when it may be
     if _openers(text) > max_depth and _depth(value, max_depth) > max_depth:
         raise StrictJsonError(f"nested too deeply (the limit is {max_depth})")
+    if _SURROGATE_ESCAPE.search(text) is not None:  # only then may a string hold half a pair: walk it
+        lone = _lone_surrogate(value)
+        if lone is not None:
+            raise StrictJsonError(f"\\u{ord(lone):04x} is half of a UTF-16 surrogate pair, not a character "
+                                  "(text must be valid Unicode)")
     return value
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _lone_surrogate(value: Any) -> str | None:
+    """The first lone surrogate in a string (a key included) of ``value``, or ``None``; without recursion."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            found = _SURROGATE.search(item)
+            if found is not None:
+                return found.group()
+        elif isinstance(item, Mapping):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return None
 
 
 def _openers(text: str) -> int:
