@@ -348,12 +348,19 @@ def test_literals(src: str, kind: type, value: object) -> None:
     ('"abc', "unterminated string"),
     ('"a\\qb"', "unknown escape `\\q`"),
     ('"\\u{110000}"', "bad unicode escape"),
+    ("1e999", "number `1e999` is too large"),  # was infinity, and a BBF900 after `limit motion`
+    ("9" * 400 + ".0h", "is too large"),
 ])
 def test_malformed_literals_are_bbf002(src: str, fragment: str) -> None:
     found = errors(f"reactor R() {{\n  let x = {src}\n}}")
     assert len(found) == 1
     code, line, column, message = found[0]
     assert (code, line, column) == ("BBF002", 2, 11) and fragment in message
+
+
+def test_a_limit_past_the_largest_float_is_bbf002_not_a_crash() -> None:
+    assert errors("robot A {\n  limit motion 1e999\n}") == [
+        ("BBF002", 2, 16, "number `1e999` is too large (a float is at most about 1.8e308)")]
 
 
 def test_numbers_of_the_wrong_kind() -> None:

@@ -8,6 +8,7 @@ syntax error. Decoding never raises: it returns the value, or an error message
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Literal
 
@@ -46,11 +47,20 @@ def decode_number(text: str) -> DecodedNumber:
                                  f"{MAX_INT_DIGITS})", "an int this large cannot be a robot's quantity")
         return DecodedNumber("int", int(digits))
     if _FLOAT.fullmatch(text):
-        return DecodedNumber("float", float(text.replace("_", "")))
+        return _finite(text, "float", float(text.replace("_", "")))
     m = _DURATION.fullmatch(text)
     if m:
-        return DecodedNumber("duration", float(m.group(1).replace("_", "")) * _UNIT_SECONDS[m.group(2)])
+        return _finite(text, "duration", float(m.group(1).replace("_", "")) * _UNIT_SECONDS[m.group(2)])
     return _malformed(text)
+
+
+def _finite(text: str, kind: NumberKind, value: float) -> DecodedNumber:
+    """A float or duration, refused when it is past the largest float (``1e999`` would be infinity)."""
+    if math.isfinite(value):
+        return DecodedNumber(kind, value)
+    what = "duration" if kind == "duration" else "number"
+    return DecodedNumber(kind, 0.0, f"{what} `{text}` is too large (a float is at most about 1.8e308)",
+                         "no robot's quantity is this large: check the digits and the exponent")
 
 
 def _malformed(text: str) -> DecodedNumber:
