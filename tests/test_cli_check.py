@@ -163,6 +163,15 @@ def test_crlf_is_normalised(tmp_path: Path) -> None:
     assert [(d.code, d.span.line) for d in result.diagnostics] == [("BBF001", 4)]
 
 
+def test_a_form_feed_does_not_shift_the_line_shown_under_a_diagnostic(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, "ff.flow", "type A = int\n\f\ntype B = Nope\n")  # a form feed is whitespace, not a newline
+    code, out, _ = run("ff.flow")
+    assert code == 1 and " --> ff.flow:3:10\n" in out
+    assert "3 | type B = Nope\n  |          ^~~~\n" in out  # the line was shown empty: the form feed ended one
+
+
 def test_a_parser_crash_is_bbf900(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def explode(source: SourceFile, name: str, diags: Diagnostics) -> None:
         raise RuntimeError("boom")
