@@ -62,6 +62,18 @@ def test_crlf_and_trailing_space() -> None:
     assert format_text("") == ""
 
 
+def test_a_comment_ending_in_blanks_is_formatted_not_refused() -> None:
+    # was refused as "internal error: the formatted text would not be the same program"
+    assert format_text("signal a  # note \t\n") == "signal a  # note\n"
+
+
+def test_a_byte_order_mark_is_read_as_check_reads_it(tmp_path: Path) -> None:
+    assert format_text("\ufeffsignal a\r\n") == "signal a\n"  # was BBF001 unexpected character
+    path = tmp_path / "bom.flow"
+    path.write_bytes(b"\xef\xbb\xbfsignal a\n")
+    assert fmt(str(path)).exit_code == 0 and path.read_bytes() == b"signal a\n"
+
+
 # --- the command ------------------------------------------------------------------------
 
 

@@ -107,7 +107,7 @@ from bbflow.compiler.diagnostics.core import Diagnostic, Diagnostics, Label
 from bbflow.compiler.project_check import project_diagnostics
 from bbflow.compiler.semantic.facts import Facts
 from bbflow.compiler.semantic.modules import PRELUDE, STDLIB_FILE, load_stdlib, stdlib_sources
-from bbflow.compiler.source import SUFFIX, SourceFile, Span
+from bbflow.compiler.source import SUFFIX, SourceFile, Span, normalised
 from bbflow.compiler.syntax.parser import parse_module
 from bbflow.project import PROJECT_FILE, Project, ProjectError, ProjectFile, find_project, read_project
 
@@ -216,7 +216,7 @@ def compile_paths(paths: Iterable[str | Path], *, use_cache: bool = False, gener
     result.units += [buffer_unit(p, result) for p in unsaved]
     for unit in result.units:
         buffer = buffers.get(unit.path)
-        text = read_source(unit, result.diagnostics) if buffer is None else _normalised(buffer)
+        text = read_source(unit, result.diagnostics) if buffer is None else normalised(buffer)
         if text is not None:
             result.sources[unit.display] = SourceFile(unit.display, text)
     if use_cache and result.units:
@@ -696,10 +696,6 @@ def buffer_unit(path: Path, result: CompileResult) -> SourceUnit:
     return SourceUnit(path, str(path), path.stem, path.parent)
 
 
-def _normalised(text: str) -> str:
-    return text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
-
-
 def read_source(unit: SourceUnit, diags: Diagnostics) -> str | None:
     """The file's text with newlines normalised; None (and a BBF001) if it is not UTF-8."""
     data = _read_regular(unit.path, unit.display)
@@ -712,7 +708,7 @@ def read_source(unit: SourceUnit, diags: Diagnostics) -> str | None:
         diags.error(codes.BBF001, f"the file is not valid UTF-8 (byte 0x{data[e.start]:02x})",
                     Span.point(unit.display, line, column), help="save the file as UTF-8")
         return None
-    return _normalised(text)
+    return normalised(text)
 
 
 def _read_regular(path: Path, display: str) -> bytes:

@@ -43,7 +43,7 @@ from lark.exceptions import LarkError
 
 from bbflow.compiler import ast
 from bbflow.compiler.diagnostics.core import Diagnostic
-from bbflow.compiler.source import SUFFIX
+from bbflow.compiler.source import SUFFIX, normalised
 from bbflow.compiler.syntax.parser import flow_parser, parse_text
 
 __all__ = ["FormatError", "flow_files", "format_diff", "format_text"]
@@ -88,7 +88,7 @@ class _Shape:
 
 def format_text(text: str, file: str = "<string>") -> str:
     """``text`` in the canonical layout; raises ``FormatError`` for a file with syntax errors."""
-    text = text.replace("\r\n", "\n")
+    text = normalised(text)
     before, diags = parse_text(text, file)
     if diags.has_errors():
         errors = tuple(d for d in diags.sorted() if d.is_error)
@@ -110,8 +110,9 @@ def format_text(text: str, file: str = "<string>") -> str:
 
 
 def _same(a: ast.Module, b: ast.Module) -> bool:
+    """The same program with the same comments, but for the blanks ending a comment (the layout drops them)."""
     return ast.dump(a.decls) == ast.dump(b.decls) and ast.dump(a.imports) == ast.dump(b.imports) and \
-        [c.text for c in a.comments] == [c.text for c in b.comments]
+        [c.text.rstrip() for c in a.comments] == [c.text.rstrip() for c in b.comments]
 
 
 def _tok(t: Token) -> _Tok:
