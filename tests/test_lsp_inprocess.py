@@ -209,3 +209,29 @@ def test_while_a_file_has_a_syntax_error_hover_answers_from_its_last_check_witho
         assert shown is not None and "(param) p: Pose" in shown.contents.value  # type: ignore[union-attr]
 
     run(scenario)
+
+
+def test_an_edit_after_a_form_feed_lands_where_the_editor_made_it(project: Path) -> None:
+    # pygls split a document's lines with str.splitlines, which ends one at a form feed (whitespace in
+    # a .flow file): the editor's line 0 was two lines to the server, and the edit went before the \f
+    ls = Server(project)
+    uri = (project / "flows" / "cell.flow").as_uri()
+    ls.edit(uri, "type A = int  \f# page\u2028two\ntype B = int\n", 1)
+    end_of_line_0 = lsp.Position(0, len("type A = int  \f# page\u2028two"))
+    change = lsp.TextDocumentContentChangePartial(range=lsp.Range(end_of_line_0, end_of_line_0), text="!")
+    ls.workspace.update_text_document(lsp.VersionedTextDocumentIdentifier(2, uri), change)
+    assert ls.workspace.get_text_document(uri).source == "type A = int  \f# page\u2028two!\ntype B = int\n"
+
+
+def test_a_file_with_old_mac_line_ends_gets_its_diagnostics_where_the_editor_shows_them(project: Path) -> None:
+    text = CELL.replace("move_to(target: p)", "mvoe_to(target: p)")
+
+    async def scenario() -> None:
+        ls = Server(project)
+        uri = await ls.open(project / "flows" / "cell.flow", text.replace("\n", "\r"))
+        [diag] = ls.last(uri)  # it was none: the editor's text was one line, the compiler's many
+        assert diag.code == "BBF101" and diag.range.start == at(text, "mvoe_to")
+        hover = await lsp_server.on_hover(ls, lsp.HoverParams(lsp.TextDocumentIdentifier(uri), at(text, "Pose) ->")))
+        assert hover is not None and "Pose" in hover.contents.value  # type: ignore[union-attr]
+
+    run(scenario)

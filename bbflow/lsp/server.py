@@ -10,7 +10,8 @@ the current text (``FlowServer.here``). Every request can be cancelled
 (``$/cancelRequest``): one still waiting is answered with the LSP's
 RequestCancelled error (-32800). This module converts positions between the
 client's encoding (UTF-16 unless the client offers another) and the
-compiler's characters, and publishes diagnostics for every file of the
+compiler's characters, lines ending where the client ends them (``\n``,
+``\r\n`` or ``\r``; not at a form feed: ``FlowDocument``), and publishes diagnostics for every file of the
 program and its bbflow.toml (an empty list for a file whose problems are
 gone), sending only what changed. A check after an edit starts once typing
 pauses for ``DEBOUNCE`` seconds; opening and saving check at once. Files
@@ -32,7 +33,9 @@ it too (with 1).
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +45,7 @@ from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams, JsonRpcInva
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol, default_converter
 from pygls.uris import from_fs_path, to_fs_path
+from pygls.workspace import TextDocument, Workspace
 
 from bbflow import __version__
 from bbflow.compiler import SUFFIX
@@ -93,8 +97,53 @@ class _Unreadable:
         self.method = method
 
 
+#: A line with its end, as the LSP counts lines: they end at ``\r\n``, ``\r`` or ``\n`` only.
+_LSP_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
+
+
+class FlowDocument(TextDocument):
+    """pygls' document, its lines split as the client splits them.
+
+    pygls splits with ``str.splitlines``, which also ends a line at a form feed
+    (whitespace in a .flow file), a vertical tab or U+2028: every incremental
+    edit after one on its line went to the wrong place, and the server's copy
+    of the document drifted from the editor's for good.
+    """
+
+    @property
+    def lines(self) -> Sequence[str]:
+        return tuple(_LSP_LINE.findall(self.source))
+
+
+class FlowWorkspace(Workspace):
+    """pygls' workspace, whose documents are ``FlowDocument``s."""
+
+    def _create_text_document(self, doc_uri: str, source: str | None = None, version: int | None = None,
+                              language_id: str | None = None) -> TextDocument:
+        return FlowDocument(doc_uri, source=source, version=version, language_id=language_id,
+                            sync_kind=self._sync_kind, position_codec=self.position_codec)
+
+
+def lsp_text(text: str) -> str:
+    """``text`` with every line ending a ``\n``: the lines and columns stay those the client counts, and the
+    lines those the compiler counts."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
 class FlowProtocol(LanguageServerProtocol):
-    """pygls' protocol, answering every request, even one it cannot read or one after shutdown."""
+    """pygls' protocol, answering every request, even one it cannot read or one after shutdown; its
+    workspace (made by pygls on ``initialize``) is a ``FlowWorkspace``."""
+
+    @property
+    def _workspace(self) -> Workspace | None:
+        return self._flow_workspace
+
+    @_workspace.setter
+    def _workspace(self, given: Workspace | None) -> None:
+        if given is not None and not isinstance(given, FlowWorkspace):
+            given = FlowWorkspace(given.root_uri, given._sync_kind, list(given.folders.values()),
+                                  given.position_encoding)
+        self._flow_workspace = given
 
     def structure_message(self, data: dict[str, Any]) -> Any:
         try:
@@ -187,7 +236,7 @@ class FlowServer(LanguageServer):
         text = self.text_of(uri, path) if path is not None else None
         if path is None or text is None:
             return None
-        text = text.replace("\r\n", "\n")
+        text = lsp_text(text)
         program = None if fresh else self.worker.last(path)
         if program is None or path not in program.texts:
             program = await self.worker.settled(path, text)
@@ -210,7 +259,7 @@ class FlowServer(LanguageServer):
 
     def current_text(self, path: Path, analysed: str) -> str:
         doc = self.workspace.text_documents.get(self.uri_of(path))
-        return doc.source.replace("\r\n", "\n") if doc is not None else analysed
+        return lsp_text(doc.source) if doc is not None else analysed
 
     def publish(self, program: Program) -> None:
         """Send the diagnostics of every file of ``program`` that changed since last sent."""
@@ -415,6 +464,7 @@ async def on_completion(ls: FlowServer, params: lsp.CompletionParams) -> lsp.Com
     if path is None:
         return None
     text = ls.text_of(params.text_document.uri, path)
+    text = lsp_text(text) if text is not None else None
     pos = ls.to_pos(params.position, text) if text is not None else None
     if text is None or pos is None:
         return None
@@ -443,11 +493,11 @@ def on_formatting(ls: FlowServer, params: lsp.DocumentFormattingParams) -> list[
     text = ls.text_of(params.text_document.uri, path)
     if text is None:
         return None
-    edit = format_document(text, str(path))
+    edit = format_document(lsp_text(text), str(path))
     if edit is None:
         return []
     whole, new_text = edit
-    return [lsp.TextEdit(ls.to_lsp_range(whole, text.split("\n")), new_text)]
+    return [lsp.TextEdit(ls.to_lsp_range(whole, lsp_text(text).split("\n")), new_text)]
 
 
 @server.feature(lsp.TEXT_DOCUMENT_REFERENCES)
