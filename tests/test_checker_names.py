@@ -321,3 +321,10 @@ agent A {
     for sources in (one_file, two_files):
         diags, _, _ = check_modules(sources)
         assert codes(diags) == ["BBF102"], [d.message for d in diags]
+
+
+def test_a_name_of_the_wrong_kind_is_named_with_the_right_article():
+    diags, _, _ = check_text("enum Grip { open, closed }\nreactor R() {\n    step a = Grip()\n    let b = Grip\n}\n")
+    assert [d.message for d in diags.sorted()] == ["`Grip` is an enum, not an action or reactor",
+                                                   "`Grip` is an enum, not a value"]  # were "a enum", "a action"
+

@@ -396,15 +396,15 @@ agent A { on robot.state.changed as s when s.data.from == "idle" { emit run.now 
 
 
 @pytest.mark.parametrize(("src", "what"), [
-    ("type step = int", "type"), ("enum map { a }", "type"), ("robot run { }", "robot"),
-    ("robot A { command set() }", "command"), ('action then() = "a:b"', "action"),
-    ("reactor if() { }", "reactor"), ("agent on { }", "agent"), ("reactor R() { step let = a() }", "step"),
-    ("reactor R(in: int) { }", "parameter"), ("agent A { state { emit: int = 0 } }", "state field"),
+    ("type step = int", "a type"), ("enum map { a }", "a type"), ("robot run { }", "a robot"),
+    ("robot A { command set() }", "a command"), ('action then() = "a:b"', "an action"),
+    ("reactor if() { }", "a reactor"), ("agent on { }", "an agent"), ("reactor R() { step let = a() }", "a step"),
+    ("reactor R(in: int) { }", "a parameter"), ("agent A { state { emit: int = 0 } }", "a state field"),
 ])
 def test_keywords_cannot_name_declarations(src: str, what: str) -> None:
     module, diags = parse_text(src)
     (d,) = diags
-    assert d.code == "BBF001" and d.message.endswith(f"is a keyword and cannot name a {what}")
+    assert d.code == "BBF001" and d.message.endswith(f"is a keyword and cannot name {what}")  # "a action" was wrong
     assert len(module.decls) == 1  # still declared: no cascade of unknown names
 
 

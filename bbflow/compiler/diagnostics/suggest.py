@@ -62,6 +62,11 @@ def edit_distance(a: str, b: str, bound: int | None = None) -> int:
     return prev[lb]
 
 
+def a_or_an(noun: str) -> str:
+    """``noun`` with its indefinite article, for a message: ``a robot``, ``an enum``, ``an action``."""
+    return ("an " if noun[:1] in "aeiou" else "a ") + noun
+
+
 def _max_distance(name: str) -> int:
     """How far a candidate may be and still be a plausible typo of ``name``."""
     return max(1, len(name) // 3)

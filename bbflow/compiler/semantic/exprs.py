@@ -19,11 +19,18 @@ import attrs
 from bbflow.compiler import ast
 from bbflow.compiler.diagnostics import codes
 from bbflow.compiler.diagnostics.core import Diagnostics
-from bbflow.compiler.diagnostics.suggest import closest
+from bbflow.compiler.diagnostics.suggest import a_or_an, closest
 from bbflow.compiler.semantic import types as T
 from bbflow.compiler.semantic.env import Env
 from bbflow.compiler.semantic.facts import CallKind, CallTarget, Facts, Ref, RefKind
-from bbflow.compiler.semantic.resolve import BUILTIN_COMMANDS, Resolver, RobotInfo, Signature, did_you_mean, duplicate
+from bbflow.compiler.semantic.resolve import (
+    BUILTIN_COMMANDS,
+    Resolver,
+    RobotInfo,
+    Signature,
+    did_you_mean,
+    duplicate,
+)
 from bbflow.compiler.semantic.symbols import ModuleScope, Symbol, SymKind
 from bbflow.compiler.source import Span
 
@@ -198,7 +205,7 @@ class ExprChecker:
         if sym is not None:
             if sym.kind is not SymKind.UNKNOWN:
                 hint = f"write `{name}.member`" if sym.kind is SymKind.ENUM else None
-                self.diags.error(codes.BBF201, f"`{name}` is a {sym.kind.value}, not a value", e.span, help=hint)
+                self.diags.error(codes.BBF201, f"`{name}` is {a_or_an(sym.kind.value)}, not a value", e.span, help=hint)
             return T.ERROR
         if ctx.robot is not None and (name in ctx.robot.commands or name in BUILTIN_COMMANDS):
             self.diags.error(codes.BBF201, f"`{name}` is a command, not a value", e.span,

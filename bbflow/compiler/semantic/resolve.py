@@ -18,7 +18,7 @@ import attrs
 from bbflow.compiler import ast
 from bbflow.compiler.diagnostics import codes
 from bbflow.compiler.diagnostics.core import Diagnostics, Label
-from bbflow.compiler.diagnostics.suggest import closest
+from bbflow.compiler.diagnostics.suggest import a_or_an, closest
 from bbflow.compiler.semantic import types as T
 from bbflow.compiler.semantic.facts import Facts
 from bbflow.compiler.semantic.symbols import DECL_KINDS, ModuleScope, Symbol, SymKind
@@ -136,7 +136,7 @@ class Resolver:
             if sym.kind is SymKind.UNKNOWN:
                 return UNRESOLVED
             if sym.kind is not SymKind.MODULE:
-                self.diags.error(codes.BBF101, f"`{sym.name}` is a {sym.kind.value}, not a module: "
+                self.diags.error(codes.BBF101, f"`{sym.name}` is {a_or_an(sym.kind.value)}, not a module: "
                                  f"it has no member `{part.name}`", part.span)
                 return UNRESOLVED
             target = self.scopes.get(sym.decl)
@@ -151,8 +151,8 @@ class Resolver:
         if sym.kind is SymKind.UNKNOWN:
             return UNRESOLVED
         if sym.kind not in kinds:
-            self.diags.error(codes.BBF201, f"`{'.'.join(p.name for p in parts)}` is a {sym.kind.value}, "
-                             f"not a {what}", parts[-1].span)
+            self.diags.error(codes.BBF201, f"`{'.'.join(p.name for p in parts)}` is {a_or_an(sym.kind.value)}, "
+                             f"not {a_or_an(what)}", parts[-1].span)
             return UNRESOLVED
         return sym
 

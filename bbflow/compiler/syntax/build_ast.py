@@ -16,7 +16,7 @@ from lark import Token, Transformer, Tree, v_args
 from bbflow.compiler import ast
 from bbflow.compiler.diagnostics import codes
 from bbflow.compiler.diagnostics.core import Diagnostics, Label
-from bbflow.compiler.diagnostics.suggest import closest
+from bbflow.compiler.diagnostics.suggest import a_or_an, closest
 from bbflow.compiler.source import Span
 from bbflow.compiler.syntax.literals import DecodedNumber, decode_number, decode_string
 
@@ -74,7 +74,7 @@ class AstBuilder(Transformer):
         ident = self._ident(tok)
         if ident.name in KEYWORDS:
             self.diags.error(
-                codes.BBF001, f"`{ident.name}` is a keyword and cannot name a {what}", ident.span,
+                codes.BBF001, f"`{ident.name}` is a keyword and cannot name {a_or_an(what)}", ident.span,
                 help=f"choose another name, like `{ident.name}_`")
         return ident
 
