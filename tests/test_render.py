@@ -86,6 +86,22 @@ def test_text_expands_tabs_consistently() -> None:
     assert out[line + 1].index("^") == out[line].index("y:")
 
 
+def test_text_caret_stands_under_the_span_after_wide_characters() -> None:
+    # an emoji or a CJK character takes two terminal cells, a combining accent none: the caret
+    # was placed by characters, two cells left of `nope` per emoji
+    from rich.cells import cell_len
+
+    line = 'on a { emit a {s: "🤖日e\u0301"} emit nope }'
+    source = SourceFile(FILE, line + "\n")
+    column = line.index("nope") + 1
+    diag = Diagnostic("BBF504", Severity.ERROR, "no signal `nope`", Span(FILE, 1, column, 1, column + 4))
+    out = render_text([diag], {FILE: source}).splitlines()
+    shown = next(i for i, text in enumerate(out) if text.startswith("1 |"))
+    under = out[shown + 1]
+    assert under.endswith("^~~~")
+    assert cell_len(under[: under.index("^")]) == cell_len(out[shown][: out[shown].index("nope")])
+
+
 def test_text_without_source_shows_the_location() -> None:
     diag = Diagnostic("BBF103", Severity.ERROR, "module `cell.arms` not found", Span.point("other.flow", 3, 6))
     assert render_text([diag], {}) == "error[BBF103]: module `cell.arms` not found\n --> other.flow:3:6\n\n"

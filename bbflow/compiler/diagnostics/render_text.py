@@ -108,13 +108,18 @@ def _marks(diag: Diagnostic, source: SourceFile | None) -> list[tuple[int, str, 
 
 
 def _underline(span: Span, source: SourceFile, first: str, rest: str, message: str) -> str:
-    """Spaces up to the span's start, then its marker, on the span's first line."""
+    """Spaces up to the span's start, then its marker, on the span's first line.
+
+    Counted in terminal cells, not characters: an emoji or a CJK character before the span
+    takes two cells, a combining accent none, and the marker must stand under the span."""
+    from rich.cells import cell_len  # only with something to show: a clean check never loads rich
+
     text = source.line(span.line)
-    start = len(_expand(text[: span.column - 1]))
+    start = cell_len(_expand(text[: span.column - 1]))
     if span.end_line == span.line and span.end_column > span.column:
-        end = len(_expand(text[: span.end_column - 1]))
+        end = cell_len(_expand(text[: span.end_column - 1]))
     else:  # a multi-line span is marked to the end of its first line
-        end = max(len(_expand(text)), start + 1)
+        end = max(cell_len(_expand(text)), start + 1)
     length = max(end - start, 1)
     marker = first + rest * (length - 1)
     return " " * start + marker + (f" {printable(message, newline=False)}" if message else "")
