@@ -286,10 +286,14 @@ def test_a_run_started_by_a_signal_is_traced_under_the_signals_traceparent(tmp_p
 # --- the token rule and the browser guards --------------------------------------------------
 
 
+#: a token as `openssl rand -base64` makes them: "/" and "=" are no characters of a plain cookie value
+TOKEN = "s3cret+tok/en=="
+
+
 @pytest.fixture(scope="module")
 def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveCell]:
     root = write_project(tmp_path_factory.mktemp("guarded"))
-    with live_cell(root, token="s3cret-token") as live:
+    with live_cell(root, token=TOKEN) as live:
         yield live
 
 
@@ -305,7 +309,7 @@ def test_with_a_token_every_request_needs_it(guarded: LiveCell, method: str, pat
 
 
 def test_the_right_bearer_token_opens_every_endpoint(guarded: LiveCell) -> None:
-    headers = {"Authorization": "Bearer s3cret-token"}
+    headers = {"Authorization": f"Bearer {TOKEN}"}
     with httpx.Client(base_url=guarded.url, timeout=10, headers=headers) as c:
         assert c.get("/api/state").status_code == 200
         assert c.post("/signals", content=json.dumps(REQUEST), headers=CE).status_code == 202
@@ -316,12 +320,44 @@ def test_the_dashboard_gets_the_token_once_and_keeps_it_in_a_strict_cookie(guard
         page = c.get("/")
         assert page.status_code == 401 and 'name="token"' in page.text
         assert c.post("/login", data={"token": "wrong"}).status_code == 401
-        signed_in = c.post("/login", data={"token": "s3cret-token"})
+        signed_in = c.post("/login", data={"token": TOKEN})
         assert signed_in.status_code == 303
         cookie = signed_in.headers["set-cookie"].lower()
         assert "httponly" in cookie and "samesite=strict" in cookie
         assert c.get("/").status_code == 200  # the cookie, from now on
         assert c.get("/api/state").status_code == 200
+
+
+def test_a_token_that_is_not_ascii_works_in_the_header_and_the_cookie() -> None:
+    """The header was compared as text read as Latin-1 (never equal), and signing in was a 500: the cookie
+    could not be written."""
+    from bbflow.serve.config import ServeSettings
+    from bbflow.serve.http import create_app
+
+    fake = FakeCell()
+    fake.settings = ServeSettings("127.0.0.1", 8350, "s3cr€t/=")
+
+    async def talk() -> None:
+        transport = httpx.ASGITransport(app=create_app(fake))
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8350") as c:
+            assert (await c.get("/healthz", headers={"Authorization": "Bearer s3cr€t/=".encode()})).status_code == 200
+            assert (await c.get("/healthz", headers={"Authorization": "Bearer s3cr/="})).status_code == 401
+            assert (await c.post("/login", data={"token": "s3cr€t/="})).status_code == 303
+            assert (await c.get("/healthz")).status_code == 200  # the cookie
+
+    asyncio.run(talk())
+
+
+def test_a_non_finite_number_in_a_run_is_written_as_standard_json(tmp_path: Path) -> None:
+    """A driver's result of NaN (here the simulator's) made GET /api/state a 500 while the run was among the
+    last 50, and the dashboard could not open."""
+    robots = arm_table() + "\n[robot.arm.sim.commands.move_to]\nresult = {x = nan, y = 0.0, z = inf}\n"
+    with live_cell(write_project(tmp_path / "cell", robots)) as cell, \
+            httpx.Client(base_url=cell.url, timeout=10) as c:
+        assert c.post("/signals", content=json.dumps(REQUEST), headers=CE).status_code == 202
+        run = finished(c, 1)[0]
+        ending = run["events"][-1]
+        assert ending["event"] == "run.ok" and ending["result"] == {"x": "NaN", "y": 0.0, "z": "Infinity"}
 
 
 @pytest.mark.parametrize("origin", ["http://evil.example", "null", "http://[zz"])  # the last: no URL (it was a 500)

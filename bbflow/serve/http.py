@@ -18,7 +18,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any, Protocol
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -27,6 +27,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from bbflow.runtime import jsonout
 from bbflow.runtime.door import Refusal, StrictJsonError, loads_strict
 from bbflow.runtime.ports import RuntimeFailure
 from bbflow.runtime.signals import Envelope
@@ -73,8 +74,17 @@ class Refused(Exception):
         self.headers = headers
 
 
-def error(status: int, reason: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": reason}, status_code=status, headers=headers)
+class JSON(JSONResponse):
+    """A JSON answer that is standard JSON whatever the values: a non-finite float (a driver's result, an
+    agent's arithmetic) is written as ``"NaN"``, ``"Infinity"`` or ``"-Infinity"``, as everywhere in bbflow
+    (Starlette's own refuses it, and ``GET /api/state`` was a 500 while such a run was among the last 50)."""
+
+    def render(self, content: Any) -> bytes:
+        return jsonout.dumps(content, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def error(status: int, reason: str, headers: dict[str, str] | None = None) -> JSON:
+    return JSON({"error": reason}, status_code=status, headers=headers)
 
 
 def create_app(cell: Cell) -> Starlette:
@@ -99,7 +109,7 @@ def create_app(cell: Cell) -> Starlette:
         if given is None or not hmac.compare_digest(given.encode(), token.encode()):
             return HTMLResponse(_login_page("That token is not the one this cell was started with."), status_code=401)
         response = RedirectResponse("/", status_code=303)
-        response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/")
+        response.set_cookie(COOKIE, quote(token, safe=""), httponly=True, samesite="strict", path="/")
         return response
 
     async def signals(request: Request) -> Response:
@@ -108,8 +118,8 @@ def create_app(cell: Cell) -> Starlette:
         except Refused as refused:
             return error(refused.status, refused.reason, refused.headers)
         if isinstance(admitted, Refusal):
-            return JSONResponse({"error": admitted.reason, "type": admitted.type}, status_code=400)
-        return JSONResponse({"id": admitted.id}, status_code=202)
+            return JSON({"error": admitted.reason, "type": admitted.type}, status_code=400)
+        return JSON({"id": admitted.id}, status_code=202)
 
     async def events(request: Request) -> Response:
         last_id = request.headers.get("last-event-id") or request.query_params.get("after")
@@ -117,10 +127,10 @@ def create_app(cell: Cell) -> Starlette:
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     async def state(request: Request) -> Response:
-        return JSONResponse(cell.state())
+        return JSON(cell.state())
 
     async def schema(request: Request) -> Response:
-        return JSONResponse(cell.schema())
+        return JSON(cell.schema())
 
     async def metrics(request: Request) -> Response:
         from bbflow.serve.metrics import CONTENT_TYPE
@@ -129,7 +139,7 @@ def create_app(cell: Cell) -> Starlette:
 
     async def healthz(request: Request) -> Response:
         up, status = cell.healthy()
-        return JSONResponse({"status": status}, status_code=200 if up else 503)
+        return JSON({"status": status}, status_code=200 if up else 503)
 
     def arming(armed: bool) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
@@ -140,7 +150,7 @@ def create_app(cell: Cell) -> Starlette:
                 return error(404, f"no robot {robot!r} in this process")
             except RuntimeFailure as failure:
                 return error(409, f"robot {robot}: {failure.message}")
-            return JSONResponse({"robot": robot, "safety": safety})
+            return JSON({"robot": robot, "safety": safety})
 
         return endpoint
 
@@ -150,7 +160,7 @@ def create_app(cell: Cell) -> Starlette:
             cell.cancel_run(run)
         except KeyError:
             return error(404, f"no run {run!r} in flight (a composed run is cancelled through its top-level run)")
-        return JSONResponse({"run": run, "status": "cancelling"}, status_code=202)
+        return JSON({"run": run, "status": "cancelling"}, status_code=202)
 
     routes = [
         Route("/", dashboard, methods=["GET"]),
@@ -221,12 +231,15 @@ class Guard:
         return error(401, "this cell needs Authorization: Bearer TOKEN", {"WWW-Authenticate": "Bearer"})
 
     def authorised(self, headers: dict[str, str]) -> bool:
+        """The bearer token as the client sent its bytes (headers were read as Latin-1), or the cookie:
+        the token percent-encoded, since a cookie cannot carry every character a token may have (a
+        base64 token's ``/`` and ``=`` had it quoted, and it never matched again)."""
         assert self.token is not None
         scheme, _, given = headers.get("authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), self.token):
+        if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode("latin-1"), self.token):
             return True
         cookie = _cookie(headers.get("cookie", ""), COOKIE)
-        return cookie is not None and hmac.compare_digest(cookie.encode(), self.token)
+        return cookie is not None and hmac.compare_digest(unquote(cookie).encode(), self.token)
 
 
 # --- the CloudEvents HTTP binding ---------------------------------------------------
