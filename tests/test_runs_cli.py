@@ -21,7 +21,7 @@ from crash_drill import bbflow, check_world, env, make_project, world
 
 from bbflow.cli import main
 from bbflow.project import load_project
-from bbflow.runtime.journal import Journal, JournalConfig, owners, process_journal
+from bbflow.runtime.journal import Journal, JournalConfig, journal_config, owners, process_journal
 from bbflow.runtime.journal.operator import print_runs
 
 DATA = Path(__file__).resolve().parent / "data" / "crash_cell"
@@ -377,6 +377,34 @@ def test_processes_of_a_project_see_each_other_wherever_their_journals_are(tmp_p
                            capture_output=True, text=True, timeout=120, env=env())
     assert after.returncode == 0, after.stderr  # the first is gone: the arm is free
     assert not owners.folder_of(root).exists()  # the last process of the project removed its owners folder
+
+
+def test_two_checkouts_sharing_a_journal_see_each_others_processes(tmp_path: Path) -> None:
+    """Two checkouts of the project whose bbflow.toml sets one ``[journal] path`` (a shared absolute file) are
+    one project to the journal, and so to its owners: a run that a process of one checkout is running is not
+    cut off to the other, which neither recovers it (rolling back a live run under its process), nor drives
+    its arm meanwhile. (The owners folder was named for the checkout alone.)"""
+    roots = []
+    for name in ("a", "b"):
+        root = make_project(tmp_path / name)
+        with open(root / "bbflow.toml", "a", encoding="utf-8") as toml:
+            toml.write(f'\n[journal]\npath = "{tmp_path / "shared.db"}"\n')
+        roots.append(root)
+    config = journal_config(roots[0], {"path": str(tmp_path / "shared.db"), "keep": "30d"})
+    live = Journal.open(config, "crash_cell", robots=["arm"])  # a `bbflow run` of checkout a, running a job
+    try:
+        live.conn.execute("INSERT INTO runs (id, reactor, robot, status, started, owner) VALUES "
+                          "('0005-live', 'Job', 'arm', 'running', ?, ?)", (time.time(), live.owner.token))
+        (listed,) = json.loads(runs(str(roots[1]), "--format", "json").stdout)
+        assert (listed["id"], listed["cut_off"]) == ("0005-live", False)
+        for argv, expected in ((["run", str(roots[1]), "--until-idle"], "robot arm already run by another bbflow "
+                                "run of this project"), (["runs", "recover", "0005", str(roots[1])],
+                                                         f"run 0005-live is running in process {os.getpid()}")):
+            out = CliRunner().invoke(main, argv, input="")
+            assert out.exit_code == 2 and expected in out.stderr, out.output
+    finally:
+        live.close()
+    assert not (roots[1] / "world.jsonl").exists()  # nothing moved
 
 
 def test_a_run_cut_off_in_a_robot_process_journal_stops_a_bbflow_run_of_that_robot(project: Path) -> None:

@@ -59,7 +59,8 @@ class JournalConfig:
     keep: float | None = DEFAULT_KEEP  # seconds; None keeps everything
     #: the project's journal, when ``path`` is not it (a ``--robot`` process's own journal)
     project_path: Path | None = None
-    #: the project's folder (None: a journal opened without a project, its owners keyed by its file)
+    #: what names the project's owners folder, when not its journal: the project's folder, for a journal whose
+    #: place bbflow.toml does not set (``$BBFLOW_JOURNAL_DIR`` or not, its processes see each other)
     root: Path | None = None
 
     @property
@@ -70,7 +71,8 @@ class JournalConfig:
     @property
     def owners(self) -> Path:
         """The owners folder of the project (``owners``): every process of a project sees every other, wherever
-        each keeps its journal."""
+        each keeps its journal; with ``[journal] path`` set, named for that journal, so that two checkouts of the
+        project that share one see each other too."""
         return folder_of(self.root if self.root is not None else self.project)
 
 
@@ -336,7 +338,8 @@ def journal_config(root: Path, table: Mapping[str, Any]) -> JournalConfig:
     if recovery not in RECOVERY_MODES:
         raise ValueError(f"journal.recovery: expected \"rollback\" or \"hold\", got {recovery!r}")
     keep = parse_keep(table["keep"]) if "keep" in table else DEFAULT_KEEP
-    return JournalConfig((root / path).resolve(), sync, recovery, keep, root=root.resolve())
+    return JournalConfig((root / path).resolve(), sync, recovery, keep,
+                         root=root.resolve() if "path" not in table else None)
 
 
 def hold_without_journal(config: JournalConfig, robots: Collection[str], agents: Collection[str]) -> Owner | None:
