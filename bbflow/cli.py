@@ -419,8 +419,8 @@ def runs(words: tuple[str, ...], fmt: str, arm: bool, driver: str | None, events
 
     action = words[0] if words and words[0] in ("show", "recover") else "list"
     rest = words[1:] if action != "list" else words
-    if action != "list" and not rest:
-        raise UsageFailure(f"bbflow runs {action} needs a run ID")
+    if action != "list" and (not rest or not rest[0].strip()):  # an empty one (an unset $ID) would name any run
+        raise UsageFailure(f"bbflow runs {action} needs a run ID" + (" (got an empty one)" if rest else ""))
     where = rest[1] if action != "list" and len(rest) > 1 else rest[0] if action == "list" and rest else "."
     if len(rest) > (2 if action != "list" else 1):
         raise UsageFailure("too many arguments: bbflow runs [PROJECT] | show ID [PROJECT] | recover ID [PROJECT]")

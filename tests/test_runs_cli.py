@@ -167,6 +167,35 @@ def test_an_unknown_id_is_an_error(project: Path) -> None:
     assert missing.exit_code == 2 and "needs a run ID" in missing.stderr
 
 
+def test_an_empty_or_odd_id_names_no_run(project: Path) -> None:
+    """An empty ID (``bbflow runs recover "$ID" --resolved`` with ``$ID`` unset) is a usage error, not the start
+    of every id: with one unfinished run it closed that run. An id past 50,000 characters is no run (it was a
+    traceback: SQLite refuses so long a LIKE pattern), nor are ``%`` and ``_`` (no pattern at all)."""
+    with contextlib.closing(sqlite3.connect(project / ".bbflow" / "journal.db")) as conn:
+        conn.execute("DELETE FROM runs WHERE id = '0001-done'")  # the cut-off run alone: "" started its id only
+        conn.commit()
+    for argv in (["recover", "", str(project), "--resolved"], ["show", " ", str(project)]):
+        out = runs(*argv)
+        assert out.exit_code == 2 and "needs a run ID (got an empty one)" in out.stderr, out.output
+    for odd in ("0" * 60_000, "%", "_", "0002-cut%", "0002_cut"):
+        out = runs("show", odd, str(project))
+        assert out.exit_code == 2 and "no single run with an id starting with" in out.stderr, out.output
+        assert "Traceback" not in out.output
+    (left,) = json.loads(runs(str(project), "--format", "json").stdout)
+    assert (left["id"], left["status"]) == ("0002-cut", "running")
+
+
+def test_show_says_an_undo_in_doubt_is_run_again(project: Path) -> None:
+    """An undo cut off by a crash (its intent without a result) is not undone by recovery: it is run again."""
+    with contextlib.closing(sqlite3.connect(project / ".bbflow" / "journal.db")) as conn:
+        conn.execute("INSERT INTO calls (run, kind, step, idx, attempt, target, args, sent) VALUES "
+                     "('0002-cut', 'undo', 'grip', '[]', 1, 'open_gripper', '{\"job\":2,\"back\":true}', 0)")
+        conn.commit()
+    lines = runs("show", "0002", str(project)).stdout.splitlines()
+    assert "may have moved: recovery undoes it" in next(line for line in lines if "close_gripper" in line)
+    assert "may have moved: recovery runs it again" in next(line for line in lines if "open_gripper" in line)
+
+
 def test_a_project_without_a_journal(project: Path) -> None:
     shutil.rmtree(project / ".bbflow")
     for argv in ([str(project)], ["show", "0002", str(project)]):

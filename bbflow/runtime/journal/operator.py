@@ -107,8 +107,9 @@ def print_run(project: Project, prefix: str, out: IO[str], *, fmt: str, color: b
     for call in info["timeline"]:
         outcome = call["outcome"]
         shown = json.dumps(call["result"]) if outcome == "ok" else json.dumps((call["error"] or {}).get("message"))
-        if outcome == "in doubt":
-            shown = call["hold"] or "may have moved: recovery undoes it"
+        if outcome == "in doubt":  # an undo cut off is run again, not undone
+            shown = call["hold"] or ("may have moved: recovery undoes it" if call["kind"] == "step" else
+                                     "may have moved: recovery runs it again")
         step = call["step"] + (f"[{','.join(map(str, call['index']))}]" if call["index"] else "")
         if call["run"] != info["id"]:
             step = f"{step} (composed {call['run'][-8:]})"

@@ -35,9 +35,10 @@ def list_runs(conn: sqlite3.Connection, limit: int = 200) -> list[dict[str, Any]
 
 
 def find_runs(conn: sqlite3.Connection, prefix: str, limit: int = 2) -> list[str]:
-    """The ids of (at most ``limit``) runs ``prefix`` may name: a whole id, or the start of one."""
-    rows = conn.execute("SELECT id FROM runs WHERE id LIKE ? || '%' ESCAPE '\\' ORDER BY id LIMIT ?",
-                        (prefix.replace("%", "\\%").replace("_", "\\_"), limit)).fetchall()
+    """The ids of (at most ``limit``) runs ``prefix`` may name: a whole id, or the start of one (as typed: not a
+    LIKE pattern, which SQLite refuses past 50,000 bytes)."""
+    rows = conn.execute("SELECT id FROM runs WHERE substr(id, 1, ?) = ? ORDER BY id LIMIT ?",
+                        (len(prefix), prefix, limit)).fetchall()
     return [row[0] for row in rows]
 
 
