@@ -436,6 +436,29 @@ def test_two_checkouts_sharing_a_journal_see_each_others_processes(tmp_path: Pat
     assert not (roots[1] / "world.jsonl").exists()  # nothing moved
 
 
+@pytest.mark.parametrize("bad", ["corrupt", "foreign"])
+def test_a_robot_process_journal_that_cannot_be_read_stops_a_bbflow_run_of_that_robot(project: Path,
+                                                                                       bad: str) -> None:
+    """``journal.arm.db`` may hold a run cut off on the arm: unreadable (or another project's), a ``bbflow run``
+    that would drive the arm stops before anything moves, as ``bbflow runs`` does, naming the file (it was
+    left out, and the arm driven from wherever that process's crash left it). A journal of a process of other
+    robots only is none of its business."""
+    assert runs("recover", "0002", str(project), "--resolved").exit_code == 0  # the project's journal is clean
+    arm = project / ".bbflow" / "journal.arm.db"
+    if bad == "corrupt":
+        arm.write_bytes(b"this is not a database at all" * 200)
+    else:
+        Journal.open(JournalConfig(arm), "another_cell").close()
+    for extra in ((), ("--no-journal",)):
+        out = CliRunner().invoke(main, ["run", str(project), "--until-idle", *extra], input="")
+        assert out.exit_code == 2 and f"error: {arm}: " in out.stderr and "it may hold a run cut off on robot arm, " \
+            "which this bbflow run would drive" in out.stderr, out.output
+    assert not (project / "world.jsonl").exists()  # nothing moved
+    arm.rename(project / ".bbflow" / "journal.conveyor.db")  # another robot's process's: not read
+    out = CliRunner().invoke(main, ["run", str(project), "--until-idle"], input="")
+    assert out.exit_code == 0, out.output
+
+
 def test_a_run_cut_off_in_a_robot_process_journal_stops_a_bbflow_run_of_that_robot(project: Path) -> None:
     """A ``--robot arm`` process keeps a journal of its own, which only it recovers: a ``bbflow run`` of all
     the robots would otherwise drive the arm from where that process's crash left it."""

@@ -536,7 +536,7 @@ def _hold(project: Project, options: RunOptions, plan: RunPlan, held: contextlib
                          "kept off these robots\n")
         else:
             held.callback(owner.release)
-    cut_off = cut_off_elsewhere(config, config.path if journal is not None else None, robots)
+    cut_off = cut_off_elsewhere(config, project.name, config.path if journal is not None else None, robots)
     if cut_off:
         first = cut_off[0]
         raise JournalError(f"robot {first.robot} has a run cut off by a crash in {first.journal} "

@@ -19,6 +19,7 @@ import attrs
 
 from bbflow.runtime.journal import owners
 from bbflow.runtime.journal.journal import JournalConfig, journal_files, process_robots
+from bbflow.runtime.journal.store import JournalError, open_reader
 
 
 @attrs.frozen
@@ -37,29 +38,35 @@ class CutOff:
         return "`bbflow run " + " ".join(f"--robot {name}" for name in process_robots(self.journal, project)) + "`"
 
 
-def cut_off_elsewhere(config: JournalConfig, mine: Path | None, robots: Collection[str]) -> list[CutOff]:
-    """The runs on ``robots`` cut off in the journals of the project (``config``: this process's journal;
-    ``mine``: the one it keeps and recovers, left out; None with ``--no-journal``). A journal that cannot be
-    read is left out."""
+def cut_off_elsewhere(config: JournalConfig, project: str, mine: Path | None,
+                      robots: Collection[str]) -> list[CutOff]:
+    """The runs on ``robots`` cut off in the journals of ``project`` (``config``: this process's journal;
+    ``mine``: the one it keeps and recovers, left out; None with ``--no-journal``). A journal that may hold such
+    runs (the project's, a ``--robot`` process's of one of them) and cannot be read raises ``JournalError``:
+    what it holds is not known, and this process would drive the robot from wherever a crash left it."""
     if not robots:
         return []
     out: list[CutOff] = []
     for path in journal_files(config.project):
-        if path == mine:
+        theirs = process_robots(path, config.project)
+        if path == mine or (theirs and not set(theirs) & set(robots)):  # that process runs none of ours
             continue
         try:
-            rows = _unfinished(path, robots)
-        except sqlite3.Error:
-            continue
+            rows = _unfinished(path, project, robots)
+        except JournalError as exc:
+            which = ", ".join(sorted(set(theirs) & set(robots)) or sorted(robots))
+            raise JournalError(f"{exc}; it may hold a run cut off on robot {which}, which this bbflow run would "
+                               "drive") from exc
         out.extend(CutOff(path, run, reactor, robot) for run, reactor, robot, owner in rows
                    if not owners.alive(config.owners, owner))
     return out
 
 
-def _unfinished(path: Path, robots: Collection[str]) -> list[tuple[str, str, str, str | None]]:
-    with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
-        columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
-        owner = "owner" if "owner" in columns else "NULL"
-        marks = ",".join("?" * len(robots))
-        return conn.execute(f"SELECT id, reactor, robot, {owner} FROM runs WHERE status = 'running' AND parent IS "
-                            f"NULL AND robot IN ({marks}) ORDER BY started", list(robots)).fetchall()
+def _unfinished(path: Path, project: str, robots: Collection[str]) -> list[tuple[str, str, str, str | None]]:
+    marks = ",".join("?" * len(robots))
+    with contextlib.closing(open_reader(path, project)) as conn:
+        try:
+            return conn.execute(f"SELECT id, reactor, robot, owner FROM runs WHERE status = 'running' AND parent IS "
+                                f"NULL AND robot IN ({marks}) ORDER BY started", list(robots)).fetchall()
+        except sqlite3.Error as exc:
+            raise JournalError(f"{path}: cannot read the journal: {exc}") from exc
