@@ -196,12 +196,19 @@ def test_show_says_an_undo_in_doubt_is_run_again(project: Path) -> None:
     assert "may have moved: recovery runs it again" in next(line for line in lines if "open_gripper" in line)
 
 
-def test_a_project_without_a_journal(project: Path) -> None:
+def test_a_project_without_a_journal(project: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No journal where this shell looks: the message says where else a process of the cell may keep it (an
+    operator whose shell lacks the ``$BBFLOW_JOURNAL_DIR`` the cell runs with, or has one it does not)."""
     shutil.rmtree(project / ".bbflow")
     for argv in ([str(project)], ["show", "0002", str(project)]):
         out = runs(*argv)
-        assert out.exit_code == 2 and "no journal here" in out.stderr, out.output
+        assert out.exit_code == 2 and "no journal here (nothing has run with a journal in this project; a bbflow " \
+            "run started with $BBFLOW_JOURNAL_DIR keeps it in that folder: set it here too)" in out.stderr, out.output
     assert not (project / ".bbflow").exists()  # looking does not create one
+    monkeypatch.setenv("BBFLOW_JOURNAL_DIR", str(tmp_path / "journals"))
+    out = runs(str(project))
+    assert out.exit_code == 2 and "it is looked for in $BBFLOW_JOURNAL_DIR (set here): a bbflow run started " \
+        "without it keeps it in the project's .bbflow folder)" in out.stderr, out.output
 
 
 def test_a_corrupt_journal_is_refused_with_a_clear_message(project: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -19,6 +20,7 @@ from bbflow.runtime.drivers import open_robot
 from bbflow.runtime.events import JsonLinesWriter
 from bbflow.runtime.journal import owners
 from bbflow.runtime.journal.journal import (
+    JOURNAL_DIR_ENV,
     Journal,
     JournalConfig,
     journal_config,
@@ -34,10 +36,18 @@ from bbflow.runtime.run_plan import robot_table
 
 def journals(project: Project) -> list[JournalConfig]:
     """Every journal of the project (``journal_files``: its own and each ``--robot`` process's), each as the
-    process that keeps it opens it; the project's alone when there is none, for the error reading it gives."""
-    config = journal_config(project.root, project.data.get("journal", {}))
-    return [process_journal(config, process_robots(path, config.path))
-            for path in journal_files(config.path) or [config.path]]
+    process that keeps it opens it; ``JournalError`` when there is none."""
+    table = project.data.get("journal", {})
+    config = journal_config(project.root, table)
+    found = journal_files(config.path)
+    if not found:
+        where = ""
+        if "path" not in table:  # the processes of the cell may have been started with another setting
+            where = (f"; it is looked for in ${JOURNAL_DIR_ENV} (set here): a bbflow run started without it keeps "
+                     "it in the project's .bbflow folder" if os.environ.get(JOURNAL_DIR_ENV) else
+                     f"; a bbflow run started with ${JOURNAL_DIR_ENV} keeps it in that folder: set it here too")
+        raise JournalError(f"{config.path}: no journal here (nothing has run with a journal in this project{where})")
+    return [process_journal(config, process_robots(path, config.path)) for path in found]
 
 
 def open_for_reading(project: Project, config: JournalConfig) -> sqlite3.Connection:
