@@ -103,3 +103,34 @@ def test_a_killed_robot_process_is_seen_down_and_a_restarted_one_up(project: Pat
         boss.wait_for("job 2 done", lambda events: any(
             e["data"] == {"job": 2} for e in of(events, "signal.in", type="job.done")))
         assert {p.name: p.stop() for p in (again, boss)} == {"left-again": 130, "boss": 130}
+
+
+def test_the_control_plane_shows_the_fleet_and_a_killed_process_gone(project: Path, tmp_path: Path) -> None:
+    """GET /api/state's `fleet` and the fleet metrics of a coordinator: its own process, an arm's process up,
+    then gone once killed (its robot down); without them the dashboard could not tell a dead arm from a live one."""
+    pytest.importorskip("starlette", reason="the serve extra is not installed")
+    import httpx
+
+    port = free_port()
+    endpoint = f"tcp/127.0.0.1:{port}"
+    with fleet(project, tmp_path) as start:
+        boss = start("boss", "--agent", "Boss", "--bus-listen", endpoint, "--serve", "127.0.0.1:0", stdin=True)
+        left = start("left", "--agent", "Picker", "--robot", "left", "--bus-connect", endpoint)
+        boss.wait_for("fleet.peer.up of left", peer_up("left"))
+        url = next(line.removeprefix("control plane: ").rstrip("/") for line in boss.stderr().splitlines()
+                   if line.startswith("control plane: "))
+        left_name = f"-{left.popen.pid}"
+
+        def fleet_state() -> tuple[list[tuple[bool, bool, list[str], bool]], str]:
+            peers = httpx.get(url + "/api/state", timeout=10).json()["fleet"]
+            metrics = httpx.get(url + "/metrics", timeout=10).text
+            return ([(p["process"].endswith(left_name), p["self"], p["robots"], p["up"]) for p in peers],
+                    "\n".join(line for line in metrics.splitlines() if line.startswith("bbflow_fleet")))
+
+        assert fleet_state() == ([(False, True, [], True), (True, False, ["left"], True)],
+                                 'bbflow_fleet_peers 1.0\nbbflow_fleet_robot_up{robot="left"} 1.0')
+        left.stop(signal.SIGKILL)
+        boss.wait_for("fleet.peer.down of left", lambda events: bool(of(events, "signal.in", type="fleet.peer.down")))
+        assert fleet_state() == ([(False, True, [], True), (True, False, ["left"], False)],
+                                 'bbflow_fleet_peers 0.0\nbbflow_fleet_robot_up{robot="left"} 0.0')
+        assert boss.stop() == 130

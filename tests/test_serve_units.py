@@ -306,11 +306,11 @@ def test_the_journals_lag_is_a_gauge(tmp_path: Path) -> None:
 
     async def main() -> None:
         plane = ControlPlane(ServeSettings("127.0.0.1", 0, None), model.Program())
-        plane.session = SimpleNamespace(journal=None, robots=[], servers=())  # type: ignore[assignment]
+        plane.session = SimpleNamespace(journal=None, robots=[], servers=(), process="p")  # type: ignore[assignment]
         assert gauge(plane, "bbflow_journal_lag_seconds") is None
         journal = Journal.open(JournalConfig(tmp_path / "j.db", sync="normal"), "p")
         journal.start(asyncio.get_running_loop())
-        plane.session = SimpleNamespace(journal=journal, robots=[], servers=())  # type: ignore[assignment]
+        plane.session = SimpleNamespace(journal=journal, robots=[], servers=(), process="p")  # type: ignore[assignment]
         await journal.writer.flush()
         assert gauge(plane, "bbflow_journal_lag_seconds") == 0.0
         other = sqlite3.connect(tmp_path / "j.db", isolation_level=None)
@@ -327,3 +327,24 @@ def test_the_journals_lag_is_a_gauge(tmp_path: Path) -> None:
         journal.close()
 
     asyncio.run(main())
+
+
+def test_the_fleet_view_keeps_the_processes_up_and_the_last_ones_gone() -> None:
+    from bbflow.serve.fleet import FleetView
+
+    view = FleetView(keep_gone=2)
+
+    def peer(kind: str, process: str, robots: list[str], time: float) -> None:
+        view({"event": "signal.in", "type": f"fleet.peer.{kind}", "time": time,
+              "data": {"process": process, "robots": robots, "agents": ["Picker"]}})
+
+    peer("up", "h-1", ["left"], 1.0)
+    for n in range(2, 6):  # left's process killed and started again, four times
+        peer("down", f"h-{n - 1}", ["left"], float(n))
+        peer("up", f"h-{n}", ["left"], float(n))
+    view({"event": "signal.in", "type": "fleet.peer.up", "data": "garbage"})  # not a peer: ignored
+    assert [(p["process"], p["up"], p["self"]) for p in view.to_json("h-5")] == [
+        ("h-5", True, True), ("h-3", False, False), ("h-4", False, False)]
+    assert view.robots() == {"left": True}  # up in one process, gone with the others
+    peer("down", "h-5", ["left"], 6.0)
+    assert view.robots() == {"left": False}

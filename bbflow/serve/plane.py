@@ -28,6 +28,7 @@ from bbflow.runtime.events import Fanout, jsonable
 from bbflow.runtime.journal import Lag
 from bbflow.runtime.signals import Envelope, SignalCatalog
 from bbflow.serve.config import ServeSettings
+from bbflow.serve.fleet import FleetView
 from bbflow.serve.http import Refused, create_app
 from bbflow.serve.hub import EventHub
 from bbflow.serve.metrics import Metrics
@@ -61,9 +62,10 @@ class ControlPlane:
         self.door = Door(self.catalog, source=SOURCE)
         self.hub = hub if hub is not None else EventHub()
         self.runs = RunLog()
+        self.fleet = FleetView()
         self.metrics_ = Metrics(self._gauges())
         self.tracer = tracer if tracer is not None else tracer_from_env()
-        self._observe = Fanout(o for o in (self.hub, self.runs, self.metrics_, self.tracer) if o is not None)
+        self._observe = Fanout(o for o in (self.hub, self.runs, self.fleet, self.metrics_, self.tracer) if o is not None)
         self.session: Session | None = None
         self.port = settings.port
         self.started_at = time.time()
@@ -190,6 +192,7 @@ class ControlPlane:
             "robots": robots,
             "agents": agents,
             "runs": self.runs.to_json(),
+            "fleet": self.fleet.to_json(session.process if session is not None else None),
             "reactors": {r.name: _steps(r) for r in self.program.reactors.values()},
             "counters": dict(session.board.counts) if session is not None else {},
         }
@@ -216,6 +219,13 @@ class ControlPlane:
         def clients() -> list[tuple[tuple[str, ...], float]]:
             return [((), float(self.hub.clients))]
 
+        def peers() -> list[tuple[tuple[str, ...], float]]:  # the others: this process is no peer of its own
+            me = self.session.process if self.session is not None else None
+            return [((), float(sum(p.up and p.process != me for p in self.fleet.peers.values())))]
+
+        def fleet_robots() -> list[tuple[tuple[str, ...], float]]:
+            return [((robot,), 1.0 if up else 0.0) for robot, up in self.fleet.robots().items()]
+
         def journal(read: Callable[[Lag], float]) -> Callable[[], list[tuple[tuple[str, ...], float]]]:
             def series() -> list[tuple[tuple[str, ...], float]]:  # none without a journal
                 journal = self.session.journal if self.session is not None else None
@@ -230,6 +240,9 @@ class ControlPlane:
             "bbflow_runs_in_flight": ("Top-level runs started and not yet ended", (), in_flight),
             "bbflow_robot_armed": ("1 while a robot is armed", ("robot",), armed),
             "bbflow_event_stream_clients": ("Clients reading GET /events", (), clients),
+            "bbflow_fleet_peers": ("Other processes of the fleet up on the bus", (), peers),
+            "bbflow_fleet_robot_up": ("1 while a process of the fleet that has the robot instance is up",
+                                      ("robot",), fleet_robots),
             "bbflow_journal_lag_seconds": ("How long the oldest journal record written and not yet committed "
                                            "has waited (0: the file is up to date)", (), journal(lambda lag: lag.oldest)),
             "bbflow_journal_pending_records": ("Journal records written and not yet committed", (),

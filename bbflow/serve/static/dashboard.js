@@ -218,6 +218,21 @@ function drawAgents(agents) {
        el("tr", {}, el("td", {}, k), el("td", { class: "mono" }, JSON.stringify(v))))))));
 }
 
+// The processes of the fleet this one has seen on the bus (none on the local bus, or alone).
+function drawFleet(peers) {
+  const shown = Array.isArray(peers) && peers.length > 0;
+  $("fleet-title").hidden = !shown;
+  $("fleet").hidden = !shown;
+  if (!shown) return;
+  $("fleet").replaceChildren(...peers.map((p) => el("article",
+    { class: `card peer${p.up ? "" : " gone"}`, "data-process": p.process, "data-up": String(p.up) },
+    el("h3", {}, p.process, p.self ? el("small", {}, "this process") : null,
+       el("span", { class: `pill ${p.up ? "ok" : "bad"}` }, p.up ? "up" : "gone"),
+       el("small", { class: "when", title: p.up ? "up since" : "gone since" }, wallTime(p.since))),
+    el("div", { class: "row" }, "robots ", el("b", {}, p.robots.join(", ") || "none"),
+       " · agents ", el("b", {}, p.agents.join(", ") || "none")))));
+}
+
 function drawCounters(counters) {
   const shown = [["signals in", "signal.in"], ["routed", "signal.routed"], ["dropped", "signal.dropped"],
                  ["runs ok", "run.ok"], ["failed", "run.failed"]];
@@ -244,6 +259,7 @@ async function refresh() {
   setClock(result.body.clock, result.body.uptime);
   drawRobots(result.body.robots);
   drawAgents(result.body.agents);
+  drawFleet(result.body.fleet);
   drawCounters(result.body.counters);
   drawHealth(result.body.health);
 }
@@ -316,6 +332,7 @@ function load(s) {
   drawRuns();
   drawRobots(s.robots);
   drawAgents(s.agents);
+  drawFleet(s.fleet);
   drawCounters(s.counters);
   drawHealth(s.health);
 }
