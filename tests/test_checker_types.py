@@ -412,3 +412,27 @@ reactor Keys(p: Pose) -> map[float] {
 }
 """)
     assert codes(diags) == ["BBF201"]
+
+
+# A type that failed to check (an unknown type, reported there) is never named `<error>` in another message.
+@pytest.mark.parametrize(("src", "expected"), [
+    ("reactor R() -> list[Nope] {\n}\n", ("BBF302", "reactor `R` declares a result but has no `return`")),
+    ('type P = {x: float, y: float}\naction f(p: P) = "m:f"\nreactor R() {\n    step a = f(p: {x: nope, z: 1.0})\n}\n',
+     ("BBF201", "argument `p` of `f`: expected P, found a record with fields `x`, `z`")),
+    ("reactor T(a: Nope, b: int) {\n}\nreactor R() {\n    step x = T()\n}\n",
+     ("BBF202", "missing arguments `a`, `b: int` to `T`")),
+    ("signal s: {a: Nope}\nagent A {\n    on s as e { emit s {a: e.dat} }\n}\n",
+     ("BBF203", "this record has no field `dat`")),
+    ("signal s: {a: Nope}\nagent A {\n    on s { emit s }\n}\n", ("BBF201", "`s` carries a payload with fields a")),
+])
+def test_a_type_that_failed_to_check_is_not_shown_as_error(src: str, expected: tuple[str, str]) -> None:
+    diags, _, _ = check_text(src)
+    shown = [(d.code, d.message) for d in diags.sorted()]
+    assert expected in shown and any(code == "BBF101" for code, _ in shown), shown
+    assert not any("<error>" in " ".join((d.message, *d.notes)) for d in diags), shown
+
+
+def test_one_wrong_field_name_of_a_payload_is_one_diagnostic_with_the_missing_name() -> None:
+    diags, _, _ = check_text("signal s: {a: int}\nagent A {\n    on s { emit s {b: 1} }\n}\n")
+    d = only(diags, "BBF203")  # was BBF203 for `b` and BBF201 "`s` needs field `a`": one mistake, two reports
+    assert d.message == "`s` has no field `b`" and d.help == "did you mean `a`?"

@@ -99,11 +99,15 @@ class ExprChecker:
             self.diags.error(codes.BBF204, f"{what}: expected {want}, found {got}, which may be none", span,
                              help="give a value for none with `??` (`x ?? default`)")
         else:
-            notes = tuple(T.record_problems(got, want)) if isinstance(got, T.RecordT) and isinstance(
-                want, T.RecordT) else ()
+            notes: tuple[str, ...] = ()
+            if isinstance(got, T.RecordT) and isinstance(want, T.RecordT):
+                notes = tuple(T.record_problems(got, want))
+            elif T.has_error(got) or T.has_error(want):
+                return False  # a part of it failed to check, and was reported there
             help_ = ("a duration has a unit: `5s`, `250ms`, `1.5s`, `2m`"
                      if want == T.DURATION and got in (T.INT, T.FLOAT) else None)
-            self.diags.error(codes.BBF201, f"{what}: expected {want}, found {got}", span, notes=notes, help=help_)
+            self.diags.error(codes.BBF201, f"{what}: expected {_shown(want)}, found {_shown(got)}", span,
+                             notes=notes, help=help_)
         return False
 
     # --- expressions ---------------------------------------------------------------
@@ -299,7 +303,8 @@ class ExprChecker:
         if isinstance(obj, T.RecordT):
             ft = obj.field(name.name)
             if ft is None:
-                self.diags.error(codes.BBF203, f"{obj} has no field `{name.name}`", name.span,
+                shown = "this record" if T.has_error(obj) and not obj.name else str(obj)  # its fields: the note
+                self.diags.error(codes.BBF203, f"{shown} has no field `{name.name}`", name.span,
                                  help=did_you_mean(name.name, obj.names),
                                  notes=(f"its fields: {', '.join(obj.names) or 'none'}",))
                 return T.ERROR
@@ -798,7 +803,14 @@ class ExprChecker:
             self.diags.error(codes.BBF202, f"`{callee.name}` has no parameter `{a.name.name}`", a.name.span,
                              help=help_, notes=(f"its parameters: {', '.join(names) or 'none'}",))
         if missing:
-            listed = ", ".join(f"`{p.name}: {p.type}`" for p in missing)
+            listed = ", ".join(f"`{p.name}`" if T.has_error(p.type) else f"`{p.name}: {p.type}`" for p in missing)
             self.diags.error(codes.BBF202, f"missing argument{'s' if len(missing) > 1 else ''} {listed} "
                              f"to `{callee.name}`", call.span)
         callee.target.args.update({n: a.value for n, a in bound.items()})
+
+
+def _shown(t: T.Type) -> str:
+    """A type in a message; a record with a part that failed to check (reported there) by its field names."""
+    if isinstance(t, T.RecordT) and not t.name and T.has_error(t):
+        return f"a record with fields {', '.join(f'`{n}`' for n in t.names)}"
+    return str(t)

@@ -162,7 +162,8 @@ class TypeChecker:
             self._hint_returned(decl.body, declared)
         returns = self.block(decl.body, ctx, declared, new_scope=False)
         if declared is not None and not returns and not _ends_in_fail(decl.body):
-            self.diags.error(codes.BBF302, f"reactor `{decl.name.name}` declares a result ({declared}) "
+            shown = "" if T.has_error(declared) else f" ({declared})"  # an unknown type is reported already
+            self.diags.error(codes.BBF302, f"reactor `{decl.name.name}` declares a result{shown} "
                              "but has no `return`", _keyword(decl.span, "reactor"),
                              help="end the body with `return VALUE`, or remove `-> TYPE`")
 
@@ -561,7 +562,8 @@ class TypeChecker:
         # for the argument lists of calls); a field the signal does not declare, BBF203
         if data is None:
             if isinstance(payload, T.RecordT) and any(not isinstance(t, T.OptionalT) for _, t in payload.fields):
-                self.diags.error(codes.BBF201, f"`{name}` carries a payload {payload}", stmt.type.span,
+                shown = f"with fields {', '.join(payload.names)}" if T.has_error(payload) else str(payload)
+                self.diags.error(codes.BBF201, f"`{name}` carries a payload {shown}", stmt.type.span,
                                  help=f"give it: `{name} {{...}}`")
             return
         if isinstance(payload, T.NoneT):
@@ -573,6 +575,7 @@ class TypeChecker:
             return
         fields: dict[str, T.Type] = {}
         seen: dict[str, ast.FieldInit] = {}
+        unknown: list[ast.FieldInit] = []
         for f in data.fields:
             want = payload.field(f.name.name)
             if f.name.name in seen:
@@ -581,14 +584,19 @@ class TypeChecker:
                 continue
             seen[f.name.name] = f
             if want is None:
-                self.diags.error(codes.BBF203, f"`{name}` has no field `{f.name.name}`", f.name.span,
-                                 help=did_you_mean(f.name.name, payload.names),
-                                 notes=(f"its payload: {payload}",))
+                unknown.append(f)
                 self.exprs.expr(f.value, ctx)
                 continue
             fields[f.name.name] = self.exprs.expect(f.value, ctx, want, f"field `{f.name.name}` of `{name}`")
         self.facts.types[data] = T.RecordT(tuple(fields.items()))
         missing = [n for n, t in payload.fields if n not in seen and not isinstance(t, T.OptionalT)]
+        for f in unknown:
+            help_ = did_you_mean(f.name.name, payload.names)
+            if help_ is None and len(unknown) == 1 and len(missing) == 1:
+                # one name wrong, one field missing: the same mistake (`{b: 1}` for `{a: int}`)
+                help_, missing = f"did you mean `{missing[0]}`?", []
+            self.diags.error(codes.BBF203, f"`{name}` has no field `{f.name.name}`", f.name.span, help=help_,
+                             notes=(f"its fields: {', '.join(payload.names) or 'none'}",))
         if missing:
             self.diags.error(codes.BBF201, f"`{name}` needs field{'s' if len(missing) > 1 else ''} "
                              + ", ".join(f"`{n}`" for n in missing), data.span)

@@ -146,6 +146,19 @@ def is_lenient(t: Type) -> bool:
     return isinstance(t, ErrorT) or t == ANY
 
 
+def has_error(t: Type) -> bool:
+    """Whether ``<error>`` is ``t`` or a part of it (``{x: <error>}``, ``list[<error>]``)."""
+    if isinstance(t, ErrorT):
+        return True
+    if isinstance(t, (ListT, MapT)):
+        return has_error(t.item)
+    if isinstance(t, OptionalT):
+        return has_error(t.inner)
+    if isinstance(t, RecordT):
+        return any(has_error(f) for _, f in t.fields)
+    return False
+
+
 def assignable(src: Type, dst: Type) -> bool:
     """Can a value of type ``src`` be used where ``dst`` is expected?"""
     if is_lenient(src) or is_lenient(dst) or src == dst:
