@@ -91,6 +91,14 @@ def test_a_name_imported_twice_or_clashing_with_a_declaration_is_bbf102():
     only(check_modules({"cell.arm": ARM_MODULE, "m": "from cell.arm import Pose\ntype Pose = int"})[0], "BBF102")
 
 
+def test_a_name_imported_twice_and_declared_is_reported_at_each_mistake_once():
+    # the second import was not reported; the declaration was reported twice, at the same place
+    diags, _, _ = check_modules({"cell.arm": ARM_MODULE,
+                                 "m": "from cell.arm import Pose\nfrom cell.arm import Pose\ntype Pose = int"})
+    found = [(d.code, d.span.line, d.labels[0].span.line) for d in diags.sorted()]
+    assert found == [("BBF102", 2, 1), ("BBF102", 3, 1)]
+
+
 def test_the_prelude_is_implicit_and_optional():
     text = "reactor R(s: Safety) -> bool { return s == fault }"
     assert codes(check_modules({"m": text})[0]) == []

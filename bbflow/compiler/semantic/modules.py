@@ -13,6 +13,7 @@ names as UNKNOWN symbols, so their uses are not reported again.
 from __future__ import annotations
 
 import graphlib
+from collections.abc import Iterator
 from importlib import resources
 from importlib.resources.abc import Traversable
 
@@ -118,6 +119,10 @@ def _bind_import(imp: ast.Import, scope: ModuleScope, modules: dict[str, ast.Mod
 
 def _bind(scope: ModuleScope, ident: ast.Ident, sym: Symbol, diags: Diagnostics) -> None:
     """Bind an imported name; BBF102 at the later of two bindings of one name."""
+    earlier = _earlier_import(scope, ident)
+    if earlier is not None:  # imported twice: reported here, so that a declaration of it is reported once
+        duplicate(diags, "name", ident, earlier.span)
+        return
     clash = scope.imported.get(ident.name) or scope.own.get(ident.name)
     if clash is None:
         scope.imported[ident.name] = sym
@@ -129,21 +134,26 @@ def _bind(scope: ModuleScope, ident: ast.Ident, sym: Symbol, diags: Diagnostics)
         duplicate(diags, "name", ident, first.span if first is not None else scope.module.span)
 
 
+def _imported_idents(module: ast.Module) -> Iterator[ast.Ident]:
+    """The names an import binds, in the order written."""
+    for imp in module.imports:
+        if isinstance(imp, ast.ModuleImport):
+            yield imp.alias or imp.module[-1]
+        else:
+            yield from (item.alias or item.name for item in imp.names)
+
+
+def _earlier_import(scope: ModuleScope, ident: ast.Ident) -> ast.Ident | None:
+    """An import of this module that binds the name of ``ident`` before it."""
+    return next((i for i in _imported_idents(scope.module) if i.name == ident.name
+                 and (i.span.line, i.span.column) < (ident.span.line, ident.span.column)), None)
+
+
 def _binding_ident(scope: ModuleScope, sym: Symbol) -> ast.Ident | None:
     """Where ``sym`` is bound in this module: its declaration's name or its import."""
     if sym.module == scope.name and sym.decl is not None and hasattr(sym.decl, "name"):
         return sym.decl.name
-    for imp in scope.module.imports:
-        if isinstance(imp, ast.ModuleImport):
-            ident = imp.alias or imp.module[-1]
-            if ident.name == sym.name:
-                return ident
-        else:
-            for item in imp.names:
-                ident = item.alias or item.name
-                if ident.name == sym.name:
-                    return ident
-    return None
+    return next((i for i in _imported_idents(scope.module) if i.name == sym.name), None)
 
 
 def _report_cycles(imports: dict[str, dict[str, ast.Import]], modules: dict[str, ast.Module],
