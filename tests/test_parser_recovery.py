@@ -85,6 +85,9 @@ def test_one_mistake_gives_one_diagnostic() -> None:
         "reactor R() { switch s on x { case 1 { return 1 } dflt { return 2 } } }",
         "from a.b import",
         "reactor R() { step a = b() @ }",
+        # a declaration keyword in a block: it was resumed as the enclosing agent's name, and reported
+        # again as "`agent` is a keyword and cannot name an agent"
+        "signal s\nagent A {\n    on s { agent\n    on s { }\n}\n",
     ]:
         _, found = diagnose(text)
         assert len(found) == 1 and found[0][0] == "BBF001", (text, found)

@@ -296,6 +296,9 @@ class SyntaxDriver:
                 state.line_ctr.feed(self.source.text[e.pos_in_stream])  # type: ignore[union-attr,index]
 
     def _resync(self, tok: Token) -> bool:
+        keyword = self.keyword_types.get(str(tok))
+        if keyword is not None:  # a statement or declaration starts here: never resume taking it as a name
+            tok = Token.new_borrow_pos(keyword, str(tok), tok)
         stack = self.ip.parser_state.state_stack
         for depth in range(len(stack) - 1):
             position = stack[-1 - depth]
