@@ -15,7 +15,7 @@ import pytest
 
 from bbflow.runtime import model
 from bbflow.runtime.door import MAX_DEPTH, Door, LineTooLong, Refusal, loads_strict
-from bbflow.runtime.jsonout import dumps
+from bbflow.runtime.jsonout import dumps, encodable
 from bbflow.runtime.run_plan import UsageError, parse_inputs
 from bbflow.runtime.signals import STANDARD_SIGNALS, Envelope, SignalCatalog
 from bbflow.runtime.stdin import BATCHES, CHUNK, InputLines
@@ -142,6 +142,17 @@ def test_output_json_is_always_standard() -> None:
 
 # --- the standard-input reader --------------------------------------------------------------------------
 
+
+
+def test_output_json_is_always_utf8() -> None:
+    """Half of a surrogate pair in a string (no UTF-8) is written as its escape: every writer can write the text,
+    and a reader gets the same string back; text without one is returned as it is."""
+    value = {"a": "x\ud800y", "\udfff": [1, "é😀"]}
+    text = dumps(value, ensure_ascii=False)
+    assert text.encode("utf-8") and json.loads(text) == value
+    assert "é😀" in text  # only the surrogates are escaped
+    plain = dumps({"a": "é"}, ensure_ascii=False)
+    assert encodable(plain) is plain
 
 def read_all(data: bytes, **kw: int) -> list[object]:
     read, write = os.pipe()

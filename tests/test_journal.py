@@ -284,6 +284,48 @@ def test_a_failed_write_fails_every_later_intent(tmp_path: Path, sync: str) -> N
     assert len(failures) == 1 and failures[0].code == "journal"  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize("sync", ["full", "normal"])
+def test_half_a_surrogate_pair_is_journaled_as_it_is(tmp_path: Path, sync: str) -> None:
+    """A result holding half of a UTF-16 surrogate pair (a driver's string decoded with surrogateescape) is no
+    UTF-8, which SQLite needs: it is journaled as its JSON escape and reads back the same (it killed the writer
+    thread with ``full``, and the run waited for its commit for ever)."""
+    async def main() -> tuple[Any, Any]:
+        journal = journal_at(tmp_path / "j.db", sync=sync)
+        journal.start(asyncio.get_running_loop())
+        seq = await journal.intent("r", "step", "a", (), 1, "read_tag", {"tag": "x\udcff"})
+        journal.returned(seq, True, {"\ud800": "y\udfff"}, None)
+        await journal.intent("r", "step", "b", (), 1, "move_to", {})
+        await journal.writer.flush()
+        args, result = journal.read.execute("SELECT args, result FROM calls WHERE seq = ?", (seq,)).fetchone()
+        journal.close()
+        return json.loads(args), json.loads(result)
+
+    assert asyncio.run(asyncio.wait_for(main(), 30)) == ({"tag": "x\udcff"}, {"\ud800": "y\udfff"})  # not for ever
+
+
+@pytest.mark.parametrize("sync", ["full", "normal"])
+def test_a_value_sqlite_cannot_take_fails_the_journal_and_never_its_thread(tmp_path: Path, sync: str) -> None:
+    """Whatever a write raises, the journal fails for good with the reason, and every waiting commit hears it:
+    the writer thread never dies under a waiting commit (which then waited for ever), and the loop's
+    connection is never left inside a transaction."""
+    failures: list[Exception] = []
+
+    async def main() -> None:
+        journal = journal_at(tmp_path / "j.db", sync=sync)
+        journal.start(asyncio.get_running_loop(), on_failure=failures.append)
+        journal.writer.write("INSERT INTO meta VALUES (?, ?)", ("odd", "\ud800"))  # bypasses dumps
+        with pytest.raises(JournalFailed, match="UnicodeEncodeError"):
+            await asyncio.wait_for(journal.intent("r", "step", "a", (), 1, "move_to", {}), 30)  # not for ever
+        with pytest.raises(JournalFailed):
+            await journal.intent("r", "step", "b", (), 1, "move_to", {})
+        assert not journal.conn.in_transaction
+        await asyncio.sleep(0)
+        journal.close()
+
+    asyncio.run(main())
+    assert len(failures) == 1 and failures[0].code == "journal"  # type: ignore[attr-defined]
+
+
 def _held_writer(journal: Journal, monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
     """Hold the writer thread inside a commit (a disk slower than anything); returns what lets it go on.
 

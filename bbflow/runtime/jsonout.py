@@ -9,25 +9,44 @@ fails, writes a converted copy in which
 - an integer too long for decimal conversion becomes its exact hexadecimal
   spelling as a string (``"0x1f..."``; linear to produce, exact to read back),
 - anything else that is not JSON data becomes its ``repr`` (when ``default`` allows).
+
+And its text is always valid UTF-8: a string may hold half of a UTF-16
+surrogate pair (``"\\ud800"`` read from JSON, bytes decoded with
+``surrogateescape``), which no UTF-8 writer can write, so such a code point is
+written as its ``\\u`` escape (``encodable``): the same string to a JSON reader.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from typing import Any
 
-__all__ = ["dumps", "standard"]
+__all__ = ["SURROGATE", "dumps", "encodable", "standard"]
+
+#: A UTF-16 surrogate code point: in a Python string, always half of a pair (a whole pair reads as one character).
+SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def dumps(value: Any, **options: Any) -> str:
-    """``json.dumps(value, **options)`` that always gives standard JSON (see the module docstring)."""
+    """``json.dumps(value, **options)`` that always gives standard JSON in valid UTF-8 (see the module docstring)."""
     options["allow_nan"] = False
     try:
-        return json.dumps(value, **options)
+        text = json.dumps(value, **options)
     except (TypeError, ValueError, RecursionError):
-        return json.dumps(standard(value), **options)
+        text = json.dumps(standard(value), **options)
+    return encodable(text)
+
+
+def encodable(text: str) -> str:
+    """JSON ``text`` with each surrogate code point written as its ``\\u`` escape, so that it can be written as
+    UTF-8 (outside strings JSON text is ASCII, so each is in a string, and reads back the same); ``text`` itself
+    when it has none (a look at whether it is ASCII, for most)."""
+    if text.isascii() or SURROGATE.search(text) is None:
+        return text
+    return SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def standard(value: Any) -> Any:

@@ -41,6 +41,7 @@ import attrs
 import zenoh
 from zenoh import ext
 
+from bbflow.runtime import jsonout
 from bbflow.runtime.bus import Bus
 from bbflow.runtime.fleet.door import BusDoor, SeenIds
 from bbflow.runtime.fleet.keys import (
@@ -294,7 +295,7 @@ class ZenohLink:
                 sample_miss_detection=ext.MissDetectionConfig(heartbeat=None, sporadic_heartbeat=HEARTBEAT),
                 publisher_detection=True,
             )
-        payload = _ENCODE(envelope.to_json()).encode()
+        payload = jsonout.encodable(_ENCODE(envelope.to_json())).encode()
         if self.settings.catch_up > 0:
             now = time.time()
             previous = self._previous.get(envelope.type, 0.0)

@@ -271,11 +271,12 @@ def dumps(value: Any) -> str:
     too long for decimal conversion as its exact hex spelling, see ``bbflow.runtime.jsonout``)."""
     try:
         try:
-            return "".join(_C_ENCODE(value, 0)) if _C_ENCODE is not None else _ENCODE(value)
+            text = "".join(_C_ENCODE(value, 0)) if _C_ENCODE is not None else _ENCODE(value)
         except RecursionError:
-            return _ENCODE(value)
+            text = _ENCODE(value)
     except ValueError:
         return jsonout.dumps(value, separators=(",", ":"), ensure_ascii=False, default=repr)
+    return jsonout.encodable(text)  # half a surrogate pair in a string: SQLite takes UTF-8 only
 
 
 def loads(text: str | None) -> Any:

@@ -374,10 +374,11 @@ class Writer:
                     cursor.executemany(sql, [op[1] for op in ops[i:j]])
                 i = j
             cursor.execute("COMMIT")
-        except sqlite3.Error as exc:
+        except Exception as exc:  # an SQLite error, or a value SQLite cannot take: never the thread's end
             if inline and not conn.in_transaction and _locked(exc):
                 return False
-            self.failure = JournalFailed(f"journal {self.path}: write failed: {exc}; "
+            why = str(exc) if isinstance(exc, sqlite3.Error) else f"{type(exc).__name__}: {exc}"
+            self.failure = JournalFailed(f"journal {self.path}: write failed: {why}; "
                                          "nothing more moves on an unrecorded intent")
             try:
                 if conn.in_transaction:
@@ -413,7 +414,7 @@ class Writer:
             pass
 
 
-def _locked(exc: sqlite3.Error) -> bool:
+def _locked(exc: Exception) -> bool:
     return isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc))
 
 
