@@ -658,6 +658,35 @@ def test_a_new_owner_waits_for_another_process_probing_its_file(tmp_path: Path,
         owner.release()
 
 
+def test_the_folder_lock_waited_for_while_the_last_owner_removes_the_folder_is_taken_anew(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The last process of a project removes its owners folder, lock file and all, under the folder's lock
+    (``Owner.release``). A process that opened that lock file and waits for it then holds a lock on a file no
+    longer there, which keeps no third process out: it must make the folder again and lock that."""
+    import fcntl
+
+    folder = tmp_path / "cell.owners"
+    flock, waiting, seen = fcntl.flock, threading.Event(), []
+
+    def noted(fd: int, operation: int) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            waiting.set()  # the second has the old lock file open, and waits for its lock
+        flock(fd, operation)
+
+    def second() -> None:
+        with owners._locked(folder):
+            seen.append((folder / ".lock").exists())
+
+    monkeypatch.setattr(fcntl, "flock", noted)
+    with owners._locked(folder):
+        thread = threading.Thread(target=second)
+        thread.start()
+        assert waiting.wait(timeout=60)
+        (folder / ".lock").unlink()  # as the last owner's release does
+        folder.rmdir()
+    thread.join(timeout=60)
+    assert seen == [True]
+
 def test_of_two_processes_recovering_together_one_takes_the_run(tmp_path: Path) -> None:
     path = tmp_path / "j.db"
     gone = journal_at(path)
