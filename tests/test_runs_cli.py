@@ -263,6 +263,28 @@ def test_an_older_schema_is_read_as_it_is_and_migrated_only_by_a_recover(project
         assert conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("3",)
 
 
+def test_a_journal_this_user_cannot_read_for_its_folder_is_not_called_corrupt(project: Path) -> None:
+    """An operator looking as another user than the cell's, the cell stopped: SQLite cannot make the journal's
+    ``-shm`` file in a folder this user cannot write. The journal is sound: the message says why it cannot be
+    read and what to do, not "corrupt, move it aside" (as it did), which would lose its unfinished runs."""
+    folder = project / ".bbflow"
+    assert not (folder / "journal.db-shm").exists()
+    argv = [*bbflow(), "runs", str(project)]
+    if os.geteuid() == 0:  # root writes in any folder: drop the capability, as another user has none
+        if shutil.which("setpriv") is None:
+            pytest.skip("needs setpriv (util-linux) to take root's capability to write any folder away")
+        argv = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-dac_override,-dac_read_search",
+                *argv]
+    folder.chmod(0o555)
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env())
+    finally:
+        folder.chmod(0o755)
+    assert done.returncode == 2 and f"{folder / 'journal.db'}: cannot read the journal: " in done.stderr and \
+        "run this as the user the cell runs as, or while it runs" in done.stderr, done.stderr
+    assert "move it aside" not in done.stderr and "Traceback" not in done.stderr
+
+
 def test_another_files_journal_is_refused(project: Path) -> None:
     db = project / ".bbflow" / "journal.db"
     db.unlink()

@@ -176,6 +176,8 @@ def _check(conn: sqlite3.Connection, path: Path, project: str) -> int:
     try:
         app = conn.execute("PRAGMA application_id").fetchone()[0]
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.OperationalError as exc:  # the file may be sound: never "move it aside" for this
+        raise JournalError(_unreadable(path, exc)) from exc
     except sqlite3.DatabaseError as exc:
         raise JournalError(f"{path}: not a journal, or corrupt: {exc}; move it aside to start a new one") from exc
     if app != APPLICATION_ID:
@@ -200,6 +202,14 @@ def _check(conn: sqlite3.Connection, path: Path, project: str) -> int:
         raise JournalError(f"{path}: the journal belongs to project {owner!r}, not {project!r}; "
                            "set [journal] path to a file of this project's own")
     return version
+
+
+def _unreadable(path: Path, exc: sqlite3.OperationalError) -> str:
+    why = f"{path}: cannot read the journal: {exc}"
+    if exc.sqlite_errorname == "SQLITE_READONLY_DIRECTORY":  # a reader as another user than the cell's
+        why += (f" (reading it needs SQLite's {path.name}-shm beside it, made only while a process has it open, "
+                f"and this user cannot write {path.parent}: run this as the user the cell runs as, or while it runs)")
+    return why
 
 
 def _migrate(conn: sqlite3.Connection, path: Path, version: int, project: str) -> None:
