@@ -187,6 +187,8 @@ def _check(conn: sqlite3.Connection, path: Path, project: str) -> int:
         return 0
     try:
         problems = [r[0] for r in conn.execute("PRAGMA quick_check")]
+    except sqlite3.OperationalError as exc:
+        raise JournalError(_unreadable(path, exc)) from exc
     except sqlite3.DatabaseError as exc:
         raise JournalError(f"{path}: the journal is corrupt: {exc}; move it aside to start a new one") from exc
     if problems != ["ok"]:
