@@ -64,6 +64,16 @@ def env() -> dict[str, str]:
     return out
 
 
+def interrupt(proc: subprocess.Popen[str], patience: float = 60.0) -> None:
+    """Stop ``proc`` as Ctrl-C does (its runs roll back, its robots disarm), killed if it will not."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=patience)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def trial(root: Path, number: int, jobs: list[int], rng: random.Random, window: float) -> None:
     """One run of the agents, fed ``jobs``, killed at a random moment."""
     events = root / f"events-{number}.jsonl"

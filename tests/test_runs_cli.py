@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from crash_drill import bbflow, check_world, env, make_project, world
+from crash_drill import bbflow, check_world, env, interrupt, make_project, world
 
 from bbflow.cli import main
 from bbflow.project import load_project
@@ -425,12 +425,7 @@ def test_processes_of_a_project_see_each_other_wherever_their_journals_are(tmp_p
             assert second.returncode == 2 and "robot arm already run by another bbflow run of this project " \
                 f"(process {first.pid}, " in second.stderr, (extra, where, second.stderr)
     finally:
-        first.send_signal(signal.SIGINT)
-        try:
-            first.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            first.kill()
-            first.wait()
+        interrupt(first)
     after = subprocess.run([*bbflow(), "run", str(root), "--until-idle"], stdin=subprocess.DEVNULL,
                            capture_output=True, text=True, timeout=120, env=env())
     assert after.returncode == 0, after.stderr  # the first is gone: the arm is free
