@@ -57,7 +57,7 @@ class Cell(Protocol):
 
     def healthy(self) -> tuple[bool, str]: ...
 
-    def events(self, last_id: str | None) -> Any: ...  # an async iterator of SSE text
+    def events(self, last_id: str | None) -> Any: ...  # an async iterator of SSE text; or Refused
 
     async def set_armed(self, robot: str, armed: bool) -> str: ...  # the new safety state
 
@@ -123,7 +123,11 @@ def create_app(cell: Cell) -> Starlette:
 
     async def events(request: Request) -> Response:
         last_id = request.headers.get("last-event-id") or request.query_params.get("after")
-        return StreamingResponse(cell.events(last_id), media_type="text/event-stream",
+        try:
+            stream = cell.events(last_id)
+        except Refused as refused:
+            return error(refused.status, refused.reason, refused.headers)
+        return StreamingResponse(stream, media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     async def state(request: Request) -> Response:

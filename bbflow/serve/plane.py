@@ -40,6 +40,9 @@ from bbflow.serve.wire import HttpProtocol
 STOP_TIMEOUT = 3.0  # seconds uvicorn gets to close its connections
 ROOM_WAIT = 5.0  # seconds a POST waits for the agents to have room for its signal (then 503)
 SOURCE = "/http"  # the source of a signal posted without one
+#: Event streams served at once. Each event wakes every stream: thousands of them (a page that leaks its
+#: EventSource, a script gone wrong) starved the runtime's loop, and a robot's steps took five times as long.
+MAX_STREAMS = 100
 
 
 class _Server(uvicorn.Server):
@@ -135,6 +138,9 @@ class ControlPlane:
         return session.bus
 
     def events(self, last_id: str | None) -> AsyncIterator[str]:
+        if self.hub.clients >= MAX_STREAMS:
+            raise Refused(503, f"{MAX_STREAMS} clients already read the event stream: try again later",
+                          {"Retry-After": "5"})
         return self.hub.stream(self.hub.resume_point(last_id))
 
     def healthy(self) -> tuple[bool, str]:
