@@ -422,6 +422,47 @@ def test_past_the_limit_of_event_streams_a_reader_gets_503_until_one_leaves(cell
         assert again.status_code == 200
 
 
+def test_a_connection_without_a_request_or_with_a_body_that_does_not_come_is_not_held(
+        cell: LiveCell, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each held a file descriptor for good: no request at all, a head sent a byte at a time, a body never sent."""
+    from bbflow.serve import http, wire
+
+    monkeypatch.setattr(wire, "HEAD_TIMEOUT", 0.2)
+    monkeypatch.setattr(http, "BODY_TIMEOUT", 0.2)
+    host, port = cell.url.removeprefix("http://").split(":")
+    heads = [b"", b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"]
+    for sent in heads:
+        with socket.create_connection((host, int(port)), timeout=10) as s:  # (a guard, not a measurement)
+            s.sendall(sent)
+            assert s.recv(100) == b""  # closed, without an answer
+    with socket.create_connection((host, int(port)), timeout=10) as s:  # a complete head, then the next one late
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert s.recv(1000).startswith(b"HTTP/1.1 200")
+        assert s.recv(100) == b""
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(b"POST /signals HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/cloudevents+json\r\n"
+                  b"Content-Length: 100\r\n\r\n{")
+        answer = b""
+        while chunk := s.recv(1000):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 408") and answer.endswith(b'{"error":"the body did not arrive within 0.2s"}')
+
+
+def test_past_the_limit_of_connections_a_request_gets_503(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bbflow.serve import plane
+
+    monkeypatch.setattr(plane, "MAX_CONNECTIONS", 3)
+    with live_cell(write_project(tmp_path / "cell")) as cell:
+        host, port = cell.url.removeprefix("http://").split(":")
+        held = [socket.create_connection((host, int(port)), timeout=10) for _ in range(3)]
+        try:
+            assert httpx.get(cell.url + "/healthz", timeout=10).status_code == 503
+        finally:
+            for s in held:
+                s.close()
+        wait_for(lambda: httpx.get(cell.url + "/healthz", timeout=10).status_code == 200)
+
+
 def test_a_slow_reader_neither_slows_the_runtime_nor_grows_memory(tmp_path: Path) -> None:
     root = write_project(tmp_path)
     with live_cell(root, capacity=64) as cell:

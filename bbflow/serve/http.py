@@ -13,6 +13,7 @@ server is refused (403), and on the loopback address a request naming another
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
@@ -36,6 +37,7 @@ from bbflow.serve.config import LOOPBACK_NAMES, ServeSettings, is_loopback
 log = logging.getLogger("bbflow.serve")
 
 MAX_BODY = 1 << 20  # 1 MiB: a larger signal is refused with 413
+BODY_TIMEOUT = 30.0  # seconds a body has to arrive once the request's head has (else 408)
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
 COOKIE = "bbflow_token"
@@ -260,11 +262,15 @@ async def _read_body(request: Request) -> bytes:
             raise Refused(400, f"bad Content-Length {declared!r}") from None
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise Refused(413, f"the body is larger than {MAX_BODY} bytes (1 MiB)")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT):  # a body sent a byte at a time must not hold the handler for good
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > MAX_BODY:
+                    raise Refused(413, f"the body is larger than {MAX_BODY} bytes (1 MiB)")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise Refused(408, f"the body did not arrive within {BODY_TIMEOUT:g}s", {"Connection": "close"}) from None
     return b"".join(chunks)
 
 

@@ -43,6 +43,9 @@ SOURCE = "/http"  # the source of a signal posted without one
 #: Event streams served at once. Each event wakes every stream: thousands of them (a page that leaks its
 #: EventSource, a script gone wrong) starved the runtime's loop, and a robot's steps took five times as long.
 MAX_STREAMS = 100
+#: Connections open at once; past them a request gets 503 (uvicorn's ``limit_concurrency``), and no number of
+#: clients can take every file descriptor of the process (the journal's, a robot's connection).
+MAX_CONNECTIONS = 1000
 
 
 class _Server(uvicorn.Server):
@@ -88,7 +91,7 @@ class ControlPlane:
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(create_app(self), lifespan="off", log_config=None, log_level="warning",
                                 access_log=False, timeout_graceful_shutdown=STOP_TIMEOUT,  # type: ignore[arg-type]
-                                ws="none", http=HttpProtocol)  # (uvicorn annotates an int; a float works)
+                                ws="none", http=HttpProtocol, limit_concurrency=MAX_CONNECTIONS)  # (uvicorn annotates an int; a float works)
         self._server = _Server(config)
         self._task = asyncio.get_running_loop().create_task(self._server.serve(sockets=[sock]),
                                                              name="bbflow-control-plane")

@@ -1,4 +1,5 @@
-"""The HTTP/1.1 protocol the control plane serves with: uvicorn's httptools parser, one send per answer.
+"""The HTTP/1.1 protocol the control plane serves with: uvicorn's httptools parser, one send per answer,
+and no connection held open without a request.
 
 uvicorn writes an answer's head and its body in two ``transport.write``
 calls, and each goes out at once as a ``send`` of its own (the listening
@@ -6,6 +7,13 @@ socket has ``TCP_NODELAY``, or the second part would wait ~40 ms for the
 client's delayed ACK). Under load those sends were the server's largest cost.
 ``OneWrite`` stands between the protocol and its transport and gathers what
 is written during one turn of the event loop into one ``send``.
+
+uvicorn closes a connection idle between two requests (its keep-alive
+timeout) but not one that never sends a request, nor one that sends its head a
+byte at a time: each held a file descriptor for good, and enough of them would
+leave none for the journal or a robot's connection. ``HttpProtocol`` closes a
+connection whose request head is not complete ``HEAD_TIMEOUT`` seconds after
+it opened or after its previous answer.
 """
 
 from __future__ import annotations
@@ -14,6 +22,8 @@ import asyncio
 from typing import Any, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+HEAD_TIMEOUT = 10.0  # seconds a connection has to send a request's head (the request line and headers)
 
 
 class OneWrite:
@@ -43,7 +53,37 @@ class OneWrite:
 
 
 class HttpProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol writing through ``OneWrite``."""
+    """uvicorn's httptools protocol writing through ``OneWrite``, with a deadline on each request's head."""
+
+    _head_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(cast(asyncio.Transport, OneWrite(cast(asyncio.Transport, transport), self.loop)))
+        self._await_head()
+
+    def on_headers_complete(self) -> None:
+        self._stop_waiting()
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing() and not self.pipeline:
+            self._await_head()  # the next request's
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_waiting()
+        super().connection_lost(exc)
+
+    def _await_head(self) -> None:
+        self._stop_waiting()
+        self._head_timer = self.loop.call_later(HEAD_TIMEOUT, self._no_head)
+
+    def _stop_waiting(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _no_head(self) -> None:
+        self._head_timer = None
+        if not self.transport.is_closing():
+            self.transport.close()
