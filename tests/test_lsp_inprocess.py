@@ -235,3 +235,23 @@ def test_a_file_with_old_mac_line_ends_gets_its_diagnostics_where_the_editor_sho
         assert hover is not None and "Pose" in hover.contents.value  # type: ignore[union-attr]
 
     run(scenario)
+
+
+def test_deleting_the_only_saved_file_of_a_project_rechecks_the_open_unsaved_one(project: Path) -> None:
+    # the check was asked for the deleted file: "no .flow files found" became a BBF900 published on it,
+    # and the open file's diagnostics were cleared
+    async def scenario() -> None:
+        ls = Server(project)
+        cell = project / "flows" / "cell.flow"  # never saved
+        uri = await ls.open(cell, CELL)
+        assert ls.last(uri) == []
+        shapes = project / "flows" / "shapes.flow"
+        shapes.unlink()
+        lsp_server.did_change_watched_files(ls, lsp.DidChangeWatchedFilesParams(
+            [lsp.FileEvent(shapes.as_uri(), lsp.FileChangeType.Deleted)]))
+        await ls.worker.settled(cell, CELL)
+        [diag] = ls.last(uri)
+        assert diag.code == "BBF103" and "`shapes` not found" in diag.message
+        assert not any(d.code == "BBF900" for p in ls.sent_params for d in p.diagnostics)
+
+    run(scenario)

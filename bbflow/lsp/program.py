@@ -148,8 +148,11 @@ def _compile(scope: Path, path: Path, buffers: Mapping[Path, str], previous: Pro
         try:
             result = compile_paths([scope, *unsaved], use_cache=True, buffers=buffers, trees=trees,
                                    facts_for=facts_for)
-        except InputError:  # nothing saved there yet, or an unreadable project file: the file alone
-            result = compile_paths([path], buffers=buffers, projects=False, trees=trees)
+        except InputError:  # nothing saved there yet, or an unreadable project file: the open files alone
+            alone = list(dict.fromkeys(p for p in (path, *unsaved) if p in buffers or p.is_file()))
+            if not alone:  # the file asked for is gone from disk, and no file of the scope is open
+                return Program(scope, CompileResult(), {})
+            result = compile_paths(alone, buffers=buffers, projects=False, trees=trees)
     else:
         result = compile_paths([path], buffers=buffers, trees=trees)
     by_display = {unit.display: unit.path for unit in result.units}

@@ -435,7 +435,7 @@ def did_change_watched_files(ls: FlowServer, params: lsp.DidChangeWatchedFilesPa
     for scope, program in list(ls.worker.programs.items()):
         if any(p in program.texts or p in program.project_files or (scope.is_dir() and scope in p.parents)
                for p in changed):
-            ls.worker.want(next(iter(program.texts), scope))
+            ls.worker.want(next((p for p in program.texts if p in buffers or p.is_file()), scope))
 
 
 @server.feature(lsp.TEXT_DOCUMENT_HOVER)
