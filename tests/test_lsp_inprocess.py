@@ -255,3 +255,25 @@ def test_deleting_the_only_saved_file_of_a_project_rechecks_the_open_unsaved_one
         assert not any(d.code == "BBF900" for p in ls.sent_params for d in p.diagnostics)
 
     run(scenario)
+
+
+def test_a_diagnostic_left_out_while_its_line_was_edited_is_sent_by_the_next_check(project: Path) -> None:
+    from bbflow.lsp.program import compile_program
+
+    broken = CELL.replace("move_to(target: p)", "mvoe_to(target: p)")
+
+    async def scenario() -> None:
+        ls = Server(project)
+        cell = project / "flows" / "cell.flow"
+        uri = await ls.open(cell, CELL)
+        assert ls.last(uri) == []
+        checked = compile_program(cell, {cell: broken})  # a check of the text with the mistake...
+        ls.edit(uri, broken.replace("mvoe_to(target: p)", "mvoe_to(target: p )"))  # ...finishing while that line changes
+        ls.publish(checked)
+        assert ls.last(uri) == []  # on an edited line: left out
+        ls.edit(uri, broken)
+        ls.publish(compile_program(cell, {cell: broken}))  # the same diagnostic, on the line as checked
+        [diag] = ls.last(uri)  # it was not sent: the same as the last "sent", which the editor never got
+        assert diag.code == "BBF101" and diag.range.start == at(broken, "mvoe_to")
+
+    run(scenario)

@@ -198,7 +198,7 @@ class FlowServer(LanguageServer):
                          protocol_cls=FlowProtocol, converter_factory=_converter)
         self.worker = Worker(self.buffers, self.publish)
         self.published: dict[Path, set[Path]] = {}  # by scope: files last given diagnostics
-        self.sent: dict[Path, list[EditorDiagnostic]] = {}  # by file: the diagnostics last published
+        self.sent: dict[Path, list[lsp.Diagnostic]] = {}  # by file: the diagnostics last published
         self.edits: dict[Path, int] = {}  # by file: edits seen, so that only the last one's wait checks
         self.shifts: dict[Path, tuple[str, str, Shift]] = {}  # by file: (analysed, current, their shift)
         self.exit_status = 1  # what the process ends with: 0 once the client said shutdown, then exit
@@ -271,10 +271,14 @@ class FlowServer(LanguageServer):
             self.send_diagnostics(path, program, diags)
 
     def send_diagnostics(self, path: Path, program: Program, diags: list[EditorDiagnostic]) -> None:
-        if self.sent.get(path) == diags:
-            return
-        self.sent[path] = diags
+        """Send what the editor should show now, unless it shows that already.
+
+        Compared as sent, not as checked: a diagnostic on a line edited since its check is left
+        out, and the next check finding the same diagnostic must still send it."""
         out = [d for diag in diags if (d := self.to_lsp_diagnostic(diag, path, program)) is not None]
+        if self.sent.get(path) == out:
+            return
+        self.sent[path] = out
         self.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(self.uri_of(path), out))
 
     def forget(self, scope: Path) -> None:
