@@ -150,6 +150,21 @@ def test_a_recover_interrupted_says_so_and_the_next_one_goes_on_from_there(proje
     check_world(project)
 
 
+def test_a_recover_whose_events_or_robot_cannot_be_opened_says_so_and_leaves_the_run(project: Path) -> None:
+    """``--events`` to a file that cannot be made, a driver that does not exist: a usage error naming it (they
+    were tracebacks), before anything moved or was claimed; the next recover rolls the run back."""
+    events = project / "no" / "such" / "x.jsonl"
+    for argv, expected in ((["--events", str(events)], f"--events {events}: cannot write: No such file"),
+                           (["--driver", "nosuch"], "robot arm: cannot open it: no driver named 'nosuch'")):
+        out = runs("recover", "0002", str(project), *argv)
+        assert out.exit_code == 2 and expected in out.stderr and "Traceback" not in out.output, out.output
+    assert "nothing moved, run 0002-cut is left as it was" in out.stderr
+    assert not (project / "world.jsonl").exists()
+    listed = {r["id"]: r for r in json.loads(runs(str(project), "--format", "json").stdout)}
+    assert (listed["0002-cut"]["status"], listed["0002-cut"]["cut_off"]) == ("running", True)
+    assert runs("recover", "0002", str(project)).exit_code == 0
+
+
 def test_recover_resolved_closes_the_run_without_moving(project: Path) -> None:
     out = runs("recover", "0002-cut", str(project), "--resolved")
     assert out.exit_code == 0, out.output

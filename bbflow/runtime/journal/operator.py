@@ -16,8 +16,10 @@ from rich.table import Table
 
 from bbflow.project import Project
 from bbflow.runtime import model
+from bbflow.runtime.driver import DriverError
 from bbflow.runtime.drivers import open_robot
 from bbflow.runtime.events import JsonLinesWriter
+from bbflow.runtime.faults import FaultsError
 from bbflow.runtime.journal import owners
 from bbflow.runtime.journal.journal import (
     JOURNAL_DIR_ENV,
@@ -31,6 +33,7 @@ from bbflow.runtime.journal.journal import (
 from bbflow.runtime.journal.query import find_runs, list_runs, root_of, show_run
 from bbflow.runtime.journal.recovery import Recovered, Recovery
 from bbflow.runtime.journal.store import JournalError, open_reader
+from bbflow.runtime.ports import RuntimeFailure
 from bbflow.runtime.run_plan import robot_table
 
 
@@ -151,23 +154,29 @@ def recover_run(program: model.Program, project: Project, prefix: str, out: IO[s
                                "that process rolls it back itself)")
         raise JournalError(f"run {run} is being recovered by process {pid} (a bbflow runs recover): once it ends, "
                            "see bbflow runs")
-    # its robot is this process's while it recovers: refused if a bbflow run drives it, and none starts on it
-    journal = Journal.open(config, project.name, robots=[instance] if instance is not None and not resolved else (),
-                           command=owners.RECOVER)
-    try:
-        if resolved:
-            if not _close_resolved(journal, run, owner):
-                raise JournalError(f"run {run} was taken over meanwhile (a bbflow run recovering it): see bbflow runs")
-            out.write(f"run {run}: closed, resolved by an operator (nothing moved)\n")
-            return []
-        writer = JsonLinesWriter(events) if events is not None else None
+    writer = None
+    if events is not None and not resolved:  # before anything is claimed
         try:
+            writer = JsonLinesWriter(events)
+        except OSError as exc:
+            raise ValueError(f"--events {events}: cannot write: {exc.strerror or exc}") from exc
+    try:
+        # its robot is this process's while it recovers: refused if a bbflow run drives it, and none starts on it
+        journal = Journal.open(config, project.name, command=owners.RECOVER,
+                               robots=[instance] if instance is not None and not resolved else ())
+        try:
+            if resolved:
+                if not _close_resolved(journal, run, owner):
+                    raise JournalError(f"run {run} was taken over meanwhile (a bbflow run recovering it): see bbflow "
+                                       "runs")
+                out.write(f"run {run}: closed, resolved by an operator (nothing moved)\n")
+                return []
             done = asyncio.run(_recover(program, project, journal, run, instance, out, arm, driver, writer))
         finally:
-            if writer is not None:
-                writer.close()
+            journal.close()
     finally:
-        journal.close()
+        if writer is not None:
+            writer.close()
     if not done:  # another process took it between the look above and this one's claim
         raise JournalError(f"run {run} was taken over meanwhile (closed as resolved, or recovered): see bbflow runs")
     return done
@@ -211,19 +220,24 @@ async def _recover(program: model.Program, project: Project, journal: Journal, r
                    out: IO[str], arm: bool, driver: str | None, writer: JsonLinesWriter | None) -> list[Recovered]:
     journal.start(asyncio.get_running_loop())
     robots = {}
-    if instance is not None:
-        config = project.robots.get(instance)
-        if config is None:
-            raise JournalError(f"run {run} ran on robot {instance!r}, which {project.file} no longer has")
-        robots[instance] = open_robot(instance, program.robots[config.interface], robot_table(config, project),
-                                      driver=driver)
     try:
-        for name, proxy in robots.items():
-            await proxy.start()
-            if arm or (driver or project.robots[name].driver) == "sim" or project.robots[name].arm:
-                await proxy.call("arm", {})
-            else:
-                out.write(f"waiting for robot {name} to be armed (or give --arm)\n")
+        try:
+            if instance is not None:
+                config = project.robots.get(instance)
+                if config is None:
+                    raise JournalError(f"run {run} ran on robot {instance!r}, which {project.file} no longer has")
+                robots[instance] = open_robot(instance, program.robots[config.interface], robot_table(config, project),
+                                              driver=driver)
+            for name, proxy in robots.items():
+                await proxy.start()
+                if arm or (driver or project.robots[name].driver) == "sim" or project.robots[name].arm:
+                    await proxy.call("arm", {})
+                else:
+                    out.write(f"waiting for robot {name} to be armed (or give --arm)\n")
+        except (DriverError, FaultsError, RuntimeFailure) as exc:  # nothing claimed yet: the run is as it was
+            raise JournalError(f"robot {instance}: cannot open it: {exc}; nothing moved, run {run} is left as it "
+                               "was") from exc
+
         def note(text: str) -> None:
             out.write(text + "\n")
 
