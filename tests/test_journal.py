@@ -658,6 +658,34 @@ def test_a_new_owner_waits_for_another_process_probing_its_file(tmp_path: Path,
         owner.release()
 
 
+
+def test_a_live_owner_holds_its_folder_locked_so_tmp_aging_leaves_it(tmp_path: Path) -> None:
+    """systemd-tmpfiles ages /tmp, and skips a folder it cannot lock exclusively: while a process of the project
+    lives, its owners folder (and the files that say it lives) cannot be aged away."""
+    import fcntl
+
+    def lockable(folder: Path) -> bool:  # as systemd-tmpfiles tries it
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        finally:
+            os.close(fd)
+        return True
+
+    folder = tmp_path / "cell.owners"
+    first = owners.Owner.claim(folder, None, ["arm"])
+    second = owners.Owner.claim(folder, None, ["conveyor"])
+    try:
+        assert not lockable(folder)
+        first.release()
+        assert not lockable(folder)  # the second still runs
+    finally:
+        first.release()
+        second.release()
+    assert not folder.exists()  # the last one removed it
+
 def test_the_folder_lock_waited_for_while_the_last_owner_removes_the_folder_is_taken_anew(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The last process of a project removes its owners folder, lock file and all, under the folder's lock

@@ -82,10 +82,13 @@ def folder_of(key: Path) -> Path:
 class Owner:
     """This process's token, and the lock that says it is alive (``claim``, then ``release`` at close)."""
 
-    def __init__(self, token: str, path: Path, fd: int) -> None:
+    def __init__(self, token: str, path: Path, fd: int, folder_fd: int) -> None:
         self.token = token
         self.path = path
         self._fd: int | None = fd
+        #: a shared lock on the folder itself, held as long as the process lives: systemd-tmpfiles leaves a
+        #: locked folder alone, so the aging of /tmp never removes a live process's file (a cell runs for months)
+        self._folder_fd = folder_fd
         self._pid = os.getpid()  # a forked child's copy releases nothing of its parent's
 
     @classmethod
@@ -112,17 +115,22 @@ class Owner:
             token = uuid7()
             path = folder / token
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            folder_fd = -1
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)  # waits only for another process's probe (``_holds``) of it
                 os.write(fd, json.dumps({"pid": os.getpid(), "journal": None if journal is None else str(journal),
                                          "robots": sorted(robots), "agents": sorted(agents),
                                          "command": command}).encode())
+                folder_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                fcntl.flock(folder_fd, fcntl.LOCK_SH)
             except OSError:
-                os.close(fd)
+                for held in (fd, folder_fd):
+                    if held >= 0:
+                        os.close(held)
                 path.unlink(missing_ok=True)
                 raise
-            _HELD.add(fd)
-        return cls(token, path, fd)
+            _HELD.update((fd, folder_fd))
+        return cls(token, path, fd, folder_fd)
 
     def release(self) -> None:
         """Remove the file and drop the lock (the runs recorded with the token are now anyone's); the last
@@ -130,8 +138,9 @@ class Owner:
         if self._fd is None or os.getpid() != self._pid:
             return
         self.path.unlink(missing_ok=True)
-        _HELD.discard(self._fd)
-        os.close(self._fd)
+        for fd in (self._fd, self._folder_fd):
+            _HELD.discard(fd)
+            os.close(fd)
         self._fd = None
         folder = self.path.parent
         with contextlib.suppress(OSError), _locked(folder):
