@@ -144,6 +144,11 @@ def test_an_oversized_chunked_body_is_refused_while_it_is_read(cell: LiveCell) -
     assert response.status_code == 413
 
 
+def test_a_sign_in_over_one_mebibyte_is_a_413_too(client: httpx.Client) -> None:  # it was a 500
+    response = client.post("/login", content=b"token=" + b"x" * (1 << 20))
+    assert response.status_code == 413 and response.json() == {"error": "the body is larger than 1048576 bytes (1 MiB)"}
+
+
 def test_a_bad_content_length_is_a_400(cell: LiveCell) -> None:
     host, port = cell.url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=5) as sock:

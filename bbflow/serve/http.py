@@ -115,21 +115,14 @@ def create_app(cell: Cell) -> Starlette:
         return response
 
     async def signals(request: Request) -> Response:
-        try:
-            admitted = await cell.admit(_cloudevent(request.headers, await _read_body(request)))
-        except Refused as refused:
-            return error(refused.status, refused.reason, refused.headers)
+        admitted = await cell.admit(_cloudevent(request.headers, await _read_body(request)))
         if isinstance(admitted, Refusal):
             return JSON({"error": admitted.reason, "type": admitted.type}, status_code=400)
         return JSON({"id": admitted.id}, status_code=202)
 
     async def events(request: Request) -> Response:
         last_id = request.headers.get("last-event-id") or request.query_params.get("after")
-        try:
-            stream = cell.events(last_id)
-        except Refused as refused:
-            return error(refused.status, refused.reason, refused.headers)
-        return StreamingResponse(stream, media_type="text/event-stream",
+        return StreamingResponse(cell.events(last_id), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     async def state(request: Request) -> Response:
@@ -188,6 +181,10 @@ def create_app(cell: Cell) -> Starlette:
         headers = dict(exc.headers or {})
         return error(exc.status_code, str(exc.detail), headers)
 
+    async def refused(request: Request, exc: Exception) -> Response:  # by any handler (POST /login's body too)
+        assert isinstance(exc, Refused)
+        return error(exc.status, exc.reason, exc.headers)
+
     async def disconnected(request: Request, exc: Exception) -> Response:
         return error(400, "the client went away before its request was complete")
 
@@ -196,7 +193,7 @@ def create_app(cell: Cell) -> Starlette:
         return error(500, f"internal error: {type(exc).__name__} (a bbflow bug; see the log)")
 
     app = Starlette(routes=routes, exception_handlers={
-        HTTPException: http_error, ClientDisconnect: disconnected, Exception: crashed,
+        HTTPException: http_error, Refused: refused, ClientDisconnect: disconnected, Exception: crashed,
     })
     return Guard(app, cell.settings)  # type: ignore[return-value]
 
