@@ -368,6 +368,20 @@ def test_a_composed_run_is_recovered_through_the_run_that_composed_it(project: P
     assert runs("recover", "0002", str(project)).exit_code == 0
 
 
+@pytest.mark.parametrize("extra", [(), ("--resolved",)])
+def test_recovering_a_run_ends_every_run_it_composed(project: Path, extra: tuple[str, ...]) -> None:
+    """Rolled back or closed as resolved, a run ends with the runs it composed, however deep (``--resolved``
+    left a grandchild running, shown so by ``show``)."""
+    with contextlib.closing(sqlite3.connect(project / ".bbflow" / "journal.db")) as conn:
+        conn.execute("INSERT INTO runs (id, parent, reactor, robot, status, started) VALUES "
+                     "('0003-child', '0002-cut', 'Grip', 'arm', 'running', 0), "
+                     "('0004-grandchild', '0003-child', 'Close', 'arm', 'running', 0)")
+        conn.commit()
+    assert runs("recover", "0002", str(project), *extra).exit_code == 0
+    for run in ("0002-cut", "0003-child", "0004-grandchild"):
+        assert json.loads(runs("show", run, str(project), "--format", "json").stdout)["status"] == "failed", run
+
+
 def test_a_run_taken_over_between_the_look_and_the_claim_is_said_so(project: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """``--resolved`` (or another recover) may close the run after ``recover`` looked at it and before it

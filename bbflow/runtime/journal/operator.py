@@ -209,8 +209,10 @@ def _close_resolved(journal: Journal, run: str, owner: str | None) -> bool:
                             "WHERE id = ? AND status IN ('running', 'held') AND owner IS ?",
                             (now, run, owner)).rowcount:
             return False
-        conn.execute("UPDATE runs SET status = 'failed', ended = ?, note = 'resolved by an operator' "
-                     "WHERE parent = ? AND status IN ('running', 'held')", (now, run))
+        conn.execute("WITH RECURSIVE composed(id) AS (SELECT id FROM runs WHERE parent = ? UNION ALL "
+                     "SELECT runs.id FROM runs JOIN composed ON runs.parent = composed.id) "
+                     "UPDATE runs SET status = 'failed', ended = ?, note = 'resolved by an operator' "
+                     "WHERE id IN composed AND status IN ('running', 'held')", (run, now))
         return True
     finally:
         conn.execute("COMMIT")
