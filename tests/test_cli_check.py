@@ -248,3 +248,10 @@ def test_sarif_for_a_broken_project_file_and_a_missing_path(tmp_path: Path, monk
     log = json.loads(out)
     jsonschema.validate(log, SCHEMA)
     assert log["runs"][0]["invocations"][0]["executionSuccessful"] is False
+
+
+def test_redeclaring_a_standard_signal_says_the_standard_library_declares_it(tmp_path: Path) -> None:
+    path = write(tmp_path, "std_signal.flow", "signal robot.state.changed: {from: str, to: str}\n")
+    [d] = compile_paths([path]).diagnostics  # it said only "already declared", pointing into no file of the user's
+    assert d.code == "BBF102" and d.message.endswith("is already declared by the standard library (std.prelude)")
+    assert d.help is not None and "another name" in d.help

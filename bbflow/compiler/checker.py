@@ -43,7 +43,7 @@ from bbflow.compiler.diagnostics import codes
 from bbflow.compiler.diagnostics.core import Diagnostics, Label
 from bbflow.compiler.semantic import types as T
 from bbflow.compiler.semantic.facts import CallKind, Facts
-from bbflow.compiler.semantic.modules import is_std, link, load_stdlib
+from bbflow.compiler.semantic.modules import STDLIB_FILE, is_std, link, load_stdlib
 from bbflow.compiler.semantic.patterns import Pattern, SignalIndex, compile_pattern
 from bbflow.compiler.semantic.resolve import Resolver, declare
 from bbflow.compiler.semantic.symbols import ModuleScope, SymKind
@@ -195,8 +195,12 @@ def duplicate_signals(sites: Iterable[SignalSite], diags: Diagnostics) -> None:
     first: dict[str, SignalSite] = {}
     for site in sites:
         if site.text in first:
-            diags.error(codes.BBF102, f"signal `{site.text}` is already declared", site.type_span,
-                        labels=(Label(first[site.text].type_span, "first declared here"),))
+            by_std = first[site.text].type_span.file.startswith(STDLIB_FILE)
+            diags.error(codes.BBF102, f"signal `{site.text}` is already declared"
+                        + (" by the standard library (std.prelude)" if by_std else ""), site.type_span,
+                        labels=(Label(first[site.text].type_span, "first declared here"),),
+                        help="the standard signals are declared for every program: use it as it is, "
+                             "or give yours another name" if by_std else None)
         else:
             first[site.text] = site
 
