@@ -117,6 +117,8 @@ def test_a_good_project_file_has_no_problem(tmp_path: Path) -> None:
     ("data = {newtons = 1.0}", 'data = {newtons = "hard"}', 20,
      "robot.arm.sim.events[1].data: not a payload of event `force` ({newtons: float}): newtons: expected float", None),
     ("data = {newtons = 1.0}", "data = {force = 1.0}", 20, "not a payload of event `force`", None),
+    # not also every name of the program, as the project folder then names the modules (flows.cell.Arm)
+    ('source = "flows"', "source = 3", 3, "project.source: expected a non-empty string", None),
 ])
 def test_each_problem_is_one_bbf701_at_its_key(tmp_path: Path, old: str, new: str, line: int, message: str,
                                                help: str | None) -> None:

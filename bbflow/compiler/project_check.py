@@ -35,7 +35,9 @@ def project_diagnostics(read: ProjectFile, display: str, scans: Mapping[str, Sca
     program's, without syntax errors) are given, and ``sim`` values when ``types`` (robot interface
     qualname -> its types) are too."""
     problems = list(read.problems)
-    if scans is not None and not any(p.path == () for p in problems):
+    # with a bad `source` the modules are named from the project's folder (`flows.cell.Arm`): every name
+    # the file gives would be reported again, for the one mistake
+    if scans is not None and not any(p.path in ((), ("project", "source")) for p in problems):
         problems += _names(read, scans, types or {})
     out = []
     lines = read.text.splitlines()
