@@ -21,6 +21,7 @@ from bbflow.runtime.clock import run_virtual
 from bbflow.runtime.signals import SignalCatalog, SignalRejected
 from bbflow.runtime.types import BOOL, DURATION, FLOAT, INT, STR, Enum, ListOf, MapOf, Optional, Record, RType
 from bbflow.serve.config import ServeError, is_loopback, parse_listen, serve_settings
+from bbflow.serve import hub as hub_module
 from bbflow.serve.hub import EventHub
 from bbflow.serve.metrics import Metrics
 from bbflow.serve.schema import payload_schema
@@ -86,7 +87,7 @@ def test_the_serve_and_supervision_tables_are_read_and_checked(tmp_path: Path) -
 
 def test_a_reader_behind_the_ring_skips_ahead_after_a_marker() -> None:
     async def main() -> list[str]:
-        hub = EventHub(capacity=8)
+        hub = EventHub(capacity=8, start=0)
         stream = hub.stream(0)
         chunks = [await anext(stream)]  # retry: 1000
         for i in range(20):
@@ -106,7 +107,7 @@ def test_a_reader_behind_the_ring_skips_ahead_after_a_marker() -> None:
 def test_a_busy_moment_leaves_in_one_write_per_client() -> None:
     """After a write a stream waits ``flush`` seconds: what comes meanwhile goes in the next one write."""
     async def main() -> list[str]:
-        hub = EventHub(capacity=64, flush=0.05)
+        hub = EventHub(capacity=64, flush=0.05, start=0)
         stream = hub.stream(0)
         chunks = [await anext(stream)]  # retry: 1000
         hub({"event": "signal.in", "n": 0})
@@ -162,13 +163,30 @@ def test_one_write_gathers_the_writes_of_one_loop_turn() -> None:
 
 
 def test_resume_points() -> None:
-    hub = EventHub(capacity=4)
+    hub = EventHub(capacity=4, start=0)
     for i in range(3):
         hub({"event": "x", "n": i})
     assert hub.resume_point(None) == 3  # only new events
     assert hub.resume_point("2") == 2
     assert hub.resume_point("99") == 0  # from another process: everything held
     assert hub.resume_point("garbage") == 0
+
+
+def test_a_client_of_a_cell_started_again_gets_every_event_the_new_one_holds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The numbers of a process start above those of the one before: a client resuming with an id the last
+    process gave gets every event held (numbers restarted at 1 made it miss all up to the one it had seen)."""
+    monkeypatch.setattr(hub_module.time, "time", lambda: 1_765_000_000.25)
+    before = EventHub(capacity=8)
+    for i in range(5):
+        before({"event": "x", "n": i})
+    seen = str(before.last)
+    monkeypatch.setattr(hub_module.time, "time", lambda: 1_765_000_000.5)  # started again, 250 ms later
+    again = EventHub(capacity=8)
+    for i in range(10):
+        again({"event": "y", "n": i})
+    assert before.start < before.last < again.start
+    assert again.resume_point(seen) == again.start  # everything held: the ring's 8, after a skip marker
+    assert again.resume_point(str(again.start + 4)) == again.start + 4
 
 
 # --- payload schemas accept what the door accepts ------------------------------------------------

@@ -6,7 +6,11 @@ events, replacing the oldest. That is all the runtime ever pays: no client can
 slow it or make the ring grow. Events are serialised once, when first sent.
 
 Each client is a generator that reads the ring from its own cursor (from
-``Last-Event-ID``, or ``?after=N``, when it reconnects). A client that falls
+``Last-Event-ID``, or ``?after=N``, when it reconnects). The numbers of a
+process start above every number of the processes before it (``start``: its
+start time in milliseconds, times 1,000), so a client that was reading a
+cell that has been started again gets every event the new one holds, not
+only those past the number it had seen. A client that falls
 so far behind that the ring has moved past its cursor skips ahead to the
 oldest event still held, after a ``stream.skipped`` marker saying how many
 events it missed; so does a client that asks to resume from an id the ring no
@@ -22,6 +26,7 @@ second; now they are at most 200). A lone event still leaves at once.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
@@ -59,11 +64,15 @@ def sse(seq: int | None, event: dict[str, Any]) -> str:
 class EventHub:
     """A bounded ring of the latest events, and the streams that read it."""
 
-    def __init__(self, capacity: int = DEFAULT_CAPACITY, *, keepalive: float = KEEPALIVE, flush: float = FLUSH) -> None:
+    def __init__(self, capacity: int = DEFAULT_CAPACITY, *, keepalive: float = KEEPALIVE, flush: float = FLUSH,
+                 start: int | None = None) -> None:
         self.capacity = capacity
         self.keepalive = keepalive
         self.flush = flush
-        self.last = 0  # the sequence number of the latest event (0: none yet)
+        #: the number before the first event (see the module's docstring; 1,000 events a millisecond, for the
+        #: process's life, would be needed to reach the next process's)
+        self.start = start if start is not None else int(time.time() * 1000) * 1000
+        self.last = self.start  # the sequence number of the latest event (``start``: none yet)
         self.clients = 0
         self.skipped = 0  # events clients missed by falling behind, in total
         self._ring: deque[_Entry] = deque(maxlen=capacity)
@@ -96,8 +105,8 @@ class EventHub:
         try:
             seen = int(last_id)
         except ValueError:
-            return 0  # not one of ours: everything held
-        return seen if 0 <= seen <= self.last else 0
+            return self.start  # not one of ours: everything held
+        return seen if self.start <= seen <= self.last else self.start  # (an earlier process's: everything held)
 
     async def stream(self, cursor: int) -> AsyncIterator[str]:
         """The SSE text for a client whose last event was ``cursor``, until the hub closes."""
