@@ -467,7 +467,8 @@ def _print_diagnostics(diagnostics: Diagnostics) -> None:
     sources = {}
     for d in items:
         with contextlib.suppress(OSError, UnicodeDecodeError):
-            sources[d.span.file] = SourceFile(d.span.file, Path(d.span.file).read_text(encoding="utf-8"))
+            # as the compiler read it: no byte order mark (utf-8-sig), every newline a \n (read_text's own)
+            sources[d.span.file] = SourceFile(d.span.file, Path(d.span.file).read_text(encoding="utf-8-sig"))
     click.echo(render_text(items, sources, color=sys.stderr.isatty() and "NO_COLOR" not in os.environ),
                nl=False, err=True)
     errors = sum(d.is_error for d in items)

@@ -172,6 +172,20 @@ def test_compile_errors_are_shown_and_exit_2(tmp_path: Path) -> None:
     assert "error[BBF101]" in result.stderr and "cell.flow:1:" in result.stderr
 
 
+def test_compile_errors_of_a_file_with_a_byte_order_mark_point_where_check_points(tmp_path: Path) -> None:
+    """A leading byte order mark is no part of the text (the compiler drops it): the line shown under a
+    diagnostic drops it too, or the caret stood one column left of the mistake."""
+    project = write_project(tmp_path, flow="reactor Broken() { step a = nowhere() }\n")
+    (project / "flows" / "cell.flow").write_bytes("\ufeffreactor Broken() { step a = nowhere() }\r\n".encode())
+    result = bbflow_run(project, "--reactor", "Broken")
+    lines = result.stderr.splitlines()
+    shown = next(i for i, line in enumerate(lines) if "reactor Broken()" in line)
+    assert "\ufeff" not in lines[shown]
+    caret = lines[shown + 1]
+    column = lines[shown].index("nowhere")
+    assert caret[column] == "^" and caret[column - 1] != "^"
+
+
 def test_no_project_is_a_usage_error(tmp_path: Path) -> None:
     result = bbflow_run(tmp_path, "--reactor", "X")
     assert result.exit_code == 2 and "no bbflow.toml" in result.stderr
