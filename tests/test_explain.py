@@ -78,3 +78,38 @@ def test_the_compiler_reports_with_the_registry_constants() -> None:
     written = re.compile(r"""\.(?:error|warning)\(\s*["']BBF|Diagnostic\(\s*["']BBF""")
     files = [ROOT / "bbflow" / "build.py", *(ROOT / "bbflow" / "compiler").rglob("*.py")]
     assert [f.name for f in files if written.search(f.read_text(encoding="utf-8"))] == []
+
+
+def _blocks(code: str, language: str) -> list[str]:
+    return re.findall(rf"^```{language}\n(.*?)^```", explain(code), re.M | re.S)
+
+
+def test_the_bbf601_page_wrong_driver_has_every_problem_it_marks_and_the_fix_none() -> None:
+    from arm_spec import ARM
+
+    from bbflow.runtime.driver_check import check_driver
+
+    wrong, fixed = ({"__name__": "page"} for _ in range(2))
+    exec(_blocks("BBF601", "python")[0], wrong)
+    exec(_blocks("BBF601", "python")[1], fixed)
+    problems = "\n".join(check_driver(wrong["ArmDriver"], ARM))
+    for mark in ("cannot be created", "move_to", "close_gripper", "home"):
+        assert mark in problems, problems
+    assert check_driver(fixed["ArmDriver"], ARM) == []
+
+
+def test_the_bbf701_page_example_gives_a_bbf701_on_every_line_it_marks(tmp_path: Path) -> None:
+    """The page's bbflow.toml, under a [project] table, on the example cell's program."""
+    from bbflow.compiler.pipeline import compile_paths
+
+    (example,) = _blocks("BBF701", "toml")
+    header = '[project]\nsource = "flows"\n\n'
+    (tmp_path / "bbflow.toml").write_text(header + example)
+    (tmp_path / "flows").mkdir()
+    flows = ROOT / "examples" / "pick_and_place" / "flows" / "cell.flow"
+    (tmp_path / "flows" / "cell.flow").write_text(flows.read_text())
+    result = compile_paths([tmp_path], use_cache=False)
+    offset = header.count("\n")
+    marked = {offset + n for n, line in enumerate(example.splitlines(), 1) if "#" in line}
+    got = {d.span.line for d in result.diagnostics.items if d.code == "BBF701"}
+    assert got == marked, [(d.span.line, d.message) for d in result.diagnostics.items]
