@@ -287,3 +287,62 @@ def test_cancel_of_a_parent_cancels_and_rolls_back_a_running_child():
     assert robot.tags("undo") == ["c1", "a"]
     assert [(e["reactor"], e["error"]["code"]) for e in rec.named("run.failed")] == [("Child", "cancelled"),
                                                                                     ("R", "cancelled")]
+
+
+def test_a_command_the_driver_finishes_while_the_run_is_cancelled_is_undone():
+    """A gripper cannot stop half-way: told to stop, it finishes the grip. That grip is undone."""
+    from arm_spec import ARM
+
+    from bbflow.runtime.driver import Driver
+    from bbflow.runtime.proxy import RobotProxy
+
+    class Gripper(Driver):
+        def __init__(self, handle, options):
+            super().__init__(handle, options)
+            self.log = []
+
+        async def close_gripper(self, force):
+            try:
+                await asyncio.sleep(1.0)
+            except asyncio.CancelledError:
+                await asyncio.sleep(0.1)  # the jaws close all the way, within the stop grace
+            self.log.append("closed")
+            return "closed"
+
+        async def open_gripper(self):
+            self.log.append("opened")
+            return "open"
+
+        async def move_to(self, target, speed):
+            return target
+
+        async def home(self):
+            return {"x": 0.0, "y": 0.0, "z": 0.5}
+
+        async def read_force(self):
+            return 0.0
+
+    grip = model.Reactor("G", "cell.G", (), None, "cell.Arm", model.Body((
+        model.Step("grip", model.CommandCall("close_gripper", lambda s: {"force": 10.0})),), None))
+    drivers = []
+
+    def factory(handle, options):
+        drivers.append(Gripper(handle, options))
+        return drivers[0]
+
+    async def main():
+        async with RobotProxy(ARM, "arm", factory) as proxy:
+            await proxy.call("arm", {})
+            rec = Recorder()
+            task = asyncio.create_task(run_reactor(program(grip), grip, {}, robot=proxy, observer=rec))
+            await asyncio.sleep(0.5)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            return rec
+
+    rec = run_virtual(main())
+    assert drivers[0].log == ["closed", "opened"]
+    assert [e["event"] for e in rec.events] == ["run.start", "step.start", "step.ok", "undo.start", "undo.ok",
+                                                "run.failed"]
+    assert rec.named("run.failed")[0]["error"]["code"] == "cancelled"

@@ -7,6 +7,7 @@ Every runtime event is a ``dict`` given to an ``Observer``.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -40,6 +41,25 @@ class RuntimeFailure(Exception):
         if self.command is not None:
             out["command"] = self.command
         return out
+
+
+class Completed:
+    """Carried by the ``CancelledError`` of a caller whose command completed at the driver anyway (it
+    ended in the same moment, or the driver could not stop it half-way): ``value`` is its conformed
+    result. The motion happened, so the step that made it counts as completed and is undone; the
+    cancellation goes on as any other. A plain ``CancelledError`` (not a subclass), so that
+    ``asyncio.timeout`` still recognises it."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    @staticmethod
+    def of(exc: BaseException | None) -> Completed | None:
+        """The ``Completed`` that ``exc`` (a ``CancelledError``) carries, if any."""
+        args = exc.args if isinstance(exc, asyncio.CancelledError) else ()
+        return args[0] if len(args) == 1 and isinstance(args[0], Completed) else None
 
 
 class RobotPort(Protocol):

@@ -51,7 +51,7 @@ from bbflow.runtime.driver_check import check_driver
 from bbflow.runtime.durations import format_duration
 from bbflow.runtime.faults import Faults
 from bbflow.runtime.journal.calls import JOURNALED, Journaled
-from bbflow.runtime.ports import RuntimeFailure
+from bbflow.runtime.ports import Completed, RuntimeFailure
 from bbflow.runtime.types import TypeMismatch
 
 Unsubscribe = Callable[[], None]
@@ -268,7 +268,10 @@ class RobotProxy:
         try:
             async with asyncio.timeout(timeout):
                 return await work
-        except TimeoutError:
+        except TimeoutError as exc:
+            done = Completed.of(exc.__cause__)
+            if done is not None:  # done as the deadline struck: done in time
+                return done.value
             raise RuntimeFailure(
                 f"{command} timed out after {format_duration(timeout)}", "timeout", command=command
             ) from None
@@ -298,11 +301,14 @@ class RobotProxy:
                     journaled.failed(failure)
                 raise failure
             task = self._start(cmd.name, self._commands[cmd.name](dict(args)))
+            cancelled: asyncio.CancelledError | None = None
             try:
                 if fault is not None and fault.disarm:
                     await asyncio.sleep(0)  # let the command start moving, then pull the plug
                     await self._disarm_and_wait()
                 await self._wait_stopping(task)
+            except asyncio.CancelledError as exc:
+                cancelled = exc  # raised below, once the command's outcome is known
             finally:
                 if not self._settled[task].done():  # the caller was cancelled before it awaited the command
                     self._stop(task)
@@ -312,9 +318,25 @@ class RobotProxy:
                 stopped = self._stopped.pop(task, None)
                 if journaled is not None and task.cancelled() and stopped is None:
                     journaled.failed(RuntimeFailure(f"{cmd.name} was cancelled", "cancelled", command=cmd.name))
+        if cancelled is not None:
+            raise self._cancelled(cmd, task, stopped, journaled, cancelled)
         if journaled is None:
             return self._outcome(cmd, task, stopped)
         return _settled(journaled, lambda: self._outcome(cmd, task, stopped))
+
+    def _cancelled(self, cmd: model.Command, task: asyncio.Task[Any], stopped: str | None,
+                   journaled: Journaled | None, cancelled: asyncio.CancelledError) -> asyncio.CancelledError:
+        """What a caller cancelled while ``cmd`` was at the driver raises: a ``CancelledError`` carrying
+        the result (``Completed``) when the driver finished the command anyway (it ended in the same moment, or
+        could not stop it half-way), so that the motion is undone; else ``cancelled`` itself."""
+        if stopped is not None or not task.done() or task.cancelled() or task.exception() is not None:
+            return cancelled
+        try:
+            value = self._outcome(cmd, task, None) if journaled is None else \
+                _settled(journaled, lambda: self._outcome(cmd, task, None))
+        except RuntimeFailure:  # a bad result: nothing usable to undo it with
+            return cancelled
+        return asyncio.CancelledError(Completed(value))
 
     def _start(self, name: str, work: Any) -> asyncio.Task[Any]:
         loop = asyncio.get_running_loop()

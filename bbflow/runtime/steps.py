@@ -15,7 +15,7 @@ from bbflow.runtime import model, run_events
 from bbflow.runtime.calls import action, arguments, compose, driver_failure, failure, perform, timed_out
 from bbflow.runtime.deadline import Deadline
 from bbflow.runtime.journal import Journaled, journaled_call, planner
-from bbflow.runtime.ports import RuntimeFailure
+from bbflow.runtime.ports import Completed, RuntimeFailure
 from bbflow.runtime.run_state import Completion, RunState
 
 
@@ -111,21 +111,34 @@ async def _attempt(run: RunState, step: model.Step, scope: dict[str, Any], index
         return exc
     except TimeoutError:
         return timed_out(name, timeout)
-    except asyncio.CancelledError:
-        if timeout is None or not deadline.expired():
+    except asyncio.CancelledError as exc:
+        ours = timeout is not None and deadline.expired()
+        done = Completed.of(exc)
+        if done is not None:  # the command was done at the driver: undone with the rest
+            _completed(run, step, scope, index, args, done.value, None)
+            if ours:
+                return None
+            raise
+        if not ours:
             run_events.step_error(run, name, index, run.cancel_reason(name), attempt)
             raise
         return timed_out(name, timeout)
     else:
-        scope[name] = value
-        if args is not None and not _undo_uses_args(run, step):
-            args = None  # only a command's default undo reads them: do not keep them for nothing
-        run.done.append(Completion(step, scope, args, value, child, index, True))
-        run_events.step_ok(run, name, index, value)
+        _completed(run, step, scope, index, args, value, child)
         return None
     finally:
         if timeout is not None:
             deadline.disarm()
+
+
+def _completed(run: RunState, step: model.Step, scope: dict[str, Any], index: tuple[int, ...],
+               args: dict[str, Any] | None, value: Any, child: RunState | None) -> None:
+    """Record a step that completed (for the rollback) and report it."""
+    scope[step.name] = value
+    if args is not None and not _undo_uses_args(run, step):
+        args = None  # only a command's default undo reads them: do not keep them for nothing
+    run.done.append(Completion(step, scope, args, value, child, index, True))
+    run_events.step_ok(run, step.name, index, value)
 
 
 def _journaled(run: RunState, step: model.Step, scope: Mapping[str, Any], index: tuple[int, ...],
