@@ -346,3 +346,40 @@ def test_a_command_the_driver_finishes_while_the_run_is_cancelled_is_undone():
     assert [e["event"] for e in rec.events] == ["run.start", "step.start", "step.ok", "undo.start", "undo.ok",
                                                 "run.failed"]
     assert rec.named("run.failed")[0]["error"]["code"] == "cancelled"
+
+
+def test_a_cancel_in_the_moment_a_move_completes_still_undoes_that_move():
+    """On the sim, ``lift`` completes at the driver at 70 ms: a cancel at that very moment used to lose it."""
+    from arm_spec import ARM
+
+    from bbflow.runtime.proxy import RobotProxy
+    from bbflow.runtime.sim import SimDriver
+    from runtime_fakes import PICK, PLACE, pick_and_place
+
+    completed = []
+
+    class Logged(SimDriver):
+        async def run_command(self, name, kwargs):
+            value = await super().run_command(name, kwargs)
+            completed.append(name)
+            return value
+
+    options = {"sim": {"duration": "20ms",
+                       "events": [{"after": "close_gripper", "event": "force", "data": {"newtons": 12.0}}]}}
+    reactor_ = pick_and_place()
+
+    async def main():
+        async with RobotProxy(ARM, "arm", Logged, options=options) as proxy:
+            await proxy.call("arm", {})
+            rec = Recorder()
+            task = asyncio.create_task(run_reactor(program(reactor_), reactor_, {"pick": PICK, "place": PLACE},
+                                                   robot=proxy, observer=rec))
+            await asyncio.sleep(0.07)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            return rec
+
+    rec = run_virtual(main())
+    assert completed[:3] == ["move_to", "close_gripper", "move_to"]  # approach, grip, lift
+    assert steps_of(rec, "undo.ok") == ["lift", "grip", "approach"]
