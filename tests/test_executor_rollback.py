@@ -383,3 +383,42 @@ def test_a_cancel_in_the_moment_a_move_completes_still_undoes_that_move():
     rec = run_virtual(main())
     assert completed[:3] == ["move_to", "close_gripper", "move_to"]  # approach, grip, lift
     assert steps_of(rec, "undo.ok") == ["lift", "grip", "approach"]
+
+
+def test_an_undo_the_driver_finishes_as_its_deadline_strikes_is_done_not_an_undo_error():
+    """Told to stop at the undo's deadline, the driver finishes homing instead: the undo is done, once."""
+    from arm_spec import ARM
+
+    from bbflow.runtime.proxy import RobotProxy
+    from bbflow.runtime.sim import SimDriver
+    from runtime_fakes import move_to
+
+    homed = []
+
+    class SlowHome(SimDriver):
+        async def run_command(self, name, kwargs):
+            if name != "home":
+                return await super().run_command(name, kwargs)
+            try:
+                await asyncio.sleep(40.0)
+            except asyncio.CancelledError:
+                await asyncio.sleep(0.1)  # it cannot stop half-way: it finishes
+            homed.append(asyncio.get_running_loop().time())
+            return {"x": 0.0, "y": 0.0, "z": 0.5}
+
+    reactor_ = model.Reactor("R", "cell.R", (), None, "cell.Arm", model.Body((
+        model.Step("m", move_to(lambda s: {"x": 1.0, "y": 0.0, "z": 0.0}),
+                   undo=model.Undo(model.CommandCall("home", lambda s: {}))),
+        model.Step("bad", model.CommandCall("close_gripper", lambda s: {"force": 1.0}), deps=("m",), timeout=0.001),
+    ), None))
+
+    async def main():
+        async with RobotProxy(ARM, "arm", SlowHome, options={"sim": {"duration": "20ms"}}) as proxy:
+            await proxy.call("arm", {})
+            rec = Recorder()
+            return await run_reactor(program(reactor_), reactor_, {}, robot=proxy, observer=rec), rec
+
+    result, rec = run_virtual(main())
+    assert result.status == "failed" and result.error.code == "timeout"
+    assert result.undo_errors == () and result.undone == ("m",)
+    assert len(homed) == 1 and steps_of(rec, "undo.ok") == ["m"]

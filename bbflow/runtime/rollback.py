@@ -27,7 +27,7 @@ from bbflow.runtime import model, run_events
 from bbflow.runtime.calls import action, arguments, driver_failure, perform, timed_out
 from bbflow.runtime.deadline import Deadline
 from bbflow.runtime.journal import Journaled, journaled_call
-from bbflow.runtime.ports import RuntimeFailure
+from bbflow.runtime.ports import Completed, RuntimeFailure
 from bbflow.runtime.run_state import Completion, RunState, UndoFailure
 
 UNDO_ATTEMPTS = 3
@@ -119,10 +119,12 @@ async def _attempt(run: RunState, name: str, call: model.Call, scope: Any, index
         return exc
     except TimeoutError:
         return timed_out(f"undo of {name}", seconds)
-    except asyncio.CancelledError:
+    except asyncio.CancelledError as exc:
         if not deadline.expired():
             run_events.undo_error(run, name, index, run.cancel_reason(f"undo of {name}"), attempt)
             raise
+        if Completed.of(exc) is not None:  # the driver finished the undo as its deadline struck: it is done
+            return None
         return timed_out(f"undo of {name}", seconds)
     except Exception as exc:  # an expression of the undo call, or a bug below: still only this undo fails
         return RuntimeFailure(f"undo of {name}: {str(exc) or type(exc).__name__}", "expression")
