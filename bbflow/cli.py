@@ -340,7 +340,7 @@ def run(project: str, inputs: tuple[str, ...], agents: tuple[str, ...], serve: s
 
     Runs the reactor given with --reactor, or serves the agents, which read
     signals (JSON lines) from standard input. Exit status: 0 success, 1 run
-    failed (rolled back), 2 usage or compile error, 3 halted (or a stuck command), 4 rolled back with
+    failed (rolled back), 2 usage or compile error, 3 halted (or a stuck command, or a robot not disarmed at shutdown), 4 rolled back with
     undo errors (the robot may not be safe), 130 interrupted.
     """
     from bbflow.build import compile_project

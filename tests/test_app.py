@@ -445,3 +445,47 @@ def test_a_second_interrupt_during_the_rollback_says_exactly_what_was_undone(pro
     assert outcome.summary.count("halted") == 1, outcome.summary
     (halted,) = recorder.named("run.halted")
     assert halted["undone"] == undone
+
+
+# --- a driver whose shutdown hooks fail ------------------------------------------------------------
+
+FAILING_HOOKS = '''
+from bbflow.runtime.sim import SimDriver
+
+
+class FailingDisarm(SimDriver):
+    async def disarm(self):
+        raise RuntimeError("brakes did not engage")
+
+
+class FailingDisconnect(SimDriver):
+    async def disconnect(self):
+        raise RuntimeError("socket already closed")
+'''
+
+
+def test_a_disarm_hook_that_fails_at_shutdown_halts_the_session(
+    program: model.Program, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "failing_hooks_driver.py").write_text(FAILING_HOOKS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    robots = {"arm": RobotConfig("cell.Arm", driver="failing_hooks_driver:FailingDisarm", arm=True, sim=SIM)}
+    s, _, _ = session(plan_run(program, project(tmp_path, robots), reactor_options()))
+    outcome = play(s)
+    # the reactor succeeded, but the robot was left in fault, not disarmed: not a clean exit
+    assert outcome.status is Status.HALTED
+    assert "PickAndPlace ok" in outcome.summary
+    assert "not disarmed at shutdown (the robot may not be safe): arm: disarm failed: brakes did not engage" \
+        in outcome.summary
+
+
+def test_a_disconnect_hook_that_fails_is_a_note(
+    program: model.Program, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "failing_hooks_driver.py").write_text(FAILING_HOOKS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    robots = {"arm": RobotConfig("cell.Arm", driver="failing_hooks_driver:FailingDisconnect", arm=True, sim=SIM)}
+    s, _, notes = session(plan_run(program, project(tmp_path, robots), reactor_options()))
+    outcome = play(s)
+    assert outcome.status is Status.OK
+    assert "robot arm: disarmed, but its driver did not disconnect: RuntimeError: socket already closed" in notes

@@ -11,8 +11,8 @@ returns the exit status:
 1      the run failed and was rolled back (every undo succeeded)
 2      usage error: bad options, inputs, faults file, driver; nothing moved
 3      the run halted (a robot left ``armed``; the rollback stopped there), a
-       command the driver would not stop (stuck), or supervision gave up (safe
-       stop: every robot disarmed)
+       command the driver would not stop (stuck), supervision gave up (safe
+       stop: every robot disarmed), or a driver failed to disarm at shutdown
 4      the run failed and was rolled back, but an undo failed: the robot may not
        be in a safe state (also after an interrupt)
 130    interrupted (SIGINT or SIGTERM): runs rolled back while armed
@@ -80,7 +80,7 @@ from bbflow.runtime.proxy import STOP_GRACE, RobotProxy
 from bbflow.runtime.run_plan import RobotPlan, RunOptions, RunPlan, UsageError, plan_run
 from bbflow.runtime.signals import SignalCatalog
 from bbflow.runtime.stdin import InputLines, Line
-from bbflow.runtime.supervisor import Child, GaveUp, Strategy, Supervisor, disarm_all
+from bbflow.runtime.supervisor import Child, GaveUp, Strategy, Supervisor, describe, disarm_all
 from bbflow.runtime.tasks import Tasks
 from bbflow.terminal import printable
 
@@ -148,6 +148,8 @@ class Session:
         self.interrupts = 0
         self.gave_up: GaveUp | None = None
         self.disarm_errors: list[str] = []
+        #: robots that closing left not disarmed (the driver's disarm failed), with why
+        self.unsafe: list[str] = []
         self._work: asyncio.Task[Outcome] | None = None
         self._emergency: asyncio.Task[list[str]] | None = None
         self._started: list[RobotProxy] = []
@@ -175,7 +177,16 @@ class Session:
         if self.journal_failure is not None:
             return Outcome(Status.FAILED, f"stopped: {self.journal_failure}")
         outcome = self._interrupted() if self._work.cancelled() else self._work.result()
-        return self._stuck(outcome)
+        return self._unsafe(self._stuck(outcome))
+
+    def _unsafe(self, outcome: Outcome) -> Outcome:
+        """A robot left not disarmed at shutdown (its driver's disarm failed) halts the session (exit 3)."""
+        if not self.unsafe:
+            return outcome
+        status = outcome.status if outcome.status in (Status.USAGE, Status.HALTED, Status.UNDO_ERRORS) \
+            else Status.HALTED
+        return Outcome(status, f"{outcome.summary}; not disarmed at shutdown (the robot may not be safe): "
+                               + "; ".join(self.unsafe))
 
     def _stuck(self, outcome: Outcome) -> Outcome:
         """A command the driver would not stop halts the session (exit 3), whatever else happened."""
@@ -271,12 +282,18 @@ class Session:
             await _wait_through(self._emergency)
             if not self._emergency.cancelled():
                 self.disarm_errors += self._emergency.result()
-        for proxy in reversed(self._started):
-            try:
-                await _wait_through(asyncio.ensure_future(proxy.close()))
-            except Exception as exc:  # one robot that will not close must not keep the others open
-                self.disarm_errors.append(f"{proxy.instance}: {exc}")
+        interrupted = False
+        for proxy in reversed(self._started):  # one robot that will not close must not keep the others open
+            closing = asyncio.ensure_future(proxy.close())
+            interrupted |= await wait_through(closing)
+            error = None if closing.cancelled() else closing.exception()
+            if error is not None and proxy.safety != "disarmed":
+                self.unsafe.append(f"{proxy.instance}: {describe(error)}")
+            elif error is not None:  # disarmed, but the driver's disconnect failed: worth saying, not alarming
+                self.note(f"robot {proxy.instance}: disarmed, but its driver did not disconnect: {describe(error)}")
         self._started.clear()
+        if interrupted:
+            raise asyncio.CancelledError
 
     # --- operator controls (the control plane) ------------------------------------------------
 
