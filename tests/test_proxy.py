@@ -665,3 +665,54 @@ def test_a_category_never_has_more_commands_at_the_driver_than_its_limit(limit, 
     assert active["peak"] <= limit and active["motion"] == 0
     assert (active["peak"] >= 1) == (motions > 0)
     assert len(results) == len(calls)
+
+
+# --- what a careless driver returns, and what never reaches one -----------------------------------
+
+
+def test_a_driver_exception_without_a_message_is_named_by_its_type():
+    class Broken(ScriptedArm):
+        async def arm(self):
+            raise ConnectionResetError()
+
+        async def disarm(self):
+            raise TimeoutError()
+
+    async def main():
+        proxy = RobotProxy(ARM, "arm", Broken, options={"errors": {"home": ValueError()}})
+        await proxy.start()
+        refused = await failure(proxy.call("arm", {}))
+        proxy._set_safety("armed")  # as if the arm hook had worked
+        failed = await failure(proxy.call("home", {}))
+        stuck = await failure(proxy.call("disarm", {}))
+        await failure(proxy.close())
+        return refused.message, failed.message, stuck.message
+
+    assert run_virtual(main()) == ("arm failed: ConnectionResetError", "home failed: ValueError",
+                                   "disarm failed: TimeoutError")
+
+
+def test_an_int_too_large_for_a_float_is_a_bad_result_not_a_crash():
+    async def scenario(proxy, driver):
+        return await failure(proxy.call("read_force", {}))
+
+    err = run(scenario, results={"read_force": 10**400})
+    assert (err.code, err.command) == ("result", "read_force")
+    assert err.message == "read_force returned a bad result: expected float, got int of about 401 digits"
+
+
+@pytest.mark.parametrize(("target", "where"), [
+    ({"x": float("nan"), "y": 0.0, "z": 0.0}, "target.x"),
+    ({"x": 0.0, "y": float("-inf"), "z": 0.0}, "target.y"),
+])
+def test_nan_and_infinity_never_reach_the_driver(target, where):
+    async def scenario(proxy, driver):
+        err = await failure(proxy.call("move_to", {"target": target}))
+        speed = await failure(proxy.call("move_to", {"target": HOME, "speed": float("inf")}))
+        return err, speed.message, driver.log
+
+    err, speed, log = run(scenario)
+    assert (err.code, err.command) == ("command", "move_to")
+    assert err.message == f"move_to: bad argument {where}: NaN and infinite numbers are never sent to a robot"
+    assert speed == "move_to: bad argument speed: NaN and infinite numbers are never sent to a robot"
+    assert log == []

@@ -50,6 +50,7 @@ from bbflow.runtime.signals import (
     parse_signal,
     robot_source,
 )
+from bbflow.runtime.types import non_finite
 
 __all__ = ["MAX_DEPTH", "MAX_LINE_BYTES", "Door", "LineTooLong", "Refusal", "loads_strict"]
 
@@ -176,20 +177,6 @@ def _depth(value: Any, limit: int) -> int:
     return deepest
 
 
-def _non_finite(value: Any) -> str | None:
-    """Where a non-finite float is in parsed data (``data.pick.x``), else ``None``; ``value`` is depth-bounded."""
-    stack = [(value, "")]
-    while stack:
-        item, path = stack.pop()
-        if isinstance(item, float) and not math.isfinite(item):
-            return path or "the signal"
-        if isinstance(item, Mapping):
-            stack.extend((v, f"{path}.{k}" if path else str(k)) for k, v in item.items())
-        elif isinstance(item, (list, tuple)):
-            stack.extend((v, f"{path}[{i}]") for i, v in enumerate(item))
-    return None
-
-
 class Door:
     """The check every signal from outside passes: ``admit(raw)`` gives an ``Envelope`` or a ``Refusal``.
 
@@ -239,9 +226,9 @@ class Door:
             if _depth(obj, self.max_depth) > self.max_depth:
                 return Refusal(f"nested too deeply (the limit is {self.max_depth})")
         signal_type = obj.get("type") if isinstance(obj, Mapping) else None
-        where = None if parsed else _non_finite(obj)  # loads_strict refused them already in text
+        where = None if parsed else non_finite(obj)  # loads_strict refused them already in text
         if where is not None:
-            return Refusal(f"{where}: NaN and infinite numbers are refused", _typed(signal_type))
+            return Refusal(f"{where or 'the signal'}: NaN and infinite numbers are refused", _typed(signal_type))
         if isinstance(signal_type, str) and signal_type and is_robot_bound(signal_type):
             refused = self._robot_signal(obj, signal_type)
             if refused is not None:

@@ -52,7 +52,7 @@ from bbflow.runtime.durations import format_duration
 from bbflow.runtime.faults import Faults
 from bbflow.runtime.journal.calls import JOURNALED, Journaled
 from bbflow.runtime.ports import Completed, RuntimeFailure
-from bbflow.runtime.types import TypeMismatch
+from bbflow.runtime.types import TypeMismatch, non_finite
 
 Unsubscribe = Callable[[], None]
 #: Seconds a command (or a driver hook) has to stop once told to, before it is given up on as stuck.
@@ -402,7 +402,7 @@ class RobotProxy:
         if isinstance(exc, RuntimeFailure):
             raise RuntimeFailure(exc.message, exc.code, command=exc.command or name) from exc
         if exc is not None:
-            raise RuntimeFailure(f"{name} failed: {exc or type(exc).__name__}", "command", command=name) from exc
+            raise RuntimeFailure(f"{name} failed: {str(exc) or type(exc).__name__}", "command", command=name) from exc
         try:
             return cmd.result.conform(task.result())
         except TypeMismatch as mismatch:
@@ -430,6 +430,12 @@ class RobotProxy:
                 raise RuntimeFailure(
                     f"{cmd.name}: missing argument {param.name}", "command", command=cmd.name
                 )
+        where = non_finite(args)
+        if where is not None:  # NaN or infinity (a sensor's reading, an overflowing sum): never sent to a robot
+            raise RuntimeFailure(
+                f"{cmd.name}: bad argument {where}: NaN and infinite numbers are never sent to a robot",
+                "command", command=cmd.name,
+            )
         return args
 
     def _slot(self, category: str | None) -> asyncio.Semaphore | None:
@@ -466,7 +472,7 @@ class RobotProxy:
             try:
                 await arm()
             except Exception as exc:
-                raise RuntimeFailure(f"arm failed: {exc or type(exc).__name__}", "command", command="arm") from exc
+                raise RuntimeFailure(f"arm failed: {str(exc) or type(exc).__name__}", "command", command="arm") from exc
         self._set_safety("armed")
         return "armed"
 
@@ -495,7 +501,7 @@ class RobotProxy:
         if failure is not None:
             self._set_safety("fault")
             raise RuntimeFailure(
-                f"disarm failed: {failure or type(failure).__name__}", "command", command="disarm"
+                f"disarm failed: {str(failure) or type(failure).__name__}", "command", command="disarm"
             ) from failure
         self._set_safety("disarmed")
 

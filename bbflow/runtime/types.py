@@ -14,11 +14,29 @@ normalised value or raises ``TypeMismatch`` with a path to the offending part
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
 
 from bbflow.runtime.durations import parse_duration
+
+#: an int wider than this is shown by its length in a mismatch, not by its digits
+_SHOWN_BITS = 128
+
+def non_finite(value: Any) -> str | None:
+    """Where a NaN or infinite float is in ``value`` (``pick.x``, ``[2]``; ``""`` for ``value`` itself), else None."""
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return path
+        if isinstance(item, Mapping):
+            stack.extend((v, f"{path}.{k}" if path else str(k)) for k, v in item.items())
+        elif isinstance(item, (list, tuple)):
+            stack.extend((v, f"{path}[{i}]") for i, v in enumerate(item))
+    return None
 
 
 class TypeMismatch(Exception):
@@ -37,6 +55,8 @@ def _describe(value: Any) -> str:
         return "none"
     if isinstance(value, bool):
         return f"bool {str(value).lower()}"
+    if isinstance(value, int) and value.bit_length() > _SHOWN_BITS:  # its digits could be thousands long
+        return f"int of about {int(value.bit_length() * math.log10(2)) + 1} digits"
     if isinstance(value, (int, float)):
         return f"{type(value).__name__} {value!r}"
     if isinstance(value, str):
@@ -90,7 +110,10 @@ class Prim(RType):
                 return value
         elif n in ("float", "duration"):
             if isinstance(value, (int, float)) and not isinstance(value, bool):
-                return float(value)
+                try:
+                    return float(value)
+                except OverflowError:  # an int too large for a float
+                    raise TypeMismatch(path, n, value) from None
             if n == "duration" and isinstance(value, str):  # "250ms", "1.5s": as written in .flow and TOML
                 try:
                     return parse_duration(value)

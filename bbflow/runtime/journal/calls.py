@@ -133,7 +133,7 @@ def planner(chosen: tuple[model.Call, bool] | None, name: str, scope: Mapping[st
             return describe_call(call, where), None
         except Exception as exc:  # needs what it cannot have yet: the step's own result
             if has_value:
-                return None, f"its undo could not be evaluated: {exc or type(exc).__name__}"
+                return None, f"its undo could not be evaluated: {str(exc) or type(exc).__name__}"
             return None, f"the undo of {name} needs its result ({type(exc).__name__}: {exc})"
 
     return plan

@@ -255,7 +255,7 @@ class Recovery:
             except RuntimeFailure as exc:
                 error = exc
             except Exception as exc:  # an action's bug: this undo fails, recovery goes on
-                error = RuntimeFailure(f"undo of {effect.step}: {exc or type(exc).__name__}", "action")
+                error = RuntimeFailure(f"undo of {effect.step}: {str(exc) or type(exc).__name__}", "action")
             else:
                 self.emit("undo.ok", reactor, effect.run, step=effect.step, attempt=attempt)
                 return None
