@@ -130,3 +130,18 @@ def test_a_set_element_out_of_range_fails_the_handler_and_keeps_the_state() -> N
     assert run.servers["A"].state == {"ids": [1], "n": 0}
     [error] = run.named("agent.error")
     assert "index out of range" in str(error)
+
+
+def test_a_map_key_that_is_not_a_str_fails_the_handler_not_the_agent() -> None:
+    """A key from an `any` payload that is a list used to raise TypeError (unhashable) out of the turn:
+    the agent crashed and its supervisor restarted it with a fresh state."""
+    program = build("signal poke: {key: any}\nagent A {\n    state { m: map[int] = {}  n: int = 0 }\n"
+                    "    on poke as p { set n = n + 1  set m[p.data.key] = n }\n}\n")
+    signals = [{"type": "poke", "data": {"key": key}} for key in ("a", [1, 2], {"k": 1}, 5, "b")]
+    run = serve_agents(program, {}, {"A": None}, signals)
+    assert run.servers["A"].state == {"m": {"a": 1, "b": 2}, "n": 2}
+    assert run.servers["A"].stats.crashes == 0
+    errors = [e["error"]["message"] for e in run.named("agent.error")]
+    assert errors == ["set m[[1, 2]]: a map key must be a str, not list",
+                      "set m[{'k': 1}]: a map key must be a str, not dict",
+                      "set m[5]: a map key must be a str, not int"]

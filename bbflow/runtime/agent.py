@@ -586,6 +586,9 @@ def _replaced(current: Any, key: Any, value: Any, stmt: model.Set) -> Any:
                                line=stmt.line)
         return [*current[:key], value, *current[key + 1:]]
     if isinstance(current, dict):
+        if not isinstance(key, str):  # a key from an `any` value: a list or a record would crash the agent
+            raise HandlerError(f"set {stmt.field}[{key!r}]: a map key must be a str, not {type(key).__name__}",
+                               line=stmt.line)
         return {**current, key: value}
     raise HandlerError(f"set {stmt.field}[...]: {stmt.field} is neither a list nor a map", line=stmt.line)
 
