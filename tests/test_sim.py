@@ -1,6 +1,7 @@
 """The simulated robot: any interface, durations, results, argument echo, zero values, events."""
 
 import asyncio
+import json
 
 import pytest
 from hypothesis import given, settings
@@ -9,6 +10,7 @@ from arm_spec import ARM, GRIP, POSE, command, robot
 
 from bbflow.runtime import model
 from bbflow.runtime.clock import run_virtual
+from bbflow.runtime.driver import DriverError
 from bbflow.runtime.driver_check import check_driver
 from bbflow.runtime.ports import RuntimeFailure
 from bbflow.runtime.proxy import RobotProxy
@@ -365,3 +367,37 @@ def test_the_sim_answers_any_interface_with_a_value_of_the_declared_type(result)
 
     value = sim(scenario, spec=one_command_robot(result))
     assert result.conform(value) == value == result.zero()
+
+
+# --- the record file --------------------------------------------------------------------------
+
+
+def record_run(tmp_path, record, **sim_options):
+    async def main():
+        options = {"sim": {"record": record, **sim_options}, "project_root": str(tmp_path)}
+        async with RobotProxy(ARM, "arm", SimDriver, options=options) as proxy:
+            await proxy.call("arm", {})
+            await proxy.call("move_to", {"target": HOME})
+            return await proxy.call("read_force", {})
+
+    return run_virtual(main())
+
+
+def test_a_record_file_that_cannot_be_written_is_refused_before_anything_moves(tmp_path):
+    with pytest.raises(DriverError) as info:
+        record_run(tmp_path, "no_such_folder/world.jsonl")
+    assert str(info.value) == (f"robot arm: the driver could not connect: robot.arm.sim.record: cannot write "
+                               f"{tmp_path / 'no_such_folder' / 'world.jsonl'}: No such file or directory")
+
+
+def test_the_record_is_standard_json_even_for_a_nan_result(tmp_path):
+    record_run(tmp_path, "world.jsonl", commands={"read_force": {"result": float("nan")}})
+    lines = (tmp_path / "world.jsonl").read_text().splitlines()
+
+    def refuse(name):
+        raise ValueError(f"not JSON: {name}")
+
+    assert [json.loads(line, parse_constant=refuse) for line in lines] == [
+        {"command": "move_to", "args": {"target": HOME, "speed": 0.5}, "result": HOME},
+        {"command": "read_force", "args": {}, "result": "NaN"},
+    ]

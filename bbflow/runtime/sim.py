@@ -35,7 +35,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import difflib
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -46,6 +45,7 @@ import attrs
 from bbflow.runtime import model
 from bbflow.runtime.driver import Driver, DriverError, DriverHandle
 from bbflow.runtime.durations import parse_duration
+from bbflow.runtime.jsonout import dumps
 from bbflow.runtime.types import TypeMismatch
 
 DEFAULT_DURATION = 0.020
@@ -116,9 +116,19 @@ class SimDriver(Driver):
         self._schedule_events(name)
         return copy.deepcopy(result)
 
+    async def connect(self) -> None:
+        """A ``record`` file that cannot be written is refused before anything moves, not after a motion."""
+        if self._record is not None:
+            try:
+                with open(self._record, "a", encoding="utf-8"):
+                    pass
+            except OSError as exc:
+                raise SimConfigError(f"robot.{self.handle.instance}.sim.record: cannot write {self._record}: "
+                                     f"{exc.strerror or exc}") from None
+
     def _write_record(self, name: str, kwargs: dict[str, Any], result: Any) -> None:
         """Append what the world saw, durably, before the command returns (blocking: a test tool)."""
-        line = json.dumps({"command": name, "args": kwargs, "result": result}, default=repr) + "\n"
+        line = dumps({"command": name, "args": kwargs, "result": result}, default=repr) + "\n"
         assert self._record is not None
         with open(self._record, "a", encoding="utf-8") as out:
             out.write(line)
