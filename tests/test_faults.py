@@ -98,6 +98,16 @@ def test_a_fault_on_an_unknown_command_is_refused_against_the_interface():
         RobotProxy(ARM, "arm", SimDriver, faults=faults)  # checked before anything moves
 
 
+@pytest.mark.parametrize("builtin", ["arm", "disarm"])
+def test_a_fault_on_arm_or_disarm_says_they_are_built_in(builtin):
+    faults = parse_faults({"fault": [{"command": builtin, "error": "x"}]}, "drill.toml")
+    with pytest.raises(FaultsError) as info:
+        faults.validate(ARM)
+    assert str(info.value) == (f"drill.toml: fault 1: command: {builtin} is built into every robot and cannot be "
+                               f"made to misbehave; name a command of Arm (`disarm = true` on one drills an "
+                               f"emergency stop)")
+
+
 def test_the_first_matching_fault_applies():
     faults = Faults("f", (Fault(1, "home", 2, error="a"), Fault(2, "home", None, error="b")))
     assert [f.error if f else None for f in (faults.for_call("home", n) for n in (1, 2, 3))] == ["b", "a", "b"]

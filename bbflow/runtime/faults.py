@@ -71,6 +71,12 @@ class Faults:
     def validate(self, robot: model.Robot) -> None:
         """Check that every fault names a command of ``robot``."""
         for fault in self.faults:
+            if fault.command in ("arm", "disarm") and fault.command not in robot.commands:
+                raise FaultsError(
+                    f"{self.source}: fault {fault.index}: command: {fault.command} is built into every robot and "
+                    f"cannot be made to misbehave; name a command of {robot.name} (`disarm = true` on one drills "
+                    f"an emergency stop)"
+                )
             if fault.command not in robot.commands:
                 raise FaultsError(
                     f"{self.source}: fault {fault.index}: command: {robot.name} has no command "
