@@ -1,6 +1,7 @@
 """The robot proxy's rules, against a scripted driver, on the virtual-time loop."""
 
 import asyncio
+import time
 
 import pytest
 from hypothesis import given, settings
@@ -716,3 +717,41 @@ def test_nan_and_infinity_never_reach_the_driver(target, where):
     assert err.message == f"move_to: bad argument {where}: NaN and infinite numbers are never sent to a robot"
     assert speed == "move_to: bad argument speed: NaN and infinite numbers are never sent to a robot"
     assert log == []
+
+
+def test_a_command_that_blocks_the_event_loop_is_reported_naming_it():
+    class Sleepy(ScriptedArm):
+        async def home(self):
+            time.sleep(0.02)  # the mistake: a blocking call in an async def
+            return HOME
+
+    async def main():
+        async with RobotProxy(ARM, "arm", Sleepy, blocking=0.01) as proxy:
+            errors = []
+            proxy.on_error(errors.append)
+            await proxy.call("arm", {})
+            assert await proxy.call("home", {}) == HOME  # still its result
+            await proxy.call("read_force", {})  # awaits a (virtual) second: does not block
+            return errors, proxy.blocked
+
+    errors, blocked = run_virtual(main())
+    assert len(errors) == 1 and errors == blocked
+    assert errors[0].startswith("home held the event loop for ")
+    assert errors[0].endswith("without yielding: nothing else ran meanwhile, not even its timeout; a driver must "
+                              "not block (time.sleep, blocking I/O): await, or run blocking calls in a thread "
+                              "(asyncio.to_thread)")
+
+
+def test_a_driver_made_by_a_factory_that_takes_the_wrong_parameters_fails_the_command():
+    class Renamed(ScriptedArm):
+        async def move_to(self, goal, speed):  # not checked: a factory function is not a class
+            return goal
+
+    async def main():
+        async with RobotProxy(ARM, "arm", lambda handle, options: Renamed(handle, options)) as proxy:
+            await proxy.call("arm", {})
+            return await failure(proxy.call("move_to", {"target": HOME}))
+
+    err = run_virtual(main())
+    assert (err.code, err.command) == ("command", "move_to")
+    assert err.message.startswith("move_to failed: ") and "unexpected keyword argument 'target'" in err.message

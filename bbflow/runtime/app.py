@@ -177,6 +177,9 @@ class Session:
         if self.journal_failure is not None:
             return Outcome(Status.FAILED, f"stopped: {self.journal_failure}")
         outcome = self._interrupted() if self._work.cancelled() else self._work.result()
+        for proxy in self._started_ever:
+            for message in proxy.blocked:
+                self.note(f"robot {proxy.instance}: {message}")
         return self._unsafe(self._stuck(outcome))
 
     def _unsafe(self, outcome: Outcome) -> Outcome:

@@ -51,6 +51,7 @@ from bbflow.runtime.driver_check import check_driver
 from bbflow.runtime.durations import format_duration
 from bbflow.runtime.faults import Faults
 from bbflow.runtime.journal.calls import JOURNALED, Journaled
+from bbflow.runtime.loopwatch import BLOCKING, watched
 from bbflow.runtime.ports import Completed, RuntimeFailure
 from bbflow.runtime.types import TypeMismatch, non_finite
 
@@ -98,6 +99,7 @@ class RobotProxy:
         options: Mapping[str, Any] | None = None,
         faults: Faults | None = None,
         stop_grace: float = STOP_GRACE,
+        blocking: float = BLOCKING,
     ) -> None:
         if faults is not None:
             faults.validate(spec)
@@ -116,10 +118,13 @@ class RobotProxy:
         self._slots: dict[str, asyncio.Semaphore] = {}
         self._inflight: set[asyncio.Task[Any]] = set()
         self.stop_grace = stop_grace
+        self.blocking = blocking  # seconds a command may hold the event loop before it is reported
         #: each command task's end, or the moment it was given up on (stuck)
         self._settled: dict[asyncio.Task[Any], asyncio.Future[None]] = {}
         #: the commands given up on: they did not stop within ``stop_grace`` (the driver swallowed the cancel)
         self.stuck: list[str] = []
+        #: what each command that blocked the event loop (bbflow.runtime.loopwatch) was told
+        self.blocked: list[str] = []
         self._stopped: dict[asyncio.Task[Any], str] = {}  # stopped because the robot left armed: safety then
         self._disarming: asyncio.Task[None] | None = None
         self._calls: Counter[str] = Counter()
@@ -300,7 +305,7 @@ class RobotProxy:
                 if journaled is not None:
                     journaled.failed(failure)
                 raise failure
-            task = self._start(cmd.name, self._commands[cmd.name](dict(args)))
+            task = self._start(cmd.name, self._command(cmd.name, dict(args)))
             cancelled: asyncio.CancelledError | None = None
             try:
                 if fault is not None and fault.disarm:
@@ -337,6 +342,17 @@ class RobotProxy:
         except RuntimeFailure:  # a bad result: nothing usable to undo it with
             return cancelled
         return asyncio.CancelledError(Completed(value))
+
+    async def _command(self, name: str, args: dict[str, Any]) -> Any:
+        """The driver's method, called in the command's task (a call that raises at once fails that task)."""
+        return await watched(self._commands[name](args), lambda seconds: self._blocked(name, seconds), self.blocking)
+
+    def _blocked(self, name: str, seconds: float) -> None:
+        message = (f"{name} held the event loop for {seconds:.1f}s without yielding: nothing else ran meanwhile, "
+                   f"not even its timeout; a driver must not block (time.sleep, blocking I/O): await, or run "
+                   f"blocking calls in a thread (asyncio.to_thread)")
+        self.blocked.append(message)
+        self._on_error.fire(message)
 
     def _start(self, name: str, work: Any) -> asyncio.Task[Any]:
         loop = asyncio.get_running_loop()
