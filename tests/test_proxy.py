@@ -755,3 +755,16 @@ def test_a_driver_made_by_a_factory_that_takes_the_wrong_parameters_fails_the_co
     err = run_virtual(main())
     assert (err.code, err.command) == ("command", "move_to")
     assert err.message.startswith("move_to failed: ") and "unexpected keyword argument 'target'" in err.message
+
+
+@pytest.mark.parametrize(("raised", "said"), [(SystemExit(5), "SystemExit(5)"),
+                                               (KeyboardInterrupt(), "KeyboardInterrupt")])
+def test_a_driver_that_exits_fails_its_command_and_the_robot_stays_in_hand(raised, said):
+    async def scenario(proxy, driver):
+        err = await failure(proxy.call("home", {}))
+        return err, proxy.safety, await proxy.call("read_force", {})
+
+    err, safety, force = run(scenario, errors={"home": raised})
+    assert (err.code, err.command) == ("command", "home")
+    assert err.message == f"home failed: the driver raised {said} (a driver fails a command by raising an Exception)"
+    assert safety == "armed" and force == 3.0

@@ -345,7 +345,13 @@ class RobotProxy:
 
     async def _command(self, name: str, args: dict[str, Any]) -> Any:
         """The driver's method, called in the command's task (a call that raises at once fails that task)."""
-        return await watched(self._commands[name](args), lambda seconds: self._blocked(name, seconds), self.blocking)
+        try:
+            return await watched(self._commands[name](args), lambda seconds: self._blocked(name, seconds),
+                                 self.blocking)
+        except (SystemExit, KeyboardInterrupt) as exc:  # a vendor library's sys.exit(): not the end of the process
+            raise RuntimeFailure(f"{name} failed: the driver raised {type(exc).__name__}"
+                                 f"{f'({exc})' if str(exc) else ''} (a driver fails a command by raising an "
+                                 f"Exception)", "command", command=name) from None
 
     def _blocked(self, name: str, seconds: float) -> None:
         message = (f"{name} held the event loop for {seconds:.1f}s without yielding: nothing else ran meanwhile, "
