@@ -135,6 +135,56 @@ def test_a_failing_arm_hook_leaves_the_robot_disarmed():
     assert safety == "disarmed"
 
 
+def test_an_arm_hook_that_fails_halfway_is_followed_by_the_drivers_disarm():
+    class Halfway(ScriptedArm):
+        async def arm(self):
+            self.hooks.append("brakes released")
+            raise OSError("power stage fault")
+
+    async def main():
+        async with RobotProxy(ARM, "arm", Halfway) as proxy:
+            err = await failure(proxy.call("arm", {}))
+            return err.message, proxy.safety, list(proxy.driver.hooks)
+
+    assert run_virtual(main()) == ("arm failed: power stage fault", "disarmed",
+                                   ["connect", "brakes released", "disarm"])
+
+
+def test_an_interrupted_arm_hook_is_followed_by_the_drivers_disarm():
+    class Slow(ScriptedArm):
+        async def arm(self):
+            self.hooks.append("brakes released")
+            await asyncio.sleep(3600)
+
+    async def main():
+        async with RobotProxy(ARM, "arm", Slow) as proxy:
+            with pytest.raises(RuntimeFailure, match="arm timed out after 1s"):
+                await proxy.call("arm", {}, timeout=1.0)
+            return proxy.safety, list(proxy.driver.hooks)
+
+    assert run_virtual(main()) == ("disarmed", ["connect", "brakes released", "disarm"])
+
+
+def test_an_arm_hook_that_fails_with_a_failing_disarm_leaves_the_robot_in_fault():
+    class Broken(ScriptedArm):
+        async def arm(self):
+            raise OSError("power stage fault")
+
+        async def disarm(self):
+            raise OSError("controller not answering")
+
+    async def main():
+        proxy = RobotProxy(ARM, "arm", Broken)
+        await proxy.start()
+        err = await failure(proxy.call("arm", {}))
+        safety = proxy.safety
+        await failure(proxy.close())
+        return err.message, safety
+
+    assert run_virtual(main()) == (
+        "arm failed: power stage fault; disarming after it failed too: controller not answering", "fault")
+
+
 def test_close_disarms_a_running_robot_and_disconnects():
     async def main():
         proxy = RobotProxy(ARM, "arm", ScriptedArm)
@@ -689,8 +739,8 @@ def test_a_driver_exception_without_a_message_is_named_by_its_type():
         await failure(proxy.close())
         return refused.message, failed.message, stuck.message
 
-    assert run_virtual(main()) == ("arm failed: ConnectionResetError", "home failed: ValueError",
-                                   "disarm failed: TimeoutError")
+    assert run_virtual(main()) == ("arm failed: ConnectionResetError; disarming after it failed too: TimeoutError",
+                                   "home failed: ValueError", "disarm failed: TimeoutError")
 
 
 def test_an_int_too_large_for_a_float_is_a_bad_result_not_a_crash():

@@ -39,6 +39,7 @@ from typing import Any
 
 from bbflow.runtime import model
 from bbflow.runtime.clock import abandon
+from bbflow.runtime.crew import wait_through
 from bbflow.runtime.driver import (
     CommandFn,
     DriverError,
@@ -493,10 +494,34 @@ class RobotProxy:
         if arm is not None:
             try:
                 await arm()
-            except Exception as exc:
-                raise RuntimeFailure(f"arm failed: {str(exc) or type(exc).__name__}", "command", command="arm") from exc
+            except BaseException as exc:  # failed or interrupted: it may have got halfway (brakes released)
+                problem = await self._disarm_after_failed_arm()
+                if not isinstance(exc, Exception):
+                    raise
+                detail = str(exc) or type(exc).__name__
+                if problem is not None:
+                    detail += f"; disarming after it failed too: {problem}"
+                raise RuntimeFailure(f"arm failed: {detail}", "command", command="arm") from exc
         self._set_safety("armed")
         return "armed"
+
+    async def _disarm_after_failed_arm(self) -> str | None:
+        """Run the driver's disarm hook after an arm hook that did not finish, even if our caller is cancelled
+        meanwhile; if that fails too, the robot goes to ``fault`` and the reason is returned."""
+        disarm = hook(self._driver, self.spec, "disarm")
+        if disarm is None:
+            return None
+        work = asyncio.ensure_future(_within(disarm(), self.stop_grace))
+        await wait_through(work)
+        problem: str | None = None
+        error = None if work.cancelled() else work.exception()
+        if error is not None:
+            problem = str(error) or type(error).__name__
+        elif work.cancelled() or not work.result():
+            problem = f"the driver's disarm did not end within {format_duration(self.stop_grace)}"
+        if problem is not None:
+            self._set_safety("fault")
+        return problem
 
     async def _disarm_and_wait(self) -> str:
         """Disarm once, however many ask; the work goes on even if a caller gives up."""
