@@ -154,3 +154,22 @@ def test_a_command_named_like_a_hook_is_checked_as_a_command():
 
 def test_something_that_is_not_a_class():
     assert check_driver(42, ARM) == ["42 is not a class"]
+
+
+def test_a_factory_function_is_checked_by_its_signature_and_what_it_says_it_makes():
+    def make(handle, options):  # what it makes is known only when it runs: bbflow run checks it then
+        return Complete(handle, options)
+
+    def annotated(handle, options) -> Complete:
+        return Complete(handle, options)
+
+    def annotated_incomplete(handle, options) -> Driver:
+        return Driver(handle, options)
+
+    def no_options(handle):
+        return Complete(handle, {})
+
+    assert check_driver(make, ARM) == []
+    assert check_driver(annotated, ARM) == []
+    assert check_driver(annotated_incomplete, ARM)[0] == "missing command move_to(target, speed)"
+    assert check_driver(no_options, ARM) == ["no_options cannot be created as no_options(handle, options)"]

@@ -1,7 +1,7 @@
 """Does a driver class implement its robot interface? (``bbflow check --drivers``, BBF601)
 
-Checked without constructing the driver: the constructor takes
-``(handle, options)``; every command has an ``async def`` method of its name
+Checked without constructing the driver: the constructor (or factory function)
+takes ``(handle, options)``; every command has an ``async def`` method of its name
 that accepts the declared parameters by keyword and needs no others (a
 generic driver with ``run_command`` accepts every command); lifecycle hooks,
 when present, are ``async def``.
@@ -24,13 +24,17 @@ def check_driver(cls: Any, robot: model.Robot) -> list[str]:
     if not callable(cls):
         return [f"{name} is not a class"]
     problems = []
-    if isinstance(cls, type):
-        try:
-            inspect.signature(cls).bind(object(), {})
-        except TypeError:
-            problems.append(f"{name} cannot be created as {name}(handle, options)")
-        except ValueError:  # no signature to inspect (a builtin): give it the benefit of the doubt
-            pass
+    try:
+        inspect.signature(cls).bind(object(), {})
+    except TypeError:
+        problems.append(f"{name} cannot be created as {name}(handle, options)")
+    except ValueError:  # no signature to inspect (a builtin): give it the benefit of the doubt
+        pass
+    if not isinstance(cls, type):  # a factory function: what it makes is known when it runs (or by its annotation)
+        made = _made(cls)
+        if made is None:
+            return problems
+        cls = made
     if callable(getattr(cls, GENERIC_METHOD, None)):
         problems += _check_generic(cls, name)
     else:
@@ -43,6 +47,15 @@ def check_driver(cls: Any, robot: model.Robot) -> list[str]:
         if hook not in robot.commands and fn is not None and not inspect.iscoroutinefunction(fn):
             problems.append(f"{name}.{hook}: a lifecycle hook must be declared with async def")
     return problems
+
+
+def _made(factory: Any) -> type | None:
+    """The class a factory function says it returns (``-> MyDriver``), if it says so resolvably."""
+    try:
+        made = inspect.signature(factory, eval_str=True).return_annotation
+    except Exception:  # an annotation that cannot be evaluated, or no signature: unknown
+        return None
+    return made if isinstance(made, type) and made is not inspect.Signature.empty else None
 
 
 def _check_generic(cls: Any, name: str) -> list[str]:
