@@ -818,3 +818,26 @@ def test_a_driver_that_exits_fails_its_command_and_the_robot_stays_in_hand(raise
     assert (err.code, err.command) == ("command", "home")
     assert err.message == f"home failed: the driver raised {said} (a driver fails a command by raising an Exception)"
     assert safety == "armed" and force == 3.0
+
+
+def test_reconnecting_gives_up_on_a_disconnect_that_hangs_on_the_dead_link():
+    class DeadLink(ScriptedArm):
+        async def disconnect(self):
+            self.hooks.append("disconnect")
+            await asyncio.sleep(3600)  # waits for an answer from a controller that is gone
+
+        async def connect(self):
+            self.hooks.append("connect")
+
+    async def main():
+        proxy = RobotProxy(ARM, "arm", DeadLink, stop_grace=2.0)
+        await proxy.start()
+        await proxy.call("arm", {})
+        proxy.driver.handle.connection_lost("socket closed")
+        started = now()
+        await proxy.reconnect()
+        took = now() - started
+        return took, list(proxy.driver.hooks), proxy.safety
+
+    took, hooks, safety = run_virtual(main())
+    assert took <= 4.0 and hooks == ["connect", "arm", "disconnect", "connect"] and safety == "disarmed"

@@ -615,14 +615,15 @@ class RobotProxy:
                 self._lost_waiters.remove(waiter)
 
     async def reconnect(self) -> None:
-        """After a lost connection: ``disconnect`` (errors ignored: the link is gone anyway), then
-        ``connect`` again. The robot is left ``disarmed``. Raises ``DriverError`` if it cannot connect."""
+        """After a lost connection: ``disconnect`` (errors ignored, and given up on after ``stop_grace``: the
+        link is gone anyway), then ``connect`` again. The robot is left ``disarmed``. Raises ``DriverError`` if it
+        cannot connect."""
         for task in list(self._inflight):
             await self._wait_stopping(task)
         disconnect = hook(self._driver, self.spec, "disconnect")
         if disconnect is not None:
             with contextlib.suppress(Exception):
-                await disconnect()
+                await _within(disconnect(), self.stop_grace)
         connect = hook(self._driver, self.spec, "connect")
         if connect is not None:
             try:
