@@ -489,3 +489,32 @@ def test_a_disconnect_hook_that_fails_is_a_note(
     outcome = play(s)
     assert outcome.status is Status.OK
     assert "robot arm: disarmed, but its driver did not disconnect: RuntimeError: socket already closed" in notes
+
+
+SLOW_HOOKS = '''
+import asyncio
+
+from bbflow.runtime.sim import SimDriver
+
+
+class SlowToConnect(SimDriver):
+    async def connect(self):
+        await asyncio.sleep(12)  # a TCP connect to a wrong address, without a timeout
+
+
+class SlowToArm(SimDriver):
+    async def arm(self):
+        await asyncio.sleep(12)
+'''
+
+
+@pytest.mark.parametrize(("driver", "what"), [("SlowToConnect", "connect"), ("SlowToArm", "arm")])
+def test_a_driver_slow_to_connect_or_arm_is_announced_once(
+    program: model.Program, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, driver: str, what: str
+) -> None:
+    (tmp_path / "slow_hooks_driver.py").write_text(SLOW_HOOKS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    robots = {"arm": RobotConfig("cell.Arm", driver=f"slow_hooks_driver:{driver}", arm=True, sim=SIM)}
+    s, _, notes = session(plan_run(program, project(tmp_path, robots), reactor_options()))
+    assert play(s).status is Status.OK
+    assert notes.count(f"robot arm: still waiting for its driver to {what} (5s so far; Ctrl-C stops)") == 1

@@ -43,7 +43,7 @@ import asyncio
 import contextlib
 import enum
 import signal
-from collections.abc import AsyncIterable, Callable
+from collections.abc import AsyncIterable, Callable, Iterator
 from typing import IO, Any, Protocol
 
 import attrs
@@ -107,6 +107,8 @@ class Outcome:
 Note = Callable[[str], None]
 #: Input lines fed in a row before the feeder lets the other tasks of the loop run.
 FAIRNESS = 64
+#: Seconds a driver may take to connect or arm before bbflow run says it is still waiting.
+SLOW_START = 5.0
 
 
 class Attachment(Protocol):
@@ -251,7 +253,8 @@ class Session:
         for rp in self.plan.robots:
             self.robots.append(open_robot(rp.instance, rp.spec, rp.table, driver=rp.driver, faults=rp.faults))
         for proxy in self.robots:
-            await proxy.start()
+            with self._slow(proxy, "connect"):
+                await proxy.start()
             self._started.append(proxy)
             self._started_ever.append(proxy)
             self._report_changes(proxy)
@@ -259,11 +262,23 @@ class Session:
         for rp, proxy in zip(self.plan.robots, self.robots):
             if rp.arm:
                 try:
-                    await proxy.call("arm", {})
+                    with self._slow(proxy, "arm"):
+                        await proxy.call("arm", {})
                 except RuntimeFailure as failure:
                     raise RuntimeFailure(f"robot {rp.instance}: {failure.message}", failure.code) from None
             elif not rp.simulated:
                 self.note(f"robot {rp.instance} is not armed (a real robot is armed only with --arm or arm = true)")
+
+    @contextlib.contextmanager
+    def _slow(self, proxy: RobotProxy, what: str) -> Iterator[None]:
+        """Say so when a driver takes long to connect or arm (a connection without a timeout hangs silently)."""
+        timer = asyncio.get_running_loop().call_later(
+            SLOW_START, self.note, f"robot {proxy.instance}: still waiting for its driver to {what} "
+                                   f"({format_duration(SLOW_START)} so far; Ctrl-C stops)")
+        try:
+            yield
+        finally:
+            timer.cancel()
 
     def _report_changes(self, proxy: RobotProxy) -> None:
         """``robot.safety`` and ``robot.state`` events (``robot``, ``from``, ``to``) for the event log."""
