@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import difflib
+import errno
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -118,13 +119,17 @@ class SimDriver(Driver):
 
     async def connect(self) -> None:
         """A ``record`` file that cannot be written is refused before anything moves, not after a motion."""
-        if self._record is not None:
-            try:
-                with open(self._record, "a", encoding="utf-8"):
-                    pass
-            except OSError as exc:
-                raise SimConfigError(f"robot.{self.handle.instance}.sim.record: cannot write {self._record}: "
-                                     f"{exc.strerror or exc}") from None
+        path = self._record
+        if path is None:
+            return
+        problem = None  # checked without creating the file: no file means nothing moved
+        if not path.parent.is_dir():
+            problem = errno.ENOENT
+        elif path.is_dir() or not os.access(path if path.exists() else path.parent, os.W_OK):
+            problem = errno.EISDIR if path.is_dir() else errno.EACCES
+        if problem is not None:
+            raise SimConfigError(f"robot.{self.handle.instance}.sim.record: cannot write {path}: "
+                                 f"{os.strerror(problem)}")
 
     def _write_record(self, name: str, kwargs: dict[str, Any], result: Any) -> None:
         """Append what the world saw, durably, before the command returns (blocking: a test tool)."""
