@@ -449,6 +449,16 @@ def test_a_second_interrupt_during_the_rollback_says_exactly_what_was_undone(pro
 
 # --- a driver whose shutdown hooks fail ------------------------------------------------------------
 
+
+def on_driver(program: model.Program, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str,
+              driver: str) -> tuple[Session, Recorder, list[str]]:
+    """A session running the reactor on a driver class ``driver`` of a module holding ``source``."""
+    module = f"{driver.lower()}_driver"
+    (tmp_path / f"{module}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    robots = {"arm": RobotConfig("cell.Arm", driver=f"{module}:{driver}", arm=True, sim=SIM)}
+    return session(plan_run(program, project(tmp_path, robots), reactor_options()))
+
 FAILING_HOOKS = '''
 from bbflow.runtime.sim import SimDriver
 
@@ -467,10 +477,7 @@ class FailingDisconnect(SimDriver):
 def test_a_disarm_hook_that_fails_at_shutdown_halts_the_session(
     program: model.Program, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (tmp_path / "failing_hooks_driver.py").write_text(FAILING_HOOKS)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    robots = {"arm": RobotConfig("cell.Arm", driver="failing_hooks_driver:FailingDisarm", arm=True, sim=SIM)}
-    s, _, _ = session(plan_run(program, project(tmp_path, robots), reactor_options()))
+    s, _, _ = on_driver(program, tmp_path, monkeypatch, FAILING_HOOKS, "FailingDisarm")
     outcome = play(s)
     # the reactor succeeded, but the robot was left in fault, not disarmed: not a clean exit
     assert outcome.status is Status.HALTED
@@ -482,10 +489,7 @@ def test_a_disarm_hook_that_fails_at_shutdown_halts_the_session(
 def test_a_disconnect_hook_that_fails_is_a_note(
     program: model.Program, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (tmp_path / "failing_hooks_driver.py").write_text(FAILING_HOOKS)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    robots = {"arm": RobotConfig("cell.Arm", driver="failing_hooks_driver:FailingDisconnect", arm=True, sim=SIM)}
-    s, _, notes = session(plan_run(program, project(tmp_path, robots), reactor_options()))
+    s, _, notes = on_driver(program, tmp_path, monkeypatch, FAILING_HOOKS, "FailingDisconnect")
     outcome = play(s)
     assert outcome.status is Status.OK
     assert "robot arm: disarmed, but its driver did not disconnect: RuntimeError: socket already closed" in notes
@@ -512,9 +516,6 @@ class SlowToArm(SimDriver):
 def test_a_driver_slow_to_connect_or_arm_is_announced_once(
     program: model.Program, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, driver: str, what: str
 ) -> None:
-    (tmp_path / "slow_hooks_driver.py").write_text(SLOW_HOOKS)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    robots = {"arm": RobotConfig("cell.Arm", driver=f"slow_hooks_driver:{driver}", arm=True, sim=SIM)}
-    s, _, notes = session(plan_run(program, project(tmp_path, robots), reactor_options()))
+    s, _, notes = on_driver(program, tmp_path, monkeypatch, SLOW_HOOKS, driver)
     assert play(s).status is Status.OK
     assert notes.count(f"robot arm: still waiting for its driver to {what} (5s so far; Ctrl-C stops)") == 1
