@@ -1130,3 +1130,50 @@ def test_the_journals_of_a_project_are_found_by_their_names(tmp_path: Path) -> N
     assert process_robots(tmp_path / "x" / "a.left.db", tmp_path / "a.db") == []  # not beside it
     made = journal_module.process_journal(JournalConfig(tmp_path / "a.db"), ["right", "left"]).path
     assert process_robots(made, tmp_path / "a.db") == ["left", "right"]
+
+
+def test_a_cancelled_command_run_of_an_agent_is_ended_in_the_journal(
+        cell: tuple[Path, model.Program], tmp_path: Path) -> None:
+    """Ctrl-C (or a preemption) during an agent's `run close_gripper(...)` used to leave the run
+    "running, cut off" in the journal, as if the process had crashed in the middle of it."""
+    from bbflow.runtime.agent import CallRunner
+    from bbflow.runtime.ports import RuntimeFailure
+    from bbflow.runtime.tasks import Tasks
+
+    root, program = cell
+    journal = journal_at(tmp_path / "j.db")
+
+    async def main() -> None:
+        journal.start(asyncio.get_running_loop())
+        robot = arm(root, program)
+        robot.stop_grace = 0.5
+        async with robot:
+            await robot.call("arm", {})
+            hang = asyncio.get_running_loop().create_future()
+
+            async def stuck(_kwargs: dict[str, Any]) -> Any:
+                await hang  # until cancelled
+            robot._commands["close_gripper"] = stuck
+            tasks = Tasks()
+            runner = CallRunner(program, robot=robot, tasks=tasks, journal=journal)
+            call = model.CommandCall("close_gripper", lambda s: {})
+            running = asyncio.create_task(runner(call, {"job": 1}, run_id="r1"))
+            for _ in range(500):  # until the command is at the driver
+                if robot._inflight or running.done():
+                    break
+                await asyncio.sleep(0.01)
+            assert robot._inflight and not running.done()
+            assert tasks.cancel("r1", "interrupted")
+            with pytest.raises(RuntimeFailure) as failed:
+                await running
+            assert failed.value.code == "interrupted"
+
+    asyncio.run(main())
+    journal.close()
+    journal = journal_at(tmp_path / "j.db")
+    try:
+        (run,) = list_runs(journal.read)
+        assert run["status"] == "failed"
+        assert show_run(journal.read, "r1")["error"]["code"] == "interrupted"
+    finally:
+        journal.close()

@@ -54,7 +54,7 @@ from bbflow.runtime.ids import uuid7
 from bbflow.runtime.journal import ORIGIN, Journal, Journaled, Origin, journaled_call, planner
 from bbflow.runtime.journal.agents import AgentJournal
 from bbflow.runtime.linemap import add_flow_note
-from bbflow.runtime.ports import ActionResolver, Observer, RobotPort, RuntimeFailure
+from bbflow.runtime.ports import ActionResolver, Completed, Observer, RobotPort, RuntimeFailure
 from bbflow.runtime.router import Router
 from bbflow.runtime.run_events import TRACEPARENT
 from bbflow.runtime.signal_waits import SignalWaits
@@ -697,7 +697,8 @@ class CallRunner:
             timeout = command.timeout if command else None
             if self.tasks is None:
                 return await self._command(robot, call.command, args, timeout, command, run_id)
-            return await self.tasks.run(lambda _: self._command(robot, call.command, args, timeout, command, run_id),
+            return await self.tasks.run(lambda ticket: self._command(robot, call.command, args, timeout, command,
+                                                                     run_id, ticket.cancel_code),
                                         name=call.command, robot=robot.instance, run_id=run_id, owner=owner,
                                         preempt=preempt, kind="command")
         if isinstance(call, model.WaitState):
@@ -707,8 +708,10 @@ class CallRunner:
         raise RuntimeFailure("wait_signal is a step of a reactor, not something an agent runs", "state")
 
     async def _command(self, robot: RobotPort, name: str, args: dict[str, Any], timeout: float | None,
-                       command: model.Command | None, run_id: str | None) -> Any:
-        """A command run by an agent; with a journal, a journaled run of one step (named after the command)."""
+                       command: model.Command | None, run_id: str | None,
+                       cancel_code: Callable[[], str | None] | None = None) -> Any:
+        """A command run by an agent; with a journal, a journaled run of one step (named after the command),
+        ended in the journal however it ends (a cancelled one too: it is not a run cut off by a crash)."""
         if self.journal is None:
             return await robot.call(name, args, timeout=timeout)
         origin = ORIGIN.get()
@@ -720,6 +723,14 @@ class CallRunner:
                                          Journaled(self.journal, run, "step", name, (), 1, planner(chosen, name, {})))
         except RuntimeFailure as failure:
             self.journal.run_ended(run, "failed", error=failure.to_json())
+            raise
+        except asyncio.CancelledError as exc:
+            done = Completed.of(exc)
+            if done is not None:  # the driver finished it anyway
+                self.journal.run_ended(run, "ok", result=jsonable(done.value))
+            else:
+                code = (cancel_code() if cancel_code is not None else None) or "cancelled"
+                self.journal.run_ended(run, "failed", error=RuntimeFailure(f"{name} was cancelled", code).to_json())
             raise
         self.journal.run_ended(run, "ok", result=jsonable(value))
         return value
