@@ -1,6 +1,7 @@
 """Failure and rollback, undo retries, composition undone as a unit, halt and cancel."""
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -289,6 +290,19 @@ def test_cancel_of_a_parent_cancels_and_rolls_back_a_running_child():
                                                                                     ("R", "cancelled")]
 
 
+
+async def cancelled_after(seconds: float, proxy: Any, reactor_: model.Reactor, inputs: dict[str, Any]) -> Recorder:
+    """Arm ``proxy``'s robot, run ``reactor_`` on it, cancel the run ``seconds`` later; the run's events."""
+    async with proxy:
+        await proxy.call("arm", {})
+        rec = Recorder()
+        task = asyncio.create_task(run_reactor(program(reactor_), reactor_, inputs, robot=proxy, observer=rec))
+        await asyncio.sleep(seconds)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return rec
+
 def test_a_command_the_driver_finishes_while_the_run_is_cancelled_is_undone():
     """A gripper cannot stop half-way: told to stop, it finishes the grip. That grip is undone."""
     from arm_spec import ARM
@@ -330,18 +344,7 @@ def test_a_command_the_driver_finishes_while_the_run_is_cancelled_is_undone():
         drivers.append(Gripper(handle, options))
         return drivers[0]
 
-    async def main():
-        async with RobotProxy(ARM, "arm", factory) as proxy:
-            await proxy.call("arm", {})
-            rec = Recorder()
-            task = asyncio.create_task(run_reactor(program(grip), grip, {}, robot=proxy, observer=rec))
-            await asyncio.sleep(0.5)
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
-            return rec
-
-    rec = run_virtual(main())
+    rec = run_virtual(cancelled_after(0.5, RobotProxy(ARM, "arm", factory), grip, {}))
     assert drivers[0].log == ["closed", "opened"]
     assert [e["event"] for e in rec.events] == ["run.start", "step.start", "step.ok", "undo.start", "undo.ok",
                                                 "run.failed"]
@@ -368,19 +371,8 @@ def test_a_cancel_in_the_moment_a_move_completes_still_undoes_that_move():
                        "events": [{"after": "close_gripper", "event": "force", "data": {"newtons": 12.0}}]}}
     reactor_ = pick_and_place()
 
-    async def main():
-        async with RobotProxy(ARM, "arm", Logged, options=options) as proxy:
-            await proxy.call("arm", {})
-            rec = Recorder()
-            task = asyncio.create_task(run_reactor(program(reactor_), reactor_, {"pick": PICK, "place": PLACE},
-                                                   robot=proxy, observer=rec))
-            await asyncio.sleep(0.07)
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
-            return rec
-
-    rec = run_virtual(main())
+    rec = run_virtual(cancelled_after(0.07, RobotProxy(ARM, "arm", Logged, options=options), reactor_,
+                                      {"pick": PICK, "place": PLACE}))
     assert completed[:3] == ["move_to", "close_gripper", "move_to"]  # approach, grip, lift
     assert steps_of(rec, "undo.ok") == ["lift", "grip", "approach"]
 
