@@ -42,6 +42,7 @@ from typing import Any
 
 import attrs
 
+from bbflow.runtime.jsonout import SURROGATE
 from bbflow.runtime.signals import (
     Envelope,
     SignalCatalog,
@@ -118,7 +119,6 @@ def loads_strict(text: str | bytes | bytearray, *, max_depth: int = MAX_DEPTH) -
 
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _lone_surrogate(value: Any) -> str | None:
@@ -127,7 +127,7 @@ def _lone_surrogate(value: Any) -> str | None:
     while stack:
         item = stack.pop()
         if isinstance(item, str):
-            found = _SURROGATE.search(item)
+            found = SURROGATE.search(item)
             if found is not None:
                 return found.group()
         elif isinstance(item, Mapping):
