@@ -68,3 +68,34 @@ def test_leftover_tasks_are_cancelled_at_the_end():
 
     run_virtual(main())
     assert cancelled == [True]
+
+
+def _bounded_selects(monkeypatch, limit=1000):
+    """Fail (instead of spinning for ever) when the loop polls its selector more than ``limit`` times."""
+    from bbflow.runtime import clock
+
+    polls = [0]
+    select = clock._VirtualSelector.select
+
+    def counted(self, timeout=None):
+        polls[0] += 1
+        if polls[0] > limit:
+            raise AssertionError(f"the virtual clock is stuck at {self._loop.time()} (timeout {timeout})")
+        return select(self, timeout)
+
+    monkeypatch.setattr(clock._VirtualSelector, "select", counted)
+    return polls
+
+
+def test_a_timer_far_ahead_fires_and_time_jumps_to_it_at_once(monkeypatch):
+    # `schedule x in 10000h`: above 2**24 s a float cannot add asyncio's 1 ns clock resolution, so a timer due at
+    # exactly the clock's time was never ready (the loop spun for ever); and time moved a day per poll
+    polls = _bounded_selects(monkeypatch)
+
+    async def main(delay):
+        await asyncio.sleep(delay)
+        return asyncio.get_running_loop().time()
+
+    for delay in (3.6e7, 3.6e23, 1e300):
+        assert run_virtual(main(delay)) == delay
+    assert polls[0] < 100  # a day a poll: 3.6e7 s alone took 417

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import selectors
 from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
@@ -48,13 +49,21 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         self._now = start
         self._pending_threads = 0
         super().__init__(_VirtualSelector(self))
+        self._resolution: float = self._clock_resolution
 
     def time(self) -> float:
         return self._now
 
     def _advance(self, seconds: float) -> None:
-        if seconds > 0:
-            self._now += seconds
+        """Jump to the next timer. asyncio caps ``seconds`` at a day: past that, straight to the timer's time.
+        asyncio takes a timer as due when it is before the clock plus its resolution (1 ns), which a float
+        far from zero cannot add (past 2**24 s, 194 days): the resolution grows with the clock, else a timer
+        due at exactly the clock's time would never be."""
+        if seconds <= 0:
+            return
+        scheduled: list[asyncio.TimerHandle] = self._scheduled  # type: ignore[attr-defined]  # asyncio's heap of timers
+        self._now = max(self._now + seconds, scheduled[0].when() if scheduled else 0.0)
+        self._clock_resolution = max(self._resolution, math.ulp(self._now))
 
     @contextlib.contextmanager
     def waiting_on_thread(self) -> Iterator[None]:
