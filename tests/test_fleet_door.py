@@ -130,6 +130,9 @@ def test_an_event_sent_to_a_robot_another_process_runs_is_no_drop_here() -> None
     ("p/robot/error", event(type="robot.error", data={"message": "x"}), "only the robot's own driver"),
     ("p/fleet/peer/down", event(type="fleet.peer.down", data={"process": "x"}), "not taken from the bus"),
     ("p/task/assigned", event(id=3), "must be a string"),
+    # without an id a repeat could not be told (the door gave each one a fresh id and took it again)
+    ("p/task/assigned", b'{"type": "task.assigned", "data": {"job": 7}}', "no 'id'"),
+    ("p/task/assigned", event(id=""), "no 'id'"),
     ("p/task/assigned", event(data={"job": "seven"}), "bad data"),
     ("p/task/assigned", b'{"type": "task.assigned", "id": "9", "data": {"job": NaN}}', "NaN"),
     ("p/task/assigned", event(specversion="0.3"), "unsupported specversion"),

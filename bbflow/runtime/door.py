@@ -25,7 +25,9 @@ What the door refuses, and why:
   ``robot.error``, ``robot.event.*``) unless this door is its robot's own
   (``Door(catalog, robot="arm")``, source ``/robot/arm``): only a robot speaks
   for itself;
-- an undeclared type, or data that does not conform to the declared payload.
+- an undeclared type, or data that does not conform to the declared payload;
+- with ``needs_id`` (the fleet bus's door), a signal without an ``id``: the
+  door fills one in for input, but a repeat from the bus is known by its id.
 
 A ``Refusal`` with a ``type`` is a *drop* (a signal that was refused, reported
 as ``signal.dropped``); one without is input that was not a signal at all.
@@ -194,8 +196,10 @@ class Door:
         robot: str | None = None,
         max_bytes: int = MAX_LINE_BYTES,
         max_depth: int = MAX_DEPTH,
+        needs_id: bool = False,
     ) -> None:
         self.catalog = catalog
+        self.needs_id = needs_id
         self.robot = robot
         self.source = robot_source(robot) if robot is not None and source == "/stdin" else source
         self.max_bytes = max_bytes
@@ -234,9 +238,13 @@ class Door:
             if refused is not None:
                 return refused
         try:
-            return parse_signal(dict(obj) if isinstance(obj, Mapping) else obj, self.catalog, source=self.source)
+            envelope = parse_signal(dict(obj) if isinstance(obj, Mapping) else obj, self.catalog, source=self.source)
         except SignalRejected as rejected:
             return Refusal(rejected.reason, rejected.type)
+        if self.needs_id and not obj.get("id"):
+            return Refusal("no 'id': an event from another process carries its own (a repeat is known by it)",
+                           envelope.type)
+        return envelope
 
     def _robot_signal(self, obj: Mapping[str, Any], signal_type: str) -> Refusal | None:
         if self.robot is None:

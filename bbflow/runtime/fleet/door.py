@@ -53,7 +53,7 @@ class BusDoor:
     def __init__(self, bus: Bus, prefix: str, *, memory: int = SEEN_IDS) -> None:
         self.bus = bus
         self.prefix = prefix
-        self.door = Door(bus.catalog, source=BUS_SOURCE)
+        self.door = Door(bus.catalog, source=BUS_SOURCE, needs_id=True)
         self.seen = SeenIds(memory)
         self._keyed: dict[str, str] = {}  # key -> the signal type it carries
 
