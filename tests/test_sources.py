@@ -75,3 +75,26 @@ def test_a_file_over_the_size_bound_is_refused(tmp_path: Path) -> None:
         f.truncate(MAX_SOURCE_BYTES + 1)
     with pytest.raises(InputError, match="too large"):
         compile_paths([big])
+
+
+def test_an_unsaved_file_named_alone_is_checked_with_its_project(tmp_path: Path) -> None:
+    """A buffer never saved, named on its own, is read as the saved file would be: with the rest of its
+    project (its imports resolve, its module is named from the source root), the others as context."""
+    write(tmp_path, {"bbflow.toml": '[project]\nsource = "flows"\n',
+                     "flows/cell/arm.flow": "robot Arm {\n    command beep() -> bool\n}\n"})
+    new = (tmp_path / "flows" / "cell" / "task.flow").resolve()
+    text = "from cell.arm import Arm\nreactor Beep() -> bool on Arm {\n    step b = beep()\n    return b\n}\n"
+    result = compile_paths([new], buffers={new: text})
+    assert [d.message for d in result.diagnostics.items] == []
+    assert {u.module: u.path for u in result.units} == {"cell.arm": new.parent / "arm.flow", "cell.task": new}
+    assert result.context == {str(new.parent / "arm.flow")}
+    wrong = compile_paths([new], buffers={new: text.replace("beep()", "boop()")}).diagnostics.items
+    assert [(d.code, d.span.file) for d in wrong] == [("BBF101", str(new))]
+
+
+def test_an_unsaved_file_outside_any_project_is_a_module_of_its_stem(tmp_path: Path) -> None:
+    new = (tmp_path / "loose.flow").resolve()
+    result = compile_paths([new], buffers={new: R.format(name="L", value=1)})
+    assert [u.module for u in result.units] == ["loose"] and not result.diagnostics.items
+    with pytest.raises(InputError, match="no such file"):
+        compile_paths([tmp_path / "other.flow"], buffers={new: ""})

@@ -202,7 +202,8 @@ def compile_paths(paths: Iterable[str | Path], *, use_cache: bool = False, gener
 
     ``buffers``: the texts of files open in an editor, by resolved path; each is
     compiled instead of what is on disk. A buffer named in ``paths`` that is not
-    on disk (never saved) is compiled too, named from the source root it is under.
+    on disk (never saved) is compiled as if it were saved: with its project, its
+    module named from the project's source root.
     ``projects=False`` compiles the paths as loose files, whatever ``bbflow.toml``
     is above them (the language server's way to check a file of a broken project).
     ``trees``: syntax trees kept from earlier runs (see the module docstring);
@@ -210,10 +211,9 @@ def compile_paths(paths: Iterable[str | Path], *, use_cache: bool = False, gener
     """
     buffers = buffers or {}
     given = [Path(p) for p in paths]
-    unsaved = [p.resolve() for p in given if not p.exists() and p.resolve() in buffers]
+    unsaved = {p.resolve() for p in given if not p.exists() and p.resolve() in buffers}
     result = CompileResult()
-    result.units = discover([p for p in given if p.resolve() not in unsaved], result, projects=projects)
-    result.units += [buffer_unit(p, result) for p in unsaved]
+    result.units = discover(given, result, projects=projects, unsaved=unsaved)
     for unit in result.units:
         buffer = buffers.get(unit.path)
         text = read_source(unit, result.diagnostics) if buffer is None else normalised(buffer)
@@ -597,15 +597,17 @@ def _at(span: Span) -> tuple[str, int, int, int, int]:
 # --- discovering and reading ---------------------------------------------------------------
 
 
-def discover(paths: Iterable[str | Path], result: CompileResult, *, projects: bool = True) -> list[SourceUnit]:
+def discover(paths: Iterable[str | Path], result: CompileResult, *, projects: bool = True,
+             unsaved: Collection[Path] = ()) -> list[SourceUnit]:
     """The files to compile, each once, in the order given (folders sorted).
 
     A file inside a project is checked as part of it: the project's other
-    files are read too (as ``result.context``, their diagnostics not shown)."""
+    files are read too (as ``result.context``, their diagnostics not shown).
+    ``unsaved``: files (resolved paths) not on disk that are named anyway (an editor's new buffers)."""
     units: dict[Path, SourceUnit] = {}
     named: set[Path] = set()
     for given in paths:
-        for unit, shown in _units_of(Path(given), result, projects):
+        for unit, shown in _units_of(Path(given), result, projects, unsaved):
             units.setdefault(unit.path, unit)
             if shown:
                 named.add(unit.path)
@@ -613,9 +615,10 @@ def discover(paths: Iterable[str | Path], result: CompileResult, *, projects: bo
     return list(units.values())
 
 
-def _units_of(given: Path, result: CompileResult, projects: bool = True) -> list[tuple[SourceUnit, bool]]:
+def _units_of(given: Path, result: CompileResult, projects: bool = True,
+              unsaved: Collection[Path] = ()) -> list[tuple[SourceUnit, bool]]:
     """The files ``given`` names, each with whether it was named (not only read as part of its project)."""
-    if not given.exists():
+    if not given.exists() and given.resolve() not in unsaved:
         raise InputError(f"{given}: no such file or folder")
     if given.is_file() and given.name == PROJECT_FILE:
         given = given.parent
@@ -686,14 +689,6 @@ def _twin(unit: SourceUnit, identity: str, other: str, diags: Diagnostics) -> No
 def module_name(file: Path, root: Path) -> str:
     """``ROOT/cell/arm.flow`` -> ``cell.arm``."""
     return ".".join(file.relative_to(root).with_suffix("").parts)
-
-
-def buffer_unit(path: Path, result: CompileResult) -> SourceUnit:
-    """A file discovery did not find (an unsaved buffer): named from the source root it is under, else by its stem."""
-    for root in result.roots:
-        if root in path.parents:
-            return SourceUnit(path, str(path), module_name(path, root), root)
-    return SourceUnit(path, str(path), path.stem, path.parent)
 
 
 def read_source(unit: SourceUnit, diags: Diagnostics) -> str | None:
