@@ -149,6 +149,21 @@ def test_sim_values_follow_the_types_of_other_modules_through_the_cache(tmp_path
     assert line == 15 and "not a {x: str} (the result of Arm.home): x: expected str, got float 1.0" in message
 
 
+@pytest.mark.parametrize(("old", "new", "line", "help"), [
+    ('result = "closed"', 'result = "closd"', 15, "did you mean `closed`?"),
+    ("data = {newtons = 1.0}", 'data = {newtons = 1.0, grip = "opne"}', 20, "did you mean `open`?"),
+    ('result = "closed"', 'result = "shut"', 15, None),  # nothing close: the members are listed
+])
+def test_a_misspelt_enum_member_gets_a_did_you_mean(tmp_path: Path, old: str, new: str, line: int,
+                                                     help: str | None) -> None:
+    flow = (CELL.replace("signal go", "signal go\nenum Grip { open, closed }").replace("-> bool", "-> Grip")
+            .replace("{newtons: float}", "{newtons: float, grip: Grip?}"))
+    toml = edit(GOOD, "result = true", 'result = "closed"')
+    assert bbf701(project(tmp_path, toml, flow)) == []
+    [(at, text, advice)] = bbf701(project(tmp_path, edit(toml, old, new), flow))
+    assert (at, advice) == (line, help) and "expected Grip (one of open, closed)" in text
+
+
 @pytest.mark.parametrize(("old", "new", "message", "help"), [
     ('kind = "local"', 'kind = "zenho"', 'bus.kind: expected "local" or "zenoh"', "did you mean `zenoh`?"),
     ('within = "5s"', "within = 5", "supervision.within: expected a duration", None),

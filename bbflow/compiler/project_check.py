@@ -124,7 +124,7 @@ def _sim_values(robot: RobotTypes, sim: dict[str, Any], where: KeyPath) -> Itera
             problem = _misfit(entry["result"], results[command])
             if problem is not None:
                 yield Problem((*where, "commands", command, "result"),
-                              f"not a {problem[0]} (the result of {robot.name}.{command}): {problem[1]}")
+                              f"not a {problem[0]} (the result of {robot.name}.{command}): {problem[1]}", problem[2])
     payloads = dict(robot.payloads)
     events = sim.get("events")
     for i, entry in enumerate(events if isinstance(events, list) else []):
@@ -139,12 +139,12 @@ def _sim_values(robot: RobotTypes, sim: dict[str, Any], where: KeyPath) -> Itera
         problem = _misfit(entry["data"], payload)
         if problem is not None:
             yield Problem((*where, "events", i, "data"),
-                          f"not a payload of event `{name}` ({problem[0]}): {problem[1]}")
+                          f"not a payload of event `{name}` ({problem[0]}): {problem[1]}", problem[2])
 
 
-def _misfit(value: Any, want: T.Type) -> tuple[str, str] | None:
-    """(the runtime type, why ``value`` is not one) when ``bbflow run`` would refuse it; None when it fits
-    (or the type did not resolve: that error is the program's)."""
+def _misfit(value: Any, want: T.Type) -> tuple[str, str, str | None] | None:
+    """(the runtime type, why ``value`` is not one, a "did you mean" for a misspelt enum member) when
+    ``bbflow run`` would refuse it; None when it fits (or the type did not resolve: that error is the program's)."""
     if T.is_lenient(want):
         return None
     from bbflow.compiler.codegen.types import to_rtype  # only here: a project with sim values to check
@@ -154,7 +154,7 @@ def _misfit(value: Any, want: T.Type) -> tuple[str, str] | None:
     try:
         rtype.conform(value)
     except TypeMismatch as e:
-        return str(rtype), str(e)
+        return str(rtype), str(e), suggest(e.got, e.choices)
     return None
 
 

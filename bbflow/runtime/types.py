@@ -61,12 +61,14 @@ def _where_not_finite(value: Any) -> str | None:
 
 
 class TypeMismatch(Exception):
-    """A value does not have the declared type; ``path`` says where."""
+    """A value does not have the declared type; ``path`` says where; ``choices``: the enum members it
+    could have been (for a "did you mean")."""
 
-    def __init__(self, path: str, expected: str, got: Any) -> None:
+    def __init__(self, path: str, expected: str, got: Any, choices: tuple[str, ...] = ()) -> None:
         self.path = path
         self.expected = expected
         self.got = got
+        self.choices = choices
         where = f"{path}: " if path else ""
         super().__init__(f"{where}expected {expected}, got {_describe(got)}")
 
@@ -236,7 +238,7 @@ class Enum(RType):
     def conform(self, value: Any, path: str = "") -> Any:
         if isinstance(value, str) and value in self.members:
             return value
-        raise TypeMismatch(path, f"{self.name} (one of {', '.join(self.members)})", value)
+        raise TypeMismatch(path, f"{self.name} (one of {', '.join(self.members)})", value, self.members)
 
     def zero(self) -> Any:
         return self.members[0]
