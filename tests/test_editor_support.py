@@ -166,6 +166,12 @@ def test_quick_fixes_for_did_you_mean_and_missing_undo(tmp_path: Path) -> None:
     path, program = _program(tmp_path, text)
     fixes = quick_fixes(program, path, diagnostics_by_file(program)[path])
     assert [(f.title, f.new_text) for f in fixes] == [("Replace with `home`", "home")]
+    # a name of thousands of characters is shortened in the message: no fix would insert the whole name
+    long_name = "home" + "e" * 200
+    text = REFACTOR.replace("command home()", f"command {long_name}()").replace("home()", f"{long_name}x()")
+    path, program = _program(tmp_path, text)
+    [message] = [d.message for d in diagnostics_by_file(program)[path] if "did you mean" in d.message]
+    assert "..." in message and quick_fixes(program, path, diagnostics_by_file(program)[path]) == []
     text = REFACTOR.replace("step back  = home() after there\n    return there",
                             "step back  = home() after there\n    step last = move_to(target: back)\n    return there")
     path, program = _program(tmp_path, text)

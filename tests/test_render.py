@@ -264,3 +264,44 @@ def test_control_characters_from_the_file_are_shown_escaped(tmp_path: Path) -> N
     out = render_text(result.diagnostics.items, {str(k): v for k, v in result.sources.items()})
     assert result.diagnostics.items and "\x1b" not in out and "\x07" not in out and "\u202e" not in out
     assert "\\x1b]52;c;ZWNobyBoaQ==\\x07\\u202e" in out
+
+
+def test_an_enormous_name_is_shortened_alike_in_text_json_and_sarif(tmp_path: Path) -> None:
+    """A 5,000-character name was printed whole, in the message, the help and the source line."""
+    from rich.cells import cell_len
+
+    from bbflow.compiler.pipeline import compile_paths
+    from bbflow.compiler.diagnostics.core import LONGEST_WORD
+
+    name = "a" * 5000
+    (tmp_path / "big.flow").write_text(f"enum E {{ {name} }}\nreactor R() -> E {{\n    return E.{name}x\n}}\n"
+                                       f"reactor Q() -> int {{ return {name}y }}\n")
+    result = compile_paths([tmp_path / "big.flow"])
+    sources = {str(k): v for k, v in result.sources.items()}
+    member = next(d for d in result.diagnostics.items if "no member" in d.message)
+    assert member.message == f"enum `E` has no member `{'a' * 37}...{'a' * 36}x`"
+    assert member.help == f"did you mean `{'a' * 37}...{'a' * 36}`?"
+    text = render_text(result.diagnostics.items, sources)
+    assert max(cell_len(line) for line in text.splitlines()) < 200
+    assert len(result.diagnostics.items) == 2 and "unknown name" in text
+    found = json.loads(render_json(result.diagnostics.items, 1))["diagnostics"]
+    sarif = json.loads(render_sarif(result.diagnostics.items, sources))["runs"][0]["results"]
+    everything = [*(d["message"] for d in found), *(r["message"]["text"] for r in sarif)]
+    assert all(max(len(word) for word in m.split()) <= LONGEST_WORD for m in everything)
+    assert member.message in [d["message"] for d in found] and any(member.message in t for t in everything[2:])
+
+
+@pytest.mark.parametrize("where", ["start", "middle", "end"])
+def test_a_line_too_wide_is_shown_around_its_mark_with_the_caret_under_it(where: str) -> None:
+    from rich.cells import cell_len
+
+    pad = "日" * 100 + "x" * 100  # wide characters before the mark: counted in cells
+    line = {"start": "nope " + pad + pad, "middle": pad + " nope " + pad, "end": pad + pad + " nope"}[where]
+    column = line.index("nope") + 1
+    diag = Diagnostic("BBF101", Severity.ERROR, "unknown name `nope`", Span(FILE, 1, column, 1, column + 4))
+    out = render_text([diag], {FILE: SourceFile(FILE, line + "\n")}).splitlines()
+    shown, under = out[3], out[4]
+    assert shown.startswith("1 | ") and under.endswith("^~~~")
+    assert cell_len(shown) <= 4 + 120 and (shown.startswith("1 | ...") == (where != "start"))
+    assert shown.endswith("...") == (where != "end")
+    assert cell_len(under[: under.index("^")]) == cell_len(shown[: shown.index("nope")])

@@ -95,6 +95,8 @@ def quick_fixes(program: Program, path: Path, diagnostics: list[EditorDiagnostic
     module = program.module(path)
     for diag in diagnostics:
         for suggestion in dict.fromkeys(_DID_YOU_MEAN.findall(diag.message)):
+            if "..." in suggestion:  # an enormous name, shortened in the message: not the text to insert
+                continue
             fixes.append(Fix(f"Replace with `{suggestion}`", path, diag.range, suggestion, diag, preferred=True))
         if diag.code == "BBF401" and module is not None:
             nodes = path_at(module, diag.range.start)

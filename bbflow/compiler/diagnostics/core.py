@@ -8,11 +8,34 @@ A pass never raises for a user's mistake; it appends a ``Diagnostic`` to the
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator
+import re
+from collections.abc import Iterable, Iterator
 
 import attrs
 
 from bbflow.compiler.source import Span
+
+#: A word of a message (a run without blanks: a name, a number, a string) longer than this is shown by its ends.
+LONGEST_WORD = 80
+_LONG_WORD = re.compile(rf"\S{{{LONGEST_WORD + 1},}}")
+_KEPT = (LONGEST_WORD - 3) // 2  # characters kept at each end (with "..." between, the result is not long)
+
+
+def shortened(text: str) -> str:
+    """``text`` with each enormous word cut in its middle (```aaaa...aaaa```, the quotes kept): a name
+    or a literal of thousands of characters is reported by its ends, in every format (the span says
+    where it is in full). Shortening a shortened text changes nothing."""
+    if len(text) <= LONGEST_WORD:
+        return text
+    return _LONG_WORD.sub(lambda m: f"{m[0][:_KEPT]}...{m[0][-_KEPT:]}", text)
+
+
+def _shortened_all(texts: Iterable[str]) -> tuple[str, ...]:
+    return tuple(shortened(t) for t in texts)
+
+
+def _shortened_help(text: str | None) -> str | None:
+    return None if text is None else shortened(text)
 
 
 class Severity(str, enum.Enum):
@@ -39,18 +62,20 @@ class Label:
     """A secondary span with a short message (``first defined here``)."""
 
     span: Span
-    message: str
+    message: str = attrs.field(converter=shortened)
 
 
 @attrs.frozen(slots=True)
 class Diagnostic:
+    """What a pass found and where; every text of it is ``shortened``."""
+
     code: str  # "BBF201"
     severity: Severity
-    message: str
+    message: str = attrs.field(converter=shortened)
     span: Span
     labels: tuple[Label, ...] = ()
-    notes: tuple[str, ...] = ()
-    help: str | None = None
+    notes: tuple[str, ...] = attrs.field(default=(), converter=_shortened_all)
+    help: str | None = attrs.field(default=None, converter=_shortened_help)
 
     @property
     def is_error(self) -> bool:
