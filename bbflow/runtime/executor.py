@@ -153,6 +153,7 @@ async def execute(run: RunState, raw_inputs: Mapping[str, Any]) -> RunResult:
                         f"{reactor.name} did not finish within its timeout of {format_duration(limit)}",
                         "timeout",
                     )) from None
+            value = _returned(run, reactor, value)
         except asyncio.CancelledError:
             if run.halt is not None:
                 return await _halted(run, baseline, delivered=True)
@@ -185,6 +186,17 @@ async def execute(run: RunState, raw_inputs: Mapping[str, Any]) -> RunResult:
         deadline.close()
         if unsubscribe is not None:
             unsubscribe()
+
+
+def _returned(run: RunState, reactor: model.Reactor, value: Any) -> Any:
+    """The run's value as its declared result type has it: a `switch` whose branches return an int and a
+    float, or ``min(1, 2.5)``, gives an int that a ``-> float`` reactor returns as a float."""
+    if reactor.result is None:
+        return value
+    try:
+        return reactor.result.conform(value)
+    except TypeMismatch as exc:  # the generated code conforms an `any`: a compiler bug, failed like a bad value
+        raise run.fail(RuntimeFailure(f"{reactor.name} returned a bad value: {exc}", "expression")) from None
 
 
 def _wrong_robot(reactor: model.Reactor, robot: RobotPort | None) -> RuntimeFailure | None:
