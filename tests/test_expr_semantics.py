@@ -7,6 +7,7 @@ a run's value has the type its reactor declares.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,39 @@ import pytest
 from bbflow.testing import Flow, FlowProject
 
 CELL = """
+type Pose = {x: float, y: float, z: float}
+robot Arm {
+    command setf(v: float) -> float
+}
+action echo(x: float) -> any pure = "semantics_actions:echo"
+
+reactor Overflow(a: float) -> float { return a * 1e308 }
+reactor OverflowDuration(d: duration) -> duration { return d * 1e308 }
+reactor NotANumber(a: float) -> float { return a * 1e308 - a * 1e308 }
+reactor AnyOp(a: any, b: any) -> any { return a * b }
+reactor AnyPlus(a: any) -> any { return a + 1 }
+reactor AnyNot(a: any) -> bool { return not a }
+reactor AnyField(a: any) -> any { return a.x }
+reactor AnyIndex(a: any) -> any { return a["k"] }
+reactor AnyLess(a: any) -> bool { return a < 1 }
+reactor AnyEqual(a: any) -> bool { return a == 1 }
+reactor AnyIn(a: any) -> bool { return 1 in a }
+reactor AnyKeys(a: any) -> list[str] { return keys(a) }
+reactor AnyMin(a: any) -> any { return min(a) }
+reactor AnyMap(a: any) -> list[any] {
+    map out over a as item { return item }
+    return out
+}
+reactor AnyReturn(a: any) -> float { return a }
+reactor AnyWhen(a: any) -> float? on Arm {
+    step s = setf(v: 1.0) when a
+    return s
+}
+reactor AnyAction(a: any) -> any {
+    step s = echo(x: a)
+    return s
+}
+reactor MissingKey(m: map[int]) -> int { return m["nope"] }
 reactor Widened() -> float { return min(1, 2.5) }
 reactor Branches(k: int) -> float {
     switch out on k { case 1 { return 1 } default { return 2.5 } }
@@ -25,7 +59,79 @@ reactor Branches(k: int) -> float {
 
 @pytest.fixture(scope="module")
 def cell(tmp_path_factory: pytest.TempPathFactory) -> FlowProject:
-    return Flow(Path(tmp_path_factory.mktemp("cell"))).source(CELL)
+    actions = tmp_path_factory.mktemp("actions")
+    (actions / "semantics_actions.py").write_text("def echo(x):\n    return type(x).__name__\n")
+    sys.path.insert(0, str(actions))
+    try:
+        yield Flow(Path(tmp_path_factory.mktemp("cell"))).source(CELL)
+    finally:
+        sys.path.remove(str(actions))
+        sys.modules.pop("semantics_actions", None)
+
+
+def _error(cell: FlowProject, reactor: str, **inputs: Any) -> dict[str, Any]:
+    run = cell.run_reactor(reactor, inputs)
+    assert run.failed, (reactor, run.result)
+    (failed,) = run.events.named("run.failed")
+    return failed["error"]
+
+
+@pytest.mark.parametrize(("reactor", "inputs", "message"), [
+    ("Overflow", {"a": 10.0}, "the result is too large for a float"),
+    ("OverflowDuration", {"d": 10.0}, "the result is too large for a float"),
+    ("NotANumber", {"a": 10.0}, "the result is too large for a float"),
+])
+def test_arithmetic_that_leaves_the_floats_fails_the_expression(cell: FlowProject, reactor: str,
+                                                                inputs: dict[str, Any], message: str) -> None:
+    # as a division by zero does: no computed value is a NaN or an infinity that a robot would refuse later
+    error = _error(cell, reactor, **inputs)
+    assert error["code"] == "expression" and message in error["message"], error
+
+
+@pytest.mark.parametrize(("reactor", "inputs", "message"), [
+    ("AnyOp", {"a": "ab", "b": 3}, "`*` does not apply to a str and an int"),  # not "ababab"
+    ("AnyOp", {"a": [1], "b": 100000000}, "`*` does not apply to a list and an int"),  # not a list of 10^8
+    ("AnyPlus", {"a": True}, "`+` does not apply to a bool and an int"),  # not 2
+    ("AnyNot", {"a": 5}, "expected bool, got int 5"),  # not False
+    ("AnyField", {"a": 3}, "an int has no fields (reading `.x`)"),
+    ("AnyField", {"a": {"y": 1}}, "no field `x` in the record"),
+    ("AnyIndex", {"a": [1]}, "a list index is an int, not a str"),
+    ("AnyLess", {"a": "s"}, "cannot compare a str with an int (`<`)"),
+    ("AnyIn", {"a": 5}, "`in` looks in a list, a map's keys or a str, not in an int"),
+    ("AnyKeys", {"a": [2, 1]}, "keys() takes a map, not a list"),  # not [1, 2]
+    ("AnyMin", {"a": [1, "x"]}, "min() compares numbers or strs, not a str and an int"),
+    ("AnyMap", {"a": {"x": 1}}, "out: expected list[any], got a record"),  # not its keys
+    ("AnyReturn", {"a": "text"}, "return: expected float, got str 'text'"),
+    ("AnyWhen", {"a": 1}, "expected bool, got int 1"),
+    ("AnyAction", {"a": "text"}, "x: expected float, got str 'text'"),  # never handed to the action
+])
+def test_an_operation_on_any_has_the_languages_meaning_or_fails(cell: FlowProject, reactor: str,
+                                                                inputs: dict[str, Any], message: str) -> None:
+    error = _error(cell, reactor, **inputs)
+    assert error["code"] == "expression" and message in error["message"], error
+    assert "cell.flow:" in error["message"]  # says where
+
+
+@pytest.mark.parametrize(("reactor", "inputs", "value"), [
+    ("AnyOp", {"a": 2, "b": 2.5}, 5.0),
+    ("AnyPlus", {"a": "s"}, None),
+    ("AnyEqual", {"a": True}, False),  # a bool is not an int, whatever Python says
+    ("AnyEqual", {"a": 1.0}, True),
+    ("AnyIn", {"a": {"1": 0}}, False),
+    ("AnyAction", {"a": 2}, "float"),  # an int is widened, as the action declares
+])
+def test_an_operation_on_any_that_fits_gives_its_value(cell: FlowProject, reactor: str, inputs: dict[str, Any],
+                                                       value: Any) -> None:
+    run = cell.run_reactor(reactor, inputs)
+    if value is None:
+        assert run.failed
+    else:
+        assert run.ok and run.result == value and type(run.result) is type(value), run.result
+
+
+def test_a_missing_map_key_is_said_without_python_quotes(cell: FlowProject) -> None:
+    error = _error(cell, "MissingKey", m={"a": 1})
+    assert error["message"].startswith("return: no key 'nope' in the map (at "), error
 
 
 @pytest.mark.parametrize(("reactor", "inputs"), [("Widened", {}), ("Branches", {"k": 1})])

@@ -32,6 +32,35 @@ def test_round_keeps_the_sign_of_a_negative_that_rounds_to_zero() -> None:
     assert math.copysign(1.0, round_(-0.001, 1)) == -1.0
 
 
+@pytest.mark.parametrize(("x", "expected"), [
+    (0.49999999999999994, 0),  # `x + 0.5` is 1.0 in floats: the half must be judged on x itself
+    (-0.49999999999999994, 0),
+    (4503599627370497.0, 4503599627370497),  # 2**52 + 1: `x + 0.5` rounds to 2**52 + 2
+    pytest.param(10**400, 10**400, id="10**400"),  # an int is already whole (as a float it would overflow)
+    (1e300, int(1e300)),
+])
+def test_round_is_exact_at_the_edges(x: float, expected: int) -> None:
+    assert round_(x) == expected
+
+
+@pytest.mark.parametrize(("x", "digits", "expected"), [
+    (1.005, 2, 1.01),  # half of the last digit as written, not the float a little below it
+    (1e300, 10, 1e300),  # x * 10**10 would overflow
+    (1.5, 400, 1.5),  # 10.0**400 would overflow
+    (1.5, -400, 0.0),  # 10.0**-400 is 0: it would divide by zero
+    (1234.5, -2, 1200.0),
+    (5, 2, 5.0),
+])
+def test_round_to_digits_is_exact_at_the_edges(x: float, digits: int, expected: float) -> None:
+    got = round_(x, digits)
+    assert isinstance(got, float) and got == expected
+
+
+def test_round_to_digits_that_leaves_the_floats_raises() -> None:
+    with pytest.raises(OverflowError, match="too large for a float"):
+        round_(1.7976931348623157e308, -308)
+
+
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
 def test_round_of_nan_or_infinity_raises(bad: float) -> None:
     with pytest.raises(ValueError, match="cannot round"):
@@ -83,10 +112,11 @@ def test_list_indexing_has_no_negative_indexes() -> None:
 
 def test_map_indexing_by_key() -> None:
     assert index({"a": 1, "b": 2}, "b") == 2
-    with pytest.raises(KeyError, match="no key 'c' in the map"):
+    with pytest.raises(LookupError, match="no key 'c' in the map") as missing:
         index({"a": 1}, "c")
+    assert str(missing.value) == "no key 'c' in the map"  # a KeyError would show its message in quotes
 
 
 def test_indexing_anything_else_raises() -> None:
-    with pytest.raises(TypeError, match="cannot index str"):
+    with pytest.raises(TypeError, match="cannot index a str"):
         index("abc", 0)

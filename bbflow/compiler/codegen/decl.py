@@ -188,7 +188,7 @@ class DeclGen:
         if isinstance(stmt, ast.MapStmt):
             kwargs = [
                 ("name", Raw(literal(stmt.name.name))),
-                ("over", Raw(self.exprs.fn(stmt.over))),
+                ("over", Raw(self.exprs.fn(stmt.over, rt.ListOf(rt.ANY)))),
                 ("item", Raw(literal(stmt.item.name))),
                 ("body", self.body(stmt.body)),
             ]
@@ -212,7 +212,7 @@ class DeclGen:
         kwargs += self._deps(self.deps(s.call, used + tuple(m for m in s.modifiers if isinstance(m, ast.AfterMod)),
                                        local, s))
         if isinstance(when, ast.WhenMod):
-            kwargs.append(("when", Raw(self.exprs.fn(when.cond))))
+            kwargs.append(("when", Raw(self.exprs.fn(when.cond, rt.BOOL))))
         seconds = timeout.duration.seconds if isinstance(timeout, ast.TimeoutMod) else None
         if seconds is None and target.kind is CallKind.COMMAND and getattr(target.decl, "timeout", None) is not None:
             seconds = target.decl.timeout.seconds
@@ -274,7 +274,7 @@ class DeclGen:
             wait = "event" if t.kind is CallKind.WAIT_EVENT else "signal"
             args: tuple[Src, ...] = (Raw(literal(t.args[wait])),)
             if where is not None:
-                args += (Raw(self.exprs.fn(where)),)
+                args += (Raw(self.exprs.fn(where, rt.BOOL)),)
             return Call("_m.WaitEvent" if wait == "event" else "_m.WaitSignal", args)
         raise CodegenError(f"{call.span.file}:{call.span.line}: {t.kind.value} cannot be a step")
 
@@ -305,7 +305,7 @@ class DeclGen:
         if r.bind is not None:
             kwargs.append(("bind", Raw(literal(r.bind.name))))
         if r.when is not None:
-            kwargs.append(("when", Raw(self.exprs.fn(r.when))))
+            kwargs.append(("when", Raw(self.exprs.fn(r.when, rt.BOOL))))
         if r.priority:
             kwargs.append(("priority", Raw(literal(r.priority))))
         kwargs += [("index", Raw(literal(index))), ("line", Raw(literal(r.span.line)))]
@@ -333,7 +333,7 @@ class DeclGen:
                 # the agent runtime conforms the data to the signal's payload type (int -> float included)
                 kwargs.append(("data", Raw(self.exprs.fn(s.data))))
             if s.to is not None:
-                kwargs.append(("to", Raw(self.exprs.fn(s.to))))
+                kwargs.append(("to", Raw(self.exprs.fn(s.to, rt.STR))))
             kind = "_m.Emit" if isinstance(s, ast.EmitStmt) else "_m.Schedule"
             return Call(kind, kwargs=(*kwargs, line), line=s.span.line)
         if isinstance(s, ast.RunStmt):
@@ -351,7 +351,7 @@ class DeclGen:
                 raise CodegenError(f"{s.span.file}:{s.span.line}: the checker resolved no reactor for `cancel`")
             return Call("_m.Cancel", (Raw(literal(reactor)),), (line,), line=s.span.line)
         if isinstance(s, ast.IfStmt):
-            kwargs = [("cond", Raw(self.exprs.fn(s.cond))), ("then", self.stmts(s.then, fields))]
+            kwargs = [("cond", Raw(self.exprs.fn(s.cond, rt.BOOL))), ("then", self.stmts(s.then, fields))]
             if s.else_:
                 kwargs.append(("else_", self.stmts(s.else_, fields)))
             return Call("_m.If", kwargs=(*kwargs, line), line=s.span.line)

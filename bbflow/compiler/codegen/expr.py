@@ -30,10 +30,12 @@ class CodegenError(Exception):
 
 #: refs whose value is a constant (the member/state/event name), not a scope lookup
 _CONSTANT_REFS = (RefKind.ENUM_MEMBER, RefKind.ROBOT_STATE, RefKind.EVENT)
-_BUILTINS = {"len": "len", "abs": "abs", "min": "_x.min_", "max": "_x.max_", "round": "_x.round_", "str": "_x.str_",
+_BUILTINS = {"len": "_x.len_", "abs": "_x.abs_", "min": "_x.min_", "max": "_x.max_", "round": "_x.round_", "str": "_x.str_",
              "get": "_x.get", "keys": "_x.keys", "remove": "_x.remove"}
 _ARITH = {"+", "-", "*", "/"}  # `/` is true division: the checker types int / int as float
 _COMPARE = {"==", "!=", "<", "<=", ">", ">=", "in", "not in"}  # `in`: an item, a map's key, a part of a str
+_ORDERING = {"<", "<=", ">", ">="}
+_FLOATS = (T.FLOAT, T.DURATION)  # arithmetic of these types is checked to be finite
 
 
 @attrs.define
@@ -71,7 +73,7 @@ class ExprGen:
                 arg = p.default
             if arg is None:
                 raise CodegenError(f"{call.span.file}:{call.span.line}: no value for parameter {p.name.name!r}")
-            parts.append(f"{literal(p.name.name)}: {self.value(arg, self.declared(p.type))}")
+            parts.append(f"{literal(p.name.name)}: {self.value(arg, self.declared(p.type), p.name.name)}")
         return self.fns.add("{" + ", ".join(parts) + "}", call.span.line)
 
     @overload
@@ -89,8 +91,9 @@ class ExprGen:
 
     # --- values -----------------------------------------------------------------------
 
-    def value(self, e: ast.Expr, expected: rt.RType | None) -> str:
-        """``e``, with ints turned into floats wherever ``expected`` wants a float."""
+    def value(self, e: ast.Expr, expected: rt.RType | None, path: str = "") -> str:
+        """``e``, with ints turned into floats wherever ``expected`` wants a float (``path``: what it is,
+        for the message of an ``any`` that does not fit)."""
         if expected is None or expected == rt.ANY:
             return self.code(e)
         target = expected.inner if isinstance(expected, rt.Optional) else expected
@@ -101,9 +104,14 @@ class ExprGen:
             return self._record(e, want)
         if isinstance(e, ast.ListExpr) and isinstance(target, rt.ListOf):
             return "[" + ", ".join(self.value(i, target.item) for i in e.items) + "]"
-        if widens(self.facts.type_of(e), expected):
-            return f"{self.types.ref(expected)}.conform({self.code(e)})"
+        actual = self.facts.type_of(e)
+        if actual == T.ANY or widens(actual, expected):  # `any` is checked where it meets a type
+            return f"{self.types.ref(expected)}.conform({self.code(e)}{', ' + literal(path) if path else ''})"
         return self.code(e)
+
+    def _any(self, *es: ast.Expr) -> bool:
+        """Whether one of ``es`` has type ``any``: its operation is checked when it runs (``exprlib``)."""
+        return any(self.facts.type_of(e) == T.ANY for e in es)
 
     def code(self, e: ast.Expr) -> str:
         """Python source for ``e`` over the scope ``s``."""
@@ -170,6 +178,8 @@ class ExprGen:
         ref = self.facts.ref(e)
         if ref is not None and ref.kind in _CONSTANT_REFS:
             return literal(ref.value)
+        if self._any(e.obj):
+            return f"_x.field({self.code(e.obj)}, {literal(e.name.name)})"
         return f"{self.code(e.obj)}[{literal(e.name.name)}]"
 
     def _Index(self, e: ast.Index) -> str:
@@ -181,21 +191,36 @@ class ExprGen:
 
     def _Unary(self, e: ast.Unary) -> str:
         if e.op == "not":
-            return f"(not {self.code(e.operand)})"
+            return f"(not {self.value(e.operand, rt.BOOL)})"
+        if self._any(e.operand):
+            return f"_x.negate({self.code(e.operand)})"
         return f"(-{self.code(e.operand)})"
 
     def _Binary(self, e: ast.Binary) -> str:
+        op = e.op
+        if op in ("and", "or"):
+            return f"({self.value(e.left, rt.BOOL)} {op} {self.value(e.right, rt.BOOL)})"
         left, right = self.code(e.left), self.code(e.right)
-        joined = self.facts.type_of(e) if e.op == "+" else None
+        joined = self.facts.type_of(e) if op == "+" else None
         if isinstance(joined, T.ListT):  # lists joined: the items of the right side as the result's (int -> float)
             right = self.value(e.right, to_rtype(joined))
-        if e.op in _ARITH or e.op in _COMPARE or e.op in ("and", "or"):
-            return f"({left} {e.op} {right})"
-        if e.op == "??":
+        if self._any(e.left, e.right) and op not in ("??",):
+            if op in _ARITH:
+                return f"_x.arith({literal(op)}, {left}, {right})"
+            if op in _ORDERING:
+                return f"_x.order({literal(op)}, {left}, {right})"
+            if op in ("==", "!="):
+                return f"({'' if op == '==' else 'not '}_x.equal({left}, {right}))"
+            return f"({'' if op == 'in' else 'not '}_x.contains({left}, {right}))"
+        if op in _ARITH and self.facts.type_of(e) in _FLOATS:
+            return f"_x.finite({left} {op} {right})"
+        if op in _ARITH or op in _COMPARE:
+            return f"({left} {op} {right})"
+        if op == "??":
             self._temps += 1
             tmp = f"_v{self._temps}"
             return f"({tmp} if ({tmp} := {left}) is not None else {right})"
-        raise CodegenError(f"{e.span.file}:{e.span.line}: unknown operator {e.op!r}")
+        raise CodegenError(f"{e.span.file}:{e.span.line}: unknown operator {op!r}")
 
     def _CallExpr(self, e: ast.CallExpr) -> str:
         target = self.facts.call(e)
