@@ -189,3 +189,43 @@ def test_what_is_sent_while_the_session_is_lost_is_reported_dropped_never_silent
     [dropped] = [e for e in events if e["event"] == "signal.dropped"]
     assert dropped["type"] == "job.done"
     assert dropped["reason"] == "not sent to the other processes: the Zenoh session closed"
+
+
+class _StuckPeerSession:
+    """A Zenoh session whose ``close`` times out, as it does when a peer has stopped reading (a process
+    stopped with SIGSTOP): Zenoh gives up after 10 s with "close operation timed out!"."""
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.session, name)
+
+    def close(self) -> None:
+        import zenoh
+
+        self.session.close()
+        raise zenoh.ZError("close operation timed out!")
+
+
+def test_a_session_that_will_not_close_in_time_is_closed_all_the_same(tmp_path: Path) -> None:
+    # with a process stopped beside it, `bbflow run` ended with "Task exception was never retrieved" and a
+    # traceback of zenoh.ZError: the link's close raised it
+    from bbflow.runtime.bus import Bus
+    from bbflow.runtime.fleet import bus_settings, make_link
+    from bbflow.runtime.signals import SignalCatalog
+
+    root = write_fleet_project(tmp_path / "fleet")
+    diagnostics, program = compile_project(root)
+    assert program is not None, diagnostics
+    bus = Bus(SignalCatalog.from_program(program))
+
+    async def main() -> Any:
+        link = make_link(bus_settings(load_project(root)), process="p", robots=[], agents=["Boss"])
+        await link.open(bus, ["job.done"])
+        stuck = link._session = _StuckPeerSession(link._session)
+        await link.close()
+        return link, stuck
+
+    link, stuck = asyncio.run(main())
+    assert stuck.session.is_closed() and link._session is None and bus.link is None

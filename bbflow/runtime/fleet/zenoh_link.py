@@ -261,7 +261,10 @@ class ZenohLink:
         self._declared.clear()
         self._publishers.clear()
         if session is not None and not session.is_closed():
-            await asyncio.get_running_loop().run_in_executor(None, session.close)
+            try:
+                await asyncio.get_running_loop().run_in_executor(None, session.close)
+            except zenoh.ZError:
+                pass  # "close operation timed out" (a peer that stopped reading): Zenoh gave up waiting on it after 10 s
 
     def _lose(self, reason: str) -> None:
         """The session is gone: say why once, and report the peers it knew down (it cannot see them now)."""
