@@ -174,8 +174,11 @@ def test_what_is_sent_while_the_session_is_lost_is_reported_dropped_never_silent
     async def main() -> tuple[bool, bool, str]:
         link = make_link(bus_settings(load_project(root)), process="p", robots=[], agents=["Boss"])
         await link.open(bus, ["job.done"])
+        put, puts = link._put, []
+        link._put = lambda *args: (put(*args), puts.append(args))  # puts are made on a thread of their own
         try:
             assert link.send(done) and link.sent == 1
+            await until(lambda: bool(puts), "the put")
             link._session.close()
             reason = await asyncio.wait_for(link.wait_lost(), PATIENCE)
             sent_while_lost = link.send(done)

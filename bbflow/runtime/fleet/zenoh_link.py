@@ -7,6 +7,8 @@ Imported only when ``[bus] kind = "zenoh"`` (it needs the ``bus`` extra).
   last ``CACHE_SAMPLES`` events per key for subscribers that missed them,
   announces sequence numbers (sample-miss detection, sporadic heartbeats) and
   publishes reliably, blocking rather than dropping when the network is slow.
+  The puts are made in order on a thread of their own (``_Outbox``): a put that
+  blocks must not stop the event loop.
 - In: one *advanced subscriber* per key expression of the process's routes.
   Gaps are reported as ``signal.lost`` with a ``count``; with ``catch_up``
   > 0, a process that starts asks the publishers for what they published
@@ -31,7 +33,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import queue
 import struct
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -72,6 +76,8 @@ WATCH = 0.2
 _PREVIOUS = struct.Struct("<d")
 #: publishers remembered to see which ones are new (oldest forgotten first)
 SOURCES = 10_000
+#: events sent and not yet put on the bus, at most: past that, sending waits for room
+OUTBOX = 1_000
 
 
 def zenoh_config(settings: BusSettings) -> zenoh.Config:
@@ -121,6 +127,44 @@ class _Inbox:
         batch = [items.popleft() for _ in range(len(items))]
         if not self.closed and batch:
             self.drain(batch)
+
+
+class _Outbox:
+    """Puts events on the bus from a thread of its own, in the order they were sent.
+
+    Zenoh's put blocks while the network is congested or a peer has stopped reading (a process stopped
+    with SIGSTOP, a machine asleep), for up to 5 s before Zenoh drops the link to that peer: on the event
+    loop, every agent, robot and timer of the process would stop with it. At most ``OUTBOX`` events wait
+    here; past that ``put`` waits for room, as it did for the network. A put that fails is handed back
+    to the loop (``failed``).
+    """
+
+    def __init__(self, publish: Callable[[str, bytes], None], loop: asyncio.AbstractEventLoop,
+                 failed: Callable[[str, Exception], None]) -> None:
+        self._publish = publish
+        self._loop = loop
+        self._failed = failed
+        self._queue: queue.Queue[tuple[str, bytes] | None] = queue.Queue(OUTBOX)
+        self._thread = threading.Thread(target=self._run, name="bbflow-bus-out", daemon=True)
+        self._thread.start()
+
+    def put(self, signal_type: str, payload: bytes) -> None:
+        self._queue.put((signal_type, payload))
+
+    def stop(self) -> None:
+        """Put what is queued, then end the thread (it blocks: call it in an executor)."""
+        self._queue.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            try:
+                self._publish(*item)
+            except zenoh.ZError as exc:  # the session closed under the process
+                try:
+                    self._loop.call_soon_threadsafe(self._failed, item[0], exc)
+                except RuntimeError:  # the loop has closed: the process is stopping
+                    pass
 
 
 def _broadest(keys: list[str]) -> list[zenoh.KeyExpr]:
@@ -177,7 +221,8 @@ class ZenohLink:
         self.prefix = settings.prefix
         self.sent = 0
         self._session: zenoh.Session | None = None
-        self._publishers: dict[str, Any] = {}
+        self._publishers: dict[str, Any] = {}  # by signal type (used by the outbox's thread)
+        self._outbox: _Outbox | None = None
         self._declared: list[Any] = []  # subscribers, listeners, the token: undeclared in reverse at close
         self._bus: Bus | None = None
         self._patterns: tuple[str, ...] = ()
@@ -230,6 +275,8 @@ class ZenohLink:
             raise BusOpenError(f"cannot open the Zenoh session: {exc}") from None
         session, inbox = self._session, self._inbox
         assert inbox is not None
+        self._outbox = _Outbox(lambda signal_type, payload: self._put(session, signal_type, payload),
+                               asyncio.get_running_loop(), self._failed)
         history = ext.HistoryConfig(detect_late_publishers=True, max_samples=CACHE_SAMPLES,
                                     max_age=self.settings.catch_up) if self.settings.catch_up > 0 else None
         # Recovery asks a publisher's cache for what a heartbeat says was missed, which a process that
@@ -253,6 +300,9 @@ class ZenohLink:
 
     async def _disconnect(self) -> None:
         session, self._session = self._session, None
+        outbox, self._outbox = self._outbox, None
+        if outbox is not None:  # what was sent goes out before the token goes
+            await asyncio.get_running_loop().run_in_executor(None, outbox.stop)
         for entity in [*reversed(self._declared), *self._publishers.values()]:
             try:
                 entity.undeclare()
@@ -278,41 +328,42 @@ class ZenohLink:
         if stays_local(envelope.type) or (self._session is None and self._lost is None):
             return False
         if self._lost is not None:  # also while a new session opens
-            self._not_sent(envelope)
+            self._not_sent(envelope.type)
             return True
-        try:
-            self._put(envelope)
-        except zenoh.ZError as exc:  # the session closed under us: the supervisor reopens it
-            self._lose(f"the Zenoh session failed: {exc}")
-            self._not_sent(envelope)
+        assert self._outbox is not None
+        self._outbox.put(envelope.type, jsonout.encodable(_ENCODE(envelope.to_json())).encode())
+        self.sent += 1
         return True
 
-    def _put(self, envelope: Envelope) -> None:
-        assert self._session is not None
-        publisher = self._publishers.get(envelope.type)
+    def _put(self, session: zenoh.Session, signal_type: str, payload: bytes) -> None:
+        """Put one event on the bus (on the outbox's thread)."""
+        publisher = self._publishers.get(signal_type)
         if publisher is None:
-            publisher = self._publishers[envelope.type] = ext.declare_advanced_publisher(
-                self._session, signal_key(self.prefix, envelope.type), encoding=ENCODING,
+            publisher = self._publishers[signal_type] = ext.declare_advanced_publisher(
+                session, signal_key(self.prefix, signal_type), encoding=ENCODING,
                 congestion_control=zenoh.CongestionControl.BLOCK,
                 cache=ext.CacheConfig(max_samples=CACHE_SAMPLES),
                 sample_miss_detection=ext.MissDetectionConfig(heartbeat=None, sporadic_heartbeat=HEARTBEAT),
                 publisher_detection=True,
             )
-        payload = jsonout.encodable(_ENCODE(envelope.to_json())).encode()
         if self.settings.catch_up > 0:
             now = time.time()
-            previous = self._previous.get(envelope.type, 0.0)
-            self._previous[envelope.type] = now
-            publisher.put(payload, timestamp=self._session.new_timestamp(), attachment=_PREVIOUS.pack(previous))
+            previous = self._previous.get(signal_type, 0.0)
+            self._previous[signal_type] = now
+            publisher.put(payload, timestamp=session.new_timestamp(), attachment=_PREVIOUS.pack(previous))
         else:
             publisher.put(payload)
-        self.sent += 1
 
-    def _not_sent(self, envelope: Envelope) -> None:
+    def _failed(self, signal_type: str, exc: Exception) -> None:
+        """A put failed on the outbox's thread: the session closed under us (the supervisor reopens it)."""
+        self._lose(f"the Zenoh session failed: {exc}")
+        self._not_sent(signal_type)
+
+    def _not_sent(self, signal_type: str) -> None:
         """A signal for the other processes while the bus is down: this process's agents have it, they do not."""
         assert self._bus is not None
         self._bus.dropped += 1
-        self._bus.report("signal.dropped", type=envelope.type, reason=f"not sent to the other processes: {self._lost}")
+        self._bus.report("signal.dropped", type=signal_type, reason=f"not sent to the other processes: {self._lost}")
 
     async def close(self) -> None:
         """Withdraw the token (the others see ``fleet.peer.down`` at once) and close the session."""

@@ -1,0 +1,112 @@
+"""Sending on the Zenoh bus: a put that blocks (a peer that stopped reading) does not stop the process.
+
+In one test process, two sessions on 127.0.0.1 (no multicast): ``a`` publishes, ``b`` listens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("zenoh", reason="the bus extra (eclipse-zenoh) is not installed")
+
+from fleet_helpers import ZENOH_CONFIG, Collector, bus_project, free_port, until
+
+from bbflow.runtime import model
+from bbflow.runtime.bus import Bus
+from bbflow.runtime.fleet import bus_settings, make_link
+from bbflow.runtime.signals import Envelope, SignalCatalog
+from bbflow.runtime.types import INT, STR, ListOf, Record
+
+pytestmark = pytest.mark.slow
+
+#: a guard against a hung test, not a measurement
+PATIENCE = 10.0
+PEER = Record((("process", STR), ("robots", ListOf(STR)), ("agents", ListOf(STR))))
+CATALOG = SignalCatalog.of(model.Signal("task.assigned", Record((("job", INT),))),
+                           model.Signal("fleet.peer.up", PEER), model.Signal("fleet.peer.down", PEER))
+
+
+@asynccontextmanager
+async def two(folder: Path) -> AsyncIterator[tuple[Any, Bus, Collector, list[dict[str, Any]]]]:
+    """``a``'s link and bus, and what ``b``'s agent gets and its bus's events, once each sees the other."""
+    (folder / "zenoh.json5").write_text(ZENOH_CONFIG)
+    project = bus_project(folder, kind="zenoh", prefix="test/outbox", config=folder / "zenoh.json5")
+    endpoint = f"tcp/127.0.0.1:{free_port()}"
+    a_events: list[dict[str, Any]] = []
+    a_bus, b_bus = Bus(CATALOG, observer=a_events.append), Bus(CATALOG, observer=(b_events := []).append)
+    agent = Collector()
+    b_bus.attach(agent)
+    a = make_link(bus_settings(project, listen=[endpoint]), process="a", robots=[], agents=["A"])
+    b = make_link(bus_settings(project, connect=[endpoint]), process="b", robots=[], agents=["B"])
+    await a.open(a_bus, [])
+    try:
+        await b.open(b_bus, ["task.assigned"])
+        try:
+            await until(lambda: any(e["event"] == "signal.in" and e["type"] == "fleet.peer.up" for e in a_events),
+                        "fleet.peer.up of b at a")
+            yield a, a_bus, agent, b_events
+        finally:
+            await b.close()
+    finally:
+        await a.close()
+
+
+def assign(bus: Bus, job: int) -> None:
+    bus.emit(Envelope(type="task.assigned", source="/agent/A", data={"job": job}), agent="A")
+
+
+def jobs(agent: Collector) -> list[int]:
+    return [e.data["job"] for e in agent.got if e.type == "task.assigned"]
+
+
+def test_a_put_that_blocks_does_not_stop_the_event_loop(tmp_path: Path) -> None:
+    # Zenoh's put blocks while a peer does not read (a process stopped with SIGSTOP), for up to 5 s before Zenoh
+    # drops the link to it: made on the event loop, it froze every agent, robot and timer of the sender
+    gate = threading.Event()
+    released: list[bool] = []
+
+    async def main() -> tuple[list[int], list[dict[str, Any]]]:
+        async with two(tmp_path) as (a, a_bus, agent, b_events):
+            put = a._put
+
+            def blocked(*args: Any) -> None:  # the network does not take the event until the gate opens
+                released.append(gate.wait(PATIENCE))
+                put(*args)
+
+            a._put = blocked
+            for job in (1, 2, 3):
+                assign(a_bus, job)
+            gate.set()  # the loop went on: the test gets here while the first put waits
+            await until(lambda: len(jobs(agent)) == 3, "the three jobs at b", PATIENCE)
+            assign(a_bus, 4)  # sent as the process stops: it goes out before the process's token goes
+            await a.close()
+            await until(lambda: any(e["event"] == "signal.in" and e["type"] == "fleet.peer.down" for e in b_events),
+                        "fleet.peer.down of a at b", PATIENCE)
+            return jobs(agent), b_events
+
+    got, b_events = asyncio.run(main())
+    assert released == [True] * 4 and got == [1, 2, 3, 4]
+    ins = [e["type"] for e in b_events if e["event"] == "signal.in"]
+    assert ins[-2:] == ["task.assigned", "fleet.peer.down"], ins
+
+
+def test_a_put_that_fails_after_the_session_closed_is_reported_dropped(tmp_path: Path) -> None:
+    async def main() -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = []
+        async with two(tmp_path) as (a, a_bus, _, _):
+            a_bus.observer = events.append
+            a._session.close()  # under the process, before it has looked
+            assign(a_bus, 1)
+            await until(lambda: any(e["event"] == "signal.dropped" for e in events), "the drop", PATIENCE)
+        return events
+
+    [dropped] = [e for e in asyncio.run(main()) if e["event"] == "signal.dropped"]
+    assert dropped["type"] == "task.assigned"
+    assert dropped["reason"].startswith("not sent to the other processes: the Zenoh session failed: "), dropped
