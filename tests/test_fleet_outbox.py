@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -110,3 +111,34 @@ def test_a_put_that_fails_after_the_session_closed_is_reported_dropped(tmp_path:
     [dropped] = [e for e in asyncio.run(main()) if e["event"] == "signal.dropped"]
     assert dropped["type"] == "task.assigned"
     assert dropped["reason"].startswith("not sent to the other processes: the Zenoh session failed: "), dropped
+
+
+def test_the_outbox_puts_in_order_and_holds_no_more_than_its_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bbflow.runtime.fleet import zenoh_link
+
+    monkeypatch.setattr(zenoh_link, "OUTBOX", 3)
+    gate, waiting, put = threading.Event(), [], []
+
+    def publish(signal_type: str, payload: bytes) -> None:
+        gate.wait(PATIENCE)
+        waiting.append(len(outbox._items))
+        put.append(payload)
+
+    loop = asyncio.new_event_loop()
+    try:
+        outbox = zenoh_link._Outbox(publish, loop, lambda *_: None)
+        sender = threading.Thread(target=lambda: [outbox.put("t", b"%d" % n) for n in range(20)])
+        sender.start()
+        for _ in range(int(PATIENCE / 0.01)):  # the first put waits at the gate, three wait behind it
+            if len(outbox._items) >= 3:
+                break
+            time.sleep(0.01)
+        full = len(outbox._items)
+        assert sender.is_alive()  # waiting for room
+        gate.set()
+        sender.join(PATIENCE)
+        outbox.stop()
+    finally:
+        loop.close()
+    assert put == [b"%d" % n for n in range(20)]
+    assert full == 3 and max(waiting) <= 3, waiting

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import queue
 import struct
 import threading
 import time
@@ -137,6 +136,10 @@ class _Outbox:
     loop, every agent, robot and timer of the process would stop with it. At most ``OUTBOX`` events wait
     here; past that ``put`` waits for room, as it did for the network. A put that fails is handed back
     to the loop (``failed``).
+
+    Without a lock per event, as ``_Inbox``: ``deque.append`` and ``popleft`` are atomic; the thread
+    clears ``_wake`` *before* it takes what is there, so an event put after that wakes it again, and
+    ``put`` clears ``_room`` before it looks again whether the outbox is still full.
     """
 
     def __init__(self, publish: Callable[[str, bytes], None], loop: asyncio.AbstractEventLoop,
@@ -144,27 +147,47 @@ class _Outbox:
         self._publish = publish
         self._loop = loop
         self._failed = failed
-        self._queue: queue.Queue[tuple[str, bytes] | None] = queue.Queue(OUTBOX)
+        self._items: deque[tuple[str, bytes] | None] = deque()
+        self._wake = threading.Event()
+        self._room = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bbflow-bus-out", daemon=True)
         self._thread.start()
 
     def put(self, signal_type: str, payload: bytes) -> None:
-        self._queue.put((signal_type, payload))
+        while len(self._items) >= OUTBOX:
+            self._room.clear()
+            if len(self._items) >= OUTBOX:
+                self._room.wait()
+        self._append((signal_type, payload))
 
     def stop(self) -> None:
         """Put what is queued, then end the thread (it blocks: call it in an executor)."""
-        self._queue.put(None)
+        self._append(None)
         self._thread.join()
 
+    def _append(self, item: tuple[str, bytes] | None) -> None:
+        self._items.append(item)
+        if not self._wake.is_set():
+            self._wake.set()
+
     def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
-            try:
-                self._publish(*item)
-            except zenoh.ZError as exc:  # the session closed under the process
+        items = self._items
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            while items:
+                item = items.popleft()
+                if not self._room.is_set():
+                    self._room.set()
+                if item is None:
+                    return
                 try:
-                    self._loop.call_soon_threadsafe(self._failed, item[0], exc)
-                except RuntimeError:  # the loop has closed: the process is stopping
-                    pass
+                    self._publish(*item)
+                except zenoh.ZError as exc:  # the session closed under the process
+                    try:
+                        self._loop.call_soon_threadsafe(self._failed, item[0], exc)
+                    except RuntimeError:  # the loop has closed: the process is stopping
+                        pass
 
 
 def _broadest(keys: list[str]) -> list[zenoh.KeyExpr]:
