@@ -277,3 +277,32 @@ def test_a_diagnostic_left_out_while_its_line_was_edited_is_sent_by_the_next_che
         assert diag.code == "BBF101" and diag.range.start == at(broken, "mvoe_to")
 
     run(scenario)
+
+
+@pytest.mark.parametrize("folder", ["cell #2", "50% done"])
+def test_a_project_in_a_folder_whose_uri_needs_escapes_is_served_from_the_editors_buffer(
+        tmp_path: Path, folder: str) -> None:
+    # pygls keys its documents by the URI unquoted, which is no URI: `#` made the rest a fragment (the open
+    # buffer was read as another file, the disk's text checked instead) and diagnostics went to a URI the
+    # client never opened
+    project = flows_project(tmp_path / folder, {"shapes.flow": SHAPES})
+    cell = project / "flows" / "cell.flow"
+    cell.write_text(CELL, encoding="utf-8")
+    broken = CELL.replace("move_to(target: p)", "mvoe_to(target: p)")
+
+    async def scenario() -> None:
+        ls = Server(project)
+        uri = await ls.open(cell, broken)
+        assert "%" in uri
+        [diag] = ls.last(uri)
+        assert diag.code == "BBF101" and diag.range.start == at(broken, "mvoe_to")
+        assert {p.uri for p in ls.sent_params} == {uri, (project / "flows" / "shapes.flow").as_uri(),
+                                                   (project / "bbflow.toml").as_uri()}
+        doc = lsp.TextDocumentIdentifier(uri)
+        hover = await lsp_server.on_hover(ls, lsp.HoverParams(doc, at(broken, "p) irreversible")))
+        assert hover is not None and "(param) p: Pose" in hover.contents.value  # type: ignore[union-attr]
+        [found] = await lsp_server.on_references(ls, lsp.ReferenceParams(
+            lsp.ReferenceContext(include_declaration=True), doc, at(broken, "Go"))) or []
+        assert found.uri == uri
+
+    run(scenario)

@@ -208,15 +208,22 @@ class FlowServer(LanguageServer):
     def buffers(self) -> dict[Path, str]:
         """The text of every open .flow document, by resolved path."""
         out = {}
-        for uri, doc in self.workspace.text_documents.items():
-            path = path_of(uri)
+        for doc in self.workspace.text_documents.values():
+            path = path_of(doc.uri)
             if path is not None and path.suffix == SUFFIX:
                 out[path] = doc.source
         return out
 
-    def text_of(self, uri: str, path: Path) -> str | None:
+    def document(self, path: Path) -> TextDocument | None:
+        """The open document of ``path``, whatever the URI the client opened it by.
+
+        Never looked up by URI: pygls keys its documents by the URI unquoted, which is no URI (a ``#`` or
+        ``%`` in the path names another file), and a client may escape a URI differently each time."""
+        return next((doc for doc in self.workspace.text_documents.values() if path_of(doc.uri) == path), None)
+
+    def text_of(self, path: Path) -> str | None:
         """The text of an open document, else of the file on disk; None when there is neither."""
-        doc = self.workspace.text_documents.get(uri)
+        doc = self.document(path)
         if doc is not None:
             return doc.source
         try:
@@ -233,7 +240,7 @@ class FlowServer(LanguageServer):
         in the text it analysed (None on a line edited since).
         """
         path = path_of(uri)
-        text = self.text_of(uri, path) if path is not None else None
+        text = self.text_of(path) if path is not None else None
         if path is None or text is None:
             return None
         text = lsp_text(text)
@@ -258,7 +265,7 @@ class FlowServer(LanguageServer):
         return found
 
     def current_text(self, path: Path, analysed: str) -> str:
-        doc = self.workspace.text_documents.get(self.uri_of(path))
+        doc = self.document(path)
         return lsp_text(doc.source) if doc is not None else analysed
 
     def publish(self, program: Program) -> None:
@@ -290,9 +297,9 @@ class FlowServer(LanguageServer):
 
     def uri_of(self, path: Path) -> str:
         """The URI the client opened ``path`` under (else the file URI of the path)."""
-        for uri in self.workspace.text_documents:
-            if path_of(uri) == path:
-                return uri
+        doc = self.document(path)
+        if doc is not None:
+            return doc.uri
         return from_fs_path(str(path)) or path.as_uri()
 
     # --- conversions ------------------------------------------------------------------
@@ -467,7 +474,7 @@ async def on_completion(ls: FlowServer, params: lsp.CompletionParams) -> lsp.Com
     path = path_of(params.text_document.uri)
     if path is None:
         return None
-    text = ls.text_of(params.text_document.uri, path)
+    text = ls.text_of(path)
     text = lsp_text(text) if text is not None else None
     pos = ls.to_pos(params.position, text) if text is not None else None
     if text is None or pos is None:
@@ -494,7 +501,7 @@ def on_formatting(ls: FlowServer, params: lsp.DocumentFormattingParams) -> list[
     path = path_of(params.text_document.uri)
     if path is None:
         return None
-    text = ls.text_of(params.text_document.uri, path)
+    text = ls.text_of(path)
     if text is None:
         return None
     edit = format_document(lsp_text(text), str(path))
@@ -536,7 +543,8 @@ async def on_rename(ls: FlowServer, params: lsp.RenameParams) -> lsp.WorkspaceEd
 @server.feature(lsp.TEXT_DOCUMENT_CODE_ACTION,
                 lsp.CodeActionOptions(code_action_kinds=[lsp.CodeActionKind.QuickFix]))
 async def on_code_action(ls: FlowServer, params: lsp.CodeActionParams) -> list[lsp.CodeAction] | None:
-    opened = ls.workspace.text_documents.get(params.text_document.uri)
+    path = path_of(params.text_document.uri)
+    opened = ls.document(path) if path is not None else None
     version = opened.version if opened is not None else None  # of the text ``here`` reads (no await between)
     here = await ls.here(params.text_document.uri, params.range.start, fresh=True)
     end = ls.to_pos(params.range.end, here.text) if here is not None else None
