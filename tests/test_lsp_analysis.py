@@ -10,8 +10,9 @@ from codegen_helpers import flows_project
 from bbflow.lsp import program as program_module
 from bbflow.lsp.analysis import definition, diagnostics_by_file, document_symbols, explain_summary, hover
 from bbflow.lsp.complete import complete
-from bbflow.lsp.locate import Pos
+from bbflow.lsp.locate import Pos, Range
 from bbflow.lsp.program import compile_program
+from bbflow.lsp.refactor import quick_fixes
 
 SHAPES = """\
 type Pose = {x: float, y: float, z: float}
@@ -345,3 +346,43 @@ def test_document_symbols_outline_the_file(cell: Path) -> None:
     assert pick.children[1].detail == "Pose" and pick.detail == "(pick: Pose) -> Pose on Arm"
     assert [c.name for c in picker.children] == ["busy", "on pick.requested"]
     assert pick.selection.start == at(CELL, "Pick(")
+
+
+# --- quick fixes and rename: every edit applies and leaves a program that checks ----------------------------
+
+
+def applied(text: str, r: Range, new: str) -> str:
+    lines = text.split("\n")
+    start = sum(len(line) + 1 for line in lines[:r.start.line]) + r.start.character
+    end = sum(len(line) + 1 for line in lines[:r.end.line]) + r.end.character
+    return text[:start] + new + text[end:]
+
+
+def test_did_you_mean_on_a_route_replaces_its_pattern_not_the_on_keyword(cell: Path) -> None:
+    # BBF503's range is the route's head, `on pick.requestd`: "Replace with" dropped the `on`
+    text = CELL.replace("on pick.requested as req", "on pick.requestd as req")
+    program, by_file = diagnosed(cell, text)
+    [fix] = quick_fixes(program, cell, [d for d in by_file[cell] if d.code == "BBF503"])
+    assert fix.title == "Replace with `pick.requested`" and fix.range.start == at(text, "pick.requestd")
+    assert diagnosed(cell, applied(text, fix.range, fix.new_text))[1][cell] == []
+
+
+def test_did_you_mean_in_bbflow_toml_replaces_the_value_not_the_key(cell: Path, project: Path) -> None:
+    # a bbflow.toml problem is at its key: "Replace with `cell.Arm`" made `interface = "cell.Amr"` into
+    # `cell.Arm = "cell.Amr"`
+    toml = project / "bbflow.toml"
+    toml.write_text(toml.read_text(encoding="utf-8") + '\n[robot.left]\ninterface = "cell.Amr"\n', encoding="utf-8")
+    program, by_file = diagnosed(cell, CELL)
+    [fix] = quick_fixes(program, toml, by_file[toml])
+    text = toml.read_text(encoding="utf-8")
+    assert fix.new_text == "cell.Arm" and fix.range.start == at(text, "cell.Amr")
+    toml.write_text(applied(text, fix.range, fix.new_text), encoding="utf-8")
+    assert diagnosed(cell, CELL)[1][toml] == []
+
+
+def test_no_did_you_mean_fix_when_the_wrong_name_is_not_in_the_text(cell: Path, project: Path) -> None:
+    toml = project / "bbflow.toml"
+    toml.write_text(toml.read_text(encoding="utf-8") + "\n[agent.Pikcer]\n", encoding="utf-8")
+    program, by_file = diagnosed(cell, CELL)
+    [diag] = by_file[toml]
+    assert "did you mean `Picker`" in diag.message and quick_fixes(program, toml, [diag]) == []

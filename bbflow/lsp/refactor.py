@@ -34,6 +34,7 @@ _WORD = re.compile(r"[A-Za-z_]\w*")
 _NAME = re.compile(r"[A-Za-z_]\w*\Z")
 _SIGNAL = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*\Z")
 _DID_YOU_MEAN = re.compile(r"did you mean `([^`]+)`")
+_BACKTICKED = re.compile(r"`([^`]+)`")
 
 
 class RenameError(Exception):
@@ -93,11 +94,12 @@ def quick_fixes(program: Program, path: Path, diagnostics: list[EditorDiagnostic
     """Code actions for ``diagnostics`` of the file at ``path``."""
     fixes: list[Fix] = []
     module = program.module(path)
+    lines = (program.texts.get(path) or program.project_files.get(path) or "").split("\n")
     for diag in diagnostics:
-        for suggestion in dict.fromkeys(_DID_YOU_MEAN.findall(diag.message)):
-            if "..." in suggestion:  # an enormous name, shortened in the message: not the text to insert
-                continue
-            fixes.append(Fix(f"Replace with `{suggestion}`", path, diag.range, suggestion, diag, preferred=True))
+        wrong = _misspelled(lines, diag)
+        if wrong is not None:  # a suggestion shortened in the message (an enormous name) is not the text to insert
+            fixes.extend(Fix(f"Replace with `{suggestion}`", path, wrong, suggestion, diag, preferred=True)
+                         for suggestion in dict.fromkeys(_DID_YOU_MEAN.findall(diag.message)) if "..." not in suggestion)
         if diag.code == "BBF401" and module is not None:
             nodes = path_at(module, diag.range.start)
             step = next((n for n in nodes if isinstance(n, ast.StepStmt)), None)
@@ -110,6 +112,27 @@ def quick_fixes(program: Program, path: Path, diagnostics: list[EditorDiagnostic
                 if undo is not None:
                     fixes.append(Fix(undo.title, path, at, undo.text, diag, snippet=undo.snippet))
     return fixes
+
+
+def _misspelled(lines: list[str], diag: EditorDiagnostic) -> Range | None:
+    """Where the name a "did you mean" would replace is: the first name in backticks in the diagnostic's
+    message found in its range, else after it on its line; None when there is none.
+
+    The range is not always that name: a route's BBF503 covers ``on pick.x``
+    (replacing it all dropped the ``on``), a bbflow.toml problem is at its key
+    (``interface`` for ``interface = "cell.Amr"``)."""
+    r = diag.range
+    if r.start.line >= len(lines):
+        return None
+    complaint = _BACKTICKED.findall(diag.message.split("\n", 1)[0])
+    line = lines[r.start.line]
+    end = r.end.character if r.end.line == r.start.line else len(line)
+    for lo, hi in ((r.start.character, end), (end, len(line))):
+        for name in complaint:
+            found = re.search(rf"(?<![\w.]){re.escape(name)}(?![\w.])", line[lo:hi])
+            if found is not None:
+                return Range(Pos(r.start.line, lo + found.start()), Pos(r.start.line, lo + found.end()))
+    return None
 
 
 def _line_starts(text: str) -> list[int]:
