@@ -12,7 +12,7 @@ from bbflow.lsp.analysis import definition, diagnostics_by_file, document_symbol
 from bbflow.lsp.complete import complete
 from bbflow.lsp.locate import Pos, Range
 from bbflow.lsp.program import compile_program
-from bbflow.lsp.refactor import quick_fixes
+from bbflow.lsp.refactor import RenameError, quick_fixes, rename
 
 SHAPES = """\
 type Pose = {x: float, y: float, z: float}
@@ -386,3 +386,65 @@ def test_no_did_you_mean_fix_when_the_wrong_name_is_not_in_the_text(cell: Path, 
     program, by_file = diagnosed(cell, CELL)
     [diag] = by_file[toml]
     assert "did you mean `Picker`" in diag.message and quick_fixes(program, toml, [diag]) == []
+
+
+def renamed(program, path: Path, pos: Pos, new: str) -> dict[Path, str]:  # type: ignore[no-untyped-def]
+    """Every file of ``program`` after the rename's edits."""
+    texts = dict(program.texts)
+    for place in sorted(rename(program, path, pos, new), key=lambda p: (p.range.start.line, p.range.start.character),
+                        reverse=True):
+        texts[place.path] = applied(texts[place.path], place.range, new)
+    return texts
+
+
+# a parameter named at a call site, a robot state waited for, a reactor cancelled, an event waited for
+RENAMES = CELL + """
+agent Canceller on Arm {
+    on pick.done { cancel Pick }
+}
+"""
+
+
+@pytest.mark.parametrize(("word", "nth", "new", "count"), [
+    ("target", 1, "goal", 3),  # `move_to(target: pick)`: the command's parameter, at every call
+    ("pick: Pose) ->", 0, "part", 4),  # the reactor's, named by the agent's `run Pick(pick: ...)` too
+    ("idle", 0, "waiting", 2),  # `states idle, busy`: and `wait_state(idle)`
+    ("Pick", 0, "Take", 3),  # and `cancel Pick`
+    ("force", 0, "push", 2),  # `wait_event(force)`, never the name `wait_event`
+])
+def test_a_rename_edits_every_use_and_the_program_still_checks(cell: Path, word: str, nth: int, new: str,
+                                                               count: int) -> None:
+    # a named argument was its own definition (renaming a parameter left `target:` behind, renaming the
+    # argument broke the call), a state's declaration and `cancel` were no names, and `wait_event` was
+    # renamed with the event
+    program, by_file = diagnosed(cell, RENAMES)
+    assert by_file[cell] == []
+    places = rename(program, cell, at(RENAMES, word, nth), new)
+    assert len(places) == count
+    texts = renamed(program, cell, at(RENAMES, word, nth), new)
+    assert diagnosed(cell, texts[cell])[1][cell] == []
+
+
+@pytest.mark.parametrize(("word", "nth", "why"), [
+    ("x: float", 0, "record field"),  # its uses (`there.z`, `{x: ...}`) are not tracked
+    ("at: result", 0, "nothing to rename"),  # a record literal's field
+    ("shapes import", 0, "renaming its file"),  # a module
+    ("result}", 0, "`result` and `error`"),
+])
+def test_a_rename_that_would_break_the_program_is_refused(cell: Path, project: Path, word: str, nth: int,
+                                                          why: str) -> None:
+    file = project / "flows" / "shapes.flow" if word == "x: float" else cell
+    text = SHAPES if file != cell else CELL
+    program, _ = diagnosed(cell, CELL)
+    with pytest.raises(RenameError, match=why):
+        rename(program, file, at(text, word, nth), "renamed")
+
+
+def test_a_name_of_the_standard_library_is_not_renamed(cell: Path) -> None:
+    text = CELL.replace("on pick.requested as req when not busy {",
+                        "on robot.safety.changed as s when s.data.to == fault { }\n"
+                        "    on pick.requested as req when not busy {")
+    program, by_file = diagnosed(cell, text)
+    assert by_file[cell] == []
+    with pytest.raises(RenameError, match="standard library"):
+        rename(program, cell, at(text, "fault"), "broken")

@@ -362,9 +362,9 @@ def _definition_span(facts: Facts, module: ast.Module, node_path: list[Any]) -> 
     if (isinstance(node, ast.Ident) and isinstance(parent, ast.Name)) or (isinstance(node, ast.Ident) and isinstance(parent, ast.Attr) and parent.name is node):
         node, parent, grand = parent, grand, node_path[-4] if len(node_path) > 3 else None
     if isinstance(node, (ast.Name, ast.Attr)):
-        if isinstance(parent, ast.CallExpr) and parent.callee is node:
-            target = facts.call(parent)
-            return decl_span(target.decl) if target is not None and target.decl is not None else None
+        if isinstance(parent, ast.CallExpr) and parent.callee is node:  # a builtin (a wait) is declared nowhere
+            decl = target.decl if (target := facts.call(parent)) is not None else None
+            return decl_span(decl) if isinstance(decl, (ast.CommandDecl, ast.ActionDecl, ast.ReactorDecl)) else None
         ref = facts.ref(node)
         if ref is not None:
             return _ref_span(ref)
@@ -389,6 +389,17 @@ def _definition_span(facts: Facts, module: ast.Module, node_path: list[Any]) -> 
         if isinstance(parent, (ast.FromImport, ast.ModuleImport)) and node in parent.module:
             upto = parent.module[: parent.module.index(node) + 1]
             return module_file(facts, ".".join(i.name for i in upto))
+        if isinstance(parent, ast.Arg):  # `target:` in a call: the callee's parameter
+            target = facts.call(grand) if isinstance(grand, ast.CallExpr) else None
+            params = getattr(target.decl, "params", ()) if target is not None else ()
+            return next((p.name.span for p in params if p.name.name == node.name), None)
+        if isinstance(parent, ast.FieldInit):  # a record literal's field: declared by no name of its own
+            return None
+        if isinstance(parent, ast.StatesDecl):  # a robot state's declaration
+            return node.span
+        if isinstance(parent, ast.CancelStmt):
+            decl = global_decl(facts, module, tuple(i.name for i in parent.reactor[: parent.reactor.index(node) + 1]))
+            return decl_span(decl) if decl is not None else None
         if node in (getattr(parent, "name", None), getattr(parent, "bind", None)):  # nodes compare by identity
             return node.span
         return None

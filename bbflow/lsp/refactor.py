@@ -80,9 +80,24 @@ def rename(program: Program, path: Path, pos: Pos, new_name: str) -> list[Locati
     places = references(program, path, pos)
     if not places:
         raise RenameError("nothing to rename here (put the cursor on a name)")
+    here = program.module(path)
+    at = path_at(here, pos) if here is not None else []
+    if len(at) > 1 and isinstance(at[-2], (ast.FromImport, ast.ModuleImport)) and at[-1] in at[-2].module:
+        raise RenameError("a module is renamed by renaming its file (its name is its path under `source`)")
     target = definition(program, path, pos)[0]
+    declared_in = program.texts.get(target.path)
+    if declared_in is None:
+        raise RenameError("it is declared in the standard library, which cannot be edited")
+    r = target.range
+    lines = declared_in.split("\n")
+    if r.start.line != r.end.line or not _SIGNAL.match(lines[r.start.line][r.start.character:r.end.character]):
+        raise RenameError("nothing to rename here: `result` and `error` are the call's, not names you declared")
     module = program.module(target.path)
-    signal = module is not None and isinstance(path_at(module, target.range.start)[-1], ast.SignalType)
+    declared = path_at(module, target.range.start) if module is not None else []
+    if len(declared) > 1 and isinstance(declared[-2], ast.FieldType):
+        raise RenameError("a record field cannot be renamed here: its uses (`x.field`, `{field: ...}`) are not "
+                          "tracked, so some would be left behind")
+    signal = bool(declared) and isinstance(declared[-1], ast.SignalType)
     valid = _SIGNAL if signal else _NAME
     if not valid.match(new_name) or set(new_name.split(".")) & set(keyword_terminals().values()):
         what = "a signal type such as pick.requested" if signal else "a name that is not a keyword"
