@@ -235,6 +235,9 @@ def test_bad_params_get_invalid_params_and_the_server_goes_on(client: Client, pr
     assert error_of(client, "textDocument/hover", omit=True)["code"] == -32602
     assert error_of(client, "textDocument/hover", {"textDocument": 3, "position": "here"})["code"] == -32602
     assert error_of(client, "textDocument/documentSymbol", {"textDocument": {"uri": 42}})["code"] == -32602
+    # an unknown method is -32601 (method not found) with params or without (it was "invalid params" without)
+    assert error_of(client, "bbflow/noSuchMethod", omit=True)["code"] == -32601
+    assert error_of(client, "bbflow/noSuchMethod", {})["code"] == -32601
     far = client.request("textDocument/hover", {**doc, "position": {"line": 999, "character": 999}})
     assert far is None  # beyond the end is not an error: nothing is there
     assert [s["name"] for s in client.request("textDocument/documentSymbol", doc)] == ["Pose", "Arm", "Go"]

@@ -41,7 +41,7 @@ from typing import Any
 
 import attrs
 from lsprotocol import types as lsp
-from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams, JsonRpcInvalidRequest
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams, JsonRpcInvalidRequest, JsonRpcMethodNotFound
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol, default_converter
 from pygls.uris import from_fs_path, to_fs_path
@@ -155,7 +155,9 @@ class FlowProtocol(LanguageServerProtocol):
 
     def handle_message(self, message: Any) -> None:
         if isinstance(message, _Unreadable):
-            invalid = JsonRpcInvalidParams(f"invalid params for {message.method}")
+            known = message.method in self.fm.features or self.get_message_type(message.method) is not None
+            invalid = (JsonRpcInvalidParams(f"invalid params for {message.method}") if known
+                       else JsonRpcMethodNotFound(f"no method {message.method}"))
             self._send_response(message.id, None, invalid.to_response_error())
             return
         method = getattr(message, "method", None)
