@@ -331,6 +331,21 @@ def test_completion_in_a_broken_declaration_falls_back_to_every_keyword(cell: Pa
     assert {"agent", "step", "emit"} <= got
 
 
+@pytest.mark.parametrize("typed", [
+    "    # see pick.",  # a comment: no names, no keywords, no fields
+    "    # st",
+    '    step late = move_to(target: pick) irreversible "see pick.',  # a string being typed
+    '    step late = move_to(target: pick) irreversible "a \\"quoted\\" st',
+])
+def test_no_completion_inside_a_comment_or_a_string(cell: Path, typed: str) -> None:
+    # the keywords and names of the code around (and a record's fields after a dot in a string) were offered
+    program = compile_program(cell, {cell: CELL})
+    text = CELL.replace("    let high = there.z + 0.1", typed)
+    assert complete(program, cell, text, at(text, typed, offset=len(typed))) == []
+    closed = CELL.replace("    let high = there.z + 0.1", '    step late = move_to(target: pick) irreversible "x#y" ')
+    assert "after" in labels(program, cell, closed, at(closed, '"x#y" ', offset=6))  # after a closed string
+
+
 # --- document symbols ---------------------------------------------------------------------
 
 

@@ -13,7 +13,7 @@ the agent's state and route binding, the robot's commands in a reactor `on`
 it, the module's declarations and imports, the prelude and the builtins.
 After ``NAME.`` the fields of NAME's record type (or an enum's members, or an
 imported module's declarations) are offered; after ``emit``, ``schedule`` and
-a route's ``on``, the declared signals.
+a route's ``on``, the declared signals. Inside a comment or a string nothing is offered.
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ TOP_LEVEL = re.compile(r"^(from|import|type|enum|signal|robot|action|reactor|age
 MEMBER = re.compile(r"([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\.(\w*)$")
 SIGNAL_CONTEXT = re.compile(r"(?:\bemit|\bschedule|^\s*on)\s+((?:[\w*]+\.)*)[\w*]*$")
 WORD = re.compile(r"\w*$")
+#: a line up to the cursor that is code there: outside a comment and a string (strings end on their line)
+IN_CODE = re.compile(r'(?:[^"#]|"(?:[^"\\\n]|\\.)*")*\Z')
 
 
 @attrs.frozen(slots=True)
@@ -59,6 +61,8 @@ def complete(program: Program | None, path: Path, text: str, pos: Pos) -> list[C
     lines = text.split("\n")
     line = lines[pos.line] if 0 <= pos.line < len(lines) else ""
     before = line[: pos.character]
+    if not IN_CODE.match(before):  # in a comment or a string: nothing to offer
+        return []
     signal = SIGNAL_CONTEXT.search(before)
     if signal is not None:
         offset = sum(len(ln) + 1 for ln in lines[: pos.line]) + pos.character
