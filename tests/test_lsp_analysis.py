@@ -12,7 +12,7 @@ from bbflow.lsp.analysis import definition, diagnostics_by_file, document_symbol
 from bbflow.lsp.complete import complete
 from bbflow.lsp.locate import Pos, Range
 from bbflow.lsp.program import compile_program
-from bbflow.lsp.refactor import RenameError, quick_fixes, rename
+from bbflow.lsp.refactor import RenameError, quick_fixes, references, rename
 
 SHAPES = """\
 type Pose = {x: float, y: float, z: float}
@@ -463,3 +463,13 @@ def test_a_name_of_the_standard_library_is_not_renamed(cell: Path) -> None:
     assert by_file[cell] == []
     with pytest.raises(RenameError, match="standard library"):
         rename(program, cell, at(text, "fault"), "broken")
+
+
+def test_the_references_of_result_are_not_those_of_error(cell: Path) -> None:
+    # both stand for the call, so each was listed as a reference of the other
+    text = CELL.replace("then { emit pick.done {at: result} }",
+                        "then { emit pick.done {at: result} } else { set busy = error.message == \"\" }")
+    program, by_file = diagnosed(cell, text)
+    assert by_file[cell] == []
+    assert [r.range.start for r in references(program, cell, at(text, "result"))] == [at(text, "result")]
+    assert [r.range.start for r in references(program, cell, at(text, "error"))] == [at(text, "error")]

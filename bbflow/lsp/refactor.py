@@ -57,6 +57,10 @@ def references(program: Program, path: Path, pos: Pos) -> list[Location]:
     targets = definition(program, path, pos)
     if not targets:
         return []
+    spelled = None  # what `result` and `error` stand for is the call: the other of the two is not a reference
+    if path in program.texts and not _is_name(program, targets[0]):
+        line = program.texts[path].split("\n")[pos.line]
+        spelled = next((m.group() for m in _WORD.finditer(line) if m.start() <= pos.character <= m.end()), None)
     found: dict[tuple[Path, Range], Location] = {}
     for file, text in program.texts.items():
         module = program.module(file)
@@ -65,7 +69,7 @@ def references(program: Program, path: Path, pos: Pos) -> list[Location]:
         starts = _line_starts(text)
         for m in _WORD.finditer(text):
             at = _pos(starts, m.start())
-            if definition(program, file, at) != targets:
+            if (spelled is not None and m.group() != spelled) or definition(program, file, at) != targets:
                 continue
             node = path_at(module, at)[-1]
             span = getattr(node, "span", None)
@@ -85,12 +89,9 @@ def rename(program: Program, path: Path, pos: Pos, new_name: str) -> list[Locati
     if len(at) > 1 and isinstance(at[-2], (ast.FromImport, ast.ModuleImport)) and at[-1] in at[-2].module:
         raise RenameError("a module is renamed by renaming its file (its name is its path under `source`)")
     target = definition(program, path, pos)[0]
-    declared_in = program.texts.get(target.path)
-    if declared_in is None:
+    if target.path not in program.texts:
         raise RenameError("it is declared in the standard library, which cannot be edited")
-    r = target.range
-    lines = declared_in.split("\n")
-    if r.start.line != r.end.line or not _SIGNAL.match(lines[r.start.line][r.start.character:r.end.character]):
+    if not _is_name(program, target):
         raise RenameError("nothing to rename here: `result` and `error` are the call's, not names you declared")
     module = program.module(target.path)
     declared = path_at(module, target.range.start) if module is not None else []
@@ -103,6 +104,14 @@ def rename(program: Program, path: Path, pos: Pos, new_name: str) -> list[Locati
         what = "a signal type such as pick.requested" if signal else "a name that is not a keyword"
         raise RenameError(f"{new_name!r} is not valid here: expected {what}")
     return places
+
+
+def _is_name(program: Program, target: Location) -> bool:
+    """Is ``target`` a name (or signal type) in the program's text, not a call (what `result` stands for)?"""
+    r = target.range
+    lines = program.texts.get(target.path, "").split("\n")
+    return r.start.line == r.end.line < len(lines) and bool(
+        _SIGNAL.match(lines[r.start.line][r.start.character:r.end.character]))
 
 
 def quick_fixes(program: Program, path: Path, diagnostics: list[EditorDiagnostic]) -> list[Fix]:
