@@ -347,10 +347,15 @@ def call_signature(facts: Facts, kind: CallKind, qualname: str, decl: Any) -> st
 def definition(program: Program, path: Path, pos: Pos) -> list[Location]:
     """Where the name under the cursor is declared (empty when it is not a name or did not resolve)."""
     module = program.module(path)
+    return definition_of(program, path, path_at(module, pos)) if module is not None else []
+
+
+def definition_of(program: Program, path: Path, node_path: list[Any]) -> list[Location]:
+    """Where the innermost node of ``node_path`` (from the module of ``path`` down) is declared."""
     facts = program.facts(path)
-    if module is None or facts is None:
+    if facts is None:
         return []
-    span = _definition_span(facts, module, path_at(module, pos))
+    span = _definition_span(facts, node_path[0], node_path)
     found = location(span) if span is not None else None
     return [found] if found is not None else []
 

@@ -86,6 +86,21 @@ def path_at(module: ast.Module, pos: Pos) -> list[Any]:
     return path
 
 
+def name_paths(module: ast.Module) -> Iterator[list[Any]]:
+    """The nodes from ``module`` down to each name in it (an ``Ident`` or a ``SignalType`` that spans
+    text), in field order: what ``path_at`` finds on each name, for all of them in one walk."""
+    stack: list[list[Any]] = [[module]]
+    while stack:
+        path = stack.pop()
+        node = path[-1]
+        if isinstance(node, (ast.Ident, ast.SignalType)):
+            span = node.span
+            if (span.line, span.column) < (span.end_line, span.end_column):
+                yield path
+            continue
+        stack.extend([*path, c] for c in reversed(list(children(node))))
+
+
 def _descend(module: ast.Module, pos: Pos) -> list[Any]:
     path: list[Any] = [module]
     while True:

@@ -22,9 +22,9 @@ from pathlib import Path
 import attrs
 
 from bbflow.compiler import ast
-from bbflow.lsp.analysis import EditorDiagnostic, definition
+from bbflow.lsp.analysis import EditorDiagnostic, definition, definition_of
 from bbflow.lsp.complete import keyword_terminals
-from bbflow.lsp.locate import Location, Pos, Range, path_at
+from bbflow.lsp.locate import Location, Pos, Range, name_paths, path_at
 from bbflow.lsp.program import Program
 from bbflow.lsp.undo_fix import undo_insert
 
@@ -62,20 +62,15 @@ def references(program: Program, path: Path, pos: Pos) -> list[Location]:
         line = program.texts[path].split("\n")[pos.line]
         spelled = next((m.group() for m in _WORD.finditer(line) if m.start() <= pos.character <= m.end()), None)
     found: dict[tuple[Path, Range], Location] = {}
-    for file, text in program.texts.items():
+    for file in program.texts:  # every name checked once, in one walk of each tree (not one per word)
         module = program.module(file)
-        if module is None:
-            continue
-        starts = _line_starts(text)
-        for m in _WORD.finditer(text):
-            at = _pos(starts, m.start())
-            if (spelled is not None and m.group() != spelled) or definition(program, file, at) != targets:
+        for node_path in name_paths(module) if module is not None else ():
+            node = node_path[-1]
+            if (spelled is not None and getattr(node, "name", None) != spelled) \
+                    or definition_of(program, file, node_path) != targets:
                 continue
-            node = path_at(module, at)[-1]
-            span = getattr(node, "span", None)
-            if span is not None:
-                where = Range.of(span)
-                found.setdefault((file, where), Location(file, where))
+            where = Range.of(node.span)
+            found.setdefault((file, where), Location(file, where))
     return sorted(found.values(), key=lambda loc: (str(loc.path), loc.range.start.line, loc.range.start.character))
 
 
@@ -157,20 +152,3 @@ def _misspelled(lines: list[str], diag: EditorDiagnostic) -> Range | None:
             if found is not None:
                 return Range(Pos(r.start.line, lo + found.start()), Pos(r.start.line, lo + found.end()))
     return None
-
-
-def _line_starts(text: str) -> list[int]:
-    starts = [0]
-    starts.extend(i + 1 for i, ch in enumerate(text) if ch == "\n")
-    return starts
-
-
-def _pos(starts: list[int], offset: int) -> Pos:
-    lo, hi = 0, len(starts) - 1
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if starts[mid] <= offset:
-            lo = mid
-        else:
-            hi = mid - 1
-    return Pos(lo, offset - starts[lo])
