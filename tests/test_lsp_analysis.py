@@ -502,3 +502,11 @@ def test_references_walk_each_tree_once_not_once_per_word(project: Path, cell: P
         return count
 
     assert visits(160) < 6 * visits(40)  # linear in the size of the program: 4x (it was 9x, quadratic)
+
+
+@pytest.mark.parametrize(("word", "new"), [("ready", "prêt"), ("ready", "x٣"), ("pick.done", "pick.fin\u00ed")])
+def test_a_rename_to_a_name_the_grammar_cannot_read_is_refused(cell: Path, word: str, new: str) -> None:
+    # a name is ASCII: `prêt` (a Unicode letter, `\w` to Python) was accepted and the program no longer parsed
+    program, _ = diagnosed(cell, CELL)
+    with pytest.raises(RenameError, match="not valid here"):
+        rename(program, cell, at(CELL, word), new)

@@ -30,9 +30,10 @@ from bbflow.lsp.undo_fix import undo_insert
 
 __all__ = ["Fix", "RenameError", "quick_fixes", "references", "rename"]
 
-_WORD = re.compile(r"[A-Za-z_]\w*")
-_NAME = re.compile(r"[A-Za-z_]\w*\Z")
-_SIGNAL = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*\Z")
+#: a name as the grammar spells it: ASCII only (``\w`` alone also takes ``é`` and ``٣``, which no name can hold)
+_WORD = re.compile(r"[A-Za-z_]\w*", re.ASCII)
+_NAME = re.compile(r"[A-Za-z_]\w*\Z", re.ASCII)
+_SIGNAL = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*\Z", re.ASCII)
 _DID_YOU_MEAN = re.compile(r"did you mean `([^`]+)`")
 _BACKTICKED = re.compile(r"`([^`]+)`")
 
@@ -96,7 +97,7 @@ def rename(program: Program, path: Path, pos: Pos, new_name: str) -> list[Locati
     signal = bool(declared) and isinstance(declared[-1], ast.SignalType)
     valid = _SIGNAL if signal else _NAME
     if not valid.match(new_name) or set(new_name.split(".")) & set(keyword_terminals().values()):
-        what = "a signal type such as pick.requested" if signal else "a name that is not a keyword"
+        what = "a signal type such as pick.requested" if signal else "a name (ASCII letters, digits, _) that is not a keyword"
         raise RenameError(f"{new_name!r} is not valid here: expected {what}")
     return places
 
