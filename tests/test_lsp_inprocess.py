@@ -306,3 +306,28 @@ def test_a_project_in_a_folder_whose_uri_needs_escapes_is_served_from_the_editor
         assert found.uri == uri
 
     run(scenario)
+
+
+@pytest.mark.parametrize("where", ["examples/demo.flow", "flows/.drafts/demo.flow"])
+def test_an_open_file_that_is_no_source_of_its_project_is_checked_with_it(project: Path, where: str) -> None:
+    # a saved file in the project's folder but outside its source folder (or in a hidden folder) was in no
+    # program: no diagnostic, not even a syntax error, no hover, no definition
+    demo = project / where
+    demo.parent.mkdir(parents=True)
+    demo.write_text(CELL, encoding="utf-8")
+    broken = CELL.replace("move_to(target: p)", "mvoe_to(target: p)")
+
+    async def scenario() -> None:
+        ls = Server(project)
+        uri = await ls.open(demo, broken)
+        [diag] = ls.last(uri)
+        assert diag.code == "BBF101" and diag.range.start == at(broken, "mvoe_to")
+        doc = lsp.TextDocumentIdentifier(uri)
+        [target] = await lsp_server.on_definition(ls, lsp.DefinitionParams(doc, at(broken, "Pose\n\nrobot"))) or []
+        assert target.uri == (project / "flows" / "shapes.flow").as_uri()
+        ls.workspace.remove_text_document(uri)
+        lsp_server.did_close(ls, lsp.DidCloseTextDocumentParams(doc))
+        await ls.worker.settled(project / "flows" / "shapes.flow", None)
+        assert ls.last(uri) == []  # closed: its diagnostics go with it
+
+    run(scenario)

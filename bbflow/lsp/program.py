@@ -7,7 +7,7 @@ only the modules whose check depends on the edited file are checked again;
 the others' diagnostics are replayed. A file outside any project is compiled
 alone (never the folder tree around it). Every file is read from the editor's
 buffer when it is open there, from disk otherwise; a buffer that was never
-saved is compiled too.
+saved is compiled too, and so is an open file in the project folder that is none of its sources.
 
 The editor needs more than diagnostics: the syntax tree and the checker's
 facts of every file (types, references). A run hands back those of the
@@ -144,12 +144,14 @@ def compile_program(path: Path, buffers: Mapping[Path, str], previous: Program |
 def _compile(scope: Path, path: Path, buffers: Mapping[Path, str], previous: Program | None,
              trees: ParsedTrees | None, facts_for: Sequence[Path]) -> Program:
     if scope.is_dir():
-        unsaved = [p for p in buffers if p.suffix == SUFFIX and scope in p.parents and not p.exists()]
+        # the open files are named too: one never saved, or outside the source folder (`examples/`), or in
+        # a hidden folder, is no source of the project, yet the editor shows it and wants its diagnostics
+        opened = [p for p in buffers if p.suffix == SUFFIX and scope in p.parents and scope_of(p) == scope]
         try:
-            result = compile_paths([scope, *unsaved], use_cache=True, buffers=buffers, trees=trees,
+            result = compile_paths([scope, *opened], use_cache=True, buffers=buffers, trees=trees,
                                    facts_for=facts_for)
         except InputError:  # nothing saved there yet, or an unreadable project file: the open files alone
-            alone = list(dict.fromkeys(p for p in (path, *unsaved) if p in buffers or p.is_file()))
+            alone = list(dict.fromkeys(p for p in (path, *opened) if p in buffers or p.is_file()))
             if not alone:  # the file asked for is gone from disk, and no file of the scope is open
                 return Program(scope, CompileResult(), {})
             result = compile_paths(alone, buffers=buffers, projects=False, trees=trees)
