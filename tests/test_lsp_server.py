@@ -44,8 +44,8 @@ reactor Go(pick: Pose) -> Pose on Arm {
 class Client:
     """A minimal LSP client: framed JSON-RPC messages, responses matched by id."""
 
-    def __init__(self, cwd: Path) -> None:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    def __init__(self, cwd: Path, env: dict[str, str] | None = None) -> None:
+        env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen([sys.executable, "-m", "bbflow", "lsp"], cwd=cwd, env=env,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.inbox: queue.Queue[dict[str, Any] | None] = queue.Queue()
@@ -262,3 +262,26 @@ def test_the_server_exits_when_the_client_closes_its_input(client: Client, proje
     assert client.proc.stdin is not None
     client.proc.stdin.close()
     assert client.proc.wait(timeout=WAIT) != 0  # the client went away without shutdown
+
+
+def test_exit_while_a_check_runs_ends_the_server_at_once(project: Path, tmp_path: Path) -> None:
+    # the interpreter's exit joined the worker's thread: `exit` waited for the check running (seconds on a
+    # big project; here a check that never ends)
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(
+        "import threading\nimport bbflow.lsp.worker as worker\n"
+        "def never_done(*args, **kwargs):\n    threading.Event().wait()\n"
+        "worker.compile_program = never_done\n", encoding="utf-8")
+    client = Client(project, {"PYTHONPATH": os.pathsep.join([str(hooks), *sys.path])})
+    try:
+        uri = started(client, project)
+        client.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "flow", "version": 1,
+                                                                "text": FLOW}})
+        assert client.request("shutdown") is None
+        client.notify("exit")
+        assert client.proc.wait(timeout=WAIT) == 0
+    finally:
+        if client.proc.poll() is None:
+            client.proc.kill()
+        client.proc.communicate()

@@ -33,6 +33,7 @@ it too (with 1).
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -591,8 +592,8 @@ def serve(port: int | None = None) -> None:
     """Speak LSP on standard input and output (or on 127.0.0.1:``port``) until the client says exit.
 
     On standard input and output, exits 0 after ``shutdown`` then ``exit``, else 1 (``exit`` alone, or
-    the input closed without it). The interpreter hands the GIL between threads every millisecond
-    (not every 5): the loop answering requests waits less behind the worker's check."""
+    the input closed without it), at once, even while a check runs. The interpreter hands the GIL between
+    threads every millisecond (not every 5): the loop answering requests waits less behind the worker's check."""
     sys.setswitchinterval(SWITCH_INTERVAL)
     if port is not None:
         server.start_tcp("127.0.0.1", port)
@@ -601,4 +602,6 @@ def serve(port: int | None = None) -> None:
     server.start_io()
     server.worker.close()
     server.shutdown()
-    sys.exit(server.exit_status)
+    # not sys.exit, which joins the worker's thread: the editor's exit waited for the check running (seconds on
+    # a big project); the cache writes each entry to a temporary file first, so a check cut short harms nothing
+    os._exit(server.exit_status)
