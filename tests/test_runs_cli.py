@@ -696,3 +696,17 @@ def test_a_robot_process_journal_run_is_not_recovered_while_that_process_runs(pr
     assert not (project / "world.jsonl").exists()  # nothing moved
     out = runs("recover", "0003", str(project), "--resolved")  # its process gone: the operator closes it
     assert out.exit_code == 0 and "run 0003-arm: closed, resolved by an operator" in out.stdout, out.output
+
+
+def test_show_prints_brackets_in_a_drivers_error_and_arguments_as_they_are(project: Path) -> None:
+    """A driver's error message or an argument may hold square brackets (``[/gripper]``, ``[bold]``): the timeline
+    shows them as they are, never as the table's markup (a closing tag without its opening one crashed ``show``)."""
+    with contextlib.closing(sqlite3.connect(project / ".bbflow" / "journal.db")) as conn:
+        conn.execute("INSERT INTO calls (run, kind, step, idx, attempt, target, args, sent, outcome, error) VALUES "
+                     "('0001-done', 'step', 'grip', '[]', 1, 'close_gripper', '{\"tag\":\"[bold]x\"}', 0, "
+                     "'failed', '{\"message\":\"jammed at [/gripper]\",\"code\":\"command\"}')")
+        conn.commit()
+    out = runs("show", "0001", str(project))
+    assert out.exit_code == 0, out.output
+    grip = next(line for line in out.stdout.splitlines() if "close_gripper" in line)
+    assert '"jammed at [/gripper]"' in grip and '{"tag": "[bold]x"}' in grip

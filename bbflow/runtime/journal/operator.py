@@ -13,6 +13,7 @@ from typing import IO
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from bbflow.project import Project
 from bbflow.runtime import model
@@ -95,7 +96,8 @@ def print_runs(project: Project, out: IO[str], *, fmt: str, color: bool, limit: 
         table.add_row(run["id"], run["reactor"], run["robot"] or "", _styled(status, color), run["started"] or "",
                       duration, str(run["steps"]), str(run["undo_errors"]),
                       *((Path(run["journal"]).name,) if which else ()))
-    Console(file=out, force_terminal=color, no_color=not color, width=200 if not color else None).print(table)
+    Console(file=out, force_terminal=color, no_color=not color, width=200 if not color else None,
+            markup=False).print(table)
 
 
 def print_run(project: Project, prefix: str, out: IO[str], *, fmt: str, color: bool) -> None:
@@ -106,7 +108,8 @@ def print_run(project: Project, prefix: str, out: IO[str], *, fmt: str, color: b
     if fmt == "json":
         out.write(json.dumps(info, indent=2) + "\n")
         return
-    console = Console(file=out, force_terminal=color, no_color=not color, width=200 if not color else None)
+    console = Console(file=out, force_terminal=color, no_color=not color, width=200 if not color else None,
+                      markup=False)  # a driver's error or an argument may hold [brackets]: shown as they are
     console.print(f"run {info['id']}: {info['reactor']} on {info['robot'] or '-'}, {info['status']}"
                   + (f" ({info['note']})" if info["note"] else ""), markup=False)
     console.print(f"started {info['started']}, ended {info['ended'] or '-'}; inputs {json.dumps(info['inputs'])}",
@@ -253,9 +256,9 @@ async def _recover(program: model.Program, project: Project, journal: Journal, r
     return done
 
 
-def _styled(status: str, color: bool) -> str:
+def _styled(status: str, color: bool) -> Text:
     if not color:
-        return status
+        return Text(status)
     style = {"ok": "green", "failed": "red", "held": "yellow", "running": "yellow", "in doubt": "yellow",
-             "halted": "red"}.get(status.split(" ")[0])
-    return f"[{style}]{status}[/]" if style else status
+             "halted": "red"}.get(status.split(" ")[0], "")
+    return Text(status, style)
