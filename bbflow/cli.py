@@ -49,6 +49,7 @@ def entry() -> None:
     does). Only here: ``main`` itself, as tests and other programs call it, never ends the process this way."""
     global _own_process
     _own_process = True
+    _open_standard_streams()
     try:
         main()
     except SystemExit as e:
@@ -63,6 +64,20 @@ def entry() -> None:
         except OSError:  # a closed pipe: nothing more can be said
             code = code or 1
         os._exit(code)
+
+
+def _open_standard_streams() -> None:
+    """A standard stream the caller closed (``<&-``, ``>&-``), which Python leaves as ``None``, is opened on the
+    null device, as POSIX tools do: closed input reads as empty (``--until-idle`` ends), closed output goes
+    nowhere, and no file opened later (a journal, the event log) takes the stream's number."""
+    for fd, name in enumerate(("stdin", "stdout", "stderr")):
+        if getattr(sys, name) is not None:
+            continue
+        null = os.open(os.devnull, os.O_RDWR)
+        if null != fd:
+            os.dup2(null, fd)
+            os.close(null)
+        setattr(sys, name, open(fd, "r" if fd == 0 else "w", encoding="utf-8", closefd=False))  # noqa: SIM115
 
 
 @click.group()

@@ -1,0 +1,76 @@
+"""The ``bbflow`` command's standard streams as a shell, a service manager or a pipeline leaves them (real
+processes): closed (``<&-``, ``>&-``), and output that cannot be written. The work is done as it would be with a
+terminal, nothing ends in a traceback, and the exit status is the work's."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from run_helpers import PATIENCE, PICK_INPUTS, REQUEST, read_events, write_project
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX file descriptors")
+
+
+@pytest.fixture(scope="module")
+def cell(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_project(tmp_path_factory.mktemp("streams"))
+
+
+def closing(*fds: int) -> Callable[[], None]:
+    """A ``preexec_fn`` that closes ``fds`` in the child, as ``<&-`` and ``>&-`` do."""
+    def close() -> None:
+        for fd in fds:
+            os.close(fd)
+    return close
+
+
+def bbflow(*argv: str, closed: tuple[int, ...] = (), **kwargs: object) -> subprocess.CompletedProcess[str]:
+    kwargs.setdefault("stdout", subprocess.PIPE)
+    kwargs.setdefault("stderr", subprocess.PIPE)
+    return subprocess.run([sys.executable, "-m", "bbflow", *argv], text=True, timeout=PATIENCE,  # type: ignore[call-overload]
+                          preexec_fn=closing(*closed) if closed else None, **kwargs)
+
+
+def test_agents_with_standard_input_closed_end_as_with_an_empty_one(cell: Path, tmp_path: Path) -> None:
+    """``<&-``: no input at all, not a reader thread's traceback and a ``--until-idle`` that never ends."""
+    events = tmp_path / "events.jsonl"
+    done = bbflow("run", str(cell), "--until-idle", "--no-journal", "--events", str(events),
+                  stdin=subprocess.DEVNULL, closed=(0,))
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.splitlines()[-1].startswith("idle: 0 signals in")
+    assert read_events(events)[-1]["to"] == "disarmed"
+
+
+def test_a_reactor_with_standard_output_closed_runs_and_exits_with_its_status(cell: Path, tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    done = bbflow("run", str(cell), "--reactor", "PickAndPlace", *PICK_INPUTS, "--no-journal",
+                  "--events", str(events), closed=(1,))
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and done.stderr.splitlines()[-1].startswith("PickAndPlace ok: ")
+    assert [e["event"] for e in read_events(events) if e["event"].startswith("run.")] == ["run.start", "run.ok"]
+
+
+@pytest.mark.parametrize("fd", [1, 2])
+def test_check_with_an_output_closed_exits_with_its_status(cell: Path, fd: int) -> None:
+    assert bbflow("check", str(cell), closed=(fd,)).returncode == 0
+    (cell.parent / "broken").mkdir(exist_ok=True)
+    (cell.parent / "broken" / "bad.flow").write_text("reactor {\n")
+    done = bbflow("check", str(cell.parent / "broken"), closed=(fd,))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_a_signal_line_is_still_read_with_standard_error_closed(cell: Path, tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    done = bbflow("run", str(cell), "--until-idle", "--no-journal", "--events", str(events), input=REQUEST + "\n",
+                  closed=(2,))
+    assert done.returncode == 0
+    assert [e["event"] for e in read_events(events)].count("run.ok") == 1
+    assert json.loads(REQUEST)["type"] in {e.get("type") for e in read_events(events)}
