@@ -74,3 +74,55 @@ def test_a_signal_line_is_still_read_with_standard_error_closed(cell: Path, tmp_
     assert done.returncode == 0
     assert [e["event"] for e in read_events(events)].count("run.ok") == 1
     assert json.loads(REQUEST)["type"] in {e.get("type") for e in read_events(events)}
+
+
+def reader_gone() -> int:
+    """The write end of a pipe whose reader has already gone (``| head -1`` after its line)."""
+    read, write = os.pipe()
+    os.close(read)
+    return write
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_an_event_log_that_cannot_be_written_is_said_once_and_the_run_goes_on(cell: Path) -> None:
+    done = bbflow("run", str(cell), "--reactor", "PickAndPlace", *PICK_INPUTS, "--no-journal", "--events", "/dev/full")
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.count("warning: --events /dev/full: cannot write (No space left on device)") == 1
+    assert json.loads(done.stdout) == {"x": 0.0, "y": 0.3, "z": 0.1}
+
+
+def test_an_event_log_on_a_pipe_whose_reader_is_gone_is_said_once_and_the_run_goes_on(cell: Path) -> None:
+    pipe = reader_gone()
+    try:
+        done = bbflow("run", str(cell), "--reactor", "PickAndPlace", *PICK_INPUTS, "--no-journal", "--events", "-",
+                      stdout=pipe)
+    finally:
+        os.close(pipe)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
+    assert done.stderr.count("warning: --events -: cannot write (Broken pipe)") == 1
+    assert done.stderr.splitlines()[-1].startswith("PickAndPlace ok: ")
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_result_that_cannot_be_written_is_said_and_the_status_is_the_runs(cell: Path) -> None:
+    with open("/dev/full", "w") as full:
+        done = bbflow("run", str(cell), "--reactor", "PickAndPlace", *PICK_INPUTS, "--no-journal", stdout=full)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
+    lines = done.stderr.splitlines()
+    assert lines[-2] == "error: standard output: cannot write the result (No space left on device)"
+    assert lines[-1].startswith("PickAndPlace ok: ")
+
+
+def test_a_run_whose_standard_error_reader_is_gone_exits_with_the_runs_status(cell: Path, tmp_path: Path) -> None:
+    """``bbflow run ... 2>&1 | head -1``: the lines after are lost, the robot is still disarmed, the status is 0."""
+    events, pipe = tmp_path / "events.jsonl", reader_gone()
+    try:
+        done = bbflow("run", str(cell), "--reactor", "PickAndPlace", *PICK_INPUTS, "--no-journal",
+                      "--events", str(events), stderr=pipe)
+    finally:
+        os.close(pipe)
+    assert done.returncode == 0
+    assert read_events(events)[-1]["to"] == "disarmed"

@@ -618,11 +618,16 @@ def run_app(
             stderr.write(f"error: {exc}\n")
             return Status.USAGE
         writer: JsonLinesWriter | None = None
+
+        def lost(exc: OSError) -> None:
+            _say(stderr, f"warning: --events {options.events}: cannot write ({exc.strerror or exc}): the event log "
+                         "stops here, the run goes on")
+
         if options.events == "-":
-            writer = JsonLinesWriter(stdout)
+            writer = JsonLinesWriter(stdout, failed=lost)
         elif options.events is not None:
             try:
-                writer = JsonLinesWriter(options.events)
+                writer = JsonLinesWriter(options.events, failed=lost)
             except OSError as exc:
                 stderr.write(f"error: --events {options.events}: cannot write: {exc.strerror or exc}\n")
                 return Status.USAGE
@@ -633,11 +638,21 @@ def run_app(
         else:  # never hangs on the way out, whatever a driver or an action does (run_real)
             outcome = run_real(_serve(plan, writer, stdin, stderr, live, attachment, journal), grace=STOP_GRACE)
     if outcome.has_result:
-        stdout.write(jsonout.dumps(outcome.result, ensure_ascii=False) + "\n")
-        stdout.flush()
-    stderr.write(printable(outcome.summary, newline=False) + "\n")
-    stderr.flush()
-    return outcome.status
+        try:
+            stdout.write(jsonout.dumps(outcome.result, ensure_ascii=False) + "\n")
+            stdout.flush()
+        except OSError as exc:
+            _say(stderr, f"error: standard output: cannot write the result ({exc.strerror or exc})")
+    _say(stderr, printable(outcome.summary, newline=False))
+    return outcome.status  # the run's, whether or not its output could be written
+
+
+def _say(stream: IO[str], line: str) -> None:
+    """``line`` on ``stream`` (standard error) if it can still be written: a reader gone from the pipe or a full
+    disk loses the line, not the run's exit status."""
+    with contextlib.suppress(OSError):
+        stream.write(line + "\n")
+        stream.flush()
 
 
 async def _serve(plan: RunPlan, writer: JsonLinesWriter | None, stdin: int | IO[str], stderr: IO[str],

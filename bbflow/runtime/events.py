@@ -10,7 +10,7 @@ a run: the error is logged and the event goes on to the other observers.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
 
@@ -106,25 +106,44 @@ class JsonLinesWriter:
     """Writes one compact JSON object per event and line (``bbflow run --events FILE``).
 
     Give it a path (opened for writing, closed by ``close``) or an open text
-    stream (left open). Each line is flushed, so a crash loses no event.
+    stream (left open). Each line is flushed, so a crash loses no event. The
+    first write that fails (a full disk, a reader gone from the pipe) ends the
+    log: ``failed`` is told once, and no more events are written.
     """
 
-    def __init__(self, target: str | Path | IO[str]) -> None:
+    def __init__(self, target: str | Path | IO[str], *, failed: Callable[[OSError], None] | None = None) -> None:
         if isinstance(target, (str, Path)):
             self._stream: IO[str] = open(target, "w", encoding="utf-8")  # noqa: SIM115 - closed by close()
             self._owned = True
         else:
             self._stream = target
             self._owned = False
+        self._failed = failed
+        self.error: OSError | None = None
 
     def __call__(self, event: dict[str, Any]) -> None:
+        if self.error is not None:
+            return
         line = jsonout.dumps({**event, "version": EVENT_LOG_VERSION}, separators=(",", ":"), ensure_ascii=False)
-        self._stream.write(line + "\n")
-        self._stream.flush()
+        try:
+            self._stream.write(line + "\n")
+            self._stream.flush()
+        except OSError as exc:
+            self._fail(exc)
 
     def close(self) -> None:
         if self._owned and not self._stream.closed:
-            self._stream.close()
+            try:
+                self._stream.close()
+            except OSError as exc:  # what was left in the buffer could not be written
+                if self.error is None:
+                    self._fail(exc)
+
+    def _fail(self, exc: OSError) -> None:
+        self.error = exc
+        if self._failed is None:
+            raise exc
+        self._failed(exc)
 
     def __enter__(self) -> JsonLinesWriter:
         return self
