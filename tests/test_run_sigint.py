@@ -99,3 +99,51 @@ def test_sigint_during_the_first_motion_has_nothing_to_undo(slow_cell: Path, tmp
     got = [e for e in read_events(events) if not e["event"].startswith("robot.")]
     assert not steps(got, "undo.start") and not steps(got, "step.ok")[1:]  # only `ready` completed
     assert [e["event"] for e in got][-2:] == ["step.error", "run.failed"]
+
+
+GATED_DRIVER = """
+import time
+from pathlib import Path
+
+from bbflow.runtime.sim import SimDriver
+
+HERE = Path(__file__).parent
+BLOCKS = "{blocks}"
+
+
+def gate():  # code that blocks the event loop (a vendor SDK's import or connect) until the test opens the gate
+    (HERE / "blocked").touch()
+    deadline = time.monotonic() + 60
+    while not (HERE / "go").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+if BLOCKS == "import":
+    gate()
+
+
+class Arm(SimDriver):
+    async def connect(self):
+        if BLOCKS == "connect":
+            gate()
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("blocks", ["import", "connect"])
+def test_a_signal_while_a_driver_blocks_the_start_stops_before_the_robot_is_armed(
+        tmp_path: Path, blocks: str, sig: signal.Signals) -> None:
+    """Ctrl-C while a driver's import or connect blocks the event loop: the loop sees the signal only once that
+    code returns, and the session went on to arm the robot and start the reactor (its first motion sent, then
+    rolled back) before the interrupt was handled. Nothing may move after the operator's Ctrl-C."""
+    project = write_project(tmp_path, arm_table(driver="gated:Arm"))
+    (project / "gated.py").write_text(GATED_DRIVER.replace("{blocks}", blocks))
+    events = tmp_path / "events.jsonl"
+    proc = start(project, events, "--reactor", "PickAndPlace", *PICK_INPUTS, "--arm")
+    wait_while_running(proc, (project / "blocked").exists, "the driver blocking")
+    proc.send_signal(sig)
+    (project / "go").touch()
+    code, err = finish(proc)
+    assert code == 130, err
+    assert err.splitlines()[-1] == "interrupted before PickAndPlace started"
+    assert not [e for e in read_events(events) if e["event"] != "robot.state"]  # never armed, no run

@@ -148,6 +148,7 @@ class Session:
         #: every run that may move a robot goes through here: one task per robot, the queues, cancel
         self.tasks = Tasks(capacities={rp.instance: rp.queue for rp in plan.robots}, observer=self.observer)
         self.interrupts = 0
+        self.signalled = False  # set by the signal itself (``signalled``), before the loop gets to ``interrupt``
         self.gave_up: GaveUp | None = None
         self.disarm_errors: list[str] = []
         #: robots that closing left not disarmed (the driver's disarm failed), with why
@@ -221,6 +222,16 @@ class Session:
             self.note("interrupted again: disarming every robot now")
             self._emergency = asyncio.get_running_loop().create_task(disarm_all(self._started))
 
+    def signalled_now(self, signum: int, frame: object) -> None:
+        """The Python-level handler of SIGINT/SIGTERM: runs as soon as the signal comes, even while code blocks the
+        loop (a driver's import or connect), which handles the signal (``interrupt``) only once that code returns."""
+        self.signalled = True
+
+    def _unless_signalled(self) -> None:
+        """Before a robot moves (armed, recovered, given work): a signal the loop has not handled yet stops here."""
+        if self.signalled:
+            raise asyncio.CancelledError
+
     async def _main(self) -> Outcome:
         if self.plan.agents and self.plan.bus.networked:
             try:  # before anything moves: a missing extra is a usage error
@@ -235,6 +246,7 @@ class Session:
             return Outcome(Status.USAGE, f"error: {exc}")
         except RuntimeFailure as failure:
             return Outcome(Status.FAILED, f"failed before any work: {failure.message}")
+        self._unless_signalled()
         if self.journal is not None:
             self.journal.start(asyncio.get_running_loop(), on_failure=self._journal_failed)
             self.outcomes = self.journal.unhandled_outcomes()  # before recovery ends more runs
@@ -245,6 +257,7 @@ class Session:
             held = [r for r in self.recovered if r.action == "held"]
             if held:
                 self.note(f"{len(held)} unfinished run(s) held for an operator: see `bbflow runs`")
+            self._unless_signalled()
         if self.plan.reactor is not None:
             return await self._reactor(self.plan.reactor)
         return await self._agents()
@@ -260,6 +273,7 @@ class Session:
             self._report_changes(proxy)
         self.board.robots = tuple(self.robots)
         for rp, proxy in zip(self.plan.robots, self.robots):
+            self._unless_signalled()
             if rp.arm:
                 try:
                     with self._slow(proxy, "arm"):
@@ -680,6 +694,7 @@ async def _serve(plan: RunPlan, writer: JsonLinesWriter | None, stdin: int | IO[
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, session.interrupt)
+            signal.signal(sig, session.signalled_now)  # in place of asyncio's, which does nothing
             installed.append(sig)
     if attachment is not None:
         try:
