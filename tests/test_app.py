@@ -353,7 +353,8 @@ def test_describe_events() -> None:
         "run.failed     R  boom; undo errors: a: stuck"
 
 
-def test_the_live_view_shows_steps_agents_and_robots(program: model.Program, tmp_path: Path) -> None:
+def live_frame(program: model.Program, tmp_path: Path, width: int) -> str:
+    """The live view of the example cell ``width`` columns wide, 0.25 s into the first run (in its lift)."""
     board = Board(program)
     s = Session(plan_run(program, project(tmp_path), RunOptions(until_idle=True)), board=board,
                 lines=Lines(REQUEST))
@@ -362,7 +363,7 @@ def test_the_live_view_shows_steps_agents_and_robots(program: model.Program, tmp
     async def main() -> None:
         async def snapshot() -> None:
             await asyncio.sleep(0.25)  # the run is in its lift
-            console = Console(file=io.StringIO(), width=160, color_system=None)
+            console = Console(file=io.StringIO(), width=width, color_system=None)
             console.print(board.render(asyncio.get_running_loop().time()))
             frames.append(console.file.getvalue())  # type: ignore[attr-defined]
 
@@ -371,11 +372,25 @@ def test_the_live_view_shows_steps_agents_and_robots(program: model.Program, tmp
             await s.run()
 
     run_virtual(main())
-    frame = frames[0]
+    return frames[0]
+
+
+def test_the_live_view_shows_steps_agents_and_robots(program: model.Program, tmp_path: Path) -> None:
+    frame = live_frame(program, tmp_path, 160)
     assert "PickAndPlace" in frame and "running" in frame
     assert "✓ approach" in frame and "✓ grip" in frame and "· release" in frame
     assert "Picker" in frame and "robot.event.force" in frame  # the agent's last signal
     assert "arm" in frame and "armed" in frame
+
+
+def test_on_a_narrow_terminal_the_live_view_cuts_the_steps_not_the_reactor_and_its_status(
+        program: model.Program, tmp_path: Path) -> None:
+    """80 columns: the steps and the outcome end in an ellipsis; the reactor, its status and time stay whole
+    (every column used to be shrunk alike, and the first three, the narrowest, vanished), one line per run."""
+    frame = live_frame(program, tmp_path, 80)
+    run = next(line for line in frame.splitlines() if "PickAndPlace" in line)
+    assert "running" in run and "0.25s" in run and "✓ approach" in run
+    assert max(len(line) for line in frame.splitlines()) <= 80
 
 
 # --- standard input ----------------------------------------------------------------------------------

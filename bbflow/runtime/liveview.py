@@ -148,14 +148,15 @@ class Board:
             table.add_column("reactor", no_wrap=True)
             table.add_column("status", no_wrap=True)
             table.add_column("time", justify="right", no_wrap=True)
-            table.add_column("steps", no_wrap=True)
-            table.add_column("outcome", no_wrap=True, overflow="ellipsis")
+            # on a narrow terminal these two give up their width (their text cut with an ellipsis, one line a run)
+            table.add_column("steps")
+            table.add_column("outcome")
             for view in runs:
                 status_style = {"ok": "green", "failed": "red", "halted": "bold red"}.get(view.status, "yellow")
                 took = (view.ended if view.ended is not None else now) - view.started
                 name = ("  ↳ " if view.parent else "") + view.reactor
                 table.add_row(name, Text(view.status, status_style), f"{took:.2f}s", _steps_text(view),
-                              Text(view.detail, "dim"))
+                              Text(view.detail, "dim", no_wrap=True, overflow="ellipsis"))
             parts.append(table)
         if self.agents:
             table = Table(title="agents", title_justify="left", show_edge=False)
@@ -183,7 +184,7 @@ class Board:
 
 
 def _steps_text(view: RunView) -> Text:
-    text = Text()
+    text = Text(no_wrap=True, overflow="ellipsis")
     for i, (step, state) in enumerate(view.steps.items()):
         mark, style = STEP_MARKS.get(state, ("?", ""))
         if i:
