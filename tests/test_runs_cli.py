@@ -710,3 +710,23 @@ def test_show_prints_brackets_in_a_drivers_error_and_arguments_as_they_are(proje
     assert out.exit_code == 0, out.output
     grip = next(line for line in out.stdout.splitlines() if "close_gripper" in line)
     assert '"jammed at [/gripper]"' in grip and '{"tag": "[bold]x"}' in grip
+
+
+@pytest.mark.parametrize("color", [True, False])
+def test_on_a_narrow_terminal_the_list_keeps_every_run_id_whole(project: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                color: bool) -> None:
+    """80 columns: the table is printed whole (the terminal wraps its lines), never shrunk to fit: ids cut to
+    ``0123-4567-…`` all looked alike and named no run for `show` or `recover`. With or without colour."""
+    monkeypatch.setenv("COLUMNS", "80")
+    ids = [f"01a2505f-e354-7312-9cd6-0e87fec10b{n:02}" for n in range(2)]
+    with contextlib.closing(sqlite3.connect(project / ".bbflow" / "journal.db")) as conn:
+        conn.executemany("INSERT INTO runs (id, reactor, robot, status, started, ended, inputs, result, undo_errors) "
+                         "VALUES (?, 'PickAndPlace', 'arm', 'ok', ?, ?, '{}', '1', '[]')",
+                         [(run, time.time() - 5, time.time() - 4) for run in ids])
+        conn.commit()
+    out = io.StringIO()
+    print_runs(load_project(project), out, fmt="text", color=color)
+    shown = out.getvalue()
+    for run in ids:
+        assert run in shown
+    assert "PickAndPlace" in shown and "running (1 in doubt)" in shown

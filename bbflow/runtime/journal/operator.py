@@ -60,6 +60,10 @@ def open_for_reading(project: Project, config: JournalConfig) -> sqlite3.Connect
     return open_reader(config.path, project.name)
 
 
+#: the width the list of runs is laid out in: wider than any table of runs, so that none is shrunk to fit
+UNSHRUNK = 10_000
+
+
 def print_runs(project: Project, out: IO[str], *, fmt: str, color: bool, limit: int = 200) -> None:
     """The runs of every journal of the project, merged, newest first (``journal``: the file of each)."""
     found = journals(project)
@@ -96,8 +100,8 @@ def print_runs(project: Project, out: IO[str], *, fmt: str, color: bool, limit: 
         table.add_row(run["id"], run["reactor"], run["robot"] or "", _styled(status, color), run["started"] or "",
                       duration, str(run["steps"]), str(run["undo_errors"]),
                       *((Path(run["journal"]).name,) if which else ()))
-    Console(file=out, force_terminal=color, no_color=not color, width=200 if not color else None,
-            markup=False).print(table)
+    # whole, however narrow the terminal (which wraps the lines): ids cut to fit ("01a2505…") look alike and name no run
+    Console(file=out, force_terminal=color, no_color=not color, width=UNSHRUNK, markup=False).print(table)
 
 
 def print_run(project: Project, prefix: str, out: IO[str], *, fmt: str, color: bool) -> None:
