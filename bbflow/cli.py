@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import gc
 import os
 import sys
@@ -27,6 +28,8 @@ class UsageFailure(click.ClickException):
     exit_code = 2
 
 
+#: the errors of a device that cannot take what is written to it
+_NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
 #: set by a command that starts no thread, process or server, so its process may end at once
 _teardown_free = False
 #: set by the console script (``entry``), whose process ends with the command
@@ -51,7 +54,15 @@ def entry() -> None:
     _own_process = True
     _open_standard_streams()
     try:
-        main()
+        try:
+            main()
+        except OSError as e:  # output to a full disk: said in a line, not a traceback
+            if e.errno not in _NO_ROOM:
+                raise
+            _discard_standard_output()
+            print(f"Error: cannot write{f' {e.filename}' if e.filename else ' the output'}: {e.strerror}",
+                  file=sys.stderr)
+            sys.exit(2)
     except SystemExit as e:
         if not _teardown_free:
             raise
@@ -64,6 +75,14 @@ def entry() -> None:
         except OSError:  # a closed pipe: nothing more can be said
             code = code or 1
         os._exit(code)
+
+
+def _discard_standard_output() -> None:
+    """Standard output on the null device from now on: what is left in its buffer is not written again, and
+    fails again, when the interpreter ends."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, sys.stdout.fileno())
+    os.close(null)
 
 
 def _open_standard_streams() -> None:

@@ -126,3 +126,16 @@ def test_a_run_whose_standard_error_reader_is_gone_exits_with_the_runs_status(ce
         os.close(pipe)
     assert done.returncode == 0
     assert read_events(events)[-1]["to"] == "disarmed"
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("argv", [("check", "--format", "json"), ("explain", "BBF401"), ("schema", "events"),
+                                  ("runs",)])
+def test_output_to_a_full_disk_is_said_in_a_line_and_exits_2(cell: Path, argv: tuple[str, ...]) -> None:
+    """``bbflow check --format json > report.json`` on a full disk: not an OSError traceback (or a check that
+    passed, exit 0), but the reason, and the status of an I/O error."""
+    bbflow("run", str(cell), "--until-idle", stdin=subprocess.DEVNULL)  # a journal for `runs` to list
+    with open("/dev/full", "w") as full:
+        done = bbflow(*argv, cwd=cell, stdout=full)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == "Error: cannot write the output: No space left on device\n"
