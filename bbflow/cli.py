@@ -6,6 +6,7 @@ import contextlib
 import errno
 import gc
 import os
+import shlex
 import sys
 from typing import TYPE_CHECKING
 
@@ -189,7 +190,7 @@ def init(folder: str) -> None:
     click.echo(f"created {len(written)} files in {folder}", err=True)
     for path in written:
         click.echo(f"  {path}", err=True)
-    go = "" if folder == "." else f"cd {folder} && "
+    go = "" if folder == "." else f"cd {shlex.quote(folder)} && "  # to be pasted, whatever the folder's name
     click.echo(f"next: {go}bbflow check && bbflow run --until-idle < signals.jsonl", err=True)
 
 

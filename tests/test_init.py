@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,16 @@ def test_init_project_drill_in_its_readme_rolls_back(made: Path) -> None:
                     "--faults", str(made / "faults.toml"), "--virtual-time")
     assert result.exit_code == 1, result.output
     assert "Fetch failed: close_gripper failed: jammed; rolled back, no undo errors" in result.stderr
+
+
+def test_init_says_what_to_type_next_with_the_folder_quoted_for_the_shell(tmp_path: Path) -> None:
+    """A folder with a space (or any character the shell reads): the `next:` line can be pasted as it is."""
+    folder = tmp_path / "my cell's"
+    result = bbflow("init", str(folder))
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[-1] == \
+        f"next: cd {shlex.quote(str(folder))} && bbflow check && bbflow run --until-idle < signals.jsonl"
+    assert shlex.split(result.stderr.splitlines()[-1])[2] == str(folder)
 
 
 def test_init_refuses_to_overwrite(made: Path) -> None:
