@@ -7,7 +7,10 @@ import errno
 import gc
 import os
 import shlex
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import click
@@ -446,7 +449,7 @@ def runs(words: tuple[str, ...], fmt: str, arm: bool, driver: str | None, events
 
     ID may be the start of a run's id (of one run only, in all the journals). Exit status: 0, 1 a
     recovered run had undo errors or stays held, 2 usage error or a journal missing or unusable, 130 a
-    recover interrupted (Ctrl-C).
+    recover interrupted (Ctrl-C or SIGTERM).
     """
     from bbflow.project import ProjectError, find_project, importable, load_project
     from bbflow.runtime.journal import JournalError
@@ -479,7 +482,7 @@ def runs(words: tuple[str, ...], fmt: str, arm: bool, driver: str | None, events
                     _print_diagnostics(diagnostics)
                     sys.exit(2)
             try:
-                with importable(project.root):
+                with importable(project.root), _terminate_as_interrupt():
                     done = recover_run(program, project, rest[0], sys.stdout,  # type: ignore[arg-type]
                                        arm=arm, driver=driver, events=events, resolved=resolved)
             except KeyboardInterrupt:  # the undos made so far are journaled: the next recover skips them
@@ -490,6 +493,20 @@ def runs(words: tuple[str, ...], fmt: str, arm: bool, driver: str | None, events
                 sys.exit(1)
     except (ProjectError, JournalError, ValueError) as e:
         raise UsageFailure(str(e)) from e
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """While inside, SIGTERM (a service manager's stop, ``timeout``) is a Ctrl-C: the work in flight is
+    cancelled and the robot disarmed, not the process killed with the robot armed."""
+    if threading.current_thread() is not threading.main_thread():  # signals are for the main thread only
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: signal.raise_signal(signal.SIGINT))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _print_diagnostics(diagnostics: Diagnostics) -> None:

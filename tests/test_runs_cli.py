@@ -111,10 +111,11 @@ def test_recover_rolls_a_run_back_on_the_simulated_robot(project: Path) -> None:
     assert again.exit_code == 2 and "nothing to recover" in again.stderr
 
 
-def test_a_recover_interrupted_says_so_and_the_next_one_goes_on_from_there(project: Path) -> None:
-    """Ctrl-C while an undo moves: exit 130 and a word of what is left, not click's bare "Aborted!"; meanwhile
-    `bbflow runs` shows the held run being recovered, and a second recover or a `bbflow run` is told what holds
-    the robot."""
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_recover_interrupted_says_so_and_the_next_one_goes_on_from_there(project: Path, sig: signal.Signals) -> None:
+    """Ctrl-C (or SIGTERM, which used to kill the process at once, its robot armed) while an undo moves: exit 130
+    and a word of what is left, not click's bare "Aborted!"; meanwhile `bbflow runs` shows the held run being
+    recovered, and a second recover or a `bbflow run` is told what holds the robot."""
     toml = project / "bbflow.toml"
     quick = toml.read_text()
     toml.write_text(quick.replace('duration = "30ms"', 'duration = "20s"'))
@@ -137,7 +138,7 @@ def test_a_recover_interrupted_says_so_and_the_next_one_goes_on_from_there(proje
         start = CliRunner().invoke(main, ["run", str(project), "--until-idle"], input="")
         assert start.exit_code == 2 and "robot arm already run by another bbflow runs recover of this project" \
             in start.stderr and "wait for it to end" in start.stderr, start.output
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         out, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
