@@ -731,3 +731,14 @@ def test_on_a_narrow_terminal_the_list_keeps_every_run_id_whole(project: Path, m
     for run in ids:
         assert run in shown
     assert "PickAndPlace" in shown and "running (1 in doubt)" in shown
+
+
+def test_a_run_cut_off_in_its_first_step_has_completed_no_steps_not_none(project: Path) -> None:
+    """Its only call in doubt: the list says 0 steps completed (it said `None`, and `null` in JSON)."""
+    with contextlib.closing(sqlite3.connect(project / ".bbflow" / "journal.db")) as conn:
+        conn.execute("DELETE FROM calls WHERE run = '0002-cut' AND step = 'approach'")
+        conn.commit()
+    listed = {r["id"]: r for r in json.loads(runs(str(project), "--format", "json").stdout)}
+    assert (listed["0002-cut"]["steps"], listed["0002-cut"]["in_doubt"]) == (0, 1)
+    row = next(line for line in runs(str(project)).stdout.splitlines() if "0002-cut" in line)
+    assert "None" not in row

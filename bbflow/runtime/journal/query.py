@@ -19,7 +19,7 @@ def list_runs(conn: sqlite3.Connection, limit: int = 200) -> list[dict[str, Any]
     if rows:  # one scan of the calls for all the runs listed (the calls have no index by run)
         marks = ",".join("?" * len(rows))
         for run, done, doubt in conn.execute(
-                f"SELECT run, sum(outcome = 'ok'), sum(outcome IS NULL) FROM calls WHERE kind = 'step' "
+                f"SELECT run, coalesce(sum(outcome = 'ok'), 0), sum(outcome IS NULL) FROM calls WHERE kind = 'step' "
                 f"AND run IN ({marks}) GROUP BY run", [r[0] for r in rows]):
             counts[run] = (done, doubt)
     out = []
