@@ -54,6 +54,26 @@ reactor Branches(k: int) -> float {
     switch out on k { case 1 { return 1 } default { return 2.5 } }
     return out
 }
+reactor JoinedList() -> str { return str([1, 2.5]) }
+reactor JoinedMin() -> str { return str(min(1, 2.5)) }
+reactor JoinedMax() -> any { return max(1, 0.5) }
+reactor JoinedFallback(a: int?) -> str { return str(a ?? 2.5) }
+reactor JoinedFallbackRight(a: float?) -> any { return [a ?? 1] }
+reactor JoinedSwitch(k: int) -> str {
+    switch v on k { case 1 { return 1 } default { return 2.5 } }
+    return str(v)
+}
+reactor JoinedSwitchList(k: int) -> any {
+    switch v on k { case 1 { return [1] } default { return [2.5] } }
+    return v
+}
+reactor JoinedMap(xs: list[int]) -> any {
+    map out over xs as x {
+        switch v on x { case 1 { return 1 } default { return 0.5 } }
+        return v
+    }
+    return out
+}
 """
 
 
@@ -138,3 +158,21 @@ def test_a_missing_map_key_is_said_without_python_quotes(cell: FlowProject) -> N
 def test_a_run_value_has_its_declared_type(cell: FlowProject, reactor: str, inputs: dict[str, Any]) -> None:
     run = cell.run_reactor(reactor, inputs)
     assert run.ok and run.result == 1.0 and isinstance(run.result, float), run.result
+
+
+@pytest.mark.parametrize(("reactor", "inputs", "value"), [
+    ("JoinedList", {}, "[1.0, 2.5]"),  # the list is a list[float]: its 1 is a float
+    ("JoinedMin", {}, "1.0"),
+    ("JoinedMax", {}, 1.0),
+    ("JoinedFallback", {"a": 1}, "1.0"),  # `a ?? 2.5` is a float, whichever side gives it
+    ("JoinedFallbackRight", {"a": None}, [1.0]),
+    ("JoinedSwitch", {"k": 1}, "1.0"),  # a switch's value has the type of all its cases
+    ("JoinedSwitchList", {"k": 1}, [1.0]),
+    ("JoinedMap", {"xs": [1, 2]}, [1.0, 0.5]),
+])
+def test_a_value_has_the_type_the_checker_joined_its_parts_in(cell: FlowProject, reactor: str,
+                                                               inputs: dict[str, Any], value: Any) -> None:
+    # the checker types each of these as float (or list[float]): an int among them must run as a float too,
+    # or str() shows `1` for a float and an `any` (an emitted payload, a result) carries an int
+    run = cell.run_reactor(reactor, inputs)
+    assert run.ok and run.result == value and repr(run.result) == repr(value), run.result

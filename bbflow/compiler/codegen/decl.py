@@ -23,6 +23,7 @@ import attrs
 from bbflow.compiler import ast
 from bbflow.compiler.codegen.expr import CodegenError, ExprGen
 from bbflow.compiler.codegen.src import Call, Pair, Raw, Seq, Src, literal
+from bbflow.compiler.codegen.types import to_rtype
 from bbflow.compiler.semantic.facts import CallKind, Facts
 from bbflow.runtime import types as rt
 
@@ -171,8 +172,9 @@ class DeclGen:
                 ("line", Raw(literal(stmt.span.line))),
             ), line=stmt.span.line)
         if isinstance(stmt, ast.SwitchStmt):
+            value = self._bound(stmt)  # each case returns the switch's type (int -> float)
             cases = tuple(
-                Call("_m.Case", (_values([self.exprs.constant(v) for v in c.values]), self.body(c.body)))
+                Call("_m.Case", (_values([self.exprs.constant(v) for v in c.values]), self.body(c.body, value)))
                 for c in stmt.cases
             )
             kwargs: list[tuple[str, Src]] = [
@@ -181,7 +183,7 @@ class DeclGen:
                 ("cases", Seq(cases)),
             ]
             if stmt.default is not None:
-                kwargs.append(("default", self.body(stmt.default)))
+                kwargs.append(("default", self.body(stmt.default, value)))
             inner: tuple[Any, ...] = (stmt.subject, stmt.cases, stmt.default)
             kwargs += [*self._deps(self.deps(inner, inner, local, stmt)), ("line", Raw(literal(stmt.span.line)))]
             return Call("_m.Switch", kwargs=tuple(kwargs), line=stmt.span.line)
@@ -190,7 +192,7 @@ class DeclGen:
                 ("name", Raw(literal(stmt.name.name))),
                 ("over", Raw(self.exprs.fn(stmt.over, rt.ListOf(rt.ANY)))),
                 ("item", Raw(literal(stmt.item.name))),
-                ("body", self.body(stmt.body)),
+                ("body", self.body(stmt.body, _item(self._bound(stmt)))),
             ]
             if stmt.concurrency is not None:
                 kwargs.append(("concurrency", Raw(literal(stmt.concurrency.value))))
@@ -375,6 +377,11 @@ class DeclGen:
             out.append(Call("_m.Param", args))
         return Seq(tuple(out))
 
+    def _bound(self, stmt: ast.SwitchStmt | ast.MapStmt) -> rt.RType | None:
+        """The type of the name a ``switch`` or ``map`` binds, as the checker found it."""
+        found = self.facts.decl_types.get(stmt)
+        return None if found is None else to_rtype(found)
+
     def rtype(self, t: ast.TypeExpr | None) -> Src:
         declared = self.exprs.declared(t)
         return Raw(self.exprs.types.ref(declared if declared is not None else rt.ANY))
@@ -382,6 +389,11 @@ class DeclGen:
 
 def _strings(items: list[str]) -> Seq:
     return Seq(tuple(Raw(literal(i)) for i in items))
+
+
+def _item(t: rt.RType | None) -> rt.RType | None:
+    """The item type of a list type (what each run of a ``map``'s body returns)."""
+    return t.item if isinstance(t, rt.ListOf) else None
 
 
 def _values(items: list[Any]) -> Seq:

@@ -12,6 +12,7 @@ differs from the language's (indexing, ``round``,
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, overload
 
 import attrs
@@ -109,6 +110,19 @@ class ExprGen:
             return f"{self.types.ref(expected)}.conform({self.code(e)}{', ' + literal(path) if path else ''})"
         return self.code(e)
 
+    def joined(self, joined: T.Type | None, parts: Iterable[ast.Expr]) -> list[str]:
+        """``parts``, each widened to ``joined``, the type the checker joined them in: an ``int`` among
+        ``float``s is a ``float`` when it runs, as its type says (``[1, 2.5]``, ``min(1, 2.5)``, ``x ?? 1``
+        for a ``float?`` x, a ``switch`` that returns ``1`` in one case and ``2.5`` in another)."""
+        want = None if joined is None else to_rtype(joined)
+        return [self.value(p, want) for p in parts]
+
+    @staticmethod
+    def _optional(t: T.Type | None) -> rt.RType | None:
+        """``t`` or ``none``: what the left side of a ``??`` is widened to."""
+        want = None if t is None else to_rtype(t)
+        return want if want is None or want == rt.ANY or isinstance(want, rt.Optional) else rt.Optional(want)
+
     def _any(self, *es: ast.Expr) -> bool:
         """Whether one of ``es`` has type ``any``: its operation is checked when it runs (``exprlib``)."""
         return any(self.facts.type_of(e) == T.ANY for e in es)
@@ -157,7 +171,9 @@ class ExprGen:
         return literal(e.seconds)
 
     def _ListExpr(self, e: ast.ListExpr) -> str:
-        return "[" + ", ".join(self.code(i) for i in e.items) + "]"
+        joined = self.facts.type_of(e)
+        item = joined.item if isinstance(joined, T.ListT) else None
+        return "[" + ", ".join(self.joined(item, e.items)) + "]"
 
     def _RecordExpr(self, e: ast.RecordExpr) -> str:
         return self._record(e, {})
@@ -200,11 +216,18 @@ class ExprGen:
         op = e.op
         if op in ("and", "or"):
             return f"({self.value(e.left, rt.BOOL)} {op} {self.value(e.right, rt.BOOL)})"
+        if op == "??":
+            self._temps += 1
+            tmp = f"_v{self._temps}"
+            joined = self.facts.type_of(e)
+            first = self.value(e.left, self._optional(joined))
+            (then,) = self.joined(joined, (e.right,))
+            return f"({tmp} if ({tmp} := {first}) is not None else {then})"
         left, right = self.code(e.left), self.code(e.right)
         joined = self.facts.type_of(e) if op == "+" else None
         if isinstance(joined, T.ListT):  # lists joined: the items of the right side as the result's (int -> float)
             right = self.value(e.right, to_rtype(joined))
-        if self._any(e.left, e.right) and op not in ("??",):
+        if self._any(e.left, e.right):
             if op in _ARITH:
                 return f"_x.arith({literal(op)}, {left}, {right})"
             if op in _ORDERING:
@@ -216,14 +239,13 @@ class ExprGen:
             return f"_x.finite({left} {op} {right})"
         if op in _ARITH or op in _COMPARE:
             return f"({left} {op} {right})"
-        if op == "??":
-            self._temps += 1
-            tmp = f"_v{self._temps}"
-            return f"({tmp} if ({tmp} := {left}) is not None else {right})"
         raise CodegenError(f"{e.span.file}:{e.span.line}: unknown operator {op!r}")
 
     def _CallExpr(self, e: ast.CallExpr) -> str:
         target = self.facts.call(e)
         if target is None or target.kind is not CallKind.BUILTIN or target.qualname not in _BUILTINS:
             raise CodegenError(f"{e.span.file}:{e.span.line}: only pure builtins may be called in an expression")
-        return f"{_BUILTINS[target.qualname]}({', '.join(self.code(a.value) for a in e.args)})"
+        args = [a.value for a in e.args]
+        if target.qualname in ("min", "max") and len(args) > 1:  # min(1, 2.5) is 1.0: its type is float
+            return f"{_BUILTINS[target.qualname]}({', '.join(self.joined(self.facts.type_of(e), args))})"
+        return f"{_BUILTINS[target.qualname]}({', '.join(self.code(a) for a in args)})"
