@@ -33,6 +33,7 @@ reactor AnyIndex(a: any) -> any { return a["k"] }
 reactor AnyLess(a: any) -> bool { return a < 1 }
 reactor AnyEqual(a: any) -> bool { return a == 1 }
 reactor AnyIn(a: any) -> bool { return 1 in a }
+reactor AnySlice(xs: list[int], a: any) -> list[int] { return xs[a:] }
 reactor AnyKeys(a: any) -> list[str] { return keys(a) }
 reactor AnyMin(a: any) -> any { return min(a) }
 reactor AnyMap(a: any) -> list[any] {
@@ -118,6 +119,8 @@ def test_arithmetic_that_leaves_the_floats_fails_the_expression(cell: FlowProjec
     ("AnyIndex", {"a": [1]}, "a list index is an int, not a str"),
     ("AnyLess", {"a": "s"}, "cannot compare a str with an int (`<`)"),
     ("AnyIn", {"a": 5}, "`in` looks in a list, a map's keys or a str, not in an int"),
+    ("AnySlice", {"xs": [1], "a": [0]}, "a slice's bounds are ints, not a list"),  # not Python's '<' words
+    ("AnySlice", {"xs": [1], "a": True}, "a slice's bounds are ints, not a bool"),  # not xs[1:]
     ("AnyKeys", {"a": [2, 1]}, "keys() takes a map, not a list"),  # not [1, 2]
     ("AnyMin", {"a": [1, "x"]}, "min() compares numbers or strs, not a str and an int"),
     ("AnyMap", {"a": {"x": 1}}, "out: expected list[any], got a record"),  # not its keys

@@ -132,6 +132,9 @@ def slice_(obj: Any, start: int | None, end: int | None) -> Any:
     with indexes), either may be left out; a slice never fails."""
     if not isinstance(obj, (list, str)):
         raise TypeError(f"cannot slice {_kind(obj)}: only lists and strs can be sliced")
+    for bound in (start, end):
+        if bound is not None and (not isinstance(bound, int) or isinstance(bound, bool)):
+            raise TypeError(f"a slice's bounds are ints, not {_kind(bound)}")
     n = len(obj)
     i = 0 if start is None else min(max(start, 0), n)
     j = n if end is None else min(max(end, 0), n)
