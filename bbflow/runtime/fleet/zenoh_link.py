@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import struct
 import threading
 import time
@@ -83,16 +84,36 @@ def zenoh_config(settings: BusSettings) -> zenoh.Config:
     """The Zenoh configuration: the ``config`` file if any, then ``mode``, ``listen`` and ``connect`` over it."""
     try:
         config = zenoh.Config.from_file(str(settings.config)) if settings.config is not None else zenoh.Config()
-        if settings.mode is not None:
-            config.insert_json5("mode", json.dumps(settings.mode))
-        if settings.listen is not None:
-            config.insert_json5("listen/endpoints", json.dumps(list(settings.listen)))
-        if settings.connect is not None:
-            config.insert_json5("connect/endpoints", json.dumps(list(settings.connect)))
     except (zenoh.ZError, OSError, ValueError) as exc:
-        where = f"{settings.config}: " if settings.config is not None else ""
-        raise BusOpenError(f"{where}bad Zenoh configuration: {exc}") from None
+        raise BusOpenError(f"{settings.config}: bad Zenoh configuration: {zenoh_message(exc, place=True)}") from None
+    for key, value, given in (("mode", settings.mode, "[bus] mode"),
+                              ("listen/endpoints", settings.listen, "--bus-listen (or [bus] listen)"),
+                              ("connect/endpoints", settings.connect, "--bus-connect (or [bus] connect)")):
+        if value is not None:
+            text = json.dumps(value if isinstance(value, str) else list(value))
+            try:
+                config.insert_json5(key, text)
+            except zenoh.ZError as exc:
+                raise BusOpenError(f"{given} {text}: {zenoh_message(exc)}") from None
     return config
+
+
+#: where in Zenoh's Rust sources an error was raised (`` at /root/.cargo/.../tcp.rs:61.``): nothing to a user
+_RUST_PLACE = re.compile(r" at /\S+\.rs:\d+\.?")
+#: serde's error, as Zenoh shows it: the message and its line and column (``Json5Err(Message { msg: ... })``)
+_SERDE = re.compile(r'(?:Json5Err\(|JSON error: )?Message \{ msg: "(?P<msg>(?:[^"\\]|\\.)*)", '
+                    r"location: (?:Some\(Location \{ line: (?P<line>\d+), column: (?P<column>\d+) \}\)|None) \}\)?")
+
+
+def zenoh_message(exc: Exception, *, place: bool = False) -> str:
+    """Zenoh's error message, without where in its sources it was raised; ``place``: with the line and
+    column of a configuration file's error."""
+    text = _RUST_PLACE.sub("", str(exc))
+    serde = _SERDE.search(text)
+    if serde is not None:
+        at = f"line {serde['line']}, column {serde['column']}: " if place and serde["line"] else ""
+        text = text[:serde.start()] + at + serde["msg"].replace('\\"', '"') + text[serde.end():]
+    return text.strip()
 
 
 @attrs.define
@@ -295,7 +316,7 @@ class ZenohLink:
         try:
             self._session = await asyncio.get_running_loop().run_in_executor(None, zenoh.open, config)
         except zenoh.ZError as exc:
-            raise BusOpenError(f"cannot open the Zenoh session: {exc}") from None
+            raise BusOpenError(f"cannot open the Zenoh session: {zenoh_message(exc)}") from None
         session, inbox = self._session, self._inbox
         assert inbox is not None
         self._outbox = _Outbox(lambda signal_type, payload: self._put(session, signal_type, payload),
@@ -379,7 +400,7 @@ class ZenohLink:
 
     def _failed(self, signal_type: str, exc: Exception) -> None:
         """A put failed on the outbox's thread: the session closed under us (the supervisor reopens it)."""
-        self._lose(f"the Zenoh session failed: {exc}")
+        self._lose(f"the Zenoh session failed: {zenoh_message(exc)}")
         self._not_sent(signal_type)
 
     def _not_sent(self, signal_type: str) -> None:
