@@ -97,7 +97,7 @@ def test_a_killed_robot_process_is_seen_down_and_a_restarted_one_up(project: Pat
 
         again = start("left-again", "--agent", "Picker", "--robot", "left", "--bus-connect", endpoint)
         boss.wait_for("fleet.peer.up of the restarted left", lambda events: any(
-            e["data"]["process"].endswith(f"-{again.popen.pid}") and e["data"]["robots"] == ["left"]
+            f"-{again.popen.pid}-" in e["data"]["process"] and e["data"]["robots"] == ["left"]
             for e in of(events, "signal.in", type="fleet.peer.up")))
         boss.send(job(2))
         boss.wait_for("job 2 done", lambda events: any(
@@ -119,12 +119,12 @@ def test_the_control_plane_shows_the_fleet_and_a_killed_process_gone(project: Pa
         boss.wait_for("fleet.peer.up of left", peer_up("left"))
         url = next(line.removeprefix("control plane: ").rstrip("/") for line in boss.stderr().splitlines()
                    if line.startswith("control plane: "))
-        left_name = f"-{left.popen.pid}"
+        left_name = f"-{left.popen.pid}-"
 
         def fleet_state() -> tuple[list[tuple[bool, bool, list[str], bool]], str]:
             peers = httpx.get(url + "/api/state", timeout=10).json()["fleet"]
             metrics = httpx.get(url + "/metrics", timeout=10).text
-            return ([(p["process"].endswith(left_name), p["self"], p["robots"], p["up"]) for p in peers],
+            return ([(left_name in p["process"], p["self"], p["robots"], p["up"]) for p in peers],
                     "\n".join(line for line in metrics.splitlines() if line.startswith("bbflow_fleet")))
 
         assert fleet_state() == ([(False, True, [], True), (True, False, ["left"], True)],

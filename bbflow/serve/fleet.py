@@ -5,7 +5,7 @@ and ``fleet.peer.down`` signals each process makes from the bus's membership
 (and this process's own ``up``, when one of its agents routes it), so that
 ``GET /api/state`` and ``/metrics`` can say which robots are up elsewhere
 and which process went away, without asking the bus. A process restarted
-is a new process (its name is ``HOST-PID``): the one it replaced stays in the
+is a new process (its name is ``HOST-PID-XXXXXX``): the one it replaced stays in the
 view as gone, among the last ``KEEP_GONE`` gone.
 """
 

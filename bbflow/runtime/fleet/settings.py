@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import socket
 from collections.abc import Sequence
 from pathlib import Path
@@ -69,8 +70,11 @@ def bus_settings(project: Project, *, listen: Sequence[str] = (), connect: Seque
 
 
 def process_name() -> str:
-    """This process's name in the fleet: ``HOST-PID`` (``fleet.peer.up``'s ``process``)."""
-    return f"{_chunk(socket.gethostname()) or 'host'}-{os.getpid()}"
+    """This process's name in the fleet: ``HOST-PID-XXXXXX`` (``fleet.peer.up``'s ``process``). A host name
+    and a PID do not tell processes apart: robots made from one image share their host name and may start
+    bbflow with the same PID, and containers (with the host's network) each run it as their PID 1; two
+    such processes each took the other's membership for its own, and never saw it."""
+    return f"{_chunk(socket.gethostname()) or 'host'}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
 def _chunk(text: str) -> str:

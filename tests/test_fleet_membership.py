@@ -1,0 +1,66 @@
+"""Membership on the Zenoh bus: processes whose host name and PID are the same still see each other.
+
+In one test process, two sessions on 127.0.0.1 (no multicast).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("zenoh", reason="the bus extra (eclipse-zenoh) is not installed")
+
+from fleet_helpers import ZENOH_CONFIG, bus_project, free_port, until
+
+from bbflow.runtime import model
+from bbflow.runtime.bus import Bus
+from bbflow.runtime.fleet import bus_settings, make_link, process_name
+from bbflow.runtime.signals import SignalCatalog
+from bbflow.runtime.types import STR, ListOf, Record
+
+pytestmark = pytest.mark.slow
+
+PEER = Record((("process", STR), ("robots", ListOf(STR)), ("agents", ListOf(STR))))
+CATALOG = SignalCatalog.of(model.Signal("fleet.peer.up", PEER), model.Signal("fleet.peer.down", PEER))
+
+
+def test_processes_on_hosts_of_one_name_with_one_pid_see_each_other(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # two robots made from one image ("raspberrypi") that started bbflow as the same PID, or two containers each
+    # running it as their PID 1 (`unshare -p -f bbflow run ...` showed it): both were "raspberrypi-1", each took
+    # the other's membership token for its own, and a dispatcher never saw the arm beside it
+    monkeypatch.setattr(socket, "gethostname", lambda: "raspberrypi")
+    monkeypatch.setattr(os, "getpid", lambda: 1)
+    names = process_name(), process_name()
+    assert names[0] != names[1] and all(n.startswith("raspberrypi-1-") for n in names), names
+    (tmp_path / "zenoh.json5").write_text(ZENOH_CONFIG)
+    project = bus_project(tmp_path, kind="zenoh", prefix="test/members", config=tmp_path / "zenoh.json5")
+    endpoint = f"tcp/127.0.0.1:{free_port()}"
+
+    async def main() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        seen: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])
+        buses = [Bus(CATALOG, observer=events.append) for events in seen]
+        dispatcher = make_link(bus_settings(project, listen=[endpoint]), process=names[0], robots=[],
+                               agents=["Dispatcher"])
+        arm = make_link(bus_settings(project, connect=[endpoint]), process=names[1], robots=["left"], agents=["Picker"])
+        await dispatcher.open(buses[0], [])
+        try:
+            await arm.open(buses[1], [])
+            try:
+                await until(lambda: all(any(e["event"] == "signal.in" for e in events) for events in seen),
+                            "fleet.peer.up at both")
+            finally:
+                await arm.close()
+        finally:
+            await dispatcher.close()
+        return seen
+
+    at_dispatcher, at_arm = asyncio.run(main())
+    ups = [e["data"] for e in at_dispatcher if e["event"] == "signal.in" and e["type"] == "fleet.peer.up"]
+    assert ups[0] == {"process": names[1], "robots": ["left"], "agents": ["Picker"]}, at_dispatcher
+    assert [e["data"]["process"] for e in at_arm if e["event"] == "signal.in"][0] == names[0]
