@@ -1,7 +1,7 @@
 """A bbflow project: the model of ``bbflow.toml``.
 
     [project]            name, source (default ".")
-    [robot.NAME]         interface, driver (default "sim"), arm (default false), queue,
+    [robot.NAME]         interface, driver (default "sim"), arm (default false), queue, connect_timeout,
                          [robot.NAME.sim] (the simulated driver's settings),
                          [robot.NAME.options] (free-form settings of a Python driver)
     [agent.SHORTNAME]    robot or robots (the instances an agent is bound to, when there are several)
@@ -32,6 +32,7 @@ from bbflow.runtime.durations import parse_duration
 
 PROJECT_FILE = "bbflow.toml"
 DEFAULT_QUEUE = 16  # runs that may wait for a robot that is busy with another
+DEFAULT_CONNECT_TIMEOUT = 30.0  # seconds a driver's connect may take (bbflow.runtime.proxy.CONNECT_TIMEOUT)
 
 
 class ProjectError(Exception):
@@ -46,6 +47,7 @@ class RobotConfig:
     sim: dict[str, Any] = attrs.Factory(dict)  # options of the simulated driver, as written
     options: dict[str, Any] = attrs.Factory(dict)  # a Python driver's own settings, as written
     queue: int = DEFAULT_QUEUE  # runs that may wait while another holds the robot
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT  # seconds the driver's connect may take
 
     @property
     def is_sim(self) -> bool:
@@ -186,11 +188,13 @@ def _build(root: Path, data: dict[str, Any], problems: list[Problem]) -> Project
         if not isinstance(cfg, dict):
             continue
         where = ("robot", inst)
+        connect_timeout = good(cfg.get("connect_timeout"), (*where, "connect_timeout"), str, None)
         robots[inst] = RobotConfig(
             good(cfg.get("interface"), (*where, "interface"), str, ""), good(cfg.get("driver"), (*where, "driver"), str, SIM_DRIVER),
             good(cfg.get("arm"), (*where, "arm"), bool, False), good(cfg.get("sim"), (*where, "sim"), dict, {}),
             good(cfg.get("options"), (*where, "options"), dict, {}),
-            good(cfg.get("queue"), (*where, "queue"), int, DEFAULT_QUEUE))
+            good(cfg.get("queue"), (*where, "queue"), int, DEFAULT_QUEUE),
+            DEFAULT_CONNECT_TIMEOUT if connect_timeout is None else parse_duration(connect_timeout))
     agents = {}
     for short, cfg in good(data.get("agent"), ("agent",), dict, {}).items():
         if not isinstance(cfg, dict):

@@ -98,15 +98,20 @@ class Integer(Kind):
         return isinstance(value, int) and not isinstance(value, bool) and value >= self.minimum
 
 
+@attrs.frozen
 class Duration(Kind):
-    expected = 'a duration like "20ms", "1.5s", "2m" or "1h"'
+    positive: bool = False  # "0s" refused
+
+    @property
+    def expected(self) -> str:  # type: ignore[override]
+        return f'a duration{" above 0" if self.positive else ""} like "20ms", "1.5s", "2m" or "1h"'
 
     def accepts(self, value: Any) -> bool:
         try:
-            parse_duration(value)
+            seconds = parse_duration(value)
         except ValueError:
             return False
-        return True
+        return seconds > 0 or not self.positive
 
 
 class Retention(Kind):
@@ -259,6 +264,7 @@ SCHEMA = Table({
         "driver": Driver(),  # "sim" (default), "package.module:Class" or an installed driver's name
         "arm": Flag(),  # arm a real robot before work starts
         "queue": Integer(1),  # how many runs may wait for this robot (default 16)
+        "connect_timeout": Duration(positive=True),  # how long the driver's connect may take (default 30s)
         "sim": SIM,  # the simulated driver's options
         "options": Table(open=True),  # a Python driver's own settings, as written
     }, required=("interface",)), (INSTANCE_NAME, "not a robot instance's name: letters, digits, `_` and `-`, not starting "

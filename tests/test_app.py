@@ -527,10 +527,13 @@ class SlowToArm(SimDriver):
 '''
 
 
-@pytest.mark.parametrize(("driver", "what"), [("SlowToConnect", "connect"), ("SlowToArm", "arm")])
+@pytest.mark.parametrize(("driver", "said"), [
+    ("SlowToConnect", "still waiting for its driver to connect (5s so far, given up at 30s; Ctrl-C stops)"),
+    ("SlowToArm", "still waiting for its driver to arm (5s so far; Ctrl-C stops)"),
+])
 def test_a_driver_slow_to_connect_or_arm_is_announced_once(
-    program: model.Program, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, driver: str, what: str
+    program: model.Program, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, driver: str, said: str
 ) -> None:
     s, _, notes = on_driver(program, tmp_path, monkeypatch, SLOW_HOOKS, driver)
     assert play(s).status is Status.OK
-    assert notes.count(f"robot arm: still waiting for its driver to {what} (5s so far; Ctrl-C stops)") == 1
+    assert notes.count(f"robot arm: {said}") == 1

@@ -9,12 +9,14 @@ from pathlib import Path
 import pytest
 from arm_spec import ARM
 
+from bbflow.project import load_project
 from bbflow.runtime.clock import run_virtual
 from bbflow.runtime.driver import DriverError
 from bbflow.runtime.driver_check import check_driver
 from bbflow.runtime.drivers import ENTRY_POINT_GROUP, load_driver, open_robot
 from bbflow.runtime.faults import parse_faults
 from bbflow.runtime.ports import RuntimeFailure
+from bbflow.runtime.run_plan import robot_table
 from bbflow.runtime.sim import SimDriver
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "drivers"
@@ -208,3 +210,12 @@ def test_the_example_driver_refuses_a_bad_speed(toy_arm):
         "code": "command",
         "command": "move_to",
     }
+
+
+def test_a_robots_connect_timeout_comes_from_its_table(tmp_path):
+    (tmp_path / "bbflow.toml").write_text('[robot.arm]\ninterface = "cell.Arm"\nconnect_timeout = "2.5s"\n')
+    project = load_project(tmp_path)
+    assert open_robot("arm", ARM, robot_table(project.robots["arm"], project)).connect_timeout == 2.5
+    assert open_robot("arm", ARM, {}).connect_timeout == 30.0
+    with pytest.raises(DriverError, match="robot.arm.connect_timeout: expected a duration above 0, got '0s'"):
+        open_robot("arm", ARM, {"connect_timeout": "0s"})

@@ -100,6 +100,8 @@ def test_a_good_project_file_has_no_problem(tmp_path: Path) -> None:
     ('driver = "sim"', 'driver = "sim"\narm = "yes"', 8, "robot.arm.arm: expected true or false, found a string",
      None),
     ("queue = 4", "queue = 0", 8, "robot.arm.queue: expected an integer of at least 1", None),
+    ("queue = 4", 'queue = 4\nconnect_timeout = "0s"', 9, "robot.arm.connect_timeout: expected a duration above 0",
+     None),
     ('interface = "cell.Arm"', 'interface = "cell.Arn"', 6, "no robot interface `cell.Arn`", "did you mean `cell.Arm`?"),
     ('interface = "cell.Arm"', 'interface = "Arm"', 6, "no robot interface `Arm`", "did you mean `cell.Arm`?"),
     ("[agent.Picker]", "[agent.Pickr]", 22, "[agent.Pickr] names no agent", "did you mean `Picker`?"),

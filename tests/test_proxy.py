@@ -1,6 +1,7 @@
 """The robot proxy's rules, against a scripted driver, on the virtual-time loop."""
 
 import asyncio
+import contextlib
 import time
 
 import pytest
@@ -841,3 +842,81 @@ def test_reconnecting_gives_up_on_a_disconnect_that_hangs_on_the_dead_link():
 
     took, hooks, safety = run_virtual(main())
     assert took <= 4.0 and hooks == ["connect", "arm", "disconnect", "connect"] and safety == "disarmed"
+
+
+class NeverConnects(ScriptedArm):
+    async def connect(self):
+        self.hooks.append("connect")
+        try:
+            await asyncio.sleep(3600)  # a TCP connect to an address that never answers, without a timeout
+        except asyncio.CancelledError:
+            self.hooks.append("connect cancelled")
+            raise
+
+
+def test_a_connect_that_never_answers_fails_the_start_after_connect_timeout():
+    async def main():
+        proxy = RobotProxy(ARM, "arm", NeverConnects, connect_timeout=10.0)
+        started = now()
+        with pytest.raises(DriverError) as info:
+            await proxy.start()
+        assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []
+        return str(info.value), now() - started, proxy.driver.hooks
+
+    message, took, hooks = run_virtual(main())
+    assert message == ("robot arm: the driver did not connect within 10s (connect_timeout in [robot.arm]); "
+                       "given up")
+    assert took == pytest.approx(10.0) and hooks == ["connect", "connect cancelled"]
+
+
+def test_a_connect_that_swallows_the_cancel_is_given_up_on_after_the_stop_grace():
+    class Stubborn(ScriptedArm):
+        async def connect(self):
+            while True:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.sleep(3600)
+
+    async def main():
+        proxy = RobotProxy(ARM, "arm", Stubborn, connect_timeout=5.0, stop_grace=1.0)
+        started = now()
+        with pytest.raises(DriverError, match="did not connect within 5s"):
+            await proxy.start()
+        return now() - started
+
+    assert run_virtual(main(), grace=1.0) == pytest.approx(6.0)
+
+
+def test_a_reconnect_that_never_answers_fails_after_connect_timeout():
+    class ConnectsOnce(NeverConnects):
+        async def connect(self):
+            if self.hooks:
+                await super().connect()
+            else:
+                self.hooks.append("connect")
+
+    async def main():
+        proxy = RobotProxy(ARM, "arm", ConnectsOnce, connect_timeout=3.0)
+        await proxy.start()
+        proxy.driver.handle.connection_lost("socket closed")
+        with pytest.raises(DriverError, match="did not reconnect within 3s"):
+            await proxy.reconnect()
+        return proxy.driver.hooks, proxy.safety
+
+    hooks, safety = run_virtual(main())
+    assert hooks == ["connect", "disconnect", "connect", "connect cancelled"] and safety == "fault"
+
+
+def test_cancelling_a_start_stops_the_connect_in_progress():
+    async def main():
+        proxy = RobotProxy(ARM, "arm", NeverConnects)
+        starting = asyncio.create_task(proxy.start())
+        await asyncio.sleep(1.0)
+        starting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await starting
+        await asyncio.sleep(0)
+        assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []
+        return proxy.driver.hooks
+
+    assert run_virtual(main()) == ["connect", "connect cancelled"]
+

@@ -286,9 +286,10 @@ class Session:
     @contextlib.contextmanager
     def _slow(self, proxy: RobotProxy, what: str) -> Iterator[None]:
         """Say so when a driver takes long to connect or arm (a connection without a timeout hangs silently)."""
+        limit = f", given up at {format_duration(proxy.connect_timeout)}" if what == "connect" else ""
         timer = asyncio.get_running_loop().call_later(
             SLOW_START, self.note, f"robot {proxy.instance}: still waiting for its driver to {what} "
-                                   f"({format_duration(SLOW_START)} so far; Ctrl-C stops)")
+                                   f"({format_duration(SLOW_START)} so far{limit}; Ctrl-C stops)")
         try:
             yield
         finally:

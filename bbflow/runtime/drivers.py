@@ -18,8 +18,9 @@ from typing import Any
 from bbflow.project_schema import DRIVER_ENTRY_POINTS, SIM_DRIVER
 from bbflow.runtime import model
 from bbflow.runtime.driver import DriverError, DriverFactory
+from bbflow.runtime.durations import parse_duration
 from bbflow.runtime.faults import Faults
-from bbflow.runtime.proxy import RobotProxy
+from bbflow.runtime.proxy import CONNECT_TIMEOUT, RobotProxy
 from bbflow.runtime.sim import SimDriver
 
 ENTRY_POINT_GROUP = DRIVER_ENTRY_POINTS
@@ -50,12 +51,28 @@ def open_robot(
     """A not yet started proxy for robot ``instance`` configured by its ``[robot.INSTANCE]`` table.
 
     ``driver`` overrides the table's ``driver`` (``--driver sim``). The driver
-    receives the whole table as its options.
+    receives the whole table as its options. ``connect_timeout`` (seconds, or a
+    duration such as ``"30s"``) bounds the driver's ``connect`` hook.
     """
     name = driver if driver is not None else table.get("driver", SIM)
     if not isinstance(name, str) or not name:
         raise DriverError(f"robot.{instance}.driver: expected a driver name, got {name!r}")
-    return RobotProxy(spec, instance, load_driver(name), options=dict(table), faults=faults)
+    return RobotProxy(spec, instance, load_driver(name), options=dict(table), faults=faults,
+                      connect_timeout=_seconds(table.get("connect_timeout", CONNECT_TIMEOUT),
+                                               f"robot.{instance}.connect_timeout"))
+
+
+def _seconds(value: Any, key: str) -> float:
+    """A duration of a robot's table, as TOML gives it (``"30s"``) or as seconds; ``DriverError`` otherwise."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    try:
+        seconds = parse_duration(value)
+    except ValueError as exc:
+        raise DriverError(f"{key}: {exc}") from None
+    if seconds <= 0:
+        raise DriverError(f"{key}: expected a duration above 0, got {value!r}")
+    return seconds
 
 
 def _import(ref: str) -> Any:

@@ -26,7 +26,9 @@ forever: a command that is told to stop (cancelled) and has not ended
 given up on. It is reported as *stuck* (``stuck`` lists it, ``on_error``
 hears of it), the robot goes to ``fault`` (so the run on it halts and nothing
 more is commanded) and the driver is asked to disarm. The driver's own
-``disarm`` and ``disconnect`` hooks are bounded by the same grace period.
+``disarm`` and ``disconnect`` hooks are bounded by the same grace period, and its
+``connect`` hook by ``connect_timeout`` (a connection that never answers fails the
+start with a ``DriverError`` instead of hanging).
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ from bbflow.runtime.types import TypeMismatch, non_finite
 Unsubscribe = Callable[[], None]
 #: Seconds a command (or a driver hook) has to stop once told to, before it is given up on as stuck.
 STOP_GRACE = 2.0
+#: Seconds a driver's ``connect`` hook may take (``[robot.NAME] connect_timeout``), before the start fails.
+CONNECT_TIMEOUT = 30.0
 
 
 class _Listeners:
@@ -101,6 +105,7 @@ class RobotProxy:
         faults: Faults | None = None,
         stop_grace: float = STOP_GRACE,
         blocking: float = BLOCKING,
+        connect_timeout: float = CONNECT_TIMEOUT,
     ) -> None:
         if faults is not None:
             faults.validate(spec)
@@ -119,6 +124,7 @@ class RobotProxy:
         self._slots: dict[str, asyncio.Semaphore] = {}
         self._inflight: set[asyncio.Task[Any]] = set()
         self.stop_grace = stop_grace
+        self.connect_timeout = connect_timeout
         self.blocking = blocking  # seconds a command may hold the event loop before it is reported
         #: each command task's end, or the moment it was given up on (stuck)
         self._settled: dict[asyncio.Task[Any], asyncio.Future[None]] = {}
@@ -164,12 +170,26 @@ class RobotProxy:
         self._commands = bind_commands(driver, self.spec)
         self._driver = driver
         self._started = True
-        connect = hook(driver, self.spec, "connect")
-        if connect is not None:
-            try:
-                await connect()
-            except Exception as exc:
-                raise DriverError(f"robot {self.instance}: the driver could not connect: {exc}") from exc
+        await self._connect("connect")
+
+    async def _connect(self, what: str) -> None:
+        """The driver's ``connect`` hook, given up on (cancelled) after ``connect_timeout``: a connection
+        that never answers (a wrong address, no timeout of its own) fails instead of hanging."""
+        connect = hook(self._driver, self.spec, "connect")
+        if connect is None:
+            return
+        work = asyncio.ensure_future(connect())
+        try:
+            ended = await _within(work, self.stop_grace, limit=self.connect_timeout)
+        except asyncio.CancelledError:  # Ctrl-C while connecting: the connection attempt stops too
+            work.cancel()
+            raise
+        except Exception as exc:
+            raise DriverError(f"robot {self.instance}: the driver could not {what}: {exc}") from exc
+        if not ended:
+            raise DriverError(f"robot {self.instance}: the driver did not {what} within "
+                              f"{format_duration(self.connect_timeout)} (connect_timeout in [robot.{self.instance}]); "
+                              "given up")
 
     async def close(self) -> None:
         """Disarm (stopping all motion) if needed, then disconnect the driver."""
@@ -624,12 +644,7 @@ class RobotProxy:
         if disconnect is not None:
             with contextlib.suppress(Exception):
                 await _within(disconnect(), self.stop_grace)
-        connect = hook(self._driver, self.spec, "connect")
-        if connect is not None:
-            try:
-                await connect()
-            except Exception as exc:
-                raise DriverError(f"robot {self.instance}: the driver could not reconnect: {exc}") from exc
+        await self._connect("reconnect")
         self._lost = None
         self._set_safety("disarmed")
 
@@ -650,12 +665,12 @@ def _settle(settled: asyncio.Future[None]) -> None:
         settled.set_result(None)
 
 
-async def _within(work: Any, grace: float) -> bool:
-    """Run ``work`` (a coroutine) in a task; if it has not ended within ``grace`` seconds, cancel it and
-    wait ``grace`` more. False if it still runs then (it is abandoned: a driver hook that will not end).
-    Its exception, if it ended with one, is raised."""
+async def _within(work: Any, grace: float, *, limit: float | None = None) -> bool:
+    """Run ``work`` (a coroutine) in a task; if it has not ended within ``limit`` (default ``grace``) seconds,
+    cancel it and wait ``grace`` more. False if it was cancelled so, or still runs then (it is abandoned: a
+    driver hook that will not end). Its exception, if it ended with one, is raised."""
     task = asyncio.ensure_future(work)
-    done, _ = await asyncio.wait({task}, timeout=grace)
+    done, _ = await asyncio.wait({task}, timeout=grace if limit is None else limit)
     if not done:
         task.cancel()
         done, _ = await asyncio.wait({task}, timeout=grace)

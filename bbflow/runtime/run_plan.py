@@ -305,7 +305,7 @@ def _robots(program: model.Program, project: Project, options: RunOptions, insta
 def robot_table(config: RobotConfig, project: Project) -> dict[str, Any]:
     """What a robot's driver is given as its options: its ``[robot.NAME]`` table, and the project's folder."""
     return {"interface": config.interface, "driver": config.driver, "arm": config.arm, "sim": config.sim,
-            "options": config.options, "project_root": str(project.root)}
+            "options": config.options, "connect_timeout": config.connect_timeout, "project_root": str(project.root)}
 
 
 def _arms(driver: str, config: RobotConfig, arm: bool | None) -> bool:
