@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -39,6 +40,7 @@ def nap(s):
 STUBBORN = '''
 import asyncio
 from pathlib import Path
+from typing import Any
 from bbflow.runtime.driver import Driver
 
 class Stubborn(Driver):
@@ -248,3 +250,70 @@ def test_a_long_string_literal_is_lexed_without_a_frame_per_character() -> None:
     finally:
         tracemalloc.stop()
     assert peak < 20 * size  # it was over 300 bytes per character (a regex frame for each)
+
+
+# --- a preemption that lands as the run it preempts ends ------------------------------------------
+
+PREEMPTED_CELL = '''\
+enum Grip { open, closed }
+signal go
+signal nest
+signal stop
+signal gripped: {ok: bool, why: str}
+
+robot Arm {
+    states idle, busy
+    command close_gripper() -> Grip undo open_gripper()
+    command open_gripper() -> Grip
+    command home() -> bool
+}
+
+reactor Inner() -> Grip on Arm {
+    step a = close_gripper()
+    step b = close_gripper() after a
+    return b
+}
+
+reactor Outer() -> Grip on Arm {
+    step i = Inner()
+    return i
+}
+
+agent Picker on Arm {
+    on go {                                 # the stop lands as the grip ends, 1s later
+        schedule stop in 1s
+        run close_gripper() then { emit gripped {ok: true, why: ""} } else { emit gripped {ok: false, why: error.code} }
+    }
+    on nest {
+        schedule stop in 3s                 # the stop lands during Inner's second step
+        run Outer()
+    }
+    on stop { run home() preempt }
+}
+'''
+
+
+def preempting(tmp_path: Path, signal_type: str) -> list[dict[str, Any]]:
+    """The events of a ``bbflow run`` of PREEMPTED_CELL (1 s per command, virtual time) given one signal."""
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "cell.flow").write_text(PREEMPTED_CELL)
+    (tmp_path / "bbflow.toml").write_text('[project]\nname = "cell"\nsource = "flows"\n\n[robot.arm]\n'
+                                          'interface = "cell.Arm"\n\n[robot.arm.sim]\nduration = "1s"\n\n'
+                                          '[robot.arm.sim.commands.close_gripper]\nresult = "closed"\n\n'
+                                          '[run]\nagents = ["cell.Picker"]\n')
+    events = tmp_path / "events.jsonl"
+    out = CliRunner().invoke(main, ["run", str(tmp_path), "--virtual-time", "--until-idle", "--events", str(events)],
+                             input=json.dumps({"type": signal_type, "source": "/op"}) + "\n")
+    assert out.exit_code == 0, out.output
+    return [json.loads(line) for line in events.read_text().splitlines()]
+
+
+def test_a_command_the_driver_finished_as_a_preemption_landed_is_reported_done(tmp_path: Path) -> None:
+    """The grip completed at the driver in the moment the stop preempted it: the journal recorded it done
+    (it happened, and a preemption that comes too late undoes nothing), and the agent was told
+    ``preempted``, so its ``else`` ran while the gripper was closed."""
+    events = preempting(tmp_path, "go")
+    emitted = [e["data"] for e in events if e["event"] == "signal.emit" and e["type"] == "gripped"]
+    assert emitted == [{"ok": True, "why": ""}]
+    runs = CliRunner().invoke(main, ["runs", str(tmp_path), "--format", "json"])
+    assert {(r["reactor"], r["status"]) for r in json.loads(runs.stdout)} == {("close_gripper", "ok"), ("home", "ok")}

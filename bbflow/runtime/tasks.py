@@ -35,7 +35,8 @@ runtime: an agent's ``run`` (a reactor, or a command: a task of one step),
     cancelled once; the executor, given ``cancel_code=ticket.cancel_code``,
     takes that cancellation back, rolls the run back, or halts it if the robot
     leaves ``armed``, and returns the run failed with ``code``; for a command,
-    ``run`` raises ``RuntimeFailure`` with ``code``). The first cancel of a run
+    ``run`` raises ``RuntimeFailure`` with ``code``, or returns the result of
+    one the driver completed in that moment). The first cancel of a run
     decides its code; later ones change nothing. False when no such run is
     queued or running.
 
@@ -58,11 +59,11 @@ import asyncio
 import enum
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from bbflow.runtime.events import notify
 from bbflow.runtime.ids import uuid7
-from bbflow.runtime.ports import Observer, RuntimeFailure
+from bbflow.runtime.ports import Completed, Observer, RuntimeFailure
 
 __all__ = ["DEFAULT_QUEUE", "RobotHold", "Tasks", "Ticket", "TicketState"]
 
@@ -246,7 +247,9 @@ class Tasks:
         ``cancel`` cancels the task only while the ticket is running, that is while the task is
         suspended inside ``work`` (it is marked done, synchronously, the moment ``work`` returns),
         so the cancellation is always delivered inside ``work``. A reactor's executor takes it back
-        itself (``cancel_code``); for other work it is taken back here.
+        itself (``cancel_code``); for other work it is taken back here, and a command that the driver
+        completed in the moment it was cancelled (``Completed``) is done: the motion happened and is the
+        run's result, as the journal records it (a cancel or preemption that comes too late undoes nothing).
         """
         task = asyncio.current_task()
         assert task is not None, "Tasks.run must be awaited in a task"
@@ -255,12 +258,15 @@ class Tasks:
         ticket.task = task
         try:
             return await work(ticket)
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as exc:
             if ticket.code is None or ticket.kind == "reactor":
                 raise
             task.uncancel()
             if task.cancelling() > baseline:
                 raise  # cancelled from outside too
+            done = Completed.of(exc)
+            if done is not None:
+                return cast(T, done.value)
             raise ticket.failure(True) from None
 
     # --- cancelling -------------------------------------------------------------------
