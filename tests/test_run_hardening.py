@@ -285,7 +285,7 @@ agent Picker on Arm {
         run close_gripper() then { emit gripped {ok: true, why: ""} } else { emit gripped {ok: false, why: error.code} }
     }
     on nest {
-        schedule stop in 3s                 # the stop lands during Inner's second step
+        schedule stop in 1500ms             # the stop lands during Inner's second step
         run Outer()
     }
     on stop { run home() preempt }
@@ -317,3 +317,15 @@ def test_a_command_the_driver_finished_as_a_preemption_landed_is_reported_done(t
     assert emitted == [{"ok": True, "why": ""}]
     runs = CliRunner().invoke(main, ["runs", str(tmp_path), "--format", "json"])
     assert {(r["reactor"], r["status"]) for r in json.loads(runs.stdout)} == {("close_gripper", "ok"), ("home", "ok")}
+
+
+def test_a_composed_run_cut_short_by_a_preemption_says_preempted_as_its_parent_does(tmp_path: Path) -> None:
+    """Inner, composed by Outer, was cut short by a preemption: its step and its run said ``cancelled``
+    while Outer's said ``preempted``."""
+    events = preempting(tmp_path, "nest")
+    codes = [(e["event"], e["reactor"], e.get("step"), e["error"]["code"]) for e in events
+             if e["event"] in ("step.error", "run.failed")]
+    assert codes == [("step.error", "Inner", "b", "preempted"), ("run.failed", "Inner", None, "preempted"),
+                     ("step.error", "Outer", "i", "preempted"), ("run.failed", "Outer", None, "preempted")]
+    undone = [(e["reactor"], e["step"]) for e in events if e["event"] == "undo.ok"]
+    assert undone == [("Inner", "a")]

@@ -148,6 +148,7 @@ class RunState:
         child = RunState(self.program, reactor, self.robot, self.observer, self.resolver, run_id, self.run_id,
                          self.runner, self.journal)
         child.signals = self.signals
+        child.cancel_code = self.cancel_code  # its cancel is its root's: says why, never takes it (``take_cancel``)
         return child
 
     def fail(self, failure: RuntimeFailure) -> RuntimeFailure:
@@ -185,9 +186,10 @@ class RunState:
 
     def take_cancel(self, task: asyncio.Task[Any]) -> None:
         """Take back the one cancellation a cancel or preemption of this run made (``cancel_code``):
-        the run fails with that code and returns; any other cancellation goes on after the rollback."""
-        if not self.took_cancel and self.cancel_code is not None and self.cancel_code() is not None \
-                and task.cancelling():
+        the run fails with that code and returns; any other cancellation goes on after the rollback.
+        A composed run leaves it to its root (it fails with the code, and its parent's step is cancelled)."""
+        if not self.took_cancel and self.parent is None and self.cancel_code is not None \
+                and self.cancel_code() is not None and task.cancelling():
             task.uncancel()
             self.took_cancel = True
 
