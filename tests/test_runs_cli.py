@@ -259,6 +259,18 @@ def test_reading_writes_nothing_and_an_empty_journal_has_no_runs(project: Path) 
     assert (folder / "journal.db").read_bytes() == b"" and (folder / "journal.x.db").read_bytes() == b""
 
 
+def test_reading_leaves_no_wal_or_shm_file_beside_a_journal(project: Path) -> None:
+    """SQLite makes a journal's ``-wal`` and ``-shm`` files for any reader; a read-only connection never
+    removes them, so every ``bbflow runs`` of a stopped cell left two files beside each journal it read."""
+    folder = project / ".bbflow"
+    (folder / "journal.x.db").write_bytes(b"")
+    assert sorted(p.name for p in folder.glob("journal*")) == ["journal.db", "journal.x.db"]
+    for argv in ([str(project)], [str(project), "--format", "json"], ["show", "0002", str(project)]):
+        out = runs(*argv)
+        assert out.exit_code == 0, out.output
+    assert sorted(p.name for p in folder.glob("journal*")) == ["journal.db", "journal.x.db"]
+
+
 def test_an_older_schema_is_read_as_it_is_and_migrated_only_by_a_recover(project: Path) -> None:
     """A journal written by an older bbflow (schema 2: no process recorded with each run) is listed and shown
     without being migrated (the file is left byte for byte); ``recover`` writes, so it migrates it first."""

@@ -138,11 +138,15 @@ def open_store(path: Path | str, project: str, *, sync: str = "full") -> sqlite3
 def open_reader(path: Path | str, project: str) -> sqlite3.Connection:
     """The journal at ``path``, checked as ``open_store`` checks it, for reading only (``bbflow runs``): nothing
     is written to it, not even a migration (an older schema reads as the current one, ``_READ_AS``), and an
-    empty file (nothing written yet) reads as a journal without runs. Raises ``JournalError``."""
+    empty file (nothing written yet) reads as a journal without runs. Closed last, the connection removes
+    SQLite's ``-wal`` and ``-shm`` files (moving into the journal what a killed writer left in its ``-wal``,
+    as any next opener does). Raises ``JournalError``."""
     path = Path(path)
     if not path.is_file():
         raise JournalError(f"{path}: no journal here (nothing has run with a journal in this project)")
-    conn = _opened(path, lambda: sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True))
+    # read-write, not ``mode=ro``: SQLite makes the ``-wal`` and ``-shm`` files beside a journal for any reader,
+    # and only a connection that may write removes them, when it is the last to close (``query_only`` below)
+    conn = _opened(path, lambda: sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True))
     try:
         version = _check(conn, path, project)
     except BaseException:
@@ -158,6 +162,7 @@ def open_reader(path: Path | str, project: str) -> sqlite3.Connection:
     for target in range(version + 1, SCHEMA_VERSION + 1):
         for statement in _READ_AS.get(target, ()):
             conn.execute(statement)
+    conn.execute("PRAGMA query_only = ON")
     return conn
 
 
