@@ -686,6 +686,28 @@ def test_a_live_owner_holds_its_folder_locked_so_tmp_aging_leaves_it(tmp_path: P
         second.release()
     assert not folder.exists()  # the last one removed it
 
+def test_the_last_owner_to_leave_removes_the_folders_that_killed_processes_left(tmp_path: Path) -> None:
+    """A process killed (``kill -9``, a crash) cannot remove its project's owners folder: each such project left
+    a folder in /tmp/bbflow-owners for ever. A process that leaves removes every folder no live process uses;
+    one in use, or locked by a process that is claiming it, stays."""
+    import fcntl
+
+    killed = owners.Owner.claim(tmp_path / "killed.owners", None, ["arm"])
+    os.close(killed._fd)  # what a kill leaves: its file, without its lock
+    os.close(killed._folder_fd)
+    live = owners.Owner.claim(tmp_path / "live.owners", None, ["arm"])
+    (tmp_path / "claiming.owners").mkdir()
+    claiming = os.open(tmp_path / "claiming.owners" / ".lock", os.O_RDONLY | os.O_CREAT)
+    fcntl.flock(claiming, fcntl.LOCK_EX)
+    (tmp_path / "other").mkdir()  # not an owners folder
+    try:
+        owners.Owner.claim(tmp_path / "mine.owners", None, ["arm"]).release()
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["claiming.owners", "live.owners", "other"]
+    finally:
+        os.close(claiming)
+        live.release()
+
+
 def test_the_folder_lock_waited_for_while_the_last_owner_removes_the_folder_is_taken_anew(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The last process of a project removes its owners folder, lock file and all, under the folder's lock

@@ -134,7 +134,8 @@ class Owner:
 
     def release(self) -> None:
         """Remove the file and drop the lock (the runs recorded with the token are now anyone's); the last
-        process of the project removes the folder."""
+        process of the project removes the folder, and those of other projects whose processes were all
+        killed (a killed process cannot remove its own)."""
         if self._fd is None or os.getpid() != self._pid:
             return
         self.path.unlink(missing_ok=True)
@@ -144,9 +145,8 @@ class Owner:
         self._fd = None
         folder = self.path.parent
         with contextlib.suppress(OSError), _locked(folder):
-            if not _live(folder):  # (one another user made stays: EPERM)
-                (folder / _FOLDER_LOCK).unlink()
-                folder.rmdir()
+            _remove_if_unused(folder)
+        _sweep(folder.parent)
 
 
 def alive(folder: Path, token: str | None) -> bool:
@@ -210,6 +210,33 @@ def _live(folder: Path) -> list[Path]:
         else:
             path.unlink(missing_ok=True)
     return out
+
+
+def _remove_if_unused(folder: Path) -> None:
+    """Remove the owners ``folder`` if no live process uses it; under its lock. (One another user made stays:
+    ``OSError``, EPERM.)"""
+    if not _live(folder):
+        (folder / _FOLDER_LOCK).unlink()
+        folder.rmdir()
+
+
+def _sweep(root: Path) -> None:
+    """Remove the owners folders in ``root`` that no live process uses; one whose lock another process holds
+    (it is claiming or leaving it) is left to that process."""
+    with contextlib.suppress(OSError):
+        for folder in list(root.iterdir()):
+            try:
+                fd = os.open(folder / _FOLDER_LOCK, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:  # not an owners folder, or one being made or removed
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                if os.stat(folder / _FOLDER_LOCK).st_ino == os.fstat(fd).st_ino:  # not removed meanwhile
+                    _remove_if_unused(folder)
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
 
 
 @contextlib.contextmanager
