@@ -11,6 +11,7 @@ from arm_spec import ARM, GRIP, POSE, command, robot
 
 from bbflow.runtime.clock import run_virtual
 from bbflow.runtime.driver import Driver, DriverError
+from bbflow.runtime.journal.calls import JOURNALED
 from bbflow.runtime.ports import RuntimeFailure
 from bbflow.runtime.proxy import RobotProxy
 
@@ -920,3 +921,40 @@ def test_cancelling_a_start_stops_the_connect_in_progress():
 
     assert run_virtual(main()) == ["connect", "connect cancelled"]
 
+
+
+def test_what_a_driver_commands_through_its_proxy_is_journaled_as_part_of_its_command():
+    """The journal's record of a step's command (``JOURNALED``) reached the commands the driver made inside it:
+    their intent replaced the step's, whose own then never got its result (in doubt in the journal)."""
+    class Nested(ScriptedArm):
+        async def home(self):
+            await self.options["proxy"]().call("open_gripper", {})
+            return HOME
+
+    class Recorded:
+        def __init__(self):
+            self.seen = []
+
+        async def before(self, target, args):
+            self.seen.append(("intent", target))
+
+        def succeeded(self, value):
+            self.seen.append(("result", value))
+
+        def failed(self, failure):
+            self.seen.append(("failed", failure.code))
+
+    async def main():
+        proxy = RobotProxy(ARM, "arm", Nested, options={"proxy": lambda: proxy})
+        await proxy.start()
+        await proxy.call("arm", {})
+        recorded = Recorded()
+        token = JOURNALED.set(recorded)
+        try:
+            await proxy.call("home", {})
+        finally:
+            JOURNALED.reset(token)
+        await proxy.close()
+        return recorded.seen
+
+    assert run_virtual(main()) == [("intent", "home"), ("result", HOME)]

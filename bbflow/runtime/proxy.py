@@ -365,7 +365,9 @@ class RobotProxy:
         return asyncio.CancelledError(Completed(value))
 
     async def _command(self, name: str, args: dict[str, Any]) -> Any:
-        """The driver's method, called in the command's task (a call that raises at once fails that task)."""
+        """The driver's method, called in the command's task (a call that raises at once fails that task).
+        What the driver commands through the proxy meanwhile is part of this command: journaled as it is."""
+        JOURNALED.set(None)  # this task's context only
         try:
             return await watched(self._commands[name](args), lambda seconds: self._blocked(name, seconds),
                                  self.blocking)
