@@ -923,6 +923,59 @@ def test_cancelling_a_start_stops_the_connect_in_progress():
 
 
 
+class Composite(ScriptedArm):
+    """``home`` is made of other commands, called through the proxy (given it as ``options["proxy"]``)."""
+
+    async def home(self):
+        self.hooks.append("home")
+        proxy = self.options["proxy"]()
+        await proxy.call("open_gripper", {})  # no category: nothing it waits for
+        return await proxy.call("move_to", {"target": HOME})  # the motion slot: home holds it
+
+
+def test_a_driver_that_calls_its_proxy_for_a_command_whose_slot_it_holds_is_refused_at_once():
+    """It waited for its own caller's motion slot: for ever, or until move_to's own timeout, which then said
+    'move_to timed out after 10s' of a command that never reached the driver."""
+    async def main():
+        proxy = RobotProxy(ARM, "arm", Composite, options={"proxy": lambda: proxy})
+        await proxy.start()
+        await proxy.call("arm", {})
+        started = now()
+        with pytest.raises(RuntimeFailure) as info:
+            await proxy.call("home", {})
+        took = now() - started
+        moved = await proxy.call("move_to", {"target": HOME})  # nothing is left holding the slot
+        await proxy.close()
+        return info.value, took, moved, [what for _, what, name in proxy.driver.log if name == "move_to"]
+
+    failure, took, moved, move_to = run_virtual(main())
+    assert failure.message == ("move_to refused: the driver called it from inside its own home, which holds the "
+                               "motion slot of arm (limit motion 1): it would wait for itself for ever; a driver "
+                               "does a command's work itself")
+    assert took == pytest.approx(1.0) and moved == HOME and move_to == ["start", "end"]  # open_gripper: 1s
+
+
+
+def test_a_task_a_driver_left_behind_may_call_its_proxy_once_the_command_that_made_it_has_ended():
+    class Follows(ScriptedArm):
+        async def home(self):
+            self.later = asyncio.get_running_loop().create_task(self._then_move())
+            return HOME
+
+        async def _then_move(self):
+            await asyncio.sleep(1.0)  # home has ended: its motion slot is free
+            return await self.options["proxy"]().call("move_to", {"target": HOME})
+
+    async def main():
+        proxy = RobotProxy(ARM, "arm", Follows, options={"proxy": lambda: proxy})
+        await proxy.start()
+        await proxy.call("arm", {})
+        await proxy.call("home", {})
+        moved = await proxy.driver.later
+        await proxy.close()
+        return moved
+
+    assert run_virtual(main()) == HOME
 def test_what_a_driver_commands_through_its_proxy_is_journaled_as_part_of_its_command():
     """The journal's record of a step's command (``JOURNALED``) reached the commands the driver made inside it:
     their intent replaced the step's, whose own then never got its result (in doubt in the journal)."""

@@ -37,6 +37,7 @@ import asyncio
 import contextlib
 from collections import Counter
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from typing import Any
 
 from bbflow.runtime import model
@@ -63,6 +64,10 @@ Unsubscribe = Callable[[], None]
 STOP_GRACE = 2.0
 #: Seconds a driver's ``connect`` hook may take (``[robot.NAME] connect_timeout``), before the start fails.
 CONNECT_TIMEOUT = 30.0
+#: The commands a driver's method is running inside, outermost first, as (proxy, category, command, its task): a
+#: driver that calls its proxy again (a command made of others) is refused a slot its own callers hold.
+_INSIDE: ContextVar[tuple[tuple[RobotProxy, str | None, str, asyncio.Task[Any]], ...]] = ContextVar(
+    "bbflow_inside_command", default=())
 
 
 class _Listeners:
@@ -304,6 +309,7 @@ class RobotProxy:
 
     async def _run(self, cmd: model.Command, args: dict[str, Any]) -> Any:
         self._check_armed(cmd.name)
+        self._check_not_own_caller(cmd)
         slot = self._slot(cmd.category)
         async with slot if slot is not None else contextlib.nullcontext():
             self._check_armed(cmd.name)
@@ -364,10 +370,28 @@ class RobotProxy:
             return cancelled
         return asyncio.CancelledError(Completed(value))
 
+    def _check_not_own_caller(self, cmd: model.Command) -> None:
+        """Refuse a command the driver calls from inside its own commands when they hold every slot of its
+        category: it would wait for its own caller for ever (or fail as a timeout that says nothing of why)."""
+        if cmd.category is None:
+            return
+        holding = [name for proxy, category, name, task in _INSIDE.get()
+                   if proxy is self and category == cmd.category and not task.done()]  # (a task it left behind)
+        limit = self.spec.limit(cmd.category)
+        if len(holding) >= limit:
+            raise RuntimeFailure(
+                f"{cmd.name} refused: the driver called it from inside its own {holding[-1]}, which holds "
+                f"{'the' if limit == 1 else 'every'} {cmd.category} slot of {self.instance} (limit {cmd.category} "
+                f"{limit}): it would wait for itself for ever; a driver does a command's work itself",
+                "command", command=cmd.name)
+
     async def _command(self, name: str, args: dict[str, Any]) -> Any:
         """The driver's method, called in the command's task (a call that raises at once fails that task).
         What the driver commands through the proxy meanwhile is part of this command: journaled as it is."""
-        JOURNALED.set(None)  # this task's context only
+        task = asyncio.current_task()
+        assert task is not None  # (``_start``'s)
+        _INSIDE.set((*_INSIDE.get(), (self, self.spec.commands[name].category, name, task)))  # this task's context
+        JOURNALED.set(None)
         try:
             return await watched(self._commands[name](args), lambda seconds: self._blocked(name, seconds),
                                  self.blocking)
