@@ -1011,3 +1011,27 @@ def test_what_a_driver_commands_through_its_proxy_is_journaled_as_part_of_its_co
         return recorded.seen
 
     assert run_virtual(main()) == [("intent", "home"), ("result", HOME)]
+
+
+def test_a_connect_or_constructor_that_fails_without_a_message_is_named_by_its_exception():
+    """A driver that gives its connect a timeout of its own (asyncio.timeout) raises TimeoutError(), whose text
+    is empty: the start failed with 'the driver could not connect: ' and nothing after it."""
+    class TimesOut(ScriptedArm):
+        async def connect(self):
+            async with asyncio.timeout(5.0):
+                await asyncio.sleep(3600)
+
+    class Unbuilt(ScriptedArm):
+        def __init__(self, handle, options):
+            raise ConnectionRefusedError()
+
+    async def main():
+        messages = []
+        for factory in (TimesOut, Unbuilt):
+            with pytest.raises(DriverError) as info:
+                await RobotProxy(ARM, "arm", factory).start()
+            messages.append(str(info.value))
+        return messages
+
+    assert run_virtual(main()) == ["robot arm: the driver could not connect: TimeoutError",
+                                   "robot arm: the driver could not be created: ConnectionRefusedError"]

@@ -171,7 +171,8 @@ class RobotProxy:
         except DriverError:
             raise
         except Exception as exc:
-            raise DriverError(f"robot {self.instance}: the driver could not be created: {exc}") from exc
+            raise DriverError(f"robot {self.instance}: the driver could not be created: "
+                              f"{str(exc) or type(exc).__name__}") from exc
         self._commands = bind_commands(driver, self.spec)
         self._driver = driver
         self._started = True
@@ -190,7 +191,8 @@ class RobotProxy:
             work.cancel()
             raise
         except Exception as exc:
-            raise DriverError(f"robot {self.instance}: the driver could not {what}: {exc}") from exc
+            raise DriverError(f"robot {self.instance}: the driver could not {what}: "
+                              f"{str(exc) or type(exc).__name__}") from exc  # (TimeoutError() says nothing)
         if not ended:
             raise DriverError(f"robot {self.instance}: the driver did not {what} within "
                               f"{format_duration(self.connect_timeout)} (connect_timeout in [robot.{self.instance}]); "
