@@ -152,7 +152,7 @@ def test_a_driver_module_that_fails_while_importing(tmp_path: Path, drivers_modu
     [diag] = bbf601(out)
     assert code == 1
     assert diag["message"] == ("the driver of robot `arm` cannot be imported: "
-                               "driver 'bbf601_broken:Arm': RuntimeError: no CAN bus")
+                               "driver 'bbf601_broken:Arm': cannot import bbf601_broken: RuntimeError: no CAN bus")
 
 
 def test_an_interface_the_program_does_not_declare(tmp_path: Path) -> None:

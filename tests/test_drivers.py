@@ -109,6 +109,24 @@ def test_drivers_that_cannot_be_found_are_clear_errors(toy_package, name, messag
         assert "gripperless" in str(info.value) and 'or write "package.module:Class"' in str(info.value)
 
 
+@pytest.mark.parametrize(("source", "message"), [
+    ("def broken(:\n    pass\n", "driver 'bad_arm:Arm': cannot import bad_arm: SyntaxError: invalid syntax"),
+    ('raise RuntimeError("no licence server")\n',
+     "driver 'bad_arm:Arm': cannot import bad_arm: RuntimeError: no licence server"),
+])
+def test_a_driver_module_that_fails_as_it_is_imported_is_a_clear_error(tmp_path, monkeypatch, source, message):
+    """Only an ImportError was caught: a syntax error in the driver's module, or a vendor library that raises at
+    import, was a traceback from ``bbflow run``."""
+    (tmp_path / "bad_arm.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        with pytest.raises(DriverError) as info:
+            load_driver("bad_arm:Arm")
+    finally:
+        sys.modules.pop("bad_arm", None)
+    assert str(info.value).startswith(message)
+
+
 def test_the_driver_defaults_to_sim_and_can_be_overridden(toy_package):
     async def driver_of(table, **override):
         async with open_robot("arm", ARM, table, **override) as proxy:

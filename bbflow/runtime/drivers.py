@@ -83,6 +83,8 @@ def _import(ref: str) -> Any:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise DriverError(f"driver {ref!r}: cannot import {module_name}: {exc}") from exc
+    except Exception as exc:  # a syntax error in it, a vendor library that raises as it is imported
+        raise DriverError(f"driver {ref!r}: cannot import {module_name}: {type(exc).__name__}: {exc}") from exc
     found: Any = module
     for part in attr.split("."):
         try:
