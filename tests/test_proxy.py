@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import sys
 import time
 
 import pytest
@@ -818,7 +819,7 @@ def test_a_driver_that_exits_fails_its_command_and_the_robot_stays_in_hand(raise
 
     err, safety, force = run(scenario, errors={"home": raised})
     assert (err.code, err.command) == ("command", "home")
-    assert err.message == f"home failed: the driver raised {said} (a driver fails a command by raising an Exception)"
+    assert err.message == f"home failed: the driver raised {said} (a driver fails by raising an Exception)"
     assert safety == "armed" and force == 3.0
 
 
@@ -1035,3 +1036,26 @@ def test_a_connect_or_constructor_that_fails_without_a_message_is_named_by_its_e
 
     assert run_virtual(main()) == ["robot arm: the driver could not connect: TimeoutError",
                                    "robot arm: the driver could not be created: ConnectionRefusedError"]
+
+
+@pytest.mark.parametrize("where", ["__init__", "connect"])
+def test_a_driver_that_exits_as_it_is_made_or_connects_fails_the_start(where):
+    """A vendor library's sys.exit() in the connect hook, raised in the hook's task, stopped the event loop:
+    'bbflow run' said 'interrupted' and exited 1 with the library's text; in the constructor, likewise."""
+    class Exits(ScriptedArm):
+        def __init__(self, handle, options):
+            super().__init__(handle, options)
+            if where == "__init__":
+                sys.exit("vendor SDK: no licence")
+
+        async def connect(self):
+            sys.exit("vendor SDK: no licence")
+
+    async def main():
+        with pytest.raises(DriverError) as info:
+            await RobotProxy(ARM, "arm", Exits).start()
+        return str(info.value)
+
+    said = "the driver raised SystemExit(vendor SDK: no licence) (a driver fails by raising an Exception)"
+    assert run_virtual(main()) == (f"robot arm: the driver could not be created: {said}" if where == "__init__" else
+                                   f"robot arm: the driver could not connect: {said}")

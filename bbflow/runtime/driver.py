@@ -168,7 +168,25 @@ def hook(driver: Any, robot: model.Robot, name: str) -> Callable[[], Awaitable[A
     if name in robot.commands:
         return None
     fn = getattr(driver, name, None)
-    return fn if callable(fn) else None
+    return (lambda: _no_exit(fn)) if callable(fn) else None
+
+
+#: What a driver that exits (a vendor library's ``sys.exit()``) is told to do instead.
+EXIT_ADVICE = "a driver fails by raising an Exception"
+
+
+def exited(exc: BaseException) -> str:
+    """How a ``SystemExit`` or ``KeyboardInterrupt`` a driver raised is named in messages."""
+    return f"the driver raised {type(exc).__name__}{f'({exc})' if str(exc) else ''} ({EXIT_ADVICE})"
+
+
+async def _no_exit(fn: Callable[[], Awaitable[Any]]) -> Any:
+    """A hook whose ``sys.exit()`` fails it (``DriverError``): raised in a task, it would stop the event loop,
+    and ``bbflow run`` with it, as if interrupted."""
+    try:
+        return await fn()
+    except (SystemExit, KeyboardInterrupt) as exc:
+        raise DriverError(exited(exc)) from None
 
 
 def bind_commands(driver: Any, robot: model.Robot) -> dict[str, CommandFn]:

@@ -49,6 +49,7 @@ from bbflow.runtime.driver import (
     DriverFactory,
     DriverHandle,
     bind_commands,
+    exited,
     hook,
 )
 from bbflow.runtime.driver_check import check_driver
@@ -173,6 +174,8 @@ class RobotProxy:
         except Exception as exc:
             raise DriverError(f"robot {self.instance}: the driver could not be created: "
                               f"{str(exc) or type(exc).__name__}") from exc
+        except (SystemExit, KeyboardInterrupt) as exc:
+            raise DriverError(f"robot {self.instance}: the driver could not be created: {exited(exc)}") from None
         self._commands = bind_commands(driver, self.spec)
         self._driver = driver
         self._started = True
@@ -398,9 +401,7 @@ class RobotProxy:
             return await watched(self._commands[name](args), lambda seconds: self._blocked(name, seconds),
                                  self.blocking)
         except (SystemExit, KeyboardInterrupt) as exc:  # a vendor library's sys.exit(): not the end of the process
-            raise RuntimeFailure(f"{name} failed: the driver raised {type(exc).__name__}"
-                                 f"{f'({exc})' if str(exc) else ''} (a driver fails a command by raising an "
-                                 f"Exception)", "command", command=name) from None
+            raise RuntimeFailure(f"{name} failed: {exited(exc)}", "command", command=name) from None
 
     def _blocked(self, name: str, seconds: float) -> None:
         message = (f"{name} held the event loop for {seconds:.1f}s without yielding: nothing else ran meanwhile, "
