@@ -251,6 +251,18 @@ def test_after_shutdown_requests_are_refused_and_exit_ends_with_0(client: Client
     assert client.proc.wait(timeout=WAIT) == 0
 
 
+def test_a_refused_rename_is_an_answer_not_a_traceback_in_the_log(client: Client, project: Path) -> None:
+    # pygls logged the error raised to refuse the rename with its traceback, which the editor's log showed
+    uri = started(client, project)
+    at = {"textDocument": {"uri": uri}, "position": position(FLOW, "reactor")}
+    refused = error_of(client, "textDocument/rename", {**at, "newName": "x"})
+    assert refused["code"] == -32602 and "nothing to rename here" in refused["message"]
+    assert client.request("shutdown") is None
+    client.notify("exit")
+    assert client.proc.wait(timeout=WAIT) == 0
+    assert client.proc.stderr is not None and "Traceback" not in client.proc.stderr.read().decode()
+
+
 def test_exit_without_shutdown_ends_with_1(client: Client, project: Path) -> None:
     started(client, project)
     client.notify("exit")

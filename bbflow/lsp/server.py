@@ -33,6 +33,7 @@ it too (with 1).
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import sys
@@ -167,6 +168,14 @@ class FlowProtocol(LanguageServerProtocol):
             self._send_response(message.id, None, late.to_response_error())
             return
         super().handle_message(message)
+
+
+class _Answers(logging.Filter):
+    """pygls logs every error a handler raises, with its traceback, as if the server had failed; an
+    invalid-params error raised on purpose (a rename refused, with its reason) is an answer."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], JsonRpcInvalidParams))
 
 
 def _strict_str(value: Any, _: Any) -> str:
@@ -595,6 +604,7 @@ def serve(port: int | None = None) -> None:
     the input closed without it), at once, even while a check runs. The interpreter hands the GIL between
     threads every millisecond (not every 5): the loop answering requests waits less behind the worker's check."""
     sys.setswitchinterval(SWITCH_INTERVAL)
+    logging.getLogger("pygls.protocol.json_rpc").addFilter(_Answers())
     if port is not None:
         server.start_tcp("127.0.0.1", port)
         return
