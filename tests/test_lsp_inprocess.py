@@ -331,3 +331,22 @@ def test_an_open_file_that_is_no_source_of_its_project_is_checked_with_it(projec
         assert ls.last(uri) == []  # closed: its diagnostics go with it
 
     run(scenario)
+
+
+def test_completion_on_lines_typed_since_the_last_check_offers_the_names_of_their_reactor(project: Path) -> None:
+    # the cursor was looked up in the last program's text at its line in the editor's text: after lines typed
+    # that do not parse yet, that line was in the next reactor, whose names were offered instead
+    text = CELL + "\nreactor Other(goal: Pose) -> Pose on Arm {\n" \
+                  "    step far = move_to(target: goal) irreversible \"parked\"\n    return far\n}\n"
+    typing = text.replace("    return there", "    let m = [1,\n        2,\n        3,\n        th\n    return there")
+
+    async def scenario() -> None:
+        ls = Server(project)
+        uri = await ls.open(project / "flows" / "cell.flow", text)
+        ls.edit(uri, typing)  # a check would meet a syntax error: answers come from the one above
+        doc = lsp.TextDocumentIdentifier(uri)
+        found = await lsp_server.on_completion(ls, lsp.CompletionParams(doc, _after(typing, "        th")))
+        labels = {item.label for item in found.items} if found is not None else set()
+        assert {"p", "there"} <= labels and not {"goal", "far"} & labels
+
+    run(scenario)

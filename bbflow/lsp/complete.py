@@ -56,8 +56,11 @@ def keyword_terminals() -> dict[str, str]:
             if isinstance(t.pattern, PatternStr) and t.pattern.value.isalpha()}
 
 
-def complete(program: Program | None, path: Path, text: str, pos: Pos) -> list[Completion]:
-    """What may be typed at ``pos`` of ``text`` (the file's current buffer)."""
+def complete(program: Program | None, path: Path, text: str, pos: Pos,
+             analysed: Pos | None = None) -> list[Completion]:
+    """What may be typed at ``pos`` of ``text`` (the file's current buffer); ``analysed``: the cursor in the
+    text ``program`` analysed (``Shift.near_old``), where its scope is looked up (default: ``pos``)."""
+    scope = analysed if analysed is not None else pos
     lines = text.split("\n")
     line = lines[pos.line] if 0 <= pos.line < len(lines) else ""
     before = line[: pos.character]
@@ -72,7 +75,7 @@ def complete(program: Program | None, path: Path, text: str, pos: Pos) -> list[C
         return _signals(facts, signal.group(1), events)
     member = MEMBER.search(before)
     if member is not None and not re.search(r"\d$", member.group(1)):
-        return _members(program, path, pos, member.group(1).split("."))
+        return _members(program, path, scope, member.group(1).split("."))
     word = WORD.search(before)  # matches the empty word too
     offset = sum(len(ln) + 1 for ln in lines[: pos.line]) + pos.character - (len(word.group()) if word else 0)
     accepts = accepted(text[:offset])
@@ -81,7 +84,7 @@ def complete(program: Program | None, path: Path, text: str, pos: Pos) -> list[C
              if accepts is None or name in accepts]
     if accepts is not None and "NAME" not in accepts:
         return words
-    return _names(program, path, pos) + words
+    return _names(program, path, scope) + words
 
 
 def accepted(prefix: str) -> set[str] | None:

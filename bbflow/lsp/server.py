@@ -491,9 +491,10 @@ async def on_completion(ls: FlowServer, params: lsp.CompletionParams) -> lsp.Com
     pos = ls.to_pos(params.position, text) if text is not None else None
     if text is None or pos is None:
         return None
-    # the last program, even if a little stale: the text being typed rarely compiles cleanly
-    program = ls.worker.last(path) or await ls.worker.settled(path, None)
-    items = complete(program.last_good(), path, text, pos)
+    # the last program, even if a little stale: the text being typed rarely compiles cleanly; the cursor's
+    # scope is looked up where the cursor was in the text it analysed (lines typed since shift the rest)
+    program = (ls.worker.last(path) or await ls.worker.settled(path, None)).last_good()
+    items = complete(program, path, text, pos, ls.shift(path, program, text).near_old(pos))
     return lsp.CompletionList(is_incomplete=False, items=[
         lsp.CompletionItem(c.label, kind=COMPLETION_KINDS.get(c.kind, lsp.CompletionItemKind.Text),
                            detail=c.detail or None) for c in items])
