@@ -350,3 +350,24 @@ def test_completion_on_lines_typed_since_the_last_check_offers_the_names_of_thei
         assert {"p", "there"} <= labels and not {"goal", "far"} & labels
 
     run(scenario)
+
+
+def test_a_standard_library_file_opened_by_a_jump_shows_no_diagnostics(project: Path) -> None:
+    # go to definition on `fault` opens the library's prelude.flow: checked alone it declared again each
+    # of the library's declarations, and the editor showed it full of BBF102
+    text = CELL.replace("reactor Go", "reactor Safe(s: Safety) -> bool {\n    return s == fault\n}\n\nreactor Go")
+
+    async def scenario() -> None:
+        ls = Server(project)
+        uri = await ls.open(project / "flows" / "cell.flow", text)
+        assert ls.last(uri) == []
+        doc = lsp.TextDocumentIdentifier(uri)
+        [target] = await lsp_server.on_definition(ls, lsp.DefinitionParams(doc, at(text, "fault"))) or []
+        prelude = lsp_server.path_of(target.uri)
+        assert prelude is not None and prelude.name == "prelude.flow"
+        library = await ls.open(prelude, prelude.read_text(encoding="utf-8"))
+        assert [p.diagnostics for p in ls.sent_params if p.uri == library and p.diagnostics] == []
+        hover = await lsp_server.on_hover(ls, lsp.HoverParams(lsp.TextDocumentIdentifier(library), target.range.start))
+        assert hover is not None and "Safety.fault" in hover.contents.value  # type: ignore[union-attr]
+
+    run(scenario)

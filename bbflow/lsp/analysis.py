@@ -27,6 +27,7 @@ from bbflow.lsp.locate import (
     decl_span,
     file_path,
     global_decl,
+    in_stdlib,
     location,
     module_file,
     path_at,
@@ -59,10 +60,13 @@ def diagnostics_by_file(program: Program) -> dict[Path, list[EditorDiagnostic]]:
     """The program's diagnostics for each of its files (every file present, with [] when it is clean).
 
     A diagnostic about a file outside the program (the standard library) is
-    left out. The problems of the project's ``bbflow.toml`` (BBF701) are
-    diagnostics of that file, at the key's line.
+    left out, and so are those of a standard library file opened in the editor
+    (checked alone, it declares again what the library declares). The problems
+    of the project's ``bbflow.toml`` (BBF701) are diagnostics of that file, at
+    the key's line.
     """
-    out: dict[Path, list[EditorDiagnostic]] = {path: [] for path in [*program.files, *program.project_files]}
+    out: dict[Path, list[EditorDiagnostic]] = {path: [] for path in [*program.files, *program.project_files]
+                                               if not in_stdlib(path)}
     for diag in program.result.diagnostics.sorted():
         path = file_path(diag.span.file)
         if path is not None and path in out:

@@ -48,6 +48,13 @@ def file_path(span_file: str) -> Path | None:
     return Path(span_file) if span_file and not span_file.startswith("<") else None
 
 
+def in_stdlib(path: Path) -> bool:
+    """Is ``path`` a file of the standard library shipped in the package (a jump to a definition opens
+    one)? Not a module of any program: compiled as one, each declaration would clash with itself."""
+    shipped = resources.files(STDLIB_PACKAGE)
+    return isinstance(shipped, Path) and shipped.resolve() in path.parents
+
+
 def location(span: Span) -> Location | None:
     path = file_path(span.file)
     return Location(path, Range.of(span)) if path is not None else None

@@ -40,6 +40,7 @@ from bbflow.compiler import (
     ast,
     compile_paths,
 )
+from bbflow.lsp.locate import in_stdlib
 from bbflow.project import find_project
 
 
@@ -146,7 +147,8 @@ def _compile(scope: Path, path: Path, buffers: Mapping[Path, str], previous: Pro
     if scope.is_dir():
         # the open files are named too: one never saved, or outside the source folder (`examples/`), or in
         # a hidden folder, is no source of the project, yet the editor shows it and wants its diagnostics
-        opened = [p for p in buffers if p.suffix == SUFFIX and scope in p.parents and scope_of(p) == scope]
+        opened = [p for p in buffers if p.suffix == SUFFIX and scope in p.parents and scope_of(p) == scope
+                  and not in_stdlib(p)]  # (the library of a virtual environment in the project folder)
         try:
             result = compile_paths([scope, *opened], use_cache=True, buffers=buffers, trees=trees,
                                    facts_for=facts_for)
