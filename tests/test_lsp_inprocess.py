@@ -371,3 +371,21 @@ def test_a_standard_library_file_opened_by_a_jump_shows_no_diagnostics(project: 
         assert hover is not None and "Safety.fault" in hover.contents.value  # type: ignore[union-attr]
 
     run(scenario)
+
+
+def test_a_file_of_a_nested_project_gets_the_diagnostics_of_its_own_project(tmp_path: Path) -> None:
+    # the outer project's check reads the nested project's files too (as its modules, their imports not
+    # found): each of its checks published a BBF103 on them, and the nested project's check took it back
+    outer = flows_project(tmp_path, {"top.flow": SHAPES}, name="outer")
+    inner = flows_project(outer / "flows" / "inner", {"shapes.flow": SHAPES}, name="inner")
+    use = inner / "flows" / "use.flow"
+    use.write_text(CELL, encoding="utf-8")
+
+    async def scenario() -> None:
+        ls = Server(outer)
+        uri = await ls.open(use, CELL)
+        assert ls.last(uri) == []
+        await ls.open(outer / "flows" / "top.flow", SHAPES)  # the outer project is checked
+        assert ls.last(uri) == []
+
+    run(scenario)

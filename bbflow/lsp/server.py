@@ -281,8 +281,12 @@ class FlowServer(LanguageServer):
         return lsp_text(doc.source) if doc is not None else analysed
 
     def publish(self, program: Program) -> None:
-        """Send the diagnostics of every file of ``program`` that changed since last sent."""
-        by_file = diagnostics_by_file(program)
+        """Send the diagnostics of every file of ``program`` that changed since last sent.
+
+        Only of the files it owns: a project's check also reads the files of a project nested in its folder
+        (as its own modules, their imports unresolved), whose diagnostics are their own project's."""
+        by_file = {path: diags for path, diags in diagnostics_by_file(program).items()
+                   if scope_of(path) == program.scope}
         for gone in self.published.get(program.scope, set()) - set(by_file):
             self.send_diagnostics(gone, program, [])
         self.published[program.scope] = set(by_file)
