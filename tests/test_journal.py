@@ -164,6 +164,23 @@ def test_concurrent_intents_share_commits(tmp_path: Path, sync: str) -> None:
 
 
 @pytest.mark.parametrize("sync", ["full", "normal"])
+def test_flushes_asked_together_do_not_fail_the_journal(tmp_path: Path, sync: str) -> None:
+    """Each POST /signals waits for a flush before its 202. Flushes asked in one turn of the loop (concurrent
+    POSTs) went in one batch as the same statement, which the writer ran as one executemany: SQLite refuses
+    that for a SELECT, the journal failed ("executemany() can only execute DML statements") and the cell
+    stopped, answering every POST 503."""
+    async def main() -> None:
+        journal = journal_at(tmp_path / "j.db", sync=sync)
+        journal.start(asyncio.get_running_loop())
+        await asyncio.gather(*(journal.flush() for _ in range(3)))
+        await asyncio.gather(journal.intent("r", "step", "s", (), 1, "move_to", {}), journal.flush(), journal.flush())
+        assert journal.writer.failure is None
+        journal.close()
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("sync", ["full", "normal"])
 def test_results_ride_with_the_next_intent(tmp_path: Path, sync: str) -> None:
     """A chain: each step's result is committed with the next step's intent, not in a commit of its own."""
     async def main() -> int:

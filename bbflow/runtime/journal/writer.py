@@ -200,7 +200,7 @@ class Writer:
 
     async def flush(self) -> None:
         """Wait until everything written so far is committed."""
-        await self.commit("SELECT 1")
+        await self.commit(_nothing)  # (a callable: flushes asked together are not one executemany, as a SELECT was)
 
     async def room(self) -> None:
         """Return once fewer than ``max_pending`` records wait to be committed (at once when they do), else
@@ -412,6 +412,10 @@ class Writer:
             self._loop.call_soon_threadsafe(fn, *args)
         except RuntimeError:  # the loop closed meanwhile
             pass
+
+
+def _nothing(cursor: sqlite3.Cursor) -> None:
+    """The write of a flush: none."""
 
 
 def _locked(exc: Exception) -> bool:
