@@ -25,7 +25,7 @@ from bbflow.runtime.app import Session
 from bbflow.runtime.bus import Bus
 from bbflow.runtime.door import Door, Refusal
 from bbflow.runtime.events import Fanout, jsonable
-from bbflow.runtime.journal import Lag
+from bbflow.runtime.journal import JournalFailed, Lag
 from bbflow.runtime.signals import Envelope, SignalCatalog
 from bbflow.serve.config import ServeSettings
 from bbflow.serve.fleet import FleetView
@@ -128,7 +128,22 @@ class ControlPlane:
                           {"Retry-After": "1"}) from None
         admitted = self._bus().admit(raw, self.door)  # (the cell may have begun to stop while this waited)
         await asyncio.sleep(0)  # the agents take their turn before the answer is written, as with standard input
+        if isinstance(admitted, Envelope):
+            await self._recorded()
         return admitted
+
+    async def _recorded(self) -> None:
+        """Wait until the journal holds what the signal wrote (accepted, and any turn that handled it): a 202
+        is a promise to the sender, who will not send again, and a ``kill -9`` right after it lost the
+        signal (it waited up to a few milliseconds for its commit). A journal that cannot record it: 503."""
+        journal = self.session.journal if self.session is not None else None
+        if journal is None:
+            return
+        try:
+            await journal.flush()
+        except JournalFailed as failure:
+            raise Refused(503, f"the journal cannot record the signal ({failure.message}): "
+                               "the cell is stopping") from None
 
     def _bus(self) -> Bus:
         """The bus of the agents, while they take signals; else ``Refused`` (503): a signal taken then

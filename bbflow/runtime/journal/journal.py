@@ -172,6 +172,10 @@ class Journal:
         outside awaits this before it is taken (see ``writer``)."""
         await self.writer.room()
 
+    async def flush(self) -> None:
+        """Wait until everything written so far is committed (``JournalFailed`` if it cannot be)."""
+        await self.writer.flush()
+
     def lag(self) -> Lag:
         """How far the file is behind: records written and not yet committed, and the oldest one's age."""
         return self.writer.lag()
