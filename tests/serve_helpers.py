@@ -5,19 +5,29 @@
 --serve 127.0.0.1:0`` would), so that a test can talk to it with a plain
 HTTP client. Leaving the block interrupts the session (runs roll back, robots
 are disarmed) and joins the thread: nothing is left running.
+
+``served`` runs a real ``bbflow run --serve`` process instead, for what only a
+process shows: a ``kill -9``, a restart on the same journal.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import attrs
+import httpx
 import pytest
+from run_helpers import PATIENCE, PICK, PLACE, wait_while_running, write_project
 
 from bbflow.build import compile_project
 from bbflow.project import load_project
@@ -103,3 +113,79 @@ def memory_tracing() -> tuple[Tracing, Any]:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     return Tracing(provider), exporter
+
+
+# --- real `bbflow run --serve` processes with a journal ------------------------------------------
+
+CE = {"content-type": "application/cloudevents+json"}
+JOURNAL = ".bbflow/journal.db"
+
+
+def recording_arm(duration: str = "20ms") -> str:
+    """One simulated arm that records every command it completes in world.jsonl."""
+    return f"""
+[robot.arm]
+interface = "cell.Arm"
+driver = "sim"
+
+[robot.arm.sim]
+duration = "{duration}"
+record = "world.jsonl"
+
+[[robot.arm.sim.events]]
+after = "close_gripper"
+event = "force"
+data = {{newtons = 12.0}}
+"""
+
+
+def journaled_project(folder: Path, *, sync: str = "full", recovery: str = "rollback", duration: str = "20ms") -> Path:
+    return write_project(folder, recording_arm(duration),
+                         tail=f'\n[journal]\npath = "{JOURNAL}"\nsync = "{sync}"\nrecovery = "{recovery}"\n')
+
+
+@contextlib.contextmanager
+def served(root: Path, *args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """``bbflow run ROOT --serve 127.0.0.1:0 ARGS``: the process and its control plane's URL; interrupted on
+    leaving (killed if it does not end)."""
+    log = root / f"stderr-{os.urandom(3).hex()}.txt"
+    with log.open("w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "bbflow", "run", str(root), "--serve", "127.0.0.1:0", *args],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, text=True)
+    try:
+        url: list[str] = []
+
+        def listening() -> bool:
+            url.extend(line.removeprefix("control plane: ").rstrip("/") for line in log.read_text().splitlines()
+                       if line.startswith("control plane: "))
+            return bool(url)
+
+        wait_while_running(proc, listening, "control plane")
+        yield proc, url[0]
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(PATIENCE)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def request(i: int) -> dict[str, object]:
+    return {"type": "pick.requested", "id": f"order-{i}", "source": "/mes", "data": {"pick": PICK, "place": PLACE}}
+
+
+def cut_off(root: Path, step: str = "grip") -> str:
+    """Start a pick over HTTP and ``kill -9`` the cell once ``step`` is done: the id of the run cut off."""
+    with served(root) as (proc, url):
+        assert httpx.post(url + "/signals", content=json.dumps(request(1)), headers=CE, timeout=30).status_code == 202
+
+        def done() -> bool:
+            running = httpx.get(url + "/api/state", timeout=10).json()["runs"]["running"]
+            return any(e["event"] == "step.ok" and e["step"] == step for r in running for e in r["events"])
+
+        wait_while_running(proc, done, f"step {step}")
+        run: str = httpx.get(url + "/api/state", timeout=10).json()["runs"]["running"][0]["id"]
+        proc.send_signal(signal.SIGKILL)
+    return run

@@ -22,7 +22,7 @@ import httpx
 import pytest
 from fleet_helpers import free_port
 from run_helpers import arm_table, write_project
-from serve_helpers import live_cell
+from serve_helpers import cut_off, journaled_project, live_cell, served
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -163,3 +163,28 @@ def _answers(url: str) -> bool:
         return httpx.get(url, timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_the_dashboard_shows_a_held_run_until_an_operator_closes_it(chromium: str, tmp_path: Path) -> None:
+    """A run held for an operator after a crash was nowhere on the page: only `bbflow runs` knew of it."""
+    from playwright.sync_api import expect, sync_playwright
+
+    root = journaled_project(tmp_path / "cell", recovery="hold", duration="200ms")
+    run = cut_off(root)
+    with served(root) as (_, url), sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=FLAGS)
+        page = browser.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        try:
+            page.goto(url + "/")
+            card = page.locator(f'#held article[data-run="{run}"]')
+            expect(card).to_contain_text(f"bbflow runs recover {run} --resolved", timeout=10_000)
+            expect(card.locator(".pill")).to_have_text("held")
+            closed = subprocess.run([sys.executable, "-m", "bbflow", "runs", "recover", run, "--resolved"], cwd=root,
+                                    capture_output=True, text=True, timeout=60)
+            assert closed.returncode == 0, closed.stderr
+            expect(page.locator("#held-title")).to_be_hidden(timeout=20_000)  # the page reads the state again
+            assert errors == []
+        finally:
+            browser.close()

@@ -19,61 +19,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from run_helpers import PICK, PLACE, PATIENCE, read_events, wait_while_running, write_project
-
-CE = {"content-type": "application/cloudevents+json"}
-JOURNAL = ".bbflow/journal.db"
-
-
-def arm(duration: str = "20ms") -> str:
-    """One simulated arm that records every command it completes in world.jsonl."""
-    return f"""
-[robot.arm]
-interface = "cell.Arm"
-driver = "sim"
-
-[robot.arm.sim]
-duration = "{duration}"
-record = "world.jsonl"
-
-[[robot.arm.sim.events]]
-after = "close_gripper"
-event = "force"
-data = {{newtons = 12.0}}
-"""
-
-
-def project(folder: Path, *, sync: str = "full", recovery: str = "rollback", duration: str = "20ms") -> Path:
-    return write_project(folder, arm(duration),
-                         tail=f'\n[journal]\npath = "{JOURNAL}"\nsync = "{sync}"\nrecovery = "{recovery}"\n')
-
-
-@contextlib.contextmanager
-def served(root: Path, *args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """``bbflow run ROOT --serve 127.0.0.1:0 ARGS``: the process and its control plane's URL; killed on leaving."""
-    log = root / f"stderr-{os.urandom(3).hex()}.txt"
-    with log.open("w") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "bbflow", "run", str(root), "--serve", "127.0.0.1:0", *args],
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, text=True)
-    try:
-        url: list[str] = []
-
-        def listening() -> bool:
-            url.extend(line.removeprefix("control plane: ").rstrip("/") for line in log.read_text().splitlines()
-                       if line.startswith("control plane: "))
-            return bool(url)
-
-        wait_while_running(proc, listening, "control plane")
-        yield proc, url[0]
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(PATIENCE)
-
-
-def request(i: int) -> dict[str, object]:
-    return {"type": "pick.requested", "id": f"order-{i}", "source": "/mes", "data": {"pick": PICK, "place": PLACE}}
-
+from run_helpers import PATIENCE, read_events
+from serve_helpers import CE, JOURNAL, cut_off, journaled_project, request, served
 
 @pytest.mark.parametrize("sync", ["full", "normal"])
 def test_a_signal_answered_202_survives_a_kill_right_after_and_is_handled_once(tmp_path: Path, sync: str) -> None:
@@ -81,7 +28,7 @@ def test_a_signal_answered_202_survives_a_kill_right_after_and_is_handled_once(t
     commit waits up to a few ms), and a ``kill -9`` right after it lost the signal five times in six. Here the
     journal's file is held locked by another connection while the POST is made, so the commit cannot happen
     until it is let go: the 202 must wait for it."""
-    root = project(tmp_path / "cell", sync=sync)
+    root = journaled_project(tmp_path / "cell", sync=sync)
     with served(root) as (proc, url):
         blocker = sqlite3.connect(root / JOURNAL, isolation_level=None, check_same_thread=False)
         blocker.execute("BEGIN IMMEDIATE")  # the journal's writer waits for this lock (up to 5 s)
@@ -118,3 +65,43 @@ def assert_home(root: Path) -> None:
     moves = [w["command"] for w in world if w["command"] in ("move_to", "home")]
     assert not grips or grips[-1] == "open_gripper", world
     assert not moves or moves[-1] == "home" or grips[-1:] == ["open_gripper"], world
+
+
+def runs_cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bbflow", "runs", *args], capture_output=True, text=True,
+                          timeout=PATIENCE, cwd=root)
+
+
+def metric(url: str, name: str) -> list[str]:
+    return [line for line in httpx.get(url + "/metrics", timeout=10).text.splitlines() if line.startswith(name)]
+
+
+def test_a_held_run_is_shown_to_the_operator_and_goes_once_closed_from_the_cli(tmp_path: Path) -> None:
+    """With recovery = "hold" a restarted cell went on with a run held for an operator that /api/state, the
+    dashboard and /metrics did not show at all: only `bbflow runs` knew of it."""
+    root = journaled_project(tmp_path / "cell", recovery="hold", duration="200ms")
+    run = cut_off(root)
+    with served(root) as (proc, url):
+        held = httpx.get(url + "/api/state", timeout=10).json()["held"]
+        assert [(h["id"], h["reactor"], h["robot"], h["recovering"]) for h in held] == \
+            [(run, "PickAndPlace", "arm", False)]
+        assert held[0]["steps"] >= 2 and 'recovery = "hold"' in held[0]["note"]
+        assert metric(url, "bbflow_runs_held") == ["bbflow_runs_held 1.0"]
+        listed = json.loads(runs_cli(root, "--format", "json").stdout)
+        assert [(r["id"], r["status"]) for r in listed] == [(run, "held")]  # the CLI agrees
+        # rolling it back needs its robot, which this cell drives: refused, and nothing changes
+        refused = runs_cli(root, "recover", run)
+        assert refused.returncode == 2 and "already run by another bbflow run" in refused.stderr
+        assert [h["id"] for h in httpx.get(url + "/api/state", timeout=10).json()["held"]] == [run]
+        # closed by hand: gone from the state and the metrics at once
+        assert runs_cli(root, "recover", run, "--resolved").returncode == 0
+        assert httpx.get(url + "/api/state", timeout=10).json()["held"] == []
+        assert metric(url, "bbflow_runs_held") == ["bbflow_runs_held 0.0"]
+    assert json.loads(runs_cli(root, "--format", "json").stdout)[0]["status"] == "failed"
+
+
+def test_without_a_journal_nothing_is_held_and_there_is_no_held_series(tmp_path: Path) -> None:
+    root = journaled_project(tmp_path / "cell")
+    with served(root, "--no-journal") as (_, url):
+        assert httpx.get(url + "/api/state", timeout=10).json()["held"] == []
+        assert metric(url, "bbflow_runs_held") == []

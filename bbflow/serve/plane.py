@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -216,10 +217,22 @@ class ControlPlane:
             "robots": robots,
             "agents": agents,
             "runs": self.runs.to_json(),
+            "held": self._held(),
             "fleet": self.fleet.to_json(session.process if session is not None else None),
             "reactors": {r.name: _steps(r) for r in self.program.reactors.values()},
             "counters": dict(session.board.counts) if session is not None else {},
         }
+
+    def _held(self) -> list[dict[str, Any]] | None:
+        """The runs this process's journal holds for an operator (none without a journal; None when the
+        journal cannot be read: not knowing is not "none")."""
+        journal = self.session.journal if self.session is not None else None
+        if journal is None:
+            return []
+        try:
+            return journal.held()
+        except sqlite3.Error:
+            return None
 
     # --- gauges read at scrape time ------------------------------------------------------------
 
@@ -257,6 +270,10 @@ class ControlPlane:
 
             return series
 
+        def held() -> list[tuple[tuple[str, ...], float]]:  # none without a journal, or when it cannot be read
+            runs = self._held() if self.session is not None and self.session.journal is not None else None
+            return [] if runs is None else [((), float(len(runs)))]
+
         return {
             "bbflow_agent_queue_depth": ("Signals and run outcomes waiting in an agent instance's mailbox",
                                          ("agent", "robot"), queues),
@@ -271,6 +288,8 @@ class ControlPlane:
                                            "has waited (0: the file is up to date)", (), journal(lambda lag: lag.oldest)),
             "bbflow_journal_pending_records": ("Journal records written and not yet committed", (),
                                                journal(lambda lag: float(lag.pending))),
+            "bbflow_runs_held": ("Runs cut off by a crash and held for an operator in this process's journal",
+                                 (), held),
         }
 
     def _servers(self) -> tuple[Any, ...]:

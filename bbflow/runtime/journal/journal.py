@@ -34,6 +34,7 @@ from bbflow.runtime.durations import parse_retention
 from bbflow.runtime.events import jsonable
 from bbflow.runtime.journal import owners
 from bbflow.runtime.journal.owners import InUse, Owner, folder_of
+from bbflow.runtime.journal.query import list_runs
 from bbflow.runtime.journal.store import JournalError, connect, dumps, loads, open_store, prune, shrink
 from bbflow.runtime.journal.writer import Lag, Writer
 
@@ -171,6 +172,16 @@ class Journal:
         """Return when fewer than the writer's ``max_pending`` records wait to be committed: input from
         outside awaits this before it is taken (see ``writer``)."""
         await self.writer.room()
+
+    def held(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The runs held for an operator in this journal, newest first (as ``bbflow runs`` lists them), each
+        with ``recovering``: an operator's ``bbflow runs recover`` is rolling it back now. Read on the loop's
+        thread from what is committed, so a run an operator closed from another process is gone at once;
+        ``sqlite3.Error`` if the file cannot be read."""
+        runs = list_runs(self.read, limit, status="held")
+        for run in runs:
+            run["recovering"] = owners.alive(self.config.owners, run.pop("owner"))
+        return runs
 
     async def flush(self) -> None:
         """Wait until everything written so far is committed (``JournalFailed`` if it cannot be)."""

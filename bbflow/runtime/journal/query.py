@@ -9,12 +9,13 @@ from typing import Any
 from bbflow.runtime.journal.store import loads
 
 
-def list_runs(conn: sqlite3.Connection, limit: int = 200) -> list[dict[str, Any]]:
-    """The newest root runs first: id, reactor, robot, agent, status, started, duration, steps, undo errors,
-    and the owner token of the process that runs it (``owners``)."""
+def list_runs(conn: sqlite3.Connection, limit: int = 200, status: str | None = None) -> list[dict[str, Any]]:
+    """The newest root runs first (only those of ``status``, if given): id, reactor, robot, agent, status,
+    started, duration, steps, undo errors, and the owner token of the process that runs it (``owners``)."""
     rows = conn.execute(
         """SELECT r.id, r.reactor, r.robot, r.agent, r.status, r.started, r.ended, r.undo_errors, r.note, r.owner
-           FROM runs r WHERE r.parent IS NULL ORDER BY r.started DESC LIMIT ?""", (limit,)).fetchall()
+           FROM runs r WHERE r.parent IS NULL AND coalesce(?, r.status) = r.status ORDER BY r.started DESC LIMIT ?""",
+        (status, limit)).fetchall()
     counts: dict[str, tuple[int, int]] = {}
     if rows:  # one scan of the calls for all the runs listed (the calls have no index by run)
         marks = ",".join("?" * len(rows))

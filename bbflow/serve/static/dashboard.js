@@ -9,6 +9,7 @@
 
 const MAX_RUNS = 30;
 const MAX_LOG = 200;
+const HELD_REFRESH = 5000;  // ms between two reads of the state while runs are held
 const STEP_STATES = {
   "step.start": "running", "step.ok": "ok", "step.error": "error", "step.retry": "retrying",
   "step.skip": "skipped", "undo.start": "undoing", "undo.ok": "undone", "undo.error": "undo-failed",
@@ -233,6 +234,32 @@ function drawFleet(peers) {
        " · agents ", el("b", {}, p.agents.join(", ") || "none")))));
 }
 
+// The runs a crash cut off that this process's journal holds for an operator (recovery = "hold", or not
+// undoable blindly). They are acted on with bbflow runs; while any is shown the state is re-read every few
+// seconds, so that one an operator closed from a terminal goes away.
+function drawHeld(held) {
+  const shown = held === null || (Array.isArray(held) && held.length > 0);
+  $("held-title").hidden = !shown;
+  $("held").hidden = !shown;
+  if (shown) scheduleRefresh(HELD_REFRESH);
+  if (!shown) return;
+  if (held === null) {
+    $("held").replaceChildren(el("p", { class: "bad" }, "The journal cannot be read: runs held in it are not known."));
+    return;
+  }
+  $("held").replaceChildren(...held.map((r) => el("article", { class: "card held", "data-run": r.id },
+    el("h3", {}, r.reactor, el("small", { class: "mono" }, r.id),
+       el("span", { class: "pill bad" }, r.recovering ? "being recovered" : "held")),
+    el("div", { class: "row" }, "robot ", el("b", {}, r.robot || "none"), " · started ",
+       el("b", {}, new Date(r.started).toLocaleString([], { hour12: false })),
+       " · steps done ", el("b", {}, r.steps), " · in doubt ", el("b", {}, r.in_doubt)),
+    r.note ? el("div", { class: "row" }, r.note) : null,
+    el("div", { class: "row" }, "look: ", el("code", {}, `bbflow runs show ${r.id}`)),
+    el("div", { class: "row" }, "roll it back, on its robot, once no bbflow run drives it: ", el("code", {}, `bbflow runs recover ${r.id}`)),
+    el("div", { class: "row" }, "or, the cell put right by hand: ",
+       el("code", {}, `bbflow runs recover ${r.id} --resolved`)))));
+}
+
 function drawCounters(counters) {
   const shown = [["signals in", "signal.in"], ["routed", "signal.routed"], ["dropped", "signal.dropped"],
                  ["runs ok", "run.ok"], ["failed", "run.failed"]];
@@ -260,6 +287,7 @@ async function refresh() {
   drawRobots(result.body.robots);
   drawAgents(result.body.agents);
   drawFleet(result.body.fleet);
+  drawHeld(result.body.held);
   drawCounters(result.body.counters);
   drawHealth(result.body.health);
 }
@@ -333,6 +361,7 @@ function load(s) {
   drawRobots(s.robots);
   drawAgents(s.agents);
   drawFleet(s.fleet);
+  drawHeld(s.held);
   drawCounters(s.counters);
   drawHealth(s.health);
 }
