@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from run_helpers import PATIENCE, read_events
+from run_helpers import PATIENCE, read_events, wait_while_running
 from serve_helpers import CE, JOURNAL, cut_off, journaled_project, request, served
 
 @pytest.mark.parametrize("sync", ["full", "normal"])
@@ -105,3 +105,22 @@ def test_without_a_journal_nothing_is_held_and_there_is_no_held_series(tmp_path:
     with served(root, "--no-journal") as (_, url):
         assert httpx.get(url + "/api/state", timeout=10).json()["held"] == []
         assert metric(url, "bbflow_runs_held") == []
+
+
+def test_while_recovery_waits_for_the_operator_the_cell_says_it_is_starting_and_is_armed_from_the_plane(
+        tmp_path: Path) -> None:
+    """Recovery runs before the agents take any signal, and waits for the robot to be armed. Meanwhile
+    /healthz said "not serving" and a POST was told "no agents are running in this process", as if the cell
+    had none; it is starting, and the operator arms the robot from the control plane for it to go on."""
+    root = journaled_project(tmp_path / "cell", duration="100ms")
+    cut_off(root)
+    with served(root, "--no-arm") as (proc, url):  # the simulated arm is not armed: recovery waits for it
+        assert httpx.get(url + "/healthz", timeout=10).json() == {"status": "starting"}
+        assert httpx.get(url + "/api/state", timeout=10).json()["health"] == "starting"
+        refused = httpx.post(url + "/signals", content=json.dumps(request(2)), headers=CE, timeout=30)
+        assert refused.status_code == 503 and "starting" in refused.json()["error"]
+        assert refused.headers["retry-after"] == "1"
+        assert httpx.post(url + "/api/robots/arm/arm", timeout=10).json()["safety"] == "armed"
+        wait_while_running(proc, lambda: httpx.get(url + "/healthz", timeout=10).status_code == 200, "recovery")
+        assert httpx.post(url + "/signals", content=json.dumps(request(2)), headers=CE, timeout=30).status_code == 202
+    assert_home(root)

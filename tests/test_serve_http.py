@@ -13,6 +13,7 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -591,9 +592,12 @@ def test_a_signal_waits_for_room_then_gets_503_and_without_agents_503_at_once(mo
         async def room(self) -> None:
             await asyncio.Event().wait()  # never
 
-    class Session:
+    class Session:  # a process that runs no agent (a reactor, say), past its start
         bus: Any = None
         stopping = False
+        plan = SimpleNamespace(agents=())
+        servers = ()
+        gave_up = None
 
     monkeypatch.setattr(plane_module, "ROOM_WAIT", 0.05)
     plane = plane_module.ControlPlane(ServeSettings("127.0.0.1", 0), model.Program(), tracer=None)

@@ -152,7 +152,10 @@ class ControlPlane:
         session = self.session
         if session is not None and session.stopping:
             raise Refused(503, "the cell is stopping: signals are no longer taken")
-        if session is None or session.bus is None:
+        if session is None or _starting(session):
+            raise Refused(503, "the cell is starting (its robots connect, and recovery rolls back what a crash cut "
+                               "off, before any new signal): try again", {"Retry-After": "1"})
+        if session.bus is None:
             raise Refused(503, "no agents are running in this process: signals are not taken")
         return session.bus
 
@@ -168,6 +171,8 @@ class ControlPlane:
             return False, "starting"
         if session.stopping:
             return False, "stopping"
+        if _starting(session):
+            return False, "starting"
         if session.root is not None or (session.plan.reactor is not None and session.robots):
             return True, "ok"
         return False, "supervisor down" if session.gave_up is not None else "not serving"
@@ -294,6 +299,13 @@ class ControlPlane:
 
     def _servers(self) -> tuple[Any, ...]:
         return self.session.servers if self.session is not None else ()
+
+
+def _starting(session: Session) -> bool:
+    """Whether the session's agents are still to start: its robots connect, and recovery rolls back (or holds)
+    what a crash cut off, waiting for a real robot to be armed. It was "not serving", and a signal was told
+    that no agents run in this process."""
+    return bool(session.plan.agents) and not session.servers and session.gave_up is None
 
 
 def _steps(reactor: model.Reactor) -> list[str]:
