@@ -9,7 +9,6 @@
 
 const MAX_RUNS = 30;
 const MAX_LOG = 200;
-const HELD_REFRESH = 5000;  // ms between two reads of the state while runs are held
 const STEP_STATES = {
   "step.start": "running", "step.ok": "ok", "step.error": "error", "step.retry": "retrying",
   "step.skip": "skipped", "undo.start": "undoing", "undo.ok": "undone", "undo.error": "undo-failed",
@@ -235,13 +234,12 @@ function drawFleet(peers) {
 }
 
 // The runs a crash cut off that this process's journal holds for an operator (recovery = "hold", or not
-// undoable blindly). They are acted on with bbflow runs; while any is shown the state is re-read every few
-// seconds, so that one an operator closed from a terminal goes away.
+// undoable blindly). They are acted on with bbflow runs; the state is re-read every 5 seconds (start), so
+// one an operator closed from a terminal goes away.
 function drawHeld(held) {
   const shown = held === null || (Array.isArray(held) && held.length > 0);
   $("held-title").hidden = !shown;
   $("held").hidden = !shown;
-  if (shown) scheduleRefresh(HELD_REFRESH);
   if (!shown) return;
   if (held === null) {
     $("held").replaceChildren(el("p", { class: "bad" }, "The journal cannot be read: runs held in it are not known."));
