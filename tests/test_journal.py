@@ -1216,3 +1216,44 @@ def test_a_cancelled_command_run_of_an_agent_is_ended_in_the_journal(
         assert show_run(journal.read, "r1")["error"]["code"] == "interrupted"
     finally:
         journal.close()
+
+
+def test_reading_the_held_runs_does_not_scan_the_whole_history(tmp_path: Path) -> None:
+    """``Journal.held`` is read on the event loop at every ``GET /api/state`` and ``/metrics`` scrape. It
+    scanned every run and every call of the journal (270 ms with one held run among 200,000 finished ones, a
+    week of a busy cell, the robots' loop stalled meanwhile, every 5 s while a dashboard is open). It finds the
+    held runs by the status index and counts a held run's steps once: its work no longer grows with the
+    history."""
+
+    def steps(journal: Journal) -> int:
+        count = [0]
+
+        def tick() -> int:
+            count[0] += 1
+            return 0
+
+        journal.read.set_progress_handler(tick, 1)
+        held = journal.held()
+        journal.read.set_progress_handler(None, 1)
+        assert [(r["id"], r["steps"], r["in_doubt"]) for r in held] == [("held-1", 1, 1)]
+        return count[0]
+
+    def add(journal: Journal, run: str, status: str, outcomes: list[str | None]) -> None:
+        journal.conn.execute("INSERT INTO runs (id, reactor, robot, status, started, inputs) "
+                             "VALUES (?, 'Job', 'arm', ?, ?, '{}')", (run, status, time.time()))
+        journal.conn.executemany("INSERT INTO calls (run, kind, step, idx, attempt, target, args, sent, outcome) "
+                                 "VALUES (?, 'step', 'approach', '[]', 1, 'move_to', '{}', 0, ?)",
+                                 [(run, outcome) for outcome in outcomes])
+
+    small = journal_at(tmp_path / "small.db")
+    add(small, "held-1", "held", ["ok", None])
+    steps(small)
+    few = steps(small)
+    small.close()
+    journal = journal_at(tmp_path / "big.db")
+    add(journal, "held-1", "held", ["ok", None])
+    for i in range(2000):
+        add(journal, f"done-{i}", "ok", ["ok", "ok", "ok"])
+    steps(journal)  # the first read counts its steps
+    assert steps(journal) < 2 * few
+    journal.close()

@@ -107,6 +107,8 @@ class Journal:
         self.read = connect(config.path, sync=config.sync)
         self._ended = 0
         self._accepted = 0
+        #: the steps done and in doubt of the runs ``held`` last listed
+        self._held_steps: dict[str, tuple[int, int]] = {}
         #: the writes of the agent turn in progress: committed together, as one, with its state
         self._turn: list[tuple[str, Any]] | None = None
 
@@ -177,8 +179,10 @@ class Journal:
         """The runs held for an operator in this journal, newest first (as ``bbflow runs`` lists them), each
         with ``recovering``: an operator's ``bbflow runs recover`` is rolling it back now. Read on the loop's
         thread from what is committed, so a run an operator closed from another process is gone at once;
-        ``sqlite3.Error`` if the file cannot be read."""
-        runs = list_runs(self.read, limit, status="held")
+        ``sqlite3.Error`` if the file cannot be read. A held run's steps are counted once (nothing runs them
+        any more): counting scans every call of the journal, and this is read at every state request."""
+        runs = list_runs(self.read, limit, status="held", counted=self._held_steps)
+        self._held_steps = {run["id"]: self._held_steps[run["id"]] for run in runs}
         for run in runs:
             run["recovering"] = owners.alive(self.config.owners, run.pop("owner"))
         return runs

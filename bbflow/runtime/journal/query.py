@@ -9,23 +9,30 @@ from typing import Any
 from bbflow.runtime.journal.store import loads
 
 
-def list_runs(conn: sqlite3.Connection, limit: int = 200, status: str | None = None) -> list[dict[str, Any]]:
+def list_runs(conn: sqlite3.Connection, limit: int = 200, status: str | None = None,
+              counted: dict[str, tuple[int, int]] | None = None) -> list[dict[str, Any]]:
     """The newest root runs first (only those of ``status``, if given): id, reactor, robot, agent, status,
-    started, duration, steps, undo errors, and the owner token of the process that runs it (``owners``)."""
-    rows = conn.execute(
-        """SELECT r.id, r.reactor, r.robot, r.agent, r.status, r.started, r.ended, r.undo_errors, r.note, r.owner
-           FROM runs r WHERE r.parent IS NULL AND coalesce(?, r.status) = r.status ORDER BY r.started DESC LIMIT ?""",
-        (status, limit)).fetchall()
-    counts: dict[str, tuple[int, int]] = {}
-    if rows:  # one scan of the calls for all the runs listed (the calls have no index by run)
-        marks = ",".join("?" * len(rows))
+    started, duration, steps, undo errors, and the owner token of the process that runs it (``owners``).
+
+    ``counted``: the steps done and in doubt of runs already counted, by id; the scan of the calls skips them
+    and adds those it counts (for runs whose steps no longer change, as a held run's)."""
+    where, params = ("r.status = ? AND r.parent IS NULL", [status]) if status is not None else ("r.parent IS NULL", [])
+    rows = conn.execute(  # (by the status index when one is given: the held runs are read at every state request)
+        f"""SELECT r.id, r.reactor, r.robot, r.agent, r.status, r.started, r.ended, r.undo_errors, r.note, r.owner
+            FROM runs r WHERE {where} ORDER BY r.started DESC LIMIT ?""", [*params, limit]).fetchall()
+    counts = counted if counted is not None else {}
+    todo = [r[0] for r in rows if r[0] not in counts]
+    if todo:  # one scan of the calls for all the runs listed (the calls have no index by run)
+        marks = ",".join("?" * len(todo))
         for run, done, doubt in conn.execute(
-                f"SELECT run, coalesce(sum(outcome = 'ok'), 0), sum(outcome IS NULL) FROM calls WHERE kind = 'step' "
-                f"AND run IN ({marks}) GROUP BY run", [r[0] for r in rows]):
+                f"SELECT run, coalesce(sum(outcome = 'ok'), 0), sum(outcome IS NULL) FROM calls "
+                f"WHERE kind = 'step' AND run IN ({marks}) GROUP BY run", todo):
             counts[run] = (done, doubt)
+        for run in todo:
+            counts.setdefault(run, (0, 0))
     out = []
     for rid, reactor, robot, agent, status, started, ended, undo_errors, note, owner in rows:
-        steps, doubt = counts.get(rid, (0, 0))
+        steps, doubt = counts[rid]
         out.append({
             "id": rid, "reactor": reactor, "robot": robot, "agent": agent, "status": status,
             "started": _iso(started), "duration": None if ended is None else round(ended - started, 6),
