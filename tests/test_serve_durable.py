@@ -124,3 +124,24 @@ def test_while_recovery_waits_for_the_operator_the_cell_says_it_is_starting_and_
         wait_while_running(proc, lambda: httpx.get(url + "/healthz", timeout=10).status_code == 200, "recovery")
         assert httpx.post(url + "/signals", content=json.dumps(request(2)), headers=CE, timeout=30).status_code == 202
     assert_home(root)
+
+
+def test_a_signal_a_client_sends_again_after_a_kill_is_not_handled_twice(tmp_path: Path) -> None:
+    """The client of a cell killed before it saw its 202 sends the signal again to the restarted cell, as it
+    should (the 202 was not given, as far as it knows): the journal has it, and the arm picked twice."""
+    root = journaled_project(tmp_path / "cell")
+    with served(root) as (proc, url):
+        assert httpx.post(url + "/signals", content=json.dumps(request(1)), headers=CE, timeout=30).json() == \
+            {"id": "order-1"}
+        wait_while_running(proc, lambda: httpx.get(url + "/api/state", timeout=10).json()["runs"]["recent"], "run")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(PATIENCE)
+    with served(root) as (proc, url):
+        again = httpx.post(url + "/signals", content=json.dumps(request(1)), headers=CE, timeout=30)
+        assert (again.status_code, again.json()) == (202, {"id": "order-1", "duplicate": True})
+        assert httpx.post(url + "/signals", content=json.dumps(request(2)), headers=CE, timeout=30).json() == \
+            {"id": "order-2"}
+        wait_while_running(proc, lambda: httpx.get(url + "/api/state", timeout=10).json()["runs"]["recent"], "run")
+    world = [json.loads(line)["command"] for line in (root / "world.jsonl").read_text().splitlines()]
+    assert world.count("close_gripper") == 2, world  # order-1 once, order-2 once
+    assert_home(root)

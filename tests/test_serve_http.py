@@ -82,6 +82,20 @@ def test_a_binary_mode_signal_is_taken_with_its_ce_headers(client: httpx.Client)
     assert response.json() == {"id": "binary-1"}
 
 
+def test_a_signal_sent_again_with_its_source_and_id_is_answered_202_and_not_taken_twice(client: httpx.Client) -> None:
+    """A client that retries (its 202 lost in a crash, or it gave up waiting for it) made the cell handle the
+    signal twice: a second pick. CloudEvents names an event by its source and id: the retry is a drop."""
+    signal = json.dumps({"type": "pick.rejected", "id": "retry-1", "source": "/test/retry", "data": {"reason": "x"}})
+    before = state(client)["counters"]
+    first = client.post("/signals", content=signal, headers=CE)
+    assert (first.status_code, first.json()) == (202, {"id": "retry-1"})
+    again = client.post("/signals", content=signal, headers=CE)
+    assert (again.status_code, again.json()) == (202, {"id": "retry-1", "duplicate": True})
+    counters = state(client)["counters"]
+    assert counters.get("signal.in", 0) - before.get("signal.in", 0) == 1
+    assert counters.get("signal.dropped", 0) - before.get("signal.dropped", 0) == 1
+
+
 @pytest.mark.parametrize(("body", "headers", "status", "says"), [
     (json.dumps({"type": "pick.requested", "data": {"pick": PICK}}), CE, 400, "data.place"),
     (json.dumps({"type": "no.such", "data": {}}), CE, 400, "undeclared signal type 'no.such'"),

@@ -246,7 +246,10 @@ class Bus:
         its reason. Input that was not a signal at all is returned as a
         ``Refusal`` without a type, for the caller to report as it sees fit.
         """
-        admitted = (door or self.door).admit(raw)
+        return self.take((door or self.door).admit(raw))
+
+    def take(self, admitted: Envelope | Refusal) -> Envelope | Refusal:
+        """What a door made of a raw signal: a drop counted and reported, a signal received (``admit``)."""
         if isinstance(admitted, Refusal):
             if admitted.is_drop:
                 self.dropped += 1

@@ -21,6 +21,7 @@ from importlib import resources
 from typing import Any, Protocol
 from urllib.parse import quote, unquote, urlsplit
 
+import attrs
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
@@ -49,7 +50,7 @@ class Cell(Protocol):
 
     settings: ServeSettings
 
-    async def admit(self, raw: bytes | dict[str, Any]) -> Envelope | Refusal: ...  # through the door
+    async def admit(self, raw: bytes | dict[str, Any]) -> Envelope | Refusal | Duplicate: ...  # through the door
 
     def state(self) -> dict[str, Any]: ...
 
@@ -74,6 +75,14 @@ class Refused(Exception):
         self.status = status
         self.reason = reason
         self.headers = headers
+
+
+@attrs.frozen
+class Duplicate:
+    """A signal whose ``source`` and ``id`` the cell has taken in already: a sender's retry (its 202 was lost,
+    or it timed out waiting). Answered 202 as the first was, and not handled again."""
+
+    id: str
 
 
 class JSON(JSONResponse):
@@ -118,6 +127,8 @@ def create_app(cell: Cell) -> Starlette:
         admitted = await cell.admit(_cloudevent(request.headers, await _read_body(request)))
         if isinstance(admitted, Refusal):
             return JSON({"error": admitted.reason, "type": admitted.type}, status_code=400)
+        if isinstance(admitted, Duplicate):
+            return JSON({"id": admitted.id, "duplicate": True}, status_code=202)
         return JSON({"id": admitted.id}, status_code=202)
 
     async def events(request: Request) -> Response:

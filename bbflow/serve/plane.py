@@ -26,11 +26,12 @@ from bbflow.runtime.app import Session
 from bbflow.runtime.bus import Bus
 from bbflow.runtime.door import Door, Refusal
 from bbflow.runtime.events import Fanout, jsonable
+from bbflow.runtime.fleet.door import SeenIds
 from bbflow.runtime.journal import JournalFailed, Lag
 from bbflow.runtime.signals import Envelope, SignalCatalog
 from bbflow.serve.config import ServeSettings
 from bbflow.serve.fleet import FleetView
-from bbflow.serve.http import Refused, create_app
+from bbflow.serve.http import Duplicate, Refused, create_app
 from bbflow.serve.hub import EventHub
 from bbflow.serve.metrics import Metrics
 from bbflow.serve.runs import RunLog
@@ -67,6 +68,7 @@ class ControlPlane:
         self.title = title
         self.catalog = SignalCatalog.from_program(program)
         self.door = Door(self.catalog, source=SOURCE)
+        self._seen = SeenIds()  # the source and id of the signals taken in (``_taken``)
         self.hub = hub if hub is not None else EventHub()
         self.runs = RunLog()
         self.fleet = FleetView()
@@ -118,8 +120,9 @@ class ControlPlane:
 
     # --- what the HTTP surface asks ------------------------------------------------------------
 
-    async def admit(self, raw: bytes | dict[str, Any]) -> Envelope | Refusal:
-        """Through the door (the same checks as standard input), once the agents have room for it."""
+    async def admit(self, raw: bytes | dict[str, Any]) -> Envelope | Refusal | Duplicate:
+        """Through the door (the same checks as standard input), once the agents have room for it; a signal
+        taken in already (``_taken``): ``Duplicate``."""
         bus = self._bus()
         try:
             async with asyncio.timeout(ROOM_WAIT):
@@ -127,11 +130,33 @@ class ControlPlane:
         except TimeoutError:
             raise Refused(503, f"the agents have had no room for a signal for {ROOM_WAIT:g}s: try again later",
                           {"Retry-After": "1"}) from None
-        admitted = self._bus().admit(raw, self.door)  # (the cell may have begun to stop while this waited)
+        bus = self._bus()  # (the cell may have begun to stop while this waited)
+        admitted = self.door.admit(raw)
+        if isinstance(admitted, Envelope) and self._taken(admitted):
+            bus.take(Refusal(f"duplicate: {admitted.source} sent id {admitted.id} already (a retry)", admitted.type))
+            await self._recorded()  # (the first may still wait for its commit)
+            return Duplicate(admitted.id)
+        bus.take(admitted)
         await asyncio.sleep(0)  # the agents take their turn before the answer is written, as with standard input
         if isinstance(admitted, Envelope):
             await self._recorded()
         return admitted
+
+    def _taken(self, envelope: Envelope) -> bool:
+        """Whether a signal of this ``source`` and ``id`` was taken in already: by this process (the last
+        100,000), or by an earlier one whose journal holds it (as long as it keeps it: ``keep``). A client
+        that retries (its 202 lost in a crash, or a timeout) made the cell handle it twice: a second pick."""
+        key = (envelope.source, envelope.id)
+        if key in self._seen:
+            return True
+        journal = self.session.journal if self.session is not None else None
+        try:
+            if journal is not None and journal.took(envelope.source, envelope.id):
+                return True
+        except sqlite3.Error:
+            pass  # not known: taken as new (the journal's failure stops the cell)
+        self._seen.add(key)
+        return False
 
     async def _recorded(self) -> None:
         """Wait until the journal holds what the signal wrote (accepted, and any turn that handled it): a 202

@@ -187,6 +187,12 @@ class Journal:
             run["recovering"] = owners.alive(self.config.owners, run.pop("owner"))
         return runs
 
+    def took(self, source: str, signal_id: str) -> bool:
+        """Whether this journal holds a signal of ``source`` and ``signal_id`` (accepted, in this process or an
+        earlier one, and not yet pruned); read on the loop's thread, from what is committed."""
+        row = self.read.execute("SELECT envelope FROM signals WHERE id = ?", (signal_id,)).fetchone()
+        return row is not None and loads(row[0]).get("source") == source
+
     async def flush(self) -> None:
         """Wait until everything written so far is committed (``JournalFailed`` if it cannot be)."""
         await self.writer.flush()
