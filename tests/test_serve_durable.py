@@ -145,3 +145,15 @@ def test_a_signal_a_client_sends_again_after_a_kill_is_not_handled_twice(tmp_pat
     world = [json.loads(line)["command"] for line in (root / "world.jsonl").read_text().splitlines()]
     assert world.count("close_gripper") == 2, world  # order-1 once, order-2 once
     assert_home(root)
+
+
+def test_more_held_runs_than_the_state_lists_are_all_counted_in_the_metric(tmp_path: Path) -> None:
+    """/api/state lists the newest 50 held runs; bbflow_runs_held, the number to alert on, said 50 of 51."""
+    root = journaled_project(tmp_path / "cell")
+    with served(root) as (_, url):
+        with sqlite3.connect(root / JOURNAL) as db:  # what recoveries of other runs' crashes left
+            db.executemany("INSERT INTO runs (id, reactor, robot, status, started, inputs) "
+                           "VALUES (?, 'PickAndPlace', 'arm', 'held', ?, '{}')", [(f"held-{i:02d}", i) for i in range(51)])
+        held = httpx.get(url + "/api/state", timeout=10).json()["held"]
+        assert len(held) == 50 and held[0]["id"] == "held-50"
+        assert metric(url, "bbflow_runs_held") == ["bbflow_runs_held 51.0"]

@@ -301,8 +301,11 @@ class ControlPlane:
             return series
 
         def held() -> list[tuple[tuple[str, ...], float]]:  # none without a journal, or when it cannot be read
-            runs = self._held() if self.session is not None and self.session.journal is not None else None
-            return [] if runs is None else [((), float(len(runs)))]
+            journal = self.session.journal if self.session is not None else None
+            try:
+                return [] if journal is None else [((), float(journal.held_count()))]
+            except sqlite3.Error:
+                return []
 
         return {
             "bbflow_agent_queue_depth": ("Signals and run outcomes waiting in an agent instance's mailbox",

@@ -187,6 +187,11 @@ class Journal:
             run["recovering"] = owners.alive(self.config.owners, run.pop("owner"))
         return runs
 
+    def held_count(self) -> int:
+        """How many runs this journal holds for an operator (``held`` lists the newest 50 of them)."""
+        row = self.read.execute("SELECT count(*) FROM runs WHERE status = 'held' AND parent IS NULL").fetchone()
+        return int(row[0])
+
     def took(self, source: str, signal_id: str) -> bool:
         """Whether this journal holds a signal of ``source`` and ``signal_id`` (accepted, in this process or an
         earlier one, and not yet pruned); read on the loop's thread, from what is committed."""
