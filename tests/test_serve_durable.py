@@ -157,3 +157,14 @@ def test_more_held_runs_than_the_state_lists_are_all_counted_in_the_metric(tmp_p
         held = httpx.get(url + "/api/state", timeout=10).json()["held"]
         assert len(held) == 50 and held[0]["id"] == "held-50"
         assert metric(url, "bbflow_runs_held") == ["bbflow_runs_held 51.0"]
+
+
+def test_a_signal_with_the_id_of_another_sources_signal_in_the_journal_is_refused(tmp_path: Path) -> None:
+    """The journal keeps one signal per id: a second sender's signal with the first's id was taken (202) while
+    the journal kept only the first, so a crash before its turn replayed the first sender's signal for it."""
+    root = journaled_project(tmp_path / "cell")
+    with served(root) as (_, url):
+        assert httpx.post(url + "/signals", content=json.dumps(request(1)), headers=CE, timeout=30).status_code == 202
+        other = httpx.post(url + "/signals", content=json.dumps({**request(1), "source": "/line-2"}), headers=CE,
+                           timeout=30)
+        assert other.status_code == 409 and "/mes" in other.json()["error"], other.text

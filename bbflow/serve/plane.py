@@ -145,16 +145,22 @@ class ControlPlane:
     def _taken(self, envelope: Envelope) -> bool:
         """Whether a signal of this ``source`` and ``id`` was taken in already: by this process (the last
         100,000), or by an earlier one whose journal holds it (as long as it keeps it: ``keep``). A client
-        that retries (its 202 lost in a crash, or a timeout) made the cell handle it twice: a second pick."""
+        that retries (its 202 lost in a crash, or a timeout) made the cell handle it twice: a second pick.
+        ``Refused`` (409) when the journal holds a signal of another source under that id: it keeps one
+        per id, so after a crash this one would be lost, or replayed as that one."""
         key = (envelope.source, envelope.id)
         if key in self._seen:
             return True
         journal = self.session.journal if self.session is not None else None
         try:
-            if journal is not None and journal.took(envelope.source, envelope.id):
-                return True
+            held = journal.source_of(envelope.id) if journal is not None else None
         except sqlite3.Error:
-            pass  # not known: taken as new (the journal's failure stops the cell)
+            held = None  # not known: taken as new (the journal's failure stops the cell)
+        if held == envelope.source:
+            return True
+        if held is not None:
+            raise Refused(409, f"the journal holds another signal with id {envelope.id!r} (from {held}); it keeps "
+                               "one signal per id, so send this one with an id of its own")
         self._seen.add(key)
         return False
 

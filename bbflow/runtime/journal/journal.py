@@ -192,11 +192,12 @@ class Journal:
         row = self.read.execute("SELECT count(*) FROM runs WHERE status = 'held' AND parent IS NULL").fetchone()
         return int(row[0])
 
-    def took(self, source: str, signal_id: str) -> bool:
-        """Whether this journal holds a signal of ``source`` and ``signal_id`` (accepted, in this process or an
-        earlier one, and not yet pruned); read on the loop's thread, from what is committed."""
+    def source_of(self, signal_id: str) -> str | None:
+        """The source of the signal this journal holds under ``signal_id`` (accepted, in this process or an
+        earlier one, and not yet pruned), None when it holds none; read on the loop's thread, from what is
+        committed. The journal keeps one signal per id."""
         row = self.read.execute("SELECT envelope FROM signals WHERE id = ?", (signal_id,)).fetchone()
-        return row is not None and loads(row[0]).get("source") == source
+        return None if row is None else str(loads(row[0]).get("source"))
 
     async def flush(self) -> None:
         """Wait until everything written so far is committed (``JournalFailed`` if it cannot be)."""
