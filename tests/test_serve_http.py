@@ -469,6 +469,27 @@ def test_a_connection_without_a_request_or_with_a_body_that_does_not_come_is_not
     assert answer.startswith(b"HTTP/1.1 408") and answer.endswith(b'{"error":"the body did not arrive within 0.2s"}')
 
 
+def test_a_request_head_past_64_kib_gets_431_and_is_not_kept(cell: LiveCell, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One endless header line was kept whole until the head's deadline: the process grew by what the client
+    sent (tens of megabytes a second). A head larger than any real one gets 431 and the connection closes."""
+    from bbflow.serve import wire
+
+    monkeypatch.setattr(wire, "HEAD_TIMEOUT", 1.0)  # (without the bound: b"" at this deadline, all of it kept)
+    host, port = cell.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        answer = b""
+        try:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * (wire.MAX_HEAD + 1024))
+            while chunk := s.recv(1000):
+                answer += chunk
+        except ConnectionResetError:  # the server closed with some of it unread: the answer may be lost
+            assert answer == b"" or answer.startswith(b"HTTP/1.1 431")
+        else:
+            assert answer.startswith(b"HTTP/1.1 431") and answer.endswith(b"larger than 65536 bytes\"}"), answer
+    cookie = "x" * 8000  # a large head that is not too large
+    assert httpx.get(cell.url + "/healthz", headers={"Cookie": cookie}, timeout=10).status_code == 200
+
+
 def test_past_the_limit_of_connections_a_request_gets_503(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from bbflow.serve import plane
 

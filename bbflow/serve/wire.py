@@ -13,7 +13,11 @@ timeout) but not one that never sends a request, nor one that sends its head a
 byte at a time: each held a file descriptor for good, and enough of them would
 leave none for the journal or a robot's connection. ``HttpProtocol`` closes a
 connection whose request head is not complete ``HEAD_TIMEOUT`` seconds after
-it opened or after its previous answer.
+it opened or after its previous answer. Nor did uvicorn bound the head's size
+(httptools keeps a header's value whole, and any number of headers): a client
+sending one endless header line grew the process by what it sent, tens of
+megabytes a second, for those seconds. A head past ``MAX_HEAD`` bytes gets 431
+and the connection is closed.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any, cast
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 HEAD_TIMEOUT = 10.0  # seconds a connection has to send a request's head (the request line and headers)
+MAX_HEAD = 64 * 1024  # bytes a request's head may take
 
 
 class OneWrite:
@@ -55,11 +60,24 @@ class OneWrite:
 class HttpProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol writing through ``OneWrite``, with a deadline on each request's head."""
 
-    _head_timer: asyncio.TimerHandle | None = None
+    _head_timer: asyncio.TimerHandle | None = None  # set while a request's head is awaited
+    _head_bytes = 0  # of it received so far
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(cast(asyncio.Transport, OneWrite(cast(asyncio.Transport, transport), self.loop)))
         self._await_head()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._head_timer is None:  # the head is complete (what follows is its body)
+            return
+        self._head_bytes += len(data)
+        if self._head_bytes > MAX_HEAD and not self.transport.is_closing():
+            self._stop_waiting()
+            body = f'{{"error":"the request head is larger than {MAX_HEAD} bytes"}}'.encode()
+            self.transport.write(b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
+                                 b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(body), body))
+            self.transport.close()
 
     def on_headers_complete(self) -> None:
         self._stop_waiting()
@@ -76,6 +94,7 @@ class HttpProtocol(HttpToolsProtocol):
 
     def _await_head(self) -> None:
         self._stop_waiting()
+        self._head_bytes = 0
         self._head_timer = self.loop.call_later(HEAD_TIMEOUT, self._no_head)
 
     def _stop_waiting(self) -> None:
