@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import socket
 import sqlite3
 import time
@@ -68,7 +69,7 @@ class ControlPlane:
         self.title = title
         self.catalog = SignalCatalog.from_program(program)
         self.door = Door(self.catalog, source=SOURCE)
-        self._seen = SeenIds()  # the source and id of the signals taken in (``_taken``)
+        self._seen = SeenIds()  # the source and id of the signals taken in, hashed (``_taken``)
         self.hub = hub if hub is not None else EventHub()
         self.runs = RunLog()
         self.fleet = FleetView()
@@ -148,7 +149,8 @@ class ControlPlane:
         that retries (its 202 lost in a crash, or a timeout) made the cell handle it twice: a second pick.
         ``Refused`` (409) when the journal holds a signal of another source under that id: it keeps one
         per id, so after a crash this one would be lost, or replayed as that one."""
-        key = (envelope.source, envelope.id)
+        key = hashlib.blake2b(f"{envelope.source}\0{envelope.id}".encode("utf-8", "surrogatepass"),
+                              digest_size=16).digest()  # (16 bytes kept, however long the two are)
         if key in self._seen:
             return True
         journal = self.session.journal if self.session is not None else None
