@@ -288,3 +288,14 @@ def test_a_robot_instance_is_named_so_it_can_name_files_bus_keys_and_urls(tmp_pa
     taken = good + '\n[robot.b_a]\ninterface = "cell.Arm"\n\n[robot."b+a"]\ninterface = "cell.Arm"\n'
     [(_, _, advice)] = bbf701(project(tmp_path, taken))
     assert advice == "rename it, for example [robot.b_a_2]"  # not a name the file has already
+
+
+@pytest.mark.parametrize(("old", "new", "message"), [
+    ('within = "5s"', f'within = "{"9" * 400}s"', 'supervision.within: expected a duration like "20ms"'),
+    ('recovery = "hold"', f'keep = "{"9" * 400}d"', 'journal.keep: expected a duration like "7d"'),
+    ('recovery = "hold"', 'keep = "²d"', 'journal.keep: expected a duration like "7d"'),
+])
+def test_a_duration_too_long_for_a_number_is_a_problem(tmp_path: Path, old: str, new: str, message: str) -> None:
+    """A duration of 400 digits was infinity, and in days an OverflowError: a traceback from `bbflow check`."""
+    [(line, text, _)] = bbf701(project(tmp_path, edit(GOOD, old, new)))
+    assert text.startswith(message) and line == GOOD.splitlines().index(old) + 1

@@ -7,6 +7,7 @@ same spellings as duration literals in ``.flow`` files.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -19,14 +20,18 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, str):
         match = _DURATION.fullmatch(value.strip())
         if match and not match.group(1).endswith("_"):
-            return float(match.group(1).replace("_", "")) * _UNIT[match.group(2)]
+            seconds = float(match.group(1).replace("_", "")) * _UNIT[match.group(2)]
+            if math.isfinite(seconds):  # not a number of 400 digits (infinity)
+                return seconds
     raise ValueError(f'expected a duration like "20ms", "1.5s", "2m" or "1h", got {value!r}')
 
 
 def parse_retention(value: Any) -> float:
     """Seconds in a retention period: a duration, or whole days (``"7d"``); ``ValueError`` otherwise."""
-    if isinstance(value, str) and value.strip().endswith("d") and value.strip()[:-1].isdigit():
-        return int(value.strip()[:-1]) * 86400.0
+    if isinstance(value, str) and value.strip().endswith("d") and value.strip()[:-1].isdecimal():
+        days = float(value.strip()[:-1]) * 86400.0  # as a float: 400 digits are infinity, not an OverflowError
+        if math.isfinite(days):
+            return days
     try:
         return parse_duration(value)
     except ValueError:
