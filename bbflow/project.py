@@ -234,12 +234,20 @@ def _bus(root: Path, good: Any, data: dict[str, Any], problems: list[Problem]) -
         return tuple(value) if value is not None else None
 
     config = good(bus.get("config"), ("bus", "config"), str, None)
-    if config is not None and not (root / config).is_file():
+    if config is not None and not _is_file(root / config):
         problems.append(Problem(("bus", "config"), f"no file {config!r} beside bbflow.toml"))
     return BusConfig(good(bus.get("kind"), ("bus", "kind"), str, "local"), good(bus.get("prefix"), ("bus", "prefix"), str, None),
                      endpoints("connect"), endpoints("listen"), good(bus.get("mode"), ("bus", "mode"), str, None),
                      root / config if config is not None else None,
                      good(bus.get("catch_up"), ("bus", "catch_up"), str, "0s"))
+
+
+def _is_file(path: Path) -> bool:
+    """Whether ``path`` is a file; False for a name the system cannot look up (too long, a loop of links)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 def _source_dir(root: Path, source: str, problems: list[Problem]) -> Path:
@@ -249,11 +257,17 @@ def _source_dir(root: Path, source: str, problems: list[Problem]) -> Path:
     if "\0" in source:
         problems.append(Problem(where, f"{source!r} is not a folder name (it holds a NUL character)"))
         return root
-    folder = (root / source).resolve()
+    try:
+        folder = (root / source).resolve()
+        found = folder.is_dir()
+    except (OSError, RuntimeError) as e:  # a name longer than the system allows; a loop of links (RuntimeError)
+        why = "a loop of symbolic links" if isinstance(e, RuntimeError) else e.strerror or str(e)
+        problems.append(Problem(where, f"folder {source!r} cannot be read: {why}"))
+        return root
     if folder != root and root not in folder.parents:
         problems.append(Problem(where, f"folder {source!r} is outside the project ({folder} is not inside {root})"))
         return root
-    if not folder.is_dir():
+    if not found:
         problems.append(Problem(where, f"folder {source!r} does not exist"))
     return folder
 

@@ -299,3 +299,15 @@ def test_a_duration_too_long_for_a_number_is_a_problem(tmp_path: Path, old: str,
     """A duration of 400 digits was infinity, and in days an OverflowError: a traceback from `bbflow check`."""
     [(line, text, _)] = bbf701(project(tmp_path, edit(GOOD, old, new)))
     assert text.startswith(message) and line == GOOD.splitlines().index(old) + 1
+
+
+@pytest.mark.parametrize(("old", "new", "message"), [
+    ('source = "flows"', f'source = "{"x" * 300}"', "project.source: folder 'xxx"),
+    ('source = "flows"', 'source = "loop"', "project.source: folder 'loop' cannot be read: a loop of symbolic links"),
+    ('kind = "local"', f'config = "{"x" * 300}"', "bus.config: no file 'xxx"),
+])
+def test_a_path_the_system_cannot_look_up_is_a_problem(tmp_path: Path, old: str, new: str, message: str) -> None:
+    """A name longer than the system allows, or a loop of links, gave a traceback (OSError, RuntimeError)."""
+    (tmp_path / "loop").symlink_to("loop")
+    [(line, text, _)] = bbf701(project(tmp_path, edit(GOOD, old, new)))
+    assert text.startswith(message) and line == GOOD.splitlines().index(old) + 1
