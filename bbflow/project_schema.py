@@ -338,6 +338,13 @@ def suggest(word: Any, choices: Any) -> str | None:
 _BARE = re.compile(r"[A-Za-z0-9_-]+")
 
 
+def toml_lines(text: str) -> list[str]:
+    """The lines of a TOML text, without their ends: a line ends at LF or CRLF only (``str.splitlines``
+    would also end one at U+2028 or U+0085, which TOML allows in comments and strings, and every line
+    after it would be counted wrong)."""
+    return [line.removesuffix("\r") for line in text.split("\n")]
+
+
 def key_lines(text: str) -> dict[KeyPath, tuple[int, int]]:
     """Where each key and table of a TOML text is written: path -> (line, column), 1-based.
 
@@ -351,7 +358,7 @@ def key_lines(text: str) -> dict[KeyPath, tuple[int, int]]:
     table: KeyPath = ()
     depth = 0
     closing: str | None = None  # the delimiter of the multi-line string we are in
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(toml_lines(text), 1):
         at = 0
         if closing is not None:
             end = line.find(closing)

@@ -311,3 +311,15 @@ def test_a_path_the_system_cannot_look_up_is_a_problem(tmp_path: Path, old: str,
     (tmp_path / "loop").symlink_to("loop")
     [(line, text, _)] = bbf701(project(tmp_path, edit(GOOD, old, new)))
     assert text.startswith(message) and line == GOOD.splitlines().index(old) + 1
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\x85", "\u2029"])
+def test_a_line_separator_in_a_comment_or_string_does_not_shift_the_lines(tmp_path: Path, separator: str) -> None:
+    """TOML ends lines at LF (or CRLF) only; str.splitlines also ends one at these, so every BBF701 after
+    such a comment (or a string holding one) was reported lines too low, underlining the wrong text."""
+    toml = edit(GOOD, "[project]", f"# the cell{separator}(north)\n[project]")
+    toml = edit(toml, 'name = "cell"', f'name = "cell{separator}"')
+    toml = edit(toml, 'duration = "5ms"', 'duraton = "5ms"').replace("\n", "\r\n")
+    result = compile_paths([project(tmp_path, toml)])
+    [d] = [d for d in result.diagnostics.items if d.code == "BBF701"]
+    assert (d.span.line, d.span.column, d.span.end_column) == (12, 1, 8) and d.message.startswith("robot.arm.sim.duraton")

@@ -26,7 +26,7 @@ from bbflow.compiler.diagnostics.core import Diagnostic, Severity
 from bbflow.compiler.semantic import types as T
 from bbflow.compiler.source import Span
 from bbflow.project import ProjectFile
-from bbflow.project_schema import KeyPath, Problem, suggest
+from bbflow.project_schema import KeyPath, Problem, suggest, toml_lines
 
 
 def project_diagnostics(read: ProjectFile, display: str, scans: Mapping[str, Scan] | None,
@@ -40,7 +40,7 @@ def project_diagnostics(read: ProjectFile, display: str, scans: Mapping[str, Sca
     if scans is not None and not any(p.path in ((), ("project", "source")) for p in problems):
         problems += _names(read, scans, types or {})
     out = []
-    lines = read.text.splitlines()
+    lines = toml_lines(read.text)
     for problem in problems:
         line, column = read.where(problem.path)
         text = lines[line - 1] if 0 < line <= len(lines) else ""
