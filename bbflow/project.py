@@ -151,7 +151,7 @@ def read_project(path: Path | str) -> ProjectFile:
     path = Path(path)
     file = path if path.name == PROJECT_FILE and not path.is_dir() else path / PROJECT_FILE
     try:
-        text = file.read_text(encoding="utf-8")
+        text = file.read_text(encoding="utf-8-sig")  # a byte order mark (some editors write one) is not TOML
     except OSError as e:
         raise ProjectError(f"{file}: cannot read: {e.strerror or e}") from e
     except UnicodeDecodeError as e:

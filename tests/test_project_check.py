@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from bbflow import project_schema
 from bbflow.cli import main
 from bbflow.compiler.pipeline import compile_paths
+from bbflow.project import load_project
 from bbflow.project_schema import SCHEMA, Table, key_lines, locate
 
 CELL = """\
@@ -323,3 +324,14 @@ def test_a_line_separator_in_a_comment_or_string_does_not_shift_the_lines(tmp_pa
     result = compile_paths([project(tmp_path, toml)])
     [d] = [d for d in result.diagnostics.items if d.code == "BBF701"]
     assert (d.span.line, d.span.column, d.span.end_column) == (12, 1, 8) and d.message.startswith("robot.arm.sim.duraton")
+
+
+def test_a_byte_order_mark_is_not_part_of_the_project_file(tmp_path: Path) -> None:
+    """An editor that saves UTF-8 with a BOM made the file "invalid TOML" at line 1, column 1 (a .flow
+    file with one is read as without it); the BOM is not counted in columns either."""
+    project(tmp_path, "")
+    (tmp_path / "bbflow.toml").write_text("\ufeff" + GOOD, encoding="utf-8")
+    assert bbf701(tmp_path) == [] and load_project(tmp_path).name == "cell"
+    (tmp_path / "bbflow.toml").write_text("\ufeff" + 'robt = "arm"\n' + GOOD, encoding="utf-8")
+    [d] = [d for d in compile_paths([tmp_path]).diagnostics.items if d.code == "BBF701"]
+    assert (d.span.line, d.span.column, d.span.end_column, d.help) == (1, 1, 5, "did you mean `robot`?")
