@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -335,3 +336,19 @@ def test_a_byte_order_mark_is_not_part_of_the_project_file(tmp_path: Path) -> No
     (tmp_path / "bbflow.toml").write_text("\ufeff" + 'robt = "arm"\n' + GOOD, encoding="utf-8")
     [d] = [d for d in compile_paths([tmp_path]).diagnostics.items if d.code == "BBF701"]
     assert (d.span.line, d.span.column, d.span.end_column, d.help) == (1, 1, 5, "did you mean `robot`?")
+
+
+def test_every_table_and_key_of_the_schema_is_in_the_language_reference() -> None:
+    """The reference listed [journal] without `sync` and `keep`, and two of the three strategies."""
+    page = (Path(__file__).resolve().parent.parent / "docs" / "language.md").read_text()
+    section = page.split("## 8. Projects", 1)[1].split("\n## ", 1)[0]
+
+    def keys(kind: object) -> set[str]:
+        if isinstance(kind, Table):
+            return {*kind.keys, *(k for item in kind.keys.values() for k in keys(item))}
+        inner = getattr(kind, "item", None)
+        return keys(inner) if inner is not None else set()
+
+    written = re.findall(r"`([a-z_]+)`|[\[.]([a-z_]+)(?=[\].])", section)
+    assert sorted(keys(SCHEMA) - {name for pair in written for name in pair}) == []
+    assert all(f'`"{s}"`' in section for s in project_schema.STRATEGIES)
