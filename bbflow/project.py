@@ -254,9 +254,6 @@ def _source_dir(root: Path, source: str, problems: list[Problem]) -> Path:
     """The project's source folder; a problem (and the project folder instead) unless it is a folder
     inside the project: a source root elsewhere (``source = "/"``) would have every check walk it."""
     where = ("project", "source")
-    if "\0" in source:
-        problems.append(Problem(where, f"{source!r} is not a folder name (it holds a NUL character)"))
-        return root
     try:
         folder = (root / source).resolve()
         found = folder.is_dir()

@@ -79,6 +79,28 @@ class Text(Kind):
         return isinstance(value, str) and bool(value)
 
 
+#: the longest name of a file or folder (NAME_MAX) and the longest path (PATH_MAX less its NUL) Linux opens, in bytes
+LONGEST_NAME, LONGEST_PATH = 255, 4095
+
+
+@attrs.frozen
+class FileName(Text):
+    """A file or folder, relative to the project's folder (or absolute): one that a system can open, so
+    that ``bbflow run`` does not fail on it later, far from the key."""
+
+    def check(self, value: Any, path: KeyPath, out: list[Problem]) -> None:
+        if not self.accepts(value):
+            super().check(value, path, out)
+            return
+        data = value.encode("utf-8", "surrogatepass")
+        why = ("it holds a NUL character" if "\0" in value else
+               f"it is longer than {LONGEST_PATH} bytes" if len(data) > LONGEST_PATH else
+               f"a name in it is longer than {LONGEST_NAME} bytes" if any(len(part) > LONGEST_NAME for part in data.split(b"/"))
+               else None)
+        if why is not None:
+            out.append(Problem(path, f"{_shown(value)} is not a file name: {why}"))
+
+
 class Flag(Kind):
     expected = "true or false"
 
@@ -245,7 +267,7 @@ class Tables(Kind):
 SIM = Table({
     "duration": Duration(),  # how long each command takes (default 20ms)
     "busy_state": Text(),  # the state reported while an effectful command runs
-    "record": Text(),  # append what the simulated world saw, one JSON line per command
+    "record": FileName(),  # append what the simulated world saw, one JSON line per command
     "commands": Each(Table({"duration": Duration(), "result": Anything()})),
     "events": Tables(Table({"after": Text(), "event": Text(), "data": Anything(), "delay": Duration()},
                            required=("after", "event"))),
@@ -257,7 +279,7 @@ STRATEGIES = ("one_for_one", "one_for_all", "rest_for_one")
 SCHEMA = Table({
     "project": Table({
         "name": Text(),  # default: the folder's name
-        "source": Text(),  # where the .flow files are (default ".")
+        "source": FileName(),  # where the .flow files are (default ".")
     }),
     "robot": Each(Table({
         "interface": Text(),  # the robot interface, dotted: "cell.arm.Arm"
@@ -278,7 +300,7 @@ SCHEMA = Table({
         "agents": Texts(),  # what `bbflow run` starts when no --agent/--reactor is given
     }),
     "journal": Table({
-        "path": Text(),  # default .bbflow/journal.db
+        "path": FileName(),  # default .bbflow/journal.db
         "sync": Choice(("full", "normal")),  # full: every commit survives a power cut (default)
         "recovery": Choice(("rollback", "hold")),  # what a restart does with unfinished runs
         "keep": Retention(),  # how long finished runs stay (default 7d)
@@ -289,7 +311,7 @@ SCHEMA = Table({
         "connect": Texts(),  # peers and routers to reach
         "listen": Texts(),
         "mode": Choice(("peer", "client")),
-        "config": Text(),  # a Zenoh configuration file
+        "config": FileName(),  # a Zenoh configuration file
         "catch_up": Duration(),  # how far back a starting process asks for what it missed (default "0s")
     }),
     "serve": Table({
