@@ -101,6 +101,33 @@ class FileName(Text):
             out.append(Problem(path, f"{_shown(value)} is not a file name: {why}"))
 
 
+#: where the control plane listens when ``[serve] listen`` or ``--serve`` names only a port
+DEFAULT_HOST = "127.0.0.1"
+LISTEN = "[HOST:]PORT, e.g. 8350 or 127.0.0.1:8350"
+
+
+def listen_address(text: str) -> tuple[str, int] | None:
+    """``"8350"``, ``"0.0.0.0:8350"`` or ``"[::1]:8350"`` as (host, port); None if it is none of these."""
+    host, sep, port_text = text.strip().rpartition(":")
+    if not sep:
+        host = DEFAULT_HOST
+    host = host.strip("[]") or DEFAULT_HOST
+    try:
+        port = int(port_text)
+    except ValueError:
+        return None
+    return (host, port) if 0 <= port <= 65535 else None
+
+
+class Listen(Kind):
+    """``[serve] listen``: what ``bbflow run`` would refuse is a problem of the file (``listen_address``)."""
+
+    expected = LISTEN
+
+    def accepts(self, value: Any) -> bool:
+        return isinstance(value, str) and listen_address(value) is not None
+
+
 class Flag(Kind):
     expected = "true or false"
 
@@ -315,7 +342,7 @@ SCHEMA = Table({
         "catch_up": Duration(),  # how far back a starting process asks for what it missed (default "0s")
     }),
     "serve": Table({
-        "listen": Text(),  # "[HOST:]PORT"
+        "listen": Listen(),  # "[HOST:]PORT"
         "token_env": Text(),  # the environment variable holding the bearer token
     }),
     "supervision": Table({

@@ -16,8 +16,8 @@ from collections.abc import Mapping
 import attrs
 
 from bbflow.project import ServeConfig
+from bbflow.project_schema import LISTEN, listen_address
 
-DEFAULT_HOST = "127.0.0.1"
 LOOPBACK_NAMES = ("localhost",)
 
 
@@ -51,18 +51,11 @@ def is_loopback(host: str) -> bool:
 
 
 def parse_listen(text: str, what: str = "--serve") -> tuple[str, int]:
-    """``"8350"``, ``"0.0.0.0:8350"`` or ``"[::1]:8350"`` as (host, port)."""
-    host, sep, port_text = text.strip().rpartition(":")
-    if not sep:
-        host = DEFAULT_HOST
-    host = host.strip("[]") or DEFAULT_HOST
-    try:
-        port = int(port_text)
-    except ValueError:
-        port = -1
-    if not 0 <= port <= 65535:
-        raise ServeError(f"{what} {text!r}: expected [HOST:]PORT, e.g. 8350 or 127.0.0.1:8350")
-    return host, port
+    """``"8350"``, ``"0.0.0.0:8350"`` or ``"[::1]:8350"`` as (host, port) (the same rule as ``bbflow check``'s)."""
+    address = listen_address(text)
+    if address is None:
+        raise ServeError(f"{what} {text!r}: expected {LISTEN}")
+    return address
 
 
 def serve_settings(
