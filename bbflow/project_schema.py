@@ -128,6 +128,32 @@ class Listen(Kind):
         return isinstance(value, str) and listen_address(value) is not None
 
 
+#: what a chunk of a key on the bus may not hold: Zenoh's wildcards and separators
+KEY_CHUNK_FORBIDDEN = re.compile(r"[*$?#/,\s]")
+
+
+def bus_prefix_problem(prefix: str) -> str | None:
+    """Why ``prefix`` cannot begin the keys on the bus (chunks without wildcards, no leading or trailing
+    ``/``), or None if it can."""
+    chunks = prefix.split("/")
+    if not prefix or any(not c or KEY_CHUNK_FORBIDDEN.search(c) or c.startswith("@") for c in chunks):
+        return (f"bus prefix {prefix!r}: expected chunks separated by '/', each non-empty, "
+                "without '*', '$', '?', '#', ',', spaces or a leading '@'")
+    return None
+
+
+class BusPrefix(Text):
+    """``[bus] prefix``: the first chunks of every key on the bus; what ``bbflow run`` refuses is a problem."""
+
+    def check(self, value: Any, path: KeyPath, out: list[Problem]) -> None:
+        if not self.accepts(value):
+            super().check(value, path, out)
+            return
+        problem = bus_prefix_problem(value)
+        if problem is not None:
+            out.append(Problem(path, problem))
+
+
 class Flag(Kind):
     expected = "true or false"
 
@@ -334,7 +360,7 @@ SCHEMA = Table({
     }),
     "bus": Table({
         "kind": Choice(("local", "zenoh")),
-        "prefix": Text(),  # default "bbflow/<project name>"
+        "prefix": BusPrefix(),  # default "bbflow/<project name>"
         "connect": Texts(),  # peers and routers to reach
         "listen": Texts(),
         "mode": Choice(("peer", "client")),

@@ -176,6 +176,7 @@ def test_a_misspelt_enum_member_gets_a_did_you_mean(tmp_path: Path, old: str, ne
     # `bbflow run` refused these ("expected [HOST:]PORT") while `bbflow check` found no problem
     ('listen = "127.0.0.1:8350"', 'listen = "nonsense"', "serve.listen: expected [HOST:]PORT", None),
     ('listen = "127.0.0.1:8350"', 'listen = "127.0.0.1:99999"', "serve.listen: expected [HOST:]PORT", None),
+    ('kind = "local"', 'prefix = "cell/*"', "bus.prefix: bus prefix 'cell/*': expected chunks", None),  # (so was this)
     ('[supervision]', '[supervison]', "supervison: unknown key", "did you mean `supervision`?"),
 ])
 def test_the_v0_2_tables_are_typed_too(tmp_path: Path, old: str, new: str, message: str, help: str | None) -> None:

@@ -11,10 +11,10 @@ This module does not import zenoh: it is plain string work, tested without the e
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from typing import NamedTuple
 
+from bbflow.project_schema import KEY_CHUNK_FORBIDDEN, bus_prefix_problem
 from bbflow.runtime import model
 from bbflow.runtime.router import GLOBSTAR, split_pattern
 from bbflow.runtime.signals import is_robot_bound
@@ -25,7 +25,6 @@ FLEET_PEER_DOWN = "fleet.peer.down"
 FLEET_SIGNALS = frozenset({FLEET_PEER_UP, FLEET_PEER_DOWN})
 FLEET_SOURCE = "/fleet"
 
-_CHUNK_FORBIDDEN = re.compile(r"[*$?#/,\s]")
 _NONE = "-"  # an empty list in a membership key (a key chunk cannot be empty)
 
 
@@ -35,12 +34,9 @@ class BusKeyError(ValueError):
 
 def check_prefix(prefix: str) -> str:
     """``prefix`` if it is a valid key prefix (chunks without wildcards, no leading or trailing ``/``)."""
-    chunks = prefix.split("/")
-    if not prefix or any(not c or _CHUNK_FORBIDDEN.search(c) or c.startswith("@") for c in chunks):
-        raise BusKeyError(
-            f"bus prefix {prefix!r}: expected chunks separated by '/', each non-empty, "
-            "without '*', '$', '?', '#', ',', spaces or a leading '@'"
-        )
+    problem = bus_prefix_problem(prefix)
+    if problem is not None:
+        raise BusKeyError(problem)
     return prefix
 
 
@@ -127,7 +123,7 @@ def member_key(prefix: str, process: str, robots: Iterable[str], agents: Iterabl
     """The liveliness key announcing one process, its robots and its agents."""
     robots, agents = list(robots), list(agents)
     for name in (process, *robots, *agents):
-        if not name or name == _NONE or name.startswith("@") or _CHUNK_FORBIDDEN.search(name):
+        if not name or name == _NONE or name.startswith("@") or KEY_CHUNK_FORBIDDEN.search(name):
             raise BusKeyError(f"{name!r} cannot be part of a membership key")
     parts = [process, ",".join(robots) or _NONE, ",".join(agents) or _NONE]
     return f"{prefix}/@fleet/{'/'.join(parts)}"
