@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 import math
-import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -80,9 +80,8 @@ def toml_lines(table: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[str]
     """``table`` as TOML: its plain keys, then its tables as [headers] and arrays of tables as [[headers]]."""
     lines, nested = [], []
     for key, value in table.items():
-        if isinstance(value, dict) and (value or not prefix):
-            nested.append((key, value))
-        elif prefix and isinstance(value, list) and value and all(isinstance(x, dict) for x in value):
+        table_array = bool(prefix) and isinstance(value, list) and bool(value) and all(isinstance(x, dict) for x in value)
+        if (isinstance(value, dict) and (value or not prefix)) or table_array:
             nested.append((key, value))
         else:
             lines.append(f"{json.dumps(key, ensure_ascii=False)} = {toml_value(value)}")
@@ -95,18 +94,23 @@ def toml_lines(table: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[str]
     return lines
 
 
-PROJECT = Path(tempfile.mkdtemp(prefix="bbflow-toml-"))
-(PROJECT / "flows").mkdir()
-(PROJECT / "flows" / "cell.flow").write_text(FLOW)
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One project for every example: its program stays, its bbflow.toml is rewritten."""
+    root = tmp_path_factory.mktemp("toml")
+    (root / "flows").mkdir()
+    (root / "flows" / "cell.flow").write_text(FLOW)
+    return root
 
 
 @settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much], database=None)
 @given(shaped(SCHEMA).filter(lambda d: isinstance(d, dict)), st.sampled_from(["\n", "\r\n"]), st.booleans())
-def test_any_project_file_is_reported_never_an_internal_error(data: dict[str, Any], newline: str, bom: bool) -> None:
+def test_any_project_file_is_reported_never_an_internal_error(folder: Path, data: dict[str, Any], newline: str,
+                                                               bom: bool) -> None:
     text = newline.join(toml_lines(data)) + newline
-    (PROJECT / "bbflow.toml").write_bytes(("\ufeff" * bom + text).encode("utf-8", "surrogatepass"))
+    (folder / "bbflow.toml").write_bytes(("\ufeff" * bom + text).encode("utf-8", "surrogatepass"))
     try:
-        result = compile_paths([PROJECT])
+        result = compile_paths([folder])
     except InputError:
         return
     for fmt in ("text", "json", "sarif"):
@@ -117,6 +121,6 @@ def test_any_project_file_is_reported_never_an_internal_error(data: dict[str, An
         if diag.span.file.endswith("bbflow.toml"):
             assert 1 <= diag.span.line <= lines, diag
     try:
-        load_project(PROJECT)
+        load_project(folder)
     except ProjectError:
         pass
