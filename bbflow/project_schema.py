@@ -446,13 +446,12 @@ def key_lines(text: str) -> dict[KeyPath, tuple[int, int]]:
             if stripped.startswith("["):
                 array = stripped.startswith("[[")
                 parts, _ = _key(stripped, 2 if array else 1)
+                table = _header_path(parts, counts)
                 if array:
-                    index = counts.get(tuple(parts), 0)
-                    counts[tuple(parts)] = index + 1
-                    found.setdefault(tuple(parts), (number, column))
-                    table = (*parts, index)
-                else:
-                    table = tuple(parts)
+                    index = counts.get(table, 0)
+                    counts[table] = index + 1
+                    found.setdefault(table, (number, column))
+                    table = (*table, index)
                 found.setdefault(table, (number, column))
                 continue
             if stripped and not stripped.startswith("#"):
@@ -464,6 +463,17 @@ def key_lines(text: str) -> dict[KeyPath, tuple[int, int]]:
                     at = len(line) - len(stripped) + after
         depth, closing = _scan_value(line, at, depth)
     return found
+
+
+def _header_path(parts: list[str], arrays: Mapping[KeyPath, int]) -> KeyPath:
+    """The path of a ``[header]``, in the last entry of each array of tables it is under: ``[a.b]``
+    after ``[[a]]`` is ``a[last].b`` (``arrays``: how many entries each array has so far)."""
+    path: KeyPath = ()
+    for i, part in enumerate(parts):
+        path = (*path, part)
+        if i < len(parts) - 1 and path in arrays:
+            path = (*path, arrays[path] - 1)
+    return path
 
 
 def _key(text: str, at: int) -> tuple[list[str], int]:

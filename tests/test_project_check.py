@@ -232,6 +232,18 @@ def test_key_lines_finds_headers_keys_and_array_entries() -> None:
     assert locate(("nowhere",), lines) == (1, 1)
 
 
+def test_a_table_under_an_array_of_tables_is_found_in_its_last_entry() -> None:
+    """`[a.b]` after `[[a]]` is a table of a's last entry: a problem in the second event's `[...data]` table
+    was reported at the first event's header."""
+    text = ("[[robot.arm.sim.events]]\nevent = 'x'\n[[robot.arm.sim.events]]\nevent = 'y'\n"
+            "[robot.arm.sim.events.data]\nnewtons = 'strong'\n[[robot.arm.sim.events.data.more]]\nk = 1\n")
+    lines = key_lines(text)
+    assert lines[("robot", "arm", "sim", "events", 1, "data")] == (5, 1)
+    assert lines[("robot", "arm", "sim", "events", 1, "data", "newtons")] == (6, 1)
+    assert lines[("robot", "arm", "sim", "events", 1, "data", "more", 0, "k")] == (8, 1)
+    assert ("robot", "arm", "sim", "events", "data") not in lines
+
+
 def test_every_table_of_the_schema_is_documented() -> None:
     """docs/language.md lists every table of the schema (the users' reference of bbflow.toml)."""
     doc = (Path(__file__).resolve().parent.parent / "docs" / "language.md").read_text()
