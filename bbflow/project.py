@@ -27,7 +27,7 @@ from typing import Any
 
 import attrs
 
-from bbflow.project_schema import SIM_DRIVER, KeyPath, Problem, key_lines, locate, suggest, validate
+from bbflow.project_schema import SIM_DRIVER, KeyPath, Problem, key_lines, locate, suggest, toml_lines, validate
 from bbflow.runtime.durations import parse_duration
 
 PROJECT_FILE = "bbflow.toml"
@@ -164,11 +164,20 @@ def read_project(path: Path | str) -> ProjectFile:
         lines: dict[KeyPath, tuple[int, int]] = {(): (int(at[1]), int(at[2]))} if at else {}
         problem = Problem((), f"invalid TOML: {e}")
         return ProjectFile(file, text, Project(root.name, root, root), (problem,), lines)
+    except RecursionError:  # tomllib reads a nested array or inline table by recursion
+        problem = Problem((), "arrays or inline tables nested too deeply to be read")
+        return ProjectFile(file, text, Project(root.name, root, root), (problem,), {(): (_most_nested(text), 1)})
     problems = validate(data)
     project = _build(root, data, problems)
     lines = key_lines(text)
     ordered = sorted(problems, key=lambda p: locate(p.path, lines))
     return ProjectFile(file, text, project, tuple(ordered), lines)
+
+
+def _most_nested(text: str) -> int:
+    """The line with the most opening brackets: where a file too deeply nested to be read most likely is."""
+    counts = [line.count("[") + line.count("{") for line in toml_lines(text)]
+    return counts.index(max(counts)) + 1
 
 
 def _build(root: Path, data: dict[str, Any], problems: list[Problem]) -> Project:

@@ -384,3 +384,12 @@ def test_a_path_no_system_can_open_is_refused_at_its_key(tmp_path: Path, old: st
     assert text.startswith(f"{key}: ") and "is not a file name" in text and line == GOOD.splitlines().index(old) + 1
     with pytest.raises(ProjectError, match=f"bbflow.toml: {key}: "):
         load_project(tmp_path)
+
+
+@pytest.mark.parametrize("nested", ["[" * 5000 + "]" * 5000, "{a = " * 5000 + "1" + "}" * 5000])
+def test_a_value_nested_too_deeply_to_read_is_one_bbf701_at_its_line(tmp_path: Path, nested: str) -> None:
+    """tomllib reads nested arrays and inline tables by recursion: a RecursionError was a traceback."""
+    [(line, text, _)] = bbf701(project(tmp_path, GOOD + f"[robot.arm.options]\nx = {nested}\n"))
+    assert (line, text) == (GOOD.count("\n") + 2, "arrays or inline tables nested too deeply to be read")
+    with pytest.raises(ProjectError, match="nested too deeply"):
+        load_project(tmp_path)
