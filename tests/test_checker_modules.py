@@ -80,7 +80,25 @@ def test_import_cycle_is_reported_once_listing_the_cycle():
 def test_modules_without_cycles_pass_and_self_import_is_a_cycle():
     diags, _, _ = check_modules({"a": "type A = int", "b": "from a import A\ntype B = A", "c": "import a\nimport b"})
     assert codes(diags) == []
-    only(check_modules({"a": "import a\ntype A = int"})[0], "BBF104")
+    itself = only(check_modules({"a": "import a\ntype A = int"})[0], "BBF104")
+    assert itself.notes == ("a module sees its own declarations without importing itself",)  # not "move what both need"
+    assert itself.help == "remove the import"
+
+
+def test_a_folder_s_init_module_imported_by_the_folder_s_name_gets_a_did_you_mean():
+    """`cell/__init__.flow` is module `cell.__init__`: `from cell import X` said only "module `cell` not found"."""
+    diags, _, _ = check_modules({"cell.__init__": "type Pose = int", "cell.main": "from cell import Pose\ntype P = Pose"})
+    d = only(diags, "BBF103")
+    assert d.help == "did you mean `cell.__init__`?" and "`cell/__init__.flow` is `cell.__init__`" in d.notes[0]
+
+
+def test_a_signal_imported_by_name_says_signals_are_not_imported():
+    """`from b import go` where b declares `signal go` said only "module `b` has no `go`", which it seems to have."""
+    diags, _, _ = check_modules({"b": "signal go", "a": "from b import go\nagent A {\n    on go { }\n}"})
+    d = only(diags, "BBF101")
+    assert d.message == "module `b` has no `go`" and "signals are not imported" in d.notes[0]
+    diags, _, _ = check_modules({"b": "type Go = int", "a": "from b import go\ntype A = int"})
+    assert only(diags, "BBF101").notes == ()
 
 
 def test_a_name_imported_twice_or_clashing_with_a_declaration_is_bbf102():

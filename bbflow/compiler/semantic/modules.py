@@ -94,10 +94,12 @@ def _bind_import(imp: ast.Import, scope: ModuleScope, modules: dict[str, ast.Mod
     if found:
         graph[scope.name].setdefault(target, imp)
     else:
+        package = f"{target}.__init__"  # a folder's __init__.flow is imported by its path too
         diags.error(codes.BBF103, f"module `{target}` not found", _path_span(imp.module),
-                    help=did_you_mean(target, [m for m in modules if m != scope.name]),
+                    help=(f"did you mean `{package}`?" if package in modules and package != scope.name
+                          else did_you_mean(target, [m for m in modules if m != scope.name])),
                     notes=("a module is named by its path under the source root: "
-                           "`cell/arm.flow` is `cell.arm`",))
+                           "`cell/arm.flow` is `cell.arm`, `cell/__init__.flow` is `cell.__init__`",))
     if isinstance(imp, ast.ModuleImport):
         ident = imp.alias or imp.module[-1]
         kind = SymKind.MODULE if found else SymKind.UNKNOWN
@@ -109,8 +111,11 @@ def _bind_import(imp: ast.Import, scope: ModuleScope, modules: dict[str, ast.Mod
         sym = members.get(item.name.name) if found else None
         if sym is None:
             if found and target not in broken:
+                signal = any(isinstance(d, ast.SignalDecl) and d.type.text == item.name.name for d in modules[target].decls)
                 diags.error(codes.BBF101, f"module `{target}` has no `{item.name.name}`", item.name.span,
-                            help=did_you_mean(item.name.name, members))
+                            help=did_you_mean(item.name.name, members),
+                            notes=(f"`{item.name.name}` is a signal of `{target}`: signals are not imported, "
+                                   "every module of the program uses them by name",) if signal else ())
             sym = Symbol(SymKind.UNKNOWN, ident.name, f"{target}.{item.name.name}", None, target)
         else:
             sym = Symbol(sym.kind, ident.name, sym.qualname, sym.decl, sym.module)
@@ -177,6 +182,9 @@ def _report_cycles(imports: dict[str, dict[str, ast.Import]], modules: dict[str,
         nxt = min(sub.successors(start))
         path = [start, *nx.shortest_path(sub, nxt, start)] if nxt != start else [start, start]
         imp: ast.Import = graph.edges[start, nxt]["at"]
+        itself = nxt == start
         diags.error(codes.BBF104, "import cycle: " + " -> ".join(f"`{m}`" for m in path), _path_span(imp.module),
-                    notes=("modules must import each other in one direction; move what both need "
-                           "into a module of its own",))
+                    notes=("a module sees its own declarations without importing itself" if itself else
+                           "modules must import each other in one direction; move what both need "
+                           "into a module of its own",),
+                    help="remove the import" if itself else None)
