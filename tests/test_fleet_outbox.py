@@ -6,6 +6,7 @@ In one test process, two sessions on 127.0.0.1 (no multicast): ``a`` publishes, 
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -21,6 +22,7 @@ from fleet_helpers import ZENOH_CONFIG, Collector, bus_project, free_port, until
 
 from bbflow.runtime import model
 from bbflow.runtime.bus import Bus
+from bbflow.runtime.door import MAX_LINE_BYTES
 from bbflow.runtime.fleet import bus_settings, make_link
 from bbflow.runtime.signals import Envelope, SignalCatalog
 from bbflow.runtime.types import INT, STR, ListOf, Record
@@ -31,6 +33,7 @@ pytestmark = pytest.mark.slow
 PATIENCE = 10.0
 PEER = Record((("process", STR), ("robots", ListOf(STR)), ("agents", ListOf(STR))))
 CATALOG = SignalCatalog.of(model.Signal("task.assigned", Record((("job", INT),))),
+                           model.Signal("note.sent", Record((("text", STR),))),
                            model.Signal("fleet.peer.up", PEER), model.Signal("fleet.peer.down", PEER))
 
 
@@ -48,7 +51,7 @@ async def two(folder: Path) -> AsyncIterator[tuple[Any, Bus, Collector, list[dic
     b = make_link(bus_settings(project, connect=[endpoint]), process="b", robots=[], agents=["B"])
     await a.open(a_bus, [])
     try:
-        await b.open(b_bus, ["task.assigned"])
+        await b.open(b_bus, ["task.assigned", "note.sent"])
         try:
             await until(lambda: any(e["event"] == "signal.in" and e["type"] == "fleet.peer.up" for e in a_events),
                         "fleet.peer.up of b at a")
@@ -142,3 +145,23 @@ def test_the_outbox_puts_in_order_and_holds_no_more_than_its_bound(monkeypatch: 
         loop.close()
     assert put == [b"%d" % n for n in range(20)]
     assert full == 3 and max(waiting) <= 3, waiting
+
+
+def test_an_event_too_large_for_the_bus_is_not_sent_and_says_so(tmp_path: Path) -> None:
+    # a line of standard input just under 1 MiB is taken; as an event (its id, time and source added) it was
+    # published over 1 MiB, every other process's door refused it, and the sender's log showed nothing wrong
+    async def main() -> tuple[list[dict[str, Any]], int, list[str]]:
+        events: list[dict[str, Any]] = []
+        async with two(tmp_path) as (a, a_bus, agent, _):
+            a_bus.observer = events.append
+            a_bus.emit(Envelope(type="note.sent", source="/agent/A", data={"text": "x" * (MAX_LINE_BYTES - 100)}),
+                       agent="A")
+            assign(a_bus, 1)  # after it, in order: once this is there, the note would have been
+            await until(lambda: jobs(agent) == [1], "job 1 at b", PATIENCE)
+            return events, a.sent, [e.type for e in agent.got]
+
+    events, sent, got = asyncio.run(main())
+    [dropped] = [e for e in events if e["event"] == "signal.dropped"]
+    assert dropped["type"] == "note.sent" and re.fullmatch(
+        r"not sent to the other processes: 10486\d\d bytes, more than the bus takes \(1048576 bytes\)", dropped["reason"])
+    assert sent == 1 and "note.sent" not in got

@@ -47,6 +47,7 @@ from zenoh import ext
 
 from bbflow.runtime import jsonout
 from bbflow.runtime.bus import Bus
+from bbflow.runtime.door import MAX_LINE_BYTES
 from bbflow.runtime.fleet.door import BusDoor, SeenIds
 from bbflow.runtime.fleet.keys import (
     FLEET_PEER_DOWN,
@@ -372,10 +373,14 @@ class ZenohLink:
         if stays_local(envelope.type) or (self._session is None and self._lost is None):
             return False
         if self._lost is not None:  # also while a new session opens
-            self._not_sent(envelope.type)
+            self._not_sent(envelope.type, self._lost)
             return True
         assert self._outbox is not None
-        self._outbox.put(envelope.type, jsonout.encodable(_ENCODE(envelope.to_json())).encode())
+        payload = jsonout.encodable(_ENCODE(envelope.to_json())).encode()
+        if len(payload) > MAX_LINE_BYTES:  # every other process's door would refuse it
+            self._not_sent(envelope.type, f"{len(payload)} bytes, more than the bus takes ({MAX_LINE_BYTES} bytes)")
+            return True
+        self._outbox.put(envelope.type, payload)
         self.sent += 1
         return True
 
@@ -400,14 +405,16 @@ class ZenohLink:
 
     def _failed(self, signal_type: str, exc: Exception) -> None:
         """A put failed on the outbox's thread: the session closed under us (the supervisor reopens it)."""
-        self._lose(f"the Zenoh session failed: {zenoh_message(exc)}")
-        self._not_sent(signal_type)
+        reason = f"the Zenoh session failed: {zenoh_message(exc)}"
+        self._lose(reason)
+        self._not_sent(signal_type, self._lost or reason)
 
-    def _not_sent(self, signal_type: str) -> None:
-        """A signal for the other processes while the bus is down: this process's agents have it, they do not."""
+    def _not_sent(self, signal_type: str, why: str) -> None:
+        """A signal this process's agents have and the other processes do not (the bus is down, or it is
+        too large for the bus)."""
         assert self._bus is not None
         self._bus.dropped += 1
-        self._bus.report("signal.dropped", type=signal_type, reason=f"not sent to the other processes: {self._lost}")
+        self._bus.report("signal.dropped", type=signal_type, reason=f"not sent to the other processes: {why}")
 
     async def close(self) -> None:
         """Withdraw the token (the others see ``fleet.peer.down`` at once) and close the session."""
