@@ -165,3 +165,27 @@ def test_an_event_too_large_for_the_bus_is_not_sent_and_says_so(tmp_path: Path) 
     assert dropped["type"] == "note.sent" and re.fullmatch(
         r"not sent to the other processes: 10486\d\d bytes, more than the bus takes \(1048576 bytes\)", dropped["reason"])
     assert sent == 1 and "note.sent" not in got
+
+
+def test_a_put_that_raises_is_reported_and_the_outbox_goes_on() -> None:
+    # only a ZError was caught: anything else ended the thread, and every event after it waited for ever
+    from bbflow.runtime.fleet import zenoh_link
+
+    put: list[bytes] = []
+    failed: list[tuple[str, str]] = []
+
+    def publish(signal_type: str, payload: bytes) -> None:
+        if payload == b"bad":
+            raise RuntimeError("the publisher broke")
+        put.append(payload)
+
+    async def main() -> None:
+        outbox = zenoh_link._Outbox(publish, asyncio.get_running_loop(),
+                                    lambda signal_type, exc: failed.append((signal_type, str(exc))))
+        for payload in (b"1", b"bad", b"2"):
+            outbox.put("t", payload)
+        await asyncio.get_running_loop().run_in_executor(None, outbox.stop)
+        await asyncio.sleep(0)  # the failure, handed to the loop
+
+    asyncio.run(main())
+    assert put == [b"1", b"2"] and failed == [("t", "the publisher broke")]

@@ -205,7 +205,7 @@ class _Outbox:
                     return
                 try:
                     self._publish(*item)
-                except zenoh.ZError as exc:  # the session closed under the process
+                except Exception as exc:  # the session closed under the process, or worse: the thread goes on
                     try:
                         self._loop.call_soon_threadsafe(self._failed, item[0], exc)
                     except RuntimeError:  # the loop has closed: the process is stopping
@@ -404,7 +404,7 @@ class ZenohLink:
             publisher.put(payload)
 
     def _failed(self, signal_type: str, exc: Exception) -> None:
-        """A put failed on the outbox's thread: the session closed under us (the supervisor reopens it)."""
+        """A put failed on the outbox's thread: the session closed under us, or broke (the supervisor reopens it)."""
         reason = f"the Zenoh session failed: {zenoh_message(exc)}"
         self._lose(reason)
         self._not_sent(signal_type, self._lost or reason)
