@@ -348,6 +348,9 @@ def test_describe_events() -> None:
         "step.retry     R.a  attempt 2 in 0.05s"
     assert describe({"event": "signal.dropped", "type": "x.y", "agent": "P", "reason": "no route matches"}) == \
         "signal.dropped P  x.y: no route matches"
+    # a gap on the bus: the line said "signal.lost" and nothing else
+    assert describe({"event": "signal.lost", "type": "robot.task.**", "count": 3, "source": "p/9",
+                     "reason": "missed on the bus"}) == "signal.lost      robot.task.**: 3 from p/9: missed on the bus"
     assert describe({"event": "run.failed", "reactor": "R", "error": {"message": "boom"},
                      "undo_errors": [{"step": "a", "message": "stuck"}]}) == \
         "run.failed     R  boom; undo errors: a: stuck"

@@ -17,7 +17,7 @@ from fleet_helpers import ZENOH_CONFIG, Collector, bus_project, free_port, until
 
 from bbflow.runtime import model
 from bbflow.runtime.bus import Bus
-from bbflow.runtime.fleet import bus_settings, make_link
+from bbflow.runtime.fleet import BusDoor, bus_settings, make_link
 from bbflow.runtime.fleet.zenoh_link import CACHE_SAMPLES
 from bbflow.runtime.signals import Envelope, SignalCatalog
 from bbflow.runtime.types import INT, STR, ListOf, Record
@@ -134,7 +134,7 @@ def test_a_restarted_process_reports_what_the_window_held_beyond_the_cache_lost_
     got, events = asyncio.run(scenario())
     assert got == list(range(published - CACHE_SAMPLES, published))  # what the cache held, in order
     reported = lost(events)
-    assert [e["count"] for e in reported] == [published - CACHE_SAMPLES], reported
+    assert [(e["type"], e["count"]) for e in reported] == [("task.assigned", published - CACHE_SAMPLES)], reported
     assert "catch-up window" in reported[0]["reason"]
     assert len(got) + reported[0]["count"] == published  # nothing went silently
 
@@ -190,3 +190,14 @@ def test_routes_that_overlap_take_each_event_once_without_a_duplicate_dropped(tm
             assert [e for e in events if e["event"] == "signal.dropped"] == []
 
     asyncio.run(main())
+
+
+def test_a_gap_seen_on_a_subscription_is_reported_lost_with_its_pattern(tmp_path: Path) -> None:
+    # signal.lost said how many and from which publisher, not what: the subscription (a route's pattern) now says
+    events: list[dict[str, Any]] = []
+    link = make_link(settings(tmp_path, "0s"), process="b", robots=[], agents=["B"])
+    link._bus = bus = Bus(CATALOG, observer=events.append)
+    link._door = BusDoor(bus, link.prefix)
+    link._drain([("miss", ("publisher 9", 3, "test/catchup/task/**"))])
+    [reported] = lost(events)
+    assert (reported["type"], reported["count"], reported["source"]) == ("task.**", 3, "publisher 9")

@@ -249,6 +249,8 @@ def describe(event: dict[str, Any]) -> str | None:
             detail += " " + compact(event.get("data"), 80)
         if name == "signal.dropped":
             detail += f": {event.get('reason', '')}"
+        elif name == "signal.lost":
+            detail += f": {event.get('count', '?')} from {event.get('source', '?')}: {event.get('reason', '')}"
     elif name in ("robot.safety", "robot.state"):
         where = str(event.get("robot", ""))
         detail = f"{event.get('from')} -> {event.get('to')}"

@@ -32,6 +32,7 @@ Imported only when ``[bus] kind = "zenoh"`` (it needs the ``bus`` extra).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import re
 import struct
@@ -53,6 +54,7 @@ from bbflow.runtime.fleet.keys import (
     FLEET_PEER_DOWN,
     FLEET_PEER_UP,
     Member,
+    key_signal,
     member_key,
     member_of_key,
     members_key,
@@ -238,7 +240,8 @@ def _on_sample(inbox: _Inbox, key: zenoh.KeyExpr, *, catch_up: bool,
         def with_source(sample: zenoh.Sample) -> None:
             info, attachment = sample.source_info, sample.attachment
             if info is not None and attachment is not None:  # a gap before it is reported first
-                inbox.put("first", (str(info.source_id), int(info.source_sn), attachment.to_bytes()))
+                inbox.put("first", (str(info.source_id), int(info.source_sn), attachment.to_bytes(),
+                                    str(sample.key_expr)))
             inbox.put("sample", (str(sample.key_expr), sample.payload.to_bytes()))
 
         return with_source
@@ -246,6 +249,11 @@ def _on_sample(inbox: _Inbox, key: zenoh.KeyExpr, *, catch_up: bool,
         return lambda sample: inbox.put("sample", (str(sample.key_expr), sample.payload.to_bytes()))
     text = str(key)
     return lambda sample: inbox.put("sample", (text, sample.payload.to_bytes()))
+
+
+def _on_miss(inbox: _Inbox, key: str, miss: Any) -> None:
+    """Zenoh saw a gap in what a publisher sent on a subscription to ``key`` (on Zenoh's threads)."""
+    inbox.put("miss", (str(miss.source), miss.nb, key))
 
 
 class ZenohLink:
@@ -336,7 +344,7 @@ class ZenohLink:
                 allowed_origin=zenoh.Locality.REMOTE,
             )
             self._declared.append(sub)
-            self._declared.append(sub.sample_miss_listener(lambda miss: inbox.put("miss", (str(miss.source), miss.nb))))
+            self._declared.append(sub.sample_miss_listener(functools.partial(_on_miss, inbox, str(key))))
         self._declared.append(session.liveliness().declare_subscriber(
             members_key(self.prefix), lambda sample: inbox.put("member", (str(sample.key_expr), sample.kind)),
             history=True))
@@ -432,15 +440,15 @@ class ZenohLink:
             if kind == "sample":
                 self._door.arrive(*item)
             elif kind == "miss":
-                source, count = item
-                self._bus.report("signal.lost", count=count, source=source,
+                source, count, key = item
+                self._bus.report("signal.lost", type=key_signal(self.prefix, key), count=count, source=source,
                                  reason="missed on the bus and no longer in its publisher's cache")
             elif kind == "first":
                 self._first(*item)
             else:
                 self._member(*item)
 
-    def _first(self, source: str, sn: int, attachment: bytes) -> None:
+    def _first(self, source: str, sn: int, attachment: bytes, key: str) -> None:
         """An event from publisher ``source`` (catch-up on): if it is the first from there and the event
         before it was published within the catch-up window, what the window held before it is lost."""
         assert self._bus is not None
@@ -448,7 +456,7 @@ class ZenohLink:
             return
         (previous,) = _PREVIOUS.unpack(attachment)
         if previous > time.time() - self.settings.catch_up:
-            self._bus.report("signal.lost", count=sn, source=source,
+            self._bus.report("signal.lost", type=key_signal(self.prefix, key), count=sn, source=source,
                              reason=f"published within the catch-up window ({self.settings.catch_up:g}s) before the "
                                     "oldest event its publisher still holds; some may be older than the window, or taken "
                                     "before a restart")
