@@ -510,3 +510,13 @@ def test_a_rename_to_a_name_the_grammar_cannot_read_is_refused(cell: Path, word:
     program, _ = diagnosed(cell, CELL)
     with pytest.raises(RenameError, match="not valid here"):
         rename(program, cell, at(CELL, word), new)
+
+
+def test_a_rename_while_a_file_has_a_syntax_error_is_refused(cell: Path) -> None:
+    # the bodies of a file with a syntax error are not checked, so the uses in them were not found: renaming
+    # `ready` edited its declaration only, and `after ready` was left behind
+    text = CELL.replace("        set busy = true\n", "        set busy = true\n        emit pick.\n")
+    program, by_file = diagnosed(cell, text)
+    assert [d.code for d in by_file[cell]] == ["BBF001"]
+    with pytest.raises(RenameError, match=r"cell\.flow has a syntax error"):
+        rename(program, cell, at(text, "ready"), "prepared")
