@@ -591,7 +591,7 @@ def schema(name: str) -> None:
 @main.command()
 @click.option("--stdio", is_flag=True, help="Talk over standard input and output (the default).")
 @click.option("--tcp", "port", type=click.IntRange(1, 65535), default=None,
-              help="Listen on 127.0.0.1:PORT instead, for one client at a time (debugging the server).")
+              help="Listen on 127.0.0.1:PORT instead, for one client: the server ends when it disconnects.")
 def lsp(stdio: bool, port: int | None) -> None:
     """Serve the Language Server Protocol for editors, on standard input and output (or --tcp PORT).
 

@@ -151,22 +151,28 @@ def _framed(message: dict[str, Any]) -> bytes:
     return b"Content-Length: %d\r\n\r\n" % len(body) + body
 
 
-def test_tcp_transport_serves_one_client_on_loopback(project: Path) -> None:
+def _tcp_session(project: Path) -> tuple[subprocess.Popen[bytes], Any]:
+    """``bbflow lsp --tcp`` started in ``project``, and a connection to it once it listens."""
     import socket
     import time
 
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "bbflow", "lsp", "--tcp", str(port)], cwd=project,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + WAIT
+    while True:
+        try:
+            return proc, socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+        except OSError:
+            if proc.poll() is not None or time.monotonic() >= deadline:
+                proc.kill()
+                raise AssertionError(proc.communicate()[1].decode("utf-8", "replace")) from None
+            time.sleep(0.1)
+
+
+def test_tcp_transport_serves_one_client_on_loopback(project: Path) -> None:
+    proc, conn = _tcp_session(project)
     try:
-        deadline = time.monotonic() + WAIT
-        while True:
-            try:
-                conn = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
-                break
-            except OSError:
-                assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1]
-                time.sleep(0.1)
         with conn:
             conn.sendall(_framed({"id": 1, "method": "initialize",
                                   "params": {"processId": None, "rootUri": project.as_uri(), "capabilities": {}}}))
@@ -179,6 +185,18 @@ def test_tcp_transport_serves_one_client_on_loopback(project: Path) -> None:
             reply = json.loads(data.split(b"\r\n\r\n", 1)[1])
             assert reply["id"] == 1 and reply["result"]["serverInfo"]["name"] == "bbflow"
             conn.sendall(_framed({"id": 2, "method": "shutdown"}) + _framed({"method": "exit"}))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+
+
+def test_tcp_transport_ends_when_its_client_disconnects(project: Path) -> None:
+    # the docs said "one client at a time": the server serves one client, then ends (status 0)
+    proc, conn = _tcp_session(project)
+    try:
+        conn.close()  # gone without shutdown or exit (an editor window closed)
+        assert proc.wait(timeout=WAIT) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
