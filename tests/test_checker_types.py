@@ -172,6 +172,15 @@ def test_switch_over_bool_and_other_types():
                             "default { fail \"no\" } } return n }")[0]) == []
 
 
+def test_a_case_true_is_not_a_case_one():
+    # Python's True == 1: `case true` after `case 1` was "already covered", and matched a `true` subject
+    text = ('reactor R(a: any) -> str { switch n on a { case 1 { return "one" } case true { return "t" } '
+            'case 0, false { return "f" } default { return "d" } } return n }')
+    assert codes(check_text(text)[0]) == []
+    only(check_text('reactor R(a: any) -> str { switch n on a { case 1 { return "a" } case 1.0 { return "b" } '
+                    'default { return "d" } } return n }')[0], "BBF102")  # the same number twice
+
+
 def test_switch_value_is_the_common_type_of_its_returns():
     text = """
 reactor R(i: int) -> float {

@@ -34,6 +34,10 @@ reactor AnyLess(a: any) -> bool { return a < 1 }
 reactor AnyEqual(a: any) -> bool { return a == 1 }
 reactor AnyIn(a: any) -> bool { return 1 in a }
 reactor AnySlice(xs: list[int], a: any) -> list[int] { return xs[a:] }
+reactor SwitchAny(a: any) -> str {
+    switch v on a { case 1 { return "one" } case 0 { return "zero" } default { return "other" } }
+    return v
+}
 reactor AnyKeys(a: any) -> list[str] { return keys(a) }
 reactor AnyMin(a: any) -> any { return min(a) }
 reactor AnyMap(a: any) -> list[any] {
@@ -142,6 +146,9 @@ def test_an_operation_on_any_has_the_languages_meaning_or_fails(cell: FlowProjec
     ("AnyEqual", {"a": 1.0}, True),
     ("AnyIn", {"a": {"1": 0}}, False),
     ("AnyAction", {"a": 2}, "float"),  # an int is widened, as the action declares
+    ("SwitchAny", {"a": True}, "other"),  # `true` is not `case 1`, whatever Python says
+    ("SwitchAny", {"a": False}, "other"),
+    ("SwitchAny", {"a": 1.0}, "one"),
 ])
 def test_an_operation_on_any_that_fits_gives_its_value(cell: FlowProject, reactor: str, inputs: dict[str, Any],
                                                        value: Any) -> None:

@@ -15,6 +15,7 @@ from bbflow.runtime import model
 from bbflow.runtime.calls import failure
 from bbflow.runtime.crew import Crew
 from bbflow.runtime.deadline import Deadline
+from bbflow.runtime.exprlib import equal
 from bbflow.runtime.ports import RuntimeFailure
 from bbflow.runtime.reactor_plan import LET, STEP, SWITCH, BodyPlan
 from bbflow.runtime.run_state import RunState
@@ -160,7 +161,7 @@ async def _switch(run: RunState, node: model.Switch, plans: tuple[BodyPlan | Non
         raise run.fail(failure(exc, "expression", node.name)) from None
     chosen = plans[-1]
     for case, plan in zip(node.cases, plans):
-        if subject in case.values:
+        if any(equal(subject, value) for value in case.values):  # `true` is not `1`, whatever Python says
             chosen = plan
             break
     if chosen is None:

@@ -314,11 +314,11 @@ class TypeChecker:
                 value = self._constant(v)
                 if value is _NOT_CONSTANT:
                     self.diags.error(codes.BBF201, "a case value is a literal or an enum member", v.span)
-                elif value in covered:
+                elif _case(value) in covered:
                     self.diags.error(codes.BBF102, "this case value is already covered", v.span,
-                                     labels=(Label(covered[value].span, "first covered here"),))
+                                     labels=(Label(covered[_case(value)].span, "first covered here"),))
                 else:
-                    covered[value] = v
+                    covered[_case(value)] = v
             returns += self._branch(case.body, ctx, "case", _keyword(case.span, "case"), hint)
         if stmt.default is not None:
             returns += self._branch(stmt.default, ctx, "default", stmt.default.span, hint)
@@ -356,7 +356,7 @@ class TypeChecker:
             return
         if isinstance(subject, T.OptionalT):
             needed.append(None)
-        missing = [v for v in needed if v not in covered]
+        missing = [v for v in needed if _case(v) not in covered]
         if missing:
             shown = ", ".join(f"`{_show(v)}`" for v in missing)
             self.diags.error(codes.BBF205, f"switch over {subject} does not cover {shown}", _keyword(stmt.span, "switch"),
@@ -609,6 +609,12 @@ def _keyword(span: Span, word: str) -> Span:
 
 def _ends_in_fail(block: ast.Block) -> bool:
     return any(isinstance(s, ast.FailStmt) for s in block.stmts)
+
+
+def _case(value: Any) -> tuple[bool, Any]:
+    """A case value as a key of the values a switch covers: ``true`` is not ``1`` (nor ``false`` ``0``), though
+    Python's ``True == 1``; ``1`` and ``1.0`` are the same number."""
+    return isinstance(value, bool), value
 
 
 def _show(value: Any) -> str:
