@@ -34,6 +34,10 @@ reactor AnyLess(a: any) -> bool { return a < 1 }
 reactor AnyEqual(a: any) -> bool { return a == 1 }
 reactor AnyIn(a: any) -> bool { return 1 in a }
 reactor AnySlice(xs: list[int], a: any) -> list[int] { return xs[a:] }
+reactor EqualInList(a: any) -> bool { return [a] == [1] }
+reactor EqualInRecord(a: any) -> bool { return a == {x: 1} }
+reactor InList(a: any) -> bool { return a in [1, 2] }
+reactor InAny(a: any) -> bool { return 1 in a }
 reactor SwitchAny(a: any) -> str {
     switch v on a { case 1 { return "one" } case 0 { return "zero" } default { return "other" } }
     return v
@@ -149,6 +153,12 @@ def test_an_operation_on_any_has_the_languages_meaning_or_fails(cell: FlowProjec
     ("SwitchAny", {"a": True}, "other"),  # `true` is not `case 1`, whatever Python says
     ("SwitchAny", {"a": False}, "other"),
     ("SwitchAny", {"a": 1.0}, "one"),
+    ("EqualInList", {"a": True}, False),  # nor is `[true]` `[1]`
+    ("EqualInList", {"a": 1.0}, True),
+    ("EqualInRecord", {"a": {"x": True}}, False),
+    ("InList", {"a": True}, False),
+    ("InList", {"a": 2.0}, True),
+    ("InAny", {"a": [True]}, False),
 ])
 def test_an_operation_on_any_that_fits_gives_its_value(cell: FlowProject, reactor: str, inputs: dict[str, Any],
                                                        value: Any) -> None:

@@ -77,8 +77,15 @@ def order(op: str, left: Any, right: Any) -> bool:
 
 
 def equal(left: Any, right: Any) -> bool:
-    """``==`` where a side is ``any``: a bool equals only a bool (Python's ``true == 1`` holds)."""
-    return isinstance(left, bool) is isinstance(right, bool) and left == right
+    """``==`` where a side is or holds an ``any``: a bool equals only a bool (Python's ``true == 1`` holds), in a
+    list or a record too (``[true] == [1]`` is false)."""
+    if isinstance(left, bool) or isinstance(right, bool):
+        return type(left) is type(right) and left == right
+    if isinstance(left, list) and isinstance(right, list):
+        return len(left) == len(right) and all(equal(a, b) for a, b in zip(left, right, strict=True))
+    if isinstance(left, dict) and isinstance(right, dict):
+        return left.keys() == right.keys() and all(equal(left[k], right[k]) for k in left)
+    return bool(left == right)
 
 
 def negate(value: Any) -> Any:
@@ -91,7 +98,7 @@ def negate(value: Any) -> Any:
 def contains(item: Any, where: Any) -> bool:
     """``item in where`` where a side is ``any``: an item of a list, a key of a map, a part of a str."""
     if isinstance(where, list):
-        return item in where
+        return any(equal(item, x) for x in where)
     if isinstance(where, dict):
         return isinstance(item, str) and item in where
     if isinstance(where, str) and isinstance(item, str):

@@ -39,6 +39,18 @@ _ORDERING = {"<", "<=", ">", ">="}
 _FLOATS = (T.FLOAT, T.DURATION)  # arithmetic of these types is checked to be finite
 
 
+def _holds_any(t: T.Type | None) -> bool:
+    if t == T.ANY:
+        return True
+    if isinstance(t, (T.ListT, T.MapT)):
+        return _holds_any(t.item)
+    if isinstance(t, T.OptionalT):
+        return _holds_any(t.inner)
+    if isinstance(t, T.RecordT):
+        return any(_holds_any(f) for _, f in t.fields)
+    return False
+
+
 @attrs.define
 class ExprFunctions:
     """The expression functions of one module: ``(name, body, flow line)`` in order of creation."""
@@ -122,6 +134,11 @@ class ExprGen:
         """``t`` or ``none``: what the left side of a ``??`` is widened to."""
         want = None if t is None else to_rtype(t)
         return want if want is None or want == rt.ANY or isinstance(want, rt.Optional) else rt.Optional(want)
+
+    def _holds_any(self, *es: ast.Expr) -> bool:
+        """Whether one of ``es`` is or holds an ``any`` (``list[any]``, ``{x: any}``): ``==`` and ``in`` on it
+        are the language's (``true`` is not ``1``), not Python's."""
+        return any(_holds_any(self.facts.type_of(e)) for e in es)
 
     def _any(self, *es: ast.Expr) -> bool:
         """Whether one of ``es`` has type ``any``: its operation is checked when it runs (``exprlib``)."""
@@ -227,14 +244,14 @@ class ExprGen:
         joined = self.facts.type_of(e) if op == "+" else None
         if isinstance(joined, T.ListT):  # lists joined: the items of the right side as the result's (int -> float)
             right = self.value(e.right, to_rtype(joined))
-        if self._any(e.left, e.right):
-            if op in _ARITH:
-                return f"_x.arith({literal(op)}, {left}, {right})"
-            if op in _ORDERING:
-                return f"_x.order({literal(op)}, {left}, {right})"
-            if op in ("==", "!="):
-                return f"({'' if op == '==' else 'not '}_x.equal({left}, {right}))"
+        if op in ("==", "!=") and self._holds_any(e.left, e.right):
+            return f"({'' if op == '==' else 'not '}_x.equal({left}, {right}))"
+        if op in ("in", "not in") and self._holds_any(e.left, e.right):
             return f"({'' if op == 'in' else 'not '}_x.contains({left}, {right}))"
+        if op in _ARITH and self._any(e.left, e.right):
+            return f"_x.arith({literal(op)}, {left}, {right})"
+        if op in _ORDERING and self._any(e.left, e.right):
+            return f"_x.order({literal(op)}, {left}, {right})"
         if op in _ARITH and self.facts.type_of(e) in _FLOATS:
             return f"_x.finite({left} {op} {right})"
         if op in _ARITH or op in _COMPARE:
