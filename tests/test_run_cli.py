@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from bbflow.cli import main
-from run_helpers import PICK_INPUTS, PLACE, REQUEST, arm_table, names, read_events, write_project
+from run_helpers import CELL_FLOW, PICK_INPUTS, PLACE, REQUEST, arm_table, names, read_events, write_project
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "pick_and_place"
@@ -123,6 +123,16 @@ def test_missing_input_and_bad_faults_file_exit_2(cell: Path, tmp_path: Path) ->
     path = faults(tmp_path, "[[fault]\n")
     result = bbflow_run(cell, "--reactor", "PickAndPlace", *PICK_INPUTS, "--faults", path)
     assert result.exit_code == 2 and "not valid TOML" in result.stderr
+
+
+def test_a_default_that_fails_when_it_runs_is_bad_input_not_a_crash(tmp_path: Path) -> None:
+    # `x: float = 1 / 0` type-checks; computed before the run, it escaped `bbflow run` as a traceback
+    project = write_project(tmp_path, flow=CELL_FLOW + "reactor Odd(x: float = 1 / 0) -> float { return x }\n")
+    result = bbflow_run(project, "--reactor", "Odd")
+    assert result.exit_code == 2, result.output
+    line = CELL_FLOW.count("\n") + 1
+    assert f"error: --input: Odd: the default of input 'x': division by zero (at cell.flow:{line})" in result.stderr
+    assert bbflow_run(project, "--reactor", "Odd", "--input", "x=2").exit_code == 0  # given: no default computed
 
 
 def test_bad_lines_are_reported_on_stderr_and_skipped(cell: Path, tmp_path: Path) -> None:

@@ -102,7 +102,10 @@ def conform_inputs(reactor: model.Reactor, inputs: Mapping[str, Any]) -> dict[st
         if param.name in inputs:
             raw = inputs[param.name]
         elif param.default is not None:
-            raw = param.default({})
+            try:
+                raw = param.default({})
+            except Exception as exc:  # a default that fails when it runs (`x: float = 1 / 0`): bad input, no crash
+                raise failure(exc, "input", f"{reactor.name}: the default of input {param.name!r}") from None
         elif isinstance(param.type, OptionalType):
             raw = None
         else:
