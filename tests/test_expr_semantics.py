@@ -34,6 +34,7 @@ reactor AnyLess(a: any) -> bool { return a < 1 }
 reactor AnyEqual(a: any) -> bool { return a == 1 }
 reactor AnyIn(a: any) -> bool { return 1 in a }
 reactor AnySlice(xs: list[int], a: any) -> list[int] { return xs[a:] }
+reactor StrHuge(a: int) -> str { return str(a * a * a * a * a * a * a * a * a * a * a * a * a * a * a * a) }
 reactor EqualInList(a: any) -> bool { return [a] == [1] }
 reactor EqualInRecord(a: any) -> bool { return a == {x: 1} }
 reactor InList(a: any) -> bool { return a in [1, 2] }
@@ -196,3 +197,10 @@ def test_a_value_has_the_type_the_checker_joined_its_parts_in(cell: FlowProject,
     # or str() shows `1` for a float and an `any` (an emitted payload, a result) carries an int
     run = cell.run_reactor(reactor, inputs)
     assert run.ok and run.result == value and repr(run.result) == repr(value), run.result
+
+
+def test_str_of_an_int_too_long_to_write_fails_in_the_languages_words(cell: FlowProject) -> None:
+    error = _error(cell, "StrHuge", a=10**300)  # 4,801 digits
+    assert error["code"] == "expression", error
+    assert "str() cannot write an int of more than 4300 digits (at cell.flow:" in error["message"], error
+    assert "sys." not in error["message"]  # not Python's "use sys.set_int_max_str_digits() to increase the limit"

@@ -18,6 +18,7 @@ import decimal
 import json
 import math
 import operator
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -242,6 +243,9 @@ def str_(value: Any) -> str:
         return "none"
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    return json.dumps(value, ensure_ascii=False)
+    try:
+        if isinstance(value, (int, float)):
+            return repr(value)
+        return json.dumps(value, ensure_ascii=False)
+    except ValueError:  # Python refuses to write an int that long (and says to change its settings)
+        raise ValueError(f"str() cannot write an int of more than {sys.get_int_max_str_digits()} digits") from None
