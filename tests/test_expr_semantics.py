@@ -204,3 +204,26 @@ def test_str_of_an_int_too_long_to_write_fails_in_the_languages_words(cell: Flow
     assert error["code"] == "expression", error
     assert "str() cannot write an int of more than 4300 digits (at cell.flow:" in error["message"], error
     assert "sys." not in error["message"]  # not Python's "use sys.set_int_max_str_digits() to increase the limit"
+
+
+AGENT = """
+signal go: {d: duration}
+signal later
+agent Later {
+    state { n: int = 0 }
+    on go as r { schedule later in r.data.d * 2 }
+    on later { set n = n + 1 }
+}
+"""
+
+
+def test_the_delay_of_a_schedule_may_be_computed(tmp_path: Path) -> None:
+    # `schedule ... in EXPR` type-checked, but the code generator took only a literal: BBF900
+    project = Flow(tmp_path).source(AGENT)
+    run = project.run_agents({"type": "go", "data": {"d": 1.5}})
+    (sent,) = run.events.named("signal.emit")
+    assert run.ok and sent["type"] == "later" and sent["time"] == 3.0, run.events
+    run = project.run_agents({"type": "go", "data": {"d": 1e308}})  # computed when the handler runs: it fails
+    (error,) = run.events.named("agent.error")
+    assert "schedule later in: " in error["error"]["message"] and "too large for a float" in error["error"]["message"]
+    assert not run.events.named("signal.emit")

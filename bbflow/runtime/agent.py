@@ -434,7 +434,9 @@ class AgentServer:
             elif isinstance(stmt, model.Emit):
                 effects.emits.append(self._envelope(stmt, scope, "emit"))
             elif isinstance(stmt, model.Schedule):
-                effects.schedules.append((stmt.delay, self._envelope(stmt, scope, "schedule")))
+                delay = _evaluate(stmt.delay, scope, stmt.line, f"schedule {stmt.type} in") \
+                    if callable(stmt.delay) else stmt.delay
+                effects.schedules.append((delay, self._envelope(stmt, scope, "schedule")))
             elif isinstance(stmt, model.Run):
                 args = _evaluate(stmt.call.args, scope, stmt.line, "run") if _has_args(stmt.call) else {}
                 if self.runner is None:

@@ -291,7 +291,7 @@ class Emit:
 @attrs.frozen(slots=True)
 class Schedule:
     type: str
-    delay: float
+    delay: float | Expr  # seconds, or computed when the turn runs (``schedule retry in backoff * 2``)
     data: Expr | None = None
     line: int = 0
     to: Expr | None = None

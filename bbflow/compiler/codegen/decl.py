@@ -330,7 +330,9 @@ class DeclGen:
         if isinstance(s, (ast.EmitStmt, ast.ScheduleStmt)):
             kwargs: list[tuple[str, Src]] = [("type", Raw(literal(s.type.text)))]
             if isinstance(s, ast.ScheduleStmt):
-                kwargs.append(("delay", Raw(literal(float(self.exprs.constant(s.delay))))))
+                delay = s.delay  # a literal is written as it is; any other duration is computed when the turn runs
+                kwargs.append(("delay", Raw(literal(delay.seconds) if isinstance(delay, ast.DurationLit)
+                                            else self.exprs.fn(delay, rt.DURATION))))
             if s.data is not None:
                 # the agent runtime conforms the data to the signal's payload type (int -> float included)
                 kwargs.append(("data", Raw(self.exprs.fn(s.data))))
