@@ -30,7 +30,7 @@ JSON = st.recursive(st.none() | st.booleans() | st.integers(-3, 3) | st.sampled_
 
 #: the inputs every generated reactor takes: name -> (type as written, strategy for its JSON value)
 INPUTS: dict[str, tuple[str, st.SearchStrategy[Any]]] = {
-    "i": ("int", st.integers(-5, 5)),
+    "i": ("int", st.sampled_from([0, 1, 2, -1, 5])),
     "f": ("float", st.sampled_from([0.0, -0.0, 0.5, -2.5, 3.0, 1e308, 1e-308, 0.1])),
     "s": ("str", st.sampled_from(["", "ab", "héllo", "🤖x", "a\"b\\n"])),
     "d": ("duration", st.sampled_from([0.0, 0.25, 2.0, 90.0])),

@@ -35,12 +35,23 @@ PYTHON = re.compile(r"Traceback|NoneType|object|unsupported operand|subscriptabl
 
 
 def module(exprs: list[Expr]) -> str:
+    """``E<k>`` and ``T<k>`` for each expression; with the one before it, when their types join, ``S<k>`` (a
+    ``switch`` on ``i`` returning either) and ``M<k>`` (a ``map`` over ``xs`` returning it for each item)."""
     params = ", ".join(f"{n}: {t}" for n, (t, _) in INPUTS.items())
     lines = [ENUM, RECORD]
     for k, e in enumerate(exprs):
         lines.append(f"reactor E{k}({params}) -> any {{ return {e.text} }}")
         lines.append(f"reactor T{k}({params}) -> {e.type} {{ return {e.text} }}")
+        if k and joined(exprs[k - 1].type, e.type):
+            lines.append(f"reactor S{k}({params}) -> any {{ switch v on i {{ case 0, 1 {{ return {exprs[k - 1].text} }} "
+                         f"default {{ return {e.text} }} }} return v }}")
+            lines.append(f"reactor M{k}({params}) -> any {{ map out over xs as item {{ return {e.text} }} return out }}")
     return "\n".join(lines) + "\n"
+
+
+def joined(a: str, b: str) -> str | None:
+    """The type of a switch whose cases return an ``a`` and a ``b`` (None: they do not join)."""
+    return a if a == b else "float" if {a, b} == {"int", "float"} else None
 
 
 def expected(e: Expr, env: dict[str, Any]) -> Any:
@@ -48,6 +59,32 @@ def expected(e: Expr, env: dict[str, Any]) -> Any:
         return e.eval(env)
     except Failed as exc:
         return exc
+
+
+def expected_switch(first: Expr, other: Expr, env: dict[str, Any]) -> Any:
+    want = expected(first if env["i"] in (0, 1) else other, env)
+    return float(want) if joined(first.type, other.type) == "float" and not isinstance(want, Failed) else want
+
+
+def expected_map(e: Expr, env: dict[str, Any]) -> Any:
+    if not env["xs"]:
+        return []
+    want = expected(e, env)
+    return want if isinstance(want, Failed) else [want] * len(env["xs"])
+
+
+@st.composite
+def programs(draw: st.DrawFn) -> list[Expr]:
+    """One to four expressions; each but the first is often of a type that joins the one before it."""
+    out: list[Expr] = []
+    for _ in range(draw(st.integers(1, 4))):
+        if out and draw(st.booleans()):
+            prev = out[-1].type  # a number is followed by the other kind: `case 0 { return 1 } default { return 2.5 }`
+            ty = {"int": "float", "float": "int"}.get(prev, prev)
+        else:  # numbers half the time: most of what can go wrong between an int and a float
+            ty = draw(st.sampled_from(TYPES) | st.sampled_from(("int", "float")))
+        out.append(draw(expressions(ty)))
+    return out
 
 
 def check_run(project: Any, name: str, env: dict[str, Any], want: Any, source: str) -> None:
@@ -65,8 +102,7 @@ def check_run(project: Any, name: str, env: dict[str, Any], want: Any, source: s
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(st.lists(st.sampled_from(TYPES).flatmap(expressions), min_size=1, max_size=4),
-       st.fixed_dictionaries({n: values for n, (_, values) in INPUTS.items()}))
+@given(programs(), st.fixed_dictionaries({n: values for n, (_, values) in INPUTS.items()}))
 def test_checked_expressions_compute_what_the_language_says(exprs: list[Expr], env: dict[str, Any]) -> None:
     source = module(exprs)
     with tempfile.TemporaryDirectory() as tmp:
@@ -78,6 +114,9 @@ def test_checked_expressions_compute_what_the_language_says(exprs: list[Expr], e
             want = expected(e, env)
             check_run(project, f"E{k}", env, want, source)
             check_run(project, f"T{k}", env, want, source)
+            if k and joined(exprs[k - 1].type, e.type):
+                check_run(project, f"S{k}", env, expected_switch(exprs[k - 1], e, env), source)
+                check_run(project, f"M{k}", env, expected_map(e, env), source)
 
 
 def _refused(error: FlowError) -> set[int]:
