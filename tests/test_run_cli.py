@@ -278,3 +278,40 @@ def test_the_example_project_runs_its_sample_signals(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.stderr
     emitted = [e["type"] for e in read_events(tmp_path / "events.jsonl") if e["event"] == "signal.emit"]
     assert emitted == ["pick.rejected", "pick.completed"]
+
+
+COMMANDING = """\
+signal go
+robot Arm {
+    limit motion 1
+    command close_gripper(force: float = 20.0) -> bool category motion undo open_gripper()
+    command open_gripper() -> bool
+}
+agent Gripper on Arm {
+    on go { run close_gripper(force: 5.0) }
+    on robot.** { }
+}
+"""
+
+
+def test_a_command_an_agent_runs_is_reported_and_counted_as_a_run(tmp_path: Path) -> None:
+    """A run of one step: its events (run.start, run.ok) name the command, and the summary, the journal and
+    the event log agree (the summary counted only the one refused as busy: '1 runs (0 ok, 1 failed)')."""
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "cell.flow").write_text(COMMANDING)
+    (tmp_path / "bbflow.toml").write_text(
+        '[project]\nname = "commanding"\nsource = "flows"\n[robot.arm]\ninterface = "cell.Arm"\ndriver = "sim"\n'
+        'queue = 1\n[robot.arm.sim]\nduration = "20ms"\n[run]\nagents = ["cell.Gripper"]\n')
+    go = json.dumps({"type": "go", "source": "/test"}) + "\n"
+    result = bbflow_run(tmp_path, "--until-idle", stdin=go * 3, events=tmp_path / "events.jsonl")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.splitlines()[-1].endswith("3 runs (2 ok, 1 failed, 0 halted)")
+    runs = [e for e in read_events(tmp_path / "events.jsonl") if e["event"].startswith("run.")]
+    ended = {e["run"]: e["event"] for e in runs if e["event"] in ("run.ok", "run.failed")}
+    starts = [e for e in runs if e["event"] == "run.start"]
+    assert sorted(ended.values()) == ["run.failed", "run.ok", "run.ok"]
+    assert [(s["command"], s["reactor"], s["robot"], s["inputs"]) for s in starts] == \
+        [("close_gripper", None, "arm", {"force": 5.0})] * 2
+    assert all(ended[s["run"]] == "run.ok" for s in starts)  # the busy one never started
+    listed = CliRunner().invoke(main, ["runs", str(tmp_path), "--format", "json"])
+    assert sorted(r["status"] for r in json.loads(listed.stdout)) == ["failed", "ok", "ok"], listed.output

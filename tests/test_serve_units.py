@@ -281,6 +281,23 @@ def test_runs_steps_and_undos_become_spans_parented_on_the_traceparent() -> None
     tracing.close()
 
 
+def test_an_agents_command_run_is_a_span_and_a_run_of_the_dashboard_named_for_the_command() -> None:
+    from bbflow.serve.runs import RunLog
+
+    tracing, exporter = memory_tracing()
+    log = RunLog()
+    command = {"reactor": None, "command": "close_gripper", "robot": "arm", "run": "c1", "step": None}
+    for event in ({"event": "run.start", "inputs": {"force": 5.0}},
+                  {"event": "run.failed", "error": {"message": "jammed", "code": "command"}, "undo_errors": []}):
+        tracing({**command, **event})
+        log({**command, **event})
+    [span] = exporter.get_finished_spans()
+    assert span.name == "run close_gripper" and span.attributes["bbflow.command"] == "close_gripper"
+    assert span.status.description == "jammed"
+    assert [(r["reactor"], r["status"]) for r in log.to_json()["recent"]] == [("close_gripper", "failed")]
+    tracing.close()
+
+
 def test_tracing_is_off_unless_opentelemetry_is_configured() -> None:
     from bbflow.serve.tracing import tracer_from_env
 

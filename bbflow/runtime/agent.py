@@ -56,7 +56,7 @@ from bbflow.runtime.journal.agents import AgentJournal
 from bbflow.runtime.linemap import add_flow_note
 from bbflow.runtime.ports import ActionResolver, Completed, Observer, RobotPort, RuntimeFailure
 from bbflow.runtime.router import Router
-from bbflow.runtime.run_events import TRACEPARENT
+from bbflow.runtime.run_events import TRACEPARENT, command_event
 from bbflow.runtime.signal_waits import SignalWaits
 from bbflow.runtime.signals import Envelope, SignalRejected, child_traceparent, now_rfc3339
 from bbflow.runtime.tasks import Tasks
@@ -712,30 +712,45 @@ class CallRunner:
     async def _command(self, robot: RobotPort, name: str, args: dict[str, Any], timeout: float | None,
                        command: model.Command | None, run_id: str | None,
                        cancel_code: Callable[[], str | None] | None = None) -> Any:
-        """A command run by an agent; with a journal, a journaled run of one step (named after the command),
-        ended in the journal however it ends (a cancelled one too: it is not a run cut off by a crash)."""
-        if self.journal is None:
-            return await robot.call(name, args, timeout=timeout)
-        origin = ORIGIN.get()
+        """A command run by an agent: a run of one step, named after the command. Its events are a run's
+        (``run.start``, then ``run.ok`` or ``run.failed``, with ``command`` instead of ``reactor``); with a
+        journal it is journaled as a run and ended there however it ends (a cancelled one too: it is not a run
+        cut off by a crash)."""
         run = run_id or uuid7()
-        self.journal.run_started(run, name, args, origin)
-        chosen = (command.undo, True) if command is not None and command.undo is not None else None
+        if self.journal is not None:
+            self.journal.run_started(run, name, args, ORIGIN.get())
+        command_event(self.observer, "run.start", run, name, robot.instance, inputs=jsonable(args))
         try:
-            value = await journaled_call(robot, name, args, timeout,
-                                         Journaled(self.journal, run, "step", name, (), 1, planner(chosen, name, {})))
+            if self.journal is None:
+                value = await robot.call(name, args, timeout=timeout)
+            else:
+                chosen = (command.undo, True) if command is not None and command.undo is not None else None
+                value = await journaled_call(robot, name, args, timeout,
+                                             Journaled(self.journal, run, "step", name, (), 1, planner(chosen, name, {})))
         except RuntimeFailure as failure:
-            self.journal.run_ended(run, "failed", error=failure.to_json())
+            self._command_failed(run, name, robot, failure)
             raise
         except asyncio.CancelledError as exc:
             done = Completed.of(exc)
             if done is not None:  # the driver finished it anyway
-                self.journal.run_ended(run, "ok", result=jsonable(done.value))
+                self._command_ok(run, name, robot, done.value)
             else:
                 code = (cancel_code() if cancel_code is not None else None) or "cancelled"
-                self.journal.run_ended(run, "failed", error=RuntimeFailure(f"{name} was cancelled", code).to_json())
+                self._command_failed(run, name, robot, RuntimeFailure(f"{name} was cancelled", code))
             raise
-        self.journal.run_ended(run, "ok", result=jsonable(value))
+        self._command_ok(run, name, robot, value)
         return value
+
+    def _command_ok(self, run: str, name: str, robot: RobotPort, value: Any) -> None:
+        result = jsonable(value)
+        if self.journal is not None:
+            self.journal.run_ended(run, "ok", result=result)
+        command_event(self.observer, "run.ok", run, name, robot.instance, result=result)
+
+    def _command_failed(self, run: str, name: str, robot: RobotPort, failure: RuntimeFailure) -> None:
+        if self.journal is not None:
+            self.journal.run_ended(run, "failed", error=failure.to_json())
+        command_event(self.observer, "run.failed", run, name, robot.instance, error=failure.to_json(), undo_errors=[])
 
     def _robot(self, call: model.Call) -> RobotPort:
         if self.robot is None:

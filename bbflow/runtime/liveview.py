@@ -110,7 +110,7 @@ class Board:
             self.counts["signal.dropped.unrouted"] = self.counts.get("signal.dropped.unrouted", 0) + 1
         run_id = event.get("run")
         if name == "run.start" and run_id is not None:
-            self.runs[run_id] = RunView(run_id, event.get("reactor") or "?", event.get("parent"),
+            self.runs[run_id] = RunView(run_id, event.get("reactor") or event.get("command") or "?", event.get("parent"),
                                         event.get("time", self.start), self._steps_of(event.get("reactor")))
             return
         view = self.runs.get(run_id) if run_id is not None else None
@@ -229,7 +229,7 @@ def describe(event: dict[str, Any]) -> str | None:
     name = event.get("event", "")
     if name in _QUIET:
         return None
-    where = event.get("reactor") or event.get("agent") or event.get("supervisor") or ""
+    where = event.get("reactor") or event.get("command") or event.get("agent") or event.get("supervisor") or ""
     if event.get("step"):
         where += "." + str(event["step"])
         if event.get("index"):

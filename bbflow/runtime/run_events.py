@@ -8,11 +8,12 @@ docs/runtime.md). Nothing is built when the run has no observer.
 
 from __future__ import annotations
 
+import asyncio
 from contextvars import ContextVar
 from typing import Any
 
 from bbflow.runtime.events import jsonable, notify
-from bbflow.runtime.ports import RuntimeFailure
+from bbflow.runtime.ports import Observer, RuntimeFailure
 from bbflow.runtime.run_state import RunState
 
 #: The W3C ``traceparent`` of the signal whose turn started the runs of this context (an agent's run
@@ -72,6 +73,19 @@ def run_halted(run: RunState, halt: RuntimeFailure) -> None:
         out["undo_errors"] = [u.to_json() for u in run.undo_errors]
         out["error"] = halt.to_json()
         notify(observer, out)
+
+
+def command_event(observer: Observer | None, event: str, run: str, command: str, robot: str, **fields: Any) -> None:
+    """An event of an agent's command run (a run of one step): ``command`` instead of ``reactor``; its
+    ``run.start`` carries the turn's ``traceparent`` as a reactor run's does."""
+    if observer is None:
+        return
+    loop = asyncio.get_running_loop()
+    out: dict[str, Any] = {"event": event, "reactor": None, "step": None, "run": run, "time": loop.time(),
+                           "command": command, "robot": robot, **fields}
+    if event == "run.start" and (traceparent := TRACEPARENT.get()) is not None:
+        out["traceparent"] = traceparent
+    notify(observer, out)
 
 
 # --- steps --------------------------------------------------------------------------------

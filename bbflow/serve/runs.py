@@ -46,7 +46,7 @@ class RunLog:
         parent = event.get("parent")
         if name == "run.start":
             if parent is None:
-                self.running[run] = RunRecord(run, event.get("reactor") or "?")
+                self.running[run] = RunRecord(run, event.get("reactor") or event.get("command") or "?")
                 self._top[run] = run
             elif parent in self._top:
                 self._top[run] = self._top[parent]

@@ -76,9 +76,9 @@ class Tracing:
             else:
                 carrier = {"traceparent": event["traceparent"]} if event.get("traceparent") else {}
                 context = self._propagator.extract(carrier)
-            self._runs[run] = self.tracer.start_span(f"run {event.get('reactor')}", context=context,
-                                                     attributes={"bbflow.run": run,
-                                                                 "bbflow.reactor": str(event.get("reactor"))})
+            kind = "command" if event.get("command") else "reactor"  # an agent's command is a run of one step
+            self._runs[run] = self.tracer.start_span(f"run {event.get(kind)}", context=context,
+                                                     attributes={"bbflow.run": run, f"bbflow.{kind}": str(event.get(kind))})
             return
         span = self._runs.get(run)
         if span is None:

@@ -235,6 +235,8 @@ class Journal:
 
     def observe(self, event: dict[str, Any]) -> None:
         name = event["event"]
+        if "command" in event and name != "run.failed":
+            return  # an agent's command run journals itself (``run_started``); a failure may be one that never started
         if name == "run.start":
             origin = ORIGIN.get()
             robot = origin.robot if origin is not None else None

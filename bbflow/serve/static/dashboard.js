@@ -105,7 +105,8 @@ function applyRunEvent(event) {
       top = event.run;
       view.top.set(top, top);
       const steps = new Map((view.reactors[event.reactor] || []).map((s) => [s, { state: "pending", attempts: 0 }]));
-      view.runs.set(top, { id: top, reactor: event.reactor, status: "running", started: event.time, ended: null,
+      // an agent's command is a run of one step: its events name the command instead of a reactor
+      view.runs.set(top, { id: top, reactor: event.reactor || event.command, status: "running", started: event.time, ended: null,
                            steps, undos: [], detail: "", errors: [] });
       trimRuns();
     }
@@ -300,7 +301,7 @@ function logLine(event, kind = "") {
   const what = event.type || event.step || event.agent || event.reason || "";
   const extra = event.reason && event.type ? `: ${event.reason}` : event.error ? `: ${event.error.message || event.error}` : "";
   const time = typeof event.time === "number" ? wallTime(event.time, true) : new Date().toLocaleTimeString([], { hour12: false });
-  const text = [event.reactor, what].filter(Boolean).join(" ") + extra;
+  const text = [event.reactor || event.command, what].filter(Boolean).join(" ") + extra;
   pendingLog.push(el("li", { class: kind, title: text }, el("time", {}, time), el("b", {}, event.event), " ", text));
   if (pendingLog.length > MAX_LOG) pendingLog.splice(0, pendingLog.length - MAX_LOG);
   scheduleDraw();
