@@ -76,8 +76,8 @@ def test_a_put_that_blocks_does_not_stop_the_event_loop(tmp_path: Path) -> None:
     gate = threading.Event()
     released: list[bool] = []
 
-    async def main() -> tuple[list[int], list[dict[str, Any]]]:
-        async with two(tmp_path) as (a, a_bus, agent, b_events):
+    async def main() -> list[int]:
+        async with two(tmp_path) as (a, a_bus, agent, _):
             put = a._put
 
             def blocked(*args: Any) -> None:  # the network does not take the event until the gate opens
@@ -89,16 +89,13 @@ def test_a_put_that_blocks_does_not_stop_the_event_loop(tmp_path: Path) -> None:
                 assign(a_bus, job)
             gate.set()  # the loop went on: the test gets here while the first put waits
             await until(lambda: len(jobs(agent)) == 3, "the three jobs at b", PATIENCE)
-            assign(a_bus, 4)  # sent as the process stops: it goes out before the process's token goes
+            assign(a_bus, 4)  # sent as the process stops: close puts it before the session goes
             await a.close()
-            await until(lambda: any(e["event"] == "signal.in" and e["type"] == "fleet.peer.down" for e in b_events),
-                        "fleet.peer.down of a at b", PATIENCE)
-            return jobs(agent), b_events
+            await until(lambda: len(jobs(agent)) == 4, "job 4 at b", PATIENCE)
+            return jobs(agent)
 
-    got, b_events = asyncio.run(main())
+    got = asyncio.run(main())
     assert released == [True] * 4 and got == [1, 2, 3, 4]
-    ins = [e["type"] for e in b_events if e["event"] == "signal.in"]
-    assert ins[-2:] == ["task.assigned", "fleet.peer.down"], ins
 
 
 def test_a_put_that_fails_after_the_session_closed_is_reported_dropped(tmp_path: Path) -> None:
