@@ -89,6 +89,19 @@ def test_a_missing_file_is_a_faults_error(tmp_path):
         load_faults(tmp_path / "nope.toml")
 
 
+def test_a_faults_file_that_is_not_utf8_or_nested_too_deeply_is_a_faults_error(tmp_path):
+    """Both ended ``bbflow run --faults`` in a traceback (UnicodeDecodeError, RecursionError)."""
+    path = tmp_path / "faults.toml"
+    path.write_bytes(b'[[fault]]\ncommand = "home"\nerror = "\xff"\n')
+    with pytest.raises(FaultsError, match=r"faults.toml: not UTF-8 text: invalid start byte at byte 36"):
+        load_faults(path)
+    path.write_text("x = " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(FaultsError, match="faults.toml: not valid TOML: arrays or inline tables nested too deeply"):
+        load_faults(path)
+    path.write_bytes('\ufeff[[fault]]\ncommand = "home"\nerror = "x"\n'.encode())  # a byte order mark is read
+    assert [f.command for f in load_faults(path).faults] == ["home"]
+
+
 def test_a_fault_on_an_unknown_command_is_refused_against_the_interface():
     faults = parse_faults({"fault": [{"command": "home", "error": "x"}, {"command": "clsoe_gripper", "error": "x"}]}, "drill.toml")
     with pytest.raises(FaultsError) as info:

@@ -88,13 +88,17 @@ def load_faults(path: str | Path) -> Faults:
     """Read and check a faults file."""
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8-sig")  # a byte order mark (some editors write one) is not TOML
     except OSError as exc:
         raise FaultsError(f"{source}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise FaultsError(f"{source}: not UTF-8 text: {exc.reason} at byte {exc.start}") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise FaultsError(f"{source}: not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib reads a nested array or inline table by recursion
+        raise FaultsError(f"{source}: not valid TOML: arrays or inline tables nested too deeply to be read") from None
     return parse_faults(data, source)
 
 
