@@ -91,6 +91,24 @@ def test_default_path_is_the_current_folder(tmp_path: Path, monkeypatch: pytest.
     assert run() == (0, "", "no problems in 2 files\n")
 
 
+def test_a_virtual_environment_in_the_project_folder_is_no_source(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # `python3 -m venv venv` + `pip install bbflow` puts the standard library's .flow files below venv/
+    write(tmp_path, "bbflow.toml", '[project]\nname = "cell"\n')
+    write(tmp_path, "cell.flow", CLEAN)
+    write(tmp_path, "venv/pyvenv.cfg", "home = /usr/bin\n")
+    write(tmp_path, "venv/lib/python3.11/site-packages/bbflow/stdlib/std/prelude.flow", BROKEN)
+    write(tmp_path, "env/site-packages/x.flow", BROKEN)  # (a --target install)
+    write(tmp_path, "ui/node_modules/x.flow", BROKEN)
+    write(tmp_path, "sub/__pycache__/x.flow", BROKEN)
+    write(tmp_path, "sub/two.flow", CLEAN)
+    monkeypatch.chdir(tmp_path)
+    assert run() == (0, "", "no problems in 2 files\n")
+    assert run("--no-cache", str(tmp_path / "sub")) == (0, "", "no problems in 1 file\n")
+    code = CliRunner().invoke(main, ["fmt", "--check"], catch_exceptions=False).exit_code
+    assert code == 0  # fmt finds the same files (it would rewrite the library's files otherwise)
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [

@@ -1,9 +1,10 @@
 """The one compiler pipeline: discover -> read -> parse -> check [-> generate], through the cache.
 
 ``bbflow check``, ``bbflow build`` and ``bbflow run`` all call
-``compile_paths``; it discovers ``.flow`` files (a project folder: its source
-folder; any other folder: every ``.flow`` file below it, hidden folders
-skipped; a file: itself), names each module by its path under its source root
+``compile_paths``; it discovers ``.flow`` files (a project folder: those of
+its source folder; any other folder: every ``.flow`` file below it; hidden
+folders and virtual environments skipped, see ``source.source_files``; a
+file: itself), names each module by its path under its source root
 (``cell/arm.flow`` -> ``cell.arm``), reads every file, parses it, runs the
 checker (``bbflow.compiler.checker.check``), keeping what it established in
 ``result.facts``, and, with ``generate=True`` and no errors, generates one
@@ -107,7 +108,7 @@ from bbflow.compiler.diagnostics.core import Diagnostic, Diagnostics, Label
 from bbflow.compiler.project_check import project_diagnostics
 from bbflow.compiler.semantic.facts import Facts
 from bbflow.compiler.semantic.modules import PRELUDE, STDLIB_FILE, load_stdlib, stdlib_sources
-from bbflow.compiler.source import SUFFIX, SourceFile, Span, normalised
+from bbflow.compiler.source import SUFFIX, SourceFile, Span, normalised, source_files
 from bbflow.compiler.syntax.parser import parse_module
 from bbflow.project import PROJECT_FILE, Project, ProjectError, ProjectFile, find_project, read_project
 
@@ -625,7 +626,7 @@ def _units_of(given: Path, result: CompileResult, projects: bool = True,
     project = _project_of(given, result) if projects else None
     if given.is_dir():
         top = project.source_dir if project and (given / PROJECT_FILE).is_file() else given.resolve()
-        files = _flow_files(top)
+        files = source_files(top)
         if not files and not any(read.problems for read in result.project_files.values() if read.project is project):
             raise InputError(f"{given}: no {SUFFIX} files found")
     else:
@@ -639,18 +640,11 @@ def _units_of(given: Path, result: CompileResult, projects: bool = True,
     # project's files in the project's order, so that "first declared" means what it means for the project
     named = set(files)
     if project and inside:
-        everything = _flow_files(project.source_dir)
+        everything = source_files(project.source_dir)
         files = [*everything, *(f for f in files if f not in set(everything))]  # (a named file in a hidden folder)
     if root not in result.roots:
         result.roots.append(root)
     return [(SourceUnit(f, _display(f, given), module_name(f, root), root), f in named) for f in files]
-
-
-def _flow_files(top: Path) -> list[Path]:
-    """The regular .flow files below ``top``, sorted, hidden folders skipped (a FIFO, a device or a
-    link to one is not a source file)."""
-    return [f for f in sorted(top.rglob("*" + SUFFIX))
-            if f.is_file() and not any(p.startswith(".") for p in f.relative_to(top).parts)]
 
 
 def _project_of(given: Path, result: CompileResult) -> Project | None:

@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import attrs
 
 #: The suffix of a bbflow source file.
 SUFFIX = ".flow"
+#: Folders that hold installed or generated files, never a project's sources: an installed bbflow
+#: puts its standard library's ``.flow`` files under ``site-packages``.
+NOT_SOURCES = frozenset({"site-packages", "node_modules", "__pycache__"})
+
+
+def source_files(top: Path) -> list[Path]:
+    """The regular ``.flow`` files below ``top``, sorted (a FIFO, a device or a link to one is not a
+    source file). Not searched: hidden folders, the folders of ``NOT_SOURCES`` and virtual environments
+    (a folder holding ``pyvenv.cfg``), which a project folder often holds (``python3 -m venv venv``)."""
+    found = []
+    for folder, subfolders, files in os.walk(top):
+        here = Path(folder)
+        subfolders[:] = [d for d in subfolders if not d.startswith(".") and d not in NOT_SOURCES
+                         and not (here / d / "pyvenv.cfg").is_file()]
+        found += [here / f for f in files if f.endswith(SUFFIX) and (here / f).is_file()]
+    return sorted(found)
 
 
 def normalised(text: str) -> str:

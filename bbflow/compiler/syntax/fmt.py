@@ -43,7 +43,7 @@ from lark.exceptions import LarkError
 
 from bbflow.compiler import ast
 from bbflow.compiler.diagnostics.core import Diagnostic
-from bbflow.compiler.source import SUFFIX, normalised
+from bbflow.compiler.source import SUFFIX, normalised, source_files
 from bbflow.compiler.syntax.parser import flow_parser, parse_text
 
 __all__ = ["FormatError", "flow_files", "format_diff", "format_text"]
@@ -301,13 +301,12 @@ class _Layout:
 
 
 def flow_files(paths: tuple[str, ...]) -> list[Path]:
-    """The ``.flow`` files named or below the folders named (hidden folders skipped), each once."""
+    """The ``.flow`` files named or below the folders named (as ``bbflow check`` finds them), each once."""
     found: dict[Path, None] = {}
     for given in map(Path, paths):
         if given.is_dir():
-            for f in sorted(given.rglob("*" + SUFFIX)):
-                if f.is_file() and not any(p.startswith(".") for p in f.relative_to(given).parts):
-                    found.setdefault(f)
+            for f in source_files(given):
+                found.setdefault(f)
         elif given.is_file() or given.suffix == SUFFIX:
             if given.suffix != SUFFIX:
                 raise FormatError(f"{given}: not a {SUFFIX} file")
