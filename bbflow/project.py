@@ -163,7 +163,7 @@ def read_project(path: Path | str) -> ProjectFile:
         at = re.search(r"line (\d+), column (\d+)", str(e))
         lines: dict[KeyPath, tuple[int, int]] = {(): (int(at[1]), int(at[2]))} if at else {}
         problem = Problem((), f"invalid TOML: {e}")
-        return ProjectFile(file, text, Project(root.name, root, root), (problem,), lines)
+        return ProjectFile(file, text, _project_table_alone(root, text), (problem,), lines)
     except RecursionError:  # tomllib reads a nested array or inline table by recursion
         problem = Problem((), "arrays or inline tables nested too deeply to be read")
         return ProjectFile(file, text, Project(root.name, root, root), (problem,), {(): (_most_nested(text), 1)})
@@ -172,6 +172,22 @@ def read_project(path: Path | str) -> ProjectFile:
     lines = key_lines(text)
     ordered = sorted(problems, key=lambda p: locate(p.path, lines))
     return ProjectFile(file, text, project, tuple(ordered), lines)
+
+
+def _project_table_alone(root: Path, text: str) -> Project:
+    """The name and source folder of a file that is not TOML, from the lines of its ``[project]`` table
+    that are TOML alone: the program is then checked with its modules named as they are, not with a
+    BBF103 at every import for the one mistake in the file."""
+    lines = toml_lines(text)
+    start = next((i for i, line in enumerate(lines) if re.fullmatch(r"\s*\[\s*project\s*\]\s*(#.*)?", line)), None)
+    table: dict[str, Any] = {}
+    for line in lines[start + 1:] if start is not None else []:
+        if line.lstrip().startswith("["):  # the next table
+            break
+        with contextlib.suppress(tomllib.TOMLDecodeError, RecursionError):
+            table.update(tomllib.loads(line))
+    data = {"project": table}
+    return _build(root, data, validate(data))  # its problems wait: the file is to be made TOML first
 
 
 def _most_nested(text: str) -> int:

@@ -196,6 +196,24 @@ def test_invalid_toml_is_one_bbf701_at_its_line(tmp_path: Path) -> None:
     assert line == 2 and text.startswith("invalid TOML")
 
 
+@pytest.mark.parametrize("broken", [
+    ("queue = 4", "queue = "),  # the mistake is in another table
+    ('name = "cell"', "name = "),  # in the [project] table, not on its `source` line
+    ("[project]", "[project]  # the cell\nversion = [1,"),  # an array never closed, in [project]
+])
+def test_invalid_toml_keeps_the_source_folder_of_its_project_table(tmp_path: Path,
+                                                                   broken: tuple[str, str]) -> None:
+    """A file that was not TOML named every module from the project's folder (`flows.cell`): every
+    import of the program was a BBF103, hiding the one mistake in bbflow.toml."""
+    project(tmp_path, edit(GOOD, *broken))
+    (tmp_path / "flows" / "task.flow").write_text("from cell import Arm\n\nreactor Home() on Arm {\n"
+                                                  "    step h = home()\n}\n")
+    result = compile_paths([tmp_path])
+    assert [d.code for d in result.diagnostics.items] == ["BBF701"]
+    assert result.diagnostics.items[0].message.startswith("invalid TOML")
+    assert result.projects[0].source_dir == tmp_path.resolve() / "flows"
+
+
 def test_json_and_sarif_carry_the_project_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(project(tmp_path, edit(GOOD, 'duration = "5ms"', 'duraton = "5ms"')))
     runner = CliRunner()
