@@ -151,6 +151,23 @@ def test_module_names_under_a_project_source_root(tmp_path: Path) -> None:
             str(tmp_path / "flows" / "cell" / "arm.flow")]
 
 
+def test_a_file_outside_the_source_folder_is_checked_with_its_project(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """`bbflow check examples/demo.flow` checked the file alone (its imports of the project's modules were
+    BBF103) while `bbflow check . examples/demo.flow` and an editor checked it with its project."""
+    write(tmp_path, "bbflow.toml", '[project]\nname = "cell"\nsource = "flows"\n')
+    write(tmp_path, "flows/cell.flow", "robot Arm {\n    command home()\n}\n")
+    write(tmp_path, "examples/demo.flow", "from cell import Arm\n\nreactor Home() on Arm {\n    step h = hom()\n}\n")
+    monkeypatch.chdir(tmp_path)
+    alone, together = run("--no-cache", "examples/demo.flow"), run("--no-cache", ".", "examples/demo.flow")
+    assert alone[:2] == together[:2] and alone[0] == 1
+    assert "BBF103" not in alone[1] and "`home`?" in alone[1]  # the project's Arm.home
+    assert alone[2] == "1 error in 1 file\n" and together[2] == "1 error in 2 files\n"
+    for named in ("examples/demo.flow", "examples"):  # the file keeps its own name; so does a folder's
+        result = compile_paths([named])
+        assert [m.name for m in result.modules] == ["cell", "demo"] and result.files == 1
+
+
 def test_module_names_without_a_project(tmp_path: Path) -> None:
     write(tmp_path, "lib/cell/arm.flow", CLEAN)
     assert [m.name for m in compile_paths([tmp_path / "lib"]).modules] == ["cell.arm"]

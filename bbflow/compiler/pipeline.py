@@ -44,9 +44,10 @@ Without the cache the same steps run with every module missing, so a replay
 is byte for byte a cold check: the diagnostics come out in one canonical order
 (by file and position, then by content), whichever run found them.
 
-A file or folder inside a project is checked as part of the project: the
-project's other files are read too (``result.context``), so that imports
-resolve as they do in the project, and only the diagnostics of what was named
+A file or folder inside a project's folder (its source folder or not, as
+``examples/demo.flow``) is checked as part of the project: the project's
+other files are read too (``result.context``), so that imports resolve as
+they do in the project, and only the diagnostics of what was named
 are shown. The project file, ``bbflow.toml``, is checked with the program
 (``bbflow.compiler.project_check``, BBF701), on every run.
 
@@ -602,8 +603,8 @@ def discover(paths: Iterable[str | Path], result: CompileResult, *, projects: bo
              unsaved: Collection[Path] = ()) -> list[SourceUnit]:
     """The files to compile, each once, in the order given (folders sorted).
 
-    A file inside a project is checked as part of it: the project's other
-    files are read too (as ``result.context``, their diagnostics not shown).
+    A file inside a project's folder is checked as part of it: the project's
+    other files are read too (as ``result.context``, their diagnostics not shown).
     ``unsaved``: files (resolved paths) not on disk that are named anyway (an editor's new buffers)."""
     units: dict[Path, SourceUnit] = {}
     named: set[Path] = set()
@@ -636,15 +637,19 @@ def _units_of(given: Path, result: CompileResult, projects: bool = True,
         files = [top]
     inside = project is not None and _is_under(top, project.source_dir)
     root = project.source_dir if project and inside else top if given.is_dir() else top.parent
-    # a file or folder inside a project is checked as part of it (its imports resolve there), with the
-    # project's files in the project's order, so that "first declared" means what it means for the project
+    # a file or folder in a project's folder is checked as part of the project (its imports resolve there, as
+    # in an editor), with the project's files in the project's order, so that "first declared" means what it
+    # means for the project; one outside the source folder (`examples/demo.flow`) is named from its own
+    # folder (`demo`), as `bbflow check . examples/demo.flow` names it
     named = set(files)
-    if project and inside:
+    if project:
         everything = source_files(project.source_dir)
         files = [*everything, *(f for f in files if f not in set(everything))]  # (a named file in a hidden folder)
-    if root not in result.roots:
-        result.roots.append(root)
-    return [(SourceUnit(f, _display(f, given), module_name(f, root), root), f in named) for f in files]
+    roots = {f: project.source_dir if project and _is_under(f, project.source_dir) else root for f in files}
+    for folder in roots.values():
+        if folder not in result.roots:
+            result.roots.append(folder)
+    return [(SourceUnit(f, _display(f, given), module_name(f, roots[f]), roots[f]), f in named) for f in files]
 
 
 def _project_of(given: Path, result: CompileResult) -> Project | None:
