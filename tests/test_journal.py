@@ -37,11 +37,13 @@ from bbflow.runtime.journal import (
 from bbflow.runtime.journal import journal as journal_module
 from bbflow.runtime.journal import owners
 from bbflow.runtime.journal import writer as writer_module
+from bbflow.runtime.journal.agents import AgentJournal, envelope_json
 from bbflow.runtime.journal.journal import RETAIN_SIGNALS_EVERY, journal_files, parse_keep, process_robots
 from bbflow.runtime.journal.query import list_runs, show_run
 from bbflow.runtime.journal.recovery import Recovery, effects
 from bbflow.runtime.journal.store import APPLICATION_ID, MIGRATIONS, PAGE_SIZE
 from bbflow.runtime.proxy import RobotProxy
+from bbflow.runtime.signals import Envelope
 
 DATA = Path(__file__).resolve().parent / "data" / "crash_cell"
 
@@ -911,6 +913,29 @@ def test_a_journal_taking_in_signals_and_starting_no_runs_stays_bounded(
     ids = {r[0] for r in journal.read.execute("SELECT id FROM signals")}
     # the last prune came with the last signal: the last 61 seconds' signals stay, and the unhandled one
     assert ids == {"unhandled"} | {f"s{i}" for i in range(handled - 61, handled)}
+    journal.close()
+
+
+def test_a_signal_under_the_id_of_a_handled_one_is_the_one_replayed_after_a_crash(tmp_path: Path) -> None:
+    """The journal keeps one signal per id: a sender whose ids start again (a PLC after a reboot) had its new
+    signal replayed after a crash as the old one it kept (INSERT OR IGNORE), a pick at the old place."""
+    journal = journal_at(tmp_path / "j.db", agents=["Picker"])
+
+    def pick(signal_id: str, x: float) -> dict[str, Any]:
+        return envelope_json(Envelope("pick", "/plc", signal_id, data={"x": x}))
+
+    async def main() -> None:
+        journal.start(asyncio.get_running_loop())
+        journal.accepted(pick("1", 0.1), ["Picker"])
+        journal.agent_turn("Picker", {}, "1", None)  # handled
+        journal.accepted(pick("1", 0.9), ["Picker"])  # the id again: a new one
+        journal.accepted(pick("2", 0.2), ["Picker"])
+        journal.accepted(pick("2", 0.3), ["Picker"])  # the first still pending
+        await journal.writer.flush()
+
+    asyncio.run(main())
+    replayed = [e.data for e in AgentJournal(journal, "Picker").pending()]
+    assert replayed == [{"x": 0.9}, {"x": 0.2}]
     journal.close()
 
 

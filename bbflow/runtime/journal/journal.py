@@ -304,8 +304,13 @@ class Journal:
             self.writer.write(sql, params)
 
     def accepted(self, envelope: Mapping[str, Any], agents: list[str]) -> None:
-        """A signal taken in for ``agents`` (each still has to handle it)."""
-        self._put("INSERT OR IGNORE INTO signals VALUES (?, ?, ?)", (envelope["id"], dumps(envelope), time.time()))
+        """A signal taken in for ``agents`` (each still has to handle it). The journal keeps one signal per id:
+        a new one under the id of one that is handled (a sender whose ids start again after it restarts, a
+        file of signals fed again) takes its place, else after a crash the old one would be replayed for it;
+        while the old one is still pending, it stays."""
+        self._put("INSERT INTO signals VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET envelope = excluded.envelope, "
+                  "accepted = excluded.accepted WHERE NOT EXISTS (SELECT 1 FROM pending WHERE signal = excluded.id)",
+                  (envelope["id"], dumps(envelope), time.time()))
         for agent in agents:
             self._put("INSERT OR IGNORE INTO pending VALUES (?, ?)", (envelope["id"], agent))
         self._accepted += 1
