@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import jsonschema
@@ -290,3 +292,27 @@ def test_redeclaring_a_standard_signal_says_the_standard_library_declares_it(tmp
     [d] = compile_paths([path]).diagnostics  # it said only "already declared", pointing into no file of the user's
     assert d.code == "BBF102" and d.message.endswith("is already declared by the standard library (std.prelude)")
     assert d.help is not None and "another name" in d.help
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a file name that is not UTF-8 (Linux takes any bytes)")
+@pytest.mark.parametrize("cache", [(), ("--no-cache",)])
+def test_a_file_name_that_is_not_utf8_is_checked_and_reported_in_every_format(tmp_path: Path,
+                                                                              cache: tuple[str, ...]) -> None:
+    """``caf\\xe9.flow``, a Latin-1 name from an old share or a USB stick: the cache's key, the JSON and the SARIF
+    (its URI) all raised UnicodeEncodeError on the name Python reads as ``caf\\udce9.flow``. The JSON is valid
+    UTF-8 (the byte as its ``\\u`` escape) and the URI has the byte percent-encoded, as RFC 3986 says."""
+    (tmp_path / os.fsdecode(b"caf\xe9.flow")).write_text(BROKEN)
+
+    def check(*args: str) -> subprocess.CompletedProcess[bytes]:
+        done = subprocess.run([sys.executable, "-m", "bbflow", "check", *cache, *args], cwd=tmp_path,
+                              capture_output=True, timeout=60)
+        assert done.returncode == 1 and b"Traceback" not in done.stderr, done.stderr.decode(errors="replace")
+        return done
+
+    assert b"caf\xe9.flow:4:12" in check().stdout  # the name as it is, for the terminal to show
+    reported = json.loads(check("--format", "json").stdout.decode("utf-8"))
+    assert {d["file"] for d in reported["diagnostics"]} == {os.fsdecode(b"caf\xe9.flow")}
+    sarif = json.loads(check("--format", "sarif").stdout.decode("utf-8"))
+    jsonschema.validate(sarif, SCHEMA)
+    location = sarif["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]
+    assert location["uri"] == "caf%E9.flow"

@@ -375,7 +375,7 @@ def _closure_hash(closure: tuple[set[str], set[str]], shas: Mapping[str, str]) -
 def _hash(parts: Iterable[str]) -> str:
     h = hashlib.sha256()
     for part in parts:
-        h.update(part.encode("utf-8") + b"\0")
+        h.update(part.encode("utf-8", "surrogateescape") + b"\0")  # a file name may be any bytes
     return h.hexdigest()
 
 

@@ -9,11 +9,11 @@ Secondary labels have no field of their own in that shape; each becomes a note
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import Any
 
 from bbflow.compiler.diagnostics.core import Diagnostic
+from bbflow.runtime import jsonout
 
 #: The ``version`` of the output (the schema of ``bbflow schema diagnostics``).
 DIAGNOSTICS_VERSION = 1
@@ -38,4 +38,4 @@ def diagnostic_dict(diag: Diagnostic) -> dict[str, Any]:
 
 def render_json(diags: Iterable[Diagnostic], files: int) -> str:
     report = {"version": DIAGNOSTICS_VERSION, "diagnostics": [diagnostic_dict(d) for d in diags], "files": files}
-    return json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+    return jsonout.dumps(report, indent=2, ensure_ascii=False) + "\n"  # valid UTF-8 whatever the file names

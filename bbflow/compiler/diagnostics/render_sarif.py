@@ -20,7 +20,6 @@ project has no public home page to point to yet.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePath
@@ -32,6 +31,7 @@ from bbflow.compiler.diagnostics import codes
 from bbflow.compiler.diagnostics.codes import CODES, explain
 from bbflow.compiler.diagnostics.core import Diagnostic
 from bbflow.compiler.source import SourceFile, Span
+from bbflow.runtime import jsonout
 
 SCHEMA_URI = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 SRCROOT = "%SRCROOT%"
@@ -41,14 +41,14 @@ _UNREADABLE = ("invalid TOML", "cannot read", "not UTF-8")  # a bbflow.toml that
 
 
 def render_sarif(diags: Iterable[Diagnostic], sources: Mapping[str, SourceFile] | None = None) -> str:
-    return json.dumps(sarif_log(diags, sources), indent=2, ensure_ascii=False) + "\n"
+    return jsonout.dumps(sarif_log(diags, sources), indent=2, ensure_ascii=False) + "\n"
 
 
 def render_sarif_failure(message: str) -> str:
     """The log of a check that could not run (``executionSuccessful: false``, the reason as a notification)."""
     log = sarif_log([], None, successful=False)
     log["runs"][0]["invocations"][0]["toolExecutionNotifications"] = [_notification(message)]
-    return json.dumps(log, indent=2, ensure_ascii=False) + "\n"
+    return jsonout.dumps(log, indent=2, ensure_ascii=False) + "\n"
 
 
 def _notification(message: str, file: str | None = None) -> dict[str, Any]:
@@ -136,7 +136,7 @@ def _fingerprint(diag: Diagnostic, sources: Mapping[str, SourceFile], seen: dict
         lines = source.text.split("\n")
         line = lines[diag.span.line - 1].strip() if 0 < diag.span.line <= len(lines) else ""
     key = "\0".join((diag.code, _artifact(diag.span.file)["uri"], " ".join(line.split()), diag.message))
-    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+    digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:32]
     seen[digest] = seen.get(digest, 0) + 1
     return f"{digest}:{seen[digest]}"
 
@@ -175,4 +175,4 @@ def file_uri(file: str) -> str:
     path = PurePath(file)
     if path.is_absolute():
         return Path(file).as_uri()
-    return quote(path.as_posix())
+    return quote(path.as_posix().encode("utf-8", "surrogateescape"))  # a name of any bytes: each one %XX
