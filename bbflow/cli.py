@@ -11,7 +11,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 import click
 
@@ -38,6 +38,17 @@ _NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
 _teardown_free = False
 #: set by the console script (``entry``), whose process ends with the command
 _own_process = False
+
+
+def _terminal(stream: IO[str]) -> bool:
+    """``stream`` is a terminal that reads escape sequences: a TTY whose ``TERM`` is set and not ``dumb`` (as
+    Emacs' shell and compilation buffers set it)."""
+    return stream.isatty() and os.environ.get("TERM", "dumb") != "dumb"
+
+
+def _colour(stream: IO[str]) -> bool:
+    """Colour on ``stream``: on such a terminal, unless ``NO_COLOR`` is set and not empty (https://no-color.org)."""
+    return _terminal(stream) and not os.environ.get("NO_COLOR")
 
 
 def _needs_no_teardown() -> None:
@@ -138,8 +149,7 @@ def check(paths: tuple[str, ...], fmt: str, strict: bool, drivers: bool, no_cach
         from bbflow.build import check_drivers
 
         check_drivers(result)
-    color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
-    out = report(result, fmt, color=color)
+    out = report(result, fmt, color=_colour(sys.stdout))
     click.echo(out.body, nl=False)
     if out.summary:
         click.echo(out.summary, err=True)
@@ -166,7 +176,7 @@ def explain(code: str | None) -> None:
         text = page(code)
     except KeyError:
         raise UsageFailure(f"unknown code {code!r}; known codes: {', '.join(CODES)} (bbflow explain lists them)") from None
-    if sys.stdout.isatty() and os.environ.get("TERM", "dumb") != "dumb":
+    if _terminal(sys.stdout):
         from rich.console import Console
         from rich.markdown import Markdown
 
@@ -270,8 +280,7 @@ def build(paths: tuple[str, ...], out_dir: str, no_cache: bool) -> None:
         raise UsageFailure(str(e)) from e
     shown = CompileResult(sources={d: SourceFile(d, t) for d, t in built.sources.items()},
                           diagnostics=built.diagnostics)
-    color = sys.stderr.isatty() and "NO_COLOR" not in os.environ
-    out = report(shown, "text", color=color)
+    out = report(shown, "text", color=_colour(sys.stderr))
     click.echo(out.body, nl=False, err=True)
     if not built.ok:
         if out.summary:
@@ -406,7 +415,7 @@ def run(project: str, inputs: tuple[str, ...], agents: tuple[str, ...], serve: s
     plane = _control_plane(loaded, program, serve)
     if plane is not None and options.get("virtual_time"):
         raise UsageFailure("--serve needs real time: it cannot be combined with --virtual-time")
-    live = sys.stderr.isatty() and os.environ.get("TERM", "dumb") != "dumb"
+    live = _terminal(sys.stderr)
     with importable(loaded.root):  # the project's drivers and actions, wherever bbflow is run from
         status = run_app(program, loaded, RunOptions(inputs=inputs, agents=agents, **options),  # type: ignore[arg-type]
                          stdin=stdin_source(sys.stdin), stdout=sys.stdout, stderr=sys.stderr, live=live,
@@ -465,7 +474,7 @@ def runs(words: tuple[str, ...], fmt: str, arm: bool, driver: str | None, events
     root = find_project(where)
     if root is None:
         raise UsageFailure(f"{where}: no bbflow.toml here or in any folder above")
-    color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    color = _colour(sys.stdout)
     try:
         project = load_project(root)
         if action == "list":
@@ -521,7 +530,7 @@ def _print_diagnostics(diagnostics: Diagnostics) -> None:
         with contextlib.suppress(OSError, UnicodeDecodeError):
             # as the compiler read it: no byte order mark (utf-8-sig), every newline a \n (read_text's own)
             sources[d.span.file] = SourceFile(d.span.file, Path(d.span.file).read_text(encoding="utf-8-sig"))
-    click.echo(render_text(items, sources, color=sys.stderr.isatty() and "NO_COLOR" not in os.environ),
+    click.echo(render_text(items, sources, color=_colour(sys.stderr)),
                nl=False, err=True)
     errors = sum(d.is_error for d in items)
     click.echo(summary(errors, len(items) - errors, len(sources)), err=True)

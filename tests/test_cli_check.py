@@ -316,3 +316,39 @@ def test_a_file_name_that_is_not_utf8_is_checked_and_reported_in_every_format(tm
     jsonschema.validate(sarif, SCHEMA)
     location = sarif["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]
     assert location["uri"] == "caf%E9.flow"
+
+
+def on_a_terminal(argv: list[str], cwd: Path, **environ: str) -> str:
+    """What ``bbflow ARGV`` prints on standard output when it is a terminal (a pseudo-terminal), with ``environ``."""
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        done = subprocess.run([sys.executable, "-m", "bbflow", *argv], cwd=cwd, stdout=follower,
+                              stderr=subprocess.DEVNULL, env={**os.environ, **environ}, timeout=60)
+        os.close(follower)
+        out = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal's other end is closed: all is read
+                break
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        os.close(leader)
+    assert done.returncode == 1
+    return out.decode()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a pseudo-terminal")
+def test_colour_only_on_a_terminal_that_reads_escapes_and_without_no_color(tmp_path: Path) -> None:
+    """TERM=dumb (Emacs' shell and M-x compile) showed the escape sequences as text; an empty NO_COLOR, which
+    https://no-color.org says is as if unset, turned colour off."""
+    write(tmp_path, "broken.flow", BROKEN)
+    argv = ["check", "--no-cache", "broken.flow"]
+    assert "\x1b[" in on_a_terminal(argv, tmp_path, TERM="xterm", NO_COLOR="")
+    for environ in ({"TERM": "dumb"}, {"TERM": "xterm", "NO_COLOR": "1"}):
+        shown = on_a_terminal(argv, tmp_path, **environ)
+        assert "\x1b" not in shown and "error[BBF" in shown, environ
