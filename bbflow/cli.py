@@ -614,4 +614,10 @@ def lsp(stdio: bool, port: int | None) -> None:
         if (e.name or "").split(".")[0] not in ("pygls", "lsprotocol"):
             raise
         raise UsageFailure("bbflow lsp needs the optional `lsp` extra (pygls): pip install 'bbflow[lsp]'") from None
-    serve(port)
+    try:
+        serve(port)
+    except OSError as e:  # the port taken, or not ours to listen on: before any client came
+        if port is None:
+            raise
+        raise UsageFailure(f"--tcp {port}: cannot listen on 127.0.0.1:{port}: "
+                           f"{os.strerror(e.errno) if e.errno else e}") from None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -139,3 +140,13 @@ def test_output_to_a_full_disk_is_said_in_a_line_and_exits_2(cell: Path, argv: t
         done = bbflow(*argv, cwd=cell, stdout=full)
     assert done.returncode == 2, done.stderr
     assert done.stderr == "Error: cannot write the output: No space left on device\n"
+
+
+def test_lsp_on_a_tcp_port_already_taken_says_so_and_exits_2() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = bbflow("lsp", "--tcp", str(port), stdin=subprocess.DEVNULL)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == f"Error: --tcp {port}: cannot listen on 127.0.0.1:{port}: Address already in use\n"
