@@ -147,3 +147,31 @@ def test_a_signal_while_a_driver_blocks_the_start_stops_before_the_robot_is_arme
     assert code == 130, err
     assert err.splitlines()[-1] == "interrupted before PickAndPlace started"
     assert not [e for e in read_events(events) if e["event"] != "robot.state"]  # never armed, no run
+
+
+def test_a_hangup_rolls_back_and_disarms_as_ctrl_c_does(slow_cell: Path, tmp_path: Path) -> None:
+    """SIGHUP (the ssh session or the terminal gone) killed the process mid-run: nothing rolled back, the robot
+    left armed. It is now an interrupt like Ctrl-C."""
+    events = tmp_path / "events.jsonl"
+    proc = start(slow_cell, events, "--reactor", "PickAndPlace", *PICK_INPUTS)
+    wait_for(proc, events, "step.ok", "approach")
+    proc.send_signal(signal.SIGHUP)
+    code, err = finish(proc)
+    assert code == 130, err
+    got = read_events(events)
+    assert steps(got, "undo.ok") == ["approach"] and got[-1]["to"] == "disarmed"
+    assert err.splitlines()[-1].startswith("interrupted: PickAndPlace rolled back")
+
+
+def test_a_hangup_nohup_ignores_is_still_ignored(slow_cell: Path, tmp_path: Path) -> None:
+    """``nohup bbflow run ...``: the caller asked to survive the hangup, and the run goes on to its end."""
+    events = tmp_path / "events.jsonl"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bbflow", "run", str(slow_cell), "--events", str(events), "--reactor", "PickAndPlace",
+         *PICK_INPUTS], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    wait_for(proc, events, "step.ok", "approach")
+    proc.send_signal(signal.SIGHUP)
+    code, err = finish(proc)
+    assert code == 0, err
+    assert [e["event"] for e in read_events(events) if e["event"].startswith("run.")] == ["run.start", "run.ok"]

@@ -15,7 +15,7 @@ returns the exit status:
        stop: every robot disarmed), or a driver failed to disarm at shutdown
 4      the run failed and was rolled back, but an undo failed: the robot may not
        be in a safe state (also after an interrupt)
-130    interrupted (SIGINT or SIGTERM): runs rolled back while armed
+130    interrupted (SIGINT, SIGTERM or SIGHUP): runs rolled back while armed
 =====  ============================================================
 
 A ``Session`` starts the robots' drivers, arms them as planned, then either
@@ -680,11 +680,12 @@ async def _serve(plan: RunPlan, writer: JsonLinesWriter | None, stdin: int | IO[
 
     def note(text: str) -> None:
         text = printable(text)
-        if console is not None:
-            console.print(text, markup=False)
-        else:
-            stderr.write(text + "\n")
-            stderr.flush()
+        with contextlib.suppress(OSError):  # a terminal gone (EIO after a hangup) stops no interrupt, no rollback
+            if console is not None:
+                console.print(text, markup=False)
+            else:
+                stderr.write(text + "\n")
+                stderr.flush()
 
     session = Session(
         plan, observer=fanout(writer, log, attachment), board=board, note=note,
@@ -692,7 +693,7 @@ async def _serve(plan: RunPlan, writer: JsonLinesWriter | None, stdin: int | IO[
         journal=journal,
     )
     installed = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in _interrupting():
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, session.interrupt)
             signal.signal(sig, session.signalled_now)  # in place of asyncio's, which does nothing
@@ -710,10 +711,20 @@ async def _serve(plan: RunPlan, writer: JsonLinesWriter | None, stdin: int | IO[
             await attachment.stop()
         if view is not None:
             view.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, OSError):  # OSError: the terminal is gone
                 await view
         for sig in installed:
             loop.remove_signal_handler(sig)
+
+
+def _interrupting() -> list[signal.Signals]:
+    """The signals that interrupt a session as Ctrl-C does: SIGTERM (a service manager's stop), and SIGHUP (the
+    terminal or the ssh session gone) unless the caller ignores it (``nohup``)."""
+    found = [signal.SIGINT, signal.SIGTERM]
+    hangup: signal.Signals | None = getattr(signal, "SIGHUP", None)  # POSIX only
+    if hangup is not None and signal.getsignal(hangup) is not signal.SIG_IGN:
+        found.append(hangup)
+    return found
 
 
 def _dropped(counts: dict[str, int]) -> str:
