@@ -458,7 +458,7 @@ def runs(words: tuple[str, ...], fmt: str, arm: bool, driver: str | None, events
 
     ID may be the start of a run's id (of one run only, in all the journals). Exit status: 0, 1 a
     recovered run had undo errors or stays held, 2 usage error or a journal missing or unusable, 130 a
-    recover interrupted (Ctrl-C or SIGTERM).
+    recover interrupted (Ctrl-C, SIGTERM or SIGHUP).
     """
     from bbflow.project import ProjectError, find_project, importable, load_project
     from bbflow.runtime.journal import JournalError
@@ -506,16 +506,20 @@ def runs(words: tuple[str, ...], fmt: str, arm: bool, driver: str | None, events
 
 @contextlib.contextmanager
 def _terminate_as_interrupt() -> Iterator[None]:
-    """While inside, SIGTERM (a service manager's stop, ``timeout``) is a Ctrl-C: the work in flight is
-    cancelled and the robot disarmed, not the process killed with the robot armed."""
+    """While inside, SIGTERM (a service manager's stop, ``timeout``) and SIGHUP (the terminal or the ssh session
+    gone; unless ignored, as ``nohup`` does) are a Ctrl-C: the work in flight is cancelled and the robot
+    disarmed, not the process killed with the robot armed."""
     if threading.current_thread() is not threading.main_thread():  # signals are for the main thread only
         yield
         return
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: signal.raise_signal(signal.SIGINT))
+    hangup: signal.Signals | None = getattr(signal, "SIGHUP", None)  # POSIX only
+    taken = [sig for sig in (signal.SIGTERM, hangup) if sig is not None and signal.getsignal(sig) is not signal.SIG_IGN]
+    previous = {sig: signal.signal(sig, lambda signum, frame: signal.raise_signal(signal.SIGINT)) for sig in taken}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _print_diagnostics(diagnostics: Diagnostics) -> None:

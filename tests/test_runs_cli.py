@@ -111,9 +111,9 @@ def test_recover_rolls_a_run_back_on_the_simulated_robot(project: Path) -> None:
     assert again.exit_code == 2 and "nothing to recover" in again.stderr
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_a_recover_interrupted_says_so_and_the_next_one_goes_on_from_there(project: Path, sig: signal.Signals) -> None:
-    """Ctrl-C (or SIGTERM, which used to kill the process at once, its robot armed) while an undo moves: exit 130
+    """Ctrl-C (or SIGTERM or SIGHUP, which used to kill the process at once, its robot armed) while an undo moves: exit 130
     and a word of what is left, not click's bare "Aborted!"; meanwhile `bbflow runs` shows the held run being
     recovered, and a second recover or a `bbflow run` is told what holds the robot."""
     toml = project / "bbflow.toml"
