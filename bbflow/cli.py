@@ -114,10 +114,22 @@ def _open_standard_streams() -> None:
         setattr(sys, name, open(fd, "r" if fd == 0 else "w", encoding="utf-8", closefd=False))  # noqa: SIM115
 
 
+#: the commands that read no file relative to the current folder
+_NO_FOLDER = frozenset({"explain", "schema", "lsp"})
+
+
 @click.group()
 @click.version_option(__version__, prog_name="bbflow")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """bbflow: checked robot behaviour — reactors and agents in .flow files."""
+    if ctx.invoked_subcommand in _NO_FOLDER:
+        return
+    try:
+        os.getcwd()
+    except FileNotFoundError:  # every relative path, and every path shown relative, would fail with a traceback
+        raise UsageFailure("the current folder no longer exists (removed or moved meanwhile): cd to one that "
+                           "does") from None
 
 
 @main.command()

@@ -34,8 +34,9 @@ def closing(*fds: int) -> Callable[[], None]:
 def bbflow(*argv: str, closed: tuple[int, ...] = (), **kwargs: object) -> subprocess.CompletedProcess[str]:
     kwargs.setdefault("stdout", subprocess.PIPE)
     kwargs.setdefault("stderr", subprocess.PIPE)
+    kwargs.setdefault("preexec_fn", closing(*closed) if closed else None)
     return subprocess.run([sys.executable, "-m", "bbflow", *argv], text=True, timeout=PATIENCE,  # type: ignore[call-overload]
-                          preexec_fn=closing(*closed) if closed else None, **kwargs)
+                          **kwargs)
 
 
 def test_agents_with_standard_input_closed_end_as_with_an_empty_one(cell: Path, tmp_path: Path) -> None:
@@ -150,3 +151,14 @@ def test_lsp_on_a_tcp_port_already_taken_says_so_and_exits_2() -> None:
         done = bbflow("lsp", "--tcp", str(port), stdin=subprocess.DEVNULL)
     assert done.returncode == 2, done.stderr
     assert done.stderr == f"Error: --tcp {port}: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+
+
+@pytest.mark.parametrize("argv", [("check",), ("run", "--until-idle"), ("runs",), ("fmt",)])
+def test_a_current_folder_removed_meanwhile_is_said_not_a_traceback(tmp_path: Path, argv: tuple[str, ...]) -> None:
+    """A shell still in a folder another terminal (or a `git checkout`) removed."""
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    done = bbflow(*argv, cwd=gone, stdin=subprocess.DEVNULL, preexec_fn=gone.rmdir)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == "Error: the current folder no longer exists (removed or moved meanwhile): cd to one " \
+                          "that does\n"
