@@ -162,3 +162,17 @@ def test_a_current_folder_removed_meanwhile_is_said_not_a_traceback(tmp_path: Pa
     assert done.returncode == 2, done.stderr
     assert done.stderr == "Error: the current folder no longer exists (removed or moved meanwhile): cd to one " \
                           "that does\n"
+
+
+def test_an_event_log_on_the_file_standard_input_reads_is_refused_before_it_is_emptied(cell: Path,
+                                                                                       tmp_path: Path) -> None:
+    """``--events signals.jsonl < signals.jsonl``: opening the log emptied the signals before they were read (the
+    run took none, and the file was lost). Refused, nothing moved, the file as it was."""
+    signals = tmp_path / "signals.jsonl"
+    signals.write_text(REQUEST + "\n")
+    with open(signals) as stdin:
+        done = bbflow("run", str(cell), "--until-idle", "--no-journal", "--events", str(signals), stdin=stdin)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == f"error: --events {signals}: standard input reads that file: writing the event log " \
+                          "would empty it before it is read\n"
+    assert signals.read_text() == REQUEST + "\n"

@@ -42,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import os
 import signal
 from collections.abc import AsyncIterable, Callable, Iterator
 from typing import IO, Any, Protocol
@@ -641,6 +642,10 @@ def run_app(
         if options.events == "-":
             writer = JsonLinesWriter(stdout, failed=lost)
         elif options.events is not None:
+            if _same_file(options.events, stdin):
+                stderr.write(f"error: --events {options.events}: standard input reads that file: writing the event "
+                             "log would empty it before it is read\n")
+                return Status.USAGE
             try:
                 writer = JsonLinesWriter(options.events, failed=lost)
             except OSError as exc:
@@ -660,6 +665,14 @@ def run_app(
             _say(stderr, f"error: standard output: cannot write the result ({exc.strerror or exc})")
     _say(stderr, printable(outcome.summary, newline=False))
     return outcome.status  # the run's, whether or not its output could be written
+
+
+def _same_file(path: str, stdin: int | IO[str]) -> bool:
+    """``path`` is the file standard input reads (``--events signals.jsonl < signals.jsonl``)."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # no such file yet, or input without a descriptor
+        fd = stdin if isinstance(stdin, int) else stdin.fileno()
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    return False
 
 
 def _say(stream: IO[str], line: str) -> None:
