@@ -18,6 +18,8 @@ import click
 from bbflow import __version__
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from bbflow.compiler import Diagnostics
     from bbflow.project import Project
     from bbflow.runtime.model import Program
@@ -263,12 +265,37 @@ def fmt(paths: tuple[str, ...], check_only: bool, show_diff: bool) -> None:
         elif check_only:
             click.echo(f"would reformat {path}", err=True)
         else:
-            path.write_text(out, encoding="utf-8")
+            try:
+                _rewrite(path, out)
+            except OSError as e:
+                click.echo(f"error: {path}: cannot write: {e.strerror or e}", err=True)
+                failed += 1
+                changed -= 1
+                continue
             click.echo(f"reformatted {path}", err=True)
     verb = "would be reformatted" if check_only or show_diff else "reformatted"
     click.echo(f"{changed} file{'s' * (changed != 1)} {verb}, {len(files) - changed - failed} unchanged"
                + (f", {failed} not formatted" if failed else ""), err=True)
     sys.exit(2 if failed else 1 if changed and (check_only or show_diff) else 0)
+
+
+def _rewrite(path: Path, text: str) -> None:
+    """Replace the text of ``path`` (of its target, for a symbolic link) whole or not at all, keeping its mode: a
+    full disk or a Ctrl-C midway leaves the old text, where writing in place had cut it short."""
+    import stat
+    import tempfile
+
+    target = path.resolve()
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, stat.S_IMODE(target.stat().st_mode))
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 @main.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -168,3 +169,30 @@ def respaced(draw: st.DrawFn) -> str:
 @given(respaced())
 def test_respaced_real_programs_format_idempotently_to_the_same_tree(text: str) -> None:
     _assert_formats(text)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a file size limit (RLIMIT_FSIZE)")
+def test_a_file_that_cannot_be_written_whole_is_left_as_it_was(tmp_path: Path) -> None:
+    """A full disk (here: a file size limit under the formatted size): the file was truncated, then written in
+    part, and the rest of the source was lost. The new text replaces the old whole or not at all; the file is
+    reported not formatted (exit 2), and a file written whole is still formatted."""
+    import resource
+    import signal
+    import subprocess
+
+    messy = "".join(f"signal s{i}.x:{{a:int}}\n" for i in range(200))  # longer once formatted
+    limit = len(messy.encode()) + 16
+    (tmp_path / "big.flow").write_text(messy)
+    (tmp_path / "small.flow").write_text("type A  =  int\n")
+
+    def small_files() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG) instead
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    done = subprocess.run([sys.executable, "-m", "bbflow", "fmt", str(tmp_path)], capture_output=True, text=True,
+                          preexec_fn=small_files, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert (tmp_path / "big.flow").read_text() == messy
+    assert f"error: {tmp_path / 'big.flow'}: cannot write: File too large" in done.stderr
+    assert (tmp_path / "small.flow").read_text() == "type A = int\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.flow", "small.flow"]  # no temporary file left
