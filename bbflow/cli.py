@@ -76,9 +76,12 @@ def entry() -> None:
         except OSError as e:  # output to a full disk: said in a line, not a traceback
             if e.errno not in _NO_ROOM:
                 raise
-            _discard_standard_output()
-            print(f"Error: cannot write{f' {e.filename}' if e.filename else ' the output'}: {e.strerror}",
-                  file=sys.stderr)
+            _discard(sys.stdout)
+            try:
+                print(f"Error: cannot write{f' {e.filename}' if e.filename else ' the output'}: {e.strerror}",
+                      file=sys.stderr)
+            except OSError:  # standard error is on the full disk too: the status says it
+                _discard(sys.stderr)
             sys.exit(2)
     except SystemExit as e:
         if not _teardown_free:
@@ -94,11 +97,11 @@ def entry() -> None:
         os._exit(code)
 
 
-def _discard_standard_output() -> None:
-    """Standard output on the null device from now on: what is left in its buffer is not written again, and
-    fails again, when the interpreter ends."""
+def _discard(stream: IO[str]) -> None:
+    """``stream`` (standard output or error) on the null device from now on: what is left in its buffer is not
+    written again, and fails again, when the interpreter ends."""
     null = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(null, sys.stdout.fileno())
+    os.dup2(null, stream.fileno())
     os.close(null)
 
 

@@ -176,3 +176,10 @@ def test_an_event_log_on_the_file_standard_input_reads_is_refused_before_it_is_e
     assert done.stderr == f"error: --events {signals}: standard input reads that file: writing the event log " \
                           "would empty it before it is read\n"
     assert signals.read_text() == REQUEST + "\n"
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_summary_to_a_full_disk_exits_2_not_1_as_if_errors_were_found(cell: Path) -> None:
+    with open("/dev/full", "w") as full:
+        done = bbflow("check", str(cell), stderr=full)
+    assert done.returncode == 2
