@@ -123,7 +123,20 @@ def _open_standard_streams() -> None:
 _NO_FOLDER = frozenset({"explain", "schema", "lsp"})
 
 
-@click.group()
+class _Commands(click.Group):
+    """The command group. Ctrl-C in a command that does not stop on its own (check, fmt, drill, ...) ends it with
+    status 130 (128 + SIGINT, as shells and CI runners read it, and as ``bbflow run`` does), not click's
+    "Aborted!" and 1, the status of a check that found errors."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            click.echo("\ninterrupted", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=_Commands)
 @click.version_option(__version__, prog_name="bbflow")
 @click.pass_context
 def main(ctx: click.Context) -> None:

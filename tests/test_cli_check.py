@@ -352,3 +352,15 @@ def test_colour_only_on_a_terminal_that_reads_escapes_and_without_no_color(tmp_p
     for environ in ({"TERM": "dumb"}, {"TERM": "xterm", "NO_COLOR": "1"}):
         shown = on_a_terminal(argv, tmp_path, **environ)
         assert "\x1b" not in shown and "error[BBF" in shown, environ
+
+
+def test_ctrl_c_during_a_check_exits_130_not_1(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A check interrupted said click's "Aborted!" and exited 1, the status of a check that found errors."""
+    import bbflow.compiler
+
+    def interrupted(*args: object, **kw: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bbflow.compiler, "compile_paths", interrupted)
+    result = CliRunner().invoke(main, ["check", str(EXAMPLE)])
+    assert result.exit_code == 130 and "interrupted" in result.stderr and "Aborted" not in result.output
