@@ -378,9 +378,10 @@ class RobotProxy:
     def _check_not_own_caller(self, cmd: model.Command) -> None:
         """Refuse a command the driver calls from inside its own commands when they hold every slot of its
         category: it would wait for its own caller for ever (or fail as a timeout that says nothing of why)."""
-        if cmd.category is None:
+        inside = _INSIDE.get()
+        if not inside or cmd.category is None:  # (every command comes here: most from outside any command)
             return
-        holding = [name for proxy, category, name, task in _INSIDE.get()
+        holding = [name for proxy, category, name, task in inside
                    if proxy is self and category == cmd.category and not task.done()]  # (a task it left behind)
         limit = self.spec.limit(cmd.category)
         if len(holding) >= limit:
