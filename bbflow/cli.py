@@ -564,11 +564,12 @@ def _terminate_as_interrupt() -> Iterator[None]:
     """While inside, SIGTERM (a service manager's stop, ``timeout``) and SIGHUP (the terminal or the ssh session
     gone; unless ignored, as ``nohup`` does) are a Ctrl-C: the work in flight is cancelled and the robot
     disarmed, not the process killed with the robot armed."""
+    from bbflow.runtime.app import interrupting_signals
+
     if threading.current_thread() is not threading.main_thread():  # signals are for the main thread only
         yield
         return
-    hangup: signal.Signals | None = getattr(signal, "SIGHUP", None)  # POSIX only
-    taken = [sig for sig in (signal.SIGTERM, hangup) if sig is not None and signal.getsignal(sig) is not signal.SIG_IGN]
+    taken = [sig for sig in interrupting_signals() if sig != signal.SIGINT]
     previous = {sig: signal.signal(sig, lambda signum, frame: signal.raise_signal(signal.SIGINT)) for sig in taken}
     try:
         yield

@@ -85,7 +85,7 @@ from bbflow.runtime.supervisor import Child, GaveUp, Strategy, Supervisor, descr
 from bbflow.runtime.tasks import Tasks
 from bbflow.terminal import printable
 
-__all__ = ["Attachment", "Outcome", "Session", "Status", "run_app"]
+__all__ = ["Attachment", "Outcome", "Session", "Status", "interrupting_signals", "run_app"]
 
 
 class Status(enum.IntEnum):
@@ -706,7 +706,7 @@ async def _serve(plan: RunPlan, writer: JsonLinesWriter | None, stdin: int | IO[
         journal=journal,
     )
     installed = []
-    for sig in _interrupting():
+    for sig in interrupting_signals():
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, session.interrupt)
             signal.signal(sig, session.signalled_now)  # in place of asyncio's, which does nothing
@@ -730,7 +730,7 @@ async def _serve(plan: RunPlan, writer: JsonLinesWriter | None, stdin: int | IO[
             loop.remove_signal_handler(sig)
 
 
-def _interrupting() -> list[signal.Signals]:
+def interrupting_signals() -> list[signal.Signals]:
     """The signals that interrupt a session as Ctrl-C does: SIGTERM (a service manager's stop), and SIGHUP (the
     terminal or the ssh session gone) unless the caller ignores it (``nohup``)."""
     found = [signal.SIGINT, signal.SIGTERM]
