@@ -37,7 +37,9 @@ Besides: **start-up**, ``bbflow check`` of a one-line file against
 ``python -c "import lark, attrs, click"`` (rounds interleaved), and the
 **scaling** of the route checks: one agent of R routes over R signals, and M
 modules of R routes each, each size twice the previous one (a linear check
-takes about twice the time). Rows named ``target: ...`` state the project's
+takes about twice the time), and of **one long expression** (a sum, refused
+for its depth, and a list that checks clean) of 2,000, 8,000 and 32,000
+terms (linear: about 4 per step). Rows named ``target: ...`` state the project's
 speed targets, each with its limit and whether this run met it.
 """
 
@@ -301,9 +303,40 @@ def scaling_figures(root: Path, routes: Sequence[int], modules: Sequence[int], m
     return out
 
 
+#: one expression of many terms: (what it is, the reactor's result type, the expression of n terms, its codes)
+LONG_EXPRESSIONS = (("a sum `1 + 1 + ...` (refused: BBF003)", "int", lambda n: " + ".join(["1"] * n), ["BBF003"]),
+                    ("a list `[1, 1, ...]`", "list[int]", lambda n: "[" + ", ".join(["1"] * n) + "]", []))
+
+
+def expression_figures(root: Path, terms: Sequence[int], rounds: int) -> list[Figure]:
+    """``check`` of one expression of growing numbers of terms: seconds, and the ratio to the previous size."""
+    out: list[Figure] = []
+    for label, result_type, expression, codes in LONG_EXPRESSIONS:
+        previous: tuple[int, list[float]] | None = None
+        for n in terms:
+            path = root / "long_expression.flow"
+            path.write_text(f"reactor R() -> {result_type} {{\n    return {expression(n)}\n}}\n", encoding="utf-8")
+
+            def run(path: Path = path) -> None:
+                found = [d.code for d in compile_paths([path]).diagnostics.items]
+                assert found == codes, f"{path}: {found}, expected {codes}"
+
+            run()
+            times = compare({"check": sync_timer(run)}, repeat=rounds, warmup=0)
+            against = ()
+            if previous is not None:
+                growth = Stats.of([a / b for a, b in zip(times["check"], previous[1])])
+                against = ((f"{previous[0]:,} terms (linear: {n / previous[0]:g})", growth),)
+            out.append(Figure(SECTION, f"one expression: {label}, {n:,} terms", "s", Stats.of(times["check"]),
+                              against))
+            previous = (n, times["check"])
+    return out
+
+
 def figures(runs: Mapping[int, int], cache_sizes: Iterable[int] = (), *, workdir: Path | None = None,
             log: Callable[[str], None] = print, startup_rounds: int = 5, routes: Sequence[int] = (1_000, 2_000, 4_000),
-            modules: Sequence[int] = (25, 50, 100), module_routes: int = 40) -> list[Figure]:
+            modules: Sequence[int] = (25, 50, 100), module_routes: int = 40,
+            terms: Sequence[int] = (2_000, 8_000, 32_000)) -> list[Figure]:
     """Every compiler figure: ``runs`` maps each project size (lines) to its number of rounds."""
     out: list[Figure] = []
     cache_sizes = set(cache_sizes)
@@ -335,6 +368,8 @@ def figures(runs: Mapping[int, int], cache_sizes: Iterable[int] = (), *, workdir
         out.extend(_growth_figures(cold, warm_rate))
         log("  compiler: scaling of the route checks")
         out.extend(scaling_figures(root, routes, modules, module_routes, min(3, max(runs.values(), default=1))))
+        log("  compiler: scaling of one long expression")
+        out.extend(expression_figures(root, terms, min(3, max(runs.values(), default=1))))
     return out
 
 

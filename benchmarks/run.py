@@ -101,7 +101,8 @@ def settings(quick: bool) -> dict[str, Any]:
     if quick:
         return {
             "compiler": {"sizes": (1_000, 10_000), "repeat": 3, "big": 50_000, "big_repeat": 1, "cache": (1_000,),
-                         "startup": 5, "routes": (500, 1_000, 2_000), "modules": (25, 50, 100), "module_routes": 20},
+                         "startup": 5, "routes": (500, 1_000, 2_000), "modules": (25, 50, 100), "module_routes": 20,
+                         "terms": (2_000, 8_000, 32_000)},
             "executor": {"steps": 1_000, "repeat": 7},
             "memory": {"runs": 1_000, "steps": 10, "repeat": 2},
             "router": {"routes": (10, 1_000, 10_000), "seconds": 0.05, "repeat": 3},
@@ -118,7 +119,7 @@ def settings(quick: bool) -> dict[str, Any]:
     return {
         "compiler": {"sizes": (1_000, 10_000, 100_000), "repeat": 5, "big": 50_000, "big_repeat": 1,
                      "cache": (1_000, 10_000), "startup": 11, "routes": (1_000, 2_000, 4_000),
-                     "modules": (25, 50, 100), "module_routes": 40},
+                     "modules": (25, 50, 100), "module_routes": 40, "terms": (2_000, 8_000, 32_000)},
         "executor": {"steps": 1_000, "repeat": 21},
         "memory": {"runs": 1_000, "steps": 10, "repeat": 5},
         "router": {"routes": (10, 1_000, 10_000), "seconds": 0.2, "repeat": 7},
@@ -468,7 +469,7 @@ def run(quick: bool, only: Sequence[str] = SECTIONS, log: Callable[[str], None] 
             figures += bench_compiler.figures({n: (c["big_repeat"] if n >= c["big"] else c["repeat"])
                                                for n in c["sizes"]}, c["cache"], log=log, startup_rounds=c["startup"],
                                               routes=c["routes"], modules=c["modules"],
-                                              module_routes=c["module_routes"])
+                                              module_routes=c["module_routes"], terms=c["terms"])
         elif section == "executor":
             figures += executor_figures(c["steps"], c["repeat"])
         elif section == "memory":

@@ -20,7 +20,7 @@ from bbflow.compiler.pipeline import compile_paths  # noqa: E402
 
 TINY = {
     "compiler": {"sizes": (300,), "repeat": 1, "big": 10_000, "big_repeat": 1, "cache": (300,), "startup": 1,
-                 "routes": (10, 20), "modules": (2, 4), "module_routes": 5},
+                 "routes": (10, 20), "modules": (2, 4), "module_routes": 5, "terms": (100, 400)},
     "executor": {"steps": 12, "repeat": 2},
     "memory": {"runs": 6, "steps": 4, "repeat": 1},
     "router": {"routes": (10, 50), "seconds": 0.001, "repeat": 2},

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from flow_strategies import GENERATED, PROGRAMS, SAMPLE
 from hypothesis import HealthCheck, given, settings
+from lark import Token
 
 from bbflow.compiler import ast
 from bbflow.compiler.diagnostics.core import Diagnostics
@@ -23,7 +24,7 @@ from bbflow.compiler.source import SourceFile
 from bbflow.compiler.syntax.build_ast import build_module
 from bbflow.compiler.syntax.parser import flow_parser, parse_text
 from bbflow.compiler.syntax.recovery import SyntaxDriver
-from bbflow.compiler.syntax.reductions import parse_clean
+from bbflow.compiler.syntax.reductions import _callbacks, _Node, _shapes, parse_clean
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -125,3 +126,18 @@ def test_brackets_around_an_expression_belong_to_the_span_of_what_holds_it() -> 
     assert same_by_both_paths(text)
     let = parse_text(text)[0].decls[0].body.stmts[0]
     assert (let.span.column, let.span.end_column) == (5, 20)  # to the closing bracket
+
+
+def test_a_long_sum_extends_one_list_instead_of_copying_it_term_by_term() -> None:
+    """`1 + 1 + ...` reduces lark's left-recursive `__sum_star: __sum_star PLUS product` once per term; each
+    reduction must extend the terms gathered so far, not copy them, or a sum of n terms costs n**2 (32,000
+    terms took 7 s to be refused)."""
+    parser = flow_parser()
+    _, callbacks = _callbacks(parser)
+    index = next(i for i, (rule, *_) in enumerate(_shapes(parser))
+                 if rule.origin.name.startswith("__sum_star") and len(rule.expansion) == 3)
+    gathered = _Node()
+    gathered.value = terms = ["1", "+", "1"]
+    reduced = callbacks[index]([gathered, Token("PLUS", "+", line=1, column=9, end_line=1, end_column=10), "1"])
+    assert reduced.value is terms
+    assert terms == ["1", "+", "1", "+", "1"]

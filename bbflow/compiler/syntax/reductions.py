@@ -169,7 +169,9 @@ def _reduction(shape: _Shape, method: _Method | None, binding: _Binding) -> Call
             for i, splice, nones in include:
                 if nones:
                     kept += [None] * nones
-                if splice:
+                if splice and not kept:  # a left-recursive `_rule` (`a (op a)*`): extend its list, not a copy
+                    kept = children[i].value
+                elif splice:
                     kept += children[i].value
                 else:
                     kept.append(children[i])
