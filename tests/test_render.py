@@ -305,3 +305,19 @@ def test_a_line_too_wide_is_shown_around_its_mark_with_the_caret_under_it(where:
     assert cell_len(shown) <= 4 + 120 and (shown.startswith("1 | ...") == (where != "start"))
     assert shown.endswith("...") == (where != "end")
     assert cell_len(under[: under.index("^")]) == cell_len(shown[: shown.index("nope")])
+
+
+def test_a_long_path_in_a_message_is_never_shortened(tmp_path: Path) -> None:
+    """Shortening enormous names cut the paths of BBF105 in the middle too: the files could not be opened."""
+    from bbflow.compiler.pipeline import compile_paths
+
+    folder = tmp_path / "My Robot Cells" / ("station_with_two_grippers_and_a_camera_" * 3)  # a blank, and long
+    (folder / "a.b").mkdir(parents=True)
+    (folder / "a.b" / "c.flow").write_text("signal a.b\n")
+    (folder / "a.b.c.flow").write_text("signal c.d\n")
+    [twin] = [d for d in compile_paths([folder]).diagnostics.items if d.code == "BBF105"]
+    assert twin.message == f"`{folder / 'a.b.c.flow'}` and `{folder / 'a.b' / 'c.flow'}` are both module `a.b.c`"
+    # a path the diagnostic does not point at is kept whole too; an enormous name or string is still cut
+    name, text, path = "n" * 100, '"' + "s/" * 50 + '"', str(folder / "x.flow")
+    diag = Diagnostic("BBF101", Severity.ERROR, f"`{name}` {text} {path}", Span(FILE, 1, 1, 1, 2), help=path)
+    assert diag.message == f"`{'n' * 37}...{'n' * 37}` {text[:38]}...{text[-38:]} {path}" and diag.help == path

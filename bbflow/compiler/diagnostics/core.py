@@ -8,6 +8,7 @@ A pass never raises for a user's mistake; it appends a ``Diagnostic`` to the
 from __future__ import annotations
 
 import enum
+import os
 import re
 from collections.abc import Iterable, Iterator
 
@@ -19,23 +20,29 @@ from bbflow.compiler.source import Span
 LONGEST_WORD = 80
 _LONG_WORD = re.compile(rf"\S{{{LONGEST_WORD + 1},}}")
 _KEPT = (LONGEST_WORD - 3) // 2  # characters kept at each end (with "..." between, the result is not long)
+_SEPARATORS = frozenset({"/", os.sep})
 
 
-def shortened(text: str) -> str:
+def shortened(text: str, paths: Iterable[str] = ()) -> str:
     """``text`` with each enormous word cut in its middle (```aaaa...aaaa```, the quotes kept): a name
     or a literal of thousands of characters is reported by its ends, in every format (the span says
-    where it is in full). Shortening a shortened text changes nothing."""
+    where it is in full). A path is never cut, so that the file a message names can be opened: a word
+    with a path separator that is not a string literal, and each of ``paths`` (the diagnostic's own
+    files, which may hold blanks). Shortening a shortened text changes nothing."""
     if len(text) <= LONGEST_WORD:
         return text
-    return _LONG_WORD.sub(lambda m: f"{m[0][:_KEPT]}...{m[0][-_KEPT:]}", text)
+    kept = sorted((p for p in set(paths) if len(p) > LONGEST_WORD and p in text), key=len, reverse=True)
+    if kept:
+        parts = re.split(f"({'|'.join(map(re.escape, kept))})", text)
+        return "".join(part if i % 2 else shortened(part) for i, part in enumerate(parts))
+    return _LONG_WORD.sub(_shortened_word, text)
 
 
-def _shortened_all(texts: Iterable[str]) -> tuple[str, ...]:
-    return tuple(shortened(t) for t in texts)
-
-
-def _shortened_help(text: str | None) -> str | None:
-    return None if text is None else shortened(text)
+def _shortened_word(m: re.Match[str]) -> str:
+    word = m[0]
+    if any(sep in word for sep in _SEPARATORS) and not word.lstrip("`'([").startswith('"'):
+        return word  # a path
+    return f"{word[:_KEPT]}...{word[-_KEPT:]}"
 
 
 class Severity(str, enum.Enum):
@@ -67,15 +74,22 @@ class Label:
 
 @attrs.frozen(slots=True)
 class Diagnostic:
-    """What a pass found and where; every text of it is ``shortened``."""
+    """What a pass found and where; every text of it is ``shortened`` (the files it points at kept whole)."""
 
     code: str  # "BBF201"
     severity: Severity
-    message: str = attrs.field(converter=shortened)
+    message: str
     span: Span
     labels: tuple[Label, ...] = ()
-    notes: tuple[str, ...] = attrs.field(default=(), converter=_shortened_all)
-    help: str | None = attrs.field(default=None, converter=_shortened_help)
+    notes: tuple[str, ...] = ()
+    help: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        files = {self.span.file, *(label.span.file for label in self.labels)}
+        object.__setattr__(self, "message", shortened(self.message, files))
+        object.__setattr__(self, "notes", tuple(shortened(note, files) for note in self.notes))
+        if self.help is not None:
+            object.__setattr__(self, "help", shortened(self.help, files))
 
     @property
     def is_error(self) -> bool:
