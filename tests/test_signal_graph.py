@@ -147,6 +147,21 @@ def test_an_instance_gets_its_own_robots_signals(tmp_path: Path) -> None:
     assert f'{by["robot a: Arm"]} -> {by["Worker on b"]} [label="robot.event.bumped"];' not in edges
 
 
+def test_an_agents_emit_reaches_a_coordinators_pattern_route_for_the_programs_own_robot_signals(
+        tmp_path: Path) -> None:
+    """A coordinator's `on robot.task.*` matched none of the program's `robot.task.*` signals (taken for the
+    robot's own): the route was a node of its own, and no edge went from the arms' emits to the coordinator."""
+    flow = FLEET.replace("signal task.done: {at: Pose}", "signal robot.task.done: {at: Pose}").replace(
+        "emit task.done", "emit robot.task.done").replace("on task.done as d", "on robot.task.* as d")
+    by, edges = _two_arms_graph(tmp_path, flow)
+    assert "robot.task.*" not in by
+    assert f'{by["robot.task.done"]} -> {by["Dispatcher"]};' in edges
+    for arm in ("a", "b"):
+        assert f'{by[f"Worker on {arm}"]} -> {by["robot.task.done"]} [label="emit"];' in edges
+    code, out = graph("Dispatcher", str(tmp_path))
+    assert code == 0 and '(["robot.task.*"])' not in out and '(["robot.task.done"])' in out
+
+
 def test_dot_clusters_are_entered_with_lhead_in_one_font_and_cases_show_their_values(fleet: Path) -> None:
     code, out = graph("Go", str(fleet), "--format", "dot")
     assert code == 0, out

@@ -201,12 +201,13 @@ def _route_label(route: ast.RouteDecl) -> str:
 
 
 def _matched(facts: Facts, pattern_text: str, robot: str | None) -> list[str]:
-    """The signals a route pattern matches: declared ones, and for an agent on a robot its robot's
-    standard signals and events (the pattern itself when it matches none)."""
+    """The signals a route pattern matches: declared ones (a program's own `robot.task.done` too), and for an
+    agent on a robot its robot's standard signals and events (the pattern itself when it matches none)."""
     pattern = compile_pattern(pattern_text)
     if not isinstance(pattern, Pattern):
         return [pattern_text]
-    candidates = [s for s in facts.signals if robot is not None or not s.startswith(_ROBOT_SIGNALS)]
+    from_robot = _robot_signals(facts) if robot is None else set()
+    candidates = [s for s in facts.signals if s not in from_robot]
     decl = facts.decls.get(robot) if robot is not None else None
     if isinstance(decl, ast.RobotDecl):
         candidates += [f"robot.event.{e.name.name}" for e in decl.events]
