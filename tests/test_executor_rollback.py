@@ -169,6 +169,46 @@ def test_a_parent_failure_cancels_a_running_child_which_rolls_itself_back():
     assert "sub" not in result.completed
 
 
+def test_a_composed_step_that_times_out_cuts_its_child_short_with_code_timeout():
+    """The child of a composed step whose timeout expired said ``cancelled`` (its cut-short step and its
+    run.failed) while the parent's step said ``timeout``."""
+    parent = reactor(op("a"), compose("sub", "a", timeout=1.5))
+    robot = ops().cue("op", match={"tag": "c2"}, delay=10.0)
+    result, rec = run(parent, robot, prog=program(parent, child(), robot=ops_spec()))
+    assert (result.error.code, result.error.message) == ("timeout", "sub timed out after 1.5s")
+    errors = [(e["event"], e["reactor"], e["step"], e["error"]["code"], e["error"]["message"])
+              for e in rec.events if e["event"] in ("step.error", "run.failed")]
+    assert errors == [("step.error", "Child", "c2", "timeout", "c2 was cancelled: sub timed out after 1.5s"),
+                      ("run.failed", "Child", None, "timeout", "Child was cancelled: sub timed out after 1.5s"),
+                      ("step.error", "R", "sub", "timeout", "sub timed out after 1.5s"),
+                      ("run.failed", "R", None, "timeout", "sub timed out after 1.5s")]
+    assert robot.tags("undo") == ["c1", "a"]
+
+
+def test_a_grandchild_cut_short_by_a_composed_steps_timeout_says_timeout_too():
+    inner = reactor(op("c1"), op("c2", "c1"), name="Inner")
+    middle = reactor(model.Step("in", model.ReactorCall("t.Inner", lambda s: {})), name="Child")
+    parent = reactor(compose("sub", timeout=1.5))
+    robot = ops().cue("op", match={"tag": "c2"}, delay=10.0)
+    result, rec = run(parent, robot, prog=program(parent, middle, inner, robot=ops_spec()))
+    assert [(e["reactor"], e["error"]["code"]) for e in rec.named("run.failed")] == [
+        ("Inner", "timeout"), ("Child", "timeout"), ("R", "timeout")]
+    assert rec.named("run.failed")[0]["error"]["message"] == "Inner was cancelled: sub timed out after 1.5s"
+
+
+def test_a_composed_undo_that_times_out_says_timeout_in_its_child_run():
+    undo = model.Undo(model.ReactorCall("t.Child", lambda s: {}))
+    parent = reactor(op("a", undo=False), model.Step("b", model.CommandCall("op", lambda s: {"tag": "b"}), ("a",),
+                                                      undo=undo), op("bad", "b", undo=False))
+    robot = ops().cue("op", match={"tag": "bad"}, error="boom").cue("op", match={"tag": "c1"}, delay=100.0)
+    result, rec = run(parent, robot, prog=program(parent, child(), robot=ops_spec()))
+    (undo_error,) = result.undo_errors
+    assert (undo_error.code, undo_error.message) == ("timeout", "undo of b timed out after 30s")
+    child_codes = {(e["error"]["code"], e["error"]["message"]) for e in rec.named("run.failed")
+                   if e["reactor"] == "Child"}
+    assert child_codes == {("timeout", "Child was cancelled: undo of b timed out after 30s")}
+
+
 def test_a_composed_step_is_retried_as_a_new_child_run():
     parent = reactor(compose("sub", retry=model.Retry(1)))
     robot = ops().cue("op", match={"tag": "c2"}, call=2, error="slip")  # op call 2: the first c2

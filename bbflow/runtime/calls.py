@@ -12,12 +12,13 @@ from typing import Any
 
 from bbflow.runtime import model
 from bbflow.runtime.actions import invoke
+from bbflow.runtime.deadline import Deadline
 from bbflow.runtime.durations import format_duration
 from bbflow.runtime.ids import uuid7
 from bbflow.runtime.journal.calls import Journaled
 from bbflow.runtime.linemap import NOTE_PREFIX, add_flow_note
 from bbflow.runtime.ports import RobotPort, RuntimeFailure
-from bbflow.runtime.run_state import RunState
+from bbflow.runtime.run_state import Cut, RunState
 from bbflow.runtime.types import TypeMismatch
 
 
@@ -42,6 +43,11 @@ def driver_failure(command: str, exc: BaseException) -> RuntimeFailure:
 def timed_out(what: str, seconds: float | None) -> RuntimeFailure:
     """An attempt (of a step, or ``undo of <step>``) that ran out of time."""
     return RuntimeFailure(f"{what} timed out after {format_duration(seconds or 0.0)}", "timeout")
+
+
+def cut_by(deadline: Deadline, what: str, seconds: float) -> Cut:
+    """The ``Cut`` of a composed run awaited under ``deadline`` (the attempt of step or undo ``what``)."""
+    return lambda: timed_out(what, seconds) if deadline.striking() else None
 
 
 class _With(Mapping[str, Any]):
@@ -86,11 +92,12 @@ async def command(run: RunState, command: str, args: dict[str, Any], timeout: fl
 
 
 async def compose(run: RunState, call: model.ReactorCall, scope: Mapping[str, Any],
-                  name: str) -> tuple[Any, RunState]:
-    """Run a composed reactor as a child run; its completed steps stay with it for a later undo."""
+                  name: str, cut: Cut | None = None) -> tuple[Any, RunState]:
+    """Run a composed reactor as a child run; its completed steps stay with it for a later undo.
+    ``cut``: the deadline of the attempt that awaits it (``cut_by``)."""
     args = arguments(call, scope, name)
     reactor = run.program.reactors.get(call.reactor) or run.program.find("reactors", call.reactor)
-    child = run.child(reactor, uuid7())
+    child = run.child(reactor, uuid7(), cut)
     result = await run.runner(child, args)
     # undo errors of the child's own rollback belong to this run's story too
     run.undo_errors.extend(result.undo_errors)
@@ -101,7 +108,7 @@ async def compose(run: RunState, call: model.ReactorCall, scope: Mapping[str, An
 
 
 async def perform(run: RunState, call: model.Call, scope: Mapping[str, Any], name: str,
-                  timeout: float | None = None) -> Any:
+                  timeout: float | None = None, cut: Cut | None = None) -> Any:
     """Any call: the way undos run (steps take faster paths for commands and composition)."""
     if isinstance(call, model.ActionCall):
         return await action(run, call, scope, name)
@@ -109,7 +116,7 @@ async def perform(run: RunState, call: model.Call, scope: Mapping[str, Any], nam
         args = arguments(call, scope, name)
         return await command(run, call.command, args, timeout)
     if isinstance(call, model.ReactorCall):
-        value, _ = await compose(run, call, scope, name)
+        value, _ = await compose(run, call, scope, name, cut)
         return value
     if isinstance(call, model.WaitSignal):
         return await wait_signal(run, call, scope, name)

@@ -89,6 +89,11 @@ class Deadline:
         self._fired = False  # our cancellation is accounted for here
         return self._task.uncancel() <= self._baseline
 
+    def striking(self) -> bool:
+        """While the armed await unwinds (before ``expired`` accounts for it): whether the cancellation
+        is this deadline's alone. What a composed run awaited under it asks, to say why it was cut short."""
+        return self._fired and self._task.cancelling() - 1 <= self._baseline
+
     def disarm(self) -> None:
         """The await ended (any way): the deadline no longer applies; the timer stays for the next ``arm``."""
         self._armed = False

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bbflow.runtime import model, run_events
-from bbflow.runtime.calls import action, arguments, driver_failure, perform, timed_out
+from bbflow.runtime.calls import action, arguments, cut_by, driver_failure, perform, timed_out
 from bbflow.runtime.deadline import Deadline
 from bbflow.runtime.journal import Journaled, journaled_call
 from bbflow.runtime.ports import Completed, RuntimeFailure
@@ -114,7 +114,7 @@ async def _attempt(run: RunState, name: str, call: model.Call, scope: Any, index
         elif type(call) is model.ActionCall and run.journal is not None:  # done, it is not redone at recovery
             await action(run, call, scope, name, Journaled(run.journal, run.run_id, "undo", name, index, attempt))
         else:
-            await perform(run, call, scope, name, seconds)
+            await perform(run, call, scope, name, seconds, cut_by(deadline, f"undo of {name}", seconds))
     except RuntimeFailure as exc:
         return exc
     except TimeoutError:

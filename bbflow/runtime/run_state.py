@@ -85,6 +85,10 @@ class Stop(Exception):
     """Raised where a node would start after the run began to stop (failure or halt)."""
 
 
+#: why a deadline outside a composed run is cutting it short: the timeout of the step or undo attempt
+#: that awaits it (or of one around that), None when the cancellation is not that deadline's
+Cut = Callable[[], RuntimeFailure | None]
+
 #: runs a run to its end with the given (raw) inputs: the executor's, given to every run so
 #: that composition can start child runs without the parts importing the executor
 Runner = Callable[["RunState", Mapping[str, Any]], Coroutine[Any, Any, RunResult]]
@@ -95,7 +99,8 @@ class RunState:
 
     __slots__ = ("program", "reactor", "robot", "observer", "resolver", "run_id", "parent", "runner", "loop",
                  "free", "slot_waiters", "done", "undo_errors", "undone", "failure", "halt", "stopping", "task",
-                 "rollback_task", "cancelled_root", "_commands", "cancel_code", "signals", "took_cancel", "journal")
+                 "rollback_task", "cancelled_root", "_commands", "cancel_code", "signals", "took_cancel", "journal",
+                 "cut")
 
     def __init__(
         self,
@@ -142,13 +147,18 @@ class RunState:
         #: where ``wait_signal`` steps wait (``bbflow.runtime.signal_waits``); composed runs share it
         self.signals: SignalWaits | None = None
         self.took_cancel = False  # the registry's cancellation has been taken back
+        #: a composed run's: whether an enclosing attempt's deadline is what cancels it (``calls.cut_by``)
+        self.cut: Cut | None = None
 
-    def child(self, reactor: model.Reactor, run_id: str) -> RunState:
-        """The state of a composed reactor's run, on this run's robot, observer and actions."""
+    def child(self, reactor: model.Reactor, run_id: str, cut: Cut | None = None) -> RunState:
+        """The state of a composed reactor's run, on this run's robot, observer and actions; ``cut``: the
+        deadline of the attempt that awaits it, if it has one (those around this run's attempt apply too)."""
         child = RunState(self.program, reactor, self.robot, self.observer, self.resolver, run_id, self.run_id,
                          self.runner, self.journal)
         child.signals = self.signals
         child.cancel_code = self.cancel_code  # its cancel is its root's: says why, never takes it (``take_cancel``)
+        outer = self.cut
+        child.cut = outer if cut is None else cut if outer is None else (lambda: cut() or outer())
         return child
 
     def fail(self, failure: RuntimeFailure) -> RuntimeFailure:
@@ -177,6 +187,9 @@ class RunState:
         """Why ``what`` (the run, a step or an undo) was cancelled: the halt, else the cancel's code."""
         if self.halt is not None:
             return self.halt
+        cut = self.cut() if self.cut is not None else None
+        if cut is not None:
+            return RuntimeFailure(f"{what} was cancelled: {cut.message}", cut.code)
         code = self.cancel_code() if self.cancel_code is not None else None
         if code == "preempted":
             return RuntimeFailure(f"{what} was cancelled: another run preempted it", code)

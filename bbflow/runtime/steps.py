@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bbflow.runtime import model, run_events
-from bbflow.runtime.calls import action, arguments, compose, driver_failure, failure, perform, timed_out
+from bbflow.runtime.calls import action, arguments, compose, cut_by, driver_failure, failure, perform, timed_out
 from bbflow.runtime.deadline import Deadline
 from bbflow.runtime.journal import Journaled, journaled_call, planner
 from bbflow.runtime.ports import Completed, RuntimeFailure
@@ -101,7 +101,8 @@ async def _attempt(run: RunState, step: model.Step, scope: dict[str, Any], index
             except Exception as exc:  # a port or driver bug still fails only this attempt
                 raise driver_failure(call.command, exc) from exc
         elif type(call) is model.ReactorCall:
-            value, child = await compose(run, call, scope, name)
+            value, child = await compose(run, call, scope, name,
+                                         None if timeout is None else cut_by(deadline, name, timeout))
         elif type(call) is model.ActionCall and run.journal is not None and step.irreversible is None \
                 and run.undo_call(step) is not None:  # an action with an undo is an effect: journaled
             value = await action(run, call, scope, name, _journaled(run, step, scope, index, attempt))
