@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from bbflow.runtime.clock import run_virtual
+from bbflow.runtime.executor import run_reactor
 from bbflow.runtime.faults import Fault, Faults
 from e2e_flows import build, serve_agents
 
@@ -203,3 +205,31 @@ def test_a_failing_handler_leaves_the_state_unchanged_and_the_agent_goes_on(coor
     assert boss.state["done"] == 1 and boss.state["ratio"] == 0.0
     assert boss.stats.errors == 1
     assert len(_emitted(run, "task.done")) == 1
+
+
+DIVIDE = """\
+signal go: {n: int}
+
+reactor Divide(n: int) -> float {
+    let q = 10 / n
+    return q
+}
+
+agent Div {
+    state { v: float = 0.0 }
+    on go as g {
+        set v = 10 / g.data.n
+    }
+}
+"""
+
+
+def test_an_agent_and_a_reactor_word_the_same_error_alike():
+    """A handler's error said ``set v: ZeroDivisionError: division by zero`` where a reactor's said
+    ``q: division by zero``: Python's class name is not part of an error a flow reports."""
+    program = build(DIVIDE)
+    run = serve_agents(program, {}, {"Div": None}, [{"type": "go", "data": {"n": 0}}])
+    (error,) = run.named("agent.error")
+    assert error["error"] == {"message": "set v: division by zero (at main.flow:11)", "code": "expression"}
+    result = run_virtual(run_reactor(program, "Divide", {"n": 0}))
+    assert (result.error.message, result.error.code) == ("q: division by zero (at main.flow:4)", "expression")

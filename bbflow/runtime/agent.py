@@ -54,7 +54,7 @@ from bbflow.runtime.ids import uuid7
 from bbflow.runtime.journal import ORIGIN, Journal, Journaled, Origin, journaled_call, planner
 from bbflow.runtime.journal.agents import AgentJournal
 from bbflow.runtime.linemap import add_flow_note
-from bbflow.runtime.ports import ActionResolver, Completed, Observer, RobotPort, RuntimeFailure
+from bbflow.runtime.ports import ActionResolver, Completed, Observer, RobotPort, RuntimeFailure, error_text
 from bbflow.runtime.router import Router
 from bbflow.runtime.run_events import TRACEPARENT, command_event
 from bbflow.runtime.signal_waits import SignalWaits
@@ -356,7 +356,7 @@ class AgentServer:
                 try:
                     holds = route.when({**self._implicit, **self.state, **extras})
                 except Exception as exc:
-                    self._failed(route, HandlerError(f"when: {_explain(exc)}{_located(exc)}", line=route.line))
+                    self._failed(route, HandlerError(f"when: {error_text(exc)}{_located(exc)}", line=route.line))
                     self.bus.settle(envelope, True)  # taken, and failed: an agent.error, not a drop
                     return
                 if not holds:
@@ -535,7 +535,7 @@ class AgentServer:
             except RuntimeFailure as failure:
                 value, ok = {"message": failure.message, "code": failure.code}, False
             except Exception as exc:  # a bug below the runner must not take the agent down
-                value, ok = {"message": _explain(exc), "code": "internal"}, False
+                value, ok = {"message": error_text(exc), "code": "internal"}, False
             if (run.then if ok else run.else_) is not None:
                 self.mailbox.put_outcome(Outcome(route, binding, run, ok, value, traceparent, run_id))
                 self.bus.activity.begin()  # the outcome turn, counted before the run ends
@@ -599,20 +599,13 @@ def _evaluate(expr: model.Expr, scope: Mapping[str, Any], line: int, what: str) 
     try:
         return expr(scope)
     except Exception as exc:
-        raise HandlerError(f"{what}: {_explain(exc)}{_located(exc)}", line=line) from None
+        raise HandlerError(f"{what}: {error_text(exc)}{_located(exc)}", line=line) from None
 
 
 def _located(exc: BaseException) -> str:
     """`` (at file.flow:LINE)`` for an exception raised in generated code (which also gets the note), else ``""``."""
     where = add_flow_note(exc)
     return f" (at {where})" if where is not None else ""
-
-
-def _explain(exc: BaseException) -> str:
-    if isinstance(exc, RuntimeFailure):
-        return exc.message
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _call_name(call: model.Call) -> str:
@@ -764,7 +757,7 @@ class CallRunner:
         except RuntimeFailure:
             raise
         except Exception as exc:
-            raise RuntimeFailure(f"{action.name}: {_explain(exc)}", "action") from None
+            raise RuntimeFailure(f"{action.name}: {error_text(exc)}", "action") from None
         if action.result is not None:
             try:
                 value = action.result.conform(value, "result")

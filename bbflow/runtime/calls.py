@@ -17,7 +17,7 @@ from bbflow.runtime.durations import format_duration
 from bbflow.runtime.ids import uuid7
 from bbflow.runtime.journal.calls import Journaled
 from bbflow.runtime.linemap import NOTE_PREFIX, add_flow_note
-from bbflow.runtime.ports import RobotPort, RuntimeFailure
+from bbflow.runtime.ports import RobotPort, RuntimeFailure, error_text
 from bbflow.runtime.run_state import Cut, RunState
 from bbflow.runtime.types import TypeMismatch
 
@@ -26,7 +26,7 @@ def failure(exc: BaseException, code: str, what: str) -> RuntimeFailure:
     """``exc`` as a failure; raised in generated code, it names the ``.flow`` line (and gets the note)."""
     if isinstance(exc, RuntimeFailure):
         return exc
-    detail = str(exc) or type(exc).__name__
+    detail = error_text(exc)
     where = add_flow_note(exc)
     if where is None:
         return RuntimeFailure(f"{what}: {detail}", code)
@@ -37,7 +37,7 @@ def failure(exc: BaseException, code: str, what: str) -> RuntimeFailure:
 
 def driver_failure(command: str, exc: BaseException) -> RuntimeFailure:
     """A port or driver that raised something other than ``RuntimeFailure``: the attempt fails (code ``command``)."""
-    return RuntimeFailure(f"{command}: {str(exc) or type(exc).__name__}", "command", command=command)
+    return RuntimeFailure(f"{command}: {error_text(exc)}", "command", command=command)
 
 
 def timed_out(what: str, seconds: float | None) -> RuntimeFailure:

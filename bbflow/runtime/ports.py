@@ -43,6 +43,16 @@ class RuntimeFailure(Exception):
         return out
 
 
+def error_text(exc: BaseException) -> str:
+    """What an exception says, for the message of a failed step, undo, handler or driver call: its text
+    without Python's class name in front (``division by zero``), as a reactor's and an agent's errors both
+    read; the class name alone when it has no text, and in front of a ``KeyError``'s, which is the bare key."""
+    text = str(exc)
+    if not text:
+        return type(exc).__name__
+    return f"KeyError: {text}" if isinstance(exc, KeyError) else text
+
+
 class Completed:
     """Carried by the ``CancelledError`` of a caller whose command completed at the driver anyway (it
     ended in the same moment, or the driver could not stop it half-way): ``value`` is its conformed

@@ -57,7 +57,7 @@ from bbflow.runtime.durations import format_duration
 from bbflow.runtime.faults import Faults
 from bbflow.runtime.journal.calls import JOURNALED, Journaled
 from bbflow.runtime.loopwatch import BLOCKING, watched
-from bbflow.runtime.ports import Completed, RuntimeFailure
+from bbflow.runtime.ports import Completed, RuntimeFailure, error_text
 from bbflow.runtime.types import TypeMismatch, non_finite
 
 Unsubscribe = Callable[[], None]
@@ -173,7 +173,7 @@ class RobotProxy:
             raise
         except Exception as exc:
             raise DriverError(f"robot {self.instance}: the driver could not be created: "
-                              f"{str(exc) or type(exc).__name__}") from exc
+                              f"{error_text(exc)}") from exc
         except (SystemExit, KeyboardInterrupt) as exc:
             raise DriverError(f"robot {self.instance}: the driver could not be created: {exited(exc)}") from None
         self._commands = bind_commands(driver, self.spec)
@@ -195,7 +195,7 @@ class RobotProxy:
             raise
         except Exception as exc:
             raise DriverError(f"robot {self.instance}: the driver could not {what}: "
-                              f"{str(exc) or type(exc).__name__}") from exc  # (TimeoutError() says nothing)
+                              f"{error_text(exc)}") from exc  # (TimeoutError() says nothing)
         if not ended:
             raise DriverError(f"robot {self.instance}: the driver did not {what} within "
                               f"{format_duration(self.connect_timeout)} (connect_timeout in [robot.{self.instance}]); "
@@ -475,7 +475,7 @@ class RobotProxy:
         if isinstance(exc, RuntimeFailure):
             raise RuntimeFailure(exc.message, exc.code, command=exc.command or name) from exc
         if exc is not None:
-            raise RuntimeFailure(f"{name} failed: {str(exc) or type(exc).__name__}", "command", command=name) from exc
+            raise RuntimeFailure(f"{name} failed: {error_text(exc)}", "command", command=name) from exc
         try:
             return cmd.result.conform(task.result())
         except TypeMismatch as mismatch:
@@ -548,7 +548,7 @@ class RobotProxy:
                 problem = await self._disarm_after_failed_arm()
                 if not isinstance(exc, Exception):
                     raise
-                detail = str(exc) or type(exc).__name__
+                detail = error_text(exc)
                 if problem is not None:
                     detail += f"; disarming after it failed too: {problem}"
                 raise RuntimeFailure(f"arm failed: {detail}", "command", command="arm") from exc
@@ -566,7 +566,7 @@ class RobotProxy:
         problem: str | None = None
         error = None if work.cancelled() else work.exception()
         if error is not None:
-            problem = str(error) or type(error).__name__
+            problem = error_text(error)
         elif work.cancelled() or not work.result():
             problem = f"the driver's disarm did not end within {format_duration(self.stop_grace)}"
         if problem is not None:
@@ -598,7 +598,7 @@ class RobotProxy:
         if failure is not None:
             self._set_safety("fault")
             raise RuntimeFailure(
-                f"disarm failed: {str(failure) or type(failure).__name__}", "command", command="disarm"
+                f"disarm failed: {error_text(failure)}", "command", command="disarm"
             ) from failure
         self._set_safety("disarmed")
 

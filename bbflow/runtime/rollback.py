@@ -27,7 +27,7 @@ from bbflow.runtime import model, run_events
 from bbflow.runtime.calls import action, arguments, cut_by, driver_failure, perform, timed_out
 from bbflow.runtime.deadline import Deadline
 from bbflow.runtime.journal import Journaled, journaled_call
-from bbflow.runtime.ports import Completed, RuntimeFailure
+from bbflow.runtime.ports import Completed, RuntimeFailure, error_text
 from bbflow.runtime.run_state import Completion, RunState, UndoFailure
 
 UNDO_ATTEMPTS = 3
@@ -127,7 +127,7 @@ async def _attempt(run: RunState, name: str, call: model.Call, scope: Any, index
             return None
         return timed_out(f"undo of {name}", seconds)
     except Exception as exc:  # an expression of the undo call, or a bug below: still only this undo fails
-        return RuntimeFailure(f"undo of {name}: {str(exc) or type(exc).__name__}", "expression")
+        return RuntimeFailure(f"undo of {name}: {error_text(exc)}", "expression")
     finally:
         deadline.disarm()
     return None
