@@ -815,8 +815,8 @@ def test_call_runner_actions_and_commands():
 
     located, crash, liar, homed, calls, no_robot = run_virtual(main())
     assert located == {"x": 1.0, "y": 2.0, "z": 3.0}
-    assert crash == ("action", "crash: camera gone")
-    assert liar[0] == "result"
+    assert crash == ("action", "action crash: camera gone")  # worded as a reactor's step says it
+    assert liar == ("result", "action liar returned a bad value: expected int, got str 'seven'")
     assert homed == {"x": 0.0, "y": 0.0, "z": 0.0}
     assert calls == [("home", {}, 3.0)]
     assert no_robot == "state"

@@ -1,6 +1,7 @@
 """Guards, lets, switch, map, waits, actions and inputs."""
 
 import asyncio
+import math
 import sys
 import types
 
@@ -303,6 +304,31 @@ def test_an_action_result_of_the_wrong_type_is_a_result_failure(plugin_module):
     assert result.error.code == "result"
 
 
+@pytest.mark.parametrize("returned, declared, why", [
+    (math.nan, FLOAT, "expected a finite float, got float nan"),
+    (-math.inf, Optional(FLOAT), "expected a finite float, got float -inf"),
+    ({"x": 1.0, "y": math.inf, "z": 0.0}, POSE, "y: expected a finite float, got float inf"),
+    ([1, 2, math.nan], ListOf(FLOAT), "[2]: expected a finite float, got float nan"),
+    (math.nan, ANY, "expected a finite float, got float nan"),
+], ids=["nan", "optional-inf", "record-field", "list-item", "any"])
+def test_an_action_that_returns_nan_or_infinity_fails_the_step_naming_the_action(returned, declared, why):
+    """An action declared ``-> float`` returned NaN into the flow, where no expression makes one."""
+    r = reactor(action_step("x", "sensor", retry=model.Retry(1)), end=model.Return(lambda s: s["x"]))
+    result, rec = run(r, ops(), prog=action_program(r, act("sensor", "any:where", declared)),
+                      actions=lambda target: lambda: returned)
+    assert (result.error.code, result.error.message) == ("result", f"action sensor returned a bad value: {why}")
+    assert len(rec.named("step.error")) == 2  # a bad value is a failed attempt, retried like any
+
+
+def test_an_action_that_declares_no_result_gives_none_whatever_its_function_returns():
+    """The checker types the call ``none``: the step's value was the function's raw return instead."""
+    r = reactor(action_step("x", "notify"), end=model.Return(lambda s: s["x"] is None))
+    result, rec = run(r, ops(), prog=action_program(r, act("notify", "any:where")),
+                      actions=lambda target: lambda: {"status": math.nan})
+    assert result.value is True
+    assert rec.named("step.ok")[0]["result"] is None
+
+
 def test_a_custom_resolver_is_used_for_actions():
     r = reactor(action_step("x", "thing"), end=model.Return(lambda s: s["x"]))
     looked_up = []
@@ -311,7 +337,7 @@ def test_a_custom_resolver_is_used_for_actions():
         looked_up.append(target)
         return lambda: "resolved"
 
-    result, _ = run(r, ops(), prog=action_program(r, act("thing", "anything:at_all")), actions=resolver)
+    result, _ = run(r, ops(), prog=action_program(r, act("thing", "anything:at_all", STR)), actions=resolver)
     assert (result.value, looked_up) == ("resolved", ["anything:at_all"])
 
 

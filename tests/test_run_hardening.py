@@ -28,9 +28,6 @@ ACTIONS = '''\
 def big():
     return 7 ** 6000
 
-def nan():
-    return float("nan")
-
 def nap(s):
     import time
     time.sleep(s)
@@ -54,19 +51,16 @@ class Stubborn(Driver):
 
     async def back(self):
         return 0.0
+
+    async def reading(self):  # a sensor's NaN: a driver's result may be one (an action's may not)
+        return float("nan")
 '''
 
 FLOW = '''\
 action big() -> int pure = "acts:big"
-action nan() -> float pure = "acts:nan"
 
 reactor Big() -> int {
     step b = big()
-    return b
-}
-
-reactor Nan() -> float {
-    step b = nan()
     return b
 }
 
@@ -80,6 +74,12 @@ reactor Sleepy() -> float {
 robot Jog {
     command move(p: float) -> float undo back()
     command back() -> float
+    command reading() -> float readonly
+}
+
+reactor Nan() -> float on Jog {
+    step b = reading()
+    return b
 }
 
 reactor Go() -> float on Jog {

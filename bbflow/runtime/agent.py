@@ -47,8 +47,9 @@ from typing import Any, TypeGuard
 import attrs
 
 from bbflow.runtime import executor, model
-from bbflow.runtime.actions import invoke, resolve_action
+from bbflow.runtime.actions import resolve_action
 from bbflow.runtime.bus import Bus
+from bbflow.runtime.calls import call_action
 from bbflow.runtime.events import jsonable
 from bbflow.runtime.ids import uuid7
 from bbflow.runtime.journal import ORIGIN, Journal, Journaled, Origin, journaled_call, planner
@@ -685,7 +686,7 @@ class CallRunner:
                 raise result.error
             raise RuntimeFailure(f"{reactor.name} failed", "fail")
         if isinstance(call, model.ActionCall):
-            return await self._action(call, args)
+            return await call_action(self.actions, self.program.find("actions", call.action), args)
         robot = self._robot(call)
         if isinstance(call, model.CommandCall):
             command = robot.spec.commands.get(call.command)
@@ -749,18 +750,3 @@ class CallRunner:
         if self.robot is None:
             raise RuntimeFailure(f"{type(call).__name__} needs a robot and the agent is bound to none", "state")
         return self.robot
-
-    async def _action(self, call: model.ActionCall, args: dict[str, Any]) -> Any:
-        action: model.Action = self.program.find("actions", call.action)
-        try:
-            value = await invoke(self.actions(action.target), args)
-        except RuntimeFailure:
-            raise
-        except Exception as exc:
-            raise RuntimeFailure(f"{action.name}: {error_text(exc)}", "action") from None
-        if action.result is not None:
-            try:
-                value = action.result.conform(value, "result")
-            except TypeMismatch as exc:
-                raise RuntimeFailure(f"{action.name} returned {exc}", "result") from None
-        return value

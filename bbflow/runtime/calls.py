@@ -17,9 +17,9 @@ from bbflow.runtime.durations import format_duration
 from bbflow.runtime.ids import uuid7
 from bbflow.runtime.journal.calls import Journaled
 from bbflow.runtime.linemap import NOTE_PREFIX, add_flow_note
-from bbflow.runtime.ports import RobotPort, RuntimeFailure, error_text
+from bbflow.runtime.ports import ActionResolver, RobotPort, RuntimeFailure, error_text
 from bbflow.runtime.run_state import Cut, RunState
-from bbflow.runtime.types import TypeMismatch
+from bbflow.runtime.types import TypeMismatch, finite
 
 
 def failure(exc: BaseException, code: str, what: str) -> RuntimeFailure:
@@ -176,7 +176,7 @@ async def action(run: RunState, call: model.ActionCall, scope: Mapping[str, Any]
     if journaled is not None:
         await journaled.before(f"action:{decl.name}", args)
     try:
-        value = await _called(run, decl, args)
+        value = await call_action(run.resolver, decl, args)
     except RuntimeFailure as exc:
         if journaled is not None:
             journaled.failed(exc)
@@ -186,17 +186,20 @@ async def action(run: RunState, call: model.ActionCall, scope: Mapping[str, Any]
     return value
 
 
-async def _called(run: RunState, decl: model.Action, args: dict[str, Any]) -> Any:
+async def call_action(resolver: ActionResolver, decl: model.Action, args: dict[str, Any]) -> Any:
+    """Call action ``decl`` (for a step, an undo, or an agent's ``run``): an exception it raises fails with
+    code ``action``; its value is conformed to the declared type (``none`` when it declares none: what a
+    Python function returns besides is dropped), and a wrong one, or one holding a NaN or an infinite float,
+    which no flow's value may, fails with code ``result``."""
     try:
-        fn = run.resolver(decl.target)
-        value = await invoke(fn, args)
+        value = await invoke(resolver(decl.target), args)
     except RuntimeFailure:
         raise
     except Exception as exc:
         raise failure(exc, "action", f"action {decl.name}") from exc
-    if decl.result is not None:
-        try:
-            value = decl.result.conform(value)
-        except TypeMismatch as exc:
-            raise RuntimeFailure(f"action {decl.name} returned a bad value: {exc}", "result") from None
-    return value
+    if decl.result is None:
+        return None
+    try:
+        return finite(decl.result.conform(value))
+    except TypeMismatch as exc:
+        raise RuntimeFailure(f"action {decl.name} returned a bad value: {exc}", "result") from None

@@ -30,7 +30,16 @@ def non_finite(value: Any) -> str | None:
 
     Every command's arguments are checked: a first look without naming any place (what nearly every call
     needs, a third of the cost), then, only if one is found, the walk that names it."""
-    return None if _finite(value) else _where_not_finite(value)
+    return None if _finite(value) else _not_finite(value)[0]
+
+
+def finite(value: Any) -> Any:
+    """``value``, or ``TypeMismatch`` naming the NaN or infinite float in it: what a Python action returns
+    into a flow, where no expression makes one."""
+    if _finite(value):
+        return value
+    path, bad = _not_finite(value)
+    raise TypeMismatch(path, "a finite float", bad)
 
 
 def _finite(value: Any) -> bool:
@@ -47,17 +56,18 @@ def _finite(value: Any) -> bool:
     return True
 
 
-def _where_not_finite(value: Any) -> str | None:
+def _not_finite(value: Any) -> tuple[str, float]:
+    """Where the NaN or infinite float ``_finite`` found in ``value`` is, and which it is."""
     stack: list[tuple[Any, str]] = [(value, "")]
     while stack:
         item, path = stack.pop()
         if isinstance(item, float) and not math.isfinite(item):
-            return path
+            return path, item
         if isinstance(item, Mapping):
             stack.extend((v, f"{path}.{k}" if path else str(k)) for k, v in item.items())
         elif isinstance(item, (list, tuple)):
             stack.extend((v, f"{path}[{i}]") for i, v in enumerate(item))
-    return None
+    raise AssertionError("only called on a value that is not finite")
 
 
 class TypeMismatch(Exception):
