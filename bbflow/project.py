@@ -28,11 +28,10 @@ from typing import Any
 import attrs
 
 from bbflow.project_schema import SIM_DRIVER, KeyPath, Problem, key_lines, locate, suggest, toml_lines, validate
+from bbflow.runtime.defaults import DEFAULT_CONNECT_TIMEOUT, DEFAULT_QUEUE
 from bbflow.runtime.durations import parse_duration
 
 PROJECT_FILE = "bbflow.toml"
-DEFAULT_QUEUE = 16  # runs that may wait for a robot that is busy with another
-DEFAULT_CONNECT_TIMEOUT = 30.0  # seconds a driver's connect may take (bbflow.runtime.proxy.CONNECT_TIMEOUT)
 
 
 class ProjectError(Exception):

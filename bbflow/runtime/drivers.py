@@ -17,10 +17,11 @@ from typing import Any
 
 from bbflow.project_schema import DRIVER_ENTRY_POINTS, SIM_DRIVER
 from bbflow.runtime import model
+from bbflow.runtime.defaults import DEFAULT_CONNECT_TIMEOUT
 from bbflow.runtime.driver import DriverError, DriverFactory
 from bbflow.runtime.durations import parse_duration
 from bbflow.runtime.faults import Faults
-from bbflow.runtime.proxy import CONNECT_TIMEOUT, RobotProxy
+from bbflow.runtime.proxy import RobotProxy
 from bbflow.runtime.sim import SimDriver
 
 ENTRY_POINT_GROUP = DRIVER_ENTRY_POINTS
@@ -58,7 +59,7 @@ def open_robot(
     if not isinstance(name, str) or not name:
         raise DriverError(f"robot.{instance}.driver: expected a driver name, got {name!r}")
     return RobotProxy(spec, instance, load_driver(name), options=dict(table), faults=faults,
-                      connect_timeout=_seconds(table.get("connect_timeout", CONNECT_TIMEOUT),
+                      connect_timeout=_seconds(table.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT),
                                                f"robot.{instance}.connect_timeout"))
 
 

@@ -43,6 +43,7 @@ from typing import Any
 from bbflow.runtime import model
 from bbflow.runtime.clock import abandon
 from bbflow.runtime.crew import wait_through
+from bbflow.runtime.defaults import DEFAULT_CONNECT_TIMEOUT
 from bbflow.runtime.driver import (
     CommandFn,
     DriverError,
@@ -63,8 +64,6 @@ from bbflow.runtime.types import TypeMismatch, non_finite
 Unsubscribe = Callable[[], None]
 #: Seconds a command (or a driver hook) has to stop once told to, before it is given up on as stuck.
 STOP_GRACE = 2.0
-#: Seconds a driver's ``connect`` hook may take (``[robot.NAME] connect_timeout``), before the start fails.
-CONNECT_TIMEOUT = 30.0
 #: The commands a driver's method is running inside, outermost first, as (proxy, category, command, its task): a
 #: driver that calls its proxy again (a command made of others) is refused a slot its own callers hold.
 _INSIDE: ContextVar[tuple[tuple[RobotProxy, str | None, str, asyncio.Task[Any]], ...]] = ContextVar(
@@ -111,7 +110,7 @@ class RobotProxy:
         faults: Faults | None = None,
         stop_grace: float = STOP_GRACE,
         blocking: float = BLOCKING,
-        connect_timeout: float = CONNECT_TIMEOUT,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     ) -> None:
         if faults is not None:
             faults.validate(spec)

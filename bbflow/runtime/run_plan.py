@@ -31,6 +31,7 @@ import attrs
 
 from bbflow.project import SIM_DRIVER, Project, RobotConfig, SupervisionConfig
 from bbflow.runtime import model
+from bbflow.runtime.defaults import DEFAULT_QUEUE
 from bbflow.runtime.door import loads_strict
 from bbflow.runtime.executor import conform_inputs
 from bbflow.runtime.faults import Faults, FaultsError, load_faults
@@ -71,7 +72,7 @@ class RobotPlan:
     driver: str
     arm: bool  # arm before work starts
     faults: Faults | None = None
-    queue: int = 16  # runs that may wait for the robot ([robot.NAME] queue)
+    queue: int = DEFAULT_QUEUE  # runs that may wait for the robot ([robot.NAME] queue)
 
     @property
     def simulated(self) -> bool:

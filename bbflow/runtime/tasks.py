@@ -61,13 +61,12 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, TypeVar, cast
 
+from bbflow.runtime.defaults import DEFAULT_QUEUE
 from bbflow.runtime.events import notify
 from bbflow.runtime.ids import uuid7
 from bbflow.runtime.ports import Completed, Observer, RuntimeFailure
 
 __all__ = ["DEFAULT_QUEUE", "RobotHold", "Tasks", "Ticket", "TicketState"]
-
-DEFAULT_QUEUE = 16
 
 #: how a run ended by a cancel is described in its error message, by code
 _CANCELLED = {"cancelled": "cancelled", "preempted": "preempted by another run", "interrupted": "interrupted"}
