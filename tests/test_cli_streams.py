@@ -183,3 +183,26 @@ def test_a_summary_to_a_full_disk_exits_2_not_1_as_if_errors_were_found(cell: Pa
     with open("/dev/full", "w") as full:
         done = bbflow("check", str(cell), stderr=full)
     assert done.returncode == 2
+
+
+def test_a_run_in_a_folder_the_locale_cannot_name_works(tmp_path: Path) -> None:
+    """``LC_ALL=C`` without UTF-8 mode (an old service unit, a minimal container): ``projé`` is a name
+    Python holds with surrogate escapes, which hashing its path for the journal's owners folder could not
+    encode ("error: 'utf-8' codec can't encode characters ..., surrogates not allowed", nothing ran)."""
+    cell = write_project(tmp_path / "cellé")
+    env = {**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    ascii_only = subprocess.run([sys.executable, "-c", "import sys; print(sys.getfilesystemencoding())"],
+                                env=env, capture_output=True, text=True, check=True).stdout.strip()
+    assert ascii_only == "ascii"  # the case this test is for
+    done = bbflow("run", str(cell), "--reactor", "PickAndPlace", *PICK_INPUTS, env=env)
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_folder_has_one_key_whatever_the_locale(tmp_path: Path) -> None:
+    """The owners folder (which processes hold which robots) is found by this key: a process in another
+    locale must find the same one."""
+    from bbflow.runtime.ids import folder_key
+
+    named = str(tmp_path / "cellé")  # as a UTF-8 locale reads the name
+    escaped = os.fsdecode(os.fsencode(tmp_path)) + "/cell\udcc3\udca9"  # as LC_ALL=C reads the same bytes
+    assert folder_key(named) == folder_key(escaped)

@@ -115,6 +115,7 @@ from bbflow.compiler.diagnostics.core import Diagnostic, Label, Severity
 from bbflow.compiler.semantic import types as T
 from bbflow.compiler.source import Span
 from bbflow.runtime.contract import ABI
+from bbflow.runtime.ids import folder_key
 
 CACHE_DIR = ".bbflow/cache"
 #: names a folder to keep every project's cache in, instead of the projects' own folders
@@ -395,8 +396,7 @@ class Cache:
         folder of its own in there (for read-only checkouts, CI and tests)."""
         shared = os.environ.get(CACHE_ENV)
         if shared:
-            root = str(Path(project_root).resolve())
-            cache = cls(Path(shared) / hashlib.sha256(root.encode("utf-8")).hexdigest()[:16])
+            cache = cls(Path(shared) / folder_key(project_root))
         else:
             cache = cls(Path(project_root) / CACHE_DIR)
         if cache.refused is not None and cache.refused not in _WARNED:  # once per process and folder

@@ -1,13 +1,15 @@
-"""Identifiers: UUIDv7 for signals and runs, so ids sort by creation time."""
+"""Identifiers: UUIDv7 for signals and runs, so ids sort by creation time; keys naming folders."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 import time
 import uuid
+from pathlib import Path
 
-__all__ = ["uuid7"]
+__all__ = ["folder_key", "uuid7"]
 
 
 class _Uuid7:
@@ -42,3 +44,11 @@ class _Uuid7:
 
 #: A new UUIDv7 as its canonical string.
 uuid7 = _Uuid7()
+
+
+def folder_key(path: Path | str) -> str:
+    """Sixteen hex digits naming the folder or file ``path`` by its whole resolved path, for what is kept
+    elsewhere on its behalf (a shared cache or journal folder, the owners of its robots). Hashed from the
+    path's bytes as the file system has them, so a name that is not valid in the locale's encoding (any
+    non-ASCII name under ``LC_ALL=C``) has a key, and the same key in every process whatever its locale."""
+    return hashlib.sha256(os.fsencode(Path(path).resolve())).hexdigest()[:16]

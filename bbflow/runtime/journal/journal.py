@@ -19,7 +19,6 @@ and ``room`` is how input waits while too many of them are not yet committed.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import sqlite3
 import time
@@ -32,6 +31,7 @@ import attrs
 
 from bbflow.runtime.durations import parse_retention
 from bbflow.runtime.events import jsonable
+from bbflow.runtime.ids import folder_key
 from bbflow.runtime.journal import owners
 from bbflow.runtime.journal.owners import InUse, Owner, folder_of
 from bbflow.runtime.journal.query import list_runs
@@ -363,8 +363,7 @@ def journal_config(root: Path, table: Mapping[str, Any]) -> JournalConfig:
     if path is None:
         shared = os.environ.get(JOURNAL_DIR_ENV)
         if shared:
-            key = hashlib.sha256(str(root.resolve()).encode("utf-8")).hexdigest()[:16]
-            path = str(Path(shared) / f"{key}.db")
+            path = str(Path(shared) / f"{folder_key(root)}.db")
         else:
             path = DEFAULT_PATH
     if not isinstance(path, str) or not path:

@@ -33,14 +33,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
-from bbflow.runtime.ids import uuid7
+from bbflow.runtime.ids import folder_key, uuid7
 
 #: What a process is, as its owner file says for the others' messages: a ``bbflow run``, or an operator's
 #: ``bbflow runs recover`` (``RECOVER``) rolling a held run back.
@@ -75,8 +74,7 @@ class InUse(Exception):
 def folder_of(key: Path) -> Path:
     """The owners folder of the project in the folder ``key`` (for a journal opened without a project: its file),
     wherever its journals are: ``OWNERS_ROOT/NAME-HASH`` (the hash of the whole path)."""
-    key = key.resolve()
-    return OWNERS_ROOT / f"{key.name}-{hashlib.sha256(str(key).encode('utf-8')).hexdigest()[:16]}"
+    return OWNERS_ROOT / f"{key.resolve().name}-{folder_key(key)}"
 
 
 class Owner:
