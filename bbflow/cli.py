@@ -249,7 +249,7 @@ def fmt(paths: tuple[str, ...], check_only: bool, show_diff: bool) -> None:
     --check/--diff, nothing to change), 1 a file would change, 2 a file could
     not be formatted or usage error.
     """
-    from bbflow.compiler import FormatError, flow_files, format_diff, format_text
+    from bbflow.compiler import FormatError, flow_files, format_diff, format_text, read_flow_file
 
     if paths == ("-",):
         text = sys.stdin.read()
@@ -266,11 +266,10 @@ def fmt(paths: tuple[str, ...], check_only: bool, show_diff: bool) -> None:
     changed = failed = 0
     for path in files:
         try:
-            text = path.read_text(encoding="utf-8")
+            text = read_flow_file(path)
             out = format_text(text, str(path))
-        except (OSError, UnicodeDecodeError, FormatError) as e:
-            click.echo(f"error: {path}: cannot format: {e}" if not isinstance(e, FormatError) else f"error: {e}",
-                       err=True)
+        except FormatError as e:
+            click.echo(f"error: {e}", err=True)
             failed += 1
             continue
         if out == text.replace("\r\n", "\n"):

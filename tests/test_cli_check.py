@@ -15,7 +15,8 @@ from click.testing import CliRunner
 from bbflow.cli import main
 from bbflow.compiler import pipeline
 from bbflow.compiler.diagnostics.core import Diagnostics
-from bbflow.compiler.pipeline import CompileResult, InputError, compile_paths, module_name
+from bbflow.compiler.pipeline import CompileResult, compile_paths, module_name
+from bbflow.compiler.source import InputError
 from bbflow.compiler.reports import report, summary
 from bbflow.compiler.source import SourceFile, Span
 

@@ -115,6 +115,30 @@ def test_standard_input_and_usage_errors(tmp_path: Path) -> None:
     assert "not a .flow file" in fmt(str(tmp_path / "a.txt")).stderr
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="FIFOs and /dev/zero")
+def test_files_that_cannot_be_read_are_said_with_the_reason_and_never_block(tmp_path: Path) -> None:
+    """A file named that is missing printed Python's "[Errno 2] No such file or directory: '...'"; a FIFO named
+    x.flow blocked for ever, a link to /dev/zero read until memory ran out. Read as ``bbflow check`` reads."""
+    import os
+
+    os.mkfifo(tmp_path / "fifo.flow")
+    (tmp_path / "zero.flow").symlink_to("/dev/zero")
+    (tmp_path / "latin1.flow").write_bytes("type A = int\n# café\n".encode("latin-1"))
+    (tmp_path / "messy.flow").write_text(MESSY)
+    names = ["nope.flow", "fifo.flow", "zero.flow", "latin1.flow", "messy.flow"]
+    result = fmt(*(str(tmp_path / name) for name in names))
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        f"error: {tmp_path / 'nope.flow'}: cannot read: No such file or directory",
+        f"error: {tmp_path / 'fifo.flow'}: not a regular file",
+        f"error: {tmp_path / 'zero.flow'}: not a regular file",
+        f"error: {tmp_path / 'latin1.flow'}:2:6: not valid UTF-8 (byte 0xe9): save the file as UTF-8",
+        f"reformatted {tmp_path / 'messy.flow'}",
+        "1 file reformatted, 0 unchanged, 4 not formatted",
+    ]
+    assert (tmp_path / "messy.flow").read_text() == CANONICAL
+
+
 def test_formatted_output_checks_the_same(tmp_path: Path) -> None:
     copy = tmp_path / "cell.flow"
     copy.write_text(MESSY)

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from bbflow.cli import main
 from bbflow.compiler import compile_paths
-from bbflow.compiler.pipeline import MAX_SOURCE_BYTES, InputError
+from bbflow.compiler.source import MAX_SOURCE_BYTES, InputError
 
 R = "reactor {name}() -> int {{\n    return {value}\n}}\n"
 

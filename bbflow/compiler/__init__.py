@@ -24,15 +24,15 @@ if TYPE_CHECKING:
     from bbflow.compiler.diagnostics.core import Diagnostic, Diagnostics, Label, Severity
     from bbflow.compiler.diagnostics.render_sarif import render_sarif_failure
     from bbflow.compiler.diagnostics.render_text import render_text
-    from bbflow.compiler.pipeline import CompileResult, InputError, ParsedTrees, compile_paths
+    from bbflow.compiler.pipeline import CompileResult, ParsedTrees, compile_paths
     from bbflow.compiler.reports import Report, report, summary
     from bbflow.compiler.semantic import types
     from bbflow.compiler.semantic.exprs import BUILTIN_FUNCTIONS, WAITS
     from bbflow.compiler.semantic.facts import CallKind, CallTarget, Facts, Ref, RefKind
     from bbflow.compiler.semantic.modules import PRELUDE, STDLIB_FILE, STDLIB_PACKAGE
     from bbflow.compiler.semantic.resolve import BUILTIN_COMMANDS
-    from bbflow.compiler.source import SUFFIX, SourceFile, Span
-    from bbflow.compiler.syntax.fmt import FormatError, flow_files, format_diff, format_text
+    from bbflow.compiler.source import SUFFIX, InputError, SourceFile, Span
+    from bbflow.compiler.syntax.fmt import FormatError, flow_files, format_diff, format_text, read_flow_file
     from bbflow.compiler.syntax.parser import flow_parser
 
 # Where each public name lives (the same as the imports above, which are for type checkers).
@@ -48,15 +48,15 @@ __getattr__ = lazy_exports(__name__, {
     "diagnostics.core": ("Diagnostic", "Diagnostics", "Label", "Severity"),
     "diagnostics.render_sarif": ("render_sarif_failure",),
     "diagnostics.render_text": ("render_text",),
-    "pipeline": ("CompileResult", "InputError", "ParsedTrees", "compile_paths"),
+    "pipeline": ("CompileResult", "ParsedTrees", "compile_paths"),
     "reports": ("Report", "report", "summary"),
     "semantic.exprs": ("BUILTIN_FUNCTIONS", "WAITS"),
     "semantic.facts": ("CallKind", "CallTarget", "Facts", "Ref", "RefKind"),
     "semantic.modules": ("PRELUDE", "STDLIB_FILE", "STDLIB_PACKAGE"),
     "semantic.resolve": ("BUILTIN_COMMANDS",),
-    "source": ("SUFFIX", "SourceFile", "Span"),
+    "source": ("SUFFIX", "InputError", "SourceFile", "Span"),
     "syntax.parser": ("flow_parser",),
-    "syntax.fmt": ("FormatError", "flow_files", "format_diff", "format_text"),
+    "syntax.fmt": ("FormatError", "flow_files", "format_diff", "format_text", "read_flow_file"),
 })
 
 
@@ -96,6 +96,7 @@ __all__ = [
     "format_diff",
     "format_text",
     "normalize",
+    "read_flow_file",
     "render_agent_graph",
     "render_graph",
     "render_project_graph",

@@ -71,7 +71,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
-import stat
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TypeVar
@@ -109,17 +108,20 @@ from bbflow.compiler.diagnostics.core import Diagnostic, Diagnostics, Label
 from bbflow.compiler.project_check import project_diagnostics
 from bbflow.compiler.semantic.facts import Facts
 from bbflow.compiler.semantic.modules import PRELUDE, STDLIB_FILE, load_stdlib, stdlib_sources
-from bbflow.compiler.source import SUFFIX, SourceFile, Span, normalised, source_files
+from bbflow.compiler.source import (
+    SUFFIX,
+    InputError,
+    SourceFile,
+    Span,
+    normalised,
+    read_regular,
+    source_files,
+    undecodable_at,
+)
 from bbflow.compiler.syntax.parser import parse_module
 from bbflow.project import PROJECT_FILE, Project, ProjectError, ProjectFile, find_project, read_project
 
-#: The largest .flow file read (a bigger one is refused: nothing that large is written by hand).
-MAX_SOURCE_BYTES = 8 << 20
 T = TypeVar("T")
-
-
-class InputError(Exception):
-    """A path that cannot be compiled at all (missing, unreadable, not a .flow file)."""
 
 
 @attrs.frozen(slots=True)
@@ -692,44 +694,15 @@ def module_name(file: Path, root: Path) -> str:
 
 def read_source(unit: SourceUnit, diags: Diagnostics) -> str | None:
     """The file's text with newlines normalised; None (and a BBF001) if it is not UTF-8."""
-    data = _read_regular(unit.path, unit.display)
+    data = read_regular(unit.path, unit.display)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
-        before = data[: e.start].decode("utf-8", errors="replace")
-        line = before.count("\n") + 1
-        column = len(before) - (before.rfind("\n") + 1) + 1
+        line, column = undecodable_at(data, e)
         diags.error(codes.BBF001, f"the file is not valid UTF-8 (byte 0x{data[e.start]:02x})",
                     Span.point(unit.display, line, column), help="save the file as UTF-8")
         return None
     return normalised(text)
-
-
-def _read_regular(path: Path, display: str) -> bytes:
-    """The bytes of a regular file of at most ``MAX_SOURCE_BYTES``; raises InputError otherwise.
-
-    Opened without blocking and checked before reading: a FIFO would block
-    forever, and a link to ``/dev/zero`` never ends."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except (OSError, ValueError) as e:  # ValueError: a NUL in the name
-        raise InputError(f"{display}: cannot read: {getattr(e, 'strerror', None) or e}") from e
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise InputError(f"{display}: not a regular file")
-        if st.st_size > MAX_SOURCE_BYTES:
-            raise InputError(f"{display}: too large ({st.st_size} bytes; a .flow file is at most "
-                             f"{MAX_SOURCE_BYTES // (1 << 20)} MiB)")
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            data = f.read(MAX_SOURCE_BYTES + 1)
-        if len(data) > MAX_SOURCE_BYTES:  # it grew while we read it
-            raise InputError(f"{display}: too large (a .flow file is at most {MAX_SOURCE_BYTES // (1 << 20)} MiB)")
-        return data
-    except OSError as e:
-        raise InputError(f"{display}: cannot read: {e.strerror or e}") from e
-    finally:
-        os.close(fd)
 
 
 def _display(file: Path, given: Path) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import attrs
@@ -12,6 +13,12 @@ SUFFIX = ".flow"
 #: Folders that hold installed or generated files, never a project's sources: an installed bbflow
 #: puts its standard library's ``.flow`` files under ``site-packages``.
 NOT_SOURCES = frozenset({"site-packages", "node_modules", "__pycache__"})
+#: The largest .flow file read (a bigger one is refused: nothing that large is written by hand).
+MAX_SOURCE_BYTES = 8 << 20
+
+
+class InputError(Exception):
+    """A path that cannot be compiled at all (missing, unreadable, not a .flow file)."""
 
 
 def source_files(top: Path) -> list[Path]:
@@ -25,6 +32,39 @@ def source_files(top: Path) -> list[Path]:
                          and not (here / d / "pyvenv.cfg").is_file()]
         found += [here / f for f in files if f.endswith(SUFFIX) and (here / f).is_file()]
     return sorted(found)
+
+
+def read_regular(path: Path, display: str) -> bytes:
+    """The bytes of a regular file of at most ``MAX_SOURCE_BYTES``; raises InputError otherwise.
+
+    Opened without blocking and checked before reading: a FIFO would block
+    forever, and a link to ``/dev/zero`` never ends."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except (OSError, ValueError) as e:  # ValueError: a NUL in the name
+        raise InputError(f"{display}: cannot read: {getattr(e, 'strerror', None) or e}") from e
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise InputError(f"{display}: not a regular file")
+        if st.st_size > MAX_SOURCE_BYTES:
+            raise InputError(f"{display}: too large ({st.st_size} bytes; a .flow file is at most "
+                             f"{MAX_SOURCE_BYTES // (1 << 20)} MiB)")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(MAX_SOURCE_BYTES + 1)
+        if len(data) > MAX_SOURCE_BYTES:  # it grew while we read it
+            raise InputError(f"{display}: too large (a .flow file is at most {MAX_SOURCE_BYTES // (1 << 20)} MiB)")
+        return data
+    except OSError as e:
+        raise InputError(f"{display}: cannot read: {e.strerror or e}") from e
+    finally:
+        os.close(fd)
+
+
+def undecodable_at(data: bytes, error: UnicodeDecodeError) -> tuple[int, int]:
+    """The line and column (1-based) of the first byte of ``data`` that is not UTF-8."""
+    before = data[: error.start].decode("utf-8", errors="replace")
+    return before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1
 
 
 def normalised(text: str) -> str:

@@ -43,7 +43,7 @@ from lark.exceptions import LarkError
 
 from bbflow.compiler import ast
 from bbflow.compiler.diagnostics.core import Diagnostic
-from bbflow.compiler.source import SUFFIX, normalised, source_files
+from bbflow.compiler.source import SUFFIX, InputError, normalised, read_regular, source_files, undecodable_at
 from bbflow.compiler.syntax.parser import flow_parser, parse_text
 
 __all__ = ["FormatError", "flow_files", "format_diff", "format_text"]
@@ -314,6 +314,21 @@ def flow_files(paths: tuple[str, ...]) -> list[Path]:
         else:
             raise FormatError(f"{given}: no such file or folder")
     return list(found)
+
+
+def read_flow_file(path: Path) -> str:
+    """The text of ``path``, read as ``bbflow check`` reads it (a regular file of a bounded size, never a FIFO
+    that would block or a link to a device that never ends); FormatError saying why if it cannot be."""
+    try:
+        data = read_regular(path, str(path))
+    except InputError as e:
+        raise FormatError(str(e)) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line, column = undecodable_at(data, e)
+        raise FormatError(f"{path}:{line}:{column}: not valid UTF-8 (byte 0x{data[e.start]:02x}): save the file as "
+                          "UTF-8") from None
 
 
 def format_diff(before: str, after: str, name: str) -> str:
