@@ -546,7 +546,7 @@ def runs(words: tuple[str, ...], fmt: str, arm: bool, driver: str | None, events
                     sys.exit(2)
             try:
                 with importable(project.root), _terminate_as_interrupt():
-                    done = recover_run(program, project, rest[0], sys.stdout,  # type: ignore[arg-type]
+                    done = recover_run(program, project, rest[0], sys.stdout, sys.stderr,  # type: ignore[arg-type]
                                        arm=arm, driver=driver, events=events, resolved=resolved)
             except KeyboardInterrupt:  # the undos made so far are journaled: the next recover skips them
                 click.echo(f"interrupted: run {rest[0]} is left unfinished, what was undone journaled: `bbflow runs "

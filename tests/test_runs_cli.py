@@ -166,6 +166,16 @@ def test_a_recover_whose_events_or_robot_cannot_be_opened_says_so_and_leaves_the
     assert runs("recover", "0002", str(project)).exit_code == 0
 
 
+def test_a_recover_whose_event_log_fails_says_so_once_and_goes_on(project: Path) -> None:
+    """``--events /dev/full``: every write fails. The event log's end was not said at all (``bbflow run`` says
+    it); the recovery went on silently without it. It is said once, and the run is still rolled back."""
+    out = runs("recover", "0002", str(project), "--events", "/dev/full")
+    assert out.exit_code == 0, out.output
+    assert out.stderr == "warning: --events /dev/full: cannot write (No space left on device): the event log stops " \
+                         "here, the recovery goes on\n"
+    assert [w["command"] for w in world(project)] == ["open_gripper", "move_to"]
+
+
 def test_recover_resolved_closes_the_run_without_moving(project: Path) -> None:
     out = runs("recover", "0002-cut", str(project), "--resolved")
     assert out.exit_code == 0, out.output

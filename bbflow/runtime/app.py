@@ -60,7 +60,7 @@ from bbflow.runtime.door import LineTooLong, Refusal
 from bbflow.runtime.driver import DriverError
 from bbflow.runtime.drivers import open_robot
 from bbflow.runtime.durations import format_duration
-from bbflow.runtime.events import JsonLinesWriter, fanout, notify
+from bbflow.runtime.events import JsonLinesWriter, fanout, notify, warn_log_lost
 from bbflow.runtime.executor import RunResult, run_reactor
 from bbflow.runtime.faults import FaultsError
 from bbflow.runtime.fleet import BusOpenError, MissingExtra, make_link, process_name, self_announcement, waited_signals
@@ -634,11 +634,7 @@ def run_app(
             stderr.write(f"error: {exc}\n")
             return Status.USAGE
         writer: JsonLinesWriter | None = None
-
-        def lost(exc: OSError) -> None:
-            _say(stderr, f"warning: --events {options.events}: cannot write ({exc.strerror or exc}): the event log "
-                         "stops here, the run goes on")
-
+        lost = warn_log_lost(stderr, str(options.events), "the run goes on")
         if options.events == "-":
             writer = JsonLinesWriter(stdout, failed=lost)
         elif options.events is not None:

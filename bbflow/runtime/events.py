@@ -9,6 +9,7 @@ a run: the error is logged and the event goes on to the other observers.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -150,4 +151,15 @@ class JsonLinesWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def warn_log_lost(stream: IO[str], events: str, goes_on: str) -> Callable[[OSError], None]:
+    """A ``JsonLinesWriter``'s ``failed`` for ``--events EVENTS``: the log's end said once on ``stream`` (standard
+    error), if that can still be written: a reader gone or a full disk loses the line, not what goes on."""
+    def failed(exc: OSError) -> None:
+        with contextlib.suppress(OSError):
+            stream.write(f"warning: --events {events}: cannot write ({exc.strerror or exc}): the event log stops "
+                         f"here, {goes_on}\n")
+            stream.flush()
+    return failed
 

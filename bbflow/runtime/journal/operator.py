@@ -19,7 +19,7 @@ from bbflow.project import Project
 from bbflow.runtime import model
 from bbflow.runtime.driver import DriverError
 from bbflow.runtime.drivers import open_robot
-from bbflow.runtime.events import JsonLinesWriter
+from bbflow.runtime.events import JsonLinesWriter, warn_log_lost
 from bbflow.runtime.faults import FaultsError
 from bbflow.runtime.journal import owners
 from bbflow.runtime.journal.journal import (
@@ -138,9 +138,10 @@ def print_run(project: Project, prefix: str, out: IO[str], *, fmt: str, color: b
     console.print(table)
 
 
-def recover_run(program: model.Program, project: Project, prefix: str, out: IO[str], *, arm: bool,
+def recover_run(program: model.Program, project: Project, prefix: str, out: IO[str], err: IO[str], *, arm: bool,
                 driver: str | None, events: str | None, resolved: bool = False) -> list[Recovered]:
-    """``bbflow runs recover ID``: roll back one held (or unfinished) run on its robot, now.
+    """``bbflow runs recover ID``: roll back one held (or unfinished) run on its robot, now; what it did on
+    ``out``, an event log that fails (``events``) on ``err``.
 
     With ``resolved``, the operator has put the world right by hand: the run is
     closed as failed without anything moving.
@@ -164,7 +165,7 @@ def recover_run(program: model.Program, project: Project, prefix: str, out: IO[s
     writer = None
     if events is not None and not resolved:  # before anything is claimed
         try:
-            writer = JsonLinesWriter(events)
+            writer = JsonLinesWriter(events, failed=warn_log_lost(err, events, "the recovery goes on"))
         except OSError as exc:
             raise ValueError(f"--events {events}: cannot write: {exc.strerror or exc}") from exc
     try:
