@@ -307,12 +307,7 @@ def test_a_journal_this_user_cannot_read_for_its_folder_is_not_called_corrupt(pr
     read and what to do, not "corrupt, move it aside" (as it did), which would lose its unfinished runs."""
     folder = project / ".bbflow"
     assert not (folder / "journal.db-shm").exists()
-    argv = [*bbflow(), "runs", str(project)]
-    if os.geteuid() == 0:  # root writes in any folder: drop the capability, as another user has none
-        if shutil.which("setpriv") is None:
-            pytest.skip("needs setpriv (util-linux) to take root's capability to write any folder away")
-        argv = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-dac_override,-dac_read_search",
-                *argv]
+    argv = as_another_user([*bbflow(), "runs", str(project)])
     folder.chmod(0o555)
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env())
@@ -321,6 +316,49 @@ def test_a_journal_this_user_cannot_read_for_its_folder_is_not_called_corrupt(pr
     assert done.returncode == 2 and f"{folder / 'journal.db'}: cannot read the journal: " in done.stderr and \
         "run this as the user the cell runs as, or while it runs" in done.stderr, done.stderr
     assert "move it aside" not in done.stderr and "Traceback" not in done.stderr
+
+
+def as_another_user(argv: list[str]) -> list[str]:
+    """``argv`` run so that the permissions of files and folders hold for it: as root, without root's capability
+    to write and read any of them (as another user has none)."""
+    if os.geteuid() != 0:
+        return argv
+    if shutil.which("setpriv") is None:
+        pytest.skip("needs setpriv (util-linux) to take root's capability to write any folder away")
+    return ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-dac_override,-dac_read_search",
+            *argv]
+
+
+@pytest.mark.parametrize("journal", ["kept", "none yet"])
+def test_a_journal_in_a_folder_this_user_cannot_write_says_so(project: Path, journal: str) -> None:
+    """``bbflow run`` with the journal's folder read-only for its user said only "unable to open database file"
+    (or, with a journal in it, "attempt to write a readonly database"): SQLite gives no reason. It says which
+    folder, the system's reason, and what to do; exit status 2, nothing moved."""
+    folder = project / ".bbflow"
+    if journal == "none yet":
+        for name in ("journal.db", "journal.db-wal", "journal.db-shm"):
+            (folder / name).unlink(missing_ok=True)
+    argv = as_another_user([*bbflow(), "run", "--until-idle", str(project)])
+    folder.chmod(0o555)
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env(), stdin=subprocess.DEVNULL)
+    finally:
+        folder.chmod(0o755)
+    assert done.returncode == 2, done.stderr
+    assert f"error: {folder / 'journal.db'}: cannot open the journal: its folder {folder} cannot be written " \
+           "(Permission denied): SQLite makes the journal's journal.db-wal and journal.db-shm files beside it" \
+        in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and world(project) == []
+
+
+def test_a_journal_path_naming_a_folder_says_so(project: Path) -> None:
+    (project / "journals").mkdir()
+    with open(project / "bbflow.toml", "a", encoding="utf-8") as toml:
+        toml.write('\n[journal]\npath = "journals"\n')
+    done = subprocess.run([*bbflow(), "run", "--until-idle", str(project)], capture_output=True, text=True,
+                          timeout=120, env=env(), stdin=subprocess.DEVNULL)
+    assert done.returncode == 2 and f"error: {project / 'journals'}: cannot open the journal: " \
+        f"{project / 'journals'} cannot be written (Is a directory)" in done.stderr, done.stderr
 
 
 def test_another_files_journal_is_refused(project: Path) -> None:

@@ -13,7 +13,9 @@ that retention and ``bbflow runs`` mean the same across restarts.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -170,10 +172,29 @@ def _opened(path: Path, opener: Callable[[], sqlite3.Connection]) -> sqlite3.Con
     try:
         return opener()
     except sqlite3.OperationalError as exc:
-        raise JournalError(f"{path}: cannot open the journal: {exc}") from exc
+        raise JournalError(f"{path}: cannot open the journal: {_refused(path) or exc}") from exc
     except sqlite3.DatabaseError as exc:  # corrupt, or not an SQLite file at all
         raise JournalError(f"{path}: not a journal, or corrupt: {exc}; move it aside to start a new one "
                            "(its unfinished runs need an operator)") from exc
+
+
+def _refused(path: Path) -> str | None:
+    """Why the system refuses what SQLite needs to open ``path`` (the file, and files of its own beside it), as
+    the system says it; SQLite's message gives no reason ("unable to open database file"). None if nothing is
+    refused (the cause is elsewhere: SQLite's message is all there is)."""
+    try:
+        if path.exists():
+            os.close(os.open(path, os.O_RDWR))
+    except OSError as exc:
+        return f"{path} cannot be written ({exc.strerror or exc})"
+    try:
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    except OSError as exc:
+        return (f"its folder {path.parent} cannot be written ({exc.strerror or exc}): SQLite makes the journal's "
+                f"{path.name}-wal and {path.name}-shm files beside it; make the folder writable for this user, or "
+                "keep the journal in one that is ([journal] path, or $BBFLOW_JOURNAL_DIR)")
+    return None
 
 
 def _check(conn: sqlite3.Connection, path: Path, project: str) -> int:
