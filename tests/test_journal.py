@@ -844,7 +844,8 @@ def test_retention_prunes_finished_runs_and_keeps_unfinished_ones(tmp_path: Path
                          "('new', 'Job', 'ok', ?, ?)", (time.time(), time.time()))
 
     async def main() -> None:
-        journal.start(asyncio.get_running_loop())  # prunes at start
+        await journal.tidy()  # prunes, before start
+        journal.start(asyncio.get_running_loop())
         await journal.writer.flush()
 
     asyncio.run(main())
@@ -868,6 +869,7 @@ def test_the_file_is_vacuumed_at_start_only_when_no_other_process_has_it_open(tm
 
     def start_and_free_pages(journal: Journal) -> int:
         async def main() -> None:
+            await journal.tidy()
             journal.start(asyncio.get_running_loop())
             await journal.writer.flush()
 
@@ -1022,6 +1024,71 @@ def test_writes_failing_mid_run_stop_the_work_and_a_restart_recovers(
                                                                           ("move_to", True)]
     emitted = [e for e in recorder.named("signal.emit") if e["type"] == "job.failed"]
     assert [e["data"] for e in emitted] == [{"job": 1, "code": "recovered"}]
+
+
+def test_pruning_at_start_is_done_off_the_loop_before_any_robot_is_armed(
+        cell: tuple[Path, model.Program], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a backlog (a journal of 200,000 runs older than ``keep``) the pruning and VACUUM at start held the event
+    loop for 14 s, with the robot armed: nothing else ran meanwhile, a Ctrl-C not even. Now they are done before
+    any robot is armed, on a worker thread: here the prune waits until the loop has run a callback."""
+    root, program = cell
+    journal = journal_at(tmp_path / "j.db", keep=60.0)
+    old = time.time() - 3600
+    journal.conn.execute("INSERT INTO runs (id, reactor, status, started, ended) VALUES ('old', 'Job', 'ok', ?, ?)",
+                         (old, old))
+    session, _, _ = agents_session(root, program, journal)
+    loops: list[asyncio.AbstractEventLoop] = []
+    seen: list[tuple[bool, list[str]]] = []
+    loop_ran = threading.Event()
+    real = journal_module.prune
+
+    def prune(conn: sqlite3.Connection, cutoff: float) -> int:
+        loops[0].call_soon_threadsafe(loop_ran.set)
+        seen.append((loop_ran.wait(timeout=30), [proxy.safety for proxy in session.robots]))
+        return real(conn, cutoff)
+
+    async def main() -> Any:
+        loops.append(asyncio.get_running_loop())
+        return await session.run()
+
+    monkeypatch.setattr(journal_module, "prune", prune)
+    outcome = asyncio.run(main())
+    journal.close()
+    assert outcome.status == 0, outcome.summary
+    assert len(seen) == 1 and seen[0][0], "the loop did not run while the journal was pruned"
+    assert "armed" not in seen[0][1]
+    assert [r[0] for r in journal_at(tmp_path / "j.db").read.execute("SELECT id FROM runs")] == []
+
+
+def test_a_prune_at_start_interrupted_is_rolled_back_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Ctrl-C while the journal is pruned at start: the work on the worker thread is interrupted and waited for
+    (the connection is not used by two threads), and nothing is half pruned."""
+    journal = journal_at(tmp_path / "j.db", keep=60.0)
+    old = time.time() - 3600
+    journal.conn.executemany("INSERT INTO runs (id, reactor, status, started, ended) VALUES (?, 'Job', 'ok', ?, ?)",
+                             [(f"old{i}", old, old) for i in range(10)])
+    started, cancelled = threading.Event(), threading.Event()
+    real = journal_module.prune
+
+    def prune(conn: sqlite3.Connection, cutoff: float) -> int:
+        deleted = real(conn, cutoff)
+        started.set()
+        cancelled.wait(timeout=30)  # the prune done, not yet committed, when the cancellation comes
+        return deleted
+
+    async def main() -> None:
+        tidy = asyncio.ensure_future(journal.tidy())
+        await asyncio.get_running_loop().run_in_executor(None, started.wait, 30)
+        tidy.cancel()
+        await asyncio.sleep(0)
+        cancelled.set()
+        with pytest.raises(asyncio.CancelledError):
+            await tidy
+
+    monkeypatch.setattr(journal_module, "prune", prune)
+    asyncio.run(main())
+    assert journal.conn.execute("SELECT count(*) FROM runs").fetchone()[0] == 10
+    journal.close()
 
 
 def test_a_run_whose_steps_all_completed_is_finished_without_motion(

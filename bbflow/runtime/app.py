@@ -241,6 +241,8 @@ class Session:
                                        agents=list(dict.fromkeys(a.spec.name for a in self.plan.agents)))
             except MissingExtra as exc:
                 return Outcome(Status.USAGE, f"error: {exc}")
+        if self.journal is not None:  # on a backlog this takes seconds: before any robot is armed
+            await self.journal.tidy()
         try:
             await self._open()
         except (DriverError, FaultsError) as exc:

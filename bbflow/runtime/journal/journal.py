@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from contextvars import ContextVar
@@ -29,6 +30,7 @@ from typing import Any
 
 import attrs
 
+from bbflow.runtime.crew import wait_through
 from bbflow.runtime.durations import parse_retention
 from bbflow.runtime.events import jsonable
 from bbflow.runtime.ids import folder_key
@@ -126,20 +128,38 @@ class Journal:
             raise
         return cls(conn, config, owner)
 
+    async def tidy(self) -> None:
+        """Prune what is older than ``keep``, then VACUUM if it pays and no other process has the file open (a
+        VACUUM holds it locked for as long as it takes): before ``start``, and before any robot is armed. On a
+        backlog (a journal not opened for weeks) this takes seconds: it is done on a worker thread, the loop
+        free meanwhile (a Ctrl-C is handled at once). Cancelled, the work in progress is interrupted, rolled
+        back whole (nothing is half pruned), and waited for before this returns."""
+        if self.config.keep is None:
+            return
+        stop = threading.Event()
+
+        def cancel() -> None:
+            stop.set()  # (between statements, where an interrupt would come too early or too late)
+            self.conn.interrupt()
+
+        work = asyncio.get_running_loop().run_in_executor(None, self._tidy, time.time() - self.config.keep, stop)
+        if await wait_through(work, on_cancel=cancel):
+            raise asyncio.CancelledError
+
+    def _tidy(self, cutoff: float, stop: threading.Event) -> None:
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+            prune(self.conn, cutoff)
+            self.conn.execute("ROLLBACK" if stop.is_set() else "COMMIT")
+            if not stop.is_set() and not owners.others_on(self.config.owners, self.config.path, self.owner):
+                shrink(self.conn)
+        except sqlite3.Error:  # (interrupted, or the file locked by another process: pruned at the next pass)
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+
     def start(self, loop: asyncio.AbstractEventLoop,
                 on_failure: Callable[[Exception], None] | None = None) -> None:
-        """Prune, VACUUM if it pays and no other process has the file open (a VACUUM holds it locked for as
-        long as it takes), then start the writer; ``on_failure`` is called on the loop when a write fails."""
-        if self.config.keep is not None:
-            try:
-                self.conn.execute("BEGIN IMMEDIATE")
-                prune(self.conn, time.time() - self.config.keep)
-                self.conn.execute("COMMIT")
-                if not owners.others_on(self.config.owners, self.config.path, self.owner):
-                    shrink(self.conn)
-            except sqlite3.Error:
-                if self.conn.in_transaction:
-                    self.conn.execute("ROLLBACK")
+        """Start the writer (after ``tidy``); ``on_failure`` is called on the loop when a write fails."""
         self.writer.start(loop, on_failure)
 
     def retain(self) -> None:

@@ -228,6 +228,7 @@ def _close_resolved(journal: Journal, run: str, owner: str | None) -> bool:
 
 async def _recover(program: model.Program, project: Project, journal: Journal, run: str, instance: str | None,
                    out: IO[str], arm: bool, driver: str | None, writer: JsonLinesWriter | None) -> list[Recovered]:
+    await journal.tidy()
     journal.start(asyncio.get_running_loop())
     robots = {}
     try:
