@@ -445,3 +445,14 @@ def test_one_wrong_field_name_of_a_payload_is_one_diagnostic_with_the_missing_na
     diags, _, _ = check_text("signal s: {a: int}\nagent A {\n    on s { emit s {b: 1} }\n}\n")
     d = only(diags, "BBF203")  # was BBF203 for `b` and BBF201 "`s` needs field `a`": one mistake, two reports
     assert d.message == "`s` has no field `b`" and d.help == "did you mean `a`?"
+
+
+def test_min_and_max_take_any_number_of_values_and_say_so():
+    """`max` of 100 values was refused with "`max` takes at least 1 arguments, 100 given" (99 stood for no bound)."""
+    values = ", ".join(["1.5"] * 100)
+    assert codes(check_text(f"reactor R() -> float {{ return max({values}) + min({values}) }}")[0]) == []
+    assert only(check_text("reactor R() { let a = max() }")[0], "BBF202").message == \
+        "`max` takes at least 1 argument, 0 given"
+    assert only(check_text("reactor R() { let a = len() }")[0], "BBF202").message == "`len` takes 1 argument, 0 given"
+    assert only(check_text("reactor R() { let a = round() }")[0], "BBF202").message == \
+        "`round` takes 1 to 2 arguments, 0 given"

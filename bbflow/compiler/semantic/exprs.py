@@ -475,11 +475,11 @@ class ExprChecker:
         return self._builtin_result(name, args, e)
 
     def _builtin_result(self, name: str, args: list[T.Type], e: ast.CallExpr) -> T.Type:
-        def count(lo: int, hi: int) -> bool:
-            if lo <= len(args) <= hi:
+        def count(lo: int, hi: int | None) -> bool:  # hi None: no upper bound
+            if lo <= len(args) and (hi is None or len(args) <= hi):
                 return True
-            want = str(lo) if lo == hi else f"{lo} to {hi}" if hi < 99 else f"at least {lo}"
-            self.diags.error(codes.BBF202, f"`{name}` takes {want} argument{'s' if hi != 1 else ''}, "
+            want = f"at least {lo}" if hi is None else str(lo) if lo == hi else f"{lo} to {hi}"
+            self.diags.error(codes.BBF202, f"`{name}` takes {want} argument{'s' if (hi or lo) != 1 else ''}, "
                              f"{len(args)} given", e.span)
             return False
 
@@ -518,7 +518,7 @@ class ExprChecker:
                 return T.FLOAT if T.is_lenient(args[1]) or args[1] == T.INT else bad(1, "int")
             return T.INT
         # min / max: of two or more values, or of one list
-        if not count(1, 99):
+        if not count(1, None):
             return T.ERROR
         if len(args) == 1:
             if isinstance(args[0], T.ListT) and (T.ordered(args[0].item)):
