@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from bbflow.cli import main
 from bbflow.compiler import compile_paths
-from bbflow.compiler.syntax.nesting import MAX_NESTING
+from bbflow.compiler.syntax.nesting import MAX_BLOCK_NESTING, MAX_NESTING
 
 
 def codes(tmp_path: Path, body: str) -> list[str]:
@@ -67,3 +67,59 @@ def test_the_depth_inside_an_expression_on_several_lines_is_counted_exactly(tmp_
     found = [(d.code, d.message) for d in compile_paths([tmp_path]).diagnostics.items]
     assert found == ([] if levels is None else
                      [("BBF003", f"expression nested too deeply ({levels} levels; at most {MAX_NESTING})")])
+
+
+def _switches(n: int) -> str:
+    """A reactor of ``n`` nested switches (a `switch` case costs the generated Python the most brackets)."""
+    opened = "".join(f"    switch s{i} on e {{\n    case a {{\n" for i in range(n))
+    closed = "".join(f"    }}\n    default {{ return {i} }}\n    }}\n    return s{i}\n" for i in reversed(range(n)))
+    return f"enum E {{ a, b }}\nreactor K(e: E) -> int {{\n{opened}    return {n}\n{closed}}}\n"
+
+
+def _agent(n: int, opener: str, closer: str = "}\n") -> str:
+    return ("signal a.b\nreactor Go() -> int {\n    return 1\n}\n"
+            f"agent A {{\n    state {{ x: int = 0 }}\n    on a.b {{\n{opener * n}set x = 1\n{closer * n}    }}\n}}\n")
+
+
+def _maps(n: int) -> str:
+    return ("reactor K(xs: list[int]) -> int {\n" + "".join(f"map m{i} over xs as x{i} {{\n" for i in range(n))
+            + "return 1\n" + "".join(f"}}\nreturn len(m{i})\n" for i in reversed(range(n))) + "}\n")
+
+
+DEEP_BLOCKS = {
+    "switch": _switches,
+    "map": _maps,
+    "if": lambda n: _agent(n, "if x > 0 {\n"),
+    "then": lambda n: _agent(n, "run Go() then {\n"),
+    # an `else if` is an `if` in an `else` block: each is a level
+    "else if": lambda n: _agent(1, "if x > 0 { set x = 0 }" + "".join(f" else if x > {i} {{ set x = {i} }}"
+                                                                      for i in range(1, n)) + " else {\n"),
+}
+
+
+@pytest.mark.parametrize("kind", DEEP_BLOCKS)
+@pytest.mark.parametrize("levels", [MAX_BLOCK_NESTING + 1, 1_000])
+def test_blocks_nested_too_deeply_are_bbf003(tmp_path: Path, kind: str, levels: int) -> None:
+    """99 nested `if`s (or `else if`s) checked clean and the generated Python could not be loaded ("too many
+    nested parentheses"); 40 nested switches already; 200 were BBF900 (RecursionError) in the generator."""
+    (tmp_path / "m.flow").write_text(DEEP_BLOCKS[kind](levels))
+    found = [(d.code, d.message) for d in compile_paths([tmp_path]).diagnostics.items]
+    assert found == [("BBF003", f"blocks nested too deeply ({levels} levels; at most {MAX_BLOCK_NESTING})")]
+
+
+@pytest.mark.parametrize("kind", DEEP_BLOCKS)
+def test_blocks_at_the_limit_check_and_build(tmp_path: Path, kind: str) -> None:
+    (tmp_path / "k.flow").write_text(DEEP_BLOCKS[kind](MAX_BLOCK_NESTING))
+    result = CliRunner().invoke(main, ["build", str(tmp_path), "-o", str(tmp_path / "out"), "--no-cache"])
+    assert result.exit_code == 0, result.output
+    from bbflow.runtime.loader import load_program
+
+    assert load_program(tmp_path / "out").reactors or kind != "switch"
+
+
+def test_switches_at_the_limit_run(tmp_path: Path) -> None:
+    (tmp_path / "bbflow.toml").write_text('[project]\nname = "k"\n')
+    (tmp_path / "k.flow").write_text(_switches(MAX_BLOCK_NESTING))
+    result = CliRunner().invoke(main, ["run", str(tmp_path), "--reactor", "K", "--input", 'e="a"'])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == str(MAX_BLOCK_NESTING)

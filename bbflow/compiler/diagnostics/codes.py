@@ -17,7 +17,7 @@ _E, _W = Severity.ERROR, Severity.WARNING
 
 BBF001 = Code("BBF001", _E, "syntax error: unexpected token or character")
 BBF002 = Code("BBF002", _E, "malformed literal: unterminated string, bad escape, bad number or duration")
-BBF003 = Code("BBF003", _E, "expression nested too deeply")
+BBF003 = Code("BBF003", _E, "expression or block nested too deeply")
 BBF101 = Code("BBF101", _E, "unknown name")
 BBF102 = Code("BBF102", _E, "duplicate definition in one scope")
 BBF103 = Code("BBF103", _E, "import: module not found")
