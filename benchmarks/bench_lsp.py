@@ -16,7 +16,12 @@ of a project made by ``gen_project`` and measures, from the client's side:
   the check's diagnostics count), against hovers on an idle server in the
   same rounds;
 - a request cancelled while it waits for a check (the outline needs the
-  current text): answered with the LSP's RequestCancelled error (-32800).
+  current text): answered with the LSP's RequestCancelled error (-32800);
+- completion while typing a line at the end of a reactor of ``--steps`` steps
+  (a file of its own in the project): one ``didChange`` and one completion per
+  keystroke, each completion's latency, against the same keystrokes at the end
+  of a 10-step reactor in the same session (and the first completion in each,
+  which parses the reactor from its start).
 """
 
 from __future__ import annotations
@@ -160,6 +165,45 @@ async def cancelled(session: Session, path: Path) -> tuple[int | None, float]:
         return getattr(e, "code", None), time.perf_counter() - started
 
 
+TYPED = "    let y = s0.x + s1.y"  # typed at the end of the reactor, one keystroke after another
+
+
+def reactor(steps: int) -> str:
+    """A module of one reactor of ``steps`` steps, each after the one before."""
+    chain = "".join(f"    step s{i} = move_to(target: p) after {f's{i - 1}' if i else 'ready'}\n" for i in range(steps))
+    return ("type Pose = {x: float, y: float}\n\nrobot Arm {\n    states idle, busy\n"
+            "    command move_to(target: Pose) -> Pose category motion\n}\n\n"
+            "reactor Long(p: Pose) -> Pose on Arm {\n    step ready = wait_state(idle)\n" + chain +
+            f"    return s{steps - 1}\n}}\n")
+
+
+async def typing(session: Session, path: Path, steps: int) -> tuple[float, list[float]]:
+    """Type ``TYPED`` before the last line of a ``steps``-step reactor's body, asking for completion at each
+    keystroke: seconds to the first completion (before any keystroke), and to each keystroke's."""
+    lsp = session.lsp
+    path.write_text(reactor(steps), encoding="utf-8")
+    uri, text, _ = await session.open(path)
+    at = text.index("    return")
+    line = text.count("\n", 0, at)
+
+    async def complete(now: str, column: int) -> float:
+        started = time.perf_counter()
+        answer = await session.client.text_document_completion_async(lsp.CompletionParams(
+            lsp.TextDocumentIdentifier(uri), lsp.Position(line, column)))
+        assert answer is not None, f"no completion at {now[at:at + column]!r}"
+        return time.perf_counter() - started
+
+    first = await complete(text, 4)
+    out = []
+    for n in range(5, len(TYPED) + 1):
+        now = text[:at] + TYPED[:n] + "\n" + text[at:]
+        session.change(uri, now, n)
+        out.append(await complete(now, n))
+    session.change(uri, text, len(TYPED) + 1)
+    await session.settle(uri)
+    return first, out
+
+
 @contextmanager
 def project(lines: int) -> Iterator[tuple[Path, int]]:
     with tempfile.TemporaryDirectory() as tmp:
@@ -172,7 +216,7 @@ def p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20, method="inclusive")[-1] if len(values) > 1 else values[0]
 
 
-async def measure(lines: int, rounds: int) -> list[Figure]:
+async def measure(lines: int, rounds: int, steps: int) -> list[Figure]:
     with project(lines) as (root, total):
         cells = sorted((root / "flows" / "cells").glob("*.flow"))
         leaf, middle = cells[-1], cells[len(cells) // 2]
@@ -183,6 +227,8 @@ async def measure(lines: int, rounds: int) -> list[Figure]:
             at_end = await edits(session, leaf, rounds, hovers=True)
             in_middle = await edits(session, middle, rounds, hovers=False)
             code, cancel_seconds = await cancelled(session, cells[1])
+            small_first, small = await typing(session, root / "flows" / "short_reactor.flow", 10)
+            big_first, big = await typing(session, root / "flows" / "long_reactor.flow", steps)
         finally:
             await session.stop()
     size = f"{total:,}-line project"
@@ -208,25 +254,33 @@ async def measure(lines: int, rounds: int) -> list[Figure]:
     answer = "RequestCancelled (-32800)" if code == REQUEST_CANCELLED else f"NOT cancelled: {code}"
     out.append(Figure("lsp", f"{size}: a request cancelled while it waits for a check", "ms",
                       Stats.of([cancel_seconds]).scaled(1e3), note=f"answered with {answer}"))
+    each = Stats.of([b / s for b, s in zip(big, small, strict=True)])
+    out.append(Figure("lsp", f"completion while typing at the end of a {steps:,}-step reactor "
+                      f"({len(big)} keystrokes)", "ms", Stats.of(big).scaled(1e3),
+                      (("the same keystrokes in a 10-step reactor", each),),
+                      note=f"10 steps: {statistics.median(small) * 1e3:.1f} ms"))
+    out.append(Figure("lsp", f"first completion in a {steps:,}-step reactor", "ms", Stats.of([big_first]).scaled(1e3),
+                      note=f"10 steps: {small_first * 1e3:.1f} ms"))
     return out
 
 
-def figures(lines: int, rounds: int) -> list[Figure]:
+def figures(lines: int, rounds: int, steps: int = 3_000) -> list[Figure]:
     try:
         import pygls  # noqa: F401
     except ImportError:
         return [Figure("lsp", "language server", "ms", note="pygls not installed: pip install 'bbflow[lsp]'")]
-    return asyncio.run(measure(lines, rounds))
+    return asyncio.run(measure(lines, rounds, steps))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=10_000)
     parser.add_argument("--edits", type=int, default=15)
+    parser.add_argument("--steps", type=int, default=3_000)
     args = parser.parse_args()
     from common import table
 
-    print(table(figures(args.lines, args.edits)))
+    print(table(figures(args.lines, args.edits, args.steps)))
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ TINY = {
     "journal": {"steps": 8, "repeat": 2, "size_runs": 20, "recover_runs": 3},
     "stdin": {"signals": (20, 200)},
     "hardening": {"names": (20, 40), "literals": (10_000,), "runs": (10, 20)},
-    "lsp": {"lines": 300, "edits": 2},
+    "lsp": {"lines": 300, "edits": 2, "steps": 40},
 }
 
 
@@ -138,8 +138,11 @@ def test_the_lsp_client_script_measures_edits_hovers_and_a_cancellation() -> Non
     pytest.importorskip("pygls", reason="bbflow lsp needs the optional `lsp` extra")
     import bench_lsp
 
-    by_name = {f.name.split(": ", 1)[1]: f for f in bench_lsp.figures(300, 2)}
+    by_name = {f.name.split(": ", 1)[1] if "-line project" in f.name else f.name: f
+               for f in bench_lsp.figures(300, 2, 40)}
     assert by_name["diagnostics after a one-line edit, module nothing imports"].value.n == 2  # type: ignore[union-attr]
     assert by_name["hover on an idle server"].value is not None
     cancelled = by_name["a request cancelled while it waits for a check"]
     assert "RequestCancelled (-32800)" in cancelled.note
+    typing = by_name["completion while typing at the end of a 40-step reactor (19 keystrokes)"]
+    assert typing.value.n == 19 and typing.ratios  # type: ignore[union-attr]

@@ -520,3 +520,63 @@ def test_a_rename_while_a_file_has_a_syntax_error_is_refused(cell: Path) -> None
     assert [d.code for d in by_file[cell]] == ["BBF001"]
     with pytest.raises(RenameError, match=r"cell\.flow has a syntax error"):
         rename(program, cell, at(text, "ready"), "prepared")
+
+
+def _long_reactor(n: int) -> str:
+    chain = "".join(f"    step s{i} = move_to(target: pick) after {f's{i - 1}' if i else 'ready'}\n" for i in range(n))
+    return CELL.replace("    step ready = wait_state(idle)\n", "    step ready = wait_state(idle)\n" + chain)
+
+
+def test_completion_while_typing_parses_the_line_typed_not_the_whole_reactor(cell: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    # each completion parsed its declaration from the start: about a second a keystroke in a 3,000-step reactor
+    from lark.parsers.lalr_parser_state import ParserState
+
+    from bbflow.lsp import complete as complete_module
+
+    def fed_while_typing(n: int) -> list[int]:
+        monkeypatch.setattr(complete_module, "_PARSES", complete_module._Parses())
+        base = _long_reactor(n)
+        program = compile_program(cell, {cell: base})
+        counts = []
+        feed = ParserState.feed_token
+        for typed in ["    l", "    let y = ", "    let y = s0.x + ", "    let y = s0.x + 1.0\n    st"]:
+            text = base.replace("    let high", typed + "\n    let high")
+            count = 0
+
+            def counted(self, token, is_end=False):  # type: ignore[no-untyped-def]
+                nonlocal count
+                count += 1
+                return feed(self, token, is_end)
+
+            with monkeypatch.context() as patched:
+                patched.setattr(ParserState, "feed_token", counted)
+                got = labels(program, cell, text, at(text, typed, offset=len(typed)))
+            assert got, typed
+            counts.append(count)
+        return counts
+
+    small, big = fed_while_typing(20), fed_while_typing(400)
+    assert big[0] > 10 * small[0]  # the first completion in a declaration parses it
+    assert big[1:] == small[1:]  # then each keystroke parses from the start of its line (or the line before)
+
+
+@pytest.mark.parametrize("edit", [
+    ("    step s3 = move_to(target: pick) after s2\n", "    step s3 = move_to(target: pick\n"),  # an open call
+    ("    step s3 = move_to(target: pick) after s2\n", ""),  # a line gone
+    ("reactor Pick(pick: Pose)", "reactor Pick(pick: Pose, extra: float)"),  # the header
+    ("    step s9 = move_to(target: pick) after s8\n", "    step s9 = move_to(target: pick) after s8 {\n"),
+])
+def test_completion_after_an_edit_above_the_cursor_takes_what_the_parser_takes_now(
+        cell: Path, edit: tuple[str, str]) -> None:
+    from bbflow.lsp.complete import _Parses
+
+    base = _long_reactor(200)
+    program = compile_program(cell, {cell: base})
+    kept = _Parses()
+    for text in [base, base.replace(*edit), base]:
+        for line in range(text.index("    step s150"), text.index("    return"), 997):
+            prefix = text[:text.index("\n", line) + 1] + "    "
+            assert kept.accepts(prefix[prefix.index("reactor Pick"):]) == \
+                _Parses().accepts(prefix[prefix.index("reactor Pick"):]), (edit, line)
+    assert labels(program, cell, base, at(base, "    let high", offset=4)) >= {"step", "let"}

@@ -6,6 +6,9 @@ LALR parser, whose ``accepts()`` is the exact set of tokens that may come next
 (so after ``step x = move_to(...)`` it offers ``after``, ``undo``, ``retry``...,
 and in a reactor header ``on`` and ``->``). When that text does not parse (an
 earlier mistake in the same declaration), every keyword is offered.
+The parser goes on from its state at the start of the cursor's line, kept
+from the request before when the text above is unchanged (``_Parses``): a
+keystroke costs its line, not its declaration.
 
 Names come from the last compiled program (which may be a little older than
 the text being typed): the enclosing reactor's inputs and named statements or
@@ -18,8 +21,11 @@ a route's ``on``, the declared signals. Inside a comment or a string nothing is 
 
 from __future__ import annotations
 
+import bisect
 import functools
 import re
+from collections import deque
+from copy import copy
 from pathlib import Path
 from typing import Any
 
@@ -90,12 +96,80 @@ def complete(program: Program | None, path: Path, text: str, pos: Pos,
 def accepted(prefix: str) -> set[str] | None:
     """The terminals the parser takes after ``prefix``, read from the start of its last declaration."""
     starts = [m.start() for m in TOP_LEVEL.finditer(prefix)]
-    try:
-        ip = flow_parser().parse_interactive(prefix[starts[-1]:] if starts else prefix)
-        ip.exhaust_lexer()
-        return set(ip.accepts())
-    except LarkError:
-        return None
+    return _PARSES.accepts(prefix[starts[-1]:] if starts else prefix)
+
+
+@attrs.define(slots=True)
+class _Parsed:
+    """A declaration's text as last parsed, with the parser's states at the starts of some of its lines."""
+
+    text: str
+    marks: list[tuple[int, tuple[Any, ...]]]  # (offset of a line start, the parser's state stack there), in order
+
+
+class _Parses:
+    """What the parser takes after a declaration's text, going on from a state it had before.
+
+    Completion is asked at every keystroke, and a 3,000-step reactor parsed from
+    its start each time took a second per keystroke. The parser's state at a line
+    start depends only on the text before it, so states are kept at the start of
+    the cursor's line and every ``SPACING`` characters or so; a request parses
+    from the last kept state whose text is unchanged. Only recognised: no tree
+    is built (no reduction callbacks)."""
+
+    SPACING = 4096  # characters between two kept states: what a request after a jump parses at most, or so
+    KEEP = 4  # declarations whose states are kept (the last completed in)
+
+    def __init__(self) -> None:
+        self._kept: deque[_Parsed] = deque(maxlen=self.KEEP)
+
+    def accepts(self, text: str) -> set[str] | None:
+        line = text.rfind("\n") + 1
+        done, stack, marks, source = 0, None, [], None
+        for kept in self._kept:
+            same = _common_prefix(text, kept.text)
+            usable = kept.marks[: bisect.bisect_right(kept.marks, same, key=lambda m: m[0])]
+            if usable and usable[-1][0] > done:
+                done, stack, marks, source = usable[-1][0], usable[-1][1], usable, kept
+        if source is not None:  # its states are this text's too: the new one holds them
+            self._kept.remove(source)
+        parsed = _Parsed(text, list(marks))
+        try:
+            ip = flow_parser().parse_interactive(text[done:])
+            state = ip.parser_state
+            state.parse_conf = copy(state.parse_conf)
+            state.parse_conf.callbacks = {}  # a recognizer: what the reductions would build is not needed
+            if stack is not None:
+                state.state_stack, state.value_stack = list(stack), [None] * len(stack)
+            last = done
+            for token in ip.lexer_thread.lex(state):
+                at = done + token.start_pos - (token.column - 1)  # the start of the token's line
+                if at > last and (at - last >= self.SPACING or at >= line):
+                    parsed.marks.append((at, tuple(state.state_stack)))
+                    last = at
+                ip.feed_token(token)
+            if line > last:
+                parsed.marks.append((line, tuple(state.state_stack)))
+            return set(ip.accepts())
+        except LarkError:
+            return None
+        finally:
+            self._kept.append(parsed)
+
+
+def _common_prefix(a: str, b: str) -> int:
+    """The length of the longest common prefix of ``a`` and ``b``."""
+    lo, hi = 0, min(len(a), len(b))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a.startswith(b[lo:mid], lo):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+_PARSES = _Parses()
 
 
 def _signals(facts: Facts | None, typed: str, events: list[str]) -> list[Completion]:
