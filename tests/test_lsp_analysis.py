@@ -580,3 +580,39 @@ def test_completion_after_an_edit_above_the_cursor_takes_what_the_parser_takes_n
             assert kept.accepts(prefix[prefix.index("reactor Pick"):]) == \
                 _Parses().accepts(prefix[prefix.index("reactor Pick"):]), (edit, line)
     assert labels(program, cell, base, at(base, "    let high", offset=4)) >= {"step", "let"}
+
+
+RUNS = CELL.replace("        run Pick(pick: req.data.pick) then { emit pick.done {at: result} }\n", """\
+        run Pick(pick: req.data.pick) then {
+            emit pick.done {at: result}
+        } else {
+            set busy = error.message == "" # else here is a comment
+        }
+""").replace("    command grip() -> Grip undo release()\n    command release() -> Grip\n",
+             "    command grip(force: float = 1.0) -> Grip undo release(hold: args.force)\n"
+             "    command release(hold: float = 0.0) -> Grip\n")
+
+
+@pytest.mark.parametrize(("typed", "after", "expected"), [
+    ("{at: result.", "{at: result", {"x", "y", "z"}),  # `then`: the run's value, a Pose
+    ("error.message", "error.", {"message", "code"}),  # `else`: the run's error
+    ("(hold: args.force)", "(hold: args.", {"force"}),  # a command's default undo: its arguments
+])
+def test_completion_after_result_error_and_args_offers_the_fields_of_their_type(
+        cell: Path, typed: str, after: str, expected: set[str]) -> None:
+    # `result.`, `error.` and `args.` offered nothing: those names were not among the names in scope
+    program, by_file = diagnosed(cell, RUNS)
+    assert by_file[cell] == []
+    text = RUNS.replace(typed.replace(".", "", 1) if typed.startswith("{") else typed, typed, 1)
+    assert labels(program, cell, text, at(text, after, offset=len(after) + (0 if after.endswith(".") else 1))) \
+        == expected
+
+
+def test_result_is_in_scope_in_then_and_error_in_else_only(cell: Path) -> None:
+    program, _ = diagnosed(cell, RUNS)
+    in_then = labels(program, cell, RUNS, at(RUNS, "{at: result}", offset=5))
+    in_else = labels(program, cell, RUNS, at(RUNS, "error.message"))
+    in_call = labels(program, cell, RUNS, at(RUNS, "req.data.pick)"))
+    assert "result" in in_then and "error" not in in_then
+    assert "error" in in_else and "result" not in in_else
+    assert "req" in in_call and not {"result", "error"} & in_call

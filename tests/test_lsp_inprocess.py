@@ -389,3 +389,44 @@ def test_a_file_of_a_nested_project_gets_the_diagnostics_of_its_own_project(tmp_
         assert ls.last(uri) == []
 
     run(scenario)
+
+
+AGENT = CELL + """
+signal pick.requested: {at: Pose}
+signal pick.done: {at: Pose}
+signal pick.failed: {why: str}
+
+agent Picker on Arm {
+    on pick.requested as req {
+        run Go(p: req.data.at) then {
+            emit pick.done {at: result}
+        } else {
+            emit pick.failed {why: error.message}
+        }
+    }
+}
+"""
+
+
+@pytest.mark.parametrize(("after", "typed", "expected"), [
+    ("            emit pick.done {at: result}\n", "            emit pick.done {at: result.", {"x", "y"}),
+    ("        run Go(p: req.data.at) then {\n", "            emit pick.done {at: result.", {"x", "y"}),
+    ("            emit pick.failed {why: error.message}\n", "            emit pick.failed {why: error.",
+     {"message", "code"}),
+    ("        } else {\n", "            emit pick.failed {why: error.", {"message", "code"}),
+])
+def test_completion_after_result_and_error_on_a_line_typed_in_a_run_block(
+        project: Path, after: str, typed: str, expected: set[str]) -> None:
+    # `result.` and `error.` offered nothing: the names a run binds in its blocks were not in scope
+
+    async def scenario() -> None:
+        ls = Server(project)
+        uri = await ls.open(project / "flows" / "cell.flow", AGENT)
+        assert ls.last(uri) == []
+        typing = AGENT.replace(after, after + typed + "\n")
+        ls.edit(uri, typing)  # a syntax error until the line is done: answers come from the check above
+        found = await lsp_server.on_completion(ls, lsp.CompletionParams(lsp.TextDocumentIdentifier(uri),
+                                                                        _after(typing, typed)))
+        assert found is not None and {item.label for item in found.items} == expected
+
+    run(scenario)

@@ -12,8 +12,10 @@ keystroke costs its line, not its declaration.
 
 Names come from the last compiled program (which may be a little older than
 the text being typed): the enclosing reactor's inputs and named statements or
-the agent's state and route binding, the robot's commands in a reactor `on`
-it, the module's declarations and imports, the prelude and the builtins.
+the agent's state and route binding (and ``result`` in a run's ``then``,
+``error`` in its ``else``; ``args`` and ``result`` in a command's default
+undo), the robot's commands in a reactor `on` it, the module's declarations
+and imports, the prelude and the builtins.
 After ``NAME.`` the fields of NAME's record type (or an enum's members, or an
 imported module's declarations) are offered; after ``emit``, ``schedule`` and
 a route's ``on``, the declared signals. Inside a comment or a string nothing is offered.
@@ -36,7 +38,7 @@ from lark.lexer import PatternStr
 from bbflow.compiler import BUILTIN_COMMANDS, BUILTIN_FUNCTIONS, WAITS, Facts, ast, flow_parser
 from bbflow.compiler import types as T
 from bbflow.lsp.analysis import declaration_signature
-from bbflow.lsp.locate import PRELUDE, Pos, contains, global_decl, path_at
+from bbflow.lsp.locate import PRELUDE, Pos, Range, contains, global_decl, path_at
 from bbflow.lsp.program import Program
 from bbflow.lsp.robot_events import robot_event_signals
 
@@ -186,20 +188,21 @@ def _signals(facts: Facts | None, typed: str, events: list[str]) -> list[Complet
     return out
 
 
-def _context(program: Program | None, path: Path, pos: Pos) -> tuple[Facts, ast.Module, list[Any]] | None:
+def _context(program: Program | None, path: Path, pos: Pos) -> tuple[Facts, ast.Module, list[Any], str] | None:
+    """The facts, module, nodes down to ``pos`` and text of ``path`` as ``program`` analysed it."""
     module = program.module(path) if program is not None else None
     facts = program.facts(path) if program is not None else None
-    if module is None or facts is None:
+    if program is None or module is None or facts is None:
         return None
-    return facts, module, path_at(module, pos)
+    return facts, module, path_at(module, pos), program.texts.get(path, "")
 
 
 def _members(program: Program | None, path: Path, pos: Pos, chain: list[str]) -> list[Completion]:
     ctx = _context(program, path, pos)
     if ctx is None:
         return []
-    facts, module, node_path = ctx
-    local = _locals(facts, node_path, pos).get(chain[0])
+    facts, module, node_path, text = ctx
+    local = _locals(facts, node_path, pos, text).get(chain[0])
     if local is not None:
         t = local[1]
     else:
@@ -248,10 +251,20 @@ def _kind(decl: Any) -> str:
     return _KINDS.get(type(decl), "variable")
 
 
-def _locals(facts: Facts, node_path: list[Any], pos: Pos) -> dict[str, tuple[str, Any]]:
-    """Value names visible at the cursor: name -> (what it is, its type)."""
+def _locals(facts: Facts, node_path: list[Any], pos: Pos, text: str) -> dict[str, tuple[str, Any]]:
+    """Value names visible at the cursor: name -> (what it is, its type). ``text``: what ``facts`` analysed."""
     out: dict[str, tuple[str, Any]] = {}
     for node in node_path:
+        if isinstance(node, ast.RunStmt):
+            branch = _run_branch(node, pos, text)
+            if branch == "then":
+                out["result"] = ("result", facts.types.get(node.call))
+            elif branch == "else":
+                out["error"] = ("error", T.ERROR_RECORD)
+        elif isinstance(node, ast.CommandDecl) and node.undo is not None and contains(node.undo.span, pos):
+            out["args"] = ("args", T.RecordT(tuple((p.name.name, facts.decl_types.get(p) or T.ERROR)
+                                                    for p in node.params)))
+            out["result"] = ("result", facts.decl_types.get(node))
         if isinstance(node, ast.ReactorDecl):
             for p in node.params:
                 out[p.name.name] = ("param", facts.decl_types.get(p))
@@ -267,6 +280,33 @@ def _locals(facts: Facts, node_path: list[Any], pos: Pos) -> dict[str, tuple[str
         elif isinstance(node, ast.RouteDecl) and node.bind is not None:
             out[node.bind.name] = ("binding", facts.decl_types.get(node))
     return out
+
+
+#: what may hold the word ``else`` without being the keyword, and the keyword
+_ELSE = re.compile(r'#[^\n]*|"(?:[^"\\\n]|\\.)*"?|\belse\b')
+
+
+def _run_branch(run: ast.RunStmt, pos: Pos, text: str) -> str | None:
+    """Which block of ``run`` the cursor is in: ``"then"`` (where `result` is bound), ``"else"`` (`error`),
+    or None (in its call). Its blocks are statements without a node of their own: between them, the
+    ``else`` keyword tells (a new line typed in an empty ``then { }`` is in no statement)."""
+    end = Range.of(run.call.span).end
+    if pos < end:
+        return None
+    if any(contains(stmt.span, pos) for stmt in run.then or ()):
+        return "then"
+    if any(contains(stmt.span, pos) for stmt in run.else_ or ()):
+        return "else"
+    before = [Range.of(stmt.span).end for stmt in run.then or () if Range.of(stmt.span).end <= pos]
+    lines = text.split("\n")
+    between = text[_offset(lines, max([end, *before])):_offset(lines, pos)]
+    if run.else_ is not None and any(m.group() == "else" for m in _ELSE.finditer(between)):
+        return "else"
+    return "then" if run.then is not None else None
+
+
+def _offset(lines: list[str], pos: Pos) -> int:
+    return sum(len(line) + 1 for line in lines[: pos.line]) + pos.character
 
 
 def _named_statements(block: ast.Block, pos: Pos) -> list[Any]:
@@ -287,9 +327,9 @@ def _names(program: Program | None, path: Path, pos: Pos) -> list[Completion]:
     ctx = _context(program, path, pos)
     if ctx is None:
         return [Completion(f, "function", "builtin") for f in BUILTIN_FUNCTIONS]
-    facts, module, node_path = ctx
+    facts, module, node_path, text = ctx
     out: dict[str, Completion] = {}
-    for name, (what, t) in _locals(facts, node_path, pos).items():
+    for name, (what, t) in _locals(facts, node_path, pos, text).items():
         out[name] = Completion(name, "variable", f"({what}) {t if t is not None else '?'}")
     owner = next((n for n in reversed(node_path) if isinstance(n, (ast.ReactorDecl, ast.AgentDecl))), None)
     robot = facts.decls.get(facts.robots_of.get(owner, "")) if owner is not None else None
