@@ -503,12 +503,14 @@ def _control_plane(project: Project, program: Program, listen: str | None) -> Co
 @click.option("--events", type=click.Path(dir_okay=False, path_type=str), help="recover: write the events here.")
 @click.option("--resolved", is_flag=True,
               help="recover: the world was put right by hand; close the run without moving anything.")
+@click.option("--limit", type=click.IntRange(min=0), default=200, show_default=True, metavar="N",
+              help="list: the newest N runs (0: all).")
 def runs(words: tuple[str, ...], fmt: str, arm: bool, driver: str | None, events: str | None,
-         resolved: bool) -> None:
-    """The runs in the project's journals (newest first): its own and each `--robot` process's beside it
-    (`journal.left.db`), each run's file in the `journal` column; `show ID`: one run's timeline, in-doubt
-    steps marked; `recover ID`: roll back a held run now, on its robot, in the journal that holds it (see
-    docs/durability.md).
+         resolved: bool, limit: int) -> None:
+    """The runs in the project's journals, newest first (200 of them, or --limit N): its own and each `--robot`
+    process's beside it (`journal.left.db`), each run's file in the `journal` column; `show ID`: one run's
+    timeline, in-doubt steps marked; `recover ID`: roll back a held run now, on its robot, in the journal that
+    holds it (see docs/durability.md).
 
     ID may be the start of a run's id (of one run only, in all the journals). Exit status: 0, 1 a
     recovered run had undo errors or stays held, 2 usage error or a journal missing or unusable, 130 a
@@ -532,7 +534,7 @@ def runs(words: tuple[str, ...], fmt: str, arm: bool, driver: str | None, events
     try:
         project = load_project(root)
         if action == "list":
-            print_runs(project, sys.stdout, fmt=fmt, color=color)
+            print_runs(project, sys.stdout, fmt=fmt, color=color, limit=limit, err=sys.stderr)
         elif action == "show":
             print_run(project, rest[0], sys.stdout, fmt=fmt, color=color)
         else:

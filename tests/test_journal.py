@@ -41,7 +41,7 @@ from bbflow.runtime.journal.agents import AgentJournal, envelope_json
 from bbflow.runtime.journal.journal import RETAIN_SIGNALS_EVERY, journal_files, parse_keep, process_robots
 from bbflow.runtime.journal.query import list_runs, show_run
 from bbflow.runtime.journal.recovery import Recovery, effects
-from bbflow.runtime.journal.store import APPLICATION_ID, MIGRATIONS, PAGE_SIZE
+from bbflow.runtime.journal.store import APPLICATION_ID, MARK_CALLS_FROM, MIGRATIONS, PAGE_SIZE
 from bbflow.runtime.proxy import RobotProxy
 from bbflow.runtime.signals import Envelope
 
@@ -476,6 +476,8 @@ def test_a_run_records_every_intent_result_and_undo(cell: tuple[Path, model.Prog
     try:
         (run,) = list_runs(journal.read)
         assert run["status"] == "ok" and run["reactor"] == "Job" and run["robot"] == "arm" and run["steps"] == 5
+        # where its calls begin (``bbflow runs`` counts its steps from there, not from the journal's first call)
+        assert journal.read.execute("SELECT calls_from = (SELECT min(seq) FROM calls) FROM runs").fetchone() == (1,)
         timeline = show_run(journal.read, run["id"])["timeline"]
         assert [c["step"] for c in timeline] == ["approach", "grip", "carry", "release", "back"]
         assert all(c["outcome"] == "ok" and c["kind"] == "step" for c in timeline)
@@ -518,6 +520,7 @@ def crashed(tmp_path: Path, calls: list[tuple[str, str, str, Any, Any, str | Non
         conn.execute("INSERT INTO calls (seq, run, kind, step, idx, attempt, target, args, undo, hold, sent, outcome)"
                      " VALUES (?, 'r1', ?, ?, '[]', 1, ?, '{}', ?, ?, ?, ?)",
                      (seq, kind, step, target, json.dumps(undo) if undo else None, hold, time.time(), outcome))
+    conn.execute(MARK_CALLS_FROM)  # where each run's calls begin, as bbflow run records it
     journal.close()
     return journal_at(tmp_path / "j.db")
 
@@ -590,6 +593,7 @@ def test_a_run_whose_process_lives_is_left_to_it_and_recovered_once_that_process
     other.conn.execute("INSERT INTO calls (seq, run, kind, step, idx, attempt, target, args, undo, sent, outcome) "
                        "VALUES (1, 'r1', 'step', 'approach', '[]', 1, 'move_to', '{}', ?, ?, 'ok')",
                        (json.dumps(home(1)), time.time()))
+    other.conn.execute(MARK_CALLS_FROM)
     journal = journal_at(path)
     done, seen = asyncio.run(recover(root, program, journal))
     assert done == [] and world(root) == [] and not seen.named("recover.start")
@@ -943,7 +947,9 @@ def test_a_signal_under_the_id_of_a_handled_one_is_the_one_replayed_after_a_cras
 
 def test_a_schema_1_journal_is_migrated_keeping_what_it_holds(tmp_path: Path) -> None:
     """Schema 2 indexes ``signals (accepted)``: retention no longer reads the whole table; schema 3 records
-    each run's owner (a run from before has none: recovered as before, by whichever process it is for)."""
+    each run's owner (a run from before has none: recovered as before, by whichever process it is for); schema
+    4 indexes the runs by parent and start, and records where each run's calls begin (``bbflow runs`` reads
+    what it lists, not the whole journal)."""
     path = tmp_path / "j.db"
     with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
         for statement in MIGRATIONS[1]:  # the schema-1 DDL, as a bbflow of that schema wrote it
@@ -954,14 +960,19 @@ def test_a_schema_1_journal_is_migrated_keeping_what_it_holds(tmp_path: Path) ->
         conn.execute("INSERT INTO signals VALUES ('s1', '{}', 1.0)")
         conn.execute("INSERT INTO pending VALUES ('s1', 'Picker')")
         conn.execute("INSERT INTO runs (id, reactor, status, started) VALUES ('r1', 'Job', 'running', 1.0)")
+        conn.execute("INSERT INTO runs (id, reactor, status, started) VALUES ('r2', 'Job', 'ok', 2.0)")
+        conn.executemany("INSERT INTO calls (seq, run, kind, step, idx, attempt, target, sent) VALUES "
+                         "(?, 'r1', 'step', 's', '[]', 1, 'move_to', 1.0)", [(5,), (7,)])
     journal = journal_at(path)
     try:
-        assert SCHEMA_VERSION == 3
+        assert SCHEMA_VERSION == 4
         read = journal.read
-        assert read.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0] == "3"
+        assert read.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0] == "4"
         assert read.execute("SELECT * FROM signals").fetchall() == [("s1", "{}", 1.0)]
         assert read.execute("SELECT * FROM pending").fetchall() == [("s1", "Picker")]
-        assert read.execute("SELECT id, status, owner FROM runs").fetchall() == [("r1", "running", None)]
+        assert read.execute("SELECT id, status, owner, calls_from FROM runs ORDER BY id").fetchall() == [
+            ("r1", "running", None, 5), ("r2", "ok", None, None)]
+        assert [(r["id"], r["steps"], r["in_doubt"]) for r in list_runs(read)] == [("r2", 0, 0), ("r1", 0, 2)]
         plan = " ".join(r[-1] for r in read.execute(
             "EXPLAIN QUERY PLAN DELETE FROM signals WHERE accepted < ? AND id NOT IN (SELECT signal FROM pending)",
             (0.0,)))
@@ -1336,6 +1347,7 @@ def test_reading_the_held_runs_does_not_scan_the_whole_history(tmp_path: Path) -
         journal.conn.executemany("INSERT INTO calls (run, kind, step, idx, attempt, target, args, sent, outcome) "
                                  "VALUES (?, 'step', 'approach', '[]', 1, 'move_to', '{}', 0, ?)",
                                  [(run, outcome) for outcome in outcomes])
+        journal.conn.execute(MARK_CALLS_FROM)
 
     small = journal_at(tmp_path / "small.db")
     add(small, "held-1", "held", ["ok", None])

@@ -23,6 +23,7 @@ from bbflow.cli import main
 from bbflow.project import load_project
 from bbflow.runtime.journal import Journal, JournalConfig, journal_config, owners, process_journal
 from bbflow.runtime.journal.operator import print_runs
+from bbflow.runtime.journal.store import MARK_CALLS_FROM
 
 DATA = Path(__file__).resolve().parent / "data" / "crash_cell"
 HOME = {"x": 0.0, "y": 0.0, "z": 0.0}
@@ -54,6 +55,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
                      "result) VALUES (?, ?, 'step', ?, '[]', 1, ?, ?, ?, ?, ?, ?)",
                      (seq, run, step, target, json.dumps(args), json.dumps(undo) if undo else None, now, outcome,
                       json.dumps(result) if result is not None else None))
+    conn.execute(MARK_CALLS_FROM)  # where each run's calls begin, as bbflow run records it
     journal.close()
     return root
 
@@ -286,6 +288,9 @@ def test_an_older_schema_is_read_as_it_is_and_migrated_only_by_a_recover(project
     without being migrated (the file is left byte for byte); ``recover`` writes, so it migrates it first."""
     db = project / ".bbflow" / "journal.db"
     with contextlib.closing(sqlite3.connect(db)) as conn:
+        conn.execute("DROP INDEX runs_roots")
+        conn.execute("CREATE INDEX runs_parent ON runs (parent)")
+        conn.execute("ALTER TABLE runs DROP COLUMN calls_from")
         conn.execute("ALTER TABLE runs DROP COLUMN owner")
         conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema'")
         conn.commit()
@@ -298,7 +303,8 @@ def test_an_older_schema_is_read_as_it_is_and_migrated_only_by_a_recover(project
     out = runs("recover", "0002", str(project))
     assert out.exit_code == 0 and "run 0002-cut: rolled back" in out.stdout, out.output
     with contextlib.closing(sqlite3.connect(db)) as conn:
-        assert conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("3",)
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("4",)
+        assert conn.execute("SELECT calls_from FROM runs WHERE id = '0002-cut'").fetchone() == (2,)
 
 
 def test_a_journal_this_user_cannot_read_for_its_folder_is_not_called_corrupt(project: Path) -> None:
@@ -359,6 +365,73 @@ def test_a_journal_path_naming_a_folder_says_so(project: Path) -> None:
                           timeout=120, env=env(), stdin=subprocess.DEVNULL)
     assert done.returncode == 2 and f"error: {project / 'journals'}: cannot open the journal: " \
         f"{project / 'journals'} cannot be written (Is a directory)" in done.stderr, done.stderr
+
+
+def bytes_read() -> int:
+    """What this process has read from files so far (``rchar``: through the page cache or not)."""
+    io_stats = Path("/proc/self/io").read_text().splitlines()
+    return int(next(line for line in io_stats if line.startswith("rchar:")).split()[1])
+
+
+@pytest.mark.skipif(not Path("/proc/self/io").exists(), reason="counts the bytes read (Linux's /proc/self/io)")
+def test_the_list_reads_what_it_shows_however_long_the_journal(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """``bbflow runs`` took 10 s on a journal of 200,000 runs: it read all of it (every page checked for damage,
+    every run sorted, every call scanned to count the steps of those listed). The newest runs cost the same
+    to list in a journal ten times as long; so does the timeline of one of them (an older one's reads the calls
+    journaled since it began)."""
+    monkeypatch.delenv("BBFLOW_JOURNAL_DIR", raising=False)
+    read: dict[int, tuple[int, int]] = {}
+    for runs_in in (1_000, 10_000):
+        root = make_project(tmp_path / str(runs_in))
+        journal = Journal.open(cell_journal(root), "crash_cell")
+        journal.conn.execute("BEGIN")
+        journal.conn.executemany("INSERT INTO runs (id, reactor, robot, status, started, ended, undo_errors) VALUES "
+                                 "(?, 'Job', 'arm', 'ok', ?, ?, '[]')", [(f"{k:06d}", k, k + 1) for k in range(runs_in)])
+        journal.conn.executemany("INSERT INTO calls (run, kind, step, idx, attempt, target, args, sent, outcome) "
+                                 "VALUES (?, 'step', ?, '[]', 1, 'move_to', '{\"job\": 1}', ?, 'ok')",
+                                 [(f"{k:06d}", f"s{i}", k) for k in range(runs_in) for i in range(5)])
+        journal.conn.execute(MARK_CALLS_FROM)
+        journal.conn.execute("COMMIT")
+        journal.close()
+        project = load_project(root)
+        out = io.StringIO()
+        print_runs(project, out, fmt="json", color=False, limit=20)  # (what the first call imports, aside)
+        listing = bytes_read()
+        print_runs(project, out, fmt="json", color=False, limit=20)
+        listing = bytes_read() - listing
+        timeline = bytes_read()
+        runs("show", f"{runs_in - 10:06d}", str(root))
+        read[runs_in] = (listing, bytes_read() - timeline)
+    listed = json.loads(out.getvalue().split("\n]\n")[-2] + "\n]")
+    assert [(run["id"], run["steps"]) for run in listed][:2] == [("009999", 5), ("009998", 5)]
+    assert read[10_000][0] < 2 * read[1_000][0], read
+    assert read[10_000][1] < 2 * read[1_000][1], read
+
+
+def test_a_journal_damaged_where_the_list_reads_is_called_corrupt(project: Path) -> None:
+    """The list no longer checks every page of the journal: damage in what it reads says so all the same (exit
+    status 2, the file named), never a traceback."""
+    db = project / ".bbflow" / "journal.db"
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        root_page = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'runs_roots'").fetchone()[0]
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    data = bytearray(db.read_bytes())
+    data[(root_page - 1) * page_size:root_page * page_size] = b"\xff" * page_size
+    db.write_bytes(bytes(data))
+    out = runs(str(project))
+    assert out.exit_code == 2 and f"{db}: the journal is corrupt: " in out.stderr and "move it aside" in out.stderr, \
+        out.output
+    assert "Traceback" not in out.output
+
+
+def test_the_list_is_bounded_and_says_when_there_are_more(project: Path) -> None:
+    out = runs(str(project), "--limit", "1")
+    assert out.exit_code == 0 and "0002-cut" in out.stdout and "0001-done" not in out.stdout, out.output
+    assert "the newest 1 runs are listed, and there are more: --limit N lists N (0: all)" in out.stderr
+    for limit in ("2", "0"):
+        out = runs(str(project), "--limit", limit, "--format", "json")
+        assert [run["id"] for run in json.loads(out.stdout)] == ["0002-cut", "0001-done"] and not out.stderr
 
 
 def test_another_files_journal_is_refused(project: Path) -> None:
@@ -605,6 +678,7 @@ def arm_journal(project: Path, *runs: str) -> None:
             (run, json.dumps({"target": AWAY, "job": 3}),
              json.dumps({"command": "move_to", "args": {"target": HOME, "job": 3, "back": True}}), time.time(),
              json.dumps(AWAY)))
+    journal.conn.execute(MARK_CALLS_FROM)
     journal.close()
 
 

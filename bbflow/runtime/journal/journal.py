@@ -109,6 +109,8 @@ class Journal:
         self.read = connect(config.path, sync=config.sync)
         self._ended = 0
         self._accepted = 0
+        #: the runs whose first call this process has journaled (and marked: ``calls_from``), until they end
+        self._calling: set[str] = set()
         #: the steps done and in doubt of the runs ``held`` last listed
         self._held_steps: dict[str, tuple[int, int]] = {}
         #: the writes of the agent turn in progress: committed together, as one, with its state
@@ -237,7 +239,8 @@ class Journal:
         project's journal, so a number counted in one process could be another's already.
         """
         row = _Intent((run, kind, step, dumps(list(index)) if index else "[]", attempt, target, dumps(args),
-                       None if undo is None else dumps(undo), hold, time.time()))
+                       None if undo is None else dumps(undo), hold, time.time()), run not in self._calling)
+        self._calling.add(run)
         await self.writer.commit(_insert_intent, (row,))
         return row.seq
 
@@ -293,6 +296,7 @@ class Journal:
             (status, time.time(), dumps(result), None if error is None else dumps(error),
              dumps(undo_errors or []), note, status, run),
         )
+        self._calling.discard(run)
         self._ended += 1
         if self._ended % RETAIN_EVERY == 0:
             self.retain()
@@ -469,18 +473,24 @@ def parse_keep(value: Any) -> float:
 
 
 class _Intent:
-    """An intent's row, and its sequence number once inserted."""
+    """An intent's row, and its sequence number once inserted; ``first``: the first this process journals for
+    its run."""
 
-    __slots__ = ("params", "seq")
+    __slots__ = ("params", "seq", "first")
 
-    def __init__(self, params: tuple[Any, ...]) -> None:
+    def __init__(self, params: tuple[Any, ...], first: bool) -> None:
         self.params = params
         self.seq = 0
+        self.first = first
 
 
 def _insert_intent(cursor: sqlite3.Cursor, row: _Intent) -> None:
     row.seq = cursor.execute("INSERT INTO calls (run, kind, step, idx, attempt, target, args, undo, hold, sent) "
                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row.params).lastrowid or 0
+    if row.first:  # where the run's calls begin (``bbflow runs`` counts its steps from there); a process that
+        # takes the run over (recovery) adds its calls after those already there: the least ``seq`` stays
+        cursor.execute("UPDATE runs SET calls_from = min(coalesce(calls_from, ?), ?) WHERE id = ?",
+                       (row.seq, row.seq, row.params[0]))
 
 
 def _claim(cursor: sqlite3.Cursor, runs: Sequence[tuple[str, str | None]], new: str, taken: set[str]) -> None:

@@ -33,7 +33,7 @@ from bbflow.runtime.journal.journal import (
 )
 from bbflow.runtime.journal.query import find_runs, list_runs, root_of, show_run
 from bbflow.runtime.journal.recovery import Recovered, Recovery
-from bbflow.runtime.journal.store import JournalError, open_reader
+from bbflow.runtime.journal.store import JournalError, open_reader, reading
 from bbflow.runtime.ports import RuntimeFailure
 from bbflow.runtime.run_plan import robot_table
 
@@ -64,13 +64,19 @@ def open_for_reading(project: Project, config: JournalConfig) -> sqlite3.Connect
 UNSHRUNK = 10_000
 
 
-def print_runs(project: Project, out: IO[str], *, fmt: str, color: bool, limit: int = 200) -> None:
-    """The runs of every journal of the project, merged, newest first (``journal``: the file of each)."""
+#: How many runs ``bbflow runs`` lists unless told (``--limit``): the newest.
+LIMIT = 200
+
+
+def print_runs(project: Project, out: IO[str], *, fmt: str, color: bool, limit: int = LIMIT,
+               err: IO[str] | None = None) -> None:
+    """The newest ``limit`` runs (0: all) of every journal of the project, merged, newest first (``journal``: the
+    file of each); ``err`` is told when there are more."""
     found = journals(project)
     runs = []
     for config in found:
-        with contextlib.closing(open_for_reading(project, config)) as conn:
-            listed = list_runs(conn, limit)
+        with contextlib.closing(open_for_reading(project, config)) as conn, reading(config.path):
+            listed = list_runs(conn, limit + 1 if limit else -1)  # (one more: whether there are more)
         for run in listed:  # a running run whose process is gone was cut off: the next start recovers it
             owner = run.pop("owner")
             alive = owners.alive(config.owners, owner)
@@ -79,7 +85,10 @@ def print_runs(project: Project, out: IO[str], *, fmt: str, color: bool, limit: 
             run["journal"] = str(config.path)
         runs += listed
     runs.sort(key=lambda run: run["started"], reverse=True)  # ISO 8601 in UTC: in the order of time
-    del runs[limit:]
+    if limit and len(runs) > limit:
+        del runs[limit:]
+        if err is not None:
+            err.write(f"the newest {limit} runs are listed, and there are more: --limit N lists N (0: all)\n")
     if fmt == "json":
         out.write(json.dumps(runs, indent=2) + "\n")
         return
@@ -106,7 +115,7 @@ def print_runs(project: Project, out: IO[str], *, fmt: str, color: bool, limit: 
 
 def print_run(project: Project, prefix: str, out: IO[str], *, fmt: str, color: bool) -> None:
     config, run = find(project, prefix)
-    with contextlib.closing(open_for_reading(project, config)) as conn:
+    with contextlib.closing(open_for_reading(project, config)) as conn, reading(config.path):
         info = show_run(conn, run)
     info["journal"] = str(config.path)
     if fmt == "json":
@@ -147,7 +156,7 @@ def recover_run(program: model.Program, project: Project, prefix: str, out: IO[s
     closed as failed without anything moving.
     """
     config, run = find(project, prefix)  # recovered against the journal that holds it
-    with contextlib.closing(open_for_reading(project, config)) as conn:
+    with contextlib.closing(open_for_reading(project, config)) as conn, reading(config.path):
         instance, status, owner = conn.execute("SELECT robot, status, owner FROM runs WHERE id = ?", (run,)).fetchone()
         root = root_of(conn, run)  # a composed run is recovered with the run that composed it
     if root is not None:
@@ -195,7 +204,7 @@ def find(project: Project, prefix: str) -> tuple[JournalConfig, str]:
     that journal; ``JournalError`` if none does, or if it starts several runs' ids (in one journal or two)."""
     found: list[tuple[JournalConfig, str]] = []
     for config in journals(project):
-        with contextlib.closing(open_for_reading(project, config)) as conn:
+        with contextlib.closing(open_for_reading(project, config)) as conn, reading(config.path):
             found += [(config, run) for run in find_runs(conn, prefix)]
     if len(found) == 1:
         return found[0]

@@ -16,22 +16,28 @@ def list_runs(conn: sqlite3.Connection, limit: int = 200, status: str | None = N
 
     ``counted``: the steps done and in doubt of runs already counted, by id; the scan of the calls skips them
     and adds those it counts (for runs whose steps no longer change, as a held run's)."""
-    where, params = ("r.status = ? AND r.parent IS NULL", [status]) if status is not None else ("r.parent IS NULL", [])
-    rows = conn.execute(  # (by the status index when one is given: the held runs are read at every state request)
-        f"""SELECT r.id, r.reactor, r.robot, r.agent, r.status, r.started, r.ended, r.undo_errors, r.note, r.owner
+    # the newest first by the index of runs by parent and start (``runs_roots``), read no further than ``limit``;
+    # with a status, by the status index instead (``+``: not by the other; the held runs, few, are read at every
+    # state request)
+    where, params = ("r.status = ? AND +r.parent IS NULL", [status]) if status is not None else \
+        ("r.parent IS NULL", [])
+    rows = conn.execute(
+        f"""SELECT r.id, r.reactor, r.robot, r.agent, r.status, r.started, r.ended, r.undo_errors, r.note, r.owner,
+                   r.calls_from
             FROM runs r WHERE {where} ORDER BY r.started DESC LIMIT ?""", [*params, limit]).fetchall()
     counts = counted if counted is not None else {}
-    todo = [r[0] for r in rows if r[0] not in counts]
-    if todo:  # one scan of the calls for all the runs listed (the calls have no index by run)
+    todo = [r[0] for r in rows if r[0] not in counts and r[-1] is not None]  # (None: a run without calls)
+    if todo:  # one scan of the calls for all the runs listed, from where the first of them begin
         marks = ",".join("?" * len(todo))
         for run, done, doubt in conn.execute(
                 f"SELECT run, coalesce(sum(outcome = 'ok'), 0), sum(outcome IS NULL) FROM calls "
-                f"WHERE kind = 'step' AND run IN ({marks}) GROUP BY run", todo):
+                f"WHERE seq >= ? AND kind = 'step' AND run IN ({marks}) GROUP BY run",
+                [min(r[-1] for r in rows if r[0] in todo), *todo]):
             counts[run] = (done, doubt)
-        for run in todo:
-            counts.setdefault(run, (0, 0))
+    for row in rows:
+        counts.setdefault(row[0], (0, 0))
     out = []
-    for rid, reactor, robot, agent, status, started, ended, undo_errors, note, owner in rows:
+    for rid, reactor, robot, agent, status, started, ended, undo_errors, note, owner, _ in rows:
         steps, doubt = counts[rid]
         out.append({
             "id": rid, "reactor": reactor, "robot": robot, "agent": agent, "status": status,
@@ -45,9 +51,12 @@ def list_runs(conn: sqlite3.Connection, limit: int = 200, status: str | None = N
 def find_runs(conn: sqlite3.Connection, prefix: str, limit: int = 2) -> list[str]:
     """The ids of (at most ``limit``) runs ``prefix`` may name: a whole id, or the start of one (as typed: not a
     LIKE pattern, which SQLite refuses past 50,000 bytes)."""
-    rows = conn.execute("SELECT id FROM runs WHERE substr(id, 1, ?) = ? ORDER BY id LIMIT ?",
-                        (len(prefix), prefix, limit)).fetchall()
-    return [row[0] for row in rows]
+    found: list[str] = []
+    for (run,) in conn.execute("SELECT id FROM runs WHERE id >= ? ORDER BY id", (prefix,)):  # by the primary key
+        if not run.startswith(prefix) or len(found) == limit:  # (the ids that start so come first, together)
+            break
+        found.append(run)
+    return found
 
 
 def root_of(conn: sqlite3.Connection, run: str) -> str | None:
@@ -72,16 +81,21 @@ def show_run(conn: sqlite3.Connection, run: str) -> dict[str, Any]:
     info["started"], info["ended"] = _iso(info["started"]), _iso(info["ended"])
     tree = [run]
     frontier = [run]
+    starts = [conn.execute("SELECT calls_from FROM runs WHERE id = ?", (run,)).fetchone()[0]]
     while frontier:
         marks = ",".join("?" * len(frontier))
-        frontier = [r[0] for r in conn.execute(f"SELECT id FROM runs WHERE parent IN ({marks}) ORDER BY started",
-                                               frontier)]
+        composed = conn.execute(f"SELECT id, calls_from FROM runs WHERE parent IN ({marks}) ORDER BY started",
+                                frontier).fetchall()
+        frontier = [r[0] for r in composed]
         tree += frontier
+        starts += [r[1] for r in composed]
     marks = ",".join("?" * len(tree))
     timeline = []
+    begin = min((start for start in starts if start is not None), default=None)  # None: no calls at all
     for seq, rid, kind, step, idx, attempt, target, args, undo, hold, sent, outcome, result, error, returned in \
             conn.execute(f"SELECT seq, run, kind, step, idx, attempt, target, args, undo, hold, sent, outcome, "
-                         f"result, error, returned FROM calls WHERE run IN ({marks}) ORDER BY seq", tree):
+                         f"result, error, returned FROM calls WHERE seq >= ? AND run IN ({marks}) ORDER BY seq",
+                         [begin, *tree]) if begin is not None else ():
         timeline.append({
             "seq": seq, "run": rid, "kind": kind, "step": step, "index": loads(idx), "attempt": attempt,
             "target": target, "args": loads(args), "sent": _iso(sent),

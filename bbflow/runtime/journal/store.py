@@ -12,12 +12,13 @@ that retention and ``bbflow runs`` mean the same across restarts.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,12 @@ from bbflow.runtime import jsonout
 #: ``PRAGMA application_id`` of a bbflow journal ("bbfj"): another SQLite file is not one.
 APPLICATION_ID = 0x62626A6A
 #: The schema this bbflow writes; a journal with a higher one was written by a newer bbflow.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+
+#: Sets every run's ``calls_from`` from its calls, reading them all (once: at the migration to schema 4; a process
+#: sets it with the first call it journals for a run, ``Journal.intent``).
+MARK_CALLS_FROM = ("UPDATE runs SET calls_from = first.seq FROM (SELECT run, min(seq) AS seq FROM calls GROUP BY run) "
+                   "AS first WHERE runs.id = first.run")
 
 #: ``MIGRATIONS[n]`` takes a journal from schema ``n - 1`` to ``n`` (schema 0: an empty file).
 MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -86,11 +92,19 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     2: ("CREATE INDEX signals_accepted ON signals (accepted)",),
     # the process running each run (``owners``): recovery leaves a live process's runs alone
     3: ("ALTER TABLE runs ADD COLUMN owner TEXT",),
+    # ``bbflow runs`` reads what it lists, not the whole journal: the newest runs by an index, and the steps of
+    # each from where its calls begin (``calls_from``: the ``seq`` of its first call, NULL for a run without
+    # any; the calls have no index by run, see above)
+    4: ("CREATE INDEX runs_roots ON runs (parent, started)",  # (also finds a run's composed runs, as did:)
+        "DROP INDEX runs_parent",
+        "ALTER TABLE runs ADD COLUMN calls_from INTEGER",
+        MARK_CALLS_FROM),
 }
-#: ``_READ_AS[n]``: how a reader (``open_reader``) sees a journal of schema ``n - 1`` as one of schema ``n``
-#: without writing to it (temporary views over its tables); nothing for a migration that adds only an index.
-_READ_AS: dict[int, tuple[str, ...]] = {
-    3: ("CREATE TEMP VIEW runs AS SELECT *, NULL AS owner FROM main.runs",),
+#: ``_ADDED[n]``: the column of ``runs`` that schema ``n`` added, as a reader (``open_reader``) sees it in a journal
+#: of an older schema, which it does not migrate (a temporary view over the table).
+_ADDED: dict[int, str] = {
+    3: "NULL AS owner",
+    4: "0 AS calls_from",  # (its calls may begin anywhere)
 }
 
 
@@ -139,10 +153,14 @@ def open_store(path: Path | str, project: str, *, sync: str = "full") -> sqlite3
 
 def open_reader(path: Path | str, project: str) -> sqlite3.Connection:
     """The journal at ``path``, checked as ``open_store`` checks it, for reading only (``bbflow runs``): nothing
-    is written to it, not even a migration (an older schema reads as the current one, ``_READ_AS``), and an
+    is written to it, not even a migration (an older schema reads as the current one, ``_ADDED``), and an
     empty file (nothing written yet) reads as a journal without runs. Closed last, the connection removes
     SQLite's ``-wal`` and ``-shm`` files (moving into the journal what a killed writer left in its ``-wal``,
-    as any next opener does). Raises ``JournalError``."""
+    as any next opener does). Raises ``JournalError``.
+
+    Unlike ``open_store`` it does not read the whole file for damage (``PRAGMA quick_check``: seconds on a large
+    journal, at every look): a reader reads what it shows, and its queries go inside ``reading``, which says
+    so if that is damaged."""
     path = Path(path)
     if not path.is_file():
         raise JournalError(f"{path}: no journal here (nothing has run with a journal in this project)")
@@ -150,7 +168,7 @@ def open_reader(path: Path | str, project: str) -> sqlite3.Connection:
     # and only a connection that may write removes them, when it is the last to close (``query_only`` below)
     conn = _opened(path, lambda: sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True))
     try:
-        version = _check(conn, path, project)
+        version = _check(conn, path, project, whole=False)
     except BaseException:
         conn.close()
         raise
@@ -161,9 +179,9 @@ def open_reader(path: Path | str, project: str) -> sqlite3.Connection:
             for statement in MIGRATIONS[target]:
                 conn.execute(statement)
         return conn
-    for target in range(version + 1, SCHEMA_VERSION + 1):
-        for statement in _READ_AS.get(target, ()):
-            conn.execute(statement)
+    added = [column for target, column in _ADDED.items() if target > version]
+    if added:
+        conn.execute(f"CREATE TEMP VIEW runs AS SELECT *, {', '.join(added)} FROM main.runs")
     conn.execute("PRAGMA query_only = ON")
     return conn
 
@@ -197,8 +215,21 @@ def _refused(path: Path) -> str | None:
     return None
 
 
-def _check(conn: sqlite3.Connection, path: Path, project: str) -> int:
-    """The schema of the journal, checked; 0 for a file nothing was written to yet."""
+@contextlib.contextmanager
+def reading(path: Path) -> Iterator[None]:
+    """Around a reader's queries (``open_reader``): what SQLite raises, as a ``JournalError`` naming the file."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:  # the file may be sound: never "move it aside" for this
+        raise JournalError(_unreadable(path, exc)) from exc
+    except sqlite3.DatabaseError as exc:
+        raise JournalError(f"{path}: the journal is corrupt: {exc}; move it aside to start a new one (its unfinished "
+                           "runs need an operator)") from exc
+
+
+def _check(conn: sqlite3.Connection, path: Path, project: str, *, whole: bool = True) -> int:
+    """The schema of the journal, checked (``whole``: every page of it too); 0 for a file nothing was written to
+    yet."""
     try:
         app = conn.execute("PRAGMA application_id").fetchone()[0]
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -212,7 +243,7 @@ def _check(conn: sqlite3.Connection, path: Path, project: str) -> int:
                                "set [journal] path to another file")
         return 0
     try:
-        problems = [r[0] for r in conn.execute("PRAGMA quick_check")]
+        problems = [r[0] for r in conn.execute("PRAGMA quick_check")] if whole else ["ok"]
     except sqlite3.OperationalError as exc:
         raise JournalError(_unreadable(path, exc)) from exc
     except sqlite3.DatabaseError as exc:
