@@ -945,6 +945,57 @@ def test_a_signal_under_the_id_of_a_handled_one_is_the_one_replayed_after_a_cras
     journal.close()
 
 
+def test_a_signal_under_the_id_of_one_still_to_be_handled_is_refused_saying_why(tmp_path: Path) -> None:
+    """The journal keeps one signal per id: a second one under the id of a signal some agent has still to handle
+    cannot be kept beside it. From the same source it is a repeat (a duplicate); from another, it needs an id of
+    its own. Once every agent has handled the first, a new one under its id takes its place, as before."""
+    journal = journal_at(tmp_path / "j.db", agents=["Picker", "Placer"])
+
+    def pick(source: str, signal_type: str = "pick") -> Envelope:
+        return Envelope(signal_type, source, "1", data={"x": 0.1})
+
+    async def main() -> None:
+        journal.start(asyncio.get_running_loop())
+        assert journal.refusal(pick("/plc")) is None
+        journal.accepted(envelope_json(pick("/plc")), ["Picker"])
+        journal.accepted(envelope_json(pick("/plc")), ["Placer"])  # the same signal, taken by two agents
+        assert journal.refusal(pick("/plc")) == "duplicate: /plc sent id 1 already, and it is still to be handled"
+        assert journal.refusal(pick("/mes")) == ("id 1 is that of a signal from /plc still to be handled, and the "
+                                                 "journal keeps one signal per id: send this one with an id of its own")
+        assert journal.refusal(pick("/robot/arm", "robot.safety.changed")) is None  # a robot's: not journaled
+        journal.agent_turn("Picker", {}, "1", None)
+        assert journal.refusal(pick("/mes")) is not None  # Placer has still to handle it
+        journal.agent_turn("Placer", {}, "1", None)
+        assert journal.refusal(pick("/mes")) is None
+        await journal.writer.flush()
+
+    asyncio.run(main())
+    journal.close()
+
+
+def test_two_signals_in_flight_under_one_id_the_second_is_a_drop_that_says_why(
+        cell: tuple[Path, model.Program], tmp_path: Path) -> None:
+    """Three job requests under id 1, taken in before the first was handled: all three were handled (three
+    jobs run) while the journal kept the first alone, so a crash before their turns lost the other two
+    silently (only the first replayed). The two are drops now, each with its reason, and nothing is lost."""
+    root, program = cell
+    (root / "world.jsonl").unlink(missing_ok=True)
+    journal = journal_at(tmp_path / "j.db")
+    lines = [json.dumps({"type": "job.requested", "id": "1", "source": source, "data": {"job": job}})
+             for source, job in (("/plc", 1), ("/plc", 2), ("/mes", 3))]
+    session, recorder, _ = agents_session(root, program, journal, *lines)
+    outcome = asyncio.run(session.run())
+    assert outcome.status == 0, outcome.summary
+    assert [e["inputs"] for e in recorder.named("run.start")] == [{"job": 1}]
+    assert [e["reason"] for e in recorder.named("signal.dropped")] == [
+        "duplicate: /plc sent id 1 already, and it is still to be handled",
+        "id 1 is that of a signal from /plc still to be handled, and the journal keeps one signal per id: send this "
+        "one with an id of its own"]
+    (envelope,) = [json.loads(r[0]) for r in journal.read.execute("SELECT envelope FROM signals WHERE id = '1'")]
+    assert envelope["data"] == {"job": 1}
+    journal.close()
+
+
 def test_a_schema_1_journal_is_migrated_keeping_what_it_holds(tmp_path: Path) -> None:
     """Schema 2 indexes ``signals (accepted)``: retention no longer reads the whole table; schema 3 records
     each run's owner (a run from before has none: recovered as before, by whichever process it is for); schema

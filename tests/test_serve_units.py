@@ -364,6 +364,33 @@ def test_the_journals_lag_is_a_gauge(tmp_path: Path) -> None:
     asyncio.run(main())
 
 
+def test_a_post_under_the_id_of_a_signal_still_to_be_handled_not_yet_committed_is_refused(tmp_path: Path) -> None:
+    """The control plane looked for a signal of another source under the id in what the journal had committed: one
+    taken in a moment before (from standard input, say), its commit not yet made, was missed, and the POST taken
+    (202) while the journal could keep only the first."""
+    from types import SimpleNamespace
+
+    from bbflow.runtime import model
+    from bbflow.runtime.journal import Journal, JournalConfig
+    from bbflow.runtime.journal.agents import envelope_json
+    from bbflow.runtime.signals import Envelope
+    from bbflow.serve.config import ServeSettings
+    from bbflow.serve.http import Refused
+    from bbflow.serve.plane import ControlPlane
+
+    journal = Journal.open(JournalConfig(tmp_path / "j.db"), "p")  # the writer not started: nothing committed
+    try:
+        plane = ControlPlane(ServeSettings("127.0.0.1", 0, None), model.Program())
+        plane.session = SimpleNamespace(journal=journal)  # type: ignore[assignment]
+        journal.accepted(envelope_json(Envelope("pick", "/plc", "1")), ["Picker"])
+        assert plane._taken(Envelope("pick", "/plc", "1"))  # a duplicate (202, not handled again)
+        with pytest.raises(Refused) as refused:
+            plane._taken(Envelope("pick", "/mes", "1"))
+        assert refused.value.status == 409 and "(from /plc)" in str(refused.value)
+    finally:
+        journal.close()
+
+
 def test_the_fleet_view_keeps_the_processes_up_and_the_last_ones_gone() -> None:
     from bbflow.serve.fleet import FleetView
 

@@ -387,6 +387,8 @@ class Session:
     async def _agents(self) -> Outcome:
         program = self.plan.program
         bus = self.bus = Bus(SignalCatalog.from_program(program), observer=self.observer)
+        if self.journal is not None:
+            bus.gate = self.journal.refusal
         servers = []
         for agent in self.plan.agents:
             robot = self._proxy(agent.robot)

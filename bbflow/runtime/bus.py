@@ -137,6 +137,9 @@ class Bus:
         self.door = Door(catalog)  # the door of standard input
         self.waits = SignalWaits()
         self._subscribers: list[Subscriber] = []
+        #: asked about each signal from outside before it is taken in: why it cannot be (then it is a drop), or
+        #: None (with a journal: ``Journal.refusal``, a signal under the id of one still to be handled)
+        self.gate: Callable[[Envelope], str | None] | None = None
 
     # --- subscribers ---------------------------------------------------------------
 
@@ -215,11 +218,17 @@ class Bus:
         subject = envelope.subject
         return subject is not None and all(s.robot_instance != subject for s in self._subscribers)
 
-    def receive(self, envelope: Envelope, *, remote: bool = False) -> None:
-        """A signal from outside (standard input, a robot, another process when ``remote``):
-        reported as ``signal.in``, then published."""
+    def receive(self, envelope: Envelope, *, remote: bool = False) -> Refusal | None:
+        """A signal from outside (standard input, a robot, another process when ``remote``): reported as
+        ``signal.in``, then published; or, refused by the ``gate``, a drop (returned)."""
+        why = self.gate(envelope) if self.gate is not None else None
+        if why is not None:
+            self.dropped += 1
+            self.report("signal.dropped", type=envelope.type, reason=why)
+            return Refusal(why, envelope.type)
         self.report("signal.in", type=envelope.type, data=envelope.data, source=envelope.source)
         self.publish(envelope, remote=remote)
+        return None
 
     def notice(self, envelope: Envelope) -> None:
         """A signal about this process's surroundings (fleet membership): reported as ``signal.in`` and
@@ -255,8 +264,7 @@ class Bus:
                 self.dropped += 1
                 self.report("signal.dropped", type=admitted.type, reason=admitted.reason)
             return admitted
-        self.receive(admitted)
-        return admitted
+        return self.receive(admitted) or admitted
 
     def emit(self, envelope: Envelope, agent: str, robot: str | None = None) -> None:
         """A signal emitted by an agent (instance): reported as ``signal.emit`` with its envelope, then published."""

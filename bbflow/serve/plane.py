@@ -154,10 +154,12 @@ class ControlPlane:
         if key in self._seen:
             return True
         journal = self.session.journal if self.session is not None else None
-        try:
-            held = journal.source_of(envelope.id) if journal is not None else None
-        except sqlite3.Error:
-            held = None  # not known: taken as new (the journal's failure stops the cell)
+        held = None
+        if journal is not None:
+            try:  # (one still to be handled first: it may not be committed yet)
+                held = journal.unhandled_source(envelope.id) or journal.source_of(envelope.id)
+            except sqlite3.Error:
+                pass  # not known: taken as new (the journal's failure stops the cell)
         if held == envelope.source:
             return True
         if held is not None:

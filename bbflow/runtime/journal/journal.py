@@ -39,6 +39,7 @@ from bbflow.runtime.journal.owners import InUse, Owner, folder_of
 from bbflow.runtime.journal.query import list_runs
 from bbflow.runtime.journal.store import JournalError, connect, dumps, loads, open_store, prune, shrink
 from bbflow.runtime.journal.writer import Lag, Writer
+from bbflow.runtime.signals import Envelope, is_robot_bound
 
 DEFAULT_PATH = ".bbflow/journal.db"
 JOURNAL_DIR_ENV = "BBFLOW_JOURNAL_DIR"
@@ -111,6 +112,9 @@ class Journal:
         self._accepted = 0
         #: the runs whose first call this process has journaled (and marked: ``calls_from``), until they end
         self._calling: set[str] = set()
+        #: the signals accepted here and still to be handled, by id: their source, and how many agents have
+        #: still to handle them (``refusal``)
+        self._unhandled: dict[str, tuple[str, int]] = {}
         #: the steps done and in doubt of the runs ``held`` last listed
         self._held_steps: dict[str, tuple[int, int]] = {}
         #: the writes of the agent turn in progress: committed together, as one, with its state
@@ -337,9 +341,30 @@ class Journal:
                   (envelope["id"], dumps(envelope), time.time()))
         for agent in agents:
             self._put("INSERT OR IGNORE INTO pending VALUES (?, ?)", (envelope["id"], agent))
+        source, left = self._unhandled.get(envelope["id"], (str(envelope.get("source")), 0))
+        self._unhandled[envelope["id"]] = (source, left + len(agents))
         self._accepted += 1
         if self._accepted % RETAIN_SIGNALS_EVERY == 0:
             self.retain()
+
+    def refusal(self, envelope: Envelope) -> str | None:
+        """Why a signal from outside cannot be taken in (a ``Bus.gate``), or None: the journal keeps one signal per
+        id, and while one is still to be handled a second under its id would be lost after a crash (the first
+        replayed, or nothing). From the same source it is a repeat of that one (CloudEvents names an event by its
+        source and id): a duplicate; from another, it needs an id of its own."""
+        held = None if is_robot_bound(envelope.type) else self.unhandled_source(envelope.id)
+        if held is None:
+            return None
+        if held == envelope.source:
+            return f"duplicate: {envelope.source} sent id {envelope.id} already, and it is still to be handled"
+        return (f"id {envelope.id} is that of a signal from {held} still to be handled, and the journal keeps "
+                "one signal per id: send this one with an id of its own")
+
+    def unhandled_source(self, signal_id: str) -> str | None:
+        """The source of the signal accepted here under ``signal_id`` that some agent has still to handle (committed
+        or not yet), None when there is none."""
+        held = self._unhandled.get(signal_id)
+        return None if held is None else held[0]
 
     def run_allotted(self, reactor: str, inputs: Any, origin: Origin) -> None:
         """A run an agent's turn starts (its ``run.start`` comes later, when it really starts)."""
@@ -355,6 +380,9 @@ class Journal:
         writes.append(("INSERT OR REPLACE INTO agents VALUES (?, '', ?)", (agent, dumps(jsonable(state)))))
         if handled is not None:
             writes.append(("DELETE FROM pending WHERE signal = ? AND agent = ?", (handled, agent)))
+            held = self._unhandled.pop(handled, None)
+            if held is not None and held[1] > 1:
+                self._unhandled[handled] = (held[0], held[1] - 1)
         if outcome_of is not None:
             writes.append(("UPDATE runs SET outcome_handled = 1 WHERE id = ?", (outcome_of,)))
         self.writer.write(_all, (writes,))
