@@ -807,6 +807,41 @@ def test_a_run_cut_off_on_a_robot_the_project_no_longer_has_is_held_not_left_run
     journal.close()
 
 
+def test_recovery_reads_the_calls_of_the_runs_it_recovers_not_the_whole_history(tmp_path: Path) -> None:
+    """Recovery (on the event loop, the robot armed) read every call of the journal to find those of the runs cut
+    off: a second on a journal of a million calls; and every run, to find the unfinished ones. Now it reads from
+    where the unfinished runs' calls begin: the same work under a history ten times as long."""
+    from bbflow.runtime.journal.recovery import calls_of_unfinished, unfinished
+
+    def work(history: int) -> int:
+        journal = journal_at(tmp_path / f"{history}.db")
+        conn = journal.conn
+        conn.executemany("INSERT INTO runs (id, reactor, status, started, ended) VALUES (?, 'Job', 'ok', ?, ?)",
+                         [(f"done-{k:05d}", k, k) for k in range(history)])
+        conn.executemany("INSERT INTO calls (run, kind, step, idx, attempt, target, sent, outcome) "
+                         "VALUES (?, 'step', 's', '[]', 1, 'move_to', 0, 'ok')",
+                         [(f"done-{k:05d}",) for k in range(history) for _ in range(5)])
+        conn.execute("INSERT INTO runs (id, reactor, robot, status, started) VALUES ('cut', 'Job', 'arm', "
+                     "'running', ?)", (history,))
+        conn.executemany("INSERT INTO calls (run, kind, step, idx, attempt, target, sent, outcome) "
+                         "VALUES ('cut', 'step', ?, '[]', 1, 'move_to', 0, ?)", [("a", "ok"), ("b", None)])
+        conn.execute(MARK_CALLS_FROM)
+        count = [0]
+
+        def tick() -> int:
+            count[0] += 1
+            return 0
+
+        journal.read.set_progress_handler(tick, 1)
+        assert [row["id"] for row in unfinished(journal)] == ["cut"]
+        assert [row[3] for row in calls_of_unfinished(journal)["cut"]] == ["a", "b"]
+        journal.read.set_progress_handler(None, 1)
+        journal.close()
+        return count[0]
+
+    assert work(10_000) < 2 * work(1_000)
+
+
 def test_recovery_hold_leaves_runs_for_the_operator(cell: tuple[Path, model.Program], tmp_path: Path) -> None:
     root, program = cell
     (root / "world.jsonl").unlink(missing_ok=True)

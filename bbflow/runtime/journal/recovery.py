@@ -92,26 +92,28 @@ def unfinished(journal: Journal, only: str | None = None) -> list[dict[str, Any]
         if only is not None:
             return conn.execute("SELECT * FROM runs WHERE id = ? AND parent IS NULL AND status IN "
                                 "('running', 'held')", (only,)).fetchall()
-        return conn.execute("SELECT * FROM runs WHERE status = 'running' AND parent IS NULL "
-                            "ORDER BY started").fetchall()
+        return conn.execute("SELECT * FROM runs WHERE status = 'running' AND +parent IS NULL "  # (``+``: by status,
+                            "ORDER BY started").fetchall()  # not every run by start: few are unfinished)
     finally:
         conn.row_factory = None
 
 
 _TREES = """WITH RECURSIVE tree(id, root) AS (
-    SELECT id, id FROM runs WHERE parent IS NULL AND status IN ('running', 'held')
+    SELECT id, id FROM runs WHERE +parent IS NULL AND status IN ('running', 'held')
     UNION ALL SELECT runs.id, tree.root FROM runs JOIN tree ON runs.parent = tree.id)"""
 
 
 def calls_of_unfinished(journal: Journal) -> dict[str, list[tuple[Any, ...]]]:
     """Every call of the unfinished (and held) runs and the runs they composed, by root run, in intent order.
 
-    One scan of the calls (they have no index by run, to keep each intent's commit cheap).
+    One scan of the calls (they have no index by run, to keep each intent's commit cheap), from where the
+    first of those runs' calls begin (``calls_from``), not through the whole history before them.
     """
     out: dict[str, list[tuple[Any, ...]]] = {}
     for row in journal.read.execute(
             f"{_TREES} SELECT tree.root, seq, run, kind, step, idx, outcome, undo, hold, result FROM calls "
-            f"JOIN tree ON calls.run = tree.id ORDER BY seq"):
+            f"JOIN tree ON calls.run = tree.id "
+            f"WHERE calls.seq >= (SELECT min(runs.calls_from) FROM runs JOIN tree ON runs.id = tree.id) ORDER BY seq"):
         out.setdefault(row[0], []).append(row[1:])
     return out
 
