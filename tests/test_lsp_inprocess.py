@@ -42,10 +42,14 @@ class Server(lsp_server.FlowServer):
     def __init__(self, root: Path) -> None:
         super().__init__()
         self.sent_params: list[lsp.PublishDiagnosticsParams] = []
+        self.shown: list[str] = []  # the messages shown to the user
         self.protocol._workspace = Workspace(root.as_uri())
 
     def text_document_publish_diagnostics(self, params: lsp.PublishDiagnosticsParams) -> None:  # type: ignore[override]
         self.sent_params.append(params)
+
+    def window_show_message(self, params: lsp.ShowMessageParams) -> None:  # type: ignore[override]
+        self.shown.append(params.message)
 
     async def open(self, path: Path, text: str) -> str:
         """Open ``path`` with ``text`` and wait for its program."""
@@ -428,5 +432,62 @@ def test_completion_after_result_and_error_on_a_line_typed_in_a_run_block(
         found = await lsp_server.on_completion(ls, lsp.CompletionParams(lsp.TextDocumentIdentifier(uri),
                                                                         _after(typing, typed)))
         assert found is not None and {item.label for item in found.items} == expected
+
+    run(scenario)
+
+
+USES = """\
+from cell import Go
+from shapes import Pose
+
+reactor Twice(p: Pose) -> Pose {
+    step first = Go(p: p)
+    step again = Go(p: first) after first
+    return again
+}
+"""
+
+
+@pytest.mark.parametrize(("broken", "left_out"), [
+    ("    step first = Go(p: p)\n", "    step first = Go(p: p)\n    step = (\n"),  # a line of its own
+    ("    step again = Go(p: first) after first\n", "    step again = Go(p: first) after first (\n"),  # a use's
+])
+def test_references_while_a_file_has_a_syntax_error_come_from_its_last_check_without_one(
+        project: Path, broken: str, left_out: str) -> None:
+    # the bodies of a file with a syntax error are not checked: the uses in them were left out, silently
+    async def scenario() -> None:
+        ls = Server(project)
+        await ls.open(project / "flows" / "cell.flow", CELL)
+        uri = await ls.open(project / "flows" / "twice.flow", USES)
+        typing = USES.replace(broken, left_out)
+        ls.edit(uri, typing)
+        params = lsp.ReferenceParams(context=lsp.ReferenceContext(include_declaration=True),
+                                     text_document=lsp.TextDocumentIdentifier(uri), position=at(typing, "first ="))
+        found = await lsp_server.on_references(ls, params)
+        assert [d.code for d in ls.last(uri)] == ["BBF001"]
+        assert found is not None and {loc.uri for loc in found} == {uri}
+        starts = [loc.range.start for loc in found]
+        uses = [at(typing, "first ="), at(typing, "first) after"), _after(typing, "after ")]
+        assert starts == (uses if "step = (" in left_out else uses[:1])  # a use on a line edited since: left out
+        assert ls.shown == ["References: the uses in twice.flow are those of its last check without a syntax "
+                            "error (lines edited since are left out)"]
+
+    run(scenario)
+
+
+def test_references_while_a_file_never_parsed_say_its_uses_are_not_listed(project: Path) -> None:
+    async def scenario() -> None:
+        ls = Server(project)
+        cell = await ls.open(project / "flows" / "cell.flow", CELL)
+        await ls.open(project / "flows" / "twice.flow", USES.replace("    return again\n", "    return again (\n"))
+        params = lsp.ReferenceParams(context=lsp.ReferenceContext(include_declaration=True),
+                                     text_document=lsp.TextDocumentIdentifier(cell), position=at(CELL, "Go("))
+        found = await lsp_server.on_references(ls, params)
+        assert found is not None and [loc.range.start.line for loc in found if loc.uri != cell] == [0]  # its import
+        assert ls.shown == ["References: twice.flow has a syntax error and no check without one: the uses in it "
+                            "are not listed"]
+        ls.edit(cell, CELL)
+        await lsp_server.on_references(ls, params)  # the other file still broken: said again
+        assert len(ls.shown) == 2
 
     run(scenario)

@@ -97,6 +97,10 @@ class Program:
         """True when ``path`` was compiled with exactly ``text``."""
         return self.texts.get(path) == text
 
+    def broken(self) -> list[Path]:
+        """The files whose latest check met a syntax error (their bodies were not checked)."""
+        return [p for p in self.texts if (view := self.views.get(p)) is None or not view.parsed]
+
     def last_good(self) -> Program:
         """This program as the last good check of each file saw it: a file whose latest check met a
         syntax error (so that its bodies were not checked) is taken, with its text, from the last

@@ -99,7 +99,7 @@ def rename(program: Program, path: Path, pos: Pos, new_name: str) -> list[Locati
     if not valid.match(new_name) or set(new_name.split(".")) & set(keyword_terminals().values()):
         what = "a signal type such as pick.requested" if signal else "a name (ASCII letters, digits, _) that is not a keyword"
         raise RenameError(f"{new_name!r} is not valid here: expected {what}")
-    broken = next((f for f in program.texts if (view := program.views.get(f)) is None or not view.parsed), None)
+    broken = next(iter(program.broken()), None)
     if broken is not None:  # its bodies were not checked: the uses in them are not known
         raise RenameError(f"{broken.name} has a syntax error: fix it first, or the uses of the name in it "
                           "would be left behind")

@@ -243,13 +243,14 @@ class FlowServer(LanguageServer):
         except (OSError, UnicodeDecodeError, ValueError):
             return None
 
-    async def here(self, uri: str, position: lsp.Position, *, fresh: bool) -> Here | None:
+    async def here(self, uri: str, position: lsp.Position, *, fresh: bool, good: bool = False) -> Here | None:
         """The file, program and cursor of a request (None when there is nothing there).
 
         ``fresh``: wait for the program checked with the document's text now;
-        otherwise answer at once from the last program (each file as its last
-        check without a syntax error saw it), the cursor found on the same line
-        in the text it analysed (None on a line edited since).
+        otherwise answer at once from the last program. Either way, unless
+        ``fresh`` without ``good``, each file as its last check without a
+        syntax error saw it, the cursor found on the same line in the text it
+        analysed (None on a line edited since).
         """
         path = path_of(uri)
         text = self.text_of(path) if path is not None else None
@@ -259,7 +260,7 @@ class FlowServer(LanguageServer):
         program = None if fresh else self.worker.last(path)
         if program is None or path not in program.texts:
             program = await self.worker.settled(path, text)
-        if not fresh:
+        if not fresh or good:
             program = program.last_good()
         now = self.to_pos(position, text)
         pos = self.shift(path, program, text).to_old(now) if now is not None else None
@@ -530,14 +531,32 @@ def on_formatting(ls: FlowServer, params: lsp.DocumentFormattingParams) -> list[
 
 @server.feature(lsp.TEXT_DOCUMENT_REFERENCES)
 async def on_references(ls: FlowServer, params: lsp.ReferenceParams) -> list[lsp.Location] | None:
-    here = await ls.here(params.text_document.uri, params.position, fresh=True)
+    """Every use of the name under the cursor, after the check of the text now. The bodies of a file with
+    a syntax error are not checked: its uses are those of its last check without one (on the lines not
+    edited since), and the editor is told so (a message), as it is of a file that never parsed."""
+    here = await ls.here(params.text_document.uri, params.position, fresh=True, good=True)
     if here is None:
         return None
+    latest = ls.worker.last(here.path)  # the program ``here`` waited for, before ``last_good``
+    broken = latest.broken() if latest is not None else []
+    if broken:
+        ls.window_show_message(lsp.ShowMessageParams(lsp.MessageType.Info, references_note(broken, here.program)))
     places = await asyncio.to_thread(references, here.program, here.path, here.pos)
     if not params.context.include_declaration:
         declared = set(definition(here.program, here.path, here.pos))
         places = [p for p in places if p not in declared]
     return [loc for p in places if (loc := ls.to_lsp_location(p, here.program)) is not None] or None
+
+
+def references_note(broken: list[Path], program: Program) -> str:
+    """What the references of a program whose ``broken`` files have a syntax error leave out."""
+    older = [p.name for p in broken if p in program.good]
+    never = [p.name for p in broken if p not in program.good]
+    said = [f"the uses in {', '.join(older)} are those of its last check without a syntax error (lines edited "
+            "since are left out)"] if older else []
+    said += [f"{', '.join(never)} has a syntax error and no check without one: the uses in it are not listed"] \
+        if never else []
+    return "References: " + "; ".join(said)
 
 
 @server.feature(lsp.TEXT_DOCUMENT_RENAME)
