@@ -616,3 +616,15 @@ def test_result_is_in_scope_in_then_and_error_in_else_only(cell: Path) -> None:
     assert "result" in in_then and "error" not in in_then
     assert "error" in in_else and "result" not in in_else
     assert "req" in in_call and not {"result", "error"} & in_call
+
+
+def test_completion_after_a_dot_on_a_name_ending_in_a_digit_offers_its_fields(cell: Path) -> None:
+    # a name ending in a digit (`p2.`, `s0.`) was taken for a number: every name and keyword was offered instead
+    text = CELL.replace("    let high = there.z + 0.1", "    step p2 = move_to(target: pick) after felt\n"
+                                                      "    let high = there.z + 0.1")
+    program = compile_program(cell, {cell: text})
+    typing = text.replace("let high = there.z + 0.1", "let high = p2.")
+    assert labels(program, cell, typing, at(typing, "= p2.", offset=5)) == {"x", "y", "z"}
+    for number in ["1.", "1e5.", "0.5 + 2."]:  # a number's dot: no field
+        typing = text.replace("let high = there.z + 0.1", f"let high = {number}")
+        assert "x" not in labels(program, cell, typing, at(typing, f"= {number}", offset=2 + len(number))), number

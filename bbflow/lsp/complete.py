@@ -43,7 +43,8 @@ from bbflow.lsp.program import Program
 from bbflow.lsp.robot_events import robot_event_signals
 
 TOP_LEVEL = re.compile(r"^(from|import|type|enum|signal|robot|action|reactor|agent)\b", re.MULTILINE)
-MEMBER = re.compile(r"([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\.(\w*)$")
+#: ``a.b.`` being typed: a dotted name (not the end of a number, ``1e5.``) and a dot, then a word, at the cursor
+MEMBER = re.compile(r"(?<![\w.])([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\.(\w*)$")
 SIGNAL_CONTEXT = re.compile(r"(?:\bemit|\bschedule|^\s*on)\s+((?:[\w*]+\.)*)[\w*]*$")
 WORD = re.compile(r"\w*$")
 #: a line up to the cursor that is code there: outside a comment and a string (strings end on their line)
@@ -82,7 +83,7 @@ def complete(program: Program | None, path: Path, text: str, pos: Pos,
         events = robot_event_signals(facts, module.name if module is not None else None, text[:offset])
         return _signals(facts, signal.group(1), events)
     member = MEMBER.search(before)
-    if member is not None and not re.search(r"\d$", member.group(1)):
+    if member is not None:
         return _members(program, path, scope, member.group(1).split("."))
     word = WORD.search(before)  # matches the empty word too
     offset = sum(len(ln) + 1 for ln in lines[: pos.line]) + pos.character - (len(word.group()) if word else 0)
