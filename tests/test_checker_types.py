@@ -456,3 +456,12 @@ def test_min_and_max_take_any_number_of_values_and_say_so():
     assert only(check_text("reactor R() { let a = len() }")[0], "BBF202").message == "`len` takes 1 argument, 0 given"
     assert only(check_text("reactor R() { let a = round() }")[0], "BBF202").message == \
         "`round` takes 1 to 2 arguments, 0 given"
+
+
+def test_a_reactors_concurrency_is_at_least_1_as_a_maps():
+    """`concurrency 0` on a reactor checked clean (the runtime took it for 1); on a map it was refused."""
+    text = "reactor R(xs: list[int]) -> int {{\n    concurrency {}\n    map m over xs as x concurrency {} {{ return x }}\n" \
+           "    return len(m)\n}}\n"
+    assert [(d.code, d.message, d.span.line) for d in check_text(text.format(0, 0))[0].items] == [
+        ("BBF201", "a reactor's concurrency is at least 1", 2), ("BBF201", "a map's concurrency is at least 1", 3)]
+    assert codes(check_text(text.format(1, 1))[0]) == []

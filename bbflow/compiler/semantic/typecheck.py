@@ -157,6 +157,9 @@ class TypeChecker:
         for p in sig.params:
             env.names[p.name] = Local(RefKind.PARAM, p.name, p.node, p.node.name, p.type)
         ctx = Ctx(scope, env, robot, decl)
+        for option in decl.options:  # as a map's; the runtime would take 0 for 1
+            if option.kind == "concurrency" and isinstance(option.value, ast.IntLit) and option.value.value < 1:
+                self.diags.error(codes.BBF201, "a reactor's concurrency is at least 1", option.value.span)
         declared = sig.result if decl.result is not None else None
         if declared is not None:
             self._hint_returned(decl.body, declared)
