@@ -465,3 +465,12 @@ def test_a_reactors_concurrency_is_at_least_1_as_a_maps():
     assert [(d.code, d.message, d.span.line) for d in check_text(text.format(0, 0))[0].items] == [
         ("BBF201", "a reactor's concurrency is at least 1", 2), ("BBF201", "a map's concurrency is at least 1", 3)]
     assert codes(check_text(text.format(1, 1))[0]) == []
+
+
+@pytest.mark.parametrize("alias", ["A", "list[A]", "{parts: map[A]}", "{next: A?}"])
+def test_a_type_defined_in_terms_of_itself_gets_a_help_that_works(alias):
+    """The help said "use a list or `any` to break the loop", and `type A = list[A]` was refused all the same."""
+    found = only(check_text(f"type A = {alias}\nreactor R(a: A) -> int {{ return 1 }}")[0], "BBF201")
+    assert found.message == "type `A` is defined in terms of itself"
+    assert found.help == "a type cannot contain itself, not even in a list, a map or an optional; write `any` where it would"
+    assert codes(check_text(f"type A = {alias.replace('A', 'any')}\nreactor R(a: A) -> int {{ return 1 }}")[0]) == []

@@ -204,7 +204,8 @@ class Resolver:
             return self._aliases[key]
         if key in self._resolving:
             self.diags.error(codes.BBF201, f"type `{decl.name.name}` is defined in terms of itself", decl.name.span,
-                             help="a type cannot contain itself; use a list or `any` to break the loop")
+                             help="a type cannot contain itself, not even in a list, a map or an optional; "
+                                  "write `any` where it would")
             self._aliases[key] = T.ERROR
             return T.ERROR
         self._resolving.add(key)
