@@ -202,7 +202,7 @@ class ExprChecker:
             self.facts.refs[e] = Ref(local.kind, name, local.decl)
             return local.resolve_type()
         enum = T.strip_optional(expected) if expected is not None else None
-        if isinstance(enum, T.EnumT) and name in enum.members:
+        if isinstance(enum, T.EnumT) and name in enum.member_set:
             self.facts.refs[e] = Ref(RefKind.ENUM_MEMBER, name, self._enum_decl(enum), name)
             return enum
         sym = ctx.scope.lookup(name)
@@ -242,7 +242,7 @@ class ExprChecker:
             if sym is None or sym.kind is not SymKind.ENUM:
                 continue  # the name is taken by something else first
             enum = self.resolver.enum_type(sym)
-            if name in enum.members:
+            if name in enum.member_set:
                 owners.setdefault(enum.qualname, enum)
         return list(owners.values())
 
@@ -284,7 +284,7 @@ class ExprChecker:
                 self.diags.error(codes.BBF201, f"`{e.name.name}` of module `{base.decl}` is not a value", e.span)
                 return T.ERROR
             enum = self.resolver.enum_type(base)
-            if e.name.name not in enum.members:
+            if e.name.name not in enum.member_set:
                 self.diags.error(codes.BBF101, f"enum `{enum.name}` has no member `{e.name.name}`", e.name.span,
                                  help=did_you_mean(e.name.name, enum.members))
                 return T.ERROR

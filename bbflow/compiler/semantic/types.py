@@ -78,6 +78,11 @@ class EnumT:
 
     qualname: str
     members: tuple[str, ...] = attrs.field(eq=False)
+    #: the members as a set: whether a name is one costs the same for 3 members or 30,000
+    member_set: frozenset[str] = attrs.field(init=False, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "member_set", frozenset(self.members))
 
     @property
     def name(self) -> str:
