@@ -28,6 +28,7 @@ from bbflow.compiler.semantic.facts import CallKind, Facts
 from bbflow.compiler.semantic.modules import is_std
 from bbflow.compiler.semantic.patterns import Pattern, compile_pattern
 from bbflow.project import Project
+from bbflow.runtime.router import STAR
 
 __all__ = ["render_agent_graph", "render_project_graph"]
 
@@ -90,13 +91,16 @@ def render_project_graph(facts: Facts, fmt: str = "mermaid", project: Project | 
             drawing.edge(ids[i], robot_ids[robot], f"run {reactor}", dedupe=True)
     # a signal's node: one per literal `to` it is emitted with, and a plain one when it is also emitted without
     # one (or with a computed one), or comes only from outside
+    sent_as: dict[str, list[tuple[str, str | None]]] = {}
+    for key in flow.sent:
+        sent_as.setdefault(key[0], []).append(key)
     for i, p in enumerate(placed):
         for signal in dict.fromkeys(flow.handled.get(i, ())):
             if signal in from_robot or signal.startswith("robot.event."):
                 if p.robot is not None:
                     drawing.edge(robot_ids[p.robot], ids[i], signal, dedupe=True)
                 continue
-            for key in [k for k in flow.sent if k[0] == signal] or [(signal, None)]:
+            for key in sent_as.get(signal) or [(signal, None)]:
                 subject = key[1]
                 if subject is None or p.instance is None or p.instance == subject:
                     drawing.edge(drawing.node(_signal_label(*key), "signal"), ids[i], dedupe=True)
@@ -204,7 +208,7 @@ def _matched(facts: Facts, pattern_text: str, robot: str | None) -> list[str]:
     """The signals a route pattern matches: declared ones (a program's own `robot.task.done` too), and for an
     agent on a robot its robot's standard signals and events (the pattern itself when it matches none)."""
     pattern = compile_pattern(pattern_text)
-    if not isinstance(pattern, Pattern):
+    if not isinstance(pattern, Pattern) or STAR not in pattern_text:  # (a literal matches itself, or nothing)
         return [pattern_text]
     from_robot = _robot_signals(facts) if robot is None else set()
     candidates = [s for s in facts.signals if s not in from_robot]
@@ -253,6 +257,7 @@ class _Drawing:
     nodes: dict[tuple[str, str], str] = attrs.Factory(dict)  # (label, shape) -> id
     boxes: dict[str, tuple[str, list[str]]] = attrs.Factory(dict)  # id -> (label, node ids)
     edges: list[tuple[str, str, str]] = attrs.Factory(list)
+    drawn: set[tuple[str, str, str]] = attrs.Factory(set)  # the edges, to find a repeated one at once
 
     def __attrs_post_init__(self) -> None:
         if self.fmt not in FORMATS:
@@ -272,8 +277,9 @@ class _Drawing:
         return self.nodes[key]
 
     def edge(self, src: str, dst: str, label: str = "", dedupe: bool = False) -> None:
-        if not (dedupe and (src, dst, label) in self.edges):
+        if not (dedupe and (src, dst, label) in self.drawn):
             self.edges.append((src, dst, label))
+            self.drawn.add((src, dst, label))
 
     def render(self) -> str:
         labels = {nid: (key[0].rsplit("\0", 2)[1] if "\0" in key[0] else key[0], key[1])
