@@ -144,6 +144,16 @@ def test_backoff_doubles_up_to_ten_times_the_first_delay_by_default():
     assert [e["delay"] for e in rec.named("step.retry")] == [1.0, 2.0, 4.0, 8.0, 10.0]
 
 
+def test_a_step_retried_over_a_thousand_times_keeps_its_capped_backoff():
+    """Attempt 1,026 of `retry 1100 backoff 1ms max 5ms` failed the run with 'executor: int too large to
+    convert to float' (code internal): the doubling overflowed a float long after the cap applied."""
+    robot = ops().cue("op", error="nope")
+    result, rec = run(reactor(op("a", retry=model.Retry(1100, 0.001, 0.005))), robot)
+    assert (result.error.code, result.error.message) == ("command", "op: nope")
+    assert len(rec.named("step.error")) == 1101
+    assert {e["delay"] for e in rec.named("step.retry")[3:]} == {0.005}
+
+
 def test_retry_without_backoff_retries_at_once():
     robot = ops().cue("op", call=1, error="slip")
     result, rec = run(reactor(op("a", retry=model.Retry(1))), robot)

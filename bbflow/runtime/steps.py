@@ -24,7 +24,8 @@ def backoff(retry: model.Retry, failed_attempt: int) -> float:
     if retry.backoff <= 0:
         return 0.0
     cap = retry.max_backoff if retry.max_backoff is not None else 10 * retry.backoff
-    return min(retry.backoff * 2 ** (failed_attempt - 1), cap)
+    # doublings beyond 1023 are past any cap (and 2 ** 1024 is no float): the product saturates at inf
+    return min(retry.backoff * 2.0 ** min(failed_attempt - 1, 1023), cap)
 
 
 async def run_step(run: RunState, step: model.Step, scope: dict[str, Any], index: tuple[int, ...],
