@@ -298,6 +298,32 @@ def test_an_action_exception_is_an_action_failure(plugin_module):
     assert (result.error.code, result.error.message) == ("action", "action broken: camera unplugged")
 
 
+def _exits(code):
+    sys.exit(code)
+
+
+async def _exits_async():
+    sys.exit(4)
+
+
+def _interrupts():
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("fn, raised", [
+    (lambda: _exits(3), "SystemExit(3)"), (_exits_async, "SystemExit(4)"), (_interrupts, "KeyboardInterrupt")],
+    ids=["sys.exit-in-a-thread", "sys.exit-on-the-loop", "KeyboardInterrupt"])
+def test_an_action_that_exits_fails_its_step_and_the_run_rolls_back(fn, raised):
+    """An action calling sys.exit() (as some vendor libraries do) ended `bbflow run` with a traceback, and the
+    move before it was left un-undone."""
+    r = reactor(op("m"), action_step("x", "quit", deps=("m",)))
+    robot = ops()
+    result, _ = run(r, robot, prog=action_program(r, act("quit", "any:where", INT)), actions=lambda target: fn)
+    assert (result.error.code, result.error.message) == (
+        "action", f"action quit: the action raised {raised} (an action fails by raising an Exception)")
+    assert robot.tags("undo") == ["m"]
+
+
 def test_an_action_result_of_the_wrong_type_is_a_result_failure(plugin_module):
     r = reactor(action_step("x", "bad"))
     result, _ = run(r, ops(), prog=action_program(r, act("bad", "bbflow_test_plugin:helpers.bad", FLOAT)))

@@ -17,7 +17,7 @@ from bbflow.runtime.durations import format_duration
 from bbflow.runtime.ids import uuid7
 from bbflow.runtime.journal.calls import Journaled
 from bbflow.runtime.linemap import NOTE_PREFIX, add_flow_note
-from bbflow.runtime.ports import ActionResolver, RobotPort, RuntimeFailure, error_text
+from bbflow.runtime.ports import ActionResolver, RobotPort, RuntimeFailure, error_text, exited
 from bbflow.runtime.run_state import Cut, RunState
 from bbflow.runtime.types import TypeMismatch, finite
 
@@ -197,6 +197,8 @@ async def call_action(resolver: ActionResolver, decl: model.Action, args: dict[s
         raise
     except Exception as exc:
         raise failure(exc, "action", f"action {decl.name}") from exc
+    except (SystemExit, KeyboardInterrupt) as exc:  # a vendor library's sys.exit(): not the end of the process
+        raise RuntimeFailure(f"action {decl.name}: {exited(exc, 'action')}", "action") from None
     if decl.result is None:
         return None
     try:

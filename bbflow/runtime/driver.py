@@ -34,7 +34,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, Protocol
 
 from bbflow.runtime import model
-from bbflow.runtime.ports import SAFETY_STATES
+from bbflow.runtime.ports import SAFETY_STATES, exited
 from bbflow.runtime.types import TypeMismatch
 
 #: The method through which a generic driver receives every command.
@@ -169,15 +169,6 @@ def hook(driver: Any, robot: model.Robot, name: str) -> Callable[[], Awaitable[A
         return None
     fn = getattr(driver, name, None)
     return (lambda: _no_exit(fn)) if callable(fn) else None
-
-
-#: What a driver that exits (a vendor library's ``sys.exit()``) is told to do instead.
-EXIT_ADVICE = "a driver fails by raising an Exception"
-
-
-def exited(exc: BaseException) -> str:
-    """How a ``SystemExit`` or ``KeyboardInterrupt`` a driver raised is named in messages."""
-    return f"the driver raised {type(exc).__name__}{f'({exc})' if str(exc) else ''} ({EXIT_ADVICE})"
 
 
 async def _no_exit(fn: Callable[[], Awaitable[Any]]) -> Any:

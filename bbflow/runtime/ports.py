@@ -53,6 +53,14 @@ def error_text(exc: BaseException) -> str:
     return f"KeyError: {text}" if isinstance(exc, KeyError) else text
 
 
+def exited(exc: BaseException, who: str = "driver") -> str:
+    """How a ``SystemExit`` or ``KeyboardInterrupt`` that a driver's or an action's code raised is named in
+    messages: it fails that call (a vendor library's ``sys.exit()``), never the process."""
+    article = "an" if who[0] in "aeiou" else "a"
+    return (f"the {who} raised {type(exc).__name__}{f'({exc})' if str(exc) else ''} "
+            f"({article} {who} fails by raising an Exception)")
+
+
 class Completed:
     """Carried by the ``CancelledError`` of a caller whose command completed at the driver anyway (it
     ended in the same moment, or the driver could not stop it half-way): ``value`` is its conformed

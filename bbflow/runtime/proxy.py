@@ -50,7 +50,6 @@ from bbflow.runtime.driver import (
     DriverFactory,
     DriverHandle,
     bind_commands,
-    exited,
     hook,
 )
 from bbflow.runtime.driver_check import check_driver
@@ -58,7 +57,7 @@ from bbflow.runtime.durations import format_duration
 from bbflow.runtime.faults import Faults
 from bbflow.runtime.journal.calls import JOURNALED, Journaled
 from bbflow.runtime.loopwatch import BLOCKING, watched
-from bbflow.runtime.ports import Completed, RuntimeFailure, error_text
+from bbflow.runtime.ports import Completed, RuntimeFailure, error_text, exited
 from bbflow.runtime.types import TypeMismatch, non_finite
 
 Unsubscribe = Callable[[], None]
