@@ -8,7 +8,7 @@ import types
 import pytest
 
 from bbflow.runtime import model
-from bbflow.runtime.actions import invoke, resolve_action
+from bbflow.runtime.actions import ACTION_GRACE, invoke, resolve_action
 from bbflow.runtime.clock import run_virtual
 from bbflow.runtime.events import Recorder
 from bbflow.runtime.executor import run_reactor
@@ -322,6 +322,51 @@ def test_an_action_that_exits_fails_its_step_and_the_run_rolls_back(fn, raised):
     assert (result.error.code, result.error.message) == (
         "action", f"action quit: the action raised {raised} (an action fails by raising an Exception)")
     assert robot.tags("undo") == ["m"]
+
+
+async def _stubborn():
+    while True:  # an async action that swallows its cancellation
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            pass
+
+
+def test_an_async_action_that_swallows_its_cancellation_is_left_running_after_a_grace():
+    """An async action that would not stop kept its step for ever: its timeout did nothing, and `bbflow run`
+    could not be interrupted (only SIGKILL ended it) and never rolled back."""
+    r = reactor(op("m"), action_step("q", "stubborn", deps=("m",), timeout=1.0))
+    robot = ops()
+    prog = action_program(r, act("stubborn", "any:where", INT))
+
+    async def main():
+        recorder = Recorder()
+        result = await run_reactor(prog, r, {}, robot=robot, observer=recorder, actions=lambda target: _stubborn)
+        left = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        return result, recorder, left
+
+    result, rec, left = run_virtual(main(), grace=1.0)
+    assert (result.error.code, result.error.message) == ("timeout", "q timed out after 1s")
+    (error,), start = rec.named("step.error"), rec.named("step.start")[-1]
+    assert error["time"] - start["time"] == pytest.approx(1.0 + ACTION_GRACE)  # told to stop at 1 s, given up 2 s on
+    assert robot.tags("undo") == ["m"]
+    assert len(left) == 1  # the action, left running on its own as a thread would be
+
+
+async def _finishes_anyway():
+    try:
+        await asyncio.sleep(3600)
+    except asyncio.CancelledError:
+        await asyncio.sleep(0.5)
+        return 7
+
+
+def test_an_async_action_that_finishes_as_it_is_cancelled_completes_its_step():
+    r = reactor(op("m"), action_step("q", "late", deps=("m",), timeout=1.0), end=model.Return(lambda s: s["q"]))
+    result, rec = run(r, ops(), prog=action_program(r, act("late", "any:where", INT)),
+                      actions=lambda target: _finishes_anyway)
+    assert (result.status, result.value) == ("ok", 7)
+    assert rec.named("step.ok")[-1]["time"] - rec.named("step.start")[-1]["time"] == pytest.approx(1.5)
 
 
 def test_an_action_result_of_the_wrong_type_is_a_result_failure(plugin_module):

@@ -7,7 +7,10 @@ perception or planning call never blocks the robot's event loop. A thread
 cannot be interrupted: when the awaiting step is cancelled (or times out), the
 function runs to its end in its thread and its result is dropped. The thread
 is a daemon: shutting down never waits for it, so a plain function that blocks
-(``time.sleep(3600)``) cannot keep ``bbflow run`` from exiting.
+(``time.sleep(3600)``) cannot keep ``bbflow run`` from exiting. A coroutine
+runs in a task of its own: cancelled, it has ``ACTION_GRACE`` seconds to end,
+and one that swallows its cancellation is then left running as a thread would
+be, so that it cannot hold up a timeout, a rollback or the end of ``bbflow run``.
 """
 
 from __future__ import annotations
@@ -22,7 +25,11 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from bbflow.runtime.ports import RuntimeFailure
+from bbflow.runtime.clock import abandon
+from bbflow.runtime.ports import Completed, RuntimeFailure
+
+#: seconds a cancelled ``async def`` action has to end before it is left running on its own
+ACTION_GRACE = 2.0
 
 
 class _DaemonThreads(concurrent.futures.Executor):
@@ -86,9 +93,41 @@ async def invoke(fn: Callable[..., Any], kwargs: Mapping[str, Any]) -> Any:
     except TypeError:  # unhashable callable: decide without the cache
         is_async = inspect.iscoroutinefunction(fn)
     if is_async:
-        return await fn(**kwargs)
+        return await _awaited(fn(**kwargs))
     call = functools.partial(contextvars.copy_context().run, functools.partial(fn, **kwargs))
     result = await asyncio.get_running_loop().run_in_executor(_DAEMONS, call)
     if inspect.isawaitable(result):  # a plain function that returned a coroutine (a wrapper)
-        result = await result
+        result = await _awaited(result)
     return result
+
+
+async def _awaited(work: Any) -> Any:
+    """``await work`` in a task of its own that, when the caller is cancelled, is cancelled in turn and has
+    ``ACTION_GRACE`` seconds to end; the caller's cancellation goes on either way, carrying the value
+    (``Completed``) if the action finished after all."""
+    task = asyncio.ensure_future(_contained(work))
+    try:
+        return await asyncio.shield(task)
+    except _Exited as exc:
+        raise exc.args[0] from None  # here, where the step that called the action sees it
+    except asyncio.CancelledError:
+        task.cancel()
+        try:
+            await asyncio.wait({task}, timeout=ACTION_GRACE)
+        finally:
+            if not task.done():
+                abandon(task)  # it will not stop: left running, its outcome dropped
+        if task.done() and not task.cancelled() and task.exception() is None:  # (an error it ended with: dropped)
+            raise asyncio.CancelledError(Completed(task.result())) from None
+        raise
+
+
+class _Exited(Exception):
+    """Carries out of an action's task the ``SystemExit`` or ``KeyboardInterrupt`` it raised."""
+
+
+async def _contained(work: Any) -> Any:
+    try:
+        return await work
+    except (SystemExit, KeyboardInterrupt) as exc:  # raised out of a task, it would stop the event loop
+        raise _Exited(exc) from None
