@@ -497,3 +497,17 @@ def test_a_member_is_looked_up_in_a_set_not_searched_member_by_member(monkeypatc
             "        case b, c { return c }\n    }\n    return s\n}\n")
     assert codes(check_text(text)[0]) == []
     assert only(check_text(text.replace("E.b", "E.d"))[0], "BBF101").message == "enum `E` has no member `d`"
+
+
+def test_a_timeout_of_no_time_is_refused_where_it_is_written():
+    """`timeout 0s` checked clean; a run then failed at once ("did not finish within its timeout of 0ms")."""
+    text = ("robot Arm {\n    command go() -> int timeout 0ms\n    command back() -> int\n}\n"
+            "reactor R() -> int on Arm {\n    timeout 0s\n    step a = go() timeout 0.0s undo back()\n"
+            "    step b = back() timeout 1ms after a\n    return b\n}\n")
+    found = [(d.code, d.message, d.span.line) for d in check_text(text)[0].items]
+    assert found == [
+        ("BBF201", "a timeout is more than 0s: with `timeout 0ms` every call of `go` would time out at once", 2),
+        ("BBF201", "a timeout is more than 0s: with `timeout 0s` every run of `R` would time out at once", 6),
+        ("BBF201", "a timeout is more than 0s: with `timeout 0.0s` every attempt of `a` would time out at once", 7)]
+    fixed = text.replace("0ms", "5s").replace("timeout 0s", "timeout 1m").replace("0.0s", "2s")
+    assert codes(check_text(fixed)[0]) == []

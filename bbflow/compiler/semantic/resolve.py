@@ -44,6 +44,13 @@ def duplicate(diags: Diagnostics, what: str, name: ast.Ident, first: Any) -> Non
                 labels=(Label(first_span, "first defined here"),))
 
 
+def positive_timeout(diags: Diagnostics, timeout: ast.DurationLit | None, what: str) -> None:
+    """BBF201 for a ``timeout`` of no time: ``what`` (each attempt of a step, a run) would time out at once."""
+    if timeout is not None and timeout.seconds <= 0:
+        diags.error(codes.BBF201, f"a timeout is more than 0s: with `timeout {timeout.text}` {what} would time out "
+                    "at once", timeout.span, help="give the longest time it may take, or leave the timeout out")
+
+
 def declare(module: ast.Module, diags: Diagnostics) -> dict[str, Symbol]:
     """The module's own top-level symbols; BBF102 for a name declared twice."""
     table: dict[str, Symbol] = {}
@@ -305,6 +312,7 @@ class Resolver:
                 duplicate(self.diags, "command", c.name, commands[c.name.name])
             else:
                 commands[c.name.name] = c
+            positive_timeout(self.diags, c.timeout, f"every call of `{c.name.name}`")
         events: dict[str, ast.EventDecl] = {}
         for e in decl.events:
             if e.name.name in events:

@@ -20,7 +20,7 @@ from bbflow.compiler.semantic import types as T
 from bbflow.compiler.semantic.env import Env, Local
 from bbflow.compiler.semantic.exprs import Ctx, ExprChecker
 from bbflow.compiler.semantic.facts import CallKind, Facts, Ref, RefKind
-from bbflow.compiler.semantic.resolve import Resolver, RobotInfo, did_you_mean, duplicate
+from bbflow.compiler.semantic.resolve import Resolver, RobotInfo, did_you_mean, duplicate, positive_timeout
 from bbflow.compiler.semantic.symbols import ModuleScope, SymKind
 from bbflow.compiler.source import Span
 
@@ -160,6 +160,8 @@ class TypeChecker:
         for option in decl.options:  # as a map's; the runtime would take 0 for 1
             if option.kind == "concurrency" and isinstance(option.value, ast.IntLit) and option.value.value < 1:
                 self.diags.error(codes.BBF201, "a reactor's concurrency is at least 1", option.value.span)
+            elif isinstance(option.value, ast.DurationLit):
+                positive_timeout(self.diags, option.value, f"every run of `{decl.name.name}`")
         declared = sig.result if decl.result is not None else None
         if declared is not None:
             self._hint_returned(decl.body, declared)
@@ -258,6 +260,9 @@ class TypeChecker:
             self.diags.error(codes.BBF207, "`wait_signal` needs a `timeout`: a robot must never wait forever",
                              stmt.call.callee.span, help=f"say how long to wait: `step {stmt.name.name} = "
                              f"wait_signal({callee.args['signal']}) ... timeout 5m`")
+        timeout = stmt.modifier(ast.TimeoutMod)
+        positive_timeout(self.diags, timeout.duration if timeout is not None else None,
+                         f"every attempt of `{stmt.name.name}`")
         self.facts.decl_types[stmt] = self._step_type(stmt, ctx)
         # the step's own result, by its name, where it certainly exists: `undo` and `where`
         own = Env(ctx.env)
