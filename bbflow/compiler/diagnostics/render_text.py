@@ -15,6 +15,7 @@ the output is a terminal), so golden files and pipes get plain text.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 
 import click
@@ -121,9 +122,15 @@ def _cells(span: Span, source: SourceFile) -> tuple[int, int, int]:
 
     Counted in cells, not characters: an emoji or a CJK character before the span takes two cells,
     a combining accent none, and the marker must stand under the span."""
+    text = source.line(span.line)
+    if _plain(text):  # a cell a character, as written: columns are cells
+        total = len(text)
+        start = min(span.column - 1, total)
+        same_line = span.end_line == span.line and span.end_column > span.column
+        end = min(span.end_column - 1, total) if same_line else max(total, start + 1)
+        return start, max(end, start + 1), total
     from rich.cells import cell_len  # only with something to show: a clean check never loads rich
 
-    text = source.line(span.line)
     start = cell_len(_expand(text[: span.column - 1]))
     total = cell_len(_expand(text))
     if span.end_line == span.line and span.end_column > span.column:
@@ -154,6 +161,9 @@ def _visible(total: int, first: int) -> tuple[int, int]:
 
 def _shown(text: str, first: int) -> str:
     """A source line as shown from cell ``first`` (see ``_first_cell``), cut with "..." where it is too wide."""
+    if _plain(text):
+        begin, end = _visible(len(text), first)
+        return (_CUT if begin > 0 else "") + text[begin:end] + (_CUT if end < len(text) else "")
     from rich.cells import cell_len, get_character_cell_size
 
     expanded = _expand(text)
@@ -182,6 +192,14 @@ def _underline(span: Span, source: SourceFile, first: str, rest: str, message: s
     end = min(max(end, start + 1), max(stop, start + 1))
     marker = first + rest * (end - start - 1)
     return " " * (start - begin + lead) + marker + (f" {printable(message, newline=False)}" if message else "")
+
+
+@functools.lru_cache(maxsize=8)
+def _plain(text: str) -> bool:
+    """Whether each character of a source line is shown as itself in one cell (ASCII, no tab or control
+    character): then a column is a cell, and the many diagnostics of one long line need not measure it
+    again and again (4,000 on a line of 30,000 characters took 36 s to show)."""
+    return text.isascii() and _expand(text) == text
 
 
 def _expand(text: str) -> str:
