@@ -134,3 +134,23 @@ def test_the_control_plane_shows_the_fleet_and_a_killed_process_gone(project: Pa
         assert fleet_state() == ([(False, True, [], True), (True, False, ["left"], False)],
                                  'bbflow_fleet_peers 0.0\nbbflow_fleet_robot_up{robot="left"} 0.0')
         assert boss.stop() == 130
+
+
+def test_a_robot_already_run_on_another_machine_is_refused_before_it_is_armed(tmp_path: Path) -> None:
+    # two machines (here: two checkouts, whose owners locks do not see each other) both started `--robot left`
+    # on one bus: both armed the arm and both took its tasks
+    from fleet_helpers import PATIENCE
+
+    endpoint = f"tcp/127.0.0.1:{free_port()}"
+    here, there = (write_fleet_project(tmp_path / name) for name in ("here", "there"))
+    with fleet(here, tmp_path) as start_here, fleet(there, tmp_path) as start_there:
+        first = start_here("first", "--agent", "Picker", "--robot", "left", "--bus-listen", endpoint)
+        first.wait_for("left armed", lambda events: any(e.get("to") == "armed" for e in of(events, "robot.safety")))
+        second = start_there("second", "--agent", "Picker", "--robot", "left", "--bus-connect", endpoint)
+        assert second.popen.wait(timeout=PATIENCE) == 2, second.stderr()
+        second.stopped = True
+        assert "error: bus: robot left is already run by process " in second.stderr()
+        assert f"-{first.popen.pid}-" in second.stderr()  # the other process: its host and pid
+        assert not of(second.events(), "robot.safety"), second.events()  # never opened, never armed
+        assert first.popen.poll() is None
+        assert first.stop(signal.SIGTERM) == 130, first.stderr()

@@ -64,3 +64,40 @@ def test_processes_on_hosts_of_one_name_with_one_pid_see_each_other(tmp_path: Pa
     ups = [e["data"] for e in at_dispatcher if e["event"] == "signal.in" and e["type"] == "fleet.peer.up"]
     assert ups[0] == {"process": names[1], "robots": ["left"], "agents": ["Picker"]}, at_dispatcher
     assert [e["data"]["process"] for e in at_arm if e["event"] == "signal.in"][0] == names[0]
+
+
+def test_a_robot_claimed_by_another_process_on_the_bus_is_refused_and_free_again_once_it_is_closed(
+        tmp_path: Path) -> None:
+    # two machines that both started `--robot left` (the owners lock sees one machine only): both armed `left`
+    # and both took its tasks; now the second is refused before it opens any robot, naming the first
+    from bbflow.runtime.fleet import RobotTaken
+
+    (tmp_path / "zenoh.json5").write_text(ZENOH_CONFIG)
+    project = bus_project(tmp_path, kind="zenoh", prefix="test/claims", config=tmp_path / "zenoh.json5")
+    endpoint = f"tcp/127.0.0.1:{free_port()}"
+    first = make_link(bus_settings(project, listen=[endpoint]), process="arm1-101-a1b2c3", robots=["left"],
+                      agents=["Picker"])
+
+    def second(robots: list[str]) -> Any:
+        return make_link(bus_settings(project, connect=[endpoint]), process="arm2-202-d4e5f6", robots=robots,
+                         agents=["Picker"])
+
+    async def main() -> str:
+        await first.join()
+        try:
+            other = second(["right", "left"])
+            with pytest.raises(RobotTaken) as refused:
+                await other.join()
+            beside = second(["right"])  # another robot is no conflict
+            await beside.join()
+            await beside.close()
+        finally:
+            await first.close()
+        again = second(["left"])  # the claim went with the first process
+        await again.join()
+        await again.close()
+        return str(refused.value)
+
+    message = asyncio.run(main())
+    assert message.startswith("robot left is already run by process arm1-101-a1b2c3 (host arm1, pid 101) on the "
+                              "bus 'test/claims'"), message

@@ -175,7 +175,11 @@ class Session:
             # our caller giving up stops the work, and the robots are still cleaned up
             cancelled = await wait_through(self._work, on_cancel=self.interrupt)
         finally:
-            await self._close()
+            try:
+                await self._close()
+            finally:
+                if self._link is not None:  # the robots' claims on the bus go once they are closed
+                    await _wait_through(asyncio.ensure_future(self._link.close()))
         if cancelled:
             raise asyncio.CancelledError
         if self.journal_failure is not None:
@@ -241,6 +245,10 @@ class Session:
                                        agents=list(dict.fromkeys(a.spec.name for a in self.plan.agents)))
             except MissingExtra as exc:
                 return Outcome(Status.USAGE, f"error: {exc}")
+            try:  # before any robot is opened: another process on the bus may run one of them
+                await self._link.join()
+            except BusOpenError as exc:
+                return Outcome(Status.USAGE, f"error: bus: {exc}")
         if self.journal is not None:  # on a backlog this takes seconds: before any robot is armed
             await self.journal.tidy()
         try:
@@ -445,8 +453,8 @@ class Session:
             self.bus = None  # a signal taken in now would reach no agent
             for disconnect in disconnects:
                 disconnect()
-            if self._link is not None:
-                await _wait_through(asyncio.ensure_future(self._link.close()))
+            if self._link is not None:  # its claims on the robots stay until they are closed
+                await _wait_through(asyncio.ensure_future(self._link.leave()))
         if self.gave_up is not None:
             errors = f"; disarm errors: {'; '.join(self.disarm_errors)}" if self.disarm_errors else ""
             return Outcome(Status.HALTED, f"safe stop, robots disarmed: {self.gave_up.reason}{errors}")

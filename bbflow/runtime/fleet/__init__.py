@@ -18,7 +18,7 @@ from bbflow.runtime.fleet.keys import (
     stays_local,
     waited_signals,
 )
-from bbflow.runtime.fleet.membership import peer_envelope, self_announcement
+from bbflow.runtime.fleet.membership import RobotTaken, peer_envelope, self_announcement
 from bbflow.runtime.fleet.settings import BusOpenError, BusSettings, BusSettingsError, bus_settings, process_name
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FLEET_PEER_DOWN", "FLEET_PEER_UP", "FLEET_SIGNALS", "BusDoor", "BusOpenError", "BusSettings", "BusSettingsError",
-    "MissingExtra", "SeenIds", "bus_settings", "make_link", "peer_envelope", "process_name", "self_announcement", "signal_key", "stays_local", "waited_signals",
+    "MissingExtra", "RobotTaken", "SeenIds", "bus_settings", "make_link", "peer_envelope", "process_name", "self_announcement", "signal_key", "stays_local", "waited_signals",
 ]
 
 INSTALL_HINT = "the zenoh bus needs the optional `bus` extra: pip install 'bbflow[bus]'"

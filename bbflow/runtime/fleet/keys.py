@@ -4,7 +4,8 @@ A signal of type ``a.b.c`` travels on key ``PREFIX/a/b/c``; a route pattern
 becomes a key expression the same way (``*`` and ``**`` mean in Zenoh what
 they mean in a route: one chunk, zero or more chunks). Membership tokens live
 under ``PREFIX/@fleet/PROCESS/ROBOTS/AGENTS``: a chunk starting with ``@`` is
-verbatim in Zenoh, so no signal subscription (not even ``PREFIX/**``) sees them.
+verbatim in Zenoh, so no signal subscription (not even ``PREFIX/**``) sees them; a process's claim on
+each robot it runs lives under ``PREFIX/@robot/ROBOT/PROCESS``.
 
 This module does not import zenoh: it is plain string work, tested without the extra.
 """
@@ -147,3 +148,33 @@ def member_of_key(prefix: str, key: str) -> Member | None:
         return () if chunk == _NONE else tuple(n for n in chunk.split(",") if n)
 
     return Member(parts[0], names(parts[1]), names(parts[2]))
+
+
+# --- claims on robots ---------------------------------------------------------------------
+
+
+class Claim(NamedTuple):
+    """A process's claim on a robot instance: one process of the fleet runs each robot."""
+
+    robot: str
+    process: str
+
+
+def claim_key(prefix: str, claim: Claim) -> str:
+    """The liveliness key of a process's claim on one robot (names checked as for ``member_key``)."""
+    member_key(prefix, claim.process, [claim.robot], [])
+    return f"{prefix}/@robot/{claim.robot}/{claim.process}"
+
+
+def claims_key(prefix: str) -> str:
+    """The key expression matching every claim under ``prefix``."""
+    return f"{prefix}/@robot/*/*"
+
+
+def claim_of_key(prefix: str, key: str) -> Claim | None:
+    """The claim a claim key makes, or ``None`` if it is not one."""
+    head = f"{prefix}/@robot/"
+    if not key.startswith(head):
+        return None
+    parts = key[len(head):].split("/")
+    return Claim(parts[0], parts[1]) if len(parts) == 2 and all(parts) else None

@@ -1,10 +1,12 @@
-"""Membership signals: ``fleet.peer.up`` and ``fleet.peer.down`` for a process, its robots and its agents."""
+"""Membership signals: ``fleet.peer.up`` and ``fleet.peer.down`` for a process, its robots and its agents;
+and claims: one process of the fleet runs each robot."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
-from bbflow.runtime.fleet.keys import FLEET_PEER_UP, FLEET_SOURCE, Member
+from bbflow.runtime.fleet.keys import FLEET_PEER_UP, FLEET_SOURCE, Claim, Member
+from bbflow.runtime.fleet.settings import BusOpenError, describe_process
 from bbflow.runtime.signals import Envelope, SignalCatalog
 
 
@@ -23,3 +25,19 @@ def self_announcement(catalog: SignalCatalog, process: str, robots: Sequence[str
     coordinator learns of the robots beside it the way it learns of the others' (and the same
     ``.flow`` files work in one process on the local bus)."""
     return peer_envelope(catalog, FLEET_PEER_UP, Member(process, tuple(robots), tuple(agents)))
+
+
+class RobotTaken(BusOpenError):
+    """Another process on the bus runs a robot this process would open: two processes would drive one robot."""
+
+
+def check_claims(prefix: str, process: str, robots: Iterable[str], claims: Iterable[Claim]) -> None:
+    """Raise ``RobotTaken`` when one of ``claims`` (those on the bus) is another process's claim on one of
+    ``robots``. Made after this process declared its own claims: of two processes that start at once, each
+    sees the other's, and both are refused rather than both driving the robot."""
+    mine = set(robots)
+    for claim in sorted(claims):
+        if claim.robot in mine and claim.process != process:
+            raise RobotTaken(f"robot {claim.robot} is already run by {describe_process(claim.process)} on the bus "
+                             f"{prefix!r}: two processes would drive one robot; stop that one first (this one "
+                             "opened no robot)")

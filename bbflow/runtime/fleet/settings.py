@@ -77,6 +77,15 @@ def process_name() -> str:
     return f"{_chunk(socket.gethostname()) or 'host'}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
+def describe_process(name: str) -> str:
+    """``HOST-PID-XXXXXX`` as a person reads it: ``process HOST-PID-XXXXXX (host HOST, pid PID)``; a name
+    of another form (a process of another program on the bus) as it is."""
+    parts = name.rsplit("-", 2)
+    if len(parts) != 3 or not parts[1].isdigit():
+        return f"process {name}"
+    return f"process {name} (host {parts[0]}, pid {parts[1]})"
+
+
 def _chunk(text: str) -> str:
     """``text`` usable as one key chunk: no ``/``, wildcards, commas or spaces."""
     return re.sub(r"[^A-Za-z0-9_.\-]", "_", text)

@@ -27,6 +27,12 @@ Imported only when ``[bus] kind = "zenoh"`` (it needs the ``bus`` extra).
   every other process's token appearing or going (its session closed, its
   process killed, its network gone) becomes ``fleet.peer.up`` or
   ``fleet.peer.down`` here.
+- Claims: before a process opens its robots it joins the bus (``join``) and
+  declares a token ``PREFIX/@robot/ROBOT/PROCESS`` for each, then asks for
+  every claim there is: another process's claim on one of its robots stops it
+  (``RobotTaken``) before anything moves. The claims go last, after the robots
+  are closed (``close``); the membership token goes when the agents stop
+  (``leave``).
 """
 
 from __future__ import annotations
@@ -53,7 +59,11 @@ from bbflow.runtime.fleet.door import BusDoor, SeenIds
 from bbflow.runtime.fleet.keys import (
     FLEET_PEER_DOWN,
     FLEET_PEER_UP,
+    Claim,
     Member,
+    claim_key,
+    claim_of_key,
+    claims_key,
     key_signal,
     member_key,
     member_of_key,
@@ -62,7 +72,7 @@ from bbflow.runtime.fleet.keys import (
     stays_local,
     subscriptions,
 )
-from bbflow.runtime.fleet.membership import peer_envelope
+from bbflow.runtime.fleet.membership import check_claims, peer_envelope
 from bbflow.runtime.fleet.settings import BusOpenError, BusSettings
 from bbflow.runtime.signals import Envelope
 
@@ -81,6 +91,8 @@ _PREVIOUS = struct.Struct("<d")
 SOURCES = 10_000
 #: events sent and not yet put on the bus, at most: past that, sending waits for room
 OUTBOX = 1_000
+#: Seconds a process waits for the others' claims on its robots (they are known locally once connected)
+CLAIMS_WAIT = 2.0
 
 
 def zenoh_config(settings: BusSettings) -> zenoh.Config:
@@ -214,6 +226,14 @@ class _Outbox:
                         pass
 
 
+def _undeclare(entities: Iterable[Any]) -> None:
+    for entity in entities:
+        try:
+            entity.undeclare()
+        except zenoh.ZError:
+            pass  # already gone with the session
+
+
 def _broadest(keys: list[str]) -> list[zenoh.KeyExpr]:
     """``keys`` without those another one includes (``a/b`` beside ``a/**``): Zenoh gives a sample to every
     subscription it matches, and each copy would be a duplicate at the door."""
@@ -285,6 +305,7 @@ class ZenohLink:
         self._previous: dict[str, float] = {}  # per signal type: when its last event was published (catch-up)
         self._sources = SeenIds(SOURCES)  # the publishers events came from (catch-up)
         self._lost: str | None = None  # why the session is gone, until it is reopened
+        self._claims: list[Any] = []  # the tokens claiming this process's robots: undeclared last
 
     @property
     def keys(self) -> list[str]:
@@ -296,7 +317,8 @@ class ZenohLink:
         return self._lost is not None
 
     async def open(self, bus: Bus, patterns: Iterable[str]) -> None:
-        """Open the session, subscribe to ``patterns`` (route patterns), and announce this process."""
+        """Join the bus (``join``, unless joined), subscribe to ``patterns`` (route patterns), and announce
+        this process."""
         self._bus = bus
         self._patterns = tuple(patterns)
         self._door = BusDoor(bus, self.prefix)
@@ -305,7 +327,8 @@ class ZenohLink:
         bus.link = self
 
     async def reopen(self) -> None:
-        """A new session in place of a lost one: the same subscriptions, publishers and token."""
+        """A new session in place of a lost one: the same claims (checked again: another process may have
+        claimed a robot meanwhile), subscriptions, publishers and token."""
         await self._disconnect()
         await self._connect()
         self._lost = None
@@ -320,13 +343,38 @@ class ZenohLink:
         assert self._lost is not None
         return self._lost
 
-    async def _connect(self) -> None:
+    async def join(self) -> None:
+        """Open the session and claim this process's robots, before any of them is opened. Raises
+        ``RobotTaken`` (closing the session) when another process on the bus claims one of them, and
+        ``BusOpenError`` when the session cannot be opened. Nothing when joined already."""
+        if self._session is not None:
+            return
         config = zenoh_config(self.settings)
+        loop = asyncio.get_running_loop()
         try:
-            self._session = await asyncio.get_running_loop().run_in_executor(None, zenoh.open, config)
+            self._session = session = await loop.run_in_executor(None, zenoh.open, config)
         except zenoh.ZError as exc:
             raise BusOpenError(f"cannot open the Zenoh session: {zenoh_message(exc)}") from None
+        if not self.robots:
+            return
+        liveliness = session.liveliness()
+        self._claims = [liveliness.declare_token(claim_key(self.prefix, Claim(r, self.process))) for r in self.robots]
+
+        def claims() -> list[Claim]:
+            replies = liveliness.get(claims_key(self.prefix), timeout=CLAIMS_WAIT)
+            return [c for r in replies if r.ok is not None
+                    if (c := claim_of_key(self.prefix, str(r.ok.key_expr))) is not None]
+
+        try:
+            check_claims(self.prefix, self.process, self.robots, await loop.run_in_executor(None, claims))
+        except BusOpenError:
+            await self._disconnect()
+            raise
+
+    async def _connect(self) -> None:
+        await self.join()
         session, inbox = self._session, self._inbox
+        assert session is not None
         assert inbox is not None
         self._outbox = _Outbox(lambda signal_type, payload: self._put(session, signal_type, payload),
                                asyncio.get_running_loop(), self._failed)
@@ -351,18 +399,28 @@ class ZenohLink:
         self._declared.append(session.liveliness().declare_token(
             member_key(self.prefix, self.process, self.robots, self.agents)))
 
-    async def _disconnect(self) -> None:
-        session, self._session = self._session, None
+    async def leave(self) -> None:
+        """Withdraw the subscriptions and the membership token (the others see ``fleet.peer.down`` at once),
+        once what was sent has gone out; the session and the robots' claims stay until ``close``."""
+        if self._inbox is not None:
+            self._inbox.closed = True
+        if self._bus is not None and self._bus.link is self:
+            self._bus.link = None
+        await self._withdraw()
+
+    async def _withdraw(self) -> None:
         outbox, self._outbox = self._outbox, None
         if outbox is not None:  # what was sent goes out before the token goes
             await asyncio.get_running_loop().run_in_executor(None, outbox.stop)
-        for entity in [*reversed(self._declared), *self._publishers.values()]:
-            try:
-                entity.undeclare()
-            except zenoh.ZError:
-                pass  # already gone with the session
+        _undeclare([*reversed(self._declared), *self._publishers.values()])
         self._declared.clear()
         self._publishers.clear()
+
+    async def _disconnect(self) -> None:
+        await self._withdraw()
+        session, self._session = self._session, None
+        _undeclare(self._claims)
+        self._claims = []
         if session is not None and not session.is_closed():
             try:
                 await asyncio.get_running_loop().run_in_executor(None, session.close)
@@ -425,11 +483,8 @@ class ZenohLink:
         self._bus.report("signal.dropped", type=signal_type, reason=f"not sent to the other processes: {why}")
 
     async def close(self) -> None:
-        """Withdraw the token (the others see ``fleet.peer.down`` at once) and close the session."""
-        if self._inbox is not None:
-            self._inbox.closed = True
-        if self._bus is not None and self._bus.link is self:
-            self._bus.link = None
+        """``leave``, withdraw the claims and close the session."""
+        await self.leave()
         await self._disconnect()
 
     # --- on the loop -------------------------------------------------------------------
