@@ -201,3 +201,23 @@ def test_the_reader_reads_only_as_fast_as_it_is_consumed(tmp_path: Path) -> None
     finally:
         os.close(fd)
     assert position <= (BATCHES + 2) * CHUNK < path.stat().st_size
+
+
+@pytest.mark.parametrize("time", [
+    "2026-01-02T03:04:05Z", "2026-01-02T03:04:05.678Z", "2026-01-02t03:04:05.123456789+02:00",
+    "2016-12-31T23:59:60Z", "2024-02-29T00:00:00-05:30",  # a leap second, a leap day
+])
+def test_a_time_in_rfc_3339_is_taken_as_it_is(time: str) -> None:
+    env = Door(CATALOG).admit({"type": "pose.set", "data": {"x": 1}, "time": time})
+    assert isinstance(env, Envelope) and env.time == time
+
+
+@pytest.mark.parametrize("time", [
+    "banana", "1735689600", "2026-01-02", "2026-01-02T03:04:05", "2026-01-02 03:04:05Z", "2026-13-02T03:04:05Z",
+    "2025-02-29T03:04:05Z", "2026-01-02T24:00:00Z", "2026-01-02T03:04:61Z", "2026-01-02T03:04:05+24:00",
+    "2026-01-02T03:04:05Z junk", "٢٠٢٦-01-02T03:04:05Z",
+])
+def test_a_time_that_is_not_rfc_3339_is_refused_like_any_malformed_attribute(time: str) -> None:
+    # any string was taken as `time`, and reached the agents' envelopes and the journal as it was
+    out = refused({"type": "pose.set", "data": {"x": 1}, "time": time})
+    assert out.is_drop and out.reason.startswith("attribute 'time' must be an RFC 3339 timestamp"), out

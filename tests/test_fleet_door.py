@@ -136,6 +136,7 @@ def test_an_event_sent_to_a_robot_another_process_runs_is_no_drop_here() -> None
     ("p/task/assigned", event(data={"job": "seven"}), "bad data"),
     ("p/task/assigned", b'{"type": "task.assigned", "id": "9", "data": {"job": NaN}}', "NaN"),
     ("p/task/assigned", event(specversion="0.3"), "unsupported specversion"),
+    ("p/task/assigned", event(time="yesterday"), "attribute 'time' must be an RFC 3339 timestamp"),
 ])
 def test_the_door_refuses_with_a_reason(key: str, payload: bytes, reason: str) -> None:
     d, agent, events, _ = door()

@@ -48,6 +48,24 @@ def now_rfc3339() -> str:
 _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 
 
+#: RFC 3339's date-time (section 5.6): a full date, ``T``, a full time and its offset (``Z`` or ``+hh:mm``)
+_RFC3339 = re.compile(r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.\d+)?(?:[Zz]|[+-](\d{2}):(\d{2}))", re.ASCII)
+
+
+def is_rfc3339(value: str) -> bool:
+    """Whether ``value`` is an RFC 3339 timestamp (``2026-01-02T03:04:05.678Z``): its form, and a date and
+    a time that exist (a leap second ``:60`` included)."""
+    m = _RFC3339.fullmatch(value)
+    if m is None:
+        return False
+    year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
+    try:
+        datetime(year, month, day, hour, minute)
+    except ValueError:
+        return False
+    return second <= 60 and int(m[7] or 0) <= 23 and int(m[8] or 0) <= 59
+
+
 def valid_traceparent(value: Any) -> str | None:
     """``value`` if it is a version-00 ``traceparent`` with non-zero ids, else None (ignored, as W3C says)."""
     if not isinstance(value, str):
@@ -231,6 +249,9 @@ def parse_signal(obj: Any, catalog: SignalCatalog, *, source: str = "/stdin") ->
     for attr in ("id", "source", "time", "subject", "traceparent"):
         if attr in obj and not isinstance(obj[attr], str):
             raise SignalRejected(f"attribute {attr!r} must be a string", signal_type)
+    if obj.get("time") and not is_rfc3339(obj["time"]):
+        raise SignalRejected(f"attribute 'time' must be an RFC 3339 timestamp (such as 2026-01-02T03:04:05.678Z), "
+                             f"got {_short(obj['time'])}", signal_type)
     data = catalog.conform(signal_type, obj.get("data"))
     return Envelope(
         type=signal_type,
