@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -201,3 +202,55 @@ def test_a_gap_seen_on_a_subscription_is_reported_lost_with_its_pattern(tmp_path
     link._drain([("miss", ("publisher 9", 3, "test/catchup/task/**"))])
     [reported] = lost(events)
     assert (reported["type"], reported["count"], reported["source"]) == ("task.**", 3, "publisher 9")
+
+
+def test_a_gap_names_the_publisher_as_its_bbflow_process_where_it_is_known(tmp_path: Path) -> None:
+    # signal.lost named the publisher by Zenoh's id ("EntityGlobalId { zid: 1e43ae00..., eid: 6 }"), which
+    # nothing else an operator sees mentions: now by its process, with that process's robots
+    from bbflow.runtime.fleet.keys import Member, member_key
+    from bbflow.runtime.fleet.zenoh_link import session_tag
+
+    arm = "arm1-4711-a1b2c3"
+    events: list[dict[str, Any]] = []
+
+    async def main() -> str:
+        link = make_link(settings(tmp_path, "0s"), process=arm, robots=[], agents=["Picker"])
+        await link.join()
+        try:
+            return str(link._session.zid())  # the Zenoh id the others see its events come from
+        finally:
+            await link.close()
+
+    zid = asyncio.run(main())
+    assert zid.startswith(session_tag(arm) or "?"), zid
+    link = make_link(settings(tmp_path, "0s"), process="b", robots=[], agents=["B"])
+    link._bus = bus = Bus(CATALOG, observer=events.append)
+    link._door = BusDoor(bus, link.prefix)
+    link._peers[member_key(link.prefix, arm, ["left"], ["Picker"])] = Member(arm, ("left",), ("Picker",))
+    link._drain([("miss", (zid, 3, "test/catchup/task/assigned")),
+                 ("miss", ("1e43ae00eb81141e259f4d5ddac1827f", 2, "test/catchup/task/assigned"))])
+    named, unknown = lost(events)
+    assert (named["source"], named["robots"], named["agents"], named["count"]) == (arm, ["left"], ["Picker"], 3)
+    assert unknown["source"] == "1e43ae00eb81141e259f4d5ddac1827f" and "robots" not in unknown
+
+
+def test_a_zenoh_delete_is_reported_as_a_delete_not_as_an_event_that_is_not_json(tmp_path: Path) -> None:
+    import zenoh
+
+    async def main() -> list[dict[str, Any]]:
+        async with publisher(tmp_path, "0s") as a, subscriber(tmp_path, "0s", a) as (agent, events):
+            config = zenoh.Config.from_json5(ZENOH_CONFIG)
+            config.insert_json5("connect/endpoints", json.dumps([a.endpoint]))
+            with zenoh.open(config) as stranger:
+                deleter = stranger.declare_publisher("test/catchup/task/assigned")
+                await until(lambda: deleter.matching_status.matching, "b's subscription known to the stranger")
+                deleter.delete()
+                await until(lambda: any(e["event"] == "signal.dropped" for e in events), "the delete reported")
+            assign(a.bus, SENTINEL)
+            await until(lambda: SENTINEL in jobs(agent), "the sentinel")  # and the next event passes
+            return [e for e in events if e["event"] == "signal.dropped"]
+
+    [dropped] = asyncio.run(main())
+    assert dropped["type"] == "task.assigned"
+    assert dropped["reason"] == ("a Zenoh delete on key 'test/catchup/task/assigned', not an event (bbflow "
+                                 "publishes events only)"), dropped

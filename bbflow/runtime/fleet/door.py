@@ -76,6 +76,11 @@ class BusDoor:
         else:
             self.bus.receive(admitted, remote=True)
 
+    def deleted(self, key: str) -> None:
+        """A Zenoh delete on ``key`` (someone's ``session.delete``, say): no event, and reported as what it is."""
+        self._drop(key_signal(self.prefix, key), f"a Zenoh delete on key {key!r}, not an event (bbflow publishes "
+                                                 "events only)")
+
     def _drop(self, signal_type: str | None, reason: str) -> None:
         self.bus.dropped += 1
         self.bus.report("signal.dropped", type=signal_type, reason=reason, source=BUS_SOURCE)

@@ -41,6 +41,7 @@ import asyncio
 import functools
 import json
 import re
+import secrets
 import struct
 import threading
 import time
@@ -226,6 +227,16 @@ class _Outbox:
                         pass
 
 
+def session_tag(process: str) -> str | None:
+    """The start of the Zenoh ids of the sessions of ``process`` (a name ``HOST-PID-XXXXXX``), so that a
+    publisher Zenoh names by its id is known as its process: ``b``, the random tag and the PID in hex;
+    the rest of an id is random (a new session does not take an old one's id). ``None`` for another name."""
+    parts = process.rsplit("-", 2)
+    if len(parts) != 3 or not parts[1].isdigit() or not re.fullmatch(r"[0-9a-f]{6}", parts[2]):
+        return None
+    return f"b{parts[2]}{int(parts[1]):08x}"
+
+
 def _undeclare(entities: Iterable[Any]) -> None:
     for entity in entities:
         try:
@@ -257,23 +268,38 @@ def _on_sample(inbox: _Inbox, key: zenoh.KeyExpr, *, catch_up: bool,
 
         return unless_taken
     if catch_up:
+        take = _take(inbox, key=None)
+
         def with_source(sample: zenoh.Sample) -> None:
             info, attachment = sample.source_info, sample.attachment
             if info is not None and attachment is not None:  # a gap before it is reported first
-                inbox.put("first", (str(info.source_id), int(info.source_sn), attachment.to_bytes(),
+                source = info.source_id
+                inbox.put("first", (f"{source.zid}:{source.eid}", int(info.source_sn), attachment.to_bytes(),
                                     str(sample.key_expr)))
-            inbox.put("sample", (str(sample.key_expr), sample.payload.to_bytes()))
+            take(sample)
 
         return with_source
-    if "*" in str(key):
-        return lambda sample: inbox.put("sample", (str(sample.key_expr), sample.payload.to_bytes()))
-    text = str(key)
-    return lambda sample: inbox.put("sample", (text, sample.payload.to_bytes()))
+    return _take(inbox, key=None if "*" in str(key) else str(key))
+
+
+def _take(inbox: _Inbox, key: str | None) -> Callable[[zenoh.Sample], None]:
+    """Hand a sample to the loop: an event to the door, a Zenoh delete (no event: someone's
+    ``session.delete``) as what it is. ``key``: the key of every sample, when known."""
+    put = zenoh.SampleKind.PUT
+
+    def take(sample: zenoh.Sample) -> None:
+        where = key or str(sample.key_expr)
+        if sample.kind == put:
+            inbox.put("sample", (where, sample.payload.to_bytes()))
+        else:
+            inbox.put("delete", where)
+
+    return take
 
 
 def _on_miss(inbox: _Inbox, key: str, miss: Any) -> None:
     """Zenoh saw a gap in what a publisher sent on a subscription to ``key`` (on Zenoh's threads)."""
-    inbox.put("miss", (str(miss.source), miss.nb, key))
+    inbox.put("miss", (str(miss.source.zid), miss.nb, key))
 
 
 class ZenohLink:
@@ -350,6 +376,9 @@ class ZenohLink:
         if self._session is not None:
             return
         config = zenoh_config(self.settings)
+        tag = session_tag(self.process)
+        if tag is not None and config.get_json("id") == "null":  # one the others can tell this process by
+            config.insert_json5("id", json.dumps((tag + secrets.token_hex(16))[:32]))  # Zenoh's ids: 16 bytes at most
         loop = asyncio.get_running_loop()
         try:
             self._session = session = await loop.run_in_executor(None, zenoh.open, config)
@@ -495,13 +524,23 @@ class ZenohLink:
             if kind == "sample":
                 self._door.arrive(*item)
             elif kind == "miss":
-                source, count, key = item
-                self._bus.report("signal.lost", type=key_signal(self.prefix, key), count=count, source=source,
-                                 reason="missed on the bus and no longer in its publisher's cache")
+                zid, count, key = item
+                self._bus.report("signal.lost", type=key_signal(self.prefix, key), count=count,
+                                 **self._publisher(zid), reason="missed on the bus and no longer in its publisher's cache")
+            elif kind == "delete":
+                self._door.deleted(item)
             elif kind == "first":
                 self._first(*item)
             else:
                 self._member(*item)
+
+    def _publisher(self, zid: str) -> dict[str, Any]:
+        """The fields naming a publisher by its Zenoh id: its bbflow process (``source``) and that process's
+        robots and agents when it is a member this process knows, else ``source`` is the Zenoh id."""
+        for member in self._peers.values():
+            if zid.startswith(session_tag(member.process) or "-"):
+                return {"source": member.process, "robots": list(member.robots), "agents": list(member.agents)}
+        return {"source": zid}
 
     def _first(self, source: str, sn: int, attachment: bytes, key: str) -> None:
         """An event from publisher ``source`` (catch-up on): if it is the first from there and the event
@@ -511,7 +550,8 @@ class ZenohLink:
             return
         (previous,) = _PREVIOUS.unpack(attachment)
         if previous > time.time() - self.settings.catch_up:
-            self._bus.report("signal.lost", type=key_signal(self.prefix, key), count=sn, source=source,
+            self._bus.report("signal.lost", type=key_signal(self.prefix, key), count=sn,
+                             **self._publisher(source.partition(":")[0]),
                              reason=f"published within the catch-up window ({self.settings.catch_up:g}s) before the "
                                     "oldest event its publisher still holds; some may be older than the window, or taken "
                                     "before a restart")
