@@ -237,3 +237,23 @@ def test_a_process_subscribes_to_what_its_reactors_wait_for(tmp_path: Path) -> N
     diagnostics, program = compile_project([tmp_path])
     assert program is not None, diagnostics
     assert waited_signals(program) == ["gate.open", "gate.closed"]
+
+
+def test_the_ids_remembered_take_little_memory_however_long_they_are() -> None:
+    # an id may be as long as an event (1 MiB): the door kept each whole, and its 100,000 could take 100 GB
+    import tracemalloc
+
+    d, agent, events, _ = door()
+    long_ids = [f"{n}-" + "x" * 200_000 for n in range(20)]
+    tracemalloc.start()
+    try:
+        for long_id in long_ids:
+            d.arrive("p/task/assigned", event(id=long_id))
+        agent.got.clear()
+        kept = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert kept < 200_000, kept  # the ids themselves are 4 MB
+    d.arrive("p/task/assigned", event(id=long_ids[3]))  # a repeat is still known
+    [dropped] = [e for e in events if e["event"] == "signal.dropped"]
+    assert dropped["reason"] == f"duplicate id 3-{'x' * 95}...", dropped

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import socket
 import sqlite3
 import time
@@ -27,7 +26,7 @@ from bbflow.runtime.app import Session
 from bbflow.runtime.bus import Bus
 from bbflow.runtime.door import Door, Refusal
 from bbflow.runtime.events import Fanout, jsonable
-from bbflow.runtime.fleet.door import SeenIds
+from bbflow.runtime.fleet.door import SeenIds, digest
 from bbflow.runtime.journal import JournalFailed, Lag
 from bbflow.runtime.signals import Envelope, SignalCatalog
 from bbflow.serve.config import ServeSettings
@@ -149,8 +148,7 @@ class ControlPlane:
         that retries (its 202 lost in a crash, or a timeout) made the cell handle it twice: a second pick.
         ``Refused`` (409) when the journal holds a signal of another source under that id: it keeps one
         per id, so after a crash this one would be lost, or replayed as that one."""
-        key = hashlib.blake2b(f"{envelope.source}\0{envelope.id}".encode("utf-8", "surrogatepass"),
-                              digest_size=16).digest()  # (16 bytes kept, however long the two are)
+        key = digest(envelope.source, envelope.id)
         if key in self._seen:
             return True
         journal = self.session.journal if self.session is not None else None

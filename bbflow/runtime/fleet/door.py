@@ -5,13 +5,15 @@ it as it checks a line of standard input: size, UTF-8, JSON, depth, finite
 numbers, the declared type and payload, and no standard robot signal (only a
 robot speaks for itself). On top of that, the bus refuses an event published
 on a key that is not its type's, a membership signal (each process makes its
-own), and an ``id`` already seen: Zenoh's catch-up may deliver one twice. A
+own), and an ``id`` already seen: Zenoh's catch-up may deliver one twice (the last ``SEEN_IDS`` are
+remembered, each as a digest of 16 bytes however long it is). A
 refusal is reported as ``signal.dropped`` with a reason, never a crash; what
 passes is delivered to this process's agents only: it is not published again.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Hashable
 
 from bbflow.runtime.bus import Bus
@@ -21,6 +23,12 @@ from bbflow.runtime.fleet.keys import FLEET_SIGNALS, key_signal
 #: How many event ids the door remembers to drop duplicates (oldest forgotten first).
 SEEN_IDS = 100_000
 BUS_SOURCE = "/bus"
+
+
+def digest(*parts: str) -> bytes:
+    """16 bytes that stand for ``parts`` in a memory of ids: an id may be as long as a signal (1 MiB), and
+    100,000 such ids remembered as they are took 50 GB."""
+    return hashlib.blake2b("\0".join(parts).encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
 class SeenIds:
@@ -71,8 +79,9 @@ class BusDoor:
             self._drop(admitted.type, f"published on key {key!r}, which is not the key of its type")
         elif admitted.type in FLEET_SIGNALS:
             self._drop(admitted.type, "membership signals are made by each process itself, not taken from the bus")
-        elif not self.seen.add(admitted.id):
-            self._drop(admitted.type, f"duplicate id {admitted.id}")
+        elif not self.seen.add(digest(admitted.id)):
+            shown = admitted.id if len(admitted.id) <= 100 else admitted.id[:97] + "..."
+            self._drop(admitted.type, f"duplicate id {shown}")
         else:
             self.bus.receive(admitted, remote=True)
 
