@@ -186,3 +186,46 @@ def test_a_put_that_raises_is_reported_and_the_outbox_goes_on() -> None:
 
     asyncio.run(main())
     assert put == [b"1", b"2"] and failed == [("t", "the publisher broke")]
+
+
+def test_the_queue_before_the_door_is_bounded_and_reports_what_it_could_not_hold(tmp_path: Path) -> None:
+    # while the loop was blocked (a driver's synchronous call) or slower than a peer, every event Zenoh
+    # received waited for the door: 30,000 events of 10 KB queued 301 MB, and more without end
+    from bbflow.runtime.fleet import BusDoor, zenoh_link
+
+    (tmp_path / "zenoh.json5").write_text(ZENOH_CONFIG)
+    project = bus_project(tmp_path, kind="zenoh", prefix="p", config=tmp_path / "zenoh.json5")
+    events: list[dict[str, Any]] = []
+    link = make_link(bus_settings(project), process="b", robots=[], agents=["B"])
+    link._bus = bus = Bus(SignalCatalog.of(model.Signal("task.assigned", Record((("job", INT),)))),
+                          observer=events.append)
+    bus.attach(Collector())
+    link._door = BusDoor(bus, "p")
+    batches: list[list[tuple[str, Any]]] = []
+
+    def drain(batch: list[tuple[str, Any]]) -> None:
+        batches.append(batch)
+        link._drain(batch)
+
+    loop = asyncio.new_event_loop()
+    try:
+        inbox = zenoh_link._Inbox(loop, drain)  # the loop does not run yet: as if it were blocked
+        for n in range(zenoh_link.INBOX + 7):
+            inbox.put_event("p/task/*", "p/task/assigned", b'{"type": "task.assigned", "id": "%d", "data": {"job": 1}}' % n)
+        inbox.put("member", ("p/@fleet/a/-/A", None))  # membership is never what gives way
+        loop.run_until_complete(asyncio.sleep(0))
+        # by bytes too: two events of half the bound, then one more byte than fits
+        half = zenoh_link.INBOX_BYTES // 2
+        for payload in (b" " * half, b" " * half, b"x"):
+            inbox.put_event("p/task/*", "p/task/assigned", payload)
+        loop.run_until_complete(asyncio.sleep(0))
+    finally:
+        loop.close()
+    kinds = [[kind for kind, _ in batch] for batch in batches]
+    assert kinds[0] == ["sample"] * zenoh_link.INBOX + ["member", "overflow"]
+    assert kinds[1] == ["sample", "sample", "overflow"]
+    lost = [(e["type"], e["count"], e["reason"]) for e in events if e["event"] == "signal.lost"]
+    assert lost == [("task.*", 7, "the queue before the door was full (10,000 events or 64 MiB): this process took "
+                                  "events in slower than they came"),
+                    ("task.*", 1, "the queue before the door was full (10,000 events or 64 MiB): this process took "
+                                  "events in slower than they came")]

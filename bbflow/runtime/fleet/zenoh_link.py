@@ -92,6 +92,9 @@ _PREVIOUS = struct.Struct("<d")
 SOURCES = 10_000
 #: events sent and not yet put on the bus, at most: past that, sending waits for room
 OUTBOX = 1_000
+#: The most the queue before the door holds: events past it (or past ``INBOX_BYTES``) are lost, and reported
+INBOX = 10_000
+INBOX_BYTES = 64 << 20
 #: Seconds a process waits for the others' claims on its robots (they are known locally once connected)
 CLAIMS_WAIT = 2.0
 
@@ -136,9 +139,10 @@ def zenoh_message(exc: Exception, *, place: bool = False) -> str:
 class _Inbox:
     """Samples from Zenoh's threads, drained on the event loop in batches (one wake-up per batch).
 
-    Without a lock: ``deque.append`` and ``popleft`` are atomic, and a batch is scheduled by whoever
-    finds none scheduled; ``_run`` marks none scheduled *before* it takes the items, so an item put
-    after it took them schedules the next batch.
+    A batch is scheduled by whoever finds none scheduled; ``_run`` marks none scheduled *before* it
+    takes the items, so an item put after it took them schedules the next batch. The events queued are
+    bounded (``INBOX``, ``INBOX_BYTES``): while the loop cannot keep up (or is blocked), an event that
+    finds the queue full is counted lost under its subscription, and the next batch reports the count.
     """
 
     loop: asyncio.AbstractEventLoop
@@ -146,9 +150,29 @@ class _Inbox:
     _items: deque[tuple[str, Any]] = attrs.Factory(deque)
     _scheduled: bool = False
     closed: bool = False
+    _bytes: int = 0  # of the events queued
+    _overflow: dict[str, int] = attrs.Factory(dict)  # events lost for want of room, by subscription
+    _lock: threading.Lock = attrs.Factory(threading.Lock)
+
+    def put_event(self, subscription: str, key: str, payload: bytes, first: Any = None) -> None:
+        """An event on ``key`` (with ``first``: what tells a gap before it), or, when the queue is full,
+        one more lost under ``subscription``."""
+        with self._lock:
+            if len(self._items) >= INBOX or self._bytes + len(payload) > INBOX_BYTES:
+                self._overflow[subscription] = self._overflow.get(subscription, 0) + 1
+                return
+            self._bytes += len(payload)
+            if first is not None:
+                self._items.append(("first", first))
+            self._items.append(("sample", (key, payload)))
+        self._schedule()
 
     def put(self, kind: str, item: Any) -> None:
-        self._items.append((kind, item))
+        with self._lock:
+            self._items.append((kind, item))
+        self._schedule()
+
+    def _schedule(self) -> None:
         if self._scheduled or self.closed:
             return
         self._scheduled = True
@@ -159,8 +183,13 @@ class _Inbox:
 
     def _run(self) -> None:
         self._scheduled = False
-        items = self._items
-        batch = [items.popleft() for _ in range(len(items))]
+        with self._lock:
+            batch = list(self._items)
+            self._items.clear()
+            self._bytes = 0
+            if self._overflow:
+                batch.append(("overflow", self._overflow))
+                self._overflow = {}
         if not self.closed and batch:
             self.drain(batch)
 
@@ -260,37 +289,34 @@ def _on_sample(inbox: _Inbox, key: zenoh.KeyExpr, *, catch_up: bool,
     ``before``: the subscriptions declared before this one that overlap it (``a/*/c`` and ``a/b/*``); a
     sample one of them matches is theirs, so that each sample is taken once."""
     if before:
-        take = _on_sample(inbox, key, catch_up=catch_up, before=[])
+        take_here = _on_sample(inbox, key, catch_up=catch_up, before=[])
 
         def unless_taken(sample: zenoh.Sample) -> None:
             if not any(k.includes(sample.key_expr) for k in before):
-                take(sample)
+                take_here(sample)
 
         return unless_taken
+    subscription, put = str(key), zenoh.SampleKind.PUT
     if catch_up:
-        take = _take(inbox, key=None)
-
         def with_source(sample: zenoh.Sample) -> None:
-            info, attachment = sample.source_info, sample.attachment
+            where = str(sample.key_expr)
+            if sample.kind != put:
+                inbox.put("delete", where)
+                return
+            info, attachment, first = sample.source_info, sample.attachment, None
             if info is not None and attachment is not None:  # a gap before it is reported first
                 source = info.source_id
-                inbox.put("first", (f"{source.zid}:{source.eid}", int(info.source_sn), attachment.to_bytes(),
-                                    str(sample.key_expr)))
-            take(sample)
+                first = (f"{source.zid}:{source.eid}", int(info.source_sn), attachment.to_bytes(), where)
+            inbox.put_event(subscription, where, sample.payload.to_bytes(), first)
 
         return with_source
-    return _take(inbox, key=None if "*" in str(key) else str(key))
-
-
-def _take(inbox: _Inbox, key: str | None) -> Callable[[zenoh.Sample], None]:
-    """Hand a sample to the loop: an event to the door, a Zenoh delete (no event: someone's
-    ``session.delete``) as what it is. ``key``: the key of every sample, when known."""
-    put = zenoh.SampleKind.PUT
+    known = None if "*" in subscription else subscription  # the key of every sample, when it has no wildcard
 
     def take(sample: zenoh.Sample) -> None:
-        where = key or str(sample.key_expr)
+        """An event to the door; a Zenoh delete (no event: someone's ``session.delete``) as what it is."""
+        where = known or str(sample.key_expr)
         if sample.kind == put:
-            inbox.put("sample", (where, sample.payload.to_bytes()))
+            inbox.put_event(subscription, where, sample.payload.to_bytes())
         else:
             inbox.put("delete", where)
 
@@ -529,6 +555,12 @@ class ZenohLink:
                                  **self._publisher(zid), reason="missed on the bus and no longer in its publisher's cache")
             elif kind == "delete":
                 self._door.deleted(item)
+            elif kind == "overflow":
+                for key, count in item.items():
+                    self._bus.report("signal.lost", type=key_signal(self.prefix, key), count=count,
+                                     reason=f"the queue before the door was full ({INBOX:,} events or "
+                                            f"{INBOX_BYTES >> 20} MiB): this process took events in slower than "
+                                            "they came")
             elif kind == "first":
                 self._first(*item)
             else:
