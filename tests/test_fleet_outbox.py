@@ -137,7 +137,7 @@ def test_the_outbox_puts_in_order_and_holds_no_more_than_its_bound(monkeypatch: 
         assert sender.is_alive()  # waiting for room
         gate.set()
         sender.join(PATIENCE)
-        outbox.stop()
+        assert outbox.stop(PATIENCE) == []
     finally:
         loop.close()
     assert put == [b"%d" % n for n in range(20)]
@@ -181,7 +181,7 @@ def test_a_put_that_raises_is_reported_and_the_outbox_goes_on() -> None:
                                     lambda signal_type, exc: failed.append((signal_type, str(exc))))
         for payload in (b"1", b"bad", b"2"):
             outbox.put("t", payload)
-        await asyncio.get_running_loop().run_in_executor(None, outbox.stop)
+        await asyncio.get_running_loop().run_in_executor(None, outbox.stop, PATIENCE)
         await asyncio.sleep(0)  # the failure, handed to the loop
 
     asyncio.run(main())
@@ -229,3 +229,49 @@ def test_the_queue_before_the_door_is_bounded_and_reports_what_it_could_not_hold
                                   "events in slower than they came"),
                     ("task.*", 1, "the queue before the door was full (10,000 events or 64 MiB): this process took "
                                   "events in slower than they came")]
+
+
+def test_stopping_beside_a_peer_that_stopped_reading_waits_a_bounded_time_and_says_what_was_not_sent(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a peer stopped with SIGSTOP held a put for 5 s and then Zenoh's close for 10 s: stopping took 15 s.
+    # Here a put and a close that do not return until the test lets them stand for those.
+    from bbflow.runtime.fleet import zenoh_link
+
+    monkeypatch.setattr(zenoh_link, "STOP_WAIT", 0.05)
+    monkeypatch.setattr(zenoh_link, "CLOSE_WAIT", 0.05)
+    held = threading.Event()
+
+    class Stalled:
+        """The session, whose close waits for the test."""
+
+        def __init__(self, session: Any) -> None:
+            self.session = session
+
+        def is_closed(self) -> bool:
+            return bool(self.session.is_closed())
+
+        def close(self) -> None:
+            held.wait()
+            self.session.close()
+
+    async def main() -> list[dict[str, Any]]:
+        async with two(tmp_path) as (a, a_bus, _, _):
+            events: list[dict[str, Any]] = []
+            a_bus.observer = events.append
+            await asyncio.get_running_loop().run_in_executor(None, a._outbox.stop, 1.0)
+            a._outbox = zenoh_link._Outbox(lambda signal_type, payload: held.wait(), asyncio.get_running_loop(),
+                                           a._failed)
+            a._session = Stalled(a._session)
+            for job in (1, 2, 3):
+                assign(a_bus, job)
+            try:
+                await asyncio.wait_for(a.close(), PATIENCE)  # it waited for both for ever
+            finally:
+                held.set()
+            return [e for e in events if e["event"] == "signal.dropped"]
+
+    dropped = asyncio.run(main())
+    # the first was in a put when the process stopped; the two behind it were not sent, and say so
+    assert [(e["type"], e["reason"]) for e in dropped] == [
+        ("task.assigned", "not sent to the other processes: the process stopped, and a peer had read nothing for "
+                          "0.05s")] * 2

@@ -38,6 +38,7 @@ Imported only when ``[bus] kind = "zenoh"`` (it needs the ``bus`` extra).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import re
@@ -95,6 +96,10 @@ OUTBOX = 1_000
 #: The most the queue before the door holds: events past it (or past ``INBOX_BYTES``) are lost, and reported
 INBOX = 10_000
 INBOX_BYTES = 64 << 20
+#: Seconds a stopping process waits for what it sent to go out, and then for Zenoh to close its session: a peer
+#: that stopped reading holds a put for up to 5 s and a close for up to 10 s
+STOP_WAIT = 2.0
+CLOSE_WAIT = 1.0
 #: Seconds a process waits for the others' claims on its robots (they are known locally once connected)
 CLAIMS_WAIT = 2.0
 
@@ -226,10 +231,24 @@ class _Outbox:
                 self._room.wait()
         self._append((signal_type, payload))
 
-    def stop(self) -> None:
-        """Put what is queued, then end the thread (it blocks: call it in an executor)."""
+    def stop(self, patience: float) -> list[tuple[str, bytes]]:
+        """Put what is queued, then end the thread, waiting ``patience`` seconds at most (it blocks: call it
+        in an executor). What is still queued then (behind a put that a peer which stopped reading holds,
+        for up to 5 s each) is taken back and returned."""
         self._append(None)
-        self._thread.join()
+        self._thread.join(patience)
+        if not self._thread.is_alive():
+            return []
+        left = []
+        while True:
+            try:
+                item = self._items.popleft()
+            except IndexError:
+                break
+            if item is not None:
+                left.append(item)
+        self._append(None)  # the thread ends once the put it is in returns
+        return left
 
     def _append(self, item: tuple[str, bytes] | None) -> None:
         self._items.append(item)
@@ -266,12 +285,42 @@ def session_tag(process: str) -> str | None:
     return f"b{parts[2]}{int(parts[1]):08x}"
 
 
+async def _within(seconds: float, work: Callable[[], object]) -> bool:
+    """Run ``work`` on a thread of its own and wait ``seconds`` at most: whether it ended by then. Not in
+    the loop's executor, whose threads the process waits for as it exits: this thread is a daemon."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def run() -> None:
+        try:
+            work()
+        except zenoh.ZError:
+            pass  # the session was gone already, or the close timed out
+        finally:
+            with contextlib.suppress(RuntimeError):  # the loop has closed: the process is ending
+                loop.call_soon_threadsafe(_settle, done)
+
+    threading.Thread(target=run, name="bbflow-bus-close", daemon=True).start()
+    try:
+        await asyncio.wait_for(asyncio.shield(done), seconds)
+    except TimeoutError:
+        return False
+    return True
+
+
+def _settle(done: asyncio.Future[None]) -> None:
+    if not done.done():
+        done.set_result(None)
+
+
 def _undeclare(entities: Iterable[Any]) -> None:
     for entity in entities:
         try:
             entity.undeclare()
         except zenoh.ZError:
             pass  # already gone with the session
+        except RuntimeError:  # "Already borrowed": a publisher a put still holds on the outbox's thread (a
+            pass  # peer that stopped reading); it goes with the session
 
 
 def _broadest(keys: list[str]) -> list[zenoh.KeyExpr]:
@@ -466,7 +515,8 @@ class ZenohLink:
     async def _withdraw(self) -> None:
         outbox, self._outbox = self._outbox, None
         if outbox is not None:  # what was sent goes out before the token goes
-            await asyncio.get_running_loop().run_in_executor(None, outbox.stop)
+            for signal_type, _ in await asyncio.get_running_loop().run_in_executor(None, outbox.stop, STOP_WAIT):
+                self._not_sent(signal_type, f"the process stopped, and a peer had read nothing for {STOP_WAIT:g}s")
         _undeclare([*reversed(self._declared), *self._publishers.values()])
         self._declared.clear()
         self._publishers.clear()
@@ -477,10 +527,9 @@ class ZenohLink:
         _undeclare(self._claims)
         self._claims = []
         if session is not None and not session.is_closed():
-            try:
-                await asyncio.get_running_loop().run_in_executor(None, session.close)
-            except zenoh.ZError:
-                pass  # "close operation timed out" (a peer that stopped reading): Zenoh gave up waiting on it after 10 s
+            # Zenoh waits up to 10 s on a peer that stopped reading ("close operation timed out"), and its
+            # close takes no shorter limit: the process waits CLOSE_WAIT, and its end ends the rest
+            await _within(CLOSE_WAIT, session.close)
 
     def _lose(self, reason: str) -> None:
         """The session is gone: say why once, and report the peers it knew down (it cannot see them now)."""
