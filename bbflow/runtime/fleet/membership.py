@@ -40,4 +40,5 @@ def check_claims(prefix: str, process: str, robots: Iterable[str], claims: Itera
         if claim.robot in mine and claim.process != process:
             raise RobotTaken(f"robot {claim.robot} is already run by {describe_process(claim.process)} on the bus "
                              f"{prefix!r}: two processes would drive one robot; stop that one first (this one "
-                             "opened no robot)")
+                             "opened no robot; the claim of a process cut off from the bus goes when Zenoh's lease "
+                             "expires, 10 s by default)")
