@@ -70,7 +70,7 @@ def test_a_robot_claimed_by_another_process_on_the_bus_is_refused_and_free_again
         tmp_path: Path) -> None:
     # two machines that both started `--robot left` (the owners lock sees one machine only): both armed `left`
     # and both took its tasks; now the second is refused before it opens any robot, naming the first
-    from bbflow.runtime.fleet import RobotTaken
+    from bbflow.runtime.fleet import AlreadyRun
 
     (tmp_path / "zenoh.json5").write_text(ZENOH_CONFIG)
     project = bus_project(tmp_path, kind="zenoh", prefix="test/claims", config=tmp_path / "zenoh.json5")
@@ -86,7 +86,7 @@ def test_a_robot_claimed_by_another_process_on_the_bus_is_refused_and_free_again
         await first.join()
         try:
             other = second(["right", "left"])
-            with pytest.raises(RobotTaken) as refused:
+            with pytest.raises(AlreadyRun) as refused:
                 await other.join()
             beside = second(["right"])  # another robot is no conflict
             await beside.join()
@@ -101,3 +101,34 @@ def test_a_robot_claimed_by_another_process_on_the_bus_is_refused_and_free_again
     message = asyncio.run(main())
     assert message.startswith("robot left is already run by process arm1-101-a1b2c3 (host arm1, pid 101) on the "
                               "bus 'test/claims'"), message
+
+
+def test_a_coordinator_run_by_another_process_on_the_bus_is_refused_and_one_bound_to_a_robot_goes_by_its_robot(
+        tmp_path: Path) -> None:
+    # two machines that both ran the dispatcher each handled every request: each job was assigned twice
+    from bbflow.runtime.fleet import AlreadyRun
+
+    (tmp_path / "zenoh.json5").write_text(ZENOH_CONFIG)
+    project = bus_project(tmp_path, kind="zenoh", prefix="test/claims", config=tmp_path / "zenoh.json5")
+    endpoint = f"tcp/127.0.0.1:{free_port()}"
+    first = make_link(bus_settings(project, listen=[endpoint]), process="hub1-7-a1b2c3", robots=["left"],
+                      agents=["Dispatcher", "Picker"], coordinators=["Dispatcher"])
+
+    def second(**names: Any) -> Any:
+        return make_link(bus_settings(project, connect=[endpoint]), process="hub2-8-d4e5f6", **names)
+
+    async def main() -> str:
+        await first.join()
+        try:
+            with pytest.raises(AlreadyRun) as refused:
+                await second(robots=[], agents=["Dispatcher"], coordinators=["Dispatcher"]).join()
+            other = second(robots=["right"], agents=["Picker", "Watch"], coordinators=["Watch"])
+            await other.join()  # Picker on another robot, and another coordinator
+            await other.close()
+        finally:
+            await first.close()
+        return str(refused.value)
+
+    message = asyncio.run(main())
+    assert message.startswith("agent Dispatcher is already run by process hub1-7-a1b2c3 (host hub1, pid 7) on the bus "
+                              "'test/claims': two processes would each handle every signal it routes"), message

@@ -242,10 +242,11 @@ class Session:
             try:  # before anything moves: a missing extra is a usage error
                 self._link = make_link(self.plan.bus, process=self.process,
                                        robots=[r.instance for r in self.plan.robots],
-                                       agents=list(dict.fromkeys(a.spec.name for a in self.plan.agents)))
+                                       agents=list(dict.fromkeys(a.spec.name for a in self.plan.agents)),
+                                       coordinators=[a.spec.name for a in self.plan.agents if a.robot is None])
             except MissingExtra as exc:
                 return Outcome(Status.USAGE, f"error: {exc}")
-            try:  # before any robot is opened: another process on the bus may run one of them
+            try:  # before any robot is opened: another process on the bus may run one of them, or a coordinator
                 await self._link.join()
             except BusOpenError as exc:
                 return Outcome(Status.USAGE, f"error: bus: {exc}")

@@ -5,7 +5,8 @@ becomes a key expression the same way (``*`` and ``**`` mean in Zenoh what
 they mean in a route: one chunk, zero or more chunks). Membership tokens live
 under ``PREFIX/@fleet/PROCESS/ROBOTS/AGENTS``: a chunk starting with ``@`` is
 verbatim in Zenoh, so no signal subscription (not even ``PREFIX/**``) sees them; a process's claim on
-each robot it runs lives under ``PREFIX/@robot/ROBOT/PROCESS``.
+each robot it runs lives under ``PREFIX/@claim/robot/ROBOT/PROCESS``, and on each coordinator under
+``PREFIX/@claim/agent/AGENT/PROCESS``.
 
 This module does not import zenoh: it is plain string work, tested without the extra.
 """
@@ -150,31 +151,39 @@ def member_of_key(prefix: str, key: str) -> Member | None:
     return Member(parts[0], names(parts[1]), names(parts[2]))
 
 
-# --- claims on robots ---------------------------------------------------------------------
+# --- claims on robots and coordinators --------------------------------------------------
+
+ROBOT = "robot"
+AGENT = "agent"
 
 
 class Claim(NamedTuple):
-    """A process's claim on a robot instance: one process of the fleet runs each robot."""
+    """A process's claim on a robot instance (``what`` is ``ROBOT``) or on a coordinator, an agent bound to
+    no robot (``AGENT``): one process of the fleet runs each. (An agent bound to a robot runs where the
+    robot does: the robot's claim is its.)"""
 
-    robot: str
+    what: str
+    name: str
     process: str
 
 
 def claim_key(prefix: str, claim: Claim) -> str:
-    """The liveliness key of a process's claim on one robot (names checked as for ``member_key``)."""
-    member_key(prefix, claim.process, [claim.robot], [])
-    return f"{prefix}/@robot/{claim.robot}/{claim.process}"
+    """The liveliness key of a process's claim (names checked as for ``member_key``)."""
+    member_key(prefix, claim.process, [claim.name], [])
+    return f"{prefix}/@claim/{claim.what}/{claim.name}/{claim.process}"
 
 
 def claims_key(prefix: str) -> str:
     """The key expression matching every claim under ``prefix``."""
-    return f"{prefix}/@robot/*/*"
+    return f"{prefix}/@claim/*/*/*"
 
 
 def claim_of_key(prefix: str, key: str) -> Claim | None:
     """The claim a claim key makes, or ``None`` if it is not one."""
-    head = f"{prefix}/@robot/"
+    head = f"{prefix}/@claim/"
     if not key.startswith(head):
         return None
     parts = key[len(head):].split("/")
-    return Claim(parts[0], parts[1]) if len(parts) == 2 and all(parts) else None
+    if len(parts) != 3 or parts[0] not in (ROBOT, AGENT) or not all(parts):
+        return None
+    return Claim(*parts)

@@ -1,11 +1,11 @@
 """Membership signals: ``fleet.peer.up`` and ``fleet.peer.down`` for a process, its robots and its agents;
-and claims: one process of the fleet runs each robot."""
+and claims: one process of the fleet runs each robot and each coordinator."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from bbflow.runtime.fleet.keys import FLEET_PEER_UP, FLEET_SOURCE, Claim, Member
+from bbflow.runtime.fleet.keys import FLEET_PEER_UP, FLEET_SOURCE, ROBOT, Claim, Member
 from bbflow.runtime.fleet.settings import BusOpenError, describe_process
 from bbflow.runtime.signals import Envelope, SignalCatalog
 
@@ -27,18 +27,20 @@ def self_announcement(catalog: SignalCatalog, process: str, robots: Sequence[str
     return peer_envelope(catalog, FLEET_PEER_UP, Member(process, tuple(robots), tuple(agents)))
 
 
-class RobotTaken(BusOpenError):
-    """Another process on the bus runs a robot this process would open: two processes would drive one robot."""
+class AlreadyRun(BusOpenError):
+    """Another process on the bus runs a robot this process would open, or a coordinator it would run."""
 
 
-def check_claims(prefix: str, process: str, robots: Iterable[str], claims: Iterable[Claim]) -> None:
-    """Raise ``RobotTaken`` when one of ``claims`` (those on the bus) is another process's claim on one of
-    ``robots``. Made after this process declared its own claims: of two processes that start at once, each
-    sees the other's, and both are refused rather than both driving the robot."""
-    mine = set(robots)
+def check_claims(prefix: str, mine: Iterable[Claim], claims: Iterable[Claim]) -> None:
+    """Raise ``AlreadyRun`` when one of ``claims`` (those on the bus) is another process's claim on what one
+    of ``mine`` claims. Made after this process declared its own: of two processes that start at once,
+    each sees the other's, and both are refused rather than both driving the robot."""
+    wanted = {(c.what, c.name): c.process for c in mine}
     for claim in sorted(claims):
-        if claim.robot in mine and claim.process != process:
-            raise RobotTaken(f"robot {claim.robot} is already run by {describe_process(claim.process)} on the bus "
-                             f"{prefix!r}: two processes would drive one robot; stop that one first (this one "
-                             "opened no robot; the claim of a process cut off from the bus goes when Zenoh's lease "
+        process = wanted.get((claim.what, claim.name))
+        if process is not None and claim.process != process:
+            twice = "drive one robot" if claim.what == ROBOT else "each handle every signal it routes"
+            raise AlreadyRun(f"{claim.what} {claim.name} is already run by {describe_process(claim.process)} on the "
+                             f"bus {prefix!r}: two processes would {twice}; stop that one first (this one opened "
+                             "no robot; the claim of a process cut off from the bus goes when Zenoh's lease "
                              "expires, 10 s by default)")

@@ -28,9 +28,10 @@ Imported only when ``[bus] kind = "zenoh"`` (it needs the ``bus`` extra).
   process killed, its network gone) becomes ``fleet.peer.up`` or
   ``fleet.peer.down`` here.
 - Claims: before a process opens its robots it joins the bus (``join``) and
-  declares a token ``PREFIX/@robot/ROBOT/PROCESS`` for each, then asks for
-  every claim there is: another process's claim on one of its robots stops it
-  (``RobotTaken``) before anything moves. The claims go last, after the robots
+  declares a token ``PREFIX/@claim/robot/ROBOT/PROCESS`` for each (and
+  ``PREFIX/@claim/agent/AGENT/PROCESS`` for each coordinator), then asks for
+  every claim there is: another process's claim on one of the same stops it
+  (``AlreadyRun``) before anything moves. The claims go last, after the robots
   are closed (``close``); the membership token goes when the agents stop
   (``leave``).
 """
@@ -59,8 +60,10 @@ from bbflow.runtime.bus import Bus
 from bbflow.runtime.door import MAX_LINE_BYTES
 from bbflow.runtime.fleet.door import BusDoor, SeenIds
 from bbflow.runtime.fleet.keys import (
+    AGENT,
     FLEET_PEER_DOWN,
     FLEET_PEER_UP,
+    ROBOT,
     Claim,
     Member,
     claim_key,
@@ -387,11 +390,14 @@ class ZenohLink:
     them), and those still there are up again when the new session starts.
     """
 
-    def __init__(self, settings: BusSettings, *, process: str, robots: Iterable[str], agents: Iterable[str]) -> None:
+    def __init__(self, settings: BusSettings, *, process: str, robots: Iterable[str], agents: Iterable[str],
+                 coordinators: Iterable[str] = ()) -> None:
         self.settings = settings
         self.process = process
         self.robots = tuple(robots)
         self.agents = tuple(agents)
+        self.claims = [*(Claim(ROBOT, r, process) for r in self.robots),
+                       *(Claim(AGENT, a, process) for a in dict.fromkeys(coordinators))]
         self.prefix = settings.prefix
         self.sent = 0
         self._session: zenoh.Session | None = None
@@ -406,7 +412,7 @@ class ZenohLink:
         self._previous: dict[str, float] = {}  # per signal type: when its last event was published (catch-up)
         self._sources = SeenIds(SOURCES)  # the publishers events came from (catch-up)
         self._lost: str | None = None  # why the session is gone, until it is reopened
-        self._claims: list[Any] = []  # the tokens claiming this process's robots: undeclared last
+        self._claims: list[Any] = []  # the tokens of ``claims``: undeclared last
 
     @property
     def keys(self) -> list[str]:
@@ -429,7 +435,7 @@ class ZenohLink:
 
     async def reopen(self) -> None:
         """A new session in place of a lost one: the same claims (checked again: another process may have
-        claimed a robot meanwhile), subscriptions, publishers and token."""
+        claimed one meanwhile), subscriptions, publishers and token."""
         await self._disconnect()
         await self._connect()
         self._lost = None
@@ -445,8 +451,8 @@ class ZenohLink:
         return self._lost
 
     async def join(self) -> None:
-        """Open the session and claim this process's robots, before any of them is opened. Raises
-        ``RobotTaken`` (closing the session) when another process on the bus claims one of them, and
+        """Open the session and claim this process's robots and coordinators, before any robot is opened.
+        Raises ``AlreadyRun`` (closing the session) when another process on the bus claims one of them, and
         ``BusOpenError`` when the session cannot be opened. Nothing when joined already."""
         if self._session is not None:
             return
@@ -459,10 +465,10 @@ class ZenohLink:
             self._session = session = await loop.run_in_executor(None, zenoh.open, config)
         except zenoh.ZError as exc:
             raise BusOpenError(f"cannot open the Zenoh session: {zenoh_message(exc)}") from None
-        if not self.robots:
+        if not self.claims:
             return
         liveliness = session.liveliness()
-        self._claims = [liveliness.declare_token(claim_key(self.prefix, Claim(r, self.process))) for r in self.robots]
+        self._claims = [liveliness.declare_token(claim_key(self.prefix, claim)) for claim in self.claims]
 
         def claims() -> list[Claim]:
             replies = liveliness.get(claims_key(self.prefix), timeout=CLAIMS_WAIT)
@@ -470,7 +476,7 @@ class ZenohLink:
                     if (c := claim_of_key(self.prefix, str(r.ok.key_expr))) is not None]
 
         try:
-            check_claims(self.prefix, self.process, self.robots, await loop.run_in_executor(None, claims))
+            check_claims(self.prefix, self.claims, await loop.run_in_executor(None, claims))
         except BusOpenError:
             await self._disconnect()
             raise
