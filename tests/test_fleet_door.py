@@ -257,3 +257,21 @@ def test_the_ids_remembered_take_little_memory_however_long_they_are() -> None:
     d.arrive("p/task/assigned", event(id=long_ids[3]))  # a repeat is still known
     [dropped] = [e for e in events if e["event"] == "signal.dropped"]
     assert dropped["reason"] == f"duplicate id 3-{'x' * 95}...", dropped
+
+
+def test_a_process_that_reaches_no_other_at_its_connect_endpoints_says_so(tmp_path: Path) -> None:
+    # a typo in --bus-connect left a process alone on the bus for good, without a word: it never got a job,
+    # and it checked its robots' claims against no other process
+    pytest.importorskip("zenoh", reason="the bus extra (eclipse-zenoh) is not installed")
+    from click.testing import CliRunner
+    from fleet_helpers import free_port, write_fleet_project
+
+    from bbflow.cli import main
+
+    project = write_fleet_project(tmp_path / "cell")
+    endpoint = f"tcp/127.0.0.1:{free_port()}"  # nothing listens there
+    result = CliRunner().invoke(main, ["run", str(project), "--agent", "Boss", "--until-idle", "--bus-connect", endpoint],
+                                input="")
+    assert result.exit_code == 0, result.output
+    assert (f"bus: no other process reached at {endpoint} (Zenoh keeps trying): until one is, this process runs "
+            "alone, and its claims were checked against no other") in result.output

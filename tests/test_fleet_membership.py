@@ -90,6 +90,7 @@ def test_a_robot_claimed_by_another_process_on_the_bus_is_refused_and_free_again
                 await other.join()
             beside = second(["right"])  # another robot is no conflict
             await beside.join()
+            assert beside.unreached() == []  # it reached the first
             await beside.close()
         finally:
             await first.close()

@@ -250,6 +250,10 @@ class Session:
                 await self._link.join()
             except BusOpenError as exc:
                 return Outcome(Status.USAGE, f"error: bus: {exc}")
+            unreached = self._link.unreached()
+            if unreached:  # a typo in an address would leave it alone for good, and say nothing
+                self.note(f"bus: no other process reached at {', '.join(unreached)} (Zenoh keeps trying): until one "
+                          "is, this process runs alone, and its claims were checked against no other")
         if self.journal is not None:  # on a backlog this takes seconds: before any robot is armed
             await self.journal.tidy()
         try:

@@ -481,6 +481,14 @@ class ZenohLink:
             await self._disconnect()
             raise
 
+    def unreached(self) -> list[str]:
+        """The ``connect`` endpoints, when the session reached no other process nor router through them
+        (a wrong address, or none started yet): Zenoh keeps trying, and this process runs alone meanwhile."""
+        if not self.settings.connect or self._session is None:
+            return []
+        info = self._session.info
+        return [] if any(info.peers_zid()) or any(info.routers_zid()) else list(self.settings.connect)
+
     async def _connect(self) -> None:
         await self.join()
         session, inbox = self._session, self._inbox
