@@ -232,3 +232,54 @@ def test_a_session_that_will_not_close_in_time_is_closed_all_the_same(tmp_path: 
 
     link, stuck = asyncio.run(main())
     assert stuck.session.is_closed() and link._session is None and bus.link is None
+
+
+def test_a_robot_another_process_took_while_the_session_was_lost_stops_this_one_safely(tmp_path: Path) -> None:
+    # cut off from the bus, a robot's process lost its claim with its session; a process started meanwhile
+    # for the same robot saw no claim and took it. A new session would have made two processes drive the arm.
+    from bbflow.runtime.fleet import AlreadyRun, bus_settings, make_link
+
+    root = write_fleet_project(tmp_path / "fleet")
+    diagnostics, program = compile_project(root)
+    assert program is not None, diagnostics
+    project = attrs.evolve(load_project(root), supervision=SupervisionConfig(max_restarts=1, within=60.0))
+    endpoint = f"tcp/127.0.0.1:{free_port()}"
+    plan = plan_run(program, project, RunOptions(agents=("Boss", "Picker"), journal=False, bus_connect=(endpoint,)))
+    recorder = Recorder()
+    cell = Session(plan, observer=recorder, note=lambda _: None)
+
+    async def main() -> Outcome:
+        hub = make_link(bus_settings(project, listen=[endpoint]), process="hub", robots=[], agents=[])
+        await hub.join()
+        thief = None
+        try:
+            task = asyncio.create_task(cell.run())
+            await until(lambda: cell.root is not None, "supervision tree")
+            link, taken = cell._link, asyncio.Event()
+            reopen = link.reopen
+
+            async def reopen_once_taken() -> None:
+                await taken.wait()
+                await reopen()
+
+            link.reopen = reopen_once_taken
+            link._session.close()  # the session is lost, and with it this process's claims
+            for _ in range(int(PATIENCE / 0.1)):  # until the hub has seen them go
+                thief = make_link(bus_settings(project, connect=[endpoint]), process="thief-9-a1b2c3", robots=["left"],
+                                  agents=["Picker"])
+                try:
+                    await thief.join()
+                    break
+                except AlreadyRun:
+                    await asyncio.sleep(0.1)
+            taken.set()
+            return await asyncio.wait_for(task, PATIENCE)
+        finally:
+            if thief is not None:
+                await thief.close()
+            await hub.close()
+
+    outcome = asyncio.run(main())
+    assert outcome.status is Status.HALTED, outcome
+    assert "bus: robot left is already run by process thief-9-a1b2c3 (host thief, pid 9)" in outcome.summary, outcome
+    assert [(e["from"], e["to"]) for e in recorder.named("robot.safety")][-1] == ("disarming", "disarmed")
