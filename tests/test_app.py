@@ -351,6 +351,8 @@ def test_describe_events() -> None:
     # a gap on the bus: the line said "signal.lost" and nothing else
     assert describe({"event": "signal.lost", "type": "robot.task.**", "count": 3, "source": "p/9",
                      "reason": "missed on the bus"}) == "signal.lost      robot.task.**: 3 from p/9: missed on the bus"
+    assert describe({"event": "signal.lost", "type": "task.*", "count": 7, "reason": "the queue before the door was "
+                     "full"}) == "signal.lost      task.*: 7: the queue before the door was full"
     assert describe({"event": "run.failed", "reactor": "R", "error": {"message": "boom"},
                      "undo_errors": [{"step": "a", "message": "stuck"}]}) == \
         "run.failed     R  boom; undo errors: a: stuck"

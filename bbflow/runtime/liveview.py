@@ -250,7 +250,8 @@ def describe(event: dict[str, Any]) -> str | None:
         if name == "signal.dropped":
             detail += f": {event.get('reason', '')}"
         elif name == "signal.lost":
-            detail += f": {event.get('count', '?')} from {event.get('source', '?')}: {event.get('reason', '')}"
+            source = f" from {event['source']}" if event.get("source") else ""  # none: lost at this process's door
+            detail += f": {event.get('count', '?')}{source}: {event.get('reason', '')}"
     elif name in ("robot.safety", "robot.state"):
         where = str(event.get("robot", ""))
         detail = f"{event.get('from')} -> {event.get('to')}"
