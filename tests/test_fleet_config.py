@@ -50,3 +50,17 @@ def test_zenoh_messages_lose_where_in_zenohs_sources_they_were_raised() -> None:
     assert zenoh_message(raised) == ("Can not create a new TCP listener bound to tcp/127.0.0.1:7447: "
                                      "[127.0.0.1:7447: Address already in use (os error 98)]")
     assert zenoh_message(zenoh.ZError("plain")) == "plain"
+
+
+def test_a_session_that_cannot_open_names_the_endpoints_it_was_given(tmp_path: Path) -> None:
+    # "error: bus: cannot open the Zenoh session: invalid port value" said nothing of which endpoint
+    import asyncio
+
+    from bbflow.runtime.fleet import make_link
+
+    (tmp_path / "zenoh.json5").write_text('{ mode: "peer", scouting: { multicast: { enabled: false } } }')
+    link = make_link(BusSettings(kind="zenoh", prefix="t", config=tmp_path / "zenoh.json5",
+                                 listen=("tcp/127.0.0.1:99999",)), process="p", robots=[], agents=[])
+    with pytest.raises(BusOpenError) as refused:
+        asyncio.run(link.join())
+    assert str(refused.value) == "cannot open the Zenoh session (listen tcp/127.0.0.1:99999): invalid port value"

@@ -464,7 +464,11 @@ class ZenohLink:
         try:
             self._session = session = await loop.run_in_executor(None, zenoh.open, config)
         except zenoh.ZError as exc:
-            raise BusOpenError(f"cannot open the Zenoh session: {zenoh_message(exc)}") from None
+            given = [f"{what} {', '.join(endpoints)}" for what, endpoints in (("listen", self.settings.listen),
+                                                                                ("connect", self.settings.connect))
+                     if endpoints]  # Zenoh's message does not say which endpoint it means
+            where = f" ({'; '.join(given)})" if given else ""
+            raise BusOpenError(f"cannot open the Zenoh session{where}: {zenoh_message(exc)}") from None
         if not self.claims:
             return
         liveliness = session.liveliness()
