@@ -460,6 +460,8 @@ class ZenohLink:
         tag = session_tag(self.process)
         if tag is not None and config.get_json("id") == "null":  # one the others can tell this process by
             config.insert_json5("id", json.dumps((tag + secrets.token_hex(16))[:32]))  # Zenoh's ids: 16 bytes at most
+        if config.get_json("open/return_conditions/declares") == "null":  # Zenoh's default, said: the claims of
+            config.insert_json5("open/return_conditions/declares", "true")  # the peers are known once it opens
         loop = asyncio.get_running_loop()
         try:
             self._session = session = await loop.run_in_executor(None, zenoh.open, config)
