@@ -221,3 +221,10 @@ def test_a_time_that_is_not_rfc_3339_is_refused_like_any_malformed_attribute(tim
     # any string was taken as `time`, and reached the agents' envelopes and the journal as it was
     out = refused({"type": "pose.set", "data": {"x": 1}, "time": time})
     assert out.is_drop and out.reason.startswith("attribute 'time' must be an RFC 3339 timestamp"), out
+
+
+def test_an_empty_subject_addresses_no_robot() -> None:
+    # `"subject": ""` addressed the signal to a robot instance named "": it reached the coordinators only, and a
+    # signal an arm's agent routes was dropped as "no agent routes it"
+    env = Door(CATALOG).admit({"type": "pose.set", "data": {"x": 1}, "subject": ""})
+    assert isinstance(env, Envelope) and env.subject is None

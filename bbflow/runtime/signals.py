@@ -259,7 +259,7 @@ def parse_signal(obj: Any, catalog: SignalCatalog, *, source: str = "/stdin") ->
         id=obj.get("id") or uuid7(),
         time=obj.get("time") or now_rfc3339(),
         data=data,
-        subject=obj.get("subject"),
+        subject=obj.get("subject") or None,  # "" addresses no robot: no subject, as an empty id or source is none
         traceparent=valid_traceparent(obj.get("traceparent")),
     )
 
