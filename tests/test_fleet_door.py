@@ -275,3 +275,15 @@ def test_a_process_that_reaches_no_other_at_its_connect_endpoints_says_so(tmp_pa
     assert result.exit_code == 0, result.output
     assert (f"bus: no other process reached at {endpoint} (Zenoh keeps trying): until one is, this process runs "
             "alone, and its claims were checked against no other") in result.output
+
+
+def test_a_signal_sent_to_a_robot_whose_agents_are_not_here_says_so_when_dropped() -> None:
+    # a signal from standard input sent `to` a robot instance (a typo: "lefty") that an arm's agent routes was
+    # dropped as "no agent routes it", which sent the engineer looking at the routes
+    d, agent, events, _ = door()
+    agent.robot_instance = "left"
+    d.bus.link = None
+    d.bus.receive(Envelope(type="task.assigned", source="/stdin", data={"job": 1}, subject="lefty"))
+    assert [e["reason"] for e in events if e["event"] == "signal.dropped"] == [
+        "sent to robot 'lefty': no agent bound to it routes it here, nor does a coordinator"]
+    assert agent.got == []

@@ -176,7 +176,7 @@ class Bus:
         routed = [s for s in targets if s.routes(envelope.type)]
         if not routed:
             if not waited and not (remote and self._elsewhere(envelope)):
-                self._dropped(envelope.type, "no agent routes it")
+                self._dropped(envelope.type, self._unrouted(envelope))
             return
         self._unsettled[id(envelope)] = _Unsettled(len(routed), handled=waited)
         for subscriber in routed:
@@ -211,6 +211,13 @@ class Bus:
         if subject is None:
             return self._subscribers
         return [s for s in self._subscribers if s.robot_instance is None or s.robot_instance == subject]
+
+    def _unrouted(self, envelope: Envelope) -> str:
+        """Why a signal reaches no agent that routes it: none does, or its ``subject`` left out those that do."""
+        subject = envelope.subject
+        if subject is not None and any(s.routes(envelope.type) for s in self._subscribers):
+            return f"sent to robot {subject!r}: no agent bound to it routes it here, nor does a coordinator"
+        return "no agent routes it"
 
     def _elsewhere(self, envelope: Envelope) -> bool:
         """Whether ``envelope`` is sent ``to`` a robot instance no agent of this process is bound to: one
