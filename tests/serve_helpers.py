@@ -145,9 +145,10 @@ def journaled_project(folder: Path, *, sync: str = "full", recovery: str = "roll
 
 
 @contextlib.contextmanager
-def served(root: Path, *args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """``bbflow run ROOT --serve 127.0.0.1:0 ARGS``: the process and its control plane's URL; interrupted on
-    leaving (killed if it does not end)."""
+def served(root: Path, *args: str, ready: bool = True) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """``bbflow run ROOT --serve 127.0.0.1:0 ARGS``: the process and its control plane's URL, once the cell is up
+    (``/healthz`` 200: the plane listens while the journal is tidied and recovery runs, and says 503 "starting"
+    meanwhile), or at once with ``ready=False``; interrupted on leaving (killed if it does not end)."""
     log = root / f"stderr-{os.urandom(3).hex()}.txt"
     with log.open("w") as err:
         proc = subprocess.Popen([sys.executable, "-m", "bbflow", "run", str(root), "--serve", "127.0.0.1:0", *args],
@@ -161,6 +162,8 @@ def served(root: Path, *args: str) -> Iterator[tuple[subprocess.Popen[str], str]
             return bool(url)
 
         wait_while_running(proc, listening, "control plane")
+        if ready:
+            wait_while_running(proc, lambda: httpx.get(url[0] + "/healthz", timeout=10).status_code == 200, "start")
         yield proc, url[0]
     finally:
         if proc.poll() is None:

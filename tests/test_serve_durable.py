@@ -114,7 +114,7 @@ def test_while_recovery_waits_for_the_operator_the_cell_says_it_is_starting_and_
     had none; it is starting, and the operator arms the robot from the control plane for it to go on."""
     root = journaled_project(tmp_path / "cell", duration="100ms")
     cut_off(root)
-    with served(root, "--no-arm") as (proc, url):  # the simulated arm is not armed: recovery waits for it
+    with served(root, "--no-arm", ready=False) as (proc, url):  # the simulated arm is not armed: recovery waits for it
         assert httpx.get(url + "/healthz", timeout=10).json() == {"status": "starting"}
         assert httpx.get(url + "/api/state", timeout=10).json()["health"] == "starting"
         refused = httpx.post(url + "/signals", content=json.dumps(request(2)), headers=CE, timeout=30)
