@@ -316,3 +316,18 @@ reactor Visit(p: Pose, q: Pose) -> Pose on Arm {
 }
 """, arm=True)
     assert codes(diags) == ["BBF201", "BBF401"]
+
+
+def test_a_long_chain_of_composed_reactors_lists_each_reactors_steps_a_few_times(monkeypatch):
+    """A chain of 1,500 reactors, each composing the next, took 10 s to check: for each reactor, summarise
+    listed (and sorted) the steps of every reactor it reaches, to find whether it has an effect and which
+    categories it uses. Each reactor's steps are now listed a fixed number of times."""
+    n = 30
+    chain = [graph(body([composed("c", 2, f"R{i + 1}", undo=True)]), f"R{i}") for i in range(n - 1)]
+    chain.append(graph(body([effectful("e", 2, undo=True, category=("t.Arm", "motion"))]), f"R{n - 1}"))
+    listed = []
+    steps = ReactorGraph.steps
+    monkeypatch.setattr(ReactorGraph, "steps", lambda self: listed.append(self) or steps(self))
+    s = summarise({g.qualname: g for g in chain})
+    assert all(s[f"t.R{i}"].effectful and s[f"t.R{i}"].categories == {("t.Arm", "motion")} for i in range(n))
+    assert len(listed) <= 4 * n

@@ -18,7 +18,7 @@ the composition graph, which also copes with reactors that compose each other.
 from __future__ import annotations
 
 import collections
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import attrs
 
@@ -63,9 +63,9 @@ def summarise(graphs: Mapping[str, ReactorGraph]) -> dict[str, ReactorSummary]:
                 if not (step.undo or step.irreversible):
                     uncovered[name][composed] = None
 
-    def reach(g: Mapping[str, Mapping[str, None]], name: str) -> set[str]:
-        seen = {name}
-        stack = [name]
+    def reach(g: Mapping[str, Iterable[str]], *names: str) -> set[str]:
+        seen = set(names)
+        stack = list(names)
         while stack:
             for nxt in g[stack.pop()]:
                 if nxt not in seen:
@@ -74,7 +74,11 @@ def summarise(graphs: Mapping[str, ReactorGraph]) -> dict[str, ReactorSummary]:
         return seen
 
     leaf_effect = {n for n, g in graphs.items() if any(s.effect is Effect.LEAF for s in g.steps())}
-    effectful = {n for n in graphs if reach(uses, n) & leaf_effect}
+    used_by: dict[str, list[str]] = {name: [] for name in graphs}  # T -> R: R composes T
+    for name, targets in uses.items():
+        for target in targets:
+            used_by[target].append(name)
+    effectful = reach(used_by, *leaf_effect)  # they, and what composes them at any depth: one walk back
 
     def step_effectful(step: Node) -> bool:
         return step.effect is Effect.LEAF or (step.effect is Effect.COMPOSED and step.reactor in effectful)
@@ -107,6 +111,7 @@ def summarise(graphs: Mapping[str, ReactorGraph]) -> dict[str, ReactorSummary]:
                     queue.append(nxt)
         return None
 
+    own_categories = {n: frozenset(s.category for s in g.steps() if s.category) for n, g in graphs.items()}
     summaries = {}
     for name in graphs:
         bad = nearest_defect(name)
@@ -114,7 +119,7 @@ def summarise(graphs: Mapping[str, ReactorGraph]) -> dict[str, ReactorSummary]:
         if bad is not None:
             via = "".join(f", through `{graphs[p].name}`" for p in bad[1:-1])
             why = f"`{graphs[bad[-1]].name}`{via}: {defects[bad[-1]]}"
-        categories = frozenset(s.category for t in reach(uses, name) for s in graphs[t].steps() if s.category)
+        categories = frozenset().union(*(own_categories[t] for t in reach(uses, name)))
         summaries[name] = ReactorSummary(name in effectful, bad is None, categories, why)
     return summaries
 
