@@ -491,3 +491,28 @@ def test_references_while_a_file_never_parsed_say_its_uses_are_not_listed(projec
         assert len(ls.shown) == 2
 
     run(scenario)
+
+
+def test_a_request_resolves_each_open_documents_path_once_not_once_per_location(
+        project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # every location and diagnostic sent looked its file up among the open documents by resolving each one's
+    # URI again: 3 s for 121 references with 40 files open (and more with each file and each location)
+    async def scenario() -> None:
+        ls = Server(project)
+        uris = [await ls.open(project / "flows" / f"cell{i}.flow", CELL.replace("Go(", f"Go{i}(")) for i in range(12)]
+        resolved = 0
+        resolve = lsp_server.path_of
+
+        def counted(uri: str) -> Path | None:
+            nonlocal resolved
+            resolved += 1
+            return resolve(uri)
+
+        monkeypatch.setattr(lsp_server, "path_of", counted)
+        found = await lsp_server.on_references(ls, lsp.ReferenceParams(
+            context=lsp.ReferenceContext(include_declaration=True), text_document=lsp.TextDocumentIdentifier(uris[0]),
+            position=at(CELL, "Pose\n\nrobot")))
+        assert found is not None and len({loc.uri for loc in found}) == 13  # shapes.flow and the 12 cells
+        assert resolved <= 2  # the request's URI (once for the request, not once per open file per location)
+
+    run(scenario)
