@@ -1298,6 +1298,48 @@ def test_an_action_step_is_journaled_and_a_clean_run_records_it(tmp_path: Path) 
         monkey.undo()
 
 
+async def _hangs_then(value: Any) -> Any:
+    try:
+        await asyncio.sleep(3600)
+    except asyncio.CancelledError:
+        if value is None:
+            raise
+    return value  # finished as it was cancelled
+
+
+@pytest.mark.parametrize("finishes, outcome", [(None, "error"), (5, "ok")], ids=["cancelled", "finished-anyway"])
+def test_an_action_step_cut_short_by_its_timeout_records_how_it_ended(tmp_path: Path, finishes: Any,
+                                                                      outcome: str) -> None:
+    """An effectful action whose step timed out stayed 'in doubt' ('may have moved: recovery undoes it') in
+    `bbflow runs show` of a run that had ended and rolled back: its intent was journaled, its end never."""
+    from bbflow.runtime.types import INT
+
+    acts = {"slow": lambda: _hangs_then(finishes), "fix": lambda: None}
+    slow = model.Action("slow", "t.slow", (), INT, "slow")
+    fix = model.Action("fix", "t.fix", (), None, "fix")
+    step = model.Step("s", model.ActionCall("t.slow", lambda s: {}), timeout=0.05,
+                      undo=model.Undo(model.ActionCall("t.fix", lambda s: {})))
+    reactor = model.Reactor("R", "t.R", (), None, None, model.Body((step,), model.Fail("then fail")))
+    program = model.Program()
+    for decl in (slow, fix):
+        program.add(decl)
+    program.add(reactor)
+
+    async def main() -> list[Any]:
+        journal = journal_at(tmp_path / "j.db", project="actions")
+        journal.start(asyncio.get_running_loop())
+        await run_reactor(program, reactor, {}, journal=journal, observer=journal.observe,
+                          actions=acts.__getitem__)
+        await journal.writer.flush()
+        rows = journal.read.execute("SELECT kind, target, outcome FROM calls ORDER BY seq").fetchall()
+        journal.close()
+        return rows
+
+    rows = asyncio.run(main())
+    undo = [("undo", "action:fix", "ok")] if outcome == "ok" else []  # a step that completed is undone
+    assert rows == [("step", "action:slow", outcome), *undo]
+
+
 def test_an_action_cut_off_by_a_crash_is_undone_at_recovery_and_never_run_again(tmp_path: Path) -> None:
     """``mark`` moves the world, then its process is killed (SIGKILL) before its result is recorded: in doubt.
     Recovery undoes it (and the command before it), newest intent first, once; nothing runs again."""

@@ -7,6 +7,7 @@ it: a driver's or action's exception becomes one (code ``command`` or
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,7 +18,7 @@ from bbflow.runtime.durations import format_duration
 from bbflow.runtime.ids import uuid7
 from bbflow.runtime.journal.calls import Journaled
 from bbflow.runtime.linemap import NOTE_PREFIX, add_flow_note
-from bbflow.runtime.ports import ActionResolver, RobotPort, RuntimeFailure, error_text, exited
+from bbflow.runtime.ports import ActionResolver, Completed, RobotPort, RuntimeFailure, error_text, exited
 from bbflow.runtime.run_state import Cut, RunState
 from bbflow.runtime.types import TypeMismatch, finite
 
@@ -181,6 +182,14 @@ async def action(run: RunState, call: model.ActionCall, scope: Mapping[str, Any]
         if journaled is not None:
             journaled.failed(exc)
         raise
+    except asyncio.CancelledError as exc:  # how it ended is recorded too, as the proxy does for a command
+        if journaled is not None:
+            done = Completed.of(exc)
+            if done is not None:
+                journaled.succeeded(done.value)
+            else:
+                journaled.failed(RuntimeFailure(f"action {decl.name} was cancelled", "cancelled"))
+        raise
     if journaled is not None:
         journaled.succeeded(value)
     return value
@@ -190,15 +199,29 @@ async def call_action(resolver: ActionResolver, decl: model.Action, args: dict[s
     """Call action ``decl`` (for a step, an undo, or an agent's ``run``): an exception it raises fails with
     code ``action``; its value is conformed to the declared type (``none`` when it declares none: what a
     Python function returns besides is dropped), and a wrong one, or one holding a NaN or an infinite float,
-    which no flow's value may, fails with code ``result``."""
+    which no flow's value may, fails with code ``result``. Cancelled, it raises the cancellation, carrying
+    the conformed value (``Completed``) if the action finished anyway."""
     try:
         value = await invoke(resolver(decl.target), args)
     except RuntimeFailure:
         raise
+    except asyncio.CancelledError as exc:
+        done = Completed.of(exc)
+        if done is None:
+            raise
+        try:
+            value = _conformed(decl, done.value)
+        except RuntimeFailure:  # a bad value: nothing usable to undo it with
+            raise exc from None
+        raise asyncio.CancelledError(Completed(value)) from None
     except Exception as exc:
         raise failure(exc, "action", f"action {decl.name}") from exc
     except (SystemExit, KeyboardInterrupt) as exc:  # a vendor library's sys.exit(): not the end of the process
         raise RuntimeFailure(f"action {decl.name}: {exited(exc, 'action')}", "action") from None
+    return _conformed(decl, value)
+
+
+def _conformed(decl: model.Action, value: Any) -> Any:
     if decl.result is None:
         return None
     try:
