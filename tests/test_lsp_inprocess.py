@@ -516,3 +516,23 @@ def test_a_request_resolves_each_open_documents_path_once_not_once_per_location(
         assert resolved <= 2  # the request's URI (once for the request, not once per open file per location)
 
     run(scenario)
+
+
+def test_closing_an_unsaved_file_checks_again_the_files_that_import_it(project: Path) -> None:
+    # its buffer stayed in the project's program until the next edit: an import of it still resolved, silently
+    async def scenario() -> None:
+        ls = Server(project)
+        user = project / "flows" / "user.flow"
+        text = "from never_saved import Pose\n\ntype P = Pose\n"
+        user.write_text(text, encoding="utf-8")
+        uri = await ls.open(user, text)
+        unsaved = project / "flows" / "never_saved.flow"
+        await ls.open(unsaved, "type Pose = {x: float}\n")
+        assert ls.last(uri) == []
+        ls.workspace.remove_text_document(unsaved.as_uri())
+        lsp_server.did_close(ls, lsp.DidCloseTextDocumentParams(lsp.TextDocumentIdentifier(unsaved.as_uri())))
+        await ls.worker.settled(user, None)
+        assert [d.code for d in ls.last(uri)] == ["BBF103"]
+        assert ls.last(unsaved.as_uri()) == []
+
+    run(scenario)

@@ -441,7 +441,8 @@ async def did_change(ls: FlowServer, params: lsp.DidChangeTextDocumentParams) ->
 
 @server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)
 def did_close(ls: FlowServer, params: lsp.DidCloseTextDocumentParams) -> None:
-    """The file is read from disk again; if it is not there (never saved), its diagnostics go."""
+    """The file is read from disk again; if it is not there (never saved), its diagnostics go, and the rest of
+    its project, which read its buffer, is checked again without it."""
     path = path_of(params.text_document.uri)
     if path is None:
         return
@@ -454,6 +455,8 @@ def did_close(ls: FlowServer, params: lsp.DidCloseTextDocumentParams) -> None:
         ls.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(params.text_document.uri, []))
         if scope_of(path) == path:
             ls.forget(path)
+        else:  # an import of it resolved while it was open: it no longer does
+            ls.worker.want(path)
 
 
 @server.feature(lsp.WORKSPACE_DID_CHANGE_WATCHED_FILES)
