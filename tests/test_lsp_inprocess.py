@@ -536,3 +536,31 @@ def test_closing_an_unsaved_file_checks_again_the_files_that_import_it(project: 
         assert ls.last(unsaved.as_uri()) == []
 
     run(scenario)
+
+
+def test_references_copy_and_split_the_files_text_once_not_once_per_location(
+        project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # each location sent copied (line ends) and split the whole file again: a second for the 3,000 references of
+    # an input in a 3,000-step reactor
+    steps = "".join(f'    step s{i} = move_to(target: p) irreversible "parked"\n' for i in range(60))
+    text = CELL.replace("    return there\n", steps + "    return there\n")
+
+    async def scenario() -> None:
+        ls = Server(project)
+        uri = await ls.open(project / "flows" / "cell.flow", text)
+        copies = 0
+        made = lsp_server.lsp_text
+
+        def counted(source: str) -> str:
+            nonlocal copies
+            copies += 1
+            return made(source)
+
+        monkeypatch.setattr(lsp_server, "lsp_text", counted)
+        found = await lsp_server.on_references(ls, lsp.ReferenceParams(
+            context=lsp.ReferenceContext(include_declaration=True), text_document=lsp.TextDocumentIdentifier(uri),
+            position=at(text, "p: Pose")))
+        assert found is not None and len(found) == 62  # the input, and its 61 uses
+        assert copies <= 2  # the request's text, and the file's for the locations
+
+    run(scenario)
