@@ -429,7 +429,7 @@ def test_the_list_is_bounded_and_says_when_there_are_more(project: Path) -> None
     out = runs(str(project), "--limit", "1")
     assert out.exit_code == 0 and "0002-cut" in out.stdout and "0001-done" not in out.stdout, out.output
     assert "the newest 1 runs are listed, and there are more: --limit N lists N (0: all)" in out.stderr
-    for limit in ("2", "0"):
+    for limit in ("2", "0", str(1 << 63), "1" + "0" * 30):  # (more than SQLite can count: all)
         out = runs(str(project), "--limit", limit, "--format", "json")
         assert [run["id"] for run in json.loads(out.stdout)] == ["0002-cut", "0001-done"] and not out.stderr
 

@@ -76,7 +76,8 @@ def print_runs(project: Project, out: IO[str], *, fmt: str, color: bool, limit: 
     runs = []
     for config in found:
         with contextlib.closing(open_for_reading(project, config)) as conn, reading(config.path):
-            listed = list_runs(conn, limit + 1 if limit else -1)  # (one more: whether there are more)
+            # one more than asked: whether there are more (-1: all; as many as SQLite can count are all there are)
+            listed = list_runs(conn, limit + 1 if 0 < limit < 1 << 62 else -1)
         for run in listed:  # a running run whose process is gone was cut off: the next start recovers it
             owner = run.pop("owner")
             alive = owners.alive(config.owners, owner)
