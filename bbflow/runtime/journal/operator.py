@@ -78,9 +78,10 @@ def print_runs(project: Project, out: IO[str], *, fmt: str, color: bool, limit: 
         with contextlib.closing(open_for_reading(project, config)) as conn, reading(config.path):
             # one more than asked: whether there are more (-1: all; as many as SQLite can count are all there are)
             listed = list_runs(conn, limit + 1 if 0 < limit < 1 << 62 else -1)
+        folder = config.owners  # (found anew at each look: a path resolved)
         for run in listed:  # a running run whose process is gone was cut off: the next start recovers it
             owner = run.pop("owner")
-            alive = owners.alive(config.owners, owner)
+            alive = owners.alive(folder, owner)
             run["cut_off"] = run["status"] == "running" and not alive
             run["recovering"] = run["status"] == "held" and alive  # a held run's owner: an operator's recover
             run["journal"] = str(config.path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import sqlite3
 from typing import Any
 
@@ -26,13 +27,12 @@ def list_runs(conn: sqlite3.Connection, limit: int = 200, status: str | None = N
                    r.calls_from
             FROM runs r WHERE {where} ORDER BY r.started DESC LIMIT ?""", [*params, limit]).fetchall()
     counts = counted if counted is not None else {}
-    todo = [r[0] for r in rows if r[0] not in counts and r[-1] is not None]  # (None: a run without calls)
+    todo = [(r[0], r[-1]) for r in rows if r[0] not in counts and r[-1] is not None]  # (None: no calls)
     if todo:  # one scan of the calls for all the runs listed, from where the first of them begin
-        marks = ",".join("?" * len(todo))
-        for run, done, doubt in conn.execute(
-                f"SELECT run, coalesce(sum(outcome = 'ok'), 0), sum(outcome IS NULL) FROM calls "
-                f"WHERE seq >= ? AND kind = 'step' AND run IN ({marks}) GROUP BY run",
-                [min(r[-1] for r in rows if r[0] in todo), *todo]):
+        for run, done, doubt in conn.execute(  # (the ids as one JSON array: however many, never too many variables)
+                "SELECT run, coalesce(sum(outcome = 'ok'), 0), sum(outcome IS NULL) FROM calls "
+                "WHERE seq >= ? AND kind = 'step' AND run IN (SELECT value FROM json_each(?)) GROUP BY run",
+                (min(start for _, start in todo), json.dumps([run for run, _ in todo]))):
             counts[run] = (done, doubt)
     for row in rows:
         counts.setdefault(row[0], (0, 0))
