@@ -254,8 +254,9 @@ class Session:
             if unreached:  # a typo in an address would leave it alone for good, and say nothing
                 self.note(f"bus: no other process reached at {', '.join(unreached)} (Zenoh keeps trying): until one "
                           "is, this process runs alone, and its claims were checked against no other")
-        if self.journal is not None:  # on a backlog this takes seconds: before any robot is armed
+        if self.journal is not None:  # on a backlog: seconds to prune, every run read; before any robot is armed
             await self.journal.tidy()
+            self.outcomes = self.journal.unhandled_outcomes()  # before recovery ends more runs
         try:
             await self._open()
         except (DriverError, FaultsError) as exc:
@@ -265,7 +266,6 @@ class Session:
         self._unless_signalled()
         if self.journal is not None:
             self.journal.start(asyncio.get_running_loop(), on_failure=self._journal_failed)
-            self.outcomes = self.journal.unhandled_outcomes()  # before recovery ends more runs
             self.recovered = await Recovery(
                 self.journal, self.plan.program, {p.instance: p for p in self.robots}, observer=self.observer,
                 note=self.note, agents=_agent_instances(self.plan), known=self.plan.project_robots,
