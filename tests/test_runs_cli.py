@@ -357,6 +357,20 @@ def test_a_journal_in_a_folder_this_user_cannot_write_says_so(project: Path, jou
     assert "Traceback" not in done.stderr and world(project) == []
 
 
+@pytest.mark.parametrize("under", ["afile", "afile/sub"])
+def test_a_journal_path_under_a_file_says_which_file(project: Path, under: str) -> None:
+    """``[journal] path = "afile/journal.db"`` where ``afile`` is a file said "cannot create the journal's folder:
+    File exists", naming neither."""
+    (project / "afile").write_text("not a folder")
+    with open(project / "bbflow.toml", "a", encoding="utf-8") as toml:
+        toml.write(f'\n[journal]\npath = "{under}/journal.db"\n')
+    done = subprocess.run([*bbflow(), "run", "--until-idle", str(project)], capture_output=True, text=True,
+                          timeout=120, env=env(), stdin=subprocess.DEVNULL)
+    why = "a file, not a folder, is there" if under == "afile" else "Not a directory"
+    assert done.returncode == 2 and f"error: {project / under / 'journal.db'}: cannot create the journal's folder " \
+        f"{project / under}: {why}" in done.stderr, done.stderr
+
+
 def test_a_journal_path_naming_a_folder_says_so(project: Path) -> None:
     (project / "journals").mkdir()
     with open(project / "bbflow.toml", "a", encoding="utf-8") as toml:

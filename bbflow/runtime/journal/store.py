@@ -138,8 +138,10 @@ def open_store(path: Path | str, project: str, *, sync: str = "full") -> sqlite3
     if not path.exists():
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise JournalError(f"{path}: cannot create the journal's folder: {exc.strerror or exc}") from exc
+        except OSError as exc:  # ("File exists": a file where the folder would be; "Not a directory": on the way)
+            why = "a file, not a folder, is there" if isinstance(exc, FileExistsError) else exc.strerror or str(exc)
+            raise JournalError(f"{path}: cannot create the journal's folder {exc.filename or path.parent}: "
+                               f"{why}") from exc
     conn = _opened(path, lambda: connect(path, sync=sync))
     try:
         version = _check(conn, path, project)
