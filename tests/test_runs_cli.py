@@ -637,7 +637,7 @@ def test_two_checkouts_sharing_a_journal_see_each_others_processes(tmp_path: Pat
     assert not (roots[1] / "world.jsonl").exists()  # nothing moved
 
 
-@pytest.mark.parametrize("bad", ["corrupt", "foreign"])
+@pytest.mark.parametrize("bad", ["corrupt", "damaged where the look does not read", "foreign"])
 def test_a_robot_process_journal_that_cannot_be_read_stops_a_bbflow_run_of_that_robot(project: Path,
                                                                                        bad: str) -> None:
     """``journal.arm.db`` may hold a run cut off on the arm: unreadable (or another project's), a ``bbflow run``
@@ -648,6 +648,17 @@ def test_a_robot_process_journal_that_cannot_be_read_stops_a_bbflow_run_of_that_
     arm = project / ".bbflow" / "journal.arm.db"
     if bad == "corrupt":
         arm.write_bytes(b"this is not a database at all" * 200)
+    elif bad == "damaged where the look does not read":  # (the calls: the look reads the runs)
+        shutil.copyfile(project / ".bbflow" / "journal.db", arm)
+        with contextlib.closing(sqlite3.connect(arm)) as conn:
+            conn.executemany("INSERT INTO calls (run, kind, step, idx, attempt, target, sent) VALUES "
+                             "('0001-done', 'step', 's', '[]', 1, 'move_to', 0)", [()] * 200)
+            conn.commit()
+            page = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'calls'").fetchone()[0]
+            size = conn.execute("PRAGMA page_size").fetchone()[0]
+        data = bytearray(arm.read_bytes())
+        data[(page - 1) * size:page * size] = b"\xff" * size
+        arm.write_bytes(bytes(data))
     else:
         Journal.open(JournalConfig(arm), "another_cell").close()
     for extra in ((), ("--no-journal",)):

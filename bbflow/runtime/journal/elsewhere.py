@@ -64,9 +64,10 @@ def cut_off_elsewhere(config: JournalConfig, project: str, mine: Path | None,
 
 def _unfinished(path: Path, project: str, robots: Collection[str]) -> list[tuple[str, str, str, str | None]]:
     marks = ",".join("?" * len(robots))
-    with contextlib.closing(open_reader(path, project)) as conn:
-        try:
-            return conn.execute(f"SELECT id, reactor, robot, owner FROM runs WHERE status = 'running' AND parent IS "
+    # every page checked, as the process that keeps it would: what it says decides whether a robot moves
+    with contextlib.closing(open_reader(path, project, whole=True)) as conn:
+        try:  # (``+``: by the status index; not through every run by start)
+            return conn.execute(f"SELECT id, reactor, robot, owner FROM runs WHERE status = 'running' AND +parent IS "
                                 f"NULL AND robot IN ({marks}) ORDER BY started", list(robots)).fetchall()
         except sqlite3.Error as exc:
             raise JournalError(f"{path}: cannot read the journal: {exc}") from exc

@@ -153,7 +153,7 @@ def open_store(path: Path | str, project: str, *, sync: str = "full") -> sqlite3
     return conn
 
 
-def open_reader(path: Path | str, project: str) -> sqlite3.Connection:
+def open_reader(path: Path | str, project: str, *, whole: bool = False) -> sqlite3.Connection:
     """The journal at ``path``, checked as ``open_store`` checks it, for reading only (``bbflow runs``): nothing
     is written to it, not even a migration (an older schema reads as the current one, ``_ADDED``), and an
     empty file (nothing written yet) reads as a journal without runs. Closed last, the connection removes
@@ -161,8 +161,8 @@ def open_reader(path: Path | str, project: str) -> sqlite3.Connection:
     as any next opener does). Raises ``JournalError``.
 
     Unlike ``open_store`` it does not read the whole file for damage (``PRAGMA quick_check``: seconds on a large
-    journal, at every look): a reader reads what it shows, and its queries go inside ``reading``, which says
-    so if that is damaged."""
+    journal, at every look) unless ``whole``: a reader reads what it shows, and its queries go inside
+    ``reading``, which says so if that is damaged."""
     path = Path(path)
     if not path.is_file():
         raise JournalError(f"{path}: no journal here (nothing has run with a journal in this project)")
@@ -170,7 +170,7 @@ def open_reader(path: Path | str, project: str) -> sqlite3.Connection:
     # and only a connection that may write removes them, when it is the last to close (``query_only`` below)
     conn = _opened(path, lambda: sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True))
     try:
-        version = _check(conn, path, project, whole=False)
+        version = _check(conn, path, project, whole=whole)
     except BaseException:
         conn.close()
         raise
