@@ -505,8 +505,9 @@ def _control_plane(project: Project, program: Program, listen: str | None) -> Co
               help="recover: the world was put right by hand; close the run without moving anything.")
 @click.option("--limit", type=click.IntRange(min=0), default=200, show_default=True, metavar="N",
               help="list: the newest N runs (0: all).")
+@click.option("--before", metavar="ID", help="list: the runs that started before run ID (the next page after it).")
 def runs(words: tuple[str, ...], fmt: str, arm: bool, driver: str | None, events: str | None,
-         resolved: bool, limit: int) -> None:
+         resolved: bool, limit: int, before: str | None) -> None:
     """The runs in the project's journals, newest first (200 of them, or --limit N): its own and each `--robot`
     process's beside it (`journal.left.db`), each run's file in the `journal` column; `show ID`: one run's
     timeline, in-doubt steps marked; `recover ID`: roll back a held run now, on its robot, in the journal that
@@ -534,7 +535,7 @@ def runs(words: tuple[str, ...], fmt: str, arm: bool, driver: str | None, events
     try:
         project = load_project(root)
         if action == "list":
-            print_runs(project, sys.stdout, fmt=fmt, color=color, limit=limit, err=sys.stderr)
+            print_runs(project, sys.stdout, fmt=fmt, color=color, limit=limit, before=before, err=sys.stderr)
         elif action == "show":
             print_run(project, rest[0], sys.stdout, fmt=fmt, color=color)
         else:

@@ -442,10 +442,33 @@ def test_a_journal_damaged_where_the_list_reads_is_called_corrupt(project: Path)
 def test_the_list_is_bounded_and_says_when_there_are_more(project: Path) -> None:
     out = runs(str(project), "--limit", "1")
     assert out.exit_code == 0 and "0002-cut" in out.stdout and "0001-done" not in out.stdout, out.output
-    assert "the newest 1 runs are listed, and there are more: --limit N lists N (0: all)" in out.stderr
+    assert "1 runs are listed, and there are more: --before 0002-cut lists the next 1, --limit N lists N (0: all)" \
+        in out.stderr
     for limit in ("2", "0", str(1 << 63), "1" + "0" * 30):  # (more than SQLite can count: all)
         out = runs(str(project), "--limit", limit, "--format", "json")
         assert [run["id"] for run in json.loads(out.stdout)] == ["0002-cut", "0001-done"] and not out.stderr
+
+
+def test_the_list_pages_with_before_every_run_once_in_order(project: Path) -> None:
+    """``--before ID``: the next page after run ID, for a script walking the history while the cell adds runs
+    (which an offset would shift); runs that started at the same moment are told apart by id."""
+    with contextlib.closing(sqlite3.connect(project / ".bbflow" / "journal.db")) as conn:
+        conn.executemany("INSERT INTO runs (id, reactor, robot, status, started, ended) VALUES (?, 'Job', 'arm', "
+                         "'ok', 5.0, 6.0)", [("0003-same",), ("0004-same",), ("0005-same",)])
+        conn.commit()
+    arm_journal(project, "0006-arm")  # a run in another journal of the project: merged
+    pages: list[list[str]] = []
+    before: list[str] = []
+    while len(pages) < 10:
+        out = runs(str(project), "--limit", "2", "--format", "json", *before)
+        assert out.exit_code == 0, out.output
+        pages.append([run["id"] for run in json.loads(out.stdout)])
+        if not out.stderr:
+            break
+        before = ["--before", pages[-1][-1]]
+        assert f"--before {pages[-1][-1]} lists the next 2" in out.stderr
+    assert pages == [["0006-arm", "0002-cut"], ["0001-done", "0005-same"], ["0004-same", "0003-same"]]
+    assert runs(str(project), "--before", "0003").stdout.count("-same") == 0
 
 
 def test_another_files_journal_is_refused(project: Path) -> None:

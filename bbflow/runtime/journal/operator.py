@@ -69,15 +69,22 @@ LIMIT = 200
 
 
 def print_runs(project: Project, out: IO[str], *, fmt: str, color: bool, limit: int = LIMIT,
-               err: IO[str] | None = None) -> None:
+               before: str | None = None, err: IO[str] | None = None) -> None:
     """The newest ``limit`` runs (0: all) of every journal of the project, merged, newest first (``journal``: the
-    file of each); ``err`` is told when there are more."""
+    file of each); ``before``: only those that started before the run it names (the next page after that
+    one: a run started at the same moment comes after it if its id is less); ``err`` is told when there are
+    more."""
     found = journals(project)
+    after = None
+    if before is not None:
+        holder, last = find(project, before)
+        with contextlib.closing(open_for_reading(project, holder)) as conn, reading(holder.path):
+            after = (conn.execute("SELECT started FROM runs WHERE id = ?", (last,)).fetchone()[0], last)
     runs = []
     for config in found:
         with contextlib.closing(open_for_reading(project, config)) as conn, reading(config.path):
             # one more than asked: whether there are more (-1: all; as many as SQLite can count are all there are)
-            listed = list_runs(conn, limit + 1 if 0 < limit < 1 << 62 else -1)
+            listed = list_runs(conn, limit + 1 if 0 < limit < 1 << 62 else -1, before=after)
         folder = config.owners  # (found anew at each look: a path resolved)
         for run in listed:  # a running run whose process is gone was cut off: the next start recovers it
             owner = run.pop("owner")
@@ -86,11 +93,12 @@ def print_runs(project: Project, out: IO[str], *, fmt: str, color: bool, limit: 
             run["recovering"] = run["status"] == "held" and alive  # a held run's owner: an operator's recover
             run["journal"] = str(config.path)
         runs += listed
-    runs.sort(key=lambda run: run["started"], reverse=True)  # ISO 8601 in UTC: in the order of time
+    runs.sort(key=lambda run: (run["started"], run["id"]), reverse=True)  # ISO 8601 in UTC: in the order of time
     if limit and len(runs) > limit:
         del runs[limit:]
         if err is not None:
-            err.write(f"the newest {limit} runs are listed, and there are more: --limit N lists N (0: all)\n")
+            err.write(f"{limit} runs are listed, and there are more: --before {runs[-1]['id']} lists the next "
+                      f"{limit}, --limit N lists N (0: all)\n")
     if fmt == "json":
         out.write(json.dumps(runs, indent=2) + "\n")
         return

@@ -11,9 +11,11 @@ from bbflow.runtime.journal.store import loads
 
 
 def list_runs(conn: sqlite3.Connection, limit: int = 200, status: str | None = None,
-              counted: dict[str, tuple[int, int]] | None = None) -> list[dict[str, Any]]:
-    """The newest root runs first (only those of ``status``, if given): id, reactor, robot, agent, status,
-    started, duration, steps, undo errors, and the owner token of the process that runs it (``owners``).
+              counted: dict[str, tuple[int, int]] | None = None,
+              before: tuple[float, str] | None = None) -> list[dict[str, Any]]:
+    """The newest root runs first (only those of ``status``, if given; only those after ``before``, a run's start
+    and id, in that order): id, reactor, robot, agent, status, started, duration, steps, undo errors, and the
+    owner token of the process that runs it (``owners``).
 
     ``counted``: the steps done and in doubt of runs already counted, by id; the scan of the calls skips them
     and adds those it counts (for runs whose steps no longer change, as a held run's)."""
@@ -22,10 +24,13 @@ def list_runs(conn: sqlite3.Connection, limit: int = 200, status: str | None = N
     # state request)
     where, params = ("r.status = ? AND +r.parent IS NULL", [status]) if status is not None else \
         ("r.parent IS NULL", [])
+    if before is not None:
+        where += " AND (r.started, r.id) < (?, ?)"
     rows = conn.execute(
         f"""SELECT r.id, r.reactor, r.robot, r.agent, r.status, r.started, r.ended, r.undo_errors, r.note, r.owner,
                    r.calls_from
-            FROM runs r WHERE {where} ORDER BY r.started DESC LIMIT ?""", [*params, limit]).fetchall()
+            FROM runs r WHERE {where} ORDER BY r.started DESC, r.id DESC LIMIT ?""",
+        [*params, *(before or ()), limit]).fetchall()
     counts = counted if counted is not None else {}
     todo = [(r[0], r[-1]) for r in rows if r[0] not in counts and r[-1] is not None]  # (None: no calls)
     if todo:  # one scan of the calls for all the runs listed, from where the first of them begin
