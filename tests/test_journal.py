@@ -816,6 +816,7 @@ def test_recovery_reads_the_calls_of_the_runs_it_recovers_not_the_whole_history(
     def work(history: int) -> int:
         journal = journal_at(tmp_path / f"{history}.db")
         conn = journal.conn
+        conn.execute("BEGIN")  # (one commit, not one each)
         conn.executemany("INSERT INTO runs (id, reactor, status, started, ended) VALUES (?, 'Job', 'ok', ?, ?)",
                          [(f"done-{k:05d}", k, k) for k in range(history)])
         conn.executemany("INSERT INTO calls (run, kind, step, idx, attempt, target, sent, outcome) "
@@ -826,6 +827,7 @@ def test_recovery_reads_the_calls_of_the_runs_it_recovers_not_the_whole_history(
         conn.executemany("INSERT INTO calls (run, kind, step, idx, attempt, target, sent, outcome) "
                          "VALUES ('cut', 'step', ?, '[]', 1, 'move_to', 0, ?)", [("a", "ok"), ("b", None)])
         conn.execute(MARK_CALLS_FROM)
+        conn.execute("COMMIT")
         count = [0]
 
         def tick() -> int:
@@ -1482,17 +1484,20 @@ def test_reading_the_held_runs_does_not_scan_the_whole_history(tmp_path: Path) -
         journal.conn.executemany("INSERT INTO calls (run, kind, step, idx, attempt, target, args, sent, outcome) "
                                  "VALUES (?, 'step', 'approach', '[]', 1, 'move_to', '{}', 0, ?)",
                                  [(run, outcome) for outcome in outcomes])
-        journal.conn.execute(MARK_CALLS_FROM)
 
     small = journal_at(tmp_path / "small.db")
     add(small, "held-1", "held", ["ok", None])
+    small.conn.execute(MARK_CALLS_FROM)
     steps(small)
     few = steps(small)
     small.close()
     journal = journal_at(tmp_path / "big.db")
+    journal.conn.execute("BEGIN")  # (one commit, not one each)
     add(journal, "held-1", "held", ["ok", None])
     for i in range(2000):
         add(journal, f"done-{i}", "ok", ["ok", "ok", "ok"])
+    journal.conn.execute(MARK_CALLS_FROM)
+    journal.conn.execute("COMMIT")
     steps(journal)  # the first read counts its steps
     assert steps(journal) < 2 * few
     journal.close()
