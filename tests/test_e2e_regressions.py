@@ -26,3 +26,31 @@ def test_a_disarm_fault_leaves_no_command_running_when_the_run_halts() -> None:
     assert out.driver.active["motion"] == 0
     assert out.inflight_left == 0
     assert out.tasks_left == 0
+
+
+def test_a_command_that_declares_no_result_is_none_in_the_flow_whatever_its_driver_returns() -> None:
+    """The checker types such a step ``none``; the generated model took the command's result as ``any``, so
+    whatever the driver returned (a vendor SDK's status object) went into the flow: ``str(b)`` then failed
+    with Python's "Object of type object is not JSON serializable"."""
+    from typing import Any
+
+    from bbflow.runtime.clock import run_virtual
+    from bbflow.runtime.executor import run_reactor
+    from bbflow.runtime.proxy import RobotProxy
+    from bbflow.runtime.sim import SimDriver
+
+    program = build("robot Beeper {\n    command beep()\n}\n"
+                    "reactor Main() -> str on Beeper {\n    step b = beep()\n    let s = str(b)\n    return s\n}\n")
+
+    class Chatty(SimDriver):
+        async def run_command(self, name: str, kwargs: dict[str, Any]) -> Any:
+            await super().run_command(name, kwargs)
+            return object()
+
+    async def main() -> Any:
+        async with RobotProxy(program.find("robots", "Beeper"), "beeper", Chatty, options={}) as proxy:
+            await proxy.call("arm", {})
+            return await run_reactor(program, "Main", {}, robot=proxy, run_id="root")
+
+    result = run_virtual(main())
+    assert (result.status, result.value) == ("ok", "none"), result

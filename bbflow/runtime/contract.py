@@ -7,7 +7,7 @@ machinery, which it does not use.
 
 #: The ABI of the executable model (``bbflow.runtime.model``): bumped whenever the shape of the model
 #: changes; generated modules record the ABI they target and refuse to load against another one.
-ABI = 3
+ABI = 4
 
 #: The signal type of a robot's event ``e`` is this prefix and ``e``: routes may match it.
 ROBOT_EVENT_PREFIX = "robot.event."

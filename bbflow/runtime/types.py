@@ -127,7 +127,8 @@ class RType:
 
 @attrs.frozen(slots=True)
 class Prim(RType):
-    """``bool int float str duration any``."""
+    """``bool int float str duration any``, and ``none``: the result of a command that declares none, which is
+    ``none`` in the flow whatever its driver returns (the checker types it so)."""
 
     name: str
 
@@ -135,6 +136,8 @@ class Prim(RType):
         n = self.name
         if n == "any":
             return value
+        if n == "none":
+            return None
         if n == "bool":
             if isinstance(value, bool):
                 return value
@@ -157,7 +160,7 @@ class Prim(RType):
         raise TypeMismatch(path, n, value)
 
     def zero(self) -> Any:
-        return {"bool": False, "int": 0, "float": 0.0, "duration": 0.0, "str": "", "any": None}[self.name]
+        return {"bool": False, "int": 0, "float": 0.0, "duration": 0.0, "str": "", "any": None, "none": None}[self.name]
 
     def __str__(self) -> str:
         return self.name
@@ -258,6 +261,7 @@ class Enum(RType):
 
 
 ANY = Prim("any")
+NONE = Prim("none")
 BOOL = Prim("bool")
 INT = Prim("int")
 FLOAT = Prim("float")

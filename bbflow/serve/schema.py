@@ -26,6 +26,7 @@ _PRIMS: dict[str, dict[str, Any]] = {
     "duration": {"anyOf": [{"type": "number"}, {"type": "string", "pattern": DURATION_PATTERN}],
                  "description": 'seconds, or a string such as "250ms" or "2s"'},
     "any": {},
+    "none": {"type": "null"},
 }
 
 

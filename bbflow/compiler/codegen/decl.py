@@ -88,7 +88,8 @@ class DeclGen:
         kwargs: list[tuple[str, Src]] = [
             ("name", Raw(literal(c.name.name))),
             ("params", self.params(c.params)),
-            ("result", self.rtype(c.result)),
+            # declaring no result, the command's value is `none` in the flow, whatever its driver returns
+            ("result", self.rtype(c.result) if c.result is not None else Raw(self.exprs.types.ref(rt.NONE))),
         ]
         if c.category is not None:
             kwargs.append(("category", Raw(literal(c.category.name))))

@@ -14,7 +14,8 @@ from bbflow.compiler.codegen.src import Call, Raw, Seq, Src, literal
 from bbflow.compiler.semantic import types as ct
 from bbflow.runtime import types as rt
 
-_PRIMS = {"bool": "BOOL", "int": "INT", "float": "FLOAT", "str": "STR", "duration": "DURATION", "any": "ANY"}
+_PRIMS = {"bool": "BOOL", "int": "INT", "float": "FLOAT", "str": "STR", "duration": "DURATION", "any": "ANY",
+          "none": "NONE"}
 
 
 def to_rtype(t: ct.Type | None) -> rt.RType:
