@@ -77,7 +77,7 @@ from bbflow.runtime.fleet.keys import (
     stays_local,
     subscriptions,
 )
-from bbflow.runtime.fleet.membership import check_claims, peer_envelope
+from bbflow.runtime.fleet.membership import AlreadyRun, check_claims, peer_envelope
 from bbflow.runtime.fleet.settings import BusOpenError, BusSettings
 from bbflow.runtime.signals import Envelope
 
@@ -105,6 +105,9 @@ STOP_WAIT = 2.0
 CLOSE_WAIT = 1.0
 #: Seconds a process waits for the others' claims on its robots (they are known locally once connected)
 CLAIMS_WAIT = 2.0
+#: Seconds another process's claim on one of this process's, seen while it runs, must last to end the session:
+#: a process refused at its start withdraws its claim by then, and the process that had the robot goes on
+CLAIM_GRACE = CLAIMS_WAIT + 1.0
 
 
 def zenoh_config(settings: BusSettings) -> zenoh.Config:
@@ -412,6 +415,9 @@ class ZenohLink:
         self._previous: dict[str, float] = {}  # per signal type: when its last event was published (catch-up)
         self._sources = SeenIds(SOURCES)  # the publishers events came from (catch-up)
         self._lost: str | None = None  # why the session is gone, until it is reopened
+        #: another process's claim on one of this process's, seen after the check at the start: ends the session
+        self._taken: AlreadyRun | None = None
+        self._contested: dict[str, AlreadyRun] = {}  # such claims seen, by key, until they last CLAIM_GRACE
         self._claims: list[Any] = []  # the tokens of ``claims``: undeclared last
 
     @property
@@ -435,8 +441,11 @@ class ZenohLink:
 
     async def reopen(self) -> None:
         """A new session in place of a lost one: the same claims (checked again: another process may have
-        claimed one meanwhile), subscriptions, publishers and token."""
+        claimed one meanwhile), subscriptions, publishers and token. Raises ``AlreadyRun`` (the session
+        closed) when the old one was ended by another process's claim on one of this process's."""
         await self._disconnect()
+        if self._taken is not None:
+            raise self._taken
         await self._connect()
         self._lost = None
 
@@ -520,6 +529,11 @@ class ZenohLink:
         self._declared.append(session.liveliness().declare_subscriber(
             members_key(self.prefix), lambda sample: inbox.put("member", (str(sample.key_expr), sample.kind)),
             history=True))
+        if self.claims:  # a claim the check at the start could not see: a process that reaches this one only
+            # through a third (Zenoh's gossip connects such peers a moment later), or a network cut that heals
+            self._declared.append(session.liveliness().declare_subscriber(
+                claims_key(self.prefix), lambda sample: inbox.put("claim", (str(sample.key_expr), sample.kind)),
+                history=True))
         self._declared.append(session.liveliness().declare_token(
             member_key(self.prefix, self.process, self.robots, self.agents)))
 
@@ -542,6 +556,7 @@ class ZenohLink:
         self._publishers.clear()
 
     async def _disconnect(self) -> None:
+        self._contested.clear()  # a new session's subscription sees again the claims that still stand
         await self._withdraw()
         session, self._session = self._session, None
         _undeclare(self._claims)
@@ -632,6 +647,8 @@ class ZenohLink:
                                             "they came")
             elif kind == "first":
                 self._first(*item)
+            elif kind == "claim":
+                self._claimed(*item)
             else:
                 self._member(*item)
 
@@ -656,6 +673,28 @@ class ZenohLink:
                              reason=f"published within the catch-up window ({self.settings.catch_up:g}s) before the "
                                     "oldest event its publisher still holds; some may be older than the window, or taken "
                                     "before a restart")
+
+    def _claimed(self, key: str, kind: zenoh.SampleKind) -> None:
+        """Another process's claim on one of this process's, seen while it runs: if it lasts ``CLAIM_GRACE``
+        (a process refused at its start withdraws its own before), the session ends, and the supervisor's
+        restart of it raises ``AlreadyRun``: the process stops safely, as at the start."""
+        if kind != zenoh.SampleKind.PUT:
+            self._contested.pop(key, None)
+            return
+        claim = claim_of_key(self.prefix, key)
+        if claim is None:
+            return
+        try:
+            check_claims(self.prefix, self.claims, [claim])
+        except AlreadyRun as exc:
+            self._contested[key] = exc
+            asyncio.get_running_loop().call_later(CLAIM_GRACE, self._still_claimed, key)
+
+    def _still_claimed(self, key: str) -> None:
+        taken = self._contested.pop(key, None)
+        if taken is not None and self._taken is None and self._session is not None:
+            self._taken = taken
+            self._lose(str(taken))
 
     def _member(self, key: str, kind: zenoh.SampleKind) -> None:
         assert self._bus is not None
