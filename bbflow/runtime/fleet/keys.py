@@ -138,11 +138,8 @@ def members_key(prefix: str) -> str:
 
 def member_of_key(prefix: str, key: str) -> Member | None:
     """The member a membership key announces, or ``None`` if it is not one."""
-    head = f"{prefix}/@fleet/"
-    if not key.startswith(head):
-        return None
-    parts = key[len(head):].split("/")
-    if len(parts) != 3 or not all(parts):
+    parts = _three_chunks(prefix, "@fleet", key)
+    if parts is None:
         return None
 
     def names(chunk: str) -> tuple[str, ...]:
@@ -180,10 +177,17 @@ def claims_key(prefix: str) -> str:
 
 def claim_of_key(prefix: str, key: str) -> Claim | None:
     """The claim a claim key makes, or ``None`` if it is not one."""
-    head = f"{prefix}/@claim/"
+    parts = _three_chunks(prefix, "@claim", key)
+    if parts is None or parts[0] not in (ROBOT, AGENT):
+        return None
+    return Claim(*parts)
+
+
+def _three_chunks(prefix: str, section: str, key: str) -> list[str] | None:
+    """The three chunks after ``PREFIX/SECTION/`` of a liveliness key, or ``None`` if it has not three, all
+    non-empty, there (the shape of the membership and claim keys)."""
+    head = f"{prefix}/{section}/"
     if not key.startswith(head):
         return None
     parts = key[len(head):].split("/")
-    if len(parts) != 3 or parts[0] not in (ROBOT, AGENT) or not all(parts):
-        return None
-    return Claim(*parts)
+    return parts if len(parts) == 3 and all(parts) else None
