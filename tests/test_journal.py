@@ -1501,3 +1501,19 @@ def test_reading_the_held_runs_does_not_scan_the_whole_history(tmp_path: Path) -
     steps(journal)  # the first read counts its steps
     assert steps(journal) < 2 * few
     journal.close()
+
+
+def test_a_process_in_another_locale_is_seen_keeping_the_same_journal(tmp_path: Path) -> None:
+    """``others_on`` (no VACUUM while another process has the journal open) compares the journal each owner
+    wrote down: a process under ``LC_ALL=C`` without UTF-8 mode held ``cellé`` as ``cell\\udcc3\\udca9`` and
+    wrote that, which never equalled the name as another process reads it; both now write its bytes as UTF-8."""
+    folder = tmp_path / "j.db.owners"
+    named = tmp_path / "cellé" / "journal.db"  # as a UTF-8 locale reads the name
+    escaped = Path(os.fsdecode(os.fsencode(tmp_path)) + "/cell\udcc3\udca9/journal.db")  # as LC_ALL=C reads it
+    theirs = owners.Owner.claim(folder, escaped, ["left"])
+    mine = owners.Owner.claim(folder, named, ["right"])
+    try:
+        assert owners.others_on(folder, named, mine)
+    finally:
+        mine.release()
+        theirs.release()

@@ -924,3 +924,19 @@ def test_a_run_cut_off_in_its_first_step_has_completed_no_steps_not_none(project
     assert (listed["0002-cut"]["steps"], listed["0002-cut"]["in_doubt"]) == (0, 1)
     row = next(line for line in runs(str(project)).stdout.splitlines() if "0002-cut" in line)
     assert "None" not in row
+
+
+def test_json_carries_a_folder_the_locale_cannot_name_by_its_real_name(project: Path, tmp_path: Path) -> None:
+    """Under ``LC_ALL=C`` without UTF-8 mode Python holds ``cellé`` as ``cell\\udcc3\\udca9``: the JSON of
+    ``runs`` and ``runs show`` carried those escapes ("\\udcc3"), not the name; they read the path's bytes as
+    UTF-8, as the name is written."""
+    moved = project.rename(tmp_path / "cellé")
+    locale_c = {**env(), "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    expected = str(moved / ".bbflow" / "journal.db")
+    for argv in (["runs", str(moved), "--format", "json"], ["runs", "show", "0002", str(moved), "--format", "json"]):
+        done = subprocess.run([*bbflow(), *argv], env=locale_c, capture_output=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert b"\\udc" not in done.stdout
+        out = json.loads(done.stdout)
+        journals = [run["journal"] for run in out] if isinstance(out, list) else [out["journal"]]
+        assert set(journals) == {expected}

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import sys
 from typing import Any
 
-__all__ = ["SURROGATE", "dumps", "encodable", "standard"]
+__all__ = ["SURROGATE", "dumps", "encodable", "path_text", "standard"]
 
 #: A UTF-16 surrogate code point: in a Python string, always half of a pair (a whole pair reads as one character).
 SURROGATE = re.compile("[\ud800-\udfff]")
@@ -47,6 +48,14 @@ def encodable(text: str) -> str:
     if text.isascii() or SURROGATE.search(text) is None:
         return text
     return SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def path_text(path: str | os.PathLike[str]) -> str:
+    """A path as JSON carries it: the bytes the system holds it as (``os.fsencode``), read as UTF-8, as file
+    names are written. Python's own reading follows the locale: under ``LC_ALL=C`` without UTF-8 mode it holds
+    ``projé`` as ``proj\\udcc3\\udca9``, which JSON would carry as it is. A byte that is not UTF-8 stays a
+    surrogate escape (``encodable`` writes it as its ``\\u`` escape): the name has no other spelling."""
+    return os.fsencode(path).decode("utf-8", "surrogateescape")
 
 
 def standard(value: Any) -> Any:

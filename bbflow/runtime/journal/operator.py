@@ -34,6 +34,7 @@ from bbflow.runtime.journal.journal import (
 from bbflow.runtime.journal.query import find_runs, list_runs, root_of, show_run
 from bbflow.runtime.journal.recovery import Recovered, Recovery
 from bbflow.runtime.journal.store import JournalError, open_reader, reading
+from bbflow.runtime.jsonout import path_text
 from bbflow.runtime.ports import RuntimeFailure
 from bbflow.runtime.run_plan import robot_table
 
@@ -91,7 +92,7 @@ def print_runs(project: Project, out: IO[str], *, fmt: str, color: bool, limit: 
             alive = owners.alive(folder, owner)
             run["cut_off"] = run["status"] == "running" and not alive
             run["recovering"] = run["status"] == "held" and alive  # a held run's owner: an operator's recover
-            run["journal"] = str(config.path)
+            run["journal"] = path_text(config.path)
         runs += listed
     runs.sort(key=lambda run: (run["started"], run["id"]), reverse=True)  # ISO 8601 in UTC: in the order of time
     if limit and len(runs) > limit:
@@ -127,7 +128,7 @@ def print_run(project: Project, prefix: str, out: IO[str], *, fmt: str, color: b
     config, run = find(project, prefix)
     with contextlib.closing(open_for_reading(project, config)) as conn, reading(config.path):
         info = show_run(conn, run)
-    info["journal"] = str(config.path)
+    info["journal"] = path_text(config.path)
     if fmt == "json":
         out.write(json.dumps(info, indent=2) + "\n")
         return

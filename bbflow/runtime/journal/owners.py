@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from bbflow.runtime.ids import folder_key, uuid7
+from bbflow.runtime.jsonout import path_text
 
 #: What a process is, as its owner file says for the others' messages: a ``bbflow run``, or an operator's
 #: ``bbflow runs recover`` (``RECOVER``) rolling a held run back.
@@ -116,7 +117,7 @@ class Owner:
             folder_fd = -1
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)  # waits only for another process's probe (``_holds``) of it
-                os.write(fd, json.dumps({"pid": os.getpid(), "journal": None if journal is None else str(journal),
+                os.write(fd, json.dumps({"pid": os.getpid(), "journal": None if journal is None else path_text(journal),
                                          "robots": sorted(robots), "agents": sorted(agents),
                                          "command": command}).encode())
                 folder_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -165,7 +166,7 @@ def others_on(folder: Path, journal: Path, me: Owner) -> bool:
         if path.name in (_FOLDER_LOCK, me.token) or not _holds(path):
             continue
         theirs = _declared(path)
-        if theirs is None or theirs.get("journal") == str(journal):
+        if theirs is None or theirs.get("journal") == path_text(journal):
             return True
     return False
 
