@@ -39,7 +39,7 @@ from bbflow.runtime.journal import owners
 from bbflow.runtime.journal import writer as writer_module
 from bbflow.runtime.journal.agents import AgentJournal, envelope_json
 from bbflow.runtime.journal.journal import RETAIN_SIGNALS_EVERY, journal_files, parse_keep, process_robots
-from bbflow.runtime.journal.query import list_runs, show_run
+from bbflow.runtime.journal.query import CALLS_OF, list_runs, show_run
 from bbflow.runtime.journal.recovery import Recovery, effects
 from bbflow.runtime.journal.store import APPLICATION_ID, MARK_CALLS_FROM, MIGRATIONS, PAGE_SIZE
 from bbflow.runtime.proxy import RobotProxy
@@ -484,6 +484,47 @@ def test_a_run_records_every_intent_result_and_undo(cell: tuple[Path, model.Prog
         assert timeline[2]["undo"] == {"command": "move_to",
                                        "args": {"target": {"x": 1.0, "y": 0.0, "z": 0.0}, "job": 7, "back": True}}
         assert timeline[1]["args"] == {"job": 7, "back": False}
+    finally:
+        journal.close()
+
+
+def test_show_of_an_old_run_reads_its_calls_not_every_one_journaled_since(cell: tuple[Path, model.Program],
+                                                                          tmp_path: Path) -> None:
+    """``runs show`` of a run read every call from where its calls begin to the end of the journal (seconds, for a
+    run of last week on a big one), and so did ``runs`` counting the steps of a page of old runs (``--before``): a
+    run that ends records where its calls end (``calls_to``), and its calls are read between the two, by the calls'
+    primary key; so the work does not grow with the calls made since."""
+    root, program = cell
+    journal = journal_at(tmp_path / "j.db")
+    assert asyncio.run(journaled_run(root, program, journal, 7)).ok
+    journal.close()
+    journal = journal_at(tmp_path / "j.db")
+    read, conn = journal.read, journal.conn
+    try:
+        (run,) = list_runs(read)
+        assert read.execute("SELECT calls_from, calls_to FROM runs").fetchone() == (1, 5)
+        plan = " ".join(r[-1] for r in read.execute(
+            f"EXPLAIN QUERY PLAN {CALLS_OF} WHERE seq BETWEEN ? AND ? AND run IN (?) ORDER BY seq", (1, 5, "r")))
+        assert "USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)" in plan, plan
+        steps = []
+        for later in (100, 5000):  # calls of later runs
+            conn.execute("BEGIN")
+            conn.executemany("INSERT INTO calls (run, kind, step, idx, attempt, target, sent) "
+                             "VALUES ('later', 'step', 's', '[]', 1, 'move_to', 0)", [()] * later)
+            conn.execute("COMMIT")
+            counted = [0]
+
+            def count() -> int:
+                counted[0] += 1
+                return 0
+
+            read.set_progress_handler(count, 1)  # every instruction SQLite's machine runs
+            assert [c["step"] for c in show_run(read, run["id"])["timeline"]] == \
+                ["approach", "grip", "carry", "release", "back"]
+            assert list_runs(read)[0]["steps"] == 5  # (so too the count of its steps, in the list)
+            read.set_progress_handler(None, 1)
+            steps.append(counted[0])
+        assert steps[0] == steps[1], steps  # (all the calls since: fifty times the instructions)
     finally:
         journal.close()
 
@@ -1037,7 +1078,7 @@ def test_a_schema_1_journal_is_migrated_keeping_what_it_holds(tmp_path: Path) ->
     """Schema 2 indexes ``signals (accepted)``: retention no longer reads the whole table; schema 3 records
     each run's owner (a run from before has none: recovered as before, by whichever process it is for); schema
     4 indexes the runs by parent and start, and records where each run's calls begin (``bbflow runs`` reads
-    what it lists, not the whole journal)."""
+    what it lists, not the whole journal); schema 5, where they end (unknown for a run ended before it)."""
     path = tmp_path / "j.db"
     with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
         for statement in MIGRATIONS[1]:  # the schema-1 DDL, as a bbflow of that schema wrote it
@@ -1053,13 +1094,13 @@ def test_a_schema_1_journal_is_migrated_keeping_what_it_holds(tmp_path: Path) ->
                          "(?, 'r1', 'step', 's', '[]', 1, 'move_to', 1.0)", [(5,), (7,)])
     journal = journal_at(path)
     try:
-        assert SCHEMA_VERSION == 4
+        assert SCHEMA_VERSION == 5
         read = journal.read
-        assert read.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0] == "4"
+        assert read.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0] == "5"
         assert read.execute("SELECT * FROM signals").fetchall() == [("s1", "{}", 1.0)]
         assert read.execute("SELECT * FROM pending").fetchall() == [("s1", "Picker")]
-        assert read.execute("SELECT id, status, owner, calls_from FROM runs ORDER BY id").fetchall() == [
-            ("r1", "running", None, 5), ("r2", "ok", None, None)]
+        assert read.execute("SELECT id, status, owner, calls_from, calls_to FROM runs ORDER BY id").fetchall() == [
+            ("r1", "running", None, 5, None), ("r2", "ok", None, None, None)]
         assert [(r["id"], r["steps"], r["in_doubt"]) for r in list_runs(read)] == [("r2", 0, 0), ("r1", 0, 2)]
         plan = " ".join(r[-1] for r in read.execute(
             "EXPLAIN QUERY PLAN DELETE FROM signals WHERE accepted < ? AND id NOT IN (SELECT signal FROM pending)",

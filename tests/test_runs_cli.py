@@ -291,6 +291,7 @@ def test_an_older_schema_is_read_as_it_is_and_migrated_only_by_a_recover(project
         conn.execute("DROP INDEX runs_roots")
         conn.execute("CREATE INDEX runs_parent ON runs (parent)")
         conn.execute("ALTER TABLE runs DROP COLUMN calls_from")
+        conn.execute("ALTER TABLE runs DROP COLUMN calls_to")
         conn.execute("ALTER TABLE runs DROP COLUMN owner")
         conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema'")
         conn.commit()
@@ -303,8 +304,11 @@ def test_an_older_schema_is_read_as_it_is_and_migrated_only_by_a_recover(project
     out = runs("recover", "0002", str(project))
     assert out.exit_code == 0 and "run 0002-cut: rolled back" in out.stdout, out.output
     with contextlib.closing(sqlite3.connect(db)) as conn:
-        assert conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("4",)
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("5",)
         assert conn.execute("SELECT calls_from FROM runs WHERE id = '0002-cut'").fetchone() == (2,)
+        # rolled back, the run ended: its calls (its steps' and its undos') end there
+        assert conn.execute("SELECT calls_to = (SELECT max(seq) FROM calls) FROM runs WHERE id = '0002-cut'"
+                            ).fetchone() == (1,)
 
 
 def test_a_journal_this_user_cannot_read_for_its_folder_is_not_called_corrupt(project: Path) -> None:

@@ -296,7 +296,8 @@ class Journal:
         an owner alive means a process at work on it (``bbflow runs recover`` rolling it back)."""
         self.writer.write(
             "UPDATE runs SET status = ?, ended = ?, result = ?, error = ?, undo_errors = ?, "
-            "note = coalesce(?, note), owner = CASE WHEN ? = 'held' THEN NULL ELSE owner END WHERE id = ?",
+            "note = coalesce(?, note), owner = CASE WHEN ? = 'held' THEN NULL ELSE owner END, "
+            "calls_to = (SELECT max(seq) FROM calls) WHERE id = ?",  # (its calls end there: ``runs show``)
             (status, time.time(), dumps(result), None if error is None else dumps(error),
              dumps(undo_errors or []), note, status, run),
         )
@@ -516,8 +517,9 @@ def _insert_intent(cursor: sqlite3.Cursor, row: _Intent) -> None:
     row.seq = cursor.execute("INSERT INTO calls (run, kind, step, idx, attempt, target, args, undo, hold, sent) "
                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row.params).lastrowid or 0
     if row.first:  # where the run's calls begin (``bbflow runs`` counts its steps from there); a process that
-        # takes the run over (recovery) adds its calls after those already there: the least ``seq`` stays
-        cursor.execute("UPDATE runs SET calls_from = min(coalesce(calls_from, ?), ?) WHERE id = ?",
+        # takes the run over (recovery) adds its calls after those already there: the least ``seq`` stays, and
+        # where they end is known again when it ends (``run_ended``)
+        cursor.execute("UPDATE runs SET calls_from = min(coalesce(calls_from, ?), ?), calls_to = NULL WHERE id = ?",
                        (row.seq, row.seq, row.params[0]))
 
 

@@ -9,6 +9,9 @@ from typing import Any
 
 from bbflow.runtime.journal.store import loads
 
+#: The greatest ``seq`` SQLite gives (the end of the calls of a run whose end is not known).
+LAST_SEQ = (1 << 63) - 1
+
 
 def list_runs(conn: sqlite3.Connection, limit: int = 200, status: str | None = None,
               counted: dict[str, tuple[int, int]] | None = None,
@@ -28,21 +31,24 @@ def list_runs(conn: sqlite3.Connection, limit: int = 200, status: str | None = N
         where += " AND (r.started, r.id) < (?, ?)"
     rows = conn.execute(
         f"""SELECT r.id, r.reactor, r.robot, r.agent, r.status, r.started, r.ended, r.undo_errors, r.note, r.owner,
-                   r.calls_from
+                   r.calls_from, r.calls_to
             FROM runs r WHERE {where} ORDER BY r.started DESC, r.id DESC LIMIT ?""",
         [*params, *(before or ()), limit]).fetchall()
     counts = counted if counted is not None else {}
-    todo = [(r[0], r[-1]) for r in rows if r[0] not in counts and r[-1] is not None]  # (None: no calls)
-    if todo:  # one scan of the calls for all the runs listed, from where the first of them begin
+    todo = [(r[0], r[-2], r[-1]) for r in rows if r[0] not in counts and r[-2] is not None]  # (None: no calls)
+    if todo:  # one scan of the calls for all the runs listed, from where the first of them begin to where the
+        # last end (a page of old runs, ``--before``: not every call since)
+        ends = [end for _, _, end in todo]
         for run, done, doubt in conn.execute(  # (the ids as one JSON array: however many, never too many variables)
                 "SELECT run, coalesce(sum(outcome = 'ok'), 0), sum(outcome IS NULL) FROM calls "
-                "WHERE seq >= ? AND kind = 'step' AND run IN (SELECT value FROM json_each(?)) GROUP BY run",
-                (min(start for _, start in todo), json.dumps([run for run, _ in todo]))):
+                "WHERE seq BETWEEN ? AND ? AND kind = 'step' AND run IN (SELECT value FROM json_each(?)) GROUP BY run",
+                (min(start for _, start, _ in todo), LAST_SEQ if None in ends else max(ends),
+                 json.dumps([run for run, _, _ in todo]))):
             counts[run] = (done, doubt)
     for row in rows:
         counts.setdefault(row[0], (0, 0))
     out = []
-    for rid, reactor, robot, agent, status, started, ended, undo_errors, note, owner, _ in rows:
+    for rid, reactor, robot, agent, status, started, ended, undo_errors, note, owner, _, _ in rows:
         steps, doubt = counts[rid]
         out.append({
             "id": rid, "reactor": reactor, "robot": robot, "agent": agent, "status": status,
@@ -73,6 +79,11 @@ def root_of(conn: sqlite3.Connection, run: str) -> str | None:
     return None if row is None or row[0] == run else row[0]
 
 
+#: A timeline's calls (``show_run``).
+CALLS_OF = ("SELECT seq, run, kind, step, idx, attempt, target, args, undo, hold, sent, outcome, result, error, "
+            "returned FROM calls")
+
+
 def show_run(conn: sqlite3.Connection, run: str) -> dict[str, Any]:
     """One run with its composed runs and its timeline: every intent and result, in-doubt ones marked."""
     cols = ("id", "parent", "reactor", "robot", "agent", "status", "started", "ended", "inputs", "result", "error",
@@ -86,21 +97,25 @@ def show_run(conn: sqlite3.Connection, run: str) -> dict[str, Any]:
     info["started"], info["ended"] = _iso(info["started"]), _iso(info["ended"])
     tree = [run]
     frontier = [run]
-    starts = [conn.execute("SELECT calls_from FROM runs WHERE id = ?", (run,)).fetchone()[0]]
+    spans = [conn.execute("SELECT calls_from, calls_to FROM runs WHERE id = ?", (run,)).fetchone()]
     while frontier:
         marks = ",".join("?" * len(frontier))
-        composed = conn.execute(f"SELECT id, calls_from FROM runs WHERE parent IN ({marks}) ORDER BY started",
-                                frontier).fetchall()
+        composed = conn.execute(f"SELECT id, calls_from, calls_to FROM runs WHERE parent IN ({marks}) "
+                                "ORDER BY started", frontier).fetchall()
         frontier = [r[0] for r in composed]
         tree += frontier
-        starts += [r[1] for r in composed]
+        spans += [r[1:] for r in composed]
     marks = ",".join("?" * len(tree))
     timeline = []
-    begin = min((start for start in starts if start is not None), default=None)  # None: no calls at all
+    # the calls of the runs lie between where the first of them begin and where the last end (by ``seq``, the
+    # calls' primary key): an old run's are read, not every call journaled since (none end: read to the end)
+    called = [(start, end) for start, end in spans if start is not None]  # (None: no calls)
+    begin = min((start for start, _ in called), default=None)  # None: no calls at all
+    ends = [end for _, end in called]
+    end = max(ends) if ends and None not in ends else LAST_SEQ
     for seq, rid, kind, step, idx, attempt, target, args, undo, hold, sent, outcome, result, error, returned in \
-            conn.execute(f"SELECT seq, run, kind, step, idx, attempt, target, args, undo, hold, sent, outcome, "
-                         f"result, error, returned FROM calls WHERE seq >= ? AND run IN ({marks}) ORDER BY seq",
-                         [begin, *tree]) if begin is not None else ():
+            conn.execute(f"{CALLS_OF} WHERE seq BETWEEN ? AND ? AND run IN ({marks}) ORDER BY seq",
+                         [begin, end, *tree]) if begin is not None else ():
         timeline.append({
             "seq": seq, "run": rid, "kind": kind, "step": step, "index": loads(idx), "attempt": attempt,
             "target": target, "args": loads(args), "sent": _iso(sent),

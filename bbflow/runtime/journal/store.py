@@ -27,7 +27,7 @@ from bbflow.runtime import jsonout
 #: ``PRAGMA application_id`` of a bbflow journal ("bbfj"): another SQLite file is not one.
 APPLICATION_ID = 0x62626A6A
 #: The schema this bbflow writes; a journal with a higher one was written by a newer bbflow.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 #: Sets every run's ``calls_from`` from its calls, reading them all (once: at the migration to schema 4; a process
 #: sets it with the first call it journals for a run, ``Journal.intent``).
@@ -99,12 +99,17 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "DROP INDEX runs_parent",
         "ALTER TABLE runs ADD COLUMN calls_from INTEGER",
         MARK_CALLS_FROM),
+    # ``bbflow runs show`` of an old run reads its calls, not every one journaled since: they end at
+    # ``calls_to``, the last ``seq`` of the journal when the run last ended (NULL: running, cut off, or ended before
+    # schema 5, its calls read to the end); a process that adds calls to it again (recovery) sets it back to NULL
+    5: ("ALTER TABLE runs ADD COLUMN calls_to INTEGER",),
 }
 #: ``_ADDED[n]``: the column of ``runs`` that schema ``n`` added, as a reader (``open_reader``) sees it in a journal
 #: of an older schema, which it does not migrate (a temporary view over the table).
 _ADDED: dict[int, str] = {
     3: "NULL AS owner",
     4: "0 AS calls_from",  # (its calls may begin anywhere)
+    5: "NULL AS calls_to",  # (... and end anywhere)
 }
 
 
