@@ -3,7 +3,7 @@
 ``analyse(facts, diags)`` is called by the checker once names and types are
 known. It builds a ``ReactorGraph`` for every reactor from the AST and the
 facts (the adapter below), summarises composed reactors once for the whole
-program, and runs the graph (BBF301/303/304), compensation (BBF401-404) and
+program, and runs the graph (BBF301/303/304), composition (BBF305), compensation (BBF401-404) and
 route (BBF501-505) checks.
 
 No cascades: a reactor in a broken module, or with an error of its own from
@@ -21,6 +21,7 @@ import attrs
 
 from bbflow.compiler import ast
 from bbflow.compiler.analysis.compensation import ReactorSummary, check_compensation, check_useless_undo, summarise
+from bbflow.compiler.analysis.composition import check_composition_cycles
 from bbflow.compiler.analysis.graph import (
     Body,
     Category,
@@ -63,6 +64,7 @@ def analyse(facts: Facts, diags: Diagnostics, only: tuple[set[str], set[ast.Reac
                 if whole and not is_std(module.name):
                     reported.append(graph)
     summaries = summarise(graphs)
+    check_composition_cycles(graphs, {graph.qualname for graph in reported}, diags)
     for graph in reported:
         check_reactor(graph, summaries, diags)
     check_routes(facts, diags, None if only is None else only[0])

@@ -35,6 +35,7 @@ BBF301 = Code("BBF301", _E, "dependency cycle between steps")
 BBF302 = Code("BBF302", _E, "reactor result type and return do not agree")
 BBF303 = Code("BBF303", _W, "the value of a readonly or pure step is never used")
 BBF304 = Code("BBF304", _E, "two steps using the same limited command category are not ordered")
+BBF305 = Code("BBF305", _E, "a reactor composes itself, directly or through other reactors")
 BBF401 = Code("BBF401", _E, "effectful step can be followed by a failure and has no undo or irreversible")
 BBF402 = Code("BBF402", _W, "undo or irreversible on a step that has no effect")
 BBF403 = Code("BBF403", _E, "composed reactor is not fully reversible and its step has no undo or irreversible")
@@ -51,8 +52,8 @@ BBF900 = Code("BBF900", _E, "internal compiler error")
 #: every code by its name
 CODES: dict[str, Code] = {c.code: c for c in (
     BBF001, BBF002, BBF003, BBF101, BBF102, BBF103, BBF104, BBF105, BBF201, BBF202,
-    BBF203, BBF204, BBF205, BBF206, BBF207, BBF301, BBF302, BBF303, BBF304, BBF401,
-    BBF402, BBF403, BBF404, BBF501, BBF502, BBF503, BBF504, BBF505, BBF601, BBF701,
+    BBF203, BBF204, BBF205, BBF206, BBF207, BBF301, BBF302, BBF303, BBF304, BBF305,
+    BBF401, BBF402, BBF403, BBF404, BBF501, BBF502, BBF503, BBF504, BBF505, BBF601, BBF701,
     BBF900,
 )}
 
