@@ -13,6 +13,7 @@ names as UNKNOWN symbols, so their uses are not reported again.
 from __future__ import annotations
 
 import graphlib
+import re
 from collections.abc import Iterator
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -20,6 +21,7 @@ from importlib.resources.abc import Traversable
 from bbflow.compiler import ast
 from bbflow.compiler.diagnostics import codes
 from bbflow.compiler.diagnostics.core import Diagnostics
+from bbflow.compiler.diagnostics.suggest import closest
 from bbflow.compiler.semantic.resolve import did_you_mean, duplicate
 from bbflow.compiler.semantic.symbols import ModuleScope, Symbol, SymKind
 from bbflow.compiler.source import SUFFIX, SourceFile, Span
@@ -91,15 +93,21 @@ def _bind_import(imp: ast.Import, scope: ModuleScope, modules: dict[str, ast.Mod
                  graph: dict[str, dict[str, ast.Import]]) -> None:
     target = _dotted(imp.module)
     found = target in modules
+    cut = scope.name in broken and _holds_error(_path_span(imp.module), diags)
     if found:
         graph[scope.name].setdefault(target, imp)
-    else:
+    elif not cut:
         package = f"{target}.__init__"  # a folder's __init__.flow is imported by its path too
+        unimportable = _unimportable_match(target, modules)
         diags.error(codes.BBF103, f"module `{target}` not found", _path_span(imp.module),
                     help=(f"did you mean `{package}`?" if package in modules and package != scope.name
-                          else did_you_mean(target, [m for m in modules if m != scope.name])),
+                          else _rename_help(unimportable, modules) if unimportable is not None
+                          else did_you_mean(target, [m for m in modules if m != scope.name and _importable(m)])),
                     notes=("a module is named by its path under the source root: "
-                           "`cell/arm.flow` is `cell.arm`, `cell/__init__.flow` is `cell.__init__`",))
+                           "`cell/arm.flow` is `cell.arm`, `cell/__init__.flow` is `cell.__init__`",
+                           *([f"`{modules[unimportable].file}` is the module `{unimportable}`, which no import "
+                              "can name: each part of a module's path must be a name (letters, digits and `_`, "
+                              "not starting with a digit)"] if unimportable is not None else [])))
     if isinstance(imp, ast.ModuleImport):
         ident = imp.alias or imp.module[-1]
         kind = SymKind.MODULE if found else SymKind.UNKNOWN
@@ -110,7 +118,7 @@ def _bind_import(imp: ast.Import, scope: ModuleScope, modules: dict[str, ast.Mod
         ident = item.alias or item.name
         sym = members.get(item.name.name) if found else None
         if sym is None:
-            if found and target not in broken:
+            if found and target not in broken and not (scope.name in broken and _holds_error(item.span, diags)):
                 signal = any(isinstance(d, ast.SignalDecl) and d.type.text == item.name.name for d in modules[target].decls)
                 diags.error(codes.BBF101, f"module `{target}` has no `{item.name.name}`", item.name.span,
                             help=did_you_mean(item.name.name, members),
@@ -120,6 +128,45 @@ def _bind_import(imp: ast.Import, scope: ModuleScope, modules: dict[str, ast.Mod
         else:
             sym = Symbol(sym.kind, ident.name, sym.qualname, sym.decl, sym.module)
         _bind(scope, ident, sym, diags)
+
+
+def _holds_error(span: Span, diags: Diagnostics) -> bool:
+    """Is there an error inside the name of an import, or at its end? The parser then cut it short
+    (``from my-cell.x import A`` reads as ``from my import A``): it is not the name that was written."""
+    return any(d.is_error and d.span.file == span.file
+               and (span.line, span.column) <= (d.span.line, d.span.column) <= (span.end_line, span.end_column)
+               for d in diags)
+
+
+def _importable(module: str) -> bool:
+    return all(part.isidentifier() for part in module.split("."))
+
+
+def _unimportable_match(target: str, modules: dict[str, ast.Module]) -> str | None:
+    """A module that no import can name (``my-cell.tools``, from ``my-cell/tools.flow``) which ``target``
+    was meant to name: the same path with `_` for what is not a name (``my_cell.tools``), or its start
+    (``my``), or close to it."""
+    wanted = {m: ".".join(_as_name(part) for part in m.split(".")) for m in modules if not _importable(m)}
+    for module, fixed in wanted.items():
+        if target == fixed or re.match(re.escape(target) + r"[^\w.]", module):
+            return module
+    near = closest(target, wanted, limit=1)
+    return near[0] if near else None
+
+
+def _as_name(part: str) -> str:
+    """``my-cell`` -> ``my_cell``: what a file or folder could be renamed to, to be imported."""
+    name = re.sub(r"\W", "_", part)
+    return name if name.isidentifier() else f"_{name}"
+
+
+def _rename_help(module: str, modules: dict[str, ast.Module]) -> str:
+    parts = module.split(".")
+    at = next(i for i, part in enumerate(parts) if not part.isidentifier())
+    what = "file" if at == len(parts) - 1 else "folder"
+    path = "/".join(parts[: at + 1]) + ("/" if what == "folder" else ".flow")
+    return f"rename the {what} `{path}` to `{_as_name(parts[at])}`, and import it as `" + \
+        ".".join(_as_name(part) for part in parts) + "`"
 
 
 def _bind(scope: ModuleScope, ident: ast.Ident, sym: Symbol, diags: Diagnostics) -> None:

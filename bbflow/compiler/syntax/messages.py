@@ -126,6 +126,20 @@ def _open_return(stack: Sequence[Any]) -> str | None:
     return None
 
 
+def _in_module_path(stack: Sequence[Any]) -> bool:
+    """Is the parser in the module path of an import (``from my`` or ``import cell.my``)?"""
+    for i in range(len(stack) - 1, -1, -1):
+        value = stack[i]
+        if not isinstance(value, Token):
+            return False
+        if value.type in ("_FROM", "_IMPORT"):
+            return value.type == "_FROM" or not (i and isinstance(stack[i - 1], Tree)
+                                                 and stack[i - 1].data == "dotted_name")
+        if value.type not in ("NAME", "_DOT"):
+            return False
+    return False
+
+
 def describe_error(tok: Token, accepts: set[str], stack: Sequence[Any],
                    terminals: Mapping[str, Any]) -> tuple[str, str | None]:
     """The message and help of a syntax error at ``tok``."""
@@ -146,6 +160,9 @@ def describe_error(tok: Token, accepts: set[str], stack: Sequence[Any],
         help_ = f"is a `{closers[0][1]}` left open?"
     elif value == "=" and "EQEQ" in accepts:
         help_ = "compare with `==`"
+    elif tok.type == "MINUS" and _in_module_path(stack):
+        help_ = ("each part of a module's path is a name (letters, digits and `_`), so a folder or file "
+                 "whose name has a `-` cannot be imported: rename it with `_` instead")
     elif tok.type in _COMPARISONS and any(isinstance(v, Tree) and v.data == "_comp_op" for v in stack[-3:]):
         help_ = "comparisons do not chain: write `a < b and b < c`"
     return message, help_
