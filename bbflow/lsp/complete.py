@@ -8,7 +8,10 @@ and in a reactor header ``on`` and ``->``). When that text does not parse (an
 earlier mistake in the same declaration), every keyword is offered.
 The parser goes on from its state at the start of the cursor's line, kept
 from the request before when the text above is unchanged (``_Parses``): a
-keystroke costs its line, not its declaration.
+keystroke costs its line, not its declaration. The first request in a
+declaration does not parse all of it either: whole statements the last
+compiled program saw, unchanged since, are left out (``_left_out``), but
+for the last one before the cursor.
 
 Names come from the last compiled program (which may be a little older than
 the text being typed): the enclosing reactor's inputs and named statements or
@@ -87,7 +90,7 @@ def complete(program: Program | None, path: Path, text: str, pos: Pos,
         return _members(program, path, scope, member.group(1).split("."))
     word = WORD.search(before)  # matches the empty word too
     offset = sum(len(ln) + 1 for ln in lines[: pos.line]) + pos.character - (len(word.group()) if word else 0)
-    accepts = accepted(text[:offset])
+    accepts = accepted(text[:offset], program, path, scope)
     keywords = keyword_terminals()
     words = [Completion(kw, "keyword") for name, kw in sorted(keywords.items(), key=lambda kv: kv[1])
              if accepts is None or name in accepts]
@@ -96,10 +99,72 @@ def complete(program: Program | None, path: Path, text: str, pos: Pos,
     return _names(program, path, scope) + words
 
 
-def accepted(prefix: str) -> set[str] | None:
-    """The terminals the parser takes after ``prefix``, read from the start of its last declaration."""
+def accepted(prefix: str, program: Program | None = None, path: Path | None = None,
+             scope: Pos | None = None) -> set[str] | None:
+    """The terminals the parser takes after ``prefix``, read from the start of its last declaration (with
+    the whole statements ``program`` saw in ``path`` left out, when given: ``scope``, the cursor there)."""
     starts = [m.start() for m in TOP_LEVEL.finditer(prefix)]
-    return _PARSES.accepts(prefix[starts[-1]:] if starts else prefix)
+    start = starts[-1] if starts else 0
+    parts, at = [], start
+    if program is not None and path is not None and scope is not None:
+        for a, b in _left_out(program, path, prefix, start, scope):
+            parts.append(prefix[at:a])
+            at = b
+    parts.append(prefix[at:])
+    return _PARSES.accepts("".join(parts))
+
+
+def _statement_lists(node: Any) -> list[tuple[Any, ...]]:
+    """The lists of statements (routes, cases, robot items) right in ``node`` that each start with a keyword."""
+    if isinstance(node, ast.Block):
+        return [node.stmts]
+    if isinstance(node, ast.SwitchStmt):
+        return [node.cases]
+    if isinstance(node, ast.AgentDecl):
+        return [node.routes]
+    if isinstance(node, ast.RouteDecl):
+        return [node.body]
+    if isinstance(node, (ast.RunStmt, ast.IfStmt)):
+        return [node.then or (), node.else_ or ()]
+    if isinstance(node, ast.RobotDecl):
+        items = (*node.states, *node.limits, *node.commands, *node.events)
+        return [tuple(sorted(items, key=lambda i: (i.span.line, i.span.column)))]
+    return []
+
+
+def _left_out(program: Program, path: Path, prefix: str, start: int, scope: Pos) -> list[tuple[int, int]]:
+    """Regions of ``prefix`` (offsets, in order) that may be left out of the parse of its declaration at
+    ``start``: in each list of statements around the cursor, those before the last whole one.
+
+    A list's items each start with a keyword, so the parser's state in the last
+    one is the same after any number of whole ones before it (LALR states are
+    their kernels: ``step`` shifted after ``{`` or after ten steps is the same
+    state, and so is every reduction back to the list). The items are those of
+    the last compiled program; only those whose text, from the start of the
+    declaration, is still the same in ``prefix`` are left out."""
+    module, old = program.module(path), program.texts.get(path)
+    if module is None or old is None:
+        return []
+    nodes = path_at(module, scope)
+    if len(nodes) < 2:
+        return []
+    lines = _line_starts(old)
+    decl = lines[nodes[1].span.line - 1] + nodes[1].span.column - 1
+    same = _common_prefix(prefix[start:], old[decl:])
+    out = []
+    for node in nodes[1:]:
+        for items in _statement_lists(node):
+            whole = [lines[i.span.line - 1] + i.span.column - 1 - decl for i in items
+                     if lines[i.span.end_line - 1] + i.span.end_column - 1 - decl <= same]
+            if len(whole) > 1:
+                out.append((start + whole[0], start + whole[-1]))
+    return out
+
+
+@functools.lru_cache(maxsize=4)
+def _line_starts(text: str) -> list[int]:
+    """The offset of the start of each line of ``text``."""
+    return [0, *(m.end() for m in re.finditer("\n", text))]
 
 
 @attrs.define(slots=True)
