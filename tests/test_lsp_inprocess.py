@@ -134,6 +134,40 @@ def test_hover_definition_symbols_and_completion(project: Path) -> None:
     run(scenario)
 
 
+def test_a_byte_order_mark_is_a_character_of_the_first_line_to_the_client_and_none_to_the_compiler(
+        project: Path) -> None:
+    # a client whose text starts with U+FEFF counts it on the first line; the compiler drops it: the first
+    # line's diagnostics, hover and definition were dropped (the line seemed edited since the check), the
+    # outline was empty and every keyword was offered in the first declaration
+    text = "\ufeff" + CELL.replace("from shapes import Pose\n", "from shapes import Pose, Nope\n")
+
+    async def scenario() -> None:
+        ls = Server(project)
+        cell = project / "flows" / "cell.flow"
+        cell.write_text(text, encoding="utf-8")
+        uri = await ls.open(cell, text)
+        doc = lsp.TextDocumentIdentifier(uri)
+        [diag] = ls.last(uri)
+        assert "Nope" in diag.message and diag.range.start == at(text, "Nope")
+        hover = await lsp_server.on_hover(ls, lsp.HoverParams(doc, at(text, "Pose")))
+        assert hover is not None and hover.range is not None and hover.range.start == at(text, "Pose")
+        [target] = await lsp_server.on_definition(ls, lsp.DefinitionParams(doc, at(text, "Pose"))) or []
+        assert target.uri == (project / "flows" / "shapes.flow").as_uri()
+        symbols = await lsp_server.on_document_symbol(ls, lsp.DocumentSymbolParams(doc)) or []
+        assert [s.selection_range.start for s in symbols] == [at(text, "Arm {"), at(text, "Go(")]
+
+        ls.edit(uri, "\ufeffty")
+        found = await lsp_server.on_completion(ls, lsp.CompletionParams(doc, lsp.Position(0, 3)))
+        assert found is not None and "type" in {i.label for i in found.items}
+        assert not {"step", "after", "emit"} & {i.label for i in found.items}
+
+        ls.edit(uri, text.replace("robot Arm", "robot   Arm"))
+        [edit] = lsp_server.on_formatting(ls, lsp.DocumentFormattingParams(doc, lsp.FormattingOptions(4, True))) or []
+        assert edit.range.start == lsp.Position(0, 0) and edit.new_text == text[1:]  # the mark goes, as in bbflow fmt
+
+    run(scenario)
+
+
 def test_hover_answers_from_the_last_program_on_a_line_the_edit_left_alone(project: Path) -> None:
     async def scenario() -> None:
         ls = Server(project)

@@ -134,10 +134,15 @@ class FlowWorkspace(Workspace):
                             sync_kind=self._sync_kind, position_codec=self.position_codec)
 
 
+#: A byte order mark: a character of the first line to a client whose text starts with one, none to the compiler.
+BOM = "\ufeff"
+
+
 def lsp_text(text: str) -> str:
-    """``text`` with every line ending a ``\n``: the lines and columns stay those the client counts, and the
-    lines those the compiler counts."""
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+    """``text`` as the compiler reads it: without a leading byte order mark, every line ending a ``\n``.
+    The lines stay those the client counts, and so do the columns, but on the first line of a text that
+    started with a byte order mark (one less: ``FlowServer.to_pos``)."""
+    return text.removeprefix(BOM).replace("\r\n", "\n").replace("\r", "\n")
 
 
 class FlowProtocol(LanguageServerProtocol):
@@ -271,7 +276,7 @@ class FlowServer(LanguageServer):
             program = await self.worker.settled(path, text)
         if not fresh or good:
             program = program.last_good()
-        now = self.to_pos(position, text)
+        now = self.to_pos(position, text, self.has_bom(path))
         pos = self.shift(path, program, text).to_old(now) if now is not None else None
         return Here(uri, path, program, text, pos) if pos is not None else None
 
@@ -285,6 +290,12 @@ class FlowServer(LanguageServer):
         found = Shift(old, new)
         self.shifts[path] = (old, new, found)
         return found
+
+    def has_bom(self, path: Path) -> bool:
+        """Does the editor's text of ``path`` start with a byte order mark? A file not open is taken as
+        editors show it, without one."""
+        doc = self.document(path)
+        return doc is not None and doc.source.startswith(BOM)
 
     def current_text(self, path: Path, analysed: str) -> str:
         return self.current_lines(path, analysed)[0]
@@ -341,7 +352,12 @@ class FlowServer(LanguageServer):
 
     # --- conversions ------------------------------------------------------------------
 
-    def to_lsp_range(self, r: Range, lines: list[str]) -> lsp.Range:
+    def to_lsp_range(self, r: Range, lines: list[str], bom: bool = False) -> lsp.Range:
+        """``r`` of the text of ``lines`` in the client's units; ``bom``: the client's text starts with a byte
+        order mark, which ``lines`` lack (``lsp_text``) and the client counts on the first line."""
+        if bom and r.start.line == 0:
+            lines = [BOM + lines[0], *lines[1:]]
+            r = Range(Pos(0, r.start.character + 1), Pos(r.end.line, r.end.character + (r.end.line == 0)))
         server = lsp.Range(lsp.Position(r.start.line, r.start.character), lsp.Position(r.end.line, r.end.character))
         return self.workspace.position_codec.range_to_client_units(lines, server)
 
@@ -350,28 +366,31 @@ class FlowServer(LanguageServer):
         analysed = program.texts.get(path) or program.project_files.get(path)
         if analysed is None:
             try:
-                analysed = path.read_text(encoding="utf-8")
+                analysed = lsp_text(path.read_text(encoding="utf-8"))
             except (OSError, UnicodeDecodeError):
                 analysed = ""
             return self.to_lsp_range(r, analysed.split("\n"))
         now, lines = self.current_lines(path, analysed)
         moved = self.shift(path, program, now).to_new(r)
-        return self.to_lsp_range(moved, lines) if moved is not None else None
+        return self.to_lsp_range(moved, lines, self.has_bom(path)) if moved is not None else None
 
     def to_lsp_location(self, loc: Location, program: Program) -> lsp.Location | None:
         r = self.client_range(loc.path, loc.range, program)
         return lsp.Location(self.uri_of(loc.path), r) if r is not None else None
 
-    def to_pos(self, position: lsp.Position, text: str) -> Pos | None:
-        """The position in compiler characters; None past the end of the text (nothing is there)."""
+    def to_pos(self, position: lsp.Position, text: str, bom: bool = False) -> Pos | None:
+        """The position in compiler characters of ``text`` (``lsp_text``); None past the end of the text
+        (nothing is there). ``bom``: the client's text starts with a byte order mark, a character it counts."""
         lines = text.split("\n")
         if position.line >= len(lines):
             return None
+        if bom and position.line == 0:
+            lines[0] = BOM + lines[0]
         try:
             p = self.workspace.position_codec.position_from_client_units(lines, position)
         except (IndexError, ValueError):
             return None
-        return Pos(p.line, p.character)
+        return Pos(p.line, max(p.character - (bom and p.line == 0), 0))
 
     def to_lsp_diagnostic(self, d: EditorDiagnostic, path: Path, program: Program) -> lsp.Diagnostic | None:
         where = self.client_range(path, d.range, program)
@@ -384,11 +403,11 @@ class FlowServer(LanguageServer):
             code=d.code, source="bbflow", related_information=related or None,
             code_description=lsp.CodeDescription(d.explain.as_uri()) if d.explain is not None else None)
 
-    def to_lsp_symbol(self, s: DocSymbol, lines: list[str]) -> lsp.DocumentSymbol:
+    def to_lsp_symbol(self, s: DocSymbol, lines: list[str], bom: bool) -> lsp.DocumentSymbol:
         return lsp.DocumentSymbol(
             name=s.name, kind=SYMBOL_KINDS.get(s.kind, lsp.SymbolKind.Variable), detail=s.detail or None,
-            range=self.to_lsp_range(s.range, lines), selection_range=self.to_lsp_range(s.selection, lines),
-            children=[self.to_lsp_symbol(c, lines) for c in s.children] or None)
+            range=self.to_lsp_range(s.range, lines, bom), selection_range=self.to_lsp_range(s.selection, lines, bom),
+            children=[self.to_lsp_symbol(c, lines, bom) for c in s.children] or None)
 
 
 server = FlowServer()
@@ -522,7 +541,7 @@ async def on_completion(ls: FlowServer, params: lsp.CompletionParams) -> lsp.Com
         return None
     text = ls.text_of(path)
     text = lsp_text(text) if text is not None else None
-    pos = ls.to_pos(params.position, text) if text is not None else None
+    pos = ls.to_pos(params.position, text, ls.has_bom(path)) if text is not None else None
     if text is None or pos is None:
         return None
     # the last program, even if a little stale: the text being typed rarely compiles cleanly; the cursor's
@@ -539,8 +558,8 @@ async def on_document_symbol(ls: FlowServer, params: lsp.DocumentSymbolParams) -
     here = await ls.here(params.text_document.uri, lsp.Position(0, 0), fresh=True)
     if here is None:
         return None
-    lines = here.text.split("\n")
-    return [ls.to_lsp_symbol(s, lines) for s in document_symbols(here.program, here.path)]
+    lines, bom = here.text.split("\n"), ls.has_bom(here.path)
+    return [ls.to_lsp_symbol(s, lines, bom) for s in document_symbols(here.program, here.path)]
 
 
 @server.feature(lsp.TEXT_DOCUMENT_FORMATTING)
@@ -552,10 +571,13 @@ def on_formatting(ls: FlowServer, params: lsp.DocumentFormattingParams) -> list[
     if text is None:
         return None
     edit = format_document(lsp_text(text), str(path))
-    if edit is None:
+    bom = text.startswith(BOM)
+    if edit is None and not bom:
         return []
-    whole, new_text = edit
-    return [lsp.TextEdit(ls.to_lsp_range(whole, lsp_text(text).split("\n")), new_text)]
+    lines = lsp_text(text).split("\n")
+    whole, new_text = edit or (Range(Pos(0, 0), Pos(len(lines) - 1, len(lines[-1]))), lsp_text(text))
+    end = ls.to_lsp_range(whole, lines, bom).end
+    return [lsp.TextEdit(lsp.Range(lsp.Position(0, 0), end), new_text)]  # a byte order mark goes, as with bbflow fmt
 
 
 @server.feature(lsp.TEXT_DOCUMENT_REFERENCES)
@@ -612,7 +634,7 @@ async def on_code_action(ls: FlowServer, params: lsp.CodeActionParams) -> list[l
     opened = ls.document(path) if path is not None else None
     version = opened.version if opened is not None else None  # of the text ``here`` reads (no await between)
     here = await ls.here(params.text_document.uri, params.range.start, fresh=True)
-    end = ls.to_pos(params.range.end, here.text) if here is not None else None
+    end = ls.to_pos(params.range.end, here.text, ls.has_bom(here.path)) if here is not None else None
     if here is None or end is None:
         return None
     start = here.pos
@@ -620,10 +642,10 @@ async def on_code_action(ls: FlowServer, params: lsp.CodeActionParams) -> list[l
             if (d.range.start.line, d.range.start.character) <= (end.line, end.character)
             and (start.line, start.character) <= (d.range.end.line, d.range.end.character)]
     actions = []
-    lines = here.text.split("\n")
+    lines, bom = here.text.split("\n"), ls.has_bom(here.path)
     snippets = takes_snippet_edits(ls.client_capabilities)
     for fix in quick_fixes(here.program, here.path, mine):
-        where = ls.to_lsp_range(fix.range, lines)
+        where = ls.to_lsp_range(fix.range, lines, bom)
         if fix.snippet is not None and snippets:
             edit = lsp.WorkspaceEdit(document_changes=[lsp.TextDocumentEdit(
                 lsp.OptionalVersionedTextDocumentIdentifier(here.uri, version),
