@@ -284,6 +284,17 @@ def labels(program, cell: Path, text: str, pos: Pos) -> set[str]:  # type: ignor
     return {c.label for c in complete(program, cell, text, pos)}
 
 
+@pytest.mark.parametrize("typed", ["let y = 1.", "let y = 1.5", "let y = there.x + 2.", "let y = 1e-3.", "let y = [1.",
+                                   "let y = -1.", "let y = 1_000.", "let y = 1.5."])
+def test_no_completion_in_a_number_being_typed(cell: Path, typed: str) -> None:
+    # `1.` offered every name and keyword (the dot is a trigger character: the editor showed them all)
+    program = compile_program(cell, {cell: CELL})
+    text = CELL.replace("    let high", f"    {typed}\n    let high")
+    assert complete(program, cell, text, at(text, typed, offset=len(typed))) == []
+    after = text.replace(typed, typed.rsplit(" ", 1)[0] + " there.")  # a name's fields, still
+    assert labels(program, cell, after, at(after, " there.", offset=7)) == {"x", "y", "z"}
+
+
 def test_completion_offers_the_statement_keywords_and_names_of_a_reactor_body(cell: Path) -> None:
     program = compile_program(cell, {cell: CELL})
     pos = at(CELL, "    return there", offset=4)

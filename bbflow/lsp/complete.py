@@ -21,7 +21,7 @@ undo), the robot's commands in a reactor `on` it, the module's declarations
 and imports, the prelude and the builtins.
 After ``NAME.`` the fields of NAME's record type (or an enum's members, or an
 imported module's declarations) are offered; after ``emit``, ``schedule`` and
-a route's ``on``, the declared signals. Inside a comment or a string nothing is offered.
+a route's ``on``, the declared signals. Inside a comment, a string or a number (``1.``) nothing is offered.
 """
 
 from __future__ import annotations
@@ -48,6 +48,8 @@ from bbflow.lsp.robot_events import robot_event_signals
 TOP_LEVEL = re.compile(r"^(from|import|type|enum|signal|robot|action|reactor|agent)\b", re.MULTILINE)
 #: ``a.b.`` being typed: a dotted name (not the end of a number, ``1e5.``) and a dot, then a word, at the cursor
 MEMBER = re.compile(r"(?<![\w.])([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\.(\w*)$")
+#: a number being typed at the cursor (``1.``, ``2.5``, ``1e-3``, ``3s``): where no name or keyword goes
+NUMBER = re.compile(r"(?<![\w.])[0-9](?:[\w.]|(?<=[eE])[+-])*$")
 SIGNAL_CONTEXT = re.compile(r"(?:\bemit|\bschedule|^\s*on)\s+((?:[\w*]+\.)*)[\w*]*$")
 WORD = re.compile(r"\w*$")
 #: a line up to the cursor that is code there: outside a comment and a string (strings end on their line)
@@ -76,7 +78,7 @@ def complete(program: Program | None, path: Path, text: str, pos: Pos,
     lines = text.split("\n")
     line = lines[pos.line] if 0 <= pos.line < len(lines) else ""
     before = line[: pos.character]
-    if not IN_CODE.match(before):  # in a comment or a string: nothing to offer
+    if not IN_CODE.match(before) or NUMBER.search(before):  # in a comment, a string or a number: nothing to offer
         return []
     signal = SIGNAL_CONTEXT.search(before)
     if signal is not None:
