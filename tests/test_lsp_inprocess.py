@@ -168,6 +168,23 @@ def test_a_byte_order_mark_is_a_character_of_the_first_line_to_the_client_and_no
     run(scenario)
 
 
+def test_half_of_a_utf16_pair_in_the_editors_text_is_checked_as_the_replacement_character_it_is_saved_as(
+        project: Path) -> None:
+    # a client may send a lone surrogate (an emoji cut in two, escaped in JSON): the check failed on encoding it,
+    # and the file got one BBF900 "internal compiler error" instead of its diagnostics
+    async def scenario() -> None:
+        ls = Server(project)
+        cell = project / "flows" / "cell.flow"
+        uri = await ls.open(cell, CELL.replace("robot Arm {", "# \ud83d in a comment\nrobot Arm {"))
+        assert ls.last(uri) == []
+        text = CELL.replace("return there", "return \ud83dthere")
+        uri = await ls.open(cell, text)
+        [diag] = ls.last(uri)
+        assert diag.code == "BBF001" and "\ufffd" in diag.message and diag.range.start == at(text, "\ud83d")
+
+    run(scenario)
+
+
 def test_hover_answers_from_the_last_program_on_a_line_the_edit_left_alone(project: Path) -> None:
     async def scenario() -> None:
         ls = Server(project)

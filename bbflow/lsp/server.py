@@ -136,13 +136,16 @@ class FlowWorkspace(Workspace):
 
 #: A byte order mark: a character of the first line to a client whose text starts with one, none to the compiler.
 BOM = "\ufeff"
+#: Half of a UTF-16 pair, which a client may send (an emoji cut in two): no UTF-8 file can hold it.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def lsp_text(text: str) -> str:
-    """``text`` as the compiler reads it: without a leading byte order mark, every line ending a ``\n``.
-    The lines stay those the client counts, and so do the columns, but on the first line of a text that
-    started with a byte order mark (one less: ``FlowServer.to_pos``)."""
-    return text.removeprefix(BOM).replace("\r\n", "\n").replace("\r", "\n")
+    """``text`` as the compiler reads it: without a leading byte order mark, every line ending a ``\n``,
+    half of a UTF-16 pair a U+FFFD (what an editor saves in its place). The lines stay those the client
+    counts, and so do the columns, but on the first line of a text that started with a byte order mark
+    (one less: ``FlowServer.to_pos``)."""
+    return _LONE_SURROGATE.sub("\ufffd", text.removeprefix(BOM)).replace("\r\n", "\n").replace("\r", "\n")
 
 
 class FlowProtocol(LanguageServerProtocol):
@@ -237,7 +240,7 @@ class FlowServer(LanguageServer):
         for doc in self.workspace.text_documents.values():
             path = doc_path(doc)
             if path is not None and path.suffix == SUFFIX:
-                out[path] = doc.source
+                out[path] = lsp_text(doc.source)
         return out
 
     def document(self, path: Path) -> TextDocument | None:
