@@ -185,6 +185,27 @@ def test_half_of_a_utf16_pair_in_the_editors_text_is_checked_as_the_replacement_
     run(scenario)
 
 
+def test_a_rename_right_after_an_edit_of_another_open_file_renames_the_uses_that_edit_made(project: Path) -> None:
+    # the rename waited for its own file's check only: the other file's edit, whose check waits for typing to
+    # pause, was not checked yet, so the use it added was left behind (and a use on a line it moved, dropped)
+    async def scenario() -> None:
+        ls = Server(project)
+        cell, shapes = project / "flows" / "cell.flow", project / "flows" / "shapes.flow"
+        cell.write_text(CELL, encoding="utf-8")
+        uri = await ls.open(cell, CELL)
+        shapes_uri = await ls.open(shapes, SHAPES)
+        edited = CELL.replace("reactor Go(", "type Other = Pose\n\nreactor Go(")
+        ls.edit(uri, edited)  # no check asked for yet: typing has not paused
+        found = await lsp_server.on_rename(ls, lsp.RenameParams(
+            text_document=lsp.TextDocumentIdentifier(shapes_uri), position=at(SHAPES, "Pose"), new_name="Pose2"))
+        assert found is not None and found.changes is not None
+        renamed = sorted((e.range.start.line, e.range.start.character) for e in found.changes[uri])
+        lines = edited.split("\n")
+        assert renamed == [(n, i) for n, line in enumerate(lines) for i in range(len(line)) if line.startswith("Pose", i)]
+
+    run(scenario)
+
+
 def test_hover_answers_from_the_last_program_on_a_line_the_edit_left_alone(project: Path) -> None:
     async def scenario() -> None:
         ls = Server(project)

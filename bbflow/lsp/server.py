@@ -240,7 +240,7 @@ class FlowServer(LanguageServer):
         for doc in self.workspace.text_documents.values():
             path = doc_path(doc)
             if path is not None and path.suffix == SUFFIX:
-                out[path] = lsp_text(doc.source)
+                out[path] = self._lines(path, doc.source, opened=True)[0]
         return out
 
     def document(self, path: Path) -> TextDocument | None:
@@ -276,7 +276,7 @@ class FlowServer(LanguageServer):
         text = lsp_text(text)
         program = None if fresh else self.worker.last(path)
         if program is None or path not in program.texts:
-            program = await self.worker.settled(path, text)
+            program = await self.worker.settled(path, text, every_buffer=fresh)
         if not fresh or good:
             program = program.last_good()
         now = self.to_pos(position, text, self.has_bom(path))
@@ -308,10 +308,13 @@ class FlowServer(LanguageServer):
         location and diagnostic sent asks, and making them again for each of 3,000 references in a
         3,000-step file took a second."""
         doc = self.document(path)
-        source = doc.source if doc is not None else analysed
+        return self._lines(path, doc.source if doc is not None else analysed, opened=doc is not None)
+
+    def _lines(self, path: Path, source: str, opened: bool) -> tuple[str, list[str]]:
+        """``source`` of ``path`` (as ``lsp_text`` if it is an open document's) and its lines, made once."""
         kept = self.now.get(path)
         if kept is None or kept[0] is not source:
-            text = lsp_text(source) if doc is not None else analysed
+            text = lsp_text(source) if opened else source
             kept = self.now[path] = (source, text, text.split("\n"))
         return kept[1], kept[2]
 

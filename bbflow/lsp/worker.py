@@ -52,12 +52,16 @@ class Worker:
         """The last program ``path`` was part of (maybe older than the editor's text), without waiting."""
         return self.programs.get(scope_of(path))
 
-    async def settled(self, path: Path, text: str | None) -> Program:
+    async def settled(self, path: Path, text: str | None, *, every_buffer: bool = False) -> Program:
         """The program of ``path`` once it has been checked with the editor's text ``text`` (and every
-        check asked for before this is done)."""
+        check asked for before this is done). ``every_buffer``: and with the buffer of every open file of
+        it as it is now (a rename or references right after an edit of another file, whose check waits for
+        typing to pause, missed the uses that edit made)."""
         scope = scope_of(path)
         program = self.programs.get(scope)
-        stale = program is None or (text is not None and not program.is_current(path, text))
+        stale = program is None or (text is not None and not program.is_current(path, text)) or (
+            every_buffer and any(p in program.texts and not program.is_current(p, t)
+                                 for p, t in self._buffers().items()))
         if stale and scope not in self._wanted:
             self.want(path)
         while (program := self.programs.get(scope)) is None or not self._idle_event().is_set():
