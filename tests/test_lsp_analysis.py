@@ -295,6 +295,23 @@ def test_no_completion_in_a_number_being_typed(cell: Path, typed: str) -> None:
     assert labels(program, cell, after, at(after, " there.", offset=7)) == {"x", "y", "z"}
 
 
+@pytest.mark.parametrize(("typed", "expected"), [
+    ("let y = [there, there][0].", {"x", "y", "z"}), ("let y = {a: 1, b: there}.", {"a", "b"}),
+    ("let y = abs(1.0).", set()), ('let y = "a".', set()), ("let y = there?.", set()),
+])
+def test_completion_after_the_dot_of_an_expression_offers_its_fields(cell: Path, typed: str,
+                                                                     expected: set[str]) -> None:
+    # after `xs[0].`, `f(x).` or `"a".` every name in scope was offered; the fields of the expression's type are,
+    # as the last check (before the dot was typed) typed it, or nothing
+    from bbflow.lsp.shift import Shift
+
+    program = compile_program(cell, {cell: CELL.replace("    let high", f"    {typed[:-1]}\n    let high")})
+    text = CELL.replace("    let high", f"    {typed}\n    let high")
+    pos = at(text, typed, offset=len(typed))
+    analysed = Shift(program.texts[cell], text).near_old(pos)
+    assert {c.label for c in complete(program, cell, text, pos, analysed)} == expected
+
+
 def test_completion_offers_the_statement_keywords_and_names_of_a_reactor_body(cell: Path) -> None:
     program = compile_program(cell, {cell: CELL})
     pos = at(CELL, "    return there", offset=4)

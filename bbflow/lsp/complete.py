@@ -20,7 +20,8 @@ the agent's state and route binding (and ``result`` in a run's ``then``,
 undo), the robot's commands in a reactor `on` it, the module's declarations
 and imports, the prelude and the builtins.
 After ``NAME.`` the fields of NAME's record type (or an enum's members, or an
-imported module's declarations) are offered; after ``emit``, ``schedule`` and
+imported module's declarations) are offered, and after any other expression's
+dot (``xs[0].``) the fields of its type, if the last check saw it there; after ``emit``, ``schedule`` and
 a route's ``on``, the declared signals. Inside a comment, a string or a number (``1.``) nothing is offered.
 """
 
@@ -50,6 +51,8 @@ TOP_LEVEL = re.compile(r"^(from|import|type|enum|signal|robot|action|reactor|age
 MEMBER = re.compile(r"(?<![\w.])([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\.(\w*)$")
 #: a number being typed at the cursor (``1.``, ``2.5``, ``1e-3``, ``3s``): where no name or keyword goes
 NUMBER = re.compile(r"(?<![\w.])[0-9](?:[\w.]|(?<=[eE])[+-])*$")
+#: a dot after an expression that is no dotted name (``xs[0].``, ``f(x).``, ``"a".``), then a word, at the cursor
+AFTER_EXPRESSION = re.compile(r"[^\w\s.]\.(\w*)$")
 SIGNAL_CONTEXT = re.compile(r"(?:\bemit|\bschedule|^\s*on)\s+((?:[\w*]+\.)*)[\w*]*$")
 WORD = re.compile(r"\w*$")
 #: a line up to the cursor that is code there: outside a comment and a string (strings end on their line)
@@ -90,6 +93,9 @@ def complete(program: Program | None, path: Path, text: str, pos: Pos,
     member = MEMBER.search(before)
     if member is not None:
         return _members(program, path, scope, member.group(1).split("."))
+    after = AFTER_EXPRESSION.search(before)
+    if after is not None:
+        return _expression_fields(program, path, scope, before[: after.start(1) - 1])
     word = WORD.search(before)  # matches the empty word too
     offset = sum(len(ln) + 1 for ln in lines[: pos.line]) + pos.character - (len(word.group()) if word else 0)
     accepts = accepted(text[:offset], program, path, scope)
@@ -288,6 +294,25 @@ def _members(program: Program | None, path: Path, pos: Pos, chain: list[str]) ->
     t = T.strip_optional(t) if t is not None else None
     if isinstance(t, T.RecordT):
         return [Completion(n, "field", str(ft)) for n, ft in t.fields]
+    return []
+
+
+def _expression_fields(program: Program | None, path: Path, pos: Pos, expression: str) -> list[Completion]:
+    """The fields of the record the expression that ``expression`` (a line up to a dot) ends with evaluates
+    to, as the last check typed it there (the same text on the line ``pos`` is on); none when unknown."""
+    ctx = _context(program, path, pos)
+    if ctx is None or not expression:
+        return []
+    facts, module, _, text = ctx
+    lines = text.split("\n")
+    if not 0 <= pos.line < len(lines) or not lines[pos.line].startswith(expression):
+        return []
+    end = Pos(pos.line, len(expression))
+    for node in reversed(path_at(module, Pos(pos.line, len(expression) - 1))):
+        t = facts.types.get(node) if Range.of(node.span).end == end else None
+        if t is not None:
+            t = T.strip_optional(t)
+            return [Completion(n, "field", str(ft)) for n, ft in t.fields] if isinstance(t, T.RecordT) else []
     return []
 
 
