@@ -7,11 +7,13 @@ import contextlib
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,7 @@ from bbflow.cli import main
 from bbflow.project import load_project
 from bbflow.runtime.journal import Journal, JournalConfig, journal_config, owners, process_journal
 from bbflow.runtime.journal.operator import print_runs
-from bbflow.runtime.journal.store import MARK_CALLS_FROM
+from bbflow.runtime.journal.store import MARK_CALLS_FROM, MIGRATIONS
 
 DATA = Path(__file__).resolve().parent / "data" / "crash_cell"
 HOME = {"x": 0.0, "y": 0.0, "z": 0.0}
@@ -283,18 +285,70 @@ def test_reading_leaves_no_wal_or_shm_file_beside_a_journal(project: Path) -> No
     assert sorted(p.name for p in folder.glob("journal*")) == ["journal.db", "journal.x.db"]
 
 
-def test_an_older_schema_is_read_as_it_is_and_migrated_only_by_a_recover(project: Path) -> None:
-    """A journal written by an older bbflow (schema 2: no process recorded with each run) is listed and shown
-    without being migrated (the file is left byte for byte); ``recover`` writes, so it migrates it first."""
+def older(project: Path, schema: int) -> Path:
+    """The project's journal as a bbflow of ``schema`` 2 or 3 wrote it (its runs and calls kept)."""
     db = project / ".bbflow" / "journal.db"
     with contextlib.closing(sqlite3.connect(db)) as conn:
         conn.execute("DROP INDEX runs_roots")
         conn.execute("CREATE INDEX runs_parent ON runs (parent)")
         conn.execute("ALTER TABLE runs DROP COLUMN calls_from")
         conn.execute("ALTER TABLE runs DROP COLUMN calls_to")
-        conn.execute("ALTER TABLE runs DROP COLUMN owner")
-        conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema'")
+        if schema < 3:
+            conn.execute("ALTER TABLE runs DROP COLUMN owner")
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(schema),))
         conn.commit()
+    return db
+
+
+def test_bringing_an_older_journal_up_to_date_is_said_before_it_starts(project: Path) -> None:
+    """On a large journal the first ``bbflow run`` after an upgrade migrates it for seconds (9 s for 236 MB), before
+    anything is shown: it says what it does, and why, first; once."""
+    db = older(project, 3)
+    first = CliRunner().invoke(main, ["run", str(project), "--until-idle"], input="")
+    assert first.exit_code == 0, first.output
+    (said,) = [line for line in first.stderr.splitlines() if "bringing it up to date" in line]
+    assert re.fullmatch(f"journal {re.escape(str(db))}: bringing it up to date for this bbflow \\(schema 3 to 5\\), "
+                        "once, before any robot is armed; for a journal of [0-9]+ kB this may take a while "
+                        "\\(Ctrl-C leaves it as it was\\)", said), said
+    assert first.stderr.index(said) == 0  # before anything else
+    again = CliRunner().invoke(main, ["run", str(project), "--until-idle"], input="")
+    assert again.exit_code == 0 and "up to date" not in again.stderr, again.output
+
+
+class _CtrlC:
+    """A migration's statements, with Ctrl-C pressed after the first of them (where Python raises it: between two)."""
+
+    def __init__(self, statements: tuple[str, ...]) -> None:
+        self.statements = statements
+
+    def __iter__(self) -> Iterator[str]:
+        yield self.statements[0]
+        raise KeyboardInterrupt
+
+
+def test_ctrl_c_while_an_older_journal_is_brought_up_to_date_leaves_it_as_it_was(
+        project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = older(project, 3)
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        kept = conn.execute("SELECT * FROM calls ORDER BY seq").fetchall()
+    monkeypatch.setitem(MIGRATIONS, 4, _CtrlC(MIGRATIONS[4]))
+    out = CliRunner().invoke(main, ["run", str(project), "--until-idle"], input="")
+    assert out.exit_code == 130, out.output
+    assert out.stderr.splitlines()[-1] == "interrupted before anything moved: the journal is as it was"
+    assert not world(project)  # nothing moved
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("3",)
+        assert conn.execute("SELECT * FROM calls ORDER BY seq").fetchall() == kept
+        assert "runs_roots" not in {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    monkeypatch.undo()
+    out = CliRunner().invoke(main, ["run", str(project), "--until-idle"], input="")  # migrated, this time
+    assert out.exit_code == 0, out.output
+
+
+def test_an_older_schema_is_read_as_it_is_and_migrated_only_by_a_recover(project: Path) -> None:
+    """A journal written by an older bbflow (schema 2: no process recorded with each run) is listed and shown
+    without being migrated (the file is left byte for byte); ``recover`` writes, so it migrates it first."""
+    db = older(project, 2)
     before = db.read_bytes()
     listed = {r["id"]: r for r in json.loads(runs(str(project), "--format", "json").stdout)}
     assert listed["0002-cut"]["status"] == "running" and listed["0002-cut"]["cut_off"]

@@ -595,7 +595,8 @@ def _hold(project: Project, options: RunOptions, plan: RunPlan, held: contextlib
     robots, agents = [r.instance for r in plan.robots], _agent_instances(plan)
     journal = None
     if options.journal:
-        journal = Journal.open(config, project.name, robots=robots, agents=agents)
+        journal = Journal.open(config, project.name, robots=robots, agents=agents,
+                               say=lambda text: _say(stderr, printable(text, newline=False)))
         held.callback(journal.close)
     else:
         owner = hold_without_journal(config, robots, agents)
@@ -650,6 +651,9 @@ def run_app(
         except (ValueError, JournalError) as exc:
             stderr.write(f"error: {exc}\n")
             return Status.USAGE
+        except KeyboardInterrupt:  # (SIGINT: asyncio's handlers come later) a journal being migrated: rolled back
+            _say(stderr, "interrupted before anything moved: the journal is as it was")
+            return Status.INTERRUPTED
         writer: JsonLinesWriter | None = None
         lost = warn_log_lost(stderr, str(options.events), "the run goes on")
         if options.events == "-":

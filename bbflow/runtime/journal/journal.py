@@ -122,11 +122,13 @@ class Journal:
 
     @classmethod
     def open(cls, config: JournalConfig, project: str, *, robots: Collection[str] = (),
-             agents: Collection[str] = (), command: str = owners.RUN) -> Journal:
+             agents: Collection[str] = (), command: str = owners.RUN, say: Callable[[str], None] | None = None
+             ) -> Journal:
         """Open and check the file for a process (``command``, for the others' messages) that runs ``robots``
         and ``agents`` (instances); raises ``JournalError``, also when another live process of the project runs
-        some of them. The writer starts with ``start``."""
-        conn = open_store(config.path, project, sync=config.sync)
+        some of them. ``say``: told when a journal of an older bbflow is brought up to date (``open_store``).
+        The writer starts with ``start``."""
+        conn = open_store(config.path, project, sync=config.sync, say=say)
         try:
             owner = _own(config, config.path, robots, agents, command)
         except JournalError:

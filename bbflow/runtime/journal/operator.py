@@ -191,7 +191,8 @@ def recover_run(program: model.Program, project: Project, prefix: str, out: IO[s
     try:
         # its robot is this process's while it recovers: refused if a bbflow run drives it, and none starts on it
         journal = Journal.open(config, project.name, command=owners.RECOVER,
-                               robots=[instance] if instance is not None and not resolved else ())
+                               robots=[instance] if instance is not None and not resolved else (),
+                               say=lambda text: print(text, file=err))
         try:
             if resolved:
                 if not _close_resolved(journal, run, owner):

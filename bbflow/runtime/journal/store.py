@@ -17,10 +17,11 @@ import json
 import os
 import sqlite3
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bbflow.runtime import jsonout
 
@@ -113,6 +114,8 @@ _ADDED: dict[int, str] = {
 }
 
 
+_T = TypeVar("_T")
+
 #: The page size of a new journal (see ``connect``).
 PAGE_SIZE = 1024
 
@@ -137,8 +140,13 @@ def connect(path: Path, *, sync: str = "full") -> sqlite3.Connection:
     return conn
 
 
-def open_store(path: Path | str, project: str, *, sync: str = "full") -> sqlite3.Connection:
-    """Open (or create) the journal at ``path`` for ``project``; checked and migrated. Raises ``JournalError``."""
+def open_store(path: Path | str, project: str, *, sync: str = "full",
+               say: Callable[[str], None] | None = None) -> sqlite3.Connection:
+    """Open (or create) the journal at ``path`` for ``project``; checked and migrated. Raises ``JournalError``.
+
+    ``say`` is told, before it starts, that a journal of an older bbflow is being brought up to date: on a large
+    one that takes seconds (it reads every call), which must not be a silent pause. An interrupt meanwhile
+    (``KeyboardInterrupt``) leaves the journal as it was: the migration is one transaction, never committed."""
     path = Path(path)
     if not path.exists():
         try:
@@ -149,9 +157,13 @@ def open_store(path: Path | str, project: str, *, sync: str = "full") -> sqlite3
                                f"{why}") from exc
     conn = _opened(path, lambda: connect(path, sync=sync))
     try:
-        version = _check(conn, path, project)
+        version = _interruptible(conn, lambda: _check(conn, path, project))
         if version < SCHEMA_VERSION:
-            _migrate(conn, path, version, project)
+            if version and say is not None:  # (0: a new file, nothing in it)
+                say(f"journal {path}: bringing it up to date for this bbflow (schema {version} to {SCHEMA_VERSION}), "
+                    f"once, before any robot is armed; for a journal of {_size(path)} this may take a while "
+                    "(Ctrl-C leaves it as it was)")
+            _interruptible(conn, lambda: _migrate(conn, path, version, project))
     except BaseException:
         conn.close()
         raise
@@ -276,6 +288,38 @@ def _unreadable(path: Path, exc: sqlite3.OperationalError) -> str:
         why += (f" (reading it needs SQLite's {path.name}-shm beside it, made only while a process has it open, "
                 f"and this user cannot write {path.parent}: run this as the user the cell runs as, or while it runs)")
     return why
+
+
+def _interruptible(conn: sqlite3.Connection, work: Callable[[], _T]) -> _T:
+    """``work`` (on ``conn``: seconds on a large journal) done on a worker thread, the caller's waiting for it: a
+    Ctrl-C (``KeyboardInterrupt``) comes at once, not when SQLite's statement ends (Python handles signals
+    between its own instructions only), interrupts the statement, and is raised once the work is rolled back."""
+    done: list[_T] = []
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            done.append(work())
+        except BaseException as exc:  # (raised in the caller's thread)
+            failed.append(exc)
+
+    worker = threading.Thread(target=run, name="bbflow-journal-open")
+    worker.start()
+    try:
+        worker.join()
+    except BaseException:
+        conn.interrupt()
+        worker.join()
+        raise
+    if failed:
+        raise failed[0]
+    return done[0]
+
+
+def _size(path: Path) -> str:
+    """The size of the journal's file (with its ``-wal``), for people: ``236 MB``."""
+    size = sum(file.stat().st_size for file in (path, path.with_name(path.name + "-wal")) if file.exists())
+    return f"{size / 1e6:.0f} MB" if size >= 1e6 else f"{size / 1e3:.0f} kB"
 
 
 def _migrate(conn: sqlite3.Connection, path: Path, version: int, project: str) -> None:
