@@ -1051,6 +1051,72 @@ def test_a_signal_under_the_id_of_one_still_to_be_handled_is_refused_saying_why(
     journal.close()
 
 
+def test_a_signal_under_the_id_of_one_another_process_has_still_to_handle_is_refused(tmp_path: Path) -> None:
+    """The processes of a project share its journal (a coordinator, a monitor): a signal under the id of one another
+    process has still to handle was taken in (only this process's were looked at), and its agent's pending mark
+    was kept with the other's signal, so a crash replayed that one to it, and lost its own. Two processes here:
+    this one holds signal 1 of /plc for its agent Other; a ``bbflow run`` of the project is sent one of /mes under
+    id 1 (refused, saying why), then the very same signal as /plc's (the fleet bus brings a signal to every
+    process: taken in, and its job run)."""
+    root = tmp_path / "crash_cell"
+    shutil.copytree(DATA, root, ignore=shutil.ignore_patterns(".bbflow", "world.jsonl"))
+    mine = Journal.open(JournalConfig(root / ".bbflow" / "journal.db", keep=None, root=root), "crash_cell",
+                        agents=["Other"])
+    plc = Envelope("job.requested", "/plc", "1", "2026-01-01T00:00:00Z", {"job": 1})
+    try:
+        async def hold() -> None:
+            mine.start(asyncio.get_running_loop())
+            mine.accepted(envelope_json(plc), ["Other"])
+            await mine.flush()
+
+        asyncio.run(hold())
+        lines = [{"type": "job.requested", "source": "/mes", "id": "1", "data": {"job": 5}},
+                 {"type": "job.requested", "source": "/plc", "id": "1", "time": plc.time, "data": {"job": 1}}]
+        events = tmp_path / "events.jsonl"
+        environ = {k: v for k, v in os.environ.items() if k != "BBFLOW_JOURNAL_DIR"}
+        done = subprocess.run([sys.executable, "-m", "bbflow", "run", str(root), "--until-idle", "--events",
+                               str(events)], input="".join(json.dumps(line) + "\n" for line in lines), text=True,
+                              capture_output=True, env=environ, timeout=120)
+        assert done.returncode == 0, done.stderr
+        log = [json.loads(line) for line in events.read_text().splitlines()]
+        assert [e["reason"] for e in log if e["event"] == "signal.dropped"] == [
+            "id 1 is that of a signal from /plc still to be handled, and the journal keeps one signal per id: send "
+            "this one with an id of its own"]
+        assert [e["inputs"] for e in log if e["event"] == "run.start" and "parent" not in e] == [{"job": 1}]
+        assert [e.data for e in AgentJournal(mine, "Other").pending()] == [{"job": 1}]  # still its to handle
+    finally:
+        mine.close()
+
+
+def test_two_processes_taking_in_two_signals_under_one_id_at_once_each_replays_its_own(tmp_path: Path) -> None:
+    """Two processes sharing the journal that take in two signals under one id at the same moment each pass the
+    check (neither sees the other's before it is committed): the second's agent's pending mark joined the
+    first's signal, so a crash replayed that one to it, a job it was never sent. Its mark keeps its own now."""
+    first = journal_at(tmp_path / "j.db", agents=["Picker"])
+    second = journal_at(tmp_path / "j.db", agents=["Placer"])
+
+    def pick(source: str, x: float) -> Envelope:
+        return Envelope("pick", source, "1", data={"x": x})
+
+    async def main() -> None:
+        first.start(asyncio.get_running_loop())
+        second.start(asyncio.get_running_loop())
+        plc, mes = pick("/plc", 0.1), pick("/mes", 0.9)
+        assert first.refusal(plc) is None and second.refusal(mes) is None  # (both before either commits)
+        first.accepted(envelope_json(plc), ["Picker"])
+        await first.flush()
+        second.accepted(envelope_json(mes), ["Placer"])
+        await second.flush()
+
+    asyncio.run(main())
+    try:
+        assert [(e.source, e.data) for e in AgentJournal(first, "Picker").pending()] == [("/plc", {"x": 0.1})]
+        assert [(e.source, e.data) for e in AgentJournal(second, "Placer").pending()] == [("/mes", {"x": 0.9})]
+    finally:
+        first.close()
+        second.close()
+
+
 def test_two_signals_in_flight_under_one_id_the_second_is_a_drop_that_says_why(
         cell: tuple[Path, model.Program], tmp_path: Path) -> None:
     """Three job requests under id 1, taken in before the first was handled: all three were handled (three
@@ -1078,7 +1144,8 @@ def test_a_schema_1_journal_is_migrated_keeping_what_it_holds(tmp_path: Path) ->
     """Schema 2 indexes ``signals (accepted)``: retention no longer reads the whole table; schema 3 records
     each run's owner (a run from before has none: recovered as before, by whichever process it is for); schema
     4 indexes the runs by parent and start, and records where each run's calls begin (``bbflow runs`` reads
-    what it lists, not the whole journal); schema 5, where they end (unknown for a run ended before it)."""
+    what it lists, not the whole journal); schema 5, where they end (unknown for a run ended before it); schema 6
+    lets a pending mark keep a signal of its own (none before it)."""
     path = tmp_path / "j.db"
     with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
         for statement in MIGRATIONS[1]:  # the schema-1 DDL, as a bbflow of that schema wrote it
@@ -1094,11 +1161,11 @@ def test_a_schema_1_journal_is_migrated_keeping_what_it_holds(tmp_path: Path) ->
                          "(?, 'r1', 'step', 's', '[]', 1, 'move_to', 1.0)", [(5,), (7,)])
     journal = journal_at(path)
     try:
-        assert SCHEMA_VERSION == 5
+        assert SCHEMA_VERSION == 6
         read = journal.read
-        assert read.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0] == "5"
+        assert read.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0] == "6"
         assert read.execute("SELECT * FROM signals").fetchall() == [("s1", "{}", 1.0)]
-        assert read.execute("SELECT * FROM pending").fetchall() == [("s1", "Picker")]
+        assert read.execute("SELECT * FROM pending").fetchall() == [("s1", "Picker", None)]
         assert read.execute("SELECT id, status, owner, calls_from, calls_to FROM runs ORDER BY id").fetchall() == [
             ("r1", "running", None, 5, None), ("r2", "ok", None, None, None)]
         assert [(r["id"], r["steps"], r["in_doubt"]) for r in list_runs(read)] == [("r2", 0, 0), ("r1", 0, 2)]

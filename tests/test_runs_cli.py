@@ -293,6 +293,7 @@ def older(project: Path, schema: int) -> Path:
         conn.execute("CREATE INDEX runs_parent ON runs (parent)")
         conn.execute("ALTER TABLE runs DROP COLUMN calls_from")
         conn.execute("ALTER TABLE runs DROP COLUMN calls_to")
+        conn.execute("ALTER TABLE pending DROP COLUMN envelope")
         if schema < 3:
             conn.execute("ALTER TABLE runs DROP COLUMN owner")
         conn.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(schema),))
@@ -307,7 +308,7 @@ def test_bringing_an_older_journal_up_to_date_is_said_before_it_starts(project: 
     first = CliRunner().invoke(main, ["run", str(project), "--until-idle"], input="")
     assert first.exit_code == 0, first.output
     (said,) = [line for line in first.stderr.splitlines() if "bringing it up to date" in line]
-    assert re.fullmatch(f"journal {re.escape(str(db))}: bringing it up to date for this bbflow \\(schema 3 to 5\\), "
+    assert re.fullmatch(f"journal {re.escape(str(db))}: bringing it up to date for this bbflow \\(schema 3 to 6\\), "
                         "once, before any robot is armed; for a journal of [0-9]+ kB this may take a while "
                         "\\(Ctrl-C leaves it as it was\\)", said), said
     assert first.stderr.index(said) == 0  # before anything else
@@ -358,7 +359,7 @@ def test_an_older_schema_is_read_as_it_is_and_migrated_only_by_a_recover(project
     out = runs("recover", "0002", str(project))
     assert out.exit_code == 0 and "run 0002-cut: rolled back" in out.stdout, out.output
     with contextlib.closing(sqlite3.connect(db)) as conn:
-        assert conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("5",)
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("6",)
         assert conn.execute("SELECT calls_from FROM runs WHERE id = '0002-cut'").fetchone() == (2,)
         # rolled back, the run ended: its calls (its steps' and its undos') end there
         assert conn.execute("SELECT calls_to = (SELECT max(seq) FROM calls) FROM runs WHERE id = '0002-cut'"

@@ -82,8 +82,8 @@ class AgentJournal:
     def pending(self) -> list[Envelope]:
         """Signals accepted and not yet handled by this agent, in the order they were accepted."""
         rows = self.journal.read.execute(
-            "SELECT s.envelope FROM pending p JOIN signals s ON s.id = p.signal WHERE p.agent = ? "
-            "ORDER BY s.accepted, s.id", (self.key,)).fetchall()
+            "SELECT coalesce(p.envelope, s.envelope) FROM pending p JOIN signals s ON s.id = p.signal "
+            "WHERE p.agent = ? ORDER BY s.accepted, s.id", (self.key,)).fetchall()  # (its own: see ``accepted``)
         return [envelope_of(loads(r[0])) for r in rows]
 
     def schedules(self) -> list[tuple[str, Envelope, float]]:

@@ -99,13 +99,17 @@ ORIGIN: ContextVar[Origin | None] = ContextVar("bbflow_run_origin", default=None
 class Journal:
     """One open journal of one ``bbflow run``."""
 
-    def __init__(self, conn: sqlite3.Connection, config: JournalConfig, owner: Owner) -> None:
+    def __init__(self, conn: sqlite3.Connection, config: JournalConfig, owner: Owner,
+                 agents: Collection[str] = ()) -> None:
         self.conn = conn
         self.config = config
         #: ``conn`` belongs to the writer's thread from ``start`` on
         self.writer = Writer(conn, config.path, inline=config.sync == "normal")
         #: this process, for the runs it starts: alive while the journal is open (``owners``)
         self.owner = owner
+        #: the agent instances this process runs (``Picker``, ``Picker/left``): the journal's other agents are
+        #: other processes' (``refusal``)
+        self.agents = frozenset(agents)
         #: for reading on the event loop's thread (recovery, queries): sees what is committed
         self.read = connect(config.path, sync=config.sync)
         self._ended = 0
@@ -134,7 +138,7 @@ class Journal:
         except JournalError:
             conn.close()
             raise
-        return cls(conn, config, owner)
+        return cls(conn, config, owner, agents)
 
     async def tidy(self) -> None:
         """Prune what is older than ``keep``, then VACUUM if it pays and no other process has the file open (a
@@ -338,12 +342,17 @@ class Journal:
         """A signal taken in for ``agents`` (each still has to handle it). The journal keeps one signal per id:
         a new one under the id of one that is handled (a sender whose ids start again after it restarts, a
         file of signals fed again) takes its place, else after a crash the old one would be replayed for it;
-        while the old one is still pending, it stays."""
+        while the old one is still pending, it stays, and each of ``agents`` keeps this one beside its pending
+        mark (``refusal`` turns such a one away, but another process of the project may take one in at the same
+        moment: neither sees the other's before it is committed, and each must replay its own)."""
+        text = dumps(envelope)
         self._put("INSERT INTO signals VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET envelope = excluded.envelope, "
                   "accepted = excluded.accepted WHERE NOT EXISTS (SELECT 1 FROM pending WHERE signal = excluded.id)",
-                  (envelope["id"], dumps(envelope), time.time()))
-        for agent in agents:
-            self._put("INSERT OR IGNORE INTO pending VALUES (?, ?)", (envelope["id"], agent))
+                  (envelope["id"], text, time.time()))
+        for agent in agents:  # (the envelope kept by the signal's own row: not again)
+            self._put("INSERT OR IGNORE INTO pending (signal, agent, envelope) VALUES (?1, ?2, "
+                      "CASE WHEN (SELECT envelope FROM signals WHERE id = ?1) IS ?3 THEN NULL ELSE ?3 END)",
+                      (envelope["id"], agent, text))
         source, left = self._unhandled.get(envelope["id"], (str(envelope.get("source")), 0))
         self._unhandled[envelope["id"]] = (source, left + len(agents))
         self._accepted += 1
@@ -354,14 +363,38 @@ class Journal:
         """Why a signal from outside cannot be taken in (a ``Bus.gate``), or None: the journal keeps one signal per
         id, and while one is still to be handled a second under its id would be lost after a crash (the first
         replayed, or nothing). From the same source it is a repeat of that one (CloudEvents names an event by its
-        source and id): a duplicate; from another, it needs an id of its own."""
-        held = None if is_robot_bound(envelope.type) else self.unhandled_source(envelope.id)
+        source and id): a duplicate; from another, it needs an id of its own. The signal may be another
+        process's of the project, which shares the journal (committed: read here); the very same signal taken
+        in by another process for its own agents (the fleet bus brings it to each) is no repeat here."""
+        if is_robot_bound(envelope.type):
+            return None
+        held = self.unhandled_source(envelope.id)
+        if held is None:
+            held = self._pending_source(envelope)
         if held is None:
             return None
         if held == envelope.source:
             return f"duplicate: {envelope.source} sent id {envelope.id} already, and it is still to be handled"
         return (f"id {envelope.id} is that of a signal from {held} still to be handled, and the journal keeps "
                 "one signal per id: send this one with an id of its own")
+
+    def _pending_source(self, envelope: Envelope) -> str | None:
+        """The source of the signal the journal holds under ``envelope``'s id for some agent to handle (committed:
+        by this process before it restarted, or by another), None when it holds none, or when it is this very
+        signal and only other processes' agents have it (or the journal cannot be read now: its failure stops
+        the process)."""
+        try:
+            row = self.read.execute("SELECT envelope, (SELECT json_group_array(agent) FROM pending WHERE signal = ?1) "
+                                    "FROM signals WHERE id = ?1 AND EXISTS (SELECT 1 FROM pending WHERE signal = ?1)",
+                                    (envelope.id,)).fetchone()
+        except sqlite3.Error:
+            return None
+        if row is None:
+            return None
+        held = loads(row[0])
+        if held == loads(dumps(envelope.binding())) and self.agents.isdisjoint(loads(row[1])):
+            return None
+        return str(held.get("source"))
 
     def unhandled_source(self, signal_id: str) -> str | None:
         """The source of the signal accepted here under ``signal_id`` that some agent has still to handle (committed

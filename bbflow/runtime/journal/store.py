@@ -28,7 +28,7 @@ from bbflow.runtime import jsonout
 #: ``PRAGMA application_id`` of a bbflow journal ("bbfj"): another SQLite file is not one.
 APPLICATION_ID = 0x62626A6A
 #: The schema this bbflow writes; a journal with a higher one was written by a newer bbflow.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 #: Sets every run's ``calls_from`` from its calls, reading them all (once: at the migration to schema 4; a process
 #: sets it with the first call it journals for a run, ``Journal.intent``).
@@ -104,6 +104,9 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     # ``calls_to``, the last ``seq`` of the journal when the run last ended (NULL: running, cut off, or ended before
     # schema 5, its calls read to the end); a process that adds calls to it again (recovery) sets it back to NULL
     5: ("ALTER TABLE runs ADD COLUMN calls_to INTEGER",),
+    # a signal an agent has still to handle, when it is not the one the journal keeps under its id (another
+    # process of the project took that one in at the same moment, ``Journal.accepted``): NULL for the others
+    6: ("ALTER TABLE pending ADD COLUMN envelope TEXT",),
 }
 #: ``_ADDED[n]``: the column of ``runs`` that schema ``n`` added, as a reader (``open_reader``) sees it in a journal
 #: of an older schema, which it does not migrate (a temporary view over the table).
