@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -74,3 +75,40 @@ def test_an_irreversible_step_has_no_inherited_undo_edge(tmp_path: Path) -> None
     assert result.exit_code == 0, result.output
     assert "o: open #40;irreversible#41;" in result.output
     assert "undo" not in result.output
+
+
+def _draw(tmp_path: Path, text: str, name: str, *args: str) -> str:
+    (tmp_path / "cell.flow").write_text(text)
+    result = CliRunner().invoke(main, ["graph", name, *args, str(tmp_path / "cell.flow")])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_a_reactor_with_only_a_return_draws_its_input_flowing_to_its_return(tmp_path: Path) -> None:
+    out = _draw(tmp_path, "reactor Same(n: int) -> int {\n    return n\n}\n", "Same")
+    assert out == 'flowchart TD\n    i1[/"n: int"\\]\n    r2[\\"return: int"/]\n    i1 --> r2\n'
+
+
+def test_inputs_have_edges_to_what_uses_them_and_the_return_from_what_it_returns(tmp_path: Path) -> None:
+    text = ("reactor Sum(a: int, b: int, unused: str) -> int {\n"
+            "    let s = b + a\n"
+            "    switch big on s > 10 {\n"
+            "        case true { let t = s + a  return t }\n"
+            "        default { return s }\n"
+            "    }\n"
+            "    return big\n"
+            "}\n")
+    out = _draw(tmp_path, text, "Sum")
+    ids = {label: nid for nid, label in re.findall(r'^\s+(\w+)\W+"([^"]+)"', out, re.M)}
+    edges = set(re.findall(r"^\s+(\w+) --> (\w+)$", out, re.M))
+    assert {(ids["a: int"], ids["let s"]), (ids["b: int"], ids["let s"]), (ids["a: int"], ids["let t"]),
+            (ids["switch big"], ids["return: int"])} <= edges
+    assert not any(ids["unused: str"] in edge for edge in edges)
+    dot = _draw(tmp_path, text, "Sum", "--format", "dot")
+    assert 'label="a: int", shape=trapezium' in dot and 'label="return: int", shape=invtrapezium' in dot
+
+
+def test_a_reactor_without_inputs_or_result_draws_neither(tmp_path: Path) -> None:
+    out = _draw(tmp_path, "action ping() -> bool = \"m:ping\"\nreactor P() {\n    step p = ping() irreversible \"x\"\n}\n",
+                "P")
+    assert "i" not in {line.split()[0][0] for line in out.splitlines()[1:]} and "return" not in out

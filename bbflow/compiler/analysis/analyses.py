@@ -116,14 +116,20 @@ class _Builder:
     #: the nodes named by statements, for `after`
     used: set[int] = attrs.Factory(set)
     order: int = 0
+    #: id(node) -> the parameters it uses; what the reactor's own `return` uses
+    inputs: dict[int, dict[str, None]] = attrs.Factory(dict)
+    returns: dict[Node | str, None] | None = None
 
     def build(self, decl: ast.ReactorDecl, module: ast.Module) -> ReactorGraph:
         body = self._body(decl.body)
         self._link(decl.body, [])
         for node in self.nodes.values():
             node.used = id(node) in self.used
+            node.inputs = tuple(self.inputs.get(id(node), ()))
         qualname = self.facts.qualnames.get(decl, f"{module.name}.{decl.name.name}")
-        return ReactorGraph(qualname, decl.name.name, decl.span, body, self.facts.robots_of.get(decl))
+        params = tuple(f"{p.name.name}: {self.facts.type_of(p.type) or '?'}" for p in decl.params)
+        return ReactorGraph(qualname, decl.name.name, decl.span, body, self.facts.robots_of.get(decl), params,
+                            None if self.returns is None else tuple(self.returns))
 
     # first pass: the nodes, in source order
 
@@ -193,6 +199,8 @@ class _Builder:
         for stmt in block.stmts:
             node = self.nodes.get(id(stmt))
             here = path + [node] if node is not None else path
+            if isinstance(stmt, ast.ReturnStmt) and not path:
+                self.returns = {}
             for expr, self_ok in _own_exprs(stmt):
                 for name in _value_names(expr, self.facts):
                     self._reference(name, stmt, here, self_ok)
@@ -219,8 +227,19 @@ class _Builder:
 
     def _reference(self, name: ast.Name, stmt: ast.ReactorStmt, path: list[Node], self_ok: bool) -> None:
         target = self._target(name)
+        returned = isinstance(stmt, ast.ReturnStmt) and not path
         if target is None:
+            ref = self.facts.ref(name)
+            if ref is not None and ref.kind is RefKind.PARAM:
+                if returned:
+                    assert self.returns is not None
+                    self.returns[name.ident.name] = None
+                elif path:
+                    self.inputs.setdefault(id(path[-1]), {})[name.ident.name] = None
             return
+        if returned:
+            assert self.returns is not None
+            self.returns[target] = None
         if target is self.nodes.get(id(stmt)):
             if self_ok:
                 return  # a wait_event's `where` names the event by the step's name

@@ -93,6 +93,8 @@ class Node:
     #: switch: each body's case values as written ("1, 2"), "default" for the default, for drawings
     cases: tuple[str, ...] = ()
     concurrency: int = 1  # map only
+    #: the reactor's parameters it uses (in its call, `when`, `fallback` or `where`), for drawings
+    inputs: tuple[str, ...] = ()
     #: set by the Body that holds the node
     body: Body | None = attrs.field(default=None, repr=False)
     index: int = attrs.field(default=-1, repr=False)
@@ -204,6 +206,10 @@ class ReactorGraph:
     span: Span
     body: Body
     robot: str | None = None
+    #: the reactor's parameters, ``name: Type`` as written, for drawings
+    params: tuple[str, ...] = ()
+    #: what the reactor's own `return` uses (parameters by name), for drawings; None without a `return`
+    returns: tuple[Node | str, ...] | None = None
 
     def bodies(self) -> Iterator[Body]:
         stack = [self.body]

@@ -4,6 +4,9 @@ Drawn from the same ``ReactorGraph`` the analyses check (``bbflow.compiler.analy
 
 - a node per step (``name: call``), ``let``, ``switch``/``map`` (a subgraph
   holding its bodies) and ``fail``;
+- a node per input of the drawn reactor (``pick: Pose``), with an edge to each
+  node that uses it, and one for its ``return``, with an edge from each node or
+  input it returns;
 - data edges (solid, labelled with nothing) and order edges (``after``:
   solid, labelled ``after``);
 - undo edges, dashed, from a step to its undo (its own, or its command's,
@@ -53,7 +56,10 @@ def render_graph(facts: Facts, name: str, fmt: str = "mermaid") -> str:
         raise GraphError(f"unknown format {fmt!r} (formats: {', '.join(FORMATS)})")
     decl, module = find_reactor(facts, name)
     drawing = _Drawing(facts)
-    drawing.reactor(build_graph(decl, facts, module), (decl.name.name,))
+    graph = build_graph(decl, facts, module)
+    drawing.reactor(graph, (decl.name.name,))
+    result = facts.type_of(decl.result) if decl.result is not None else None
+    drawing.ends(graph, f"return: {result}" if result is not None else "return")
     return drawing.mermaid() if fmt == "mermaid" else drawing.dot()
 
 
@@ -72,6 +78,8 @@ class _Drawing:
     nodes: dict[str, tuple[str, str]] = attrs.Factory(dict)  # id -> (label, shape: step|let|control|undo|fail)
     edges: list[tuple[str, str, str, bool]] = attrs.Factory(list)  # (from, to, label, dashed)
     boxes: list[_Box] = attrs.Factory(list)
+    #: id(Node) -> its node id
+    drawn: dict[int, str] = attrs.Factory(dict)
     _count: int = 0
 
     def new_id(self, prefix: str = "n") -> str:
@@ -80,6 +88,22 @@ class _Drawing:
 
     def reactor(self, graph: ReactorGraph, stack: tuple[str, ...], box: _Box | None = None) -> None:
         self.body(graph.body, graph, stack, box)
+
+    def ends(self, graph: ReactorGraph, returned: str) -> None:
+        """The drawn reactor's inputs, each with an edge to what uses it, and its `return`, with an edge
+        from what it returns (after the body, so that the body's node ids do not depend on them)."""
+        inputs: dict[str, str] = {}
+        for param in graph.params:
+            inputs[param.partition(":")[0]] = nid = self.new_id("i")
+            self.nodes[nid] = (param, "input")
+        for node in graph.nodes():
+            for name in sorted(node.inputs, key=list(inputs).index):
+                self.edges.append((inputs[name], self.drawn[id(node)], "", False))
+        if graph.returns is not None:
+            rid = self.new_id("r")
+            self.nodes[rid] = (returned, "return")
+            for used in graph.returns:
+                self.edges.append((inputs[used] if isinstance(used, str) else self.drawn[id(used)], rid, "", False))
 
     def body(self, body: Body, graph: ReactorGraph, stack: tuple[str, ...], box: _Box | None) -> dict[int, str]:
         ids: dict[int, str] = {}
@@ -93,7 +117,7 @@ class _Drawing:
         return ids
 
     def node(self, node: Node, graph: ReactorGraph, stack: tuple[str, ...], box: _Box | None) -> str:
-        nid = self.new_id()
+        nid = self.drawn[id(node)] = self.new_id()
         holder = box.children if box is not None else None
         if node.kind is NodeKind.STEP:
             label = f"{node.name}: {node.call}"
@@ -152,7 +176,7 @@ class _Drawing:
     def mermaid(self) -> str:
         out = ["flowchart TD"]
         shapes = {"step": ("[", "]"), "let": ("[/", "/]"), "control": ("{{", "}}"), "undo": ("([", "])"),
-                  "fail": ("((", "))")}
+                  "fail": ("((", "))"), "input": ("[/", "\\]"), "return": ("[\\", "/]")}
         inside = {c for b in self._all_boxes() for c in b.children if isinstance(c, str)}
         for nid, (label, shape) in self.nodes.items():
             if nid not in inside:
@@ -183,7 +207,8 @@ class _Drawing:
         font = 'fontname="Helvetica"'
         out = ["digraph reactor {", "    compound=true;", "    rankdir=TB;", f"    graph [{font}];",
                f"    node [shape=box, {font}];", f"    edge [{font}];"]
-        shapes = {"step": "box", "let": "parallelogram", "control": "hexagon", "undo": "box", "fail": "doublecircle"}
+        shapes = {"step": "box", "let": "parallelogram", "control": "hexagon", "undo": "box", "fail": "doublecircle",
+                  "input": "trapezium", "return": "invtrapezium"}
         boxes = {b.id: b for b in self._all_boxes()}
         inside = {c for b in boxes.values() for c in b.children if isinstance(c, str)}
 
