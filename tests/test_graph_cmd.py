@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from bbflow.cli import main
+from bbflow.compiler.analysis.graphviz import DEEPEST_BOX
 from shared_cases import ABSENT, cases, present
 
 
@@ -112,3 +113,16 @@ def test_a_reactor_without_inputs_or_result_draws_neither(tmp_path: Path) -> Non
     out = _draw(tmp_path, "action ping() -> bool = \"m:ping\"\nreactor P() {\n    step p = ping() irreversible \"x\"\n}\n",
                 "P")
     assert "i" not in {line.split()[0][0] for line in out.splitlines()[1:]} and "return" not in out
+
+
+def test_a_chain_of_hundreds_of_composed_reactors_draws_the_first_levels(tmp_path: Path) -> None:
+    # each level drawn inside the one above took Python frames: 400 levels crashed with RecursionError
+    depth = 400
+    text = "".join(f"reactor C{i}(n: int) -> int {{\n    step r = C{i + 1}(n: n)\n    return r\n}}\n"
+                   for i in range(depth))
+    text += f"reactor C{depth}(n: int) -> int {{\n    let r = n\n    return r\n}}\n"
+    for fmt in ("mermaid", "dot"):
+        out = _draw(tmp_path, text, "C0", "--format", fmt)
+        assert out.count("subgraph") == DEEPEST_BOX
+        assert f"r: C{DEEPEST_BOX + 1} #40;not drawn: {DEEPEST_BOX} boxes deep#41;" in out or \
+            f"r: C{DEEPEST_BOX + 1} (not drawn: {DEEPEST_BOX} boxes deep)" in out

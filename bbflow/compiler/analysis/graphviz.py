@@ -13,7 +13,8 @@ Drawn from the same ``ReactorGraph`` the analyses check (``bbflow.compiler.analy
   marked ``inherited``, except on an ``irreversible`` step, which is never
   undone); irreversible steps say so;
 - a step that composes another reactor holds that reactor's graph as a
-  subgraph (once per step; a reactor composed inside itself is not expanded again).
+  subgraph (once per step; a reactor composed inside itself is not expanded again,
+  nor one that would be more than ``DEEPEST_BOX`` subgraphs deep).
 
 Node ids are generated (``n1``, ``n2``, ...); labels are escaped for each
 format, so no name or string can break the output.
@@ -63,11 +64,17 @@ def render_graph(facts: Facts, name: str, fmt: str = "mermaid") -> str:
     return drawing.mermaid() if fmt == "mermaid" else drawing.dot()
 
 
+#: composed reactors are drawn inside their steps until boxes are this deep; a deeper one is drawn as
+#: its step only (a chain of hundreds of reactors composing the next cannot be read as boxes anyway)
+DEEPEST_BOX = 48
+
+
 @attrs.define
 class _Box:
     id: str
     label: str
     children: list[_Box | str] = attrs.Factory(list)  # boxes and node ids
+    depth: int = 1
 
 
 @attrs.define
@@ -126,8 +133,10 @@ class _Drawing:
             self.nodes[nid] = (label, "step")
             if node.reactor is not None:
                 inner = self._composed(node, stack)
-                if inner is not None:
-                    sub = _Box(self.new_id("g"), f"{node.name}: {inner[0].name}")
+                if inner is not None and box is not None and box.depth >= DEEPEST_BOX:
+                    self.nodes[nid] = (f"{label} (not drawn: {DEEPEST_BOX} boxes deep)", "step")
+                elif inner is not None:
+                    sub = _Box(self.new_id("g"), f"{node.name}: {inner[0].name}", depth=_depth(box))
                     self._place(sub, box)
                     self.reactor(inner[0], inner[1], sub)
                     self.edges.append((nid, sub.id, "runs", False))
@@ -145,7 +154,7 @@ class _Drawing:
                     title = f"{node.name}: default" if case == "default" else f"{node.name}: case {case}"
                 else:
                     title = f"{node.name}: each item"
-                sub = _Box(self.new_id("g"), title)
+                sub = _Box(self.new_id("g"), title, depth=_depth(box))
                 self._place(sub, box)
                 self.body(inner_body, graph, stack, sub)
                 self.edges.append((nid, sub.id, "", False))
@@ -257,6 +266,11 @@ class _Drawing:
             out.append(b)
             stack.extend(c for c in b.children if isinstance(c, _Box))
         return out
+
+
+def _depth(outer: _Box | None) -> int:
+    """The depth of a box inside ``outer`` (None: at the top)."""
+    return 1 if outer is None else outer.depth + 1
 
 
 def _first_node(box: _Box) -> str:
