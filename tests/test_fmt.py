@@ -220,3 +220,40 @@ def test_a_file_that_cannot_be_written_whole_is_left_as_it_was(tmp_path: Path) -
     assert f"error: {tmp_path / 'big.flow'}: cannot write: File too large" in done.stderr
     assert (tmp_path / "small.flow").read_text() == "type A = int\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.flow", "small.flow"]  # no temporary file left
+
+
+def test_a_block_opened_on_a_continuation_line_is_indented_by_its_statement() -> None:
+    # the body went by the continuation line: one level too deep, and its `}` not under `reactor`
+    text = ("reactor R(a: int,\n"
+            "          b: int) -> int {\n"
+            "    let s = a + b\n"
+            "    switch t on s\n"
+            "            > 1 {\n"
+            "        case true { return s }\n"
+            "        default { return b }\n"
+            "    }\n"
+            "    return t\n"
+            "}\n")
+    assert format_text(text) == ("reactor R(a: int,\n"
+                                 "    b: int) -> int {\n"
+                                 "    let s = a + b\n"
+                                 "    switch t on s\n"
+                                 "        > 1 {\n"
+                                 "        case true { return s }\n"
+                                 "        default { return b }\n"
+                                 "    }\n"
+                                 "    return t\n"
+                                 "}\n")
+
+
+def test_a_record_opened_on_a_continuation_line_still_goes_by_that_line() -> None:
+    text = ("type P = {x: float, y: float}\n"
+            "action f(p: P) -> P pure = \"m:f\"\n"
+            "reactor R() -> P {\n"
+            "    step a = f(p:\n"
+            "        {x: 1.0,\n"
+            "         y: 2.0})\n"
+            "    return a\n"
+            "}\n")
+    out = format_text(text)
+    assert "\n        {x: 1.0,\n            y: 2.0})\n" in out, out

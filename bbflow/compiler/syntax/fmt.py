@@ -14,7 +14,8 @@ The layout:
   own line or several on one (then two spaces apart); at most one blank line
   in a row, none just inside braces; no trailing spaces; one final newline;
 - indentation is 4 spaces per open brace (or bracket opened on an earlier
-  line); a line that continues a statement (a step's modifiers, a command's
+  line); a block's body and closing brace go by the first line of its
+  statement, even when the ``{`` ends a continuation line; a line that continues a statement (a step's modifiers, a command's
   category) is indented 4 more; a step's continuation lines are indented 4
   past its call;
 - consecutive steps of a block (no blank line between) align their ``=``;
@@ -258,8 +259,19 @@ class _Layout:
             here = len(self.lines)
             same = next((b for b in reversed(self.brackets) if b.line == here), None)
             outer = self._line_indent()
+            if tok.type == "_LBRACE" and tok.start not in self.shape.tight:
+                outer = self._statement_indent(outer)
             inner = same.inner if same is not None else outer + INDENT
             self.brackets.append(_Open(tok.type, tok.start, inner, outer, here))
+
+    def _statement_indent(self, default: int) -> int:
+        """The indentation of the first line of the statement being written (a block's braces and body
+        go by it, not by the continuation line the `{` is on: ``reactor R(a: int,`` / ``b: int) {``)."""
+        inside = self.brackets[-1].start if self.brackets else -1
+        owner = self.open_statements[-1][0] if self.open_statements else None
+        if owner is None or owner <= inside or owner not in self.anchors:
+            return default
+        return self.anchors[owner] - INDENT
 
     def _line_indent(self) -> int:
         return len(self.line) - len(self.line.lstrip(" "))
