@@ -36,6 +36,7 @@ from bbflow.runtime.journal import (
 )
 from bbflow.runtime.journal import journal as journal_module
 from bbflow.runtime.journal import owners
+from bbflow.runtime.journal import store as store_module
 from bbflow.runtime.journal import writer as writer_module
 from bbflow.runtime.journal.agents import AgentJournal, envelope_json
 from bbflow.runtime.journal.journal import RETAIN_SIGNALS_EVERY, journal_files, parse_keep, process_robots
@@ -1625,3 +1626,46 @@ def test_a_process_in_another_locale_is_seen_keeping_the_same_journal(tmp_path: 
     finally:
         mine.release()
         theirs.release()
+
+
+def test_a_prune_reads_the_calls_of_the_runs_it_deletes_not_every_call(tmp_path: Path) -> None:
+    """Pruning (every thousand runs, on the writer's thread or, with ``sync = "normal"``, on the event loop's, the
+    file locked meanwhile) read every call of the journal and every root run, to delete a few: 1.5 s on a journal
+    of 470 MB with nothing to delete. It reads the old runs by the index of their ends, and their calls by the
+    calls' primary key up to where the last of them end (``calls_to``): the work does not grow with what stays."""
+    journal = journal_at(tmp_path / "j.db", keep=60.0)
+    conn, now = journal.conn, time.time()
+    conn.execute("INSERT INTO runs (id, reactor, status, started, ended, calls_from, calls_to) "
+                 "VALUES ('old', 'Job', 'ok', 1, 2, 1, 6), ('held', 'Job', 'held', 1, 2, 2, 2)")
+    conn.execute("INSERT INTO runs (id, parent, reactor, status, started, ended, calls_from, calls_to) "
+                 "VALUES ('old-composed', 'old', 'Sub', 'ok', 1, 2, 5, 6)")
+    conn.executemany("INSERT INTO calls (seq, run, kind, step, idx, attempt, target, sent) "
+                     "VALUES (?, ?, 'step', 's', '[]', 1, 'move_to', 1)",
+                     [(1, "old"), (2, "held"), (3, "old"), (4, "old"), (5, "old-composed"), (6, "old-composed")])
+    plan = " ".join(r[-1] for r in conn.execute(
+        f"EXPLAIN QUERY PLAN {store_module._OLD_RUNS} DELETE FROM calls WHERE seq <= ? AND run IN old", (0.0, 0)))
+    assert "SEARCH calls USING INTEGER PRIMARY KEY (rowid<?)" in plan and "USING INDEX runs_ended" in plan, plan
+    steps = []
+    for kept in (100, 5000):  # runs of the last minute, with a call each
+        conn.execute("BEGIN")
+        conn.execute("DELETE FROM runs WHERE id LIKE 'new%'")
+        conn.execute("DELETE FROM calls WHERE run LIKE 'new%'")
+        conn.executemany("INSERT INTO runs (id, reactor, status, started, ended, calls_from, calls_to) "
+                         "VALUES (?, 'Job', 'ok', ?, ?, ?, ?)", [(f"new{i}", now, now, 7 + i, 7 + i) for i in range(kept)])
+        conn.executemany("INSERT INTO calls (seq, run, kind, step, idx, attempt, target, sent) "
+                         "VALUES (?, ?, 'step', 's', '[]', 1, 'move_to', 1)", [(7 + i, f"new{i}") for i in range(kept)])
+        counted = [0]
+
+        def count() -> int:
+            counted[0] += 1
+            return 0
+
+        conn.set_progress_handler(count, 1)  # every instruction SQLite's machine runs
+        assert store_module.prune(conn, now - 60) == 2
+        conn.set_progress_handler(None, 1)
+        assert conn.execute("SELECT run FROM calls WHERE seq <= 6").fetchall() == [("held",)]
+        assert conn.execute("SELECT count(*) FROM calls").fetchone() == (kept + 1,)
+        conn.execute("ROLLBACK")
+        steps.append(counted[0])
+    assert steps[0] == steps[1], steps  # (every call and run: fifty times the instructions)
+    journal.close()

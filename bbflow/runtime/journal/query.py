@@ -7,10 +7,7 @@ import json
 import sqlite3
 from typing import Any
 
-from bbflow.runtime.journal.store import loads
-
-#: The greatest ``seq`` SQLite gives (the end of the calls of a run whose end is not known).
-LAST_SEQ = (1 << 63) - 1
+from bbflow.runtime.journal.store import LAST_SEQ, loads
 
 
 def list_runs(conn: sqlite3.Connection, limit: int = 200, status: str | None = None,

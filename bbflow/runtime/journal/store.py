@@ -345,10 +345,13 @@ def _migrate(conn: sqlite3.Connection, path: Path, version: int, project: str) -
         raise JournalError(f"{path}: cannot write the journal: {exc}") from exc
 
 
-#: Finished runs (and everything they hold) older than the cut-off; a root with its composed runs.
+#: Finished runs (and everything they hold) older than the cut-off; a root with its composed runs. The roots by
+#: the index of the runs' ends (``+``: not by that of their parents, which reads every root run).
 _OLD_RUNS = """WITH RECURSIVE old(id) AS (
-    SELECT id FROM runs WHERE parent IS NULL AND ended IS NOT NULL AND ended < ? AND status NOT IN ('running', 'held')
+    SELECT id FROM runs WHERE +parent IS NULL AND ended < ? AND status NOT IN ('running', 'held')
     UNION ALL SELECT runs.id FROM runs JOIN old ON runs.parent = old.id)"""
+#: The greatest ``seq`` SQLite gives (the end of the calls of a run whose end is not known).
+LAST_SEQ = (1 << 63) - 1
 #: VACUUM at start once this many bytes are free (and they are a quarter of the file).
 VACUUM_BYTES = 1 << 20
 
@@ -359,8 +362,15 @@ def prune(conn: sqlite3.Connection, cutoff: float) -> int:
     Unfinished and held runs stay, whatever their age, and so do signals some
     agent has still to handle and pending schedules.
     """
-    conn.execute(f"{_OLD_RUNS} DELETE FROM calls WHERE run IN old", (cutoff,))
-    deleted = conn.execute(f"{_OLD_RUNS} DELETE FROM runs WHERE id IN old", (cutoff,)).rowcount
+    # their calls: those up to where the last of them end, by the calls' primary key (those before are the
+    # oldest, pruned before but for unfinished and held runs'), not the whole table: the writer does this every
+    # thousand runs, the file locked meanwhile (a run ended before schema 5: to the end, as it was)
+    (last,) = conn.execute(f"{_OLD_RUNS} SELECT max(coalesce(calls_to, ?)) FROM runs WHERE id IN old",
+                           (cutoff, LAST_SEQ)).fetchone()
+    if last is not None:
+        conn.execute(f"{_OLD_RUNS} DELETE FROM calls WHERE seq <= ? AND run IN old", (cutoff, last))
+    conn.execute(f"{_OLD_RUNS} DELETE FROM runs WHERE id IN old", (cutoff,))
+    deleted = int(conn.execute("SELECT changes()").fetchone()[0])  # (``rowcount`` is -1 after a WITH)
     conn.execute("DELETE FROM signals WHERE accepted < ? AND id NOT IN (SELECT signal FROM pending)", (cutoff,))
     return deleted
 
