@@ -111,6 +111,9 @@ def test_recover_rolls_a_run_back_on_the_simulated_robot(project: Path) -> None:
     assert [(w["command"], w["args"]["back"]) for w in world] == [("open_gripper", True), ("move_to", True)]
     listed = {r["id"]: r for r in json.loads(runs(str(project), "--format", "json").stdout)}
     assert listed["0002-cut"]["status"] == "failed"
+    # the step that was in doubt: undone, not still to be undone ("recovery undoes it", long after it did)
+    shown = runs("show", "0002", str(project)).stdout.splitlines()
+    assert "may have moved: undone by recovery (seq 4)" in next(line for line in shown if "close_gripper" in line)
     again = runs("recover", "0002", str(project))
     assert again.exit_code == 2 and "nothing to recover" in again.stderr
 
@@ -224,6 +227,12 @@ def test_show_says_an_undo_in_doubt_is_run_again(project: Path) -> None:
     lines = runs("show", "0002", str(project)).stdout.splitlines()
     assert "may have moved: recovery undoes it" in next(line for line in lines if "close_gripper" in line)
     assert "may have moved: recovery runs it again" in next(line for line in lines if "open_gripper" in line)
+
+
+def test_show_says_a_step_in_doubt_of_a_run_closed_by_hand_was_not_undone(project: Path) -> None:
+    assert runs("recover", "0002", str(project), "--resolved").exit_code == 0
+    shown = runs("show", "0002", str(project)).stdout.splitlines()
+    assert "may have moved: the run ended failed without undoing it" in next(line for line in shown if "grip" in line)
 
 
 def test_a_project_without_a_journal(project: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

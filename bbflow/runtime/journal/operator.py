@@ -9,7 +9,7 @@ import os
 import sqlite3
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from rich.console import Console
 from rich.table import Table
@@ -147,15 +147,29 @@ def print_run(project: Project, prefix: str, out: IO[str], *, fmt: str, color: b
     for call in info["timeline"]:
         outcome = call["outcome"]
         shown = json.dumps(call["result"]) if outcome == "ok" else json.dumps((call["error"] or {}).get("message"))
-        if outcome == "in doubt":  # an undo cut off is run again, not undone
-            shown = call["hold"] or ("may have moved: recovery undoes it" if call["kind"] == "step" else
-                                     "may have moved: recovery runs it again")
+        if outcome == "in doubt":
+            shown = call["hold"] or _in_doubt(call, info)
         step = call["step"] + (f"[{','.join(map(str, call['index']))}]" if call["index"] else "")
         if call["run"] != info["id"]:
             step = f"{step} (composed {call['run'][-8:]})"
         table.add_row(str(call["seq"]), call["kind"], step, str(call["attempt"]), call["target"],
                       json.dumps(call["args"]), _styled(outcome, color), shown)
     console.print(table)
+
+
+def _in_doubt(call: dict[str, Any], info: dict[str, Any]) -> str:
+    """What became of a call whose outcome was never journaled (a crash): what recovery will do with it (an undo
+    cut off is run again, not undone), or, once the run is over, what it did (the call after it for the same step
+    and index), or that nothing did (a run an operator closed by hand)."""
+    undo = call["kind"] == "step"
+    if info["status"] in ("running", "held"):
+        return "may have moved: recovery undoes it" if undo else "may have moved: recovery runs it again"
+    later = next((c for c in info["timeline"] if c["seq"] > call["seq"] and c["kind"] == "undo" and
+                  (c["run"], c["step"], c["index"]) == (call["run"], call["step"], call["index"])), None)
+    if later is not None:
+        return f"may have moved: {'undone' if undo else 'run again'} by recovery (seq {later['seq']})"
+    return f"may have moved: the run ended {info['status']} without {'undoing' if undo else 'running'} it" + \
+        ("" if undo else " again")
 
 
 def recover_run(program: model.Program, project: Project, prefix: str, out: IO[str], err: IO[str], *, arm: bool,
