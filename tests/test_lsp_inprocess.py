@@ -206,6 +206,32 @@ def test_a_rename_right_after_an_edit_of_another_open_file_renames_the_uses_that
     run(scenario)
 
 
+def test_a_file_open_by_two_paths_is_checked_as_the_one_being_edited(project: Path, tmp_path: Path) -> None:
+    # a project opened through a link, and a file of it opened by its real path too (a jump to a definition
+    # gives that one): the check read the buffer opened last, so the edits of the other were never checked
+    link = tmp_path / "link"
+    link.symlink_to(project)
+    cell = project / "flows" / "cell.flow"
+    cell.write_text(CELL, encoding="utf-8")
+    broken = CELL.replace("move_to(target: p)", "mvoe_to(target: p)")
+
+    async def scenario() -> None:
+        ls = Server(project)
+        real = await ls.open(cell, CELL)
+        linked = await ls.open(link / "flows" / "cell.flow", CELL)
+        ls.workspace.update_text_document(lsp.VersionedTextDocumentIdentifier(2, real),
+                                          lsp.TextDocumentContentChangeWholeDocument(broken))
+        await ls.worker.settled(cell, broken)
+        [diag] = ls.last(real)
+        assert diag.code == "BBF101" and "mvoe_to" in diag.message
+        ls.workspace.remove_text_document(real)  # closed without saving: the other one is the file's buffer again
+        lsp_server.did_close(ls, lsp.DidCloseTextDocumentParams(lsp.TextDocumentIdentifier(real)))
+        await ls.worker.settled(cell, CELL)
+        assert ls.last(linked) == []
+
+    run(scenario)
+
+
 def test_hover_answers_from_the_last_program_on_a_line_the_edit_left_alone(project: Path) -> None:
     async def scenario() -> None:
         ls = Server(project)
@@ -249,6 +275,7 @@ def test_closing_an_unsaved_file_clears_its_diagnostics(project: Path) -> None:
         cell = project / "flows" / "cell.flow"
         uri = await ls.open(cell, CELL.replace("move_to(target: p)", "mvoe_to(target: p)"))
         assert ls.last(uri) != []
+        ls.workspace.remove_text_document(uri)  # what pygls does before the server's handler is called
         lsp_server.did_close(ls, lsp.DidCloseTextDocumentParams(lsp.TextDocumentIdentifier(uri)))
         assert ls.last(uri) == []
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import logging
 import os
 import re
@@ -104,6 +105,9 @@ class _Unreadable:
 _LSP_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 
 
+_TOUCHES = itertools.count()
+
+
 class FlowDocument(TextDocument):
     """pygls' document, its lines split as the client splits them.
 
@@ -111,7 +115,19 @@ class FlowDocument(TextDocument):
     (whitespace in a .flow file), a vertical tab or U+2028: every incremental
     edit after one on its line went to the wrong place, and the server's copy
     of the document drifted from the editor's for good.
+
+    ``touched`` orders the documents by when the client last opened or changed
+    them: a file open twice (by two paths, one through a link) is the document
+    being edited, not the one opened last.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.touched = next(_TOUCHES)
+
+    def apply_change(self, change: Any) -> None:
+        super().apply_change(change)
+        self.touched = next(_TOUCHES)
 
     @property
     def lines(self) -> Sequence[str]:
@@ -226,7 +242,7 @@ class FlowServer(LanguageServer):
                          protocol_cls=FlowProtocol, converter_factory=_converter)
         self.worker = Worker(self.buffers, self.publish)
         self.published: dict[Path, set[Path]] = {}  # by scope: files last given diagnostics
-        self.sent: dict[Path, list[lsp.Diagnostic]] = {}  # by file: the diagnostics last published
+        self.sent: dict[Path, tuple[str, list[lsp.Diagnostic]]] = {}  # by file: the diagnostics last published, and to
         self.edits: dict[Path, int] = {}  # by file: edits seen, so that only the last one's wait checks
         self.shifts: dict[Path, tuple[str, str, Shift]] = {}  # by file: (analysed, current, their shift)
         self.now: dict[Path, tuple[str, str, list[str]]] = {}  # by file: (its text, as lsp_text, its lines)
@@ -237,18 +253,28 @@ class FlowServer(LanguageServer):
     def buffers(self) -> dict[Path, str]:
         """The text of every open .flow document, by resolved path."""
         out = {}
-        for doc in self.workspace.text_documents.values():
-            path = doc_path(doc)
-            if path is not None and path.suffix == SUFFIX:
+        for path, doc in self._documents().items():
+            if path.suffix == SUFFIX:
                 out[path] = self._lines(path, doc.source, opened=True)[0]
+        return out
+
+    def _documents(self) -> dict[Path, TextDocument]:
+        """The open document of each file: of two of one file (opened by two paths), the last touched."""
+        out: dict[Path, TextDocument] = {}
+        for doc in sorted(self.workspace.text_documents.values(), key=lambda d: getattr(d, "touched", 0)):
+            path = doc_path(doc)
+            if path is not None:
+                out[path] = doc
         return out
 
     def document(self, path: Path) -> TextDocument | None:
         """The open document of ``path``, whatever the URI the client opened it by.
 
         Never looked up by URI: pygls keys its documents by the URI unquoted, which is no URI (a ``#`` or
-        ``%`` in the path names another file), and a client may escape a URI differently each time."""
-        return next((doc for doc in self.workspace.text_documents.values() if doc_path(doc) == path), None)
+        ``%`` in the path names another file), and a client may escape a URI differently each time. Of two
+        documents of the file (opened by two paths, one through a link), the one last touched."""
+        return max((doc for doc in self.workspace.text_documents.values() if doc_path(doc) == path),
+                   key=lambda d: getattr(d, "touched", 0), default=None)
 
     def text_of(self, path: Path) -> str | None:
         """The text of an open document, else of the file on disk; None when there is neither."""
@@ -337,10 +363,11 @@ class FlowServer(LanguageServer):
         Compared as sent, not as checked: a diagnostic on a line edited since its check is left
         out, and the next check finding the same diagnostic must still send it."""
         out = [d for diag in diags if (d := self.to_lsp_diagnostic(diag, path, program)) is not None]
-        if self.sent.get(path) == out:
+        uri = self.uri_of(path)
+        if self.sent.get(path) == (uri, out):
             return
-        self.sent[path] = out
-        self.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(self.uri_of(path), out))
+        self.sent[path] = (uri, out)
+        self.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri, out))
 
     def forget(self, scope: Path) -> None:
         """No open file belongs to ``scope`` any more: its program goes, and the diagnostics it published."""
@@ -486,7 +513,7 @@ def did_close(ls: FlowServer, params: lsp.DidCloseTextDocumentParams) -> None:
     ls.edits.pop(path, None)
     ls.shifts.pop(path, None)
     ls.now.pop(path, None)
-    if path.is_file():
+    if path.is_file() or ls.document(path) is not None:  # on disk, or open by another path still
         ls.worker.want(path)
     else:
         ls.sent.pop(path, None)
