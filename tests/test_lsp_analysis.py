@@ -284,6 +284,10 @@ def labels(program, cell: Path, text: str, pos: Pos) -> set[str]:  # type: ignor
     return {c.label for c in complete(program, cell, text, pos)}
 
 
+def labels_at(program, cell: Path, text: str, pos: Pos, analysed: Pos) -> set[str]:  # type: ignore[no-untyped-def]
+    return {c.label for c in complete(program, cell, text, pos, analysed)}
+
+
 @pytest.mark.parametrize("typed", ["let y = 1.", "let y = 1.5", "let y = there.x + 2.", "let y = 1e-3.", "let y = [1.",
                                    "let y = -1.", "let y = 1_000.", "let y = 1.5."])
 def test_no_completion_in_a_number_being_typed(cell: Path, typed: str) -> None:
@@ -310,6 +314,25 @@ def test_completion_after_the_dot_of_an_expression_offers_its_fields(cell: Path,
     pos = at(text, typed, offset=len(typed))
     analysed = Shift(program.texts[cell], text).near_old(pos)
     assert {c.label for c in complete(program, cell, text, pos, analysed)} == expected
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ("from ", {"shapes", "other", "sub.deep", "std.prelude"}), ("import ", {"shapes", "other", "sub.deep", "std.prelude"}),
+    ("from sub.", {"deep"}), ("from sub.de", {"deep"}), ("from other import ", {"Q", "R"}),
+    ("from shapes import Pose as P, G", {"Pose", "Grip"}),
+])
+def test_completion_in_an_import_offers_the_modules_then_the_declarations_of_the_one_named(
+        project: Path, cell: Path, line: str, expected: set[str]) -> None:
+    # builtin functions (`abs`, `len`) were offered after `from`, `import` and `from shapes import`
+    from bbflow.lsp.shift import Shift
+
+    (project / "flows" / "other.flow").write_text("type Q = int\naction R() -> int = \"m:r\"\n", encoding="utf-8")
+    (project / "flows" / "sub").mkdir()
+    (project / "flows" / "sub" / "deep.flow").write_text("type D = int\n", encoding="utf-8")
+    program = compile_program(cell, {cell: CELL})
+    text = f"{line}\n{CELL}"
+    pos = Pos(0, len(line))
+    assert labels_at(program, cell, text, pos, Shift(program.texts[cell], text).near_old(pos)) == expected
 
 
 def test_completion_offers_the_statement_keywords_and_names_of_a_reactor_body(cell: Path) -> None:

@@ -22,7 +22,8 @@ and imports, the prelude and the builtins.
 After ``NAME.`` the fields of NAME's record type (or an enum's members, or an
 imported module's declarations) are offered, and after any other expression's
 dot (``xs[0].``) the fields of its type, if the last check saw it there; after ``emit``, ``schedule`` and
-a route's ``on``, the declared signals. Inside a comment, a string or a number (``1.``) nothing is offered.
+a route's ``on``, the declared signals; in an import, the program's modules or
+the declarations of the module named. Inside a comment, a string or a number (``1.``) nothing is offered.
 """
 
 from __future__ import annotations
@@ -53,6 +54,10 @@ MEMBER = re.compile(r"(?<![\w.])([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\.(\w*)$")
 NUMBER = re.compile(r"(?<![\w.])[0-9](?:[\w.]|(?<=[eE])[+-])*$")
 #: a dot after an expression that is no dotted name (``xs[0].``, ``f(x).``, ``"a".``), then a word, at the cursor
 AFTER_EXPRESSION = re.compile(r"[^\w\s.]\.(\w*)$")
+#: the module of ``from``/``import`` being typed (group 1: its dotted part typed, ``cell.``)
+IMPORT_MODULE = re.compile(r"^(?:from|import)\s+((?:\w+\.)*)\w*$")
+#: the names of ``from M import a, b`` being typed (group 1: M)
+IMPORT_NAMES = re.compile(r"^from\s+([\w.]+)\s+import\s+(?:\w+(?:\s+as\s+\w+)?\s*,\s*)*\w*$")
 SIGNAL_CONTEXT = re.compile(r"(?:\bemit|\bschedule|^\s*on)\s+((?:[\w*]+\.)*)[\w*]*$")
 WORD = re.compile(r"\w*$")
 #: a line up to the cursor that is code there: outside a comment and a string (strings end on their line)
@@ -83,6 +88,8 @@ def complete(program: Program | None, path: Path, text: str, pos: Pos,
     before = line[: pos.character]
     if not IN_CODE.match(before) or NUMBER.search(before):  # in a comment, a string or a number: nothing to offer
         return []
+    if IMPORT_MODULE.match(before) or IMPORT_NAMES.match(before):
+        return _imports(program, path, before)
     signal = SIGNAL_CONTEXT.search(before)
     if signal is not None:
         offset = sum(len(ln) + 1 for ln in lines[: pos.line]) + pos.character
@@ -314,6 +321,22 @@ def _expression_fields(program: Program | None, path: Path, pos: Pos, expression
             t = T.strip_optional(t)
             return [Completion(n, "field", str(ft)) for n, ft in t.fields] if isinstance(t, T.RecordT) else []
     return []
+
+
+def _imports(program: Program | None, path: Path, before: str) -> list[Completion]:
+    """In an import being typed: the program's modules after ``from`` or ``import`` (the rest of their dotted
+    name), the declarations of module M after ``from M import``."""
+    facts = program.facts(path) if program is not None else None
+    module = program.module(path) if program is not None else None
+    if program is None or facts is None or module is None:
+        return []
+    names = IMPORT_NAMES.match(before)
+    if names is not None:
+        return [Completion(n, _kind(d), declaration_signature(facts, d))
+                for n, d in _module_decls(facts, names.group(1)).items()]
+    typed = IMPORT_MODULE.match(before).group(1)  # type: ignore[union-attr]  # matched, as the caller checked
+    modules = {u.module for u in program.result.units} | set(facts.modules)
+    return [Completion(m[len(typed):], "module") for m in sorted(modules - {module.name}) if m.startswith(typed)]
 
 
 def _module_alias(module: ast.Module, chain: list[str]) -> str | None:
