@@ -335,6 +335,18 @@ def test_completion_in_an_import_offers_the_modules_then_the_declarations_of_the
     assert labels_at(program, cell, text, pos, Shift(program.texts[cell], text).near_old(pos)) == expected
 
 
+@pytest.mark.parametrize(("old", "typed"), [
+    ("    let high", "    step re"), ("    let high", "    let th"), ("    let high", "    map it"),
+    ("    let high", "    switch m"), ("reactor Pick", "reactor Pi"), ("on pick.requested as req", "on pick.requested as r"),
+    ("    states idle", "    states "), ("    event force", "    event f"),
+])
+def test_no_completion_in_a_new_name(cell: Path, old: str, typed: str) -> None:
+    # the names in scope were offered where a new one is typed: `step re` + Enter took `ready`
+    program = compile_program(cell, {cell: CELL})
+    text = CELL.replace(old, f"{typed}\n{old}", 1)
+    assert complete(program, cell, text, at(text, typed, offset=len(typed))) == []
+
+
 def test_completion_offers_the_statement_keywords_and_names_of_a_reactor_body(cell: Path) -> None:
     program = compile_program(cell, {cell: CELL})
     pos = at(CELL, "    return there", offset=4)

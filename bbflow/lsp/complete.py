@@ -23,7 +23,8 @@ After ``NAME.`` the fields of NAME's record type (or an enum's members, or an
 imported module's declarations) are offered, and after any other expression's
 dot (``xs[0].``) the fields of its type, if the last check saw it there; after ``emit``, ``schedule`` and
 a route's ``on``, the declared signals; in an import, the program's modules or
-the declarations of the module named. Inside a comment, a string or a number (``1.``) nothing is offered.
+the declarations of the module named. Inside a comment, a string or a number (``1.``), and in a new
+name (``step pla``, where Enter would take an old one offered), nothing is offered.
 """
 
 from __future__ import annotations
@@ -58,6 +59,9 @@ AFTER_EXPRESSION = re.compile(r"[^\w\s.]\.(\w*)$")
 IMPORT_MODULE = re.compile(r"^(?:from|import)\s+((?:\w+\.)*)\w*$")
 #: the names of ``from M import a, b`` being typed (group 1: M)
 IMPORT_NAMES = re.compile(r"^from\s+([\w.]+)\s+import\s+(?:\w+(?:\s+as\s+\w+)?\s*,\s*)*\w*$")
+#: the name a declaration or statement brings in, being typed (``step pla``): a new name, none of those in scope
+DECLARING = re.compile(r"(?<![\w.])(?:step|let|as|reactor|agent|type|enum|robot|action|command|event|states|map|"
+                       r"switch|limit|signal)\s+\w*$")
 SIGNAL_CONTEXT = re.compile(r"(?:\bemit|\bschedule|^\s*on)\s+((?:[\w*]+\.)*)[\w*]*$")
 WORD = re.compile(r"\w*$")
 #: a line up to the cursor that is code there: outside a comment and a string (strings end on their line)
@@ -86,8 +90,8 @@ def complete(program: Program | None, path: Path, text: str, pos: Pos,
     lines = text.split("\n")
     line = lines[pos.line] if 0 <= pos.line < len(lines) else ""
     before = line[: pos.character]
-    if not IN_CODE.match(before) or NUMBER.search(before):  # in a comment, a string or a number: nothing to offer
-        return []
+    if not IN_CODE.match(before) or NUMBER.search(before) or DECLARING.search(before):
+        return []  # in a comment, a string, a number or a new name: nothing to offer
     if IMPORT_MODULE.match(before) or IMPORT_NAMES.match(before):
         return _imports(program, path, before)
     signal = SIGNAL_CONTEXT.search(before)
