@@ -347,6 +347,18 @@ def test_no_completion_in_a_new_name(cell: Path, old: str, typed: str) -> None:
     assert complete(program, cell, text, at(text, typed, offset=len(typed))) == []
 
 
+@pytest.mark.parametrize(("old", "typed"), [
+    ("reactor Pick(pick: Pose)", "reactor Pick(pick: "), ("    command release() -> Grip", "    command release() -> "),
+    ("agent Picker", "type T = {a: "),
+])
+def test_completion_where_a_type_goes_offers_the_types(cell: Path, old: str, typed: str) -> None:
+    # every name in scope was offered there: the builtin functions, reactors, agents, robots
+    program = compile_program(cell, {cell: CELL})
+    text = CELL.replace(old, f"{typed}\n{old}", 1)
+    assert labels(program, cell, text, at(text, typed, offset=len(typed))) == {
+        "Pose", "Grip", "Safety", "bool", "int", "float", "str", "duration", "any", "list", "map"}
+
+
 def test_completion_offers_the_statement_keywords_and_names_of_a_reactor_body(cell: Path) -> None:
     program = compile_program(cell, {cell: CELL})
     pos = at(CELL, "    return there", offset=4)

@@ -4,7 +4,7 @@ Which keywords fit is asked of the parser itself: the text from the start of
 the declaration around the cursor up to the word being typed is fed to lark's
 LALR parser, whose ``accepts()`` is the exact set of tokens that may come next
 (so after ``step x = move_to(...)`` it offers ``after``, ``undo``, ``retry``...,
-and in a reactor header ``on`` and ``->``). When that text does not parse (an
+and in a reactor header ``on`` and ``->``; where a type goes, the types). When that text does not parse (an
 earlier mistake in the same declaration), every keyword is offered.
 The parser goes on from its state at the start of the cursor's line, kept
 from the request before when the text above is unchanged (``_Parses``): a
@@ -68,6 +68,10 @@ WORD = re.compile(r"\w*$")
 IN_CODE = re.compile(r'(?:[^"#]|"(?:[^"\\\n]|\\.)*")*\Z')
 
 
+#: what the parser takes where a type is written (``p: ``, ``-> ``, ``type X = ``): a name, ``{``, ``map``
+TYPE_POSITION = {"NAME", "_LBRACE", "_MAP"}
+
+
 @attrs.frozen(slots=True)
 class Completion:
     label: str
@@ -115,6 +119,9 @@ def complete(program: Program | None, path: Path, text: str, pos: Pos,
              if accepts is None or name in accepts]
     if accepts is not None and "NAME" not in accepts:
         return words
+    if accepts == TYPE_POSITION:  # a type: no value's name goes there
+        return [*(Completion(n, "type", "builtin type") for n in (*T.PRIMITIVES, "list")),
+                *(c for c in _names(program, path, scope) if c.kind in ("type", "enum", "module")), *words]
     return _names(program, path, scope) + words
 
 
