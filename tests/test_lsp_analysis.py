@@ -359,6 +359,24 @@ def test_completion_where_a_type_goes_offers_the_types(cell: Path, old: str, typ
         "Pose", "Grip", "Safety", "bool", "int", "float", "str", "duration", "any", "list", "map"}
 
 
+@pytest.mark.parametrize(("old", "new", "cursor", "expected"), [
+    ("-> Pose on Arm {", "-> Pose on A", "on A", {"Arm"}),  # a robot
+    ("agent Picker on Arm", "agent Picker on ", "on ", {"Arm"}),
+    ("grip() after there", "grip() after ", "after ", {"ready", "there", "held", "felt", "high"}),  # steps, lets
+    ("grip() after there", "grip() after ready, t", "ready, t", {"ready", "there", "held", "felt", "high"}),
+    ("        set busy = true\n", "        set busy = true\n        cancel P\n", "cancel P", {"Pick"}),  # a reactor
+])
+def test_completion_where_only_a_name_of_one_kind_goes_offers_those(cell: Path, old: str, new: str, cursor: str,
+                                                                       expected: set[str]) -> None:
+    # every name in scope was offered after a header's `on`, after `after` and after `cancel`
+    from bbflow.lsp.shift import Shift
+
+    program = compile_program(cell, {cell: CELL})
+    text = CELL.replace(old, new)
+    pos = at(text, new, offset=new.index(cursor) + len(cursor))
+    assert labels_at(program, cell, text, pos, Shift(program.texts[cell], text).near_old(pos)) == expected
+
+
 def test_completion_offers_the_statement_keywords_and_names_of_a_reactor_body(cell: Path) -> None:
     program = compile_program(cell, {cell: CELL})
     pos = at(CELL, "    return there", offset=4)

@@ -68,6 +68,12 @@ WORD = re.compile(r"\w*$")
 IN_CODE = re.compile(r'(?:[^"#]|"(?:[^"\\\n]|\\.)*")*\Z')
 
 
+#: where only a name goes, the word before that says of what: a robot after a header's ``on``, a step (or a let,
+#: switch or map) after ``after``, a reactor after ``cancel``
+HEADER_ON = re.compile(r"(?<![\w.])on\s+\w*$")
+AFTER = re.compile(r"(?<![\w.])after\s+(?:\w+\s*,\s*)*\w*$")
+CANCEL = re.compile(r"(?<![\w.])cancel\s+\w*$")
+ORDERABLE = ("step", "let", "switch", "map")
 #: what the parser takes where a type is written (``p: ``, ``-> ``, ``type X = ``): a name, ``{``, ``map``
 TYPE_POSITION = {"NAME", "_LBRACE", "_MAP"}
 
@@ -119,6 +125,10 @@ def complete(program: Program | None, path: Path, text: str, pos: Pos,
              if accepts is None or name in accepts]
     if accepts is not None and "NAME" not in accepts:
         return words
+    if accepts == {"NAME"}:
+        only = _only(program, path, scope, before)
+        if only is not None:
+            return only
     if accepts == TYPE_POSITION:  # a type: no value's name goes there
         return [*(Completion(n, "type", "builtin type") for n in (*T.PRIMITIVES, "list")),
                 *(c for c in _names(program, path, scope) if c.kind in ("type", "enum", "module")), *words]
@@ -450,6 +460,25 @@ def _named_statements(block: ast.Block, pos: Pos) -> list[Any]:
     return out
 
 
+def _only(program: Program | None, path: Path, pos: Pos, before: str) -> list[Completion] | None:
+    """Where the grammar takes only a name, the names of the kind the word before asks for (None: any)."""
+    if AFTER.search(before):
+        ctx = _context(program, path, pos)
+        if ctx is None:
+            return []
+        facts, _, node_path, text = ctx
+        return [_local(n, what, t) for n, (what, t) in _locals(facts, node_path, pos, text).items()
+                if what in ORDERABLE]
+    for pattern, kinds in ((HEADER_ON, ("robot", "module")), (CANCEL, ("reactor", "module"))):
+        if pattern.search(before):
+            return [c for c in _names(program, path, pos) if c.kind in kinds]
+    return None
+
+
+def _local(name: str, what: str, t: Any) -> Completion:
+    return Completion(name, "variable", f"({what}) {t if t is not None else '?'}")
+
+
 def _names(program: Program | None, path: Path, pos: Pos) -> list[Completion]:
     ctx = _context(program, path, pos)
     if ctx is None:
@@ -457,7 +486,7 @@ def _names(program: Program | None, path: Path, pos: Pos) -> list[Completion]:
     facts, module, node_path, text = ctx
     out: dict[str, Completion] = {}
     for name, (what, t) in _locals(facts, node_path, pos, text).items():
-        out[name] = Completion(name, "variable", f"({what}) {t if t is not None else '?'}")
+        out[name] = _local(name, what, t)
     owner = next((n for n in reversed(node_path) if isinstance(n, (ast.ReactorDecl, ast.AgentDecl))), None)
     robot = facts.decls.get(facts.robots_of.get(owner, "")) if owner is not None else None
     if isinstance(owner, ast.ReactorDecl) and isinstance(robot, ast.RobotDecl):
