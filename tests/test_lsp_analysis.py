@@ -377,6 +377,23 @@ def test_completion_where_only_a_name_of_one_kind_goes_offers_those(cell: Path, 
     assert labels_at(program, cell, text, pos, Shift(program.texts[cell], text).near_old(pos)) == expected
 
 
+@pytest.mark.parametrize(("old", "new", "cursor", "expected"), [
+    ("wait_state(idle)", "wait_state(", "wait_state(", {"idle", "busy", "disarmed", "armed", "disarming", "fault"}),
+    ("wait_state(idle)", "wait_state(idle, b", "idle, b", {"idle", "busy", "disarmed", "armed", "disarming", "fault"}),
+    ("wait_event(force)", "wait_event(", "wait_event(", {"force"}),
+    ("    let high", "    step w = wait_signal(pick.\n    let high", "wait_signal(pick.", {"done", "requested"}),
+])
+def test_completion_in_a_wait_offers_the_robots_states_or_events_or_the_signals(
+        cell: Path, old: str, new: str, cursor: str, expected: set[str]) -> None:
+    # every name in scope (and no state: they are no names) was offered in wait_state( and wait_event(
+    from bbflow.lsp.shift import Shift
+
+    program = compile_program(cell, {cell: CELL})
+    text = CELL.replace(old, new)
+    pos = at(text, new, offset=new.index(cursor) + len(cursor))
+    assert labels_at(program, cell, text, pos, Shift(program.texts[cell], text).near_old(pos)) == expected
+
+
 def test_completion_offers_the_statement_keywords_and_names_of_a_reactor_body(cell: Path) -> None:
     program = compile_program(cell, {cell: CELL})
     pos = at(CELL, "    return there", offset=4)

@@ -22,7 +22,8 @@ and imports, the prelude and the builtins.
 After ``NAME.`` the fields of NAME's record type (or an enum's members, or an
 imported module's declarations) are offered, and after any other expression's
 dot (``xs[0].``) the fields of its type, if the last check saw it there; after ``emit``, ``schedule`` and
-a route's ``on``, the declared signals; in an import, the program's modules or
+a route's ``on``, the declared signals; in a wait's parentheses, the robot's states or events (or the
+signals); in an import, the program's modules or
 the declarations of the module named. Inside a comment, a string or a number (``1.``), and in a new
 name (``step pla``, where Enter would take an old one offered), nothing is offered.
 """
@@ -62,6 +63,8 @@ IMPORT_NAMES = re.compile(r"^from\s+([\w.]+)\s+import\s+(?:\w+(?:\s+as\s+\w+)?\s
 #: the name a declaration or statement brings in, being typed (``step pla``): a new name, none of those in scope
 DECLARING = re.compile(r"(?<![\w.])(?:step|let|as|reactor|agent|type|enum|robot|action|command|event|states|map|"
                        r"switch|limit|signal)\s+\w*$")
+#: the arguments of a wait being typed: its name, and the (dotted) part of the word typed
+WAIT_ARGS = re.compile(r"(?<![\w.])(wait_state|wait_event|wait_signal)\(\s*(?:[\w.]+\s*,\s*)*((?:\w+\.)*)\w*$")
 SIGNAL_CONTEXT = re.compile(r"(?:\bemit|\bschedule|^\s*on)\s+((?:[\w*]+\.)*)[\w*]*$")
 WORD = re.compile(r"\w*$")
 #: a line up to the cursor that is code there: outside a comment and a string (strings end on their line)
@@ -111,6 +114,9 @@ def complete(program: Program | None, path: Path, text: str, pos: Pos,
         module = program.module(path) if program is not None else None
         events = robot_event_signals(facts, module.name if module is not None else None, text[:offset])
         return _signals(facts, signal.group(1), events)
+    wait = WAIT_ARGS.search(before)
+    if wait is not None:
+        return _wait_args(program, path, scope, wait.group(1), wait.group(2))
     member = MEMBER.search(before)
     if member is not None:
         return _members(program, path, scope, member.group(1).split("."))
@@ -473,6 +479,27 @@ def _only(program: Program | None, path: Path, pos: Pos, before: str) -> list[Co
         if pattern.search(before):
             return [c for c in _names(program, path, pos) if c.kind in kinds]
     return None
+
+
+def _wait_args(program: Program | None, path: Path, pos: Pos, wait: str, typed: str) -> list[Completion]:
+    """What a wait takes: the states of the reactor's robot (`idle` and the safety states too) in
+    ``wait_state(``, its events in ``wait_event(``, the declared signals in ``wait_signal(``."""
+    ctx = _context(program, path, pos)
+    if ctx is None:
+        return []
+    facts, _, node_path, _ = ctx
+    if wait == "wait_signal":
+        return _signals(facts, typed, [])
+    owner = next((n for n in reversed(node_path) if isinstance(n, ast.ReactorDecl)), None)
+    robot = facts.decls.get(facts.robots_of.get(owner, "")) if owner is not None else None
+    if not isinstance(robot, ast.RobotDecl) or typed:
+        return []
+    if wait == "wait_event":
+        return [Completion(e.name.name, "signal", f"an event of {robot.name.name}") for e in robot.events]
+    safety = _module_decls(facts, PRELUDE).get("Safety")
+    states = ["idle", *(n.name for s in robot.states for n in s.names)]
+    return [*(Completion(n, "enum member", robot.name.name) for n in dict.fromkeys(states)),
+            *(Completion(m.name, "enum member", "Safety") for m in getattr(safety, "members", ()))]
 
 
 def _local(name: str, what: str, t: Any) -> Completion:
