@@ -394,6 +394,26 @@ def test_completion_in_a_wait_offers_the_robots_states_or_events_or_the_signals(
     assert labels_at(program, cell, text, pos, Shift(program.texts[cell], text).near_old(pos)) == expected
 
 
+CALLABLE = {"Pick", "arm", "disarm", "grip", "move_to", "release", "wait_event", "wait_signal", "wait_state"}
+
+
+@pytest.mark.parametrize(("old", "new", "cursor", "expected"), [
+    ("step held = grip()", "step held = g", "held = g", CALLABLE),
+    ("undo move_to(target: pick)", "undo ", "ready undo ", CALLABLE),
+    ("undo release()", "undo ", "Grip undo ", {"grip", "move_to", "release"}),  # a command's: its robot's commands
+    ("run Pick(pick: req.data.pick)", "run P", "run P", {"Pick"}),
+])
+def test_completion_of_what_a_step_an_undo_or_a_run_calls_offers_what_may_be_called(
+        cell: Path, old: str, new: str, cursor: str, expected: set[str]) -> None:
+    # every name in scope was offered: the builtin functions (`abs`), types, steps, enums
+    from bbflow.lsp.shift import Shift
+
+    program = compile_program(cell, {cell: CELL})
+    text = CELL.replace(old, new, 1)
+    pos = at(text, cursor, offset=len(cursor))
+    assert labels_at(program, cell, text, pos, Shift(program.texts[cell], text).near_old(pos)) == expected
+
+
 def test_completion_offers_the_statement_keywords_and_names_of_a_reactor_body(cell: Path) -> None:
     program = compile_program(cell, {cell: CELL})
     pos = at(CELL, "    return there", offset=4)
@@ -414,9 +434,12 @@ def test_completion_of_a_call_offers_commands_waits_and_names_in_scope(cell: Pat
     text = CELL.replace("step held = grip() after there", "step held = gr")
     program = compile_program(cell, {cell: CELL})
     got = {c.label: c for c in complete(program, cell, text, at(text, "= gr", offset=4))}
-    assert {"grip", "release", "move_to", "wait_state", "wait_event", "arm", "pick", "there", "Pick"} <= set(got)
+    assert {"grip", "release", "move_to", "wait_state", "wait_event", "arm", "Pick"} <= set(got)
+    assert not {"pick", "there", "abs"} & set(got)  # a step calls no value, nor a builtin function
     assert got["move_to"].kind == "function" and "(command) move_to(" in got["move_to"].detail
-    assert got["pick"].detail == "(param) Pose"
+    text = CELL.replace("let high = there.z + 0.1", "let high = pi")
+    got = {c.label: c for c in complete(program, cell, text, at(text, "= pi", offset=4))}
+    assert {"pick", "there", "abs"} <= set(got) and got["pick"].detail == "(param) Pose"
 
 
 def test_completion_after_a_dot_offers_record_fields_and_enum_members(cell: Path) -> None:

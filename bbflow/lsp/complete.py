@@ -72,8 +72,10 @@ IN_CODE = re.compile(r'(?:[^"#]|"(?:[^"\\\n]|\\.)*")*\Z')
 
 
 #: where only a name goes, the word before that says of what: a robot after a header's ``on``, a step (or a let,
-#: switch or map) after ``after``, a reactor after ``cancel``
+#: switch or map) after ``after``, a reactor after ``cancel`` or ``run``, what a step or an ``undo`` calls
 HEADER_ON = re.compile(r"(?<![\w.])on\s+\w*$")
+STEP_CALL = re.compile(r"(?<![\w.])(?:step\s+\w+\s*=|undo)\s*\w*$")
+RUN = re.compile(r"(?<![\w.])run\s+\w*$")
 AFTER = re.compile(r"(?<![\w.])after\s+(?:\w+\s*,\s*)*\w*$")
 CANCEL = re.compile(r"(?<![\w.])cancel\s+\w*$")
 ORDERABLE = ("step", "let", "switch", "map")
@@ -475,9 +477,14 @@ def _only(program: Program | None, path: Path, pos: Pos, before: str) -> list[Co
         facts, _, node_path, text = ctx
         return [_local(n, what, t) for n, (what, t) in _locals(facts, node_path, pos, text).items()
                 if what in ORDERABLE]
-    for pattern, kinds in ((HEADER_ON, ("robot", "module")), (CANCEL, ("reactor", "module"))):
-        if pattern.search(before):
-            return [c for c in _names(program, path, pos) if c.kind in kinds]
+    for pattern, kinds in ((HEADER_ON, ("robot", "module")), (CANCEL, ("reactor", "module")),
+                           (RUN, ("reactor", "module")), (STEP_CALL, ("function", "reactor", "module"))):
+        if pattern.search(before):  # (a step calls no builtin function: `abs`, `len` are for expressions)
+            ctx = _context(program, path, pos) if pattern is STEP_CALL else None
+            robot = next((n for n in ctx[2] if isinstance(n, ast.RobotDecl)), None) if ctx is not None else None
+            if ctx is not None and robot is not None:  # a command's default undo: another command of its robot
+                return [Completion(c.name.name, "function", declaration_signature(ctx[0], c)) for c in robot.commands]
+            return [c for c in _names(program, path, pos) if c.kind in kinds and c.detail != "builtin"]
     return None
 
 
