@@ -414,6 +414,25 @@ def test_completion_of_what_a_step_an_undo_or_a_run_calls_offers_what_may_be_cal
     assert labels_at(program, cell, text, pos, Shift(program.texts[cell], text).near_old(pos)) == expected
 
 
+@pytest.mark.parametrize(("new", "cursor", "expected"), [
+    ("emit pick.done {", "done {", {"at", "ok"}), ("emit pick.done {at: result, ", "result, ", {"ok"}),
+    ("emit pick.done {at: result, o", "result, o", {"ok"}),
+])
+def test_completion_of_a_payloads_field_name_offers_the_fields_not_given_yet(cell: Path, new: str, cursor: str,
+                                                                            expected: set[str]) -> None:
+    # every name in scope was offered where the payload's field names go
+    from bbflow.lsp.shift import Shift
+
+    base = CELL.replace("signal pick.done: {at: Pose}", "signal pick.done: {at: Pose, ok: bool}")
+    program = compile_program(cell, {cell: base})
+    text = base.replace("emit pick.done {at: result}", new)
+    pos = at(text, cursor, offset=len(cursor))
+    assert labels_at(program, cell, text, pos, Shift(program.texts[cell], text).near_old(pos)) == expected
+    value = text.replace(new, "emit pick.done {at: r")
+    pos = at(value, "{at: r", offset=6)  # a field's value: the names in scope
+    assert "result" in labels_at(program, cell, value, pos, Shift(program.texts[cell], value).near_old(pos))
+
+
 def test_completion_offers_the_statement_keywords_and_names_of_a_reactor_body(cell: Path) -> None:
     program = compile_program(cell, {cell: CELL})
     pos = at(CELL, "    return there", offset=4)

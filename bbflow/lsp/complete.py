@@ -23,7 +23,7 @@ After ``NAME.`` the fields of NAME's record type (or an enum's members, or an
 imported module's declarations) are offered, and after any other expression's
 dot (``xs[0].``) the fields of its type, if the last check saw it there; after ``emit``, ``schedule`` and
 a route's ``on``, the declared signals; in a wait's parentheses, the robot's states or events (or the
-signals); in an import, the program's modules or
+signals); in ``emit S {``, the fields of S's payload not given yet; in an import, the program's modules or
 the declarations of the module named. Inside a comment, a string or a number (``1.``), and in a new
 name (``step pla``, where Enter would take an old one offered), nothing is offered.
 """
@@ -65,6 +65,8 @@ DECLARING = re.compile(r"(?<![\w.])(?:step|let|as|reactor|agent|type|enum|robot|
                        r"switch|limit|signal)\s+\w*$")
 #: the arguments of a wait being typed: its name, and the (dotted) part of the word typed
 WAIT_ARGS = re.compile(r"(?<![\w.])(wait_state|wait_event|wait_signal)\(\s*(?:[\w.]+\s*,\s*)*((?:\w+\.)*)\w*$")
+#: a field name of the payload of ``emit S {...}`` or ``schedule S {...}`` being typed (group 1: S; 2: fields given)
+PAYLOAD_FIELD = re.compile(r"(?<![\w.])(?:emit|schedule)\s+([\w.]+)\s*\{((?:\s*\w+\s*:[^,{}]*,)*)\s*\w*$")
 SIGNAL_CONTEXT = re.compile(r"(?:\bemit|\bschedule|^\s*on)\s+((?:[\w*]+\.)*)[\w*]*$")
 WORD = re.compile(r"\w*$")
 #: a line up to the cursor that is code there: outside a comment and a string (strings end on their line)
@@ -116,6 +118,10 @@ def complete(program: Program | None, path: Path, text: str, pos: Pos,
         module = program.module(path) if program is not None else None
         events = robot_event_signals(facts, module.name if module is not None else None, text[:offset])
         return _signals(facts, signal.group(1), events)
+    payload = PAYLOAD_FIELD.search(before)
+    if payload is not None:
+        given = {f.split(":")[0].strip() for f in payload.group(2).split(",")}
+        return _payload_fields(program.facts(path) if program is not None else None, payload.group(1), given)
     wait = WAIT_ARGS.search(before)
     if wait is not None:
         return _wait_args(program, path, scope, wait.group(1), wait.group(2))
@@ -486,6 +492,14 @@ def _only(program: Program | None, path: Path, pos: Pos, before: str) -> list[Co
                 return [Completion(c.name.name, "function", declaration_signature(ctx[0], c)) for c in robot.commands]
             return [c for c in _names(program, path, pos) if c.kind in kinds and c.detail != "builtin"]
     return None
+
+
+def _payload_fields(facts: Facts | None, signal: str, given: set[str]) -> list[Completion]:
+    """The fields of the payload of ``signal`` (a record) but those ``given``."""
+    decl = facts.signals.get(signal) if facts is not None else None
+    t = facts.decl_types.get(decl) if facts is not None and decl is not None else None
+    t = T.strip_optional(t) if t is not None else None
+    return [Completion(n, "field", str(ft)) for n, ft in t.fields if n not in given] if isinstance(t, T.RecordT) else []
 
 
 def _wait_args(program: Program | None, path: Path, pos: Pos, wait: str, typed: str) -> list[Completion]:
