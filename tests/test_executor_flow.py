@@ -163,8 +163,8 @@ def test_a_failing_iteration_stops_the_map_and_undoes_completed_iterations_newes
     result, rec = run(r, robot)
     assert result.status == "failed" and result.error.message == "op: blocked"
     assert robot.tags("op") == ["start", 1, 2, 3, 4]  # 5 and 6 never started
-    assert robot.tags("undo") == [2, 1, "start"]
-    assert [c.outcome for c in robot.calls if c.kwargs.get("tag") == 4] == ["cancelled"]
+    assert robot.tags("undo") == [4, 2, 1, "start"]  # 4 was cut off in flight: it may have moved
+    assert [c.outcome for c in robot.calls if c.command == "op" and c.kwargs.get("tag") == 4] == ["cancelled"]
 
 
 def test_a_map_body_can_fail_on_purpose():

@@ -112,11 +112,16 @@ def test_saga_invariants(case):
     # failed: after the failure no new step starts
     failure_at = _failure_index(events, result.error)
     assert not [e for e in events[failure_at + 1:] if e["event"] == "step.start"]
-    # every completed step with an undo is undone exactly once (3 attempts at most), newest first
+    # every completed step with an undo, and every one cut off in flight (its command cancelled at the
+    # driver: it may have moved), is undone exactly once (3 attempts at most), newest first
     fallbacks = {e["step"] for e in events if e["event"] == "step.ok" and e.get("fallback")}
-    expected = [n for n in reversed(completed) if by_name[n]["undo"] and n not in fallbacks]
+    cut_off = {e["step"] for e in events if e["event"] == "step.error" and e["error"]["code"] == "cancelled"}
+    ended = [e["step"] for e in events if e["event"] == "step.ok" or e["step"] in cut_off and e["event"] == "step.error"
+             and e["error"]["code"] == "cancelled"]
+    expected = [n for n in reversed(ended) if by_name[n]["undo"] and n not in fallbacks]
     first_attempts = [e["step"] for e in events if e["event"] == "undo.start" and e["attempt"] == 1]
     assert first_attempts == expected
+    assert {e["step"] for e in events if e["event"] == "undo.start" and e.get("in_doubt")} == cut_off & set(expected)
     for name in expected:
         attempts = [e for e in events if e["step"] == name and e["event"] in ("undo.ok", "undo.error")]
         oks = [e for e in attempts if e["event"] == "undo.ok"]

@@ -328,4 +328,4 @@ def test_a_composed_run_cut_short_by_a_preemption_says_preempted_as_its_parent_d
     assert codes == [("step.error", "Inner", "b", "preempted"), ("run.failed", "Inner", None, "preempted"),
                      ("step.error", "Outer", "i", "preempted"), ("run.failed", "Outer", None, "preempted")]
     undone = [(e["reactor"], e["step"]) for e in events if e["event"] == "undo.ok"]
-    assert undone == [("Inner", "a")]
+    assert undone == [("Inner", "b"), ("Inner", "a")]  # b was cut off in flight

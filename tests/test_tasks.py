@@ -109,9 +109,10 @@ def test_cancelling_a_running_run_rolls_it_back_with_code_cancelled() -> None:
     robot, (x, y) = run_virtual(main())
     assert x.status == "failed" and x.error.code == "cancelled"
     assert y.status == "ok"
-    assert robot.commands() == ["op", "op", "undo", "op", "op"]
+    assert robot.commands() == ["op", "op", "undo", "undo", "op", "op"]
     assert [c.outcome for c in robot.calls[:2]] == ["ok", "cancelled"]
-    assert robot.tags("undo") == ["x.a"]  # the rollback is inside x's hold: y starts after it
+    # x.b, cut off in flight, is undone too; the rollback is inside x's hold: y starts after it
+    assert robot.tags("undo") == ["x.b", "x.a"]
 
 
 def test_preempting_run_cancels_the_holder_and_goes_ahead_of_the_queue() -> None:
@@ -127,7 +128,7 @@ def test_preempting_run_cancels_the_holder_and_goes_ahead_of_the_queue() -> None
     assert x.status == "failed" and x.error.code == "preempted"
     assert stop.status == "ok" and y.status == "ok"
     assert robot.tags("op", "ok") == ["x.a", "stop.a", "stop.b", "y.a", "y.b"]
-    assert robot.tags("undo") == ["x.a"]
+    assert robot.tags("undo") == ["x.b", "x.a"]  # x.b was cut off in flight
     queued = [(e["run"], e["position"]) for e in rec.events if e["event"] == "run.queued"]
     assert queued == [("y", 1), ("stop", 1)]
 
@@ -147,7 +148,7 @@ def test_the_callers_cancellation_rolls_back_and_goes_on() -> None:
         return robot, tasks, tasks.hold("arm").holder is None
 
     robot, tasks, free = run_virtual(main())
-    assert robot.tags("undo") == ["x.a"] and free and list(tasks.runs()) == []
+    assert robot.tags("undo") == ["x.b", "x.a"] and free and list(tasks.runs()) == []  # x.b: cut off in flight
 
 
 def test_a_command_is_a_task_of_one_step() -> None:

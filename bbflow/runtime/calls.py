@@ -18,7 +18,7 @@ from bbflow.runtime.durations import format_duration
 from bbflow.runtime.ids import uuid7
 from bbflow.runtime.journal.calls import Journaled
 from bbflow.runtime.linemap import NOTE_PREFIX, add_flow_note
-from bbflow.runtime.ports import ActionResolver, Completed, RobotPort, RuntimeFailure, error_text, exited
+from bbflow.runtime.ports import ActionResolver, Completed, NotSent, RobotPort, RuntimeFailure, error_text, exited
 from bbflow.runtime.run_state import Cut, RunState
 from bbflow.runtime.types import TypeMismatch, finite
 
@@ -99,9 +99,10 @@ async def compose(run: RunState, call: model.ReactorCall, scope: Mapping[str, An
     args = arguments(call, scope, name)
     reactor = run.program.reactors.get(call.reactor) or run.program.find("reactors", call.reactor)
     child = run.child(reactor, uuid7(), cut)
-    result = await run.runner(child, args)
-    # undo errors of the child's own rollback belong to this run's story too
-    run.undo_errors.extend(result.undo_errors)
+    try:
+        result = await run.runner(child, args)
+    finally:  # undo errors of the child's own rollback belong to this run's story too, a cancelled child's too
+        run.undo_errors.extend(child.undo_errors)
     if result.status == "ok":
         return result.value, child
     assert result.error is not None
@@ -175,7 +176,10 @@ async def action(run: RunState, call: model.ActionCall, scope: Mapping[str, Any]
     decl = run.program.actions.get(call.action) or run.program.find("actions", call.action)
     args = arguments(call, scope, name)
     if journaled is not None:
-        await journaled.before(f"action:{decl.name}", args)
+        try:
+            await journaled.before(f"action:{decl.name}", args)
+        except asyncio.CancelledError:  # before the action was called: nothing moved
+            raise asyncio.CancelledError(NotSent()) from None
     try:
         value = await call_action(run.resolver, decl, args)
     except RuntimeFailure as exc:

@@ -27,6 +27,7 @@ class RuntimeFailure(Exception):
     failed), ``result`` (a driver or action returned a value of the wrong
     type), ``not_armed``, ``state`` (command not allowed in the robot's state),
     ``fail`` (a ``fail`` statement), ``cancelled``, ``halted``, ``input``,
+    ``in_doubt`` (the undo of a step cut off in flight needs the result it never got),
     ``internal`` (a bug in bbflow itself, reported rather than raised).
     """
 
@@ -78,6 +79,21 @@ class Completed:
         """The ``Completed`` that ``exc`` (a ``CancelledError``) carries, if any."""
         args = exc.args if isinstance(exc, asyncio.CancelledError) else ()
         return args[0] if len(args) == 1 and isinstance(args[0], Completed) else None
+
+
+class NotSent:
+    """Carried by the ``CancelledError`` of a caller cancelled before its command (or action) reached the
+    driver (waiting for its category's slot, or for its intent to be journaled): nothing moved. A caller
+    cancelled without it, or without ``Completed``, was cut off *in flight*: the command may have moved
+    part-way, and the step that made it is undone like one that completed (docs/runtime.md)."""
+
+    __slots__ = ()
+
+    @staticmethod
+    def of(exc: BaseException | None) -> bool:
+        """Whether ``exc`` (a ``CancelledError``) says its command never reached the driver."""
+        args = exc.args if isinstance(exc, asyncio.CancelledError) else ()
+        return len(args) == 1 and isinstance(args[0], NotSent)
 
 
 class RobotPort(Protocol):

@@ -57,7 +57,7 @@ from bbflow.runtime.durations import format_duration
 from bbflow.runtime.faults import Faults
 from bbflow.runtime.journal.calls import JOURNALED, Journaled
 from bbflow.runtime.loopwatch import BLOCKING, watched
-from bbflow.runtime.ports import Completed, RuntimeFailure, error_text, exited
+from bbflow.runtime.ports import Completed, NotSent, RuntimeFailure, error_text, exited
 from bbflow.runtime.types import TypeMismatch, non_finite
 
 Unsubscribe = Callable[[], None]
@@ -314,45 +314,52 @@ class RobotProxy:
         self._check_armed(cmd.name)
         self._check_not_own_caller(cmd)
         slot = self._slot(cmd.category)
-        async with slot if slot is not None else contextlib.nullcontext():
-            self._check_armed(cmd.name)
-            self._check_allowed(cmd)
-            self._calls[cmd.name] += 1
-            fault = self._faults.for_call(cmd.name, self._calls[cmd.name]) if self._faults else None
-            if fault is not None and fault.delay is not None:
-                await asyncio.sleep(fault.delay)
+        task: asyncio.Task[Any] | None = None
+        try:
+            async with slot if slot is not None else contextlib.nullcontext():
                 self._check_armed(cmd.name)
-            journaled = JOURNALED.get()
-            if journaled is not None:  # the intent is committed before the command reaches the driver
-                await journaled.before(cmd.name, args)
+                self._check_allowed(cmd)
+                self._calls[cmd.name] += 1
+                fault = self._faults.for_call(cmd.name, self._calls[cmd.name]) if self._faults else None
+                if fault is not None and fault.delay is not None:
+                    await asyncio.sleep(fault.delay)
+                    self._check_armed(cmd.name)
+                journaled = JOURNALED.get()
+                if journaled is not None:  # the intent is committed before the command reaches the driver
+                    await journaled.before(cmd.name, args)
+                    try:
+                        self._check_armed(cmd.name)  # the robot may have left armed meanwhile
+                    except RuntimeFailure as refused:
+                        journaled.failed(refused)
+                        raise
+                if fault is not None and fault.error is not None:
+                    failure = RuntimeFailure(f"{cmd.name} failed: {fault.error}", "command", command=cmd.name)
+                    if journaled is not None:
+                        journaled.failed(failure)
+                    raise failure
+                task = self._start(cmd.name, self._command(cmd.name, dict(args)))
+                cancelled: asyncio.CancelledError | None = None
                 try:
-                    self._check_armed(cmd.name)  # the robot may have left armed meanwhile
-                except RuntimeFailure as refused:
-                    journaled.failed(refused)
-                    raise
-            if fault is not None and fault.error is not None:
-                failure = RuntimeFailure(f"{cmd.name} failed: {fault.error}", "command", command=cmd.name)
-                if journaled is not None:
-                    journaled.failed(failure)
-                raise failure
-            task = self._start(cmd.name, self._command(cmd.name, dict(args)))
-            cancelled: asyncio.CancelledError | None = None
-            try:
-                if fault is not None and fault.disarm:
-                    await asyncio.sleep(0)  # let the command start moving, then pull the plug
-                    await self._disarm_and_wait()
-                await self._wait_stopping(task)
-            except asyncio.CancelledError as exc:
-                cancelled = exc  # raised below, once the command's outcome is known
-            finally:
-                if not self._settled[task].done():  # the caller was cancelled before it awaited the command
-                    self._stop(task)
+                    if fault is not None and fault.disarm:
+                        await asyncio.sleep(0)  # let the command start moving, then pull the plug
+                        await self._disarm_and_wait()
                     await self._wait_stopping(task)
-                self._inflight.discard(task)
-                self._settled.pop(task, None)
-                stopped = self._stopped.pop(task, None)
-                if journaled is not None and task.cancelled() and stopped is None:
-                    journaled.failed(RuntimeFailure(f"{cmd.name} was cancelled", "cancelled", command=cmd.name))
+                except asyncio.CancelledError as exc:
+                    cancelled = exc  # raised below, once the command's outcome is known
+                finally:
+                    if not self._settled[task].done():  # the caller was cancelled before it awaited the command
+                        self._stop(task)
+                        await self._wait_stopping(task)
+                    self._inflight.discard(task)
+                    self._settled.pop(task, None)
+                    stopped = self._stopped.pop(task, None)
+                    if journaled is not None and task.cancelled() and stopped is None:
+                        journaled.failed(RuntimeFailure(f"{cmd.name} was cancelled", "cancelled", command=cmd.name))
+        except asyncio.CancelledError:
+            if task is None:  # cancelled before the command reached the driver: nothing moved
+                raise asyncio.CancelledError(NotSent()) from None
+            raise
+        assert task is not None  # (a call that never reached the driver raised above)
         if cancelled is not None:
             raise self._cancelled(cmd, task, stopped, journaled, cancelled)
         if journaled is None:
@@ -363,7 +370,8 @@ class RobotProxy:
                    journaled: Journaled | None, cancelled: asyncio.CancelledError) -> asyncio.CancelledError:
         """What a caller cancelled while ``cmd`` was at the driver raises: a ``CancelledError`` carrying
         the result (``Completed``) when the driver finished the command anyway (it ended in the same moment, or
-        could not stop it half-way), so that the motion is undone; else ``cancelled`` itself."""
+        could not stop it half-way), so that the motion is undone; else ``cancelled`` itself (cut off in flight:
+        the motion may have happened part-way, and is undone too)."""
         if stopped is not None or not task.done() or task.cancelled() or task.exception() is not None:
             return cancelled
         try:

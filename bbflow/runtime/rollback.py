@@ -4,6 +4,10 @@ Which undo a completed step gets:
 
 - none if it was skipped (never recorded), completed through its ``fallback``
   (its own effect failed), or is marked ``irreversible``;
+- a step cut off in flight (cancelled while its command or action was at the
+  driver: it may have moved part-way) is undone in its place like a completed
+  one, without its result: an undo that needs that result is not run blindly
+  but recorded as an undo error (code ``in_doubt``, 0 attempts);
 - its own ``undo`` if it has one, run in the step's scope (which holds the
   step's own result under its name);
 - else, for a robot command, the command's declared default undo, run with
@@ -64,8 +68,36 @@ async def _undo_all(run: RunState, done: Sequence[Completion], deadline: Deadlin
         if chosen is None:
             continue
         call, inherited = chosen
-        scope = {"args": completion.args, "result": completion.value} if inherited else completion.scope
-        await _undo(run, step.name, call, scope, completion.iterations, deadline)
+        if not completion.in_doubt:
+            scope = {"args": completion.args, "result": completion.value} if inherited else completion.scope
+        else:  # cut off in flight: undone without the result it never got (``scope`` lacks the step's name)
+            scope = {"args": completion.args} if inherited else completion.scope
+            if _needs(call, scope, "result" if inherited else step.name):
+                _not_undone(run, step.name, completion.iterations)
+                continue
+        await _undo(run, step.name, call, scope, completion.iterations, deadline, completion.in_doubt)
+
+
+def _needs(call: model.Call, scope: Any, name: str) -> bool:
+    """Whether the arguments of undo ``call`` read ``name``, which ``scope`` does not hold."""
+    if not isinstance(call, (model.CommandCall, model.ActionCall, model.ReactorCall)):
+        return False
+    try:
+        call.args(scope)
+    except KeyError as exc:
+        return exc.args == (name,)
+    except Exception:  # another error of the undo's arguments: the undo fails with it, as any
+        return False
+    return False
+
+
+def _not_undone(run: RunState, name: str, index: tuple[int, ...]) -> None:
+    """A step cut off in flight whose undo needs its result: it cannot be undone blindly, and is not left
+    un-undone silently either (recovery holds such a run for the operator; a live run reports it)."""
+    error = RuntimeFailure(f"undo of {name}: {name} was cut off in flight (it may have moved part-way) and its "
+                           f"undo needs its result, which it never got: not undone, check the robot", "in_doubt")
+    run_events.undo_error(run, name, index, error, 0)
+    run.undo_errors.append(UndoFailure(error, step=name, reactor=run.reactor.name, run=run.run_id, attempts=0))
 
 
 def _seconds(run: RunState, call: model.Call) -> float:
@@ -78,11 +110,11 @@ def _seconds(run: RunState, call: model.Call) -> float:
 
 
 async def _undo(run: RunState, name: str, call: model.Call, scope: Any, index: tuple[int, ...],
-                deadline: Deadline) -> None:
+                deadline: Deadline, in_doubt: bool) -> None:
     seconds = _seconds(run, call)
     error: RuntimeFailure | None = None
     for attempt in range(1, UNDO_ATTEMPTS + 1):
-        run_events.undo_start(run, name, index, attempt)
+        run_events.undo_start(run, name, index, attempt, in_doubt=in_doubt)
         error = await _attempt(run, name, call, scope, index, deadline, seconds, attempt)
         if error is None:
             run.undone.append(name)

@@ -131,10 +131,12 @@ def step_retry(run: RunState, step: str, index: tuple[int, ...], attempt: int, d
 # --- undos --------------------------------------------------------------------------------
 
 
-def undo_start(run: RunState, step: str, index: tuple[int, ...], attempt: int) -> None:
+def undo_start(run: RunState, step: str, index: tuple[int, ...], attempt: int, *, in_doubt: bool = False) -> None:
     if (observer := run.observer) is not None:
         out = _event(run, "undo.start", step, index)
         out["attempt"] = attempt
+        if in_doubt:  # the undo of a step cut off in flight
+            out["in_doubt"] = True
         notify(observer, out)
 
 

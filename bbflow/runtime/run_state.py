@@ -70,7 +70,8 @@ class UndoFailure(RuntimeFailure):
 
 
 class Completion(NamedTuple):
-    """A step that completed: what its undo needs."""
+    """A step that completed, or was cut off in flight (``in_doubt``: cancelled while its command or action
+    was at the driver, it may have moved part-way; it has no value): what its undo needs."""
 
     step: model.Step
     scope: dict[str, Any]
@@ -79,6 +80,7 @@ class Completion(NamedTuple):
     child: RunState | None  # a composed reactor's run
     iterations: tuple[int, ...]  # the indices of the map iterations around the step
     undoable: bool  # False when the value came from ``fallback``
+    in_doubt: bool = False
 
 
 class Stop(Exception):
@@ -129,7 +131,7 @@ class RunState:
         #: free step slots (the reactor's ``concurrency``, set by ``execute``) and the bodies waiting for one
         self.free = 0
         self.slot_waiters: list[Crew] = []
-        #: completed steps, in completion order
+        #: completed steps, in completion order, and those cut off in flight where they ended (for the rollback)
         self.done: list[Completion] = []
         self.undo_errors: list[UndoFailure] = []
         #: steps undone by the rollback, in the order they were undone
@@ -181,7 +183,7 @@ class RunState:
                 crew.wake()
 
     def completed(self) -> tuple[str, ...]:
-        return tuple(c.step.name for c in self.done)
+        return tuple(c.step.name for c in self.done if not c.in_doubt)
 
     def cancel_reason(self, what: str) -> RuntimeFailure:
         """Why ``what`` (the run, a step or an undo) was cancelled: the halt, else the cancel's code."""

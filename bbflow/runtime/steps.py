@@ -15,7 +15,7 @@ from bbflow.runtime import model, run_events
 from bbflow.runtime.calls import action, arguments, compose, cut_by, driver_failure, failure, perform, timed_out
 from bbflow.runtime.deadline import Deadline
 from bbflow.runtime.journal import Journaled, journaled_call, planner
-from bbflow.runtime.ports import Completed, RuntimeFailure
+from bbflow.runtime.ports import Completed, NotSent, RuntimeFailure
 from bbflow.runtime.run_state import Completion, RunState
 
 
@@ -122,6 +122,8 @@ async def _attempt(run: RunState, step: model.Step, scope: dict[str, Any], index
                 return None
             raise
         if not ours:
+            if not NotSent.of(exc) and type(call) in _EFFECTS:  # cut off at the driver: it may have moved
+                _cut_off(run, step, scope, index, args)
             run_events.step_error(run, name, index, run.cancel_reason(name), attempt)
             raise
         return timed_out(name, timeout)
@@ -141,6 +143,26 @@ def _completed(run: RunState, step: model.Step, scope: dict[str, Any], index: tu
         args = None  # only a command's default undo reads them: do not keep them for nothing
     run.done.append(Completion(step, scope, args, value, child, index, True))
     run_events.step_ok(run, step.name, index, value)
+
+
+#: the calls that reach a driver (an action stands for one): cut off in flight, they may have moved part-way
+_EFFECTS = (model.CommandCall, model.ActionCall)
+
+
+def _cut_off(run: RunState, step: model.Step, scope: dict[str, Any], index: tuple[int, ...],
+             args: dict[str, Any] | None) -> None:
+    """Record a step cancelled while its command (or action) was at the driver, for the rollback to undo
+    like a completed one (as recovery undoes a step in doubt); it has no value (docs/runtime.md)."""
+    if step.irreversible is not None or run.undo_call(step) is None:
+        return
+    if not _undo_uses_args(run, step):
+        args = None
+    elif args is None:  # an action's, evaluated in the call (the same values: the scope has not changed)
+        try:
+            args = step.call.args(scope)  # type: ignore[union-attr]
+        except Exception:  # they failed in the call too: it never started
+            return
+    run.done.append(Completion(step, scope, args, None, None, index, True, True))
 
 
 def _journaled(run: RunState, step: model.Step, scope: Mapping[str, Any], index: tuple[int, ...],
