@@ -343,6 +343,22 @@ def test_plain_log_has_one_line_per_notable_event(program: model.Program, tmp_pa
     assert any(line.endswith('run.ok         PickAndPlace  result {"x": 0.0, "y": 0.3, "z": 0.1}') for line in lines)
 
 
+def test_plain_log_and_board_show_long_times_readably() -> None:
+    """A long run on the virtual clock printed ``720000000000000.000s``: past 10,000 of a unit, the next one."""
+    out = io.StringIO()
+    log = PlainLog(out, start=0.0)
+    for at in (9999.9994, 9999.9996, 720_000.0, 3.6e7, 8.64e8, 7.2e14):
+        log.line(at, "x")
+    assert out.getvalue().splitlines() == ["9999.999s x", " 166.667m x", " 200.000h x", " 416.667d x",
+                                           "  27.379y x", "2.28e+07y x"]
+    board = Board(model.Program(), start=0.0)
+    board({"event": "run.start", "run": "r", "reactor": "Job", "time": 0.0})
+    board({"event": "run.ok", "run": "r", "reactor": "Job", "time": 7.2e14, "result": 1})
+    console = Console(file=io.StringIO(), width=120)
+    console.print(board.render(7.2e14))
+    assert "2.28e+07y" in console.file.getvalue() and "720000000" not in console.file.getvalue()
+
+
 def test_describe_events() -> None:
     assert describe({"event": "step.start", "reactor": "R", "step": "a"}) is None
     # `attempt` of step.retry is the attempt about to start (2 after the first failure)

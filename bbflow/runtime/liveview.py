@@ -155,7 +155,7 @@ class Board:
                 status_style = {"ok": "green", "failed": "red", "halted": "bold red"}.get(view.status, "yellow")
                 took = (view.ended if view.ended is not None else now) - view.started
                 name = ("  ↳ " if view.parent else "") + view.reactor
-                table.add_row(name, Text(view.status, status_style), f"{took:.2f}s", _steps_text(view),
+                table.add_row(name, Text(view.status, status_style), elapsed_text(took, 2).lstrip(), _steps_text(view),
                               Text(view.detail, "dim", no_wrap=True, overflow="ellipsis"))
             parts.append(table)
         if self.agents:
@@ -181,6 +181,22 @@ class Board:
                               Text(robot.safety, _SAFETY_STYLES.get(robot.safety, "")), robot.state)
             parts.append(table)
         return Group(*parts)
+
+
+#: the units a time since the start is shown in: the first in which it is under 10,000 (a long run on the
+#: virtual clock reaches years: 720000000000000.000s was printed in full)
+_ELAPSED_UNITS = (("s", 1.0), ("m", 60.0), ("h", 3600.0), ("d", 86400.0), ("y", 365.25 * 86400.0))
+
+
+def elapsed_text(seconds: float, places: int = 3) -> str:
+    """A time since the start, right-aligned in 9 columns (``places`` decimals): ``   1.234s``, ``  16.667m``,
+    ``   2.500h``, ``   3.000d``; past 10,000 years, ``2.28e+07y``."""
+    value, unit = seconds, "s"
+    for unit, size in _ELAPSED_UNITS:
+        value = seconds / size
+        if abs(round(value, places)) < 10_000:  # as printed: 9999.9996 is 10000.000
+            return f"{value:{5 + places}.{places}f}{unit}"
+    return f"{value:8.2e}{unit}"
 
 
 def _steps_text(view: RunView) -> Text:
@@ -275,7 +291,7 @@ class PlainLog:
             self.line(event.get("time", self.start), line)
 
     def line(self, at: float, text: str) -> None:
-        self.stream.write(f"{at - self.start:8.3f}s {printable(text, newline=False)}\n")
+        self.stream.write(f"{elapsed_text(at - self.start)} {printable(text, newline=False)}\n")
         self.stream.flush()
 
 
