@@ -113,8 +113,9 @@ class FlowProject:
     def run_reactor(self, name: str, inputs: Mapping[str, Any] | None = None, *, robot: str | None = None,
                     faults: Iterable[Mapping[str, Any]] = (), **named_inputs: Any) -> FlowRun:
         """Run reactor ``name`` with ``inputs`` (a dict, or keyword arguments) to its end."""
-        pairs = tuple(f"{k}={json.dumps(v)}" for k, v in {**(inputs or {}), **named_inputs}.items())
-        return self._run(RunOptions(reactor=name, inputs=pairs, robots=(robot,) if robot else (), driver="sim"), faults, None)
+        pairs = tuple(f"{k}={_json(k, v)}" for k, v in {**(inputs or {}), **named_inputs}.items())
+        return self._run(RunOptions(reactor=name, inputs=pairs, robots=(robot,) if robot else (), driver="sim",
+                                    from_python=True), faults, None)
 
     def run_agents(self, *signals: Mapping[str, Any] | str, agents: Iterable[str] = (), robot: str | None = None,
                    faults: Iterable[Mapping[str, Any]] = ()) -> FlowRun:
@@ -122,7 +123,8 @@ class FlowProject:
         (CloudEvents dicts with at least ``type``, or JSON lines), and run until idle."""
         names = tuple(agents) or self.config.run_agents or tuple(a.qualname for a in self.program.agents.values())
         lines = [s if isinstance(s, str) else json.dumps(s) for s in signals]
-        options = RunOptions(agents=names, robots=(robot,) if robot else (), driver="sim", until_idle=True)
+        options = RunOptions(agents=names, robots=(robot,) if robot else (), driver="sim", until_idle=True,
+                             from_python=True)
         return self._run(options, faults, lines)
 
     def _run(self, options: RunOptions, faults: Iterable[Mapping[str, Any]], lines: list[str] | None) -> FlowRun:
@@ -177,6 +179,17 @@ class Flow:
 def flow(tmp_path: Path) -> Flow:
     """Load a bbflow project or source text and run it on simulated robots and a virtual clock."""
     return Flow(tmp_path)
+
+
+def _json(name: str, value: Any) -> str:
+    """Input ``name`` as JSON text, as ``bbflow run --input`` takes it; ``FlowError`` for a value no flow has."""
+    try:
+        return json.dumps(value, allow_nan=False)
+    except ValueError:
+        raise FlowError(f"inputs: {name}: NaN and infinity are not values a flow takes") from None
+    except TypeError as exc:  # "Object of type datetime is not JSON serializable", wherever it is inside
+        raise FlowError(f"inputs: {name}: not a value a flow takes ({exc}): give dicts, lists, strings, numbers, "
+                        "booleans and None") from None
 
 
 async def _feed(lines: list[str]) -> AsyncIterator[str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+import math
 import os
 import subprocess
 import sys
@@ -73,10 +75,28 @@ def test_mistakes_fail_the_test_with_a_message(flow: Flow) -> None:
     cell = flow.source(CELL)
     with pytest.raises(FlowError, match="no robot of this run has a command 'grip'"):
         cell.run_reactor("Visit", to=TO, faults=[{"command": "grip", "error": "x"}])
-    with pytest.raises(FlowError, match="--input"):
-        cell.run_reactor("Visit", to=3)
     with pytest.raises(FlowError, match="no reactor named"):
         cell.run_reactor("Nope")
+
+
+def test_mistakes_in_run_reactors_arguments_are_said_in_its_terms_not_bbflow_runs(flow: Flow) -> None:
+    """The messages named ``--input`` and ``--robot``, options this test never gave; a value JSON cannot hold
+    (a datetime, NaN) raised Python's TypeError or spoke of JSON numbers."""
+    cell = flow.source(CELL)
+    with pytest.raises(FlowError, match=r"^inputs: Visit: input to: expected \{x: float, y: float, z: float\}, got int 3 "
+                                        r"\(parameters: to: \{x: float, y: float, z: float\}\)$"):
+        cell.run_reactor("Visit", to=3)
+    with pytest.raises(FlowError, match=r"^inputs: Visit: missing input 'to'"):
+        cell.run_reactor("Visit")
+    with pytest.raises(FlowError, match=r"^inputs: to: not a value a flow takes \(Object of type datetime is not JSON "
+                                        r"serializable\): give dicts, lists"):
+        cell.run_reactor("Visit", to={"x": datetime.datetime(2026, 1, 1), "y": 0.0, "z": 0.0})
+    with pytest.raises(FlowError, match=r"^inputs: to: NaN and infinity are not values a flow takes$"):
+        cell.run_reactor("Visit", to={"x": math.nan, "y": 0.0, "z": 0.0})
+    with pytest.raises(FlowError, match=r"^robot='lefty': no robot instance 'lefty' \(robots: arm\)$"):
+        cell.run_reactor("Visit", to=TO, robot="lefty")
+    with pytest.raises(FlowError, match=r"^robot='lefty': no robot instance"):
+        cell.run_agents(robot="lefty")
 
 
 def test_event_helpers() -> None:

@@ -60,6 +60,9 @@ class RunOptions:
     bus_listen: tuple[str, ...] = ()
     bus_connect: tuple[str, ...] = ()
     journal: bool = True  # --no-journal: False
+    #: given from Python (``bbflow.testing``): messages name its keyword arguments (``robot="left"``, inputs),
+    #: not the flags of ``bbflow run``
+    from_python: bool = False
 
 
 @attrs.frozen
@@ -113,15 +116,15 @@ def plan_run(program: model.Program, project: Project, options: RunOptions) -> R
     for name in options.robots:
         if name not in project.robots:
             known = ", ".join(sorted(project.robots)) or "none configured"
-            raise UsageError(f"--robot {name}: no robot instance {name!r} (robots: {known})")
+            raise UsageError(f"{_robot_option(options.from_python, name)}: no robot instance {name!r} (robots: {known})")
     if options.reactor is not None:
         if options.agents:
             raise UsageError("give --reactor or --agent, not both (with --reactor only that reactor runs)")
         if options.bus_listen or options.bus_connect:
             raise UsageError("--bus-listen and --bus-connect are for agents; a reactor run uses no bus")
         reactor = _find(program, "reactors", options.reactor, "reactor")
-        inputs = _inputs(reactor, options.inputs)
-        instance = _bind(project, reactor.robot, f"reactor {reactor.name}", options.robots, None)
+        inputs = _inputs(reactor, options.inputs, "inputs" if options.from_python else "--input")
+        instance = _bind(project, reactor.robot, f"reactor {reactor.name}", options.robots, None, options.from_python)
         robots = _robots(program, project, options, [instance] if instance else [])
         return RunPlan(program, robots, reactor=reactor, inputs=inputs, reactor_robot=instance,
                        project_robots=frozenset(project.robots))
@@ -143,12 +146,14 @@ def plan_run(program: model.Program, project: Project, options: RunOptions) -> R
                                  f"(a coordinator runs once)")
             for instance in configured.robots:  # one agent instance per robot instance (of this process's)
                 if not options.robots or instance in options.robots:
-                    agents.append(AgentPlan(spec, _bind(project, spec.robot, f"agent {spec.name}", (), instance)))
+                    agents.append(AgentPlan(spec, _bind(project, spec.robot, f"agent {spec.name}", (), instance,
+                                                        options.from_python)))
             continue
         own = configured.robot if configured is not None else None
         if options.robots and not _for_robots(project, spec, own, options):
             continue
-        agents.append(AgentPlan(spec, _bind(project, spec.robot, f"agent {spec.name}", options.robots, own)))
+        agents.append(AgentPlan(spec, _bind(project, spec.robot, f"agent {spec.name}", options.robots, own,
+                                            options.from_python)))
     if not agents:
         raise UsageError(f"no agent of {', '.join(names)} runs on robot {', '.join(options.robots)}: "
                          "name the agents of this process with --agent")
@@ -211,12 +216,18 @@ def parse_inputs(pairs: Sequence[str]) -> dict[str, Any]:
 # --- helpers ------------------------------------------------------------------------
 
 
-def _inputs(reactor: model.Reactor, pairs: Sequence[str]) -> dict[str, Any]:
+def _inputs(reactor: model.Reactor, pairs: Sequence[str], given: str) -> dict[str, Any]:
+    """The reactor's inputs from ``pairs``; ``given``: how the user gave them (``--input``), for messages."""
     try:
         return conform_inputs(reactor, parse_inputs(pairs))
     except RuntimeFailure as failure:
         declared = ", ".join(f"{p.name}: {p.type}" for p in reactor.params) or "none"
-        raise UsageError(f"--input: {failure.message} (parameters: {declared})") from None
+        raise UsageError(f"{given}: {failure.message} (parameters: {declared})") from None
+
+
+def _robot_option(from_python: bool, name: str) -> str:
+    """How robot instance ``name`` was chosen for this process: ``--robot NAME``, or ``robot="NAME"``."""
+    return f"robot={name!r}" if from_python else f"--robot {name}"
 
 
 def _find(program: model.Program, table: str, name: str, what: str) -> Any:
@@ -246,7 +257,8 @@ def _for_robots(project: Project, spec: model.Agent, own: str | None, options: R
     return any(project.robots[r].interface == spec.robot for r in options.robots)
 
 
-def _bind(project: Project, interface: str | None, who: str, robots: Sequence[str], own: str | None) -> str | None:
+def _bind(project: Project, interface: str | None, who: str, robots: Sequence[str], own: str | None,
+          from_python: bool) -> str | None:
     """The robot instance ``who`` (running on ``interface``) is bound to."""
     if interface is None:
         return None
@@ -257,7 +269,7 @@ def _bind(project: Project, interface: str | None, who: str, robots: Sequence[st
     if len(picked) > 1 and own is None:
         raise UsageError(f"{who} runs on {short}, and --robot names several of them ({', '.join(picked)}): "
                          "one instance of an agent per process")
-    for name, how in ((own, f"[agent] robot = {own!r}"), (chosen, f"--robot {chosen}")):
+    for name, how in ((own, f"[agent] robot = {own!r}"), (chosen, _robot_option(from_python, str(chosen)))):
         if name is None:
             continue
         if name not in project.robots:
@@ -277,7 +289,8 @@ def _bind(project: Project, interface: str | None, who: str, robots: Sequence[st
     if len(candidates) > 1:
         raise UsageError(
             f"{who} runs on {short}, and several robots implement it ({', '.join(candidates)}): "
-            f"choose one with --robot NAME" + (" or [agent.NAME] robot = ..." if who.startswith("agent") else "")
+            f"choose one with {'robot=NAME' if from_python else '--robot NAME'}"
+            + (" or [agent.NAME] robot = ..." if who.startswith("agent") else "")
         )
     return candidates[0]
 
