@@ -80,7 +80,7 @@ def test_a_grip_cut_off_half_way_by_a_cancel_is_reopened():
     assert [e["event"] for e in rec.events] == ["run.start", "step.start", "step.error", "undo.start", "undo.ok",
                                                 "run.failed"]
     assert rec.named("step.error")[0]["error"]["code"] == "cancelled"
-    assert rec.named("undo.start")[0]["in_doubt"] is True
+    assert rec.named("step.error")[0]["in_doubt"] is True and rec.named("undo.start")[0]["in_doubt"] is True
     assert rec.named("run.failed")[0]["undo_errors"] == []
 
 
@@ -97,6 +97,7 @@ def test_a_command_cancelled_while_it_waits_for_its_slot_never_reached_the_drive
     driver, rec = on_gripper(reactor_, cancel_at=0.5, robot_spec=spec)
     errors = {e["step"]: e["error"]["code"] for e in rec.named("step.error")}
     assert errors == {"grip": "cancelled", "grip2": "cancelled"}
+    assert {e["step"]: e.get("in_doubt", False) for e in rec.named("step.error")} == {"grip": True, "grip2": False}
     assert steps_of(rec, "undo.start") == ["grip"]  # the one at the driver, not the one waiting for it
     assert driver.log == ["open_gripper from closing"]
 

@@ -258,6 +258,8 @@ PREEMPTED_CELL = '''\
 enum Grip { open, closed }
 signal go
 signal nest
+signal half
+signal needy
 signal stop
 signal gripped: {ok: bool, why: str}
 
@@ -266,6 +268,8 @@ robot Arm {
     command close_gripper() -> Grip undo open_gripper()
     command open_gripper() -> Grip
     command home() -> bool
+    command squeeze(force: float) -> float undo release(width: result)
+    command release(width: float) -> float
 }
 
 reactor Inner() -> Grip on Arm {
@@ -287,6 +291,14 @@ agent Picker on Arm {
     on nest {
         schedule stop in 1500ms             # the stop lands during Inner's second step
         run Outer()
+    }
+    on half {                               # the stop lands half-way through the grip
+        schedule stop in 500ms
+        run close_gripper() else { emit gripped {ok: false, why: error.code} }
+    }
+    on needy {                              # the same, for a command whose undo needs its result
+        schedule stop in 500ms
+        run squeeze(force: 2.0)
     }
     on stop { run home() preempt }
 }
@@ -317,6 +329,32 @@ def test_a_command_the_driver_finished_as_a_preemption_landed_is_reported_done(t
     assert emitted == [{"ok": True, "why": ""}]
     runs = CliRunner().invoke(main, ["runs", str(tmp_path), "--format", "json"])
     assert {(r["reactor"], r["status"]) for r in json.loads(runs.stdout)} == {("close_gripper", "ok"), ("home", "ok")}
+
+
+def test_an_agents_command_cut_off_half_way_by_a_preemption_is_undone(tmp_path: Path) -> None:
+    """A grip an agent ran, preempted half-way, stayed half closed (a reactor's step was not undone either);
+    it is now undone with the command's default undo, before the preempting run starts."""
+    events = preempting(tmp_path, "half")
+    mine = [e for e in events if e.get("command") == "close_gripper"]
+    assert [e["event"] for e in mine] == ["run.start", "undo.start", "undo.ok", "run.failed"]
+    assert mine[1]["in_doubt"] is True and mine[1]["reactor"] is None and mine[1]["robot"] == "arm"
+    assert mine[-1]["error"]["code"] == "preempted" and mine[-1]["undo_errors"] == []
+    home = next(e for e in events if e["event"] == "run.start" and e.get("command") == "home")
+    assert home["time"] >= mine[2]["time"]  # the undo is inside the preempted run's hold
+    assert [e["data"] for e in events if e["event"] == "signal.emit" and e["type"] == "gripped"] == [
+        {"ok": False, "why": "preempted"}]
+    runs = CliRunner().invoke(main, ["runs", str(tmp_path), "--format", "json"])
+    assert {(r["reactor"], r["status"]) for r in json.loads(runs.stdout)} == {("close_gripper", "failed"),
+                                                                             ("home", "ok")}
+
+
+def test_an_agents_command_cut_off_whose_undo_needs_its_result_reports_an_undo_error(tmp_path: Path) -> None:
+    events = preempting(tmp_path, "needy")
+    failed = next(e for e in events if e["event"] == "run.failed" and e.get("command") == "squeeze")
+    [error] = failed["undo_errors"]
+    assert (error["code"], error["attempts"], error["step"]) == ("in_doubt", 0, "squeeze")
+    assert "squeeze was cut off in flight" in error["message"]
+    assert not [e for e in events if e["event"] == "undo.start"]
 
 
 def test_a_composed_run_cut_short_by_a_preemption_says_preempted_as_its_parent_does(tmp_path: Path) -> None:

@@ -55,7 +55,8 @@ from bbflow.runtime.ids import uuid7
 from bbflow.runtime.journal import ORIGIN, Journal, Journaled, Origin, journaled_call, planner
 from bbflow.runtime.journal.agents import AgentJournal
 from bbflow.runtime.linemap import add_flow_note
-from bbflow.runtime.ports import ActionResolver, Completed, Observer, RobotPort, RuntimeFailure, error_text
+from bbflow.runtime.ports import ActionResolver, Completed, NotSent, Observer, RobotPort, RuntimeFailure, error_text
+from bbflow.runtime.rollback import undo_command_cut_off
 from bbflow.runtime.router import Router
 from bbflow.runtime.run_events import TRACEPARENT, command_event
 from bbflow.runtime.signal_waits import SignalWaits
@@ -730,7 +731,12 @@ class CallRunner:
                 self._command_ok(run, name, robot, done.value)
             else:
                 code = (cancel_code() if cancel_code is not None else None) or "cancelled"
-                self._command_failed(run, name, robot, RuntimeFailure(f"{name} was cancelled", code))
+                undo_errors: tuple[RuntimeFailure, ...] = ()
+                if not NotSent.of(exc) and command is not None and command.undo is not None \
+                        and robot.safety == "armed":  # cut off at the driver: it may have moved part-way
+                    undo_errors = await undo_command_cut_off(robot, name, args, run_id=run, observer=self.observer,
+                                                             journal=self.journal, runner=executor.execute)
+                self._command_failed(run, name, robot, RuntimeFailure(f"{name} was cancelled", code), undo_errors)
             raise
         self._command_ok(run, name, robot, value)
         return value
@@ -741,10 +747,13 @@ class CallRunner:
             self.journal.run_ended(run, "ok", result=result)
         command_event(self.observer, "run.ok", run, name, robot.instance, result=result)
 
-    def _command_failed(self, run: str, name: str, robot: RobotPort, failure: RuntimeFailure) -> None:
+    def _command_failed(self, run: str, name: str, robot: RobotPort, failure: RuntimeFailure,
+                        undo_errors: tuple[RuntimeFailure, ...] = ()) -> None:
+        errors = [u.to_json() for u in undo_errors]
         if self.journal is not None:
-            self.journal.run_ended(run, "failed", error=failure.to_json())
-        command_event(self.observer, "run.failed", run, name, robot.instance, error=failure.to_json(), undo_errors=[])
+            self.journal.run_ended(run, "failed", error=failure.to_json(), undo_errors=errors)
+        command_event(self.observer, "run.failed", run, name, robot.instance, error=failure.to_json(),
+                      undo_errors=errors)
 
     def _robot(self, call: model.Call) -> RobotPort:
         if self.robot is None:

@@ -28,11 +28,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from bbflow.runtime import model, run_events
+from bbflow.runtime.actions import resolve_action
 from bbflow.runtime.calls import action, arguments, cut_by, driver_failure, perform, timed_out
+from bbflow.runtime.crew import wait_through
 from bbflow.runtime.deadline import Deadline
-from bbflow.runtime.journal import Journaled, journaled_call
-from bbflow.runtime.ports import Completed, RuntimeFailure, error_text
-from bbflow.runtime.run_state import Completion, RunState, UndoFailure
+from bbflow.runtime.journal import Journal, Journaled, journaled_call
+from bbflow.runtime.ports import Completed, Observer, RobotPort, RuntimeFailure, error_text
+from bbflow.runtime.run_state import Completion, Runner, RunState, UndoFailure
 
 UNDO_ATTEMPTS = 3
 UNDO_TIMEOUT = 30.0
@@ -48,6 +50,28 @@ async def rollback(run: RunState, done: Sequence[Completion]) -> None:
         await _undo_all(run, done, deadline)
     finally:
         deadline.close()
+
+
+async def undo_command_cut_off(robot: RobotPort, command: str, args: dict[str, Any], *, run_id: str,
+                               observer: Observer | None, journal: Journal | None,
+                               runner: Runner) -> tuple[UndoFailure, ...]:
+    """Undo an agent's command (a run of one step) cut off in flight, as a reactor's rollback undoes a step cut
+    off in flight: its command's default undo, with the call's arguments, or an undo error if that undo needs
+    the result. Shielded: a further cancel waits for it. Its events name ``command`` (``reactor`` null)."""
+
+    def as_command(event: dict[str, Any]) -> None:
+        event.update(reactor=None, command=command, robot=robot.instance)
+        observer(event)  # type: ignore[misc]
+
+    reactor = model.Reactor(command, command, (), None, None, model.Body((), None))
+    run = RunState(model.Program(), reactor, robot, None if observer is None else as_command, resolve_action, run_id,
+                   None, runner, journal)
+    run.loop = asyncio.get_running_loop()
+    step = model.Step(command, model.CommandCall(command, lambda scope: args))
+    task = run.loop.create_task(rollback(run, [Completion(step, {}, args, None, None, (), True, True)]))
+    await wait_through(task)
+    task.result()
+    return tuple(run.undo_errors)
 
 
 async def _undo_all(run: RunState, done: Sequence[Completion], deadline: Deadline) -> None:

@@ -112,11 +112,14 @@ def step_ok(run: RunState, step: str, index: tuple[int, ...], value: Any, *, fal
         notify(observer, out)
 
 
-def step_error(run: RunState, step: str, index: tuple[int, ...], error: RuntimeFailure, attempt: int) -> None:
+def step_error(run: RunState, step: str, index: tuple[int, ...], error: RuntimeFailure, attempt: int, *,
+               in_doubt: bool = False) -> None:
     if (observer := run.observer) is not None:
         out = _event(run, "step.error", step, index)
         out["error"] = error.to_json()
         out["attempt"] = attempt
+        if in_doubt:  # cut off in flight: its command (or action) was at the driver and may have moved
+            out["in_doubt"] = True
         notify(observer, out)
 
 

@@ -122,9 +122,10 @@ async def _attempt(run: RunState, step: model.Step, scope: dict[str, Any], index
                 return None
             raise
         if not ours:
-            if not NotSent.of(exc) and type(call) in _EFFECTS:  # cut off at the driver: it may have moved
+            in_doubt = not NotSent.of(exc) and type(call) in _EFFECTS  # cut off at the driver: it may have moved
+            if in_doubt:
                 _cut_off(run, step, scope, index, args)
-            run_events.step_error(run, name, index, run.cancel_reason(name), attempt)
+            run_events.step_error(run, name, index, run.cancel_reason(name), attempt, in_doubt=in_doubt)
             raise
         return timed_out(name, timeout)
     else:
