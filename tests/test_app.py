@@ -361,6 +361,9 @@ def test_plain_log_and_board_show_long_times_readably() -> None:
 
 def test_describe_events() -> None:
     assert describe({"event": "step.start", "reactor": "R", "step": "a"}) is None
+    assert describe({"event": "step.error", "reactor": "R", "step": "g", "error": {"message": "g was cancelled"},
+                     "in_doubt": True}) == \
+        "step.error     R.g  g was cancelled (cut off at the driver: it may have moved part-way)"
     # `attempt` of step.retry is the attempt about to start (2 after the first failure)
     assert describe({"event": "step.retry", "reactor": "R", "step": "a", "attempt": 2, "delay": 0.05}) == \
         "step.retry     R.a  attempt 2 in 0.05s"

@@ -259,6 +259,8 @@ def describe(event: dict[str, Any]) -> str | None:
     elif name in ("step.error", "undo.error", "agent.error"):
         error = event.get("error") or {}
         detail = error.get("message", "") if isinstance(error, dict) else str(error)
+        if name == "step.error" and event.get("in_doubt"):
+            detail += " (cut off at the driver: it may have moved part-way)"
     elif name.startswith("signal."):
         detail = str(event.get("type", ""))
         if name in ("signal.in", "signal.emit") and event.get("data") is not None:
