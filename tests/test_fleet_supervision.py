@@ -45,12 +45,13 @@ class Job:
 
 def session(tmp_path: Path, limits: SupervisionConfig, listen: str | None = None,
             duration: str | None = None) -> tuple[Session, Recorder, list[str]]:
-    """A process of the fleet project running the Boss and the left arm's Picker; with ``duration``, the arm
-    that slow and a job on the input."""
+    """A process of the fleet project running the Boss and the left arm's Picker; with ``duration``, the arm's
+    moves that slow (``home``, the undo of a move cut off in flight, stays quick) and a job on the input."""
     root = write_fleet_project(tmp_path / "fleet")
     if duration is not None:
         toml = root / "bbflow.toml"
-        toml.write_text(toml.read_text().replace('duration = "20ms"', f'duration = "{duration}"'))
+        toml.write_text(toml.read_text().replace('duration = "20ms"', f'duration = "{duration}"')
+                        + '\n[robot.left.sim.commands.home]\nduration = "20ms"\n')
     diagnostics, program = compile_project(root)
     assert program is not None, diagnostics
     project = attrs.evolve(load_project(root), supervision=limits)
@@ -154,6 +155,7 @@ def test_past_the_limits_the_process_stops_safely_with_exit_status_3(tmp_path: P
     assert [e["supervisor"] for e in recorder.named("supervisor.gave_up")] == ["bus", "root"]
     [failed] = recorder.named("run.failed")  # the run in flight was stopped and rolled back, then disarmed
     assert failed["reactor"] == "Go", failed
+    assert [e["step"] for e in recorder.named("undo.ok")] == ["moved"]  # cut off half-way: homed
     assert [(e["from"], e["to"]) for e in recorder.named("robot.safety")][-2:] == [("armed", "disarming"),
                                                                                   ("disarming", "disarmed")]
     assert recorder.events.index(failed) < recorder.events.index(recorder.named("robot.safety")[-2])
