@@ -59,13 +59,15 @@ async def undo_command_cut_off(robot: RobotPort, command: str, args: dict[str, A
     off in flight: its command's default undo, with the call's arguments, or an undo error if that undo needs
     the result. Shielded: a further cancel waits for it. Its events name ``command`` (``reactor`` null)."""
 
-    def as_command(event: dict[str, Any]) -> None:
-        event.update(reactor=None, command=command, robot=robot.instance)
-        observer(event)  # type: ignore[misc]
+    def as_command(sink: Observer) -> Observer:
+        def emit(event: dict[str, Any]) -> None:
+            event.update(reactor=None, command=command, robot=robot.instance)
+            sink(event)
+        return emit
 
     reactor = model.Reactor(command, command, (), None, None, model.Body((), None))
-    run = RunState(model.Program(), reactor, robot, None if observer is None else as_command, resolve_action, run_id,
-                   None, runner, journal)
+    run = RunState(model.Program(), reactor, robot, None if observer is None else as_command(observer), resolve_action,
+                   run_id, None, runner, journal)
     run.loop = asyncio.get_running_loop()
     step = model.Step(command, model.CommandCall(command, lambda scope: args))
     task = run.loop.create_task(rollback(run, [Completion(step, {}, args, None, None, (), True, True)]))
