@@ -55,6 +55,12 @@ def steps(events: list[dict[str, Any]], name: str) -> list[str]:
     return [e["step"] for e in events if e["event"] == name]
 
 
+def cut_off(events: list[dict[str, Any]]) -> list[str]:
+    """The steps cut off at the driver (undone first). ``grip``, in flight when the signal is sent, is at the
+    driver, or, on a loaded machine, may still wait for its intent to be journaled: then nothing moved."""
+    return [e["step"] for e in events if e["event"] == "step.error" and e.get("in_doubt")]
+
+
 def test_sigint_during_a_reactor_rolls_back_and_exits_130(slow_cell: Path, tmp_path: Path) -> None:
     events = tmp_path / "events.jsonl"
     proc = start(slow_cell, events, "--reactor", "PickAndPlace", *PICK_INPUTS)
@@ -64,7 +70,8 @@ def test_sigint_during_a_reactor_rolls_back_and_exits_130(slow_cell: Path, tmp_p
     assert code == 130, err
     got = [e for e in read_events(events) if not e["event"].startswith("robot.")]
     # grip, cut off in flight (it may have closed part-way), is reopened first, then approach undone
-    assert steps(got, "undo.start") == ["grip", "approach"] and steps(got, "undo.ok") == ["grip", "approach"]
+    assert cut_off(got) in (["grip"], [])
+    assert steps(got, "undo.start") == [*cut_off(got), "approach"] and steps(got, "undo.ok") == steps(got, "undo.start")
     assert "lift" not in steps(got, "step.start")
     failed = [e for e in got if e["event"] == "run.failed"]
     assert len(failed) == 1 and failed[0]["error"]["code"] == "interrupted" and failed[0]["undo_errors"] == []
@@ -85,7 +92,7 @@ def test_sigterm_stops_the_agents_with_input_still_open(slow_cell: Path, tmp_pat
     code, err = finish(proc)
     assert code == 130, err
     got = read_events(events)
-    assert steps(got, "undo.ok") == ["grip", "approach"]  # grip was cut off in flight
+    assert cut_off(got) in (["grip"], []) and steps(got, "undo.ok") == [*cut_off(got), "approach"]
     assert [e["error"]["code"] for e in got if e["event"] == "run.failed"] == ["interrupted"]
     assert err.splitlines()[-1].startswith("interrupted: agents stopped; 1 signals in")
 
@@ -163,7 +170,8 @@ def test_a_hangup_rolls_back_and_disarms_as_ctrl_c_does(slow_cell: Path, tmp_pat
     code, err = finish(proc)
     assert code == 130, err
     got = read_events(events)
-    assert steps(got, "undo.ok") == ["grip", "approach"] and got[-1]["to"] == "disarmed"
+    assert cut_off(got) in (["grip"], []) and steps(got, "undo.ok") == [*cut_off(got), "approach"]
+    assert got[-1]["to"] == "disarmed"
     assert err.splitlines()[-1].startswith("interrupted: PickAndPlace rolled back")
 
 
