@@ -136,3 +136,57 @@ def test_check_of_one_file_of_a_project_reports_its_ring(tmp_path) -> None:
         "reactor B(n: int) -> int {\n    step y = Leaf(n: n)\n    step x = A(n: y)\n    return x\n}\n")
     result = compile_paths([flows / "cell.flow"])
     assert [(d.code, d.span.line) for d in result.diagnostics.sorted()] == [("BBF305", 3)]
+
+
+def test_an_undo_that_composes_its_own_reactor_is_a_ring() -> None:
+    # with a fault that lasts, each rollback ran the reactor again, which failed and rolled back again
+    # (a bbflow run still going after 600 s, moving the arm at each level)
+    text = """
+reactor Shuttle(at: Pose) -> Pose on Arm {
+    step reached = move_to(target: at) undo Shuttle(at: at)
+    step held = grip(force: 15.0) after reached
+    return reached
+}
+"""
+    diags, _, _ = check_text(text, arm=True)
+    d = only(diags, "BBF305")
+    assert d.message == "reactor `Shuttle` composes itself in an undo"
+    assert (d.span.line, d.span.column) == (_line(ARM + text, "undo Shuttle("), 40)
+    assert d.help == "undo the step with commands, or with a reactor outside the ring"
+
+
+def test_a_ring_through_a_step_and_an_undo_labels_the_undo() -> None:
+    text = """
+reactor Out(at: Pose) -> Pose on Arm {
+    step there = move_to(target: at) undo Back(at: at)
+    step held = grip(force: 15.0) after there
+    return there
+}
+
+reactor Back(at: Pose) -> Pose on Arm {
+    step r = Out(at: at)
+    return r
+}
+"""
+    diags, _, _ = check_text(text, arm=True)
+    d = only(diags, "BBF305")
+    assert d.message == "reactors compose each other in a ring: `Out` -> `Back` -> `Out`"
+    assert d.notes[0] == "`Out` composes `Back` in the undo of step `there`"
+    assert [label.message for label in d.labels] == ["`Back` composes `Out` here"]
+
+
+def test_an_undo_that_composes_another_reactor_is_fine() -> None:
+    text = """
+reactor Home(at: Pose) -> Pose on Arm {
+    step h = move_to(target: at) undo move_to(target: at)
+    return h
+}
+
+reactor Out(at: Pose) -> Pose on Arm {
+    step there = move_to(target: at) undo Home(at: at)
+    step held = grip(force: 15.0) after there
+    return there
+}
+"""
+    diags, _, _ = check_text(text, arm=True)
+    assert "BBF305" not in codes(diags)

@@ -188,6 +188,9 @@ class _Builder:
                 node.category = (target.qualname.rpartition(".")[0], target.category)
         if isinstance(own, ast.UndoMod):
             node.undo_call = _callee_text(own.call.callee)
+            undo = self.facts.call(own.call)
+            if undo is not None and undo.kind is CallKind.REACTOR:
+                node.undo_reactor, node.undo_span = undo.qualname, own.span
         elif target is not None and target.default_undo is not None:
             node.undo_call = _callee_text(target.default_undo.callee)
         return node

@@ -83,6 +83,9 @@ class Node:
     default_undo: bool = False  # its command's `undo`
     #: what the undo that applies calls, as written (its own, else its command's): ``home``, for drawings
     undo_call: str = ""
+    #: qualified name of the reactor its own undo composes, and where that undo is written
+    undo_reactor: str | None = None
+    undo_span: Span | None = None
     irreversible: bool = False
     fallback: bool = False
     #: the limited (limit 1) category of the command it calls
