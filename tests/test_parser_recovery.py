@@ -146,3 +146,9 @@ def test_syntax_and_literal_errors_together_in_source_order() -> None:
     text = 'reactor R() {\n  step a = b(x: "\\q")\n  step c d()\n  let e = 12mss\n}'
     _, found = diagnose(text)
     assert found == [("BBF002", 2), ("BBF001", 3), ("BBF002", 4)]
+
+
+def test_a_non_ascii_letter_in_a_name_says_names_are_ascii() -> None:
+    _, diags = parse_text("reactor Größe(maß: int) -> int {\n    return maß\n}\n", "z.flow", "z")
+    assert [(d.code, d.span.line, d.span.column) for d in diags.items] == [("BBF001", 1, 11)]
+    assert diags.items[0].help == "names are made of ASCII letters, digits and `_` (any character may be in a string)"

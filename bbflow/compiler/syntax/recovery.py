@@ -101,8 +101,10 @@ class SyntaxDriver:
         if self.quiet >= QUIET_AFTER_ERROR:
             span = Span.point(self.source.path, e.line, e.column)
             shown = ch if ch.isprintable() else repr(ch)
-            self.diags.error(codes.BBF001, f"unexpected character `{shown}`", span,
-                             help="strings are written in double quotes" if ch == "'" else None)
+            help_ = ("strings are written in double quotes" if ch == "'" else
+                     "names are made of ASCII letters, digits and `_` (any character may be in a string)"
+                     if ch.isalnum() and not ch.isascii() else None)
+            self.diags.error(codes.BBF001, f"unexpected character `{shown}`", span, help=help_)
         self.quiet = 0
         self.ip.lexer_thread.state.line_ctr.feed(ch)  # type: ignore[union-attr]  # lexing has a state
 
