@@ -257,3 +257,26 @@ def test_a_record_opened_on_a_continuation_line_still_goes_by_that_line() -> Non
             "}\n")
     out = format_text(text)
     assert "\n        {x: 1.0,\n            y: 2.0})\n" in out, out
+
+
+def test_then_and_else_on_their_own_lines_hold_their_blocks_by_those_lines() -> None:
+    text = ("signal go: {n: int}\n"
+            "reactor R(n: int) -> int {\n    return n\n}\n"
+            "agent A {\n"
+            "    state { busy: bool = false }\n"
+            "    on go as g\n"
+            "        when not busy\n"
+            "        and g.data.n > 0 {\n"
+            "        run R(n: g.data.n)\n"
+            "            then {\n"
+            "                set busy = false\n"
+            "            }\n"
+            "            else { set busy = false\n"
+            "                set busy = true }\n"
+            "        if busy\n"
+            "            and busy {\n"
+            "            set busy = false\n"
+            "        } else { set busy = true }\n"
+            "    }\n"
+            "}\n")
+    assert format_text(text) == text

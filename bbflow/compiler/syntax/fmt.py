@@ -15,7 +15,8 @@ The layout:
   in a row, none just inside braces; no trailing spaces; one final newline;
 - indentation is 4 spaces per open brace (or bracket opened on an earlier
   line); a block's body and closing brace go by the first line of its
-  statement, even when the ``{`` ends a continuation line; a line that continues a statement (a step's modifiers, a command's
+  statement, even when the ``{`` ends a continuation line (but a ``then`` or
+  ``else`` that starts a line holds its block by that line); a line that continues a statement (a step's modifiers, a command's
   category) is indented 4 more; a step's continuation lines are indented 4
   past its call;
 - consecutive steps of a block (no blank line between) align their ``=``;
@@ -54,6 +55,7 @@ _OPEN = {"_LPAR": "_RPAR", "_LSQB": "_RSQB", "_LBRACE": "_RBRACE"}
 _CLOSE = set(_OPEN.values())
 _NO_SPACE_BEFORE = {"_RPAR", "_RSQB", "_COMMA", "_DOT", "_QMARK"}
 _CALLABLE = {"NAME", "_RPAR", "_RSQB"}  # a `(` or `[` right after one of these is a call or an index
+_CLAUSES = {"_THEN", "_ELSE"}  # a line they start holds its own block: `then {` goes by that line
 _STATEMENT_RULES = {"route", "state_block", "state_field", "case_clause", "default_clause", "reactor_option"}
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
 _COMMENT_OR_STRING = re.compile(r'"(?:[^"\\\n]|\\[^\n])*\\?"?|#[^\n]*')
@@ -212,6 +214,7 @@ class _Layout:
         self.brackets: list[_Open] = []
         self.anchors: dict[int, int] = {}  # statement start -> indentation of its continuation lines
         self.open_statements: list[tuple[int, int]] = []  # (start, end) of the statements around
+        self.first = ""  # the type of the first token of the line being written
 
     def render(self, tokens: list[_Tok]) -> str:
         prev: _Tok | None = None
@@ -225,6 +228,7 @@ class _Layout:
                 if prev is not None:
                     self._newline(blank=breaks > 1 and prev.type not in _OPEN and tok.type not in _CLOSE)
                 self.line = " " * self._indent(tok if tok.type != "COMMENT" else self._after(tokens, i))
+                self.first = tok.type
             else:
                 self.line += self._space(prev, tok)
             self._emit(tok)
@@ -259,7 +263,7 @@ class _Layout:
             here = len(self.lines)
             same = next((b for b in reversed(self.brackets) if b.line == here), None)
             outer = self._line_indent()
-            if tok.type == "_LBRACE" and tok.start not in self.shape.tight:
+            if tok.type == "_LBRACE" and tok.start not in self.shape.tight and self.first not in _CLAUSES:
                 outer = self._statement_indent(outer)
             inner = same.inner if same is not None else outer + INDENT
             self.brackets.append(_Open(tok.type, tok.start, inner, outer, here))
