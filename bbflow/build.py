@@ -188,10 +188,14 @@ def _shown(path: Path) -> str:
 def write_package(modules: Sequence[GeneratedModule], out_dir: Path | str) -> list[Path]:
     """Write the modules as a package tree under ``out_dir`` with ``__init__.py`` files and the manifest.
 
-    Only what this build owns is replaced: the files it writes. The manifest
-    is written last, so a loader never sees a manifest naming missing files.
+    Only what this build owns is replaced: the files it writes, and the
+    modules an earlier build wrote there (its manifest names them) that this
+    one does not, so a module whose ``.flow`` file is gone does not live on.
+    The manifest is written last, so a loader never sees a manifest naming
+    missing files.
     """
     out_dir = Path(out_dir)
+    earlier = _built_before(out_dir)
     names = frozenset(m.module for m in modules)
     written: list[Path] = []
     manifest: dict[str, object] = {"compiler_version": __version__, "abi": model.ABI, "modules": {}}
@@ -211,7 +215,25 @@ def write_package(modules: Sequence[GeneratedModule], out_dir: Path | str) -> li
             written.append(init)
     _write(out_dir / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     written.append(out_dir / MANIFEST)
+    for stale in earlier - set(written):
+        stale.unlink(missing_ok=True)
     return written
+
+
+def _built_before(out_dir: Path) -> set[Path]:
+    """The module files the manifest already in ``out_dir`` names (only ``.py`` files inside it)."""
+    try:
+        modules = json.loads((out_dir / MANIFEST).read_text(encoding="utf-8")).get("modules", {})
+        paths = {entry["path"] for entry in modules.values()}
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
+        return set()
+    inside = out_dir.resolve()
+    found = set()
+    for rel in paths:
+        path = out_dir / str(rel)
+        if str(rel).endswith(".py") and inside in path.resolve().parents:
+            found.add(path)
+    return found
 
 
 def _write(path: Path, text: str) -> None:

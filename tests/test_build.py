@@ -53,3 +53,27 @@ def test_compile_project_loads_a_program_from_the_cache_folder(tmp_path: Path) -
     write_flows(tmp_path / "flows", {"cell/task.flow": "reactor R() -> int {\n    return nope\n}\n"})
     diags, broken = compile_project(tmp_path)
     assert broken is None and [d.code for d in diags.errors] == ["BBF101"]
+
+
+def test_a_rebuild_removes_the_modules_of_flow_files_gone_since_and_keeps_other_files(tmp_path: Path) -> None:
+    src, out = tmp_path / "src", tmp_path / "gen"
+    write_flows(src, {"cell/arm.flow": ARM, "cell/task.flow": TASK, "extra.flow": "signal ping\n"})
+    assert CliRunner().invoke(main, ["build", str(src), "-o", str(out)]).exit_code == 0
+    (out / "notes.py").write_text("# the user's own file\n")
+    (src / "extra.flow").unlink()
+    (src / "cell" / "task.flow").unlink()
+    result = CliRunner().invoke(main, ["build", str(src), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert not (out / "extra.py").exists() and not (out / "cell" / "task.py").exists()
+    assert (out / "cell" / "arm.py").is_file() and (out / "notes.py").is_file()
+
+
+def test_a_manifest_naming_files_outside_the_output_folder_removes_nothing_there(tmp_path: Path) -> None:
+    src, out = tmp_path / "src", tmp_path / "gen"
+    write_flows(src, {"cell/arm.flow": ARM})
+    out.mkdir()
+    outside = tmp_path / "keep.py"
+    outside.write_text("# not the build's\n")
+    (out / "bbflow_build.json").write_text(json.dumps({"modules": {"x": {"path": "../keep.py"}, "y": "bad"}}))
+    assert CliRunner().invoke(main, ["build", str(src), "-o", str(out)]).exit_code == 0
+    assert outside.is_file()
