@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from checker_helpers import ARM, check_modules, check_text, codes, only
 
+from bbflow.compiler.analysis.composition import SHOWN
 from bbflow.compiler.pipeline import compile_paths
 
 RING = """
@@ -190,3 +191,15 @@ reactor Out(at: Pose) -> Pose on Arm {
 """
     diags, _, _ = check_text(text, arm=True)
     assert "BBF305" not in codes(diags)
+
+
+def test_a_long_ring_is_named_by_its_first_reactors_and_its_last() -> None:
+    size = 20
+    text = "".join(f"reactor R{i}(n: int) -> int {{\n    step x = R{(i + 1) % size}(n: n)\n    return x\n}}\n"
+                   for i in range(size))
+    diags, _, _ = check_text(text)
+    d = only(diags, "BBF305")
+    assert d.message == ("reactors compose each other in a ring: `R0` -> `R1` -> `R2` -> `R3` -> `R4` -> `R5` -> "
+                         "`R6` -> ... -> `R19` -> `R0` (20 reactors)")
+    assert len(d.labels) == SHOWN - 1
+    assert "the steps of 12 more reactors of the ring are not marked" in d.notes

@@ -23,6 +23,9 @@ from bbflow.compiler.diagnostics import codes
 from bbflow.compiler.diagnostics.core import Diagnostics, Label
 from bbflow.compiler.source import Span
 
+#: a ring of more reactors is named by its first ones and its last, and only their steps are marked
+SHOWN = 8
+
 
 @attrs.frozen(slots=True)
 class _Link:
@@ -78,10 +81,13 @@ def _report(ring: list[str], graphs: Mapping[str, ReactorGraph], links: Mapping[
     if len(ring) == 1:
         message = f"reactor `{names[0]}` composes itself" + (" in an undo" if found[0].undo else "")
     else:
-        message = ("reactors compose each other in a ring: "
-                   + " -> ".join(f"`{n}`" for n in [*names, names[0]]))
+        shown = [*names, names[0]] if len(names) <= SHOWN else [*names[: SHOWN - 1], "...", names[-1], names[0]]
+        message = ("reactors compose each other in a ring: " + " -> ".join(n if n == "..." else f"`{n}`" for n in shown)
+                   + ("" if len(names) <= SHOWN else f" ({len(names)} reactors)"))
     first = found[0]
     notes = [f"`{names[0]}` composes `{names[1]}` in {first.where()}"] if len(ring) > 1 else []
+    if len(found) > SHOWN:
+        notes.append(f"the steps of {len(found) - SHOWN} more reactors of the ring are not marked")
     if any(link.undo for link in found):
         notes.append("an undo that composes a reactor runs it inside the rollback; if that run fails too, "
                      "its own rollback starts the next, and so on while the fault lasts")
@@ -90,7 +96,7 @@ def _report(ring: list[str], graphs: Mapping[str, ReactorGraph], links: Mapping[
     diags.error(codes.BBF305, message, first.span,
                 labels=tuple(Label(link.span, f"`{graphs[a].name}` composes `{graphs[b].name}` here"
                                    + (" (an undo)" if link.undo else ""))
-                             for (a, b), link in zip(hops[1:], found[1:], strict=True)),
+                             for (a, b), link in zip(hops[1:SHOWN], found[1:SHOWN], strict=True)),
                 notes=tuple(notes),
                 help=("undo the step with commands, or with a reactor outside the ring"
                       if any(link.undo for link in found) else
