@@ -1669,3 +1669,30 @@ def test_a_prune_reads_the_calls_of_the_runs_it_deletes_not_every_call(tmp_path:
         steps.append(counted[0])
     assert steps[0] == steps[1], steps  # (every call and run: fifty times the instructions)
     journal.close()
+
+
+def test_pruning_a_backlog_at_start_is_said_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A journal not opened for weeks: pruning it and giving the space back took 35 s (200,000 runs, 470 MB) with
+    nothing shown, the robot not yet armed: it looked hung. What it does is said first (a backlog, a VACUUM)."""
+    monkeypatch.setattr(journal_module, "BACKLOG", 100)
+    path = tmp_path / "j.db"
+    old = time.time() - 3600
+    journal_at(path).close()
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        conn.execute("BEGIN")
+        conn.executemany("INSERT INTO runs (id, reactor, status, started, ended, inputs) VALUES "
+                         "(?, 'Job', 'ok', ?, ?, ?)", [(f"old{i}", old, old, "x" * 500) for i in range(4000)])
+        conn.execute("COMMIT")
+    notes: list[str] = []
+    for _ in range(2):  # the second time: nothing to prune, nothing said
+        journal = journal_at(path, keep=60.0)
+
+        async def main() -> None:
+            await journal.tidy(notes.append)
+
+        asyncio.run(main())
+        journal.close()
+    assert notes == ["journal: pruning 4000 runs finished longer ago than [journal] keep, before any robot is armed; "
+                     "a backlog takes a while (Ctrl-C stops it, nothing half pruned)",
+                     "journal: giving the space of what was pruned back to the file system (VACUUM), before any robot "
+                     "is armed (Ctrl-C stops it)"]

@@ -255,7 +255,7 @@ class Session:
                 self.note(f"bus: no other process reached at {', '.join(unreached)} (Zenoh keeps trying): until one "
                           "is, this process runs alone, and its claims were checked against no other")
         if self.journal is not None:  # on a backlog: seconds to prune, every run read; before any robot is armed
-            await self.journal.tidy()
+            await self.journal.tidy(self.note)
             self.outcomes = self.journal.unhandled_outcomes()  # before recovery ends more runs
         try:
             await self._open()

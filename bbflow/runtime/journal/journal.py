@@ -51,6 +51,8 @@ RETAIN_EVERY = 1000
 #: ... and after every so many accepted signals: a process whose agents take in many signals and start few
 #: runs (a coordinator, a monitor) would otherwise keep every signal it took in while it runs.
 RETAIN_SIGNALS_EVERY = 1000
+#: Old runs from which pruning them at start is said (``tidy``): a backlog, seconds of work.
+BACKLOG = 10_000
 
 
 @attrs.frozen
@@ -140,31 +142,43 @@ class Journal:
             raise
         return cls(conn, config, owner, agents)
 
-    async def tidy(self) -> None:
+    async def tidy(self, note: Callable[[str], None] | None = None) -> None:
         """Prune what is older than ``keep``, then VACUUM if it pays and no other process has the file open (a
         VACUUM holds it locked for as long as it takes): before ``start``, and before any robot is armed. On a
         backlog (a journal not opened for weeks) this takes seconds: it is done on a worker thread, the loop
-        free meanwhile (a Ctrl-C is handled at once). Cancelled, the work in progress is interrupted, rolled
-        back whole (nothing is half pruned), and waited for before this returns."""
+        free meanwhile (a Ctrl-C is handled at once), and ``note`` is told first, for it is no silent pause
+        (a backlog of ``BACKLOG`` runs or more; a VACUUM). Cancelled, the work in progress is interrupted,
+        rolled back whole (nothing is half pruned), and waited for before this returns."""
         if self.config.keep is None:
             return
         stop = threading.Event()
+        loop = asyncio.get_running_loop()
+        cutoff = time.time() - self.config.keep
+        old = self.read.execute("SELECT count(*) FROM runs WHERE ended < ?", (cutoff,)).fetchone()[0]  # (an index)
+        if note is not None and old >= BACKLOG:
+            note(f"journal: pruning {old} runs finished longer ago than [journal] keep, before any robot is armed; "
+                 "a backlog takes a while (Ctrl-C stops it, nothing half pruned)")
 
         def cancel() -> None:
             stop.set()  # (between statements, where an interrupt would come too early or too late)
             self.conn.interrupt()
 
-        work = asyncio.get_running_loop().run_in_executor(None, self._tidy, time.time() - self.config.keep, stop)
+        def vacuuming() -> None:  # (on the worker's thread)
+            if note is not None:
+                loop.call_soon_threadsafe(note, "journal: giving the space of what was pruned back to the file system "
+                                                "(VACUUM), before any robot is armed (Ctrl-C stops it)")
+
+        work = loop.run_in_executor(None, self._tidy, cutoff, stop, vacuuming)
         if await wait_through(work, on_cancel=cancel):
             raise asyncio.CancelledError
 
-    def _tidy(self, cutoff: float, stop: threading.Event) -> None:
+    def _tidy(self, cutoff: float, stop: threading.Event, vacuuming: Callable[[], None]) -> None:
         try:
             self.conn.execute("BEGIN IMMEDIATE")
             prune(self.conn, cutoff)
             self.conn.execute("ROLLBACK" if stop.is_set() else "COMMIT")
             if not stop.is_set() and not owners.others_on(self.config.owners, self.config.path, self.owner):
-                shrink(self.conn)
+                shrink(self.conn, vacuuming)
         except sqlite3.Error:  # (interrupted, or the file locked by another process: pruned at the next pass)
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")

@@ -375,7 +375,7 @@ def prune(conn: sqlite3.Connection, cutoff: float) -> int:
     return deleted
 
 
-def shrink(conn: sqlite3.Connection) -> bool:
+def shrink(conn: sqlite3.Connection, starting: Callable[[], None] | None = None) -> bool:
     """VACUUM when it pays: many free pages, a quarter of the file (outside a transaction, nothing running).
 
     Pruning frees pages that new records reuse, so a journal with retention
@@ -386,6 +386,8 @@ def shrink(conn: sqlite3.Connection) -> bool:
     pages = conn.execute("PRAGMA page_count").fetchone()[0]
     if free * conn.execute("PRAGMA page_size").fetchone()[0] < VACUUM_BYTES or free * 4 < pages:
         return False
+    if starting is not None:  # (seconds on a large file)
+        starting()
     conn.execute("VACUUM")
     return True
 
