@@ -1008,3 +1008,9 @@ def test_json_carries_a_folder_the_locale_cannot_name_by_its_real_name(project: 
         out = json.loads(done.stdout)
         journals = [run["journal"] for run in out] if isinstance(out, list) else [out["journal"]]
         assert set(journals) == {expected}
+    # and on a terminal, as the locale writes it (the same bytes): "é" could not be written in ASCII, and was
+    # an error ("'ascii' codec can't encode character")
+    for argv in (["runs", str(moved)], ["runs", "show", "0002", str(moved)]):
+        done = subprocess.run([*bbflow(), *argv], env=locale_c, capture_output=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+    assert os.fsencode(expected) in done.stdout

@@ -92,7 +92,7 @@ def print_runs(project: Project, out: IO[str], *, fmt: str, color: bool, limit: 
             alive = owners.alive(folder, owner)
             run["cut_off"] = run["status"] == "running" and not alive
             run["recovering"] = run["status"] == "held" and alive  # a held run's owner: an operator's recover
-            run["journal"] = path_text(config.path)
+            run["journal"] = str(config.path)
         runs += listed
     runs.sort(key=lambda run: (run["started"], run["id"]), reverse=True)  # ISO 8601 in UTC: in the order of time
     if limit and len(runs) > limit:
@@ -100,8 +100,8 @@ def print_runs(project: Project, out: IO[str], *, fmt: str, color: bool, limit: 
         if err is not None:
             err.write(f"{limit} runs are listed, and there are more: --before {runs[-1]['id']} lists the next "
                       f"{limit}, --limit N lists N (0: all)\n")
-    if fmt == "json":
-        out.write(json.dumps(runs, indent=2) + "\n")
+    if fmt == "json":  # (a path as its bytes read as UTF-8; on a terminal, as the locale writes it)
+        out.write(json.dumps([{**run, "journal": path_text(run["journal"])} for run in runs], indent=2) + "\n")
         return
     table = Table(title=f"runs of {project.name} (newest first)", title_justify="left")
     which = any(config.project_path is not None for config in found)  # not only the project's: say which
@@ -128,9 +128,9 @@ def print_run(project: Project, prefix: str, out: IO[str], *, fmt: str, color: b
     config, run = find(project, prefix)
     with contextlib.closing(open_for_reading(project, config)) as conn, reading(config.path):
         info = show_run(conn, run)
-    info["journal"] = path_text(config.path)
+    info["journal"] = str(config.path)
     if fmt == "json":
-        out.write(json.dumps(info, indent=2) + "\n")
+        out.write(json.dumps({**info, "journal": path_text(config.path)}, indent=2) + "\n")
         return
     console = Console(file=out, force_terminal=color, no_color=not color, width=200 if not color else None,
                       markup=False)  # a driver's error or an argument may hold [brackets]: shown as they are
