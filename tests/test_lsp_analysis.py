@@ -433,6 +433,24 @@ def test_completion_of_a_payloads_field_name_offers_the_fields_not_given_yet(cel
     assert "result" in labels_at(program, cell, value, pos, Shift(program.texts[cell], value).near_old(pos))
 
 
+@pytest.mark.parametrize(("old", "new", "cursor", "expected"), [
+    ("move_to(target: pick) after ready", "move_to(", "there = move_to(", {"target", "speed"}),
+    ("move_to(target: pick) after ready", "move_to(target: pick, s", "pick, s", {"speed"}),  # not named yet
+    ("move_to(target: pick) after ready", "move_to(target: p", "target: p", set()),  # a value
+    ("run Pick(pick: req.data.pick)", "run Pick(", "Pick(", {"pick"}),  # a reactor's inputs
+])
+def test_completion_in_a_calls_parentheses_offers_its_parameters_not_named_yet(
+        cell: Path, old: str, new: str, cursor: str, expected: set[str]) -> None:
+    from bbflow.lsp.shift import Shift
+
+    program = compile_program(cell, {cell: CELL})
+    text = CELL.replace(old, new, 1)
+    pos = at(text, cursor, offset=len(cursor))
+    got = complete(program, cell, text, pos, Shift(program.texts[cell], text).near_old(pos))
+    assert {c.label for c in got if c.kind == "field"} == expected
+    assert expected or "pick" in {c.label for c in got}  # and the names in scope, for a positional argument
+
+
 def test_completion_offers_the_statement_keywords_and_names_of_a_reactor_body(cell: Path) -> None:
     program = compile_program(cell, {cell: CELL})
     pos = at(CELL, "    return there", offset=4)

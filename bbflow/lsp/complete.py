@@ -24,7 +24,7 @@ imported module's declarations) are offered, and after any other expression's
 dot (``xs[0].``) the fields of its type, if the last check saw it there; after ``emit``, ``schedule`` and
 a route's ``on``, the declared signals; in a wait's parentheses, the robot's states or events (or the
 signals); in ``emit S {``, the fields of S's payload not given yet; in an import, the program's modules or
-the declarations of the module named. Inside a comment, a string or a number (``1.``), and in a new
+the declarations of the module named; in a call's parentheses, its parameters not named yet too. Inside a comment, a string or a number (``1.``), and in a new
 name (``step pla``, where Enter would take an old one offered), nothing is offered.
 """
 
@@ -67,6 +67,8 @@ DECLARING = re.compile(r"(?<![\w.])(?:step|let|as|reactor|agent|type|enum|robot|
 WAIT_ARGS = re.compile(r"(?<![\w.])(wait_state|wait_event|wait_signal)\(\s*(?:[\w.]+\s*,\s*)*((?:\w+\.)*)\w*$")
 #: a field name of the payload of ``emit S {...}`` or ``schedule S {...}`` being typed (group 1: S; 2: fields given)
 PAYLOAD_FIELD = re.compile(r"(?<![\w.])(?:emit|schedule)\s+([\w.]+)\s*\{((?:\s*\w+\s*:[^,{}]*,)*)\s*\w*$")
+#: an argument of a call being typed, where its name may go (group 1: the callee; 2: the arguments before)
+CALL_ARGUMENT = re.compile(r"(?<![\w.])([A-Za-z_]\w*(?:\.\w+)*)\(((?:[^()]*,)?)\s*\w*$")
 SIGNAL_CONTEXT = re.compile(r"(?:\bemit|\bschedule|^\s*on)\s+((?:[\w*]+\.)*)[\w*]*$")
 WORD = re.compile(r"\w*$")
 #: a line up to the cursor that is code there: outside a comment and a string (strings end on their line)
@@ -146,7 +148,10 @@ def complete(program: Program | None, path: Path, text: str, pos: Pos,
     if accepts == TYPE_POSITION:  # a type: no value's name goes there
         return [*(Completion(n, "type", "builtin type") for n in (*T.PRIMITIVES, "list")),
                 *(c for c in _names(program, path, scope) if c.kind in ("type", "enum", "module")), *words]
-    return _names(program, path, scope) + words
+    call = CALL_ARGUMENT.search(before)
+    named = _parameters(program, path, scope, call.group(1), set(re.findall(r"(\w+)\s*:", call.group(2)))) \
+        if call is not None else []
+    return named + _names(program, path, scope) + words
 
 
 def accepted(prefix: str, program: Program | None = None, path: Path | None = None,
@@ -500,6 +505,22 @@ def _payload_fields(facts: Facts | None, signal: str, given: set[str]) -> list[C
     t = facts.decl_types.get(decl) if facts is not None and decl is not None else None
     t = T.strip_optional(t) if t is not None else None
     return [Completion(n, "field", str(ft)) for n, ft in t.fields if n not in given] if isinstance(t, T.RecordT) else []
+
+
+def _parameters(program: Program | None, path: Path, pos: Pos, callee: str, given: set[str]) -> list[Completion]:
+    """The parameters of ``callee`` (a command of the robot, an action, a reactor) not ``given`` by name yet."""
+    ctx = _context(program, path, pos)
+    if ctx is None:
+        return []
+    facts, module, node_path, _ = ctx
+    owner = next((n for n in reversed(node_path) if isinstance(n, (ast.ReactorDecl, ast.RobotDecl))), None)
+    robot = owner if isinstance(owner, ast.RobotDecl) else \
+        facts.decls.get(facts.robots_of.get(owner, "")) if owner is not None else None
+    commands = robot.commands if isinstance(robot, ast.RobotDecl) else ()
+    decl = next((c for c in commands if c.name.name == callee), None) or global_decl(facts, module,
+                                                                                    tuple(callee.split(".")))
+    return [Completion(p.name.name, "field", f"(parameter) {facts.decl_types.get(p) or '?'}")
+            for p in getattr(decl, "params", ()) if p.name.name not in given]
 
 
 def _wait_args(program: Program | None, path: Path, pos: Pos, wait: str, typed: str) -> list[Completion]:
