@@ -365,10 +365,11 @@ def test_completion_where_a_type_goes_offers_the_types(cell: Path, old: str, typ
     ("grip() after there", "grip() after ", "after ", {"ready", "there", "held", "felt", "high"}),  # steps, lets
     ("grip() after there", "grip() after ready, t", "ready, t", {"ready", "there", "held", "felt", "high"}),
     ("        set busy = true\n", "        set busy = true\n        cancel P\n", "cancel P", {"Pick"}),  # a reactor
+    ("        set busy = true\n", "        set b\n", "set b", {"busy"}),  # a state field
 ])
 def test_completion_where_only_a_name_of_one_kind_goes_offers_those(cell: Path, old: str, new: str, cursor: str,
                                                                        expected: set[str]) -> None:
-    # every name in scope was offered after a header's `on`, after `after` and after `cancel`
+    # every name in scope was offered after a header's `on`, after `after`, `cancel` and `set`
     from bbflow.lsp.shift import Shift
 
     program = compile_program(cell, {cell: CELL})

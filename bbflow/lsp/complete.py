@@ -76,11 +76,13 @@ IN_CODE = re.compile(r'(?:[^"#]|"(?:[^"\\\n]|\\.)*")*\Z')
 
 
 #: where only a name goes, the word before that says of what: a robot after a header's ``on``, a step (or a let,
-#: switch or map) after ``after``, a reactor after ``cancel`` or ``run``, what a step or an ``undo`` calls
+#: switch or map) after ``after``, a reactor after ``cancel`` or ``run``, what a step or an ``undo`` calls, an
+#: agent's state field after ``set``
 HEADER_ON = re.compile(r"(?<![\w.])on\s+\w*$")
 STEP_CALL = re.compile(r"(?<![\w.])(?:step\s+\w+\s*=|undo)\s*\w*$")
 RUN = re.compile(r"(?<![\w.])run\s+\w*$")
 AFTER = re.compile(r"(?<![\w.])after\s+(?:\w+\s*,\s*)*\w*$")
+SET = re.compile(r"(?<![\w.])set\s+\w*$")
 CANCEL = re.compile(r"(?<![\w.])cancel\s+\w*$")
 ORDERABLE = ("step", "let", "switch", "map")
 #: what the parser takes where a type is written (``p: ``, ``-> ``, ``type X = ``): a name, ``{``, ``map``
@@ -481,13 +483,14 @@ def _named_statements(block: ast.Block, pos: Pos) -> list[Any]:
 
 def _only(program: Program | None, path: Path, pos: Pos, before: str) -> list[Completion] | None:
     """Where the grammar takes only a name, the names of the kind the word before asks for (None: any)."""
-    if AFTER.search(before):
-        ctx = _context(program, path, pos)
-        if ctx is None:
-            return []
-        facts, _, node_path, text = ctx
-        return [_local(n, what, t) for n, (what, t) in _locals(facts, node_path, pos, text).items()
-                if what in ORDERABLE]
+    for pattern, whats in ((AFTER, ORDERABLE), (SET, ("state",))):
+        if pattern.search(before):
+            ctx = _context(program, path, pos)
+            if ctx is None:
+                return []
+            facts, _, node_path, text = ctx
+            return [_local(n, what, t) for n, (what, t) in _locals(facts, node_path, pos, text).items()
+                    if what in whats]
     for pattern, kinds in ((HEADER_ON, ("robot", "module")), (CANCEL, ("reactor", "module")),
                            (RUN, ("reactor", "module")), (STEP_CALL, ("function", "reactor", "module"))):
         if pattern.search(before):  # (a step calls no builtin function: `abs`, `len` are for expressions)
