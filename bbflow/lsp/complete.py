@@ -4,7 +4,7 @@ Which keywords fit is asked of the parser itself: the text from the start of
 the declaration around the cursor up to the word being typed is fed to lark's
 LALR parser, whose ``accepts()`` is the exact set of tokens that may come next
 (so after ``step x = move_to(...)`` it offers ``after``, ``undo``, ``retry``...,
-and in a reactor header ``on`` and ``->``; where a type goes, the types). When that text does not parse (an
+and in a reactor header ``on`` and ``->``). When that text does not parse (an
 earlier mistake in the same declaration), every keyword is offered.
 The parser goes on from its state at the start of the cursor's line, kept
 from the request before when the text above is unchanged (``_Parses``): a
@@ -18,14 +18,19 @@ the text being typed): the enclosing reactor's inputs and named statements or
 the agent's state and route binding (and ``result`` in a run's ``then``,
 ``error`` in its ``else``; ``args`` and ``result`` in a command's default
 undo), the robot's commands in a reactor `on` it, the module's declarations
-and imports, the prelude and the builtins.
+and imports, the prelude and the builtins; where the grammar takes one kind
+of name only, those (``_only``: a robot after a header's ``on``, steps after
+``after``...), and where a type goes, the types. In a call's parentheses its
+parameters not named yet come first.
 After ``NAME.`` the fields of NAME's record type (or an enum's members, or an
 imported module's declarations) are offered, and after any other expression's
-dot (``xs[0].``) the fields of its type, if the last check saw it there; after ``emit``, ``schedule`` and
-a route's ``on``, the declared signals; in a wait's parentheses, the robot's states or events (or the
-signals); in ``emit S {``, the fields of S's payload not given yet; in an import, the program's modules or
-the declarations of the module named; in a call's parentheses, its parameters not named yet too. Inside a comment, a string or a number (``1.``), and in a new
-name (``step pla``, where Enter would take an old one offered), nothing is offered.
+dot (``xs[0].``) the fields of its type, if the last check saw it there; after
+``emit``, ``schedule`` and a route's ``on``, the declared signals; in ``emit S
+{``, the fields of S's payload not given yet; in a wait's parentheses, the
+robot's states or events (or the signals); in an import, the program's modules
+or the declarations of the module named. Inside a comment, a string or a
+number (``1.``), and in a new name (``step pla``, where Enter would take an
+old name offered), nothing is offered.
 """
 
 from __future__ import annotations
