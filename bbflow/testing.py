@@ -36,6 +36,7 @@ from bbflow.project import Project, load_project
 from bbflow.runtime import model
 from bbflow.runtime.app import Outcome, Session, Status
 from bbflow.runtime.clock import run_virtual
+from bbflow.runtime.door import loads_strict
 from bbflow.runtime.events import Recorder
 from bbflow.runtime.faults import Faults, parse_faults
 from bbflow.runtime.run_plan import RunOptions, RunPlan, plan_run
@@ -113,7 +114,10 @@ class FlowProject:
     def run_reactor(self, name: str, inputs: Mapping[str, Any] | None = None, *, robot: str | None = None,
                     faults: Iterable[Mapping[str, Any]] = (), **named_inputs: Any) -> FlowRun:
         """Run reactor ``name`` with ``inputs`` (a dict, or keyword arguments) to its end."""
-        pairs = tuple(f"{k}={_json(k, v)}" for k, v in {**(inputs or {}), **named_inputs}.items())
+        twice = sorted(set(inputs or {}) & set(named_inputs))
+        if twice:
+            raise FlowError(f"inputs: {', '.join(twice)}: given twice (in the dict and as a keyword argument)")
+        pairs = tuple(f"{k}={_json(f'inputs: {k}', v)}" for k, v in {**(inputs or {}), **named_inputs}.items())
         return self._run(RunOptions(reactor=name, inputs=pairs, robots=(robot,) if robot else (), driver="sim",
                                     from_python=True), faults, None)
 
@@ -122,7 +126,7 @@ class FlowProject:
         """Start the agents (default: ``[run] agents``, else every agent), feed them ``signals``
         (CloudEvents dicts with at least ``type``, or JSON lines), and run until idle."""
         names = tuple(agents) or self.config.run_agents or tuple(a.qualname for a in self.program.agents.values())
-        lines = [s if isinstance(s, str) else json.dumps(s) for s in signals]
+        lines = [_signal_line(n, s) for n, s in enumerate(signals, 1)]
         options = RunOptions(agents=names, robots=(robot,) if robot else (), driver="sim", until_idle=True,
                              from_python=True)
         return self._run(options, faults, lines)
@@ -181,15 +185,28 @@ def flow(tmp_path: Path) -> Flow:
     return Flow(tmp_path)
 
 
-def _json(name: str, value: Any) -> str:
-    """Input ``name`` as JSON text, as ``bbflow run --input`` takes it; ``FlowError`` for a value no flow has."""
+def _json(what: str, value: Any) -> str:
+    """``value`` (``what``: an input or a signal) as JSON text, as ``bbflow run`` reads it; ``FlowError`` for a
+    value no flow takes."""
     try:
         return json.dumps(value, allow_nan=False)
     except ValueError:
-        raise FlowError(f"inputs: {name}: NaN and infinity are not values a flow takes") from None
+        raise FlowError(f"{what}: NaN and infinity are not values a flow takes") from None
     except TypeError as exc:  # "Object of type datetime is not JSON serializable", wherever it is inside
-        raise FlowError(f"inputs: {name}: not a value a flow takes ({exc}): give dicts, lists, strings, numbers, "
+        raise FlowError(f"{what}: not a value a flow takes ({exc}): give dicts, lists, strings, numbers, "
                         "booleans and None") from None
+
+
+def _signal_line(number: int, signal: Mapping[str, Any] | str) -> str:
+    """Signal ``number`` (1-based) as a line of input; a string that is not JSON is a ``FlowError`` (``bbflow
+    run`` would skip that line with a note: a test would then see nothing happen, and not why)."""
+    if not isinstance(signal, str):
+        return _json(f"signals: signal {number}", signal)
+    try:
+        loads_strict(signal)
+    except ValueError as exc:
+        raise FlowError(f"signals: signal {number}: {exc} (give a dict, or one line of JSON)") from None
+    return signal
 
 
 async def _feed(lines: list[str]) -> AsyncIterator[str]:

@@ -97,6 +97,18 @@ def test_mistakes_in_run_reactors_arguments_are_said_in_its_terms_not_bbflow_run
         cell.run_reactor("Visit", to=TO, robot="lefty")
     with pytest.raises(FlowError, match=r"^robot='lefty': no robot instance"):
         cell.run_agents(robot="lefty")
+    with pytest.raises(FlowError, match=r"^inputs: to: given twice \(in the dict and as a keyword argument\)$"):
+        cell.run_reactor("Visit", {"to": TO}, to=TO)
+
+
+def test_a_signal_that_is_not_json_fails_the_test_instead_of_being_skipped_unseen(flow: Flow) -> None:
+    """``bbflow run`` skips such a line with a note on standard error; the plugin dropped the note, so the run
+    went on as if the signal had never been given."""
+    cell = flow.source(CELL)
+    with pytest.raises(FlowError, match=r"^signals: signal 2: not JSON: .* \(give a dict, or one line of JSON\)$"):
+        cell.run_agents({"type": "go", "data": {"to": TO}}, '{"type": "go", data: {}}')
+    with pytest.raises(FlowError, match=r"^signals: signal 1: not a value a flow takes \(Object of type set is not "):
+        cell.run_agents({"type": "go", "data": {"to": {1, 2}}})
 
 
 def test_event_helpers() -> None:
