@@ -214,6 +214,17 @@ def test_reactor_timeout_fails_the_run_and_rolls_back():
     assert [c.outcome for c in robot.calls if c.command == "op" and c.kwargs["tag"] == "b"] == ["cancelled"]
 
 
+def test_long_timeouts_are_said_as_written_not_in_thousands_of_seconds():
+    """``timeout 2h`` failed with "... within its timeout of 7200s", and 1000 h as "3.6e+06s"."""
+    robot = ops().cue("op", match={"tag": "b"}, delay=1e7)
+    result, _ = run(reactor(op("a"), op("b", "a"), timeout=7200.0), robot)
+    assert result.error.message == "R did not finish within its timeout of 2h"
+    result, _ = run(reactor(op("b", timeout=3.6e6)), ops().cue("op", delay=1e7))
+    assert result.error.message == "b timed out after 1000h"
+    result, _ = run(reactor(op("b", timeout=1e7)), ops().cue("op", delay=2e7))
+    assert result.error.message == "b timed out after 2777.78h"
+
+
 def test_body_with_no_nodes_and_a_return():
     r = reactor(end=model.Return(lambda s: 42))
     result, _ = run(r, ops())

@@ -39,7 +39,20 @@ def parse_retention(value: Any) -> float:
 
 
 def format_duration(seconds: float) -> str:
-    """A short human spelling of ``seconds`` for messages (``0.02`` -> ``"20ms"``)."""
+    """A short human spelling of ``seconds`` for messages, as a ``.flow`` file writes it: ``0.02`` -> ``"20ms"``,
+    ``1.5`` -> ``"1.5s"``, ``7200`` -> ``"2h"`` (not ``7200s``), ``1e7`` -> ``"2777.78h"`` (not ``1e+07s``)."""
     if seconds < 1:
         return f"{seconds * 1000:g}ms"
+    for unit, size in (("h", 3600.0), ("m", 60.0)):
+        if seconds >= size and (seconds / size).is_integer():
+            return _number(seconds / size) + unit
+    if seconds >= 1e6:
+        return _number(seconds / 3600.0) + "h"
     return f"{seconds:g}s"
+
+
+def _number(value: float) -> str:
+    """``value`` with no exponent while it has fewer than 16 digits (``1000000``, not ``1e+06``)."""
+    if value.is_integer() and value < 1e15:
+        return str(int(value))
+    return f"{value:.6g}" if value >= 1e15 else f"{value:.2f}".rstrip("0").rstrip(".")
