@@ -45,6 +45,18 @@ def test_cycle_is_reported_once_from_its_first_step():
     assert any("`a` waits for `b`" in n for n in d.notes)
 
 
+def test_a_long_cycle_is_named_by_its_first_steps_and_its_last():
+    # a 500-step cycle printed 500 notes and 499 labels (1,509 lines)
+    nodes = [node(f"s{i}", i + 2) for i in range(500)]
+    diags = Diagnostics()
+    assert not check_cycles(graph(body(nodes, *(f"s{(i + 1) % 500}>s{i}" for i in range(500)))), diags)
+    [d] = diags.items
+    assert d.message == ("dependency cycle between steps: s0 -> s1 -> s2 -> s3 -> s4 -> s5 -> s6 -> ... -> s499 -> s0 "
+                         "(500 steps, each waits for the next)")
+    assert len(d.labels) == 7 and len(d.notes) == 8
+    assert d.notes[-1] == "and 492 more steps wait in turn, the last for `s0`"
+
+
 def test_self_reference_is_a_cycle():
     a = node("a", 2)
     assert [[n.name for n in c] for c in find_cycles(body([a], "a>a"))] == [["a"]]

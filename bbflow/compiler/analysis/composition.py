@@ -18,13 +18,10 @@ from collections.abc import Collection, Mapping
 
 import attrs
 
-from bbflow.compiler.analysis.graph import Effect, Node, ReactorGraph
+from bbflow.compiler.analysis.graph import SHOWN, Effect, Node, ReactorGraph
 from bbflow.compiler.diagnostics import codes
 from bbflow.compiler.diagnostics.core import Diagnostics, Label
 from bbflow.compiler.source import Span
-
-#: a ring of more reactors is named by its first ones and its last, and only their steps are marked
-SHOWN = 8
 
 
 @attrs.frozen(slots=True)

@@ -232,6 +232,10 @@ class ReactorGraph:
 
 # --- BBF301 -------------------------------------------------------------------------
 
+#: a cycle (of steps, or a ring of reactors) longer than this is named by its first members and its last,
+#: and only those are marked
+SHOWN = 8
+
 
 def find_cycles(body: Body) -> list[list[Node]]:
     """One cycle per strongly connected group of nodes, from its first node in source order.
@@ -262,11 +266,17 @@ def check_cycles(graph: ReactorGraph, diags: Diagnostics) -> bool:
         for cycle in find_cycles(body):
             acyclic = False
             ring = cycle + [cycle[0]]
-            names = " -> ".join(n.name for n in ring)
-            notes = tuple(f"{a.label} waits for {b.label} ({body.edges[(b, a)]})" for a, b in itertools.pairwise(ring))
-            diags.error(codes.BBF301, f"dependency cycle between steps: {names} (each waits for the next)",
+            shown = [n.name for n in ring] if len(cycle) <= SHOWN else \
+                [*(n.name for n in cycle[: SHOWN - 1]), "...", cycle[-1].name, cycle[0].name]
+            names = " -> ".join(shown) + (" (each waits for the next)" if len(cycle) <= SHOWN else
+                                          f" ({len(cycle)} steps, each waits for the next)")
+            hops = list(itertools.pairwise(ring))
+            notes = tuple(f"{a.label} waits for {b.label} ({body.edges[(b, a)]})" for a, b in hops[: SHOWN - 1])
+            if len(cycle) > SHOWN:
+                notes += (f"and {len(cycle) - SHOWN} more steps wait in turn, the last for {cycle[0].label}",)
+            diags.error(codes.BBF301, f"dependency cycle between steps: {names}",
                         cycle[0].span,
-                        labels=tuple(Label(n.span, f"{n.label} is part of the cycle") for n in cycle[1:]),
+                        labels=tuple(Label(n.span, f"{n.label} is part of the cycle") for n in cycle[1:SHOWN]),
                         notes=notes,
                         help="remove one of these dependencies (a data reference or an `after`)")
     return acyclic
