@@ -503,11 +503,16 @@ def _control_plane(project: Project, program: Program, listen: str | None) -> Co
 @click.option("--events", type=click.Path(dir_okay=False, path_type=str), help="recover: write the events here.")
 @click.option("--resolved", is_flag=True,
               help="recover: the world was put right by hand; close the run without moving anything.")
+@click.option("--bus-listen", "bus_listen", multiple=True, metavar="ENDPOINT",
+              help="recover: listen on this Zenoh endpoint to claim the robot on the bus (replaces [bus] listen).")
+@click.option("--bus-connect", "bus_connect", multiple=True, metavar="ENDPOINT",
+              help="recover: connect to this Zenoh endpoint to claim the robot on the bus (replaces [bus] connect).")
 @click.option("--limit", type=click.IntRange(min=0), default=200, show_default=True, metavar="N",
               help="list: the newest N runs (0: all).")
 @click.option("--before", metavar="ID", help="list: the runs that started before run ID (the next page after it).")
 def runs(words: tuple[str, ...], fmt: str, arm: bool, driver: str | None, events: str | None,
-         resolved: bool, limit: int, before: str | None) -> None:
+         resolved: bool, bus_listen: tuple[str, ...], bus_connect: tuple[str, ...], limit: int,
+         before: str | None) -> None:
     """The runs in the project's journals, newest first (200 of them, or --limit N): its own and each `--robot`
     process's beside it (`journal.left.db`), each run's file in the `journal` column; `show ID`: one run's
     timeline, in-doubt steps marked; `recover ID`: roll back a held run now, on its robot, in the journal that
@@ -550,7 +555,8 @@ def runs(words: tuple[str, ...], fmt: str, arm: bool, driver: str | None, events
             try:
                 with importable(project.root), _terminate_as_interrupt():
                     done = recover_run(program, project, rest[0], sys.stdout, sys.stderr,  # type: ignore[arg-type]
-                                       arm=arm, driver=driver, events=events, resolved=resolved)
+                                       arm=arm, driver=driver, events=events, resolved=resolved,
+                                       bus_listen=bus_listen, bus_connect=bus_connect)
             except KeyboardInterrupt:  # the undos made so far are journaled: the next recover skips them
                 click.echo(f"interrupted: run {rest[0]} is left unfinished, what was undone journaled: `bbflow runs "
                            f"recover {rest[0]}` again goes on from there", err=True)

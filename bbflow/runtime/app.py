@@ -63,7 +63,16 @@ from bbflow.runtime.durations import format_duration
 from bbflow.runtime.events import JsonLinesWriter, fanout, notify, warn_log_lost
 from bbflow.runtime.executor import RunResult, run_reactor
 from bbflow.runtime.faults import FaultsError
-from bbflow.runtime.fleet import BusOpenError, MissingExtra, make_link, process_name, self_announcement, waited_signals
+from bbflow.runtime.fleet import (
+    AlreadyRun,
+    BusOpenError,
+    MissingExtra,
+    hold_claims,
+    join_bus,
+    process_name,
+    self_announcement,
+    waited_signals,
+)
 from bbflow.runtime.journal import (
     ORIGIN,
     Journal,
@@ -151,6 +160,8 @@ class Session:
         self.interrupts = 0
         self.signalled = False  # set by the signal itself (``signalled``), before the loop gets to ``interrupt``
         self.gave_up: GaveUp | None = None
+        #: another process's claim on the robot of a reactor run, seen while it ran: the robot was disarmed
+        self.taken: AlreadyRun | None = None
         self.disarm_errors: list[str] = []
         #: robots that closing left not disarmed (the driver's disarm failed), with why
         self.unsafe: list[str] = []
@@ -238,22 +249,17 @@ class Session:
             raise asyncio.CancelledError
 
     async def _main(self) -> Outcome:
-        if self.plan.agents and self.plan.bus.networked:
-            try:  # before anything moves: a missing extra is a usage error
-                self._link = make_link(self.plan.bus, process=self.process,
-                                       robots=[r.instance for r in self.plan.robots],
-                                       agents=list(dict.fromkeys(a.spec.name for a in self.plan.agents)),
-                                       coordinators=[a.spec.name for a in self.plan.agents if a.robot is None])
-            except MissingExtra as exc:
-                return Outcome(Status.USAGE, f"error: {exc}")
+        if self.plan.bus.networked and (self.plan.agents or self.plan.robots):  # a reactor run claims its robot
             try:  # before any robot is opened: another process on the bus may run one of them, or a coordinator
-                await self._link.join()
+                self._link = await join_bus(self.plan.bus, process=self.process,
+                                            robots=[r.instance for r in self.plan.robots],
+                                            agents=list(dict.fromkeys(a.spec.name for a in self.plan.agents)),
+                                            coordinators=[a.spec.name for a in self.plan.agents if a.robot is None],
+                                            note=self.note)
+            except MissingExtra as exc:  # before anything moves: a missing extra is a usage error
+                return Outcome(Status.USAGE, f"error: {exc}")
             except BusOpenError as exc:
                 return Outcome(Status.USAGE, f"error: bus: {exc}")
-            unreached = self._link.unreached()
-            if unreached:  # a typo in an address would leave it alone for good, and say nothing
-                self.note(f"bus: no other process reached at {', '.join(unreached)} (Zenoh keeps trying): until one "
-                          "is, this process runs alone, and its claims were checked against no other")
         if self.journal is not None:  # on a backlog: seconds to prune, every run read; before any robot is armed
             await self.journal.tidy(self.note)
             self.outcomes = self.journal.unhandled_outcomes()  # before recovery ends more runs
@@ -380,6 +386,7 @@ class Session:
         # a reactor with `wait_signal` steps reads signals from the input meanwhile
         bus = Bus(SignalCatalog.from_program(program), observer=self.observer) if self.lines is not None else None
         feeding = asyncio.get_running_loop().create_task(self._read(bus)) if bus is not None else None
+        guard = asyncio.get_running_loop().create_task(self._hold_claim(self._link)) if self._link is not None else None
         try:
             result = await self.tasks.run(
                 lambda ticket: run_reactor(program, reactor, self.plan.inputs, robot=robot, observer=self.observer,
@@ -389,11 +396,25 @@ class Session:
         except RuntimeFailure as failure:  # cancelled before it started (by the control plane)
             return Outcome(Status.FAILED, f"{reactor.name} failed: {failure.message}; nothing moved")
         finally:
-            if feeding is not None:
-                feeding.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await feeding
-        return reactor_outcome(result, reactor)
+            for task in (feeding, guard):
+                if task is not None:
+                    if task is feeding or self.taken is None:  # a safe stop begun is seen through
+                        task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+        outcome = reactor_outcome(result, reactor)
+        if self.taken is not None:
+            errors = f"; disarm errors: {'; '.join(self.disarm_errors)}" if self.disarm_errors else ""
+            return Outcome(Status.HALTED, f"safe stop, robots disarmed: bus: {self.taken}{errors}; {outcome.summary}")
+        return outcome
+
+    async def _hold_claim(self, link: Any) -> None:
+        """While a reactor runs: another process's claim on its robot, seen now (a process this one reached
+        only later, or one that took it while this one's session was lost), stops it safely, as the agents'
+        supervisor does: the robot is disarmed, and the run halts."""
+        self.taken = await hold_claims(link, self.note)
+        self.note(f"bus: {self.taken}: disarming every robot")
+        self.disarm_errors += await disarm_all(self._started)
 
     # --- agents ------------------------------------------------------------------------------
 

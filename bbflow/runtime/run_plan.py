@@ -120,14 +120,12 @@ def plan_run(program: model.Program, project: Project, options: RunOptions) -> R
     if options.reactor is not None:
         if options.agents:
             raise UsageError("give --reactor or --agent, not both (with --reactor only that reactor runs)")
-        if options.bus_listen or options.bus_connect:
-            raise UsageError("--bus-listen and --bus-connect are for agents; a reactor run uses no bus")
         reactor = _find(program, "reactors", options.reactor, "reactor")
         inputs = _inputs(reactor, options.inputs, "inputs" if options.from_python else "--input")
         instance = _bind(project, reactor.robot, f"reactor {reactor.name}", options.robots, None, options.from_python)
         robots = _robots(program, project, options, [instance] if instance else [])
         return RunPlan(program, robots, reactor=reactor, inputs=inputs, reactor_robot=instance,
-                       project_robots=frozenset(project.robots))
+                       bus=_bus(project, options), project_robots=frozenset(project.robots))
     if options.inputs:
         raise UsageError("--input needs --reactor NAME (the reactor whose parameters they are)")
     names = options.agents or project.run_agents
@@ -161,15 +159,26 @@ def plan_run(program: model.Program, project: Project, options: RunOptions) -> R
         raise UsageError(f"two agents share a name: {', '.join(a.spec.qualname for a in agents)}")
     used = [a.robot for a in agents if a.robot is not None]
     robots = _robots(program, project, options, list(dict.fromkeys(used)))
+    return RunPlan(program, robots, agents=tuple(agents), until_idle=options.until_idle,
+                   supervision=project.supervision, bus=_bus(project, options), project_robots=frozenset(project.robots))
+
+
+def _bus(project: Project, options: RunOptions) -> BusSettings:
+    """The bus this process joins: the agents' way to the others, and where a process claims its robots (a reactor
+    run too: it claims its robot, and is refused one another process on the bus runs)."""
     try:
         bus = bus_settings(project, listen=options.bus_listen, connect=options.bus_connect)
     except BusSettingsError as exc:
         raise UsageError(str(exc)) from None
     if bus.networked and options.virtual_time:
-        raise UsageError("--virtual-time runs on a clock of its own, which other processes on the bus do not share: "
-                         'use it with kind = "local"')
-    return RunPlan(program, robots, agents=tuple(agents), until_idle=options.until_idle,
-                   supervision=project.supervision, bus=bus, project_robots=frozenset(project.robots))
+        if options.reactor is None:
+            raise UsageError("--virtual-time runs on a clock of its own, which other processes on the bus do not "
+                             'share: use it with kind = "local"')
+        if options.bus_listen or options.bus_connect:
+            raise UsageError("--bus-listen and --bus-connect: a reactor run with --virtual-time moves simulated "
+                             "robots only, and joins no bus")
+        return BusSettings()  # simulated robots on a clock of their own: no robot of the fleet moves
+    return bus
 
 
 def waits_for_signals(program: model.Program, reactor: model.Reactor) -> bool:

@@ -32,9 +32,11 @@ Imported only when ``[bus] kind = "zenoh"`` (it needs the ``bus`` extra).
   declares a token ``PREFIX/@claim/robot/ROBOT/PROCESS`` for each (and
   ``PREFIX/@claim/agent/AGENT/PROCESS`` for each coordinator), then asks for
   every claim there is: another process's claim on one of the same stops it
-  (``AlreadyRun``) before anything moves. The claims go last, after the robots
-  are closed (``close``); the membership token goes when the agents stop
-  (``leave``).
+  (``AlreadyRun``) before anything moves; one seen later, while it runs, ends
+  the session once it has lasted ``CLAIM_GRACE`` (``taken``). The claims go
+  last, after the robots are closed (``close``); the membership token goes when
+  the agents stop (``leave``). A process that only moves a robot (a reactor
+  run, ``bbflow runs recover``) joins and closes: it claims, and is no member.
 """
 
 from __future__ import annotations
@@ -428,6 +430,11 @@ class ZenohLink:
         return [str(s.key_expr) for s in self._declared if hasattr(s, "key_expr")]
 
     @property
+    def taken(self) -> AlreadyRun | None:
+        """Another process's claim on one of this process's, seen while it ran, that ended the session."""
+        return self._taken
+
+    @property
     def lost(self) -> bool:
         """The session was found gone (``wait_lost`` returned) and no new one is open yet."""
         return self._lost is not None
@@ -449,7 +456,7 @@ class ZenohLink:
         await self._disconnect()
         if self._taken is not None:
             raise self._taken
-        await self._connect()
+        await (self._connect() if self._inbox is not None else self.join())  # claims only: a reactor run, a recovery
         self._lost = None
 
     async def wait_lost(self) -> str:
@@ -499,6 +506,14 @@ class ZenohLink:
             await self._disconnect()
             raise
 
+        def claimed(sample: zenoh.Sample) -> None:  # on Zenoh's threads
+            with contextlib.suppress(RuntimeError):  # the loop has closed: the process is stopping
+                loop.call_soon_threadsafe(self._claimed, str(sample.key_expr), sample.kind)
+
+        # a claim the check could not see: a process that reaches this one only through a third (Zenoh's gossip
+        # connects such peers a moment later), or a network cut that heals
+        self._claims.append(liveliness.declare_subscriber(claims_key(self.prefix), claimed, history=True))
+
     def unreached(self) -> list[str]:
         """The ``connect`` endpoints, when the session reached no other process nor router through them
         (a wrong address, or none started yet): Zenoh keeps trying, and this process runs alone meanwhile."""
@@ -532,11 +547,6 @@ class ZenohLink:
         self._declared.append(session.liveliness().declare_subscriber(
             members_key(self.prefix), lambda sample: inbox.put("member", (str(sample.key_expr), sample.kind)),
             history=True))
-        if self.claims:  # a claim the check at the start could not see: a process that reaches this one only
-            # through a third (Zenoh's gossip connects such peers a moment later), or a network cut that heals
-            self._declared.append(session.liveliness().declare_subscriber(
-                claims_key(self.prefix), lambda sample: inbox.put("claim", (str(sample.key_expr), sample.kind)),
-                history=True))
         self._declared.append(session.liveliness().declare_token(
             member_key(self.prefix, self.process, self.robots, self.agents)))
 
@@ -574,6 +584,8 @@ class ZenohLink:
         if self._lost is not None:
             return
         self._lost = reason
+        if self._inbox is None or self._inbox.closed:  # no agent hears it now
+            return
         for key in list(self._peers):
             self._member(key, zenoh.SampleKind.DELETE)
 
@@ -654,8 +666,6 @@ class ZenohLink:
                                             "they came")
             elif kind == "first":
                 self._first(*item)
-            elif kind == "claim":
-                self._claimed(*item)
             else:
                 self._member(*item)
 
@@ -683,8 +693,9 @@ class ZenohLink:
 
     def _claimed(self, key: str, kind: zenoh.SampleKind) -> None:
         """Another process's claim on one of this process's, seen while it runs: if it lasts ``CLAIM_GRACE``
-        (a process refused at its start withdraws its own before), the session ends, and the supervisor's
-        restart of it raises ``AlreadyRun``: the process stops safely, as at the start."""
+        (a process refused at its start withdraws its own before), the session ends (``taken``): the supervisor's
+        restart of it raises ``AlreadyRun``, and the process stops safely, as at the start; a reactor run or a
+        recovery, which have no supervisor, stop safely when ``wait_lost`` returns."""
         if kind != zenoh.SampleKind.PUT:
             self._contested.pop(key, None)
             return

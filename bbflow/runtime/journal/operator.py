@@ -8,8 +8,9 @@ import json
 import os
 import sqlite3
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
@@ -21,6 +22,16 @@ from bbflow.runtime.driver import DriverError
 from bbflow.runtime.drivers import open_robot
 from bbflow.runtime.events import JsonLinesWriter, warn_log_lost
 from bbflow.runtime.faults import FaultsError
+from bbflow.runtime.fleet import (
+    AlreadyRun,
+    BusOpenError,
+    BusSettings,
+    MissingExtra,
+    bus_settings,
+    hold_claims,
+    join_bus,
+    process_name,
+)
 from bbflow.runtime.journal import owners
 from bbflow.runtime.journal.journal import (
     JOURNAL_DIR_ENV,
@@ -36,7 +47,12 @@ from bbflow.runtime.journal.recovery import Recovered, Recovery
 from bbflow.runtime.journal.store import JournalError, open_reader, reading
 from bbflow.runtime.jsonout import path_text
 from bbflow.runtime.ports import RuntimeFailure
+from bbflow.runtime.proxy import RobotProxy
 from bbflow.runtime.run_plan import robot_table
+from bbflow.runtime.supervisor import disarm_all
+
+if TYPE_CHECKING:
+    from bbflow.runtime.fleet.zenoh_link import ZenohLink
 
 
 def journals(project: Project) -> list[JournalConfig]:
@@ -173,13 +189,17 @@ def _in_doubt(call: dict[str, Any], info: dict[str, Any]) -> str:
 
 
 def recover_run(program: model.Program, project: Project, prefix: str, out: IO[str], err: IO[str], *, arm: bool,
-                driver: str | None, events: str | None, resolved: bool = False) -> list[Recovered]:
+                driver: str | None, events: str | None, resolved: bool = False,
+                bus_listen: Sequence[str] = (), bus_connect: Sequence[str] = ()) -> list[Recovered]:
     """``bbflow runs recover ID``: roll back one held (or unfinished) run on its robot, now; what it did on
-    ``out``, an event log that fails (``events``) on ``err``.
+    ``out``, an event log that fails (``events``) and the bus's warnings on ``err``.
 
     With ``resolved``, the operator has put the world right by hand: the run is
-    closed as failed without anything moving.
+    closed as failed without anything moving. Otherwise, with a network bus, the robot is claimed on it
+    (``bus_listen``, ``bus_connect``: over ``[bus]``) before it is opened: a robot another process of the
+    fleet runs is refused, as a ``bbflow run`` of it would be.
     """
+    bus = bus_settings(project, listen=bus_listen, connect=bus_connect)  # a typo is said before anything
     config, run = find(project, prefix)  # recovered against the journal that holds it
     with contextlib.closing(open_for_reading(project, config)) as conn, reading(config.path):
         instance, status, owner = conn.execute("SELECT robot, status, owner FROM runs WHERE id = ?", (run,)).fetchone()
@@ -214,7 +234,7 @@ def recover_run(program: model.Program, project: Project, prefix: str, out: IO[s
                                        "runs")
                 out.write(f"run {run}: closed, resolved by an operator (nothing moved)\n")
                 return []
-            done = asyncio.run(_recover(program, project, journal, run, instance, out, arm, driver, writer))
+            done = asyncio.run(_recover(program, project, journal, run, instance, out, err, arm, driver, writer, bus))
         finally:
             journal.close()
     finally:
@@ -262,16 +282,25 @@ def _close_resolved(journal: Journal, run: str, owner: str | None) -> bool:
 
 
 async def _recover(program: model.Program, project: Project, journal: Journal, run: str, instance: str | None,
-                   out: IO[str], arm: bool, driver: str | None, writer: JsonLinesWriter | None) -> list[Recovered]:
+                   out: IO[str], err: IO[str], arm: bool, driver: str | None, writer: JsonLinesWriter | None,
+                   bus: BusSettings) -> list[Recovered]:
     await journal.tidy()
     journal.start(asyncio.get_running_loop())
     robots = {}
+    link = guard = None
+    taken: list[AlreadyRun] = []  # another process's claim on the robot, seen while it was rolled back
+
+    def warn(text: str) -> None:
+        err.write(text + "\n")
+
     try:
         try:
             if instance is not None:
                 config = project.robots.get(instance)
                 if config is None:
                     raise JournalError(f"run {run} ran on robot {instance!r}, which {project.file} no longer has")
+                if bus.networked:  # another process of the fleet may run the robot, on another machine
+                    link = await _claim(bus, instance, run, warn)
                 robots[instance] = open_robot(instance, program.robots[config.interface], robot_table(config, project),
                                               driver=driver)
             for name, proxy in robots.items():
@@ -287,14 +316,43 @@ async def _recover(program: model.Program, project: Project, journal: Journal, r
         def note(text: str) -> None:
             out.write(text + "\n")
 
+        if link is not None:
+            guard = asyncio.get_running_loop().create_task(_hold(link, list(robots.values()), warn, taken))
         done = await Recovery(journal, program, robots, observer=writer, note=note).run(only=run)
     finally:
+        if guard is not None:
+            if not taken:  # a disarm begun is seen through
+                guard.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await guard
         for proxy in robots.values():
             await proxy.close()
+        if link is not None:  # the claim goes once the robot is closed
+            await link.close()
     for item in done:
         errors = f", {len(item.undo_errors)} undo errors" if item.undo_errors else ""
         out.write(f"run {item.run}: {item.action}{errors}" + (f": {item.reason}" if item.reason else "") + "\n")
     return done
+
+
+async def _claim(bus: BusSettings, instance: str, run: str, warn: Callable[[str], None]) -> ZenohLink:
+    """Robot ``instance`` claimed on the bus, before it is opened; ``JournalError`` when another process runs it."""
+    try:
+        return await join_bus(bus, process=process_name(), robots=[instance], note=warn)
+    except MissingExtra as exc:
+        raise JournalError(str(exc)) from None
+    except BusOpenError as exc:
+        raise JournalError(f"bus: {exc}; nothing moved, run {run} is left as it was") from None
+
+
+async def _hold(link: ZenohLink, robots: list[RobotProxy], warn: Callable[[str], None],
+                taken: list[AlreadyRun]) -> None:
+    """While the run is rolled back: another process's claim on its robot, seen now (``taken``), disarms the
+    robot (the rollback stops there), as the process that claimed it would be stopped."""
+    taken.append(await hold_claims(link, warn))
+    warn(f"bus: {taken[0]}: disarming the robot")
+    for error in await disarm_all(robots):
+        warn(f"bus: {error}")
 
 
 def _styled(status: str, color: bool) -> Text:

@@ -1,0 +1,179 @@
+"""A robot claimed on the fleet bus is claimed by every process that moves it: a reactor run and
+`bbflow runs recover` too, not only a process of agents. Two checkouts of one project stand for two machines
+(their owners locks do not see each other); the processes are real and on 127.0.0.1, and each is stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+pytest.importorskip("zenoh", reason="the bus extra (eclipse-zenoh) is not installed")
+
+from fleet_helpers import PATIENCE, fleet, free_port, of, until, write_fleet_project
+
+from bbflow.build import compile_project
+from bbflow.project import load_project
+from bbflow.runtime.app import Outcome, Session, Status
+from bbflow.runtime.events import Recorder
+from bbflow.runtime.run_plan import RunOptions, plan_run
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")]
+
+HOLD = """
+signal go.on: {}
+
+reactor Hold(to: Pose) -> Pose on Arm {
+    step moved = move_to(target: to) undo home()
+    step ok = wait_signal(go.on) after moved timeout 60s
+    return moved
+}
+"""
+TO = 'to={"x": 0.1, "y": 0.0, "z": 0.2}'
+
+
+def machine(tmp_path: Path, name: str) -> Path:
+    root = write_fleet_project(tmp_path / name)
+    with open(root / "flows" / "cell.flow", "a") as flow:
+        flow.write(HOLD)
+    return root
+
+
+def bbflow(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bbflow", *args], capture_output=True, text=True, timeout=PATIENCE,
+                          env={**os.environ, "NO_COLOR": "1"}, stdin=subprocess.DEVNULL)
+
+
+def runs(root: Path) -> list[dict[str, Any]]:
+    listed = bbflow("runs", str(root), "--format", "json")
+    assert listed.returncode == 0, listed.stderr
+    return list(json.loads(listed.stdout))
+
+
+def test_a_reactor_run_and_a_recovery_are_refused_a_robot_another_process_on_the_bus_runs(tmp_path: Path) -> None:
+    # a reactor run and `runs recover` claimed nothing on the bus: on another machine than the process running
+    # `left`, either armed and moved the arm under that process's feet
+    endpoint = f"tcp/127.0.0.1:{free_port()}"
+    here, there = machine(tmp_path, "here"), machine(tmp_path, "there")
+    with fleet(here, tmp_path) as start_here, fleet(there, tmp_path) as start_there:
+        cut = start_there("cut", "--reactor", "Hold", "--robot", "left", "--input", TO)  # killed mid-run: cut off
+        cut.wait_for("the move done", lambda events: bool(of(events, "step.ok", step="moved")))
+        cut.stop(signal.SIGKILL)
+        [run] = runs(there)
+        assert run["status"] == "running"
+
+        first = start_here("first", "--agent", "Picker", "--robot", "left", "--bus-listen", endpoint)
+        first.wait_for("left armed", lambda events: any(e.get("to") == "armed" for e in of(events, "robot.safety")))
+        taken = "bus: robot left is already run by process "
+        reactor = start_there("reactor", "--reactor", "Go", "--robot", "left", "--input", TO, "--bus-connect", endpoint)
+        assert reactor.popen.wait(timeout=PATIENCE) == 2, reactor.stderr()
+        reactor.stopped = True
+        assert "error: bus: robot left is already run by process " in reactor.stderr(), reactor.stderr()
+        assert f"-{first.popen.pid}-" in reactor.stderr() and not of(reactor.events(), "robot.safety")
+
+        recover = bbflow("runs", "recover", run["id"], str(there), "--bus-connect", endpoint)
+        assert recover.returncode == 2, recover
+        assert recover.stderr.startswith(f"Error: {taken}"), recover.stderr
+        assert f"-{first.popen.pid}-" in recover.stderr and recover.stderr.rstrip().endswith(
+            f"nothing moved, run {run['id']} is left as it was"), recover.stderr
+        assert [r["status"] for r in runs(there)] == ["running"]
+
+        assert first.stop() == 130
+        recover = bbflow("runs", "recover", run["id"], str(there), "--bus-connect", endpoint)
+        assert (recover.returncode, recover.stdout) == (0, f"run {run['id']}: rolled back\n"), recover
+        assert "no other process reached" in recover.stderr  # the process that had the robot is gone
+
+
+def test_a_running_reactor_holds_its_robot_against_a_process_started_for_it_elsewhere(tmp_path: Path) -> None:
+    endpoint = f"tcp/127.0.0.1:{free_port()}"
+    here, there = machine(tmp_path, "here"), machine(tmp_path, "there")
+    with fleet(here, tmp_path) as start_here, fleet(there, tmp_path) as start_there:
+        reactor = start_there("reactor", "--reactor", "Hold", "--robot", "left", "--input", TO,
+                              "--bus-listen", endpoint, stdin=True)
+        reactor.wait_for("the move done", lambda events: bool(of(events, "step.ok", step="moved")))
+        second = start_here("second", "--agent", "Picker", "--robot", "left", "--bus-connect", endpoint)
+        assert second.popen.wait(timeout=PATIENCE) == 2, second.stderr()
+        second.stopped = True
+        assert "error: bus: robot left is already run by process " in second.stderr()
+        assert f"-{reactor.popen.pid}-" in second.stderr() and not of(second.events(), "robot.safety")
+        reactor.send({"type": "go.on", "data": {}})
+        assert reactor.popen.wait(timeout=PATIENCE) == 0, reactor.stderr()
+        reactor.stopped = True
+        assert of(reactor.events(), "run.ok")
+
+
+def test_a_reactor_run_on_a_virtual_clock_claims_nothing_and_bus_options_say_why_not(tmp_path: Path) -> None:
+    root = machine(tmp_path, "here")
+    diagnostics, program = compile_project(root)
+    assert program is not None, diagnostics
+    project = load_project(root)
+    plan = plan_run(program, project, RunOptions(reactor="Go", inputs=(TO,), virtual_time=True, journal=False))
+    assert not plan.bus.networked
+    assert plan_run(program, project, RunOptions(reactor="Go", inputs=(TO,), journal=False)).bus.networked
+    with pytest.raises(Exception, match="--bus-listen and --bus-connect: a reactor run with --virtual-time moves "
+                                        "simulated robots only, and joins no bus"):
+        plan_run(program, project, RunOptions(reactor="Go", inputs=(TO,), virtual_time=True, journal=False,
+                                              bus_connect=("tcp/127.0.0.1:7447",)))
+
+
+def test_a_robot_taken_while_a_reactor_runs_stops_it_safely(tmp_path: Path) -> None:
+    # a process this reactor run reaches only later (through a third), or one that took the robot while this
+    # run's session was lost: the run went on driving the arm beside the other process
+    from bbflow.runtime.fleet import AlreadyRun, bus_settings, make_link
+
+    root = machine(tmp_path, "fleet")
+    toml = root / "bbflow.toml"
+    toml.write_text(toml.read_text().replace('duration = "20ms"', 'duration = "60s"'))  # still moving
+    diagnostics, program = compile_project(root)
+    assert program is not None, diagnostics
+    project = load_project(root)
+    endpoint = f"tcp/127.0.0.1:{free_port()}"
+    plan = plan_run(program, project, RunOptions(reactor="Go", inputs=(TO,), journal=False, bus_connect=(endpoint,)))
+    recorder, notes = Recorder(), []
+    cell = Session(plan, observer=recorder, note=notes.append)
+
+    async def main() -> Outcome:
+        hub = make_link(bus_settings(project, listen=[endpoint]), process="hub", robots=[], agents=[])
+        await hub.join()
+        thief = None
+        try:
+            task = asyncio.create_task(cell.run())
+            await until(lambda: bool(recorder.named("step.start")), "the move started")
+            link, taken = cell._link, asyncio.Event()
+            reopen = link.reopen
+
+            async def reopen_once_taken() -> None:
+                await taken.wait()
+                await reopen()
+
+            link.reopen = reopen_once_taken
+            link._session.close()  # the session is lost, and with it this run's claim
+            for _ in range(int(PATIENCE / 0.1)):  # until the hub has seen it go
+                thief = make_link(bus_settings(project, connect=[endpoint]), process="thief-9-a1b2c3", robots=["left"],
+                                  agents=["Picker"])
+                try:
+                    await thief.join()
+                    break
+                except AlreadyRun:
+                    await asyncio.sleep(0.1)
+            taken.set()
+            return await asyncio.wait_for(task, PATIENCE)
+        finally:
+            if thief is not None:
+                await thief.close()
+            await hub.close()
+
+    outcome = asyncio.run(main())
+    assert outcome.status is Status.HALTED, outcome
+    assert outcome.summary.startswith("safe stop, robots disarmed: bus: robot left is already run by process "
+                                      "thief-9-a1b2c3 (host thief, pid 9)"), outcome
+    assert any(n.startswith("bus: robot left is already run by process thief-9-a1b2c3") for n in notes), notes
+    assert [(e["from"], e["to"]) for e in recorder.named("robot.safety")][-1] == ("disarming", "disarmed")
