@@ -57,7 +57,11 @@ async def join_bus(settings: BusSettings, *, process: str, robots: Iterable[str]
     ``note``: says when no other process was reached at the ``connect`` endpoints. Raises ``MissingExtra``, and
     ``BusOpenError`` (``AlreadyRun`` when another process on the bus runs one of them)."""
     link = make_link(settings, process=process, robots=robots, agents=agents, coordinators=coordinators)
-    await link.join()
+    try:
+        await link.join()
+    except BaseException:  # refused, or interrupted meanwhile: its claims and session go
+        await asyncio.shield(link.close())
+        raise
     unreached = link.unreached()
     if unreached:  # a typo in an address would leave it alone for good, and say nothing
         note(f"bus: no other process reached at {', '.join(unreached)} (Zenoh keeps trying): until one is, this "
