@@ -31,16 +31,17 @@ class AlreadyRun(BusOpenError):
     """Another process on the bus runs a robot this process would open, or a coordinator it would run."""
 
 
-def check_claims(prefix: str, mine: Iterable[Claim], claims: Iterable[Claim]) -> None:
+def check_claims(prefix: str, mine: Iterable[Claim], claims: Iterable[Claim], *, at_start: bool = True) -> None:
     """Raise ``AlreadyRun`` when one of ``claims`` (those on the bus) is another process's claim on what one
     of ``mine`` claims. Made after this process declared its own: of two processes that start at once,
-    each sees the other's, and both are refused rather than both driving the robot."""
+    each sees the other's, and both are refused rather than both driving the robot. ``at_start``: before this
+    process opened any robot (the message says so, and what to do); otherwise its caller says what it does."""
     wanted = {(c.what, c.name): c.process for c in mine}
     for claim in sorted(claims):
         process = wanted.get((claim.what, claim.name))
         if process is not None and claim.process != process:
             twice = "drive one robot" if claim.what == ROBOT else "each handle every signal it routes"
+            advice = ("; stop that one first (this one opened no robot; the claim of a process cut off from the bus "
+                      "goes when Zenoh's lease expires, 10 s by default)") if at_start else ""
             raise AlreadyRun(f"{claim.what} {claim.name} is already run by {describe_process(claim.process)} on the "
-                             f"bus {prefix!r}: two processes would {twice}; stop that one first (this one opened "
-                             "no robot; the claim of a process cut off from the bus goes when Zenoh's lease "
-                             "expires, 10 s by default)")
+                             f"bus {prefix!r}: two processes would {twice}{advice}")

@@ -424,6 +424,7 @@ class ZenohLink:
         self._taken: AlreadyRun | None = None
         self._contested: dict[str, AlreadyRun] = {}  # such claims seen, by key, until they last CLAIM_GRACE
         self._claims: list[Any] = []  # the tokens of ``claims``: undeclared last
+        self._joined = False  # once: a new session's check comes after this process opened its robots
 
     @property
     def keys(self) -> list[str]:
@@ -501,7 +502,7 @@ class ZenohLink:
                     if (c := claim_of_key(self.prefix, str(r.ok.key_expr))) is not None]
 
         try:
-            check_claims(self.prefix, self.claims, await loop.run_in_executor(None, claims))
+            check_claims(self.prefix, self.claims, await loop.run_in_executor(None, claims), at_start=not self._joined)
         except BusOpenError:
             await self._disconnect()
             raise
@@ -513,6 +514,7 @@ class ZenohLink:
         # a claim the check could not see: a process that reaches this one only through a third (Zenoh's gossip
         # connects such peers a moment later), or a network cut that heals
         self._claims.append(liveliness.declare_subscriber(claims_key(self.prefix), claimed, history=True))
+        self._joined = True
 
     def unreached(self) -> list[str]:
         """The ``connect`` endpoints, when the session reached no other process nor router through them
@@ -703,7 +705,7 @@ class ZenohLink:
         if claim is None:
             return
         try:
-            check_claims(self.prefix, self.claims, [claim])
+            check_claims(self.prefix, self.claims, [claim], at_start=False)
         except AlreadyRun as exc:
             self._contested[key] = exc
             asyncio.get_running_loop().call_later(CLAIM_GRACE, self._still_claimed, key)
