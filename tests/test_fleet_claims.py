@@ -177,3 +177,77 @@ def test_a_robot_taken_while_a_reactor_runs_stops_it_safely(tmp_path: Path) -> N
                                       "thief-9-a1b2c3 (host thief, pid 9)"), outcome
     assert any(n.startswith("bus: robot left is already run by process thief-9-a1b2c3") for n in notes), notes
     assert [(e["from"], e["to"]) for e in recorder.named("robot.safety")][-1] == ("disarming", "disarmed")
+
+
+def test_a_robot_taken_while_runs_recover_rolls_it_back_is_disarmed(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # the recovery's claim went with a lost session, and a process took the robot meanwhile: the rollback went on
+    # moving the arm beside that process
+    import io
+    import threading
+
+    from bbflow.runtime.fleet import AlreadyRun, bus_settings, make_link
+    from bbflow.runtime.journal import operator
+
+    root = machine(tmp_path, "fleet")
+    with fleet(root, tmp_path) as start:
+        cut = start("cut", "--reactor", "Hold", "--robot", "left", "--input", TO)
+        cut.wait_for("the move done", lambda events: bool(of(events, "step.ok", step="moved")))
+        cut.stop(signal.SIGKILL)
+    [run] = runs(root)
+    toml = root / "bbflow.toml"
+    toml.write_text(toml.read_text().replace('duration = "20ms"', 'duration = "60s"'))  # the undo still moving
+    diagnostics, program = compile_project(root)
+    assert program is not None, diagnostics
+    project = load_project(root)
+    endpoint = f"tcp/127.0.0.1:{free_port()}"
+    links, taken = [], threading.Event()
+    join_bus = operator.join_bus
+
+    async def joined(*args: Any, **kwargs: Any) -> Any:
+        link = await join_bus(*args, **kwargs)
+        reopen = link.reopen
+
+        async def reopen_once_taken() -> None:
+            await asyncio.get_running_loop().run_in_executor(None, taken.wait, PATIENCE)
+            await reopen()
+
+        link.reopen = reopen_once_taken
+        links.append(link)
+        return link
+
+    monkeypatch.setattr(operator, "join_bus", joined)
+    out, err, done = io.StringIO(), io.StringIO(), []
+    recovery = threading.Thread(target=lambda: done.append(operator.recover_run(
+        program, project, run["id"], out, err, arm=False, driver=None, events=None, bus_connect=(endpoint,))))
+
+    async def main() -> None:
+        hub = make_link(bus_settings(project, listen=[endpoint]), process="hub", robots=[], agents=[])
+        await hub.join()
+        thief = None
+        try:
+            recovery.start()
+            await until(lambda: bool(links), "the recovery's claim")
+            links[0]._session.close()  # the session is lost, and with it the recovery's claim
+            for _ in range(int(PATIENCE / 0.1)):  # until the hub has seen it go
+                thief = make_link(bus_settings(project, connect=[endpoint]), process="thief-9-a1b2c3", robots=["left"],
+                                  agents=["Picker"])
+                try:
+                    await thief.join()
+                    break
+                except AlreadyRun:
+                    await asyncio.sleep(0.1)
+            taken.set()
+            await asyncio.get_running_loop().run_in_executor(None, recovery.join, PATIENCE)
+        finally:
+            taken.set()
+            if thief is not None:
+                await thief.close()
+            await hub.close()
+
+    asyncio.run(main())
+    assert not recovery.is_alive()
+    assert err.getvalue() == ("bus: robot left is already run by process thief-9-a1b2c3 (host thief, pid 9) on the "
+                              "bus 'test/fleet': two processes would drive one robot: disarming the robot\n")
+    [[recovered]] = done
+    assert recovered.undo_errors and out.getvalue() == f"run {run['id']}: rolled back, 1 undo errors\n"
