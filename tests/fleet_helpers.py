@@ -9,16 +9,19 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
 from bbflow.project import BusConfig, Project
 from bbflow.runtime.signals import Envelope
+
+T = TypeVar("T")
 
 #: a guard against a hung process, not a measurement
 PATIENCE = 60.0
@@ -214,3 +217,52 @@ def fleet(project: Path, folder: Path) -> Iterator[Callable[..., Process]]:
 
 def of(events: list[dict[str, Any]], event: str, **fields: Any) -> list[dict[str, Any]]:
     return [e for e in events if e["event"] == event and all(e.get(k) == v for k, v in fields.items())]
+
+
+async def take_left(link: Any, project: Project, endpoint: str) -> Any:
+    """Lose ``link``'s Zenoh session (its claims go with it) and, before it opens a new one, claim robot ``left``
+    as process ``thief-9-a1b2c3`` through ``endpoint``, once the process there has seen those claims go: the
+    thief's link (close it)."""
+    from bbflow.runtime.fleet import AlreadyRun, bus_settings, make_link
+
+    taken = threading.Event()
+    reopen = link.reopen
+
+    async def reopen_once_taken() -> None:  # on whichever loop the link runs on
+        await asyncio.get_running_loop().run_in_executor(None, taken.wait, PATIENCE)
+        await reopen()
+
+    link.reopen = reopen_once_taken
+    link._session.close()  # lost: Zenoh failed under the process
+    try:
+        for _ in range(int(PATIENCE / 0.1)):
+            thief = make_link(bus_settings(project, connect=[endpoint]), process="thief-9-a1b2c3", robots=["left"],
+                              agents=["Picker"])
+            try:
+                await thief.join()
+                return thief
+            except AlreadyRun:
+                await asyncio.sleep(0.1)
+        pytest.fail(f"the claims of the lost session were still seen at {endpoint} after {PATIENCE}s")
+    finally:
+        taken.set()
+
+
+async def beside_a_thief(project: Project, endpoint: str, work: Awaitable[T], ready: Callable[[], bool],
+                         link: Callable[[], Any]) -> T:
+    """``work``'s result, its process reaching a hub that listens at ``endpoint``: once ``ready()``, robot ``left``
+    is taken from the process's ``link()`` while its session is lost (``take_left``)."""
+    from bbflow.runtime.fleet import bus_settings, make_link
+
+    hub = make_link(bus_settings(project, listen=[endpoint]), process="hub", robots=[], agents=[])
+    await hub.join()
+    thief = None
+    try:
+        task = asyncio.ensure_future(work)
+        await until(ready, "the process ready")
+        thief = await take_left(link(), project, endpoint)
+        return await asyncio.wait_for(task, PATIENCE)
+    finally:
+        if thief is not None:
+            await thief.close()
+        await hub.close()

@@ -13,16 +13,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import attrs
 import pytest
 
 pytest.importorskip("zenoh", reason="the bus extra (eclipse-zenoh) is not installed")
 
-from fleet_helpers import PATIENCE, fleet, free_port, of, until, write_fleet_project
+from fleet_helpers import PATIENCE, beside_a_thief, fleet, free_port, of, write_fleet_project
 
 from bbflow.build import compile_project
 from bbflow.project import load_project
-from bbflow.runtime.app import Outcome, Session, Status
+from bbflow.runtime.app import Session, Status
 from bbflow.runtime.events import Recorder
 from bbflow.runtime.run_plan import RunOptions, plan_run
 
@@ -127,8 +126,6 @@ def test_a_reactor_run_on_a_virtual_clock_claims_nothing_and_bus_options_say_why
 def test_a_robot_taken_while_a_reactor_runs_stops_it_safely(tmp_path: Path) -> None:
     # a process this reactor run reaches only later (through a third), or one that took the robot while this
     # run's session was lost: the run went on driving the arm beside the other process
-    from bbflow.runtime.fleet import AlreadyRun, bus_settings, make_link
-
     root = machine(tmp_path, "fleet")
     toml = root / "bbflow.toml"
     toml.write_text(toml.read_text().replace('duration = "20ms"', 'duration = "60s"'))  # still moving
@@ -140,38 +137,8 @@ def test_a_robot_taken_while_a_reactor_runs_stops_it_safely(tmp_path: Path) -> N
     recorder, notes = Recorder(), []
     cell = Session(plan, observer=recorder, note=notes.append)
 
-    async def main() -> Outcome:
-        hub = make_link(bus_settings(project, listen=[endpoint]), process="hub", robots=[], agents=[])
-        await hub.join()
-        thief = None
-        try:
-            task = asyncio.create_task(cell.run())
-            await until(lambda: bool(recorder.named("step.start")), "the move started")
-            link, taken = cell._link, asyncio.Event()
-            reopen = link.reopen
-
-            async def reopen_once_taken() -> None:
-                await taken.wait()
-                await reopen()
-
-            link.reopen = reopen_once_taken
-            link._session.close()  # the session is lost, and with it this run's claim
-            for _ in range(int(PATIENCE / 0.1)):  # until the hub has seen it go
-                thief = make_link(bus_settings(project, connect=[endpoint]), process="thief-9-a1b2c3", robots=["left"],
-                                  agents=["Picker"])
-                try:
-                    await thief.join()
-                    break
-                except AlreadyRun:
-                    await asyncio.sleep(0.1)
-            taken.set()
-            return await asyncio.wait_for(task, PATIENCE)
-        finally:
-            if thief is not None:
-                await thief.close()
-            await hub.close()
-
-    outcome = asyncio.run(main())
+    outcome = asyncio.run(beside_a_thief(project, endpoint, cell.run(), lambda: bool(recorder.named("step.start")),
+                                         lambda: cell._link))
     assert outcome.status is Status.HALTED, outcome
     assert outcome.summary.startswith("safe stop, robots disarmed: bus: robot left is already run by process "
                                       "thief-9-a1b2c3 (host thief, pid 9)"), outcome
@@ -184,9 +151,7 @@ def test_a_robot_taken_while_runs_recover_rolls_it_back_is_disarmed(tmp_path: Pa
     # the recovery's claim went with a lost session, and a process took the robot meanwhile: the rollback went on
     # moving the arm beside that process
     import io
-    import threading
 
-    from bbflow.runtime.fleet import AlreadyRun, bus_settings, make_link
     from bbflow.runtime.journal import operator
 
     root = machine(tmp_path, "fleet")
@@ -201,53 +166,26 @@ def test_a_robot_taken_while_runs_recover_rolls_it_back_is_disarmed(tmp_path: Pa
     assert program is not None, diagnostics
     project = load_project(root)
     endpoint = f"tcp/127.0.0.1:{free_port()}"
-    links, taken = [], threading.Event()
+    links = []
     join_bus = operator.join_bus
 
     async def joined(*args: Any, **kwargs: Any) -> Any:
-        link = await join_bus(*args, **kwargs)
-        reopen = link.reopen
-
-        async def reopen_once_taken() -> None:
-            await asyncio.get_running_loop().run_in_executor(None, taken.wait, PATIENCE)
-            await reopen()
-
-        link.reopen = reopen_once_taken
-        links.append(link)
-        return link
+        links.append(await join_bus(*args, **kwargs))
+        return links[-1]
 
     monkeypatch.setattr(operator, "join_bus", joined)
-    out, err, done = io.StringIO(), io.StringIO(), []
-    recovery = threading.Thread(target=lambda: done.append(operator.recover_run(
-        program, project, run["id"], out, err, arm=False, driver=None, events=None, bus_connect=(endpoint,))))
+    out, err = io.StringIO(), io.StringIO()
 
-    async def main() -> None:
-        hub = make_link(bus_settings(project, listen=[endpoint]), process="hub", robots=[], agents=[])
-        await hub.join()
-        thief = None
-        try:
-            recovery.start()
-            await until(lambda: bool(links), "the recovery's claim")
-            links[0]._session.close()  # the session is lost, and with it the recovery's claim
-            for _ in range(int(PATIENCE / 0.1)):  # until the hub has seen it go
-                thief = make_link(bus_settings(project, connect=[endpoint]), process="thief-9-a1b2c3", robots=["left"],
-                                  agents=["Picker"])
-                try:
-                    await thief.join()
-                    break
-                except AlreadyRun:
-                    await asyncio.sleep(0.1)
-            taken.set()
-            await asyncio.get_running_loop().run_in_executor(None, recovery.join, PATIENCE)
-        finally:
-            taken.set()
-            if thief is not None:
-                await thief.close()
-            await hub.close()
+    def recover() -> list[Any]:
+        return operator.recover_run(program, project, run["id"], out, err, arm=False, driver=None, events=None,
+                                    bus_connect=(endpoint,))
 
-    asyncio.run(main())
-    assert not recovery.is_alive()
-    assert err.getvalue() == ("bus: robot left is already run by process thief-9-a1b2c3 (host thief, pid 9) on the "
-                              "bus 'test/fleet': two processes would drive one robot: disarming the robot\n")
-    [[recovered]] = done
+    async def main() -> list[Any]:
+        return await beside_a_thief(project, endpoint, asyncio.get_running_loop().run_in_executor(None, recover),
+                                    lambda: bool(links), lambda: links[0])
+
+    [recovered] = asyncio.run(main())
+    # seen by the new session's check, or by its watch a moment later (it reaches the thief through the hub)
+    assert err.getvalue().endswith("bus: robot left is already run by process thief-9-a1b2c3 (host thief, pid 9) on "
+                                   "the bus 'test/fleet': two processes would drive one robot: disarming the robot\n")
     assert recovered.undo_errors and out.getvalue() == f"run {run['id']}: rolled back, 1 undo errors\n"

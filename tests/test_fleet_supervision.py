@@ -22,7 +22,7 @@ import pytest
 
 pytest.importorskip("zenoh", reason="the bus extra (eclipse-zenoh) is not installed")
 
-from fleet_helpers import ZENOH_CONFIG, free_port, write_fleet_project
+from fleet_helpers import ZENOH_CONFIG, beside_a_thief, free_port, write_fleet_project
 
 from bbflow.build import compile_project
 from bbflow.project import SupervisionConfig, load_project
@@ -242,8 +242,6 @@ def test_a_robot_another_process_took_while_the_session_was_lost_stops_this_one_
     # The two reach each other only through the hub: the new session's check may come before Zenoh's gossip
     # connects them (it then passed, and the arm ran on: this test failed most runs after another test had
     # started a thread), and the thief's claim, seen once they are, stops the process all the same.
-    from bbflow.runtime.fleet import AlreadyRun, bus_settings, make_link
-
     root = write_fleet_project(tmp_path / "fleet")
     diagnostics, program = compile_project(root)
     assert program is not None, diagnostics
@@ -253,38 +251,8 @@ def test_a_robot_another_process_took_while_the_session_was_lost_stops_this_one_
     recorder = Recorder()
     cell = Session(plan, observer=recorder, note=lambda _: None)
 
-    async def main() -> Outcome:
-        hub = make_link(bus_settings(project, listen=[endpoint]), process="hub", robots=[], agents=[])
-        await hub.join()
-        thief = None
-        try:
-            task = asyncio.create_task(cell.run())
-            await until(lambda: cell.root is not None, "supervision tree")
-            link, taken = cell._link, asyncio.Event()
-            reopen = link.reopen
-
-            async def reopen_once_taken() -> None:
-                await taken.wait()
-                await reopen()
-
-            link.reopen = reopen_once_taken
-            link._session.close()  # the session is lost, and with it this process's claims
-            for _ in range(int(PATIENCE / 0.1)):  # until the hub has seen them go
-                thief = make_link(bus_settings(project, connect=[endpoint]), process="thief-9-a1b2c3", robots=["left"],
-                                  agents=["Picker"])
-                try:
-                    await thief.join()
-                    break
-                except AlreadyRun:
-                    await asyncio.sleep(0.1)
-            taken.set()
-            return await asyncio.wait_for(task, PATIENCE)
-        finally:
-            if thief is not None:
-                await thief.close()
-            await hub.close()
-
-    outcome = asyncio.run(main())
+    outcome = asyncio.run(beside_a_thief(project, endpoint, cell.run(), lambda: cell.root is not None,
+                                         lambda: cell._link))
     assert outcome.status is Status.HALTED, outcome
     assert "bus: robot left is already run by process thief-9-a1b2c3 (host thief, pid 9)" in outcome.summary, outcome
     assert [(e["from"], e["to"]) for e in recorder.named("robot.safety")][-1] == ("disarming", "disarmed")
