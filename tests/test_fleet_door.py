@@ -287,3 +287,41 @@ def test_a_signal_sent_to_a_robot_whose_agents_are_not_here_says_so_when_dropped
     assert [e["reason"] for e in events if e["event"] == "signal.dropped"] == [
         "sent to robot 'lefty': no agent bound to it routes it here, nor does a coordinator"]
     assert agent.got == []
+
+
+@pytest.mark.parametrize(("given", "message"), [
+    ({"connect": ["tcp/127.0.0.1"]}, "--bus-connect tcp/127.0.0.1: no port: give HOST:PORT, e.g. tcp/127.0.0.1:7447"),
+    ({"connect": ["tcp/[::1]"]}, "--bus-connect tcp/[::1]: no port: give HOST:PORT, e.g. tcp/127.0.0.1:7447"),
+    ({"connect": ["udp/10.0.0.5:7447x"]}, "--bus-connect udp/10.0.0.5:7447x: no port: give HOST:PORT, e.g. "
+                                          "udp/127.0.0.1:7447"),
+    ({"connect": ["tcp/127.0.0.1:0"]}, "--bus-connect tcp/127.0.0.1:0: port 0 is for listening (on a free port): "
+                                       "connect to a port another process listens on"),
+    ({"listen": ["tcp/127.0.0.1:99999"]}, "--bus-listen tcp/127.0.0.1:99999: port 99999 is not one (1 to 65535)"),
+    ({"toml": ("tcp/localhost",)}, "bus.connect tcp/localhost: no port"),
+])
+def test_an_endpoint_without_a_port_is_refused_at_the_start(tmp_path: Path, given: dict[str, Any],
+                                                              message: str) -> None:
+    # `--bus-connect tcp/127.0.0.1` (the port forgotten) was taken: Zenoh tried it for ever, and the robot's
+    # process ran alone on the bus until someone read its standard error
+    toml = given.pop("toml", None)
+    cell = project(tmp_path, kind="zenoh", connect=toml)
+    with pytest.raises(BusSettingsError) as refused:
+        bus_settings(cell, **given)
+    assert message in str(refused.value)
+
+
+def test_endpoints_with_a_port_are_taken() -> None:
+    cell = project(Path("."), kind="zenoh", listen=("tcp/0.0.0.0:0", "tcp/[::]:7447"))
+    good = ["tcp/[::1]:7447", "udp/10.0.0.5:7447?iface=eth0", "tcp/arm-1.local:7447#rel=1", "unixsock-stream//tmp/bus"]
+    assert bus_settings(cell, connect=good).connect == tuple(good)
+
+
+def test_runs_recover_refuses_a_bus_option_without_a_port_before_anything(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+    from fleet_helpers import write_fleet_project
+
+    from bbflow.cli import main
+
+    root = write_fleet_project(tmp_path / "cell")
+    result = CliRunner().invoke(main, ["runs", "recover", "0123", str(root), "--bus-connect", "tcp/127.0.0.1"])
+    assert result.exit_code == 2 and "--bus-connect tcp/127.0.0.1: no port" in result.output, result.output

@@ -58,7 +58,7 @@ def bus_settings(project: Project, *, listen: Sequence[str] = (), connect: Seque
         catch_up = parse_duration(bus.catch_up)
     except ValueError as exc:
         raise BusSettingsError(f"{where}.catch_up: {exc}") from None
-    return BusSettings(
+    settings = BusSettings(
         kind=bus.kind,
         prefix=prefix,
         connect=tuple(connect) if connect else bus.connect,
@@ -67,6 +67,36 @@ def bus_settings(project: Project, *, listen: Sequence[str] = (), connect: Seque
         config=bus.config,
         catch_up=catch_up,
     )
+    _check_ports(settings.listen or (), "--bus-listen" if listen else f"{where}.listen", listening=True)
+    _check_ports(settings.connect or (), "--bus-connect" if connect else f"{where}.connect", listening=False)
+    return settings
+
+
+#: Zenoh's protocols whose address is ``HOST:PORT``
+_HOST_PORT = frozenset({"tcp", "udp", "tls", "quic", "ws"})
+#: ``HOST:PORT``: a name or an IPv4 address, or an IPv6 one in brackets
+_ADDRESS = re.compile(r"(?:\[[0-9A-Fa-f:.%\w]+\]|[^:\[\]/]+):(?P<port>\d+)")
+
+
+def _check_ports(endpoints: Sequence[str], given: str, *, listening: bool) -> None:
+    """An endpoint with no port, or one that is none, is said at the start: Zenoh refuses it to listen on, but
+    keeps trying to connect to it for ever, and the process runs alone."""
+    for endpoint in endpoints:
+        protocol, _, rest = endpoint.partition("/")
+        if protocol not in _HOST_PORT:
+            continue  # unixsock-stream/PATH, serial/..., or no protocol at all: Zenoh says what is wrong
+        address = re.split(r"[?#]", rest, maxsplit=1)[0]
+        match = _ADDRESS.fullmatch(address)
+        port = int(match["port"]) if match is not None else None
+        if port is None:
+            why = f"no port: give HOST:PORT, e.g. {protocol}/127.0.0.1:7447"
+        elif port > 65535:
+            why = f"port {port} is not one (1 to 65535)"
+        elif port == 0 and not listening:
+            why = "port 0 is for listening (on a free port): connect to a port another process listens on"
+        else:
+            continue
+        raise BusSettingsError(f"{given} {endpoint}: {why}")
 
 
 def process_name() -> str:
