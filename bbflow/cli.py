@@ -474,6 +474,21 @@ def run(project: str, inputs: tuple[str, ...], agents: tuple[str, ...], serve: s
         status = run_app(program, loaded, RunOptions(inputs=inputs, agents=agents, **options),  # type: ignore[arg-type]
                          stdin=stdin_source(sys.stdin), stdout=sys.stdout, stderr=sys.stderr, live=live,
                          attachment=plane)
+    _exit(status)
+
+
+def _exit(status: int) -> None:
+    """``sys.exit``, unless a thread of the fleet bus is still in a Zenoh call (a put or a close that a peer which
+    reads nothing holds, left behind as the process stopped): the interpreter's end would stop that thread as
+    it comes out of Zenoh, which aborts the process (SIGABRT, "FATAL: exception not rethrown") after a clean
+    stop. Everything is closed by now: the process ends at once, with its status."""
+    from bbflow.runtime.fleet import threads_in_zenoh
+
+    if threads_in_zenoh():
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+        os._exit(status)
     sys.exit(status)
 
 
@@ -560,9 +575,8 @@ def runs(words: tuple[str, ...], fmt: str, arm: bool, driver: str | None, events
             except KeyboardInterrupt:  # the undos made so far are journaled: the next recover skips them
                 click.echo(f"interrupted: run {rest[0]} is left unfinished, what was undone journaled: `bbflow runs "
                            f"recover {rest[0]}` again goes on from there", err=True)
-                sys.exit(130)
-            if any(r.action == "held" or r.undo_errors for r in done):
-                sys.exit(1)
+                _exit(130)
+            _exit(1 if any(r.action == "held" or r.undo_errors for r in done) else 0)
     except (ProjectError, JournalError, ValueError) as e:
         raise UsageFailure(str(e)) from e
 

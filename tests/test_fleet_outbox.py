@@ -282,3 +282,35 @@ def test_stopping_beside_a_peer_that_stopped_reading_waits_a_bounded_time_and_sa
     assert [(e["type"], e["reason"]) for e in dropped] == [
         ("task.assigned", "not sent to the other processes: the process stopped, and a peer had read nothing for "
                           "0.05s")] * 2
+
+
+def test_a_process_that_leaves_a_put_in_zenoh_behind_ends_without_the_interpreters_end(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # `bbflow run --until-idle` beside a peer stopped with SIGSTOP stopped cleanly, leaving its outbox's thread in a
+    # put; when Zenoh let the put go while the interpreter was ending, the thread was ended in Zenoh's code and the
+    # process aborted: exit status 134 and "FATAL: exception not rethrown", after a clean stop
+    import os
+
+    from bbflow import cli
+    from bbflow.runtime import fleet
+    from bbflow.runtime.fleet import zenoh_link
+
+    gate, exits = threading.Event(), []
+    monkeypatch.setattr(os, "_exit", exits.append)
+    loop = asyncio.new_event_loop()
+    try:
+        outbox = zenoh_link._Outbox(lambda *_: gate.wait(PATIENCE), loop, lambda *_: None)
+        outbox.put("t", b"1")
+        assert outbox.stop(0.05) == []  # the put, held by the peer: the thread is left behind
+        assert outbox._thread.is_alive() and fleet.threads_in_zenoh()
+        with pytest.raises(SystemExit):
+            cli._exit(130)
+        assert exits == [130]  # at once, not through the interpreter's end
+        monkeypatch.setattr(fleet, "threads_in_zenoh", lambda: False)  # none left (other tests' may be)
+        with pytest.raises(SystemExit) as ended:
+            cli._exit(0)
+        assert ended.value.code == 0 and exits == [130]
+    finally:
+        gate.set()
+        outbox._thread.join(PATIENCE)  # no thread of the bus left to a later test's `bbflow run`
+        loop.close()

@@ -21,6 +21,7 @@ from bbflow.runtime.fleet.keys import (
 )
 from bbflow.runtime.fleet.membership import AlreadyRun, peer_envelope, self_announcement
 from bbflow.runtime.fleet.settings import BusOpenError, BusSettings, BusSettingsError, bus_settings, process_name
+from bbflow.runtime.fleet.threads import threads_in_zenoh
 
 if TYPE_CHECKING:
     from bbflow.runtime.fleet.zenoh_link import ZenohLink
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FLEET_PEER_DOWN", "FLEET_PEER_UP", "FLEET_SIGNALS", "AlreadyRun", "BusDoor", "BusOpenError", "BusSettings", "BusSettingsError",
     "MissingExtra", "SeenIds", "bus_settings", "hold_claims", "join_bus", "make_link", "peer_envelope", "process_name",
-    "self_announcement", "signal_key", "stays_local", "waited_signals",
+    "self_announcement", "signal_key", "stays_local", "threads_in_zenoh", "waited_signals",
 ]
 
 INSTALL_HINT = "the zenoh bus needs the optional `bus` extra: pip install 'bbflow[bus]'"

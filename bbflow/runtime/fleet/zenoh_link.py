@@ -82,6 +82,7 @@ from bbflow.runtime.fleet.keys import (
 )
 from bbflow.runtime.fleet.membership import AlreadyRun, check_claims, peer_envelope
 from bbflow.runtime.fleet.settings import BusOpenError, BusSettings
+from bbflow.runtime.fleet.threads import CLOSE_THREAD, OUTBOX_THREAD
 from bbflow.runtime.signals import Envelope
 
 #: Events kept per key by each publisher for subscribers that missed them.
@@ -232,7 +233,7 @@ class _Outbox:
         self._wake = threading.Event()
         self._bytes_in = 0  # written by ``put`` only
         self._bytes_out = 0  # written by the thread only
-        self._thread = threading.Thread(target=self._run, name="bbflow-bus-out", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=OUTBOX_THREAD, daemon=True)
         self._thread.start()
 
     def put(self, signal_type: str, payload: bytes) -> bool:
@@ -311,7 +312,7 @@ async def _within(seconds: float, work: Callable[[], object]) -> bool:
             with contextlib.suppress(RuntimeError):  # the loop has closed: the process is ending
                 loop.call_soon_threadsafe(_settle, done)
 
-    threading.Thread(target=run, name="bbflow-bus-close", daemon=True).start()
+    threading.Thread(target=run, name=CLOSE_THREAD, daemon=True).start()
     try:
         await asyncio.wait_for(asyncio.shield(done), seconds)
     except TimeoutError:
