@@ -102,3 +102,6 @@ def test_a_peer_that_reads_nothing_never_stops_the_senders_loop_and_what_it_cann
         peer.wait_for("a blob at the peer once it reads again", lambda events: bool(
             of(events, "signal.in", type="blob.sent")))
         assert {p.name: p.stop() for p in (sender, peer)} == {"sender": 130, "peer": 130}
+        # its agents had them: counted as not sent, not as refused at the door (which the summary said)
+        unsent = len(of(sender.events(), "signal.dropped", unsent=True))
+        assert unsent >= dropped and f" dropped ({unsent} not sent on the bus)" in sender.stderr(), sender.stderr()

@@ -779,10 +779,12 @@ def interrupting_signals() -> list[signal.Signals]:
 
 
 def _dropped(counts: dict[str, int]) -> str:
-    """``3 dropped (2 refused at the door, 1 handled by no agent)``: which kind of drop, when there were any."""
+    """``3 dropped (2 refused at the door, 1 handled by no agent)``: which kind of drop, when there were any (a
+    signal this process's agents had and the other processes did not: ``not sent on the bus``)."""
     total, unrouted = counts.get("signal.dropped", 0), counts.get("signal.dropped.unrouted", 0)
+    unsent = counts.get("signal.dropped.unsent", 0)
     if not total:
         return "0 dropped"
-    kinds = [f"{n} {what}" for n, what in ((total - unrouted, "refused at the door"), (unrouted, "handled by no agent"))
-             if n]
+    kinds = [f"{n} {what}" for n, what in ((total - unrouted - unsent, "refused at the door"),
+                                           (unrouted, "handled by no agent"), (unsent, "not sent on the bus")) if n]
     return f"{total} dropped ({', '.join(kinds)})"

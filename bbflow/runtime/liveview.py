@@ -106,8 +106,10 @@ class Board:
     def __call__(self, event: dict[str, Any]) -> None:
         name = event.get("event", "")
         self.counts[name] = self.counts.get(name, 0) + 1
-        if name == "signal.dropped" and event.get("unrouted"):  # the summary says which kind of drop
-            self.counts["signal.dropped.unrouted"] = self.counts.get("signal.dropped.unrouted", 0) + 1
+        if name == "signal.dropped":  # the summary says which kind of drop
+            for kind in ("unrouted", "unsent"):
+                if event.get(kind):
+                    self.counts[f"signal.dropped.{kind}"] = self.counts.get(f"signal.dropped.{kind}", 0) + 1
         run_id = event.get("run")
         if name == "run.start" and run_id is not None:
             self.runs[run_id] = RunView(run_id, event.get("reactor") or event.get("command") or "?", event.get("parent"),

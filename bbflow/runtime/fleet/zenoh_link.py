@@ -641,7 +641,8 @@ class ZenohLink:
         too large for the bus)."""
         assert self._bus is not None
         self._bus.dropped += 1
-        self._bus.report("signal.dropped", type=signal_type, reason=f"not sent to the other processes: {why}")
+        self._bus.report("signal.dropped", type=signal_type, reason=f"not sent to the other processes: {why}",
+                         unsent=True)
 
     async def close(self) -> None:
         """``leave``, withdraw the claims and close the session."""
