@@ -126,3 +126,13 @@ def test_a_chain_of_hundreds_of_composed_reactors_draws_the_first_levels(tmp_pat
         assert out.count("subgraph") == DEEPEST_BOX
         assert f"r: C{DEEPEST_BOX + 1} #40;not drawn: {DEEPEST_BOX} boxes deep#41;" in out or \
             f"r: C{DEEPEST_BOX + 1} (not drawn: {DEEPEST_BOX} boxes deep)" in out
+
+
+def test_an_unknown_name_suggests_the_nearest_reactor_or_agent_and_lists_at_most_20(tmp_path: Path) -> None:
+    text = "".join(f"reactor Task{i}() -> int {{\n    let x = {i}\n    return x\n}}\n" for i in range(30))
+    text += "signal go\nagent Fetcher {\n    on go { }\n}\n"
+    (tmp_path / "cell.flow").write_text(text)
+    result = CliRunner().invoke(main, ["graph", "Fetchr", str(tmp_path / "cell.flow")])
+    assert result.exit_code == 2
+    assert "did you mean 'Fetcher'?" in result.output and "and 10 more" in result.output
+    assert "cell.Task29" not in result.output

@@ -27,9 +27,12 @@ import attrs
 from bbflow.compiler import ast
 from bbflow.compiler.analysis.analyses import build_graph
 from bbflow.compiler.analysis.graph import Body, Node, NodeKind, ReactorGraph
+from bbflow.compiler.diagnostics.suggest import closest
 from bbflow.compiler.semantic.facts import Facts
 
 FORMATS = ("mermaid", "dot")
+#: how many reactors an unknown name's error lists
+LISTED = 20
 
 
 class GraphError(Exception):
@@ -44,7 +47,11 @@ def find_reactor(facts: Facts, name: str) -> tuple[ast.ReactorDecl, ast.Module]:
             found.append(qualname)
     if not found:
         known = sorted(q for q, d in facts.decls.items() if isinstance(d, ast.ReactorDecl))
-        raise GraphError(f"no reactor named {name!r} (reactors: {', '.join(known) or 'none'})")
+        drawable = [q for q, d in facts.decls.items() if isinstance(d, (ast.ReactorDecl, ast.AgentDecl))]
+        near = closest(name, {q.rsplit(".", 1)[-1] for q in drawable} | set(drawable), limit=1)  # `graph` draws both
+        listed = ", ".join(known[:LISTED]) + (f" and {len(known) - LISTED} more" if len(known) > LISTED else "")
+        raise GraphError(f"no reactor named {name!r} (reactors: {listed or 'none'})"
+                         + (f"; did you mean {near[0]!r}?" if near else ""))
     if len(found) > 1 and name not in found:
         raise GraphError(f"{name!r} is ambiguous: {', '.join(sorted(found))}")
     qualname = name if name in found else found[0]
