@@ -622,6 +622,90 @@ def test_an_in_doubt_step_whose_undo_needs_its_result_is_held(
     journal.close()
 
 
+def test_a_step_cut_off_in_flight_is_journaled_as_such_not_as_failed(tmp_path: Path) -> None:
+    """A grip cancelled half-way is undone by its run's rollback. It was journaled as failed ('cancelled'),
+    which recovery skips: had the process died during that rollback, the gripper stayed half closed. It is
+    journaled as cut off in flight, and shown so; an attempt cut off by its own timeout stays a failure."""
+    from arm_spec import ARM
+    from runtime_fakes import program as fake_program
+    from test_executor_cut_off import GRIP, Gripper
+
+    grip_in_time = model.Step("grip", GRIP.call, timeout=0.05)
+
+    async def main(step: model.Step, cancel: bool) -> list[Any]:
+        reactor_ = model.Reactor("G", "cell.G", (), None, "cell.Arm", model.Body((step,), None))
+        journal = journal_at(tmp_path / f"{cancel}.db", project="cut")
+        journal.start(asyncio.get_running_loop())
+        async with RobotProxy(ARM, "arm", Gripper) as proxy:
+            await proxy.call("arm", {})
+            task = asyncio.create_task(run_reactor(fake_program(reactor_), reactor_, {}, robot=proxy,
+                                                   journal=journal, observer=journal.observe))
+            if cancel:
+                asyncio.get_running_loop().call_later(0.05, task.cancel)
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await journal.writer.flush()
+        rows = journal.read.execute("SELECT kind, target, outcome FROM calls ORDER BY seq").fetchall()
+        (run,) = list_runs(journal.read)
+        timeline = show_run(journal.read, run["id"])["timeline"]
+        journal.close()
+        return [rows, timeline[0]["outcome"]]
+
+    rows, shown = asyncio.run(main(GRIP, cancel=True))
+    assert rows == [("step", "close_gripper", "cut"), ("undo", "open_gripper", "ok")]
+    assert shown == "cut off in flight"
+    rows, shown = asyncio.run(main(grip_in_time, cancel=False))
+    assert rows == [("step", "close_gripper", "error")] and shown == "error"
+
+
+def test_an_agents_command_cut_off_in_flight_is_journaled_as_such(tmp_path: Path) -> None:
+    """The same for a command an agent runs (a run of one step): undone at once, journaled as cut off."""
+    from arm_spec import ARM
+    from bbflow.runtime.agent import CallRunner
+    from bbflow.runtime.ports import RuntimeFailure
+    from bbflow.runtime.tasks import Tasks
+    from runtime_fakes import program as fake_program
+    from test_executor_cut_off import Gripper
+
+    journal = journal_at(tmp_path / "j.db", project="cut")
+
+    async def main() -> None:
+        journal.start(asyncio.get_running_loop())
+        async with RobotProxy(ARM, "arm", Gripper) as robot:
+            await robot.call("arm", {})
+            tasks = Tasks()
+            runner = CallRunner(fake_program(robot=ARM), robot=robot, tasks=tasks, journal=journal)
+            call = model.CommandCall("close_gripper", lambda s: {"force": 10.0})
+            running = asyncio.create_task(runner(call, {}, run_id="r1"))
+            await asyncio.sleep(0.05)  # the grip is closing
+            assert tasks.cancel("r1", "interrupted")
+            with pytest.raises(RuntimeFailure):
+                await running
+        await journal.writer.flush()
+
+    asyncio.run(main())
+    calls = journal.read.execute("SELECT kind, target, outcome FROM calls ORDER BY seq").fetchall()
+    journal.close()
+    assert calls == [("step", "close_gripper", "cut"), ("undo", "open_gripper", "ok")]
+
+
+def test_recovery_undoes_a_step_cut_off_in_flight_whose_rollback_the_crash_cut_short(
+        cell: tuple[Path, model.Program], tmp_path: Path) -> None:
+    root, program = cell
+    (root / "world.jsonl").unlink(missing_ok=True)
+    journal = crashed(tmp_path, [
+        ("approach", "step", "ok", "move_to", home(1), None),
+        ("grip", "step", "cut", "close_gripper", {"command": "open_gripper", "args": {"job": 1, "back": True}},
+         None),
+        ("grip", "undo", None, "open_gripper", None, None),  # the rollback's undo, cut off by the crash
+    ])
+    done, _ = asyncio.run(recover(root, program, journal))
+    assert [(d.action, d.in_doubt) for d in done] == [("rolled back", ("grip",))]
+    assert [w["command"] for w in world(root)] == ["open_gripper", "move_to"]
+    assert effects(journal, "r1") == []
+    journal.close()
+
+
 def test_a_run_whose_process_lives_is_left_to_it_and_recovered_once_that_process_is_gone(
         cell: tuple[Path, model.Program], tmp_path: Path) -> None:
     """The processes of a project share its journal: one starting (the same robot by mistake, or an operator's

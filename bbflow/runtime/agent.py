@@ -712,16 +712,15 @@ class CallRunner:
         journal it is journaled as a run and ended there however it ends (a cancelled one too: it is not a run
         cut off by a crash)."""
         run = run_id or uuid7()
+        journaled: Journaled | None = None
         if self.journal is not None:
             self.journal.run_started(run, name, args, ORIGIN.get())
         command_event(self.observer, "run.start", run, name, robot.instance, inputs=jsonable(args))
         try:
-            if self.journal is None:
-                value = await robot.call(name, args, timeout=timeout)
-            else:
+            if self.journal is not None:
                 chosen = (command.undo, True) if command is not None and command.undo is not None else None
-                value = await journaled_call(robot, name, args, timeout,
-                                             Journaled(self.journal, run, "step", name, (), 1, planner(chosen, name, {})))
+                journaled = Journaled(self.journal, run, "step", name, (), 1, planner(chosen, name, {}))
+            value = await journaled_call(robot, name, args, timeout, journaled)
         except RuntimeFailure as failure:
             self._command_failed(run, name, robot, failure)
             raise
@@ -734,6 +733,8 @@ class CallRunner:
                 undo_errors: tuple[RuntimeFailure, ...] = ()
                 if not NotSent.of(exc) and command is not None and command.undo is not None \
                         and robot.safety == "armed":  # cut off at the driver: it may have moved part-way
+                    if journaled is not None:
+                        journaled.cut_off()
                     undo_errors = await undo_command_cut_off(robot, name, args, run_id=run, observer=self.observer,
                                                              journal=self.journal, runner=executor.execute)
                 self._command_failed(run, name, robot, RuntimeFailure(f"{name} was cancelled", code), undo_errors)

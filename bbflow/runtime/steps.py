@@ -85,6 +85,7 @@ async def _attempt(run: RunState, step: model.Step, scope: dict[str, Any], index
     timeout = step.timeout
     args: dict[str, Any] | None = None
     child: RunState | None = None
+    journaled: Journaled | None = None
     if timeout is not None:
         deadline.arm(timeout)
     try:
@@ -94,9 +95,9 @@ async def _attempt(run: RunState, step: model.Step, scope: dict[str, Any], index
             if robot is None:
                 raise run.no_robot(call.command)
             try:
-                value = await (robot.call(call.command, args, timeout=timeout) if run.journal is None else
-                               journaled_call(robot, call.command, args, timeout,
-                                              _journaled(run, step, scope, index, attempt)))
+                if run.journal is not None:
+                    journaled = _journaled(run, step, scope, index, attempt)
+                value = await journaled_call(robot, call.command, args, timeout, journaled)
             except (RuntimeFailure, TimeoutError):
                 raise
             except Exception as exc:  # a port or driver bug still fails only this attempt
@@ -106,7 +107,8 @@ async def _attempt(run: RunState, step: model.Step, scope: dict[str, Any], index
                                          None if timeout is None else cut_by(deadline, name, timeout))
         elif type(call) is model.ActionCall and run.journal is not None and step.irreversible is None \
                 and run.undo_call(step) is not None:  # an action with an undo is an effect: journaled
-            value = await action(run, call, scope, name, _journaled(run, step, scope, index, attempt))
+            journaled = _journaled(run, step, scope, index, attempt)
+            value = await action(run, call, scope, name, journaled)
         else:
             value = await perform(run, call, scope, name)
     except RuntimeFailure as exc:
@@ -125,6 +127,8 @@ async def _attempt(run: RunState, step: model.Step, scope: dict[str, Any], index
             in_doubt = not NotSent.of(exc) and type(call) in _EFFECTS  # cut off at the driver: it may have moved
             if in_doubt:
                 _cut_off(run, step, scope, index, args)
+                if journaled is not None:
+                    journaled.cut_off()
             run_events.step_error(run, name, index, run.cancel_reason(name), attempt, in_doubt=in_doubt)
             raise
         return timed_out(name, timeout)

@@ -63,6 +63,11 @@ class Journaled:
         if self.seq:
             self.journal.returned(self.seq, False, None, failure.to_json())
 
+    def cut_off(self) -> None:
+        """The call, recorded as failed when it was cancelled, was cut off at the driver: in doubt."""
+        if self.seq:
+            self.journal.cut_off(self.seq)
+
 
 JOURNALED: ContextVar[Journaled | None] = ContextVar("bbflow_journaled_call", default=None)
 

@@ -278,6 +278,12 @@ class Journal:
             lazy=True,  # with the next intent (or the run's end), not in a commit (an fsync) of its own
         )
 
+    def cut_off(self, seq: int) -> None:
+        """Record a step's call as cut off at the driver by its run's failure or cancel (its own timeout is a
+        failed attempt): it may have moved part-way, so the live rollback undoes it, and so does recovery
+        should the process die first (outcome ``cut``, a step in doubt to it)."""
+        self.writer.write("UPDATE calls SET outcome = 'cut' WHERE seq = ?", (seq,), lazy=True)
+
     # --- runs (an observer of the executor's events) -----------------------------------
 
     def observe(self, event: dict[str, Any]) -> None:

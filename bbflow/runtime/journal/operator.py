@@ -163,7 +163,7 @@ def print_run(project: Project, prefix: str, out: IO[str], *, fmt: str, color: b
     for call in info["timeline"]:
         outcome = call["outcome"]
         shown = json.dumps(call["result"]) if outcome == "ok" else json.dumps((call["error"] or {}).get("message"))
-        if outcome == "in doubt":
+        if outcome in ("in doubt", "cut off in flight"):
             shown = call["hold"] or _in_doubt(call, info)
         step = call["step"] + (f"[{','.join(map(str, call['index']))}]" if call["index"] else "")
         if call["run"] != info["id"]:
@@ -174,16 +174,18 @@ def print_run(project: Project, prefix: str, out: IO[str], *, fmt: str, color: b
 
 
 def _in_doubt(call: dict[str, Any], info: dict[str, Any]) -> str:
-    """What became of a call whose outcome was never journaled (a crash): what recovery will do with it (an undo
-    cut off is run again, not undone), or, once the run is over, what it did (the call after it for the same step
-    and index), or that nothing did (a run an operator closed by hand)."""
+    """What became of a call whose outcome was never journaled (a crash), or that its run's failure or cancel
+    cut off at the driver: what recovery will do with it (an undo cut off is run again, not undone), or, once
+    the run is over, what it did (the call after it for the same step and index), or that nothing did (a run
+    an operator closed by hand)."""
     undo = call["kind"] == "step"
     if info["status"] in ("running", "held"):
         return "may have moved: recovery undoes it" if undo else "may have moved: recovery runs it again"
     later = next((c for c in info["timeline"] if c["seq"] > call["seq"] and c["kind"] == "undo" and
                   (c["run"], c["step"], c["index"]) == (call["run"], call["step"], call["index"])), None)
     if later is not None:
-        return f"may have moved: {'undone' if undo else 'run again'} by recovery (seq {later['seq']})"
+        by = "" if call["outcome"] == "cut off in flight" else " by recovery"  # (its run's rollback undid it)
+        return f"may have moved: {'undone' if undo else 'run again'}{by} (seq {later['seq']})"
     return f"may have moved: the run ended {info['status']} without {'undoing' if undo else 'running'} it" + \
         ("" if undo else " again")
 
@@ -358,6 +360,6 @@ async def _hold(link: ZenohLink, robots: list[RobotProxy], warn: Callable[[str],
 def _styled(status: str, color: bool) -> Text:
     if not color:
         return Text(status)
-    style = {"ok": "green", "failed": "red", "held": "yellow", "running": "yellow", "in doubt": "yellow",
+    style = {"ok": "green", "failed": "red", "held": "yellow", "running": "yellow", "in doubt": "yellow", "cut": "yellow",
              "halted": "red"}.get(status.split(" ")[0], "")
     return Text(status, style)

@@ -37,7 +37,7 @@ def list_runs(conn: sqlite3.Connection, limit: int = 200, status: str | None = N
         # last end (a page of old runs, ``--before``: not every call since)
         ends = [end for _, _, end in todo]
         for run, done, doubt in conn.execute(  # (the ids as one JSON array: however many, never too many variables)
-                "SELECT run, coalesce(sum(outcome = 'ok'), 0), sum(outcome IS NULL) FROM calls "
+                "SELECT run, coalesce(sum(outcome = 'ok'), 0), sum(outcome IS NULL OR outcome = 'cut') FROM calls "
                 "WHERE seq BETWEEN ? AND ? AND kind = 'step' AND run IN (SELECT value FROM json_each(?)) GROUP BY run",
                 (min(start for _, start, _ in todo), LAST_SEQ if None in ends else max(ends),
                  json.dumps([run for run, _, _ in todo]))):
@@ -77,6 +77,9 @@ def root_of(conn: sqlite3.Connection, run: str) -> str | None:
 
 
 #: A timeline's calls (``show_run``).
+#: how ``runs show`` says the outcomes that are not one: no result (a crash), cut off at the driver by its run
+_OUTCOMES = {None: "in doubt", "cut": "cut off in flight"}
+
 CALLS_OF = ("SELECT seq, run, kind, step, idx, attempt, target, args, undo, hold, sent, outcome, result, error, "
             "returned FROM calls")
 
@@ -116,7 +119,7 @@ def show_run(conn: sqlite3.Connection, run: str) -> dict[str, Any]:
         timeline.append({
             "seq": seq, "run": rid, "kind": kind, "step": step, "index": loads(idx), "attempt": attempt,
             "target": target, "args": loads(args), "sent": _iso(sent),
-            "outcome": outcome if outcome is not None else "in doubt",
+            "outcome": _OUTCOMES.get(outcome, outcome),
             "result": loads(result), "error": loads(error), "returned": _iso(returned),
             "undo": loads(undo), "hold": hold,
         })

@@ -135,7 +135,7 @@ def effects(journal: Journal, root: str, calls: list[tuple[Any, ...]] | None = N
     for key, (seq, run, _, step, idx, outcome, undo, hold, *_) in latest.items():
         if outcome == "error" or key in undone or (undo is None and hold is None):
             continue
-        out.append(Effect(seq, run, step, tuple(loads(idx)), outcome is None, loads(undo), hold))
+        out.append(Effect(seq, run, step, tuple(loads(idx)), outcome != "ok", loads(undo), hold))  # None, cut
     out.sort(key=lambda e: e.seq, reverse=True)
     return out
 
