@@ -189,3 +189,20 @@ def test_a_robot_taken_while_runs_recover_rolls_it_back_is_disarmed(tmp_path: Pa
     assert err.getvalue().endswith("bus: robot left is already run by process thief-9-a1b2c3 (host thief, pid 9) on "
                                    "the bus 'test/fleet': two processes would drive one robot: disarming the robot\n")
     assert recovered.undo_errors and out.getvalue() == f"run {run['id']}: rolled back, 1 undo errors\n"
+
+
+def test_a_reactor_run_beside_the_robot_process_of_its_machine_does_not_take_its_listening_port(
+        tmp_path: Path) -> None:
+    # [bus] listen with a port (one robot process a machine, the others connecting to it): a reactor run on the
+    # machine's other robot, now on the bus to claim it, was refused "Address already in use"
+    root = machine(tmp_path, "cell")
+    port = free_port()
+    toml = root / "bbflow.toml"
+    toml.write_text(toml.read_text().replace("[bus]", '[robot.right]\ninterface = "cell.Arm"\n\n[bus]')
+                    + f'listen = ["tcp/127.0.0.1:{port}"]\n')
+    with fleet(root, tmp_path) as start:
+        left = start("left", "--agent", "Picker", "--robot", "left")
+        left.wait_for("left armed", lambda events: any(e.get("to") == "armed" for e in of(events, "robot.safety")))
+        reactor = bbflow("run", str(root), "--reactor", "Go", "--robot", "right", "--input", TO)
+        assert reactor.returncode == 0, reactor.stderr
+        assert left.stop() == 130

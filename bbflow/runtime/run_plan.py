@@ -167,7 +167,8 @@ def _bus(project: Project, options: RunOptions) -> BusSettings:
     """The bus this process joins: the agents' way to the others, and where a process claims its robots (a reactor
     run too: it claims its robot, and is refused one another process on the bus runs)."""
     try:
-        bus = bus_settings(project, listen=options.bus_listen, connect=options.bus_connect)
+        bus = bus_settings(project, listen=options.bus_listen, connect=options.bus_connect,
+                           claims_only=options.reactor is not None)
     except BusSettingsError as exc:
         raise UsageError(str(exc)) from None
     if bus.networked and options.virtual_time:

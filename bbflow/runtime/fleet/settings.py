@@ -42,8 +42,11 @@ class BusSettings:
         return self.kind != LOCAL
 
 
-def bus_settings(project: Project, *, listen: Sequence[str] = (), connect: Sequence[str] = ()) -> BusSettings:
-    """The settings for one process of ``project``; raises ``BusSettingsError``."""
+def bus_settings(project: Project, *, listen: Sequence[str] = (), connect: Sequence[str] = (),
+                 claims_only: bool = False) -> BusSettings:
+    """The settings for one process of ``project``; raises ``BusSettingsError``. ``claims_only``: a process that
+    only claims a robot (a reactor run, a recovery) listens on a free port of ``[bus] listen``'s addresses, not on
+    its ports: the robot's process of this machine, started from the same bbflow.toml, listens there."""
     bus: BusConfig = project.bus
     where = f"{project.file}: bus"
     if bus.kind == LOCAL:
@@ -62,7 +65,7 @@ def bus_settings(project: Project, *, listen: Sequence[str] = (), connect: Seque
         kind=bus.kind,
         prefix=prefix,
         connect=tuple(connect) if connect else bus.connect,
-        listen=tuple(listen) if listen else bus.listen,
+        listen=tuple(listen) if listen else tuple(map(_any_port, bus.listen or ())) or None if claims_only else bus.listen,
         mode=bus.mode,
         config=bus.config,
         catch_up=catch_up,
@@ -76,6 +79,17 @@ def bus_settings(project: Project, *, listen: Sequence[str] = (), connect: Seque
 _HOST_PORT = frozenset({"tcp", "udp", "tls", "quic", "ws"})
 #: ``HOST:PORT``: a name or an IPv4 address, or an IPv6 one in brackets
 _ADDRESS = re.compile(r"(?:\[[0-9A-Fa-f:.%\w]+\]|[^:\[\]/]+):(?P<port>\d+)")
+
+
+def _any_port(endpoint: str) -> str:
+    """``endpoint`` on port 0 (any free one), when its protocol takes ``HOST:PORT``."""
+    protocol, _, rest = endpoint.partition("/")
+    cut = re.search(r"[?#]", rest)
+    address, tail = (rest[:cut.start()], rest[cut.start():]) if cut is not None else (rest, "")
+    match = _ADDRESS.fullmatch(address)
+    if protocol not in _HOST_PORT or match is None:
+        return endpoint
+    return f"{protocol}/{address[:match.start('port')]}0{tail}"
 
 
 def _check_ports(endpoints: Sequence[str], given: str, *, listening: bool) -> None:

@@ -201,7 +201,7 @@ def recover_run(program: model.Program, project: Project, prefix: str, out: IO[s
     (``bus_listen``, ``bus_connect``: over ``[bus]``) before it is opened: a robot another process of the
     fleet runs is refused, as a ``bbflow run`` of it would be.
     """
-    bus = bus_settings(project, listen=bus_listen, connect=bus_connect)  # a typo is said before anything
+    bus = bus_settings(project, listen=bus_listen, connect=bus_connect, claims_only=True)  # a typo: said first
     config, run = find(project, prefix)  # recovered against the journal that holds it
     with contextlib.closing(open_for_reading(project, config)) as conn, reading(config.path):
         instance, status, owner = conn.execute("SELECT robot, status, owner FROM runs WHERE id = ?", (run,)).fetchone()
