@@ -113,12 +113,14 @@ def test_a_put_that_fails_after_the_session_closed_is_reported_dropped(tmp_path:
     assert dropped["reason"].startswith("not sent to the other processes: the Zenoh session failed: "), dropped
 
 
-def test_the_outbox_puts_in_order_holds_no_more_than_its_bounds_and_never_waits(
+def test_the_outbox_puts_in_order_holds_no_more_than_its_bounds_and_never_waits_on_held_puts(
         monkeypatch: pytest.MonkeyPatch) -> None:
     # past 1,000 events waiting behind a peer that read nothing, sending waited for room: on the event loop,
-    # every agent, robot and timer of the process stopped with it. Now what finds no room is refused at once.
+    # every agent, robot and timer of the process stopped with it. Now what finds no room waits ROOM_WAIT at
+    # most, once: then, until a put returns, it is refused at once.
     from bbflow.runtime.fleet import zenoh_link
 
+    monkeypatch.setattr(zenoh_link, "ROOM_WAIT", 0.01)
     monkeypatch.setattr(zenoh_link, "OUTBOX", 3)
     monkeypatch.setattr(zenoh_link, "OUTBOX_BYTES", 10)
     gate, entered, put = threading.Event(), threading.Event(), []
@@ -149,6 +151,28 @@ def test_the_outbox_puts_in_order_holds_no_more_than_its_bounds_and_never_waits(
     finally:
         loop.close()
     assert by_bytes == [True, True, False, True] and put == [b"held", b"aaaa", b"bbbb", b"cc"]
+
+
+def test_a_burst_faster_than_the_puts_waits_for_room_and_loses_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    # with sending that never waited, a burst of 20,000 events to a healthy peer lost 2,248 of them (reported
+    # dropped), the outbox full only because the puts are slower than the sender
+    from bbflow.runtime.fleet import zenoh_link
+
+    monkeypatch.setattr(zenoh_link, "OUTBOX", 3)
+    put: list[bytes] = []
+
+    def publish(signal_type: str, payload: bytes) -> None:
+        time.sleep(0.001)  # a put that takes its time, and returns
+        put.append(payload)
+
+    loop = asyncio.new_event_loop()
+    try:
+        outbox = zenoh_link._Outbox(publish, loop, lambda *_: None)
+        sent = [outbox.put("t", b"%d" % n) for n in range(30)]
+        assert outbox.stop(PATIENCE) == []
+    finally:
+        loop.close()
+    assert sent == [True] * 30 and put == [b"%d" % n for n in range(30)] and not outbox.stalled
 
 
 def test_an_event_too_large_for_the_bus_is_not_sent_and_says_so(tmp_path: Path) -> None:

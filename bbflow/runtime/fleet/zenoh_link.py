@@ -8,8 +8,9 @@ Imported only when ``[bus] kind = "zenoh"`` (it needs the ``bus`` extra).
   announces sequence numbers (sample-miss detection, sporadic heartbeats) and
   publishes reliably, blocking rather than dropping when the network is slow.
   The puts are made in order on a thread of their own (``_Outbox``): a put that
-  blocks must not stop the event loop; what finds that outbox full is not sent,
-  and reported ``signal.dropped``.
+  blocks must not stop the event loop; what finds that outbox full waits for
+  room while the puts go on, and is not sent, and reported ``signal.dropped``,
+  while a peer that reads nothing holds them.
 - In: one *advanced subscriber* per key expression of the process's routes.
   Gaps are reported as ``signal.lost`` with a ``count``; with ``catch_up``
   > 0, a process that starts asks the publishers for what they published
@@ -98,9 +99,13 @@ WATCH = 0.2
 _PREVIOUS = struct.Struct("<d")
 #: publishers remembered to see which ones are new (oldest forgotten first)
 SOURCES = 10_000
-#: events sent and not yet put on the bus, at most (or ``OUTBOX_BYTES``): past that, an event is not sent, and reported
+#: events sent and not yet put on the bus, at most (or ``OUTBOX_BYTES``): past that, sending waits for room while
+#: the puts go on (a burst faster than the network), and an event is not sent, and reported, once they do not
 OUTBOX = 10_000
 OUTBOX_BYTES = 16 << 20
+#: how long sending waits (on the event loop) for room in a full outbox before it takes the puts for held by a
+#: peer that reads nothing; from then on, until a put returns, what finds no room is not sent at once
+ROOM_WAIT = 0.05
 #: The most the queue before the door holds: events past it (or past ``INBOX_BYTES``) are lost, and reported
 INBOX = 10_000
 INBOX_BYTES = 64 << 20
@@ -216,12 +221,15 @@ class _Outbox:
     Zenoh's put blocks while the network is congested or a peer has stopped reading (a process stopped
     with SIGSTOP, a machine asleep), for up to 5 s before Zenoh drops the link to that peer: on the event
     loop, every agent, robot and timer of the process would stop with it. At most ``OUTBOX`` events and
-    ``OUTBOX_BYTES`` wait here; ``put`` never waits: an event that finds no room is refused (the caller
-    reports it). A put that fails is handed back to the loop (``failed``).
+    ``OUTBOX_BYTES`` wait here. An event that finds no room waits for it while the puts go on (a burst
+    faster than the network: the sender is held back, as by the network itself), but ``ROOM_WAIT`` at most:
+    then the puts are taken for held (``stalled``), and until one returns, what finds no room is refused at
+    once (the caller reports it). A put that fails is handed back to the loop (``failed``).
 
     Without a lock per event, as ``_Inbox``: ``deque.append`` and ``popleft`` are atomic; the thread
-    clears ``_wake`` *before* it takes what is there, so an event put after that wakes it again. The bytes
-    waiting are those ``put`` took in less those the thread took out: two counts, each written by one thread.
+    clears ``_wake`` *before* it takes what is there, so an event put after that wakes it again, and ``put``
+    clears ``_room`` before it looks again whether the outbox is still full. The bytes waiting are those
+    ``put`` took in less those the thread took out: two counts, each written by one thread.
     """
 
     def __init__(self, publish: Callable[[str, bytes], None], loop: asyncio.AbstractEventLoop,
@@ -231,18 +239,28 @@ class _Outbox:
         self._failed = failed
         self._items: deque[tuple[str, bytes] | None] = deque()
         self._wake = threading.Event()
+        self._room = threading.Event()
+        self.stalled = False  # set by ``put`` when no room came in ``ROOM_WAIT``; cleared when a put returns
         self._bytes_in = 0  # written by ``put`` only
         self._bytes_out = 0  # written by the thread only
         self._thread = threading.Thread(target=self._run, name=OUTBOX_THREAD, daemon=True)
         self._thread.start()
 
     def put(self, signal_type: str, payload: bytes) -> bool:
-        """Queue an event to be put on the bus; ``False`` (not queued) when the outbox is full."""
-        if len(self._items) >= OUTBOX or self._bytes_in - self._bytes_out + len(payload) > OUTBOX_BYTES:
-            return False
+        """Queue an event to be put on the bus; ``False`` (not queued) when the outbox is full and its puts
+        are held."""
+        while self._full(len(payload)):
+            if self.stalled:
+                return False
+            self._room.clear()
+            if self._full(len(payload)) and not self._room.wait(ROOM_WAIT):
+                self.stalled = True
         self._bytes_in += len(payload)
         self._append((signal_type, payload))
         return True
+
+    def _full(self, size: int) -> bool:
+        return len(self._items) >= OUTBOX or self._bytes_in - self._bytes_out + size > OUTBOX_BYTES
 
     def stop(self, patience: float) -> list[tuple[str, bytes]]:
         """Put what is queued, then end the thread, waiting ``patience`` seconds at most (it blocks: call it
@@ -278,6 +296,8 @@ class _Outbox:
                 if item is None:
                     return
                 self._bytes_out += len(item[1])
+                if not self._room.is_set():
+                    self._room.set()
                 try:
                     self._publish(*item)
                 except Exception as exc:  # the session closed under the process, or worse: the thread goes on
@@ -285,6 +305,7 @@ class _Outbox:
                         self._loop.call_soon_threadsafe(self._failed, item[0], exc)
                     except RuntimeError:  # the loop has closed: the process is stopping
                         pass
+                self.stalled = False
 
 
 def session_tag(process: str) -> str | None:
@@ -604,9 +625,8 @@ class ZenohLink:
             self._not_sent(envelope.type, f"{len(payload)} bytes, more than the bus takes ({MAX_LINE_BYTES} bytes)")
             return True
         if not self._outbox.put(envelope.type, payload):
-            self._not_sent(envelope.type, f"{OUTBOX:,} events or {OUTBOX_BYTES >> 20} MiB wait to go out already (a "
-                                          "peer that reads nothing holds them: a process stopped, a machine asleep; "
-                                          "or the network is slower than this process sends)")
+            self._not_sent(envelope.type, f"{OUTBOX:,} events or {OUTBOX_BYTES >> 20} MiB wait to go out already, "
+                                          "held by a peer that reads nothing (a process stopped, a machine asleep)")
             return True
         self.sent += 1
         return True
