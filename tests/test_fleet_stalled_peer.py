@@ -89,7 +89,7 @@ def test_a_peer_that_reads_nothing_never_stops_the_senders_loop_and_what_it_cann
             dropped = of(events, "signal.dropped", type="blob.sent")
             assert dropped, "the outbox held every blob: send more, or larger ones"
             assert {e["reason"] for e in dropped} == {
-                "not sent to the other processes: 10,000 events or 16 MiB wait to go out already, held by a peer "
+                "not sent to the other processes: 1,000 events or 16 MiB wait to go out already, held by a peer "
                 "that reads nothing (a process stopped, a machine asleep)"}
         finally:
             peer.popen.send_signal(signal.SIGCONT)

@@ -101,7 +101,7 @@ _PREVIOUS = struct.Struct("<d")
 SOURCES = 10_000
 #: events sent and not yet put on the bus, at most (or ``OUTBOX_BYTES``): past that, sending waits for room while
 #: the puts go on (a burst faster than the network), and an event is not sent, and reported, once they do not
-OUTBOX = 10_000
+OUTBOX = 1_000
 OUTBOX_BYTES = 16 << 20
 #: how long sending waits (on the event loop) for room in a full outbox before it takes the puts for held by a
 #: peer that reads nothing; from then on, until a put returns, what finds no room is not sent at once
