@@ -42,7 +42,7 @@ from bbflow.runtime import model
 from bbflow.runtime.executor import run_reactor
 from bbflow.runtime.journal import Journal, JournalConfig
 from bbflow.runtime.journal.recovery import Recovery
-from bbflow.runtime.journal.store import PAGE_SIZE, connect
+from bbflow.runtime.journal.store import MARK_CALLS_FROM, PAGE_SIZE, connect
 from bbflow.runtime.proxy import RobotProxy
 from bbflow.runtime.types import INT
 
@@ -341,6 +341,7 @@ def _crashed(path: Path, runs: int) -> None:
                          "VALUES (?, ?, 'step', ?, '[]', 1, 'op', ?, ?, ?, ?)",
                          (seq, f"r{k}", f"s{step}", '{"tag":%d}' % step, '{"command":"undo","args":{"tag":%d}}' % step,
                           now, "ok" if step < 3 else None))
+    conn.execute(MARK_CALLS_FROM)  # where each run's calls begin, as the journal marks them (without it, none)
     conn.execute("COMMIT")
     journal.close()
 
@@ -360,6 +361,9 @@ def recovery_figures(runs: int, repeat: int, folder: Path) -> list[Figure]:
                 done = await Recovery(journal, model.Program(), {"bench": robot}).run()
                 took = time.perf_counter() - start
             assert len(done) == runs and all(d.action == "rolled back" for d in done)
+            await journal.writer.flush()
+            undone = journal.read.execute("SELECT count(*) FROM calls WHERE kind = 'undo' AND outcome = 'ok'")
+            assert undone.fetchone()[0] == 4 * runs, "recovery undid less than every step of every run"
             return took
 
         times.append(asyncio.run(recover()))
