@@ -124,11 +124,16 @@ class Member(NamedTuple):
 def member_key(prefix: str, process: str, robots: Iterable[str], agents: Iterable[str]) -> str:
     """The liveliness key announcing one process, its robots and its agents."""
     robots, agents = list(robots), list(agents)
-    for name in (process, *robots, *agents):
-        if not name or name == _NONE or name.startswith("@") or KEY_CHUNK_FORBIDDEN.search(name):
-            raise BusKeyError(f"{name!r} cannot be part of a membership key")
+    _check_names("membership", process, *robots, *agents)
     parts = [process, ",".join(robots) or _NONE, ",".join(agents) or _NONE]
     return f"{prefix}/@fleet/{'/'.join(parts)}"
+
+
+def _check_names(kind: str, *names: str) -> None:
+    """Refuse a name that cannot be a chunk of a liveliness key (nor one of its lists, nor the empty list)."""
+    for name in names:
+        if not name or name == _NONE or name.startswith("@") or KEY_CHUNK_FORBIDDEN.search(name):
+            raise BusKeyError(f"{name!r} cannot be part of a {kind} key")
 
 
 def members_key(prefix: str) -> str:
@@ -166,7 +171,7 @@ class Claim(NamedTuple):
 
 def claim_key(prefix: str, claim: Claim) -> str:
     """The liveliness key of a process's claim (names checked as for ``member_key``)."""
-    member_key(prefix, claim.process, [claim.name], [])
+    _check_names("claim", claim.process, claim.name)
     return f"{prefix}/@claim/{claim.what}/{claim.name}/{claim.process}"
 
 
