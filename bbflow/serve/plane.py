@@ -26,7 +26,7 @@ from bbflow.runtime.app import Session
 from bbflow.runtime.bus import Bus
 from bbflow.runtime.door import Door, Refusal
 from bbflow.runtime.events import Fanout, jsonable
-from bbflow.runtime.fleet.door import SeenIds, digest
+from bbflow.runtime.fleet.door import SeenIds
 from bbflow.runtime.journal import JournalFailed, Lag
 from bbflow.runtime.signals import Envelope, SignalCatalog
 from bbflow.serve.config import ServeSettings
@@ -148,8 +148,7 @@ class ControlPlane:
         that retries (its 202 lost in a crash, or a timeout) made the cell handle it twice: a second pick.
         ``Refused`` (409) when the journal holds a signal of another source under that id: it keeps one
         per id, so after a crash this one would be lost, or replayed as that one."""
-        key = digest(envelope.source, envelope.id)
-        if key in self._seen:
+        if self._seen.seen(envelope.source, envelope.id):
             return True
         journal = self.session.journal if self.session is not None else None
         held = None
@@ -163,7 +162,7 @@ class ControlPlane:
         if held is not None:
             raise Refused(409, f"the journal holds another signal with id {envelope.id!r} (from {held}); it keeps "
                                "one signal per id, so send this one with an id of its own")
-        self._seen.add(key)
+        self._seen.add(envelope.source, envelope.id)
         return False
 
     async def _recorded(self) -> None:

@@ -14,7 +14,6 @@ passes is delivered to this process's agents only: it is not published again.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Hashable
 
 from bbflow.runtime.bus import Bus
 from bbflow.runtime.door import Door, Refusal
@@ -32,21 +31,26 @@ def digest(*parts: str) -> bytes:
 
 
 class SeenIds:
-    """A bounded set of recently seen ids: ``add`` says whether an id is new."""
+    """A bounded set of recently seen ids, each remembered as its ``digest`` however long it is: ``add`` says
+    whether an id (one or more strings, such as a source and an id) is new."""
 
     def __init__(self, capacity: int = SEEN_IDS) -> None:
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
         self.capacity = capacity
-        self._ids: dict[Hashable, None] = {}  # insertion order: the oldest first
+        self._ids: dict[bytes, None] = {}  # insertion order: the oldest first
 
     def __len__(self) -> int:
         return len(self._ids)
 
-    def __contains__(self, key: Hashable) -> bool:
-        return key in self._ids
+    def __contains__(self, key: str) -> bool:
+        return self.seen(key)
 
-    def add(self, key: Hashable) -> bool:
+    def seen(self, *parts: str) -> bool:
+        return digest(*parts) in self._ids
+
+    def add(self, *parts: str) -> bool:
+        key = digest(*parts)
         if key in self._ids:
             return False
         if len(self._ids) >= self.capacity:
@@ -79,7 +83,7 @@ class BusDoor:
             self._drop(admitted.type, f"published on key {key!r}, which is not the key of its type")
         elif admitted.type in FLEET_SIGNALS:
             self._drop(admitted.type, "membership signals are made by each process itself, not taken from the bus")
-        elif not self.seen.add(digest(admitted.id)):
+        elif not self.seen.add(admitted.id):
             shown = admitted.id if len(admitted.id) <= 100 else admitted.id[:97] + "..."
             self._drop(admitted.type, f"duplicate id {shown}")
         else:
