@@ -226,7 +226,7 @@ class _Outbox:
     then the puts are taken for held (``stalled``), and until one returns, what finds no room is refused at
     once (the caller reports it). A put that fails is handed back to the loop (``failed``).
 
-    Without a lock per event, as ``_Inbox``: ``deque.append`` and ``popleft`` are atomic; the thread
+    Without a lock per event: ``deque.append`` and ``popleft`` are atomic; the thread
     clears ``_wake`` *before* it takes what is there, so an event put after that wakes it again, and ``put``
     clears ``_room`` before it looks again whether the outbox is still full. The bytes waiting are those
     ``put`` took in less those the thread took out: two counts, each written by one thread.
