@@ -329,12 +329,14 @@ class FlowServer(LanguageServer):
     def current_text(self, path: Path, analysed: str) -> str:
         return self.current_lines(path, analysed)[0]
 
-    def current_lines(self, path: Path, analysed: str) -> tuple[str, list[str]]:
-        """The editor's text of ``path`` (else ``analysed``) and its lines, made once for each text: every
+    def current_lines(self, path: Path, analysed: str) -> tuple[str, list[str], bool]:
+        """The editor's text of ``path`` (else ``analysed``), its lines, made once for each text (every
         location and diagnostic sent asks, and making them again for each of 3,000 references in a
-        3,000-step file took a second."""
+        3,000-step file took a second), and whether it starts with a byte order mark (``has_bom``)."""
         doc = self.document(path)
-        return self._lines(path, doc.source if doc is not None else analysed, opened=doc is not None)
+        if doc is None:
+            return *self._lines(path, analysed, opened=False), False
+        return *self._lines(path, doc.source, opened=True), doc.source.startswith(BOM)
 
     def _lines(self, path: Path, source: str, opened: bool) -> tuple[str, list[str]]:
         """``source`` of ``path`` (as ``lsp_text`` if it is an open document's) and its lines, made once."""
@@ -403,9 +405,9 @@ class FlowServer(LanguageServer):
             except (OSError, UnicodeDecodeError):
                 analysed = ""
             return self.to_lsp_range(r, analysed.split("\n"))
-        now, lines = self.current_lines(path, analysed)
+        now, lines, bom = self.current_lines(path, analysed)
         moved = self.shift(path, program, now).to_new(r)
-        return self.to_lsp_range(moved, lines, self.has_bom(path)) if moved is not None else None
+        return self.to_lsp_range(moved, lines, bom) if moved is not None else None
 
     def to_lsp_location(self, loc: Location, program: Program) -> lsp.Location | None:
         r = self.client_range(loc.path, loc.range, program)
