@@ -39,6 +39,7 @@ import bisect
 import functools
 import re
 from collections import deque
+from collections.abc import Collection
 from copy import copy
 from pathlib import Path
 from typing import Any
@@ -345,10 +346,13 @@ def _members(program: Program | None, path: Path, pos: Pos, chain: list[str]) ->
     for name in chain[1:]:
         t = T.strip_optional(t) if t is not None else None
         t = t.field(name) if isinstance(t, T.RecordT) else None
+    return _fields(t)
+
+
+def _fields(t: T.Type | None, given: Collection[str] = ()) -> list[Completion]:
+    """The fields of record type ``t`` (through an optional) but those ``given``; none of another type."""
     t = T.strip_optional(t) if t is not None else None
-    if isinstance(t, T.RecordT):
-        return [Completion(n, "field", str(ft)) for n, ft in t.fields]
-    return []
+    return [Completion(n, "field", str(ft)) for n, ft in t.fields if n not in given] if isinstance(t, T.RecordT) else []
 
 
 def _expression_fields(program: Program | None, path: Path, pos: Pos, expression: str) -> list[Completion]:
@@ -365,8 +369,7 @@ def _expression_fields(program: Program | None, path: Path, pos: Pos, expression
     for node in reversed(path_at(module, Pos(pos.line, len(expression) - 1))):
         t = facts.types.get(node) if Range.of(node.span).end == end else None
         if t is not None:
-            t = T.strip_optional(t)
-            return [Completion(n, "field", str(ft)) for n, ft in t.fields] if isinstance(t, T.RecordT) else []
+            return _fields(t)
     return []
 
 
@@ -510,9 +513,7 @@ def _only(program: Program | None, path: Path, pos: Pos, before: str) -> list[Co
 def _payload_fields(facts: Facts | None, signal: str, given: set[str]) -> list[Completion]:
     """The fields of the payload of ``signal`` (a record) but those ``given``."""
     decl = facts.signals.get(signal) if facts is not None else None
-    t = facts.decl_types.get(decl) if facts is not None and decl is not None else None
-    t = T.strip_optional(t) if t is not None else None
-    return [Completion(n, "field", str(ft)) for n, ft in t.fields if n not in given] if isinstance(t, T.RecordT) else []
+    return _fields(facts.decl_types.get(decl) if facts is not None and decl is not None else None, given)
 
 
 def _parameters(program: Program | None, path: Path, pos: Pos, callee: str, given: set[str]) -> list[Completion]:
