@@ -111,7 +111,7 @@ class _Drawing:
             inputs[param.partition(":")[0]] = nid = self.new_id("i")
             self.nodes[nid] = (param, "input")
         for node in graph.nodes():
-            for name in sorted(node.inputs, key=list(inputs).index):
+            for name in (n for n in inputs if n in node.inputs):
                 self.edges.append((inputs[name], self.drawn[id(node)], "", False))
         if graph.returns is not None:
             rid = self.new_id("r")
