@@ -76,10 +76,10 @@ def root_of(conn: sqlite3.Connection, run: str) -> str | None:
     return None if row is None or row[0] == run else row[0]
 
 
-#: A timeline's calls (``show_run``).
 #: how ``runs show`` says the outcomes that are not one: no result (a crash), cut off at the driver by its run
 _OUTCOMES = {None: "in doubt", "cut": "cut off in flight"}
 
+#: A timeline's calls (``show_run``).
 CALLS_OF = ("SELECT seq, run, kind, step, idx, attempt, target, args, undo, hold, sent, outcome, result, error, "
             "returned FROM calls")
 
