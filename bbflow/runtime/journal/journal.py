@@ -154,7 +154,8 @@ class Journal:
         stop = threading.Event()
         loop = asyncio.get_running_loop()
         cutoff = time.time() - self.config.keep
-        old = self.read.execute("SELECT count(*) FROM runs WHERE ended < ?", (cutoff,)).fetchone()[0]  # (an index)
+        old = 0 if note is None else \
+            self.read.execute("SELECT count(*) FROM runs WHERE ended < ?", (cutoff,)).fetchone()[0]  # (an index)
         if note is not None and old >= BACKLOG:
             note(f"journal: pruning {old} runs finished longer ago than [journal] keep, before any robot is armed; "
                  "a backlog takes a while (Ctrl-C stops it, nothing half pruned)")

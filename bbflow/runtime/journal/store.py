@@ -188,9 +188,10 @@ def open_reader(path: Path | str, project: str, *, whole: bool = False) -> sqlit
         raise JournalError(f"{path}: no journal here (nothing has run with a journal in this project)")
     # read-write, not ``mode=ro``: SQLite makes the ``-wal`` and ``-shm`` files beside a journal for any reader,
     # and only a connection that may write removes them, when it is the last to close (``query_only`` below)
-    conn = _opened(path, lambda: sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True))
+    conn = _opened(path, lambda: sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True,
+                                                 check_same_thread=False))  # (checked on a worker: Ctrl-C)
     try:
-        version = _check(conn, path, project, whole=whole)
+        version = _interruptible(conn, lambda: _check(conn, path, project, whole=whole))
     except BaseException:
         conn.close()
         raise
