@@ -61,11 +61,17 @@ def bus_settings(project: Project, *, listen: Sequence[str] = (), connect: Seque
         catch_up = parse_duration(bus.catch_up)
     except ValueError as exc:
         raise BusSettingsError(f"{where}.catch_up: {exc}") from None
+    if listen:
+        listening: tuple[str, ...] | None = tuple(listen)
+    elif claims_only:
+        listening = tuple(map(_any_port, bus.listen or ())) or None
+    else:
+        listening = bus.listen
     settings = BusSettings(
         kind=bus.kind,
         prefix=prefix,
         connect=tuple(connect) if connect else bus.connect,
-        listen=tuple(listen) if listen else tuple(map(_any_port, bus.listen or ())) or None if claims_only else bus.listen,
+        listen=listening,
         mode=bus.mode,
         config=bus.config,
         catch_up=catch_up,
@@ -81,12 +87,18 @@ _HOST_PORT = frozenset({"tcp", "udp", "tls", "quic", "ws"})
 _ADDRESS = re.compile(r"(?:\[[0-9A-Fa-f:.%\w]+\]|[^:\[\]/]+):(?P<port>\d+)")
 
 
-def _any_port(endpoint: str) -> str:
-    """``endpoint`` on port 0 (any free one), when its protocol takes ``HOST:PORT``."""
+def _endpoint(endpoint: str) -> tuple[str, str, str, re.Match[str] | None]:
+    """``PROTOCOL/ADDRESS?…#…`` in parts: the protocol, the address, what follows it, the address as
+    ``HOST:PORT`` (None if it is not)."""
     protocol, _, rest = endpoint.partition("/")
     cut = re.search(r"[?#]", rest)
     address, tail = (rest[:cut.start()], rest[cut.start():]) if cut is not None else (rest, "")
-    match = _ADDRESS.fullmatch(address)
+    return protocol, address, tail, _ADDRESS.fullmatch(address)
+
+
+def _any_port(endpoint: str) -> str:
+    """``endpoint`` on port 0 (any free one), when its protocol takes ``HOST:PORT``."""
+    protocol, address, tail, match = _endpoint(endpoint)
     if protocol not in _HOST_PORT or match is None:
         return endpoint
     return f"{protocol}/{address[:match.start('port')]}0{tail}"
@@ -96,11 +108,9 @@ def _check_ports(endpoints: Sequence[str], given: str, *, listening: bool) -> No
     """An endpoint with no port, or one that is none, is said at the start: Zenoh refuses it to listen on, but
     keeps trying to connect to it for ever, and the process runs alone."""
     for endpoint in endpoints:
-        protocol, _, rest = endpoint.partition("/")
+        protocol, _, _, match = _endpoint(endpoint)
         if protocol not in _HOST_PORT:
             continue  # unixsock-stream/PATH, serial/..., or no protocol at all: Zenoh says what is wrong
-        address = re.split(r"[?#]", rest, maxsplit=1)[0]
-        match = _ADDRESS.fullmatch(address)
         port = int(match["port"]) if match is not None else None
         if port is None:
             why = f"no port: give HOST:PORT, e.g. {protocol}/127.0.0.1:7447"
@@ -121,13 +131,20 @@ def process_name() -> str:
     return f"{_chunk(socket.gethostname()) or 'host'}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
+def process_parts(name: str) -> tuple[str, int, str] | None:
+    """The host, PID and random tag of a name ``process_name`` made; None for a name of another form (a
+    process of another program on the bus)."""
+    parts = name.rsplit("-", 2)
+    if len(parts) != 3 or not parts[1].isdigit() or not re.fullmatch(r"[0-9a-f]{6}", parts[2]):
+        return None
+    return parts[0], int(parts[1]), parts[2]
+
+
 def describe_process(name: str) -> str:
     """``HOST-PID-XXXXXX`` as a person reads it: ``process HOST-PID-XXXXXX (host HOST, pid PID)``; a name
-    of another form (a process of another program on the bus) as it is."""
-    parts = name.rsplit("-", 2)
-    if len(parts) != 3 or not parts[1].isdigit():
-        return f"process {name}"
-    return f"process {name} (host {parts[0]}, pid {parts[1]})"
+    of another form as it is."""
+    parts = process_parts(name)
+    return f"process {name}" if parts is None else f"process {name} (host {parts[0]}, pid {parts[1]})"
 
 
 def _chunk(text: str) -> str:

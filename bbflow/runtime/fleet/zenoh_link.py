@@ -82,7 +82,7 @@ from bbflow.runtime.fleet.keys import (
     subscriptions,
 )
 from bbflow.runtime.fleet.membership import AlreadyRun, check_claims, peer_envelope
-from bbflow.runtime.fleet.settings import BusOpenError, BusSettings
+from bbflow.runtime.fleet.settings import BusOpenError, BusSettings, process_parts
 from bbflow.runtime.fleet.threads import CLOSE_THREAD, OUTBOX_THREAD
 from bbflow.runtime.signals import Envelope
 
@@ -312,10 +312,8 @@ def session_tag(process: str) -> str | None:
     """The start of the Zenoh ids of the sessions of ``process`` (a name ``HOST-PID-XXXXXX``), so that a
     publisher Zenoh names by its id is known as its process: ``b``, the random tag and the PID in hex;
     the rest of an id is random (a new session does not take an old one's id). ``None`` for another name."""
-    parts = process.rsplit("-", 2)
-    if len(parts) != 3 or not parts[1].isdigit() or not re.fullmatch(r"[0-9a-f]{6}", parts[2]):
-        return None
-    return f"b{parts[2]}{int(parts[1]):08x}"
+    parts = process_parts(process)
+    return None if parts is None else f"b{parts[2]}{parts[1]:08x}"
 
 
 async def _within(seconds: float, work: Callable[[], object]) -> bool:
