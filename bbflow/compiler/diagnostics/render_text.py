@@ -123,21 +123,20 @@ def _cells(span: Span, source: SourceFile) -> tuple[int, int, int]:
     Counted in cells, not characters: an emoji or a CJK character before the span takes two cells,
     a combining accent none, and the marker must stand under the span."""
     text = source.line(span.line)
-    if _plain(text):  # a cell a character, as written: columns are cells
-        total = len(text)
-        start = min(span.column - 1, total)
-        same_line = span.end_line == span.line and span.end_column > span.column
-        end = min(span.end_column - 1, total) if same_line else max(total, start + 1)
-        return start, max(end, start + 1), total
-    from rich.cells import cell_len  # only with something to show: a clean check never loads rich
-
-    start = cell_len(_expand(text[: span.column - 1]))
-    total = cell_len(_expand(text))
+    width = len if _plain(text) else _cell_width  # plain text: a cell a character, as written
+    start = width(text[: span.column - 1])
+    total = width(text)
     if span.end_line == span.line and span.end_column > span.column:
-        end = cell_len(_expand(text[: span.end_column - 1]))
+        end = width(text[: span.end_column - 1])
     else:  # a multi-line span is marked to the end of its first line
         end = max(total, start + 1)
     return start, max(end, start + 1), total
+
+
+def _cell_width(text: str) -> int:
+    from rich.cells import cell_len  # only with something to show: a clean check never loads rich
+
+    return cell_len(_expand(text))
 
 
 def _first_cell(span: Span, source: SourceFile) -> int:
